@@ -1,0 +1,116 @@
+import { mkdirSync } from 'node:fs'
+
+import { PGlite } from '@electric-sql/pglite'
+import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysely'
+import pg from 'pg'
+
+import { withQueryErrors } from './query-error-dialect.js'
+import type { DB } from './types.js'
+
+/** Where the embedded database lives when neither `dataDir` nor PGLITE_DATA_DIR says otherwise. */
+export const DEFAULT_PGLITE_DATA_DIR = '.data/pglite'
+
+/** PGlite's name for a database that lives only in memory. */
+export const IN_MEMORY = 'memory://'
+
+/**
+ * Options of {@link createDb}. Each falls back to the environment, then to the embedded default.
+ */
+export interface CreateDbOptions {
+  /** A PostgreSQL connection string. Defaults to DATABASE_URL. */
+  connectionString?: string
+  /**
+   * The embedded database's folder, used when there is no connection string. Defaults to
+   * PGLITE_DATA_DIR, then `.data/pglite` under the working directory; `memory://` keeps it in
+   * memory.
+   */
+  dataDir?: string
+  /** Kysely's query log. */
+  log?: KyselyConfig['log']
+  /** The environment to read DATABASE_URL and PGLITE_DATA_DIR from; `process.env` by default. */
+  env?: NodeJS.ProcessEnv
+}
+
+/** The database a {@link createDb} call connects to. */
+export type DatabaseTarget =
+  | { kind: 'postgres'; connectionString: string }
+  | { kind: 'pglite'; dataDir: string }
+
+/**
+ * Decides which database {@link createDb} uses, and rejects a connection string that is not
+ * PostgreSQL's.
+ *
+ * @example
+ * ```ts
+ * resolveDatabaseTarget({ env: { DATABASE_URL: 'postgres://localhost/app' } })
+ * // { kind: 'postgres', connectionString: 'postgres://localhost/app' }
+ * ```
+ */
+export function resolveDatabaseTarget(options: CreateDbOptions = {}): DatabaseTarget {
+  const env = options.env ?? process.env
+  const connectionString = (options.connectionString ?? env.DATABASE_URL)?.trim()
+  if (connectionString) {
+    if (!/^postgres(ql)?:\/\//.test(connectionString)) {
+      throw new Error(
+        `The connection string "${redactPassword(connectionString)}" is not a PostgreSQL URL. ` +
+          'Expected postgres://user:password@host:5432/database; unset DATABASE_URL to use the embedded database.',
+      )
+    }
+    return { kind: 'postgres', connectionString }
+  }
+  return { kind: 'pglite', dataDir: options.dataDir ?? env.PGLITE_DATA_DIR ?? DEFAULT_PGLITE_DATA_DIR }
+}
+
+/**
+ * Says which database a target is, for logs, without its password.
+ *
+ * @example
+ * ```ts
+ * describeDatabaseTarget({ kind: 'pglite', dataDir: '.data/pglite' })
+ * // 'embedded PGlite at .data/pglite'
+ * ```
+ */
+export function describeDatabaseTarget(target: DatabaseTarget): string {
+  return target.kind === 'postgres'
+    ? `PostgreSQL at ${redactPassword(target.connectionString)}`
+    : `embedded PGlite at ${target.dataDir}`
+}
+
+/**
+ * Creates the typed Kysely instance of the x402-jobs database: PostgreSQL through node-postgres
+ * when a connection string is given or DATABASE_URL is set, otherwise the embedded PGlite
+ * database. Nothing connects until the first query. Errors that PostgreSQL reports arrive as
+ * {@link QueryError}. Call `db.destroy()` when done.
+ *
+ * @example
+ * ```ts
+ * const db = createDb() // DATABASE_URL, or .data/pglite
+ * const models = await db.selectFrom('ai_models').selectAll().execute()
+ * await db.destroy()
+ * ```
+ */
+export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
+  const target = resolveDatabaseTarget(options)
+  const dialect =
+    target.kind === 'postgres'
+      ? new PostgresDialect({
+          pool: new pg.Pool({
+            connectionString: target.connectionString,
+            application_name: 'x402-jobs-db',
+            // An unreachable server fails the first query instead of hanging it.
+            connectionTimeoutMillis: 10_000,
+          }),
+        })
+      : new PGliteDialect({ pglite: () => openPglite(target.dataDir) })
+  return new Kysely<DB>({ dialect: withQueryErrors(dialect), log: options.log })
+}
+
+function openPglite(dataDir: string): PGlite {
+  if (dataDir === IN_MEMORY) return new PGlite()
+  mkdirSync(dataDir, { recursive: true })
+  return new PGlite(dataDir)
+}
+
+function redactPassword(connectionString: string): string {
+  return connectionString.replace(/^(\w+:\/\/[^:/@]+):[^@]*@/, '$1:***@')
+}

@@ -1,0 +1,100 @@
+import type { CompiledQuery } from 'kysely'
+
+import { migrations } from '../migrations/index.js'
+import { createDb, IN_MEMORY } from './create-db.js'
+import { MIGRATION_TABLE_SCHEMA, migrateTo } from './migrator.js'
+import { ensureSupabaseStandIn } from './supabase-stand-in.js'
+
+/** Which half of a migration to export. */
+export type MigrationDirection = 'up' | 'down'
+
+/**
+ * Finds a migration by its full name or by a prefix that only it has, such as `005`.
+ * Throws a message that lists the known names otherwise.
+ *
+ * @example
+ * ```ts
+ * resolveMigrationName('005') // '005_add_openrouter_integration'
+ * ```
+ */
+export function resolveMigrationName(query: string): string {
+  const names = Object.keys(migrations).sort()
+  if (names.includes(query)) return query
+  const matches = names.filter((name) => name.startsWith(query))
+  if (matches.length === 1) return matches[0]!
+  const known = `Known migrations: ${names.join(', ')}.`
+  throw new Error(
+    matches.length === 0
+      ? `No migration is named "${query}". ${known}`
+      : `"${query}" matches several migrations (${matches.join(', ')}); give more of the name.`,
+  )
+}
+
+/**
+ * The SQL that a migration runs, as one script for review or for the Supabase SQL Editor. It
+ * is produced by running the migration's own TypeScript on a scratch in-memory database that is
+ * first brought to the state the migration starts from, and recording every statement.
+ *
+ * @example
+ * ```ts
+ * process.stdout.write(await exportMigrationSql('005_add_openrouter_integration', 'down'))
+ * ```
+ */
+export async function exportMigrationSql(name: string, direction: MigrationDirection = 'up'): Promise<string> {
+  const migration = migrations[name]
+  if (!migration) return exportMigrationSql(resolveMigrationName(name), direction)
+  const names = Object.keys(migrations).sort()
+  const startingPoint = direction === 'up' ? (names[names.indexOf(name) - 1] ?? null) : name
+
+  const statements: CompiledQuery[] = []
+  let recording = false
+  const scratch = createDb({
+    dataDir: IN_MEMORY,
+    log: (event) => {
+      if (recording) statements.push(event.query)
+    },
+  })
+  try {
+    await migrateTo(scratch, startingPoint)
+    await ensureSupabaseStandIn(scratch)
+    recording = true
+    await scratch.transaction().execute(async (trx) => {
+      if (direction === 'up') await migration.up(trx)
+      else if (migration.down) await migration.down(trx)
+      else throw new Error(`Migration ${name} has no down function, so it cannot be exported as down.`)
+    })
+    recording = false
+  } finally {
+    await scratch.destroy()
+  }
+  return renderScript(name, direction, statements)
+}
+
+function renderScript(name: string, direction: MigrationDirection, statements: CompiledQuery[]): string {
+  const body = statements.map((statement) => {
+    if (statement.parameters.length > 0) {
+      throw new Error(
+        `Migration ${name} (${direction}) runs a statement with bound parameters, which a SQL script cannot carry: ` +
+          `${statement.sql.trim().slice(0, 120)}. Write its values with sql.lit() in the migration.`,
+      )
+    }
+    return `${dedent(statement.sql).replace(/;\s*$/, '')};`
+  })
+  return [
+    `-- Migration ${name} (${direction}), exported by \`npm run migrate:sql\` from src/migrations/${name}.ts.`,
+    '-- Run it as one script (for example in the Supabase SQL Editor). Run by hand, it is not recorded',
+    `-- in ${MIGRATION_TABLE_SCHEMA}.kysely_migration.`,
+    'BEGIN;',
+    '',
+    ...body.flatMap((statement) => [statement, '']),
+    'COMMIT;',
+    '',
+  ].join('\n')
+}
+
+function dedent(text: string): string {
+  const lines = text.replace(/^\s*\n/, '').trimEnd().split('\n')
+  const indents = lines.filter((line) => line.trim()).map((line) => line.match(/^\s*/)![0].length)
+  const common = Math.min(...indents)
+  return lines.map((line) => line.slice(common)).join('\n')
+}

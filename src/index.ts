@@ -1,0 +1,27 @@
+export {
+  createDb,
+  type CreateDbOptions,
+  type DatabaseTarget,
+  DEFAULT_PGLITE_DATA_DIR,
+  describeDatabaseTarget,
+  IN_MEMORY,
+  resolveDatabaseTarget,
+} from './db/create-db.js'
+export { migrateOnStartup, type MigrateOnStartupOptions, type StartupMigrationOutcome } from './db/migrate-on-startup.js'
+export { MigrationError } from './db/migration-error.js'
+export { migrationProvider } from './db/migration-provider.js'
+export { exportMigrationSql, type MigrationDirection, resolveMigrationName } from './db/migration-sql.js'
+export {
+  createMigrator,
+  MIGRATION_TABLE_SCHEMA,
+  migrateDown,
+  migrateTo,
+  migrateToLatest,
+  migrateUp,
+  type MigrationStatus,
+  migrationStatus,
+} from './db/migrator.js'
+export type { OpenRouterConfig, OpenRouterParams } from './db/openrouter-config.js'
+export { QueryError, toQueryError } from './db/query-error.js'
+export { ensureSupabaseStandIn, type SupabaseStandInOutcome } from './db/supabase-stand-in.js'
+export type * from './db/types.js'
