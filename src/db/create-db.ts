@@ -14,15 +14,16 @@ export const DEFAULT_PGLITE_DATA_DIR = '.data/pglite'
 export const IN_MEMORY = 'memory://'
 
 /**
- * Options of {@link createDb}. Each falls back to the environment, then to the embedded default.
+ * Options of {@link createDb}. An explicit `connectionString` or `dataDir` wins; otherwise
+ * DATABASE_URL, then PGLITE_DATA_DIR, then the embedded default decide.
  */
 export interface CreateDbOptions {
   /** A PostgreSQL connection string. Defaults to DATABASE_URL. */
   connectionString?: string
   /**
-   * The embedded database's folder, used when there is no connection string. Defaults to
-   * PGLITE_DATA_DIR, then `.data/pglite` under the working directory; `memory://` keeps it in
-   * memory.
+   * Use the embedded database in this folder (`memory://` keeps it in memory), even where
+   * DATABASE_URL is set. Without it and without a connection string: PGLITE_DATA_DIR, then
+   * `.data/pglite` under the working directory.
    */
   dataDir?: string
   /** Kysely's query log. */
@@ -47,6 +48,12 @@ export type DatabaseTarget =
  * ```
  */
 export function resolveDatabaseTarget(options: CreateDbOptions = {}): DatabaseTarget {
+  if (options.connectionString !== undefined && options.dataDir !== undefined) {
+    throw new Error('createDb takes a connectionString or a dataDir, not both: pick the database to use.')
+  }
+  // An explicit dataDir means the embedded database, whatever DATABASE_URL says: scratch
+  // databases (codegen, SQL export) must never land on the configured server.
+  if (options.dataDir !== undefined) return { kind: 'pglite', dataDir: options.dataDir }
   const env = options.env ?? process.env
   const connectionString = (options.connectionString ?? env.DATABASE_URL)?.trim()
   if (connectionString) {
@@ -58,7 +65,7 @@ export function resolveDatabaseTarget(options: CreateDbOptions = {}): DatabaseTa
     }
     return { kind: 'postgres', connectionString }
   }
-  return { kind: 'pglite', dataDir: options.dataDir ?? env.PGLITE_DATA_DIR ?? DEFAULT_PGLITE_DATA_DIR }
+  return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR || DEFAULT_PGLITE_DATA_DIR }
 }
 
 /**

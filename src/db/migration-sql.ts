@@ -78,7 +78,8 @@ function renderScript(name: string, direction: MigrationDirection, statements: C
           `${statement.sql.trim().slice(0, 120)}. Write its values with sql.lit() in the migration.`,
       )
     }
-    return `${dedent(statement.sql).replace(/;\s*$/, '')};`
+    // Only the whitespace around a statement goes: inside it, function bodies are string literals.
+    return `${statement.sql.trim().replace(/;$/, '')};`
   })
   return [
     `-- Migration ${name} (${direction}), exported by \`npm run migrate:sql\` from src/migrations/${name}.ts.`,
@@ -90,11 +91,4 @@ function renderScript(name: string, direction: MigrationDirection, statements: C
     'COMMIT;',
     '',
   ].join('\n')
-}
-
-function dedent(text: string): string {
-  const lines = text.replace(/^\s*\n/, '').trimEnd().split('\n')
-  const indents = lines.filter((line) => line.trim()).map((line) => line.match(/^\s*/)![0].length)
-  const common = Math.min(...indents)
-  return lines.map((line) => line.slice(common)).join('\n')
 }

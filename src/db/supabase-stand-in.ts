@@ -41,9 +41,17 @@ export async function ensureSupabaseStandIn(db: Kysely<any>): Promise<SupabaseSt
   return db.isTransaction ? apply(db) : db.transaction().execute(apply)
 }
 
+/**
+ * Reads pg_class rather than calling to_regclass(): after waiting for the lock, a fresh
+ * snapshot of the catalog sees a concurrent creator's table, while to_regclass() may still
+ * answer from this session's stale catalog cache.
+ */
 async function hasAuthUsers(db: Kysely<any>): Promise<boolean> {
   const { rows } = await sql<{ found: boolean }>`
-    SELECT to_regclass('auth.users') IS NOT NULL AS found
+    SELECT EXISTS (
+      SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'auth' AND c.relname = 'users'
+    ) AS found
   `.execute(db)
   return rows[0]?.found === true
 }

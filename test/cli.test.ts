@@ -1,0 +1,122 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
+
+// The command line behind the npm scripts, run as a user runs it: a child process, on the
+// embedded database and on DATABASE_URL.
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const run = promisify(execFile)
+
+interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+async function cli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  const { DATABASE_URL: _unused, ...inherited } = process.env
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts', ...args], {
+      cwd: root,
+      env: { ...inherited, ...env },
+      timeout: 60_000,
+    })
+    return { code: 0, stdout, stderr }
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string }
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr }
+  }
+}
+
+const lines = (text: string) => text.trim().split('\n')
+
+describe.each(testTargets)('the migrate command line on %s', (target) => {
+  let database: TestDatabase
+  let env: NodeJS.ProcessEnv
+
+  beforeAll(async () => {
+    database = await createTestDatabase(target)
+    // The command opens the database itself: release this process's hold on it.
+    await database.db.destroy()
+    env =
+      'connectionString' in database.location
+        ? { DATABASE_URL: database.location.connectionString }
+        : { PGLITE_DATA_DIR: database.location.dataDir }
+  })
+  afterAll(async () => {
+    await database.destroy()
+  })
+
+  it('latest applies everything, list shows it, down reverts one, up applies one', async () => {
+    const latest = await cli(['latest'], env)
+    expect(latest.code).toBe(0)
+    expect(lines(latest.stderr).slice(1)).toEqual([
+      'applied  000_baseline_ai_models',
+      'applied  000_baseline_x402_resources',
+      'applied  001_add_prompt_template_fields',
+      'applied  002_add_claude_integration',
+      'applied  005_add_openrouter_integration',
+    ])
+    expect(lines(latest.stderr)[0]).toMatch(target === 'pglite' ? /^Database: embedded PGlite at / : /^Database: PostgreSQL at postgres:/)
+
+    expect((await cli(['latest'], env)).stderr).toContain('Already up to date: no pending migration.')
+
+    const down = await cli(['down'], env)
+    expect(down.code).toBe(0)
+    expect(down.stderr).toContain('reverted 005_add_openrouter_integration')
+
+    const list = await cli(['list'], env)
+    expect(list.code).toBe(0)
+    expect(lines(list.stdout).map((line) => line.split(/\s+/))).toEqual([
+      ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '000_baseline_ai_models'],
+      ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '000_baseline_x402_resources'],
+      ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '001_add_prompt_template_fields'],
+      ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '002_add_claude_integration'],
+      ['pending', '-', '005_add_openrouter_integration'],
+    ])
+
+    const up = await cli(['up'], env)
+    expect(up.code).toBe(0)
+    expect(up.stderr).toContain('applied  005_add_openrouter_integration')
+  })
+
+  it('prints a migration’s SQL on stdout, up and --down', async () => {
+    const up = await cli(['sql', '005'], env)
+    expect(up.code).toBe(0)
+    expect(up.stdout).toMatch(/^-- Migration 005_add_openrouter_integration \(up\)/)
+    const down = await cli(['sql', '005_add_openrouter_integration', '--down'], env)
+    expect(down.stdout).toMatch(/^-- Migration 005_add_openrouter_integration \(down\)/)
+
+    // The export runs on a scratch database: the target keeps every migration applied.
+    const list = await cli(['list'], env)
+    expect(lines(list.stdout).every((line) => line.startsWith('applied'))).toBe(true)
+  })
+})
+
+describe('the migrate command line on bad input', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'x402-cli-bad-'))
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
+
+  it.each([
+    [['frobnicate'], /^migrate frobnicate failed: unknown command "frobnicate"\. usage: migrate </, {}],
+    [['sql'], /^migrate sql failed: migrate:sql takes one migration name/, {}],
+    [['sql', '999'], /^migrate sql failed: No migration is named "999"\. Known migrations: /, {}],
+    [['latest'], /^migrate latest failed: The connection string "mysql:\/\/root:\*\*\*@db\/app" is not a PostgreSQL URL\./, { DATABASE_URL: 'mysql://root:hunter2@db/app' }],
+    [['latest'], /^migrate latest failed: Cannot reach the database: connect ECONNREFUSED 127\.0\.0\.1:1\. Check DATABASE_URL/, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }],
+  ] as Array<[string[], RegExp, NodeJS.ProcessEnv]>)('%j exits 1 with a one-line reason', async (args, reason, extraEnv) => {
+    const result = await cli(args, { PGLITE_DATA_DIR: dataDir, ...extraEnv })
+    expect(result.code).toBe(1)
+    const reasonLines = lines(result.stderr).filter((line) => !line.startsWith('Database: '))
+    expect(reasonLines).toHaveLength(1)
+    expect(reasonLines[0]).toMatch(reason)
+    expect(result.stderr).not.toContain('hunter2')
+  })
+})

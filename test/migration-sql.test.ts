@@ -1,0 +1,78 @@
+import { rmSync } from 'node:fs'
+
+import { PGlite } from '@electric-sql/pglite'
+import { Kysely, PGliteDialect } from 'kysely'
+import pg from 'pg'
+import { describe, expect, it } from 'vitest'
+
+import { ensureSupabaseStandIn, exportMigrationSql, migrateTo, migrateToLatest } from '../src/index.js'
+import { migrations } from '../src/migrations/index.js'
+import { snapshotPublicSchema } from './support/schema-snapshot.js'
+import { createTestDatabase, type TestTarget, testTargets } from './support/test-database.js'
+
+// migrate:sql exports what a migration runs, for the Supabase SQL Editor. Proven by running the
+// exported scripts on a database as the SQL Editor would (each a single multi-statement script,
+// outside the module) and comparing the result with what the migrator builds.
+
+interface ScriptDatabase {
+  runScript(script: string): Promise<void>
+  db: Kysely<any>
+  destroy(): Promise<void>
+}
+
+/** A fresh database with the Supabase stand-in, on which whole scripts run in one go. */
+async function createScriptDatabase(target: TestTarget): Promise<ScriptDatabase> {
+  const database = await createTestDatabase(target)
+  await ensureSupabaseStandIn(database.db)
+  const { location } = database
+  if ('connectionString' in location) {
+    return {
+      db: database.db,
+      destroy: database.destroy,
+      async runScript(script) {
+        const client = new pg.Client({ connectionString: location.connectionString })
+        await client.connect()
+        await client.query(script).finally(() => client.end())
+      },
+    }
+  }
+  // A data folder takes one PGlite at a time: the module's instance makes way for a raw one.
+  await database.db.destroy()
+  const pglite = new PGlite(location.dataDir)
+  const db = new Kysely<any>({ dialect: new PGliteDialect({ pglite }) })
+  return {
+    db,
+    async destroy() {
+      await db.destroy()
+      rmSync(location.dataDir, { recursive: true, force: true })
+    },
+    async runScript(script) {
+      await pglite.exec(script)
+    },
+  }
+}
+
+describe.each(testTargets)('exported migration SQL on %s', (target) => {
+  it('builds, script by script, the schema the migrator builds; the down script of 005 reverts it', async () => {
+    const byScripts = await createScriptDatabase(target)
+    const byMigrator = await createTestDatabase(target)
+    try {
+      for (const name of Object.keys(migrations).sort()) await byScripts.runScript(await exportMigrationSql(name, 'up'))
+      await migrateToLatest(byMigrator.db)
+      expect(await snapshotPublicSchema(byScripts.db)).toEqual(await snapshotPublicSchema(byMigrator.db))
+
+      await byScripts.runScript(await exportMigrationSql('005_add_openrouter_integration', 'down'))
+      await migrateTo(byMigrator.db, '002_add_claude_integration')
+      expect(await snapshotPublicSchema(byScripts.db)).toEqual(await snapshotPublicSchema(byMigrator.db))
+    } finally {
+      await byScripts.destroy()
+      await byMigrator.destroy()
+    }
+  })
+
+  it('accepts a unique prefix, and refuses an unknown name with the list of known ones', async () => {
+    expect(await exportMigrationSql('005')).toBe(await exportMigrationSql('005_add_openrouter_integration'))
+    await expect(exportMigrationSql('007')).rejects.toThrow(/^No migration is named "007"\. Known migrations: 000_baseline_ai_models, /)
+    await expect(exportMigrationSql('000')).rejects.toThrow('"000" matches several migrations')
+  })
+})

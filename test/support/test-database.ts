@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import type { Kysely } from 'kysely'
+import pg from 'pg'
+import { afterAll, beforeAll } from 'vitest'
+
+import { createDb, type DB, migrateTo, migrateToLatest } from '../../src/index.js'
+
+/**
+ * Where the tests run: always the embedded PGlite, and also the PostgreSQL server named by
+ * TEST_DATABASE_URL (CI sets it to the local PostgreSQL 15).
+ */
+export type TestTarget = 'pglite' | 'postgres'
+
+export const testTargets: TestTarget[] = process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite']
+
+/** A database of its own for one test file, and how to reach it from outside Kysely. */
+export interface TestDatabase {
+  db: Kysely<DB>
+  target: TestTarget
+  /** The server database's URL (postgres), or the PGlite data folder (pglite). */
+  location: { connectionString: string } | { dataDir: string }
+  destroy(): Promise<void>
+}
+
+/**
+ * Creates an empty database on `target`: a PGlite data folder in a temporary directory, or a
+ * new database on the TEST_DATABASE_URL server. `destroy` removes it.
+ */
+export async function createTestDatabase(target: TestTarget): Promise<TestDatabase> {
+  if (target === 'pglite') {
+    const dataDir = mkdtempSync(join(tmpdir(), 'x402-db-test-'))
+    const db = createDb({ dataDir })
+    return {
+      db,
+      target,
+      location: { dataDir },
+      async destroy() {
+        await db.destroy()
+        rmSync(dataDir, { recursive: true, force: true })
+      },
+    }
+  }
+
+  const serverUrl = new URL(process.env.TEST_DATABASE_URL!)
+  const name = `x402_test_${randomBytes(6).toString('hex')}`
+  await withAdminClient(serverUrl, (client) => client.query(`CREATE DATABASE ${name}`))
+  const databaseUrl = new URL(serverUrl)
+  databaseUrl.pathname = `/${name}`
+  const connectionString = databaseUrl.toString()
+  const db = createDb({ connectionString })
+  return {
+    db,
+    target,
+    location: { connectionString },
+    async destroy() {
+      await db.destroy()
+      await withAdminClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
+    },
+  }
+}
+
+async function withAdminClient<T>(url: URL, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url.toString() })
+  await client.connect()
+  try {
+    return await use(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/** How far {@link useTestDatabase} migrates the new database before the tests run. */
+export type MigrationPoint = 'none' | 'latest' | string
+
+/**
+ * Gives the enclosing `describe` a fresh database on `target`, migrated to `migrateTo`
+ * ('latest' by default), created before its tests and dropped after them.
+ *
+ * @example
+ * ```ts
+ * describe.each(testTargets)('on %s', (target) => {
+ *   const database = useTestDatabase(target)
+ *   it('works', async () => { await database.db.selectFrom('ai_models').selectAll().execute() })
+ * })
+ * ```
+ */
+export function useTestDatabase(target: TestTarget, migrateToPoint: MigrationPoint = 'latest'): TestDatabase {
+  let current: TestDatabase | undefined
+  beforeAll(async () => {
+    current = await createTestDatabase(target)
+    if (migrateToPoint === 'latest') await migrateToLatest(current.db)
+    else if (migrateToPoint !== 'none') await migrateTo(current.db, migrateToPoint)
+  })
+  afterAll(async () => {
+    await current?.destroy()
+  })
+  const opened = (): TestDatabase => {
+    if (!current) throw new Error('The test database is used before beforeAll created it.')
+    return current
+  }
+  return {
+    get db() {
+      return opened().db
+    },
+    get target() {
+      return target
+    },
+    get location() {
+      return opened().location
+    },
+    destroy: () => opened().destroy(),
+  }
+}

@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Each file opens its own PGlite instance (a few seconds to boot) or server database.
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+  },
+})
