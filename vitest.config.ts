@@ -6,5 +6,8 @@ export default defineConfig({
     // Each file opens its own PGlite instance (a few seconds to boot) or server database.
     testTimeout: 60_000,
     hookTimeout: 120_000,
+    // CI also writes a JSON summary, from which .ci/run prints the counts.
+    reporters: process.env.CI ? ['default', 'json'] : ['default'],
+    outputFile: { json: '.vitest-results.json' },
   },
 })
