@@ -32,11 +32,14 @@ async function main(check: boolean): Promise<void> {
   }
 }
 
-main(process.argv.includes('--check')).catch((error: unknown) => {
+const check = process.argv.includes('--check')
+main(check).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error)
+  // kysely-codegen has printed the diff already; its own hint names a flag of its CLI, not ours.
   console.error(
-    `db:codegen failed: ${message}` +
-      (process.argv.includes('--check') ? ' Run `npm run db:codegen` and commit src/db/types.ts.' : ''),
+    check && message.startsWith('Generated types are not up-to-date')
+      ? 'db:codegen --check failed: src/db/types.ts differs from what codegen produces now (diff above). Run `npm run db:codegen` and commit src/db/types.ts.'
+      : `db:codegen failed: ${message}`,
   )
   process.exitCode = 1
 })
