@@ -63,6 +63,19 @@ export async function createTestDatabase(target: TestTarget): Promise<TestDataba
   }
 }
 
+/**
+ * Runs `use` on a fresh, empty database on `target`, and drops the database afterwards, for
+ * tests that need a database of their own.
+ */
+export async function withTestDatabase<T>(target: TestTarget, use: (database: TestDatabase) => Promise<T>): Promise<T> {
+  const database = await createTestDatabase(target)
+  try {
+    return await use(database)
+  } finally {
+    await database.destroy()
+  }
+}
+
 async function withAdminClient<T>(url: URL, use: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url.toString() })
   await client.connect()
