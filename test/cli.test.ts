@@ -38,6 +38,12 @@ async function cli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
 
 const lines = (text: string) => text.trim().split('\n')
 
+function serverDatabaseUrl(database: string): string {
+  const url = new URL(process.env.TEST_DATABASE_URL!)
+  url.pathname = `/${database}`
+  return url.toString()
+}
+
 describe.each(testTargets)('the migrate command line on %s', (target) => {
   let database: TestDatabase
   let env: NodeJS.ProcessEnv
@@ -111,6 +117,15 @@ describe('the migrate command line on bad input', () => {
     [['sql', '999'], /^migrate sql failed: No migration is named "999"\. Known migrations: /, {}],
     [['latest'], /^migrate latest failed: The connection string "mysql:\/\/root:\*\*\*@db\/app" is not a PostgreSQL URL\./, { DATABASE_URL: 'mysql://root:hunter2@db/app' }],
     [['latest'], /^migrate latest failed: Cannot reach the database: connect ECONNREFUSED 127\.0\.0\.1:1\. Check DATABASE_URL/, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }],
+    ...(process.env.TEST_DATABASE_URL
+      ? [
+          [
+            ['list'],
+            /^migrate list failed: Cannot reach the database: database "x402_no_such_db" does not exist \(SQLSTATE 3D000\)\. Check DATABASE_URL/,
+            { DATABASE_URL: serverDatabaseUrl('x402_no_such_db') },
+          ],
+        ]
+      : []),
   ] as Array<[string[], RegExp, NodeJS.ProcessEnv]>)('%j exits 1 with a one-line reason', async (args, reason, extraEnv) => {
     const result = await cli(args, { PGLITE_DATA_DIR: dataDir, ...extraEnv })
     expect(result.code).toBe(1)

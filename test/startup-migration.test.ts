@@ -24,57 +24,57 @@ function collectingLog() {
 describe.each(testTargets)('start-up migration on %s', (target) => {
   it('applies every pending migration with one log line each, then does nothing', async () => {
     await withTestDatabase(target, async ({ db }) => {
-    const first = collectingLog()
-    const outcome = await migrateOnStartup(db, { env: {}, log: first.log })
-    expect(outcome.applied.map((result) => result.migrationName)).toEqual(ALL_MIGRATIONS)
-    expect(first.lines).toEqual(ALL_MIGRATIONS.map((name) => `[db] applied migration ${name}`))
+      const first = collectingLog()
+      const outcome = await migrateOnStartup(db, { env: {}, log: first.log })
+      expect(outcome.applied.map((result) => result.migrationName)).toEqual(ALL_MIGRATIONS)
+      expect(first.lines).toEqual(ALL_MIGRATIONS.map((name) => `[db] applied migration ${name}`))
 
-    const second = collectingLog()
-    expect(await migrateOnStartup(db, { env: {}, log: second.log })).toEqual({ skipped: false, applied: [] })
-    expect(second.lines).toEqual([])
-    expect((await migrationStatus(db)).every((migration) => migration.appliedAt)).toBe(true)
+      const second = collectingLog()
+      expect(await migrateOnStartup(db, { env: {}, log: second.log })).toEqual({ skipped: false, applied: [] })
+      expect(second.lines).toEqual([])
+      expect((await migrationStatus(db)).every((migration) => migration.appliedAt)).toBe(true)
     })
   })
 
   it('applies only what is pending on a database that is behind', async () => {
     await withTestDatabase(target, async ({ db }) => {
-    await migrateTo(db, '002_add_claude_integration')
-    const { lines, log } = collectingLog()
-    await migrateOnStartup(db, { env: { AUTO_MIGRATE: 'true' }, log })
-    expect(lines).toEqual(['[db] applied migration 005_add_openrouter_integration'])
+      await migrateTo(db, '002_add_claude_integration')
+      const { lines, log } = collectingLog()
+      await migrateOnStartup(db, { env: { AUTO_MIGRATE: 'true' }, log })
+      expect(lines).toEqual(['[db] applied migration 005_add_openrouter_integration'])
     })
   })
 
   it('does nothing with AUTO_MIGRATE=false, and rejects a value it does not know', async () => {
     await withTestDatabase(target, async ({ db }) => {
-    const { lines, log } = collectingLog()
-    expect(await migrateOnStartup(db, { env: { AUTO_MIGRATE: 'false' }, log })).toEqual({ skipped: true, applied: [] })
-    expect(lines).toEqual(['[db] AUTO_MIGRATE=false: start-up migration skipped'])
-    expect((await migrationStatus(db)).some((migration) => migration.appliedAt)).toBe(false)
+      const { lines, log } = collectingLog()
+      expect(await migrateOnStartup(db, { env: { AUTO_MIGRATE: 'false' }, log })).toEqual({ skipped: true, applied: [] })
+      expect(lines).toEqual(['[db] AUTO_MIGRATE=false: start-up migration skipped'])
+      expect((await migrationStatus(db)).some((migration) => migration.appliedAt)).toBe(false)
 
-    await expect(migrateOnStartup(db, { env: { AUTO_MIGRATE: 'sometimes' }, log })).rejects.toThrow(
-      'AUTO_MIGRATE is "sometimes", expected "true" or "false".',
-    )
+      await expect(migrateOnStartup(db, { env: { AUTO_MIGRATE: 'sometimes' }, log })).rejects.toThrow(
+        'AUTO_MIGRATE is "sometimes", expected "true" or "false".',
+      )
     })
   })
 
   it('throws with the migration and PostgreSQL’s reason, leaving nothing of the run applied', async () => {
     await withTestDatabase(target, async ({ db }) => {
-    await migrateTo(db, '001_add_prompt_template_fields')
-    // A table made by hand in the way of 005, as after a paste into the SQL Editor.
-    await sql`CREATE TABLE user_openrouter_integrations (user_id uuid PRIMARY KEY)`.execute(db)
-    const { lines, log } = collectingLog()
+      await migrateTo(db, '001_add_prompt_template_fields')
+      // A table made by hand in the way of 005, as after a paste into the SQL Editor.
+      await sql`CREATE TABLE user_openrouter_integrations (user_id uuid PRIMARY KEY)`.execute(db)
+      const { lines, log } = collectingLog()
 
-    const error = await migrateOnStartup(db, { env: {}, log }).catch((caught: unknown) => caught)
+      const error = await migrateOnStartup(db, { env: {}, log }).catch((caught: unknown) => caught)
 
-    expect(error).toBeInstanceOf(MigrationError)
-    expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '42P07' })
-    expect((error as Error).message).toContain('relation "user_openrouter_integrations" already exists (SQLSTATE 42P07)')
-    expect(lines).toEqual([])
-    const applied = (await migrationStatus(db)).filter((migration) => migration.appliedAt).map((migration) => migration.name)
-    expect(applied).toEqual(ALL_MIGRATIONS.slice(0, 3))
-    const claudeTable = await sql<{ found: boolean }>`SELECT to_regclass('x402_user_claude_configs') IS NOT NULL AS found`.execute(db)
-    expect(claudeTable.rows).toEqual([{ found: false }])
+      expect(error).toBeInstanceOf(MigrationError)
+      expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '42P07' })
+      expect((error as Error).message).toContain('relation "user_openrouter_integrations" already exists (SQLSTATE 42P07)')
+      expect(lines).toEqual([])
+      const applied = (await migrationStatus(db)).filter((migration) => migration.appliedAt).map((migration) => migration.name)
+      expect(applied).toEqual(ALL_MIGRATIONS.slice(0, 3))
+      const claudeTable = await sql<{ found: boolean }>`SELECT to_regclass('x402_user_claude_configs') IS NOT NULL AS found`.execute(db)
+      expect(claudeTable.rows).toEqual([{ found: false }])
     })
   })
 })

@@ -10,78 +10,88 @@ import { testTargets, withTestDatabase } from './support/test-database.js'
 describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
   it('creates the roles, auth schema and functions once, and is idempotent', async () => {
     await withTestDatabase(target, async ({ db }) => {
-    expect(await ensureSupabaseStandIn(db)).toBe('applied')
-    expect(await ensureSupabaseStandIn(db)).toBe('present')
+      expect(await ensureSupabaseStandIn(db)).toBe('applied')
+      expect(await ensureSupabaseStandIn(db)).toBe('present')
 
-    const roles = await sql<{ rolname: string; rolinherit: boolean; rolcanlogin: boolean; rolbypassrls: boolean }>`
-      SELECT rolname, rolinherit, rolcanlogin, rolbypassrls FROM pg_roles
-      WHERE rolname IN ('anon', 'authenticated', 'service_role') ORDER BY rolname
-    `.execute(db)
-    expect(roles.rows).toEqual([
-      { rolname: 'anon', rolinherit: false, rolcanlogin: false, rolbypassrls: false },
-      { rolname: 'authenticated', rolinherit: false, rolcanlogin: false, rolbypassrls: false },
-      { rolname: 'service_role', rolinherit: false, rolcanlogin: false, rolbypassrls: true },
-    ])
+      const roles = await sql<{ rolname: string; rolinherit: boolean; rolcanlogin: boolean; rolbypassrls: boolean }>`
+        SELECT rolname, rolinherit, rolcanlogin, rolbypassrls FROM pg_roles
+        WHERE rolname IN ('anon', 'authenticated', 'service_role') ORDER BY rolname
+      `.execute(db)
+      expect(roles.rows).toEqual([
+        { rolname: 'anon', rolinherit: false, rolcanlogin: false, rolbypassrls: false },
+        { rolname: 'authenticated', rolinherit: false, rolcanlogin: false, rolbypassrls: false },
+        { rolname: 'service_role', rolinherit: false, rolcanlogin: false, rolbypassrls: true },
+      ])
 
-    const columns = await sql<{ column_name: string }>`
-      SELECT column_name FROM information_schema.columns WHERE table_schema = 'auth' AND table_name = 'users'
-    `.execute(db)
-    expect(columns.rows.map((row) => row.column_name)).toEqual(
-      expect.arrayContaining(['id', 'email', 'raw_app_meta_data', 'raw_user_meta_data', 'created_at']),
-    )
+      const columns = await sql<{ column_name: string }>`
+        SELECT column_name FROM information_schema.columns WHERE table_schema = 'auth' AND table_name = 'users'
+      `.execute(db)
+      expect(columns.rows.map((row) => row.column_name)).toEqual(
+        expect.arrayContaining(['id', 'email', 'raw_app_meta_data', 'raw_user_meta_data', 'created_at']),
+      )
     })
   })
 
   it('reads the request’s JWT as Supabase does, and returns NULL outside a request', async () => {
     await withTestDatabase(target, async ({ db }) => {
-    await ensureSupabaseStandIn(db)
-    const read = sql<{ uid: string | null; role: string | null; jwt: unknown }>`
-      SELECT auth.uid() AS uid, auth.role() AS role, auth.jwt() AS jwt
-    `
-    expect((await read.execute(db)).rows).toEqual([{ uid: null, role: null, jwt: null }])
+      await ensureSupabaseStandIn(db)
+      const read = sql<{ uid: string | null; role: string | null; jwt: unknown }>`
+        SELECT auth.uid() AS uid, auth.role() AS role, auth.jwt() AS jwt
+      `
+      expect((await read.execute(db)).rows).toEqual([{ uid: null, role: null, jwt: null }])
 
-    const sub = '11111111-2222-4333-8444-555555555555'
-    const claims = { sub, role: 'authenticated', email: 'a@example.test' }
-    const current = await db.transaction().execute(async (trx) => {
-      await sql`SELECT set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`.execute(trx)
-      return (await read.execute(trx)).rows[0]
-    })
-    expect(current).toEqual({ uid: sub, role: 'authenticated', jwt: claims })
+      const sub = '11111111-2222-4333-8444-555555555555'
+      const claims = { sub, role: 'authenticated', email: 'a@example.test' }
+      const current = await db.transaction().execute(async (trx) => {
+        await sql`SELECT set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`.execute(trx)
+        return (await read.execute(trx)).rows[0]
+      })
+      expect(current).toEqual({ uid: sub, role: 'authenticated', jwt: claims })
 
-    const older = await db.transaction().execute(async (trx) => {
-      await sql`SELECT set_config('request.jwt.claim.sub', ${sub}, true)`.execute(trx)
-      await sql`SELECT set_config('request.jwt.claim.role', 'anon', true)`.execute(trx)
-      return (await read.execute(trx)).rows[0]
-    })
-    expect(older).toMatchObject({ uid: sub, role: 'anon' })
+      const older = await db.transaction().execute(async (trx) => {
+        await sql`SELECT set_config('request.jwt.claim.sub', ${sub}, true)`.execute(trx)
+        await sql`SELECT set_config('request.jwt.claim.role', 'anon', true)`.execute(trx)
+        return (await read.execute(trx)).rows[0]
+      })
+      expect(older).toMatchObject({ uid: sub, role: 'anon' })
     })
   })
 
   it('grants the API roles what Supabase grants in public, leaving protection to RLS', async () => {
     await withTestDatabase(target, async ({ db }) => {
-    await ensureSupabaseStandIn(db)
-    await sql`CREATE TABLE later_table (id int)`.execute(db)
-    const { rows } = await sql<{ anon: boolean; authenticated: boolean; service: boolean }>`
-      SELECT has_table_privilege('anon', 'later_table', 'SELECT, INSERT, UPDATE, DELETE') AS anon,
-             has_table_privilege('authenticated', 'later_table', 'SELECT, INSERT, UPDATE, DELETE') AS authenticated,
-             has_table_privilege('service_role', 'later_table', 'SELECT, INSERT, UPDATE, DELETE') AS service
-    `.execute(db)
-    expect(rows).toEqual([{ anon: true, authenticated: true, service: true }])
+      await ensureSupabaseStandIn(db)
+      await sql`CREATE TABLE later_table (id int)`.execute(db)
+      await sql`CREATE SEQUENCE later_sequence`.execute(db)
+      await sql`CREATE FUNCTION later_function() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$`.execute(db)
+      // PUBLIC may execute any new function: take that away to see the roles' own grant.
+      await sql`REVOKE EXECUTE ON FUNCTION later_function() FROM PUBLIC`.execute(db)
+      const { rows } = await sql<{ role: string; schema: boolean; table: boolean; sequence: boolean; fn: boolean }>`
+        SELECT role,
+               has_schema_privilege(role, 'public', 'USAGE') AS schema,
+               has_table_privilege(role, 'later_table', 'SELECT, INSERT, UPDATE, DELETE') AS table,
+               has_sequence_privilege(role, 'later_sequence', 'USAGE, SELECT, UPDATE') AS sequence,
+               has_function_privilege(role, 'later_function()', 'EXECUTE') AS fn
+        FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) AS role
+        ORDER BY role
+      `.execute(db)
+      expect(rows).toEqual(
+        ['anon', 'authenticated', 'service_role'].map((role) => ({ role, schema: true, table: true, sequence: true, fn: true })),
+      )
     })
   })
 
   it('touches nothing where auth.users exists, as on a real Supabase database', async () => {
     await withTestDatabase(target, async ({ db }) => {
-    await sql`CREATE SCHEMA auth`.execute(db)
-    await sql`CREATE TABLE auth.users (id uuid PRIMARY KEY)`.execute(db)
+      await sql`CREATE SCHEMA auth`.execute(db)
+      await sql`CREATE TABLE auth.users (id uuid PRIMARY KEY)`.execute(db)
 
-    expect(await ensureSupabaseStandIn(db)).toBe('present')
+      expect(await ensureSupabaseStandIn(db)).toBe('present')
 
-    const { rows } = await sql<{ uid: string | null; columns: number }>`
-      SELECT to_regprocedure('auth.uid()')::text AS uid,
-             (SELECT count(*)::int FROM information_schema.columns WHERE table_schema = 'auth' AND table_name = 'users') AS columns
-    `.execute(db)
-    expect(rows).toEqual([{ uid: null, columns: 1 }])
+      const { rows } = await sql<{ uid: string | null; columns: number }>`
+        SELECT to_regprocedure('auth.uid()')::text AS uid,
+               (SELECT count(*)::int FROM information_schema.columns WHERE table_schema = 'auth' AND table_name = 'users') AS columns
+      `.execute(db)
+      expect(rows).toEqual([{ uid: null, columns: 1 }])
     })
   })
 

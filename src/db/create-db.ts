@@ -4,6 +4,7 @@ import { PGlite } from '@electric-sql/pglite'
 import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
 
+import { lockDataDir } from './data-dir-lock.js'
 import { withQueryErrors } from './query-error-dialect.js'
 import type { DB } from './types.js'
 
@@ -115,9 +116,21 @@ export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
 function openPglite(dataDir: string): PGlite {
   if (dataDir === IN_MEMORY) return new PGlite()
   mkdirSync(dataDir, { recursive: true })
-  return new PGlite(dataDir)
+  const release = lockDataDir(dataDir)
+  const pglite = new PGlite(dataDir)
+  // Kysely's destroy() closes the instance: that is when the folder is free again.
+  const close = pglite.close.bind(pglite)
+  pglite.close = () => close().finally(release)
+  return pglite
 }
 
 function redactPassword(connectionString: string): string {
-  return connectionString.replace(/^(\w+:\/\/[^:/@]+):[^@]*@/, '$1:***@')
+  try {
+    const url = new URL(connectionString)
+    if (url.password) url.password = '***'
+    if (url.searchParams.has('password')) url.searchParams.set('password', '***')
+    return url.toString().replace('%2A%2A%2A', '***')
+  } catch {
+    return '(a connection string that is not a valid URL)'
+  }
 }

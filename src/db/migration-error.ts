@@ -5,6 +5,18 @@ import { QueryError } from './query-error.js'
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET'])
 
 /**
+ * Failures that mean the database named by the connection string cannot be used at all: the
+ * network, SQLSTATE classes 08 (connection) and 28 (authorization), or a missing database.
+ */
+function isUnreachable({ code, message }: ErrorFields): boolean {
+  if (code && (UNREACHABLE_CODES.has(code) || /^(08|28)/.test(code) || code === '3D000')) return true
+  return /Connection terminated|timeout expired/i.test(message)
+}
+
+/** What failed: a run of migrations, or reading the history for `migrate:list`. */
+export type MigrationActivity = 'run' | 'status'
+
+/**
  * A migration run that failed. The message names the migration, PostgreSQL's message, SQLSTATE
  * and detail, and says what state the database is in. Kysely runs every migration of a run in
  * one transaction, so a failed run leaves the database as it was before the run.
@@ -30,11 +42,11 @@ export class MigrationError extends Error {
   /** Kysely's result for every migration the run considered. */
   readonly results: readonly MigrationResult[]
 
-  constructor(resultSet: MigrationResultSet) {
+  constructor(resultSet: MigrationResultSet, activity: MigrationActivity = 'run') {
     const failed = resultSet.results?.find((result) => result.status === 'Error')
     const cause = resultSet.error
     const fields = errorFields(cause)
-    super(describe(failed, fields), { cause })
+    super(describe(failed, fields, activity), { cause })
     this.migrationName = failed?.migrationName
     this.direction = failed?.direction
     this.code = fields.code
@@ -62,17 +74,18 @@ function errorFields(error: unknown): ErrorFields {
   return { message: String(error), code: undefined, detail: undefined }
 }
 
-function describe(failed: MigrationResult | undefined, fields: ErrorFields): string {
-  const state = [fields.code && `SQLSTATE ${fields.code}`, fields.detail && `detail: ${fields.detail}`]
+function describe(failed: MigrationResult | undefined, fields: ErrorFields, activity: MigrationActivity): string {
+  // Node's codes (ECONNREFUSED, …) are in the message already; PostgreSQL's SQLSTATE is not.
+  const sqlstate = fields.code && /^[0-9A-Z]{5}$/.test(fields.code) ? fields.code : undefined
+  const state = [sqlstate && `SQLSTATE ${sqlstate}`, fields.detail && `detail: ${fields.detail}`]
     .filter(Boolean)
     .join('; ')
   const reason = state ? `${fields.message} (${state})` : fields.message
-  if (!failed) {
-    if (fields.code && UNREACHABLE_CODES.has(fields.code)) {
-      return `Cannot reach the database: ${fields.message}. Check DATABASE_URL and that the server is running.`
-    }
-    return `The migration run failed before any migration ran: ${reason}. Nothing was changed.`
+  if (isUnreachable(fields)) {
+    return `Cannot reach the database: ${reason}. Check DATABASE_URL (host, port, user, password, database name) and that the server is running.`
   }
+  if (activity === 'status') return `Could not read the migration history: ${reason}.`
+  if (!failed) return `The migration run failed before any migration ran: ${reason}. Nothing was changed.`
   return (
     `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}. ` +
     'The run was rolled back, so the database is as it was before it; fix the cause and run the migrations again.'

@@ -92,7 +92,7 @@ export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[
     const migrations = await createMigrator(db).getMigrations()
     return migrations.map(({ name, executedAt }) => ({ name, appliedAt: executedAt }))
   } catch (error) {
-    throw new MigrationError({ error })
+    throw new MigrationError({ error }, 'status')
   }
 }
 

@@ -1,8 +1,9 @@
 import { type Kysely, sql } from 'kysely'
 
 /**
- * Serialises concurrent first runs (several test databases, or several app instances) that
- * create the cluster-wide roles at the same moment.
+ * Serialises concurrent first runs on one database (several app instances starting at once).
+ * Advisory locks are per database: runs on different databases of one server meet only at the
+ * cluster-wide roles, where a duplicate is caught instead.
  */
 const STAND_IN_LOCK_KEY = sql.lit(402_005_001)
 
@@ -111,7 +112,8 @@ const STAND_IN_STATEMENTS = [
   `,
   sql`COMMENT ON TABLE auth.users IS 'Stand-in for Supabase Auth''s users table (x402-jobs db module); absent on real Supabase, where GoTrue owns it.'`,
 
-  // Supabase's definitions: the newer single JSON setting first, then the older per-claim one.
+  // Supabase's definitions: the older per-claim setting when present, else the JSON one
+  // PostgREST sets today.
   sql`
     CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid
     LANGUAGE sql STABLE

@@ -10,7 +10,7 @@ export type Requester =
   | { role: string; sub?: string }
 
 /** What a query returned, or the SQLSTATE it failed with. */
-export type Outcome<T> = { ok: true; value: T } | { ok: false; code: string }
+export type Outcome<T> = { ok: true; value: T } | { ok: false; code: string; message: string }
 
 const ROLL_BACK = Symbol('roll back')
 
@@ -36,7 +36,7 @@ export async function asRequester<T>(
       } catch (error) {
         const code = (error as { code?: unknown }).code
         if (typeof code !== 'string') throw error
-        outcome = { ok: false, code }
+        outcome = { ok: false, code, message: (error as Error).message }
       }
       throw ROLL_BACK
     })

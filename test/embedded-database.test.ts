@@ -1,0 +1,49 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { sql } from 'kysely'
+import { afterAll, describe, expect, it } from 'vitest'
+
+import { createDb } from '../src/index.js'
+
+// The embedded database keeps its data in a folder, which one process at a time may open:
+// PGlite has no locking of its own, and a second opener would overwrite the first one's writes.
+
+describe('the embedded database folder', () => {
+  const dataDir = join(mkdtempSync(join(tmpdir(), 'x402-embedded-')), 'pglite')
+  afterAll(() => rmSync(join(dataDir, '..'), { recursive: true, force: true }))
+
+  it('keeps its data across openings', async () => {
+    const first = createDb({ dataDir })
+    await sql`CREATE TABLE kept (value text)`.execute(first)
+    await sql`INSERT INTO kept VALUES ('still here')`.execute(first)
+    await first.destroy()
+
+    const second = createDb({ dataDir })
+    try {
+      expect((await sql<{ value: string }>`SELECT value FROM kept`.execute(second)).rows).toEqual([{ value: 'still here' }])
+    } finally {
+      await second.destroy()
+    }
+  })
+
+  it('refuses a second opener while the folder is open, and lets it in once it is closed', async () => {
+    const holder = createDb({ dataDir })
+    await sql`SELECT 1`.execute(holder)
+
+    const intruder = createDb({ dataDir })
+    await expect(sql`SELECT 1`.execute(intruder)).rejects.toThrow(
+      `The embedded database at ${dataDir} is open in process ${process.pid} (this one). A PGlite folder can be open in one process at a time`,
+    )
+    await intruder.destroy()
+    await holder.destroy()
+
+    const next = createDb({ dataDir })
+    try {
+      expect((await sql<{ one: number }>`SELECT 1 AS one`.execute(next)).rows).toEqual([{ one: 1 }])
+    } finally {
+      await next.destroy()
+    }
+  })
+})
