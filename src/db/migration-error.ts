@@ -1,6 +1,6 @@
 import type { MigrationResult, MigrationResultSet } from 'kysely/migration'
 
-import { QueryError } from './query-error.js'
+import { isSqlState, QueryError } from './query-error.js'
 
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET'])
 
@@ -76,8 +76,7 @@ function errorFields(error: unknown): ErrorFields {
 
 function describe(failed: MigrationResult | undefined, fields: ErrorFields, activity: MigrationActivity): string {
   // Node's codes (ECONNREFUSED, …) are in the message already; PostgreSQL's SQLSTATE is not.
-  const sqlstate = fields.code && /^[0-9A-Z]{5}$/.test(fields.code) ? fields.code : undefined
-  const state = [sqlstate && `SQLSTATE ${sqlstate}`, fields.detail && `detail: ${fields.detail}`]
+  const state = [isSqlState(fields.code) && `SQLSTATE ${fields.code}`, fields.detail && `detail: ${fields.detail}`]
     .filter(Boolean)
     .join('; ')
   const reason = state ? `${fields.message} (${state})` : fields.message
