@@ -129,7 +129,7 @@ function redactPassword(connectionString: string): string {
     const url = new URL(connectionString)
     if (url.password) url.password = '***'
     if (url.searchParams.has('password')) url.searchParams.set('password', '***')
-    return url.toString().replace('%2A%2A%2A', '***')
+    return url.toString()
   } catch {
     return '(a connection string that is not a valid URL)'
   }
