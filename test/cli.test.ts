@@ -70,6 +70,7 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
       'applied  001_add_prompt_template_fields',
       'applied  002_add_claude_integration',
       'applied  005_add_openrouter_integration',
+      'applied  006_openrouter_policies_per_supabase_advice',
     ])
     expect(lines(latest.stderr)[0]).toMatch(target === 'pglite' ? /^Database: embedded PGlite at / : /^Database: PostgreSQL at postgres:/)
 
@@ -77,7 +78,7 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
 
     const down = await cli(['down'], env)
     expect(down.code).toBe(0)
-    expect(down.stderr).toContain('reverted 005_add_openrouter_integration')
+    expect(down.stderr).toContain('reverted 006_openrouter_policies_per_supabase_advice')
 
     const list = await cli(['list'], env)
     expect(list.code).toBe(0)
@@ -86,12 +87,13 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
       ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '000_baseline_x402_resources'],
       ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '001_add_prompt_template_fields'],
       ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '002_add_claude_integration'],
-      ['pending', '-', '005_add_openrouter_integration'],
+      ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '005_add_openrouter_integration'],
+      ['pending', '-', '006_openrouter_policies_per_supabase_advice'],
     ])
 
     const up = await cli(['up'], env)
     expect(up.code).toBe(0)
-    expect(up.stderr).toContain('applied  005_add_openrouter_integration')
+    expect(up.stderr).toContain('applied  006_openrouter_policies_per_supabase_advice')
   })
 
   it('prints a migration’s SQL on stdout, up and --down', async () => {

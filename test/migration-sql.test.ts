@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
 
 import { PGlite } from '@electric-sql/pglite'
@@ -10,9 +11,10 @@ import { migrations } from '../src/migrations/index.js'
 import { snapshotPublicSchema } from './support/schema-snapshot.js'
 import { createTestDatabase, type TestTarget, testTargets } from './support/test-database.js'
 
-// migrate:sql exports what a migration runs, for the Supabase SQL Editor. Proven by running the
-// exported scripts on a database as the SQL Editor would (each a single multi-statement script,
-// outside the module) and comparing the result with what the migrator builds.
+// migrate:sql exports what a migration runs, for the Supabase SQL Editor or psql. Proven by
+// running the exported scripts outside the module, as their header says (a transactional one as
+// a single multi-statement script, as the SQL Editor does; one that runs outside a transaction
+// with psql -f, statement by statement), and comparing the result with what the migrator builds.
 
 interface ScriptDatabase {
   runScript(script: string): Promise<void>
@@ -30,6 +32,10 @@ async function createScriptDatabase(target: TestTarget): Promise<ScriptDatabase>
       db: database.db,
       destroy: database.destroy,
       async runScript(script) {
+        if (runsOutsideTransaction(script)) {
+          execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', location.connectionString], { input: script })
+          return
+        }
         const client = new pg.Client({ connectionString: location.connectionString })
         await client.connect()
         await client.query(script).finally(() => client.end())
@@ -47,13 +53,19 @@ async function createScriptDatabase(target: TestTarget): Promise<ScriptDatabase>
       rmSync(location.dataDir, { recursive: true, force: true })
     },
     async runScript(script) {
-      await pglite.exec(script)
+      if (!runsOutsideTransaction(script)) return void (await pglite.exec(script))
+      // PGlite has no psql: one statement at a time, split where the export ends one.
+      for (const statement of script.split(/;\n\n/)) await pglite.exec(statement)
     },
   }
 }
 
+function runsOutsideTransaction(script: string): boolean {
+  return script.includes('-- It runs outside a transaction')
+}
+
 describe.each(testTargets)('exported migration SQL on %s', (target) => {
-  it('builds, script by script, the schema the migrator builds; the down script of 005 reverts it', async () => {
+  it('builds, script by script, the schema the migrator builds; the down scripts of 006 and 005 revert it', async () => {
     const byScripts = await createScriptDatabase(target)
     const byMigrator = await createTestDatabase(target)
     try {
@@ -61,6 +73,7 @@ describe.each(testTargets)('exported migration SQL on %s', (target) => {
       await migrateToLatest(byMigrator.db)
       expect(await snapshotPublicSchema(byScripts.db)).toEqual(await snapshotPublicSchema(byMigrator.db))
 
+      await byScripts.runScript(await exportMigrationSql('006_openrouter_policies_per_supabase_advice', 'down'))
       await byScripts.runScript(await exportMigrationSql('005_add_openrouter_integration', 'down'))
       await migrateTo(byMigrator.db, '002_add_claude_integration')
       expect(await snapshotPublicSchema(byScripts.db)).toEqual(await snapshotPublicSchema(byMigrator.db))

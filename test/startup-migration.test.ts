@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import { MigrationError, migrateOnStartup, migrateTo, migrationStatus } from '../src/index.js'
@@ -14,6 +14,7 @@ const ALL_MIGRATIONS = [
   '001_add_prompt_template_fields',
   '002_add_claude_integration',
   '005_add_openrouter_integration',
+  '006_openrouter_policies_per_supabase_advice',
 ]
 
 function collectingLog() {
@@ -41,7 +42,10 @@ describe.each(testTargets)('start-up migration on %s', (target) => {
       await migrateTo(db, '002_add_claude_integration')
       const { lines, log } = collectingLog()
       await migrateOnStartup(db, { env: { AUTO_MIGRATE: 'true' }, log })
-      expect(lines).toEqual(['[db] applied migration 005_add_openrouter_integration'])
+      expect(lines).toEqual([
+        '[db] applied migration 005_add_openrouter_integration',
+        '[db] applied migration 006_openrouter_policies_per_supabase_advice',
+      ])
     })
   })
 
@@ -58,23 +62,51 @@ describe.each(testTargets)('start-up migration on %s', (target) => {
     })
   })
 
-  it('throws with the migration and PostgreSQL’s reason, leaving nothing of the run applied', async () => {
+  it('throws with the migration and PostgreSQL’s reason, and rolls back the failed block', async () => {
     await withTestDatabase(target, async ({ db }) => {
-      await migrateTo(db, '001_add_prompt_template_fields')
-      // A table made by hand in the way of 005, as after a paste into the SQL Editor.
-      await sql`CREATE TABLE user_openrouter_integrations (user_id uuid PRIMARY KEY)`.execute(db)
+      await migrateTo(db, '000_baseline_x402_resources')
+      // A table made by hand in the way of 002, as after a paste into the SQL Editor.
+      await sql`CREATE TABLE x402_user_claude_configs (user_id uuid PRIMARY KEY)`.execute(db)
       const { lines, log } = collectingLog()
 
       const error = await migrateOnStartup(db, { env: {}, log }).catch((caught: unknown) => caught)
 
       expect(error).toBeInstanceOf(MigrationError)
-      expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '42P07' })
-      expect((error as Error).message).toContain('relation "user_openrouter_integrations" already exists (SQLSTATE 42P07)')
+      expect(error).toMatchObject({ migrationName: '002_add_claude_integration', code: '42P07' })
+      expect((error as Error).message).toContain('relation "x402_user_claude_configs" already exists (SQLSTATE 42P07)')
+      expect((error as Error).message).toContain('002_add_claude_integration was rolled back.')
       expect(lines).toEqual([])
-      const applied = (await migrationStatus(db)).filter((migration) => migration.appliedAt).map((migration) => migration.name)
-      expect(applied).toEqual(ALL_MIGRATIONS.slice(0, 3))
-      const claudeTable = await sql<{ found: boolean }>`SELECT to_regclass('x402_user_claude_configs') IS NOT NULL AS found`.execute(db)
-      expect(claudeTable.rows).toEqual([{ found: false }])
+      // 001 ran in the same transaction as 002, so it is rolled back too.
+      expect(await appliedNames(db)).toEqual(ALL_MIGRATIONS.slice(0, 2))
+      const ptColumn = await sql<{ found: boolean }>`
+        SELECT EXISTS (SELECT FROM information_schema.columns WHERE column_name = 'pt_system_prompt') AS found
+      `.execute(db)
+      expect(ptColumn.rows).toEqual([{ found: false }])
+    })
+  })
+
+  it('keeps the blocks that committed before a migration that runs outside a transaction fails', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateTo(db, '001_add_prompt_template_fields')
+      // A table made by hand in the way of 005's first step.
+      await sql`CREATE TABLE user_openrouter_integrations (user_id uuid PRIMARY KEY)`.execute(db)
+
+      const error = await migrateOnStartup(db, { env: {}, log: () => {} }).catch((caught: unknown) => caught)
+
+      expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '42P07' })
+      expect((error as Error).message).toContain(
+        '005_add_openrouter_integration runs outside a transaction: the steps it finished stay, it is not recorded as done, ' +
+          'and running the migrations again completes it. 002_add_claude_integration ran earlier in this run and stays done.',
+      )
+      expect(await appliedNames(db)).toEqual(ALL_MIGRATIONS.slice(0, 4))
+      const newColumn = await sql<{ found: boolean }>`
+        SELECT EXISTS (SELECT FROM information_schema.columns WHERE column_name = 'openrouter_model_id') AS found
+      `.execute(db)
+      expect(newColumn.rows).toEqual([{ found: false }])
     })
   })
 })
+
+async function appliedNames(db: Kysely<any>): Promise<string[]> {
+  return (await migrationStatus(db)).filter((migration) => migration.appliedAt).map((migration) => migration.name)
+}

@@ -5,7 +5,9 @@ import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysel
 import pg from 'pg'
 
 import { lockDataDir } from './data-dir-lock.js'
-import { withQueryErrors } from './query-error-dialect.js'
+import { withoutKyselyMigrationLock } from './migration-lock.js'
+import { toQueryError } from './query-error.js'
+import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
 import type { DB } from './types.js'
 
 /** Where the embedded database lives when neither `dataDir` nor PGLITE_DATA_DIR says otherwise. */
@@ -29,6 +31,11 @@ export interface CreateDbOptions {
   dataDir?: string
   /** Kysely's query log. */
   log?: KyselyConfig['log']
+  /**
+   * Called with every statement sent, including BEGIN, COMMIT and ROLLBACK, which Kysely's log
+   * leaves out; `migrate:sql` records migrations with it.
+   */
+  onStatement?: DialectHooks['onStatement']
   /** The environment to read DATABASE_URL and PGLITE_DATA_DIR from; `process.env` by default. */
   env?: NodeJS.ProcessEnv
 }
@@ -105,12 +112,19 @@ export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
           pool: new pg.Pool({
             connectionString: target.connectionString,
             application_name: 'x402-jobs-db',
-            // An unreachable server fails the first query instead of hanging it.
+            // An unreachable server fails the first query instead of hanging it, and a server
+            // that vanished without closing the connection is noticed by TCP keepalive.
             connectionTimeoutMillis: 10_000,
+            keepAlive: true,
+            keepAliveInitialDelayMillis: 10_000,
           }),
         })
       : new PGliteDialect({ pglite: () => openPglite(target.dataDir) })
-  return new Kysely<DB>({ dialect: withQueryErrors(dialect), log: options.log })
+  const hooked = withDialectHooks(withoutKyselyMigrationLock(dialect), {
+    mapError: toQueryError,
+    onStatement: options.onStatement,
+  })
+  return new Kysely<DB>({ dialect: hooked, log: options.log })
 }
 
 function openPglite(dataDir: string): PGlite {

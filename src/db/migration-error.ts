@@ -16,10 +16,24 @@ function isUnreachable({ code, message }: ErrorFields): boolean {
 /** What failed: a run of migrations, or reading the history for `migrate:list`. */
 export type MigrationActivity = 'run' | 'status'
 
+/** What the runner knows about a failure beyond Kysely's result set. */
+export interface MigrationFailureContext {
+  activity: MigrationActivity
+  /** Migrations that this run applied or reverted, and committed, before the failure. */
+  appliedBefore?: string[]
+  /** Whether the failed migration ran in a transaction (then none of its steps stayed). */
+  transactional?: boolean
+  /** How many times a migration that hit lock_timeout was tried. */
+  attempts?: number
+  /** The sessions seen blocking the migration, described. */
+  blockers?: string
+}
+
 /**
  * A migration run that failed. The message names the migration, PostgreSQL's message, SQLSTATE
- * and detail, and says what state the database is in. Kysely runs every migration of a run in
- * one transaction, so a failed run leaves the database as it was before the run.
+ * and detail, and says what state the database is in: a failed transactional migration left
+ * nothing of its block; one that runs outside a transaction kept the steps it completed, is not
+ * recorded as applied, and completes when the migrations run again.
  *
  * @example
  * ```ts
@@ -42,11 +56,11 @@ export class MigrationError extends Error {
   /** Kysely's result for every migration the run considered. */
   readonly results: readonly MigrationResult[]
 
-  constructor(resultSet: MigrationResultSet, activity: MigrationActivity = 'run') {
+  constructor(resultSet: MigrationResultSet, context: MigrationFailureContext = { activity: 'run' }) {
     const failed = resultSet.results?.find((result) => result.status === 'Error')
     const cause = resultSet.error
     const fields = errorFields(cause)
-    super(describe(failed, fields, activity), { cause })
+    super(describe(failed, fields, context), { cause })
     this.migrationName = failed?.migrationName
     this.direction = failed?.direction
     this.code = fields.code
@@ -74,7 +88,7 @@ function errorFields(error: unknown): ErrorFields {
   return { message: String(error), code: undefined, detail: undefined }
 }
 
-function describe(failed: MigrationResult | undefined, fields: ErrorFields, activity: MigrationActivity): string {
+function describe(failed: MigrationResult | undefined, fields: ErrorFields, context: MigrationFailureContext): string {
   // Node's codes (ECONNREFUSED, …) are in the message already; PostgreSQL's SQLSTATE is not.
   const state = [isSqlState(fields.code) && `SQLSTATE ${fields.code}`, fields.detail && `detail: ${fields.detail}`]
     .filter(Boolean)
@@ -83,10 +97,42 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, acti
   if (isUnreachable(fields)) {
     return `Cannot reach the database: ${reason}. Check DATABASE_URL (host, port, user, password, database name) and that the server is running.`
   }
-  if (activity === 'status') return `Could not read the migration history: ${reason}.`
+  if (context.activity === 'status') return `Could not read the migration history: ${reason}.`
   if (!failed) return `The migration run failed before any migration ran: ${reason}. Nothing was changed.`
+  const lockWait =
+    context.attempts === undefined
+      ? ''
+      : ` It could not get its lock within lock_timeout in ${context.attempts} attempt(s)` +
+        `${context.blockers ? `, blocked by ${context.blockers}` : ''}; end or wait for that session (or raise MIGRATION_LOCK_TIMEOUT_MS), then run the migrations again.`
+  const kept = context.appliedBefore?.length
+    ? ` ${context.appliedBefore.join(', ')} ran earlier in this run and stay${context.appliedBefore.length === 1 ? 's' : ''} done.`
+    : ''
+  const outcome =
+    context.transactional === false
+      ? `${failed.migrationName} runs outside a transaction: the steps it finished stay, it is not recorded as done, and running the migrations again completes it.`
+      : `${failed.migrationName} was rolled back.`
   return (
-    `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}. ` +
-    'The run was rolled back, so the database is as it was before it; fix the cause and run the migrations again.'
+    `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}.${lockWait} ${outcome}${kept}` +
+    (context.attempts === undefined ? ' Fix the cause and run the migrations again.' : '')
   )
+}
+
+/**
+ * Thrown, before anything changes, when migrations that must run outside a transaction are
+ * pending but the connection goes through a transaction-mode pooler, which moves a session's
+ * statements between server connections.
+ */
+export class TransactionPoolerError extends Error {
+  override readonly name = 'TransactionPoolerError'
+  readonly code = 'TRANSACTION_POOLER'
+
+  constructor(readonly migrationNames: string[]) {
+    super(
+      `The database connection goes through a transaction-mode pooler (PgBouncer or Supavisor in transaction mode, ` +
+        `Supabase's port 6543): statements of one session reached different server connections. ` +
+        `${migrationNames.join(', ')} must run outside a transaction (CREATE INDEX CONCURRENTLY, VALIDATE CONSTRAINT), ` +
+        'which such a pooler cannot carry. Nothing was changed. Set MIGRATION_DATABASE_URL to a direct connection ' +
+        '(Supabase: db.<project>.supabase.co:5432) or a session-mode pooler (port 5432) and run the migrations again.',
+    )
+  }
 }

@@ -1,34 +1,79 @@
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type { Migration, MigrationProvider } from 'kysely/migration'
 
 import { migrations } from '../migrations/index.js'
-import { ensureSupabaseStandIn } from './supabase-stand-in.js'
+import type { MigrationSettings } from './migration-settings.js'
 
 /**
- * The module's migrations, for Kysely's Migrator (and kysely-ctl). Each `up` first makes sure
- * the Supabase platform pieces exist ({@link ensureSupabaseStandIn}: a no-op on Supabase), so
- * that every way of migrating a plain PostgreSQL or PGlite database gets them, while the
- * migration files themselves stay frozen history that imports nothing but kysely.
+ * A migration file opts out of the run's transaction with `export const config = { transaction:
+ * false }`, as in knex: it then runs on a connection of its own and commits its steps itself,
+ * which `CREATE INDEX CONCURRENTLY` needs. Such a migration must be re-runnable from any point,
+ * because a crash can stop it between steps.
+ */
+export interface MigrationConfig {
+  transaction?: boolean
+}
+
+/**
+ * Whether `migration` runs inside the run's transaction (the default).
  *
  * @example
  * ```ts
- * new Migrator({ db, provider: migrationProvider })
+ * runsInTransaction(migrations['005_add_openrouter_integration']) // false
  * ```
  */
-export const migrationProvider: MigrationProvider = {
-  async getMigrations() {
-    return Object.fromEntries(
-      Object.entries(migrations).map(([name, migration]) => [name, withSupabaseStandIn(migration)]),
-    )
-  },
+export function runsInTransaction(migration: Migration): boolean {
+  return (migration as { config?: MigrationConfig }).config?.transaction !== false
 }
 
-function withSupabaseStandIn(migration: Migration): Migration {
+/**
+ * The module's migrations, for Kysely's Migrator, each prepared for a run with `settings`:
+ * before `up` or `down` it sets lock_timeout and statement_timeout (SET LOCAL in a transaction,
+ * SET on a migration's own connection), passes the data-loss opt-in to `down` as the setting
+ * `x402.allow_data_loss`. The migration files stay frozen history that imports nothing but
+ * kysely.
+ *
+ * @example
+ * ```ts
+ * new Migrator({ db, provider: migrationProvider(migrationSettings()) })
+ * ```
+ */
+export function migrationProvider(settings: MigrationSettings): MigrationProvider {
+  return {
+    async getMigrations() {
+      return Object.fromEntries(
+        Object.entries(migrations).map(([name, migration]) => [name, prepared(migration, settings)]),
+      )
+    },
+  }
+}
+
+function prepared(migration: Migration, settings: MigrationSettings): Migration {
+  const down = migration.down
   return {
     ...migration,
     async up(db: Kysely<any>) {
-      await ensureSupabaseStandIn(db)
+      await setTimeouts(db, settings)
       await migration.up(db)
     },
+    down:
+      down &&
+      (async (db: Kysely<any>) => {
+        await setTimeouts(db, settings)
+        if (settings.allowDataLoss) await set(db, 'x402.allow_data_loss', 'on')
+        await down(db)
+      }),
   }
+}
+
+async function setTimeouts(db: Kysely<any>, settings: MigrationSettings): Promise<void> {
+  await set(db, 'lock_timeout', `${settings.lockTimeoutMs}ms`)
+  await set(db, 'statement_timeout', `${settings.statementTimeoutMs}ms`)
+}
+
+// Plain SET statements, not set_config(): they read as what they are in `migrate:sql` output,
+// and squawk's require-lock-timeout recognises them.
+async function set(db: Kysely<any>, name: string, value: string): Promise<void> {
+  const scope = db.isTransaction ? 'SET LOCAL' : 'SET'
+  await sql`${sql.raw(scope)} ${sql.raw(name)} = ${sql.lit(value)}`.execute(db)
 }

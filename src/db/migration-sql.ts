@@ -1,7 +1,7 @@
-import type { CompiledQuery } from 'kysely'
-
 import { migrations } from '../migrations/index.js'
 import { createDb, IN_MEMORY } from './create-db.js'
+import { migrationProvider, runsInTransaction } from './migration-provider.js'
+import { migrationSettings } from './migration-settings.js'
 import { MIGRATION_TABLE_SCHEMA, migrateTo } from './migrator.js'
 import { ensureSupabaseStandIn } from './supabase-stand-in.js'
 
@@ -31,9 +31,10 @@ export function resolveMigrationName(query: string): string {
 }
 
 /**
- * The SQL that a migration runs, as one script for review or for the Supabase SQL Editor. It
- * is produced by running the migration's own TypeScript on a scratch in-memory database that is
- * first brought to the state the migration starts from, and recording every statement.
+ * The SQL that a migration runs, as a script for review or for the Supabase SQL Editor. It is
+ * produced by running the migration's own TypeScript, with the runner's session settings, on a
+ * scratch in-memory database that is first brought to the state the migration starts from, and
+ * recording every statement, transaction boundaries included.
  *
  * @example
  * ```ts
@@ -41,36 +42,42 @@ export function resolveMigrationName(query: string): string {
  * ```
  */
 export async function exportMigrationSql(name: string, direction: MigrationDirection = 'up'): Promise<string> {
-  const migration = migrations[name]
-  if (!migration) return exportMigrationSql(resolveMigrationName(name), direction)
+  if (!migrations[name]) return exportMigrationSql(resolveMigrationName(name), direction)
   const names = Object.keys(migrations).sort()
   const startingPoint = direction === 'up' ? (names[names.indexOf(name) - 1] ?? null) : name
+  // The defaults, not this machine's environment: the script must not depend on who exports it.
+  const settings = migrationSettings({ env: {} })
+  const migration = (await migrationProvider(settings).getMigrations())[name]!
+  const run = direction === 'up' ? migration.up : migration.down
+  if (!run) throw new Error(`Migration ${name} has no down function, so it cannot be exported as down.`)
 
-  const statements: CompiledQuery[] = []
+  const statements: Statement[] = []
   let recording = false
   const scratch = createDb({
     dataDir: IN_MEMORY,
-    log: (event) => {
-      if (recording) statements.push(event.query)
+    onStatement: (sql, parameters) => {
+      if (recording) statements.push({ sql, parameters })
     },
   })
   try {
     await migrateTo(scratch, startingPoint)
     await ensureSupabaseStandIn(scratch)
     recording = true
-    await scratch.transaction().execute(async (trx) => {
-      if (direction === 'up') await migration.up(trx)
-      else if (migration.down) await migration.down(trx)
-      else throw new Error(`Migration ${name} has no down function, so it cannot be exported as down.`)
-    })
+    if (runsInTransaction(migration)) await scratch.transaction().execute(run)
+    else await scratch.connection().execute(run)
     recording = false
   } finally {
     await scratch.destroy()
   }
-  return renderScript(name, direction, statements)
+  return renderScript(name, direction, runsInTransaction(migration), statements)
 }
 
-function renderScript(name: string, direction: MigrationDirection, statements: CompiledQuery[]): string {
+interface Statement {
+  sql: string
+  parameters: readonly unknown[]
+}
+
+function renderScript(name: string, direction: MigrationDirection, transactional: boolean, statements: Statement[]): string {
   const body = statements.map((statement) => {
     if (statement.parameters.length > 0) {
       throw new Error(
@@ -81,14 +88,18 @@ function renderScript(name: string, direction: MigrationDirection, statements: C
     // Only the whitespace around a statement goes: inside it, function bodies are string literals.
     return `${statement.sql.trim().replace(/;$/, '')};`
   })
+  const howToRun = transactional
+    ? ['-- Run it as one script (for example in the Supabase SQL Editor).']
+    : [
+        '-- It runs outside a transaction (CREATE INDEX CONCURRENTLY cannot run inside one): run it with',
+        '-- psql -f, or statement by statement, never wrapped in BEGIN/COMMIT. Run again after a failure,',
+        '-- it completes what is missing.',
+      ]
   return [
     `-- Migration ${name} (${direction}), exported by \`npm run migrate:sql\` from src/migrations/${name}.ts.`,
-    '-- Run it as one script (for example in the Supabase SQL Editor). Run by hand, it is not recorded',
-    `-- in ${MIGRATION_TABLE_SCHEMA}.kysely_migration.`,
-    'BEGIN;',
+    ...howToRun,
+    `-- Run by hand, it is not recorded in ${MIGRATION_TABLE_SCHEMA}.kysely_migration.`,
     '',
     ...body.flatMap((statement) => [statement, '']),
-    'COMMIT;',
-    '',
   ].join('\n')
 }

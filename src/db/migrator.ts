@@ -1,14 +1,13 @@
-import type { Kysely } from 'kysely'
-import { type MigrationResult, type MigrationResultSet, Migrator, NO_MIGRATIONS } from 'kysely/migration'
+import { type Kysely, sql } from 'kysely'
+import { type MigrationResult, type MigrationResultSet, Migrator, NO_MIGRATIONS, type NoMigrations } from 'kysely/migration'
 
+import { migrations } from '../migrations/index.js'
 import { MigrationError } from './migration-error.js'
 import { migrationProvider } from './migration-provider.js'
+import { kyselyMigrator, MIGRATION_TABLE_SCHEMA, type MigrationTarget, runMigrations } from './migration-runner.js'
+import { type MigrateOptions, migrationSettings } from './migration-settings.js'
 
-/**
- * The schema that holds Kysely's history tables (kysely_migration, kysely_migration_lock). Not
- * `public`: Supabase's default privileges would expose them through the API to anon.
- */
-export const MIGRATION_TABLE_SCHEMA = 'x402_migrations'
+export { MIGRATION_TABLE_SCHEMA }
 
 /** One migration and when it was applied; `appliedAt` is undefined while it is pending. */
 export interface MigrationStatus {
@@ -17,21 +16,59 @@ export interface MigrationStatus {
 }
 
 /**
- * The Kysely Migrator of this module. Every entry point (the command line, start-up, kysely-ctl
- * and the tests) migrates through it.
+ * Kysely's Migrator for this module, for tools that drive a Migrator (kysely-ctl). Its
+ * migrate methods go through the module's runner ({@link runMigrations}), with the migration
+ * lock, per-migration transactions and lock retries, exactly as the npm scripts and start-up do.
  *
  * @example
  * ```ts
  * const { error, results } = await createMigrator(db).migrateToLatest()
  * ```
  */
-export function createMigrator(db: Kysely<any>): Migrator {
-  return new Migrator({ db, provider: migrationProvider, migrationTableSchema: MIGRATION_TABLE_SCHEMA })
+export function createMigrator(db: Kysely<any>, options: MigrateOptions = {}): Migrator {
+  return new ModuleMigrator(db, options)
+}
+
+class ModuleMigrator extends Migrator {
+  readonly #db: Kysely<any>
+  readonly #options: MigrateOptions
+
+  constructor(db: Kysely<any>, options: MigrateOptions) {
+    super({ db, provider: migrationProvider(migrationSettings(options)), migrationTableSchema: MIGRATION_TABLE_SCHEMA })
+    this.#db = db
+    this.#options = options
+  }
+
+  override migrateToLatest(): Promise<MigrationResultSet> {
+    return this.#run({ kind: 'latest' })
+  }
+
+  override migrateUp(): Promise<MigrationResultSet> {
+    return this.#run({ kind: 'up' })
+  }
+
+  override migrateDown(): Promise<MigrationResultSet> {
+    return this.#run({ kind: 'down' })
+  }
+
+  override migrateTo(name: string | NoMigrations): Promise<MigrationResultSet> {
+    return this.#run({ kind: 'to', name })
+  }
+
+  // Kysely's contract: a result set, never a throw.
+  async #run(target: MigrationTarget): Promise<MigrationResultSet> {
+    try {
+      return { results: await runMigrations(this.#db, target, migrationSettings(this.#options)) }
+    } catch (error) {
+      return { error, results: error instanceof MigrationError ? [...error.results] : undefined }
+    }
+  }
 }
 
 /**
- * Applies every pending migration, in one transaction. Returns what it applied; throws a
- * {@link MigrationError} if any migration fails, and then nothing of the run is applied.
+ * Applies every pending migration: each contiguous block of transactional migrations in one
+ * transaction, and each migration that opts out of transactions on its own. Returns what it
+ * applied; throws a {@link MigrationError} if a migration fails, which says what stayed applied.
  *
  * @example
  * ```ts
@@ -39,8 +76,8 @@ export function createMigrator(db: Kysely<any>): Migrator {
  * for (const { migrationName } of applied) console.log(`applied ${migrationName}`)
  * ```
  */
-export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResult[]> {
-  return successes(await createMigrator(db).migrateToLatest())
+export function migrateToLatest(db: Kysely<any>, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+  return runMigrations(db, { kind: 'latest' }, migrationSettings(options))
 }
 
 /**
@@ -51,20 +88,21 @@ export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResult[
  * const [applied] = await migrateUp(db) // undefined when nothing is pending
  * ```
  */
-export async function migrateUp(db: Kysely<any>): Promise<MigrationResult[]> {
-  return successes(await createMigrator(db).migrateUp())
+export function migrateUp(db: Kysely<any>, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+  return runMigrations(db, { kind: 'up' }, migrationSettings(options))
 }
 
 /**
- * Reverts the most recently applied migration, if there is one.
+ * Reverts the most recently applied migration, if there is one. A `down` that would drop data
+ * refuses unless `allowDataLoss` (or MIGRATION_ALLOW_DATA_LOSS=true) is given.
  *
  * @example
  * ```ts
  * const [reverted] = await migrateDown(db) // undefined when nothing is applied
  * ```
  */
-export async function migrateDown(db: Kysely<any>): Promise<MigrationResult[]> {
-  return successes(await createMigrator(db).migrateDown())
+export function migrateDown(db: Kysely<any>, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+  return runMigrations(db, { kind: 'down' }, migrationSettings(options))
 }
 
 /**
@@ -75,8 +113,8 @@ export async function migrateDown(db: Kysely<any>): Promise<MigrationResult[]> {
  * await migrateTo(db, '002_add_claude_integration') // the schema before 005
  * ```
  */
-export async function migrateTo(db: Kysely<any>, name: string | null): Promise<MigrationResult[]> {
-  return successes(await createMigrator(db).migrateTo(name ?? NO_MIGRATIONS))
+export function migrateTo(db: Kysely<any>, name: string | null, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+  return runMigrations(db, { kind: 'to', name: name ?? NO_MIGRATIONS }, migrationSettings(options))
 }
 
 /**
@@ -89,14 +127,36 @@ export async function migrateTo(db: Kysely<any>, name: string | null): Promise<M
  */
 export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[]> {
   try {
-    const migrations = await createMigrator(db).getMigrations()
-    return migrations.map(({ name, executedAt }) => ({ name, appliedAt: executedAt }))
+    const known = await kyselyMigrator(db, migrationSettings()).getMigrations()
+    return known.map(({ name, executedAt }) => ({ name, appliedAt: executedAt }))
   } catch (error) {
-    throw new MigrationError({ error }, 'status')
+    throw new MigrationError({ error }, { activity: 'status' })
   }
 }
 
-function successes(resultSet: MigrationResultSet): MigrationResult[] {
-  if (resultSet.error !== undefined) throw new MigrationError(resultSet)
-  return (resultSet.results ?? []).filter((result) => result.status === 'Success')
+/**
+ * The names of the known migrations that the database has not applied, found with one query
+ * (one round trip) on the history table; every name when there is no history yet. This is the
+ * cheap question that start-up asks before it takes any lock.
+ *
+ * @example
+ * ```ts
+ * if ((await pendingMigrationNames(db)).length > 0) await migrateToLatest(db)
+ * ```
+ */
+export async function pendingMigrationNames(db: Kysely<any>): Promise<string[]> {
+  const known = Object.keys(migrations).sort()
+  try {
+    const { rows } = await sql<{ name: string }>`
+      SELECT name FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')}
+    `.execute(db)
+    const applied = new Set(rows.map((row) => row.name))
+    return known.filter((name) => !applied.has(name))
+  } catch (error) {
+    if ((error as { code?: unknown }).code === UNDEFINED_TABLE) return known
+    throw new MigrationError({ error }, { activity: 'status' })
+  }
 }
+
+/** SQLSTATE of a missing table: no migration has ever run here. */
+const UNDEFINED_TABLE = '42P01'

@@ -5,6 +5,7 @@ import * as m000BaselineX402Resources from './000_baseline_x402_resources.js'
 import * as m001AddPromptTemplateFields from './001_add_prompt_template_fields.js'
 import * as m002AddClaudeIntegration from './002_add_claude_integration.js'
 import * as m005AddOpenrouterIntegration from './005_add_openrouter_integration.js'
+import * as m006OpenrouterPoliciesPerSupabaseAdvice from './006_openrouter_policies_per_supabase_advice.js'
 
 /**
  * Every migration of the module, keyed by its file name without extension. Kysely applies them
@@ -18,4 +19,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '001_add_prompt_template_fields': m001AddPromptTemplateFields,
   '002_add_claude_integration': m002AddClaudeIntegration,
   '005_add_openrouter_integration': m005AddOpenrouterIntegration,
+  '006_openrouter_policies_per_supabase_advice': m006OpenrouterPoliciesPerSupabaseAdvice,
 }

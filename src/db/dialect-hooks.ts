@@ -1,48 +1,61 @@
 import type { DatabaseConnection, Dialect, Driver, Kysely, QueryResult } from 'kysely'
 
-import { toQueryError } from './query-error.js'
+/**
+ * What a hooked dialect reports or changes: every statement a connection runs, the transaction
+ * boundaries (which drivers such as PGlite's run without a statement), and errors.
+ */
+export interface DialectHooks {
+  /** Called with the SQL of every statement, and with BEGIN, COMMIT and ROLLBACK. */
+  onStatement?(sql: string, parameters: readonly unknown[]): void
+  /** Turns an error of a query into the error the caller receives. */
+  mapError?(error: unknown): unknown
+}
 
 /**
- * Wraps a dialect so that every error PostgreSQL reports for a query reaches the caller as a
- * {@link QueryError}, whichever driver (node-postgres or PGlite) ran it. Everything else is the
- * original dialect's.
+ * Wraps a dialect with `hooks`; everything else is the original dialect's.
  *
  * @example
  * ```ts
- * new Kysely<DB>({ dialect: withQueryErrors(new PostgresDialect({ pool })) })
+ * const statements: string[] = []
+ * new Kysely({ dialect: withDialectHooks(dialect, { onStatement: (sql) => statements.push(sql) }) })
  * ```
  */
-export function withQueryErrors(dialect: Dialect): Dialect {
+export function withDialectHooks(dialect: Dialect, hooks: DialectHooks): Dialect {
   return {
     createAdapter: () => dialect.createAdapter(),
     createIntrospector: (db: Kysely<any>) => dialect.createIntrospector(db),
     createQueryCompiler: () => dialect.createQueryCompiler(),
-    createDriver: () => new QueryErrorDriver(dialect.createDriver()),
+    createDriver: () => new HookedDriver(dialect.createDriver(), hooks),
   }
 }
 
 type Tail<T extends unknown[]> = T extends [unknown, ...infer Rest] ? Rest : never
 
-class QueryErrorConnection implements DatabaseConnection {
-  constructor(readonly inner: DatabaseConnection) {}
+class HookedConnection implements DatabaseConnection {
+  constructor(
+    readonly inner: DatabaseConnection,
+    readonly hooks: DialectHooks,
+  ) {}
 
   async executeQuery<R>(
     ...args: Parameters<DatabaseConnection['executeQuery']>
   ): Promise<QueryResult<R>> {
+    this.hooks.onStatement?.(args[0].sql, args[0].parameters)
     try {
       return await this.inner.executeQuery<R>(...args)
     } catch (error) {
-      throw toQueryError(error)
+      throw this.hooks.mapError ? this.hooks.mapError(error) : error
     }
   }
 
   async *streamQuery<R>(
     ...args: Parameters<DatabaseConnection['streamQuery']>
   ): AsyncIterableIterator<QueryResult<R>> {
+    this.hooks.onStatement?.(args[0].sql, args[0].parameters)
     try {
       yield* this.inner.streamQuery<R>(...args)
     } catch (error) {
-      throw toQueryError(error)
+      throw this.hooks.mapError ? this.hooks.mapError(error) : error
     }
   }
 }
@@ -51,12 +64,14 @@ class QueryErrorConnection implements DatabaseConnection {
  * Hands out one wrapper per real connection, and gives the real connection back to the driver
  * wherever the driver takes one: drivers use their connections' private methods.
  */
-class QueryErrorDriver implements Driver {
+class HookedDriver implements Driver {
   readonly #driver: Driver
-  readonly #wrappers = new WeakMap<DatabaseConnection, QueryErrorConnection>()
+  readonly #hooks: DialectHooks
+  readonly #wrappers = new WeakMap<DatabaseConnection, HookedConnection>()
 
-  constructor(driver: Driver) {
+  constructor(driver: Driver, hooks: DialectHooks) {
     this.#driver = driver
+    this.#hooks = hooks
     // Kysely looks for the savepoint methods to know whether the driver has them.
     if (!driver.savepoint) this.savepoint = undefined
     if (!driver.rollbackToSavepoint) this.rollbackToSavepoint = undefined
@@ -71,21 +86,24 @@ class QueryErrorDriver implements Driver {
     const connection = await this.#driver.acquireConnection(...args)
     let wrapper = this.#wrappers.get(connection)
     if (!wrapper) {
-      wrapper = new QueryErrorConnection(connection)
+      wrapper = new HookedConnection(connection, this.#hooks)
       this.#wrappers.set(connection, wrapper)
     }
     return wrapper
   }
 
   beginTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['beginTransaction']>>) {
+    this.#hooks.onStatement?.('BEGIN', [])
     return this.#driver.beginTransaction(unwrap(connection), ...rest)
   }
 
   commitTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['commitTransaction']>>) {
+    this.#hooks.onStatement?.('COMMIT', [])
     return this.#driver.commitTransaction(unwrap(connection), ...rest)
   }
 
   rollbackTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['rollbackTransaction']>>) {
+    this.#hooks.onStatement?.('ROLLBACK', [])
     return this.#driver.rollbackTransaction(unwrap(connection), ...rest)
   }
 
@@ -108,5 +126,5 @@ class QueryErrorDriver implements Driver {
 }
 
 function unwrap(connection: DatabaseConnection): DatabaseConnection {
-  return connection instanceof QueryErrorConnection ? connection.inner : connection
+  return connection instanceof HookedConnection ? connection.inner : connection
 }

@@ -1,0 +1,180 @@
+import { type DialectAdapter, type Dialect, type Kysely, PGliteAdapter, sql } from 'kysely'
+
+/**
+ * The advisory lock key of this module's migrations, the same on every instance of the app.
+ * (The Supabase stand-in uses 402005001.)
+ */
+export const MIGRATION_LOCK_KEY = 402_005_000
+
+/** How long a run waits for another instance's run to finish, unless told otherwise. */
+export const DEFAULT_LOCK_WAIT_MS = 120_000
+
+/** What a run learns about its connection while it takes the lock. */
+export interface MigrationSession {
+  /**
+   * True when two statements of one client session reached different server connections: a
+   * transaction-mode pooler (PgBouncer, Supavisor on Supabase's port 6543) is in between, and
+   * only work inside a transaction is safe.
+   */
+  transactionPooler: boolean
+}
+
+/** Options of {@link withMigrationLock}. */
+export interface MigrationLockOptions {
+  /** How long to wait for another run's lock, in ms; 0 waits forever. */
+  lockWaitMs?: number
+}
+
+/**
+ * Thrown when another run held the migration lock for longer than the wait allowed.
+ */
+export class MigrationLockTimeoutError extends Error {
+  override readonly name = 'MigrationLockTimeoutError'
+  readonly code = 'MIGRATION_LOCK_TIMEOUT'
+}
+
+const pgliteQueues = new WeakMap<Kysely<any>, Promise<unknown>>()
+
+const adaptersWithoutKyselyLock = new WeakSet<DialectAdapter>()
+
+/**
+ * Wraps a dialect so that Kysely's Migrator takes no lock of its own: the runner holds
+ * {@link withMigrationLock} for the whole run. Kysely's Postgres lock is session-level, which
+ * leaks through a transaction-mode pooler, and inside a migration transaction that failed its
+ * unlock fails too ("current transaction is aborted") and hides the migration's error.
+ *
+ * @example
+ * ```ts
+ * new Kysely({ dialect: withoutKyselyMigrationLock(new PostgresDialect({ pool })) })
+ * ```
+ */
+export function withoutKyselyMigrationLock(dialect: Dialect): Dialect {
+  return {
+    createAdapter: () => {
+      // Same prototype, so that instanceof PGliteAdapter and every capability still hold.
+      const adapter: DialectAdapter = Object.create(dialect.createAdapter(), {
+        acquireMigrationLock: { value: async () => {} },
+        releaseMigrationLock: { value: async () => {} },
+      })
+      adaptersWithoutKyselyLock.add(adapter)
+      return adapter
+    },
+    createDriver: () => dialect.createDriver(),
+    createIntrospector: (db) => dialect.createIntrospector(db),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+  }
+}
+
+/**
+ * Throws unless `db` was made by createDb (its dialect wrapped by
+ * {@link withoutKyselyMigrationLock}), which the runner needs.
+ */
+export function assertRunnerDialect(db: Kysely<any>): void {
+  if (!adaptersWithoutKyselyLock.has(db.getExecutor().adapter)) {
+    throw new Error(
+      'The migrator was given a Kysely instance that createDb() did not make. Create the database with createDb() ' +
+        '(or wrap your dialect with withoutKyselyMigrationLock()), so that the runner holds the only migration lock.',
+    )
+  }
+}
+
+/**
+ * Runs `work` while this process holds the module's migration lock, so that of many instances
+ * starting at once only one migrates at a time and the others then find nothing to do.
+ *
+ * On PostgreSQL the lock is a transaction-scoped advisory lock, held by an open transaction on
+ * a connection of its own. It cannot leak: the server drops it when that transaction ends or
+ * its connection dies (a crashed process), and a transaction stays on one server connection
+ * even through a transaction-mode pooler, where a session-level lock and its unlock can land on
+ * different server connections. PGlite has one connection and its data folder is locked to one
+ * process, so there the lock only orders the runs of this process.
+ *
+ * @example
+ * ```ts
+ * await withMigrationLock(db, async ({ transactionPooler }) => {
+ *   // only one instance at a time gets here
+ * })
+ * ```
+ */
+export async function withMigrationLock<T>(
+  db: Kysely<any>,
+  work: (session: MigrationSession) => Promise<T>,
+  options: MigrationLockOptions = {},
+): Promise<T> {
+  if (db.getExecutor().adapter instanceof PGliteAdapter) return inProcessQueue(db, () => work({ transactionPooler: false }))
+
+  const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS
+  return db.connection().execute(async (lockConnection) => {
+    const transactionPooler = await beginLockTransaction(db, lockConnection)
+    let committed = false
+    try {
+      await sql`
+        SELECT set_config('lock_timeout', ${sql.lit(`${lockWaitMs}ms`)}, true),
+               set_config('idle_in_transaction_session_timeout', '0', true)
+      `.execute(lockConnection)
+      try {
+        await sql`SELECT pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)})`.execute(lockConnection)
+      } catch (error) {
+        if ((error as { code?: string }).code !== '55P03') throw error
+        throw await lockTimeout(db, lockWaitMs)
+      }
+      const result = await work({ transactionPooler })
+      await sql`COMMIT`.execute(lockConnection)
+      committed = true
+      return result
+    } finally {
+      // A failed ROLLBACK means the connection is gone, and the lock with it.
+      if (!committed) await sql`ROLLBACK`.execute(lockConnection).catch(() => {})
+    }
+  })
+}
+
+/**
+ * Opens the lock transaction and finds out, on the way, whether a transaction-mode pooler
+ * separates the client sessions from the server's. A probe session asks for its backend, then
+ * the lock session begins: a pooler that reuses server connections hands it the probe's, or
+ * moves the probe to another one. A direct or session-mode connection does neither.
+ */
+async function beginLockTransaction(db: Kysely<any>, lockConnection: Kysely<any>): Promise<boolean> {
+  return db.connection().execute(async (probe) => {
+    const probePid = await backendPid(probe)
+    await sql`BEGIN`.execute(lockConnection)
+    const lockPid = await backendPid(lockConnection)
+    return lockPid === probePid || (await backendPid(probe)) !== probePid
+  })
+}
+
+async function backendPid(db: Kysely<any>): Promise<number> {
+  const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(db)
+  return rows[0]!.pid
+}
+
+async function lockTimeout(db: Kysely<any>, lockWaitMs: number): Promise<MigrationLockTimeoutError> {
+  const { rows } = await sql<{ pid: number; application_name: string; running_for: string; query: string }>`
+    SELECT a.pid, a.application_name, date_trunc('second', now() - a.xact_start)::text AS running_for, a.query
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0
+      AND l.objid = ${sql.lit(MIGRATION_LOCK_KEY)} AND l.objsubid = 1
+  `
+    .execute(db)
+    .catch(() => ({ rows: [] }))
+  const holder = rows[0]
+  const who = holder
+    ? `another run holds it (pid ${holder.pid}, ${holder.application_name || 'no application name'}, for ${holder.running_for})`
+    : 'another run held it'
+  return new MigrationLockTimeoutError(
+    `Waited ${lockWaitMs} ms for the migration lock, but ${who}. ` +
+      'Another instance or a deploy step is migrating this database: let it finish and start again, ' +
+      'or allow a longer wait with MIGRATION_LOCK_WAIT_MS.',
+  )
+}
+
+function inProcessQueue<T>(db: Kysely<any>, work: () => Promise<T>): Promise<T> {
+  const previous = pgliteQueues.get(db) ?? Promise.resolve()
+  const run = previous.then(work, work)
+  pgliteQueues.set(
+    db,
+    run.catch(() => {}),
+  )
+  return run
+}

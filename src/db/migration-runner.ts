@@ -1,0 +1,260 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import { type Kysely, PGliteAdapter, sql } from 'kysely'
+import {
+  type MigrationInfo,
+  type MigrationResult,
+  type MigrationResultSet,
+  Migrator,
+  NO_MIGRATIONS,
+  type NoMigrations,
+} from 'kysely/migration'
+
+import { MigrationError, TransactionPoolerError } from './migration-error.js'
+import { assertRunnerDialect, withMigrationLock } from './migration-lock.js'
+import { migrationProvider, runsInTransaction } from './migration-provider.js'
+import type { MigrationSettings } from './migration-settings.js'
+import { ensureSupabaseStandIn } from './supabase-stand-in.js'
+
+/**
+ * The schema that holds Kysely's history tables (kysely_migration, kysely_migration_lock). Not
+ * `public`: Supabase's default privileges would expose them through the API to anon.
+ */
+export const MIGRATION_TABLE_SCHEMA = 'x402_migrations'
+
+/** SQLSTATE of a lock_timeout. */
+const LOCK_NOT_AVAILABLE = '55P03'
+
+/** Where a run goes: every pending migration, one step up or down, or to a named migration. */
+export type MigrationTarget =
+  | { kind: 'latest' }
+  | { kind: 'up' }
+  | { kind: 'down' }
+  | { kind: 'to'; name: string | NoMigrations }
+
+interface Step {
+  name: string
+  direction: 'Up' | 'Down'
+  transactional: boolean
+}
+
+/**
+ * Runs the migrations that take the database to `target`. Under the migration lock, held for
+ * the whole run, it reads the history, plans the steps, and runs each contiguous block of
+ * transactional migrations in one transaction and each migration that opts out
+ * (`config = { transaction: false }`) on a connection of its own, every block through Kysely's
+ * Migrator. A migration that hits lock_timeout is tried again, with a doubling wait, up to
+ * `settings.lockAttempts` times. Returns the results of the migrations it ran; throws
+ * {@link MigrationError} when one fails, after the blocks before it committed.
+ *
+ * @example
+ * ```ts
+ * const applied = await runMigrations(db, { kind: 'latest' }, migrationSettings())
+ * ```
+ */
+export async function runMigrations(
+  db: Kysely<any>,
+  target: MigrationTarget,
+  settings: MigrationSettings,
+): Promise<MigrationResult[]> {
+  assertRunnerDialect(db)
+  const attempt = () =>
+    withMigrationLock(
+      db,
+      async ({ transactionPooler }) => {
+        const migrations = await kyselyMigrator(db, settings).getMigrations()
+        const steps = planSteps(migrations, target)
+        const outside = steps.filter((step) => !step.transactional).map((step) => step.name)
+        if (transactionPooler && outside.length > 0) throw new TransactionPoolerError(outside)
+        // The Supabase platform pieces the schema depends on; a no-op where they exist.
+        if (steps.some((step) => step.direction === 'Up')) await ensureSupabaseStandIn(db)
+        const results: MigrationResult[] = []
+        for (const block of contiguousBlocks(steps)) {
+          results.push(...(await runBlockWithRetries(db, block, targetOf(block, migrations), settings, results)))
+        }
+        return results
+      },
+      settings,
+    )
+  try {
+    return await attempt()
+  } catch (error) {
+    if (error instanceof MigrationError || error instanceof TransactionPoolerError) throw error
+    throw new MigrationError({ error }, { activity: 'run' })
+  }
+}
+
+/**
+ * Kysely's Migrator over the module's migrations and history tables, prepared with `settings`.
+ * The runner's lock replaces Kysely's own (see withoutKyselyMigrationLock).
+ */
+export function kyselyMigrator(db: Kysely<any>, settings: MigrationSettings, disableTransactions = false): Migrator {
+  return new Migrator({
+    db,
+    provider: migrationProvider(settings),
+    migrationTableSchema: MIGRATION_TABLE_SCHEMA,
+    disableTransactions,
+  })
+}
+
+function planSteps(migrations: readonly MigrationInfo[], target: MigrationTarget): Step[] {
+  const applied = migrations.filter((m) => m.executedAt !== undefined)
+  const pending = migrations.filter((m) => m.executedAt === undefined)
+  const up = (list: readonly MigrationInfo[]) => list.map((m) => step(m, 'Up'))
+  const down = (list: readonly MigrationInfo[]) => list.toReversed().map((m) => step(m, 'Down'))
+  switch (target.kind) {
+    case 'latest':
+      return up(pending)
+    case 'up':
+      return up(pending.slice(0, 1))
+    case 'down':
+      return down(applied.slice(-1))
+    case 'to': {
+      if (target.name === NO_MIGRATIONS) return down(applied)
+      const index = migrations.findIndex((m) => m.name === target.name)
+      if (index === -1) throw new Error(`No migration is named "${target.name}".`)
+      return migrations[index]!.executedAt === undefined
+        ? up(pending.filter((m) => m.name <= migrations[index]!.name))
+        : down(applied.filter((m) => m.name > migrations[index]!.name))
+    }
+  }
+}
+
+function step(migration: MigrationInfo, direction: Step['direction']): Step {
+  return { name: migration.name, direction, transactional: runsInTransaction(migration.migration) }
+}
+
+function contiguousBlocks(steps: Step[]): Step[][] {
+  const blocks: Step[][] = []
+  for (const next of steps) {
+    const block = blocks.at(-1)
+    if (block && block[0]!.transactional && next.transactional) block.push(next)
+    else blocks.push([next])
+  }
+  return blocks
+}
+
+async function runBlockWithRetries(
+  db: Kysely<any>,
+  block: Step[],
+  blockTarget: string | NoMigrations,
+  settings: MigrationSettings,
+  earlier: MigrationResult[],
+): Promise<MigrationResult[]> {
+  for (let attempt = 1; ; attempt++) {
+    const { resultSet, blockers } = await runBlock(db, block[0]!.transactional, blockTarget, settings)
+    if (resultSet.error === undefined) return successes(resultSet)
+    const lockTimedOut = (resultSet.error as { code?: unknown }).code === LOCK_NOT_AVAILABLE
+    if (!lockTimedOut || attempt >= settings.lockAttempts) {
+      throw new MigrationError(resultSet, {
+        activity: 'run',
+        appliedBefore: earlier.map((result) => result.migrationName),
+        transactional: block[0]!.transactional,
+        attempts: lockTimedOut ? attempt : undefined,
+        blockers,
+      })
+    }
+    const delayMs = settings.retryDelayMs * 2 ** (attempt - 1)
+    const failed = resultSet.results?.find((result) => result.status === 'Error')?.migrationName
+    settings.log(
+      `[db] ${failed ?? 'a migration'} hit lock_timeout (attempt ${attempt} of ${settings.lockAttempts}` +
+        `${blockers ? `; blocked by ${blockers}` : ''}); trying again in ${delayMs} ms`,
+    )
+    await sleep(delayMs)
+  }
+}
+
+async function runBlock(
+  db: Kysely<any>,
+  transactional: boolean,
+  blockTarget: string | NoMigrations,
+  settings: MigrationSettings,
+): Promise<{ resultSet: MigrationResultSet; blockers: string | undefined }> {
+  if (transactional) {
+    let resultSet: MigrationResultSet = {}
+    const watch = await watchBlockers(db)
+    try {
+      await db.transaction().execute(async (trx) => {
+        await watch.follow(trx)
+        resultSet = await kyselyMigrator(trx, settings).migrateTo(blockTarget)
+        // Kysely's Migrator returns its error instead of throwing: throw it to roll back.
+        if (resultSet.error !== undefined) throw resultSet.error
+      })
+    } catch (error) {
+      if (resultSet.error === undefined) resultSet = { error }
+    }
+    return { resultSet, blockers: await watch.stop() }
+  }
+  return db.connection().execute(async (connection) => {
+    const watch = await watchBlockers(db)
+    try {
+      await watch.follow(connection)
+      const resultSet = await kyselyMigrator(connection, settings, true).migrateTo(blockTarget)
+      return { resultSet, blockers: await watch.stop() }
+    } finally {
+      await watch.stop()
+      // The migration SET its timeouts for the session; the pool must not hand them on.
+      await sql`RESET ALL`.execute(connection).catch(() => {})
+    }
+  })
+}
+
+function targetOf(block: Step[], migrations: readonly MigrationInfo[]): string | NoMigrations {
+  const last = block.at(-1)!
+  if (last.direction === 'Up') return last.name
+  const index = migrations.findIndex((m) => m.name === last.name)
+  return index > 0 ? migrations[index - 1]!.name : NO_MIGRATIONS
+}
+
+function successes(resultSet: MigrationResultSet): MigrationResult[] {
+  return (resultSet.results ?? []).filter((result) => result.status === 'Success')
+}
+
+interface BlockerWatch {
+  /** Starts sampling what blocks the backend that `migrationDb` runs on. */
+  follow(migrationDb: Kysely<any>): Promise<void>
+  /** Stops sampling; returns the last blockers seen, described, if any. */
+  stop(): Promise<string | undefined>
+}
+
+/**
+ * Watches, from another connection, which sessions block the migration's backend, so that a
+ * lock timeout can name the pid and the query in the way. After the timeout the wait is over
+ * and pg_blocking_pids() no longer tells. Not on PGlite, which has one connection only.
+ */
+async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
+  let seen: string | undefined
+  let timer: NodeJS.Timeout | undefined
+  let sampling: Promise<void> = Promise.resolve()
+  if (db.getExecutor().adapter instanceof PGliteAdapter) {
+    return { follow: async () => {}, stop: async () => seen }
+  }
+  return {
+    async follow(migrationDb) {
+      const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(migrationDb)
+      const pid = rows[0]!.pid
+      const sample = async () => {
+        const found = await sql<{ pid: number; state: string; xact_age: string; query: string }>`
+          SELECT a.pid, a.state, date_trunc('second', now() - a.xact_start)::text AS xact_age,
+                 left(regexp_replace(a.query, '\s+', ' ', 'g'), 200) AS query
+          FROM unnest(pg_blocking_pids(${pid})) AS b(pid) JOIN pg_stat_activity a ON a.pid = b.pid
+        `
+          .execute(db)
+          .catch(() => ({ rows: [] }))
+        if (found.rows.length > 0) {
+          seen = found.rows
+            .map((row) => `pid ${row.pid} (${row.state}, transaction open for ${row.xact_age}: ${row.query})`)
+            .join(', ')
+        }
+      }
+      timer = setInterval(() => {
+        sampling = sampling.then(sample)
+      }, 100)
+    },
+    async stop() {
+      clearInterval(timer)
+      await sampling
+      return seen
+    },
+  }
+}

@@ -1,0 +1,71 @@
+import { DEFAULT_LOCK_WAIT_MS } from './migration-lock.js'
+
+/**
+ * How a migration run behaves. Each field can also come from the environment (in brackets);
+ * an explicit option wins.
+ */
+export interface MigrateOptions {
+  /** How long to wait for another instance's run, in ms; 0 waits forever. [MIGRATION_LOCK_WAIT_MS, 120000] */
+  lockWaitMs?: number
+  /**
+   * lock_timeout of every migration statement, in ms: a statement that cannot get its table lock
+   * in time gives up instead of queueing every query of the app behind it. [MIGRATION_LOCK_TIMEOUT_MS, 2000]
+   */
+  lockTimeoutMs?: number
+  /** statement_timeout of migration statements, in ms; a migration may lift it for a step. [MIGRATION_STATEMENT_TIMEOUT_MS, 60000] */
+  statementTimeoutMs?: number
+  /** How many times a migration that hit lock_timeout is tried in all. [MIGRATION_LOCK_ATTEMPTS, 5] */
+  lockAttempts?: number
+  /** The wait before the first retry, in ms; it doubles on each retry. [MIGRATION_RETRY_DELAY_MS, 1000] */
+  retryDelayMs?: number
+  /**
+   * Lets a `down` go ahead where it would drop data, after it copied the data to schema
+   * x402_backup. [MIGRATION_ALLOW_DATA_LOSS=true, false]
+   */
+  allowDataLoss?: boolean
+  /** Receives a line when a migration is retried after a lock timeout. */
+  log?: (line: string) => void
+  /** Where the variables above are read from; `process.env` by default. */
+  env?: NodeJS.ProcessEnv
+}
+
+/** {@link MigrateOptions} with every default applied. */
+export type MigrationSettings = Required<Omit<MigrateOptions, 'env'>>
+
+/**
+ * Applies the environment and the defaults to `options`, and rejects a value that is not a
+ * number or a boolean where one is expected.
+ *
+ * @example
+ * ```ts
+ * migrationSettings({ env: { MIGRATION_LOCK_TIMEOUT_MS: '500' } }).lockTimeoutMs // 500
+ * ```
+ */
+export function migrationSettings(options: MigrateOptions = {}): MigrationSettings {
+  const env = options.env ?? process.env
+  return {
+    lockWaitMs: options.lockWaitMs ?? count(env, 'MIGRATION_LOCK_WAIT_MS', DEFAULT_LOCK_WAIT_MS),
+    lockTimeoutMs: options.lockTimeoutMs ?? count(env, 'MIGRATION_LOCK_TIMEOUT_MS', 2_000),
+    statementTimeoutMs: options.statementTimeoutMs ?? count(env, 'MIGRATION_STATEMENT_TIMEOUT_MS', 60_000),
+    lockAttempts: Math.max(1, options.lockAttempts ?? count(env, 'MIGRATION_LOCK_ATTEMPTS', 5)),
+    retryDelayMs: options.retryDelayMs ?? count(env, 'MIGRATION_RETRY_DELAY_MS', 1_000),
+    allowDataLoss: options.allowDataLoss ?? flag(env, 'MIGRATION_ALLOW_DATA_LOSS'),
+    log: options.log ?? ((line) => console.warn(line)),
+  }
+}
+
+function count(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name]?.trim()
+  if (value === undefined || value === '') return fallback
+  if (!/^\d+$/.test(value)) {
+    throw new Error(`${name} is "${value}", expected a whole number of milliseconds (or of attempts). Fix it or unset it for the default, ${fallback}.`)
+  }
+  return Number(value)
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const value = env[name]?.trim().toLowerCase()
+  if (value === undefined || value === '' || value === 'false') return false
+  if (value === 'true') return true
+  throw new Error(`${name} is "${env[name]}", expected "true" or "false".`)
+}
