@@ -8,8 +8,19 @@ export {
   resolveDatabaseTarget,
 } from './db/create-db.js'
 export { migrateOnStartup, type MigrateOnStartupOptions, type StartupMigrationOutcome } from './db/migrate-on-startup.js'
-export { MigrationError } from './db/migration-error.js'
-export { migrationProvider } from './db/migration-provider.js'
+export { type MigrationFailureContext, MigrationError, TransactionPoolerError } from './db/migration-error.js'
+export {
+  DEFAULT_LOCK_WAIT_MS,
+  MIGRATION_LOCK_KEY,
+  type MigrationLockOptions,
+  MigrationLockTimeoutError,
+  type MigrationSession,
+  withMigrationLock,
+  withoutKyselyMigrationLock,
+} from './db/migration-lock.js'
+export { type MigrationConfig, migrationProvider, runsInTransaction } from './db/migration-provider.js'
+export { type MigrationTarget, runMigrations } from './db/migration-runner.js'
+export { type MigrateOptions, type MigrationSettings, migrationSettings } from './db/migration-settings.js'
 export { exportMigrationSql, type MigrationDirection, resolveMigrationName } from './db/migration-sql.js'
 export {
   createMigrator,
@@ -20,6 +31,7 @@ export {
   migrateUp,
   type MigrationStatus,
   migrationStatus,
+  pendingMigrationNames,
 } from './db/migrator.js'
 export type { OpenRouterConfig, OpenRouterParams } from './db/openrouter-config.js'
 export { QueryError, toQueryError } from './db/query-error.js'

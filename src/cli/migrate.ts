@@ -1,11 +1,12 @@
 /**
  * The migration command line, behind the npm scripts:
  *
- *   migrate:latest | migrate:up | migrate:down | migrate:list
+ *   migrate:latest | migrate:up | migrate:list
+ *   migrate:down [-- --allow-data-loss]
  *   migrate:sql -- <name> [--down]
  *
- * It works on DATABASE_URL when set, otherwise on the embedded database (PGLITE_DATA_DIR,
- * default .data/pglite). Progress goes to stderr, results (the list, the SQL) to stdout. On
+ * It works on MIGRATION_DATABASE_URL when set, else DATABASE_URL, otherwise on the embedded
+ * database (PGLITE_DATA_DIR, default .data/pglite). Progress goes to stderr, results (the list, the SQL) to stdout. On
  * failure it prints one line saying why and exits with 1.
  */
 import type { Kysely } from 'kysely'
@@ -15,14 +16,20 @@ import { createDb, describeDatabaseTarget, resolveDatabaseTarget } from '../db/c
 import { exportMigrationSql, resolveMigrationName } from '../db/migration-sql.js'
 import { migrateDown, migrateToLatest, migrateUp, migrationStatus } from '../db/migrator.js'
 
-const USAGE = 'usage: migrate <latest | up | down | list | sql <name> [--down]>'
+const USAGE = 'usage: migrate <latest | up | down [--allow-data-loss] | list | sql <name> [--down]>'
 
 type Command = (db: () => Kysely<any>, args: string[]) => Promise<void>
 
 const commands: Record<string, Command> = {
   latest: (db) => report(migrateToLatest(db()), 'Already up to date: no pending migration.'),
   up: (db) => report(migrateUp(db()), 'Nothing to apply: no pending migration.'),
-  down: (db) => report(migrateDown(db()), 'Nothing to roll back: no migration is applied.'),
+  down: (db, args) => {
+    const unknownFlags = args.filter((arg) => arg !== '--allow-data-loss')
+    if (unknownFlags.length > 0) throw new Error(`migrate:down takes only --allow-data-loss, not ${unknownFlags.join(' ')}. ${USAGE}`)
+    // Unset, the environment (MIGRATION_ALLOW_DATA_LOSS) decides.
+    const allowDataLoss = args.includes('--allow-data-loss') || undefined
+    return report(migrateDown(db(), { allowDataLoss }), 'Nothing to roll back: no migration is applied.')
+  },
   list: async (db) => {
     for (const { name, appliedAt } of await migrationStatus(db())) {
       console.log(`${appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`)
@@ -55,9 +62,10 @@ async function main(argv: string[]): Promise<void> {
 
   let db: Kysely<any> | undefined
   const openDb = () => {
-    const target = resolveDatabaseTarget()
-    console.error(`Database: ${describeDatabaseTarget(target)}`)
-    db = createDb()
+    // Migrations may need a direct connection where the app goes through a transaction pooler.
+    const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
+    console.error(`Database: ${describeDatabaseTarget(resolveDatabaseTarget(options))}`)
+    db = createDb(options)
     return db
   }
   try {

@@ -1,13 +1,13 @@
 import type { Kysely } from 'kysely'
 import type { MigrationResult } from 'kysely/migration'
 
-import { migrateToLatest } from './migrator.js'
+import { createDb } from './create-db.js'
+import type { MigrateOptions } from './migration-settings.js'
+import { migrateToLatest, pendingMigrationNames } from './migrator.js'
 
-/** Options of {@link migrateOnStartup}. */
-export interface MigrateOnStartupOptions {
-  /** Where AUTO_MIGRATE is read from; `process.env` by default. */
-  env?: NodeJS.ProcessEnv
-  /** Receives one line per applied migration, and one when auto-migrate is off. */
+/** Options of {@link migrateOnStartup}: those of a migration run, and where to log. */
+export interface MigrateOnStartupOptions extends Omit<MigrateOptions, 'log'> {
+  /** Receives one line per applied migration, one when auto-migrate is off, and retries. */
   log?: (line: string) => void
 }
 
@@ -22,7 +22,14 @@ export type StartupMigrationOutcome =
 /**
  * Brings the database up to date before the app serves. Await it at start-up; if it throws, do
  * not serve: the error ({@link MigrationError}) names the migration and PostgreSQL's reason, and
- * the failed run left the database as it was.
+ * what stayed applied.
+ *
+ * Every start pays one query, on `db`: it compares the applied names with the known ones, and
+ * when nothing is pending it is done. Otherwise it runs the migrations under the migration
+ * lock, on MIGRATION_DATABASE_URL when set (a direct connection, where the app's DATABASE_URL
+ * goes through a transaction-mode pooler), else on `db`. Of many instances starting at once,
+ * one migrates while the others wait for the lock (MIGRATION_LOCK_WAIT_MS) and then find
+ * nothing left to do.
  *
  * AUTO_MIGRATE=false turns it off (for deploys that migrate in a separate step); any value
  * other than true or false is rejected.
@@ -39,13 +46,22 @@ export async function migrateOnStartup(
   options: MigrateOnStartupOptions = {},
 ): Promise<StartupMigrationOutcome> {
   const log = options.log ?? ((line: string) => console.info(line))
-  if (!isAutoMigrateOn(options.env ?? process.env)) {
+  const env = options.env ?? process.env
+  if (!isAutoMigrateOn(env)) {
     log('[db] AUTO_MIGRATE=false: start-up migration skipped')
     return { skipped: true, applied: [] }
   }
-  const applied = await migrateToLatest(db)
-  for (const { migrationName } of applied) log(`[db] applied migration ${migrationName}`)
-  return { skipped: false, applied }
+  if ((await pendingMigrationNames(db)).length === 0) return { skipped: false, applied: [] }
+
+  const migrationUrl = env.MIGRATION_DATABASE_URL?.trim()
+  const migrationDb = migrationUrl ? createDb({ connectionString: migrationUrl }) : db
+  try {
+    const applied = await migrateToLatest(migrationDb, { ...options, env, log })
+    for (const { migrationName } of applied) log(`[db] applied migration ${migrationName}`)
+    return { skipped: false, applied }
+  } finally {
+    if (migrationDb !== db) await migrationDb.destroy()
+  }
 }
 
 function isAutoMigrateOn(env: NodeJS.ProcessEnv): boolean {

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest'
+
+import { createDb, IN_MEMORY, migrateOnStartup, migrateTo, pendingMigrationNames } from '../src/index.js'
+import { migrations } from '../src/migrations/index.js'
+import { testTargets, withTestDatabase } from './support/test-database.js'
+
+// Every app start calls migrateOnStartup. When nothing is pending it must cost one query (one
+// round trip), whatever the size of the catalog: counted here statement by statement, as the
+// driver sends them. (How long that takes is measured by `npm run bench`, not here.)
+
+describe.each(testTargets)('the no-op start-up on %s', (target) => {
+  async function withCountingDb(use: (db: ReturnType<typeof createDb>, statements: string[]) => Promise<void>) {
+    const statements: string[] = []
+    const onStatement = (sql: string) => void statements.push(sql)
+    if (target === 'pglite') {
+      const db = createDb({ dataDir: IN_MEMORY, onStatement })
+      try {
+        await use(db, statements)
+      } finally {
+        await db.destroy()
+      }
+      return
+    }
+    await withTestDatabase(target, async ({ location }) => {
+      const db = createDb({ ...location, onStatement })
+      try {
+        await use(db, statements)
+      } finally {
+        await db.destroy()
+      }
+    })
+  }
+
+  it('sends one statement when nothing is pending, and takes no lock', async () => {
+    await withCountingDb(async (db, statements) => {
+      await migrateOnStartup(db, { env: {}, log: () => {} })
+      statements.length = 0
+
+      expect(await migrateOnStartup(db, { env: {}, log: () => {} })).toEqual({ skipped: false, applied: [] })
+      expect(statements).toHaveLength(1)
+      expect(statements[0]).toMatch(/^\s*SELECT name FROM "x402_migrations"."kysely_migration"\s*$/)
+    })
+  })
+
+  it('finds what is pending with that one statement, also before any history exists', async () => {
+    await withCountingDb(async (db, statements) => {
+      const known = Object.keys(migrations).sort()
+      expect(await pendingMigrationNames(db)).toEqual(known)
+      await migrateTo(db, '002_add_claude_integration')
+      statements.length = 0
+      expect(await pendingMigrationNames(db)).toEqual(known.filter((name) => name > '002_add_claude_integration'))
+      expect(statements).toHaveLength(1)
+    })
+  })
+
+  it('starts an older release against a database a newer release migrated further', async () => {
+    await withCountingDb(async (db) => {
+      await migrateOnStartup(db, { env: {}, log: () => {} })
+      await db.insertInto('x402_migrations.kysely_migration' as never).values({ name: '999_from_a_newer_release', timestamp: new Date().toISOString() } as never).execute()
+      expect(await pendingMigrationNames(db)).toEqual([])
+      expect(await migrateOnStartup(db, { env: {}, log: () => {} })).toEqual({ skipped: false, applied: [] })
+    })
+  })
+})
