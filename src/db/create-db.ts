@@ -108,23 +108,31 @@ export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
   const target = resolveDatabaseTarget(options)
   const dialect =
     target.kind === 'postgres'
-      ? new PostgresDialect({
-          pool: new pg.Pool({
-            connectionString: target.connectionString,
-            application_name: 'x402-jobs-db',
-            // An unreachable server fails the first query instead of hanging it, and a server
-            // that vanished without closing the connection is noticed by TCP keepalive.
-            connectionTimeoutMillis: 10_000,
-            keepAlive: true,
-            keepAliveInitialDelayMillis: 10_000,
-          }),
-        })
+      ? new PostgresDialect({ pool: createPool(target.connectionString) })
       : new PGliteDialect({ pglite: () => openPglite(target.dataDir) })
   const hooked = withDialectHooks(withoutKyselyMigrationLock(dialect), {
     mapError: toQueryError,
     onStatement: options.onStatement,
   })
   return new Kysely<DB>({ dialect: hooked, log: options.log })
+}
+
+function createPool(connectionString: string): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    application_name: 'x402-jobs-db',
+    // An unreachable server fails the first query instead of hanging it, and a server that
+    // vanished without closing the connection is noticed by TCP keepalive.
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  })
+  // A connection that the server ended (a restart, pg_terminate_backend) emits 'error', which
+  // without a listener crashes the process. The query in flight fails on its own (as a
+  // QueryError), and the pool drops the connection: the next query gets a new one.
+  pool.on('error', () => {})
+  pool.on('connect', (client) => client.on('error', () => {}))
+  return pool
 }
 
 function openPglite(dataDir: string): PGlite {

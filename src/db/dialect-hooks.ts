@@ -5,8 +5,11 @@ import type { DatabaseConnection, Dialect, Driver, Kysely, QueryResult } from 'k
  * boundaries (which drivers such as PGlite's run without a statement), and errors.
  */
 export interface DialectHooks {
-  /** Called with the SQL of every statement, and with BEGIN, COMMIT and ROLLBACK. */
-  onStatement?(sql: string, parameters: readonly unknown[]): void
+  /**
+   * Called with the SQL of every statement, and with BEGIN, COMMIT and ROLLBACK, and a number
+   * that tells the connections of the pool apart.
+   */
+  onStatement?(sql: string, parameters: readonly unknown[], connection: number): void
   /** Turns an error of a query into the error the caller receives. */
   mapError?(error: unknown): unknown
 }
@@ -35,12 +38,13 @@ class HookedConnection implements DatabaseConnection {
   constructor(
     readonly inner: DatabaseConnection,
     readonly hooks: DialectHooks,
+    readonly number: number,
   ) {}
 
   async executeQuery<R>(
     ...args: Parameters<DatabaseConnection['executeQuery']>
   ): Promise<QueryResult<R>> {
-    this.hooks.onStatement?.(args[0].sql, args[0].parameters)
+    this.hooks.onStatement?.(args[0].sql, args[0].parameters, this.number)
     try {
       return await this.inner.executeQuery<R>(...args)
     } catch (error) {
@@ -51,7 +55,7 @@ class HookedConnection implements DatabaseConnection {
   async *streamQuery<R>(
     ...args: Parameters<DatabaseConnection['streamQuery']>
   ): AsyncIterableIterator<QueryResult<R>> {
-    this.hooks.onStatement?.(args[0].sql, args[0].parameters)
+    this.hooks.onStatement?.(args[0].sql, args[0].parameters, this.number)
     try {
       yield* this.inner.streamQuery<R>(...args)
     } catch (error) {
@@ -68,6 +72,7 @@ class HookedDriver implements Driver {
   readonly #driver: Driver
   readonly #hooks: DialectHooks
   readonly #wrappers = new WeakMap<DatabaseConnection, HookedConnection>()
+  #connections = 0
 
   constructor(driver: Driver, hooks: DialectHooks) {
     this.#driver = driver
@@ -86,24 +91,24 @@ class HookedDriver implements Driver {
     const connection = await this.#driver.acquireConnection(...args)
     let wrapper = this.#wrappers.get(connection)
     if (!wrapper) {
-      wrapper = new HookedConnection(connection, this.#hooks)
+      wrapper = new HookedConnection(connection, this.#hooks, this.#connections++)
       this.#wrappers.set(connection, wrapper)
     }
     return wrapper
   }
 
   beginTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['beginTransaction']>>) {
-    this.#hooks.onStatement?.('BEGIN', [])
+    this.#hooks.onStatement?.('BEGIN', [], numberOf(connection))
     return this.#driver.beginTransaction(unwrap(connection), ...rest)
   }
 
   commitTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['commitTransaction']>>) {
-    this.#hooks.onStatement?.('COMMIT', [])
+    this.#hooks.onStatement?.('COMMIT', [], numberOf(connection))
     return this.#driver.commitTransaction(unwrap(connection), ...rest)
   }
 
   rollbackTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['rollbackTransaction']>>) {
-    this.#hooks.onStatement?.('ROLLBACK', [])
+    this.#hooks.onStatement?.('ROLLBACK', [], numberOf(connection))
     return this.#driver.rollbackTransaction(unwrap(connection), ...rest)
   }
 
@@ -123,6 +128,10 @@ class HookedDriver implements Driver {
   destroy() {
     return this.#driver.destroy()
   }
+}
+
+function numberOf(connection: DatabaseConnection): number {
+  return connection instanceof HookedConnection ? connection.number : -1
 }
 
 function unwrap(connection: DatabaseConnection): DatabaseConnection {

@@ -236,7 +236,7 @@ async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
       const sample = async () => {
         const found = await sql<{ pid: number; state: string; xact_age: string; query: string }>`
           SELECT a.pid, a.state, date_trunc('second', now() - a.xact_start)::text AS xact_age,
-                 left(regexp_replace(a.query, '\s+', ' ', 'g'), 200) AS query
+                 left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 200) AS query
           FROM unnest(pg_blocking_pids(${pid})) AS b(pid) JOIN pg_stat_activity a ON a.pid = b.pid
         `
           .execute(db)

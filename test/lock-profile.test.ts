@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto'
+
+import pg from 'pg'
+import { describe, expect, it } from 'vitest'
+
+import { MigrationError, migrateTo, migrateToLatest } from '../src/index.js'
+import { withTestDatabase } from './support/test-database.js'
+
+// The lock profile of 005 on x402_resources, the busiest table: app writes go on while it
+// validates and while it builds its index, and a statement that cannot get its lock gives up
+// after lock_timeout and is retried, instead of queueing every query behind it. Shown with
+// real sessions on PostgreSQL: the test holds a conflicting lock, waits until the migration is
+// queued behind it (pg_stat_activity), and then writes. PGlite has one connection, so none of
+// this can happen there.
+
+const postgres = process.env.TEST_DATABASE_URL ? describe : describe.skip
+
+/** A session of its own, as an app instance has. */
+async function session(connectionString: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString, application_name: 'x402-test-session' })
+  await client.connect()
+  // A bound on each of its statements: a write that hangs fails the test instead of hanging it.
+  await client.query(`SET statement_timeout = '10s'`)
+  return client
+}
+
+async function waitUntilQueued(observer: pg.Client, queryPart: string): Promise<void> {
+  for (;;) {
+    const { rows } = await observer.query(
+      `SELECT 1 FROM pg_stat_activity
+       WHERE application_name = 'x402-jobs-db' AND wait_event_type = 'Lock' AND query ILIKE $1`,
+      [`%${queryPart}%`],
+    )
+    if (rows.length > 0) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+async function insertResource(client: pg.Client, resourceType = 'external'): Promise<void> {
+  const slug = randomUUID()
+  await client.query(
+    `INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to, resource_type)
+     VALUES ($1, $2, $3, 'base', '0xdead', $4)`,
+    [`r ${slug}`, `https://x.test/${slug}`, `x.test/${slug}`, resourceType],
+  )
+}
+
+postgres('the lock profile of 005 on postgres', () => {
+  it('lets writes through while VALIDATE CONSTRAINT is queued, after a run lost its connection mid-way', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { connectionString } = location as { connectionString: string }
+      await migrateTo(db, '002_add_claude_integration')
+      const holder = await session(connectionString)
+      const writer = await session(connectionString)
+      try {
+        // Any lock that VALIDATE waits for, step 1 waits for first. So: a first run stops in
+        // step 3 (its backend is terminated while the index build waits for an old snapshot),
+        // and the second run, which skips step 1, is then made to queue at VALIDATE.
+        await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
+        await holder.query('SELECT count(*) FROM ai_models')
+        const firstRun = migrateToLatest(db, { env: {} }).catch((caught: unknown) => caught)
+        await waitUntilQueued(writer, 'CREATE INDEX CONCURRENTLY')
+        await writer.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+           WHERE application_name = 'x402-jobs-db' AND query ILIKE '%CREATE INDEX CONCURRENTLY%'`,
+        )
+        expect(await firstRun).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '57P01' })
+        await holder.query('COMMIT')
+        const invalid = await writer.query(
+          `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_x402_resources_openrouter_model'::regclass`,
+        )
+        expect(invalid.rows).toEqual([{ indisvalid: false }])
+
+        // SHARE UPDATE EXCLUSIVE, as a running VACUUM or ANALYZE holds it.
+        await holder.query('BEGIN; LOCK TABLE x402_resources IN SHARE UPDATE EXCLUSIVE MODE')
+        const secondRun = migrateToLatest(db, { env: {}, lockTimeoutMs: 60_000 })
+        await waitUntilQueued(writer, 'VALIDATE CONSTRAINT')
+        await insertResource(writer, 'openrouter_instant')
+        await insertResource(writer)
+        await holder.query('COMMIT')
+
+        expect((await secondRun).map((result) => result.migrationName)).toEqual([
+          '005_add_openrouter_integration',
+          '006_openrouter_policies_per_supabase_advice',
+        ])
+        const { rows } = await writer.query(
+          `SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'x402_resources'::regclass
+           AND conname IN ('x402_resources_resource_type_check', 'x402_resources_openrouter_model_id_fkey') ORDER BY conname`,
+        )
+        expect(rows).toEqual([
+          { conname: 'x402_resources_openrouter_model_id_fkey', convalidated: true },
+          { conname: 'x402_resources_resource_type_check', convalidated: true },
+        ])
+        const valid = await writer.query(
+          `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_x402_resources_openrouter_model'::regclass`,
+        )
+        expect(valid.rows).toEqual([{ indisvalid: true }])
+      } finally {
+        await holder.end()
+        await writer.end()
+      }
+    })
+  })
+
+  it('lets writes through while CREATE INDEX CONCURRENTLY waits for an old transaction', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { connectionString } = location as { connectionString: string }
+      await migrateTo(db, '002_add_claude_integration')
+      const holder = await session(connectionString)
+      const writer = await session(connectionString)
+      try {
+        // A long report: a snapshot that the concurrent build must outwait.
+        await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
+        await holder.query('SELECT count(*) FROM ai_models')
+        const migrating = migrateToLatest(db, { env: {} })
+        await waitUntilQueued(writer, 'CREATE INDEX CONCURRENTLY')
+
+        await insertResource(writer)
+        await insertResource(writer, 'openrouter_instant')
+
+        await holder.query('COMMIT')
+        await migrating
+        const { rows } = await writer.query(
+          `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_x402_resources_openrouter_model'::regclass`,
+        )
+        expect(rows).toEqual([{ indisvalid: true }])
+      } finally {
+        await holder.end()
+        await writer.end()
+      }
+    })
+  })
+
+  it('gives up on a table lock after lock_timeout, retries, and succeeds once the blocker is gone', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { connectionString } = location as { connectionString: string }
+      await migrateTo(db, '002_add_claude_integration')
+      const holder = await session(connectionString)
+      try {
+        await holder.query('BEGIN; SELECT count(*) FROM x402_resources')
+        const lines: string[] = []
+        const applied = await migrateToLatest(db, {
+          env: {},
+          lockTimeoutMs: 200,
+          lockAttempts: 3,
+          retryDelayMs: 50,
+          // The blocker finishes after the first retry is announced.
+          log: (line) => {
+            lines.push(line)
+            void holder.query('COMMIT')
+          },
+        })
+        expect(applied.map((result) => result.migrationName)).toEqual([
+          '005_add_openrouter_integration',
+          '006_openrouter_policies_per_supabase_advice',
+        ])
+        expect(lines).toHaveLength(1)
+        expect(lines[0]).toMatch(
+          /^\[db\] 005_add_openrouter_integration hit lock_timeout \(attempt 1 of 3; blocked by pid \d+ \(idle in transaction, transaction open for [\d:]+: BEGIN; SELECT count\(\*\) FROM x402_resources\)\); trying again in 50 ms$/,
+        )
+      } finally {
+        await holder.end()
+      }
+    })
+  })
+
+  it('fails after the last attempt with the blocking pid and its query, and records nothing', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { connectionString } = location as { connectionString: string }
+      await migrateTo(db, '002_add_claude_integration')
+      const holder = await session(connectionString)
+      try {
+        const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+        await holder.query('BEGIN; SELECT count(*) FROM x402_resources')
+
+        const error = await migrateToLatest(db, { env: {}, lockTimeoutMs: 100, lockAttempts: 2, retryDelayMs: 10, log: () => {} }).catch(
+          (caught: unknown) => caught,
+        )
+
+        expect(error).toBeInstanceOf(MigrationError)
+        expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '55P03' })
+        expect((error as Error).message).toContain(
+          `It could not get its lock within lock_timeout in 2 attempt(s), blocked by pid ${rows[0]!.pid} (idle in transaction`,
+        )
+        expect((error as Error).message).toContain('SELECT count(*) FROM x402_resources')
+        const history = await holder.query(`SELECT name FROM x402_migrations.kysely_migration WHERE name LIKE '005%'`)
+        expect(history.rows).toEqual([])
+      } finally {
+        await holder.end()
+      }
+      await migrateToLatest(db, { env: {} })
+    })
+  })
+})

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest'
+
+import { createDb, IN_MEMORY, migrateToLatest } from '../src/index.js'
+import { testTargets, withTestDatabase } from './support/test-database.js'
+
+// Per-migration transaction control: the runner runs each contiguous block of transactional
+// migrations in one transaction, and a migration that declares `config = { transaction: false }`
+// (005) outside one, so that its CREATE INDEX CONCURRENTLY can run. Proven on the statements the
+// driver sends, transaction boundaries included.
+
+interface Recorded {
+  sql: string
+  connection: number
+  /** Whether its connection was in a transaction when the statement was sent. */
+  depth: number
+}
+
+describe.each(testTargets)('transaction control on %s', (target) => {
+  async function recordLatest(): Promise<Recorded[]> {
+    const recorded: Recorded[] = []
+    const depths = new Map<number, number>()
+    const onStatement = (sql: string, _parameters: readonly unknown[], connection: number) => {
+      const text = sql.trim().replace(/\s+/g, ' ')
+      let depth = depths.get(connection) ?? 0
+      if (/^(COMMIT|ROLLBACK)$/i.test(text)) depth--
+      recorded.push({ sql: text, connection, depth })
+      if (/^BEGIN$/i.test(text)) depth++
+      depths.set(connection, depth)
+    }
+    const run = async (db: ReturnType<typeof createDb>) => {
+      await migrateToLatest(db, { env: {} })
+    }
+    if (target === 'pglite') {
+      const db = createDb({ dataDir: IN_MEMORY, onStatement })
+      await run(db).finally(() => db.destroy())
+    } else {
+      await withTestDatabase(target, async ({ location }) => {
+        const db = createDb({ ...location, onStatement })
+        await run(db).finally(() => db.destroy())
+      })
+    }
+    return recorded
+  }
+
+  function historyInsert(recorded: Recorded[], name: string): Recorded {
+    // Kysely binds the name as a parameter; the history inserts come in migration order.
+    const inserts = recorded.filter((r) => r.sql.startsWith('insert into "x402_migrations"."kysely_migration"'))
+    const order = [
+      '000_baseline_ai_models',
+      '000_baseline_x402_resources',
+      '001_add_prompt_template_fields',
+      '002_add_claude_integration',
+      '005_add_openrouter_integration',
+      '006_openrouter_policies_per_supabase_advice',
+    ]
+    return inserts[order.indexOf(name)]!
+  }
+
+  it('runs 000 to 002 in one transaction, 005 outside one, and 006 in one of its own', async () => {
+    const recorded = await recordLatest()
+    const at = (entry: Recorded) => recorded.indexOf(entry)
+
+    const first = historyInsert(recorded, '000_baseline_ai_models')
+    const lastOfBlock = historyInsert(recorded, '002_add_claude_integration')
+    expect(first.depth).toBe(1)
+    expect(lastOfBlock.depth).toBe(1)
+    expect(lastOfBlock.connection).toBe(first.connection)
+    const between = recorded.slice(at(first), at(lastOfBlock)).filter((r) => r.connection === first.connection)
+    expect(between.some((r) => r.sql === 'COMMIT')).toBe(false)
+
+    const concurrently = recorded.find((r) => r.sql.startsWith('CREATE INDEX CONCURRENTLY'))!
+    expect(concurrently.depth).toBe(0)
+    const validate = recorded.find((r) => r.sql.includes('VALIDATE CONSTRAINT x402_resources_resource_type_check'))!
+    expect(validate.depth).toBe(1)
+    // Recorded after all its steps, outside any transaction of the migrator.
+    const recorded005 = historyInsert(recorded, '005_add_openrouter_integration')
+    expect(recorded005.depth).toBe(0)
+    expect(at(recorded005)).toBeGreaterThan(at(concurrently))
+
+    const recorded006 = historyInsert(recorded, '006_openrouter_policies_per_supabase_advice')
+    expect(recorded006.depth).toBe(1)
+    const before006 = recorded.slice(at(recorded005), at(recorded006)).filter((r) => r.connection === recorded006.connection)
+    expect(before006.some((r) => r.sql === 'BEGIN')).toBe(true)
+  })
+
+  it('gives every migration statement a lock_timeout and a statement_timeout', async () => {
+    const recorded = await recordLatest()
+    const sets = recorded.filter((r) => /^SET (LOCAL )?(lock|statement)_timeout = '\d+ms'$/.test(r.sql))
+    expect(sets.every((r) => r.sql.startsWith('SET LOCAL') === (r.depth === 1))).toBe(true)
+    // Before each of the six migrations: two in each transaction, and two on 005's connection.
+    expect(sets.map((r) => r.sql.replace(/'\d+ms'/, "'…'"))).toEqual([
+      ...Array.from({ length: 4 }, () => ["SET LOCAL lock_timeout = '…'", "SET LOCAL statement_timeout = '…'"]).flat(),
+      "SET lock_timeout = '…'",
+      "SET statement_timeout = '…'",
+      "SET LOCAL lock_timeout = '…'",
+      "SET LOCAL statement_timeout = '…'",
+    ])
+  })
+})
