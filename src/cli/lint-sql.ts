@@ -1,0 +1,89 @@
+/**
+ * `npm run lint:sql`: exports the up and down SQL of every migration, as `npm run migrate:sql`
+ * prints it, into a temporary directory (`<migration>.up.sql`, `<migration>.down.sql`) and runs
+ * squawk over those files with the repository's .squawk.toml. The exit code is squawk's.
+ * Arguments after `--` go to squawk, e.g. `npm run lint:sql -- --reporter=json`.
+ *
+ * The export runs each migration on a scratch in-memory database, never on DATABASE_URL.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { exportMigrationSql, type MigrationDirection } from '../db/migration-sql.js'
+import { migrations } from '../migrations/index.js'
+
+/** From src/cli and from dist/cli alike, two folders up is the repository. */
+const SQUAWK_CONFIG = fileURLToPath(new URL('../../.squawk.toml', import.meta.url))
+
+/**
+ * Rules that do not apply to down scripts: a down drops what its up created. squawk's
+ * configuration can only exclude a rule everywhere, so they are switched off per file with
+ * squawk's own directive; the reason is recorded in .squawk.toml.
+ */
+const DOWN_SCRIPT_IGNORED_RULES = ['ban-drop-table', 'ban-drop-column'] as const
+
+const DIRECTIONS: readonly MigrationDirection[] = ['up', 'down']
+
+/**
+ * Writes the exported SQL of every migration into `directory`, one file per migration and
+ * direction, and returns the file names in the order Kysely applies them.
+ */
+async function writeMigrationScripts(directory: string): Promise<string[]> {
+  const fileNames: string[] = []
+  for (const name of Object.keys(migrations).sort()) {
+    for (const direction of DIRECTIONS) {
+      const script = await exportMigrationSql(name, direction)
+      const directive = direction === 'down' ? `-- squawk-ignore-file ${DOWN_SCRIPT_IGNORED_RULES.join(', ')}\n` : ''
+      const fileName = `${name}.${direction}.sql`
+      writeFileSync(join(directory, fileName), directive + script)
+      fileNames.push(fileName)
+    }
+  }
+  return fileNames
+}
+
+function squawkExecutable(): string {
+  const require = createRequire(import.meta.url)
+  const packageJson = require.resolve('squawk-cli/package.json')
+  const { bin } = require(packageJson) as { bin: { squawk: string } }
+  return join(dirname(packageJson), bin.squawk)
+}
+
+/** Runs squawk in `directory` (the file names in the config are relative to it) and resolves to its exit code. */
+function runSquawk(directory: string, fileNames: string[], extraArgs: string[]): Promise<number> {
+  const squawk = spawn(
+    process.execPath,
+    [squawkExecutable(), `--config=${SQUAWK_CONFIG}`, ...extraArgs, ...fileNames],
+    { cwd: directory, stdio: 'inherit' },
+  )
+  return new Promise((resolve, reject) => {
+    squawk.once('error', reject)
+    squawk.once('exit', (code) => resolve(code ?? 1))
+  })
+}
+
+async function main(extraArgs: string[]): Promise<number> {
+  const directory = mkdtempSync(join(tmpdir(), 'x402-lint-sql-'))
+  try {
+    const fileNames = await writeMigrationScripts(directory)
+    console.error(`lint:sql: squawk over ${fileNames.length} exported scripts with ${SQUAWK_CONFIG}`)
+    return await runSquawk(directory, fileNames, extraArgs)
+  } finally {
+    rmSync(directory, { recursive: true, force: true })
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (exitCode) => {
+    process.exitCode = exitCode
+  },
+  (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error)
+    console.error(`lint:sql failed: ${message.replace(/\s*\n\s*/g, ' ')}`)
+    process.exitCode = 1
+  },
+)
