@@ -10,6 +10,7 @@ import {
   type NoMigrations,
 } from 'kysely/migration'
 
+import { syncMigrationChecksums } from './migration-checksums.js'
 import { MigrationError, TransactionPoolerError } from './migration-error.js'
 import { assertRunnerDialect, withMigrationLock } from './migration-lock.js'
 import { migrationProvider, runsInTransaction } from './migration-provider.js'
@@ -72,6 +73,8 @@ export async function runMigrations(
         for (const block of contiguousBlocks(steps)) {
           results.push(...(await runBlockWithRetries(db, block, targetOf(block, migrations), settings, results)))
         }
+        // A run that failed part-way records the checksums of what it applied on the next run.
+        if (steps.length > 0) await syncMigrationChecksums(db)
         return results
       },
       settings,

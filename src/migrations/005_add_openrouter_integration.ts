@@ -95,39 +95,49 @@ async function addCatalogChanges(db: Kysely<any>): Promise<void> {
     FOR EACH ROW EXECUTE FUNCTION update_openrouter_integration_updated_at()
   `.execute(db)
 
-  // Section 4: x402_resources. Nullable columns without a default, and constraints NOT VALID:
-  // catalog changes only, whatever the size of the table. A resource outlives the catalog
-  // entry of its model.
-  await db.schema
-    .alterTable('x402_resources')
-    .addColumn('openrouter_model_id', 'uuid')
-    .addColumn('openrouter_config', 'jsonb')
-    .execute()
-  await sql`
-    ALTER TABLE x402_resources ADD CONSTRAINT x402_resources_openrouter_model_id_fkey
-    FOREIGN KEY (openrouter_model_id) REFERENCES ai_models (id) ON DELETE SET NULL NOT VALID
-  `.execute(db)
-  await swapResourceTypeCheck(db, RESOURCE_TYPES)
-
-  // Section 5: comments.
+  // Section 5, for the new table.
   await sql`
     COMMENT ON TABLE user_openrouter_integrations IS
       'OpenRouter API keys of users, encrypted; one row per user. Read by the backend as service_role to run openrouter_instant resources.'
   `.execute(db)
-  const columnComments: Array<[string, string]> = [
-    ['user_openrouter_integrations.user_id', 'Owner of the key; deleting the auth user deletes the row.'],
-    ['user_openrouter_integrations.encrypted_api_key', 'OpenRouter API key, encrypted with INTEGRATION_ENCRYPTION_SECRET as <iv hex>:<ciphertext hex>. Never plaintext.'],
-    ['user_openrouter_integrations.is_valid', 'False once a check with OpenRouter rejected the key.'],
-    ['user_openrouter_integrations.last_verified_at', 'When the key was last checked with OpenRouter.'],
-    ['user_openrouter_integrations.is_enabled', 'The user switched the integration on (true) or off (false).'],
-    ['user_openrouter_integrations.created_at', 'When the key was first stored.'],
-    ['user_openrouter_integrations.updated_at', 'When the row last changed; set by trigger openrouter_integration_updated_at.'],
-    ['x402_resources.openrouter_model_id', 'Model of an openrouter_instant resource, from ai_models; set to null when the model leaves the catalog.'],
-    ['x402_resources.openrouter_config', 'Settings of an openrouter_instant resource: {modelId, systemPrompt, params: {temperature, maxTokens, topP, ...}}.'],
-  ]
-  for (const [column, comment] of columnComments) {
-    await sql`COMMENT ON COLUMN ${sql.ref(column)} IS ${sql.lit(comment)}`.execute(db)
+  await commentOnColumns(db, 'user_openrouter_integrations', {
+    user_id: 'Owner of the key; deleting the auth user deletes the row.',
+    encrypted_api_key: 'OpenRouter API key, encrypted with INTEGRATION_ENCRYPTION_SECRET as <iv hex>:<ciphertext hex>. Never plaintext.',
+    is_valid: 'False once a check with OpenRouter rejected the key.',
+    last_verified_at: 'When the key was last checked with OpenRouter.',
+    is_enabled: 'The user switched the integration on (true) or off (false).',
+    created_at: 'When the key was first stored.',
+    updated_at: 'When the row last changed; set by trigger openrouter_integration_updated_at.',
+  })
+
+  // Section 4, last: from its first statement on x402_resources until COMMIT, the transaction
+  // holds ACCESS EXCLUSIVE on the busiest table, so that stretch does as little as it can. One
+  // ALTER TABLE: nullable columns without a default, and constraints NOT VALID, which change
+  // only the catalog, whatever the size of the table. A resource outlives the catalog entry of
+  // its model.
+  await sql`
+    ALTER TABLE x402_resources
+      ADD COLUMN openrouter_model_id uuid,
+      ADD COLUMN openrouter_config jsonb,
+      ADD CONSTRAINT x402_resources_openrouter_model_id_fkey
+        FOREIGN KEY (openrouter_model_id) REFERENCES ai_models (id) ON DELETE SET NULL NOT VALID,
+      DROP CONSTRAINT x402_resources_resource_type_check,
+      ADD CONSTRAINT x402_resources_resource_type_check ${resourceTypeCheck(RESOURCE_TYPES)} NOT VALID
+  `.execute(db)
+  await commentOnColumns(db, 'x402_resources', {
+    openrouter_model_id: 'Model of an openrouter_instant resource, from ai_models; set to null when the model leaves the catalog.',
+    openrouter_config: 'Settings of an openrouter_instant resource: {modelId, systemPrompt, params: {temperature, maxTokens, topP, ...}}.',
+  })
+}
+
+async function commentOnColumns(db: Kysely<any>, table: string, comments: Record<string, string>): Promise<void> {
+  for (const [column, comment] of Object.entries(comments)) {
+    await sql`COMMENT ON COLUMN ${sql.ref(`${table}.${column}`)} IS ${sql.lit(comment)}`.execute(db)
   }
+}
+
+function resourceTypeCheck(types: string[]) {
+  return sql`CHECK (resource_type = ANY (ARRAY[${sql.join(types.map((type) => sql.lit(type)))}]))`
 }
 
 /**
@@ -135,10 +145,10 @@ async function addCatalogChanges(db: Kysely<any>): Promise<void> {
  * row at once, and the existing rows are checked by VALIDATE CONSTRAINT without blocking writes.
  */
 async function swapResourceTypeCheck(db: Kysely<any>, types: string[]): Promise<void> {
-  await db.schema.alterTable('x402_resources').dropConstraint('x402_resources_resource_type_check').ifExists().execute()
   await sql`
-    ALTER TABLE x402_resources ADD CONSTRAINT x402_resources_resource_type_check
-    CHECK (resource_type = ANY (ARRAY[${sql.join(types.map((type) => sql.lit(type)))}])) NOT VALID
+    ALTER TABLE x402_resources
+      DROP CONSTRAINT IF EXISTS x402_resources_resource_type_check,
+      ADD CONSTRAINT x402_resources_resource_type_check ${resourceTypeCheck(types)} NOT VALID
   `.execute(db)
 }
 
@@ -213,9 +223,10 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`DROP INDEX CONCURRENTLY IF EXISTS idx_x402_resources_openrouter_model`.execute(db)
 
   await db.transaction().execute(async (trx) => {
-    await sql`ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN IF EXISTS openrouter_model_id`.execute(trx)
     await sql`DROP TABLE IF EXISTS user_openrouter_integrations`.execute(trx)
     await sql`DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at()`.execute(trx)
+    // Last, as in up: ACCESS EXCLUSIVE on x402_resources for as short a time as it can.
+    await sql`ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN IF EXISTS openrouter_model_id`.execute(trx)
   })
 }
 
