@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 
+import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
-import { MigrationError, migrateTo, migrateToLatest } from '../src/index.js'
+import { type DB, MigrationError, migrateTo, migrateToLatest } from '../src/index.js'
 import { withTestDatabase } from './support/test-database.js'
 
 // The lock profile of 005 on x402_resources, the busiest table: app writes go on while it
@@ -45,149 +46,139 @@ async function insertResource(client: pg.Client, resourceType = 'external'): Pro
   )
 }
 
+/**
+ * A database at 002 (before 005), with two sessions of the test's own: `holder` takes the
+ * conflicting lock, `writer` writes as the app does and watches pg_stat_activity.
+ */
+async function withSessionsBefore005(
+  use: (db: Kysely<DB>, sessions: { holder: pg.Client; writer: pg.Client }) => Promise<void>,
+): Promise<void> {
+  await withTestDatabase('postgres', async ({ db, location }) => {
+    const { connectionString } = location as { connectionString: string }
+    await migrateTo(db, '002_add_claude_integration')
+    const holder = await session(connectionString)
+    const writer = await session(connectionString)
+    try {
+      await use(db, { holder, writer })
+    } finally {
+      await holder.end()
+      await writer.end()
+    }
+  })
+}
+
 postgres('the lock profile of 005 on postgres', () => {
   it('lets writes through while VALIDATE CONSTRAINT is queued, after a run lost its connection mid-way', async () => {
-    await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, '002_add_claude_integration')
-      const holder = await session(connectionString)
-      const writer = await session(connectionString)
-      try {
-        // Any lock that VALIDATE waits for, step 1 waits for first. So: a first run stops in
-        // step 3 (its backend is terminated while the index build waits for an old snapshot),
-        // and the second run, which skips step 1, is then made to queue at VALIDATE.
-        await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
-        await holder.query('SELECT count(*) FROM ai_models')
-        const firstRun = migrateToLatest(db, { env: {} }).catch((caught: unknown) => caught)
-        await waitUntilQueued(writer, 'CREATE INDEX CONCURRENTLY')
-        await writer.query(
-          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-           WHERE application_name = 'x402-jobs-db' AND query ILIKE '%CREATE INDEX CONCURRENTLY%'`,
-        )
-        expect(await firstRun).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '57P01' })
-        await holder.query('COMMIT')
-        const invalid = await writer.query(
-          `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_x402_resources_openrouter_model'::regclass`,
-        )
-        expect(invalid.rows).toEqual([{ indisvalid: false }])
+    await withSessionsBefore005(async (db, { holder, writer }) => {
+      // Any lock that VALIDATE waits for, step 1 waits for first. So: a first run stops in
+      // step 3 (its backend is terminated while the index build waits for an old snapshot),
+      // and the second run, which skips step 1, is then made to queue at VALIDATE.
+      await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
+      await holder.query('SELECT count(*) FROM ai_models')
+      const firstRun = migrateToLatest(db, { env: {} }).catch((caught: unknown) => caught)
+      await waitUntilQueued(writer, 'CREATE INDEX CONCURRENTLY')
+      await writer.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = 'x402-jobs-db' AND query ILIKE '%CREATE INDEX CONCURRENTLY%'`,
+      )
+      expect(await firstRun).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '57P01' })
+      await holder.query('COMMIT')
+      const invalid = await writer.query(
+        `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_x402_resources_openrouter_model'::regclass`,
+      )
+      expect(invalid.rows).toEqual([{ indisvalid: false }])
 
-        // SHARE UPDATE EXCLUSIVE, as a running VACUUM or ANALYZE holds it.
-        await holder.query('BEGIN; LOCK TABLE x402_resources IN SHARE UPDATE EXCLUSIVE MODE')
-        const secondRun = migrateToLatest(db, { env: {}, lockTimeoutMs: 60_000 })
-        await waitUntilQueued(writer, 'VALIDATE CONSTRAINT')
-        await insertResource(writer, 'openrouter_instant')
-        await insertResource(writer)
-        await holder.query('COMMIT')
+      // SHARE UPDATE EXCLUSIVE, as a running VACUUM or ANALYZE holds it.
+      await holder.query('BEGIN; LOCK TABLE x402_resources IN SHARE UPDATE EXCLUSIVE MODE')
+      const secondRun = migrateToLatest(db, { env: {}, lockTimeoutMs: 60_000 })
+      await waitUntilQueued(writer, 'VALIDATE CONSTRAINT')
+      await insertResource(writer, 'openrouter_instant')
+      await insertResource(writer)
+      await holder.query('COMMIT')
 
-        expect((await secondRun).map((result) => result.migrationName)).toEqual([
-          '005_add_openrouter_integration',
-          '006_openrouter_policies_per_supabase_advice',
-        ])
-        const { rows } = await writer.query(
-          `SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'x402_resources'::regclass
-           AND conname IN ('x402_resources_resource_type_check', 'x402_resources_openrouter_model_id_fkey') ORDER BY conname`,
-        )
-        expect(rows).toEqual([
-          { conname: 'x402_resources_openrouter_model_id_fkey', convalidated: true },
-          { conname: 'x402_resources_resource_type_check', convalidated: true },
-        ])
-        const valid = await writer.query(
-          `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_x402_resources_openrouter_model'::regclass`,
-        )
-        expect(valid.rows).toEqual([{ indisvalid: true }])
-      } finally {
-        await holder.end()
-        await writer.end()
-      }
+      expect((await secondRun).map((result) => result.migrationName)).toEqual([
+        '005_add_openrouter_integration',
+        '006_openrouter_policies_per_supabase_advice',
+      ])
+      const { rows } = await writer.query(
+        `SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'x402_resources'::regclass
+         AND conname IN ('x402_resources_resource_type_check', 'x402_resources_openrouter_model_id_fkey') ORDER BY conname`,
+      )
+      expect(rows).toEqual([
+        { conname: 'x402_resources_openrouter_model_id_fkey', convalidated: true },
+        { conname: 'x402_resources_resource_type_check', convalidated: true },
+      ])
+      const valid = await writer.query(
+        `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_x402_resources_openrouter_model'::regclass`,
+      )
+      expect(valid.rows).toEqual([{ indisvalid: true }])
     })
   })
 
   it('lets writes through while CREATE INDEX CONCURRENTLY waits for an old transaction', async () => {
-    await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, '002_add_claude_integration')
-      const holder = await session(connectionString)
-      const writer = await session(connectionString)
-      try {
-        // A long report: a snapshot that the concurrent build must outwait.
-        await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
-        await holder.query('SELECT count(*) FROM ai_models')
-        const migrating = migrateToLatest(db, { env: {} })
-        await waitUntilQueued(writer, 'CREATE INDEX CONCURRENTLY')
+    await withSessionsBefore005(async (db, { holder, writer }) => {
+      // A long report: a snapshot that the concurrent build must outwait.
+      await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ')
+      await holder.query('SELECT count(*) FROM ai_models')
+      const migrating = migrateToLatest(db, { env: {} })
+      await waitUntilQueued(writer, 'CREATE INDEX CONCURRENTLY')
 
-        await insertResource(writer)
-        await insertResource(writer, 'openrouter_instant')
+      await insertResource(writer)
+      await insertResource(writer, 'openrouter_instant')
 
-        await holder.query('COMMIT')
-        await migrating
-        const { rows } = await writer.query(
-          `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_x402_resources_openrouter_model'::regclass`,
-        )
-        expect(rows).toEqual([{ indisvalid: true }])
-      } finally {
-        await holder.end()
-        await writer.end()
-      }
+      await holder.query('COMMIT')
+      await migrating
+      const { rows } = await writer.query(
+        `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_x402_resources_openrouter_model'::regclass`,
+      )
+      expect(rows).toEqual([{ indisvalid: true }])
     })
   })
 
   it('gives up on a table lock after lock_timeout, retries, and succeeds once the blocker is gone', async () => {
-    await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, '002_add_claude_integration')
-      const holder = await session(connectionString)
-      try {
-        await holder.query('BEGIN; SELECT count(*) FROM x402_resources')
-        const lines: string[] = []
-        const applied = await migrateToLatest(db, {
-          env: {},
-          lockTimeoutMs: 200,
-          lockAttempts: 3,
-          retryDelayMs: 50,
-          // The blocker finishes after the first retry is announced.
-          log: (line) => {
-            lines.push(line)
-            void holder.query('COMMIT')
-          },
-        })
-        expect(applied.map((result) => result.migrationName)).toEqual([
-          '005_add_openrouter_integration',
-          '006_openrouter_policies_per_supabase_advice',
-        ])
-        expect(lines).toHaveLength(1)
-        expect(lines[0]).toMatch(
-          /^\[db\] 005_add_openrouter_integration hit lock_timeout \(attempt 1 of 3; blocked by pid \d+ \(idle in transaction, transaction open for [\d:]+: BEGIN; SELECT count\(\*\) FROM x402_resources\)\); trying again in 50 ms$/,
-        )
-      } finally {
-        await holder.end()
-      }
+    await withSessionsBefore005(async (db, { holder }) => {
+      await holder.query('BEGIN; SELECT count(*) FROM x402_resources')
+      const lines: string[] = []
+      const applied = await migrateToLatest(db, {
+        env: {},
+        lockTimeoutMs: 200,
+        lockAttempts: 3,
+        retryDelayMs: 50,
+        // The blocker finishes after the first retry is announced.
+        log: (line) => {
+          lines.push(line)
+          void holder.query('COMMIT')
+        },
+      })
+      expect(applied.map((result) => result.migrationName)).toEqual([
+        '005_add_openrouter_integration',
+        '006_openrouter_policies_per_supabase_advice',
+      ])
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatch(
+        /^\[db\] 005_add_openrouter_integration hit lock_timeout \(attempt 1 of 3; blocked by pid \d+ \(idle in transaction, transaction open for [\d:]+: BEGIN; SELECT count\(\*\) FROM x402_resources\)\); trying again in 50 ms$/,
+      )
     })
   })
 
   it('fails after the last attempt with the blocking pid and its query, and records nothing', async () => {
-    await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, '002_add_claude_integration')
-      const holder = await session(connectionString)
-      try {
-        const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
-        await holder.query('BEGIN; SELECT count(*) FROM x402_resources')
+    await withSessionsBefore005(async (db, { holder }) => {
+      const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+      await holder.query('BEGIN; SELECT count(*) FROM x402_resources')
 
-        const error = await migrateToLatest(db, { env: {}, lockTimeoutMs: 100, lockAttempts: 2, retryDelayMs: 10, log: () => {} }).catch(
-          (caught: unknown) => caught,
-        )
+      const error = await migrateToLatest(db, { env: {}, lockTimeoutMs: 100, lockAttempts: 2, retryDelayMs: 10, log: () => {} }).catch(
+        (caught: unknown) => caught,
+      )
 
-        expect(error).toBeInstanceOf(MigrationError)
-        expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '55P03' })
-        expect((error as Error).message).toContain(
-          `It could not get its lock within lock_timeout in 2 attempt(s), blocked by pid ${rows[0]!.pid} (idle in transaction`,
-        )
-        expect((error as Error).message).toContain('SELECT count(*) FROM x402_resources')
-        const history = await holder.query(`SELECT name FROM x402_migrations.kysely_migration WHERE name LIKE '005%'`)
-        expect(history.rows).toEqual([])
-      } finally {
-        await holder.end()
-      }
+      expect(error).toBeInstanceOf(MigrationError)
+      expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '55P03' })
+      expect((error as Error).message).toContain(
+        `It could not get its lock within lock_timeout in 2 attempt(s), blocked by pid ${rows[0]!.pid} (idle in transaction`,
+      )
+      expect((error as Error).message).toContain('SELECT count(*) FROM x402_resources')
+      const history = await holder.query(`SELECT name FROM x402_migrations.kysely_migration WHERE name LIKE '005%'`)
+      expect(history.rows).toEqual([])
+      await holder.query('COMMIT')
       await migrateToLatest(db, { env: {} })
     })
   })

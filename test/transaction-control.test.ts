@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
 import { createDb, IN_MEMORY, migrateToLatest } from '../src/index.js'
+import { migrations } from '../src/migrations/index.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
 
 // Per-migration transaction control: the runner runs each contiguous block of transactional
@@ -45,14 +46,7 @@ describe.each(testTargets)('transaction control on %s', (target) => {
   function historyInsert(recorded: Recorded[], name: string): Recorded {
     // Kysely binds the name as a parameter; the history inserts come in migration order.
     const inserts = recorded.filter((r) => r.sql.startsWith('insert into "x402_migrations"."kysely_migration"'))
-    const order = [
-      '000_baseline_ai_models',
-      '000_baseline_x402_resources',
-      '001_add_prompt_template_fields',
-      '002_add_claude_integration',
-      '005_add_openrouter_integration',
-      '006_openrouter_policies_per_supabase_advice',
-    ]
+    const order = Object.keys(migrations).sort()
     return inserts[order.indexOf(name)]!
   }
 
