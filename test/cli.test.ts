@@ -1,42 +1,14 @@
-import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { cli, cliEnv, lines } from './support/cli.js'
 import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
 
 // The command line behind the npm scripts, run as a user runs it: a child process, on the
 // embedded database and on DATABASE_URL.
-
-const root = fileURLToPath(new URL('..', import.meta.url))
-const run = promisify(execFile)
-
-interface CliResult {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-async function cli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  const { DATABASE_URL: _unused, ...inherited } = process.env
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts', ...args], {
-      cwd: root,
-      env: { ...inherited, ...env },
-      timeout: 60_000,
-    })
-    return { code: 0, stdout, stderr }
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string }
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr }
-  }
-}
-
-const lines = (text: string) => text.trim().split('\n')
 
 function serverDatabaseUrl(database: string): string {
   const url = new URL(process.env.TEST_DATABASE_URL!)
@@ -52,10 +24,7 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
     database = await createTestDatabase(target)
     // The command opens the database itself: release this process's hold on it.
     await database.db.destroy()
-    env =
-      'connectionString' in database.location
-        ? { DATABASE_URL: database.location.connectionString }
-        : { PGLITE_DATA_DIR: database.location.dataDir }
+    env = cliEnv(database.location)
   })
   afterAll(async () => {
     await database.destroy()

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 
 import { ensureSupabaseStandIn, exportMigrationSql, migrateTo, migrateToLatest } from '../src/index.js'
 import { migrations } from '../src/migrations/index.js'
-import { snapshotPublicSchema } from './support/schema-snapshot.js'
+import { snapshotPublicSchema } from '../src/db/schema-snapshot.js'
 import { createTestDatabase, type TestTarget, testTargets } from './support/test-database.js'
 
 // migrate:sql exports what a migration runs, for the Supabase SQL Editor or psql. Proven by

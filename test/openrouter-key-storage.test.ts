@@ -3,7 +3,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { describe, expect, it } from 'vitest'
 
 import { createUser } from './support/fixtures.js'
-import { asRequester } from './support/request-context.js'
+import { attemptAs } from './support/attempt-as.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // Plan truth 1: OpenRouter API keys can be stored encrypted per user.
@@ -50,14 +50,14 @@ describe.each(testTargets)('storing encrypted OpenRouter keys on %s', (target) =
     const viaService = await createUser(db)
     const viaUser = await createUser(db)
 
-    const asService = await asRequester(db, { role: 'service_role' }, (trx) =>
+    const asService = await attemptAs(db, { role: 'service_role' }, (trx) =>
       trx
         .insertInto('user_openrouter_integrations')
         .values({ user_id: viaService, encrypted_api_key: encryptLegacy('sk-or-service') })
         .returning('user_id')
         .execute(),
     )
-    const asUser = await asRequester(db, { role: 'authenticated', sub: viaUser }, (trx) =>
+    const asUser = await attemptAs(db, { role: 'authenticated', sub: viaUser }, (trx) =>
       trx
         .insertInto('user_openrouter_integrations')
         .values({ user_id: viaUser, encrypted_api_key: encryptLegacy('sk-or-user') })

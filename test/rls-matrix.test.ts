@@ -1,9 +1,9 @@
 import type { Transaction } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 
-import type { DB } from '../src/index.js'
+import type { DB, Requester } from '../src/index.js'
 import { createUser } from './support/fixtures.js'
-import { asRequester, type Requester } from './support/request-context.js'
+import { attemptAs } from './support/attempt-as.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // Plan truth 4: users can only access their own OpenRouter integration records; row level
@@ -89,7 +89,7 @@ describe.each(testTargets)('row level security on user_openrouter_integrations o
   })
 
   it.each(matrix)('%s', async (_name, requester, operation, expected) => {
-    expect(await asRequester(database.db, requester, operation)).toEqual(expected)
+    expect(await attemptAs(database.db, requester, operation)).toEqual(expected)
   })
 
   it('leaves both rows as they were after every attempt', async () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 
 import { MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/index.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
-import { snapshotPublicSchema } from './support/schema-snapshot.js'
+import { snapshotPublicSchema } from '../src/db/schema-snapshot.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // Rolling back 005 never loses data silently: it refuses, before changing anything, while users'

@@ -4,7 +4,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { createUser } from './support/fixtures.js'
-import { asRequester } from './support/request-context.js'
+import { attemptAs } from './support/attempt-as.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // Plan truth 5: the backend's service_role can access every integration. service_role has
@@ -32,7 +32,7 @@ describe.each(testTargets)('the service_role policy on %s', (target) => {
   })
 
   const readAll = () =>
-    asRequester(database.db, { role: backendRole }, async (trx) =>
+    attemptAs(database.db, { role: backendRole }, async (trx) =>
       (await trx.selectFrom('user_openrouter_integrations').select('user_id').execute()).map((row) => row.user_id).sort(),
     )
 
@@ -49,7 +49,7 @@ describe.each(testTargets)('the service_role policy on %s', (target) => {
   })
 
   it('writes any user’s row through the policy', async () => {
-    const updated = await asRequester(database.db, { role: backendRole }, async (trx) =>
+    const updated = await attemptAs(database.db, { role: backendRole }, async (trx) =>
       Number((await trx.updateTable('user_openrouter_integrations').set({ is_valid: false }).executeTakeFirst()).numUpdatedRows),
     )
     expect(updated).toEqual({ ok: true, value: owners.length })

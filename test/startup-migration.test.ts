@@ -74,7 +74,9 @@ describe.each(testTargets)('start-up migration on %s', (target) => {
       expect(error).toBeInstanceOf(MigrationError)
       expect(error).toMatchObject({ migrationName: '002_add_claude_integration', code: '42P07' })
       expect((error as Error).message).toContain('relation "x402_user_claude_configs" already exists (SQLSTATE 42P07)')
-      expect((error as Error).message).toContain('002_add_claude_integration was rolled back.')
+      expect((error as Error).message).toContain(
+        '002_add_claude_integration was rolled back, and with it 001_add_prompt_template_fields, of the same transaction.',
+      )
       expect(lines).toEqual([])
       // 001 ran in the same transaction as 002, so it is rolled back too.
       expect(await appliedNames(db)).toEqual(ALL_MIGRATIONS.slice(0, 2))

@@ -3,20 +3,30 @@
  *
  *   migrate:latest | migrate:up | migrate:list
  *   migrate:down [-- --allow-data-loss]
- *   migrate:sql -- <name> [--down]
+ *   migrate:sql -- <name> [--down] | migrate:sql -- --baseline <name>
+ *   migrate:baseline -- <name> [--strict]
+ *   migrate:check [-- --strict]
  *
  * It works on MIGRATION_DATABASE_URL when set, else DATABASE_URL, otherwise on the embedded
- * database (PGLITE_DATA_DIR, default .data/pglite). Progress goes to stderr, results (the list, the SQL) to stdout. On
- * failure it prints one line saying why and exits with 1.
+ * database (PGLITE_DATA_DIR, default .data/pglite). Progress goes to stderr, results (the list,
+ * the SQL, a diff, a drift report) to stdout. On failure it prints one line saying why and exits
+ * with 1.
  */
 import type { Kysely } from 'kysely'
 import type { MigrationResult } from 'kysely/migration'
 
+import { exportBaselineSql } from '../db/baseline-sql.js'
 import { createDb, describeDatabaseTarget, resolveDatabaseTarget } from '../db/create-db.js'
+import { checkDrift, driftSummary, formatDriftReport } from '../db/drift-check.js'
+import { BaselineRefusedError, baselineMigrations } from '../db/migration-baseline.js'
+import { migrationSettings } from '../db/migration-settings.js'
 import { exportMigrationSql, resolveMigrationName } from '../db/migration-sql.js'
 import { migrateDown, migrateToLatest, migrateUp, migrationStatus } from '../db/migrator.js'
+import { formatSchemaDiff } from '../db/schema-diff.js'
 
-const USAGE = 'usage: migrate <latest | up | down [--allow-data-loss] | list | sql <name> [--down]>'
+const USAGE =
+  'usage: migrate <latest | up | down [--allow-data-loss] | list | sql <name> [--down] | sql --baseline <name> | ' +
+  'baseline <name> [--strict] | check [--strict]>'
 
 type Command = (db: () => Kysely<any>, args: string[]) => Promise<void>
 
@@ -37,14 +47,50 @@ const commands: Record<string, Command> = {
   },
   // Runs on a scratch in-memory database, never on the target.
   sql: async (_db, args) => {
-    const names = args.filter((arg) => !arg.startsWith('--'))
-    const unknownFlags = args.filter((arg) => arg.startsWith('--') && arg !== '--down')
-    if (names.length !== 1 || unknownFlags.length > 0) {
-      throw new Error(`migrate:sql takes one migration name and optionally --down. ${USAGE}`)
+    const { name, flags } = parseArguments('migrate:sql', args, ['--down', '--baseline'])
+    if (flags.has('--baseline')) {
+      if (flags.has('--down')) throw new Error(`migrate:sql takes --down or --baseline, not both. ${USAGE}`)
+      process.stdout.write(await exportBaselineSql(name))
+      return
     }
-    const name = resolveMigrationName(names[0]!)
-    process.stdout.write(await exportMigrationSql(name, args.includes('--down') ? 'down' : 'up'))
+    process.stdout.write(await exportMigrationSql(resolveMigrationName(name), flags.has('--down') ? 'down' : 'up'))
   },
+  baseline: async (db, args) => {
+    const { name, flags } = parseArguments('migrate:baseline', args, ['--strict'])
+    const options = { strict: flags.has('--strict'), lockWaitMs: migrationSettings().lockWaitMs }
+    try {
+      const { migrationName, recorded, diff } = await baselineMigrations(db(), name, options)
+      for (const migration of recorded) console.error(`recorded ${migration}`)
+      if (recorded.length === 0) console.error(`Already adopted: every migration up to ${migrationName} is recorded.`)
+      if (diff.unmanaged.length > 0) console.error(formatSchemaDiff({ differences: [], unmanaged: diff.unmanaged }))
+    } catch (error) {
+      // The diff is the result the user needs: on stdout, in full; the reason follows on stderr.
+      if (error instanceof BaselineRefusedError && error.diff) process.stdout.write(`${formatSchemaDiff(error.diff)}\n`)
+      throw error
+    }
+  },
+  check: async (db, args) => {
+    const { flags } = parseArguments('migrate:check', args, ['--strict'], false)
+    const report = await checkDrift(db(), { strict: flags.has('--strict') })
+    process.stdout.write(formatDriftReport(report))
+    if (!report.ok) throw new Error(`drift found: ${driftSummary(report)} (the report above says what and where).`)
+  },
+}
+
+/** Splits `args` into the one migration name (when `takesName`) and the allowed flags. */
+function parseArguments(
+  command: string,
+  args: string[],
+  allowedFlags: string[],
+  takesName = true,
+): { name: string; flags: Set<string> } {
+  const names = args.filter((arg) => !arg.startsWith('--'))
+  const unknownFlags = args.filter((arg) => arg.startsWith('--') && !allowedFlags.includes(arg))
+  if (names.length !== (takesName ? 1 : 0) || unknownFlags.length > 0) {
+    const takes = [takesName && 'one migration name', allowedFlags.length > 0 && `optionally ${allowedFlags.join(' or ')}`]
+    throw new Error(`${command} takes ${takes.filter(Boolean).join(' and ')}. ${USAGE}`)
+  }
+  return { name: names[0] ?? '', flags: new Set(args.filter((arg) => arg.startsWith('--'))) }
 }
 
 async function report(run: Promise<MigrationResult[]>, nothingDone: string): Promise<void> {

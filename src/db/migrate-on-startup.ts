@@ -7,7 +7,7 @@ import { migrateToLatest, pendingMigrationNames } from './migrator.js'
 
 /** Options of {@link migrateOnStartup}: those of a migration run, and where to log. */
 export interface MigrateOnStartupOptions extends Omit<MigrateOptions, 'log'> {
-  /** Receives one line per applied migration, one when auto-migrate is off, and retries. */
+  /** Receives one line per applied migration, one when auto-migrate is off, one when it waits for another run's lock, and retries. */
   log?: (line: string) => void
 }
 

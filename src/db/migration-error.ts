@@ -23,6 +23,8 @@ export interface MigrationFailureContext {
   appliedBefore?: string[]
   /** Whether the failed migration ran in a transaction (then none of its steps stayed). */
   transactional?: boolean
+  /** Migrations of the failed one's transaction that ran before it, and were rolled back with it. */
+  rolledBackWith?: string[]
   /** How many times a migration that hit lock_timeout was tried. */
   attempts?: number
   /** The sessions seen blocking the migration, described. */
@@ -93,8 +95,10 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
   const state = [isSqlState(fields.code) && `SQLSTATE ${fields.code}`, fields.detail && `detail: ${fields.detail}`]
     .filter(Boolean)
     .join('; ')
-  const reason = state ? `${fields.message} (${state})` : fields.message
-  if (isUnreachable(fields)) {
+  // Each use below ends the reason with a period of its own; the module's own errors have one.
+  const message = fields.message.replace(/\.$/, '')
+  const reason = state ? `${message} (${state})` : message
+  if (isUnreachable(fields) && !failed) {
     return `Cannot reach the database: ${reason}. Check DATABASE_URL (host, port, user, password, database name) and that the server is running.`
   }
   if (context.activity === 'status') return `Could not read the migration history: ${reason}.`
@@ -110,11 +114,15 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
   const outcome =
     context.transactional === false
       ? `${failed.migrationName} runs outside a transaction: the steps it finished stay, it is not recorded as done, and running the migrations again completes it.`
-      : `${failed.migrationName} was rolled back.`
-  return (
-    `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}.${lockWait} ${outcome}${kept}` +
-    (context.attempts === undefined ? ' Fix the cause and run the migrations again.' : '')
-  )
+      : context.rolledBackWith?.length
+        ? `${failed.migrationName} was rolled back, and with it ${context.rolledBackWith.join(', ')}, of the same transaction.`
+        : `${failed.migrationName} was rolled back.`
+  const nextStep = isUnreachable(fields)
+    ? ' The connection to the database was lost: check that the server is up and reachable (DATABASE_URL), then run the migrations again.'
+    : context.attempts === undefined
+      ? ' Fix the cause and run the migrations again.'
+      : ''
+  return `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}.${lockWait} ${outcome}${kept}${nextStep}`
 }
 
 /**

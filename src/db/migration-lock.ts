@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+
 import { type DialectAdapter, type Dialect, type Kysely, PGliteAdapter, sql } from 'kysely'
 
 /**
@@ -17,13 +19,23 @@ export interface MigrationSession {
    * only work inside a transaction is safe.
    */
   transactionPooler: boolean
+  /**
+   * Throws if the lock was lost with its connection (a network cut, a terminated backend). The
+   * runner asks before each block, so that it never goes on migrating without the lock.
+   */
+  assertLockHeld(): Promise<void>
 }
 
 /** Options of {@link withMigrationLock}. */
 export interface MigrationLockOptions {
   /** How long to wait for another run's lock, in ms; 0 waits forever. */
   lockWaitMs?: number
+  /** Receives one line, naming the holder, when another run holds the lock and this one starts to wait. */
+  log?: (line: string) => void
 }
+
+/** How often a run that waits for the lock asks for it again. */
+const LOCK_POLL_MS = 100
 
 /**
  * Thrown when another run held the migration lock for longer than the wait allowed.
@@ -86,8 +98,10 @@ export function assertRunnerDialect(db: Kysely<any>): void {
  * a connection of its own. It cannot leak: the server drops it when that transaction ends or
  * its connection dies (a crashed process), and a transaction stays on one server connection
  * even through a transaction-mode pooler, where a session-level lock and its unlock can land on
- * different server connections. PGlite has one connection and its data folder is locked to one
- * process, so there the lock only orders the runs of this process.
+ * different server connections. A run that finds the lock held logs one line and asks again
+ * every 100 ms until `lockWaitMs` is over, then throws {@link MigrationLockTimeoutError}. PGlite
+ * has one connection and its data folder is locked to one process, so there the lock only orders
+ * the runs of this process.
  *
  * @example
  * ```ts
@@ -101,24 +115,26 @@ export async function withMigrationLock<T>(
   work: (session: MigrationSession) => Promise<T>,
   options: MigrationLockOptions = {},
 ): Promise<T> {
-  if (db.getExecutor().adapter instanceof PGliteAdapter) return inProcessQueue(db, () => work({ transactionPooler: false }))
+  if (db.getExecutor().adapter instanceof PGliteAdapter) {
+    return inProcessQueue(db, () => work({ transactionPooler: false, assertLockHeld: async () => {} }))
+  }
 
   const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS
   return db.connection().execute(async (lockConnection) => {
     const transactionPooler = await beginLockTransaction(db, lockConnection)
     let committed = false
     try {
-      await sql`
-        SELECT set_config('lock_timeout', ${sql.lit(`${lockWaitMs}ms`)}, true),
-               set_config('idle_in_transaction_session_timeout', '0', true)
-      `.execute(lockConnection)
-      try {
-        await sql`SELECT pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)})`.execute(lockConnection)
-      } catch (error) {
-        if ((error as { code?: string }).code !== '55P03') throw error
-        throw await lockTimeout(db, lockWaitMs)
+      await takeLock(db, lockConnection, lockWaitMs, options.log)
+      const assertLockHeld = async () => {
+        await sql`SELECT 1`.execute(lockConnection).catch((error: unknown) => {
+          throw new Error(
+            `The connection that holds the migration lock was lost (${error instanceof Error ? error.message : String(error)}), ` +
+              'so the run stopped before its next migration. Run the migrations again.',
+            { cause: error },
+          )
+        })
       }
-      const result = await work({ transactionPooler })
+      const result = await work({ transactionPooler, assertLockHeld })
       await sql`COMMIT`.execute(lockConnection)
       committed = true
       return result
@@ -144,29 +160,64 @@ async function beginLockTransaction(db: Kysely<any>, lockConnection: Kysely<any>
   })
 }
 
+/**
+ * Takes the lock in the open transaction of `lockConnection`, asking again every LOCK_POLL_MS
+ * until `lockWaitMs` is over, and ending the transaction between two attempts. It does not
+ * queue in pg_advisory_xact_lock: a statement that waits holds a snapshot, and the holder's
+ * CREATE INDEX CONCURRENTLY (005) waits until every older snapshot in the database is gone. The
+ * holder would wait for its waiters while they wait for it, until their lock wait ran out.
+ */
+async function takeLock(
+  db: Kysely<any>,
+  lockConnection: Kysely<any>,
+  lockWaitMs: number,
+  log: ((line: string) => void) | undefined,
+): Promise<void> {
+  const startedAt = Date.now()
+  for (let attempt = 1; ; attempt++) {
+    const { rows } = await sql<{ locked: boolean }>`
+      SELECT pg_try_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)}) AS locked,
+             set_config('idle_in_transaction_session_timeout', '0', true)
+    `.execute(lockConnection)
+    if (rows[0]!.locked) return
+    await sql`ROLLBACK`.execute(lockConnection)
+    const waitedMs = Date.now() - startedAt
+    if (lockWaitMs > 0 && waitedMs >= lockWaitMs) {
+      throw new MigrationLockTimeoutError(
+        `Waited ${lockWaitMs} ms for the migration lock, but ${await lockHolder(db)}. ` +
+          'Another instance or a deploy step is migrating this database: let it finish and start again, ' +
+          'or allow a longer wait with MIGRATION_LOCK_WAIT_MS.',
+      )
+    }
+    if (attempt === 1) {
+      const limit = lockWaitMs > 0 ? `up to ${lockWaitMs} ms` : 'without a limit'
+      log?.(`[db] waiting for the migration lock: ${await lockHolder(db)}; waiting ${limit} (MIGRATION_LOCK_WAIT_MS)`)
+    }
+    await sleep(lockWaitMs > 0 ? Math.min(LOCK_POLL_MS, lockWaitMs - waitedMs) : LOCK_POLL_MS)
+    await sql`BEGIN`.execute(lockConnection)
+  }
+}
+
 async function backendPid(db: Kysely<any>): Promise<number> {
   const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(db)
   return rows[0]!.pid
 }
 
-async function lockTimeout(db: Kysely<any>, lockWaitMs: number): Promise<MigrationLockTimeoutError> {
-  const { rows } = await sql<{ pid: number; application_name: string; running_for: string; query: string }>`
-    SELECT a.pid, a.application_name, date_trunc('second', now() - a.xact_start)::text AS running_for, a.query
+/** Who holds the migration lock in this database, for a message. */
+async function lockHolder(db: Kysely<any>): Promise<string> {
+  const { rows } = await sql<{ pid: number; application_name: string; running_for: string }>`
+    SELECT a.pid, a.application_name, date_trunc('second', now() - a.xact_start)::text AS running_for
     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0
       AND l.objid = ${sql.lit(MIGRATION_LOCK_KEY)} AND l.objsubid = 1
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   `
     .execute(db)
     .catch(() => ({ rows: [] }))
   const holder = rows[0]
-  const who = holder
+  return holder
     ? `another run holds it (pid ${holder.pid}, ${holder.application_name || 'no application name'}, for ${holder.running_for})`
     : 'another run held it'
-  return new MigrationLockTimeoutError(
-    `Waited ${lockWaitMs} ms for the migration lock, but ${who}. ` +
-      'Another instance or a deploy step is migrating this database: let it finish and start again, ' +
-      'or allow a longer wait with MIGRATION_LOCK_WAIT_MS.',
-  )
 }
 
 function inProcessQueue<T>(db: Kysely<any>, work: () => Promise<T>): Promise<T> {

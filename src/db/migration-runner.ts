@@ -62,7 +62,7 @@ export async function runMigrations(
   const attempt = () =>
     withMigrationLock(
       db,
-      async ({ transactionPooler }) => {
+      async ({ transactionPooler, assertLockHeld }) => {
         const migrations = await kyselyMigrator(db, settings).getMigrations()
         const steps = planSteps(migrations, target)
         const outside = steps.filter((step) => !step.transactional).map((step) => step.name)
@@ -71,10 +71,14 @@ export async function runMigrations(
         if (steps.some((step) => step.direction === 'Up')) await ensureSupabaseStandIn(db)
         const results: MigrationResult[] = []
         for (const block of contiguousBlocks(steps)) {
+          await assertLockHeld()
           results.push(...(await runBlockWithRetries(db, block, targetOf(block, migrations), settings, results)))
         }
         // A run that failed part-way records the checksums of what it applied on the next run.
-        if (steps.length > 0) await syncMigrationChecksums(db)
+        if (steps.length > 0) {
+          const appliedNow = results.filter((result) => result.direction === 'Up').map((result) => result.migrationName)
+          await syncMigrationChecksums(db, { appliedNow })
+        }
         return results
       },
       settings,
@@ -153,6 +157,8 @@ async function runBlockWithRetries(
         activity: 'run',
         appliedBefore: earlier.map((result) => result.migrationName),
         transactional: block[0]!.transactional,
+        // Kysely reports them as done, but their transaction was rolled back with the failure.
+        rolledBackWith: block[0]!.transactional ? successes(resultSet).map((result) => result.migrationName) : [],
         attempts: lockTimedOut ? attempt : undefined,
         blockers,
       })

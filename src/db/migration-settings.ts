@@ -23,7 +23,7 @@ export interface MigrateOptions {
    * x402_backup. [MIGRATION_ALLOW_DATA_LOSS=true, false]
    */
   allowDataLoss?: boolean
-  /** Receives a line when a migration is retried after a lock timeout. */
+  /** Receives a line when the run waits for another run's migration lock, and when a migration is retried after a lock timeout. */
   log?: (line: string) => void
   /** Where the variables above are read from; `process.env` by default. */
   env?: NodeJS.ProcessEnv

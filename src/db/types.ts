@@ -69,7 +69,7 @@ export interface UserOpenrouterIntegrations {
    */
   created_at: Generated<Timestamp | null>;
   /**
-   * OpenRouter API key, encrypted with INTEGRATION_ENCRYPTION_SECRET as <iv hex>:<ciphertext hex>. Never plaintext.
+   * OpenRouter API key, never plaintext: encrypted with INTEGRATION_ENCRYPTION_SECRET as v2:<key id>:<nonce hex>:<ciphertext hex>:<tag hex> (AES-256-GCM, bound to user_id), or in the legacy <iv hex>:<ciphertext hex> (AES-256-CBC) until npm run keys:rotate.
    */
   encrypted_api_key: string;
   /**

@@ -102,7 +102,7 @@ async function addCatalogChanges(db: Kysely<any>): Promise<void> {
   `.execute(db)
   await commentOnColumns(db, 'user_openrouter_integrations', {
     user_id: 'Owner of the key; deleting the auth user deletes the row.',
-    encrypted_api_key: 'OpenRouter API key, encrypted with INTEGRATION_ENCRYPTION_SECRET as <iv hex>:<ciphertext hex>. Never plaintext.',
+    encrypted_api_key: 'OpenRouter API key, never plaintext: encrypted with INTEGRATION_ENCRYPTION_SECRET as v2:<key id>:<nonce hex>:<ciphertext hex>:<tag hex> (AES-256-GCM, bound to user_id), or in the legacy <iv hex>:<ciphertext hex> (AES-256-CBC) until npm run keys:rotate.',
     is_valid: 'False once a check with OpenRouter rejected the key.',
     last_verified_at: 'When the key was last checked with OpenRouter.',
     is_enabled: 'The user switched the integration on (true) or off (false).',

@@ -7,7 +7,7 @@ import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll } from 'vitest'
 
-import { createDb, type DB, migrateTo, migrateToLatest } from '../../src/index.js'
+import { createDb, type CreateDbOptions, type DB, migrateTo, migrateToLatest } from '../../src/index.js'
 
 /**
  * Where the tests run: always the embedded PGlite, and also the PostgreSQL server named by
@@ -26,14 +26,17 @@ export interface TestDatabase {
   destroy(): Promise<void>
 }
 
+/** What a test may add to the {@link createDb} options of its database: Kysely's query log. */
+export type TestDbOptions = Pick<CreateDbOptions, 'log'>
+
 /**
  * Creates an empty database on `target`: a PGlite data folder in a temporary directory, or a
  * new database on the TEST_DATABASE_URL server. `destroy` removes it.
  */
-export async function createTestDatabase(target: TestTarget): Promise<TestDatabase> {
+export async function createTestDatabase(target: TestTarget, options: TestDbOptions = {}): Promise<TestDatabase> {
   if (target === 'pglite') {
     const dataDir = mkdtempSync(join(tmpdir(), 'x402-db-test-'))
-    const db = createDb({ dataDir })
+    const db = createDb({ ...options, dataDir })
     return {
       db,
       target,
@@ -51,7 +54,7 @@ export async function createTestDatabase(target: TestTarget): Promise<TestDataba
   const databaseUrl = new URL(serverUrl)
   databaseUrl.pathname = `/${name}`
   const connectionString = databaseUrl.toString()
-  const db = createDb({ connectionString })
+  const db = createDb({ ...options, connectionString })
   return {
     db,
     target,
@@ -101,10 +104,14 @@ export type MigrationPoint = 'none' | 'latest' | string
  * })
  * ```
  */
-export function useTestDatabase(target: TestTarget, migrateToPoint: MigrationPoint = 'latest'): TestDatabase {
+export function useTestDatabase(
+  target: TestTarget,
+  migrateToPoint: MigrationPoint = 'latest',
+  options: TestDbOptions = {},
+): TestDatabase {
   let current: TestDatabase | undefined
   beforeAll(async () => {
-    current = await createTestDatabase(target)
+    current = await createTestDatabase(target, options)
     if (migrateToPoint === 'latest') await migrateToLatest(current.db)
     else if (migrateToPoint !== 'none') await migrateTo(current.db, migrateToPoint)
   })

@@ -1,0 +1,89 @@
+/**
+ * The key rotation command behind `npm run keys:rotate [-- --batch-size <n>]`: re-encrypts every
+ * stored OpenRouter key to INTEGRATION_ENCRYPTION_SECRET in the current format, reading keys
+ * written with INTEGRATION_ENCRYPTION_SECRET_PREVIOUS too.
+ *
+ * It works on DATABASE_URL, otherwise on the embedded database (PGLITE_DATA_DIR, default
+ * .data/pglite). Progress goes to stderr, the report to stdout. Ctrl-C stops it after the batch in
+ * progress; running it again goes on where it stopped. Exit code: 0 when every key is current,
+ * 1 when some key could not be decrypted (left as it was) or the command failed, 130 when stopped.
+ */
+import { createDb, describeDatabaseTarget, resolveDatabaseTarget } from '../db/create-db.js'
+import { DEFAULT_ROTATION_BATCH_SIZE, type KeyRotationReport, rotateOpenRouterKeys } from '../integrations/openrouter-key-rotation.js'
+import { IntegrationCipher } from '../secrets/integration-cipher.js'
+
+const USAGE = 'usage: keys:rotate [-- --batch-size <rows per transaction, 1 to 10000>]'
+
+function parseBatchSize(args: string[]): number {
+  if (args.length === 0) return DEFAULT_ROTATION_BATCH_SIZE
+  const [flag, value, ...rest] = args
+  if (flag !== '--batch-size' || value === undefined || rest.length > 0 || !/^\d+$/.test(value)) {
+    throw new Error(`unexpected arguments "${args.join(' ')}". ${USAGE}`)
+  }
+  return Number(value)
+}
+
+function printReport(report: KeyRotationReport): void {
+  console.log(`scanned               ${report.scanned}`)
+  console.log(`rotated               ${report.rotated}`)
+  console.log(`already current       ${report.alreadyCurrent}`)
+  console.log(`changed concurrently  ${report.changedConcurrently}`)
+  console.log(`failed                ${report.failed.length}`)
+  for (const { userId, format, keyId, reason } of report.failed) {
+    console.log(`  user ${userId} (${format}${keyId ? ` ${keyId}` : ''}): ${reason}`)
+  }
+}
+
+async function main(args: string[]): Promise<number> {
+  const batchSize = parseBatchSize(args)
+  const cipher = IntegrationCipher.fromEnv()
+  console.error(`Database: ${describeDatabaseTarget(resolveDatabaseTarget())}`)
+  console.error(`Current secret: key id ${cipher.currentKeyId}`)
+
+  const stop = new AbortController()
+  const onInterrupt = () => {
+    console.error('Stopping after the batch in progress…')
+    stop.abort()
+  }
+  process.once('SIGINT', onInterrupt)
+  process.once('SIGTERM', onInterrupt)
+  const db = createDb()
+  try {
+    const report = await rotateOpenRouterKeys(db, {
+      cipher,
+      batchSize,
+      signal: stop.signal,
+      onBatch: (progress) => console.error(`… ${progress.scanned} scanned, ${progress.rotated} rotated`),
+    })
+    printReport(report)
+    if (!report.complete) {
+      console.error('Stopped before the last row: run keys:rotate again to go on.')
+      return 130
+    }
+    if (report.failed.length > 0) {
+      console.error(
+        `${report.failed.length} key(s) could not be decrypted and were left as they were. ` +
+          'Set INTEGRATION_ENCRYPTION_SECRET_PREVIOUS to the secret they were written with and run keys:rotate again, ' +
+          'or have their owners store their keys again.',
+      )
+      return 1
+    }
+    console.error('Every key is encrypted with the current secret.')
+    return 0
+  } finally {
+    process.off('SIGINT', onInterrupt)
+    process.off('SIGTERM', onInterrupt)
+    await db.destroy()
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error)
+    console.error(`keys:rotate failed: ${message.replace(/\s*\n\s*/g, ' ')}`)
+    process.exitCode = 1
+  },
+)

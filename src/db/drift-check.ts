@@ -1,0 +1,183 @@
+import type { Kysely } from 'kysely'
+
+import { migrations } from '../migrations/index.js'
+import {
+  type MigrationSourceOptions,
+  migrationChecksum,
+  migrationSourcePath,
+  readMigrationChecksums,
+  type RecordedChecksum,
+} from './migration-checksums.js'
+import { historyDisagreements, recordedMigrationNames } from './migration-history.js'
+import { formatSchemaDiff, type SchemaDiff } from './schema-diff.js'
+import { buildSchemaReference, diffWithReference } from './schema-reference.js'
+
+/** Options of {@link checkDrift}. */
+export interface DriftCheckOptions extends MigrationSourceOptions {
+  /** Count objects on the module's tables that no migration creates as drift too. */
+  strict?: boolean
+}
+
+/**
+ * The checksum verdict on one applied migration:
+ * - `ok`: the file is as it was when it was applied (or adopted);
+ * - `backfilled`: the file matches a checksum recorded after the migration was applied, when
+ *   checksums did not exist yet; an edit made before that cannot be seen;
+ * - `unrecorded`: no checksum yet (applied by a version of the module without checksums, or from
+ *   a deployment without the sources); the next run that applies or reverts a migration records
+ *   it, and so does `migrate:baseline -- <the newest applied migration>` at once;
+ * - `edited`: the file differs from the one applied: a released migration was changed;
+ * - `unreadable`: the source file cannot be read, so the migration cannot be verified.
+ */
+export interface ChecksumVerdict {
+  name: string
+  status: 'ok' | 'backfilled' | 'unrecorded' | 'edited' | 'unreadable'
+  recorded?: RecordedChecksum
+  /** The checksum of the file now, when it could be read. */
+  current?: string
+  /** Why the file could not be read. */
+  problem?: string
+}
+
+/** What {@link checkDrift} found. */
+export interface DriftReport {
+  /** The newest applied migration, which the live schema is compared with; undefined if none is. */
+  migrationName: string | undefined
+  /** The applied migrations, as recorded. */
+  applied: string[]
+  /** Migrations the module has that are not applied yet. */
+  pending: string[]
+  /** What is wrong with the recorded history itself. */
+  history: string[]
+  /** The comparison with the reference at `migrationName`. */
+  schema: SchemaDiff | undefined
+  /** One verdict per applied migration. */
+  checksums: ChecksumVerdict[]
+  /** True when the schema and every checksum match, and the history is sound. */
+  ok: boolean
+}
+
+/**
+ * The check behind `migrate:check`, for CI and deploys to gate on: compares the live schema of
+ * what the module owns with the schema its migrations produce up to the newest applied one
+ * (built on a scratch database), and verifies that each applied migration's source file still
+ * has the checksum recorded when it was applied. Read-only: it changes nothing.
+ *
+ * @example
+ * ```ts
+ * const report = await checkDrift(db)
+ * if (!report.ok) throw new Error(formatDriftReport(report))
+ * ```
+ */
+export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {}): Promise<DriftReport> {
+  const applied = await recordedMigrationNames(db)
+  const known = Object.keys(migrations).sort()
+  const history = historyDisagreements(applied)
+  const migrationName = known.filter((name) => applied.includes(name)).at(-1)
+  if (migrationName === undefined) {
+    history.push('no migration is recorded as applied: run `npm run migrate:latest`, or adopt a hand-built database with `npm run migrate:baseline -- <name>`')
+  }
+  const schema = migrationName
+    ? await diffWithReference(db, await buildSchemaReference(migrationName), { strict: options.strict })
+    : undefined
+  const recorded = await readMigrationChecksums(db)
+  const checksums = await Promise.all(
+    applied.filter((name) => name in migrations).map((name) => verdict(name, recorded.get(name), options)),
+  )
+  const ok =
+    history.length === 0 &&
+    schema?.differences.length === 0 &&
+    checksums.every(({ status }) => status !== 'edited' && status !== 'unreadable')
+  return { migrationName, applied, pending: known.filter((name) => !applied.includes(name)), history, schema, checksums, ok }
+}
+
+async function verdict(
+  name: string,
+  recorded: RecordedChecksum | undefined,
+  options: MigrationSourceOptions,
+): Promise<ChecksumVerdict> {
+  let current: string
+  try {
+    current = await migrationChecksum(name, options)
+  } catch (error) {
+    return { name, status: 'unreadable', recorded, problem: (error as Error).message }
+  }
+  if (!recorded) return { name, status: 'unrecorded', current }
+  if (recorded.sha256 !== current) return { name, status: 'edited', recorded, current }
+  return { name, status: recorded.origin === 'backfill' ? 'backfilled' : 'ok', recorded, current }
+}
+
+/**
+ * A report of a drift check, one finding a line, for a terminal or a CI log: the history, the
+ * schema differences (see formatSchemaDiff), each checksum that is not plainly `ok`, and a
+ * last line with the verdict.
+ *
+ * @example
+ * ```ts
+ * process.stdout.write(formatDriftReport(await checkDrift(db)))
+ * ```
+ */
+export function formatDriftReport(report: DriftReport, options: MigrationSourceOptions = {}): string {
+  const lines: string[] = []
+  const section = (title: string, body: string[]) => {
+    if (body.length > 0) lines.push(title, ...body.map((line) => `  ${line}`), '')
+  }
+  section('Migration history:', report.history)
+  if (report.schema) {
+    const diff = formatSchemaDiff({ ...report.schema, unmanaged: [] })
+    section(`Schema, compared with what the migrations up to ${report.migrationName} produce:`, diff ? diff.split('\n') : [])
+    const unmanaged = formatSchemaDiff({ differences: [], unmanaged: report.schema.unmanaged })
+    section('Note:', unmanaged ? unmanaged.split('\n') : [])
+  }
+  section(
+    'Migration files changed after they were applied:',
+    report.checksums
+      .filter(({ status }) => status === 'edited')
+      .map(
+        ({ name, recorded, current }) =>
+          `${name}: ${migrationSourcePath(name, options)} has sha256 ${current}, but ${recorded!.sha256} was recorded ` +
+          `(${recorded!.origin}, ${recorded!.recordedAt.toISOString()}). A released migration must not change: restore it ` +
+          `(git log -p -- src/migrations/${name}.ts) and make the change in a new migration.`,
+      ),
+  )
+  section(
+    'Migration files that cannot be verified:',
+    report.checksums.filter(({ status }) => status === 'unreadable').map(({ problem }) => problem!),
+  )
+  section(
+    'Checksums recorded after the fact (applied before checksums existed; edits before that date cannot be seen):',
+    report.checksums
+      .filter(({ status }) => status === 'backfilled')
+      .map(({ name, recorded }) => `${name}: recorded ${recorded!.recordedAt.toISOString()}`),
+  )
+  section(
+    `No checksum recorded yet (the next run that applies or reverts a migration records it, or now: npm run migrate:baseline -- ${report.migrationName}):`,
+    report.checksums.filter(({ status }) => status === 'unrecorded').map(({ name }) => name),
+  )
+  const verified = report.checksums.filter(({ status }) => status === 'ok' || status === 'backfilled').length
+  lines.push(
+    report.ok
+      ? `OK: the schema matches ${report.migrationName}, and ${verified} of ${report.applied.length} applied migrations match their checksums` +
+          `${report.pending.length > 0 ? `; ${report.pending.length} pending (${report.pending.join(', ')})` : ''}.`
+      : `DRIFT: ${driftSummary(report)}.`,
+  )
+  return `${lines.join('\n')}\n`
+}
+
+/**
+ * The findings that make a report fail, counted, in one line; empty for a report that passes.
+ *
+ * @example
+ * ```ts
+ * driftSummary(report) // '1 schema difference(s) from 006_…, 1 migration file(s) edited after they were applied'
+ * ```
+ */
+export function driftSummary(report: DriftReport): string {
+  const count = (n: number, what: string) => (n > 0 ? [`${n} ${what}`] : [])
+  return [
+    ...count(report.history.length, 'history problem(s)'),
+    ...count(report.schema?.differences.length ?? 0, `schema difference(s) from ${report.migrationName}`),
+    ...count(report.checksums.filter(({ status }) => status === 'edited').length, 'migration file(s) edited after they were applied'),
+    ...count(report.checksums.filter(({ status }) => status === 'unreadable').length, 'migration file(s) that cannot be read'),
+  ].join(', ')
+}

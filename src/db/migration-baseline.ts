@@ -1,0 +1,125 @@
+import type { Kysely } from 'kysely'
+import { type Migration, Migrator } from 'kysely/migration'
+
+import { migrations } from '../migrations/index.js'
+import {
+  ensureChecksumTable,
+  insertChecksums,
+  type MigrationSourceOptions,
+  migrationChecksum,
+  type NewChecksum,
+  recordMissingChecksums,
+} from './migration-checksums.js'
+import { historyDisagreements, recordedMigrationNames } from './migration-history.js'
+import { withMigrationLock } from './migration-lock.js'
+import { MIGRATION_TABLE_SCHEMA } from './migration-runner.js'
+import { buildSchemaReference, diffWithReference } from './schema-reference.js'
+import type { SchemaDiff } from './schema-diff.js'
+
+/** Options of {@link baselineMigrations}. */
+export interface BaselineOptions extends MigrationSourceOptions {
+  /** Also refuse where the module's tables carry objects that no migration creates. */
+  strict?: boolean
+  /** How long to wait for a migration run in progress, in ms (the migration lock). */
+  lockWaitMs?: number
+}
+
+/** What {@link baselineMigrations} did. */
+export interface BaselineResult {
+  /** The migration the database was adopted at. */
+  migrationName: string
+  /** The migrations it recorded as applied, in order. */
+  recorded: string[]
+  /** The migrations up to `migrationName` that were recorded already. */
+  alreadyRecorded: string[]
+  /** The comparison that allowed it; its `unmanaged` objects were left alone. */
+  diff: SchemaDiff
+}
+
+/**
+ * `migrate:baseline` refused, and recorded nothing: the live schema differs from the reference
+ * (`diff` lists how), or the recorded history contradicts the adoption (`disagreements`).
+ */
+export class BaselineRefusedError extends Error {
+  override readonly name = 'BaselineRefusedError'
+
+  constructor(
+    readonly migrationName: string,
+    readonly disagreements: string[],
+    readonly diff: SchemaDiff | undefined,
+  ) {
+    super(
+      disagreements.length > 0
+        ? `Cannot adopt the database at ${migrationName}: ${disagreements.join('; ')}. Nothing was recorded.`
+        : `The live schema differs from what the migrations up to ${migrationName} produce, in ` +
+            `${diff!.differences.length} place(s) (listed in the diff); nothing was recorded. Make the database match, ` +
+            'or adopt it at the migration whose schema it has.',
+    )
+  }
+}
+
+/**
+ * Adopts a database whose schema was built by hand (the SQL Editor): records the migrations up
+ * to `name` (a full name or a unique prefix) as applied, without running them, so that the
+ * migrator then runs only what follows. Only after it found the live schema equal to the
+ * reference at `name` (built on a scratch database, see buildSchemaReference), for what the
+ * module owns; otherwise it throws {@link BaselineRefusedError} with the diff. It refuses as well
+ * when the history already records migrations that disagree (after `name`, unknown, or with a
+ * gap). The rows are written by Kysely's own Migrator, exactly as a run writes them, with each
+ * migration's checksum, in one transaction, under the migration lock. Migrations recorded
+ * before, without a checksum, get one (`backfill`): adopting a database at its newest applied
+ * migration records nothing else.
+ *
+ * @example
+ * ```ts
+ * const { recorded } = await baselineMigrations(db, '005')
+ * await migrateToLatest(db) // runs only what follows 005
+ * ```
+ */
+export async function baselineMigrations(
+  db: Kysely<any>,
+  name: string,
+  options: BaselineOptions = {},
+): Promise<BaselineResult> {
+  const reference = await buildSchemaReference(name)
+  const { migrationName } = reference
+  const upTo = Object.keys(migrations).sort().filter((known) => known <= migrationName)
+  const checksums = await Promise.all(
+    upTo.map(async (known): Promise<NewChecksum> => ({ name: known, sha256: await migrationChecksum(known, options), origin: 'baseline' })),
+  )
+
+  const adopt = async (): Promise<BaselineResult> => {
+    const alreadyRecorded = await recordedMigrationNames(db)
+    const disagreements = historyDisagreements(alreadyRecorded, migrationName)
+    if (disagreements.length > 0) throw new BaselineRefusedError(migrationName, disagreements, undefined)
+    const diff = await diffWithReference(db, reference, options)
+    if (diff.differences.length > 0) throw new BaselineRefusedError(migrationName, [], diff)
+
+    const recorded = upTo.filter((known) => !alreadyRecorded.includes(known))
+    await db.transaction().execute(async (trx) => {
+      if (recorded.length > 0) {
+        const { error } = await recordingMigrator(trx).migrateTo(migrationName)
+        if (error !== undefined) throw error
+      }
+      await ensureChecksumTable(trx)
+      await insertChecksums(trx, checksums.filter((entry) => recorded.includes(entry.name)))
+      // Those recorded before (by a module without checksums) get theirs now.
+      await recordMissingChecksums(trx, () => 'backfill', options)
+    })
+    return { migrationName, recorded, alreadyRecorded, diff }
+  }
+  return withMigrationLock(db, adopt, { lockWaitMs: options.lockWaitMs })
+}
+
+/**
+ * Kysely's Migrator over the module's migrations with every `up` a no-op: it creates the
+ * history tables and writes the rows exactly as a real run does, and runs nothing.
+ */
+function recordingMigrator(db: Kysely<any>): Migrator {
+  const recordOnly: Migration = { up: async () => {} }
+  return new Migrator({
+    db,
+    provider: { getMigrations: async () => Object.fromEntries(Object.keys(migrations).map((name) => [name, recordOnly])) },
+    migrationTableSchema: MIGRATION_TABLE_SCHEMA,
+  })
+}

@@ -1,0 +1,225 @@
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { type Kysely, sql } from 'kysely'
+
+import { migrations } from '../migrations/index.js'
+import { MIGRATION_TABLE_SCHEMA } from './migration-runner.js'
+
+/** The table, in schema x402_migrations, that keeps a checksum of each applied migration. */
+export const MIGRATION_CHECKSUM_TABLE = 'migration_checksum'
+
+/**
+ * How a checksum came to be recorded:
+ * - `applied`: by the run that applied the migration;
+ * - `baseline`: by `migrate:baseline`, after the live schema was found equal to what the
+ *   migrations produce;
+ * - `backfill`: later, for a migration applied before checksums existed. It is the file as it
+ *   was when the checksum was recorded, so it cannot show an edit made before that.
+ */
+export type ChecksumOrigin = 'applied' | 'baseline' | 'backfill'
+
+/** A checksum as recorded in x402_migrations.migration_checksum. */
+export interface RecordedChecksum {
+  name: string
+  sha256: string
+  origin: ChecksumOrigin
+  recordedAt: Date
+}
+
+/** Where the migration sources are read from. */
+export interface MigrationSourceOptions {
+  /**
+   * The folder of the migration files, `<name>.ts` each; `src/migrations` of the package by
+   * default. Tests point it at an edited copy.
+   */
+  sourceDir?: string
+}
+
+/**
+ * src/migrations from the package root. This file is src/db/migration-checksums.ts or, compiled,
+ * dist/db/migration-checksums.js: two levels below the root either way, so the checksum is of
+ * the same TypeScript file whether the module runs from tsx, vitest or dist/.
+ */
+const DEFAULT_SOURCE_DIR = fileURLToPath(new URL('../../src/migrations/', import.meta.url))
+
+// Functions, not constants: the runner imports this module, and this module reads the runner's
+// MIGRATION_TABLE_SCHEMA, which is not initialised yet while the import cycle is being loaded.
+const checksumTable = () => `${MIGRATION_TABLE_SCHEMA}.${MIGRATION_CHECKSUM_TABLE}`
+const historyTable = () => `${MIGRATION_TABLE_SCHEMA}.kysely_migration`
+
+/**
+ * The statements that create the checksum table, as run by the module and as printed by
+ * `migrate:sql -- --baseline`. In x402_migrations, not public: Supabase's default privileges
+ * would hand a table in public to anon and authenticated.
+ */
+export function checksumTableStatements(): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${checksumTable()} (
+  name varchar(255) NOT NULL PRIMARY KEY,
+  sha256 char(64) NOT NULL,
+  origin text NOT NULL CHECK (origin IN ('applied', 'baseline', 'backfill')),
+  recorded_at timestamptz NOT NULL DEFAULT now()
+)`,
+    `COMMENT ON TABLE ${checksumTable()} IS 'sha256 of src/migrations/<name>.ts (line endings normalised) of each ` +
+      `applied migration, so that migrate:check finds a migration file edited after it was applied. Kept by the x402-jobs db module.'`,
+  ]
+}
+
+/**
+ * The path of a migration's source file.
+ *
+ * @example
+ * ```ts
+ * migrationSourcePath('005_add_openrouter_integration') // '/app/src/migrations/005_add_openrouter_integration.ts'
+ * ```
+ */
+export function migrationSourcePath(name: string, options: MigrationSourceOptions = {}): string {
+  return join(options.sourceDir ?? DEFAULT_SOURCE_DIR, `${name}.ts`)
+}
+
+/**
+ * The checksum of a migration: sha256 (hex) of its source file, with a byte order mark removed
+ * and CRLF line endings read as LF, so that a checkout on Windows gives the same checksum.
+ * Throws when the file cannot be read, saying where it was looked for.
+ *
+ * @example
+ * ```ts
+ * await migrationChecksum('005_add_openrouter_integration') // 'e3b0c442…'
+ * ```
+ */
+export async function migrationChecksum(name: string, options: MigrationSourceOptions = {}): Promise<string> {
+  const path = migrationSourcePath(name, options)
+  let source: string
+  try {
+    source = await readFile(path, 'utf8')
+  } catch (error) {
+    throw new Error(
+      `Cannot read the source of migration ${name} at ${path} (${(error as Error).message}), which its checksum is made from. ` +
+        'Run the command from a checkout or package that includes src/migrations.',
+      { cause: error },
+    )
+  }
+  const normalised = source.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n')
+  return createHash('sha256').update(normalised).digest('hex')
+}
+
+/** Options of {@link syncMigrationChecksums}. */
+export interface SyncChecksumOptions extends MigrationSourceOptions {
+  /**
+   * The migrations that the calling run applied. Their checksums are recorded as `applied`, and
+   * any other missing one as `backfill`. Without it, the table decides: where it existed, every
+   * missing checksum is taken as the run's (`applied`); where this call creates it, none is.
+   */
+  appliedNow?: readonly string[]
+}
+
+/**
+ * Makes the checksum table agree with the migration history (x402_migrations.kysely_migration):
+ * records a checksum for every applied migration that lacks one, and removes the checksum of
+ * every migration no longer applied. The runner calls it at the end of each run, under the
+ * migration lock. A checksum is `applied` when the run that applied the migration records it,
+ * and `backfill` otherwise (see {@link SyncChecksumOptions.appliedNow}). A migration whose
+ * source file is not there (a deployment of dist/ alone) is left without a checksum, to be
+ * recorded by a later call that has it. Costs two queries when there is nothing to record.
+ *
+ * @example
+ * ```ts
+ * await withMigrationLock(db, async () => {
+ *   const results = await applySomeMigrations(db)
+ *   await syncMigrationChecksums(db, { appliedNow: results.map((result) => result.migrationName) })
+ * })
+ * ```
+ */
+export async function syncMigrationChecksums(db: Kysely<any>, options: SyncChecksumOptions = {}): Promise<void> {
+  const { history, checksums } = await existingTables(db)
+  if (!history) return
+  if (!checksums) await createChecksumTable(db)
+  const { appliedNow } = options
+  const originOf = (name: string): ChecksumOrigin =>
+    (appliedNow ? appliedNow.includes(name) : checksums) ? 'applied' : 'backfill'
+  await recordMissingChecksums(db, originOf, options)
+}
+
+/**
+ * Reads the recorded checksums; an empty map where the table does not exist yet.
+ *
+ * @example
+ * ```ts
+ * (await readMigrationChecksums(db)).get('005_add_openrouter_integration')?.origin // 'applied'
+ * ```
+ */
+export async function readMigrationChecksums(db: Kysely<any>): Promise<Map<string, RecordedChecksum>> {
+  if (!(await existingTables(db)).checksums) return new Map()
+  const { rows } = await sql<{ name: string; sha256: string; origin: ChecksumOrigin; recorded_at: Date | string }>`
+    SELECT name, sha256, origin, recorded_at FROM ${sql.raw(checksumTable())} ORDER BY name
+  `.execute(db)
+  return new Map(
+    rows.map((row) => [row.name, { name: row.name, sha256: row.sha256, origin: row.origin, recordedAt: new Date(row.recorded_at) }]),
+  )
+}
+
+/** Creates the checksum table if missing; its schema, x402_migrations, must exist (Kysely's Migrator makes it). */
+export async function ensureChecksumTable(db: Kysely<any>): Promise<void> {
+  if (!(await existingTables(db)).checksums) await createChecksumTable(db)
+}
+
+async function createChecksumTable(db: Kysely<any>): Promise<void> {
+  for (const statement of checksumTableStatements()) await sql.raw(statement).execute(db)
+}
+
+/**
+ * Removes the checksums of migrations no longer applied and records one for each applied
+ * migration that has none, with the origin `originOf` gives it, in two queries at most. The
+ * table must exist. Returns the names it recorded.
+ */
+export async function recordMissingChecksums(
+  db: Kysely<any>,
+  originOf: (name: string) => ChecksumOrigin,
+  options: MigrationSourceOptions = {},
+): Promise<string[]> {
+  // One round trip: the DELETE's rows are not in the history, so the SELECT's join is unaffected.
+  const { rows } = await sql<{ name: string }>`
+    WITH removed AS (
+      DELETE FROM ${sql.raw(checksumTable())} c
+      WHERE NOT EXISTS (SELECT FROM ${sql.raw(historyTable())} m WHERE m.name = c.name)
+    )
+    SELECT m.name FROM ${sql.raw(historyTable())} m
+    WHERE NOT EXISTS (SELECT FROM ${sql.raw(checksumTable())} c WHERE c.name = m.name)
+    ORDER BY m.name
+  `.execute(db)
+  const lacking = rows.map((row) => row.name).filter((name) => name in migrations)
+  const found = await Promise.all(
+    lacking.map(async (name) => ({ name, sha256: await migrationChecksum(name, options).catch(() => undefined), origin: originOf(name) })),
+  )
+  const readable = found.filter((entry): entry is NewChecksum => entry.sha256 !== undefined)
+  await insertChecksums(db, readable)
+  return readable.map((entry) => entry.name)
+}
+
+/** A checksum to record. */
+export interface NewChecksum {
+  name: string
+  sha256: string
+  origin: ChecksumOrigin
+}
+
+/** Records the given checksums; a migration that has one already keeps it. */
+export async function insertChecksums(db: Kysely<any>, checksums: readonly NewChecksum[]): Promise<void> {
+  if (checksums.length === 0) return
+  await sql`
+    INSERT INTO ${sql.raw(checksumTable())} (name, sha256, origin)
+    VALUES ${sql.join(checksums.map(({ name, sha256, origin }) => sql`(${name}, ${sha256}, ${origin})`))}
+    ON CONFLICT (name) DO NOTHING
+  `.execute(db)
+}
+
+async function existingTables(db: Kysely<any>): Promise<{ history: boolean; checksums: boolean }> {
+  const { rows } = await sql<{ history: boolean; checksums: boolean }>`
+    SELECT to_regclass(${historyTable()}) IS NOT NULL AS history,
+           to_regclass(${checksumTable()}) IS NOT NULL AS checksums
+  `.execute(db)
+  return rows[0]!
+}

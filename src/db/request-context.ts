@@ -1,0 +1,97 @@
+import { type Kysely, sql, type Transaction } from 'kysely'
+
+import { QueryError } from './query-error.js'
+import type { DB } from './types.js'
+
+/**
+ * Who a request comes from, as PostgREST sees it: the role it switches to, and the JWT's subject
+ * (`auth.uid()`) when someone is signed in. Any other role name is accepted too (a role of the
+ * app's own that is a member of service_role, say).
+ */
+export type Requester =
+  | { role: 'anon' }
+  | { role: 'authenticated'; sub: string }
+  | { role: 'service_role' }
+  | { role: string; sub?: string }
+
+/**
+ * Runs `query` the way PostgREST runs a request: in a transaction, with `request.jwt.claims` set
+ * (so `auth.uid()`, `auth.role()` and `auth.jwt()` answer for the requester) and `SET LOCAL ROLE`
+ * to the requester's role, so that grants and row level security apply for real. The transaction
+ * commits when `query` resolves and rolls back when it throws; the role and the claims end with
+ * it, so the connection goes back to the pool as it came. Both are transaction-scoped, which also
+ * makes this safe through a transaction-mode pooler.
+ *
+ * The database user of `db` must be allowed to switch to the role: a superuser can; on Supabase,
+ * `postgres` is a member of anon, authenticated and service_role. Anyone else gets an error
+ * saying which GRANT is missing.
+ *
+ * @example
+ * ```ts
+ * const ownRows = await asRequester(db, { role: 'authenticated', sub: userId }, (trx) =>
+ *   trx.selectFrom('user_openrouter_integrations').selectAll().execute(),
+ * )
+ * ```
+ */
+export async function asRequester<T>(
+  db: Kysely<DB>,
+  requester: Requester,
+  query: (trx: Transaction<DB>) => Promise<T>,
+): Promise<T> {
+  if (db.isTransaction) {
+    // SET LOCAL would outlive this call and leak the role into the rest of the caller's transaction.
+    throw new Error(
+      `Cannot run as ${requester.role} inside a transaction that is already open: ` +
+        'pass the Kysely instance itself, and put the queries of the request into the callback.',
+    )
+  }
+  return db.transaction().execute(async (trx) => {
+    const claims = JSON.stringify({ ...requester, aud: requester.role })
+    await sql`SELECT set_config('request.jwt.claims', ${claims}, true)`.execute(trx)
+    await setLocalRole(trx, requester.role)
+    return query(trx)
+  })
+}
+
+/**
+ * Runs `query` as the signed-in user `userId` (role authenticated, `auth.uid()` = `userId`): only
+ * what row level security lets that user see and change.
+ *
+ * @example
+ * ```ts
+ * await asUser(db, userId, (trx) => setOpenRouterKeyEnabled(trx, userId, false))
+ * ```
+ */
+export function asUser<T>(db: Kysely<DB>, userId: string, query: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+  return asRequester(db, { role: 'authenticated', sub: userId }, query)
+}
+
+/**
+ * Runs `query` as the backend does, as service_role: every row, through the "Service role full
+ * access" policies (and BYPASSRLS on Supabase).
+ *
+ * @example
+ * ```ts
+ * const key = await asService(db, (trx) => readOpenRouterKeyForExecution(trx, { userId, cipher }))
+ * ```
+ */
+export function asService<T>(db: Kysely<DB>, query: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+  return asRequester(db, { role: 'service_role' }, query)
+}
+
+async function setLocalRole(trx: Transaction<DB>, role: string): Promise<void> {
+  try {
+    await sql`SET LOCAL ROLE ${sql.id(role)}`.execute(trx)
+  } catch (error) {
+    if (error instanceof QueryError && (error.code === '42501' || error.code === '22023' || error.code === '42704')) {
+      const reason = error.cause instanceof Error ? error.cause.message : error.message
+      throw new Error(
+        `Cannot switch to role "${role}": ${reason}. The role must exist (Supabase has anon, authenticated and ` +
+          'service_role; elsewhere migrate:latest creates them), and the database user must be a superuser or a member of it: ' +
+          `GRANT ${JSON.stringify(role)} TO <the user of DATABASE_URL>, as Supabase grants its API roles to postgres.`,
+        { cause: error },
+      )
+    }
+    throw error
+  }
+}

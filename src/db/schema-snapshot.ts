@@ -1,0 +1,248 @@
+import { type Kysely, sql } from 'kysely'
+
+/** The kinds of object a {@link SchemaSnapshot} describes, one record of each. */
+export const SCHEMA_OBJECT_CATEGORIES = [
+  'relations',
+  'columns',
+  'constraints',
+  'indexes',
+  'triggers',
+  'functions',
+  'policies',
+] as const
+
+export type SchemaObjectCategory = (typeof SCHEMA_OBJECT_CATEGORIES)[number]
+
+/** One object of schema `public`, as the catalog describes it after normalisation. */
+export interface SchemaObject {
+  /** The relation it belongs to (a relation belongs to itself); null for a function. */
+  table: string | null
+  /** Its own name: `resource_type`, `idx_claude_configs_user_enabled`, `update_x()`. */
+  name: string
+  /** What makes two of them equal: definition, validity, grants, comment, … */
+  definition: Record<string, unknown>
+}
+
+/**
+ * A comparable description of schema `public`: for each category, its objects keyed by
+ * `table.name` (by `name` alone for relations and functions). Two databases with equal
+ * snapshots have the same schema, whether PostgreSQL 15 or PGlite (17) built it.
+ */
+export type SchemaSnapshot = Record<SchemaObjectCategory, Record<string, SchemaObject>>
+
+/**
+ * Describes everything in schema `public` that migrations create: relations with their row
+ * level security, grants and comment; columns; constraints (with whether they are validated);
+ * indexes (with whether they are valid); triggers; functions with their grants; policies; and
+ * every object's comment. Objects that belong to an extension are left out. Read-only.
+ *
+ * What the server version or the session changes is normalised away (see snapshotQuery):
+ * equal schemas give equal snapshots on PostgreSQL 15 and on PGlite.
+ *
+ * @example
+ * ```ts
+ * const before = await snapshotPublicSchema(db)
+ * await migrateUp(db)
+ * await migrateDown(db)
+ * expect(await snapshotPublicSchema(db)).toEqual(before)
+ * ```
+ */
+export function snapshotPublicSchema(db: Kysely<any>): Promise<SchemaSnapshot> {
+  return snapshotSchema(db, 'public')
+}
+
+/**
+ * {@link snapshotPublicSchema} of another schema, such as x402_migrations.
+ *
+ * @example
+ * ```ts
+ * Object.keys((await snapshotSchema(db, 'x402_migrations')).relations) // ['kysely_migration', …]
+ * ```
+ */
+export async function snapshotSchema(db: Kysely<any>, schema: string): Promise<SchemaSnapshot> {
+  const read = async (trx: Kysely<any>) => {
+    // Pinned so that deparsed names are qualified the same way whatever the role's search_path.
+    await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(trx)
+    return (await sql.raw<SnapshotRow>(snapshotQuery(schema)).execute(trx)).rows
+  }
+  const rows = db.isTransaction ? await read(db) : await db.transaction().execute(read)
+  return snapshotFromRows(rows)
+}
+
+/** A row of {@link snapshotQuery}. */
+export interface SnapshotRow {
+  category: SchemaObjectCategory
+  table_name: string | null
+  object_name: string
+  definition: Record<string, unknown>
+}
+
+/**
+ * The key of an object within its category: `table.name`, or `name` for relations and functions.
+ *
+ * @example
+ * ```ts
+ * schemaObjectKey('columns', { table: 'x402_resources', name: 'slug' }) // 'x402_resources.slug'
+ * ```
+ */
+export function schemaObjectKey(category: SchemaObjectCategory, object: Pick<SchemaObject, 'table' | 'name'>): string {
+  return category === 'relations' || object.table === null ? object.name : `${object.table}.${object.name}`
+}
+
+function snapshotFromRows(rows: SnapshotRow[]): SchemaSnapshot {
+  const snapshot = Object.fromEntries(SCHEMA_OBJECT_CATEGORIES.map((category) => [category, {}])) as SchemaSnapshot
+  for (const row of rows) {
+    const object: SchemaObject = { table: row.table_name, name: row.object_name, definition: row.definition }
+    snapshot[row.category][schemaObjectKey(row.category, object)] = object
+  }
+  return snapshot
+}
+
+/**
+ * The grants of an object, as `{ grantee: privileges }`. Normalised:
+ * - a grantee holding every privilege the server has for the object type is given `ALL`.
+ *   PostgreSQL 17 added MAINTAIN to tables, so `GRANT ALL` (and Supabase's default privileges)
+ *   reads `arwdDxt` on 15 and `arwdDxtm` on 17; both are `ALL` here;
+ * - the owner's own entry is `(owner)`, not its name, and grantors are left out: who owns the
+ *   objects differs between a scratch database and Supabase (postgres, supabase_admin), and
+ *   says nothing about who can reach them;
+ * - a NULL ACL (never granted or revoked) is the server's default ACL, written out.
+ */
+function grants(acl: string, owner: string, objectType: string): string {
+  // objectType is an SQL expression of type "char": acldefault's object type letter.
+  const privilege = `e.privilege_type || CASE WHEN e.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END`
+  return `(
+    SELECT coalesce(jsonb_object_agg(g.grantee, g.privileges), '{}'::jsonb) FROM (
+      SELECT CASE WHEN e.grantee = ${owner} THEN '(owner)' WHEN e.grantee = 0 THEN 'PUBLIC'
+                  ELSE pg_catalog.pg_get_userbyid(e.grantee) END AS grantee,
+             CASE WHEN array_agg(e.privilege_type::text) @> (
+                         SELECT array_agg(f.privilege_type::text)
+                         FROM pg_catalog.aclexplode(pg_catalog.acldefault(${objectType}, ${owner})) f
+                         WHERE f.grantee = ${owner})
+                       AND bool_and(e.is_grantable) = bool_or(e.is_grantable)
+                  THEN 'ALL' || CASE WHEN bool_and(e.is_grantable) THEN ' WITH GRANT OPTION' ELSE '' END
+                  ELSE string_agg(DISTINCT ${privilege}, ', ' ORDER BY ${privilege}) END AS privileges
+      FROM pg_catalog.aclexplode(coalesce(${acl}, pg_catalog.acldefault(${objectType}, ${owner}))) e
+      GROUP BY 1
+    ) g
+  )`
+}
+
+/**
+ * One query for the whole snapshot of `schema`, so that it is one round trip and can run verbatim inside
+ * the SQL Editor guard of `migrate:sql -- --baseline` (see baseline-sql.ts). Every category
+ * gives (category, table_name, object_name, definition jsonb).
+ *
+ * Normalised, and why:
+ * - grants: see grants() above (MAINTAIN on 17, owner and grantor names);
+ * - function definitions: runs of whitespace become one space. pg_get_functiondef() deparses
+ *   the header but keeps the body as typed, and the SQL Editor and a migration's template
+ *   literal indent the same body differently. (A change of whitespace inside a string literal
+ *   of a function body is therefore not seen.) Every other definition is deparsed by the server
+ *   and needs nothing;
+ * - the search_path is pinned to `public` by the caller, so that a name is qualified the same
+ *   way whatever the session's path (Supabase's includes `extensions`);
+ * - column order (attnum) is left out: a column added by hand lands elsewhere, and queries do
+ *   not depend on it;
+ * - NOT NULL constraints (contype 'n', PostgreSQL 18 and later) are left out: attnotnull of the
+ *   column says the same on every version;
+ * - objects that belong to an extension (pg_depend deptype 'e') are left out: the extension
+ *   owns them, and its version, not a migration, decides what they look like;
+ * - aggregates are left out: pg_get_functiondef() cannot deparse them, and the module has none.
+ */
+export function snapshotQuery(schema: string): string {
+  const namespace = `'${schema.replaceAll("'", "''")}'::regnamespace`
+  return `
+WITH rels AS (
+  SELECT c.oid, c.relname, c.relkind, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity
+  FROM pg_catalog.pg_class c
+  WHERE c.relnamespace = ${namespace}
+    AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+    AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+)
+SELECT 'relations' AS category, r.relname::text AS table_name, r.relname::text AS object_name,
+       jsonb_build_object(
+         'kind', CASE r.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
+                   WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'foreign table' END,
+         'row level security', r.relrowsecurity,
+         'forced row level security', r.relforcerowsecurity,
+         'grants', ${grants('r.relacl', 'r.relowner', `(CASE WHEN r.relkind = 'S' THEN 's' ELSE 'r' END)::"char"`)},
+         'view definition', CASE WHEN r.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(r.oid) END,
+         'comment', pg_catalog.obj_description(r.oid, 'pg_class')
+       ) AS definition
+FROM rels r
+UNION ALL
+SELECT 'columns', r.relname, a.attname,
+       jsonb_build_object(
+         'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+         'not null', a.attnotnull,
+         'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+         'identity', nullif(a.attidentity::text, ''),
+         'generated', nullif(a.attgenerated::text, ''),
+         'collation', CASE WHEN a.attcollation <> t.typcollation
+                        THEN (SELECT l.collname::text FROM pg_catalog.pg_collation l WHERE l.oid = a.attcollation) END,
+         'grants', CASE WHEN a.attacl IS NOT NULL THEN ${grants('a.attacl', 'r.relowner', `'c'`)} END,
+         'comment', pg_catalog.col_description(r.oid, a.attnum)
+       )
+FROM rels r
+JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE r.relkind <> 'S'
+UNION ALL
+SELECT 'constraints', r.relname, k.conname,
+       jsonb_build_object(
+         'definition', pg_catalog.pg_get_constraintdef(k.oid),
+         'validated', k.convalidated,
+         'comment', pg_catalog.obj_description(k.oid, 'pg_constraint')
+       )
+FROM rels r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid
+WHERE k.contype::text <> 'n'
+UNION ALL
+SELECT 'indexes', r.relname, i.relname,
+       jsonb_build_object(
+         'definition', pg_catalog.pg_get_indexdef(x.indexrelid),
+         'valid', x.indisvalid,
+         'comment', pg_catalog.obj_description(i.oid, 'pg_class')
+       )
+FROM rels r
+JOIN pg_catalog.pg_index x ON x.indrelid = r.oid
+JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+UNION ALL
+SELECT 'triggers', r.relname, g.tgname,
+       jsonb_build_object(
+         'definition', pg_catalog.pg_get_triggerdef(g.oid),
+         'enabled', g.tgenabled::text,
+         'comment', pg_catalog.obj_description(g.oid, 'pg_trigger')
+       )
+FROM rels r JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.oid
+WHERE NOT g.tgisinternal
+UNION ALL
+SELECT 'functions', NULL, p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
+       jsonb_build_object(
+         'definition', btrim(regexp_replace(pg_catalog.pg_get_functiondef(p.oid), '\\s+', ' ', 'g')),
+         'grants', ${grants('p.proacl', 'p.proowner', `'f'`)},
+         'comment', pg_catalog.obj_description(p.oid, 'pg_proc')
+       )
+FROM pg_catalog.pg_proc p
+WHERE p.pronamespace = ${namespace}
+  AND p.prokind IN ('f', 'p')
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'policies', r.relname, o.polname,
+       jsonb_build_object(
+         'permissive', o.polpermissive,
+         'command', CASE o.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                      WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+         'roles', (SELECT string_agg(n.role, ', ' ORDER BY n.role) FROM (
+                     SELECT CASE WHEN u.role_id = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(u.role_id)::text END AS role
+                     FROM unnest(o.polroles) AS u(role_id)) n),
+         'using', pg_catalog.pg_get_expr(o.polqual, o.polrelid),
+         'with check', pg_catalog.pg_get_expr(o.polwithcheck, o.polrelid),
+         'comment', pg_catalog.obj_description(o.oid, 'pg_policy')
+       )
+FROM rels r JOIN pg_catalog.pg_policy o ON o.polrelid = r.oid
+`
+}

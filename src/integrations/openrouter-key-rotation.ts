@@ -1,0 +1,140 @@
+import { type Kysely, sql } from 'kysely'
+
+import { asService } from '../db/request-context.js'
+import type { DB } from '../db/types.js'
+import { describeStoredKey, type IntegrationCipher, KeyDecryptionError } from '../secrets/integration-cipher.js'
+import type { KeyFailureFields } from './openrouter-keys.js'
+
+/** Rows per batch when none is given: one short transaction each. */
+export const DEFAULT_ROTATION_BATCH_SIZE = 500
+
+// Three parameters per row in the UPDATE, and PostgreSQL takes at most 65,535 per statement.
+const MAX_ROTATION_BATCH_SIZE = 10_000
+
+/** Options of {@link rotateOpenRouterKeys}. */
+export interface KeyRotationOptions {
+  /** Reads every configured secret, writes with the current one. */
+  cipher: IntegrationCipher
+  /** Rows read and re-encrypted per transaction, 1 to 10,000; 500 by default. */
+  batchSize?: number
+  /** Stops the run after the batch in progress; the report then says `complete: false`. */
+  signal?: AbortSignal
+  /** Called after each committed batch with the totals so far. */
+  onBatch?(progress: KeyRotationReport): void
+}
+
+/** What a rotation did, in rows. */
+export interface KeyRotationReport {
+  /** Rows read. */
+  scanned: number
+  /** Rows re-encrypted to the current secret and format. */
+  rotated: number
+  /** Rows that were current already (and decrypt), left alone. */
+  alreadyCurrent: number
+  /** Rows changed by someone else between the read and the update, left to their new value. */
+  changedConcurrently: number
+  /** Rows that no configured secret decrypts, left exactly as they were. */
+  failed: KeyFailureFields[]
+  /** False when the run was stopped before the last row. */
+  complete: boolean
+}
+
+/**
+ * Re-encrypts every stored OpenRouter key that is not yet in the current format with the current
+ * secret, as service_role, in batches of `batchSize` rows taken in user_id order. Each batch is
+ * one transaction, and each row is updated only if it still holds the value that was read, so a
+ * key stored meanwhile is never overwritten with an older one. A row that does not decrypt is
+ * reported in `failed` and left untouched. Stopping at any point loses nothing: committed batches
+ * stay rotated, and a new run skips them and goes on with the rest.
+ *
+ * Before changing INTEGRATION_ENCRYPTION_SECRET, keep the old value in
+ * INTEGRATION_ENCRYPTION_SECRET_PREVIOUS until this has reported `failed: []`.
+ *
+ * @example
+ * ```ts
+ * const report = await rotateOpenRouterKeys(db, { cipher: IntegrationCipher.fromEnv() })
+ * // { scanned: 10000, rotated: 9998, alreadyCurrent: 2, changedConcurrently: 0, failed: [], complete: true }
+ * ```
+ */
+export async function rotateOpenRouterKeys(db: Kysely<DB>, options: KeyRotationOptions): Promise<KeyRotationReport> {
+  const { cipher, signal, onBatch } = options
+  const batchSize = options.batchSize ?? DEFAULT_ROTATION_BATCH_SIZE
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_ROTATION_BATCH_SIZE) {
+    throw new RangeError(`The rotation batch size must be a whole number from 1 to ${MAX_ROTATION_BATCH_SIZE}, not ${batchSize}.`)
+  }
+  const report: KeyRotationReport = { scanned: 0, rotated: 0, alreadyCurrent: 0, changedConcurrently: 0, failed: [], complete: false }
+  let after: string | undefined
+  while (!signal?.aborted) {
+    const batch = await asService(db, (trx) => rotateBatch(trx, cipher, after, batchSize))
+    report.scanned += batch.scanned
+    report.rotated += batch.rotated
+    report.alreadyCurrent += batch.alreadyCurrent
+    report.changedConcurrently += batch.changedConcurrently
+    report.failed.push(...batch.failed)
+    if (batch.lastUserId === undefined) {
+      report.complete = true
+      break
+    }
+    after = batch.lastUserId
+    onBatch?.({ ...report, failed: [...report.failed] })
+    if (batch.scanned < batchSize) {
+      report.complete = true
+      break
+    }
+  }
+  return report
+}
+
+interface BatchOutcome extends Omit<KeyRotationReport, 'complete'> {
+  lastUserId: string | undefined
+}
+
+async function rotateBatch(
+  trx: Kysely<DB>,
+  cipher: IntegrationCipher,
+  after: string | undefined,
+  batchSize: number,
+): Promise<BatchOutcome> {
+  const rows = await trx
+    .selectFrom('user_openrouter_integrations')
+    .select(['user_id', 'encrypted_api_key'])
+    .$if(after !== undefined, (query) => query.where('user_id', '>', after!))
+    .orderBy('user_id')
+    .limit(batchSize)
+    .execute()
+
+  const outcome: BatchOutcome = {
+    scanned: rows.length,
+    rotated: 0,
+    alreadyCurrent: 0,
+    changedConcurrently: 0,
+    failed: [],
+    lastUserId: rows.at(-1)?.user_id,
+  }
+  const replacements: Array<{ userId: string; stored: string; encrypted: string }> = []
+  for (const { user_id: userId, encrypted_api_key: stored } of rows) {
+    try {
+      // A current value is decrypted too, so that the report accounts for every unreadable key.
+      const plaintext = cipher.decrypt(stored, userId)
+      if (cipher.isCurrent(stored)) outcome.alreadyCurrent++
+      else replacements.push({ userId, stored, encrypted: cipher.encrypt(plaintext, userId) })
+    } catch (error) {
+      if (!(error instanceof KeyDecryptionError)) throw error
+      outcome.failed.push({ userId, ...describeStoredKey(stored), reason: error.reason })
+    }
+  }
+  if (replacements.length > 0) {
+    const values = replacements.map(({ userId, stored, encrypted }) => sql`(${userId}::uuid, ${stored}, ${encrypted})`)
+    // Guarded by the value read: a row stored or rotated meanwhile keeps its newer value.
+    const { rows: changed } = await sql<{ user_id: string }>`
+      UPDATE user_openrouter_integrations AS stored_key
+      SET encrypted_api_key = replacement.encrypted
+      FROM (VALUES ${sql.join(values)}) AS replacement (user_id, previous, encrypted)
+      WHERE stored_key.user_id = replacement.user_id AND stored_key.encrypted_api_key = replacement.previous
+      RETURNING stored_key.user_id
+    `.execute(trx)
+    outcome.rotated = changed.length
+    outcome.changedConcurrently = replacements.length - changed.length
+  }
+  return outcome
+}

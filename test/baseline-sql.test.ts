@@ -1,0 +1,128 @@
+import { sql } from 'kysely'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+
+import {
+  baselineMigrations,
+  checkDrift,
+  exportBaselineSql,
+  exportMigrationSql,
+  migrateToLatest,
+  migrationStatus,
+  readMigrationChecksums,
+  recordedMigrationNames,
+  snapshotSchema,
+} from '../src/index.js'
+import { cli } from './support/cli.js'
+import {
+  createHandBuiltDatabase,
+  createScriptableDatabase,
+  PLAN_005_SQL,
+  PRODUCTION_ONLY_SQL,
+  type ScriptableDatabase,
+} from './support/hand-built-database.js'
+import { testTargets } from './support/test-database.js'
+
+// `migrate:sql -- --baseline 005` is migrate:baseline for the Supabase SQL Editor: one script
+// that verifies the live schema in the database itself, then records what the command records.
+
+const BEFORE_005 = '002_add_claude_integration'
+const MIGRATION_005 = '005_add_openrouter_integration'
+const MIGRATION_006 = '006_openrouter_policies_per_supabase_advice'
+
+let script: string
+beforeAll(async () => {
+  script = await exportBaselineSql('005')
+})
+
+describe('the exported baseline script', () => {
+  it('is what migrate:sql -- --baseline prints, one transaction that checks before it records', async () => {
+    const printed = await cli(['sql', '--baseline', '005'], {})
+    expect(printed.code).toBe(0)
+    expect(printed.stdout).toBe(script)
+    expect(script).toMatch(/^-- Adoption of a database built by hand: records 000_baseline_ai_models, .*, 005_add_openrouter_integration as applied/)
+    const statements = script.split('\n').filter((line) => /^(BEGIN;|COMMIT;|DO |CREATE |INSERT |COMMENT )/.test(line))
+    expect(statements.map((line) => line.split(' ').slice(0, 2).join(' '))).toEqual([
+      'BEGIN;',
+      'DO $x402_baseline$',
+      'CREATE SCHEMA',
+      'CREATE TABLE',
+      'CREATE TABLE',
+      'INSERT INTO',
+      'CREATE TABLE',
+      'COMMENT ON',
+      'INSERT INTO',
+      'INSERT INTO',
+      'COMMIT;',
+    ])
+  })
+})
+
+describe.each(testTargets)('the exported baseline script on %s', (target) => {
+  const databases: ScriptableDatabase[] = []
+  const handBuilt = async (scripts: string[]) => {
+    const database = await createHandBuiltDatabase(target, BEFORE_005, scripts)
+    databases.push(database)
+    return database
+  }
+  afterEach(async () => {
+    for (const database of databases.splice(0)) await database.destroy()
+  })
+
+  it("adopts the plan's database exactly as migrate:baseline does, production's extra column and all; migrate:latest then applies only 006", async () => {
+    const bySql = await handBuilt([PLAN_005_SQL, PRODUCTION_ONLY_SQL, script])
+    const byCommand = await handBuilt([PLAN_005_SQL, PRODUCTION_ONLY_SQL])
+    await baselineMigrations(byCommand.db, '005')
+
+    expect(await snapshotSchema(bySql.db, 'x402_migrations')).toEqual(await snapshotSchema(byCommand.db, 'x402_migrations'))
+    expect(await recordedMigrationNames(bySql.db)).toEqual(await recordedMigrationNames(byCommand.db))
+    const checksums = (checksumsOf: Map<string, { sha256: string; origin: string }>) =>
+      [...checksumsOf.values()].map(({ sha256, origin }) => [sha256, origin])
+    expect(checksums(await readMigrationChecksums(bySql.db))).toEqual(checksums(await readMigrationChecksums(byCommand.db)))
+
+    const status = await migrationStatus(bySql.db)
+    expect(status.map(({ name, appliedAt }) => [name, appliedAt instanceof Date])).toEqual([
+      ...status.slice(0, -1).map(({ name }) => [name, true]),
+      [MIGRATION_006, false],
+    ])
+    expect((await migrateToLatest(bySql.db)).map((result) => result.migrationName)).toEqual([MIGRATION_006])
+  })
+
+  it('takes a database through up and down by the SQL Editor path: scripts, then the baseline or a DELETE', async () => {
+    const database = await handBuilt([PLAN_005_SQL, script])
+    await database.runScript(await exportMigrationSql(MIGRATION_006))
+    await database.runScript(await exportBaselineSql(MIGRATION_006))
+    expect((await recordedMigrationNames(database.db)).at(-1)).toBe(MIGRATION_006)
+    expect(await checkDrift(database.db)).toMatchObject({ ok: true, migrationName: MIGRATION_006 })
+
+    await database.runScript(await exportMigrationSql(MIGRATION_006, 'down'))
+    await database.runScript(`
+      DELETE FROM x402_migrations.kysely_migration WHERE name = '${MIGRATION_006}';
+      DELETE FROM x402_migrations.migration_checksum WHERE name = '${MIGRATION_006}';
+    `)
+    expect(await checkDrift(database.db)).toMatchObject({ ok: true, migrationName: MIGRATION_005 })
+  })
+
+  it('stops with the differences, recording nothing, on a database that differs', async () => {
+    const database = await handBuilt([
+      PLAN_005_SQL,
+      'DROP INDEX idx_x402_resources_openrouter_model',
+      "ALTER TABLE x402_resources ALTER COLUMN resource_type SET DEFAULT 'proxy'",
+    ])
+    await expect(database.runScript(script)).rejects.toThrow(
+      'The live schema differs from what the migrations up to 005_add_openrouter_integration produce; nothing was recorded.\n' +
+        `changed columns x402_resources.resource_type: default: live "'proxy'::text" / expected "'external'::text"\n` +
+        'missing indexes x402_resources.idx_x402_resources_openrouter_model',
+    )
+    const { rows } = await sql<{ schema: string | null }>`SELECT to_regnamespace('x402_migrations')::text AS schema`.execute(database.db)
+    expect(rows[0]!.schema).toBeNull()
+  })
+
+  it('stops where the history already records a later migration', async () => {
+    const database = await createScriptableDatabase(target)
+    databases.push(database)
+    await migrateToLatest(database.db)
+    await expect(database.runScript(script)).rejects.toThrow(
+      `Cannot adopt the database at ${MIGRATION_005}: the history already records ${MIGRATION_006}, which are not among the migrations up to it.`,
+    )
+  })
+})

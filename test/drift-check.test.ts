@@ -1,0 +1,186 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { sql } from 'kysely'
+import { afterAll, describe, expect, it } from 'vitest'
+
+import {
+  baselineMigrations,
+  checkDrift,
+  createDb,
+  formatDriftReport,
+  migrateDown,
+  migrateToLatest,
+  migrateUp,
+  migrationChecksum,
+  migrationSourcePath,
+  readMigrationChecksums,
+  syncMigrationChecksums,
+} from '../src/index.js'
+import { migrations } from '../src/migrations/index.js'
+import { cli, cliEnv, lines } from './support/cli.js'
+import { testTargets, withTestDatabase } from './support/test-database.js'
+
+// migrate:check compares the live schema with what the applied migrations produce, and each
+// applied migration's file with the checksum recorded when it was applied.
+
+const MIGRATION_005 = '005_add_openrouter_integration'
+const MIGRATION_006 = '006_openrouter_policies_per_supabase_advice'
+const ALL = Object.keys(migrations).sort()
+
+/** A copy of src/migrations to edit, so that the real comparison sees an edited file. */
+const sourceCopy = mkdtempSync(join(tmpdir(), 'x402-migration-sources-'))
+cpSync(join(migrationSourcePath(MIGRATION_005), '..'), sourceCopy, { recursive: true })
+afterAll(() => rmSync(sourceCopy, { recursive: true, force: true }))
+
+describe('migration checksums', () => {
+  it('are the sha256 of the source file, the same with CRLF line endings', async () => {
+    const crlf = mkdtempSync(join(tmpdir(), 'x402-migration-crlf-'))
+    try {
+      const source = readFileSync(migrationSourcePath(MIGRATION_005), 'utf8')
+      writeFileSync(join(crlf, `${MIGRATION_005}.ts`), source.replaceAll('\n', '\r\n'))
+      const checksum = await migrationChecksum(MIGRATION_005)
+      expect(checksum).toMatch(/^[0-9a-f]{64}$/)
+      expect(await migrationChecksum(MIGRATION_005, { sourceDir: crlf })).toBe(checksum)
+      expect(await migrationChecksum(MIGRATION_006)).not.toBe(checksum)
+      await expect(migrationChecksum(MIGRATION_006, { sourceDir: crlf })).rejects.toThrow(
+        `Cannot read the source of migration ${MIGRATION_006} at ${join(crlf, `${MIGRATION_006}.ts`)}`,
+      )
+    } finally {
+      rmSync(crlf, { recursive: true, force: true })
+    }
+  })
+})
+
+describe.each(testTargets)('migrate:check on %s', (target) => {
+  it('passes on a database the migrator built, and finds a change made live', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db)
+      const clean = await checkDrift(db)
+      expect(clean).toMatchObject({ ok: true, migrationName: MIGRATION_006, history: [], pending: [] })
+      expect(clean.schema).toEqual({ differences: [], unmanaged: [] })
+      // The runner recorded each checksum as it applied the migration.
+      expect(clean.checksums.map(({ status }) => status)).toEqual(ALL.map(() => 'ok'))
+      expect(formatDriftReport(clean)).toMatch(/OK: the schema matches 006_openrouter_policies_per_supabase_advice, and 6 of 6 applied migrations match their checksums\.\n$/)
+
+      await sql`ALTER TABLE user_openrouter_integrations DISABLE ROW LEVEL SECURITY`.execute(db)
+      await sql`CREATE POLICY "Anyone reads keys" ON user_openrouter_integrations FOR SELECT USING (true)`.execute(db)
+      await sql`ALTER TABLE x402_resources ALTER COLUMN resource_type SET DEFAULT 'proxy'`.execute(db)
+      const drifted = await checkDrift(db)
+      expect(drifted.ok).toBe(false)
+      const report = formatDriftReport(drifted)
+      expect(report).toContain(
+        [
+          'Schema, compared with what the migrations up to 006_openrouter_policies_per_supabase_advice produce:',
+          '  user_openrouter_integrations: table: row level security: live false / expected true',
+          '  user_openrouter_integrations: unexpected policy "Anyone reads keys" (FOR SELECT TO public USING true): no migration of the module creates it, and it changes who can reach the rows',
+          "  x402_resources: column resource_type: default: live 'proxy'::text / expected 'external'::text",
+        ].join('\n'),
+      )
+      expect(report).toMatch(/DRIFT: 3 schema difference\(s\) from 006_openrouter_policies_per_supabase_advice\.\n$/)
+    })
+  })
+
+  it('fails on a database where no migration is recorded, and says what to run', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      const report = await checkDrift(db)
+      expect(report).toMatchObject({ ok: false, migrationName: undefined, schema: undefined, applied: [] })
+      expect(formatDriftReport(report)).toBe(
+        'Migration history:\n' +
+          '  no migration is recorded as applied: run `npm run migrate:latest`, or adopt a hand-built database with `npm run migrate:baseline -- <name>`\n\n' +
+          'DRIFT: 1 history problem(s).\n',
+      )
+    })
+  })
+
+  it('finds a migration file edited after it was applied, and only that one', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db)
+      await syncMigrationChecksums(db)
+      expect((await checkDrift(db, { sourceDir: sourceCopy })).ok).toBe(true)
+
+      const edited = join(sourceCopy, `${MIGRATION_005}.ts`)
+      const original = readFileSync(edited, 'utf8')
+      writeFileSync(edited, original.replace("'openrouter_instant']", "'openrouter_instant', 'openrouter_batch']"))
+      try {
+        const report = await checkDrift(db, { sourceDir: sourceCopy })
+        expect(report.ok).toBe(false)
+        expect(report.schema?.differences).toEqual([])
+        expect(report.checksums.filter(({ status }) => status === 'edited').map(({ name }) => name)).toEqual([MIGRATION_005])
+        const recorded = (await readMigrationChecksums(db)).get(MIGRATION_005)!.sha256
+        expect(formatDriftReport(report, { sourceDir: sourceCopy })).toContain(
+          `  ${MIGRATION_005}: ${edited} has sha256 ${await migrationChecksum(MIGRATION_005, { sourceDir: sourceCopy })}, but ${recorded} was recorded`,
+        )
+      } finally {
+        writeFileSync(edited, original)
+      }
+    })
+  })
+
+  it('records checksums as the history changes: backfill where checksums are new, applied for a run, removed on down', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db)
+      await sql`DROP TABLE IF EXISTS x402_migrations.migration_checksum`.execute(db)
+
+      // A database migrated before checksums existed: reported, not an error.
+      const before = await checkDrift(db)
+      expect(before.ok).toBe(true)
+      expect(before.checksums.map(({ status }) => status)).toEqual(ALL.map(() => 'unrecorded'))
+      expect(formatDriftReport(before)).toContain(
+        `No checksum recorded yet (the next run that applies or reverts a migration records it, or now: npm run migrate:baseline -- ${MIGRATION_006}):`,
+      )
+
+      // What migrate:baseline at the newest applied migration does for them.
+      expect((await baselineMigrations(db, MIGRATION_006)).recorded).toEqual([])
+      const backfilled = await checkDrift(db)
+      expect(backfilled.checksums.map(({ status }) => status)).toEqual(ALL.map(() => 'backfilled'))
+      expect(formatDriftReport(backfilled)).toContain(`Checksums recorded after the fact (applied before checksums existed; edits before that date cannot be seen):\n  000_baseline_ai_models: recorded `)
+
+      await migrateDown(db)
+      await syncMigrationChecksums(db)
+      expect([...(await readMigrationChecksums(db)).keys()]).toEqual(ALL.slice(0, -1))
+
+      await migrateUp(db)
+      await syncMigrationChecksums(db)
+      expect((await readMigrationChecksums(db)).get(MIGRATION_006)).toMatchObject({
+        origin: 'applied',
+        sha256: await migrationChecksum(MIGRATION_006),
+      })
+      expect((await checkDrift(db)).checksums.find(({ name }) => name === MIGRATION_006)?.status).toBe('ok')
+
+      // A run that says what it applied gets exact origins, even where it creates the table.
+      await sql`DROP TABLE x402_migrations.migration_checksum`.execute(db)
+      await syncMigrationChecksums(db, { appliedNow: [MIGRATION_006] })
+      const origins = [...(await readMigrationChecksums(db)).values()].map(({ origin }) => origin)
+      expect(origins).toEqual([...ALL.slice(0, -1).map(() => 'backfill'), 'applied'])
+    })
+  })
+
+  it('exits 0 with the report on stdout when nothing drifted, and 1 with a one-line reason when something did', async () => {
+    await withTestDatabase(target, async (database) => {
+      await migrateToLatest(database.db)
+      await syncMigrationChecksums(database.db)
+      await database.db.destroy() // the command opens the database itself
+      const env = cliEnv(database.location)
+
+      const clean = await cli(['check'], env)
+      expect(clean.code).toBe(0)
+      expect(lines(clean.stdout).at(-1)).toMatch(/^OK: the schema matches 006_openrouter_policies_per_supabase_advice/)
+
+      const changer = createDb(database.location)
+      await sql`DROP INDEX idx_openrouter_integrations_user_enabled`.execute(changer)
+      await changer.destroy()
+      const drifted = await cli(['check'], env)
+      expect(drifted.code).toBe(1)
+      expect(drifted.stdout).toContain('  user_openrouter_integrations: missing index idx_openrouter_integrations_user_enabled: CREATE INDEX')
+      expect(lines(drifted.stderr).at(-1)).toBe(
+        'migrate check failed: drift found: 1 schema difference(s) from 006_openrouter_policies_per_supabase_advice (the report above says what and where).',
+      )
+
+      const unknownFlag = await cli(['check', '--frobnicate'], env)
+      expect(unknownFlag.code).toBe(1)
+      expect(lines(unknownFlag.stderr).at(-1)).toMatch(/^migrate check failed: migrate:check takes optionally --strict\./)
+    })
+  })
+})

@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { migrateToLatest } from '../src/index.js'
+import { cli, cliEnv } from './support/cli.js'
+import { createUser } from './support/fixtures.js'
+import { encryptLegacy } from './support/legacy-cipher.js'
+import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
+
+// `npm run keys:rotate`, run as an operator runs it: a child process on the embedded database
+// and on DATABASE_URL.
+
+const OLD_SECRET = 'the-secret-production-used-so-far'
+const NEW_SECRET = 'the-new-secret-0123456789abcdef-0123456789'
+
+/** keys:rotate, with none of this process's secrets or databases. */
+const rotateKeys = (args: string[], env: NodeJS.ProcessEnv) =>
+  cli(args, { PGLITE_DATA_DIR: undefined, INTEGRATION_ENCRYPTION_SECRET: undefined, INTEGRATION_ENCRYPTION_SECRET_PREVIOUS: undefined, ...env }, 'src/cli/rotate-keys.ts')
+
+describe.each(testTargets)('the keys:rotate command on %s', (target) => {
+  let database: TestDatabase
+  let env: NodeJS.ProcessEnv
+  let unreadableOwner: string
+
+  beforeAll(async () => {
+    database = await createTestDatabase(target)
+    const { db } = database
+    await migrateToLatest(db)
+    for (let i = 0; i < 3; i++) {
+      const userId = await createUser(db)
+      await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy(`sk-or-${i}`, OLD_SECRET) }).execute()
+    }
+    unreadableOwner = await createUser(db)
+    await db
+      .insertInto('user_openrouter_integrations')
+      .values({ user_id: unreadableOwner, encrypted_api_key: encryptLegacy('sk-or-lost', 'a-secret-nobody-configured') })
+      .execute()
+    // The command opens the database itself: release this process's hold on it.
+    await db.destroy()
+    env = {
+      ...cliEnv(database.location),
+      INTEGRATION_ENCRYPTION_SECRET: NEW_SECRET,
+      INTEGRATION_ENCRYPTION_SECRET_PREVIOUS: OLD_SECRET,
+    }
+  })
+  afterAll(async () => {
+    await database.destroy()
+  })
+
+  it('rotates what it can read, reports what it cannot and exits with 1; a second run finds the rest current', async () => {
+    const first = await rotateKeys(['--batch-size', '2'], env)
+
+    expect(first.code).toBe(1)
+    expect(first.stdout).toContain('rotated               3\n')
+    expect(first.stdout).toContain('failed                1\n')
+    expect(first.stdout).toMatch(new RegExp(`  user ${unreadableOwner} \\(legacy\\): no configured secret decrypts it`))
+    expect(first.stderr).toMatch(/1 key\(s\) could not be decrypted and were left as they were\. Set INTEGRATION_ENCRYPTION_SECRET_PREVIOUS/)
+
+    const second = await rotateKeys([], env)
+    expect(second.code).toBe(1)
+    expect(second.stdout).toContain('scanned               4\nrotated               0\nalready current       3\n')
+  })
+
+  it('names the variable to set when the secret is missing', async () => {
+    const { INTEGRATION_ENCRYPTION_SECRET: _unset, ...withoutSecret } = env
+    const result = await rotateKeys([], withoutSecret)
+
+    expect(result.code).toBe(1)
+    expect(result.stderr.trim()).toMatch(/^keys:rotate failed: INTEGRATION_ENCRYPTION_SECRET is not set: /)
+  })
+
+  it('refuses arguments it does not know', async () => {
+    const result = await rotateKeys(['--batch', '10'], env)
+
+    expect(result.code).toBe(1)
+    expect(result.stderr.trim()).toBe(
+      'keys:rotate failed: unexpected arguments "--batch 10". usage: keys:rotate [-- --batch-size <rows per transaction, 1 to 10000>]',
+    )
+  })
+})

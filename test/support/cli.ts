@@ -1,0 +1,51 @@
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+
+import type { TestDatabase } from './test-database.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const run = promisify(execFile)
+
+/** What a run of the command line printed, and how it exited. */
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/**
+ * Runs the migrate command line (src/cli/migrate.ts), or another `script`, as a user runs it: a
+ * child process in the package root, with `env` over this process's environment minus
+ * DATABASE_URL. A variable set to `undefined` in `env` is left out.
+ *
+ * @example
+ * ```ts
+ * const { code, stdout } = await cli(['list'], { PGLITE_DATA_DIR: dataDir })
+ * ```
+ */
+export async function cli(args: string[], env: NodeJS.ProcessEnv, script = 'src/cli/migrate.ts'): Promise<CliResult> {
+  const { DATABASE_URL: _unused, ...inherited } = process.env
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', script, ...args], {
+      cwd: root,
+      env: { ...inherited, ...env },
+      timeout: 60_000,
+    })
+    return { code: 0, stdout, stderr }
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string }
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr }
+  }
+}
+
+/**
+ * The environment that points the command line at a test database. On PGlite, the test must
+ * have closed its own connection first: a data folder takes one process at a time.
+ */
+export function cliEnv(location: TestDatabase['location']): NodeJS.ProcessEnv {
+  return 'connectionString' in location ? { DATABASE_URL: location.connectionString } : { PGLITE_DATA_DIR: location.dataDir }
+}
+
+/** The lines of a command's output. */
+export const lines = (text: string): string[] => text.trim().split('\n')

@@ -1,0 +1,98 @@
+import { readFileSync, rmSync } from 'node:fs'
+
+import { PGlite } from '@electric-sql/pglite'
+import { type Kysely, sql } from 'kysely'
+import pg from 'pg'
+
+import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/index.js'
+import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
+
+/** The plan's 005 as one plain SQL script, as it was pasted into the SQL Editor. */
+export const PLAN_005_SQL = readFileSync(new URL('../fixtures/plan-005-openrouter-integration.sql', import.meta.url), 'utf8')
+
+/**
+ * What production has on x402_resources beyond the baseline, in small: a column and an index that
+ * no migration of the module creates (like production's search_vector).
+ */
+export const PRODUCTION_ONLY_SQL =
+  'ALTER TABLE x402_resources ADD COLUMN search_vector tsvector; ' +
+  'CREATE INDEX idx_x402_resources_search ON x402_resources USING gin (search_vector);'
+
+/** A test database on which whole SQL scripts can also be run, outside the module. */
+export interface ScriptableDatabase extends TestDatabase {
+  /**
+   * Runs `script` as one multi-statement script, as the Supabase SQL Editor does: through a
+   * plain pg client, or PGlite's exec(). Rejects with the server's error. On PGlite, whose
+   * folder takes one instance at a time, `db` is closed for it and reopened after.
+   */
+  runScript(script: string): Promise<void>
+}
+
+/**
+ * A fresh test database that can also run plain SQL scripts.
+ *
+ * @example
+ * ```ts
+ * const database = await createScriptableDatabase('pglite')
+ * await database.runScript('CREATE TABLE t (id int)')
+ * ```
+ */
+export async function createScriptableDatabase(target: TestTarget): Promise<ScriptableDatabase> {
+  const database = await createTestDatabase(target)
+  const { location } = database
+  if ('connectionString' in location) {
+    return {
+      ...database,
+      db: database.db,
+      async runScript(script) {
+        const client = new pg.Client({ connectionString: location.connectionString })
+        await client.connect()
+        await client.query(script).finally(() => client.end())
+      },
+    }
+  }
+  let db: Kysely<DB> = database.db
+  return {
+    target,
+    location,
+    get db() {
+      return db
+    },
+    async runScript(script) {
+      await db.destroy()
+      const pglite = new PGlite(location.dataDir)
+      try {
+        await pglite.exec(script)
+      } finally {
+        await pglite.close()
+        db = createDb({ dataDir: location.dataDir })
+      }
+    },
+    async destroy() {
+      await db.destroy()
+      rmSync(location.dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+/**
+ * A database as production got it: the schema of the migrations up to `builtTo` with no
+ * migration history (built by the migrator, then x402_migrations dropped: what the hand-applied
+ * SQL files left), and then `scripts` pasted in, such as the plan's SQL for 005.
+ *
+ * @example
+ * ```ts
+ * const database = await createHandBuiltDatabase('postgres', '002_add_claude_integration', [PLAN_005_SQL])
+ * ```
+ */
+export async function createHandBuiltDatabase(
+  target: TestTarget,
+  builtTo: string,
+  scripts: string[] = [],
+): Promise<ScriptableDatabase> {
+  const database = await createScriptableDatabase(target)
+  await migrateTo(database.db, builtTo)
+  await sql`DROP SCHEMA ${sql.id(MIGRATION_TABLE_SCHEMA)} CASCADE`.execute(database.db)
+  for (const script of scripts) await database.runScript(script)
+  return database
+}
