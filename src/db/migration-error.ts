@@ -113,7 +113,9 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
     : ''
   const outcome =
     context.transactional === false
-      ? `${failed.migrationName} runs outside a transaction: the steps it finished stay, it is not recorded as done, and running the migrations again completes it.`
+      ? failed.direction === 'Up'
+        ? `${failed.migrationName} runs outside a transaction: the steps it finished stay, it is not recorded as done, and running the migrations again completes it.`
+        : `${failed.migrationName} runs outside a transaction: the steps of its down that finished stay, it stays recorded as applied, and rolling back again completes it.`
       : context.rolledBackWith?.length
         ? `${failed.migrationName} was rolled back, and with it ${context.rolledBackWith.join(', ')}, of the same transaction.`
         : `${failed.migrationName} was rolled back.`
