@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/index.js'
+import { exportMigrationSql, MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/index.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { snapshotPublicSchema } from '../src/db/schema-snapshot.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
@@ -54,6 +54,32 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
     ])
     const instant = await db.selectFrom('x402_resources').select('openrouter_config').where('id', '=', instantId).executeTakeFirst()
     expect(instant?.openrouter_config?.systemPrompt).toBe('keep me')
+  })
+
+  it('refuses in the exported down script too, as the SQL Editor would run it, and changes nothing', async () => {
+    const { db } = database
+    const schema = await snapshotPublicSchema(db)
+    const script = await exportMigrationSql(MIGRATION_005, 'down')
+    const statements = script.split(/;\n\n/).filter((statement) => !/^\s*(--.*\n?)*\s*$/.test(statement))
+
+    const error = await db
+      .connection()
+      .execute(async (connection) => {
+        try {
+          for (const statement of statements) await sql.raw(statement).execute(connection)
+        } finally {
+          await sql`ROLLBACK`.execute(connection).catch(() => {})
+        }
+      })
+      .catch((caught: unknown) => caught)
+
+    expect((error as Error).message).toContain(
+      "Rolling back 005_add_openrouter_integration would destroy data: user_openrouter_integrations (users' stored OpenRouter keys): 1",
+    )
+    expect(await snapshotPublicSchema(db)).toEqual(schema)
+    expect(await db.selectFrom('user_openrouter_integrations').select('encrypted_api_key').execute()).toEqual([
+      { encrypted_api_key: 'aa:bb' },
+    ])
   })
 
   it('refuses through 006 too: migrateTo before 005 stops at 005 with 006 reverted', async () => {

@@ -152,13 +152,18 @@ async function swapResourceTypeCheck(db: Kysely<any>, types: string[]): Promise<
   `.execute(db)
 }
 
-/** Step 3. A killed concurrent build leaves an INVALID index behind; it is built again. */
+/**
+ * Step 3. A killed concurrent build leaves an INVALID index behind, and an index of that name
+ * made by hand may index something else: either is dropped and built again.
+ */
 async function buildIndexConcurrently(db: Kysely<any>): Promise<void> {
-  const { rows } = await sql<{ valid: boolean }>`
-    SELECT indisvalid AS valid FROM pg_index
-    WHERE indexrelid = to_regclass('public.idx_x402_resources_openrouter_model')
+  const { rows } = await sql<{ usable: boolean }>`
+    SELECT indisvalid AND pg_get_indexdef(indexrelid) =
+      'CREATE INDEX idx_x402_resources_openrouter_model ON public.x402_resources USING btree (openrouter_model_id) WHERE (openrouter_model_id IS NOT NULL)'
+      AS usable
+    FROM pg_index WHERE indexrelid = to_regclass('public.idx_x402_resources_openrouter_model')
   `.execute(db)
-  if (rows[0]?.valid === true) return
+  if (rows[0]?.usable === true) return
   if (rows[0]) await sql`DROP INDEX CONCURRENTLY IF EXISTS idx_x402_resources_openrouter_model`.execute(db)
   await sql`
     CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_x402_resources_openrouter_model ON x402_resources (openrouter_model_id)
@@ -167,13 +172,20 @@ async function buildIndexConcurrently(db: Kysely<any>): Promise<void> {
 }
 
 /**
- * Whether step 1 committed before (a crash stopped the run after it). All of its marks are
- * asked for, so that a table made by hand in its way is not taken for it: step 1 then runs and
- * fails on that table, with nothing changed.
+ * Whether step 1 committed before (a crash stopped the run after it). Every object of step 1 is
+ * asked for, RLS included, so that a schema made by hand in its way (the plan's SQL pasted in
+ * part, or without RLS) is not taken for it: step 1 then runs, and fails on the first object
+ * that is already there, with nothing changed. A schema pasted in whole is adopted with
+ * `migrate:baseline`, which compares everything.
  */
 async function catalogChangesDone(db: Kysely<any>): Promise<boolean> {
   const { rows } = await sql<{ done: boolean }>`
-    SELECT to_regclass('public.user_openrouter_integrations') IS NOT NULL
+    SELECT coalesce((SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass('public.user_openrouter_integrations')), false)
+       AND to_regclass('public.idx_openrouter_integrations_user_enabled') IS NOT NULL
+       AND (SELECT count(*) FROM pg_policy WHERE polrelid = to_regclass('public.user_openrouter_integrations')
+            AND polname IN ('Users can manage their own OpenRouter config', 'Service role full access on OpenRouter')) = 2
+       AND EXISTS (SELECT FROM pg_trigger WHERE tgrelid = to_regclass('public.user_openrouter_integrations')
+                   AND tgname = 'openrouter_integration_updated_at')
        AND EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
                    AND conname = 'x402_resources_openrouter_model_id_fkey')
        AND EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
@@ -183,100 +195,120 @@ async function catalogChangesDone(db: Kysely<any>): Promise<boolean> {
   return rows[0]!.done
 }
 
-async function exists(db: Kysely<any>, relation: string): Promise<boolean> {
-  const { rows } = await sql<{ found: boolean }>`SELECT to_regclass(${sql.lit(relation)}) IS NOT NULL AS found`.execute(db)
-  return rows[0]!.found
-}
-
 /**
  * The reverse of `up`, with the same lock discipline, and without losing data.
  *
- * Before it changes anything it counts what a rollback would destroy: stored keys in
- * user_openrouter_integrations, resources of type 'openrouter_instant' (the restored CHECK
- * rejects them), and resources with openrouter_model_id or openrouter_config set. If there is
- * any, it refuses with the counts, unless the run opted in (the runner sets
- * `x402.allow_data_loss`, from `migrate:down -- --allow-data-loss` or
- * MIGRATION_ALLOW_DATA_LOSS=true). With the opt-in, the rows are first copied to tables in
- * schema x402_backup, named after this migration and the time, from where they can be restored.
+ * It counts what a rollback would destroy: stored keys in user_openrouter_integrations,
+ * resources of type 'openrouter_instant' (the restored CHECK rejects them), and resources with
+ * openrouter_model_id or openrouter_config set. If there is any, it refuses with the counts,
+ * before it changes anything, unless the session opted in with `x402.allow_data_loss = on`
+ * (the runner sets it for `migrate:down -- --allow-data-loss` or MIGRATION_ALLOW_DATA_LOSS=true).
+ * With the opt-in, the rows are moved, not dropped: into tables of schema x402_backup named
+ * after this migration and the time, from where they can be restored. The check is SQL, so the
+ * script that `migrate:sql -- 005 --down` exports for the SQL Editor refuses in the same way.
  *
- * Steps: (1) one short transaction that backs up and removes the data and puts the five-type
- * CHECK back NOT VALID; (2) VALIDATE it; (3) DROP INDEX CONCURRENTLY; (4) one short
- * transaction of catalog-only drops. Each step is safe to run again after a crash.
+ * Steps, each safe to run again after a crash:
+ *   1. one transaction: the check (and, with the opt-in, the move), then, briefly on
+ *      x402_resources, the five-type CHECK back and a CHECK that keeps the two columns empty,
+ *      both NOT VALID, so that nothing new arrives in what is to be dropped;
+ *   2. VALIDATE both: SHARE UPDATE EXCLUSIVE, writes go on. A row written between the check and
+ *      the constraints makes it fail, with that row still there;
+ *   3. DROP INDEX CONCURRENTLY;
+ *   4. one transaction: the keys table is locked and checked again (a user may have stored a key
+ *      during 2 and 3), then the catalog-only drops.
  */
 export async function down(db: Kysely<any>): Promise<void> {
-  const loss = await dataAtRisk(db)
-  const allowed = await dataLossAllowed(db)
-  if (loss.length > 0 && !allowed) {
-    throw new Error(
-      `Rolling back 005_add_openrouter_integration would destroy data: ${loss.map(({ what, rows }) => `${what}: ${rows}`).join('; ')}. ` +
-        'Nothing was changed. Keep 005, or move the data first; to roll back anyway, run `npm run migrate:down -- --allow-data-loss` ' +
-        '(or set MIGRATION_ALLOW_DATA_LOSS=true): the rows are then copied to schema x402_backup before they are dropped.',
-    )
-  }
-
   await db.transaction().execute(async (trx) => {
-    if (loss.length > 0) await backUpAndRemoveData(trx)
+    await keepOrRefuse(trx, 'everything')
     await swapResourceTypeCheck(trx, RESOURCE_TYPES_BEFORE)
+    await sql`
+      ALTER TABLE x402_resources
+        DROP CONSTRAINT IF EXISTS x402_resources_openrouter_rollback_check,
+        ADD CONSTRAINT x402_resources_openrouter_rollback_check
+          CHECK (openrouter_model_id IS NULL AND openrouter_config IS NULL) NOT VALID
+    `.execute(trx)
   })
   await sql`SET statement_timeout = 0`.execute(db)
-  await sql`ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check`.execute(db)
+  await db.transaction().execute(async (trx) => {
+    await sql`ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check`.execute(trx)
+    await sql`ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check`.execute(trx)
+  })
   await sql`DROP INDEX CONCURRENTLY IF EXISTS idx_x402_resources_openrouter_model`.execute(db)
 
   await db.transaction().execute(async (trx) => {
+    await keepOrRefuse(trx, 'keys stored since')
     await sql`DROP TABLE IF EXISTS user_openrouter_integrations`.execute(trx)
     await sql`DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at()`.execute(trx)
-    // Last, as in up: ACCESS EXCLUSIVE on x402_resources for as short a time as it can.
+    // Last, as in up: ACCESS EXCLUSIVE on x402_resources for as short a time as it can. The
+    // rollback CHECK goes with the columns.
     await sql`ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN IF EXISTS openrouter_model_id`.execute(trx)
   })
 }
 
-interface DataAtRisk {
-  what: string
-  rows: number
-}
-
-async function dataAtRisk(db: Kysely<any>): Promise<DataAtRisk[]> {
-  if (!(await exists(db, 'public.user_openrouter_integrations'))) return []
-  const { rows } = await sql<{ keys: string; instant: string; configured: string }>`
-    SELECT
-      (SELECT count(*) FROM user_openrouter_integrations) AS keys,
-      (SELECT count(*) FROM x402_resources WHERE resource_type = 'openrouter_instant') AS instant,
-      (SELECT count(*) FROM x402_resources
-        WHERE resource_type <> 'openrouter_instant'
-          AND (openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL)) AS configured
-  `.execute(db)
-  const counts = rows[0]!
-  return [
-    { what: "user_openrouter_integrations (users' stored OpenRouter keys)", rows: Number(counts.keys) },
-    { what: "x402_resources of type 'openrouter_instant' (the restored resource_type check rejects them)", rows: Number(counts.instant) },
-    { what: 'other x402_resources with openrouter_model_id or openrouter_config set', rows: Number(counts.configured) },
-  ].filter(({ rows }) => rows > 0)
-}
-
-async function dataLossAllowed(db: Kysely<any>): Promise<boolean> {
-  const { rows } = await sql<{ value: string | null }>`SELECT current_setting('x402.allow_data_loss', true) AS value`.execute(db)
-  return rows[0]!.value === 'on'
-}
-
 /**
- * Copies what the rollback drops into x402_backup (not `public`, so the API does not expose
- * it), then removes it: the stored keys, the openrouter_instant resources (whole rows), and the
- * two columns' values of every resource that has them.
+ * Step 1 (`everything`) and step 4 (`keys stored since`) of `down`: counts what would be lost,
+ * with the keys table locked against writes (EXCLUSIVE: reads go on), and refuses with the
+ * counts, or, with the opt-in, moves the rows to x402_backup. Each move is one statement
+ * (DELETE … RETURNING into the backup), so a row is either backed up or not touched.
  */
-async function backUpAndRemoveData(db: Kysely<any>): Promise<void> {
-  const { rows } = await sql<{ stamp: string }>`SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS') AS stamp`.execute(db)
-  const backup = (table: string) => sql.id('x402_backup', `005_${table}_${rows[0]!.stamp}`)
-  await sql`CREATE SCHEMA IF NOT EXISTS x402_backup`.execute(db)
-  await sql`CREATE TABLE ${backup('user_openrouter_integrations')} AS TABLE user_openrouter_integrations`.execute(db)
+async function keepOrRefuse(db: Kysely<any>, scope: 'everything' | 'keys stored since'): Promise<void> {
+  const countResources = scope === 'everything' ? 'true' : 'false'
+  const refusal =
+    scope === 'everything'
+      ? 'Nothing was changed. Keep 005, or move the data first'
+      : 'They were stored while the rollback ran; it stopped before dropping anything that holds data. Run it again'
   await sql`
-    CREATE TABLE ${backup('x402_resources')} AS
-    SELECT * FROM x402_resources
-    WHERE resource_type = 'openrouter_instant' OR openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL
-  `.execute(db)
-  await sql`DELETE FROM user_openrouter_integrations`.execute(db)
-  await sql`DELETE FROM x402_resources WHERE resource_type = 'openrouter_instant'`.execute(db)
-  await sql`
-    UPDATE x402_resources SET openrouter_model_id = NULL, openrouter_config = NULL
-    WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL
+DO $keep_or_refuse$
+DECLARE
+  allowed boolean := coalesce(current_setting('x402.allow_data_loss', true), '') = 'on';
+  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
+  keys bigint := 0;
+  instant bigint := 0;
+  configured bigint := 0;
+  lost text[] := '{}';
+BEGIN
+  IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
+    LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
+    SELECT count(*) INTO keys FROM public.user_openrouter_integrations;
+  END IF;
+  IF ${sql.raw(countResources)} AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
+                      AND attname = 'openrouter_config' AND NOT attisdropped) THEN
+    SELECT count(*) FILTER (WHERE resource_type = 'openrouter_instant'),
+           count(*) FILTER (WHERE resource_type <> 'openrouter_instant'
+                              AND (openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL))
+      INTO instant, configured FROM public.x402_resources;
+  END IF;
+  IF keys > 0 THEN
+    lost := lost || format('user_openrouter_integrations (users'' stored OpenRouter keys): %s', keys);
+  END IF;
+  IF instant > 0 THEN
+    lost := lost || format('x402_resources of type ''openrouter_instant'' (the restored resource_type check rejects them): %s', instant);
+  END IF;
+  IF configured > 0 THEN
+    lost := lost || format('other x402_resources with openrouter_model_id or openrouter_config set: %s', configured);
+  END IF;
+  IF cardinality(lost) = 0 THEN
+    RETURN;
+  END IF;
+  IF NOT allowed THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. ${sql.raw(refusal)}; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; ');
+  END IF;
+  CREATE SCHEMA IF NOT EXISTS x402_backup;
+  IF keys > 0 THEN
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
+                   '005_user_openrouter_integrations_' || stamp);
+    EXECUTE format('WITH gone AS (DELETE FROM public.user_openrouter_integrations RETURNING *) INSERT INTO x402_backup.%I SELECT * FROM gone',
+                   '005_user_openrouter_integrations_' || stamp);
+  END IF;
+  IF instant + configured > 0 THEN
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.x402_resources WITH NO DATA', '005_x402_resources_' || stamp);
+    EXECUTE format('WITH gone AS (DELETE FROM public.x402_resources WHERE resource_type = ''openrouter_instant'' RETURNING *) '
+                   'INSERT INTO x402_backup.%I SELECT * FROM gone', '005_x402_resources_' || stamp);
+    EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
+                   'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id) '
+                   'INSERT INTO x402_backup.%I SELECT * FROM old', '005_x402_resources_' || stamp);
+  END IF;
+END
+$keep_or_refuse$
   `.execute(db)
 }
