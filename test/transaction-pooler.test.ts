@@ -25,7 +25,10 @@ async function advisoryLocks(serverUrl: string): Promise<unknown[]> {
   const client = new pg.Client({ connectionString: serverUrl })
   await client.connect()
   try {
-    const { rows } = await client.query(`SELECT pid, objid, granted FROM pg_locks WHERE locktype = 'advisory'`)
+    // This database's only: other test files take the same key in databases of their own.
+    const { rows } = await client.query(
+      `SELECT pid, objid, granted FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    )
     return rows
   } finally {
     await client.end()

@@ -68,6 +68,15 @@ async function main(args: string[]): Promise<number> {
       )
       return 1
     }
+    if (report.changedConcurrently > 0 || report.rotated > 0) {
+      // Rows written meanwhile, perhaps by an instance still on the old secret, or behind the
+      // cursor: only a run that finds nothing to do proves that every key is current.
+      console.error(
+        `${report.rotated} rotated and ${report.changedConcurrently} changed while it ran: run keys:rotate again until it rotates none, ` +
+          'before INTEGRATION_ENCRYPTION_SECRET_PREVIOUS is removed.',
+      )
+      return 3
+    }
     console.error('Every key is encrypted with the current secret.')
     return 0
   } finally {

@@ -2,6 +2,7 @@ import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE, MIGRATION_LOCK_I
 
 import { migrations } from '../migrations/index.js'
 import { checksumTableStatements, MIGRATION_CHECKSUM_TABLE, type MigrationSourceOptions, migrationChecksum } from './migration-checksums.js'
+import { MIGRATION_LOCK_KEY } from './migration-lock.js'
 import { MIGRATION_TABLE_SCHEMA } from './migration-runner.js'
 import { buildSchemaReference, type SchemaReference } from './schema-reference.js'
 import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapshotQuery } from './schema-snapshot.js'
@@ -35,6 +36,9 @@ export async function exportBaselineSql(name: string, options: MigrationSourceOp
     `-- It first compares the live schema with what the migrations up to ${migrationName} produce (embedded below),`,
     '-- and checks the recorded history; on any difference it stops with an error listing them, and records nothing.',
     'BEGIN;',
+    '',
+    '-- The migration lock (MIGRATION_LOCK_KEY), so that no migration run changes the schema meanwhile.',
+    `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY});`,
     '',
     guard(reference, upTo),
     '',

@@ -98,10 +98,13 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
   // Each use below ends the reason with a period of its own; the module's own errors have one.
   const message = fields.message.replace(/\.$/, '')
   const reason = state ? `${message} (${state})` : message
-  if (isUnreachable(fields) && !failed) {
+  if (isUnreachable(fields) && !failed && !context.appliedBefore?.length) {
     return `Cannot reach the database: ${reason}. Check DATABASE_URL (host, port, user, password, database name) and that the server is running.`
   }
   if (context.activity === 'status') return `Could not read the migration history: ${reason}.`
+  if (!failed && context.appliedBefore?.length) {
+    return `The migration run failed after ${context.appliedBefore.join(', ')} ran, which stay done: ${reason}. Run the migrations again.`
+  }
   if (!failed) return `The migration run failed before any migration ran: ${reason}. Nothing was changed.`
   const lockWait =
     context.attempts === undefined

@@ -121,9 +121,11 @@ export async function withMigrationLock<T>(
 
   const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS
   return db.connection().execute(async (lockConnection) => {
-    const transactionPooler = await beginLockTransaction(db, lockConnection)
     let committed = false
     try {
+      // Inside the try: if the probe fails after BEGIN, the ROLLBACK below still ends the
+      // transaction before the connection goes back to the pool.
+      const transactionPooler = await beginLockTransaction(db, lockConnection)
       await takeLock(db, lockConnection, lockWaitMs, options.log)
       const assertLockHeld = async () => {
         await sql`SELECT 1`.execute(lockConnection).catch((error: unknown) => {

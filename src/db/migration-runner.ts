@@ -59,6 +59,7 @@ export async function runMigrations(
   settings: MigrationSettings,
 ): Promise<MigrationResult[]> {
   assertRunnerDialect(db)
+  const results: MigrationResult[] = []
   const attempt = () =>
     withMigrationLock(
       db,
@@ -69,7 +70,6 @@ export async function runMigrations(
         if (transactionPooler && outside.length > 0) throw new TransactionPoolerError(outside)
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
         if (steps.some((step) => step.direction === 'Up')) await ensureSupabaseStandIn(db)
-        const results: MigrationResult[] = []
         for (const block of contiguousBlocks(steps)) {
           await assertLockHeld()
           results.push(...(await runBlockWithRetries(db, block, targetOf(block, migrations), settings, results)))
@@ -87,7 +87,8 @@ export async function runMigrations(
     return await attempt()
   } catch (error) {
     if (error instanceof MigrationError || error instanceof TransactionPoolerError) throw error
-    throw new MigrationError({ error }, { activity: 'run' })
+    // A failure outside any migration (the lock, the checksums, a commit): say what was done.
+    throw new MigrationError({ error }, { activity: 'run', appliedBefore: results.map((result) => result.migrationName) })
   }
 }
 

@@ -92,8 +92,8 @@ function renderScript(name: string, direction: MigrationDirection, transactional
     ? ['-- Run it as one script (for example in the Supabase SQL Editor).']
     : [
         '-- It runs outside a transaction (CREATE INDEX CONCURRENTLY cannot run inside one): run it with',
-        '-- psql -f, or statement by statement, never wrapped in BEGIN/COMMIT. Run again after a failure,',
-        '-- it completes what is missing.',
+        '-- psql -v ON_ERROR_STOP=1 -f, never wrapped in BEGIN/COMMIT. If it fails part-way, finish with',
+        '-- npm run migrate:latest (or migrate:down), which completes the steps that are missing.',
       ]
   return [
     `-- Migration ${name} (${direction}), exported by \`npm run migrate:sql\` from src/migrations/${name}.ts.`,
