@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { migrateToLatest } from '../src/index.js'
+import { createDb, migrateToLatest } from '../src/index.js'
 import { cli, cliEnv } from './support/cli.js'
 import { createUser } from './support/fixtures.js'
 import { encryptLegacy } from './support/legacy-cipher.js'
@@ -58,6 +58,31 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     const second = await rotateKeys([], env)
     expect(second.code).toBe(1)
     expect(second.stdout).toContain('scanned               4\nrotated               0\nalready current       3\n')
+  })
+
+  it('exits with 3 while it still rotates keys, and with 0 once a run finds every key current', async () => {
+    // Without the unreadable key, and with one more legacy key, as written by an instance that
+    // still ran on the old secret.
+    const db = createDb(database.location)
+    try {
+      await db.deleteFrom('user_openrouter_integrations').where('user_id', '=', unreadableOwner).execute()
+      const lateOwner = await createUser(db)
+      await db
+        .insertInto('user_openrouter_integrations')
+        .values({ user_id: lateOwner, encrypted_api_key: encryptLegacy('sk-or-late', OLD_SECRET) })
+        .execute()
+    } finally {
+      await db.destroy()
+    }
+
+    const rotating = await rotateKeys([], env)
+    expect(rotating.code).toBe(3)
+    expect(rotating.stdout).toContain('rotated               1\n')
+    expect(rotating.stderr).toContain('run keys:rotate again until it rotates none')
+
+    const settled = await rotateKeys([], env)
+    expect(settled.code).toBe(0)
+    expect(settled.stderr).toContain('Every key is encrypted with the current secret.')
   })
 
   it('names the variable to set when the secret is missing', async () => {
