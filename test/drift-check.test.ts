@@ -54,6 +54,21 @@ describe('migration checksums', () => {
 })
 
 describe.each(testTargets)('migrate:check on %s', (target) => {
+  it('counts an object added by hand to a table the module creates whole, and leaves the ported tables alone', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db)
+      await sql`CREATE INDEX by_hand_on_resources ON x402_resources (name)`.execute(db)
+      const lenient = await checkDrift(db)
+      expect(lenient.ok).toBe(true)
+      expect(lenient.schema?.unmanaged.map(({ object }) => object.name)).toEqual(['by_hand_on_resources'])
+
+      await sql`CREATE INDEX by_hand_on_keys ON user_openrouter_integrations (encrypted_api_key)`.execute(db)
+      const drifted = await checkDrift(db)
+      expect(drifted.ok).toBe(false)
+      expect(drifted.schema?.differences.map(({ kind, object }) => [kind, object.name])).toEqual([['unexpected', 'by_hand_on_keys']])
+    })
+  })
+
   it('passes on a database the migrator built, and finds a change made live', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateToLatest(db)

@@ -4,6 +4,7 @@ import { migrations } from '../migrations/index.js'
 import { checksumTableStatements, MIGRATION_CHECKSUM_TABLE, type MigrationSourceOptions, migrationChecksum } from './migration-checksums.js'
 import { MIGRATION_LOCK_KEY } from './migration-lock.js'
 import { MIGRATION_TABLE_SCHEMA } from './migration-runner.js'
+import { PORTED_TABLES } from './schema-diff.js'
 import { buildSchemaReference, type SchemaReference } from './schema-reference.js'
 import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapshotQuery } from './schema-snapshot.js'
 
@@ -88,6 +89,7 @@ function guard(reference: SchemaReference, upTo: string[]): string {
 DECLARE
   reference_objects jsonb := ${literal(jsonLines(referenceObjects))};
   owned_keys text[] := ${textArray(ownedKeys)};
+  ported_tables text[] := ${textArray([...PORTED_TABLES])};
   reference_tables text[] := ${textArray(Object.keys(reference.expected.relations))};
   baseline_names text[] := ${textArray(upTo)};
   saved_search_path text := current_setting('search_path');
@@ -134,7 +136,8 @@ BEGIN
             WHEN l.key IS NULL THEN true
             WHEN e.key IS NULL THEN CASE WHEN l.category IN ('relations', 'functions') THEN l.key = ANY (owned_keys)
                                          ELSE l.table_name = ANY (reference_tables)
-                                              AND (l.key = ANY (owned_keys) OR l.category = 'policies') END
+                                              AND (l.key = ANY (owned_keys) OR l.category = 'policies'
+                                                   OR NOT (l.table_name = ANY (ported_tables))) END
             ELSE l.definition <> e.definition
           END
   ) AS d;
