@@ -18,7 +18,7 @@ import {
   readMigrationChecksums,
   syncMigrationChecksums,
 } from '../src/index.js'
-import { migrations } from '../src/migrations/index.js'
+import { migrationNames } from '../src/migrations/index.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
 
@@ -27,7 +27,7 @@ import { testTargets, withTestDatabase } from './support/test-database.js'
 
 const MIGRATION_005 = '005_add_openrouter_integration'
 const MIGRATION_006 = '006_openrouter_policies_per_supabase_advice'
-const ALL = Object.keys(migrations).sort()
+const ALL = migrationNames
 
 /** A copy of src/migrations to edit, so that the real comparison sees an edited file. */
 const sourceCopy = mkdtempSync(join(tmpdir(), 'x402-migration-sources-'))

@@ -1,7 +1,8 @@
+import type { Kysely } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { createDb, IN_MEMORY, migrateOnStartup, migrateTo, pendingMigrationNames } from '../src/index.js'
-import { migrations } from '../src/migrations/index.js'
+import { type DB, migrateOnStartup, migrateTo, pendingMigrationNames } from '../src/index.js'
+import { migrationNames } from '../src/migrations/index.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
 
 // Every app start calls migrateOnStartup. When nothing is pending it must cost one query (one
@@ -9,26 +10,9 @@ import { testTargets, withTestDatabase } from './support/test-database.js'
 // driver sends them. (How long that takes is measured by `npm run bench`, not here.)
 
 describe.each(testTargets)('the no-op start-up on %s', (target) => {
-  async function withCountingDb(use: (db: ReturnType<typeof createDb>, statements: string[]) => Promise<void>) {
+  async function withCountingDb(use: (db: Kysely<DB>, statements: string[]) => Promise<void>) {
     const statements: string[] = []
-    const onStatement = (sql: string) => void statements.push(sql)
-    if (target === 'pglite') {
-      const db = createDb({ dataDir: IN_MEMORY, onStatement })
-      try {
-        await use(db, statements)
-      } finally {
-        await db.destroy()
-      }
-      return
-    }
-    await withTestDatabase(target, async ({ location }) => {
-      const db = createDb({ ...location, onStatement })
-      try {
-        await use(db, statements)
-      } finally {
-        await db.destroy()
-      }
-    })
+    await withTestDatabase(target, ({ db }) => use(db, statements), { onStatement: (sql) => void statements.push(sql) })
   }
 
   it('sends one statement when nothing is pending, and takes no lock', async () => {
@@ -44,7 +28,7 @@ describe.each(testTargets)('the no-op start-up on %s', (target) => {
 
   it('finds what is pending with that one statement, also before any history exists', async () => {
     await withCountingDb(async (db, statements) => {
-      const known = Object.keys(migrations).sort()
+      const known = migrationNames
       expect(await pendingMigrationNames(db)).toEqual(known)
       await migrateTo(db, '002_add_claude_integration')
       statements.length = 0

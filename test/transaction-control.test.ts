@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
-import { createDb, IN_MEMORY, migrateToLatest } from '../src/index.js'
-import { migrations } from '../src/migrations/index.js'
+import { migrateToLatest } from '../src/index.js'
+import { migrationNames } from '../src/migrations/index.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
 
 // Per-migration transaction control: the runner runs each contiguous block of transactional
@@ -28,25 +28,14 @@ describe.each(testTargets)('transaction control on %s', (target) => {
       if (/^BEGIN$/i.test(text)) depth++
       depths.set(connection, depth)
     }
-    const run = async (db: ReturnType<typeof createDb>) => {
-      await migrateToLatest(db, { env: {} })
-    }
-    if (target === 'pglite') {
-      const db = createDb({ dataDir: IN_MEMORY, onStatement })
-      await run(db).finally(() => db.destroy())
-    } else {
-      await withTestDatabase(target, async ({ location }) => {
-        const db = createDb({ ...location, onStatement })
-        await run(db).finally(() => db.destroy())
-      })
-    }
+    await withTestDatabase(target, ({ db }) => migrateToLatest(db, { env: {} }), { onStatement })
     return recorded
   }
 
   function historyInsert(recorded: Recorded[], name: string): Recorded {
     // Kysely binds the name as a parameter; the history inserts come in migration order.
     const inserts = recorded.filter((r) => r.sql.startsWith('insert into "x402_migrations"."kysely_migration"'))
-    const order = Object.keys(migrations).sort()
+    const order = migrationNames
     return inserts[order.indexOf(name)]!
   }
 

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { exportMigrationSql, type MigrationDirection } from '../db/migration-sql.js'
-import { migrations } from '../migrations/index.js'
+import { migrationNames } from '../migrations/index.js'
 
 /** From src/cli and from dist/cli alike, two folders up is the repository. */
 const SQUAWK_CONFIG = fileURLToPath(new URL('../../.squawk.toml', import.meta.url))
@@ -34,7 +34,7 @@ const DIRECTIONS: readonly MigrationDirection[] = ['up', 'down']
  */
 async function writeMigrationScripts(directory: string): Promise<string[]> {
   const fileNames: string[] = []
-  for (const name of Object.keys(migrations).sort()) {
+  for (const name of migrationNames) {
     for (const direction of DIRECTIONS) {
       const script = await exportMigrationSql(name, direction)
       const directive = direction === 'down' ? `-- squawk-ignore-file ${DOWN_SCRIPT_IGNORED_RULES.join(', ')}\n` : ''

@@ -1,6 +1,6 @@
 import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE, MIGRATION_LOCK_ID } from 'kysely/migration'
 
-import { migrations } from '../migrations/index.js'
+import { migrationNames } from '../migrations/index.js'
 import { checksumTableStatements, MIGRATION_CHECKSUM_TABLE, type MigrationSourceOptions, migrationChecksum } from './migration-checksums.js'
 import { MIGRATION_LOCK_KEY } from './migration-lock.js'
 import { MIGRATION_TABLE_SCHEMA } from './migration-runner.js'
@@ -25,7 +25,7 @@ import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapsho
 export async function exportBaselineSql(name: string, options: MigrationSourceOptions = {}): Promise<string> {
   const reference = await buildSchemaReference(name)
   const { migrationName } = reference
-  const upTo = Object.keys(migrations).sort().filter((known) => known <= migrationName)
+  const upTo = migrationNames.filter((known) => known <= migrationName)
   const checksums = await Promise.all(upTo.map(async (known) => [known, await migrationChecksum(known, options)] as const))
   const schema = MIGRATION_TABLE_SCHEMA
   const history = `${schema}.${DEFAULT_MIGRATION_TABLE}`

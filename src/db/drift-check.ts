@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 
-import { migrations } from '../migrations/index.js'
+import { migrationNames } from '../migrations/index.js'
 import {
   type MigrationSourceOptions,
   migrationChecksum,
@@ -71,7 +71,7 @@ export interface DriftReport {
  */
 export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {}): Promise<DriftReport> {
   const applied = await recordedMigrationNames(db)
-  const known = Object.keys(migrations).sort()
+  const known = migrationNames
   const history = historyDisagreements(applied)
   const migrationName = known.filter((name) => applied.includes(name)).at(-1)
   if (migrationName === undefined) {
@@ -82,7 +82,7 @@ export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {
     : undefined
   const recorded = await readMigrationChecksums(db)
   const checksums = await Promise.all(
-    applied.filter((name) => name in migrations).map((name) => verdict(name, recorded.get(name), options)),
+    applied.filter((name) => known.includes(name)).map((name) => verdict(name, recorded.get(name), options)),
   )
   const ok =
     history.length === 0 &&

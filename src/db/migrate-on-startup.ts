@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { MigrationResult } from 'kysely/migration'
 
 import { createDb } from './create-db.js'
-import type { MigrateOptions } from './migration-settings.js'
+import { booleanSetting, type MigrateOptions } from './migration-settings.js'
 import { migrateToLatest, pendingMigrationNames } from './migrator.js'
 
 /** Options of {@link migrateOnStartup}: those of a migration run, and where to log. */
@@ -47,7 +47,13 @@ export async function migrateOnStartup(
 ): Promise<StartupMigrationOutcome> {
   const log = options.log ?? ((line: string) => console.info(line))
   const env = options.env ?? process.env
-  if (!isAutoMigrateOn(env)) {
+  const autoMigrate = booleanSetting(
+    env,
+    'AUTO_MIGRATE',
+    true,
+    'Set AUTO_MIGRATE=false to start without migrating, or unset it to migrate at start-up.',
+  )
+  if (!autoMigrate) {
     log('[db] AUTO_MIGRATE=false: start-up migration skipped')
     return { skipped: true, applied: [] }
   }
@@ -62,14 +68,4 @@ export async function migrateOnStartup(
   } finally {
     if (migrationDb !== db) await migrationDb.destroy()
   }
-}
-
-function isAutoMigrateOn(env: NodeJS.ProcessEnv): boolean {
-  const value = env.AUTO_MIGRATE?.trim().toLowerCase()
-  if (value === undefined || value === '' || value === 'true') return true
-  if (value === 'false') return false
-  throw new Error(
-    `AUTO_MIGRATE is "${env.AUTO_MIGRATE}", expected "true" or "false". ` +
-      'Set AUTO_MIGRATE=false to start without migrating, or unset it to migrate at start-up.',
-  )
 }

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import { type Migration, Migrator } from 'kysely/migration'
 
-import { migrations } from '../migrations/index.js'
+import { migrationNames } from '../migrations/index.js'
 import {
   ensureChecksumTable,
   insertChecksums,
@@ -83,7 +83,7 @@ export async function baselineMigrations(
 ): Promise<BaselineResult> {
   const reference = await buildSchemaReference(name)
   const { migrationName } = reference
-  const upTo = Object.keys(migrations).sort().filter((known) => known <= migrationName)
+  const upTo = migrationNames.filter((known) => known <= migrationName)
   const checksums = await Promise.all(
     upTo.map(async (known): Promise<NewChecksum> => ({ name: known, sha256: await migrationChecksum(known, options), origin: 'baseline' })),
   )
@@ -119,7 +119,7 @@ function recordingMigrator(db: Kysely<any>): Migrator {
   const recordOnly: Migration = { up: async () => {} }
   return new Migrator({
     db,
-    provider: { getMigrations: async () => Object.fromEntries(Object.keys(migrations).map((name) => [name, recordOnly])) },
+    provider: { getMigrations: async () => Object.fromEntries(migrationNames.map((name) => [name, recordOnly])) },
     migrationTableSchema: MIGRATION_TABLE_SCHEMA,
   })
 }

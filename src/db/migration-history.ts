@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 
-import { migrations } from '../migrations/index.js'
+import { migrationNames } from '../migrations/index.js'
 import { MIGRATION_TABLE_SCHEMA } from './migration-runner.js'
 
 /**
@@ -31,7 +31,7 @@ export async function recordedMigrationNames(db: Kysely<any>): Promise<string[]>
  * ```
  */
 export function historyDisagreements(recorded: readonly string[], upTo?: string): string[] {
-  const known = Object.keys(migrations).sort()
+  const known = migrationNames
   const problems: string[] = []
   const unknown = recorded.filter((name) => !known.includes(name))
   if (unknown.length > 0) {

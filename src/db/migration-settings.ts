@@ -49,7 +49,7 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
     statementTimeoutMs: options.statementTimeoutMs ?? count(env, 'MIGRATION_STATEMENT_TIMEOUT_MS', 60_000),
     lockAttempts: Math.max(1, options.lockAttempts ?? count(env, 'MIGRATION_LOCK_ATTEMPTS', 5)),
     retryDelayMs: options.retryDelayMs ?? count(env, 'MIGRATION_RETRY_DELAY_MS', 1_000),
-    allowDataLoss: options.allowDataLoss ?? flag(env, 'MIGRATION_ALLOW_DATA_LOSS'),
+    allowDataLoss: options.allowDataLoss ?? booleanSetting(env, 'MIGRATION_ALLOW_DATA_LOSS', false),
     log: options.log ?? ((line) => console.warn(line)),
   }
 }
@@ -63,9 +63,19 @@ function count(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return Number(value)
 }
 
-function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+/**
+ * Reads a true/false variable: `whenUnset` when it is unset or empty, and an error, ending with
+ * `hint`, for any other value.
+ *
+ * @example
+ * ```ts
+ * booleanSetting({ AUTO_MIGRATE: 'false' }, 'AUTO_MIGRATE', true) // false
+ * ```
+ */
+export function booleanSetting(env: NodeJS.ProcessEnv, name: string, whenUnset: boolean, hint?: string): boolean {
   const value = env[name]?.trim().toLowerCase()
-  if (value === undefined || value === '' || value === 'false') return false
+  if (value === undefined || value === '') return whenUnset
   if (value === 'true') return true
-  throw new Error(`${name} is "${env[name]}", expected "true" or "false".`)
+  if (value === 'false') return false
+  throw new Error(`${name} is "${env[name]}", expected "true" or "false".${hint ? ` ${hint}` : ''}`)
 }

@@ -1,4 +1,4 @@
-import { migrations } from '../migrations/index.js'
+import { migrationNames, migrations } from '../migrations/index.js'
 import { createDb, IN_MEMORY } from './create-db.js'
 import { migrationProvider, runsInTransaction } from './migration-provider.js'
 import { migrationSettings } from './migration-settings.js'
@@ -18,7 +18,7 @@ export type MigrationDirection = 'up' | 'down'
  * ```
  */
 export function resolveMigrationName(query: string): string {
-  const names = Object.keys(migrations).sort()
+  const names = migrationNames
   if (names.includes(query)) return query
   const matches = names.filter((name) => name.startsWith(query))
   if (matches.length === 1) return matches[0]!
@@ -43,7 +43,7 @@ export function resolveMigrationName(query: string): string {
  */
 export async function exportMigrationSql(name: string, direction: MigrationDirection = 'up'): Promise<string> {
   if (!migrations[name]) return exportMigrationSql(resolveMigrationName(name), direction)
-  const names = Object.keys(migrations).sort()
+  const names = migrationNames
   const startingPoint = direction === 'up' ? (names[names.indexOf(name) - 1] ?? null) : name
   // The defaults, not this machine's environment: the script must not depend on who exports it.
   const settings = migrationSettings({ env: {} })

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import { type MigrationResult, type MigrationResultSet, Migrator, NO_MIGRATIONS, type NoMigrations } from 'kysely/migration'
 
-import { migrations } from '../migrations/index.js'
+import { migrationNames } from '../migrations/index.js'
 import { MigrationError } from './migration-error.js'
 import { migrationProvider } from './migration-provider.js'
 import { kyselyMigrator, MIGRATION_TABLE_SCHEMA, type MigrationTarget, runMigrations } from './migration-runner.js'
@@ -145,7 +145,7 @@ export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[
  * ```
  */
 export async function pendingMigrationNames(db: Kysely<any>): Promise<string[]> {
-  const known = Object.keys(migrations).sort()
+  const known = migrationNames
   try {
     const { rows } = await sql<{ name: string }>`
       SELECT name FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')}
@@ -153,7 +153,7 @@ export async function pendingMigrationNames(db: Kysely<any>): Promise<string[]> 
     const applied = new Set(rows.map((row) => row.name))
     return known.filter((name) => !applied.has(name))
   } catch (error) {
-    if ((error as { code?: unknown }).code === UNDEFINED_TABLE) return known
+    if ((error as { code?: unknown }).code === UNDEFINED_TABLE) return [...known]
     throw new MigrationError({ error }, { activity: 'status' })
   }
 }

@@ -21,3 +21,6 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '005_add_openrouter_integration': m005AddOpenrouterIntegration,
   '006_openrouter_policies_per_supabase_advice': m006OpenrouterPoliciesPerSupabaseAdvice,
 }
+
+/** Every migration's name, in the order Kysely applies them (by name). */
+export const migrationNames: readonly string[] = Object.keys(migrations).sort()

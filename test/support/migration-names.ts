@@ -1,7 +1,7 @@
-import { migrations } from '../../src/migrations/index.js'
+import { migrationNames } from '../../src/migrations/index.js'
 
 /** Every migration's name, in the order Kysely applies them. */
-export const ALL_MIGRATIONS: readonly string[] = Object.keys(migrations).sort()
+export const ALL_MIGRATIONS = migrationNames
 
 /**
  * The names of the migrations up to and including `last`, in order: what a database migrated to

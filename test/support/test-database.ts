@@ -27,7 +27,7 @@ export interface TestDatabase {
 }
 
 /** What a test may add to the {@link createDb} options of its database: Kysely's query log. */
-export type TestDbOptions = Pick<CreateDbOptions, 'log'>
+export type TestDbOptions = Pick<CreateDbOptions, 'log' | 'onStatement'>
 
 /**
  * Creates an empty database on `target`: a PGlite data folder in a temporary directory, or a
@@ -70,8 +70,12 @@ export async function createTestDatabase(target: TestTarget, options: TestDbOpti
  * Runs `use` on a fresh, empty database on `target`, and drops the database afterwards, for
  * tests that need a database of their own.
  */
-export async function withTestDatabase<T>(target: TestTarget, use: (database: TestDatabase) => Promise<T>): Promise<T> {
-  const database = await createTestDatabase(target)
+export async function withTestDatabase<T>(
+  target: TestTarget,
+  use: (database: TestDatabase) => Promise<T>,
+  options: TestDbOptions = {},
+): Promise<T> {
+  const database = await createTestDatabase(target, options)
   try {
     return await use(database)
   } finally {
