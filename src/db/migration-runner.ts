@@ -60,8 +60,8 @@ export async function runMigrations(
 ): Promise<MigrationResult[]> {
   assertRunnerDialect(db)
   const results: MigrationResult[] = []
-  const attempt = () =>
-    withMigrationLock(
+  try {
+    return await withMigrationLock(
       db,
       async ({ transactionPooler, assertLockHeld }) => {
         const migrations = await kyselyMigrator(db, settings).getMigrations()
@@ -83,8 +83,6 @@ export async function runMigrations(
       },
       settings,
     )
-  try {
-    return await attempt()
   } catch (error) {
     if (error instanceof MigrationError || error instanceof TransactionPoolerError) throw error
     // A failure outside any migration (the lock, the checksums, a commit): say what was done.
@@ -197,15 +195,17 @@ async function runBlock(
   }
   return db.connection().execute(async (connection) => {
     const watch = await watchBlockers(db)
+    let resultSet: MigrationResultSet
+    let blockers: string | undefined
     try {
       await watch.follow(connection)
-      const resultSet = await kyselyMigrator(connection, settings, true).migrateTo(blockTarget)
-      return { resultSet, blockers: await watch.stop() }
+      resultSet = await kyselyMigrator(connection, settings, true).migrateTo(blockTarget)
     } finally {
-      await watch.stop()
+      blockers = await watch.stop()
       // The migration SET its timeouts for the session; the pool must not hand them on.
       await sql`RESET ALL`.execute(connection).catch(() => {})
     }
+    return { resultSet, blockers }
   })
 }
 
