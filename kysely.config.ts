@@ -1,6 +1,6 @@
 import { defineConfig } from 'kysely-ctl'
 
-import { createDb, createMigrator } from './src/index.js'
+import { createDb, createMigrator } from './src/tooling.js'
 
 /**
  * kysely-ctl (`npx kysely migrate:list`, …) on the module's own database factory and migrator,

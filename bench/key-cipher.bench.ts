@@ -16,7 +16,7 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 
 import { sql } from 'kysely'
 
-import { createDb, IntegrationCipher, migrateToLatest, rotateOpenRouterKeys } from '../src/index.js'
+import { createDb, IntegrationCipher, migrateToLatest, rotateOpenRouterKeys } from '../src/tooling.js'
 import { wholeNumberOptions } from './support/options.js'
 import { machineFacts, printBenchJson, printTable, roundTo } from './support/report.js'
 import { withScratchDatabases } from './support/scratch-databases.js'

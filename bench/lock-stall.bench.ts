@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
-import { createDb, migrateTo } from '../src/index.js'
+import { createDb, migrateTo } from '../src/tooling.js'
 import { wholeNumberOptions } from './support/options.js'
 import { formatMs, type LatencySummary, machineFacts, printBenchJson, printTable, roundTo, summarizeLatencies } from './support/report.js'
 import { withClient, withScratchDatabases } from './support/scratch-databases.js'

@@ -15,7 +15,7 @@ import { type Kysely, sql } from 'kysely'
 import { Migrator } from 'kysely/migration'
 
 import { migrations } from '../src/migrations/index.js'
-import { createDb, MIGRATION_TABLE_SCHEMA, migrateOnStartup, migrateToLatest } from '../src/index.js'
+import { createDb, MIGRATION_TABLE_SCHEMA, migrateOnStartup, migrateToLatest } from '../src/tooling.js'
 import { wholeNumberOptions } from './support/options.js'
 import { formatMs, type LatencySummary, machineFacts, printBenchJson, printTable, roundTo, summarizeLatencies } from './support/report.js'
 import { withScratchDatabases } from './support/scratch-databases.js'

@@ -12,7 +12,7 @@ import {
   migrationStatus,
   readMigrationChecksums,
   recordedMigrationNames,
-} from '../src/index.js'
+} from '../src/tooling.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import {
   createHandBuiltDatabase,

@@ -11,7 +11,7 @@ import {
   readMigrationChecksums,
   recordedMigrationNames,
   snapshotSchema,
-} from '../src/index.js'
+} from '../src/tooling.js'
 import { cli } from './support/cli.js'
 import {
   createHandBuiltDatabase,

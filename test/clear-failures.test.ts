@@ -14,7 +14,7 @@ import {
   migrateOnStartup,
   migrateTo,
   migrateToLatest,
-} from '../src/index.js'
+} from '../src/tooling.js'
 import { ALL_MIGRATIONS, migrationsAfter, migrationsThrough } from './support/migration-names.js'
 import { backendPid, recordedMigrations, waitForLockWait, withSessions } from './support/server-sessions.js'
 import { withTestDatabase } from './support/test-database.js'

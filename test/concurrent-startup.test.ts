@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import type pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { createDb, IN_MEMORY, MIGRATION_LOCK_KEY, migrateOnStartup } from '../src/index.js'
+import { createDb, IN_MEMORY, MIGRATION_LOCK_KEY, migrateOnStartup } from '../src/tooling.js'
 import { ALL_MIGRATIONS } from './support/migration-names.js'
 import { killRunningScripts, type ScriptResult, startScript } from './support/script-process.js'
 import { advisoryLocks, backendPid, recordedMigrations, withSessions } from './support/server-sessions.js'

@@ -2,8 +2,8 @@ import type { Kysely } from 'kysely'
 import type pg from 'pg'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 
-import { type SchemaSnapshot, snapshotPublicSchema } from '../src/db/schema-snapshot.js'
-import { ensureSupabaseStandIn, MIGRATION_LOCK_KEY, migrateTo, migrateToLatest } from '../src/index.js'
+import { type SchemaSnapshot, snapshotPublicSchema } from '../src/schema/snapshot.js'
+import { ensureSupabaseStandIn, MIGRATION_LOCK_KEY, migrateTo, migrateToLatest } from '../src/tooling.js'
 import { ALL_MIGRATIONS, migrationsAfter, migrationsThrough } from './support/migration-names.js'
 import { killRunningScripts, type ScriptProcess, type ScriptResult, startScript } from './support/script-process.js'
 import {

@@ -17,7 +17,7 @@ import {
   migrationSourcePath,
   readMigrationChecksums,
   syncMigrationChecksums,
-} from '../src/index.js'
+} from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
-import { type DB, MigrationError, migrateTo, migrateToLatest } from '../src/index.js'
+import { type DB, MigrationError, migrateTo, migrateToLatest } from '../src/tooling.js'
 import { withTestDatabase } from './support/test-database.js'
 
 // The lock profile of 005 on x402_resources, the busiest table: app writes go on while it

@@ -6,9 +6,9 @@ import { Kysely, PGliteDialect } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
-import { ensureSupabaseStandIn, exportMigrationSql, migrateTo, migrateToLatest } from '../src/index.js'
+import { ensureSupabaseStandIn, exportMigrationSql, migrateTo, migrateToLatest } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
-import { snapshotPublicSchema } from '../src/db/schema-snapshot.js'
+import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { createTestDatabase, type TestTarget, testTargets } from './support/test-database.js'
 
 // migrate:sql exports what a migration runs, for the Supabase SQL Editor or psql. Proven by

@@ -4,7 +4,7 @@ import { sql } from 'kysely'
 import pg from 'pg'
 import { beforeAll, describe, expect, it } from 'vitest'
 
-import { IntegrationCipher, type KeyRotationReport, rotateOpenRouterKeys } from '../src/index.js'
+import { IntegrationCipher, type KeyRotationReport, rotateOpenRouterKeys } from '../src/tooling.js'
 import { createUser } from './support/fixtures.js'
 import { encryptLegacy } from './support/legacy-cipher.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'

@@ -18,7 +18,7 @@ import {
   rotateOpenRouterKeys,
   setOpenRouterKeyEnabled,
   storeOpenRouterKey,
-} from '../src/index.js'
+} from '../src/tooling.js'
 import { createResource, createUser } from './support/fixtures.js'
 import { encryptLegacy } from './support/legacy-cipher.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'

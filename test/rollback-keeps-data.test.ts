@@ -1,9 +1,9 @@
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { exportMigrationSql, MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/index.js'
+import { exportMigrationSql, MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
-import { snapshotPublicSchema } from '../src/db/schema-snapshot.js'
+import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // Rolling back 005 never loses data silently: it refuses, before changing anything, while users'

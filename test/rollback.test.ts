@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
-import { migrateDown, migrateTo, migrateToLatest, migrateUp } from '../src/index.js'
-import { snapshotPublicSchema } from '../src/db/schema-snapshot.js'
+import { migrateDown, migrateTo, migrateToLatest, migrateUp } from '../src/tooling.js'
+import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // down is the complete reverse of 005 and of 006: the schema after it is the schema before,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { createDb, migrateToLatest } from '../src/index.js'
+import { createDb, migrateToLatest } from '../src/tooling.js'
 import { cli, cliEnv } from './support/cli.js'
 import { createUser } from './support/fixtures.js'
 import { encryptLegacy } from './support/legacy-cipher.js'

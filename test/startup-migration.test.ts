@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { MigrationError, migrateOnStartup, migrateTo, migrationStatus } from '../src/index.js'
+import { MigrationError, migrateOnStartup, migrateTo, migrationStatus } from '../src/tooling.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
 
 // The start-up hook: it applies what is pending, logging one line each, is a no-op on an

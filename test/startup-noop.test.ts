@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { type DB, migrateOnStartup, migrateTo, pendingMigrationNames } from '../src/index.js'
+import { type DB, migrateOnStartup, migrateTo, pendingMigrationNames } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
 

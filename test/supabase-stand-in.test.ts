@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { createDb, ensureSupabaseStandIn } from '../src/index.js'
+import { createDb, ensureSupabaseStandIn } from '../src/tooling.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
 
 // The Supabase stand-in: the platform pieces the schema depends on, added where auth.users is

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import { migrateToLatest } from '../src/index.js'
+import { migrateToLatest } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
 

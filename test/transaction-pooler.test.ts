@@ -10,7 +10,7 @@ import {
   pendingMigrationNames,
   TransactionPoolerError,
   withMigrationLock,
-} from '../src/index.js'
+} from '../src/tooling.js'
 import { pgbouncerSkipReason, usePgBouncer } from './support/pgbouncer.js'
 import { withTestDatabase } from './support/test-database.js'
 

@@ -1,18 +1,21 @@
 /**
  * `npm run db:codegen`: migrates a scratch in-memory database to the latest migration and has
- * kysely-codegen write src/db/types.ts from it, so no server is needed.
+ * kysely-codegen write src/types/database.ts from it, so no server is needed.
  * `npm run db:codegen -- --check` fails when the committed file differs from what it would write.
  */
 import { fileURLToPath } from 'node:url'
 
 import { generate, Logger, PostgresDialect } from 'kysely-codegen'
 
-import { createDb, IN_MEMORY } from '../db/create-db.js'
-import { MIGRATION_TABLE_SCHEMA, migrateToLatest } from '../db/migrator.js'
+import { createDb, IN_MEMORY } from '../connection/create-db.js'
+import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
+import { migrateToLatest } from '../migrator/migrator.js'
+import { runCommand } from './run-command.js'
 
-const TYPES_FILE = fileURLToPath(new URL('../db/types.ts', import.meta.url))
+const TYPES_FILE = fileURLToPath(new URL('../types/database.ts', import.meta.url))
 
-async function main(check: boolean): Promise<void> {
+async function main(args: string[]): Promise<void> {
+  const check = args.includes('--check')
   const db = createDb({ dataDir: IN_MEMORY })
   try {
     await migrateToLatest(db)
@@ -27,19 +30,17 @@ async function main(check: boolean): Promise<void> {
       verify: check,
       logger: new Logger('info'),
     })
+  } catch (error) {
+    // kysely-codegen has printed the diff already; its own hint names a flag of its CLI, not ours.
+    if (check && error instanceof Error && error.message.startsWith('Generated types are not up-to-date')) {
+      throw new Error(
+        'src/types/database.ts differs from what codegen produces now (diff above). Run `npm run db:codegen` and commit src/types/database.ts.',
+      )
+    }
+    throw error
   } finally {
     await db.destroy()
   }
 }
 
-const check = process.argv.includes('--check')
-main(check).catch((error: unknown) => {
-  const message = error instanceof Error ? error.message : String(error)
-  // kysely-codegen has printed the diff already; its own hint names a flag of its CLI, not ours.
-  console.error(
-    check && message.startsWith('Generated types are not up-to-date')
-      ? 'db:codegen --check failed: src/db/types.ts differs from what codegen produces now (diff above). Run `npm run db:codegen` and commit src/db/types.ts.'
-      : `db:codegen failed: ${message}`,
-  )
-  process.exitCode = 1
-})
+runCommand(process.argv.includes('--check') ? 'db:codegen --check' : 'db:codegen', main)

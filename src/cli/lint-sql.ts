@@ -13,8 +13,9 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { exportMigrationSql, type MigrationDirection } from '../db/migration-sql.js'
+import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
 import { migrationNames } from '../migrations/index.js'
+import { runCommand } from './run-command.js'
 
 /** From src/cli and from dist/cli alike, two folders up is the repository. */
 const SQUAWK_CONFIG = fileURLToPath(new URL('../../.squawk.toml', import.meta.url))
@@ -77,13 +78,4 @@ async function main(extraArgs: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (exitCode) => {
-    process.exitCode = exitCode
-  },
-  (error: unknown) => {
-    const message = error instanceof Error ? error.message : String(error)
-    console.error(`lint:sql failed: ${message.replace(/\s*\n\s*/g, ' ')}`)
-    process.exitCode = 1
-  },
-)
+runCommand('lint:sql', main)

@@ -15,14 +15,15 @@
 import type { Kysely } from 'kysely'
 import type { MigrationResult } from 'kysely/migration'
 
-import { exportBaselineSql } from '../db/baseline-sql.js'
-import { createDb, describeDatabaseTarget, resolveDatabaseTarget } from '../db/create-db.js'
-import { checkDrift, driftSummary, formatDriftReport } from '../db/drift-check.js'
-import { BaselineRefusedError, baselineMigrations } from '../db/migration-baseline.js'
-import { migrationSettings } from '../db/migration-settings.js'
-import { exportMigrationSql, resolveMigrationName } from '../db/migration-sql.js'
-import { migrateDown, migrateToLatest, migrateUp, migrationStatus } from '../db/migrator.js'
-import { formatSchemaDiff } from '../db/schema-diff.js'
+import { BaselineRefusedError, baselineMigrations } from '../adoption/baseline.js'
+import { exportBaselineSql } from '../adoption/baseline-sql.js'
+import { checkDrift, driftSummary, formatDriftReport } from '../adoption/drift-check.js'
+import { exportMigrationSql } from '../export/migration-sql.js'
+import { resolveMigrationName } from '../migrator/migration-names.js'
+import { migrateDown, migrateToLatest, migrateUp, migrationStatus } from '../migrator/migrator.js'
+import { migrationSettings } from '../migrator/settings.js'
+import { formatSchemaDiff } from '../schema/diff.js'
+import { runCommand, splitArguments, withCommandDatabase } from './run-command.js'
 
 const USAGE =
   'usage: migrate <latest | up | down [--allow-data-loss] | list | sql <name> [--down] | sql --baseline <name> | ' +
@@ -84,13 +85,11 @@ function parseArguments(
   allowedFlags: string[],
   takesName = true,
 ): { name: string; flags: Set<string> } {
-  const names = args.filter((arg) => !arg.startsWith('--'))
-  const unknownFlags = args.filter((arg) => arg.startsWith('--') && !allowedFlags.includes(arg))
-  if (names.length !== (takesName ? 1 : 0) || unknownFlags.length > 0) {
+  const { names, flags } = splitArguments(args, allowedFlags, takesName ? 1 : 0, () => {
     const takes = [takesName && 'one migration name', allowedFlags.length > 0 && `optionally ${allowedFlags.join(' or ')}`]
-    throw new Error(`${command} takes ${takes.filter(Boolean).join(' and ')}. ${USAGE}`)
-  }
-  return { name: names[0] ?? '', flags: new Set(args.filter((arg) => arg.startsWith('--'))) }
+    return `${command} takes ${takes.filter(Boolean).join(' and ')}. ${USAGE}`
+  })
+  return { name: names[0] ?? '', flags }
 }
 
 async function report(run: Promise<MigrationResult[]>, nothingDone: string): Promise<void> {
@@ -106,23 +105,9 @@ async function main(argv: string[]): Promise<void> {
   const command = name === undefined ? undefined : commands[name]
   if (!command) throw new Error(`unknown command "${name ?? ''}". ${USAGE}`)
 
-  let db: Kysely<any> | undefined
-  const openDb = () => {
-    // Migrations may need a direct connection where the app goes through a transaction pooler.
-    const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
-    console.error(`Database: ${describeDatabaseTarget(resolveDatabaseTarget(options))}`)
-    db = createDb(options)
-    return db
-  }
-  try {
-    await command(openDb, args)
-  } finally {
-    await db?.destroy()
-  }
+  // Migrations may need a direct connection where the app goes through a transaction pooler.
+  const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
+  await withCommandDatabase(options, (db) => command(db, args))
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  const message = error instanceof Error ? error.message : String(error)
-  console.error(`migrate ${process.argv[2] ?? ''} failed: ${message.replace(/\s*\n\s*/g, ' ')}`)
-  process.exitCode = 1
-})
+runCommand(`migrate ${process.argv[2] ?? ''}`, main)

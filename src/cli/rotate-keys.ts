@@ -8,9 +8,11 @@
  * progress; running it again goes on where it stopped. Exit code: 0 when every key is current,
  * 1 when some key could not be decrypted (left as it was) or the command failed, 130 when stopped.
  */
-import { createDb, describeDatabaseTarget, resolveDatabaseTarget } from '../db/create-db.js'
+import type { Kysely } from 'kysely'
+
 import { DEFAULT_ROTATION_BATCH_SIZE, type KeyRotationReport, rotateOpenRouterKeys } from '../integrations/openrouter-key-rotation.js'
 import { IntegrationCipher } from '../secrets/integration-cipher.js'
+import { runCommand, withCommandDatabase } from './run-command.js'
 
 const USAGE = 'usage: keys:rotate [-- --batch-size <rows per transaction, 1 to 10000>]'
 
@@ -37,7 +39,10 @@ function printReport(report: KeyRotationReport): void {
 async function main(args: string[]): Promise<number> {
   const batchSize = parseBatchSize(args)
   const cipher = IntegrationCipher.fromEnv()
-  console.error(`Database: ${describeDatabaseTarget(resolveDatabaseTarget())}`)
+  return withCommandDatabase({}, (db) => rotate(db(), cipher, batchSize))
+}
+
+async function rotate(db: Kysely<any>, cipher: IntegrationCipher, batchSize: number): Promise<number> {
   console.error(`Current secret: key id ${cipher.currentKeyId}`)
 
   const stop = new AbortController()
@@ -47,7 +52,6 @@ async function main(args: string[]): Promise<number> {
   }
   process.once('SIGINT', onInterrupt)
   process.once('SIGTERM', onInterrupt)
-  const db = createDb()
   try {
     const report = await rotateOpenRouterKeys(db, {
       cipher,
@@ -82,17 +86,7 @@ async function main(args: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onInterrupt)
     process.off('SIGTERM', onInterrupt)
-    await db.destroy()
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code
-  },
-  (error: unknown) => {
-    const message = error instanceof Error ? error.message : String(error)
-    console.error(`keys:rotate failed: ${message.replace(/\s*\n\s*/g, ' ')}`)
-    process.exitCode = 1
-  },
-)
+runCommand('keys:rotate', main)

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 
-import { asService } from '../db/request-context.js'
-import type { DB } from '../db/types.js'
+import { asService } from '../supabase/request-context.js'
+import type { DB } from '../types/database.js'
 import { describeStoredKey, type IntegrationCipher, KeyDecryptionError } from '../secrets/integration-cipher.js'
 import type { KeyFailureFields } from './openrouter-keys.js'
 

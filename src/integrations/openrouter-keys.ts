@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 
-import type { DB } from '../db/types.js'
+import type { DB } from '../types/database.js'
 import { describeStoredKey, type IntegrationCipher, KeyDecryptionError, type StoredKeyFormat } from '../secrets/integration-cipher.js'
 import { ApiKeyConfigurationError } from './api-key-configuration-error.js'
 

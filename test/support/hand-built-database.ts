@@ -4,7 +4,7 @@ import { PGlite } from '@electric-sql/pglite'
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
-import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/index.js'
+import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
 import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
 
 /** The plan's 005 as one plain SQL script, as it was pasted into the SQL Editor. */

@@ -7,7 +7,7 @@ import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll } from 'vitest'
 
-import { createDb, type CreateDbOptions, type DB, migrateTo, migrateToLatest } from '../../src/index.js'
+import { createDb, type CreateDbOptions, type DB, migrateTo, migrateToLatest } from '../../src/tooling.js'
 
 /**
  * Where the tests run: always the embedded PGlite, and also the PostgreSQL server named by

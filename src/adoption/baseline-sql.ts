@@ -1,12 +1,13 @@
 import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE, MIGRATION_LOCK_ID } from 'kysely/migration'
 
 import { migrationNames } from '../migrations/index.js'
-import { checksumTableStatements, MIGRATION_CHECKSUM_TABLE, type MigrationSourceOptions, migrationChecksum } from './migration-checksums.js'
-import { MIGRATION_LOCK_KEY } from './migration-lock.js'
-import { MIGRATION_TABLE_SCHEMA } from './migration-runner.js'
-import { PORTED_TABLES } from './schema-diff.js'
-import { buildSchemaReference, type SchemaReference } from './schema-reference.js'
-import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapshotQuery } from './schema-snapshot.js'
+import { checksumTableStatements, MIGRATION_CHECKSUM_TABLE, type MigrationSourceOptions, migrationChecksum } from '../migrator/checksums.js'
+import { MIGRATION_LOCK_KEY } from '../migrator/lock.js'
+import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
+import { migrationNamesUpTo } from '../migrator/migration-names.js'
+import { PORTED_TABLES } from '../schema/diff.js'
+import { buildSchemaReference, type SchemaReference } from '../schema/reference.js'
+import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapshotQuery } from '../schema/snapshot.js'
 
 /**
  * `migrate:baseline` as one SQL script, for the Supabase SQL Editor where the command line
@@ -25,7 +26,7 @@ import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapsho
 export async function exportBaselineSql(name: string, options: MigrationSourceOptions = {}): Promise<string> {
   const reference = await buildSchemaReference(name)
   const { migrationName } = reference
-  const upTo = migrationNames.filter((known) => known <= migrationName)
+  const upTo = migrationNamesUpTo(migrationName)
   const checksums = await Promise.all(upTo.map(async (known) => [known, await migrationChecksum(known, options)] as const))
   const schema = MIGRATION_TABLE_SCHEMA
   const history = `${schema}.${DEFAULT_MIGRATION_TABLE}`

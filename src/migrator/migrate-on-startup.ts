@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely'
 import type { MigrationResult } from 'kysely/migration'
 
-import { createDb } from './create-db.js'
-import { booleanSetting, type MigrateOptions } from './migration-settings.js'
+import { createDb } from '../connection/create-db.js'
+import { booleanSetting, type MigrateOptions } from './settings.js'
 import { migrateToLatest, pendingMigrationNames } from './migrator.js'
 
 /** Options of {@link migrateOnStartup}: those of a migration run, and where to log. */

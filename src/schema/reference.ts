@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely'
 
-import { createDb, IN_MEMORY } from './create-db.js'
-import { resolveMigrationName } from './migration-sql.js'
-import { migrateTo, migrateToLatest } from './migrator.js'
-import { diffSchemas, type SchemaDiff } from './schema-diff.js'
-import { type SchemaSnapshot, snapshotPublicSchema } from './schema-snapshot.js'
+import { createDb, IN_MEMORY } from '../connection/create-db.js'
+import { resolveMigrationName } from '../migrator/migration-names.js'
+import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
+import { diffSchemas, type SchemaDiff } from './diff.js'
+import { type SchemaSnapshot, snapshotPublicSchema } from './snapshot.js'
 
 /** The schema that the module's migrations produce, to compare a live database with. */
 export interface SchemaReference {

@@ -1,5 +1,7 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
 
+import { errorCode } from './sql-state.js'
+
 /**
  * Claims a PGlite data folder for this process, and returns the function that gives it back.
  * PGlite has no locking of its own: two processes on one folder each keep their own copy in
@@ -27,7 +29,7 @@ export function lockDataDir(dataDir: string): () => void {
       process.on('exit', release)
       return release
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      if (errorCode(error) !== 'EEXIST') throw error
       const holder = Number.parseInt(readFileSync(lockFile, 'utf8'), 10)
       if (isRunning(holder)) {
         throw new Error(
@@ -47,6 +49,6 @@ function isRunning(pid: number): boolean {
     process.kill(pid, 0)
     return true
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
+    return errorCode(error) === 'EPERM'
   }
 }

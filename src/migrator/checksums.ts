@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { type Kysely, sql } from 'kysely'
 
 import { migrations } from '../migrations/index.js'
-import { MIGRATION_TABLE_SCHEMA } from './migration-runner.js'
+import { MIGRATION_HISTORY_TABLE, MIGRATION_TABLE_SCHEMA } from './history.js'
 
 /** The table, in schema x402_migrations, that keeps a checksum of each applied migration. */
 export const MIGRATION_CHECKSUM_TABLE = 'migration_checksum'
@@ -39,16 +39,14 @@ export interface MigrationSourceOptions {
 }
 
 /**
- * src/migrations from the package root. This file is src/db/migration-checksums.ts or, compiled,
- * dist/db/migration-checksums.js: two levels below the root either way, so the checksum is of
+ * src/migrations from the package root. This file is src/migrator/checksums.ts or, compiled,
+ * dist/migrator/checksums.js: two levels below the root either way, so the checksum is of
  * the same TypeScript file whether the module runs from tsx, vitest or dist/.
  */
 const DEFAULT_SOURCE_DIR = fileURLToPath(new URL('../../src/migrations/', import.meta.url))
 
-// Functions, not constants: the runner imports this module, and this module reads the runner's
-// MIGRATION_TABLE_SCHEMA, which is not initialised yet while the import cycle is being loaded.
 const checksumTable = () => `${MIGRATION_TABLE_SCHEMA}.${MIGRATION_CHECKSUM_TABLE}`
-const historyTable = () => `${MIGRATION_TABLE_SCHEMA}.kysely_migration`
+const historyTable = () => MIGRATION_HISTORY_TABLE
 
 /**
  * The statements that create the checksum table, as run by the module and as printed by

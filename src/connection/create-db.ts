@@ -5,10 +5,10 @@ import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysel
 import pg from 'pg'
 
 import { lockDataDir } from './data-dir-lock.js'
-import { withoutKyselyMigrationLock } from './migration-lock.js'
+import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
 import { toQueryError } from './query-error.js'
 import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
-import type { DB } from './types.js'
+import type { DB } from '../types/database.js'
 
 /** Where the embedded database lives when neither `dataDir` nor PGLITE_DATA_DIR says otherwise. */
 export const DEFAULT_PGLITE_DATA_DIR = '.data/pglite'

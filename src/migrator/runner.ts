@@ -10,21 +10,14 @@ import {
   type NoMigrations,
 } from 'kysely/migration'
 
-import { syncMigrationChecksums } from './migration-checksums.js'
+import { errorCode, SQLSTATE } from '../connection/sql-state.js'
+import { syncMigrationChecksums } from './checksums.js'
+import { MIGRATION_TABLE_SCHEMA } from './history.js'
 import { MigrationError, TransactionPoolerError } from './migration-error.js'
-import { assertRunnerDialect, withMigrationLock } from './migration-lock.js'
-import { migrationProvider, runsInTransaction } from './migration-provider.js'
-import type { MigrationSettings } from './migration-settings.js'
-import { ensureSupabaseStandIn } from './supabase-stand-in.js'
-
-/**
- * The schema that holds Kysely's history tables (kysely_migration, kysely_migration_lock). Not
- * `public`: Supabase's default privileges would expose them through the API to anon.
- */
-export const MIGRATION_TABLE_SCHEMA = 'x402_migrations'
-
-/** SQLSTATE of a lock_timeout. */
-const LOCK_NOT_AVAILABLE = '55P03'
+import { assertRunnerDialect, withMigrationLock } from './lock.js'
+import { migrationProvider, runsInTransaction } from './provider.js'
+import type { MigrationSettings } from './settings.js'
+import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 
 /** Where a run goes: every pending migration, one step up or down, or to a named migration. */
 export type MigrationTarget =
@@ -150,7 +143,7 @@ async function runBlockWithRetries(
   for (let attempt = 1; ; attempt++) {
     const { resultSet, blockers } = await runBlock(db, block[0]!.transactional, blockTarget, settings)
     if (resultSet.error === undefined) return successes(resultSet)
-    const lockTimedOut = (resultSet.error as { code?: unknown }).code === LOCK_NOT_AVAILABLE
+    const lockTimedOut = errorCode(resultSet.error) === SQLSTATE.lockNotAvailable
     if (!lockTimedOut || attempt >= settings.lockAttempts) {
       throw new MigrationError(resultSet, {
         activity: 'run',

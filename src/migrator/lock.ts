@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { type DialectAdapter, type Dialect, type Kysely, PGliteAdapter, sql } from 'kysely'
+import { type Kysely, PGliteAdapter, sql } from 'kysely'
+
+import { hasKyselyMigrationLockDisabled } from '../connection/without-kysely-migration-lock.js'
 
 /**
  * The advisory lock key of this module's migrations, the same on every instance of the app.
@@ -47,42 +49,12 @@ export class MigrationLockTimeoutError extends Error {
 
 const pgliteQueues = new WeakMap<Kysely<any>, Promise<unknown>>()
 
-const adaptersWithoutKyselyLock = new WeakSet<DialectAdapter>()
-
 /**
- * Wraps a dialect so that Kysely's Migrator takes no lock of its own: the runner holds
- * {@link withMigrationLock} for the whole run. Kysely's Postgres lock is session-level, which
- * leaks through a transaction-mode pooler, and inside a migration transaction that failed its
- * unlock fails too ("current transaction is aborted") and hides the migration's error.
- *
- * @example
- * ```ts
- * new Kysely({ dialect: withoutKyselyMigrationLock(new PostgresDialect({ pool })) })
- * ```
- */
-export function withoutKyselyMigrationLock(dialect: Dialect): Dialect {
-  return {
-    createAdapter: () => {
-      // Same prototype, so that instanceof PGliteAdapter and every capability still hold.
-      const adapter: DialectAdapter = Object.create(dialect.createAdapter(), {
-        acquireMigrationLock: { value: async () => {} },
-        releaseMigrationLock: { value: async () => {} },
-      })
-      adaptersWithoutKyselyLock.add(adapter)
-      return adapter
-    },
-    createDriver: () => dialect.createDriver(),
-    createIntrospector: (db) => dialect.createIntrospector(db),
-    createQueryCompiler: () => dialect.createQueryCompiler(),
-  }
-}
-
-/**
- * Throws unless `db` was made by createDb (its dialect wrapped by
- * {@link withoutKyselyMigrationLock}), which the runner needs.
+ * Throws unless `db` was made by createDb (its dialect wrapped by withoutKyselyMigrationLock),
+ * which the runner needs.
  */
 export function assertRunnerDialect(db: Kysely<any>): void {
-  if (!adaptersWithoutKyselyLock.has(db.getExecutor().adapter)) {
+  if (!hasKyselyMigrationLockDisabled(db)) {
     throw new Error(
       'The migrator was given a Kysely instance that createDb() did not make. Create the database with createDb() ' +
         '(or wrap your dialect with withoutKyselyMigrationLock()), so that the runner holds the only migration lock.',

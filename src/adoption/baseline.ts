@@ -9,12 +9,13 @@ import {
   migrationChecksum,
   type NewChecksum,
   recordMissingChecksums,
-} from './migration-checksums.js'
-import { historyDisagreements, recordedMigrationNames } from './migration-history.js'
-import { withMigrationLock } from './migration-lock.js'
-import { MIGRATION_TABLE_SCHEMA } from './migration-runner.js'
-import { buildSchemaReference, diffWithReference } from './schema-reference.js'
-import type { SchemaDiff } from './schema-diff.js'
+} from '../migrator/checksums.js'
+import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
+import { withMigrationLock } from '../migrator/lock.js'
+import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
+import { migrationNamesUpTo } from '../migrator/migration-names.js'
+import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
+import type { SchemaDiff } from '../schema/diff.js'
 
 /** Options of {@link baselineMigrations}. */
 export interface BaselineOptions extends MigrationSourceOptions {
@@ -83,7 +84,7 @@ export async function baselineMigrations(
 ): Promise<BaselineResult> {
   const reference = await buildSchemaReference(name)
   const { migrationName } = reference
-  const upTo = migrationNames.filter((known) => known <= migrationName)
+  const upTo = migrationNamesUpTo(migrationName)
   const checksums = await Promise.all(
     upTo.map(async (known): Promise<NewChecksum> => ({ name: known, sha256: await migrationChecksum(known, options), origin: 'baseline' })),
   )

@@ -1,4 +1,4 @@
-import { DEFAULT_LOCK_WAIT_MS } from './migration-lock.js'
+import { DEFAULT_LOCK_WAIT_MS } from './lock.js'
 
 /**
  * How a migration run behaves. Each field can also come from the environment (in brackets);

@@ -1,7 +1,8 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
 
-import { QueryError } from './query-error.js'
-import type { DB } from './types.js'
+import { QueryError } from '../connection/query-error.js'
+import { SQLSTATE } from '../connection/sql-state.js'
+import type { DB } from '../types/database.js'
 
 /**
  * Who a request comes from, as PostgREST sees it: the role it switches to, and the JWT's subject
@@ -83,7 +84,7 @@ async function setLocalRole(trx: Transaction<DB>, role: string): Promise<void> {
   try {
     await sql`SET LOCAL ROLE ${sql.id(role)}`.execute(trx)
   } catch (error) {
-    if (error instanceof QueryError && (error.code === '42501' || error.code === '22023' || error.code === '42704')) {
+    if (error instanceof QueryError && [SQLSTATE.insufficientPrivilege, SQLSTATE.invalidParameterValue, SQLSTATE.undefinedObject].includes(error.code as never)) {
       const reason = error.cause instanceof Error ? error.cause.message : error.message
       throw new Error(
         `Cannot switch to role "${role}": ${reason}. The role must exist (Supabase has anon, authenticated and ` +

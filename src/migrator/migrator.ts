@@ -1,13 +1,12 @@
-import { type Kysely, sql } from 'kysely'
+import type { Kysely } from 'kysely'
 import { type MigrationResult, type MigrationResultSet, Migrator, NO_MIGRATIONS, type NoMigrations } from 'kysely/migration'
 
 import { migrationNames } from '../migrations/index.js'
 import { MigrationError } from './migration-error.js'
-import { migrationProvider } from './migration-provider.js'
-import { kyselyMigrator, MIGRATION_TABLE_SCHEMA, type MigrationTarget, runMigrations } from './migration-runner.js'
-import { type MigrateOptions, migrationSettings } from './migration-settings.js'
-
-export { MIGRATION_TABLE_SCHEMA }
+import { migrationProvider } from './provider.js'
+import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
+import { type MigrationTarget, runMigrations } from './runner.js'
+import { type MigrateOptions, migrationSettings } from './settings.js'
 
 /** One migration and when it was applied; `appliedAt` is undefined while it is pending. */
 export interface MigrationStatus {
@@ -127,8 +126,8 @@ export function migrateTo(db: Kysely<any>, name: string | null, options: Migrate
  */
 export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[]> {
   try {
-    const known = await kyselyMigrator(db, migrationSettings()).getMigrations()
-    return known.map(({ name, executedAt }) => ({ name, appliedAt: executedAt }))
+    const applied = new Map((await readMigrationHistory(db)).map((entry) => [entry.name, entry.appliedAt]))
+    return migrationNames.map((name) => ({ name, appliedAt: applied.get(name) }))
   } catch (error) {
     throw new MigrationError({ error }, { activity: 'status' })
   }
@@ -145,18 +144,10 @@ export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[
  * ```
  */
 export async function pendingMigrationNames(db: Kysely<any>): Promise<string[]> {
-  const known = migrationNames
   try {
-    const { rows } = await sql<{ name: string }>`
-      SELECT name FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')}
-    `.execute(db)
-    const applied = new Set(rows.map((row) => row.name))
-    return known.filter((name) => !applied.has(name))
+    const applied = new Set((await readMigrationHistory(db, { times: false })).map((entry) => entry.name))
+    return migrationNames.filter((name) => !applied.has(name))
   } catch (error) {
-    if ((error as { code?: unknown }).code === UNDEFINED_TABLE) return [...known]
     throw new MigrationError({ error }, { activity: 'status' })
   }
 }
-
-/** SQLSTATE of a missing table: no migration has ever run here. */
-const UNDEFINED_TABLE = '42P01'

@@ -1,6 +1,7 @@
 import type { MigrationResult, MigrationResultSet } from 'kysely/migration'
 
-import { isSqlState, QueryError } from './query-error.js'
+import { QueryError } from '../connection/query-error.js'
+import { errorCode, isSqlState } from '../connection/sql-state.js'
 
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET'])
 
@@ -84,8 +85,7 @@ function errorFields(error: unknown): ErrorFields {
     return { message: original, code: error.code, detail: error.detail }
   }
   if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code
-    return { message: error.message, code: typeof code === 'string' ? code : undefined, detail: undefined }
+    return { message: error.message, code: errorCode(error), detail: undefined }
   }
   return { message: String(error), code: undefined, detail: undefined }
 }

@@ -7,10 +7,10 @@ import {
   migrationSourcePath,
   readMigrationChecksums,
   type RecordedChecksum,
-} from './migration-checksums.js'
-import { historyDisagreements, recordedMigrationNames } from './migration-history.js'
-import { formatSchemaDiff, type SchemaDiff } from './schema-diff.js'
-import { buildSchemaReference, diffWithReference } from './schema-reference.js'
+} from '../migrator/checksums.js'
+import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
+import { formatSchemaDiff, type SchemaDiff } from '../schema/diff.js'
+import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
 
 /** Options of {@link checkDrift}. */
 export interface DriftCheckOptions extends MigrationSourceOptions {

@@ -5,7 +5,7 @@ import {
   type SchemaObject,
   type SchemaObjectCategory,
   type SchemaSnapshot,
-} from './schema-snapshot.js'
+} from './snapshot.js'
 
 /** One field of an object that differs: its value live and its value expected. */
 export interface FieldDifference {

@@ -1,3 +1,5 @@
+import { errorCode, isSqlState } from './sql-state.js'
+
 /**
  * The fields that both node-postgres and PGlite put on an error PostgreSQL reported.
  */
@@ -59,22 +61,8 @@ export function toQueryError(error: unknown): unknown {
   return new QueryError(error, error)
 }
 
-/**
- * Whether `code` is a PostgreSQL SQLSTATE (`23503`, `42P07`, `P0001`) rather than one of Node's
- * error codes (`ECONNREFUSED`, `EPERM`).
- *
- * @example
- * ```ts
- * isSqlState('23503') // true
- * isSqlState('EPERM') // false
- * ```
- */
-export function isSqlState(code: unknown): code is string {
-  return typeof code === 'string' && /^([0-9][0-9A-Z]|F0|HV|P0|XX)[0-9A-Z]{3}$/.test(code)
-}
-
 function isPostgresError(error: unknown): error is PostgresErrorFields {
-  return error instanceof Error && isSqlState((error as { code?: unknown }).code)
+  return error instanceof Error && isSqlState(errorCode(error))
 }
 
 function describe(error: PostgresErrorFields): string {

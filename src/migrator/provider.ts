@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import type { Migration, MigrationProvider } from 'kysely/migration'
 
 import { migrations } from '../migrations/index.js'
-import type { MigrationSettings } from './migration-settings.js'
+import type { MigrationSettings } from './settings.js'
 
 /**
  * A migration file opts out of the run's transaction with `export const config = { transaction:

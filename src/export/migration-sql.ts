@@ -1,34 +1,14 @@
-import { migrationNames, migrations } from '../migrations/index.js'
-import { createDb, IN_MEMORY } from './create-db.js'
-import { migrationProvider, runsInTransaction } from './migration-provider.js'
-import { migrationSettings } from './migration-settings.js'
-import { MIGRATION_TABLE_SCHEMA, migrateTo } from './migrator.js'
-import { ensureSupabaseStandIn } from './supabase-stand-in.js'
+import { migrations } from '../migrations/index.js'
+import { createDb, IN_MEMORY } from '../connection/create-db.js'
+import { migrationProvider, runsInTransaction } from '../migrator/provider.js'
+import { migrationSettings } from '../migrator/settings.js'
+import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
+import { migrationBefore, resolveMigrationName } from '../migrator/migration-names.js'
+import { migrateTo } from '../migrator/migrator.js'
+import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 
 /** Which half of a migration to export. */
 export type MigrationDirection = 'up' | 'down'
-
-/**
- * Finds a migration by its full name or by a prefix that only it has, such as `005`.
- * Throws a message that lists the known names otherwise.
- *
- * @example
- * ```ts
- * resolveMigrationName('005') // '005_add_openrouter_integration'
- * ```
- */
-export function resolveMigrationName(query: string): string {
-  const names = migrationNames
-  if (names.includes(query)) return query
-  const matches = names.filter((name) => name.startsWith(query))
-  if (matches.length === 1) return matches[0]!
-  const known = `Known migrations: ${names.join(', ')}.`
-  throw new Error(
-    matches.length === 0
-      ? `No migration is named "${query}". ${known}`
-      : `"${query}" matches several migrations (${matches.join(', ')}); give more of the name.`,
-  )
-}
 
 /**
  * The SQL that a migration runs, as a script for review or for the Supabase SQL Editor. It is
@@ -43,8 +23,7 @@ export function resolveMigrationName(query: string): string {
  */
 export async function exportMigrationSql(name: string, direction: MigrationDirection = 'up'): Promise<string> {
   if (!migrations[name]) return exportMigrationSql(resolveMigrationName(name), direction)
-  const names = migrationNames
-  const startingPoint = direction === 'up' ? (names[names.indexOf(name) - 1] ?? null) : name
+  const startingPoint = direction === 'up' ? migrationBefore(name) : name
   // The defaults, not this machine's environment: the script must not depend on who exports it.
   const settings = migrationSettings({ env: {} })
   const migration = (await migrationProvider(settings).getMigrations())[name]!
@@ -98,7 +77,7 @@ function renderScript(name: string, direction: MigrationDirection, transactional
   return [
     `-- Migration ${name} (${direction}), exported by \`npm run migrate:sql\` from src/migrations/${name}.ts.`,
     ...howToRun,
-    `-- Run by hand, it is not recorded in ${MIGRATION_TABLE_SCHEMA}.kysely_migration.`,
+    `-- Run by hand, it is not recorded in ${MIGRATION_HISTORY_TABLE}.`,
     '',
     ...body.flatMap((statement) => [statement, '']),
   ].join('\n')

@@ -1,0 +1,39 @@
+/** SQLSTATEs the module reacts to, by PostgreSQL's condition name. */
+export const SQLSTATE = {
+  undefinedTable: '42P01',
+  undefinedColumn: '42703',
+  lockNotAvailable: '55P03',
+  insufficientPrivilege: '42501',
+  invalidParameterValue: '22023',
+  undefinedObject: '42704',
+  checkViolation: '23514',
+} as const
+
+/**
+ * The `code` an error carries, whoever threw it: PostgreSQL's SQLSTATE from node-postgres or
+ * PGlite, Node's errno code (`EEXIST`), or the module's own (`MIGRATION_LOCK_TIMEOUT`);
+ * undefined where there is none.
+ *
+ * @example
+ * ```ts
+ * if (errorCode(caught) === SQLSTATE.undefinedTable) return []
+ * ```
+ */
+export function errorCode(error: unknown): string | undefined {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
+  return typeof code === 'string' ? code : undefined
+}
+
+/**
+ * Whether `code` is a PostgreSQL SQLSTATE (`23503`, `42P07`, `P0001`) rather than one of Node's
+ * error codes (`ECONNREFUSED`, `EPERM`).
+ *
+ * @example
+ * ```ts
+ * isSqlState('23503') // true
+ * isSqlState('EPERM') // false
+ * ```
+ */
+export function isSqlState(code: unknown): code is string {
+  return typeof code === 'string' && /^([0-9][0-9A-Z]|F0|HV|P0|XX)[0-9A-Z]{3}$/.test(code)
+}

@@ -1,0 +1,108 @@
+import { type Kysely, sql } from 'kysely'
+
+import { errorCode, SQLSTATE } from '../connection/sql-state.js'
+import { migrationNames } from '../migrations/index.js'
+
+/**
+ * The schema that holds Kysely's history tables (kysely_migration, kysely_migration_lock). Not
+ * `public`: Supabase's default privileges would expose them through the API to anon.
+ */
+export const MIGRATION_TABLE_SCHEMA = 'x402_migrations'
+
+/** Kysely's history table, schema-qualified, for SQL text. */
+export const MIGRATION_HISTORY_TABLE = `${MIGRATION_TABLE_SCHEMA}.kysely_migration`
+
+/** One row of the history: a migration and when it was applied. */
+export interface HistoryEntry {
+  name: string
+  appliedAt: Date
+}
+
+/**
+ * Reads the migration history in one query: the recorded migrations, sorted by name; none where
+ * the table does not exist (nothing was ever recorded). Every reader of the history goes through
+ * here. With `times: false` it reads the names alone, which is start-up's one cheap question.
+ * A missing table is learned from the failed query, so it must not run inside a transaction
+ * that has to survive (use {@link hasMigrationHistory} first there).
+ *
+ * @example
+ * ```ts
+ * (await readMigrationHistory(db)).map((entry) => entry.name) // ['000_baseline_ai_models', …]
+ * ```
+ */
+export async function readMigrationHistory(db: Kysely<any>, options: { times?: boolean } = {}): Promise<HistoryEntry[]> {
+  const times = options.times ?? true
+  try {
+    const { rows } = times
+      ? await sql<{ name: string; timestamp: string | Date }>`
+          SELECT name, timestamp FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')}
+        `.execute(db)
+      : await sql<{ name: string; timestamp?: undefined }>`
+          SELECT name FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')}
+        `.execute(db)
+    return rows
+      .map((row) => ({ name: row.name, appliedAt: new Date(row.timestamp ?? Number.NaN) }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  } catch (error) {
+    if (errorCode(error) === SQLSTATE.undefinedTable) return []
+    throw error
+  }
+}
+
+/**
+ * Whether the history table exists, asked without an error, so it is safe inside a transaction.
+ *
+ * @example
+ * ```ts
+ * if (await hasMigrationHistory(trx)) names = await recordedMigrationNames(trx)
+ * ```
+ */
+export async function hasMigrationHistory(db: Kysely<any>): Promise<boolean> {
+  const { rows } = await sql<{ present: boolean }>`SELECT to_regclass(${MIGRATION_HISTORY_TABLE}) IS NOT NULL AS present`.execute(db)
+  return rows[0]!.present
+}
+
+/**
+ * The names in the history, sorted; none where the table does not exist. Safe inside a
+ * transaction.
+ *
+ * @example
+ * ```ts
+ * await recordedMigrationNames(db) // ['000_baseline_ai_models', …]
+ * ```
+ */
+export async function recordedMigrationNames(db: Kysely<any>): Promise<string[]> {
+  if (!(await hasMigrationHistory(db))) return []
+  return (await readMigrationHistory(db, { times: false })).map((entry) => entry.name)
+}
+
+/**
+ * What is wrong with a recorded history, one sentence each: names this module does not know,
+ * and gaps (Kysely's Migrator requires the applied migrations to be the first ones). With
+ * `upTo`, also names recorded after it, which adopting the database at `upTo` contradicts.
+ *
+ * @example
+ * ```ts
+ * historyDisagreements(['000_baseline_ai_models', '006_x'], '005_add_openrouter_integration')
+ * ```
+ */
+export function historyDisagreements(recorded: readonly string[], upTo?: string): string[] {
+  const known = migrationNames
+  const problems: string[] = []
+  const unknown = recorded.filter((name) => !known.includes(name))
+  if (unknown.length > 0) {
+    problems.push(`the history records ${unknown.join(', ')}, which this module does not have (is the module older than the database?)`)
+  }
+  if (upTo !== undefined) {
+    const later = recorded.filter((name) => known.includes(name) && name > upTo)
+    if (later.length > 0) {
+      problems.push(`the history already records ${later.join(', ')}, which come after ${upTo}: adopt at the newest recorded migration or later`)
+    }
+  }
+  const prefix = known.slice(0, recorded.length - unknown.length)
+  const skipped = prefix.filter((name) => !recorded.includes(name))
+  if (skipped.length > 0) {
+    problems.push(`the history skips ${skipped.join(', ')} while recording later migrations, which Kysely's Migrator refuses`)
+  }
+  return problems
+}

@@ -1,0 +1,54 @@
+import { spawnSync } from 'node:child_process'
+import { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+import { afterAll, describe, expect, it } from 'vitest'
+
+// The dependency rules (.dependency-cruiser.cjs), run by `npm run lint:deps` in CI: they pass on
+// the tree as it is, and fail on a copy of it with a cycle or an upward import added.
+const root = join(import.meta.dirname, '..')
+const depcruise = join(root, 'node_modules', '.bin', 'depcruise')
+const copies: string[] = []
+
+function cruise(cwd: string) {
+  return spawnSync(depcruise, ['src', '--config', '.dependency-cruiser.cjs'], { cwd, encoding: 'utf8' })
+}
+
+function copyOfTheTree(): string {
+  const dir = mkdtempSync(join(root, '.scratch-deps-'))
+  copies.push(dir)
+  cpSync(join(root, 'src'), join(dir, 'src'), { recursive: true })
+  for (const file of ['tsconfig.json', '.dependency-cruiser.cjs', 'package.json']) cpSync(join(root, file), join(dir, file))
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
+  return dir
+}
+
+afterAll(() => {
+  for (const dir of copies) rmSync(dir, { recursive: true, force: true })
+})
+
+describe('import directions', () => {
+  it('the tree passes', () => {
+    const result = cruise(root)
+    expect(result.stdout + result.stderr).toContain('no dependency violations found')
+    expect(result.status).toBe(0)
+  })
+
+  it('fails on an import cycle', () => {
+    const dir = copyOfTheTree()
+    writeFileSync(join(dir, 'src/connection/sql-state.ts'), "import { QueryError } from './query-error.js'\nexport const probe = QueryError\n", { flag: 'a' })
+    const result = cruise(dir)
+    expect(result.status).not.toBe(0)
+    expect(result.stdout).toMatch(/error no-circular: src\/connection\/query-error\.ts/)
+  })
+
+  it('fails on an import from a lower layer to a higher one, and on a migration importing the module', () => {
+    const dir = copyOfTheTree()
+    writeFileSync(join(dir, 'src/connection/sql-state.ts'), "import '../migrator/history.js'\n", { flag: 'a' })
+    writeFileSync(join(dir, 'src/migrations/002_add_claude_integration.ts'), "import '../connection/sql-state.js'\n", { flag: 'a' })
+    const result = cruise(dir)
+    expect(result.status).not.toBe(0)
+    expect(result.stdout).toMatch(/error no-upward-from-connection: src\/connection\/sql-state\.ts → src\/migrator\/history\.ts/)
+    expect(result.stdout).toMatch(/error migrations-import-only-kysely: src\/migrations\/002_add_claude_integration\.ts/)
+  })
+})
