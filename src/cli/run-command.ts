@@ -30,7 +30,7 @@ export function runCommand(label: string, command: (args: string[]) => Promise<n
 }
 
 /** An error's message on one line, for the one-line failure of a command. */
-export function oneLine(error: unknown): string {
+function oneLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error)
   return message.replace(/\s*\n\s*/g, ' ')
 }

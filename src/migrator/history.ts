@@ -23,7 +23,7 @@ export interface HistoryEntry {
  * the table does not exist (nothing was ever recorded). Every reader of the history goes through
  * here. With `times: false` it reads the names alone, which is start-up's one cheap question.
  * A missing table is learned from the failed query, so it must not run inside a transaction
- * that has to survive (use {@link hasMigrationHistory} first there).
+ * that has to survive (use {@link recordedMigrationNames} there).
  *
  * @example
  * ```ts
@@ -49,15 +49,8 @@ export async function readMigrationHistory(db: Kysely<any>, options: { times?: b
   }
 }
 
-/**
- * Whether the history table exists, asked without an error, so it is safe inside a transaction.
- *
- * @example
- * ```ts
- * if (await hasMigrationHistory(trx)) names = await recordedMigrationNames(trx)
- * ```
- */
-export async function hasMigrationHistory(db: Kysely<any>): Promise<boolean> {
+/** Whether the history table exists, asked without an error, so it is safe inside a transaction. */
+async function hasMigrationHistory(db: Kysely<any>): Promise<boolean> {
   const { rows } = await sql<{ present: boolean }>`SELECT to_regclass(${MIGRATION_HISTORY_TABLE}) IS NOT NULL AS present`.execute(db)
   return rows[0]!.present
 }

@@ -19,7 +19,7 @@ export interface SchemaReference {
 /**
  * Builds the reference schema at a migration (a full name or a unique prefix such as `005`):
  * the module's own migrations run on a scratch in-memory PGlite database, with the Supabase
- * stand-in applied before each one as the migrator does everywhere, and then on to the newest
+ * stand-in applied by the runner before the first of them, as it is everywhere, and then on to the newest
  * migration, to learn what the module owns. It never touches DATABASE_URL. Built once per
  * migration and process.
  *

@@ -21,8 +21,8 @@ export type SupabaseStandInOutcome = 'present' | 'applied'
  * privileges Supabase gives in `public`.
  *
  * It does nothing where `auth.users` exists, so a real Supabase database is never touched. It
- * is idempotent and safe to run from several connections at once. The migration provider calls
- * it before each migration, so every way of migrating gets it.
+ * is idempotent and safe to run from several connections at once. The runner calls it once per
+ * run, before the first migration it applies, so every way of migrating gets it.
  *
  * @example
  * ```ts
