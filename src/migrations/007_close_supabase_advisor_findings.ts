@@ -25,6 +25,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`CREATE SCHEMA IF NOT EXISTS x402_migrations`.execute(db)
   await sql`
     CREATE TABLE x402_migrations.prior_state_007 (
+      migration text PRIMARY KEY CHECK (migration = '007_close_supabase_advisor_findings'),
       resources_rls boolean NOT NULL,
       models_rls boolean NOT NULL,
       claude_policy_command text NOT NULL,
@@ -40,7 +41,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   `.execute(db)
   await sql`
     INSERT INTO x402_migrations.prior_state_007
-    SELECT (SELECT relrowsecurity FROM pg_catalog.pg_class WHERE oid = 'public.x402_resources'::regclass),
+    SELECT '007_close_supabase_advisor_findings',
+           (SELECT relrowsecurity FROM pg_catalog.pg_class WHERE oid = 'public.x402_resources'::regclass),
            (SELECT relrowsecurity FROM pg_catalog.pg_class WHERE oid = 'public.ai_models'::regclass),
            CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
                          WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,

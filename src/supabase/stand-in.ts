@@ -92,18 +92,47 @@ const ROLE_STATEMENTS = [
   createRoleUnlessExists('service_role', 'NOLOGIN INHERIT BYPASSRLS', 'rolinherit AND NOT rolcanlogin AND rolbypassrls'),
   createRoleUnlessExists('authenticator', 'LOGIN NOINHERIT', 'NOT rolinherit AND rolcanlogin'),
   sql`GRANT anon, authenticated, service_role TO authenticator`,
-  sql`
+  grantToPostgresUnlessGranted(),
+  roleSettingUnlessSet('anon', 'statement_timeout', '3s'),
+  roleSettingUnlessSet('authenticated', 'statement_timeout', '8s'),
+]
+
+/*
+ * Memberships and role settings are cluster-wide too, and the stand-in's advisory lock is per
+ * database: runs on two databases of one server at once would update the same catalog row
+ * ("tuple concurrently updated"). So each is changed only where it is not there yet, which after
+ * the first run is nowhere.
+ */
+function grantToPostgresUnlessGranted() {
+  return sql`
     DO $$
     BEGIN
-      IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'postgres') THEN
+      IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'postgres')
+         AND EXISTS (SELECT FROM pg_catalog.pg_roles r
+                     WHERE r.rolname IN ('anon', 'authenticated', 'service_role')
+                       AND NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                                       WHERE m.roleid = r.oid AND m.member = 'postgres'::regrole)) THEN
         GRANT anon, authenticated, service_role TO postgres;
       END IF;
     END
     $$
-  `,
-  sql`ALTER ROLE anon SET statement_timeout = '3s'`,
-  sql`ALTER ROLE authenticated SET statement_timeout = '8s'`,
-]
+  `
+}
+
+function roleSettingUnlessSet(role: string, name: string, value: string) {
+  const setting = `${name}=${value}`
+  return sql`
+    DO $$
+    BEGIN
+      IF NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s
+                     WHERE s.setrole = ${sql.lit(role)}::regrole AND s.setdatabase = 0
+                       AND ${sql.lit(setting)} = ANY (s.setconfig)) THEN
+        ALTER ROLE ${sql.id(role)} SET ${sql.raw(name)} = ${sql.lit(value)};
+      END IF;
+    END
+    $$
+  `
+}
 
 const STAND_IN_STATEMENTS = [
   ...ROLE_STATEMENTS,
