@@ -82,7 +82,9 @@ describe.each(testTargets)('exported migration SQL on %s', (target) => {
       await byScripts.destroy()
       await byMigrator.destroy()
     }
-  })
+    // Each export replays the migrations before it on a scratch database of its own: the work
+    // grows with every migration, beyond the default limit on a busy machine.
+  }, 180_000)
 
   it('accepts a unique prefix, and refuses an unknown name with the list of known ones', async () => {
     expect(await exportMigrationSql('005')).toBe(await exportMigrationSql('005_add_openrouter_integration'))
