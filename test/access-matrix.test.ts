@@ -83,4 +83,24 @@ describe.each(testTargets)('measuring access on %s', (target) => {
       '+ | x402_user_claude_configs | table (RLS on) | SELECT | none | all rows | all rows |',
     ])
   })
+
+  it('covers views and sequences too: a view that runs as its owner shows every resource to anon', async () => {
+    const { db } = database
+    await sql`CREATE SEQUENCE public.probe_sequence`.execute(db)
+    await sql`CREATE VIEW public.probe_resources AS SELECT id, name FROM x402_resources`.execute(db)
+    const entries = (await measureAccess(db)).filter((entry) => entry.object.startsWith('probe_'))
+    expect(entries.map(({ object, kind, operation, anon, authenticated, service_role }) => [object, kind, operation, anon, authenticated, service_role])).toEqual([
+      // Supabase's default privileges in public, and a view that reads x402_resources as its
+      // owner, past row level security: exactly what the matrix is there to show in review.
+      ['probe_resources', 'view', 'SELECT', 'all rows', 'all rows', 'all rows'],
+      ['probe_resources', 'view', 'INSERT', 'all rows', 'all rows', 'all rows'],
+      ['probe_resources', 'view', 'UPDATE', 'all rows', 'all rows', 'all rows'],
+      ['probe_resources', 'view', 'DELETE', 'all rows', 'all rows', 'all rows'],
+      ['probe_sequence', 'sequence', 'SELECT', 'allowed', 'allowed', 'allowed'],
+      ['probe_sequence', 'sequence', 'UPDATE', 'allowed', 'allowed', 'allowed'],
+    ])
+    await sql`REVOKE ALL ON public.probe_resources, public.probe_sequence FROM anon`.execute(db)
+    const revoked = (await measureAccess(db)).filter((entry) => entry.object.startsWith('probe_'))
+    expect(revoked.map((entry) => entry.anon)).toEqual(Array.from({ length: 6 }, () => 'none'))
+  })
 })
