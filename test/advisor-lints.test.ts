@@ -37,11 +37,11 @@ describe.each(testTargets)('the advisor on %s', (target) => {
 
   it('finds, before 007, what the issue reported on the module’s objects', async () => {
     const found = (await findings()).filter((finding) => finding.lint !== 'unused_index')
+    // No multiple_permissive_policies: 002's user policy is for everyone, service_role included,
+    // beside service_role's own, but a role with BYPASSRLS does not count.
     expect(found).toEqual([
       { lint: 'auth_rls_initplan', level: 'WARN', schema_name: 'public', object_name: 'x402_user_claude_configs: Users can manage their own Claude config' },
       { lint: 'function_search_path_mutable', level: 'WARN', schema_name: 'public', object_name: 'update_claude_config_updated_at' },
-      // 002's policy is for everyone, service_role included, beside service_role's own: with
-      // BYPASSRLS in the stand-in, service_role does not count.
       { lint: 'rls_disabled_in_public', level: 'ERROR', schema_name: 'public', object_name: 'ai_models' },
       { lint: 'rls_disabled_in_public', level: 'ERROR', schema_name: 'public', object_name: 'x402_resources' },
     ])
