@@ -1,9 +1,12 @@
 /**
  * The tooling entry point, for scripts and tools that manage the schema: the migrate functions
  * and status, adoption of a hand-built database, the drift check, the SQL export, and key
- * rotation. It includes everything the app's entry point (`./index.js`) exports.
+ * rotation, and the access matrix. It includes everything the app's entry point (`./index.js`) exports.
  */
 export * from './index.js'
+export { ACCESS_USERS, seedAccessFixtures } from './access/access-fixtures.js'
+export { ACCESS_MATRIX_FILE, accessMatrixOf, buildAccessMatrix, compareAccessMatrix, formatAccessMatrix } from './access/access-matrix.js'
+export { ACCESS_SCHEMAS, type AccessEntry, type AccessOperation, measureAccess } from './access/measure-access.js'
 export { exportBaselineSql } from './adoption/baseline-sql.js'
 export { type BaselineOptions, BaselineRefusedError, type BaselineResult, baselineMigrations } from './adoption/baseline.js'
 export { checkDrift, type DriftCheckOptions, type DriftReport, driftSummary, formatDriftReport } from './adoption/drift-check.js'

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { migrationNames } from '../src/migrations/index.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
 
@@ -31,38 +32,28 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
   })
 
   it('latest applies everything, list shows it, down reverts one, up applies one', async () => {
+    const newest = migrationNames.at(-1)!
     const latest = await cli(['latest'], env)
     expect(latest.code).toBe(0)
-    expect(lines(latest.stderr).slice(1)).toEqual([
-      'applied  000_baseline_ai_models',
-      'applied  000_baseline_x402_resources',
-      'applied  001_add_prompt_template_fields',
-      'applied  002_add_claude_integration',
-      'applied  005_add_openrouter_integration',
-      'applied  006_openrouter_policies_per_supabase_advice',
-    ])
+    expect(lines(latest.stderr).slice(1)).toEqual(migrationNames.map((name) => `applied  ${name}`))
     expect(lines(latest.stderr)[0]).toMatch(target === 'pglite' ? /^Database: embedded PGlite at / : /^Database: PostgreSQL at postgres:/)
 
     expect((await cli(['latest'], env)).stderr).toContain('Already up to date: no pending migration.')
 
     const down = await cli(['down'], env)
     expect(down.code).toBe(0)
-    expect(down.stderr).toContain('reverted 006_openrouter_policies_per_supabase_advice')
+    expect(down.stderr).toContain(`reverted ${newest}`)
 
     const list = await cli(['list'], env)
     expect(list.code).toBe(0)
     expect(lines(list.stdout).map((line) => line.split(/\s+/))).toEqual([
-      ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '000_baseline_ai_models'],
-      ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '000_baseline_x402_resources'],
-      ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '001_add_prompt_template_fields'],
-      ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '002_add_claude_integration'],
-      ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), '005_add_openrouter_integration'],
-      ['pending', '-', '006_openrouter_policies_per_supabase_advice'],
+      ...migrationNames.slice(0, -1).map((name) => ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), name]),
+      ['pending', '-', newest],
     ])
 
     const up = await cli(['up'], env)
     expect(up.code).toBe(0)
-    expect(up.stderr).toContain('applied  006_openrouter_policies_per_supabase_advice')
+    expect(up.stderr).toContain(`applied  ${newest}`)
   })
 
   it('prints a migration’s SQL on stdout, up and --down', async () => {

@@ -28,6 +28,7 @@ import { testTargets, withTestDatabase } from './support/test-database.js'
 const MIGRATION_005 = '005_add_openrouter_integration'
 const MIGRATION_006 = '006_openrouter_policies_per_supabase_advice'
 const ALL = migrationNames
+const NEWEST = migrationNames.at(-1)!
 
 /** A copy of src/migrations to edit, so that the real comparison sees an edited file. */
 const sourceCopy = mkdtempSync(join(tmpdir(), 'x402-migration-sources-'))
@@ -73,11 +74,13 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateToLatest(db)
       const clean = await checkDrift(db)
-      expect(clean).toMatchObject({ ok: true, migrationName: MIGRATION_006, history: [], pending: [] })
+      expect(clean).toMatchObject({ ok: true, migrationName: NEWEST, history: [], pending: [] })
       expect(clean.schema).toEqual({ differences: [], unmanaged: [] })
       // The runner recorded each checksum as it applied the migration.
       expect(clean.checksums.map(({ status }) => status)).toEqual(ALL.map(() => 'ok'))
-      expect(formatDriftReport(clean)).toMatch(/OK: the schema matches 006_openrouter_policies_per_supabase_advice, and 6 of 6 applied migrations match their checksums\.\n$/)
+      expect(formatDriftReport(clean)).toMatch(
+        new RegExp(`OK: the schema matches ${NEWEST}, and ${ALL.length} of ${ALL.length} applied migrations match their checksums\\.\n$`),
+      )
 
       await sql`ALTER TABLE user_openrouter_integrations DISABLE ROW LEVEL SECURITY`.execute(db)
       await sql`CREATE POLICY "Anyone reads keys" ON user_openrouter_integrations FOR SELECT USING (true)`.execute(db)
@@ -87,13 +90,13 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       const report = formatDriftReport(drifted)
       expect(report).toContain(
         [
-          'Schema, compared with what the migrations up to 006_openrouter_policies_per_supabase_advice produce:',
+          `Schema, compared with what the migrations up to ${NEWEST} produce:`,
           '  user_openrouter_integrations: table: row level security: live false / expected true',
           '  user_openrouter_integrations: unexpected policy "Anyone reads keys" (FOR SELECT TO public USING true): no migration of the module creates it, and it changes who can reach the rows',
           "  x402_resources: column resource_type: default: live 'proxy'::text / expected 'external'::text",
         ].join('\n'),
       )
-      expect(report).toMatch(/DRIFT: 3 schema difference\(s\) from 006_openrouter_policies_per_supabase_advice\.\n$/)
+      expect(report).toMatch(new RegExp(`DRIFT: 3 schema difference\\(s\\) from ${NEWEST}\\.\n$`))
     })
   })
 
@@ -143,11 +146,11 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       expect(before.ok).toBe(true)
       expect(before.checksums.map(({ status }) => status)).toEqual(ALL.map(() => 'unrecorded'))
       expect(formatDriftReport(before)).toContain(
-        `No checksum recorded yet (the next run that applies or reverts a migration records it, or now: npm run migrate:baseline -- ${MIGRATION_006}):`,
+        `No checksum recorded yet (the next run that applies or reverts a migration records it, or now: npm run migrate:baseline -- ${NEWEST}):`,
       )
 
       // What migrate:baseline at the newest applied migration does for them.
-      expect((await baselineMigrations(db, MIGRATION_006)).recorded).toEqual([])
+      expect((await baselineMigrations(db, NEWEST)).recorded).toEqual([])
       const backfilled = await checkDrift(db)
       expect(backfilled.checksums.map(({ status }) => status)).toEqual(ALL.map(() => 'backfilled'))
       expect(formatDriftReport(backfilled)).toContain(`Checksums recorded after the fact (applied before checksums existed; edits before that date cannot be seen):\n  000_baseline_ai_models: recorded `)
@@ -158,15 +161,15 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
 
       await migrateUp(db)
       await syncMigrationChecksums(db)
-      expect((await readMigrationChecksums(db)).get(MIGRATION_006)).toMatchObject({
+      expect((await readMigrationChecksums(db)).get(NEWEST)).toMatchObject({
         origin: 'applied',
-        sha256: await migrationChecksum(MIGRATION_006),
+        sha256: await migrationChecksum(NEWEST),
       })
-      expect((await checkDrift(db)).checksums.find(({ name }) => name === MIGRATION_006)?.status).toBe('ok')
+      expect((await checkDrift(db)).checksums.find(({ name }) => name === NEWEST)?.status).toBe('ok')
 
       // A run that says what it applied gets exact origins, even where it creates the table.
       await sql`DROP TABLE x402_migrations.migration_checksum`.execute(db)
-      await syncMigrationChecksums(db, { appliedNow: [MIGRATION_006] })
+      await syncMigrationChecksums(db, { appliedNow: [NEWEST] })
       const origins = [...(await readMigrationChecksums(db)).values()].map(({ origin }) => origin)
       expect(origins).toEqual([...ALL.slice(0, -1).map(() => 'backfill'), 'applied'])
     })
@@ -181,7 +184,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
 
       const clean = await cli(['check'], env)
       expect(clean.code).toBe(0)
-      expect(lines(clean.stdout).at(-1)).toMatch(/^OK: the schema matches 006_openrouter_policies_per_supabase_advice/)
+      expect(lines(clean.stdout).at(-1)).toMatch(new RegExp(`^OK: the schema matches ${NEWEST}`))
 
       const changer = createDb(database.location)
       await sql`DROP INDEX idx_openrouter_integrations_user_enabled`.execute(changer)
@@ -190,7 +193,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       expect(drifted.code).toBe(1)
       expect(drifted.stdout).toContain('  user_openrouter_integrations: missing index idx_openrouter_integrations_user_enabled: CREATE INDEX')
       expect(lines(drifted.stderr).at(-1)).toBe(
-        'migrate check failed: drift found: 1 schema difference(s) from 006_openrouter_policies_per_supabase_advice (the report above says what and where).',
+        `migrate check failed: drift found: 1 schema difference(s) from ${NEWEST} (the report above says what and where).`,
       )
 
       const unknownFlag = await cli(['check', '--frobnicate'], env)

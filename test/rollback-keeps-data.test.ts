@@ -2,6 +2,7 @@ import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import { exportMigrationSql, MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
+import { migrationNames } from '../src/migrations/index.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
@@ -87,7 +88,10 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
     await migrateToLatest(db)
     const error = await migrateTo(db, '002_add_claude_integration', { env: {} }).catch((caught: unknown) => caught)
     expect(error).toMatchObject({ migrationName: MIGRATION_005, direction: 'Down' })
-    expect((error as Error).message).toContain(`${MIGRATION_006} ran earlier in this run and stays done.`)
+    // Every migration after 005, newest first.
+    const reverted = migrationNames.filter((name) => name > MIGRATION_005).toReversed()
+    expect(reverted.at(-1)).toBe(MIGRATION_006)
+    expect((error as Error).message).toContain(`${reverted.join(', ')} ran earlier in this run and stay${reverted.length === 1 ? 's' : ''} done.`)
     const applied = (await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)
     expect(applied.at(-1)).toBe(MIGRATION_005)
   })

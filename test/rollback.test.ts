@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import { migrateDown, migrateTo, migrateToLatest, migrateUp } from '../src/tooling.js'
+import { migrateDown, migrateTo, migrateUp } from '../src/tooling.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
@@ -38,7 +38,7 @@ describe.each(testTargets)('rolling back on %s', (target) => {
     await migrateUp(db)
     const at005 = await snapshotPublicSchema(db)
 
-    expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual([MIGRATION_006])
+    expect((await migrateTo(db, MIGRATION_006)).map((result) => result.migrationName)).toEqual([MIGRATION_006])
     const latest = await snapshotPublicSchema(db)
     expect(latest.policies).not.toEqual(at005.policies)
     expect(latest.functions).not.toEqual(at005.functions)
@@ -46,7 +46,7 @@ describe.each(testTargets)('rolling back on %s', (target) => {
     expect((await migrateDown(db)).map((result) => result.migrationName)).toEqual([MIGRATION_006])
     expect(await snapshotPublicSchema(db)).toEqual(at005)
 
-    await migrateToLatest(db)
+    await migrateTo(db, MIGRATION_006)
     const reverted = await migrateTo(db, BEFORE_005)
     expect(reverted.map((result) => [result.migrationName, result.direction])).toEqual([
       [MIGRATION_006, 'Down'],

@@ -18,9 +18,9 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
         WHERE rolname IN ('anon', 'authenticated', 'service_role') ORDER BY rolname
       `.execute(db)
       expect(roles.rows).toEqual([
-        { rolname: 'anon', rolinherit: false, rolcanlogin: false, rolbypassrls: false },
-        { rolname: 'authenticated', rolinherit: false, rolcanlogin: false, rolbypassrls: false },
-        { rolname: 'service_role', rolinherit: false, rolcanlogin: false, rolbypassrls: true },
+        { rolname: 'anon', rolinherit: true, rolcanlogin: false, rolbypassrls: false },
+        { rolname: 'authenticated', rolinherit: true, rolcanlogin: false, rolbypassrls: false },
+        { rolname: 'service_role', rolinherit: true, rolcanlogin: false, rolbypassrls: true },
       ])
 
       const columns = await sql<{ column_name: string }>`
@@ -32,13 +32,69 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
     })
   })
 
+  it('has Supabase’s login role, memberships and per-role timeouts', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await ensureSupabaseStandIn(db)
+      const { rows } = await sql<{ rolname: string; rolinherit: boolean; rolcanlogin: boolean; settings: string[] | null }>`
+        SELECT r.rolname, r.rolinherit, r.rolcanlogin,
+               (SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setrole = r.oid AND s.setdatabase = 0) AS settings
+        FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated', 'authenticator') ORDER BY r.rolname
+      `.execute(db)
+      expect(rows).toEqual([
+        { rolname: 'anon', rolinherit: true, rolcanlogin: false, settings: ['statement_timeout=3s'] },
+        { rolname: 'authenticated', rolinherit: true, rolcanlogin: false, settings: ['statement_timeout=8s'] },
+        { rolname: 'authenticator', rolinherit: false, rolcanlogin: true, settings: null },
+      ])
+
+      const members = await sql<{ role: string; postgres: boolean; authenticator: boolean }>`
+        SELECT role, pg_has_role('postgres', role, 'MEMBER') AS postgres,
+               pg_has_role('authenticator', role, 'MEMBER') AS authenticator
+        FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) AS role ORDER BY role
+      `.execute(db)
+      expect(members.rows).toEqual(
+        ['anon', 'authenticated', 'service_role'].map((role) => ({ role, postgres: true, authenticator: true })),
+      )
+      // A membership granted to postgres, not only a superuser's reach.
+      const granted = await sql<{ role: string }>`
+        SELECT m.roleid::regrole::text AS role FROM pg_auth_members m
+        WHERE m.member = 'postgres'::regrole AND m.roleid::regrole::text IN ('anon', 'authenticated', 'service_role')
+        ORDER BY 1
+      `.execute(db)
+      expect(granted.rows.map((row) => row.role)).toEqual(['anon', 'authenticated', 'service_role'])
+    })
+  })
+
+  it('keeps auth.users from every API role, service_role included, with RLS on', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await ensureSupabaseStandIn(db)
+      const { rows } = await sql<{ rls: boolean; granted: string[] }>`
+        SELECT c.relrowsecurity AS rls,
+               ARRAY(SELECT role FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'authenticator']) AS role
+                     WHERE has_table_privilege(role, 'auth.users', 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')) AS granted
+        FROM pg_class c WHERE c.oid = 'auth.users'::regclass
+      `.execute(db)
+      expect(rows).toEqual([{ rls: true, granted: [] }])
+
+      for (const role of ['service_role', 'authenticated', 'anon']) {
+        const refused = await db
+          .transaction()
+          .execute(async (trx) => {
+            await sql`SET LOCAL ROLE ${sql.id(role)}`.execute(trx)
+            await sql`SELECT count(*) FROM auth.users`.execute(trx)
+          })
+          .then(() => 'allowed', (error: Error) => error.message)
+        expect(refused, role).toMatch(/permission denied for table users/)
+      }
+    })
+  })
+
   it('reads the request’s JWT as Supabase does, and returns NULL outside a request', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await ensureSupabaseStandIn(db)
-      const read = sql<{ uid: string | null; role: string | null; jwt: unknown }>`
-        SELECT auth.uid() AS uid, auth.role() AS role, auth.jwt() AS jwt
+      const read = sql<{ uid: string | null; role: string | null; email: string | null; jwt: unknown }>`
+        SELECT auth.uid() AS uid, auth.role() AS role, auth.email() AS email, auth.jwt() AS jwt
       `
-      expect((await read.execute(db)).rows).toEqual([{ uid: null, role: null, jwt: null }])
+      expect((await read.execute(db)).rows).toEqual([{ uid: null, role: null, email: null, jwt: null }])
 
       const sub = '11111111-2222-4333-8444-555555555555'
       const claims = { sub, role: 'authenticated', email: 'a@example.test' }
@@ -46,14 +102,15 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
         await sql`SELECT set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`.execute(trx)
         return (await read.execute(trx)).rows[0]
       })
-      expect(current).toEqual({ uid: sub, role: 'authenticated', jwt: claims })
+      expect(current).toEqual({ uid: sub, role: 'authenticated', email: 'a@example.test', jwt: claims })
 
       const older = await db.transaction().execute(async (trx) => {
         await sql`SELECT set_config('request.jwt.claim.sub', ${sub}, true)`.execute(trx)
         await sql`SELECT set_config('request.jwt.claim.role', 'anon', true)`.execute(trx)
+        await sql`SELECT set_config('request.jwt.claim.email', 'b@example.test', true)`.execute(trx)
         return (await read.execute(trx)).rows[0]
       })
-      expect(older).toMatchObject({ uid: sub, role: 'anon' })
+      expect(older).toMatchObject({ uid: sub, role: 'anon', email: 'b@example.test' })
     })
   })
 

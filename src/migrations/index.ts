@@ -6,6 +6,7 @@ import * as m001AddPromptTemplateFields from './001_add_prompt_template_fields.j
 import * as m002AddClaudeIntegration from './002_add_claude_integration.js'
 import * as m005AddOpenrouterIntegration from './005_add_openrouter_integration.js'
 import * as m006OpenrouterPoliciesPerSupabaseAdvice from './006_openrouter_policies_per_supabase_advice.js'
+import * as m007CloseSupabaseAdvisorFindings from './007_close_supabase_advisor_findings.js'
 
 /**
  * Every migration of the module, keyed by its file name without extension. Kysely applies them
@@ -20,6 +21,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '002_add_claude_integration': m002AddClaudeIntegration,
   '005_add_openrouter_integration': m005AddOpenrouterIntegration,
   '006_openrouter_policies_per_supabase_advice': m006OpenrouterPoliciesPerSupabaseAdvice,
+  '007_close_supabase_advisor_findings': m007CloseSupabaseAdvisorFindings,
 }
 
 /** Every migration's name, in the order Kysely applies them (by name). */

@@ -47,11 +47,29 @@ export async function asRequester<T>(
     )
   }
   return db.transaction().execute(async (trx) => {
-    const claims = JSON.stringify({ ...requester, aud: requester.role })
-    await sql`SELECT set_config('request.jwt.claims', ${claims}, true)`.execute(trx)
-    await setLocalRole(trx, requester.role)
+    await enterRequest(trx, requester)
     return query(trx)
   })
+}
+
+/**
+ * The two statements with which PostgREST turns an open transaction into `requester`'s request:
+ * `request.jwt.claims` (transaction-local) and `SET LOCAL ROLE`. For code that must prepare the
+ * transaction as the database user first and then act as the requester, such as the access
+ * matrix; anything else wants {@link asRequester}, which opens and ends the transaction too.
+ *
+ * @example
+ * ```ts
+ * await db.transaction().execute(async (trx) => {
+ *   await enterRequest(trx, { role: 'anon' })
+ *   return trx.selectFrom('ai_models').selectAll().execute()
+ * })
+ * ```
+ */
+export async function enterRequest(trx: Transaction<any>, requester: Requester): Promise<void> {
+  const claims = JSON.stringify({ ...requester, aud: requester.role })
+  await sql`SELECT set_config('request.jwt.claims', ${claims}, true)`.execute(trx)
+  await setLocalRole(trx, requester.role)
 }
 
 /**
@@ -80,7 +98,7 @@ export function asService<T>(db: Kysely<DB>, query: (trx: Transaction<DB>) => Pr
   return asRequester(db, { role: 'service_role' }, query)
 }
 
-async function setLocalRole(trx: Transaction<DB>, role: string): Promise<void> {
+async function setLocalRole(trx: Transaction<any>, role: string): Promise<void> {
   try {
     await sql`SET LOCAL ROLE ${sql.id(role)}`.execute(trx)
   } catch (error) {

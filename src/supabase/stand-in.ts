@@ -16,9 +16,10 @@ export type SupabaseStandInOutcome = 'present' | 'applied'
 
 /**
  * Gives a plain PostgreSQL or PGlite database the Supabase platform pieces that the schema
- * depends on: the roles anon, authenticated, service_role and authenticator, schema `auth`
- * with `auth.users`, `auth.uid()`, `auth.role()` and `auth.jwt()`, and the grants and default
- * privileges Supabase gives in `public`.
+ * depends on, as Supabase has them today: the roles anon, authenticated, service_role and
+ * authenticator (with postgres a member of the API roles), schema `auth` with `auth.users` (RLS
+ * on, no grant to the API roles), `auth.uid()`, `auth.role()`, `auth.email()` and `auth.jwt()`,
+ * and the grants and default privileges Supabase gives in `public`.
  *
  * It does nothing where `auth.users` exists, so a real Supabase database is never touched. It
  * is idempotent and safe to run from several connections at once. The runner calls it once per
@@ -59,27 +60,82 @@ async function hasAuthUsers(db: Kysely<any>): Promise<boolean> {
 
 /**
  * Roles are cluster-wide, so another database of the same server may have created them: a
- * duplicate is not an error. The attributes are Supabase's.
+ * duplicate is not an error. Where the role exists without Supabase's attributes (as an older
+ * stand-in created them: API roles NOINHERIT, authenticator NOLOGIN), they are set; where it has
+ * them, nothing is altered, which would need more privilege than the check.
  */
-function createRoleUnlessExists(role: string, attributes: string) {
+function createRoleUnlessExists(role: string, attributes: string, hasThem: string) {
   return sql`
     DO $$
     BEGIN
       CREATE ROLE ${sql.id(role)} ${sql.raw(attributes)};
     EXCEPTION WHEN duplicate_object OR unique_violation THEN
-      NULL;
+      IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(role)} AND ${sql.raw(hasThem)}) THEN
+        ALTER ROLE ${sql.id(role)} ${sql.raw(attributes)};
+      END IF;
+    END
+    $$
+  `
+}
+
+/**
+ * Supabase's API roles: created NOINHERIT, switched to INHERIT by the platform migration
+ * `alter_api_roles_for_inherit` (2023). service_role bypasses row level security. PostgREST
+ * logs in as authenticator (`create user authenticator noinherit`) and switches to them; here it
+ * has no password, so it logs in only where the server trusts local connections. postgres is a
+ * member of the three (`grant anon, authenticated, service_role to postgres`), and anon's and
+ * authenticated's requests have Supabase's statement_timeout.
+ */
+const ROLE_STATEMENTS = [
+  createRoleUnlessExists('anon', 'NOLOGIN INHERIT', 'rolinherit AND NOT rolcanlogin'),
+  createRoleUnlessExists('authenticated', 'NOLOGIN INHERIT', 'rolinherit AND NOT rolcanlogin'),
+  createRoleUnlessExists('service_role', 'NOLOGIN INHERIT BYPASSRLS', 'rolinherit AND NOT rolcanlogin AND rolbypassrls'),
+  createRoleUnlessExists('authenticator', 'LOGIN NOINHERIT', 'NOT rolinherit AND rolcanlogin'),
+  sql`GRANT anon, authenticated, service_role TO authenticator`,
+  grantToPostgresUnlessGranted(),
+  roleSettingUnlessSet('anon', 'statement_timeout', '3s'),
+  roleSettingUnlessSet('authenticated', 'statement_timeout', '8s'),
+]
+
+/*
+ * Memberships and role settings are cluster-wide too, and the stand-in's advisory lock is per
+ * database: runs on two databases of one server at once would update the same catalog row
+ * ("tuple concurrently updated"). So each is changed only where it is not there yet, which after
+ * the first run is nowhere.
+ */
+function grantToPostgresUnlessGranted() {
+  return sql`
+    DO $$
+    BEGIN
+      IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'postgres')
+         AND EXISTS (SELECT FROM pg_catalog.pg_roles r
+                     WHERE r.rolname IN ('anon', 'authenticated', 'service_role')
+                       AND NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                                       WHERE m.roleid = r.oid AND m.member = 'postgres'::regrole)) THEN
+        GRANT anon, authenticated, service_role TO postgres;
+      END IF;
+    END
+    $$
+  `
+}
+
+function roleSettingUnlessSet(role: string, name: string, value: string) {
+  const setting = `${name}=${value}`
+  return sql`
+    DO $$
+    BEGIN
+      IF NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s
+                     WHERE s.setrole = ${sql.lit(role)}::regrole AND s.setdatabase = 0
+                       AND ${sql.lit(setting)} = ANY (s.setconfig)) THEN
+        ALTER ROLE ${sql.id(role)} SET ${sql.raw(name)} = ${sql.lit(value)};
+      END IF;
     END
     $$
   `
 }
 
 const STAND_IN_STATEMENTS = [
-  createRoleUnlessExists('anon', 'NOLOGIN NOINHERIT'),
-  createRoleUnlessExists('authenticated', 'NOLOGIN NOINHERIT'),
-  createRoleUnlessExists('service_role', 'NOLOGIN NOINHERIT BYPASSRLS'),
-  // PostgREST's login role; here without a password or LOGIN, as nothing logs in with it.
-  createRoleUnlessExists('authenticator', 'NOLOGIN NOINHERIT'),
-  sql`GRANT anon, authenticated, service_role TO authenticator`,
+  ...ROLE_STATEMENTS,
 
   sql`CREATE SCHEMA IF NOT EXISTS auth`,
   sql`
@@ -135,6 +191,16 @@ const STAND_IN_STATEMENTS = [
     $$
   `,
   sql`
+    CREATE OR REPLACE FUNCTION auth.email() RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+      SELECT coalesce(
+        nullif(current_setting('request.jwt.claim.email', true), ''),
+        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
+      )::text
+    $$
+  `,
+  sql`
     CREATE OR REPLACE FUNCTION auth.jwt() RETURNS jsonb
     LANGUAGE sql STABLE
     AS $$
@@ -145,8 +211,11 @@ const STAND_IN_STATEMENTS = [
     $$
   `,
   sql`GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role`,
-  sql`GRANT EXECUTE ON FUNCTION auth.uid(), auth.role(), auth.jwt() TO anon, authenticated, service_role`,
-  sql`GRANT ALL ON auth.users TO service_role`,
+  sql`GRANT EXECUTE ON FUNCTION auth.uid(), auth.role(), auth.email(), auth.jwt() TO anon, authenticated, service_role`,
+  // As Supabase Auth leaves it: RLS on and no grant to any API role, so even service_role is
+  // refused ("permission denied"). The module only references the table in foreign keys, which
+  // the server checks as the referencing table's owner.
+  sql`ALTER TABLE auth.users ENABLE ROW LEVEL SECURITY`,
 
   // Supabase exposes public to the API roles and leaves protection to RLS.
   sql`GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role`,

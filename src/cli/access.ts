@@ -1,0 +1,42 @@
+/**
+ * `npm run db:access`: measures who may do what with every object of the module's schemas, on a
+ * scratch in-memory database built from the migrations, and writes docs/access-matrix.md.
+ * `npm run db:access:check` (`db:access -- --check`) writes nothing and fails when the committed
+ * file differs from what the migrations produce now, printing the lines that differ.
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+import { ACCESS_MATRIX_FILE, buildAccessMatrix, compareAccessMatrix } from '../access/access-matrix.js'
+import { runCommand, splitArguments } from './run-command.js'
+
+/** From src/cli and from dist/cli alike, two folders up is the repository. */
+const MATRIX_PATH = fileURLToPath(new URL(`../../${ACCESS_MATRIX_FILE}`, import.meta.url))
+
+async function main(args: string[]): Promise<number> {
+  const { flags } = splitArguments(args, ['--check'], 0, () => 'db:access takes optionally --check.')
+  const current = await buildAccessMatrix()
+  if (!flags.has('--check')) {
+    writeFileSync(MATRIX_PATH, current)
+    console.error(`Wrote ${ACCESS_MATRIX_FILE}: review its diff, and commit it with the migration.`)
+    return 0
+  }
+  let committed: string
+  try {
+    committed = readFileSync(MATRIX_PATH, 'utf8')
+  } catch {
+    throw new Error(`${ACCESS_MATRIX_FILE} is missing. Run \`npm run db:access\` and commit it.`)
+  }
+  const differences = compareAccessMatrix(committed, current)
+  if (differences.length === 0) {
+    console.error(`${ACCESS_MATRIX_FILE} is current.`)
+    return 0
+  }
+  console.log(differences.join('\n'))
+  throw new Error(
+    `${ACCESS_MATRIX_FILE} differs from the access the migrations give now (lines above: - committed, + now). ` +
+      'If the change of access is intended, run `npm run db:access` and commit the file with the migration, for review.',
+  )
+}
+
+runCommand(process.argv.includes('--check') ? 'db:access --check' : 'db:access', main)
