@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto'
 
 import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
+import type { Migration } from 'kysely/migration'
 import pg from 'pg'
 
 import { withoutKyselyMigrationLock } from '../connection/without-kysely-migration-lock.js'
 import { migrationNames } from '../migrations/index.js'
 import { migrateTo } from '../migrator/migrator.js'
-import { migrationProvider, runsInTransaction } from '../migrator/provider.js'
+import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
 import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 import { readExistingTables } from './existing-tables.js'
@@ -18,8 +19,14 @@ import { withStatementProbes } from './probing-dialect.js'
 import { splitSqlStatements } from './split-sql.js'
 import { type ScratchKind, StatementRecorder } from './statement-recorder.js'
 
-/** What to rehearse: a migration of the module, or an SQL script (such as a plan's). */
-export type RehearsalStep = { migration: string } | { script: string; name: string }
+/**
+ * What to rehearse: a migration of the module (by name), an SQL script (such as a plan's), or a
+ * migration that is not in the module (a candidate, or a test's), run as the runner would.
+ */
+export type RehearsalStep =
+  | { migration: string }
+  | { name: string; script: string }
+  | { name: string; candidate: Migration & { config?: MigrationConfig } }
 
 /** Where and from which state a rehearsal runs. */
 export interface RehearsalOptions {
@@ -70,7 +77,7 @@ export async function rehearse(steps: readonly RehearsalStep[], options: Rehears
     const migrations: MigrationRehearsal[] = []
     for (const step of steps) {
       const name = 'migration' in step ? step.migration : step.name
-      const migration = 'migration' in step ? prepared[step.migration] : undefined
+      const migration = 'migration' in step ? prepared[step.migration] : 'candidate' in step ? step.candidate : undefined
       if ('migration' in step && !migration) throw new Error(`No migration is named "${step.migration}". Known migrations: ${migrationNames.join(', ')}.`)
       const runnerTransaction = migration ? runsInTransaction(migration) : false
       recorder.start(await readExistingTables(db))

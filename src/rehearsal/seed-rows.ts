@@ -10,7 +10,7 @@ export interface SeededTable {
  * Fills the tables that carry the app's traffic with `rows[table]` rows of plausible values, so
  * that a scan or a rewrite takes the time it takes on data, and then analyzes them (autovacuum
  * then has nothing to do while the rehearsal runs). Only the columns the baselines create are
- * written: every later column is nullable or has a default. Tables it does not know stay empty.
+ * written: every later column is nullable or has a default. Tables it does not know, or that do not exist yet, stay empty.
  *
  * @example
  * ```ts
@@ -19,7 +19,10 @@ export interface SeededTable {
  */
 export async function seedRepresentativeRows(db: Kysely<any>, rows: Readonly<Record<string, number>>): Promise<SeededTable[]> {
   const seeded: SeededTable[] = []
-  const models = Math.max(0, Math.floor(rows.ai_models ?? 0))
+  const { rows: present } = await sql<{ models: boolean; resources: boolean }>`
+    SELECT to_regclass('public.ai_models') IS NOT NULL AS models, to_regclass('public.x402_resources') IS NOT NULL AS resources
+  `.execute(db)
+  const models = present[0]!.models ? Math.max(0, Math.floor(rows.ai_models ?? 0)) : 0
   if (models > 0) {
     await sql`
       INSERT INTO ai_models (openrouter_id, display_name, provider, context_length, pricing)
@@ -29,7 +32,7 @@ export async function seedRepresentativeRows(db: Kysely<any>, rows: Readonly<Rec
     `.execute(db)
     seeded.push({ table: 'ai_models', rows: models })
   }
-  const resources = Math.max(0, Math.floor(rows.x402_resources ?? 0))
+  const resources = present[0]!.resources ? Math.max(0, Math.floor(rows.x402_resources ?? 0)) : 0
   if (resources > 0) {
     await sql`
       INSERT INTO x402_resources (name, slug, description, resource_url, normalized_url, network, pay_to, resource_type)
