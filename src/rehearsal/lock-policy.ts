@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 
-import { blocksWrites } from './lock-modes.js'
+import { blocksWrites, type LockMode, strongestFirst } from './lock-modes.js'
 import type { MeasuredStatement, MigrationRehearsal } from './measured-statement.js'
 
 /** The lock policy of the repository (lock-policy.json), checked by `npm run lint:locks`. */
@@ -102,7 +102,13 @@ export function checkLockPolicy(rehearsal: MigrationRehearsal, policy: LockPolic
     policy.busyTables.some((name) => name === table || `public.${table}` === name || table === `public.${name}`) &&
     !exceptions.some((exception) => exception.table === table || exception.table === `public.${table}`)
   for (const statement of rehearsal.statements) {
-    for (const lock of statement.locks) {
+    // The strongest mode a statement took on a table speaks for it: one finding per table.
+    const strongest = new Map<string, LockMode>()
+    for (const mode of strongestFirst(statement.locks.map((lock) => lock.mode))) {
+      for (const lock of statement.locks) if (lock.mode === mode && !strongest.has(lock.table)) strongest.set(lock.table, mode)
+    }
+    for (const [table, mode] of strongest) {
+      const lock = { table, mode }
       if (!blocksWrites(lock.mode) || !busy(lock.table)) continue
       for (const during of heldDuring(rehearsal.statements, statement)) {
         const work = [

@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs'
+
+import { type Kysely, sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+
+import {
+  checkLockPolicy,
+  describeStatement,
+  type LockLint,
+  type LockPolicy,
+  lintMigrationLocks,
+  type MeasuredStatement,
+  type MigrationRehearsal,
+  readLockExceptions,
+  readLockPolicy,
+  type Rehearsal,
+  rehearse,
+} from '../src/tooling.js'
+import { splitSqlStatements } from '../src/rehearsal/split-sql.js'
+import { testTargets } from './support/test-database.js'
+
+// The measured lock report (migrate:plan, lint:locks): each statement rehearsed on a scratch
+// database with rows, its locks read from pg_locks, rewrites from relfilenode, scans from the
+// scan counters. On PostgreSQL the scratch database is created on the TEST_DATABASE_URL server;
+// on PGlite it is in memory, where a statement outside a transaction cannot be watched.
+
+const PLAN_SQL = readFileSync(new URL('./fixtures/plan-005-openrouter-integration.sql', import.meta.url), 'utf8')
+const POLICY = readLockPolicy(new URL('../lock-policy.json', import.meta.url).pathname)
+const ROWS = 500
+const policy: LockPolicy = { ...POLICY, rows: ROWS }
+
+function serverOf(target: string): string | undefined {
+  return target === 'postgres' ? process.env.TEST_DATABASE_URL : undefined
+}
+
+function find(migration: MigrationRehearsal, start: RegExp): MeasuredStatement[] {
+  return migration.statements.filter((statement) => start.test(statement.sql.replace(/\s+/g, ' ')))
+}
+
+function modesOn(statement: MeasuredStatement, table: string): string[] {
+  return statement.locks.filter((lock) => lock.table === table).map((lock) => lock.mode)
+}
+
+/** Candidate migrations that each block writes to x402_resources while they scan or rewrite it. */
+const UNSAFE = {
+  unsafe_plain_index: async (db: Kysely<any>) => {
+    await sql`CREATE INDEX idx_x402_resources_name ON x402_resources (name)`.execute(db)
+  },
+  unsafe_validated_check: async (db: Kysely<any>) => {
+    await sql`ALTER TABLE x402_resources ADD CONSTRAINT x402_resources_name_check CHECK (length(name) > 0)`.execute(db)
+  },
+  unsafe_volatile_default: async (db: Kysely<any>) => {
+    await sql`ALTER TABLE x402_resources ADD COLUMN request_token uuid DEFAULT gen_random_uuid()`.execute(db)
+  },
+}
+
+describe.each(testTargets)('the measured lock report on %s', (target) => {
+  let modules: LockLint | undefined
+  const moduleLint = async () => (modules ??= await lintMigrationLocks(policy, { server: serverOf(target) }))
+
+  it('shows 005 holding ACCESS EXCLUSIVE on x402_resources only for its catalog-only step, and passes the policy with 006', async () => {
+    const lint = await moduleLint()
+    const [m005, m006] = lint.rehearsal.migrations
+    expect(m005!.name).toBe('005_add_openrouter_integration')
+    expect(m006!.name).toBe('006_openrouter_policies_per_supabase_advice')
+    expect(lint.violations).toEqual([])
+    expect(lint.rehearsal.seeded).toContainEqual({ table: 'x402_resources', rows: ROWS })
+
+    const exclusive = m005!.statements.filter((statement) => modesOn(statement, 'x402_resources').includes('ACCESS EXCLUSIVE'))
+    expect(exclusive.map((statement) => statement.sql)).toEqual([expect.stringMatching(/^ALTER TABLE x402_resources\s+ADD COLUMN openrouter_model_id/)])
+    const step1 = m005!.statements.filter((statement) => statement.transaction === exclusive[0]!.transaction)
+    for (const statement of step1) {
+      expect(statement.rewrote).toEqual([])
+      expect(statement.scanned).toEqual([])
+    }
+    expect(exclusive[0]!.lockTimeout).toBe('2s')
+    expect(exclusive[0]!.locks.every((lock) => lock.heldMs !== null && lock.heldMs > 0)).toBe(true)
+
+    const validations = find(m005!, /^ALTER TABLE x402_resources VALIDATE CONSTRAINT/)
+    expect(validations).toHaveLength(2)
+    expect(modesOn(validations[0]!, 'x402_resources')).toEqual(['SHARE UPDATE EXCLUSIVE'])
+    for (const validation of validations) {
+      expect(validation.transaction).not.toBeNull()
+      expect(validation.scanned).toContainEqual({ table: 'x402_resources', rowsRead: ROWS })
+    }
+  })
+
+  it('shows the concurrent index build outside a transaction, blocking no write, or says it cannot see it', async () => {
+    const [m005] = (await moduleLint()).rehearsal.migrations
+    const [build] = find(m005!, /^CREATE INDEX CONCURRENTLY/)
+    expect(build!.transaction).toBeNull()
+    if (target === 'postgres') {
+      expect(build!.lockEvidence).toBe('second-session')
+      expect(modesOn(build!, 'x402_resources')).toContain('SHARE UPDATE EXCLUSIVE')
+      expect(build!.locks.filter((lock) => ['SHARE', 'SHARE ROW EXCLUSIVE', 'EXCLUSIVE', 'ACCESS EXCLUSIVE'].includes(lock.mode))).toEqual([])
+      expect(build!.scanned?.map((scan) => scan.table)).toContain('x402_resources')
+    } else {
+      expect(build!.lockEvidence).toBe('not-measurable')
+      expect(build!.locks).toEqual([])
+      expect(describeStatement(build!)).toMatch(/locks not measurable here/)
+      expect(modules!.unmeasured.length).toBeGreaterThan(0)
+    }
+  })
+
+  it("shows the plan's plain SQL scanning for the CHECK under ACCESS EXCLUSIVE and building the index under SHARE", async () => {
+    const rehearsal: Rehearsal = await rehearse([{ name: 'plan-005', script: PLAN_SQL }], {
+      server: serverOf(target),
+      startingPoint: '002_add_claude_integration',
+      rows: { x402_resources: ROWS },
+    })
+    const [plan] = rehearsal.migrations
+    expect(plan!.error).toBeUndefined()
+    const [check] = find(plan!, /^ALTER TABLE x402_resources ADD CONSTRAINT x402_resources_resource_type_check/)
+    const [index] = find(plan!, /^CREATE INDEX idx_x402_resources_openrouter_model/)
+    const exclusiveFrom = plan!.statements.find((statement) => modesOn(statement, 'x402_resources').includes('ACCESS EXCLUSIVE'))!
+    expect(exclusiveFrom.index).toBeLessThan(check!.index)
+    expect(check!.transaction).toBe(exclusiveFrom.transaction)
+    expect(check!.scanned).toContainEqual({ table: 'x402_resources', rowsRead: ROWS })
+    expect(modesOn(index!, 'x402_resources')).toContain('SHARE')
+    expect(index!.scanned?.map((scan) => scan.table)).toContain('x402_resources')
+    expect(index!.transaction).toBe(exclusiveFrom.transaction)
+    expect(checkLockPolicy(plan!, policy).map((violation) => violation.table)).toContain('x402_resources')
+  })
+
+  it('catches a plain CREATE INDEX, a CHECK without NOT VALID and a column with a volatile default, unless the migration gives a reason', async () => {
+    const allowed = '// lint:locks allow x402_resources: x402_resources is still empty when this runs'
+    const lint = await lintMigrationLocks(policy, {
+      server: serverOf(target),
+      startingPoint: '006_openrouter_policies_per_supabase_advice',
+      steps: Object.entries(UNSAFE).map(([name, up]) => ({ name, candidate: { up } })),
+      sourceOf: (name) => (name === 'unsafe_volatile_default' ? allowed : ''),
+    })
+    const [index, check, volatile] = lint.rehearsal.migrations
+    expect(checkLockPolicy(index!, policy)[0]!.message).toMatch(/takes SHARE on x402_resources, held while itself scans x402_resources/)
+    expect(checkLockPolicy(check!, policy)[0]!.message).toMatch(/takes ACCESS EXCLUSIVE on x402_resources, held while itself scans x402_resources/)
+    expect(checkLockPolicy(volatile!, policy)[0]!.message).toMatch(/takes ACCESS EXCLUSIVE on x402_resources, held while itself rewrites x402_resources/)
+    expect(lint.violations.map((violation) => violation.migration)).toEqual(['unsafe_plain_index', 'unsafe_validated_check'])
+    expect(lint.excused).toEqual([{ migration: 'unsafe_volatile_default', table: 'x402_resources', reason: 'x402_resources is still empty when this runs' }])
+  })
+})
+
+describe('the lock policy pieces', () => {
+  it('refuses an exception without a reason', () => {
+    expect(() => readLockExceptions('// lint:locks allow x402_resources', '007_x')).toThrow(/007_x: .* gives no reason/)
+  })
+
+  it('splits a script at its statements, not inside quotes, bodies or comments', () => {
+    expect(splitSqlStatements("BEGIN; -- a; comment\nSELECT ';'; CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql; COMMIT;")).toEqual([
+      'BEGIN',
+      "SELECT ';'",
+      'CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql',
+      'COMMIT',
+    ])
+  })
+})
