@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import {
   checkLockPolicy,
   describeStatement,
+  exportMigrationSql,
   type LockLint,
   type LockPolicy,
   lintMigrationLocks,
@@ -136,6 +137,20 @@ describe.each(testTargets)('the measured lock report on %s', (target) => {
     expect(checkLockPolicy(volatile!, policy)[0]!.message).toMatch(/takes ACCESS EXCLUSIVE on x402_resources, held while itself rewrites x402_resources/)
     expect(lint.violations.map((violation) => violation.migration)).toEqual(['unsafe_plain_index', 'unsafe_validated_check'])
     expect(lint.excused).toEqual([{ migration: 'unsafe_volatile_default', table: 'x402_resources', reason: 'x402_resources is still empty when this runs' }])
+  })
+})
+
+describe.each(testTargets)('the lock comments of migrate:sql on %s', (target) => {
+  it("writes each statement's measured profile above it", async () => {
+    const script = await exportMigrationSql('005', 'up', { lockProfile: { server: serverOf(target), rows: ROWS } })
+    expect(script).toMatch(
+      /-- locks: in transaction 1, lock_timeout 2s: ai_models SHARE ROW EXCLUSIVE \(blocks writes\) held [\d.]+ ms, x402_resources ACCESS EXCLUSIVE \(blocks reads and writes\) held [\d.]+ ms; no rewrite, no scan\nALTER TABLE x402_resources\s+ADD COLUMN openrouter_model_id/,
+    )
+    expect(script).toMatch(
+      /-- locks: in transaction 2, lock_timeout 2s: x402_resources SHARE UPDATE EXCLUSIVE held [\d.]+ ms; scans x402_resources \(500 rows\)\nALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check;/,
+    )
+    const build = target === 'postgres' ? /x402_resources SHARE UPDATE EXCLUSIVE held [\d.]+ ms; scans x402_resources/ : /locks not measurable here/
+    expect(script).toMatch(new RegExp(`-- locks: on its own \\(no transaction\\), lock_timeout 2s: .*${build.source}.*\\nCREATE INDEX CONCURRENTLY`))
   })
 })
 

@@ -53,16 +53,22 @@ export class LockSampler {
   }
 
   /**
-   * Runs `statement` (on session `pid`) while watching its table locks on `tables`.
+   * Runs `statement` (on session `pid`) while watching its table locks on `tables`, holding
+   * `held` (a subset, or none) until it queues.
    *
    * @example
    * ```ts
-   * const { result, sampled } = await sampler.watch(pid, tables, () => run())
+   * const { result, sampled } = await sampler.watch(pid, tables, tables, () => run())
    * ```
    */
-  async watch<T>(pid: number, tables: readonly ExistingTable[], statement: () => Promise<T>): Promise<{ result: T; sampled: SampledLocks }> {
+  async watch<T>(
+    pid: number,
+    held: readonly ExistingTable[],
+    tables: readonly ExistingTable[],
+    statement: () => Promise<T>,
+  ): Promise<{ result: T; sampled: SampledLocks }> {
     const modes = new Map<number, Set<LockMode>>()
-    const holding = tables.length > 0 && (await this.#hold(tables))
+    const holding = held.length > 0 && (await this.#hold(held))
     let released = !holding
     let releasedAt: number | undefined
     let finished = false

@@ -5,11 +5,15 @@ import { type LockMode, lockModeName } from './lock-modes.js'
 import type { LockSampler } from './lock-sampler.js'
 import type { MeasuredStatement, TableLock } from './measured-statement.js'
 
+/** Below this lock_timeout, the sampler does not make a statement queue behind it. */
+const MIN_LOCK_TIMEOUT_TO_HOLD_MS = 200
+
 /** Where the rehearsal runs: a second session can watch on PostgreSQL only. */
 export type ScratchKind = 'postgres' | 'pglite'
 
 interface Probe {
   lockTimeout: string
+  lockTimeoutMs: number
   locks: Array<[number, string]>
   files: Array<[number, number]>
   scans: Array<[number, number, number]>
@@ -143,14 +147,17 @@ export class StatementRecorder {
   async #onItsOwn<R>(connection: DatabaseConnection, query: CompiledQuery, run: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
     const sampler = this.#kind === 'postgres' ? this.#sampler : undefined
     const statement = this.#newStatement(query.sql, sampler ? 'second-session' : 'not-measurable')
-    const before = sampler ? await this.#committedScans(connection) : undefined
+    const committed = sampler ? await this.#probe(connection, 'pg_stat_user_tables') : undefined
+    const before = committed && new Map(committed.scans.map(([oid, scans, rows]): [number, [number, number]] => [oid, [scans, rows]]))
+    // The sampler's hold must not make a statement with a very short lock_timeout give up.
+    const hold = committed !== undefined && (committed.lockTimeoutMs === 0 || committed.lockTimeoutMs >= MIN_LOCK_TIMEOUT_TO_HOLD_MS)
     const pid = sampler ? await this.#pidOf(connection) : 0
     const started = performance.now()
     let ended = started
     let releasedAt: number | undefined
     try {
       if (!sampler) return await run()
-      const { result, sampled } = await sampler.watch(pid, this.#tables, async () => {
+      const { result, sampled } = await sampler.watch(pid, hold ? this.#tables : [], this.#tables, async () => {
         try {
           return await run()
         } finally {
@@ -204,14 +211,10 @@ export class StatementRecorder {
   }
 
   /**
-   * The scan counts that committed work left, read after asking this session to flush its
-   * pending statistics (PostgreSQL 15's pg_stat_force_next_flush; it flushes before it answers).
+   * Reads what `connection`'s session holds and sees. With pg_stat_user_tables, the scan counts
+   * that committed work left, after asking the session to flush its pending statistics
+   * (PostgreSQL 15's pg_stat_force_next_flush: it flushes before it answers).
    */
-  async #committedScans(connection: DatabaseConnection): Promise<Map<number, [number, number]>> {
-    const probe = await this.#probe(connection, 'pg_stat_user_tables')
-    return new Map(probe.scans.map(([oid, scans, rows]) => [oid, [scans, rows]]))
-  }
-
   async #probe(connection: DatabaseConnection, statsView: 'pg_stat_xact_user_tables' | 'pg_stat_user_tables' | undefined): Promise<Probe> {
     const oids = oidArray(this.#tables)
     if (statsView === 'pg_stat_user_tables') await connection.executeQuery(CompiledQuery.raw('SELECT pg_stat_force_next_flush()'))
@@ -221,6 +224,7 @@ export class StatementRecorder {
     const { rows } = await connection.executeQuery<Record<keyof Probe, unknown>>(
       CompiledQuery.raw(`
         SELECT current_setting('lock_timeout') AS "lockTimeout",
+          (SELECT setting::int FROM pg_settings WHERE name = 'lock_timeout') AS "lockTimeoutMs",
           (SELECT json_agg(json_build_array(l.relation::int, l.mode)) FROM pg_locks l
             WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted AND l.relation = ANY (${oids})) AS locks,
           (SELECT json_agg(json_build_array(c.oid::int, pg_relation_filenode(c.oid))) FROM pg_class c WHERE c.oid = ANY (${oids})) AS files,
@@ -229,6 +233,7 @@ export class StatementRecorder {
     const row = rows[0]!
     return {
       lockTimeout: String(row.lockTimeout),
+      lockTimeoutMs: Number(row.lockTimeoutMs),
       locks: parsed(row.locks),
       files: parsed(row.files),
       scans: parsed<[number, number, number]>(row.scans).map(([oid, scans, rowsRead]) => [Number(oid), Number(scans), Number(rowsRead)]),
