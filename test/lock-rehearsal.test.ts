@@ -16,9 +16,11 @@ import {
   readLockPolicy,
   type Rehearsal,
   rehearse,
+  snapshotSchema,
 } from '../src/tooling.js'
 import { splitSqlStatements } from '../src/rehearsal/split-sql.js'
-import { testTargets } from './support/test-database.js'
+import { buildProductionShapedDatabase, PRODUCTION_ADOPTION_POINT } from './support/production-fixture.js'
+import { testTargets, withTestDatabase } from './support/test-database.js'
 
 // The measured lock report (migrate:plan, lint:locks): each statement rehearsed on a scratch
 // database with rows, its locks read from pg_locks, rewrites from relfilenode, scans from the
@@ -137,6 +139,34 @@ describe.each(testTargets)('the measured lock report on %s', (target) => {
     expect(checkLockPolicy(volatile!, policy)[0]!.message).toMatch(/takes ACCESS EXCLUSIVE on x402_resources, held while itself rewrites x402_resources/)
     expect(lint.violations.map((violation) => violation.migration)).toEqual(['unsafe_plain_index', 'unsafe_validated_check'])
     expect(lint.excused).toEqual([{ migration: 'unsafe_volatile_default', table: 'x402_resources', reason: 'x402_resources is still empty when this runs' }])
+  })
+})
+
+const postgres = process.env.TEST_DATABASE_URL ? describe : describe.skip
+
+postgres('a rehearsal on a copy of the target schema (pg_dump)', () => {
+  it("rehearses 005 on the production-shaped schema's own tables, leaving the target alone", async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await buildProductionShapedDatabase(db)
+      const before = await snapshotSchema(db, 'public')
+      const { connectionString } = location as { connectionString: string }
+      const rehearsal = await rehearse(
+        [
+          { migration: '005_add_openrouter_integration' },
+          // Only the production shape has this column: the step fails on any other schema.
+          { name: 'touches-production-only-column', candidate: { up: async (trx) => void (await sql`COMMENT ON COLUMN x402_resources.search_vector IS 'full text'`.execute(trx)) } },
+        ],
+        { server: connectionString, copySchemaFrom: connectionString, startingPoint: PRODUCTION_ADOPTION_POINT, rows: { x402_resources: ROWS } },
+      )
+      expect(rehearsal.schema).toBe('copied from the target')
+      expect(rehearsal.migrations.map((migration) => migration.error)).toEqual([undefined, undefined])
+      const [m005] = rehearsal.migrations
+      expect(checkLockPolicy(m005!, policy)).toEqual([])
+      expect(find(m005!, /^ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check/)[0]!.scanned).toEqual([
+        { table: 'x402_resources', rowsRead: ROWS },
+      ])
+      expect(await snapshotSchema(db, 'public')).toEqual(before)
+    })
   })
 })
 

@@ -76,7 +76,7 @@ export function describeWork(statement: MeasuredStatement): string {
 export function formatRehearsal(rehearsal: Rehearsal): string {
   const lines = [
     `Rehearsed on a scratch ${rehearsal.scratch === 'postgres' ? 'PostgreSQL database' : 'in-memory PGlite'} at ` +
-      `${rehearsal.startingPoint ?? 'no migration'}, with ${rehearsal.seeded.map(({ table, rows }) => `${rows} rows in ${table}`).join(', ') || 'no rows'}.`,
+      `${rehearsal.startingPoint ?? 'no migration'} (schema ${rehearsal.schema}), with ${rehearsal.seeded.map(({ table, rows }) => `${rows} rows in ${table}`).join(', ') || 'no rows'}.`,
   ]
   if (rehearsal.migrations.length === 0) lines.push('No pending migration.')
   for (const migration of rehearsal.migrations) lines.push('', ...formatMigration(migration))

@@ -18,8 +18,8 @@ export interface RowBounds {
  * Rehearses every migration `target` has not applied (see {@link rehearse}), on a scratch
  * database beside it: a new database on the same PostgreSQL server (dropped afterwards), or an
  * in-memory PGlite for an embedded target. The scratch schema is the module's migrations up to
- * the last one the target recorded; objects added to the target by hand are not in it
- * (`migrate:check` lists them). Each table the rehearsal can fill gets the target's row
+ * the last one the target recorded, where objects added to the target by hand are missing
+ * (`migrate:check` lists them); with `copySchema`, the target's own schema, copied with pg_dump. Each table the rehearsal can fill gets the target's row
  * estimate (pg_class.reltuples), within `bounds`. The target is only read.
  *
  * @example
@@ -27,14 +27,27 @@ export interface RowBounds {
  * const plan = await planPendingMigrations(db, resolveDatabaseTarget())
  * ```
  */
-export async function planPendingMigrations(db: Kysely<any>, target: DatabaseTarget, bounds: RowBounds = {}): Promise<Rehearsal> {
+export async function planPendingMigrations(
+  db: Kysely<any>,
+  target: DatabaseTarget,
+  bounds: RowBounds = {},
+  options: { copySchema?: boolean } = {},
+): Promise<Rehearsal> {
+  if (options.copySchema && target.kind !== 'postgres') {
+    throw new Error('--copy-schema copies a PostgreSQL database\'s schema with pg_dump; the embedded database is rehearsed from its migrations.')
+  }
   const applied = new Set((await readMigrationHistory(db, { times: false })).map((entry) => entry.name))
   const pending = migrationNames.filter((name) => !applied.has(name))
   const startingPoint = migrationNames.filter((name) => applied.has(name)).at(-1) ?? null
   const rows = await representativeRows(db, bounds)
   return rehearse(
     pending.map((migration) => ({ migration })),
-    { server: target.kind === 'postgres' ? target.connectionString : undefined, startingPoint, rows },
+    {
+      server: target.kind === 'postgres' ? target.connectionString : undefined,
+      startingPoint,
+      rows,
+      copySchemaFrom: options.copySchema && target.kind === 'postgres' ? target.connectionString : undefined,
+    },
   )
 }
 

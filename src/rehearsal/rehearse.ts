@@ -11,6 +11,7 @@ import { migrateTo } from '../migrator/migrator.js'
 import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
 import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
+import { copySchema } from './copy-schema.js'
 import { readExistingTables } from './existing-tables.js'
 import { LockSampler } from './lock-sampler.js'
 import type { MigrationRehearsal } from './measured-statement.js'
@@ -37,6 +38,12 @@ export interface RehearsalOptions {
   server?: string
   /** The last migration applied before the steps (null: none). */
   startingPoint: string | null
+  /**
+   * Copy the schema of this database (read only, with pg_dump; see {@link copySchema}) instead of
+   * building it with the module's migrations up to `startingPoint`. PostgreSQL only, and the
+   * scratch database must be on a server (`server`).
+   */
+  copySchemaFrom?: string
   /** Rows to put in each table {@link seedRepresentativeRows} knows, before the steps. */
   rows: Readonly<Record<string, number>>
   /** The runner's settings (lock_timeout, statement_timeout), from the environment by default. */
@@ -47,6 +54,8 @@ export interface RehearsalOptions {
 export interface Rehearsal {
   scratch: ScratchKind
   startingPoint: string | null
+  /** Where the scratch schema came from: the target's (pg_dump), or the module's migrations. */
+  schema: 'copied from the target' | 'built by the migrations'
   seeded: SeededTable[]
   migrations: MigrationRehearsal[]
 }
@@ -69,8 +78,14 @@ export async function rehearse(steps: readonly RehearsalStep[], options: Rehears
   const scratch = await openScratchDatabase(options.server)
   try {
     const { db, recorder } = scratch
-    await migrateTo(db, options.startingPoint)
-    await ensureSupabaseStandIn(db)
+    if (options.copySchemaFrom !== undefined) {
+      if (!scratch.connectionString) throw new Error('A schema can be copied only onto a PostgreSQL scratch database: give the server to create it on.')
+      await ensureSupabaseStandIn(db)
+      await copySchema(options.copySchemaFrom, scratch.connectionString)
+    } else {
+      await migrateTo(db, options.startingPoint)
+      await ensureSupabaseStandIn(db)
+    }
     const seeded = await seedRepresentativeRows(db, options.rows)
     const settings = migrationSettings({ ...options.settings, log: () => {} })
     const prepared = await migrationProvider(settings).getMigrations()
@@ -94,7 +109,8 @@ export async function rehearse(steps: readonly RehearsalStep[], options: Rehears
       migrations.push({ name, runnerTransaction, statements, durationMs: Math.round(performance.now() - started), ...(error ? { error } : {}) })
       if (error) break
     }
-    return { scratch: scratch.kind, startingPoint: options.startingPoint, seeded, migrations }
+    const schema = options.copySchemaFrom !== undefined ? 'copied from the target' : 'built by the migrations'
+    return { scratch: scratch.kind, startingPoint: options.startingPoint, schema, seeded, migrations }
   } finally {
     await scratch.destroy()
   }
@@ -108,6 +124,7 @@ async function runScript(db: Kysely<any>, script: string): Promise<void> {
 
 interface ScratchDatabase {
   kind: ScratchKind
+  connectionString?: string
   db: Kysely<any>
   recorder: StatementRecorder
   destroy(): Promise<void>
@@ -139,6 +156,7 @@ async function openScratchDatabase(server: string | undefined): Promise<ScratchD
   const db = new Kysely<any>({ dialect: withoutKyselyMigrationLock(withStatementProbes(new PostgresDialect({ pool }), recorder)) })
   return {
     kind: 'postgres',
+    connectionString: url.toString(),
     db,
     recorder,
     async destroy() {
