@@ -98,15 +98,19 @@ export class LockSampler {
     return { result: await running, sampled: { modes, releasedAt } }
   }
 
+  // A few tries: autovacuum may hold one of the tables for a moment.
   async #hold(tables: readonly ExistingTable[]): Promise<boolean> {
-    await this.#client.query('BEGIN')
-    try {
-      await this.#client.query(`LOCK TABLE ${tables.map((table) => table.name).join(', ')} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`)
-      return true
-    } catch {
-      await this.#client.query('ROLLBACK')
-      return false
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      await this.#client.query('BEGIN')
+      try {
+        await this.#client.query(`LOCK TABLE ${tables.map((table) => table.name).join(', ')} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`)
+        return true
+      } catch {
+        await this.#client.query('ROLLBACK')
+        await sleep(10 * attempt)
+      }
     }
+    return false
   }
 
   /** Closes the second session. */
