@@ -28,7 +28,14 @@ export async function readExistingTables(db: Kysely<any>): Promise<ExistingTable
   return rows.map((row) => ({ oid: Number(row.oid), name: row.name, filenode: Number(row.filenode) }))
 }
 
-/** The oids of `tables` as an SQL array literal (no bound parameters: PGlite and pg alike). */
+/**
+ * The oids of `tables` as an SQL array literal (no bound parameters: PGlite and pg alike).
+ *
+ * @example
+ * ```ts
+ * oidArray([{ oid: 16384, name: 'x402_resources', filenode: 16384 }]) // "'{16384}'::oid[]"
+ * ```
+ */
 export function oidArray(tables: readonly ExistingTable[]): string {
   return `'{${tables.map((table) => table.oid).join(',')}}'::oid[]`
 }

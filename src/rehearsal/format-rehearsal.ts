@@ -37,7 +37,9 @@ export function describeLocks(statement: MeasuredStatement): string {
   if (byTable.size === 0) {
     return statement.lockEvidence === 'second-session' ? 'no lock on an existing table seen' : 'no new lock on an existing table'
   }
+  // By table name: pg_locks lists them in no fixed order.
   return [...byTable]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([table, locks]) => {
       const mode = strongestFirst(locks.map((lock) => lock.mode))[0]!
       const held = locks.find((lock) => lock.mode === mode)!.heldMs

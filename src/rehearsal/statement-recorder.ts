@@ -1,7 +1,7 @@
 import { CompiledQuery, type DatabaseConnection, type QueryResult } from 'kysely'
 
 import { type ExistingTable, oidArray } from './existing-tables.js'
-import { type LockMode, lockModeName } from './lock-modes.js'
+import { lockModeName } from './lock-modes.js'
 import type { LockSampler } from './lock-sampler.js'
 import type { MeasuredStatement, TableLock } from './measured-statement.js'
 
@@ -289,6 +289,3 @@ export function transactionControl(sql: string): 'begin' | 'end' | undefined {
   if (/^(commit|end|rollback|abort)(\s+(work|transaction))?$/.test(text)) return 'end'
   return undefined
 }
-
-/** The modes of {@link LockMode} a probe may report, for callers that read them. */
-export type { LockMode }
