@@ -30,7 +30,8 @@ import { testTargets, withTestDatabase } from './support/test-database.js'
 const PLAN_SQL = readFileSync(new URL('./fixtures/plan-005-openrouter-integration.sql', import.meta.url), 'utf8')
 const POLICY = readLockPolicy(new URL('../lock-policy.json', import.meta.url).pathname)
 const ROWS = 500
-const policy: LockPolicy = { ...POLICY, rows: ROWS }
+// No limit by time here: the tests judge what was measured, never how fast the machine was.
+const policy: LockPolicy = { ...POLICY, rows: ROWS, maxHoldMs: undefined }
 
 function serverOf(target: string): string | undefined {
   return target === 'postgres' ? process.env.TEST_DATABASE_URL : undefined
@@ -185,6 +186,26 @@ describe.each(testTargets)('the lock comments of migrate:sql on %s', (target) =>
 })
 
 describe('the lock policy pieces', () => {
+  it('refuses a write-blocking lock on a busy table held longer than maxHoldMs, even with nothing scanned', () => {
+    const statement = (index: number, heldMs: number): MeasuredStatement => ({
+      index,
+      sql: 'ALTER TABLE x402_resources ENABLE ROW LEVEL SECURITY',
+      transaction: 1,
+      lockTimeout: '2s',
+      durationMs: 1,
+      lockEvidence: 'same-session',
+      locks: [{ table: 'x402_resources', mode: 'ACCESS EXCLUSIVE', heldMs }],
+      rewrote: [],
+      scanned: [],
+    })
+    const rehearsal = (heldMs: number): MigrationRehearsal => ({ name: '007_x', runnerTransaction: true, durationMs: 1, statements: [statement(1, heldMs)] })
+    const limited = { ...policy, maxHoldMs: 1000 }
+    expect(checkLockPolicy(rehearsal(999), limited)).toEqual([])
+    expect(checkLockPolicy(rehearsal(1001), limited)[0]!.message).toMatch(/holds it 1001 ms, longer than the policy's 1000 ms/)
+    expect(checkLockPolicy(rehearsal(1001), { ...policy, maxHoldMs: undefined })).toEqual([])
+  })
+
+
   it('refuses an exception without a reason', () => {
     expect(() => readLockExceptions('// lint:locks allow x402_resources', '007_x')).toThrow(/007_x: .* gives no reason/)
   })

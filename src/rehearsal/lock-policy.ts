@@ -11,6 +11,12 @@ export interface LockPolicy {
   checkedFrom: string
   /** Rows the rehearsal puts in each table it knows how to fill. */
   rows: number
+  /**
+   * The longest a write-blocking lock on a busy table may be held, in ms, whatever the
+   * statements do meanwhile (a catalog-only change takes milliseconds; a backfill of a new
+   * table or a sleep in the same transaction does not). Unset: no limit by time.
+   */
+  maxHoldMs?: number
 }
 
 /** A statement that broke the policy, and why. */
@@ -42,7 +48,7 @@ export function readLockPolicy(path: string): LockPolicy {
   } catch (error) {
     throw new Error(`The lock policy ${path} could not be read as JSON (${error instanceof Error ? error.message : String(error)}).`)
   }
-  const { busyTables, checkedFrom, rows } = parsed
+  const { busyTables, checkedFrom, rows, maxHoldMs } = parsed
   if (!Array.isArray(busyTables) || !busyTables.every((table) => typeof table === 'string' && table.length > 0)) {
     throw new Error(`The lock policy ${path} needs "busyTables", a list of table names such as ["x402_resources"].`)
   }
@@ -52,7 +58,10 @@ export function readLockPolicy(path: string): LockPolicy {
   if (typeof rows !== 'number' || !Number.isInteger(rows) || rows < 0) {
     throw new Error(`The lock policy ${path} needs "rows", a whole number of rows to rehearse with (for example 20000).`)
   }
-  return { busyTables, checkedFrom, rows }
+  if (maxHoldMs !== undefined && (typeof maxHoldMs !== 'number' || !(maxHoldMs > 0))) {
+    throw new Error(`The lock policy ${path} has "maxHoldMs" ${JSON.stringify(maxHoldMs)}: give a number of milliseconds above 0, or leave it out.`)
+  }
+  return { busyTables, checkedFrom, rows, ...(maxHoldMs === undefined ? {} : { maxHoldMs }) }
 }
 
 const EXCEPTION = /lint:locks allow\s+([\w.]+)\s*(?::\s*(.*))?$/
@@ -88,8 +97,8 @@ export function readLockExceptions(source: string, migration: string): LockExcep
 /**
  * The statements of `rehearsal` that hold a lock blocking writes (SHARE or stronger) on a busy
  * table for longer than a catalog-only change: while any statement in the time it is held (to
- * the end of its transaction, or the statement alone outside one) rewrites or scans a table.
- * Tables with an exception in `exceptions` are skipped.
+ * the end of its transaction, or the statement alone outside one) rewrites or scans a table, or
+ * for longer than `policy.maxHoldMs`. Tables with an exception in `exceptions` are skipped.
  *
  * @example
  * ```ts
@@ -108,8 +117,9 @@ export function checkLockPolicy(rehearsal: MigrationRehearsal, policy: LockPolic
       for (const lock of statement.locks) if (lock.mode === mode && !strongest.has(lock.table)) strongest.set(lock.table, mode)
     }
     for (const [table, mode] of strongest) {
-      const lock = { table, mode }
+      const lock = statement.locks.find((candidate) => candidate.table === table && candidate.mode === mode)!
       if (!blocksWrites(lock.mode) || !busy(lock.table)) continue
+      const found = violations.length
       for (const during of heldDuring(rehearsal.statements, statement)) {
         const work = [
           ...during.rewrote.map((table) => `rewrites ${table}`),
@@ -127,6 +137,17 @@ export function checkLockPolicy(rehearsal: MigrationRehearsal, policy: LockPolic
             `or write "// lint:locks allow ${lock.table}: <reason>" in the migration if it is acceptable.`,
         })
         break
+      }
+      if (violations.length === found && policy.maxHoldMs !== undefined && lock.heldMs !== null && lock.heldMs > policy.maxHoldMs) {
+        violations.push({
+          migration: rehearsal.name,
+          statement: statement.index,
+          table: lock.table,
+          message:
+            `statement ${statement.index} (${excerpt(statement.sql)}) takes ${lock.mode} on ${lock.table} and holds it ${lock.heldMs} ms, ` +
+            `longer than the policy's ${policy.maxHoldMs} ms for a catalog-only change; the app cannot write to it meanwhile. ` +
+            `Move the slow work out of that transaction, or write "// lint:locks allow ${lock.table}: <reason>" in the migration if it is acceptable.`,
+        })
       }
     }
   }
