@@ -39,7 +39,8 @@ async function main(args: string[]): Promise<number> {
     console.error(`lint:locks: ${lint.violations.length} lock${lint.violations.length === 1 ? '' : 's'} against ${POLICY}`)
     return 1
   }
-  console.error('lint:locks: no migration holds a write-blocking lock on a busy table while it rewrites or scans')
+  const limit = policy.maxHoldMs === undefined ? '' : `, or longer than ${policy.maxHoldMs} ms`
+  console.error(`lint:locks: no migration holds a write-blocking lock on a busy table while it rewrites or scans${limit}`)
   return 0
 }
 
