@@ -32,6 +32,13 @@ export {
   pendingMigrationNames,
 } from './migrator/migrator.js'
 export type { MigrateOptions } from './migrator/settings.js'
+export { describeStatement, formatRehearsal } from './rehearsal/format-rehearsal.js'
+export { type LockLint, lintMigrationLocks } from './rehearsal/lint-locks.js'
+export { checkLockPolicy, type LockPolicy, type LockViolation, readLockExceptions, readLockPolicy } from './rehearsal/lock-policy.js'
+export type { LockMode } from './rehearsal/lock-modes.js'
+export type { MeasuredStatement, MigrationRehearsal, TableLock } from './rehearsal/measured-statement.js'
+export { planPendingMigrations, type RowBounds } from './rehearsal/plan-pending.js'
+export { type Rehearsal, type RehearsalOptions, type RehearsalStep, rehearse } from './rehearsal/rehearse.js'
 export { formatSchemaDiff, type SchemaDiff } from './schema/diff.js'
 export { type SchemaSnapshot, snapshotSchema } from './schema/snapshot.js'
 export { ensureSupabaseStandIn } from './supabase/stand-in.js'

@@ -60,6 +60,7 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
     const up = await cli(['sql', '005'], env)
     expect(up.code).toBe(0)
     expect(up.stdout).toMatch(/^-- Migration 005_add_openrouter_integration \(up\)/)
+    expect(up.stdout).toMatch(/-- locks: .*x402_resources ACCESS EXCLUSIVE .*\nALTER TABLE x402_resources/)
     const down = await cli(['sql', '005_add_openrouter_integration', '--down'], env)
     expect(down.stdout).toMatch(/^-- Migration 005_add_openrouter_integration \(down\)/)
 

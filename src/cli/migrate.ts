@@ -3,7 +3,7 @@
  *
  *   migrate:latest | migrate:up | migrate:list
  *   migrate:down [-- --allow-data-loss]
- *   migrate:sql -- <name> [--down] | migrate:sql -- --baseline <name>
+ *   migrate:sql -- <name> [--down] [--no-locks] | migrate:sql -- --baseline <name>
  *   migrate:baseline -- <name> [--strict]
  *   migrate:check [-- --strict]
  *
@@ -26,7 +26,7 @@ import { formatSchemaDiff } from '../schema/diff.js'
 import { runCommand, splitArguments, withCommandDatabase } from './run-command.js'
 
 const USAGE =
-  'usage: migrate <latest | up | down [--allow-data-loss] | list | sql <name> [--down] | sql --baseline <name> | ' +
+  'usage: migrate <latest | up | down [--allow-data-loss] | list | sql <name> [--down] [--no-locks] | sql --baseline <name> | ' +
   'baseline <name> [--strict] | check [--strict]>'
 
 type Command = (db: () => Kysely<any>, args: string[]) => Promise<void>
@@ -46,15 +46,19 @@ const commands: Record<string, Command> = {
       console.log(`${appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`)
     }
   },
-  // Runs on a scratch in-memory database, never on the target.
+  // Runs on scratch databases (in memory; for the lock comments, a new one beside the configured
+  // server, dropped afterwards), never on the target.
   sql: async (_db, args) => {
-    const { name, flags } = parseArguments('migrate:sql', args, ['--down', '--baseline'])
+    const { name, flags } = parseArguments('migrate:sql', args, ['--down', '--baseline', '--no-locks'])
     if (flags.has('--baseline')) {
       if (flags.has('--down')) throw new Error(`migrate:sql takes --down or --baseline, not both. ${USAGE}`)
       process.stdout.write(await exportBaselineSql(name))
       return
     }
-    process.stdout.write(await exportMigrationSql(resolveMigrationName(name), flags.has('--down') ? 'down' : 'up'))
+    // The lock comments are measured on a scratch database beside the configured server, if any.
+    const server = process.env.MIGRATION_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
+    const lockProfile = flags.has('--no-locks') ? undefined : { server }
+    process.stdout.write(await exportMigrationSql(resolveMigrationName(name), flags.has('--down') ? 'down' : 'up', { lockProfile }))
   },
   baseline: async (db, args) => {
     const { name, flags } = parseArguments('migrate:baseline', args, ['--strict'])

@@ -6,9 +6,23 @@ import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
 import { migrationBefore, resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo } from '../migrator/migrator.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
+import { describeStatement } from '../rehearsal/format-rehearsal.js'
+import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
+import { rehearse } from '../rehearsal/rehearse.js'
 
 /** Which half of a migration to export. */
 export type MigrationDirection = 'up' | 'down'
+
+/** Options of {@link exportMigrationSql}. */
+export interface ExportOptions {
+  /**
+   * Rehearse the migration (up only) and write each statement's measured lock profile as a
+   * comment above it: on a scratch database created on this PostgreSQL server (the database in
+   * the URL is left alone), or, without `server`, on an in-memory PGlite, which cannot see the
+   * locks of statements run outside a transaction (the comment says so).
+   */
+  lockProfile?: { server?: string; rows?: number }
+}
 
 /**
  * The SQL that a migration runs, as a script for review or for the Supabase SQL Editor. It is
@@ -21,8 +35,8 @@ export type MigrationDirection = 'up' | 'down'
  * process.stdout.write(await exportMigrationSql('005_add_openrouter_integration', 'down'))
  * ```
  */
-export async function exportMigrationSql(name: string, direction: MigrationDirection = 'up'): Promise<string> {
-  if (!migrations[name]) return exportMigrationSql(resolveMigrationName(name), direction)
+export async function exportMigrationSql(name: string, direction: MigrationDirection = 'up', options: ExportOptions = {}): Promise<string> {
+  if (!migrations[name]) return exportMigrationSql(resolveMigrationName(name), direction, options)
   const startingPoint = direction === 'up' ? migrationBefore(name) : name
   // The defaults, not this machine's environment: the script must not depend on who exports it.
   const settings = migrationSettings({ env: {} })
@@ -48,7 +62,36 @@ export async function exportMigrationSql(name: string, direction: MigrationDirec
   } finally {
     await scratch.destroy()
   }
-  return renderScript(name, direction, runsInTransaction(migration), statements)
+  const profile = options.lockProfile && direction === 'up' ? await measureStatements(name, startingPoint, options.lockProfile, statements) : undefined
+  return renderScript(name, direction, runsInTransaction(migration), statements, profile)
+}
+
+/**
+ * The measured profile of each exported statement (undefined for BEGIN, COMMIT and ROLLBACK),
+ * from a rehearsal of the migration with the same settings, which sends the same statements.
+ */
+async function measureStatements(
+  name: string,
+  startingPoint: string | null,
+  { server, rows = 1000 }: NonNullable<ExportOptions['lockProfile']>,
+  statements: Statement[],
+): Promise<{ rows: number; measured: (MeasuredStatement | undefined)[] }> {
+  const rehearsal = await rehearse([{ migration: name }], {
+    server,
+    startingPoint,
+    rows: { x402_resources: rows, ai_models: Math.min(rows, 1000) },
+    settings: { env: {} },
+  })
+  const rehearsed = [...rehearsal.migrations[0]!.statements]
+  const measured = statements.map((statement) => {
+    if (/^(BEGIN|COMMIT|ROLLBACK)$/.test(statement.sql)) return undefined
+    const next = rehearsed.shift()
+    if (next?.sql !== statement.sql.trim()) {
+      throw new Error(`Migration ${name}'s rehearsal sent other statements than its export (at "${statement.sql.trim().slice(0, 80)}"): its lock profile cannot be shown.`)
+    }
+    return next
+  })
+  return { rows, measured }
 }
 
 interface Statement {
@@ -56,8 +99,14 @@ interface Statement {
   parameters: readonly unknown[]
 }
 
-function renderScript(name: string, direction: MigrationDirection, transactional: boolean, statements: Statement[]): string {
-  const body = statements.map((statement) => {
+function renderScript(
+  name: string,
+  direction: MigrationDirection,
+  transactional: boolean,
+  statements: Statement[],
+  profile?: { rows: number; measured: (MeasuredStatement | undefined)[] },
+): string {
+  const body = statements.map((statement, index) => {
     if (statement.parameters.length > 0) {
       throw new Error(
         `Migration ${name} (${direction}) runs a statement with bound parameters, which a SQL script cannot carry: ` +
@@ -65,8 +114,16 @@ function renderScript(name: string, direction: MigrationDirection, transactional
       )
     }
     // Only the whitespace around a statement goes: inside it, function bodies are string literals.
-    return `${statement.sql.trim().replace(/;$/, '')};`
+    const text = `${statement.sql.trim().replace(/;$/, '')};`
+    const measured = profile?.measured[index]
+    return measured ? `-- locks: ${describeStatement(measured).replace(/\s*\n\s*/g, ' ')}\n${text}` : text
   })
+  const profileNote = profile
+    ? [
+        `-- The "-- locks:" comments are measured: each statement was rehearsed on a scratch database with ${profile.rows} rows in`,
+        '-- x402_resources, its locks on tables that existed before read from pg_locks (held until its transaction ends).',
+      ]
+    : []
   const howToRun = transactional
     ? ['-- Run it as one script (for example in the Supabase SQL Editor).']
     : [
@@ -78,6 +135,7 @@ function renderScript(name: string, direction: MigrationDirection, transactional
     `-- Migration ${name} (${direction}), exported by \`npm run migrate:sql\` from src/migrations/${name}.ts.`,
     ...howToRun,
     `-- Run by hand, it is not recorded in ${MIGRATION_HISTORY_TABLE}.`,
+    ...profileNote,
     '',
     ...body.flatMap((statement) => [statement, '']),
   ].join('\n')

@@ -1,0 +1,47 @@
+/**
+ * `npm run lint:locks`: rehearses the migrations that lock-policy.json checks (from its
+ * `checkedFrom` on) and fails if a statement holds a lock that blocks writes (SHARE or stronger)
+ * on a busy table while any statement in that time rewrites or scans a table: longer than a
+ * catalog-only change. A migration allows it for a table with a comment that gives the reason,
+ * `// lint:locks allow <table>: <reason>`.
+ *
+ * The rehearsal runs on a scratch database created on the server of LINT_LOCKS_DATABASE_URL, else
+ * DATABASE_URL (never changed; the scratch database is dropped), else on an in-memory PGlite,
+ * which cannot see the locks of statements outside a transaction (they are listed as unmeasured).
+ */
+import { fileURLToPath } from 'node:url'
+
+import { formatRehearsal } from '../rehearsal/format-rehearsal.js'
+import { lintMigrationLocks } from '../rehearsal/lint-locks.js'
+import { readLockPolicy } from '../rehearsal/lock-policy.js'
+import { runCommand, splitArguments } from './run-command.js'
+
+/** From src/cli and from dist/cli alike, two folders up is the repository. */
+const POLICY = fileURLToPath(new URL('../../lock-policy.json', import.meta.url))
+
+async function main(args: string[]): Promise<number> {
+  const { flags } = splitArguments(args, ['--report'], 0, () => 'lint:locks takes only --report (print every measured statement).')
+  const policy = readLockPolicy(POLICY)
+  const server = process.env.LINT_LOCKS_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
+  const lint = await lintMigrationLocks(policy, { server })
+  if (flags.has('--report')) process.stdout.write(formatRehearsal(lint.rehearsal))
+  const checked = lint.rehearsal.migrations.map((migration) => migration.name)
+  console.error(`lint:locks: ${checked.length} migrations rehearsed (${checked.join(', ')}), busy tables: ${policy.busyTables.join(', ')}`)
+  for (const { migration, table, reason } of lint.excused) console.error(`allowed by ${migration} on ${table}: ${reason}`)
+  if (lint.unmeasured.length > 0) {
+    console.error(
+      `lint:locks: ${lint.unmeasured.length} statements ran outside a transaction on PGlite, where their locks cannot be seen; ` +
+        'set LINT_LOCKS_DATABASE_URL (or DATABASE_URL) to a PostgreSQL server to measure them.',
+    )
+  }
+  for (const violation of lint.violations) console.log(`${violation.migration}: ${violation.message}`)
+  if (lint.violations.length > 0) {
+    console.error(`lint:locks: ${lint.violations.length} lock${lint.violations.length === 1 ? '' : 's'} against ${POLICY}`)
+    return 1
+  }
+  const limit = policy.maxHoldMs === undefined ? '' : `, or longer than ${policy.maxHoldMs} ms`
+  console.error(`lint:locks: no migration holds a write-blocking lock on a busy table while it rewrites or scans${limit}`)
+  return 0
+}
+
+runCommand('lint:locks', main)

@@ -1,0 +1,178 @@
+import { randomBytes } from 'node:crypto'
+
+import { PGlite } from '@electric-sql/pglite'
+import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
+import type { Migration } from 'kysely/migration'
+import pg from 'pg'
+
+import { withoutKyselyMigrationLock } from '../connection/without-kysely-migration-lock.js'
+import { migrationNames } from '../migrations/index.js'
+import { migrateTo } from '../migrator/migrator.js'
+import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
+import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
+import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
+import { copySchema } from './copy-schema.js'
+import { readExistingTables } from './existing-tables.js'
+import { LockSampler } from './lock-sampler.js'
+import type { MigrationRehearsal } from './measured-statement.js'
+import { type SeededTable, seedRepresentativeRows } from './seed-rows.js'
+import { withStatementProbes } from './probing-dialect.js'
+import { splitSqlStatements } from './split-sql.js'
+import { type ScratchKind, StatementRecorder } from './statement-recorder.js'
+
+/**
+ * What to rehearse: a migration of the module (by name), an SQL script (such as a plan's), or a
+ * migration that is not in the module (a candidate, or a test's), run as the runner would.
+ */
+export type RehearsalStep =
+  | { migration: string }
+  | { name: string; script: string }
+  | { name: string; candidate: Migration & { config?: MigrationConfig } }
+
+/** Where and from which state a rehearsal runs. */
+export interface RehearsalOptions {
+  /**
+   * The server to create the scratch database on (a connection string whose database is left
+   * alone), or undefined for an in-memory PGlite.
+   */
+  server?: string
+  /** The last migration applied before the steps (null: none). */
+  startingPoint: string | null
+  /**
+   * Copy the schema of this database (read only, with pg_dump; see {@link copySchema}) instead of
+   * building it with the module's migrations up to `startingPoint`. PostgreSQL only, and the
+   * scratch database must be on a server (`server`).
+   */
+  copySchemaFrom?: string
+  /** Rows to put in each table {@link seedRepresentativeRows} knows, before the steps. */
+  rows: Readonly<Record<string, number>>
+  /** The runner's settings (lock_timeout, statement_timeout), from the environment by default. */
+  settings?: MigrateOptions
+}
+
+/** The result of a rehearsal. */
+export interface Rehearsal {
+  scratch: ScratchKind
+  startingPoint: string | null
+  /** Where the scratch schema came from: the target's (pg_dump), or the module's migrations. */
+  schema: 'copied from the target' | 'built by the migrations'
+  seeded: SeededTable[]
+  migrations: MigrationRehearsal[]
+}
+
+/**
+ * Rehearses `steps` in order, statement by statement, on a scratch database brought to
+ * `startingPoint` by the module's migrations and filled with representative rows, and measures
+ * each statement (see {@link StatementRecorder}). The scratch database is created for the
+ * rehearsal (on `options.server`, or in memory) and dropped after it; nothing else is changed.
+ * A step that fails ends the rehearsal; its error is in the result.
+ *
+ * @example
+ * ```ts
+ * const { migrations } = await rehearse([{ migration: '005_add_openrouter_integration' }], {
+ *   server: 'postgres://postgres@127.0.0.1:5432/postgres', startingPoint: '002_add_claude_integration', rows: { x402_resources: 10_000 },
+ * })
+ * ```
+ */
+export async function rehearse(steps: readonly RehearsalStep[], options: RehearsalOptions): Promise<Rehearsal> {
+  const scratch = await openScratchDatabase(options.server)
+  try {
+    const { db, recorder } = scratch
+    if (options.copySchemaFrom !== undefined) {
+      if (!scratch.connectionString) throw new Error('A schema can be copied only onto a PostgreSQL scratch database: give the server to create it on.')
+      await ensureSupabaseStandIn(db)
+      await copySchema(options.copySchemaFrom, scratch.connectionString)
+    } else {
+      await migrateTo(db, options.startingPoint)
+      await ensureSupabaseStandIn(db)
+    }
+    const seeded = await seedRepresentativeRows(db, options.rows)
+    const settings = migrationSettings({ ...options.settings, log: () => {} })
+    const prepared = await migrationProvider(settings).getMigrations()
+    const migrations: MigrationRehearsal[] = []
+    for (const step of steps) {
+      const name = 'migration' in step ? step.migration : step.name
+      const migration = 'migration' in step ? prepared[step.migration] : 'candidate' in step ? step.candidate : undefined
+      if ('migration' in step && !migration) throw new Error(`No migration is named "${step.migration}". Known migrations: ${migrationNames.join(', ')}.`)
+      const runnerTransaction = migration ? runsInTransaction(migration) : false
+      recorder.start(await readExistingTables(db))
+      const started = performance.now()
+      let error: string | undefined
+      try {
+        if (migration && runnerTransaction) await db.transaction().execute((trx) => migration.up(trx))
+        else if (migration) await db.connection().execute((connection) => migration.up(connection))
+        else await runScript(db, (step as { script: string }).script)
+      } catch (caught) {
+        error = caught instanceof Error ? caught.message : String(caught)
+      }
+      const statements = recorder.stop()
+      migrations.push({ name, runnerTransaction, statements, durationMs: Math.round(performance.now() - started), ...(error ? { error } : {}) })
+      if (error) break
+    }
+    const schema = options.copySchemaFrom !== undefined ? 'copied from the target' : 'built by the migrations'
+    return { scratch: scratch.kind, startingPoint: options.startingPoint, schema, seeded, migrations }
+  } finally {
+    await scratch.destroy()
+  }
+}
+
+async function runScript(db: Kysely<any>, script: string): Promise<void> {
+  await db.connection().execute(async (connection) => {
+    for (const statement of splitSqlStatements(script)) await sql.raw(statement).execute(connection)
+  })
+}
+
+interface ScratchDatabase {
+  kind: ScratchKind
+  connectionString?: string
+  db: Kysely<any>
+  recorder: StatementRecorder
+  destroy(): Promise<void>
+}
+
+async function openScratchDatabase(server: string | undefined): Promise<ScratchDatabase> {
+  if (server === undefined) {
+    const recorder = new StatementRecorder('pglite')
+    const dialect = new PGliteDialect({ pglite: new PGlite() })
+    const db = new Kysely<any>({ dialect: withoutKyselyMigrationLock(withStatementProbes(dialect, recorder)) })
+    return { kind: 'pglite', db, recorder, destroy: () => db.destroy() }
+  }
+  // The server's maintenance connection only creates and drops the scratch database.
+  const name = `x402_rehearsal_${randomBytes(6).toString('hex')}`
+  await withClient(server, (client) => client.query(`CREATE DATABASE ${name}`))
+  const dropScratch = () => withClient(server, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
+  const url = new URL(server)
+  url.pathname = `/${name}`
+  let sampler: LockSampler
+  try {
+    sampler = await LockSampler.open(url.toString())
+  } catch (error) {
+    await dropScratch()
+    throw error
+  }
+  const recorder = new StatementRecorder('postgres', sampler)
+  const pool = new pg.Pool({ connectionString: url.toString(), application_name: 'x402-jobs-db rehearsal' })
+  pool.on('error', () => {})
+  const db = new Kysely<any>({ dialect: withoutKyselyMigrationLock(withStatementProbes(new PostgresDialect({ pool }), recorder)) })
+  return {
+    kind: 'postgres',
+    connectionString: url.toString(),
+    db,
+    recorder,
+    async destroy() {
+      await db.destroy()
+      await sampler.close()
+      await dropScratch()
+    },
+  }
+}
+
+async function withClient<T>(connectionString: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString })
+  await client.connect()
+  try {
+    return await use(client)
+  } finally {
+    await client.end()
+  }
+}
