@@ -63,7 +63,8 @@ const commands: Record<string, Command> = {
       const { migrationName, recorded, diff } = await baselineMigrations(db(), name, options)
       for (const migration of recorded) console.error(`recorded ${migration}`)
       if (recorded.length === 0) console.error(`Already adopted: every migration up to ${migrationName} is recorded.`)
-      if (diff.unmanaged.length > 0) console.error(formatSchemaDiff({ differences: [], unmanaged: diff.unmanaged }))
+      const listed = formatSchemaDiff(diff)
+      if (listed) process.stdout.write(`${listed}\n`)
     } catch (error) {
       // The diff is the result the user needs: on stdout, in full; the reason follows on stderr.
       if (error instanceof BaselineRefusedError && error.diff) process.stdout.write(`${formatSchemaDiff(error.diff)}\n`)

@@ -3,7 +3,8 @@ import type { Kysely } from 'kysely'
 import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
-import { diffSchemas, type SchemaDiff } from './diff.js'
+import { compareSchemas, type SchemaDiff } from './diff.js'
+import type { AcceptedDifferenceRecord } from './rules.js'
 import { type SchemaSnapshot, snapshotPublicSchema } from './snapshot.js'
 
 /** The schema that the module's migrations produce, to compare a live database with. */
@@ -60,19 +61,19 @@ async function build(migrationName: string): Promise<SchemaReference> {
 }
 
 /**
- * Compares the live schema of `db` with a reference, for what the module owns (see
- * {@link diffSchemas}); `strict` also counts objects on the module's tables that no migration
- * creates.
+ * Compares the live schema of `db` with a reference, for what the module owns, in the three
+ * classes of rules.ts. `strict` makes every difference a conflict; `acceptedBefore` (a check)
+ * holds accepted differences to those recorded at adoption.
  *
  * @example
  * ```ts
- * const { differences } = await diffWithReference(db, await buildSchemaReference('005'))
+ * const { conflict } = await diffWithReference(db, await buildSchemaReference('005'))
  * ```
  */
-export async function diffWithReference(
+export function diffWithReference(
   db: Kysely<any>,
   reference: SchemaReference,
-  options: { strict?: boolean } = {},
+  options: { strict?: boolean; acceptedBefore?: AcceptedDifferenceRecord[] } = {},
 ): Promise<SchemaDiff> {
-  return diffSchemas(await snapshotPublicSchema(db), reference.expected, { owned: reference.latest, strict: options.strict })
+  return compareSchemas(db, { expected: reference.expected, owned: reference.latest, ...options })
 }

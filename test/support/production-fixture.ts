@@ -195,7 +195,7 @@ $$ LANGUAGE plpgsql`,
 )`,
   `CREATE INDEX idx_ai_models_active ON ai_models (is_active) WHERE is_active`,
   `ALTER TABLE ai_models ENABLE ROW LEVEL SECURITY`,
-  `CREATE POLICY "Anyone can read active models" ON ai_models FOR SELECT TO anon, authenticated USING (is_active)`,
+  `CREATE POLICY "Service role manages models" ON ai_models FOR ALL TO service_role USING (true) WITH CHECK (true)`,
   `COMMENT ON TABLE ai_models IS 'OpenRouter model catalog, synced by the backend'`,
 
   // 002_add_claude_integration.sql, as pasted into the SQL Editor.
