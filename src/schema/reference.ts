@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 
 import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { resolveMigrationName } from '../migrator/migration-names.js'
@@ -15,6 +15,12 @@ export interface SchemaReference {
   expected: SchemaSnapshot
   /** The schema that all of the module's migrations produce: everything the module owns. */
   latest: SchemaSnapshot
+  /**
+   * The full `CREATE OR REPLACE FUNCTION` text of each function at `migrationName`, keyed as in
+   * `expected.functions`, as the server deparses it (the snapshot collapses whitespace, which
+   * would break a body with a `--` comment): what a repair plan puts back.
+   */
+  functionSources: Record<string, string>
 }
 
 /**
@@ -53,8 +59,15 @@ async function build(migrationName: string): Promise<SchemaReference> {
   try {
     await migrateTo(scratch, migrationName)
     const expected = await snapshotPublicSchema(scratch)
+    const { rows } = await sql<{ name: string; source: string }>`
+      SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS name,
+             pg_catalog.pg_get_functiondef(p.oid) AS source
+      FROM pg_catalog.pg_proc p
+      WHERE p.pronamespace = 'public'::regnamespace AND p.prokind IN ('f', 'p')
+    `.execute(scratch)
+    const functionSources = Object.fromEntries(rows.map(({ name, source }) => [name, source]))
     await migrateToLatest(scratch)
-    return { migrationName, expected, latest: await snapshotPublicSchema(scratch) }
+    return { migrationName, expected, latest: await snapshotPublicSchema(scratch), functionSources }
   } finally {
     await scratch.destroy()
   }

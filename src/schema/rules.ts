@@ -138,9 +138,9 @@ module_tables AS (
   FROM expected e WHERE e.category = 'relations'
 ),
 -- A table's columns (name, type, nullability) and keys (primary and unique constraints), to
--- recognise a table renamed by hand.
+-- recognise a table renamed by hand: one that has all of them (production's have more).
 shapes AS (
-  SELECT o.side, o.name, string_agg(o.part, ', ' ORDER BY o.part COLLATE "C") AS shape
+  SELECT o.side, o.name, array_agg(o.part) AS shape
   FROM (
     SELECT 'live' AS side, l.table_name AS name, l.category, l.object_name, l.definition FROM live l
     UNION ALL
@@ -204,12 +204,12 @@ ruled AS (
     CASE
       WHEN d.kind = 'missing' AND d.category = 'relations' THEN coalesce((
         SELECT 'probably renamed: ' || string_agg(c.object_name, ', ' ORDER BY c.object_name COLLATE "C")
-               || ' has the same columns and keys. Decide whether it is the same table; if so, rename it to '
+               || ' has its columns and keys. Decide whether it is the same table; if so, rename it to '
                || d.object_name || ' by hand, then adopt again'
         FROM live c
         WHERE c.category = 'relations' AND NOT (c.key = ANY (p.owned))
           AND (SELECT s.shape FROM shapes s WHERE s.side = 'live' AND s.name = c.object_name)
-            = (SELECT s.shape FROM shapes s WHERE s.side = 'expected' AND s.name = d.object_name)), 'missing')
+           @> (SELECT s.shape FROM shapes s WHERE s.side = 'expected' AND s.name = d.object_name)), 'missing')
       WHEN d.kind = 'missing' THEN 'missing'
       WHEN d.kind = 'extra' AND d.key = ANY (p.owned) THEN 'a later migration creates it: adopt at that migration'
       WHEN d.kind = 'extra' AND NOT (d.table_name = ANY (p.ported)) THEN 'no migration creates it, on a table the module creates whole'
