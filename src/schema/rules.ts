@@ -162,11 +162,18 @@ found AS (
     AND (e.category IN ('relations', 'functions')
          OR EXISTS (SELECT FROM live l WHERE l.category = 'relations' AND l.object_name = e.table_name))
   UNION ALL
-  SELECT e.key, e.category, e.table_name, e.object_name, f.field, 'changed',
-         coalesce(l.definition -> f.field, 'null'), coalesce(e.definition -> f.field, 'null'), e.definition
+  SELECT e.key, e.category, e.table_name, e.object_name, f.field, 'changed', v.live, v.expected, e.definition
   FROM expected e JOIN live l ON l.key = e.key
   CROSS JOIN LATERAL (SELECT jsonb_object_keys(e.definition) UNION SELECT jsonb_object_keys(l.definition)) AS f(field)
-  WHERE coalesce(l.definition -> f.field, 'null') <> coalesce(e.definition -> f.field, 'null')
+  -- A constraint's definition ends in NOT VALID while it is not validated: that is the
+  -- 'validated' field's business, not a second difference.
+  CROSS JOIN LATERAL (SELECT
+      CASE WHEN e.category = 'constraints' AND f.field = 'definition'
+           THEN to_jsonb(regexp_replace(l.definition ->> f.field, ' NOT VALID$', '')) ELSE coalesce(l.definition -> f.field, 'null') END AS live,
+      CASE WHEN e.category = 'constraints' AND f.field = 'definition'
+           THEN to_jsonb(regexp_replace(e.definition ->> f.field, ' NOT VALID$', '')) ELSE coalesce(e.definition -> f.field, 'null') END AS expected
+  ) AS v
+  WHERE v.live <> v.expected
   UNION ALL
   SELECT l.key, l.category, l.table_name, l.object_name, '', 'extra', l.definition, NULL, l.definition
   FROM live l, params p
