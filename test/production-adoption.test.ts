@@ -7,6 +7,7 @@ import {
   baselineMigrations,
   checkDrift,
   createDb,
+  exportBaselineSql,
   formatDriftReport,
   formatSchemaDiff,
   migrateToLatest,
@@ -15,6 +16,7 @@ import {
   recordedMigrationNames,
 } from '../src/tooling.js'
 import { cli, cliEnv, lines } from './support/cli.js'
+import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import { buildProductionShapedDatabase, PRODUCTION_ADOPTION_POINT } from './support/production-fixture.js'
 import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
 
@@ -131,6 +133,27 @@ describe.each(testTargets)('a production-shaped database that conflicts, on %s',
     await database.destroy()
   })
 
+  it('migrate:baseline prints the conflicts under their class, and --plan prints the repair plan', async () => {
+    await database.db.destroy() // the command opens the database itself (PGlite: one process a folder)
+    const env = cliEnv(database.location)
+    const refused = await cli(['baseline', '002'], env)
+    const plan = await cli(['baseline', '002', '--plan'], env)
+    reopen(database)
+    expect(refused.code).toBe(1)
+    expect(lines(refused.stdout).slice(0, 2)).toEqual([
+      'Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):',
+      expect.stringMatching(/^ {2}ai_models: table: missing \(probably renamed: x402_ai_models/),
+    ])
+    expect(refused.stdout).toContain('\nEquivalent (the same schema, spelled differently; never blocks):\n')
+    expect(lines(refused.stderr).at(-1)).toMatch(
+      /^migrate baseline failed: The live schema conflicts with what the migrations up to 002_add_claude_integration produce, in 3 place\(s\).*--plan/,
+    )
+    expect(plan.code).toBe(0)
+    expect(plan.stdout).toMatch(/^-- Repair plan: brings the database to the schema of the migrations up to 002_add_claude_integration/)
+    expect(plan.stdout).toContain('\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_claude_configs_user_enabled ON public.x402_user_claude_configs')
+    expect(lines(plan.stderr).at(-1)).toBe('Repair plan for 002_add_claude_integration: 2 statement(s) to review and run, 1 conflict(s) left to decide (listed at the end of the plan).')
+  })
+
   it('is refused with each conflict named, the rename as probable, and a repair plan that fixes what it safely can', async () => {
     const { db } = database
     const refusal = await baselineMigrations(db, '002').catch((error: unknown) => error)
@@ -161,6 +184,27 @@ describe.each(testTargets)('a production-shaped database that conflicts, on %s',
     // The person decides it is the same table.
     await sql`ALTER TABLE x402_ai_models RENAME TO ai_models`.execute(db)
     expect((await baselineMigrations(db, '002')).recorded).toEqual(UP_TO_002)
+  })
+})
+
+describe.each(testTargets)('taking over a production-shaped database by the SQL Editor path, on %s', (target) => {
+  let database: ScriptableDatabase
+  beforeAll(async () => {
+    database = await createScriptableDatabase(target)
+    await buildProductionShapedDatabase(database.db)
+  })
+  afterAll(async () => {
+    await database.destroy()
+  })
+
+  it('adopts it at 002 with the script, recording what it accepted, so that migrate:check is clean', async () => {
+    await database.runScript(await exportBaselineSql(PRODUCTION_ADOPTION_POINT))
+    expect(await recordedMigrationNames(database.db)).toEqual(UP_TO_002)
+    expect((await readAcceptedDifferences(database.db)).length).toBeGreaterThan(50)
+    const report = await checkDrift(database.db)
+    expect(report.schema?.conflict).toEqual([])
+    expect(report.ok).toBe(true)
+    expect(await rowLevelSecurity(database.db, 'x402_resources')).toBe(true)
   })
 })
 
