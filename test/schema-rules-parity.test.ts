@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { BaselineRefusedError, baselineMigrations, exportBaselineSql, formatSchemaDiff } from '../src/tooling.js'
+import { BaselineRefusedError, baselineMigrations, exportBaselineSql, formatSchemaDiff, planRepair } from '../src/tooling.js'
 import { createHandBuiltDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import { testTargets } from './support/test-database.js'
 
@@ -44,6 +44,8 @@ const CHANGES = `
   ALTER TABLE x402_user_claude_configs DISABLE TRIGGER claude_config_updated_at;
   DROP INDEX idx_claude_configs_user_enabled;
   ALTER TABLE ai_models RENAME TO renamed_models;
+  DROP POLICY "Service role full access on OpenRouter" ON user_openrouter_integrations;
+  COMMENT ON TABLE user_openrouter_integrations IS NULL;
 `
 
 /** The line each rule gives, under its class. */
@@ -57,6 +59,7 @@ const EXPECTED = {
     'x402_resources: column name: grants: live {anon: SELECT} / expected none',
     'x402_resources: constraint pt_max_tokens_range: validated: live false / expected true',
     'x402_resources: constraint x402_resources_openrouter_model_id_fkey: definition: live FOREIGN KEY (openrouter_model_id) REFERENCES renamed_models(id) ON DELETE SET NULL / expected FOREIGN KEY (openrouter_model_id) REFERENCES ai_models(id) ON DELETE SET NULL',
+    'user_openrouter_integrations: policy "Service role full access on OpenRouter": missing: FOR ALL TO service_role USING true',
     'x402_user_claude_configs: index idx_claude_configs_user_enabled: missing: CREATE INDEX',
     'x402_user_claude_configs: trigger claude_config_updated_at: enabled: live D / expected O',
     'x402_user_claude_configs: policy "Anon reads keys": extra: FOR SELECT TO anon USING true (a policy no migration creates)',
@@ -75,6 +78,7 @@ const EXPECTED = {
     'x402_user_claude_configs: policy "Restrictive": extra: AS RESTRICTIVE FOR DELETE TO authenticated USING false (a policy no migration creates)',
   ],
   equivalent: [
+    'user_openrouter_integrations: table: comment: live none / expected ',
     'x402_resources: table: comment: live Worded by hand / expected none',
     'function update_claude_config_updated_at(): definition (the same but for whitespace and letter case)',
   ],
@@ -134,6 +138,35 @@ describe.each(testTargets)('the comparison rules on %s', (target) => {
     expect(strict.command).not.toMatch(/^(Production has more|Equivalent)/m)
     const all = EXPECTED.conflict.length + EXPECTED.accepted.length + EXPECTED.equivalent.length
     expect(strict.command.split('\n')).toHaveLength(1 + all)
+  })
+
+  it('has a repair plan that fixes what it safely can, under lock discipline, and leaves the rest to decide', async () => {
+    const plan = await planRepair(database.db, MIGRATION_005)
+    expect(plan.script).toMatch(/\nSET lock_timeout = '\d+ms';\n/)
+    expect(plan.statements).toEqual([
+      expect.stringMatching(/^CREATE OR REPLACE FUNCTION public\.update_openrouter_integration_updated_at\(\)/),
+      'ALTER TABLE public.user_openrouter_integrations ENABLE ROW LEVEL SECURITY',
+      'CREATE POLICY "Service role full access on OpenRouter" ON public.user_openrouter_integrations AS PERMISSIVE FOR ALL TO service_role USING (true)',
+      'CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_claude_configs_user_enabled ON public.x402_user_claude_configs USING btree (user_id, is_enabled)',
+      'ALTER TABLE public.x402_user_claude_configs ENABLE TRIGGER claude_config_updated_at',
+      expect.stringMatching(/^COMMENT ON TABLE public\.user_openrouter_integrations IS '/),
+      'ALTER TABLE public.x402_resources VALIDATE CONSTRAINT pt_max_tokens_range',
+    ])
+    expect(plan.unresolved.map(({ line }) => line.split(':').slice(0, 2).join(':'))).toEqual([
+      'ai_models: table',
+      'user_openrouter_integrations: index by_hand_on_keys',
+      'x402_resources: column name',
+      'x402_resources: column resource_type',
+      'x402_resources: column slug',
+      'x402_resources: constraint x402_resources_openrouter_model_id_fkey',
+      'x402_user_claude_configs: policy "Anon reads keys"',
+    ])
+    expect(plan.script).not.toMatch(/^[^-\n]*\b(DROP|DISABLE|TRUNCATE|DELETE|REVOKE)\b/m)
+
+    for (const statement of plan.statements) await sql.raw(statement).execute(database.db)
+    const after = await planRepair(database.db, MIGRATION_005)
+    expect(after.statements).toEqual([])
+    expect(after.unresolved).toEqual(plan.unresolved)
   })
 
   it('says plainly "missing" of a table that nothing resembles, alike in both', async () => {
