@@ -92,6 +92,13 @@ describe.each(testTargets)('taking over a production-shaped database on %s', (ta
     expect(report.schema?.conflict).toEqual([])
     expect(report.ok).toBe(true)
     expect(formatDriftReport(report)).toMatch(/\nOK: the schema matches /)
+
+    await db.destroy() // the command opens the database itself
+    const checked = await cli(['check'], cliEnv(database.location))
+    db = reopen(database)
+    expect(checked.code).toBe(0)
+    expect(checked.stdout).toContain('\n  Production has more or is stricter (accepted, and recorded at adoption):\n')
+    expect(lines(checked.stdout).at(-1)).toMatch(/^OK: the schema matches /)
   })
 
   it('reports a later hand change to an accepted object, and a new difference, as drift', async () => {
