@@ -59,7 +59,7 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
 
     const adopted = await baselineMigrations(db, '005')
     expect(adopted).toMatchObject({ migrationName: UP_TO_005.at(-1), recorded: UP_TO_005, alreadyRecorded: [] })
-    expect(adopted.diff).toEqual({ differences: [], unmanaged: [] })
+    expect(adopted.diff).toEqual({ conflict: [], accepted: [], equivalent: [] })
 
     // Kysely's Migrator reads the rows as its own: applied, in order, and 006 and later pending.
     const status = await migrationStatus(db)
@@ -89,17 +89,18 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
     expect(await recordedMigrationNames(database.db)).toEqual(UP_TO_005)
   })
 
-  it('leaves alone columns and indexes that no migration creates, and --strict refuses them', async () => {
+  it('accepts columns and indexes that no migration creates on a ported table, and --strict refuses them', async () => {
     database = await createHandBuiltDatabase(target, BEFORE_005, [PLAN_005_SQL, PRODUCTION_ONLY_SQL])
     const strict = await baselineMigrations(database.db, '005', { strict: true }).catch((error: unknown) => error)
     expect(strict).toBeInstanceOf(BaselineRefusedError)
     expect(formatSchemaDiff((strict as BaselineRefusedError).diff!)).toContain(
-      'x402_resources: unexpected column search_vector (tsvector): no migration of the module creates it',
+      'Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):\n' +
+        '  x402_resources: column search_vector: extra: tsvector (no migration creates it)',
     )
 
     const adopted = await baselineMigrations(database.db, '005')
     expect(adopted.recorded).toEqual(UP_TO_005)
-    expect(adopted.diff.unmanaged.map(({ category, object }) => `${category} ${object.name}`)).toEqual([
+    expect(adopted.diff.accepted.map(({ category, object_name }) => `${category} ${object_name}`)).toEqual([
       'columns search_vector',
       'indexes idx_x402_resources_search',
     ])
@@ -111,11 +112,12 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
     const refusal = await baselineMigrations(database.db, '005').catch((error: unknown) => error)
     expect(refusal).toBeInstanceOf(BaselineRefusedError)
     const { message, diff } = refusal as BaselineRefusedError
-    expect(message).toMatch(/^The live schema differs from what the migrations up to 005_add_openrouter_integration produce, in 2 place\(s\)/)
+    expect(message).toMatch(/^The live schema conflicts with what the migrations up to 005_add_openrouter_integration produce, in 2 place\(s\)/)
     expect(formatSchemaDiff(diff!).split('\n')).toEqual([
-      "x402_resources: constraint x402_resources_resource_type_check: definition: live CHECK ((resource_type = ANY (ARRAY['external'::text, 'proxy'::text, 'prompt'::text, 'static'::text, 'prompt_template'::text]))) " +
+      'Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):',
+      "  x402_resources: constraint x402_resources_resource_type_check: definition: live CHECK ((resource_type = ANY (ARRAY['external'::text, 'proxy'::text, 'prompt'::text, 'static'::text, 'prompt_template'::text]))) " +
         "/ expected CHECK ((resource_type = ANY (ARRAY['external'::text, 'proxy'::text, 'prompt'::text, 'static'::text, 'prompt_template'::text, 'openrouter_instant'::text])))",
-      'x402_resources: missing index idx_x402_resources_openrouter_model: ' +
+      '  x402_resources: index idx_x402_resources_openrouter_model: missing: ' +
         'CREATE INDEX idx_x402_resources_openrouter_model ON public.x402_resources USING btree (openrouter_model_id) WHERE (openrouter_model_id IS NOT NULL)',
     ])
     await expectNothingRecorded(database)
@@ -126,8 +128,8 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
     const refusal = (await baselineMigrations(database.db, '002').catch((error: unknown) => error)) as BaselineRefusedError
     expect(refusal).toBeInstanceOf(BaselineRefusedError)
     const diff = formatSchemaDiff(refusal.diff!)
-    expect(diff).toContain('user_openrouter_integrations: unexpected table: a later migration creates it')
-    expect(diff).toContain('x402_resources: unexpected column openrouter_config (jsonb): a later migration creates it')
+    expect(diff).toContain('  user_openrouter_integrations: table: extra (a later migration creates it: adopt at that migration)')
+    expect(diff).toContain('  x402_resources: column openrouter_config: extra: jsonb (a later migration creates it: adopt at that migration)')
     await expectNothingRecorded(database)
   })
 
@@ -149,10 +151,10 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
 
     const refused = await cli(['baseline', '005'], env)
     expect(refused.code).toBe(1)
-    expect(lines(refused.stdout)).toHaveLength(2)
-    expect(refused.stdout).toContain('x402_resources: missing index idx_x402_resources_openrouter_model')
+    expect(lines(refused.stdout)).toHaveLength(3)
+    expect(refused.stdout).toContain('  x402_resources: index idx_x402_resources_openrouter_model: missing')
     expect(lines(refused.stderr).at(-1)).toMatch(
-      /^migrate baseline failed: The live schema differs from what the migrations up to 005_add_openrouter_integration produce, in 2 place\(s\)/,
+      /^migrate baseline failed: The live schema conflicts with what the migrations up to 005_add_openrouter_integration produce, in 2 place\(s\)/,
     )
 
     await database.runScript(`

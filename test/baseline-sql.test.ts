@@ -8,6 +8,7 @@ import {
   exportMigrationSql,
   migrateToLatest,
   migrationStatus,
+  readAcceptedDifferences,
   readMigrationChecksums,
   recordedMigrationNames,
   snapshotSchema,
@@ -55,6 +56,9 @@ describe('the exported baseline script', () => {
       'COMMENT ON',
       'INSERT INTO',
       'INSERT INTO',
+      'CREATE TABLE',
+      'COMMENT ON',
+      'INSERT INTO',
       'COMMIT;',
     ])
   })
@@ -81,6 +85,12 @@ describe.each(testTargets)('the exported baseline script on %s', (target) => {
     const checksums = (checksumsOf: Map<string, { sha256: string; origin: string }>) =>
       [...checksumsOf.values()].map(({ sha256, origin }) => [sha256, origin])
     expect(checksums(await readMigrationChecksums(bySql.db))).toEqual(checksums(await readMigrationChecksums(byCommand.db)))
+    // The same differences accepted: production's extra column and index.
+    expect(await readAcceptedDifferences(bySql.db)).toEqual(await readAcceptedDifferences(byCommand.db))
+    expect((await readAcceptedDifferences(bySql.db)).map(({ key }) => key)).toEqual([
+      'columns x402_resources.search_vector',
+      'indexes x402_resources.idx_x402_resources_search',
+    ])
 
     const status = await migrationStatus(bySql.db)
     expect(status.map(({ name, appliedAt }) => [name, appliedAt instanceof Date])).toEqual([
@@ -112,9 +122,11 @@ describe.each(testTargets)('the exported baseline script on %s', (target) => {
       "ALTER TABLE x402_resources ALTER COLUMN resource_type SET DEFAULT 'proxy'",
     ])
     await expect(database.runScript(script)).rejects.toThrow(
-      'The live schema differs from what the migrations up to 005_add_openrouter_integration produce; nothing was recorded.\n' +
-        `changed columns x402_resources.resource_type: default: live "'proxy'::text" / expected "'external'::text"\n` +
-        'missing indexes x402_resources.idx_x402_resources_openrouter_model',
+      'The live schema conflicts with what the migrations up to 005_add_openrouter_integration produce; nothing was recorded.\n' +
+        'Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):\n' +
+        "  x402_resources: column resource_type: default: live 'proxy'::text / expected 'external'::text\n" +
+        '  x402_resources: index idx_x402_resources_openrouter_model: missing: ' +
+        'CREATE INDEX idx_x402_resources_openrouter_model ON public.x402_resources USING btree (openrouter_model_id) WHERE (openrouter_model_id IS NOT NULL)',
     )
     const { rows } = await sql<{ schema: string | null }>`SELECT to_regnamespace('x402_migrations')::text AS schema`.execute(database.db)
     expect(rows[0]!.schema).toBeNull()

@@ -55,18 +55,27 @@ describe('migration checksums', () => {
 })
 
 describe.each(testTargets)('migrate:check on %s', (target) => {
-  it('counts an object added by hand to a table the module creates whole, and leaves the ported tables alone', async () => {
+  it('counts an object added by hand to a table the module creates whole, and accepts one on a ported table once adopted', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateToLatest(db)
       await sql`CREATE INDEX by_hand_on_resources ON x402_resources (name)`.execute(db)
+      // A new difference is drift until it is accepted, by adopting at the newest migration.
+      const unaccepted = await checkDrift(db)
+      expect(unaccepted.ok).toBe(false)
+      expect(unaccepted.schema?.conflict.map(({ reason, object_name }) => [object_name, reason])).toEqual([
+        ['by_hand_on_resources', expect.stringContaining('not accepted at adoption')],
+      ])
+      const newest = unaccepted.migrationName!
+      expect((await baselineMigrations(db, newest)).diff.accepted.map(({ object_name }) => object_name)).toEqual(['by_hand_on_resources'])
       const lenient = await checkDrift(db)
       expect(lenient.ok).toBe(true)
-      expect(lenient.schema?.unmanaged.map(({ object }) => object.name)).toEqual(['by_hand_on_resources'])
+      expect(lenient.schema?.accepted.map(({ object_name }) => object_name)).toEqual(['by_hand_on_resources'])
 
       await sql`CREATE INDEX by_hand_on_keys ON user_openrouter_integrations (encrypted_api_key)`.execute(db)
       const drifted = await checkDrift(db)
       expect(drifted.ok).toBe(false)
-      expect(drifted.schema?.differences.map(({ kind, object }) => [kind, object.name])).toEqual([['unexpected', 'by_hand_on_keys']])
+      expect(drifted.schema?.conflict.map(({ kind, object_name }) => [kind, object_name])).toEqual([['extra', 'by_hand_on_keys']])
+      await expect(baselineMigrations(db, newest)).rejects.toThrow(/conflicts with what the migrations up to .* produce, in 1 place/)
     })
   })
 
@@ -75,7 +84,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       await migrateToLatest(db)
       const clean = await checkDrift(db)
       expect(clean).toMatchObject({ ok: true, migrationName: NEWEST, history: [], pending: [] })
-      expect(clean.schema).toEqual({ differences: [], unmanaged: [] })
+      expect(clean.schema).toEqual({ conflict: [], accepted: [], equivalent: [] })
       // The runner recorded each checksum as it applied the migration.
       expect(clean.checksums.map(({ status }) => status)).toEqual(ALL.map(() => 'ok'))
       expect(formatDriftReport(clean)).toMatch(
@@ -91,9 +100,10 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       expect(report).toContain(
         [
           `Schema, compared with what the migrations up to ${NEWEST} produce:`,
-          '  user_openrouter_integrations: table: row level security: live false / expected true',
-          '  user_openrouter_integrations: unexpected policy "Anyone reads keys" (FOR SELECT TO public USING true): no migration of the module creates it, and it changes who can reach the rows',
-          "  x402_resources: column resource_type: default: live 'proxy'::text / expected 'external'::text",
+          '  Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):',
+          '    user_openrouter_integrations: table: row level security: live false / expected true (off where the module has it on)',
+          '    user_openrouter_integrations: policy "Anyone reads keys": extra: FOR SELECT TO public USING true (no migration creates it, on a table the module creates whole)',
+          "    x402_resources: column resource_type: default: live 'proxy'::text / expected 'external'::text",
         ].join('\n'),
       )
       expect(report).toMatch(new RegExp(`DRIFT: 3 schema difference\\(s\\) from ${NEWEST}\\.\n$`))
@@ -124,7 +134,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       try {
         const report = await checkDrift(db, { sourceDir: sourceCopy })
         expect(report.ok).toBe(false)
-        expect(report.schema?.differences).toEqual([])
+        expect(report.schema?.conflict).toEqual([])
         expect(report.checksums.filter(({ status }) => status === 'edited').map(({ name }) => name)).toEqual([MIGRATION_005])
         const recorded = (await readMigrationChecksums(db)).get(MIGRATION_005)!.sha256
         expect(formatDriftReport(report, { sourceDir: sourceCopy })).toContain(
@@ -191,7 +201,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       await changer.destroy()
       const drifted = await cli(['check'], env)
       expect(drifted.code).toBe(1)
-      expect(drifted.stdout).toContain('  user_openrouter_integrations: missing index idx_openrouter_integrations_user_enabled: CREATE INDEX')
+      expect(drifted.stdout).toContain('    user_openrouter_integrations: index idx_openrouter_integrations_user_enabled: missing: CREATE INDEX')
       expect(lines(drifted.stderr).at(-1)).toBe(
         `migrate check failed: drift found: 1 schema difference(s) from ${NEWEST} (the report above says what and where).`,
       )

@@ -5,25 +5,36 @@ import { checksumTableStatements, MIGRATION_CHECKSUM_TABLE, type MigrationSource
 import { MIGRATION_LOCK_KEY } from '../migrator/lock.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
-import { PORTED_TABLES } from '../schema/diff.js'
 import { buildSchemaReference, type SchemaReference } from '../schema/reference.js'
-import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapshotQuery } from '../schema/snapshot.js'
+import { comparisonQuery, comparisonReportQuery, DIFFERENCE_CLASSES } from '../schema/rules.js'
+import { ACCEPTED_DIFFERENCE_TABLE, acceptedDifferenceTableStatements } from './accepted-differences.js'
+
+/** Options of {@link exportBaselineSql}. */
+export interface BaselineSqlOptions extends MigrationSourceOptions {
+  /** The exact comparison: every difference refuses, as `migrate:baseline -- <name> --strict`. */
+  strict?: boolean
+}
+
+/** The temporary table the script keeps the comparison in until COMMIT. */
+const COMPARED = 'x402_baseline_compared'
 
 /**
  * `migrate:baseline` as one SQL script, for the Supabase SQL Editor where the command line
  * cannot reach production. The script first verifies, in the database, what the command
  * verifies: that the recorded history does not contradict the adoption, and that the live
- * schema equals the reference at `name` (built now on a scratch database and embedded in the
- * script), for what the module owns. If not, it raises an error that lists the differences, and
- * records nothing. Otherwise it creates the history tables as Kysely's Migrator does, and
- * records the migrations up to `name` and their checksums, in one transaction.
+ * schema has no conflict with the reference at `name` (built now on a scratch database and
+ * embedded in the script), by running the same comparison query as the command (rules.ts).
+ * On a conflict it raises an error that lists every difference under its class, as the command
+ * prints them, and records nothing. Otherwise it prints the equivalent and accepted differences
+ * (a NOTICE), creates the history tables as Kysely's Migrator does, and records the migrations
+ * up to `name`, their checksums and the accepted differences, in one transaction.
  *
  * @example
  * ```ts
  * process.stdout.write(await exportBaselineSql('005'))
  * ```
  */
-export async function exportBaselineSql(name: string, options: MigrationSourceOptions = {}): Promise<string> {
+export async function exportBaselineSql(name: string, options: BaselineSqlOptions = {}): Promise<string> {
   const reference = await buildSchemaReference(name)
   const { migrationName } = reference
   const upTo = migrationNamesUpTo(migrationName)
@@ -36,13 +47,14 @@ export async function exportBaselineSql(name: string, options: MigrationSourceOp
     `-- Adoption of a database built by hand: records ${upTo.join(', ')} as applied, without running them.`,
     `-- Exported by \`npm run migrate:sql -- --baseline ${migrationName}\`. Run it as one script (the Supabase SQL Editor).`,
     `-- It first compares the live schema with what the migrations up to ${migrationName} produce (embedded below),`,
-    '-- and checks the recorded history; on any difference it stops with an error listing them, and records nothing.',
+    '-- and checks the recorded history; on a conflict it stops with an error listing the differences, and records nothing.',
+    '-- Equivalent differences and what production has more or stricter are listed in a NOTICE; the latter are recorded.',
     'BEGIN;',
     '',
     '-- The migration lock (MIGRATION_LOCK_KEY), so that no migration run changes the schema meanwhile.',
     `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY});`,
     '',
-    guard(reference, upTo),
+    guard(reference, upTo, options.strict === true),
     '',
     `CREATE SCHEMA IF NOT EXISTS ${schema};`,
     '',
@@ -67,34 +79,32 @@ export async function exportBaselineSql(name: string, options: MigrationSourceOp
     `CROSS JOIN (SELECT greatest(now(), (SELECT max("timestamp"::timestamptz) FROM ${history})) AS start) AS s`,
     `WHERE NOT EXISTS (SELECT FROM ${history} m WHERE m.name = v.name);`,
     '',
+    ...acceptedDifferenceTableStatements().flatMap((statement) => [`${statement};`, '']),
+    '-- What production has more or stricter, as accepted now; migrate:check holds the database to it.',
+    `DELETE FROM ${schema}.${ACCEPTED_DIFFERENCE_TABLE};`,
+    `INSERT INTO ${schema}.${ACCEPTED_DIFFERENCE_TABLE} (key, field, live, line, migration_name)`,
+    `SELECT c.key, c.field, c.live, c.line, ${literal(migrationName)} FROM ${COMPARED} c WHERE c.class = 'accepted';`,
+    '',
     'COMMIT;',
     '',
   ].join('\n')
 }
 
 /**
- * The DO block that refuses before anything is recorded. It runs the snapshot query of
- * schema-snapshot.ts on the live database and compares its rows with the reference's, under
- * the rules of diffSchemas: missing and changed objects count; a live object that is not
- * expected counts where a later migration creates it, or where it is a policy on one of the
- * module's tables.
+ * The DO block that refuses before anything is recorded: the history checks, then the
+ * comparison query of rules.ts, the one migrate:baseline runs, kept in a temporary table until
+ * COMMIT so that the accepted differences can be recorded after the history tables exist.
  */
-function guard(reference: SchemaReference, upTo: string[]): string {
+function guard(reference: SchemaReference, upTo: string[], strict: boolean): string {
   const { migrationName } = reference
   const history = `${MIGRATION_TABLE_SCHEMA}.${DEFAULT_MIGRATION_TABLE}`
-  const referenceObjects = Object.fromEntries(
-    flatten(reference.expected).map(({ key, definition }) => [key, definition]),
-  )
-  const ownedKeys = flatten(reference.latest).map(({ key }) => key)
+  const comparison = comparisonQuery({ expected: reference.expected, owned: reference.latest, strict })
   return `DO $x402_baseline$
 DECLARE
-  reference_objects jsonb := ${literal(jsonLines(referenceObjects))};
-  owned_keys text[] := ${textArray(ownedKeys)};
-  ported_tables text[] := ${textArray([...PORTED_TABLES])};
-  reference_tables text[] := ${textArray(Object.keys(reference.expected.relations))};
   baseline_names text[] := ${textArray(upTo)};
   saved_search_path text := current_setting('search_path');
   problems text;
+  report text;
 BEGIN
   IF to_regclass(${literal(history)}) IS NOT NULL THEN
     SELECT string_agg(h.name, ', ' ORDER BY h.name) INTO problems
@@ -114,60 +124,24 @@ BEGIN
   END IF;
 
   PERFORM pg_catalog.set_config('search_path', 'public', true);
-  WITH live AS (${snapshotQuery('public')}),
-  live_side AS (
-    SELECT live.category || ' ' || CASE WHEN live.category = 'relations' OR live.table_name IS NULL THEN live.object_name
-                                        ELSE live.table_name || '.' || live.object_name END AS key,
-           live.category, live.table_name, live.definition
-    FROM live
-  ),
-  reference_side AS (SELECT r.key, r.value AS definition FROM jsonb_each(reference_objects) AS r)
-  SELECT string_agg(d.line, E'\\n' ORDER BY d.line) INTO problems FROM (
-    SELECT CASE
-             WHEN l.key IS NULL THEN 'missing ' || e.key
-             WHEN e.key IS NULL THEN 'unexpected ' || l.key
-             ELSE 'changed ' || e.key || ': ' || (
-               SELECT string_agg(f.field || ': live ' || coalesce(l.definition -> f.field, 'null'::jsonb)::text
-                                 || ' / expected ' || coalesce(e.definition -> f.field, 'null'::jsonb)::text, '; ' ORDER BY f.field)
-               FROM (SELECT jsonb_object_keys(l.definition) UNION SELECT jsonb_object_keys(e.definition)) AS f(field)
-               WHERE (l.definition -> f.field) IS DISTINCT FROM (e.definition -> f.field))
-           END AS line
-    FROM reference_side e FULL JOIN live_side l ON l.key = e.key
-    WHERE CASE
-            WHEN l.key IS NULL THEN true
-            WHEN e.key IS NULL THEN CASE WHEN l.category IN ('relations', 'functions') THEN l.key = ANY (owned_keys)
-                                         ELSE l.table_name = ANY (reference_tables)
-                                              AND (l.key = ANY (owned_keys) OR l.category = 'policies'
-                                                   OR NOT (l.table_name = ANY (ported_tables))) END
-            ELSE l.definition <> e.definition
-          END
-  ) AS d;
+  DROP TABLE IF EXISTS pg_temp.${COMPARED};
+  CREATE TEMPORARY TABLE ${COMPARED} ON COMMIT DROP AS ${comparison.trim()};
   PERFORM pg_catalog.set_config('search_path', saved_search_path, true);
-  IF problems IS NOT NULL THEN
+  report := (${comparisonReportQuery(`pg_temp.${COMPARED}`, DIFFERENCE_CLASSES)});
+  IF EXISTS (SELECT FROM pg_temp.${COMPARED} WHERE class = 'conflict') THEN
     RAISE EXCEPTION USING
-      MESSAGE = format(E'The live schema differs from what the migrations up to %s produce; nothing was recorded.\\n%s', ${literal(migrationName)}, problems),
-      HINT = 'Make the database match, or adopt it at the migration whose schema it has. npm run migrate:check describes each difference.';
+      MESSAGE = format(E'The live schema conflicts with what the migrations up to %s produce; nothing was recorded.\\n%s', ${literal(migrationName)}, report),
+      HINT = ${literal(`See what to change with npm run migrate:baseline -- ${migrationName} --plan (or adopt at the migration whose schema the database has). Nothing it prints weakens security or drops data.`)};
+  END IF;
+  IF report IS NOT NULL THEN
+    RAISE NOTICE '%', report;
   END IF;
 END
 $x402_baseline$;`
 }
 
-function flatten(snapshot: SchemaSnapshot): Array<{ key: string; definition: Record<string, unknown> }> {
-  return SCHEMA_OBJECT_CATEGORIES.flatMap((category) =>
-    Object.values(snapshot[category]).map((object) => ({
-      key: `${category} ${schemaObjectKey(category, object)}`,
-      definition: object.definition,
-    })),
-  )
-}
-
 function literal(value: string): string {
   return `'${value.replaceAll("'", "''")}'`
-}
-
-/** A JSON object with one entry a line, so that the script reads object by object. */
-function jsonLines(object: Record<string, unknown>): string {
-  return `{\n${Object.entries(object).map(([key, value]) => `${JSON.stringify(key)}: ${JSON.stringify(value)}`).join(',\n')}\n}`
 }
 
 function textArray(values: string[]): string {

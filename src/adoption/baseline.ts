@@ -14,12 +14,13 @@ import { historyDisagreements, recordedMigrationNames } from '../migrator/histor
 import { withMigrationLock } from '../migrator/lock.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
-import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
 import type { SchemaDiff } from '../schema/diff.js'
+import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
+import { recordAcceptedDifferences } from './accepted-differences.js'
 
 /** Options of {@link baselineMigrations}. */
 export interface BaselineOptions extends MigrationSourceOptions {
-  /** Also refuse where the module's tables carry objects that no migration creates. */
+  /** The exact comparison: every difference refuses, equivalent and accepted ones too. */
   strict?: boolean
   /** How long to wait for a migration run in progress, in ms (the migration lock). */
   lockWaitMs?: number
@@ -33,7 +34,7 @@ export interface BaselineResult {
   recorded: string[]
   /** The migrations up to `migrationName` that were recorded already. */
   alreadyRecorded: string[]
-  /** The comparison that allowed it; its `unmanaged` objects were left alone. */
+  /** The comparison that allowed it: no conflict; its accepted differences were recorded. */
   diff: SchemaDiff
 }
 
@@ -52,9 +53,10 @@ export class BaselineRefusedError extends Error {
     super(
       disagreements.length > 0
         ? `Cannot adopt the database at ${migrationName}: ${disagreements.join('; ')}. Nothing was recorded.`
-        : `The live schema differs from what the migrations up to ${migrationName} produce, in ` +
-            `${diff!.differences.length} place(s) (listed in the diff); nothing was recorded. Make the database match, ` +
-            'or adopt it at the migration whose schema it has.',
+        : `The live schema conflicts with what the migrations up to ${migrationName} produce, in ` +
+            `${diff!.conflict.length} place(s) (listed in the diff); nothing was recorded. ` +
+            `See what to change with npm run migrate:baseline -- ${migrationName} --plan, ` +
+            'or adopt the database at the migration whose schema it has.',
     )
   }
 }
@@ -62,9 +64,12 @@ export class BaselineRefusedError extends Error {
 /**
  * Adopts a database whose schema was built by hand (the SQL Editor): records the migrations up
  * to `name` (a full name or a unique prefix) as applied, without running them, so that the
- * migrator then runs only what follows. Only after it found the live schema equal to the
- * reference at `name` (built on a scratch database, see buildSchemaReference), for what the
- * module owns; otherwise it throws {@link BaselineRefusedError} with the diff. It refuses as well
+ * migrator then runs only what follows. Only after it found no conflict between the live schema
+ * and the reference at `name` (built on a scratch database, never on `db`; see
+ * buildSchemaReference and rules.ts for the classes); otherwise it throws
+ * {@link BaselineRefusedError} with the diff. Equivalent differences are listed; accepted
+ * ones (production has more or is stricter) are recorded, replacing any recorded before, and
+ * `migrate:check` holds the database to them. It refuses as well
  * when the history already records migrations that disagree (after `name`, unknown, or with a
  * gap). The rows are written by Kysely's own Migrator, exactly as a run writes them, with each
  * migration's checksum, in one transaction, under the migration lock. Migrations recorded
@@ -94,7 +99,7 @@ export async function baselineMigrations(
     const disagreements = historyDisagreements(alreadyRecorded, migrationName)
     if (disagreements.length > 0) throw new BaselineRefusedError(migrationName, disagreements, undefined)
     const diff = await diffWithReference(db, reference, options)
-    if (diff.differences.length > 0) throw new BaselineRefusedError(migrationName, [], diff)
+    if (diff.conflict.length > 0) throw new BaselineRefusedError(migrationName, [], diff)
 
     const recorded = upTo.filter((known) => !alreadyRecorded.includes(known))
     await db.transaction().execute(async (trx) => {
@@ -106,6 +111,7 @@ export async function baselineMigrations(
       await insertChecksums(trx, checksums.filter((entry) => recorded.includes(entry.name)))
       // Those recorded before (by a module without checksums) get theirs now.
       await recordMissingChecksums(trx, () => 'backfill', options)
+      await recordAcceptedDifferences(trx, diff.accepted, migrationName)
     })
     return { migrationName, recorded, alreadyRecorded, diff }
   }

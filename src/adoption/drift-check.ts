@@ -11,10 +11,11 @@ import {
 import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
 import { formatSchemaDiff, type SchemaDiff } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
+import { readAcceptedDifferences } from './accepted-differences.js'
 
 /** Options of {@link checkDrift}. */
 export interface DriftCheckOptions extends MigrationSourceOptions {
-  /** Count objects on the module's tables that no migration creates as drift too. */
+  /** The exact comparison: every difference is drift, equivalent and accepted ones too. */
   strict?: boolean
 }
 
@@ -78,7 +79,10 @@ export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {
     history.push('no migration is recorded as applied: run `npm run migrate:latest`, or adopt a hand-built database with `npm run migrate:baseline -- <name>`')
   }
   const schema = migrationName
-    ? await diffWithReference(db, await buildSchemaReference(migrationName), { strict: options.strict })
+    ? await diffWithReference(db, await buildSchemaReference(migrationName), {
+        strict: options.strict,
+        acceptedBefore: await readAcceptedDifferences(db),
+      })
     : undefined
   const recorded = await readMigrationChecksums(db)
   const checksums = await Promise.all(
@@ -86,7 +90,7 @@ export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {
   )
   const ok =
     history.length === 0 &&
-    schema?.differences.length === 0 &&
+    schema?.conflict.length === 0 &&
     checksums.every(({ status }) => status !== 'edited' && status !== 'unreadable')
   return { migrationName, applied, pending: known.filter((name) => !applied.includes(name)), history, schema, checksums, ok }
 }
@@ -124,10 +128,8 @@ export function formatDriftReport(report: DriftReport, options: MigrationSourceO
   }
   section('Migration history:', report.history)
   if (report.schema) {
-    const diff = formatSchemaDiff({ ...report.schema, unmanaged: [] })
+    const diff = formatSchemaDiff(report.schema)
     section(`Schema, compared with what the migrations up to ${report.migrationName} produce:`, diff ? diff.split('\n') : [])
-    const unmanaged = formatSchemaDiff({ differences: [], unmanaged: report.schema.unmanaged })
-    section('Note:', unmanaged ? unmanaged.split('\n') : [])
   }
   section(
     'Migration files changed after they were applied:',
@@ -176,7 +178,7 @@ export function driftSummary(report: DriftReport): string {
   const count = (n: number, what: string) => (n > 0 ? [`${n} ${what}`] : [])
   return [
     ...count(report.history.length, 'history problem(s)'),
-    ...count(report.schema?.differences.length ?? 0, `schema difference(s) from ${report.migrationName}`),
+    ...count(report.schema?.conflict.length ?? 0, `schema difference(s) from ${report.migrationName}`),
     ...count(report.checksums.filter(({ status }) => status === 'edited').length, 'migration file(s) edited after they were applied'),
     ...count(report.checksums.filter(({ status }) => status === 'unreadable').length, 'migration file(s) that cannot be read'),
   ].join(', ')

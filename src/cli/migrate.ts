@@ -3,8 +3,8 @@
  *
  *   migrate:latest | migrate:up | migrate:list
  *   migrate:down [-- --allow-data-loss]
- *   migrate:sql -- <name> [--down] [--no-locks] | migrate:sql -- --baseline <name>
- *   migrate:baseline -- <name> [--strict]
+ *   migrate:sql -- <name> [--down] [--no-locks] | migrate:sql -- --baseline <name> [--strict]
+ *   migrate:baseline -- <name> [--strict | --plan]
  *   migrate:check [-- --strict]
  *
  * It works on MIGRATION_DATABASE_URL when set, else DATABASE_URL, otherwise on the embedded
@@ -18,7 +18,10 @@ import type { MigrationResult } from 'kysely/migration'
 import { BaselineRefusedError, baselineMigrations } from '../adoption/baseline.js'
 import { exportBaselineSql } from '../adoption/baseline-sql.js'
 import { checkDrift, driftSummary, formatDriftReport } from '../adoption/drift-check.js'
+import { planRepair } from '../adoption/repair-plan.js'
+import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { exportMigrationSql } from '../export/migration-sql.js'
+import { hasMigrationHistory } from '../migrator/history.js'
 import { resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateDown, migrateToLatest, migrateUp, migrationStatus } from '../migrator/migrator.js'
 import { migrationSettings } from '../migrator/settings.js'
@@ -26,13 +29,30 @@ import { formatSchemaDiff } from '../schema/diff.js'
 import { runCommand, splitArguments, withCommandDatabase } from './run-command.js'
 
 const USAGE =
-  'usage: migrate <latest | up | down [--allow-data-loss] | list | sql <name> [--down] [--no-locks] | sql --baseline <name> | ' +
-  'baseline <name> [--strict] | check [--strict]>'
+  'usage: migrate <latest | up | down [--allow-data-loss] | list | sql <name> [--down] [--no-locks] | sql --baseline <name> [--strict] | ' +
+  'baseline <name> [--strict | --plan] | check [--strict]>'
 
 type Command = (db: () => Kysely<any>, args: string[]) => Promise<void>
 
 const commands: Record<string, Command> = {
-  latest: (db) => report(migrateToLatest(db()), 'Already up to date: no pending migration.'),
+  latest: async (db) => {
+    const hadHistory = await hasMigrationHistory(db())
+    try {
+      await report(migrateToLatest(db()), 'Already up to date: no pending migration.')
+    } catch (error) {
+      // The tables are there but no history: a database built by hand (the SQL Editor), which
+      // is adopted, not migrated from scratch.
+      if (!hadHistory && errorCode(error) === SQLSTATE.duplicateTable) {
+        throw new Error(
+          `${(error as Error).message.split('\n')[0]} The database has tables but no migration history: it was built by hand. ` +
+            'Adopt it first at the migration whose schema it has: npm run migrate:baseline -- <name> (with --plan to see what ' +
+            'differs), then run migrate:latest again. Nothing was changed.',
+          { cause: error },
+        )
+      }
+      throw error
+    }
+  },
   up: (db) => report(migrateUp(db()), 'Nothing to apply: no pending migration.'),
   down: (db, args) => {
     const unknownFlags = args.filter((arg) => arg !== '--allow-data-loss')
@@ -49,27 +69,41 @@ const commands: Record<string, Command> = {
   // Runs on scratch databases (in memory; for the lock comments, a new one beside the configured
   // server, dropped afterwards), never on the target.
   sql: async (_db, args) => {
-    const { name, flags } = parseArguments('migrate:sql', args, ['--down', '--baseline', '--no-locks'])
+    const { name, flags } = parseArguments('migrate:sql', args, ['--down', '--baseline', '--strict', '--no-locks'])
     if (flags.has('--baseline')) {
       if (flags.has('--down')) throw new Error(`migrate:sql takes --down or --baseline, not both. ${USAGE}`)
-      process.stdout.write(await exportBaselineSql(name))
+      process.stdout.write(await exportBaselineSql(name, { strict: flags.has('--strict') }))
       return
     }
+    if (flags.has('--strict')) throw new Error(`migrate:sql takes --strict only with --baseline. ${USAGE}`)
     // The lock comments are measured on a scratch database beside the configured server, if any.
     const server = process.env.MIGRATION_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
     const lockProfile = flags.has('--no-locks') ? undefined : { server }
     process.stdout.write(await exportMigrationSql(resolveMigrationName(name), flags.has('--down') ? 'down' : 'up', { lockProfile }))
   },
   baseline: async (db, args) => {
-    const { name, flags } = parseArguments('migrate:baseline', args, ['--strict'])
+    const { name, flags } = parseArguments('migrate:baseline', args, ['--strict', '--plan'])
+    if (flags.has('--plan')) {
+      if (flags.has('--strict')) throw new Error(`migrate:baseline takes --strict or --plan, not both. ${USAGE}`)
+      // Reads the database and prints SQL; runs none of it.
+      const plan = await planRepair(db(), name)
+      process.stdout.write(plan.script)
+      console.error(
+        `Repair plan for ${plan.migrationName}: ${plan.statements.length} statement(s) to review and run, ` +
+          `${plan.unresolved.length} conflict(s) left to decide (listed at the end of the plan).`,
+      )
+      return
+    }
     const options = { strict: flags.has('--strict'), lockWaitMs: migrationSettings().lockWaitMs }
     try {
       const { migrationName, recorded, diff } = await baselineMigrations(db(), name, options)
       for (const migration of recorded) console.error(`recorded ${migration}`)
       if (recorded.length === 0) console.error(`Already adopted: every migration up to ${migrationName} is recorded.`)
-      if (diff.unmanaged.length > 0) console.error(formatSchemaDiff({ differences: [], unmanaged: diff.unmanaged }))
+      const listed = formatSchemaDiff(diff)
+      if (listed) process.stdout.write(`${listed}\n`)
     } catch (error) {
-      // The diff is the result the user needs: on stdout, in full; the reason follows on stderr.
+      // The diff is the result the user needs: on stdout, in full, under its classes; the reason
+      // follows on stderr.
       if (error instanceof BaselineRefusedError && error.diff) process.stdout.write(`${formatSchemaDiff(error.diff)}\n`)
       throw error
     }

@@ -7,6 +7,7 @@ export const SQLSTATE = {
   invalidParameterValue: '22023',
   undefinedObject: '42704',
   checkViolation: '23514',
+  duplicateTable: '42P07',
 } as const
 
 /**

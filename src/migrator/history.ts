@@ -49,8 +49,15 @@ export async function readMigrationHistory(db: Kysely<any>, options: { times?: b
   }
 }
 
-/** Whether the history table exists, asked without an error, so it is safe inside a transaction. */
-async function hasMigrationHistory(db: Kysely<any>): Promise<boolean> {
+/**
+ * Whether the history table exists, asked without an error, so it is safe inside a transaction.
+ *
+ * @example
+ * ```ts
+ * if (!(await hasMigrationHistory(db))) console.log('never migrated, or built by hand')
+ * ```
+ */
+export async function hasMigrationHistory(db: Kysely<any>): Promise<boolean> {
   const { rows } = await sql<{ present: boolean }>`SELECT to_regclass(${MIGRATION_HISTORY_TABLE}) IS NOT NULL AS present`.execute(db)
   return rows[0]!.present
 }

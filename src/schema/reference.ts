@@ -1,9 +1,10 @@
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 
 import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
-import { diffSchemas, type SchemaDiff } from './diff.js'
+import { compareSchemas, type SchemaDiff } from './diff.js'
+import type { AcceptedDifferenceRecord } from './rules.js'
 import { type SchemaSnapshot, snapshotPublicSchema } from './snapshot.js'
 
 /** The schema that the module's migrations produce, to compare a live database with. */
@@ -14,6 +15,12 @@ export interface SchemaReference {
   expected: SchemaSnapshot
   /** The schema that all of the module's migrations produce: everything the module owns. */
   latest: SchemaSnapshot
+  /**
+   * The full `CREATE OR REPLACE FUNCTION` text of each function at `migrationName`, keyed as in
+   * `expected.functions`, as the server deparses it (the snapshot collapses whitespace, which
+   * would break a body with a `--` comment): what a repair plan puts back.
+   */
+  functionSources: Record<string, string>
 }
 
 /**
@@ -52,27 +59,34 @@ async function build(migrationName: string): Promise<SchemaReference> {
   try {
     await migrateTo(scratch, migrationName)
     const expected = await snapshotPublicSchema(scratch)
+    const { rows } = await sql<{ name: string; source: string }>`
+      SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS name,
+             pg_catalog.pg_get_functiondef(p.oid) AS source
+      FROM pg_catalog.pg_proc p
+      WHERE p.pronamespace = 'public'::regnamespace AND p.prokind IN ('f', 'p')
+    `.execute(scratch)
+    const functionSources = Object.fromEntries(rows.map(({ name, source }) => [name, source]))
     await migrateToLatest(scratch)
-    return { migrationName, expected, latest: await snapshotPublicSchema(scratch) }
+    return { migrationName, expected, latest: await snapshotPublicSchema(scratch), functionSources }
   } finally {
     await scratch.destroy()
   }
 }
 
 /**
- * Compares the live schema of `db` with a reference, for what the module owns (see
- * {@link diffSchemas}); `strict` also counts objects on the module's tables that no migration
- * creates.
+ * Compares the live schema of `db` with a reference, for what the module owns, in the three
+ * classes of rules.ts. `strict` makes every difference a conflict; `acceptedBefore` (a check)
+ * holds accepted differences to those recorded at adoption.
  *
  * @example
  * ```ts
- * const { differences } = await diffWithReference(db, await buildSchemaReference('005'))
+ * const { conflict } = await diffWithReference(db, await buildSchemaReference('005'))
  * ```
  */
-export async function diffWithReference(
+export function diffWithReference(
   db: Kysely<any>,
   reference: SchemaReference,
-  options: { strict?: boolean } = {},
+  options: { strict?: boolean; acceptedBefore?: AcceptedDifferenceRecord[] } = {},
 ): Promise<SchemaDiff> {
-  return diffSchemas(await snapshotPublicSchema(db), reference.expected, { owned: reference.latest, strict: options.strict })
+  return compareSchemas(db, { expected: reference.expected, owned: reference.latest, ...options })
 }

@@ -1,0 +1,77 @@
+import { type Kysely, sql } from 'kysely'
+
+import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
+import type { SchemaDifference } from '../schema/diff.js'
+import type { AcceptedDifferenceRecord } from '../schema/rules.js'
+
+/** The table, in the history's schema, of the differences adoption accepted. */
+export const ACCEPTED_DIFFERENCE_TABLE = 'accepted_schema_difference'
+
+const table = () => `${MIGRATION_TABLE_SCHEMA}.${ACCEPTED_DIFFERENCE_TABLE}`
+
+/**
+ * The statements that create the table of accepted differences: one row per difference that
+ * `migrate:baseline` (or its SQL script) accepted, with the live value it accepted, so that
+ * `migrate:check` holds the database to it. Shared by both paths so that they create the same.
+ *
+ * @example
+ * ```ts
+ * for (const statement of acceptedDifferenceTableStatements()) await sql.raw(statement).execute(trx)
+ * ```
+ */
+export function acceptedDifferenceTableStatements(): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${table()} (
+  key text NOT NULL,
+  field text NOT NULL,
+  live jsonb,
+  line text NOT NULL,
+  migration_name varchar(255) NOT NULL,
+  accepted_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (key, field)
+)`,
+    `COMMENT ON TABLE ${table()} IS 'Where the adopted database has more than the module, or is stricter (row level security on, ` +
+      `extra columns, indexes, …), as accepted by migrate:baseline; migrate:check reports any change to them. Kept by the x402-jobs db module.'`,
+  ]
+}
+
+/**
+ * Replaces the recorded accepted differences with `accepted`, the ones found at this adoption
+ * at `migrationName`. Call it inside the adoption's transaction.
+ *
+ * @example
+ * ```ts
+ * await recordAcceptedDifferences(trx, diff.accepted, '002_add_claude_integration')
+ * ```
+ */
+export async function recordAcceptedDifferences(
+  db: Kysely<any>,
+  accepted: SchemaDifference[],
+  migrationName: string,
+): Promise<void> {
+  for (const statement of acceptedDifferenceTableStatements()) await sql.raw(statement).execute(db)
+  await sql`DELETE FROM ${sql.raw(table())}`.execute(db)
+  if (accepted.length === 0) return
+  const rows = accepted.map(({ key, field, live, line }) => ({ key, field, live, line }))
+  await sql`
+    INSERT INTO ${sql.raw(table())} (key, field, live, line, migration_name)
+    SELECT r.key, r.field, r.live, r.line, ${migrationName}
+    FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(key text, field text, live jsonb, line text)
+  `.execute(db)
+}
+
+/**
+ * The accepted differences recorded at adoption; none where the database was never adopted.
+ *
+ * @example
+ * ```ts
+ * const acceptedBefore = await readAcceptedDifferences(db)
+ * ```
+ */
+export async function readAcceptedDifferences(db: Kysely<any>): Promise<AcceptedDifferenceRecord[]> {
+  const { rows } = await sql<{ present: boolean }>`SELECT to_regclass(${table()}) IS NOT NULL AS present`.execute(db)
+  if (!rows[0]?.present) return []
+  return (
+    await sql<AcceptedDifferenceRecord>`SELECT key, field, live FROM ${sql.raw(table())} ORDER BY key, field`.execute(db)
+  ).rows
+}
