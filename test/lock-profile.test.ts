@@ -180,3 +180,34 @@ postgres('the lock profile of 005 on postgres', () => {
     })
   })
 })
+
+postgres('the lock order of 007 on postgres', () => {
+  it('takes x402_resources before ai_models, as app writes do, so a writer in the middle of a transaction does not deadlock with it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { connectionString } = location as { connectionString: string }
+      await migrateTo(db, '006_openrouter_policies_per_supabase_advice')
+      const writer = await session(connectionString)
+      try {
+        const { rows } = await writer.query<{ id: string }>(
+          `INSERT INTO ai_models (openrouter_id, display_name, provider) VALUES ('test/model', 'Model', 'test') RETURNING id`,
+        )
+        // The app's transaction holds x402_resources (ROW EXCLUSIVE) and will next read ai_models
+        // through the foreign key of openrouter_model_id.
+        await writer.query('BEGIN')
+        await insertResource(writer)
+        const migrating = migrateToLatest(db)
+        await waitUntilQueued(writer, '')
+        const modelId = rows[0]!.id
+        await writer.query(
+          `INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to, openrouter_model_id)
+           VALUES ('second', 'https://x.test/second', 'x.test/second', 'base', '0xdead', $1)`,
+          [modelId],
+        )
+        await writer.query('COMMIT')
+        expect((await migrating).map((result) => result.migrationName)).toEqual(['007_close_supabase_advisor_findings'])
+      } finally {
+        await writer.end()
+      }
+    })
+  })
+})

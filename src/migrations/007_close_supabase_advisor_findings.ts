@@ -18,8 +18,11 @@ import { type Kysely, sql } from 'kysely'
  * that, in SQL, so that the script of `migrate:sql -- 007 --down` does the same in the SQL Editor.
  *
  * Catalog changes only, in one short transaction under the runner's lock_timeout (retried when
- * it fires). x402_resources, the busiest table, comes last: its ACCESS EXCLUSIVE lock is taken
- * by the final statements and held only until COMMIT.
+ * it fires). x402_resources, the busiest table, is locked as late as it can be: just before
+ * ai_models, because an app write takes x402_resources first and then ai_models (the foreign key
+ * of openrouter_model_id), and a migration taking them in the other order deadlocks with a
+ * writer whose transaction is between the two. Its ACCESS EXCLUSIVE lock is held only for the
+ * catalog changes that follow, until COMMIT.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`CREATE SCHEMA IF NOT EXISTS x402_migrations`.execute(db)
@@ -65,6 +68,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   `.execute(db)
   await sql`ALTER FUNCTION update_claude_config_updated_at() SET search_path = ''`.execute(db)
 
+  await sql`LOCK TABLE x402_resources IN ACCESS EXCLUSIVE MODE`.execute(db)
   await sql`ALTER TABLE ai_models ENABLE ROW LEVEL SECURITY`.execute(db)
   await sql`
     CREATE POLICY "Anyone can read the model catalog" ON ai_models
@@ -89,7 +93,8 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 /**
  * Back to what `up` found: RLS off again only where it was off, the Claude policy and the
- * function's settings as recorded. x402_resources last again, for the same reason.
+ * function's settings as recorded. x402_resources is locked before ai_models again, for the same
+ * reason.
  */
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`
@@ -120,6 +125,7 @@ export async function down(db: Kysely<any>): Promise<void> {
         );
       END LOOP;
 
+      LOCK TABLE public.x402_resources IN ACCESS EXCLUSIVE MODE;
       DROP POLICY "Service role full access on models" ON public.ai_models;
       DROP POLICY "Anyone can read the model catalog" ON public.ai_models;
       IF NOT prior.models_rls THEN
