@@ -149,3 +149,22 @@ export class TransactionPoolerError extends Error {
     )
   }
 }
+
+/**
+ * Thrown, before anything changes, when the history records a rollback that began and did not
+ * finish (a crash or a lost connection in the middle of a non-transactional `down`): the schema
+ * is half way between two versions, and migrating forward from there would build on a state
+ * that no migration expects. Running the rollback again completes it.
+ */
+export class InterruptedRollbackError extends Error {
+  override readonly name = 'InterruptedRollbackError'
+  readonly code = 'INTERRUPTED_ROLLBACK'
+
+  constructor(readonly migrationName: string) {
+    super(
+      `The rollback of ${migrationName} began and did not finish (the run that reverted it was interrupted), so its ` +
+        'schema is half removed. Nothing was changed. Complete the rollback with `npm run migrate:down` ' +
+        '(add `-- --allow-data-loss` if the first attempt was run with it), then migrate again.',
+    )
+  }
+}

@@ -12,8 +12,9 @@ import {
 
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
-import { MIGRATION_TABLE_SCHEMA } from './history.js'
-import { MigrationError, TransactionPoolerError } from './migration-error.js'
+import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
+import { InterruptedRollbackError, MigrationError, TransactionPoolerError } from './migration-error.js'
+import { withResumableDowns } from './resumable-down.js'
 import { assertRunnerDialect, withMigrationLock } from './lock.js'
 import { migrationProvider, runsInTransaction } from './provider.js'
 import type { MigrationSettings } from './settings.js'
@@ -59,13 +60,17 @@ export async function runMigrations(
       async ({ transactionPooler, assertLockHeld }) => {
         const migrations = await kyselyMigrator(db, settings).getMigrations()
         const steps = planSteps(migrations, target)
+        // A rollback that began and did not finish: only the rollback itself may go on.
+        const interrupted = (await readMigrationHistory(db, { times: false })).find((entry) => entry.reverting)
+        if (interrupted && (steps.some((step) => step.direction === 'Up') || (steps.length > 0 && steps[0]!.name !== interrupted.name))) {
+          throw new InterruptedRollbackError(interrupted.name)
+        }
         const outside = steps.filter((step) => !step.transactional).map((step) => step.name)
         if (transactionPooler && outside.length > 0) throw new TransactionPoolerError(outside)
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
         if (steps.some((step) => step.direction === 'Up')) await ensureSupabaseStandIn(db)
         for (const block of contiguousBlocks(steps)) {
-          await assertLockHeld()
-          results.push(...(await runBlockWithRetries(db, block, targetOf(block, migrations), settings, results)))
+          results.push(...(await runBlockWithRetries(db, block, targetOf(block, migrations), settings, results, assertLockHeld)))
         }
         // A run that failed part-way records the checksums of what it applied on the next run.
         if (steps.length > 0) {
@@ -77,7 +82,7 @@ export async function runMigrations(
       settings,
     )
   } catch (error) {
-    if (error instanceof MigrationError || error instanceof TransactionPoolerError) throw error
+    if (error instanceof MigrationError || error instanceof TransactionPoolerError || error instanceof InterruptedRollbackError) throw error
     // A failure outside any migration (the lock, the checksums, a commit): say what was done.
     throw new MigrationError({ error }, { activity: 'run', appliedBefore: results.map((result) => result.migrationName) })
   }
@@ -88,9 +93,11 @@ export async function runMigrations(
  * The runner's lock replaces Kysely's own (see withoutKyselyMigrationLock).
  */
 export function kyselyMigrator(db: Kysely<any>, settings: MigrationSettings, disableTransactions = false): Migrator {
+  const provider = migrationProvider(settings)
   return new Migrator({
     db,
-    provider: migrationProvider(settings),
+    // Outside a transaction a down can be interrupted between its steps: it must be resumable.
+    provider: disableTransactions ? withResumableDowns(provider) : provider,
     migrationTableSchema: MIGRATION_TABLE_SCHEMA,
     disableTransactions,
   })
@@ -139,8 +146,11 @@ async function runBlockWithRetries(
   blockTarget: string | NoMigrations,
   settings: MigrationSettings,
   earlier: MigrationResult[],
+  assertLockHeld: () => Promise<void>,
 ): Promise<MigrationResult[]> {
   for (let attempt = 1; ; attempt++) {
+    // A run that lost the lock must not go on: another run may hold it by now.
+    await assertLockHeld()
     const { resultSet, blockers } = await runBlock(db, block[0]!.transactional, blockTarget, settings)
     if (resultSet.error === undefined) return successes(resultSet)
     const lockTimedOut = errorCode(resultSet.error) === SQLSTATE.lockNotAvailable
