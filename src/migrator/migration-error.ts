@@ -114,6 +114,8 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
   const kept = context.appliedBefore?.length
     ? ` ${context.appliedBefore.join(', ')} ran earlier in this run and stay${context.appliedBefore.length === 1 ? 's' : ''} done.`
     : ''
+  // The runner's refusal says what it found and that nothing changed; the rest would mislead.
+  if (fields.code === 'DATA_LOSS_REFUSED') return `${message}.${kept}`
   const outcome =
     context.transactional === false
       ? failed.direction === 'Up'

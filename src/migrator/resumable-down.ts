@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Migration, MigrationProvider } from 'kysely/migration'
 
+import { refuseReferencedRows, type DeletedRows } from './down-guard.js'
 import { clearRevertingMark, markReverting, readMigrationHistory } from './history.js'
 import { runsInTransaction } from './provider.js'
 
@@ -21,6 +22,19 @@ export const downCompleted: Readonly<Record<string, (db: Kysely<any>) => Promise
     `.execute(db)
     return rows[0]!.done
   },
+}
+
+/**
+ * For each migration that runs outside a transaction, the rows its `down` deletes, so that the
+ * runner can refuse before it begins when rows of other tables reference them
+ * ({@link refuseReferencedRows}). A transactional down needs no entry: its rehearsal finds them.
+ */
+export const downDeletes: Readonly<Record<string, readonly DeletedRows[]>> = {
+  // 005's down moves these rows to x402_backup (with the data-loss opt-in) and deletes them.
+  '005_add_openrouter_integration': [
+    { table: 'public.x402_resources', where: "resource_type = 'openrouter_instant'" },
+    { table: 'public.user_openrouter_integrations', where: 'true' },
+  ],
 }
 
 /**
@@ -60,6 +74,7 @@ function resumable(name: string, migration: Migration): Migration {
       }
       // Kysely's Migrator deletes the history row once this returns.
       if (marked && (await completed(db))) return
+      await refuseReferencedRows(db, name, downDeletes[name] ?? [])
       const before = await catalogFingerprint(db)
       await markReverting(db, name)
       try {

@@ -15,6 +15,7 @@ import { syncMigrationChecksums } from './checksums.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
 import { InterruptedRollbackError, MigrationError, TransactionPoolerError } from './migration-error.js'
 import { withResumableDowns } from './resumable-down.js'
+import { guardDown } from './down-guard.js'
 import { assertRunnerDialect, withMigrationLock } from './lock.js'
 import { migrationProvider, runsInTransaction } from './provider.js'
 import type { MigrationSettings } from './settings.js'
@@ -70,7 +71,7 @@ export async function runMigrations(
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
         if (steps.some((step) => step.direction === 'Up')) await ensureSupabaseStandIn(db)
         for (const block of contiguousBlocks(steps)) {
-          results.push(...(await runBlockWithRetries(db, block, targetOf(block, migrations), settings, results, assertLockHeld)))
+          results.push(...(await runBlockWithRetries(db, block, migrations, settings, results, assertLockHeld)))
         }
         // A run that failed part-way records the checksums of what it applied on the next run.
         if (steps.length > 0) {
@@ -143,7 +144,7 @@ function contiguousBlocks(steps: Step[]): Step[][] {
 async function runBlockWithRetries(
   db: Kysely<any>,
   block: Step[],
-  blockTarget: string | NoMigrations,
+  migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
   earlier: MigrationResult[],
   assertLockHeld: () => Promise<void>,
@@ -151,7 +152,7 @@ async function runBlockWithRetries(
   for (let attempt = 1; ; attempt++) {
     // A run that lost the lock must not go on: another run may hold it by now.
     await assertLockHeld()
-    const { resultSet, blockers } = await runBlock(db, block[0]!.transactional, blockTarget, settings)
+    const { resultSet, blockers } = await runBlock(db, block, migrations, settings)
     if (resultSet.error === undefined) return successes(resultSet)
     const lockTimedOut = errorCode(resultSet.error) === SQLSTATE.lockNotAvailable
     if (!lockTimedOut || attempt >= settings.lockAttempts) {
@@ -177,17 +178,38 @@ async function runBlockWithRetries(
 
 async function runBlock(
   db: Kysely<any>,
-  transactional: boolean,
-  blockTarget: string | NoMigrations,
+  block: Step[],
+  migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
 ): Promise<{ resultSet: MigrationResultSet; blockers: string | undefined }> {
-  if (transactional) {
+  const blockTarget = targetOf(block, migrations)
+  if (block[0]!.transactional) {
     let resultSet: MigrationResultSet = {}
+    const done: MigrationResult[] = []
     const watch = await watchBlockers(db)
     try {
-      await db.transaction().execute(async (trx) => {
+      await db.transaction().setIsolationLevel('read committed').execute(async (trx) => {
         await watch.follow(trx)
-        resultSet = await kyselyMigrator(trx, settings).migrateTo(blockTarget)
+        if (block[0]!.direction === 'Up') {
+          resultSet = await kyselyMigrator(trx, settings).migrateTo(blockTarget)
+        } else {
+          // One down at a time, each rehearsed first: it refuses (or backs up) before it changes anything.
+          const prepared = await kyselyMigrator(trx, settings).getMigrations()
+          for (const step of block) {
+            const migration = prepared.find((m) => m.name === step.name)!.migration
+            try {
+              await guardDown(trx, step.name, migration, { allowDataLoss: settings.allowDataLoss })
+            } catch (error) {
+              resultSet = { error, results: [...done, { migrationName: step.name, direction: 'Down', status: 'Error' }] }
+              throw error
+            }
+            resultSet = await kyselyMigrator(trx, settings).migrateTo(targetOf([step], migrations))
+            if (resultSet.error !== undefined) resultSet = { ...resultSet, results: [...done, ...(resultSet.results ?? [])] }
+            else done.push(...successes(resultSet))
+            if (resultSet.error !== undefined) break
+          }
+          if (resultSet.error === undefined) resultSet = { results: done }
+        }
         // Kysely's Migrator returns its error instead of throwing: throw it to roll back.
         if (resultSet.error !== undefined) throw resultSet.error
       })
