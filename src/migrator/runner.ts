@@ -188,7 +188,9 @@ async function runBlock(
     const done: MigrationResult[] = []
     const watch = await watchBlockers(db)
     try {
+      // READ COMMITTED whatever the database's default (each migration was written for it).
       await db.transaction().setIsolationLevel('read committed').execute(async (trx) => {
+        await setSessionBounds(trx, settings, 'transaction')
         await watch.follow(trx)
         if (block[0]!.direction === 'Up') {
           resultSet = await kyselyMigrator(trx, settings).migrateTo(blockTarget)
@@ -223,6 +225,7 @@ async function runBlock(
     let resultSet: MigrationResultSet
     let blockers: string | undefined
     try {
+      await setSessionBounds(connection, settings, 'session')
       await watch.follow(connection)
       resultSet = await kyselyMigrator(connection, settings, true).migrateTo(blockTarget)
     } finally {
@@ -232,6 +235,28 @@ async function runBlock(
     }
     return { resultSet, blockers }
   })
+}
+
+/**
+ * Bounds what a stalled client can hold: idle_in_transaction_session_timeout ends a transaction
+ * whose client stopped sending (a stopped process, a frozen VM), and with it its locks, and
+ * transaction_timeout (PostgreSQL 17 and later) bounds a transaction of the runner as a whole.
+ * On a migration's own connection (`session`) the migration opens its transactions itself, some
+ * of them long on purpose (VALIDATE, CREATE INDEX CONCURRENTLY): there only the idle bound
+ * applies, and READ COMMITTED becomes the default of its transactions. RESET ALL ends them.
+ * Not on PGlite: one process holds the only connection, and no one else waits.
+ */
+async function setSessionBounds(db: Kysely<any>, settings: MigrationSettings, scope: 'transaction' | 'session'): Promise<void> {
+  if (db.getExecutor().adapter instanceof PGliteAdapter) return
+  const local = scope === 'transaction'
+  const set = (name: string, value: string) => sql`SELECT set_config(${name}, ${value}, ${local})`.execute(db)
+  await set('idle_in_transaction_session_timeout', `${settings.idleTimeoutMs}ms`)
+  if (local) {
+    const { rows } = await sql<{ version: number }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
+    if (rows[0]!.version >= 170_000) await set('transaction_timeout', `${settings.transactionTimeoutMs}ms`)
+  } else {
+    await set('default_transaction_isolation', 'read committed')
+  }
 }
 
 function targetOf(block: Step[], migrations: readonly MigrationInfo[]): string | NoMigrations {
