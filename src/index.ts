@@ -19,6 +19,7 @@ export { InterruptedRollbackError, MigrationError, TransactionPoolerError } from
 export { DataLossRefusal } from './migrator/down-guard.js'
 export { MigrationLockTimeoutError } from './migrator/lock.js'
 export { asRequester, asService, asUser, type Requester } from './supabase/request-context.js'
+export { assertUserId, InvalidUserIdError } from './supabase/user-id.js'
 export { API_KEY_CONFIGURATION_ERROR_MESSAGE, ApiKeyConfigurationError } from './integrations/api-key-configuration-error.js'
 export {
   deleteOpenRouterKey,
