@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { createDb, MIGRATION_LOCK_KEY, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
+import { createDb, MIGRATION_LOCK_KEY, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
 import { killRunningScripts, startScript } from './support/script-process.js'
 import { pollUntil, waitForLockWait, withApplicationName, withSessions } from './support/server-sessions.js'
 import { withTestDatabase } from './support/test-database.js'
@@ -83,6 +83,57 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         await runDb.destroy()
       }
       expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name).toBe(M002)
+    })
+  })
+
+  it('stops 005 at its next statement when the lock is lost in the middle of it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { connectionString } = location as { connectionString: string }
+      await migrateToLatest(db)
+      await migrateDown(db) // 006
+      await withSessions(connectionString, async (session) => {
+        const observer = await session('x402-test-observer')
+        const holder = await session('x402-test-holder')
+        let held: Promise<unknown> | undefined
+        const runDb = createDb({
+          connectionString: withApplicationName(connectionString, RUN),
+          // While step 2 validates, a reader opens a transaction that step 3 (DROP INDEX
+          // CONCURRENTLY) must wait for.
+          onStatement: (text) => {
+            if (/VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check/.test(text)) {
+              held ??= holder.query('BEGIN').then(() => holder.query('SELECT count(*) FROM x402_resources'))
+            }
+          },
+        })
+        try {
+          let noticed!: () => void
+          const lossLogged = new Promise<void>((resolve) => (noticed = resolve))
+          const run = migrateDown(runDb, {
+            lockTimeoutMs: 600_000,
+            idleTimeoutMs: 1000,
+            env: {},
+            log: (line) => line.includes('migration lock was lost') && noticed(),
+          }).catch((error: unknown) => error)
+          await waitForLockWait(observer, RUN, 'DROP INDEX CONCURRENTLY')
+          const { rows } = await observer.query<{ pid: number }>(
+            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1`,
+            [MIGRATION_LOCK_KEY],
+          )
+          await observer.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid])
+          await lossLogged
+          await held
+          await holder.query('ROLLBACK')
+          expect((await run) as Error).toMatchObject({ message: expect.stringContaining('The migration lock was lost') })
+        } finally {
+          await runDb.destroy()
+        }
+      })
+      // Step 4, which drops the keys table, never ran; the rollback is recorded as interrupted.
+      const { rows } = await sql<{ present: boolean }>`SELECT to_regclass('public.user_openrouter_integrations') IS NOT NULL AS present`.execute(db)
+      expect(rows).toEqual([{ present: true }])
+      await expect(migrateToLatest(db)).rejects.toThrow('npm run migrate:down')
+      await migrateDown(db, { env: {} })
+      expect(await migrateToLatest(db)).toHaveLength(2)
     })
   })
 

@@ -26,6 +26,11 @@ export interface MigrationSession {
    * runner asks before each block, so that it never goes on migrating without the lock.
    */
   assertLockHeld(): Promise<void>
+  /**
+   * The error once the heartbeat found the lock lost, else undefined; synchronous, so that every
+   * statement of a migration can ask it before it is sent.
+   */
+  lockLost(): Error | undefined
 }
 
 /** Options of {@link withMigrationLock}. */
@@ -94,7 +99,7 @@ export async function withMigrationLock<T>(
   options: MigrationLockOptions = {},
 ): Promise<T> {
   if (db.getExecutor().adapter instanceof PGliteAdapter) {
-    return inProcessQueue(db, () => work({ transactionPooler: false, assertLockHeld: async () => {} }))
+    return inProcessQueue(db, () => work({ transactionPooler: false, assertLockHeld: async () => {}, lockLost: () => undefined }))
   }
 
   const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS
@@ -110,11 +115,13 @@ export async function withMigrationLock<T>(
       const transactionPooler = await beginLockTransaction(db, lockConnection)
       await takeLock(db, lockConnection, lockWaitMs, idleTimeoutMs, options.log)
       const lose = (error: unknown) => {
-        lost ??= new Error(
+        if (lost) return
+        lost = new Error(
           `The migration lock was lost (${error instanceof Error ? error.message : String(error)}): another run may hold it ` +
             'by now, so this run stopped before its next step. Run the migrations again.',
           { cause: error },
         )
+        options.log?.(`[db] ${lost.message}`)
       }
       const stillHeld = async () => {
         const { rows } = await withinMs(
@@ -137,7 +144,7 @@ export async function withMigrationLock<T>(
         if (!lost) await stillHeld().catch(lose)
         if (lost) throw lost
       }
-      const result = await work({ transactionPooler, assertLockHeld })
+      const result = await work({ transactionPooler, assertLockHeld, lockLost: () => lost })
       clearInterval(heartbeat)
       await beating
       if (lost) throw lost

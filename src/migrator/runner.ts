@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { type Kysely, PGliteAdapter, sql } from 'kysely'
+import { type Kysely, type KyselyPlugin, PGliteAdapter, sql } from 'kysely'
 import {
   type MigrationInfo,
   type MigrationResult,
@@ -58,7 +58,7 @@ export async function runMigrations(
   try {
     return await withMigrationLock(
       db,
-      async ({ transactionPooler, assertLockHeld }) => {
+      async ({ transactionPooler, assertLockHeld, lockLost }) => {
         const migrations = await kyselyMigrator(db, settings).getMigrations()
         const steps = planSteps(migrations, target)
         // A rollback that began and did not finish: only the rollback itself may go on.
@@ -71,7 +71,7 @@ export async function runMigrations(
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
         if (steps.some((step) => step.direction === 'Up')) await ensureSupabaseStandIn(db)
         for (const block of contiguousBlocks(steps)) {
-          results.push(...(await runBlockWithRetries(db, block, migrations, settings, results, assertLockHeld)))
+          results.push(...(await runBlockWithRetries(db, block, migrations, settings, results, assertLockHeld, lockLost)))
         }
         // A run that failed part-way records the checksums of what it applied on the next run.
         if (steps.length > 0) {
@@ -148,11 +148,12 @@ async function runBlockWithRetries(
   settings: MigrationSettings,
   earlier: MigrationResult[],
   assertLockHeld: () => Promise<void>,
+  lockLost: () => Error | undefined,
 ): Promise<MigrationResult[]> {
   for (let attempt = 1; ; attempt++) {
     // A run that lost the lock must not go on: another run may hold it by now.
     await assertLockHeld()
-    const { resultSet, blockers } = await runBlock(db, block, migrations, settings)
+    const { resultSet, blockers } = await runBlock(db, block, migrations, settings, new StopWhenLockLost(lockLost))
     if (resultSet.error === undefined) return successes(resultSet)
     const lockTimedOut = errorCode(resultSet.error) === SQLSTATE.lockNotAvailable
     if (!lockTimedOut || attempt >= settings.lockAttempts) {
@@ -181,6 +182,7 @@ async function runBlock(
   block: Step[],
   migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
+  guard: KyselyPlugin,
 ): Promise<{ resultSet: MigrationResultSet; blockers: string | undefined }> {
   const blockTarget = targetOf(block, migrations)
   if (block[0]!.transactional) {
@@ -189,7 +191,8 @@ async function runBlock(
     const watch = await watchBlockers(db)
     try {
       // READ COMMITTED whatever the database's default (each migration was written for it).
-      await db.transaction().setIsolationLevel('read committed').execute(async (trx) => {
+      await db.transaction().setIsolationLevel('read committed').execute(async (unguarded) => {
+        const trx = unguarded.withPlugin(guard)
         await setSessionBounds(trx, settings, 'transaction')
         await watch.follow(trx)
         if (block[0]!.direction === 'Up') {
@@ -220,7 +223,8 @@ async function runBlock(
     }
     return { resultSet, blockers: await watch.stop() }
   }
-  return db.connection().execute(async (connection) => {
+  return db.connection().execute(async (unguarded) => {
+    const connection = unguarded.withPlugin(guard)
     const watch = await watchBlockers(db)
     let resultSet: MigrationResultSet
     let blockers: string | undefined
@@ -231,7 +235,7 @@ async function runBlock(
     } finally {
       blockers = await watch.stop()
       // The migration SET its timeouts for the session; the pool must not hand them on.
-      await sql`RESET ALL`.execute(connection).catch(() => {})
+      await sql`RESET ALL`.execute(unguarded).catch(() => {})
     }
     return { resultSet, blockers }
   })
@@ -256,6 +260,24 @@ async function setSessionBounds(db: Kysely<any>, settings: MigrationSettings, sc
     if (rows[0]!.version >= 170_000) await set('transaction_timeout', `${settings.transactionTimeoutMs}ms`)
   } else {
     await set('default_transaction_isolation', 'read committed')
+  }
+}
+
+/**
+ * Refuses every statement of a migration once the lock is known to be lost, so that a migration
+ * of several steps (005) stops at its next statement instead of going on beside another run.
+ */
+class StopWhenLockLost implements KyselyPlugin {
+  constructor(private readonly lockLost: () => Error | undefined) {}
+
+  transformQuery(args: Parameters<KyselyPlugin['transformQuery']>[0]): ReturnType<KyselyPlugin['transformQuery']> {
+    const lost = this.lockLost()
+    if (lost) throw lost
+    return args.node
+  }
+
+  async transformResult(args: Parameters<KyselyPlugin['transformResult']>[0]): ReturnType<KyselyPlugin['transformResult']> {
+    return args.result
   }
 }
 
