@@ -140,8 +140,13 @@ async function backUp(db: Kysely<any>, name: string, tables: string[]): Promise<
   const prefix = name.slice(0, 3)
   const made: string[] = []
   for (const table of tables) {
-    const bare = table.split('.').at(-1)!.replaceAll('"', '')
-    const backup = `${prefix}_${bare}_${rows[0]!.stamp}`
+    // <migration number>_[<schema>_]<table>_<time>, within PostgreSQL's 63 bytes: the table part
+    // gives way, so that the stamp that sets two backups apart is never cut off.
+    const [schema, bare] = table.replaceAll('"', '').split('.') as [string, string]
+    const stamp = rows[0]!.stamp
+    const named = schema === 'public' ? bare : `${schema}_${bare}`
+    const room = 63 - prefix.length - stamp.length - 2
+    const backup = `${prefix}_${Buffer.from(named).subarray(0, room).toString().replace(/\uFFFD+$/, '')}_${stamp}`
     await sql`CREATE TABLE ${sql.id('x402_backup', backup)} AS TABLE ${sql.raw(table)}`.execute(db)
     made.push(`x402_backup.${backup}`)
   }
