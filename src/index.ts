@@ -15,9 +15,11 @@ export {
 } from './connection/create-db.js'
 export { QueryError } from './connection/query-error.js'
 export { migrateOnStartup, type MigrateOnStartupOptions, type StartupMigrationOutcome } from './migrator/migrate-on-startup.js'
-export { MigrationError, TransactionPoolerError } from './migrator/migration-error.js'
+export { InterruptedRollbackError, MigrationError, TransactionPoolerError } from './migrator/migration-error.js'
+export { DataLossRefusal } from './migrator/down-guard.js'
 export { MigrationLockTimeoutError } from './migrator/lock.js'
 export { asRequester, asService, asUser, type Requester } from './supabase/request-context.js'
+export { assertUserId, InvalidUserIdError } from './supabase/user-id.js'
 export { API_KEY_CONFIGURATION_ERROR_MESSAGE, ApiKeyConfigurationError } from './integrations/api-key-configuration-error.js'
 export {
   deleteOpenRouterKey,

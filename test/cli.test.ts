@@ -36,7 +36,7 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
     const latest = await cli(['latest'], env)
     expect(latest.code).toBe(0)
     expect(lines(latest.stderr).slice(1)).toEqual(migrationNames.map((name) => `applied  ${name}`))
-    expect(lines(latest.stderr)[0]).toMatch(target === 'pglite' ? /^Database: embedded PGlite at / : /^Database: PostgreSQL at postgres:/)
+    expect(lines(latest.stderr)[0]).toMatch(target === 'pglite' ? /^Database: embedded PGlite at / : /^Database: PostgreSQL at 127\.0\.0\.1:5432\/x402_test_/)
 
     expect((await cli(['latest'], env)).stderr).toContain('Already up to date: no pending migration.')
 
@@ -78,7 +78,8 @@ describe('the migrate command line on bad input', () => {
     [['frobnicate'], /^migrate frobnicate failed: unknown command "frobnicate"\. usage: migrate </, {}],
     [['sql'], /^migrate sql failed: migrate:sql takes one migration name/, {}],
     [['sql', '999'], /^migrate sql failed: No migration is named "999"\. Known migrations: /, {}],
-    [['latest'], /^migrate latest failed: The connection string "mysql:\/\/root:\*\*\*@db\/app" is not a PostgreSQL URL\./, { DATABASE_URL: 'mysql://root:hunter2@db/app' }],
+    [['latest'], /^migrate latest failed: The connection string is not a PostgreSQL URL \(it starts with "mysql:"; the rest is not shown/, { DATABASE_URL: 'mysql://root:hunter2@db/app' }],
+    [['latest'], /^migrate latest failed: The connection string has an "@" after the host part/, { DATABASE_URL: 'postgres://postgres:2024/Hunter2Secret@127.0.0.1:5432/db' }],
     [['latest'], /^migrate latest failed: Cannot reach the database: connect ECONNREFUSED 127\.0\.0\.1:1\. Check DATABASE_URL/, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }],
     ...(process.env.TEST_DATABASE_URL
       ? [
@@ -95,6 +96,6 @@ describe('the migrate command line on bad input', () => {
     const reasonLines = lines(result.stderr).filter((line) => !line.startsWith('Database: '))
     expect(reasonLines).toHaveLength(1)
     expect(reasonLines[0]).toMatch(reason)
-    expect(result.stderr).not.toContain('hunter2')
+    expect(result.stderr).not.toMatch(/hunter2/i)
   })
 })

@@ -31,8 +31,14 @@ describe('choosing the database', () => {
 
   it('refuses a URL that is not PostgreSQL’s, without showing its password', () => {
     expect(() => resolveDatabaseTarget({ env: { DATABASE_URL: 'mysql://root:hunter2@db/app' } })).toThrow(
-      'The connection string "mysql://root:***@db/app" is not a PostgreSQL URL.',
+      'The connection string is not a PostgreSQL URL (it starts with "mysql:"; the rest is not shown',
     )
+  })
+
+  it('refuses a password with an unencoded "/", which would make the rest of it the database name, without showing it', () => {
+    const attempt = () => resolveDatabaseTarget({ env: { DATABASE_URL: 'postgres://postgres:2024/Hunter2Secret@127.0.0.1:5432/db' } })
+    expect(attempt).toThrow('Percent-encode the password')
+    expect(attempt).not.toThrow(/Hunter2|2024/)
   })
 
   it('refuses both a connection string and a data folder', () => {
@@ -41,9 +47,9 @@ describe('choosing the database', () => {
     )
   })
 
-  it('describes a target for logs without its password', () => {
-    expect(describeDatabaseTarget({ kind: 'postgres', connectionString: 'postgres://app:s3cret@db:5432/x' })).toBe(
-      'PostgreSQL at postgres://app:***@db:5432/x',
+  it('describes a target for logs by host, port and database only', () => {
+    expect(describeDatabaseTarget({ kind: 'postgres', connectionString: 'postgres://app:s3cret@db:5432/x?sslmode=require&password=p2' })).toBe(
+      'PostgreSQL at db:5432/x',
     )
   })
 })

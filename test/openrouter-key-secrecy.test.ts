@@ -102,7 +102,7 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
     expect(errors).toMatchObject([
       { name: 'QueryError', code: '23503' },
       { name: 'QueryError', code: '42501' },
-      { name: 'TypeError', message: expect.stringMatching(/must be a UUID/) },
+      { name: 'InvalidUserIdError', message: expect.stringMatching(/not a UUID/) },
       { name: 'ApiKeyConfigurationError', message: 'API key configuration error - contact resource owner' },
     ])
   })

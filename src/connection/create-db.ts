@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs'
 import { PGlite } from '@electric-sql/pglite'
 import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
+import { parse as parseConnectionString } from 'pg-connection-string'
 
 import { lockDataDir } from './data-dir-lock.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
@@ -66,11 +67,13 @@ export function resolveDatabaseTarget(options: CreateDbOptions = {}): DatabaseTa
   const connectionString = (options.connectionString ?? env.DATABASE_URL)?.trim()
   if (connectionString) {
     if (!/^postgres(ql)?:\/\//.test(connectionString)) {
+      const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(connectionString)?.[0]
       throw new Error(
-        `The connection string "${redactPassword(connectionString)}" is not a PostgreSQL URL. ` +
+        `The connection string is not a PostgreSQL URL (${scheme ? `it starts with "${scheme}"` : 'it has no scheme'}; the rest is not shown, as it may hold a password). ` +
           'Expected postgres://user:password@host:5432/database; unset DATABASE_URL to use the embedded database.',
       )
     }
+    assertReadable(connectionString)
     return { kind: 'postgres', connectionString }
   }
   return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR || DEFAULT_PGLITE_DATA_DIR }
@@ -86,9 +89,45 @@ export function resolveDatabaseTarget(options: CreateDbOptions = {}): DatabaseTa
  * ```
  */
 export function describeDatabaseTarget(target: DatabaseTarget): string {
-  return target.kind === 'postgres'
-    ? `PostgreSQL at ${redactPassword(target.connectionString)}`
-    : `embedded PGlite at ${target.dataDir}`
+  return target.kind === 'postgres' ? `PostgreSQL at ${serverOf(target.connectionString)}` : `embedded PGlite at ${target.dataDir}`
+}
+
+/**
+ * Host, port and database of a connection string, as the driver's own parser reads it, and
+ * nothing else: no user, no password, no parameters.
+ */
+function serverOf(connectionString: string): string {
+  try {
+    const { host, port, database } = parseConnectionString(connectionString)
+    return `${host ?? 'localhost'}:${port ?? 5432}/${database ?? '(default database)'}`
+  } catch {
+    return '(a connection string that cannot be parsed)'
+  }
+}
+
+/**
+ * Rejects a connection string whose password (or user) holds a character that ends the
+ * authority part of a URL: \`postgres://u:20/secret@host/db\` parses as host "u", port 20, and a
+ * database name that is the rest of the password. The driver would connect elsewhere, and every
+ * message naming the database would print the secret.
+ */
+function assertReadable(connectionString: string): void {
+  let path: string
+  try {
+    path = new URL(connectionString).pathname
+  } catch {
+    throw new Error(
+      'The connection string is not a valid URL (it is not shown, as it may hold a password). ' +
+        'Expected postgres://user:password@host:5432/database, with special characters of the password percent-encoded.',
+    )
+  }
+  if (path.includes('@')) {
+    throw new Error(
+      'The connection string has an "@" after the host part, so its password (or user name) holds a "/", "?" or "#" that ' +
+        'ends the host part early (the string is not shown, as it may hold a password). Percent-encode the password ' +
+        '(encodeURIComponent: "/" is %2F, "?" is %3F, "#" is %23, "@" is %40).',
+    )
+  }
 }
 
 /**
@@ -144,15 +183,4 @@ function openPglite(dataDir: string): PGlite {
   const close = pglite.close.bind(pglite)
   pglite.close = () => close().finally(release)
   return pglite
-}
-
-function redactPassword(connectionString: string): string {
-  try {
-    const url = new URL(connectionString)
-    if (url.password) url.password = '***'
-    if (url.searchParams.has('password')) url.searchParams.set('password', '***')
-    return url.toString()
-  } catch {
-    return '(a connection string that is not a valid URL)'
-  }
 }

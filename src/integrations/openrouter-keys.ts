@@ -3,6 +3,7 @@ import { type Kysely, sql } from 'kysely'
 import type { DB } from '../types/database.js'
 import { describeStoredKey, type IntegrationCipher, KeyDecryptionError, type StoredKeyFormat } from '../secrets/integration-cipher.js'
 import { ApiKeyConfigurationError } from './api-key-configuration-error.js'
+import { assertUserId } from '../supabase/user-id.js'
 
 // Every function here is a plain query on the `db` it is given, so that the caller chooses who runs
 // it: asService(db, …) for the backend, asUser(db, userId, …) for a signed-in user, where row level
@@ -39,6 +40,7 @@ export async function storeOpenRouterKey(
   db: Kysely<DB>,
   { userId, apiKey, cipher }: { userId: string; apiKey: string; cipher: IntegrationCipher },
 ): Promise<void> {
+  assertUserId(userId)
   const encrypted = cipher.encrypt(apiKey, userId)
   await db
     .insertInto(TABLE)
@@ -76,6 +78,7 @@ export async function readOpenRouterKeyForExecution(
   db: Kysely<DB>,
   { userId, cipher, log = logKeyFailureToConsole }: { userId: string; cipher: IntegrationCipher; log?: KeyFailureLog },
 ): Promise<OpenRouterKeyForExecution> {
+  assertUserId(userId)
   const row = await db
     .selectFrom(TABLE)
     .select(['encrypted_api_key', 'is_enabled', 'is_valid'])
@@ -103,6 +106,7 @@ export async function readOpenRouterKeyForExecution(
  * ```
  */
 export async function setOpenRouterKeyEnabled(db: Kysely<DB>, userId: string, enabled: boolean): Promise<boolean> {
+  assertUserId(userId)
   return updated(db.updateTable(TABLE).set({ is_enabled: enabled }).where('user_id', '=', userId).executeTakeFirst())
 }
 
@@ -142,11 +146,13 @@ export async function markOpenRouterKeyInvalid(db: Kysely<DB>, userId: string): 
  * ```
  */
 export async function deleteOpenRouterKey(db: Kysely<DB>, userId: string): Promise<boolean> {
+  assertUserId(userId)
   const result = await db.deleteFrom(TABLE).where('user_id', '=', userId).executeTakeFirst()
   return result.numDeletedRows > 0n
 }
 
 function markChecked(db: Kysely<DB>, userId: string, valid: boolean): Promise<boolean> {
+  assertUserId(userId)
   return updated(
     db.updateTable(TABLE).set({ is_valid: valid, last_verified_at: sql`now()` }).where('user_id', '=', userId).executeTakeFirst(),
   )

@@ -12,10 +12,19 @@ export const MIGRATION_TABLE_SCHEMA = 'x402_migrations'
 /** Kysely's history table, schema-qualified, for SQL text. */
 export const MIGRATION_HISTORY_TABLE = `${MIGRATION_TABLE_SCHEMA}.kysely_migration`
 
-/** One row of the history: a migration and when it was applied. */
+/**
+ * The history table's column that marks a migration whose non-transactional `down` has begun
+ * and not finished. Added by the runner the first time such a down runs; Kysely's Migrator reads
+ * only name and timestamp, so it is not disturbed by it.
+ */
+export const REVERTING_COLUMN = 'reverting_since'
+
+/** One row of the history: a migration, when it was applied, and whether a rollback of it is under way. */
 export interface HistoryEntry {
   name: string
   appliedAt: Date
+  /** True while a non-transactional `down` of it has begun and not finished (an interrupted rollback). */
+  reverting: boolean
 }
 
 /**
@@ -33,15 +42,18 @@ export interface HistoryEntry {
 export async function readMigrationHistory(db: Kysely<any>, options: { times?: boolean } = {}): Promise<HistoryEntry[]> {
   const times = options.times ?? true
   try {
+    // to_jsonb(m) reads the marker column where it exists and null where it was never added, so
+    // the same one query answers on every history table.
+    const reverting = sql`(to_jsonb(m) ->> ${REVERTING_COLUMN}) IS NOT NULL`
     const { rows } = times
-      ? await sql<{ name: string; timestamp: string | Date }>`
-          SELECT name, timestamp FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')}
+      ? await sql<{ name: string; timestamp: string | Date; reverting: boolean }>`
+          SELECT name, timestamp, ${reverting} AS reverting FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} m
         `.execute(db)
-      : await sql<{ name: string; timestamp?: undefined }>`
-          SELECT name FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')}
+      : await sql<{ name: string; timestamp?: undefined; reverting: boolean }>`
+          SELECT name, ${reverting} AS reverting FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} m
         `.execute(db)
     return rows
-      .map((row) => ({ name: row.name, appliedAt: new Date(row.timestamp ?? Number.NaN) }))
+      .map((row) => ({ name: row.name, appliedAt: new Date(row.timestamp ?? Number.NaN), reverting: row.reverting }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   } catch (error) {
     if (errorCode(error) === SQLSTATE.undefinedTable) return []
@@ -105,4 +117,53 @@ export function historyDisagreements(recorded: readonly string[], upTo?: string)
     problems.push(`the history skips ${skipped.join(', ')} while recording later migrations, which Kysely's Migrator refuses`)
   }
   return problems
+}
+
+/**
+ * Records, before the first step of a non-transactional `down` of `name`, that its rollback has
+ * begun; committed at once (run it outside a transaction). The mark ends with the history row,
+ * which Kysely's Migrator deletes when the down completes, or with {@link clearRevertingMark}.
+ *
+ * @example
+ * ```ts
+ * await markReverting(connection, '005_add_openrouter_integration')
+ * ```
+ */
+export async function markReverting(db: Kysely<any>, name: string): Promise<void> {
+  // ALTER TABLE takes ACCESS EXCLUSIVE on the history even when the column exists, and every
+  // instance's start-up reads it: only the first rollback adds the column.
+  const { rows } = await sql<{ present: boolean }>`
+    SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = ${MIGRATION_HISTORY_TABLE}::regclass
+                   AND attname = ${REVERTING_COLUMN} AND NOT attisdropped) AS present
+  `.execute(db)
+  if (!rows[0]!.present) await sql`ALTER TABLE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} ADD COLUMN IF NOT EXISTS ${sql.id(REVERTING_COLUMN)} timestamptz`.execute(db)
+  await sql`
+    UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = now()
+    WHERE name = ${name} AND ${sql.id(REVERTING_COLUMN)} IS NULL
+  `.execute(db)
+}
+
+/**
+ * Ends the mark of {@link markReverting}, for a down that stopped before it changed anything.
+ *
+ * @example
+ * ```ts
+ * await clearRevertingMark(connection, '005_add_openrouter_integration')
+ * ```
+ */
+export async function clearRevertingMark(db: Kysely<any>, name: string): Promise<void> {
+  await sql`UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = NULL WHERE name = ${name}`.execute(db)
+}
+
+/**
+ * Deletes `name` from the history, as Kysely's Migrator does at the end of a down, for a rollback
+ * whose every step had finished before it was interrupted.
+ *
+ * @example
+ * ```ts
+ * await forgetMigration(connection, '005_add_openrouter_integration')
+ * ```
+ */
+export async function forgetMigration(db: Kysely<any>, name: string): Promise<void> {
+  await sql`DELETE FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} WHERE name = ${name}`.execute(db)
 }

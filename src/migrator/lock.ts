@@ -26,6 +26,11 @@ export interface MigrationSession {
    * runner asks before each block, so that it never goes on migrating without the lock.
    */
   assertLockHeld(): Promise<void>
+  /**
+   * The error once the heartbeat found the lock lost, else undefined; synchronous, so that every
+   * statement of a migration can ask it before it is sent.
+   */
+  lockLost(): Error | undefined
 }
 
 /** Options of {@link withMigrationLock}. */
@@ -34,6 +39,12 @@ export interface MigrationLockOptions {
   lockWaitMs?: number
   /** Receives one line, naming the holder, when another run holds the lock and this one starts to wait. */
   log?: (line: string) => void
+  /**
+   * idle_in_transaction_session_timeout of the lock session, in ms: a stalled process loses the
+   * lock after this long. While the run goes on, a heartbeat keeps the session busy three times
+   * as often, and a heartbeat that gets no answer within the timeout counts as a lost lock.
+   */
+  idleTimeoutMs?: number
 }
 
 /** How often a run that waits for the lock asks for it again. */
@@ -88,35 +99,78 @@ export async function withMigrationLock<T>(
   options: MigrationLockOptions = {},
 ): Promise<T> {
   if (db.getExecutor().adapter instanceof PGliteAdapter) {
-    return inProcessQueue(db, () => work({ transactionPooler: false, assertLockHeld: async () => {} }))
+    return inProcessQueue(db, () => work({ transactionPooler: false, assertLockHeld: async () => {}, lockLost: () => undefined }))
   }
 
   const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000
   return db.connection().execute(async (lockConnection) => {
     let committed = false
+    let heartbeat: NodeJS.Timeout | undefined
+    let lost: Error | undefined
+    let beating: Promise<void> = Promise.resolve()
     try {
       // Inside the try: if the probe fails after BEGIN, the ROLLBACK below still ends the
       // transaction before the connection goes back to the pool.
       const transactionPooler = await beginLockTransaction(db, lockConnection)
-      await takeLock(db, lockConnection, lockWaitMs, options.log)
-      const assertLockHeld = async () => {
-        await sql`SELECT 1`.execute(lockConnection).catch((error: unknown) => {
-          throw new Error(
-            `The connection that holds the migration lock was lost (${error instanceof Error ? error.message : String(error)}), ` +
-              'so the run stopped before its next migration. Run the migrations again.',
-            { cause: error },
-          )
-        })
+      await takeLock(db, lockConnection, lockWaitMs, idleTimeoutMs, options.log)
+      const lose = (error: unknown) => {
+        if (lost) return
+        lost = new Error(
+          `The migration lock was lost (${error instanceof Error ? error.message : String(error)}): another run may hold it ` +
+            'by now, so this run stopped before its next step. Run the migrations again.',
+          { cause: error },
+        )
+        options.log?.(`[db] ${lost.message}`)
       }
-      const result = await work({ transactionPooler, assertLockHeld })
+      const stillHeld = async () => {
+        const { rows } = await withinMs(
+          idleTimeoutMs,
+          sql<{ held: boolean }>`
+            SELECT EXISTS (SELECT FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted
+                           AND classid = 0 AND objid = ${sql.lit(MIGRATION_LOCK_KEY)} AND objsubid = 1) AS held
+          `.execute(lockConnection),
+        )
+        if (!rows[0]!.held) throw new Error('the lock session no longer holds it')
+      }
+      // The heartbeat keeps the lock session from idling into its timeout while the run is
+      // alive, and notices a lost lock between two steps.
+      heartbeat = setInterval(() => {
+        beating = beating.then(() => stillHeld().catch(lose))
+      }, Math.max(100, Math.floor(idleTimeoutMs / 3)))
+      heartbeat.unref()
+      const assertLockHeld = async () => {
+        await beating
+        if (!lost) await stillHeld().catch(lose)
+        if (lost) throw lost
+      }
+      const result = await work({ transactionPooler, assertLockHeld, lockLost: () => lost })
+      clearInterval(heartbeat)
+      await beating
+      if (lost) throw lost
       await sql`COMMIT`.execute(lockConnection)
       committed = true
       return result
     } finally {
+      clearInterval(heartbeat)
+      await beating
       // A failed ROLLBACK means the connection is gone, and the lock with it.
-      if (!committed) await sql`ROLLBACK`.execute(lockConnection).catch(() => {})
+      if (!committed) await withinMs(idleTimeoutMs, sql`ROLLBACK`.execute(lockConnection)).catch(() => {})
     }
   })
+}
+
+/** `promise`, or a rejection when it has not settled within `ms`: a peer that stopped answering. */
+async function withinMs<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the lock session did not answer within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /**
@@ -128,7 +182,10 @@ export async function withMigrationLock<T>(
 async function beginLockTransaction(db: Kysely<any>, lockConnection: Kysely<any>): Promise<boolean> {
   return db.connection().execute(async (probe) => {
     const probePid = await backendPid(probe)
-    await sql`BEGIN`.execute(lockConnection)
+    // READ COMMITTED whatever the database's default: at REPEATABLE READ the lock transaction
+    // would hold one snapshot for the whole run, and 005's CREATE INDEX CONCURRENTLY waits for
+    // every older snapshot: for this very transaction.
+    await sql`BEGIN ISOLATION LEVEL READ COMMITTED`.execute(lockConnection)
     const lockPid = await backendPid(lockConnection)
     return lockPid === probePid || (await backendPid(probe)) !== probePid
   })
@@ -145,13 +202,16 @@ async function takeLock(
   db: Kysely<any>,
   lockConnection: Kysely<any>,
   lockWaitMs: number,
+  idleTimeoutMs: number,
   log: ((line: string) => void) | undefined,
 ): Promise<void> {
   const startedAt = Date.now()
   for (let attempt = 1; ; attempt++) {
+    // The lock transaction idles while the migrations run on other connections; the heartbeat
+    // keeps it within idle_in_transaction_session_timeout, and a stalled process loses it.
     const { rows } = await sql<{ locked: boolean }>`
       SELECT pg_try_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)}) AS locked,
-             set_config('idle_in_transaction_session_timeout', '0', true)
+             set_config('idle_in_transaction_session_timeout', ${`${idleTimeoutMs}ms`}, true)
     `.execute(lockConnection)
     if (rows[0]!.locked) return
     await sql`ROLLBACK`.execute(lockConnection)
@@ -168,7 +228,7 @@ async function takeLock(
       log?.(`[db] waiting for the migration lock: ${await lockHolder(db)}; waiting ${limit} (MIGRATION_LOCK_WAIT_MS)`)
     }
     await sleep(lockWaitMs > 0 ? Math.min(LOCK_POLL_MS, lockWaitMs - waitedMs) : LOCK_POLL_MS)
-    await sql`BEGIN`.execute(lockConnection)
+    await sql`BEGIN ISOLATION LEVEL READ COMMITTED`.execute(lockConnection)
   }
 }
 

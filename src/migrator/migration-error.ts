@@ -114,6 +114,8 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
   const kept = context.appliedBefore?.length
     ? ` ${context.appliedBefore.join(', ')} ran earlier in this run and stay${context.appliedBefore.length === 1 ? 's' : ''} done.`
     : ''
+  // The runner's refusal says what it found and that nothing changed; the rest would mislead.
+  if (fields.code === 'DATA_LOSS_REFUSED') return `${message}.${kept}`
   const outcome =
     context.transactional === false
       ? failed.direction === 'Up'
@@ -146,6 +148,25 @@ export class TransactionPoolerError extends Error {
         `${migrationNames.join(', ')} must run outside a transaction (CREATE INDEX CONCURRENTLY, VALIDATE CONSTRAINT), ` +
         'which such a pooler cannot carry. Nothing was changed. Set MIGRATION_DATABASE_URL to a direct connection ' +
         '(Supabase: db.<project>.supabase.co:5432) or a session-mode pooler (port 5432) and run the migrations again.',
+    )
+  }
+}
+
+/**
+ * Thrown, before anything changes, when the history records a rollback that began and did not
+ * finish (a crash or a lost connection in the middle of a non-transactional `down`): the schema
+ * is half way between two versions, and migrating forward from there would build on a state
+ * that no migration expects. Running the rollback again completes it.
+ */
+export class InterruptedRollbackError extends Error {
+  override readonly name = 'InterruptedRollbackError'
+  readonly code = 'INTERRUPTED_ROLLBACK'
+
+  constructor(readonly migrationName: string) {
+    super(
+      `The rollback of ${migrationName} began and did not finish (the run that reverted it was interrupted), so its ` +
+        'schema is half removed. Nothing was changed. Complete the rollback with `npm run migrate:down` ' +
+        '(add `-- --allow-data-loss` if the first attempt was run with it), then migrate again.',
     )
   }
 }

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import { type MigrationResult, type MigrationResultSet, Migrator, NO_MIGRATIONS, type NoMigrations } from 'kysely/migration'
 
 import { migrationNames } from '../migrations/index.js'
-import { MigrationError } from './migration-error.js'
+import { InterruptedRollbackError, MigrationError } from './migration-error.js'
 import { migrationProvider } from './provider.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
 import { type MigrationTarget, runMigrations } from './runner.js'
@@ -136,7 +136,9 @@ export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[
 /**
  * The names of the known migrations that the database has not applied, found with one query
  * (one round trip) on the history table; every name when there is no history yet. This is the
- * cheap question that start-up asks before it takes any lock.
+ * cheap question that start-up asks before it takes any lock. Throws
+ * {@link InterruptedRollbackError} when the same query finds a rollback that began and did not
+ * finish: nothing may be applied on top of it.
  *
  * @example
  * ```ts
@@ -144,10 +146,14 @@ export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[
  * ```
  */
 export async function pendingMigrationNames(db: Kysely<any>): Promise<string[]> {
+  let history
   try {
-    const applied = new Set((await readMigrationHistory(db, { times: false })).map((entry) => entry.name))
-    return migrationNames.filter((name) => !applied.has(name))
+    history = await readMigrationHistory(db, { times: false })
   } catch (error) {
     throw new MigrationError({ error }, { activity: 'status' })
   }
+  const interrupted = history.find((entry) => entry.reverting)
+  if (interrupted) throw new InterruptedRollbackError(interrupted.name)
+  const applied = new Set(history.map((entry) => entry.name))
+  return migrationNames.filter((name) => !applied.has(name))
 }

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import { type Kysely, PGliteAdapter, sql } from 'kysely'
+import { type Kysely, type KyselyPlugin, PGliteAdapter, sql } from 'kysely'
 import {
   type MigrationInfo,
   type MigrationResult,
@@ -12,8 +12,10 @@ import {
 
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
-import { MIGRATION_TABLE_SCHEMA } from './history.js'
-import { MigrationError, TransactionPoolerError } from './migration-error.js'
+import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
+import { InterruptedRollbackError, MigrationError, TransactionPoolerError } from './migration-error.js'
+import { withResumableDowns } from './resumable-down.js'
+import { guardDown } from './down-guard.js'
 import { assertRunnerDialect, withMigrationLock } from './lock.js'
 import { migrationProvider, runsInTransaction } from './provider.js'
 import type { MigrationSettings } from './settings.js'
@@ -56,16 +58,20 @@ export async function runMigrations(
   try {
     return await withMigrationLock(
       db,
-      async ({ transactionPooler, assertLockHeld }) => {
+      async ({ transactionPooler, assertLockHeld, lockLost }) => {
         const migrations = await kyselyMigrator(db, settings).getMigrations()
         const steps = planSteps(migrations, target)
+        // A rollback that began and did not finish: only the rollback itself may go on.
+        const interrupted = (await readMigrationHistory(db, { times: false })).find((entry) => entry.reverting)
+        if (interrupted && (steps.some((step) => step.direction === 'Up') || (steps.length > 0 && steps[0]!.name !== interrupted.name))) {
+          throw new InterruptedRollbackError(interrupted.name)
+        }
         const outside = steps.filter((step) => !step.transactional).map((step) => step.name)
         if (transactionPooler && outside.length > 0) throw new TransactionPoolerError(outside)
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
         if (steps.some((step) => step.direction === 'Up')) await ensureSupabaseStandIn(db)
         for (const block of contiguousBlocks(steps)) {
-          await assertLockHeld()
-          results.push(...(await runBlockWithRetries(db, block, targetOf(block, migrations), settings, results)))
+          results.push(...(await runBlockWithRetries(db, block, migrations, settings, results, assertLockHeld, lockLost)))
         }
         // A run that failed part-way records the checksums of what it applied on the next run.
         if (steps.length > 0) {
@@ -77,7 +83,7 @@ export async function runMigrations(
       settings,
     )
   } catch (error) {
-    if (error instanceof MigrationError || error instanceof TransactionPoolerError) throw error
+    if (error instanceof MigrationError || error instanceof TransactionPoolerError || error instanceof InterruptedRollbackError) throw error
     // A failure outside any migration (the lock, the checksums, a commit): say what was done.
     throw new MigrationError({ error }, { activity: 'run', appliedBefore: results.map((result) => result.migrationName) })
   }
@@ -88,9 +94,11 @@ export async function runMigrations(
  * The runner's lock replaces Kysely's own (see withoutKyselyMigrationLock).
  */
 export function kyselyMigrator(db: Kysely<any>, settings: MigrationSettings, disableTransactions = false): Migrator {
+  const provider = migrationProvider(settings)
   return new Migrator({
     db,
-    provider: migrationProvider(settings),
+    // Outside a transaction a down can be interrupted between its steps: it must be resumable.
+    provider: disableTransactions ? withResumableDowns(provider) : provider,
     migrationTableSchema: MIGRATION_TABLE_SCHEMA,
     disableTransactions,
   })
@@ -136,12 +144,16 @@ function contiguousBlocks(steps: Step[]): Step[][] {
 async function runBlockWithRetries(
   db: Kysely<any>,
   block: Step[],
-  blockTarget: string | NoMigrations,
+  migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
   earlier: MigrationResult[],
+  assertLockHeld: () => Promise<void>,
+  lockLost: () => Error | undefined,
 ): Promise<MigrationResult[]> {
   for (let attempt = 1; ; attempt++) {
-    const { resultSet, blockers } = await runBlock(db, block[0]!.transactional, blockTarget, settings)
+    // A run that lost the lock must not go on: another run may hold it by now.
+    await assertLockHeld()
+    const { resultSet, blockers } = await runBlock(db, block, migrations, settings, new StopWhenLockLost(lockLost))
     if (resultSet.error === undefined) return successes(resultSet)
     const lockTimedOut = errorCode(resultSet.error) === SQLSTATE.lockNotAvailable
     if (!lockTimedOut || attempt >= settings.lockAttempts) {
@@ -167,17 +179,42 @@ async function runBlockWithRetries(
 
 async function runBlock(
   db: Kysely<any>,
-  transactional: boolean,
-  blockTarget: string | NoMigrations,
+  block: Step[],
+  migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
+  guard: KyselyPlugin,
 ): Promise<{ resultSet: MigrationResultSet; blockers: string | undefined }> {
-  if (transactional) {
+  const blockTarget = targetOf(block, migrations)
+  if (block[0]!.transactional) {
     let resultSet: MigrationResultSet = {}
+    const done: MigrationResult[] = []
     const watch = await watchBlockers(db)
     try {
-      await db.transaction().execute(async (trx) => {
+      // READ COMMITTED whatever the database's default (each migration was written for it).
+      await db.transaction().setIsolationLevel('read committed').execute(async (unguarded) => {
+        const trx = unguarded.withPlugin(guard)
+        await setSessionBounds(trx, settings, 'transaction')
         await watch.follow(trx)
-        resultSet = await kyselyMigrator(trx, settings).migrateTo(blockTarget)
+        if (block[0]!.direction === 'Up') {
+          resultSet = await kyselyMigrator(trx, settings).migrateTo(blockTarget)
+        } else {
+          // One down at a time, each rehearsed first: it refuses (or backs up) before it changes anything.
+          const prepared = await kyselyMigrator(trx, settings).getMigrations()
+          for (const step of block) {
+            const migration = prepared.find((m) => m.name === step.name)!.migration
+            try {
+              await guardDown(trx, step.name, migration, { allowDataLoss: settings.allowDataLoss })
+            } catch (error) {
+              resultSet = { error, results: [...done, { migrationName: step.name, direction: 'Down', status: 'Error' }] }
+              throw error
+            }
+            resultSet = await kyselyMigrator(trx, settings).migrateTo(targetOf([step], migrations))
+            if (resultSet.error !== undefined) resultSet = { ...resultSet, results: [...done, ...(resultSet.results ?? [])] }
+            else done.push(...successes(resultSet))
+            if (resultSet.error !== undefined) break
+          }
+          if (resultSet.error === undefined) resultSet = { results: done }
+        }
         // Kysely's Migrator returns its error instead of throwing: throw it to roll back.
         if (resultSet.error !== undefined) throw resultSet.error
       })
@@ -186,20 +223,62 @@ async function runBlock(
     }
     return { resultSet, blockers: await watch.stop() }
   }
-  return db.connection().execute(async (connection) => {
+  return db.connection().execute(async (unguarded) => {
+    const connection = unguarded.withPlugin(guard)
     const watch = await watchBlockers(db)
     let resultSet: MigrationResultSet
     let blockers: string | undefined
     try {
+      await setSessionBounds(connection, settings, 'session')
       await watch.follow(connection)
       resultSet = await kyselyMigrator(connection, settings, true).migrateTo(blockTarget)
     } finally {
       blockers = await watch.stop()
       // The migration SET its timeouts for the session; the pool must not hand them on.
-      await sql`RESET ALL`.execute(connection).catch(() => {})
+      await sql`RESET ALL`.execute(unguarded).catch(() => {})
     }
     return { resultSet, blockers }
   })
+}
+
+/**
+ * Bounds what a stalled client can hold: idle_in_transaction_session_timeout ends a transaction
+ * whose client stopped sending (a stopped process, a frozen VM), and with it its locks, and
+ * transaction_timeout (PostgreSQL 17 and later) bounds a transaction of the runner as a whole.
+ * On a migration's own connection (`session`) the migration opens its transactions itself, some
+ * of them long on purpose (VALIDATE, CREATE INDEX CONCURRENTLY): there only the idle bound
+ * applies, and READ COMMITTED becomes the default of its transactions. RESET ALL ends them.
+ * Not on PGlite: one process holds the only connection, and no one else waits.
+ */
+async function setSessionBounds(db: Kysely<any>, settings: MigrationSettings, scope: 'transaction' | 'session'): Promise<void> {
+  if (db.getExecutor().adapter instanceof PGliteAdapter) return
+  const local = scope === 'transaction'
+  const set = (name: string, value: string) => sql`SELECT set_config(${name}, ${value}, ${local})`.execute(db)
+  await set('idle_in_transaction_session_timeout', `${settings.idleTimeoutMs}ms`)
+  if (local) {
+    const { rows } = await sql<{ version: number }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
+    if (rows[0]!.version >= 170_000) await set('transaction_timeout', `${settings.transactionTimeoutMs}ms`)
+  } else {
+    await set('default_transaction_isolation', 'read committed')
+  }
+}
+
+/**
+ * Refuses every statement of a migration once the lock is known to be lost, so that a migration
+ * of several steps (005) stops at its next statement instead of going on beside another run.
+ */
+class StopWhenLockLost implements KyselyPlugin {
+  constructor(private readonly lockLost: () => Error | undefined) {}
+
+  transformQuery(args: Parameters<KyselyPlugin['transformQuery']>[0]): ReturnType<KyselyPlugin['transformQuery']> {
+    const lost = this.lockLost()
+    if (lost) throw lost
+    return args.node
+  }
+
+  async transformResult(args: Parameters<KyselyPlugin['transformResult']>[0]): ReturnType<KyselyPlugin['transformResult']> {
+    return args.result
+  }
 }
 
 function targetOf(block: Step[], migrations: readonly MigrationInfo[]): string | NoMigrations {

@@ -14,6 +14,17 @@ export interface MigrateOptions {
   lockTimeoutMs?: number
   /** statement_timeout of migration statements, in ms; a migration may lift it for a step. [MIGRATION_STATEMENT_TIMEOUT_MS, 60000] */
   statementTimeoutMs?: number
+  /**
+   * idle_in_transaction_session_timeout of the migration sessions and the lock session, in ms: a
+   * stalled client (a stopped process, a frozen VM) loses its transactions, and their locks, after
+   * this long. The lock session sends a heartbeat three times as often. [MIGRATION_IDLE_TIMEOUT_MS, 60000]
+   */
+  idleTimeoutMs?: number
+  /**
+   * transaction_timeout (PostgreSQL 17 and later) of each transaction that the runner opens around
+   * migrations, in ms; 0 for none. [MIGRATION_TRANSACTION_TIMEOUT_MS, 300000]
+   */
+  transactionTimeoutMs?: number
   /** How many times a migration that hit lock_timeout is tried in all. [MIGRATION_LOCK_ATTEMPTS, 5] */
   lockAttempts?: number
   /** The wait before the first retry, in ms; it doubles on each retry. [MIGRATION_RETRY_DELAY_MS, 1000] */
@@ -43,15 +54,43 @@ export type MigrationSettings = Required<Omit<MigrateOptions, 'env'>>
  */
 export function migrationSettings(options: MigrateOptions = {}): MigrationSettings {
   const env = options.env ?? process.env
+  const setting = (key: keyof typeof LIMITS, name: string, fallback: number) =>
+    bounded(name, options[key] ?? count(env, name, fallback), fallback, LIMITS[key])
   return {
-    lockWaitMs: options.lockWaitMs ?? count(env, 'MIGRATION_LOCK_WAIT_MS', DEFAULT_LOCK_WAIT_MS),
-    lockTimeoutMs: options.lockTimeoutMs ?? count(env, 'MIGRATION_LOCK_TIMEOUT_MS', 2_000),
-    statementTimeoutMs: options.statementTimeoutMs ?? count(env, 'MIGRATION_STATEMENT_TIMEOUT_MS', 60_000),
-    lockAttempts: Math.max(1, options.lockAttempts ?? count(env, 'MIGRATION_LOCK_ATTEMPTS', 5)),
-    retryDelayMs: options.retryDelayMs ?? count(env, 'MIGRATION_RETRY_DELAY_MS', 1_000),
+    lockWaitMs: setting('lockWaitMs', 'MIGRATION_LOCK_WAIT_MS', DEFAULT_LOCK_WAIT_MS),
+    lockTimeoutMs: setting('lockTimeoutMs', 'MIGRATION_LOCK_TIMEOUT_MS', 2_000),
+    statementTimeoutMs: setting('statementTimeoutMs', 'MIGRATION_STATEMENT_TIMEOUT_MS', 60_000),
+    idleTimeoutMs: setting('idleTimeoutMs', 'MIGRATION_IDLE_TIMEOUT_MS', 60_000),
+    transactionTimeoutMs: setting('transactionTimeoutMs', 'MIGRATION_TRANSACTION_TIMEOUT_MS', 300_000),
+    lockAttempts: Math.max(1, setting('lockAttempts', 'MIGRATION_LOCK_ATTEMPTS', 5)),
+    retryDelayMs: setting('retryDelayMs', 'MIGRATION_RETRY_DELAY_MS', 1_000),
     allowDataLoss: options.allowDataLoss ?? booleanSetting(env, 'MIGRATION_ALLOW_DATA_LOSS', false),
     log: options.log ?? ((line) => console.warn(line)),
   }
+}
+
+/**
+ * The largest value of each setting. PostgreSQL's timeouts are whole milliseconds in a 32-bit
+ * integer (2147483647, about 24.8 days); the idle timeout has a floor of one second, below which
+ * the lock session's heartbeat could not keep up.
+ */
+const LIMITS = {
+  lockWaitMs: { min: 0, max: 2_147_483_647 },
+  lockTimeoutMs: { min: 0, max: 2_147_483_647 },
+  statementTimeoutMs: { min: 0, max: 2_147_483_647 },
+  idleTimeoutMs: { min: 1_000, max: 2_147_483_647 },
+  transactionTimeoutMs: { min: 0, max: 2_147_483_647 },
+  lockAttempts: { min: 0, max: 100 },
+  retryDelayMs: { min: 0, max: 600_000 },
+} as const
+
+function bounded(name: string, value: number, fallback: number, { min, max }: { min: number; max: number }): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new Error(
+      `${name} is ${value}, outside what it accepts: a whole number from ${min} to ${max}. Fix it or unset it for the default, ${fallback}.`,
+    )
+  }
+  return value
 }
 
 function count(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

@@ -3,6 +3,15 @@ import { type Kysely, sql, type Transaction } from 'kysely'
 import { QueryError } from '../connection/query-error.js'
 import { SQLSTATE } from '../connection/sql-state.js'
 import type { DB } from '../types/database.js'
+import { assertUserId } from './user-id.js'
+
+/**
+ * The settings through which PostgREST before v9 passed each claim (request.jwt.claim.<name>),
+ * and the whole JWT (request.jwt.claim), still read first by Supabase's auth.uid(), auth.role(),
+ * auth.email() and auth.jwt(): a session-level value left on a pooled connection would win over
+ * request.jwt.claims.
+ */
+const LEGACY_CLAIMS = ['sub', 'role', 'email', 'aud', 'exp', 'iat', 'iss', 'phone', 'session_id', 'aal', 'amr', 'is_anonymous', 'app_metadata', 'user_metadata']
 
 /**
  * Who a request comes from, as PostgREST sees it: the role it switches to, and the JWT's subject
@@ -46,6 +55,8 @@ export async function asRequester<T>(
         'pass the Kysely instance itself, and put the queries of the request into the callback.',
     )
   }
+  // auth.uid() casts the subject to uuid; anything else is refused before it can be echoed.
+  if ('sub' in requester && requester.sub !== undefined) assertUserId(requester.sub)
   return db.transaction().execute(async (trx) => {
     await enterRequest(trx, requester)
     return query(trx)
@@ -68,7 +79,13 @@ export async function asRequester<T>(
  */
 export async function enterRequest(trx: Transaction<any>, requester: Requester): Promise<void> {
   const claims = JSON.stringify({ ...requester, aud: requester.role })
-  await sql`SELECT set_config('request.jwt.claims', ${claims}, true)`.execute(trx)
+  // The legacy per-claim settings are emptied for the transaction, in the same statement: a
+  // session-level request.jwt.claim.sub left on a pooled connection would win over the claims.
+  await sql`
+    SELECT set_config('request.jwt.claims', ${claims}, true),
+           set_config('request.jwt.claim', '', true),
+           ${sql.join(LEGACY_CLAIMS.map((claim) => sql`set_config(${`request.jwt.claim.${claim}`}, '', true)`))}
+  `.execute(trx)
   await setLocalRole(trx, requester.role)
 }
 

@@ -1,0 +1,165 @@
+import type { Kysely } from 'kysely'
+import { sql } from 'kysely'
+import type pg from 'pg'
+import { describe, expect, it } from 'vitest'
+
+import { downCompleted } from '../src/migrator/resumable-down.js'
+import { runsInTransaction } from '../src/migrator/provider.js'
+import { migrations } from '../src/migrations/index.js'
+import {
+  checkDrift,
+  createDb,
+  InterruptedRollbackError,
+  MigrationError,
+  migrateDown,
+  migrateOnStartup,
+  migrateToLatest,
+  migrateUp,
+  migrationStatus,
+} from '../src/tooling.js'
+import { createUser } from './support/fixtures.js'
+import { pollUntil, waitForLockWait, withApplicationName, withSessions } from './support/server-sessions.js'
+import { testTargets, useTestDatabase, withTestDatabase } from './support/test-database.js'
+
+// A rollback that runs outside a transaction (005's) can be interrupted between its steps. The
+// history then says so (a mark on the migration's row, set before the first step), and until the
+// rollback is completed nothing migrates forward: `migrate:latest`, `migrate:up` and start-up
+// refuse, naming the migration and `migrate:down`, which completes it from wherever it stopped.
+
+const M005 = '005_add_openrouter_integration'
+const RUN = 'x402-interrupted-down'
+const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set: only a server lets a session stop a run at a statement'
+
+it('has a completion check for the down of every migration that runs outside a transaction', () => {
+  const outside = Object.entries(migrations).filter(([, migration]) => !runsInTransaction(migration)).map(([name]) => name)
+  expect(outside).toContain(M005)
+  expect(Object.keys(downCompleted).sort()).toEqual(outside.sort())
+})
+
+describe.each(testTargets)('a refused rollback on %s', (target) => {
+  const database = useTestDatabase(target, 'latest')
+
+  it('leaves no mark: it changed nothing, and the migrations still run forward', async () => {
+    const { db } = database
+    const userId = await createUser(db)
+    await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
+    await migrateDown(db) // 006
+    await expect(migrateDown(db, { env: {} })).rejects.toThrow(/would destroy data/)
+    expect(await migrateToLatest(db)).toHaveLength(1)
+  })
+})
+
+/**
+ * Runs `migrate:down -- --allow-data-loss` on 005 while `holder` takes the lock `hold` (once the
+ * run sends a statement matching `after`, or at once), and terminates the run's backend when it
+ * waits for that lock in `statement`, as a lost connection or a kill would stop it there.
+ */
+async function interruptedAt(
+  connectionString: string,
+  observer: pg.Client,
+  holder: pg.Client,
+  hold: string,
+  statement: string,
+  after?: RegExp,
+): Promise<void> {
+  let held: Promise<unknown> | undefined
+  const takeHold = () => (held ??= holder.query('BEGIN').then(() => holder.query(hold)))
+  const db = createDb({
+    connectionString: withApplicationName(connectionString, RUN),
+    onStatement: (text) => {
+      if (after?.test(text)) void takeHold()
+    },
+  })
+  let run: Promise<unknown> | undefined
+  try {
+    if (!after) await takeHold()
+    run = migrateDown(db, { allowDataLoss: true, lockTimeoutMs: 600_000, env: {} }).then(
+      () => undefined,
+      (error: unknown) => error,
+    )
+    const pid = await waitForLockWait(observer, RUN, statement)
+    await observer.query('SELECT pg_terminate_backend($1)', [pid])
+    expect(await run).toBeInstanceOf(MigrationError)
+  } finally {
+    await held
+    await holder.query('ROLLBACK').catch(() => {})
+    await run
+    await db.destroy()
+  }
+}
+
+async function expectForwardRefused(db: Kysely<any>, connectionString: string): Promise<void> {
+  for (const attempt of [() => migrateToLatest(db), () => migrateUp(db), () => migrateOnStartup(db, { env: { DATABASE_URL: connectionString }, log: () => {} })]) {
+    const error = await attempt().catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(InterruptedRollbackError)
+    expect((error as Error).message).toContain(M005)
+    expect((error as Error).message).toContain('npm run migrate:down')
+  }
+}
+
+describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => {
+  it('killed after its last step, before the history forgets it: forward refuses, migrate:down completes it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { connectionString } = location as { connectionString: string }
+      await migrateToLatest(db)
+      await db.insertInto('user_openrouter_integrations').values({ user_id: await createUser(db), encrypted_api_key: 'aa:bb' }).execute()
+      await migrateDown(db) // 006, in a transaction of its own
+      // The marker column exists from earlier rollbacks; a key-share lock on the history row lets
+      // the mark through and stops only the DELETE that ends the rollback.
+      await sql`ALTER TABLE x402_migrations.kysely_migration ADD COLUMN IF NOT EXISTS reverting_since timestamptz`.execute(db)
+      await withSessions(connectionString, async (session) => {
+        const observer = await session('x402-test-observer')
+        await interruptedAt(
+          connectionString,
+          observer,
+          await session('x402-test-holder'),
+          `SELECT 1 FROM x402_migrations.kysely_migration WHERE name = '${M005}' FOR KEY SHARE`,
+          'delete from',
+        )
+        await pollUntil(observer, 'the terminated run to end', async () => {
+          const { rows } = await observer.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [RUN])
+          return rows.length === 0
+        })
+      })
+      expect(await sql`SELECT to_regclass('public.user_openrouter_integrations') AS t`.execute(db)).toMatchObject({ rows: [{ t: null }] })
+      expect((await migrationStatus(db)).find((m) => m.name === M005)?.appliedAt).toBeInstanceOf(Date)
+
+      await expectForwardRefused(db, connectionString)
+      expect((await migrateDown(db, { env: {} })).map((result) => result.migrationName)).toEqual([M005])
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toHaveLength(2)
+      expect((await checkDrift(db)).ok).toBe(true)
+    })
+  })
+
+  it('killed in the middle: forward refuses instead of passing for applied, and migrate:down completes it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { connectionString } = location as { connectionString: string }
+      await migrateToLatest(db)
+      const userId = await createUser(db)
+      await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
+      await migrateDown(db) // 006
+      await withSessions(connectionString, async (session) => {
+        await interruptedAt(
+          connectionString,
+          await session('x402-test-observer'),
+          await session('x402-test-holder'),
+          // A reader's open transaction, begun while step 2 validates, which DROP INDEX
+          // CONCURRENTLY (step 3) waits for.
+          'SELECT count(*) FROM x402_resources',
+          'DROP INDEX CONCURRENTLY',
+          /VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check/,
+        )
+      })
+      await expectForwardRefused(db, connectionString)
+      await migrateDown(db, { allowDataLoss: true, env: {} })
+      expect((await migrationStatus(db)).find((m) => m.name === M005)?.appliedAt).toBeUndefined()
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toHaveLength(2)
+      expect((await checkDrift(db)).ok).toBe(true)
+      const { rows } = await sql<{ table_name: string }>`
+        SELECT table_name FROM information_schema.tables WHERE table_schema = 'x402_backup' AND table_name LIKE '005_user_openrouter_integrations_%'
+      `.execute(db)
+      const { rows: kept } = await sql<{ user_id: string }>`SELECT user_id FROM ${sql.id('x402_backup', rows[0]!.table_name)}`.execute(db)
+      expect(kept).toEqual([{ user_id: userId }])
+    })
+  })
+})

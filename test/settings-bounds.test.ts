@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest'
+
+import { migrationSettings } from '../src/migrator/settings.js'
+import { createDb, migrateToLatest } from '../src/tooling.js'
+
+// Settings outside what PostgreSQL accepts are refused when they are read, before any
+// connection, with the range that would be accepted.
+
+describe('migration settings', () => {
+  it.each([
+    ['MIGRATION_LOCK_TIMEOUT_MS', '3000000000'],
+    ['MIGRATION_STATEMENT_TIMEOUT_MS', '2147483648'],
+    ['MIGRATION_LOCK_WAIT_MS', '99999999999999999999'],
+    ['MIGRATION_IDLE_TIMEOUT_MS', '10'],
+    ['MIGRATION_TRANSACTION_TIMEOUT_MS', '2147483648'],
+    ['MIGRATION_LOCK_ATTEMPTS', '1000'],
+  ])('refuses %s=%s with the accepted range', (name, value) => {
+    expect(() => migrationSettings({ env: { [name]: value } })).toThrow(new RegExp(`^${name} is \\d+(\\.\\d+)?(e\\+\\d+)?, outside what it accepts: a whole number from \\d+ to \\d+`))
+  })
+
+  it('refuses an explicit option out of range too', () => {
+    expect(() => migrationSettings({ lockTimeoutMs: 3_000_000_000 })).toThrow('MIGRATION_LOCK_TIMEOUT_MS is 3000000000, outside what it accepts')
+  })
+
+  it('accepts the largest value PostgreSQL takes', () => {
+    expect(migrationSettings({ env: { MIGRATION_LOCK_TIMEOUT_MS: '2147483647' } }).lockTimeoutMs).toBe(2_147_483_647)
+  })
+
+  it('refuses before connecting: a run against an unreachable server fails on the setting', async () => {
+    const db = createDb({ connectionString: 'postgres://postgres@127.0.0.1:1/none' })
+    try {
+      await expect(Promise.resolve().then(() => migrateToLatest(db, { env: { MIGRATION_LOCK_TIMEOUT_MS: '3000000000' } }))).rejects.toThrow('MIGRATION_LOCK_TIMEOUT_MS is 3000000000')
+    } finally {
+      await db.destroy()
+    }
+  })
+})
