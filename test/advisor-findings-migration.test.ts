@@ -64,6 +64,40 @@ describe.each(testTargets)('migration 007 on %s', (target) => {
     await migrateUp(db)
   })
 
+  it('restores a Claude policy changed by hand exactly: restrictive, its command, roles and comment', async () => {
+    const { db } = database
+    const policy = async () =>
+      (
+        await sql<{ permissive: boolean; command: string; roles: string[]; comment: string | null }>`
+          SELECT polpermissive AS permissive, polcmd::text AS command, polroles::regrole[]::text[] AS roles,
+                 obj_description(oid, 'pg_policy') AS comment
+          FROM pg_policy
+          WHERE polrelid = 'public.x402_user_claude_configs'::regclass AND polname = 'Users can manage their own Claude config'
+        `.execute(db)
+      ).rows
+    await migrateTo(db, MIGRATION_006)
+    await sql`DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs`.execute(db)
+    await sql`
+      CREATE POLICY "Users can manage their own Claude config" ON x402_user_claude_configs
+      AS RESTRICTIVE FOR UPDATE TO authenticated, anon USING (auth.uid() = user_id)
+    `.execute(db)
+    await sql`COMMENT ON POLICY "Users can manage their own Claude config" ON x402_user_claude_configs IS 'made by hand, it''s production''s'`.execute(db)
+    const before = await policy()
+    const schema = await snapshotPublicSchema(db)
+
+    await migrateUp(db)
+    await migrateDown(db)
+    expect(await policy()).toEqual(before)
+    expect(await snapshotPublicSchema(db)).toEqual(schema)
+
+    await sql`DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs`.execute(db)
+    await sql`
+      CREATE POLICY "Users can manage their own Claude config" ON x402_user_claude_configs
+      USING (auth.uid() = user_id) WITH CHECK (auth.uid() = user_id)
+    `.execute(db)
+    await migrateUp(db)
+  })
+
   it('writes 002’s policy and trigger function as Supabase advises, and the trigger still works', async () => {
     const { db } = database
     const { rows } = await sql<{ roles: string[]; qual: string; with_check: string; config: string[] }>`

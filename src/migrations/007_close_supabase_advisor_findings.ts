@@ -15,7 +15,8 @@ import { type Kysely, sql } from 'kysely'
  * Production adopted at 002 may have RLS on already. So `up` first records what it finds (RLS of
  * both tables, the Claude user policy as it stands, the function's settings) in
  * x402_migrations.prior_state_007, a schema the API cannot reach, and `down` puts back exactly
- * that, in SQL, so that the script of `migrate:sql -- 007 --down` does the same in the SQL Editor.
+ * that (the policy's PERMISSIVE or RESTRICTIVE, command, roles, expressions and comment too), in
+ * SQL, so that the script of `migrate:sql -- 007 --down` does the same in the SQL Editor.
  *
  * Catalog changes only, in one short transaction under the runner's lock_timeout (retried when
  * it fires). x402_resources, the busiest table, is locked as late as it can be: just before
@@ -31,11 +32,13 @@ export async function up(db: Kysely<any>): Promise<void> {
       migration text PRIMARY KEY CHECK (migration = '007_close_supabase_advisor_findings'),
       resources_rls boolean NOT NULL,
       models_rls boolean NOT NULL,
+      claude_policy_permissive boolean NOT NULL,
       claude_policy_command text NOT NULL,
       claude_policy_roles text NOT NULL,
       claude_policy_using text,
       claude_policy_check text,
-      claude_function_config text[]
+      claude_function_config text[],
+      claude_policy_comment text
     )
   `.execute(db)
   await sql`
@@ -47,13 +50,15 @@ export async function up(db: Kysely<any>): Promise<void> {
     SELECT '007_close_supabase_advisor_findings',
            (SELECT relrowsecurity FROM pg_catalog.pg_class WHERE oid = 'public.x402_resources'::regclass),
            (SELECT relrowsecurity FROM pg_catalog.pg_class WHERE oid = 'public.ai_models'::regclass),
+           p.polpermissive,
            CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
                          WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
            (SELECT string_agg(CASE WHEN r.id = 0 THEN 'public' ELSE quote_ident(pg_catalog.pg_get_userbyid(r.id)) END, ', ')
             FROM unnest(p.polroles) AS r(id)),
            pg_catalog.pg_get_expr(p.polqual, p.polrelid),
            pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid),
-           (SELECT proconfig FROM pg_catalog.pg_proc WHERE oid = 'public.update_claude_config_updated_at()'::regprocedure)
+           (SELECT proconfig FROM pg_catalog.pg_proc WHERE oid = 'public.update_claude_config_updated_at()'::regprocedure),
+           pg_catalog.obj_description(p.oid, 'pg_policy')
     FROM pg_catalog.pg_policy p
     WHERE p.polrelid = 'public.x402_user_claude_configs'::regclass
       AND p.polname = 'Users can manage their own Claude config'
@@ -65,6 +70,18 @@ export async function up(db: Kysely<any>): Promise<void> {
     FOR ALL TO authenticated
     USING ((select auth.uid()) = user_id)
     WITH CHECK ((select auth.uid()) = user_id)
+  `.execute(db)
+  // A comment production wrote on the policy documents it; it stays with the new one.
+  await sql`
+    DO $$
+    DECLARE
+      comment text := (SELECT claude_policy_comment FROM x402_migrations.prior_state_007);
+    BEGIN
+      IF comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs IS %L', comment);
+      END IF;
+    END
+    $$
   `.execute(db)
   await sql`ALTER FUNCTION update_claude_config_updated_at() SET search_path = ''`.execute(db)
 
@@ -107,12 +124,17 @@ export async function down(db: Kysely<any>): Promise<void> {
 
       DROP POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs;
       EXECUTE format(
-        'CREATE POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs FOR %s TO %s%s%s',
+        'CREATE POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs AS %s FOR %s TO %s%s%s',
+        CASE WHEN prior.claude_policy_permissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
         prior.claude_policy_command,
         prior.claude_policy_roles,
         CASE WHEN prior.claude_policy_using IS NOT NULL THEN format(' USING (%s)', prior.claude_policy_using) ELSE '' END,
         CASE WHEN prior.claude_policy_check IS NOT NULL THEN format(' WITH CHECK (%s)', prior.claude_policy_check) ELSE '' END
       );
+      IF prior.claude_policy_comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs IS %L',
+                       prior.claude_policy_comment);
+      END IF;
       -- proconfig holds name=value. A list setting (search_path) is stored already quoted, as
       -- it is written; any other value is one string.
       ALTER FUNCTION public.update_claude_config_updated_at() RESET ALL;
