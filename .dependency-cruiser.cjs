@@ -26,8 +26,26 @@ const upward = layers.slice(1).map((layer, index) => ({
   to: { path: `^src/(${layers.slice(0, index + 1).join('|')})/` },
 }))
 
+// Every folder of src/ is in the layer list (or is src/migrations); a folder outside it would
+// escape every direction rule, so it is refused, both as an importer and as an import.
+const known = `^src/(${[...layers, 'migrations'].join('|')})/|^src/(index|tooling)\\.ts$`
+
 module.exports = {
   forbidden: [
+    {
+      name: 'no-unlisted-folder',
+      comment: 'A folder of src/ that is not in the layer list of .dependency-cruiser.cjs: add it to the list, in its layer.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: known },
+      to: {},
+    },
+    {
+      name: 'no-import-of-unlisted-folder',
+      comment: 'An import of a folder of src/ that is not in the layer list of .dependency-cruiser.cjs: add it to the list, in its layer.',
+      severity: 'error',
+      from: {},
+      to: { path: '^src/', pathNot: known },
+    },
     {
       name: 'no-circular',
       comment: 'An import cycle: the modules cannot be read, loaded or tested one without the other.',
@@ -48,7 +66,7 @@ module.exports = {
       comment: 'A migration is frozen history: it takes Kysely<any> and imports only kysely.',
       severity: 'error',
       from: { path: '^src/migrations/(?!index\\.ts$)' },
-      to: { pathNot: '^node_modules/kysely/' },
+      to: { pathNot: '(^|/)node_modules/kysely/' },
     },
     {
       name: 'no-entry-point-inside',

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { afterAll, describe, expect, it } from 'vitest'
@@ -50,5 +50,16 @@ describe('import directions', () => {
     expect(result.status).not.toBe(0)
     expect(result.stdout).toMatch(/error no-upward-from-connection: src\/connection\/sql-state\.ts → src\/migrator\/history\.ts/)
     expect(result.stdout).toMatch(/error migrations-import-only-kysely: src\/migrations\/002_add_claude_integration\.ts/)
+  })
+
+  it('fails on a folder that is not in the layer list, which would escape every direction rule', () => {
+    const dir = copyOfTheTree()
+    mkdirSync(join(dir, 'src/util'))
+    writeFileSync(join(dir, 'src/util/bridge.ts'), "export { createDb } from '../connection/create-db.js'\n")
+    writeFileSync(join(dir, 'src/types/upward.ts'), "import '../util/bridge.js'\n")
+    const result = cruise(dir)
+    expect(result.status).not.toBe(0)
+    expect(result.stdout).toMatch(/error no-unlisted-folder: src\/util\/bridge\.ts/)
+    expect(result.stdout).toMatch(/error no-import-of-unlisted-folder: src\/types\/upward\.ts → src\/util\/bridge\.ts/)
   })
 })

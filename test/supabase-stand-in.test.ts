@@ -137,6 +137,34 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
     })
   })
 
+  it('leaves roles it did not create as they are: attributes, settings and memberships', async () => {
+    // A fresh embedded cluster stands for a server whose administrator made anon: the stand-in
+    // makes the other roles, and changes nothing of anon, whose roles are cluster-wide.
+    const db = createDb({ dataDir: 'memory://' })
+    try {
+      await sql`CREATE ROLE anon NOLOGIN NOINHERIT`.execute(db)
+      await sql`ALTER ROLE anon SET statement_timeout = '10s'`.execute(db)
+      await ensureSupabaseStandIn(db)
+      const { rows } = await sql<{ rolinherit: boolean; settings: string[] | null; postgres: boolean; authenticator: boolean }>`
+        SELECT r.rolinherit,
+               (SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setrole = r.oid AND s.setdatabase = 0) AS settings,
+               EXISTS (SELECT FROM pg_auth_members m WHERE m.roleid = r.oid AND m.member = 'postgres'::regrole) AS postgres,
+               EXISTS (SELECT FROM pg_auth_members m WHERE m.roleid = r.oid AND m.member = 'authenticator'::regrole) AS authenticator
+        FROM pg_roles r WHERE r.rolname = 'anon'
+      `.execute(db)
+      expect(rows).toEqual([{ rolinherit: false, settings: ['statement_timeout=10s'], postgres: false, authenticator: false }])
+      const made = await sql<{ rolname: string; rolinherit: boolean }>`
+        SELECT rolname, rolinherit FROM pg_roles WHERE rolname IN ('authenticated', 'service_role') ORDER BY rolname
+      `.execute(db)
+      expect(made.rows).toEqual([
+        { rolname: 'authenticated', rolinherit: true },
+        { rolname: 'service_role', rolinherit: true },
+      ])
+    } finally {
+      await db.destroy()
+    }
+  })
+
   it('touches nothing where auth.users exists, as on a real Supabase database', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await sql`CREATE SCHEMA auth`.execute(db)

@@ -59,18 +59,39 @@ async function hasAuthUsers(db: Kysely<any>): Promise<boolean> {
 }
 
 /**
- * Roles are cluster-wide, so another database of the same server may have created them: a
- * duplicate is not an error. Where the role exists without Supabase's attributes (as an older
- * stand-in created them: API roles NOINHERIT, authenticator NOLOGIN), they are set; where it has
- * them, nothing is altered, which would need more privilege than the check.
+ * How the stand-in marks the roles it creates (COMMENT ON ROLE). Roles are cluster-wide: a role
+ * without the mark belongs to the server (Supabase itself, a self-hosted setup, an administrator,
+ * or a stand-in older than the mark), and the stand-in changes nothing of it: no attribute,
+ * membership or setting. Only its own roles follow the platform as it changes.
+ */
+const STAND_IN_ROLE_MARK = 'Created by the x402-jobs db module as a stand-in for the Supabase role of this name.'
+
+/** True, in SQL, for a role of the stand-in's own making. */
+function isStandInRole(role: string) {
+  return sql.raw(
+    `pg_catalog.shobj_description((SELECT oid FROM pg_catalog.pg_roles WHERE rolname = ${quote(role)}), 'pg_authid') = ${quote(STAND_IN_ROLE_MARK)}`,
+  )
+}
+
+function quote(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`
+}
+
+/**
+ * Creates the role with Supabase's attributes and the stand-in's mark. Another database of the
+ * same server may have created it: a duplicate is not an error. Where the stand-in made it
+ * without today's attributes (API roles were NOINHERIT before 2023), they are set; a role the
+ * stand-in did not make is left as it is.
  */
 function createRoleUnlessExists(role: string, attributes: string, hasThem: string) {
   return sql`
     DO $$
     BEGIN
       CREATE ROLE ${sql.id(role)} ${sql.raw(attributes)};
+      COMMENT ON ROLE ${sql.id(role)} IS ${sql.lit(STAND_IN_ROLE_MARK)};
     EXCEPTION WHEN duplicate_object OR unique_violation THEN
-      IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(role)} AND ${sql.raw(hasThem)}) THEN
+      IF ${isStandInRole(role)}
+         AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(role)} AND ${sql.raw(hasThem)}) THEN
         ALTER ROLE ${sql.id(role)} ${sql.raw(attributes)};
       END IF;
     END
@@ -91,8 +112,8 @@ const ROLE_STATEMENTS = [
   createRoleUnlessExists('authenticated', 'NOLOGIN INHERIT', 'rolinherit AND NOT rolcanlogin'),
   createRoleUnlessExists('service_role', 'NOLOGIN INHERIT BYPASSRLS', 'rolinherit AND NOT rolcanlogin AND rolbypassrls'),
   createRoleUnlessExists('authenticator', 'LOGIN NOINHERIT', 'NOT rolinherit AND rolcanlogin'),
-  sql`GRANT anon, authenticated, service_role TO authenticator`,
-  grantToPostgresUnlessGranted(),
+  grantUnlessMember('authenticator', ['anon', 'authenticated', 'service_role']),
+  grantUnlessMember('postgres', ['anon', 'authenticated', 'service_role']),
   roleSettingUnlessSet('anon', 'statement_timeout', '3s'),
   roleSettingUnlessSet('authenticated', 'statement_timeout', '8s'),
 ]
@@ -103,30 +124,38 @@ const ROLE_STATEMENTS = [
  * ("tuple concurrently updated"). So each is changed only where it is not there yet, which after
  * the first run is nowhere.
  */
-function grantToPostgresUnlessGranted() {
+function grantUnlessMember(member: string, roles: string[]) {
   return sql`
     DO $$
+    DECLARE
+      role text;
     BEGIN
-      IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'postgres')
-         AND EXISTS (SELECT FROM pg_catalog.pg_roles r
-                     WHERE r.rolname IN ('anon', 'authenticated', 'service_role')
-                       AND NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m
-                                       WHERE m.roleid = r.oid AND m.member = 'postgres'::regrole)) THEN
-        GRANT anon, authenticated, service_role TO postgres;
+      IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(member)}) THEN
+        RETURN;
       END IF;
+      FOR role IN
+        SELECT r.rolname FROM pg_catalog.pg_roles r
+        WHERE r.rolname IN (${sql.join(roles.map((role) => sql.lit(role)))})
+          AND pg_catalog.shobj_description(r.oid, 'pg_authid') = ${sql.lit(STAND_IN_ROLE_MARK)}
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                          WHERE m.roleid = r.oid AND m.member = ${sql.lit(member)}::regrole)
+      LOOP
+        EXECUTE format('GRANT %I TO %I', role, ${sql.lit(member)});
+      END LOOP;
     END
     $$
   `
 }
 
 function roleSettingUnlessSet(role: string, name: string, value: string) {
-  const setting = `${name}=${value}`
   return sql`
     DO $$
     BEGIN
-      IF NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s
-                     WHERE s.setrole = ${sql.lit(role)}::regrole AND s.setdatabase = 0
-                       AND ${sql.lit(setting)} = ANY (s.setconfig)) THEN
+      -- Any value of the setting counts as set: one chosen by the server's owner stays.
+      IF ${isStandInRole(role)}
+         AND NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) AS c(entry)
+                         WHERE s.setrole = ${sql.lit(role)}::regrole AND s.setdatabase = 0
+                           AND c.entry LIKE ${sql.lit(`${name}=%`)}) THEN
         ALTER ROLE ${sql.id(role)} SET ${sql.raw(name)} = ${sql.lit(value)};
       END IF;
     END
