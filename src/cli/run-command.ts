@@ -7,6 +7,9 @@
 import type { Kysely } from 'kysely'
 
 import { createDb, type CreateDbOptions, describeDatabaseTarget, resolveDatabaseTarget } from '../connection/create-db.js'
+import { type CommandSpec, helpText, type ParsedCommandLine, parseCommandLine } from './command-line.js'
+
+export { type CommandSpec, helpText, type OptionValues, parseCommandLine, usageLine } from './command-line.js'
 
 /**
  * Runs `command` with the arguments after the script name and sets the process's exit code:
@@ -27,6 +30,47 @@ export function runCommand(label: string, command: (args: string[]) => Promise<n
       process.exitCode = 1
     },
   )
+}
+
+/**
+ * Runs a command declared by `spec` (see {@link CommandSpec}): its arguments are parsed
+ * strictly first, so that an unknown flag, a missing argument or a bad number fails before
+ * anything else happens; `--help` prints the help and exits 0 without running it. Failures
+ * are labelled with the npm script's name.
+ *
+ * @example
+ * ```ts
+ * const spec = { script: 'keys:rotate', summary: 'rotates', options: { 'batch-size': { type: 'string', description: 'rows', integer: { min: 1, max: 10_000 } } } } as const
+ * runCommandLine(spec, async ({ values }) => rotate(values['batch-size'] ?? 500))
+ * ```
+ */
+export function runCommandLine<S extends CommandSpec>(
+  spec: S,
+  command: (parsed: Extract<ParsedCommandLine<S>, { help: false }>) => Promise<number | void>,
+): void {
+  runCommand(spec.script, (args) => withHelp(spec, args, command))
+}
+
+/**
+ * Parses `args` against `spec` and runs `command`, or prints the help when `--help` is among
+ * them; for a command line that dispatches to several commands (migrate.ts).
+ *
+ * @example
+ * ```ts
+ * runCommand('migrate latest', (args) => withHelp(latestSpec, args, async () => migrate()))
+ * ```
+ */
+export async function withHelp<S extends CommandSpec>(
+  spec: S,
+  args: readonly string[],
+  command: (parsed: Extract<ParsedCommandLine<S>, { help: false }>) => Promise<number | void>,
+): Promise<number | void> {
+  const parsed = parseCommandLine(spec, args)
+  if (parsed.help) {
+    process.stdout.write(helpText(spec))
+    return 0
+  }
+  return command(parsed as Extract<ParsedCommandLine<S>, { help: false }>)
 }
 
 /** An error's message on one line, for the one-line failure of a command. */

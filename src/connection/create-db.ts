@@ -5,6 +5,7 @@ import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysel
 import pg from 'pg'
 
 import { lockDataDir } from './data-dir-lock.js'
+import { serverConnectionConfig } from './server-password.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
 import { toQueryError } from './query-error.js'
 import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
@@ -108,7 +109,7 @@ export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
   const target = resolveDatabaseTarget(options)
   const dialect =
     target.kind === 'postgres'
-      ? new PostgresDialect({ pool: createPool(target.connectionString) })
+      ? new PostgresDialect({ pool: createPool(target.connectionString, options.env ?? process.env) })
       : new PGliteDialect({ pglite: () => openPglite(target.dataDir) })
   const hooked = withDialectHooks(withoutKyselyMigrationLock(dialect), {
     mapError: toQueryError,
@@ -117,9 +118,9 @@ export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
   return new Kysely<DB>({ dialect: hooked, log: options.log })
 }
 
-function createPool(connectionString: string): pg.Pool {
+function createPool(connectionString: string, env: NodeJS.ProcessEnv): pg.Pool {
   const pool = new pg.Pool({
-    connectionString,
+    ...serverConnectionConfig(connectionString, env),
     application_name: 'x402-jobs-db',
     // An unreachable server fails the first query instead of hanging it, and a server that
     // vanished without closing the connection is noticed by TCP keepalive.

@@ -31,9 +31,15 @@ export function lockDataDir(dataDir: string): () => void {
     } catch (error) {
       if (errorCode(error) !== 'EEXIST') throw error
       const holder = Number.parseInt(readFileSync(lockFile, 'utf8'), 10)
+      if (holder === process.pid) {
+        throw new Error(
+          `The embedded database at ${dataDir} is open already in this process, through another createDb() instance. ` +
+            'A PGlite folder takes one instance at a time: share that instance, or await its destroy() before creating the next.',
+        )
+      }
       if (isRunning(holder)) {
         throw new Error(
-          `The embedded database at ${dataDir} is open in process ${holder}${holder === process.pid ? ' (this one)' : ''}. ` +
+          `The embedded database at ${dataDir} is open in process ${holder}. ` +
             'A PGlite folder can be open in one process at a time: stop that process, or point PGLITE_DATA_DIR at another folder.',
         )
       }
