@@ -5,6 +5,7 @@
  *   cli
  *   adoption, export            the commands built on the engine
  *   schema                      schema snapshots and their comparison
+ *   templates                   migrated scratch databases, made once from cached dumps
  *   integrations                the app's key access (uses secrets and supabase)
  *   migrator                    the migration engine
  *   supabase                    the platform stand-in and the request context
@@ -14,7 +15,7 @@
  *
  * src/migrations is frozen history: it imports kysely and nothing else of the module.
  */
-const layers = ['cli', 'adoption|export', 'schema', 'integrations', 'migrator', 'supabase', 'secrets', 'connection', 'types']
+const layers = ['cli', 'adoption|export', 'schema', 'templates', 'integrations', 'migrator', 'supabase', 'secrets', 'connection', 'types']
 
 const upward = layers.slice(1).map((layer, index) => ({
   name: `no-upward-from-${layer.replace('|', '-')}`,

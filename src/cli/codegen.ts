@@ -5,9 +5,9 @@
  */
 import { fileURLToPath } from 'node:url'
 
-import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
 import { migrateToLatest } from '../migrator/migrator.js'
+import { scratchDatabase } from '../templates/migrated-template.js'
 import { type CommandSpec, runCommandLine } from './run-command.js'
 
 /** From src/cli and from dist/cli alike, two folders up is the repository: the file is the TypeScript source. */
@@ -23,7 +23,7 @@ const spec = {
 async function main(check: boolean): Promise<void> {
   // kysely-codegen is heavy and only this command needs it.
   const { generate, Logger, PostgresDialect } = await import('kysely-codegen')
-  const db = createDb({ dataDir: IN_MEMORY })
+  const db = scratchDatabase('latest')
   try {
     await migrateToLatest(db)
     await generate({

@@ -1,11 +1,11 @@
 import { migrations } from '../migrations/index.js'
-import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { migrationProvider, runsInTransaction } from '../migrator/provider.js'
 import { migrationSettings } from '../migrator/settings.js'
 import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
 import { migrationBefore, resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo } from '../migrator/migrator.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
+import { scratchDatabase } from '../templates/migrated-template.js'
 
 /** Which half of a migration to export. */
 export type MigrationDirection = 'up' | 'down'
@@ -32,13 +32,13 @@ export async function exportMigrationSql(name: string, direction: MigrationDirec
 
   const statements: Statement[] = []
   let recording = false
-  const scratch = createDb({
-    dataDir: IN_MEMORY,
+  const scratch = scratchDatabase(startingPoint ?? 'none', {
     onStatement: (sql, parameters) => {
       if (recording) statements.push({ sql, parameters })
     },
   })
   try {
+    // A no-op on the template, which is at the starting point already.
     await migrateTo(scratch, startingPoint)
     await ensureSupabaseStandIn(scratch)
     recording = true

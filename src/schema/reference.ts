@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely'
 
-import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { resolveMigrationName } from '../migrator/migration-names.js'
-import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
+import { migrateToLatest } from '../migrator/migrator.js'
+import { scratchDatabase } from '../templates/migrated-template.js'
 import { diffSchemas, type SchemaDiff } from './diff.js'
 import { type SchemaSnapshot, snapshotPublicSchema } from './snapshot.js'
 
@@ -18,7 +18,7 @@ export interface SchemaReference {
 
 /**
  * Builds the reference schema at a migration (a full name or a unique prefix such as `005`):
- * the module's own migrations run on a scratch in-memory PGlite database, with the Supabase
+ * the module's own migrations run on a scratch in-memory PGlite database (from its template), with the Supabase
  * stand-in applied before each one as the migrator does everywhere, and then on to the newest
  * migration, to learn what the module owns. It never touches DATABASE_URL. Built once per
  * migration and process.
@@ -48,9 +48,8 @@ export function buildSchemaReference(upTo: string): Promise<SchemaReference> {
 const references = new Map<string, Promise<SchemaReference>>()
 
 async function build(migrationName: string): Promise<SchemaReference> {
-  const scratch = createDb({ dataDir: IN_MEMORY })
+  const scratch = scratchDatabase(migrationName)
   try {
-    await migrateTo(scratch, migrationName)
     const expected = await snapshotPublicSchema(scratch)
     await migrateToLatest(scratch)
     return { migrationName, expected, latest: await snapshotPublicSchema(scratch) }
