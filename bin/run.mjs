@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
+import { createRequire, enableCompileCache } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
@@ -86,6 +86,10 @@ function ensureBuilt() {
     rmSync(lockDir, { recursive: true, force: true })
   }
 }
+
+// V8's code cache for the modules loaded below (kysely alone is some thousand files): a run
+// after the first skips compiling them again.
+enableCompileCache?.(join(root, 'node_modules', '.cache', 'x402-jobs-db', 'compile-cache'))
 
 const [command, ...args] = process.argv.slice(2)
 try {
