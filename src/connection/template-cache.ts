@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -62,7 +62,13 @@ export function pgliteVersion(): string {
 export function readTemplate(key: string, env: NodeJS.ProcessEnv = process.env): Blob | undefined {
   const file = templateFile(key, env)
   let contents: Buffer
+  let version: string
   try {
+    // A process that starts many databases (a test worker) reads and checks each file once.
+    const { size, mtimeMs, ino } = statSync(file)
+    version = `${file}:${ino}:${size}:${mtimeMs}`
+    const known = verified.get(version)
+    if (known) return known
     contents = readFileSync(file)
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return undefined
@@ -74,8 +80,12 @@ export function readTemplate(key: string, env: NodeJS.ProcessEnv = process.env):
     rmSync(file, { force: true })
     return undefined
   }
-  return new Blob([tarball])
+  const blob = new Blob([tarball])
+  verified.set(version, blob)
+  return blob
 }
+
+const verified = new Map<string, Blob>()
 
 /**
  * Stores `tarball` under `key`, atomically: a process reading the cache at the same moment
