@@ -150,8 +150,9 @@ function once<T>(open: () => Promise<T>): () => Promise<T> {
 
 function createPool(connectionString: string, env: NodeJS.ProcessEnv): pg.Pool {
   const pool = new pg.Pool({
-    ...serverConnectionConfig(connectionString, env),
     application_name: 'x402-jobs-db',
+    // After the default: an application_name in the URL wins, as with node-postgres's own parsing.
+    ...serverConnectionConfig(connectionString, env),
     // An unreachable server fails the first query instead of hanging it, and a server that
     // vanished without closing the connection is noticed by TCP keepalive.
     connectionTimeoutMillis: 10_000,
