@@ -3,6 +3,23 @@
  * function that returns its exit code (or nothing, for 0) and throws to fail; the runner prints
  * a failure as one line, `<label> failed: <reason>`, and exits with 1. The same function opens
  * the database for the commands that need one, and closes it on every path.
+ *
+ * A new command declares what it accepts (a {@link CommandSpec}: its npm script, a summary, its
+ * positional arguments and flags) and hands it to {@link runCommandLine}; it then gets `--help`,
+ * strict parsing (an unknown flag or argument is refused) and whole-number checks, all before it
+ * runs:
+ *
+ * ```ts
+ * const spec = {
+ *   script: 'db:access',
+ *   summary: 'prints who may read and write each table.',
+ *   positionals: [{ name: 'table', description: 'one table only', required: false }],
+ *   options: { json: { type: 'boolean', description: 'prints JSON' } },
+ * } as const satisfies CommandSpec
+ * runCommandLine(spec, ({ values, positionals }) => withCommandDatabase({}, (db) => printAccess(db(), positionals[0], values.json)))
+ * ```
+ *
+ * A migrate subcommand is an entry in `specs` and in `commands` of migrate.ts.
  */
 import type { Kysely } from 'kysely'
 
@@ -107,6 +124,9 @@ export async function withCommandDatabase<T>(
 }
 
 /**
+ * @deprecated Declare the command with a {@link CommandSpec} and use {@link runCommandLine} or
+ * {@link withHelp}, which also give `--help` and refuse what the command does not take.
+ *
  * Splits `args` into positionals and `--flags`, and refuses a flag not in `allowedFlags` or a
  * number of positionals other than `positionals`, with `refusal()` as the message.
  *
