@@ -70,9 +70,9 @@ export function readTemplate(key: string, env: NodeJS.ProcessEnv = process.env):
     const known = verified.get(version)
     if (known) return known
     contents = readFileSync(file)
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') return undefined
-    throw error
+  } catch {
+    // Missing, or unreadable here (a read-only install): made afresh, as without a cache.
+    return undefined
   }
   const digest = contents.subarray(0, 64).toString('latin1')
   const tarball = contents.subarray(65)
