@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -41,11 +42,11 @@ describe('migrated templates', () => {
   })
 
   it('drop a damaged cache file instead of loading it', async () => {
-    await writeTemplate('damaged-test', new Blob([Buffer.from('a tarball')]), env)
+    await writeTemplate('damaged-test', new Blob([gzipSync('a tarball')]), env)
     expect(await readTemplate('damaged-test', env)?.text()).toBe('a tarball')
 
     const [file] = readdirSync(cacheDir).filter((name) => name.startsWith('damaged-test'))
-    writeFileSync(join(cacheDir, file!), `${'0'.repeat(64)}\na tarball, altered`)
+    writeFileSync(join(cacheDir, file!), Buffer.concat([Buffer.from(`${'0'.repeat(64)}\n`), gzipSync('a tarball, altered')]))
     expect(readTemplate('damaged-test', env)).toBeUndefined()
     expect(readdirSync(cacheDir).some((name) => name.startsWith('damaged-test'))).toBe(false)
   })
