@@ -36,4 +36,5 @@ export {
 export { describeStoredKey, IntegrationCipher, KeyDecryptionError, type StoredKeyDescription } from './secrets/integration-cipher.js'
 export { type IntegrationSecrets, readIntegrationSecrets } from './secrets/integration-secrets.js'
 export type * from './types/database.js'
+export { type Network, NETWORKS, RESOURCE_TYPES, type ResourceType } from './types/allowed-values.js'
 export type { OpenRouterConfig, OpenRouterParams } from './types/openrouter-config.js'

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import { QueryError } from '../src/index.js'
+import { QueryError, type ResourceType } from '../src/index.js'
 import { createResource, createUser } from './support/fixtures.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
@@ -53,11 +53,13 @@ describe.each(testTargets)('bad input on %s', (target) => {
   })
 
   it('an unknown resource_type: 23514, naming the constraint, without echoing the row', async () => {
-    const error = await rejection(createResource(database.db, { resource_type: 'openrouter_turbo', description: 'secret-ish' }))
+    // The generated type refuses it; a caller without the types reaches the database.
+    const error = await rejection(createResource(database.db, { resource_type: 'openrouter_turbo' as ResourceType, description: 'secret-ish' }))
     expect(error).toMatchObject({ code: '23514', constraint: 'x402_resources_resource_type_check', table: 'x402_resources' })
     expect(error.message).toBe(
-      'Value not allowed: the row breaks check constraint "x402_resources_resource_type_check" on table "x402_resources" (SQLSTATE 23514). ' +
-        'Change the value to one the constraint accepts.',
+      'Value not allowed: "resource_type" on table "x402_resources" must be one of ' +
+        "'external', 'proxy', 'prompt', 'static', 'prompt_template', 'openrouter_instant' " +
+        '(check constraint "x402_resources_resource_type_check", SQLSTATE 23514).',
     )
     expect(error.message).not.toContain('secret-ish')
     expect(error.cause).toMatchObject({ code: '23514' })

@@ -1,4 +1,4 @@
-import { createServer } from 'node:net'
+import { createServer, type Socket } from 'node:net'
 
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
@@ -61,6 +61,56 @@ describe('a server that cannot be reached', () => {
       }
     } finally {
       await db.destroy()
+    }
+  })
+})
+
+/**
+ * A server that asks every client for a SCRAM password (AuthenticationSASL) and then says
+ * nothing more, as a PostgreSQL server with scram-sha-256 in pg_hba.conf does while it waits.
+ */
+async function passwordAskingServer(): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.once('data', () => {
+      const mechanisms = Buffer.from('SCRAM-SHA-256\0\0')
+      const message = Buffer.alloc(9 + mechanisms.length)
+      message.write('R', 0)
+      message.writeInt32BE(8 + mechanisms.length, 1)
+      message.writeInt32BE(10, 5)
+      mechanisms.copy(message, 9)
+      socket.write(message)
+    })
+    socket.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  return {
+    port,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve())
+        for (const socket of sockets) socket.destroy()
+      }),
+  }
+}
+
+describe('a connection string without the password that the server asks for', () => {
+  it('fails at once, saying that the password is missing', async () => {
+    const server = await passwordAskingServer()
+    const db = createDb({ connectionString: `postgres://app@127.0.0.1:${server.port}/x402`, env: {} })
+    try {
+      // Without the fix, the client sent its SCRAM start and waited out the connection timeout.
+      const error = await migrateToLatest(db, { env: {} }).catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(MigrationError)
+      expect((error as Error).message).toContain(
+        `The password is missing: the server asks user "app" at 127.0.0.1:${server.port} for a password, and the connection string has none`,
+      )
+      expect((error as Error).message).not.toMatch(/timeout|SASL/)
+    } finally {
+      await db.destroy()
+      await server.close()
     }
   })
 })

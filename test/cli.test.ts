@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { migrationNames } from '../src/migrations/index.js'
 import { cli, cliEnv, lines } from './support/cli.js'
+import { ALL_MIGRATIONS } from './support/migration-names.js'
 import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
 
 // The command line behind the npm scripts, run as a user runs it: a child process, on the
@@ -51,6 +52,14 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
       ['pending', '-', newest],
     ])
 
+    const dryUp = await cli(['up', '--dry-run', '--sql'], env)
+    expect(dryUp.code).toBe(0)
+    expect(dryUp.stdout).toMatch(/^would apply  006_openrouter_policies_per_supabase_advice\n-- Migration 006_openrouter_policies_per_supabase_advice \(up\)/)
+    const dryDown = await cli(['down', '--dry-run'], env)
+    expect(dryDown.stdout).toBe('would revert 005_add_openrouter_integration\n')
+    // Neither dry run changed anything: 006 is still the one pending.
+    expect(lines((await cli(['list'], env)).stdout).filter((line) => line.startsWith('pending'))).toHaveLength(1)
+
     const up = await cli(['up'], env)
     expect(up.code).toBe(0)
     expect(up.stderr).toContain(`applied  ${newest}`)
@@ -70,13 +79,51 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
   })
 })
 
+describe('help and dry runs', () => {
+  const dataDir = join(mkdtempSync(join(tmpdir(), 'x402-cli-help-')), 'pglite')
+  afterAll(() => rmSync(join(dataDir, '..'), { recursive: true, force: true }))
+
+  it.each(['latest', 'up', 'down', 'list', 'sql', 'baseline', 'check'])('migrate %s --help prints its usage and exits 0', async (command) => {
+    const result = await cli([command, '--help'], { PGLITE_DATA_DIR: dataDir })
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(new RegExp(`^migrate:${command}: .+\n\nusage: npm run migrate:${command}`))
+    expect(result.stdout).toContain('--help')
+    expect(result.stderr).toBe('')
+  })
+
+  it.each([
+    ['src/cli/codegen.ts', 'db:codegen', '--check'],
+    ['src/cli/lint-sql.ts', 'lint:sql', '--reporter <format>'],
+    ['src/cli/rotate-keys.ts', 'keys:rotate', '--batch-size <n>'],
+  ])('%s --help prints its usage and exits 0', async (script, name, option) => {
+    const result = await cli(['--help'], {}, script)
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(new RegExp(`^${name}: `))
+    expect(result.stdout).toContain(option)
+  })
+
+  it('--dry-run on a new embedded database lists every migration and creates nothing', async () => {
+    const result = await cli(['latest', '--dry-run'], { PGLITE_DATA_DIR: dataDir })
+    expect(result.code).toBe(0)
+    expect(lines(result.stdout)).toEqual(ALL_MIGRATIONS.map((name) => `would apply  ${name}`))
+    expect(existsSync(dataDir)).toBe(false)
+  })
+})
+
 describe('the migrate command line on bad input', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'x402-cli-bad-'))
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
 
   it.each([
-    [['frobnicate'], /^migrate frobnicate failed: unknown command "frobnicate"\. usage: migrate </, {}],
-    [['sql'], /^migrate sql failed: migrate:sql takes one migration name/, {}],
+    [['frobnicate'], /^migrate frobnicate failed: unknown command "frobnicate"\. usage: migrate <latest \| up \| down \| list \| sql \| baseline \| check>/, {}],
+    [['sql'], /^migrate sql failed: migrate:sql needs <name>\. usage: npm run migrate:sql -- <name> \[--down\] \[--baseline\]/, {}],
+    // Once, this applied every migration: an unknown flag is refused before anything runs.
+    [['latest', '--dryrun'], /^migrate latest failed: migrate:latest does not know the flag --dryrun; it takes --dry-run, --sql\. /, {}],
+    [['list', 'everything'], /^migrate list failed: migrate:list does not take the argument "everything"\. /, {}],
+    [['check', '--strict=yes'], /^migrate check failed: --strict takes no value\. /, {}],
+    [['latest', '--sql'], /^migrate latest failed: migrate:latest: --sql goes with --dry-run\. /, {}],
+    // Checked before the (unreachable) server is tried.
+    [['latest'], /^migrate latest failed: MIGRATION_LOCK_WAIT_MS is "soon", expected a whole number/, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', MIGRATION_LOCK_WAIT_MS: 'soon' }],
     [['sql', '999'], /^migrate sql failed: No migration is named "999"\. Known migrations: /, {}],
     [['latest'], /^migrate latest failed: The connection string is not a PostgreSQL URL \(it starts with "mysql:"; the rest is not shown/, { DATABASE_URL: 'mysql://root:hunter2@db/app' }],
     [['latest'], /^migrate latest failed: The connection string has an "@" after the host part/, { DATABASE_URL: 'postgres://postgres:2024/Hunter2Secret@127.0.0.1:5432/db' }],
@@ -95,6 +142,7 @@ describe('the migrate command line on bad input', () => {
     expect(result.code).toBe(1)
     const reasonLines = lines(result.stderr).filter((line) => !line.startsWith('Database: '))
     expect(reasonLines).toHaveLength(1)
+    if (!extraEnv.DATABASE_URL || extraEnv.MIGRATION_LOCK_WAIT_MS) expect(result.stderr).not.toContain('Database: ')
     expect(reasonLines[0]).toMatch(reason)
     expect(result.stderr).not.toMatch(/hunter2/i)
   })

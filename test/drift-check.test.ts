@@ -208,7 +208,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
 
       const unknownFlag = await cli(['check', '--frobnicate'], env)
       expect(unknownFlag.code).toBe(1)
-      expect(lines(unknownFlag.stderr).at(-1)).toMatch(/^migrate check failed: migrate:check takes optionally --strict\./)
+      expect(lines(unknownFlag.stderr).at(-1)).toMatch(/^migrate check failed: migrate:check does not know the flag --frobnicate; it takes --strict\./)
     })
   })
 })

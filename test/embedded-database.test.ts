@@ -34,7 +34,8 @@ describe('the embedded database folder', () => {
 
     const intruder = createDb({ dataDir })
     await expect(sql`SELECT 1`.execute(intruder)).rejects.toThrow(
-      `The embedded database at ${dataDir} is open in process ${process.pid} (this one). A PGlite folder can be open in one process at a time`,
+      `The embedded database at ${dataDir} is open already in this process, through another createDb() instance. ` +
+        'A PGlite folder takes one instance at a time: share that instance, or await its destroy() before creating the next.',
     )
     await intruder.destroy()
     await holder.destroy()

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest'
 
+import type { ResourceType } from '../src/index.js'
 import { createResource } from './support/fixtures.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // Plan truth 2: x402_resources can be created with resource_type = 'openrouter_instant'.
 
-const EARLIER_TYPES = ['external', 'proxy', 'prompt', 'static', 'prompt_template']
+const EARLIER_TYPES: ResourceType[] = ['external', 'proxy', 'prompt', 'static', 'prompt_template']
 
 describe.each(testTargets)('the openrouter_instant resource type on %s', (target) => {
   const database = useTestDatabase(target)
@@ -29,9 +30,13 @@ describe.each(testTargets)('the openrouter_instant resource type on %s', (target
   })
 
   it('rejects a type the constraint does not list, under the constraint production names', async () => {
-    await expect(createResource(database.db, { resource_type: 'openrouter_batch' })).rejects.toMatchObject({
+    await expect(createResource(database.db, { resource_type: 'openrouter_batch' as ResourceType })).rejects.toMatchObject({
       code: '23514',
       constraint: 'x402_resources_resource_type_check',
+      message:
+        'Value not allowed: "resource_type" on table "x402_resources" must be one of ' +
+        "'external', 'proxy', 'prompt', 'static', 'prompt_template', 'openrouter_instant' " +
+        '(check constraint "x402_resources_resource_type_check", SQLSTATE 23514).',
     })
   })
 })

@@ -93,12 +93,16 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     expect(result.stderr.trim()).toMatch(/^keys:rotate failed: INTEGRATION_ENCRYPTION_SECRET is not set: /)
   })
 
-  it('refuses arguments it does not know', async () => {
-    const result = await rotateKeys(['--batch', '10'], env)
-
-    expect(result.code).toBe(1)
-    expect(result.stderr.trim()).toBe(
-      'keys:rotate failed: unexpected arguments "--batch 10". usage: keys:rotate [-- --batch-size <rows per transaction, 1 to 10000>]',
+  it('refuses arguments it does not know, and a batch size out of range, before it opens the database', async () => {
+    const unknown = await rotateKeys(['--batch', '10'], env)
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr.trim()).toBe(
+      'keys:rotate failed: keys:rotate does not know the flag --batch; it takes --batch-size. ' +
+        'usage: npm run keys:rotate -- [--batch-size <n>] (npm run keys:rotate -- --help says more)',
     )
+
+    const outOfRange = await rotateKeys(['--batch-size', '0'], env)
+    expect(outOfRange.code).toBe(1)
+    expect(outOfRange.stderr.trim()).toMatch(/^keys:rotate failed: --batch-size is "0", expected a whole number from 1 to 10000\. usage: /)
   })
 })

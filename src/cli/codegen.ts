@@ -5,18 +5,25 @@
  */
 import { fileURLToPath } from 'node:url'
 
-import { generate, Logger, PostgresDialect } from 'kysely-codegen'
-
-import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
 import { migrateToLatest } from '../migrator/migrator.js'
-import { runCommand } from './run-command.js'
+import { scratchDatabase } from '../templates/migrated-template.js'
+import { type CommandSpec, runCommandLine } from './run-command.js'
 
-const TYPES_FILE = fileURLToPath(new URL('../types/database.ts', import.meta.url))
+/** From src/cli and from dist/cli alike, two folders up is the repository: the file is the TypeScript source. */
+const TYPES_FILE = fileURLToPath(new URL('../../src/types/database.ts', import.meta.url))
 
-async function main(args: string[]): Promise<void> {
-  const check = args.includes('--check')
-  const db = createDb({ dataDir: IN_MEMORY })
+const spec = {
+  script: 'db:codegen',
+  summary: 'writes src/types/database.ts from a scratch embedded database migrated to the latest migration.',
+  options: { check: { type: 'boolean', description: 'writes nothing; fails when the committed file differs from what it would write' } },
+  notes: ['No server is needed: it never connects to DATABASE_URL.'],
+} as const satisfies CommandSpec
+
+async function main(check: boolean): Promise<void> {
+  // kysely-codegen is heavy and only this command needs it.
+  const { generate, Logger, PostgresDialect } = await import('kysely-codegen')
+  const db = scratchDatabase('latest')
   try {
     await migrateToLatest(db)
     await generate({
@@ -24,8 +31,16 @@ async function main(args: string[]): Promise<void> {
       dialect: new PostgresDialect(),
       outFile: TYPES_FILE,
       excludePattern: `${MIGRATION_TABLE_SCHEMA}.*`,
-      overrides: { columns: { 'x402_resources.openrouter_config': 'OpenRouterConfig | null' } },
-      customImports: { OpenRouterConfig: './openrouter-config.js' },
+      // The CHECK-constrained text columns as unions of their values; test/allowed-values.test.ts
+      // keeps src/types/allowed-values.ts in step with the constraints.
+      overrides: {
+        columns: {
+          'x402_resources.openrouter_config': 'OpenRouterConfig | null',
+          'x402_resources.resource_type': 'Generated<ResourceType>',
+          'x402_resources.network': 'Network',
+        },
+      },
+      customImports: { OpenRouterConfig: './openrouter-config.js', ResourceType: './allowed-values.js', Network: './allowed-values.js' },
       typeOnlyImports: true,
       verify: check,
       logger: new Logger('info'),
@@ -43,4 +58,4 @@ async function main(args: string[]): Promise<void> {
   }
 }
 
-runCommand(process.argv.includes('--check') ? 'db:codegen --check' : 'db:codegen', main)
+runCommandLine(spec, ({ values }) => main(values.check))

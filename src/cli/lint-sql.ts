@@ -2,7 +2,7 @@
  * `npm run lint:sql`: exports the up and down SQL of every migration, as `npm run migrate:sql`
  * prints it, into a temporary directory (`<migration>.up.sql`, `<migration>.down.sql`) and runs
  * squawk over those files with the repository's .squawk.toml. The exit code is squawk's.
- * Arguments after `--` go to squawk, e.g. `npm run lint:sql -- --reporter=json`.
+ * `--reporter <format>` goes to squawk, e.g. `npm run lint:sql -- --reporter=json`.
  *
  * The export runs each migration on a scratch in-memory database, never on DATABASE_URL.
  */
@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 
 import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
 import { migrationNames } from '../migrations/index.js'
-import { runCommand } from './run-command.js'
+import { type CommandSpec, runCommandLine } from './run-command.js'
 
 /** From src/cli and from dist/cli alike, two folders up is the repository. */
 const SQUAWK_CONFIG = fileURLToPath(new URL('../../.squawk.toml', import.meta.url))
@@ -26,6 +26,15 @@ const SQUAWK_CONFIG = fileURLToPath(new URL('../../.squawk.toml', import.meta.ur
  * squawk's own directive; the reason is recorded in .squawk.toml.
  */
 const DOWN_SCRIPT_IGNORED_RULES = ['ban-drop-table', 'ban-drop-column'] as const
+
+const spec = {
+  script: 'lint:sql',
+  summary: 'lints the exported up and down SQL of every migration with squawk and .squawk.toml; exits with squawk\'s code.',
+  options: {
+    reporter: { type: 'string', valueName: '<format>', description: "squawk's report format: tty (default), gcc, json, gitlab" },
+  },
+  notes: ['The SQL is exported on scratch embedded databases, never on DATABASE_URL.'],
+} as const satisfies CommandSpec
 
 const DIRECTIONS: readonly MigrationDirection[] = ['up', 'down']
 
@@ -78,4 +87,4 @@ async function main(extraArgs: string[]): Promise<number> {
   }
 }
 
-runCommand('lint:sql', main)
+runCommandLine(spec, ({ values }) => main(values.reporter ? [`--reporter=${values.reporter}`] : []))

@@ -1,17 +1,21 @@
 /**
  * The migration command line, behind the npm scripts:
  *
- *   migrate:latest | migrate:up | migrate:list
- *   migrate:down [-- --allow-data-loss]
+ *   migrate:latest | migrate:up [-- --dry-run [--sql]] | migrate:list
+ *   migrate:down [-- --allow-data-loss] [--dry-run [--sql]]
  *   migrate:sql -- <name> [--down] [--no-locks] | migrate:sql -- --baseline <name> [--strict]
  *   migrate:baseline -- <name> [--strict | --plan]
  *   migrate:check [-- --strict]
  *
  * It works on MIGRATION_DATABASE_URL when set, else DATABASE_URL, otherwise on the embedded
  * database (PGLITE_DATA_DIR, default .data/pglite). Progress goes to stderr, results (the list,
- * the SQL, a diff, a drift report) to stdout. On failure it prints one line saying why and exits
- * with 1.
+ * the SQL, a diff, a drift report, what a dry run would do) to stdout. Each command takes --help,
+ * and refuses an argument it does not know before it opens any database. On failure it prints
+ * one line saying why and exits with 1.
  */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+
 import type { Kysely } from 'kysely'
 import type { MigrationResult } from 'kysely/migration'
 
@@ -19,23 +23,108 @@ import { BaselineRefusedError, baselineMigrations } from '../adoption/baseline.j
 import { exportBaselineSql } from '../adoption/baseline-sql.js'
 import { checkDrift, driftSummary, formatDriftReport } from '../adoption/drift-check.js'
 import { planRepair } from '../adoption/repair-plan.js'
+import { resolveDatabaseTarget } from '../connection/create-db.js'
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
-import { exportMigrationSql } from '../export/migration-sql.js'
+import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
+import { migrationNames } from '../migrations/index.js'
 import { hasMigrationHistory } from '../migrator/history.js'
 import { resolveMigrationName } from '../migrator/migration-names.js'
-import { migrateDown, migrateToLatest, migrateUp, migrationStatus } from '../migrator/migrator.js'
+import {
+  migrateDown,
+  migrateToLatest,
+  migrateUp,
+  type MigrationStatus,
+  migrationStatus,
+  pendingMigrationNames,
+} from '../migrator/migrator.js'
 import { migrationSettings } from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
-import { runCommand, splitArguments, withCommandDatabase } from './run-command.js'
+import { type CommandSpec, helpText, type OptionValues, runCommand, usageLine, withCommandDatabase, withHelp } from './run-command.js'
 
-const USAGE =
-  'usage: migrate <latest | up | down [--allow-data-loss] | list | sql <name> [--down] [--no-locks] | sql --baseline <name> [--strict] | ' +
-  'baseline <name> [--strict | --plan] | check [--strict]>'
+const TARGET_NOTE =
+  'Database: MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded database in PGLITE_DATA_DIR (default .data/pglite).'
+const SCRATCH_NOTE = 'It runs on a scratch embedded database, never on DATABASE_URL.'
 
-type Command = (db: () => Kysely<any>, args: string[]) => Promise<void>
+const dryRunOptions = {
+  'dry-run': { type: 'boolean', description: 'prints the migrations it would run, and changes nothing' },
+  sql: { type: 'boolean', description: 'with --dry-run: prints the SQL of each of them too' },
+} as const
 
-const commands: Record<string, Command> = {
-  latest: async (db) => {
+const specs = {
+  latest: {
+    script: 'migrate:latest',
+    summary: 'applies every pending migration.',
+    options: dryRunOptions,
+    notes: [TARGET_NOTE],
+  },
+  up: {
+    script: 'migrate:up',
+    summary: 'applies the next pending migration.',
+    options: dryRunOptions,
+    notes: [TARGET_NOTE],
+  },
+  down: {
+    script: 'migrate:down',
+    summary: 'reverts the last applied migration.',
+    options: {
+      'allow-data-loss': {
+        type: 'boolean',
+        description: 'lets a down that would drop data go ahead, after it copied the data to schema x402_backup',
+      },
+      ...dryRunOptions,
+    },
+    notes: [TARGET_NOTE],
+  },
+  list: { script: 'migrate:list', summary: 'lists every migration, applied (with when) or pending.', notes: [TARGET_NOTE] },
+  sql: {
+    script: 'migrate:sql',
+    summary: 'prints the SQL that a migration runs, or with --baseline the adoption script of migrate:baseline.',
+    positionals: [{ name: 'name', description: 'the migration: its full name or a unique prefix such as 005' }],
+    options: {
+      down: { type: 'boolean', description: 'prints the down (revert) SQL instead of the up' },
+      baseline: { type: 'boolean', description: 'prints migrate:baseline <name> as one SQL script, for the SQL Editor' },
+      strict: { type: 'boolean', description: 'with --baseline: the exact comparison, every difference a conflict' },
+      'no-locks': {
+        type: 'boolean',
+        description: 'leaves out the measured lock profile (-- locks: …) above each statement of an up script',
+      },
+    },
+    notes: [
+      SCRATCH_NOTE,
+      'The lock comments are measured on a scratch database beside MIGRATION_DATABASE_URL or DATABASE_URL when set (dropped afterwards), else on a scratch embedded one.',
+    ],
+  },
+  baseline: {
+    script: 'migrate:baseline',
+    summary: 'adopts a database built by hand: records the migrations up to <name> as applied, after checking its schema.',
+    positionals: [{ name: 'name', description: 'the migration whose schema the database has: a full name or a unique prefix' }],
+    options: {
+      strict: { type: 'boolean', description: 'the exact comparison: every difference, even an equivalent or stricter one, refuses' },
+      plan: {
+        type: 'boolean',
+        description: 'prints a reviewable SQL repair plan for the conflicts it can fix safely, and what to decide for the others; runs nothing',
+      },
+    },
+    notes: [TARGET_NOTE],
+  },
+  check: {
+    script: 'migrate:check',
+    summary: 'compares the live schema and the migration files with what was applied; exits 1 on any difference.',
+    options: { strict: { type: 'boolean', description: 'counts every extra object on the module\'s tables as drift' } },
+    notes: [TARGET_NOTE],
+  },
+} as const satisfies Record<string, CommandSpec>
+
+type Name = keyof typeof specs
+type Values<N extends Name> = OptionValues<(typeof specs)[N]>
+type Command<N extends Name> = (db: () => Kysely<any>, values: Values<N>, positionals: string[]) => Promise<void>
+
+const USAGE = `usage: migrate <${Object.keys(specs).join(' | ')}> (npm run migrate:<command> -- --help says more)`
+
+const commands: { [N in Name]: Command<N> } = {
+  latest: async (db, { 'dry-run': dryRun, sql }) => {
+    if (dryRun) return printDryRun(db, 'latest', sql)
+    if (await upToDate(db())) return void console.error('Already up to date: no pending migration.')
     // Unreachable, it is taken as having one: migrateToLatest then says what is wrong.
     const hadHistory = await hasMigrationHistory(db()).catch(() => true)
     try {
@@ -54,12 +143,12 @@ const commands: Record<string, Command> = {
       throw error
     }
   },
-  up: (db) => report(migrateUp(db()), 'Nothing to apply: no pending migration.'),
-  down: (db, args) => {
-    const unknownFlags = args.filter((arg) => arg !== '--allow-data-loss')
-    if (unknownFlags.length > 0) throw new Error(`migrate:down takes only --allow-data-loss, not ${unknownFlags.join(' ')}. ${USAGE}`)
+  up: (db, { 'dry-run': dryRun, sql }) =>
+    dryRun ? printDryRun(db, 'up', sql) : report(migrateUp(db()), 'Nothing to apply: no pending migration.'),
+  down: (db, values) => {
+    if (values['dry-run']) return printDryRun(db, 'down', values.sql)
     // Unset, the environment (MIGRATION_ALLOW_DATA_LOSS) decides.
-    const allowDataLoss = args.includes('--allow-data-loss') || undefined
+    const allowDataLoss = values['allow-data-loss'] || undefined
     return report(migrateDown(db(), { allowDataLoss }), 'Nothing to roll back: no migration is applied.')
   },
   list: async (db) => {
@@ -69,23 +158,20 @@ const commands: Record<string, Command> = {
   },
   // Runs on scratch databases (in memory; for the lock comments, a new one beside the configured
   // server, dropped afterwards), never on the target.
-  sql: async (_db, args) => {
-    const { name, flags } = parseArguments('migrate:sql', args, ['--down', '--baseline', '--strict', '--no-locks'])
-    if (flags.has('--baseline')) {
-      if (flags.has('--down')) throw new Error(`migrate:sql takes --down or --baseline, not both. ${USAGE}`)
-      process.stdout.write(await exportBaselineSql(name, { strict: flags.has('--strict') }))
+  sql: async (_db, values, [name = '']) => {
+    if (values.baseline) {
+      if (values.down) throw new Error(`migrate:sql takes --down or --baseline, not both. usage: ${usageLine(specs.sql)}`)
+      process.stdout.write(await exportBaselineSql(name, { strict: values.strict }))
       return
     }
-    if (flags.has('--strict')) throw new Error(`migrate:sql takes --strict only with --baseline. ${USAGE}`)
-    // The lock comments are measured on a scratch database beside the configured server, if any.
+    if (values.strict) throw new Error(`migrate:sql takes --strict only with --baseline. usage: ${usageLine(specs.sql)}`)
     const server = process.env.MIGRATION_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
-    const lockProfile = flags.has('--no-locks') ? undefined : { server }
-    process.stdout.write(await exportMigrationSql(resolveMigrationName(name), flags.has('--down') ? 'down' : 'up', { lockProfile }))
+    const lockProfile = values['no-locks'] ? undefined : { server }
+    process.stdout.write(await exportMigrationSql(resolveMigrationName(name), values.down ? 'down' : 'up', { lockProfile }))
   },
-  baseline: async (db, args) => {
-    const { name, flags } = parseArguments('migrate:baseline', args, ['--strict', '--plan'])
-    if (flags.has('--plan')) {
-      if (flags.has('--strict')) throw new Error(`migrate:baseline takes --strict or --plan, not both. ${USAGE}`)
+  baseline: async (db, values, [name = '']) => {
+    if (values.plan) {
+      if (values.strict) throw new Error(`migrate:baseline takes --strict or --plan, not both. usage: ${usageLine(specs.baseline)}`)
       // Reads the database and prints SQL; runs none of it.
       const plan = await planRepair(db(), name)
       process.stdout.write(plan.script)
@@ -95,7 +181,7 @@ const commands: Record<string, Command> = {
       )
       return
     }
-    const options = { strict: flags.has('--strict'), lockWaitMs: migrationSettings().lockWaitMs }
+    const options = { strict: values.strict, lockWaitMs: migrationSettings().lockWaitMs }
     try {
       const { migrationName, recorded, diff } = await baselineMigrations(db(), name, options)
       for (const migration of recorded) console.error(`recorded ${migration}`)
@@ -109,26 +195,25 @@ const commands: Record<string, Command> = {
       throw error
     }
   },
-  check: async (db, args) => {
-    const { flags } = parseArguments('migrate:check', args, ['--strict'], false)
-    const report = await checkDrift(db(), { strict: flags.has('--strict') })
+  check: async (db, values) => {
+    const report = await checkDrift(db(), { strict: values.strict })
     process.stdout.write(formatDriftReport(report))
     if (!report.ok) throw new Error(`drift found: ${driftSummary(report)} (the report above says what and where).`)
   },
 }
 
-/** Splits `args` into the one migration name (when `takesName`) and the allowed flags. */
-function parseArguments(
-  command: string,
-  args: string[],
-  allowedFlags: string[],
-  takesName = true,
-): { name: string; flags: Set<string> } {
-  const { names, flags } = splitArguments(args, allowedFlags, takesName ? 1 : 0, () => {
-    const takes = [takesName && 'one migration name', allowedFlags.length > 0 && `optionally ${allowedFlags.join(' or ')}`]
-    return `${command} takes ${takes.filter(Boolean).join(' and ')}. ${USAGE}`
-  })
-  return { name: names[0] ?? '', flags }
+/**
+ * Whether nothing is pending, asked as start-up asks it (one query, which also refuses an
+ * interrupted rollback): then `latest` has nothing to do, without a run's lock and table checks.
+ * Anything else (a pending migration, an interrupted rollback, an error, which the run then
+ * reports in full) goes to the run.
+ */
+async function upToDate(db: Kysely<any>): Promise<boolean> {
+  try {
+    return (await pendingMigrationNames(db)).length === 0
+  } catch {
+    return false
+  }
 }
 
 async function report(run: Promise<MigrationResult[]>, nothingDone: string): Promise<void> {
@@ -139,14 +224,57 @@ async function report(run: Promise<MigrationResult[]>, nothingDone: string): Pro
   if (results.length === 0) console.error(nothingDone)
 }
 
-async function main(argv: string[]): Promise<void> {
-  const [name, ...args] = argv
-  const command = name === undefined ? undefined : commands[name]
-  if (!command) throw new Error(`unknown command "${name ?? ''}". ${USAGE}`)
+/**
+ * Prints what `latest`, `up` or `down` would run, and with `withSql` the SQL of each, as
+ * migrate:sql exports it. It only reads the history; an embedded database that does not exist
+ * yet is not created: everything is pending there.
+ */
+async function printDryRun(db: () => Kysely<any>, kind: 'latest' | 'up' | 'down', withSql: boolean): Promise<void> {
+  const status = (await embeddedDatabaseExists()) ? await migrationStatus(db()) : await unappliedStatus()
+  const pending = status.filter((migration) => !migration.appliedAt).map((migration) => migration.name)
+  const applied = status.filter((migration) => migration.appliedAt).map((migration) => migration.name)
+  const direction: MigrationDirection = kind === 'down' ? 'down' : 'up'
+  const chosen = kind === 'latest' ? pending : kind === 'up' ? pending.slice(0, 1) : applied.slice(-1)
+  if (chosen.length === 0) {
+    console.error(`Dry run: nothing to ${kind === 'down' ? 'roll back' : 'apply'}.`)
+    return
+  }
+  for (const name of chosen) {
+    console.log(`would ${direction === 'up' ? 'apply ' : 'revert'} ${name}`)
+    if (withSql) process.stdout.write(`${await exportMigrationSql(name, direction)}\n`)
+  }
+  console.error(`Dry run: nothing was changed. Run it without --dry-run to ${direction === 'up' ? 'apply' : 'revert'} ${chosen.length === 1 ? 'it' : 'them'}.`)
+}
 
-  // Migrations may need a direct connection where the app goes through a transaction pooler.
-  const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
-  await withCommandDatabase(options, (db) => command(db, args))
+async function embeddedDatabaseExists(): Promise<boolean> {
+  const target = resolveDatabaseTarget(connectionOptions())
+  return target.kind !== 'pglite' || existsSync(join(target.dataDir, 'PG_VERSION'))
+}
+
+async function unappliedStatus(): Promise<MigrationStatus[]> {
+  return migrationNames.map((name) => ({ name, appliedAt: undefined }))
+}
+
+/** Migrations may need a direct connection where the app goes through a transaction pooler. */
+function connectionOptions() {
+  return { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
+}
+
+async function main(argv: string[]): Promise<number | void> {
+  const [name, ...args] = argv
+  if (name === '--help' || name === '-h') {
+    process.stdout.write(Object.values(specs).map(helpText).join('\n'))
+    return 0
+  }
+  const found = name !== undefined && Object.hasOwn(specs, name) ? (name as Name) : undefined
+  if (!found) throw new Error(`unknown command "${name ?? ''}". ${USAGE}`)
+  return withHelp(specs[found], args, async ({ values, positionals }) => {
+    if ('sql' in values && values.sql && !values['dry-run']) throw new Error(`${specs[found].script}: --sql goes with --dry-run. usage: ${usageLine(specs[found])}`)
+    // A bad MIGRATION_* number fails here, before any connection is made.
+    migrationSettings()
+    const command = commands[found] as Command<Name>
+    await withCommandDatabase(connectionOptions(), (db) => command(db, values as Values<Name>, positionals))
+  })
 }
 
 runCommand(`migrate ${process.argv[2] ?? ''}`, main)

@@ -12,18 +12,24 @@ import type { Kysely } from 'kysely'
 
 import { DEFAULT_ROTATION_BATCH_SIZE, type KeyRotationReport, rotateOpenRouterKeys } from '../integrations/openrouter-key-rotation.js'
 import { IntegrationCipher } from '../secrets/integration-cipher.js'
-import { runCommand, withCommandDatabase } from './run-command.js'
+import { type CommandSpec, runCommandLine, withCommandDatabase } from './run-command.js'
 
-const USAGE = 'usage: keys:rotate [-- --batch-size <rows per transaction, 1 to 10000>]'
-
-function parseBatchSize(args: string[]): number {
-  if (args.length === 0) return DEFAULT_ROTATION_BATCH_SIZE
-  const [flag, value, ...rest] = args
-  if (flag !== '--batch-size' || value === undefined || rest.length > 0 || !/^\d+$/.test(value)) {
-    throw new Error(`unexpected arguments "${args.join(' ')}". ${USAGE}`)
-  }
-  return Number(value)
-}
+const spec = {
+  script: 'keys:rotate',
+  summary: 're-encrypts every stored OpenRouter key with INTEGRATION_ENCRYPTION_SECRET, in the current format.',
+  options: {
+    'batch-size': {
+      type: 'string',
+      valueName: '<n>',
+      description: `rows per transaction, 1 to 10000 (default ${DEFAULT_ROTATION_BATCH_SIZE})`,
+      integer: { min: 1, max: 10_000 },
+    },
+  },
+  notes: [
+    'Reads keys written with INTEGRATION_ENCRYPTION_SECRET_PREVIOUS too. Database: DATABASE_URL, else PGLITE_DATA_DIR (default .data/pglite).',
+    'Exit code: 0 every key is current; 1 a key could not be decrypted, or the command failed; 3 run it again; 130 stopped.',
+  ],
+} as const satisfies CommandSpec
 
 function printReport(report: KeyRotationReport): void {
   console.log(`scanned               ${report.scanned}`)
@@ -36,8 +42,7 @@ function printReport(report: KeyRotationReport): void {
   }
 }
 
-async function main(args: string[]): Promise<number> {
-  const batchSize = parseBatchSize(args)
+async function main(batchSize: number): Promise<number> {
   const cipher = IntegrationCipher.fromEnv()
   return withCommandDatabase({}, (db) => rotate(db(), cipher, batchSize))
 }
@@ -89,4 +94,4 @@ async function rotate(db: Kysely<any>, cipher: IntegrationCipher, batchSize: num
   }
 }
 
-runCommand('keys:rotate', main)
+runCommandLine(spec, ({ values }) => main(values['batch-size'] ?? DEFAULT_ROTATION_BATCH_SIZE))

@@ -3,10 +3,30 @@
  * function that returns its exit code (or nothing, for 0) and throws to fail; the runner prints
  * a failure as one line, `<label> failed: <reason>`, and exits with 1. The same function opens
  * the database for the commands that need one, and closes it on every path.
+ *
+ * A new command declares what it accepts (a {@link CommandSpec}: its npm script, a summary, its
+ * positional arguments and flags) and hands it to {@link runCommandLine}; it then gets `--help`,
+ * strict parsing (an unknown flag or argument is refused) and whole-number checks, all before it
+ * runs:
+ *
+ * ```ts
+ * const spec = {
+ *   script: 'db:access',
+ *   summary: 'prints who may read and write each table.',
+ *   positionals: [{ name: 'table', description: 'one table only', required: false }],
+ *   options: { json: { type: 'boolean', description: 'prints JSON' } },
+ * } as const satisfies CommandSpec
+ * runCommandLine(spec, ({ values, positionals }) => withCommandDatabase({}, (db) => printAccess(db(), positionals[0], values.json)))
+ * ```
+ *
+ * A migrate subcommand is an entry in `specs` and in `commands` of migrate.ts.
  */
 import type { Kysely } from 'kysely'
 
 import { createDb, type CreateDbOptions, describeDatabaseTarget, resolveDatabaseTarget } from '../connection/create-db.js'
+import { type CommandSpec, helpText, type ParsedCommandLine, parseCommandLine } from './command-line.js'
+
+export { type CommandSpec, helpText, type OptionValues, parseCommandLine, usageLine } from './command-line.js'
 
 /**
  * Runs `command` with the arguments after the script name and sets the process's exit code:
@@ -27,6 +47,47 @@ export function runCommand(label: string, command: (args: string[]) => Promise<n
       process.exitCode = 1
     },
   )
+}
+
+/**
+ * Runs a command declared by `spec` (see {@link CommandSpec}): its arguments are parsed
+ * strictly first, so that an unknown flag, a missing argument or a bad number fails before
+ * anything else happens; `--help` prints the help and exits 0 without running it. Failures
+ * are labelled with the npm script's name.
+ *
+ * @example
+ * ```ts
+ * const spec = { script: 'keys:rotate', summary: 'rotates', options: { 'batch-size': { type: 'string', description: 'rows', integer: { min: 1, max: 10_000 } } } } as const
+ * runCommandLine(spec, async ({ values }) => rotate(values['batch-size'] ?? 500))
+ * ```
+ */
+export function runCommandLine<S extends CommandSpec>(
+  spec: S,
+  command: (parsed: Extract<ParsedCommandLine<S>, { help: false }>) => Promise<number | void>,
+): void {
+  runCommand(spec.script, (args) => withHelp(spec, args, command))
+}
+
+/**
+ * Parses `args` against `spec` and runs `command`, or prints the help when `--help` is among
+ * them; for a command line that dispatches to several commands (migrate.ts).
+ *
+ * @example
+ * ```ts
+ * runCommand('migrate latest', (args) => withHelp(latestSpec, args, async () => migrate()))
+ * ```
+ */
+export async function withHelp<S extends CommandSpec>(
+  spec: S,
+  args: readonly string[],
+  command: (parsed: Extract<ParsedCommandLine<S>, { help: false }>) => Promise<number | void>,
+): Promise<number | void> {
+  const parsed = parseCommandLine(spec, args)
+  if (parsed.help) {
+    process.stdout.write(helpText(spec))
+    return 0
+  }
+  return command(parsed as Extract<ParsedCommandLine<S>, { help: false }>)
 }
 
 /** An error's message on one line, for the one-line failure of a command. */
@@ -63,6 +124,9 @@ export async function withCommandDatabase<T>(
 }
 
 /**
+ * @deprecated Declare the command with a {@link CommandSpec} and use {@link runCommandLine} or
+ * {@link withHelp}, which also give `--help` and refuse what the command does not take.
+ *
  * Splits `args` into positionals and `--flags`, and refuses a flag not in `allowedFlags` or a
  * number of positionals other than `positionals`, with `refusal()` as the message.
  *

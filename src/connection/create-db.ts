@@ -1,11 +1,10 @@
-import { mkdirSync } from 'node:fs'
-
-import { PGlite } from '@electric-sql/pglite'
+import type { PGlite } from '@electric-sql/pglite'
 import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
 
-import { lockDataDir } from './data-dir-lock.js'
+import { IN_MEMORY, openPglite } from './open-pglite.js'
+import { serverConnectionConfig } from './server-password.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
 import { toQueryError } from './query-error.js'
 import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
@@ -14,8 +13,7 @@ import type { DB } from '../types/database.js'
 /** Where the embedded database lives when neither `dataDir` nor PGLITE_DATA_DIR says otherwise. */
 export const DEFAULT_PGLITE_DATA_DIR = '.data/pglite'
 
-/** PGlite's name for a database that lives only in memory. */
-export const IN_MEMORY = 'memory://'
+export { IN_MEMORY } from './open-pglite.js'
 
 /**
  * Options of {@link createDb}. An explicit `connectionString` or `dataDir` wins; otherwise
@@ -37,6 +35,12 @@ export interface CreateDbOptions {
    * leaves out; `migrate:sql` records migrations with it.
    */
   onStatement?: DialectHooks['onStatement']
+  /**
+   * A dump of a PGlite data directory (PGlite's `dumpDataDir`) that a new embedded database
+   * starts from, read when the database is first opened; an existing database folder refuses
+   * it. Without it, a new embedded database starts from a cached dump of an empty cluster.
+   */
+  template?: () => Promise<Blob>
   /** The environment to read DATABASE_URL and PGLITE_DATA_DIR from; `process.env` by default. */
   env?: NodeJS.ProcessEnv
 }
@@ -145,21 +149,49 @@ function assertReadable(connectionString: string): void {
  */
 export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
   const target = resolveDatabaseTarget(options)
-  const dialect =
-    target.kind === 'postgres'
-      ? new PostgresDialect({ pool: createPool(target.connectionString) })
-      : new PGliteDialect({ pglite: () => openPglite(target.dataDir) })
+  const pglite = target.kind === 'pglite' ? once(() => openPglite(target.dataDir, options.template)) : undefined
+  const dialect = pglite
+    ? new PGliteDialect({ pglite })
+    : new PostgresDialect({ pool: createPool((target as { connectionString: string }).connectionString, options.env ?? process.env) })
   const hooked = withDialectHooks(withoutKyselyMigrationLock(dialect), {
     mapError: toQueryError,
     onStatement: options.onStatement,
   })
-  return new Kysely<DB>({ dialect: hooked, log: options.log })
+  const db = new Kysely<DB>({ dialect: hooked, log: options.log })
+  if (pglite) embedded.set(db, pglite)
+  return db
 }
 
-function createPool(connectionString: string): pg.Pool {
+const embedded = new WeakMap<Kysely<any>, () => Promise<PGlite>>()
+
+/**
+ * A dump of the embedded database behind `db` (a {@link createDb} instance on PGlite), for
+ * {@link CreateDbOptions.template}: the gzipped tarball of PGlite's dumpDataDir.
+ *
+ * @example
+ * ```ts
+ * const template = await dumpEmbeddedDatabase(scratch)
+ * const copy = createDb({ dataDir: IN_MEMORY, template: async () => template })
+ * ```
+ */
+export async function dumpEmbeddedDatabase(db: Kysely<any>): Promise<Blob> {
+  const pglite = embedded.get(db)
+  if (!pglite) throw new Error('dumpEmbeddedDatabase takes a createDb() instance on the embedded database (PGlite).')
+  // A query first: PGlite opens on the first one, and Kysely's connection is then idle.
+  await db.selectNoFrom((eb) => eb.lit(1).as('one')).execute()
+  return (await pglite()).dumpDataDir('gzip')
+}
+
+function once<T>(open: () => Promise<T>): () => Promise<T> {
+  let opened: Promise<T> | undefined
+  return () => (opened ??= open())
+}
+
+function createPool(connectionString: string, env: NodeJS.ProcessEnv): pg.Pool {
   const pool = new pg.Pool({
-    connectionString,
     application_name: 'x402-jobs-db',
+    // After the default: an application_name in the URL wins, as with node-postgres's own parsing.
+    ...serverConnectionConfig(connectionString, env),
     // An unreachable server fails the first query instead of hanging it, and a server that
     // vanished without closing the connection is noticed by TCP keepalive.
     connectionTimeoutMillis: 10_000,
@@ -172,15 +204,4 @@ function createPool(connectionString: string): pg.Pool {
   pool.on('error', () => {})
   pool.on('connect', (client) => client.on('error', () => {}))
   return pool
-}
-
-function openPglite(dataDir: string): PGlite {
-  if (dataDir === IN_MEMORY) return new PGlite()
-  mkdirSync(dataDir, { recursive: true })
-  const release = lockDataDir(dataDir)
-  const pglite = new PGlite(dataDir)
-  // Kysely's destroy() closes the instance: that is when the folder is free again.
-  const close = pglite.close.bind(pglite)
-  pglite.close = () => close().finally(release)
-  return pglite
 }

@@ -38,9 +38,15 @@ export function lockDataDir(dataDir: string): () => void {
       return release
     }
     const holder = readHolder(lockFile)
+    if (holder === process.pid) {
+      throw new Error(
+        `The embedded database at ${folder} is open already in this process, through another createDb() instance. ` +
+          'A PGlite folder takes one instance at a time: share that instance, or await its destroy() before creating the next.',
+      )
+    }
     if (holder !== undefined && isRunning(holder)) {
       throw new Error(
-        `The embedded database at ${folder} is open in process ${holder}${holder === process.pid ? ' (this one)' : ''}. ` +
+        `The embedded database at ${folder} is open in process ${holder}. ` +
           'A PGlite folder can be open in one process at a time: stop that process, or point PGLITE_DATA_DIR at another folder.',
       )
     }

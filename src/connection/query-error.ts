@@ -1,3 +1,4 @@
+import { CHECKED_VALUES } from '../types/allowed-values.js'
 import { errorCode, isSqlState } from './sql-state.js'
 
 /**
@@ -82,12 +83,20 @@ function describe(error: PostgresErrorFields): string {
             'Use the id of a row that exists, or create that row first.'
     case '23505':
       return `Duplicate: ${error.detail ?? error.message} (constraint "${error.constraint}"${where}, ${state}). Update the existing row instead.`
-    case '23514':
+    case '23514': {
       // PostgreSQL's detail repeats the whole row, which may hold secrets: it stays in `detail`.
+      const allowed = error.constraint ? CHECKED_VALUES[error.constraint] : undefined
+      if (allowed) {
+        return (
+          `Value not allowed: "${allowed.column}"${where} must be one of ${allowed.values.map((value) => `'${value}'`).join(', ')} ` +
+          `(check constraint "${error.constraint}", ${state}).`
+        )
+      }
       return (
         `Value not allowed: the row breaks check constraint "${error.constraint}"${where} (${state}). ` +
         'Change the value to one the constraint accepts.'
       )
+    }
     case '42501':
       return `Not allowed: ${error.message} (${state}). Run the query as a role whose grants or row level security policies allow it.`
     default:

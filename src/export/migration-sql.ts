@@ -1,5 +1,4 @@
 import { migrations } from '../migrations/index.js'
-import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { migrationProvider, runsInTransaction } from '../migrator/provider.js'
 import { migrationSettings } from '../migrator/settings.js'
 import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
@@ -9,6 +8,7 @@ import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 import { describeStatement } from '../rehearsal/format-rehearsal.js'
 import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
 import { rehearse } from '../rehearsal/rehearse.js'
+import { scratchDatabase } from '../templates/migrated-template.js'
 
 /** Which half of a migration to export. */
 export type MigrationDirection = 'up' | 'down'
@@ -46,13 +46,13 @@ export async function exportMigrationSql(name: string, direction: MigrationDirec
 
   const statements: Statement[] = []
   let recording = false
-  const scratch = createDb({
-    dataDir: IN_MEMORY,
+  const scratch = scratchDatabase(startingPoint ?? 'none', {
     onStatement: (sql, parameters) => {
       if (recording) statements.push({ sql, parameters })
     },
   })
   try {
+    // A no-op on the template, which is at the starting point already.
     await migrateTo(scratch, startingPoint)
     await ensureSupabaseStandIn(scratch)
     recording = true

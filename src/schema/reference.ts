@@ -1,8 +1,8 @@
 import { type Kysely, sql } from 'kysely'
 
-import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
+import { scratchDatabase } from '../templates/migrated-template.js'
 import { compareSchemas, type SchemaDiff } from './diff.js'
 import type { AcceptedDifferenceRecord } from './rules.js'
 import { type SchemaSnapshot, snapshotPublicSchema } from './snapshot.js'
@@ -25,8 +25,8 @@ export interface SchemaReference {
 
 /**
  * Builds the reference schema at a migration (a full name or a unique prefix such as `005`):
- * the module's own migrations run on a scratch in-memory PGlite database, with the Supabase
- * stand-in applied by the runner before the first of them, as it is everywhere, and then on to the newest
+ * the module's own migrations run on a scratch in-memory PGlite database (from its template), with
+ * the Supabase stand-in applied by the runner before the first of them, as it is everywhere, and then on to the newest
  * migration, to learn what the module owns. It never touches DATABASE_URL. Built once per
  * migration and process.
  *
@@ -55,9 +55,8 @@ export function buildSchemaReference(upTo: string): Promise<SchemaReference> {
 const references = new Map<string, Promise<SchemaReference>>()
 
 async function build(migrationName: string): Promise<SchemaReference> {
-  const scratch = createDb({ dataDir: IN_MEMORY })
+  const scratch = scratchDatabase(migrationName)
   try {
-    await migrateTo(scratch, migrationName)
     const expected = await snapshotPublicSchema(scratch)
     const { rows } = await sql<{ name: string; source: string }>`
       SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS name,

@@ -3,6 +3,7 @@
  * Please do not edit it manually.
  */
 
+import type { Network, ResourceType } from "./allowed-values.js";
 import type { OpenRouterConfig } from "./openrouter-config.js";
 import type { ColumnType } from "kysely";
 
@@ -99,7 +100,7 @@ export interface X402Resources {
   description: string | null;
   id: Generated<string>;
   name: string;
-  network: string;
+  network: Network;
   normalized_url: string;
   /**
    * Settings of an openrouter_instant resource: {modelId, systemPrompt, params: {temperature, maxTokens, topP, ...}}.
@@ -115,7 +116,7 @@ export interface X402Resources {
   pt_model: Generated<string | null>;
   pt_parameters: Generated<Json | null>;
   pt_system_prompt: string | null;
-  resource_type: Generated<string>;
+  resource_type: Generated<ResourceType>;
   resource_url: string;
   slug: string | null;
   updated_at: Generated<Timestamp>;

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
+import { nodeArguments } from './script-process.js'
 import type { TestDatabase } from './test-database.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -15,7 +16,7 @@ export interface CliResult {
 }
 
 /**
- * Runs the migrate command line (src/cli/migrate.ts), or another `script`, as a user runs it: a
+ * Runs the migrate command line (src/cli/migrate.ts, compiled), or another `script`, as a user runs it: a
  * child process in the package root, with `env` over this process's environment minus
  * DATABASE_URL. A variable set to `undefined` in `env` is left out.
  *
@@ -27,7 +28,7 @@ export interface CliResult {
 export async function cli(args: string[], env: NodeJS.ProcessEnv, script = 'src/cli/migrate.ts'): Promise<CliResult> {
   const { DATABASE_URL: _unused, ...inherited } = process.env
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', script, ...args], {
+    const { stdout, stderr } = await run(process.execPath, [...nodeArguments(script), ...args], {
       cwd: root,
       env: { ...inherited, ...env },
       timeout: 60_000,

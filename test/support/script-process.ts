@@ -31,7 +31,22 @@ export interface ScriptProcess {
 const running = new Set<ScriptProcess>()
 
 /**
- * Starts `script` (a path from the repository root) with Node and tsx, in one process: a
+ * How Node runs `script`: a command under src/cli runs compiled, through bin/run.mjs as the npm
+ * scripts run it (test/support/build-dist.ts brought dist/ up to date before the tests); any
+ * other TypeScript file (a test's helper script) through tsx.
+ *
+ * @example
+ * ```ts
+ * nodeArguments('src/cli/migrate.ts') // ['bin/run.mjs', 'migrate']
+ * ```
+ */
+export function nodeArguments(script: string): string[] {
+  const command = /^src\/cli\/([\w-]+)\.ts$/.exec(script)?.[1]
+  return command ? ['bin/run.mjs', command] : ['--import', 'tsx', script]
+}
+
+/**
+ * Starts `script` (a path from the repository root) with Node (see nodeArguments), in one process: a
  * signal sent to it reaches the script itself, not a launcher. The child gets this process's
  * environment without any database or migration setting, plus `env`.
  *
@@ -42,7 +57,7 @@ const running = new Set<ScriptProcess>()
  * ```
  */
 export function startScript(script: string, args: string[], env: NodeJS.ProcessEnv): ScriptProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  const child = spawn(process.execPath, [...nodeArguments(script), ...args], {
     cwd: root,
     env: { ...inheritedEnv(), ...env },
     stdio: ['pipe', 'pipe', 'pipe'],

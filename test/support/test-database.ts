@@ -8,6 +8,7 @@ import pg from 'pg'
 import { afterAll, beforeAll } from 'vitest'
 
 import { createDb, type CreateDbOptions, type DB, migrateTo, migrateToLatest } from '../../src/tooling.js'
+import { migratedTemplate, type TemplatePoint } from '../../src/templates/migrated-template.js'
 
 /**
  * Where the tests run: always the embedded PGlite, and also the PostgreSQL server named by
@@ -31,12 +32,18 @@ export type TestDbOptions = Pick<CreateDbOptions, 'log' | 'onStatement'>
 
 /**
  * Creates an empty database on `target`: a PGlite data folder in a temporary directory, or a
- * new database on the TEST_DATABASE_URL server. `destroy` removes it.
+ * new database on the TEST_DATABASE_URL server. `destroy` removes it. On PGlite, `startAt`
+ * starts the database from the cached template migrated that far (see migratedTemplate), so
+ * that it needs no migration run of its own.
  */
-export async function createTestDatabase(target: TestTarget, options: TestDbOptions = {}): Promise<TestDatabase> {
+export async function createTestDatabase(
+  target: TestTarget,
+  options: TestDbOptions = {},
+  startAt: TemplatePoint = 'none',
+): Promise<TestDatabase> {
   if (target === 'pglite') {
     const dataDir = mkdtempSync(join(tmpdir(), 'x402-db-test-'))
-    const db = createDb({ ...options, dataDir })
+    const db = createDb({ ...options, dataDir, template: () => migratedTemplate(startAt) })
     return {
       db,
       target,
@@ -115,7 +122,8 @@ export function useTestDatabase(
 ): TestDatabase {
   let current: TestDatabase | undefined
   beforeAll(async () => {
-    current = await createTestDatabase(target, options)
+    current = await createTestDatabase(target, options, migrateToPoint)
+    // On PGlite, a no-op: the database starts from the template at that point.
     if (migrateToPoint === 'latest') await migrateToLatest(current.db)
     else if (migrateToPoint !== 'none') await migrateTo(current.db, migrateToPoint)
   })

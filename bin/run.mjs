@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+/**
+ * What the npm scripts run: `node bin/run.mjs <command> [arguments]` runs the compiled command
+ * dist/cli/<command>.js in this same process, with the arguments after the command name.
+ * dist/ is built by `npm install` (the prepare script) and built again here, once, when a file
+ * under src/ (or a tsconfig) has changed since: the commands never transpile TypeScript at run
+ * time. `node bin/run.mjs --build` only brings dist/ up to date.
+ *
+ * Plain JavaScript on purpose: it must run before anything is compiled.
+ */
+import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createRequire, enableCompileCache } from 'node:module'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const dist = join(root, 'dist')
+const stampFile = join(dist, '.source-fingerprint')
+const lockDir = join(root, 'node_modules', '.cache', 'x402-jobs-db', 'build.lock')
+
+/**
+ * The sources' paths and contents (a few hundred kB, hashed in milliseconds): the same in a
+ * checkout and in an installed copy, whatever the files' modification times.
+ */
+function sourceFingerprint() {
+  const hash = createHash('sha256')
+  const files = readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name))
+    .sort()
+  for (const file of [...files, join(root, 'tsconfig.json'), join(root, 'tsconfig.build.json')]) {
+    hash.update(`${file.slice(root.length)}\0`).update(readFileSync(file)).update('\0')
+  }
+  return hash.digest('hex')
+}
+
+function isCurrent(fingerprint) {
+  return existsSync(stampFile) && readFileSync(stampFile, 'utf8') === fingerprint
+}
+
+function sleep(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+}
+
+/** Builds dist/ with tsc unless it is current; one process builds while the others wait. */
+function ensureBuilt() {
+  const fingerprint = sourceFingerprint()
+  if (isCurrent(fingerprint)) return
+  mkdirSync(join(lockDir, '..'), { recursive: true })
+  for (let waited = 0; ; waited += 200) {
+    try {
+      mkdirSync(lockDir)
+      break
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error
+      // A build that died long ago left its lock: take it over.
+      if (Date.now() - statSync(lockDir).mtimeMs > 300_000) rmSync(lockDir, { recursive: true, force: true })
+      if (waited === 0) console.error('Waiting for another process that builds dist/…')
+      sleep(200)
+      if (isCurrent(sourceFingerprint())) return
+    }
+  }
+  try {
+    const current = sourceFingerprint()
+    if (isCurrent(current)) return
+    let tsc
+    try {
+      tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+    } catch {
+      if (existsSync(join(dist, 'cli'))) {
+        console.error('dist/ is older than src/, and TypeScript is not installed to build it again: running dist/ as it is.')
+        return
+      }
+      throw new Error('dist/ is missing and TypeScript is not installed: run npm install (it builds dist/).')
+    }
+    console.error('Building dist/ from src/ (changed since the last build)…')
+    rmSync(dist, { recursive: true, force: true })
+    const built = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: ['ignore', 2, 2] })
+    if (built.status !== 0) {
+      throw new Error('tsc could not build dist/ (its errors are above): fix them, or run `npm run typecheck` to see them all.')
+    }
+    writeFileSync(stampFile, current)
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true })
+  }
+}
+
+// V8's code cache for the modules loaded below (kysely alone is some thousand files): a run
+// after the first skips compiling them again.
+enableCompileCache?.(join(root, 'node_modules', '.cache', 'x402-jobs-db', 'compile-cache'))
+
+const [command, ...args] = process.argv.slice(2)
+try {
+  ensureBuilt()
+} catch (error) {
+  console.error(`build failed: ${error.message}`)
+  process.exit(1)
+}
+if (command && command !== '--build') {
+  const script = join(dist, 'cli', `${command}.js`)
+  if (!/^[\w-]+$/.test(command) || !existsSync(script)) {
+    console.error(`no command "${command}" in dist/cli: see the scripts in package.json.`)
+    process.exit(1)
+  }
+  // The command reads its arguments from process.argv, as when it is run directly.
+  process.argv = [process.argv[0], script, ...args]
+  await import(pathToFileURL(script).href)
+}

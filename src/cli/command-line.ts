@@ -1,0 +1,171 @@
+/**
+ * What a command accepts, declared once: the declaration gives its `--help`, and its arguments
+ * are parsed against it strictly (node:util parseArgs), so an unknown flag, a missing or extra
+ * argument, or a number out of range is refused before the command does anything, in
+ * particular before it connects to a database.
+ */
+import { parseArgs } from 'node:util'
+
+/** One `--flag` of a command. */
+export interface OptionSpec {
+  /** A switch (`--strict`), or a flag that takes a value (`--batch-size 500`). */
+  type: 'boolean' | 'string'
+  /** One line for `--help`. */
+  description: string
+  /** For a flag with a value: its name in `--help`, e.g. `<n>`. */
+  valueName?: string
+  /** For a flag with a value: a whole number within these bounds, checked before the command runs. */
+  integer?: { min: number; max: number }
+}
+
+/** One positional argument of a command. */
+export interface PositionalSpec {
+  name: string
+  description: string
+  /** False for an argument that may be left out; true by default. */
+  required?: boolean
+}
+
+/** A command line: its npm script, what it does, and what it accepts. */
+export interface CommandSpec {
+  /** The npm script, e.g. `migrate:latest`. */
+  script: string
+  /** One line: what the command does. */
+  summary: string
+  positionals?: readonly PositionalSpec[]
+  options?: Readonly<Record<string, OptionSpec>>
+  /** Further lines for `--help`: environment, exit codes. */
+  notes?: readonly string[]
+}
+
+type OptionValue<O extends OptionSpec> = O['type'] extends 'boolean' ? boolean : O extends { integer: object } ? number : string
+
+/** The parsed flags of a command: a switch is true or false, a number flag a number, any other a string. */
+export type OptionValues<S extends CommandSpec> = S['options'] extends Readonly<Record<string, OptionSpec>>
+  ? { [K in keyof S['options']]: S['options'][K]['type'] extends 'boolean' ? boolean : OptionValue<S['options'][K]> | undefined }
+  : Record<string, never>
+
+/** A command's arguments, parsed: `help` when `--help` was given (and nothing else was checked). */
+export type ParsedCommandLine<S extends CommandSpec> =
+  | { help: true }
+  | { help: false; positionals: string[]; values: OptionValues<S> }
+
+/**
+ * Parses `args` against `spec`: refuses an unknown flag, a missing value, a number out of
+ * range, and too few or too many positional arguments, each with an error that says what was
+ * wrong and how to see the usage. `--help` wins over everything else.
+ *
+ * @example
+ * ```ts
+ * const parsed = parseCommandLine(spec, ['--batch-size', '500'])
+ * if (!parsed.help) parsed.values['batch-size'] // 500
+ * ```
+ */
+export function parseCommandLine<S extends CommandSpec>(spec: S, args: readonly string[]): ParsedCommandLine<S> {
+  if (args.includes('--help') || args.includes('-h')) return { help: true }
+  const options = spec.options ?? {}
+  const refuse = (reason: string) => new Error(`${reason}. ${usageHint(spec)}`)
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] }
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      options: Object.fromEntries(Object.entries(options).map(([name, option]) => [name, { type: option.type }])),
+      allowPositionals: true,
+      strict: true,
+    })
+  } catch (error) {
+    throw refuse(describeParseError(error, spec))
+  }
+
+  const positionals = spec.positionals ?? []
+  const required = positionals.filter((positional) => positional.required !== false).length
+  if (parsed.positionals.length < required) {
+    throw refuse(`${spec.script} needs ${positionals.slice(parsed.positionals.length, required).map((p) => `<${p.name}>`).join(' ')}`)
+  }
+  if (parsed.positionals.length > positionals.length) {
+    const extra = parsed.positionals.slice(positionals.length).map((value) => `"${value}"`).join(' ')
+    throw refuse(`${spec.script} does not take the argument${parsed.positionals.length - positionals.length > 1 ? 's' : ''} ${extra}`)
+  }
+
+  const values: Record<string, string | boolean | number | undefined> = {}
+  for (const [name, option] of Object.entries(options)) {
+    const value = parsed.values[name]
+    if (option.type === 'boolean') values[name] = value === true
+    else if (option.integer && typeof value === 'string') values[name] = wholeNumber(name, value, option.integer, refuse)
+    else values[name] = value
+  }
+  return { help: false, positionals: parsed.positionals, values: values as OptionValues<S> }
+}
+
+/**
+ * The `--help` text of a command: what it does, its usage line, its arguments and flags, and
+ * its notes.
+ *
+ * @example
+ * ```ts
+ * process.stdout.write(helpText(spec))
+ * ```
+ */
+export function helpText(spec: CommandSpec): string {
+  const rows: Array<[string, string]> = [
+    ...(spec.positionals ?? []).map((p): [string, string] => [`<${p.name}>`, p.description + (p.required === false ? ' (optional)' : '')]),
+    ...Object.entries(spec.options ?? {}).map(([name, option]): [string, string] => [
+      `--${name}${option.valueName ? ` ${option.valueName}` : ''}`,
+      option.description,
+    ]),
+    ['--help', 'prints this help and exits'],
+  ]
+  const width = Math.max(...rows.map(([left]) => left.length))
+  return [
+    `${spec.script}: ${spec.summary}`,
+    '',
+    `usage: ${usageLine(spec)}`,
+    '',
+    ...rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`),
+    ...(spec.notes && spec.notes.length > 0 ? ['', ...spec.notes] : []),
+    '',
+  ].join('\n')
+}
+
+/**
+ * The usage line of a command, as typed through npm.
+ *
+ * @example
+ * ```ts
+ * usageLine(spec) // 'npm run keys:rotate [-- [--batch-size <n>]]'
+ * ```
+ */
+export function usageLine(spec: CommandSpec): string {
+  const parts = [
+    ...(spec.positionals ?? []).map((p) => (p.required === false ? `[<${p.name}>]` : `<${p.name}>`)),
+    ...Object.entries(spec.options ?? {}).map(([name, option]) => `[--${name}${option.valueName ? ` ${option.valueName}` : ''}]`),
+  ]
+  return `npm run ${spec.script}${parts.length > 0 ? ` -- ${parts.join(' ')}` : ''}`
+}
+
+function usageHint(spec: CommandSpec): string {
+  return `usage: ${usageLine(spec)} (npm run ${spec.script} -- --help says more)`
+}
+
+function describeParseError(error: unknown, spec: CommandSpec): string {
+  const code = (error as { code?: string }).code
+  const message = error instanceof Error ? error.message : String(error)
+  const flag = /'(-[^']*)'/.exec(message)?.[1]
+  const known = Object.keys(spec.options ?? {}).map((name) => `--${name}`)
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `${spec.script} does not know the flag ${flag ?? message}${known.length > 0 ? `; it takes ${known.join(', ')}` : '; it takes no flags'}`
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return `${flag ? flag.split(' ')[0] : 'a flag'} ${/argument missing/.test(message) ? 'needs a value' : 'takes no value'}`
+    default:
+      return `${spec.script}: ${message}`
+  }
+}
+
+function wholeNumber(name: string, value: string, bounds: { min: number; max: number }, refuse: (reason: string) => Error): number {
+  const number = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN
+  if (!Number.isSafeInteger(number) || number < bounds.min || number > bounds.max) {
+    throw refuse(`--${name} is "${value}", expected a whole number from ${bounds.min} to ${bounds.max}`)
+  }
+  return number
+}

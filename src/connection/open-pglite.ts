@@ -1,0 +1,65 @@
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+
+import type { PGlite } from '@electric-sql/pglite'
+
+import { lockDataDir } from './data-dir-lock.js'
+import { pgliteVersion, readTemplate, writeTemplate } from './template-cache.js'
+
+/** PGlite's name for a database that lives only in memory. */
+export const IN_MEMORY = 'memory://'
+
+/**
+ * Opens the embedded database in `dataDir` (or in memory), loading PGlite only now: the
+ * commands that never use it do not pay for it. A database that does not exist yet starts from
+ * `template` (a data-directory dump) when given, and otherwise from a dump of an empty cluster,
+ * made once per PGlite version and cached, instead of running initdb each time. A folder is
+ * claimed for this process while it is open (see lockDataDir).
+ *
+ * @example
+ * ```ts
+ * const pglite = await openPglite('.data/pglite')
+ * ```
+ */
+export async function openPglite(dataDir: string, template?: () => Promise<Blob>): Promise<PGlite> {
+  const { PGlite } = await import('@electric-sql/pglite')
+  if (dataDir === IN_MEMORY) return new PGlite({ loadDataDir: await (template ?? emptyClusterTemplate)() })
+
+  mkdirSync(dataDir, { recursive: true })
+  const release = lockDataDir(dataDir)
+  try {
+    const exists = existsSync(join(dataDir, 'PG_VERSION'))
+    const pglite = new PGlite(dataDir, exists ? {} : { loadDataDir: await (template ?? emptyClusterTemplate)() })
+    // Kysely's destroy() closes the instance: that is when the folder is free again.
+    const close = pglite.close.bind(pglite)
+    pglite.close = () => close().finally(release)
+    return pglite
+  } catch (error) {
+    release()
+    throw error
+  }
+}
+
+/**
+ * A dump of a new, empty PGlite cluster (what initdb makes), from the cache, or made now and
+ * cached: loading it takes a fraction of initdb's time.
+ *
+ * @example
+ * ```ts
+ * new PGlite({ loadDataDir: await emptyClusterTemplate() })
+ * ```
+ */
+export async function emptyClusterTemplate(): Promise<Blob> {
+  const key = `empty-cluster-pglite-${pgliteVersion()}`
+  const cached = readTemplate(key)
+  if (cached) return cached
+  const { PGlite } = await import('@electric-sql/pglite')
+  const fresh = new PGlite()
+  try {
+    const tarball = await fresh.dumpDataDir('gzip')
+    await writeTemplate(key, tarball)
+    return tarball
+  } finally {
+    await fresh.close()
+  }
+}

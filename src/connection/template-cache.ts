@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto'
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { gunzipSync } from 'node:zlib'
+
+import { errorCode } from './sql-state.js'
+
+/**
+ * From src/connection and from dist/connection alike, two folders up is the package root:
+ * the cache sits in its node_modules/.cache, where tools keep theirs.
+ */
+const DEFAULT_CACHE_DIR = fileURLToPath(new URL('../../node_modules/.cache/x402-jobs-db/', import.meta.url))
+
+/**
+ * The folder of the cached PGlite templates: X402_DB_CACHE_DIR, else
+ * node_modules/.cache/x402-jobs-db in the package.
+ *
+ * @example
+ * ```ts
+ * templateCacheDir() // '/app/node_modules/.cache/x402-jobs-db'
+ * ```
+ */
+export function templateCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.X402_DB_CACHE_DIR?.trim() || DEFAULT_CACHE_DIR
+}
+
+/**
+ * The installed PGlite's version: a template made by one version is never loaded by another.
+ *
+ * @example
+ * ```ts
+ * pgliteVersion() // '0.4.6'
+ * ```
+ */
+export function pgliteVersion(): string {
+  const require = createRequire(import.meta.url)
+  let folder = dirname(require.resolve('@electric-sql/pglite'))
+  for (;;) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(folder, 'package.json'), 'utf8')) as { name?: string; version?: string }
+      if (manifest.name === '@electric-sql/pglite' && manifest.version) return manifest.version
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw error
+    }
+    const parent = dirname(folder)
+    if (parent === folder) throw new Error('Cannot find the version of @electric-sql/pglite: is it installed?')
+    folder = parent
+  }
+}
+
+/**
+ * Reads the template stored under `key`, or undefined when there is none or it is damaged: each
+ * file carries the sha256 of its contents, which must match, so a truncated or altered file is
+ * dropped and built again instead of trusted.
+ *
+ * @example
+ * ```ts
+ * const tarball = readTemplate('base-0.4.6') // a Blob for PGlite's loadDataDir, or undefined
+ * ```
+ */
+export function readTemplate(key: string, env: NodeJS.ProcessEnv = process.env): Blob | undefined {
+  const file = templateFile(key, env)
+  let contents: Buffer
+  let version: string
+  try {
+    // A process that starts many databases (a test worker) reads and checks each file once.
+    const { size, mtimeMs, ino } = statSync(file)
+    version = `${file}:${ino}:${size}:${mtimeMs}`
+    const known = verified.get(version)
+    if (known) return known
+    contents = readFileSync(file)
+  } catch {
+    // Missing, or unreadable here (a read-only install): made afresh, as without a cache.
+    return undefined
+  }
+  const digest = contents.subarray(0, 64).toString('latin1')
+  const tarball = contents.subarray(65)
+  if (createHash('sha256').update(tarball).digest('hex') !== digest) {
+    rmSync(file, { force: true })
+    return undefined
+  }
+  let unpacked: Buffer
+  try {
+    // Unpacked here, natively: PGlite loads a plain tarball faster than it unpacks a gzipped one.
+    unpacked = gunzipSync(tarball)
+  } catch {
+    rmSync(file, { force: true })
+    return undefined
+  }
+  const blob = new Blob([unpacked])
+  verified.set(version, blob)
+  return blob
+}
+
+const verified = new Map<string, Blob>()
+
+/**
+ * Stores `tarball` under `key`, atomically: a process reading the cache at the same moment
+ * finds the whole file or none. A cache that cannot be written is not an error.
+ *
+ * @example
+ * ```ts
+ * await writeTemplate('base-0.4.6', await pglite.dumpDataDir('gzip'))
+ * ```
+ */
+export async function writeTemplate(key: string, tarball: Blob, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const file = templateFile(key, env)
+  const bytes = Buffer.from(await tarball.arrayBuffer())
+  const digest = createHash('sha256').update(bytes).digest('hex')
+  const partial = `${file}.${process.pid}.partial`
+  try {
+    mkdirSync(dirname(file), { recursive: true })
+    writeFileSync(partial, Buffer.concat([Buffer.from(`${digest}\n`, 'latin1'), bytes]))
+    renameSync(partial, file)
+  } catch {
+    rmSync(partial, { force: true })
+  }
+}
+
+function templateFile(key: string, env: NodeJS.ProcessEnv): string {
+  if (!/^[\w.-]+$/.test(key)) throw new Error(`A template key is letters, digits, dots and dashes, not "${key}".`)
+  return join(templateCacheDir(env), `${key}.tgz`)
+}

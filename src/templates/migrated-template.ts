@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+import type { Kysely } from 'kysely'
+
+import { createDb, type CreateDbOptions, dumpEmbeddedDatabase, IN_MEMORY } from '../connection/create-db.js'
+import { emptyClusterTemplate } from '../connection/open-pglite.js'
+import { pgliteVersion, readTemplate, writeTemplate } from '../connection/template-cache.js'
+import { migrationChecksum, readMigrationChecksums } from '../migrator/checksums.js'
+import { recordedMigrationNames } from '../migrator/history.js'
+import { migrationNames } from '../migrations/index.js'
+import { migrationNamesUpTo, resolveMigrationName } from '../migrator/migration-names.js'
+import { migrateTo } from '../migrator/migrator.js'
+
+/** Where a template stops: no migration at all, a migration's full name, or the newest. */
+export type TemplatePoint = 'none' | 'latest' | string
+
+/**
+ * The folders whose code shapes a migrated database besides the migrations themselves (the
+ * runner, the history and checksum tables, the Supabase stand-in): their files are part of a
+ * template's key, so a change to them is a new template too.
+ */
+const ENGINE_FOLDERS = ['../migrator/', '../supabase/'].map((folder) => fileURLToPath(new URL(folder, import.meta.url)))
+
+/** Bumped when the way templates are made changes. */
+const TEMPLATE_FORMAT = 1
+
+/**
+ * A dump of an embedded database migrated to `point`, for {@link CreateDbOptions.template}:
+ * made once and cached under a key of the migrations' checksums (with the migration engine's
+ * code and PGlite's version), so that a scratch database starts migrated in a fraction of the
+ * time. A changed migration, runner or PGlite gives a new key, so a stale dump is never picked;
+ * a damaged file fails its sha256 and is made again (see readTemplate). A dump is cached only
+ * after the database inside was found to record exactly the current files' checksums. Where
+ * the migration sources cannot be read, the dump is made each time and not cached.
+ *
+ * @example
+ * ```ts
+ * const scratch = createDb({ dataDir: IN_MEMORY, template: () => migratedTemplate('002_add_claude_integration') })
+ * ```
+ */
+export async function migratedTemplate(point: TemplatePoint): Promise<Blob> {
+  if (point === 'none') return emptyClusterTemplate()
+  const names = point === 'latest' ? [...migrationNames] : migrationNamesUpTo(resolveMigrationName(point))
+  const checksums = await Promise.all(names.map((name) => migrationChecksum(name).catch(() => undefined)))
+  const cacheable = checksums.every((checksum) => checksum !== undefined)
+  const key = cacheable ? templateKey(names, checksums as string[]) : undefined
+
+  const cached = key ? readTemplate(key) : undefined
+  if (cached) return cached
+
+  const scratch = createDb({ dataDir: IN_MEMORY })
+  try {
+    if (names.length > 0) await migrateTo(scratch, names.at(-1)!, { env: {} })
+    const tarball = await dumpEmbeddedDatabase(scratch)
+    // Cached only once the database inside is known to record exactly these files.
+    if (key && (await recordsExactly(scratch, names, checksums as string[]))) await writeTemplate(key, tarball)
+    return tarball
+  } finally {
+    await scratch.destroy()
+  }
+}
+
+/**
+ * A new scratch database in memory, migrated to `point`, from its template: for the commands
+ * that must never touch the configured database (SQL export, schema reference, codegen).
+ *
+ * @example
+ * ```ts
+ * const scratch = await scratchDatabase('latest')
+ * try { … } finally { await scratch.destroy() }
+ * ```
+ */
+export function scratchDatabase(point: TemplatePoint, options: Pick<CreateDbOptions, 'onStatement'> = {}): Kysely<any> {
+  return createDb({ ...options, dataDir: IN_MEMORY, template: () => migratedTemplate(point) })
+}
+
+function templateKey(names: readonly string[], checksums: readonly string[]): string {
+  const hash = createHash('sha256')
+  hash.update(JSON.stringify({ format: TEMPLATE_FORMAT, pglite: pgliteVersion(), migrations: names.map((name, i) => [name, checksums[i]]) }))
+  for (const folder of ENGINE_FOLDERS) {
+    for (const file of readdirSync(folder).sort()) {
+      if (/\.(ts|js)$/.test(file) && !file.endsWith('.d.ts')) hash.update(file).update(readFileSync(`${folder}${file}`))
+    }
+  }
+  return `migrated-${names.at(-1) ?? 'none'}-${hash.digest('hex').slice(0, 24)}`
+}
+
+/** Whether `db` records exactly `names` as applied, each with the checksum its file has now. */
+async function recordsExactly(db: Kysely<any>, names: readonly string[], checksums: readonly string[]): Promise<boolean> {
+  if ((await recordedMigrationNames(db)).join() !== names.join()) return false
+  const recorded = await readMigrationChecksums(db)
+  return names.every((name, i) => recorded.get(name)?.sha256 === checksums[i])
+}

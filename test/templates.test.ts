@@ -1,0 +1,67 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { readTemplate, writeTemplate } from '../src/connection/template-cache.js'
+import { migratedTemplate, scratchDatabase } from '../src/templates/migrated-template.js'
+import { migrationChecksum, readMigrationChecksums, recordedMigrationNames } from '../src/tooling.js'
+import { migrationsThrough } from './support/migration-names.js'
+
+// Scratch and test databases start from cached dumps of migrated databases. A dump is used only
+// when it is whole and was made from the migration files as they are now.
+
+describe('migrated templates', () => {
+  const cacheDir = mkdtempSync(join(tmpdir(), 'x402-template-cache-'))
+  const env = { X402_DB_CACHE_DIR: cacheDir }
+  let previous: string | undefined
+  beforeAll(() => {
+    previous = process.env.X402_DB_CACHE_DIR
+    process.env.X402_DB_CACHE_DIR = cacheDir
+  })
+  afterAll(() => {
+    if (previous === undefined) delete process.env.X402_DB_CACHE_DIR
+    else process.env.X402_DB_CACHE_DIR = previous
+    rmSync(cacheDir, { recursive: true, force: true })
+  })
+
+  it('start a scratch database at the migration asked for, recording each file’s current checksum', async () => {
+    const point = '002_add_claude_integration'
+    const scratch = scratchDatabase(point)
+    try {
+      expect(await recordedMigrationNames(scratch)).toEqual(migrationsThrough(point))
+      const recorded = await readMigrationChecksums(scratch)
+      for (const name of migrationsThrough(point)) expect(recorded.get(name)?.sha256).toBe(await migrationChecksum(name))
+    } finally {
+      await scratch.destroy()
+    }
+    // Cached under a key that names the point: the next scratch database loads it.
+    expect(readdirSync(cacheDir).filter((file) => file.startsWith(`migrated-${point}-`))).toHaveLength(1)
+  })
+
+  it('drop a damaged cache file instead of loading it', async () => {
+    await writeTemplate('damaged-test', new Blob([gzipSync('a tarball')]), env)
+    expect(await readTemplate('damaged-test', env)?.text()).toBe('a tarball')
+
+    const [file] = readdirSync(cacheDir).filter((name) => name.startsWith('damaged-test'))
+    writeFileSync(join(cacheDir, file!), Buffer.concat([Buffer.from(`${'0'.repeat(64)}\n`), gzipSync('a tarball, altered')]))
+    expect(readTemplate('damaged-test', env)).toBeUndefined()
+    expect(readdirSync(cacheDir).some((name) => name.startsWith('damaged-test'))).toBe(false)
+  })
+
+  it('build a template again when its cache file was damaged', async () => {
+    const point = '000_baseline_ai_models'
+    await migratedTemplate(point)
+    const [file] = readdirSync(cacheDir).filter((name) => name.startsWith(`migrated-${point}-`))
+    writeFileSync(join(cacheDir, file!), 'not a template')
+
+    const scratch = scratchDatabase(point)
+    try {
+      expect(await recordedMigrationNames(scratch)).toEqual([point])
+    } finally {
+      await scratch.destroy()
+    }
+  })
+})
