@@ -4,7 +4,8 @@ import { splitSqlStatements } from '../src/rehearsal/split-sql.js'
 import { exportMigrationSql } from '../src/tooling.js'
 
 // migrate:sql --down printed no lock comments, and did not say so.
-const servers = [['pglite', undefined], ...(process.env.TEST_DATABASE_URL ? [['postgres', process.env.TEST_DATABASE_URL]] : [])] as const
+const servers: [string, string | undefined][] = [['pglite', undefined]]
+if (process.env.TEST_DATABASE_URL) servers.push(['postgres', process.env.TEST_DATABASE_URL])
 
 describe.each(servers)('migrate:sql --down with lock comments, rehearsed on %s', (_kind, server) => {
   it('writes a measured lock profile above every statement of the down script', async () => {

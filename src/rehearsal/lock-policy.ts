@@ -94,12 +94,12 @@ export function readLockExceptions(source: string, migration: string): LockExcep
       if (/^\s*\/\//.test(line) && !/^\s*\/\/\s*lint:locks allow\b/.test(line)) return
       if (/^\s*\/\//.test(line)) {
         throw new Error(
-          `${migration}, line ${index + 1}: the exception "${line.trim()}" gives no reason. Write why the lock is acceptable after a colon: ` +
+          `${migration}: line ${index + 1}: the exception "${line.trim()}" gives no reason. Write why the lock is acceptable after a colon: ` +
             `// ${MARKER} <table>: <reason>.`,
         )
       }
       throw new Error(
-        `${migration}, line ${index + 1}: "${MARKER}" is outside a comment line of its own, so it is not taken as an exception. ` +
+        `${migration}: line ${index + 1}: "${MARKER}" is outside a comment line of its own, so it is not taken as an exception. ` +
           `Write an exception as a line of its own: // ${MARKER} <table>: <reason>.`,
       )
     }
@@ -107,7 +107,7 @@ export function readLockExceptions(source: string, migration: string): LockExcep
     const words = reason.split(/\s+/).filter((word) => /\p{L}.*\p{L}/u.test(word))
     if (words.length < REASON_WORDS || new Set(words.map((word) => word.toLowerCase())).size < REASON_WORDS) {
       throw new Error(
-        `${migration}, line ${index + 1}: the exception "${MARKER} ${match[1]}" gives no reason in words. Write why the lock is acceptable ` +
+        `${migration}: line ${index + 1}: the exception "${MARKER} ${match[1]}" gives no reason in words. Write why the lock is acceptable ` +
           `after the colon, in a few words: // ${MARKER} ${match[1]}: <reason>.`,
       )
     }
