@@ -7,7 +7,8 @@
  *
  * The rehearsal runs on a scratch database created on the server of LINT_LOCKS_DATABASE_URL, else
  * DATABASE_URL (never changed; the scratch database is dropped), else on an in-memory PGlite,
- * which cannot see the locks of statements outside a transaction (they are listed as unmeasured).
+ * which cannot see the locks of statements outside a transaction: they are listed, and the last
+ * line says the check was partial (the exit code stays 0; CI runs it on PostgreSQL).
  */
 import { fileURLToPath } from 'node:url'
 
@@ -28,18 +29,24 @@ async function main(args: string[]): Promise<number> {
   const checked = lint.rehearsal.migrations.map((migration) => migration.name)
   console.error(`lint:locks: ${checked.length} migrations rehearsed (${checked.join(', ')}), busy tables: ${policy.busyTables.join(', ')}`)
   for (const { migration, table, reason } of lint.excused) console.error(`allowed by ${migration} on ${table}: ${reason}`)
-  if (lint.unmeasured.length > 0) {
-    console.error(
-      `lint:locks: ${lint.unmeasured.length} statements ran outside a transaction on PGlite, where their locks cannot be seen; ` +
-        'set LINT_LOCKS_DATABASE_URL (or DATABASE_URL) to a PostgreSQL server to measure them.',
-    )
-  }
+  for (const { migration, statement, sql } of lint.unmeasured) console.error(`not measured: ${migration} statement ${statement} (${sql})`)
   for (const violation of lint.violations) console.log(`${violation.migration}: ${violation.message}`)
   if (lint.violations.length > 0) {
     console.error(`lint:locks: ${lint.violations.length} lock${lint.violations.length === 1 ? '' : 's'} against ${POLICY}`)
     return 1
   }
   const limit = policy.maxHoldMs === undefined ? '' : `, or longer than ${policy.maxHoldMs} ms`
+  if (lint.unmeasured.length > 0) {
+    // A partial check still passes (a laptop without PostgreSQL can run it; CI measures all),
+    // but its last line must not read as a full pass.
+    const count = lint.unmeasured.length
+    console.error(
+      `lint:locks: PARTIAL CHECK: ${count} statement${count === 1 ? '' : 's'} could not be measured (listed above: they run outside a transaction, ` +
+        'and PGlite cannot show their locks); the others hold no write-blocking lock on a busy table while they rewrite or scan' +
+        `${limit}. Set LINT_LOCKS_DATABASE_URL (or DATABASE_URL) to a PostgreSQL server to check them all, as CI does.`,
+    )
+    return 0
+  }
   console.error(`lint:locks: no migration holds a write-blocking lock on a busy table while it rewrites or scans${limit}`)
   return 0
 }

@@ -9,7 +9,9 @@
  * Its schema is built by the module's migrations up to the target's last recorded one, or, with
  * --copy-schema, copied from the target with pg_dump (which must be installed).
  */
-import { resolveDatabaseTarget } from '../connection/create-db.js'
+import { existsSync } from 'node:fs'
+
+import { IN_MEMORY, resolveDatabaseTarget } from '../connection/create-db.js'
 import { formatRehearsal } from '../rehearsal/format-rehearsal.js'
 import { planPendingMigrations } from '../rehearsal/plan-pending.js'
 import { runCommand, splitArguments, withCommandDatabase } from './run-command.js'
@@ -17,29 +19,37 @@ import { runCommand, splitArguments, withCommandDatabase } from './run-command.j
 const USAGE = 'usage: migrate:plan [-- --json] [--copy-schema] [--max-rows=<rows>]'
 
 async function main(args: string[]): Promise<void> {
-  const maxRowsArgument = args.find((arg) => arg.startsWith('--max-rows='))
+  const maxRowsArguments = args.filter((arg) => arg.startsWith('--max-rows='))
   const { flags } = splitArguments(
-    args.filter((arg) => arg !== maxRowsArgument),
+    args.filter((arg) => !maxRowsArguments.includes(arg)),
     ['--json', '--copy-schema'],
     0,
     () => `migrate:plan takes only --json, --copy-schema and --max-rows=<rows>. ${USAGE}`,
   )
-  const maxRows = maxRowsArgument === undefined ? undefined : Number(maxRowsArgument.slice('--max-rows='.length))
-  if (maxRows !== undefined && (!Number.isInteger(maxRows) || maxRows < 0)) {
-    throw new Error(`--max-rows must be a whole number of rows, not "${maxRowsArgument}". ${USAGE}`)
-  }
+  // Checked before any database is opened.
+  if (maxRowsArguments.length > 1) throw new Error(`--max-rows is given ${maxRowsArguments.length} times: give it once. ${USAGE}`)
+  const maxRows = maxRowsArguments.length === 0 ? undefined : positiveInteger('--max-rows', maxRowsArguments[0]!.slice('--max-rows='.length))
   const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
-  const plan = await withCommandDatabase(options, (db) =>
-    planPendingMigrations(
-      db(),
-      resolveDatabaseTarget(options),
-      { maxRows, minRows: maxRows === undefined ? undefined : Math.min(1000, maxRows) },
-      { copySchema: flags.has('--copy-schema') },
-    ),
-  )
+  const target = resolveDatabaseTarget(options)
+  const bounds = { maxRows, minRows: maxRows === undefined ? undefined : Math.min(1000, maxRows) }
+  const copy = { copySchema: flags.has('--copy-schema') }
+  let plan
+  if (target.kind === 'pglite' && target.dataDir !== IN_MEMORY && !existsSync(target.dataDir)) {
+    // Opening the embedded database would create its folder: the plan must not change the target.
+    console.error(`Database: embedded PGlite at ${target.dataDir}, which does not exist yet: every migration is pending (the folder is not created).`)
+    plan = await planPendingMigrations(null, target, bounds, copy)
+  } else {
+    plan = await withCommandDatabase(options, (db) => planPendingMigrations(db(), target, bounds, copy))
+  }
   process.stdout.write(flags.has('--json') ? `${JSON.stringify(plan, null, 2)}\n` : formatRehearsal(plan))
   const failed = plan.migrations.find((migration) => migration.error)
   if (failed) throw new Error(`${failed.name} failed in the rehearsal: ${failed.error}`)
+}
+
+/** `value` as a whole number above 0, or an error that names `option`. */
+function positiveInteger(option: string, value: string): number {
+  if (!/^[1-9]\d*$/.test(value)) throw new Error(`${option} must be a positive whole number, such as ${option}=20000, not "${value}". ${USAGE}`)
+  return Number(value)
 }
 
 runCommand('migrate:plan', main)

@@ -1,5 +1,5 @@
 import { migrations } from '../migrations/index.js'
-import { migrationProvider, runsInTransaction } from '../migrator/provider.js'
+import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
 import { migrationSettings } from '../migrator/settings.js'
 import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
 import { migrationBefore, resolveMigrationName } from '../migrator/migration-names.js'
@@ -7,7 +7,7 @@ import { migrateTo } from '../migrator/migrator.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 import { describeStatement } from '../rehearsal/format-rehearsal.js'
 import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
-import { rehearse } from '../rehearsal/rehearse.js'
+import { rehearse, type RehearsalStep } from '../rehearsal/rehearse.js'
 import { scratchDatabase } from '../templates/migrated-template.js'
 
 /** Which half of a migration to export. */
@@ -16,7 +16,7 @@ export type MigrationDirection = 'up' | 'down'
 /** Options of {@link exportMigrationSql}. */
 export interface ExportOptions {
   /**
-   * Rehearse the migration (up only) and write each statement's measured lock profile as a
+   * Rehearse the migration (up or down, as exported) and write each statement's measured lock profile as a
    * comment above it: on a scratch database created on this PostgreSQL server (the database in
    * the URL is left alone), or, without `server`, on an in-memory PGlite, which cannot see the
    * locks of statements run outside a transaction (the comment says so).
@@ -62,7 +62,9 @@ export async function exportMigrationSql(name: string, direction: MigrationDirec
   } finally {
     await scratch.destroy()
   }
-  const profile = options.lockProfile && direction === 'up' ? await measureStatements(name, startingPoint, options.lockProfile, statements) : undefined
+  // A down is rehearsed as the runner runs it: its function, in the migration's transaction mode.
+  const step: RehearsalStep = direction === 'up' ? { migration: name } : { name: `${name} (down)`, candidate: { up: run, config: (migration as { config?: MigrationConfig }).config } }
+  const profile = options.lockProfile ? await measureStatements(name, step, startingPoint, options.lockProfile, statements) : undefined
   return renderScript(name, direction, runsInTransaction(migration), statements, profile)
 }
 
@@ -72,11 +74,12 @@ export async function exportMigrationSql(name: string, direction: MigrationDirec
  */
 async function measureStatements(
   name: string,
+  step: RehearsalStep,
   startingPoint: string | null,
   { server, rows = 1000 }: NonNullable<ExportOptions['lockProfile']>,
   statements: Statement[],
 ): Promise<{ rows: number; measured: (MeasuredStatement | undefined)[] }> {
-  const rehearsal = await rehearse([{ migration: name }], {
+  const rehearsal = await rehearse([step], {
     server,
     startingPoint,
     rows: { x402_resources: rows, ai_models: Math.min(rows, 1000) },

@@ -19,11 +19,32 @@ const COPIED_SCHEMAS = ['public', 'x402_migrations']
  * await copySchema(process.env.DATABASE_URL!, scratchUrl)
  * ```
  */
+/**
+ * pg_dump's arguments and environment for a schema-only dump of `from`. The password goes in
+ * PGPASSWORD, never in the arguments, which any user of the machine can read with `ps`.
+ *
+ * @example
+ * ```ts
+ * pgDumpInvocation('postgres://app:secret@db:5432/app').env.PGPASSWORD // 'secret'
+ * ```
+ */
+export function pgDumpInvocation(from: string): { args: string[]; env: NodeJS.ProcessEnv } {
+  const url = new URL(from)
+  const password = url.password ? decodeURIComponent(url.password) : url.searchParams.get('password') ?? undefined
+  url.password = ''
+  url.searchParams.delete('password')
+  const schemas = COPIED_SCHEMAS.map((schema) => `--schema=${schema}`)
+  return {
+    args: ['--schema-only', '--no-owner', '--no-privileges', ...schemas, url.toString()],
+    env: password === undefined ? { ...process.env } : { ...process.env, PGPASSWORD: password },
+  }
+}
+
 export async function copySchema(from: string, to: string): Promise<void> {
   let dump: string
   try {
-    const schemas = COPIED_SCHEMAS.map((schema) => `--schema=${schema}`)
-    ;({ stdout: dump } = await run('pg_dump', ['--schema-only', '--no-owner', '--no-privileges', ...schemas, from], { maxBuffer: 64 * 1024 * 1024 }))
+    const { args, env } = pgDumpInvocation(from)
+    ;({ stdout: dump } = await run('pg_dump', args, { env, maxBuffer: 64 * 1024 * 1024 }))
   } catch (error) {
     const reason = (error as { stderr?: string }).stderr?.trim() || (error instanceof Error ? error.message : String(error))
     throw new Error(

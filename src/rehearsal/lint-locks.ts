@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 
 import { migrationNames } from '../migrations/index.js'
 import { migrationBefore } from '../migrator/migration-names.js'
-import { checkLockPolicy, type LockPolicy, type LockViolation, readLockExceptions } from './lock-policy.js'
+import { checkBusyTablesExist, checkLockPolicy, excerpt, type LockPolicy, type LockViolation, readLockExceptions } from './lock-policy.js'
 import { type Rehearsal, rehearse, type RehearsalStep } from './rehearse.js'
 
 /** The result of {@link lintMigrationLocks}. */
@@ -12,7 +12,7 @@ export interface LockLint {
   /** Exceptions the migrations declared, that were applied. */
   excused: { migration: string; table: string; reason: string }[]
   /** Statements whose locks could not be seen (outside a transaction, on PGlite). */
-  unmeasured: { migration: string; statement: number }[]
+  unmeasured: { migration: string; statement: number; sql: string }[]
 }
 
 /**
@@ -36,6 +36,7 @@ export async function lintMigrationLocks(
   const startingPoint = options.startingPoint !== undefined ? options.startingPoint : migrationBefore(policy.checkedFrom)
   const rows = { x402_resources: policy.rows, ai_models: Math.min(policy.rows, 1000) }
   const rehearsal = await rehearse(steps, { server: options.server, startingPoint, rows })
+  checkBusyTablesExist(policy, rehearsal.tables)
   const sourceOf = options.sourceOf ?? migrationSource
   const lint: LockLint = { rehearsal, violations: [], excused: [], unmeasured: [] }
   for (const migration of rehearsal.migrations) {
@@ -51,7 +52,7 @@ export async function lintMigrationLocks(
       }
     }
     for (const statement of migration.statements) {
-      if (statement.lockEvidence === 'not-measurable') lint.unmeasured.push({ migration: migration.name, statement: statement.index })
+      if (statement.lockEvidence === 'not-measurable') lint.unmeasured.push({ migration: migration.name, statement: statement.index, sql: excerpt(statement.sql) })
     }
   }
   return lint

@@ -64,12 +64,19 @@ export function readLockPolicy(path: string): LockPolicy {
   return { busyTables, checkedFrom, rows, ...(maxHoldMs === undefined ? {} : { maxHoldMs }) }
 }
 
-const EXCEPTION = /lint:locks allow\s+([\w.]+)\s*(?::\s*(.*))?$/
+/** An exception: a `//` comment line of its own that starts with the marker. */
+const EXCEPTION = /^\s*\/\/\s*lint:locks allow\s+([\w.]+)\s*:(.*)$/
+const MARKER = 'lint:locks allow'
+/** A reason is written in words: this many, each with two letters at least. */
+const REASON_WORDS = 3
 
 /**
  * The exceptions a migration's source declares, one comment per table, with its reason, as
- * squawk's ignore comments are written: `// lint:locks allow x402_resources: <why it is safe>`.
- * An exception without a reason is refused.
+ * squawk's ignore comments are written: a `//` line of its own,
+ * `// lint:locks allow x402_resources: <why it is safe>`. A `//` comment that only mentions the
+ * marker further on (prose, such as "do not add …") is not one. The marker anywhere else (in
+ * code, an SQL string, a block comment) is refused, since it cannot be told from code; so is a
+ * reason of fewer than three words.
  *
  * @example
  * ```ts
@@ -79,19 +86,57 @@ const EXCEPTION = /lint:locks allow\s+([\w.]+)\s*(?::\s*(.*))?$/
  */
 export function readLockExceptions(source: string, migration: string): LockException[] {
   const exceptions: LockException[] = []
-  for (const line of source.split('\n')) {
-    const match = EXCEPTION.exec(line.trim())
-    if (!match) continue
-    const reason = (match[2] ?? '').replace(/\*\/\s*$/, '').trim()
-    if (reason.length < 10) {
+  source.split('\n').forEach((line, index) => {
+    if (!line.includes(MARKER)) return
+    const match = EXCEPTION.exec(line)
+    if (!match) {
+      // Prose in a comment may name the marker ("do not add …"); a comment that starts with it is an exception.
+      if (/^\s*\/\//.test(line) && !/^\s*\/\/\s*lint:locks allow\b/.test(line)) return
+      if (/^\s*\/\//.test(line)) {
+        throw new Error(
+          `${migration}: line ${index + 1}: the exception "${line.trim()}" gives no reason. Write why the lock is acceptable after a colon: ` +
+            `// ${MARKER} <table>: <reason>.`,
+        )
+      }
       throw new Error(
-        `${migration}: the exception "lint:locks allow ${match[1]}" gives no reason. Write why the lock is acceptable after a colon: ` +
-          `// lint:locks allow ${match[1]}: <reason>.`,
+        `${migration}: line ${index + 1}: "${MARKER}" is outside a comment line of its own, so it is not taken as an exception. ` +
+          `Write an exception as a line of its own: // ${MARKER} <table>: <reason>.`,
+      )
+    }
+    const reason = match[2]!.trim()
+    const words = reason.split(/\s+/).filter((word) => /\p{L}.*\p{L}/u.test(word))
+    if (words.length < REASON_WORDS || new Set(words.map((word) => word.toLowerCase())).size < REASON_WORDS) {
+      throw new Error(
+        `${migration}: line ${index + 1}: the exception "${MARKER} ${match[1]}" gives no reason in words. Write why the lock is acceptable ` +
+          `after the colon, in a few words: // ${MARKER} ${match[1]}: <reason>.`,
       )
     }
     exceptions.push({ table: match[1]!, reason })
-  }
+  })
   return exceptions
+}
+
+/**
+ * Refuses a policy whose busy tables are not all among `tables` (the tables of the rehearsed
+ * schema): a misspelt busy table would otherwise check nothing and pass.
+ *
+ * @example
+ * ```ts
+ * checkBusyTablesExist(policy, ['x402_resources', 'ai_models'])
+ * ```
+ */
+export function checkBusyTablesExist(policy: LockPolicy, tables: readonly string[]): void {
+  const missing = policy.busyTables.filter((name) => !tables.some((table) => sameTable(table, name)))
+  if (missing.length > 0) {
+    throw new Error(
+      `The lock policy's busy table${missing.length === 1 ? '' : 's'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in the rehearsed schema, ` +
+        `so nothing would be checked. Correct "busyTables" in lock-policy.json; the tables are: ${tables.join(', ')}.`,
+    )
+  }
+}
+
+function sameTable(table: string, name: string): boolean {
+  return name === table || `public.${table}` === name || table === `public.${name}`
 }
 
 /**
@@ -108,7 +153,7 @@ export function readLockExceptions(source: string, migration: string): LockExcep
 export function checkLockPolicy(rehearsal: MigrationRehearsal, policy: LockPolicy, exceptions: readonly LockException[] = []): LockViolation[] {
   const violations: LockViolation[] = []
   const busy = (table: string) =>
-    policy.busyTables.some((name) => name === table || `public.${table}` === name || table === `public.${name}`) &&
+    policy.busyTables.some((name) => sameTable(table, name)) &&
     !exceptions.some((exception) => exception.table === table || exception.table === `public.${table}`)
   for (const statement of rehearsal.statements) {
     // The strongest mode a statement took on a table speaks for it: one finding per table.

@@ -20,7 +20,9 @@ export interface RowBounds {
  * in-memory PGlite for an embedded target. The scratch schema is the module's migrations up to
  * the last one the target recorded, where objects added to the target by hand are missing
  * (`migrate:check` lists them); with `copySchema`, the target's own schema, copied with pg_dump. Each table the rehearsal can fill gets the target's row
- * estimate (pg_class.reltuples), within `bounds`. The target is only read.
+ * estimate (pg_class.reltuples), within `bounds`. The target is only read. A null `db` is a
+ * target that does not exist yet (an embedded folder not created): every migration is pending,
+ * from no schema, with `bounds.minRows` rows.
  *
  * @example
  * ```ts
@@ -28,7 +30,7 @@ export interface RowBounds {
  * ```
  */
 export async function planPendingMigrations(
-  db: Kysely<any>,
+  db: Kysely<any> | null,
   target: DatabaseTarget,
   bounds: RowBounds = {},
   options: { copySchema?: boolean } = {},
@@ -36,7 +38,7 @@ export async function planPendingMigrations(
   if (options.copySchema && target.kind !== 'postgres') {
     throw new Error('--copy-schema copies a PostgreSQL database\'s schema with pg_dump; the embedded database is rehearsed from its migrations.')
   }
-  const applied = new Set((await readMigrationHistory(db, { times: false })).map((entry) => entry.name))
+  const applied = new Set(db ? (await readMigrationHistory(db, { times: false })).map((entry) => entry.name) : [])
   const pending = migrationNames.filter((name) => !applied.has(name))
   const startingPoint = migrationNames.filter((name) => applied.has(name)).at(-1) ?? null
   const rows = await representativeRows(db, bounds)
@@ -51,9 +53,13 @@ export async function planPendingMigrations(
   )
 }
 
-async function representativeRows(db: Kysely<any>, { minRows = 1000, maxRows = 100_000 }: RowBounds): Promise<Record<string, number>> {
+async function representativeRows(db: Kysely<any> | null, { minRows = 1000, maxRows = 100_000 }: RowBounds): Promise<Record<string, number>> {
   const rows: Record<string, number> = {}
   for (const table of SEEDED_TABLES) {
+    if (!db) {
+      rows[table] = Math.min(maxRows, minRows)
+      continue
+    }
     const { rows: found } = await sql<{ estimate: number | null }>`
       SELECT reltuples::float8 AS estimate FROM pg_class WHERE oid = to_regclass(${`public.${table}`})
     `.execute(db)

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto'
-
 import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
 import type { Migration } from 'kysely/migration'
@@ -15,6 +13,7 @@ import { copySchema } from './copy-schema.js'
 import { readExistingTables } from './existing-tables.js'
 import { LockSampler } from './lock-sampler.js'
 import type { MigrationRehearsal } from './measured-statement.js'
+import { createServerScratch } from './scratch-database.js'
 import { type SeededTable, seedRepresentativeRows } from './seed-rows.js'
 import { withStatementProbes } from './probing-dialect.js'
 import { splitSqlStatements } from './split-sql.js'
@@ -57,6 +56,8 @@ export interface Rehearsal {
   /** Where the scratch schema came from: the target's (pg_dump), or the module's migrations. */
   schema: 'copied from the target' | 'built by the migrations'
   seeded: SeededTable[]
+  /** The tables of the scratch schema before the first step. */
+  tables: string[]
   migrations: MigrationRehearsal[]
 }
 
@@ -87,6 +88,7 @@ export async function rehearse(steps: readonly RehearsalStep[], options: Rehears
       await ensureSupabaseStandIn(db)
     }
     const seeded = await seedRepresentativeRows(db, options.rows)
+    const tables = (await readExistingTables(db)).map((table) => table.name)
     const settings = migrationSettings({ ...options.settings, log: () => {} })
     const prepared = await migrationProvider(settings).getMigrations()
     const migrations: MigrationRehearsal[] = []
@@ -110,7 +112,7 @@ export async function rehearse(steps: readonly RehearsalStep[], options: Rehears
       if (error) break
     }
     const schema = options.copySchemaFrom !== undefined ? 'copied from the target' : 'built by the migrations'
-    return { scratch: scratch.kind, startingPoint: options.startingPoint, schema, seeded, migrations }
+    return { scratch: scratch.kind, startingPoint: options.startingPoint, schema, seeded, tables, migrations }
   } finally {
     await scratch.destroy()
   }
@@ -137,12 +139,9 @@ async function openScratchDatabase(server: string | undefined): Promise<ScratchD
     const db = new Kysely<any>({ dialect: withoutKyselyMigrationLock(withStatementProbes(dialect, recorder)) })
     return { kind: 'pglite', db, recorder, destroy: () => db.destroy() }
   }
-  // The server's maintenance connection only creates and drops the scratch database.
-  const name = `x402_rehearsal_${randomBytes(6).toString('hex')}`
-  await withClient(server, (client) => client.query(`CREATE DATABASE ${name}`))
-  const dropScratch = () => withClient(server, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
-  const url = new URL(server)
-  url.pathname = `/${name}`
+  const scratch = await createServerScratch(server)
+  const dropScratch = () => scratch.drop()
+  const url = new URL(scratch.connectionString)
   let sampler: LockSampler
   try {
     sampler = await LockSampler.open(url.toString())
@@ -153,6 +152,9 @@ async function openScratchDatabase(server: string | undefined): Promise<ScratchD
   const recorder = new StatementRecorder('postgres', sampler)
   const pool = new pg.Pool({ connectionString: url.toString(), application_name: 'x402-jobs-db rehearsal' })
   pool.on('error', () => {})
+  // A Ctrl-C drops the scratch database WITH (FORCE), which ends a session in the middle of a
+  // statement: its client's error must not crash the process before the drop is done.
+  pool.on('connect', (client) => client.on('error', () => {}))
   const db = new Kysely<any>({ dialect: withoutKyselyMigrationLock(withStatementProbes(new PostgresDialect({ pool }), recorder)) })
   return {
     kind: 'postgres',
@@ -160,19 +162,12 @@ async function openScratchDatabase(server: string | undefined): Promise<ScratchD
     db,
     recorder,
     async destroy() {
-      await db.destroy()
-      await sampler.close()
-      await dropScratch()
+      try {
+        await db.destroy()
+        await sampler.close()
+      } finally {
+        await dropScratch()
+      }
     },
-  }
-}
-
-async function withClient<T>(connectionString: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString })
-  await client.connect()
-  try {
-    return await use(client)
-  } finally {
-    await client.end()
   }
 }

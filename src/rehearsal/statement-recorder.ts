@@ -211,7 +211,9 @@ export class StatementRecorder {
   }
 
   /**
-   * Reads what `connection`'s session holds and sees. With pg_stat_user_tables, the scan counts
+   * Reads what `connection`'s session holds and sees. A scan is a sequential or an index scan:
+   * a FOREIGN KEY's validation reads every row through an index as surely as a CHECK reads them
+   * in order, while a catalog-only change reads none. With pg_stat_user_tables, the scan counts
    * that committed work left, after asking the session to flush its pending statistics
    * (PostgreSQL 15's pg_stat_force_next_flush: it flushes before it answers).
    */
@@ -219,7 +221,7 @@ export class StatementRecorder {
     const oids = oidArray(this.#tables)
     if (statsView === 'pg_stat_user_tables') await connection.executeQuery(CompiledQuery.raw('SELECT pg_stat_force_next_flush()'))
     const scans = statsView
-      ? `(SELECT json_agg(json_build_array(s.relid::int, s.seq_scan, s.seq_tup_read)) FROM ${statsView} s WHERE s.relid = ANY (${oids}))`
+      ? `(SELECT json_agg(json_build_array(s.relid::int, s.seq_scan + coalesce(s.idx_scan, 0), s.seq_tup_read + coalesce(s.idx_tup_fetch, 0))) FROM ${statsView} s WHERE s.relid = ANY (${oids}))`
       : 'NULL'
     const { rows } = await connection.executeQuery<Record<keyof Probe, unknown>>(
       CompiledQuery.raw(`
@@ -250,7 +252,7 @@ export class StatementRecorder {
     return rewrote
   }
 
-  /** The sequential scans since `before`, which it then moves on to now. */
+  /** The scans (sequential or by index) since `before`, which it then moves on to now. */
   #scanDeltas(probe: Probe, before: Map<number, [number, number]>): { table: string; rowsRead: number }[] {
     const scanned: { table: string; rowsRead: number }[] = []
     for (const [oid, scans, rowsRead] of probe.scans) {

@@ -1,0 +1,30 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { afterAll, describe, expect, it } from 'vitest'
+
+import { migrationNames } from '../src/migrations/index.js'
+import { cli } from './support/cli.js'
+
+const parent = mkdtempSync(join(tmpdir(), 'plan-args-'))
+afterAll(() => rmSync(parent, { recursive: true, force: true }))
+
+describe('migrate:plan arguments and the embedded target', () => {
+  it.each(['--max-rows=', '--max-rows=0', '--max-rows=-5', '--max-rows=1e3', '--max-rows=10.5'])('refuses %s before opening any database', async (argument) => {
+    const dataDir = join(parent, `never-${argument.length}-${argument.replace(/\W/g, '')}`)
+    const run = await cli([argument], { PGLITE_DATA_DIR: dataDir }, 'src/cli/migrate-plan.ts')
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/--max-rows must be a positive whole number/)
+    expect(existsSync(dataDir)).toBe(false)
+  })
+
+  it('plans every migration for an embedded target that does not exist, without creating it', async () => {
+    const dataDir = join(parent, 'pglite')
+    const run = await cli(['--json', '--max-rows=10'], { PGLITE_DATA_DIR: dataDir }, 'src/cli/migrate-plan.ts')
+    expect(run.stderr).toMatch(/does not exist/)
+    expect(run.code).toBe(0)
+    expect(JSON.parse(run.stdout).migrations[0].name).toBe(migrationNames[0])
+    expect(existsSync(dataDir)).toBe(false)
+  })
+})
