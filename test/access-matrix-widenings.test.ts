@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 
+import { seedEmptyTables } from '../src/access/generic-seed.js'
 import { type AccessEntry, measureAccess, seedAccessFixtures } from '../src/tooling.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
@@ -101,5 +102,44 @@ describe.each(testTargets)('the access matrix sees widenings on %s', (target) =>
   it('a policy keyed on the email claim, which every signed-in user has, opens every key to every signed-in user', async () => {
     const attack = ['CREATE POLICY "any user with an email" ON x402_user_claude_configs FOR SELECT TO authenticated USING ((select auth.email()) IS NOT NULL)']
     expect(await cellAfter(attack, 'public.x402_user_claude_configs', 'SELECT', 'authenticated')).toBe('all rows')
+  })
+
+  it('a new table is seeded generically and measured; one that cannot be says why, on its own lines', async () => {
+    const { db } = database
+    await sql`CREATE TABLE public.x402_new (id int PRIMARY KEY, label text NOT NULL, user_id uuid REFERENCES auth.users (id))`.execute(db)
+    await sql`CREATE TABLE public.x402_unseedable (model_id uuid NOT NULL REFERENCES public.ai_models (id))`.execute(db)
+    try {
+      await seedEmptyTables(db)
+      const lines = (await measureAccess(db)).filter((entry) => entry.object.startsWith('x402_new') || entry.object.startsWith('x402_unseedable'))
+      expect(lines.map((entry) => [entry.object, entry.operation, entry.anon])).toEqual([
+        // Supabase's default privileges in public, and RLS off: exactly what review must see.
+        ['x402_new', 'SELECT', 'all rows'],
+        ['x402_new', 'INSERT', 'all rows'],
+        ['x402_new', 'UPDATE', 'all rows'],
+        ['x402_new', 'DELETE', 'all rows'],
+        ...['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((operation) => ['x402_unseedable', operation, expect.stringMatching(/^not seeded: made-up rows for public\.x402_unseedable were refused: .*violates foreign key constraint.*; seed it in src\/access\/access-fixtures\.ts$/)]),
+      ])
+    } finally {
+      await sql`DROP TABLE public.x402_new, public.x402_unseedable`.execute(db)
+    }
+  })
+
+  it('a schema of its own that anon may use is measured too', async () => {
+    const { db } = database
+    await sql`CREATE SCHEMA api`.execute(db)
+    try {
+      await sql`GRANT USAGE ON SCHEMA api TO anon`.execute(db)
+      await sql`CREATE VIEW api.resources AS SELECT id, name FROM public.x402_resources`.execute(db)
+      await sql`GRANT SELECT ON api.resources TO anon`.execute(db)
+      const lines = (await measureAccess(db)).filter((entry) => entry.schema === 'api')
+      expect(lines.map((entry) => [entry.object, entry.operation, entry.anon])).toEqual([
+        ['resources', 'SELECT', 'all rows'],
+        ['resources', 'INSERT', 'none'],
+        ['resources', 'UPDATE', 'none'],
+        ['resources', 'DELETE', 'none'],
+      ])
+    } finally {
+      await sql`DROP SCHEMA api CASCADE`.execute(db)
+    }
   })
 })
