@@ -35,7 +35,9 @@ Supabase's tokens carry: email, phone, app_metadata, aal, session_id, is_anonymo
 - service_role has BYPASSRLS on Supabase and in the stand-in.
 - x402_backup's tables carry the time of the rollback in their name, written \`<time>\` here.
 
-Each line names its object with its schema.
+Schemas: ${ACCESS_SCHEMAS.join(', ')}, and any other an API role may use (Supabase's own aside).
+Each line names its object with its schema. A table with no rows that could not be made up says
+\`not seeded: <reason>\` on its lines.
 `
 
 /**
