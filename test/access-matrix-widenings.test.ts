@@ -99,6 +99,14 @@ describe.each(testTargets)('the access matrix sees widenings on %s', (target) =>
     expect(await cellAfter(attack, 'public.x402_user_claude_configs', 'UPDATE', 'authenticated')).toBe('own rows only, and gives them to another user')
   })
 
+  it('an UPDATE policy whose USING reaches every row lets a user take another user\'s row, even if WITH CHECK keeps the owner', async () => {
+    const attack = [
+      'DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs',
+      'CREATE POLICY u ON x402_user_claude_configs FOR UPDATE TO authenticated USING (true) WITH CHECK ((select auth.uid()) = user_id)',
+    ]
+    expect(await cellAfter(attack, 'public.x402_user_claude_configs', 'UPDATE', 'authenticated')).toBe('all rows')
+  })
+
   it('a policy keyed on the email claim, which every signed-in user has, opens every key to every signed-in user', async () => {
     const attack = ['CREATE POLICY "any user with an email" ON x402_user_claude_configs FOR SELECT TO authenticated USING ((select auth.email()) IS NOT NULL)']
     expect(await cellAfter(attack, 'public.x402_user_claude_configs', 'SELECT', 'authenticated')).toBe('all rows')

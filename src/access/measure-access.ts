@@ -91,10 +91,11 @@ const RELATION_KINDS: Record<string, { kind: string; operations: AccessOperation
 /**
  * Measures, by acting as each API role the way PostgREST does ({@link enterRequest}: the JWT's
  * claims and `SET LOCAL ROLE`), what anon, the signed-in users A and B, and service_role may do
- * with every table, view, sequence and function of {@link ACCESS_SCHEMAS}. Each attempt runs in
- * a transaction that is rolled back, on the rows that {@link seedAccessFixtures} put there: a
+ * with every table, view, sequence and function of {@link listAccessSchemas}. Each attempt runs
+ * in a transaction that is rolled back, on the rows that {@link seedAccessFixtures} put there: a
  * refusal (permission denied, or row level security) and a write that reaches no row both count
- * as not allowed. The database user must be able to switch to the roles (a superuser can).
+ * as not allowed; a table without rows gets `not seeded: <reason>`. The database user must be a
+ * superuser: it switches to the roles, and adds a trigger (rolled back) to aim writes at one row.
  *
  * A row belongs to the user in its `user_id` column. `own rows only` means that A reached A's
  * rows and not B's, and B reached B's and not A's: as the row's owner allowed, as another user
