@@ -33,9 +33,14 @@ describe('the committed access matrix', () => {
     const writes = entries.filter((entry) => ['INSERT', 'UPDATE', 'DELETE'].includes(entry.operation))
     expect(writes.filter((entry) => entry.anon !== 'none')).toEqual([])
     expect(writes.filter((entry) => !['none', 'own rows only'].includes(entry.authenticated))).toEqual([])
-    expect(entries.filter((entry) => entry.object === 'x402_resources').map((entry) => [entry.anon, entry.authenticated])).toEqual(
+    expect(entries.filter((entry) => entry.object === 'public.x402_resources').map((entry) => [entry.anon, entry.authenticated])).toEqual(
       Array.from({ length: 4 }, () => ['none', 'none']),
     )
+    for (const keys of ['public.user_openrouter_integrations', 'public.x402_user_claude_configs']) {
+      expect(entries.filter((entry) => entry.object === keys).map((entry) => [entry.operation, entry.anon, entry.authenticated])).toEqual(
+        ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((operation) => [operation, 'none', 'own rows only']),
+      )
+    }
   })
 
   it('db:access --check passes on the committed file and fails, with the changed line, on a stale one', async () => {
@@ -44,15 +49,17 @@ describe('the committed access matrix', () => {
     expect(clean.code).toBe(0)
     expect(clean.stderr).toContain(`${ACCESS_MATRIX_FILE} is current.`)
 
-    const stale = original.replace('| ai_models | table (RLS on) | INSERT | none | none | all rows |', '| ai_models | table (RLS on) | INSERT | none | all rows | all rows |')
+    const line = '| public.ai_models | table (RLS on) | INSERT | none | none | all rows |'
+    const stale = original.replace(line, '| public.ai_models | table (RLS on) | INSERT | none | all rows | all rows |')
     expect(stale).not.toBe(original)
     writeFileSync(matrixPath, stale)
     try {
       const failed = await cli(['--check'], {}, 'src/cli/access.ts')
       expect(failed.code).toBe(1)
       expect(lines(failed.stdout)).toEqual([
-        '- | ai_models | table (RLS on) | INSERT | none | all rows | all rows |',
-        '+ | ai_models | table (RLS on) | INSERT | none | none | all rows |',
+        `@@ line ${original.split('\n').indexOf(line) + 1} @@`,
+        '- | public.ai_models | table (RLS on) | INSERT | none | all rows | all rows |',
+        '+ | public.ai_models | table (RLS on) | INSERT | none | none | all rows |',
       ])
       expect(lines(failed.stderr).at(-1)).toMatch(
         new RegExp(`^db:access --check failed: ${ACCESS_MATRIX_FILE} differs from the access the migrations give now`),
@@ -76,11 +83,16 @@ describe.each(testTargets)('measuring access on %s', (target) => {
     // And one that lets any signed-in user read every user's Claude key.
     await sql`CREATE POLICY "Signed-in users read all configs" ON x402_user_claude_configs FOR SELECT TO authenticated USING (true)`.execute(db)
     const widened = formatAccessMatrix(await measureAccess(db))
+    const lineOf = (text: string) => committed().split('\n').indexOf(text) + 1
+    const insert = '| public.x402_resources | table (RLS on) | INSERT | none | none | all rows |'
+    const select = '| public.x402_user_claude_configs | table (RLS on) | SELECT | none | own rows only | all rows |'
     expect(compareAccessMatrix(committed(), widened)).toEqual([
-      '- | x402_resources | table (RLS on) | INSERT | none | none | all rows |',
-      '- | x402_user_claude_configs | table (RLS on) | SELECT | none | own rows only | all rows |',
-      '+ | x402_resources | table (RLS on) | INSERT | all rows | none | all rows |',
-      '+ | x402_user_claude_configs | table (RLS on) | SELECT | none | all rows | all rows |',
+      `@@ line ${lineOf(insert)} @@`,
+      `- ${insert}`,
+      '+ | public.x402_resources | table (RLS on) | INSERT | all rows | none | all rows |',
+      `@@ line ${lineOf(select)} @@`,
+      `- ${select}`,
+      '+ | public.x402_user_claude_configs | table (RLS on) | SELECT | none | all rows | all rows |',
     ])
   })
 

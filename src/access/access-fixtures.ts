@@ -1,12 +1,10 @@
 import { type Kysely, sql } from 'kysely'
 
 import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
+import { ACCESS_USERS } from './access-users.js'
+import { seedEmptyTables } from './generic-seed.js'
 
-/** The two signed-in users of the access matrix: each owns one row of every table with owners. */
-export const ACCESS_USERS = {
-  A: 'aaaaaaaa-0000-4000-8000-00000000000a',
-  B: 'bbbbbbbb-0000-4000-8000-00000000000b',
-} as const
+export { ACCESS_USERS } from './access-users.js'
 
 const MODELS = ['11111111-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000002']
 const RESOURCES = ['22222222-0000-4000-8000-000000000001', '22222222-0000-4000-8000-000000000002']
@@ -15,7 +13,7 @@ const RESOURCES = ['22222222-0000-4000-8000-000000000001', '22222222-0000-4000-8
  * Builds, on an empty database, what the access matrix measures: every migration, and two
  * users' rows in every table of the schemas it covers. x402_backup gets its tables the way
  * production would: a rollback of 005 with the data-loss opt-in moves the users' keys there,
- * and migrate:latest then brings the schema back.
+ * and migrate:latest then brings the schema back. Any other empty table is seeded generically.
  *
  * @example
  * ```ts
@@ -50,6 +48,8 @@ export async function seedAccessFixtures(db: Kysely<any>): Promise<void> {
   for (const id of Object.values(ACCESS_USERS)) {
     await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${id}, 'aa:bb')`.execute(db)
   }
+  // A table added later and not seeded above still gets two rows where its columns allow.
+  await seedEmptyTables(db)
 }
 
 /** The rows a rollback of 005 moves to x402_backup: both users' keys, one openrouter_instant resource. */

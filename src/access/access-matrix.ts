@@ -16,10 +16,17 @@ so a migration that changes anyone's access shows up here, as a diff, in review.
 How it is measured: on a scratch database with every migration, the Supabase stand-in, two
 signed-in users (A and B) who each own one row of every table with a \`user_id\` column, two rows
 in every other table, and x402_backup's tables from a rollback of 005 with the data-loss opt-in.
-Each attempt acts as the role the way PostgREST does (\`request.jwt.claims\` and
-\`SET LOCAL ROLE\` in a transaction), and is rolled back. INSERT puts the seed rows back into the
-emptied table; UPDATE and DELETE aim at each seed row.
+Each attempt acts as the role the way PostgREST does (\`request.jwt.claims\` with the claims
+Supabase's tokens carry: email, phone, app_metadata, aal, session_id, is_anonymous …; and
+\`SET LOCAL ROLE\` in a transaction), and is rolled back.
 
+- SELECT and INSERT use the columns the role holds the privilege on: a column-level grant shows
+  as \`(columns: …)\`. INSERT puts the seed rows back into the emptied table.
+- UPDATE and DELETE aim at one row at a time without a WHERE clause, as an unfiltered PostgREST
+  PATCH or DELETE reaches rows: a write policy counts even with no SELECT policy beside it.
+  UPDATE sets a column the role may update (not \`user_id\`) to the row's own value, then tries
+  \`user_id\` itself: a user who can take another's row has reached it, and one who can give
+  their own rows to another user shows as \`…, and gives them to another user\`.
 - \`all rows\`: the role reached every row; \`none\`: it was refused, or reached no row.
 - \`own rows only\` (authenticated): A reached A's rows and not B's, and B reached B's and not
   A's; allowed as the row's owner, not as another user.
@@ -28,7 +35,9 @@ emptied table; UPDATE and DELETE aim at each seed row.
 - service_role has BYPASSRLS on Supabase and in the stand-in.
 - x402_backup's tables carry the time of the rollback in their name, written \`<time>\` here.
 
-Schemas: ${ACCESS_SCHEMAS.join(', ')}.
+Schemas: ${ACCESS_SCHEMAS.join(', ')}, and any other an API role may use (Supabase's own aside).
+Each line names its object with its schema. A table with no rows that could not be made up says
+\`not seeded: <reason>\` on its lines.
 `
 
 /**
@@ -41,10 +50,11 @@ Schemas: ${ACCESS_SCHEMAS.join(', ')}.
  * ```
  */
 export function formatAccessMatrix(entries: AccessEntry[]): string {
-  const sections = ACCESS_SCHEMAS.map((schema) => {
+  const schemas = [...new Set([...ACCESS_SCHEMAS, ...entries.map((entry) => entry.schema)])]
+  const sections = schemas.map((schema) => {
     const lines = entries
       .filter((entry) => entry.schema === schema)
-      .map((entry) => `| ${[normalizedName(entry.object), entry.kind, entry.operation, entry.anon, entry.authenticated, entry.service_role].join(' | ')} |`)
+      .map((entry) => `| ${[`${entry.schema}.${normalizedName(entry.object)}`, entry.kind, entry.operation, entry.anon, entry.authenticated, entry.service_role].join(' | ')} |`)
     const body = lines.length > 0 ? ['| object | kind | operation | anon | authenticated | service_role |', '| --- | --- | --- | --- | --- | --- |', ...lines] : ['No objects.']
     return [`## ${schema}`, '', ...body].join('\n')
   })
@@ -83,8 +93,10 @@ export async function buildAccessMatrix(): Promise<string> {
 }
 
 /**
- * The lines that differ between the committed matrix and the current one, `-` committed and
- * `+` current, in file order; empty when they are equal.
+ * How the committed matrix differs from the current one: empty when the two files are the same
+ * text, byte for byte; otherwise a line diff (`@@ line N @@` where a change starts in the
+ * committed file, `-` committed, `+` current), so that a moved, reordered or duplicated line is a
+ * difference as much as a changed one.
  *
  * @example
  * ```ts
@@ -92,11 +104,40 @@ export async function buildAccessMatrix(): Promise<string> {
  * ```
  */
 export function compareAccessMatrix(committed: string, current: string): string[] {
-  const before = committed.replaceAll('\r\n', '\n').split('\n')
-  const after = current.split('\n')
-  const kept = new Set(after)
-  const had = new Set(before)
-  return [...before.filter((line) => !kept.has(line)).map((line) => `- ${line}`), ...after.filter((line) => !had.has(line)).map((line) => `+ ${line}`)]
+  if (committed === current) return []
+  const differences = diffLines(committed.split('\n'), current.split('\n'))
+  if (differences.length > 0) return differences
+  return ['~ the files differ only in line endings or in the final newline: run `npm run db:access` and commit the file as written']
+}
+
+/** A longest-common-subsequence line diff; the matrix is a few hundred lines, so quadratic is fine. */
+function diffLines(before: string[], after: string[]): string[] {
+  const strip = (line: string) => line.replace(/\r$/, '')
+  const a = before.map(strip)
+  const b = after.map(strip)
+  const common = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0))
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      common[i]![j] = a[i] === b[j] ? common[i + 1]![j + 1]! + 1 : Math.max(common[i + 1]![j]!, common[i]![j + 1]!)
+    }
+  }
+  const out: string[] = []
+  let i = 0
+  let j = 0
+  let inHunk = false
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) {
+      i++
+      j++
+      inHunk = false
+      continue
+    }
+    if (!inHunk) out.push(`@@ line ${i + 1} @@`)
+    inHunk = true
+    if (j >= b.length || (i < a.length && common[i + 1]![j]! >= common[i]![j + 1]!)) out.push(`- ${a[i++]}`)
+    else out.push(`+ ${b[j++]}`)
+  }
+  return out
 }
 
 function normalizedName(name: string): string {

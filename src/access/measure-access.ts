@@ -2,10 +2,11 @@ import { type Kysely, sql, type Transaction } from 'kysely'
 
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { enterRequest, type Requester } from '../supabase/request-context.js'
-import { ACCESS_USERS } from './access-fixtures.js'
+import { ACCESS_SCHEMAS, listAccessSchemas } from './access-schemas.js'
+import { ACCESS_USERS } from './access-users.js'
+import { seedTableGenerically } from './generic-seed.js'
 
-/** The schemas the module owns or creates, whose every object the access matrix covers. */
-export const ACCESS_SCHEMAS = ['public', 'x402_migrations', 'x402_backup'] as const
+export { ACCESS_SCHEMAS } from './access-schemas.js'
 
 export type AccessOperation = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE' | 'EXECUTE'
 
@@ -31,7 +32,7 @@ interface Relation {
   relkind: string
   rls: boolean
   hasOwner: boolean
-  firstColumn: string
+  oid: string
 }
 
 interface SeedRow {
@@ -39,10 +40,44 @@ interface SeedRow {
   owner: string | null
 }
 
-const ANON: Requester = { role: 'anon' }
-const USER_A: Requester = { role: 'authenticated', sub: ACCESS_USERS.A }
-const USER_B: Requester = { role: 'authenticated', sub: ACCESS_USERS.B }
-const SERVICE: Requester = { role: 'service_role' }
+/** A requester and the rest of the claims its JWT carries. */
+interface Actor {
+  requester: Requester
+  claims: Record<string, unknown>
+  /** The user it is signed in as, and the other user. */
+  user?: string
+  other?: string
+}
+
+// As Supabase's tokens carry them: the API keys' (anon, service_role), and a signed-in user's
+// from Supabase Auth, so that a policy on any of their claims is measured as it would act.
+const ISSUED = { iat: 1767225600, exp: 4102444800 }
+const ANON: Actor = { requester: { role: 'anon' }, claims: { iss: 'supabase', ref: 'x402-jobs', ...ISSUED } }
+const SERVICE: Actor = { requester: { role: 'service_role' }, claims: { iss: 'supabase', ref: 'x402-jobs', ...ISSUED } }
+const USER_A = signedIn('A', 'B')
+const USER_B = signedIn('B', 'A')
+
+function signedIn(name: 'A' | 'B', other: 'A' | 'B'): Actor {
+  const sub = ACCESS_USERS[name]
+  return {
+    requester: { role: 'authenticated', sub },
+    claims: {
+      iss: 'https://x402-jobs.supabase.co/auth/v1',
+      aud: 'authenticated',
+      ...ISSUED,
+      email: `user-${name.toLowerCase()}@example.test`,
+      phone: '',
+      app_metadata: { provider: 'email', providers: ['email'] },
+      user_metadata: { email_verified: true },
+      aal: 'aal1',
+      amr: [{ method: 'password', timestamp: ISSUED.iat }],
+      session_id: `${sub.slice(0, -4)}5e55`,
+      is_anonymous: false,
+    },
+    user: sub,
+    other: ACCESS_USERS[other],
+  }
+}
 
 const RELATION_KINDS: Record<string, { kind: string; operations: AccessOperation[] }> = {
   r: { kind: 'table', operations: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] },
@@ -56,10 +91,11 @@ const RELATION_KINDS: Record<string, { kind: string; operations: AccessOperation
 /**
  * Measures, by acting as each API role the way PostgREST does ({@link enterRequest}: the JWT's
  * claims and `SET LOCAL ROLE`), what anon, the signed-in users A and B, and service_role may do
- * with every table, view, sequence and function of {@link ACCESS_SCHEMAS}. Each attempt runs in
- * a transaction that is rolled back, on the rows that {@link seedAccessFixtures} put there: a
+ * with every table, view, sequence and function of {@link listAccessSchemas}. Each attempt runs
+ * in a transaction that is rolled back, on the rows that {@link seedAccessFixtures} put there: a
  * refusal (permission denied, or row level security) and a write that reaches no row both count
- * as not allowed. The database user must be able to switch to the roles (a superuser can).
+ * as not allowed; a table without rows gets `not seeded: <reason>`. The database user must be a
+ * superuser: it switches to the roles, and adds a trigger (rolled back) to aim writes at one row.
  *
  * A row belongs to the user in its `user_id` column. `own rows only` means that A reached A's
  * rows and not B's, and B reached B's and not A's: as the row's owner allowed, as another user
@@ -73,7 +109,8 @@ const RELATION_KINDS: Record<string, { kind: string; operations: AccessOperation
  */
 export async function measureAccess(db: Kysely<any>): Promise<AccessEntry[]> {
   const entries: AccessEntry[] = []
-  for (const relation of await listRelations(db)) {
+  const schemas = await listAccessSchemas(db)
+  for (const relation of await listRelations(db, schemas)) {
     const { kind, operations } = RELATION_KINDS[relation.relkind]!
     const label = relation.relkind === 'r' || relation.relkind === 'p' ? `${kind} (RLS ${relation.rls ? 'on' : 'off'})` : kind
     if (relation.relkind === 'S') {
@@ -87,8 +124,16 @@ export async function measureAccess(db: Kysely<any>): Promise<AccessEntry[]> {
       continue
     }
     const rows = await seedRows(db, relation)
+    if (rows.length === 0) {
+      // Still a line per operation, so that the object shows in the diff for review.
+      const reason = `not seeded: ${await whyNotSeeded(db, relation)}`.replaceAll('|', '/')
+      for (const operation of operations) {
+        entries.push({ schema: relation.schema, object: relation.name, kind: label, operation, anon: reason, authenticated: 'not seeded', service_role: 'not seeded' })
+      }
+      continue
+    }
     for (const operation of operations) {
-      const reached = async (requester: Requester) => reachedRows(db, relation, rows, operation, requester)
+      const reached = async (actor: Actor) => reachedRows(db, relation, rows, operation, actor)
       entries.push({
         schema: relation.schema,
         object: relation.name,
@@ -100,31 +145,30 @@ export async function measureAccess(db: Kysely<any>): Promise<AccessEntry[]> {
       })
     }
   }
-  for (const fn of await listFunctions(db)) {
+  for (const fn of await listFunctions(db, schemas)) {
     entries.push({ schema: fn.schema, object: fn.name, kind: 'function', operation: 'EXECUTE', ...(await allowedCells(db, sql.raw(fn.call))) })
   }
   return entries
 }
 
-async function listRelations(db: Kysely<any>): Promise<Relation[]> {
+async function listRelations(db: Kysely<any>, schemas: string[]): Promise<Relation[]> {
   const { rows } = await sql<Relation>`
     SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind, c.relrowsecurity AS rls,
            EXISTS (SELECT FROM pg_catalog.pg_attribute a
                    WHERE a.attrelid = c.oid AND a.attname = 'user_id' AND NOT a.attisdropped) AS "hasOwner",
-           (SELECT a.attname::text FROM pg_catalog.pg_attribute a
-            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum LIMIT 1) AS "firstColumn"
+           c.oid::text AS oid
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = ANY (${[...ACCESS_SCHEMAS]}::text[])
+    WHERE n.nspname = ANY (${schemas}::text[])
       AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
       AND NOT c.relispartition
       AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
                       WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-    ORDER BY array_position(${[...ACCESS_SCHEMAS]}::text[], n.nspname::text), c.relname
+    ORDER BY array_position(${schemas}::text[], n.nspname::text), c.relname
   `.execute(db)
   return rows
 }
 
-async function listFunctions(db: Kysely<any>): Promise<Array<{ schema: string; name: string; call: string }>> {
+async function listFunctions(db: Kysely<any>, schemas: string[]): Promise<Array<{ schema: string; name: string; call: string }>> {
   // Called with typed NULLs: what is measured is whether the role may call it at all. A trigger
   // function then fails with "can only be called as triggers", which comes after the privilege check.
   const { rows } = await sql<{ schema: string; name: string; call: string }>`
@@ -134,13 +178,26 @@ async function listFunctions(db: Kysely<any>): Promise<Array<{ schema: string; n
                   (SELECT string_agg('NULL::' || pg_catalog.format_type(t.type, NULL), ', ' ORDER BY t.position)
                    FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS t(type, position))) AS call
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-    WHERE n.nspname = ANY (${[...ACCESS_SCHEMAS]}::text[])
+    WHERE n.nspname = ANY (${schemas}::text[])
       AND p.prokind IN ('f', 'p')
       AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
                       WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
-    ORDER BY array_position(${[...ACCESS_SCHEMAS]}::text[], n.nspname::text), 2
+    ORDER BY array_position(${schemas}::text[], n.nspname::text), 2
   `.execute(db)
   return rows
+}
+
+/** Why an empty table stays empty: the error of seeding it generically, tried and rolled back. */
+async function whyNotSeeded(db: Kysely<any>, relation: Relation): Promise<string> {
+  let reason = 'it has no rows, and seedAccessFixtures was not run'
+  await rolledBack(db, async (trx) => {
+    try {
+      await seedTableGenerically(trx, relation.schema, relation.name)
+    } catch (error) {
+      reason = `${(error as Error).message}; seed it in src/access/access-fixtures.ts`
+    }
+  })
+  return reason
 }
 
 async function seedRows(db: Kysely<any>, relation: Relation): Promise<SeedRow[]> {
@@ -148,77 +205,166 @@ async function seedRows(db: Kysely<any>, relation: Relation): Promise<SeedRow[]>
   const { rows } = await sql<SeedRow>`
     SELECT to_jsonb(t)::text AS row, ${owner} AS owner FROM ${sql.id(relation.schema, relation.name)} AS t ORDER BY 1
   `.execute(db)
-  if (rows.length === 0) {
-    throw new Error(
-      `${relation.schema}.${relation.name} has no rows to measure access on: seed it in src/access/access-fixtures.ts ` +
-        "(one row for each of the users A and B where it has a user_id column, otherwise two rows).",
-    )
-  }
   return rows
 }
 
-/** The indexes of the seed rows that `requester` reached with `operation`. */
-async function reachedRows(
-  db: Kysely<any>,
-  relation: Relation,
-  rows: SeedRow[],
-  operation: AccessOperation,
-  requester: Requester,
-): Promise<Set<number>> {
-  const table = sql.id(relation.schema, relation.name)
-  const reached = new Set<number>()
-  await rolledBack(db, async (trx) => {
-    // An empty table to insert the seed rows into again, unchanged: no key or constraint clashes.
-    if (operation === 'INSERT') await sql`DELETE FROM ${table}`.execute(trx)
-    await enterRequest(trx, requester)
-    if (operation === 'SELECT') {
-      const visible = await attempt(trx, relation, operation, requester, () =>
-        sql<{ row: string }>`SELECT to_jsonb(t)::text AS row FROM ${table} AS t`.execute(trx),
-      )
-      for (const { row } of visible && 'rows' in visible ? visible.rows : []) {
-        const index = rows.findIndex((seed) => seed.row === row)
-        if (index >= 0) reached.add(index)
-      }
-      return
-    }
-    for (const [index, { row }] of rows.entries()) {
-      const column = sql.id(relation.firstColumn)
-      const statement =
-        operation === 'INSERT'
-          ? sql`INSERT INTO ${table} SELECT * FROM jsonb_populate_record(NULL::${table}, ${row}::jsonb)`
-          : operation === 'UPDATE'
-            ? sql`UPDATE ${table} AS t SET ${column} = t.${column} WHERE to_jsonb(t)::text = ${row}`
-            : sql`DELETE FROM ${table} AS t WHERE to_jsonb(t)::text = ${row}`
-      await sql`SAVEPOINT access_attempt`.execute(trx)
-      const result = await attempt(trx, relation, operation, requester, () => statement.execute(trx))
-      if (result === undefined || !('rows' in result)) await sql`ROLLBACK TO SAVEPOINT access_attempt`.execute(trx)
-      if (result !== undefined && Number(result.numAffectedRows ?? 0) > 0) reached.add(index)
-    }
-  })
-  return reached
+/** What one actor reached with one operation: seed row indexes, and what the cell adds. */
+interface Reach {
+  rows: Set<number>
+  /** The columns it was limited to, where a column-level grant leaves some out. */
+  columns?: string[]
+  /** Own rows it handed to the other user (UPDATE of user_id). */
+  gave?: Set<number>
 }
 
 /**
- * Runs `statement`; undefined where the role was refused. On a view, a write that the view's
- * table refuses for its constraints (a view that leaves out a NOT NULL column, say) got past
- * every privilege and policy: it counts as one row reached. Any other failure is a fault of the
- * fixtures.
+ * The seed rows that `actor` reached with `operation`. SELECT and INSERT use the columns the
+ * role holds the privilege on (a column-level grant is a grant). UPDATE and DELETE on a table
+ * aim at one row at a time without a WHERE clause, as an unfiltered PostgREST PATCH or DELETE
+ * does: a WHERE would consult the SELECT policies, and a write policy without a SELECT policy
+ * beside it would go unseen. A trigger of the measuring transaction skips every other row.
  */
-async function attempt<T>(
+async function reachedRows(db: Kysely<any>, relation: Relation, rows: SeedRow[], operation: AccessOperation, actor: Actor): Promise<Reach> {
+  const table = sql.id(relation.schema, relation.name)
+  const all = await columnsOf(db, relation, null, operation)
+  const granted = await columnsOf(db, relation, actor.requester.role, operation)
+  const partial = granted.length > 0 && granted.length < all.length ? granted : undefined
+  const reach: Reach = { rows: new Set(), ...(partial && { columns: partial }) }
+  await rolledBack(db, async (trx) => {
+    if (operation === 'SELECT') {
+      const projected = (from: Transaction<any>) =>
+        partial
+          ? sql<{ row: string }>`SELECT to_jsonb(x)::text AS row FROM (SELECT ${sql.join(partial.map((column) => sql.id(column)))} FROM ${table}) AS x`.execute(from)
+          : sql<{ row: string }>`SELECT to_jsonb(t)::text AS row FROM ${table} AS t`.execute(from)
+      const seeds = partial
+        ? (await sql<{ row: string }>`
+            SELECT (SELECT to_jsonb(x)::text FROM (SELECT ${sql.join(partial.map((column) => sql`(p).${sql.id(column)}`))}) AS x) AS row
+            FROM (SELECT jsonb_populate_record(NULL::${table}, seed::jsonb) AS p FROM unnest(${rows.map((row) => row.row)}::text[]) AS seed) AS s
+          `.execute(trx)).rows.map((row) => row.row)
+        : rows.map((row) => row.row)
+      await enterRequest(trx, actor.requester, actor.claims)
+      const visible = await attempt(relation, operation, actor, () => projected(trx))
+      for (const { row } of visible && 'rows' in visible ? visible.rows : []) {
+        const index = seeds.findIndex((seed, at) => seed === row && !reach.rows.has(at))
+        if (index >= 0) reach.rows.add(index)
+      }
+      return
+    }
+    if (operation === 'INSERT') {
+      // An empty table to insert the seed rows into again, unchanged: no key or constraint clashes.
+      await sql`DELETE FROM ${table}`.execute(trx)
+      const columns = partial ?? all
+      for (const [index, { row }] of rows.entries()) {
+        const list = sql.join(columns.map((column) => sql.id(column)))
+        const statement = sql`INSERT INTO ${table} (${list}) SELECT ${list} FROM jsonb_populate_record(NULL::${table}, ${row}::jsonb)`
+        if (await reachedOne(trx, relation, operation, actor, statement)) reach.rows.add(index)
+      }
+      return
+    }
+    const isTable = relation.relkind === 'r' || relation.relkind === 'p'
+    if (isTable) await aimOneRowAtATime(trx, relation)
+    const column = updateColumn(partial ?? granted, all)
+    const valueOf = (row: string, name: string) => sql`(jsonb_populate_record(NULL::${table}, ${row}::jsonb)).${sql.id(name)}`
+    const write = (row: string, set?: { column: string; row: string }) => {
+      // A view takes no row trigger: the row is picked by its content, which needs SELECT on it.
+      const where = isTable ? sql`` : sql` WHERE to_jsonb(t)::text = ${row}`
+      if (operation === 'DELETE') return sql`DELETE FROM ${table} AS t${where}`
+      const target = set ?? { column: column!, row }
+      return sql`UPDATE ${table} AS t SET ${sql.id(target.column)} = ${valueOf(target.row, target.column)}${where}`
+    }
+    for (const [index, seed] of rows.entries()) {
+      if (isTable) await sql`SELECT set_config('x402_access.target', ${seed.row}, true)`.execute(trx)
+      if (await reachedOne(trx, relation, operation, actor, write(seed.row))) reach.rows.add(index)
+      if (operation !== 'UPDATE' || !relation.hasOwner || !actor.user || seed.owner === null) continue
+      // The owner column itself: whether a user can take another's row, or give away their own.
+      const owner = seed.owner === actor.user ? actor.other! : actor.user
+      const moved = write(seed.row, { column: 'user_id', row: JSON.stringify({ user_id: owner }) })
+      if (!(await reachedOne(trx, relation, operation, actor, moved))) continue
+      if (seed.owner === actor.user) (reach.gave ??= new Set()).add(index)
+      else reach.rows.add(index)
+    }
+  })
+  return reach
+}
+
+/** Runs one write as `actor` in a savepoint, then undoes it: whether it reached a row. */
+async function reachedOne(
   trx: Transaction<any>,
   relation: Relation,
   operation: AccessOperation,
-  requester: Requester,
-  statement: () => Promise<T>,
-): Promise<T | { numAffectedRows: bigint } | undefined> {
+  actor: Actor,
+  statement: { execute(trx: Transaction<any>): Promise<{ numAffectedRows?: bigint }> },
+): Promise<boolean> {
+  await sql`SAVEPOINT access_attempt`.execute(trx)
+  try {
+    await enterRequest(trx, actor.requester, actor.claims)
+    const result = await attempt(relation, operation, actor, () => statement.execute(trx))
+    return result !== undefined && Number(result.numAffectedRows ?? 0) > 0
+  } finally {
+    // Also ends the role and the claims, which were set inside the savepoint.
+    await sql`ROLLBACK TO SAVEPOINT access_attempt`.execute(trx)
+  }
+}
+
+/**
+ * A BEFORE trigger, for this transaction only, that lets an UPDATE or DELETE through on the row
+ * named by the setting x402_access.target and skips every other: one row aimed at without a WHERE
+ * clause. Row level security has already filtered the rows it sees, and the WITH CHECK of an
+ * UPDATE comes after it, so both act as on a request.
+ */
+async function aimOneRowAtATime(trx: Transaction<any>, relation: Relation): Promise<void> {
+  await sql`
+    CREATE FUNCTION pg_temp.x402_access_target() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF to_jsonb(OLD)::text = current_setting('x402_access.target') THEN
+        RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+      END IF;
+      RETURN NULL;
+    END
+    $$
+  `.execute(trx)
+  // Named to fire before the table's own triggers, which go in name order.
+  await sql`
+    CREATE TRIGGER "!x402_access_target" BEFORE UPDATE OR DELETE ON ${sql.id(relation.schema, relation.name)}
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.x402_access_target()
+  `.execute(trx)
+}
+
+/**
+ * The relation's columns in order, all of them (`role` null) or those `role` holds the privilege
+ * of `operation` on (DELETE: all, it has no columns).
+ */
+async function columnsOf(db: Kysely<any>, relation: Relation, role: string | null, operation: AccessOperation): Promise<string[]> {
+  const privilege = operation === 'DELETE' ? null : operation
+  const { rows } = await sql<{ name: string }>`
+    SELECT a.attname::text AS name FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = ${relation.oid}::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+      AND (${role}::text IS NULL OR ${privilege}::text IS NULL OR has_column_privilege(${role}::text, a.attrelid, a.attnum, ${privilege}::text))
+    ORDER BY a.attnum
+  `.execute(db)
+  return rows.map((row) => row.name)
+}
+
+/** The column an UPDATE sets: one the role may update that is not the owner, else any. */
+function updateColumn(granted: string[], all: string[]): string | undefined {
+  return granted.find((column) => column !== 'user_id') ?? all.find((column) => column !== 'user_id') ?? all[0]
+}
+
+/**
+ * Runs `statement`; undefined where the role was refused (permission denied, or a row level
+ * security check). An integrity error (class 23: a key, a NOT NULL, a foreign key) comes after
+ * every privilege and policy check: the write was allowed, and counts as one row reached. Any
+ * other failure is a fault of the fixtures.
+ */
+async function attempt<T>(relation: Relation, operation: AccessOperation, actor: Actor, statement: () => Promise<T>): Promise<T | { numAffectedRows: bigint } | undefined> {
   try {
     return await statement()
   } catch (error) {
     const code = errorCode(error)
     if (code === SQLSTATE.insufficientPrivilege) return undefined
-    if (relation.relkind === 'v' && code?.startsWith('23')) return { numAffectedRows: 1n }
+    if (code?.startsWith('23')) return { numAffectedRows: 1n }
     throw new Error(
-      `Measuring ${operation} on ${relation.schema}.${relation.name} as ${describe(requester)} failed: ${(error as Error).message}. ` +
+      `Measuring ${operation} on ${relation.schema}.${relation.name} as ${describe(actor.requester)} failed: ${(error as Error).message}. ` +
         'Only a refusal is an answer; fix the rows of src/access/access-fixtures.ts so that the attempt can succeed where it is allowed.',
       { cause: error },
     )
@@ -226,10 +372,10 @@ async function attempt<T>(
 }
 
 async function allowedCells(db: Kysely<any>, statement: { execute(db: Kysely<any>): Promise<unknown> }) {
-  const allowed = async (requester: Requester) => {
+  const allowed = async (actor: Actor) => {
     let outcome = false
     await rolledBack(db, async (trx) => {
-      await enterRequest(trx, requester)
+      await enterRequest(trx, actor.requester, actor.claims)
       try {
         await statement.execute(trx)
         outcome = true
@@ -262,23 +408,31 @@ async function rolledBack(db: Kysely<any>, use: (trx: Transaction<any>) => Promi
     })
 }
 
-function rowsCell(reached: Set<number>, total: number): string {
-  if (reached.size === total) return 'all rows'
-  if (reached.size === 0) return 'none'
-  return `${reached.size} of ${total} rows`
+function rowsCell(reach: Reach, total: number): string {
+  const reached = reach.rows.size
+  const cell = reached === total ? 'all rows' : reached === 0 ? 'none' : `${reached} of ${total} rows`
+  return withColumns(cell, reach)
 }
 
-function authenticatedCell(byA: Set<number>, byB: Set<number>, rows: SeedRow[]): string {
+function withColumns(cell: string, reach: Reach): string {
+  return cell !== 'none' && reach.columns ? `${cell} (columns: ${reach.columns.join(', ')})` : cell
+}
+
+function authenticatedCell(byA: Reach, byB: Reach, rows: SeedRow[]): string {
   const ownedBy = (user: string) => new Set(rows.flatMap((row, index) => (row.owner === user ? [index] : [])))
   const same = (left: Set<number>, right: Set<number>) => left.size === right.size && [...left].every((index) => right.has(index))
   const ownA = ownedBy(ACCESS_USERS.A)
   const ownB = ownedBy(ACCESS_USERS.B)
-  if (byA.size === rows.length && byB.size === rows.length) return 'all rows'
-  if (byA.size === 0 && byB.size === 0) return 'none'
-  if (ownA.size > 0 && ownB.size > 0 && same(byA, ownA) && same(byB, ownB)) return 'own rows only'
-  const describeReach = (reached: Set<number>, own: Set<number>) =>
-    `${[...reached].filter((index) => own.has(index)).length} own and ${[...reached].filter((index) => !own.has(index)).length} other of ${rows.length} rows`
-  return `user A: ${describeReach(byA, ownA)}; user B: ${describeReach(byB, ownB)}`
+  const gives = (byA.gave?.size ?? 0) + (byB.gave?.size ?? 0) > 0 ? ', and gives them to another user' : ''
+  const cell = (() => {
+    if (byA.rows.size === rows.length && byB.rows.size === rows.length) return 'all rows'
+    if (byA.rows.size === 0 && byB.rows.size === 0) return 'none'
+    if (ownA.size > 0 && ownB.size > 0 && same(byA.rows, ownA) && same(byB.rows, ownB)) return `own rows only${gives}`
+    const describeReach = (reached: Set<number>, own: Set<number>) =>
+      `${[...reached].filter((index) => own.has(index)).length} own and ${[...reached].filter((index) => !own.has(index)).length} other of ${rows.length} rows`
+    return `user A: ${describeReach(byA.rows, ownA)}; user B: ${describeReach(byB.rows, ownB)}${gives}`
+  })()
+  return withColumns(cell, byA.columns ? byA : byB)
 }
 
 function describe(requester: Requester): string {

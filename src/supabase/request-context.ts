@@ -68,6 +68,8 @@ export async function asRequester<T>(
  * `request.jwt.claims` (transaction-local) and `SET LOCAL ROLE`. For code that must prepare the
  * transaction as the database user first and then act as the requester, such as the access
  * matrix; anything else wants {@link asRequester}, which opens and ends the transaction too.
+ * `extraClaims` adds claims to the JWT's (email, app_metadata, …), as Supabase Auth's tokens
+ * carry them; the requester's role and subject always win.
  *
  * @example
  * ```ts
@@ -77,8 +79,8 @@ export async function asRequester<T>(
  * })
  * ```
  */
-export async function enterRequest(trx: Transaction<any>, requester: Requester): Promise<void> {
-  const claims = JSON.stringify({ ...requester, aud: requester.role })
+export async function enterRequest(trx: Transaction<any>, requester: Requester, extraClaims: Record<string, unknown> = {}): Promise<void> {
+  const claims = JSON.stringify({ aud: requester.role, ...extraClaims, ...requester })
   // The legacy per-claim settings are emptied for the transaction, in the same statement: a
   // session-level request.jwt.claim.sub left on a pooled connection would win over the claims.
   await sql`
