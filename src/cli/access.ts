@@ -8,12 +8,23 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 import { ACCESS_MATRIX_FILE, buildAccessMatrix, compareAccessMatrix } from '../access/access-matrix.js'
-import { runCommand, splitArguments } from './run-command.js'
+import { type CommandSpec, helpText, runCommand, splitArguments } from './run-command.js'
+
+const spec = {
+  script: 'db:access',
+  summary: `measures who may do what with every object of the module's schemas, as each API role, and writes ${ACCESS_MATRIX_FILE}.`,
+  options: { check: { type: 'boolean', description: `writes nothing; fails when ${ACCESS_MATRIX_FILE} differs (npm run db:access:check)` } },
+  notes: ['It runs on a scratch embedded database built by the migrations, never on DATABASE_URL.'],
+} as const satisfies CommandSpec
 
 /** From src/cli and from dist/cli alike, two folders up is the repository. */
 const MATRIX_PATH = fileURLToPath(new URL(`../../${ACCESS_MATRIX_FILE}`, import.meta.url))
 
 async function main(args: string[]): Promise<number> {
+  if (args.includes('--help')) {
+    process.stdout.write(helpText(spec))
+    return 0
+  }
   const { flags } = splitArguments(args, ['--check'], 0, () => 'db:access takes optionally --check.')
   const current = await buildAccessMatrix()
   if (!flags.has('--check')) {

@@ -15,12 +15,26 @@ import { fileURLToPath } from 'node:url'
 import { formatRehearsal } from '../rehearsal/format-rehearsal.js'
 import { lintMigrationLocks } from '../rehearsal/lint-locks.js'
 import { readLockPolicy } from '../rehearsal/lock-policy.js'
-import { runCommand, splitArguments } from './run-command.js'
+import { type CommandSpec, helpText, runCommand, splitArguments } from './run-command.js'
+
+const spec = {
+  script: 'lint:locks',
+  summary: 'fails if a migration holds a write-blocking lock on a busy table (lock-policy.json) while it rewrites or scans, or too long.',
+  options: { report: { type: 'boolean', description: 'also prints every measured statement' } },
+  notes: [
+    'Rehearses on a scratch database on the server of LINT_LOCKS_DATABASE_URL, else DATABASE_URL (never changed), else an in-memory PGlite (a partial check).',
+    'Exit code: 0 no violation; 1 a violation, or the command failed.',
+  ],
+} as const satisfies CommandSpec
 
 /** From src/cli and from dist/cli alike, two folders up is the repository. */
 const POLICY = fileURLToPath(new URL('../../lock-policy.json', import.meta.url))
 
 async function main(args: string[]): Promise<number> {
+  if (args.includes('--help')) {
+    process.stdout.write(helpText(spec))
+    return 0
+  }
   const { flags } = splitArguments(args, ['--report'], 0, () => 'lint:locks takes only --report (print every measured statement).')
   const policy = readLockPolicy(POLICY)
   const server = process.env.LINT_LOCKS_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined

@@ -14,11 +14,26 @@ import { existsSync } from 'node:fs'
 import { IN_MEMORY, resolveDatabaseTarget } from '../connection/create-db.js'
 import { formatRehearsal } from '../rehearsal/format-rehearsal.js'
 import { planPendingMigrations } from '../rehearsal/plan-pending.js'
-import { runCommand, splitArguments, withCommandDatabase } from './run-command.js'
+import { type CommandSpec, helpText, runCommand, splitArguments, withCommandDatabase } from './run-command.js'
+
+const spec = {
+  script: 'migrate:plan',
+  summary: 'rehearses every pending migration on a scratch copy of the target, and prints what each statement locks, rewrites and scans.',
+  options: {
+    json: { type: 'boolean', description: 'prints the same data as JSON, for scripts' },
+    'copy-schema': { type: 'boolean', description: "copies the target's schema with pg_dump instead of building it with the migrations" },
+    'max-rows': { type: 'string', valueName: '=<rows>', description: 'the most rows a scratch table gets (a whole number above 0)' },
+  },
+  notes: [
+    'Database (only read): MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded database in PGLITE_DATA_DIR (default .data/pglite).',
+    'The scratch database is a new one on the same server (CREATEDB needed), or an in-memory PGlite; it is dropped afterwards.',
+  ],
+} as const satisfies CommandSpec
 
 const USAGE = 'usage: migrate:plan [-- --json] [--copy-schema] [--max-rows=<rows>]'
 
 async function main(args: string[]): Promise<void> {
+  if (args.includes('--help')) return void process.stdout.write(helpText(spec))
   const maxRowsArguments = args.filter((arg) => arg.startsWith('--max-rows='))
   const { flags } = splitArguments(
     args.filter((arg) => !maxRowsArguments.includes(arg)),
