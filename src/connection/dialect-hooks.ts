@@ -1,4 +1,4 @@
-import type { DatabaseConnection, Dialect, Driver, Kysely, QueryResult } from 'kysely'
+import type { CompiledQuery, DatabaseConnection, Dialect, Driver, Kysely, QueryResult } from 'kysely'
 
 /**
  * What a hooked dialect reports or changes: every statement a connection runs, the transaction
@@ -12,6 +12,15 @@ export interface DialectHooks {
   onStatement?(sql: string, parameters: readonly unknown[], connection: number): void
   /** Turns an error of a query into the error the caller receives. */
   mapError?(error: unknown): unknown
+  /**
+   * Runs each query: `run` sends it on `connection` (the driver's own). For code that measures
+   * around a statement, such as the lock rehearsal.
+   */
+  aroundQuery?<R>(connection: DatabaseConnection, query: CompiledQuery, run: () => Promise<QueryResult<R>>): Promise<QueryResult<R>>
+  /** Called once a transaction has begun on `connection` (the driver's own). */
+  afterBegin?(connection: DatabaseConnection): Promise<void>
+  /** Runs the end of a transaction (COMMIT or ROLLBACK): `end` sends it. */
+  aroundEnd?(end: () => Promise<void>): Promise<void>
 }
 
 /**
@@ -45,8 +54,9 @@ class HookedConnection implements DatabaseConnection {
     ...args: Parameters<DatabaseConnection['executeQuery']>
   ): Promise<QueryResult<R>> {
     this.hooks.onStatement?.(args[0].sql, args[0].parameters, this.number)
+    const run = () => this.inner.executeQuery<R>(...args)
     try {
-      return await this.inner.executeQuery<R>(...args)
+      return await (this.hooks.aroundQuery ? this.hooks.aroundQuery(this.inner, args[0], run) : run())
     } catch (error) {
       throw this.hooks.mapError ? this.hooks.mapError(error) : error
     }
@@ -97,19 +107,24 @@ class HookedDriver implements Driver {
     return wrapper
   }
 
-  beginTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['beginTransaction']>>) {
+  async beginTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['beginTransaction']>>) {
     this.#hooks.onStatement?.('BEGIN', [], numberOf(connection))
-    return this.#driver.beginTransaction(unwrap(connection), ...rest)
+    await this.#driver.beginTransaction(unwrap(connection), ...rest)
+    await this.#hooks.afterBegin?.(unwrap(connection))
   }
 
   commitTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['commitTransaction']>>) {
     this.#hooks.onStatement?.('COMMIT', [], numberOf(connection))
-    return this.#driver.commitTransaction(unwrap(connection), ...rest)
+    return this.#end(() => this.#driver.commitTransaction(unwrap(connection), ...rest))
   }
 
   rollbackTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['rollbackTransaction']>>) {
     this.#hooks.onStatement?.('ROLLBACK', [], numberOf(connection))
-    return this.#driver.rollbackTransaction(unwrap(connection), ...rest)
+    return this.#end(() => this.#driver.rollbackTransaction(unwrap(connection), ...rest))
+  }
+
+  #end(end: () => Promise<void>): Promise<void> {
+    return this.#hooks.aroundEnd ? this.#hooks.aroundEnd(end) : end()
   }
 
   savepoint?: Driver['savepoint'] = (connection, ...rest) =>
