@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { checkDrift, migrateDown, migrateTo, migrateToLatest } from '../src/tooling.js'
+import { checkDrift, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { killRunningScripts, startScript } from './support/script-process.js'
 import { openSession, pollUntil, waitUntilGone, withApplicationName } from './support/server-sessions.js'
@@ -12,6 +12,12 @@ import { withTestDatabase } from './support/test-database.js'
 // clean; and, once the rows that the rollback moved to x402_backup are copied back (the README's
 // way back), every row of x402_resources and user_openrouter_integrations equals the original,
 // column by column. PostgreSQL only: PGlite runs inside the killed process.
+//
+// `migrate:down` reverts the newest applied migration only, so every down round starts from a
+// database whose newest applied migration is 005 (checked before the run): the loop starts at
+// 005, and after each `latest` round, which applies 005 and every migration after it as a
+// deployment does (a kill may land in any of them), the test goes back to 005 with migrateTo,
+// reverting the later migrations, all of them transactional and none of them dropping data.
 
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set'
 const KILLED = 'x402-kill-loop'
@@ -128,6 +134,8 @@ describe.skipIf(skipReason)('killed at random moments on postgres', () => {
         let spanMs = 600
         for (let round = 0; kills < KILLS && round < KILLS * 5; round++) {
           const down = await recorded(db)
+          const context = `seed ${seedValue}, round ${round}, ${down ? 'down' : 'latest'}`
+          if (down) expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name, context).toBe(M005)
           const run = startScript('src/cli/migrate.ts', down ? ['down', '--allow-data-loss'] : ['latest'], {
             DATABASE_URL: withApplicationName(connectionString, KILLED),
           })
@@ -146,7 +154,6 @@ describe.skipIf(skipReason)('killed at random moments on postgres', () => {
           }
           await waitUntilGone(observer, KILLED)
 
-          const context = `seed ${seedValue}, round ${round}, ${down ? 'down' : 'latest'}`
           // The same command again completes, from wherever the kill stopped it.
           if (down) {
             if (await recorded(db)) await migrateDown(db, { allowDataLoss: true, env: {} })
@@ -157,7 +164,7 @@ describe.skipIf(skipReason)('killed at random moments on postgres', () => {
           } else {
             await migrateToLatest(db, { env: {} })
             expect((await checkDrift(db)).ok, context).toBe(true)
-            await migrateDown(db, { env: {} }) // 006, back to 005 for the next rollback
+            await migrateTo(db, M005, { env: {} }) // back to 005 for the next rollback
             await restoreFromBackups(db)
             expect(await everyRow(db), context).toEqual(original)
           }

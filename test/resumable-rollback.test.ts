@@ -13,11 +13,13 @@ import {
   MigrationError,
   migrateDown,
   migrateOnStartup,
+  migrateTo,
   migrateToLatest,
   migrateUp,
   migrationStatus,
 } from '../src/tooling.js'
 import { createUser } from './support/fixtures.js'
+import { migrationsAfter } from './support/migration-names.js'
 import { pollUntil, waitForLockWait, withApplicationName, withSessions } from './support/server-sessions.js'
 import { testTargets, useTestDatabase, withTestDatabase } from './support/test-database.js'
 
@@ -25,8 +27,13 @@ import { testTargets, useTestDatabase, withTestDatabase } from './support/test-d
 // history then says so (a mark on the migration's row, set before the first step), and until the
 // rollback is completed nothing migrates forward: `migrate:latest`, `migrate:up` and start-up
 // refuse, naming the migration and `migrate:down`, which completes it from wherever it stopped.
+// Each test starts at 006, so that one `migrate:down` (which reverts the newest migration) takes
+// the database to 005 and the next one is 005's; what `latest` then applies is derived from the
+// list of migrations, whatever came after 006.
 
+const M002 = '002_add_claude_integration'
 const M005 = '005_add_openrouter_integration'
+const M006 = '006_openrouter_policies_per_supabase_advice'
 const RUN = 'x402-interrupted-down'
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set: only a server lets a session stop a run at a statement'
 
@@ -37,7 +44,7 @@ it('has a completion check for the down of every migration that runs outside a t
 })
 
 describe.each(testTargets)('a refused rollback on %s', (target) => {
-  const database = useTestDatabase(target, 'latest')
+  const database = useTestDatabase(target, M006)
 
   it('leaves no mark: it changed nothing, and the migrations still run forward', async () => {
     const { db } = database
@@ -45,7 +52,7 @@ describe.each(testTargets)('a refused rollback on %s', (target) => {
     await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
     await migrateDown(db) // 006
     await expect(migrateDown(db, { env: {} })).rejects.toThrow(/would destroy data/)
-    expect(await migrateToLatest(db)).toHaveLength(1)
+    expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M005))
   })
 })
 
@@ -101,7 +108,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
   it('killed after its last step, before the history forgets it: forward refuses, migrate:down completes it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       const { connectionString } = location as { connectionString: string }
-      await migrateToLatest(db)
+      await migrateTo(db, M006)
       await db.insertInto('user_openrouter_integrations').values({ user_id: await createUser(db), encrypted_api_key: 'aa:bb' }).execute()
       await migrateDown(db) // 006, in a transaction of its own
       // The marker column exists from earlier rollbacks; a key-share lock on the history row lets
@@ -126,7 +133,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
 
       await expectForwardRefused(db, connectionString)
       expect((await migrateDown(db, { env: {} })).map((result) => result.migrationName)).toEqual([M005])
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toHaveLength(2)
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M002))
       expect((await checkDrift(db)).ok).toBe(true)
     })
   })
@@ -134,7 +141,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
   it('killed in the middle: forward refuses instead of passing for applied, and migrate:down completes it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       const { connectionString } = location as { connectionString: string }
-      await migrateToLatest(db)
+      await migrateTo(db, M006)
       const userId = await createUser(db)
       await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
       await migrateDown(db) // 006
@@ -153,7 +160,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
       await expectForwardRefused(db, connectionString)
       await migrateDown(db, { allowDataLoss: true, env: {} })
       expect((await migrationStatus(db)).find((m) => m.name === M005)?.appliedAt).toBeUndefined()
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toHaveLength(2)
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M002))
       expect((await checkDrift(db)).ok).toBe(true)
       const { rows } = await sql<{ table_name: string }>`
         SELECT table_name FROM information_schema.tables WHERE table_schema = 'x402_backup' AND table_name LIKE '005_user_openrouter_integrations_%'
