@@ -8,6 +8,7 @@ import { serverConnectionConfig } from './server-password.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
 import { toQueryError } from './query-error.js'
 import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
+import { registerPool } from './sever-connections.js'
 import type { DB } from '../types/database.js'
 
 /** Where the embedded database lives when neither `dataDir` nor PGLITE_DATA_DIR says otherwise. */
@@ -150,15 +151,15 @@ function assertReadable(connectionString: string): void {
 export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
   const target = resolveDatabaseTarget(options)
   const pglite = target.kind === 'pglite' ? once(() => openPglite(target.dataDir, options.template)) : undefined
-  const dialect = pglite
-    ? new PGliteDialect({ pglite })
-    : new PostgresDialect({ pool: createPool((target as { connectionString: string }).connectionString, options.env ?? process.env) })
+  const pool = pglite ? undefined : createPool((target as { connectionString: string }).connectionString, options.env ?? process.env)
+  const dialect = pglite ? new PGliteDialect({ pglite }) : new PostgresDialect({ pool: pool! })
   const hooked = withDialectHooks(withoutKyselyMigrationLock(dialect), {
     mapError: toQueryError,
     onStatement: options.onStatement,
   })
   const db = new Kysely<DB>({ dialect: hooked, log: options.log })
   if (pglite) embedded.set(db, pglite)
+  if (pool) registerPool(db, pool)
   return db
 }
 

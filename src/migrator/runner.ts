@@ -153,7 +153,11 @@ async function runBlockWithRetries(
   for (let attempt = 1; ; attempt++) {
     // A run that lost the lock must not go on: another run may hold it by now.
     await assertLockHeld()
-    const { resultSet, blockers } = await runBlock(db, block, migrations, settings, new StopWhenLockLost(lockLost))
+    const ran = await runBlock(db, block, migrations, settings, new StopWhenLockLost(lockLost))
+    const { blockers } = ran
+    // A lost lock cuts the connections (see withMigrationLock): say so, not "connection terminated".
+    const lost = ran.resultSet.error !== undefined ? lockLost() : undefined
+    const resultSet = lost ? { ...ran.resultSet, error: lost } : ran.resultSet
     if (resultSet.error === undefined) return successes(resultSet)
     const lockTimedOut = errorCode(resultSet.error) === SQLSTATE.lockNotAvailable
     if (!lockTimedOut || attempt >= settings.lockAttempts) {
@@ -329,8 +333,15 @@ async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
             .join(', ')
         }
       }
+      // One sample at a time: a server that stopped answering would otherwise queue one every
+      // 100 ms behind the stalled one, and stop() would wait for them all.
+      let busy = false
       timer = setInterval(() => {
-        sampling = sampling.then(sample)
+        if (busy) return
+        busy = true
+        sampling = sample().finally(() => {
+          busy = false
+        })
       }, 100)
     },
     async stop() {
