@@ -113,20 +113,22 @@ function serverOf(connectionString: string): string {
 /**
  * Rejects a connection string whose password (or user) holds a character that ends the
  * authority part of a URL: \`postgres://u:20/secret@host/db\` parses as host "u", port 20, and a
- * database name that is the rest of the password. The driver would connect elsewhere, and every
+ * database name that is the rest of the password (with "?" or "#", parameters or a fragment). The driver would connect elsewhere, and every
  * message naming the database would print the secret.
  */
 function assertReadable(connectionString: string): void {
-  let path: string
+  let afterHost: string
   try {
-    path = new URL(connectionString).pathname
+    // A "?" or "#" in the password starts the query or the fragment; a "/" the path.
+    const { pathname, search, hash } = new URL(connectionString)
+    afterHost = `${pathname}${search}${hash}`
   } catch {
     throw new Error(
       'The connection string is not a valid URL (it is not shown, as it may hold a password). ' +
         'Expected postgres://user:password@host:5432/database, with special characters of the password percent-encoded.',
     )
   }
-  if (path.includes('@')) {
+  if (afterHost.includes('@')) {
     throw new Error(
       'The connection string has an "@" after the host part, so its password (or user name) holds a "/", "?" or "#" that ' +
         'ends the host part early (the string is not shown, as it may hold a password). Percent-encode the password ' +
