@@ -18,6 +18,7 @@ import { withResumableDowns } from './resumable-down.js'
 import { guardDown } from './down-guard.js'
 import { assertRunnerDialect, withMigrationLock } from './lock.js'
 import { migrationProvider, runsInTransaction } from './provider.js'
+import { retryDelayMs } from './retry-delay.js'
 import type { MigrationSettings } from './settings.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 
@@ -171,7 +172,7 @@ async function runBlockWithRetries(
         blockers,
       })
     }
-    const delayMs = settings.retryDelayMs * 2 ** (attempt - 1)
+    const delayMs = retryDelayMs(settings.retryDelayMs, attempt)
     const failed = resultSet.results?.find((result) => result.status === 'Error')?.migrationName
     settings.log(
       `[db] ${failed ?? 'a migration'} hit lock_timeout (attempt ${attempt} of ${settings.lockAttempts}` +
