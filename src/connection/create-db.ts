@@ -8,6 +8,7 @@ import { serverConnectionConfig } from './server-password.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
 import { toQueryError } from './query-error.js'
 import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
+import { registerPool } from './sever-connections.js'
 import type { DB } from '../types/database.js'
 
 /** Where the embedded database lives when neither `dataDir` nor PGLITE_DATA_DIR says otherwise. */
@@ -112,20 +113,22 @@ function serverOf(connectionString: string): string {
 /**
  * Rejects a connection string whose password (or user) holds a character that ends the
  * authority part of a URL: \`postgres://u:20/secret@host/db\` parses as host "u", port 20, and a
- * database name that is the rest of the password. The driver would connect elsewhere, and every
+ * database name that is the rest of the password (with "?" or "#", parameters or a fragment). The driver would connect elsewhere, and every
  * message naming the database would print the secret.
  */
 function assertReadable(connectionString: string): void {
-  let path: string
+  let afterHost: string
   try {
-    path = new URL(connectionString).pathname
+    // A "?" or "#" in the password starts the query or the fragment; a "/" the path.
+    const { pathname, search, hash } = new URL(connectionString)
+    afterHost = `${pathname}${search}${hash}`
   } catch {
     throw new Error(
       'The connection string is not a valid URL (it is not shown, as it may hold a password). ' +
         'Expected postgres://user:password@host:5432/database, with special characters of the password percent-encoded.',
     )
   }
-  if (path.includes('@')) {
+  if (afterHost.includes('@')) {
     throw new Error(
       'The connection string has an "@" after the host part, so its password (or user name) holds a "/", "?" or "#" that ' +
         'ends the host part early (the string is not shown, as it may hold a password). Percent-encode the password ' +
@@ -150,15 +153,15 @@ function assertReadable(connectionString: string): void {
 export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
   const target = resolveDatabaseTarget(options)
   const pglite = target.kind === 'pglite' ? once(() => openPglite(target.dataDir, options.template)) : undefined
-  const dialect = pglite
-    ? new PGliteDialect({ pglite })
-    : new PostgresDialect({ pool: createPool((target as { connectionString: string }).connectionString, options.env ?? process.env) })
+  const pool = pglite ? undefined : createPool((target as { connectionString: string }).connectionString, options.env ?? process.env)
+  const dialect = pglite ? new PGliteDialect({ pglite }) : new PostgresDialect({ pool: pool! })
   const hooked = withDialectHooks(withoutKyselyMigrationLock(dialect), {
     mapError: toQueryError,
     onStatement: options.onStatement,
   })
   const db = new Kysely<DB>({ dialect: hooked, log: options.log })
   if (pglite) embedded.set(db, pglite)
+  if (pool) registerPool(db, pool)
   return db
 }
 

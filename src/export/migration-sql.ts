@@ -9,6 +9,7 @@ import { describeStatement } from '../rehearsal/format-rehearsal.js'
 import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
 import { rehearse, type RehearsalStep } from '../rehearsal/rehearse.js'
 import { scratchDatabase } from '../templates/migrated-template.js'
+import { catalogColumns, downScriptGuard } from './down-script-guard.js'
 
 /** Which half of a migration to export. */
 export type MigrationDirection = 'up' | 'down'
@@ -45,6 +46,7 @@ export async function exportMigrationSql(name: string, direction: MigrationDirec
   if (!run) throw new Error(`Migration ${name} has no down function, so it cannot be exported as down.`)
 
   const statements: Statement[] = []
+  let guard: string | undefined
   let recording = false
   const scratch = scratchDatabase(startingPoint ?? 'none', {
     onStatement: (sql, parameters) => {
@@ -55,17 +57,23 @@ export async function exportMigrationSql(name: string, direction: MigrationDirec
     // A no-op on the template, which is at the starting point already.
     await migrateTo(scratch, startingPoint)
     await ensureSupabaseStandIn(scratch)
+    const before = direction === 'down' ? await catalogColumns(scratch) : []
     recording = true
     if (runsInTransaction(migration)) await scratch.transaction().execute(run)
     else await scratch.connection().execute(run)
     recording = false
+    // The runner guards a down by rehearsing it; a script run by hand needs the guard in SQL. A
+    // down that guards itself in SQL (005) reads x402.allow_data_loss already.
+    if (direction === 'down' && !statements.some((statement) => statement.sql.includes('x402.allow_data_loss'))) {
+      guard = downScriptGuard(name, before, await catalogColumns(scratch), runsInTransaction(migration))
+    }
   } finally {
     await scratch.destroy()
   }
   // A down is rehearsed as the runner runs it: its function, in the migration's transaction mode.
   const step: RehearsalStep = direction === 'up' ? { migration: name } : { name: `${name} (down)`, candidate: { up: run, config: (migration as { config?: MigrationConfig }).config } }
   const profile = options.lockProfile ? await measureStatements(name, step, startingPoint, options.lockProfile, statements) : undefined
-  return renderScript(name, direction, runsInTransaction(migration), statements, profile)
+  return renderScript(name, direction, runsInTransaction(migration), statements, profile, guard)
 }
 
 /**
@@ -108,6 +116,7 @@ function renderScript(
   transactional: boolean,
   statements: Statement[],
   profile?: { rows: number; measured: (MeasuredStatement | undefined)[] },
+  guard?: string,
 ): string {
   const body = statements.map((statement, index) => {
     if (statement.parameters.length > 0) {
@@ -140,6 +149,14 @@ function renderScript(
     `-- Run by hand, it is not recorded in ${MIGRATION_HISTORY_TABLE}.`,
     ...profileNote,
     '',
-    ...body.flatMap((statement) => [statement, '']),
+    // After BEGIN where there is one: a refusal then also aborts the transaction, so that a
+    // client that goes on after an error (psql without ON_ERROR_STOP) changes nothing.
+    ...withGuard(body, guard).flatMap((statement) => [statement, '']),
   ].join('\n')
+}
+
+function withGuard(body: string[], guard: string | undefined): string[] {
+  if (!guard) return body
+  const at = body[0] === 'BEGIN;' ? 1 : 0
+  return [...body.slice(0, at), `${guard};`, ...body.slice(at)]
 }

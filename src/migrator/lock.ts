@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { type Kysely, PGliteAdapter, sql } from 'kysely'
 
+import { severConnections } from '../connection/sever-connections.js'
 import { hasKyselyMigrationLockDisabled } from '../connection/without-kysely-migration-lock.js'
 
 /**
@@ -122,6 +123,10 @@ export async function withMigrationLock<T>(
           { cause: error },
         )
         options.log?.(`[db] ${lost.message}`)
+        // A peer that stopped answering (a stalled proxy, a frozen network path) would leave the
+        // statement in flight on the migration connection waiting for ever, whether or not
+        // statement_timeout was lifted for it: cutting the connections fails it at once.
+        if (error instanceof UnansweredError) severConnections(db)
       }
       const stillHeld = async () => {
         const { rows } = await withinMs(
@@ -160,11 +165,14 @@ export async function withMigrationLock<T>(
   })
 }
 
+/** The lock session did not answer in time: the peer stopped answering, the connection may hang. */
+class UnansweredError extends Error {}
+
 /** `promise`, or a rejection when it has not settled within `ms`: a peer that stopped answering. */
 async function withinMs<T>(ms: number, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the lock session did not answer within ${ms} ms`)), ms)
+    timer = setTimeout(() => reject(new UnansweredError(`the lock session did not answer within ${ms} ms`)), ms)
   })
   try {
     return await Promise.race([promise, timeout])

@@ -18,6 +18,7 @@ import { withResumableDowns } from './resumable-down.js'
 import { guardDown } from './down-guard.js'
 import { assertRunnerDialect, withMigrationLock } from './lock.js'
 import { migrationProvider, runsInTransaction } from './provider.js'
+import { retryDelayMs } from './retry-delay.js'
 import type { MigrationSettings } from './settings.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 
@@ -153,7 +154,11 @@ async function runBlockWithRetries(
   for (let attempt = 1; ; attempt++) {
     // A run that lost the lock must not go on: another run may hold it by now.
     await assertLockHeld()
-    const { resultSet, blockers } = await runBlock(db, block, migrations, settings, new StopWhenLockLost(lockLost))
+    const ran = await runBlock(db, block, migrations, settings, new StopWhenLockLost(lockLost))
+    const { blockers } = ran
+    // A lost lock cuts the connections (see withMigrationLock): say so, not "connection terminated".
+    const lost = ran.resultSet.error !== undefined ? lockLost() : undefined
+    const resultSet = lost ? { ...ran.resultSet, error: lost } : ran.resultSet
     if (resultSet.error === undefined) return successes(resultSet)
     const lockTimedOut = errorCode(resultSet.error) === SQLSTATE.lockNotAvailable
     if (!lockTimedOut || attempt >= settings.lockAttempts) {
@@ -167,7 +172,7 @@ async function runBlockWithRetries(
         blockers,
       })
     }
-    const delayMs = settings.retryDelayMs * 2 ** (attempt - 1)
+    const delayMs = retryDelayMs(settings.retryDelayMs, attempt)
     const failed = resultSet.results?.find((result) => result.status === 'Error')?.migrationName
     settings.log(
       `[db] ${failed ?? 'a migration'} hit lock_timeout (attempt ${attempt} of ${settings.lockAttempts}` +
@@ -329,8 +334,15 @@ async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
             .join(', ')
         }
       }
+      // One sample at a time: a server that stopped answering would otherwise queue one every
+      // 100 ms behind the stalled one, and stop() would wait for them all.
+      let busy = false
       timer = setInterval(() => {
-        sampling = sampling.then(sample)
+        if (busy) return
+        busy = true
+        sampling = sample().finally(() => {
+          busy = false
+        })
       }, 100)
     },
     async stop() {

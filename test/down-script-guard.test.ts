@@ -1,0 +1,80 @@
+import { sql } from 'kysely'
+import pg from 'pg'
+import { describe, expect, it } from 'vitest'
+
+import { exportMigrationSql, migrateTo } from '../src/tooling.js'
+import { createResource, createUser } from './support/fixtures.js'
+import { withTestDatabase } from './support/test-database.js'
+
+// Issue 13 #1, for the SQL Editor: the runner guards a down by rehearsing it, but the script of
+// `npm run migrate:sql -- 002 --down` used to drop x402_user_claude_configs, with every stored
+// Claude key, and commit. Each exported down that drops a table or a column now refuses in SQL,
+// naming what it would destroy, unless the session set x402.allow_data_loss = on; then it copies
+// the tables concerned to x402_backup first.
+
+const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set'
+
+async function runScript(connectionString: string, script: string): Promise<string | undefined> {
+  const client = new pg.Client(connectionString)
+  await client.connect()
+  try {
+    await client.query(script)
+    return undefined
+  } catch (error) {
+    return (error as Error).message
+  } finally {
+    await client.end()
+  }
+}
+
+describe.skipIf(skipReason)('the SQL Editor script of a down that drops data', () => {
+  it('refuses for 002 and 001, and with x402.allow_data_loss = on backs the data up first', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const url = (location as { connectionString: string }).connectionString
+      await migrateTo(db, '002_add_claude_integration')
+      const userId = await createUser(db)
+      await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, 'iv:secret')`.execute(db)
+      const resourceId = await createResource(db, { pt_system_prompt: 'You are terse.' } as never)
+      const present = async () =>
+        (await sql<{ present: boolean }>`SELECT to_regclass('public.x402_user_claude_configs') IS NOT NULL AS present`.execute(db)).rows[0]!.present
+      const backups = async (prefix: string) =>
+        (await sql<{ name: string }>`SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                      WHERE n.nspname = 'x402_backup' AND c.relname LIKE ${`${prefix}%`}`.execute(db)).rows.map((row) => row.name)
+
+      const down002 = await exportMigrationSql('002_add_claude_integration', 'down')
+      expect(await runScript(url, down002)).toMatch(
+        /^Rolling back 002_add_claude_integration would destroy data: table public\.x402_user_claude_configs: 1 row\(s\)\. Nothing was changed\./,
+      )
+      expect(await present()).toBe(true)
+
+      expect(await runScript(url, `SET x402.allow_data_loss = on;\n${down002}`)).toBeUndefined()
+      expect(await present()).toBe(false)
+      const [keysBackup, ...more] = await backups('002_x402_user_claude_configs_')
+      expect(more).toEqual([])
+      const { rows: keys } = await sql<{ user_id: string; api_key_encrypted: string }>`
+        SELECT user_id, api_key_encrypted FROM ${sql.id('x402_backup', keysBackup!)}`.execute(db)
+      expect(keys).toEqual([{ user_id: userId, api_key_encrypted: 'iv:secret' }])
+
+      const down001 = await exportMigrationSql('001_add_prompt_template_fields', 'down')
+      const refusal = await runScript(url, down001)
+      expect(refusal).toMatch(/^Rolling back 001_add_prompt_template_fields would destroy data: /)
+      expect(refusal).toContain('column public.x402_resources.pt_system_prompt: 1 value(s)')
+      const { rows: columns } = await sql<{ count: number }>`
+        SELECT count(*)::int AS count FROM information_schema.columns WHERE table_name = 'x402_resources' AND column_name LIKE 'pt\\_%'`.execute(db)
+      expect(columns[0]!.count).toBe(5)
+
+      expect(await runScript(url, `SET x402.allow_data_loss = on;\n${down001}`)).toBeUndefined()
+      const [resourcesBackup] = await backups('001_x402_resources_')
+      const { rows: saved } = await sql<{ pt_system_prompt: string }>`
+        SELECT pt_system_prompt FROM ${sql.id('x402_backup', resourcesBackup!)} WHERE id = ${resourceId}`.execute(db)
+      expect(saved).toEqual([{ pt_system_prompt: 'You are terse.' }])
+    })
+  })
+
+  it('adds no guard where the down drops nothing, and leaves 005 to its own', async () => {
+    expect(await exportMigrationSql('001_add_prompt_template_fields', 'up')).not.toContain('$guard$')
+    const down005 = await exportMigrationSql('005_add_openrouter_integration', 'down')
+    expect(down005).not.toContain('$guard$')
+    expect(down005).toContain('x402.allow_data_loss')
+  })
+})
