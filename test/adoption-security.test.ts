@@ -47,6 +47,7 @@ describe.each(testTargets)('adoption security on %s', (target) => {
   it('reports as drift an accepted difference removed after adoption: RLS off, a restrictive policy, a CHECK', async () => {
     await sql`CREATE POLICY "only live rows" ON x402_resources AS RESTRICTIVE FOR SELECT TO anon USING (deleted_at IS NULL)`.execute(db)
     await sql`ALTER TABLE x402_resources ADD CONSTRAINT by_hand_name_length CHECK (length(name) < 500)`.execute(db)
+    await sql`REVOKE INSERT ON x402_resources FROM anon`.execute(db)
     await baselineMigrations(db, PRODUCTION_ADOPTION_POINT)
     expect((await checkDrift(db)).ok).toBe(true)
 
@@ -54,6 +55,7 @@ describe.each(testTargets)('adoption security on %s', (target) => {
     await sql`ALTER TABLE ai_models DISABLE ROW LEVEL SECURITY`.execute(db)
     await sql`DROP POLICY "only live rows" ON x402_resources`.execute(db)
     await sql`ALTER TABLE x402_resources DROP CONSTRAINT by_hand_name_length`.execute(db)
+    await sql`GRANT INSERT ON x402_resources TO anon`.execute(db)
     const report = await checkDrift(db)
     expect(report.ok).toBe(false)
     const lines = report.schema!.conflict.map(({ line }) => line)
@@ -63,6 +65,7 @@ describe.each(testTargets)('adoption security on %s', (target) => {
         expect.stringMatching(/^x402_resources: table: row level security: live false \/ expected true \(accepted at adoption/),
         expect.stringMatching(/^x402_resources: policy "only live rows": missing: AS RESTRICTIVE .*\(accepted at adoption/),
         expect.stringMatching(/^x402_resources: constraint by_hand_name_length: missing: CHECK .*\(accepted at adoption/),
+        expect.stringMatching(/^x402_resources: table: grants: live \{.*\(accepted at adoption/),
       ]),
     )
     expect(formatDriftReport(report)).toMatch(/DRIFT/)
@@ -116,6 +119,9 @@ describe.each(testTargets)('adoption security on %s', (target) => {
     for (const statement of plan.statements) await sql.raw(statement).execute(db)
     const { rows } = await sql<{ proconfig: string[] }>`SELECT proconfig FROM pg_proc WHERE oid = 'update_claude_config_updated_at()'::regprocedure`.execute(db)
     expect(rows[0]!.proconfig).toEqual(['search_path=""'])
+    // 007 sets the same search_path: then the module has what was accepted, and nothing was removed.
+    await migrateToLatest(db)
+    expect(formatDriftReport(await checkDrift(db))).toMatch(/^OK/m)
   })
 
   it('refuses an extra trigger on the table that holds Claude keys', async () => {

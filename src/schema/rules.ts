@@ -329,7 +329,14 @@ removed AS (
   LEFT JOIN expected e ON e.key = k.key
   WHERE NOT EXISTS (SELECT FROM ruled r WHERE r.key = k.key AND r.field = k.field)
     AND CASE WHEN k.field = '' THEN l.key IS NULL AND e.key IS NULL
-             ELSE l.key IS NOT NULL AND e.key IS NOT NULL AND coalesce(e.definition -> k.field, 'null') <> k.accepted END
+             ELSE l.key IS NOT NULL AND e.key IS NOT NULL AND coalesce(e.definition -> k.field, 'null') <> k.accepted
+                  -- The module now has it, or has gone further (fewer grants, the same function).
+                  AND NOT (k.field = 'grants' AND jsonb_typeof(e.definition -> k.field) = 'object' AND jsonb_typeof(k.accepted) = 'object'
+                           AND NOT EXISTS (SELECT FROM jsonb_each_text(e.definition -> k.field) AS g
+                                           WHERE NOT (k.accepted ? g.key AND (k.accepted ->> g.key LIKE 'ALL%'
+                                                      OR string_to_array(g.value, ', ') <@ string_to_array(k.accepted ->> g.key, ', ')))))
+                  AND NOT (k.category = 'functions' AND k.field = 'definition'
+                           AND ${normalisedBody("e.definition ->> k.field")} = ${normalisedBody("k.accepted #>> '{}'")}) END
 ),
 classed AS (
   SELECT m.key, m.category, m.table_name, m.object_name, m.field, m.kind, m.live, m.expected, m.object,
