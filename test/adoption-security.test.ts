@@ -2,9 +2,18 @@ import { type Kysely, sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import { markReverting } from '../src/migrator/history.js'
-import { BaselineRefusedError, baselineMigrations, checkDrift, formatDriftReport, migrateToLatest, planRepair } from '../src/tooling.js'
+import {
+  BaselineRefusedError,
+  baselineMigrations,
+  checkDrift,
+  exportBaselineSql,
+  formatDriftReport,
+  migrateToLatest,
+  planRepair,
+} from '../src/tooling.js'
+import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import { buildProductionShapedDatabase, PRODUCTION_ADOPTION_POINT } from './support/production-fixture.js'
-import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
+import { testTargets } from './support/test-database.js'
 
 // Adoption never classes as accepted or equivalent what is weaker than the module: each case is a
 // small variation of the production-shaped fixture that a hostile review found slipping through.
@@ -20,10 +29,10 @@ async function conflictsAtAdoption(db: Kysely<any>): Promise<string[]> {
 }
 
 describe.each(testTargets)('adoption security on %s', (target) => {
-  let database: TestDatabase
+  let database: ScriptableDatabase
   let db: Kysely<any>
   beforeEach(async () => {
-    database = await createTestDatabase(target)
+    database = await createScriptableDatabase(target)
     db = database.db
     await buildProductionShapedDatabase(db)
   })
@@ -142,6 +151,10 @@ describe.each(testTargets)('adoption security on %s', (target) => {
     expect(formatDriftReport(check)).toContain('npm run migrate:down')
     await expect(baselineMigrations(db, PRODUCTION_ADOPTION_POINT)).rejects.toThrow(/rollback of .* was interrupted.*npm run migrate:down/)
     await expect(planRepair(db, PRODUCTION_ADOPTION_POINT)).rejects.toThrow(/rollback of .* was interrupted.*npm run migrate:down/)
+    // The SQL Editor script refuses alike (last: on PGlite, running a script reopens the database).
+    await expect(database.runScript(await exportBaselineSql(PRODUCTION_ADOPTION_POINT))).rejects.toThrow(
+      /rollback of .* was interrupted.*npm run migrate:down/,
+    )
   })
 
   it('has a repair plan that a second run leaves as it is', async () => {
