@@ -384,7 +384,7 @@ const VALUE = `('(?:[^']|'')*'|-?[0-9]+)(?:::[a-z ]+)?`
  * spelling that cannot be proven the same stays a conflict.
  */
 function allowedValues(definition: string): string {
-  const any = `'^CHECK \\(\\(\\(?([a-z_][a-z0-9_]*)\\)?(?:::[a-z ]+)? = ANY \\(\\(?ARRAY\\[(.*)\\]\\)?(?:::[a-z ]+\\[\\])?\\)\\)\\)$'`
+  const any = `'^CHECK \\(\\(\\(?([a-z_][a-z0-9_]*)\\)?(?:::[a-z ]+)? = ANY \\(\\(?ARRAY\\[([^]]*)\\]\\)?(?:::[a-z ]+\\[\\])?\\)\\)\\)$'`
   const term = `\\(*([a-z_][a-z0-9_]*)\\)*(?:::[a-z ]+)? = ${VALUE.replaceAll("'", "''")}\\)*`
   return `(SELECT CASE WHEN count(*) > 0 AND count(DISTINCT v.col) = 1
                        THEN min(v.col) || ' IN (' || string_agg(DISTINCT v.val, ', ' ORDER BY v.val) || ')' END
