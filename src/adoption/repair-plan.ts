@@ -32,8 +32,11 @@ export interface RepairPlan {
  * discipline of migration 005: a lock_timeout first, `CREATE INDEX CONCURRENTLY`, constraints
  * added `NOT VALID` and then validated. It covers a missing index, trigger, CHECK or foreign key
  * constraint, or policy; an unvalidated constraint or invalid index; a function body; row level
- * security off where the module has it on; and the module's comments. Nothing in it drops,
- * disables or loosens anything. What it cannot fix safely (a missing table or column, another
+ * security off where the module has it on; the module's comments; and, on an adopted database,
+ * what adoption accepted and is gone since. Every statement can run again: CREATE TRIGGER,
+ * CREATE POLICY and ADD CONSTRAINT look in the catalog first, and a replaced function keeps the
+ * settings production gave it (CREATE OR REPLACE would reset a hardening search_path). It
+ * refuses while a rollback is interrupted. Nothing in it drops, disables or loosens anything. What it cannot fix safely (a missing table or column, another
  * type, default, CHECK or policy, grants) is listed with what to decide; a missing table whose
  * columns and keys another table has is named as a probable rename. It runs nothing.
  *

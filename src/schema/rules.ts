@@ -8,17 +8,21 @@ import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapsho
  *
  * Each difference is one row, classed:
  * - `equivalent`, never blocks: comment text; a function body that differs only in whitespace
- *   or in the letter case of keywords and unquoted identifiers outside string literals (other
- *   spellings PostgreSQL treats as the same, such as `IN (...)` or `EXECUTE PROCEDURE`, are
- *   deparsed alike by the server and never show up);
+ *   or in the letter case of keywords and unquoted identifiers outside string literals; a CHECK
+ *   that lists the same allowed values of one column (`= ANY (ARRAY[…])` or an OR chain); a
+ *   default of now(), CURRENT_TIMESTAMP or transaction_timestamp(). What cannot be proven the
+ *   same stays a conflict (other spellings, such as `EXECUTE PROCEDURE`, are deparsed alike by
+ *   the server and never show up);
  * - `accepted`, production has more or is stricter: row level security on where the module
- *   leaves it off; a validated constraint the module adds NOT VALID; fewer grants; extra
- *   columns, constraints, indexes and triggers on a table the module ports from production; an
- *   extra policy there that widens nothing (restrictive, for roles that bypass RLS anyway, or
- *   on a table where the module leaves RLS off). Adoption records each, and a later check
- *   holds the database to what was recorded;
+ *   leaves it off; a validated constraint the module adds NOT VALID; fewer grants; a function
+ *   that differs only by a fixed search_path; extra columns, constraints, indexes and triggers
+ *   on a table the module ports from production (no trigger on a table that holds keys); an
+ *   extra policy there that widens nothing (restrictive, or only for roles that bypass RLS).
+ *   Adoption records each, and a later check holds the database to what was recorded: one
+ *   changed, removed or weakened since is a conflict, unless the module itself has it now;
  * - `conflict`, refuses: a missing object; a different type, nullability, default, CHECK,
- *   foreign key, index or trigger; RLS off where the module has it on; a policy that differs
+ *   foreign key, index or trigger; an owner that an API role is or can act as, or that the
+ *   migrating role cannot act as; RLS off where the module has it on; a policy that differs
  *   or widens access; more grants; what a later migration creates; anything added to a table
  *   the module creates whole. With `strict` every difference is a conflict (the exact
  *   comparison).
