@@ -62,6 +62,7 @@ const EXPECTED = {
     'user_openrouter_integrations: policy "Service role full access on OpenRouter": missing: FOR ALL TO service_role USING true',
     'x402_user_claude_configs: index idx_claude_configs_user_enabled: missing: CREATE INDEX',
     'x402_user_claude_configs: trigger claude_config_updated_at: enabled: live D / expected O',
+    'x402_resources: policy "Anon reads, RLS off in the module": extra: FOR SELECT TO anon USING true (a policy no migration creates)',
     'x402_user_claude_configs: policy "Anon reads keys": extra: FOR SELECT TO anon USING true (a policy no migration creates)',
     'function update_openrouter_integration_updated_at(): definition: live CREATE OR REPLACE FUNCTION',
   ],
@@ -73,7 +74,6 @@ const EXPECTED = {
     'x402_resources: constraint by_hand_name_length: extra: CHECK ((length(name) < 500)) (no migration creates it)',
     'x402_resources: index by_hand_on_name: extra: CREATE INDEX by_hand_on_name ON public.x402_resources USING btree (name) (no migration creates it)',
     'x402_resources: trigger by_hand_trigger: extra: CREATE TRIGGER by_hand_trigger',
-    'x402_resources: policy "Anon reads, RLS off in the module": extra: FOR SELECT TO anon USING true (a policy no migration creates)',
     'x402_user_claude_configs: policy "Service role, bypasses RLS anyway": extra: FOR ALL TO service_role USING true (a policy no migration creates)',
     'x402_user_claude_configs: policy "Restrictive": extra: AS RESTRICTIVE FOR DELETE TO authenticated USING false (a policy no migration creates)',
   ],
@@ -140,13 +140,58 @@ describe.each(testTargets)('the comparison rules on %s', (target) => {
     expect(strict.command.split('\n')).toHaveLength(1 + all)
   })
 
+  it('classes owners, triggers on the keys table, fixed search_paths and equivalent spellings alike in both', async () => {
+    const { rows } = await sql<{ definition: string }>`
+      SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint WHERE conname = 'x402_resources_resource_type_check'
+    `.execute(database.db)
+    const values = [...rows[0]!.definition.matchAll(/'([^']*)'::text/g)].map((match) => match[1]!)
+    const orChain = values.map((value) => `resource_type = '${value}'`).join(' OR ')
+    const changes = [
+      `ALTER FUNCTION update_claude_config_updated_at() SET search_path = ''`,
+      'ALTER FUNCTION update_openrouter_integration_updated_at() OWNER TO authenticated',
+      'CREATE TRIGGER by_hand_on_keys BEFORE UPDATE ON x402_user_claude_configs FOR EACH ROW EXECUTE FUNCTION update_claude_config_updated_at()',
+      'ALTER TABLE x402_resources DROP CONSTRAINT x402_resources_resource_type_check',
+      `ALTER TABLE x402_resources ADD CONSTRAINT x402_resources_resource_type_check CHECK (${orChain})`,
+      'ALTER TABLE x402_user_claude_configs ALTER COLUMN created_at SET DEFAULT CURRENT_TIMESTAMP',
+    ]
+    for (const statement of changes) await sql.raw(statement).execute(database.db)
+    try {
+      const { command, script } = await bothPaths(MIGRATION_005)
+      expect(script).toBe(prefix(MIGRATION_005) + command)
+      const lines = command.split('\n')
+      const under = (heading: RegExp, line: RegExp) => {
+        const start = lines.findIndex((one) => heading.test(one))
+        const end = lines.findIndex((one, index) => index > start && /^\S/.test(one))
+        expect(lines.slice(start + 1, end < 0 ? undefined : end).some((one) => line.test(one)), `${line} under ${heading}\n${command}`).toBe(true)
+      }
+      under(/^Conflicts/, /^ {2}function update_openrouter_integration_updated_at\(\): owner: live authenticated \/ expected a role no API role can act as \(an API role owns it/)
+      under(/^Conflicts/, /^ {2}x402_user_claude_configs: trigger by_hand_on_keys: extra: .*\(a trigger no migration creates, on a table that holds keys/)
+      under(/^Production has more/, /^ {2}function update_claude_config_updated_at\(\): definition: .*\(a fixed search_path the module lacks\)$/)
+      under(/^Equivalent/, /^ {2}x402_resources: constraint x402_resources_resource_type_check: definition: .*\(the same allowed values\)$/)
+      under(/^Equivalent/, /^ {2}x402_user_claude_configs: column created_at: default: live CURRENT_TIMESTAMP \/ expected now\(\) \(the same time\)$/)
+    } finally {
+      for (const statement of [
+        'ALTER FUNCTION update_claude_config_updated_at() RESET search_path',
+        'ALTER FUNCTION update_openrouter_integration_updated_at() OWNER TO CURRENT_USER',
+        'DROP TRIGGER by_hand_on_keys ON x402_user_claude_configs',
+        'ALTER TABLE x402_resources DROP CONSTRAINT x402_resources_resource_type_check',
+        `ALTER TABLE x402_resources ADD CONSTRAINT x402_resources_resource_type_check CHECK (resource_type IN (${values.map((value) => `'${value}'`).join(', ')}))`,
+        'ALTER TABLE x402_user_claude_configs ALTER COLUMN created_at SET DEFAULT now()',
+      ]) {
+        await sql.raw(statement).execute(database.db)
+      }
+    }
+  })
+
   it('has a repair plan that fixes what it safely can, under lock discipline, and leaves the rest to decide', async () => {
     const plan = await planRepair(database.db, MIGRATION_005)
     expect(plan.script).toMatch(/\nSET lock_timeout = '\d+ms';\n/)
     expect(plan.statements).toEqual([
       expect.stringMatching(/^CREATE OR REPLACE FUNCTION public\.update_openrouter_integration_updated_at\(\)/),
       'ALTER TABLE public.user_openrouter_integrations ENABLE ROW LEVEL SECURITY',
-      'CREATE POLICY "Service role full access on OpenRouter" ON public.user_openrouter_integrations AS PERMISSIVE FOR ALL TO service_role USING (true)',
+      expect.stringContaining(
+        `EXECUTE 'CREATE POLICY "Service role full access on OpenRouter" ON public.user_openrouter_integrations AS PERMISSIVE FOR ALL TO service_role USING (true)'`,
+      ),
       'CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_claude_configs_user_enabled ON public.x402_user_claude_configs USING btree (user_id, is_enabled)',
       'ALTER TABLE public.x402_user_claude_configs ENABLE TRIGGER claude_config_updated_at',
       expect.stringMatching(/^COMMENT ON TABLE public\.user_openrouter_integrations IS '/),
@@ -159,6 +204,7 @@ describe.each(testTargets)('the comparison rules on %s', (target) => {
       'x402_resources: column resource_type',
       'x402_resources: column slug',
       'x402_resources: constraint x402_resources_openrouter_model_id_fkey',
+      'x402_resources: policy "Anon reads, RLS off in the module"',
       'x402_user_claude_configs: policy "Anon reads keys"',
     ])
     expect(plan.script).not.toMatch(/^[^-\n]*\b(DROP|DISABLE|TRUNCATE|DELETE|REVOKE)\b/m)

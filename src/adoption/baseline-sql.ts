@@ -3,7 +3,7 @@ import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE, MIGRATION_LOCK_I
 import { migrationNames } from '../migrations/index.js'
 import { checksumTableStatements, MIGRATION_CHECKSUM_TABLE, type MigrationSourceOptions, migrationChecksum } from '../migrator/checksums.js'
 import { MIGRATION_LOCK_KEY } from '../migrator/lock.js'
-import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
+import { MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from '../migrator/history.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
 import { buildSchemaReference, type SchemaReference } from '../schema/reference.js'
 import { comparisonQuery, comparisonReportQuery, DIFFERENCE_CLASSES } from '../schema/rules.js'
@@ -107,6 +107,13 @@ DECLARE
   report text;
 BEGIN
   IF to_regclass(${literal(history)}) IS NOT NULL THEN
+    -- A half-removed schema is not compared: the comparison would call the module's own objects missing.
+    SELECT string_agg(h.name, ', ' ORDER BY h.name) INTO problems
+    FROM ${history} h WHERE (to_jsonb(h) ->> ${literal(REVERTING_COLUMN)}) IS NOT NULL;
+    IF problems IS NOT NULL THEN
+      RAISE EXCEPTION 'Cannot adopt the database at %: the rollback of % was interrupted, so the schema is half removed and is not compared: complete it first with npm run migrate:down (it resumes where it stopped). Nothing was recorded.',
+        ${literal(migrationName)}, problems;
+    END IF;
     SELECT string_agg(h.name, ', ' ORDER BY h.name) INTO problems
     FROM ${history} h WHERE NOT (h.name = ANY (baseline_names));
     IF problems IS NOT NULL THEN

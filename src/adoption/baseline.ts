@@ -17,6 +17,7 @@ import { migrationNamesUpTo } from '../migrator/migration-names.js'
 import type { SchemaDiff } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
 import { recordAcceptedDifferences } from './accepted-differences.js'
+import { interruptedRollback } from './interrupted-rollback.js'
 
 /** Options of {@link baselineMigrations}. */
 export interface BaselineOptions extends MigrationSourceOptions {
@@ -96,7 +97,8 @@ export async function baselineMigrations(
 
   const adopt = async (): Promise<BaselineResult> => {
     const alreadyRecorded = await recordedMigrationNames(db)
-    const disagreements = historyDisagreements(alreadyRecorded, migrationName)
+    const rollback = await interruptedRollback(db)
+    const disagreements = rollback ? [rollback] : historyDisagreements(alreadyRecorded, migrationName)
     if (disagreements.length > 0) throw new BaselineRefusedError(migrationName, disagreements, undefined)
     const diff = await diffWithReference(db, reference, options)
     if (diff.conflict.length > 0) throw new BaselineRefusedError(migrationName, [], diff)

@@ -12,6 +12,7 @@ import { historyDisagreements, recordedMigrationNames } from '../migrator/histor
 import { formatSchemaDiff, type SchemaDiff } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
 import { readAcceptedDifferences } from './accepted-differences.js'
+import { interruptedRollback } from './interrupted-rollback.js'
 
 /** Options of {@link checkDrift}. */
 export interface DriftCheckOptions extends MigrationSourceOptions {
@@ -78,7 +79,9 @@ export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {
   if (migrationName === undefined) {
     history.push('no migration is recorded as applied: run `npm run migrate:latest`, or adopt a hand-built database with `npm run migrate:baseline -- <name>`')
   }
-  const schema = migrationName
+  const rollback = await interruptedRollback(db)
+  if (rollback !== undefined) history.unshift(`${rollback.charAt(0).toUpperCase()}${rollback.slice(1)}.`)
+  const schema = migrationName && rollback === undefined
     ? await diffWithReference(db, await buildSchemaReference(migrationName), {
         strict: options.strict,
         acceptedBefore: await readAcceptedDifferences(db),

@@ -1,8 +1,10 @@
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 
 import { migrationSettings } from '../migrator/settings.js'
 import type { SchemaDiff, SchemaDifference } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference, type SchemaReference } from '../schema/reference.js'
+import { readAcceptedDifferences } from './accepted-differences.js'
+import { interruptedRollback } from './interrupted-rollback.js'
 
 /** A conflict the plan cannot fix safely: what was found, and what to decide. */
 export interface UnresolvedConflict {
@@ -30,8 +32,11 @@ export interface RepairPlan {
  * discipline of migration 005: a lock_timeout first, `CREATE INDEX CONCURRENTLY`, constraints
  * added `NOT VALID` and then validated. It covers a missing index, trigger, CHECK or foreign key
  * constraint, or policy; an unvalidated constraint or invalid index; a function body; row level
- * security off where the module has it on; and the module's comments. Nothing in it drops,
- * disables or loosens anything. What it cannot fix safely (a missing table or column, another
+ * security off where the module has it on; the module's comments; and, on an adopted database,
+ * what adoption accepted and is gone since. Every statement can run again: CREATE TRIGGER,
+ * CREATE POLICY and ADD CONSTRAINT look in the catalog first, and a replaced function keeps the
+ * settings production gave it (CREATE OR REPLACE would reset a hardening search_path). It
+ * refuses while a rollback is interrupted. Nothing in it drops, disables or loosens anything. What it cannot fix safely (a missing table or column, another
  * type, default, CHECK or policy, grants) is listed with what to decide; a missing table whose
  * columns and keys another table has is named as a probable rename. It runs nothing.
  *
@@ -43,12 +48,17 @@ export interface RepairPlan {
  */
 export async function planRepair(db: Kysely<any>, name: string): Promise<RepairPlan> {
   const reference = await buildSchemaReference(name)
-  const diff = await diffWithReference(db, reference)
+  const rollback = await interruptedRollback(db)
+  if (rollback !== undefined) throw new Error(`Cannot plan a repair: ${rollback}.`)
+  // What adoption accepted and is gone since is put back too (a dropped policy, RLS switched off).
+  const accepted = await readAcceptedDifferences(db)
+  const diff = await diffWithReference(db, reference, accepted.length > 0 ? { acceptedBefore: accepted } : {})
+  const settings = await functionSettings(db)
   const statements: string[] = []
   const unresolved: UnresolvedConflict[] = []
   const later: string[] = []
   for (const difference of diff.conflict) {
-    const fix = repair(difference, reference)
+    const fix = repair(difference, reference, settings)
     if ('decide' in fix) unresolved.push({ line: difference.line, decide: fix.decide })
     else {
       statements.push(...fix.now)
@@ -70,11 +80,48 @@ export async function planRepair(db: Kysely<any>, name: string): Promise<RepairP
 
 type Fix = { now: string[]; after?: string[] } | { decide: string }
 
-function repair(difference: SchemaDifference, reference: SchemaReference): Fix {
+/**
+ * The `SET` lines of each live function's header, as the server deparses them: a
+ * CREATE OR REPLACE resets them, so the plan writes them into the module's source.
+ */
+async function functionSettings(db: Kysely<any>): Promise<Record<string, string[]>> {
+  const { rows } = await sql<{ name: string; source: string }>`
+    SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS name,
+           pg_catalog.pg_get_functiondef(p.oid) AS source
+    FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = 'public'::regnamespace AND p.prokind IN ('f', 'p') AND p.proconfig IS NOT NULL
+  `.execute(db)
+  return Object.fromEntries(rows.map(({ name, source }) => [name, header(source).filter((line) => /^ SET /.test(line))]))
+}
+
+/** The lines of a deparsed function before its body (`AS $function$…`). */
+function header(source: string): string[] {
+  const lines = source.split('\n')
+  const body = lines.findIndex((line) => line.startsWith('AS '))
+  return body < 0 ? [] : lines.slice(0, body)
+}
+
+/**
+ * The module's source of a function with the settings production has (a fixed search_path)
+ * kept: the module's own SET lines win where both set the same parameter. Undefined when the
+ * source has no header to put them in, so that the plan leaves it to a person instead of
+ * dropping a setting.
+ */
+function replaceFunction(source: string, kept: string[] = []): string | undefined {
+  const lines = source.trim().split('\n')
+  const body = lines.findIndex((line) => line.startsWith('AS '))
+  if (body < 0) return kept.length === 0 ? source.trim() : undefined
+  const own = new Set(lines.slice(0, body).filter((line) => /^ SET /.test(line)).map((line) => line.split(' ')[2]))
+  const extra = kept.filter((line) => !own.has(line.split(' ')[2]))
+  return [...lines.slice(0, body), ...extra, ...lines.slice(body)].join('\n')
+}
+
+function repair(difference: SchemaDifference, reference: SchemaReference, settings: Record<string, string[]>): Fix {
   const { kind, category, field, table_name: table, object_name: name } = difference
   const expected = (difference.kind === 'missing' ? difference.expected : null) as Record<string, unknown> | null
   const on = table === null ? '' : `public.${ident(table)}`
 
+  if (field === 'owner') return { decide: difference.reason }
   if (kind === 'extra') {
     return { decide: `${difference.reason}. Decide whether the module should own it (a new migration), or adopt at the migration that creates it.` }
   }
@@ -88,12 +135,15 @@ function repair(difference: SchemaDifference, reference: SchemaReference): Fix {
           return { decide: 'a key constraint: build its unique index CONCURRENTLY, then ALTER TABLE … ADD CONSTRAINT … USING INDEX, after checking the data has no duplicates.' }
         }
         const validate = expected!.validated === false ? [] : [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`]
-        return { now: [`ALTER TABLE ${on} ADD CONSTRAINT ${ident(name)} ${definition.replace(/ NOT VALID$/, '')} NOT VALID`], after: validate }
+        const add = `ALTER TABLE ${on} ADD CONSTRAINT ${ident(name)} ${definition.replace(/ NOT VALID$/, '')} NOT VALID`
+        return { now: [unlessExists('pg_catalog.pg_constraint', `conrelid = '${on}'::regclass AND conname = ${literal(name)}`, add)], after: validate }
       }
       case 'triggers':
-        return { now: [String(expected!.definition)] }
+        return {
+          now: [unlessExists('pg_catalog.pg_trigger', `tgrelid = '${on}'::regclass AND tgname = ${literal(name)} AND NOT tgisinternal`, String(expected!.definition))],
+        }
       case 'policies':
-        return { now: [createPolicy(name, on, expected!)] }
+        return { now: [unlessExists('pg_catalog.pg_policy', `polrelid = '${on}'::regclass AND polname = ${literal(name)}`, createPolicy(name, on, expected!))] }
       case 'functions': {
         const source = reference.functionSources[name]
         return source ? { now: [source.trim()] } : { decide: 'the module defines it; create it from the module\'s migration.' }
@@ -115,7 +165,8 @@ function repair(difference: SchemaDifference, reference: SchemaReference): Fix {
     }
     if (category === 'functions' && field === 'definition') {
       const source = reference.functionSources[name]
-      if (source) return { now: [source.trim()] }
+      const replaced = source === undefined ? undefined : replaceFunction(source, settings[name])
+      if (replaced !== undefined) return { now: [replaced] }
     }
     if (category === 'constraints' && field === 'validated' && live === false) {
       return { now: [], after: [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`] }
@@ -132,6 +183,20 @@ function repair(difference: SchemaDifference, reference: SchemaReference): Fix {
     }
   }
   return { decide: difference.reason }
+}
+
+/**
+ * `statement`, run only where `catalog` has no row matching `condition`: CREATE TRIGGER, CREATE
+ * POLICY and ADD CONSTRAINT have no IF NOT EXISTS, and the plan must be safe to run again.
+ */
+function unlessExists(catalog: string, condition: string, statement: string): string {
+  return [
+    'DO $repair$ BEGIN',
+    `  IF NOT EXISTS (SELECT FROM ${catalog} WHERE ${condition}) THEN`,
+    `    EXECUTE ${literal(statement)};`,
+    '  END IF;',
+    'END $repair$',
+  ].join('\n')
 }
 
 function createPolicy(name: string, on: string, definition: Record<string, unknown>): string {

@@ -8,17 +8,21 @@ import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapsho
  *
  * Each difference is one row, classed:
  * - `equivalent`, never blocks: comment text; a function body that differs only in whitespace
- *   or in the letter case of keywords and unquoted identifiers outside string literals (other
- *   spellings PostgreSQL treats as the same, such as `IN (...)` or `EXECUTE PROCEDURE`, are
- *   deparsed alike by the server and never show up);
+ *   or in the letter case of keywords and unquoted identifiers outside string literals; a CHECK
+ *   that lists the same allowed values of one column (`= ANY (ARRAY[…])` or an OR chain); a
+ *   default of now(), CURRENT_TIMESTAMP or transaction_timestamp(). What cannot be proven the
+ *   same stays a conflict (other spellings, such as `EXECUTE PROCEDURE`, are deparsed alike by
+ *   the server and never show up);
  * - `accepted`, production has more or is stricter: row level security on where the module
- *   leaves it off; a validated constraint the module adds NOT VALID; fewer grants; extra
- *   columns, constraints, indexes and triggers on a table the module ports from production; an
- *   extra policy there that widens nothing (restrictive, for roles that bypass RLS anyway, or
- *   on a table where the module leaves RLS off). Adoption records each, and a later check
- *   holds the database to what was recorded;
+ *   leaves it off; a validated constraint the module adds NOT VALID; fewer grants; a function
+ *   that differs only by a fixed search_path; extra columns, constraints, indexes and triggers
+ *   on a table the module ports from production (no trigger on a table that holds keys); an
+ *   extra policy there that widens nothing (restrictive, or only for roles that bypass RLS).
+ *   Adoption records each, and a later check holds the database to what was recorded: one
+ *   changed, removed or weakened since is a conflict, unless the module itself has it now;
  * - `conflict`, refuses: a missing object; a different type, nullability, default, CHECK,
- *   foreign key, index or trigger; RLS off where the module has it on; a policy that differs
+ *   foreign key, index or trigger; an owner that an API role is or can act as, or that the
+ *   migrating role cannot act as; RLS off where the module has it on; a policy that differs
  *   or widens access; more grants; what a later migration creates; anything added to a table
  *   the module creates whole. With `strict` every difference is a conflict (the exact
  *   comparison).
@@ -43,6 +47,23 @@ export const CLASS_HEADINGS: Record<DifferenceClass, string> = {
  * migration creates is a conflict, such as a trigger added by hand to the keys table.
  */
 export const PORTED_TABLES: readonly string[] = ['ai_models', 'x402_resources', 'x402_user_claude_configs']
+
+/**
+ * The tables that hold secrets (encrypted keys). A trigger fires with every row written, key
+ * included, and can copy it anywhere (as SECURITY DEFINER, past every policy): a trigger no
+ * migration creates there is a conflict even on a ported table.
+ */
+export const SECRET_TABLES: readonly string[] = ['x402_user_claude_configs', 'user_openrouter_integrations']
+
+/**
+ * The roles PostgREST acts as. An object owned by one of them, or by a role one of them can act
+ * as, is reachable past row level security (an owner bypasses it and can switch it off).
+ */
+export const API_ROLES: readonly string[] = ['anon', 'authenticated', 'service_role', 'authenticator']
+
+/** What a removed or weakened accepted difference is told to do. */
+const PUT_BACK =
+  'accepted at adoption, now removed or weakened: put it back as it was (the repair plan does what it can: npm run migrate:baseline -- <the newest applied migration> --plan)'
 
 /** A difference accepted before (at adoption), which a check holds the database to. */
 export interface AcceptedDifferenceRecord {
@@ -119,6 +140,8 @@ params AS (
   SELECT ${literal(jsonLines(reference))}::jsonb AS reference,
          ${textArray(owned)} AS owned,
          ${textArray([...PORTED_TABLES])} AS ported,
+         ${textArray([...SECRET_TABLES])} AS secret,
+         ${textArray([...API_ROLES])} AS api_roles,
          ${inputs.strict ? 'true' : 'false'} AS strict,
          ${accepted} AS accepted
 ),
@@ -136,6 +159,33 @@ expected AS (
 module_tables AS (
   SELECT e.object_name AS name, coalesce((e.definition ->> 'row level security')::boolean, false) AS rls
   FROM expected e WHERE e.category = 'relations'
+),
+-- Who owns the module's tables and functions, where that opens them to the API: an API role, a
+-- role an API role can act as, or a role the migrating role cannot act as (migrations then fail).
+owners AS (
+  SELECT o.key, o.category, o.table_name, o.object_name, o.owner, r.reason
+  FROM (
+    SELECT 'relations ' || c.relname AS key, 'relations' AS category, c.relname::text AS table_name,
+           c.relname::text AS object_name, c.relowner AS owner
+    FROM pg_catalog.pg_class c
+    WHERE c.relnamespace = 'public'::regnamespace AND c.relname IN (SELECT name FROM module_tables)
+    UNION ALL
+    SELECT f.key, 'functions', NULL, f.name, p.proowner
+    FROM pg_catalog.pg_proc p
+    CROSS JOIN LATERAL (SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS name) AS n
+    CROSS JOIN LATERAL (SELECT 'functions ' || n.name AS key, n.name) AS f
+    WHERE p.pronamespace = 'public'::regnamespace AND f.key IN (SELECT key FROM expected WHERE category = 'functions')
+  ) AS o
+  CROSS JOIN params p
+  CROSS JOIN LATERAL (SELECT CASE
+      WHEN pg_catalog.pg_get_userbyid(o.owner) = ANY (p.api_roles)
+        THEN 'an API role owns it: the owner bypasses row level security and can switch it off; give it to the role that runs migrations (ALTER … OWNER TO postgres)'
+      WHEN EXISTS (SELECT FROM pg_catalog.pg_roles a WHERE a.rolname = ANY (p.api_roles) AND pg_catalog.pg_has_role(a.oid, o.owner, 'MEMBER'))
+        THEN 'an API role is a member of its owner, so it can act as the owner past row level security; revoke that membership, or give the object to the role that runs migrations'
+      WHEN NOT pg_catalog.pg_has_role(current_user, o.owner, 'MEMBER')
+        THEN 'the role that runs migrations (' || current_user || ') cannot act as its owner, so no migration can change it; give it to that role'
+    END AS reason) AS r
+  WHERE r.reason IS NOT NULL
 ),
 -- A table's columns (name, type, nullability) and keys (primary and unique constraints), to
 -- recognise a table renamed by hand: one that has all of them (production's have more).
@@ -180,6 +230,10 @@ found AS (
   WHERE NOT EXISTS (SELECT FROM expected e WHERE e.key = l.key)
     AND CASE WHEN l.category IN ('relations', 'functions') THEN l.key = ANY (p.owned)
              ELSE l.table_name IN (SELECT name FROM module_tables) END
+  UNION ALL
+  SELECT o.key, o.category, o.table_name, o.object_name, 'owner', 'changed', to_jsonb(pg_catalog.pg_get_userbyid(o.owner)::text),
+         to_jsonb('a role no API role can act as'::text), coalesce(l.definition, '{}'::jsonb) || jsonb_build_object('owner problem', o.reason)
+  FROM owners o LEFT JOIN live l ON l.key = o.key
 ),
 ruled AS (
   SELECT d.*, r.class, r.reason
@@ -188,11 +242,15 @@ ruled AS (
   CROSS JOIN LATERAL (SELECT
     CASE
       WHEN d.kind = 'missing' THEN 'conflict'
+      WHEN d.field = 'owner' THEN 'conflict'
       WHEN d.kind = 'extra' AND d.key = ANY (p.owned) THEN 'conflict'
       WHEN p.strict THEN 'conflict'
       WHEN d.kind = 'extra' AND NOT (d.table_name = ANY (p.ported)) THEN 'conflict'
+      WHEN d.kind = 'extra' AND d.category = 'triggers' AND d.table_name = ANY (p.secret) THEN 'conflict'
       WHEN d.kind = 'extra' AND d.category <> 'policies' THEN 'accepted'
-      WHEN d.kind = 'extra' AND (NOT t.rls OR NOT (d.live ->> 'permissive')::boolean
+      -- A permissive policy for an API role widens access: where the module leaves RLS off today,
+      -- a later migration turns it on (007) with no policy for those roles.
+      WHEN d.kind = 'extra' AND (NOT (d.live ->> 'permissive')::boolean
                                  OR NOT EXISTS (SELECT FROM unnest(string_to_array(d.live ->> 'roles', ', ')) AS g(role)
                                                 WHERE NOT coalesce((SELECT a.rolbypassrls FROM pg_catalog.pg_roles a WHERE a.rolname = g.role), false)))
         THEN 'accepted'
@@ -200,6 +258,14 @@ ruled AS (
       WHEN d.field = 'comment' THEN 'equivalent'
       WHEN d.category = 'functions' AND d.field = 'definition'
            AND ${normalisedBody("d.live #>> '{}'")} = ${normalisedBody("d.expected #>> '{}'")} THEN 'equivalent'
+      WHEN d.category = 'functions' AND d.field = 'definition' AND (d.live #>> '{}') ~ ${literal(FIXED_SEARCH_PATH)}
+           AND NOT (d.expected #>> '{}') ~ ' SET [a-z_.]+ TO '
+           AND ${normalisedBody(`regexp_replace(d.live #>> '{}', ${literal(FIXED_SEARCH_PATH)}, '')`)} = ${normalisedBody("d.expected #>> '{}'")}
+        THEN 'accepted'
+      WHEN d.category = 'constraints' AND d.field = 'definition'
+           AND ${allowedValues("d.live #>> '{}'")} = ${allowedValues("d.expected #>> '{}'")} THEN 'equivalent'
+      WHEN d.category = 'columns' AND d.field = 'default'
+           AND d.live #>> '{}' IN (${SAME_TIME}) AND d.expected #>> '{}' IN (${SAME_TIME}) THEN 'equivalent'
       WHEN d.field IN ('row level security', 'forced row level security', 'validated') AND d.live = 'true' THEN 'accepted'
       WHEN d.field = 'grants' AND jsonb_typeof(d.live) = 'object' AND jsonb_typeof(d.expected) = 'object'
            AND NOT EXISTS (SELECT FROM jsonb_each_text(d.live) AS g
@@ -219,12 +285,21 @@ ruled AS (
            @> (SELECT s.shape FROM shapes s WHERE s.side = 'expected' AND s.name = d.object_name)), 'missing')
       WHEN d.kind = 'missing' THEN 'missing'
       WHEN d.kind = 'extra' AND d.key = ANY (p.owned) THEN 'a later migration creates it: adopt at that migration'
+      WHEN d.field = 'owner' THEN d.object ->> 'owner problem'
       WHEN d.kind = 'extra' AND NOT (d.table_name = ANY (p.ported)) THEN 'no migration creates it, on a table the module creates whole'
+      WHEN d.kind = 'extra' AND d.category = 'triggers' AND d.table_name = ANY (p.secret)
+        THEN 'a trigger no migration creates, on a table that holds keys: it sees every key written and could copy it'
       WHEN d.kind = 'extra' AND d.category = 'policies' THEN 'a policy no migration creates'
       WHEN d.kind = 'extra' THEN 'no migration creates it'
       WHEN d.field = 'comment' THEN ''
       WHEN d.field IN ('row level security', 'forced row level security') AND d.live = 'true' THEN 'on where the module leaves it off'
       WHEN d.field IN ('row level security', 'forced row level security') THEN 'off where the module has it on'
+      WHEN d.category = 'functions' AND d.field = 'definition' AND (d.live #>> '{}') ~ ${literal(FIXED_SEARCH_PATH)}
+           AND NOT (d.expected #>> '{}') ~ ' SET [a-z_.]+ TO ' THEN 'a fixed search_path the module lacks'
+      WHEN d.category = 'constraints' AND d.field = 'definition'
+           AND ${allowedValues("d.live #>> '{}'")} = ${allowedValues("d.expected #>> '{}'")} THEN 'the same allowed values'
+      WHEN d.category = 'columns' AND d.field = 'default'
+           AND d.live #>> '{}' IN (${SAME_TIME}) AND d.expected #>> '{}' IN (${SAME_TIME}) THEN 'the same time'
       ELSE ''
     END AS reason) AS r
 ),
@@ -240,7 +315,38 @@ held AS (
          ELSE 'not accepted at adoption' END AS memory
   FROM ruled r CROSS JOIN params p
 ),
+-- What adoption accepted and the database no longer has (dropped, or weakened back), unless the
+-- module itself has it now (RLS on from 007): a check reports it.
+removed AS (
+  SELECT k.key, k.category,
+         coalesce(l.table_name, CASE WHEN k.category = 'relations' THEN k.rest WHEN k.category <> 'functions' THEN split_part(k.rest, '.', 1) END) AS table_name,
+         coalesce(l.object_name, CASE WHEN k.category IN ('relations', 'functions') THEN k.rest ELSE substr(k.rest, strpos(k.rest, '.') + 1) END) AS object_name,
+         k.field, CASE WHEN k.field = '' THEN 'missing' ELSE 'changed' END AS kind,
+         CASE WHEN k.field = '' THEN NULL ELSE coalesce(l.definition -> k.field, 'null') END AS live,
+         k.accepted AS expected, coalesce(l.definition, k.accepted) AS object
+  FROM params p
+  CROSS JOIN LATERAL jsonb_array_elements(coalesce(p.accepted, '[]'::jsonb)) AS a
+  CROSS JOIN LATERAL (SELECT a ->> 'key' AS key, a ->> 'field' AS field, a -> 'live' AS accepted,
+                             split_part(a ->> 'key', ' ', 1) AS category,
+                             substr(a ->> 'key', strpos(a ->> 'key', ' ') + 1) AS rest) AS k
+  LEFT JOIN live l ON l.key = k.key
+  LEFT JOIN expected e ON e.key = k.key
+  WHERE NOT EXISTS (SELECT FROM ruled r WHERE r.key = k.key AND r.field = k.field)
+    AND CASE WHEN k.field = '' THEN l.key IS NULL AND e.key IS NULL
+             ELSE l.key IS NOT NULL AND e.key IS NOT NULL AND coalesce(e.definition -> k.field, 'null') <> k.accepted
+                  -- The module now has it, or has gone further (fewer grants, the same function).
+                  AND NOT (k.field = 'grants' AND jsonb_typeof(e.definition -> k.field) = 'object' AND jsonb_typeof(k.accepted) = 'object'
+                           AND NOT EXISTS (SELECT FROM jsonb_each_text(e.definition -> k.field) AS g
+                                           WHERE NOT (k.accepted ? g.key AND (k.accepted ->> g.key LIKE 'ALL%'
+                                                      OR string_to_array(g.value, ', ') <@ string_to_array(k.accepted ->> g.key, ', ')))))
+                  AND NOT (k.category = 'functions' AND k.field = 'definition'
+                           AND ${normalisedBody("e.definition ->> k.field")} = ${normalisedBody("k.accepted #>> '{}'")}) END
+),
 classed AS (
+  SELECT m.key, m.category, m.table_name, m.object_name, m.field, m.kind, m.live, m.expected, m.object,
+         'conflict' AS class, ${literal(PUT_BACK)} AS reason
+  FROM removed m
+  UNION ALL
   SELECT h.key, h.category, h.table_name, h.object_name, h.field, h.kind, h.live, h.expected, h.object,
          CASE WHEN h.memory IN ('changed since it was accepted', 'not accepted at adoption') THEN 'conflict' ELSE h.class END AS class,
          concat_ws('; ', nullif(h.reason, ''),
@@ -264,6 +370,37 @@ JOIN (VALUES ${headings}) AS o(class, ordinal) ON o.class = c.class
 JOIN (VALUES ${categories}) AS g(category, ordinal) ON g.category = c.category
 ORDER BY o.ordinal, coalesce(c.table_name, '~') COLLATE "C", g.ordinal, c.object_name COLLATE "C", c.field COLLATE "C"
 `
+}
+
+/** A fixed search_path in a deparsed function header (a list of quoted names, never "$user"). */
+const FIXED_SEARCH_PATH = ` SET search_path TO '[^'$]*'(, '[^'$]*')*(?= AS )`
+
+/** The deparsed defaults that all give the transaction's start time. */
+const SAME_TIME = ["'now()'", "'CURRENT_TIMESTAMP'", "'transaction_timestamp()'"].join(', ')
+
+/** SQL: a literal or an integer, in a deparsed expression, without its cast. */
+const VALUE = `('(?:[^']|'')*'|-?[0-9]+)(?:::[a-z ]+)?`
+
+/**
+ * SQL: a CHECK that only lists the values a column may take, as \`column IN (v1, v2)\` with the
+ * values sorted: the same for \`col = ANY (ARRAY[…])\` (what \`IN (…)\` is stored as) and for an
+ * OR chain of \`col = v\`. NULL for any other CHECK, which then must be spelled the same: a
+ * spelling that cannot be proven the same stays a conflict.
+ */
+function allowedValues(definition: string): string {
+  const any = `'^CHECK \\(\\(\\(?([a-z_][a-z0-9_]*)\\)?(?:::[a-z ]+)? = ANY \\(\\(?ARRAY\\[([^]]*)\\]\\)?(?:::[a-z ]+\\[\\])?\\)\\)\\)$'`
+  const term = `\\(*([a-z_][a-z0-9_]*)\\)*(?:::[a-z ]+)? = ${VALUE.replaceAll("'", "''")}\\)*`
+  return `(SELECT CASE WHEN count(*) > 0 AND count(DISTINCT v.col) = 1
+                       THEN min(v.col) || ' IN (' || string_agg(DISTINCT v.val, ', ' ORDER BY v.val) || ')' END
+           FROM (SELECT m.any[1] AS col, x[1] AS val
+                 FROM (SELECT regexp_match(${definition}, ${any}) AS any) AS m
+                 CROSS JOIN LATERAL regexp_matches(m.any[2], '${VALUE.replaceAll("'", "''")}', 'g') AS x
+                 WHERE regexp_replace(m.any[2], '${VALUE.replaceAll("'", "''")}(, |$)', '', 'g') = ''
+                 UNION ALL
+                 SELECT x[1], x[2]
+                 FROM (SELECT substring(${definition} FROM '^CHECK \\((.*)\\)$') AS inner) AS c
+                 CROSS JOIN LATERAL regexp_matches(c.inner, '${term}', 'g') AS x
+                 WHERE ${definition} !~ ' = ANY ' AND regexp_replace(c.inner, '${term}( OR |$)', '', 'g') = '') AS v)`
 }
 
 /**
