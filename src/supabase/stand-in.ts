@@ -199,36 +199,9 @@ const STAND_IN_STATEMENTS = [
 
   // Supabase's definitions: the older per-claim setting when present, else the JSON one
   // PostgREST sets today.
-  sql`
-    CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid
-    LANGUAGE sql STABLE
-    AS $$
-      SELECT coalesce(
-        nullif(current_setting('request.jwt.claim.sub', true), ''),
-        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-      )::uuid
-    $$
-  `,
-  sql`
-    CREATE OR REPLACE FUNCTION auth.role() RETURNS text
-    LANGUAGE sql STABLE
-    AS $$
-      SELECT coalesce(
-        nullif(current_setting('request.jwt.claim.role', true), ''),
-        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
-      )::text
-    $$
-  `,
-  sql`
-    CREATE OR REPLACE FUNCTION auth.email() RETURNS text
-    LANGUAGE sql STABLE
-    AS $$
-      SELECT coalesce(
-        nullif(current_setting('request.jwt.claim.email', true), ''),
-        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
-      )::text
-    $$
-  `,
+  claimFunction('uid', 'sub', 'uuid'),
+  claimFunction('role', 'role', 'text'),
+  claimFunction('email', 'email', 'text'),
   sql`
     CREATE OR REPLACE FUNCTION auth.jwt() RETURNS jsonb
     LANGUAGE sql STABLE
@@ -252,3 +225,17 @@ const STAND_IN_STATEMENTS = [
   sql`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role`,
   sql`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role`,
 ]
+
+/** auth.<name>(): one claim of the request's JWT, as Supabase Auth defines uid(), role() and email(). */
+function claimFunction(name: string, claim: string, type: string) {
+  return sql`
+    CREATE OR REPLACE FUNCTION ${sql.raw(`auth.${name}`)}() RETURNS ${sql.raw(type)}
+    LANGUAGE sql STABLE
+    AS $$
+      SELECT coalesce(
+        nullif(current_setting(${sql.lit(`request.jwt.claim.${claim}`)}, true), ''),
+        (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> ${sql.lit(claim)})
+      )::${sql.raw(type)}
+    $$
+  `
+}
