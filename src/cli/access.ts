@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 import { ACCESS_MATRIX_FILE, buildAccessMatrix, compareAccessMatrix } from '../access/access-matrix.js'
-import { type CommandSpec, helpText, runCommand, splitArguments } from './run-command.js'
+import { type CommandSpec, runCommand, withHelp } from './run-command.js'
 
 const spec = {
   script: 'db:access',
@@ -20,14 +20,9 @@ const spec = {
 /** From src/cli and from dist/cli alike, two folders up is the repository. */
 const MATRIX_PATH = fileURLToPath(new URL(`../../${ACCESS_MATRIX_FILE}`, import.meta.url))
 
-async function main(args: string[]): Promise<number> {
-  if (args.includes('--help')) {
-    process.stdout.write(helpText(spec))
-    return 0
-  }
-  const { flags } = splitArguments(args, ['--check'], 0, () => 'db:access takes optionally --check.')
+async function main(check: boolean): Promise<number> {
   const current = await buildAccessMatrix()
-  if (!flags.has('--check')) {
+  if (!check) {
     writeFileSync(MATRIX_PATH, current)
     console.error(`Wrote ${ACCESS_MATRIX_FILE}: review its diff, and commit it with the migration.`)
     return 0
@@ -50,4 +45,6 @@ async function main(args: string[]): Promise<number> {
   )
 }
 
-runCommand(process.argv.includes('--check') ? 'db:access --check' : 'db:access', main)
+runCommand(process.argv.includes('--check') ? 'db:access --check' : 'db:access', (args) =>
+  withHelp(spec, args, ({ values }) => main(values.check)),
+)

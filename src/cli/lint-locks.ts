@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { formatRehearsal } from '../rehearsal/format-rehearsal.js'
 import { lintMigrationLocks } from '../rehearsal/lint-locks.js'
 import { readLockPolicy } from '../rehearsal/lock-policy.js'
-import { type CommandSpec, helpText, runCommand, splitArguments } from './run-command.js'
+import { type CommandSpec, runCommandLine } from './run-command.js'
 
 const spec = {
   script: 'lint:locks',
@@ -30,16 +30,11 @@ const spec = {
 /** From src/cli and from dist/cli alike, two folders up is the repository. */
 const POLICY = fileURLToPath(new URL('../../lock-policy.json', import.meta.url))
 
-async function main(args: string[]): Promise<number> {
-  if (args.includes('--help')) {
-    process.stdout.write(helpText(spec))
-    return 0
-  }
-  const { flags } = splitArguments(args, ['--report'], 0, () => 'lint:locks takes only --report (print every measured statement).')
+async function main(report: boolean): Promise<number> {
   const policy = readLockPolicy(POLICY)
   const server = process.env.LINT_LOCKS_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
   const lint = await lintMigrationLocks(policy, { server })
-  if (flags.has('--report')) process.stdout.write(formatRehearsal(lint.rehearsal))
+  if (report) process.stdout.write(formatRehearsal(lint.rehearsal))
   const checked = lint.rehearsal.migrations.map((migration) => migration.name)
   console.error(`lint:locks: ${checked.length} migrations rehearsed (${checked.join(', ')}), busy tables: ${policy.busyTables.join(', ')}`)
   for (const { migration, table, reason } of lint.excused) console.error(`allowed by ${migration} on ${table}: ${reason}`)
@@ -65,4 +60,4 @@ async function main(args: string[]): Promise<number> {
   return 0
 }
 
-runCommand('lint:locks', main)
+runCommandLine(spec, ({ values }) => main(values.report))
