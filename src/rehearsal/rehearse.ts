@@ -1,8 +1,8 @@
-import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
 import type { Migration } from 'kysely/migration'
 import pg from 'pg'
 
+import { IN_MEMORY, openPglite } from '../connection/open-pglite.js'
 import { withoutKyselyMigrationLock } from '../connection/without-kysely-migration-lock.js'
 import { migrationNames } from '../migrations/index.js'
 import { migrateTo } from '../migrator/migrator.js'
@@ -135,7 +135,7 @@ interface ScratchDatabase {
 async function openScratchDatabase(server: string | undefined): Promise<ScratchDatabase> {
   if (server === undefined) {
     const recorder = new StatementRecorder('pglite')
-    const dialect = new PGliteDialect({ pglite: new PGlite() })
+    const dialect = new PGliteDialect({ pglite: await openPglite(IN_MEMORY) })
     const db = new Kysely<any>({ dialect: withoutKyselyMigrationLock(withStatementProbes(dialect, recorder)) })
     return { kind: 'pglite', db, recorder, destroy: () => db.destroy() }
   }
