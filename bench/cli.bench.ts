@@ -10,7 +10,8 @@
  * that floor. On PostgreSQL (a scratch database of the bench server, migrated first): the no-op
  * `migrate:latest` compiled (what the npm script runs) and through npm, kysely-ctl's
  * `migrate:latest` on the same database, `migrate:check` and `migrate:baseline`. On the embedded
- * database: opening a migrated PGlite folder alone, the no-op `migrate:latest` on it, and the
+ * database: opening a migrated PGlite folder alone (with PGlite's defaults, and as the commands
+ * open it: Liftoff only, the module's shared_buffers), the no-op `migrate:latest` on it, and the
  * first `migrate:latest` on a new folder. Then `migrate:sql`, `db:codegen --check` and
  * `lint:sql`. The templates are made before the measured runs (the targets are "once the
  * template exists"). It prints a table, then one `BENCH_JSON {...}` line.
@@ -101,6 +102,7 @@ async function main(): Promise<void> {
         measure('postgres: migrate:check', runs, ['node', 'bin/run.mjs', 'migrate', 'check'], onServer),
         measure(`postgres: migrate:baseline ${NEWEST} (adopted)`, runs, ['node', 'bin/run.mjs', 'migrate', 'baseline', NEWEST], onServer),
         measure('embedded: open the PGlite folder alone', runs, ['node', 'bench/support/open-pglite-folder.mjs', folder]),
+        measure('embedded: open the PGlite folder alone, as the commands do', runs, ['node', 'bench/support/open-pglite-folder.mjs', folder, '--as-commands']),
         measure('embedded: no-op migrate:latest', runs, ['node', 'bin/run.mjs', 'migrate', 'latest'], embedded),
         measure('embedded: first migrate:latest, new folder', runs, ['node', 'bin/run.mjs', 'migrate', 'latest'], {}, newFolder),
         measure('migrate:sql 005', runs, ['node', 'bin/run.mjs', 'migrate', 'sql', '005']),

@@ -15,6 +15,7 @@ import { createRequire, enableCompileCache } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const dist = join(root, 'dist')
@@ -98,6 +99,11 @@ enableCompileCache?.(join(root, 'node_modules', '.cache', 'x402-jobs-db', 'compi
 // database 1.15 s and 324 MB with it, 1.02 s and 252 MB without; lint:sql 22 CPU-s against 10.
 // Only the commands run here: an app that imports the module keeps V8's defaults.
 setFlagsFromString('--liftoff-only')
+// A command that closes one embedded database and opens another frees the first's memory in
+// between (releaseClosedDatabases in src/connection/open-pglite.ts), with V8's collector: the
+// flag exposes it to contexts made from now on, such as this one.
+setFlagsFromString('--expose-gc')
+globalThis.gc ??= runInNewContext('gc')
 
 const [command, ...args] = process.argv.slice(2)
 try {

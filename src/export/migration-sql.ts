@@ -1,3 +1,6 @@
+import type { Kysely } from 'kysely'
+import type { Migration } from 'kysely/migration'
+
 import { migrations } from '../migrations/index.js'
 import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
 import { migrationSettings } from '../migrator/settings.js'
@@ -9,6 +12,7 @@ import { describeStatement } from '../rehearsal/format-rehearsal.js'
 import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
 import { rehearse, type RehearsalStep } from '../rehearsal/rehearse.js'
 import { scratchDatabase } from '../templates/migrated-template.js'
+import { releaseClosedDatabases } from '../connection/open-pglite.js'
 import { catalogColumns, downScriptGuard } from './down-script-guard.js'
 
 /** Which half of a migration to export. */
@@ -45,6 +49,28 @@ export async function exportMigrationSql(name: string, direction: MigrationDirec
   const run = direction === 'up' ? migration.up : migration.down
   if (!run) throw new Error(`Migration ${name} has no down function, so it cannot be exported as down.`)
 
+  const { statements, guard } = await recordStatements(name, direction, startingPoint, migration, run)
+  // The scratch database above is closed and out of reach: its memory goes before the
+  // rehearsal opens another.
+  releaseClosedDatabases()
+  // A down is rehearsed as the runner runs it: its function, in the migration's transaction mode.
+  const step: RehearsalStep = direction === 'up' ? { migration: name } : { name: `${name} (down)`, candidate: { up: run, config: (migration as { config?: MigrationConfig }).config } }
+  const profile = options.lockProfile ? await measureStatements(name, step, startingPoint, options.lockProfile, statements) : undefined
+  return renderScript(name, direction, runsInTransaction(migration), statements, profile, guard)
+}
+
+/**
+ * Runs the migration's `up` or `down` on a scratch database at `startingPoint` and records
+ * every statement it sends, with the SQL guard a hand-run down needs. A function of its own so
+ * that the scratch database is unreachable once it returns.
+ */
+async function recordStatements(
+  name: string,
+  direction: MigrationDirection,
+  startingPoint: string | null,
+  migration: Migration,
+  run: (db: Kysely<any>) => Promise<void>,
+): Promise<{ statements: Statement[]; guard: string | undefined }> {
   const statements: Statement[] = []
   let guard: string | undefined
   let recording = false
@@ -70,10 +96,7 @@ export async function exportMigrationSql(name: string, direction: MigrationDirec
   } finally {
     await scratch.destroy()
   }
-  // A down is rehearsed as the runner runs it: its function, in the migration's transaction mode.
-  const step: RehearsalStep = direction === 'up' ? { migration: name } : { name: `${name} (down)`, candidate: { up: run, config: (migration as { config?: MigrationConfig }).config } }
-  const profile = options.lockProfile ? await measureStatements(name, step, startingPoint, options.lockProfile, statements) : undefined
-  return renderScript(name, direction, runsInTransaction(migration), statements, profile, guard)
+  return { statements, guard }
 }
 
 /**

@@ -7,6 +7,7 @@ import { withoutKyselyMigrationLock } from '../connection/without-kysely-migrati
 import { migrationNames } from '../migrations/index.js'
 import { migrateTo } from '../migrator/migrator.js'
 import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
+import { migratedTemplate } from '../templates/migrated-template.js'
 import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 import { copySchema } from './copy-schema.js'
@@ -76,7 +77,7 @@ export interface Rehearsal {
  * ```
  */
 export async function rehearse(steps: readonly RehearsalStep[], options: RehearsalOptions): Promise<Rehearsal> {
-  const scratch = await openScratchDatabase(options.server)
+  const scratch = await openScratchDatabase(options.server, options.copySchemaFrom === undefined ? options.startingPoint : null)
   try {
     const { db, recorder } = scratch
     if (options.copySchemaFrom !== undefined) {
@@ -132,10 +133,14 @@ interface ScratchDatabase {
   destroy(): Promise<void>
 }
 
-async function openScratchDatabase(server: string | undefined): Promise<ScratchDatabase> {
+/**
+ * An embedded scratch database starts from the template at `startingPoint` (migrating it there
+ * again would cost seconds of CPU and a second helping of memory); a server one is created empty.
+ */
+async function openScratchDatabase(server: string | undefined, startingPoint: string | null): Promise<ScratchDatabase> {
   if (server === undefined) {
     const recorder = new StatementRecorder('pglite')
-    const dialect = new PGliteDialect({ pglite: await openPglite(IN_MEMORY) })
+    const dialect = new PGliteDialect({ pglite: await openPglite(IN_MEMORY, () => migratedTemplate(startingPoint ?? 'none')) })
     const db = new Kysely<any>({ dialect: withoutKyselyMigrationLock(withStatementProbes(dialect, recorder)) })
     return { kind: 'pglite', db, recorder, destroy: () => db.destroy() }
   }
