@@ -1,5 +1,5 @@
 /**
- * `npm run migrate:plan [-- --json] [--copy-schema] [--max-rows=N]`: rehearses every migration the target has
+ * `npm run migrate:plan [-- --json] [--copy-schema] [--max-rows <rows>]`: rehearses every migration the target has
  * not applied, statement by statement, on a scratch copy of its schema with representative row
  * counts, and prints what each statement locks on the tables that already exist (and for how
  * long), whether it rewrites or scans them, whether it runs in a transaction and under which
@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs'
 import { IN_MEMORY, resolveDatabaseTarget } from '../connection/create-db.js'
 import { formatRehearsal } from '../rehearsal/format-rehearsal.js'
 import { planPendingMigrations } from '../rehearsal/plan-pending.js'
-import { type CommandSpec, helpText, runCommand, splitArguments, withCommandDatabase } from './run-command.js'
+import { type CommandSpec, runCommandLine, usageLine, withCommandDatabase } from './run-command.js'
 
 const spec = {
   script: 'migrate:plan',
@@ -22,7 +22,7 @@ const spec = {
   options: {
     json: { type: 'boolean', description: 'prints the same data as JSON, for scripts' },
     'copy-schema': { type: 'boolean', description: "copies the target's schema with pg_dump instead of building it with the migrations" },
-    'max-rows': { type: 'string', valueName: '=<rows>', description: 'the most rows a scratch table gets (a whole number above 0)' },
+    'max-rows': { type: 'string', valueName: '<rows>', description: 'the most rows a scratch table gets (a whole number above 0)' },
   },
   notes: [
     'Database (only read): MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded database in PGLITE_DATA_DIR (default .data/pglite).',
@@ -30,24 +30,13 @@ const spec = {
   ],
 } as const satisfies CommandSpec
 
-const USAGE = 'usage: migrate:plan [-- --json] [--copy-schema] [--max-rows=<rows>]'
-
-async function main(args: string[]): Promise<void> {
-  if (args.includes('--help')) return void process.stdout.write(helpText(spec))
-  const maxRowsArguments = args.filter((arg) => arg.startsWith('--max-rows='))
-  const { flags } = splitArguments(
-    args.filter((arg) => !maxRowsArguments.includes(arg)),
-    ['--json', '--copy-schema'],
-    0,
-    () => `migrate:plan takes only --json, --copy-schema and --max-rows=<rows>. ${USAGE}`,
-  )
+async function main(values: { json: boolean; 'copy-schema': boolean; 'max-rows'?: string }): Promise<void> {
   // Checked before any database is opened.
-  if (maxRowsArguments.length > 1) throw new Error(`--max-rows is given ${maxRowsArguments.length} times: give it once. ${USAGE}`)
-  const maxRows = maxRowsArguments.length === 0 ? undefined : positiveInteger('--max-rows', maxRowsArguments[0]!.slice('--max-rows='.length))
+  const maxRows = values['max-rows'] === undefined ? undefined : positiveInteger('--max-rows', values['max-rows'])
   const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
   const target = resolveDatabaseTarget(options)
   const bounds = { maxRows, minRows: maxRows === undefined ? undefined : Math.min(1000, maxRows) }
-  const copy = { copySchema: flags.has('--copy-schema') }
+  const copy = { copySchema: values['copy-schema'] }
   let plan
   if (target.kind === 'pglite' && target.dataDir !== IN_MEMORY && !existsSync(target.dataDir)) {
     // Opening the embedded database would create its folder: the plan must not change the target.
@@ -56,15 +45,15 @@ async function main(args: string[]): Promise<void> {
   } else {
     plan = await withCommandDatabase(options, (db) => planPendingMigrations(db(), target, bounds, copy))
   }
-  process.stdout.write(flags.has('--json') ? `${JSON.stringify(plan, null, 2)}\n` : formatRehearsal(plan))
+  process.stdout.write(values.json ? `${JSON.stringify(plan, null, 2)}\n` : formatRehearsal(plan))
   const failed = plan.migrations.find((migration) => migration.error)
   if (failed) throw new Error(`${failed.name} failed in the rehearsal: ${failed.error}`)
 }
 
 /** `value` as a whole number above 0, or an error that names `option`. */
 function positiveInteger(option: string, value: string): number {
-  if (!/^[1-9]\d*$/.test(value)) throw new Error(`${option} must be a positive whole number, such as ${option}=20000, not "${value}". ${USAGE}`)
+  if (!/^[1-9]\d*$/.test(value)) throw new Error(`${option} must be a positive whole number, such as ${option}=20000, not "${value}". usage: ${usageLine(spec)}`)
   return Number(value)
 }
 
-runCommand('migrate:plan', main)
+runCommandLine(spec, ({ values }) => main(values))

@@ -122,27 +122,3 @@ export async function withCommandDatabase<T>(
     await db?.destroy()
   }
 }
-
-/**
- * @deprecated Declare the command with a {@link CommandSpec} and use {@link runCommandLine} or
- * {@link withHelp}, which also give `--help` and refuse what the command does not take.
- *
- * Splits `args` into positionals and `--flags`, and refuses a flag not in `allowedFlags` or a
- * number of positionals other than `positionals`, with `refusal()` as the message.
- *
- * @example
- * ```ts
- * const { names, flags } = splitArguments(['005', '--down'], ['--down'], 1, () => 'usage: …')
- * ```
- */
-export function splitArguments(
-  args: readonly string[],
-  allowedFlags: readonly string[],
-  positionals: number,
-  refusal: () => string,
-): { names: string[]; flags: Set<string> } {
-  const names = args.filter((arg) => !arg.startsWith('--'))
-  const flags = args.filter((arg) => arg.startsWith('--'))
-  if (names.length !== positionals || flags.some((flag) => !allowedFlags.includes(flag))) throw new Error(refusal())
-  return { names, flags: new Set(flags) }
-}
