@@ -82,4 +82,34 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
       expect({ code: check.code, stdout: check.stdout, stderr: check.stderr }).toEqual({ code: 0, stdout: expect.any(String), stderr: expect.any(String) })
     })
   }, 150_000)
+
+  it('ends the command when the server ends the stalled migration session and the client never hears of it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, '002_add_claude_integration')
+      const url = new URL((location as { connectionString: string }).connectionString)
+      const proxy = await stallingProxy(url, 'ADD CONSTRAINT x402_resources_resource_type_check', 'connection')
+      try {
+        // The session is terminated as soon as it is idle, long before the watch would take an
+        // idle session for a lost answer (a heartbeat, 2 s, and a second more).
+        const run = cli(['up'], { DATABASE_URL: proxy.url(url), MIGRATION_IDLE_TIMEOUT_MS: '6000' })
+        let terminated = 0
+        while (terminated === 0) {
+          await new Promise((resolve) => setTimeout(resolve, 100))
+          const { rows } = await sql<{ terminated: number }>`
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS terminated FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle%'
+              AND query LIKE '%ADD CONSTRAINT x402_resources_resource_type_check%'
+          `.execute(db)
+          terminated = rows[0]!.terminated
+        }
+        const { code, stdout, stderr } = await run
+        expect({ code, output: `${stdout}\n${stderr}` }).toEqual({ code: 1, output: expect.stringMatching(/has ended that session, but the answer never arrived/) })
+      } finally {
+        await proxy.close()
+      }
+      const env = { DATABASE_URL: url.toString() }
+      expect((await cli(['latest'], env)).code).toBe(0)
+      expect((await cli(['check'], env)).code).toBe(0)
+    })
+  }, 150_000)
 })

@@ -157,16 +157,20 @@ export async function withMigrationLock<T>(
         if (!rows[0]!.held) throw new Error('the lock session no longer holds it')
       }
       const heartbeatMs = Math.max(100, Math.floor(idleTimeoutMs / 3))
-      let watched: { pid: number; awaitingAnswer: () => boolean } | undefined
+      let watched: { pid: number; awaitingAnswer: () => boolean; goneBefore: boolean } | undefined
       const answersArrive = async () => {
         const watching = watched
         if (!watching?.awaitingAnswer()) return
         const backend = await backendActivity(lockConnection, watching.pid, idleTimeoutMs)
         // Asked again after the round trip: an answer that was on its way has been read by now.
         if (watched !== watching || !watching.awaitingAnswer()) return
+        // Gone at two heartbeats in a row: a statement that failed leaves awaitingAnswer() true
+        // until the block ends, moments later, and a session the server ended with an error the
+        // client did hear must not pass for a lost answer.
+        if (backend === undefined && watching.goneBefore) throw new AnswerLostError(watching.pid, 'has ended that session')
+        watching.goneBefore = backend === undefined
         // A heartbeat and a second more: an answer on its way over a working path takes far less.
-        if (backend === undefined) throw new AnswerLostError(watching.pid, 'has ended that session')
-        if (backend.state?.startsWith('idle') && backend.idleMs > heartbeatMs + 1_000) {
+        if (backend?.state?.startsWith('idle') && backend.idleMs > heartbeatMs + 1_000) {
           throw new AnswerLostError(watching.pid, `finished its statement ${Math.round(backend.idleMs / 1000)} s ago (${backend.state})`)
         }
       }
@@ -177,7 +181,7 @@ export async function withMigrationLock<T>(
       }, heartbeatMs)
       heartbeat.unref()
       const watchConnection = (pid: number, awaitingAnswer: () => boolean) => {
-        const watching = { pid, awaitingAnswer }
+        const watching = { pid, awaitingAnswer, goneBefore: false }
         watched = watching
         return () => {
           if (watched === watching) watched = undefined
