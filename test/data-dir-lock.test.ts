@@ -40,6 +40,84 @@ describe('the PGlite folder lock', () => {
     lockDataDir(spelled)()
   })
 
+  // Two processes taking over one stale lock, in every interleaving of a few steps: this process
+  // runs lockDataDir, and a rival (the test's own pid, alive) takes the stale lock over between
+  // two of its file operations on the lock, and links its own lock between two others. The child
+  // interposes on node:fs to play the rival at those points. Of the two, exactly one may hold
+  // the lock, and the lock file names it. (One interleaving held both: the first process found
+  // the lock gone after its failed claim, took the takeover lock, found it gone again, and then
+  // removed the rival's fresh lock, which had appeared in the meantime.)
+  it('lets exactly one of two processes hold the lock, in every interleaving of a takeover', () => {
+    const dataDir = mkdtempSync(join(base, 'interleave-'))
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout
+    const script = `
+      const fs = (await import('node:fs')).default
+      const { syncBuiltinESMExports } = await import('node:module')
+      const original = { linkSync: fs.linkSync, readFileSync: fs.readFileSync, rmSync: fs.rmSync, statSync: fs.statSync }
+      const lockFile = ${JSON.stringify(`${realpathSync(dataDir)}.lock`)}
+      const stale = ${JSON.stringify(dead)}
+      const rival = String(${process.pid})
+      let plan
+      const read = (path) => { try { return original.readFileSync(path, 'utf8') } catch { return undefined } }
+      const claim = () => { try { original.linkSync(plan.draft, lockFile); return true } catch { return false } }
+      // The rival's steps, each whole between two of this process's operations on the lock file.
+      const rivalStep = () => {
+        if (plan.rival === 'takeover') {
+          if (claim()) return void (plan.rival = 'held')
+          if (read(lockFile) !== stale) return void (plan.rival = 'refused')
+          if (read(lockFile + '.takeover') !== undefined) return // busy: it tries again later
+          original.rmSync(lockFile)
+          plan.rival = 'link'
+        } else if (plan.rival === 'link') {
+          plan.rival = claim() ? 'held' : 'refused'
+        }
+      }
+      const touching = (name, pathOf) => (...args) => {
+        if (plan && pathOf(args) === lockFile) {
+          plan.touches++
+          if (plan.touches === plan.takeoverAt || (plan.touches >= plan.linkAt && plan.rival === 'link')) rivalStep()
+        }
+        return original[name](...args)
+      }
+      fs.linkSync = touching('linkSync', (args) => String(args[1]))
+      fs.readFileSync = touching('readFileSync', (args) => String(args[0]))
+      fs.rmSync = touching('rmSync', (args) => String(args[0]))
+      fs.statSync = touching('statSync', (args) => String(args[0]))
+      syncBuiltinESMExports()
+      const { lockDataDir } = await import('./src/connection/data-dir-lock.ts')
+      const outcomes = []
+      for (let takeoverAt = 1; takeoverAt <= 6; takeoverAt++) {
+        for (let linkAt = takeoverAt + 1; linkAt <= 10; linkAt++) {
+          fs.writeFileSync(lockFile, stale)
+          const draft = lockFile + '.rival'
+          fs.writeFileSync(draft, rival)
+          plan = { takeoverAt, linkAt, touches: 0, rival: 'takeover', draft }
+          let release
+          let self
+          try { release = lockDataDir(${JSON.stringify(dataDir)}); self = 'held' } catch (error) { self = 'refused: ' + error.message }
+          const { rival: rivalOutcome } = plan
+          plan = undefined
+          outcomes.push({ takeoverAt, linkAt, self, rival: rivalOutcome, lock: read(lockFile) })
+          release?.()
+          original.rmSync(lockFile, { force: true })
+          original.rmSync(draft, { force: true })
+        }
+      }
+      process.stdout.write(JSON.stringify(outcomes))
+    `
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' })
+    expect(child.stderr).toBe('')
+    const outcomes = JSON.parse(child.stdout) as { takeoverAt: number; linkAt: number; self: string; rival: string; lock: string }[]
+    expect(outcomes).toHaveLength(39)
+    const wrong = outcomes.filter(({ self, rival, lock }) => {
+      const holders = [self === 'held' ? 'self' : undefined, rival === 'held' ? 'rival' : undefined].filter(Boolean)
+      if (holders.length !== 1) return true
+      if (holders[0] === 'rival') return lock !== String(process.pid) || !/is open in process \d+/.test(self)
+      return lock === String(process.pid) || lock === undefined
+    })
+    expect(wrong).toEqual([])
+  })
+
   it('lets exactly one of several processes take over a stale lock at once', async () => {
     const contenders = 2
     for (let trial = 0; trial < 12; trial++) {

@@ -1,65 +1,36 @@
-import net from 'node:net'
-
+import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import { migrateTo } from '../src/tooling.js'
 import { cli } from './support/cli.js'
+import { stallingProxy } from './support/stalling-proxy.js'
 import { withTestDatabase } from './support/test-database.js'
 
 // Issue 13 #5: "the pg client gets a query timeout above the statement timeout, so that a dead
-// peer cannot hang a command". A proxy that stops forwarding (and keeps every socket open) while
-// 005's CREATE INDEX CONCURRENTLY is in flight, a statement that runs with statement_timeout
-// lifted: the heartbeat finds the lock session unanswered, the run cuts its connections, and the
-// command exits with an error instead of waiting for ever. (It used to log that the lock was
+// peer cannot hang a command". A proxy that stops forwarding (and keeps its sockets open) while
+// a statement of 005 is in flight.
+//
+// Every connection stalled, while 005's CREATE INDEX CONCURRENTLY (statement_timeout lifted) is
+// in flight: the heartbeat finds the lock session unanswered, the run cuts its connections, and
+// the command exits with an error instead of waiting for ever. (It used to log that the lock was
 // lost and hang.)
+//
+// Only the migration connection stalled, while the lock session goes on answering: the server
+// finished the statement (or ended the session) and the answer never arrives. The heartbeat
+// reads the migration backend's state and ends the run. (It used to hang until the 60 s kill.)
 
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set'
-
-/**
- * A TCP proxy on 127.0.0.1 to the test server that forwards until a client sends a statement
- * containing `stallAt`, then forwards nothing more, in either direction, on any connection.
- */
-async function stallingProxy(server: URL, stallAt: string): Promise<{ port: number; stalled: () => boolean; close(): Promise<void> }> {
-  let stalled = false
-  const sockets = new Set<net.Socket>()
-  const proxy = net.createServer((client) => {
-    const upstream = net.connect(Number(server.port || 5432), server.hostname)
-    for (const socket of [client, upstream]) {
-      sockets.add(socket)
-      socket.on('error', () => {})
-    }
-    client.on('data', (data) => {
-      if (stalled) return
-      upstream.write(data)
-      if (data.includes(stallAt)) stalled = true
-    })
-    upstream.on('data', (data) => {
-      if (!stalled) client.write(data)
-    })
-  })
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
-  return {
-    port: (proxy.address() as net.AddressInfo).port,
-    stalled: () => stalled,
-    async close() {
-      for (const socket of sockets) socket.destroy()
-      await new Promise((resolve) => proxy.close(resolve))
-    },
-  }
-}
 
 describe.skipIf(skipReason)('a peer that stops answering in the middle of a migration', () => {
   it('ends the command with an error naming the lost lock, instead of hanging', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, '002_add_claude_integration')
       const url = new URL((location as { connectionString: string }).connectionString)
-      const proxy = await stallingProxy(url, 'CREATE INDEX CONCURRENTLY')
+      const proxy = await stallingProxy(url, 'CREATE INDEX CONCURRENTLY', 'all')
       try {
-        const proxied = new URL(url)
-        proxied.host = `127.0.0.1:${proxy.port}`
         // cli() kills the command after 60 s: a hang shows as a null exit code.
         const { code, stdout, stderr } = await cli(['up'], {
-          DATABASE_URL: proxied.toString(),
+          DATABASE_URL: proxy.url(url),
           MIGRATION_IDLE_TIMEOUT_MS: '2000',
         })
         expect(proxy.stalled()).toBe(true)
@@ -69,4 +40,76 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
       }
     })
   }, 90_000)
+
+  it.each([
+    // The server finishes the build and the backend goes idle; no server timeout applies.
+    ['step 3, CREATE INDEX CONCURRENTLY (statement_timeout lifted)', 'CREATE INDEX CONCURRENTLY'],
+    // ACCESS EXCLUSIVE on x402_resources, idle in transaction until the server's idle timeout
+    // ends the session.
+    ['step 1, the ALTER TABLE of x402_resources', 'ADD CONSTRAINT x402_resources_resource_type_check'],
+  ])('ends the command when only the migration connection stalls in %s, and the next run completes', async (_step, stallAt) => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, '002_add_claude_integration')
+      const url = new URL((location as { connectionString: string }).connectionString)
+      const proxy = await stallingProxy(url, stallAt, 'connection')
+      try {
+        const { code, stdout, stderr } = await cli(['up'], {
+          DATABASE_URL: proxy.url(url),
+          MIGRATION_IDLE_TIMEOUT_MS: '3000',
+        })
+        const output = `${stdout}\n${stderr}`
+        expect(proxy.stalled()).toBe(true)
+        expect({ code, output }).toEqual({ code: 1, output: expect.stringMatching(/migration connection .*stopped answering/) })
+        expect(output).toMatch(/Run the migrations again/)
+      } finally {
+        await proxy.close()
+      }
+      // No lock is left on the table: a write goes through (the server's own idle timeout bounds
+      // how long a transaction that was open can wait), and then no other session holds one.
+      await db.transaction().execute(async (trx) => {
+        await sql`SET LOCAL lock_timeout = '20s'`.execute(trx)
+        await sql`UPDATE x402_resources SET name = name WHERE false`.execute(trx)
+      })
+      const { rows } = await sql<{ held: number }>`
+        SELECT count(*)::int AS held FROM pg_locks
+        WHERE relation = to_regclass('public.x402_resources') AND pid <> pg_backend_pid()
+      `.execute(db)
+      expect(rows[0]!.held).toBe(0)
+      const env = { DATABASE_URL: url.toString(), MIGRATION_IDLE_TIMEOUT_MS: '3000' }
+      const latest = await cli(['latest'], env)
+      expect({ code: latest.code, stderr: latest.stderr }).toEqual({ code: 0, stderr: expect.any(String) })
+      const check = await cli(['check'], env)
+      expect({ code: check.code, stdout: check.stdout, stderr: check.stderr }).toEqual({ code: 0, stdout: expect.any(String), stderr: expect.any(String) })
+    })
+  }, 150_000)
+
+  it('ends the command when the server ends the stalled migration session and the client never hears of it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, '002_add_claude_integration')
+      const url = new URL((location as { connectionString: string }).connectionString)
+      const proxy = await stallingProxy(url, 'ADD CONSTRAINT x402_resources_resource_type_check', 'connection')
+      try {
+        // The session is terminated as soon as it is idle, long before the watch would take an
+        // idle session for a lost answer (a heartbeat, 2 s, and a second more).
+        const run = cli(['up'], { DATABASE_URL: proxy.url(url), MIGRATION_IDLE_TIMEOUT_MS: '6000' })
+        let terminated = 0
+        while (terminated === 0) {
+          await new Promise((resolve) => setTimeout(resolve, 100))
+          const { rows } = await sql<{ terminated: number }>`
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS terminated FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle%'
+              AND query LIKE '%ADD CONSTRAINT x402_resources_resource_type_check%'
+          `.execute(db)
+          terminated = rows[0]!.terminated
+        }
+        const { code, stdout, stderr } = await run
+        expect({ code, output: `${stdout}\n${stderr}` }).toEqual({ code: 1, output: expect.stringMatching(/has ended that session, but the answer never arrived/) })
+      } finally {
+        await proxy.close()
+      }
+      const env = { DATABASE_URL: url.toString() }
+      expect((await cli(['latest'], env)).code).toBe(0)
+      expect((await cli(['check'], env)).code).toBe(0)
+    })
+  }, 150_000)
 })

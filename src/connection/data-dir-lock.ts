@@ -1,4 +1,4 @@
-import { linkSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { linkSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 
 import { errorCode } from './sql-state.js'
@@ -13,8 +13,8 @@ import { errorCode } from './sql-state.js'
  * slash, a symlink, `..`) meets the same lock. It appears whole or not at all: the holder's pid
  * is written to a file of its own, which is then hard-linked to the lock's name, an atomic step
  * that fails when the lock exists. A stale lock is removed only under a second, short-lived
- * lock (`.lock.takeover`), after reading it again there, so that two processes taking over the
- * same stale lock cannot remove each other's fresh one.
+ * lock (`.lock.takeover`), and only if it still holds, byte for byte, what was found stale: two
+ * processes taking over the same stale lock cannot remove each other's fresh one.
  *
  * @example
  * ```ts
@@ -31,13 +31,17 @@ export function lockDataDir(dataDir: string): () => void {
       const release = () => {
         process.removeListener('exit', release)
         // Only a lock that is still this process's own is removed.
-        if (readHolder(lockFile) === process.pid) rmSync(lockFile, { force: true })
+        if (pidIn(readLock(lockFile)) === process.pid) rmSync(lockFile, { force: true })
       }
       // A process that exits without destroying its Kysely instance still frees the folder.
       process.on('exit', release)
       return release
     }
-    const holder = readHolder(lockFile)
+    const seen = readLock(lockFile)
+    // Released (or taken over) between the two steps: claim it again. Never a reason to remove
+    // what is there by now, which may be another process's fresh lock.
+    if (seen === undefined) continue
+    const holder = pidIn(seen)
     if (holder === process.pid) {
       throw new Error(
         `The embedded database at ${folder} is open already in this process, through another createDb() instance. ` +
@@ -50,7 +54,7 @@ export function lockDataDir(dataDir: string): () => void {
           'A PGlite folder can be open in one process at a time: stop that process, or point PGLITE_DATA_DIR at another folder.',
       )
     }
-    removeStale(lockFile, holder)
+    removeStale(lockFile, seen)
   }
   throw new Error(`Could not claim the embedded database at ${folder}: its lock file ${lockFile} keeps reappearing.`)
 }
@@ -70,43 +74,54 @@ function tryCreate(lockFile: string): boolean {
   }
 }
 
-/** The pid in a lock file; undefined when it is gone or unreadable. */
-function readHolder(lockFile: string): number | undefined {
+/** What a lock file holds; undefined when it is gone. */
+function readLock(lockFile: string): string | undefined {
   try {
-    const pid = Number.parseInt(readFileSync(lockFile, 'utf8'), 10)
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined
-  } catch {
-    return undefined
+    return readFileSync(lockFile, 'utf8')
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return undefined
+    throw error
   }
 }
 
+/** The pid in what a lock file holds; undefined when it holds none. */
+function pidIn(content: string | undefined): number | undefined {
+  const pid = Number.parseInt(content ?? '', 10)
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined
+}
+
+/** Whether `content`, read from a lock file, names a process that runs. */
+function isLive(content: string): boolean {
+  const pid = pidIn(content)
+  return pid !== undefined && isRunning(pid)
+}
+
 /**
- * Removes `lockFile` if it still names `stale`, under the takeover lock. A takeover lock left by
- * a process that died inside this short step is itself stale, and removed.
+ * Removes `file` if it still holds `seen`, the lock of a process that no longer runs, under the
+ * takeover lock `<file>.takeover`. Only a holder of the takeover lock removes a lock it did not
+ * make, and the lock it reads there is the one it removes: a lock that went and came back in the
+ * meantime holds a live pid, and stays. A takeover lock left by a process that died inside this
+ * short step is itself stale, and taken over the same way, one level up; a busy one is waited
+ * for, briefly.
  */
-function removeStale(lockFile: string, stale: number | undefined): void {
-  const takeover = `${lockFile}.takeover`
+function removeStale(file: string, seen: string): void {
+  const takeover = `${file}.takeover`
   if (!tryCreate(takeover)) {
-    const other = readHolder(takeover)
-    if (other === undefined || !isRunning(other)) rmSync(takeover, { force: true })
+    const other = readLock(takeover)
+    if (other !== undefined && !isLive(other)) removeStale(takeover, other)
+    else Atomics.wait(pause, 0, 0, 2)
     return
   }
   try {
-    // Read again: between the first read and now, the stale lock may have been replaced.
-    if (readHolder(lockFile) === stale && existsNow(lockFile)) rmSync(lockFile, { force: true })
+    // Read again, and ask again: the pid may have been given to a new process since.
+    if (readLock(file) === seen && !isLive(seen)) rmSync(file, { force: true })
   } finally {
     rmSync(takeover, { force: true })
   }
 }
 
-function existsNow(path: string): boolean {
-  try {
-    statSync(path)
-    return true
-  } catch {
-    return false
-  }
-}
+/** Something to wait on, synchronously, for a few ms. */
+const pause = new Int32Array(new SharedArrayBuffer(4))
 
 function isRunning(pid: number): boolean {
   try {

@@ -28,10 +28,20 @@ export interface MigrationSession {
    */
   assertLockHeld(): Promise<void>
   /**
-   * The error once the heartbeat found the lock lost, else undefined; synchronous, so that every
-   * statement of a migration can ask it before it is sent.
+   * The error once the heartbeat found the lock lost, or a migration connection whose answers
+   * stopped (see watchConnection), else undefined; synchronous, so that every statement of a
+   * migration can ask it before it is sent.
    */
   lockLost(): Error | undefined
+  /**
+   * Has the heartbeat also watch the migration connection on server backend `pid`, until the
+   * returned function is called. While `awaitingAnswer()` says the client waits for a statement,
+   * a server that finished it more than a heartbeat ago, or that ended the session, means that
+   * the answer was lost on the way (a proxy or network path that stopped forwarding, while the
+   * lock session's path still works): the run cuts its connections and stops. A statement that
+   * runs long on the server (statement_timeout lifted) is 'active' there, and is left alone.
+   */
+  watchConnection(pid: number, awaitingAnswer: () => boolean): () => void
 }
 
 /** Options of {@link withMigrationLock}. */
@@ -100,7 +110,9 @@ export async function withMigrationLock<T>(
   options: MigrationLockOptions = {},
 ): Promise<T> {
   if (db.getExecutor().adapter instanceof PGliteAdapter) {
-    return inProcessQueue(db, () => work({ transactionPooler: false, assertLockHeld: async () => {}, lockLost: () => undefined }))
+    return inProcessQueue(db, () =>
+      work({ transactionPooler: false, assertLockHeld: async () => {}, lockLost: () => undefined, watchConnection: () => () => {} }),
+    )
   }
 
   const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS
@@ -117,6 +129,12 @@ export async function withMigrationLock<T>(
       await takeLock(db, lockConnection, lockWaitMs, idleTimeoutMs, options.log)
       const lose = (error: unknown) => {
         if (lost) return
+        if (error instanceof AnswerLostError) {
+          lost = error
+          options.log?.(`[db] ${lost.message}`)
+          severConnections(db)
+          return
+        }
         lost = new Error(
           `The migration lock was lost (${error instanceof Error ? error.message : String(error)}): another run may hold it ` +
             'by now, so this run stopped before its next step. Run the migrations again.',
@@ -138,18 +156,43 @@ export async function withMigrationLock<T>(
         )
         if (!rows[0]!.held) throw new Error('the lock session no longer holds it')
       }
+      const heartbeatMs = Math.max(100, Math.floor(idleTimeoutMs / 3))
+      let watched: { pid: number; awaitingAnswer: () => boolean; goneBefore: boolean } | undefined
+      const answersArrive = async () => {
+        const watching = watched
+        if (!watching?.awaitingAnswer()) return
+        const backend = await backendActivity(lockConnection, watching.pid, idleTimeoutMs)
+        // Asked again after the round trip: an answer that was on its way has been read by now.
+        if (watched !== watching || !watching.awaitingAnswer()) return
+        // Gone at two heartbeats in a row: a statement that failed leaves awaitingAnswer() true
+        // until the block ends, moments later, and a session the server ended with an error the
+        // client did hear must not pass for a lost answer.
+        if (backend === undefined && watching.goneBefore) throw new AnswerLostError(watching.pid, 'has ended that session')
+        watching.goneBefore = backend === undefined
+        // A heartbeat and a second more: an answer on its way over a working path takes far less.
+        if (backend?.state?.startsWith('idle') && backend.idleMs > heartbeatMs + 1_000) {
+          throw new AnswerLostError(watching.pid, `finished its statement ${Math.round(backend.idleMs / 1000)} s ago (${backend.state})`)
+        }
+      }
       // The heartbeat keeps the lock session from idling into its timeout while the run is
-      // alive, and notices a lost lock between two steps.
+      // alive, notices a lost lock between two steps, and watches the migration connection.
       heartbeat = setInterval(() => {
-        beating = beating.then(() => stillHeld().catch(lose))
-      }, Math.max(100, Math.floor(idleTimeoutMs / 3)))
+        beating = beating.then(() => stillHeld().then(answersArrive).catch(lose))
+      }, heartbeatMs)
       heartbeat.unref()
+      const watchConnection = (pid: number, awaitingAnswer: () => boolean) => {
+        const watching = { pid, awaitingAnswer, goneBefore: false }
+        watched = watching
+        return () => {
+          if (watched === watching) watched = undefined
+        }
+      }
       const assertLockHeld = async () => {
         await beating
         if (!lost) await stillHeld().catch(lose)
         if (lost) throw lost
       }
-      const result = await work({ transactionPooler, assertLockHeld, lockLost: () => lost })
+      const result = await work({ transactionPooler, assertLockHeld, lockLost: () => lost, watchConnection })
       clearInterval(heartbeat)
       await beating
       if (lost) throw lost
@@ -167,6 +210,38 @@ export async function withMigrationLock<T>(
 
 /** The lock session did not answer in time: the peer stopped answering, the connection may hang. */
 class UnansweredError extends Error {}
+
+/** The server finished a statement of a migration connection, or ended it, and the client never heard. */
+class AnswerLostError extends Error {
+  constructor(pid: number, what: string) {
+    super(
+      `The migration connection (server process ${pid}) stopped answering: the server ${what}, but the answer never ` +
+        'arrived (a proxy or network path that stopped forwarding). This run cut its connections and stopped, so the server ' +
+        'rolls back the transaction that was open there and frees its locks. Run the migrations again.',
+    )
+  }
+}
+
+/**
+ * The state of server backend `pid` (undefined once it is gone), and for how long it has been in
+ * it, read on the lock session. Its statistics snapshot is dropped first: inside the lock
+ * transaction pg_stat_activity would otherwise show what it showed the first time, for ever.
+ */
+async function backendActivity(
+  lockConnection: Kysely<any>,
+  pid: number,
+  withinMsLimit: number,
+): Promise<{ state: string | null; idleMs: number } | undefined> {
+  await withinMs(withinMsLimit, sql`SELECT pg_stat_clear_snapshot()`.execute(lockConnection))
+  const { rows } = await withinMs(
+    withinMsLimit,
+    sql<{ state: string | null; idle_ms: number }>`
+      SELECT state, (extract(epoch FROM clock_timestamp() - state_change) * 1000)::float8 AS idle_ms
+      FROM pg_stat_activity WHERE pid = ${sql.lit(pid)}
+    `.execute(lockConnection),
+  )
+  return rows[0] && { state: rows[0].state, idleMs: rows[0].idle_ms ?? 0 }
+}
 
 /** `promise`, or a rejection when it has not settled within `ms`: a peer that stopped answering. */
 async function withinMs<T>(ms: number, promise: Promise<T>): Promise<T> {

@@ -16,7 +16,7 @@ import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
 import { InterruptedRollbackError, MigrationError, TransactionPoolerError } from './migration-error.js'
 import { withResumableDowns } from './resumable-down.js'
 import { guardDown } from './down-guard.js'
-import { assertRunnerDialect, withMigrationLock } from './lock.js'
+import { assertRunnerDialect, type MigrationSession, withMigrationLock } from './lock.js'
 import { migrationProvider, runsInTransaction } from './provider.js'
 import { retryDelayMs } from './retry-delay.js'
 import type { MigrationSettings } from './settings.js'
@@ -59,7 +59,7 @@ export async function runMigrations(
   try {
     return await withMigrationLock(
       db,
-      async ({ transactionPooler, assertLockHeld, lockLost }) => {
+      async (session) => {
         const migrations = await kyselyMigrator(db, settings).getMigrations()
         const steps = planSteps(migrations, target)
         // A rollback that began and did not finish: only the rollback itself may go on.
@@ -68,11 +68,11 @@ export async function runMigrations(
           throw new InterruptedRollbackError(interrupted.name)
         }
         const outside = steps.filter((step) => !step.transactional).map((step) => step.name)
-        if (transactionPooler && outside.length > 0) throw new TransactionPoolerError(outside)
+        if (session.transactionPooler && outside.length > 0) throw new TransactionPoolerError(outside)
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
         if (steps.some((step) => step.direction === 'Up')) await ensureSupabaseStandIn(db)
         for (const block of contiguousBlocks(steps)) {
-          results.push(...(await runBlockWithRetries(db, block, migrations, settings, results, assertLockHeld, lockLost)))
+          results.push(...(await runBlockWithRetries(db, block, migrations, settings, results, session)))
         }
         // A run that failed part-way records the checksums of what it applied on the next run.
         if (steps.length > 0) {
@@ -148,16 +148,16 @@ async function runBlockWithRetries(
   migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
   earlier: MigrationResult[],
-  assertLockHeld: () => Promise<void>,
-  lockLost: () => Error | undefined,
+  session: MigrationSession,
 ): Promise<MigrationResult[]> {
   for (let attempt = 1; ; attempt++) {
     // A run that lost the lock must not go on: another run may hold it by now.
-    await assertLockHeld()
-    const ran = await runBlock(db, block, migrations, settings, new StopWhenLockLost(lockLost))
+    await session.assertLockHeld()
+    const ran = await runBlock(db, block, migrations, settings, session)
     const { blockers } = ran
-    // A lost lock cuts the connections (see withMigrationLock): say so, not "connection terminated".
-    const lost = ran.resultSet.error !== undefined ? lockLost() : undefined
+    // A lost lock, or lost answers, cut the connections (see withMigrationLock): say so, not
+    // "connection terminated".
+    const lost = ran.resultSet.error !== undefined ? session.lockLost() : undefined
     const resultSet = lost ? { ...ran.resultSet, error: lost } : ran.resultSet
     if (resultSet.error === undefined) return successes(resultSet)
     const lockTimedOut = errorCode(resultSet.error) === SQLSTATE.lockNotAvailable
@@ -187,19 +187,21 @@ async function runBlock(
   block: Step[],
   migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
-  guard: KyselyPlugin,
+  session: MigrationSession,
 ): Promise<{ resultSet: MigrationResultSet; blockers: string | undefined }> {
   const blockTarget = targetOf(block, migrations)
+  const guard = new MigrationConnectionGuard(session.lockLost)
   if (block[0]!.transactional) {
     let resultSet: MigrationResultSet = {}
     const done: MigrationResult[] = []
     const watch = await watchBlockers(db)
+    let unwatch = () => {}
     try {
       // READ COMMITTED whatever the database's default (each migration was written for it).
       await db.transaction().setIsolationLevel('read committed').execute(async (unguarded) => {
         const trx = unguarded.withPlugin(guard)
         await setSessionBounds(trx, settings, 'transaction')
-        await watch.follow(trx)
+        unwatch = await watchConnection(trx, session, guard, watch)
         if (block[0]!.direction === 'Up') {
           resultSet = await kyselyMigrator(trx, settings).migrateTo(blockTarget)
         } else {
@@ -225,6 +227,8 @@ async function runBlock(
       })
     } catch (error) {
       if (resultSet.error === undefined) resultSet = { error }
+    } finally {
+      unwatch()
     }
     return { resultSet, blockers: await watch.stop() }
   }
@@ -233,11 +237,13 @@ async function runBlock(
     const watch = await watchBlockers(db)
     let resultSet: MigrationResultSet
     let blockers: string | undefined
+    let unwatch = () => {}
     try {
       await setSessionBounds(connection, settings, 'session')
-      await watch.follow(connection)
+      unwatch = await watchConnection(connection, session, guard, watch)
       resultSet = await kyselyMigrator(connection, settings, true).migrateTo(blockTarget)
     } finally {
+      unwatch()
       blockers = await watch.stop()
       // The migration SET its timeouts for the session; the pool must not hand them on.
       await sql`RESET ALL`.execute(unguarded).catch(() => {})
@@ -269,21 +275,50 @@ async function setSessionBounds(db: Kysely<any>, settings: MigrationSettings, sc
 }
 
 /**
- * Refuses every statement of a migration once the lock is known to be lost, so that a migration
- * of several steps (005) stops at its next statement instead of going on beside another run.
+ * On a migration's connection: refuses every statement once the run must stop (the lock lost),
+ * so that a migration of several steps (005) stops at its next statement instead of going on
+ * beside another run; and tells whether the client waits for the answer to a statement, for the
+ * lock session's watch. A statement that fails leaves it waiting until the next one is answered:
+ * the block ends soon after a failure, and the watch with it. (BEGIN and COMMIT, which the
+ * driver sends, are not seen: they are short.)
  */
-class StopWhenLockLost implements KyselyPlugin {
+class MigrationConnectionGuard implements KyselyPlugin {
+  #awaitingAnswer = false
+
   constructor(private readonly lockLost: () => Error | undefined) {}
+
+  readonly awaitingAnswer = (): boolean => this.#awaitingAnswer
 
   transformQuery(args: Parameters<KyselyPlugin['transformQuery']>[0]): ReturnType<KyselyPlugin['transformQuery']> {
     const lost = this.lockLost()
     if (lost) throw lost
+    this.#awaitingAnswer = true
     return args.node
   }
 
   async transformResult(args: Parameters<KyselyPlugin['transformResult']>[0]): ReturnType<KyselyPlugin['transformResult']> {
+    this.#awaitingAnswer = false
     return args.result
   }
+}
+
+/**
+ * Starts watching the migration connection `migrationDb`: `watch` samples what blocks it, and
+ * the lock session's heartbeat whether the answers of its statements still arrive. Returns the
+ * function that ends the second; `watch.stop()` ends the first. Not on PGlite, where the client
+ * is the server.
+ */
+async function watchConnection(
+  migrationDb: Kysely<any>,
+  session: MigrationSession,
+  guard: MigrationConnectionGuard,
+  watch: BlockerWatch,
+): Promise<() => void> {
+  if (migrationDb.getExecutor().adapter instanceof PGliteAdapter) return () => {}
+  const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(migrationDb)
+  const pid = rows[0]!.pid
+  watch.follow(pid)
+  return session.watchConnection(pid, guard.awaitingAnswer)
 }
 
 function targetOf(block: Step[], migrations: readonly MigrationInfo[]): string | NoMigrations {
@@ -298,8 +333,8 @@ function successes(resultSet: MigrationResultSet): MigrationResult[] {
 }
 
 interface BlockerWatch {
-  /** Starts sampling what blocks the backend that `migrationDb` runs on. */
-  follow(migrationDb: Kysely<any>): Promise<void>
+  /** Starts sampling what blocks server backend `pid`, the migration connection's. */
+  follow(pid: number): void
   /** Stops sampling; returns the last blockers seen, described, if any. */
   stop(): Promise<string | undefined>
 }
@@ -314,12 +349,10 @@ async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
   let timer: NodeJS.Timeout | undefined
   let sampling: Promise<void> = Promise.resolve()
   if (db.getExecutor().adapter instanceof PGliteAdapter) {
-    return { follow: async () => {}, stop: async () => seen }
+    return { follow: () => {}, stop: async () => seen }
   }
   return {
-    async follow(migrationDb) {
-      const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(migrationDb)
-      const pid = rows[0]!.pid
+    follow(pid) {
       const sample = async () => {
         const found = await sql<{ pid: number; state: string; xact_age: string; query: string }>`
           SELECT a.pid, a.state, date_trunc('second', now() - a.xact_start)::text AS xact_age,
