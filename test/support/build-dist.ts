@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, statfsSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -41,7 +41,11 @@ function memoryBackedTmpdir(): string | undefined {
   try {
     const { bavail, bsize } = statfsSync(shm)
     if (bavail * bsize < MIN_FREE_BYTES) return undefined
-    return mkdtempSync(join(shm, 'x402-db-tests-'))
+    const folder = mkdtempSync(join(shm, 'x402-db-tests-'))
+    // Open to all like /tmp (and sticky): PgBouncer runs as another user (postgres, when the
+    // tests run as root) and must reach the folder the tests make for it inside.
+    chmodSync(folder, 0o1777)
+    return folder
   } catch {
     return undefined
   }
