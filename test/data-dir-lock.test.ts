@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import { afterAll, describe, expect, it } from 'vitest'
 
@@ -12,6 +12,8 @@ import { lockDataDir } from '../src/connection/data-dir-lock.js'
 // a stale lock at once, exactly one gets it.
 
 const root = fileURLToPath(new URL('..', import.meta.url))
+/** The lock as the commands run it: compiled (test/support/build-dist.ts brought dist/ up to date). */
+const lockModule = pathToFileURL(join(root, 'dist', 'connection', 'data-dir-lock.js')).href
 const base = mkdtempSync(join(tmpdir(), 'x402-dir-lock-'))
 afterAll(() => rmSync(base, { recursive: true, force: true }))
 
@@ -125,33 +127,54 @@ describe('the PGlite folder lock', () => {
       // The pid of a process that has ended: its lock is stale.
       const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout
       writeFileSync(`${dataDir}.lock`, dead)
-      const startAt = Date.now() + 1500
+      // Each contender loads the lock (compiled, as the commands run it) and says so; then the
+      // test gives every one the same instant to spin until, so that their attempts meet. The
+      // start is set only once all are ready: no one burns a core waiting for a slow starter.
       const script = `
-        const { lockDataDir } = await import('./src/connection/data-dir-lock.ts')
-        while (Date.now() < ${startAt}) {}
+        const { lockDataDir } = await import(${JSON.stringify(lockModule)})
+        process.stdout.write('ready\\n')
+        let input = ''
+        const startAt = await new Promise((resolve) => {
+          process.stdin.setEncoding('utf8').on('data', (chunk) => {
+            input += chunk
+            if (input.includes('\\n')) resolve(Number(input.split('\\n')[0]))
+          })
+        })
+        while (Date.now() < startAt) {}
         let outcome
         try { lockDataDir(${JSON.stringify(dataDir)}); outcome = 'held' } catch (error) { outcome = 'refused: ' + error.message }
         process.stdout.write(outcome + '\\n')
         // Hold until the test has every answer, so that no one gets it after a release.
-        process.stdin.resume()
         process.stdin.on('end', () => process.exit(0))
       `
       const children = Array.from({ length: contenders }, () =>
-        spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] }),
+        spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] }),
       )
-      const answers = await Promise.all(
-        children.map(
-          (child) =>
-            new Promise<string>((resolve) => {
-              let out = ''
-              child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-                out += chunk
-                if (out.includes('\n')) resolve(out.trim())
-              })
-              child.once('exit', () => resolve(out.trim()))
-            }),
-        ),
-      )
+      const outputs = children.map((child) => {
+        let out = ''
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+        /** The child's next whole line after `skip` lines, or what it wrote when it exits first. */
+        return (skip: number) =>
+          new Promise<string>((resolve) => {
+            const check = () => {
+              const whole = out.split('\n').slice(0, -1)
+              if (whole.length > skip) resolve(whole[skip]!.trim())
+              else if (child.exitCode !== null || child.signalCode !== null) resolve(out.trim())
+              else return false
+              child.stdout.off('data', check)
+              child.off('exit', check)
+              return true
+            }
+            if (!check()) {
+              child.stdout.on('data', check)
+              child.once('exit', check)
+            }
+          })
+      })
+      expect(await Promise.all(outputs.map((line) => line(0)))).toEqual(children.map(() => 'ready'))
+      const startAt = Date.now() + 150
+      for (const child of children) child.stdin.write(`${startAt}\n`)
+      const answers = await Promise.all(outputs.map((line) => line(1)))
       for (const child of children) child.stdin.end()
       await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))))
       expect(answers.filter((answer) => answer === 'held')).toHaveLength(1)

@@ -1,9 +1,10 @@
 import { readFileSync, rmSync } from 'node:fs'
 
-import { PGlite } from '@electric-sql/pglite'
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
+import { openPglite } from '../../src/connection/open-pglite.js'
+import type { TemplatePoint } from '../../src/templates/migrated-template.js'
 import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
 import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
 
@@ -29,7 +30,8 @@ export interface ScriptableDatabase extends TestDatabase {
 }
 
 /**
- * A fresh test database that can also run plain SQL scripts.
+ * A fresh test database that can also run plain SQL scripts. On PGlite, `startAt` starts it
+ * from the template migrated that far (see createTestDatabase); on the server it is empty.
  *
  * @example
  * ```ts
@@ -37,8 +39,8 @@ export interface ScriptableDatabase extends TestDatabase {
  * await database.runScript('CREATE TABLE t (id int)')
  * ```
  */
-export async function createScriptableDatabase(target: TestTarget): Promise<ScriptableDatabase> {
-  const database = await createTestDatabase(target)
+export async function createScriptableDatabase(target: TestTarget, startAt: TemplatePoint = 'none'): Promise<ScriptableDatabase> {
+  const database = await createTestDatabase(target, {}, startAt)
   const { location } = database
   if ('connectionString' in location) {
     return {
@@ -60,7 +62,8 @@ export async function createScriptableDatabase(target: TestTarget): Promise<Scri
     },
     async runScript(script) {
       await db.destroy()
-      const pglite = new PGlite(location.dataDir)
+      // As the module opens it (its settings, and the folder's lock).
+      const pglite = await openPglite(location.dataDir)
       try {
         await pglite.exec(script)
       } finally {
@@ -90,7 +93,8 @@ export async function createHandBuiltDatabase(
   builtTo: string,
   scripts: string[] = [],
 ): Promise<ScriptableDatabase> {
-  const database = await createScriptableDatabase(target)
+  // On PGlite the migrations are in the template already, and migrateTo finds nothing to do.
+  const database = await createScriptableDatabase(target, builtTo)
   await migrateTo(database.db, builtTo)
   await sql`DROP SCHEMA ${sql.id(MIGRATION_TABLE_SCHEMA)} CASCADE`.execute(database.db)
   for (const script of scripts) await database.runScript(script)
