@@ -83,6 +83,34 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
     })
   }, 150_000)
 
+  // Review r3: the watch saw only the statements the migration's Kysely instance sends, not the
+  // COMMIT that Kysely's driver sends to end a transaction. The server commits, the answer is
+  // lost, and the run waited for ever with the lock held (the heartbeat kept it alive). The
+  // pattern is the simple-query message of a lowercase "commit", which only Kysely's driver sends
+  // ("read committed" and the lock session's "COMMIT" do not match it).
+  it.each([
+    // 006, a transactional block: the runner's own transaction.
+    ['the COMMIT of a transactional block (006)', '005_add_openrouter_integration'],
+    // 005, outside a transaction: the COMMIT of step 1, a transaction 005 opens itself.
+    ["the COMMIT of a transaction that 005 opens itself (step 1)", '002_add_claude_integration'],
+  ])('ends the command when only the migration connection stalls at %s, and the next run completes', async (_what, from) => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, from)
+      const url = new URL((location as { connectionString: string }).connectionString)
+      const proxy = await stallingProxy(url, 'commit\u0000', 'connection')
+      try {
+        const { code, stdout, stderr } = await cli(['up'], { DATABASE_URL: proxy.url(url), MIGRATION_IDLE_TIMEOUT_MS: '3000' })
+        expect(proxy.stalled()).toBe(true)
+        expect({ code, output: `${stdout}\n${stderr}` }).toEqual({ code: 1, output: expect.stringMatching(/migration connection .*stopped answering/) })
+      } finally {
+        await proxy.close()
+      }
+      const env = { DATABASE_URL: url.toString(), MIGRATION_IDLE_TIMEOUT_MS: '3000' }
+      expect((await cli(['latest'], env)).code).toBe(0)
+      expect((await cli(['check'], env)).code).toBe(0)
+    })
+  }, 150_000)
+
   it('ends the command when the server ends the stalled migration session and the client never hears of it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, '002_add_claude_integration')
