@@ -111,6 +111,26 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
     })
   }, 150_000)
 
+  // Review r3: the lock session's own COMMIT, once every migration is done, was sent without a
+  // bound: a stall there hung the command for ever. The server commits (the lock goes with it),
+  // so the run is done: it cuts the connection and reports what it applied.
+  it('finishes the command when the lock session stalls at its final COMMIT', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, '005_add_openrouter_integration')
+      const url = new URL((location as { connectionString: string }).connectionString)
+      const proxy = await stallingProxy(url, 'COMMIT\u0000', 'connection')
+      try {
+        const { code, stdout, stderr } = await cli(['up'], { DATABASE_URL: proxy.url(url), MIGRATION_IDLE_TIMEOUT_MS: '3000' })
+        expect(proxy.stalled()).toBe(true)
+        expect({ code, stderr }).toEqual({ code: 0, stderr: expect.any(String) })
+        expect(stdout).toMatch(/006_openrouter_policies_per_supabase_advice/)
+      } finally {
+        await proxy.close()
+      }
+      expect((await cli(['check'], { DATABASE_URL: url.toString() })).code).toBe(0)
+    })
+  }, 150_000)
+
   it('ends the command when the server ends the stalled migration session and the client never hears of it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, '002_add_claude_integration')
