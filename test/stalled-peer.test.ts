@@ -123,7 +123,7 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
         const { code, stdout, stderr } = await cli(['up'], { DATABASE_URL: proxy.url(url), MIGRATION_IDLE_TIMEOUT_MS: '3000' })
         expect(proxy.stalled()).toBe(true)
         expect({ code, stderr }).toEqual({ code: 0, stderr: expect.any(String) })
-        expect(stdout).toMatch(/006_openrouter_policies_per_supabase_advice/)
+        expect(`${stdout}\n${stderr}`).toMatch(/006_openrouter_policies_per_supabase_advice/)
       } finally {
         await proxy.close()
       }

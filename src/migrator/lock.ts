@@ -197,8 +197,14 @@ export async function withMigrationLock<T>(
       clearInterval(heartbeat)
       await beating
       if (lost) throw lost
-      await sql`COMMIT`.execute(lockConnection)
+      // Bounded like every statement of the lock session. The work is done by now: if the answer
+      // never comes, cutting the connection ends the transaction, and the lock with it.
       committed = true
+      await withinMs(idleTimeoutMs, sql`COMMIT`.execute(lockConnection)).catch((error: unknown) => {
+        if (!(error instanceof UnansweredError)) throw error
+        options.log?.(`[db] the migration lock session did not answer its COMMIT (${error.message}): cutting it, which releases the lock`)
+        severConnections(db)
+      })
       return result
     } finally {
       clearInterval(heartbeat)
