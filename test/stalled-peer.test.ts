@@ -131,6 +131,32 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
     })
   }, 150_000)
 
+  // Review r3: the runner samples what blocks the migration on another connection of the pool,
+  // and waits for the last sample when the block ends, without a bound: a stall of that
+  // connection alone hung the command for ever, however the migration went. A lock held by
+  // another session makes 005 wait, so that the sampler runs (and stalls) while it waits.
+  it('ends the command when only the connection that samples the blockers stalls', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, '002_add_claude_integration')
+      const url = new URL((location as { connectionString: string }).connectionString)
+      const proxy = await stallingProxy(url, 'pg_blocking_pids', 'connection')
+      try {
+        const run = cli(['up'], { DATABASE_URL: proxy.url(url), MIGRATION_IDLE_TIMEOUT_MS: '3000', MIGRATION_LOCK_TIMEOUT_MS: '10000' })
+        await db.transaction().execute(async (trx) => {
+          await sql`LOCK TABLE x402_resources IN ACCESS SHARE MODE`.execute(trx)
+          while (!proxy.stalled()) await new Promise((resolve) => setTimeout(resolve, 50))
+        })
+        const { code, stdout, stderr } = await run
+        expect({ code, output: `${stdout}\n${stderr}` }).toEqual({ code: expect.any(Number), output: expect.any(String) })
+      } finally {
+        await proxy.close()
+      }
+      const env = { DATABASE_URL: url.toString() }
+      expect((await cli(['latest'], env)).code).toBe(0)
+      expect((await cli(['check'], env)).code).toBe(0)
+    })
+  }, 150_000)
+
   it('ends the command when the server ends the stalled migration session and the client never hears of it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, '002_add_claude_integration')
