@@ -11,6 +11,7 @@ import {
 } from 'kysely/migration'
 
 import { awaitsAnswer } from '../connection/dialect-hooks.js'
+import { severConnections } from '../connection/sever-connections.js'
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
@@ -195,7 +196,7 @@ async function runBlock(
   if (block[0]!.transactional) {
     let resultSet: MigrationResultSet = {}
     const done: MigrationResult[] = []
-    const watch = await watchBlockers(db)
+    const watch = await watchBlockers(db, settings)
     let unwatch = () => {}
     try {
       // READ COMMITTED whatever the database's default (each migration was written for it).
@@ -235,7 +236,7 @@ async function runBlock(
   }
   return db.connection().execute(async (unguarded) => {
     const connection = unguarded.withPlugin(guard)
-    const watch = await watchBlockers(db)
+    const watch = await watchBlockers(db, settings)
     let resultSet: MigrationResultSet
     let blockers: string | undefined
     let unwatch = () => {}
@@ -334,7 +335,13 @@ interface BlockerWatch {
  * lock timeout can name the pid and the query in the way. After the timeout the wait is over
  * and pg_blocking_pids() no longer tells. Not on PGlite, which has one connection only.
  */
-async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
+/**
+ * Samples on a connection of the pool behind `db`. A sample that gets no answer within
+ * `settings.idleTimeoutMs` means a connection whose answers stopped (a stalled proxy or network
+ * path): the connections are cut, as the lock session does for its own, so that neither the
+ * sample nor stop() waits for ever, and the run stops.
+ */
+async function watchBlockers(db: Kysely<any>, settings: MigrationSettings): Promise<BlockerWatch> {
   let seen: string | undefined
   let timer: NodeJS.Timeout | undefined
   let sampling: Promise<void> = Promise.resolve()
@@ -344,6 +351,13 @@ async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
   return {
     follow(pid) {
       const sample = async () => {
+        const unanswered = setTimeout(() => {
+          settings.log(
+            `[db] the server did not answer the query that samples what blocks the migration within ${settings.idleTimeoutMs} ms ` +
+              '(a connection whose answers stopped): this run cut its connections and stops. Run the migrations again.',
+          )
+          severConnections(db)
+        }, settings.idleTimeoutMs)
         const found = await sql<{ pid: number; state: string; xact_age: string; query: string }>`
           SELECT a.pid, a.state, date_trunc('second', now() - a.xact_start)::text AS xact_age,
                  left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 200) AS query
@@ -351,6 +365,7 @@ async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
         `
           .execute(db)
           .catch(() => ({ rows: [] }))
+          .finally(() => clearTimeout(unanswered))
         if (found.rows.length > 0) {
           seen = found.rows
             .map((row) => `pid ${row.pid} (${row.state}, transaction open for ${row.xact_age}: ${row.query})`)
