@@ -19,6 +19,19 @@ describe('migrate:plan arguments and the embedded target', () => {
     expect(existsSync(dataDir)).toBe(false)
   })
 
+  // Review r3: the command line parser took the last of two values silently (the old parser
+  // refused), and called a value-taking flag followed by another flag one that "takes no value".
+  it.each([
+    [['--max-rows=10', '--max-rows=100000'], /--max-rows is given 2 times: give it once/],
+    [['--max-rows', '10', '--max-rows', '20', '--json'], /--max-rows is given 2 times: give it once/],
+    [['--max-rows', '--json'], /--max-rows needs a value/],
+  ])('refuses %j before opening any database, saying what is wrong', async (args, message) => {
+    const dataDir = join(parent, `never-repeated-${args.length}`)
+    const run = await cli(args, { PGLITE_DATA_DIR: dataDir }, 'src/cli/migrate-plan.ts')
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 1, stderr: expect.stringMatching(message) })
+    expect(existsSync(dataDir)).toBe(false)
+  })
+
   it('plans every migration for an embedded target that does not exist, without creating it', async () => {
     const dataDir = join(parent, 'pglite')
     const run = await cli(['--json', '--max-rows=10'], { PGLITE_DATA_DIR: dataDir }, 'src/cli/migrate-plan.ts')

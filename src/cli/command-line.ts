@@ -65,16 +65,22 @@ export function parseCommandLine<S extends CommandSpec>(spec: S, args: readonly 
   if (args.includes('--help') || args.includes('-h')) return { help: true }
   const options = spec.options ?? {}
   const refuse = (reason: string) => new Error(`${reason}. ${usageHint(spec)}`)
-  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] }
+  let parsed: ReturnType<typeof parseArgs<{ options: Record<string, { type: 'string' | 'boolean' }>; allowPositionals: true; strict: true; tokens: true }>>
   try {
     parsed = parseArgs({
       args: [...args],
       options: Object.fromEntries(Object.entries(options).map(([name, option]) => [name, { type: option.type }])),
       allowPositionals: true,
       strict: true,
+      tokens: true,
     })
   } catch (error) {
     throw refuse(describeParseError(error, spec))
+  }
+  // parseArgs keeps the last of two values: which one was meant is not for the parser to guess.
+  for (const [name, option] of Object.entries(options)) {
+    const given = parsed.tokens.filter((token) => token.kind === 'option' && token.name === name).length
+    if (option.type === 'string' && given > 1) throw refuse(`--${name} is given ${given} times: give it once`)
   }
 
   const positionals = spec.positionals ?? []
@@ -156,7 +162,8 @@ function describeParseError(error: unknown, spec: CommandSpec): string {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `${spec.script} does not know the flag ${flag ?? message}${known.length > 0 ? `; it takes ${known.join(', ')}` : '; it takes no flags'}`
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return `${flag ? flag.split(' ')[0] : 'a flag'} ${/argument missing/.test(message) ? 'needs a value' : 'takes no value'}`
+      // "argument missing", or "ambiguous": the next word is a flag, taken for a missing value.
+      return `${flag ? flag.split(' ')[0] : 'a flag'} ${/argument missing|ambiguous/.test(message) ? 'needs a value' : 'takes no value'}`
     default:
       return `${spec.script}: ${message}`
   }

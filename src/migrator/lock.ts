@@ -35,7 +35,8 @@ export interface MigrationSession {
   lockLost(): Error | undefined
   /**
    * Has the heartbeat also watch the migration connection on server backend `pid`, until the
-   * returned function is called. While `awaitingAnswer()` says the client waits for a statement,
+   * returned function is called. While `awaitingAnswer()` says the client waits for an answer
+   * (a statement, or a BEGIN, COMMIT or ROLLBACK that the driver sends),
    * a server that finished it more than a heartbeat ago, or that ended the session, means that
    * the answer was lost on the way (a proxy or network path that stopped forwarding, while the
    * lock session's path still works): the run cuts its connections and stops. A statement that
@@ -164,9 +165,9 @@ export async function withMigrationLock<T>(
         const backend = await backendActivity(lockConnection, watching.pid, idleTimeoutMs)
         // Asked again after the round trip: an answer that was on its way has been read by now.
         if (watched !== watching || !watching.awaitingAnswer()) return
-        // Gone at two heartbeats in a row: a statement that failed leaves awaitingAnswer() true
-        // until the block ends, moments later, and a session the server ended with an error the
-        // client did hear must not pass for a lost answer.
+        // Gone at two heartbeats in a row: a session the server ended with an error the client
+        // did hear (and then a ROLLBACK sent on the dead connection) must not pass for a lost
+        // answer; the block ends moments later.
         if (backend === undefined && watching.goneBefore) throw new AnswerLostError(watching.pid, 'has ended that session')
         watching.goneBefore = backend === undefined
         // A heartbeat and a second more: an answer on its way over a working path takes far less.
@@ -196,8 +197,14 @@ export async function withMigrationLock<T>(
       clearInterval(heartbeat)
       await beating
       if (lost) throw lost
-      await sql`COMMIT`.execute(lockConnection)
+      // Bounded like every statement of the lock session. The work is done by now: if the answer
+      // never comes, cutting the connection ends the transaction, and the lock with it.
       committed = true
+      await withinMs(idleTimeoutMs, sql`COMMIT`.execute(lockConnection)).catch((error: unknown) => {
+        if (!(error instanceof UnansweredError)) throw error
+        options.log?.(`[db] the migration lock session did not answer its COMMIT (${error.message}): cutting it, which releases the lock`)
+        severConnections(db)
+      })
       return result
     } finally {
       clearInterval(heartbeat)

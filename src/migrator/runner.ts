@@ -10,6 +10,8 @@ import {
   type NoMigrations,
 } from 'kysely/migration'
 
+import { awaitsAnswer } from '../connection/dialect-hooks.js'
+import { severConnections } from '../connection/sever-connections.js'
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
@@ -194,14 +196,14 @@ async function runBlock(
   if (block[0]!.transactional) {
     let resultSet: MigrationResultSet = {}
     const done: MigrationResult[] = []
-    const watch = await watchBlockers(db)
+    const watch = await watchBlockers(db, settings)
     let unwatch = () => {}
     try {
       // READ COMMITTED whatever the database's default (each migration was written for it).
       await db.transaction().setIsolationLevel('read committed').execute(async (unguarded) => {
         const trx = unguarded.withPlugin(guard)
         await setSessionBounds(trx, settings, 'transaction')
-        unwatch = await watchConnection(trx, session, guard, watch)
+        unwatch = await watchConnection(trx, session, watch)
         if (block[0]!.direction === 'Up') {
           resultSet = await kyselyMigrator(trx, settings).migrateTo(blockTarget)
         } else {
@@ -234,19 +236,20 @@ async function runBlock(
   }
   return db.connection().execute(async (unguarded) => {
     const connection = unguarded.withPlugin(guard)
-    const watch = await watchBlockers(db)
+    const watch = await watchBlockers(db, settings)
     let resultSet: MigrationResultSet
     let blockers: string | undefined
     let unwatch = () => {}
     try {
       await setSessionBounds(connection, settings, 'session')
-      unwatch = await watchConnection(connection, session, guard, watch)
+      unwatch = await watchConnection(connection, session, watch)
       resultSet = await kyselyMigrator(connection, settings, true).migrateTo(blockTarget)
     } finally {
-      unwatch()
       blockers = await watch.stop()
       // The migration SET its timeouts for the session; the pool must not hand them on.
       await sql`RESET ALL`.execute(unguarded).catch(() => {})
+      // After RESET ALL, which a stall can catch too.
+      unwatch()
     }
     return { resultSet, blockers }
   })
@@ -277,48 +280,36 @@ async function setSessionBounds(db: Kysely<any>, settings: MigrationSettings, sc
 /**
  * On a migration's connection: refuses every statement once the run must stop (the lock lost),
  * so that a migration of several steps (005) stops at its next statement instead of going on
- * beside another run; and tells whether the client waits for the answer to a statement, for the
- * lock session's watch. A statement that fails leaves it waiting until the next one is answered:
- * the block ends soon after a failure, and the watch with it. (BEGIN and COMMIT, which the
- * driver sends, are not seen: they are short.)
+ * beside another run.
  */
 class MigrationConnectionGuard implements KyselyPlugin {
-  #awaitingAnswer = false
-
   constructor(private readonly lockLost: () => Error | undefined) {}
-
-  readonly awaitingAnswer = (): boolean => this.#awaitingAnswer
 
   transformQuery(args: Parameters<KyselyPlugin['transformQuery']>[0]): ReturnType<KyselyPlugin['transformQuery']> {
     const lost = this.lockLost()
     if (lost) throw lost
-    this.#awaitingAnswer = true
     return args.node
   }
 
   async transformResult(args: Parameters<KyselyPlugin['transformResult']>[0]): ReturnType<KyselyPlugin['transformResult']> {
-    this.#awaitingAnswer = false
     return args.result
   }
 }
 
 /**
  * Starts watching the migration connection `migrationDb`: `watch` samples what blocks it, and
- * the lock session's heartbeat whether the answers of its statements still arrive. Returns the
- * function that ends the second; `watch.stop()` ends the first. Not on PGlite, where the client
- * is the server.
+ * the lock session's heartbeat whether the answers of what it sends still arrive: its
+ * statements, and the BEGIN, COMMIT and ROLLBACK that Kysely's driver sends for the
+ * transactions the runner and the migrations open (awaitsAnswer). Returns the function that
+ * ends the second; `watch.stop()` ends the first. Not on PGlite, where the client is the server.
  */
-async function watchConnection(
-  migrationDb: Kysely<any>,
-  session: MigrationSession,
-  guard: MigrationConnectionGuard,
-  watch: BlockerWatch,
-): Promise<() => void> {
+async function watchConnection(migrationDb: Kysely<any>, session: MigrationSession, watch: BlockerWatch): Promise<() => void> {
   if (migrationDb.getExecutor().adapter instanceof PGliteAdapter) return () => {}
-  const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(migrationDb)
+  const query = sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.compile(migrationDb)
+  const { rows } = await migrationDb.executeQuery(query)
   const pid = rows[0]!.pid
   watch.follow(pid)
-  return session.watchConnection(pid, guard.awaitingAnswer)
+  return session.watchConnection(pid, awaitsAnswer(query))
 }
 
 function targetOf(block: Step[], migrations: readonly MigrationInfo[]): string | NoMigrations {
@@ -344,7 +335,13 @@ interface BlockerWatch {
  * lock timeout can name the pid and the query in the way. After the timeout the wait is over
  * and pg_blocking_pids() no longer tells. Not on PGlite, which has one connection only.
  */
-async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
+/**
+ * Samples on a connection of the pool behind `db`. A sample that gets no answer within
+ * `settings.idleTimeoutMs` means a connection whose answers stopped (a stalled proxy or network
+ * path): the connections are cut, as the lock session does for its own, so that neither the
+ * sample nor stop() waits for ever, and the run stops.
+ */
+async function watchBlockers(db: Kysely<any>, settings: MigrationSettings): Promise<BlockerWatch> {
   let seen: string | undefined
   let timer: NodeJS.Timeout | undefined
   let sampling: Promise<void> = Promise.resolve()
@@ -354,6 +351,13 @@ async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
   return {
     follow(pid) {
       const sample = async () => {
+        const unanswered = setTimeout(() => {
+          settings.log(
+            `[db] the server did not answer the query that samples what blocks the migration within ${settings.idleTimeoutMs} ms ` +
+              '(a connection whose answers stopped): this run cut its connections and stops. Run the migrations again.',
+          )
+          severConnections(db)
+        }, settings.idleTimeoutMs)
         const found = await sql<{ pid: number; state: string; xact_age: string; query: string }>`
           SELECT a.pid, a.state, date_trunc('second', now() - a.xact_start)::text AS xact_age,
                  left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 200) AS query
@@ -361,6 +365,7 @@ async function watchBlockers(db: Kysely<any>): Promise<BlockerWatch> {
         `
           .execute(db)
           .catch(() => ({ rows: [] }))
+          .finally(() => clearTimeout(unanswered))
         if (found.rows.length > 0) {
           seen = found.rows
             .map((row) => `pid ${row.pid} (${row.state}, transaction open for ${row.xact_age}: ${row.query})`)
