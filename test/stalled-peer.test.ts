@@ -157,11 +157,10 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
     })
   }, 150_000)
 
-  // Review r3, NOT FIXED: the run's own statements on other connections of the pool (the
-  // history reads, the Supabase stand-in, the checksums it records after the migrations, the
-  // lock session's statements while it takes the lock) are neither watched nor bounded: a stall
-  // of one of them hangs the command for ever, with the migration lock held. Here, the INSERT of
-  // 006's checksum, once 006 has committed.
+  // Review r3: the run's own statements on other connections of the pool (the history reads,
+  // the Supabase stand-in, the checksums it records after the migrations) were neither watched
+  // nor bounded: a stall of one of them hung the command for ever, with the migration lock held.
+  // Here, the INSERT of 006's checksum, once 006 has committed.
   it('ends the command when a connection stalls at the checksums recorded after the migrations', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, '005_add_openrouter_integration')

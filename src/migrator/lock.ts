@@ -43,6 +43,15 @@ export interface MigrationSession {
    * runs long on the server (statement_timeout lifted) is 'active' there, and is left alone.
    */
   watchConnection(pid: number, awaitingAnswer: () => boolean): () => void
+  /**
+   * Runs `work`, the run's own bookkeeping around the migrations (the history it reads, the
+   * Supabase stand-in, the checksums it records), bounded like the lock session's statements:
+   * unanswered within the idle timeout, the peer stopped answering, and the run cuts its
+   * connections and stops with an error that names `what`, instead of waiting for ever with the
+   * lock held. The migrations' own statements are watched instead (watchConnection): they may
+   * rightly run for long.
+   */
+  bounded<T>(what: string, work: () => Promise<T>): Promise<T>
 }
 
 /** Options of {@link withMigrationLock}. */
@@ -112,7 +121,7 @@ export async function withMigrationLock<T>(
 ): Promise<T> {
   if (db.getExecutor().adapter instanceof PGliteAdapter) {
     return inProcessQueue(db, () =>
-      work({ transactionPooler: false, assertLockHeld: async () => {}, lockLost: () => undefined, watchConnection: () => () => {} }),
+      work({ transactionPooler: false, assertLockHeld: async () => {}, lockLost: () => undefined, watchConnection: () => () => {}, bounded: (_what, work) => work() }),
     )
   }
 
@@ -130,7 +139,7 @@ export async function withMigrationLock<T>(
       await takeLock(db, lockConnection, lockWaitMs, idleTimeoutMs, options.log)
       const lose = (error: unknown) => {
         if (lost) return
-        if (error instanceof AnswerLostError) {
+        if (error instanceof RunStalledError) {
           lost = error
           options.log?.(`[db] ${lost.message}`)
           severConnections(db)
@@ -193,7 +202,16 @@ export async function withMigrationLock<T>(
         if (!lost) await stillHeld().catch(lose)
         if (lost) throw lost
       }
-      const result = await work({ transactionPooler, assertLockHeld, lockLost: () => lost, watchConnection })
+      const bounded = async <T>(what: string, bookkeeping: () => Promise<T>): Promise<T> => {
+        try {
+          return await withinMs(idleTimeoutMs, bookkeeping())
+        } catch (error) {
+          if (!(error instanceof UnansweredError)) throw error
+          lose(new BookkeepingStalledError(what, idleTimeoutMs))
+          throw lost
+        }
+      }
+      const result = await work({ transactionPooler, assertLockHeld, lockLost: () => lost, watchConnection, bounded })
       clearInterval(heartbeat)
       await beating
       if (lost) throw lost
@@ -218,13 +236,27 @@ export async function withMigrationLock<T>(
 /** The lock session did not answer in time: the peer stopped answering, the connection may hang. */
 class UnansweredError extends Error {}
 
+/** A connection of the run stopped answering: the run cuts its connections (see lose). */
+class RunStalledError extends Error {}
+
 /** The server finished a statement of a migration connection, or ended it, and the client never heard. */
-class AnswerLostError extends Error {
+class AnswerLostError extends RunStalledError {
   constructor(pid: number, what: string) {
     super(
       `The migration connection (server process ${pid}) stopped answering: the server ${what}, but the answer never ` +
         'arrived (a proxy or network path that stopped forwarding). This run cut its connections and stopped, so the server ' +
         'rolls back the transaction that was open there and frees its locks. Run the migrations again.',
+    )
+  }
+}
+
+/** A statement of the run's bookkeeping was not answered within the idle timeout. */
+class BookkeepingStalledError extends RunStalledError {
+  constructor(what: string, ms: number) {
+    super(
+      `The database did not answer ${what} within ${ms} ms (MIGRATION_IDLE_TIMEOUT_MS): a proxy or network path that ` +
+        'stopped forwarding, or a server that stopped responding. This run cut its connections and stopped, so the server ' +
+        'rolls back what was open there and frees the migration lock. Run the migrations again.',
     )
   }
 }

@@ -62,24 +62,25 @@ export async function runMigrations(
     return await withMigrationLock(
       db,
       async (session) => {
-        const migrations = await kyselyMigrator(db, settings).getMigrations()
+        const migrations = await session.bounded('the reading of the migration history', () => kyselyMigrator(db, settings).getMigrations())
         const steps = planSteps(migrations, target)
         // A rollback that began and did not finish: only the rollback itself may go on.
-        const interrupted = (await readMigrationHistory(db, { times: false })).find((entry) => entry.reverting)
+        const history = await session.bounded('the reading of the migration history', () => readMigrationHistory(db, { times: false }))
+        const interrupted = history.find((entry) => entry.reverting)
         if (interrupted && (steps.some((step) => step.direction === 'Up') || (steps.length > 0 && steps[0]!.name !== interrupted.name))) {
           throw new InterruptedRollbackError(interrupted.name)
         }
         const outside = steps.filter((step) => !step.transactional).map((step) => step.name)
         if (session.transactionPooler && outside.length > 0) throw new TransactionPoolerError(outside)
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
-        if (steps.some((step) => step.direction === 'Up')) await ensureSupabaseStandIn(db)
+        if (steps.some((step) => step.direction === 'Up')) await session.bounded('the Supabase stand-in check', () => ensureSupabaseStandIn(db))
         for (const block of contiguousBlocks(steps)) {
           results.push(...(await runBlockWithRetries(db, block, migrations, settings, results, session)))
         }
         // A run that failed part-way records the checksums of what it applied on the next run.
         if (steps.length > 0) {
           const appliedNow = results.filter((result) => result.direction === 'Up').map((result) => result.migrationName)
-          await syncMigrationChecksums(db, { appliedNow })
+          await session.bounded('the recording of the migrations\' checksums', () => syncMigrationChecksums(db, { appliedNow }))
         }
         return results
       },
