@@ -14,8 +14,8 @@ import { testTargets, useTestDatabase } from './support/test-database.js'
 const ROLLED_BACK = new Error('roll back')
 
 describe.each(testTargets)('the access matrix sees widenings on %s', (target) => {
-  // At the latest migration (a template on PGlite), as db:access starts: seedAccessFixtures
-  // then skips the first migration run.
+  // At the latest migration (a template on PGlite): seedAccessFixtures then skips the first
+  // migration run; test/access-matrix.test.ts measures from an empty database too.
   const database = useTestDatabase(target)
   let baseline: AccessEntry[]
   beforeAll(async () => {

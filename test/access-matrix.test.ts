@@ -71,8 +71,8 @@ describe('the committed access matrix', () => {
 })
 
 describe.each(testTargets)('measuring access on %s', (target) => {
-  // At the latest migration (a template on PGlite), as db:access starts: seedAccessFixtures
-  // then skips the first migration run.
+  // At the latest migration (a template on PGlite): seedAccessFixtures then skips the first
+  // migration run; db:access --check above still builds its matrix from an empty database.
   const database = useTestDatabase(target)
 
   it('measures what the committed file says, and a widened policy changes exactly its line', async () => {

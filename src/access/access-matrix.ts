@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 
-import { scratchDatabase } from '../templates/migrated-template.js'
+import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { seedAccessFixtures } from './access-fixtures.js'
 import { ACCESS_SCHEMAS, type AccessEntry, measureAccess } from './measure-access.js'
 
@@ -62,7 +62,7 @@ export function formatAccessMatrix(entries: AccessEntry[]): string {
 }
 
 /**
- * Seeds `db` (empty, or migrated and without rows) and measures it: the matrix text of what its migrations produce.
+ * Seeds `db` (empty) and measures it: the matrix text of what its migrations produce.
  *
  * @example
  * ```ts
@@ -76,9 +76,7 @@ export async function accessMatrixOf(db: Kysely<any>): Promise<string> {
 
 /**
  * The matrix of the migrations as they are now, measured on a scratch in-memory database, so
- * that no server is needed and none is touched. It starts from the template of the latest
- * migration (migratedTemplate: made by running the migrations, and cached under their
- * checksums, so a changed migration is run again), as the other scratch databases do.
+ * that no server is needed and none is touched.
  *
  * @example
  * ```ts
@@ -86,7 +84,7 @@ export async function accessMatrixOf(db: Kysely<any>): Promise<string> {
  * ```
  */
 export async function buildAccessMatrix(): Promise<string> {
-  const db = scratchDatabase('latest')
+  const db = createDb({ dataDir: IN_MEMORY })
   try {
     return await accessMatrixOf(db)
   } finally {
