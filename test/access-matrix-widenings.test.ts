@@ -14,9 +14,7 @@ import { testTargets, useTestDatabase } from './support/test-database.js'
 const ROLLED_BACK = new Error('roll back')
 
 describe.each(testTargets)('the access matrix sees widenings on %s', (target) => {
-  // At the latest migration (a template on PGlite): seedAccessFixtures then skips the first
-  // migration run; test/access-matrix.test.ts measures from an empty database too.
-  const database = useTestDatabase(target)
+  const database = useTestDatabase(target, 'none')
   let baseline: AccessEntry[]
   beforeAll(async () => {
     await seedAccessFixtures(database.db)

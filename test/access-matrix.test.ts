@@ -71,9 +71,7 @@ describe('the committed access matrix', () => {
 })
 
 describe.each(testTargets)('measuring access on %s', (target) => {
-  // At the latest migration (a template on PGlite): seedAccessFixtures then skips the first
-  // migration run; db:access --check above still builds its matrix from an empty database.
-  const database = useTestDatabase(target)
+  const database = useTestDatabase(target, 'none')
 
   it('measures what the committed file says, and a widened policy changes exactly its line', async () => {
     const { db } = database

@@ -10,9 +10,8 @@ const MODELS = ['11111111-0000-4000-8000-000000000001', '11111111-0000-4000-8000
 const RESOURCES = ['22222222-0000-4000-8000-000000000001', '22222222-0000-4000-8000-000000000002']
 
 /**
- * Builds, on an empty database (or one that these migrations alone brought part or all of the
- * way, such as a template at the latest migration), what the access matrix measures: every
- * migration, and two users' rows in every table of the schemas it covers. x402_backup gets its tables the way
+ * Builds, on an empty database, what the access matrix measures: every migration, and two
+ * users' rows in every table of the schemas it covers. x402_backup gets its tables the way
  * production would: a rollback of 005 with the data-loss opt-in moves the users' keys there,
  * and migrate:latest then brings the schema back. Any other empty table is seeded generically.
  *
