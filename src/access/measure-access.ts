@@ -110,7 +110,9 @@ const RELATION_KINDS: Record<string, { kind: string; operations: AccessOperation
 export async function measureAccess(db: Kysely<any>): Promise<AccessEntry[]> {
   const entries: AccessEntry[] = []
   const schemas = await listAccessSchemas(db)
-  for (const relation of await listRelations(db, schemas)) {
+  const relations = await listRelations(db, schemas)
+  const columns = await listColumns(db, relations)
+  for (const relation of relations) {
     const { kind, operations } = RELATION_KINDS[relation.relkind]!
     const label = relation.relkind === 'r' || relation.relkind === 'p' ? `${kind} (RLS ${relation.rls ? 'on' : 'off'})` : kind
     if (relation.relkind === 'S') {
@@ -133,15 +135,15 @@ export async function measureAccess(db: Kysely<any>): Promise<AccessEntry[]> {
       continue
     }
     for (const operation of operations) {
-      const reached = async (actor: Actor) => reachedRows(db, relation, rows, operation, actor)
+      const [anon, userA, userB, service] = await reachedByEach(db, relation, columns.get(relation.oid) ?? [], rows, operation, [ANON, USER_A, USER_B, SERVICE])
       entries.push({
         schema: relation.schema,
         object: relation.name,
         kind: label,
         operation,
-        anon: rowsCell(await reached(ANON), rows.length),
-        authenticated: authenticatedCell(await reached(USER_A), await reached(USER_B), rows),
-        service_role: rowsCell(await reached(SERVICE), rows.length),
+        anon: rowsCell(anon!, rows.length),
+        authenticated: authenticatedCell(userA!, userB!, rows),
+        service_role: rowsCell(service!, rows.length),
       })
     }
   }
@@ -218,90 +220,110 @@ interface Reach {
 }
 
 /**
- * The seed rows that `actor` reached with `operation`. SELECT and INSERT use the columns the
- * role holds the privilege on (a column-level grant is a grant). UPDATE and DELETE on a table
- * aim at one row at a time without a WHERE clause, as an unfiltered PostgREST PATCH or DELETE
- * does: a WHERE would consult the SELECT policies, and a write policy without a SELECT policy
- * beside it would go unseen. A trigger of the measuring transaction skips every other row.
+ * What each of `actors`, in order, reached with `operation` ({@link reachedRows}). SELECT gives
+ * each actor a transaction of its own; the writes share one, prepared once as the database user
+ * (the table emptied for INSERT, the trigger that aims UPDATE and DELETE at one row), in which
+ * every attempt runs in a savepoint of its own that is rolled back: each finds the same rows.
  */
-async function reachedRows(db: Kysely<any>, relation: Relation, rows: SeedRow[], operation: AccessOperation, actor: Actor): Promise<Reach> {
+async function reachedByEach(db: Kysely<any>, relation: Relation, columns: Column[], rows: SeedRow[], operation: AccessOperation, actors: Actor[]): Promise<Reach[]> {
+  const reaches: Reach[] = []
+  if (operation === 'SELECT') {
+    for (const actor of actors) await rolledBack(db, async (trx) => void reaches.push(await reachedRows(trx, relation, columns, rows, operation, actor)))
+    return reaches
+  }
+  await rolledBack(db, async (trx) => {
+    // An empty table to insert the seed rows into again, unchanged: no key or constraint clashes.
+    if (operation === 'INSERT') await sql`DELETE FROM ${sql.id(relation.schema, relation.name)}`.execute(trx)
+    else if (isTable(relation)) await aimOneRowAtATime(trx, relation)
+    for (const actor of actors) reaches.push(await reachedRows(trx, relation, columns, rows, operation, actor))
+  })
+  return reaches
+}
+
+/**
+ * The seed rows that `actor` reached with `operation`, in `trx` as {@link reachedByEach} prepared
+ * it. SELECT and INSERT use the columns the role holds the privilege on (a column-level grant is
+ * a grant). UPDATE and DELETE on a table aim at one row at a time without a WHERE clause, as an
+ * unfiltered PostgREST PATCH or DELETE does: a WHERE would consult the SELECT policies, and a
+ * write policy without a SELECT policy beside it would go unseen. A trigger of the measuring
+ * transaction skips every other row.
+ */
+async function reachedRows(trx: Transaction<any>, relation: Relation, columns: Column[], rows: SeedRow[], operation: AccessOperation, actor: Actor): Promise<Reach> {
   const table = sql.id(relation.schema, relation.name)
-  const all = await columnsOf(db, relation, null, operation)
-  const granted = await columnsOf(db, relation, actor.requester.role, operation)
+  const all = columnsOf(columns, null, operation)
+  const granted = columnsOf(columns, actor.requester.role, operation)
   const partial = granted.length > 0 && granted.length < all.length ? granted : undefined
   const reach: Reach = { rows: new Set(), ...(partial && { columns: partial }) }
-  await rolledBack(db, async (trx) => {
-    if (operation === 'SELECT') {
-      const projected = (from: Transaction<any>) =>
-        partial
-          ? sql<{ row: string }>`SELECT to_jsonb(x)::text AS row FROM (SELECT ${sql.join(partial.map((column) => sql.id(column)))} FROM ${table}) AS x`.execute(from)
-          : sql<{ row: string }>`SELECT to_jsonb(t)::text AS row FROM ${table} AS t`.execute(from)
-      const seeds = partial
-        ? (await sql<{ row: string }>`
-            SELECT (SELECT to_jsonb(x)::text FROM (SELECT ${sql.join(partial.map((column) => sql`(p).${sql.id(column)}`))}) AS x) AS row
-            FROM (SELECT jsonb_populate_record(NULL::${table}, seed::jsonb) AS p FROM unnest(${rows.map((row) => row.row)}::text[]) AS seed) AS s
-          `.execute(trx)).rows.map((row) => row.row)
-        : rows.map((row) => row.row)
-      await enterRequest(trx, actor.requester, actor.claims)
-      const visible = await attempt(relation, operation, actor, () => projected(trx))
-      for (const { row } of visible && 'rows' in visible ? visible.rows : []) {
-        const index = seeds.findIndex((seed, at) => seed === row && !reach.rows.has(at))
-        if (index >= 0) reach.rows.add(index)
-      }
-      return
+  if (operation === 'SELECT') {
+    const projected = (from: Transaction<any>) =>
+      partial
+        ? sql<{ row: string }>`SELECT to_jsonb(x)::text AS row FROM (SELECT ${sql.join(partial.map((column) => sql.id(column)))} FROM ${table}) AS x`.execute(from)
+        : sql<{ row: string }>`SELECT to_jsonb(t)::text AS row FROM ${table} AS t`.execute(from)
+    const seeds = partial
+      ? (await sql<{ row: string }>`
+          SELECT (SELECT to_jsonb(x)::text FROM (SELECT ${sql.join(partial.map((column) => sql`(p).${sql.id(column)}`))}) AS x) AS row
+          FROM (SELECT jsonb_populate_record(NULL::${table}, seed::jsonb) AS p FROM unnest(${rows.map((row) => row.row)}::text[]) AS seed) AS s
+        `.execute(trx)).rows.map((row) => row.row)
+      : rows.map((row) => row.row)
+    await enterRequest(trx, actor.requester, actor.claims)
+    const visible = await attempt(relation, operation, actor, () => projected(trx))
+    for (const { row } of visible && 'rows' in visible ? visible.rows : []) {
+      const index = seeds.findIndex((seed, at) => seed === row && !reach.rows.has(at))
+      if (index >= 0) reach.rows.add(index)
     }
-    if (operation === 'INSERT') {
-      // An empty table to insert the seed rows into again, unchanged: no key or constraint clashes.
-      await sql`DELETE FROM ${table}`.execute(trx)
-      const columns = partial ?? all
-      for (const [index, { row }] of rows.entries()) {
-        const list = sql.join(columns.map((column) => sql.id(column)))
-        const statement = sql`INSERT INTO ${table} (${list}) SELECT ${list} FROM jsonb_populate_record(NULL::${table}, ${row}::jsonb)`
-        if (await reachedOne(trx, relation, operation, actor, statement)) reach.rows.add(index)
-      }
-      return
+    return reach
+  }
+  if (operation === 'INSERT') {
+    const list = sql.join((partial ?? all).map((column) => sql.id(column)))
+    for (const [index, { row }] of rows.entries()) {
+      const statement = sql`INSERT INTO ${table} (${list}) SELECT ${list} FROM jsonb_populate_record(NULL::${table}, ${row}::jsonb)`
+      if (await reachedOne(trx, relation, operation, actor, statement)) reach.rows.add(index)
     }
-    const isTable = relation.relkind === 'r' || relation.relkind === 'p'
-    if (isTable) await aimOneRowAtATime(trx, relation)
-    const column = updateColumn(partial ?? granted, all)
-    const valueOf = (row: string, name: string) => sql`(jsonb_populate_record(NULL::${table}, ${row}::jsonb)).${sql.id(name)}`
-    const write = (row: string, set?: { column: string; row: string }) => {
-      // A view takes no row trigger: the row is picked by its content, which needs SELECT on it.
-      const where = isTable ? sql`` : sql` WHERE to_jsonb(t)::text = ${row}`
-      if (operation === 'DELETE') return sql`DELETE FROM ${table} AS t${where}`
-      const target = set ?? { column: column!, row }
-      return sql`UPDATE ${table} AS t SET ${sql.id(target.column)} = ${valueOf(target.row, target.column)}${where}`
-    }
-    for (const [index, seed] of rows.entries()) {
-      if (isTable) await sql`SELECT set_config('x402_access.target', ${seed.row}, true)`.execute(trx)
-      if (await reachedOne(trx, relation, operation, actor, write(seed.row))) reach.rows.add(index)
-      if (operation !== 'UPDATE' || !relation.hasOwner || !actor.user || seed.owner === null) continue
-      // The owner column itself: whether a user can take another's row, or give away their own.
-      const owner = seed.owner === actor.user ? actor.other! : actor.user
-      const moved = write(seed.row, { column: 'user_id', row: JSON.stringify({ user_id: owner }) })
-      if (!(await reachedOne(trx, relation, operation, actor, moved))) continue
-      if (seed.owner === actor.user) (reach.gave ??= new Set()).add(index)
-      else reach.rows.add(index)
-    }
-  })
+    return reach
+  }
+  const aimed = isTable(relation)
+  const column = updateColumn(partial ?? granted, all)
+  const valueOf = (row: string, name: string) => sql`(jsonb_populate_record(NULL::${table}, ${row}::jsonb)).${sql.id(name)}`
+  const write = (row: string, set?: { column: string; row: string }) => {
+    // A view takes no row trigger: the row is picked by its content, which needs SELECT on it.
+    const where = aimed ? sql`` : sql` WHERE to_jsonb(t)::text = ${row}`
+    if (operation === 'DELETE') return sql`DELETE FROM ${table} AS t${where}`
+    const target = set ?? { column: column!, row }
+    return sql`UPDATE ${table} AS t SET ${sql.id(target.column)} = ${valueOf(target.row, target.column)}${where}`
+  }
+  for (const [index, seed] of rows.entries()) {
+    const target = aimed ? seed.row : undefined
+    if (await reachedOne(trx, relation, operation, actor, write(seed.row), target)) reach.rows.add(index)
+    if (operation !== 'UPDATE' || !relation.hasOwner || !actor.user || seed.owner === null) continue
+    // The owner column itself: whether a user can take another's row, or give away their own.
+    const owner = seed.owner === actor.user ? actor.other! : actor.user
+    const moved = write(seed.row, { column: 'user_id', row: JSON.stringify({ user_id: owner }) })
+    if (!(await reachedOne(trx, relation, operation, actor, moved, target))) continue
+    if (seed.owner === actor.user) (reach.gave ??= new Set()).add(index)
+    else reach.rows.add(index)
+  }
   return reach
 }
 
-/** Runs one write as `actor` in a savepoint, then undoes it: whether it reached a row. */
+/**
+ * Runs one write as `actor` in a savepoint, then undoes it: whether it reached a row. `target`
+ * is the row the trigger of {@link aimOneRowAtATime} lets through, set with the request's claims.
+ */
 async function reachedOne(
   trx: Transaction<any>,
   relation: Relation,
   operation: AccessOperation,
   actor: Actor,
   statement: { execute(trx: Transaction<any>): Promise<{ numAffectedRows?: bigint }> },
+  target?: string,
 ): Promise<boolean> {
   await sql`SAVEPOINT access_attempt`.execute(trx)
   try {
-    await enterRequest(trx, actor.requester, actor.claims)
+    await enterRequest(trx, actor.requester, actor.claims, target === undefined ? {} : { 'x402_access.target': target })
     const result = await attempt(relation, operation, actor, () => statement.execute(trx))
     return result !== undefined && Number(result.numAffectedRows ?? 0) > 0
   } finally {
-    // Also ends the role and the claims, which were set inside the savepoint.
+    // Also ends the role, the claims and the target, which were set inside the savepoint.
     await sql`ROLLBACK TO SAVEPOINT access_attempt`.execute(trx)
   }
 }
@@ -330,19 +352,48 @@ async function aimOneRowAtATime(trx: Transaction<any>, relation: Relation): Prom
   `.execute(trx)
 }
 
+/** A column of a relation, and the API roles that hold each privilege on it. */
+interface Column {
+  name: string
+  /** Privilege (SELECT, INSERT, UPDATE) → the roles holding it on this column. */
+  holders: Record<string, string[]>
+}
+
+/**
+ * The columns of every relation (but generated ones), in order, with which API roles hold
+ * SELECT, INSERT and UPDATE on each: read once per measurement, since no attempt changes a grant.
+ */
+async function listColumns(db: Kysely<any>, relations: Relation[]): Promise<Map<string, Column[]>> {
+  const roles = [...new Set([ANON, USER_A, USER_B, SERVICE].map((actor) => actor.requester.role))]
+  const { rows } = await sql<{ oid: string } & Column>`
+    SELECT a.attrelid::text AS oid, a.attname::text AS name,
+           (SELECT jsonb_object_agg(p.privilege, (SELECT coalesce(jsonb_agg(r.role ORDER BY r.role), '[]')
+                                                  FROM unnest(${roles}::text[]) AS r(role)
+                                                  WHERE has_column_privilege(r.role, a.attrelid, a.attnum, p.privilege)))
+            FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) AS p(privilege)) AS holders
+    FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = ANY (${relations.map((relation) => relation.oid)}::oid[]) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+    ORDER BY a.attrelid, a.attnum
+  `.execute(db)
+  const columns = new Map<string, Column[]>()
+  for (const { oid, name, holders } of rows) {
+    if (!columns.has(oid)) columns.set(oid, [])
+    columns.get(oid)!.push({ name, holders })
+  }
+  return columns
+}
+
 /**
  * The relation's columns in order, all of them (`role` null) or those `role` holds the privilege
  * of `operation` on (DELETE: all, it has no columns).
  */
-async function columnsOf(db: Kysely<any>, relation: Relation, role: string | null, operation: AccessOperation): Promise<string[]> {
+function columnsOf(columns: Column[], role: string | null, operation: AccessOperation): string[] {
   const privilege = operation === 'DELETE' ? null : operation
-  const { rows } = await sql<{ name: string }>`
-    SELECT a.attname::text AS name FROM pg_catalog.pg_attribute a
-    WHERE a.attrelid = ${relation.oid}::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-      AND (${role}::text IS NULL OR ${privilege}::text IS NULL OR has_column_privilege(${role}::text, a.attrelid, a.attnum, ${privilege}::text))
-    ORDER BY a.attnum
-  `.execute(db)
-  return rows.map((row) => row.name)
+  return columns.filter((column) => role === null || privilege === null || column.holders[privilege]!.includes(role)).map((column) => column.name)
+}
+
+function isTable(relation: Relation): boolean {
+  return relation.relkind === 'r' || relation.relkind === 'p'
 }
 
 /** The column an UPDATE sets: one the role may update that is not the owner, else any. */

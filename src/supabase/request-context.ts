@@ -64,12 +64,13 @@ export async function asRequester<T>(
 }
 
 /**
- * The two statements with which PostgREST turns an open transaction into `requester`'s request:
- * `request.jwt.claims` (transaction-local) and `SET LOCAL ROLE`. For code that must prepare the
- * transaction as the database user first and then act as the requester, such as the access
- * matrix; anything else wants {@link asRequester}, which opens and ends the transaction too.
- * `extraClaims` adds claims to the JWT's (email, app_metadata, …), as Supabase Auth's tokens
- * carry them; the requester's role and subject always win.
+ * What PostgREST does to turn an open transaction into `requester`'s request, in one statement
+ * as PostgREST sends it: `request.jwt.claims` and the role (`SET LOCAL ROLE`), both
+ * transaction-local. For code that must prepare the transaction as the database user first and
+ * then act as the requester, such as the access matrix; anything else wants {@link asRequester},
+ * which opens and ends the transaction too. `extraClaims` adds claims to the JWT's (email,
+ * app_metadata, …), as Supabase Auth's tokens carry them; the requester's role and subject always
+ * win. `alsoSet` adds transaction-local settings of the caller's own to the same statement.
  *
  * @example
  * ```ts
@@ -79,16 +80,28 @@ export async function asRequester<T>(
  * })
  * ```
  */
-export async function enterRequest(trx: Transaction<any>, requester: Requester, extraClaims: Record<string, unknown> = {}): Promise<void> {
+export async function enterRequest(
+  trx: Transaction<any>,
+  requester: Requester,
+  extraClaims: Record<string, unknown> = {},
+  alsoSet: Record<string, string> = {},
+): Promise<void> {
   const claims = JSON.stringify({ aud: requester.role, ...extraClaims, ...requester })
   // The legacy per-claim settings are emptied for the transaction, in the same statement: a
   // session-level request.jwt.claim.sub left on a pooled connection would win over the claims.
-  await sql`
-    SELECT set_config('request.jwt.claims', ${claims}, true),
-           set_config('request.jwt.claim', '', true),
-           ${sql.join(LEGACY_CLAIMS.map((claim) => sql`set_config(${`request.jwt.claim.${claim}`}, '', true)`))}
-  `.execute(trx)
-  await setLocalRole(trx, requester.role)
+  // set_config('role', …, true) is SET LOCAL ROLE (same setting, same membership check); it comes
+  // last, so that everything before it is set as the database user.
+  const settings = [
+    sql`set_config('request.jwt.claims', ${claims}, true)`,
+    sql`set_config('request.jwt.claim', '', true)`,
+    ...LEGACY_CLAIMS.map((claim) => sql`set_config(${`request.jwt.claim.${claim}`}, '', true)`),
+    ...Object.entries(alsoSet).map(([name, value]) => sql`set_config(${name}, ${value}, true)`),
+  ]
+  try {
+    await sql`SELECT ${sql.join(settings)}, set_config('role', ${requester.role}, true)`.execute(trx)
+  } catch (error) {
+    throw roleError(error, requester.role)
+  }
 }
 
 /**
@@ -117,19 +130,16 @@ export function asService<T>(db: Kysely<DB>, query: (trx: Transaction<DB>) => Pr
   return asRequester(db, { role: 'service_role' }, query)
 }
 
-async function setLocalRole(trx: Transaction<any>, role: string): Promise<void> {
-  try {
-    await sql`SET LOCAL ROLE ${sql.id(role)}`.execute(trx)
-  } catch (error) {
-    if (error instanceof QueryError && [SQLSTATE.insufficientPrivilege, SQLSTATE.invalidParameterValue, SQLSTATE.undefinedObject].includes(error.code as never)) {
-      const reason = error.cause instanceof Error ? error.cause.message : error.message
-      throw new Error(
-        `Cannot switch to role "${role}": ${reason}. The role must exist (Supabase has anon, authenticated and ` +
-          'service_role; elsewhere migrate:latest creates them), and the database user must be a superuser or a member of it: ' +
-          `GRANT ${JSON.stringify(role)} TO <the user of DATABASE_URL>, as Supabase grants its API roles to postgres.`,
-        { cause: error },
-      )
-    }
-    throw error
+/** A refused switch to `role`, said with what to grant; any other error as it came. */
+function roleError(error: unknown, role: string): unknown {
+  if (error instanceof QueryError && [SQLSTATE.insufficientPrivilege, SQLSTATE.invalidParameterValue, SQLSTATE.undefinedObject].includes(error.code as never)) {
+    const reason = error.cause instanceof Error ? error.cause.message : error.message
+    return new Error(
+      `Cannot switch to role "${role}": ${reason}. The role must exist (Supabase has anon, authenticated and ` +
+        'service_role; elsewhere migrate:latest creates them), and the database user must be a superuser or a member of it: ' +
+        `GRANT ${JSON.stringify(role)} TO <the user of DATABASE_URL>, as Supabase grants its API roles to postgres.`,
+      { cause: error },
+    )
   }
+  return error
 }
