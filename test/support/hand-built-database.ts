@@ -5,7 +5,7 @@ import pg from 'pg'
 
 import { embeddedDatabase } from '../../src/connection/create-db.js'
 import type { TemplatePoint } from '../../src/templates/migrated-template.js'
-import { type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
+import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
 import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
 
 /** The plan's 005 as one plain SQL script, as it was pasted into the SQL Editor. */
@@ -24,7 +24,8 @@ export interface ScriptableDatabase extends TestDatabase {
   /**
    * Runs `script` as one multi-statement script, as the Supabase SQL Editor does: through a
    * plain pg client, or PGlite's exec() in `db`'s instance (its one session, reset afterwards
-   * as a new one would start). Rejects with the server's error.
+   * as a new one would start; `db` is opened again if the test had closed it). Rejects with the
+   * server's error.
    */
   runScript(script: string): Promise<void>
 }
@@ -53,7 +54,17 @@ export async function createScriptableDatabase(target: TestTarget, startAt: Temp
       },
     }
   }
-  const db: Kysely<DB> = database.db
+  // A test closes db for a command line to open the folder, then may run a script again.
+  let closed = false
+  const tracked = (instance: Kysely<DB>): Kysely<DB> => {
+    const destroy = instance.destroy.bind(instance)
+    instance.destroy = () => {
+      closed = true
+      return destroy()
+    }
+    return instance
+  }
+  let db = tracked(database.db)
   return {
     target,
     location,
@@ -63,6 +74,10 @@ export async function createScriptableDatabase(target: TestTarget, startAt: Temp
     async runScript(script) {
       // In db's own instance (opened as the module opens it): PGlite takes one session, and
       // closing db to open the folder again cost a start of PGlite (0.5 s) per script.
+      if (closed) {
+        db = tracked(createDb({ dataDir: location.dataDir }))
+        closed = false
+      }
       const pglite = await embeddedDatabase(db)
       try {
         await pglite.exec(script)
