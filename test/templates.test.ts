@@ -1,11 +1,12 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { readTemplate, writeTemplate } from '../src/connection/template-cache.js'
+import { emptyClusterTemplate } from '../src/connection/open-pglite.js'
+import { readTemplate, templateCacheDir, writeTemplate } from '../src/connection/template-cache.js'
 import { migratedTemplate, scratchDatabase } from '../src/templates/migrated-template.js'
 import { migrationChecksum, readMigrationChecksums, recordedMigrationNames } from '../src/tooling.js'
 import { migrationsThrough } from './support/migration-names.js'
@@ -17,7 +18,15 @@ describe('migrated templates', () => {
   const cacheDir = mkdtempSync(join(tmpdir(), 'x402-template-cache-'))
   const env = { X402_DB_CACHE_DIR: cacheDir }
   let previous: string | undefined
-  beforeAll(() => {
+  beforeAll(async () => {
+    // The empty cluster the migrated dumps start from comes from the usual cache (made there
+    // first if need be): making it again is initdb, 7 CPU-s, and the dumps under test are the
+    // migrated ones.
+    await emptyClusterTemplate()
+    const usualCache = templateCacheDir()
+    for (const file of readdirSync(usualCache).filter((name) => name.startsWith('empty-cluster-'))) {
+      copyFileSync(join(usualCache, file), join(cacheDir, file))
+    }
     previous = process.env.X402_DB_CACHE_DIR
     process.env.X402_DB_CACHE_DIR = cacheDir
   })

@@ -4,8 +4,7 @@ import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { seedAccessFixtures } from './access-fixtures.js'
 import { ACCESS_SCHEMAS, type AccessEntry, measureAccess } from './measure-access.js'
 
-/** Where the committed access matrix lives, relative to the package root. */
-export const ACCESS_MATRIX_FILE = 'docs/access-matrix.md'
+export { ACCESS_MATRIX_FILE } from './access-matrix-file.js'
 
 const HEADER = `# Access matrix
 

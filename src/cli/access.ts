@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-import { ACCESS_MATRIX_FILE, buildAccessMatrix, compareAccessMatrix } from '../access/access-matrix.js'
+import { ACCESS_MATRIX_FILE } from '../access/access-matrix-file.js'
 import { type CommandSpec, runCommand, withHelp } from './run-command.js'
 
 const spec = {
@@ -21,6 +21,8 @@ const spec = {
 const MATRIX_PATH = fileURLToPath(new URL(`../../${ACCESS_MATRIX_FILE}`, import.meta.url))
 
 async function main(check: boolean): Promise<number> {
+  // Loaded once the arguments are checked: --help and a refused argument do not wait for them.
+  const { buildAccessMatrix, compareAccessMatrix } = await import('../access/access-matrix.js')
   const current = await buildAccessMatrix()
   if (!check) {
     writeFileSync(MATRIX_PATH, current)

@@ -5,9 +5,6 @@
  */
 import { fileURLToPath } from 'node:url'
 
-import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
-import { migrateToLatest } from '../migrator/migrator.js'
-import { scratchDatabase } from '../templates/migrated-template.js'
 import { type CommandSpec, runCommandLine } from './run-command.js'
 
 /** From src/cli and from dist/cli alike, two folders up is the repository: the file is the TypeScript source. */
@@ -21,8 +18,13 @@ const spec = {
 } as const satisfies CommandSpec
 
 async function main(check: boolean): Promise<void> {
-  // kysely-codegen is heavy and only this command needs it.
-  const { generate, Logger, PostgresDialect } = await import('kysely-codegen')
+  // Loaded only now, like kysely-codegen: --help and a refused argument do not wait for them.
+  const [{ generate, Logger, PostgresDialect }, { MIGRATION_TABLE_SCHEMA }, { migrateToLatest }, { scratchDatabase }] = await Promise.all([
+    import('kysely-codegen'),
+    import('../migrator/history.js'),
+    import('../migrator/migrator.js'),
+    import('../templates/migrated-template.js'),
+  ])
   const db = scratchDatabase('latest')
   try {
     await migrateToLatest(db)

@@ -12,9 +12,6 @@
  */
 import { fileURLToPath } from 'node:url'
 
-import { formatRehearsal } from '../rehearsal/format-rehearsal.js'
-import { lintMigrationLocks } from '../rehearsal/lint-locks.js'
-import { readLockPolicy } from '../rehearsal/lock-policy.js'
 import { type CommandSpec, runCommandLine } from './run-command.js'
 
 const spec = {
@@ -31,6 +28,12 @@ const spec = {
 const POLICY = fileURLToPath(new URL('../../lock-policy.json', import.meta.url))
 
 async function main(report: boolean): Promise<number> {
+  // Loaded once the arguments are checked: --help and a refused argument do not wait for them.
+  const [{ formatRehearsal }, { lintMigrationLocks }, { readLockPolicy }] = await Promise.all([
+    import('../rehearsal/format-rehearsal.js'),
+    import('../rehearsal/lint-locks.js'),
+    import('../rehearsal/lock-policy.js'),
+  ])
   const policy = readLockPolicy(POLICY)
   const server = process.env.LINT_LOCKS_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
   const lint = await lintMigrationLocks(policy, { server })

@@ -13,8 +13,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
-import { migrationNames } from '../migrations/index.js'
+import type { MigrationDirection } from '../export/migration-sql.js'
 import { type CommandSpec, runCommandLine } from './run-command.js'
 
 /** From src/cli and from dist/cli alike, two folders up is the repository. */
@@ -43,6 +42,8 @@ const DIRECTIONS: readonly MigrationDirection[] = ['up', 'down']
  * direction, and returns the file names in the order Kysely applies them.
  */
 async function writeMigrationScripts(directory: string): Promise<string[]> {
+  // Loaded once the arguments are checked: --help and a refused argument do not wait for them (kysely, the migrations).
+  const [{ exportMigrationSql }, { migrationNames }] = await Promise.all([import('../export/migration-sql.js'), import('../migrations/index.js')])
   const fileNames: string[] = []
   for (const name of migrationNames) {
     for (const direction of DIRECTIONS) {

@@ -11,9 +11,6 @@
  */
 import { existsSync } from 'node:fs'
 
-import { IN_MEMORY, resolveDatabaseTarget } from '../connection/create-db.js'
-import { formatRehearsal } from '../rehearsal/format-rehearsal.js'
-import { planPendingMigrations } from '../rehearsal/plan-pending.js'
 import { type CommandSpec, runCommandLine, usageLine, withCommandDatabase } from './run-command.js'
 
 const spec = {
@@ -33,6 +30,12 @@ const spec = {
 async function main(values: { json: boolean; 'copy-schema': boolean; 'max-rows'?: string }): Promise<void> {
   // Checked before any database is opened.
   const maxRows = values['max-rows'] === undefined ? undefined : positiveInteger('--max-rows', values['max-rows'])
+  // Loaded once the arguments are checked: --help and a refused argument do not wait for them.
+  const [{ IN_MEMORY, resolveDatabaseTarget }, { formatRehearsal }, { planPendingMigrations }] = await Promise.all([
+    import('../connection/create-db.js'),
+    import('../rehearsal/format-rehearsal.js'),
+    import('../rehearsal/plan-pending.js'),
+  ])
   const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
   const target = resolveDatabaseTarget(options)
   const bounds = { maxRows, minRows: maxRows === undefined ? undefined : Math.min(1000, maxRows) }

@@ -10,7 +10,8 @@
  */
 import type { Kysely } from 'kysely'
 
-import { DEFAULT_ROTATION_BATCH_SIZE, type KeyRotationReport, rotateOpenRouterKeys } from '../integrations/openrouter-key-rotation.js'
+import type { KeyRotationReport } from '../integrations/openrouter-key-rotation.js'
+import { DEFAULT_ROTATION_BATCH_SIZE } from '../integrations/rotation-batch-size.js'
 import { IntegrationCipher } from '../secrets/integration-cipher.js'
 import { type CommandSpec, runCommandLine, withCommandDatabase } from './run-command.js'
 
@@ -49,6 +50,7 @@ async function main(batchSize: number): Promise<number> {
 
 async function rotate(db: Kysely<any>, cipher: IntegrationCipher, batchSize: number): Promise<number> {
   console.error(`Current secret: key id ${cipher.currentKeyId}`)
+  const { rotateOpenRouterKeys } = await import('../integrations/openrouter-key-rotation.js')
 
   const stop = new AbortController()
   const onInterrupt = () => {

@@ -23,7 +23,7 @@
  */
 import type { Kysely } from 'kysely'
 
-import { createDb, type CreateDbOptions, describeDatabaseTarget, resolveDatabaseTarget } from '../connection/create-db.js'
+import type { CreateDbOptions } from '../connection/create-db.js'
 import { type CommandSpec, helpText, type ParsedCommandLine, parseCommandLine } from './command-line.js'
 
 export { type CommandSpec, helpText, type OptionValues, parseCommandLine, usageLine } from './command-line.js'
@@ -109,6 +109,9 @@ export async function withCommandDatabase<T>(
   options: Pick<CreateDbOptions, 'connectionString'>,
   work: (db: () => Kysely<any>) => Promise<T>,
 ): Promise<T> {
+  // Loaded here, not up front: kysely and pg are most of a command's start-up (0.3 s), which
+  // --help and a refused argument never need.
+  const { createDb, describeDatabaseTarget, resolveDatabaseTarget } = await import('../connection/create-db.js')
   let db: Kysely<any> | undefined
   const open = () => {
     if (db) return db

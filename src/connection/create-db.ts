@@ -178,11 +178,26 @@ const embedded = new WeakMap<Kysely<any>, () => Promise<PGlite>>()
  * ```
  */
 export async function dumpEmbeddedDatabase(db: Kysely<any>): Promise<Blob> {
+  return (await embeddedDatabase(db, 'dumpEmbeddedDatabase')).dumpDataDir('gzip')
+}
+
+/**
+ * The PGlite instance behind `db` (a {@link createDb} instance on the embedded database), opened
+ * and idle: for what Kysely cannot do, such as running a whole multi-statement script with
+ * PGlite's exec() in the same instance, where closing `db` and opening the folder again would
+ * cost a second start of PGlite. `caller` names the function in the error for another `db`.
+ *
+ * @example
+ * ```ts
+ * await (await embeddedDatabase(db)).exec('CREATE TABLE a (id int); CREATE TABLE b (id int);')
+ * ```
+ */
+export async function embeddedDatabase(db: Kysely<any>, caller = 'embeddedDatabase'): Promise<PGlite> {
   const pglite = embedded.get(db)
-  if (!pglite) throw new Error('dumpEmbeddedDatabase takes a createDb() instance on the embedded database (PGlite).')
+  if (!pglite) throw new Error(`${caller} takes a createDb() instance on the embedded database (PGlite).`)
   // A query first: PGlite opens on the first one, and Kysely's connection is then idle.
   await db.selectNoFrom((eb) => eb.lit(1).as('one')).execute()
-  return (await pglite()).dumpDataDir('gzip')
+  return pglite()
 }
 
 function once<T>(open: () => Promise<T>): () => Promise<T> {

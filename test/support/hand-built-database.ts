@@ -3,7 +3,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
-import { openPglite } from '../../src/connection/open-pglite.js'
+import { embeddedDatabase } from '../../src/connection/create-db.js'
 import type { TemplatePoint } from '../../src/templates/migrated-template.js'
 import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
 import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
@@ -23,8 +23,9 @@ export const PRODUCTION_ONLY_SQL =
 export interface ScriptableDatabase extends TestDatabase {
   /**
    * Runs `script` as one multi-statement script, as the Supabase SQL Editor does: through a
-   * plain pg client, or PGlite's exec(). Rejects with the server's error. On PGlite, whose
-   * folder takes one instance at a time, `db` is closed for it and reopened after.
+   * plain pg client, or PGlite's exec() in `db`'s instance (its one session, reset afterwards
+   * as a new one would start; `db` is opened again if the test had closed it). Rejects with the
+   * server's error.
    */
   runScript(script: string): Promise<void>
 }
@@ -53,7 +54,17 @@ export async function createScriptableDatabase(target: TestTarget, startAt: Temp
       },
     }
   }
-  let db: Kysely<DB> = database.db
+  // A test closes db for a command line to open the folder, then may run a script again.
+  let closed = false
+  const tracked = (instance: Kysely<DB>): Kysely<DB> => {
+    const destroy = instance.destroy.bind(instance)
+    instance.destroy = () => {
+      closed = true
+      return destroy()
+    }
+    return instance
+  }
+  let db = tracked(database.db)
   return {
     target,
     location,
@@ -61,14 +72,20 @@ export async function createScriptableDatabase(target: TestTarget, startAt: Temp
       return db
     },
     async runScript(script) {
-      await db.destroy()
-      // As the module opens it (its settings, and the folder's lock).
-      const pglite = await openPglite(location.dataDir)
+      // In db's own instance (opened as the module opens it): PGlite takes one session, and
+      // closing db to open the folder again cost a start of PGlite (0.5 s) per script.
+      if (closed) {
+        db = tracked(createDb({ dataDir: location.dataDir }))
+        closed = false
+      }
+      const pglite = await embeddedDatabase(db)
       try {
         await pglite.exec(script)
       } finally {
-        await pglite.close()
-        db = createDb({ dataDir: location.dataDir })
+        // What a new session would start from, as the SQL Editor's next run and the server's
+        // new client do: no transaction a failed script left open, no SET it made.
+        if (pglite.isInTransaction()) await pglite.exec('ROLLBACK')
+        await pglite.exec('DISCARD ALL')
       }
     },
     async destroy() {

@@ -1,0 +1,166 @@
+/**
+ * What each migrate subcommand does (see migrate.ts for the command line, migrate-specs.ts for
+ * what each accepts). Loaded only once the arguments are checked.
+ */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+
+import type { Kysely } from 'kysely'
+import type { MigrationResult } from 'kysely/migration'
+
+import { BaselineRefusedError, baselineMigrations } from '../adoption/baseline.js'
+import { exportBaselineSql } from '../adoption/baseline-sql.js'
+import { checkDrift, driftSummary, formatDriftReport } from '../adoption/drift-check.js'
+import { planRepair } from '../adoption/repair-plan.js'
+import { resolveDatabaseTarget } from '../connection/create-db.js'
+import { errorCode, SQLSTATE } from '../connection/sql-state.js'
+import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
+import { migrationNames } from '../migrations/index.js'
+import { hasMigrationHistory } from '../migrator/history.js'
+import { resolveMigrationName } from '../migrator/migration-names.js'
+import {
+  migrateDown,
+  migrateToLatest,
+  migrateUp,
+  type MigrationStatus,
+  migrationStatus,
+  pendingMigrationNames,
+} from '../migrator/migrator.js'
+import { migrationSettings } from '../migrator/settings.js'
+import { formatSchemaDiff } from '../schema/diff.js'
+import { type Command, connectionOptions, type Name, specs, type Values } from './migrate-specs.js'
+import { usageLine } from './run-command.js'
+
+export const commands: { [N in Name]: Command<N> } = {
+  latest: async (db, { 'dry-run': dryRun, sql }) => {
+    if (dryRun) return printDryRun(db, 'latest', sql)
+    if (await upToDate(db())) return void console.error('Already up to date: no pending migration.')
+    // Unreachable, it is taken as having one: migrateToLatest then says what is wrong.
+    const hadHistory = await hasMigrationHistory(db()).catch(() => true)
+    try {
+      await report(migrateToLatest(db()), 'Already up to date: no pending migration.')
+    } catch (error) {
+      // The tables are there but no history: a database built by hand (the SQL Editor), which
+      // is adopted, not migrated from scratch.
+      if (!hadHistory && errorCode(error) === SQLSTATE.duplicateTable) {
+        throw new Error(
+          `${(error as Error).message.split('\n')[0]} The database has tables but no migration history: it was built by hand. ` +
+            'Adopt it first at the migration whose schema it has: npm run migrate:baseline -- <name> (with --plan to see what ' +
+            'differs), then run migrate:latest again. Nothing was changed.',
+          { cause: error },
+        )
+      }
+      throw error
+    }
+  },
+  up: (db, { 'dry-run': dryRun, sql }) =>
+    dryRun ? printDryRun(db, 'up', sql) : report(migrateUp(db()), 'Nothing to apply: no pending migration.'),
+  down: (db, values) => {
+    if (values['dry-run']) return printDryRun(db, 'down', values.sql)
+    // Unset, the environment (MIGRATION_ALLOW_DATA_LOSS) decides.
+    const allowDataLoss = values['allow-data-loss'] || undefined
+    return report(migrateDown(db(), { allowDataLoss }), 'Nothing to roll back: no migration is applied.')
+  },
+  list: async (db) => {
+    for (const { name, appliedAt } of await migrationStatus(db())) {
+      console.log(`${appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`)
+    }
+  },
+  // Runs on scratch databases (in memory; for the lock comments, a new one beside the configured
+  // server, dropped afterwards), never on the target.
+  sql: async (_db, values, [name = '']) => {
+    if (values.baseline) {
+      if (values.down) throw new Error(`migrate:sql takes --down or --baseline, not both. usage: ${usageLine(specs.sql)}`)
+      process.stdout.write(await exportBaselineSql(name, { strict: values.strict }))
+      return
+    }
+    if (values.strict) throw new Error(`migrate:sql takes --strict only with --baseline. usage: ${usageLine(specs.sql)}`)
+    const server = process.env.MIGRATION_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
+    const lockProfile = values['no-locks'] ? undefined : { server }
+    process.stdout.write(await exportMigrationSql(resolveMigrationName(name), values.down ? 'down' : 'up', { lockProfile }))
+  },
+  baseline: async (db, values, [name = '']) => {
+    if (values.plan) {
+      if (values.strict) throw new Error(`migrate:baseline takes --strict or --plan, not both. usage: ${usageLine(specs.baseline)}`)
+      // Reads the database and prints SQL; runs none of it.
+      const plan = await planRepair(db(), name)
+      process.stdout.write(plan.script)
+      console.error(
+        `Repair plan for ${plan.migrationName}: ${plan.statements.length} statement(s) to review and run, ` +
+          `${plan.unresolved.length} conflict(s) left to decide (listed at the end of the plan).`,
+      )
+      return
+    }
+    const options = { strict: values.strict, lockWaitMs: migrationSettings().lockWaitMs }
+    try {
+      const { migrationName, recorded, diff } = await baselineMigrations(db(), name, options)
+      for (const migration of recorded) console.error(`recorded ${migration}`)
+      if (recorded.length === 0) console.error(`Already adopted: every migration up to ${migrationName} is recorded.`)
+      const listed = formatSchemaDiff(diff)
+      if (listed) process.stdout.write(`${listed}\n`)
+    } catch (error) {
+      // The diff is the result the user needs: on stdout, in full, under its classes; the reason
+      // follows on stderr.
+      if (error instanceof BaselineRefusedError && error.diff) process.stdout.write(`${formatSchemaDiff(error.diff)}\n`)
+      throw error
+    }
+  },
+  check: async (db, values) => {
+    const report = await checkDrift(db(), { strict: values.strict })
+    process.stdout.write(formatDriftReport(report))
+    if (!report.ok) throw new Error(`drift found: ${driftSummary(report)} (the report above says what and where).`)
+  },
+}
+
+/**
+ * Whether nothing is pending, asked as start-up asks it (one query, which also refuses an
+ * interrupted rollback): then `latest` has nothing to do, without a run's lock and table checks.
+ * Anything else (a pending migration, an interrupted rollback, an error, which the run then
+ * reports in full) goes to the run.
+ */
+async function upToDate(db: Kysely<any>): Promise<boolean> {
+  try {
+    return (await pendingMigrationNames(db)).length === 0
+  } catch {
+    return false
+  }
+}
+
+async function report(run: Promise<MigrationResult[]>, nothingDone: string): Promise<void> {
+  const results = await run
+  for (const { migrationName, direction } of results) {
+    console.error(`${direction === 'Up' ? 'applied ' : 'reverted'} ${migrationName}`)
+  }
+  if (results.length === 0) console.error(nothingDone)
+}
+
+/**
+ * Prints what `latest`, `up` or `down` would run, and with `withSql` the SQL of each, as
+ * migrate:sql exports it. It only reads the history; an embedded database that does not exist
+ * yet is not created: everything is pending there.
+ */
+async function printDryRun(db: () => Kysely<any>, kind: 'latest' | 'up' | 'down', withSql: boolean): Promise<void> {
+  const status = (await embeddedDatabaseExists()) ? await migrationStatus(db()) : await unappliedStatus()
+  const pending = status.filter((migration) => !migration.appliedAt).map((migration) => migration.name)
+  const applied = status.filter((migration) => migration.appliedAt).map((migration) => migration.name)
+  const direction: MigrationDirection = kind === 'down' ? 'down' : 'up'
+  const chosen = kind === 'latest' ? pending : kind === 'up' ? pending.slice(0, 1) : applied.slice(-1)
+  if (chosen.length === 0) {
+    console.error(`Dry run: nothing to ${kind === 'down' ? 'roll back' : 'apply'}.`)
+    return
+  }
+  for (const name of chosen) {
+    console.log(`would ${direction === 'up' ? 'apply ' : 'revert'} ${name}`)
+    if (withSql) process.stdout.write(`${await exportMigrationSql(name, direction)}\n`)
+  }
+  console.error(`Dry run: nothing was changed. Run it without --dry-run to ${direction === 'up' ? 'apply' : 'revert'} ${chosen.length === 1 ? 'it' : 'them'}.`)
+}
+
+async function embeddedDatabaseExists(): Promise<boolean> {
+  const target = resolveDatabaseTarget(connectionOptions())
+  return target.kind !== 'pglite' || existsSync(join(target.dataDir, 'PG_VERSION'))
+}
+
+async function unappliedStatus(): Promise<MigrationStatus[]> {
+  return migrationNames.map((name) => ({ name, appliedAt: undefined }))
+}

@@ -1,0 +1,91 @@
+/**
+ * What the migrate command line (migrate.ts) accepts, declared apart from what its commands do
+ * (migrate-commands.ts): --help and a refused argument are answered before those, and the
+ * modules they need (kysely, pg, the migrations), are loaded.
+ */
+import type { Kysely } from 'kysely'
+
+import type { CommandSpec, OptionValues } from './command-line.js'
+
+const TARGET_NOTE =
+  'Database: MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded database in PGLITE_DATA_DIR (default .data/pglite).'
+const SCRATCH_NOTE = 'It runs on a scratch embedded database, never on DATABASE_URL.'
+
+const dryRunOptions = {
+  'dry-run': { type: 'boolean', description: 'prints the migrations it would run, and changes nothing' },
+  sql: { type: 'boolean', description: 'with --dry-run: prints the SQL of each of them too' },
+} as const
+
+export const specs = {
+  latest: {
+    script: 'migrate:latest',
+    summary: 'applies every pending migration.',
+    options: dryRunOptions,
+    notes: [TARGET_NOTE],
+  },
+  up: {
+    script: 'migrate:up',
+    summary: 'applies the next pending migration.',
+    options: dryRunOptions,
+    notes: [TARGET_NOTE],
+  },
+  down: {
+    script: 'migrate:down',
+    summary: 'reverts the last applied migration.',
+    options: {
+      'allow-data-loss': {
+        type: 'boolean',
+        description: 'lets a down that would drop data go ahead, after it copied the data to schema x402_backup',
+      },
+      ...dryRunOptions,
+    },
+    notes: [TARGET_NOTE],
+  },
+  list: { script: 'migrate:list', summary: 'lists every migration, applied (with when) or pending.', notes: [TARGET_NOTE] },
+  sql: {
+    script: 'migrate:sql',
+    summary: 'prints the SQL that a migration runs, or with --baseline the adoption script of migrate:baseline.',
+    positionals: [{ name: 'name', description: 'the migration: its full name or a unique prefix such as 005' }],
+    options: {
+      down: { type: 'boolean', description: 'prints the down (revert) SQL instead of the up' },
+      baseline: { type: 'boolean', description: 'prints migrate:baseline <name> as one SQL script, for the SQL Editor' },
+      strict: { type: 'boolean', description: 'with --baseline: the exact comparison, every difference a conflict' },
+      'no-locks': {
+        type: 'boolean',
+        description: 'leaves out the measured lock profile (-- locks: …) above each statement of an up script',
+      },
+    },
+    notes: [
+      SCRATCH_NOTE,
+      'The lock comments are measured on a scratch database beside MIGRATION_DATABASE_URL or DATABASE_URL when set (dropped afterwards), else on a scratch embedded one.',
+    ],
+  },
+  baseline: {
+    script: 'migrate:baseline',
+    summary: 'adopts a database built by hand: records the migrations up to <name> as applied, after checking its schema.',
+    positionals: [{ name: 'name', description: 'the migration whose schema the database has: a full name or a unique prefix' }],
+    options: {
+      strict: { type: 'boolean', description: 'the exact comparison: every difference, even an equivalent or stricter one, refuses' },
+      plan: {
+        type: 'boolean',
+        description: 'prints a reviewable SQL repair plan for the conflicts it can fix safely, and what to decide for the others; runs nothing',
+      },
+    },
+    notes: [TARGET_NOTE],
+  },
+  check: {
+    script: 'migrate:check',
+    summary: 'compares the live schema and the migration files with what was applied; exits 1 on any difference.',
+    options: { strict: { type: 'boolean', description: 'counts every extra object on the module\'s tables as drift' } },
+    notes: [TARGET_NOTE],
+  },
+} as const satisfies Record<string, CommandSpec>
+
+export type Name = keyof typeof specs
+export type Values<N extends Name> = OptionValues<(typeof specs)[N]>
+export type Command<N extends Name> = (db: () => Kysely<any>, values: Values<N>, positionals: string[]) => Promise<void>
+
+/** Migrations may need a direct connection where the app goes through a transaction pooler. */
+export function connectionOptions() {
+  return { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
+}
