@@ -19,12 +19,12 @@ const spec = {
 
 async function main(check: boolean): Promise<void> {
   // Loaded only now, like kysely-codegen: --help and a refused argument do not wait for them.
-  const [{ generate, Logger, PostgresDialect }, { MIGRATION_TABLE_SCHEMA }, { migrateToLatest }, { scratchDatabase }] = await Promise.all([
-    import('kysely-codegen'),
-    import('../migrator/history.js'),
-    import('../migrator/migrator.js'),
-    import('../templates/migrated-template.js'),
-  ])
+  // One after the other: kysely-codegen require()s kysely, which Node refuses while an import()
+  // of kysely running beside it has not finished ("not yet fully loaded").
+  const { generate, Logger, PostgresDialect } = await import('kysely-codegen')
+  const { MIGRATION_TABLE_SCHEMA } = await import('../migrator/history.js')
+  const { migrateToLatest } = await import('../migrator/migrator.js')
+  const { scratchDatabase } = await import('../templates/migrated-template.js')
   const db = scratchDatabase('latest')
   try {
     await migrateToLatest(db)
