@@ -12,7 +12,7 @@ import {
   planRepair,
 } from '../src/tooling.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
-import { buildProductionShapedDatabase, PRODUCTION_ADOPTION_POINT } from './support/production-fixture.js'
+import { createProductionShapedDatabase, PRODUCTION_ADOPTION_POINT } from './support/production-fixture.js'
 import { testTargets } from './support/test-database.js'
 
 // Adoption never classes as accepted or equivalent what is weaker than the module: each case is a
@@ -32,9 +32,8 @@ describe.each(testTargets)('adoption security on %s', (target) => {
   let database: ScriptableDatabase
   let db: Kysely<any>
   beforeEach(async () => {
-    database = await createScriptableDatabase(target)
+    database = await createProductionShapedDatabase(target, createScriptableDatabase)
     db = database.db
-    await buildProductionShapedDatabase(db)
   })
   afterEach(async () => {
     await database.destroy().catch(() => {})

@@ -17,8 +17,12 @@ import {
 } from '../src/tooling.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
-import { buildProductionShapedDatabase, PRODUCTION_ADOPTION_POINT } from './support/production-fixture.js'
-import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
+import {
+  createProductionShapedDatabase,
+  createProductionShapedTestDatabase,
+  PRODUCTION_ADOPTION_POINT,
+} from './support/production-fixture.js'
+import { type TestDatabase, testTargets } from './support/test-database.js'
 
 // Taking over a database shaped like production (test/support/production-fixture.ts), built by
 // hand and not by the module: adoption at 002 without any hand edit, then the later migrations,
@@ -35,9 +39,8 @@ describe.each(testTargets)('taking over a production-shaped database on %s', (ta
   let database: TestDatabase
   let db: Kysely<any>
   beforeAll(async () => {
-    database = await createTestDatabase(target)
+    database = await createProductionShapedTestDatabase(target)
     db = database.db
-    await buildProductionShapedDatabase(db)
   })
   afterAll(async () => {
     await db.destroy().catch(() => {})
@@ -130,8 +133,7 @@ describe.each(testTargets)('taking over a production-shaped database on %s', (ta
 describe.each(testTargets)('a production-shaped database that conflicts, on %s', (target) => {
   let database: TestDatabase
   beforeAll(async () => {
-    database = await createTestDatabase(target)
-    await buildProductionShapedDatabase(database.db)
+    database = await createProductionShapedTestDatabase(target)
     await sql`DROP INDEX idx_claude_configs_user_enabled`.execute(database.db)
     await sql`ALTER TABLE x402_user_claude_configs DISABLE ROW LEVEL SECURITY`.execute(database.db)
     await sql`ALTER TABLE ai_models RENAME TO x402_ai_models`.execute(database.db)
@@ -197,8 +199,7 @@ describe.each(testTargets)('a production-shaped database that conflicts, on %s',
 describe.each(testTargets)('taking over a production-shaped database by the SQL Editor path, on %s', (target) => {
   let database: ScriptableDatabase
   beforeAll(async () => {
-    database = await createScriptableDatabase(target)
-    await buildProductionShapedDatabase(database.db)
+    database = await createProductionShapedDatabase(target, createScriptableDatabase)
   })
   afterAll(async () => {
     await database.destroy()

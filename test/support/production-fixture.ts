@@ -1,6 +1,14 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { gzipSync } from 'node:zlib'
+
 import { type Kysely, sql } from 'kysely'
 
+import { createDb, embeddedDatabase, IN_MEMORY } from '../../src/connection/create-db.js'
+import { pgliteVersion, readTemplate, writeTemplate } from '../../src/connection/template-cache.js'
+import type { TemplatePoint } from '../../src/templates/migrated-template.js'
 import { ensureSupabaseStandIn } from '../../src/tooling.js'
+import { createTestDatabase, registerTestTemplate, type TestDatabase, type TestTarget } from './test-database.js'
 
 /**
  * A database shaped like x402-jobs' production as it stood after the hand-written
@@ -377,4 +385,83 @@ export async function buildProductionShapedDatabase(db: Kysely<any>): Promise<vo
   await db.transaction().execute(async (trx) => {
     for (const statement of PRODUCTION_SHAPED_STATEMENTS) await sql.raw(statement).execute(trx)
   })
+}
+
+/**
+ * The files whose code shapes the fixture: this one (the statements) and the Supabase stand-in.
+ * Their contents are part of the cached dump's key, so that an edit to either builds it again.
+ */
+const FIXTURE_SOURCES = ['./production-fixture.ts', '../../src/supabase/stand-in.ts'].map((file) => new URL(file, import.meta.url))
+
+let template: Promise<Blob> | undefined
+
+/**
+ * A PGlite data-directory dump of {@link buildProductionShapedDatabase}'s database: read from the
+ * template cache (keyed by the fixture's sources and PGlite's version; see readTemplate), or built
+ * once in memory and cached. A PGlite test database loads it instead of building the schema again.
+ */
+function productionShapedTemplate(): Promise<Blob> {
+  template ??= (async () => {
+    const hash = createHash('sha256')
+    for (const file of FIXTURE_SOURCES) hash.update(readFileSync(file)).update('\0')
+    const key = `production-shaped-pglite-${pgliteVersion()}-${hash.digest('hex').slice(0, 16)}`
+    const cached = readTemplate(key)
+    if (cached) return cached
+    const scratch = createDb({ dataDir: IN_MEMORY })
+    try {
+      await buildProductionShapedDatabase(scratch)
+      // Unpacked, as readTemplate gives it (PGlite loads a plain tarball faster); gzipped natively
+      // for the cache, which PGlite's own gzip does several times slower.
+      const tarball = await (await embeddedDatabase(scratch)).dumpDataDir('none')
+      await writeTemplate(key, new Blob([gzipSync(Buffer.from(await tarball.arrayBuffer()))]))
+      return tarball
+    } finally {
+      await scratch.destroy()
+    }
+  })()
+  template.catch(() => (template = undefined))
+  return template
+}
+
+/** The starting point of a PGlite test database that holds the production-shaped fixture. */
+const PRODUCTION_SHAPED_START = registerTestTemplate('test:production-shaped', productionShapedTemplate)
+
+/**
+ * A new test database holding the production-shaped fixture (no migration history), made by
+ * `create` (createTestDatabase's or createScriptableDatabase's way): on PGlite it starts from the
+ * fixture's cached dump; on the server {@link buildProductionShapedDatabase} builds it.
+ *
+ * @example
+ * ```ts
+ * const database = await createProductionShapedDatabase(target, createScriptableDatabase)
+ * await baselineMigrations(database.db, PRODUCTION_ADOPTION_POINT)
+ * ```
+ */
+export async function createProductionShapedDatabase<T extends TestDatabase>(
+  target: TestTarget,
+  create: (target: TestTarget, startAt: TemplatePoint) => Promise<T>,
+): Promise<T> {
+  const database = await create(target, target === 'pglite' ? PRODUCTION_SHAPED_START : 'none')
+  try {
+    // On PGlite, a first query loads the dump: the folder holds the fixture before a test closes
+    // db to hand the folder to a command.
+    if (target === 'pglite') await sql`SELECT 1`.execute(database.db)
+    else await buildProductionShapedDatabase(database.db)
+  } catch (error) {
+    await database.destroy().catch(() => {})
+    throw error
+  }
+  return database
+}
+
+/**
+ * {@link createProductionShapedDatabase} with {@link createTestDatabase}.
+ *
+ * @example
+ * ```ts
+ * const { db, destroy } = await createProductionShapedTestDatabase('pglite')
+ * ```
+ */
+export function createProductionShapedTestDatabase(target: TestTarget): Promise<TestDatabase> {
+  return createProductionShapedDatabase(target, (on, startAt) => createTestDatabase(on, {}, startAt))
 }
