@@ -1,15 +1,27 @@
 import { sql } from 'kysely'
-import { describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { createDb, ensureSupabaseStandIn } from '../src/tooling.js'
-import { testTargets, withTestDatabase } from './support/test-database.js'
+import { createTestDatabase, type TestDatabase, testTargets, withTestDatabase } from './support/test-database.js'
 
 // The Supabase stand-in: the platform pieces the schema depends on, added where auth.users is
 // missing, and never where it exists.
 
 describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
+  // The first four tests read what the stand-in made, and leave nothing behind: they share one
+  // database (one PGlite start instead of four). The first, which needs a database without the
+  // stand-in, runs first; the others apply the stand-in themselves, as on a fresh database.
+  let shared: TestDatabase
+  beforeAll(async () => {
+    shared = await createTestDatabase(target)
+  })
+  afterAll(async () => {
+    await shared.destroy()
+  })
+  const withSharedDatabase = async (use: (database: TestDatabase) => Promise<void>) => use(shared)
+
   it('creates the roles, auth schema and functions once, and is idempotent', async () => {
-    await withTestDatabase(target, async ({ db }) => {
+    await withSharedDatabase(async ({ db }) => {
       expect(await ensureSupabaseStandIn(db)).toBe('applied')
       expect(await ensureSupabaseStandIn(db)).toBe('present')
 
@@ -33,7 +45,7 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
   })
 
   it('has Supabase’s login role, memberships and per-role timeouts', async () => {
-    await withTestDatabase(target, async ({ db }) => {
+    await withSharedDatabase(async ({ db }) => {
       await ensureSupabaseStandIn(db)
       const { rows } = await sql<{ rolname: string; rolinherit: boolean; rolcanlogin: boolean; settings: string[] | null }>`
         SELECT r.rolname, r.rolinherit, r.rolcanlogin,
@@ -65,7 +77,7 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
   })
 
   it('keeps auth.users from every API role, service_role included, with RLS on', async () => {
-    await withTestDatabase(target, async ({ db }) => {
+    await withSharedDatabase(async ({ db }) => {
       await ensureSupabaseStandIn(db)
       const { rows } = await sql<{ rls: boolean; granted: string[] }>`
         SELECT c.relrowsecurity AS rls,
@@ -89,7 +101,7 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
   })
 
   it('reads the request’s JWT as Supabase does, and returns NULL outside a request', async () => {
-    await withTestDatabase(target, async ({ db }) => {
+    await withSharedDatabase(async ({ db }) => {
       await ensureSupabaseStandIn(db)
       const read = sql<{ uid: string | null; role: string | null; email: string | null; jwt: unknown }>`
         SELECT auth.uid() AS uid, auth.role() AS role, auth.email() AS email, auth.jwt() AS jwt
