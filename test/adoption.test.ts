@@ -79,7 +79,8 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
   })
 
   it('adopts at 005 a database whose migrator stopped at 002 before the plan was pasted in', async () => {
-    database = await createScriptableDatabase(target)
+    // On PGlite from the template at 002, where migrateTo finds nothing to do.
+    database = await createScriptableDatabase(target, BEFORE_005)
     await migrateTo(database.db, BEFORE_005)
     await database.runScript(PLAN_005_SQL)
 
@@ -134,7 +135,7 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
   })
 
   it('refuses when the recorded history disagrees: a migration after the name is recorded already', async () => {
-    database = await createScriptableDatabase(target)
+    database = await createScriptableDatabase(target, 'latest')
     await migrateToLatest(database.db)
     const before = await recordedMigrationNames(database.db)
 
@@ -145,7 +146,7 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
   })
 
   it('migrate:baseline prints the diff on stdout and exits 1 on a difference, and adopts otherwise', async () => {
-    database = await createHandBuiltDatabase(target, BEFORE_005, [PLAN_005_SQL, DELIBERATE_DIFFERENCE])
+    database = await createHandBuiltDatabase(target, BEFORE_005, [PLAN_005_SQL, DELIBERATE_DIFFERENCE], { folder: true })
     await database.db.destroy() // the command opens the database itself
     const env = cliEnv(database.location)
 

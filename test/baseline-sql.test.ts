@@ -133,7 +133,7 @@ describe.each(testTargets)('the exported baseline script on %s', (target) => {
   })
 
   it('stops where the history already records a later migration', async () => {
-    const database = await createScriptableDatabase(target)
+    const database = await createScriptableDatabase(target, 'latest')
     databases.push(database)
     await migrateToLatest(database.db)
     await expect(database.runScript(script)).rejects.toThrow(

@@ -20,7 +20,8 @@ import {
 } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { cli, cliEnv, lines } from './support/cli.js'
-import { testTargets, withTestDatabase } from './support/test-database.js'
+import { createScriptableDatabase, type ScriptableDatabase, type ScriptableOptions } from './support/hand-built-database.js'
+import { type TestTarget, testTargets } from './support/test-database.js'
 
 // migrate:check compares the live schema with what the applied migrations produce, and each
 // applied migration's file with the checksum recorded when it was applied.
@@ -34,6 +35,25 @@ const NEWEST = migrationNames.at(-1)!
 const sourceCopy = mkdtempSync(join(tmpdir(), 'x402-migration-sources-'))
 cpSync(join(migrationSourcePath(MIGRATION_005), '..'), sourceCopy, { recursive: true })
 afterAll(() => rmSync(sourceCopy, { recursive: true, force: true }))
+
+/**
+ * Runs `use` on a new database of its own, dropped afterwards: on the server an empty one, on
+ * PGlite one in memory that starts from the template at `startAt`, where the test's own
+ * migrateToLatest then finds nothing to do (the template was built by the same migrator).
+ */
+async function withDatabase(
+  target: TestTarget,
+  startAt: 'none' | 'latest',
+  use: (database: ScriptableDatabase) => Promise<void>,
+  options: ScriptableOptions = {},
+): Promise<void> {
+  const database = await createScriptableDatabase(target, startAt, options)
+  try {
+    await use(database)
+  } finally {
+    await database.destroy()
+  }
+}
 
 describe('migration checksums', () => {
   it('are the sha256 of the source file, the same with CRLF line endings', async () => {
@@ -56,7 +76,7 @@ describe('migration checksums', () => {
 
 describe.each(testTargets)('migrate:check on %s', (target) => {
   it('counts an object added by hand to a table the module creates whole, and accepts one on a ported table once adopted', async () => {
-    await withTestDatabase(target, async ({ db }) => {
+    await withDatabase(target, 'latest', async ({ db }) => {
       await migrateToLatest(db)
       await sql`CREATE INDEX by_hand_on_resources ON x402_resources (name)`.execute(db)
       // A new difference is drift until it is accepted, by adopting at the newest migration.
@@ -80,7 +100,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
   })
 
   it('passes on a database the migrator built, and finds a change made live', async () => {
-    await withTestDatabase(target, async ({ db }) => {
+    await withDatabase(target, 'latest', async ({ db }) => {
       await migrateToLatest(db)
       const clean = await checkDrift(db)
       expect(clean).toMatchObject({ ok: true, migrationName: NEWEST, history: [], pending: [] })
@@ -111,7 +131,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
   })
 
   it('fails on a database where no migration is recorded, and says what to run', async () => {
-    await withTestDatabase(target, async ({ db }) => {
+    await withDatabase(target, 'none', async ({ db }) => {
       const report = await checkDrift(db)
       expect(report).toMatchObject({ ok: false, migrationName: undefined, schema: undefined, applied: [] })
       expect(formatDriftReport(report)).toBe(
@@ -123,7 +143,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
   })
 
   it('finds a migration file edited after it was applied, and only that one', async () => {
-    await withTestDatabase(target, async ({ db }) => {
+    await withDatabase(target, 'latest', async ({ db }) => {
       await migrateToLatest(db)
       await syncMigrationChecksums(db)
       expect((await checkDrift(db, { sourceDir: sourceCopy })).ok).toBe(true)
@@ -147,7 +167,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
   })
 
   it('records checksums as the history changes: backfill where checksums are new, applied for a run, removed on down', async () => {
-    await withTestDatabase(target, async ({ db }) => {
+    await withDatabase(target, 'latest', async ({ db }) => {
       await migrateToLatest(db)
       await sql`DROP TABLE IF EXISTS x402_migrations.migration_checksum`.execute(db)
 
@@ -186,7 +206,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
   })
 
   it('exits 0 with the report on stdout when nothing drifted, and 1 with a one-line reason when something did', async () => {
-    await withTestDatabase(target, async (database) => {
+    await withDatabase(target, 'latest', async (database) => {
       await migrateToLatest(database.db)
       await syncMigrationChecksums(database.db)
       await database.db.destroy() // the command opens the database itself
@@ -209,6 +229,6 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       const unknownFlag = await cli(['check', '--frobnicate'], env)
       expect(unknownFlag.code).toBe(1)
       expect(lines(unknownFlag.stderr).at(-1)).toMatch(/^migrate check failed: migrate:check does not know the flag --frobnicate; it takes --strict\./)
-    })
+    }, { folder: true })
   })
 })

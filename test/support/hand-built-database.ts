@@ -3,8 +3,8 @@ import { readFileSync, rmSync } from 'node:fs'
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
-import { embeddedDatabase } from '../../src/connection/create-db.js'
-import type { TemplatePoint } from '../../src/templates/migrated-template.js'
+import { embeddedDatabase, IN_MEMORY } from '../../src/connection/create-db.js'
+import { scratchDatabase, type TemplatePoint } from '../../src/templates/migrated-template.js'
 import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
 import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
 
@@ -24,15 +24,26 @@ export interface ScriptableDatabase extends TestDatabase {
   /**
    * Runs `script` as one multi-statement script, as the Supabase SQL Editor does: through a
    * plain pg client, or PGlite's exec() in `db`'s instance (its one session, reset afterwards
-   * as a new one would start; `db` is opened again if the test had closed it). Rejects with the
-   * server's error.
+   * as a new one would start; `db` is opened again if the test had closed it, in a folder).
+   * Rejects with the server's error.
    */
   runScript(script: string): Promise<void>
 }
 
+/** How {@link createScriptableDatabase} makes a PGlite database. */
+export interface ScriptableOptions {
+  /**
+   * Keep the PGlite database in a data folder, for a test that closes `db` to hand the folder
+   * to the command line (`location`). Otherwise it lives in memory: loading the template into a
+   * folder and running on it cost twice the CPU (issue 14), and `location` names no folder.
+   */
+  folder?: boolean
+}
+
 /**
  * A fresh test database that can also run plain SQL scripts. On PGlite, `startAt` starts it
- * from the template migrated that far (see createTestDatabase); on the server it is empty.
+ * from the template migrated that far (see createTestDatabase), in memory unless `folder` asks
+ * for a data folder; on the server it is empty.
  *
  * @example
  * ```ts
@@ -40,8 +51,15 @@ export interface ScriptableDatabase extends TestDatabase {
  * await database.runScript('CREATE TABLE t (id int)')
  * ```
  */
-export async function createScriptableDatabase(target: TestTarget, startAt: TemplatePoint = 'none'): Promise<ScriptableDatabase> {
-  const database = await createTestDatabase(target, {}, startAt)
+export async function createScriptableDatabase(
+  target: TestTarget,
+  startAt: TemplatePoint = 'none',
+  { folder = false }: ScriptableOptions = {},
+): Promise<ScriptableDatabase> {
+  const database: TestDatabase =
+    target === 'pglite' && !folder
+      ? { db: scratchDatabase(startAt), target, location: { dataDir: IN_MEMORY }, destroy: () => Promise.resolve() }
+      : await createTestDatabase(target, {}, startAt)
   const { location } = database
   if ('connectionString' in location) {
     return {
@@ -75,6 +93,7 @@ export async function createScriptableDatabase(target: TestTarget, startAt: Temp
       // In db's own instance (opened as the module opens it): PGlite takes one session, and
       // closing db to open the folder again cost a start of PGlite (0.5 s) per script.
       if (closed) {
+        if (!folder) throw new Error('The in-memory test database was closed, and with it its contents: create it with { folder: true } to close and open it again.')
         db = tracked(createDb({ dataDir: location.dataDir }))
         closed = false
       }
@@ -90,7 +109,7 @@ export async function createScriptableDatabase(target: TestTarget, startAt: Temp
     },
     async destroy() {
       await db.destroy()
-      rmSync(location.dataDir, { recursive: true, force: true })
+      if (folder) rmSync(location.dataDir, { recursive: true, force: true })
     },
   }
 }
@@ -109,9 +128,10 @@ export async function createHandBuiltDatabase(
   target: TestTarget,
   builtTo: string,
   scripts: string[] = [],
+  options: ScriptableOptions = {},
 ): Promise<ScriptableDatabase> {
   // On PGlite the migrations are in the template already, and migrateTo finds nothing to do.
-  const database = await createScriptableDatabase(target, builtTo)
+  const database = await createScriptableDatabase(target, builtTo, options)
   await migrateTo(database.db, builtTo)
   await sql`DROP SCHEMA ${sql.id(MIGRATION_TABLE_SCHEMA)} CASCADE`.execute(database.db)
   for (const script of scripts) await database.runScript(script)
