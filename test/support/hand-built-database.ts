@@ -4,9 +4,9 @@ import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
 import { embeddedDatabase, IN_MEMORY } from '../../src/connection/create-db.js'
-import { scratchDatabase, type TemplatePoint } from '../../src/templates/migrated-template.js'
+import type { TemplatePoint } from '../../src/templates/migrated-template.js'
 import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
-import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
+import { createTestDatabase, type TestDatabase, type TestTarget, testTemplate } from './test-database.js'
 
 /** The plan's 005 as one plain SQL script, as it was pasted into the SQL Editor. */
 export const PLAN_005_SQL = readFileSync(new URL('../fixtures/plan-005-openrouter-integration.sql', import.meta.url), 'utf8')
@@ -58,7 +58,7 @@ export async function createScriptableDatabase(
 ): Promise<ScriptableDatabase> {
   const database: TestDatabase =
     target === 'pglite' && !folder
-      ? { db: scratchDatabase(startAt), target, location: { dataDir: IN_MEMORY }, destroy: () => Promise.resolve() }
+      ? { db: createDb({ dataDir: IN_MEMORY, template: testTemplate(startAt) }), target, location: { dataDir: IN_MEMORY }, destroy: () => Promise.resolve() }
       : await createTestDatabase(target, {}, startAt)
   const { location } = database
   if ('connectionString' in location) {

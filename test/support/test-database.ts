@@ -54,6 +54,19 @@ export function registerTestTemplate(name: string, make: () => Promise<Blob>): s
 }
 
 /**
+ * The maker of the PGlite dump a test database at `startAt` starts from: one that
+ * {@link registerTestTemplate} named, else the cached template migrated that far.
+ *
+ * @example
+ * ```ts
+ * createDb({ dataDir: IN_MEMORY, template: testTemplate('002_add_claude_integration') })
+ * ```
+ */
+export function testTemplate(startAt: TemplatePoint): () => Promise<Blob> {
+  return testTemplates.get(startAt) ?? (() => migratedTemplate(startAt))
+}
+
+/**
  * Creates an empty database on `target`: a PGlite data folder in a temporary directory, or a
  * new database on the TEST_DATABASE_URL server. `destroy` removes it. On PGlite, `startAt`
  * starts the database from the cached template migrated that far (see migratedTemplate), so
@@ -66,8 +79,7 @@ export async function createTestDatabase(
 ): Promise<TestDatabase> {
   if (target === 'pglite') {
     const dataDir = mkdtempSync(join(tmpdir(), 'x402-db-test-'))
-    const template = testTemplates.get(startAt) ?? (() => migratedTemplate(startAt))
-    const db = createDb({ ...options, dataDir, template })
+    const db = createDb({ ...options, dataDir, template: testTemplate(startAt) })
     return {
       db,
       target,
