@@ -44,7 +44,8 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         await pollUntil(observer, 'the stalled run to hold no lock on x402_resources and no advisory lock', async () => {
           const { rows } = await observer.query(
             `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE a.application_name = $1 AND (l.relation = 'x402_resources'::regclass OR l.locktype = 'advisory')`,
+             WHERE a.datname = current_database() AND a.application_name = $1
+               AND (l.relation = 'x402_resources'::regclass OR l.locktype = 'advisory')`,
             [RUN],
           )
           return rows.length === 0
@@ -74,7 +75,8 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
           )
           await waitForLockWait(observer, RUN, 'ALTER TABLE x402_resources')
           const { rows } = await observer.query<{ pid: number }>(
-            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1`,
+            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
             [MIGRATION_LOCK_KEY],
           )
           await observer.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid])
@@ -120,7 +122,8 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
           }).catch((error: unknown) => error)
           await waitForLockWait(observer, RUN, 'DROP INDEX CONCURRENTLY')
           const { rows } = await observer.query<{ pid: number }>(
-            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1`,
+            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
             [MIGRATION_LOCK_KEY],
           )
           await observer.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid])

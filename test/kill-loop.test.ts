@@ -141,7 +141,7 @@ describe.skipIf(skipReason)('killed at random moments on postgres', () => {
           })
           // A random moment once the run is connected: its work takes a few hundred ms.
           await pollUntil(observer, 'the run to connect', async () => {
-            const { rows } = await observer.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [KILLED])
+            const { rows } = await observer.query('SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [KILLED])
             return rows.length > 0 || run.child.exitCode !== null
           })
           await new Promise((resolve) => setTimeout(resolve, Math.floor(next() * spanMs)))

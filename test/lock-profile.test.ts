@@ -32,7 +32,7 @@ async function waitUntilQueued(observer: pg.Client, queryPart: string): Promise<
   for (;;) {
     const { rows } = await observer.query(
       `SELECT 1 FROM pg_stat_activity
-       WHERE application_name = 'x402-jobs-db' AND wait_event_type = 'Lock' AND query ILIKE $1`,
+       WHERE datname = current_database() AND application_name = 'x402-jobs-db' AND wait_event_type = 'Lock' AND query ILIKE $1`,
       [`%${queryPart}%`],
     )
     if (rows.length > 0) return
@@ -82,7 +82,7 @@ postgres('the lock profile of 005 on postgres', () => {
       await waitUntilQueued(writer, 'CREATE INDEX CONCURRENTLY')
       await writer.query(
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE application_name = 'x402-jobs-db' AND query ILIKE '%CREATE INDEX CONCURRENTLY%'`,
+         WHERE datname = current_database() AND application_name = 'x402-jobs-db' AND query ILIKE '%CREATE INDEX CONCURRENTLY%'`,
       )
       expect(await firstRun).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '57P01' })
       await holder.query('COMMIT')

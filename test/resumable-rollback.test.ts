@@ -124,7 +124,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
           'delete from',
         )
         await pollUntil(observer, 'the terminated run to end', async () => {
-          const { rows } = await observer.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [RUN])
+          const { rows } = await observer.query('SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [RUN])
           return rows.length === 0
         })
       })
