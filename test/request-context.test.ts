@@ -102,6 +102,14 @@ describe.each(testTargets)('running queries as a requester on %s', (target) => {
     )
   })
 
+  // PostgreSQL reads the role name "none" as RESET ROLE (SET ROLE and set_config alike): the
+  // request would run as the database user, a superuser, past every grant and policy.
+  it('refuses the role name none, which PostgreSQL takes for the database user itself', async () => {
+    await expect(asRequester(database.db, { role: 'none' }, (trx) => whoAmI.execute(trx))).rejects.toThrow(
+      /^Cannot switch to role "none": PostgreSQL reads "none" as the database user itself/,
+    )
+  })
+
   // A superuser may switch to any role, and PGlite knows no other login: only a server shows a
   // database user that is not a member of the role.
   it.skipIf(target === 'pglite')('says which GRANT is missing when the database user is not a member of the role', async () => {

@@ -86,6 +86,14 @@ export async function enterRequest(
   extraClaims: Record<string, unknown> = {},
   alsoSet: Record<string, string> = {},
 ): Promise<void> {
+  if (requester.role === 'none') {
+    // PostgreSQL takes the name for RESET ROLE (in SET ROLE and set_config alike), and no role
+    // can be called so: the request would run as the database user, past every policy.
+    throw new Error(
+      'Cannot switch to role "none": PostgreSQL reads "none" as the database user itself, not as a role, so the request would ' +
+        'run with all its privileges. Give the API role of the request: anon, authenticated or service_role.',
+    )
+  }
   const claims = JSON.stringify({ aud: requester.role, ...extraClaims, ...requester })
   // The legacy per-claim settings are emptied for the transaction, in the same statement: a
   // session-level request.jwt.claim.sub left on a pooled connection would win over the claims.

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
+import { IN_MEMORY } from '../../src/connection/create-db.js'
 import { nodeArguments } from './script-process.js'
 import type { TestDatabase } from './test-database.js'
 
@@ -45,7 +46,15 @@ export async function cli(args: string[], env: NodeJS.ProcessEnv, script = 'src/
  * have closed its own connection first: a data folder takes one process at a time.
  */
 export function cliEnv(location: TestDatabase['location']): NodeJS.ProcessEnv {
-  return 'connectionString' in location ? { DATABASE_URL: location.connectionString } : { PGLITE_DATA_DIR: location.dataDir }
+  if ('connectionString' in location) return { DATABASE_URL: location.connectionString }
+  // The command would open a new, empty database of its own, and a refusal could pass on it.
+  if (location.dataDir === IN_MEMORY) {
+    throw new Error(
+      'cliEnv got a test database that lives in memory, in this process only: the command line cannot reach it. ' +
+        'Create it in a data folder (createScriptableDatabase(target, startAt, { folder: true }), or createTestDatabase).',
+    )
+  }
+  return { PGLITE_DATA_DIR: location.dataDir }
 }
 
 /** The lines of a command's output. */
