@@ -150,7 +150,7 @@ describe.each(testTargets)('adoption security on %s', (target) => {
     expect(formatDriftReport(check)).toContain('npm run migrate:down')
     await expect(baselineMigrations(db, PRODUCTION_ADOPTION_POINT)).rejects.toThrow(/rollback of .* was interrupted.*npm run migrate:down/)
     await expect(planRepair(db, PRODUCTION_ADOPTION_POINT)).rejects.toThrow(/rollback of .* was interrupted.*npm run migrate:down/)
-    // The SQL Editor script refuses alike (last: on PGlite, running a script reopens the database).
+    // The SQL Editor script refuses alike.
     await expect(database.runScript(await exportBaselineSql(PRODUCTION_ADOPTION_POINT))).rejects.toThrow(
       /rollback of .* was interrupted.*npm run migrate:down/,
     )
