@@ -193,7 +193,7 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
       from: '002_add_claude_integration',
       stallAt: 'ADD CONSTRAINT x402_resources_resource_type_check',
       // The session is terminated as soon as it is idle, long before the watch would take an
-      // idle session for a lost answer (a heartbeat, 2 s, and a second more).
+      // idle session for a lost answer (at least 5 s).
       env: { MIGRATION_IDLE_TIMEOUT_MS: '6000' },
       beside: async (db) => {
         let terminated = 0

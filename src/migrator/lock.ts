@@ -179,8 +179,9 @@ export async function withMigrationLock<T>(
         // answer; the block ends moments later.
         if (backend === undefined && watching.goneBefore) throw new AnswerLostError(watching.pid, 'has ended that session')
         watching.goneBefore = backend === undefined
-        // A heartbeat and a second more: an answer on its way over a working path takes far less.
-        if (backend?.state?.startsWith('idle') && backend.idleMs > heartbeatMs + 1_000) {
+        // A heartbeat and a second more, and never under 5 s: an answer on its way over a working
+        // path takes far less, even to a client whose event loop a loaded machine holds up.
+        if (backend?.state?.startsWith('idle') && backend.idleMs > Math.max(heartbeatMs + 1_000, 5_000)) {
           throw new AnswerLostError(watching.pid, `finished its statement ${Math.round(backend.idleMs / 1000)} s ago (${backend.state})`)
         }
       }
