@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createDb, MIGRATION_LOCK_KEY, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
 import { migrationsAfter } from './support/migration-names.js'
 import { killRunningScripts, startScript } from './support/script-process.js'
-import { pollUntil, waitForLockWait, withApplicationName, withSessions } from './support/server-sessions.js'
+import { pollUntil, terminateLockHolder, waitForLockWait, withApplicationName, withSessions } from './support/server-sessions.js'
 import { withTestDatabase } from './support/test-database.js'
 
 // What a migration run holds is bounded: a stalled client loses its locks after
@@ -74,12 +74,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
             (error: unknown) => error,
           )
           await waitForLockWait(observer, RUN, 'ALTER TABLE x402_resources')
-          const { rows } = await observer.query<{ pid: number }>(
-            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-            [MIGRATION_LOCK_KEY],
-          )
-          await observer.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid])
+          await terminateLockHolder(observer, MIGRATION_LOCK_KEY)
           const error = await run
           await holder.query('ROLLBACK')
           expect((error as Error).message).toContain('The migration lock was lost')
@@ -121,12 +116,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
             log: (line) => line.includes('migration lock was lost') && noticed(),
           }).catch((error: unknown) => error)
           await waitForLockWait(observer, RUN, 'DROP INDEX CONCURRENTLY')
-          const { rows } = await observer.query<{ pid: number }>(
-            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-            [MIGRATION_LOCK_KEY],
-          )
-          await observer.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid])
+          await terminateLockHolder(observer, MIGRATION_LOCK_KEY)
           // A run that ends some other way fails the assertion below instead of hanging here.
           await Promise.race([lossLogged, run])
           await held

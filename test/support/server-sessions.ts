@@ -181,6 +181,22 @@ export async function advisoryLocks(observer: pg.Client): Promise<AdvisoryLock[]
 }
 
 /**
+ * Terminates the session that holds advisory lock `key` in this database (the migration lock,
+ * for a test of a run that loses it), and returns its pid; fails when no session holds it.
+ *
+ * @example
+ * ```ts
+ * await terminateLockHolder(observer, MIGRATION_LOCK_KEY)
+ * ```
+ */
+export async function terminateLockHolder(observer: pg.Client, key: number): Promise<number> {
+  const holder = (await advisoryLocks(observer)).find((lock) => lock.granted && lock.key === String(key))
+  if (!holder) throw new Error(`No session of this database holds advisory lock ${key}.`)
+  await observer.query('SELECT pg_terminate_backend($1)', [holder.pid])
+  return holder.pid
+}
+
+/**
  * The names of the migrations recorded as applied in the history table, in order; none where
  * the history table does not exist.
  *
