@@ -35,25 +35,37 @@ export function templateCacheDir(env: NodeJS.ProcessEnv = process.env): string {
  * ```
  */
 export function pgliteVersion(): string {
+  return installedVersion('@electric-sql/pglite')
+}
+
+/**
+ * The version of the installed package `name`, as this module resolves it: what a cached result
+ * depends on besides the module's own code.
+ *
+ * @example
+ * ```ts
+ * installedVersion('kysely') // '0.29.9'
+ * ```
+ */
+export function installedVersion(name: string): string {
   const require = createRequire(import.meta.url)
-  let folder = dirname(require.resolve('@electric-sql/pglite'))
+  let folder = dirname(require.resolve(name))
   for (;;) {
     try {
       const manifest = JSON.parse(readFileSync(join(folder, 'package.json'), 'utf8')) as { name?: string; version?: string }
-      if (manifest.name === '@electric-sql/pglite' && manifest.version) return manifest.version
+      if (manifest.name === name && manifest.version) return manifest.version
     } catch (error) {
       if (errorCode(error) !== 'ENOENT') throw error
     }
     const parent = dirname(folder)
-    if (parent === folder) throw new Error('Cannot find the version of @electric-sql/pglite: is it installed?')
+    if (parent === folder) throw new Error(`Cannot find the version of ${name}: is it installed? Run npm install.`)
     folder = parent
   }
 }
 
 /**
- * Reads the template stored under `key`, or undefined when there is none or it is damaged: each
- * file carries the sha256 of its contents, which must match, so a truncated or altered file is
- * dropped and built again instead of trusted.
+ * Reads the template stored under `key`, or undefined when there is none or it is damaged (see
+ * readCacheFile).
  *
  * @example
  * ```ts
@@ -61,26 +73,20 @@ export function pgliteVersion(): string {
  * ```
  */
 export function readTemplate(key: string, env: NodeJS.ProcessEnv = process.env): Blob | undefined {
-  const file = templateFile(key, env)
-  let contents: Buffer
+  const name = templateFileName(key)
+  const file = cacheFile(name, env)
   let version: string
   try {
     // A process that starts many databases (a test worker) reads and checks each file once.
     const { size, mtimeMs, ino } = statSync(file)
     version = `${file}:${ino}:${size}:${mtimeMs}`
-    const known = verified.get(version)
-    if (known) return known
-    contents = readFileSync(file)
   } catch {
-    // Missing, or unreadable here (a read-only install): made afresh, as without a cache.
     return undefined
   }
-  const digest = contents.subarray(0, 64).toString('latin1')
-  const tarball = contents.subarray(65)
-  if (createHash('sha256').update(tarball).digest('hex') !== digest) {
-    rmSync(file, { force: true })
-    return undefined
-  }
+  const known = verified.get(version)
+  if (known) return known
+  const tarball = readCacheFile(name, env)
+  if (!tarball) return undefined
   let unpacked: Buffer
   try {
     // Unpacked here, natively: PGlite loads a plain tarball faster than it unpacks a gzipped one.
@@ -97,8 +103,7 @@ export function readTemplate(key: string, env: NodeJS.ProcessEnv = process.env):
 const verified = new Map<string, Blob>()
 
 /**
- * Stores `tarball` under `key`, atomically: a process reading the cache at the same moment
- * finds the whole file or none. A cache that cannot be written is not an error.
+ * Stores `tarball` under `key` (see writeCacheFile).
  *
  * @example
  * ```ts
@@ -106,8 +111,48 @@ const verified = new Map<string, Blob>()
  * ```
  */
 export async function writeTemplate(key: string, tarball: Blob, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const file = templateFile(key, env)
-  const bytes = Buffer.from(await tarball.arrayBuffer())
+  writeCacheFile(templateFileName(key), Buffer.from(await tarball.arrayBuffer()), env)
+}
+
+/**
+ * The contents of the cache file `name`, or undefined when there is none or it is damaged: each
+ * file carries the sha256 of its contents, which must match, so a truncated or altered file is
+ * removed, to be made again, instead of trusted.
+ *
+ * @example
+ * ```ts
+ * const json = readCacheFile('reference-005_add_openrouter_integration-0123abcd.json')
+ * ```
+ */
+export function readCacheFile(name: string, env: NodeJS.ProcessEnv = process.env): Buffer | undefined {
+  const file = cacheFile(name, env)
+  let contents: Buffer
+  try {
+    contents = readFileSync(file)
+  } catch {
+    // Missing, or unreadable here (a read-only install): made afresh, as without a cache.
+    return undefined
+  }
+  const body = contents.subarray(65)
+  if (contents.subarray(0, 64).toString('latin1') !== createHash('sha256').update(body).digest('hex')) {
+    rmSync(file, { force: true })
+    return undefined
+  }
+  return body
+}
+
+/**
+ * Stores `bytes` as the cache file `name`, with their sha256, atomically: a process reading the
+ * cache at the same moment finds the whole file or none. A cache that cannot be written is not
+ * an error.
+ *
+ * @example
+ * ```ts
+ * writeCacheFile('reference-005_add_openrouter_integration-0123abcd.json', Buffer.from(json))
+ * ```
+ */
+export function writeCacheFile(name: string, bytes: Buffer, env: NodeJS.ProcessEnv = process.env): void {
+  const file = cacheFile(name, env)
   const digest = createHash('sha256').update(bytes).digest('hex')
   const partial = `${file}.${process.pid}.partial`
   try {
@@ -119,7 +164,11 @@ export async function writeTemplate(key: string, tarball: Blob, env: NodeJS.Proc
   }
 }
 
-function templateFile(key: string, env: NodeJS.ProcessEnv): string {
-  if (!/^[\w.-]+$/.test(key)) throw new Error(`A template key is letters, digits, dots and dashes, not "${key}".`)
-  return join(templateCacheDir(env), `${key}.tgz`)
+function templateFileName(key: string): string {
+  return `${key}.tgz`
+}
+
+function cacheFile(name: string, env: NodeJS.ProcessEnv): string {
+  if (!/^[\w.-]+$/.test(name)) throw new Error(`A cache file's name is letters, digits, dots and dashes, not "${name}".`)
+  return join(templateCacheDir(env), name)
 }

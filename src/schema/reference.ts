@@ -1,8 +1,14 @@
+import { createHash } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
 import { type Kysely, sql } from 'kysely'
+
+import { readCacheFile, writeCacheFile } from '../connection/template-cache.js'
 
 import { resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
-import { scratchDatabase } from '../templates/migrated-template.js'
+import { migratedTemplateKey, scratchDatabase } from '../templates/migrated-template.js'
 import { compareSchemas, type SchemaDiff } from './diff.js'
 import type { AcceptedDifferenceRecord } from './rules.js'
 import { type SchemaSnapshot, snapshotPublicSchema } from './snapshot.js'
@@ -28,7 +34,8 @@ export interface SchemaReference {
  * the module's own migrations run on a scratch in-memory PGlite database (from its template), with
  * the Supabase stand-in applied by the runner before the first of them, as it is everywhere, and then on to the newest
  * migration, to learn what the module owns. It never touches DATABASE_URL. Built once per
- * migration and process.
+ * migration and process, and cached beside the templates (see referenceCacheName): a check in a
+ * new process reads it instead of starting a scratch database (issue 14).
  *
  * @example
  * ```ts
@@ -55,6 +62,46 @@ export function buildSchemaReference(upTo: string): Promise<SchemaReference> {
 const references = new Map<string, Promise<SchemaReference>>()
 
 async function build(migrationName: string): Promise<SchemaReference> {
+  const cacheName = await referenceCacheName(migrationName)
+  const cached = cacheName ? readCacheFile(cacheName) : undefined
+  if (cached) {
+    try {
+      return JSON.parse(cached.toString('utf8')) as SchemaReference
+    } catch {
+      // Whole (its digest matched) but not JSON: built again below, and the file replaced.
+    }
+  }
+  const reference = await buildOnScratch(migrationName)
+  if (cacheName) writeCacheFile(cacheName, Buffer.from(JSON.stringify(reference)))
+  return reference
+}
+
+/** Bumped when the reference's shape or the way it is built changes outside src/schema. */
+const REFERENCE_FORMAT = 1
+
+/**
+ * The code that reads a schema into a reference: this folder (src/schema, or dist/schema). Its
+ * files are part of the cache key, so that a change to the snapshot is a new reference.
+ */
+const SCHEMA_FOLDER = fileURLToPath(new URL('./', import.meta.url))
+
+/**
+ * The cache file of the reference at `migrationName`, named after everything that shapes it: the
+ * template key of the newest migration (every migration's checksum, the migration engine's code,
+ * PGlite's and Kysely's versions), the migration it stops at, and the snapshot code. Undefined
+ * where the migration sources cannot be read: the reference is then built each time.
+ */
+async function referenceCacheName(migrationName: string): Promise<string | undefined> {
+  const templateKey = await migratedTemplateKey('latest')
+  if (!templateKey) return undefined
+  const hash = createHash('sha256').update(JSON.stringify({ format: REFERENCE_FORMAT, templateKey, migrationName }))
+  for (const file of readdirSync(SCHEMA_FOLDER).sort()) {
+    if (/\.(ts|js)$/.test(file) && !file.endsWith('.d.ts')) hash.update(file).update(readFileSync(`${SCHEMA_FOLDER}${file}`))
+  }
+  return `reference-${migrationName}-${hash.digest('hex').slice(0, 24)}.json`
+}
+
+async function buildOnScratch(migrationName: string): Promise<SchemaReference> {
   const scratch = scratchDatabase(migrationName)
   try {
     const expected = await snapshotPublicSchema(scratch)

@@ -6,7 +6,7 @@ import type { Kysely } from 'kysely'
 
 import { createDb, type CreateDbOptions, dumpEmbeddedDatabase, IN_MEMORY } from '../connection/create-db.js'
 import { emptyClusterTemplate } from '../connection/open-pglite.js'
-import { pgliteVersion, readTemplate, writeTemplate } from '../connection/template-cache.js'
+import { installedVersion, pgliteVersion, readTemplate, writeTemplate } from '../connection/template-cache.js'
 import { migrationChecksum, readMigrationChecksums } from '../migrator/checksums.js'
 import { recordedMigrationNames } from '../migrator/history.js'
 import { migrationNames } from '../migrations/index.js'
@@ -24,13 +24,14 @@ export type TemplatePoint = 'none' | 'latest' | string
 const ENGINE_FOLDERS = ['../migrator/', '../supabase/'].map((folder) => fileURLToPath(new URL(folder, import.meta.url)))
 
 /** Bumped when the way templates are made changes. */
-const TEMPLATE_FORMAT = 1
+const TEMPLATE_FORMAT = 2
 
 /**
  * A dump of an embedded database migrated to `point`, for {@link CreateDbOptions.template}:
  * made once and cached under a key of the migrations' checksums (with the migration engine's
- * code and PGlite's version), so that a scratch database starts migrated in a fraction of the
- * time. A changed migration, runner or PGlite gives a new key, so a stale dump is never picked;
+ * code and PGlite's and Kysely's versions), so that a scratch database starts migrated in a
+ * fraction of the time. A changed migration, runner, PGlite or Kysely gives a new key, so a
+ * stale dump is never picked;
  * a damaged file fails its sha256 and is made again (see readTemplate). A dump is cached only
  * after the database inside was found to record exactly the current files' checksums. Where
  * the migration sources cannot be read, the dump is made each time and not cached.
@@ -42,10 +43,7 @@ const TEMPLATE_FORMAT = 1
  */
 export async function migratedTemplate(point: TemplatePoint): Promise<Blob> {
   if (point === 'none') return emptyClusterTemplate()
-  const names = point === 'latest' ? [...migrationNames] : migrationNamesUpTo(resolveMigrationName(point))
-  const checksums = await Promise.all(names.map((name) => migrationChecksum(name).catch(() => undefined)))
-  const cacheable = checksums.every((checksum) => checksum !== undefined)
-  const key = cacheable ? templateKey(names, checksums as string[]) : undefined
+  const { names, checksums, key } = await templateInputs(point)
 
   const cached = key ? readTemplate(key) : undefined
   if (cached) return cached
@@ -76,9 +74,32 @@ export function scratchDatabase(point: TemplatePoint, options: Pick<CreateDbOpti
   return createDb({ ...options, dataDir: IN_MEMORY, template: () => migratedTemplate(point) })
 }
 
+/**
+ * The cache key of the template migrated to `point` (see {@link migratedTemplate}): what a
+ * result derived from that database, such as a schema reference, is keyed by in turn. Undefined
+ * where the migration sources cannot be read, and nothing made from them may be cached.
+ *
+ * @example
+ * ```ts
+ * await migratedTemplateKey('latest') // 'migrated-007_close_supabase_advisor_findings-…'
+ * ```
+ */
+export async function migratedTemplateKey(point: Exclude<TemplatePoint, 'none'>): Promise<string | undefined> {
+  return (await templateInputs(point)).key
+}
+
+async function templateInputs(point: Exclude<TemplatePoint, 'none'>): Promise<{ names: string[]; checksums: (string | undefined)[]; key?: string }> {
+  const names = point === 'latest' ? [...migrationNames] : migrationNamesUpTo(resolveMigrationName(point))
+  const checksums = await Promise.all(names.map((name) => migrationChecksum(name).catch(() => undefined)))
+  const cacheable = checksums.every((checksum) => checksum !== undefined)
+  return { names, checksums, key: cacheable ? templateKey(names, checksums as string[]) : undefined }
+}
+
 function templateKey(names: readonly string[], checksums: readonly string[]): string {
   const hash = createHash('sha256')
-  hash.update(JSON.stringify({ format: TEMPLATE_FORMAT, pglite: pgliteVersion(), migrations: names.map((name, i) => [name, checksums[i]]) }))
+  // Kysely compiles the migrations' schema builders: another version may send other SQL.
+  const versions = { pglite: pgliteVersion(), kysely: installedVersion('kysely') }
+  hash.update(JSON.stringify({ format: TEMPLATE_FORMAT, ...versions, migrations: names.map((name, i) => [name, checksums[i]]) }))
   for (const folder of ENGINE_FOLDERS) {
     for (const file of readdirSync(folder).sort()) {
       if (/\.(ts|js)$/.test(file) && !file.endsWith('.d.ts')) hash.update(file).update(readFileSync(`${folder}${file}`))

@@ -1,0 +1,69 @@
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { readCacheFile, templateCacheDir, writeCacheFile } from '../src/connection/template-cache.js'
+import { migratedTemplate } from '../src/templates/migrated-template.js'
+import { migrationNames } from '../src/migrations/index.js'
+import { cli, cliEnv, lines } from './support/cli.js'
+import { createTestDatabase, type TestDatabase } from './support/test-database.js'
+
+// migrate:check and migrate:baseline compare the live schema with what the migrations produce,
+// which took a scratch database and a run of the later migrations in every process (issue 14:
+// a second a check, and most of its memory). The reference is cached beside the templates, under
+// a key of everything that shapes it; a damaged file is built again, never trusted.
+
+const NEWEST = migrationNames.at(-1)!
+
+describe('the cached schema reference', () => {
+  const cacheDir = mkdtempSync(join(tmpdir(), 'x402-reference-cache-'))
+  let database: TestDatabase
+  let env: NodeJS.ProcessEnv
+  const referenceFiles = () => readdirSync(cacheDir).filter((file) => file.startsWith(`reference-${NEWEST}-`))
+
+  beforeAll(async () => {
+    // The templates come from the usual cache (made there first if need be): only the
+    // reference is missing from this one.
+    await migratedTemplate('latest')
+    for (const file of readdirSync(templateCacheDir()).filter((name) => name.endsWith('.tgz'))) {
+      copyFileSync(join(templateCacheDir(), file), join(cacheDir, file))
+    }
+    database = await createTestDatabase('pglite', {}, 'latest')
+    await database.db.destroy() // the command opens the folder itself
+    env = { ...cliEnv(database.location), X402_DB_CACHE_DIR: cacheDir }
+  })
+  afterAll(async () => {
+    await database.destroy()
+    rmSync(cacheDir, { recursive: true, force: true })
+  })
+
+  it('is stored by the first check, and read by the next one', async () => {
+    const first = await cli(['check'], env)
+    expect(first.code).toBe(0)
+    expect(referenceFiles()).toHaveLength(1)
+
+    // A reference that names a table no migration creates, stored whole (its digest matches):
+    // the next check believes it, which shows that the check reads the cache.
+    const name = referenceFiles()[0]!
+    const reference = JSON.parse(readCacheFile(name, { X402_DB_CACHE_DIR: cacheDir })!.toString('utf8'))
+    reference.expected.relations.x402_ghost = { ...reference.expected.relations.ai_models, name: 'x402_ghost', table: 'x402_ghost' }
+    writeCacheFile(name, Buffer.from(JSON.stringify(reference)), { X402_DB_CACHE_DIR: cacheDir })
+    const forged = await cli(['check'], env)
+    expect(forged.code).toBe(1)
+    expect(forged.stdout).toMatch(/x402_ghost: table: missing/)
+  })
+
+  it('is built again when its file was damaged', async () => {
+    if (referenceFiles().length === 0) expect((await cli(['check'], env)).code).toBe(0)
+    const [name] = referenceFiles()
+    writeFileSync(join(cacheDir, name!), `${'0'.repeat(64)}\n{"expected":{}}`)
+    const checked = await cli(['check'], env)
+    expect(checked.code).toBe(0)
+    expect(lines(checked.stdout).at(-1)).toMatch(/^OK: the schema matches /)
+    const rebuilt = JSON.parse(readCacheFile(referenceFiles()[0]!, { X402_DB_CACHE_DIR: cacheDir })!.toString('utf8'))
+    expect(rebuilt.expected.relations.x402_ghost).toBeUndefined()
+    expect(rebuilt.migrationName).toBe(NEWEST)
+  })
+})
