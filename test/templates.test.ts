@@ -1,13 +1,15 @@
+import { execFileSync } from 'node:child_process'
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { emptyClusterTemplate } from '../src/connection/open-pglite.js'
 import { readTemplate, templateCacheDir, writeTemplate } from '../src/connection/template-cache.js'
-import { migratedTemplate, scratchDatabase } from '../src/templates/migrated-template.js'
+import { migratedTemplate, migratedTemplateKey, scratchDatabase } from '../src/templates/migrated-template.js'
 import { migrationChecksum, readMigrationChecksums, recordedMigrationNames } from '../src/tooling.js'
 import { migrationsThrough } from './support/migration-names.js'
 
@@ -46,12 +48,15 @@ describe('migrated templates', () => {
     } finally {
       await scratch.destroy()
     }
-    // Cached under a key that names the point: the next scratch database loads it.
-    expect(readdirSync(cacheDir).filter((file) => file.startsWith(`migrated-${point}-`))).toHaveLength(1)
+    // Cached under a key that names the point: the next scratch database loads it. It was made
+    // from the template one migration earlier, made on the way, and so on down.
+    for (const name of migrationsThrough(point)) {
+      expect(readdirSync(cacheDir).filter((file) => file.startsWith(`migrated-${name}-`)), name).toHaveLength(1)
+    }
   })
 
   it('drop a damaged cache file instead of loading it', async () => {
-    await writeTemplate('damaged-test', new Blob([gzipSync('a tarball')]), env)
+    await writeTemplate('damaged-test', new Blob(['a tarball']), env)
     expect(await readTemplate('damaged-test', env)?.text()).toBe('a tarball')
 
     const [file] = readdirSync(cacheDir).filter((name) => name.startsWith('damaged-test'))
@@ -74,5 +79,17 @@ describe('migrated templates', () => {
     } finally {
       await scratch.destroy()
     }
+  })
+})
+
+describe('template keys', () => {
+  it('are the same in the compiled commands as in the sources the tests run, so that both share the cache', async () => {
+    // A compiled process, as the npm scripts run: test/support/build-dist.ts brought dist/ up to date.
+    const compiled = execFileSync(
+      process.execPath,
+      ['--input-type=module', '-e', "console.log(await (await import('./dist/templates/migrated-template.js')).migratedTemplateKey('latest'))"],
+      { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' },
+    )
+    expect(compiled.trim()).toBe(await migratedTemplateKey('latest'))
   })
 })

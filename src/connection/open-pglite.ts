@@ -78,7 +78,7 @@ export async function emptyClusterTemplate(): Promise<Blob> {
   const { PGlite } = await loadPglite()
   const fresh = new PGlite(pgliteOptions(PGlite.defaultStartParams))
   try {
-    const tarball = await fresh.dumpDataDir('gzip')
+    const tarball = await fresh.dumpDataDir('none')
     await writeTemplate(key, tarball)
     return tarball
   } finally {

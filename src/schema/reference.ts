@@ -1,10 +1,7 @@
 import { createHash } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-
 import { type Kysely, sql } from 'kysely'
 
-import { readCacheFile, writeCacheFile } from '../connection/template-cache.js'
+import { hashModuleCode, readCacheFile, writeCacheFile } from '../connection/template-cache.js'
 
 import { resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
@@ -79,11 +76,6 @@ async function build(migrationName: string): Promise<SchemaReference> {
 /** Bumped when the reference's shape or the way it is built changes outside src/schema. */
 const REFERENCE_FORMAT = 1
 
-/**
- * The code that reads a schema into a reference: this folder (src/schema, or dist/schema). Its
- * files are part of the cache key, so that a change to the snapshot is a new reference.
- */
-const SCHEMA_FOLDER = fileURLToPath(new URL('./', import.meta.url))
 
 /**
  * The cache file of the reference at `migrationName`, named after everything that shapes it: the
@@ -94,10 +86,8 @@ const SCHEMA_FOLDER = fileURLToPath(new URL('./', import.meta.url))
 async function referenceCacheName(migrationName: string): Promise<string | undefined> {
   const templateKey = await migratedTemplateKey('latest')
   if (!templateKey) return undefined
-  const hash = createHash('sha256').update(JSON.stringify({ format: REFERENCE_FORMAT, templateKey, migrationName }))
-  for (const file of readdirSync(SCHEMA_FOLDER).sort()) {
-    if (/\.(ts|js)$/.test(file) && !file.endsWith('.d.ts')) hash.update(file).update(readFileSync(`${SCHEMA_FOLDER}${file}`))
-  }
+  // The code that reads a schema into a reference (src/schema): a change to it is a new reference.
+  const hash = hashModuleCode(createHash('sha256').update(JSON.stringify({ format: REFERENCE_FORMAT, templateKey, migrationName })), ['schema'])
   return `reference-${migrationName}-${hash.digest('hex').slice(0, 24)}.json`
 }
 

@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 
 import type { Kysely } from 'kysely'
 
 import { createDb, type CreateDbOptions, dumpEmbeddedDatabase, IN_MEMORY } from '../connection/create-db.js'
-import { emptyClusterTemplate } from '../connection/open-pglite.js'
-import { installedVersion, pgliteVersion, readTemplate, writeTemplate } from '../connection/template-cache.js'
+import { emptyClusterTemplate, releaseClosedDatabases } from '../connection/open-pglite.js'
+import { hashModuleCode, installedVersion, pgliteVersion, readTemplate, writeTemplate } from '../connection/template-cache.js'
 import { migrationChecksum, readMigrationChecksums } from '../migrator/checksums.js'
 import { recordedMigrationNames } from '../migrator/history.js'
 import { migrationNames } from '../migrations/index.js'
@@ -21,7 +19,7 @@ export type TemplatePoint = 'none' | 'latest' | string
  * runner, the history and checksum tables, the Supabase stand-in): their files are part of a
  * template's key, so a change to them is a new template too.
  */
-const ENGINE_FOLDERS = ['../migrator/', '../supabase/'].map((folder) => fileURLToPath(new URL(folder, import.meta.url)))
+const ENGINE_FOLDERS = ['migrator', 'supabase']
 
 /** Bumped when the way templates are made changes. */
 const TEMPLATE_FORMAT = 2
@@ -48,15 +46,20 @@ export async function migratedTemplate(point: TemplatePoint): Promise<Blob> {
   const cached = key ? readTemplate(key) : undefined
   if (cached) return cached
 
-  const scratch = createDb({ dataDir: IN_MEMORY })
+  // From the template one migration earlier (made first if missing, and so on down): on a new
+  // checkout, making every template costs one run of the migrations instead of one run each.
+  const previous = names.at(-2)
+  const scratch = createDb({ dataDir: IN_MEMORY, template: previous ? () => migratedTemplate(previous) : undefined })
   try {
-    if (names.length > 0) await migrateTo(scratch, names.at(-1)!, { env: {} })
+    await migrateTo(scratch, names.at(-1)!, { env: {} })
     const tarball = await dumpEmbeddedDatabase(scratch)
     // Cached only once the database inside is known to record exactly these files.
     if (key && (await recordsExactly(scratch, names, checksums as string[]))) await writeTemplate(key, tarball)
     return tarball
   } finally {
     await scratch.destroy()
+    // The commands free each scratch database before the next template opens one.
+    releaseClosedDatabases()
   }
 }
 
@@ -100,11 +103,7 @@ function templateKey(names: readonly string[], checksums: readonly string[]): st
   // Kysely compiles the migrations' schema builders: another version may send other SQL.
   const versions = { pglite: pgliteVersion(), kysely: installedVersion('kysely') }
   hash.update(JSON.stringify({ format: TEMPLATE_FORMAT, ...versions, migrations: names.map((name, i) => [name, checksums[i]]) }))
-  for (const folder of ENGINE_FOLDERS) {
-    for (const file of readdirSync(folder).sort()) {
-      if (/\.(ts|js)$/.test(file) && !file.endsWith('.d.ts')) hash.update(file).update(readFileSync(`${folder}${file}`))
-    }
-  }
+  hashModuleCode(hash, ENGINE_FOLDERS)
   return `migrated-${names.at(-1) ?? 'none'}-${hash.digest('hex').slice(0, 24)}`
 }
 

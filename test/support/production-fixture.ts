@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { gzipSync } from 'node:zlib'
 
 import { type Kysely, sql } from 'kysely'
 
-import { createDb, embeddedDatabase, IN_MEMORY } from '../../src/connection/create-db.js'
+import { createDb, dumpEmbeddedDatabase, IN_MEMORY } from '../../src/connection/create-db.js'
 import { pgliteVersion, readTemplate, writeTemplate } from '../../src/connection/template-cache.js'
 import type { TemplatePoint } from '../../src/templates/migrated-template.js'
 import { ensureSupabaseStandIn } from '../../src/tooling.js'
@@ -410,10 +409,8 @@ function productionShapedTemplate(): Promise<Blob> {
     const scratch = createDb({ dataDir: IN_MEMORY })
     try {
       await buildProductionShapedDatabase(scratch)
-      // Unpacked, as readTemplate gives it (PGlite loads a plain tarball faster); gzipped natively
-      // for the cache, which PGlite's own gzip does several times slower.
-      const tarball = await (await embeddedDatabase(scratch)).dumpDataDir('none')
-      await writeTemplate(key, new Blob([gzipSync(Buffer.from(await tarball.arrayBuffer()))]))
+      const tarball = await dumpEmbeddedDatabase(scratch)
+      await writeTemplate(key, tarball)
       return tarball
     } finally {
       await scratch.destroy()
