@@ -146,7 +146,7 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
   })
 
   it('migrate:baseline prints the diff on stdout and exits 1 on a difference, and adopts otherwise', async () => {
-    database = await createHandBuiltDatabase(target, BEFORE_005, [PLAN_005_SQL, DELIBERATE_DIFFERENCE], { folder: true })
+    database = await createHandBuiltDatabase(target, BEFORE_005, [PLAN_005_SQL, DELIBERATE_DIFFERENCE])
     await database.db.destroy() // the command opens the database itself
     const env = cliEnv(database.location)
 

@@ -20,7 +20,7 @@ import {
 } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { cli, cliEnv, lines } from './support/cli.js'
-import { createScriptableDatabase, type ScriptableDatabase, type ScriptableOptions } from './support/hand-built-database.js'
+import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import { type TestTarget, testTargets } from './support/test-database.js'
 
 // migrate:check compares the live schema with what the applied migrations produce, and each
@@ -38,16 +38,15 @@ afterAll(() => rmSync(sourceCopy, { recursive: true, force: true }))
 
 /**
  * Runs `use` on a new database of its own, dropped afterwards: on the server an empty one, on
- * PGlite one in memory that starts from the template at `startAt`, where the test's own
+ * PGlite a copy of the template at `startAt` in a data folder, where the test's own
  * migrateToLatest then finds nothing to do (the template was built by the same migrator).
  */
 async function withDatabase(
   target: TestTarget,
   startAt: 'none' | 'latest',
   use: (database: ScriptableDatabase) => Promise<void>,
-  options: ScriptableOptions = {},
 ): Promise<void> {
-  const database = await createScriptableDatabase(target, startAt, options)
+  const database = await createScriptableDatabase(target, startAt)
   try {
     await use(database)
   } finally {
@@ -229,6 +228,6 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       const unknownFlag = await cli(['check', '--frobnicate'], env)
       expect(unknownFlag.code).toBe(1)
       expect(lines(unknownFlag.stderr).at(-1)).toMatch(/^migrate check failed: migrate:check does not know the flag --frobnicate; it takes --strict\./)
-    }, { folder: true })
+    })
   })
 })

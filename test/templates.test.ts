@@ -39,7 +39,7 @@ describe('migrated templates', () => {
   })
 
   it('start a scratch database at the migration asked for, recording each file’s current checksum', async () => {
-    const point = '002_add_claude_integration'
+    const point = '000_baseline_x402_resources'
     const scratch = scratchDatabase(point)
     try {
       expect(await recordedMigrationNames(scratch)).toEqual(migrationsThrough(point))
@@ -68,7 +68,7 @@ describe('migrated templates', () => {
   it('build a template again when its cache file was damaged', async () => {
     // The first test's template, read from the cache when that test ran: building another only
     // to damage it cost a build more (issue 14).
-    const point = '002_add_claude_integration'
+    const point = '000_baseline_x402_resources'
     await migratedTemplate(point)
     const [file] = readdirSync(cacheDir).filter((name) => name.startsWith(`migrated-${point}-`))
     writeFileSync(join(cacheDir, file!), 'not a template')

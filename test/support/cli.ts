@@ -51,7 +51,7 @@ export function cliEnv(location: TestDatabase['location']): NodeJS.ProcessEnv {
   if (location.dataDir === IN_MEMORY) {
     throw new Error(
       'cliEnv got a test database that lives in memory, in this process only: the command line cannot reach it. ' +
-        'Create it in a data folder (createScriptableDatabase(target, startAt, { folder: true }), or createTestDatabase).',
+        'Create it in a data folder, as createTestDatabase and createScriptableDatabase do.',
     )
   }
   return { PGLITE_DATA_DIR: location.dataDir }

@@ -3,10 +3,10 @@ import { readFileSync, rmSync } from 'node:fs'
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
-import { embeddedDatabase, IN_MEMORY } from '../../src/connection/create-db.js'
+import { embeddedDatabase } from '../../src/connection/create-db.js'
 import type { TemplatePoint } from '../../src/templates/migrated-template.js'
 import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
-import { createTestDatabase, type TestDatabase, type TestTarget, testTemplate } from './test-database.js'
+import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
 
 /** The plan's 005 as one plain SQL script, as it was pasted into the SQL Editor. */
 export const PLAN_005_SQL = readFileSync(new URL('../fixtures/plan-005-openrouter-integration.sql', import.meta.url), 'utf8')
@@ -30,20 +30,12 @@ export interface ScriptableDatabase extends TestDatabase {
   runScript(script: string): Promise<void>
 }
 
-/** How {@link createScriptableDatabase} makes a PGlite database. */
-export interface ScriptableOptions {
-  /**
-   * Keep the PGlite database in a data folder, for a test that closes `db` to hand the folder
-   * to the command line (`location`). Otherwise it lives in memory: loading the template into a
-   * folder and running on it cost twice the CPU (issue 14), and `location` names no folder.
-   */
-  folder?: boolean
-}
-
 /**
  * A fresh test database that can also run plain SQL scripts. On PGlite, `startAt` starts it
- * from the template migrated that far (see createTestDatabase), in memory unless `folder` asks
- * for a data folder; on the server it is empty.
+ * from the template migrated that far, in a data folder that `location` names (see
+ * createTestDatabase: a copy of a folder loaded once, cheaper to start and to run on than a
+ * database loaded in memory, issue 14), so that a test can close `db` and hand the folder to the
+ * command line; on the server it is empty.
  *
  * @example
  * ```ts
@@ -51,15 +43,8 @@ export interface ScriptableOptions {
  * await database.runScript('CREATE TABLE t (id int)')
  * ```
  */
-export async function createScriptableDatabase(
-  target: TestTarget,
-  startAt: TemplatePoint = 'none',
-  { folder = false }: ScriptableOptions = {},
-): Promise<ScriptableDatabase> {
-  const database: TestDatabase =
-    target === 'pglite' && !folder
-      ? { db: createDb({ dataDir: IN_MEMORY, template: testTemplate(startAt) }), target, location: { dataDir: IN_MEMORY }, destroy: () => Promise.resolve() }
-      : await createTestDatabase(target, {}, startAt)
+export async function createScriptableDatabase(target: TestTarget, startAt: TemplatePoint = 'none'): Promise<ScriptableDatabase> {
+  const database = await createTestDatabase(target, {}, startAt)
   const { location } = database
   if ('connectionString' in location) {
     return {
@@ -93,7 +78,6 @@ export async function createScriptableDatabase(
       // In db's own instance (opened as the module opens it): PGlite takes one session, and
       // closing db to open the folder again cost a start of PGlite (0.5 s) per script.
       if (closed) {
-        if (!folder) throw new Error('The in-memory test database was closed, and with it its contents: create it with { folder: true } to close and open it again.')
         db = tracked(createDb({ dataDir: location.dataDir }))
         closed = false
       }
@@ -109,7 +93,7 @@ export async function createScriptableDatabase(
     },
     async destroy() {
       await db.destroy()
-      if (folder) rmSync(location.dataDir, { recursive: true, force: true })
+      rmSync(location.dataDir, { recursive: true, force: true })
     },
   }
 }
@@ -128,10 +112,9 @@ export async function createHandBuiltDatabase(
   target: TestTarget,
   builtTo: string,
   scripts: string[] = [],
-  options: ScriptableOptions = {},
 ): Promise<ScriptableDatabase> {
   // On PGlite the migrations are in the template already, and migrateTo finds nothing to do.
-  const database = await createScriptableDatabase(target, builtTo, options)
+  const database = await createScriptableDatabase(target, builtTo)
   await migrateTo(database.db, builtTo)
   await sql`DROP SCHEMA ${sql.id(MIGRATION_TABLE_SCHEMA)} CASCADE`.execute(database.db)
   for (const script of scripts) await database.runScript(script)
