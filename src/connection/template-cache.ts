@@ -30,7 +30,10 @@ export function templateCacheDir(env: NodeJS.ProcessEnv = process.env): string {
  * Adds the code of the module's folders `folders` (such as 'migrator') to `hash`, for a cache key
  * that must change when that code does. The TypeScript sources are read, from src/ beside dist/
  * (the package ships both), so that the commands (compiled) and the tests (run from src/) make
- * the same key and share what they cache; where src/ is missing, the compiled files are.
+ * the same key and share what they cache; where src/ is missing, the compiled files are. It takes
+ * dist/ to be built from src/ as it is: the commands see to it (bin/run.mjs builds again when a
+ * source changed); an app that imports dist/ after editing src/ without `npm run build` could
+ * cache a template of the old code under the new key (delete node_modules/.cache/x402-jobs-db).
  *
  * @example
  * ```ts
