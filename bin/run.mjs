@@ -24,7 +24,9 @@ const lockDir = join(root, 'node_modules', '.cache', 'x402-jobs-db', 'build.lock
 
 /**
  * The sources' paths and contents (a few hundred kB, hashed in milliseconds): the same in a
- * checkout and in an installed copy, whatever the files' modification times.
+ * checkout and in an installed copy, whatever the files' modification times. Computed the same way
+ * by src/connection/template-cache.ts (compiledFromTheSources), which keys cached templates by
+ * src/ only where dist/ was built from it: change both together.
  */
 function sourceFingerprint() {
   const hash = createHash('sha256')
