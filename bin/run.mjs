@@ -9,34 +9,19 @@
  * Plain JavaScript on purpose: it must run before anything is compiled.
  */
 import { spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire, enableCompileCache } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
+import { sourceFingerprint } from './source-fingerprint.mjs'
+
 const root = fileURLToPath(new URL('..', import.meta.url))
 const dist = join(root, 'dist')
 const stampFile = join(dist, '.source-fingerprint')
 const lockDir = join(root, 'node_modules', '.cache', 'x402-jobs-db', 'build.lock')
-
-/**
- * The sources' paths and contents (a few hundred kB, hashed in milliseconds): the same in a
- * checkout and in an installed copy, whatever the files' modification times.
- */
-function sourceFingerprint() {
-  const hash = createHash('sha256')
-  const files = readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => join(entry.parentPath, entry.name))
-    .sort()
-  for (const file of [...files, join(root, 'tsconfig.json'), join(root, 'tsconfig.build.json')]) {
-    hash.update(`${file.slice(root.length)}\0`).update(readFileSync(file)).update('\0')
-  }
-  return hash.digest('hex')
-}
 
 function isCurrent(fingerprint) {
   return existsSync(stampFile) && readFileSync(stampFile, 'utf8') === fingerprint
@@ -48,7 +33,7 @@ function sleep(ms) {
 
 /** Builds dist/ with tsc unless it is current; one process builds while the others wait. */
 function ensureBuilt() {
-  const fingerprint = sourceFingerprint()
+  const fingerprint = sourceFingerprint(root)
   if (isCurrent(fingerprint)) return
   mkdirSync(join(lockDir, '..'), { recursive: true })
   for (let waited = 0; ; waited += 200) {
@@ -61,11 +46,11 @@ function ensureBuilt() {
       if (Date.now() - statSync(lockDir).mtimeMs > 300_000) rmSync(lockDir, { recursive: true, force: true })
       if (waited === 0) console.error('Waiting for another process that builds dist/…')
       sleep(200)
-      if (isCurrent(sourceFingerprint())) return
+      if (isCurrent(sourceFingerprint(root))) return
     }
   }
   try {
-    const current = sourceFingerprint()
+    const current = sourceFingerprint(root)
     if (isCurrent(current)) return
     let tsc
     try {

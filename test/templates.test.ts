@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, copyFileSync, cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -82,14 +82,41 @@ describe('migrated templates', () => {
   })
 })
 
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+/** The template key of the latest migration in the package at `packageRoot`, from dist/ or from src/ (through tsx). */
+function keyIn(packageRoot: string, from: 'dist' | 'src'): string {
+  const module = from === 'dist' ? './dist/templates/migrated-template.js' : './src/templates/migrated-template.ts'
+  const loader = from === 'dist' ? [] : ['--import', 'tsx']
+  return execFileSync(
+    process.execPath,
+    [...loader, '--input-type=module', '-e', `console.log(await (await import('${module}')).migratedTemplateKey('latest'))`],
+    { cwd: packageRoot, encoding: 'utf8' },
+  ).trim()
+}
+
 describe('template keys', () => {
   it('are the same in the compiled commands as in the sources the tests run, so that both share the cache', async () => {
     // A compiled process, as the npm scripts run: test/support/build-dist.ts brought dist/ up to date.
-    const compiled = execFileSync(
-      process.execPath,
-      ['--input-type=module', '-e', "console.log(await (await import('./dist/templates/migrated-template.js')).migratedTemplateKey('latest'))"],
-      { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' },
-    )
-    expect(compiled.trim()).toBe(await migratedTemplateKey('latest'))
+    expect(keyIn(root, 'dist')).toBe(await migratedTemplateKey('latest'))
+  })
+
+  it('differ where dist/ was not built from the sources beside it, whose code would then be a key for other code', () => {
+    // A copy of the package whose src/ was edited after dist/ was built (an app that imports dist/,
+    // or bin/run.mjs without TypeScript to build again): a template made by the compiled engine
+    // must not be cached under the key of the edited sources, where the tests would load it.
+    const copy = mkdtempSync(join(tmpdir(), 'x402-stale-dist-'))
+    try {
+      for (const entry of ['src', 'dist', 'bin', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) {
+        cpSync(join(root, entry), join(copy, entry), { recursive: true })
+      }
+      symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'))
+      expect(keyIn(copy, 'dist')).toBe(keyIn(copy, 'src'))
+
+      appendFileSync(join(copy, 'src', 'supabase', 'stand-in.ts'), '\nexport const editedAfterTheBuild = true\n')
+      expect(keyIn(copy, 'dist')).not.toBe(keyIn(copy, 'src'))
+    } finally {
+      rmSync(copy, { recursive: true, force: true })
+    }
   })
 })

@@ -1,10 +1,11 @@
 import { createHash, type Hash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync } from 'node:zlib'
 
+import { sourceFingerprint } from '../../bin/source-fingerprint.mjs'
 import { errorCode } from './sql-state.js'
 
 /**
@@ -30,10 +31,9 @@ export function templateCacheDir(env: NodeJS.ProcessEnv = process.env): string {
  * Adds the code of the module's folders `folders` (such as 'migrator') to `hash`, for a cache key
  * that must change when that code does. The TypeScript sources are read, from src/ beside dist/
  * (the package ships both), so that the commands (compiled) and the tests (run from src/) make
- * the same key and share what they cache; where src/ is missing, the compiled files are. It takes
- * dist/ to be built from src/ as it is: the commands see to it (bin/run.mjs builds again when a
- * source changed); an app that imports dist/ after editing src/ without `npm run build` could
- * cache a template of the old code under the new key (delete node_modules/.cache/x402-jobs-db).
+ * the same key and share what they cache; but only where dist/ was built from src/ as it is now
+ * (see compiledFromTheSources): otherwise, and where src/ is missing, the compiled files are, so
+ * that what stale compiled code makes is never cached under the key of the edited sources.
  *
  * @example
  * ```ts
@@ -41,14 +41,32 @@ export function templateCacheDir(env: NodeJS.ProcessEnv = process.env): string {
  * ```
  */
 export function hashModuleCode(hash: Hash, folders: readonly string[]): Hash {
+  const fromSources = fileURLToPath(import.meta.url).endsWith('.ts') || compiledFromTheSources()
   for (const folder of folders) {
-    const sources = fileURLToPath(new URL(`../../src/${folder}/`, import.meta.url))
-    const [directory, extension] = existsSync(sources) ? [sources, '.ts'] : [fileURLToPath(new URL(`../${folder}/`, import.meta.url)), '.js']
+    const [directory, extension] = fromSources
+      ? [fileURLToPath(new URL(`../../src/${folder}/`, import.meta.url)), '.ts']
+      : [fileURLToPath(new URL(`../${folder}/`, import.meta.url)), '.js']
     for (const file of readdirSync(directory).sort()) {
       if (file.endsWith(extension) && !file.endsWith('.d.ts')) hash.update(`${folder}/${file}\0`).update(readFileSync(join(directory, file))).update('\0')
     }
   }
   return hash
+}
+
+/**
+ * Whether dist/, which this code runs from, was built from src/ as it is now: bin/run.mjs writes
+ * the sources' fingerprint (bin/source-fingerprint.mjs, which both use) to
+ * dist/.source-fingerprint when it builds. Not where src/ was edited since (an
+ * app that imports dist/, or bin/run.mjs without TypeScript to build again), nor where src/ or
+ * the fingerprint is missing (a package installed without them).
+ */
+function compiledFromTheSources(): boolean {
+  const root = fileURLToPath(new URL('../../', import.meta.url))
+  try {
+    return readFileSync(join(root, 'dist', '.source-fingerprint'), 'utf8') === sourceFingerprint(root)
+  } catch {
+    return false
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync, statfsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -10,13 +11,12 @@ import { migratedTemplate } from '../../src/templates/migrated-template.js'
  * tests that run the commands as the npm scripts do (compiled, through bin/run.mjs) do not each
  * wait for a build; makes the template most test files start from (the latest migration), so
  * that the workers do not each make it at the same time on a fresh checkout; and points the
- * workers' temporary folders at memory where the machine has room (see memoryBackedTmpdir).
+ * workers' temporary folders at a folder of the run, removed after it (see runTmpdir).
  */
 export default async function setup(): Promise<() => void> {
   execFileSync(process.execPath, ['bin/run.mjs', '--build'], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: 'inherit' })
   await migratedTemplate('latest')
-  const scratch = memoryBackedTmpdir()
-  if (!scratch) return () => {}
+  const scratch = runTmpdir()
   // The workers and the processes they start inherit it: every mkdtemp of the tests lands there.
   const previous = process.env.TMPDIR
   process.env.TMPDIR = scratch
@@ -31,22 +31,32 @@ export default async function setup(): Promise<() => void> {
 const MIN_FREE_BYTES = 2 * 1024 ** 3
 
 /**
- * A new folder on /dev/shm (tmpfs), or undefined where there is none or it is small (a container
- * gives 64 MB by default). Each PGlite data folder of the tests is some thousand files and 40 MB,
- * written from a template, opened, and removed: on this machine's disk that took 1.6 s of mostly
- * system time per copy, on tmpfs 0.08 s (issue 14). The tests' data is thrown away anyway.
+ * A new folder for the run's temporary files: on /dev/shm (tmpfs) where it has `minFreeBytes`
+ * free, and otherwise (no /dev/shm, or a small one: a container gives 64 MB by default) in the
+ * system's temporary folder. Each PGlite data folder of the tests is some thousand files and
+ * 40 MB, written from a template, opened, and removed: on this machine's disk that took 1.6 s of
+ * mostly system time per copy, on tmpfs 0.08 s (issue 14). Made either way, and removed after the
+ * run: the seed folders that test databases are copied from (test/support/test-database.ts) are
+ * left to it, and would otherwise stay behind in the system's temporary folder.
+ *
+ * @example
+ * ```ts
+ * process.env.TMPDIR = runTmpdir()
+ * ```
  */
-function memoryBackedTmpdir(): string | undefined {
-  const shm = '/dev/shm'
+export function runTmpdir(shm = '/dev/shm', minFreeBytes = MIN_FREE_BYTES): string {
+  const folder = mkdtempSync(join(hasRoom(shm, minFreeBytes) ? shm : tmpdir(), 'x402-db-tests-'))
+  // Open to all like /tmp (and sticky): PgBouncer runs as another user (postgres, when the
+  // tests run as root) and must reach the folder the tests make for it inside.
+  chmodSync(folder, 0o1777)
+  return folder
+}
+
+function hasRoom(folder: string, minFreeBytes: number): boolean {
   try {
-    const { bavail, bsize } = statfsSync(shm)
-    if (bavail * bsize < MIN_FREE_BYTES) return undefined
-    const folder = mkdtempSync(join(shm, 'x402-db-tests-'))
-    // Open to all like /tmp (and sticky): PgBouncer runs as another user (postgres, when the
-    // tests run as root) and must reach the folder the tests make for it inside.
-    chmodSync(folder, 0o1777)
-    return folder
+    const { bavail, bsize } = statfsSync(folder)
+    return bavail * bsize >= minFreeBytes
   } catch {
-    return undefined
+    return false
   }
 }
