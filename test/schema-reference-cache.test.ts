@@ -66,4 +66,15 @@ describe('the cached schema reference', () => {
     expect(rebuilt.expected.relations.x402_ghost).toBeUndefined()
     expect(rebuilt.migrationName).toBe(NEWEST)
   })
+
+  it.each([['null'], ['{"migrationName":"x","expected":null}']])('is built again when its file is whole but not a reference: %s', async (contents) => {
+    if (referenceFiles().length === 0) expect((await cli(['check'], env)).code).toBe(0)
+    const [name] = referenceFiles()
+    writeCacheFile(name!, Buffer.from(contents), { X402_DB_CACHE_DIR: cacheDir })
+    const checked = await cli(['check'], env)
+    expect(checked.stderr).not.toContain('TypeError')
+    expect(checked.code).toBe(0)
+    expect(lines(checked.stdout).at(-1)).toMatch(/^OK: the schema matches /)
+    expect(JSON.parse(readCacheFile(name!, { X402_DB_CACHE_DIR: cacheDir })!.toString('utf8')).migrationName).toBe(NEWEST)
+  })
 })

@@ -8,7 +8,7 @@ import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
 import { migratedTemplateKey, scratchDatabase } from '../templates/migrated-template.js'
 import { compareSchemas, type SchemaDiff } from './diff.js'
 import type { AcceptedDifferenceRecord } from './rules.js'
-import { type SchemaSnapshot, snapshotPublicSchema } from './snapshot.js'
+import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, snapshotPublicSchema } from './snapshot.js'
 
 /** The schema that the module's migrations produce, to compare a live database with. */
 export interface SchemaReference {
@@ -62,15 +62,29 @@ async function build(migrationName: string): Promise<SchemaReference> {
   const cacheName = await referenceCacheName(migrationName)
   const cached = cacheName ? readCacheFile(cacheName) : undefined
   if (cached) {
-    try {
-      return JSON.parse(cached.toString('utf8')) as SchemaReference
-    } catch {
-      // Whole (its digest matched) but not JSON: built again below, and the file replaced.
-    }
+    // Whole (its digest matched), but made by other code or by hand, it may be no reference:
+    // built again below, and the file replaced.
+    const parsed = parseReference(cached.toString('utf8'), migrationName)
+    if (parsed) return parsed
   }
   const reference = await buildOnScratch(migrationName)
   if (cacheName) writeCacheFile(cacheName, Buffer.from(JSON.stringify(reference)))
   return reference
+}
+
+/** The reference in `json`, or undefined where it is not JSON or not a reference at `migrationName`. */
+function parseReference(json: string, migrationName: string): SchemaReference | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch {
+    return undefined
+  }
+  const isRecord = (field: unknown): field is Record<string, unknown> => typeof field === 'object' && field !== null && !Array.isArray(field)
+  const isSnapshot = (field: unknown): boolean => isRecord(field) && SCHEMA_OBJECT_CATEGORIES.every((category) => isRecord(field[category]))
+  if (!isRecord(value) || value.migrationName !== migrationName) return undefined
+  if (!isSnapshot(value.expected) || !isSnapshot(value.latest) || !isRecord(value.functionSources)) return undefined
+  return value as unknown as SchemaReference
 }
 
 /** Bumped when the reference's shape or the way it is built changes outside src/schema. */
