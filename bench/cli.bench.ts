@@ -9,19 +9,21 @@
  * runs `node -e 0` (`npm run bench:floor`): a figure through `npm run` is also given net of
  * that floor. On PostgreSQL (a scratch database of the bench server, migrated first): the no-op
  * `migrate:latest` compiled (what the npm script runs) and through npm, kysely-ctl's
- * `migrate:latest` on the same database, `migrate:check` and `migrate:baseline`. On the embedded
- * database: opening a migrated PGlite folder alone (with PGlite's defaults, and as the commands
- * open it: Liftoff only, the module's shared_buffers), the no-op `migrate:latest` on it, and the
+ * `migrate:latest` on the same database, `migrate:check` (with its schema reference cached, and
+ * without) and `migrate:baseline`. On the embedded database: opening a migrated PGlite folder
+ * alone (with PGlite's defaults, and as the commands open it: Liftoff only, the module's
+ * shared_buffers), the no-op `migrate:latest` and `migrate:check` (both ways) on it, and the
  * first `migrate:latest` on a new folder. Then `migrate:sql`, `db:codegen --check` and
  * `lint:sql`. The templates are made before the measured runs (the targets are "once the
  * template exists"). It prints a table, then one `BENCH_JSON {...}` line.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import { templateCacheDir } from '../src/connection/template-cache.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { wholeNumberOptions } from './support/options.js'
 import { machineFacts, printBenchJson, printTable, roundTo } from './support/report.js'
@@ -70,6 +72,13 @@ function measure(name: string, runs: number, command: string[], env: NodeJS.Proc
   return row
 }
 
+/** Removes the cached schema references (not the templates), for a check that builds its reference. */
+function withoutReferences(): NodeJS.ProcessEnv {
+  const cache = templateCacheDir()
+  for (const file of readdirSync(cache).filter((name) => name.startsWith('reference-'))) rmSync(join(cache, file), { force: true })
+  return {}
+}
+
 function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(DATABASE_URL|PGLITE_DATA_DIR|MIGRATION_.*)$/.test(name)))
 }
@@ -100,10 +109,13 @@ async function main(): Promise<void> {
         measure('postgres: no-op npm run migrate:latest', runs, ['npm', 'run', '--silent', 'migrate:latest'], onServer),
         measure('postgres: kysely-ctl migrate:latest', runs, ['node_modules/.bin/kysely', 'migrate:latest'], onServer),
         measure('postgres: migrate:check', runs, ['node', 'bin/run.mjs', 'migrate', 'check'], onServer),
+        measure('postgres: migrate:check, schema reference not cached', runs, ['node', 'bin/run.mjs', 'migrate', 'check'], onServer, withoutReferences),
         measure(`postgres: migrate:baseline ${NEWEST} (adopted)`, runs, ['node', 'bin/run.mjs', 'migrate', 'baseline', NEWEST], onServer),
         measure('embedded: open the PGlite folder alone', runs, ['node', 'bench/support/open-pglite-folder.mjs', folder]),
         measure('embedded: open the PGlite folder alone, as the commands do', runs, ['node', 'bench/support/open-pglite-folder.mjs', folder, '--as-commands']),
         measure('embedded: no-op migrate:latest', runs, ['node', 'bin/run.mjs', 'migrate', 'latest'], embedded),
+        measure('embedded: migrate:check', runs, ['node', 'bin/run.mjs', 'migrate', 'check'], embedded),
+        measure('embedded: migrate:check, schema reference not cached', runs, ['node', 'bin/run.mjs', 'migrate', 'check'], embedded, withoutReferences),
         measure('embedded: first migrate:latest, new folder', runs, ['node', 'bin/run.mjs', 'migrate', 'latest'], {}, newFolder),
         measure('migrate:sql 005', runs, ['node', 'bin/run.mjs', 'migrate', 'sql', '005']),
         measure('db:codegen --check', runs, ['node', 'bin/run.mjs', 'codegen', '--check']),
