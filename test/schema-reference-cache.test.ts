@@ -77,4 +77,30 @@ describe('the cached schema reference', () => {
     expect(lines(checked.stdout).at(-1)).toMatch(/^OK: the schema matches /)
     expect(JSON.parse(readCacheFile(name!, { X402_DB_CACHE_DIR: cacheDir })!.toString('utf8')).migrationName).toBe(NEWEST)
   })
+
+  let pristine: string | undefined
+  // Whole, of the right migration, with every category, but an object or a function's source of
+  // another shape: the check crashed on it (`Cannot read properties of null`) or reported drift
+  // that is only the file's.
+  it.each<[string, (reference: any) => void]>([
+    ['a relation that is null', (reference) => (reference.expected.relations.ai_models = null)],
+    ['a relation of the newest migration that is null', (reference) => (reference.latest.relations.ai_models = null)],
+    ['a column that is a string', (reference) => (reference.expected.columns[Object.keys(reference.expected.columns)[0]!] = 'ai_models.id')],
+    ['an object without its definition', (reference) => delete reference.expected.relations.ai_models.definition],
+    ['a function source that is not text', (reference) => (reference.functionSources[Object.keys(reference.functionSources)[0]!] = null)],
+  ])('is built again when an object in it is of another shape: %s', async (_shape, forge) => {
+    if (referenceFiles().length === 0) expect((await cli(['check'], env)).code).toBe(0)
+    const [name] = referenceFiles()
+    // Each forged from the reference the first of them read, whatever the one before left.
+    pristine ??= readCacheFile(name!, { X402_DB_CACHE_DIR: cacheDir })!.toString('utf8')
+    const reference = JSON.parse(pristine)
+    forge(reference)
+    writeCacheFile(name!, Buffer.from(JSON.stringify(reference)), { X402_DB_CACHE_DIR: cacheDir })
+    const checked = await cli(['check'], env)
+    expect(checked.stderr).not.toContain('Cannot read properties')
+    expect(checked.code).toBe(0)
+    expect(lines(checked.stdout).at(-1)).toMatch(/^OK: the schema matches /)
+    // The file replaced with the reference built again.
+    expect(JSON.parse(readCacheFile(name!, { X402_DB_CACHE_DIR: cacheDir })!.toString('utf8'))).toEqual(JSON.parse(pristine))
+  })
 })

@@ -81,9 +81,14 @@ function parseReference(json: string, migrationName: string): SchemaReference | 
     return undefined
   }
   const isRecord = (field: unknown): field is Record<string, unknown> => typeof field === 'object' && field !== null && !Array.isArray(field)
-  const isSnapshot = (field: unknown): boolean => isRecord(field) && SCHEMA_OBJECT_CATEGORIES.every((category) => isRecord(field[category]))
+  // Each object too: the comparison reads every one's name, table and definition.
+  const isObject = (field: unknown): boolean =>
+    isRecord(field) && typeof field.name === 'string' && (field.table === null || typeof field.table === 'string') && isRecord(field.definition)
+  const isSnapshot = (field: unknown): boolean =>
+    isRecord(field) && SCHEMA_OBJECT_CATEGORIES.every((category) => isRecord(field[category]) && Object.values(field[category]).every(isObject))
   if (!isRecord(value) || value.migrationName !== migrationName) return undefined
-  if (!isSnapshot(value.expected) || !isSnapshot(value.latest) || !isRecord(value.functionSources)) return undefined
+  if (!isSnapshot(value.expected) || !isSnapshot(value.latest)) return undefined
+  if (!isRecord(value.functionSources) || !Object.values(value.functionSources).every((source) => typeof source === 'string')) return undefined
   return value as unknown as SchemaReference
 }
 
