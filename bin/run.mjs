@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { createRequire, enableCompileCache } from 'node:module'
+import * as nodeModule from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
@@ -54,7 +54,7 @@ function ensureBuilt() {
     if (isCurrent(current)) return
     let tsc
     try {
-      tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+      tsc = nodeModule.createRequire(import.meta.url).resolve('typescript/bin/tsc')
     } catch {
       if (existsSync(join(dist, 'cli'))) {
         console.error('dist/ is older than src/, and TypeScript is not installed to build it again: running dist/ as it is.')
@@ -74,9 +74,17 @@ function ensureBuilt() {
   }
 }
 
+// Before anything that an older Node.js cannot run: a named import of what it lacks would
+// fail as a SyntaxError that says nothing of the version.
+const [major] = process.versions.node.split('.').map(Number)
+if (major < 22) {
+  console.error(`This module needs Node.js 22 or newer (package.json "engines"); this is ${process.version}. Install Node.js 22 LTS, or run with it first on PATH.`)
+  process.exit(1)
+}
+
 // V8's code cache for the modules loaded below (kysely alone is some thousand files): a run
 // after the first skips compiling them again.
-enableCompileCache?.(join(root, 'node_modules', '.cache', 'x402-jobs-db', 'compile-cache'))
+nodeModule.enableCompileCache?.(join(root, 'node_modules', '.cache', 'x402-jobs-db', 'compile-cache'))
 
 // PGlite is 10 MB of WebAssembly. V8 compiles it quickly (Liftoff), then compiles its hot
 // functions again, optimised, on background threads (TurboFan): for a command of a few seconds

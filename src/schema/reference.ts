@@ -72,8 +72,16 @@ async function build(migrationName: string): Promise<SchemaReference> {
   return reference
 }
 
-/** The reference in `json`, or undefined where it is not JSON or not a reference at `migrationName`. */
-function parseReference(json: string, migrationName: string): SchemaReference | undefined {
+/**
+ * The reference in `json` (a cached file's contents), or undefined where it is not JSON or not a
+ * reference at `migrationName` in the shape the comparison reads: such a file is built again.
+ *
+ * @example
+ * ```ts
+ * parseReference('null', '005_add_openrouter_integration') // undefined
+ * ```
+ */
+export function parseReference(json: string, migrationName: string): SchemaReference | undefined {
   let value: unknown
   try {
     value = JSON.parse(json)
@@ -94,7 +102,6 @@ function parseReference(json: string, migrationName: string): SchemaReference | 
 
 /** Bumped when the reference's shape or the way it is built changes outside src/schema. */
 const REFERENCE_FORMAT = 1
-
 
 /**
  * The cache file of the reference at `migrationName`, named after everything that shapes it: the
