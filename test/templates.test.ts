@@ -137,4 +137,19 @@ describe('template keys', () => {
       rmSync(copy, { recursive: true, force: true })
     }
   })
+
+  it.each(['migrator/runner.ts', 'supabase/stand-in.ts', 'connection/create-db.ts'])('change with the engine code that migrates a template: %s', (file) => {
+    // The runner migrates the template through the connection's code (createDb's session
+    // settings, the dialect hooks): a change there may change the database it makes.
+    const copy = mkdtempSync(join(tmpdir(), 'x402-edited-engine-'))
+    try {
+      for (const entry of ['src', 'bin', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) cpSync(join(root, entry), join(copy, entry), { recursive: true })
+      symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'))
+      const before = keyIn(copy, 'src')
+      appendFileSync(join(copy, 'src', file), '\nexport const editedEngine = true\n')
+      expect(keyIn(copy, 'src')).not.toBe(before)
+    } finally {
+      rmSync(copy, { recursive: true, force: true })
+    }
+  })
 })

@@ -16,10 +16,11 @@ export type TemplatePoint = 'none' | 'latest' | string
 
 /**
  * The folders whose code shapes a migrated database besides the migrations themselves (the
- * runner, the history and checksum tables, the Supabase stand-in): their files are part of a
+ * runner, the history and checksum tables, the Supabase stand-in, and the connection the runner
+ * migrates through: createDb's session settings, the dialect hooks): their files are part of a
  * template's key, so a change to them is a new template too.
  */
-const ENGINE_FOLDERS = ['migrator', 'supabase']
+const ENGINE_FOLDERS = ['connection', 'migrator', 'supabase']
 
 /** Bumped when the way templates are made changes. */
 const TEMPLATE_FORMAT = 2
