@@ -41,17 +41,38 @@ export function templateCacheDir(env: NodeJS.ProcessEnv = process.env): string {
  * ```
  */
 export function hashModuleCode(hash: Hash, folders: readonly string[]): Hash {
-  const fromSources = fileURLToPath(import.meta.url).endsWith('.ts') || compiledFromTheSources()
-  for (const folder of folders) {
-    const [directory, extension] = fromSources
-      ? [fileURLToPath(new URL(`../../src/${folder}/`, import.meta.url)), '.ts']
-      : [fileURLToPath(new URL(`../${folder}/`, import.meta.url)), '.js']
-    for (const file of readdirSync(directory).sort()) {
-      if (file.endsWith(extension) && !file.endsWith('.d.ts')) hash.update(`${folder}/${file}\0`).update(readFileSync(join(directory, file))).update('\0')
+  const id = folders.join('\0')
+  let digest = codeDigests.get(id)
+  if (digest === undefined) {
+    const code = createHash('sha256')
+    for (const folder of folders) {
+      const [directory, extension] = runsFromSources()
+        ? [fileURLToPath(new URL(`../../src/${folder}/`, import.meta.url)), '.ts']
+        : [fileURLToPath(new URL(`../${folder}/`, import.meta.url)), '.js']
+      for (const file of readdirSync(directory).sort()) {
+        if (file.endsWith(extension) && !file.endsWith('.d.ts')) code.update(`${folder}/${file}\0`).update(readFileSync(join(directory, file))).update('\0')
+      }
     }
+    digest = code.digest('hex')
+    codeDigests.set(id, digest)
   }
-  return hash
+  return hash.update(digest)
 }
+
+/**
+ * The digests of the folders hashed so far in this process, by folder list: the code that runs
+ * does not change while the process lives, and every template key (several per test database,
+ * up to eight when a template is made) hashed it again, from dist/ with the whole of src/.
+ */
+const codeDigests = new Map<string, string>()
+
+/** Whether the code to hash is the sources in src/ (see hashModuleCode), decided once. */
+function runsFromSources(): boolean {
+  fromSources ??= fileURLToPath(import.meta.url).endsWith('.ts') || compiledFromTheSources()
+  return fromSources
+}
+
+let fromSources: boolean | undefined
 
 /**
  * Whether dist/, which this code runs from, was built from src/ as it is now: bin/run.mjs writes
