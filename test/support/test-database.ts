@@ -56,13 +56,8 @@ export function registerTestTemplate(name: string, make: () => Promise<Blob>): s
 /**
  * The maker of the PGlite dump a test database at `startAt` starts from: one that
  * {@link registerTestTemplate} named, else the cached template migrated that far.
- *
- * @example
- * ```ts
- * createDb({ dataDir: IN_MEMORY, template: testTemplate('002_add_claude_integration') })
- * ```
  */
-export function testTemplate(startAt: TemplatePoint): () => Promise<Blob> {
+function testTemplate(startAt: TemplatePoint): () => Promise<Blob> {
   return testTemplates.get(startAt) ?? (() => migratedTemplate(startAt))
 }
 
@@ -72,13 +67,8 @@ export function testTemplate(startAt: TemplatePoint): () => Promise<Blob> {
  * by file (about 0.7 CPU-s into a folder); a native copy of the loaded folder takes 0.05 and
  * opening it 0.35 (issue 14). The folders live under the run's temporary folder, which
  * test/support/build-dist.ts removes after the run.
- *
- * @example
- * ```ts
- * cpSync(await seedFolder(testTemplate('latest')), dataDir, { recursive: true })
- * ```
  */
-export function seedFolder(template: () => Promise<Blob>): Promise<string> {
+function seedFolder(template: () => Promise<Blob>): Promise<string> {
   return template().then((dump) => {
     let folder = seedFolders.get(dump)
     if (!folder) {
