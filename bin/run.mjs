@@ -75,10 +75,12 @@ function ensureBuilt() {
 }
 
 // Before anything that an older Node.js cannot run: a named import of what it lacks would
-// fail as a SyntaxError that says nothing of the version.
-const [major] = process.versions.node.split('.').map(Number)
-if (major < 22) {
-  console.error(`This module needs Node.js 22 or newer (package.json "engines"); this is ${process.version}. Install Node.js 22 LTS, or run with it first on PATH.`)
+// fail as a SyntaxError that says nothing of the version. The minimum is package.json's engines.
+const minimum = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).engines.node.replace(/^>=/, '')
+const [major, minor] = process.versions.node.split('.').map(Number)
+const [minMajor, minMinor] = minimum.split('.').map(Number)
+if (major < minMajor || (major === minMajor && minor < minMinor)) {
+  console.error(`This module needs Node.js ${minimum} or newer (package.json "engines"); this is ${process.version}. Install Node.js 22 LTS, or run with it first on PATH.`)
   process.exit(1)
 }
 

@@ -98,11 +98,13 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         let held: Promise<unknown> | undefined
         const runDb = createDb({
           connectionString: withApplicationName(connectionString, RUN),
-          // While step 2 validates, a reader opens a transaction that step 3 (DROP INDEX
-          // CONCURRENTLY) must wait for.
+          // A reader queues behind step 1's ACCESS EXCLUSIVE, so that it holds the table from
+          // step 1's commit on, and step 3 (DROP INDEX CONCURRENTLY) must wait for it. Sent in
+          // one message while step 1 still holds the table: a reader that starts later races
+          // steps 2 and 3, and loses on a fast machine.
           onStatement: (text) => {
-            if (/VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check/.test(text)) {
-              held ??= holder.query('BEGIN').then(() => holder.query('SELECT count(*) FROM x402_resources'))
+            if (/DROP CONSTRAINT IF EXISTS x402_resources_openrouter_rollback_check/.test(text)) {
+              held ??= holder.query('BEGIN; SELECT count(*) FROM x402_resources')
             }
           },
         })

@@ -49,7 +49,12 @@ afterAll(() => {
   for (const dir of copies) rmSync(dir, { recursive: true, force: true })
 })
 
-describe('import directions', () => {
+// dependency-cruiser 18 needs Node.js 22 (its engines): on 20 this file is skipped, and CI runs
+// it on 22.
+const nodeMajor = Number(process.versions.node.split('.')[0])
+const skipReason = nodeMajor < 22 ? `dependency-cruiser needs Node.js 22; this is ${process.version}` : undefined
+
+describe.skipIf(skipReason)(`import directions${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   it('the tree passes', () => {
     const result = cruise(root)
     expect(result.stdout + result.stderr).toContain('no dependency violations found')
