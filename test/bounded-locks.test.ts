@@ -1,14 +1,21 @@
 import { sql } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { createDb, MIGRATION_LOCK_KEY, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
+import { createDb, ensureSupabaseStandIn, MIGRATION_LOCK_KEY, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
 import { migrationsAfter } from './support/migration-names.js'
 import { killRunningScripts, startScript } from './support/script-process.js'
-import { pollUntil, terminateLockHolder, waitForLockWait, withApplicationName, withSessions } from './support/server-sessions.js'
+import {
+  pollUntil,
+  terminateLockHolder,
+  waitForLockWait,
+  withApplicationName,
+  withSessions,
+} from './support/server-sessions.js'
 import { withTestDatabase } from './support/test-database.js'
 
 // What a migration run holds is bounded: a stalled client loses its locks after
-// MIGRATION_IDLE_TIMEOUT_MS, a run that lost the migration lock stops before its next attempt,
+// MIGRATION_IDLE_TIMEOUT_MS (a few seconds at the defaults, and transaction_timeout on
+// PostgreSQL 17), a run that lost the migration lock stops before its next attempt,
 // and every transaction of the runner is READ COMMITTED whatever the database's default.
 // PostgreSQL only: each needs a second session, a stopped process or a database default.
 // A run that must revert 005 starts at 006, so that `migrate:down` (the newest migration) has
@@ -22,7 +29,10 @@ const M006 = '006_openrouter_policies_per_supabase_advice'
 afterEach(killRunningScripts)
 
 describe.skipIf(skipReason)('bounded locks on postgres', () => {
-  it('releases ACCESS EXCLUSIVE on x402_resources and the migration lock when the client stalls in 005', async () => {
+  // At the default settings: the server ends the stopped client's transaction a few seconds after
+  // its last statement (bench/lock-stall.bench.ts measures how long writers wait). Only the lock
+  // wait is raised, so that the run waits where the test holds it.
+  it('releases ACCESS EXCLUSIVE on x402_resources and the migration lock when the client stalls in 005, at the defaults', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       const { connectionString } = location as { connectionString: string }
       await migrateTo(db, M002)
@@ -34,7 +44,6 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         const run = startScript('src/cli/migrate.ts', ['latest'], {
           DATABASE_URL: withApplicationName(connectionString, RUN),
           MIGRATION_LOCK_TIMEOUT_MS: '600000',
-          MIGRATION_IDLE_TIMEOUT_MS: '1000',
         })
         await waitForLockWait(observer, RUN, 'ALTER TABLE x402_resources')
         // Stopped while step 1 waits: once the holder lets go, step 1's ALTER TABLE gets ACCESS
@@ -134,6 +143,44 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
       await expect(migrateToLatest(db)).rejects.toThrow('npm run migrate:down')
       await migrateDown(db, { env: {} })
       expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M002))
+    })
+  })
+
+  // transaction_timeout (PostgreSQL 17) bounds each transaction of the runner whatever the idle
+  // timeout: here the idle timeout is far away, and the stopped client's transaction still ends.
+  // The first block (000 to 002) waits for a sign-up in progress, as in crash-safety.test.ts.
+  it('ends the transaction of a stopped run at MIGRATION_TRANSACTION_TIMEOUT_MS on PostgreSQL 17', async (context) => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { rows } = await sql<{ version: number }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
+      const version = rows[0]!.version
+      if (version < 170_000) context.skip(`transaction_timeout needs PostgreSQL 17; this server is ${version}`)
+      const { connectionString } = location as { connectionString: string }
+      await ensureSupabaseStandIn(db)
+      await withSessions(connectionString, async (session) => {
+        const observer = await session('x402-test-observer')
+        const holder = await session('x402-test-holder')
+        await holder.query('BEGIN; LOCK TABLE auth.users IN ROW EXCLUSIVE MODE')
+        const run = startScript('src/cli/migrate.ts', ['latest'], {
+          DATABASE_URL: withApplicationName(connectionString, RUN),
+          MIGRATION_LOCK_TIMEOUT_MS: '600000',
+          MIGRATION_IDLE_TIMEOUT_MS: '600000',
+          MIGRATION_TRANSACTION_TIMEOUT_MS: '3000',
+        })
+        await waitForLockWait(observer, RUN, 'create table "x402_user_claude_configs"')
+        run.child.kill('SIGSTOP')
+        await holder.query('COMMIT')
+        await pollUntil(observer, 'the stopped run to hold no lock on auth.users', async () => {
+          const { rows: held } = await observer.query(
+            `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE a.datname = current_database() AND a.application_name = $1 AND l.relation = 'auth.users'::regclass`,
+            [RUN],
+          )
+          return held.length === 0
+        })
+        run.child.kill('SIGKILL')
+        await run.exited
+      })
+      expect(await migrationStatus(db).then((status) => status.filter((m) => m.appliedAt))).toEqual([])
     })
   })
 

@@ -14,6 +14,12 @@ export const MIGRATION_LOCK_KEY = 402_005_000
 /** How long a run waits for another instance's run to finish, unless told otherwise. */
 export const DEFAULT_LOCK_WAIT_MS = 120_000
 
+/**
+ * How long a session of a run may sit idle in a transaction, unless told otherwise: how long
+ * writers wait for the locks of a stopped run, and another run for its migration lock.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 5_000
+
 /** What a run learns about its connection while it takes the lock. */
 export interface MigrationSession {
   /**
@@ -56,7 +62,7 @@ export interface MigrationSession {
 
 /** Options of {@link withMigrationLock}. */
 export interface MigrationLockOptions {
-  /** How long to wait for another run's lock, in ms; 0 waits forever. */
+  /** How long to wait for another run's lock, in ms. */
   lockWaitMs?: number
   /** Receives one line, naming the holder, when another run holds the lock and this one starts to wait. */
   log?: (line: string) => void
@@ -126,7 +132,7 @@ export async function withMigrationLock<T>(
   }
 
   const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS
-  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
   return db.connection().execute(async (lockConnection) => {
     let committed = false
     let heartbeat: NodeJS.Timeout | undefined
@@ -339,7 +345,7 @@ async function takeLock(
     if (rows[0]!.locked) return
     await sql`ROLLBACK`.execute(lockConnection)
     const waitedMs = Date.now() - startedAt
-    if (lockWaitMs > 0 && waitedMs >= lockWaitMs) {
+    if (waitedMs >= lockWaitMs) {
       throw new MigrationLockTimeoutError(
         `Waited ${lockWaitMs} ms for the migration lock, but ${await lockHolder(db)}. ` +
           'Another instance or a deploy step is migrating this database: let it finish and start again, ' +
@@ -347,10 +353,9 @@ async function takeLock(
       )
     }
     if (attempt === 1) {
-      const limit = lockWaitMs > 0 ? `up to ${lockWaitMs} ms` : 'without a limit'
-      log?.(`[db] waiting for the migration lock: ${await lockHolder(db)}; waiting ${limit} (MIGRATION_LOCK_WAIT_MS)`)
+      log?.(`[db] waiting for the migration lock: ${await lockHolder(db)}; waiting up to ${lockWaitMs} ms (MIGRATION_LOCK_WAIT_MS)`)
     }
-    await sleep(lockWaitMs > 0 ? Math.min(LOCK_POLL_MS, lockWaitMs - waitedMs) : LOCK_POLL_MS)
+    await sleep(Math.min(LOCK_POLL_MS, lockWaitMs - waitedMs))
     await sql`BEGIN ISOLATION LEVEL READ COMMITTED`.execute(lockConnection)
   }
 }

@@ -1,11 +1,11 @@
-import { DEFAULT_LOCK_WAIT_MS } from './lock.js'
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS } from './lock.js'
 
 /**
  * How a migration run behaves. Each field can also come from the environment (in brackets);
  * an explicit option wins.
  */
 export interface MigrateOptions {
-  /** How long to wait for another instance's run, in ms; 0 waits forever. [MIGRATION_LOCK_WAIT_MS, 120000] */
+  /** How long to wait for another instance's run, in ms. [MIGRATION_LOCK_WAIT_MS, 120000] */
   lockWaitMs?: number
   /**
    * lock_timeout of every migration statement, in ms: a statement that cannot get its table lock
@@ -17,12 +17,13 @@ export interface MigrateOptions {
   /**
    * idle_in_transaction_session_timeout of the migration sessions and the lock session, in ms: a
    * stalled client (a stopped process, a frozen VM) loses its transactions, and their locks, after
-   * this long. The lock session sends a heartbeat three times as often. [MIGRATION_IDLE_TIMEOUT_MS, 60000]
+   * this long, so that writers wait about as long for a stopped run. The lock session sends a
+   * heartbeat three times as often. [MIGRATION_IDLE_TIMEOUT_MS, 5000]
    */
   idleTimeoutMs?: number
   /**
-   * transaction_timeout (PostgreSQL 17 and later) of each transaction that the runner opens around
-   * migrations, in ms; 0 for none. [MIGRATION_TRANSACTION_TIMEOUT_MS, 300000]
+   * transaction_timeout (PostgreSQL 17 and later) of each transaction that the runner opens, in
+   * ms. [MIGRATION_TRANSACTION_TIMEOUT_MS, 300000]
    */
   transactionTimeoutMs?: number
   /** How many times a migration that hit lock_timeout is tried in all. [MIGRATION_LOCK_ATTEMPTS, 5] */
@@ -60,7 +61,7 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
     lockWaitMs: setting('lockWaitMs', 'MIGRATION_LOCK_WAIT_MS', DEFAULT_LOCK_WAIT_MS),
     lockTimeoutMs: setting('lockTimeoutMs', 'MIGRATION_LOCK_TIMEOUT_MS', 2_000),
     statementTimeoutMs: setting('statementTimeoutMs', 'MIGRATION_STATEMENT_TIMEOUT_MS', 60_000),
-    idleTimeoutMs: setting('idleTimeoutMs', 'MIGRATION_IDLE_TIMEOUT_MS', 60_000),
+    idleTimeoutMs: setting('idleTimeoutMs', 'MIGRATION_IDLE_TIMEOUT_MS', DEFAULT_IDLE_TIMEOUT_MS),
     transactionTimeoutMs: setting('transactionTimeoutMs', 'MIGRATION_TRANSACTION_TIMEOUT_MS', 300_000),
     lockAttempts: Math.max(1, setting('lockAttempts', 'MIGRATION_LOCK_ATTEMPTS', 5)),
     retryDelayMs: setting('retryDelayMs', 'MIGRATION_RETRY_DELAY_MS', 1_000),
@@ -70,21 +71,28 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
 }
 
 /**
- * The largest value of each setting. PostgreSQL's timeouts are whole milliseconds in a 32-bit
- * integer (2147483647, about 24.8 days); the idle timeout has a floor of one second, below which
- * the lock session's heartbeat could not keep up.
+ * The range of each setting. PostgreSQL's timeouts are whole milliseconds in a 32-bit integer
+ * (2147483647, about 24.8 days), and it reads 0 as "no limit": every timeout and the lock wait
+ * start at 1, because each of them bounds a wait. The idle timeout has a floor of one second,
+ * below which the lock session's heartbeat could not keep up.
  */
 const LIMITS = {
-  lockWaitMs: { min: 0, max: 2_147_483_647 },
-  lockTimeoutMs: { min: 0, max: 2_147_483_647 },
-  statementTimeoutMs: { min: 0, max: 2_147_483_647 },
+  lockWaitMs: { min: 1, max: 2_147_483_647 },
+  lockTimeoutMs: { min: 1, max: 2_147_483_647 },
+  statementTimeoutMs: { min: 1, max: 2_147_483_647 },
   idleTimeoutMs: { min: 1_000, max: 2_147_483_647 },
-  transactionTimeoutMs: { min: 0, max: 2_147_483_647 },
+  transactionTimeoutMs: { min: 1, max: 2_147_483_647 },
   lockAttempts: { min: 0, max: 100 },
   retryDelayMs: { min: 0, max: 600_000 },
 } as const
 
 function bounded(name: string, value: number, fallback: number, { min, max }: { min: number; max: number }): number {
+  if (value === 0 && min > 0) {
+    throw new Error(
+      `${name} is 0, which would mean no bound at all: every wait of a migration run is bounded. ` +
+        `Set a whole number from ${min} to ${max}, or unset it for the default, ${fallback}.`,
+    )
+  }
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new Error(
       `${name} is ${value}, outside what it accepts: a whole number from ${min} to ${max}. Fix it or unset it for the default, ${fallback}.`,
