@@ -29,8 +29,9 @@ import { type CommandSpec, helpText, type ParsedCommandLine, parseCommandLine } 
 export { type CommandSpec, helpText, type OptionValues, parseCommandLine, usageLine } from './command-line.js'
 
 /**
- * Runs `command` with the arguments after the script name and sets the process's exit code:
- * the command's result, 0 when it returns nothing, 1 when it throws (its message on one line).
+ * Runs `command` with the arguments after the script name and ends the process with its exit
+ * code: the command's result, 0 when it returns nothing, 1 when it throws (its message on one
+ * line).
  *
  * @example
  * ```ts
@@ -39,14 +40,22 @@ export { type CommandSpec, helpText, type OptionValues, parseCommandLine, usageL
  */
 export function runCommand(label: string, command: (args: string[]) => Promise<number | void>): void {
   command(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code ?? 0
-    },
+    (code) => exit(code ?? 0),
     (error: unknown) => {
       console.error(`${label} failed: ${oneLine(error)}`)
-      process.exitCode = 1
+      exit(1)
     },
   )
+}
+
+/**
+ * Ends the process once what it wrote has been flushed. The command is over: a socket that a
+ * driver left open must not keep the process alive (node-postgres keeps a connection whose
+ * password lookup failed until the server's authentication_timeout, 60 s).
+ */
+function exit(code: number): void {
+  process.exitCode = code
+  process.stdout.write('', () => process.stderr.write('', () => process.exit()))
 }
 
 /**

@@ -4,7 +4,7 @@ import pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
 
 import { IN_MEMORY, openPglite } from './open-pglite.js'
-import { serverConnectionConfig } from './server-password.js'
+import { explainTimeout, serverClientConfig } from './server-client-config.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
 import { toQueryError } from './query-error.js'
 import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
@@ -141,7 +141,9 @@ function assertReadable(connectionString: string): void {
  * Creates the typed Kysely instance of the x402-jobs database: PostgreSQL through node-postgres
  * when a connection string is given or DATABASE_URL is set, otherwise the embedded PGlite
  * database. Nothing connects until the first query. Errors that PostgreSQL reports arrive as
- * {@link QueryError}. Call `db.destroy()` when done.
+ * {@link QueryError}. On PostgreSQL every wait is bounded (see serverClientConfig): connecting
+ * (10 s), and each answer (query_timeout, 5 minutes unless the URL sets it). Call `db.destroy()`
+ * when done.
  *
  * @example
  * ```ts
@@ -153,10 +155,11 @@ function assertReadable(connectionString: string): void {
 export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
   const target = resolveDatabaseTarget(options)
   const pglite = target.kind === 'pglite' ? once(() => openPglite(target.dataDir, options.template)) : undefined
-  const pool = pglite ? undefined : createPool((target as { connectionString: string }).connectionString, options.env ?? process.env)
-  const dialect = pglite ? new PGliteDialect({ pglite }) : new PostgresDialect({ pool: pool! })
+  const server = target.kind === 'postgres' ? target.connectionString : undefined
+  const pool = server ? createPool(server, options.env ?? process.env) : undefined
+  const dialect = pool ? new PostgresDialect({ pool }) : new PGliteDialect({ pglite: pglite! })
   const hooked = withDialectHooks(withoutKyselyMigrationLock(dialect), {
-    mapError: toQueryError,
+    mapError: server ? (error) => toQueryError(explainTimeout(error, server)) : toQueryError,
     onStatement: options.onStatement,
   })
   const db = new Kysely<DB>({ dialect: hooked, log: options.log })
@@ -207,16 +210,7 @@ function once<T>(open: () => Promise<T>): () => Promise<T> {
 }
 
 function createPool(connectionString: string, env: NodeJS.ProcessEnv): pg.Pool {
-  const pool = new pg.Pool({
-    application_name: 'x402-jobs-db',
-    // After the default: an application_name in the URL wins, as with node-postgres's own parsing.
-    ...serverConnectionConfig(connectionString, env),
-    // An unreachable server fails the first query instead of hanging it, and a server that
-    // vanished without closing the connection is noticed by TCP keepalive.
-    connectionTimeoutMillis: 10_000,
-    keepAlive: true,
-    keepAliveInitialDelayMillis: 10_000,
-  })
+  const pool = new pg.Pool(serverClientConfig(connectionString, env))
   // A connection that the server ended (a restart, pg_terminate_backend) emits 'error', which
   // without a listener crashes the process. The query in flight fails on its own (as a
   // QueryError), and the pool drops the connection: the next query gets a new one.

@@ -10,7 +10,7 @@ export interface DialectHooks {
    * that tells the connections of the pool apart.
    */
   onStatement?(sql: string, parameters: readonly unknown[], connection: number): void
-  /** Turns an error of a query into the error the caller receives. */
+  /** Turns an error of a query, a connection attempt or a BEGIN, COMMIT or ROLLBACK into the error the caller receives. */
   mapError?(error: unknown): unknown
   /**
    * Runs each query: `run` sends it on `connection` (the driver's own). For code that measures
@@ -122,7 +122,7 @@ class HookedDriver implements Driver {
   }
 
   async acquireConnection(...args: Parameters<Driver['acquireConnection']>) {
-    const connection = await this.#driver.acquireConnection(...args)
+    const connection = await this.#mapped(this.#driver.acquireConnection(...args))
     let wrapper = this.#wrappers.get(connection)
     if (!wrapper) {
       wrapper = new HookedConnection(connection, this.#hooks, this.#connections++)
@@ -133,22 +133,31 @@ class HookedDriver implements Driver {
 
   async beginTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['beginTransaction']>>) {
     this.#hooks.onStatement?.('BEGIN', [], numberOf(connection))
-    await awaiting(connection, () => this.#driver.beginTransaction(unwrap(connection), ...rest))
+    await awaiting(connection, () => this.#mapped(this.#driver.beginTransaction(unwrap(connection), ...rest)))
     await this.#hooks.afterBegin?.(unwrap(connection))
   }
 
   commitTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['commitTransaction']>>) {
     this.#hooks.onStatement?.('COMMIT', [], numberOf(connection))
-    return this.#end(() => awaiting(connection, () => this.#driver.commitTransaction(unwrap(connection), ...rest)))
+    return this.#end(() => awaiting(connection, () => this.#mapped(this.#driver.commitTransaction(unwrap(connection), ...rest))))
   }
 
   rollbackTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['rollbackTransaction']>>) {
     this.#hooks.onStatement?.('ROLLBACK', [], numberOf(connection))
-    return this.#end(() => awaiting(connection, () => this.#driver.rollbackTransaction(unwrap(connection), ...rest)))
+    return this.#end(() => awaiting(connection, () => this.#mapped(this.#driver.rollbackTransaction(unwrap(connection), ...rest))))
   }
 
   #end(end: () => Promise<void>): Promise<void> {
     return this.#hooks.aroundEnd ? this.#hooks.aroundEnd(end) : end()
+  }
+
+  /** `sent`, with its error mapped: connecting and the transaction boundaries fail like queries. */
+  async #mapped<T>(sent: Promise<T>): Promise<T> {
+    try {
+      return await sent
+    } catch (error) {
+      throw this.#hooks.mapError ? this.#hooks.mapError(error) : error
+    }
   }
 
   savepoint?: Driver['savepoint'] = (connection, ...rest) =>

@@ -11,7 +11,7 @@ const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 
  */
 function isUnreachable({ code, message }: ErrorFields): boolean {
   if (code && (UNREACHABLE_CODES.has(code) || /^(08|28)/.test(code) || code === '3D000')) return true
-  return /Connection terminated|timeout expired/i.test(message)
+  return /Connection terminated|timeout expired|did not answer within/i.test(message)
 }
 
 /** What failed: a run of migrations, or reading the history for `migrate:list`. */
@@ -99,7 +99,8 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
   const message = fields.message.replace(/\.$/, '')
   const reason = state ? `${message} (${state})` : message
   if (isUnreachable(fields) && !failed && !context.appliedBefore?.length) {
-    return `Cannot reach the database: ${reason}. Check DATABASE_URL (host, port, user, password, database name) and that the server is running.`
+    const check = /\. Check /.test(reason) ? '' : ' Check DATABASE_URL (host, port, user, password, database name) and that the server is running.'
+    return `Cannot reach the database: ${reason}.${check}`
   }
   if (context.activity === 'status') return `Could not read the migration history: ${reason}.`
   if (!failed && context.appliedBefore?.length) {

@@ -3,6 +3,8 @@ import { promisify } from 'node:util'
 
 import pg from 'pg'
 
+import { serverClientConfig } from '../connection/server-client-config.js'
+
 const run = promisify(execFile)
 
 /** The schemas copied: the app's tables, and the migration history's. Supabase's own come from the stand-in. */
@@ -58,7 +60,7 @@ export async function copySchema(from: string, to: string): Promise<void> {
     .filter((line) => !line.startsWith('\\'))
     .map((line) => line.replace(/^CREATE SCHEMA (\S+);$/, 'CREATE SCHEMA IF NOT EXISTS $1;'))
     .join('\n')
-  const client = new pg.Client({ connectionString: to })
+  const client = new pg.Client(serverClientConfig(to))
   await client.connect()
   try {
     // One simple-protocol query: the dump is many statements.

@@ -2,6 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import pg from 'pg'
 
+import { serverClientConfig } from '../connection/server-client-config.js'
+
 import { type LockMode, lockModeName } from './lock-modes.js'
 import type { ExistingTable } from './existing-tables.js'
 
@@ -44,7 +46,7 @@ export class LockSampler {
    * ```
    */
   static async open(connectionString: string): Promise<LockSampler> {
-    const client = new pg.Client({ connectionString, application_name: 'x402-jobs-db rehearsal sampler' })
+    const client = new pg.Client({ ...serverClientConfig(connectionString), application_name: 'x402-jobs-db rehearsal sampler' })
     client.on('error', () => {})
     await client.connect()
     const sampler = new LockSampler(client)

@@ -3,6 +3,7 @@ import type { Migration } from 'kysely/migration'
 import pg from 'pg'
 
 import { IN_MEMORY, openPglite } from '../connection/open-pglite.js'
+import { serverClientConfig } from '../connection/server-client-config.js'
 import { withoutKyselyMigrationLock } from '../connection/without-kysely-migration-lock.js'
 import { migrationNames } from '../migrations/index.js'
 import { migrateTo } from '../migrator/migrator.js'
@@ -155,7 +156,7 @@ async function openScratchDatabase(server: string | undefined, startingPoint: st
     throw error
   }
   const recorder = new StatementRecorder('postgres', sampler)
-  const pool = new pg.Pool({ connectionString: url.toString(), application_name: 'x402-jobs-db rehearsal' })
+  const pool = new pg.Pool({ ...serverClientConfig(url.toString()), application_name: 'x402-jobs-db rehearsal' })
   pool.on('error', () => {})
   // A Ctrl-C drops the scratch database WITH (FORCE), which ends a session in the middle of a
   // statement: its client's error must not crash the process before the drop is done.

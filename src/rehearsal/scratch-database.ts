@@ -3,6 +3,8 @@ import { hostname } from 'node:os'
 
 import pg from 'pg'
 
+import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
+
 /** Every scratch database's name starts so; a sweep touches no other database. */
 const PREFIX = 'x402_rehearsal_'
 /** `x402_rehearsal_<server epoch seconds>_<pid>_<random>`: its age is in its name. */
@@ -122,9 +124,11 @@ export async function sweepScratchDatabases(server: string, olderThanSeconds = S
 }
 
 async function withClient<T>(connectionString: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString })
+  const client = new pg.Client(serverClientConfig(connectionString))
   client.on('error', () => {})
-  await client.connect()
+  await client.connect().catch((error: unknown) => {
+    throw explainTimeout(error, connectionString)
+  })
   try {
     return await use(client)
   } finally {

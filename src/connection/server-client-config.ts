@@ -1,0 +1,102 @@
+import pg from 'pg'
+import { parse as parseConnectionString } from 'pg-connection-string'
+
+import { serverConnectionConfig } from './server-password.js'
+
+/** How long connecting to a server may take, in ms, before the attempt fails. */
+export const CONNECT_TIMEOUT_MS = 10_000
+
+/**
+ * How long a client waits for any one answer of the server, in ms, unless the URL's
+ * `query_timeout` says otherwise. It bounds what no server setting can see: a proxy or network
+ * path that stopped forwarding while the sockets stay open. It is above every statement that the
+ * server bounds itself (MIGRATION_STATEMENT_TIMEOUT_MS), and leaves room for the statements
+ * that lift statement_timeout on purpose, such as an index built concurrently on a large table.
+ */
+export const QUERY_TIMEOUT_MS = 300_000
+
+/**
+ * The node-postgres settings of every connection the module opens to a server: the URL's (its
+ * own parameters win, `query_timeout` among them), the password looked up only when the server
+ * asks for one (serverConnectionConfig), and a bound on every wait: connecting, each answer, and
+ * TCP keepalive for a server that vanished. TCP keepalive cannot see a stopped client or a
+ * stalled proxy; the server's timeouts and query_timeout do. A pool made with it drops a
+ * connection whose answer did not come (see ServerClient).
+ *
+ * @example
+ * ```ts
+ * const pool = new pg.Pool(serverClientConfig('postgres://app:secret@db:5432/app'))
+ * ```
+ */
+export function serverClientConfig(connectionString: string, env: NodeJS.ProcessEnv = process.env): pg.PoolConfig {
+  return {
+    application_name: 'x402-jobs-db',
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    query_timeout: QUERY_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    Client: ServerClient,
+    ...serverConnectionConfig(connectionString, env),
+  }
+}
+
+/**
+ * node-postgres's client, ended as soon as a query gets no answer within query_timeout.
+ * node-postgres reports the timeout but leaves the connection waiting for that answer: every
+ * later query on it would queue behind, each until its own timeout, and a pool would hand it out
+ * again. Ended, the pool drops it, and every later query fails at once with the same error.
+ */
+class ServerClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config)
+    const query = this.query.bind(this) as (...args: unknown[]) => unknown
+    let unanswered: Error | undefined
+    this.query = ((...args: unknown[]) => {
+      if (unanswered && typeof args.at(-1) !== 'function') return Promise.reject(unanswered)
+      const sent = query(...args)
+      if (sent instanceof Promise) {
+        sent.catch((error: unknown) => {
+          if (unanswered || !(error instanceof Error) || error.message !== 'Query read timeout') return
+          unanswered = error
+          void this.end()
+        })
+      }
+      return sent
+    }) as pg.Client['query']
+  }
+}
+
+/**
+ * The error of a connection to `connectionString` that got no answer in time, said plainly with
+ * the server and the bound (node-postgres says "timeout expired" or "Query read timeout"); any
+ * other error as it is.
+ *
+ * @example
+ * ```ts
+ * await client.connect().catch((error) => { throw explainTimeout(error, url) })
+ * ```
+ */
+export function explainTimeout(error: unknown, connectionString: string): unknown {
+  const message = error instanceof Error ? error.message : ''
+  const connecting = /^(timeout expired|Connection terminated due to connection timeout)$/.test(message)
+  if (!connecting && message !== 'Query read timeout') return error
+  let server = 'the server'
+  let queryTimeout: unknown
+  try {
+    const parsed = parseConnectionString(connectionString)
+    server = `${parsed.host ?? 'localhost'}:${parsed.port ?? 5432}`
+    queryTimeout = (parsed as { query_timeout?: unknown }).query_timeout
+  } catch {
+    // Left unnamed: a URL that cannot be parsed never connected.
+  }
+  const stopped = 'a server that stopped responding, or a proxy or network path that stopped forwarding'
+  return new Error(
+    connecting
+      ? `Could not connect to ${server}: it did not answer within ${CONNECT_TIMEOUT_MS} ms (${stopped}). ` +
+          'Check the host and port of the URL, and that the server is up.'
+      : `The database at ${server} did not answer within ${Number(queryTimeout ?? QUERY_TIMEOUT_MS)} ms (query_timeout): ` +
+          `${stopped}. The client gave up on that connection. Where a statement rightly runs longer, raise ` +
+          'query_timeout in the URL (?query_timeout=<ms>).',
+    { cause: error },
+  )
+}

@@ -1,0 +1,43 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { cli } from './support/cli.js'
+import { type UnansweringServer, unansweringServer } from './support/unanswering-server.js'
+
+// Every wait of a command is bounded by default, and a command that printed its error exits at
+// once. Against a server that accepts the connection and never answers, or that asks for a
+// password the URL does not have, each command fails with a message that says so, and its
+// process ends by itself: cli() kills it after 60 s, which shows as a null exit code.
+
+/** Who the commands connect as, with neither a password nor a password file to find one in. */
+const NO_PASSWORD = { PGPASSWORD: undefined, PGPASSFILE: '/nonexistent/x402-pgpass' }
+
+describe('commands against a server that never answers', () => {
+  let silent: UnansweringServer
+  beforeAll(async () => {
+    silent = await unansweringServer('silent')
+  })
+  afterAll(() => silent.close())
+
+  it.each([
+    ['lint:locks', [], 'src/cli/lint-locks.ts'],
+    ['migrate:sql', ['sql', '005'], 'src/cli/migrate.ts'],
+    ['migrate:latest', ['latest'], 'src/cli/migrate.ts'],
+  ])('%s fails with a message that names the unanswered connection', async (_name, args, script) => {
+    const { code, stderr } = await cli(args, { DATABASE_URL: silent.url, ...NO_PASSWORD }, script)
+    expect({ code, stderr }).toEqual({ code: 1, stderr: expect.stringMatching(/did not answer within \d+ ms/) })
+    expect(stderr).toContain(new URL(silent.url).host)
+  }, 90_000)
+})
+
+describe('a command whose URL has no password, against a server that asks for one', () => {
+  let asking: UnansweringServer
+  beforeAll(async () => {
+    asking = await unansweringServer('password')
+  })
+  afterAll(() => asking.close())
+
+  it('prints that the password is missing and exits at once, not when the server gives up', async () => {
+    const { code, stderr } = await cli(['list'], { DATABASE_URL: asking.url, ...NO_PASSWORD })
+    expect({ code, stderr }).toEqual({ code: 1, stderr: expect.stringContaining('The password is missing') })
+  }, 90_000)
+})

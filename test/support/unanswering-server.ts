@@ -1,0 +1,44 @@
+import net from 'node:net'
+
+/** A server started by {@link unansweringServer}. */
+export interface UnansweringServer {
+  /** A PostgreSQL URL of this server, with the user `app` and no password. */
+  url: string
+  close(): Promise<void>
+}
+
+/**
+ * A TCP server on 127.0.0.1 that accepts connections and keeps them open without ever finishing
+ * PostgreSQL's start-up: `'silent'` answers nothing at all (a server that hangs, a proxy in front
+ * of a dead one); `'password'` asks for a cleartext password, as a server with password
+ * authentication does, then waits for ever (PostgreSQL itself gives up after its
+ * authentication_timeout, 60 s).
+ *
+ * @example
+ * ```ts
+ * const server = await unansweringServer('silent')
+ * const { code } = await cli(['list'], { DATABASE_URL: server.url })
+ * await server.close()
+ * ```
+ */
+export async function unansweringServer(mode: 'silent' | 'password'): Promise<UnansweringServer> {
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((socket) => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+    socket.on('close', () => sockets.delete(socket))
+    if (mode === 'password') {
+      // AuthenticationCleartextPassword: 'R', length 8, code 3.
+      socket.once('data', () => socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3])))
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  return {
+    url: `postgres://app@127.0.0.1:${port}/app`,
+    async close() {
+      for (const socket of sockets) socket.destroy()
+      await new Promise((resolve) => server.close(resolve))
+    },
+  }
+}
