@@ -1,11 +1,12 @@
 import { sql } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { createDb, ensureSupabaseStandIn, MIGRATION_LOCK_KEY, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
-import { migrationsAfter } from './support/migration-names.js'
+import { createDb, ensureSupabaseStandIn, MIGRATION_LOCK_KEY, MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
+import { migrationsAfter, migrationsThrough } from './support/migration-names.js'
 import { killRunningScripts, startScript } from './support/script-process.js'
 import {
   pollUntil,
+  recordedMigrations,
   terminateLockHolder,
   waitForLockWait,
   withApplicationName,
@@ -15,8 +16,8 @@ import { withTestDatabase } from './support/test-database.js'
 
 // What a migration run holds is bounded: a stalled client loses its locks after
 // MIGRATION_IDLE_TIMEOUT_MS (a few seconds at the defaults, and transaction_timeout on
-// PostgreSQL 17), a run that lost the migration lock stops before its next attempt,
-// and every transaction of the runner is READ COMMITTED whatever the database's default.
+// PostgreSQL 17), a run that lost the migration lock stops before its next write and records
+// nothing, and every transaction of the runner is READ COMMITTED whatever the database's default.
 // PostgreSQL only: each needs a second session, a stopped process or a database default.
 // A run that must revert 005 starts at 006, so that `migrate:down` (the newest migration) has
 // 005 next; what `latest` applies is derived from the list of migrations.
@@ -25,6 +26,8 @@ const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_UR
 const RUN = 'x402-bounded-run'
 const M002 = '002_add_claude_integration'
 const M006 = '006_openrouter_policies_per_supabase_advice'
+/** The migration that runs outside a transaction, and builds its index concurrently. */
+const CONCURRENT = migrationsAfter(M002)[0]!
 
 afterEach(killRunningScripts)
 
@@ -143,6 +146,66 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
       await expect(migrateToLatest(db)).rejects.toThrow('npm run migrate:down')
       await migrateDown(db, { env: {} })
       expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M002))
+    })
+  })
+
+  // A stale run must not write beside the run that holds the lock now: at the defaults, the
+  // heartbeat alone would notice the loss seconds later, after the build finished and the
+  // history recorded 005.
+  it('stops a run whose lock session is terminated in 005 before its next write, and it records nothing', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { connectionString } = location as { connectionString: string }
+      await migrateTo(db, M002)
+      const runDb = createDb({ connectionString: withApplicationName(connectionString, RUN) })
+      try {
+        await withSessions(connectionString, async (session) => {
+          const observer = await session('x402-test-observer')
+          const holder = await session('x402-test-holder')
+          // A report's snapshot, which the index build must outwait.
+          await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM ai_models')
+          const run = migrateToLatest(runDb, { env: {}, log: () => {} }).catch((error: unknown) => error)
+          await waitForLockWait(observer, RUN, 'CREATE INDEX CONCURRENTLY')
+          await terminateLockHolder(observer, MIGRATION_LOCK_KEY)
+          // The build goes on at once, and 005's next write would be its record in the history.
+          await holder.query('COMMIT')
+          const error = await run
+          expect(error).toBeInstanceOf(MigrationError)
+          expect((error as Error).message).toContain('The migration lock was lost')
+          expect(await recordedMigrations(observer)).toEqual(migrationsThrough(M002))
+        })
+      } finally {
+        await runDb.destroy()
+      }
+      // The next run, which holds the lock, completes 005 and what follows.
+      expect((await migrateToLatest(db, { env: {} })).map((result) => result.migrationName)).toEqual(migrationsAfter(M002))
+    })
+  })
+
+  // A run of another version, or one that lost its lock a round trip before its record, may
+  // still record a migration that this run applies too: the history's primary key refuses this
+  // run's record, and the message must not say that the migration is not recorded.
+  it('says so when another run recorded the migration that this run applied', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { connectionString } = location as { connectionString: string }
+      await migrateTo(db, M002)
+      const runDb = createDb({ connectionString: withApplicationName(connectionString, RUN) })
+      try {
+        await withSessions(connectionString, async (session) => {
+          const observer = await session('x402-test-observer')
+          const holder = await session('x402-test-holder')
+          await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM ai_models')
+          const run = migrateToLatest(runDb, { env: {}, log: () => {} }).catch((error: unknown) => error)
+          await waitForLockWait(observer, RUN, 'CREATE INDEX CONCURRENTLY')
+          await observer.query(`INSERT INTO x402_migrations.kysely_migration (name, timestamp) VALUES ($1, now()::text)`, [CONCURRENT])
+          await holder.query('COMMIT')
+          const message = ((await run) as Error).message
+          expect(message).not.toContain('not recorded as done')
+          expect(message).toContain(`Another run recorded ${CONCURRENT} as applied while this run applied it`)
+          expect(await recordedMigrations(observer)).toEqual(migrationsThrough(CONCURRENT))
+        })
+      } finally {
+        await runDb.destroy()
+      }
     })
   })
 

@@ -8,7 +8,6 @@ import { explainTimeout, serverClientConfig } from './server-client-config.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
 import { toQueryError } from './query-error.js'
 import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
-import { registerPool } from './sever-connections.js'
 import type { DB } from '../types/database.js'
 
 /** Where the embedded database lives when neither `dataDir` nor PGLITE_DATA_DIR says otherwise. */
@@ -156,15 +155,13 @@ export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
   const target = resolveDatabaseTarget(options)
   const pglite = target.kind === 'pglite' ? once(() => openPglite(target.dataDir, options.template)) : undefined
   const server = target.kind === 'postgres' ? target.connectionString : undefined
-  const pool = server ? createPool(server, options.env ?? process.env) : undefined
-  const dialect = pool ? new PostgresDialect({ pool }) : new PGliteDialect({ pglite: pglite! })
+  const dialect = server ? new PostgresDialect({ pool: createPool(server, options.env ?? process.env) }) : new PGliteDialect({ pglite: pglite! })
   const hooked = withDialectHooks(withoutKyselyMigrationLock(dialect), {
     mapError: server ? (error) => toQueryError(explainTimeout(error, server)) : toQueryError,
     onStatement: options.onStatement,
   })
   const db = new Kysely<DB>({ dialect: hooked, log: options.log })
   if (pglite) embedded.set(db, pglite)
-  if (pool) registerPool(db, pool)
   return db
 }
 

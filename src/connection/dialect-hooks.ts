@@ -43,30 +43,7 @@ export function withDialectHooks(dialect: Dialect, hooks: DialectHooks): Dialect
 
 type Tail<T extends unknown[]> = T extends [unknown, ...infer Rest] ? Rest : never
 
-/**
- * Whether the connection that ran `query` (compiled, then run with `db.executeQuery`) waits for
- * the answer to something it sent: a statement, or a BEGIN, COMMIT, ROLLBACK or savepoint that
- * the driver sends on its own. Asked at any time after `query` ran; false for a query that did
- * not run on a hooked connection. For the migration lock's watch of a migration connection.
- *
- * @example
- * ```ts
- * const query = sql`SELECT pg_backend_pid() AS pid`.compile(connection)
- * await connection.executeQuery(query)
- * const waits = awaitsAnswer(query) // later: waits() is true while an answer is due
- * ```
- */
-export function awaitsAnswer(query: CompiledQuery): () => boolean {
-  return () => (connectionOf.get(query.queryId)?.pending ?? 0) > 0
-}
-
-/** The hooked connection each query ran on, by its queryId, for {@link awaitsAnswer}. */
-const connectionOf = new WeakMap<object, HookedConnection>()
-
 class HookedConnection implements DatabaseConnection {
-  /** How many things sent on this connection wait for their answer. */
-  pending = 0
-
   constructor(
     readonly inner: DatabaseConnection,
     readonly hooks: DialectHooks,
@@ -77,10 +54,9 @@ class HookedConnection implements DatabaseConnection {
     ...args: Parameters<DatabaseConnection['executeQuery']>
   ): Promise<QueryResult<R>> {
     this.hooks.onStatement?.(args[0].sql, args[0].parameters, this.number)
-    if (args[0].queryId) connectionOf.set(args[0].queryId, this)
     const run = () => this.inner.executeQuery<R>(...args)
     try {
-      return await awaiting(this, () => (this.hooks.aroundQuery ? this.hooks.aroundQuery(this.inner, args[0], run) : run()))
+      return await (this.hooks.aroundQuery ? this.hooks.aroundQuery(this.inner, args[0], run) : run())
     } catch (error) {
       throw this.hooks.mapError ? this.hooks.mapError(error) : error
     }
@@ -133,18 +109,18 @@ class HookedDriver implements Driver {
 
   async beginTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['beginTransaction']>>) {
     this.#hooks.onStatement?.('BEGIN', [], numberOf(connection))
-    await awaiting(connection, () => this.#mapped(this.#driver.beginTransaction(unwrap(connection), ...rest)))
+    await this.#mapped(this.#driver.beginTransaction(unwrap(connection), ...rest))
     await this.#hooks.afterBegin?.(unwrap(connection))
   }
 
   commitTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['commitTransaction']>>) {
     this.#hooks.onStatement?.('COMMIT', [], numberOf(connection))
-    return this.#end(() => awaiting(connection, () => this.#mapped(this.#driver.commitTransaction(unwrap(connection), ...rest))))
+    return this.#end(() => this.#mapped(this.#driver.commitTransaction(unwrap(connection), ...rest)))
   }
 
   rollbackTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['rollbackTransaction']>>) {
     this.#hooks.onStatement?.('ROLLBACK', [], numberOf(connection))
-    return this.#end(() => awaiting(connection, () => this.#mapped(this.#driver.rollbackTransaction(unwrap(connection), ...rest))))
+    return this.#end(() => this.#mapped(this.#driver.rollbackTransaction(unwrap(connection), ...rest)))
   }
 
   #end(end: () => Promise<void>): Promise<void> {
@@ -160,14 +136,12 @@ class HookedDriver implements Driver {
     }
   }
 
-  savepoint?: Driver['savepoint'] = (connection, ...rest) =>
-    awaiting(connection, () => this.#driver.savepoint!(unwrap(connection), ...rest))
+  savepoint?: Driver['savepoint'] = (connection, ...rest) => this.#driver.savepoint!(unwrap(connection), ...rest)
 
   rollbackToSavepoint?: Driver['rollbackToSavepoint'] = (connection, ...rest) =>
-    awaiting(connection, () => this.#driver.rollbackToSavepoint!(unwrap(connection), ...rest))
+    this.#driver.rollbackToSavepoint!(unwrap(connection), ...rest)
 
-  releaseSavepoint?: Driver['releaseSavepoint'] = (connection, ...rest) =>
-    awaiting(connection, () => this.#driver.releaseSavepoint!(unwrap(connection), ...rest))
+  releaseSavepoint?: Driver['releaseSavepoint'] = (connection, ...rest) => this.#driver.releaseSavepoint!(unwrap(connection), ...rest)
 
   releaseConnection(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['releaseConnection']>>) {
     return this.#driver.releaseConnection(unwrap(connection), ...rest)
@@ -175,17 +149,6 @@ class HookedDriver implements Driver {
 
   destroy() {
     return this.#driver.destroy()
-  }
-}
-
-/** Runs `send`, which sends something on `connection` and waits for its answer, counted as pending. */
-async function awaiting<T>(connection: DatabaseConnection, send: () => Promise<T>): Promise<T> {
-  if (!(connection instanceof HookedConnection)) return send()
-  connection.pending++
-  try {
-    return await send()
-  } finally {
-    connection.pending--
   }
 }
 

@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { type Kysely, PGliteAdapter, sql } from 'kysely'
 
-import { severConnections } from '../connection/sever-connections.js'
 import { hasKyselyMigrationLockDisabled } from '../connection/without-kysely-migration-lock.js'
 
 /**
@@ -20,7 +19,7 @@ export const DEFAULT_LOCK_WAIT_MS = 120_000
  */
 export const DEFAULT_IDLE_TIMEOUT_MS = 5_000
 
-/** What a run learns about its connection while it takes the lock. */
+/** What a run learns about its connection while it takes the lock, and how it keeps it. */
 export interface MigrationSession {
   /**
    * True when two statements of one client session reached different server connections: a
@@ -29,35 +28,13 @@ export interface MigrationSession {
    */
   transactionPooler: boolean
   /**
-   * Throws if the lock was lost with its connection (a network cut, a terminated backend). The
-   * runner asks before each block, so that it never goes on migrating without the lock.
+   * Confirms on the lock session that this run still holds the lock, and throws if it was lost
+   * (a terminated session, a network cut): the run confirms before each step that writes, so
+   * that it never writes beside the run that may hold the lock by now.
    */
   assertLockHeld(): Promise<void>
-  /**
-   * The error once the heartbeat found the lock lost, or a migration connection whose answers
-   * stopped (see watchConnection), else undefined; synchronous, so that every statement of a
-   * migration can ask it before it is sent.
-   */
+  /** The error once the lock was found lost, else undefined. */
   lockLost(): Error | undefined
-  /**
-   * Has the heartbeat also watch the migration connection on server backend `pid`, until the
-   * returned function is called. While `awaitingAnswer()` says the client waits for an answer
-   * (a statement, or a BEGIN, COMMIT or ROLLBACK that the driver sends),
-   * a server that finished it more than a heartbeat ago, or that ended the session, means that
-   * the answer was lost on the way (a proxy or network path that stopped forwarding, while the
-   * lock session's path still works): the run cuts its connections and stops. A statement that
-   * runs long on the server (statement_timeout lifted) is 'active' there, and is left alone.
-   */
-  watchConnection(pid: number, awaitingAnswer: () => boolean): () => void
-  /**
-   * Runs `work`, the run's own bookkeeping around the migrations (the history it reads, the
-   * Supabase stand-in, the checksums it records), bounded like the lock session's statements:
-   * unanswered within the idle timeout, the peer stopped answering, and the run cuts its
-   * connections and stops with an error that names `what`, instead of waiting for ever with the
-   * lock held. The migrations' own statements are watched instead (watchConnection): they may
-   * rightly run for long.
-   */
-  bounded<T>(what: string, work: () => Promise<T>): Promise<T>
 }
 
 /** Options of {@link withMigrationLock}. */
@@ -69,7 +46,7 @@ export interface MigrationLockOptions {
   /**
    * idle_in_transaction_session_timeout of the lock session, in ms: a stalled process loses the
    * lock after this long. While the run goes on, a heartbeat keeps the session busy three times
-   * as often, and a heartbeat that gets no answer within the timeout counts as a lost lock.
+   * as often.
    */
   idleTimeoutMs?: number
 }
@@ -126,9 +103,7 @@ export async function withMigrationLock<T>(
   options: MigrationLockOptions = {},
 ): Promise<T> {
   if (db.getExecutor().adapter instanceof PGliteAdapter) {
-    return inProcessQueue(db, () =>
-      work({ transactionPooler: false, assertLockHeld: async () => {}, lockLost: () => undefined, watchConnection: () => () => {}, bounded: (_what, work) => work() }),
-    )
+    return inProcessQueue(db, () => work({ transactionPooler: false, assertLockHeld: async () => {}, lockLost: () => undefined }))
   }
 
   const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS
@@ -145,161 +120,49 @@ export async function withMigrationLock<T>(
       await takeLock(db, lockConnection, lockWaitMs, idleTimeoutMs, options.log)
       const lose = (error: unknown) => {
         if (lost) return
-        if (error instanceof RunStalledError) {
-          lost = error
-          options.log?.(`[db] ${lost.message}`)
-          severConnections(db)
-          return
-        }
         lost = new Error(
           `The migration lock was lost (${error instanceof Error ? error.message : String(error)}): another run may hold it ` +
-            'by now, so this run stopped before its next step. Run the migrations again.',
+            'by now, so this run stopped before its next write. Run the migrations again.',
           { cause: error },
         )
         options.log?.(`[db] ${lost.message}`)
-        // A peer that stopped answering (a stalled proxy, a frozen network path) would leave the
-        // statement in flight on the migration connection waiting for ever, whether or not
-        // statement_timeout was lifted for it: cutting the connections fails it at once.
-        if (error instanceof UnansweredError) severConnections(db)
       }
       const stillHeld = async () => {
-        const { rows } = await withinMs(
-          idleTimeoutMs,
-          sql<{ held: boolean }>`
-            SELECT EXISTS (SELECT FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted
-                           AND classid = 0 AND objid = ${sql.lit(MIGRATION_LOCK_KEY)} AND objsubid = 1) AS held
-          `.execute(lockConnection),
-        )
+        const { rows } = await sql<{ held: boolean }>`
+          SELECT EXISTS (SELECT FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted
+                         AND classid = 0 AND objid = ${sql.lit(MIGRATION_LOCK_KEY)} AND objsubid = 1) AS held
+        `.execute(lockConnection)
         if (!rows[0]!.held) throw new Error('the lock session no longer holds it')
       }
-      const heartbeatMs = Math.max(100, Math.floor(idleTimeoutMs / 3))
-      let watched: { pid: number; awaitingAnswer: () => boolean; goneBefore: boolean } | undefined
-      const answersArrive = async () => {
-        const watching = watched
-        if (!watching?.awaitingAnswer()) return
-        const backend = await backendActivity(lockConnection, watching.pid, idleTimeoutMs)
-        // Asked again after the round trip: an answer that was on its way has been read by now.
-        if (watched !== watching || !watching.awaitingAnswer()) return
-        // Gone at two heartbeats in a row: a session the server ended with an error the client
-        // did hear (and then a ROLLBACK sent on the dead connection) must not pass for a lost
-        // answer; the block ends moments later.
-        if (backend === undefined && watching.goneBefore) throw new AnswerLostError(watching.pid, 'has ended that session')
-        watching.goneBefore = backend === undefined
-        // A heartbeat and a second more, and never under 5 s: an answer on its way over a working
-        // path takes far less, even to a client whose event loop a loaded machine holds up.
-        if (backend?.state?.startsWith('idle') && backend.idleMs > Math.max(heartbeatMs + 1_000, 5_000)) {
-          throw new AnswerLostError(watching.pid, `finished its statement ${Math.round(backend.idleMs / 1000)} s ago (${backend.state})`)
-        }
-      }
-      // The heartbeat keeps the lock session from idling into its timeout while the run is
-      // alive, notices a lost lock between two steps, and watches the migration connection.
+      // Keeps the lock session from idling into its timeout while a statement of the run takes
+      // long (an index build), and notices a lost lock in between.
       heartbeat = setInterval(() => {
-        beating = beating.then(() => stillHeld().then(answersArrive).catch(lose))
-      }, heartbeatMs)
+        beating = beating.then(() => stillHeld().catch(lose))
+      }, Math.max(100, Math.floor(idleTimeoutMs / 3)))
       heartbeat.unref()
-      const watchConnection = (pid: number, awaitingAnswer: () => boolean) => {
-        const watching = { pid, awaitingAnswer, goneBefore: false }
-        watched = watching
-        return () => {
-          if (watched === watching) watched = undefined
-        }
-      }
       const assertLockHeld = async () => {
         await beating
         if (!lost) await stillHeld().catch(lose)
         if (lost) throw lost
       }
-      const bounded = async <T>(what: string, bookkeeping: () => Promise<T>): Promise<T> => {
-        try {
-          return await withinMs(idleTimeoutMs, bookkeeping())
-        } catch (error) {
-          if (!(error instanceof UnansweredError)) throw error
-          lose(new BookkeepingStalledError(what, idleTimeoutMs))
-          throw lost
-        }
-      }
-      const result = await work({ transactionPooler, assertLockHeld, lockLost: () => lost, watchConnection, bounded })
+      const result = await work({ transactionPooler, assertLockHeld, lockLost: () => lost })
       clearInterval(heartbeat)
       await beating
-      if (lost) throw lost
-      // Bounded like every statement of the lock session. The work is done by now: if the answer
-      // never comes, cutting the connection ends the transaction, and the lock with it.
+      // Every write of the work was confirmed: a lock lost since then, or a COMMIT whose answer
+      // never comes, changes nothing but the moment the server releases the lock (at the
+      // latest, the idle timeout). The lock transaction itself writes nothing.
       committed = true
-      await withinMs(idleTimeoutMs, sql`COMMIT`.execute(lockConnection)).catch((error: unknown) => {
-        if (!(error instanceof UnansweredError)) throw error
-        options.log?.(`[db] the migration lock session did not answer its COMMIT (${error.message}): cutting it, which releases the lock`)
-        severConnections(db)
+      await sql`COMMIT`.execute(lockConnection).catch((error: unknown) => {
+        options.log?.(`[db] the migration lock session did not confirm its COMMIT (${error instanceof Error ? error.message : String(error)}); the server releases the lock as the session ends`)
       })
       return result
     } finally {
       clearInterval(heartbeat)
       await beating
       // A failed ROLLBACK means the connection is gone, and the lock with it.
-      if (!committed) await withinMs(idleTimeoutMs, sql`ROLLBACK`.execute(lockConnection)).catch(() => {})
+      if (!committed) await sql`ROLLBACK`.execute(lockConnection).catch(() => {})
     }
   })
-}
-
-/** The lock session did not answer in time: the peer stopped answering, the connection may hang. */
-class UnansweredError extends Error {}
-
-/** A connection of the run stopped answering: the run cuts its connections (see lose). */
-class RunStalledError extends Error {}
-
-/** The server finished a statement of a migration connection, or ended it, and the client never heard. */
-class AnswerLostError extends RunStalledError {
-  constructor(pid: number, what: string) {
-    super(
-      `The migration connection (server process ${pid}) stopped answering: the server ${what}, but the answer never ` +
-        'arrived (a proxy or network path that stopped forwarding). This run cut its connections and stopped, so the server ' +
-        'rolls back the transaction that was open there and frees its locks. Run the migrations again.',
-    )
-  }
-}
-
-/** A statement of the run's bookkeeping was not answered within the idle timeout. */
-class BookkeepingStalledError extends RunStalledError {
-  constructor(what: string, ms: number) {
-    super(
-      `The database did not answer ${what} within ${ms} ms (MIGRATION_IDLE_TIMEOUT_MS): a proxy or network path that ` +
-        'stopped forwarding, or a server that stopped responding. This run cut its connections and stopped, so the server ' +
-        'rolls back what was open there and frees the migration lock. Run the migrations again.',
-    )
-  }
-}
-
-/**
- * The state of server backend `pid` (undefined once it is gone), and for how long it has been in
- * it, read on the lock session. Its statistics snapshot is dropped first: inside the lock
- * transaction pg_stat_activity would otherwise show what it showed the first time, for ever.
- */
-async function backendActivity(
-  lockConnection: Kysely<any>,
-  pid: number,
-  withinMsLimit: number,
-): Promise<{ state: string | null; idleMs: number } | undefined> {
-  await withinMs(withinMsLimit, sql`SELECT pg_stat_clear_snapshot()`.execute(lockConnection))
-  const { rows } = await withinMs(
-    withinMsLimit,
-    sql<{ state: string | null; idle_ms: number }>`
-      SELECT state, (extract(epoch FROM clock_timestamp() - state_change) * 1000)::float8 AS idle_ms
-      FROM pg_stat_activity WHERE pid = ${sql.lit(pid)}
-    `.execute(lockConnection),
-  )
-  return rows[0] && { state: rows[0].state, idleMs: rows[0].idle_ms ?? 0 }
-}
-
-/** `promise`, or a rejection when it has not settled within `ms`: a peer that stopped answering. */
-async function withinMs<T>(ms: number, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UnansweredError(`the lock session did not answer within ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 /**

@@ -30,6 +30,8 @@ export interface MigrationFailureContext {
   attempts?: number
   /** The sessions seen blocking the migration, described. */
   blockers?: string
+  /** Migrations of a transaction whose COMMIT failed or got no answer: the server decided. */
+  uncommitted?: string[]
 }
 
 /**
@@ -76,13 +78,14 @@ interface ErrorFields {
   message: string
   code: string | undefined
   detail: string | undefined
+  table?: string
 }
 
 function errorFields(error: unknown): ErrorFields {
   if (error instanceof QueryError) {
     // PostgreSQL's own wording is what a reader searches for; QueryError's is in the cause.
     const original = error.cause instanceof Error ? error.cause.message : error.message
-    return { message: original, code: error.code, detail: error.detail }
+    return { message: original, code: error.code, detail: error.detail, table: error.table }
   }
   if (error instanceof Error) {
     return { message: error.message, code: errorCode(error), detail: undefined }
@@ -98,6 +101,13 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
   // Each use below ends the reason with a period of its own; the module's own errors have one.
   const message = fields.message.replace(/\.$/, '')
   const reason = state ? `${message} (${state})` : message
+  if (context.uncommitted?.length) {
+    const names = context.uncommitted.join(', ')
+    return (
+      `The COMMIT of the transaction of ${names} failed: ${reason}. The server may have committed it or rolled it ` +
+      `back.${kept(context)} Run npm run migrate:list to see what is recorded, then run the migrations again.`
+    )
+  }
   if (isUnreachable(fields) && !failed && !context.appliedBefore?.length) {
     const check = /\. Check /.test(reason) ? '' : ' Check DATABASE_URL (host, port, user, password, database name) and that the server is running.'
     return `Cannot reach the database: ${reason}.${check}`
@@ -112,11 +122,17 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
       ? ''
       : ` It could not get its lock within lock_timeout in ${context.attempts} attempt(s)` +
         `${context.blockers ? `, blocked by ${context.blockers}` : ''}; end or wait for that session (or raise MIGRATION_LOCK_TIMEOUT_MS), then run the migrations again.`
-  const kept = context.appliedBefore?.length
-    ? ` ${context.appliedBefore.join(', ')} ran earlier in this run and stay${context.appliedBefore.length === 1 ? 's' : ''} done.`
-    : ''
   // The runner's refusal says what it found and that nothing changed; the rest would mislead.
-  if (fields.code === 'DATA_LOSS_REFUSED') return `${message}.${kept}`
+  if (fields.code === 'DATA_LOSS_REFUSED') return `${message}.${kept(context)}`
+  // The history's primary key refused this run's record: another run wrote it meanwhile.
+  if (fields.code === '23505' && fields.table === 'kysely_migration' && failed.direction === 'Up') {
+    return (
+      `Migration ${failed.migrationName} failed (up): ${reason}. Another run recorded ${failed.migrationName} as applied ` +
+      'while this run applied it: a run that went on without the migration lock (one that lost it, or one of a version ' +
+      `of this module that does not confirm it). ${failed.migrationName} is recorded as done, and both runs applied its ` +
+      `steps.${kept(context)} Check the schema with npm run migrate:check, then run the migrations again for those after it.`
+    )
+  }
   const outcome =
     context.transactional === false
       ? failed.direction === 'Up'
@@ -130,7 +146,13 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
     : context.attempts === undefined
       ? ' Fix the cause and run the migrations again.'
       : ''
-  return `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}.${lockWait} ${outcome}${kept}${nextStep}`
+  return `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}.${lockWait} ${outcome}${kept(context)}${nextStep}`
+}
+
+/** The migrations that ran earlier in the run and stay done, as a sentence; empty when none did. */
+function kept(context: MigrationFailureContext): string {
+  const before = context.appliedBefore ?? []
+  return before.length > 0 ? ` ${before.join(', ')} ran earlier in this run and stay${before.length === 1 ? 's' : ''} done.` : ''
 }
 
 /**

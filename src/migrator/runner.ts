@@ -2,7 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { type Kysely, type KyselyPlugin, PGliteAdapter, sql } from 'kysely'
 import {
+  type Migration,
   type MigrationInfo,
+  type MigrationProvider,
   type MigrationResult,
   type MigrationResultSet,
   Migrator,
@@ -10,11 +12,9 @@ import {
   type NoMigrations,
 } from 'kysely/migration'
 
-import { awaitsAnswer } from '../connection/dialect-hooks.js'
-import { severConnections } from '../connection/sever-connections.js'
-import { errorCode, SQLSTATE } from '../connection/sql-state.js'
+import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
-import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
+import { hasMigrationHistory, MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
 import { InterruptedRollbackError, MigrationError, TransactionPoolerError } from './migration-error.js'
 import { withResumableDowns } from './resumable-down.js'
 import { guardDown } from './down-guard.js'
@@ -46,6 +46,11 @@ interface Step {
  * `settings.lockAttempts` times. Returns the results of the migrations it ran; throws
  * {@link MigrationError} when one fails, after the blocks before it committed.
  *
+ * No write without the lock: the run confirms on the lock session that it still holds the lock
+ * before each block, before each migration, after each statement a migration sends (so before
+ * the next), before a migration is written into the history, and before each of its
+ * transactions commits. A run whose lock was lost stops there.
+ *
  * @example
  * ```ts
  * const applied = await runMigrations(db, { kind: 'latest' }, migrationSettings())
@@ -62,10 +67,13 @@ export async function runMigrations(
     return await withMigrationLock(
       db,
       async (session) => {
-        const migrations = await session.bounded('the reading of the migration history', () => kyselyMigrator(db, settings).getMigrations())
+        const { migrations, history } = await bookkeeping(db, settings, session, async (trx) => ({
+          migrations: await kyselyMigrator(trx, settings).getMigrations(),
+          // Asked first: a query of a missing table would abort the transaction.
+          history: (await hasMigrationHistory(trx)) ? await readMigrationHistory(trx, { times: false }) : [],
+        }))
         const steps = planSteps(migrations, target)
         // A rollback that began and did not finish: only the rollback itself may go on.
-        const history = await session.bounded('the reading of the migration history', () => readMigrationHistory(db, { times: false }))
         const interrupted = history.find((entry) => entry.reverting)
         if (interrupted && (steps.some((step) => step.direction === 'Up') || (steps.length > 0 && steps[0]!.name !== interrupted.name))) {
           throw new InterruptedRollbackError(interrupted.name)
@@ -73,14 +81,14 @@ export async function runMigrations(
         const outside = steps.filter((step) => !step.transactional).map((step) => step.name)
         if (session.transactionPooler && outside.length > 0) throw new TransactionPoolerError(outside)
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
-        if (steps.some((step) => step.direction === 'Up')) await session.bounded('the Supabase stand-in check', () => ensureSupabaseStandIn(db))
+        if (steps.some((step) => step.direction === 'Up')) await bookkeeping(db, settings, session, ensureSupabaseStandIn)
         for (const block of contiguousBlocks(steps)) {
           results.push(...(await runBlockWithRetries(db, block, migrations, settings, results, session)))
         }
         // A run that failed part-way records the checksums of what it applied on the next run.
         if (steps.length > 0) {
           const appliedNow = results.filter((result) => result.direction === 'Up').map((result) => result.migrationName)
-          await session.bounded('the recording of the migrations\' checksums', () => syncMigrationChecksums(db, { appliedNow }))
+          await bookkeeping(db, settings, session, (trx) => syncMigrationChecksums(trx, { appliedNow }))
         }
         return results
       },
@@ -95,17 +103,87 @@ export async function runMigrations(
 
 /**
  * Kysely's Migrator over the module's migrations and history tables, prepared with `settings`.
- * The runner's lock replaces Kysely's own (see withoutKyselyMigrationLock).
+ * The runner's lock replaces Kysely's own (see withoutKyselyMigrationLock); with `session`, each
+ * migration confirms that lock as it runs (see confirmingLock).
  */
-export function kyselyMigrator(db: Kysely<any>, settings: MigrationSettings, disableTransactions = false): Migrator {
-  const provider = migrationProvider(settings)
+export function kyselyMigrator(
+  db: Kysely<any>,
+  settings: MigrationSettings,
+  session?: MigrationSession,
+  disableTransactions = false,
+): Migrator {
+  const prepared = migrationProvider(settings)
+  // Outside a transaction a down can be interrupted between its steps: it must be resumable.
+  const provider = disableTransactions ? withResumableDowns(prepared) : prepared
   return new Migrator({
     db,
-    // Outside a transaction a down can be interrupted between its steps: it must be resumable.
-    provider: disableTransactions ? withResumableDowns(provider) : provider,
+    provider: session ? confirmingLock(provider, session) : provider,
     migrationTableSchema: MIGRATION_TABLE_SCHEMA,
     disableTransactions,
   })
+}
+
+/**
+ * Runs `work`, the run's own reads and writes around the migrations (the history, the Supabase
+ * stand-in, the checksums), in a transaction bounded as the migrations' are, which commits only
+ * once the run has confirmed that it still holds the migration lock.
+ */
+function bookkeeping<T>(
+  db: Kysely<any>,
+  settings: MigrationSettings,
+  session: MigrationSession,
+  work: (trx: Kysely<any>) => Promise<T>,
+): Promise<T> {
+  return db
+    .transaction()
+    .setIsolationLevel('read committed')
+    .execute(async (trx) => {
+      await setSessionBounds(trx, settings, 'transaction')
+      const result = await work(trx)
+      await session.assertLockHeld()
+      return result
+    })
+}
+
+/**
+ * Each migration of `provider`, confirming the migration lock before it starts, after each
+ * statement it sends (before it can send the next), and once it is done: before Kysely's
+ * Migrator writes it into the history.
+ */
+function confirmingLock(provider: MigrationProvider, session: MigrationSession): MigrationProvider {
+  const confirming = new LockConfirmation(session)
+  const confirmed = (step: Migration['up']): Migration['up'] => async (db) => {
+    await session.assertLockHeld()
+    await step(db.withPlugin(confirming))
+    await session.assertLockHeld()
+  }
+  return {
+    async getMigrations() {
+      const migrations = await provider.getMigrations()
+      return Object.fromEntries(
+        Object.entries(migrations).map(([name, migration]) => [
+          name,
+          { ...migration, up: confirmed(migration.up), down: migration.down && confirmed(migration.down) },
+        ]),
+      )
+    },
+  }
+}
+
+/** Confirms the migration lock after every statement of a migration, and refuses one once it is known lost. */
+class LockConfirmation implements KyselyPlugin {
+  constructor(private readonly session: MigrationSession) {}
+
+  transformQuery(args: Parameters<KyselyPlugin['transformQuery']>[0]): ReturnType<KyselyPlugin['transformQuery']> {
+    const lost = this.session.lockLost()
+    if (lost) throw lost
+    return args.node
+  }
+
+  async transformResult(args: Parameters<KyselyPlugin['transformResult']>[0]): ReturnType<KyselyPlugin['transformResult']> {
+    await this.session.assertLockHeld()
+    return args.result
+  }
 }
 
 function planSteps(migrations: readonly MigrationInfo[], target: MigrationTarget): Step[] {
@@ -157,9 +235,8 @@ async function runBlockWithRetries(
     // A run that lost the lock must not go on: another run may hold it by now.
     await session.assertLockHeld()
     const ran = await runBlock(db, block, migrations, settings, session)
-    const { blockers } = ran
-    // A lost lock, or lost answers, cut the connections (see withMigrationLock): say so, not
-    // "connection terminated".
+    const { blockers, uncommitted } = ran
+    // A block that failed because the lock was lost says so, whatever its statement saw.
     const lost = ran.resultSet.error !== undefined ? session.lockLost() : undefined
     const resultSet = lost ? { ...ran.resultSet, error: lost } : ran.resultSet
     if (resultSet.error === undefined) return successes(resultSet)
@@ -173,6 +250,7 @@ async function runBlockWithRetries(
         rolledBackWith: block[0]!.transactional ? successes(resultSet).map((result) => result.migrationName) : [],
         attempts: lockTimedOut ? attempt : undefined,
         blockers,
+        uncommitted,
       })
     }
     const delayMs = retryDelayMs(settings.retryDelayMs, attempt)
@@ -191,25 +269,23 @@ async function runBlock(
   migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
   session: MigrationSession,
-): Promise<{ resultSet: MigrationResultSet; blockers: string | undefined }> {
+): Promise<{ resultSet: MigrationResultSet; blockers: string | undefined; uncommitted?: string[] }> {
   const blockTarget = targetOf(block, migrations)
-  const guard = new MigrationConnectionGuard(session.lockLost)
+  const watch = watchBlockers(db)
   if (block[0]!.transactional) {
     let resultSet: MigrationResultSet = {}
     const done: MigrationResult[] = []
-    const watch = await watchBlockers(db, settings)
-    let unwatch = () => {}
+    let committing = false
     try {
       // READ COMMITTED whatever the database's default (each migration was written for it).
-      await db.transaction().setIsolationLevel('read committed').execute(async (unguarded) => {
-        const trx = unguarded.withPlugin(guard)
+      await db.transaction().setIsolationLevel('read committed').execute(async (trx) => {
         await setSessionBounds(trx, settings, 'transaction')
-        unwatch = await watchConnection(trx, session, watch)
+        await watch.follow(trx)
         if (block[0]!.direction === 'Up') {
-          resultSet = await kyselyMigrator(trx, settings).migrateTo(blockTarget)
+          resultSet = await kyselyMigrator(trx, settings, session).migrateTo(blockTarget)
         } else {
           // One down at a time, each rehearsed first: it refuses (or backs up) before it changes anything.
-          const prepared = await kyselyMigrator(trx, settings).getMigrations()
+          const prepared = await kyselyMigrator(trx, settings, session).getMigrations()
           for (const step of block) {
             const migration = prepared.find((m) => m.name === step.name)!.migration
             try {
@@ -218,7 +294,7 @@ async function runBlock(
               resultSet = { error, results: [...done, { migrationName: step.name, direction: 'Down', status: 'Error' }] }
               throw error
             }
-            resultSet = await kyselyMigrator(trx, settings).migrateTo(targetOf([step], migrations))
+            resultSet = await kyselyMigrator(trx, settings, session).migrateTo(targetOf([step], migrations))
             if (resultSet.error !== undefined) resultSet = { ...resultSet, results: [...done, ...(resultSet.results ?? [])] }
             else done.push(...successes(resultSet))
             if (resultSet.error !== undefined) break
@@ -227,90 +303,61 @@ async function runBlock(
         }
         // Kysely's Migrator returns its error instead of throwing: throw it to roll back.
         if (resultSet.error !== undefined) throw resultSet.error
+        // The block's last write is its history: it commits only while the run holds the lock.
+        await session.assertLockHeld()
+        committing = true
       })
     } catch (error) {
+      // A COMMIT whose answer did not come: only the server knows whether it committed. (One
+      // that PostgreSQL refused, with a SQLSTATE, was rolled back.)
+      if (committing && !isSqlState(errorCode(error))) {
+        return { resultSet: { error }, blockers: await watch.stop(), uncommitted: successes(resultSet).map((r) => r.migrationName) }
+      }
       if (resultSet.error === undefined) resultSet = { error }
-    } finally {
-      unwatch()
     }
     return { resultSet, blockers: await watch.stop() }
   }
-  return db.connection().execute(async (unguarded) => {
-    const connection = unguarded.withPlugin(guard)
-    const watch = await watchBlockers(db, settings)
+  return db.connection().execute(async (connection) => {
     let resultSet: MigrationResultSet
     let blockers: string | undefined
-    let unwatch = () => {}
     try {
       await setSessionBounds(connection, settings, 'session')
-      unwatch = await watchConnection(connection, session, watch)
-      resultSet = await kyselyMigrator(connection, settings, true).migrateTo(blockTarget)
+      await watch.follow(connection)
+      resultSet = await kyselyMigrator(connection, settings, session, true).migrateTo(blockTarget)
     } finally {
       blockers = await watch.stop()
       // The migration SET its timeouts for the session; the pool must not hand them on.
-      await sql`RESET ALL`.execute(unguarded).catch(() => {})
-      // After RESET ALL, which a stall can catch too.
-      unwatch()
+      await sql`RESET ALL`.execute(connection).catch(() => {})
     }
     return { resultSet, blockers }
   })
 }
 
 /**
- * Bounds what a stalled client can hold: idle_in_transaction_session_timeout ends a transaction
- * whose client stopped sending (a stopped process, a frozen VM), and with it its locks, and
- * transaction_timeout (PostgreSQL 17 and later) bounds a transaction of the runner as a whole.
- * On a migration's own connection (`session`) the migration opens its transactions itself, some
- * of them long on purpose (VALIDATE, CREATE INDEX CONCURRENTLY): there only the idle bound
- * applies, and READ COMMITTED becomes the default of its transactions. RESET ALL ends them.
- * Not on PGlite: one process holds the only connection, and no one else waits.
+ * The server's own bounds on what a session of the run may hold, so that a stalled client (a
+ * stopped process, a frozen VM; TCP keepalive sees neither) cannot block writers for long:
+ * idle_in_transaction_session_timeout ends a transaction whose client stopped sending, and with
+ * it its locks; in a transaction of the runner (`transaction`), lock_timeout and
+ * statement_timeout bound each statement, and transaction_timeout (PostgreSQL 17 and later) the
+ * transaction as a whole. On a migration's own connection (`session`) the migration opens its
+ * transactions itself, some of them long on purpose (VALIDATE, CREATE INDEX CONCURRENTLY): there
+ * only the idle bound applies (the provider sets the statement bounds of each migration), and
+ * READ COMMITTED becomes the default of its transactions. RESET ALL ends them. Not on PGlite:
+ * one process holds the only connection, and no one else waits.
  */
 async function setSessionBounds(db: Kysely<any>, settings: MigrationSettings, scope: 'transaction' | 'session'): Promise<void> {
   if (db.getExecutor().adapter instanceof PGliteAdapter) return
   const local = scope === 'transaction'
-  const set = (name: string, value: string) => sql`SELECT set_config(${name}, ${value}, ${local})`.execute(db)
-  await set('idle_in_transaction_session_timeout', `${settings.idleTimeoutMs}ms`)
+  const set = (name: string, ms: number) => sql`SELECT set_config(${name}, ${`${ms}ms`}, ${local})`.execute(db)
+  await set('idle_in_transaction_session_timeout', settings.idleTimeoutMs)
   if (local) {
+    await set('lock_timeout', settings.lockTimeoutMs)
+    await set('statement_timeout', settings.statementTimeoutMs)
     const { rows } = await sql<{ version: number }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
-    if (rows[0]!.version >= 170_000) await set('transaction_timeout', `${settings.transactionTimeoutMs}ms`)
+    if (rows[0]!.version >= 170_000) await set('transaction_timeout', settings.transactionTimeoutMs)
   } else {
-    await set('default_transaction_isolation', 'read committed')
+    await sql`SELECT set_config('default_transaction_isolation', 'read committed', false)`.execute(db)
   }
-}
-
-/**
- * On a migration's connection: refuses every statement once the run must stop (the lock lost),
- * so that a migration of several steps (005) stops at its next statement instead of going on
- * beside another run.
- */
-class MigrationConnectionGuard implements KyselyPlugin {
-  constructor(private readonly lockLost: () => Error | undefined) {}
-
-  transformQuery(args: Parameters<KyselyPlugin['transformQuery']>[0]): ReturnType<KyselyPlugin['transformQuery']> {
-    const lost = this.lockLost()
-    if (lost) throw lost
-    return args.node
-  }
-
-  async transformResult(args: Parameters<KyselyPlugin['transformResult']>[0]): ReturnType<KyselyPlugin['transformResult']> {
-    return args.result
-  }
-}
-
-/**
- * Starts watching the migration connection `migrationDb`: `watch` samples what blocks it, and
- * the lock session's heartbeat whether the answers of what it sends still arrive: its
- * statements, and the BEGIN, COMMIT and ROLLBACK that Kysely's driver sends for the
- * transactions the runner and the migrations open (awaitsAnswer). Returns the function that
- * ends the second; `watch.stop()` ends the first. Not on PGlite, where the client is the server.
- */
-async function watchConnection(migrationDb: Kysely<any>, session: MigrationSession, watch: BlockerWatch): Promise<() => void> {
-  if (migrationDb.getExecutor().adapter instanceof PGliteAdapter) return () => {}
-  const query = sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.compile(migrationDb)
-  const { rows } = await migrationDb.executeQuery(query)
-  const pid = rows[0]!.pid
-  watch.follow(pid)
-  return session.watchConnection(pid, awaitsAnswer(query))
 }
 
 function targetOf(block: Step[], migrations: readonly MigrationInfo[]): string | NoMigrations {
@@ -325,40 +372,30 @@ function successes(resultSet: MigrationResultSet): MigrationResult[] {
 }
 
 interface BlockerWatch {
-  /** Starts sampling what blocks server backend `pid`, the migration connection's. */
-  follow(pid: number): void
+  /** Starts sampling what blocks the server backend of `migrationDb`, the migration connection. */
+  follow(migrationDb: Kysely<any>): Promise<void>
   /** Stops sampling; returns the last blockers seen, described, if any. */
   stop(): Promise<string | undefined>
 }
 
 /**
- * Watches, from another connection, which sessions block the migration's backend, so that a
- * lock timeout can name the pid and the query in the way. After the timeout the wait is over
- * and pg_blocking_pids() no longer tells. Not on PGlite, which has one connection only.
+ * Watches, from another connection of the pool behind `db`, which sessions block the migration's
+ * backend, so that a lock timeout can name the pid and the query in the way. After the timeout
+ * the wait is over and pg_blocking_pids() no longer tells. A sample that fails is skipped. Not
+ * on PGlite, which has one connection only.
  */
-/**
- * Samples on a connection of the pool behind `db`. A sample that gets no answer within
- * `settings.idleTimeoutMs` means a connection whose answers stopped (a stalled proxy or network
- * path): the connections are cut, as the lock session does for its own, so that neither the
- * sample nor stop() waits for ever, and the run stops.
- */
-async function watchBlockers(db: Kysely<any>, settings: MigrationSettings): Promise<BlockerWatch> {
+function watchBlockers(db: Kysely<any>): BlockerWatch {
   let seen: string | undefined
   let timer: NodeJS.Timeout | undefined
   let sampling: Promise<void> = Promise.resolve()
   if (db.getExecutor().adapter instanceof PGliteAdapter) {
-    return { follow: () => {}, stop: async () => seen }
+    return { follow: async () => {}, stop: async () => seen }
   }
   return {
-    follow(pid) {
+    async follow(migrationDb) {
+      const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(migrationDb)
+      const pid = rows[0]!.pid
       const sample = async () => {
-        const unanswered = setTimeout(() => {
-          settings.log(
-            `[db] the server did not answer the query that samples what blocks the migration within ${settings.idleTimeoutMs} ms ` +
-              '(a connection whose answers stopped): this run cut its connections and stops. Run the migrations again.',
-          )
-          severConnections(db)
-        }, settings.idleTimeoutMs)
         const found = await sql<{ pid: number; state: string; xact_age: string; query: string }>`
           SELECT a.pid, a.state, date_trunc('second', now() - a.xact_start)::text AS xact_age,
                  left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 200) AS query
@@ -366,15 +403,14 @@ async function watchBlockers(db: Kysely<any>, settings: MigrationSettings): Prom
         `
           .execute(db)
           .catch(() => ({ rows: [] }))
-          .finally(() => clearTimeout(unanswered))
         if (found.rows.length > 0) {
           seen = found.rows
             .map((row) => `pid ${row.pid} (${row.state}, transaction open for ${row.xact_age}: ${row.query})`)
             .join(', ')
         }
       }
-      // One sample at a time: a server that stopped answering would otherwise queue one every
-      // 100 ms behind the stalled one, and stop() would wait for them all.
+      // One sample at a time: a connection that stopped answering would otherwise queue one
+      // every 100 ms behind the stalled one, and stop() would wait for them all.
       let busy = false
       timer = setInterval(() => {
         if (busy) return

@@ -15,7 +15,8 @@ export interface StallingProxy {
  * A TCP proxy on 127.0.0.1 to `server` that forwards until a client sends a statement containing
  * `stallAt`, then forwards nothing more, in either direction, and keeps every socket open: a peer
  * that stopped answering. `scope: 'all'` stalls every connection, `'connection'` only the one
- * that sent the statement, while the others go on.
+ * that sent the statement, while the others go on. With `armedBy`, only a connection that sent
+ * a statement containing it before stalls at `stallAt` (a COMMIT of one transaction among many).
  *
  * @example
  * ```ts
@@ -23,12 +24,18 @@ export interface StallingProxy {
  * await cli(['up'], { DATABASE_URL: proxy.url(url) })
  * ```
  */
-export async function stallingProxy(server: URL, stallAt: string, scope: 'all' | 'connection'): Promise<StallingProxy> {
+export async function stallingProxy(
+  server: URL,
+  stallAt: string,
+  scope: 'all' | 'connection',
+  armedBy?: string,
+): Promise<StallingProxy> {
   let stalledAll = false
   let stalledAny = false
   const sockets = new Set<net.Socket>()
   const proxy = net.createServer((client) => {
     let stalledHere = false
+    let armed = armedBy === undefined
     const stalled = () => stalledHere || stalledAll
     const upstream = net.connect(Number(server.port || 5432), server.hostname)
     for (const socket of [client, upstream]) {
@@ -38,6 +45,10 @@ export async function stallingProxy(server: URL, stallAt: string, scope: 'all' |
     client.on('data', (data) => {
       if (stalled()) return
       upstream.write(data)
+      if (!armed) {
+        armed = data.includes(armedBy!)
+        return
+      }
       if (data.includes(stallAt)) {
         stalledAny = true
         if (scope === 'all') stalledAll = true
