@@ -1,15 +1,19 @@
 /**
  * Issue 3: how long do single-row inserts into x402_resources stall while migration 005
- * applies, with the plan's plain SQL (one transaction) and with `migrate:latest`?
+ * applies, with the plan's plain SQL (one transaction) and with `migrate:latest`? And how long
+ * do they wait for a `migrate:latest` whose process was stopped while it held ACCESS EXCLUSIVE?
  *
  *   npm run bench -- lock-stall [--rows 1000000] [--rate 500] [--baseline-seconds 5] [--description-bytes 100]
  *
  * It builds a database at 002 through the module's API, fills x402_resources with --rows rows,
- * VACUUM ANALYZE, and clones it (CREATE DATABASE ... TEMPLATE). A writer on a connection of its
- * own then inserts one row per statement, at most --rate a second: first with nothing else
+ * VACUUM ANALYZE, and clones it twice (CREATE DATABASE ... TEMPLATE). A writer on a connection of
+ * its own then inserts one row per statement, at most --rate a second: first with nothing else
  * running (the noise floor), then while the plan's SQL applies 005 on the original, then while
  * the CLI (`tsx src/cli/migrate.ts latest`, a child process with DATABASE_URL) migrates the
- * clone to the latest migration. It prints a table, then one `BENCH_JSON {...}` line.
+ * first clone to the latest migration, then while the CLI, on the second clone, is stopped
+ * (SIGSTOP) in 005's step 1 holding ACCESS EXCLUSIVE on x402_resources, at the default settings
+ * but for a long lock_timeout (see runStoppedMigration). It prints a table, then one
+ * `BENCH_JSON {...}` line.
  */
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -25,6 +29,11 @@ const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url))
 const PLAN_SQL = fileURLToPath(new URL('../test/fixtures/plan-005-openrouter-integration.sql', import.meta.url))
 const TSX_CLI = fileURLToPath(import.meta.resolve('tsx/cli'))
 const TARGET_WORST_MS = 25
+/**
+ * How long writers may wait for a stopped run: MIGRATION_IDLE_TIMEOUT_MS's default (5 s), plus
+ * the moments before the stop and the server's own timer.
+ */
+const TARGET_STOPPED_MS = 5_500
 // The writer runs this long before a measured window opens, so that its connection and
 // prepared statement are warm.
 const WARM_UP_MS = 500
@@ -47,7 +56,7 @@ interface WriterWindow {
 
 /** The writer's latencies in one scenario, and how long its apply took (the CLI's whole run for migrate-latest). */
 interface Scenario extends LatencySummary {
-  scenario: 'baseline' | 'plan-sql' | 'migrate-latest'
+  scenario: 'baseline' | 'plan-sql' | 'migrate-latest' | 'migrate-latest-stopped'
   applyMs: number | null
   worstAtMs: number
 }
@@ -56,6 +65,7 @@ const SCENARIO_LABELS: Record<Scenario['scenario'], string> = {
   baseline: 'writer alone (noise floor)',
   'plan-sql': "plan's SQL, one transaction",
   'migrate-latest': 'migrate:latest (CLI)',
+  'migrate-latest-stopped': 'migrate:latest stopped in 005 step 1',
 }
 
 const RESOURCE_COLUMNS = 'name, slug, description, resource_url, normalized_url, network, pay_to, resource_type'
@@ -194,6 +204,61 @@ async function runMigrateLatest(url: string, openWindow: () => void): Promise<st
   return [...stderr.matchAll(/^applied\s+(\S+)/gm)].map((match) => match[1]!)
 }
 
+/**
+ * Runs `migrate:latest` as runMigrateLatest does, and stops it (SIGSTOP, as a debugger, a frozen
+ * VM or a container pause would) once 005's step 1 has asked for ACCESS EXCLUSIVE on
+ * x402_resources: a reader that the bench holds makes it queue there, and is let go right after
+ * the stop, so that the stopped run gets the lock and holds it. Resolves, with how long the run
+ * held the table after the stop, once no session of the run holds a lock on it; then kills the
+ * run. The settings are the defaults but for MIGRATION_LOCK_TIMEOUT_MS, long enough that step 1
+ * waits for the reader instead of giving up.
+ */
+async function runStoppedMigration(url: string, openWindow: () => void): Promise<number> {
+  const applicationName = 'x402-bench-stopped-run'
+  const named = new URL(url)
+  named.searchParams.set('application_name', applicationName)
+  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: named.toString(), MIGRATION_LOCK_TIMEOUT_MS: '60000' }
+  for (const name of Object.keys(env)) if (name.startsWith('MIGRATION_') && name !== 'MIGRATION_LOCK_TIMEOUT_MS') delete env[name]
+  return withClient(url, (holder) =>
+    withClient(url, async (observer) => {
+      const until = async (what: string, sql: string) => {
+        for (const limit = performance.now() + 60_000; performance.now() < limit; await sleep(5)) {
+          if ((await observer.query(sql, [applicationName])).rows.length > 0) return
+        }
+        throw new Error(`Waited 60 s for ${what}.`)
+      }
+      await holder.query('BEGIN; SELECT 1 FROM x402_resources LIMIT 1')
+      // tsx's loader in this very process, not tsx's CLI, which runs the script in a child: the
+      // signal must stop the process that holds the connections.
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts', 'latest'], {
+        cwd: REPO_ROOT,
+        env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })
+      const exited = new Promise((resolve) => child.on('close', resolve))
+      try {
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => chunk.includes('Database: ') && openWindow())
+        await until(
+          "step 1 to queue for x402_resources",
+          `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND query ILIKE '%ALTER TABLE x402_resources%'`,
+        )
+        child.kill('SIGSTOP')
+        await holder.query('ROLLBACK')
+        const stoppedAt = performance.now()
+        await until(
+          'the stopped run to hold no lock on x402_resources',
+          `SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+            WHERE a.application_name = $1 AND l.relation = 'x402_resources'::regclass)`,
+        )
+        return performance.now() - stoppedAt
+      } finally {
+        child.kill('SIGKILL')
+        await exited
+      }
+    }),
+  )
+}
+
 /** Fails unless 005 is complete on `url`: its CHECK validated and its index valid. */
 async function assert005Complete(url: string, scenario: string): Promise<void> {
   const { rows } = await withClient(url, (client) =>
@@ -229,6 +294,7 @@ async function main(): Promise<void> {
     const planUrl = await scratch.create('plan')
     const size = await buildBaseline(planUrl, settings)
     const runnerUrl = await timed('cloning it (CREATE DATABASE ... TEMPLATE)', () => scratch.create('runner', { template: 'plan' }))
+    const stoppedUrl = await timed('cloning it again', () => scratch.create('stopped', { template: 'plan' }))
     const postgres = await withClient(planUrl, async (client) => (await client.query('SHOW server_version')).rows[0].server_version as string)
 
     const baseline = await timed(`writer alone for ${options['baseline-seconds']} s`, () =>
@@ -241,7 +307,16 @@ async function main(): Promise<void> {
       measureWriter(runnerUrl, settings, async (openWindow) => (applied = await runMigrateLatest(runnerUrl, openWindow))),
     )
     await assert005Complete(runnerUrl, 'migrate:latest')
-    const scenarios = [toScenario('baseline', baseline), toScenario('plan-sql', plan), toScenario('migrate-latest', runner)]
+    let heldMs = 0
+    const stopped = await timed('migrate:latest, stopped in 005 step 1', () =>
+      measureWriter(stoppedUrl, settings, async (openWindow) => (heldMs = await runStoppedMigration(stoppedUrl, openWindow))),
+    )
+    const scenarios = [
+      toScenario('baseline', baseline),
+      toScenario('plan-sql', plan),
+      toScenario('migrate-latest', runner),
+      toScenario('migrate-latest-stopped', stopped),
+    ]
 
     console.log(
       `\nLock stall of single-row inserts into x402_resources (${settings.rows.toLocaleString('en')} rows, ` +
@@ -266,6 +341,12 @@ async function main(): Promise<void> {
         `${TARGET_WORST_MS} ms (the plan's SQL: ${formatMs(plan.latency.worstMs)} ms). It applied ${applied.join(', ')}; ` +
         `its apply time runs from the moment the CLI names its database to its exit, and its worst insert began ${(runner.worstAtMs / 1000).toFixed(2)} s into it.\n`,
     )
+    const stoppedWithin = stopped.latency.worstMs <= TARGET_STOPPED_MS
+    console.log(
+      `A stopped migrate:latest held x402_resources for ${formatMs(heldMs)} ms after its stop; the worst insert waited ` +
+        `${formatMs(stopped.latency.worstMs)} ms, ${stoppedWithin ? 'within' : 'over'} the target of ${TARGET_STOPPED_MS} ms ` +
+        '(MIGRATION_IDLE_TIMEOUT_MS at its default).\n',
+    )
     printBenchJson({
       bench: 'lock-stall',
       rows: settings.rows,
@@ -278,6 +359,9 @@ async function main(): Promise<void> {
       migrateLatestApplied: applied,
       targetWorstMs: TARGET_WORST_MS,
       meetsTarget,
+      stoppedRunHeldMs: roundTo(heldMs, 1),
+      targetStoppedMs: TARGET_STOPPED_MS,
+      meetsStoppedTarget: stoppedWithin,
     })
   })
 }
