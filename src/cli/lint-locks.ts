@@ -12,7 +12,7 @@
  */
 import { fileURLToPath } from 'node:url'
 
-import { type CommandSpec, runCommandLine } from './run-command.js'
+import { type CommandSpec, runCommandLine, serverFromEnv } from './run-command.js'
 
 const spec = {
   script: 'lint:locks',
@@ -35,7 +35,7 @@ async function main(report: boolean): Promise<number> {
     import('../rehearsal/lock-policy.js'),
   ])
   const policy = readLockPolicy(POLICY)
-  const server = process.env.LINT_LOCKS_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
+  const server = serverFromEnv(['LINT_LOCKS_DATABASE_URL', 'DATABASE_URL'])
   const lint = await lintMigrationLocks(policy, { server })
   if (report) process.stdout.write(formatRehearsal(lint.rehearsal))
   const checked = lint.rehearsal.migrations.map((migration) => migration.name)

@@ -29,7 +29,7 @@ import {
 import { migrationSettings } from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
 import { type Command, connectionOptions, type Name, specs, type Values } from './migrate-specs.js'
-import { usageLine } from './run-command.js'
+import { serverFromEnv, usageLine } from './run-command.js'
 
 export const commands: { [N in Name]: Command<N> } = {
   latest: async (db, { 'dry-run': dryRun, sql }) => {
@@ -75,7 +75,7 @@ export const commands: { [N in Name]: Command<N> } = {
       return
     }
     if (values.strict) throw new Error(`migrate:sql takes --strict only with --baseline. usage: ${usageLine(specs.sql)}`)
-    const server = process.env.MIGRATION_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
+    const server = serverFromEnv(['MIGRATION_DATABASE_URL', 'DATABASE_URL'])
     const lockProfile = values['no-locks'] ? undefined : { server }
     process.stdout.write(await exportMigrationSql(resolveMigrationName(name), values.down ? 'down' : 'up', { lockProfile }))
   },

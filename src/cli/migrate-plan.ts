@@ -11,7 +11,7 @@
  */
 import { existsSync } from 'node:fs'
 
-import { type CommandSpec, runCommandLine, usageLine, withCommandDatabase } from './run-command.js'
+import { type CommandSpec, describeArgument, runCommandLine, usageLine, withCommandDatabase } from './run-command.js'
 
 const spec = {
   script: 'migrate:plan',
@@ -55,7 +55,9 @@ async function main(values: { json: boolean; 'copy-schema': boolean; 'max-rows'?
 
 /** `value` as a whole number above 0, or an error that names `option`. */
 function positiveInteger(option: string, value: string): number {
-  if (!/^[1-9]\d*$/.test(value)) throw new Error(`${option} must be a positive whole number, such as ${option}=20000, not "${value}". usage: ${usageLine(spec)}`)
+  if (!/^[1-9]\d*$/.test(value)) {
+    throw new Error(`${option} must be a positive whole number, such as ${option}=20000, not ${describeArgument(value)}. usage: ${usageLine(spec)}`)
+  }
   return Number(value)
 }
 

@@ -3,6 +3,8 @@ import { hostname } from 'node:os'
 
 import pg from 'pg'
 
+import { checkConnectionString } from '../connection/connection-string.js'
+
 /** Every scratch database's name starts so; a sweep touches no other database. */
 const PREFIX = 'x402_rehearsal_'
 /** `x402_rehearsal_<server epoch seconds>_<pid>_<random>`: its age is in its name. */
@@ -39,6 +41,7 @@ export interface ServerScratch {
  * ```
  */
 export async function createServerScratch(server: string): Promise<ServerScratch> {
+  checkConnectionString(server, 'the rehearsal server\'s connection string')
   await sweepScratchDatabases(server).catch(() => {})
   let name: string | undefined
   let creating: Promise<unknown> = Promise.resolve()
