@@ -42,10 +42,11 @@ describe('a password with an unencoded "@", "/", "?" and "#"', () => {
   const keyId = new IntegrationCipher({ current: secret.INTEGRATION_ENCRYPTION_SECRET, previous: [] }).currentKeyId
   it.each([
     ['migrate:list, in DATABASE_URL', ['list'], 'src/cli/migrate.ts', { DATABASE_URL: UNENCODED }],
-    ['migrate:sql, in DATABASE_URL', ['sql', '005'], 'src/cli/migrate.ts', { DATABASE_URL: UNENCODED }],
-    ['migrate:sql, in MIGRATION_DATABASE_URL', ['sql', '005'], 'src/cli/migrate.ts', { MIGRATION_DATABASE_URL: UNENCODED }],
+    ['migrate:sql, in REHEARSAL_DATABASE_URL', ['sql', '005'], 'src/cli/migrate.ts', { REHEARSAL_DATABASE_URL: UNENCODED }],
     ['lint:locks, in LINT_LOCKS_DATABASE_URL', [], 'src/cli/lint-locks.ts', { LINT_LOCKS_DATABASE_URL: UNENCODED }],
+    ['lint:locks, in REHEARSAL_DATABASE_URL', [], 'src/cli/lint-locks.ts', { REHEARSAL_DATABASE_URL: UNENCODED }],
     ['migrate:plan, in MIGRATION_DATABASE_URL', [], 'src/cli/migrate-plan.ts', { MIGRATION_DATABASE_URL: UNENCODED }],
+    ['migrate:plan, in REHEARSAL_DATABASE_URL', [], 'src/cli/migrate-plan.ts', { REHEARSAL_DATABASE_URL: UNENCODED }],
     ['keys:rotate, in DATABASE_URL', ['--key-id', keyId], 'src/cli/rotate-keys.ts', { DATABASE_URL: UNENCODED, ...secret }],
   ])('is refused by %s before any connection, and never shown', async (_case, args, script, env) => {
     const log = join(spyFolder, `${script.replaceAll('/', '-')}-${args.join('-')}-${Object.keys(env)[0]}`)
