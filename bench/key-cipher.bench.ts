@@ -100,7 +100,7 @@ async function main(): Promise<void> {
       const cipher = new IntegrationCipher({ current: CURRENT_SECRET, previous: [PREVIOUS_SECRET] })
       for (const run of ['legacy → v2', 'all current (verify only)']) {
         const started = performance.now()
-        const report = await rotateOpenRouterKeys(db, { cipher, batchSize })
+        const report = await rotateOpenRouterKeys(db, { cipher, keyId: cipher.currentKeyId, batchSize })
         const seconds = (performance.now() - started) / 1000
         if (!report.complete || report.failed.length > 0 || report.scanned !== options.rows) {
           throw new Error(`The rotation did not process every row: ${JSON.stringify({ ...report, failed: report.failed.length })}`)

@@ -1,5 +1,11 @@
-import { describe, expect, it } from 'vitest'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
+import { afterAll, describe, expect, it } from 'vitest'
+
+import { IntegrationCipher } from '../src/index.js'
 import { cli } from './support/cli.js'
 
 // Issue 13 #9, "no secret in any output": a password holding an unencoded "#" or "?" ends the
@@ -21,4 +27,44 @@ describe('a password with an unencoded "#" or "?" in DATABASE_URL', () => {
       expect(output).toContain('Percent-encode the password')
     })
   }
+})
+
+// A password with "@" and "/", "?" and "#" unencoded: the URL parser takes "S3cr3t" for the host.
+// Every command that takes a URL refuses it before any connection, so no part of the password
+// reaches a message or the DNS resolver.
+const UNENCODED = 'postgres://postgres:Sp3c!al@S3cr3t/x?y#z@127.0.0.1:5432/postgres'
+const spyFolder = mkdtempSync(join(tmpdir(), 'x402-dns-spy-'))
+afterAll(() => rmSync(spyFolder, { recursive: true, force: true }))
+const spy = fileURLToPath(new URL('./support/dns-spy.cjs', import.meta.url))
+
+describe('a password with an unencoded "@", "/", "?" and "#"', () => {
+  const secret = { INTEGRATION_ENCRYPTION_SECRET: 'the-new-secret-0123456789abcdef-0123456789' }
+  const keyId = new IntegrationCipher({ current: secret.INTEGRATION_ENCRYPTION_SECRET, previous: [] }).currentKeyId
+  it.each([
+    ['migrate:list, in DATABASE_URL', ['list'], 'src/cli/migrate.ts', { DATABASE_URL: UNENCODED }],
+    ['migrate:sql, in REHEARSAL_DATABASE_URL', ['sql', '005'], 'src/cli/migrate.ts', { REHEARSAL_DATABASE_URL: UNENCODED }],
+    ['lint:locks, in LINT_LOCKS_DATABASE_URL', [], 'src/cli/lint-locks.ts', { LINT_LOCKS_DATABASE_URL: UNENCODED }],
+    ['lint:locks, in REHEARSAL_DATABASE_URL', [], 'src/cli/lint-locks.ts', { REHEARSAL_DATABASE_URL: UNENCODED }],
+    ['migrate:plan, in MIGRATION_DATABASE_URL', [], 'src/cli/migrate-plan.ts', { MIGRATION_DATABASE_URL: UNENCODED }],
+    ['migrate:plan, in REHEARSAL_DATABASE_URL', [], 'src/cli/migrate-plan.ts', { REHEARSAL_DATABASE_URL: UNENCODED }],
+    ['keys:rotate, in DATABASE_URL', ['--key-id', keyId], 'src/cli/rotate-keys.ts', { DATABASE_URL: UNENCODED, ...secret }],
+  ])('is refused by %s before any connection, and never shown', async (_case, args, script, env) => {
+    const log = join(spyFolder, `${script.replaceAll('/', '-')}-${args.join('-')}-${Object.keys(env)[0]}`)
+    const { code, stdout, stderr } = await cli(
+      args,
+      { PGLITE_DATA_DIR: '', DNS_SPY_FILE: log, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${spy}`, ...env },
+      script,
+    )
+    const output = `${stdout}\n${stderr}`
+    for (const part of ['S3cr3t', 'Sp3c', 'y#z']) expect(output).not.toContain(part)
+    expect(code).not.toBe(0)
+    expect(output).toContain('Percent-encode the password')
+    let asked = ''
+    try {
+      asked = readFileSync(log, 'utf8')
+    } catch {
+      // No lookup at all.
+    }
+    expect(asked).not.toContain('S3cr3t')
+  })
 })

@@ -1,12 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { lockDataDir } from '../src/connection/data-dir-lock.js'
+import { LOCK_FILE_NAME, lockDataDir } from '../src/connection/data-dir-lock.js'
 
 // The PGlite folder lock holds whatever the folder is called, and of many processes taking over
 // a stale lock at once, exactly one gets it.
@@ -16,6 +16,31 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const lockModule = pathToFileURL(join(root, 'dist', 'connection', 'data-dir-lock.js')).href
 const base = mkdtempSync(join(tmpdir(), 'x402-dir-lock-'))
 afterAll(() => rmSync(base, { recursive: true, force: true }))
+
+/** The lock file of a data folder. */
+function readLockFileName(dataDir: string): string {
+  return join(realpathSync(dataDir), LOCK_FILE_NAME)
+}
+
+function mount(folder: string, at: string): void {
+  const done = spawnSync('mount', ['--bind', folder, at], { encoding: 'utf8' })
+  if (done.status !== 0) throw new Error(`mount --bind failed: ${done.stderr}`)
+}
+
+function unmount(at: string): void {
+  spawnSync('umount', [at])
+}
+
+/** Whether this machine lets the tests bind-mount (root, and a kernel that allows it here). */
+function tryBindMount(): { works: true } | { works: false; reason: string } {
+  const probe = mkdtempSync(join(base, 'probe-'))
+  const at = join(probe, 'at')
+  mkdirSync(at)
+  const done = spawnSync('mount', ['--bind', probe, at], { encoding: 'utf8' })
+  if (done.status !== 0) return { works: false, reason: `mount --bind is not allowed here: ${(done.stderr || done.error?.message || '').trim()}` }
+  unmount(at)
+  return { works: true }
+}
 
 describe('the PGlite folder lock', () => {
   it.each([
@@ -42,6 +67,38 @@ describe('the PGlite folder lock', () => {
     lockDataDir(spelled)()
   })
 
+  // A bind mount (a container's volume, most often) is a second path to the same folder that no
+  // resolution of the path can tell apart: the lock must be where every path meets, inside it.
+  const bindMount = tryBindMount()
+  it.skipIf(!bindMount.works)(`refuses the same folder bind-mounted at a second path while it is open${bindMount.works ? '' : ` (skipped: ${bindMount.reason})`}`, () => {
+    const dataDir = mkdtempSync(join(base, 'db-'))
+    const second = mkdtempSync(join(base, 'mount-'))
+    mount(dataDir, second)
+    try {
+      const release = lockDataDir(dataDir)
+      try {
+        expect(() => lockDataDir(second)).toThrow(/is open already in this process/)
+      } finally {
+        release()
+      }
+      lockDataDir(second)()
+    } finally {
+      unmount(second)
+    }
+  })
+
+  it('refuses a lock held in another pid namespace or on another host, whose pid it cannot check', () => {
+    const dataDir = mkdtempSync(join(base, 'db-'))
+    const release = lockDataDir(dataDir)
+    const lockFile = readLockFileName(dataDir)
+    release()
+    // The pid of a process that has ended here; in the holder's own namespace it may well run.
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout
+    writeFileSync(lockFile, `${dead}\nanother-host pid:[1]\n`)
+    expect(() => lockDataDir(dataDir)).toThrow(new RegExp(`is open in process ${dead} on another-host pid:\\[1\\]`))
+    rmSync(lockFile)
+  })
+
   // Two processes taking over one stale lock, in every interleaving of a few steps: this process
   // runs lockDataDir, and a rival (the test's own pid, alive) takes the stale lock over between
   // two of its file operations on the lock, and links its own lock between two others. The child
@@ -56,7 +113,7 @@ describe('the PGlite folder lock', () => {
       const fs = (await import('node:fs')).default
       const { syncBuiltinESMExports } = await import('node:module')
       const original = { linkSync: fs.linkSync, readFileSync: fs.readFileSync, rmSync: fs.rmSync, statSync: fs.statSync }
-      const lockFile = ${JSON.stringify(`${realpathSync(dataDir)}.lock`)}
+      const lockFile = ${JSON.stringify(readLockFileName(dataDir))}
       const stale = ${JSON.stringify(dead)}
       const rival = String(${process.pid})
       let plan
@@ -126,7 +183,7 @@ describe('the PGlite folder lock', () => {
       const dataDir = mkdtempSync(join(base, 'race-'))
       // The pid of a process that has ended: its lock is stale.
       const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout
-      writeFileSync(`${dataDir}.lock`, dead)
+      writeFileSync(readLockFileName(dataDir), dead)
       // Each contender loads the lock (compiled, as the commands run it) and says so; then the
       // test gives every one the same instant to spin until, so that their attempts meet. The
       // start is set only once all are ready: no one burns a core waiting for a slow starter.

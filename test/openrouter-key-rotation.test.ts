@@ -74,12 +74,22 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
     }
   })
 
+  it('writes nothing when the key id confirmed is not the current secret\'s (a typo in the new secret)', async () => {
+    const before = await storedKeys()
+    const typo = new IntegrationCipher({ current: `${NEW_SECRET}x`, previous: [OLD_SECRET] })
+    await expect(rotateOpenRouterKeys(database.db, { cipher: typo, keyId: rotating.currentKeyId, batchSize: BATCH_SIZE })).rejects.toThrow(
+      `The current secret has key id ${typo.currentKeyId}, not ${rotating.currentKeyId} as confirmed`,
+    )
+    expect(await storedKeys()).toEqual(before)
+  })
+
   it('stops after the batch in progress when asked, with every committed batch rotated', async () => {
     const stop = new AbortController()
     const progress: number[] = []
 
     const report = await rotateOpenRouterKeys(database.db, {
       cipher: rotatingBoth,
+      keyId: rotatingBoth.currentKeyId,
       batchSize: BATCH_SIZE,
       signal: stop.signal,
       onBatch: ({ scanned }) => {
@@ -116,7 +126,7 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
     `.execute(db)
 
     try {
-      await expect(rotateOpenRouterKeys(db, { cipher: rotatingBoth, batchSize: BATCH_SIZE })).rejects.toThrow(/disk full, say/)
+      await expect(rotateOpenRouterKeys(db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })).rejects.toThrow(/disk full, say/)
     } finally {
       await sql`DROP TRIGGER refuse_rotation ON user_openrouter_integrations`.execute(db)
       await sql`DROP FUNCTION pg_temp_refuse_rotation()`.execute(db)
@@ -129,7 +139,7 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
   })
 
   it('goes on where it stopped, and leaves every key readable with the new secret alone', async () => {
-    const report = await rotateOpenRouterKeys(database.db, { cipher: rotatingBoth, batchSize: BATCH_SIZE })
+    const report = await rotateOpenRouterKeys(database.db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })
 
     expect(report).toMatchObject({ complete: true, scanned: ROWS, changedConcurrently: 0 })
     expect(report.rotated).toBe(ROWS - unreadable.size - report.alreadyCurrent)
@@ -150,7 +160,7 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
   })
 
   it('finds nothing left to do on a further run', async () => {
-    expect(await rotateOpenRouterKeys(database.db, { cipher: rotatingBoth, batchSize: BATCH_SIZE })).toMatchObject({
+    expect(await rotateOpenRouterKeys(database.db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })).toMatchObject({
       complete: true,
       scanned: ROWS,
       rotated: 0,
@@ -161,7 +171,7 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
 
   it('refuses a batch size it cannot run', async () => {
     for (const batchSize of [0, 1.5, 10_001]) {
-      await expect(rotateOpenRouterKeys(database.db, { cipher: rotatingBoth, batchSize })).rejects.toThrow(
+      await expect(rotateOpenRouterKeys(database.db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize })).rejects.toThrow(
         /^The rotation batch size must be a whole number from 1 to 10000/,
       )
     }
@@ -179,7 +189,7 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
       await writer.query('BEGIN')
       await writer.query('UPDATE user_openrouter_integrations SET encrypted_api_key = $1 WHERE user_id = $2', [replacement, userId])
       // The rotation reads the old value, then waits on the writer's row lock to update it.
-      const rotation = rotateOpenRouterKeys(db, { cipher: rotatingBoth, batchSize: BATCH_SIZE })
+      const rotation = rotateOpenRouterKeys(db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })
       await waitUntil(async () => {
         const { rows } = await writer.query(
           `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
@@ -194,7 +204,7 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
     }
     expect((await db.selectFrom('user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirst())?.encrypted_api_key).toBe(replacement)
 
-    expect(await rotateOpenRouterKeys(db, { cipher: rotatingBoth, batchSize: BATCH_SIZE })).toMatchObject({ rotated: 1 })
+    expect(await rotateOpenRouterKeys(db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })).toMatchObject({ rotated: 1 })
     const rotated = await db.selectFrom('user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirstOrThrow()
     expect(newSecretOnly.decrypt(rotated.encrypted_api_key, userId)).toBe('sk-or-stored-meanwhile')
   })

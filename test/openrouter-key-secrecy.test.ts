@@ -69,7 +69,7 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
     })
     await asUser(db, bob, (trx) => storeOpenRouterKey(trx, { userId: bob, apiKey: newApiKey(), cipher }))
     await db.insertInto('user_openrouter_integrations').values({ user_id: legacyOwner, encrypted_api_key: encryptLegacy(newApiKey(), PREVIOUS_SECRET) }).execute()
-    await rotateOpenRouterKeys(db, { cipher })
+    await rotateOpenRouterKeys(db, { cipher, keyId: cipher.currentKeyId })
 
     // Failures on the way, whose errors must not carry a key either.
     const failures = [

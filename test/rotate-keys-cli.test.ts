@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { createDb, migrateToLatest } from '../src/tooling.js'
+import { createDb, IntegrationCipher, migrateToLatest } from '../src/tooling.js'
 import { cli, cliEnv } from './support/cli.js'
 import { createUser } from './support/fixtures.js'
 import { encryptLegacy } from './support/legacy-cipher.js'
@@ -11,6 +11,8 @@ import { createTestDatabase, type TestDatabase, testTargets } from './support/te
 
 const OLD_SECRET = 'the-secret-production-used-so-far'
 const NEW_SECRET = 'the-new-secret-0123456789abcdef-0123456789'
+/** What the app reports for the secret it runs with, and the operator confirms. */
+const NEW_KEY_ID = new IntegrationCipher({ current: NEW_SECRET, previous: [] }).currentKeyId
 
 /** keys:rotate, with none of this process's secrets or databases. */
 const rotateKeys = (args: string[], env: NodeJS.ProcessEnv) =>
@@ -46,8 +48,41 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     await database.destroy()
   })
 
+  /** Every stored key, by owner: what a refused rotation must leave exactly as it was. */
+  const storedKeys = async () => {
+    const db = createDb(database.location)
+    try {
+      return await db.selectFrom('user_openrouter_integrations').select(['user_id', 'encrypted_api_key']).orderBy('user_id').execute()
+    } finally {
+      await db.destroy()
+    }
+  }
+
+  it('writes nothing with a typo in the new secret: it needs the key id of the secret the app runs with', async () => {
+    const before = await storedKeys()
+    const typo = { ...env, INTEGRATION_ENCRYPTION_SECRET: `${NEW_SECRET.slice(0, -1)}8` }
+
+    const unconfirmed = await rotateKeys([], typo)
+    expect(unconfirmed.code).not.toBe(0)
+    expect(unconfirmed.stderr.trim()).toMatch(/^keys:rotate failed: keys:rotate needs --key-id <key id>, the key id of the INTEGRATION_ENCRYPTION_SECRET the app runs with/)
+    expect(await storedKeys()).toEqual(before)
+
+    const mismatch = await rotateKeys(['--key-id', NEW_KEY_ID], typo)
+    expect(mismatch.code).toBe(1)
+    expect(mismatch.stderr).toMatch(
+      new RegExp(`^keys:rotate failed: The current secret has key id [0-9a-f]{8}, not ${NEW_KEY_ID} as confirmed: it is not the secret the app runs with`),
+    )
+    expect(mismatch.stderr).toContain('Nothing was written.')
+    expect(await storedKeys()).toEqual(before)
+
+    const malformed = await rotateKeys(['--key-id', 'sk-or-v1-0123456789abcdef0123456789abcdef'], typo)
+    expect(malformed.code).not.toBe(0)
+    expect(malformed.stderr).not.toContain('0123456789abcdef')
+    expect(malformed.stderr).toMatch(/--key-id is 8 hexadecimal digits/)
+  })
+
   it('rotates what it can read, reports what it cannot and exits with 1; a second run finds the rest current', async () => {
-    const first = await rotateKeys(['--batch-size', '2'], env)
+    const first = await rotateKeys(['--batch-size', '2', '--key-id', NEW_KEY_ID], env)
 
     expect(first.code).toBe(1)
     expect(first.stdout).toContain('rotated               3\n')
@@ -55,7 +90,7 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     expect(first.stdout).toMatch(new RegExp(`  user ${unreadableOwner} \\(legacy\\): no configured secret decrypts it`))
     expect(first.stderr).toMatch(/1 key\(s\) could not be decrypted and were left as they were\. Set INTEGRATION_ENCRYPTION_SECRET_PREVIOUS/)
 
-    const second = await rotateKeys([], env)
+    const second = await rotateKeys(['--key-id', NEW_KEY_ID], env)
     expect(second.code).toBe(1)
     expect(second.stdout).toContain('scanned               4\nrotated               0\nalready current       3\n')
   })
@@ -75,19 +110,19 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
       await db.destroy()
     }
 
-    const rotating = await rotateKeys([], env)
+    const rotating = await rotateKeys(['--key-id', NEW_KEY_ID], env)
     expect(rotating.code).toBe(3)
     expect(rotating.stdout).toContain('rotated               1\n')
     expect(rotating.stderr).toContain('run keys:rotate again until it rotates none')
 
-    const settled = await rotateKeys([], env)
+    const settled = await rotateKeys(['--key-id', NEW_KEY_ID], env)
     expect(settled.code).toBe(0)
     expect(settled.stderr).toContain('Every key is encrypted with the current secret.')
   })
 
   it('names the variable to set when the secret is missing', async () => {
     const { INTEGRATION_ENCRYPTION_SECRET: _unset, ...withoutSecret } = env
-    const result = await rotateKeys([], withoutSecret)
+    const result = await rotateKeys(['--key-id', NEW_KEY_ID], withoutSecret)
 
     expect(result.code).toBe(1)
     expect(result.stderr.trim()).toMatch(/^keys:rotate failed: INTEGRATION_ENCRYPTION_SECRET is not set: /)
@@ -97,8 +132,8 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     const unknown = await rotateKeys(['--batch', '10'], env)
     expect(unknown.code).toBe(1)
     expect(unknown.stderr.trim()).toBe(
-      'keys:rotate failed: keys:rotate does not know the flag --batch; it takes --batch-size. ' +
-        'usage: npm run keys:rotate -- [--batch-size <n>] (npm run keys:rotate -- --help says more)',
+      'keys:rotate failed: keys:rotate does not know the flag --batch; it takes --batch-size, --key-id. ' +
+        'usage: npm run keys:rotate -- [--batch-size <n>] [--key-id <key id>] (npm run keys:rotate -- --help says more)',
     )
 
     const outOfRange = await rotateKeys(['--batch-size', '0'], env)

@@ -89,7 +89,7 @@ export function parseCommandLine<S extends CommandSpec>(spec: S, args: readonly 
     throw refuse(`${spec.script} needs ${positionals.slice(parsed.positionals.length, required).map((p) => `<${p.name}>`).join(' ')}`)
   }
   if (parsed.positionals.length > positionals.length) {
-    const extra = parsed.positionals.slice(positionals.length).map((value) => `"${value}"`).join(' ')
+    const extra = parsed.positionals.slice(positionals.length).map(describeArgument).join(' ')
     throw refuse(`${spec.script} does not take the argument${parsed.positionals.length - positionals.length > 1 ? 's' : ''} ${extra}`)
   }
 
@@ -149,6 +149,35 @@ export function usageLine(spec: CommandSpec): string {
   return `npm run ${spec.script}${parts.length > 0 ? ` -- ${parts.join(' ')}` : ''}`
 }
 
+/**
+ * Whether an argument may appear in a message as it was given: short, plain words, nothing that
+ * looks like a key or a token (a long run of letters and digits, a key's prefix). Anything else
+ * may be a secret passed by mistake, or is too long to be useful, and is shown by its length.
+ *
+ * @example
+ * ```ts
+ * mayShowArgument('ten') // true
+ * mayShowArgument('sk-or-v1-0123456789abcdef…') // false
+ * ```
+ */
+export function mayShowArgument(value: string): boolean {
+  return value.length <= 40 && /^[\w.,:=+/-]*$/.test(value) && !/[A-Za-z0-9]{17,}/.test(value) && !/^-*(sk|pk|rk)[-_]/i.test(value)
+}
+
+/**
+ * An argument as a message shows it: quoted where {@link mayShowArgument} allows it, else only
+ * its length.
+ *
+ * @example
+ * ```ts
+ * describeArgument('ten') // '"ten"'
+ * describeArgument('a'.repeat(100_000)) // '(100000 characters, not shown)'
+ * ```
+ */
+export function describeArgument(value: string): string {
+  return mayShowArgument(value) ? `"${value}"` : `(${value.length} characters, not shown)`
+}
+
 function usageHint(spec: CommandSpec): string {
   return `usage: ${usageLine(spec)} (npm run ${spec.script} -- --help says more)`
 }
@@ -156,11 +185,12 @@ function usageHint(spec: CommandSpec): string {
 function describeParseError(error: unknown, spec: CommandSpec): string {
   const code = (error as { code?: string }).code
   const message = error instanceof Error ? error.message : String(error)
-  const flag = /'(-[^']*)'/.exec(message)?.[1]
+  const found = /'(-[^']*)'/.exec(message)?.[1]
+  const flag = found === undefined || mayShowArgument(found) ? found : describeArgument(found)
   const known = Object.keys(spec.options ?? {}).map((name) => `--${name}`)
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `${spec.script} does not know the flag ${flag ?? message}${known.length > 0 ? `; it takes ${known.join(', ')}` : '; it takes no flags'}`
+      return `${spec.script} does not know the flag ${flag ?? 'given'}${known.length > 0 ? `; it takes ${known.join(', ')}` : '; it takes no flags'}`
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       // "argument missing", or "ambiguous": the next word is a flag, taken for a missing value.
       return `${flag ? flag.split(' ')[0] : 'a flag'} ${/argument missing|ambiguous/.test(message) ? 'needs a value' : 'takes no value'}`
@@ -172,7 +202,7 @@ function describeParseError(error: unknown, spec: CommandSpec): string {
 function wholeNumber(name: string, value: string, bounds: { min: number; max: number }, refuse: (reason: string) => Error): number {
   const number = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN
   if (!Number.isSafeInteger(number) || number < bounds.min || number > bounds.max) {
-    throw refuse(`--${name} is "${value}", expected a whole number from ${bounds.min} to ${bounds.max}`)
+    throw refuse(`--${name} is ${describeArgument(value)}, expected a whole number from ${bounds.min} to ${bounds.max}`)
   }
   return number
 }

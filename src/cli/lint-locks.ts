@@ -5,21 +5,23 @@
  * catalog-only change. A migration allows it for a table with a comment that gives the reason,
  * `// lint:locks allow <table>: <reason>`.
  *
- * The rehearsal runs on a scratch database created on the server of LINT_LOCKS_DATABASE_URL, else
- * DATABASE_URL (never changed; the scratch database is dropped), else on an in-memory PGlite,
- * which cannot see the locks of statements outside a transaction: they are listed, and the last
- * line says the check was partial (the exit code stays 0; CI runs it on PostgreSQL).
+ * The rehearsal runs on a scratch database (and its role) created on a server named for
+ * rehearsals, LINT_LOCKS_DATABASE_URL, else REHEARSAL_DATABASE_URL (both dropped afterwards),
+ * never DATABASE_URL, which is an app's; else on an in-memory PGlite, which cannot see the locks
+ * of statements outside a transaction: they are listed, and the last line says the check was
+ * partial (the exit code stays 0; CI runs it on PostgreSQL).
  */
 import { fileURLToPath } from 'node:url'
 
-import { type CommandSpec, runCommandLine } from './run-command.js'
+import { type CommandSpec, runCommandLine, serverFromEnv } from './run-command.js'
 
 const spec = {
   script: 'lint:locks',
   summary: 'fails if a migration holds a write-blocking lock on a busy table (lock-policy.json) while it rewrites or scans, or too long.',
   options: { report: { type: 'boolean', description: 'also prints every measured statement' } },
   notes: [
-    'Rehearses on a scratch database on the server of LINT_LOCKS_DATABASE_URL, else DATABASE_URL (never changed), else an in-memory PGlite (a partial check).',
+    'Rehearses on a scratch database on a server for rehearsals (a superuser\'s): LINT_LOCKS_DATABASE_URL, else REHEARSAL_DATABASE_URL,',
+    'never DATABASE_URL; without one, on an in-memory PGlite (a partial check).',
     'Exit code: 0 no violation; 1 a violation, or the command failed.',
   ],
 } as const satisfies CommandSpec
@@ -35,7 +37,7 @@ async function main(report: boolean): Promise<number> {
     import('../rehearsal/lock-policy.js'),
   ])
   const policy = readLockPolicy(POLICY)
-  const server = process.env.LINT_LOCKS_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
+  const server = serverFromEnv(['LINT_LOCKS_DATABASE_URL', 'REHEARSAL_DATABASE_URL'])
   const lint = await lintMigrationLocks(policy, { server })
   if (report) process.stdout.write(formatRehearsal(lint.rehearsal))
   const checked = lint.rehearsal.migrations.map((migration) => migration.name)
@@ -55,7 +57,7 @@ async function main(report: boolean): Promise<number> {
     console.error(
       `lint:locks: PARTIAL CHECK: ${count} statement${count === 1 ? '' : 's'} could not be measured (listed above: they run outside a transaction, ` +
         'and PGlite cannot show their locks); the others hold no write-blocking lock on a busy table while they rewrite or scan' +
-        `${limit}. Set LINT_LOCKS_DATABASE_URL (or DATABASE_URL) to a PostgreSQL server to check them all, as CI does.`,
+        `${limit}. Set LINT_LOCKS_DATABASE_URL to a PostgreSQL server for rehearsals to check them all, as CI does.`,
     )
     return 0
   }

@@ -29,7 +29,7 @@ import {
 import { migrationSettings } from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
 import { type Command, connectionOptions, type Name, specs, type Values } from './migrate-specs.js'
-import { usageLine } from './run-command.js'
+import { serverFromEnv, usageLine } from './run-command.js'
 
 export const commands: { [N in Name]: Command<N> } = {
   latest: async (db, { 'dry-run': dryRun, sql }) => {
@@ -66,8 +66,8 @@ export const commands: { [N in Name]: Command<N> } = {
       console.log(`${appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`)
     }
   },
-  // Runs on scratch databases (in memory; for the lock comments, a new one beside the configured
-  // server, dropped afterwards), never on the target.
+  // Runs on scratch databases (in memory; for the lock comments, a new one on the server named
+  // for rehearsals, dropped afterwards), never on the target or its server.
   sql: async (_db, values, [name = '']) => {
     if (values.baseline) {
       if (values.down) throw new Error(`migrate:sql takes --down or --baseline, not both. usage: ${usageLine(specs.sql)}`)
@@ -75,7 +75,7 @@ export const commands: { [N in Name]: Command<N> } = {
       return
     }
     if (values.strict) throw new Error(`migrate:sql takes --strict only with --baseline. usage: ${usageLine(specs.sql)}`)
-    const server = process.env.MIGRATION_DATABASE_URL?.trim() || process.env.DATABASE_URL?.trim() || undefined
+    const server = serverFromEnv(['REHEARSAL_DATABASE_URL'])
     const lockProfile = values['no-locks'] ? undefined : { server }
     process.stdout.write(await exportMigrationSql(resolveMigrationName(name), values.down ? 'down' : 'up', { lockProfile }))
   },

@@ -1,17 +1,19 @@
 /**
- * `npm run migrate:plan [-- --json] [--copy-schema] [--max-rows <rows>]`: rehearses every migration the target has
- * not applied, statement by statement, on a scratch copy of its schema with representative row
- * counts, and prints what each statement locks on the tables that already exist (and for how
- * long), whether it rewrites or scans them, whether it runs in a transaction and under which
- * lock_timeout. The target (MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded
- * database) is only read: the scratch database is a new one on the same PostgreSQL server
- * (creating it needs the CREATEDB privilege), or an in-memory PGlite, and is dropped afterwards.
- * Its schema is built by the module's migrations up to the target's last recorded one, or, with
- * --copy-schema, copied from the target with pg_dump (which must be installed).
+ * `npm run migrate:plan [-- --json] [--copy-schema] [--max-rows <rows>]`: rehearses every
+ * migration the target has not applied, statement by statement, on a scratch copy of its schema
+ * with representative row counts, and prints what each statement locks on the tables that
+ * already exist (and for how long), whether it rewrites or scans them, whether it runs in a
+ * transaction and under which lock_timeout. The target (MIGRATION_DATABASE_URL, else
+ * DATABASE_URL, else the embedded database) is only read, and nothing is created on its server:
+ * a PostgreSQL target is rehearsed on REHEARSAL_DATABASE_URL's server (never the target's), else
+ * on a scratch cluster started from this machine's PostgreSQL binaries; an embedded one on an
+ * in-memory PGlite. Its schema is built by the module's migrations up to the target's last
+ * recorded one, or, with --copy-schema, copied from the target with pg_dump (which must be
+ * installed), and then owned and run by an unprivileged role.
  */
 import { existsSync } from 'node:fs'
 
-import { type CommandSpec, runCommandLine, usageLine, withCommandDatabase } from './run-command.js'
+import { type CommandSpec, describeArgument, runCommandLine, serverFromEnv, usageLine, withCommandDatabase } from './run-command.js'
 
 const spec = {
   script: 'migrate:plan',
@@ -23,7 +25,8 @@ const spec = {
   },
   notes: [
     'Database (only read): MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded database in PGLITE_DATA_DIR (default .data/pglite).',
-    'The scratch database is a new one on the same server (CREATEDB needed), or an in-memory PGlite; it is dropped afterwards.',
+    "Rehearsed on REHEARSAL_DATABASE_URL's server (a superuser's; never the target's), else on a scratch cluster started from this machine's",
+    'PostgreSQL binaries (initdb, postgres), or for the embedded database on an in-memory PGlite. Nothing is created on the target\'s server.',
   ],
 } as const satisfies CommandSpec
 
@@ -39,7 +42,7 @@ async function main(values: { json: boolean; 'copy-schema': boolean; 'max-rows'?
   const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
   const target = resolveDatabaseTarget(options)
   const bounds = { maxRows, minRows: maxRows === undefined ? undefined : Math.min(1000, maxRows) }
-  const copy = { copySchema: values['copy-schema'] }
+  const copy = { copySchema: values['copy-schema'], rehearsalServer: serverFromEnv(['REHEARSAL_DATABASE_URL']) }
   let plan
   if (target.kind === 'pglite' && target.dataDir !== IN_MEMORY && !existsSync(target.dataDir)) {
     // Opening the embedded database would create its folder: the plan must not change the target.
@@ -55,7 +58,9 @@ async function main(values: { json: boolean; 'copy-schema': boolean; 'max-rows'?
 
 /** `value` as a whole number above 0, or an error that names `option`. */
 function positiveInteger(option: string, value: string): number {
-  if (!/^[1-9]\d*$/.test(value)) throw new Error(`${option} must be a positive whole number, such as ${option}=20000, not "${value}". usage: ${usageLine(spec)}`)
+  if (!/^[1-9]\d*$/.test(value)) {
+    throw new Error(`${option} must be a positive whole number, such as ${option}=20000, not ${describeArgument(value)}. usage: ${usageLine(spec)}`)
+  }
   return Number(value)
 }
 

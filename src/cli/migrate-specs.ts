@@ -57,7 +57,7 @@ export const specs = {
     },
     notes: [
       SCRATCH_NOTE,
-      'The lock comments are measured on a scratch database beside MIGRATION_DATABASE_URL or DATABASE_URL when set (dropped afterwards), else on a scratch embedded one.',
+      'The lock comments are measured on a scratch database on REHEARSAL_DATABASE_URL\'s server when set (a server for rehearsals; dropped afterwards), else on a scratch embedded one.',
     ],
   },
   baseline: {

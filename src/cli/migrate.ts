@@ -14,7 +14,7 @@
  * one line saying why and exits with 1.
  */
 import { type Command, connectionOptions, type Name, specs, type Values } from './migrate-specs.js'
-import { helpText, runCommand, usageLine, withCommandDatabase, withHelp } from './run-command.js'
+import { describeArgument, helpText, runCommand, usageLine, withCommandDatabase, withHelp } from './run-command.js'
 
 const USAGE = `usage: migrate <${Object.keys(specs).join(' | ')}> (npm run migrate:<command> -- --help says more)`
 
@@ -25,7 +25,7 @@ async function main(argv: string[]): Promise<number | void> {
     return 0
   }
   const found = name !== undefined && Object.hasOwn(specs, name) ? (name as Name) : undefined
-  if (!found) throw new Error(`unknown command "${name ?? ''}". ${USAGE}`)
+  if (!found) throw new Error(`unknown command ${describeArgument(name ?? '')}. ${USAGE}`)
   return withHelp(specs[found], args, async ({ values, positionals }) => {
     if ('sql' in values && values.sql && !values['dry-run']) throw new Error(`${specs[found].script}: --sql goes with --dry-run. usage: ${usageLine(specs[found])}`)
     // What does the work is loaded only now (kysely, pg, the migrations: most of the start-up),

@@ -1,7 +1,9 @@
 /**
- * The key rotation command behind `npm run keys:rotate [-- --batch-size <n>]`: re-encrypts every
- * stored OpenRouter key to INTEGRATION_ENCRYPTION_SECRET in the current format, reading keys
- * written with INTEGRATION_ENCRYPTION_SECRET_PREVIOUS too.
+ * The key rotation command behind `npm run keys:rotate -- --key-id <key id> [--batch-size <n>]`:
+ * re-encrypts every stored OpenRouter key to INTEGRATION_ENCRYPTION_SECRET in the current format,
+ * reading keys written with INTEGRATION_ENCRYPTION_SECRET_PREVIOUS too. It writes only once the
+ * secret is proven to be the app's: its key id must be the one given with --key-id, which the
+ * operator takes from the app (a flag, not a prompt: CI has no terminal).
  *
  * It works on DATABASE_URL, otherwise on the embedded database (PGLITE_DATA_DIR, default
  * .data/pglite). Progress goes to stderr, the report to stdout. Ctrl-C stops it after the batch in
@@ -12,8 +14,8 @@ import type { Kysely } from 'kysely'
 
 import type { KeyRotationReport } from '../integrations/openrouter-key-rotation.js'
 import { DEFAULT_ROTATION_BATCH_SIZE } from '../integrations/rotation-batch-size.js'
-import { IntegrationCipher } from '../secrets/integration-cipher.js'
-import { type CommandSpec, runCommandLine, withCommandDatabase } from './run-command.js'
+import { IntegrationCipher, KEY_ID_PATTERN } from '../secrets/integration-cipher.js'
+import { type CommandSpec, runCommandLine, usageLine, withCommandDatabase } from './run-command.js'
 
 const spec = {
   script: 'keys:rotate',
@@ -25,8 +27,14 @@ const spec = {
       description: `rows per transaction, 1 to 10000 (default ${DEFAULT_ROTATION_BATCH_SIZE})`,
       integer: { min: 1, max: 10_000 },
     },
+    'key-id': {
+      type: 'string',
+      valueName: '<key id>',
+      description: "the key id of the app's INTEGRATION_ENCRYPTION_SECRET (8 hex digits): nothing is written unless this command's secret has it",
+    },
   },
   notes: [
+    "The key id is the app's IntegrationCipher.currentKeyId, or the <key id> of v2:<key id>:… in a key the app stored with its secret.",
     'Reads keys written with INTEGRATION_ENCRYPTION_SECRET_PREVIOUS too. Database: DATABASE_URL, else PGLITE_DATA_DIR (default .data/pglite).',
     'Exit code: 0 every key is current; 1 a key could not be decrypted, or the command failed; 3 run it again; 130 stopped.',
   ],
@@ -43,13 +51,26 @@ function printReport(report: KeyRotationReport): void {
   }
 }
 
-async function main(batchSize: number): Promise<number> {
+async function main(batchSize: number, keyId: string | undefined): Promise<number> {
+  if (keyId === undefined) {
+    throw new Error(
+      'keys:rotate needs --key-id <key id>, the key id of the INTEGRATION_ENCRYPTION_SECRET the app runs with: ' +
+        "the app's IntegrationCipher.currentKeyId, or the <key id> of v2:<key id>:… in a key the app stored with it. " +
+        'Keys are re-encrypted only with a secret that has this key id, so that a typo in the secret cannot leave keys ' +
+        `the app cannot read. Nothing was written. usage: ${usageLine(spec)}`,
+    )
+  }
+  if (!KEY_ID_PATTERN.test(keyId)) {
+    throw new Error(`--key-id is 8 hexadecimal digits, such as 1a2b3c4d, not the value given (${keyId.length} characters, not shown). usage: ${usageLine(spec)}`)
+  }
   const cipher = IntegrationCipher.fromEnv()
-  return withCommandDatabase({}, (db) => rotate(db(), cipher, batchSize))
+  // Before the database is opened: a secret that is not the app's never reaches it.
+  cipher.confirmCurrentKeyId(keyId)
+  return withCommandDatabase({}, (db) => rotate(db(), cipher, keyId, batchSize))
 }
 
-async function rotate(db: Kysely<any>, cipher: IntegrationCipher, batchSize: number): Promise<number> {
-  console.error(`Current secret: key id ${cipher.currentKeyId}`)
+async function rotate(db: Kysely<any>, cipher: IntegrationCipher, keyId: string, batchSize: number): Promise<number> {
+  console.error(`Current secret: key id ${cipher.currentKeyId}, as --key-id confirms`)
   const { rotateOpenRouterKeys } = await import('../integrations/openrouter-key-rotation.js')
 
   const stop = new AbortController()
@@ -62,6 +83,7 @@ async function rotate(db: Kysely<any>, cipher: IntegrationCipher, batchSize: num
   try {
     const report = await rotateOpenRouterKeys(db, {
       cipher,
+      keyId,
       batchSize,
       signal: stop.signal,
       onBatch: (progress) => console.error(`… ${progress.scanned} scanned, ${progress.rotated} rotated`),
@@ -96,4 +118,4 @@ async function rotate(db: Kysely<any>, cipher: IntegrationCipher, batchSize: num
   }
 }
 
-runCommandLine(spec, ({ values }) => main(values['batch-size'] ?? DEFAULT_ROTATION_BATCH_SIZE))
+runCommandLine(spec, ({ values }) => main(values['batch-size'] ?? DEFAULT_ROTATION_BATCH_SIZE, values['key-id']))

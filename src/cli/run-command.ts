@@ -23,10 +23,11 @@
  */
 import type { Kysely } from 'kysely'
 
+import { checkConnectionString } from '../connection/connection-string.js'
 import type { CreateDbOptions } from '../connection/create-db.js'
-import { type CommandSpec, helpText, type ParsedCommandLine, parseCommandLine } from './command-line.js'
+import { type CommandSpec, helpText, mayShowArgument, type ParsedCommandLine, parseCommandLine } from './command-line.js'
 
-export { type CommandSpec, helpText, type OptionValues, parseCommandLine, usageLine } from './command-line.js'
+export { type CommandSpec, describeArgument, helpText, type OptionValues, parseCommandLine, usageLine } from './command-line.js'
 
 /**
  * Runs `command` with the arguments after the script name and ends the process with its exit
@@ -39,13 +40,49 @@ export { type CommandSpec, helpText, type OptionValues, parseCommandLine, usageL
  * ```
  */
 export function runCommand(label: string, command: (args: string[]) => Promise<number | void>): void {
-  command(process.argv.slice(2)).then(
+  const args = process.argv.slice(2)
+  command(args).then(
     (code) => exit(code ?? 0),
     (error: unknown) => {
-      console.error(`${label} failed: ${oneLine(error)}`)
+      console.error(withoutArguments(`${label} failed: ${oneLine(error)}`, args))
       exit(1)
     },
   )
+}
+
+/** The longest failure line printed: a longer one is cut, whatever it quotes. */
+const MAX_FAILURE_LENGTH = 2000
+
+/**
+ * `line` with every argument (or the name or value of a `--flag=value`) that may not be shown
+ * (see mayShowArgument) replaced by its length, wherever a message quoted it, and cut to
+ * {@link MAX_FAILURE_LENGTH}: nothing a user passes is echoed whole, whichever code wrote the message.
+ */
+function withoutArguments(line: string, args: readonly string[]): string {
+  let shown = line
+  for (const part of args.flatMap((arg) => [arg, ...arg.split('=')])) {
+    if (part.length >= 4 && !mayShowArgument(part)) shown = shown.split(part).join(`(${part.length} characters, not shown)`)
+  }
+  return shown.length > MAX_FAILURE_LENGTH ? `${shown.slice(0, MAX_FAILURE_LENGTH)}… (cut)` : shown
+}
+
+/**
+ * The connection string in the first of the environment variables `names` that is set, checked
+ * (see checkConnectionString) before anything connects with it, or undefined when none is set.
+ *
+ * @example
+ * ```ts
+ * const server = serverFromEnv(['LINT_LOCKS_DATABASE_URL'])
+ * ```
+ */
+export function serverFromEnv(names: readonly string[], env: NodeJS.ProcessEnv = process.env): string | undefined {
+  for (const name of names) {
+    const value = env[name]?.trim()
+    if (!value) continue
+    checkConnectionString(value, name)
+    return value
+  }
+  return undefined
 }
 
 /**

@@ -3,6 +3,7 @@ import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysel
 import pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
 
+import { checkConnectionString } from './connection-string.js'
 import { IN_MEMORY, openPglite } from './open-pglite.js'
 import { explainTimeout, serverClientConfig } from './server-client-config.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
@@ -70,14 +71,7 @@ export function resolveDatabaseTarget(options: CreateDbOptions = {}): DatabaseTa
   const env = options.env ?? process.env
   const connectionString = (options.connectionString ?? env.DATABASE_URL)?.trim()
   if (connectionString) {
-    if (!/^postgres(ql)?:\/\//.test(connectionString)) {
-      const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(connectionString)?.[0]
-      throw new Error(
-        `The connection string is not a PostgreSQL URL (${scheme ? `it starts with "${scheme}"` : 'it has no scheme'}; the rest is not shown, as it may hold a password). ` +
-          'Expected postgres://user:password@host:5432/database; unset DATABASE_URL to use the embedded database.',
-      )
-    }
-    assertReadable(connectionString)
+    checkConnectionString(connectionString, options.connectionString === undefined ? 'DATABASE_URL' : 'the connection string given')
     return { kind: 'postgres', connectionString }
   }
   return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR || DEFAULT_PGLITE_DATA_DIR }
@@ -106,33 +100,6 @@ function serverOf(connectionString: string): string {
     return `${host ?? 'localhost'}:${port ?? 5432}/${database ?? '(default database)'}`
   } catch {
     return '(a connection string that cannot be parsed)'
-  }
-}
-
-/**
- * Rejects a connection string whose password (or user) holds a character that ends the
- * authority part of a URL: \`postgres://u:20/secret@host/db\` parses as host "u", port 20, and a
- * database name that is the rest of the password (with "?" or "#", parameters or a fragment). The driver would connect elsewhere, and every
- * message naming the database would print the secret.
- */
-function assertReadable(connectionString: string): void {
-  let afterHost: string
-  try {
-    // A "?" or "#" in the password starts the query or the fragment; a "/" the path.
-    const { pathname, search, hash } = new URL(connectionString)
-    afterHost = `${pathname}${search}${hash}`
-  } catch {
-    throw new Error(
-      'The connection string is not a valid URL (it is not shown, as it may hold a password). ' +
-        'Expected postgres://user:password@host:5432/database, with special characters of the password percent-encoded.',
-    )
-  }
-  if (afterHost.includes('@')) {
-    throw new Error(
-      'The connection string has an "@" after the host part, so its password (or user name) holds a "/", "?" or "#" that ' +
-        'ends the host part early (the string is not shown, as it may hold a password). Percent-encode the password ' +
-        '(encodeURIComponent: "/" is %2F, "?" is %3F, "#" is %23, "@" is %40).',
-    )
   }
 }
 

@@ -1,7 +1,16 @@
-import { linkSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { linkSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
 
 import { errorCode } from './sql-state.js'
+
+/**
+ * The lock's file, inside the data folder: every path that reaches the folder (a symlink, `..`,
+ * a bind mount or a container's volume at another path) reaches this one file. PostgreSQL
+ * ignores files it does not know in its data directory, as it ignores its own postmaster.pid.
+ */
+export const LOCK_FILE_NAME = 'x402-db.lock'
 
 /**
  * Claims a PGlite data folder for this process, and returns the function that gives it back.
@@ -9,12 +18,14 @@ import { errorCode } from './sql-state.js'
  * memory and overwrite each other's writes, so a second opener is refused here instead. A lock
  * left by a process that no longer runs is taken over.
  *
- * The lock is `<real path of the folder>.lock`, so that every spelling of the folder (a trailing
- * slash, a symlink, `..`) meets the same lock. It appears whole or not at all: the holder's pid
- * is written to a file of its own, which is then hard-linked to the lock's name, an atomic step
- * that fails when the lock exists. A stale lock is removed only under a second, short-lived
- * lock (`.lock.takeover`), and only if it still holds, byte for byte, what was found stale: two
- * processes taking over the same stale lock cannot remove each other's fresh one.
+ * The lock is a file inside the folder ({@link LOCK_FILE_NAME}), so that every path to the folder
+ * meets it. It holds the holder's pid and where that pid means something (the host and the pid
+ * namespace): a lock from another host or namespace, whose process cannot be checked from here,
+ * is never taken as stale. It appears whole or not at all: it is written to a file of its own,
+ * which is then hard-linked to the lock's name, an atomic step that fails when the lock exists.
+ * A stale lock is removed only under a second, short-lived lock (`.takeover`), and only if it
+ * still holds, byte for byte, what was found stale: two processes taking over the same stale
+ * lock cannot remove each other's fresh one.
  *
  * @example
  * ```ts
@@ -25,13 +36,13 @@ import { errorCode } from './sql-state.js'
 export function lockDataDir(dataDir: string): () => void {
   mkdirSync(dataDir, { recursive: true })
   const folder = realpathSync(dataDir)
-  const lockFile = `${folder}.lock`
+  const lockFile = join(folder, LOCK_FILE_NAME)
   for (let attempt = 0; attempt < 50; attempt++) {
     if (tryCreate(lockFile)) {
       const release = () => {
         process.removeListener('exit', release)
         // Only a lock that is still this process's own is removed.
-        if (pidIn(readLock(lockFile)) === process.pid) rmSync(lockFile, { force: true })
+        if (isOwnLock(readLock(lockFile))) rmSync(lockFile, { force: true })
       }
       // A process that exits without destroying its Kysely instance still frees the folder.
       process.on('exit', release)
@@ -42,15 +53,16 @@ export function lockDataDir(dataDir: string): () => void {
     // what is there by now, which may be another process's fresh lock.
     if (seen === undefined) continue
     const holder = pidIn(seen)
-    if (holder === process.pid) {
+    if (isOwnLock(seen)) {
       throw new Error(
         `The embedded database at ${folder} is open already in this process, through another createDb() instance. ` +
           'A PGlite folder takes one instance at a time: share that instance, or await its destroy() before creating the next.',
       )
     }
-    if (holder !== undefined && isRunning(holder)) {
+    if (holder !== undefined && isLive(seen)) {
+      const elsewhere = placeIn(seen) === PLACE ? '' : ` on ${placeIn(seen)}`
       throw new Error(
-        `The embedded database at ${folder} is open in process ${holder}. ` +
+        `The embedded database at ${folder} is open in process ${holder}${elsewhere}. ` +
           'A PGlite folder can be open in one process at a time: stop that process, or point PGLITE_DATA_DIR at another folder.',
       )
     }
@@ -62,7 +74,7 @@ export function lockDataDir(dataDir: string): () => void {
 /** Creates `lockFile` holding this process's pid, atomically; false when it exists. */
 function tryCreate(lockFile: string): boolean {
   const draft = `${lockFile}.${process.pid}.${randomBytes(4).toString('hex')}`
-  writeFileSync(draft, String(process.pid), { flag: 'wx' })
+  writeFileSync(draft, `${process.pid}\n${PLACE}\n`, { flag: 'wx' })
   try {
     linkSync(draft, lockFile)
     return true
@@ -90,10 +102,38 @@ function pidIn(content: string | undefined): number | undefined {
   return Number.isInteger(pid) && pid > 0 ? pid : undefined
 }
 
-/** Whether `content`, read from a lock file, names a process that runs. */
+/**
+ * Where this process's pid means something: the host, and on Linux the pid namespace (a
+ * container has its own, where the same number is another process).
+ */
+const PLACE = `${hostname()} ${pidNamespace()}`
+
+function pidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid')
+  } catch {
+    return ''
+  }
+}
+
+/** The place a lock file names (its second line); a lock without one is taken as this place's. */
+function placeIn(content: string): string {
+  return content.split('\n')[1]?.trim() || PLACE
+}
+
+/** Whether what a lock file holds is this process's own lock. */
+function isOwnLock(content: string | undefined): boolean {
+  return content !== undefined && pidIn(content) === process.pid && placeIn(content) === PLACE
+}
+
+/**
+ * Whether `content`, read from a lock file, names a process that runs, or one that cannot be
+ * checked from here (another host or pid namespace), which is taken as running.
+ */
 function isLive(content: string): boolean {
   const pid = pidIn(content)
-  return pid !== undefined && isRunning(pid)
+  if (pid === undefined) return false
+  return placeIn(content) !== PLACE || isRunning(pid)
 }
 
 /**

@@ -1,39 +1,68 @@
-import { createHash, type Hash } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createHash, createHmac, type Hash, randomBytes, timingSafeEqual } from 'node:crypto'
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { createRequire } from 'node:module'
+import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync } from 'node:zlib'
 
-import { sourceFingerprint } from '../../bin/source-fingerprint.mjs'
 import { errorCode } from './sql-state.js'
 
 /**
- * From src/connection and from dist/connection alike, two folders up is the package root:
- * the cache sits in its node_modules/.cache, where tools keep theirs.
- */
-const DEFAULT_CACHE_DIR = fileURLToPath(new URL('../../node_modules/.cache/x402-jobs-db/', import.meta.url))
-
-/**
- * The folder of the cached PGlite templates: X402_DB_CACHE_DIR, else
- * node_modules/.cache/x402-jobs-db in the package.
+ * The folder of the cached PGlite templates and of what is derived from them (schema
+ * references): X402_DB_CACHE_DIR, else `x402-jobs-db/templates` in the user's cache folder
+ * (XDG_CACHE_HOME, else ~/.cache). Never inside the installed package, which may be read-only
+ * or shared.
  *
  * @example
  * ```ts
- * templateCacheDir() // '/app/node_modules/.cache/x402-jobs-db'
+ * templateCacheDir() // '/home/me/.cache/x402-jobs-db/templates'
  * ```
  */
 export function templateCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.X402_DB_CACHE_DIR?.trim() || DEFAULT_CACHE_DIR
+  const chosen = env.X402_DB_CACHE_DIR?.trim()
+  if (chosen) return chosen
+  return join(env.XDG_CACHE_HOME?.trim() || join(homeOf(env), '.cache'), 'x402-jobs-db', 'templates')
+}
+
+/**
+ * The file of the key that authenticates this user's cache entries: `x402-jobs-db/cache.key` in
+ * the user's config folder (XDG_CONFIG_HOME, else ~/.config), never beside the entries: whoever
+ * can write the cache folder (a shared X402_DB_CACHE_DIR, a CI cache restored from a fork) can
+ * give a file a valid checksum, but cannot read this key.
+ *
+ * @example
+ * ```ts
+ * cacheKeyFile() // '/home/me/.config/x402-jobs-db/cache.key'
+ * ```
+ */
+export function cacheKeyFile(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_CONFIG_HOME?.trim() || join(homeOf(env), '.config'), 'x402-jobs-db', 'cache.key')
+}
+
+function homeOf(env: NodeJS.ProcessEnv): string {
+  return env.HOME?.trim() || homedir()
 }
 
 /**
  * Adds the code of the module's folders `folders` (such as 'migrator') to `hash`, for a cache key
- * that must change when that code does. The TypeScript sources are read, from src/ beside dist/
- * (the package ships both), so that the commands (compiled) and the tests (run from src/) make
- * the same key and share what they cache; but only where dist/ was built from src/ as it is now
- * (see compiledFromTheSources): otherwise, and where src/ is missing, the compiled files are, so
- * that what stale compiled code makes is never cached under the key of the edited sources.
+ * that must change when that code does: the code that runs, the TypeScript in src/ where the
+ * module runs from its sources (the tests), the JavaScript in dist/ where it runs compiled (the
+ * commands, an app). Each keys what it makes by itself, so that what one made is never cached
+ * under the key of the other, which may be other code.
  *
  * @example
  * ```ts
@@ -45,10 +74,9 @@ export function hashModuleCode(hash: Hash, folders: readonly string[]): Hash {
   let digest = codeDigests.get(id)
   if (digest === undefined) {
     const code = createHash('sha256')
+    const extension = fileURLToPath(import.meta.url).endsWith('.ts') ? '.ts' : '.js'
     for (const folder of folders) {
-      const [directory, extension] = runsFromSources()
-        ? [fileURLToPath(new URL(`../../src/${folder}/`, import.meta.url)), '.ts']
-        : [fileURLToPath(new URL(`../${folder}/`, import.meta.url)), '.js']
+      const directory = fileURLToPath(new URL(`../${folder}/`, import.meta.url))
       for (const file of readdirSync(directory).sort()) {
         if (file.endsWith(extension) && !file.endsWith('.d.ts')) code.update(`${folder}/${file}\0`).update(readFileSync(join(directory, file))).update('\0')
       }
@@ -62,33 +90,9 @@ export function hashModuleCode(hash: Hash, folders: readonly string[]): Hash {
 /**
  * The digests of the folders hashed so far in this process, by folder list: the code that runs
  * does not change while the process lives, and every template key (several per test database,
- * up to eight when a template is made) hashed it again, from dist/ with the whole of src/.
+ * up to eight when a template is made) would hash it again.
  */
 const codeDigests = new Map<string, string>()
-
-/** Whether the code to hash is the sources in src/ (see hashModuleCode), decided once. */
-function runsFromSources(): boolean {
-  fromSources ??= fileURLToPath(import.meta.url).endsWith('.ts') || compiledFromTheSources()
-  return fromSources
-}
-
-let fromSources: boolean | undefined
-
-/**
- * Whether dist/, which this code runs from, was built from src/ as it is now: bin/run.mjs writes
- * the sources' fingerprint (bin/source-fingerprint.mjs, which both use) to
- * dist/.source-fingerprint when it builds. Not where src/ was edited since (an
- * app that imports dist/, or bin/run.mjs without TypeScript to build again), nor where src/ or
- * the fingerprint is missing (a package installed without them).
- */
-function compiledFromTheSources(): boolean {
-  const root = fileURLToPath(new URL('../../', import.meta.url))
-  try {
-    return readFileSync(join(root, 'dist', '.source-fingerprint'), 'utf8') === sourceFingerprint(root)
-  } catch {
-    return false
-  }
-}
 
 /**
  * The installed PGlite's version: a template made by one version is never loaded by another.
@@ -128,8 +132,8 @@ export function installedVersion(name: string): string {
 }
 
 /**
- * Reads the template stored under `key`, or undefined when there is none or it is damaged (see
- * readCacheFile).
+ * Reads the template stored under `key`, or undefined when there is none, when this user did not
+ * write it (see readCacheFile), or when it holds no tarball: the caller then makes it again.
  *
  * @example
  * ```ts
@@ -156,9 +160,11 @@ export function readTemplate(key: string, env: NodeJS.ProcessEnv = process.env):
     // Unpacked here, natively: PGlite loads a plain tarball faster than it unpacks a gzipped one.
     unpacked = gunzipSync(tarball)
   } catch {
-    rmSync(file, { force: true })
     return undefined
   }
+  // What PGlite's dumpDataDir makes: a tar archive, whose first header says "ustar". Anything
+  // else would fail inside PGlite, in every database started from it.
+  if (unpacked.subarray(257, 262).toString('latin1') !== 'ustar') return undefined
   const blob = new Blob([unpacked])
   verified.set(version, blob)
   return blob
@@ -177,13 +183,15 @@ const verified = new Map<string, Blob>()
  * ```
  */
 export async function writeTemplate(key: string, tarball: Blob, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  if (!cacheKey(env)) return
   writeCacheFile(templateFileName(key), gzipSync(Buffer.from(await tarball.arrayBuffer()), { level: 1 }), env)
 }
 
 /**
- * The contents of the cache file `name`, or undefined when there is none or it is damaged: each
- * file carries the sha256 of its contents, which must match, so a truncated or altered file is
- * removed, to be made again, instead of trusted.
+ * The contents of the cache file `name`, or undefined when there is none, or when its first line
+ * is not the HMAC of its name and contents under this user's key (see cacheKeyFile): a file
+ * that another user, a restored CI cache or a damaged write left is never trusted, and the
+ * caller makes it again. Without a usable key, nothing is read.
  *
  * @example
  * ```ts
@@ -191,26 +199,26 @@ export async function writeTemplate(key: string, tarball: Blob, env: NodeJS.Proc
  * ```
  */
 export function readCacheFile(name: string, env: NodeJS.ProcessEnv = process.env): Buffer | undefined {
-  const file = cacheFile(name, env)
+  const key = cacheKey(env)
+  if (!key) return undefined
   let contents: Buffer
   try {
-    contents = readFileSync(file)
+    contents = readFileSync(cacheFile(name, env))
   } catch {
-    // Missing, or unreadable here (a read-only install): made afresh, as without a cache.
+    // Missing, or unreadable here: made afresh, as without a cache.
     return undefined
   }
   const body = contents.subarray(65)
-  if (contents.subarray(0, 64).toString('latin1') !== createHash('sha256').update(body).digest('hex')) {
-    rmSync(file, { force: true })
-    return undefined
-  }
-  return body
+  const found = Buffer.from(contents.subarray(0, 64).toString('latin1'), 'hex')
+  const expected = authenticate(key, name, body)
+  return contents[64] === 0x0a && found.length === expected.length && timingSafeEqual(found, expected) ? body : undefined
 }
 
 /**
- * Stores `bytes` as the cache file `name`, with their sha256, atomically: a process reading the
- * cache at the same moment finds the whole file or none. A cache that cannot be written is not
- * an error.
+ * Stores `bytes` as the cache file `name`, with their HMAC under this user's key (see
+ * readCacheFile), atomically: a process reading the cache at the same moment finds the whole
+ * file or none. The cache is best-effort: without a usable key, or where the folder cannot be
+ * written, nothing is stored, and nothing fails.
  *
  * @example
  * ```ts
@@ -218,15 +226,85 @@ export function readCacheFile(name: string, env: NodeJS.ProcessEnv = process.env
  * ```
  */
 export function writeCacheFile(name: string, bytes: Buffer, env: NodeJS.ProcessEnv = process.env): void {
+  const key = cacheKey(env)
+  if (!key) return
   const file = cacheFile(name, env)
-  const digest = createHash('sha256').update(bytes).digest('hex')
-  const partial = `${file}.${process.pid}.partial`
+  const partial = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.partial`
   try {
-    mkdirSync(dirname(file), { recursive: true })
-    writeFileSync(partial, Buffer.concat([Buffer.from(`${digest}\n`, 'latin1'), bytes]))
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    // 'wx' never writes through a file or a link someone else put at that name.
+    writeFileSync(partial, Buffer.concat([Buffer.from(`${authenticate(key, name, bytes).toString('hex')}\n`, 'latin1'), bytes]), { flag: 'wx', mode: 0o600 })
     renameSync(partial, file)
   } catch {
-    rmSync(partial, { force: true })
+    try {
+      rmSync(partial, { force: true })
+    } catch {
+      // The folder is not there, or not a folder: nothing was written.
+    }
+  }
+}
+
+function authenticate(key: Buffer, name: string, body: Buffer): Buffer {
+  return createHmac('sha256', key).update(name).update('\0').update(body).digest()
+}
+
+/**
+ * This user's cache key (see cacheKeyFile), made on first use, or undefined where it cannot be
+ * made or is not private: a regular file of this user, readable and writable by no one else.
+ * Read once per process and file.
+ */
+function cacheKey(env: NodeJS.ProcessEnv): Buffer | undefined {
+  const file = cacheKeyFile(env)
+  if (!keys.has(file)) keys.set(file, readKey(file) ?? makeKey(file))
+  return keys.get(file)
+}
+
+const keys = new Map<string, Buffer | undefined>()
+
+const KEY_BYTES = 32
+
+function readKey(file: string): Buffer | undefined {
+  let fd: number
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch {
+    return undefined
+  }
+  try {
+    const stat = fstatSync(fd)
+    const own = process.getuid === undefined || stat.uid === process.getuid()
+    if (!stat.isFile() || !own || (stat.mode & 0o077) !== 0 || stat.size !== KEY_BYTES) return undefined
+    const key = Buffer.alloc(KEY_BYTES)
+    return readFileSync(fd).copy(key) === KEY_BYTES ? key : undefined
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * Makes the key file, whole or not at all (a draft linked to its name, which fails where another
+ * process made it first: its key is then read), or undefined where the config folder cannot be
+ * written, or a key file is there but not usable.
+ */
+function makeKey(file: string): Buffer | undefined {
+  const draft = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    writeFileSync(draft, randomBytes(KEY_BYTES), { flag: 'wx', mode: 0o600 })
+    try {
+      linkSync(draft, file)
+    } catch (error) {
+      if (errorCode(error) !== 'EEXIST') return undefined
+    }
+    return readKey(file)
+  } catch {
+    return undefined
+  } finally {
+    try {
+      rmSync(draft, { force: true })
+    } catch {
+      // Nothing was written.
+    }
   }
 }
 

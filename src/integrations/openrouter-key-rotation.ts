@@ -15,6 +15,12 @@ const MAX_ROTATION_BATCH_SIZE = 10_000
 export interface KeyRotationOptions {
   /** Reads every configured secret, writes with the current one. */
   cipher: IntegrationCipher
+  /**
+   * The key id of the secret the app runs with, as the operator confirmed it (see
+   * {@link IntegrationCipher.confirmCurrentKeyId}): nothing is read or written unless the
+   * cipher's current secret has it.
+   */
+  keyId: string
   /** Rows read and re-encrypted per transaction, 1 to 10,000; 500 by default. */
   batchSize?: number
   /** Stops the run after the batch in progress; the report then says `complete: false`. */
@@ -41,8 +47,8 @@ export interface KeyRotationReport {
 
 /**
  * Re-encrypts every stored OpenRouter key that is not yet in the current format with the current
- * secret, as service_role, in batches of `batchSize` rows taken in user_id order. Each batch is
- * one transaction, and each row is updated only if it still holds the value that was read, so a
+ * secret, once that secret is proven to be the app's (`keyId`), as service_role, in batches of
+ * `batchSize` rows taken in user_id order. Each batch is one transaction, and each row is updated only if it still holds the value that was read, so a
  * key stored meanwhile is never overwritten with an older one. A row that does not decrypt is
  * reported in `failed` and left untouched. Stopping at any point loses nothing: committed batches
  * stay rotated, and a new run skips them and goes on with the rest.
@@ -52,12 +58,14 @@ export interface KeyRotationReport {
  *
  * @example
  * ```ts
- * const report = await rotateOpenRouterKeys(db, { cipher: IntegrationCipher.fromEnv() })
+ * const cipher = IntegrationCipher.fromEnv()
+ * const report = await rotateOpenRouterKeys(db, { cipher, keyId: '1a2b3c4d' }) // the app's key id
  * // { scanned: 10000, rotated: 9998, alreadyCurrent: 2, changedConcurrently: 0, failed: [], complete: true }
  * ```
  */
 export async function rotateOpenRouterKeys(db: Kysely<DB>, options: KeyRotationOptions): Promise<KeyRotationReport> {
   const { cipher, signal, onBatch } = options
+  cipher.confirmCurrentKeyId(options.keyId)
   const batchSize = options.batchSize ?? DEFAULT_ROTATION_BATCH_SIZE
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_ROTATION_BATCH_SIZE) {
     throw new RangeError(`The rotation batch size must be a whole number from 1 to ${MAX_ROTATION_BATCH_SIZE}, not ${batchSize}.`)

@@ -61,6 +61,8 @@ export async function copySchema(from: string, to: string): Promise<void> {
     .map((line) => line.replace(/^CREATE SCHEMA (\S+);$/, 'CREATE SCHEMA IF NOT EXISTS $1;'))
     .join('\n')
   const client = new pg.Client(serverClientConfig(to))
+  // A Ctrl-C drops the scratch database WITH (FORCE) meanwhile: its session's end must not crash the process.
+  client.on('error', () => {})
   await client.connect()
   try {
     // One simple-protocol query: the dump is many statements.

@@ -15,7 +15,7 @@ import { copySchema } from './copy-schema.js'
 import { readExistingTables } from './existing-tables.js'
 import { LockSampler } from './lock-sampler.js'
 import type { MigrationRehearsal } from './measured-statement.js'
-import { createServerScratch } from './scratch-database.js'
+import { createServerScratch, type ServerScratch } from './scratch-database.js'
 import { type SeededTable, seedRepresentativeRows } from './seed-rows.js'
 import { withStatementProbes } from './probing-dialect.js'
 import { splitSqlStatements } from './split-sql.js'
@@ -33,8 +33,10 @@ export type RehearsalStep =
 /** Where and from which state a rehearsal runs. */
 export interface RehearsalOptions {
   /**
-   * The server to create the scratch database on (a connection string whose database is left
-   * alone), or undefined for an in-memory PGlite.
+   * A PostgreSQL server for rehearsals, to create the scratch database and its role on (a
+   * superuser's connection string, whose database is left alone; see createServerScratch), or
+   * undefined for an in-memory PGlite. Never the target's own server: the rehearsal creates a
+   * role there, and the Supabase roles where they are missing.
    */
   server?: string
   /** The last migration applied before the steps (null: none). */
@@ -42,7 +44,8 @@ export interface RehearsalOptions {
   /**
    * Copy the schema of this database (read only, with pg_dump; see {@link copySchema}) instead of
    * building it with the module's migrations up to `startingPoint`. PostgreSQL only, and the
-   * scratch database must be on a server (`server`).
+   * scratch database must be on a server (`server`). The copy is made, owned and run by the
+   * scratch database's unprivileged role, never by the server's user.
    */
   copySchemaFrom?: string
   /** Rows to put in each table {@link seedRepresentativeRows} knows, before the steps. */
@@ -68,6 +71,9 @@ export interface Rehearsal {
  * `startingPoint` by the module's migrations and filled with representative rows, and measures
  * each statement (see {@link StatementRecorder}). The scratch database is created for the
  * rehearsal (on `options.server`, or in memory) and dropped after it; nothing else is changed.
+ * On a server, the server's user only creates the database, its role and the Supabase pieces;
+ * every statement after that (the copied schema, the rows, the steps, the lock sampler) runs as
+ * the role, which owns the database and has no other power.
  * A step that fails ends the rehearsal; its error is in the result.
  *
  * @example
@@ -83,7 +89,6 @@ export async function rehearse(steps: readonly RehearsalStep[], options: Rehears
     const { db, recorder } = scratch
     if (options.copySchemaFrom !== undefined) {
       if (!scratch.connectionString) throw new Error('A schema can be copied only onto a PostgreSQL scratch database: give the server to create it on.')
-      await ensureSupabaseStandIn(db)
       await copySchema(options.copySchemaFrom, scratch.connectionString)
     } else {
       await migrateTo(db, options.startingPoint)
@@ -120,6 +125,27 @@ export async function rehearse(steps: readonly RehearsalStep[], options: Rehears
   }
 }
 
+/**
+ * What the server's user does on a new scratch database before its role runs anything there:
+ * the Supabase pieces (roles, schema auth), which need a superuser, and the privileges that
+ * Supabase's own migration role has on them, so that the role can reference, lock and measure
+ * auth.users as a migration does on Supabase.
+ */
+async function prepareForOwner(scratch: ServerScratch): Promise<void> {
+  const pool = new pg.Pool({ ...serverClientConfig(scratch.adminConnectionString), max: 1 })
+  // A Ctrl-C drops the database WITH (FORCE) meanwhile: its session's end must not crash the process.
+  pool.on('error', () => {})
+  pool.on('connect', (client) => client.on('error', () => {}))
+  const admin = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
+  try {
+    await ensureSupabaseStandIn(admin)
+    await sql`GRANT USAGE ON SCHEMA auth TO ${sql.id(scratch.name)}`.execute(admin)
+    await sql`GRANT ALL ON ALL TABLES IN SCHEMA auth TO ${sql.id(scratch.name)}`.execute(admin)
+  } finally {
+    await admin.destroy()
+  }
+}
+
 async function runScript(db: Kysely<any>, script: string): Promise<void> {
   await db.connection().execute(async (connection) => {
     for (const statement of splitSqlStatements(script)) await sql.raw(statement).execute(connection)
@@ -147,16 +173,16 @@ async function openScratchDatabase(server: string | undefined, startingPoint: st
   }
   const scratch = await createServerScratch(server)
   const dropScratch = () => scratch.drop()
-  const url = new URL(scratch.connectionString)
   let sampler: LockSampler
   try {
-    sampler = await LockSampler.open(url.toString())
+    await prepareForOwner(scratch)
+    sampler = await LockSampler.open(scratch.connectionString)
   } catch (error) {
     await dropScratch()
     throw error
   }
   const recorder = new StatementRecorder('postgres', sampler)
-  const pool = new pg.Pool({ ...serverClientConfig(url.toString()), application_name: 'x402-jobs-db rehearsal' })
+  const pool = new pg.Pool({ ...serverClientConfig(scratch.connectionString), application_name: 'x402-jobs-db rehearsal' })
   pool.on('error', () => {})
   // A Ctrl-C drops the scratch database WITH (FORCE), which ends a session in the middle of a
   // statement: its client's error must not crash the process before the drop is done.
@@ -164,7 +190,7 @@ async function openScratchDatabase(server: string | undefined, startingPoint: st
   const db = new Kysely<any>({ dialect: withoutKyselyMigrationLock(withStatementProbes(new PostgresDialect({ pool }), recorder)) })
   return {
     kind: 'postgres',
-    connectionString: url.toString(),
+    connectionString: scratch.connectionString,
     db,
     recorder,
     async destroy() {

@@ -4,6 +4,7 @@ import { hostname } from 'node:os'
 import pg from 'pg'
 
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
+import { checkConnectionString } from '../connection/connection-string.js'
 
 /** Every scratch database's name starts so; a sweep touches no other database. */
 const PREFIX = 'x402_rehearsal_'
@@ -19,16 +20,27 @@ const EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const
 
 /** A scratch database created on a server, dropped by {@link ServerScratch.drop} or on Ctrl-C. */
 export interface ServerScratch {
+  /** The name of the database, and of the role that owns it. */
   name: string
-  /** The server's connection string with the scratch database in it. */
+  /**
+   * The scratch database as its owner: a role made for this rehearsal, with no attribute (no
+   * superuser, no CREATEROLE, no CREATEDB, no BYPASSRLS), that logs in with a random password.
+   * Everything the rehearsal runs there runs as this role.
+   */
   connectionString: string
-  /** Drops the database (its sessions too) and stops watching for signals. */
+  /** The scratch database as the server's own user: only for what must exist before the role's code runs. */
+  adminConnectionString: string
+  /** Drops the database (its sessions too) and its role, and stops watching for signals. */
   drop(): Promise<void>
 }
 
 /**
- * Creates a scratch database on `server` (whose own database is only used to create and drop
- * it), after sweeping leftovers of rehearsals that were killed (see {@link sweepScratchDatabases}).
+ * Creates a scratch database on `server`, a server for rehearsals (whose own database is only
+ * used to create and drop it), owned by a role of the same name made for it, after sweeping
+ * leftovers of rehearsals that were killed (see {@link sweepScratchDatabases}). The server's user
+ * must be allowed to create roles and databases (a superuser). The role owns the database and
+ * has no other power: the code the rehearsal runs there (the target's triggers and functions,
+ * with --copy-schema) has no more power than its author had.
  * Until it is dropped, SIGINT and SIGTERM drop it and exit the process with 130 or 143, as the
  * signal would have: a Ctrl-C leaves nothing on the server. Its name carries the server's time
  * of creation, and a COMMENT ON DATABASE says who created it, so that a leftover of a SIGKILL
@@ -41,14 +53,23 @@ export interface ServerScratch {
  * ```
  */
 export async function createServerScratch(server: string): Promise<ServerScratch> {
+  checkConnectionString(server, 'the rehearsal server\'s connection string')
   await sweepScratchDatabases(server).catch(() => {})
   let name: string | undefined
+  const password = randomBytes(24).toString('base64url')
   let creating: Promise<unknown> = Promise.resolve()
   let dropping: Promise<void> | undefined
   const dropNow = () =>
     (dropping ??= creating
       .catch(() => {})
-      .then(() => (name ? withClient(server, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)) : undefined))
+      .then(() =>
+        name
+          ? withClient(server, async (client) => {
+              await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+              await client.query(`DROP ROLE IF EXISTS ${name}`)
+            })
+          : undefined,
+      )
       .then(() => {}))
   const onSignal = (signal: keyof typeof EXIT_CODES) => {
     void dropNow()
@@ -65,8 +86,12 @@ export async function createServerScratch(server: string): Promise<ServerScratch
     creating = withClient(server, async (client) => {
       const { rows } = await client.query<{ now: string }>('SELECT floor(extract(epoch FROM now()))::bigint AS now')
       name = `${PREFIX}${rows[0]!.now}_${process.pid}_${randomBytes(4).toString('hex')}`
-      await client.query(`CREATE DATABASE ${name}`)
       const comment = `x402-jobs-db rehearsal scratch database, created by process ${process.pid} on ${hostname()}; dropped when the rehearsal ends, or by a later rehearsal once no session uses it.`
+      await client.query(
+        `CREATE ROLE ${name} LOGIN PASSWORD ${client.escapeLiteral(password)} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS`,
+      )
+      await client.query(`COMMENT ON ROLE ${name} IS ${client.escapeLiteral(comment)}`)
+      await client.query(`CREATE DATABASE ${name} OWNER ${name}`)
       await client.query(`COMMENT ON DATABASE ${name} IS ${client.escapeLiteral(comment)}`)
     })
     await creating
@@ -75,11 +100,17 @@ export async function createServerScratch(server: string): Promise<ServerScratch
     stopWatching()
     throw error
   }
-  const url = new URL(server)
-  url.pathname = `/${name}`
+  const admin = new URL(server)
+  admin.pathname = `/${name}`
+  const owner = new URL(admin)
+  owner.username = name!
+  owner.password = password
+  owner.searchParams.delete('password')
+  owner.searchParams.delete('user')
   return {
     name: name!,
-    connectionString: url.toString(),
+    connectionString: owner.toString(),
+    adminConnectionString: admin.toString(),
     async drop() {
       try {
         await dropNow()
@@ -92,10 +123,10 @@ export async function createServerScratch(server: string): Promise<ServerScratch
 
 /**
  * Drops the scratch databases of earlier rehearsals on `server` that were killed before they
- * could drop them (SIGKILL, a lost machine): only databases named as {@link createServerScratch}
- * names them, created more than `olderThanSeconds` ago by the server's clock, with no session
- * connected. A database someone connects to meanwhile is left (DROP without FORCE refuses).
- * Returns the names dropped.
+ * could drop them (SIGKILL, a lost machine), and their roles: only databases and roles named as
+ * {@link createServerScratch} names them, created more than `olderThanSeconds` ago by the
+ * server's clock, with no session connected. A database someone connects to meanwhile is left
+ * (DROP without FORCE refuses), and so is its role. Returns the names of the databases dropped.
  *
  * @example
  * ```ts
@@ -118,6 +149,16 @@ export async function sweepScratchDatabases(server: string, olderThanSeconds = S
       } catch {
         // Connected to meanwhile, or not ours to drop: left as it is.
       }
+    }
+    // The roles of those, and of databases dropped by a rehearsal killed before it dropped its role.
+    const { rows: roles } = await client.query<{ rolname: string; now: string }>(
+      `SELECT r.rolname, floor(extract(epoch FROM now()))::bigint AS now FROM pg_roles r
+        WHERE r.rolname LIKE 'x402\\_rehearsal\\_%' AND NOT EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = r.rolname)`,
+    )
+    for (const { rolname, now } of roles) {
+      const created = NAME.exec(rolname)?.[1]
+      if (created === undefined || Number(now) - Number(created) < olderThanSeconds) continue
+      await client.query(`DROP ROLE ${rolname}`).catch(() => {})
     }
     return swept
   })

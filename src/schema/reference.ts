@@ -31,8 +31,9 @@ export interface SchemaReference {
  * the module's own migrations run on a scratch in-memory PGlite database (from its template), with
  * the Supabase stand-in applied by the runner before the first of them, as it is everywhere, and then on to the newest
  * migration, to learn what the module owns. It never touches DATABASE_URL. Built once per
- * migration and process, and cached beside the templates (see referenceCacheName): a check in a
- * new process reads it instead of starting a scratch database (issue 14).
+ * migration and process, and cached beside the templates (see referenceCacheName), where only an
+ * entry this user wrote is read (see readCacheFile): a check in a new process reads it instead of
+ * starting a scratch database.
  *
  * @example
  * ```ts
@@ -62,7 +63,7 @@ async function build(migrationName: string): Promise<SchemaReference> {
   const cacheName = await referenceCacheName(migrationName)
   const cached = cacheName ? readCacheFile(cacheName) : undefined
   if (cached) {
-    // Whole (its digest matched), but made by other code or by hand, it may be no reference:
+    // Written by this user (its HMAC matched), it may still hold no reference of this shape:
     // built again below, and the file replaced.
     const parsed = parseReference(cached.toString('utf8'), migrationName)
     if (parsed) return parsed

@@ -41,6 +41,9 @@ const TAG_BYTES = 16
 const V2_KEY_INFO = 'x402-jobs integration key v2 aes-256-gcm'
 const V2_KEY_ID_INFO = 'x402-jobs integration key v2 key id'
 
+/** A key id: 8 hexadecimal digits (see {@link IntegrationCipher.currentKeyId}). */
+export const KEY_ID_PATTERN = /^[0-9a-f]{8}$/
+
 const LEGACY_PATTERN = /^([0-9a-f]{32}):((?:[0-9a-f]{32})+)$/i
 const V2_PATTERN = /^v2:([0-9a-f]{8}):([0-9a-f]{24}):((?:[0-9a-f]{2})*):([0-9a-f]{32})$/
 
@@ -97,6 +100,26 @@ export class IntegrationCipher {
    */
   get currentKeyId(): string {
     return this.#current.keyId
+  }
+
+  /**
+   * Throws unless the current secret's key id is `keyId`: the proof, before anything is written
+   * with the current secret, that it is the secret the app runs with and not a typo of it. The
+   * key id comes from the app (its {@link currentKeyId}, or the `<key id>` of `v2:<key id>:…` in
+   * a key it stored), never from the secret being checked.
+   *
+   * @example
+   * ```ts
+   * cipher.confirmCurrentKeyId('1a2b3c4d') // throws where the current secret's id is another
+   * ```
+   */
+  confirmCurrentKeyId(keyId: string): void {
+    if (keyId === this.#current.keyId) return
+    throw new Error(
+      `The current secret has key id ${this.#current.keyId}, not ${KEY_ID_PATTERN.test(keyId) ? keyId : 'the value given'} as confirmed: ` +
+        'it is not the secret the app runs with (a typo in INTEGRATION_ENCRYPTION_SECRET?). Nothing was written. ' +
+        "Set INTEGRATION_ENCRYPTION_SECRET to the app's secret, whose key id is the one confirmed, and run again.",
+    )
   }
 
   /**

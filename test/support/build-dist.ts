@@ -11,14 +11,28 @@ import { migratedTemplate } from '../../src/templates/migrated-template.js'
  * vitest's global setup, once before any test file runs: brings dist/ up to date, so that the
  * tests that run the commands as the npm scripts do (compiled, through bin/run.mjs) do not each
  * wait for a build; makes the template of each migration, which the test files start from, so
- * that the workers do not each make them at the same time on a fresh checkout; and points the
- * workers' temporary folders at a folder of the run, removed after it (see runTmpdir).
+ * that the workers do not each make them at the same time on a fresh checkout (through the
+ * sources, which the tests run, and through dist/, which the commands run: each keys them by its
+ * own code); and points the workers' temporary folders at a folder of the run, removed after it
+ * (see runTmpdir).
  */
 export default async function setup(): Promise<() => void> {
   execFileSync(process.execPath, ['bin/run.mjs', '--build'], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: 'inherit' })
   // Each from the one before, so that making them all on a new checkout is one run of the
   // migrations (see migratedTemplate).
   for (const name of migrationNames) await migratedTemplate(name)
+  // The commands run compiled, and key their templates by the compiled code: made here too, once.
+  execFileSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      "const { migratedTemplate } = await import('./dist/templates/migrated-template.js'); " +
+        "const { migrationNames } = await import('./dist/migrations/index.js'); " +
+        'for (const name of migrationNames) await migratedTemplate(name)',
+    ],
+    { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: 'inherit' },
+  )
   const scratch = runTmpdir()
   // The workers and the processes they start inherit it: every mkdtemp of the tests lands there.
   const previous = process.env.TMPDIR

