@@ -18,12 +18,14 @@ describe('commands against a server that never answers', () => {
   })
   afterAll(() => silent.close())
 
+  // Each command gets the silent server through the variable it connects with: the target for
+  // migrate:latest, the server for rehearsals for lint:locks and migrate:sql.
   it.each([
-    ['lint:locks', [], 'src/cli/lint-locks.ts'],
-    ['migrate:sql', ['sql', '005'], 'src/cli/migrate.ts'],
-    ['migrate:latest', ['latest'], 'src/cli/migrate.ts'],
-  ])('%s fails with a message that names the unanswered connection', async (_name, args, script) => {
-    const { code, stderr } = await cli(args, { DATABASE_URL: silent.url, ...NO_PASSWORD }, script)
+    ['lint:locks', [], 'src/cli/lint-locks.ts', 'LINT_LOCKS_DATABASE_URL'],
+    ['migrate:sql', ['sql', '005'], 'src/cli/migrate.ts', 'REHEARSAL_DATABASE_URL'],
+    ['migrate:latest', ['latest'], 'src/cli/migrate.ts', 'DATABASE_URL'],
+  ])('%s fails with a message that names the unanswered connection', async (_name, args, script, variable) => {
+    const { code, stderr } = await cli(args, { [variable]: silent.url, ...NO_PASSWORD }, script)
     expect({ code, stderr }).toEqual({ code: 1, stderr: expect.stringMatching(/did not answer within \d+ ms/) })
     expect(stderr).toContain(new URL(silent.url).host)
   }, 90_000)
