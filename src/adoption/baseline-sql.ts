@@ -142,7 +142,7 @@ BEGIN
   IF EXISTS (SELECT FROM pg_temp.${COMPARED} WHERE class = 'conflict') THEN
     RAISE EXCEPTION USING
       MESSAGE = format(E'The live schema conflicts with what the migrations up to %s produce; nothing was recorded.\\n%s', ${literal(migrationName)}, report),
-      HINT = ${literal(`See what to change with npm run migrate:baseline -- ${migrationName} --plan (or adopt at the migration whose schema the database has). Nothing it prints weakens security or drops data.`)};
+      HINT = ${literal(`See what to change with npm run migrate:baseline -- ${migrationName} --plan (or adopt at the migration whose schema the database has); npm run migrate:baseline -- ${migrationName} prints the entry of adoption-decisions.json that would keep each conflict a decision may accept, after review (export this script again then). The plan never weakens security or drops data; a decision keeps what production has, and is yours to make.`)};
   END IF;
   IF report IS NOT NULL THEN
     RAISE NOTICE '%', report;

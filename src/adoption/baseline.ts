@@ -62,8 +62,9 @@ export class BaselineRefusedError extends Error {
         ? `Cannot adopt the database at ${migrationName}: ${disagreements.join('; ')}. Nothing was recorded.`
         : `The live schema conflicts with what the migrations up to ${migrationName} produce, in ` +
             `${diff!.conflict.length} place(s) (listed in the diff); nothing was recorded. ` +
-            `See what to change with npm run migrate:baseline -- ${migrationName} --plan, ` +
-            'or adopt the database at the migration whose schema it has.',
+            `See what to change with npm run migrate:baseline -- ${migrationName} --plan, keep what production ` +
+            'has by a decision in adoption-decisions.json (the entries are printed with the diff, where a decision may accept ' +
+            'a conflict), or adopt the database at the migration whose schema it has.',
     )
   }
 }
