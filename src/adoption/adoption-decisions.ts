@@ -53,7 +53,10 @@ export function readAdoptionDecisions(path: string = DEFAULT_ADOPTION_DECISIONS_
  */
 export function parseAdoptionDecisions(text: string, path: string): AdoptionDecision[] {
   const refuse = (what: string): never => {
-    throw new Error(`The adoption decisions in ${path} are not usable: ${what}. Fix the file (see docs/taking-over-production.md); nothing was compared.`)
+    throw new Error(
+      `The adoption decisions in ${path} are not usable: ${what}. Fix the file (see docs/taking-over-production.md); ` +
+        'nothing was compared.',
+    )
   }
   let value: unknown
   try {
@@ -71,11 +74,14 @@ export function parseAdoptionDecisions(text: string, path: string): AdoptionDeci
     if (typeof entry !== 'object' || entry === null) return refuse(`${at} is not an object`)
     const { key, field, live, reason } = entry as Record<string, unknown>
     if (typeof key !== 'string' || !new RegExp(`^(${categories}) \\S`).test(key)) {
-      return refuse(`${at} has no "key" such as "policies x402_resources.<policy name>" (the key a conflict is printed with)`)
+      return refuse(`${at} has no "key" such as "policies x402_resources.<policy name>" (as a conflict's entry has it)`)
     }
     if (typeof field !== 'string') return refuse(`${at} (${key}) has no "field" ('' for a whole object)`)
-    if (!('live' in (entry as object))) return refuse(`${at} (${key}) has no "live": the value that was reviewed (null for a missing object)`)
-    if (typeof reason !== 'string' || reason.trim().startsWith(PLACEHOLDER) || new Set(reason.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []).size < 3) {
+    if (!('live' in (entry as object))) {
+      return refuse(`${at} (${key}) has no "live": the value that was reviewed (null for a missing object)`)
+    }
+    const words = typeof reason === 'string' ? new Set(reason.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []).size : 0
+    if (typeof reason !== 'string' || reason.trim().startsWith(PLACEHOLDER) || words < 3) {
       return refuse(`${at} (${key}) gives no reason: say why the difference is right, who decided it and when`)
     }
     const id = JSON.stringify([key, field])

@@ -71,7 +71,10 @@ export async function planRepair(db: Kysely<any>, name: string, options: RepairP
   // What adoption accepted and is gone since is put back too (a dropped policy, RLS switched off).
   const accepted = await readAcceptedDifferences(db)
   const decisions = options.decisions ?? readAdoptionDecisions()
-  const diff = await diffWithReference(db, reference, { decisions, ...(accepted.length > 0 ? { acceptedBefore: accepted } : {}) })
+  const diff = await diffWithReference(db, reference, {
+    decisions,
+    ...(accepted.length > 0 ? { acceptedBefore: accepted } : {}),
+  })
   const settings = await functionSettings(db)
   const statements: string[] = []
   const unresolved: UnresolvedConflict[] = []
@@ -79,7 +82,9 @@ export async function planRepair(db: Kysely<any>, name: string, options: RepairP
   for (const difference of diff.conflict) {
     const fix = await repair(db, difference, reference, settings)
     if ('decide' in fix) {
-      const keep = difference.decidable ? ` Or keep it as it is by a decision in ${ADOPTION_DECISIONS_FILE} (the refusal of migrate:baseline prints its entry).` : ''
+      const keep = difference.decidable
+        ? ` Or keep it as it is by a decision in ${ADOPTION_DECISIONS_FILE} (the refusal of migrate:baseline prints its entry).`
+        : ''
       unresolved.push({ line: difference.line, decide: `${fix.decide}${keep}` })
     } else {
       statements.push(...fix.now)
@@ -95,8 +100,10 @@ export async function planRepair(db: Kysely<any>, name: string, options: RepairP
   }
   statements.push(...later)
   // A function first: a missing trigger may call it.
-  statements.sort((a, b) => Number(b.startsWith('CREATE OR REPLACE FUNCTION')) - Number(a.startsWith('CREATE OR REPLACE FUNCTION')))
-  return { migrationName: reference.migrationName, diff, statements, unresolved, script: script(reference.migrationName, statements, unresolved) }
+  const isFunction = (statement: string) => Number(statement.startsWith('CREATE OR REPLACE FUNCTION'))
+  statements.sort((a, b) => isFunction(b) - isFunction(a))
+  const { migrationName } = reference
+  return { migrationName, diff, statements, unresolved, script: script(migrationName, statements, unresolved) }
 }
 
 type Fix = { now: string[]; after?: string[] } | { decide: string }
@@ -147,7 +154,12 @@ function replaceFunction(source: string, kept: string[] = []): string | undefine
   return [...lines.slice(0, at), ...extra, ...lines.slice(at)].join('\n')
 }
 
-async function repair(db: Kysely<any>, difference: SchemaDifference, reference: SchemaReference, settings: Record<string, string[]>): Promise<Fix> {
+async function repair(
+  db: Kysely<any>,
+  difference: SchemaDifference,
+  reference: SchemaReference,
+  settings: Record<string, string[]>,
+): Promise<Fix> {
   const { kind, category, field, table_name: table, object_name: name } = difference
   const expected = (difference.kind === 'missing' ? difference.expected : null) as Record<string, unknown> | null
   const on = table === null ? '' : `public.${ident(table)}`
@@ -168,57 +180,72 @@ async function repair(db: Kysely<any>, difference: SchemaDifference, reference: 
       case 'indexes': {
         const definition = String(expected!.definition)
         const duplicates = await duplicateRows(db, definition)
-        if (duplicates) return { decide: `${duplicates}; the plan builds no unique index that cannot be built, and never edits rows.` }
+        if (duplicates) {
+          return { decide: `${duplicates}; the plan builds no unique index that cannot be built, and never edits rows.` }
+        }
         return { now: [definition.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX CONCURRENTLY IF NOT EXISTS ')] }
       }
       case 'constraints': {
         const definition = String(expected!.definition)
         if (!/^(CHECK|FOREIGN KEY) /.test(definition)) {
-          return { decide: 'a key constraint: build its unique index CONCURRENTLY, then ALTER TABLE … ADD CONSTRAINT … USING INDEX, after checking the data has no duplicates.' }
+          return {
+            decide: 'a key constraint: build its unique index CONCURRENTLY, then ALTER TABLE … ADD CONSTRAINT … USING INDEX, ' +
+              'after checking the data has no duplicates.',
+          }
         }
         const blocked = await rowsInTheWay(db, table!, definition)
-        if (blocked) return { decide: `${blocked}; the plan adds no constraint that stored rows violate, and never edits rows.` }
+        if (blocked) {
+          return { decide: `${blocked}; the plan adds no constraint that stored rows violate, and never edits rows.` }
+        }
         const validate = expected!.validated === false ? [] : [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`]
         const add = `ALTER TABLE ${on} ADD CONSTRAINT ${ident(name)} ${definition.replace(/ NOT VALID$/, '')} NOT VALID`
-        return { now: [unlessExists('pg_catalog.pg_constraint', `conrelid = '${on}'::regclass AND conname = ${literal(name)}`, add)], after: validate }
+        const absent = `conrelid = '${on}'::regclass AND conname = ${literal(name)}`
+        return { now: [unlessExists('pg_catalog.pg_constraint', absent, add)], after: validate }
       }
       case 'triggers':
-        return {
-          now: [unlessExists('pg_catalog.pg_trigger', `tgrelid = '${on}'::regclass AND tgname = ${literal(name)} AND NOT tgisinternal`, String(expected!.definition))],
-        }
+        const absent = `tgrelid = '${on}'::regclass AND tgname = ${literal(name)} AND NOT tgisinternal`
+        return { now: [unlessExists('pg_catalog.pg_trigger', absent, String(expected!.definition))] }
       case 'policies': {
         const widens = await widensAccess(db, expected!)
         if (widens) {
           return {
-            decide: `adding it would give ${widens} access beyond what production's own policies on ${table} allow (${await policiesOn(db, table!)}); ` +
-              'the plan never adds a policy more permissive than what production has. Create it by hand only if those roles must have that access.',
+            decide:
+              `adding it would give ${widens} access beyond what production's own policies on ${table} allow ` +
+              `(${await policiesOn(db, table!)}); the plan never adds a policy more permissive than what production has. ` +
+              'Create it by hand only if those roles must have that access.',
           }
         }
-        return { now: [unlessExists('pg_catalog.pg_policy', `polrelid = '${on}'::regclass AND polname = ${literal(name)}`, createPolicy(name, on, expected!))] }
+        const absent = `polrelid = '${on}'::regclass AND polname = ${literal(name)}`
+        return { now: [unlessExists('pg_catalog.pg_policy', absent, createPolicy(name, on, expected!))] }
       }
       case 'functions': {
         const source = reference.functionSources[name]
-        return source ? { now: [source.trim()] } : { decide: 'the module defines it; create it from the module\'s migration.' }
+        return source ? { now: [source.trim()] } : { decide: "the module defines it; create it from the module's migration." }
       }
       case 'relations':
         return { decide: missingRelation(difference, reference) }
       case 'columns':
-        return { decide: `add it as the module has it (${describeColumn(expected!)}) after checking how the app fills it; adding a NOT NULL column needs a default or a backfill first.` }
+        return {
+          decide: `add it as the module has it (${describeColumn(expected!)}) after checking how the app fills it; ` +
+            'adding a NOT NULL column needs a default or a backfill first.',
+        }
     }
   }
   if (kind === 'changed') {
     const live = difference.live
     if (category === 'relations' && (field === 'row level security' || field === 'forced row level security') && live === false) {
-      return { now: [`ALTER TABLE ${on || `public.${ident(name)}`} ${field === 'row level security' ? 'ENABLE' : 'FORCE'} ROW LEVEL SECURITY`] }
+      const how = field === 'row level security' ? 'ENABLE' : 'FORCE'
+      return { now: [`ALTER TABLE ${on || `public.${ident(name)}`} ${how} ROW LEVEL SECURITY`] }
     }
     if (category === 'functions' && field === 'definition') {
       const source = reference.functionSources[name]
-      const shipped = [difference.expected, reference.latest.functions[name]?.definition.definition].map((definition) => body(String(definition)))
+      const shipped = [difference.expected, reference.latest.functions[name]?.definition.definition].map((text) => body(String(text)))
       const own = body(String(live))
       if (own === undefined || !shipped.includes(own)) {
         return {
-          decide: 'production changed its body: the plan never replaces a function body production changed (only one the module shipped). ' +
-            'Review it: keep it, or replace it by hand with the module\'s (npm run migrate:sql -- <the migration that creates it>).',
+          decide:
+            'production changed its body: the plan never replaces a function body production changed (only one the module ' +
+            "shipped). Review it: keep it, or replace it by hand with the module's (npm run migrate:sql -- <the migration that creates it>).",
         }
       }
       const replaced = source === undefined ? undefined : replaceFunction(source, settings[name])
@@ -231,7 +258,8 @@ async function repair(db: Kysely<any>, difference: SchemaDifference, reference: 
       return { now: [], after: [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`] }
     }
     if (category === 'indexes' && field === 'valid' && live === false) {
-      const duplicates = await duplicateRows(db, String(reference.expected.indexes[`${table}.${name}`]?.definition.definition ?? ''))
+      const index = reference.expected.indexes[`${table}.${name}`]
+      const duplicates = await duplicateRows(db, String(index?.definition.definition ?? ''))
       if (duplicates) return { decide: `${duplicates}; REINDEX would fail on them, and the plan never edits rows.` }
       return { now: [`REINDEX INDEX CONCURRENTLY public.${ident(name)}`] }
     }
@@ -239,8 +267,10 @@ async function repair(db: Kysely<any>, difference: SchemaDifference, reference: 
       return { now: [`ALTER TABLE ${on} ENABLE TRIGGER ${ident(name)}`] }
     }
     return {
-      decide: `the database has ${field} ${JSON.stringify(live)} where the module has ${JSON.stringify(difference.expected)}. ` +
-        'Decide which is right: change the database by hand after checking the data and the app, or adopt at the migration whose schema it has.',
+      decide:
+        `the database has ${field} ${JSON.stringify(live)} where the module has ${JSON.stringify(difference.expected)}. ` +
+        'Decide which is right: change the database by hand after checking the data and the app, or adopt at the migration ' +
+        'whose schema it has.',
     }
   }
   return { decide: difference.reason }
@@ -255,7 +285,9 @@ async function repair(db: Kysely<any>, difference: SchemaDifference, reference: 
 function missingRelation(difference: SchemaDifference, reference: SchemaReference): string {
   const { reason, key } = difference
   if (reason.startsWith('the database has it as')) return `${reason}; the plan never renames or moves data itself.`
-  if (reason.startsWith('probably renamed')) return 'rename it back only if it is the same table; the plan never renames or moves data itself.'
+  if (reason.startsWith('probably renamed')) {
+    return 'rename it back only if it is the same table; the plan never renames or moves data itself.'
+  }
   const creator = reference.createdBy[key]
   const earlier = creator === undefined ? -1 : migrationNames.indexOf(creator) - 1
   const create = creator === undefined ? 'the module creates it' : `${creator} creates it`
@@ -330,7 +362,8 @@ async function duplicateRows(db: Kysely<any>, definition: string): Promise<strin
       GROUP BY ${sql.raw(list.join(', '))} HAVING count(*) > 1) AS d
   `.execute(db)
   const { n, named } = rows[0]!
-  return n === 0 ? undefined : `${n} value(s) are stored more than once, which the unique index rejects: ${named}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
+  if (n === 0) return undefined
+  return `${n} value(s) are stored more than once, which the unique index rejects: ${named}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
 }
 
 /** `what` of the rows of `table` matching `where` (over `t`), counted and named by primary key. */
@@ -349,7 +382,8 @@ async function namedRows(db: Kysely<any>, table: string, where: string, what: st
     FROM (SELECT row_number() OVER () AS i, ${sql.raw(named)} AS named FROM ${sql.raw(`public.${ident(table)}`)} t WHERE ${sql.raw(where)}) AS r
   `.execute(db)
   const { n, named: list } = rows[0]!
-  return n === 0 ? undefined : `${n} stored row(s) of ${table} ${what}: ${list}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
+  if (n === 0) return undefined
+  return `${n} stored row(s) of ${table} ${what}: ${list}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
 }
 
 /**
