@@ -93,9 +93,9 @@ async function main(): Promise<void> {
       `.execute(db)
       const values = users.map(({ id }) => ({ user_id: id, encrypted_api_key: encryptLegacy(API_KEY, PREVIOUS_SECRET) }))
       for (let start = 0; start < values.length; start += 5_000) {
-        await db.insertInto('user_openrouter_integrations').values(values.slice(start, start + 5_000)).execute()
+        await db.insertInto('x402_user_openrouter_integrations').values(values.slice(start, start + 5_000)).execute()
       }
-      await sql`VACUUM ANALYZE user_openrouter_integrations`.execute(db)
+      await sql`VACUUM ANALYZE x402_user_openrouter_integrations`.execute(db)
 
       const cipher = new IntegrationCipher({ current: CURRENT_SECRET, previous: [PREVIOUS_SECRET] })
       for (const run of ['legacy → v2', 'all current (verify only)']) {

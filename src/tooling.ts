@@ -8,10 +8,17 @@ export { ACCESS_USERS, seedAccessFixtures } from './access/access-fixtures.js'
 export { ACCESS_MATRIX_FILE, accessMatrixOf, buildAccessMatrix, compareAccessMatrix, formatAccessMatrix } from './access/access-matrix.js'
 export { ACCESS_SCHEMAS, type AccessEntry, type AccessOperation, measureAccess } from './access/measure-access.js'
 export { ACCEPTED_DIFFERENCE_TABLE, readAcceptedDifferences } from './adoption/accepted-differences.js'
+export {
+  ADOPTION_DECISIONS_FILE,
+  type AdoptionDecision,
+  formatDecisionEntries,
+  parseAdoptionDecisions,
+  readAdoptionDecisions,
+} from './adoption/adoption-decisions.js'
 export { type BaselineSqlOptions, exportBaselineSql } from './adoption/baseline-sql.js'
 export { type BaselineOptions, BaselineRefusedError, type BaselineResult, baselineMigrations } from './adoption/baseline.js'
 export { checkDrift, type DriftCheckOptions, type DriftReport, driftSummary, formatDriftReport } from './adoption/drift-check.js'
-export { planRepair, type RepairPlan, type UnresolvedConflict } from './adoption/repair-plan.js'
+export { planRepair, type RepairPlan, type RepairPlanOptions, type UnresolvedConflict } from './adoption/repair-plan.js'
 export { exportMigrationSql, type MigrationDirection } from './export/migration-sql.js'
 export {
   migrationChecksum,

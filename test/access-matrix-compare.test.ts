@@ -9,8 +9,8 @@ const committed = [
   '# Access matrix',
   '',
   '| object | kind | operation | anon | authenticated | service_role |',
-  '| public.ai_models | table (RLS on) | SELECT | all rows | all rows | all rows |',
-  '| x402_migrations.prior_state_007 | table (RLS off) | SELECT | none | none | none |',
+  '| public.x402_openrouter_models | table (RLS on) | SELECT | all rows | all rows | all rows |',
+  '| x402_migrations.prior_state_008 | table (RLS off) | SELECT | none | none | none |',
   '',
 ].join('\n')
 
@@ -20,11 +20,11 @@ describe('compareAccessMatrix', () => {
   })
 
   it('sees an object that moved from x402_migrations to public, with the line number', () => {
-    const moved = committed.replace('| x402_migrations.prior_state_007 |', '| public.prior_state_007 |')
+    const moved = committed.replace('| x402_migrations.prior_state_008 |', '| public.prior_state_008 |')
     expect(compareAccessMatrix(committed, moved)).toEqual([
       '@@ line 5 @@',
-      '- | x402_migrations.prior_state_007 | table (RLS off) | SELECT | none | none | none |',
-      '+ | public.prior_state_007 | table (RLS off) | SELECT | none | none | none |',
+      '- | x402_migrations.prior_state_008 | table (RLS off) | SELECT | none | none | none |',
+      '+ | public.prior_state_008 | table (RLS off) | SELECT | none | none | none |',
     ])
   })
 

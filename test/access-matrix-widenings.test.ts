@@ -115,7 +115,7 @@ describe.each(testTargets)('the access matrix sees widenings on %s', (target) =>
   it('a new table is seeded generically and measured; one that cannot be says why, on its own lines', async () => {
     const { db } = database
     await sql`CREATE TABLE public.x402_new (id int PRIMARY KEY, label text NOT NULL, user_id uuid REFERENCES auth.users (id))`.execute(db)
-    await sql`CREATE TABLE public.x402_unseedable (model_id uuid NOT NULL REFERENCES public.ai_models (id))`.execute(db)
+    await sql`CREATE TABLE public.x402_unseedable (model_id uuid NOT NULL REFERENCES public.x402_openrouter_models (id))`.execute(db)
     try {
       await seedEmptyTables(db)
       const lines = (await measureAccess(db)).filter((entry) => entry.object.startsWith('x402_new') || entry.object.startsWith('x402_unseedable'))

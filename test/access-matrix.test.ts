@@ -36,7 +36,7 @@ describe('the committed access matrix', () => {
     expect(entries.filter((entry) => entry.object === 'public.x402_resources').map((entry) => [entry.anon, entry.authenticated])).toEqual(
       Array.from({ length: 4 }, () => ['none', 'none']),
     )
-    for (const keys of ['public.user_openrouter_integrations', 'public.x402_user_claude_configs']) {
+    for (const keys of ['public.x402_user_openrouter_integrations', 'public.x402_user_claude_configs']) {
       expect(entries.filter((entry) => entry.object === keys).map((entry) => [entry.operation, entry.anon, entry.authenticated])).toEqual(
         ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((operation) => [operation, 'none', 'own rows only']),
       )
@@ -49,8 +49,8 @@ describe('the committed access matrix', () => {
     expect(clean.code).toBe(0)
     expect(clean.stderr).toContain(`${ACCESS_MATRIX_FILE} is current.`)
 
-    const line = '| public.ai_models | table (RLS on) | INSERT | none | none | all rows |'
-    const stale = original.replace(line, '| public.ai_models | table (RLS on) | INSERT | none | all rows | all rows |')
+    const line = '| public.x402_openrouter_models | table (RLS on) | INSERT | none | none | all rows |'
+    const stale = original.replace(line, '| public.x402_openrouter_models | table (RLS on) | INSERT | none | all rows | all rows |')
     expect(stale).not.toBe(original)
     writeFileSync(matrixPath, stale)
     try {
@@ -58,8 +58,8 @@ describe('the committed access matrix', () => {
       expect(failed.code).toBe(1)
       expect(lines(failed.stdout)).toEqual([
         `@@ line ${original.split('\n').indexOf(line) + 1} @@`,
-        '- | public.ai_models | table (RLS on) | INSERT | none | all rows | all rows |',
-        '+ | public.ai_models | table (RLS on) | INSERT | none | none | all rows |',
+        '- | public.x402_openrouter_models | table (RLS on) | INSERT | none | all rows | all rows |',
+        '+ | public.x402_openrouter_models | table (RLS on) | INSERT | none | none | all rows |',
       ])
       expect(lines(failed.stderr).at(-1)).toMatch(
         new RegExp(`^db:access --check failed: ${ACCESS_MATRIX_FILE} differs from the access the migrations give now`),
@@ -78,7 +78,7 @@ describe.each(testTargets)('measuring access on %s', (target) => {
     const measured = await accessMatrixOf(db)
     expect(compareAccessMatrix(committed(), measured)).toEqual([])
 
-    // A migration that lets the browser add resources, as 007 stopped it from doing.
+    // A migration that lets the browser add resources, as 008 stopped it from doing.
     await sql`CREATE POLICY "Anyone can add resources" ON x402_resources FOR INSERT TO anon WITH CHECK (true)`.execute(db)
     // And one that lets any signed-in user read every user's Claude key.
     await sql`CREATE POLICY "Signed-in users read all configs" ON x402_user_claude_configs FOR SELECT TO authenticated USING (true)`.execute(db)

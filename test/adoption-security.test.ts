@@ -39,7 +39,7 @@ describe.each(testTargets)('adoption security on %s', (target) => {
     await database.destroy().catch(() => {})
   })
 
-  it('refuses a table owned by an API role at adoption, and reports it at 007 (the owner bypasses RLS)', async () => {
+  it('refuses a table owned by an API role at adoption, and reports it at the newest migration (the owner bypasses RLS)', async () => {
     await sql`ALTER TABLE x402_resources OWNER TO authenticated`.execute(db)
     const conflicts = await conflictsAtAdoption(db)
     expect(conflicts.join('\n')).toMatch(/x402_resources: table: owner: live authenticated/)
@@ -83,7 +83,7 @@ describe.each(testTargets)('adoption security on %s', (target) => {
     expect(plan.statements.join('\n')).toMatch(/ALTER TABLE public\.x402_resources ENABLE ROW LEVEL SECURITY/)
   })
 
-  it('does not report as removed what the module itself now has (RLS on at 007)', async () => {
+  it('does not report as removed what the module itself now has (RLS on at 008)', async () => {
     await baselineMigrations(db, PRODUCTION_ADOPTION_POINT)
     await migrateToLatest(db)
     expect((await checkDrift(db)).ok).toBe(true)
@@ -111,23 +111,36 @@ describe.each(testTargets)('adoption security on %s', (target) => {
     expect(conflicts).toMatch(/column created_at: default: live clock_timestamp\(\)/)
   })
 
-  it('accepts a function hardened with a fixed search_path, and the repair plan keeps the setting', async () => {
+  it('accepts a function hardened with a fixed search_path; the repair plan replaces only a header, keeping the setting, never a body', async () => {
     await sql.raw(`ALTER FUNCTION update_claude_config_updated_at() SET search_path = ''`).execute(db)
     const result = await baselineMigrations(db, PRODUCTION_ADOPTION_POINT)
     expect(result.diff.accepted.map(({ line }) => line)).toContainEqual(
       expect.stringMatching(/^function update_claude_config_updated_at\(\): definition: .*fixed search_path/),
     )
-    // A body that differs as well is a conflict; the plan replaces the body and keeps the setting.
+    // A body that differs as well is a conflict, and production's: the plan leaves it to decide.
     await sql.raw(`CREATE OR REPLACE FUNCTION update_claude_config_updated_at() RETURNS trigger LANGUAGE plpgsql SET search_path = '' AS $$
       BEGIN NEW.updated_at = clock_timestamp(); RETURN NEW; END $$`).execute(db)
+    const changed = await planRepair(db, PRODUCTION_ADOPTION_POINT)
+    expect(changed.statements.filter((statement) => statement.includes('update_claude_config_updated_at'))).toEqual([])
+    expect(changed.unresolved.map(({ decide }) => decide)).toContainEqual(expect.stringMatching(/^production changed its body/))
+
+    // The module's body under another header (SECURITY DEFINER): the plan puts the module's back, with the setting.
+    await sql.raw(`CREATE OR REPLACE FUNCTION update_claude_config_updated_at() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+    BEGIN
+      NEW.updated_at = now();
+      RETURN NEW;
+    END;
+    $$`).execute(db)
     const plan = await planRepair(db, PRODUCTION_ADOPTION_POINT)
     const replaces = plan.statements.filter((statement) => statement.includes('update_claude_config_updated_at'))
     expect(replaces.length).toBeGreaterThan(0)
     for (const statement of replaces) expect(statement).toMatch(/SET search_path/i)
     for (const statement of plan.statements) await sql.raw(statement).execute(db)
-    const { rows } = await sql<{ proconfig: string[] }>`SELECT proconfig FROM pg_proc WHERE oid = 'update_claude_config_updated_at()'::regprocedure`.execute(db)
-    expect(rows[0]!.proconfig).toEqual(['search_path=""'])
-    // 007 sets the same search_path: then the module has what was accepted, and nothing was removed.
+    const { rows } = await sql<{ proconfig: string[]; prosecdef: boolean }>`
+      SELECT proconfig, prosecdef FROM pg_proc WHERE oid = 'update_claude_config_updated_at()'::regprocedure
+    `.execute(db)
+    expect(rows[0]).toEqual({ proconfig: ['search_path=""'], prosecdef: false })
+    // 008 sets the same search_path: then the module has what was accepted, and nothing was removed.
     await migrateToLatest(db)
     expect(formatDriftReport(await checkDrift(db))).toMatch(/^OK/m)
   })

@@ -129,8 +129,8 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
     const refusal = (await baselineMigrations(database.db, '002').catch((error: unknown) => error)) as BaselineRefusedError
     expect(refusal).toBeInstanceOf(BaselineRefusedError)
     const diff = formatSchemaDiff(refusal.diff!)
-    expect(diff).toContain('  user_openrouter_integrations: table: extra (a later migration creates it: adopt at that migration)')
-    expect(diff).toContain('  x402_resources: column openrouter_config: extra: jsonb (a later migration creates it: adopt at that migration)')
+    expect(diff).toContain('  user_openrouter_integrations: table: extra (a later migration, 005_add_openrouter_integration, creates it: adopt at that migration)')
+    expect(diff).toContain('  x402_resources: column openrouter_config: extra: jsonb (a later migration, 005_add_openrouter_integration, creates it: adopt at that migration)')
     await expectNothingRecorded(database)
   })
 
@@ -152,8 +152,18 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
 
     const refused = await cli(['baseline', '005'], env)
     expect(refused.code).toBe(1)
-    expect(lines(refused.stdout)).toHaveLength(3)
-    expect(refused.stdout).toContain('  x402_resources: index idx_x402_resources_openrouter_model: missing')
+    // The diff (a heading and two conflicts), then the entries that would accept each by decision.
+    const printed = lines(refused.stdout)
+    expect(printed.slice(0, 3)).toEqual([
+      expect.stringMatching(/^Conflicts /),
+      expect.stringMatching(/^ {2}x402_resources: constraint x402_resources_resource_type_check: definition: /),
+      expect.stringMatching(/^ {2}x402_resources: index idx_x402_resources_openrouter_model: missing/),
+    ])
+    expect(printed[3]).toMatch(/^To accept a conflict above by an explicit decision, after review, add its entry to adoption-decisions\.json/)
+    expect(printed.slice(-2).map((line) => JSON.parse(line))).toEqual([
+      { key: 'constraints x402_resources.x402_resources_resource_type_check', field: 'definition', live: expect.stringMatching(/^CHECK /), reason: expect.stringMatching(/^TODO/) },
+      { key: 'indexes x402_resources.idx_x402_resources_openrouter_model', field: '', live: null, reason: expect.stringMatching(/^TODO/) },
+    ])
     expect(lines(refused.stderr).at(-1)).toMatch(
       /^migrate baseline failed: The live schema conflicts with what the migrations up to 005_add_openrouter_integration produce, in 2 place\(s\)/,
     )

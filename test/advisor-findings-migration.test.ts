@@ -7,30 +7,30 @@ import { attemptAs } from './support/attempt-as.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
-// 007 closes the advisor's findings on the module's objects: RLS on x402_resources (service role
-// only) and ai_models (read by anyone, written by the service role), and 002's policy and
-// trigger function as Supabase advises. Its down restores what it found, including RLS that was
-// on already, as on production.
+// 008 closes the advisor's findings on the module's objects: RLS on x402_resources (service role
+// only) and x402_openrouter_models (read by anyone, written by the service role), and 002's
+// policy and trigger function as Supabase advises. Its down restores what it found, including
+// RLS that was on already, as on production.
 
-const MIGRATION_006 = '006_openrouter_policies_per_supabase_advice'
-const MIGRATION_007 = '007_close_supabase_advisor_findings'
+const MIGRATION_007 = '007_openrouter_policies_per_supabase_advice'
+const MIGRATION_008 = '008_close_supabase_advisor_findings'
 
 const RLS_REFUSED = { ok: false, code: '42501', message: expect.stringMatching(/violates row-level security policy/) }
 const ok = (value: unknown) => ({ ok: true, value })
 
-describe.each(testTargets)('migration 007 on %s', (target) => {
-  const database = useTestDatabase(target, MIGRATION_006)
+describe.each(testTargets)('migration 008 on %s', (target) => {
+  const database = useTestDatabase(target, MIGRATION_007)
 
   it('goes up, down and up, and its down restores exactly what it found', async () => {
     const { db } = database
     const before = await snapshotPublicSchema(db)
 
-    expect((await migrateUp(db)).map((result) => result.migrationName)).toEqual([MIGRATION_007])
+    expect((await migrateUp(db)).map((result) => result.migrationName)).toEqual([MIGRATION_008])
     const after = await snapshotPublicSchema(db)
     const rls = (table: string) => after.relations[table]?.definition['row level security']
-    expect([rls('x402_resources'), rls('ai_models')]).toEqual([true, true])
+    expect([rls('x402_resources'), rls('x402_openrouter_models')]).toEqual([true, true])
 
-    expect((await migrateDown(db)).map((result) => result.migrationName)).toEqual([MIGRATION_007])
+    expect((await migrateDown(db)).map((result) => result.migrationName)).toEqual([MIGRATION_008])
     expect(await snapshotPublicSchema(db)).toEqual(before)
     expect(await priorStateTable()).toBeNull()
 
@@ -49,10 +49,10 @@ describe.each(testTargets)('migration 007 on %s', (target) => {
 
     await migrateUp(db)
     const rows = await sql<{ relname: string; relrowsecurity: boolean }>`
-      SELECT relname, relrowsecurity FROM pg_class WHERE oid IN ('x402_resources'::regclass, 'ai_models'::regclass) ORDER BY relname
+      SELECT relname, relrowsecurity FROM pg_class WHERE oid IN ('x402_resources'::regclass, 'x402_openrouter_models'::regclass) ORDER BY relname
     `.execute(db)
     expect(rows.rows).toEqual([
-      { relname: 'ai_models', relrowsecurity: true },
+      { relname: 'x402_openrouter_models', relrowsecurity: true },
       { relname: 'x402_resources', relrowsecurity: true },
     ])
 
@@ -75,7 +75,7 @@ describe.each(testTargets)('migration 007 on %s', (target) => {
           WHERE polrelid = 'public.x402_user_claude_configs'::regclass AND polname = 'Users can manage their own Claude config'
         `.execute(db)
       ).rows
-    await migrateTo(db, MIGRATION_006)
+    await migrateTo(db, MIGRATION_007)
     await sql`DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs`.execute(db)
     await sql`
       CREATE POLICY "Users can manage their own Claude config" ON x402_user_claude_configs
@@ -153,36 +153,36 @@ describe.each(testTargets)('migration 007 on %s', (target) => {
     )
   })
 
-  it('lets anon and authenticated read ai_models but not write it, and the service role write it', async () => {
+  it('lets anon and authenticated read x402_openrouter_models but not write it, and the service role write it', async () => {
     const { db } = database
     const modelId = await createModel(db)
     const readers = [{ role: 'anon' }, { role: 'authenticated', sub: await createUser(db) }] as const
     for (const requester of readers) {
-      const read = await attemptAs(db, requester, (trx) => trx.selectFrom('ai_models').select('id').where('id', '=', modelId).execute())
+      const read = await attemptAs(db, requester, (trx) => trx.selectFrom('x402_openrouter_models').select('id').where('id', '=', modelId).execute())
       expect(read, requester.role).toEqual(ok([{ id: modelId }]))
       const inserted = await attemptAs(db, requester, (trx) =>
-        trx.insertInto('ai_models').values({ openrouter_id: `x/${requester.role}`, display_name: 'X', provider: 'x' }).execute(),
+        trx.insertInto('x402_openrouter_models').values({ openrouter_id: `x/${requester.role}`, display_name: 'X', provider: 'x' }).execute(),
       )
       expect(inserted, requester.role).toEqual(RLS_REFUSED)
       const updated = await attemptAs(db, requester, async (trx) =>
-        Number((await trx.updateTable('ai_models').set({ display_name: 'changed' }).where('id', '=', modelId).executeTakeFirst()).numUpdatedRows),
+        Number((await trx.updateTable('x402_openrouter_models').set({ display_name: 'changed' }).where('id', '=', modelId).executeTakeFirst()).numUpdatedRows),
       )
       expect(updated, requester.role).toEqual(ok(0))
       const deleted = await attemptAs(db, requester, async (trx) =>
-        Number((await trx.deleteFrom('ai_models').where('id', '=', modelId).executeTakeFirst()).numDeletedRows),
+        Number((await trx.deleteFrom('x402_openrouter_models').where('id', '=', modelId).executeTakeFirst()).numDeletedRows),
       )
       expect(deleted, requester.role).toEqual(ok(0))
     }
 
     const service = { role: 'service_role' } as const
     const written = await attemptAs(db, service, async (trx) =>
-      Number((await trx.updateTable('ai_models').set({ display_name: 'synced' }).where('id', '=', modelId).executeTakeFirst()).numUpdatedRows),
+      Number((await trx.updateTable('x402_openrouter_models').set({ display_name: 'synced' }).where('id', '=', modelId).executeTakeFirst()).numUpdatedRows),
     )
     expect(written).toEqual(ok(1))
   })
 
   async function priorStateTable(): Promise<string | null> {
-    const { rows } = await sql<{ found: string | null }>`SELECT to_regclass('x402_migrations.prior_state_007')::text AS found`.execute(database.db)
+    const { rows } = await sql<{ found: string | null }>`SELECT to_regclass('x402_migrations.prior_state_008')::text AS found`.execute(database.db)
     return rows[0]!.found
   }
 })

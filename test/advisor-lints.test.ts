@@ -8,7 +8,7 @@ import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // Supabase's advisor on the module's objects, run as the dashboard runs it: the lints of
 // test/fixtures/advisor-lints.sql (after supabase/splinter's criteria) in one transaction, with
-// PostgREST's exposed schemas set. Before 007 they find what the issue reported; after it, nothing
+// PostgREST's exposed schemas set. Before 008 they find what the issue reported; after it, nothing
 // but unused_index, which every index of a fresh database raises.
 
 const LINTS = readFileSync(new URL('./fixtures/advisor-lints.sql', import.meta.url), 'utf8')
@@ -22,7 +22,7 @@ interface Finding {
 }
 
 describe.each(testTargets)('the advisor on %s', (target) => {
-  const database = useTestDatabase(target, '006_openrouter_policies_per_supabase_advice')
+  const database = useTestDatabase(target, '007_openrouter_policies_per_supabase_advice')
 
   async function findings(): Promise<Finding[]> {
     const rows = await database.db.transaction().execute(async (trx) => {
@@ -35,19 +35,19 @@ describe.each(testTargets)('the advisor on %s', (target) => {
       .sort((a, b) => `${a.lint} ${a.object_name}`.localeCompare(`${b.lint} ${b.object_name}`))
   }
 
-  it('finds, before 007, what the issue reported on the module’s objects', async () => {
+  it('finds, before 008, what the issue reported on the module’s objects', async () => {
     const found = (await findings()).filter((finding) => finding.lint !== 'unused_index')
     // No multiple_permissive_policies: 002's user policy is for everyone, service_role included,
     // beside service_role's own, but a role with BYPASSRLS does not count.
     expect(found).toEqual([
       { lint: 'auth_rls_initplan', level: 'WARN', schema_name: 'public', object_name: 'x402_user_claude_configs: Users can manage their own Claude config' },
       { lint: 'function_search_path_mutable', level: 'WARN', schema_name: 'public', object_name: 'update_claude_config_updated_at' },
-      { lint: 'rls_disabled_in_public', level: 'ERROR', schema_name: 'public', object_name: 'ai_models' },
+      { lint: 'rls_disabled_in_public', level: 'ERROR', schema_name: 'public', object_name: 'x402_openrouter_models' },
       { lint: 'rls_disabled_in_public', level: 'ERROR', schema_name: 'public', object_name: 'x402_resources' },
     ])
   })
 
-  it('finds nothing on the module’s objects after 007 but unused_index', async () => {
+  it('finds nothing on the module’s objects after 008 but unused_index', async () => {
     await migrateToLatest(database.db)
     const found = await findings()
     expect(found.filter((finding) => finding.lint !== 'unused_index')).toEqual([])

@@ -26,22 +26,22 @@ describe.each(testTargets)('bad input on %s', (target) => {
     const userId = await createUser(db)
     const error = await rejection(
       db
-        .insertInto('user_openrouter_integrations')
+        .insertInto('x402_user_openrouter_integrations')
         .values({ user_id: userId, encrypted_api_key: null as unknown as string })
         .execute(),
     )
-    expect(error).toMatchObject({ code: '23502', column: 'encrypted_api_key', table: 'user_openrouter_integrations' })
+    expect(error).toMatchObject({ code: '23502', column: 'encrypted_api_key', table: 'x402_user_openrouter_integrations' })
     expect(error.message).toBe(
-      'Missing value: column "encrypted_api_key" on table "user_openrouter_integrations" must not be null (SQLSTATE 23502). ' +
+      'Missing value: column "encrypted_api_key" on table "x402_user_openrouter_integrations" must not be null (SQLSTATE 23502). ' +
         'Provide a value for "encrypted_api_key".',
     )
   })
 
   it('a key for a user that does not exist: 23503, naming the constraint', async () => {
     const error = await rejection(
-      database.db.insertInto('user_openrouter_integrations').values({ user_id: UNKNOWN_ID, encrypted_api_key: 'ab:cd' }).execute(),
+      database.db.insertInto('x402_user_openrouter_integrations').values({ user_id: UNKNOWN_ID, encrypted_api_key: 'ab:cd' }).execute(),
     )
-    expect(error).toMatchObject({ code: '23503', constraint: 'user_openrouter_integrations_user_id_fkey' })
+    expect(error).toMatchObject({ code: '23503', constraint: 'x402_user_openrouter_integrations_user_id_fkey' })
     expect(error.message).toMatch(/^Unknown reference: Key \(user_id\)=\(00000000-0000-4000-8000-00000000dead\) is not present in table "users"\./)
     expect(error.message).toMatch(/Use the id of a row that exists, or create that row first\.$/)
   })
@@ -49,7 +49,7 @@ describe.each(testTargets)('bad input on %s', (target) => {
   it('a resource for a model that does not exist: 23503, naming the constraint', async () => {
     const error = await rejection(createResource(database.db, { resource_type: 'openrouter_instant', openrouter_model_id: UNKNOWN_ID }))
     expect(error).toMatchObject({ code: '23503', constraint: 'x402_resources_openrouter_model_id_fkey' })
-    expect(error.message).toContain('is not present in table "ai_models"')
+    expect(error.message).toContain('is not present in table "x402_openrouter_models"')
   })
 
   it('an unknown resource_type: 23514, naming the constraint, without echoing the row', async () => {
@@ -68,17 +68,17 @@ describe.each(testTargets)('bad input on %s', (target) => {
   it('loses nothing: a rejected statement leaves the rows that were there', async () => {
     const { db } = database
     const userId = await createUser(db)
-    await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'kept:value' }).execute()
+    await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'kept:value' }).execute()
 
     await rejection(
       db
-        .updateTable('user_openrouter_integrations')
+        .updateTable('x402_user_openrouter_integrations')
         .set({ encrypted_api_key: null as unknown as string })
         .where('user_id', '=', userId)
         .execute(),
     )
 
-    const row = await db.selectFrom('user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirst()
+    const row = await db.selectFrom('x402_user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirst()
     expect(row).toEqual({ encrypted_api_key: 'kept:value' })
   })
 })

@@ -29,7 +29,7 @@ import { testTargets } from './support/test-database.js'
 
 const BEFORE_005 = '002_add_claude_integration'
 const MIGRATION_005 = '005_add_openrouter_integration'
-const MIGRATION_006 = '006_openrouter_policies_per_supabase_advice'
+const MIGRATION_006 = '006_rename_to_production_names'
 /** What follows 005: what migrate:latest applies on a database adopted at 005. */
 const AFTER_005 = migrationNames.filter((name) => name > MIGRATION_005)
 

@@ -25,7 +25,7 @@ import { withTestDatabase } from './support/test-database.js'
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set'
 const RUN = 'x402-bounded-run'
 const M002 = '002_add_claude_integration'
-const M006 = '006_openrouter_policies_per_supabase_advice'
+const M006 = '006_rename_to_production_names'
 /** The migration that runs outside a transaction, and builds its index concurrently. */
 const CONCURRENT = migrationsAfter(M002)[0]!
 

@@ -110,7 +110,7 @@ describe.each(testTargets)('rolling back 005 with rows of other tables referenci
     const { db } = database
     const instant = await createResource(db, {
       resource_type: 'openrouter_instant',
-      openrouter_model_id: await createModel(db),
+      openrouter_model_id: await createModel(db, undefined, 'ai_models'),
       openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
     })
     await sql`CREATE TABLE executions (id serial PRIMARY KEY, resource_id uuid REFERENCES x402_resources (id) ON DELETE CASCADE)`.execute(db)

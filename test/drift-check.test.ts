@@ -27,7 +27,7 @@ import { type TestTarget, testTargets } from './support/test-database.js'
 // applied migration's file with the checksum recorded when it was applied.
 
 const MIGRATION_005 = '005_add_openrouter_integration'
-const MIGRATION_006 = '006_openrouter_policies_per_supabase_advice'
+const MIGRATION_006 = '006_rename_to_production_names'
 const ALL = migrationNames
 const NEWEST = migrationNames.at(-1)!
 
@@ -90,7 +90,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       expect(lenient.ok).toBe(true)
       expect(lenient.schema?.accepted.map(({ object_name }) => object_name)).toEqual(['by_hand_on_resources'])
 
-      await sql`CREATE INDEX by_hand_on_keys ON user_openrouter_integrations (encrypted_api_key)`.execute(db)
+      await sql`CREATE INDEX by_hand_on_keys ON x402_user_openrouter_integrations (encrypted_api_key)`.execute(db)
       const drifted = await checkDrift(db)
       expect(drifted.ok).toBe(false)
       expect(drifted.schema?.conflict.map(({ kind, object_name }) => [kind, object_name])).toEqual([['extra', 'by_hand_on_keys']])
@@ -110,8 +110,8 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
         new RegExp(`OK: the schema matches ${NEWEST}, and ${ALL.length} of ${ALL.length} applied migrations match their checksums\\.\n$`),
       )
 
-      await sql`ALTER TABLE user_openrouter_integrations DISABLE ROW LEVEL SECURITY`.execute(db)
-      await sql`CREATE POLICY "Anyone reads keys" ON user_openrouter_integrations FOR SELECT USING (true)`.execute(db)
+      await sql`ALTER TABLE x402_user_openrouter_integrations DISABLE ROW LEVEL SECURITY`.execute(db)
+      await sql`CREATE POLICY "Anyone reads keys" ON x402_user_openrouter_integrations FOR SELECT USING (true)`.execute(db)
       await sql`ALTER TABLE x402_resources ALTER COLUMN resource_type SET DEFAULT 'proxy'`.execute(db)
       const drifted = await checkDrift(db)
       expect(drifted.ok).toBe(false)
@@ -120,9 +120,9 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
         [
           `Schema, compared with what the migrations up to ${NEWEST} produce:`,
           '  Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):',
-          '    user_openrouter_integrations: table: row level security: live false / expected true (off where the module has it on)',
-          '    user_openrouter_integrations: policy "Anyone reads keys": extra: FOR SELECT TO public USING true (no migration creates it, on a table the module creates whole)',
           "    x402_resources: column resource_type: default: live 'proxy'::text / expected 'external'::text",
+          '    x402_user_openrouter_integrations: table: row level security: live false / expected true (off where the module has it on)',
+          '    x402_user_openrouter_integrations: policy "Anyone reads keys": extra: FOR SELECT TO public USING true (no migration creates it, on a table the module creates whole)',
         ].join('\n'),
       )
       expect(report).toMatch(new RegExp(`DRIFT: 3 schema difference\\(s\\) from ${NEWEST}\\.\n$`))
@@ -220,7 +220,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       await changer.destroy()
       const drifted = await cli(['check'], env)
       expect(drifted.code).toBe(1)
-      expect(drifted.stdout).toContain('    user_openrouter_integrations: index idx_openrouter_integrations_user_enabled: missing: CREATE INDEX')
+      expect(drifted.stdout).toContain('    x402_user_openrouter_integrations: index idx_openrouter_integrations_user_enabled: missing: CREATE INDEX')
       expect(lines(drifted.stderr).at(-1)).toBe(
         `migrate check failed: drift found: 1 schema difference(s) from ${NEWEST} (the report above says what and where).`,
       )

@@ -11,12 +11,12 @@ postgres('lint:locks on PostgreSQL: scans through an index count', () => {
   it('catches a validated FOREIGN KEY on a filled, indexed column of x402_resources, and not a SET NOT NULL that changes nothing', async () => {
     // The validation reads every row through an index while SHARE ROW EXCLUSIVE blocks writes.
     const fk = async (db: Kysely<any>) => {
-      await sql`UPDATE x402_resources SET openrouter_model_id = (SELECT id FROM ai_models LIMIT 1)`.execute(db)
-      await sql`ALTER TABLE x402_resources ADD CONSTRAINT fk_scan FOREIGN KEY (openrouter_model_id) REFERENCES ai_models (id)`.execute(db)
+      await sql`UPDATE x402_resources SET openrouter_model_id = (SELECT id FROM x402_openrouter_models LIMIT 1)`.execute(db)
+      await sql`ALTER TABLE x402_resources ADD CONSTRAINT fk_scan FOREIGN KEY (openrouter_model_id) REFERENCES x402_openrouter_models (id)`.execute(db)
     }
     const lint = await lintMigrationLocks(policy, {
       server: process.env.TEST_DATABASE_URL,
-      startingPoint: '007_close_supabase_advisor_findings',
+      startingPoint: '008_close_supabase_advisor_findings',
       steps: [
         { name: 'harmless_set_not_null', candidate: { up: up('ALTER TABLE x402_resources ALTER COLUMN id SET NOT NULL') } },
         { name: 'unsafe_validated_fk', candidate: { up: fk } },
@@ -32,7 +32,7 @@ describe('lint:locks policy: a busy table must exist', () => {
     const typo = { ...policy, busyTables: ['x402_resource'] }
     await expect(
       lintMigrationLocks(typo, {
-        startingPoint: '007_close_supabase_advisor_findings',
+        startingPoint: '008_close_supabase_advisor_findings',
         steps: [{ name: 'plain_index', candidate: { up: up('CREATE INDEX typo_i ON x402_resources (name)') } }],
         sourceOf: () => '',
       }),

@@ -40,6 +40,15 @@ async function waitUntilQueued(observer: pg.Client, queryPart: string): Promise<
   }
 }
 
+/** Whether a migration statement of this database waits for a lock. */
+async function queued(observer: pg.Client): Promise<boolean> {
+  const { rows } = await observer.query(
+    `SELECT 1 FROM pg_stat_activity
+     WHERE datname = current_database() AND application_name = 'x402-jobs-db' AND wait_event_type = 'Lock'`,
+  )
+  return rows.length > 0
+}
+
 async function insertResource(client: pg.Client, resourceType = 'external'): Promise<void> {
   const slug = randomUUID()
   await client.query(
@@ -181,33 +190,42 @@ postgres('the lock profile of 005 on postgres', () => {
   })
 })
 
-postgres('the lock order of 007 on postgres', () => {
-  it('takes x402_resources before ai_models, as app writes do, so a writer in the middle of a transaction does not deadlock with it', async () => {
-    await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, '006_openrouter_policies_per_supabase_advice')
-      const writer = await session(connectionString)
-      try {
-        const { rows } = await writer.query<{ id: string }>(
-          `INSERT INTO ai_models (openrouter_id, display_name, provider) VALUES ('test/model', 'Model', 'test') RETURNING id`,
-        )
-        // The app's transaction holds x402_resources (ROW EXCLUSIVE) and will next read ai_models
-        // through the foreign key of openrouter_model_id.
-        await writer.query('BEGIN')
-        await insertResource(writer)
-        const migrating = migrateToLatest(db)
-        await waitUntilQueued(writer, '')
-        const modelId = rows[0]!.id
-        await writer.query(
-          `INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to, openrouter_model_id)
-           VALUES ('second', 'https://x.test/second', 'x.test/second', 'base', '0xdead', $1)`,
-          [modelId],
-        )
-        await writer.query('COMMIT')
-        expect((await migrating).map((result) => result.migrationName)).toEqual(['007_close_supabase_advisor_findings'])
-      } finally {
-        await writer.end()
-      }
-    })
-  })
+postgres('the lock order of 006 and 008 on postgres', () => {
+  // 006 renames the catalog (ACCESS EXCLUSIVE on it); 008 locks x402_resources and the catalog.
+  it.each([
+    ['005_add_openrouter_integration', 'ai_models', '006_rename_to_production_names'],
+    ['007_openrouter_policies_per_supabase_advice', 'x402_openrouter_models', '008_close_supabase_advisor_findings'],
+  ])(
+    'from %s, takes x402_resources before %s, as app writes do, so a writer in the middle of a transaction does not deadlock with %s',
+    async (from, catalog, migration) => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        const { connectionString } = location as { connectionString: string }
+        await migrateTo(db, from)
+        const writer = await session(connectionString)
+        try {
+          const { rows } = await writer.query<{ id: string }>(
+            `INSERT INTO ${catalog} (openrouter_id, display_name, provider) VALUES ('test/model', 'Model', 'test') RETURNING id`,
+          )
+          // The app's transaction holds x402_resources (ROW EXCLUSIVE) and will next read the
+          // catalog through the foreign key of openrouter_model_id.
+          await writer.query('BEGIN')
+          await insertResource(writer)
+          let settled = false
+          const migrating = migrateTo(db, migration).finally(() => (settled = true))
+          // 008 queues behind the writer's lock on x402_resources; 006 needs none of its locks.
+          while (!settled && !(await queued(writer))) await new Promise((resolve) => setTimeout(resolve, 20))
+          const modelId = rows[0]!.id
+          await writer.query(
+            `INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to, openrouter_model_id)
+             VALUES ('second', 'https://x.test/second', 'x.test/second', 'base', '0xdead', $1)`,
+            [modelId],
+          )
+          await writer.query('COMMIT')
+          expect((await migrating).map((result) => result.migrationName)).toEqual([migration])
+        } finally {
+          await writer.end()
+        }
+      })
+    },
+  )
 })

@@ -62,11 +62,11 @@ describe.each(testTargets)('the measured lock report on %s', (target) => {
   let modules: LockLint | undefined
   const moduleLint = async () => (modules ??= await lintMigrationLocks(policy, { server: serverOf(target) }))
 
-  it('shows 005 holding ACCESS EXCLUSIVE on x402_resources only for its catalog-only step, and passes the policy with 006', async () => {
+  it('shows 005 holding ACCESS EXCLUSIVE on x402_resources only for its catalog-only step, and passes the policy with those after it', async () => {
     const lint = await moduleLint()
     const [m005, m006] = lint.rehearsal.migrations
     expect(m005!.name).toBe('005_add_openrouter_integration')
-    expect(m006!.name).toBe('006_openrouter_policies_per_supabase_advice')
+    expect(m006!.name).toBe('006_rename_to_production_names')
     expect(lint.violations).toEqual([])
     expect(lint.rehearsal.seeded).toContainEqual({ table: 'x402_resources', rows: ROWS })
 
@@ -130,7 +130,7 @@ describe.each(testTargets)('the measured lock report on %s', (target) => {
     const allowed = '// lint:locks allow x402_resources: x402_resources is still empty when this runs'
     const lint = await lintMigrationLocks(policy, {
       server: serverOf(target),
-      startingPoint: '006_openrouter_policies_per_supabase_advice',
+      startingPoint: '007_openrouter_policies_per_supabase_advice',
       steps: Object.entries(UNSAFE).map(([name, up]) => ({ name, candidate: { up } })),
       sourceOf: (name) => (name === 'unsafe_volatile_default' ? allowed : ''),
     })

@@ -27,8 +27,9 @@ describe.each(testTargets)('migrate:plan on %s', (target) => {
       expect(report.seeded).toContainEqual({ table: 'x402_resources', rows: 200 })
       expect(report.migrations.map((migration) => migration.name)).toEqual([
         '005_add_openrouter_integration',
-        '006_openrouter_policies_per_supabase_advice',
-        '007_close_supabase_advisor_findings',
+        '006_rename_to_production_names',
+        '007_openrouter_policies_per_supabase_advice',
+        '008_close_supabase_advisor_findings',
       ])
       const validate = report.migrations[0]!.statements.find((statement) => /VALIDATE CONSTRAINT/.test(statement.sql))!
       expect(validate.locks).toContainEqual(expect.objectContaining({ table: 'x402_resources', mode: 'SHARE UPDATE EXCLUSIVE' }))
@@ -44,8 +45,9 @@ describe.each(testTargets)('migrate:plan on %s', (target) => {
       try {
         expect(await pendingMigrationNames(reopened)).toEqual([
           '005_add_openrouter_integration',
-          '006_openrouter_policies_per_supabase_advice',
-          '007_close_supabase_advisor_findings',
+          '006_rename_to_production_names',
+          '007_openrouter_policies_per_supabase_advice',
+          '008_close_supabase_advisor_findings',
         ])
         expect(await snapshotSchema(reopened, 'public')).toEqual(before)
       } finally {
@@ -61,7 +63,7 @@ describe('lint:locks', () => {
   it("passes the module's migrations, on PGlite saying that the check is partial and what it could not measure", async () => {
     const lint = await cli([], { LINT_LOCKS_DATABASE_URL: undefined }, 'src/cli/lint-locks.ts')
     expect(lint.stderr).toMatch(
-      /lint:locks: 3 migrations rehearsed \(005_add_openrouter_integration, 006_openrouter_policies_per_supabase_advice, 007_close_supabase_advisor_findings\)/,
+      /lint:locks: 4 migrations rehearsed \(005_add_openrouter_integration, 006_rename_to_production_names, 007_openrouter_policies_per_supabase_advice, 008_close_supabase_advisor_findings\)/,
     )
     expect(lint.stderr).toMatch(/^not measured: 005_add_openrouter_integration statement \d+ \(CREATE INDEX CONCURRENTLY/im)
     // The last line, the one a user reads, does not claim a full pass.

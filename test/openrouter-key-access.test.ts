@@ -32,7 +32,7 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
 
   const readForExecution = (userId: string) => asService(database.db, (trx) => readOpenRouterKeyForExecution(trx, { userId, cipher, log }))
   const storedRow = (userId: string) =>
-    database.db.selectFrom('user_openrouter_integrations').selectAll().where('user_id', '=', userId).executeTakeFirst()
+    database.db.selectFrom('x402_user_openrouter_integrations').selectAll().where('user_id', '=', userId).executeTakeFirst()
 
   it('stores a verified key encrypted, as valid and verified now, and reads it back for execution', async () => {
     const userId = await createUser(database.db)
@@ -66,7 +66,7 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
   it('reads a key stored in the legacy format before this module existed', async () => {
     const userId = await createUser(database.db)
     const apiKey = newApiKey()
-    await database.db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy(apiKey, SECRET) }).execute()
+    await database.db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy(apiKey, SECRET) }).execute()
 
     expect(await readForExecution(userId)).toEqual({ status: 'ready', apiKey })
   })
@@ -154,7 +154,7 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
       await asService(database.db, (trx) => storeOpenRouterKey(trx, { userId: owner, apiKey: newApiKey(), cipher }))
       // Someone with write access copies the owner's ciphertext into their own row.
       const { encrypted_api_key: copied } = (await storedRow(owner))!
-      await database.db.insertInto('user_openrouter_integrations').values({ user_id: thief, encrypted_api_key: copied }).execute()
+      await database.db.insertInto('x402_user_openrouter_integrations').values({ user_id: thief, encrypted_api_key: copied }).execute()
       logged.length = 0
 
       const attempt = readForExecution(thief).catch((error: unknown) => error)
@@ -181,7 +181,7 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
       await asService(database.db, (trx) => storeOpenRouterKey(trx, { userId: tampered, apiKey: newApiKey(), cipher }))
       const stored = (await storedRow(tampered))!.encrypted_api_key
       const lastDigit = stored.at(-1) === '0' ? '1' : '0'
-      await database.db.updateTable('user_openrouter_integrations').set({ encrypted_api_key: stored.slice(0, -1) + lastDigit }).where('user_id', '=', tampered).execute()
+      await database.db.updateTable('x402_user_openrouter_integrations').set({ encrypted_api_key: stored.slice(0, -1) + lastDigit }).where('user_id', '=', tampered).execute()
       const elsewhere = new IntegrationCipher({ current: 'a-secret-this-deployment-does-not-have', previous: [] })
       await asService(database.db, (trx) => storeOpenRouterKey(trx, { userId: otherSecret, apiKey: newApiKey(), cipher: elsewhere }))
       logged.length = 0

@@ -34,7 +34,7 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
 
   const storedKeys = async () =>
     new Map(
-      (await database.db.selectFrom('user_openrouter_integrations').select(['user_id', 'encrypted_api_key']).execute()).map((row) => [
+      (await database.db.selectFrom('x402_user_openrouter_integrations').select(['user_id', 'encrypted_api_key']).execute()).map((row) => [
         row.user_id,
         row.encrypted_api_key,
       ]),
@@ -70,7 +70,7 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
       return { user_id: id, encrypted_api_key: stored }
     })
     for (let start = 0; start < values.length; start += 2_000) {
-      await db.insertInto('user_openrouter_integrations').values(values.slice(start, start + 2_000)).execute()
+      await db.insertInto('x402_user_openrouter_integrations').values(values.slice(start, start + 2_000)).execute()
     }
   })
 
@@ -121,14 +121,14 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
       END $$
     `.execute(db)
     await sql`
-      CREATE TRIGGER refuse_rotation BEFORE UPDATE ON user_openrouter_integrations
+      CREATE TRIGGER refuse_rotation BEFORE UPDATE ON x402_user_openrouter_integrations
       FOR EACH ROW EXECUTE FUNCTION pg_temp_refuse_rotation()
     `.execute(db)
 
     try {
       await expect(rotateOpenRouterKeys(db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })).rejects.toThrow(/disk full, say/)
     } finally {
-      await sql`DROP TRIGGER refuse_rotation ON user_openrouter_integrations`.execute(db)
+      await sql`DROP TRIGGER refuse_rotation ON x402_user_openrouter_integrations`.execute(db)
       await sql`DROP FUNCTION pg_temp_refuse_rotation()`.execute(db)
     }
 
@@ -181,13 +181,13 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
   it.skipIf(target === 'pglite')('does not overwrite a key stored while it was rotating that row', async () => {
     const { db } = database
     const userId = await createUser(db)
-    await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy('sk-or-old', OLD_SECRET) }).execute()
+    await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy('sk-or-old', OLD_SECRET) }).execute()
     const replacement = encryptLegacy('sk-or-stored-meanwhile', OLD_SECRET)
     const writer = new pg.Client({ connectionString: (database.location as { connectionString: string }).connectionString })
     await writer.connect()
     try {
       await writer.query('BEGIN')
-      await writer.query('UPDATE user_openrouter_integrations SET encrypted_api_key = $1 WHERE user_id = $2', [replacement, userId])
+      await writer.query('UPDATE x402_user_openrouter_integrations SET encrypted_api_key = $1 WHERE user_id = $2', [replacement, userId])
       // The rotation reads the old value, then waits on the writer's row lock to update it.
       const rotation = rotateOpenRouterKeys(db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })
       await waitUntil(async () => {
@@ -202,10 +202,10 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
     } finally {
       await writer.end()
     }
-    expect((await db.selectFrom('user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirst())?.encrypted_api_key).toBe(replacement)
+    expect((await db.selectFrom('x402_user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirst())?.encrypted_api_key).toBe(replacement)
 
     expect(await rotateOpenRouterKeys(db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })).toMatchObject({ rotated: 1 })
-    const rotated = await db.selectFrom('user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirstOrThrow()
+    const rotated = await db.selectFrom('x402_user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirstOrThrow()
     expect(newSecretOnly.decrypt(rotated.encrypted_api_key, userId)).toBe('sk-or-stored-meanwhile')
   })
 })

@@ -68,7 +68,7 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
       await markOpenRouterKeyVerified(trx, alice)
     })
     await asUser(db, bob, (trx) => storeOpenRouterKey(trx, { userId: bob, apiKey: newApiKey(), cipher }))
-    await db.insertInto('user_openrouter_integrations').values({ user_id: legacyOwner, encrypted_api_key: encryptLegacy(newApiKey(), PREVIOUS_SECRET) }).execute()
+    await db.insertInto('x402_user_openrouter_integrations').values({ user_id: legacyOwner, encrypted_api_key: encryptLegacy(newApiKey(), PREVIOUS_SECRET) }).execute()
     await rotateOpenRouterKeys(db, { cipher, keyId: cipher.currentKeyId })
 
     // Failures on the way, whose errors must not carry a key either.
@@ -82,11 +82,11 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
       // A ciphertext copied into another user's row: the configuration error.
       async () => {
         const { encrypted_api_key: copied } = await db
-          .selectFrom('user_openrouter_integrations')
+          .selectFrom('x402_user_openrouter_integrations')
           .select('encrypted_api_key')
           .where('user_id', '=', alice)
           .executeTakeFirstOrThrow()
-        await db.insertInto('user_openrouter_integrations').values({ user_id: thief, encrypted_api_key: copied }).execute()
+        await db.insertInto('x402_user_openrouter_integrations').values({ user_id: thief, encrypted_api_key: copied }).execute()
         await asService(db, (trx) => readOpenRouterKeyForExecution(trx, { userId: thief, cipher, log }))
       },
     ]
@@ -122,7 +122,7 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
     const logged = inspect(failureLog, { depth: null })
     expect(failureLog).toEqual([['OpenRouter key cannot be decrypted', expect.objectContaining({ format: 'v2' })]])
     expectNoPlaintextIn(logged)
-    const stored = await database.db.selectFrom('user_openrouter_integrations').select('encrypted_api_key').execute()
+    const stored = await database.db.selectFrom('x402_user_openrouter_integrations').select('encrypted_api_key').execute()
     for (const { encrypted_api_key } of stored) expect(logged).not.toContain(encrypted_api_key)
   })
 

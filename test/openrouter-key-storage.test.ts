@@ -1,12 +1,16 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
 
+import type { Kysely } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import { createUser } from './support/fixtures.js'
 import { attemptAs } from './support/attempt-as.js'
-import { testTargets, useTestDatabase } from './support/test-database.js'
+import { targetsAndNames } from './support/openrouter-names.js'
+import { useTestDatabase } from './support/test-database.js'
 
-// Plan truth 1: OpenRouter API keys can be stored encrypted per user.
+// Plan truth 1: OpenRouter API keys can be stored encrypted per user; at 005 in the plan's
+// user_openrouter_integrations, and at the newest migration in production's
+// x402_user_openrouter_integrations.
 
 const SECRET = 'test-integration-encryption-secret'
 
@@ -23,18 +27,18 @@ function decryptLegacy(stored: string): string {
   return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'hex')), decipher.final()]).toString('utf8')
 }
 
-describe.each(testTargets)('storing encrypted OpenRouter keys on %s', (target) => {
-  const database = useTestDatabase(target)
+describe.each(targetsAndNames)('storing encrypted OpenRouter keys on %s, at %s', (target, _at, names) => {
+  const database = useTestDatabase(target, names.at)
 
   it('stores one encrypted key per user, with the documented defaults, readable back', async () => {
-    const { db } = database
+    const db = database.db as Kysely<any>
     const userId = await createUser(db)
     const encrypted = encryptLegacy('sk-or-v1-0123456789abcdef')
 
-    await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encrypted }).execute()
+    await db.insertInto(names.keys).values({ user_id: userId, encrypted_api_key: encrypted }).execute()
 
     const row = await db
-      .selectFrom('user_openrouter_integrations')
+      .selectFrom(names.keys)
       .selectAll()
       .where('user_id', '=', userId)
       .executeTakeFirstOrThrow()
@@ -46,20 +50,20 @@ describe.each(testTargets)('storing encrypted OpenRouter keys on %s', (target) =
   })
 
   it('stores the key as the backend does (service_role) and as the signed-in user does', async () => {
-    const { db } = database
+    const db = database.db as Kysely<any>
     const viaService = await createUser(db)
     const viaUser = await createUser(db)
 
     const asService = await attemptAs(db, { role: 'service_role' }, (trx) =>
-      trx
-        .insertInto('user_openrouter_integrations')
+      (trx as Kysely<any>)
+        .insertInto(names.keys)
         .values({ user_id: viaService, encrypted_api_key: encryptLegacy('sk-or-service') })
         .returning('user_id')
         .execute(),
     )
     const asUser = await attemptAs(db, { role: 'authenticated', sub: viaUser }, (trx) =>
-      trx
-        .insertInto('user_openrouter_integrations')
+      (trx as Kysely<any>)
+        .insertInto(names.keys)
         .values({ user_id: viaUser, encrypted_api_key: encryptLegacy('sk-or-user') })
         .returning('user_id')
         .execute(),
@@ -70,21 +74,21 @@ describe.each(testTargets)('storing encrypted OpenRouter keys on %s', (target) =
   })
 
   it('keeps one row per user: a second key for the same user is a conflict, not a second row', async () => {
-    const { db } = database
+    const db = database.db as Kysely<any>
     const userId = await createUser(db)
-    await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy('first') }).execute()
+    await db.insertInto(names.keys).values({ user_id: userId, encrypted_api_key: encryptLegacy('first') }).execute()
 
     await expect(
-      db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy('second') }).execute(),
+      db.insertInto(names.keys).values({ user_id: userId, encrypted_api_key: encryptLegacy('second') }).execute(),
     ).rejects.toMatchObject({ code: '23505' })
 
     const replacement = encryptLegacy('replacement')
     await db
-      .insertInto('user_openrouter_integrations')
+      .insertInto(names.keys)
       .values({ user_id: userId, encrypted_api_key: replacement })
       .onConflict((oc) => oc.column('user_id').doUpdateSet({ encrypted_api_key: replacement, is_valid: true }))
       .execute()
-    const rows = await db.selectFrom('user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).execute()
+    const rows = await db.selectFrom(names.keys).select('encrypted_api_key').where('user_id', '=', userId).execute()
     expect(rows.map((row) => decryptLegacy(row.encrypted_api_key))).toEqual(['replacement'])
   })
 })

@@ -1,18 +1,20 @@
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import type { OpenRouterConfig } from '../src/index.js'
 import { createModel, createResource } from './support/fixtures.js'
-import { testTargets, useTestDatabase } from './support/test-database.js'
+import { targetsAndNames } from './support/openrouter-names.js'
+import { useTestDatabase } from './support/test-database.js'
 
-// Plan truth 3: OpenRouter resources can reference a model from the ai_models table.
+// Plan truth 3: OpenRouter resources can reference a model from the ai_models table; at 005 under
+// the plan's name, and at the newest migration as production names it (x402_openrouter_models).
 
-describe.each(testTargets)('OpenRouter resources and their model on %s', (target) => {
-  const database = useTestDatabase(target)
+describe.each(targetsAndNames)('OpenRouter resources and their model on %s, at %s', (target, _at, names) => {
+  const database = useTestDatabase(target, names.at)
 
-  it('references an ai_models row and stores its OpenRouter settings as typed JSON', async () => {
+  it('references a catalog row and stores its OpenRouter settings as typed JSON', async () => {
     const { db } = database
-    const modelId = await createModel(db, 'openai/gpt-4o')
+    const modelId = await createModel(db, 'openai/gpt-4o', names.models)
     const config: OpenRouterConfig = {
       modelId: 'openai/gpt-4o',
       systemPrompt: 'Answer in one sentence.',
@@ -24,18 +26,18 @@ describe.each(testTargets)('OpenRouter resources and their model on %s', (target
       openrouter_config: config,
     })
 
-    const row = await db
+    const row = await (db as Kysely<any>)
       .selectFrom('x402_resources')
-      .innerJoin('ai_models', 'ai_models.id', 'x402_resources.openrouter_model_id')
-      .select(['x402_resources.openrouter_config', 'ai_models.openrouter_id'])
+      .innerJoin(`${names.models} as models`, 'models.id', 'x402_resources.openrouter_model_id')
+      .select(['x402_resources.openrouter_config', 'models.openrouter_id'])
       .where('x402_resources.id', '=', id)
       .executeTakeFirstOrThrow()
     expect(row.openrouter_id).toBe('openai/gpt-4o')
     expect(row.openrouter_config).toEqual(config)
-    expect(row.openrouter_config?.params.maxTokens).toBe(256)
+    expect((row.openrouter_config as OpenRouterConfig).params.maxTokens).toBe(256)
   })
 
-  it('refuses a model id that is not in ai_models', async () => {
+  it('refuses a model id that is not in the catalog', async () => {
     await expect(
       createResource(database.db, { openrouter_model_id: '00000000-0000-4000-8000-000000000000' }),
     ).rejects.toMatchObject({ code: '23503', constraint: 'x402_resources_openrouter_model_id_fkey' })
@@ -54,7 +56,7 @@ describe.each(testTargets)('OpenRouter resources and their model on %s', (target
 
   it('finds the resources of a model through the partial index idx_x402_resources_openrouter_model', async () => {
     const { db } = database
-    const modelId = await createModel(db)
+    const modelId = await createModel(db, undefined, names.models)
     await createResource(db, { resource_type: 'openrouter_instant', openrouter_model_id: modelId })
     const plan = await db.transaction().execute(async (trx) => {
       await sql`SET LOCAL enable_seqscan = off`.execute(trx)

@@ -2,14 +2,16 @@ import { describe, expect, it } from 'vitest'
 
 import type { ResourceType } from '../src/index.js'
 import { createResource } from './support/fixtures.js'
-import { testTargets, useTestDatabase } from './support/test-database.js'
+import { targetsAndNames } from './support/openrouter-names.js'
+import { useTestDatabase } from './support/test-database.js'
 
-// Plan truth 2: x402_resources can be created with resource_type = 'openrouter_instant'.
+// Plan truth 2: x402_resources can be created with resource_type = 'openrouter_instant'; at 005,
+// and at the newest migration.
 
 const EARLIER_TYPES: ResourceType[] = ['external', 'proxy', 'prompt', 'static', 'prompt_template']
 
-describe.each(testTargets)('the openrouter_instant resource type on %s', (target) => {
-  const database = useTestDatabase(target)
+describe.each(targetsAndNames)('the openrouter_instant resource type on %s, at %s', (target, _at, names) => {
+  const database = useTestDatabase(target, names.at)
 
   it('accepts a resource of type openrouter_instant', async () => {
     const { db } = database

@@ -85,7 +85,7 @@ describe.each(testTargets)('taking over a production-shaped database on %s', (ta
     try {
       await writer?.started
       const applied = (await migrateToLatest(db)).map(({ migrationName }) => migrationName)
-      expect(applied.slice(0, 2)).toEqual(['005_add_openrouter_integration', '006_openrouter_policies_per_supabase_advice'])
+      expect(applied.slice(0, 2)).toEqual(['005_add_openrouter_integration', '006_rename_to_production_names'])
     } finally {
       const written = await writer?.stop()
       if (writer) expect(written).toBeGreaterThan(0)
@@ -158,7 +158,7 @@ describe.each(testTargets)('a production-shaped database that conflicts, on %s',
       /^migrate baseline failed: The live schema conflicts with what the migrations up to 002_add_claude_integration produce, in 3 place\(s\).*--plan/,
     )
     expect(plan.code).toBe(0)
-    expect(plan.stdout).toMatch(/^-- Repair plan: brings the database to the schema of the migrations up to 002_add_claude_integration/)
+    expect(plan.stdout).toMatch(/^-- Repair plan: brings the database closer to the schema of the migrations up to 002_add_claude_integration/)
     expect(plan.stdout).toContain('\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_claude_configs_user_enabled ON public.x402_user_claude_configs')
     expect(lines(plan.stderr).at(-1)).toBe('Repair plan for 002_add_claude_integration: 2 statement(s) to review and run, 1 conflict(s) left to decide (listed at the end of the plan).')
   })

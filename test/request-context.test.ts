@@ -63,7 +63,7 @@ describe.each(testTargets)('running queries as a requester on %s', (target) => {
     const kept = await createUser(db)
     const dropped = await createUser(db)
     const insertOwnKey = (owner: string) => (trx: Kysely<DB>) =>
-      trx.insertInto('user_openrouter_integrations').values({ user_id: owner, encrypted_api_key: 'ab:cd' }).execute()
+      trx.insertInto('x402_user_openrouter_integrations').values({ user_id: owner, encrypted_api_key: 'ab:cd' }).execute()
 
     await asUser(db, kept, insertOwnKey(kept))
     await expect(
@@ -73,18 +73,18 @@ describe.each(testTargets)('running queries as a requester on %s', (target) => {
       }),
     ).rejects.toThrow('verification failed after the insert')
 
-    const owners = await db.selectFrom('user_openrouter_integrations').select('user_id').where('user_id', 'in', [kept, dropped]).execute()
+    const owners = await db.selectFrom('x402_user_openrouter_integrations').select('user_id').where('user_id', 'in', [kept, dropped]).execute()
     expect(owners).toEqual([{ user_id: kept }])
   })
 
   it('enforces row level security on the user: another user’s row is invisible', async () => {
     const { db } = database
     const other = await createUser(db)
-    await db.insertInto('user_openrouter_integrations').values({ user_id: other, encrypted_api_key: 'ef:01' }).execute()
+    await db.insertInto('x402_user_openrouter_integrations').values({ user_id: other, encrypted_api_key: 'ef:01' }).execute()
 
-    const seen = await asUser(db, userId, (trx) => trx.selectFrom('user_openrouter_integrations').select('user_id').where('user_id', '=', other).execute())
+    const seen = await asUser(db, userId, (trx) => trx.selectFrom('x402_user_openrouter_integrations').select('user_id').where('user_id', '=', other).execute())
     const seenByService = await asService(db, (trx) =>
-      trx.selectFrom('user_openrouter_integrations').select('user_id').where('user_id', '=', other).execute(),
+      trx.selectFrom('x402_user_openrouter_integrations').select('user_id').where('user_id', '=', other).execute(),
     )
     expect(seen).toEqual([])
     expect(seenByService).toEqual([{ user_id: other }])

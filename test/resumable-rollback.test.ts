@@ -33,7 +33,7 @@ import { testTargets, useTestDatabase, withTestDatabase } from './support/test-d
 
 const M002 = '002_add_claude_integration'
 const M005 = '005_add_openrouter_integration'
-const M006 = '006_openrouter_policies_per_supabase_advice'
+const M006 = '006_rename_to_production_names'
 const RUN = 'x402-interrupted-down'
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set: only a server lets a session stop a run at a statement'
 
@@ -49,7 +49,7 @@ describe.each(testTargets)('a refused rollback on %s', (target) => {
   it('leaves no mark: it changed nothing, and the migrations still run forward', async () => {
     const { db } = database
     const userId = await createUser(db)
-    await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
+    await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
     await migrateDown(db) // 006
     await expect(migrateDown(db, { env: {} })).rejects.toThrow(/would destroy data/)
     expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M005))
@@ -109,7 +109,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
     await withTestDatabase('postgres', async ({ db, location }) => {
       const { connectionString } = location as { connectionString: string }
       await migrateTo(db, M006)
-      await db.insertInto('user_openrouter_integrations').values({ user_id: await createUser(db), encrypted_api_key: 'aa:bb' }).execute()
+      await db.insertInto('x402_user_openrouter_integrations').values({ user_id: await createUser(db), encrypted_api_key: 'aa:bb' }).execute()
       await migrateDown(db) // 006, in a transaction of its own
       // The marker column exists from earlier rollbacks; a key-share lock on the history row lets
       // the mark through and stops only the DELETE that ends the rollback.
@@ -143,7 +143,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
       const { connectionString } = location as { connectionString: string }
       await migrateTo(db, M006)
       const userId = await createUser(db)
-      await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
+      await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
       await migrateDown(db) // 006
       await withSessions(connectionString, async (session) => {
         await interruptedAt(

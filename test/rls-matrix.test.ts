@@ -1,13 +1,16 @@
-import type { Transaction } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 
 import type { DB, Requester } from '../src/index.js'
 import { createUser } from './support/fixtures.js'
 import { attemptAs } from './support/attempt-as.js'
-import { testTargets, useTestDatabase } from './support/test-database.js'
+import { targetsAndNames } from './support/openrouter-names.js'
+import { useTestDatabase } from './support/test-database.js'
 
 // Plan truth 4: users can only access their own OpenRouter integration records; row level
-// security, exercised the way PostgREST runs requests (SET LOCAL ROLE and request.jwt.claims).
+// security, exercised the way PostgREST runs requests (SET LOCAL ROLE and request.jwt.claims). At
+// 005 on the plan's user_openrouter_integrations (the plan's policy), and at the newest migration
+// on production's x402_user_openrouter_integrations (007's policy, TO authenticated).
 
 const USER = {
   A: 'aaaaaaaa-0000-4000-8000-000000000001',
@@ -22,19 +25,19 @@ const anon: Requester = { role: 'anon' }
 const signedIn = (name: UserName): Requester => ({ role: 'authenticated', sub: USER[name] })
 const service: Requester = { role: 'service_role' }
 
-type Operation = (trx: Transaction<DB>) => Promise<unknown>
-const table = 'user_openrouter_integrations' as const
+/** What one requester tries on the keys table named `table`. */
+type Operation = (trx: Kysely<any>, table: string) => Promise<unknown>
 
 /** The owners of the rows the requester can see. */
-const selectOwners: Operation = async (trx) =>
-  (await trx.selectFrom(table).select('user_id').orderBy('user_id').execute()).map((row) => nameOf(row.user_id))
-const insertFor = (owner: UserName): Operation => async (trx) =>
+const selectOwners: Operation = async (trx, table) =>
+  (await trx.selectFrom(table).select('user_id').orderBy('user_id').execute()).map((row) => nameOf(row.user_id as string))
+const insertFor = (owner: UserName): Operation => async (trx, table) =>
   (await trx.insertInto(table).values({ user_id: USER[owner], encrypted_api_key: 'ab:cd' }).returning('user_id').execute()).length
-const updateRowOf = (owner: UserName): Operation => async (trx) =>
+const updateRowOf = (owner: UserName): Operation => async (trx, table) =>
   Number((await trx.updateTable(table).set({ is_enabled: false }).where('user_id', '=', USER[owner]).executeTakeFirst()).numUpdatedRows)
-const moveRow = (from: UserName, to: UserName): Operation => async (trx) =>
+const moveRow = (from: UserName, to: UserName): Operation => async (trx, table) =>
   Number((await trx.updateTable(table).set({ user_id: USER[to] }).where('user_id', '=', USER[from]).executeTakeFirst()).numUpdatedRows)
-const deleteRowOf = (owner: UserName): Operation => async (trx) =>
+const deleteRowOf = (owner: UserName): Operation => async (trx, table) =>
   Number((await trx.deleteFrom(table).where('user_id', '=', USER[owner]).executeTakeFirst()).numDeletedRows)
 
 // 42501 is also "permission denied": the message shows that row level security refused it.
@@ -73,11 +76,12 @@ const matrix: Array<[string, Requester, Operation, unknown]> = [
   ['service_role DELETE of any row succeeds', service, deleteRowOf('B'), ok(1)],
 ]
 
-describe.each(testTargets)('row level security on user_openrouter_integrations on %s', (target) => {
-  const database = useTestDatabase(target)
+describe.each(targetsAndNames)('row level security on the OpenRouter keys on %s, at %s', (target, _at, names) => {
+  const database = useTestDatabase(target, names.at)
+  const table = names.keys
 
   beforeAll(async () => {
-    const { db } = database
+    const db = database.db as Kysely<any>
     for (const id of Object.values(USER)) await createUser(db, id)
     await db
       .insertInto(table)
@@ -89,11 +93,11 @@ describe.each(testTargets)('row level security on user_openrouter_integrations o
   })
 
   it.each(matrix)('%s', async (_name, requester, operation, expected) => {
-    expect(await attemptAs(database.db, requester, operation)).toEqual(expected)
+    expect(await attemptAs(database.db, requester, (trx: Transaction<DB>) => operation(trx as Kysely<any>, table))).toEqual(expected)
   })
 
   it('leaves both rows as they were after every attempt', async () => {
-    const rows = await database.db.selectFrom(table).select(['user_id', 'encrypted_api_key', 'is_enabled']).orderBy('user_id').execute()
+    const rows = await (database.db as Kysely<any>).selectFrom(table).select(['user_id', 'encrypted_api_key', 'is_enabled']).orderBy('user_id').execute()
     expect(rows).toEqual([
       { user_id: USER.A, encrypted_api_key: 'a1:a2', is_enabled: true },
       { user_id: USER.B, encrypted_api_key: 'b1:b2', is_enabled: true },

@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import { exportMigrationSql, MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
@@ -12,16 +12,18 @@ import { testTargets, useTestDatabase } from './support/test-database.js'
 // it goes ahead, and the rows are in schema x402_backup, from where they can be put back.
 
 const MIGRATION_005 = '005_add_openrouter_integration'
-const MIGRATION_006 = '006_openrouter_policies_per_supabase_advice'
+const MIGRATION_006 = '006_rename_to_production_names'
 
 describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
   const database = useTestDatabase(target, MIGRATION_005)
+  // At 005 the plan's names are the schema's: the generated types have production's.
+  const plain = () => database.db as Kysely<any>
 
   async function seed() {
     const { db } = database
     const userId = await createUser(db)
-    await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
-    const modelId = await createModel(db)
+    await plain().insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
+    const modelId = await createModel(db, undefined, 'ai_models')
     const instantId = await createResource(db, {
       resource_type: 'openrouter_instant',
       openrouter_model_id: modelId,
@@ -50,7 +52,7 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
 
     expect(await snapshotPublicSchema(db)).toEqual(schema)
     expect((await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt).toBeInstanceOf(Date)
-    expect(await db.selectFrom('user_openrouter_integrations').select('encrypted_api_key').execute()).toEqual([
+    expect(await plain().selectFrom('user_openrouter_integrations').select('encrypted_api_key').execute()).toEqual([
       { encrypted_api_key: 'aa:bb' },
     ])
     const instant = await db.selectFrom('x402_resources').select('openrouter_config').where('id', '=', instantId).executeTakeFirst()
@@ -78,28 +80,33 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
       "Rolling back 005_add_openrouter_integration would destroy data: user_openrouter_integrations (users' stored OpenRouter keys): 1",
     )
     expect(await snapshotPublicSchema(db)).toEqual(schema)
-    expect(await db.selectFrom('user_openrouter_integrations').select('encrypted_api_key').execute()).toEqual([
+    expect(await plain().selectFrom('user_openrouter_integrations').select('encrypted_api_key').execute()).toEqual([
       { encrypted_api_key: 'aa:bb' },
     ])
   })
 
-  it('refuses through 006 too: migrateTo before 005 stops at 005 with 006 reverted', async () => {
+  it('refuses through the later migrations too: migrateTo before 005 stops at each down that would lose data', async () => {
     const { db } = database
     await migrateToLatest(db)
+    // 006 first: the catalog's row has values in the columns 006 added (modality, is_curated, …).
+    // The later migrations' downs ran in the same transaction as 006's, and went back with it.
     const error = await migrateTo(db, '002_add_claude_integration', { env: {} }).catch((caught: unknown) => caught)
-    expect(error).toMatchObject({ migrationName: MIGRATION_005, direction: 'Down' })
-    // Every migration after 005, newest first.
-    const reverted = migrationNames.filter((name) => name > MIGRATION_005).toReversed()
-    expect(reverted.at(-1)).toBe(MIGRATION_006)
-    expect((error as Error).message).toContain(`${reverted.join(', ')} ran earlier in this run and stay${reverted.length === 1 ? 's' : ''} done.`)
-    const applied = (await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)
-    expect(applied.at(-1)).toBe(MIGRATION_005)
+    expect(error).toMatchObject({ migrationName: MIGRATION_006, direction: 'Down' })
+    expect((error as Error).message).toContain('column public.x402_openrouter_models.modality (dropped): 1 value(s)')
+    expect((error as Error).message).toContain('Nothing was changed.')
+    expect((await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)).toEqual(migrationNames)
+
+    // With 006 rolled back (its catalog copied to x402_backup first), 005 refuses in turn.
+    await migrateTo(db, MIGRATION_005, { env: {}, allowDataLoss: true })
+    const refused = await migrateTo(db, '002_add_claude_integration', { env: {} }).catch((caught: unknown) => caught)
+    expect(refused).toMatchObject({ migrationName: MIGRATION_005, direction: 'Down' })
+    expect((await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name).at(-1)).toBe(MIGRATION_005)
   })
 
   it('with the opt-in, rolls back and keeps every row it dropped in x402_backup, restorable', async () => {
     const { db } = database
     const before = await db.selectFrom('x402_resources').selectAll().orderBy('id').execute()
-    const keys = await db.selectFrom('user_openrouter_integrations').selectAll().execute()
+    const keys = await plain().selectFrom('user_openrouter_integrations').selectAll().execute()
     expect(keys.length).toBeGreaterThan(0)
 
     await migrateDown(db, { allowDataLoss: true })
@@ -131,12 +138,12 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
       FROM ${sql.id('x402_backup', resourcesBackup)} b WHERE r.id = b.id
     `.execute(db)
     expect(await db.selectFrom('x402_resources').selectAll().orderBy('id').execute()).toEqual(before)
-    expect(await db.selectFrom('user_openrouter_integrations').selectAll().execute()).toEqual(keys)
+    expect(await plain().selectFrom('user_openrouter_integrations').selectAll().execute()).toEqual(keys)
   })
 
   it('rolls back without the opt-in when there is nothing to lose', async () => {
     const { db } = database
-    await db.deleteFrom('user_openrouter_integrations').execute()
+    await plain().deleteFrom('user_openrouter_integrations').execute()
     await db.deleteFrom('x402_resources').where('resource_type', '=', 'openrouter_instant').execute()
     await db.updateTable('x402_resources').set({ openrouter_model_id: null, openrouter_config: null }).execute()
     expect((await migrateDown(db, { env: {} })).map((result) => result.migrationName)).toEqual([MIGRATION_005])

@@ -4,13 +4,13 @@ import { migrateDown, migrateTo, migrateUp } from '../src/tooling.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
-// down is the complete reverse of 005 and of 006: the schema after it is the schema before,
-// compared catalog to catalog, and up, down, up works. (What down does with data is in
+// down is the complete reverse of 005 and of 006 (production's names): the schema after it is the
+// schema before, compared catalog to catalog, and up, down, up works. (What down does with data is in
 // rollback-keeps-data.test.ts.)
 
 const BEFORE_005 = '002_add_claude_integration'
 const MIGRATION_005 = '005_add_openrouter_integration'
-const MIGRATION_006 = '006_openrouter_policies_per_supabase_advice'
+const MIGRATION_006 = '006_rename_to_production_names'
 
 describe.each(testTargets)('rolling back on %s', (target) => {
   const database = useTestDatabase(target, BEFORE_005)
@@ -40,8 +40,9 @@ describe.each(testTargets)('rolling back on %s', (target) => {
 
     expect((await migrateTo(db, MIGRATION_006)).map((result) => result.migrationName)).toEqual([MIGRATION_006])
     const latest = await snapshotPublicSchema(db)
-    expect(latest.policies).not.toEqual(at005.policies)
-    expect(latest.functions).not.toEqual(at005.functions)
+    expect(Object.keys(latest.relations)).toEqual(expect.arrayContaining(['x402_openrouter_models', 'x402_user_openrouter_integrations']))
+    expect(Object.keys(latest.relations)).not.toEqual(expect.arrayContaining(['ai_models']))
+    expect(Object.keys(latest.relations)).not.toEqual(expect.arrayContaining(['user_openrouter_integrations']))
 
     expect((await migrateDown(db)).map((result) => result.migrationName)).toEqual([MIGRATION_006])
     expect(await snapshotPublicSchema(db)).toEqual(at005)

@@ -29,11 +29,11 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     await migrateToLatest(db)
     for (let i = 0; i < 3; i++) {
       const userId = await createUser(db)
-      await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy(`sk-or-${i}`, OLD_SECRET) }).execute()
+      await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy(`sk-or-${i}`, OLD_SECRET) }).execute()
     }
     unreadableOwner = await createUser(db)
     await db
-      .insertInto('user_openrouter_integrations')
+      .insertInto('x402_user_openrouter_integrations')
       .values({ user_id: unreadableOwner, encrypted_api_key: encryptLegacy('sk-or-lost', 'a-secret-nobody-configured') })
       .execute()
     // The command opens the database itself: release this process's hold on it.
@@ -52,7 +52,7 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
   const storedKeys = async () => {
     const db = createDb(database.location)
     try {
-      return await db.selectFrom('user_openrouter_integrations').select(['user_id', 'encrypted_api_key']).orderBy('user_id').execute()
+      return await db.selectFrom('x402_user_openrouter_integrations').select(['user_id', 'encrypted_api_key']).orderBy('user_id').execute()
     } finally {
       await db.destroy()
     }
@@ -100,10 +100,10 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     // still ran on the old secret.
     const db = createDb(database.location)
     try {
-      await db.deleteFrom('user_openrouter_integrations').where('user_id', '=', unreadableOwner).execute()
+      await db.deleteFrom('x402_user_openrouter_integrations').where('user_id', '=', unreadableOwner).execute()
       const lateOwner = await createUser(db)
       await db
-        .insertInto('user_openrouter_integrations')
+        .insertInto('x402_user_openrouter_integrations')
         .values({ user_id: lateOwner, encrypted_api_key: encryptLegacy('sk-or-late', OLD_SECRET) })
         .execute()
     } finally {

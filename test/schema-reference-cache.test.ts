@@ -49,7 +49,7 @@ describe('the cached schema reference', () => {
     // the next check believes it, which shows that the check reads the cache.
     const name = referenceFiles()[0]!
     const reference = JSON.parse(readCacheFile(name, { X402_DB_CACHE_DIR: cacheDir })!.toString('utf8'))
-    reference.expected.relations.x402_ghost = { ...reference.expected.relations.ai_models, name: 'x402_ghost', table: 'x402_ghost' }
+    reference.expected.relations.x402_ghost = { ...reference.expected.relations.x402_openrouter_models, name: 'x402_ghost', table: 'x402_ghost' }
     writeCacheFile(name, Buffer.from(JSON.stringify(reference)), { X402_DB_CACHE_DIR: cacheDir })
     const forged = await cli(['check'], env)
     expect(forged.code).toBe(1)
@@ -76,10 +76,10 @@ describe('the cached schema reference', () => {
     ['null', () => null],
     ['a reference of another migration', (reference) => ({ ...reference, migrationName: '005_add_openrouter_integration' })],
     ['no expected schema', (reference) => ({ ...reference, expected: null })],
-    ['a relation that is null', (reference) => ((reference.expected.relations.ai_models = null), reference)],
-    ['a relation of the newest migration that is null', (reference) => ((reference.latest.relations.ai_models = null), reference)],
-    ['a column that is a string', (reference) => ((reference.expected.columns[Object.keys(reference.expected.columns)[0]!] = 'ai_models.id'), reference)],
-    ['an object without its definition', (reference) => (delete reference.expected.relations.ai_models.definition, reference)],
+    ['a relation that is null', (reference) => ((reference.expected.relations.x402_openrouter_models = null), reference)],
+    ['a relation of the newest migration that is null', (reference) => ((reference.latest.relations.x402_openrouter_models = null), reference)],
+    ['a column that is a string', (reference) => ((reference.expected.columns[Object.keys(reference.expected.columns)[0]!] = 'x402_openrouter_models.id'), reference)],
+    ['an object without its definition', (reference) => (delete reference.expected.relations.x402_openrouter_models.definition, reference)],
     ['a function source that is not text', (reference) => ((reference.functionSources[Object.keys(reference.functionSources)[0]!] = null), reference)],
   ]
   const pristine = async (): Promise<{ name: string; json: string }> => {

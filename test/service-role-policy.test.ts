@@ -1,18 +1,21 @@
 import { randomBytes } from 'node:crypto'
 
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { createUser } from './support/fixtures.js'
 import { attemptAs } from './support/attempt-as.js'
-import { testTargets, useTestDatabase } from './support/test-database.js'
+import { targetsAndNames } from './support/openrouter-names.js'
+import { useTestDatabase } from './support/test-database.js'
 
 // Plan truth 5: the backend's service_role can access every integration. service_role has
 // BYPASSRLS, which would grant that on its own; a member of service_role without BYPASSRLS
-// shows that the policy "Service role full access on OpenRouter" grants it by itself.
+// shows that the policy "Service role full access on OpenRouter" grants it by itself. At 005
+// under the plan's names, and at the newest migration under production's.
 
-describe.each(testTargets)('the service_role policy on %s', (target) => {
-  const database = useTestDatabase(target)
+describe.each(targetsAndNames)('the service_role policy on %s, at %s', (target, _at, names) => {
+  const database = useTestDatabase(target, names.at)
+  const keys = sql.table(names.keys)
   // Roles are cluster-wide on a server: a name of its own per run.
   const backendRole = `x402_test_backend_${randomBytes(4).toString('hex')}`
   const owners: string[] = []
@@ -23,7 +26,7 @@ describe.each(testTargets)('the service_role policy on %s', (target) => {
     for (let i = 0; i < 3; i++) {
       const userId = await createUser(db)
       owners.push(userId)
-      await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: `${i}:${i}` }).execute()
+      await (db as Kysely<any>).insertInto(names.keys).values({ user_id: userId, encrypted_api_key: `${i}:${i}` }).execute()
     }
   })
 
@@ -33,7 +36,7 @@ describe.each(testTargets)('the service_role policy on %s', (target) => {
 
   const readAll = () =>
     attemptAs(database.db, { role: backendRole }, async (trx) =>
-      (await trx.selectFrom('user_openrouter_integrations').select('user_id').execute()).map((row) => row.user_id).sort(),
+      (await (trx as Kysely<any>).selectFrom(names.keys).select('user_id').execute()).map((row) => row.user_id as string).sort(),
     )
 
   it('is a member of service_role without BYPASSRLS', async () => {
@@ -50,7 +53,7 @@ describe.each(testTargets)('the service_role policy on %s', (target) => {
 
   it('writes any user’s row through the policy', async () => {
     const updated = await attemptAs(database.db, { role: backendRole }, async (trx) =>
-      Number((await trx.updateTable('user_openrouter_integrations').set({ is_valid: false }).executeTakeFirst()).numUpdatedRows),
+      Number((await (trx as Kysely<any>).updateTable(names.keys).set({ is_valid: false }).executeTakeFirst()).numUpdatedRows),
     )
     expect(updated).toEqual({ ok: true, value: owners.length })
   })
@@ -61,9 +64,9 @@ describe.each(testTargets)('the service_role policy on %s', (target) => {
     await database.db
       .transaction()
       .execute(async (trx) => {
-        await sql`DROP POLICY "Service role full access on OpenRouter" ON user_openrouter_integrations`.execute(trx)
+        await sql`DROP POLICY "Service role full access on OpenRouter" ON ${keys}`.execute(trx)
         await sql`SET LOCAL ROLE ${sql.id(backendRole)}`.execute(trx)
-        rowsWithoutPolicy = await trx.selectFrom('user_openrouter_integrations').select('user_id').execute()
+        rowsWithoutPolicy = await (trx as Kysely<any>).selectFrom(names.keys).select('user_id').execute()
         throw rollBack
       })
       .catch((error: unknown) => {

@@ -158,7 +158,7 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
       inspect: ({ code, stderr, output, stalled }) => {
         expect(stalled).toBe(true)
         expect({ code, stderr }).toEqual({ code: 0, stderr: expect.any(String) })
-        expect(output).toMatch(/006_openrouter_policies_per_supabase_advice/)
+        expect(output).toMatch(/006_rename_to_production_names/)
       },
       afterwards: 'check',
     })

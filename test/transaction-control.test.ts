@@ -60,7 +60,7 @@ describe.each(testTargets)('transaction control on %s', (target) => {
     expect(recorded005.depth).toBe(0)
     expect(at(recorded005)).toBeGreaterThan(at(concurrently))
 
-    const recorded006 = historyInsert(recorded, '006_openrouter_policies_per_supabase_advice')
+    const recorded006 = historyInsert(recorded, '006_rename_to_production_names')
     expect(recorded006.depth).toBe(1)
     const before006 = recorded.slice(at(recorded005), at(recorded006)).filter((r) => r.connection === recorded006.connection)
     expect(before006.some((r) => r.sql === 'BEGIN')).toBe(true)

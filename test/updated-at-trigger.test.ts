@@ -14,7 +14,7 @@ describe.each(testTargets)('the updated_at trigger on %s', (target) => {
     const userId = await createUser(db)
     const long_ago = new Date('2020-01-01T00:00:00Z')
     await db
-      .insertInto('user_openrouter_integrations')
+      .insertInto('x402_user_openrouter_integrations')
       .values({ user_id: userId, encrypted_api_key: 'ab:cd', created_at: long_ago, updated_at: long_ago })
       .execute()
     return { userId, long_ago }
@@ -22,7 +22,7 @@ describe.each(testTargets)('the updated_at trigger on %s', (target) => {
 
   const readTimes = (userId: string) =>
     database.db
-      .selectFrom('user_openrouter_integrations')
+      .selectFrom('x402_user_openrouter_integrations')
       .select(['created_at', 'updated_at'])
       .where('user_id', '=', userId)
       .executeTakeFirstOrThrow()
@@ -31,7 +31,7 @@ describe.each(testTargets)('the updated_at trigger on %s', (target) => {
     const { userId, long_ago } = await storeKey()
     const before = new Date()
 
-    await database.db.updateTable('user_openrouter_integrations').set({ is_enabled: false }).where('user_id', '=', userId).execute()
+    await database.db.updateTable('x402_user_openrouter_integrations').set({ is_enabled: false }).where('user_id', '=', userId).execute()
 
     const times = await readTimes(userId)
     expect(times.created_at).toEqual(long_ago)
@@ -42,7 +42,7 @@ describe.each(testTargets)('the updated_at trigger on %s', (target) => {
     const { userId, long_ago } = await storeKey()
 
     await database.db
-      .updateTable('user_openrouter_integrations')
+      .updateTable('x402_user_openrouter_integrations')
       .set({ is_valid: false, last_verified_at: new Date(), updated_at: long_ago })
       .where('user_id', '=', userId)
       .execute()
@@ -61,7 +61,7 @@ describe.each(testTargets)('the updated_at trigger on %s', (target) => {
       // The shadow is real: an unqualified now() in this session resolves to it.
       const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(trx)
       expect(rows[0]!.now).toEqual(shadowed)
-      await trx.updateTable('user_openrouter_integrations').set({ is_enabled: false }).where('user_id', '=', userId).execute()
+      await trx.updateTable('x402_user_openrouter_integrations').set({ is_enabled: false }).where('user_id', '=', userId).execute()
       await sql`DROP SCHEMA shadow CASCADE`.execute(trx)
     })
 

@@ -12,8 +12,8 @@ const RESOURCES = ['22222222-0000-4000-8000-000000000001', '22222222-0000-4000-8
 /**
  * Builds, on an empty database, what the access matrix measures: every migration, and two
  * users' rows in every table of the schemas it covers. x402_backup gets its tables the way
- * production would: a rollback of 005 with the data-loss opt-in moves the users' keys there,
- * and migrate:latest then brings the schema back. Any other empty table is seeded generically.
+ * production would: a rollback to 002 with the data-loss opt-in moves the users' keys there
+ * (005) and copies the model catalog (006), and migrate:latest then brings the schema back. Any other empty table is seeded generically.
  *
  * @example
  * ```ts
@@ -32,7 +32,7 @@ export async function seedAccessFixtures(db: Kysely<any>): Promise<void> {
   }
   for (const [index, id] of MODELS.entries()) {
     await sql`
-      INSERT INTO ai_models (id, openrouter_id, display_name, provider, context_length)
+      INSERT INTO x402_openrouter_models (id, openrouter_id, display_name, provider, context_length)
       VALUES (${id}, ${`provider/model-${index}`}, ${`Model ${index}`}, 'provider', 8192)
     `.execute(db)
   }
@@ -55,7 +55,7 @@ export async function seedAccessFixtures(db: Kysely<any>): Promise<void> {
 /** The rows a rollback of 005 moves to x402_backup: both users' keys, one openrouter_instant resource. */
 async function seedOpenRouterRows(db: Kysely<any>): Promise<void> {
   for (const id of Object.values(ACCESS_USERS)) {
-    await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${id}, 'cc:dd')`.execute(db)
+    await sql`INSERT INTO x402_user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${id}, 'cc:dd')`.execute(db)
   }
   await sql`
     INSERT INTO x402_resources (id, name, resource_url, normalized_url, network, pay_to, resource_type, openrouter_model_id, openrouter_config)

@@ -14,7 +14,8 @@ so a migration that changes anyone's access shows up here, as a diff, in review.
 
 How it is measured: on a scratch database with every migration, the Supabase stand-in, two
 signed-in users (A and B) who each own one row of every table with a \`user_id\` column, two rows
-in every other table, and x402_backup's tables from a rollback of 005 with the data-loss opt-in.
+in every other table, and x402_backup's tables from a rollback to 002 with the data-loss opt-in
+(005's keys and resources, 006's copy of the model catalog).
 Each attempt acts as the role the way PostgREST does (\`request.jwt.claims\` with the claims
 Supabase's tokens carry: email, phone, app_metadata, aal, session_id, is_anonymous …; and
 \`SET LOCAL ROLE\` in a transaction), and is rolled back.

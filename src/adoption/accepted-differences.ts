@@ -11,8 +11,10 @@ const table = () => `${MIGRATION_TABLE_SCHEMA}.${ACCEPTED_DIFFERENCE_TABLE}`
 
 /**
  * The statements that create the table of accepted differences: one row per difference that
- * `migrate:baseline` (or its SQL script) accepted, with the live value it accepted, so that
- * `migrate:check` holds the database to it. Shared by both paths so that they create the same.
+ * `migrate:baseline` (or its SQL script) accepted, with the live value it accepted and, for a
+ * conflict accepted by adoption-decisions.json, the decision's reason, so that `migrate:check`
+ * holds the database to it. Shared by both paths so that they create the same. A table made
+ * before decisions existed gets their column.
  *
  * @example
  * ```ts
@@ -28,10 +30,13 @@ export function acceptedDifferenceTableStatements(): string[] {
   line text NOT NULL,
   migration_name varchar(255) NOT NULL,
   accepted_at timestamptz NOT NULL DEFAULT now(),
+  decision text,
   PRIMARY KEY (key, field)
 )`,
+    `ALTER TABLE ${table()} ADD COLUMN IF NOT EXISTS decision text`,
     `COMMENT ON TABLE ${table()} IS 'Where the adopted database has more than the module, or is stricter (row level security on, ` +
-      `extra columns, indexes, …), as accepted by migrate:baseline; migrate:check reports any change to them. Kept by the x402-jobs db module.'`,
+      `extra columns, indexes, …), and the conflicts adoption-decisions.json accepted (decision: its reason), as accepted by ` +
+      `migrate:baseline; migrate:check reports any change to them. Kept by the x402-jobs db module.'`,
   ]
 }
 
@@ -52,11 +57,11 @@ export async function recordAcceptedDifferences(
   for (const statement of acceptedDifferenceTableStatements()) await sql.raw(statement).execute(db)
   await sql`DELETE FROM ${sql.raw(table())}`.execute(db)
   if (accepted.length === 0) return
-  const rows = accepted.map(({ key, field, live, line }) => ({ key, field, live, line }))
+  const rows = accepted.map(({ key, field, live, line, decision }) => ({ key, field, live, line, decision }))
   await sql`
-    INSERT INTO ${sql.raw(table())} (key, field, live, line, migration_name)
-    SELECT r.key, r.field, r.live, r.line, ${migrationName}
-    FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(key text, field text, live jsonb, line text)
+    INSERT INTO ${sql.raw(table())} (key, field, live, line, migration_name, decision)
+    SELECT r.key, r.field, r.live, r.line, ${migrationName}, r.decision
+    FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(key text, field text, live jsonb, line text, decision text)
   `.execute(db)
 }
 

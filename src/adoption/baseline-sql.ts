@@ -5,14 +5,17 @@ import { checksumTableStatements, MIGRATION_CHECKSUM_TABLE, type MigrationSource
 import { MIGRATION_LOCK_KEY } from '../migrator/lock.js'
 import { MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from '../migrator/history.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
-import { buildSchemaReference, type SchemaReference } from '../schema/reference.js'
+import { buildSchemaReference, comparisonInputs, type SchemaReference } from '../schema/reference.js'
 import { comparisonQuery, comparisonReportQuery, DIFFERENCE_CLASSES } from '../schema/rules.js'
 import { ACCEPTED_DIFFERENCE_TABLE, acceptedDifferenceTableStatements } from './accepted-differences.js'
+import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
 
 /** Options of {@link exportBaselineSql}. */
 export interface BaselineSqlOptions extends MigrationSourceOptions {
   /** The exact comparison: every difference refuses, as `migrate:baseline -- <name> --strict`. */
   strict?: boolean
+  /** The decisions to embed (by default those of the repository's adoption-decisions.json). */
+  decisions?: readonly AdoptionDecision[]
 }
 
 /** The temporary table the script keeps the comparison in until COMMIT. */
@@ -54,7 +57,7 @@ export async function exportBaselineSql(name: string, options: BaselineSqlOption
     '-- The migration lock (MIGRATION_LOCK_KEY), so that no migration run changes the schema meanwhile.',
     `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY});`,
     '',
-    guard(reference, upTo, options.strict === true),
+    guard(reference, upTo, options.strict === true, options.decisions ?? readAdoptionDecisions()),
     '',
     `CREATE SCHEMA IF NOT EXISTS ${schema};`,
     '',
@@ -80,10 +83,11 @@ export async function exportBaselineSql(name: string, options: BaselineSqlOption
     `WHERE NOT EXISTS (SELECT FROM ${history} m WHERE m.name = v.name);`,
     '',
     ...acceptedDifferenceTableStatements().flatMap((statement) => [`${statement};`, '']),
-    '-- What production has more or stricter, as accepted now; migrate:check holds the database to it.',
+    '-- What production has more or stricter, and what adoption-decisions.json accepts, as accepted now;',
+    '-- migrate:check holds the database to it.',
     `DELETE FROM ${schema}.${ACCEPTED_DIFFERENCE_TABLE};`,
-    `INSERT INTO ${schema}.${ACCEPTED_DIFFERENCE_TABLE} (key, field, live, line, migration_name)`,
-    `SELECT c.key, c.field, c.live, c.line, ${literal(migrationName)} FROM ${COMPARED} c WHERE c.class = 'accepted';`,
+    `INSERT INTO ${schema}.${ACCEPTED_DIFFERENCE_TABLE} (key, field, live, line, migration_name, decision)`,
+    `SELECT c.key, c.field, c.live, c.line, ${literal(migrationName)}, c.decision FROM ${COMPARED} c WHERE c.class = 'accepted';`,
     '',
     'COMMIT;',
     '',
@@ -95,10 +99,10 @@ export async function exportBaselineSql(name: string, options: BaselineSqlOption
  * comparison query of rules.ts, the one migrate:baseline runs, kept in a temporary table until
  * COMMIT so that the accepted differences can be recorded after the history tables exist.
  */
-function guard(reference: SchemaReference, upTo: string[], strict: boolean): string {
+function guard(reference: SchemaReference, upTo: string[], strict: boolean, decisions: readonly AdoptionDecision[]): string {
   const { migrationName } = reference
   const history = `${MIGRATION_TABLE_SCHEMA}.${DEFAULT_MIGRATION_TABLE}`
-  const comparison = comparisonQuery({ expected: reference.expected, owned: reference.latest, strict })
+  const comparison = comparisonQuery(comparisonInputs(reference, { strict, decisions }))
   return `DO $x402_baseline$
 DECLARE
   baseline_names text[] := ${textArray(upTo)};
@@ -138,7 +142,7 @@ BEGIN
   IF EXISTS (SELECT FROM pg_temp.${COMPARED} WHERE class = 'conflict') THEN
     RAISE EXCEPTION USING
       MESSAGE = format(E'The live schema conflicts with what the migrations up to %s produce; nothing was recorded.\\n%s', ${literal(migrationName)}, report),
-      HINT = ${literal(`See what to change with npm run migrate:baseline -- ${migrationName} --plan (or adopt at the migration whose schema the database has). Nothing it prints weakens security or drops data.`)};
+      HINT = ${literal(`See what to change with npm run migrate:baseline -- ${migrationName} --plan (or adopt at the migration whose schema the database has); npm run migrate:baseline -- ${migrationName} prints the entry of adoption-decisions.json that would keep each conflict a decision may accept, after review (export this script again then). The plan never weakens security or drops data; a decision keeps what production has, and is yours to make.`)};
   END IF;
   IF report IS NOT NULL THEN
     RAISE NOTICE '%', report;

@@ -17,12 +17,18 @@ import { migrationNamesUpTo } from '../migrator/migration-names.js'
 import type { SchemaDiff } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
 import { recordAcceptedDifferences } from './accepted-differences.js'
+import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
 import { interruptedRollback } from './interrupted-rollback.js'
 
 /** Options of {@link baselineMigrations}. */
 export interface BaselineOptions extends MigrationSourceOptions {
   /** The exact comparison: every difference refuses, equivalent and accepted ones too. */
   strict?: boolean
+  /**
+   * The conflicts accepted by decision (by default those of the repository's
+   * adoption-decisions.json); they are recorded with their reason.
+   */
+  decisions?: readonly AdoptionDecision[]
   /** How long to wait for a migration run in progress, in ms (the migration lock). */
   lockWaitMs?: number
 }
@@ -56,8 +62,9 @@ export class BaselineRefusedError extends Error {
         ? `Cannot adopt the database at ${migrationName}: ${disagreements.join('; ')}. Nothing was recorded.`
         : `The live schema conflicts with what the migrations up to ${migrationName} produce, in ` +
             `${diff!.conflict.length} place(s) (listed in the diff); nothing was recorded. ` +
-            `See what to change with npm run migrate:baseline -- ${migrationName} --plan, ` +
-            'or adopt the database at the migration whose schema it has.',
+            `See what to change with npm run migrate:baseline -- ${migrationName} --plan, keep what production ` +
+            'has by a decision in adoption-decisions.json (the entries are printed with the diff, where a decision may accept ' +
+            'a conflict), or adopt the database at the migration whose schema it has.',
     )
   }
 }
@@ -94,13 +101,14 @@ export async function baselineMigrations(
   const checksums = await Promise.all(
     upTo.map(async (known): Promise<NewChecksum> => ({ name: known, sha256: await migrationChecksum(known, options), origin: 'baseline' })),
   )
+  const decisions = options.decisions ?? readAdoptionDecisions()
 
   const adopt = async (): Promise<BaselineResult> => {
     const alreadyRecorded = await recordedMigrationNames(db)
     const rollback = await interruptedRollback(db)
     const disagreements = rollback ? [rollback] : historyDisagreements(alreadyRecorded, migrationName)
     if (disagreements.length > 0) throw new BaselineRefusedError(migrationName, disagreements, undefined)
-    const diff = await diffWithReference(db, reference, options)
+    const diff = await diffWithReference(db, reference, { strict: options.strict, decisions })
     if (diff.conflict.length > 0) throw new BaselineRefusedError(migrationName, [], diff)
 
     const recorded = upTo.filter((known) => !alreadyRecorded.includes(known))

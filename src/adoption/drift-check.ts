@@ -12,12 +12,18 @@ import { historyDisagreements, recordedMigrationNames } from '../migrator/histor
 import { formatSchemaDiff, type SchemaDiff } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
 import { readAcceptedDifferences } from './accepted-differences.js'
+import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
 import { interruptedRollback } from './interrupted-rollback.js'
 
 /** Options of {@link checkDrift}. */
 export interface DriftCheckOptions extends MigrationSourceOptions {
   /** The exact comparison: every difference is drift, equivalent and accepted ones too. */
   strict?: boolean
+  /**
+   * The conflicts accepted by decision (by default those of the repository's
+   * adoption-decisions.json): one that the file no longer declares is drift again.
+   */
+  decisions?: readonly AdoptionDecision[]
 }
 
 /**
@@ -85,6 +91,7 @@ export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {
     ? await diffWithReference(db, await buildSchemaReference(migrationName), {
         strict: options.strict,
         acceptedBefore: await readAcceptedDifferences(db),
+        decisions: options.decisions ?? readAdoptionDecisions(),
       })
     : undefined
   const recorded = await readMigrationChecksums(db)

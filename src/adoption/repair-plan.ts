@@ -1,9 +1,11 @@
 import { type Kysely, sql } from 'kysely'
 
+import { migrationNames } from '../migrations/index.js'
 import { migrationSettings } from '../migrator/settings.js'
 import type { SchemaDiff, SchemaDifference } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference, type SchemaReference } from '../schema/reference.js'
 import { readAcceptedDifferences } from './accepted-differences.js'
+import { ADOPTION_DECISIONS_FILE, type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
 import { interruptedRollback } from './interrupted-rollback.js'
 
 /** A conflict the plan cannot fix safely: what was found, and what to decide. */
@@ -25,57 +27,83 @@ export interface RepairPlan {
   script: string
 }
 
+/** Options of {@link planRepair}. */
+export interface RepairPlanOptions {
+  /** The conflicts accepted by decision (by default those of adoption-decisions.json): left alone. */
+  decisions?: readonly AdoptionDecision[]
+}
+
+/** How many of the rows that stand in a constraint's way a plan names. */
+const NAMED_ROWS = 20
+
 /**
  * The repair plan behind `migrate:baseline -- <name> --plan`: compares the live schema with the
  * module's at `name` (reference built on a scratch database; `db` is only read) and writes the
- * SQL that brings the database to the module's schema where that is safe, under the lock
+ * SQL that adds what the module has and the database lacks, where that is safe, under the lock
  * discipline of migration 005: a lock_timeout first, `CREATE INDEX CONCURRENTLY`, constraints
- * added `NOT VALID` and then validated. It covers a missing index, trigger, CHECK or foreign key
- * constraint, or policy; an unvalidated constraint or invalid index; a function body; row level
- * security off where the module has it on; the module's comments; and, on an adopted database,
- * what adoption accepted and is gone since. Every statement can run again: CREATE TRIGGER,
- * CREATE POLICY and ADD CONSTRAINT look in the catalog first, and a replaced function keeps the
- * settings production gave it (CREATE OR REPLACE would reset a hardening search_path). It
- * refuses while a rollback is interrupted. Nothing in it drops, disables or loosens anything. What it cannot fix safely (a missing table or column, another
- * type, default, CHECK or policy, grants) is listed with what to decide; a missing table whose
- * columns and keys another table has is named as a probable rename. It runs nothing.
+ * added `NOT VALID` and then validated. It keeps its header's promise, that nothing in it drops,
+ * disables, replaces or loosens what production has:
+ * - it adds a missing index, trigger, function, CHECK or foreign key, a restrictive policy or one
+ *   only for roles that bypass row level security, row level security where it is off, and the
+ *   module's comment where the database has none;
+ * - a CHECK, foreign key or unique index only after counting the stored rows that stand in its
+ *   way; with any, it names them and leaves the decision to a person: rows are never edited;
+ * - never a permissive policy for a role that does not bypass RLS: it lets someone do more;
+ * - a function body only where production's is one the module shipped (the header differs);
+ * - on an adopted database, also what adoption accepted and is gone since, by the same rules.
+ * Every statement can run again: CREATE TRIGGER, CREATE POLICY and ADD CONSTRAINT look in the
+ * catalog first, and a replaced function keeps the settings production gave it. The rest (a
+ * missing table or column, another type, default, CHECK, policy or body, grants, a view that
+ * leaks, production's own additions) is listed with what to decide, and with the entry of
+ * adoption-decisions.json that keeps it where a decision may. It refuses while a rollback is
+ * interrupted, and runs nothing.
  *
  * @example
  * ```ts
- * const plan = await planRepair(db, '002')
+ * const plan = await planRepair(db, '006')
  * process.stdout.write(plan.script) // review, then run it with psql
  * ```
  */
-export async function planRepair(db: Kysely<any>, name: string): Promise<RepairPlan> {
+export async function planRepair(db: Kysely<any>, name: string, options: RepairPlanOptions = {}): Promise<RepairPlan> {
   const reference = await buildSchemaReference(name)
   const rollback = await interruptedRollback(db)
   if (rollback !== undefined) throw new Error(`Cannot plan a repair: ${rollback}.`)
   // What adoption accepted and is gone since is put back too (a dropped policy, RLS switched off).
   const accepted = await readAcceptedDifferences(db)
-  const diff = await diffWithReference(db, reference, accepted.length > 0 ? { acceptedBefore: accepted } : {})
+  const decisions = options.decisions ?? readAdoptionDecisions()
+  const diff = await diffWithReference(db, reference, {
+    decisions,
+    ...(accepted.length > 0 ? { acceptedBefore: accepted } : {}),
+  })
   const settings = await functionSettings(db)
   const statements: string[] = []
   const unresolved: UnresolvedConflict[] = []
   const later: string[] = []
   for (const difference of diff.conflict) {
-    const fix = repair(difference, reference, settings)
-    if ('decide' in fix) unresolved.push({ line: difference.line, decide: fix.decide })
-    else {
+    const fix = await repair(db, difference, reference, settings)
+    if ('decide' in fix) {
+      const keep = difference.decidable
+        ? ` Or keep it as it is by a decision in ${ADOPTION_DECISIONS_FILE} (the refusal of migrate:baseline prints its entry).`
+        : ''
+      unresolved.push({ line: difference.line, decide: `${fix.decide}${keep}` })
+    } else {
       statements.push(...fix.now)
       later.push(...(fix.after ?? []))
     }
   }
-  // The module's wording where the database has no comment, or another one; a comment the
-  // module lacks is documentation, and stays.
+  // The module's wording where the database has no comment; a comment of production's own
+  // wording is its documentation, and stays.
   for (const difference of diff.equivalent) {
-    if (difference.field === 'comment' && difference.expected !== null) {
+    if (difference.field === 'comment' && difference.expected !== null && difference.live === null) {
       statements.push(`${commentTarget(difference)} IS ${literal(String(difference.expected))}`)
     }
   }
   statements.push(...later)
   // A function first: a missing trigger may call it.
-  statements.sort((a, b) => Number(b.startsWith('CREATE OR REPLACE FUNCTION')) - Number(a.startsWith('CREATE OR REPLACE FUNCTION')))
-  return { migrationName: reference.migrationName, diff, statements, unresolved, script: script(reference.migrationName, statements, unresolved) }
+  const isFunction = (statement: string) => Number(statement.startsWith('CREATE OR REPLACE FUNCTION'))
+  statements.sort((a, b) => isFunction(b) - isFunction(a))
+  const { migrationName } = reference
+  return { migrationName, diff, statements, unresolved, script: script(migrationName, statements, unresolved) }
 }
 
 type Fix = { now: string[]; after?: string[] } | { decide: string }
@@ -102,6 +130,16 @@ function header(source: string): string[] {
 }
 
 /**
+ * The body of a function definition as the snapshot has it (whitespace runs as one space):
+ * what follows its header, from ` AS ` on, with letter case and spaces around punctuation left
+ * aside as the comparison leaves them.
+ */
+function body(definition: string): string | undefined {
+  const at = definition.search(/ AS (\$|')/)
+  return at < 0 ? undefined : definition.slice(at).replace(/\s*([^\w\s])\s*/g, '$1').toLowerCase()
+}
+
+/**
  * The module's source of a function with the settings production has (a fixed search_path)
  * kept: the module's own SET lines win where both set the same parameter. Undefined when the
  * source has no header to put them in, so that the plan leaves it to a person instead of
@@ -109,80 +147,243 @@ function header(source: string): string[] {
  */
 function replaceFunction(source: string, kept: string[] = []): string | undefined {
   const lines = source.trim().split('\n')
-  const body = lines.findIndex((line) => line.startsWith('AS '))
-  if (body < 0) return kept.length === 0 ? source.trim() : undefined
-  const own = new Set(lines.slice(0, body).filter((line) => /^ SET /.test(line)).map((line) => line.split(' ')[2]))
+  const at = lines.findIndex((line) => line.startsWith('AS '))
+  if (at < 0) return kept.length === 0 ? source.trim() : undefined
+  const own = new Set(lines.slice(0, at).filter((line) => /^ SET /.test(line)).map((line) => line.split(' ')[2]))
   const extra = kept.filter((line) => !own.has(line.split(' ')[2]))
-  return [...lines.slice(0, body), ...extra, ...lines.slice(body)].join('\n')
+  return [...lines.slice(0, at), ...extra, ...lines.slice(at)].join('\n')
 }
 
-function repair(difference: SchemaDifference, reference: SchemaReference, settings: Record<string, string[]>): Fix {
+async function repair(
+  db: Kysely<any>,
+  difference: SchemaDifference,
+  reference: SchemaReference,
+  settings: Record<string, string[]>,
+): Promise<Fix> {
   const { kind, category, field, table_name: table, object_name: name } = difference
   const expected = (difference.kind === 'missing' ? difference.expected : null) as Record<string, unknown> | null
   const on = table === null ? '' : `public.${ident(table)}`
 
   if (field === 'owner') return { decide: difference.reason }
   if (kind === 'extra') {
-    return { decide: `${difference.reason}. Decide whether the module should own it (a new migration), or adopt at the migration that creates it.` }
+    if (category === 'relations' && !(difference.key in reference.createdBy)) {
+      return { decide: `${difference.reason}. The plan never changes a view production made.` }
+    }
+    return {
+      decide: difference.reason.startsWith('a later migration') || difference.reason.startsWith('the module had it')
+        ? difference.reason
+        : `${difference.reason}. The plan never drops or changes what production added.`,
+    }
   }
   if (kind === 'missing') {
     switch (category) {
-      case 'indexes':
-        return { now: [String(expected!.definition).replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX CONCURRENTLY IF NOT EXISTS ')] }
+      case 'indexes': {
+        const definition = String(expected!.definition)
+        const duplicates = await duplicateRows(db, definition)
+        if (duplicates) {
+          return { decide: `${duplicates}; the plan builds no unique index that cannot be built, and never edits rows.` }
+        }
+        return { now: [definition.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX CONCURRENTLY IF NOT EXISTS ')] }
+      }
       case 'constraints': {
         const definition = String(expected!.definition)
         if (!/^(CHECK|FOREIGN KEY) /.test(definition)) {
-          return { decide: 'a key constraint: build its unique index CONCURRENTLY, then ALTER TABLE … ADD CONSTRAINT … USING INDEX, after checking the data has no duplicates.' }
+          return {
+            decide: 'a key constraint: build its unique index CONCURRENTLY, then ALTER TABLE … ADD CONSTRAINT … USING INDEX, ' +
+              'after checking the data has no duplicates.',
+          }
+        }
+        const blocked = await rowsInTheWay(db, table!, definition)
+        if (blocked) {
+          return { decide: `${blocked}; the plan adds no constraint that stored rows violate, and never edits rows.` }
         }
         const validate = expected!.validated === false ? [] : [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`]
         const add = `ALTER TABLE ${on} ADD CONSTRAINT ${ident(name)} ${definition.replace(/ NOT VALID$/, '')} NOT VALID`
-        return { now: [unlessExists('pg_catalog.pg_constraint', `conrelid = '${on}'::regclass AND conname = ${literal(name)}`, add)], after: validate }
+        const absent = `conrelid = '${on}'::regclass AND conname = ${literal(name)}`
+        return { now: [unlessExists('pg_catalog.pg_constraint', absent, add)], after: validate }
       }
       case 'triggers':
-        return {
-          now: [unlessExists('pg_catalog.pg_trigger', `tgrelid = '${on}'::regclass AND tgname = ${literal(name)} AND NOT tgisinternal`, String(expected!.definition))],
+        const absent = `tgrelid = '${on}'::regclass AND tgname = ${literal(name)} AND NOT tgisinternal`
+        return { now: [unlessExists('pg_catalog.pg_trigger', absent, String(expected!.definition))] }
+      case 'policies': {
+        const widens = await widensAccess(db, expected!)
+        if (widens) {
+          return {
+            decide:
+              `adding it would give ${widens} access beyond what production's own policies on ${table} allow ` +
+              `(${await policiesOn(db, table!)}); the plan never adds a policy more permissive than what production has. ` +
+              'Create it by hand only if those roles must have that access.',
+          }
         }
-      case 'policies':
-        return { now: [unlessExists('pg_catalog.pg_policy', `polrelid = '${on}'::regclass AND polname = ${literal(name)}`, createPolicy(name, on, expected!))] }
+        const absent = `polrelid = '${on}'::regclass AND polname = ${literal(name)}`
+        return { now: [unlessExists('pg_catalog.pg_policy', absent, createPolicy(name, on, expected!))] }
+      }
       case 'functions': {
         const source = reference.functionSources[name]
-        return source ? { now: [source.trim()] } : { decide: 'the module defines it; create it from the module\'s migration.' }
+        return source ? { now: [source.trim()] } : { decide: "the module defines it; create it from the module's migration." }
       }
       case 'relations':
-        return {
-          decide: difference.reason.startsWith('probably renamed')
-            ? 'rename it back only if it is the same table; the plan never renames or moves data itself.'
-            : `the module creates it in a migration up to the one named; create it with that migration's SQL (npm run migrate:sql -- <that migration>), or adopt at an earlier migration.`,
-        }
+        return { decide: missingRelation(difference, reference) }
       case 'columns':
-        return { decide: `add it as the module has it (${describeColumn(expected!)}) after checking how the app fills it; adding a NOT NULL column needs a default or a backfill first.` }
+        return {
+          decide: `add it as the module has it (${describeColumn(expected!)}) after checking how the app fills it; ` +
+            'adding a NOT NULL column needs a default or a backfill first.',
+        }
     }
   }
   if (kind === 'changed') {
     const live = difference.live
     if (category === 'relations' && (field === 'row level security' || field === 'forced row level security') && live === false) {
-      return { now: [`ALTER TABLE ${on || `public.${ident(name)}`} ${field === 'row level security' ? 'ENABLE' : 'FORCE'} ROW LEVEL SECURITY`] }
+      const how = field === 'row level security' ? 'ENABLE' : 'FORCE'
+      return { now: [`ALTER TABLE ${on || `public.${ident(name)}`} ${how} ROW LEVEL SECURITY`] }
     }
     if (category === 'functions' && field === 'definition') {
       const source = reference.functionSources[name]
+      const shipped = [difference.expected, reference.latest.functions[name]?.definition.definition].map((text) => body(String(text)))
+      const own = body(String(live))
+      if (own === undefined || !shipped.includes(own)) {
+        return {
+          decide:
+            'production changed its body: the plan never replaces a function body production changed (only one the module ' +
+            "shipped). Review it: keep it, or replace it by hand with the module's (npm run migrate:sql -- <the migration that creates it>).",
+        }
+      }
       const replaced = source === undefined ? undefined : replaceFunction(source, settings[name])
       if (replaced !== undefined) return { now: [replaced] }
     }
     if (category === 'constraints' && field === 'validated' && live === false) {
+      const definition = String(reference.expected.constraints[`${table}.${name}`]?.definition.definition ?? '')
+      const blocked = await rowsInTheWay(db, table!, definition)
+      if (blocked) return { decide: `${blocked}; VALIDATE would fail on them, and the plan never edits rows.` }
       return { now: [], after: [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`] }
     }
     if (category === 'indexes' && field === 'valid' && live === false) {
+      const index = reference.expected.indexes[`${table}.${name}`]
+      const duplicates = await duplicateRows(db, String(index?.definition.definition ?? ''))
+      if (duplicates) return { decide: `${duplicates}; REINDEX would fail on them, and the plan never edits rows.` }
       return { now: [`REINDEX INDEX CONCURRENTLY public.${ident(name)}`] }
     }
     if (category === 'triggers' && field === 'enabled' && difference.expected === 'O') {
       return { now: [`ALTER TABLE ${on} ENABLE TRIGGER ${ident(name)}`] }
     }
     return {
-      decide: `the database has ${field} ${JSON.stringify(live)} where the module has ${JSON.stringify(difference.expected)}. ` +
-        'Decide which is right: change the database by hand after checking the data and the app, or adopt at the migration whose schema it has.',
+      decide:
+        `the database has ${field} ${JSON.stringify(live)} where the module has ${JSON.stringify(difference.expected)}. ` +
+        'Decide which is right: change the database by hand after checking the data and the app, or adopt at the migration ' +
+        'whose schema it has.',
     }
   }
   return { decide: difference.reason }
+}
+
+/**
+ * What to decide for a table the module has and the database lacks: adopt where a later
+ * migration gives it the name the database has; rename by hand what is probably it; or create
+ * it with the migration that does, and adopt at an earlier migration only where one exists
+ * that does not have it yet.
+ */
+function missingRelation(difference: SchemaDifference, reference: SchemaReference): string {
+  const { reason, key } = difference
+  if (reason.startsWith('the database has it as')) return `${reason}; the plan never renames or moves data itself.`
+  if (reason.startsWith('probably renamed')) {
+    return 'rename it back only if it is the same table; the plan never renames or moves data itself.'
+  }
+  const creator = reference.createdBy[key]
+  const earlier = creator === undefined ? -1 : migrationNames.indexOf(creator) - 1
+  const create = creator === undefined ? 'the module creates it' : `${creator} creates it`
+  return (
+    `${create}: create it with that migration's SQL (npm run migrate:sql -- ${creator ?? '<that migration>'}) after review` +
+    (earlier >= 0 ? `, or adopt at ${migrationNames[earlier]}, whose schema does not have it yet.` : '.')
+  )
+}
+
+/**
+ * How adding `policy` would widen access, or undefined where it cannot: a restrictive policy
+ * only narrows, and one only for roles that bypass row level security (service_role) changes
+ * nothing they can do.
+ */
+async function widensAccess(db: Kysely<any>, policy: Record<string, unknown>): Promise<string | undefined> {
+  if (policy.permissive === false) return undefined
+  const roles = String(policy.roles).split(', ')
+  const { rows } = await sql<{ role: string }>`
+    SELECT r.role FROM unnest(${roles}::text[]) AS r(role)
+    WHERE r.role = 'public' OR NOT coalesce((SELECT rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = r.role), false)
+  `.execute(db)
+  if (rows.length === 0) return undefined
+  return `${rows.map(({ role }) => role).join(', ')} ${String(policy.command)}`
+}
+
+/** The policies a table has, in a few words each, for a decision to weigh. */
+async function policiesOn(db: Kysely<any>, table: string): Promise<string> {
+  const { rows } = await sql<{ policy: string }>`
+    SELECT format('%I %s %s TO %s', polname, CASE WHEN polpermissive THEN '' ELSE 'AS RESTRICTIVE' END,
+                  CASE polcmd WHEN 'r' THEN 'FOR SELECT' WHEN 'a' THEN 'FOR INSERT' WHEN 'w' THEN 'FOR UPDATE' WHEN 'd' THEN 'FOR DELETE' ELSE 'FOR ALL' END,
+                  coalesce((SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r) END, ', ') FROM unnest(polroles) AS r), 'public')) AS policy
+    FROM pg_catalog.pg_policy WHERE polrelid = ${`public.${ident(table)}`}::regclass ORDER BY polname
+  `.execute(db)
+  return rows.length === 0 ? 'none' : rows.map(({ policy }) => policy.replace(/ {2,}/g, ' ')).join('; ')
+}
+
+/**
+ * The stored rows of `table` that a CHECK or foreign key `definition` (as the server deparses
+ * it) would reject, counted and the first named by their primary key; undefined where there is
+ * none, or the definition is not one of those.
+ */
+async function rowsInTheWay(db: Kysely<any>, table: string, definition: string): Promise<string | undefined> {
+  const bare = definition.replace(/ NOT VALID$/, '')
+  const check = /^CHECK \((.*)\)$/s.exec(bare)
+  const key = /^FOREIGN KEY \(([^)]+)\) REFERENCES ([^(]+)\(([^)]+)\)/.exec(bare)
+  let where: string
+  if (check) where = `(${check[1]}) IS FALSE`
+  else if (key) {
+    const columns = key[1]!.split(', ')
+    const referenced = key[3]!.split(', ')
+    where =
+      `${columns.map((column) => `t.${column} IS NOT NULL`).join(' AND ')} AND NOT EXISTS (SELECT FROM ${key[2]} r WHERE ` +
+      `${columns.map((column, i) => `r.${referenced[i]} = t.${column}`).join(' AND ')})`
+  } else return undefined
+  return namedRows(db, table, where, check ? 'violate it' : 'point at no row')
+}
+
+/**
+ * The groups of stored rows that a unique index `definition` would find duplicated, counted and
+ * named; undefined for an index that is not unique, or where there is none.
+ */
+async function duplicateRows(db: Kysely<any>, definition: string): Promise<string | undefined> {
+  const unique = /^CREATE UNIQUE INDEX \S+ ON public\.(\S+) USING \w+ \((.+?)\)(?: WHERE \((.+)\))?$/.exec(definition)
+  if (!unique || /NULLS NOT DISTINCT/.test(definition)) return undefined
+  const [, table, columns, predicate] = unique
+  const list = columns!.split(', ').map((column) => column.replace(/ (ASC|DESC|NULLS FIRST|NULLS LAST)$/g, ''))
+  const { rows } = await sql<{ n: number; named: string | null }>`
+    SELECT count(*)::int AS n, string_agg(d.value, '; ') FILTER (WHERE d.i <= ${NAMED_ROWS}) AS named FROM (
+      SELECT row_number() OVER () AS i, ${sql.raw(`concat_ws(', ', ${list.map((column) => `format('%s=%s', ${literal(column)}, ${column})`).join(', ')})`)} || ' (' || count(*) || ' rows)' AS value
+      FROM ${sql.raw(`public.${table}`)} t
+      WHERE ${sql.raw(list.map((column) => `${column} IS NOT NULL`).join(' AND '))}${sql.raw(predicate ? ` AND (${predicate})` : '')}
+      GROUP BY ${sql.raw(list.join(', '))} HAVING count(*) > 1) AS d
+  `.execute(db)
+  const { n, named } = rows[0]!
+  if (n === 0) return undefined
+  return `${n} value(s) are stored more than once, which the unique index rejects: ${named}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
+}
+
+/** `what` of the rows of `table` matching `where` (over `t`), counted and named by primary key. */
+async function namedRows(db: Kysely<any>, table: string, where: string, what: string): Promise<string | undefined> {
+  const { rows: keys } = await sql<{ columns: string[] | null }>`
+    SELECT array_agg(a.attname::text ORDER BY k.i) AS columns
+    FROM pg_catalog.pg_index x
+    CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, i)
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+    WHERE x.indrelid = ${`public.${ident(table)}`}::regclass AND x.indisprimary
+  `.execute(db)
+  const columns = keys[0]?.columns ?? ['ctid']
+  const named = `concat_ws(', ', ${columns.map((column) => `format('%s=%s', ${literal(column)}, t.${ident(column)})`).join(', ')})`
+  const { rows } = await sql<{ n: number; named: string | null }>`
+    SELECT count(*)::int AS n, string_agg(r.named, '; ') FILTER (WHERE r.i <= ${NAMED_ROWS}) AS named
+    FROM (SELECT row_number() OVER () AS i, ${sql.raw(named)} AS named FROM ${sql.raw(`public.${ident(table)}`)} t WHERE ${sql.raw(where)}) AS r
+  `.execute(db)
+  const { n, named: list } = rows[0]!
+  if (n === 0) return undefined
+  return `${n} stored row(s) of ${table} ${what}: ${list}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
 }
 
 /**
@@ -244,12 +445,16 @@ function describeColumn(definition: Record<string, unknown>): string {
 function script(migrationName: string, statements: string[], unresolved: UnresolvedConflict[]): string {
   const lockTimeout = `${migrationSettings().lockTimeoutMs}ms`
   const lines = [
-    `-- Repair plan: brings the database to the schema of the migrations up to ${migrationName}, where that is safe.`,
+    `-- Repair plan: brings the database closer to the schema of the migrations up to ${migrationName}, where that is safe.`,
     '-- Review it, then run it with psql (psql -f): not in one transaction, because CREATE INDEX CONCURRENTLY',
     '-- cannot run inside one (the Supabase SQL Editor runs a script as one; there, run the statements one by one).',
     '-- Each statement waits at most lock_timeout for its lock, so that it never queues the app behind it; if one',
     '-- times out, run the plan again: what is done is skipped or repeated harmlessly.',
-    '-- Nothing here drops, disables or loosens anything.',
+    '-- It only adds what the module has and the database lacks: nothing here drops, disables or replaces what',
+    '-- production made, or lets anyone do more than today. A constraint or unique index is added only where no',
+    '-- stored row stands in its way (the rows are counted when the plan is made), a policy only where it is',
+    '-- restrictive or for roles that bypass row level security, and a function body is replaced only where',
+    "-- production's is one the module shipped. Rows are never edited.",
     `SET lock_timeout = '${lockTimeout}';`,
     '',
     ...(statements.length > 0 ? statements.map((statement) => `${statement};\n`) : ['-- Nothing to run: no conflict the plan can fix.', '']),

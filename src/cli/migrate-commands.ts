@@ -10,6 +10,7 @@ import type { MigrationResult } from 'kysely/migration'
 
 import { BaselineRefusedError, baselineMigrations } from '../adoption/baseline.js'
 import { exportBaselineSql } from '../adoption/baseline-sql.js'
+import { formatDecisionEntries } from '../adoption/adoption-decisions.js'
 import { checkDrift, driftSummary, formatDriftReport } from '../adoption/drift-check.js'
 import { planRepair } from '../adoption/repair-plan.js'
 import { resolveDatabaseTarget } from '../connection/create-db.js'
@@ -101,7 +102,7 @@ export const commands: { [N in Name]: Command<N> } = {
     } catch (error) {
       // The diff is the result the user needs: on stdout, in full, under its classes; the reason
       // follows on stderr.
-      if (error instanceof BaselineRefusedError && error.diff) process.stdout.write(`${formatSchemaDiff(error.diff)}\n`)
+      if (error instanceof BaselineRefusedError && error.diff) process.stdout.write(`${formatSchemaDiff(error.diff)}\n${formatDecisionEntries(error.diff)}`)
       throw error
     }
   },

@@ -114,7 +114,7 @@ function serverOf(connectionString: string): string {
  * @example
  * ```ts
  * const db = createDb() // DATABASE_URL, or .data/pglite
- * const models = await db.selectFrom('ai_models').selectAll().execute()
+ * const models = await db.selectFrom('x402_openrouter_models').selectAll().execute()
  * await db.destroy()
  * ```
  */

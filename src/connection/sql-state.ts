@@ -8,6 +8,9 @@ export const SQLSTATE = {
   undefinedObject: '42704',
   checkViolation: '23514',
   duplicateTable: '42P07',
+  duplicateObject: '42710',
+  duplicateColumn: '42701',
+  raiseException: 'P0001',
 } as const
 
 /**

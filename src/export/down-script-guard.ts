@@ -1,10 +1,15 @@
 import { type Kysely, sql } from 'kysely'
 
-/** A table column of the catalog, as `schema.table.column` parts. */
+/**
+ * A table column of the catalog, as `schema.table.column` parts, and what identifies it whatever
+ * its name: its table's oid and its number (a table or column renamed is the same one).
+ */
 export interface CatalogColumn {
   schema: string
   table: string
   column: string
+  oid: number
+  attnum: number
 }
 
 /**
@@ -18,7 +23,7 @@ export interface CatalogColumn {
  */
 export async function catalogColumns(db: Kysely<any>): Promise<CatalogColumn[]> {
   const { rows } = await sql<CatalogColumn>`
-    SELECT n.nspname AS schema, c.relname AS table, a.attname AS column
+    SELECT n.nspname AS schema, c.relname AS table, a.attname AS column, c.oid::int AS oid, a.attnum::int AS attnum
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -32,7 +37,7 @@ export async function catalogColumns(db: Kysely<any>): Promise<CatalogColumn[]> 
 /**
  * A `DO` block for the top of a down script that refuses, in SQL, where the down would destroy
  * data: rows of each table that is in `before` and not in `after`, non-null values of each column
- * that is gone from a table that stays. It names each with its count and changes nothing, unless
+ * that is gone from a table that stays (matched by oid and number, so that a rename is no drop). It names each with its count and changes nothing, unless
  * the session set `x402.allow_data_loss = on`; then it copies each table concerned whole into
  * schema x402_backup (`<migration number>_<table>_<UTC time>`, as the runner names its backups)
  * before the script goes on. In a `transactional` script it first locks those tables against
@@ -51,8 +56,8 @@ export function downScriptGuard(
   after: readonly CatalogColumn[],
   transactional: boolean,
 ): string | undefined {
-  const key = (c: CatalogColumn) => JSON.stringify([c.schema, c.table, c.column])
-  const tableKey = (c: CatalogColumn) => JSON.stringify([c.schema, c.table])
+  const key = (c: CatalogColumn) => `${c.oid}.${c.attnum}`
+  const tableKey = (c: CatalogColumn) => String(c.oid)
   const remainingColumns = new Set(after.map(key))
   const remainingTables = new Set(after.map(tableKey))
   const checks: { table: CatalogColumn; label: string; count: string }[] = []

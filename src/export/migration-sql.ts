@@ -113,7 +113,7 @@ async function measureStatements(
   const rehearsal = await rehearse([step], {
     server,
     startingPoint,
-    rows: { x402_resources: rows, ai_models: Math.min(rows, 1000) },
+    rows: { x402_resources: rows, ai_models: Math.min(rows, 1000), x402_openrouter_models: Math.min(rows, 1000) },
     settings: { env: {} },
   })
   const rehearsed = [...rehearsal.migrations[0]!.statements]

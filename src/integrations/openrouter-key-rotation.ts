@@ -104,7 +104,7 @@ async function rotateBatch(
   batchSize: number,
 ): Promise<BatchOutcome> {
   const rows = await trx
-    .selectFrom('user_openrouter_integrations')
+    .selectFrom('x402_user_openrouter_integrations')
     .select(['user_id', 'encrypted_api_key'])
     .$if(after !== undefined, (query) => query.where('user_id', '>', after!))
     .orderBy('user_id')
@@ -135,7 +135,7 @@ async function rotateBatch(
     const values = replacements.map(({ userId, stored, encrypted }) => sql`(${userId}::uuid, ${stored}, ${encrypted})`)
     // Guarded by the value read: a row stored or rotated meanwhile keeps its newer value.
     const { rows: changed } = await sql<{ user_id: string }>`
-      UPDATE user_openrouter_integrations AS stored_key
+      UPDATE x402_user_openrouter_integrations AS stored_key
       SET encrypted_api_key = replacement.encrypted
       FROM (VALUES ${sql.join(values)}) AS replacement (user_id, previous, encrypted)
       WHERE stored_key.user_id = replacement.user_id AND stored_key.encrypted_api_key = replacement.previous

@@ -10,7 +10,7 @@ import { assertUserId } from '../supabase/user-id.js'
 // security hides every other user's row. The plaintext key exists in Node only: it is encrypted
 // before any query is built, so it never reaches the database, Kysely's log or a query error.
 
-const TABLE = 'user_openrouter_integrations'
+const TABLE = 'x402_user_openrouter_integrations'
 
 /** What is logged about a stored key that cannot be decrypted. Never the key, never the stored value. */
 export interface KeyFailureFields {

@@ -5,8 +5,9 @@ import * as m000BaselineX402Resources from './000_baseline_x402_resources.js'
 import * as m001AddPromptTemplateFields from './001_add_prompt_template_fields.js'
 import * as m002AddClaudeIntegration from './002_add_claude_integration.js'
 import * as m005AddOpenrouterIntegration from './005_add_openrouter_integration.js'
-import * as m006OpenrouterPoliciesPerSupabaseAdvice from './006_openrouter_policies_per_supabase_advice.js'
-import * as m007CloseSupabaseAdvisorFindings from './007_close_supabase_advisor_findings.js'
+import * as m006RenameToProductionNames from './006_rename_to_production_names.js'
+import * as m007OpenrouterPoliciesPerSupabaseAdvice from './007_openrouter_policies_per_supabase_advice.js'
+import * as m008CloseSupabaseAdvisorFindings from './008_close_supabase_advisor_findings.js'
 
 /**
  * Every migration of the module, keyed by its file name without extension. Kysely applies them
@@ -20,8 +21,9 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '001_add_prompt_template_fields': m001AddPromptTemplateFields,
   '002_add_claude_integration': m002AddClaudeIntegration,
   '005_add_openrouter_integration': m005AddOpenrouterIntegration,
-  '006_openrouter_policies_per_supabase_advice': m006OpenrouterPoliciesPerSupabaseAdvice,
-  '007_close_supabase_advisor_findings': m007CloseSupabaseAdvisorFindings,
+  '006_rename_to_production_names': m006RenameToProductionNames,
+  '007_openrouter_policies_per_supabase_advice': m007OpenrouterPoliciesPerSupabaseAdvice,
+  '008_close_supabase_advisor_findings': m008CloseSupabaseAdvisorFindings,
 }
 
 /** Every migration's name, in the order Kysely applies them (by name). */

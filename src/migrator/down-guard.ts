@@ -13,9 +13,13 @@ export class DataLossRefusal extends Error {
   readonly code = 'DATA_LOSS_REFUSED'
 }
 
+/**
+ * The tables (by oid, with their name) and columns (by table oid and number, with their name) of
+ * the database: a table or column that a down renames is the same one, not a drop.
+ */
 interface CatalogState {
-  tables: Map<string, { oid: number; deleted: number; updated: number }>
-  columns: Set<string>
+  tables: Map<number, { name: string; deleted: number; updated: number }>
+  columns: Map<string, { table: number; name: string }>
 }
 
 async function catalogState(db: Kysely<any>): Promise<CatalogState> {
@@ -27,15 +31,15 @@ async function catalogState(db: Kysely<any>): Promise<CatalogState> {
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ${SKIPPED_SCHEMAS} AND n.nspname NOT LIKE 'pg_temp%'
   `.execute(db)
-  const { rows: columns } = await sql<{ name: string }>`
-    SELECT format('%I.%I|%I', n.nspname, c.relname, a.attname) AS name
+  const { rows: columns } = await sql<{ oid: number; attnum: number; name: string }>`
+    SELECT c.oid::int AS oid, a.attnum::int AS attnum, format('%I', a.attname) AS name
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
       AND n.nspname NOT IN ${SKIPPED_SCHEMAS} AND n.nspname NOT LIKE 'pg_temp%'
   `.execute(db)
   return {
-    tables: new Map(tables.map((row) => [row.name, { oid: row.oid, deleted: Number(row.deleted), updated: Number(row.updated) }])),
-    columns: new Set(columns.map((row) => row.name)),
+    tables: new Map(tables.map((row) => [row.oid, { name: row.name, deleted: Number(row.deleted), updated: Number(row.updated) }])),
+    columns: new Map(columns.map((row) => [`${row.oid}.${row.attnum}`, { table: row.oid, name: row.name }])),
   }
 }
 
@@ -99,8 +103,9 @@ export async function guardDown(
 async function countLosses(db: Kysely<any>, before: CatalogState, after: CatalogState): Promise<Losses> {
   const lines: string[] = []
   const backups = new Set<string>()
-  for (const [table, state] of before.tables) {
-    const now = after.tables.get(table)
+  for (const [oid, state] of before.tables) {
+    const table = state.name
+    const now = after.tables.get(oid)
     if (!now) {
       const rows = await countRows(db, sql`SELECT count(*) AS n FROM ${sql.raw(table)}`)
       if (rows > 0) {
@@ -115,9 +120,10 @@ async function countLosses(db: Kysely<any>, before: CatalogState, after: Catalog
     if (updated > 0) lines.push(`table ${table}: ${updated} row(s) changed`)
     if (deleted > 0 || updated > 0) backups.add(table)
   }
-  for (const column of before.columns) {
-    const [table, name] = column.split('|') as [string, string]
-    if (after.columns.has(column) || !after.tables.has(table)) continue
+  for (const [column, { table: oid, name }] of before.columns) {
+    if (after.columns.has(column) || !after.tables.has(oid)) continue
+    // Counted under the name it has before the down, where the rehearsal rolled back to.
+    const table = before.tables.get(oid)!.name
     const values = await countRows(db, sql`SELECT count(${sql.raw(name)}) AS n FROM ${sql.raw(table)}`)
     if (values > 0) {
       lines.push(`column ${table}.${name} (dropped): ${values} value(s)`)

@@ -1,7 +1,7 @@
 import type { MigrationResult, MigrationResultSet } from 'kysely/migration'
 
 import { QueryError } from '../connection/query-error.js'
-import { errorCode, isSqlState } from '../connection/sql-state.js'
+import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET'])
 
@@ -133,19 +133,28 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
       `steps.${kept(context)} Check the schema with npm run migrate:check, then run the migrations again for those after it.`
     )
   }
+  // What the migration creates is there already, made outside the module: a second run meets
+  // the same object, at the same statement.
+  const inTheWay = failed.direction === 'Up' && IN_THE_WAY.has(fields.code ?? '')
   const outcome =
     context.transactional === false
       ? failed.direction === 'Up'
-        ? `${failed.migrationName} runs outside a transaction: the steps it finished stay, it is not recorded as done, and running the migrations again completes it.`
+        ? `${failed.migrationName} runs outside a transaction: the steps it finished stay, it is not recorded as done, and ` +
+          (inTheWay ? 'running the migrations again fails the same way.' : 'running the migrations again completes it.')
         : `${failed.migrationName} runs outside a transaction: the steps of its down that finished stay, it stays recorded as applied, and rolling back again completes it.`
       : context.rolledBackWith?.length
         ? `${failed.migrationName} was rolled back, and with it ${context.rolledBackWith.join(', ')}, of the same transaction.`
         : `${failed.migrationName} was rolled back.`
   const nextStep = isUnreachable(fields)
     ? ' The connection to the database was lost: check that the server is up and reachable (DATABASE_URL), then run the migrations again.'
-    : context.attempts === undefined
-      ? ' Fix the cause and run the migrations again.'
-      : ''
+    : inTheWay
+      ? ` The database has this object already, made outside the module (such as production's own SQL pasted into the SQL ` +
+        `Editor), so no run of ${failed.migrationName} can succeed here. Adopt the database at the migration whose schema ` +
+        'it has instead of migrating it: npm run migrate:baseline -- <name> --plan says what differs at a migration, and ' +
+        'which later one gives a table the name the database has.'
+      : context.attempts === undefined
+        ? ' Fix the cause and run the migrations again.'
+        : ''
   return `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}.${lockWait} ${outcome}${kept(context)}${nextStep}`
 }
 
@@ -154,6 +163,9 @@ function kept(context: MigrationFailureContext): string {
   const before = context.appliedBefore ?? []
   return before.length > 0 ? ` ${before.join(', ')} ran earlier in this run and stay${before.length === 1 ? 's' : ''} done.` : ''
 }
+
+/** The SQLSTATEs of an object that exists already: a table or index, another object, a column. */
+const IN_THE_WAY = new Set<string>([SQLSTATE.duplicateTable, SQLSTATE.duplicateObject, SQLSTATE.duplicateColumn])
 
 /**
  * Thrown, before anything changes, when migrations that must run outside a transaction are

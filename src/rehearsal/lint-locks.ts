@@ -34,7 +34,8 @@ export async function lintMigrationLocks(
   }
   const steps = options.steps ?? migrationNames.filter((name) => name >= policy.checkedFrom).map((migration) => ({ migration }))
   const startingPoint = options.startingPoint !== undefined ? options.startingPoint : migrationBefore(policy.checkedFrom)
-  const rows = { x402_resources: policy.rows, ai_models: Math.min(policy.rows, 1000) }
+  const catalog = Math.min(policy.rows, 1000)
+  const rows = { x402_resources: policy.rows, ai_models: catalog, x402_openrouter_models: catalog }
   const rehearsal = await rehearse(steps, { server: options.server, startingPoint, rows })
   checkBusyTablesExist(policy, rehearsal.tables)
   const sourceOf = options.sourceOf ?? migrationSource

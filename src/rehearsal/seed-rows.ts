@@ -14,13 +14,15 @@ export interface SeededTable {
  *
  * @example
  * ```ts
- * await seedRepresentativeRows(scratch, { x402_resources: 100_000, ai_models: 300 })
+ * await seedRepresentativeRows(scratch, { x402_resources: 100_000, ai_models: 300, x402_openrouter_models: 300 })
  * ```
  */
 export async function seedRepresentativeRows(db: Kysely<any>, rows: Readonly<Record<string, number>>): Promise<SeededTable[]> {
   const seeded: SeededTable[] = []
-  const { rows: present } = await sql<{ models: boolean; resources: boolean }>`
-    SELECT to_regclass('public.ai_models') IS NOT NULL AS models, to_regclass('public.x402_resources') IS NOT NULL AS resources
+  const { rows: present } = await sql<{ models: boolean; catalog: boolean; resources: boolean }>`
+    SELECT to_regclass('public.ai_models') IS NOT NULL AS models,
+           to_regclass('public.x402_openrouter_models') IS NOT NULL AS catalog,
+           to_regclass('public.x402_resources') IS NOT NULL AS resources
   `.execute(db)
   const models = present[0]!.models ? Math.max(0, Math.floor(rows.ai_models ?? 0)) : 0
   if (models > 0) {
@@ -31,6 +33,16 @@ export async function seedRepresentativeRows(db: Kysely<any>, rows: Readonly<Rec
       FROM generate_series(1, ${sql.lit(models)}) AS n
     `.execute(db)
     seeded.push({ table: 'ai_models', rows: models })
+  }
+  // The catalog under the name 006 gives it, where the rehearsal starts after 006.
+  const catalog = present[0]!.catalog ? Math.max(0, Math.floor(rows.x402_openrouter_models ?? 0)) : 0
+  if (catalog > 0) {
+    await sql`
+      INSERT INTO x402_openrouter_models (openrouter_id, display_name, provider, context_length, pricing_prompt, pricing_completion)
+      SELECT 'provider-' || n % 40 || '/model-' || n, 'Model ' || n, 'provider-' || n % 40, 8192 * (1 + n % 16), '0.000001', '0.000002'
+      FROM generate_series(1, ${sql.lit(catalog)}) AS n
+    `.execute(db)
+    seeded.push({ table: 'x402_openrouter_models', rows: catalog })
   }
   const resources = present[0]!.resources ? Math.max(0, Math.floor(rows.x402_resources ?? 0)) : 0
   if (resources > 0) {
@@ -52,4 +64,4 @@ export async function seedRepresentativeRows(db: Kysely<any>, rows: Readonly<Rec
 }
 
 /** The tables {@link seedRepresentativeRows} knows how to fill. */
-export const SEEDED_TABLES = ['ai_models', 'x402_resources'] as const
+export const SEEDED_TABLES = ['ai_models', 'x402_openrouter_models', 'x402_resources'] as const

@@ -3,12 +3,13 @@ import { type Kysely, sql } from 'kysely'
 
 import { hashModuleCode, readCacheFile, writeCacheFile } from '../connection/template-cache.js'
 
+import { migrationNames } from '../migrations/index.js'
 import { resolveMigrationName } from '../migrator/migration-names.js'
-import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
+import { migrateTo } from '../migrator/migrator.js'
 import { migratedTemplateKey, scratchDatabase } from '../templates/migrated-template.js'
 import { compareSchemas, type SchemaDiff } from './diff.js'
-import type { AcceptedDifferenceRecord } from './rules.js'
-import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, snapshotPublicSchema } from './snapshot.js'
+import type { AcceptedDifferenceRecord, AdoptionDecision, ComparisonInputs } from './rules.js'
+import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapshotPublicSchema } from './snapshot.js'
 
 /** The schema that the module's migrations produce, to compare a live database with. */
 export interface SchemaReference {
@@ -24,21 +25,28 @@ export interface SchemaReference {
    * would break a body with a `--` comment): what a repair plan puts back.
    */
   functionSources: Record<string, string>
+  /**
+   * Every object any migration creates, as `<category> <key>` (see schemaObjectKey), with the
+   * first migration whose schema has it: what the module owns, at every point of its history
+   * (ai_models before 006, x402_openrouter_models from it), and which migration to adopt at.
+   */
+  createdBy: Record<string, string>
 }
 
 /**
  * Builds the reference schema at a migration (a full name or a unique prefix such as `005`):
  * the module's own migrations run on a scratch in-memory PGlite database (from its template), with
- * the Supabase stand-in applied by the runner before the first of them, as it is everywhere, and then on to the newest
- * migration, to learn what the module owns. It never touches DATABASE_URL. Built once per
+ * the Supabase stand-in applied by the runner before the first of them, as it is everywhere, one
+ * at a time to the newest, read after each, to learn what the module owns at every point and
+ * which migration creates each object. It never touches DATABASE_URL. Built once per
  * migration and process, and cached beside the templates (see referenceCacheName), where only an
  * entry this user wrote is read (see readCacheFile): a check in a new process reads it instead of
  * starting a scratch database.
  *
  * @example
  * ```ts
- * const reference = await buildSchemaReference('005')
- * Object.keys(reference.expected.relations) // ['ai_models', 'user_openrouter_integrations', …]
+ * const reference = await buildSchemaReference('006')
+ * Object.keys(reference.expected.relations) // ['x402_openrouter_models', 'x402_resources', …]
  * ```
  */
 export function buildSchemaReference(upTo: string): Promise<SchemaReference> {
@@ -98,11 +106,14 @@ export function parseReference(json: string, migrationName: string): SchemaRefer
   if (!isRecord(value) || value.migrationName !== migrationName) return undefined
   if (!isSnapshot(value.expected) || !isSnapshot(value.latest)) return undefined
   if (!isRecord(value.functionSources) || !Object.values(value.functionSources).every((source) => typeof source === 'string')) return undefined
+  if (!isRecord(value.createdBy) || !Object.values(value.createdBy).every((name) => typeof name === 'string' && migrationNames.includes(name))) {
+    return undefined
+  }
   return value as unknown as SchemaReference
 }
 
 /** Bumped when the reference's shape or the way it is built changes outside src/schema. */
-const REFERENCE_FORMAT = 1
+const REFERENCE_FORMAT = 2
 
 /**
  * The cache file of the reference at `migrationName`, named after everything that shapes it: the
@@ -119,18 +130,29 @@ async function referenceCacheName(migrationName: string): Promise<string | undef
 }
 
 async function buildOnScratch(migrationName: string): Promise<SchemaReference> {
-  const scratch = scratchDatabase(migrationName)
+  const scratch = scratchDatabase(migrationNames[0]!)
   try {
-    const expected = await snapshotPublicSchema(scratch)
-    const { rows } = await sql<{ name: string; source: string }>`
-      SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS name,
-             pg_catalog.pg_get_functiondef(p.oid) AS source
-      FROM pg_catalog.pg_proc p
-      WHERE p.pronamespace = 'public'::regnamespace AND p.prokind IN ('f', 'p')
-    `.execute(scratch)
-    const functionSources = Object.fromEntries(rows.map(({ name, source }) => [name, source]))
-    await migrateToLatest(scratch)
-    return { migrationName, expected, latest: await snapshotPublicSchema(scratch), functionSources }
+    const createdBy: Record<string, string> = {}
+    let expected: SchemaSnapshot | undefined
+    let functionSources: Record<string, string> = {}
+    let latest: SchemaSnapshot | undefined
+    for (const name of migrationNames) {
+      await migrateTo(scratch, name)
+      latest = await snapshotPublicSchema(scratch)
+      for (const category of SCHEMA_OBJECT_CATEGORIES) {
+        for (const object of Object.values(latest[category])) createdBy[`${category} ${schemaObjectKey(category, object)}`] ??= name
+      }
+      if (name !== migrationName) continue
+      expected = latest
+      const { rows } = await sql<{ name: string; source: string }>`
+        SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS name,
+               pg_catalog.pg_get_functiondef(p.oid) AS source
+        FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = 'public'::regnamespace AND p.prokind IN ('f', 'p')
+      `.execute(scratch)
+      functionSources = Object.fromEntries(rows.map(({ name, source }) => [name, source]))
+    }
+    return { migrationName, expected: expected!, latest: latest!, functionSources, createdBy }
   } finally {
     await scratch.destroy()
   }
@@ -149,7 +171,24 @@ async function buildOnScratch(migrationName: string): Promise<SchemaReference> {
 export function diffWithReference(
   db: Kysely<any>,
   reference: SchemaReference,
-  options: { strict?: boolean; acceptedBefore?: AcceptedDifferenceRecord[] } = {},
+  options: { strict?: boolean; acceptedBefore?: AcceptedDifferenceRecord[]; decisions?: readonly AdoptionDecision[] } = {},
 ): Promise<SchemaDiff> {
-  return compareSchemas(db, { expected: reference.expected, owned: reference.latest, ...options })
+  return compareSchemas(db, comparisonInputs(reference, options))
+}
+
+/**
+ * What the comparison of rules.ts needs from a reference, with the options of a check or an
+ * adoption.
+ *
+ * @example
+ * ```ts
+ * const query = comparisonQuery(comparisonInputs(reference, { strict: true }))
+ * ```
+ */
+export function comparisonInputs(
+  reference: SchemaReference,
+  options: { strict?: boolean; acceptedBefore?: AcceptedDifferenceRecord[]; decisions?: readonly AdoptionDecision[] } = {},
+): ComparisonInputs {
+  const { migrationName, expected, latest, createdBy } = reference
+  return { migrationName, expected, latest, createdBy, ...options }
 }

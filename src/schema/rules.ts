@@ -17,15 +17,25 @@ import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapsho
  *   leaves it off; a validated constraint the module adds NOT VALID; fewer grants; a function
  *   that differs only by a fixed search_path; extra columns, constraints, indexes and triggers
  *   on a table the module ports from production (no trigger on a table that holds keys); an
- *   extra policy there that widens nothing (restrictive, or only for roles that bypass RLS).
- *   Adoption records each, and a later check holds the database to what was recorded: one
- *   changed, removed or weakened since is a conflict, unless the module itself has it now;
+ *   extra policy there that widens nothing (restrictive, or only for roles that bypass RLS); a
+ *   policy hardened already as a later migration of the module hardens it; a view over the
+ *   module's tables that shows anon and authenticated no row their policies hide (it reads with
+ *   the caller's rights, security_invoker, or the policies show them every row anyway); and a
+ *   conflict that adoption-decisions.json accepts, by its key, its field and the very live value
+ *   that was reviewed (never a missing table, column or function, what a later migration
+ *   creates, or an owner problem). Adoption records each, the decision's reason with it, and a
+ *   later check holds the database to what was recorded: one changed, removed or weakened since
+ *   is a conflict, unless the module itself has it now (a fixed search_path a later migration
+ *   set on a function production changed is the module's own change, not drift), and so is a
+ *   decided one that the file no longer declares;
  * - `conflict`, refuses: a missing object; a different type, nullability, default, CHECK,
  *   foreign key, index or trigger; an owner that an API role is or can act as, or that the
  *   migrating role cannot act as; RLS off where the module has it on; a policy that differs
- *   or widens access; more grants; what a later migration creates; anything added to a table
- *   the module creates whole. With `strict` every difference is a conflict (the exact
- *   comparison).
+ *   or widens access; more grants; what another migration of the module creates (named, and
+ *   what to adopt at); anything added to a table the module creates whole; a view over the
+ *   module's tables that lets anon or authenticated read, with its owner's rights, rows that the
+ *   tables' policies do not show them. With `strict` every difference is a conflict (the exact
+ *   comparison), and decisions do not apply.
  */
 
 /** The classes of a difference, in the order they are printed. */
@@ -42,18 +52,23 @@ export const CLASS_HEADINGS: Record<DifferenceClass, string> = {
 
 /**
  * The tables that production had before this module, which the baseline ports only in part
- * (production's x402_resources has about 80 columns): what production has more on them is
- * accepted. On a table the module creates whole (user_openrouter_integrations), an object no
+ * (production's x402_resources has about 80 columns), under each name the migrations give them
+ * (ai_models becomes x402_openrouter_models at 006): what production has more on them is
+ * accepted. On a table the module creates whole (the OpenRouter keys table), an object no
  * migration creates is a conflict, such as a trigger added by hand to the keys table.
  */
-export const PORTED_TABLES: readonly string[] = ['ai_models', 'x402_resources', 'x402_user_claude_configs']
+export const PORTED_TABLES: readonly string[] = ['ai_models', 'x402_openrouter_models', 'x402_resources', 'x402_user_claude_configs']
 
 /**
  * The tables that hold secrets (encrypted keys). A trigger fires with every row written, key
  * included, and can copy it anywhere (as SECURITY DEFINER, past every policy): a trigger no
  * migration creates there is a conflict even on a ported table.
  */
-export const SECRET_TABLES: readonly string[] = ['x402_user_claude_configs', 'user_openrouter_integrations']
+export const SECRET_TABLES: readonly string[] = [
+  'x402_user_claude_configs',
+  'user_openrouter_integrations',
+  'x402_user_openrouter_integrations',
+]
 
 /**
  * The roles PostgREST acts as. An object owned by one of them, or by a role one of them can act
@@ -74,13 +89,33 @@ export interface AcceptedDifferenceRecord {
   live: unknown
 }
 
+/**
+ * A conflict accepted by an engineer's decision, declared in the repository's reviewed
+ * adoption-decisions.json: the difference (its key and field, as the comparison names them), the
+ * live value that was reviewed, and why. It is accepted only while the database has exactly that
+ * value; adoption records it beside the other accepted differences.
+ */
+export interface AdoptionDecision {
+  key: string
+  field: string
+  live: unknown
+  reason: string
+}
+
 /** What the comparison needs besides the live database. */
 export interface ComparisonInputs {
-  /** The module's schema at the migration compared with. */
+  /** The migration compared with. */
+  migrationName: string
+  /** The module's schema at `migrationName`. */
   expected: SchemaSnapshot
-  /** The module's schema at its newest migration: everything it owns. */
-  owned: SchemaSnapshot
-  /** Every difference is a conflict. */
+  /** The module's schema at its newest migration. */
+  latest: SchemaSnapshot
+  /**
+   * Every object any migration creates (`<category> <key>`), with the first migration that has
+   * it: everything the module owns, at every point of its history.
+   */
+  createdBy: Record<string, string>
+  /** Every difference is a conflict; decisions do not apply. */
   strict?: boolean
   /**
    * The differences accepted at adoption. When given (a check), an `accepted` difference that
@@ -88,6 +123,8 @@ export interface ComparisonInputs {
    * adoption), accepted differences stay accepted.
    */
   acceptedBefore?: AcceptedDifferenceRecord[]
+  /** The decisions of adoption-decisions.json: the conflicts they name are accepted. */
+  decisions?: readonly AdoptionDecision[]
 }
 
 /** A row of {@link comparisonQuery}. */
@@ -104,6 +141,10 @@ export interface ComparisonRow {
   expected: unknown
   /** Why it is in its class, in a few words. */
   reason: string
+  /** The reason of the decision that accepted it (adoption-decisions.json); null for none. */
+  decision: string | null
+  /** Whether a decision may accept it, where it is a conflict. */
+  decidable: boolean
   /** The line it is printed as, under its class heading. */
   line: string
 }
@@ -116,7 +157,7 @@ export interface ComparisonRow {
  *
  * @example
  * ```ts
- * const { rows } = await sql.raw<ComparisonRow>(comparisonQuery({ expected, owned })).execute(trx)
+ * const { rows } = await sql.raw<ComparisonRow>(comparisonQuery(comparisonInputs(reference))).execute(trx)
  * ```
  */
 export function comparisonQuery(inputs: ComparisonInputs): string {
@@ -128,10 +169,21 @@ export function comparisonQuery(inputs: ComparisonInputs): string {
       ]),
     ),
   )
-  const owned = SCHEMA_OBJECT_CATEGORIES.flatMap((category) =>
-    Object.values(inputs.owned[category]).map((object) => `${category} ${schemaObjectKey(category, object)}`),
+  const owned = Object.keys(inputs.createdBy).sort()
+  // The newest migration's definition of each policy the compared one has too, where it differs:
+  // a database that has it so already is as the module will harden it.
+  const later = Object.fromEntries(
+    (['policies'] as const).flatMap((category) =>
+      Object.values(inputs.latest[category]).flatMap((object) => {
+        const key = `${category} ${schemaObjectKey(category, object)}`
+        const before = inputs.expected[category][schemaObjectKey(category, object)]
+        return before && JSON.stringify(before.definition) !== JSON.stringify(object.definition) ? [[key, object.definition]] : []
+      }),
+    ),
   )
   const accepted = inputs.acceptedBefore === undefined ? 'NULL::jsonb' : `${literal(JSON.stringify(inputs.acceptedBefore))}::jsonb`
+  const decisions = inputs.strict || !inputs.decisions?.length ? `'[]'::jsonb` : `${literal(JSON.stringify(inputs.decisions))}::jsonb`
+  const createdBy = Object.fromEntries(Object.entries(inputs.createdBy).filter(([key]) => !key.startsWith('columns ') && !key.startsWith('constraints ')))
   const headings = DIFFERENCE_CLASSES.map((name) => `(${literal(name)}, ${DIFFERENCE_CLASSES.indexOf(name)})`).join(', ')
   const categories = SCHEMA_OBJECT_CATEGORIES.map((name, index) => `(${literal(name)}, ${index})`).join(', ')
   return `
@@ -139,11 +191,15 @@ WITH live_rows AS (${snapshotQuery('public')}),
 params AS (
   SELECT ${literal(jsonLines(reference))}::jsonb AS reference,
          ${textArray(owned)} AS owned,
+         ${literal(jsonLines(inputs.createdBy))}::jsonb AS created_by,
+         ${literal(jsonLines(later))}::jsonb AS later,
+         ${literal(inputs.migrationName)}::text AS migration,
          ${textArray([...PORTED_TABLES])} AS ported,
          ${textArray([...SECRET_TABLES])} AS secret,
          ${textArray([...API_ROLES])} AS api_roles,
          ${inputs.strict ? 'true' : 'false'} AS strict,
-         ${accepted} AS accepted
+         ${accepted} AS accepted,
+         ${decisions} AS decisions
 ),
 live AS (
   SELECT l.category || ' ' || CASE WHEN l.category = 'relations' OR l.table_name IS NULL THEN l.object_name
@@ -159,6 +215,11 @@ expected AS (
 module_tables AS (
   SELECT e.object_name AS name, coalesce((e.definition ->> 'row level security')::boolean, false) AS rls
   FROM expected e WHERE e.category = 'relations'
+),
+-- Every relation the module has at some point of its history, under each of its names: a view
+-- that reads one of them is compared.
+owned_tables AS (
+  SELECT substr(o.key, length('relations ') + 1) AS name FROM params p, unnest(p.owned) AS o(key) WHERE o.key LIKE 'relations %'
 ),
 -- Who owns the module's tables and functions, where that opens them to the API: an API role, a
 -- role an API role can act as, or a role the migrating role cannot act as (migrations then fail).
@@ -204,6 +265,30 @@ shapes AS (
      OR (u.category = 'constraints' AND (u.definition ->> 'definition' LIKE 'PRIMARY KEY%' OR u.definition ->> 'definition' LIKE 'UNIQUE%'))
   GROUP BY o.side, o.name
 ),
+-- Views (and materialized views) over the module's tables that let anon or authenticated read,
+-- with the view owner's rights, rows that the table's policies would not show them: a view
+-- without security_invoker reads past row level security, unless the policies show those roles
+-- every row anyway (a permissive SELECT policy USING (true), and no restrictive one).
+leaks AS (
+  SELECT l.key, string_agg(DISTINCT t.name, ', ') AS tables, string_agg(DISTINCT a.rolname::text, ' and ') AS roles
+  FROM live l
+  CROSS JOIN LATERAL jsonb_array_elements_text(l.definition -> 'reads') AS t(name)
+  JOIN pg_catalog.pg_class c ON c.relnamespace = 'public'::regnamespace AND c.relname = t.name AND c.relkind IN ('r', 'p')
+  JOIN pg_catalog.pg_roles a ON a.rolname IN ('anon', 'authenticated')
+  WHERE l.category = 'relations' AND l.definition ->> 'kind' IN ('view', 'materialized view')
+    AND NOT coalesce((l.definition ->> 'security invoker')::boolean, false)
+    AND t.name IN (SELECT name FROM owned_tables)
+    AND c.relrowsecurity
+    AND pg_catalog.has_table_privilege(a.oid, ('public.' || quote_ident(l.object_name))::regclass, 'SELECT')
+    AND NOT (EXISTS (SELECT FROM pg_catalog.pg_policy o
+                     WHERE o.polrelid = c.oid AND o.polpermissive AND o.polcmd IN ('r', '*')
+                       AND (0 = ANY (o.polroles) OR a.oid = ANY (o.polroles))
+                       AND pg_catalog.pg_get_expr(o.polqual, o.polrelid) = 'true')
+             AND NOT EXISTS (SELECT FROM pg_catalog.pg_policy o
+                             WHERE o.polrelid = c.oid AND NOT o.polpermissive AND o.polcmd IN ('r', '*')
+                               AND (0 = ANY (o.polroles) OR a.oid = ANY (o.polroles))))
+  GROUP BY l.key
+),
 found AS (
   SELECT e.key, e.category, e.table_name, e.object_name, '' AS field, 'missing' AS kind,
          NULL::jsonb AS live, e.definition AS expected, e.definition AS object
@@ -228,7 +313,10 @@ found AS (
   SELECT l.key, l.category, l.table_name, l.object_name, '', 'extra', l.definition, NULL, l.definition
   FROM live l, params p
   WHERE NOT EXISTS (SELECT FROM expected e WHERE e.key = l.key)
-    AND CASE WHEN l.category IN ('relations', 'functions') THEN l.key = ANY (p.owned)
+    AND CASE WHEN l.category = 'relations' AND l.definition ->> 'kind' IN ('view', 'materialized view')
+               THEN l.key = ANY (p.owned)
+                    OR EXISTS (SELECT FROM jsonb_array_elements_text(l.definition -> 'reads') AS t(name) WHERE t.name IN (SELECT name FROM owned_tables))
+             WHEN l.category IN ('relations', 'functions') THEN l.key = ANY (p.owned)
              ELSE l.table_name IN (SELECT name FROM module_tables) END
   UNION ALL
   SELECT o.key, o.category, o.table_name, o.object_name, 'owner', 'changed', to_jsonb(pg_catalog.pg_get_userbyid(o.owner)::text),
@@ -236,7 +324,9 @@ found AS (
   FROM owners o LEFT JOIN live l ON l.key = o.key
 ),
 ruled AS (
-  SELECT d.*, r.class, r.reason
+  SELECT d.*, r.class, r.reason,
+         NOT (d.field = 'owner' OR (d.kind = 'missing' AND d.category IN ('relations', 'columns', 'functions'))
+              OR (d.kind = 'extra' AND d.key = ANY (p.owned))) AS decidable
   FROM found d CROSS JOIN params p
   LEFT JOIN module_tables t ON t.name = d.table_name
   CROSS JOIN LATERAL (SELECT
@@ -245,11 +335,13 @@ ruled AS (
       WHEN d.field = 'owner' THEN 'conflict'
       WHEN d.kind = 'extra' AND d.key = ANY (p.owned) THEN 'conflict'
       WHEN p.strict THEN 'conflict'
+      WHEN d.kind = 'extra' AND d.category = 'relations' AND d.key IN (SELECT key FROM leaks) THEN 'conflict'
+      WHEN d.kind = 'extra' AND d.category = 'relations' THEN 'accepted'
       WHEN d.kind = 'extra' AND NOT (d.table_name = ANY (p.ported)) THEN 'conflict'
       WHEN d.kind = 'extra' AND d.category = 'triggers' AND d.table_name = ANY (p.secret) THEN 'conflict'
       WHEN d.kind = 'extra' AND d.category <> 'policies' THEN 'accepted'
       -- A permissive policy for an API role widens access: where the module leaves RLS off today,
-      -- a later migration turns it on (007) with no policy for those roles.
+      -- a later migration turns it on (008) with no policy for those roles.
       WHEN d.kind = 'extra' AND (NOT (d.live ->> 'permissive')::boolean
                                  OR NOT EXISTS (SELECT FROM unnest(string_to_array(d.live ->> 'roles', ', ')) AS g(role)
                                                 WHERE NOT coalesce((SELECT a.rolbypassrls FROM pg_catalog.pg_roles a WHERE a.rolname = g.role), false)))
@@ -272,10 +364,25 @@ ruled AS (
                            WHERE NOT (d.expected ? g.key AND (d.expected ->> g.key LIKE 'ALL%'
                                       OR string_to_array(g.value, ', ') <@ string_to_array(d.expected ->> g.key, ', '))))
         THEN 'accepted'
+      -- A policy hardened already the way a later migration of the module hardens it.
+      WHEN d.kind = 'changed' AND d.category = 'policies' AND p.later ? d.key
+           AND coalesce(p.later -> d.key -> d.field, 'null') = d.live THEN 'accepted'
       ELSE 'conflict'
     END AS class,
     CASE
       WHEN d.kind = 'missing' AND d.category = 'relations' THEN coalesce((
+        SELECT 'the database has it as ' || c.object_name || ', the name ' || (p.created_by ->> c.key)
+               || ' gives it: adopt at that migration'
+        FROM live c
+        WHERE c.category = 'relations' AND (p.created_by ->> c.key) > p.migration
+          AND ((SELECT s.shape FROM shapes s WHERE s.side = 'live' AND s.name = c.object_name)
+                 @> (SELECT s.shape FROM shapes s WHERE s.side = 'expected' AND s.name = d.object_name)
+               -- A foreign key of the module that points at it points at that table instead.
+               OR EXISTS (SELECT FROM expected f JOIN live g ON g.key = f.key
+                          WHERE f.category = 'constraints'
+                            AND strpos(f.definition ->> 'definition', 'REFERENCES ' || d.object_name || '(') > 0
+                            AND strpos(g.definition ->> 'definition', 'REFERENCES ' || c.object_name || '(') > 0))
+        ORDER BY c.object_name COLLATE "C" LIMIT 1), (
         SELECT 'probably renamed: ' || string_agg(c.object_name, ', ' ORDER BY c.object_name COLLATE "C")
                || ' has its columns and keys. Decide whether it is the same table; if so, rename it to '
                || d.object_name || ' by hand, then adopt again'
@@ -284,8 +391,22 @@ ruled AS (
           AND (SELECT s.shape FROM shapes s WHERE s.side = 'live' AND s.name = c.object_name)
            @> (SELECT s.shape FROM shapes s WHERE s.side = 'expected' AND s.name = d.object_name)), 'missing')
       WHEN d.kind = 'missing' THEN 'missing'
-      WHEN d.kind = 'extra' AND d.key = ANY (p.owned) THEN 'a later migration creates it: adopt at that migration'
+      WHEN d.kind = 'extra' AND d.key = ANY (p.owned) AND (p.created_by ->> d.key) > p.migration
+        THEN 'a later migration, ' || (p.created_by ->> d.key) || ', creates it: adopt at that migration'
+      WHEN d.kind = 'extra' AND d.key = ANY (p.owned)
+        THEN 'the module had it from ' || (p.created_by ->> d.key) || ' until a migration up to ' || p.migration
+             || ' renamed or dropped it: adopt at the migration whose schema the database has'
       WHEN d.field = 'owner' THEN d.object ->> 'owner problem'
+      WHEN d.kind = 'extra' AND d.category = 'relations' AND d.key IN (SELECT key FROM leaks) THEN (
+        SELECT 'a view that reads ' || k.tables || ' with its owner''s rights, past row level security: ' || k.roles
+               || ' can read rows through it that the policies of ' || k.tables || ' do not show them; make it WITH (security_invoker = on), '
+               || 'or revoke SELECT on it from anon and authenticated'
+        FROM leaks k WHERE k.key = d.key)
+      WHEN d.kind = 'extra' AND d.category = 'relations' THEN
+        'a view over ' || (SELECT string_agg(t.name, ', ' ORDER BY t.name) FROM jsonb_array_elements_text(d.live -> 'reads') AS t(name)
+                           WHERE t.name IN (SELECT name FROM owned_tables))
+        || CASE WHEN coalesce((d.live ->> 'security invoker')::boolean, false) THEN ' that reads with the caller''s rights (security_invoker)'
+                ELSE ' that shows anon and authenticated no row the policies hide' END
       WHEN d.kind = 'extra' AND NOT (d.table_name = ANY (p.ported)) THEN 'no migration creates it, on a table the module creates whole'
       WHEN d.kind = 'extra' AND d.category = 'triggers' AND d.table_name = ANY (p.secret)
         THEN 'a trigger no migration creates, on a table that holds keys: it sees every key written and could copy it'
@@ -300,23 +421,38 @@ ruled AS (
            AND ${allowedValues("d.live #>> '{}'")} = ${allowedValues("d.expected #>> '{}'")} THEN 'the same allowed values'
       WHEN d.category = 'columns' AND d.field = 'default'
            AND d.live #>> '{}' IN (${SAME_TIME}) AND d.expected #>> '{}' IN (${SAME_TIME}) THEN 'the same time'
+      WHEN d.kind = 'changed' AND d.category = 'policies' AND p.later ? d.key
+           AND coalesce(p.later -> d.key -> d.field, 'null') = d.live THEN 'as a later migration of the module makes it'
       ELSE ''
     END AS reason) AS r
+),
+-- A conflict that adoption-decisions.json accepts: the same difference, with the very live value
+-- that was reviewed. Never what the migrations themselves need (a missing table, column or
+-- function, what a later migration creates) nor an owner problem.
+decided AS (
+  SELECT r.key, r.category, r.table_name, r.object_name, r.field, r.kind, r.live, r.expected, r.object, r.decidable,
+         CASE WHEN x.reason IS NOT NULL THEN 'accepted' ELSE r.class END AS class,
+         CASE WHEN x.reason IS NOT NULL THEN concat_ws('; ', nullif(r.reason, ''), 'decided in adoption-decisions.json') ELSE r.reason END AS reason,
+         x.reason AS decision
+  FROM ruled r CROSS JOIN params p
+  LEFT JOIN LATERAL (SELECT a ->> 'reason' AS reason FROM jsonb_array_elements(p.decisions) AS a
+                     WHERE a ->> 'key' = r.key AND a ->> 'field' = r.field
+                       AND ${sameLive("a -> 'live'", 'r.live', 'r.expected', 'r.category', 'r.field')}
+                     LIMIT 1) AS x ON r.class = 'conflict' AND r.decidable
 ),
 held AS (
   SELECT r.*,
     CASE WHEN r.class <> 'accepted' OR p.accepted IS NULL THEN NULL
          WHEN EXISTS (SELECT FROM jsonb_array_elements(p.accepted) a
                       WHERE a ->> 'key' = r.key AND a ->> 'field' = r.field
-                        AND CASE WHEN jsonb_typeof(r.live) = 'object' THEN (a -> 'live') - 'comment' = r.live - 'comment'
-                                 ELSE a -> 'live' = r.live END) THEN 'recorded'
+                        AND ${sameLive("a -> 'live'", 'r.live', 'r.expected', 'r.category', 'r.field')}) THEN 'recorded'
          WHEN EXISTS (SELECT FROM jsonb_array_elements(p.accepted) a
                       WHERE a ->> 'key' = r.key AND a ->> 'field' = r.field) THEN 'changed since it was accepted'
          ELSE 'not accepted at adoption' END AS memory
-  FROM ruled r CROSS JOIN params p
+  FROM decided r CROSS JOIN params p
 ),
 -- What adoption accepted and the database no longer has (dropped, or weakened back), unless the
--- module itself has it now (RLS on from 007): a check reports it.
+-- module itself has it now (RLS on from 008): a check reports it.
 removed AS (
   SELECT k.key, k.category,
          coalesce(l.table_name, CASE WHEN k.category = 'relations' THEN k.rest WHEN k.category <> 'functions' THEN split_part(k.rest, '.', 1) END) AS table_name,
@@ -331,7 +467,7 @@ removed AS (
                              substr(a ->> 'key', strpos(a ->> 'key', ' ') + 1) AS rest) AS k
   LEFT JOIN live l ON l.key = k.key
   LEFT JOIN expected e ON e.key = k.key
-  WHERE NOT EXISTS (SELECT FROM ruled r WHERE r.key = k.key AND r.field = k.field)
+  WHERE NOT EXISTS (SELECT FROM decided r WHERE r.key = k.key AND r.field = k.field)
     AND CASE WHEN k.field = '' THEN l.key IS NULL AND e.key IS NULL
              ELSE l.key IS NOT NULL AND e.key IS NOT NULL AND coalesce(e.definition -> k.field, 'null') <> k.accepted
                   -- The module now has it, or has gone further (fewer grants, the same function).
@@ -344,7 +480,7 @@ removed AS (
 ),
 classed AS (
   SELECT m.key, m.category, m.table_name, m.object_name, m.field, m.kind, m.live, m.expected, m.object,
-         'conflict' AS class, ${literal(PUT_BACK)} AS reason
+         'conflict' AS class, ${literal(PUT_BACK)} AS reason, NULL::text AS decision, false AS decidable
   FROM removed m
   UNION ALL
   SELECT h.key, h.category, h.table_name, h.object_name, h.field, h.kind, h.live, h.expected, h.object,
@@ -352,11 +488,12 @@ classed AS (
          concat_ws('; ', nullif(h.reason, ''),
                    CASE WHEN h.class = 'equivalent' AND h.category = 'functions' THEN 'the same but for whitespace and letter case' END,
                    CASE WHEN h.memory IN ('changed since it was accepted', 'not accepted at adoption')
-                        THEN h.memory || ' (review it, then accept it: npm run migrate:baseline -- <the newest applied migration>)' END) AS reason
+                        THEN h.memory || ' (review it, then accept it: npm run migrate:baseline -- <the newest applied migration>)' END) AS reason,
+         h.decision, h.decidable AND h.class <> 'accepted'
   FROM held h
 )
 SELECT row_number() OVER (ORDER BY o.ordinal, coalesce(c.table_name, '~') COLLATE "C", g.ordinal, c.object_name COLLATE "C", c.field COLLATE "C")::int AS ordinal,
-       c.class, c.kind, c.category, c.key, c.table_name, c.object_name, c.field, c.live, c.expected, c.reason,
+       c.class, c.kind, c.category, c.key, c.table_name, c.object_name, c.field, c.live, c.expected, c.reason, c.decision, c.decidable,
        ${place('c.category', 'c.table_name', 'c.object_name', 'c.object')}
        || CASE
             WHEN c.kind = 'missing' THEN ': missing' || coalesce(': ' || nullif(${summary('c.category', 'c.expected')}, ''), '')
@@ -374,6 +511,24 @@ ORDER BY o.ordinal, coalesce(c.table_name, '~') COLLATE "C", g.ordinal, c.object
 
 /** A fixed search_path in a deparsed function header (a list of quoted names, never "$user"). */
 const FIXED_SEARCH_PATH = ` SET search_path TO '[^'$]*'(, '[^'$]*')*(?= AS )`
+
+/**
+ * SQL: whether `live` is the value `recorded` (at adoption, or in a decision) still: the same, but
+ * for an object's comment; and for a function's definition, also where only a fixed search_path
+ * differs that the module itself now sets (as the migration compared with has it, in `expected`).
+ */
+function sameLive(recorded: string, live: string, expected: string, category: string, field: string): string {
+  const text = (value: string) => `(${value} #>> '{}')`
+  const setting = (value: string) => `substring(${text(value)} FROM ${literal(FIXED_SEARCH_PATH_CLAUSE)})`
+  const bare = (value: string) => `regexp_replace(${text(value)}, ${literal(FIXED_SEARCH_PATH)}, '')`
+  return `(CASE WHEN jsonb_typeof(${live}) = 'object' AND jsonb_typeof(${recorded}) = 'object' THEN (${recorded}) - 'comment' = (${live}) - 'comment'
+                WHEN ${category} = 'functions' AND ${field} = 'definition'
+                  THEN ${recorded} = ${live} OR (${bare(recorded)} = ${bare(live)} AND ${setting(live)} IS NOT DISTINCT FROM ${setting(expected)})
+                ELSE coalesce(${recorded}, 'null') = coalesce(${live}, 'null') END)`
+}
+
+/** {@link FIXED_SEARCH_PATH} as one capturing group, for substring(). */
+const FIXED_SEARCH_PATH_CLAUSE = `( SET search_path TO '[^'$]*'(?:, '[^'$]*')*)(?= AS )`
 
 /** The deparsed defaults that all give the transaction's start time. */
 const SAME_TIME = ["'now()'", "'CURRENT_TIMESTAMP'", "'transaction_timestamp()'"].join(', ')

@@ -32,7 +32,8 @@ export type SchemaSnapshot = Record<SchemaObjectCategory, Record<string, SchemaO
 
 /**
  * Describes everything in schema `public` that migrations create: relations with their row
- * level security, grants and comment; columns; constraints (with whether they are validated);
+ * level security, grants and comment (a view also with its definition, whether it reads with the
+ * caller's rights, security_invoker, and the relations it reads); columns; constraints (with whether they are validated);
  * indexes (with whether they are valid); triggers; functions with their grants; policies; and
  * every object's comment. Objects that belong to an extension are left out. Read-only.
  *
@@ -154,7 +155,7 @@ export function snapshotQuery(schema: string): string {
   const namespace = `'${schema.replaceAll("'", "''")}'::regnamespace`
   return `
 WITH rels AS (
-  SELECT c.oid, c.relname, c.relkind, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity
+  SELECT c.oid, c.relname, c.relkind, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.reloptions
   FROM pg_catalog.pg_class c
   WHERE c.relnamespace = ${namespace}
     AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
@@ -170,7 +171,19 @@ SELECT 'relations' AS category, r.relname::text AS table_name, r.relname::text A
          'grants', ${grants('r.relacl', 'r.relowner', `(CASE WHEN r.relkind = 'S' THEN 's' ELSE 'r' END)::"char"`)},
          'view definition', CASE WHEN r.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(r.oid) END,
          'comment', pg_catalog.obj_description(r.oid, 'pg_class')
-       ) AS definition
+       ) || CASE WHEN r.relkind IN ('v', 'm') THEN jsonb_build_object(
+         -- Whose rights a view reads its tables with: the caller's (security_invoker), or its owner's.
+         'security invoker', coalesce((SELECT lower(split_part(o, '=', 2)) IN ('on', 'true', 'yes', '1')
+                                       FROM unnest(r.reloptions) AS o WHERE o LIKE 'security_invoker=%'), false),
+         -- The relations it reads, by name (schema-qualified outside this schema).
+         'reads', (SELECT coalesce(jsonb_agg(DISTINCT CASE WHEN t.relnamespace = ${namespace} THEN t.relname::text
+                                                           ELSE t.relnamespace::regnamespace::text || '.' || t.relname END), '[]'::jsonb)
+                   FROM pg_catalog.pg_rewrite w
+                   JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = w.oid
+                                              AND d.refclassid = 'pg_catalog.pg_class'::regclass
+                   JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+                   WHERE w.ev_class = r.oid AND t.oid <> r.oid)
+       ) ELSE '{}'::jsonb END AS definition
 FROM rels r
 UNION ALL
 SELECT 'columns', r.relname, a.attname,

@@ -128,7 +128,7 @@ export class IntegrationCipher {
    *
    * @example
    * ```ts
-   * await db.insertInto('user_openrouter_integrations')
+   * await db.insertInto('x402_user_openrouter_integrations')
    *   .values({ user_id: userId, encrypted_api_key: cipher.encrypt(apiKey, userId) })
    *   .execute()
    * ```

@@ -39,7 +39,7 @@ export type Requester =
  * @example
  * ```ts
  * const ownRows = await asRequester(db, { role: 'authenticated', sub: userId }, (trx) =>
- *   trx.selectFrom('user_openrouter_integrations').selectAll().execute(),
+ *   trx.selectFrom('x402_user_openrouter_integrations').selectAll().execute(),
  * )
  * ```
  */
@@ -76,7 +76,7 @@ export async function asRequester<T>(
  * ```ts
  * await db.transaction().execute(async (trx) => {
  *   await enterRequest(trx, { role: 'anon' })
- *   return trx.selectFrom('ai_models').selectAll().execute()
+ *   return trx.selectFrom('x402_openrouter_models').selectAll().execute()
  * })
  * ```
  */

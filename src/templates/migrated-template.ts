@@ -87,7 +87,7 @@ export function scratchDatabase(point: TemplatePoint, options: Pick<CreateDbOpti
  *
  * @example
  * ```ts
- * await migratedTemplateKey('latest') // 'migrated-007_close_supabase_advisor_findings-…'
+ * await migratedTemplateKey('latest') // 'migrated-008_close_supabase_advisor_findings-…'
  * ```
  */
 export async function migratedTemplateKey(point: Exclude<TemplatePoint, 'none'>): Promise<string | undefined> {

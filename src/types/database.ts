@@ -23,19 +23,9 @@ export type JsonPrimitive = boolean | number | string | null;
 
 export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
-export type Timestamp = ColumnType<Date, Date | string, Date | string>;
+export type Numeric = ColumnType<string, number | string, number | string>;
 
-export interface AiModels {
-  context_length: number | null;
-  created_at: Generated<Timestamp>;
-  display_name: string;
-  id: Generated<string>;
-  is_active: Generated<boolean>;
-  openrouter_id: string;
-  pricing: Json | null;
-  provider: string;
-  updated_at: Generated<Timestamp>;
-}
+export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
 export interface AuthUsers {
   aud: string | null;
@@ -64,7 +54,90 @@ export interface AuthUsers {
   updated_at: Timestamp | null;
 }
 
-export interface UserOpenrouterIntegrations {
+export interface X402OpenrouterModels {
+  capabilities: Json | null;
+  context_length: number | null;
+  created_at: Generated<Timestamp | null>;
+  description: string | null;
+  display_name: string;
+  id: Generated<string>;
+  input_cost_per_million: Numeric | null;
+  is_active: Generated<boolean | null>;
+  /**
+   * Shown in the app's curated list of models.
+   */
+  is_curated: Generated<boolean>;
+  last_synced_at: Timestamp | null;
+  max_tokens: number | null;
+  memeputer_name: string | null;
+  /**
+   * What the model produces: text, image, video, audio, embedding or multimodal.
+   */
+  modality: Generated<string>;
+  /**
+   * OpenRouter's model identifier, such as openai/gpt-4o.
+   */
+  openrouter_id: string;
+  output_cost_per_million: Numeric | null;
+  /**
+   * OpenRouter's pricing.completion: USD per completion token, as text.
+   */
+  pricing_completion: string | null;
+  /**
+   * OpenRouter's pricing.image: USD per input image, as text.
+   */
+  pricing_image: string | null;
+  /**
+   * OpenRouter's pricing.prompt: USD per prompt token, as the text OpenRouter sends.
+   */
+  pricing_prompt: string | null;
+  /**
+   * OpenRouter's pricing.web_search: USD per web search, as text.
+   */
+  pricing_web_search: string | null;
+  provider: string;
+  tool_calling_supported: Generated<boolean | null>;
+  updated_at: Generated<Timestamp | null>;
+  vision_supported: Generated<boolean | null>;
+  web_search_supported: Generated<boolean | null>;
+}
+
+export interface X402Resources {
+  created_at: Generated<Timestamp>;
+  description: string | null;
+  id: Generated<string>;
+  name: string;
+  network: Network;
+  normalized_url: string;
+  /**
+   * Settings of an openrouter_instant resource: {modelId, systemPrompt, params: {temperature, maxTokens, topP, ...}}.
+   */
+  openrouter_config: OpenRouterConfig | null;
+  /**
+   * Model of an openrouter_instant resource, from x402_openrouter_models; set to null when the model leaves the catalog.
+   */
+  openrouter_model_id: string | null;
+  pay_to: string;
+  pt_allows_user_message: Generated<boolean | null>;
+  pt_max_tokens: Generated<number | null>;
+  pt_model: Generated<string | null>;
+  pt_parameters: Generated<Json | null>;
+  pt_system_prompt: string | null;
+  resource_type: Generated<ResourceType>;
+  resource_url: string;
+  slug: string | null;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface X402UserClaudeConfigs {
+  api_key_encrypted: string;
+  created_at: Generated<Timestamp | null>;
+  is_enabled: Generated<boolean | null>;
+  updated_at: Generated<Timestamp | null>;
+  user_id: string;
+}
+
+export interface X402UserOpenrouterIntegrations {
   /**
    * When the key was first stored.
    */
@@ -95,45 +168,10 @@ export interface UserOpenrouterIntegrations {
   user_id: string;
 }
 
-export interface X402Resources {
-  created_at: Generated<Timestamp>;
-  description: string | null;
-  id: Generated<string>;
-  name: string;
-  network: Network;
-  normalized_url: string;
-  /**
-   * Settings of an openrouter_instant resource: {modelId, systemPrompt, params: {temperature, maxTokens, topP, ...}}.
-   */
-  openrouter_config: OpenRouterConfig | null;
-  /**
-   * Model of an openrouter_instant resource, from ai_models; set to null when the model leaves the catalog.
-   */
-  openrouter_model_id: string | null;
-  pay_to: string;
-  pt_allows_user_message: Generated<boolean | null>;
-  pt_max_tokens: Generated<number | null>;
-  pt_model: Generated<string | null>;
-  pt_parameters: Generated<Json | null>;
-  pt_system_prompt: string | null;
-  resource_type: Generated<ResourceType>;
-  resource_url: string;
-  slug: string | null;
-  updated_at: Generated<Timestamp>;
-}
-
-export interface X402UserClaudeConfigs {
-  api_key_encrypted: string;
-  created_at: Generated<Timestamp | null>;
-  is_enabled: Generated<boolean | null>;
-  updated_at: Generated<Timestamp | null>;
-  user_id: string;
-}
-
 export interface DB {
-  ai_models: AiModels;
   "auth.users": AuthUsers;
-  user_openrouter_integrations: UserOpenrouterIntegrations;
+  x402_openrouter_models: X402OpenrouterModels;
   x402_resources: X402Resources;
   x402_user_claude_configs: X402UserClaudeConfigs;
+  x402_user_openrouter_integrations: X402UserOpenrouterIntegrations;
 }

@@ -22,10 +22,17 @@ export async function createUser(db: Kysely<DB>, id: string = randomUUID()): Pro
   return id
 }
 
-/** Inserts an ai_models entry and returns its id. */
-export async function createModel(db: Kysely<DB>, openrouterId = `openai/gpt-4o-${randomUUID()}`): Promise<string> {
-  const { id } = await db
-    .insertInto('ai_models')
+/**
+ * Inserts an entry of the model catalog and returns its id: x402_openrouter_models, or `table`
+ * (ai_models, the plan's name, before 006).
+ */
+export async function createModel(
+  db: Kysely<DB>,
+  openrouterId = `openai/gpt-4o-${randomUUID()}`,
+  table: string = 'x402_openrouter_models',
+): Promise<string> {
+  const { id } = await (db as Kysely<any>)
+    .insertInto(table)
     .values({ openrouter_id: openrouterId, display_name: 'GPT-4o', provider: 'openai', context_length: 128_000 })
     .returning('id')
     .executeTakeFirstOrThrow()

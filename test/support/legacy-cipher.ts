@@ -7,7 +7,7 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto'
  *
  * @example
  * ```ts
- * await db.insertInto('user_openrouter_integrations')
+ * await db.insertInto('x402_user_openrouter_integrations')
  *   .values({ user_id: userId, encrypted_api_key: encryptLegacy('sk-or-v1-…', secret) })
  *   .execute()
  * ```

@@ -22,7 +22,7 @@ export function migrationsThrough(last: string): string[] {
  *
  * @example
  * ```ts
- * migrationsAfter('002_add_claude_integration') // ['005_add_openrouter_integration', '006_…']
+ * migrationsAfter('002_add_claude_integration') // ['005_add_openrouter_integration', '006_…', …]
  * ```
  */
 export function migrationsAfter(last: string): string[] {

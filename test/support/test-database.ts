@@ -176,7 +176,7 @@ export type MigrationPoint = 'none' | 'latest' | string
  * ```ts
  * describe.each(testTargets)('on %s', (target) => {
  *   const database = useTestDatabase(target)
- *   it('works', async () => { await database.db.selectFrom('ai_models').selectAll().execute() })
+ *   it('works', async () => { await database.db.selectFrom('x402_openrouter_models').selectAll().execute() })
  * })
  * ```
  */

@@ -7,13 +7,14 @@ import { type Kysely, sql } from 'kysely'
  * search_path, so that a caller's schema cannot shadow now().
  *
  * A migration of its own, not part of 005, so that databases where the plan's SQL was pasted
- * into the SQL Editor can be adopted at 005 as they are and then brought here. Catalog changes
- * on the small user_openrouter_integrations table only, in one short transaction.
+ * into the SQL Editor can be adopted at 005 (or, under production's names, at 006) as they are
+ * and then brought here. Catalog changes on the small x402_user_openrouter_integrations table
+ * only, in one short transaction.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await sql`DROP POLICY "Users can manage their own OpenRouter config" ON user_openrouter_integrations`.execute(db)
+  await sql`DROP POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations`.execute(db)
   await sql`
-    CREATE POLICY "Users can manage their own OpenRouter config" ON user_openrouter_integrations
+    CREATE POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations
     FOR ALL TO authenticated
     USING ((select auth.uid()) = user_id)
     WITH CHECK ((select auth.uid()) = user_id)
@@ -21,12 +22,12 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`ALTER FUNCTION update_openrouter_integration_updated_at() SET search_path = ''`.execute(db)
 }
 
-/** Back to 005's policy and function, as the plan wrote them. */
+/** Back to the policy and function as the plan wrote them. */
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`ALTER FUNCTION update_openrouter_integration_updated_at() RESET search_path`.execute(db)
-  await sql`DROP POLICY "Users can manage their own OpenRouter config" ON user_openrouter_integrations`.execute(db)
+  await sql`DROP POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations`.execute(db)
   await sql`
-    CREATE POLICY "Users can manage their own OpenRouter config" ON user_openrouter_integrations
+    CREATE POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations
     FOR ALL
     USING (auth.uid() = user_id)
     WITH CHECK (auth.uid() = user_id)

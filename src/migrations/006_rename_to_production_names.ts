@@ -1,0 +1,315 @@
+import { type Kysely, sql } from 'kysely'
+
+/**
+ * Brings a database the module built to production's names and shape, so that production, which
+ * got 005's objects by hand under other names, is adopted here as it is, and every later
+ * migration acts on the names the app queries:
+ * - user_openrouter_integrations becomes x402_user_openrouter_integrations, with its primary and
+ *   foreign key named as production's CREATE TABLE named them. Its index, trigger, trigger
+ *   function and policies keep the plan's names, as production has them.
+ * - ai_models becomes x402_openrouter_models in production's shape: the columns the backend's
+ *   sync fills, `modality` checked by check_modality_valid, the three indexes, is_active,
+ *   created_at and updated_at nullable, and RLS off (008 turns it on). OpenRouter's pricing object
+ *   moves from `pricing jsonb` into production's four text columns.
+ *
+ * Nothing is lost either way. `up` refuses, naming the models, where a pricing object would not
+ * come back unchanged from the four columns; `down` builds the object again from them, and
+ * refuses where it cannot put NOT NULL back. Dropping the columns production added is guarded by
+ * the runner, as every transactional down is: it refuses while they hold values, or backs the
+ * catalog up first with the data-loss opt-in.
+ *
+ * Catalog changes on the two small tables, in one short transaction. x402_resources is locked
+ * first, against writes only (SHARE: reads go on), because an app's write takes it before the
+ * catalog (the foreign key of openrouter_model_id): a migration that took the catalog first would
+ * deadlock with a writer between the two, as 008 would in the same transaction (the runner runs
+ * 006 to 008 in one). Writes to resources wait for those milliseconds.
+ */
+export async function up(db: Kysely<any>): Promise<void> {
+  // lint:locks allow x402_resources: writes wait while the catalog's few hundred rows are checked, in milliseconds
+  await sql`LOCK TABLE x402_resources IN SHARE MODE`.execute(db)
+  await sql`
+    COMMENT ON COLUMN x402_resources.openrouter_model_id IS
+      'Model of an openrouter_instant resource, from x402_openrouter_models; set to null when the model leaves the catalog.'
+  `.execute(db)
+
+  // The app's code switches to these names in the same release; no instance of it queries the
+  // old ones on production, which has never had them.
+  await sql`
+    -- squawk-ignore renaming-table
+    ALTER TABLE user_openrouter_integrations RENAME TO x402_user_openrouter_integrations
+  `.execute(db)
+  await sql`ALTER TABLE x402_user_openrouter_integrations RENAME CONSTRAINT user_openrouter_integrations_pkey TO x402_user_openrouter_integrations_pkey`.execute(db)
+  await sql`ALTER TABLE x402_user_openrouter_integrations RENAME CONSTRAINT user_openrouter_integrations_user_id_fkey TO x402_user_openrouter_integrations_user_id_fkey`.execute(db)
+
+  await refuseUnfitPricing(db)
+  await sql`
+    -- squawk-ignore renaming-table
+    ALTER TABLE ai_models RENAME TO x402_openrouter_models
+  `.execute(db)
+  await sql`ALTER TABLE x402_openrouter_models RENAME CONSTRAINT ai_models_pkey TO x402_openrouter_models_pkey`.execute(db)
+  await sql`ALTER TABLE x402_openrouter_models RENAME CONSTRAINT ai_models_openrouter_id_key TO x402_openrouter_models_openrouter_id_key`.execute(db)
+  // The catalog holds a few hundred rows that only the backend's sync writes: the scan of the
+  // CHECK takes milliseconds, under the migration's lock_timeout. Production's types and
+  // nullability (integer, and NOT NULL dropped where production has none). A column that a
+  // database adopted before 006 has already (its own description, say) is kept as it is, and
+  // migrate:check reports it if it is not production's.
+  await sql`
+    ALTER TABLE x402_openrouter_models
+      ADD COLUMN IF NOT EXISTS memeputer_name text,
+      ADD COLUMN IF NOT EXISTS description text,
+      ADD COLUMN IF NOT EXISTS modality text NOT NULL DEFAULT 'text',
+      -- squawk-ignore prefer-bigint-over-int
+      ADD COLUMN IF NOT EXISTS max_tokens integer,
+      ADD COLUMN IF NOT EXISTS pricing_prompt text,
+      ADD COLUMN IF NOT EXISTS pricing_completion text,
+      ADD COLUMN IF NOT EXISTS pricing_image text,
+      ADD COLUMN IF NOT EXISTS pricing_web_search text,
+      ADD COLUMN IF NOT EXISTS input_cost_per_million numeric,
+      ADD COLUMN IF NOT EXISTS output_cost_per_million numeric,
+      ADD COLUMN IF NOT EXISTS capabilities jsonb,
+      ADD COLUMN IF NOT EXISTS vision_supported boolean DEFAULT false,
+      ADD COLUMN IF NOT EXISTS web_search_supported boolean DEFAULT false,
+      ADD COLUMN IF NOT EXISTS tool_calling_supported boolean DEFAULT false,
+      ADD COLUMN IF NOT EXISTS is_curated boolean NOT NULL DEFAULT false,
+      ADD COLUMN IF NOT EXISTS last_synced_at timestamptz,
+      -- squawk-ignore ban-drop-not-null
+      ALTER COLUMN is_active DROP NOT NULL,
+      -- squawk-ignore ban-drop-not-null
+      ALTER COLUMN created_at DROP NOT NULL,
+      -- squawk-ignore ban-drop-not-null
+      ALTER COLUMN updated_at DROP NOT NULL,
+      -- squawk-ignore constraint-missing-not-valid
+      ADD CONSTRAINT check_modality_valid
+        CHECK (modality IN ('text', 'image', 'video', 'audio', 'embedding', 'multimodal'))
+  `.execute(db)
+  await sql`
+    UPDATE x402_openrouter_models
+    SET pricing_prompt = pricing ->> 'prompt', pricing_completion = pricing ->> 'completion',
+        pricing_image = pricing ->> 'image', pricing_web_search = pricing ->> 'web_search'
+    WHERE pricing IS NOT NULL
+  `.execute(db)
+  // Every value is in the four columns now, as refuseUnfitPricing made sure.
+  await sql`
+    -- squawk-ignore ban-drop-column
+    ALTER TABLE x402_openrouter_models DROP COLUMN pricing
+  `.execute(db)
+  // The same few hundred rows: each index builds in milliseconds inside this transaction.
+  await sql`
+    -- squawk-ignore require-concurrent-index-creation
+    CREATE INDEX idx_x402_openrouter_models_is_active ON x402_openrouter_models (is_active)
+  `.execute(db)
+  await sql`
+    -- squawk-ignore require-concurrent-index-creation
+    CREATE INDEX idx_x402_openrouter_models_modality ON x402_openrouter_models (modality)
+  `.execute(db)
+  await sql`
+    -- squawk-ignore require-concurrent-index-creation
+    CREATE INDEX idx_x402_openrouter_models_is_curated ON x402_openrouter_models (is_curated) WHERE is_curated = true
+  `.execute(db)
+
+  await sql`
+    COMMENT ON TABLE x402_openrouter_models IS
+      'OpenRouter model catalog, synced by the backend (service_role) from OpenRouter''s model list; x402_resources.openrouter_model_id points here.'
+  `.execute(db)
+  await renameAccepted(db, 'up')
+  await commentOnColumns(db, {
+    openrouter_id: "OpenRouter's model identifier, such as openai/gpt-4o.",
+    modality: 'What the model produces: text, image, video, audio, embedding or multimodal.',
+    pricing_prompt: "OpenRouter's pricing.prompt: USD per prompt token, as the text OpenRouter sends.",
+    pricing_completion: "OpenRouter's pricing.completion: USD per completion token, as text.",
+    pricing_image: "OpenRouter's pricing.image: USD per input image, as text.",
+    pricing_web_search: "OpenRouter's pricing.web_search: USD per web search, as text.",
+    is_curated: "Shown in the app's curated list of models.",
+  })
+}
+
+/**
+ * Back to the plan's names and ai_models' shape: `pricing` built again from the four columns,
+ * NOT NULL put back on is_active, created_at and updated_at (refused, naming the models, where a
+ * row has none), production's columns, CHECK and indexes dropped.
+ */
+export async function down(db: Kysely<any>): Promise<void> {
+  // x402_resources before the catalog again, for the same reason as in up.
+  await sql`LOCK TABLE x402_resources IN SHARE MODE`.execute(db)
+  await sql`
+DO $not_null$
+DECLARE
+  found bigint;
+  named text;
+BEGIN
+  SELECT count(*), string_agg(openrouter_id, ', ' ORDER BY openrouter_id) FILTER (WHERE n <= 20)
+                     || CASE WHEN count(*) > 20 THEN format(' and %s more', count(*) - 20) ELSE '' END
+    INTO found, named
+  FROM (SELECT openrouter_id, row_number() OVER (ORDER BY openrouter_id) AS n
+        FROM public.x402_openrouter_models
+        WHERE is_active IS NULL OR created_at IS NULL OR updated_at IS NULL) AS empty;
+  IF found > 0 THEN
+    RAISE EXCEPTION 'Rolling back 006_rename_to_production_names puts NOT NULL back on x402_openrouter_models.is_active, created_at and updated_at, and % model(s) have no value there: %. Nothing was changed. Keep 006, or give those models a value first (is_active as the sync decides; created_at and updated_at the time they were synced), then roll back.',
+      found, named;
+  END IF;
+END
+$not_null$
+  `.execute(db)
+
+  await sql`
+    COMMENT ON COLUMN x402_resources.openrouter_model_id IS
+      'Model of an openrouter_instant resource, from ai_models; set to null when the model leaves the catalog.'
+  `.execute(db)
+
+  await sql`ALTER TABLE x402_openrouter_models ADD COLUMN pricing jsonb`.execute(db)
+  await sql`
+    UPDATE x402_openrouter_models SET pricing = ${pricingObject('pricing_prompt', 'pricing_completion', 'pricing_image', 'pricing_web_search')}
+    WHERE num_nonnulls(pricing_prompt, pricing_completion, pricing_image, pricing_web_search) > 0
+  `.execute(db)
+  // The catalog's few hundred rows, in this transaction: as up built them.
+  await sql`
+    -- squawk-ignore require-concurrent-index-deletion
+    DROP INDEX idx_x402_openrouter_models_is_curated
+  `.execute(db)
+  await sql`
+    -- squawk-ignore require-concurrent-index-deletion
+    DROP INDEX idx_x402_openrouter_models_modality
+  `.execute(db)
+  await sql`
+    -- squawk-ignore require-concurrent-index-deletion
+    DROP INDEX idx_x402_openrouter_models_is_active
+  `.execute(db)
+  await sql`
+    ALTER TABLE x402_openrouter_models
+      DROP CONSTRAINT check_modality_valid,
+      DROP COLUMN memeputer_name,
+      DROP COLUMN description,
+      DROP COLUMN modality,
+      DROP COLUMN max_tokens,
+      DROP COLUMN pricing_prompt,
+      DROP COLUMN pricing_completion,
+      DROP COLUMN pricing_image,
+      DROP COLUMN pricing_web_search,
+      DROP COLUMN input_cost_per_million,
+      DROP COLUMN output_cost_per_million,
+      DROP COLUMN capabilities,
+      DROP COLUMN vision_supported,
+      DROP COLUMN web_search_supported,
+      DROP COLUMN tool_calling_supported,
+      DROP COLUMN is_curated,
+      DROP COLUMN last_synced_at,
+      -- squawk-ignore adding-not-nullable-field
+      ALTER COLUMN is_active SET NOT NULL,
+      -- squawk-ignore adding-not-nullable-field
+      ALTER COLUMN created_at SET NOT NULL,
+      -- squawk-ignore adding-not-nullable-field
+      ALTER COLUMN updated_at SET NOT NULL
+  `.execute(db)
+  await sql`COMMENT ON TABLE x402_openrouter_models IS NULL`.execute(db)
+  await sql`COMMENT ON COLUMN x402_openrouter_models.openrouter_id IS NULL`.execute(db)
+  await sql`ALTER TABLE x402_openrouter_models RENAME CONSTRAINT x402_openrouter_models_openrouter_id_key TO ai_models_openrouter_id_key`.execute(db)
+  await sql`ALTER TABLE x402_openrouter_models RENAME CONSTRAINT x402_openrouter_models_pkey TO ai_models_pkey`.execute(db)
+  await sql`
+    -- squawk-ignore renaming-table
+    ALTER TABLE x402_openrouter_models RENAME TO ai_models
+  `.execute(db)
+
+  await sql`ALTER TABLE x402_user_openrouter_integrations RENAME CONSTRAINT x402_user_openrouter_integrations_user_id_fkey TO user_openrouter_integrations_user_id_fkey`.execute(db)
+  await sql`ALTER TABLE x402_user_openrouter_integrations RENAME CONSTRAINT x402_user_openrouter_integrations_pkey TO user_openrouter_integrations_pkey`.execute(db)
+  await sql`
+    -- squawk-ignore renaming-table
+    ALTER TABLE x402_user_openrouter_integrations RENAME TO user_openrouter_integrations
+  `.execute(db)
+  await renameAccepted(db, 'down')
+}
+
+/** The tables 006 renames, plan's name first. */
+const RENAMED_TABLES: ReadonlyArray<readonly [string, string]> = [
+  ['ai_models', 'x402_openrouter_models'],
+  ['user_openrouter_integrations', 'x402_user_openrouter_integrations'],
+]
+
+/** The constraints (and their indexes) 006 renames with them. */
+const RENAMED_CONSTRAINTS: ReadonlyArray<readonly [string, string]> = [
+  ['ai_models_pkey', 'x402_openrouter_models_pkey'],
+  ['ai_models_openrouter_id_key', 'x402_openrouter_models_openrouter_id_key'],
+  ['user_openrouter_integrations_pkey', 'x402_user_openrouter_integrations_pkey'],
+  ['user_openrouter_integrations_user_id_fkey', 'x402_user_openrouter_integrations_user_id_fkey'],
+]
+
+/**
+ * What a database adopted before 006 has more than the module (its own columns, policies, RLS on
+ * the catalog) is recorded by adoption in x402_migrations.accepted_schema_difference, keyed
+ * `<category> <table>` or `<category> <table>.<name>`. The records follow the objects to their
+ * new names (back again in `down`), so that migrate:check still holds the database to them.
+ */
+async function renameAccepted(db: Kysely<any>, direction: 'up' | 'down'): Promise<void> {
+  const way = ([plan, production]: readonly [string, string]) => (direction === 'up' ? [plan, production] : [production, plan])
+  const tables = RENAMED_TABLES.map(way)
+  const pairs = [...tables, ...RENAMED_CONSTRAINTS.map(way)]
+  const names = sql.raw(`(VALUES ${pairs.map(([from, to]) => `('${from}', '${to}')`).join(', ')}) AS n(old_name, new_name)`)
+  await sql`
+DO $accepted$
+BEGIN
+  IF to_regclass('x402_migrations.accepted_schema_difference') IS NULL THEN
+    RETURN;
+  END IF;
+  UPDATE x402_migrations.accepted_schema_difference AS a
+  SET key = k.category || ' ' || coalesce((SELECT n.new_name FROM ${names} WHERE n.old_name = k.table_name), k.table_name)
+            || CASE WHEN k.object_name IS NULL THEN ''
+                    ELSE '.' || coalesce((SELECT n.new_name FROM ${names} WHERE n.old_name = k.object_name), k.object_name) END
+  FROM (SELECT key, split_part(key, ' ', 1) AS category,
+               split_part(substr(key, strpos(key, ' ') + 1), '.', 1) AS table_name,
+               nullif(substr(substr(key, strpos(key, ' ') + 1), strpos(substr(key, strpos(key, ' ') + 1), '.') + 1),
+                      substr(key, strpos(key, ' ') + 1)) AS object_name
+        FROM x402_migrations.accepted_schema_difference
+        WHERE split_part(key, ' ', 1) <> 'functions') AS k
+  WHERE a.key = k.key
+    AND split_part(substr(a.key, strpos(a.key, ' ') + 1), '.', 1) IN (SELECT n.old_name FROM ${names});
+  -- An index's or trigger's definition names its table, as the server deparses it.
+  UPDATE x402_migrations.accepted_schema_difference
+  SET live = replace(replace(live::text, ${sql.lit(` ON public.${tables[0]![0]} `)}, ${sql.lit(` ON public.${tables[0]![1]} `)}),
+                     ${sql.lit(` ON public.${tables[1]![0]} `)}, ${sql.lit(` ON public.${tables[1]![1]} `)})::jsonb
+  WHERE live::text LIKE '% ON public.%';
+END
+$accepted$
+  `.execute(db)
+}
+
+/**
+ * SQL: OpenRouter's pricing object as `down` builds it from the four text columns (or their
+ * values in `up`): the keys that have a value, as strings; NULL where none has.
+ */
+function pricingObject(prompt: string, completion: string, image: string, webSearch: string) {
+  const [p, c, i, w] = [prompt, completion, image, webSearch].map((expression) => sql.raw(expression))
+  return sql`CASE WHEN num_nonnulls(${p}, ${c}, ${i}, ${w}) = 0 THEN NULL
+                  ELSE jsonb_strip_nulls(jsonb_build_object('prompt', ${p}, 'completion', ${c}, 'image', ${i}, 'web_search', ${w})) END`
+}
+
+/**
+ * Refuses, before anything changes, where `up` would lose part of a model's pricing: any
+ * pricing object that the four text columns would not give back unchanged (another key, a value
+ * that is not a string, an empty object).
+ */
+async function refuseUnfitPricing(db: Kysely<any>): Promise<void> {
+  const restored = pricingObject("pricing ->> 'prompt'", "pricing ->> 'completion'", "pricing ->> 'image'", "pricing ->> 'web_search'")
+  await sql`
+DO $pricing$
+DECLARE
+  found bigint;
+  named text;
+BEGIN
+  SELECT count(*), string_agg(format('%s (%s)', openrouter_id, pricing::text), '; ' ORDER BY openrouter_id) FILTER (WHERE n <= 20)
+                     || CASE WHEN count(*) > 20 THEN format('; and %s more', count(*) - 20) ELSE '' END
+    INTO found, named
+  FROM (SELECT openrouter_id, pricing, row_number() OVER (ORDER BY openrouter_id) AS n
+        FROM public.ai_models WHERE pricing IS DISTINCT FROM ${restored}) AS unfit;
+  IF found > 0 THEN
+    RAISE EXCEPTION 'Migration 006_rename_to_production_names moves ai_models.pricing into the text columns pricing_prompt, pricing_completion, pricing_image and pricing_web_search, as production''s x402_openrouter_models has them, and the pricing of % model(s) would not come back unchanged from them: %. Nothing was changed. Only string values under the keys prompt, completion, image and web_search fit. Save the other values where you want to keep them, take them out of pricing, then run the migrations again; until then the database stays at 005.',
+      found, named;
+  END IF;
+END
+$pricing$
+  `.execute(db)
+}
+
+async function commentOnColumns(db: Kysely<any>, comments: Record<string, string>): Promise<void> {
+  for (const [column, comment] of Object.entries(comments)) {
+    await sql`COMMENT ON COLUMN ${sql.ref(`x402_openrouter_models.${column}`)} IS ${sql.lit(comment)}`.execute(db)
+  }
+}
