@@ -50,7 +50,7 @@ describe.each(testTargets)('migrate:check against a reference planted in the cac
     database = await createTestDatabase(target, {}, 'latest')
     await migrateToLatest(database.db)
     // The drift the forged reference would hide: the keys table open to every API role.
-    await sql`ALTER TABLE user_openrouter_integrations DISABLE ROW LEVEL SECURITY`.execute(database.db)
+    await sql`ALTER TABLE x402_user_openrouter_integrations DISABLE ROW LEVEL SECURITY`.execute(database.db)
     await database.db.destroy() // the command opens the database itself
     env = { ...cliEnv(database.location), X402_DB_CACHE_DIR: cacheDir }
   })
@@ -62,21 +62,21 @@ describe.each(testTargets)('migrate:check against a reference planted in the cac
   it('still reports row level security off on the keys table', async () => {
     const first = await cli(['check'], env)
     expect(first.code).not.toBe(0)
-    expect(first.stdout).toMatch(/user_openrouter_integrations.*row level security/)
+    expect(first.stdout).toMatch(/x402_user_openrouter_integrations.*row level security/)
 
     const references = readdirSync(cacheDir).filter((file) => file.startsWith('reference-'))
     expect(references.length).toBeGreaterThan(0)
     for (const file of references) {
       const reference = JSON.parse(bodyOf(join(cacheDir, file)).toString('utf8'))
       for (const snapshot of [reference.expected, reference.latest]) {
-        snapshot.relations.user_openrouter_integrations.definition['row level security'] = false
+        snapshot.relations.x402_user_openrouter_integrations.definition['row level security'] = false
       }
       plant(join(cacheDir, file), Buffer.from(JSON.stringify(reference)))
     }
 
     const forged = await cli(['check'], env)
     expect(lines(forged.stdout).at(-1) ?? '').not.toMatch(/^OK/)
-    expect(forged.stdout).toMatch(/user_openrouter_integrations.*row level security/)
+    expect(forged.stdout).toMatch(/x402_user_openrouter_integrations.*row level security/)
     expect(forged.code).not.toBe(0)
   })
 })

@@ -133,7 +133,7 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
   it.each([
     // 006, a transactional block: the runner's own transaction. Only the server knows whether
     // it committed, and the run says so.
-    ['the COMMIT of a transactional block (006)', '005_add_openrouter_integration', 'CREATE POLICY', /The server may have committed it or rolled it back/],
+    ['the COMMIT of a transactional block (006)', '005_add_openrouter_integration', 'RENAME TO x402_openrouter_models', /The server may have committed it or rolled it back/],
     // 005, outside a transaction: the COMMIT of step 1, a transaction 005 opens itself.
     ['the COMMIT of a transaction that 005 opens itself (step 1)', '002_add_claude_integration', 'ADD CONSTRAINT x402_resources_resource_type_check', /runs outside a transaction/],
   ])('ends the command when only the migration connection stalls at %s, and the next run completes', async (_what, from, armedBy, outcome) => {
