@@ -1,7 +1,9 @@
+import { execFileSync, spawnSync } from 'node:child_process'
 import { createHash, createHmac, randomBytes } from 'node:crypto'
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
 
 import { sql } from 'kysely'
@@ -149,6 +151,25 @@ describe('the cache key', () => {
     } finally {
       rmSync(shared, { recursive: true, force: true })
     }
+  })
+
+  it('makes a FIFO, a link to an endless device or an oversized file at an entry\'s name a miss, at once', () => {
+    execFileSync('mkfifo', [join(cacheDir, 'entry-fifo.json')])
+    symlinkSync('/dev/zero', join(cacheDir, 'entry-zero.json'))
+    symlinkSync(join(cacheDir, 'entry-a.json'), join(cacheDir, 'entry-link.json'))
+    // Read in a process of its own: a read that blocks on the FIFO would block this worker too.
+    const reader = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { readCacheFile } from ${JSON.stringify(pathToFileURL(join(process.cwd(), 'dist/connection/template-cache.js')).href)}
+        for (const name of ['entry-fifo.json', 'entry-zero.json', 'entry-link.json']) console.log(name, readCacheFile(name) === undefined)`,
+      ],
+      { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 },
+    )
+    expect(reader.signal).toBeNull()
+    expect(reader.stdout.trim().split('\n')).toEqual(['entry-fifo.json true', 'entry-zero.json true', 'entry-link.json true'])
   })
 
   it('makes an entry that this user wrote but that holds no template a miss, not a crash', async () => {

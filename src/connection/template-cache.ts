@@ -201,13 +201,8 @@ export async function writeTemplate(key: string, tarball: Blob, env: NodeJS.Proc
 export function readCacheFile(name: string, env: NodeJS.ProcessEnv = process.env): Buffer | undefined {
   const key = cacheKey(env)
   if (!key) return undefined
-  let contents: Buffer
-  try {
-    contents = readFileSync(cacheFile(name, env))
-  } catch {
-    // Missing, or unreadable here: made afresh, as without a cache.
-    return undefined
-  }
+  const contents = readRegularFile(cacheFile(name, env))
+  if (!contents) return undefined
   const body = contents.subarray(65)
   const found = Buffer.from(contents.subarray(0, 64).toString('latin1'), 'hex')
   const expected = authenticate(key, name, body)
@@ -241,6 +236,33 @@ export function writeCacheFile(name: string, bytes: Buffer, env: NodeJS.ProcessE
     } catch {
       // The folder is not there, or not a folder: nothing was written.
     }
+  }
+}
+
+/** The largest cache entry read: a template of the whole schema is a few megabytes. */
+const MAX_ENTRY_BYTES = 256 * 1024 * 1024
+
+/**
+ * The bytes of `file` where it is a regular file of bounded size, else undefined. Opened without
+ * following a link and without blocking, so that a FIFO or a device planted at an entry's name
+ * is a miss rather than a read that never ends.
+ */
+function readRegularFile(file: string): Buffer | undefined {
+  let fd: number
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  } catch {
+    // Missing, a link, or unreadable here: made afresh, as without a cache.
+    return undefined
+  }
+  try {
+    const stat = fstatSync(fd)
+    if (!stat.isFile() || stat.size > MAX_ENTRY_BYTES) return undefined
+    return readFileSync(fd)
+  } catch {
+    return undefined
+  } finally {
+    closeSync(fd)
   }
 }
 
