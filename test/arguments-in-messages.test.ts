@@ -27,6 +27,25 @@ describe('a message about an argument', () => {
     expect(stderr).toMatch(/\(\d+ characters, not shown\)/)
   })
 
+  it('does not show a key split over lines by a newline or a control character', async () => {
+    for (const arg of [`${KEY.slice(0, 20)}\n${KEY.slice(20)}`, `${KEY.slice(0, 20)}\t${KEY.slice(20)}`]) {
+      const { code, stdout, stderr } = await cli(['sql', arg], SECRET)
+      expect(code).not.toBe(0)
+      expect(`${stdout}\n${stderr}`).not.toMatch(/0123456789abcdef|0123456789ab/)
+    }
+  })
+
+  it.each([
+    'MIGRATION_LOCK_TIMEOUT_MS',
+    'MIGRATION_STATEMENT_TIMEOUT_MS',
+    'MIGRATION_ALLOW_DATA_LOSS',
+  ])('does not show a key given as %s', async (name) => {
+    const { code, stdout, stderr } = await cli(['latest'], { ...SECRET, [name]: KEY })
+    expect(code).not.toBe(0)
+    expect(stderr).toContain(name)
+    expect(`${stdout}\n${stderr}`).not.toContain('0123456789abcdef')
+  })
+
   it('does not echo an argument of 100 KB', async () => {
     const { code, stdout, stderr } = await cli(['latest', HUGE], SECRET)
     expect(code).not.toBe(0)

@@ -6,6 +6,10 @@
  */
 import { parseArgs } from 'node:util'
 
+import { describeArgument, mayShowArgument } from '../connection/shown-argument.js'
+
+export { describeArgument, mayShowArgument }
+
 /** One `--flag` of a command. */
 export interface OptionSpec {
   /** A switch (`--strict`), or a flag that takes a value (`--batch-size 500`). */
@@ -147,35 +151,6 @@ export function usageLine(spec: CommandSpec): string {
     ...Object.entries(spec.options ?? {}).map(([name, option]) => `[--${name}${option.valueName ? ` ${option.valueName}` : ''}]`),
   ]
   return `npm run ${spec.script}${parts.length > 0 ? ` -- ${parts.join(' ')}` : ''}`
-}
-
-/**
- * Whether an argument may appear in a message as it was given: short, plain words, nothing that
- * looks like a key or a token (a long run of letters and digits, a key's prefix). Anything else
- * may be a secret passed by mistake, or is too long to be useful, and is shown by its length.
- *
- * @example
- * ```ts
- * mayShowArgument('ten') // true
- * mayShowArgument('sk-or-v1-0123456789abcdef…') // false
- * ```
- */
-export function mayShowArgument(value: string): boolean {
-  return value.length <= 40 && /^[\w.,:=+/-]*$/.test(value) && !/[A-Za-z0-9]{17,}/.test(value) && !/^-*(sk|pk|rk)[-_]/i.test(value)
-}
-
-/**
- * An argument as a message shows it: quoted where {@link mayShowArgument} allows it, else only
- * its length.
- *
- * @example
- * ```ts
- * describeArgument('ten') // '"ten"'
- * describeArgument('a'.repeat(100_000)) // '(100000 characters, not shown)'
- * ```
- */
-export function describeArgument(value: string): string {
-  return mayShowArgument(value) ? `"${value}"` : `(${value.length} characters, not shown)`
 }
 
 function usageHint(spec: CommandSpec): string {

@@ -44,7 +44,7 @@ export function runCommand(label: string, command: (args: string[]) => Promise<n
   command(args).then(
     (code) => exit(code ?? 0),
     (error: unknown) => {
-      console.error(withoutArguments(`${label} failed: ${oneLine(error)}`, args))
+      console.error(withoutArguments(`${label} failed: ${messageOf(error)}`, args))
       exit(1)
     },
   )
@@ -58,11 +58,16 @@ const MAX_FAILURE_LENGTH = 2000
  * (see mayShowArgument) replaced by its length, wherever a message quoted it, and cut to
  * {@link MAX_FAILURE_LENGTH}: nothing a user passes is echoed whole, whichever code wrote the message.
  */
-function withoutArguments(line: string, args: readonly string[]): string {
-  let shown = line
+function withoutArguments(message: string, args: readonly string[]): string {
+  let shown = message
   for (const part of args.flatMap((arg) => [arg, ...arg.split('=')])) {
-    if (part.length >= 4 && !mayShowArgument(part)) shown = shown.split(part).join(`(${part.length} characters, not shown)`)
+    if (part.length < 4 || mayShowArgument(part)) continue
+    // Replaced as the message may hold it: as passed, and with its line breaks made spaces.
+    for (const variant of new Set([part, oneLine(part)])) {
+      shown = shown.split(variant).join(`(${part.length} characters, not shown)`)
+    }
   }
+  shown = oneLine(shown)
   return shown.length > MAX_FAILURE_LENGTH ? `${shown.slice(0, MAX_FAILURE_LENGTH)}… (cut)` : shown
 }
 
@@ -137,9 +142,13 @@ export async function withHelp<S extends CommandSpec>(
 }
 
 /** An error's message on one line, for the one-line failure of a command. */
-function oneLine(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error)
-  return message.replace(/\s*\n\s*/g, ' ')
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** `text` on one line: its line breaks, with the blanks around them, made one space. */
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]\s*/g, ' ')
 }
 
 /**

@@ -1,3 +1,4 @@
+import { describeArgument } from '../connection/shown-argument.js'
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS } from './lock.js'
 
 /**
@@ -105,7 +106,7 @@ function count(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const value = env[name]?.trim()
   if (value === undefined || value === '') return fallback
   if (!/^\d+$/.test(value)) {
-    throw new Error(`${name} is "${value}", expected a whole number of milliseconds (or of attempts). Fix it or unset it for the default, ${fallback}.`)
+    throw new Error(`${name} is ${describeArgument(value)}, expected a whole number of milliseconds (or of attempts). Fix it or unset it for the default, ${fallback}.`)
   }
   return Number(value)
 }
@@ -124,5 +125,5 @@ export function booleanSetting(env: NodeJS.ProcessEnv, name: string, whenUnset: 
   if (value === undefined || value === '') return whenUnset
   if (value === 'true') return true
   if (value === 'false') return false
-  throw new Error(`${name} is "${env[name]}", expected "true" or "false".${hint ? ` ${hint}` : ''}`)
+  throw new Error(`${name} is ${describeArgument(env[name]!)}, expected "true" or "false".${hint ? ` ${hint}` : ''}`)
 }
