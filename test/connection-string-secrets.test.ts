@@ -68,3 +68,15 @@ describe('a password with an unencoded "@", "/", "?" and "#"', () => {
     expect(asked).not.toContain('S3cr3t')
   })
 })
+
+describe('a bound in DATABASE_URL that would mean no bound', () => {
+  for (const parameter of ['query_timeout=0', 'connect_timeout=0', 'query_timeout=soon', 'connect_timeout=-5']) {
+    it(`is refused before connecting: ${parameter}`, async () => {
+      const url = `postgres://postgres@127.0.0.1:5432/postgres?${parameter}`
+      const { code, stderr } = await cli(['list'], { DATABASE_URL: url, PGLITE_DATA_DIR: '' })
+      expect(code).toBe(1)
+      expect(stderr).toMatch(new RegExp(`${parameter.split('=')[0]} in DATABASE_URL .*whole number`))
+      expect(stderr).not.toMatch(/^Database:/m)
+    })
+  }
+})

@@ -1,3 +1,5 @@
+import { describeArgument } from './shown-argument.js'
+
 /**
  * Checks a PostgreSQL connection string that a user gave (in `source`, such as DATABASE_URL)
  * before anything connects with it, and refuses it without showing it: one that is not
@@ -22,10 +24,12 @@ export function checkConnectionString(connectionString: string, source: string):
     )
   }
   let afterHost: string
+  let parameters: URLSearchParams
   try {
     // A "?" or "#" in the password starts the query or the fragment; a "/" the path.
-    const { pathname, search, hash } = new URL(connectionString)
+    const { pathname, search, hash, searchParams } = new URL(connectionString)
     afterHost = `${pathname}${search}${hash}`
+    parameters = searchParams
   } catch {
     throw new Error(
       `The connection string in ${source} is not a valid URL (it is not shown, as it may hold a password). ` +
@@ -39,4 +43,16 @@ export function checkConnectionString(connectionString: string, source: string):
         '(encodeURIComponent: "/" is %2F, "?" is %3F, "#" is %23, "@" is %40).',
     )
   }
+  for (const name of BOUNDS) {
+    const value = parameters.get(name)
+    if (value !== null && !/^[1-9]\d{0,8}$/.test(value)) {
+      throw new Error(
+        `${name} in ${source} is ${describeArgument(value)}, expected a whole number of at least 1: every wait is bounded, ` +
+          `and 0 would mean no bound at all. Remove ${name} from the URL for the module's default, or give a longer bound.`,
+      )
+    }
+  }
 }
+
+/** The URL parameters that bound a wait of node-postgres (a 0 there means none). */
+const BOUNDS = ['connect_timeout', 'query_timeout', 'statement_timeout', 'idle_in_transaction_session_timeout'] as const
