@@ -82,6 +82,9 @@ export async function runAdvisor(db: Kysely<any>, options: AdvisorOptions = {}):
     .transaction()
     .setAccessMode('read only')
     .execute(async (trx) => {
+      // Said again in SQL: Kysely's PGlite driver begins every transaction read-write, whatever
+      // the access mode asked for.
+      await sql`set transaction read only`.execute(trx)
       // search_path empty, as splinter runs: policies and signatures are deparsed schema-qualified.
       await sql`
         select set_config('statement_timeout', ${`${timeout}ms`}, true), set_config('lock_timeout', ${`${Math.min(timeout, LOCK_TIMEOUT_MS)}ms`}, true),
