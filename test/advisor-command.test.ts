@@ -232,6 +232,12 @@ describe('the accepted-findings file', () => {
     expect(schemas.stderr).toMatch(/--schemas lists an empty name/)
     const flag = await cli(['--frobnicate'], env, ADVISE)
     expect(flag.code).toBe(2)
+    // Nothing a user passes is echoed whole: a key given by mistake is shown by its length.
+    const key = `sk-or-v1-${'0123456789abcdef'.repeat(4)}`
+    const secret = await cli(['--schemas', key], env, ADVISE)
+    expect(secret.code).toBe(2)
+    expect(secret.stderr).not.toContain(key.slice(9))
+    expect(secret.stderr).toMatch(/\(73 characters, not shown\)/)
 
     // No database to check is a failure, and the command does not create one.
     const none = await cli([], env, ADVISE)
