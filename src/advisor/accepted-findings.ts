@@ -7,7 +7,9 @@ import { ADVISOR_LINT_NAMES } from './advisor-lints.js'
 export const ADVISOR_ACCEPTED_FILE = 'advisor-accepted.json'
 
 /** Where the command reads it by default: the module's own root, beside package.json. */
-export const DEFAULT_ADVISOR_ACCEPTED_PATH = fileURLToPath(new URL(`../../${ADVISOR_ACCEPTED_FILE}`, import.meta.url))
+export const DEFAULT_ADVISOR_ACCEPTED_PATH = fileURLToPath(
+  new URL(`../../${ADVISOR_ACCEPTED_FILE}`, import.meta.url),
+)
 
 /** A finding that a team keeps on purpose: the lint, the object (`schema.name`), and why. */
 export interface AcceptedFinding {
@@ -50,8 +52,9 @@ export function readAcceptedFindings(
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT' && path === DEFAULT_ADVISOR_ACCEPTED_PATH) return []
     throw new AcceptedFindingsError(
-      `Cannot read the accepted findings in ${shownAs} (${code ?? 'unreadable'}): give the path of a readable file ` +
-        `of the shape of ${ADVISOR_ACCEPTED_FILE} (see docs/advisor.md); nothing was checked.`,
+      `Cannot read the accepted findings in ${shownAs} (${code ?? 'unreadable'}): give the path ` +
+        `of a readable file of the shape of ${ADVISOR_ACCEPTED_FILE} (see docs/advisor.md); ` +
+        'nothing was checked.',
     )
   }
   return parseAcceptedFindings(text, shownAs)
@@ -72,7 +75,8 @@ export function readAcceptedFindings(
 export function parseAcceptedFindings(text: string, shownAs: string): AcceptedFinding[] {
   const refuse = (what: string): never => {
     throw new AcceptedFindingsError(
-      `The accepted findings in ${shownAs} are not usable: ${what}. Fix the file (see docs/advisor.md); nothing was checked.`,
+      `The accepted findings in ${shownAs} are not usable: ${what}. ` +
+        'Fix the file (see docs/advisor.md); nothing was checked.',
     )
   }
   let value: unknown
@@ -85,31 +89,48 @@ export function parseAcceptedFindings(text: string, shownAs: string): AcceptedFi
     return refuse('it must be an object with "about" (a string) and "accepted" (an array)')
   }
   const { about, accepted } = value as Record<string, unknown>
-  if (typeof about !== 'string') return refuse('it has no "about": a string that says what the file is')
+  if (typeof about !== 'string') {
+    return refuse('it has no "about": a string that says what the file is')
+  }
   if (!Array.isArray(accepted)) return refuse('it has no "accepted" array')
   const seen = new Set<string>()
   return accepted.map((entry: unknown, index) => {
     const at = `entry ${index + 1} of "accepted"`
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return refuse(`${at} is not an object`)
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      return refuse(`${at} is not an object`)
+    }
     const unknownKeys = Object.keys(entry).filter((key) => !ENTRY_KEYS.includes(key))
     if (unknownKeys.length > 0) {
-      return refuse(`${at} has ${unknownKeys.map((key) => JSON.stringify(key.slice(0, 40))).join(', ')}: an entry takes only lint, object, reason`)
+      const named = unknownKeys.map((key) => JSON.stringify(key.slice(0, 40))).join(', ')
+      return refuse(`${at} has ${named}: an entry takes only lint, object, reason`)
     }
     const { lint, object, reason } = entry as Record<string, unknown>
     if (typeof lint !== 'string' || !ADVISOR_LINT_NAMES.includes(lint)) {
       const given = typeof lint === 'string' ? ` (${JSON.stringify(lint.slice(0, 60))})` : ''
-      return refuse(`${at} has no known "lint"${given}: one of the lint names in docs/advisor.md, such as rls_disabled_in_public`)
+      return refuse(
+        `${at} has no known "lint"${given}: one of the lint names in docs/advisor.md, ` +
+          'such as rls_disabled_in_public',
+      )
     }
     if (typeof object !== 'string' || !/^[^.\s]+\.\S+$/.test(object)) {
-      return refuse(`${at} (${lint}) has no "object" written schema.name, such as public.x402_oauth_pending`)
+      return refuse(
+        `${at} (${lint}) has no "object" written schema.name, such as public.x402_oauth_pending`,
+      )
     }
-    const words = typeof reason === 'string' ? new Set(reason.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []).size : 0
+    const words = typeof reason === 'string' ? distinctWords(reason) : 0
     if (typeof reason !== 'string' || reason.trim().startsWith(PLACEHOLDER) || words < 3) {
-      return refuse(`${at} (${lint} ${object}) gives no reason: say why the finding is kept, who decided it and when`)
+      return refuse(
+        `${at} (${lint} ${object}) gives no reason: say why the finding is kept, ` +
+          'who decided it and when',
+      )
     }
     const id = `${lint} ${object}`
     if (seen.has(id)) return refuse(`${at} accepts ${lint} on ${object} a second time`)
     seen.add(id)
     return { lint, object, reason: reason.trim() }
   })
+}
+
+function distinctWords(text: string): number {
+  return new Set(text.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []).size
 }

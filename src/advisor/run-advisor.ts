@@ -1,7 +1,13 @@
 import { type Kysely, sql } from 'kysely'
 
 import type { AcceptedFinding } from './accepted-findings.js'
-import { ADVISOR_LINTS, type AdvisorCategory, type AdvisorLevel, type AdvisorLint, type LintRequirement } from './advisor-lints.js'
+import {
+  ADVISOR_LINTS,
+  type AdvisorCategory,
+  type AdvisorLevel,
+  type AdvisorLint,
+  type LintRequirement,
+} from './advisor-lints.js'
 
 /** The schemas PostgREST exposes on Supabase unless the project changed them. */
 export const DEFAULT_EXPOSED_SCHEMAS: readonly string[] = ['public', 'graphql_public']
@@ -14,7 +20,10 @@ const LOCK_TIMEOUT_MS = 10_000
 
 /** Options of {@link runAdvisor}. */
 export interface AdvisorOptions {
-  /** The schemas PostgREST exposes (`pgrst.db_schemas`); {@link DEFAULT_EXPOSED_SCHEMAS} by default. */
+  /**
+   * The schemas PostgREST exposes (`pgrst.db_schemas`); {@link DEFAULT_EXPOSED_SCHEMAS} by
+   * default.
+   */
   schemas?: readonly string[]
   /** Also the Performance advisor's lints; the Security advisor's alone by default. */
   performance?: boolean
@@ -31,7 +40,10 @@ export interface AdvisorFinding {
   category: AdvisorCategory
   /** `schema.name`, as an accepted finding names it. */
   object: string
-  /** What in the object: a policy, columns, a function's signature; null where the object says it all. */
+  /**
+   * What in the object: a policy, columns, a function's signature; null where the object says
+   * it all.
+   */
   detail: string | null
   /** How to close it, for this object. */
   remedy: string
@@ -58,7 +70,9 @@ export interface AdvisorReport {
 const LEVEL_ORDER: readonly AdvisorLevel[] = ['ERROR', 'WARN', 'INFO']
 
 const MISSING: Record<LintRequirement, string> = {
-  'api roles': 'the database has no anon and authenticated roles (Supabase\'s API roles), whose access it measures',
+  'api roles':
+    'the database has no anon and authenticated roles (Supabase\'s API roles), whose access it ' +
+    'measures',
   'auth.users': 'the database has no auth.users (Supabase Auth\'s table)',
 }
 
@@ -74,7 +88,10 @@ const MISSING: Record<LintRequirement, string> = {
  * const failing = failingFindings(report, 'ERROR')
  * ```
  */
-export async function runAdvisor(db: Kysely<any>, options: AdvisorOptions = {}): Promise<AdvisorReport> {
+export async function runAdvisor(
+  db: Kysely<any>,
+  options: AdvisorOptions = {},
+): Promise<AdvisorReport> {
   const schemas = options.schemas ?? DEFAULT_EXPOSED_SCHEMAS
   const timeout = options.statementTimeoutMs ?? ADVISOR_STATEMENT_TIMEOUT_MS
   const lints = ADVISOR_LINTS.filter((lint) => lint.category === 'security' || options.performance)
@@ -86,16 +103,23 @@ export async function runAdvisor(db: Kysely<any>, options: AdvisorOptions = {}):
       // the access mode asked for.
       await sql`set transaction read only`.execute(trx)
       // search_path empty, as splinter runs: policies and signatures are deparsed schema-qualified.
+      const lockTimeout = Math.min(timeout, LOCK_TIMEOUT_MS)
       await sql`
-        select set_config('statement_timeout', ${`${timeout}ms`}, true), set_config('lock_timeout', ${`${Math.min(timeout, LOCK_TIMEOUT_MS)}ms`}, true),
+        select set_config('statement_timeout', ${`${timeout}ms`}, true),
+               set_config('lock_timeout', ${`${lockTimeout}ms`}, true),
                set_config('idle_in_transaction_session_timeout', ${`${timeout}ms`}, true),
-               set_config('search_path', '', true), set_config('pgrst.db_schemas', ${schemas.join(', ')}, true)
+               set_config('search_path', '', true),
+               set_config('pgrst.db_schemas', ${schemas.join(', ')}, true)
       `.execute(trx)
       const { rows } = await sql<{ api_roles: boolean; auth_users: boolean }>`
-        select (select count(*) = 2 from pg_catalog.pg_roles where rolname in ('anon', 'authenticated')) as api_roles,
+        select (select count(*) = 2 from pg_catalog.pg_roles
+                where rolname in ('anon', 'authenticated')) as api_roles,
                pg_catalog.to_regclass('auth.users') is not null as auth_users
       `.execute(trx)
-      const present: Record<LintRequirement, boolean> = { 'api roles': rows[0]!.api_roles, 'auth.users': rows[0]!.auth_users }
+      const present: Record<LintRequirement, boolean> = {
+        'api roles': rows[0]!.api_roles,
+        'auth.users': rows[0]!.auth_users,
+      }
       const found: Array<{ lint: AdvisorLint; row: FindingRow }> = []
       const skipped: SkippedLint[] = []
       for (const lint of lints) {
@@ -104,9 +128,12 @@ export async function runAdvisor(db: Kysely<any>, options: AdvisorOptions = {}):
           skipped.push({ lint: lint.name, reason: MISSING[missing] })
           continue
         }
-        const result = await sql.raw<FindingRow>(lint.query).execute(trx).catch((error: unknown) => {
-          throw new Error(`The lint ${lint.name} failed: ${(error as Error).message}`)
-        })
+        const result = await sql
+          .raw<FindingRow>(lint.query)
+          .execute(trx)
+          .catch((error: unknown) => {
+            throw new Error(`The lint ${lint.name} failed: ${(error as Error).message}`)
+          })
         for (const row of result.rows) found.push({ lint, row })
       }
       return { found, skipped }
@@ -133,10 +160,11 @@ export async function runAdvisor(db: Kysely<any>, options: AdvisorOptions = {}):
       a.object.localeCompare(b.object) ||
       (a.detail ?? '').localeCompare(b.detail ?? ''),
   )
-  const ran = new Set(lints.filter((lint) => !skipped.some((skip) => skip.lint === lint.name)).map((lint) => lint.name))
-  const unmatched = accepted.filter(
-    (entry) => ran.has(entry.lint) && !findings.some((finding) => finding.lint === entry.lint && finding.object === entry.object),
-  )
+  const skippedNames = new Set(skipped.map((skip) => skip.lint))
+  const ran = new Set(lints.map((lint) => lint.name).filter((name) => !skippedNames.has(name)))
+  const matches = (entry: AcceptedFinding) =>
+    findings.some((finding) => finding.lint === entry.lint && finding.object === entry.object)
+  const unmatched = accepted.filter((entry) => ran.has(entry.lint) && !matches(entry))
   return { schemas, findings, skipped, unmatched }
 }
 
@@ -158,7 +186,9 @@ interface FindingRow {
  */
 export function failingFindings(report: AdvisorReport, threshold: AdvisorLevel): AdvisorFinding[] {
   const worst = LEVEL_ORDER.indexOf(threshold)
-  return report.findings.filter((finding) => !finding.acceptedBecause && LEVEL_ORDER.indexOf(finding.level) <= worst)
+  return report.findings.filter(
+    (finding) => !finding.acceptedBecause && LEVEL_ORDER.indexOf(finding.level) <= worst,
+  )
 }
 
 /**
@@ -170,7 +200,10 @@ export function failingFindings(report: AdvisorReport, threshold: AdvisorLevel):
  * process.stdout.write(formatAdvisorReport(report))
  * ```
  */
-export function formatAdvisorReport(report: AdvisorReport, acceptedFile = 'advisor-accepted.json'): string {
+export function formatAdvisorReport(
+  report: AdvisorReport,
+  acceptedFile = 'advisor-accepted.json',
+): string {
   const lines: string[] = [`Exposed schemas: ${report.schemas.join(', ')}`]
   const open = report.findings.filter((finding) => !finding.acceptedBecause)
   const kept = report.findings.filter((finding) => finding.acceptedBecause)
@@ -179,22 +212,29 @@ export function formatAdvisorReport(report: AdvisorReport, acceptedFile = 'advis
     if (atLevel.length === 0) continue
     lines.push('', `${level} (${atLevel.length})`)
     for (const finding of atLevel) {
-      lines.push(`  ${finding.lint}  ${finding.object}${finding.detail ? `  (${finding.detail})` : ''}`, `      remedy: ${finding.remedy}`)
+      const detail = finding.detail ? `  (${finding.detail})` : ''
+      lines.push(`  ${finding.lint}  ${finding.object}${detail}`, `      remedy: ${finding.remedy}`)
     }
   }
   if (kept.length > 0) {
     lines.push('', `Accepted in ${acceptedFile} (${kept.length})`)
-    for (const finding of kept) lines.push(`  ${finding.level} ${finding.lint}  ${finding.object}: ${finding.acceptedBecause}`)
+    for (const finding of kept) {
+      const { level, lint, object, acceptedBecause } = finding
+      lines.push(`  ${level} ${lint}  ${object}: ${acceptedBecause}`)
+    }
   }
   if (report.skipped.length > 0) {
     lines.push('', `Skipped (${report.skipped.length})`)
     for (const skip of report.skipped) lines.push(`  ${skip.lint}: ${skip.reason}`)
   }
   if (report.unmatched.length > 0) {
-    lines.push('', `Accepted in ${acceptedFile} but found no more: remove these entries (${report.unmatched.length})`)
+    const stale = report.unmatched.length
+    lines.push('', `Accepted in ${acceptedFile} but found no more: remove these entries (${stale})`)
     for (const entry of report.unmatched) lines.push(`  ${entry.lint}  ${entry.object}`)
   }
-  const counts = LEVEL_ORDER.map((level) => `${open.filter((finding) => finding.level === level).length} ${level}`)
+  const counts = LEVEL_ORDER.map(
+    (level) => `${open.filter((finding) => finding.level === level).length} ${level}`,
+  )
   lines.push('', `${counts.join(', ')}; ${kept.length} accepted.`)
   return `${lines.join('\n')}\n`
 }
