@@ -1,7 +1,7 @@
 /**
  * The tooling entry point, for scripts and tools that manage the schema: the migrate functions
  * and status, adoption of a hand-built database, the drift check, the SQL export, and key
- * rotation, and the access matrix. It includes everything the app's entry point (`./index.js`) exports.
+ * rotation, the access matrix, and Supabase's advisor lints. It includes everything the app's entry point (`./index.js`) exports.
  */
 export * from './index.js'
 export { ACCESS_USERS, seedAccessFixtures } from './access/access-fixtures.js'
@@ -17,6 +17,23 @@ export {
 } from './adoption/adoption-decisions.js'
 export { type BaselineSqlOptions, exportBaselineSql } from './adoption/baseline-sql.js'
 export { type BaselineOptions, BaselineRefusedError, type BaselineResult, baselineMigrations } from './adoption/baseline.js'
+export {
+  AcceptedFindingsError,
+  ADVISOR_ACCEPTED_FILE,
+  type AcceptedFinding,
+  parseAcceptedFindings,
+  readAcceptedFindings,
+} from './advisor/accepted-findings.js'
+export { ADVISOR_LINTS, type AdvisorCategory, type AdvisorLevel, type AdvisorLint } from './advisor/advisor-lints.js'
+export {
+  type AdvisorFinding,
+  type AdvisorOptions,
+  type AdvisorReport,
+  DEFAULT_EXPOSED_SCHEMAS,
+  failingFindings,
+  formatAdvisorReport,
+  runAdvisor,
+} from './advisor/run-advisor.js'
 export { checkDrift, type DriftCheckOptions, type DriftReport, driftSummary, formatDriftReport } from './adoption/drift-check.js'
 export { planRepair, type RepairPlan, type RepairPlanOptions, type UnresolvedConflict } from './adoption/repair-plan.js'
 export { exportMigrationSql, type MigrationDirection } from './export/migration-sql.js'

@@ -1,17 +1,13 @@
-import { readFileSync } from 'node:fs'
-
-import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { migrateToLatest } from '../src/tooling.js'
+import { migrateToLatest, runAdvisor } from '../src/tooling.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // Supabase's advisor on the module's objects, run as the dashboard runs it: the lints of
-// test/fixtures/advisor-lints.sql (after supabase/splinter's criteria) in one transaction, with
-// PostgREST's exposed schemas set. Before 008 they find what the issue reported; after it, nothing
-// but unused_index, which every index of a fresh database raises.
+// src/advisor/advisor-lints.ts (after supabase/splinter's criteria), Security and Performance, in
+// one transaction, with PostgREST's exposed schemas set. Before 008 they find what the issue
+// reported; after it, nothing but unused_index, which every index of a fresh database raises.
 
-const LINTS = readFileSync(new URL('./fixtures/advisor-lints.sql', import.meta.url), 'utf8')
 const MODULE_SCHEMAS = ['public', 'x402_migrations', 'x402_backup']
 
 interface Finding {
@@ -25,13 +21,16 @@ describe.each(testTargets)('the advisor on %s', (target) => {
   const database = useTestDatabase(target, '007_openrouter_policies_per_supabase_advice')
 
   async function findings(): Promise<Finding[]> {
-    const rows = await database.db.transaction().execute(async (trx) => {
-      await sql`set local pgrst.db_schemas = 'public, graphql_public'`.execute(trx)
-      return (await sql.raw<Finding>(LINTS).execute(trx)).rows
-    })
-    return rows
+    const report = await runAdvisor(database.db, { performance: true })
+    expect(report.skipped).toEqual([])
+    return report.findings
+      .map(({ lint, level, object, detail }) => {
+        const [schema_name, name] = [object.slice(0, object.indexOf('.')), object.slice(object.indexOf('.') + 1)]
+        // A policy's finding names its table, and the policy in its detail.
+        const object_name = detail?.startsWith('policy ') ? `${name}: ${detail.slice('policy '.length)}` : name
+        return { lint, level, schema_name, object_name: lint === 'unused_index' ? detail!.slice('index '.length) : object_name }
+      })
       .filter((row) => MODULE_SCHEMAS.includes(row.schema_name))
-      .map(({ lint, level, schema_name, object_name }) => ({ lint, level, schema_name, object_name }))
       .sort((a, b) => `${a.lint} ${a.object_name}`.localeCompare(`${b.lint} ${b.object_name}`))
   }
 
