@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { readCacheFile, templateCacheDir, writeCacheFile } from '../src/connection/template-cache.js'
 import { parseReference } from '../src/schema/reference.js'
-import { migratedTemplate } from '../src/templates/migrated-template.js'
+import { migratedTemplate } from '../src/migrated-dumps/migrated-template.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { createTestDatabase, type TestDatabase } from './support/test-database.js'

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { emptyClusterTemplate } from '../src/connection/open-pglite.js'
 import { readTemplate, templateCacheDir, writeTemplate } from '../src/connection/template-cache.js'
-import { migratedTemplate, migratedTemplateKey, scratchDatabase } from '../src/templates/migrated-template.js'
+import { migratedTemplate, migratedTemplateKey, scratchDatabase } from '../src/migrated-dumps/migrated-template.js'
 import { MIGRATION_TABLE_SCHEMA, migrationChecksum, readMigrationChecksums, recordedMigrationNames } from '../src/tooling.js'
 import { migrationsThrough } from './support/migration-names.js'
 
@@ -106,7 +106,7 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 
 /** The template key of the latest migration in the package at `packageRoot`, from dist/ or from src/ (through tsx). */
 function keyIn(packageRoot: string, from: 'dist' | 'src'): string {
-  const module = from === 'dist' ? './dist/templates/migrated-template.js' : './src/templates/migrated-template.ts'
+  const module = from === 'dist' ? './dist/migrated-dumps/migrated-template.js' : './src/migrated-dumps/migrated-template.ts'
   const loader = from === 'dist' ? [] : ['--import', 'tsx']
   return execFileSync(
     process.execPath,

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { migrationNames } from '../../src/migrations/index.js'
-import { migratedTemplate } from '../../src/templates/migrated-template.js'
+import { migratedTemplate } from '../../src/migrated-dumps/migrated-template.js'
 
 /**
  * vitest's global setup, once before any test file runs: brings dist/ up to date, so that the
@@ -27,7 +27,7 @@ export default async function setup(): Promise<() => void> {
     [
       '--input-type=module',
       '-e',
-      "const { migratedTemplate } = await import('./dist/templates/migrated-template.js'); " +
+      "const { migratedTemplate } = await import('./dist/migrated-dumps/migrated-template.js'); " +
         "const { migrationNames } = await import('./dist/migrations/index.js'); " +
         'for (const name of migrationNames) await migratedTemplate(name)',
     ],

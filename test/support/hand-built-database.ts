@@ -4,7 +4,7 @@ import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
 import { embeddedDatabase } from '../../src/connection/create-db.js'
-import type { TemplatePoint } from '../../src/templates/migrated-template.js'
+import type { TemplatePoint } from '../../src/migrated-dumps/migrated-template.js'
 import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
 import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
 

@@ -8,7 +8,7 @@ import pg from 'pg'
 import { afterAll, beforeAll } from 'vitest'
 
 import { createDb, type CreateDbOptions, type DB, migrateTo, migrateToLatest } from '../../src/tooling.js'
-import { migratedTemplate, type TemplatePoint } from '../../src/templates/migrated-template.js'
+import { migratedTemplate, type TemplatePoint } from '../../src/migrated-dumps/migrated-template.js'
 
 /**
  * Where the tests run: always the embedded PGlite, and also the PostgreSQL server named by
