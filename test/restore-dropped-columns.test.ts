@@ -6,12 +6,12 @@ import { describe, expect, it } from 'vitest'
 import { migrateDown, migrateTo } from '../src/tooling.js'
 import { createResource } from './support/fixtures.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
+import { MIGRATION_001 } from './support/migration-names.js'
 
 // Review 2: the README said that after `down --allow-data-loss` and `migrate:up`,
 // `INSERT … SELECT *` restores a backup exactly. For 001, which drops columns and no rows, that
 // fails with a duplicate key. The README now gives an UPDATE … FROM; this runs it as written.
 
-const MIGRATION_001 = '001_add_prompt_template_fields'
 
 /** The README's statement that restores 001's backup, up to its semicolon. */
 function readmeRestoreOf001(): string {

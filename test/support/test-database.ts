@@ -23,8 +23,28 @@ export interface TestDatabase {
   db: Kysely<DB>
   target: TestTarget
   /** The server database's URL (postgres), or the PGlite data folder (pglite). */
-  location: { connectionString: string } | { dataDir: string }
+  location: TestLocation
   destroy(): Promise<void>
+}
+
+/** How a test database is reached from outside Kysely: the createDb options of its target. */
+export type TestLocation = { connectionString: string } | { dataDir: string }
+
+/**
+ * The URL of a test database on the server, for a test that opens connections of its own;
+ * throws on PGlite, where there is no server to connect to.
+ *
+ * @example
+ * ```ts
+ * const client = new pg.Client({ connectionString: serverUrl(database.location) })
+ * ```
+ */
+export function serverUrl(location: TestLocation): string {
+  if ('connectionString' in location) return location.connectionString
+  throw new Error(
+    'This test needs a PostgreSQL server, and its database is an embedded PGlite folder: ' +
+      "run it on the 'postgres' target only (set TEST_DATABASE_URL).",
+  )
 }
 
 /** What a test may add to the {@link createDb} options of its database: Kysely's query log. */
