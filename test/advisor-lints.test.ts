@@ -8,8 +8,8 @@ import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // Supabase's advisor on the module's objects, run as the dashboard runs it: the lints of
 // test/fixtures/advisor-lints.sql (after supabase/splinter's criteria) in one transaction, with
-// PostgREST's exposed schemas set. Before 008 they find what the issue reported; after it, nothing
-// but unused_index, which every index of a fresh database raises.
+// PostgREST's exposed schemas set. Before 008 they find what the advisor reports on production;
+// after it, nothing but unused_index, which every index of a fresh database raises.
 
 const LINTS = readFileSync(new URL('./fixtures/advisor-lints.sql', import.meta.url), 'utf8')
 const MODULE_SCHEMAS = ['public', 'x402_migrations', 'x402_backup']

@@ -101,7 +101,7 @@ describe('a connection string without the password that the server asks for', ()
     const server = await passwordAskingServer()
     const db = createDb({ connectionString: `postgres://app@127.0.0.1:${server.port}/x402`, env: {} })
     try {
-      // Without the fix, the client sent its SCRAM start and waited out the connection timeout.
+      // Without a password, the client would send its SCRAM start and wait out the connection timeout.
       const error = await migrateToLatest(db, { env: {} }).catch((caught: unknown) => caught)
       expect(error).toBeInstanceOf(MigrationError)
       expect((error as Error).message).toContain(

@@ -6,11 +6,10 @@ import { exportMigrationSql, migrateTo } from '../src/tooling.js'
 import { createResource, createUser } from './support/fixtures.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 
-// Issue 13 #1, for the SQL Editor: the runner guards a down by rehearsing it, but the script of
-// `npm run migrate:sql -- 002 --down` used to drop x402_user_claude_configs, with every stored
-// Claude key, and commit. Each exported down that drops a table or a column now refuses in SQL,
-// naming what it would destroy, unless the session set x402.allow_data_loss = on; then it copies
-// the tables concerned to x402_backup first.
+// The SQL Editor runs no runner: the script of `npm run migrate:sql -- 002 --down` would drop
+// x402_user_claude_configs, with every stored Claude key, and commit. Each exported down that
+// drops a table or a column refuses in SQL, naming what it would destroy, unless the session set
+// x402.allow_data_loss = on; then it copies the tables concerned to x402_backup first.
 
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set'
 

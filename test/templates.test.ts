@@ -87,7 +87,7 @@ describe('migrated templates', () => {
 
   it('build a template again when its cache file was damaged', async () => {
     // The first test's template, read from the cache when that test ran: building another only
-    // to damage it cost a build more (issue 14).
+    // to damage it would cost a build more.
     const point = '000_baseline_x402_resources'
     await migratedTemplate(point)
     const [file] = readdirSync(cacheDir).filter((name) => name.startsWith(`migrated-${point}-`))

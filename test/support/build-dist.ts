@@ -52,7 +52,7 @@ const MIN_FREE_BYTES = 2 * 1024 ** 3
  * free, and otherwise (no /dev/shm, or a small one: a container gives 64 MB by default) in the
  * system's temporary folder. Each PGlite data folder of the tests is some thousand files and
  * 40 MB, written from a template, opened, and removed: on this machine's disk that took 1.6 s of
- * mostly system time per copy, on tmpfs 0.08 s (issue 14). Made either way, and removed after the
+ * mostly system time per copy, on tmpfs 0.08 s. Made either way, and removed after the
  * run: the seed folders that test databases are copied from (test/support/test-database.ts) are
  * left to it, and would otherwise stay behind in the system's temporary folder.
  *

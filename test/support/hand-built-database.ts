@@ -34,7 +34,7 @@ export interface ScriptableDatabase extends TestDatabase {
  * A fresh test database that can also run plain SQL scripts. On PGlite, `startAt` starts it
  * from the template migrated that far, in a data folder that `location` names (see
  * createTestDatabase: a copy of a folder loaded once, cheaper to start and to run on than a
- * database loaded in memory, issue 14), so that a test can close `db` and hand the folder to the
+ * database loaded in memory), so that a test can close `db` and hand the folder to the
  * command line; on the server it is empty.
  *
  * @example

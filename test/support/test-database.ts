@@ -85,7 +85,7 @@ function testTemplate(startAt: TemplatePoint): () => Promise<Blob> {
  * A closed PGlite data folder loaded from `template`'s dump, made once per dump and process, for
  * test databases to be copied from. PGlite loads a dump through its JavaScript file system, file
  * by file (about 0.7 CPU-s into a folder); a native copy of the loaded folder takes 0.05 and
- * opening it 0.35 (issue 14). The folders live under the run's temporary folder, which
+ * opening it 0.35. The folders live under the run's temporary folder, which
  * test/support/build-dist.ts removes after the run.
  */
 function seedFolder(template: () => Promise<Blob>): Promise<string> {
