@@ -10,7 +10,7 @@ import { MIGRATION_005 } from './support/migration-names.js'
 
 // SIGKILL at random moments of `migrate:down -- --allow-data-loss` and `migrate:latest` on 005,
 // at least 20 kills. After each: the same command, run again, completes; `migrate:check` is
-// clean; and, once the rows that the rollback moved to x402_backup are copied back (the README's
+// clean; and, once the rows that the rollback moved to x402_backup are copied back (docs/rollback.md's
 // way back), every row of x402_resources and user_openrouter_integrations equals the original,
 // column by column. PostgreSQL only: PGlite runs inside the killed process.
 //
