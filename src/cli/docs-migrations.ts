@@ -6,7 +6,7 @@
  *
  * The export runs each migration on a scratch embedded database, never on DATABASE_URL.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -26,23 +26,21 @@ const spec = {
 
 async function main(check: boolean): Promise<void> {
   // Loaded once the arguments are checked: --help and a refused argument do not wait for them.
-  const { migrationScripts } = await import('../export/migration-scripts.js')
+  const { migrationScripts, scriptFolderDifferences } = await import('../export/migration-scripts.js')
   const scripts = new Map<string, string>()
   for await (const { fileName, sql } of migrationScripts()) scripts.set(fileName, sql)
-  const present = existsSync(DOCS_DIR) ? readdirSync(DOCS_DIR).filter((file) => file.endsWith('.sql')) : []
+  const { stale, extra } = scriptFolderDifferences(DOCS_DIR, scripts)
 
   if (!check) {
     mkdirSync(DOCS_DIR, { recursive: true })
-    for (const file of present) if (!scripts.has(file)) rmSync(join(DOCS_DIR, file))
-    for (const [file, sql] of scripts) writeFileSync(join(DOCS_DIR, file), sql)
-    console.error(`Wrote ${scripts.size} files into docs/migrations/: review their diff, and commit them with the migration.`)
+    for (const file of extra) rmSync(join(DOCS_DIR, file))
+    for (const file of stale) writeFileSync(join(DOCS_DIR, file), scripts.get(file)!)
+    console.error(
+      `docs/migrations/: ${stale.length} file(s) written, ${extra.length} removed, of ${scripts.size}. ` +
+        'Review their diff, and commit them with the migration.',
+    )
     return
   }
-
-  const stale = [...scripts]
-    .filter(([file, sql]) => !present.includes(file) || readFileSync(join(DOCS_DIR, file), 'utf8') !== sql)
-    .map(([file]) => file)
-  const extra = present.filter((file) => !scripts.has(file))
   if (stale.length === 0 && extra.length === 0) {
     console.error(`docs/migrations/ is current (${scripts.size} files).`)
     return
