@@ -8,7 +8,7 @@
  *   rehearsal                   migrations rehearsed on a scratch database, measured (migrate:plan,
  *                               lint:locks, and the lock comments of migrate:sql's export)
  *   schema                      schema snapshots and their comparison
- *   templates                   migrated scratch databases, made once from cached dumps
+ *   migrated-dumps              PGlite dumps of migrated databases, made once and cached
  *   integrations                the app's key access (uses secrets and supabase)
  *   migrator                    the migration engine
  *   supabase                    the platform stand-in and the request context
@@ -18,7 +18,7 @@
  *
  * src/migrations is frozen history: it imports kysely and nothing else of the module.
  */
-const layers = ['cli', 'adoption|export|access|advisor', 'rehearsal', 'schema', 'templates', 'integrations', 'migrator', 'supabase', 'secrets', 'connection', 'types']
+const layers = ['cli', 'adoption|export|access|advisor', 'rehearsal', 'schema', 'migrated-dumps', 'integrations', 'migrator', 'supabase', 'secrets', 'connection', 'types']
 
 const upward = layers.slice(1).map((layer, index) => ({
   name: `no-upward-from-${layer.replaceAll('|', '-')}`,

@@ -1,5 +1,5 @@
 /**
- * Issue 14: what does each command cost as a whole process, against Node's and npm's floors?
+ * What does each command cost as a whole process, against Node's and npm's floors?
  *
  *   npm run bench -- cli [--runs 5] [--lint-runs 1]
  *

@@ -1,5 +1,5 @@
 /**
- * Issue 6: how fast are integration keys encrypted, decrypted and rotated?
+ * How fast are integration keys encrypted, decrypted and rotated?
  *
  *   npx tsx bench/key-cipher.bench.ts [--ops 50000] [--rows 10000] [--batch-size 500]
  *   npm run bench -- key-cipher [options]

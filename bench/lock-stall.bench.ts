@@ -1,5 +1,5 @@
 /**
- * Issue 3: how long do single-row inserts into x402_resources stall while migration 005
+ * How long do single-row inserts into x402_resources stall while migration 005
  * applies, with the plan's plain SQL (one transaction) and with `migrate:latest`? And how long
  * do they wait for a `migrate:latest` whose process was stopped while it held ACCESS EXCLUSIVE?
  *

@@ -1,5 +1,5 @@
 /**
- * Issue 15: how long does `migrate:plan` take to rehearse 005 against a production-shaped
+ * How long does `migrate:plan` take to rehearse 005 against a production-shaped
  * database, and what does it measure there?
  *
  *   npm run bench -- rehearsal [--rows 100000] [--runs 3]

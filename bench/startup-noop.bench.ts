@@ -1,5 +1,5 @@
 /**
- * Issue 4: what does start-up cost on a database that is up to date, against one `SELECT 1`?
+ * What does start-up cost on a database that is up to date, against one `SELECT 1`?
  *
  *   npm run bench -- startup-noop [--extra-tables 1000] [--iterations 1000] [--seconds 3]
  *

@@ -23,11 +23,11 @@ import {
   type ScriptableDatabase,
 } from './support/hand-built-database.js'
 import { testTargets } from './support/test-database.js'
+import { BEFORE_005 } from './support/migration-names.js'
 
 // migrate:baseline adopts a database whose schema was built by hand (the SQL Editor): it records
 // the migrations up to a name as applied, only where the live schema equals what they produce.
 
-const BEFORE_005 = '002_add_claude_integration'
 const UP_TO_005 = [
   '000_baseline_ai_models',
   '000_baseline_x402_resources',

@@ -6,14 +6,13 @@ import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { attemptAs } from './support/attempt-as.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
+import { MIGRATION_007, MIGRATION_008 } from './support/migration-names.js'
 
 // 008 closes the advisor's findings on the module's objects: RLS on x402_resources (service role
 // only) and x402_openrouter_models (read by anyone, written by the service role), and 002's
 // policy and trigger function as Supabase advises. Its down restores what it found, including
 // RLS that was on already, as on production.
 
-const MIGRATION_007 = '007_openrouter_policies_per_supabase_advice'
-const MIGRATION_008 = '008_close_supabase_advisor_findings'
 
 const RLS_REFUSED = { ok: false, code: '42501', message: expect.stringMatching(/violates row-level security policy/) }
 const ok = (value: unknown) => ({ ok: true, value })

@@ -5,8 +5,8 @@ import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // Supabase's advisor on the module's objects, run as the dashboard runs it: the lints of
 // src/advisor/advisor-lints.ts (after supabase/splinter's criteria), Security and Performance, in
-// one transaction, with PostgREST's exposed schemas set. Before 008 they find what the issue
-// reported; after it, nothing but unused_index, which every index of a fresh database raises.
+// one transaction, with PostgREST's exposed schemas set. Before 008 they find what the advisor
+// reports on production; after it, nothing but unused_index, which every index of a fresh database raises.
 
 const MODULE_SCHEMAS = ['public', 'x402_migrations', 'x402_backup']
 

@@ -23,13 +23,11 @@ import {
   type ScriptableDatabase,
 } from './support/hand-built-database.js'
 import { testTargets } from './support/test-database.js'
+import { BEFORE_005, MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
 
 // `migrate:sql -- --baseline 005` is migrate:baseline for the Supabase SQL Editor: one script
 // that verifies the live schema in the database itself, then records what the command records.
 
-const BEFORE_005 = '002_add_claude_integration'
-const MIGRATION_005 = '005_add_openrouter_integration'
-const MIGRATION_006 = '006_rename_to_production_names'
 /** What follows 005: what migrate:latest applies on a database adopted at 005. */
 const AFTER_005 = migrationNames.filter((name) => name > MIGRATION_005)
 

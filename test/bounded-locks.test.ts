@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { createDb, ensureSupabaseStandIn, MIGRATION_LOCK_KEY, MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
-import { migrationsAfter, migrationsThrough } from './support/migration-names.js'
+import { MIGRATION_002, MIGRATION_006, migrationsAfter, migrationsThrough } from './support/migration-names.js'
 import { killRunningScripts, startScript } from './support/script-process.js'
 import {
   pollUntil,
@@ -12,7 +12,7 @@ import {
   withApplicationName,
   withSessions,
 } from './support/server-sessions.js'
-import { withTestDatabase } from './support/test-database.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // What a migration run holds is bounded: a stalled client loses its locks after
 // MIGRATION_IDLE_TIMEOUT_MS (a few seconds at the defaults, and transaction_timeout on
@@ -24,10 +24,8 @@ import { withTestDatabase } from './support/test-database.js'
 
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set'
 const RUN = 'x402-bounded-run'
-const M002 = '002_add_claude_integration'
-const M006 = '006_rename_to_production_names'
 /** The migration that runs outside a transaction, and builds its index concurrently. */
-const CONCURRENT = migrationsAfter(M002)[0]!
+const CONCURRENT = migrationsAfter(MIGRATION_002)[0]!
 
 afterEach(killRunningScripts)
 
@@ -37,8 +35,8 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
   // wait is raised, so that the run waits where the test holds it.
   it('releases ACCESS EXCLUSIVE on x402_resources and the migration lock when the client stalls in 005, at the defaults', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, M002)
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_002)
       await withSessions(connectionString, async (session) => {
         const observer = await session('x402-test-observer')
         const holder = await session('x402-test-holder')
@@ -66,14 +64,14 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         await run.exited
       })
       // Step 1 is one transaction: it was rolled back whole, and the next run completes.
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M002))
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
     })
   })
 
   it('stops a run whose migration lock was lost before its next attempt', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, M002)
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_002)
       const runDb = createDb({ connectionString: withApplicationName(connectionString, RUN) })
       try {
         await withSessions(connectionString, async (session) => {
@@ -95,14 +93,14 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
       } finally {
         await runDb.destroy()
       }
-      expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name).toBe(M002)
+      expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name).toBe(MIGRATION_002)
     })
   })
 
   it('stops 005 at its next statement when the lock is lost in the middle of it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, M006)
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_006)
       await migrateDown(db) // 006
       await withSessions(connectionString, async (session) => {
         const observer = await session('x402-test-observer')
@@ -145,7 +143,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
       expect(rows).toEqual([{ present: true }])
       await expect(migrateToLatest(db)).rejects.toThrow('npm run migrate:down')
       await migrateDown(db, { env: {} })
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M002))
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
     })
   })
 
@@ -154,8 +152,8 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
   // history recorded 005.
   it('stops a run whose lock session is terminated in 005 before its next write, and it records nothing', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, M002)
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_002)
       const runDb = createDb({ connectionString: withApplicationName(connectionString, RUN) })
       try {
         await withSessions(connectionString, async (session) => {
@@ -171,13 +169,13 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
           const error = await run
           expect(error).toBeInstanceOf(MigrationError)
           expect((error as Error).message).toContain('The migration lock was lost')
-          expect(await recordedMigrations(observer)).toEqual(migrationsThrough(M002))
+          expect(await recordedMigrations(observer)).toEqual(migrationsThrough(MIGRATION_002))
         })
       } finally {
         await runDb.destroy()
       }
       // The next run, which holds the lock, completes 005 and what follows.
-      expect((await migrateToLatest(db, { env: {} })).map((result) => result.migrationName)).toEqual(migrationsAfter(M002))
+      expect((await migrateToLatest(db, { env: {} })).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
     })
   })
 
@@ -186,8 +184,8 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
   // run's record, and the message must not say that the migration is not recorded.
   it('says so when another run recorded the migration that this run applied', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, M002)
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_002)
       const runDb = createDb({ connectionString: withApplicationName(connectionString, RUN) })
       try {
         await withSessions(connectionString, async (session) => {
@@ -217,7 +215,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
       const { rows } = await sql<{ version: number }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
       const version = rows[0]!.version
       if (version < 170_000) context.skip(`transaction_timeout needs PostgreSQL 17; this server is ${version}`)
-      const { connectionString } = location as { connectionString: string }
+      const connectionString = serverUrl(location)
       await ensureSupabaseStandIn(db)
       await withSessions(connectionString, async (session) => {
         const observer = await session('x402-test-observer')
@@ -249,8 +247,8 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
 
   it('applies 005 where the database defaults to REPEATABLE READ', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, M002)
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_002)
       const name = new URL(connectionString).pathname.slice(1)
       await sql`ALTER DATABASE ${sql.id(name)} SET default_transaction_isolation = 'repeatable read'`.execute(db)
       const fresh = createDb({ connectionString })
@@ -258,7 +256,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         const { rows } = await sql<{ level: string }>`SELECT current_setting('transaction_isolation') AS level`.execute(fresh)
         expect(rows).toEqual([{ level: 'repeatable read' }])
         expect((await migrateToLatest(fresh, { lockAttempts: 1, lockTimeoutMs: 5000 })).map((result) => result.migrationName)).toEqual(
-          migrationsAfter(M002),
+          migrationsAfter(MIGRATION_002),
         )
       } finally {
         await fresh.destroy()

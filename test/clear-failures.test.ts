@@ -17,7 +17,7 @@ import {
 } from '../src/tooling.js'
 import { ALL_MIGRATIONS, migrationsAfter, migrationsThrough } from './support/migration-names.js'
 import { backendPid, recordedMigrations, waitForLockWait, withSessions } from './support/server-sessions.js'
-import { withTestDatabase } from './support/test-database.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // What a run reports when the database cannot be used, or will not let it through: an
 // unreachable server, a connection lost mid-migration, a migration lock that does not come, a
@@ -45,7 +45,7 @@ function withServerDatabase(
   use: (database: { db: Kysely<DB>; session: (applicationName: string) => Promise<pg.Client> }) => Promise<void>,
 ): Promise<void> {
   return withTestDatabase('postgres', ({ db, location }) =>
-    withSessions((location as { connectionString: string }).connectionString, (session) => use({ db, session })),
+    withSessions(serverUrl(location), (session) => use({ db, session })),
   )
 }
 
@@ -101,7 +101,7 @@ describe('a connection string without the password that the server asks for', ()
     const server = await passwordAskingServer()
     const db = createDb({ connectionString: `postgres://app@127.0.0.1:${server.port}/x402`, env: {} })
     try {
-      // Without the fix, the client sent its SCRAM start and waited out the connection timeout.
+      // Without a password, the client would send its SCRAM start and wait out the connection timeout.
       const error = await migrateToLatest(db, { env: {} }).catch((caught: unknown) => caught)
       expect(error).toBeInstanceOf(MigrationError)
       expect((error as Error).message).toContain(

@@ -6,7 +6,7 @@ import { createDb, IN_MEMORY, MIGRATION_LOCK_KEY, migrateOnStartup } from '../sr
 import { ALL_MIGRATIONS } from './support/migration-names.js'
 import { killRunningScripts, type ScriptResult, startScript } from './support/script-process.js'
 import { advisoryLocks, backendPid, recordedMigrations, withSessions } from './support/server-sessions.js'
-import { withTestDatabase } from './support/test-database.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // Many app instances start at once against one database. Each is an OS process of its own
 // (test/support/startup-instance.ts) calling migrateOnStartup(createDb()), as the app does. All
@@ -28,7 +28,7 @@ function appliedLines(result: ScriptResult): string[] {
 /** An empty server database of the test's own, and a session on it, named as a deploy step. */
 function withServerDatabase(use: (connectionString: string, holder: pg.Client) => Promise<void>): Promise<void> {
   return withTestDatabase('postgres', ({ location }) => {
-    const { connectionString } = location as { connectionString: string }
+    const connectionString = serverUrl(location)
     return withSessions(connectionString, async (session) => use(connectionString, await session('x402-deploy-step')))
   })
 }

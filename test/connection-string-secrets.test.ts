@@ -8,10 +8,10 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { IntegrationCipher } from '../src/index.js'
 import { cli } from './support/cli.js'
 
-// Issue 13 #9, "no secret in any output": a password holding an unencoded "#" or "?" ends the
-// host part of the URL early, and the part of the password before it was printed as the port
-// ("Database: PostgreSQL at postgres:2024/(default database)"). Such a string is refused without
-// being shown, asking for percent-encoding, as one with "/" already was.
+// No secret in any output: a password holding an unencoded "#" or "?" ends the host part of the
+// URL early, and the part of the password before it would be printed as the port ("Database:
+// PostgreSQL at postgres:2024/(default database)"). Such a string is refused without being
+// shown, asking for percent-encoding, as one with "/" is.
 
 describe('a password with an unencoded "#" or "?" in DATABASE_URL', () => {
   for (const url of [

@@ -16,7 +16,7 @@ import {
   withApplicationName,
   withSessions,
 } from './support/server-sessions.js'
-import { withTestDatabase } from './support/test-database.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // `migrate:latest` killed with SIGKILL at chosen points. Each point is reached without sleeps:
 // the test holds a lock that the targeted statement needs, waits until pg_stat_activity shows
@@ -123,7 +123,7 @@ describe.skipIf(skipReason !== undefined)(`migrate:latest killed with SIGKILL, o
 
   async function withCrashDatabase(use: (database: CrashDatabase) => Promise<void>): Promise<void> {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
+      const connectionString = serverUrl(location)
       try {
         await withSessions(connectionString, async (session) =>
           use({

@@ -5,14 +5,13 @@ import { guardDown } from '../src/migrator/down-guard.js'
 import { DataLossRefusal, MigrationError, migrateDown, migrateTo, migrationStatus } from '../src/tooling.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
+import { MIGRATION_001, MIGRATION_002 } from './support/migration-names.js'
 
 // Every `down` that would destroy data refuses before it changes anything, naming each table or
 // column with its count; with the opt-in it backs the data up first, restorably. The runner
 // learns what a transactional down destroys by rehearsing it in a savepoint; for 005, which runs
 // outside a transaction, it refuses while rows of other tables reference the rows 005 deletes.
 
-const M002 = '002_add_claude_integration'
-const M001 = '001_add_prompt_template_fields'
 
 async function backupTables(db: Parameters<typeof migrationStatus>[0], prefix: string): Promise<string[]> {
   const { rows } = await sql<{ table_name: string }>`
@@ -33,13 +32,13 @@ describe.each(testTargets)('the down guard on %s', (target) => {
     const { db } = database
     const userId = await createUser(db)
     await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, 'aa:bb')`.execute(db)
-    const error = await migrateTo(db, M001, { env: {} }).catch((caught: unknown) => caught)
+    const error = await migrateTo(db, MIGRATION_001, { env: {} }).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(MigrationError)
-    expect(error).toMatchObject({ migrationName: M002, direction: 'Down' })
+    expect(error).toMatchObject({ migrationName: MIGRATION_002, direction: 'Down' })
     expect((error as Error).message).toContain('Rolling back 002_add_claude_integration would destroy data: table public.x402_user_claude_configs (dropped): 1 row(s)')
     expect((error as Error).message).toContain('Nothing was changed')
     expect((error as Error).message).toContain('--allow-data-loss')
-    expect(await applied(db)).toContain(M002)
+    expect(await applied(db)).toContain(MIGRATION_002)
     const { rows } = await sql`SELECT api_key_encrypted FROM x402_user_claude_configs`.execute(db)
     expect(rows).toEqual([{ api_key_encrypted: 'aa:bb' }])
   })
@@ -47,11 +46,11 @@ describe.each(testTargets)('the down guard on %s', (target) => {
   it('with the opt-in, backs the table up whole and it restores exactly', async () => {
     const { db } = database
     const { rows: before } = await sql`SELECT * FROM x402_user_claude_configs ORDER BY user_id`.execute(db)
-    await migrateTo(db, M001, { allowDataLoss: true, env: {} })
-    expect(await applied(db)).not.toContain(M002)
+    await migrateTo(db, MIGRATION_001, { allowDataLoss: true, env: {} })
+    expect(await applied(db)).not.toContain(MIGRATION_002)
     const [backup] = await backupTables(db, '002_x402_user_claude_configs_')
     expect(backup).toBeDefined()
-    await migrateTo(db, M002)
+    await migrateTo(db, MIGRATION_002)
     await sql`INSERT INTO x402_user_claude_configs SELECT * FROM ${sql.id('x402_backup', backup!)}`.execute(db)
     const { rows: after } = await sql`SELECT * FROM x402_user_claude_configs ORDER BY user_id`.execute(db)
     expect(after).toEqual(before)
@@ -59,12 +58,12 @@ describe.each(testTargets)('the down guard on %s', (target) => {
 
   it('refuses to revert 001 while resources hold pt_* values, naming each column', async () => {
     const { db } = database
-    await migrateTo(db, M001, { allowDataLoss: true, env: {} })
+    await migrateTo(db, MIGRATION_001, { allowDataLoss: true, env: {} })
     await createResource(db, { pt_system_prompt: 'keep me' } as never)
     const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
-    expect(error).toMatchObject({ migrationName: M001, direction: 'Down' })
+    expect(error).toMatchObject({ migrationName: MIGRATION_001, direction: 'Down' })
     expect((error as Error).message).toContain('column public.x402_resources.pt_system_prompt (dropped): 1 value(s)')
-    expect(await applied(db)).toContain(M001)
+    expect(await applied(db)).toContain(MIGRATION_001)
   })
 
   it('refuses to drop x402_resources while it has rows', async () => {

@@ -4,13 +4,12 @@ import { describe, expect, it } from 'vitest'
 
 import { exportMigrationSql, migrateTo } from '../src/tooling.js'
 import { createResource, createUser } from './support/fixtures.js'
-import { withTestDatabase } from './support/test-database.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
 
-// Issue 13 #1, for the SQL Editor: the runner guards a down by rehearsing it, but the script of
-// `npm run migrate:sql -- 002 --down` used to drop x402_user_claude_configs, with every stored
-// Claude key, and commit. Each exported down that drops a table or a column now refuses in SQL,
-// naming what it would destroy, unless the session set x402.allow_data_loss = on; then it copies
-// the tables concerned to x402_backup first.
+// The SQL Editor runs no runner: the script of `npm run migrate:sql -- 002 --down` would drop
+// x402_user_claude_configs, with every stored Claude key, and commit. Each exported down that
+// drops a table or a column refuses in SQL, naming what it would destroy, unless the session set
+// x402.allow_data_loss = on; then it copies the tables concerned to x402_backup first.
 
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set'
 
@@ -30,7 +29,7 @@ async function runScript(connectionString: string, script: string): Promise<stri
 describe.skipIf(skipReason)('the SQL Editor script of a down that drops data', () => {
   it('refuses for 002 and 001, and with x402.allow_data_loss = on backs the data up first', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const url = (location as { connectionString: string }).connectionString
+      const url = serverUrl(location)
       await migrateTo(db, '002_add_claude_integration')
       const userId = await createUser(db)
       await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, 'iv:secret')`.execute(db)

@@ -22,12 +22,11 @@ import { migrationNames } from '../src/migrations/index.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import { type TestTarget, testTargets } from './support/test-database.js'
+import { MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
 
 // migrate:check compares the live schema with what the applied migrations produce, and each
 // applied migration's file with the checksum recorded when it was applied.
 
-const MIGRATION_005 = '005_add_openrouter_integration'
-const MIGRATION_006 = '006_rename_to_production_names'
 const ALL = migrationNames
 const NEWEST = migrationNames.at(-1)!
 

@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url'
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-// The package as npm installs it holds only what package.json's `files` lists (README:
-// "What must ship beside dist/"). bin/run.mjs, which runs the commands, compares a fingerprint
+// The package as npm installs it holds only what package.json's `files` lists
+// (docs/installing.md: "What must ship beside dist/"). bin/run.mjs, which runs the commands, compares a fingerprint
 // of the sources with the one recorded when dist/ was built: everything that fingerprint reads
 // must ship too, or the installed commands cannot start.
 

@@ -15,7 +15,7 @@ const API_KEY = `sk-or-v1-${randomBytes(32).toString('hex')}`
 const ALICE = randomUUID()
 const BOB = randomUUID()
 
-/** v2 as the README specifies it, decrypted independently of the module. */
+/** v2 as docs/integration-keys.md specifies it, decrypted independently of the module. */
 function decryptV2AsDocumented(stored: string, secret: string, userId: string): string {
   const [version, keyId, nonce, ciphertext, tag] = stored.split(':') as [string, string, string, string, string]
   expect(version).toBe('v2')
@@ -48,7 +48,7 @@ describe('the integration cipher', () => {
     expect(cipher.decrypt(cipher.encrypt('ключ 🔑', ALICE), ALICE)).toBe('ключ 🔑')
   })
 
-  it('writes the format the README documents, which an independent implementation reads', () => {
+  it('writes the format docs/integration-keys.md documents, which an independent implementation reads', () => {
     expect(decryptV2AsDocumented(cipher.encrypt(API_KEY, ALICE), SECRET, ALICE)).toBe(API_KEY)
   })
 

@@ -5,11 +5,12 @@ import { checkDrift, migrateDown, migrateTo, migrateToLatest, migrationStatus } 
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { killRunningScripts, startScript } from './support/script-process.js'
 import { openSession, pollUntil, waitUntilGone, withApplicationName } from './support/server-sessions.js'
-import { withTestDatabase } from './support/test-database.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
+import { MIGRATION_005 } from './support/migration-names.js'
 
 // SIGKILL at random moments of `migrate:down -- --allow-data-loss` and `migrate:latest` on 005,
 // at least 20 kills. After each: the same command, run again, completes; `migrate:check` is
-// clean; and, once the rows that the rollback moved to x402_backup are copied back (the README's
+// clean; and, once the rows that the rollback moved to x402_backup are copied back (docs/rollback.md's
 // way back), every row of x402_resources and user_openrouter_integrations equals the original,
 // column by column. PostgreSQL only: PGlite runs inside the killed process.
 //
@@ -23,7 +24,6 @@ import { withTestDatabase } from './support/test-database.js'
 
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set'
 const KILLED = 'x402-kill-loop'
-const M005 = '005_add_openrouter_integration'
 const KILLS = 20
 
 afterEach(killRunningScripts)
@@ -117,7 +117,7 @@ async function movedOrKeptOf(original: any): Promise<{ resources: string[]; keys
 }
 
 async function recorded(db: Kysely<any>): Promise<boolean> {
-  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM x402_migrations.kysely_migration WHERE name = ${M005}`.execute(db)
+  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM x402_migrations.kysely_migration WHERE name = ${MIGRATION_005}`.execute(db)
   return rows[0]!.n === 1
 }
 
@@ -126,8 +126,8 @@ describe.skipIf(skipReason)('killed at random moments on postgres', () => {
     const seedValue = Number(process.env.KILL_LOOP_SEED ?? Date.now() % 1_000_000)
     const next = random(seedValue)
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, M005)
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_005)
       await seed(db)
       const original = await everyRow(db)
       const observer = await openSession(connectionString, 'x402-kill-observer')
@@ -139,7 +139,7 @@ describe.skipIf(skipReason)('killed at random moments on postgres', () => {
         for (let round = 0; kills < KILLS && round < KILLS * 5; round++) {
           const down = await recorded(db)
           const context = `seed ${seedValue}, round ${round}, ${down ? 'down' : 'latest'}`
-          if (down) expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name, context).toBe(M005)
+          if (down) expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name, context).toBe(MIGRATION_005)
           const run = startScript('src/cli/migrate.ts', down ? ['down', '--allow-data-loss'] : ['latest'], {
             DATABASE_URL: withApplicationName(connectionString, KILLED),
           })
@@ -168,7 +168,7 @@ describe.skipIf(skipReason)('killed at random moments on postgres', () => {
           } else {
             await migrateToLatest(db, { env: {} })
             expect((await checkDrift(db)).ok, context).toBe(true)
-            await migrateTo(db, M005, { env: {}, allowDataLoss: true }) // back to 005 for the next rollback
+            await migrateTo(db, MIGRATION_005, { env: {}, allowDataLoss: true }) // back to 005 for the next rollback
             await restoreFromBackups(db)
             expect(await everyRow(db), context).toEqual(original)
           }

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 
 import { type DB, MigrationError, migrateTo, migrateToLatest } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
-import { withTestDatabase } from './support/test-database.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // The lock profile of 005 on x402_resources, the busiest table: app writes go on while it
 // validates and while it builds its index, and a statement that cannot get its lock gives up
@@ -66,7 +66,7 @@ async function withSessionsBefore005(
   use: (db: Kysely<DB>, sessions: { holder: pg.Client; writer: pg.Client }) => Promise<void>,
 ): Promise<void> {
   await withTestDatabase('postgres', async ({ db, location }) => {
-    const { connectionString } = location as { connectionString: string }
+    const connectionString = serverUrl(location)
     await migrateTo(db, '002_add_claude_integration')
     const holder = await session(connectionString)
     const writer = await session(connectionString)
@@ -199,7 +199,7 @@ postgres('the lock order of 006 and 008 on postgres', () => {
     'from %s, takes x402_resources before %s, as app writes do, so a writer in the middle of a transaction does not deadlock with %s',
     async (from, catalog, migration) => {
       await withTestDatabase('postgres', async ({ db, location }) => {
-        const { connectionString } = location as { connectionString: string }
+        const connectionString = serverUrl(location)
         await migrateTo(db, from)
         const writer = await session(connectionString)
         try {

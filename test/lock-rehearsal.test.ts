@@ -20,7 +20,7 @@ import {
 } from '../src/tooling.js'
 import { splitSqlStatements } from '../src/rehearsal/split-sql.js'
 import { buildProductionShapedDatabase, PRODUCTION_ADOPTION_POINT } from './support/production-fixture.js'
-import { testTargets, withTestDatabase } from './support/test-database.js'
+import { serverUrl, testTargets, withTestDatabase } from './support/test-database.js'
 
 // The measured lock report (migrate:plan, lint:locks): each statement rehearsed on a scratch
 // database with rows, its locks read from pg_locks, rewrites from relfilenode, scans from the
@@ -150,7 +150,7 @@ postgres('a rehearsal on a copy of the target schema (pg_dump)', () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await buildProductionShapedDatabase(db)
       const before = await snapshotSchema(db, 'public')
-      const { connectionString } = location as { connectionString: string }
+      const connectionString = serverUrl(location)
       const rehearsal = await rehearse(
         [
           { migration: '005_add_openrouter_integration' },

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { IntegrationCipher, type KeyRotationReport, rotateOpenRouterKeys } from '../src/tooling.js'
 import { createUser } from './support/fixtures.js'
 import { encryptLegacy } from './support/legacy-cipher.js'
-import { testTargets, useTestDatabase } from './support/test-database.js'
+import { serverUrl, testTargets, useTestDatabase } from './support/test-database.js'
 
 // Rotation of every stored OpenRouter key to the current secret and format: 10,000 rows, in
 // batches, stopped and resumed, with a batch that fails half-way, and rows it cannot read.
@@ -183,7 +183,7 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
     const userId = await createUser(db)
     await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy('sk-or-old', OLD_SECRET) }).execute()
     const replacement = encryptLegacy('sk-or-stored-meanwhile', OLD_SECRET)
-    const writer = new pg.Client({ connectionString: (database.location as { connectionString: string }).connectionString })
+    const writer = new pg.Client({ connectionString: serverUrl(database.location) })
     await writer.connect()
     try {
       await writer.query('BEGIN')

@@ -9,7 +9,7 @@ import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { pgbouncerSkipReason, startPgBouncer, usePgBouncer } from './support/pgbouncer.js'
-import { useTestDatabase } from './support/test-database.js'
+import { serverUrl, useTestDatabase } from './support/test-database.js'
 
 // The PgBouncer of test/support/pgbouncer.ts: it starts and stops cleanly, and it really pools
 // in transaction mode, so that the tests of the migration lock face what Supabase's port 6543
@@ -23,7 +23,7 @@ const skipNote = skipReason ? ` (skipped: ${skipReason})` : ''
 describe.skipIf(skipReason !== undefined)(`PgBouncer in transaction mode${skipNote}`, () => {
   const pooler = usePgBouncer()
   const database = useTestDatabase('postgres', 'none')
-  const databaseName = () => new URL((database.location as { connectionString: string }).connectionString).pathname.slice(1)
+  const databaseName = () => new URL(serverUrl(database.location)).pathname.slice(1)
 
   const clients: pg.Client[] = []
   afterEach(async () => {

@@ -22,7 +22,7 @@ import {
   createProductionShapedTestDatabase,
   PRODUCTION_ADOPTION_POINT,
 } from './support/production-fixture.js'
-import { type TestDatabase, testTargets } from './support/test-database.js'
+import { serverUrl, type TestDatabase, testTargets } from './support/test-database.js'
 
 // Taking over a database shaped like production (test/support/production-fixture.ts), built by
 // hand and not by the module: adoption at 002 without any hand edit, then the later migrations,
@@ -81,7 +81,7 @@ describe.each(testTargets)('taking over a production-shaped database on %s', (ta
   })
 
   it('then applies the later migrations under a concurrent writer, and migrate:check is clean', async () => {
-    const writer = target === 'postgres' ? startWriter((database.location as { connectionString: string }).connectionString) : undefined
+    const writer = target === 'postgres' ? startWriter(serverUrl(database.location)) : undefined
     try {
       await writer?.started
       const applied = (await migrateToLatest(db)).map(({ migrationName }) => migrationName)

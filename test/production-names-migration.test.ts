@@ -5,14 +5,13 @@ import { MigrationError, migrateDown, migrateTo, migrateUp } from '../src/toolin
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { createResource, createUser } from './support/fixtures.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
+import { MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
 
 // 006 brings a database the module built to production's names and shape: the keys table and the
 // catalog under production's names, the catalog with production's columns, CHECK, indexes and
 // nullability, and OpenRouter's pricing object moved into production's four text columns. Nothing
 // is lost either way, and what cannot come back unchanged is refused, naming the rows.
 
-const M005 = '005_add_openrouter_integration'
-const M006 = '006_rename_to_production_names'
 
 /** x402_openrouter_models as production-today.md describes it: type, NOT NULL, default. */
 const PRODUCTION_CATALOG_COLUMNS = {
@@ -51,13 +50,13 @@ async function insertModel(db: Kysely<any>, openrouterId: string, pricing: unkno
 }
 
 describe.each(testTargets)('006, production’s names and catalog, on %s', (target) => {
-  const database = useTestDatabase(target, M005)
+  const database = useTestDatabase(target, MIGRATION_005)
 
   it('renames the keys table with its keys named as production’s CREATE TABLE names them, and keeps the rows', async () => {
     const db = database.db as Kysely<any>
     const userId = await createUser(db)
     await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${userId}, 'aa:bb')`.execute(db)
-    await migrateTo(db, M006)
+    await migrateTo(db, MIGRATION_006)
     const schema = await snapshotPublicSchema(db)
     expect(schema.relations.user_openrouter_integrations).toBeUndefined()
     expect(schema.relations.ai_models).toBeUndefined()
@@ -84,7 +83,7 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
 
   it('gives the catalog production’s exact shape: columns, CHECK, indexes, nullability, RLS off', async () => {
     const db = database.db as Kysely<any>
-    await migrateTo(db, M006)
+    await migrateTo(db, MIGRATION_006)
     const schema = await snapshotPublicSchema(db)
     const columns = Object.fromEntries(
       Object.values(schema.columns)
@@ -125,7 +124,7 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
     const resource = await createResource(db, { resource_type: 'openrouter_instant', openrouter_model_id: full })
     const before = await sql`SELECT to_jsonb(m) AS row FROM ai_models m ORDER BY openrouter_id`.execute(db)
 
-    await migrateTo(db, M006)
+    await migrateTo(db, MIGRATION_006)
     const { rows } = await sql`
       SELECT id, pricing_prompt, pricing_completion, pricing_image, pricing_web_search, modality, is_curated
       FROM x402_openrouter_models ORDER BY openrouter_id
@@ -158,7 +157,7 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
 
     const error = await migrateUp(db, { env: {} }).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(MigrationError)
-    expect(error).toMatchObject({ migrationName: M006, direction: 'Up' })
+    expect(error).toMatchObject({ migrationName: MIGRATION_006, direction: 'Up' })
     const message = (error as Error).message
     expect(message).toContain('the pricing of 3 model(s) would not come back unchanged from them: ')
     expect(message).toContain('empty/object ({}); extra/key ({"prompt": "1", "request": "0"}); number/value ({"prompt": 0.5})')
@@ -170,11 +169,11 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
 
   it('refuses the down, naming the models, where NOT NULL cannot be put back, and changes nothing', async () => {
     const db = database.db as Kysely<any>
-    await migrateTo(db, M006)
+    await migrateTo(db, MIGRATION_006)
     await sql`INSERT INTO x402_openrouter_models (openrouter_id, display_name, provider, is_active) VALUES ('synced/unknown', 'U', 'p', NULL)`.execute(db)
     const schema = await snapshotPublicSchema(db)
     const error = await migrateDown(db, { env: {}, allowDataLoss: true }).catch((caught: unknown) => caught)
-    expect(error).toMatchObject({ migrationName: M006, direction: 'Down' })
+    expect(error).toMatchObject({ migrationName: MIGRATION_006, direction: 'Down' })
     expect((error as Error).message).toContain(
       'puts NOT NULL back on x402_openrouter_models.is_active, created_at and updated_at, and 1 model(s) have no value there: synced/unknown. Nothing was changed.',
     )
@@ -186,7 +185,7 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
   it('goes down to the plan’s exact schema when the catalog is empty, and up again to the same', async () => {
     const db = database.db as Kysely<any>
     const at005 = await snapshotPublicSchema(db)
-    await migrateTo(db, M006)
+    await migrateTo(db, MIGRATION_006)
     const at006 = await snapshotPublicSchema(db)
     await migrateDown(db, { env: {} })
     expect(await snapshotPublicSchema(db)).toEqual(at005)

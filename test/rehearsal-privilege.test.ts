@@ -9,13 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { findPostgresBinaries, type ScratchCluster, startScratchCluster } from '../src/rehearsal/scratch-cluster.js'
 import { createDb, migrateTo, type Rehearsal } from '../src/tooling.js'
 import { cli } from './support/cli.js'
-import { migrationsThrough } from './support/migration-names.js'
+import { BEFORE_005 } from './support/migration-names.js'
 
 // A rehearsal never runs the target's code with more power than its author had, and creates no
 // role or login user on the target's server. The target here is a server of the test's own (a
 // cluster it starts), so that what the rehearsal does to the target's server can be seen in full.
 
-const BEFORE_005 = migrationsThrough('002_add_claude_integration').at(-1)!
 const canStartClusters = findPostgresBinaries().length > 0
 const testServer = process.env.TEST_DATABASE_URL
 

@@ -16,10 +16,10 @@ import { createProductionTodayDatabase, DIVERGENCES, PRODUCTION_TODAY_ADOPTION_P
 import { testTargets } from './support/test-database.js'
 
 // The repair plan (migrate:baseline -- <name> --plan) keeps its header's promise on production
-// today, on every scenario the issue met: it never replaces a body production changed, never
-// adds a policy more permissive than production's, never leaves a constraint that stored rows
-// violate (it counts and names them), never proposes a step that cannot succeed, and converges:
-// run once, then adopt, no further conflict. Who may do what (anon, users A and B as owner and as
+// today, on every scenario of the production-today fixture: it never replaces a body production
+// changed, never adds a policy more permissive than production's, never leaves a constraint that
+// stored rows violate (it counts and names them), never proposes a step that cannot succeed, and
+// converges: run once, then adopt, no further conflict. Who may do what (anon, users A and B as owner and as
 // another user, service_role) is measured before and after each plan: nobody gains access.
 
 const AT = PRODUCTION_TODAY_ADOPTION_POINT

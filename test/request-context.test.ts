@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { asRequester, asService, asUser, createDb, type DB } from '../src/index.js'
 import { createUser } from './support/fixtures.js'
-import { testTargets, useTestDatabase } from './support/test-database.js'
+import { serverUrl, testTargets, useTestDatabase } from './support/test-database.js'
 
 // The product's PostgREST emulation: role and request.jwt.claims for one transaction, then the
 // connection exactly as it was.
@@ -113,7 +113,7 @@ describe.each(testTargets)('running queries as a requester on %s', (target) => {
   // A superuser may switch to any role, and PGlite knows no other login: only a server shows a
   // database user that is not a member of the role.
   it.skipIf(target === 'pglite')('says which GRANT is missing when the database user is not a member of the role', async () => {
-    const url = new URL((database.location as { connectionString: string }).connectionString)
+    const url = new URL(serverUrl(database.location))
     url.username = plainRole
     await sql`ALTER ROLE ${sql.id(plainRole)} LOGIN`.execute(database.db)
     const asPlainRole = createDb({ connectionString: url.toString() })

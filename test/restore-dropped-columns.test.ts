@@ -6,24 +6,23 @@ import { describe, expect, it } from 'vitest'
 import { migrateDown, migrateTo } from '../src/tooling.js'
 import { createResource } from './support/fixtures.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
+import { MIGRATION_001 } from './support/migration-names.js'
 
-// Review 2: the README said that after `down --allow-data-loss` and `migrate:up`,
-// `INSERT … SELECT *` restores a backup exactly. For 001, which drops columns and no rows, that
-// fails with a duplicate key. The README now gives an UPDATE … FROM; this runs it as written.
+// After `down --allow-data-loss` and `migrate:up`, `INSERT … SELECT *` cannot restore 001's
+// backup: 001 drops columns and no rows, so the rows are still there (a duplicate key).
+// docs/rollback.md gives an UPDATE … FROM; this runs it as written.
 
-const MIGRATION_001 = '001_add_prompt_template_fields'
-
-/** The README's statement that restores 001's backup, up to its semicolon. */
-function readmeRestoreOf001(): string {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
-  const statement = /UPDATE x402_resources r SET pt_[^;]*x402_backup\."001_x402_resources_<time>"[^;]*;/.exec(readme)?.[0]
-  if (!statement) throw new Error('README.md has no UPDATE that restores x402_backup."001_x402_resources_<time>".')
+/** docs/rollback.md's statement that restores 001's backup, up to its semicolon. */
+function documentedRestoreOf001(): string {
+  const page = readFileSync(new URL('../docs/rollback.md', import.meta.url), 'utf8')
+  const statement = /UPDATE x402_resources r SET pt_[^;]*x402_backup\."001_x402_resources_<time>"[^;]*;/.exec(page)?.[0]
+  if (!statement) throw new Error('docs/rollback.md has no UPDATE that restores x402_backup."001_x402_resources_<time>".')
   return statement
 }
 
-describe.each(testTargets)('restoring 001 as the README says, on %s', (target) => {
+describe.each(testTargets)('restoring 001 as docs/rollback.md says, on %s', (target) => {
   it('puts every dropped value back, NULLs and defaults included', async () => {
-    const restore = readmeRestoreOf001()
+    const restore = documentedRestoreOf001()
     await withTestDatabase(target, async ({ db }) => {
       await migrateTo(db, MIGRATION_001, { env: {} })
       await createResource(db, {

@@ -19,9 +19,9 @@ import {
   migrationStatus,
 } from '../src/tooling.js'
 import { createUser } from './support/fixtures.js'
-import { migrationsAfter } from './support/migration-names.js'
+import { MIGRATION_002, MIGRATION_005, MIGRATION_006, migrationsAfter } from './support/migration-names.js'
 import { pollUntil, waitForLockWait, withApplicationName, withSessions } from './support/server-sessions.js'
-import { testTargets, useTestDatabase, withTestDatabase } from './support/test-database.js'
+import { serverUrl, testTargets, useTestDatabase, withTestDatabase } from './support/test-database.js'
 
 // A rollback that runs outside a transaction (005's) can be interrupted between its steps. The
 // history then says so (a mark on the migration's row, set before the first step), and until the
@@ -31,20 +31,17 @@ import { testTargets, useTestDatabase, withTestDatabase } from './support/test-d
 // the database to 005 and the next one is 005's; what `latest` then applies is derived from the
 // list of migrations, whatever came after 006.
 
-const M002 = '002_add_claude_integration'
-const M005 = '005_add_openrouter_integration'
-const M006 = '006_rename_to_production_names'
 const RUN = 'x402-interrupted-down'
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set: only a server lets a session stop a run at a statement'
 
 it('has a completion check for the down of every migration that runs outside a transaction', () => {
   const outside = Object.entries(migrations).filter(([, migration]) => !runsInTransaction(migration)).map(([name]) => name)
-  expect(outside).toContain(M005)
+  expect(outside).toContain(MIGRATION_005)
   expect(Object.keys(downCompleted).sort()).toEqual(outside.sort())
 })
 
 describe.each(testTargets)('a refused rollback on %s', (target) => {
-  const database = useTestDatabase(target, M006)
+  const database = useTestDatabase(target, MIGRATION_006)
 
   it('leaves no mark: it changed nothing, and the migrations still run forward', async () => {
     const { db } = database
@@ -52,7 +49,7 @@ describe.each(testTargets)('a refused rollback on %s', (target) => {
     await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
     await migrateDown(db) // 006
     await expect(migrateDown(db, { env: {} })).rejects.toThrow(/would destroy data/)
-    expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M005))
+    expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_005))
   })
 })
 
@@ -99,7 +96,7 @@ async function expectForwardRefused(db: Kysely<any>, connectionString: string): 
   for (const attempt of [() => migrateToLatest(db), () => migrateUp(db), () => migrateOnStartup(db, { env: { DATABASE_URL: connectionString }, log: () => {} })]) {
     const error = await attempt().catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(InterruptedRollbackError)
-    expect((error as Error).message).toContain(M005)
+    expect((error as Error).message).toContain(MIGRATION_005)
     expect((error as Error).message).toContain('npm run migrate:down')
   }
 }
@@ -107,8 +104,8 @@ async function expectForwardRefused(db: Kysely<any>, connectionString: string): 
 describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => {
   it('killed after its last step, before the history forgets it: forward refuses, migrate:down completes it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, M006)
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_006)
       await db.insertInto('x402_user_openrouter_integrations').values({ user_id: await createUser(db), encrypted_api_key: 'aa:bb' }).execute()
       await migrateDown(db) // 006, in a transaction of its own
       // The marker column exists from earlier rollbacks; a key-share lock on the history row lets
@@ -120,7 +117,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
           connectionString,
           observer,
           await session('x402-test-holder'),
-          `SELECT 1 FROM x402_migrations.kysely_migration WHERE name = '${M005}' FOR KEY SHARE`,
+          `SELECT 1 FROM x402_migrations.kysely_migration WHERE name = '${MIGRATION_005}' FOR KEY SHARE`,
           'delete from',
         )
         await pollUntil(observer, 'the terminated run to end', async () => {
@@ -129,19 +126,19 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
         })
       })
       expect(await sql`SELECT to_regclass('public.user_openrouter_integrations') AS t`.execute(db)).toMatchObject({ rows: [{ t: null }] })
-      expect((await migrationStatus(db)).find((m) => m.name === M005)?.appliedAt).toBeInstanceOf(Date)
+      expect((await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt).toBeInstanceOf(Date)
 
       await expectForwardRefused(db, connectionString)
-      expect((await migrateDown(db, { env: {} })).map((result) => result.migrationName)).toEqual([M005])
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M002))
+      expect((await migrateDown(db, { env: {} })).map((result) => result.migrationName)).toEqual([MIGRATION_005])
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
       expect((await checkDrift(db)).ok).toBe(true)
     })
   })
 
   it('killed in the middle: forward refuses instead of passing for applied, and migrate:down completes it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { connectionString } = location as { connectionString: string }
-      await migrateTo(db, M006)
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_006)
       const userId = await createUser(db)
       await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
       await migrateDown(db) // 006
@@ -159,8 +156,8 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
       })
       await expectForwardRefused(db, connectionString)
       await migrateDown(db, { allowDataLoss: true, env: {} })
-      expect((await migrationStatus(db)).find((m) => m.name === M005)?.appliedAt).toBeUndefined()
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(M002))
+      expect((await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt).toBeUndefined()
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
       expect((await checkDrift(db)).ok).toBe(true)
       const { rows } = await sql<{ table_name: string }>`
         SELECT table_name FROM information_schema.tables WHERE table_schema = 'x402_backup' AND table_name LIKE '005_user_openrouter_integrations_%'

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest'
 import { MAX_RETRY_DELAY_MS, retryDelayMs } from '../src/migrator/retry-delay.js'
 import { migrationSettings } from '../src/migrator/settings.js'
 
-// Issue 13 #11 (settings): the runner waited retryDelayMs * 2 ** (attempt - 1) between tries,
-// and MIGRATION_LOCK_ATTEMPTS may be 100: past 2^31-1 ms a Node timer fires after 1 ms, so the
-// late retries came at once (and the product even reached Infinity). Each wait is capped.
+// MIGRATION_LOCK_ATTEMPTS may be 100, and an uncapped doubling wait passes 2^31-1 ms (where a
+// Node timer fires after 1 ms, so the late retries would come at once) and even reaches
+// Infinity. Each wait is capped.
 
 const NODE_TIMER_MAX_MS = 2 ** 31 - 1
 

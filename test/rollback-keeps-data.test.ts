@@ -6,13 +6,12 @@ import { migrationNames } from '../src/migrations/index.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
+import { MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
 
 // Rolling back 005 never loses data silently: it refuses, before changing anything, while users'
 // keys or OpenRouter resources exist, and names each table with its row count. With the opt-in
 // it goes ahead, and the rows are in schema x402_backup, from where they can be put back.
 
-const MIGRATION_005 = '005_add_openrouter_integration'
-const MIGRATION_006 = '006_rename_to_production_names'
 
 describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
   const database = useTestDatabase(target, MIGRATION_005)

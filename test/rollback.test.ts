@@ -3,14 +3,12 @@ import { describe, expect, it } from 'vitest'
 import { migrateDown, migrateTo, migrateUp } from '../src/tooling.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
+import { BEFORE_005, MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
 
 // down is the complete reverse of 005 and of 006 (production's names): the schema after it is the
 // schema before, compared catalog to catalog, and up, down, up works. (What down does with data is in
 // rollback-keeps-data.test.ts.)
 
-const BEFORE_005 = '002_add_claude_integration'
-const MIGRATION_005 = '005_add_openrouter_integration'
-const MIGRATION_006 = '006_rename_to_production_names'
 
 describe.each(testTargets)('rolling back on %s', (target) => {
   const database = useTestDatabase(target, BEFORE_005)

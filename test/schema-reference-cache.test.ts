@@ -6,15 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { readCacheFile, templateCacheDir, writeCacheFile } from '../src/connection/template-cache.js'
 import { parseReference } from '../src/schema/reference.js'
-import { migratedTemplate } from '../src/templates/migrated-template.js'
+import { migratedTemplate } from '../src/migrated-dumps/migrated-template.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { createTestDatabase, type TestDatabase } from './support/test-database.js'
 
 // migrate:check and migrate:baseline compare the live schema with what the migrations produce,
-// which took a scratch database and a run of the later migrations in every process (issue 14:
-// a second a check, and most of its memory). The reference is cached beside the templates, under
-// a key of everything that shapes it; a damaged file is built again, never trusted.
+// which takes a scratch database and a run of the later migrations (a second a check, and most
+// of its memory). The reference is cached beside the templates, under a key of everything that
+// shapes it; a damaged file is built again, never trusted.
 
 const NEWEST = migrationNames.at(-1)!
 

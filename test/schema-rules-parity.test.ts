@@ -4,12 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BaselineRefusedError, baselineMigrations, exportBaselineSql, formatSchemaDiff, planRepair } from '../src/tooling.js'
 import { createHandBuiltDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import { testTargets } from './support/test-database.js'
+import { MIGRATION_005 } from './support/migration-names.js'
 
 // The comparison rules exist once (src/schema/rules.ts, one SQL query). This runs every rule
 // through both paths that use them, migrate:baseline (TypeScript, through Kysely) and the SQL
 // Editor script of migrate:sql -- --baseline, and requires the same classes in the same words.
 
-const MIGRATION_005 = '005_add_openrouter_integration'
 
 /** One change per rule, on a database hand-built to 005. */
 const CHANGES = `

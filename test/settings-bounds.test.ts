@@ -19,7 +19,7 @@ describe('migration settings', () => {
   })
 
   // 0 is PostgreSQL's "no limit" for lock_timeout, statement_timeout and transaction_timeout,
-  // and was the runner's own "wait for ever" for the lock wait: every one of them bounds a wait.
+  // and would read as "wait for ever" for the lock wait: every one of them bounds a wait.
   it.each(['MIGRATION_LOCK_TIMEOUT_MS', 'MIGRATION_STATEMENT_TIMEOUT_MS', 'MIGRATION_LOCK_WAIT_MS', 'MIGRATION_TRANSACTION_TIMEOUT_MS'])(
     'refuses %s=0, which would mean no bound at all',
     (name) => {

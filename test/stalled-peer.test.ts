@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { migrateTo } from '../src/tooling.js'
 import { cli } from './support/cli.js'
 import { stallingProxy } from './support/stalling-proxy.js'
-import { withTestDatabase } from './support/test-database.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // A proxy that stops forwarding, in both directions, and keeps its sockets open: a peer that
 // stopped answering, which no server setting and no TCP keepalive can see. The client's own
@@ -58,7 +58,7 @@ async function upThroughStall(options: {
 }): Promise<void> {
   await withTestDatabase('postgres', async ({ db, location }) => {
     await migrateTo(db, options.from)
-    const url = new URL((location as { connectionString: string }).connectionString)
+    const url = new URL(serverUrl(location))
     const proxy = await stallingProxy(url, options.stallAt, options.scope ?? 'connection', options.armedBy)
     try {
       // cli() kills the command after 60 s: a hang shows as a null exit code.

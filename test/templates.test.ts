@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { emptyClusterTemplate } from '../src/connection/open-pglite.js'
 import { readTemplate, templateCacheDir, writeTemplate } from '../src/connection/template-cache.js'
-import { migratedTemplate, migratedTemplateKey, scratchDatabase } from '../src/templates/migrated-template.js'
+import { migratedTemplate, migratedTemplateKey, scratchDatabase } from '../src/migrated-dumps/migrated-template.js'
 import { MIGRATION_TABLE_SCHEMA, migrationChecksum, readMigrationChecksums, recordedMigrationNames } from '../src/tooling.js'
 import { migrationsThrough } from './support/migration-names.js'
 
@@ -87,7 +87,7 @@ describe('migrated templates', () => {
 
   it('build a template again when its cache file was damaged', async () => {
     // The first test's template, read from the cache when that test ran: building another only
-    // to damage it cost a build more (issue 14).
+    // to damage it would cost a build more.
     const point = '000_baseline_x402_resources'
     await migratedTemplate(point)
     const [file] = readdirSync(cacheDir).filter((name) => name.startsWith(`migrated-${point}-`))
@@ -106,7 +106,7 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 
 /** The template key of the latest migration in the package at `packageRoot`, from dist/ or from src/ (through tsx). */
 function keyIn(packageRoot: string, from: 'dist' | 'src'): string {
-  const module = from === 'dist' ? './dist/templates/migrated-template.js' : './src/templates/migrated-template.ts'
+  const module = from === 'dist' ? './dist/migrated-dumps/migrated-template.js' : './src/migrated-dumps/migrated-template.ts'
   const loader = from === 'dist' ? [] : ['--import', 'tsx']
   return execFileSync(
     process.execPath,

@@ -13,7 +13,7 @@ import {
 } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { pgbouncerSkipReason, usePgBouncer } from './support/pgbouncer.js'
-import { withTestDatabase } from './support/test-database.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // Through a real PgBouncer in transaction mode (Supabase's port 6543 works the same way): the
 // runner finds out that statements of one session reach different server connections, runs
@@ -47,7 +47,7 @@ describe.skipIf(skipReason !== undefined)(
 
     it('detects the pooler, and finds a direct connection to be none', async () => {
       await withTestDatabase('postgres', async ({ db: direct, location }) => {
-        const { connectionString } = location as { connectionString: string }
+        const connectionString = serverUrl(location)
         const pooled = createDb({ connectionString: throughPooler(connectionString, pooler().url) })
         try {
           expect(await withMigrationLock(pooled, async (session) => session.transactionPooler)).toBe(true)
@@ -60,7 +60,7 @@ describe.skipIf(skipReason !== undefined)(
 
     it('runs transactional migrations, refuses 005 before changing anything, and leaks no lock', async () => {
       await withTestDatabase('postgres', async ({ location }) => {
-        const { connectionString } = location as { connectionString: string }
+        const connectionString = serverUrl(location)
         const pooled = createDb({ connectionString: throughPooler(connectionString, pooler().url) })
         try {
           const applied = await migrateTo(pooled, '002_add_claude_integration', { env: {} })
@@ -84,7 +84,7 @@ describe.skipIf(skipReason !== undefined)(
 
     it('migrates at start-up on MIGRATION_DATABASE_URL while the app talks through the pooler', async () => {
       await withTestDatabase('postgres', async ({ location }) => {
-        const { connectionString } = location as { connectionString: string }
+        const connectionString = serverUrl(location)
         const app = createDb({ connectionString: throughPooler(connectionString, pooler().url) })
         try {
           const lines: string[] = []
@@ -105,7 +105,7 @@ describe.skipIf(skipReason !== undefined)(
 
     it('holds the lock against a second run through the pooler, and releases it on every path', async () => {
       await withTestDatabase('postgres', async ({ location }) => {
-        const { connectionString } = location as { connectionString: string }
+        const connectionString = serverUrl(location)
         const first = createDb({ connectionString: throughPooler(connectionString, pooler().url) })
         const second = createDb({ connectionString: throughPooler(connectionString, pooler().url) })
         try {

@@ -3,14 +3,13 @@ import { afterEach, describe, expect, it } from 'vitest'
 
 import { MigrationError, migrateTo, migrateToLatest, planRepair, recordedMigrationNames } from '../src/tooling.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
-import { migrationsThrough } from './support/migration-names.js'
+import { MIGRATION_002, migrationsThrough } from './support/migration-names.js'
 import { PRODUCTION_003_STATEMENTS, PRODUCTION_CATALOG_STATEMENTS } from './support/production-today.js'
 import { testTargets } from './support/test-database.js'
 
 // What the module tells a user after a failure is true: a rerun is advised only where it can
 // help, and adopting at an earlier migration only where there is one that fits.
 
-const M002 = '002_add_claude_integration'
 
 describe.each(testTargets)('messages that are true, on %s', (target) => {
   let database: ScriptableDatabase | undefined
@@ -20,9 +19,9 @@ describe.each(testTargets)('messages that are true, on %s', (target) => {
   })
 
   it('after production’s own 003 was pasted, migrate:latest says to adopt, not to run again, and the plan names 006', async () => {
-    database = await createScriptableDatabase(target, M002)
+    database = await createScriptableDatabase(target, MIGRATION_002)
     const db = database.db as Kysely<any>
-    await migrateTo(db, M002)
+    await migrateTo(db, MIGRATION_002)
     await database.runScript([...PRODUCTION_CATALOG_STATEMENTS, ...PRODUCTION_003_STATEMENTS].join(';\n'))
 
     for (let run = 0; run < 2; run++) {
@@ -34,7 +33,7 @@ describe.each(testTargets)('messages that are true, on %s', (target) => {
       expect(message).toContain('running the migrations again fails the same way')
       expect(message).not.toContain('completes it')
       expect(message).toContain('Adopt the database at the migration whose schema it has instead of migrating it')
-      expect(await recordedMigrationNames(db)).toEqual(migrationsThrough(M002))
+      expect(await recordedMigrationNames(db)).toEqual(migrationsThrough(MIGRATION_002))
     }
 
     const plan = await planRepair(db, '005', { decisions: [] })
@@ -47,13 +46,13 @@ describe.each(testTargets)('messages that are true, on %s', (target) => {
   })
 
   it('offers adopting at an earlier migration only where one exists that does not have the missing table', async () => {
-    database = await createScriptableDatabase(target, M002)
+    database = await createScriptableDatabase(target, MIGRATION_002)
     const db = database.db as Kysely<any>
-    await migrateTo(db, M002)
+    await migrateTo(db, MIGRATION_002)
     await sql`DROP SCHEMA x402_migrations CASCADE`.execute(db)
     await sql`DROP TABLE ai_models CASCADE`.execute(db)
     await sql`DROP TABLE x402_user_claude_configs`.execute(db)
-    const plan = await planRepair(db, M002, { decisions: [] })
+    const plan = await planRepair(db, MIGRATION_002, { decisions: [] })
     const decide = (table: string) => plan.unresolved.find(({ line }) => line.startsWith(`${table}: table: missing`))?.decide
     // The catalog is the very first migration's: there is no earlier one to adopt at.
     expect(decide('ai_models')).toBe(

@@ -4,7 +4,7 @@ import { createDb, IN_MEMORY } from '../connection/create-db.js'
 import { seedAccessFixtures } from './access-fixtures.js'
 import { ACCESS_SCHEMAS, type AccessEntry, measureAccess } from './measure-access.js'
 
-export { ACCESS_MATRIX_FILE } from './access-matrix-file.js'
+export { ACCESS_MATRIX_FILE } from '../types/command-defaults.js'
 
 const HEADER = `# Access matrix
 

@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-import { ACCESS_MATRIX_FILE } from '../access/access-matrix-file.js'
+import { ACCESS_MATRIX_FILE } from '../types/command-defaults.js'
 import { type CommandSpec, runCommand, withHelp } from './run-command.js'
 
 const spec = {

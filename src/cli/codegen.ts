@@ -24,7 +24,7 @@ async function main(check: boolean): Promise<void> {
   const { generate, Logger, PostgresDialect } = await import('kysely-codegen')
   const { MIGRATION_TABLE_SCHEMA } = await import('../migrator/history.js')
   const { migrateToLatest } = await import('../migrator/migrator.js')
-  const { scratchDatabase } = await import('../templates/migrated-template.js')
+  const { scratchDatabase } = await import('../migrated-dumps/migrated-template.js')
   const db = scratchDatabase('latest')
   try {
     await migrateToLatest(db)

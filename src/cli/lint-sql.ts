@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import type { MigrationDirection } from '../export/migration-sql.js'
 import { type CommandSpec, runCommandLine } from './run-command.js'
 
 /** From src/cli and from dist/cli alike, two folders up is the repository. */
@@ -35,24 +34,19 @@ const spec = {
   notes: ['The SQL is exported on scratch embedded databases, never on DATABASE_URL.'],
 } as const satisfies CommandSpec
 
-const DIRECTIONS: readonly MigrationDirection[] = ['up', 'down']
-
 /**
  * Writes the exported SQL of every migration into `directory`, one file per migration and
  * direction, and returns the file names in the order Kysely applies them.
  */
 async function writeMigrationScripts(directory: string): Promise<string[]> {
-  // Loaded once the arguments are checked: --help and a refused argument do not wait for them (kysely, the migrations).
-  const [{ exportMigrationSql }, { migrationNames }] = await Promise.all([import('../export/migration-sql.js'), import('../migrations/index.js')])
+  // Loaded once the arguments are checked: --help and a refused argument do not wait for them
+  // (kysely, the migrations).
+  const { migrationScripts } = await import('../export/migration-scripts.js')
   const fileNames: string[] = []
-  for (const name of migrationNames) {
-    for (const direction of DIRECTIONS) {
-      const script = await exportMigrationSql(name, direction)
-      const directive = direction === 'down' ? `-- squawk-ignore-file ${DOWN_SCRIPT_IGNORED_RULES.join(', ')}\n` : ''
-      const fileName = `${name}.${direction}.sql`
-      writeFileSync(join(directory, fileName), directive + script)
-      fileNames.push(fileName)
-    }
+  for await (const { fileName, direction, sql } of migrationScripts()) {
+    const directive = direction === 'down' ? `-- squawk-ignore-file ${DOWN_SCRIPT_IGNORED_RULES.join(', ')}\n` : ''
+    writeFileSync(join(directory, fileName), directive + sql)
+    fileNames.push(fileName)
   }
   return fileNames
 }

@@ -13,7 +13,7 @@
 import type { Kysely } from 'kysely'
 
 import type { KeyRotationReport } from '../integrations/openrouter-key-rotation.js'
-import { DEFAULT_ROTATION_BATCH_SIZE } from '../integrations/rotation-batch-size.js'
+import { DEFAULT_ROTATION_BATCH_SIZE } from '../types/command-defaults.js'
 import { IntegrationCipher, KEY_ID_PATTERN } from '../secrets/integration-cipher.js'
 import { type CommandSpec, runCommandLine, usageLine, withCommandDatabase } from './run-command.js'
 

@@ -19,7 +19,8 @@
  * runCommandLine(spec, ({ values, positionals }) => withCommandDatabase({}, (db) => printAccess(db(), positionals[0], values.json)))
  * ```
  *
- * A migrate subcommand is an entry in `specs` and in `commands` of migrate.ts.
+ * A migrate subcommand is an entry in `specs` of migrate-specs.ts (what it accepts) and in
+ * `commands` of migrate-commands.ts (what it does).
  */
 import type { Kysely } from 'kysely'
 

@@ -11,7 +11,7 @@ import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 import { describeStatement } from '../rehearsal/format-rehearsal.js'
 import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
 import { rehearse, type RehearsalStep } from '../rehearsal/rehearse.js'
-import { scratchDatabase } from '../templates/migrated-template.js'
+import { scratchDatabase } from '../migrated-dumps/migrated-template.js'
 import { releaseClosedDatabases } from '../connection/open-pglite.js'
 import { catalogColumns, downScriptGuard } from './down-script-guard.js'
 

@@ -4,9 +4,9 @@ import { asService } from '../supabase/request-context.js'
 import type { DB } from '../types/database.js'
 import { describeStoredKey, type IntegrationCipher, KeyDecryptionError } from '../secrets/integration-cipher.js'
 import type { KeyFailureFields } from './openrouter-keys.js'
-import { DEFAULT_ROTATION_BATCH_SIZE } from './rotation-batch-size.js'
+import { DEFAULT_ROTATION_BATCH_SIZE } from '../types/command-defaults.js'
 
-export { DEFAULT_ROTATION_BATCH_SIZE } from './rotation-batch-size.js'
+export { DEFAULT_ROTATION_BATCH_SIZE } from '../types/command-defaults.js'
 
 // Three parameters per row in the UPDATE, and PostgreSQL takes at most 65,535 per statement.
 const MAX_ROTATION_BATCH_SIZE = 10_000

@@ -11,17 +11,6 @@ const run = promisify(execFile)
 const COPIED_SCHEMAS = ['public', 'x402_migrations']
 
 /**
- * Copies the schema (no rows) of the database at `from` into the database at `to` with pg_dump
- * --schema-only, which must be on the PATH and at least as new as the server. Only schemas
- * public and x402_migrations are copied, without owners or grants; `to` must already have the
- * Supabase pieces they refer to (the stand-in). pg_dump only reads `from`.
- *
- * @example
- * ```ts
- * await copySchema(process.env.DATABASE_URL!, scratchUrl)
- * ```
- */
-/**
  * pg_dump's arguments and environment for a schema-only dump of `from`. The password goes in
  * PGPASSWORD, never in the arguments, which any user of the machine can read with `ps`.
  *
@@ -42,6 +31,17 @@ export function pgDumpInvocation(from: string): { args: string[]; env: NodeJS.Pr
   }
 }
 
+/**
+ * Copies the schema (no rows) of the database at `from` into the database at `to` with pg_dump
+ * --schema-only, which must be on the PATH and at least as new as the server. Only schemas
+ * public and x402_migrations are copied, without owners or grants; `to` must already have the
+ * Supabase pieces they refer to (the stand-in). pg_dump only reads `from`.
+ *
+ * @example
+ * ```ts
+ * await copySchema(process.env.DATABASE_URL!, scratchUrl)
+ * ```
+ */
 export async function copySchema(from: string, to: string): Promise<void> {
   let dump: string
   try {

@@ -8,7 +8,7 @@ import { withoutKyselyMigrationLock } from '../connection/without-kysely-migrati
 import { migrationNames } from '../migrations/index.js'
 import { migrateTo } from '../migrator/migrator.js'
 import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
-import { migratedTemplate } from '../templates/migrated-template.js'
+import { migratedTemplate } from '../migrated-dumps/migrated-template.js'
 import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 import { copySchema } from './copy-schema.js'

@@ -6,7 +6,7 @@ import { hashModuleCode, readCacheFile, writeCacheFile } from '../connection/tem
 import { migrationNames } from '../migrations/index.js'
 import { resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo } from '../migrator/migrator.js'
-import { migratedTemplateKey, scratchDatabase } from '../templates/migrated-template.js'
+import { migratedTemplateKey, scratchDatabase } from '../migrated-dumps/migrated-template.js'
 import { compareSchemas, type SchemaDiff } from './diff.js'
 import type { AcceptedDifferenceRecord, AdoptionDecision, ComparisonInputs } from './rules.js'
 import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapshotPublicSchema } from './snapshot.js'

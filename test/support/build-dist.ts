@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { migrationNames } from '../../src/migrations/index.js'
-import { migratedTemplate } from '../../src/templates/migrated-template.js'
+import { migratedTemplate } from '../../src/migrated-dumps/migrated-template.js'
 
 /**
  * vitest's global setup, once before any test file runs: brings dist/ up to date, so that the
@@ -27,7 +27,7 @@ export default async function setup(): Promise<() => void> {
     [
       '--input-type=module',
       '-e',
-      "const { migratedTemplate } = await import('./dist/templates/migrated-template.js'); " +
+      "const { migratedTemplate } = await import('./dist/migrated-dumps/migrated-template.js'); " +
         "const { migrationNames } = await import('./dist/migrations/index.js'); " +
         'for (const name of migrationNames) await migratedTemplate(name)',
     ],
@@ -52,7 +52,7 @@ const MIN_FREE_BYTES = 2 * 1024 ** 3
  * free, and otherwise (no /dev/shm, or a small one: a container gives 64 MB by default) in the
  * system's temporary folder. Each PGlite data folder of the tests is some thousand files and
  * 40 MB, written from a template, opened, and removed: on this machine's disk that took 1.6 s of
- * mostly system time per copy, on tmpfs 0.08 s (issue 14). Made either way, and removed after the
+ * mostly system time per copy, on tmpfs 0.08 s. Made either way, and removed after the
  * run: the seed folders that test databases are copied from (test/support/test-database.ts) are
  * left to it, and would otherwise stay behind in the system's temporary folder.
  *

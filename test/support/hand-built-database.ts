@@ -4,7 +4,7 @@ import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
 import { embeddedDatabase } from '../../src/connection/create-db.js'
-import type { TemplatePoint } from '../../src/templates/migrated-template.js'
+import type { TemplatePoint } from '../../src/migrated-dumps/migrated-template.js'
 import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
 import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
 
@@ -34,7 +34,7 @@ export interface ScriptableDatabase extends TestDatabase {
  * A fresh test database that can also run plain SQL scripts. On PGlite, `startAt` starts it
  * from the template migrated that far, in a data folder that `location` names (see
  * createTestDatabase: a copy of a folder loaded once, cheaper to start and to run on than a
- * database loaded in memory, issue 14), so that a test can close `db` and hand the folder to the
+ * database loaded in memory), so that a test can close `db` and hand the folder to the
  * command line; on the server it is empty.
  *
  * @example

@@ -4,6 +4,26 @@ import { migrationNames } from '../../src/migrations/index.js'
 export const ALL_MIGRATIONS = migrationNames
 
 /**
+ * The full name of the migration numbered `number`; throws when there is none, so that a
+ * renamed or removed migration fails the tests that name it, at import.
+ */
+function migrationNumbered(number: string): string {
+  const name = ALL_MIGRATIONS.find((candidate) => candidate.startsWith(`${number}_`))
+  if (!name) throw new Error(`No migration is numbered ${number}: src/migrations/index.ts lists ${ALL_MIGRATIONS.join(', ')}.`)
+  return name
+}
+
+export const MIGRATION_001 = migrationNumbered('001')
+export const MIGRATION_002 = migrationNumbered('002')
+export const MIGRATION_005 = migrationNumbered('005')
+export const MIGRATION_006 = migrationNumbered('006')
+export const MIGRATION_007 = migrationNumbered('007')
+export const MIGRATION_008 = migrationNumbered('008')
+
+/** The newest migration before 005: a database as production had it before the OpenRouter keys. */
+export const BEFORE_005 = MIGRATION_002
+
+/**
  * The names of the migrations up to and including `last`, in order: what a database migrated to
  * `last` has recorded.
  *

@@ -6,7 +6,7 @@ import { type Kysely, sql } from 'kysely'
 import { ACCESS_USERS } from '../../src/access/access-users.js'
 import { createDb, dumpEmbeddedDatabase, IN_MEMORY } from '../../src/connection/create-db.js'
 import { pgliteVersion, readTemplate, writeTemplate } from '../../src/connection/template-cache.js'
-import type { TemplatePoint } from '../../src/templates/migrated-template.js'
+import type { TemplatePoint } from '../../src/migrated-dumps/migrated-template.js'
 import { ensureSupabaseStandIn } from '../../src/tooling.js'
 import { createTestDatabase, registerTestTemplate, type TestDatabase, type TestTarget } from './test-database.js'
 

@@ -8,7 +8,7 @@ import pg from 'pg'
 import { afterAll, beforeAll } from 'vitest'
 
 import { createDb, type CreateDbOptions, type DB, migrateTo, migrateToLatest } from '../../src/tooling.js'
-import { migratedTemplate, type TemplatePoint } from '../../src/templates/migrated-template.js'
+import { migratedTemplate, type TemplatePoint } from '../../src/migrated-dumps/migrated-template.js'
 
 /**
  * Where the tests run: always the embedded PGlite, and also the PostgreSQL server named by
@@ -23,8 +23,28 @@ export interface TestDatabase {
   db: Kysely<DB>
   target: TestTarget
   /** The server database's URL (postgres), or the PGlite data folder (pglite). */
-  location: { connectionString: string } | { dataDir: string }
+  location: TestLocation
   destroy(): Promise<void>
+}
+
+/** How a test database is reached from outside Kysely: the createDb options of its target. */
+export type TestLocation = { connectionString: string } | { dataDir: string }
+
+/**
+ * The URL of a test database on the server, for a test that opens connections of its own;
+ * throws on PGlite, where there is no server to connect to.
+ *
+ * @example
+ * ```ts
+ * const client = new pg.Client({ connectionString: serverUrl(database.location) })
+ * ```
+ */
+export function serverUrl(location: TestLocation): string {
+  if ('connectionString' in location) return location.connectionString
+  throw new Error(
+    'This test needs a PostgreSQL server, and its database is an embedded PGlite folder: ' +
+      "run it on the 'postgres' target only (set TEST_DATABASE_URL).",
+  )
 }
 
 /** What a test may add to the {@link createDb} options of its database: Kysely's query log. */
@@ -65,7 +85,7 @@ function testTemplate(startAt: TemplatePoint): () => Promise<Blob> {
  * A closed PGlite data folder loaded from `template`'s dump, made once per dump and process, for
  * test databases to be copied from. PGlite loads a dump through its JavaScript file system, file
  * by file (about 0.7 CPU-s into a folder); a native copy of the loaded folder takes 0.05 and
- * opening it 0.35 (issue 14). The folders live under the run's temporary folder, which
+ * opening it 0.35. The folders live under the run's temporary folder, which
  * test/support/build-dist.ts removes after the run.
  */
 function seedFolder(template: () => Promise<Blob>): Promise<string> {

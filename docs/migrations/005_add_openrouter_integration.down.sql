@@ -1,0 +1,150 @@
+-- Migration 005_add_openrouter_integration (down), exported by `npm run migrate:sql` from src/migrations/005_add_openrouter_integration.ts.
+-- It runs outside a transaction (CREATE INDEX CONCURRENTLY cannot run inside one): run it with
+-- psql -v ON_ERROR_STOP=1 -f, never wrapped in BEGIN/COMMIT. If it fails part-way, finish with
+-- npm run migrate:latest (or migrate:down), which completes the steps that are missing.
+-- Run by hand, it is not recorded in x402_migrations.kysely_migration.
+
+SET lock_timeout = '2000ms';
+
+SET statement_timeout = '60000ms';
+
+BEGIN;
+
+DO $keep_or_refuse$
+DECLARE
+  allowed boolean := coalesce(current_setting('x402.allow_data_loss', true), '') = 'on';
+  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
+  keys bigint := 0;
+  instant bigint := 0;
+  configured bigint := 0;
+  lost text[] := '{}';
+BEGIN
+  IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
+    LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
+    SELECT count(*) INTO keys FROM public.user_openrouter_integrations;
+  END IF;
+  IF true AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
+                      AND attname = 'openrouter_config' AND NOT attisdropped) THEN
+    SELECT count(*) FILTER (WHERE resource_type = 'openrouter_instant'),
+           count(*) FILTER (WHERE resource_type <> 'openrouter_instant'
+                              AND (openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL))
+      INTO instant, configured FROM public.x402_resources;
+  END IF;
+  IF keys > 0 THEN
+    lost := lost || format('user_openrouter_integrations (users'' stored OpenRouter keys): %s', keys);
+  END IF;
+  IF instant > 0 THEN
+    lost := lost || format('x402_resources of type ''openrouter_instant'' (the restored resource_type check rejects them): %s', instant);
+  END IF;
+  IF configured > 0 THEN
+    lost := lost || format('other x402_resources with openrouter_model_id or openrouter_config set: %s', configured);
+  END IF;
+  IF cardinality(lost) = 0 THEN
+    RETURN;
+  END IF;
+  IF NOT allowed THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. Nothing was changed. Keep 005, or move the data first; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; ');
+  END IF;
+  CREATE SCHEMA IF NOT EXISTS x402_backup;
+  IF keys > 0 THEN
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
+                   '005_user_openrouter_integrations_' || stamp);
+    EXECUTE format('WITH gone AS (DELETE FROM public.user_openrouter_integrations RETURNING *) INSERT INTO x402_backup.%I SELECT * FROM gone',
+                   '005_user_openrouter_integrations_' || stamp);
+  END IF;
+  IF instant + configured > 0 THEN
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.x402_resources WITH NO DATA', '005_x402_resources_' || stamp);
+    EXECUTE format('WITH gone AS (DELETE FROM public.x402_resources WHERE resource_type = ''openrouter_instant'' RETURNING *) '
+                   'INSERT INTO x402_backup.%I SELECT * FROM gone', '005_x402_resources_' || stamp);
+    EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
+                   'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id) '
+                   'INSERT INTO x402_backup.%I SELECT * FROM old', '005_x402_resources_' || stamp);
+  END IF;
+END
+$keep_or_refuse$;
+
+ALTER TABLE x402_resources
+      DROP CONSTRAINT IF EXISTS x402_resources_resource_type_check,
+      ADD CONSTRAINT x402_resources_resource_type_check CHECK (resource_type = ANY (ARRAY['external', 'proxy', 'prompt', 'static', 'prompt_template'])) NOT VALID;
+
+ALTER TABLE x402_resources
+        DROP CONSTRAINT IF EXISTS x402_resources_openrouter_rollback_check,
+        ADD CONSTRAINT x402_resources_openrouter_rollback_check
+          CHECK (openrouter_model_id IS NULL AND openrouter_config IS NULL) NOT VALID;
+
+COMMIT;
+
+SET statement_timeout = 0;
+
+BEGIN;
+
+ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check;
+
+ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check;
+
+COMMIT;
+
+DROP INDEX CONCURRENTLY IF EXISTS idx_x402_resources_openrouter_model;
+
+BEGIN;
+
+DO $keep_or_refuse$
+DECLARE
+  allowed boolean := coalesce(current_setting('x402.allow_data_loss', true), '') = 'on';
+  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
+  keys bigint := 0;
+  instant bigint := 0;
+  configured bigint := 0;
+  lost text[] := '{}';
+BEGIN
+  IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
+    LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
+    SELECT count(*) INTO keys FROM public.user_openrouter_integrations;
+  END IF;
+  IF false AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
+                      AND attname = 'openrouter_config' AND NOT attisdropped) THEN
+    SELECT count(*) FILTER (WHERE resource_type = 'openrouter_instant'),
+           count(*) FILTER (WHERE resource_type <> 'openrouter_instant'
+                              AND (openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL))
+      INTO instant, configured FROM public.x402_resources;
+  END IF;
+  IF keys > 0 THEN
+    lost := lost || format('user_openrouter_integrations (users'' stored OpenRouter keys): %s', keys);
+  END IF;
+  IF instant > 0 THEN
+    lost := lost || format('x402_resources of type ''openrouter_instant'' (the restored resource_type check rejects them): %s', instant);
+  END IF;
+  IF configured > 0 THEN
+    lost := lost || format('other x402_resources with openrouter_model_id or openrouter_config set: %s', configured);
+  END IF;
+  IF cardinality(lost) = 0 THEN
+    RETURN;
+  END IF;
+  IF NOT allowed THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. They were stored while the rollback ran; it stopped before dropping anything that holds data. Run it again; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; ');
+  END IF;
+  CREATE SCHEMA IF NOT EXISTS x402_backup;
+  IF keys > 0 THEN
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
+                   '005_user_openrouter_integrations_' || stamp);
+    EXECUTE format('WITH gone AS (DELETE FROM public.user_openrouter_integrations RETURNING *) INSERT INTO x402_backup.%I SELECT * FROM gone',
+                   '005_user_openrouter_integrations_' || stamp);
+  END IF;
+  IF instant + configured > 0 THEN
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.x402_resources WITH NO DATA', '005_x402_resources_' || stamp);
+    EXECUTE format('WITH gone AS (DELETE FROM public.x402_resources WHERE resource_type = ''openrouter_instant'' RETURNING *) '
+                   'INSERT INTO x402_backup.%I SELECT * FROM gone', '005_x402_resources_' || stamp);
+    EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
+                   'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id) '
+                   'INSERT INTO x402_backup.%I SELECT * FROM old', '005_x402_resources_' || stamp);
+  END IF;
+END
+$keep_or_refuse$;
+
+DROP TABLE IF EXISTS user_openrouter_integrations;
+
+DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at();
+
+ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN IF EXISTS openrouter_model_id;
+
+COMMIT;

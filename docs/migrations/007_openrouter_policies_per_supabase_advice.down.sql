@@ -1,0 +1,20 @@
+-- Migration 007_openrouter_policies_per_supabase_advice (down), exported by `npm run migrate:sql` from src/migrations/007_openrouter_policies_per_supabase_advice.ts.
+-- Run it as one script (for example in the Supabase SQL Editor).
+-- Run by hand, it is not recorded in x402_migrations.kysely_migration.
+
+BEGIN;
+
+SET LOCAL lock_timeout = '2000ms';
+
+SET LOCAL statement_timeout = '60000ms';
+
+ALTER FUNCTION update_openrouter_integration_updated_at() RESET search_path;
+
+DROP POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations;
+
+CREATE POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations
+    FOR ALL
+    USING (auth.uid() = user_id)
+    WITH CHECK (auth.uid() = user_id);
+
+COMMIT;
