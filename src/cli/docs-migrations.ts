@@ -31,6 +31,10 @@ async function main(check: boolean): Promise<void> {
   for await (const { fileName, sql } of migrationScripts()) scripts.set(fileName, sql)
   const { stale, extra } = scriptFolderDifferences(DOCS_DIR, scripts)
 
+  if (!check && stale.length + extra.length === 0) {
+    console.error(`docs/migrations/ is current (${scripts.size} files): nothing written.`)
+    return
+  }
   if (!check) {
     mkdirSync(DOCS_DIR, { recursive: true })
     for (const file of extra) rmSync(join(DOCS_DIR, file))
