@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 
 import { cli } from './support/cli.js'
 
-// db:codegen --check, run as the npm script runs it (compiled, through bin/run.mjs). Loading its
+// db:codegen --check, run as the npm script runs it (compiled, through bin/x402-db.mjs). Loading its
 // modules lazily once broke it: kysely-codegen require()s kysely while the command imported kysely
 // in the same Promise.all, and Node refused the half-loaded module ("Cannot require() ES Module
 // … because it is not yet fully loaded"). Only --help and refusals were run by the tests then.
