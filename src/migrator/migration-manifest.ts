@@ -9,12 +9,7 @@ import { fileURLToPath } from 'node:url'
 
 import { migrationNames } from '../migrations/index.js'
 import { migrationChecksum } from './checksums.js'
-import { MIGRATION_MANIFEST_URL } from './up-to-date-at-once.js'
-
-/** What the manifest holds: every registered migration, in the order they apply. */
-export interface MigrationManifest {
-  migrations: { name: string; sha256: string }[]
-}
+import { MIGRATION_MANIFEST_URL, type MigrationManifest } from './up-to-date-at-once.js'
 
 /**
  * Computes the manifest and writes it to {@link MIGRATION_MANIFEST_URL}; bin/x402-db.mjs calls it

@@ -12,7 +12,11 @@ import pg from 'pg'
 
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
 import { MIGRATION_CHECKSUM_TABLE, MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from './history-tables.js'
-import type { MigrationManifest } from './migration-manifest.js'
+
+/** The manifest that the build writes (migration-manifest.ts): every registered migration, in order. */
+export interface MigrationManifest {
+  migrations: { name: string; sha256: string }[]
+}
 
 /** The manifest's file: migration-manifest.json in dist/ (beside the folder of this module). */
 export const MIGRATION_MANIFEST_URL = new URL('../migration-manifest.json', import.meta.url)
