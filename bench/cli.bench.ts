@@ -34,6 +34,8 @@ const NEWEST = migrationNames.at(-1)!
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TIME = '/usr/bin/time'
+/** The command line as the npm scripts run it. */
+const BIN = ['node', '--liftoff-only', 'bin/x402-db.mjs']
 
 interface Sample {
   seconds: number
@@ -85,7 +87,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
 
 async function main(): Promise<void> {
   const { runs, 'lint-runs': lintRuns } = wholeNumberOptions('cli', { runs: 5, 'lint-runs': 1 })
-  execFileSync(process.execPath, ['bin/run.mjs', '--build'], { cwd: ROOT, stdio: 'inherit' })
+  execFileSync(process.execPath, ['bin/x402-db.mjs', '--build'], { cwd: ROOT, stdio: 'inherit' })
   const work = mkdtempSync(join(tmpdir(), 'x402-bench-cli-'))
   const loadBefore = loadavg()
   try {
@@ -96,30 +98,30 @@ async function main(): Promise<void> {
       const folder = join(work, 'pglite')
       const embedded = { PGLITE_DATA_DIR: folder }
       // Set-up, not measured: the migrated server database, the migrated folder, the templates.
-      for (const env of [onServer, embedded]) runOnce(['node', 'bin/run.mjs', 'migrate', 'latest'], env)
-      runOnce(['node', 'bin/run.mjs', 'codegen', '--check'], {})
-      runOnce(['node', 'bin/run.mjs', 'migrate', 'sql', '005'], {})
+      for (const env of [onServer, embedded]) runOnce([...BIN, 'migrate', 'latest'], env)
+      runOnce([...BIN, 'codegen', '--check'], {})
+      runOnce([...BIN, 'migrate', 'sql', '005'], {})
       let fresh = 0
       const newFolder = () => ({ PGLITE_DATA_DIR: join(work, `new-${fresh++}`) })
 
       const rows: Row[] = [
         measure('node -e 0', runs, ['node', '-e', '0']),
         measure('npm run bench:floor (node -e 0)', runs, ['npm', 'run', '--silent', 'bench:floor']),
-        measure('postgres: no-op migrate:latest, compiled', runs, ['node', 'bin/run.mjs', 'migrate', 'latest'], onServer),
+        measure('postgres: no-op migrate:latest, compiled', runs, [...BIN, 'migrate', 'latest'], onServer),
         measure('postgres: no-op npm run migrate:latest', runs, ['npm', 'run', '--silent', 'migrate:latest'], onServer),
         measure('postgres: kysely-ctl migrate:latest', runs, ['node_modules/.bin/kysely', 'migrate:latest'], onServer),
-        measure('postgres: migrate:check', runs, ['node', 'bin/run.mjs', 'migrate', 'check'], onServer),
-        measure('postgres: migrate:check, schema reference not cached', runs, ['node', 'bin/run.mjs', 'migrate', 'check'], onServer, withoutReferences),
-        measure(`postgres: migrate:baseline ${NEWEST} (adopted)`, runs, ['node', 'bin/run.mjs', 'migrate', 'baseline', NEWEST], onServer),
+        measure('postgres: migrate:check', runs, [...BIN, 'migrate', 'check'], onServer),
+        measure('postgres: migrate:check, schema reference not cached', runs, [...BIN, 'migrate', 'check'], onServer, withoutReferences),
+        measure(`postgres: migrate:baseline ${NEWEST} (adopted)`, runs, [...BIN, 'migrate', 'baseline', NEWEST], onServer),
         measure('embedded: open the PGlite folder alone', runs, ['node', 'bench/support/open-pglite-folder.mjs', folder]),
-        measure('embedded: open the PGlite folder alone, as the commands do', runs, ['node', 'bench/support/open-pglite-folder.mjs', folder, '--as-commands']),
-        measure('embedded: no-op migrate:latest', runs, ['node', 'bin/run.mjs', 'migrate', 'latest'], embedded),
-        measure('embedded: migrate:check', runs, ['node', 'bin/run.mjs', 'migrate', 'check'], embedded),
-        measure('embedded: migrate:check, schema reference not cached', runs, ['node', 'bin/run.mjs', 'migrate', 'check'], embedded, withoutReferences),
-        measure('embedded: first migrate:latest, new folder', runs, ['node', 'bin/run.mjs', 'migrate', 'latest'], {}, newFolder),
-        measure('migrate:sql 005', runs, ['node', 'bin/run.mjs', 'migrate', 'sql', '005']),
-        measure('db:codegen --check', runs, ['node', 'bin/run.mjs', 'codegen', '--check']),
-        measure('lint:sql', lintRuns, ['node', 'bin/run.mjs', 'lint-sql']),
+        measure('embedded: open the PGlite folder alone, as the commands do', runs, ['node', '--liftoff-only', 'bench/support/open-pglite-folder.mjs', folder, '--as-commands']),
+        measure('embedded: no-op migrate:latest', runs, [...BIN, 'migrate', 'latest'], embedded),
+        measure('embedded: migrate:check', runs, [...BIN, 'migrate', 'check'], embedded),
+        measure('embedded: migrate:check, schema reference not cached', runs, [...BIN, 'migrate', 'check'], embedded, withoutReferences),
+        measure('embedded: first migrate:latest, new folder', runs, [...BIN, 'migrate', 'latest'], {}, newFolder),
+        measure('migrate:sql 005', runs, [...BIN, 'migrate', 'sql', '005']),
+        measure('db:codegen --check', runs, [...BIN, 'codegen', '--check']),
+        measure('lint:sql', lintRuns, [...BIN, 'lint-sql']),
       ]
       const npmFloor = rows[1]!.seconds
       for (const row of rows) if (row.name.includes('npm run migrate')) row.netOfNpmFloor = roundTo(row.seconds - npmFloor, 3)

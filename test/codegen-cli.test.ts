@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 
 import { cli } from './support/cli.js'
 
-// db:codegen --check, run as the npm script runs it (compiled, through the bin). Its modules are
+// db:codegen --check, run as the npm script runs it (compiled, through bin/x402-db.mjs). Its modules are
 // loaded lazily, and kysely-codegen require()s kysely: loaded in the same Promise.all as kysely's
 // import, Node refuses the half-loaded module ("Cannot require() ES Module … because it is not
 // yet fully loaded"). --help and refusals alone would not find that.

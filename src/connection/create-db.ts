@@ -1,9 +1,8 @@
 import type { PGlite } from '@electric-sql/pglite'
 import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { parse as parseConnectionString } from 'pg-connection-string'
 
-import { checkConnectionString } from './connection-string.js'
+import { resolveDatabaseTarget } from './database-target.js'
 import { IN_MEMORY, openPglite } from './open-pglite.js'
 import { explainTimeout, serverClientConfig } from './server-client-config.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
@@ -11,10 +10,13 @@ import { toQueryError } from './query-error.js'
 import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
 import type { DB } from '../types/database.js'
 
-/** Where the embedded database lives when neither `dataDir` nor PGLITE_DATA_DIR says otherwise. */
-export const DEFAULT_PGLITE_DATA_DIR = '.data/pglite'
-
 export { IN_MEMORY } from './open-pglite.js'
+export {
+  DEFAULT_PGLITE_DATA_DIR,
+  type DatabaseTarget,
+  describeDatabaseTarget,
+  resolveDatabaseTarget,
+} from './database-target.js'
 
 /**
  * Options of {@link createDb}. An explicit `connectionString` or `dataDir` wins; otherwise
@@ -44,63 +46,6 @@ export interface CreateDbOptions {
   template?: () => Promise<Blob>
   /** The environment to read DATABASE_URL and PGLITE_DATA_DIR from; `process.env` by default. */
   env?: NodeJS.ProcessEnv
-}
-
-/** The database a {@link createDb} call connects to. */
-export type DatabaseTarget =
-  | { kind: 'postgres'; connectionString: string }
-  | { kind: 'pglite'; dataDir: string }
-
-/**
- * Decides which database {@link createDb} uses, and rejects a connection string that is not
- * PostgreSQL's.
- *
- * @example
- * ```ts
- * resolveDatabaseTarget({ env: { DATABASE_URL: 'postgres://localhost/app' } })
- * // { kind: 'postgres', connectionString: 'postgres://localhost/app' }
- * ```
- */
-export function resolveDatabaseTarget(options: CreateDbOptions = {}): DatabaseTarget {
-  if (options.connectionString !== undefined && options.dataDir !== undefined) {
-    throw new Error('createDb takes a connectionString or a dataDir, not both: pick the database to use.')
-  }
-  // An explicit dataDir means the embedded database, whatever DATABASE_URL says: scratch
-  // databases (codegen, SQL export) must never land on the configured server.
-  if (options.dataDir !== undefined) return { kind: 'pglite', dataDir: options.dataDir }
-  const env = options.env ?? process.env
-  const connectionString = (options.connectionString ?? env.DATABASE_URL)?.trim()
-  if (connectionString) {
-    checkConnectionString(connectionString, options.connectionString === undefined ? 'DATABASE_URL' : 'the connection string given')
-    return { kind: 'postgres', connectionString }
-  }
-  return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR || DEFAULT_PGLITE_DATA_DIR }
-}
-
-/**
- * Says which database a target is, for logs, without its password.
- *
- * @example
- * ```ts
- * describeDatabaseTarget({ kind: 'pglite', dataDir: '.data/pglite' })
- * // 'embedded PGlite at .data/pglite'
- * ```
- */
-export function describeDatabaseTarget(target: DatabaseTarget): string {
-  return target.kind === 'postgres' ? `PostgreSQL at ${serverOf(target.connectionString)}` : `embedded PGlite at ${target.dataDir}`
-}
-
-/**
- * Host, port and database of a connection string, as the driver's own parser reads it, and
- * nothing else: no user, no password, no parameters.
- */
-function serverOf(connectionString: string): string {
-  try {
-    const { host, port, database } = parseConnectionString(connectionString)
-    return `${host ?? 'localhost'}:${port ?? 5432}/${database ?? '(default database)'}`
-  } catch {
-    return '(a connection string that cannot be parsed)'
-  }
 }
 
 /**

@@ -87,24 +87,6 @@ export async function emptyClusterTemplate(): Promise<Blob> {
 }
 
 /**
- * Frees the memory of the PGlite instances closed so far, in the module's commands: bin/run.mjs
- * exposes V8's collector to them. V8 keeps a closed instance's WebAssembly memory (about 170 MB)
- * until a full collection that it sees no reason to run, so a command that closes one scratch
- * database and opens another held both (issue 14: migrate:sql peaked at 421 MB, 340 MB with
- * this). Call it where the closed instances are out of reach. A no-op where the collector is not
- * exposed, as in an app.
- *
- * @example
- * ```ts
- * const recorded = await recordOnScratch() // opens and closes a scratch database
- * releaseClosedDatabases()
- * ```
- */
-export function releaseClosedDatabases(): void {
-  ;(globalThis as { gc?: () => void }).gc?.()
-}
-
-/**
  * PGlite's module, loaded on first use. Its bundle creates errors at load time (async-mutex's),
  * and V8 keeps the async stack of each until it is printed: the objects of every function that
  * awaited the load (the first Kysely driver, its PGlite instance, 170 MB of WebAssembly memory)

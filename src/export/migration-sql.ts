@@ -12,7 +12,6 @@ import { describeStatement } from '../rehearsal/format-rehearsal.js'
 import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
 import { rehearse, type RehearsalStep } from '../rehearsal/rehearse.js'
 import { scratchDatabase } from '../migrated-dumps/migrated-template.js'
-import { releaseClosedDatabases } from '../connection/open-pglite.js'
 import { catalogColumns, downScriptGuard } from './down-script-guard.js'
 
 /** Which half of a migration to export. */
@@ -50,9 +49,6 @@ export async function exportMigrationSql(name: string, direction: MigrationDirec
   if (!run) throw new Error(`Migration ${name} has no down function, so it cannot be exported as down.`)
 
   const { statements, guard } = await recordStatements(name, direction, startingPoint, migration, run)
-  // The scratch database above is closed and out of reach: its memory goes before the
-  // rehearsal opens another.
-  releaseClosedDatabases()
   // A down is rehearsed as the runner runs it: its function, in the migration's transaction mode.
   const step: RehearsalStep = direction === 'up' ? { migration: name } : { name: `${name} (down)`, candidate: { up: run, config: (migration as { config?: MigrationConfig }).config } }
   const profile = options.lockProfile ? await measureStatements(name, step, startingPoint, options.lockProfile, statements) : undefined

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 
 import { createDb, type CreateDbOptions, dumpEmbeddedDatabase, IN_MEMORY } from '../connection/create-db.js'
-import { emptyClusterTemplate, releaseClosedDatabases } from '../connection/open-pglite.js'
+import { emptyClusterTemplate } from '../connection/open-pglite.js'
 import { hashModuleCode, installedVersion, pgliteVersion, readTemplate, writeTemplate } from '../connection/template-cache.js'
 import { migrationChecksum, readMigrationChecksums } from '../migrator/checksums.js'
 import { recordedMigrationNames } from '../migrator/history.js'
@@ -61,8 +61,6 @@ export async function migratedTemplate(point: TemplatePoint): Promise<Blob> {
     return tarball
   } finally {
     await scratch.destroy()
-    // The commands free each scratch database before the next template opens one.
-    releaseClosedDatabases()
   }
 }
 

@@ -6,10 +6,10 @@ import { fileURLToPath } from 'node:url'
 import { type Kysely, sql } from 'kysely'
 
 import { migrations } from '../migrations/index.js'
-import { MIGRATION_HISTORY_TABLE, MIGRATION_TABLE_SCHEMA } from './history.js'
+import { MIGRATION_HISTORY_TABLE } from './history.js'
+import { MIGRATION_CHECKSUM_TABLE, MIGRATION_TABLE_SCHEMA } from './history-tables.js'
 
-/** The table, in schema x402_migrations, that keeps a checksum of each applied migration. */
-export const MIGRATION_CHECKSUM_TABLE = 'migration_checksum'
+export { MIGRATION_CHECKSUM_TABLE } from './history-tables.js'
 
 /**
  * How a checksum came to be recorded:

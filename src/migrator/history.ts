@@ -2,22 +2,9 @@ import { type Kysely, sql } from 'kysely'
 
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { migrationNames } from '../migrations/index.js'
+import { MIGRATION_HISTORY_TABLE, MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from './history-tables.js'
 
-/**
- * The schema that holds Kysely's history tables (kysely_migration, kysely_migration_lock). Not
- * `public`: Supabase's default privileges would expose them through the API to anon.
- */
-export const MIGRATION_TABLE_SCHEMA = 'x402_migrations'
-
-/** Kysely's history table, schema-qualified, for SQL text. */
-export const MIGRATION_HISTORY_TABLE = `${MIGRATION_TABLE_SCHEMA}.kysely_migration`
-
-/**
- * The history table's column that marks a migration whose non-transactional `down` has begun
- * and not finished. Added by the runner the first time such a down runs; Kysely's Migrator reads
- * only name and timestamp, so it is not disturbed by it.
- */
-export const REVERTING_COLUMN = 'reverting_since'
+export { MIGRATION_HISTORY_TABLE, MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from './history-tables.js'
 
 /** One row of the history: a migration, when it was applied, and whether a rollback of it is under way. */
 export interface HistoryEntry {

@@ -9,7 +9,7 @@ import { migratedTemplate } from '../../src/migrated-dumps/migrated-template.js'
 
 /**
  * vitest's global setup, once before any test file runs: brings dist/ up to date, so that the
- * tests that run the commands as the npm scripts do (compiled, through bin/run.mjs) do not each
+ * tests that run the commands as the npm scripts do (compiled, through bin/x402-db.mjs) do not each
  * wait for a build; makes the template of each migration, which the test files start from, so
  * that the workers do not each make them at the same time on a fresh checkout (through the
  * sources, which the tests run, and through dist/, which the commands run: each keys them by its
@@ -17,7 +17,7 @@ import { migratedTemplate } from '../../src/migrated-dumps/migrated-template.js'
  * (see runTmpdir).
  */
 export default async function setup(): Promise<() => void> {
-  execFileSync(process.execPath, ['bin/run.mjs', '--build'], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: 'inherit' })
+  execFileSync(process.execPath, ['bin/x402-db.mjs', '--build'], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: 'inherit' })
   // Each from the one before, so that making them all on a new checkout is one run of the
   // migrations (see migratedTemplate).
   for (const name of migrationNames) await migratedTemplate(name)

@@ -31,18 +31,18 @@ export interface ScriptProcess {
 const running = new Set<ScriptProcess>()
 
 /**
- * How Node runs `script`: a command under src/cli runs compiled, through bin/run.mjs as the npm
+ * How Node runs `script`: a command under src/cli runs compiled, through bin/x402-db.mjs as the npm
  * scripts run it (test/support/build-dist.ts brought dist/ up to date before the tests); any
  * other TypeScript file (a test's helper script) through tsx.
  *
  * @example
  * ```ts
- * nodeArguments('src/cli/migrate.ts') // ['bin/run.mjs', 'migrate']
+ * nodeArguments('src/cli/migrate.ts') // ['--liftoff-only', 'bin/x402-db.mjs', 'migrate']
  * ```
  */
 export function nodeArguments(script: string): string[] {
   const command = /^src\/cli\/([\w-]+)\.ts$/.exec(script)?.[1]
-  return command ? ['bin/run.mjs', command] : ['--import', 'tsx', script]
+  return command ? ['--liftoff-only', 'bin/x402-db.mjs', command] : ['--import', 'tsx', script]
 }
 
 /**

@@ -1,2 +1,0 @@
-/** See source-fingerprint.mjs. `root` ends with a path separator. */
-export function sourceFingerprint(root: string): string

@@ -1,0 +1,78 @@
+/**
+ * Which database a command or createDb uses, decided from the options and the environment, and
+ * said without its password. Apart from create-db.ts so that a command line can name its target
+ * without loading kysely.
+ */
+import { parse as parseConnectionString } from 'pg-connection-string'
+
+import { checkConnectionString } from './connection-string.js'
+
+/** The options that decide the target: those of createDb's options that name a database. */
+export interface TargetOptions {
+  /** A PostgreSQL connection string. Defaults to DATABASE_URL. */
+  connectionString?: string
+  /** The embedded database in this folder, even where DATABASE_URL is set. */
+  dataDir?: string
+  /** The environment to read DATABASE_URL and PGLITE_DATA_DIR from; `process.env` by default. */
+  env?: NodeJS.ProcessEnv
+}
+
+/** Where the embedded database lives when neither `dataDir` nor PGLITE_DATA_DIR says otherwise. */
+export const DEFAULT_PGLITE_DATA_DIR = '.data/pglite'
+
+/** The database a {@link createDb} call connects to. */
+export type DatabaseTarget =
+  | { kind: 'postgres'; connectionString: string }
+  | { kind: 'pglite'; dataDir: string }
+
+/**
+ * Decides which database {@link createDb} uses, and rejects a connection string that is not
+ * PostgreSQL's.
+ *
+ * @example
+ * ```ts
+ * resolveDatabaseTarget({ env: { DATABASE_URL: 'postgres://localhost/app' } })
+ * // { kind: 'postgres', connectionString: 'postgres://localhost/app' }
+ * ```
+ */
+export function resolveDatabaseTarget(options: TargetOptions = {}): DatabaseTarget {
+  if (options.connectionString !== undefined && options.dataDir !== undefined) {
+    throw new Error('createDb takes a connectionString or a dataDir, not both: pick the database to use.')
+  }
+  // An explicit dataDir means the embedded database, whatever DATABASE_URL says: scratch
+  // databases (codegen, SQL export) must never land on the configured server.
+  if (options.dataDir !== undefined) return { kind: 'pglite', dataDir: options.dataDir }
+  const env = options.env ?? process.env
+  const connectionString = (options.connectionString ?? env.DATABASE_URL)?.trim()
+  if (connectionString) {
+    checkConnectionString(connectionString, options.connectionString === undefined ? 'DATABASE_URL' : 'the connection string given')
+    return { kind: 'postgres', connectionString }
+  }
+  return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR || DEFAULT_PGLITE_DATA_DIR }
+}
+
+/**
+ * Says which database a target is, for logs, without its password.
+ *
+ * @example
+ * ```ts
+ * describeDatabaseTarget({ kind: 'pglite', dataDir: '.data/pglite' })
+ * // 'embedded PGlite at .data/pglite'
+ * ```
+ */
+export function describeDatabaseTarget(target: DatabaseTarget): string {
+  return target.kind === 'postgres' ? `PostgreSQL at ${serverOf(target.connectionString)}` : `embedded PGlite at ${target.dataDir}`
+}
+
+/**
+ * Host, port and database of a connection string, as the driver's own parser reads it, and
+ * nothing else: no user, no password, no parameters.
+ */
+function serverOf(connectionString: string): string {
+  try {
+    const { host, port, database } = parseConnectionString(connectionString)
+    return `${host ?? 'localhost'}:${port ?? 5432}/${database ?? '(default database)'}`
+  } catch {
+    return '(a connection string that cannot be parsed)'
+  }
+}

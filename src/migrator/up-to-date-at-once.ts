@@ -1,0 +1,68 @@
+/**
+ * The no-op `migrate latest` on a server, answered with one query through pg before kysely or
+ * the migrations are loaded (loading kysely alone takes longer than the whole answer). It says
+ * "up to date" only when the history records exactly the registered migrations, none of them
+ * being rolled back, each with the checksum its file has now (the manifest written into dist/ by
+ * the build, see migration-manifest.ts). Anything else, or any doubt (no manifest, no history
+ * table, a query that fails), is left to the full run, which loads the runner.
+ */
+import { readFileSync } from 'node:fs'
+
+import pg from 'pg'
+
+import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
+import { MIGRATION_CHECKSUM_TABLE, MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from './history-tables.js'
+
+/** The manifest that the build writes (migration-manifest.ts): every registered migration, in order. */
+export interface MigrationManifest {
+  migrations: { name: string; sha256: string }[]
+}
+
+/** The manifest's file: migration-manifest.json in dist/ (beside the folder of this module). */
+export const MIGRATION_MANIFEST_URL = new URL('../migration-manifest.json', import.meta.url)
+
+const HISTORY_QUERY = `
+  SELECT m.name, (to_jsonb(m) ->> '${REVERTING_COLUMN}') IS NOT NULL AS reverting, c.sha256
+  FROM ${MIGRATION_TABLE_SCHEMA}.kysely_migration m
+  LEFT JOIN ${MIGRATION_TABLE_SCHEMA}.${MIGRATION_CHECKSUM_TABLE} c ON c.name = m.name
+`
+
+/**
+ * True when the server database at `connectionString` (already checked) is up to date as
+ * described above; false when the full run must decide. Throws only when the server did not
+ * answer in time, so that the full run does not wait a second time.
+ *
+ * @example
+ * ```ts
+ * if (await upToDateAtOnce(url)) console.error('Already up to date: no pending migration.')
+ * ```
+ */
+export async function upToDateAtOnce(connectionString: string, manifestUrl: URL = MIGRATION_MANIFEST_URL): Promise<boolean> {
+  let manifest: MigrationManifest
+  try {
+    manifest = JSON.parse(readFileSync(manifestUrl, 'utf8')) as MigrationManifest
+  } catch {
+    return false
+  }
+  const expected = new Map(manifest.migrations.map(({ name, sha256 }) => [name, sha256]))
+  const client = new pg.Client(serverClientConfig(connectionString))
+  // An error after the answer (the server closing the socket) must not end the process.
+  client.on('error', () => {})
+  let rows: { name: string; reverting: boolean; sha256: string | null }[]
+  try {
+    await client.connect()
+    rows = (await client.query(HISTORY_QUERY)).rows
+  } catch (error) {
+    // Not awaited: a server that stopped answering may not answer the goodbye either.
+    client.end().catch(() => {})
+    const explained = explainTimeout(error, connectionString)
+    if (explained !== error) throw explained
+    return false
+  }
+  await client.end().catch(() => {})
+  return (
+    expected.size > 0 &&
+    rows.length === expected.size &&
+    rows.every((row) => !row.reverting && row.sha256 !== null && expected.get(row.name) === row.sha256)
+  )
+}
