@@ -29,7 +29,7 @@ describe('migrate:plan arguments and the embedded target', () => {
   ])('refuses %j before opening any database, saying what is wrong', async (args, message) => {
     const dataDir = join(parent, `never-repeated-${args.length}`)
     const run = await cli(args, { PGLITE_DATA_DIR: dataDir }, 'src/cli/migrate-plan.ts')
-    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 1, stderr: expect.stringMatching(message) })
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(message) })
     expect(existsSync(dataDir)).toBe(false)
   })
 
