@@ -50,6 +50,7 @@ export { resolveMigrationName } from './migrator/migration-names.js'
 export {
   createMigrator,
   migrateDown,
+  migrateRedo,
   migrateTo,
   migrateToLatest,
   migrateUp,
@@ -57,7 +58,7 @@ export {
   migrationStatus,
   pendingMigrationNames,
 } from './migrator/migrator.js'
-export type { MigrateOptions } from './migrator/settings.js'
+export type { MigrateOptions, MigrationEvent } from './migrator/settings.js'
 export { describeStatement, formatRehearsal } from './rehearsal/format-rehearsal.js'
 export { type LockLint, lintMigrationLocks } from './rehearsal/lint-locks.js'
 export { checkLockPolicy, type LockPolicy, type LockViolation, readLockExceptions, readLockPolicy } from './rehearsal/lock-policy.js'

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { migrationNames } from '../src/migrations/index.js'
+import { EXIT_NOTE } from '../src/cli/run-command.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { ALL_MIGRATIONS } from './support/migration-names.js'
 import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
@@ -36,7 +37,8 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
     const newest = migrationNames.at(-1)!
     const latest = await cli(['latest'], env)
     expect(latest.code).toBe(0)
-    expect(lines(latest.stderr).slice(1)).toEqual(migrationNames.map((name) => `applied  ${name}`))
+    // Each with the time its up took.
+    expect(lines(latest.stderr).slice(1)).toEqual(migrationNames.map((name) => expect.stringMatching(new RegExp(`^applied  ${name} in \\d+(\\.\\d)? m?s$`))))
     expect(lines(latest.stderr)[0]).toMatch(target === 'pglite' ? /^Database: embedded PGlite at / : /^Database: PostgreSQL at 127\.0\.0\.1:5432\/x402_test_/)
 
     expect((await cli(['latest'], env)).stderr).toContain('Already up to date: no pending migration.')
@@ -65,6 +67,25 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
     expect(up.stderr).toContain(`applied  ${newest}`)
   })
 
+  it('redo reverts the newest migration and applies it again; list --json is one JSON document', async () => {
+    const newest = migrationNames.at(-1)!
+    const redo = await cli(['redo'], env)
+    expect(redo.code).toBe(0)
+    expect(lines(redo.stderr).slice(1)).toEqual([
+      expect.stringMatching(new RegExp(`^reverted ${newest} in \\d`)),
+      expect.stringMatching(new RegExp(`^applied  ${newest} in \\d`)),
+    ])
+    expect(redo.stdout).toBe('')
+
+    const list = await cli(['list', '--json'], env)
+    expect(list.code).toBe(0)
+    const parsed = JSON.parse(list.stdout) as { migrations: Array<{ name: string; status: string; appliedAt: string | null }> }
+    expect(parsed.migrations.map(({ name, status }) => ({ name, status }))).toEqual(migrationNames.map((name) => ({ name, status: 'applied' })))
+    expect(parsed.migrations.every(({ appliedAt }) => !Number.isNaN(Date.parse(appliedAt!)))).toBe(true)
+    // The redo applied the newest again, after the others.
+    expect(Date.parse(parsed.migrations.at(-1)!.appliedAt!)).toBeGreaterThan(Date.parse(parsed.migrations.at(-2)!.appliedAt!))
+  })
+
   it('prints a migration’s SQL on stdout, up and --down', async () => {
     const up = await cli(['sql', '005'], env)
     expect(up.code).toBe(0)
@@ -84,11 +105,12 @@ describe('help and dry runs', () => {
   const dataDir = join(mkdtempSync(join(tmpdir(), 'x402-cli-help-')), 'pglite')
   afterAll(() => rmSync(join(dataDir, '..'), { recursive: true, force: true }))
 
-  it.each(['latest', 'up', 'down', 'list', 'sql', 'baseline', 'check'])('migrate %s --help prints its usage and exits 0', async (command) => {
+  it.each(['latest', 'up', 'down', 'redo', 'list', 'new', 'sql', 'baseline', 'check'])('migrate %s --help prints its usage and exits 0', async (command) => {
     const result = await cli([command, '--help'], { PGLITE_DATA_DIR: dataDir })
     expect(result.code).toBe(0)
     expect(result.stdout).toMatch(new RegExp(`^migrate:${command}: .+\n\nusage: npm run migrate:${command}`))
     expect(result.stdout).toContain('--help')
+    expect(result.stdout).toContain(EXIT_NOTE)
     expect(result.stderr).toBe('')
   })
 
@@ -119,12 +141,18 @@ describe('the migrate command line on bad input', () => {
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
 
   it.each([
-    [['sql'], /^migrate sql failed: migrate:sql needs <name>\. usage: npm run migrate:sql -- <name> \[--down\] \[--baseline\]/, {}],
+    [['frobnicate'], /^migrate frobnicate failed: unknown command "frobnicate"\. usage: migrate <latest \| up \| down \| redo \| list \| new \| sql \| baseline \| check>/, {}, 2],
+    [['sql'], /^migrate sql failed: migrate:sql needs <name>\. usage: npm run migrate:sql -- <name> \[--down\] \[--baseline\]/, {}, 2],
     // Once, this applied every migration: an unknown flag is refused before anything runs.
-    [['latest', '--dryrun'], /^migrate latest failed: migrate:latest does not know the flag --dryrun; it takes --dry-run, --sql\. /, {}],
-    [['list', 'everything'], /^migrate list failed: migrate:list does not take the argument "everything"\. /, {}],
-    [['check', '--strict=yes'], /^migrate check failed: --strict takes no value\. /, {}],
-    [['latest', '--sql'], /^migrate latest failed: migrate:latest: --sql goes with --dry-run\. /, {}],
+    [['latest', '--dryrun'], /^migrate latest failed: migrate:latest does not know the flag --dryrun: did you mean --dry-run\? It takes --dry-run, --sql\. /, {}, 2],
+    [['check', '--jsn'], /^migrate check failed: migrate:check does not know the flag --jsn: did you mean --json\? /, {}, 2],
+    [['down', '--allow-dataloss'], /^migrate down failed: migrate:down does not know the flag --allow-dataloss: did you mean --allow-data-loss\? /, {}, 2],
+    // Nothing near enough: no guess, the list.
+    [['list', '--frobnicate'], /^migrate list failed: migrate:list does not know the flag --frobnicate; it takes --json\. /, {}, 2],
+    [['new', 'Add-Widget'], /^migrate new failed: migrate:new needs a name of lowercase words joined by underscores, .*; got "Add-Widget"\. /, {}, 2],
+    [['list', 'everything'], /^migrate list failed: migrate:list does not take the argument "everything"\. /, {}, 2],
+    [['check', '--strict=yes'], /^migrate check failed: --strict takes no value\. /, {}, 2],
+    [['latest', '--sql'], /^migrate latest failed: migrate:latest: --sql goes with --dry-run\. /, {}, 2],
     // Checked before the (unreachable) server is tried.
     [['latest'], /^migrate latest failed: MIGRATION_LOCK_WAIT_MS is "soon", expected a whole number/, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', MIGRATION_LOCK_WAIT_MS: 'soon' }],
     [['sql', '999'], /^migrate sql failed: No migration is named "999"\. Known migrations: /, {}],
@@ -140,9 +168,9 @@ describe('the migrate command line on bad input', () => {
           ],
         ]
       : []),
-  ] as Array<[string[], RegExp, NodeJS.ProcessEnv]>)('%j exits 1 with a one-line reason', async (args, reason, extraEnv) => {
+  ] as Array<[string[], RegExp, NodeJS.ProcessEnv, number?]>)('%j exits 1, or 2 for a usage error, with a one-line reason', async (args, reason, extraEnv, code = 1) => {
     const result = await cli(args, { PGLITE_DATA_DIR: dataDir, ...extraEnv })
-    expect(result.code).toBe(1)
+    expect(result.code).toBe(code)
     const reasonLines = lines(result.stderr).filter((line) => !line.startsWith('Database: '))
     expect(reasonLines).toHaveLength(1)
     if (!extraEnv.DATABASE_URL || extraEnv.MIGRATION_LOCK_WAIT_MS) expect(result.stderr).not.toContain('Database: ')

@@ -76,7 +76,8 @@ function appliedBy(result: ScriptResult): string[] {
   return result.stderr
     .split('\n')
     .filter((line) => line.startsWith('applied  '))
-    .map((line) => line.slice('applied  '.length))
+    // Without the time each took.
+    .map((line) => line.slice('applied  '.length).replace(/ in [\d.]+ m?s$/, ''))
 }
 
 /** Whether the two constraints that 005 adds NOT VALID and then validates are validated; absent ones are left out. */

@@ -203,7 +203,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
     })
   })
 
-  it('exits 0 with the report on stdout when nothing drifted, and 1 with a one-line reason when something did', async () => {
+  it('exits 0 with the report on stdout when nothing drifted, and 3 (drift) with a one-line reason when something did; --json prints it as JSON', async () => {
     await withDatabase(target, 'latest', async (database) => {
       await migrateToLatest(database.db)
       await syncMigrationChecksums(database.db)
@@ -213,20 +213,33 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       const clean = await cli(['check'], env)
       expect(clean.code).toBe(0)
       expect(lines(clean.stdout).at(-1)).toMatch(new RegExp(`^OK: the schema matches ${NEWEST}`))
+      const cleanJson = await cli(['check', '--json'], env)
+      expect(cleanJson.code).toBe(0)
+      expect(JSON.parse(cleanJson.stdout)).toMatchObject({ ok: true, migrationName: NEWEST, pending: [], history: [] })
 
       const changer = createDb(database.location)
       await sql`DROP INDEX idx_openrouter_integrations_user_enabled`.execute(changer)
       await changer.destroy()
       const drifted = await cli(['check'], env)
-      expect(drifted.code).toBe(1)
+      expect(drifted.code).toBe(3)
       expect(drifted.stdout).toContain('    x402_user_openrouter_integrations: index idx_openrouter_integrations_user_enabled: missing: CREATE INDEX')
       expect(lines(drifted.stderr).at(-1)).toBe(
         `migrate check failed: drift found: 1 schema difference(s) from ${NEWEST} (the report above says what and where).`,
       )
 
+      // The whole of stdout is one JSON document; the reason is on stderr, as without --json.
+      const driftedJson = await cli(['check', '--json'], env)
+      expect(driftedJson.code).toBe(3)
+      const report = JSON.parse(driftedJson.stdout) as { ok: boolean; schema: Record<string, Array<{ table?: string; name?: string }>> }
+      expect(report.ok).toBe(false)
+      expect(JSON.stringify(report.schema)).toContain('idx_openrouter_integrations_user_enabled')
+      expect(lines(driftedJson.stderr).at(-1)).toBe(
+        `migrate check failed: drift found: 1 schema difference(s) from ${NEWEST} (the JSON on stdout says what and where).`,
+      )
+
       const unknownFlag = await cli(['check', '--frobnicate'], env)
-      expect(unknownFlag.code).toBe(1)
-      expect(lines(unknownFlag.stderr).at(-1)).toMatch(/^migrate check failed: migrate:check does not know the flag --frobnicate; it takes --strict\./)
+      expect(unknownFlag.code).toBe(2)
+      expect(lines(unknownFlag.stderr).at(-1)).toMatch(/^migrate check failed: migrate:check does not know the flag --frobnicate; it takes --strict, --json\./)
     })
   })
 })

@@ -14,7 +14,8 @@ describe('migrate:plan arguments and the embedded target', () => {
   it.each(['--max-rows=', '--max-rows=0', '--max-rows=-5', '--max-rows=1e3', '--max-rows=10.5'])('refuses %s before opening any database', async (argument) => {
     const dataDir = join(parent, `never-${argument.length}-${argument.replace(/\W/g, '')}`)
     const run = await cli([argument], { PGLITE_DATA_DIR: dataDir }, 'src/cli/migrate-plan.ts')
-    expect(run.code).toBe(1)
+    // A usage error: 2.
+    expect(run.code).toBe(2)
     expect(run.stderr).toMatch(/--max-rows must be a positive whole number/)
     expect(existsSync(dataDir)).toBe(false)
   })
@@ -28,7 +29,7 @@ describe('migrate:plan arguments and the embedded target', () => {
   ])('refuses %j before opening any database, saying what is wrong', async (args, message) => {
     const dataDir = join(parent, `never-repeated-${args.length}`)
     const run = await cli(args, { PGLITE_DATA_DIR: dataDir }, 'src/cli/migrate-plan.ts')
-    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 1, stderr: expect.stringMatching(message) })
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(message) })
     expect(existsSync(dataDir)).toBe(false)
   })
 

@@ -76,7 +76,7 @@ describe('lint:locks', () => {
 describe('migrate:plan on bad input', () => {
   it('refuses an unknown flag and a row count that is not a number, in one line', async () => {
     const flag = await cli(['--fast'], {}, 'src/cli/migrate-plan.ts')
-    expect(flag.code).toBe(1)
+    expect(flag.code).toBe(2)
     expect(flag.stderr.trim()).toMatch(/^migrate:plan failed: migrate:plan does not know the flag --fast; it takes --json, --copy-schema, --max-rows\. usage: /)
     const rows = await cli(['--max-rows=many'], {}, 'src/cli/migrate-plan.ts')
     expect(rows.stderr.trim()).toMatch(/^migrate:plan failed: --max-rows must be a positive whole number, such as --max-rows=20000, not "many"/)

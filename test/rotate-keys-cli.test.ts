@@ -130,14 +130,14 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
 
   it('refuses arguments it does not know, and a batch size out of range, before it opens the database', async () => {
     const unknown = await rotateKeys(['--batch', '10'], env)
-    expect(unknown.code).toBe(1)
+    expect(unknown.code).toBe(2)
     expect(unknown.stderr.trim()).toBe(
       'keys:rotate failed: keys:rotate does not know the flag --batch; it takes --batch-size, --key-id. ' +
         'usage: npm run keys:rotate -- [--batch-size <n>] [--key-id <key id>] (npm run keys:rotate -- --help says more)',
     )
 
     const outOfRange = await rotateKeys(['--batch-size', '0'], env)
-    expect(outOfRange.code).toBe(1)
+    expect(outOfRange.code).toBe(2)
     expect(outOfRange.stderr.trim()).toMatch(/^keys:rotate failed: --batch-size is "0", expected a whole number from 1 to 10000\. usage: /)
   })
 })

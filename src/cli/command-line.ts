@@ -10,6 +10,19 @@ import { describeArgument, mayShowArgument } from '../connection/shown-argument.
 
 export { describeArgument, mayShowArgument }
 
+/**
+ * A command line that is wrong (an unknown command or flag, a missing or extra argument, a bad
+ * value): the command exits with 2, the usage code, where a failure exits with 1.
+ *
+ * @example
+ * ```ts
+ * throw new UsageError(`migrate:sql takes --down or --baseline, not both. usage: ${usageLine(spec)}`)
+ * ```
+ */
+export class UsageError extends Error {
+  override readonly name = 'UsageError'
+}
+
 /** One `--flag` of a command. */
 export interface OptionSpec {
   /** A switch (`--strict`), or a flag that takes a value (`--batch-size 500`). */
@@ -68,7 +81,7 @@ export type ParsedCommandLine<S extends CommandSpec> =
 export function parseCommandLine<S extends CommandSpec>(spec: S, args: readonly string[]): ParsedCommandLine<S> {
   if (args.includes('--help') || args.includes('-h')) return { help: true }
   const options = spec.options ?? {}
-  const refuse = (reason: string) => new Error(`${reason}. ${usageHint(spec)}`)
+  const refuse = (reason: string) => new UsageError(`${reason}. ${usageHint(spec)}`)
   let parsed: ReturnType<typeof parseArgs<{ options: Record<string, { type: 'string' | 'boolean' }>; allowPositionals: true; strict: true; tokens: true }>>
   try {
     parsed = parseArgs({
@@ -164,14 +177,46 @@ function describeParseError(error: unknown, spec: CommandSpec): string {
   const flag = found === undefined || mayShowArgument(found) ? found : describeArgument(found)
   const known = Object.keys(spec.options ?? {}).map((name) => `--${name}`)
   switch (code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `${spec.script} does not know the flag ${flag ?? 'given'}${known.length > 0 ? `; it takes ${known.join(', ')}` : '; it takes no flags'}`
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const meant = found === undefined ? undefined : closestFlag(found, known)
+      const takes = known.length > 0 ? `; it takes ${known.join(', ')}` : '; it takes no flags'
+      return `${spec.script} does not know the flag ${flag ?? 'given'}${meant ? `: did you mean ${meant}? It takes ${known.join(', ')}` : takes}`
+    }
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       // "argument missing", or "ambiguous": the next word is a flag, taken for a missing value.
       return `${flag ? flag.split(' ')[0] : 'a flag'} ${/argument missing|ambiguous/.test(message) ? 'needs a value' : 'takes no value'}`
     default:
       return `${spec.script}: ${message}`
   }
+}
+
+/**
+ * The known flag that `given` most likely misspells: the nearest by edit distance, with
+ * hyphens and case ignored (`--dryrun`, `--DRY_RUN` for `--dry-run`), within two edits; else
+ * undefined.
+ */
+function closestFlag(given: string, known: readonly string[]): string | undefined {
+  const plain = (flag: string) => flag.replace(/^-+/, '').replace(/[-_]/g, '').toLowerCase()
+  const name = plain(given.split('=')[0]!)
+  let best: { flag: string; distance: number } | undefined
+  for (const flag of known) {
+    const distance = editDistance(name, plain(flag))
+    if (distance <= Math.min(2, Math.floor(plain(flag).length / 3)) && (!best || distance < best.distance)) best = { flag, distance }
+  }
+  return best?.flag
+}
+
+/** Levenshtein distance: the fewest insertions, deletions and substitutions from `a` to `b`. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
 }
 
 function wholeNumber(name: string, value: string, bounds: { min: number; max: number }, refuse: (reason: string) => Error): number {

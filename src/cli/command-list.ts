@@ -52,6 +52,20 @@ export const COMMANDS: readonly CommandEntry[] = [
     dryRunFlag: '--dry-run',
   },
   {
+    name: 'migrate redo',
+    module: 'migrate',
+    script: 'migrate:redo',
+    summary: 'reverts and re-applies the last applied migration (the same data-loss guard as down)',
+    writes: 'database',
+  },
+  {
+    name: 'migrate new',
+    module: 'migrate',
+    script: 'migrate:new',
+    summary: 'writes the next migration, src/migrations/NNN_<name>.ts, and registers it',
+    writes: 'files',
+  },
+  {
     name: 'migrate list',
     module: 'migrate',
     script: 'migrate:list',

@@ -21,16 +21,19 @@ import { hasMigrationHistory } from '../migrator/history.js'
 import { resolveMigrationName } from '../migrator/migration-names.js'
 import {
   migrateDown,
+  migrateRedo,
   migrateToLatest,
   migrateUp,
   type MigrationStatus,
   migrationStatus,
   pendingMigrationNames,
 } from '../migrator/migrator.js'
-import { migrationSettings } from '../migrator/settings.js'
+import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
 import { type Command, connectionOptions, type Name, specs, type Values } from './migrate-specs.js'
-import { serverFromEnv, usageLine } from './run-command.js'
+import { writeNewMigration } from './new-migration.js'
+import { CommandFailure, EXIT, serverFromEnv, UsageError, usageLine } from './run-command.js'
+import { watchSlowSteps } from './slow-step.js'
 
 export const commands: { [N in Name]: Command<N> } = {
   latest: async (db, { 'dry-run': dryRun, sql }) => {
@@ -39,7 +42,7 @@ export const commands: { [N in Name]: Command<N> } = {
     // Unreachable, it is taken as having one: migrateToLatest then says what is wrong.
     const hadHistory = await hasMigrationHistory(db()).catch(() => true)
     try {
-      await report(migrateToLatest(db()), 'Already up to date: no pending migration.')
+      await report(db, (options) => migrateToLatest(db(), options), 'Already up to date: no pending migration.')
     } catch (error) {
       // The tables are there but no history: a database built by hand (the SQL Editor), which
       // is adopted, not migrated from scratch.
@@ -55,34 +58,54 @@ export const commands: { [N in Name]: Command<N> } = {
     }
   },
   up: (db, { 'dry-run': dryRun, sql }) =>
-    dryRun ? printDryRun(db, 'up', sql) : report(migrateUp(db()), 'Nothing to apply: no pending migration.'),
+    dryRun ? printDryRun(db, 'up', sql) : report(db, (options) => migrateUp(db(), options), 'Nothing to apply: no pending migration.'),
   down: (db, values) => {
     if (values['dry-run']) return printDryRun(db, 'down', values.sql)
     // Unset, the environment (MIGRATION_ALLOW_DATA_LOSS) decides.
     const allowDataLoss = values['allow-data-loss'] || undefined
-    return report(migrateDown(db(), { allowDataLoss }), 'Nothing to roll back: no migration is applied.')
+    return report(db, (options) => migrateDown(db(), { ...options, allowDataLoss }), 'Nothing to roll back: no migration is applied.')
   },
-  list: async (db) => {
-    for (const { name, appliedAt } of await migrationStatus(db())) {
+  redo: (db, values) => {
+    const allowDataLoss = values['allow-data-loss'] || undefined
+    return report(db, (options) => migrateRedo(db(), { ...options, allowDataLoss }), 'Nothing to redo: no migration is applied.')
+  },
+  list: async (db, { json }) => {
+    const status = await migrationStatus(db())
+    if (json) {
+      const migrations = status.map(({ name, appliedAt }) => ({
+        name,
+        status: appliedAt ? 'applied' : 'pending',
+        appliedAt: appliedAt?.toISOString() ?? null,
+      }))
+      process.stdout.write(`${JSON.stringify({ migrations }, null, 2)}\n`)
+      return
+    }
+    for (const { name, appliedAt } of status) {
       console.log(`${appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`)
     }
+  },
+  new: async (_db, _values, [name = '']) => {
+    const { file, registry } = writeNewMigration(name)
+    console.error(`wrote ${file}`)
+    console.error(`registered it in ${registry}`)
+    console.error('Next: write its up and down, then npm run lint:locks, npm run migrate:latest and npm run db:codegen (docs/adding-a-migration.md).')
   },
   // Runs on scratch databases (in memory; for the lock comments, a new one on the server named
   // for rehearsals, dropped afterwards), never on the target or its server.
   sql: async (_db, values, [name = '']) => {
     if (values.baseline) {
-      if (values.down) throw new Error(`migrate:sql takes --down or --baseline, not both. usage: ${usageLine(specs.sql)}`)
+      if (values.down) throw new UsageError(`migrate:sql takes --down or --baseline, not both. usage: ${usageLine(specs.sql)}`)
       process.stdout.write(await exportBaselineSql(name, { strict: values.strict }))
       return
     }
-    if (values.strict) throw new Error(`migrate:sql takes --strict only with --baseline. usage: ${usageLine(specs.sql)}`)
+    if (values.strict) throw new UsageError(`migrate:sql takes --strict only with --baseline. usage: ${usageLine(specs.sql)}`)
     const server = serverFromEnv(['REHEARSAL_DATABASE_URL'])
     const lockProfile = values['no-locks'] ? undefined : { server }
     process.stdout.write(await exportMigrationSql(resolveMigrationName(name), values.down ? 'down' : 'up', { lockProfile }))
   },
   baseline: async (db, values, [name = '']) => {
     if (values.plan) {
-      if (values.strict) throw new Error(`migrate:baseline takes --strict or --plan, not both. usage: ${usageLine(specs.baseline)}`)
+      if (values.strict) throw new UsageError(`migrate:baseline takes --strict or --plan, not both. usage: ${usageLine(specs.baseline)}`)
       // Reads the database and prints SQL; runs none of it.
       const plan = await planRepair(db(), name)
       process.stdout.write(plan.script)
@@ -108,8 +131,9 @@ export const commands: { [N in Name]: Command<N> } = {
   },
   check: async (db, values) => {
     const report = await checkDrift(db(), { strict: values.strict })
-    process.stdout.write(formatDriftReport(report))
-    if (!report.ok) throw new Error(`drift found: ${driftSummary(report)} (the report above says what and where).`)
+    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatDriftReport(report))
+    const where = values.json ? 'the JSON on stdout' : 'the report above'
+    if (!report.ok) throw new CommandFailure(`drift found: ${driftSummary(report)} (${where} says what and where).`, EXIT.found)
   },
 }
 
@@ -127,12 +151,42 @@ async function upToDate(db: Kysely<any>): Promise<boolean> {
   }
 }
 
-async function report(run: Promise<MigrationResult[]>, nothingDone: string): Promise<void> {
-  const results = await run
+/**
+ * Runs `run` and prints each migration it applied or reverted with the time it took (its `up`
+ * or `down`, without the run's bookkeeping), or `nothingDone`. On a terminal, a step that takes
+ * long is shown as it runs (see watchSlowSteps).
+ */
+async function report(
+  db: () => Kysely<any>,
+  run: (options: Pick<MigrateOptions, 'onMigration'>) => Promise<MigrationResult[]>,
+  nothingDone: string,
+): Promise<void> {
+  const took = new Map<string, number>()
+  const watch = watchSlowSteps(db())
+  let results: MigrationResult[]
+  try {
+    results = await run({
+      onMigration: (event) => {
+        watch.onMigration(event)
+        if (event.phase === 'end') took.set(`${event.direction} ${event.name}`, event.ms)
+      },
+    })
+  } finally {
+    await watch.stop()
+  }
   for (const { migrationName, direction } of results) {
-    console.error(`${direction === 'Up' ? 'applied ' : 'reverted'} ${migrationName}`)
+    const ms = took.get(`${direction === 'Up' ? 'up' : 'down'} ${migrationName}`)
+    console.error(`${direction === 'Up' ? 'applied ' : 'reverted'} ${migrationName}${ms === undefined ? '' : ` in ${formatDuration(ms)}`}`)
   }
   if (results.length === 0) console.error(nothingDone)
+}
+
+/** A duration as a person reads it: 85 ms, 2.4 s, 3 min 5 s. */
+function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`
+  const seconds = Math.round(ms / 1000)
+  return `${Math.floor(seconds / 60)} min ${seconds % 60} s`
 }
 
 /**

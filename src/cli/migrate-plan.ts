@@ -13,7 +13,15 @@
  */
 import { existsSync } from 'node:fs'
 
-import { type CommandSpec, describeArgument, runCommandLine, serverFromEnv, usageLine, withCommandDatabase } from './run-command.js'
+import {
+  type CommandSpec,
+  describeArgument,
+  runCommandLine,
+  serverFromEnv,
+  UsageError,
+  usageLine,
+  withCommandDatabase,
+} from './run-command.js'
 
 const spec = {
   script: 'migrate:plan',
@@ -59,7 +67,7 @@ async function main(values: { json: boolean; 'copy-schema': boolean; 'max-rows'?
 /** `value` as a whole number above 0, or an error that names `option`. */
 function positiveInteger(option: string, value: string): number {
   if (!/^[1-9]\d*$/.test(value)) {
-    throw new Error(`${option} must be a positive whole number, such as ${option}=20000, not ${describeArgument(value)}. usage: ${usageLine(spec)}`)
+    throw new UsageError(`${option} must be a positive whole number, such as ${option}=20000, not ${describeArgument(value)}. usage: ${usageLine(spec)}`)
   }
   return Number(value)
 }

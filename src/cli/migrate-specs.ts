@@ -6,10 +6,22 @@
 import type { Kysely } from 'kysely'
 
 import type { CommandSpec, OptionValues } from './command-line.js'
+import { EXIT_NOTE } from './run-command.js'
 
 const TARGET_NOTE =
   'Database: MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded database in PGLITE_DATA_DIR (default .data/pglite).'
 const SCRATCH_NOTE = 'It runs on a scratch embedded database, never on DATABASE_URL.'
+const PROGRESS_NOTE =
+  'Each migration is listed with the time it took. On a terminal, a step that runs longer than 3 s is shown with the lock it waits for ' +
+  '(and an index build\'s progress), read from another connection; never on the embedded database (one connection only).'
+
+const jsonOption = { json: { type: 'boolean', description: 'prints one JSON document on stdout instead, for scripts' } } as const
+const dataLossOption = {
+  'allow-data-loss': {
+    type: 'boolean',
+    description: 'lets a down that would drop data go ahead, after it copied the data to schema x402_backup',
+  },
+} as const
 
 const dryRunOptions = {
   'dry-run': { type: 'boolean', description: 'prints the migrations it would run, and changes nothing' },
@@ -21,27 +33,46 @@ export const specs = {
     script: 'migrate:latest',
     summary: 'applies every pending migration.',
     options: dryRunOptions,
-    notes: [TARGET_NOTE],
+    notes: [TARGET_NOTE, PROGRESS_NOTE, EXIT_NOTE],
   },
   up: {
     script: 'migrate:up',
     summary: 'applies the next pending migration.',
     options: dryRunOptions,
-    notes: [TARGET_NOTE],
+    notes: [TARGET_NOTE, PROGRESS_NOTE, EXIT_NOTE],
   },
   down: {
     script: 'migrate:down',
     summary: 'reverts the last applied migration.',
-    options: {
-      'allow-data-loss': {
-        type: 'boolean',
-        description: 'lets a down that would drop data go ahead, after it copied the data to schema x402_backup',
-      },
-      ...dryRunOptions,
-    },
-    notes: [TARGET_NOTE],
+    options: { ...dataLossOption, ...dryRunOptions },
+    notes: [TARGET_NOTE, PROGRESS_NOTE, EXIT_NOTE],
   },
-  list: { script: 'migrate:list', summary: 'lists every migration, applied (with when) or pending.', notes: [TARGET_NOTE] },
+  redo: {
+    script: 'migrate:redo',
+    summary: 'reverts the last applied migration and applies it again, in one run under the migration lock.',
+    options: dataLossOption,
+    notes: [
+      'The down goes through the same data-loss guard as migrate:down: it refuses where it would drop data, unless --allow-data-loss.',
+      TARGET_NOTE,
+      PROGRESS_NOTE,
+      EXIT_NOTE,
+    ],
+  },
+  list: {
+    script: 'migrate:list',
+    summary: 'lists every migration, applied (with when) or pending.',
+    options: jsonOption,
+    notes: [TARGET_NOTE, EXIT_NOTE],
+  },
+  new: {
+    script: 'migrate:new',
+    summary: 'writes the next migration, src/migrations/<next number>_<name>.ts, from a template, and registers it in index.ts.',
+    positionals: [{ name: 'name', description: 'what it does, in lowercase words joined by underscores: add_widget_notes' }],
+    notes: [
+      'It refuses to overwrite a file, and needs no database. docs/adding-a-migration.md says what to do next.',
+      EXIT_NOTE,
+    ],
+  },
   sql: {
     script: 'migrate:sql',
     summary: 'prints the SQL that a migration runs, or with --baseline the adoption script of migrate:baseline.',
@@ -58,6 +89,7 @@ export const specs = {
     notes: [
       SCRATCH_NOTE,
       'The lock comments are measured on a scratch database on REHEARSAL_DATABASE_URL\'s server when set (a server for rehearsals; dropped afterwards), else on a scratch embedded one.',
+      EXIT_NOTE,
     ],
   },
   baseline: {
@@ -71,19 +103,25 @@ export const specs = {
         description: 'prints a reviewable SQL repair plan for the conflicts it can fix safely, and what to decide for the others; runs nothing',
       },
     },
-    notes: [TARGET_NOTE],
+    notes: [TARGET_NOTE, EXIT_NOTE],
   },
   check: {
     script: 'migrate:check',
-    summary: 'compares the live schema and the migration files with what was applied; exits 1 on any difference.',
-    options: { strict: { type: 'boolean', description: 'counts every extra object on the module\'s tables as drift' } },
-    notes: [TARGET_NOTE],
+    summary: 'compares the live schema and the migration files with what was applied; exits 3 on any difference.',
+    options: {
+      strict: { type: 'boolean', description: 'counts every extra object on the module\'s tables as drift' },
+      ...jsonOption,
+    },
+    notes: [TARGET_NOTE, EXIT_NOTE],
   },
 } as const satisfies Record<string, CommandSpec>
 
 export type Name = keyof typeof specs
 export type Values<N extends Name> = OptionValues<(typeof specs)[N]>
 export type Command<N extends Name> = (db: () => Kysely<any>, values: Values<N>, positionals: string[]) => Promise<void>
+
+/** The commands that open no database. */
+export const withoutDatabase: ReadonlySet<Name> = new Set<Name>(['new'])
 
 /** Migrations may need a direct connection where the app goes through a transaction pooler. */
 export function connectionOptions() {

@@ -26,14 +26,56 @@ import type { Kysely } from 'kysely'
 
 import { checkConnectionString } from '../connection/connection-string.js'
 import type { CreateDbOptions } from '../connection/create-db.js'
-import { type CommandSpec, helpText, mayShowArgument, type ParsedCommandLine, parseCommandLine } from './command-line.js'
+import { type CommandSpec, helpText, mayShowArgument, type ParsedCommandLine, parseCommandLine, UsageError } from './command-line.js'
 
-export { type CommandSpec, describeArgument, helpText, type OptionValues, parseCommandLine, usageLine } from './command-line.js'
+export {
+  type CommandSpec,
+  describeArgument,
+  helpText,
+  type OptionValues,
+  parseCommandLine,
+  UsageError,
+  usageLine,
+} from './command-line.js'
+
+/**
+ * The exit codes of the commands: 0 done, 1 failed (a connection that could not be made too),
+ * 2 the command line was wrong (nothing ran), 3 the command ran and found what it checks for
+ * (migrate:check: drift). A script can tell them apart without reading the output.
+ */
+export const EXIT = { ok: 0, failure: 1, usage: 2, found: 3 } as const
+
+/** One of {@link EXIT}'s codes. */
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
+
+/** The line of {@link EXIT} in each migrate command's `--help`. */
+export const EXIT_NOTE =
+  'Exit codes: 0 done; 1 failed (could not connect included); 2 usage error (nothing ran); 3 drift found (migrate:check).'
+
+/**
+ * A failure that ends the command with its own exit code rather than 1: drift found by
+ * migrate:check exits 3. Its message is printed as any failure's, on one line.
+ *
+ * @example
+ * ```ts
+ * if (!report.ok) throw new CommandFailure('drift found: 2 objects differ', EXIT.found)
+ * ```
+ */
+export class CommandFailure extends Error {
+  override readonly name = 'CommandFailure'
+
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+  ) {
+    super(message)
+  }
+}
 
 /**
  * Runs `command` with the arguments after the script name and ends the process with its exit
- * code: the command's result, 0 when it returns nothing, 1 when it throws (its message on one
- * line).
+ * code: the command's result, 0 when it returns nothing; when it throws, its message on one
+ * line and {@link EXIT}'s code for it (see exitCodeOf).
  *
  * @example
  * ```ts
@@ -46,9 +88,16 @@ export function runCommand(label: string, command: (args: string[]) => Promise<n
     (code) => exit(code ?? 0),
     (error: unknown) => {
       console.error(withoutArguments(`${label} failed: ${messageOf(error)}`, args))
-      exit(1)
+      exit(exitCodeOf(error))
     },
   )
+}
+
+/** 2 for a {@link UsageError}, a {@link CommandFailure}'s own code, else 1. */
+export function exitCodeOf(error: unknown): ExitCode {
+  if (error instanceof UsageError) return EXIT.usage
+  if (error instanceof CommandFailure) return error.exitCode
+  return EXIT.failure
 }
 
 /** The longest failure line printed: a longer one is cut, whatever it quotes. */

@@ -105,6 +105,22 @@ export function migrateDown(db: Kysely<any>, options: MigrateOptions = {}): Prom
 }
 
 /**
+ * Reverts the most recently applied migration and applies it again, in one run under the
+ * migration lock (no other run comes in between): two transactions, the down's first. The down
+ * goes through the same data-loss guard as {@link migrateDown}: it refuses, before anything
+ * changes, where it would drop data, unless `allowDataLoss` (or MIGRATION_ALLOW_DATA_LOSS=true).
+ * Returns the down's result and the up's; none when nothing is applied.
+ *
+ * @example
+ * ```ts
+ * const [reverted, applied] = await migrateRedo(db)
+ * ```
+ */
+export function migrateRedo(db: Kysely<any>, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+  return runMigrations(db, { kind: 'redo' }, migrationSettings(options))
+}
+
+/**
  * Migrates up or down until `name` is the last applied migration; `null` reverts them all.
  *
  * @example

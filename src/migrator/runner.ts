@@ -29,6 +29,7 @@ export type MigrationTarget =
   | { kind: 'latest' }
   | { kind: 'up' }
   | { kind: 'down' }
+  | { kind: 'redo' }
   | { kind: 'to'; name: string | NoMigrations }
 
 interface Step {
@@ -111,13 +112,14 @@ export function kyselyMigrator(
   settings: MigrationSettings,
   session?: MigrationSession,
   disableTransactions = false,
+  backendPid?: number,
 ): Migrator {
   const prepared = migrationProvider(settings)
   // Outside a transaction a down can be interrupted between its steps: it must be resumable.
   const provider = disableTransactions ? withResumableDowns(prepared) : prepared
   return new Migrator({
     db,
-    provider: session ? confirmingLock(provider, session) : provider,
+    provider: session ? confirmingLock(provider, session, settings, backendPid) : provider,
     migrationTableSchema: MIGRATION_TABLE_SCHEMA,
     disableTransactions,
   })
@@ -148,22 +150,42 @@ function bookkeeping<T>(
 /**
  * Each migration of `provider`, confirming the migration lock before it starts, after each
  * statement it sends (before it can send the next), and once it is done: before Kysely's
- * Migrator writes it into the history.
+ * Migrator writes it into the history. `settings.onMigration` hears it start (with the server
+ * process `backendPid` that runs it) and end.
  */
-function confirmingLock(provider: MigrationProvider, session: MigrationSession): MigrationProvider {
+function confirmingLock(
+  provider: MigrationProvider,
+  session: MigrationSession,
+  settings: MigrationSettings,
+  backendPid: number | undefined,
+): MigrationProvider {
   const confirming = new LockConfirmation(session)
-  const confirmed = (step: Migration['up']): Migration['up'] => async (db) => {
-    await session.assertLockHeld()
-    await step(db.withPlugin(confirming))
-    await session.assertLockHeld()
-  }
+  const confirmed =
+    (name: string, direction: 'up' | 'down', step: Migration['up']): Migration['up'] =>
+    async (db) => {
+      await session.assertLockHeld()
+      settings.onMigration({ phase: 'start', name, direction, backendPid })
+      const started = performance.now()
+      let failed = true
+      try {
+        await step(db.withPlugin(confirming))
+        failed = false
+      } finally {
+        settings.onMigration({ phase: 'end', name, direction, ms: performance.now() - started, failed })
+      }
+      await session.assertLockHeld()
+    }
   return {
     async getMigrations() {
       const migrations = await provider.getMigrations()
       return Object.fromEntries(
         Object.entries(migrations).map(([name, migration]) => [
           name,
-          { ...migration, up: confirmed(migration.up), down: migration.down && confirmed(migration.down) },
+          {
+            ...migration,
+            up: confirmed(name, 'up', migration.up),
+            down: migration.down && confirmed(name, 'down', migration.down),
+          },
         ]),
       )
     },
@@ -198,6 +220,9 @@ function planSteps(migrations: readonly MigrationInfo[], target: MigrationTarget
       return up(pending.slice(0, 1))
     case 'down':
       return down(applied.slice(-1))
+    // Two blocks (see contiguousBlocks), under the one lock: no other run comes in between.
+    case 'redo':
+      return [...down(applied.slice(-1)), ...up(applied.slice(-1))]
     case 'to': {
       if (target.name === NO_MIGRATIONS) return down(applied)
       const index = migrations.findIndex((m) => m.name === target.name)
@@ -217,7 +242,8 @@ function contiguousBlocks(steps: Step[]): Step[][] {
   const blocks: Step[][] = []
   for (const next of steps) {
     const block = blocks.at(-1)
-    if (block && block[0]!.transactional && next.transactional) block.push(next)
+    // A block runs one way: the down of a redo commits before its up starts.
+    if (block && block[0]!.transactional && next.transactional && block[0]!.direction === next.direction) block.push(next)
     else blocks.push([next])
   }
   return blocks
@@ -280,12 +306,12 @@ async function runBlock(
       // READ COMMITTED whatever the database's default (each migration was written for it).
       await db.transaction().setIsolationLevel('read committed').execute(async (trx) => {
         await setSessionBounds(trx, settings, 'transaction')
-        await watch.follow(trx)
+        const pid = await watch.follow(trx)
         if (block[0]!.direction === 'Up') {
-          resultSet = await kyselyMigrator(trx, settings, session).migrateTo(blockTarget)
+          resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(blockTarget)
         } else {
           // One down at a time, each rehearsed first: it refuses (or backs up) before it changes anything.
-          const prepared = await kyselyMigrator(trx, settings, session).getMigrations()
+          const prepared = await kyselyMigrator(trx, settings, session, false, pid).getMigrations()
           for (const step of block) {
             const migration = prepared.find((m) => m.name === step.name)!.migration
             try {
@@ -294,7 +320,7 @@ async function runBlock(
               resultSet = { error, results: [...done, { migrationName: step.name, direction: 'Down', status: 'Error' }] }
               throw error
             }
-            resultSet = await kyselyMigrator(trx, settings, session).migrateTo(targetOf([step], migrations))
+            resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(targetOf([step], migrations))
             if (resultSet.error !== undefined) resultSet = { ...resultSet, results: [...done, ...(resultSet.results ?? [])] }
             else done.push(...successes(resultSet))
             if (resultSet.error !== undefined) break
@@ -322,8 +348,8 @@ async function runBlock(
     let blockers: string | undefined
     try {
       await setSessionBounds(connection, settings, 'session')
-      await watch.follow(connection)
-      resultSet = await kyselyMigrator(connection, settings, session, true).migrateTo(blockTarget)
+      const pid = await watch.follow(connection)
+      resultSet = await kyselyMigrator(connection, settings, session, true, pid).migrateTo(blockTarget)
     } finally {
       blockers = await watch.stop()
       // The migration SET its timeouts for the session; the pool must not hand them on.
@@ -372,8 +398,11 @@ function successes(resultSet: MigrationResultSet): MigrationResult[] {
 }
 
 interface BlockerWatch {
-  /** Starts sampling what blocks the server backend of `migrationDb`, the migration connection. */
-  follow(migrationDb: Kysely<any>): Promise<void>
+  /**
+   * Starts sampling what blocks the server backend of `migrationDb`, the migration connection;
+   * returns that backend's pid (undefined on PGlite).
+   */
+  follow(migrationDb: Kysely<any>): Promise<number | undefined>
   /** Stops sampling; returns the last blockers seen, described, if any. */
   stop(): Promise<string | undefined>
 }
@@ -389,7 +418,7 @@ function watchBlockers(db: Kysely<any>): BlockerWatch {
   let timer: NodeJS.Timeout | undefined
   let sampling: Promise<void> = Promise.resolve()
   if (db.getExecutor().adapter instanceof PGliteAdapter) {
-    return { follow: async () => {}, stop: async () => seen }
+    return { follow: async () => undefined, stop: async () => seen }
   }
   return {
     async follow(migrationDb) {
@@ -419,6 +448,7 @@ function watchBlockers(db: Kysely<any>): BlockerWatch {
           busy = false
         })
       }, 100)
+      return pid
     },
     async stop() {
       clearInterval(timer)

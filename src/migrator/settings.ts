@@ -38,9 +38,23 @@ export interface MigrateOptions {
   allowDataLoss?: boolean
   /** Receives a line when the run waits for another run's migration lock, and when a migration is retried after a lock timeout. */
   log?: (line: string) => void
+  /**
+   * Told when each migration's `up` or `down` starts and ends, for a progress display and the
+   * time each took. A migration tried again after a lock timeout, and a `down` rehearsed by the
+   * data-loss guard, start and end again: the last end is the one that counts.
+   */
+  onMigration?: (event: MigrationEvent) => void
   /** Where the variables above are read from; `process.env` by default. */
   env?: NodeJS.ProcessEnv
 }
+
+/**
+ * A migration starting or ending, for {@link MigrateOptions.onMigration}. `backendPid` is the
+ * server process that runs it (undefined on PGlite), for a watcher on another connection.
+ */
+export type MigrationEvent =
+  | { phase: 'start'; name: string; direction: 'up' | 'down'; backendPid: number | undefined }
+  | { phase: 'end'; name: string; direction: 'up' | 'down'; ms: number; failed: boolean }
 
 /** {@link MigrateOptions} with every default applied. */
 export type MigrationSettings = Required<Omit<MigrateOptions, 'env'>>
@@ -68,6 +82,7 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
     retryDelayMs: setting('retryDelayMs', 'MIGRATION_RETRY_DELAY_MS', 1_000),
     allowDataLoss: options.allowDataLoss ?? booleanSetting(env, 'MIGRATION_ALLOW_DATA_LOSS', false),
     log: options.log ?? ((line) => console.warn(line)),
+    onMigration: options.onMigration ?? (() => {}),
   }
 }
 
