@@ -204,7 +204,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
     })
   })
 
-  it('exits 0 with the report on stdout when nothing drifted, and 1 with a one-line reason when something did', async () => {
+  it('exits 0 with the report on stdout when nothing drifted, and 3 with a one-line reason when something did', async () => {
     await withDatabase(target, 'latest', async (database) => {
       await migrateToLatest(database.db)
       await syncMigrationChecksums(database.db)
@@ -219,7 +219,7 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       await sql`DROP INDEX idx_openrouter_integrations_user_enabled`.execute(changer)
       await changer.destroy()
       const drifted = await cli(['check'], env)
-      expect(drifted.code).toBe(1)
+      expect(drifted.code).toBe(3)
       expect(drifted.stdout).toContain('    x402_user_openrouter_integrations: index idx_openrouter_integrations_user_enabled: missing: CREATE INDEX')
       expect(lines(drifted.stderr).at(-1)).toBe(
         `migrate check failed: drift found: 1 schema difference(s) from ${NEWEST} (the report above says what and where).`,

@@ -30,7 +30,7 @@ import {
 import { migrationSettings } from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
 import { type Command, connectionOptions, type Name, specs, type Values } from './migrate-specs.js'
-import { serverFromEnv, usageLine } from './run-command.js'
+import { CommandFailure, EXIT_DRIFT, serverFromEnv, usageLine } from './run-command.js'
 
 export const commands: { [N in Name]: Command<N> } = {
   latest: async (db, { 'dry-run': dryRun, sql }) => {
@@ -109,7 +109,7 @@ export const commands: { [N in Name]: Command<N> } = {
   check: async (db, values) => {
     const report = await checkDrift(db(), { strict: values.strict })
     process.stdout.write(formatDriftReport(report))
-    if (!report.ok) throw new Error(`drift found: ${driftSummary(report)} (the report above says what and where).`)
+    if (!report.ok) throw new CommandFailure(`drift found: ${driftSummary(report)} (the report above says what and where).`, EXIT_DRIFT)
   },
 }
 

@@ -75,7 +75,7 @@ export const specs = {
   },
   check: {
     script: 'migrate:check',
-    summary: 'compares the live schema and the migration files with what was applied; exits 1 on any difference.',
+    summary: 'compares the live schema and the migration files with what was applied; exits 3 on any difference (drift), 1 when it cannot check.',
     options: { strict: { type: 'boolean', description: 'counts every extra object on the module\'s tables as drift' } },
     notes: [TARGET_NOTE],
   },

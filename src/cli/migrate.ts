@@ -11,7 +11,7 @@
  * database (PGLITE_DATA_DIR, default .data/pglite). Progress goes to stderr, results (the list,
  * the SQL, a diff, a drift report, what a dry run would do) to stdout. Each command takes --help,
  * and refuses an argument it does not know before it opens any database. On failure it prints
- * one line saying why and exits with 1.
+ * one line saying why and exits with 1 (migrate:check: 3 when it finds drift).
  */
 import { type Command, connectionOptions, type Name, specs, type Values } from './migrate-specs.js'
 import { describeArgument, helpText, runCommand, usageLine, withCommandDatabase, withHelp } from './run-command.js'

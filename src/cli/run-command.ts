@@ -29,10 +29,33 @@ import { type CommandSpec, helpText, mayShowArgument, type ParsedCommandLine, pa
 
 export { type CommandSpec, describeArgument, helpText, type OptionValues, parseCommandLine, usageLine } from './command-line.js'
 
+/** Drift or findings, which CI tells apart from a failure to check (1). */
+export const EXIT_DRIFT = 3
+
+/**
+ * A command's failure with an exit code of its own, such as {@link EXIT_DRIFT}: printed as any
+ * failure is, on one line.
+ *
+ * @example
+ * ```ts
+ * throw new CommandFailure('drift found: 1 schema difference(s)', EXIT_DRIFT)
+ * ```
+ */
+export class CommandFailure extends Error {
+  override readonly name = 'CommandFailure'
+
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message)
+  }
+}
+
 /**
  * Runs `command` with the arguments after the script name and ends the process with its exit
  * code: the command's result, 0 when it returns nothing, 1 when it throws (its message on one
- * line).
+ * line), or the exit code of a {@link CommandFailure}.
  *
  * @example
  * ```ts
@@ -45,7 +68,7 @@ export function runCommand(label: string, command: (args: string[]) => Promise<n
     (code) => exit(code ?? 0),
     (error: unknown) => {
       console.error(withoutArguments(`${label} failed: ${oneLine(error)}`, args))
-      exit(1)
+      exit(error instanceof CommandFailure ? error.exitCode : 1)
     },
   )
 }
