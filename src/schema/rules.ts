@@ -36,6 +36,11 @@ import { appSchemasSnapshotQuery, SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot,
  *   module's tables that lets anon or authenticated read, with its owner's rights, rows that the
  *   tables' policies do not show them. With `strict` every difference is a conflict (the exact
  *   comparison), and decisions do not apply.
+ *
+ * Every other object of the app's schemas (what no migration creates and is not on the module's
+ * tables or a view over them) is production's own: adoption records it (productionObjectsQuery),
+ * and a check reports any object added, dropped or changed since as a conflict (a comment as
+ * equivalent); with nothing recorded (a database the module built), each such object.
  */
 
 /** The classes of a difference, in the order they are printed. */
