@@ -8,6 +8,7 @@ export { ACCESS_USERS, seedAccessFixtures } from './access/access-fixtures.js'
 export { ACCESS_MATRIX_FILE, accessMatrixOf, buildAccessMatrix, compareAccessMatrix, formatAccessMatrix } from './access/access-matrix.js'
 export { ACCESS_SCHEMAS, type AccessEntry, type AccessOperation, measureAccess } from './access/measure-access.js'
 export { ACCEPTED_DIFFERENCE_TABLE, readAcceptedDifferences } from './adoption/accepted-differences.js'
+export { PRODUCTION_OBJECT_TABLE, readProductionObjects } from './adoption/production-objects.js'
 export {
   ADOPTION_DECISIONS_FILE,
   type AdoptionDecision,

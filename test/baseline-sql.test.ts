@@ -9,6 +9,7 @@ import {
   migrateToLatest,
   migrationStatus,
   readAcceptedDifferences,
+  readProductionObjects,
   readMigrationChecksums,
   recordedMigrationNames,
   snapshotSchema,
@@ -57,6 +58,9 @@ describe('the exported baseline script', () => {
       'CREATE TABLE',
       'COMMENT ON',
       'INSERT INTO',
+      'CREATE TABLE',
+      'COMMENT ON',
+      'INSERT INTO',
       'COMMIT;',
     ])
   })
@@ -85,6 +89,8 @@ describe.each(testTargets)('the exported baseline script on %s', (target) => {
     expect(checksums(await readMigrationChecksums(bySql.db))).toEqual(checksums(await readMigrationChecksums(byCommand.db)))
     // The same differences accepted: production's extra column and index.
     expect(await readAcceptedDifferences(bySql.db)).toEqual(await readAcceptedDifferences(byCommand.db))
+    // The same objects recorded as production's own.
+    expect(await readProductionObjects(bySql.db)).toEqual(await readProductionObjects(byCommand.db))
     expect((await readAcceptedDifferences(bySql.db)).map(({ key }) => key)).toEqual([
       'columns x402_resources.search_vector',
       'indexes x402_resources.idx_x402_resources_search',

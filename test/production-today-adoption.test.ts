@@ -11,6 +11,7 @@ import {
   migrateToLatest,
   planRepair,
   readAcceptedDifferences,
+  readProductionObjects,
   readOpenRouterKeyForExecution,
   recordedMigrationNames,
   storeOpenRouterKey,
@@ -143,7 +144,15 @@ describe.each(testTargets)('taking over production today by the SQL Editor path,
     await database.runScript(await exportBaselineSql(PRODUCTION_TODAY_ADOPTION_POINT, { decisions: [] }))
     expect(await recordedMigrationNames(db)).toEqual(UP_TO_006)
     expect(await rowDigests(db)).toEqual(rows)
+    // Production's own objects are recorded as migrate:baseline records them.
+    expect((await readProductionObjects(db)).map(({ key }) => key)).toEqual(
+      expect.arrayContaining(['relations x402_oauth_pending', 'functions soft_delete_user_tx(target_user uuid)']),
+    )
     await migrateToLatest(db)
     expect((await checkDrift(db, { decisions: [] })).ok).toBe(true)
+    await sql`ALTER TABLE x402_user_wallets DISABLE ROW LEVEL SECURITY`.execute(db)
+    expect((await checkDrift(db, { decisions: [] })).schema?.conflict.map(({ key, field }) => [key, field])).toEqual([
+      ['relations x402_user_wallets', 'row level security'],
+    ])
   })
 })

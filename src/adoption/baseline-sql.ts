@@ -6,9 +6,10 @@ import { MIGRATION_LOCK_KEY } from '../migrator/lock.js'
 import { MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from '../migrator/history.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
 import { buildSchemaReference, comparisonInputs, type SchemaReference } from '../schema/reference.js'
-import { comparisonQuery, comparisonReportQuery, DIFFERENCE_CLASSES } from '../schema/rules.js'
+import { comparisonQuery, comparisonReportQuery, DIFFERENCE_CLASSES, productionObjectsQuery } from '../schema/rules.js'
 import { ACCEPTED_DIFFERENCE_TABLE, acceptedDifferenceTableStatements } from './accepted-differences.js'
 import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
+import { productionObjectTableStatements, recordProductionObjectsStatements } from './production-objects.js'
 
 /** Options of {@link exportBaselineSql}. */
 export interface BaselineSqlOptions extends MigrationSourceOptions {
@@ -21,6 +22,9 @@ export interface BaselineSqlOptions extends MigrationSourceOptions {
 /** The temporary table the script keeps the comparison in until COMMIT. */
 const COMPARED = 'x402_baseline_compared'
 
+/** The temporary table the script keeps production's own objects in until COMMIT. */
+const PRODUCTION_OWN = 'x402_baseline_production_own'
+
 /**
  * `migrate:baseline` as one SQL script, for the Supabase SQL Editor where the command line
  * cannot reach production. The script first verifies, in the database, what the command
@@ -30,7 +34,8 @@ const COMPARED = 'x402_baseline_compared'
  * On a conflict it raises an error that lists every difference under its class, as the command
  * prints them, and records nothing. Otherwise it prints the equivalent and accepted differences
  * (a NOTICE), creates the history tables as Kysely's Migrator does, and records the migrations
- * up to `name`, their checksums and the accepted differences, in one transaction.
+ * up to `name`, their checksums, the accepted differences and production's own objects (as
+ * migrate:baseline does), in one transaction.
  *
  * @example
  * ```ts
@@ -89,6 +94,9 @@ export async function exportBaselineSql(name: string, options: BaselineSqlOption
     `INSERT INTO ${schema}.${ACCEPTED_DIFFERENCE_TABLE} (key, field, live, line, migration_name, decision)`,
     `SELECT c.key, c.field, c.live, c.line, ${literal(migrationName)}, c.decision FROM ${COMPARED} c WHERE c.class = 'accepted';`,
     '',
+    ...productionObjectTableStatements().flatMap((statement) => [`${statement};`, '']),
+    '-- What the app\'s schemas have that no migration creates, as production\'s own; migrate:check holds the database to it.',
+    ...recordProductionObjectsStatements(migrationName, `SELECT * FROM pg_temp.${PRODUCTION_OWN}`).flatMap((statement) => [`${statement};`, '']),
     'COMMIT;',
     '',
   ].join('\n')
@@ -137,6 +145,8 @@ BEGIN
   PERFORM pg_catalog.set_config('search_path', 'public', true);
   DROP TABLE IF EXISTS pg_temp.${COMPARED};
   CREATE TEMPORARY TABLE ${COMPARED} ON COMMIT DROP AS ${comparison.trim()};
+  DROP TABLE IF EXISTS pg_temp.${PRODUCTION_OWN};
+  CREATE TEMPORARY TABLE ${PRODUCTION_OWN} ON COMMIT DROP AS ${productionObjectsQuery(reference.createdBy).trim()};
   PERFORM pg_catalog.set_config('search_path', saved_search_path, true);
   report := (${comparisonReportQuery(`pg_temp.${COMPARED}`, DIFFERENCE_CLASSES)});
   IF EXISTS (SELECT FROM pg_temp.${COMPARED} WHERE class = 'conflict') THEN

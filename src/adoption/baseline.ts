@@ -18,6 +18,7 @@ import type { SchemaDiff } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
 import { recordAcceptedDifferences } from './accepted-differences.js'
 import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
+import { recordProductionObjects } from './production-objects.js'
 import { interruptedRollback } from './interrupted-rollback.js'
 
 /** Options of {@link baselineMigrations}. */
@@ -77,7 +78,8 @@ export class BaselineRefusedError extends Error {
  * buildSchemaReference and rules.ts for the classes); otherwise it throws
  * {@link BaselineRefusedError} with the diff. Equivalent differences are listed; accepted
  * ones (production has more or is stricter) are recorded, replacing any recorded before, and
- * `migrate:check` holds the database to them. It refuses as well
+ * `migrate:check` holds the database to them; so are production's own objects, every object of
+ * the app's schemas that no migration creates (see productionObjectsQuery), with their snapshot. It refuses as well
  * when the history already records migrations that disagree (after `name`, unknown, or with a
  * gap). The rows are written by Kysely's own Migrator, exactly as a run writes them, with each
  * migration's checksum, in one transaction, under the migration lock. Migrations recorded
@@ -122,6 +124,8 @@ export async function baselineMigrations(
       // Those recorded before (by a module without checksums) get theirs now.
       await recordMissingChecksums(trx, () => 'backfill', options)
       await recordAcceptedDifferences(trx, diff.accepted, migrationName)
+      // Last: it pins the search_path for its snapshot.
+      await recordProductionObjects(trx, reference.createdBy, migrationName)
     })
     return { migrationName, recorded, alreadyRecorded, diff }
   }

@@ -14,6 +14,7 @@ import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
 import { readAcceptedDifferences } from './accepted-differences.js'
 import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
 import { interruptedRollback } from './interrupted-rollback.js'
+import { readProductionObjects } from './production-objects.js'
 
 /** Options of {@link checkDrift}. */
 export interface DriftCheckOptions extends MigrationSourceOptions {
@@ -61,6 +62,8 @@ export interface DriftReport {
   schema: SchemaDiff | undefined
   /** One verdict per applied migration. */
   checksums: ChecksumVerdict[]
+  /** How many objects adoption recorded as production's own (held to their record). */
+  productionObjects: number
   /** True when the schema and every checksum match, and the history is sound. */
   ok: boolean
 }
@@ -68,8 +71,10 @@ export interface DriftReport {
 /**
  * The check behind `migrate:check`, for CI and deploys to gate on: compares the live schema of
  * what the module owns with the schema its migrations produce up to the newest applied one
- * (built on a scratch database), and verifies that each applied migration's source file still
- * has the checksum recorded when it was applied. Read-only: it changes nothing.
+ * (built on a scratch database), holds every other object of the app's schemas to what adoption
+ * recorded as production's own (on a database the module built, none is recorded: each such
+ * object is drift), and verifies that each applied migration's source file still has the
+ * checksum recorded when it was applied. Read-only: it changes nothing.
  *
  * @example
  * ```ts
@@ -87,13 +92,20 @@ export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {
   }
   const rollback = await interruptedRollback(db)
   if (rollback !== undefined) history.unshift(`${rollback.charAt(0).toUpperCase()}${rollback.slice(1)}.`)
-  const schema = migrationName && rollback === undefined
-    ? await diffWithReference(db, await buildSchemaReference(migrationName), {
+  const productionObjects = await readProductionObjects(db)
+  const reference = migrationName && rollback === undefined ? await buildSchemaReference(migrationName) : undefined
+  const schema = reference
+    ? await diffWithReference(db, reference, {
         strict: options.strict,
         acceptedBefore: await readAcceptedDifferences(db),
         decisions: options.decisions ?? readAdoptionDecisions(),
+        productionObjects,
       })
     : undefined
+  // Those a migration of the module has made its own since (migrate:pull) are the module's rules' business.
+  const stillOwn = productionObjects.filter(
+    ({ key, table_name }) => !reference || (!(key in reference.createdBy) && !(`relations ${table_name}` in reference.createdBy)),
+  )
   const recorded = await readMigrationChecksums(db)
   const checksums = await Promise.all(
     applied.filter((name) => known.includes(name)).map((name) => verdict(name, recorded.get(name), options)),
@@ -102,7 +114,8 @@ export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {
     history.length === 0 &&
     schema?.conflict.length === 0 &&
     checksums.every(({ status }) => status !== 'edited' && status !== 'unreadable')
-  return { migrationName, applied, pending: known.filter((name) => !applied.includes(name)), history, schema, checksums, ok }
+  const pending = known.filter((name) => !applied.includes(name))
+  return { migrationName, applied, pending, history, schema, checksums, productionObjects: stillOwn.length, ok }
 }
 
 async function verdict(
@@ -170,7 +183,8 @@ export function formatDriftReport(report: DriftReport, options: MigrationSourceO
   lines.push(
     report.ok
       ? `OK: the schema matches ${report.migrationName}, and ${verified} of ${report.applied.length} applied migrations match their checksums` +
-          `${report.pending.length > 0 ? `; ${report.pending.length} pending (${report.pending.join(', ')})` : ''}.`
+          `${report.pending.length > 0 ? `; ${report.pending.length} pending (${report.pending.join(', ')})` : ''}` +
+          `${report.productionObjects > 0 ? `; ${report.productionObjects} object(s) of production's own match their record` : ''}.`
       : `DRIFT: ${driftSummary(report)}.`,
   )
   return `${lines.join('\n')}\n`

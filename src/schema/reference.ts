@@ -8,7 +8,7 @@ import { resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo } from '../migrator/migrator.js'
 import { migratedTemplateKey, scratchDatabase } from '../migrated-dumps/migrated-template.js'
 import { compareSchemas, type SchemaDiff } from './diff.js'
-import type { AcceptedDifferenceRecord, AdoptionDecision, ComparisonInputs } from './rules.js'
+import type { AcceptedDifferenceRecord, AdoptionDecision, ComparisonInputs, ProductionObjectRecord } from './rules.js'
 import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapshotPublicSchema } from './snapshot.js'
 
 /** The schema that the module's migrations produce, to compare a live database with. */
@@ -158,10 +158,19 @@ async function buildOnScratch(migrationName: string): Promise<SchemaReference> {
   }
 }
 
+/** The options of a comparison with a reference (see ComparisonInputs). */
+export interface ComparisonOptions {
+  strict?: boolean
+  acceptedBefore?: AcceptedDifferenceRecord[]
+  decisions?: readonly AdoptionDecision[]
+  productionObjects?: ProductionObjectRecord[]
+}
+
 /**
  * Compares the live schema of `db` with a reference, for what the module owns, in the three
  * classes of rules.ts. `strict` makes every difference a conflict; `acceptedBefore` (a check)
- * holds accepted differences to those recorded at adoption.
+ * holds accepted differences to those recorded at adoption, and `productionObjects` (a check)
+ * every other object of the app's schemas to production's own, as adoption recorded them.
  *
  * @example
  * ```ts
@@ -171,7 +180,7 @@ async function buildOnScratch(migrationName: string): Promise<SchemaReference> {
 export function diffWithReference(
   db: Kysely<any>,
   reference: SchemaReference,
-  options: { strict?: boolean; acceptedBefore?: AcceptedDifferenceRecord[]; decisions?: readonly AdoptionDecision[] } = {},
+  options: ComparisonOptions = {},
 ): Promise<SchemaDiff> {
   return compareSchemas(db, comparisonInputs(reference, options))
 }
@@ -187,7 +196,7 @@ export function diffWithReference(
  */
 export function comparisonInputs(
   reference: SchemaReference,
-  options: { strict?: boolean; acceptedBefore?: AcceptedDifferenceRecord[]; decisions?: readonly AdoptionDecision[] } = {},
+  options: ComparisonOptions = {},
 ): ComparisonInputs {
   const { migrationName, expected, latest, createdBy } = reference
   return { migrationName, expected, latest, createdBy, ...options }

@@ -1,4 +1,4 @@
-import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapshotQuery } from './snapshot.js'
+import { appSchemasSnapshotQuery, SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey } from './snapshot.js'
 
 /**
  * The one implementation of the rules that compare a live schema with the module's: a single
@@ -36,6 +36,11 @@ import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapsho
  *   module's tables that lets anon or authenticated read, with its owner's rights, rows that the
  *   tables' policies do not show them. With `strict` every difference is a conflict (the exact
  *   comparison), and decisions do not apply.
+ *
+ * Every other object of the app's schemas (what no migration creates and is not on the module's
+ * tables or a view over them) is production's own: adoption records it (productionObjectsQuery),
+ * and a check reports any object added, dropped or changed since as a conflict (a comment as
+ * equivalent); with nothing recorded (a database the module built), each such object.
  */
 
 /** The classes of a difference, in the order they are printed. */
@@ -125,6 +130,26 @@ export interface ComparisonInputs {
   acceptedBefore?: AcceptedDifferenceRecord[]
   /** The decisions of adoption-decisions.json: the conflicts they name are accepted. */
   decisions?: readonly AdoptionDecision[]
+  /**
+   * The objects adoption recorded as production's own (see {@link productionObjectsQuery}). When
+   * given (a check), every object of the app's schemas that the module does not cover is held to
+   * them: one added, dropped or changed since is a conflict (a changed comment is equivalent),
+   * and so is every such object when none is recorded (a database the module built). When
+   * undefined (an adoption, a repair plan), they are not compared.
+   */
+  productionObjects?: ProductionObjectRecord[]
+}
+
+/**
+ * An object of the app's schemas that no migration creates, as adoption recorded it: production's
+ * own. Keyed as the comparison keys objects (`<category> <key>`, names outside `public` schema-qualified).
+ */
+export interface ProductionObjectRecord {
+  key: string
+  category: string
+  table_name: string | null
+  object_name: string
+  definition: Record<string, unknown>
 }
 
 /** A row of {@link comparisonQuery}. */
@@ -182,12 +207,13 @@ export function comparisonQuery(inputs: ComparisonInputs): string {
     ),
   )
   const accepted = inputs.acceptedBefore === undefined ? 'NULL::jsonb' : `${literal(JSON.stringify(inputs.acceptedBefore))}::jsonb`
+  const production = inputs.productionObjects === undefined ? 'NULL::jsonb' : `${literal(jsonArrayLines(inputs.productionObjects))}::jsonb`
   const decisions = inputs.strict || !inputs.decisions?.length ? `'[]'::jsonb` : `${literal(JSON.stringify(inputs.decisions))}::jsonb`
   const createdBy = Object.fromEntries(Object.entries(inputs.createdBy).filter(([key]) => !key.startsWith('columns ') && !key.startsWith('constraints ')))
   const headings = DIFFERENCE_CLASSES.map((name) => `(${literal(name)}, ${DIFFERENCE_CLASSES.indexOf(name)})`).join(', ')
   const categories = SCHEMA_OBJECT_CATEGORIES.map((name, index) => `(${literal(name)}, ${index})`).join(', ')
   return `
-WITH live_rows AS (${snapshotQuery('public')}),
+WITH live_rows AS (${appSchemasSnapshotQuery()}),
 params AS (
   SELECT ${literal(jsonLines(reference))}::jsonb AS reference,
          ${textArray(owned)} AS owned,
@@ -199,14 +225,10 @@ params AS (
          ${textArray([...API_ROLES])} AS api_roles,
          ${inputs.strict ? 'true' : 'false'} AS strict,
          ${accepted} AS accepted,
-         ${decisions} AS decisions
+         ${decisions} AS decisions,
+         ${production} AS production
 ),
-live AS (
-  SELECT l.category || ' ' || CASE WHEN l.category = 'relations' OR l.table_name IS NULL THEN l.object_name
-                                   ELSE l.table_name || '.' || l.object_name END AS key,
-         l.category, l.table_name, l.object_name, l.definition
-  FROM live_rows l
-),
+${ownershipCtes()},
 expected AS (
   SELECT r.key, r.value ->> 'category' AS category, r.value ->> 'table' AS table_name,
          r.value ->> 'name' AS object_name, r.value -> 'definition' AS definition
@@ -215,11 +237,6 @@ expected AS (
 module_tables AS (
   SELECT e.object_name AS name, coalesce((e.definition ->> 'row level security')::boolean, false) AS rls
   FROM expected e WHERE e.category = 'relations'
-),
--- Every relation the module has at some point of its history, under each of its names: a view
--- that reads one of them is compared.
-owned_tables AS (
-  SELECT substr(o.key, length('relations ') + 1) AS name FROM params p, unnest(p.owned) AS o(key) WHERE o.key LIKE 'relations %'
 ),
 -- Who owns the module's tables and functions, where that opens them to the API: an API role, a
 -- role an API role can act as, or a role the migrating role cannot act as (migrations then fail).
@@ -478,9 +495,10 @@ removed AS (
                   AND NOT (k.category = 'functions' AND k.field = 'definition'
                            AND ${normalisedBody("e.definition ->> k.field")} = ${normalisedBody("k.accepted #>> '{}'")}) END
 ),
+${productionCtes()},
 classed AS (
   SELECT m.key, m.category, m.table_name, m.object_name, m.field, m.kind, m.live, m.expected, m.object,
-         'conflict' AS class, ${literal(PUT_BACK)} AS reason, NULL::text AS decision, false AS decidable
+         'conflict' AS class, ${literal(PUT_BACK)} AS reason, NULL::text AS decision, false AS decidable, 'module' AS origin
   FROM removed m
   UNION ALL
   SELECT h.key, h.category, h.table_name, h.object_name, h.field, h.kind, h.live, h.expected, h.object,
@@ -489,8 +507,13 @@ classed AS (
                    CASE WHEN h.class = 'equivalent' AND h.category = 'functions' THEN 'the same but for whitespace and letter case' END,
                    CASE WHEN h.memory IN ('changed since it was accepted', 'not accepted at adoption')
                         THEN h.memory || ' (review it, then accept it: npm run migrate:baseline -- <the newest applied migration>)' END) AS reason,
-         h.decision, h.decidable AND h.class <> 'accepted'
+         h.decision, h.decidable AND h.class <> 'accepted', 'module'
   FROM held h
+  UNION ALL
+  SELECT o.key, o.category, o.table_name, o.object_name, o.field, o.kind, o.live, o.expected, o.object,
+         CASE WHEN o.field = 'comment' AND NOT p.strict THEN 'equivalent' ELSE 'conflict' END,
+         o.reason, NULL, false, 'production'
+  FROM own_found o CROSS JOIN params p
 )
 SELECT row_number() OVER (ORDER BY o.ordinal, coalesce(c.table_name, '~') COLLATE "C", g.ordinal, c.object_name COLLATE "C", c.field COLLATE "C")::int AS ordinal,
        c.class, c.kind, c.category, c.key, c.table_name, c.object_name, c.field, c.live, c.expected, c.reason, c.decision, c.decidable,
@@ -499,13 +522,127 @@ SELECT row_number() OVER (ORDER BY o.ordinal, coalesce(c.table_name, '~') COLLAT
             WHEN c.kind = 'missing' THEN ': missing' || coalesce(': ' || nullif(${summary('c.category', 'c.expected')}, ''), '')
             WHEN c.kind = 'extra' THEN ': extra' || coalesce(': ' || nullif(${summary('c.category', 'c.live')}, ''), '')
             WHEN c.class = 'equivalent' AND c.category = 'functions' THEN ': ' || c.field
-            ELSE ': ' || c.field || ': live ' || ${rendered('c.live')} || ' / expected ' || ${rendered('c.expected')}
+            ELSE ': ' || c.field || ': live ' || ${rendered('c.live')}
+                 || CASE WHEN c.origin = 'production' THEN ' / recorded ' ELSE ' / expected ' END || ${rendered('c.expected')}
           END
        || CASE WHEN c.reason NOT IN ('', 'missing') THEN ' (' || c.reason || ')' ELSE '' END AS line
 FROM classed c
 JOIN (VALUES ${headings}) AS o(class, ordinal) ON o.class = c.class
 JOIN (VALUES ${categories}) AS g(category, ordinal) ON g.category = c.category
 ORDER BY o.ordinal, coalesce(c.table_name, '~') COLLATE "C", g.ordinal, c.object_name COLLATE "C", c.field COLLATE "C"
+`
+}
+
+/**
+ * The CTEs, after `live_rows` (the snapshot of the app's schemas) and `params` (with `owned`),
+ * that say what the module's comparison covers and what is production's own:
+ * - `app_live`: every object of the app's schemas, keyed; `live`: those of `public`, which the
+ *   module's comparison reads;
+ * - `owned_tables`: every relation the module has at some point of its history, under each of
+ *   its names (a view that reads one of them is compared by the module's rules);
+ * - `covered_relations`: those, and the views of `public` that read one of them: the module's
+ *   comparison covers them and everything on them;
+ * - `own_live`: the rest, production's own. The columns of a view are left out: its definition
+ *   says them.
+ */
+function ownershipCtes(): string {
+  return `app_live AS (
+  SELECT l.category || ' ' || CASE WHEN l.category = 'relations' OR l.table_name IS NULL THEN l.object_name
+                                   ELSE l.table_name || '.' || l.object_name END AS key,
+         l.category, l.table_name, l.object_name, l.definition, l.schema_name
+  FROM live_rows l
+),
+live AS (
+  SELECT a.key, a.category, a.table_name, a.object_name, a.definition FROM app_live a WHERE a.schema_name = 'public'
+),
+owned_tables AS (
+  SELECT substr(o.key, length('relations ') + 1) AS name FROM params p, unnest(p.owned) AS o(key) WHERE o.key LIKE 'relations %'
+),
+covered_relations AS (
+  SELECT name FROM owned_tables
+  UNION
+  SELECT l.object_name FROM live l
+  WHERE l.category = 'relations' AND l.definition ->> 'kind' IN ('view', 'materialized view')
+    AND EXISTS (SELECT FROM jsonb_array_elements_text(l.definition -> 'reads') AS t(name) WHERE t.name IN (SELECT name FROM owned_tables))
+),
+own_live AS (
+  SELECT a.key, a.category, a.table_name, a.object_name, a.definition
+  FROM app_live a CROSS JOIN params p
+  WHERE NOT (a.schema_name = 'public' AND (a.key = ANY (p.owned) OR EXISTS (SELECT FROM covered_relations c WHERE c.name = a.table_name)))
+    AND NOT (a.category = 'columns'
+             AND EXISTS (SELECT FROM app_live v WHERE v.category = 'relations' AND v.object_name = a.table_name
+                                                  AND v.definition ->> 'kind' IN ('view', 'materialized view')))
+)`
+}
+
+/** What a difference from production's own objects is told, by kind. */
+const PRODUCTION_REASONS = {
+  extra:
+    'not created by any migration, nor recorded at adoption as production\'s own: pull it into the history ' +
+    '(npm run migrate:pull), or review it and record it as production\'s own (npm run migrate:baseline -- <the newest applied migration>)',
+  missing:
+    'recorded at adoption as production\'s own, and gone since: put it back as recorded, or pull the schema into the history ' +
+    '(npm run migrate:pull), or review it and record the database as it is (npm run migrate:baseline -- <the newest applied migration>)',
+  changed:
+    'production\'s own, changed since adoption recorded it: put it back as recorded, or review the change and record it ' +
+    '(npm run migrate:baseline -- <the newest applied migration>)',
+}
+
+/**
+ * The CTEs that compare production's own objects (`own_live`) with those recorded at adoption
+ * (`params.production`; nothing when it is NULL): `own_found`, one row a difference, with its
+ * reason. What belongs to a table that is new or gone is said by the table's own line.
+ */
+function productionCtes(): string {
+  return `own_recorded AS (
+  SELECT r ->> 'key' AS key, r ->> 'category' AS category, r ->> 'table_name' AS table_name,
+         r ->> 'object_name' AS object_name, r -> 'definition' AS definition
+  FROM params p CROSS JOIN LATERAL jsonb_array_elements(p.production) AS r
+  -- Recorded before a migration of the module made it the module's: the module's rules compare it now.
+  WHERE NOT ((r ->> 'key') = ANY (p.owned) OR EXISTS (SELECT FROM covered_relations c WHERE c.name = r ->> 'table_name'))
+),
+own_found AS (
+  SELECT l.key, l.category, l.table_name, l.object_name, '' AS field, 'extra' AS kind, l.definition AS live,
+         NULL::jsonb AS expected, l.definition AS object, ${literal(PRODUCTION_REASONS.extra)} AS reason
+  FROM own_live l CROSS JOIN params p
+  WHERE p.production IS NOT NULL
+    AND NOT EXISTS (SELECT FROM own_recorded r WHERE r.key = l.key)
+    AND (l.category IN ('relations', 'functions')
+         OR EXISTS (SELECT FROM own_recorded r WHERE r.category = 'relations' AND r.object_name = l.table_name))
+  UNION ALL
+  SELECT r.key, r.category, r.table_name, r.object_name, '', 'missing', NULL, r.definition, r.definition,
+         ${literal(PRODUCTION_REASONS.missing)}
+  FROM own_recorded r
+  WHERE NOT EXISTS (SELECT FROM own_live l WHERE l.key = r.key)
+    AND (r.category IN ('relations', 'functions')
+         OR EXISTS (SELECT FROM own_live l WHERE l.category = 'relations' AND l.object_name = r.table_name))
+  UNION ALL
+  SELECT r.key, r.category, r.table_name, r.object_name, f.field, 'changed',
+         coalesce(l.definition -> f.field, 'null'), coalesce(r.definition -> f.field, 'null'), l.definition,
+         CASE WHEN f.field = 'comment' THEN '' ELSE ${literal(PRODUCTION_REASONS.changed)} END
+  FROM own_recorded r JOIN own_live l ON l.key = r.key
+  CROSS JOIN LATERAL (SELECT jsonb_object_keys(r.definition) UNION SELECT jsonb_object_keys(l.definition)) AS f(field)
+  WHERE coalesce(l.definition -> f.field, 'null') <> coalesce(r.definition -> f.field, 'null')
+)`
+}
+
+/**
+ * The objects of the app's schemas that the module's comparison does not cover (see
+ * ownershipCtes): production's own, which adoption records, as rows of
+ * {@link ProductionObjectRecord}, sorted by key. `createdBy` is the reference's (every object
+ * any migration creates). Needs `search_path` set to `public`, as the comparison does. Read-only.
+ *
+ * @example
+ * ```ts
+ * const { rows } = await sql.raw<ProductionObjectRecord>(productionObjectsQuery(reference.createdBy)).execute(trx)
+ * ```
+ */
+export function productionObjectsQuery(createdBy: Record<string, string>): string {
+  return `
+WITH live_rows AS (${appSchemasSnapshotQuery()}),
+params AS (SELECT ${textArray(Object.keys(createdBy).sort())} AS owned),
+${ownershipCtes()}
+SELECT o.key, o.category, o.table_name, o.object_name, o.definition FROM own_live o ORDER BY o.key COLLATE "C"
 `
 }
 
@@ -612,6 +749,11 @@ function literal(value: string): string {
 /** A JSON object with one entry a line, so that the script reads object by object. */
 function jsonLines(object: Record<string, unknown>): string {
   return `{\n${Object.entries(object).map(([key, value]) => `${JSON.stringify(key)}: ${JSON.stringify(value)}`).join(',\n')}\n}`
+}
+
+/** A JSON array with one element a line. */
+function jsonArrayLines(values: readonly unknown[]): string {
+  return `[\n${values.map((value) => JSON.stringify(value)).join(',\n')}\n]`
 }
 
 function textArray(values: string[]): string {

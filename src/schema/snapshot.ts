@@ -1,5 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 
+import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
+
 /** The kinds of object a {@link SchemaSnapshot} describes, one record of each. */
 export const SCHEMA_OBJECT_CATEGORIES = [
   'relations',
@@ -76,6 +78,8 @@ export interface SnapshotRow {
   table_name: string | null
   object_name: string
   definition: Record<string, unknown>
+  /** The schema it is in, as a quoted identifier where it needs quotes. */
+  schema_name: string
 }
 
 /**
@@ -153,11 +157,74 @@ function grants(acl: string, owner: string, objectType: string): string {
  */
 export function snapshotQuery(schema: string): string {
   const namespace = `'${schema.replaceAll("'", "''")}'::regnamespace`
+  return scopedSnapshotQuery(`= ${namespace}`, namespace)
+}
+
+/**
+ * {@link snapshotQuery} over every one of the app's schemas (see {@link APP_SCHEMAS_CONDITION}):
+ * names outside `public` are schema-qualified (`api.orders`, `api.total(uuid)`), so that they
+ * never meet a name of `public`. Each row also says its schema (`schema_name`).
+ *
+ * @example
+ * ```ts
+ * const { rows } = await sql.raw<SnapshotRow>(appSchemasSnapshotQuery()).execute(trx)
+ * ```
+ */
+export function appSchemasSnapshotQuery(): string {
+  return scopedSnapshotQuery(
+    `IN (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE ${APP_SCHEMAS_CONDITION('n')})`,
+    `'public'::regnamespace`,
+  )
+}
+
+/**
+ * Supabase's own schemas (and PostgreSQL's, pg_*): the platform, not the app, governs them, so
+ * they are never among the app's schemas even where the API roles may use them.
+ */
+export const PLATFORM_SCHEMAS: readonly string[] = [
+  'auth', 'storage', 'extensions', 'graphql', 'graphql_public', 'realtime', '_realtime', 'vault',
+  'pgsodium', 'pgsodium_masks', 'net', 'supabase_functions', 'supabase_migrations', 'cron',
+  'pgbouncer', '_analytics', 'pgmq', 'pgtle', 'information_schema',
+]
+
+/**
+ * The module's bookkeeping schemas (its history, and what a guarded down keeps): not the app's.
+ */
+export const BOOKKEEPING_SCHEMAS: readonly string[] = [MIGRATION_TABLE_SCHEMA, 'x402_backup']
+
+/**
+ * SQL: whether the schema of pg_namespace row `n` is one of the app's: `public`, and every other
+ * schema that anon or authenticated may use (PostgREST can expose it), but for Supabase's own
+ * and the module's bookkeeping schemas.
+ *
+ * @example
+ * ```ts
+ * `SELECT nspname FROM pg_catalog.pg_namespace n WHERE ${APP_SCHEMAS_CONDITION('n')}`
+ * ```
+ */
+export function APP_SCHEMAS_CONDITION(n: string): string {
+  const names = [...PLATFORM_SCHEMAS, ...BOOKKEEPING_SCHEMAS].map((name) => `'${name}'`).join(', ')
+  return `(${n}.nspname = 'public'
+     OR (${n}.nspname NOT IN (${names}) AND ${n}.nspname NOT LIKE 'pg\\_%'
+         AND EXISTS (SELECT FROM pg_catalog.pg_roles a WHERE a.rolname IN ('anon', 'authenticated')
+                     AND pg_catalog.has_schema_privilege(a.oid, ${n}.oid, 'USAGE'))))`
+}
+
+/**
+ * The snapshot query over the schemas whose oid satisfies `namespaces` (an SQL condition's
+ * right-hand side), with names in schema `bare` unqualified and every other name qualified.
+ */
+function scopedSnapshotQuery(namespaces: string, bare: string): string {
+  // A relation's name, and a function's prefix, as the snapshot keys them.
+  const relation = (alias: string) =>
+    `CASE WHEN ${alias}.relnamespace = ${bare} THEN ${alias}.relname::text
+          ELSE ${alias}.relnamespace::regnamespace::text || '.' || ${alias}.relname END`
   return `
 WITH rels AS (
-  SELECT c.oid, c.relname, c.relkind, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.reloptions
+  SELECT c.oid, ${relation('c')} AS relname, c.relkind, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.reloptions,
+         c.relnamespace::regnamespace::text AS schema_name
   FROM pg_catalog.pg_class c
-  WHERE c.relnamespace = ${namespace}
+  WHERE c.relnamespace ${namespaces}
     AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
     AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
                     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
@@ -176,14 +243,14 @@ SELECT 'relations' AS category, r.relname::text AS table_name, r.relname::text A
          'security invoker', coalesce((SELECT lower(split_part(o, '=', 2)) IN ('on', 'true', 'yes', '1')
                                        FROM unnest(r.reloptions) AS o WHERE o LIKE 'security_invoker=%'), false),
          -- The relations it reads, by name (schema-qualified outside this schema).
-         'reads', (SELECT coalesce(jsonb_agg(DISTINCT CASE WHEN t.relnamespace = ${namespace} THEN t.relname::text
-                                                           ELSE t.relnamespace::regnamespace::text || '.' || t.relname END), '[]'::jsonb)
+         'reads', (SELECT coalesce(jsonb_agg(DISTINCT ${relation('t')}), '[]'::jsonb)
                    FROM pg_catalog.pg_rewrite w
                    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = w.oid
                                               AND d.refclassid = 'pg_catalog.pg_class'::regclass
                    JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
                    WHERE w.ev_class = r.oid AND t.oid <> r.oid)
-       ) ELSE '{}'::jsonb END AS definition
+       ) ELSE '{}'::jsonb END AS definition,
+       r.schema_name
 FROM rels r
 UNION ALL
 SELECT 'columns', r.relname, a.attname,
@@ -197,7 +264,8 @@ SELECT 'columns', r.relname, a.attname,
                         THEN (SELECT l.collname::text FROM pg_catalog.pg_collation l WHERE l.oid = a.attcollation) END,
          'grants', CASE WHEN a.attacl IS NOT NULL THEN ${grants('a.attacl', 'r.relowner', `'c'`)} END,
          'comment', pg_catalog.col_description(r.oid, a.attnum)
-       )
+       ),
+       r.schema_name
 FROM rels r
 JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
@@ -209,7 +277,8 @@ SELECT 'constraints', r.relname, k.conname,
          'definition', pg_catalog.pg_get_constraintdef(k.oid),
          'validated', k.convalidated,
          'comment', pg_catalog.obj_description(k.oid, 'pg_constraint')
-       )
+       ),
+       r.schema_name
 FROM rels r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid
 WHERE k.contype::text <> 'n'
 UNION ALL
@@ -218,7 +287,8 @@ SELECT 'indexes', r.relname, i.relname,
          'definition', pg_catalog.pg_get_indexdef(x.indexrelid),
          'valid', x.indisvalid,
          'comment', pg_catalog.obj_description(i.oid, 'pg_class')
-       )
+       ),
+       r.schema_name
 FROM rels r
 JOIN pg_catalog.pg_index x ON x.indrelid = r.oid
 JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
@@ -228,18 +298,22 @@ SELECT 'triggers', r.relname, g.tgname,
          'definition', pg_catalog.pg_get_triggerdef(g.oid),
          'enabled', g.tgenabled::text,
          'comment', pg_catalog.obj_description(g.oid, 'pg_trigger')
-       )
+       ),
+       r.schema_name
 FROM rels r JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.oid
 WHERE NOT g.tgisinternal
 UNION ALL
-SELECT 'functions', NULL, p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
+SELECT 'functions', NULL,
+       CASE WHEN p.pronamespace = ${bare} THEN '' ELSE p.pronamespace::regnamespace::text || '.' END
+         || p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
        jsonb_build_object(
          'definition', btrim(regexp_replace(pg_catalog.pg_get_functiondef(p.oid), '\\s+', ' ', 'g')),
          'grants', ${grants('p.proacl', 'p.proowner', `'f'`)},
          'comment', pg_catalog.obj_description(p.oid, 'pg_proc')
-       )
+       ),
+       p.pronamespace::regnamespace::text
 FROM pg_catalog.pg_proc p
-WHERE p.pronamespace = ${namespace}
+WHERE p.pronamespace ${namespaces}
   AND p.prokind IN ('f', 'p')
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
                   WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
@@ -255,7 +329,8 @@ SELECT 'policies', r.relname, o.polname,
          'using', pg_catalog.pg_get_expr(o.polqual, o.polrelid),
          'with check', pg_catalog.pg_get_expr(o.polwithcheck, o.polrelid),
          'comment', pg_catalog.obj_description(o.oid, 'pg_policy')
-       )
+       ),
+       r.schema_name
 FROM rels r JOIN pg_catalog.pg_policy o ON o.polrelid = r.oid
 `
 }
