@@ -35,6 +35,11 @@ export interface RecordedChecksum {
  * earlier text: `migrate:check` says so by name instead of reporting the file as edited.
  */
 export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  '005_add_openrouter_integration': {
+    '7906397013a222e6ccc79006370c2b6ca870a2f38cad2117d04e275e632739d5':
+      'its down now rolls back where a trigger or rule deleted or changed rows it did not report, ' +
+      'and it describes its own resumable down',
+  },
   '008_close_supabase_advisor_findings': {
     '04ffbc1594795986db63b42d82260eba5dc43936706ccaa929acb57b97e3715d':
       'its down ran policy text stored in x402_migrations.prior_state_008; it now keeps a record ' +
