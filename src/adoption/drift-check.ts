@@ -121,7 +121,8 @@ async function verdict(
   }
   if (!recorded) return { name, status: 'unrecorded', current }
   if (recorded.sha256 !== current) {
-    return { name, status: earlierText(name, recorded.sha256) ? 'corrected' : 'edited', recorded, current }
+    const status = earlierText(name, recorded.sha256) ? 'corrected' : 'edited'
+    return { name, status, recorded, current }
   }
   return { name, status: recorded.origin === 'backfill' ? 'backfilled' : 'ok', recorded, current }
 }
@@ -164,8 +165,8 @@ export function formatDriftReport(report: DriftReport, options: MigrationSourceO
       .map(
         ({ name, recorded }) =>
           `${name}: this database applied an earlier text of it (sha256 ${recorded!.sha256}): ` +
-          `${earlierText(name, recorded!.sha256)}. Roll it back with the module version that applied it, ` +
-          'then apply it again with this one (see docs/rollback.md).',
+          `${earlierText(name, recorded!.sha256)}. Roll it back with the module version that ` +
+          'applied it, then apply it again with this one (see docs/rollback.md).',
       ),
   )
   section(

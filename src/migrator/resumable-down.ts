@@ -52,7 +52,9 @@ function resumable(name: string, migration: Migration): Migration {
       const marked = (await readMigrationHistory(db, { times: false })).find((entry) => entry.name === name)?.reverting
       const { downDone: completed, downDeletes = [] } = migration as ResumableDown
       if (completed === undefined) {
-        throw new Error(`${name} runs outside a transaction but exports no downDone, which tells when its down has completed.`)
+        throw new Error(
+          `${name} runs outside a transaction but exports no downDone, which tells when its down has completed.`,
+        )
       }
       // Kysely's Migrator deletes the history row once this returns.
       if (marked && (await completed(db))) return
@@ -77,7 +79,10 @@ function resumable(name: string, migration: Migration): Migration {
  * done, saying so: the advice of a refusal ("nothing was changed") is not the whole story then.
  */
 function withUnfinishedRollback(error: unknown, name: string): Error {
-  const reason = error instanceof QueryError && error.cause instanceof Error ? error.cause.message : String((error as Error)?.message ?? error)
+  const reason =
+    error instanceof QueryError && error.cause instanceof Error
+      ? error.cause.message
+      : String((error as Error)?.message ?? error)
   return new Error(
     `${reason.replace(/\.$/, '')}. The rollback of ${name} began earlier and is not complete: its schema is half ` +
       'removed, and nothing migrates forward until the rollback is completed with npm run migrate:down ' +
