@@ -131,3 +131,42 @@ describe.each(testTargets)('rolling back 005 with rows of other tables referenci
     expect(await backupTables(db, '005_')).toEqual([])
   })
 })
+
+describe.each(testTargets)('rolling back 005 where a trigger of another table deletes with its rows on %s', (target) => {
+  const database = useTestDatabase(target, '005_add_openrouter_integration')
+
+  it('rolls back, even with the opt-in, naming the table whose rows went unreported; nothing changes', async () => {
+    const { db } = database
+    const instant = await createResource(db, {
+      resource_type: 'openrouter_instant',
+      openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+      openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+    })
+    // No foreign key: only the trigger links the two, which no catalog query of keys can see.
+    await sql`CREATE TABLE resource_log (id serial PRIMARY KEY, resource_id uuid)`.execute(db)
+    await sql`
+      CREATE FUNCTION forget_resource_log() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN DELETE FROM resource_log WHERE resource_id = OLD.id; RETURN OLD; END $$
+    `.execute(db)
+    await sql`
+      CREATE TRIGGER forget_resource_log AFTER DELETE ON x402_resources
+      FOR EACH ROW EXECUTE FUNCTION forget_resource_log()
+    `.execute(db)
+    await sql`INSERT INTO resource_log (resource_id) SELECT ${instant}::uuid FROM generate_series(1, 5)`.execute(db)
+
+    const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(MigrationError)
+    const message = (error as Error).message
+    expect(message).toMatch(/public\.resource_log: 5 row\(s\) deleted/)
+    expect(message).toContain('Nothing was changed')
+    expect(await applied(db)).toContain('005_add_openrouter_integration')
+    const { rows } = await sql<{ logs: number; instant: number }>`
+      SELECT (SELECT count(*) FROM resource_log)::int AS logs,
+             (SELECT count(*) FROM x402_resources WHERE resource_type = 'openrouter_instant')::int AS instant
+    `.execute(db)
+    expect(rows).toEqual([{ logs: 5, instant: 1 }])
+    expect(await backupTables(db, '005_')).toEqual([])
+    // The run kept no mark: nothing of 005 was undone, and it still migrates forward.
+    expect((await migrateTo(db, '006_rename_to_production_names')).length).toBe(1)
+  })
+})

@@ -5,6 +5,7 @@ import {
   type MigrationSourceOptions,
   migrationChecksum,
   migrationSourcePath,
+  earlierText,
   readMigrationChecksums,
   type RecordedChecksum,
 } from '../migrator/checksums.js'
@@ -35,12 +36,14 @@ export interface DriftCheckOptions extends MigrationSourceOptions {
  * - `unrecorded`: no checksum yet (applied by a version of the module without checksums, or from
  *   a deployment without the sources); the next run that applies or reverts a migration records
  *   it, and so does `migrate:baseline -- <the newest applied migration>` at once;
+ * - `corrected`: the database applied an earlier text of the migration, corrected in place
+ *   before any release (EARLIER_TEXTS in migrator/checksums.ts); the schema check still applies;
  * - `edited`: the file differs from the one applied: a released migration was changed;
  * - `unreadable`: the source file cannot be read, so the migration cannot be verified.
  */
 export interface ChecksumVerdict {
   name: string
-  status: 'ok' | 'backfilled' | 'unrecorded' | 'edited' | 'unreadable'
+  status: 'ok' | 'backfilled' | 'unrecorded' | 'corrected' | 'edited' | 'unreadable'
   recorded?: RecordedChecksum
   /** The checksum of the file now, when it could be read. */
   current?: string
@@ -130,7 +133,10 @@ async function verdict(
     return { name, status: 'unreadable', recorded, problem: (error as Error).message }
   }
   if (!recorded) return { name, status: 'unrecorded', current }
-  if (recorded.sha256 !== current) return { name, status: 'edited', recorded, current }
+  if (recorded.sha256 !== current) {
+    const status = earlierText(name, recorded.sha256) ? 'corrected' : 'edited'
+    return { name, status, recorded, current }
+  }
   return { name, status: recorded.origin === 'backfill' ? 'backfilled' : 'ok', recorded, current }
 }
 
@@ -163,6 +169,17 @@ export function formatDriftReport(report: DriftReport, options: MigrationSourceO
           `${name}: ${migrationSourcePath(name, options)} has sha256 ${current}, but ${recorded!.sha256} was recorded ` +
           `(${recorded!.origin}, ${recorded!.recordedAt.toISOString()}). A released migration must not change: restore it ` +
           `(git log -p -- src/migrations/${name}.ts) and make the change in a new migration.`,
+      ),
+  )
+  section(
+    'Migrations this database applied from an earlier text, corrected before release:',
+    report.checksums
+      .filter(({ status }) => status === 'corrected')
+      .map(
+        ({ name, recorded }) =>
+          `${name}: this database applied an earlier text of it (sha256 ${recorded!.sha256}): ` +
+          `${earlierText(name, recorded!.sha256)}. Roll it back with the module version that ` +
+          'applied it, then apply it again with this one (see docs/rollback.md).',
       ),
   )
   section(

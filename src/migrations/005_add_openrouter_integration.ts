@@ -26,6 +26,9 @@ export const config = { transaction: false }
 
 const RESOURCE_TYPES_BEFORE = ['external', 'proxy', 'prompt', 'static', 'prompt_template']
 const RESOURCE_TYPES = [...RESOURCE_TYPES_BEFORE, 'openrouter_instant']
+// Written last in step 1: its presence tells that step 1 committed (see catalogChangesDone).
+const OPENROUTER_CONFIG_COMMENT =
+  'Settings of an openrouter_instant resource: {modelId, systemPrompt, params: {temperature, maxTokens, topP, ...}}.'
 
 export async function up(db: Kysely<any>): Promise<void> {
   if (!(await catalogChangesDone(db))) await db.transaction().execute(addCatalogChanges)
@@ -126,7 +129,7 @@ async function addCatalogChanges(db: Kysely<any>): Promise<void> {
   `.execute(db)
   await commentOnColumns(db, 'x402_resources', {
     openrouter_model_id: 'Model of an openrouter_instant resource, from ai_models; set to null when the model leaves the catalog.',
-    openrouter_config: 'Settings of an openrouter_instant resource: {modelId, systemPrompt, params: {temperature, maxTokens, topP, ...}}.',
+    openrouter_config: OPENROUTER_CONFIG_COMMENT,
   })
 }
 
@@ -172,28 +175,43 @@ async function buildIndexConcurrently(db: Kysely<any>): Promise<void> {
 }
 
 /**
- * Whether step 1 committed before (a crash stopped the run after it). Every object of step 1 is
- * asked for, RLS included, so that a schema made by hand in its way (the plan's SQL pasted in
- * part, or without RLS) is not taken for it: step 1 then runs, and fails on the first object
- * that is already there, with nothing changed. A schema pasted in whole is adopted with
+ * Whether step 1 committed before (a crash stopped the run after it). Step 1 is one transaction,
+ * and its last statement writes the module's comment on x402_resources.openrouter_config: with
+ * that comment there, all of step 1 is. A schema made by hand in its way (the plan's SQL pasted
+ * in part or whole) has no such comment: step 1 then runs, and fails on the first object that
+ * is already there, with nothing changed. A schema pasted in whole is adopted with
  * `migrate:baseline`, which compares everything.
  */
 async function catalogChangesDone(db: Kysely<any>): Promise<boolean> {
   const { rows } = await sql<{ done: boolean }>`
-    SELECT coalesce((SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass('public.user_openrouter_integrations')), false)
-       AND to_regclass('public.idx_openrouter_integrations_user_enabled') IS NOT NULL
-       AND (SELECT count(*) FROM pg_policy WHERE polrelid = to_regclass('public.user_openrouter_integrations')
-            AND polname IN ('Users can manage their own OpenRouter config', 'Service role full access on OpenRouter')) = 2
-       AND EXISTS (SELECT FROM pg_trigger WHERE tgrelid = to_regclass('public.user_openrouter_integrations')
-                   AND tgname = 'openrouter_integration_updated_at')
-       AND EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
-                   AND conname = 'x402_resources_openrouter_model_id_fkey')
-       AND EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
-                   AND conname = 'x402_resources_resource_type_check'
-                   AND pg_get_constraintdef(oid) LIKE '%openrouter_instant%') AS done
+    SELECT coalesce(col_description('public.x402_resources'::regclass, (
+      SELECT attnum FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
+         AND attname = 'openrouter_config' AND NOT attisdropped)) = ${sql.lit(OPENROUTER_CONFIG_COMMENT)}, false) AS done
   `.execute(db)
   return rows[0]!.done
 }
+
+/**
+ * Whether every step of `down` has committed, for the runner to resume an interrupted rollback:
+ * its last step drops the keys table, its trigger function and both columns in one transaction.
+ */
+export async function downDone(db: Kysely<any>): Promise<boolean> {
+  const { rows } = await sql<{ done: boolean }>`
+    SELECT to_regclass('public.user_openrouter_integrations') IS NULL
+       AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
+                       AND attname IN ('openrouter_model_id', 'openrouter_config') AND NOT attisdropped) AS done
+  `.execute(db)
+  return rows[0]!.done
+}
+
+/**
+ * The rows `down` deletes (moved to x402_backup with the data-loss opt-in), for the runner to
+ * refuse before it begins while rows of other tables reference them through a foreign key.
+ */
+export const downDeletes = [
+  { table: 'public.x402_resources', where: "resource_type = 'openrouter_instant'" },
+  { table: 'public.user_openrouter_integrations', where: 'true' },
+] as const
 
 /**
  * The reverse of `up`, with the same lock discipline, and without losing data.
@@ -219,7 +237,7 @@ async function catalogChangesDone(db: Kysely<any>): Promise<boolean> {
  */
 export async function down(db: Kysely<any>): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await keepOrRefuse(trx, 'everything')
+    await keepOrRefuse(trx, 'all')
     await swapResourceTypeCheck(trx, RESOURCE_TYPES_BEFORE)
     await sql`
       ALTER TABLE x402_resources
@@ -236,7 +254,7 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`DROP INDEX CONCURRENTLY IF EXISTS idx_x402_resources_openrouter_model`.execute(db)
 
   await db.transaction().execute(async (trx) => {
-    await keepOrRefuse(trx, 'keys stored since')
+    await keepOrRefuse(trx, 'keys')
     await sql`DROP TABLE IF EXISTS user_openrouter_integrations`.execute(trx)
     await sql`DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at()`.execute(trx)
     // Last, as in up: ACCESS EXCLUSIVE on x402_resources for as short a time as it can. The
@@ -246,15 +264,17 @@ export async function down(db: Kysely<any>): Promise<void> {
 }
 
 /**
- * Step 1 (`everything`) and step 4 (`keys stored since`) of `down`: counts what would be lost,
- * with the keys table locked against writes (EXCLUSIVE: reads go on), and refuses with the
+ * Step 1 (`all`) and step 4 (`keys`, those stored since step 1) of `down`: counts what would be
+ * lost, with the keys table locked against writes (EXCLUSIVE: reads go on), and refuses with the
  * counts, or, with the opt-in, moves the rows to x402_backup. Each move is one statement
- * (DELETE … RETURNING into the backup), so a row is either backed up or not touched.
+ * (DELETE … RETURNING into the backup), so a row is either backed up or not touched. Before the
+ * transaction commits, the server's own count of the rows it deleted and changed, per table,
+ * must be what was moved: a trigger or rule of another table that deleted with them rolls it all
+ * back, named.
  */
-async function keepOrRefuse(db: Kysely<any>, scope: 'everything' | 'keys stored since'): Promise<void> {
-  const countResources = scope === 'everything' ? 'true' : 'false'
+async function keepOrRefuse(db: Kysely<any>, scope: 'all' | 'keys'): Promise<void> {
   const refusal =
-    scope === 'everything'
+    scope === 'all'
       ? 'Nothing was changed. Keep 005, or move the data first'
       : 'They were stored while the rollback ran; it stopped before dropping anything that holds data. Run it again'
   await sql`
@@ -266,12 +286,14 @@ DECLARE
   instant bigint := 0;
   configured bigint := 0;
   lost text[] := '{}';
+  unreported text;
+  counted jsonb;
 BEGIN
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
     SELECT count(*) INTO keys FROM public.user_openrouter_integrations;
   END IF;
-  IF ${sql.raw(countResources)} AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
+  IF ${sql.lit(scope === 'all')} AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
                       AND attname = 'openrouter_config' AND NOT attisdropped) THEN
     SELECT count(*) FILTER (WHERE resource_type = 'openrouter_instant'),
            count(*) FILTER (WHERE resource_type <> 'openrouter_instant'
@@ -291,8 +313,9 @@ BEGIN
     RETURN;
   END IF;
   IF NOT allowed THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. ${sql.raw(refusal)}; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; ');
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. %; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; '), ${sql.lit(refusal)};
   END IF;
+  counted := (SELECT jsonb_object_agg(relid, jsonb_build_array(n_tup_del, n_tup_upd)) FROM pg_stat_xact_user_tables);
   CREATE SCHEMA IF NOT EXISTS x402_backup;
   IF keys > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
@@ -307,6 +330,22 @@ BEGIN
     EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
                    'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id) '
                    'INSERT INTO x402_backup.%I SELECT * FROM old', '005_x402_resources_' || stamp);
+  END IF;
+  -- What the server counted in this block against what was moved: instant rows deleted,
+  -- configured ones changed. Its counters also hold earlier statements of the session that it
+  -- has not flushed yet, hence the difference.
+  SELECT string_agg(format('%I.%I: %s row(s) deleted, %s changed', t.schemaname, t.relname, t.deleted, t.changed), '; ')
+    INTO unreported
+    FROM (SELECT schemaname, relname, relid,
+                 n_tup_del - (counted -> relid::text ->> 0)::bigint AS deleted,
+                 n_tup_upd - (counted -> relid::text ->> 1)::bigint AS changed
+          FROM pg_stat_xact_user_tables WHERE counted ? relid::text) AS t
+   WHERE (t.deleted, t.changed) IS DISTINCT FROM (
+           CASE t.relid WHEN 'public.user_openrouter_integrations'::regclass THEN keys
+                        WHEN 'public.x402_resources'::regclass THEN instant ELSE 0 END,
+           CASE t.relid WHEN 'public.x402_resources'::regclass THEN configured ELSE 0 END);
+  IF unreported IS NOT NULL THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted or changed rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
 END
 $keep_or_refuse$

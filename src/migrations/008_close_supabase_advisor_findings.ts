@@ -13,11 +13,13 @@ import { type Kysely, sql } from 'kysely'
  *   the user policy `TO authenticated` with `(select auth.uid())`, and the trigger function with
  *   an empty search_path (its body calls only now(), which pg_catalog always provides).
  *
- * Production, adopted at 006, has RLS on x402_resources already. So `up` first records what it
- * finds (RLS of both tables, the Claude user policy as it stands, the function's settings) in
- * x402_migrations.prior_state_008, a schema the API cannot reach, and `down` puts back exactly
- * that (the policy's PERMISSIVE or RESTRICTIVE, command, roles, expressions and comment too), in
- * SQL, so that the script of `migrate:sql -- 008 --down` does the same in the SQL Editor.
+ * Production, adopted at 006, has RLS on x402_resources already, and may have hardened or
+ * replaced the Claude policy by hand. So `up` changes only what it knows: the policy if it is
+ * 002's (a policy of another shape, or under another name, is production's own and stays), and
+ * the function's search_path if none is set. It records what it found in
+ * x402_migrations.prior_state_008, a schema the API cannot reach: booleans and one word, which
+ * `down` checks before it changes anything. The record is never run as SQL, so an edited one
+ * cannot make the down do anything but refuse.
  *
  * Catalog changes only, in one short transaction under the runner's lock_timeout (retried when
  * it fires). x402_resources, the busiest table, is locked as late as it can be: just before the
@@ -33,58 +35,56 @@ export async function up(db: Kysely<any>): Promise<void> {
       migration text PRIMARY KEY CHECK (migration = '008_close_supabase_advisor_findings'),
       resources_rls boolean NOT NULL,
       models_rls boolean NOT NULL,
-      claude_policy_permissive boolean NOT NULL,
-      claude_policy_command text NOT NULL,
-      claude_policy_roles text NOT NULL,
-      claude_policy_using text,
-      claude_policy_check text,
-      claude_function_config text[],
-      claude_policy_comment text
+      claude_policy text NOT NULL CHECK (claude_policy IN ('plan', 'advised', 'other', 'absent')),
+      claude_search_path_set boolean NOT NULL
     )
   `.execute(db)
   await sql`
     COMMENT ON TABLE x402_migrations.prior_state_008 IS
-      'What migration 008 found before it changed it; its down restores this and drops the table.'
+      'What migration 008 found: RLS of two tables, the shape of the Claude policy (plan: as 002 made it, replaced by 008), whether 008 set the function''s search_path. Its down checks this, restores it and drops the table.'
   `.execute(db)
   await sql`
     INSERT INTO x402_migrations.prior_state_008
     SELECT '008_close_supabase_advisor_findings',
            (SELECT relrowsecurity FROM pg_catalog.pg_class WHERE oid = 'public.x402_resources'::regclass),
            (SELECT relrowsecurity FROM pg_catalog.pg_class WHERE oid = 'public.x402_openrouter_models'::regclass),
-           p.polpermissive,
-           CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
-                         WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
-           (SELECT string_agg(CASE WHEN r.id = 0 THEN 'public' ELSE quote_ident(pg_catalog.pg_get_userbyid(r.id)) END, ', ')
-            FROM unnest(p.polroles) AS r(id)),
-           pg_catalog.pg_get_expr(p.polqual, p.polrelid),
-           pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid),
-           (SELECT proconfig FROM pg_catalog.pg_proc WHERE oid = 'public.update_claude_config_updated_at()'::regprocedure),
-           pg_catalog.obj_description(p.oid, 'pg_policy')
-    FROM pg_catalog.pg_policy p
-    WHERE p.polrelid = 'public.x402_user_claude_configs'::regclass
-      AND p.polname = 'Users can manage their own Claude config'
+           ${claudePolicyShape},
+           NOT EXISTS (SELECT FROM pg_catalog.pg_proc, unnest(proconfig) AS setting
+                       WHERE oid = 'public.update_claude_config_updated_at()'::regprocedure
+                         AND setting LIKE 'search_path=%')
   `.execute(db)
 
-  await sql`DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs`.execute(db)
-  await sql`
-    CREATE POLICY "Users can manage their own Claude config" ON x402_user_claude_configs
-    FOR ALL TO authenticated
-    USING ((select auth.uid()) = user_id)
-    WITH CHECK ((select auth.uid()) = user_id)
-  `.execute(db)
-  // A comment production wrote on the policy documents it; it stays with the new one.
+  // Only 002's policy is replaced; a comment production wrote on it stays with the new one.
   await sql`
     DO $$
     DECLARE
-      comment text := (SELECT claude_policy_comment FROM x402_migrations.prior_state_008);
+      comment text := (SELECT obj_description(oid, 'pg_policy') FROM pg_policy
+                       WHERE polrelid = 'public.x402_user_claude_configs'::regclass
+                         AND polname = 'Users can manage their own Claude config');
     BEGIN
+      IF (SELECT claude_policy FROM x402_migrations.prior_state_008) <> 'plan' THEN
+        RETURN;
+      END IF;
+      DROP POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs;
+      CREATE POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs
+        FOR ALL TO authenticated
+        USING ((select auth.uid()) = user_id)
+        WITH CHECK ((select auth.uid()) = user_id);
       IF comment IS NOT NULL THEN
         EXECUTE format('COMMENT ON POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs IS %L', comment);
       END IF;
     END
     $$
   `.execute(db)
-  await sql`ALTER FUNCTION update_claude_config_updated_at() SET search_path = ''`.execute(db)
+  await sql`
+    DO $$
+    BEGIN
+      IF (SELECT claude_search_path_set FROM x402_migrations.prior_state_008) THEN
+        ALTER FUNCTION public.update_claude_config_updated_at() SET search_path = '';
+      END IF;
+    END
+    $$
+  `.execute(db)
 
   await sql`LOCK TABLE x402_resources IN ACCESS EXCLUSIVE MODE`.execute(db)
   await sql`ALTER TABLE x402_openrouter_models ENABLE ROW LEVEL SECURITY`.execute(db)
@@ -110,53 +110,83 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 /**
- * Back to what `up` found: RLS off again only where it was off, the Claude policy and the
- * function's settings as recorded. x402_resources is locked before the catalog again, for the same
- * reason.
+ * The shape of the Claude user policy, as one word: `plan` (002's: every role, auth.uid() per
+ * row), `advised` (what 008 makes), `other` (production's own), or `absent` (none of that name).
+ */
+const claudePolicyShape = sql`(
+  SELECT CASE
+    WHEN p.oid IS NULL THEN 'absent'
+    WHEN p.polpermissive AND p.polcmd = '*' AND p.polroles = '{0}'
+      AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = '(auth.uid() = user_id)'
+      AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = '(auth.uid() = user_id)' THEN 'plan'
+    WHEN p.polpermissive AND p.polcmd = '*' AND p.polroles = ARRAY['authenticated'::regrole]::oid[]
+      AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = '(( SELECT auth.uid() AS uid) = user_id)'
+      AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = '(( SELECT auth.uid() AS uid) = user_id)' THEN 'advised'
+    ELSE 'other' END
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_catalog.pg_policy p ON p.polrelid = 'public.x402_user_claude_configs'::regclass
+    AND p.polname = 'Users can manage their own Claude config'
+)`
+
+/**
+ * Back to what `up` found, from its record, checked first: RLS off again only where it was off,
+ * 002's policy back only where 008 replaced it and the policy is still as 008 made it (a policy
+ * narrowed since is never widened back: the down refuses), and the function's search_path reset
+ * only where 008 set it and it is still empty. x402_resources is locked before the catalog
+ * again, for the same reason.
  */
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`
     DO $$
     DECLARE
-      prior x402_migrations.prior_state_008;
-      setting text;
+      prior jsonb;
+      policy text := ${claudePolicyShape};
+      comment text := (SELECT obj_description(oid, 'pg_policy') FROM pg_policy
+                       WHERE polrelid = 'public.x402_user_claude_configs'::regclass
+                         AND polname = 'Users can manage their own Claude config');
     BEGIN
-      SELECT * INTO STRICT prior FROM x402_migrations.prior_state_008;
-
-      DROP POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs;
-      EXECUTE format(
-        'CREATE POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs AS %s FOR %s TO %s%s%s',
-        CASE WHEN prior.claude_policy_permissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
-        prior.claude_policy_command,
-        prior.claude_policy_roles,
-        CASE WHEN prior.claude_policy_using IS NOT NULL THEN format(' USING (%s)', prior.claude_policy_using) ELSE '' END,
-        CASE WHEN prior.claude_policy_check IS NOT NULL THEN format(' WITH CHECK (%s)', prior.claude_policy_check) ELSE '' END
-      );
-      IF prior.claude_policy_comment IS NOT NULL THEN
-        EXECUTE format('COMMENT ON POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs IS %L',
-                       prior.claude_policy_comment);
+      IF to_regclass('x402_migrations.prior_state_008') IS NOT NULL THEN
+        SELECT to_jsonb(p) INTO prior FROM x402_migrations.prior_state_008 p;
       END IF;
-      -- proconfig holds name=value. A list setting (search_path) is stored already quoted, as
-      -- it is written; any other value is one string.
-      ALTER FUNCTION public.update_claude_config_updated_at() RESET ALL;
-      FOREACH setting IN ARRAY coalesce(prior.claude_function_config, '{}') LOOP
-        EXECUTE format(
-          'ALTER FUNCTION public.update_claude_config_updated_at() SET %s = %s',
-          split_part(setting, '=', 1),
-          CASE WHEN split_part(setting, '=', 1) = 'search_path' THEN substr(setting, strpos(setting, '=') + 1)
-               ELSE quote_literal(substr(setting, strpos(setting, '=') + 1)) END
-        );
-      END LOOP;
+      IF prior IS NULL THEN
+        RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: its record of what it found, x402_migrations.prior_state_008, is missing or has no row, so it cannot know whether RLS was on before it. Nothing was changed. Keep 008 applied, or write the record again as docs/rollback.md describes.';
+      END IF;
+      IF jsonb_typeof(prior->'resources_rls') IS DISTINCT FROM 'boolean'
+         OR jsonb_typeof(prior->'models_rls') IS DISTINCT FROM 'boolean'
+         OR jsonb_typeof(prior->'claude_search_path_set') IS DISTINCT FROM 'boolean'
+         OR coalesce(prior->>'claude_policy' NOT IN ('plan', 'advised', 'other', 'absent'), true) THEN
+        RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: x402_migrations.prior_state_008 holds what 008 does not record (two RLS booleans, claude_policy plan, advised, other or absent, claude_search_path_set): it was edited, or written by an earlier text of 008. Nothing was changed. Keep 008 applied, or write the record again as docs/rollback.md describes.';
+      END IF;
+      IF prior->>'claude_policy' = 'plan' AND policy <> 'advised' THEN
+        RAISE EXCEPTION 'Rolling back 008_close_supabase_advisor_findings would replace the policy "Users can manage their own Claude config" on x402_user_claude_configs, changed since 008 made it (%), with 002''s FOR ALL TO public, which is wider. Nothing was changed. Keep 008 applied.', policy;
+      END IF;
+
+      IF prior->>'claude_policy' = 'plan' THEN
+        DROP POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs;
+        CREATE POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs
+          FOR ALL
+          USING (auth.uid() = user_id)
+          WITH CHECK (auth.uid() = user_id);
+        IF comment IS NOT NULL THEN
+          EXECUTE format('COMMENT ON POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs IS %L',
+                         comment);
+        END IF;
+      END IF;
+      IF (prior->'claude_search_path_set')::boolean AND EXISTS (
+        SELECT FROM pg_proc, unnest(proconfig) AS setting
+        WHERE oid = 'public.update_claude_config_updated_at()'::regprocedure AND setting = 'search_path=""'
+      ) THEN
+        ALTER FUNCTION public.update_claude_config_updated_at() RESET search_path;
+      END IF;
 
       LOCK TABLE public.x402_resources IN ACCESS EXCLUSIVE MODE;
-      DROP POLICY "Service role full access on models" ON public.x402_openrouter_models;
-      DROP POLICY "Anyone can read the model catalog" ON public.x402_openrouter_models;
-      IF NOT prior.models_rls THEN
+      DROP POLICY IF EXISTS "Service role full access on models" ON public.x402_openrouter_models;
+      DROP POLICY IF EXISTS "Anyone can read the model catalog" ON public.x402_openrouter_models;
+      IF NOT (prior->'models_rls')::boolean THEN
         ALTER TABLE public.x402_openrouter_models DISABLE ROW LEVEL SECURITY;
       END IF;
-
-      DROP POLICY "Service role full access on resources" ON public.x402_resources;
-      IF NOT prior.resources_rls THEN
+      DROP POLICY IF EXISTS "Service role full access on resources" ON public.x402_resources;
+      IF NOT (prior->'resources_rls')::boolean THEN
         ALTER TABLE public.x402_resources DISABLE ROW LEVEL SECURITY;
       END IF;
     END

@@ -29,6 +29,36 @@ export interface RecordedChecksum {
   recordedAt: Date
 }
 
+/**
+ * The earlier texts of migrations that were corrected in place before any release, by sha256,
+ * each with what the correction changed. A database that recorded one of them applied that
+ * earlier text: `migrate:check` says so by name instead of reporting the file as edited.
+ */
+export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  '005_add_openrouter_integration': {
+    '7906397013a222e6ccc79006370c2b6ca870a2f38cad2117d04e275e632739d5':
+      'its down now rolls back where a trigger or rule deleted or changed rows it did not report, ' +
+      'and it describes its own resumable down',
+  },
+  '008_close_supabase_advisor_findings': {
+    '04ffbc1594795986db63b42d82260eba5dc43936706ccaa929acb57b97e3715d':
+      'its down ran policy text stored in x402_migrations.prior_state_008; it now keeps a record ' +
+      'it checks and never runs, and leaves a Claude policy of another shape or name alone',
+  },
+}
+
+/**
+ * What the correction of `name` changed, when `sha256` is an earlier text of it.
+ *
+ * @example
+ * ```ts
+ * earlierText('008_close_supabase_advisor_findings', recorded.sha256) // 'its down ran …' or undefined
+ * ```
+ */
+export function earlierText(name: string, sha256: string): string | undefined {
+  return EARLIER_TEXTS[name]?.[sha256]
+}
+
 /** Where the migration sources are read from. */
 export interface MigrationSourceOptions {
   /**

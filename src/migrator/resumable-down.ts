@@ -1,40 +1,22 @@
 import { type Kysely, sql } from 'kysely'
 import type { Migration, MigrationProvider } from 'kysely/migration'
 
+import { QueryError } from '../connection/query-error.js'
 import { refuseReferencedRows, type DeletedRows } from './down-guard.js'
 import { clearRevertingMark, markReverting, readMigrationHistory } from './history.js'
 import { runsInTransaction } from './provider.js'
 
 /**
- * For each migration that runs outside a transaction, how to tell that every step of its `down`
- * has committed. The history row is deleted after the last step, so a run interrupted between
- * the two leaves the migration recorded with its objects gone; the next rollback then records
- * the end instead of running steps that no longer apply. A test requires an entry for every
- * migration with `config = { transaction: false }`.
+ * What a migration that runs outside a transaction exports beside `up` and `down`, so that its
+ * rollback can be resumed: `downDone` tells that every step of its `down` has committed (the
+ * history row is deleted after the last step, so a run interrupted between the two leaves the
+ * migration recorded with its objects gone; the next rollback then records the end instead of
+ * running steps that no longer apply), and `downDeletes` names the rows its `down` deletes
+ * (see {@link refuseReferencedRows}). A transactional down needs neither: its rehearsal finds them.
  */
-export const downCompleted: Readonly<Record<string, (db: Kysely<any>) => Promise<boolean>>> = {
-  // 005's last step drops the keys table, its trigger function and both columns in one transaction.
-  '005_add_openrouter_integration': async (db) => {
-    const { rows } = await sql<{ done: boolean }>`
-      SELECT to_regclass('public.user_openrouter_integrations') IS NULL
-         AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
-                         AND attname IN ('openrouter_model_id', 'openrouter_config') AND NOT attisdropped) AS done
-    `.execute(db)
-    return rows[0]!.done
-  },
-}
-
-/**
- * For each migration that runs outside a transaction, the rows its `down` deletes, so that the
- * runner can refuse before it begins when rows of other tables reference them
- * ({@link refuseReferencedRows}). A transactional down needs no entry: its rehearsal finds them.
- */
-export const downDeletes: Readonly<Record<string, readonly DeletedRows[]>> = {
-  // 005's down moves these rows to x402_backup (with the data-loss opt-in) and deletes them.
-  '005_add_openrouter_integration': [
-    { table: 'public.x402_resources', where: "resource_type = 'openrouter_instant'" },
-    { table: 'public.user_openrouter_integrations', where: 'true' },
-  ],
+export interface ResumableDown {
+  downDone?: (db: Kysely<any>) => Promise<boolean>
+  downDeletes?: readonly DeletedRows[]
 }
 
 /**
@@ -68,24 +50,45 @@ function resumable(name: string, migration: Migration): Migration {
     ...migration,
     async down(db: Kysely<any>) {
       const marked = (await readMigrationHistory(db, { times: false })).find((entry) => entry.name === name)?.reverting
-      const completed = downCompleted[name]
+      const { downDone: completed, downDeletes = [] } = migration as ResumableDown
       if (completed === undefined) {
-        throw new Error(`${name} runs outside a transaction but the runner has no completion check for its down (downCompleted).`)
+        throw new Error(
+          `${name} runs outside a transaction but exports no downDone, which tells when its down has completed.`,
+        )
       }
       // Kysely's Migrator deletes the history row once this returns.
       if (marked && (await completed(db))) return
-      await refuseReferencedRows(db, name, downDeletes[name] ?? [])
+      await refuseReferencedRows(db, name, downDeletes)
       const before = await catalogFingerprint(db)
       await markReverting(db, name)
       try {
         await down(db)
       } catch (error) {
+        // The mark of an earlier attempt stays: its changes are still there, whatever this one did.
+        if (marked) throw withUnfinishedRollback(error, name)
         const after = await catalogFingerprint(db).catch(() => undefined)
         if (after === before) await clearRevertingMark(db, name).catch(() => {})
         throw error
       }
     },
   }
+}
+
+/**
+ * The refusal or failure `error` of a down whose earlier attempt left the rollback of `name` half
+ * done, saying so: the advice of a refusal ("nothing was changed") is not the whole story then.
+ */
+function withUnfinishedRollback(error: unknown, name: string): Error {
+  const reason =
+    error instanceof QueryError && error.cause instanceof Error
+      ? error.cause.message
+      : String((error as Error)?.message ?? error)
+  return new Error(
+    `${reason.replace(/\.$/, '')}. The rollback of ${name} began earlier and is not complete: its schema is half ` +
+      'removed, and nothing migrates forward until the rollback is completed with npm run migrate:down ' +
+      '(with -- --allow-data-loss where data is in the way: the rows are moved to schema x402_backup).',
+    { cause: error },
+  )
 }
 
 /**
