@@ -3,7 +3,8 @@
  * `npm run lint:deps` in CI. A folder may import folders below it in this list, never above:
  *
  *   cli
- *   adoption, export, access    the commands built on the engine
+ *   adoption, export, access,   the commands built on the engine
+ *   pull
  *   rehearsal                   migrations rehearsed on a scratch database, measured (migrate:plan,
  *                               lint:locks, and the lock comments of migrate:sql's export)
  *   schema                      schema snapshots and their comparison
@@ -17,7 +18,7 @@
  *
  * src/migrations is frozen history: it imports kysely and nothing else of the module.
  */
-const layers = ['cli', 'adoption|export|access', 'rehearsal', 'schema', 'templates', 'integrations', 'migrator', 'supabase', 'secrets', 'connection', 'types']
+const layers = ['cli', 'adoption|export|access|pull', 'rehearsal', 'schema', 'templates', 'integrations', 'migrator', 'supabase', 'secrets', 'connection', 'types']
 
 const upward = layers.slice(1).map((layer, index) => ({
   name: `no-upward-from-${layer.replaceAll('|', '-')}`,
@@ -59,8 +60,8 @@ module.exports = {
       name: 'adoption-and-export-apart',
       comment: 'The commands are siblings: each builds on the layers below, not on the other.',
       severity: 'error',
-      from: { path: '^src/(adoption|export|access)/' },
-      to: { path: '^src/(adoption|export|access)/', pathNot: '^src/$1/' },
+      from: { path: '^src/(adoption|export|access|pull)/' },
+      to: { path: '^src/(adoption|export|access|pull)/', pathNot: '^src/$1/' },
     },
     {
       name: 'migrations-import-only-kysely',

@@ -6,6 +6,7 @@
  *   migrate:sql -- <name> [--down] [--no-locks] | migrate:sql -- --baseline <name> [--strict]
  *   migrate:baseline -- <name> [--strict | --plan]
  *   migrate:check [-- --strict]
+ *   migrate:pull [-- <name>]
  *
  * It works on MIGRATION_DATABASE_URL when set, else DATABASE_URL, otherwise on the embedded
  * database (PGLITE_DATA_DIR, default .data/pglite). Progress goes to stderr, results (the list,
@@ -34,7 +35,7 @@ async function main(argv: string[]): Promise<number | void> {
     // A bad MIGRATION_* number fails here, before any connection is made.
     migrationSettings()
     const command = commands[found] as Command<Name>
-    await withCommandDatabase(connectionOptions(), (db) => command(db, values as Values<Name>, positionals))
+    return withCommandDatabase(connectionOptions(), (db) => command(db, values as Values<Name>, positionals))
   })
 }
 
