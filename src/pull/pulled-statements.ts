@@ -47,8 +47,8 @@ type Phase =
   | 'types'
   | 'sequences'
   | 'early functions'
-  | 'tables'
   | 'existing tables'
+  | 'tables'
   | 'sequence owners'
   | 'foreign keys'
   | 'functions'
@@ -63,8 +63,10 @@ const PHASES: readonly Phase[] = [
   'types',
   'sequences',
   'early functions',
-  'tables',
+  // The migrations' tables before the new ones: down then drops the new tables (and the
+  // policies and views that read the new columns) before the columns they read.
   'existing tables',
+  'tables',
   'sequence owners',
   'foreign keys',
   'functions',
@@ -108,8 +110,8 @@ const field = (object: SchemaObject | undefined, name: string) => object?.defini
  * everything the live schema has that the reference lacks (created whole), and the comments,
  * defaults, grants, row level security, constraints, functions and policies it has otherwise.
  * Ordered so that `up` applies on a database the migrations built: schemas, extensions (only
- * where available), types, sequences, the functions that defaults and CHECKs call, tables
- * (then what changes on the migrations' own tables, under one lock), sequence owners, foreign
+ * where available), types, sequences, the functions that defaults and CHECKs call, what changes
+ * on the migrations' own tables (under one lock), new tables, sequence owners, foreign
  * keys once every table exists, the other functions, views in dependency order, triggers,
  * policies, grants. `down` undoes each step in reverse. What would weaken or drop something the
  * migrations create (RLS switched off, a missing column) is left out, and named in notPulled.
@@ -176,8 +178,26 @@ $pull$`,
 
   for (const type of catalog.types) {
     if (inputs.referenceTypes.includes(type.name)) continue
-    add('types', 'types', type.create)
-    lastUndo.push({ group: 'types', sql: `DROP ${type.kind === 'e' ? 'TYPE' : 'DOMAIN'} ${type.qualified}` })
+    // Made only where missing: a rollback with the data-loss opt-in keeps it for its backups.
+    add('types', 'types', `DO $pull$
+BEGIN
+  IF to_regtype(${quoteLiteral(type.qualified)}) IS NULL THEN
+    ${type.create};
+  END IF;
+END
+$pull$`)
+    // A rollback with the data-loss opt-in copies tables to x402_backup with their types: the
+    // type stays for those copies, which restore the data as it was.
+    lastUndo.push({
+      group: 'types',
+      sql: `DO $pull$
+BEGIN
+  DROP ${type.kind === 'e' ? 'TYPE' : 'DOMAIN'} ${type.qualified};
+EXCEPTION WHEN dependent_objects_still_exist THEN
+  RAISE NOTICE 'Type ${type.qualified.replaceAll("'", "''")} is kept: a table outside the migrations (a backup in x402_backup) uses it.';
+END
+$pull$`,
+    })
   }
 
   for (const sequence of catalog.sequences) {
@@ -410,7 +430,8 @@ $pull$`,
     const differs = before && ['permissive', 'command', 'roles', 'using', 'with check'].some((name) => !sameJson(field(policy, name), field(before, name)))
     if (!before) {
       touch(table)
-      add('policies', group, createPolicy(policy, qualified(table)), isNew(table) ? undefined : drop)
+      // Dropped in down even on a new table: its expression may read another new table.
+      add('policies', group, createPolicy(policy, qualified(table)), drop)
     } else if (differs) {
       touch(table)
       add('policies', group, drop, createPolicy(before, qualified(table)))
