@@ -113,7 +113,12 @@ export const commands: { [N in Name]: Command<N> } = {
     if (!report.ok) throw new Error(`drift found: ${driftSummary(report)} (the report above says what and where).`)
   },
   pull: async (db, _values, [name = 'schema']) => {
-    const { PullRefusedError, pullSchema } = await import('../pull/pull-schema.js')
+    const { PULL_NAME, PullRefusedError, pullSchema } = await import('../pull/pull-schema.js')
+    // A usage error, answered before the database is opened.
+    if (!PULL_NAME.test(name)) {
+      console.error(`migrate pull refused: the name after NNN_pulled_ is 1 to 40 lower-case letters, digits or _, starting with a letter. usage: ${usageLine(specs.pull)}`)
+      return 2
+    }
     try {
       const result = await pullSchema(db(), { name, lockWaitMs: migrationSettings().lockWaitMs, busyTables: busyTables() })
       for (const line of result.notPulled) console.error(`not pulled: ${line}`)

@@ -46,6 +46,9 @@ export interface PullResult {
   notPulled: string[]
 }
 
+/** What a pulled migration's name may be after `NNN_pulled_`. */
+export const PULL_NAME = /^[a-z][a-z0-9_]{0,39}$/
+
 /** Supabase's own schemas and the module's bookkeeping, which a pull never reads. */
 const NOT_PULLED_SCHEMAS = /^(auth|storage|extensions|graphql.*|realtime|supabase_.*|vault|pgsodium.*|net|cron|pgbouncer|pg_.*|information_schema|x402_migrations|x402_backup)$/
 
@@ -64,7 +67,7 @@ const NOT_PULLED_SCHEMAS = /^(auth|storage|extensions|graphql.*|realtime|supabas
  * ```
  */
 export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise<PullResult> {
-  if (!/^[a-z][a-z0-9_]{0,39}$/.test(options.name)) {
+  if (!PULL_NAME.test(options.name)) {
     throw new PullRefusedError('The name of a pulled migration is 1 to 40 lower-case letters, digits or underscores, starting with a letter.')
   }
   const latest = migrationNames.at(-1)!
