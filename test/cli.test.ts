@@ -105,7 +105,7 @@ describe('help and dry runs', () => {
   const dataDir = join(mkdtempSync(join(tmpdir(), 'x402-cli-help-')), 'pglite')
   afterAll(() => rmSync(join(dataDir, '..'), { recursive: true, force: true }))
 
-  it.each(['latest', 'up', 'down', 'redo', 'list', 'new', 'sql', 'baseline', 'check'])('migrate %s --help prints its usage and exits 0', async (command) => {
+  it.each(['latest', 'up', 'down', 'redo', 'list', 'new', 'sql', 'baseline', 'check', 'pull'])('migrate %s --help prints its usage and exits 0', async (command) => {
     const result = await cli([command, '--help'], { PGLITE_DATA_DIR: dataDir })
     expect(result.code).toBe(0)
     expect(result.stdout).toMatch(new RegExp(`^migrate:${command}: .+\n\nusage: npm run migrate:${command}`))
@@ -141,7 +141,7 @@ describe('the migrate command line on bad input', () => {
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
 
   it.each([
-    [['frobnicate'], /^migrate frobnicate failed: unknown command "frobnicate"\. usage: migrate <latest \| up \| down \| redo \| list \| new \| sql \| baseline \| check>/, {}, 2],
+    [['frobnicate'], /^migrate frobnicate failed: unknown command "frobnicate"\. usage: migrate <latest \| up \| down \| redo \| list \| new \| sql \| baseline \| check \| pull>/, {}, 2],
     [['sql'], /^migrate sql failed: migrate:sql needs <name>\. usage: npm run migrate:sql -- <name> \[--down\] \[--baseline\]/, {}, 2],
     // Once, this applied every migration: an unknown flag is refused before anything runs.
     [['latest', '--dryrun'], /^migrate latest failed: migrate:latest does not know the flag --dryrun: did you mean --dry-run\? It takes --dry-run, --sql\. /, {}, 2],

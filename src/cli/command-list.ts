@@ -80,6 +80,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     writes: 'nothing',
   },
   {
+    name: 'migrate pull',
+    module: 'migrate',
+    script: 'migrate:pull',
+    summary: 'writes what the live database has beyond the migrations as the next migration',
+    writes: 'database',
+  },
+  {
     name: 'migrate sql',
     module: 'migrate',
     script: 'migrate:sql',

@@ -2,8 +2,9 @@
  * What each migrate subcommand does (see migrate.ts for the command line, migrate-specs.ts for
  * what each accepts). Loaded only once the arguments are checked.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 import type { Kysely } from 'kysely'
 import type { MigrationResult } from 'kysely/migration'
@@ -135,6 +136,38 @@ export const commands: { [N in Name]: Command<N> } = {
     const where = values.json ? 'the JSON on stdout' : 'the report above'
     if (!report.ok) throw new CommandFailure(`drift found: ${driftSummary(report)} (${where} says what and where).`, EXIT.found)
   },
+  pull: async (db, _values, [name = 'schema']) => {
+    const { PULL_NAME, PullRefusedError, pullSchema } = await import('../pull/pull-schema.js')
+    // A usage error, answered before the database is opened.
+    if (!PULL_NAME.test(name)) {
+      console.error(`migrate pull refused: the name after NNN_pulled_ is 1 to 40 lower-case letters, digits or _, starting with a letter. usage: ${usageLine(specs.pull)}`)
+      return 2
+    }
+    try {
+      const result = await pullSchema(db(), { name, lockWaitMs: migrationSettings().lockWaitMs, busyTables: busyTables() })
+      for (const line of result.notPulled) console.error(`not pulled: ${line}`)
+      if (!result.migrationName) return void console.error(`Nothing to pull: ${result.schemas.join(', ')} match the migrations.`)
+      console.error(
+        `wrote ${result.path} (${result.statements} statements; ${result.created.length} new tables, views and sequences), ` +
+          `registered it in src/migrations/index.ts, and recorded the database at ${result.migrationName}. ` +
+          'Review it, run npm run db:codegen and npm run db:access, and commit them together.',
+      )
+    } catch (error) {
+      if (!(error instanceof PullRefusedError)) throw error
+      console.error(`migrate pull refused: ${error.message}`)
+      return 2
+    }
+  },
+}
+
+/** lock-policy.json's busy tables, whose locks lint:locks measures; none where it cannot be read. */
+function busyTables(): string[] {
+  try {
+    const policy = JSON.parse(readFileSync(fileURLToPath(new URL('../../lock-policy.json', import.meta.url)), 'utf8')) as { busyTables?: unknown }
+    return Array.isArray(policy.busyTables) ? policy.busyTables.filter((table): table is string => typeof table === 'string') : []
+  } catch {
+    return []
+  }
 }
 
 /**

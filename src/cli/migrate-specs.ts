@@ -114,11 +114,22 @@ export const specs = {
     },
     notes: [TARGET_NOTE, EXIT_NOTE],
   },
+  pull: {
+    script: 'migrate:pull',
+    summary:
+      'writes the next migration, src/migrations/NNN_pulled_<name>.ts, with what the live database has beyond the migrations, registers it, and records the database at it.',
+    positionals: [{ name: 'name', description: 'the migration\'s name after NNN_pulled_ (lower case, digits, _); default: schema', required: false }],
+    notes: [
+      TARGET_NOTE,
+      'It runs on a database at the latest migration (adopt with migrate:baseline, then migrate:latest) and exits with 2 otherwise. See docs/pull.md.',
+    ],
+  },
 } as const satisfies Record<string, CommandSpec>
 
 export type Name = keyof typeof specs
 export type Values<N extends Name> = OptionValues<(typeof specs)[N]>
-export type Command<N extends Name> = (db: () => Kysely<any>, values: Values<N>, positionals: string[]) => Promise<void>
+/** A subcommand: it returns its exit code (nothing for 0), or throws to fail with 1. */
+export type Command<N extends Name> = (db: () => Kysely<any>, values: Values<N>, positionals: string[]) => Promise<number | void>
 
 /** The commands that open no database. */
 export const withoutDatabase: ReadonlySet<Name> = new Set<Name>(['new'])

@@ -7,6 +7,7 @@
  *   migrate:sql -- <name> [--down] [--no-locks] | migrate:sql -- --baseline <name> [--strict]
  *   migrate:baseline -- <name> [--strict | --plan]
  *   migrate:check [-- --strict] [--json]
+ *   migrate:pull [-- <name>]
  *
  * It works on MIGRATION_DATABASE_URL when set, else DATABASE_URL, otherwise on the embedded
  * database (PGLITE_DATA_DIR, default .data/pglite). Progress goes to stderr, results (the list,
@@ -41,7 +42,7 @@ async function main(argv: string[]): Promise<number | void> {
     }
     // A bad MIGRATION_* number fails here, before any connection is made.
     migrationSettings()
-    await withCommandDatabase(connectionOptions(), (db) => command(db, values as Values<Name>, positionals))
+    return withCommandDatabase(connectionOptions(), (db) => command(db, values as Values<Name>, positionals))
   })
 }
 

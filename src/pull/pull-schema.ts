@@ -1,0 +1,222 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+
+import { type Kysely, sql } from 'kysely'
+import { type Migration, Migrator } from 'kysely/migration'
+
+import { migrationNames } from '../migrations/index.js'
+import { ensureChecksumTable, insertChecksums, migrationChecksum, migrationSourcePath } from '../migrator/checksums.js'
+import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from '../migrator/history.js'
+import { withMigrationLock } from '../migrator/lock.js'
+import { buildSchemaReference } from '../schema/reference.js'
+import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, snapshotSchema } from '../schema/snapshot.js'
+import { scratchDatabase } from '../migrated-dumps/migrated-template.js'
+import { readPullCatalog } from './pull-catalog.js'
+import { pulledMigrationSource } from './pulled-migration-file.js'
+import { type PullStep, pulledStatements } from './pulled-statements.js'
+
+/** A pull that cannot run on this database as it is: the command exits with 2 (a usage error). */
+export class PullRefusedError extends Error {
+  override readonly name = 'PullRefusedError'
+}
+
+/** Options of {@link pullSchema}. */
+export interface PullOptions {
+  /** The migration's name after its number: `pulled_<name>`. */
+  name: string
+  /** How long to wait for the migration lock, in ms. */
+  lockWaitMs?: number
+  /** The tables whose lock is checked by lint:locks (lock-policy.json's busyTables). */
+  busyTables?: readonly string[]
+}
+
+/** What {@link pullSchema} did. */
+export interface PullResult {
+  /** The migration written and recorded; undefined when there was nothing to pull. */
+  migrationName: string | undefined
+  /** Its file. */
+  path: string | undefined
+  /** The schemas compared. */
+  schemas: string[]
+  /** Statements of up. */
+  statements: number
+  /** New tables, views and sequences. */
+  created: string[]
+  /** What was left out, and why. */
+  notPulled: string[]
+}
+
+/** What a pulled migration's name may be after `NNN_pulled_`. */
+export const PULL_NAME = /^[a-z][a-z0-9_]{0,39}$/
+
+/** Supabase's own schemas and the module's bookkeeping, which a pull never reads. */
+const NOT_PULLED_SCHEMAS = /^(auth|storage|extensions|graphql.*|realtime|supabase_.*|vault|pgsodium.*|net|cron|pgbouncer|pg_.*|information_schema|x402_migrations|x402_backup)$/
+
+/**
+ * `migrate:pull`: writes the next migration, `src/migrations/NNN_pulled_<name>.ts`, holding what
+ * the live database has beyond the migrations (in `public` and every other schema anon or
+ * authenticated may use, Supabase's own and the module's bookkeeping aside), registers it in
+ * src/migrations/index.ts, and records the live database as being at it, with the checksum a run
+ * records. Refuses ({@link PullRefusedError}) unless every migration is applied. The comparison is
+ * with the reference schema of the latest migration (src/schema/reference.ts); the DDL comes from
+ * the live catalog (pulled-statements.ts; docs/pull.md says why not migra or pg_dump).
+ *
+ * @example
+ * ```ts
+ * const { migrationName } = await pullSchema(db, { name: 'production' })
+ * ```
+ */
+export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise<PullResult> {
+  if (!PULL_NAME.test(options.name)) {
+    throw new PullRefusedError('The name of a pulled migration is 1 to 40 lower-case letters, digits or underscores, starting with a letter.')
+  }
+  const latest = migrationNames.at(-1)!
+  await refuseUnlessAtLatest(db, latest)
+  const indexPath = join(dirname(migrationSourcePath(latest)), 'index.ts')
+  if (!existsSync(indexPath)) {
+    throw new PullRefusedError(`The migration sources are not at ${dirname(indexPath)}: run migrate:pull from a checkout of the module's repository.`)
+  }
+
+  const reference = await buildSchemaReference(latest)
+  const referenceTypes = await typesOfTheMigrations()
+  const schemas = await pulledSchemas(db)
+  const up: PullStep[] = []
+  const down: PullStep[] = []
+  const notPulled: string[] = []
+  const created: string[] = []
+  const touchedTables: string[] = []
+  for (const schema of schemas) {
+    const live = await snapshotSchema(db, schema)
+    const catalog = await readPullCatalog(db, schema)
+    const pulled = pulledStatements({
+      live,
+      reference: schema === 'public' ? reference.expected : emptySnapshot(),
+      referenceFunctionSources: schema === 'public' ? reference.functionSources : {},
+      referenceTypes: referenceTypes.filter((type) => type.schema === schema).map((type) => type.name),
+      catalog,
+    })
+    up.push(...pulled.up)
+    down.unshift(...pulled.down)
+    notPulled.push(...pulled.notPulled.map((line) => (schema === 'public' ? line : `${schema}: ${line}`)))
+    created.push(...pulled.created.map((name) => (schema === 'public' ? name : `${schema}.${name}`)))
+    touchedTables.push(...pulled.touchedTables)
+  }
+  if (up.length === 0) return { migrationName: undefined, path: undefined, schemas, statements: 0, created, notPulled }
+
+  const number = Math.max(...migrationNames.map((name) => Number.parseInt(name.slice(0, 3), 10))) + 1
+  const migrationName = `${String(number).padStart(3, '0')}_pulled_${options.name}`
+  const path = migrationSourcePath(migrationName)
+  if (existsSync(path)) throw new PullRefusedError(`${path} exists already: remove it, or pull under another name.`)
+  const busy = options.busyTables ?? []
+  const source = pulledMigrationSource(
+    { after: latest, schemas, touchedTables, busyTables: touchedTables.filter((table) => busy.includes(table)), notPulled },
+    up,
+    down,
+  )
+  writeFileSync(path, source)
+  writeFileSync(indexPath, registered(readFileSync(indexPath, 'utf8'), migrationName))
+  await recordAsApplied(db, migrationName, options.lockWaitMs)
+  return { migrationName, path, schemas, statements: up.length, created, notPulled }
+}
+
+async function refuseUnlessAtLatest(db: Kysely<any>, latest: string): Promise<void> {
+  const history = await readMigrationHistory(db, { times: false })
+  const recorded = history.map((entry) => entry.name)
+  if (recorded.length === 0) {
+    throw new PullRefusedError(
+      'The database has no migration history. Adopt it first (npm run migrate:baseline -- <the migration whose schema it has>, ' +
+        'with --plan to see what differs), then npm run migrate:latest, then pull. Nothing was changed.',
+    )
+  }
+  if (history.some((entry) => entry.reverting)) {
+    throw new PullRefusedError('A rollback of this database was interrupted: finish it first (npm run migrate:down). Nothing was changed.')
+  }
+  const unknown = recorded.filter((name) => !migrationNames.includes(name))
+  if (unknown.length > 0) {
+    throw new PullRefusedError(
+      `The database records migrations this checkout does not have (${unknown.join(', ')}): update the checkout, then pull. Nothing was changed.`,
+    )
+  }
+  const pending = migrationNames.filter((name) => !recorded.includes(name))
+  if (pending.length > 0) {
+    throw new PullRefusedError(
+      `The database is not at the latest migration, ${latest}: ${pending.length} pending (${pending.join(', ')}). ` +
+        'Run npm run migrate:latest first, so that the pull holds only what the migrations do not. Nothing was changed.',
+    )
+  }
+}
+
+/** `public`, then every schema anon or authenticated may use, but Supabase's own and the module's. */
+async function pulledSchemas(db: Kysely<any>): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`
+    SELECT n.nspname::text AS name FROM pg_catalog.pg_namespace n
+    WHERE n.nspname <> 'public'
+      AND EXISTS (SELECT FROM unnest(ARRAY['anon', 'authenticated']) AS r(role)
+                  JOIN pg_catalog.pg_roles ON rolname = r.role
+                  WHERE has_schema_privilege(r.role, n.oid, 'USAGE'))
+    ORDER BY 1
+  `.execute(db)
+  return ['public', ...rows.map((row) => row.name).filter((name) => !NOT_PULLED_SCHEMAS.test(name))]
+}
+
+/** The enum and domain types that the migrations create, on a scratch database at the latest. */
+async function typesOfTheMigrations(): Promise<{ schema: string; name: string }[]> {
+  const scratch = scratchDatabase('latest')
+  try {
+    const { rows } = await sql<{ schema: string; name: string }>`
+      SELECT t.typnamespace::regnamespace::text AS schema, t.typname::text AS name
+      FROM pg_catalog.pg_type t WHERE t.typtype IN ('e', 'd')
+        AND t.typnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+    `.execute(scratch)
+    return rows
+  } finally {
+    await scratch.destroy()
+  }
+}
+
+function emptySnapshot(): SchemaSnapshot {
+  return Object.fromEntries(SCHEMA_OBJECT_CATEGORIES.map((category) => [category, {}])) as SchemaSnapshot
+}
+
+/**
+ * src/migrations/index.ts with `name` imported and listed after the last migration. The list
+ * is the registry that Kysely and the checksum test read.
+ */
+function registered(index: string, name: string): string {
+  const alias = `m${name.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase())}`
+  const lines = index.split('\n')
+  const lastImport = lines.findLastIndex((line) => /^import \* as m\w+ from '\.\/[^']+\.js'$/.test(line))
+  const lastEntry = lines.findLastIndex((line) => /^ {2}'\d{3}_[^']+': m\w+,$/.test(line))
+  if (lastImport === -1 || lastEntry === -1) {
+    throw new Error('src/migrations/index.ts does not list its migrations as expected (an import and an entry each): register the pulled one by hand.')
+  }
+  lines.splice(lastEntry + 1, 0, `  '${name}': ${alias},`)
+  lines.splice(lastImport + 1, 0, `import * as ${alias} from './${name}.js'`)
+  return lines.join('\n')
+}
+
+/**
+ * Records `name` as applied, as a run records it: the history row written by Kysely's own
+ * Migrator (every `up` a no-op), and the file's checksum, in one transaction under the
+ * migration lock.
+ */
+async function recordAsApplied(db: Kysely<any>, name: string, lockWaitMs: number | undefined): Promise<void> {
+  const sha256 = await migrationChecksum(name)
+  const recordOnly: Migration = { up: async () => {} }
+  await withMigrationLock(
+    db,
+    () =>
+      db.transaction().execute(async (trx) => {
+        const migrator = new Migrator({
+          db: trx,
+          provider: { getMigrations: async () => Object.fromEntries([...migrationNames, name].map((known) => [known, recordOnly])) },
+          migrationTableSchema: MIGRATION_TABLE_SCHEMA,
+        })
+        const { error } = await migrator.migrateTo(name)
+        if (error !== undefined) throw error
+        await ensureChecksumTable(trx)
+        await insertChecksums(trx, [{ name, sha256, origin: 'baseline' }])
+      }),
+    { lockWaitMs },
+  )
+}

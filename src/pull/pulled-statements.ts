@@ -1,0 +1,600 @@
+import type { SchemaObject, SchemaSnapshot } from '../schema/snapshot.js'
+import type { PullCatalog, PullColumn, PullTable } from './pull-catalog.js'
+
+/** One statement of a pulled migration, under the heading of its group (a table, "views", …). */
+export interface PullStep {
+  group: string
+  sql: string
+}
+
+/** What the live database has beyond the migrations, as the statements of a migration. */
+export interface PulledStatements {
+  up: PullStep[]
+  down: PullStep[]
+  /** Differences left out, one line each, with why: the pull never weakens or drops anything. */
+  notPulled: string[]
+  /** Tables that the migrations create already and that `up` changes: locked first. */
+  touchedTables: string[]
+  /** New relations (tables, views, sequences), by name. */
+  created: string[]
+}
+
+/** What {@link pulledStatements} compares, for one schema. */
+export interface PullInputs {
+  /** The live schema's snapshot. */
+  live: SchemaSnapshot
+  /** The snapshot of the same schema that the migrations produce (empty outside public). */
+  reference: SchemaSnapshot
+  /** The full text of each function the migrations create, keyed as in the snapshot. */
+  referenceFunctionSources: Record<string, string>
+  /** The enum and domain types that the migrations create, by name. */
+  referenceTypes: readonly string[]
+  /** The live database's details for DDL. */
+  catalog: PullCatalog
+  /** The roles whose grants are pulled; others are listed in notPulled. */
+  roles?: readonly string[]
+}
+
+/** The roles whose privileges the pull writes: PostgREST's and PUBLIC. */
+export const PULLED_ROLES: readonly string[] = ['PUBLIC', 'anon', 'authenticated', 'service_role']
+
+/** What a type from an extension the target lacks becomes (pgvector's vector: real[]). */
+export const EXTENSION_TYPE_STAND_INS: Readonly<Record<string, string>> = { vector: 'real[]' }
+
+type Phase =
+  | 'schemas'
+  | 'extensions'
+  | 'types'
+  | 'sequences'
+  | 'early functions'
+  | 'existing tables'
+  | 'tables'
+  | 'sequence owners'
+  | 'foreign keys'
+  | 'functions'
+  | 'views'
+  | 'triggers'
+  | 'policies'
+  | 'grants'
+
+const PHASES: readonly Phase[] = [
+  'schemas',
+  'extensions',
+  'types',
+  'sequences',
+  'early functions',
+  // The migrations' tables before the new ones: down then drops the new tables (and the
+  // policies and views that read the new columns) before the columns they read.
+  'existing tables',
+  'tables',
+  'sequence owners',
+  'foreign keys',
+  'functions',
+  'views',
+  'triggers',
+  'policies',
+  'grants',
+]
+
+const RESERVED = new Set(
+  ('all analyse analyze and any array as asc asymmetric both case cast check collate column constraint create ' +
+    'current_catalog current_date current_role current_time current_timestamp current_user default deferrable desc ' +
+    'distinct do else end except false fetch for foreign from grant group having in initially intersect into lateral ' +
+    'leading limit localtime localtimestamp not null offset on only or order placing primary references returning ' +
+    'select session_user some symmetric table then to trailing true union unique user using variadic when where ' +
+    'window with').split(' '),
+)
+
+/**
+ * An identifier as quote_ident() writes it: bare when it is lower case and no reserved word.
+ *
+ * @example
+ * ```ts
+ * quoteIdent('Users read own rows') // '"Users read own rows"'
+ * ```
+ */
+export function quoteIdent(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) && !RESERVED.has(name) ? name : `"${name.replaceAll('"', '""')}"`
+}
+
+/** A string literal, as quote_literal() writes it (standard_conforming_strings is on). */
+export function quoteLiteral(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`
+}
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
+const field = (object: SchemaObject | undefined, name: string) => object?.definition[name] as unknown
+
+/**
+ * The statements that bring a database built by the migrations to the live schema, and back:
+ * everything the live schema has that the reference lacks (created whole), and the comments,
+ * defaults, grants, row level security, constraints, functions and policies it has otherwise.
+ * Ordered so that `up` applies on a database the migrations built: schemas, extensions (only
+ * where available), types, sequences, the functions that defaults and CHECKs call, what changes
+ * on the migrations' own tables (under one lock), new tables, sequence owners, foreign
+ * keys once every table exists, the other functions, views in dependency order, triggers,
+ * policies, grants. `down` undoes each step in reverse. What would weaken or drop something the
+ * migrations create (RLS switched off, a missing column) is left out, and named in notPulled.
+ *
+ * @example
+ * ```ts
+ * const { up, down } = pulledStatements({ live, reference, referenceFunctionSources, referenceTypes, catalog })
+ * ```
+ */
+export function pulledStatements(inputs: PullInputs): PulledStatements {
+  const { live, reference, catalog } = inputs
+  const roles = inputs.roles ?? PULLED_ROLES
+  const phases = new Map<Phase, { step: PullStep; undo: PullStep[] }[]>(PHASES.map((phase) => [phase, []]))
+  // Drops of new functions, sequences, types and schemas: last in down, once nothing uses them.
+  const lastUndo: PullStep[] = []
+  const notPulled: string[] = []
+  const touched = new Set<string>()
+  const add = (phase: Phase, group: string, up: string, undo?: string | string[]) =>
+    phases.get(phase)!.push({ step: { group, sql: up }, undo: [undo ?? []].flat().map((statement) => ({ group, sql: statement })) })
+
+  const tables = new Map(catalog.tables.map((table) => [table.name, table]))
+  const isNew = (relation: string) => !(relation in reference.relations)
+  const qualified = (relation: string) =>
+    tables.get(relation)?.qualified ??
+    catalog.views.find((view) => view.name === relation)?.qualified ??
+    catalog.sequences.find((sequence) => sequence.name === relation)?.qualified ??
+    (catalog.schema === 'public' ? quoteIdent(relation) : `${quoteIdent(catalog.schema)}.${quoteIdent(relation)}`)
+  const kindWord = (relation: string) => {
+    const kind = field(live.relations[relation] ?? reference.relations[relation], 'kind')
+    return kind === 'view' ? 'VIEW' : kind === 'materialized view' ? 'MATERIALIZED VIEW' : kind === 'sequence' ? 'SEQUENCE' : 'TABLE'
+  }
+  const comment = (target: string, value: unknown) => `COMMENT ON ${target} IS ${typeof value === 'string' ? quoteLiteral(value) : 'NULL'}`
+  const touch = (relation: string) => {
+    if (!isNew(relation)) touched.add(relation)
+  }
+
+  if (catalog.schema !== 'public' && Object.keys(live.relations).length + Object.keys(live.functions).length > 0) {
+    const schema = quoteIdent(catalog.schema)
+    add('schemas', `schema ${catalog.schema}`, `CREATE SCHEMA IF NOT EXISTS ${schema}`)
+    add('schemas', `schema ${catalog.schema}`, `GRANT USAGE ON SCHEMA ${schema} TO anon, authenticated, service_role`)
+  }
+
+  // Extensions: created where the server has them, else named at apply time (see docs/pull.md).
+  const extensions = new Set<string>()
+  for (const [table, needed] of Object.entries(catalog.extensionsByTable)) {
+    if (isNew(table) || hasNewColumns(live, reference, table)) for (const name of needed) extensions.add(name)
+  }
+  for (const name of [...extensions].sort()) {
+    const schema = catalog.extensionSchemas[name]
+    add(
+      'extensions',
+      'extensions',
+      `DO $pull$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = ${quoteLiteral(name)}) THEN
+    CREATE EXTENSION IF NOT EXISTS ${quoteIdent(name)}${schema ? ` WITH SCHEMA ${schema}` : ''};
+  ELSE
+    RAISE NOTICE 'Extension ${name} is not available on this server: what needs it uses a stand-in or is left out (docs/pull.md).';
+  END IF;
+END
+$pull$`,
+    )
+  }
+
+  for (const type of catalog.types) {
+    if (inputs.referenceTypes.includes(type.name)) continue
+    // Made only where missing: a rollback with the data-loss opt-in keeps it for its backups.
+    add('types', 'types', `DO $pull$
+BEGIN
+  IF to_regtype(${quoteLiteral(type.qualified)}) IS NULL THEN
+    ${type.create};
+  END IF;
+END
+$pull$`)
+    // A rollback with the data-loss opt-in copies tables to x402_backup with their types: the
+    // type stays for those copies, which restore the data as it was.
+    lastUndo.push({
+      group: 'types',
+      sql: `DO $pull$
+BEGIN
+  DROP ${type.kind === 'e' ? 'TYPE' : 'DOMAIN'} ${type.qualified};
+EXCEPTION WHEN dependent_objects_still_exist THEN
+  RAISE NOTICE 'Type ${type.qualified.replaceAll("'", "''")} is kept: a table outside the migrations (a backup in x402_backup) uses it.';
+END
+$pull$`,
+    })
+  }
+
+  for (const sequence of catalog.sequences) {
+    if (!isNew(sequence.name)) continue
+    add('sequences', 'sequences', sequence.create)
+    lastUndo.unshift({ group: 'sequences', sql: `DROP SEQUENCE IF EXISTS ${sequence.qualified}` })
+    if (sequence.ownedBy) add('sequence owners', 'sequences', `ALTER SEQUENCE ${sequence.qualified} OWNED BY ${sequence.ownedBy}`)
+  }
+
+  // Functions: new ones, and those whose definition differs (CREATE OR REPLACE, and back in down).
+  for (const [key, fn] of Object.entries(catalog.functions).sort(([a], [b]) => a.localeCompare(b))) {
+    const phase: Phase = fn.usedByTables ? 'early functions' : 'functions'
+    const source = fn.source.trimEnd()
+    if (!(key in reference.functions)) {
+      add(phase, 'functions', source)
+      lastUndo.unshift({ group: 'functions', sql: `DROP FUNCTION ${fn.signature}` })
+    } else if (field(live.functions[key], 'definition') !== field(reference.functions[key], 'definition')) {
+      const before = inputs.referenceFunctionSources[key]
+      add(phase, 'functions', source, before?.trimEnd())
+    }
+  }
+
+  // Tables: new ones whole, with their own constraints but foreign keys, which wait for every table.
+  for (const table of catalog.tables) {
+    if (!(table.name in live.relations)) continue
+    if (isNew(table.name)) createTable(table)
+    else alterTable(table)
+  }
+
+  function createTable(table: PullTable): void {
+    const group = `table ${table.name}`
+    const plain = table.columns.filter((column) => !standInNeeded(column))
+    const lines = [
+      ...plain.map((column) => `  ${column.quoted} ${column.definition}`),
+      ...table.constraints
+        .filter((constraint) => constraint.type !== 'f' && constraint.validated)
+        .map((constraint) => `  CONSTRAINT ${constraint.quoted} ${constraint.definition}`),
+    ]
+    add('tables', group, `CREATE TABLE ${table.qualified} (\n${lines.join(',\n')}\n)`, `DROP TABLE ${table.qualified}`)
+    for (const column of table.columns.filter(standInNeeded)) add('tables', group, addColumnWithStandIn(table, column))
+    for (const constraint of table.constraints) {
+      if (constraint.type === 'f') continue
+      if (!constraint.validated) add('tables', group, `ALTER TABLE ${table.qualified} ADD CONSTRAINT ${constraint.quoted} ${constraint.definition} NOT VALID`)
+    }
+    tableDetails(table, 'tables', false)
+  }
+
+  function alterTable(table: PullTable): void {
+    const group = `table ${table.name} (created by the migrations)`
+    for (const column of table.columns) {
+      const key = `${table.name}.${column.name}`
+      const now = live.columns[key]
+      const before = reference.columns[key]
+      if (!before) {
+        touch(table.name)
+        if (standInNeeded(column)) add('existing tables', group, addColumnWithStandIn(table, column), dropColumn(table, column))
+        else add('existing tables', group, `ALTER TABLE ${table.qualified} ADD COLUMN ${column.quoted} ${column.definition}`, dropColumn(table, column))
+        continue
+      }
+      if (field(now, 'type') !== field(before, 'type') || field(now, 'generated') !== field(before, 'generated') || field(now, 'identity') !== field(before, 'identity')) {
+        notPulled.push(`${key}: column type or generation differs (live ${String(field(now, 'type'))}); change it in a migration of its own`)
+      }
+      if (field(now, 'default') !== field(before, 'default')) {
+        touch(table.name)
+        const set = (value: unknown) =>
+          `ALTER TABLE ${table.qualified} ALTER COLUMN ${column.quoted} ${typeof value === 'string' ? `SET DEFAULT ${value}` : 'DROP DEFAULT'}`
+        add('existing tables', group, set(field(now, 'default')), set(field(before, 'default')))
+      }
+      if (field(now, 'not null') !== field(before, 'not null')) {
+        touch(table.name)
+        const set = (value: unknown) => `ALTER TABLE ${table.qualified} ALTER COLUMN ${column.quoted} ${value ? 'SET' : 'DROP'} NOT NULL`
+        add('existing tables', group, set(field(now, 'not null')), set(field(before, 'not null')))
+      }
+    }
+    for (const key of Object.keys(reference.columns)) {
+      if (key.startsWith(`${table.name}.`) && !(key in live.columns)) notPulled.push(`${key}: the live table lacks this column (the pull drops nothing)`)
+    }
+    for (const constraint of table.constraints) {
+      if (constraint.type === 'f') continue
+      const key = `${table.name}.${constraint.name}`
+      const before = reference.constraints[key]
+      const addIt = `ALTER TABLE ${table.qualified} ADD CONSTRAINT ${constraint.quoted} ${constraint.definition}${constraint.validated ? '' : ' NOT VALID'}`
+      const dropIt = `ALTER TABLE ${table.qualified} DROP CONSTRAINT ${constraint.quoted}`
+      if (!before) {
+        touch(table.name)
+        add('existing tables', group, addIt, dropIt)
+      } else if (field(before, 'definition') !== constraint.definition) {
+        touch(table.name)
+        const restore = `ALTER TABLE ${table.qualified} ADD CONSTRAINT ${constraint.quoted} ${String(field(before, 'definition'))} NOT VALID`
+        add('existing tables', group, dropIt, restore)
+        add('existing tables', group, addIt, dropIt)
+      } else if (constraint.validated && field(before, 'validated') === false) {
+        touch(table.name)
+        add('existing tables', group, `ALTER TABLE ${table.qualified} VALIDATE CONSTRAINT ${constraint.quoted}`)
+      }
+    }
+    tableDetails(table, 'existing tables', true)
+  }
+
+  /** Comments, row level security and indexes of a table, new or the migrations'. */
+  function tableDetails(table: PullTable, phase: Phase, existing: boolean): void {
+    const group = existing ? `table ${table.name} (created by the migrations)` : `table ${table.name}`
+    const now = live.relations[table.name]
+    const before = reference.relations[table.name]
+    if (typeof field(now, 'comment') === 'string' && field(now, 'comment') !== (existing ? field(before, 'comment') : null)) {
+      if (existing) touch(table.name)
+      add(phase, group, comment(`TABLE ${table.qualified}`, field(now, 'comment')), existing ? comment(`TABLE ${table.qualified}`, field(before, 'comment')) : undefined)
+    }
+    for (const column of table.columns) {
+      const key = `${table.name}.${column.name}`
+      const value = field(live.columns[key], 'comment')
+      const old = existing ? field(reference.columns[key], 'comment') ?? null : null
+      if (typeof value !== 'string' || value === old) continue
+      if (existing) touch(table.name)
+      const target = `COLUMN ${table.qualified}.${column.quoted}`
+      add(phase, group, comment(target, value), existing && key in reference.columns ? comment(target, old) : undefined)
+    }
+    for (const [flag, word] of [['row level security', 'ROW LEVEL SECURITY'], ['forced row level security', 'FORCE ROW LEVEL SECURITY']] as const) {
+      const on = field(now, flag) === true
+      const was = existing ? field(before, flag) === true : false
+      if (on === was) continue
+      if (!on) {
+        notPulled.push(`${table.name}: ${flag} is off on the live table where the migrations switch it on (the pull never switches it off)`)
+        continue
+      }
+      if (existing) touch(table.name)
+      const enable = word === 'ROW LEVEL SECURITY' ? 'ENABLE ROW LEVEL SECURITY' : 'FORCE ROW LEVEL SECURITY'
+      const disable = word === 'ROW LEVEL SECURITY' ? 'DISABLE ROW LEVEL SECURITY' : 'NO FORCE ROW LEVEL SECURITY'
+      add(phase, group, `ALTER TABLE ${table.qualified} ${enable}`, existing ? `ALTER TABLE ${table.qualified} ${disable}` : undefined)
+    }
+    for (const index of table.indexes) {
+      const key = `${table.name}.${index.name}`
+      const before = reference.indexes[key]
+      const indexName = catalog.schema === 'public' ? quoteIdent(index.name) : `${quoteIdent(catalog.schema)}.${quoteIdent(index.name)}`
+      if (!index.ofConstraint) {
+        if (!before) {
+          if (existing) touch(table.name)
+          add(phase, group, guardedByExtension(table, index.definition), existing ? `DROP INDEX ${indexName}` : undefined)
+        } else if (field(before, 'definition') !== index.definition) {
+          touch(table.name)
+          add(phase, group, `DROP INDEX ${indexName}`, String(field(before, 'definition')))
+          add(phase, group, index.definition, `DROP INDEX ${indexName}`)
+        }
+      }
+      const value = field(live.indexes[key], 'comment')
+      const old = existing ? field(before, 'comment') ?? null : null
+      if (typeof value === 'string' && value !== old) add(phase, group, comment(`INDEX ${indexName}`, value), existing && before ? comment(`INDEX ${indexName}`, old) : undefined)
+    }
+    for (const constraint of table.constraints) {
+      const key = `${table.name}.${constraint.name}`
+      const value = field(live.constraints[key], 'comment')
+      const old = existing ? field(reference.constraints[key], 'comment') ?? null : null
+      if (typeof value !== 'string' || value === old) continue
+      const target = `CONSTRAINT ${constraint.quoted} ON ${table.qualified}`
+      add(constraint.type === 'f' ? 'foreign keys' : phase, group, comment(target, value), existing && key in reference.constraints ? comment(target, old) : undefined)
+    }
+  }
+
+  // Foreign keys, once every table exists.
+  for (const table of catalog.tables) {
+    if (!(table.name in live.relations)) continue
+    for (const constraint of table.constraints.filter((candidate) => candidate.type === 'f')) {
+      const key = `${table.name}.${constraint.name}`
+      const before = reference.constraints[key]
+      const addIt = `ALTER TABLE ${table.qualified} ADD CONSTRAINT ${constraint.quoted} ${constraint.definition}${constraint.validated ? '' : ' NOT VALID'}`
+      const dropIt = `ALTER TABLE ${table.qualified} DROP CONSTRAINT ${constraint.quoted}`
+      if (!before) {
+        touch(table.name)
+        add('foreign keys', `foreign keys of ${table.name}`, addIt, dropIt)
+      } else if (field(before, 'definition') !== constraint.definition) {
+        touch(table.name)
+        const restore = `ALTER TABLE ${table.qualified} ADD CONSTRAINT ${constraint.quoted} ${String(field(before, 'definition'))}`
+        add('foreign keys', `foreign keys of ${table.name}`, dropIt, restore)
+        add('foreign keys', `foreign keys of ${table.name}`, addIt, dropIt)
+      }
+    }
+  }
+
+  // Views, each after the views it reads.
+  const pending = catalog.views.filter((view) => view.name in live.relations)
+  const placed = new Set<string>()
+  while (pending.length > 0) {
+    const next = pending.findIndex((view) => view.reads.every((name) => placed.has(name) || !pending.some((other) => other.name === name)))
+    const [view] = pending.splice(next === -1 ? 0 : next, 1)
+    placed.add(view!.name)
+    const now = live.relations[view!.name]
+    const before = reference.relations[view!.name]
+    const word = view!.materialized ? 'MATERIALIZED VIEW' : 'VIEW'
+    const group = `view ${view!.name}`
+    if (!before) {
+      const options = view!.options.length > 0 ? ` WITH (${view!.options.join(', ')})` : ''
+      const body = view!.definition.trim().replace(/;$/, '')
+      add('views', group, `CREATE ${word} ${view!.qualified}${options} AS\n${body}`, `DROP ${word} ${view!.qualified}`)
+      if (typeof field(now, 'comment') === 'string') add('views', group, comment(`${word} ${view!.qualified}`, field(now, 'comment')))
+    } else {
+      if (field(now, 'view definition') !== field(before, 'view definition') || field(now, 'security invoker') !== field(before, 'security invoker')) {
+        notPulled.push(`${view!.name}: the view differs from the migrations' (definition or security_invoker); change it in a migration of its own`)
+      }
+      if (typeof field(now, 'comment') === 'string' && field(now, 'comment') !== field(before, 'comment')) {
+        add('views', group, comment(`${word} ${view!.qualified}`, field(now, 'comment')), comment(`${word} ${view!.qualified}`, field(before, 'comment')))
+      }
+    }
+  }
+
+  // Triggers and policies: new ones, and those that differ (dropped and made again).
+  for (const [key, definition] of Object.entries(catalog.triggers).sort(([a], [b]) => a.localeCompare(b))) {
+    const [tableName, ...rest] = key.split('.')
+    const name = rest.join('.')
+    const before = reference.triggers[key]
+    const drop = `DROP TRIGGER ${quoteIdent(name)} ON ${qualified(tableName!)}`
+    const group = `table ${tableName}`
+    if (!before) {
+      touch(tableName!)
+      add('triggers', group, definition, isNew(tableName!) ? undefined : drop)
+    } else if (field(before, 'definition') !== definition) {
+      touch(tableName!)
+      add('triggers', group, drop, String(field(before, 'definition')))
+      add('triggers', group, definition, drop)
+    }
+    const value = field(live.triggers[key], 'comment')
+    const old = field(before, 'comment') ?? null
+    if (typeof value === 'string' && value !== old) add('triggers', group, comment(`TRIGGER ${quoteIdent(name)} ON ${qualified(tableName!)}`, value))
+  }
+
+  for (const [key, policy] of Object.entries(live.policies).sort(([a], [b]) => a.localeCompare(b))) {
+    const before = reference.policies[key]
+    const table = policy.table!
+    const drop = `DROP POLICY ${quoteIdent(policy.name)} ON ${qualified(table)}`
+    const group = `table ${table}`
+    const differs = before && ['permissive', 'command', 'roles', 'using', 'with check'].some((name) => !sameJson(field(policy, name), field(before, name)))
+    if (!before) {
+      touch(table)
+      // Dropped in down even on a new table: its expression may read another new table.
+      add('policies', group, createPolicy(policy, qualified(table)), drop)
+    } else if (differs) {
+      touch(table)
+      add('policies', group, drop, createPolicy(before, qualified(table)))
+      add('policies', group, createPolicy(policy, qualified(table)), drop)
+    }
+    const value = field(policy, 'comment')
+    if (typeof value === 'string' && value !== (field(before, 'comment') ?? null)) add('policies', group, comment(`POLICY ${quoteIdent(policy.name)} ON ${qualified(table)}`, value))
+  }
+  for (const key of Object.keys(reference.policies)) {
+    if (!(key in live.policies)) notPulled.push(`policy ${key}: the live table lacks it (the pull drops nothing)`)
+  }
+  for (const key of Object.keys(reference.relations)) {
+    if (!(key in live.relations)) notPulled.push(`${key}: the live database lacks it (the pull drops nothing)`)
+  }
+
+  // Grants last, as the live ACL has them: revoked from every pulled role, then granted, for
+  // objects that share an ACL in one statement each.
+  const grantGroups = new Map<string, { word: string; grants: Record<string, string>; objects: string[]; undo?: Record<string, string> }>()
+  const addGrants = (word: string, object: string, now: unknown, before: unknown) => {
+    const grants = pulledGrants(now, roles, object, notPulled)
+    const undo = before === undefined ? undefined : pulledGrants(before, roles, object, [])
+    if (undo && sameJson(grants, undo)) return
+    const key = JSON.stringify([word, grants, undo ?? null])
+    const entry = grantGroups.get(key) ?? { word, grants, objects: [], undo }
+    entry.objects.push(object)
+    grantGroups.set(key, entry)
+  }
+  for (const [name, relation] of Object.entries(live.relations).sort(([a], [b]) => a.localeCompare(b))) {
+    const word = kindWord(name) === 'SEQUENCE' ? 'SEQUENCE' : 'TABLE'
+    const before = reference.relations[name]
+    if (before && !sameJson(field(relation, 'grants'), field(before, 'grants'))) touch(name)
+    addGrants(word, qualified(name), field(relation, 'grants'), before ? field(before, 'grants') : undefined)
+  }
+  for (const [key, fn] of Object.entries(live.functions).sort(([a], [b]) => a.localeCompare(b))) {
+    const signature = catalog.functions[key]?.signature
+    if (signature) addGrants('FUNCTION', signature, field(fn, 'grants'), key in reference.functions ? field(reference.functions[key], 'grants') : undefined)
+  }
+  for (const entry of grantGroups.values()) {
+    const objects = entry.objects.length > 3 ? `\n  ${entry.objects.join(',\n  ')}\n` : ` ${entry.objects.join(', ')} `
+    const statements = (grants: Record<string, string>) => {
+      const byPrivileges = new Map<string, string[]>()
+      for (const [role, privileges] of Object.entries(grants)) byPrivileges.set(privileges, [...(byPrivileges.get(privileges) ?? []), role])
+      return [
+        `REVOKE ALL ON ${entry.word}${objects}FROM ${roles.join(', ')}`,
+        ...[...byPrivileges].flatMap(([privileges, grantees]) => grantStatements(entry.word, objects, grantees, privileges)),
+      ]
+    }
+    const up = statements(entry.grants)
+    const down = entry.undo ? statements(entry.undo) : []
+    up.forEach((statement, index) => add('grants', `grants on ${entry.word.toLowerCase()}s`, statement, index === 0 ? down : undefined))
+  }
+  for (const [key, column] of Object.entries(live.columns)) {
+    const grants = field(column, 'grants')
+    if (grants && !sameJson(grants, field(reference.columns[key], 'grants'))) {
+      notPulled.push(`${key}: column-level grants (${JSON.stringify(grants)}); grant them in a migration of its own`)
+    }
+  }
+
+  for (const [key, fn] of Object.entries(live.functions)) {
+    const value = field(fn, 'comment')
+    const old = key in reference.functions ? field(reference.functions[key], 'comment') ?? null : null
+    const signature = catalog.functions[key]?.signature
+    if (typeof value === 'string' && value !== old && signature) add('functions', 'functions', comment(`FUNCTION ${signature}`, value), key in reference.functions ? comment(`FUNCTION ${signature}`, old) : undefined)
+  }
+
+  const ordered = PHASES.flatMap((phase) => phases.get(phase)!)
+  // One lock for every table of the migrations that `up` changes, taken before the first change,
+  // in the order the app's writes take them (x402_resources first), so that up cannot deadlock.
+  const touchedTables = [...touched].sort((a, b) => (a === 'x402_resources' ? -1 : b === 'x402_resources' ? 1 : a.localeCompare(b)))
+  const lock =
+    touchedTables.length > 0
+      ? { group: 'lock', sql: `LOCK TABLE ${touchedTables.map(qualified).join(', ')} IN ACCESS EXCLUSIVE MODE` }
+      : undefined
+  const firstTouch = ordered.findIndex(({ step }) => touchedTables.some((table) => mentions(step.sql, qualified(table))))
+  const up = ordered.map(({ step }) => step)
+  if (lock) up.splice(firstTouch === -1 ? up.length : firstTouch, 0, lock)
+  const undo = ordered.map(({ undo }) => undo).reverse().flat()
+  const schemaDrop = catalog.schema === 'public' || phases.get('schemas')!.length === 0
+    ? []
+    : [{ group: `schema ${catalog.schema}`, sql: `DROP SCHEMA IF EXISTS ${quoteIdent(catalog.schema)}` }]
+  const down = [...(lock ? [lock] : []), ...undo, ...lastUndo, ...schemaDrop]
+  const created = Object.keys(live.relations).filter(isNew)
+  return { up, down, notPulled, touchedTables, created }
+
+  function standInNeeded(column: PullColumn): boolean {
+    return column.extension !== null
+  }
+
+  function addColumnWithStandIn(table: PullTable, column: PullColumn): string {
+    const standIn = EXTENSION_TYPE_STAND_INS[column.type.replace(/^.*\./, '').replace(/\(.*$/, '')] ?? 'text'
+    const definition = column.definition.slice(column.type.length)
+    return `DO $pull$
+BEGIN
+  IF to_regtype(${quoteLiteral(column.type)}) IS NOT NULL THEN
+    ALTER TABLE ${table.qualified} ADD COLUMN ${column.quoted} ${column.definition};
+  ELSE
+    RAISE NOTICE '${table.name}.${column.name}: ${column.type.replaceAll("'", "''")} (extension ${column.extension}) is not available here: ${standIn} stands in (docs/pull.md).';
+    ALTER TABLE ${table.qualified} ADD COLUMN ${column.quoted} ${standIn}${definition};
+  END IF;
+END
+$pull$`
+  }
+
+  function guardedByExtension(table: PullTable, statement: string): string {
+    if (!(table.name in catalog.extensionsByTable)) return statement
+    return `DO $pull$
+BEGIN
+  ${statement};
+EXCEPTION WHEN undefined_object OR undefined_function OR datatype_mismatch THEN
+  RAISE NOTICE '${table.name}: an index needs an extension that is not available here, and is left out (docs/pull.md).';
+END
+$pull$`
+  }
+}
+
+function hasNewColumns(live: SchemaSnapshot, reference: SchemaSnapshot, table: string): boolean {
+  return Object.keys(live.columns).some((key) => key.startsWith(`${table}.`) && !(key in reference.columns))
+}
+
+function dropColumn(table: PullTable, column: PullColumn): string {
+  return `ALTER TABLE ${table.qualified} DROP COLUMN ${column.quoted}`
+}
+
+function mentions(statement: string, name: string): boolean {
+  return new RegExp(`(^|[\\s(,])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([\\s(,.;]|$)`).test(statement)
+}
+
+function createPolicy(policy: SchemaObject, table: string): string {
+  const roles = String(field(policy, 'roles') ?? 'public')
+    .split(', ')
+    .map((role) => (role === 'public' ? 'PUBLIC' : quoteIdent(role)))
+    .join(', ')
+  const using = field(policy, 'using')
+  const check = field(policy, 'with check')
+  return [
+    `CREATE POLICY ${quoteIdent(policy.name)} ON ${table}`,
+    `  AS ${field(policy, 'permissive') === false ? 'RESTRICTIVE' : 'PERMISSIVE'} FOR ${String(field(policy, 'command'))} TO ${roles}`,
+    ...(typeof using === 'string' ? [`  USING (${using})`] : []),
+    ...(typeof check === 'string' ? [`  WITH CHECK (${check})`] : []),
+  ].join('\n')
+}
+
+/** The grants of a snapshot for the pulled roles; others are named in `notPulled`. */
+function pulledGrants(grants: unknown, roles: readonly string[], object: string, notPulled: string[]): Record<string, string> {
+  const pulled: Record<string, string> = {}
+  for (const [grantee, privileges] of Object.entries((grants ?? {}) as Record<string, string>).sort(([a], [b]) => a.localeCompare(b))) {
+    if (grantee === '(owner)') continue
+    if (roles.includes(grantee)) pulled[grantee] = privileges
+    else notPulled.push(`${object}: privileges of ${grantee} (${privileges}); only ${roles.join(', ')} are pulled`)
+  }
+  return pulled
+}
+
+/** GRANT statements for `privileges` as the snapshot writes them (`ALL`, or `SELECT, UPDATE WITH GRANT OPTION`). */
+function grantStatements(word: string, objects: string, roles: readonly string[], privileges: string): string[] {
+  const grantees = roles.map((role) => (role === 'PUBLIC' ? 'PUBLIC' : quoteIdent(role))).join(', ')
+  const all = privileges.split(', ')
+  const withOption = all.filter((privilege) => privilege.endsWith(' WITH GRANT OPTION')).map((privilege) => privilege.replace(' WITH GRANT OPTION', ''))
+  // MAINTAIN exists from PostgreSQL 17 on; a server before it has nothing to grant.
+  const plain = all.filter((privilege) => !privilege.endsWith(' WITH GRANT OPTION') && privilege !== 'MAINTAIN')
+  const optioned = withOption.filter((privilege) => privilege !== 'MAINTAIN')
+  return [
+    ...(plain.length > 0 ? [`GRANT ${plain.join(', ')} ON ${word}${objects}TO ${grantees}`] : []),
+    ...(optioned.length > 0 ? [`GRANT ${optioned.join(', ')} ON ${word}${objects}TO ${grantees} WITH GRANT OPTION`] : []),
+  ]
+}
