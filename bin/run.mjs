@@ -11,6 +11,7 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import * as nodeModule from 'node:module'
+import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
@@ -85,8 +86,11 @@ if (major < minMajor || (major === minMajor && minor < minMinor)) {
 }
 
 // V8's code cache for the modules loaded below (kysely alone is some thousand files): a run
-// after the first skips compiling them again.
-nodeModule.enableCompileCache?.(join(root, 'node_modules', '.cache', 'x402-jobs-db', 'compile-cache'))
+// after the first skips compiling them again. In the user's cache folder, as the templates: an
+// installed package may be read-only, and writes nothing into itself. Node.js skips the cache
+// where the folder cannot be written.
+const userCache = process.env.XDG_CACHE_HOME?.trim() || join(homedir(), '.cache')
+nodeModule.enableCompileCache?.(join(userCache, 'x402-jobs-db', 'compile-cache'))
 
 // PGlite is 10 MB of WebAssembly. V8 compiles it quickly (Liftoff), then compiles its hot
 // functions again, optimised, on background threads (TurboFan): for a command of a few seconds
