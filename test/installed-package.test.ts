@@ -19,6 +19,9 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { ACCESS_MATRIX_FILE } from '../src/access/access-matrix-file.js'
+import { ADOPTION_DECISIONS_FILE } from '../src/adoption/adoption-decisions.js'
+
 // The package as npm installs it holds only what package.json's `files` lists (README:
 // "What must ship beside dist/"). bin/run.mjs, which runs the commands, compares a fingerprint
 // of the sources with the one recorded when dist/ was built: everything that fingerprint reads
@@ -28,10 +31,12 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 
 describe('the installed package', () => {
   let copy: string
+  let shipped: string[]
   beforeAll(() => {
     // The files `npm pack` would put in the tarball, and nothing else. dist/ is current: the
     // tests' global setup built it.
     const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })) as [{ files: { path: string }[] }]
+    shipped = packed.files.map((file) => file.path)
     copy = mkdtempSync(join(tmpdir(), 'x402-installed-'))
     for (const { path } of packed.files) {
       mkdirSync(dirname(join(copy, path)), { recursive: true })
@@ -46,6 +51,10 @@ describe('the installed package', () => {
     expect(run.stderr).not.toMatch(/build failed|Building dist|older than src/)
     expect(run.status).toBe(0)
     expect(run.stdout).toMatch(/^usage: npm run migrate:latest/m)
+  })
+
+  it('ships the repository files its commands read: db:access --check, lint:locks, lint:sql, the adoption', () => {
+    expect(shipped).toEqual(expect.arrayContaining([ACCESS_MATRIX_FILE, 'lock-policy.json', '.squawk.toml', ADOPTION_DECISIONS_FILE]))
   })
 })
 
