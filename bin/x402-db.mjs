@@ -19,6 +19,7 @@ import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import * as nodeModule from 'node:module'
+import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
@@ -150,7 +151,10 @@ if (major < minMajor || (major === minMajor && minor < minMinor)) {
 
 // V8's code cache for the modules loaded below (kysely alone is some thousand files): a run
 // after the first skips compiling them again.
-nodeModule.enableCompileCache?.(join(root, 'node_modules', '.cache', 'x402-jobs-db', 'compile-cache'))
+// In the user's cache folder, as the templates: an installed package may be read-only, and
+// writes nothing into itself. Node.js skips the cache where the folder cannot be written.
+const userCache = process.env.XDG_CACHE_HOME?.trim() || join(homedir(), '.cache')
+nodeModule.enableCompileCache?.(join(userCache, 'x402-jobs-db', 'compile-cache'))
 
 try {
   await ensureBuilt()

@@ -19,6 +19,7 @@ import {
   snapshotSchema,
 } from '../src/tooling.js'
 import { splitSqlStatements } from '../src/rehearsal/split-sql.js'
+import { pgDumpSkipReason } from './support/pg-dump.js'
 import { buildProductionShapedDatabase, PRODUCTION_ADOPTION_POINT } from './support/production-fixture.js'
 import { serverUrl, testTargets, withTestDatabase } from './support/test-database.js'
 
@@ -146,7 +147,9 @@ describe.each(testTargets)('the measured lock report on %s', (target) => {
 const postgres = process.env.TEST_DATABASE_URL ? describe : describe.skip
 
 postgres('a rehearsal on a copy of the target schema (pg_dump)', () => {
-  it("rehearses 005 on the production-shaped schema's own tables, leaving the target alone", async () => {
+  it("rehearses 005 on the production-shaped schema's own tables, leaving the target alone", async (context) => {
+    const dumpSkip = await pgDumpSkipReason(process.env.TEST_DATABASE_URL!)
+    if (dumpSkip) context.skip(dumpSkip)
     await withTestDatabase('postgres', async ({ db, location }) => {
       await buildProductionShapedDatabase(db)
       const before = await snapshotSchema(db, 'public')

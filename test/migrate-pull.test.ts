@@ -44,11 +44,11 @@ function copyOfTheRepository(): string {
   return dir
 }
 
-/** Runs `node bin/run.mjs <args>` in `cwd`, as the npm scripts do, without this process's DATABASE_URL. */
+/** Runs `node bin/x402-db.mjs <args>` in `cwd`, as the npm scripts do, without this process's DATABASE_URL. */
 async function command(cwd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
   const { DATABASE_URL: _unused, MIGRATION_DATABASE_URL: _unused2, PGLITE_DATA_DIR: _unused3, ...inherited } = process.env
   try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/run.mjs', ...args], { cwd, env: { ...inherited, ...env }, timeout: 240_000 })
+    const { stdout, stderr } = await run(process.execPath, ['--liftoff-only', 'bin/x402-db.mjs', ...args], { cwd, env: { ...inherited, ...env }, timeout: 240_000 })
     return { code: 0, stdout, stderr }
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string }

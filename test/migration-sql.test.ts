@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
-import { embeddedDatabase } from '../src/connection/create-db.js'
+import { embeddedDatabase } from '../src/connection/embedded-database.js'
 import { ensureSupabaseStandIn, exportMigrationSql, migrateTo, migrateToLatest } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'

@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url'
 
+import { devToolMissingError } from './dev-tool-missing-error.js'
 import { type CommandSpec, runCommandLine } from './run-command.js'
 
 /** From src/cli and from dist/cli alike, two folders up is the repository: the file is the TypeScript source. */
@@ -21,7 +22,9 @@ async function main(check: boolean): Promise<void> {
   // Loaded only now, like kysely-codegen: --help and a refused argument do not wait for them.
   // One after the other: kysely-codegen require()s kysely, which Node refuses while an import()
   // of kysely running beside it has not finished ("not yet fully loaded").
-  const { generate, Logger, PostgresDialect } = await import('kysely-codegen')
+  const { generate, Logger, PostgresDialect } = await import('kysely-codegen').catch((error: unknown) => {
+    throw devToolMissingError(error, 'kysely-codegen', 'db:codegen') ?? error
+  })
   const { MIGRATION_TABLE_SCHEMA } = await import('../migrator/history.js')
   const { migrateToLatest } = await import('../migrator/migrator.js')
   const { scratchDatabase } = await import('../migrated-dumps/migrated-template.js')

@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+import type { MigrationDirection } from '../export/migration-sql.js'
+import { devToolMissingError } from './dev-tool-missing-error.js'
 import { type CommandSpec, runCommandLine } from './run-command.js'
 
 /** From src/cli and from dist/cli alike, two folders up is the repository. */
@@ -53,16 +55,21 @@ async function writeMigrationScripts(directory: string): Promise<string[]> {
 
 function squawkExecutable(): string {
   const require = createRequire(import.meta.url)
-  const packageJson = require.resolve('squawk-cli/package.json')
+  let packageJson: string
+  try {
+    packageJson = require.resolve('squawk-cli/package.json')
+  } catch (error) {
+    throw devToolMissingError(error, 'squawk-cli', 'lint:sql') ?? error
+  }
   const { bin } = require(packageJson) as { bin: { squawk: string } }
   return join(dirname(packageJson), bin.squawk)
 }
 
 /** Runs squawk in `directory` (the file names in the config are relative to it) and resolves to its exit code. */
-function runSquawk(directory: string, fileNames: string[], extraArgs: string[]): Promise<number> {
+function runSquawk(squawkPath: string, directory: string, fileNames: string[], extraArgs: string[]): Promise<number> {
   const squawk = spawn(
     process.execPath,
-    [squawkExecutable(), `--config=${SQUAWK_CONFIG}`, ...extraArgs, ...fileNames],
+    [squawkPath, `--config=${SQUAWK_CONFIG}`, ...extraArgs, ...fileNames],
     { cwd: directory, stdio: 'inherit' },
   )
   return new Promise((resolve, reject) => {
@@ -72,11 +79,13 @@ function runSquawk(directory: string, fileNames: string[], extraArgs: string[]):
 }
 
 async function main(extraArgs: string[]): Promise<number> {
+  // Before the export, which takes a while: a missing squawk fails at once.
+  const squawkPath = squawkExecutable()
   const directory = mkdtempSync(join(tmpdir(), 'x402-lint-sql-'))
   try {
     const fileNames = await writeMigrationScripts(directory)
     console.error(`lint:sql: squawk over ${fileNames.length} exported scripts with ${SQUAWK_CONFIG}`)
-    return await runSquawk(directory, fileNames, extraArgs)
+    return await runSquawk(squawkPath, directory, fileNames, extraArgs)
   } finally {
     rmSync(directory, { recursive: true, force: true })
   }

@@ -1,16 +1,17 @@
-import type { PGlite } from '@electric-sql/pglite'
 import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
 
 import { resolveDatabaseTarget } from './database-target.js'
-import { IN_MEMORY, openPglite } from './open-pglite.js'
+import { registerEmbeddedDatabase } from './embedded-database.js'
+import { IN_MEMORY } from './in-memory.js'
+import { openPglite } from './open-pglite.js'
 import { explainTimeout, serverClientConfig } from './server-client-config.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
 import { toQueryError } from './query-error.js'
 import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
 import type { DB } from '../types/database.js'
 
-export { IN_MEMORY } from './open-pglite.js'
+export { IN_MEMORY } from './in-memory.js'
 export {
   DEFAULT_PGLITE_DATA_DIR,
   type DatabaseTarget,
@@ -73,44 +74,8 @@ export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
     onStatement: options.onStatement,
   })
   const db = new Kysely<DB>({ dialect: hooked, log: options.log })
-  if (pglite) embedded.set(db, pglite)
+  if (pglite) registerEmbeddedDatabase(db, pglite)
   return db
-}
-
-const embedded = new WeakMap<Kysely<any>, () => Promise<PGlite>>()
-
-/**
- * A dump of the embedded database behind `db` (a {@link createDb} instance on PGlite), for
- * {@link CreateDbOptions.template}: the tarball of PGlite's dumpDataDir, not compressed (PGlite
- * loads a plain one faster, and writeTemplate compresses natively what it caches).
- *
- * @example
- * ```ts
- * const template = await dumpEmbeddedDatabase(scratch)
- * const copy = createDb({ dataDir: IN_MEMORY, template: async () => template })
- * ```
- */
-export async function dumpEmbeddedDatabase(db: Kysely<any>): Promise<Blob> {
-  return (await embeddedDatabase(db, 'dumpEmbeddedDatabase')).dumpDataDir('none')
-}
-
-/**
- * The PGlite instance behind `db` (a {@link createDb} instance on the embedded database), opened
- * and idle: for what Kysely cannot do, such as running a whole multi-statement script with
- * PGlite's exec() in the same instance, where closing `db` and opening the folder again would
- * cost a second start of PGlite. `caller` names the function in the error for another `db`.
- *
- * @example
- * ```ts
- * await (await embeddedDatabase(db)).exec('CREATE TABLE a (id int); CREATE TABLE b (id int);')
- * ```
- */
-export async function embeddedDatabase(db: Kysely<any>, caller = 'embeddedDatabase'): Promise<PGlite> {
-  const pglite = embedded.get(db)
-  if (!pglite) throw new Error(`${caller} takes a createDb() instance on the embedded database (PGlite).`)
-  // A query first: PGlite opens on the first one, and Kysely's connection is then idle.
-  await db.selectNoFrom((eb) => eb.lit(1).as('one')).execute()
-  return pglite()
 }
 
 function once<T>(open: () => Promise<T>): () => Promise<T> {

@@ -4,10 +4,11 @@ import { join } from 'node:path'
 import type { PGlite } from '@electric-sql/pglite'
 
 import { lockDataDir } from './data-dir-lock.js'
+import { PgliteMissingError } from './pglite-missing-error.js'
+import { IN_MEMORY } from './in-memory.js'
 import { pgliteVersion, readTemplate, writeTemplate } from './template-cache.js'
 
-/** PGlite's name for a database that lives only in memory. */
-export const IN_MEMORY = 'memory://'
+export { IN_MEMORY } from './in-memory.js'
 
 /**
  * Opens the embedded database in `dataDir` (or in memory), loading PGlite only now: the
@@ -97,7 +98,7 @@ function loadPglite(): Promise<typeof import('@electric-sql/pglite')> {
   pgliteModule ??= new Promise((resolve, reject) => {
     import('@electric-sql/pglite').then(
       (module) => resolve(module),
-      (error: unknown) => reject(error),
+      (error: unknown) => reject(PgliteMissingError.from(error) ?? error),
     )
   })
   return pgliteModule

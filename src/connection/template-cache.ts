@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync } from 'node:zlib'
 
+import { PgliteMissingError } from './pglite-missing-error.js'
 import { errorCode } from './sql-state.js'
 
 /**
@@ -103,7 +104,11 @@ const codeDigests = new Map<string, string>()
  * ```
  */
 export function pgliteVersion(): string {
-  return installedVersion('@electric-sql/pglite')
+  try {
+    return installedVersion('@electric-sql/pglite')
+  } catch (error) {
+    throw PgliteMissingError.from(error) ?? error
+  }
 }
 
 /**

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto'
 
 import type { Kysely } from 'kysely'
 
-import { createDb, type CreateDbOptions, dumpEmbeddedDatabase, IN_MEMORY } from '../connection/create-db.js'
+import { createDb, type CreateDbOptions, IN_MEMORY } from '../connection/create-db.js'
+import { dumpEmbeddedDatabase } from '../connection/embedded-database.js'
 import { emptyClusterTemplate } from '../connection/open-pglite.js'
 import { hashModuleCode, installedVersion, pgliteVersion, readTemplate, writeTemplate } from '../connection/template-cache.js'
 import { migrationChecksum, readMigrationChecksums } from '../migrator/checksums.js'

@@ -3,7 +3,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
-import { embeddedDatabase } from '../../src/connection/create-db.js'
+import { embeddedDatabase } from '../../src/connection/embedded-database.js'
 import type { TemplatePoint } from '../../src/migrated-dumps/migrated-template.js'
 import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/tooling.js'
 import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'

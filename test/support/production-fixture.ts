@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs'
 
 import { type Kysely, sql } from 'kysely'
 
-import { createDb, dumpEmbeddedDatabase, IN_MEMORY } from '../../src/connection/create-db.js'
+import { createDb, IN_MEMORY } from '../../src/connection/create-db.js'
+import { dumpEmbeddedDatabase } from '../../src/connection/embedded-database.js'
 import { pgliteVersion, readTemplate, writeTemplate } from '../../src/connection/template-cache.js'
 import type { TemplatePoint } from '../../src/migrated-dumps/migrated-template.js'
 import { ensureSupabaseStandIn } from '../../src/tooling.js'
