@@ -18,7 +18,19 @@
  *
  * src/migrations is frozen history: it imports kysely and nothing else of the module.
  */
-const layers = ['cli', 'adoption|export|access|advisor|pull', 'rehearsal', 'schema', 'migrated-dumps', 'integrations', 'migrator', 'supabase', 'secrets', 'connection', 'types']
+const layers = [
+  'cli',
+  'adoption|export|access|advisor|pull',
+  'rehearsal',
+  'schema',
+  'migrated-dumps',
+  'integrations',
+  'migrator',
+  'supabase',
+  'secrets',
+  'connection',
+  'types',
+]
 
 const upward = layers.slice(1).map((layer, index) => ({
   name: `no-upward-from-${layer.replaceAll('|', '-')}`,
@@ -36,21 +48,24 @@ module.exports = {
   forbidden: [
     {
       name: 'no-unlisted-folder',
-      comment: 'A folder of src/ that is not in the layer list of .dependency-cruiser.cjs: add it to the list, in its layer.',
+      comment:
+        'A folder of src/ that is not in the layer list of .dependency-cruiser.cjs: add it to the list, in its layer.',
       severity: 'error',
       from: { path: '^src/', pathNot: known },
       to: {},
     },
     {
       name: 'no-import-of-unlisted-folder',
-      comment: 'An import of a folder of src/ that is not in the layer list of .dependency-cruiser.cjs: add it to the list, in its layer.',
+      comment:
+        'An import of a folder of src/ that is not in the layer list of .dependency-cruiser.cjs: add it to the list, in its layer.',
       severity: 'error',
       from: {},
       to: { path: '^src/', pathNot: known },
     },
     {
       name: 'no-circular',
-      comment: 'An import cycle: the modules cannot be read, loaded or tested one without the other.',
+      comment:
+        'An import cycle: the modules cannot be read, loaded or tested one without the other.',
       severity: 'error',
       from: {},
       to: { circular: true },
@@ -72,7 +87,8 @@ module.exports = {
     },
     {
       name: 'no-entry-point-inside',
-      comment: 'src/index.ts and src/tooling.ts are for the app and tools, not for the module itself.',
+      comment:
+        'src/index.ts and src/tooling.ts are for the app and tools, not for the module itself.',
       severity: 'error',
       from: { path: '^src/(?!index\\.ts$|tooling\\.ts$)' },
       to: { path: '^src/(index|tooling)\\.ts$' },

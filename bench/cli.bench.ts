@@ -58,18 +58,34 @@ const median = (values: number[]) => {
 
 /** Runs `command` once under GNU time; fails when it fails. */
 function runOnce(command: string[], env: NodeJS.ProcessEnv): Sample {
-  const result = spawnSync(TIME, ['-f', 'BENCH_TIME %e %M', ...command], { cwd: ROOT, env: { ...cleanEnv(), ...env }, encoding: 'utf8' })
+  const result = spawnSync(TIME, ['-f', 'BENCH_TIME %e %M', ...command], {
+    cwd: ROOT,
+    env: { ...cleanEnv(), ...env },
+    encoding: 'utf8',
+  })
   const line = /BENCH_TIME ([\d.]+) (\d+)/.exec(result.stderr)
   if (result.status !== 0 || !line) {
-    throw new Error(`${command.join(' ')} failed (exit ${result.status}): ${result.stderr.trim().split('\n').slice(-3).join(' / ')}`)
+    throw new Error(
+      `${command.join(' ')} failed (exit ${result.status}): ${result.stderr.trim().split('\n').slice(-3).join(' / ')}`,
+    )
   }
   return { seconds: Number(line[1]), peakMb: Number(line[2]) / 1024 }
 }
 
-function measure(name: string, runs: number, command: string[], env: NodeJS.ProcessEnv = {}, before?: () => NodeJS.ProcessEnv): Row {
+function measure(
+  name: string,
+  runs: number,
+  command: string[],
+  env: NodeJS.ProcessEnv = {},
+  before?: () => NodeJS.ProcessEnv,
+): Row {
   const samples: Sample[] = []
   for (let run = 0; run < runs; run++) samples.push(runOnce(command, { ...env, ...before?.() }))
-  const row = { name, seconds: roundTo(median(samples.map((s) => s.seconds)), 3), peakMb: roundTo(median(samples.map((s) => s.peakMb)), 1) }
+  const row = {
+    name,
+    seconds: roundTo(median(samples.map((s) => s.seconds)), 3),
+    peakMb: roundTo(median(samples.map((s) => s.peakMb)), 1),
+  }
   console.error(`${name}: ${row.seconds} s, ${row.peakMb} MB`)
   return row
 }
@@ -77,12 +93,17 @@ function measure(name: string, runs: number, command: string[], env: NodeJS.Proc
 /** Removes the cached schema references (not the templates), for a check that builds its reference. */
 function withoutReferences(): NodeJS.ProcessEnv {
   const cache = templateCacheDir()
-  for (const file of readdirSync(cache).filter((name) => name.startsWith('reference-'))) rmSync(join(cache, file), { force: true })
+  for (const file of readdirSync(cache).filter((name) => name.startsWith('reference-')))
+    rmSync(join(cache, file), { force: true })
   return {}
 }
 
 function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(DATABASE_URL|PGLITE_DATA_DIR|MIGRATION_.*)$/.test(name)))
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !/^(DATABASE_URL|PGLITE_DATA_DIR|MIGRATION_.*)$/.test(name),
+    ),
+  )
 }
 
 async function main(): Promise<void> {
@@ -93,7 +114,11 @@ async function main(): Promise<void> {
   try {
     await withScratchDatabases('cli', async (scratch) => {
       const url = await scratch.create('noop')
-      const postgresVersion = await withClient(url, async (client) => (await client.query('SHOW server_version')).rows[0].server_version as string)
+      const postgresVersion = await withClient(
+        url,
+        async (client) =>
+          (await client.query('SHOW server_version')).rows[0].server_version as string,
+      )
       const onServer = { DATABASE_URL: url }
       const folder = join(work, 'pglite')
       const embedded = { PGLITE_DATA_DIR: folder }
@@ -107,28 +132,83 @@ async function main(): Promise<void> {
       const rows: Row[] = [
         measure('node -e 0', runs, ['node', '-e', '0']),
         measure('npm run bench:floor (node -e 0)', runs, ['npm', 'run', '--silent', 'bench:floor']),
-        measure('postgres: no-op migrate:latest, compiled', runs, [...BIN, 'migrate', 'latest'], onServer),
-        measure('postgres: no-op npm run migrate:latest', runs, ['npm', 'run', '--silent', 'migrate:latest'], onServer),
-        measure('postgres: kysely-ctl migrate:latest', runs, ['node_modules/.bin/kysely', 'migrate:latest'], onServer),
+        measure(
+          'postgres: no-op migrate:latest, compiled',
+          runs,
+          [...BIN, 'migrate', 'latest'],
+          onServer,
+        ),
+        measure(
+          'postgres: no-op npm run migrate:latest',
+          runs,
+          ['npm', 'run', '--silent', 'migrate:latest'],
+          onServer,
+        ),
+        measure(
+          'postgres: kysely-ctl migrate:latest',
+          runs,
+          ['node_modules/.bin/kysely', 'migrate:latest'],
+          onServer,
+        ),
         measure('postgres: migrate:check', runs, [...BIN, 'migrate', 'check'], onServer),
-        measure('postgres: migrate:check, schema reference not cached', runs, [...BIN, 'migrate', 'check'], onServer, withoutReferences),
-        measure(`postgres: migrate:baseline ${NEWEST} (adopted)`, runs, [...BIN, 'migrate', 'baseline', NEWEST], onServer),
-        measure('embedded: open the PGlite folder alone', runs, ['node', 'bench/support/open-pglite-folder.mjs', folder]),
-        measure('embedded: open the PGlite folder alone, as the commands do', runs, ['node', '--liftoff-only', 'bench/support/open-pglite-folder.mjs', folder, '--as-commands']),
+        measure(
+          'postgres: migrate:check, schema reference not cached',
+          runs,
+          [...BIN, 'migrate', 'check'],
+          onServer,
+          withoutReferences,
+        ),
+        measure(
+          `postgres: migrate:baseline ${NEWEST} (adopted)`,
+          runs,
+          [...BIN, 'migrate', 'baseline', NEWEST],
+          onServer,
+        ),
+        measure('embedded: open the PGlite folder alone', runs, [
+          'node',
+          'bench/support/open-pglite-folder.mjs',
+          folder,
+        ]),
+        measure('embedded: open the PGlite folder alone, as the commands do', runs, [
+          'node',
+          '--liftoff-only',
+          'bench/support/open-pglite-folder.mjs',
+          folder,
+          '--as-commands',
+        ]),
         measure('embedded: no-op migrate:latest', runs, [...BIN, 'migrate', 'latest'], embedded),
         measure('embedded: migrate:check', runs, [...BIN, 'migrate', 'check'], embedded),
-        measure('embedded: migrate:check, schema reference not cached', runs, [...BIN, 'migrate', 'check'], embedded, withoutReferences),
-        measure('embedded: first migrate:latest, new folder', runs, [...BIN, 'migrate', 'latest'], {}, newFolder),
+        measure(
+          'embedded: migrate:check, schema reference not cached',
+          runs,
+          [...BIN, 'migrate', 'check'],
+          embedded,
+          withoutReferences,
+        ),
+        measure(
+          'embedded: first migrate:latest, new folder',
+          runs,
+          [...BIN, 'migrate', 'latest'],
+          {},
+          newFolder,
+        ),
         measure('migrate:sql 005', runs, [...BIN, 'migrate', 'sql', '005']),
         measure('db:codegen --check', runs, [...BIN, 'codegen', '--check']),
         measure('lint:sql', lintRuns, [...BIN, 'lint-sql']),
       ]
       const npmFloor = rows[1]!.seconds
-      for (const row of rows) if (row.name.includes('npm run migrate')) row.netOfNpmFloor = roundTo(row.seconds - npmFloor, 3)
+      for (const row of rows)
+        if (row.name.includes('npm run migrate'))
+          row.netOfNpmFloor = roundTo(row.seconds - npmFloor, 3)
 
       printTable(
         ['command', 'median s', 'peak MB', 'net of npm floor s'],
-        rows.map((row) => [row.name, row.seconds.toFixed(2), row.peakMb.toFixed(0), row.netOfNpmFloor?.toFixed(2) ?? '']),
+        rows.map((row) => [
+          row.name,
+          row.seconds.toFixed(2),
+          row.peakMb.toFixed(0),
+          row.netOfNpmFloor?.toFixed(2) ?? '',
+        ]),
       )
       printBenchJson({
         bench: 'cli',

@@ -16,7 +16,12 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 
 import { sql } from 'kysely'
 
-import { createDb, IntegrationCipher, migrateToLatest, rotateOpenRouterKeys } from '../src/tooling.js'
+import {
+  createDb,
+  IntegrationCipher,
+  migrateToLatest,
+  rotateOpenRouterKeys,
+} from '../src/tooling.js'
 import { wholeNumberOptions } from './support/options.js'
 import { machineFacts, printBenchJson, printTable, roundTo } from './support/report.js'
 import { withScratchDatabases } from './support/scratch-databases.js'
@@ -46,7 +51,12 @@ function measure(operation: string, ops: number, run: (index: number) => unknown
   const started = performance.now()
   for (let index = 0; index < ops; index++) run(index)
   const seconds = (performance.now() - started) / 1000
-  return { operation, ops, opsPerSecond: Math.round(ops / seconds), microsecondsPerOp: roundTo((seconds * 1e6) / ops, 2) }
+  return {
+    operation,
+    ops,
+    opsPerSecond: Math.round(ops / seconds),
+    microsecondsPerOp: roundTo((seconds * 1e6) / ops, 2),
+  }
 }
 
 function measureCipher(ops: number): Throughput[] {
@@ -54,13 +64,23 @@ function measureCipher(ops: number): Throughput[] {
   // Distinct inputs, so that no result can be cached anywhere.
   const samples = 1_000
   const v2 = Array.from({ length: samples }, () => cipher.encrypt(API_KEY, USER_ID))
-  const legacyCurrent = Array.from({ length: samples }, () => encryptLegacy(API_KEY, CURRENT_SECRET))
-  const legacyPrevious = Array.from({ length: samples }, () => encryptLegacy(API_KEY, PREVIOUS_SECRET))
+  const legacyCurrent = Array.from({ length: samples }, () =>
+    encryptLegacy(API_KEY, CURRENT_SECRET),
+  )
+  const legacyPrevious = Array.from({ length: samples }, () =>
+    encryptLegacy(API_KEY, PREVIOUS_SECRET),
+  )
   return [
     measure('v2 encrypt (AES-256-GCM)', ops, () => cipher.encrypt(API_KEY, USER_ID)),
-    measure('v2 decrypt (AES-256-GCM)', ops, (index) => cipher.decrypt(v2[index % samples]!, USER_ID)),
-    measure('legacy decrypt, current secret (AES-256-CBC)', ops, (index) => cipher.decrypt(legacyCurrent[index % samples]!, USER_ID)),
-    measure('legacy decrypt, previous secret (AES-256-CBC)', ops, (index) => cipher.decrypt(legacyPrevious[index % samples]!, USER_ID)),
+    measure('v2 decrypt (AES-256-GCM)', ops, (index) =>
+      cipher.decrypt(v2[index % samples]!, USER_ID),
+    ),
+    measure('legacy decrypt, current secret (AES-256-CBC)', ops, (index) =>
+      cipher.decrypt(legacyCurrent[index % samples]!, USER_ID),
+    ),
+    measure('legacy decrypt, previous secret (AES-256-CBC)', ops, (index) =>
+      cipher.decrypt(legacyPrevious[index % samples]!, USER_ID),
+    ),
   ]
 }
 
@@ -84,46 +104,83 @@ async function main(): Promise<void> {
     const db = createDb({ connectionString: await scratch.create('rotation') })
     try {
       await migrateToLatest(db)
-      postgres = (await sql<{ server_version: string }>`SHOW server_version`.execute(db)).rows[0]!.server_version
+      postgres = (await sql<{ server_version: string }>`SHOW server_version`.execute(db)).rows[0]!
+        .server_version
       const { rows: users } = await sql<{ id: string }>`
         INSERT INTO auth.users (id, aud, role, email)
         SELECT gen_random_uuid(), 'authenticated', 'authenticated', 'bench-' || n || '@example.test'
         FROM generate_series(1, ${options.rows}) AS n
         RETURNING id
       `.execute(db)
-      const values = users.map(({ id }) => ({ user_id: id, encrypted_api_key: encryptLegacy(API_KEY, PREVIOUS_SECRET) }))
+      const values = users.map(({ id }) => ({
+        user_id: id,
+        encrypted_api_key: encryptLegacy(API_KEY, PREVIOUS_SECRET),
+      }))
       for (let start = 0; start < values.length; start += 5_000) {
-        await db.insertInto('x402_user_openrouter_integrations').values(values.slice(start, start + 5_000)).execute()
+        await db
+          .insertInto('x402_user_openrouter_integrations')
+          .values(values.slice(start, start + 5_000))
+          .execute()
       }
       await sql`VACUUM ANALYZE x402_user_openrouter_integrations`.execute(db)
 
       const cipher = new IntegrationCipher({ current: CURRENT_SECRET, previous: [PREVIOUS_SECRET] })
       for (const run of ['legacy → v2', 'all current (verify only)']) {
         const started = performance.now()
-        const report = await rotateOpenRouterKeys(db, { cipher, keyId: cipher.currentKeyId, batchSize })
+        const report = await rotateOpenRouterKeys(db, {
+          cipher,
+          keyId: cipher.currentKeyId,
+          batchSize,
+        })
         const seconds = (performance.now() - started) / 1000
         if (!report.complete || report.failed.length > 0 || report.scanned !== options.rows) {
-          throw new Error(`The rotation did not process every row: ${JSON.stringify({ ...report, failed: report.failed.length })}`)
+          throw new Error(
+            `The rotation did not process every row: ${JSON.stringify({ ...report, failed: report.failed.length })}`,
+          )
         }
-        rotation.push({ run, rows: report.scanned, rotated: report.rotated, seconds: roundTo(seconds, 3), rowsPerSecond: Math.round(report.scanned / seconds) })
+        rotation.push({
+          run,
+          rows: report.scanned,
+          rotated: report.rotated,
+          seconds: roundTo(seconds, 3),
+          rowsPerSecond: Math.round(report.scanned / seconds),
+        })
       }
     } finally {
       await db.destroy()
     }
   })
 
-  console.log(`\nIntegration key cipher, one Node thread (${options.ops} operations each, after ${WARM_UP_OPS} to warm up)\n`)
+  console.log(
+    `\nIntegration key cipher, one Node thread (${options.ops} operations each, after ${WARM_UP_OPS} to warm up)\n`,
+  )
   printTable(
     ['operation', 'ops/s', 'µs/op'],
-    throughput.map((result) => [result.operation, String(result.opsPerSecond), result.microsecondsPerOp.toFixed(2)]),
+    throughput.map((result) => [
+      result.operation,
+      String(result.opsPerSecond),
+      result.microsecondsPerOp.toFixed(2),
+    ]),
   )
   console.log(`\nrotateOpenRouterKeys on PostgreSQL ${postgres}, batches of ${batchSize}\n`)
   printTable(
     ['run', 'rows', 'rotated', 'seconds', 'rows/s'],
-    rotation.map((result) => [result.run, String(result.rows), String(result.rotated), result.seconds.toFixed(3), String(result.rowsPerSecond)]),
+    rotation.map((result) => [
+      result.run,
+      String(result.rows),
+      String(result.rotated),
+      result.seconds.toFixed(3),
+      String(result.rowsPerSecond),
+    ]),
   )
   console.log('')
-  printBenchJson({ bench: 'key-cipher', machine: machineFacts(postgres), batchSize, throughput, rotation })
+  printBenchJson({
+    bench: 'key-cipher',
+    machine: machineFacts(postgres),
+    batchSize,
+    throughput,
+    rotation,
+  })
 }
 
 main().catch((error: unknown) => {

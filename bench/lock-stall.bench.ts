@@ -22,11 +22,21 @@ import { fileURLToPath } from 'node:url'
 
 import { createDb, migrateTo } from '../src/tooling.js'
 import { wholeNumberOptions } from './support/options.js'
-import { formatMs, type LatencySummary, machineFacts, printBenchJson, printTable, roundTo, summarizeLatencies } from './support/report.js'
+import {
+  formatMs,
+  type LatencySummary,
+  machineFacts,
+  printBenchJson,
+  printTable,
+  roundTo,
+  summarizeLatencies,
+} from './support/report.js'
 import { withClient, withScratchDatabases } from './support/scratch-databases.js'
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url))
-const PLAN_SQL = fileURLToPath(new URL('../test/fixtures/plan-005-openrouter-integration.sql', import.meta.url))
+const PLAN_SQL = fileURLToPath(
+  new URL('../test/fixtures/plan-005-openrouter-integration.sql', import.meta.url),
+)
 const TSX_CLI = fileURLToPath(import.meta.resolve('tsx/cli'))
 const TARGET_WORST_MS = 25
 /**
@@ -68,7 +78,8 @@ const SCENARIO_LABELS: Record<Scenario['scenario'], string> = {
   'migrate-latest-stopped': 'migrate:latest stopped in 005 step 1',
 }
 
-const RESOURCE_COLUMNS = 'name, slug, description, resource_url, normalized_url, network, pay_to, resource_type'
+const RESOURCE_COLUMNS =
+  'name, slug, description, resource_url, normalized_url, network, pay_to, resource_type'
 
 /**
  * The values of resource number `n` (an SQL integer expression), for the fill and the writer
@@ -87,7 +98,10 @@ function resourceValuesSql(n: string, descriptionBytes: number): string {
     (ARRAY['external', 'proxy', 'prompt', 'static', 'prompt_template'])[1 + ${n} % 5]`
 }
 
-async function buildBaseline(url: string, settings: Settings): Promise<{ tableBytes: number; totalBytes: number; tableSize: string }> {
+async function buildBaseline(
+  url: string,
+  settings: Settings,
+): Promise<{ tableBytes: number; totalBytes: number; tableSize: string }> {
   const db = createDb({ connectionString: url })
   try {
     await migrateTo(db, '002_add_claude_integration')
@@ -102,12 +116,20 @@ async function buildBaseline(url: string, settings: Settings): Promise<{ tableBy
       ),
     )
     await timed('VACUUM ANALYZE', () => client.query('VACUUM ANALYZE x402_resources'))
-    const { rows } = await client.query<{ table_bytes: string; total_bytes: string; table_size: string }>(
+    const { rows } = await client.query<{
+      table_bytes: string
+      total_bytes: string
+      table_size: string
+    }>(
       `SELECT pg_table_size('x402_resources') AS table_bytes, pg_total_relation_size('x402_resources') AS total_bytes,
               pg_size_pretty(pg_table_size('x402_resources')) AS table_size`,
     )
     const size = rows[0]!
-    return { tableBytes: Number(size.table_bytes), totalBytes: Number(size.total_bytes), tableSize: size.table_size }
+    return {
+      tableBytes: Number(size.table_bytes),
+      totalBytes: Number(size.total_bytes),
+      tableSize: size.table_size,
+    }
   })
 }
 
@@ -155,8 +177,13 @@ async function measureWriter(
       writing = false
       await writer
     }
-    const inWindow = samples.filter(({ startedAt }) => startedAt >= windowStart && startedAt <= windowEnd)
-    const worst = inWindow.reduce((slowest, sample) => (sample.ms > slowest.ms ? sample : slowest), inWindow[0]!)
+    const inWindow = samples.filter(
+      ({ startedAt }) => startedAt >= windowStart && startedAt <= windowEnd,
+    )
+    const worst = inWindow.reduce(
+      (slowest, sample) => (sample.ms > slowest.ms ? sample : slowest),
+      inWindow[0]!,
+    )
     return {
       latency: summarizeLatencies(inWindow.map(({ ms }) => ms)),
       windowMs: windowEnd - windowStart,
@@ -199,8 +226,11 @@ async function runMigrateLatest(url: string, openWindow: () => void): Promise<st
     if (!stderr.includes('Database: ') && (stderr + chunk).includes('Database: ')) openWindow()
     stderr += chunk
   })
-  const code = await new Promise<number | null>((resolve, reject) => child.on('error', reject).on('close', resolve))
-  if (code !== 0) throw new Error(`migrate:latest exited with ${code}; its output:\n${stderr.trim()}`)
+  const code = await new Promise<number | null>((resolve, reject) =>
+    child.on('error', reject).on('close', resolve),
+  )
+  if (code !== 0)
+    throw new Error(`migrate:latest exited with ${code}; its output:\n${stderr.trim()}`)
   return [...stderr.matchAll(/^applied\s+(\S+)/gm)].map((match) => match[1]!)
 }
 
@@ -217,8 +247,13 @@ async function runStoppedMigration(url: string, openWindow: () => void): Promise
   const applicationName = 'x402-bench-stopped-run'
   const named = new URL(url)
   named.searchParams.set('application_name', applicationName)
-  const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: named.toString(), MIGRATION_LOCK_TIMEOUT_MS: '60000' }
-  for (const name of Object.keys(env)) if (name.startsWith('MIGRATION_') && name !== 'MIGRATION_LOCK_TIMEOUT_MS') delete env[name]
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: named.toString(),
+    MIGRATION_LOCK_TIMEOUT_MS: '60000',
+  }
+  for (const name of Object.keys(env))
+    if (name.startsWith('MIGRATION_') && name !== 'MIGRATION_LOCK_TIMEOUT_MS') delete env[name]
   return withClient(url, (holder) =>
     withClient(url, async (observer) => {
       const until = async (what: string, sql: string) => {
@@ -237,9 +272,11 @@ async function runStoppedMigration(url: string, openWindow: () => void): Promise
       })
       const exited = new Promise((resolve) => child.on('close', resolve))
       try {
-        child.stderr.setEncoding('utf8').on('data', (chunk: string) => chunk.includes('Database: ') && openWindow())
+        child.stderr
+          .setEncoding('utf8')
+          .on('data', (chunk: string) => chunk.includes('Database: ') && openWindow())
         await until(
-          "step 1 to queue for x402_resources",
+          'step 1 to queue for x402_resources',
           `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' AND query ILIKE '%ALTER TABLE x402_resources%'`,
         )
         child.kill('SIGSTOP')
@@ -287,29 +324,56 @@ async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
 }
 
 async function main(): Promise<void> {
-  const options = wholeNumberOptions('lock-stall', { rows: 1_000_000, rate: 500, 'baseline-seconds': 5, 'description-bytes': 100 })
-  const settings: Settings = { rows: options.rows, rate: options.rate, descriptionBytes: options['description-bytes'] }
+  const options = wholeNumberOptions('lock-stall', {
+    rows: 1_000_000,
+    rate: 500,
+    'baseline-seconds': 5,
+    'description-bytes': 100,
+  })
+  const settings: Settings = {
+    rows: options.rows,
+    rate: options.rate,
+    descriptionBytes: options['description-bytes'],
+  }
 
   await withScratchDatabases('lock-stall', async (scratch) => {
     const planUrl = await scratch.create('plan')
     const size = await buildBaseline(planUrl, settings)
-    const runnerUrl = await timed('cloning it (CREATE DATABASE ... TEMPLATE)', () => scratch.create('runner', { template: 'plan' }))
-    const stoppedUrl = await timed('cloning it again', () => scratch.create('stopped', { template: 'plan' }))
-    const postgres = await withClient(planUrl, async (client) => (await client.query('SHOW server_version')).rows[0].server_version as string)
+    const runnerUrl = await timed('cloning it (CREATE DATABASE ... TEMPLATE)', () =>
+      scratch.create('runner', { template: 'plan' }),
+    )
+    const stoppedUrl = await timed('cloning it again', () =>
+      scratch.create('stopped', { template: 'plan' }),
+    )
+    const postgres = await withClient(
+      planUrl,
+      async (client) =>
+        (await client.query('SHOW server_version')).rows[0].server_version as string,
+    )
 
     const baseline = await timed(`writer alone for ${options['baseline-seconds']} s`, () =>
       measureWriter(planUrl, settings, () => sleep(options['baseline-seconds'] * 1000)),
     )
-    const plan = await timed("the plan's SQL applies 005", () => measureWriter(planUrl, settings, () => applyPlanSql(planUrl)))
+    const plan = await timed("the plan's SQL applies 005", () =>
+      measureWriter(planUrl, settings, () => applyPlanSql(planUrl)),
+    )
     await assert005Complete(planUrl, "the plan's SQL")
     let applied: string[] = []
     const runner = await timed('migrate:latest applies 005 and what follows', () =>
-      measureWriter(runnerUrl, settings, async (openWindow) => (applied = await runMigrateLatest(runnerUrl, openWindow))),
+      measureWriter(
+        runnerUrl,
+        settings,
+        async (openWindow) => (applied = await runMigrateLatest(runnerUrl, openWindow)),
+      ),
     )
     await assert005Complete(runnerUrl, 'migrate:latest')
     let heldMs = 0
     const stopped = await timed('migrate:latest, stopped in 005 step 1', () =>
-      measureWriter(stoppedUrl, settings, async (openWindow) => (heldMs = await runStoppedMigration(stoppedUrl, openWindow))),
+      measureWriter(
+        stoppedUrl,
+        settings,
+        async (openWindow) => (heldMs = await runStoppedMigration(stoppedUrl, openWindow)),
+      ),
     )
     const scenarios = [
       toScenario('baseline', baseline),

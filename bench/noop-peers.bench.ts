@@ -34,16 +34,26 @@ const median = (values: number[]) => {
 /** Runs `command` once and returns its wall time in seconds; fails when it fails. */
 function timeOnce(command: string[], env: NodeJS.ProcessEnv): number {
   const started = performance.now()
-  const result = spawnSync(command[0]!, command.slice(1), { cwd: ROOT, env: { ...cleanEnv(), ...env }, encoding: 'utf8' })
+  const result = spawnSync(command[0]!, command.slice(1), {
+    cwd: ROOT,
+    env: { ...cleanEnv(), ...env },
+    encoding: 'utf8',
+  })
   const seconds = (performance.now() - started) / 1000
   if (result.status !== 0) {
-    throw new Error(`${command.join(' ')} failed (exit ${result.status}): ${result.stderr.trim().split('\n').slice(-3).join(' / ')}`)
+    throw new Error(
+      `${command.join(' ')} failed (exit ${result.status}): ${result.stderr.trim().split('\n').slice(-3).join(' / ')}`,
+    )
   }
   return seconds
 }
 
 function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(DATABASE_URL|PGLITE_DATA_DIR|MIGRATION_.*|npm_.*)$/.test(name)))
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !/^(DATABASE_URL|PGLITE_DATA_DIR|MIGRATION_.*|npm_.*)$/.test(name),
+    ),
+  )
 }
 
 async function main(): Promise<void> {
@@ -53,30 +63,43 @@ async function main(): Promise<void> {
   const loadBefore = loadavg()
   try {
     // node-pg-migrate's migrations: as many as the module's, each a no-op.
-    for (const name of migrationNames) writeFileSync(join(folder, `${name}.cjs`), "exports.up = (pgm) => { pgm.sql('SELECT 1') }\n")
+    for (const name of migrationNames)
+      writeFileSync(join(folder, `${name}.cjs`), "exports.up = (pgm) => { pgm.sql('SELECT 1') }\n")
     await withScratchDatabases('peers', async (scratch) => {
       const ours = { DATABASE_URL: await scratch.create('x402') }
       const theirs = { DATABASE_URL: await scratch.create('npgm') }
-      const postgresVersion = await withClient(ours.DATABASE_URL, async (client) => (await client.query('SHOW server_version')).rows[0].server_version as string)
+      const postgresVersion = await withClient(
+        ours.DATABASE_URL,
+        async (client) =>
+          (await client.query('SHOW server_version')).rows[0].server_version as string,
+      )
       const commands = {
         'x402-db migrate latest': { command: ['bin/x402-db.mjs', 'migrate', 'latest'], env: ours },
-        'node-pg-migrate up': { command: ['node_modules/.bin/node-pg-migrate', 'up', '-m', folder], env: theirs },
+        'node-pg-migrate up': {
+          command: ['node_modules/.bin/node-pg-migrate', 'up', '-m', folder],
+          env: theirs,
+        },
         'node -e 0': { command: [process.execPath, '-e', '0'], env: {} },
       }
       // Set-up, not measured: both databases migrated, and each command run once (compile cache).
       for (const { command, env } of Object.values(commands)) timeOnce(command, env)
       const samples = new Map(Object.keys(commands).map((name) => [name, [] as number[]]))
       for (let run = 0; run < runs; run++) {
-        for (const [name, { command, env }] of Object.entries(commands)) samples.get(name)!.push(timeOnce(command, env))
+        for (const [name, { command, env }] of Object.entries(commands))
+          samples.get(name)!.push(timeOnce(command, env))
       }
-      const seconds = Object.fromEntries([...samples].map(([name, values]) => [name, roundTo(median(values), 3)]))
+      const seconds = Object.fromEntries(
+        [...samples].map(([name, values]) => [name, roundTo(median(values), 3)]),
+      )
       const ratio = roundTo(seconds['x402-db migrate latest']! / seconds['node-pg-migrate up']!, 2)
       printTable(
         ['command (no-op, PostgreSQL, whole process)', 'median s'],
         Object.entries(seconds).map(([name, value]) => [name, value.toFixed(3)]),
       )
       const verdict = ratio <= TARGET_RATIO ? 'within' : 'over'
-      console.log(`\nx402-db / node-pg-migrate: ${ratio}, ${verdict} the target of at most ${TARGET_RATIO}.`)
+      console.log(
+        `\nx402-db / node-pg-migrate: ${ratio}, ${verdict} the target of at most ${TARGET_RATIO}.`,
+      )
       printBenchJson({
         bench: 'noop-peers',
         runs,

@@ -21,7 +21,12 @@ import { wholeNumberOptions } from './support/options.js'
 import { formatMs, machineFacts, printBenchJson, printTable, roundTo } from './support/report.js'
 import { withScratchDatabases } from './support/scratch-databases.js'
 
-const HISTORY_AT_002 = ['000_baseline_ai_models', '000_baseline_x402_resources', '001_add_prompt_template_fields', '002_add_claude_integration']
+const HISTORY_AT_002 = [
+  '000_baseline_ai_models',
+  '000_baseline_x402_resources',
+  '001_add_prompt_template_fields',
+  '002_add_claude_integration',
+]
 
 interface Run {
   totalMs: number
@@ -33,14 +38,20 @@ interface Run {
 }
 
 function summarize(plan: Rehearsal, totalMs: number): Run {
-  const m005 = plan.migrations.find((migration) => migration.name === '005_add_openrouter_integration')!
-  const statement = (pattern: RegExp) => m005.statements.find((candidate) => pattern.test(candidate.sql))!
+  const m005 = plan.migrations.find(
+    (migration) => migration.name === '005_add_openrouter_integration',
+  )!
+  const statement = (pattern: RegExp) =>
+    m005.statements.find((candidate) => pattern.test(candidate.sql))!
   const alter = statement(/^ALTER TABLE x402_resources\s+ADD COLUMN/)
   return {
     totalMs,
     rehearsal005Ms: m005.durationMs,
     setupMs: totalMs - plan.migrations.reduce((sum, migration) => sum + migration.durationMs, 0),
-    exclusiveHeldMs: alter.locks.find((lock) => lock.table === 'x402_resources' && lock.mode === 'ACCESS EXCLUSIVE')?.heldMs ?? Number.NaN,
+    exclusiveHeldMs:
+      alter.locks.find(
+        (lock) => lock.table === 'x402_resources' && lock.mode === 'ACCESS EXCLUSIVE',
+      )?.heldMs ?? Number.NaN,
     validateMs: statement(/VALIDATE CONSTRAINT x402_resources_resource_type_check/).durationMs,
     concurrentIndexMs: statement(/^CREATE INDEX CONCURRENTLY/).durationMs,
   }
@@ -57,25 +68,42 @@ async function main(): Promise<void> {
     const url = await scratch.create('target')
     const db = createDb({ connectionString: url })
     let postgres = ''
-    const results: Record<string, Run[]> = { 'built by the migrations': [], 'copied from the target (pg_dump)': [] }
+    const results: Record<string, Run[]> = {
+      'built by the migrations': [],
+      'copied from the target (pg_dump)': [],
+    }
     try {
       console.error(`building the production-shaped database with ${rows} rows in x402_resources`)
       await buildProductionShapedDatabase(db)
       // The history an adopted database has (migrate:baseline at 002), written as Kysely keeps it.
       await sql`CREATE SCHEMA x402_migrations`.execute(db)
-      await sql`CREATE TABLE x402_migrations.kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL)`.execute(db)
+      await sql`CREATE TABLE x402_migrations.kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL)`.execute(
+        db,
+      )
       for (const name of HISTORY_AT_002) {
-        await sql`INSERT INTO x402_migrations.kysely_migration VALUES (${name}, ${new Date().toISOString()})`.execute(db)
+        await sql`INSERT INTO x402_migrations.kysely_migration VALUES (${name}, ${new Date().toISOString()})`.execute(
+          db,
+        )
       }
       await seedRepresentativeRows(db, { x402_resources: rows, ai_models: 300 })
-      postgres = (await sql<{ version: string }>`SELECT current_setting('server_version') AS version`.execute(db)).rows[0]!.version
+      postgres = (
+        await sql<{ version: string }>`SELECT current_setting('server_version') AS version`.execute(
+          db,
+        )
+      ).rows[0]!.version
       const target = { kind: 'postgres' as const, connectionString: url }
       for (let run = 1; run <= runs; run++) {
         for (const copySchema of [false, true]) {
           const started = performance.now()
-          const plan = await planPendingMigrations(db, target, { minRows: rows, maxRows: rows }, { copySchema })
+          const plan = await planPendingMigrations(
+            db,
+            target,
+            { minRows: rows, maxRows: rows },
+            { copySchema },
+          )
           const totalMs = performance.now() - started
-          if (plan.migrations.some((migration) => migration.error)) throw new Error(`the rehearsal failed: ${plan.migrations.find((m) => m.error)!.error}`)
+          if (plan.migrations.some((migration) => migration.error))
+            throw new Error(`the rehearsal failed: ${plan.migrations.find((m) => m.error)!.error}`)
           const label = copySchema ? 'copied from the target (pg_dump)' : 'built by the migrations'
           results[label]!.push(summarize(plan, totalMs))
           console.error(`run ${run}, schema ${label}: ${formatMs(totalMs)} ms`)
@@ -87,11 +115,22 @@ async function main(): Promise<void> {
     const medians = Object.entries(results).map(([schema, list]) => ({
       schema,
       ...(Object.fromEntries(
-        (Object.keys(list[0]!) as (keyof Run)[]).map((key) => [key, roundTo(median(list.map((entry) => entry[key])), 2)]),
+        (Object.keys(list[0]!) as (keyof Run)[]).map((key) => [
+          key,
+          roundTo(median(list.map((entry) => entry[key])), 2),
+        ]),
       ) as unknown as Run),
     }))
     printTable(
-      ['scratch schema', 'migrate:plan ms', 'setup ms', '005 rehearsed ms', 'ACCESS EXCLUSIVE held ms', 'VALIDATE ms', 'CONCURRENTLY ms'],
+      [
+        'scratch schema',
+        'migrate:plan ms',
+        'setup ms',
+        '005 rehearsed ms',
+        'ACCESS EXCLUSIVE held ms',
+        'VALIDATE ms',
+        'CONCURRENTLY ms',
+      ],
       medians.map((entry) => [
         entry.schema,
         formatMs(entry.totalMs),
@@ -102,7 +141,13 @@ async function main(): Promise<void> {
         formatMs(entry.concurrentIndexMs),
       ]),
     )
-    printBenchJson({ bench: 'rehearsal', rows, runs, machine: machineFacts(postgres), results: medians })
+    printBenchJson({
+      bench: 'rehearsal',
+      rows,
+      runs,
+      machine: machineFacts(postgres),
+      results: medians,
+    })
   })
 }
 

@@ -15,9 +15,13 @@ let running: ChildProcess | undefined
 function runBench(file: string, args: string[]): Promise<number> {
   console.error(`\n=== ${file}${args.length > 0 ? ` ${args.join(' ')}` : ''}`)
   // Node with tsx's loader, with no tsx process in between, so that a signal passed on arrives.
-  const child = spawn(process.execPath, ['--import', 'tsx', `${BENCH_DIR}${file}`, ...args], { stdio: 'inherit' })
+  const child = spawn(process.execPath, ['--import', 'tsx', `${BENCH_DIR}${file}`, ...args], {
+    stdio: 'inherit',
+  })
   running = child
-  return new Promise((resolve, reject) => child.on('error', reject).on('close', (code) => resolve(code ?? 1)))
+  return new Promise((resolve, reject) =>
+    child.on('error', reject).on('close', (code) => resolve(code ?? 1)),
+  )
 }
 
 async function main([name, ...args]: string[]): Promise<number> {
@@ -33,7 +37,9 @@ async function main([name, ...args]: string[]): Promise<number> {
   const file = name.endsWith(SUFFIX) ? name : `${name}${SUFFIX}`
   if (!benches.includes(file)) {
     const known = benches.map((bench) => bench.slice(0, -SUFFIX.length)).join(', ')
-    console.error(`No benchmark "${name}" in bench/. Expected one of: ${known}; usage: npm run bench [-- <name> [options]]`)
+    console.error(
+      `No benchmark "${name}" in bench/. Expected one of: ${known}; usage: npm run bench [-- <name> [options]]`,
+    )
     return 1
   }
   return runBench(file, args)

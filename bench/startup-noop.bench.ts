@@ -15,9 +15,22 @@ import { type Kysely, sql } from 'kysely'
 import { Migrator } from 'kysely/migration'
 
 import { migrations } from '../src/migrations/index.js'
-import { createDb, MIGRATION_TABLE_SCHEMA, migrateOnStartup, migrateToLatest } from '../src/tooling.js'
+import {
+  createDb,
+  MIGRATION_TABLE_SCHEMA,
+  migrateOnStartup,
+  migrateToLatest,
+} from '../src/tooling.js'
 import { wholeNumberOptions } from './support/options.js'
-import { formatMs, type LatencySummary, machineFacts, printBenchJson, printTable, roundTo, summarizeLatencies } from './support/report.js'
+import {
+  formatMs,
+  type LatencySummary,
+  machineFacts,
+  printBenchJson,
+  printTable,
+  roundTo,
+  summarizeLatencies,
+} from './support/report.js'
 import { withScratchDatabases } from './support/scratch-databases.js'
 
 const TARGET_RATIO = 3
@@ -63,10 +76,16 @@ async function measureInTurn<Name extends string>(
       latencies.get(name)!.push(performance.now() - started)
     }
   }
-  return Object.fromEntries(entries.map(([name]) => [name, summarizeLatencies(latencies.get(name)!)])) as Record<Name, LatencySummary>
+  return Object.fromEntries(
+    entries.map(([name]) => [name, summarizeLatencies(latencies.get(name)!)]),
+  ) as Record<Name, LatencySummary>
 }
 
-async function measureCatalog(db: Kysely<any>, extraTables: number, limits: Limits): Promise<CatalogResult> {
+async function measureCatalog(
+  db: Kysely<any>,
+  extraTables: number,
+  limits: Limits,
+): Promise<CatalogResult> {
   // Kysely's Migrator as it comes, on the module's migrations. The Kysely of createDb takes no
   // Kysely lock (the module holds its own), so this figure lacks Kysely's lock round trips.
   const kyselyMigrator = new Migrator({
@@ -93,7 +112,10 @@ async function measureCatalog(db: Kysely<any>, extraTables: number, limits: Limi
     kyselyMigratorNoop: async () => {
       const { error, results } = await kyselyMigrator.migrateToLatest()
       if (error) throw error
-      if (results?.length) throw new Error(`Kysely's Migrator was expected to find nothing to do, but it ran ${results.length} migrations.`)
+      if (results?.length)
+        throw new Error(
+          `Kysely's Migrator was expected to find nothing to do, but it ran ${results.length} migrations.`,
+        )
     },
   })
   return {
@@ -126,19 +148,26 @@ async function createExtraTables(db: Kysely<any>, count: number): Promise<void> 
 }
 
 async function main(): Promise<void> {
-  const options = wholeNumberOptions('startup-noop', { 'extra-tables': 1000, iterations: 1000, seconds: 3 })
+  const options = wholeNumberOptions('startup-noop', {
+    'extra-tables': 1000,
+    iterations: 1000,
+    seconds: 3,
+  })
   const limits: Limits = { iterations: options.iterations, seconds: options.seconds }
 
   await withScratchDatabases('startup-noop', async (scratch) => {
     const db = createDb({ connectionString: await scratch.create('noop') })
     try {
       await migrateToLatest(db)
-      const postgres = (await sql<{ server_version: string }>`SHOW server_version`.execute(db)).rows[0]!.server_version
+      const postgres = (await sql<{ server_version: string }>`SHOW server_version`.execute(db))
+        .rows[0]!.server_version
       const results = [await measureCatalog(db, 0, limits)]
       await createExtraTables(db, options['extra-tables'])
       results.push(await measureCatalog(db, options['extra-tables'], limits))
 
-      console.log(`\nStart-up no-op against one SELECT 1, warm pool (PostgreSQL ${postgres}; extra tables in public)\n`)
+      console.log(
+        `\nStart-up no-op against one SELECT 1, warm pool (PostgreSQL ${postgres}; extra tables in public)\n`,
+      )
       printTable(
         ['extra tables', 'operation', 'runs', 'median ms', 'p99 ms', 'x SELECT 1 (median)'],
         results.flatMap((result) =>
@@ -146,7 +175,11 @@ async function main(): Promise<void> {
             [
               ['SELECT 1', result.select1, 1],
               ['migrateOnStartup no-op', result.moduleNoop, result.moduleNoopRatio],
-              ["Kysely's Migrator no-op", result.kyselyMigratorNoop, result.kyselyMigratorNoopRatio],
+              [
+                "Kysely's Migrator no-op",
+                result.kyselyMigratorNoop,
+                result.kyselyMigratorNoopRatio,
+              ],
             ] as const
           ).map(([operation, summary, ratio]) => [
             String(result.extraTables),

@@ -17,7 +17,15 @@
  */
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import * as nodeModule from 'node:module'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
@@ -50,7 +58,11 @@ function statKey(files) {
 /** A hash of the sources' paths and contents, the same wherever they were copied or unpacked. */
 function contentKey(files) {
   const hash = createHash('sha256')
-  for (const file of files) hash.update(`${file.slice(root.length)}\0`).update(readFileSync(file)).update('\0')
+  for (const file of files)
+    hash
+      .update(`${file.slice(root.length)}\0`)
+      .update(readFileSync(file))
+      .update('\0')
   return hash.digest('hex')
 }
 
@@ -93,7 +105,8 @@ async function ensureBuilt() {
     } catch (error) {
       if (error.code !== 'EEXIST') throw error
       // A build that died long ago left its lock: take it over.
-      if (Date.now() - statSync(lockDir).mtimeMs > 300_000) rmSync(lockDir, { recursive: true, force: true })
+      if (Date.now() - statSync(lockDir).mtimeMs > 300_000)
+        rmSync(lockDir, { recursive: true, force: true })
       if (waited === 0) console.error('Waiting for another process that builds dist/…')
       sleep(200)
       if (isCurrent()) return
@@ -106,10 +119,14 @@ async function ensureBuilt() {
       tsc = nodeModule.createRequire(import.meta.url).resolve('typescript/bin/tsc')
     } catch {
       if (existsSync(join(dist, 'cli'))) {
-        console.error('dist/ is older than src/, and TypeScript is not installed to build it again: running dist/ as it is.')
+        console.error(
+          'dist/ is older than src/, and TypeScript is not installed to build it again: running dist/ as it is.',
+        )
         return
       }
-      throw new Error('dist/ is missing and TypeScript is not installed: run npm install (it builds dist/).')
+      throw new Error(
+        'dist/ is missing and TypeScript is not installed: run npm install (it builds dist/).',
+      )
     }
     // Taken before the build: an edit made while tsc runs leaves dist/ out of date, and rebuilt.
     const files = sourceFiles()
@@ -120,15 +137,26 @@ async function ensureBuilt() {
     // a deleted dist/ is built again in full.
     const built = spawnSync(
       process.execPath,
-      [tsc, '-p', join(root, 'tsconfig.build.json'), '--incremental', '--tsBuildInfoFile', join(dist, '.tsbuildinfo')],
+      [
+        tsc,
+        '-p',
+        join(root, 'tsconfig.build.json'),
+        '--incremental',
+        '--tsBuildInfoFile',
+        join(dist, '.tsbuildinfo'),
+      ],
       { cwd: root, stdio: ['ignore', 2, 2] },
     )
     if (built.status !== 0) {
-      throw new Error('tsc could not build dist/ (its errors are above): fix them, or run `npm run typecheck` to see them all.')
+      throw new Error(
+        'tsc could not build dist/ (its errors are above): fix them, or run `npm run typecheck` to see them all.',
+      )
     }
     // The names and checksums of the migrations, for the no-op `migrate latest` that answers
     // without loading them (src/migrator/up-to-date-at-once.ts).
-    const { writeMigrationManifest } = await import(pathToFileURL(join(dist, 'migrator', 'migration-manifest.js')).href)
+    const { writeMigrationManifest } = await import(
+      pathToFileURL(join(dist, 'migrator', 'migration-manifest.js')).href
+    )
     await writeMigrationManifest()
     writeFileSync(stampFile, JSON.stringify(stamp))
   } finally {
@@ -138,7 +166,10 @@ async function ensureBuilt() {
 
 // Before anything that an older Node.js cannot run: a named import of what it lacks would
 // fail as a SyntaxError that says nothing of the version. The minimum is package.json's engines.
-const minimum = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).engines.node.replace(/^>=/, '')
+const minimum = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).engines.node.replace(
+  /^>=/,
+  '',
+)
 const [major, minor] = process.versions.node.split('.').map(Number)
 const [minMajor, minMinor] = minimum.split('.').map(Number)
 if (major < minMajor || (major === minMajor && minor < minMinor)) {

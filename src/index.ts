@@ -14,13 +14,24 @@ export {
   resolveDatabaseTarget,
 } from './connection/create-db.js'
 export { QueryError } from './connection/query-error.js'
-export { migrateOnStartup, type MigrateOnStartupOptions, type StartupMigrationOutcome } from './migrator/migrate-on-startup.js'
-export { InterruptedRollbackError, MigrationError, TransactionPoolerError } from './migrator/migration-error.js'
+export {
+  migrateOnStartup,
+  type MigrateOnStartupOptions,
+  type StartupMigrationOutcome,
+} from './migrator/migrate-on-startup.js'
+export {
+  InterruptedRollbackError,
+  MigrationError,
+  TransactionPoolerError,
+} from './migrator/migration-error.js'
 export { DataLossRefusal } from './migrator/down-guard.js'
 export { MigrationLockTimeoutError } from './migrator/lock.js'
 export { asRequester, asService, asUser, type Requester } from './supabase/request-context.js'
 export { assertUserId, InvalidUserIdError } from './supabase/user-id.js'
-export { API_KEY_CONFIGURATION_ERROR_MESSAGE, ApiKeyConfigurationError } from './integrations/api-key-configuration-error.js'
+export {
+  API_KEY_CONFIGURATION_ERROR_MESSAGE,
+  ApiKeyConfigurationError,
+} from './integrations/api-key-configuration-error.js'
 export {
   deleteOpenRouterKey,
   type KeyFailureFields,
@@ -33,8 +44,18 @@ export {
   setOpenRouterKeyEnabled,
   storeOpenRouterKey,
 } from './integrations/openrouter-keys.js'
-export { describeStoredKey, IntegrationCipher, KeyDecryptionError, type StoredKeyDescription } from './secrets/integration-cipher.js'
+export {
+  describeStoredKey,
+  IntegrationCipher,
+  KeyDecryptionError,
+  type StoredKeyDescription,
+} from './secrets/integration-cipher.js'
 export { type IntegrationSecrets, readIntegrationSecrets } from './secrets/integration-secrets.js'
 export type * from './types/database.js'
-export { type Network, NETWORKS, RESOURCE_TYPES, type ResourceType } from './types/allowed-values.js'
+export {
+  type Network,
+  NETWORKS,
+  RESOURCE_TYPES,
+  type ResourceType,
+} from './types/allowed-values.js'
 export type { OpenRouterConfig, OpenRouterParams } from './types/openrouter-config.js'

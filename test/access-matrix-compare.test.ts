@@ -20,7 +20,10 @@ describe('compareAccessMatrix', () => {
   })
 
   it('sees an object that moved from x402_migrations to public, with the line number', () => {
-    const moved = committed.replace('| x402_migrations.prior_state_008 |', '| public.prior_state_008 |')
+    const moved = committed.replace(
+      '| x402_migrations.prior_state_008 |',
+      '| public.prior_state_008 |',
+    )
     expect(compareAccessMatrix(committed, moved)).toEqual([
       '@@ line 5 @@',
       '- | x402_migrations.prior_state_008 | table (RLS off) | SELECT | none | none | none |',

@@ -22,11 +22,18 @@ describe.each(testTargets)('the access matrix sees widenings on %s', (target) =>
   })
 
   /** The cell of `role` for `operation` on `object`, measured after `attack`; the attack is then undone. */
-  async function cellAfter(attack: string[], object: string, operation: string, role: 'anon' | 'authenticated'): Promise<string> {
+  async function cellAfter(
+    attack: string[],
+    object: string,
+    operation: string,
+    role: 'anon' | 'authenticated',
+  ): Promise<string> {
     const { db } = database
     for (const statement of attack) await sql.raw(statement).execute(db)
     try {
-      const entry = (await measureAccess(db)).find((line) => `${line.schema}.${line.object}` === object && line.operation === operation)
+      const entry = (await measureAccess(db)).find(
+        (line) => `${line.schema}.${line.object}` === object && line.operation === operation,
+      )
       expect(entry, `${object} ${operation}`).toBeDefined()
       return entry![role]
     } finally {
@@ -42,30 +49,41 @@ describe.each(testTargets)('the access matrix sees widenings on %s', (target) =>
       if (policy) await sql.raw(`DROP POLICY ${policy[1]} ON ${policy[2]}`).execute(db)
       const dropped = /^DROP POLICY "([^"]+)" ON (\S+)/.exec(statement)
       if (dropped) {
-        await sql.raw(`CREATE POLICY "${dropped[1]}" ON ${dropped[2]} FOR ALL TO authenticated USING ((select auth.uid()) = user_id) WITH CHECK ((select auth.uid()) = user_id)`).execute(db)
+        await sql
+          .raw(
+            `CREATE POLICY "${dropped[1]}" ON ${dropped[2]} FOR ALL TO authenticated USING ((select auth.uid()) = user_id) WITH CHECK ((select auth.uid()) = user_id)`,
+          )
+          .execute(db)
       }
       const columns = /^GRANT SELECT \(([^)]+)\) ON (\S+) TO anon/.exec(statement)
-      if (columns) await sql.raw(`REVOKE SELECT (${columns[1]}) ON ${columns[2]} FROM anon`).execute(db)
+      if (columns)
+        await sql.raw(`REVOKE SELECT (${columns[1]}) ON ${columns[2]} FROM anon`).execute(db)
       const revoked = /^REVOKE SELECT ON (\S+) FROM anon/.exec(statement)
       if (revoked) await sql.raw(`GRANT SELECT ON ${revoked[1]} TO anon`).execute(db)
     }
   }
 
   it('starts from the committed access: anon reaches nothing of x402_resources', () => {
-    const cells = baseline.filter((entry) => entry.object === 'x402_resources').map((entry) => entry.anon)
+    const cells = baseline
+      .filter((entry) => entry.object === 'x402_resources')
+      .map((entry) => entry.anon)
     expect(cells).toEqual(['none', 'none', 'none', 'none'])
   })
 
   it('a DELETE policy for anon without any SELECT policy: anon deletes every resource, as an unfiltered DELETE does', async () => {
     // The attack itself, as PostgREST would send DELETE /x402_resources: no filter, so no SELECT policy is consulted.
-    await sql`CREATE POLICY "anon deletes" ON x402_resources FOR DELETE TO anon USING (true)`.execute(database.db)
+    await sql`CREATE POLICY "anon deletes" ON x402_resources FOR DELETE TO anon USING (true)`.execute(
+      database.db,
+    )
     try {
       await database.db
         .transaction()
         .execute(async (trx) => {
           await sql`SELECT set_config('request.jwt.claims', '{"role":"anon"}', true)`.execute(trx)
           await sql`SET LOCAL ROLE anon`.execute(trx)
-          expect(Number((await sql`DELETE FROM x402_resources`.execute(trx)).numAffectedRows)).toBe(2)
+          expect(Number((await sql`DELETE FROM x402_resources`.execute(trx)).numAffectedRows)).toBe(
+            2,
+          )
           throw ROLLED_BACK
         })
         .catch((error: unknown) => {
@@ -74,11 +92,20 @@ describe.each(testTargets)('the access matrix sees widenings on %s', (target) =>
     } finally {
       await sql`DROP POLICY "anon deletes" ON x402_resources`.execute(database.db)
     }
-    expect(await cellAfter(['CREATE POLICY "anon deletes" ON x402_resources FOR DELETE TO anon USING (true)'], 'public.x402_resources', 'DELETE', 'anon')).toBe('all rows')
+    expect(
+      await cellAfter(
+        ['CREATE POLICY "anon deletes" ON x402_resources FOR DELETE TO anon USING (true)'],
+        'public.x402_resources',
+        'DELETE',
+        'anon',
+      ),
+    ).toBe('all rows')
   })
 
   it('an UPDATE policy for anon without any SELECT policy: anon updates every resource', async () => {
-    const attack = ['CREATE POLICY "anon updates" ON x402_resources FOR UPDATE TO anon USING (true) WITH CHECK (true)']
+    const attack = [
+      'CREATE POLICY "anon updates" ON x402_resources FOR UPDATE TO anon USING (true) WITH CHECK (true)',
+    ]
     expect(await cellAfter(attack, 'public.x402_resources', 'UPDATE', 'anon')).toBe('all rows')
   })
 
@@ -88,7 +115,9 @@ describe.each(testTargets)('the access matrix sees widenings on %s', (target) =>
       'GRANT SELECT (user_id, api_key_encrypted) ON x402_user_claude_configs TO anon',
       'CREATE POLICY "anon reads keys" ON x402_user_claude_configs FOR SELECT TO anon USING (true)',
     ]
-    expect(await cellAfter(attack, 'public.x402_user_claude_configs', 'SELECT', 'anon')).toBe('all rows (columns: user_id, api_key_encrypted)')
+    expect(await cellAfter(attack, 'public.x402_user_claude_configs', 'SELECT', 'anon')).toBe(
+      'all rows (columns: user_id, api_key_encrypted)',
+    )
   })
 
   it('an UPDATE policy whose WITH CHECK lets a user hand a row to another user is wider than own rows only', async () => {
@@ -96,36 +125,57 @@ describe.each(testTargets)('the access matrix sees widenings on %s', (target) =>
       'DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs',
       'CREATE POLICY u ON x402_user_claude_configs FOR UPDATE TO authenticated USING ((select auth.uid()) = user_id) WITH CHECK (true)',
     ]
-    expect(await cellAfter(attack, 'public.x402_user_claude_configs', 'UPDATE', 'authenticated')).toBe('own rows only, and gives them to another user')
+    expect(
+      await cellAfter(attack, 'public.x402_user_claude_configs', 'UPDATE', 'authenticated'),
+    ).toBe('own rows only, and gives them to another user')
   })
 
-  it('an UPDATE policy whose USING reaches every row lets a user take another user\'s row, even if WITH CHECK keeps the owner', async () => {
+  it("an UPDATE policy whose USING reaches every row lets a user take another user's row, even if WITH CHECK keeps the owner", async () => {
     const attack = [
       'DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs',
       'CREATE POLICY u ON x402_user_claude_configs FOR UPDATE TO authenticated USING (true) WITH CHECK ((select auth.uid()) = user_id)',
     ]
-    expect(await cellAfter(attack, 'public.x402_user_claude_configs', 'UPDATE', 'authenticated')).toBe('all rows')
+    expect(
+      await cellAfter(attack, 'public.x402_user_claude_configs', 'UPDATE', 'authenticated'),
+    ).toBe('all rows')
   })
 
   it('a policy keyed on the email claim, which every signed-in user has, opens every key to every signed-in user', async () => {
-    const attack = ['CREATE POLICY "any user with an email" ON x402_user_claude_configs FOR SELECT TO authenticated USING ((select auth.email()) IS NOT NULL)']
-    expect(await cellAfter(attack, 'public.x402_user_claude_configs', 'SELECT', 'authenticated')).toBe('all rows')
+    const attack = [
+      'CREATE POLICY "any user with an email" ON x402_user_claude_configs FOR SELECT TO authenticated USING ((select auth.email()) IS NOT NULL)',
+    ]
+    expect(
+      await cellAfter(attack, 'public.x402_user_claude_configs', 'SELECT', 'authenticated'),
+    ).toBe('all rows')
   })
 
   it('a new table is seeded generically and measured; one that cannot be says why, on its own lines', async () => {
     const { db } = database
-    await sql`CREATE TABLE public.x402_new (id int PRIMARY KEY, label text NOT NULL, user_id uuid REFERENCES auth.users (id))`.execute(db)
-    await sql`CREATE TABLE public.x402_unseedable (model_id uuid NOT NULL REFERENCES public.x402_openrouter_models (id))`.execute(db)
+    await sql`CREATE TABLE public.x402_new (id int PRIMARY KEY, label text NOT NULL, user_id uuid REFERENCES auth.users (id))`.execute(
+      db,
+    )
+    await sql`CREATE TABLE public.x402_unseedable (model_id uuid NOT NULL REFERENCES public.x402_openrouter_models (id))`.execute(
+      db,
+    )
     try {
       await seedEmptyTables(db)
-      const lines = (await measureAccess(db)).filter((entry) => entry.object.startsWith('x402_new') || entry.object.startsWith('x402_unseedable'))
+      const lines = (await measureAccess(db)).filter(
+        (entry) =>
+          entry.object.startsWith('x402_new') || entry.object.startsWith('x402_unseedable'),
+      )
       expect(lines.map((entry) => [entry.object, entry.operation, entry.anon])).toEqual([
         // Supabase's default privileges in public, and RLS off: exactly what review must see.
         ['x402_new', 'SELECT', 'all rows'],
         ['x402_new', 'INSERT', 'all rows'],
         ['x402_new', 'UPDATE', 'all rows'],
         ['x402_new', 'DELETE', 'all rows'],
-        ...['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((operation) => ['x402_unseedable', operation, expect.stringMatching(/^not seeded: made-up rows for public\.x402_unseedable were refused: .*violates foreign key constraint.*; seed it in src\/access\/access-fixtures\.ts$/)]),
+        ...['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((operation) => [
+          'x402_unseedable',
+          operation,
+          expect.stringMatching(
+            /^not seeded: made-up rows for public\.x402_unseedable were refused: .*violates foreign key constraint.*; seed it in src\/access\/access-fixtures\.ts$/,
+          ),
+        ]),
       ])
     } finally {
       await sql`DROP TABLE public.x402_new, public.x402_unseedable`.execute(db)

@@ -4,7 +4,13 @@ import { fileURLToPath } from 'node:url'
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { ACCESS_MATRIX_FILE, accessMatrixOf, compareAccessMatrix, formatAccessMatrix, measureAccess } from '../src/tooling.js'
+import {
+  ACCESS_MATRIX_FILE,
+  accessMatrixOf,
+  compareAccessMatrix,
+  formatAccessMatrix,
+  measureAccess,
+} from '../src/tooling.js'
 import { cli, lines } from './support/cli.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
@@ -16,13 +22,29 @@ const matrixPath = fileURLToPath(new URL(`../${ACCESS_MATRIX_FILE}`, import.meta
 const committed = () => readFileSync(matrixPath, 'utf8')
 
 /** The table lines of the matrix: schema section, then the cells. */
-function tableLines(text: string): Array<{ object: string; operation: string; anon: string; authenticated: string; service_role: string }> {
+function tableLines(text: string): Array<{
+  object: string
+  operation: string
+  anon: string
+  authenticated: string
+  service_role: string
+}> {
   return text
     .split('\n')
-    .filter((line) => line.startsWith('| ') && !line.startsWith('| object') && !line.startsWith('| ---'))
+    .filter(
+      (line) => line.startsWith('| ') && !line.startsWith('| object') && !line.startsWith('| ---'),
+    )
     .map((line) => {
-      const [object, , operation, anon, authenticated, service_role] = line.slice(2, -2).split(' | ')
-      return { object: object!, operation: operation!, anon: anon!, authenticated: authenticated!, service_role: service_role! }
+      const [object, , operation, anon, authenticated, service_role] = line
+        .slice(2, -2)
+        .split(' | ')
+      return {
+        object: object!,
+        operation: operation!,
+        anon: anon!,
+        authenticated: authenticated!,
+        service_role: service_role!,
+      }
     })
 }
 
@@ -30,15 +52,32 @@ describe('the committed access matrix', () => {
   it('gives anon no write anywhere, and authenticated no write beyond its own rows', () => {
     const entries = tableLines(committed())
     expect(entries.length).toBeGreaterThan(0)
-    const writes = entries.filter((entry) => ['INSERT', 'UPDATE', 'DELETE'].includes(entry.operation))
-    expect(writes.filter((entry) => entry.anon !== 'none')).toEqual([])
-    expect(writes.filter((entry) => !['none', 'own rows only'].includes(entry.authenticated))).toEqual([])
-    expect(entries.filter((entry) => entry.object === 'public.x402_resources').map((entry) => [entry.anon, entry.authenticated])).toEqual(
-      Array.from({ length: 4 }, () => ['none', 'none']),
+    const writes = entries.filter((entry) =>
+      ['INSERT', 'UPDATE', 'DELETE'].includes(entry.operation),
     )
-    for (const keys of ['public.x402_user_openrouter_integrations', 'public.x402_user_claude_configs']) {
-      expect(entries.filter((entry) => entry.object === keys).map((entry) => [entry.operation, entry.anon, entry.authenticated])).toEqual(
-        ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((operation) => [operation, 'none', 'own rows only']),
+    expect(writes.filter((entry) => entry.anon !== 'none')).toEqual([])
+    expect(
+      writes.filter((entry) => !['none', 'own rows only'].includes(entry.authenticated)),
+    ).toEqual([])
+    expect(
+      entries
+        .filter((entry) => entry.object === 'public.x402_resources')
+        .map((entry) => [entry.anon, entry.authenticated]),
+    ).toEqual(Array.from({ length: 4 }, () => ['none', 'none']))
+    for (const keys of [
+      'public.x402_user_openrouter_integrations',
+      'public.x402_user_claude_configs',
+    ]) {
+      expect(
+        entries
+          .filter((entry) => entry.object === keys)
+          .map((entry) => [entry.operation, entry.anon, entry.authenticated]),
+      ).toEqual(
+        ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((operation) => [
+          operation,
+          'none',
+          'own rows only',
+        ]),
       )
     }
   })
@@ -49,8 +88,12 @@ describe('the committed access matrix', () => {
     expect(clean.code).toBe(0)
     expect(clean.stderr).toContain(`${ACCESS_MATRIX_FILE} is current.`)
 
-    const line = '| public.x402_openrouter_models | table (RLS on) | INSERT | none | none | all rows |'
-    const stale = original.replace(line, '| public.x402_openrouter_models | table (RLS on) | INSERT | none | all rows | all rows |')
+    const line =
+      '| public.x402_openrouter_models | table (RLS on) | INSERT | none | none | all rows |'
+    const stale = original.replace(
+      line,
+      '| public.x402_openrouter_models | table (RLS on) | INSERT | none | all rows | all rows |',
+    )
     expect(stale).not.toBe(original)
     writeFileSync(matrixPath, stale)
     try {
@@ -62,7 +105,9 @@ describe('the committed access matrix', () => {
         '+ | public.x402_openrouter_models | table (RLS on) | INSERT | none | none | all rows |',
       ])
       expect(lines(failed.stderr).at(-1)).toMatch(
-        new RegExp(`^db:access --check failed: ${ACCESS_MATRIX_FILE} differs from the access the migrations give now`),
+        new RegExp(
+          `^db:access --check failed: ${ACCESS_MATRIX_FILE} differs from the access the migrations give now`,
+        ),
       )
     } finally {
       writeFileSync(matrixPath, original)
@@ -79,13 +124,18 @@ describe.each(testTargets)('measuring access on %s', (target) => {
     expect(compareAccessMatrix(committed(), measured)).toEqual([])
 
     // A migration that lets the browser add resources, as 008 stopped it from doing.
-    await sql`CREATE POLICY "Anyone can add resources" ON x402_resources FOR INSERT TO anon WITH CHECK (true)`.execute(db)
+    await sql`CREATE POLICY "Anyone can add resources" ON x402_resources FOR INSERT TO anon WITH CHECK (true)`.execute(
+      db,
+    )
     // And one that lets any signed-in user read every user's Claude key.
-    await sql`CREATE POLICY "Signed-in users read all configs" ON x402_user_claude_configs FOR SELECT TO authenticated USING (true)`.execute(db)
+    await sql`CREATE POLICY "Signed-in users read all configs" ON x402_user_claude_configs FOR SELECT TO authenticated USING (true)`.execute(
+      db,
+    )
     const widened = formatAccessMatrix(await measureAccess(db))
     const lineOf = (text: string) => committed().split('\n').indexOf(text) + 1
     const insert = '| public.x402_resources | table (RLS on) | INSERT | none | none | all rows |'
-    const select = '| public.x402_user_claude_configs | table (RLS on) | SELECT | none | own rows only | all rows |'
+    const select =
+      '| public.x402_user_claude_configs | table (RLS on) | SELECT | none | own rows only | all rows |'
     expect(compareAccessMatrix(committed(), widened)).toEqual([
       `@@ line ${lineOf(insert)} @@`,
       `- ${insert}`,
@@ -101,7 +151,16 @@ describe.each(testTargets)('measuring access on %s', (target) => {
     await sql`CREATE SEQUENCE public.probe_sequence`.execute(db)
     await sql`CREATE VIEW public.probe_resources AS SELECT id, name FROM x402_resources`.execute(db)
     const entries = (await measureAccess(db)).filter((entry) => entry.object.startsWith('probe_'))
-    expect(entries.map(({ object, kind, operation, anon, authenticated, service_role }) => [object, kind, operation, anon, authenticated, service_role])).toEqual([
+    expect(
+      entries.map(({ object, kind, operation, anon, authenticated, service_role }) => [
+        object,
+        kind,
+        operation,
+        anon,
+        authenticated,
+        service_role,
+      ]),
+    ).toEqual([
       // Supabase's default privileges in public, and a view that reads x402_resources as its
       // owner, past row level security: exactly what the matrix is there to show in review.
       ['probe_resources', 'view', 'SELECT', 'all rows', 'all rows', 'all rows'],

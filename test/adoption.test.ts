@@ -58,7 +58,11 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
     const { db } = database
 
     const adopted = await baselineMigrations(db, '005')
-    expect(adopted).toMatchObject({ migrationName: UP_TO_005.at(-1), recorded: UP_TO_005, alreadyRecorded: [] })
+    expect(adopted).toMatchObject({
+      migrationName: UP_TO_005.at(-1),
+      recorded: UP_TO_005,
+      alreadyRecorded: [],
+    })
     expect(adopted.diff).toEqual({ conflict: [], accepted: [], equivalent: [] })
 
     // Kysely's Migrator reads the rows as its own: applied, in order, and 006 and later pending.
@@ -68,7 +72,10 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
 
     const checksums = await readMigrationChecksums(db)
     for (const name of UP_TO_005) {
-      expect(checksums.get(name)).toMatchObject({ origin: 'baseline', sha256: await migrationChecksum(name) })
+      expect(checksums.get(name)).toMatchObject({
+        origin: 'baseline',
+        sha256: await migrationChecksum(name),
+      })
     }
 
     // Adopting again records nothing.
@@ -91,8 +98,13 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
   })
 
   it('accepts columns and indexes that no migration creates on a ported table, and --strict refuses them', async () => {
-    database = await createHandBuiltDatabase(target, BEFORE_005, [PLAN_005_SQL, PRODUCTION_ONLY_SQL])
-    const strict = await baselineMigrations(database.db, '005', { strict: true }).catch((error: unknown) => error)
+    database = await createHandBuiltDatabase(target, BEFORE_005, [
+      PLAN_005_SQL,
+      PRODUCTION_ONLY_SQL,
+    ])
+    const strict = await baselineMigrations(database.db, '005', { strict: true }).catch(
+      (error: unknown) => error,
+    )
     expect(strict).toBeInstanceOf(BaselineRefusedError)
     expect(formatSchemaDiff((strict as BaselineRefusedError).diff!)).toContain(
       'Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):\n' +
@@ -101,19 +113,23 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
 
     const adopted = await baselineMigrations(database.db, '005')
     expect(adopted.recorded).toEqual(UP_TO_005)
-    expect(adopted.diff.accepted.map(({ category, object_name }) => `${category} ${object_name}`)).toEqual([
-      'columns search_vector',
-      'indexes idx_x402_resources_search',
-    ])
+    expect(
+      adopted.diff.accepted.map(({ category, object_name }) => `${category} ${object_name}`),
+    ).toEqual(['columns search_vector', 'indexes idx_x402_resources_search'])
   })
 
   it('refuses a database with a deliberate difference, names it, and records nothing', async () => {
-    database = await createHandBuiltDatabase(target, BEFORE_005, [PLAN_005_SQL, DELIBERATE_DIFFERENCE])
+    database = await createHandBuiltDatabase(target, BEFORE_005, [
+      PLAN_005_SQL,
+      DELIBERATE_DIFFERENCE,
+    ])
 
     const refusal = await baselineMigrations(database.db, '005').catch((error: unknown) => error)
     expect(refusal).toBeInstanceOf(BaselineRefusedError)
     const { message, diff } = refusal as BaselineRefusedError
-    expect(message).toMatch(/^The live schema conflicts with what the migrations up to 005_add_openrouter_integration produce, in 2 place\(s\)/)
+    expect(message).toMatch(
+      /^The live schema conflicts with what the migrations up to 005_add_openrouter_integration produce, in 2 place\(s\)/,
+    )
     expect(formatSchemaDiff(diff!).split('\n')).toEqual([
       'Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):',
       "  x402_resources: constraint x402_resources_resource_type_check: definition: live CHECK ((resource_type = ANY (ARRAY['external'::text, 'proxy'::text, 'prompt'::text, 'static'::text, 'prompt_template'::text]))) " +
@@ -126,11 +142,17 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
 
   it('refuses to adopt at 002 a database that has 005 already: a later migration creates what is there', async () => {
     database = await createHandBuiltDatabase(target, BEFORE_005, [PLAN_005_SQL])
-    const refusal = (await baselineMigrations(database.db, '002').catch((error: unknown) => error)) as BaselineRefusedError
+    const refusal = (await baselineMigrations(database.db, '002').catch(
+      (error: unknown) => error,
+    )) as BaselineRefusedError
     expect(refusal).toBeInstanceOf(BaselineRefusedError)
     const diff = formatSchemaDiff(refusal.diff!)
-    expect(diff).toContain('  user_openrouter_integrations: table: extra (a later migration, 005_add_openrouter_integration, creates it: adopt at that migration)')
-    expect(diff).toContain('  x402_resources: column openrouter_config: extra: jsonb (a later migration, 005_add_openrouter_integration, creates it: adopt at that migration)')
+    expect(diff).toContain(
+      '  user_openrouter_integrations: table: extra (a later migration, 005_add_openrouter_integration, creates it: adopt at that migration)',
+    )
+    expect(diff).toContain(
+      '  x402_resources: column openrouter_config: extra: jsonb (a later migration, 005_add_openrouter_integration, creates it: adopt at that migration)',
+    )
     await expectNothingRecorded(database)
   })
 
@@ -146,7 +168,10 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
   })
 
   it('migrate:baseline prints the diff on stdout and exits 1 on a difference, and adopts otherwise', async () => {
-    database = await createHandBuiltDatabase(target, BEFORE_005, [PLAN_005_SQL, DELIBERATE_DIFFERENCE])
+    database = await createHandBuiltDatabase(target, BEFORE_005, [
+      PLAN_005_SQL,
+      DELIBERATE_DIFFERENCE,
+    ])
     await database.db.destroy() // the command opens the database itself
     const env = cliEnv(database.location)
 
@@ -156,13 +181,29 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
     const printed = lines(refused.stdout)
     expect(printed.slice(0, 3)).toEqual([
       expect.stringMatching(/^Conflicts /),
-      expect.stringMatching(/^ {2}x402_resources: constraint x402_resources_resource_type_check: definition: /),
-      expect.stringMatching(/^ {2}x402_resources: index idx_x402_resources_openrouter_model: missing/),
+      expect.stringMatching(
+        /^ {2}x402_resources: constraint x402_resources_resource_type_check: definition: /,
+      ),
+      expect.stringMatching(
+        /^ {2}x402_resources: index idx_x402_resources_openrouter_model: missing/,
+      ),
     ])
-    expect(printed[3]).toMatch(/^To accept a conflict above by an explicit decision, after review, add its entry to adoption-decisions\.json/)
+    expect(printed[3]).toMatch(
+      /^To accept a conflict above by an explicit decision, after review, add its entry to adoption-decisions\.json/,
+    )
     expect(printed.slice(-2).map((line) => JSON.parse(line))).toEqual([
-      { key: 'constraints x402_resources.x402_resources_resource_type_check', field: 'definition', live: expect.stringMatching(/^CHECK /), reason: expect.stringMatching(/^TODO/) },
-      { key: 'indexes x402_resources.idx_x402_resources_openrouter_model', field: '', live: null, reason: expect.stringMatching(/^TODO/) },
+      {
+        key: 'constraints x402_resources.x402_resources_resource_type_check',
+        field: 'definition',
+        live: expect.stringMatching(/^CHECK /),
+        reason: expect.stringMatching(/^TODO/),
+      },
+      {
+        key: 'indexes x402_resources.idx_x402_resources_openrouter_model',
+        field: '',
+        live: null,
+        reason: expect.stringMatching(/^TODO/),
+      },
     ])
     expect(lines(refused.stderr).at(-1)).toMatch(
       /^migrate baseline failed: The live schema conflicts with what the migrations up to 005_add_openrouter_integration produce, in 2 place\(s\)/,
@@ -179,11 +220,17 @@ describe.each(testTargets)('adopting a hand-built database on %s', (target) => {
     expect(adopted.code).toBe(0)
     expect(lines(adopted.stderr).slice(1)).toEqual(UP_TO_005.map((name) => `recorded ${name}`))
     const latest = await cli(['latest'], env)
-    expect(lines(latest.stderr).slice(1).map((line) => line.replace(/ in [\d.]+ m?s$/, ''))).toEqual(AFTER_005.map((name) => `applied  ${name}`))
+    expect(
+      lines(latest.stderr)
+        .slice(1)
+        .map((line) => line.replace(/ in [\d.]+ m?s$/, '')),
+    ).toEqual(AFTER_005.map((name) => `applied  ${name}`))
   })
 })
 
 async function expectNothingRecorded(database: ScriptableDatabase): Promise<void> {
-  const { rows } = await sql<{ schema: string | null }>`SELECT to_regnamespace('x402_migrations')::text AS schema`.execute(database.db)
+  const { rows } = await sql<{
+    schema: string | null
+  }>`SELECT to_regnamespace('x402_migrations')::text AS schema`.execute(database.db)
   expect(rows[0]!.schema).toBeNull()
 }

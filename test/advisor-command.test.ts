@@ -104,8 +104,12 @@ describe.each(testTargets)('db:advise on production today (%s)', (target) => {
     expect(refused.stdout).toMatch(/^ERROR \(3\)$/m)
     const printed = refused.stdout.split('\n')
     expect(printed).toContain('  rls_disabled_in_public  public.x402_openrouter_models')
-    expect(printed).toContain('  sensitive_columns_exposed  public.x402_oauth_pending  (columns: oauth_token)')
-    expect(refused.stdout).toMatch(/^ {2}function_search_path_mutable {2}public\.soft_delete_user_tx /m)
+    expect(printed).toContain(
+      '  sensitive_columns_exposed  public.x402_oauth_pending  (columns: oauth_token)',
+    )
+    expect(refused.stdout).toMatch(
+      /^ {2}function_search_path_mutable {2}public\.soft_delete_user_tx /m,
+    )
     expect(refused.stderr).toMatch(/3 finding\(s\) at ERROR not accepted/)
 
     const accepted = acceptedFile('accepted.json', [
@@ -137,49 +141,55 @@ describe.each(testTargets)('db:advise on production today (%s)', (target) => {
   })
 })
 
-describe.each(testTargets)('db:advise on a fresh database at the latest migration (%s)', (target) => {
-  const statements: string[] = []
-  const onStatement = (text: string) => statements.push(text)
-  const database = useTestDatabase(target, 'latest', { onStatement })
+describe.each(testTargets)(
+  'db:advise on a fresh database at the latest migration (%s)',
+  (target) => {
+    const statements: string[] = []
+    const onStatement = (text: string) => statements.push(text)
+    const database = useTestDatabase(target, 'latest', { onStatement })
 
-  it('reports no ERROR, in one READ ONLY transaction that writes nothing', async () => {
-    statements.length = 0
-    const report = await runAdvisor(database.db, { performance: true })
-    expect(report.skipped).toEqual([])
-    expect(report.findings.filter((finding) => finding.level === 'ERROR')).toEqual([])
-    expect(statements.slice(0, 2)).toEqual(['BEGIN', 'set transaction read only'])
-    expect(statements.at(-1)).toBe('COMMIT')
-    for (const statement of statements.slice(2, -1)) expect(statement.trim()).toMatch(/^select\b/i)
-  })
+    it('reports no ERROR, in one READ ONLY transaction that writes nothing', async () => {
+      statements.length = 0
+      const report = await runAdvisor(database.db, { performance: true })
+      expect(report.skipped).toEqual([])
+      expect(report.findings.filter((finding) => finding.level === 'ERROR')).toEqual([])
+      expect(statements.slice(0, 2)).toEqual(['BEGIN', 'set transaction read only'])
+      expect(statements.at(-1)).toBe('COMMIT')
+      for (const statement of statements.slice(2, -1))
+        expect(statement.trim()).toMatch(/^select\b/i)
+    })
 
-  it('finds a policy with RLS off, a view run as its owner, and a view over auth.users', async () => {
-    const db = database.db as Kysely<any>
-    await sql`CREATE TABLE public.advisor_keys (id int PRIMARY KEY, api_key text)`.execute(db)
-    await sql`CREATE POLICY "own keys" ON public.advisor_keys FOR SELECT TO authenticated USING (false)`
-      .execute(db)
-    await sql`CREATE VIEW public.advisor_all_keys AS SELECT id, api_key FROM public.advisor_keys`
-      .execute(db)
-    await sql`CREATE VIEW public.advisor_users AS SELECT id, email FROM auth.users`.execute(db)
-    await sql`GRANT SELECT ON public.advisor_keys, public.advisor_all_keys, public.advisor_users
+    it('finds a policy with RLS off, a view run as its owner, and a view over auth.users', async () => {
+      const db = database.db as Kysely<any>
+      await sql`CREATE TABLE public.advisor_keys (id int PRIMARY KEY, api_key text)`.execute(db)
+      await sql`CREATE POLICY "own keys" ON public.advisor_keys FOR SELECT TO authenticated USING (false)`.execute(
+        db,
+      )
+      await sql`CREATE VIEW public.advisor_all_keys AS SELECT id, api_key FROM public.advisor_keys`.execute(
+        db,
+      )
+      await sql`CREATE VIEW public.advisor_users AS SELECT id, email FROM auth.users`.execute(db)
+      await sql`GRANT SELECT ON public.advisor_keys, public.advisor_all_keys, public.advisor_users
               TO anon, authenticated`.execute(db)
-    const report = await runAdvisor(db, { schemas: ['public'] })
-    const errors = failingFindings(report, 'ERROR').map(({ lint, object, detail }) =>
-      `${lint} ${object} ${detail ?? ''}`.trim(),
-    )
-    expect(errors).toEqual([
-      'auth_users_exposed public.advisor_users view over auth.users',
-      'policy_exists_rls_disabled public.advisor_keys policies: own keys',
-      'rls_disabled_in_public public.advisor_keys',
-      'security_definer_view public.advisor_all_keys',
-      'security_definer_view public.advisor_users',
-      'sensitive_columns_exposed public.advisor_keys columns: api_key',
-    ])
-    // A schema PostgREST does not expose is not reachable through the API.
-    const unexposed = await runAdvisor(db, { schemas: ['graphql_public'] })
-    const unexposedErrors = failingFindings(unexposed, 'ERROR').map(({ lint }) => lint)
-    expect(unexposedErrors).toEqual(['policy_exists_rls_disabled'])
-  })
-})
+      const report = await runAdvisor(db, { schemas: ['public'] })
+      const errors = failingFindings(report, 'ERROR').map(({ lint, object, detail }) =>
+        `${lint} ${object} ${detail ?? ''}`.trim(),
+      )
+      expect(errors).toEqual([
+        'auth_users_exposed public.advisor_users view over auth.users',
+        'policy_exists_rls_disabled public.advisor_keys policies: own keys',
+        'rls_disabled_in_public public.advisor_keys',
+        'security_definer_view public.advisor_all_keys',
+        'security_definer_view public.advisor_users',
+        'sensitive_columns_exposed public.advisor_keys columns: api_key',
+      ])
+      // A schema PostgREST does not expose is not reachable through the API.
+      const unexposed = await runAdvisor(db, { schemas: ['graphql_public'] })
+      const unexposedErrors = failingFindings(unexposed, 'ERROR').map(({ lint }) => lint)
+      expect(unexposedErrors).toEqual(['policy_exists_rls_disabled'])
+    })
+  },
+)
 
 describe('db:advise where Supabase’s pieces are missing', () => {
   it('skips the lints that need the API roles or auth.users, saying why; runs the others', async () => {
@@ -260,7 +270,9 @@ describe('the accepted-findings file', () => {
 
     const absent = await cli(['--accepted', join(folder, 'absent.json')], env, ADVISE)
     expect(absent.code).toBe(2)
-    expect(absent.stderr).toMatch(/Cannot read the accepted findings in the file given to --accepted/)
+    expect(absent.stderr).toMatch(
+      /Cannot read the accepted findings in the file given to --accepted/,
+    )
 
     const level = await cli(['--fail-on', 'sometimes'], env, ADVISE)
     expect(level.code).toBe(2)

@@ -37,7 +37,9 @@ describe.each(testTargets)('008’s down on %s', (target) => {
     await migrateDown(db)
     expect(await snapshotPublicSchema(db)).toEqual(before)
 
-    await sql`DROP POLICY "Owners manage their Claude config" ON x402_user_claude_configs`.execute(db)
+    await sql`DROP POLICY "Owners manage their Claude config" ON x402_user_claude_configs`.execute(
+      db,
+    )
     await sql`
       CREATE POLICY ${sql.id(CLAUDE_POLICY)} ON x402_user_claude_configs
       USING (auth.uid() = user_id) WITH CHECK (auth.uid() = user_id)
@@ -53,7 +55,9 @@ describe.each(testTargets)('008’s down on %s', (target) => {
       WHERE conrelid = 'x402_migrations.prior_state_008'::regclass AND contype = 'c'
     `.execute(db)
     for (const { name } of checks) {
-      await sql`ALTER TABLE x402_migrations.prior_state_008 DROP CONSTRAINT ${sql.id(name)}`.execute(db)
+      await sql`ALTER TABLE x402_migrations.prior_state_008 DROP CONSTRAINT ${sql.id(name)}`.execute(
+        db,
+      )
     }
     const { rows: columns } = await sql<{ name: string }>`
       SELECT column_name AS name FROM information_schema.columns
@@ -62,7 +66,9 @@ describe.each(testTargets)('008’s down on %s', (target) => {
     `.execute(db)
     expect(columns.length).toBeGreaterThan(0)
     for (const { name } of columns) {
-      await sql`UPDATE x402_migrations.prior_state_008 SET ${sql.id(name)} = ${INJECTED}`.execute(db)
+      await sql`UPDATE x402_migrations.prior_state_008 SET ${sql.id(name)} = ${INJECTED}`.execute(
+        db,
+      )
     }
 
     const refusal = await migrateDown(db).catch((error: unknown) => error)
@@ -70,7 +76,9 @@ describe.each(testTargets)('008’s down on %s', (target) => {
     expect(String((refusal as Error).message)).toMatch(/prior_state_008/)
     expect(await rowSecurity('x402_user_openrouter_integrations')).toBe(true)
     expect(await rowSecurity('x402_resources')).toBe(true)
-    expect(await claudePolicyShape()).toMatch(/^ALL TO authenticated USING \(\( SELECT auth\.uid\(\)/)
+    expect(await claudePolicyShape()).toMatch(
+      /^ALL TO authenticated USING \(\( SELECT auth\.uid\(\)/,
+    )
     expect(await applied()).toContain(MIGRATION_008)
   })
 
@@ -78,7 +86,9 @@ describe.each(testTargets)('008’s down on %s', (target) => {
     const { db } = database
     await migrateTo(db, MIGRATION_007).catch(() => {})
     await sql`DROP TABLE IF EXISTS x402_migrations.prior_state_008`.execute(db)
-    await sql`DELETE FROM x402_migrations.kysely_migration WHERE name = ${MIGRATION_008}`.execute(db)
+    await sql`DELETE FROM x402_migrations.kysely_migration WHERE name = ${MIGRATION_008}`.execute(
+      db,
+    )
     await restorePlanShapes()
     await migrateUp(db)
     await sql`DROP POLICY ${sql.id(CLAUDE_POLICY)} ON x402_user_claude_configs`.execute(db)
@@ -110,7 +120,9 @@ describe.each(testTargets)('008’s down on %s', (target) => {
   it('names 008 as applied from an earlier text, corrected before release, not as edited by hand', async () => {
     const { db } = database
     const earlier = '04ffbc1594795986db63b42d82260eba5dc43936706ccaa929acb57b97e3715d'
-    await sql`UPDATE x402_migrations.migration_checksum SET sha256 = ${earlier} WHERE name = ${MIGRATION_008}`.execute(db)
+    await sql`UPDATE x402_migrations.migration_checksum SET sha256 = ${earlier} WHERE name = ${MIGRATION_008}`.execute(
+      db,
+    )
     const report = await checkDrift(db)
     expect(report.checksums.find(({ name }) => name === MIGRATION_008)?.status).toBe('corrected')
     const text = formatDriftReport(report)
@@ -141,7 +153,9 @@ describe.each(testTargets)('008’s down on %s', (target) => {
   }
 
   async function applied(): Promise<string[]> {
-    const { rows } = await sql<{ name: string }>`SELECT name FROM x402_migrations.kysely_migration`.execute(database.db)
+    const { rows } = await sql<{
+      name: string
+    }>`SELECT name FROM x402_migrations.kysely_migration`.execute(database.db)
     return rows.map(({ name }) => name)
   }
 

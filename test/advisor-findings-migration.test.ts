@@ -13,8 +13,11 @@ import { MIGRATION_007, MIGRATION_008 } from './support/migration-names.js'
 // policy and trigger function as Supabase advises. Its down restores what it found, including
 // RLS that was on already, as on production.
 
-
-const RLS_REFUSED = { ok: false, code: '42501', message: expect.stringMatching(/violates row-level security policy/) }
+const RLS_REFUSED = {
+  ok: false,
+  code: '42501',
+  message: expect.stringMatching(/violates row-level security policy/),
+}
 const ok = (value: unknown) => ({ ok: true, value })
 
 describe.each(testTargets)('migration 008 on %s', (target) => {
@@ -42,7 +45,9 @@ describe.each(testTargets)('migration 008 on %s', (target) => {
   it('works where RLS is on already (production), and its down leaves it on', async () => {
     const { db } = database
     await sql`ALTER TABLE x402_resources ENABLE ROW LEVEL SECURITY`.execute(db)
-    await sql`ALTER FUNCTION update_claude_config_updated_at() SET search_path = public, extensions`.execute(db)
+    await sql`ALTER FUNCTION update_claude_config_updated_at() SET search_path = public, extensions`.execute(
+      db,
+    )
     await sql`ALTER FUNCTION update_claude_config_updated_at() SET work_mem = '8MB'`.execute(db)
     const production = await snapshotPublicSchema(db)
 
@@ -67,7 +72,12 @@ describe.each(testTargets)('migration 008 on %s', (target) => {
     const { db } = database
     const policy = async () =>
       (
-        await sql<{ permissive: boolean; command: string; roles: string[]; comment: string | null }>`
+        await sql<{
+          permissive: boolean
+          command: string
+          roles: string[]
+          comment: string | null
+        }>`
           SELECT polpermissive AS permissive, polcmd::text AS command, polroles::regrole[]::text[] AS roles,
                  obj_description(oid, 'pg_policy') AS comment
           FROM pg_policy
@@ -75,12 +85,16 @@ describe.each(testTargets)('migration 008 on %s', (target) => {
         `.execute(db)
       ).rows
     await migrateTo(db, MIGRATION_007)
-    await sql`DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs`.execute(db)
+    await sql`DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs`.execute(
+      db,
+    )
     await sql`
       CREATE POLICY "Users can manage their own Claude config" ON x402_user_claude_configs
       AS RESTRICTIVE FOR UPDATE TO authenticated, anon USING (auth.uid() = user_id)
     `.execute(db)
-    await sql`COMMENT ON POLICY "Users can manage their own Claude config" ON x402_user_claude_configs IS 'made by hand, it''s production''s'`.execute(db)
+    await sql`COMMENT ON POLICY "Users can manage their own Claude config" ON x402_user_claude_configs IS 'made by hand, it''s production''s'`.execute(
+      db,
+    )
     const before = await policy()
     const schema = await snapshotPublicSchema(db)
 
@@ -89,7 +103,9 @@ describe.each(testTargets)('migration 008 on %s', (target) => {
     expect(await policy()).toEqual(before)
     expect(await snapshotPublicSchema(db)).toEqual(schema)
 
-    await sql`DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs`.execute(db)
+    await sql`DROP POLICY "Users can manage their own Claude config" ON x402_user_claude_configs`.execute(
+      db,
+    )
     await sql`
       CREATE POLICY "Users can manage their own Claude config" ON x402_user_claude_configs
       USING (auth.uid() = user_id) WITH CHECK (auth.uid() = user_id)
@@ -99,7 +115,12 @@ describe.each(testTargets)('migration 008 on %s', (target) => {
 
   it('writes 002’s policy and trigger function as Supabase advises, and the trigger still works', async () => {
     const { db } = database
-    const { rows } = await sql<{ roles: string[]; qual: string; with_check: string; config: string[] }>`
+    const { rows } = await sql<{
+      roles: string[]
+      qual: string
+      with_check: string
+      config: string[]
+    }>`
       SELECT p.roles::text[] AS roles, p.qual, p.with_check,
              (SELECT proconfig FROM pg_proc WHERE oid = 'update_claude_config_updated_at()'::regprocedure) AS config
       FROM pg_policies p
@@ -115,9 +136,20 @@ describe.each(testTargets)('migration 008 on %s', (target) => {
     ])
 
     const userId = await createUser(db)
-    await db.insertInto('x402_user_claude_configs').values({ user_id: userId, api_key_encrypted: 'ab:cd', updated_at: new Date(0) }).execute()
-    await db.updateTable('x402_user_claude_configs').set({ is_enabled: false }).where('user_id', '=', userId).execute()
-    const { updated_at } = await db.selectFrom('x402_user_claude_configs').select('updated_at').where('user_id', '=', userId).executeTakeFirstOrThrow()
+    await db
+      .insertInto('x402_user_claude_configs')
+      .values({ user_id: userId, api_key_encrypted: 'ab:cd', updated_at: new Date(0) })
+      .execute()
+    await db
+      .updateTable('x402_user_claude_configs')
+      .set({ is_enabled: false })
+      .where('user_id', '=', userId)
+      .execute()
+    const { updated_at } = await db
+      .selectFrom('x402_user_claude_configs')
+      .select('updated_at')
+      .where('user_id', '=', userId)
+      .executeTakeFirstOrThrow()
     expect(updated_at!.getTime()).toBeGreaterThan(0)
   })
 
@@ -125,63 +157,119 @@ describe.each(testTargets)('migration 008 on %s', (target) => {
     const { db } = database
     const resourceId = await createResource(db)
     const anon = { role: 'anon' } as const
-    expect(await attemptAs(db, anon, (trx) => trx.selectFrom('x402_resources').select('id').execute())).toEqual(ok([]))
+    expect(
+      await attemptAs(db, anon, (trx) => trx.selectFrom('x402_resources').select('id').execute()),
+    ).toEqual(ok([]))
     expect(
       await attemptAs(db, anon, (trx) =>
         trx
           .insertInto('x402_resources')
-          .values({ name: 'n', resource_url: 'https://x.test', normalized_url: 'x.test', network: 'base', pay_to: '0x0' })
+          .values({
+            name: 'n',
+            resource_url: 'https://x.test',
+            normalized_url: 'x.test',
+            network: 'base',
+            pay_to: '0x0',
+          })
           .execute(),
       ),
     ).toEqual(RLS_REFUSED)
     const updated = await attemptAs(db, anon, async (trx) =>
-      Number((await trx.updateTable('x402_resources').set({ name: 'taken' }).where('id', '=', resourceId).executeTakeFirst()).numUpdatedRows),
+      Number(
+        (
+          await trx
+            .updateTable('x402_resources')
+            .set({ name: 'taken' })
+            .where('id', '=', resourceId)
+            .executeTakeFirst()
+        ).numUpdatedRows,
+      ),
     )
     expect(updated).toEqual(ok(0))
     const deleted = await attemptAs(db, anon, async (trx) =>
-      Number((await trx.deleteFrom('x402_resources').where('id', '=', resourceId).executeTakeFirst()).numDeletedRows),
+      Number(
+        (await trx.deleteFrom('x402_resources').where('id', '=', resourceId).executeTakeFirst())
+          .numDeletedRows,
+      ),
     )
     expect(deleted).toEqual(ok(0))
 
     // A signed-in user is refused the same way; the backend, as service_role, reaches every row.
     const user = { role: 'authenticated', sub: await createUser(db) } as const
-    expect(await attemptAs(db, user, (trx) => trx.selectFrom('x402_resources').select('id').execute())).toEqual(ok([]))
+    expect(
+      await attemptAs(db, user, (trx) => trx.selectFrom('x402_resources').select('id').execute()),
+    ).toEqual(ok([]))
     const service = { role: 'service_role' } as const
-    expect(await attemptAs(db, service, (trx) => trx.selectFrom('x402_resources').select('id').where('id', '=', resourceId).execute())).toEqual(
-      ok([{ id: resourceId }]),
-    )
+    expect(
+      await attemptAs(db, service, (trx) =>
+        trx.selectFrom('x402_resources').select('id').where('id', '=', resourceId).execute(),
+      ),
+    ).toEqual(ok([{ id: resourceId }]))
   })
 
   it('lets anon and authenticated read x402_openrouter_models but not write it, and the service role write it', async () => {
     const { db } = database
     const modelId = await createModel(db)
-    const readers = [{ role: 'anon' }, { role: 'authenticated', sub: await createUser(db) }] as const
+    const readers = [
+      { role: 'anon' },
+      { role: 'authenticated', sub: await createUser(db) },
+    ] as const
     for (const requester of readers) {
-      const read = await attemptAs(db, requester, (trx) => trx.selectFrom('x402_openrouter_models').select('id').where('id', '=', modelId).execute())
+      const read = await attemptAs(db, requester, (trx) =>
+        trx.selectFrom('x402_openrouter_models').select('id').where('id', '=', modelId).execute(),
+      )
       expect(read, requester.role).toEqual(ok([{ id: modelId }]))
       const inserted = await attemptAs(db, requester, (trx) =>
-        trx.insertInto('x402_openrouter_models').values({ openrouter_id: `x/${requester.role}`, display_name: 'X', provider: 'x' }).execute(),
+        trx
+          .insertInto('x402_openrouter_models')
+          .values({ openrouter_id: `x/${requester.role}`, display_name: 'X', provider: 'x' })
+          .execute(),
       )
       expect(inserted, requester.role).toEqual(RLS_REFUSED)
       const updated = await attemptAs(db, requester, async (trx) =>
-        Number((await trx.updateTable('x402_openrouter_models').set({ display_name: 'changed' }).where('id', '=', modelId).executeTakeFirst()).numUpdatedRows),
+        Number(
+          (
+            await trx
+              .updateTable('x402_openrouter_models')
+              .set({ display_name: 'changed' })
+              .where('id', '=', modelId)
+              .executeTakeFirst()
+          ).numUpdatedRows,
+        ),
       )
       expect(updated, requester.role).toEqual(ok(0))
       const deleted = await attemptAs(db, requester, async (trx) =>
-        Number((await trx.deleteFrom('x402_openrouter_models').where('id', '=', modelId).executeTakeFirst()).numDeletedRows),
+        Number(
+          (
+            await trx
+              .deleteFrom('x402_openrouter_models')
+              .where('id', '=', modelId)
+              .executeTakeFirst()
+          ).numDeletedRows,
+        ),
       )
       expect(deleted, requester.role).toEqual(ok(0))
     }
 
     const service = { role: 'service_role' } as const
     const written = await attemptAs(db, service, async (trx) =>
-      Number((await trx.updateTable('x402_openrouter_models').set({ display_name: 'synced' }).where('id', '=', modelId).executeTakeFirst()).numUpdatedRows),
+      Number(
+        (
+          await trx
+            .updateTable('x402_openrouter_models')
+            .set({ display_name: 'synced' })
+            .where('id', '=', modelId)
+            .executeTakeFirst()
+        ).numUpdatedRows,
+      ),
     )
     expect(written).toEqual(ok(1))
   })
 
   async function priorStateTable(): Promise<string | null> {
-    const { rows } = await sql<{ found: string | null }>`SELECT to_regclass('x402_migrations.prior_state_008')::text AS found`.execute(database.db)
+    const { rows } = await sql<{
+      found: string | null
+    }>`SELECT to_regclass('x402_migrations.prior_state_008')::text AS found`.execute(database.db)
     return rows[0]!.found
   }
 })

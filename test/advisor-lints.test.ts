@@ -25,10 +25,20 @@ describe.each(testTargets)('the advisor on %s', (target) => {
     expect(report.skipped).toEqual([])
     return report.findings
       .map(({ lint, level, object, detail }) => {
-        const [schema_name, name] = [object.slice(0, object.indexOf('.')), object.slice(object.indexOf('.') + 1)]
+        const [schema_name, name] = [
+          object.slice(0, object.indexOf('.')),
+          object.slice(object.indexOf('.') + 1),
+        ]
         // A policy's finding names its table, and the policy in its detail.
-        const object_name = detail?.startsWith('policy ') ? `${name}: ${detail.slice('policy '.length)}` : name
-        return { lint, level, schema_name, object_name: lint === 'unused_index' ? detail!.slice('index '.length) : object_name }
+        const object_name = detail?.startsWith('policy ')
+          ? `${name}: ${detail.slice('policy '.length)}`
+          : name
+        return {
+          lint,
+          level,
+          schema_name,
+          object_name: lint === 'unused_index' ? detail!.slice('index '.length) : object_name,
+        }
       })
       .filter((row) => MODULE_SCHEMAS.includes(row.schema_name))
       .sort((a, b) => `${a.lint} ${a.object_name}`.localeCompare(`${b.lint} ${b.object_name}`))
@@ -39,10 +49,30 @@ describe.each(testTargets)('the advisor on %s', (target) => {
     // No multiple_permissive_policies: 002's user policy is for everyone, service_role included,
     // beside service_role's own, but a role with BYPASSRLS does not count.
     expect(found).toEqual([
-      { lint: 'auth_rls_initplan', level: 'WARN', schema_name: 'public', object_name: 'x402_user_claude_configs: Users can manage their own Claude config' },
-      { lint: 'function_search_path_mutable', level: 'WARN', schema_name: 'public', object_name: 'update_claude_config_updated_at' },
-      { lint: 'rls_disabled_in_public', level: 'ERROR', schema_name: 'public', object_name: 'x402_openrouter_models' },
-      { lint: 'rls_disabled_in_public', level: 'ERROR', schema_name: 'public', object_name: 'x402_resources' },
+      {
+        lint: 'auth_rls_initplan',
+        level: 'WARN',
+        schema_name: 'public',
+        object_name: 'x402_user_claude_configs: Users can manage their own Claude config',
+      },
+      {
+        lint: 'function_search_path_mutable',
+        level: 'WARN',
+        schema_name: 'public',
+        object_name: 'update_claude_config_updated_at',
+      },
+      {
+        lint: 'rls_disabled_in_public',
+        level: 'ERROR',
+        schema_name: 'public',
+        object_name: 'x402_openrouter_models',
+      },
+      {
+        lint: 'rls_disabled_in_public',
+        level: 'ERROR',
+        schema_name: 'public',
+        object_name: 'x402_resources',
+      },
     ])
   })
 

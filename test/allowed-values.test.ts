@@ -10,20 +10,29 @@ import { testTargets, useTestDatabase } from './support/test-database.js'
 describe.each(testTargets)('the allowed values on %s', (target) => {
   const database = useTestDatabase(target)
 
-  it.each(Object.entries(CHECKED_VALUES))('%s allows exactly the listed values', async (constraint, { table, values }) => {
-    const { rows } = await sql<{ definition: string; table: string }>`
+  it.each(Object.entries(CHECKED_VALUES))(
+    '%s allows exactly the listed values',
+    async (constraint, { table, values }) => {
+      const { rows } = await sql<{ definition: string; table: string }>`
       SELECT pg_get_constraintdef(c.oid) AS definition, c.conrelid::regclass::text AS table
       FROM pg_constraint c WHERE c.conname = ${constraint}
     `.execute(database.db)
-    expect(rows).toHaveLength(1)
-    expect(rows[0]!.table).toBe(table)
-    const listed = [...rows[0]!.definition.matchAll(/'((?:[^']|'')*)'::text/g)].map((match) => match[1]!.replace(/''/g, "'"))
-    expect(listed).toEqual([...values])
-  })
+      expect(rows).toHaveLength(1)
+      expect(rows[0]!.table).toBe(table)
+      const listed = [...rows[0]!.definition.matchAll(/'((?:[^']|'')*)'::text/g)].map((match) =>
+        match[1]!.replace(/''/g, "'"),
+      )
+      expect(listed).toEqual([...values])
+    },
+  )
 
   it('lists the allowed values when a CHECK constraint refuses one', async () => {
-    const refused = sql`INSERT INTO x402_resources (name, network, pay_to, resource_url, normalized_url) VALUES ('n', 'bitcoin', 'p', 'u', 'u')`
-      .execute(database.db)
-    await expect(refused).rejects.toThrow(/"network" on table "x402_resources" must be one of 'solana', 'base', /)
+    const refused =
+      sql`INSERT INTO x402_resources (name, network, pay_to, resource_url, normalized_url) VALUES ('n', 'bitcoin', 'p', 'u', 'u')`.execute(
+        database.db,
+      )
+    await expect(refused).rejects.toThrow(
+      /"network" on table "x402_resources" must be one of 'solana', 'base', /,
+    )
   })
 })

@@ -8,7 +8,10 @@ import { cli } from './support/cli.js'
 
 const KEY = `sk-or-v1-${'0123456789abcdef'.repeat(4)}`
 const HUGE = 'a'.repeat(100_000)
-const SECRET = { INTEGRATION_ENCRYPTION_SECRET: 'the-new-secret-0123456789abcdef-0123456789', PGLITE_DATA_DIR: '' }
+const SECRET = {
+  INTEGRATION_ENCRYPTION_SECRET: 'the-new-secret-0123456789abcdef-0123456789',
+  PGLITE_DATA_DIR: '',
+}
 
 describe('a message about an argument', () => {
   it.each([
@@ -28,7 +31,10 @@ describe('a message about an argument', () => {
   })
 
   it('does not show a key split over lines by a newline or a control character', async () => {
-    for (const arg of [`${KEY.slice(0, 20)}\n${KEY.slice(20)}`, `${KEY.slice(0, 20)}\t${KEY.slice(20)}`]) {
+    for (const arg of [
+      `${KEY.slice(0, 20)}\n${KEY.slice(20)}`,
+      `${KEY.slice(0, 20)}\t${KEY.slice(20)}`,
+    ]) {
       const { code, stdout, stderr } = await cli(['sql', arg], SECRET)
       expect(code).not.toBe(0)
       expect(`${stdout}\n${stderr}`).not.toMatch(/0123456789abcdef|0123456789ab/)
@@ -50,7 +56,9 @@ describe('a message about an argument', () => {
     const { code, stdout, stderr } = await cli(['latest', HUGE], SECRET)
     expect(code).not.toBe(0)
     expect(stdout.length + stderr.length).toBeLessThan(1000)
-    expect(stderr.trim()).toMatch(/^migrate latest failed: migrate:latest does not take the argument \(100000 characters, not shown\)/)
+    expect(stderr.trim()).toMatch(
+      /^migrate latest failed: migrate:latest does not take the argument \(100000 characters, not shown\)/,
+    )
   })
 
   it('still shows a short plain argument, which is what the user needs to see', async () => {

@@ -30,7 +30,11 @@ describe.each(testTargets)('bad input on %s', (target) => {
         .values({ user_id: userId, encrypted_api_key: null as unknown as string })
         .execute(),
     )
-    expect(error).toMatchObject({ code: '23502', column: 'encrypted_api_key', table: 'x402_user_openrouter_integrations' })
+    expect(error).toMatchObject({
+      code: '23502',
+      column: 'encrypted_api_key',
+      table: 'x402_user_openrouter_integrations',
+    })
     expect(error.message).toBe(
       'Missing value: column "encrypted_api_key" on table "x402_user_openrouter_integrations" must not be null (SQLSTATE 23502). ' +
         'Provide a value for "encrypted_api_key".',
@@ -39,23 +43,48 @@ describe.each(testTargets)('bad input on %s', (target) => {
 
   it('a key for a user that does not exist: 23503, naming the constraint', async () => {
     const error = await rejection(
-      database.db.insertInto('x402_user_openrouter_integrations').values({ user_id: UNKNOWN_ID, encrypted_api_key: 'ab:cd' }).execute(),
+      database.db
+        .insertInto('x402_user_openrouter_integrations')
+        .values({ user_id: UNKNOWN_ID, encrypted_api_key: 'ab:cd' })
+        .execute(),
     )
-    expect(error).toMatchObject({ code: '23503', constraint: 'x402_user_openrouter_integrations_user_id_fkey' })
-    expect(error.message).toMatch(/^Unknown reference: Key \(user_id\)=\(00000000-0000-4000-8000-00000000dead\) is not present in table "users"\./)
+    expect(error).toMatchObject({
+      code: '23503',
+      constraint: 'x402_user_openrouter_integrations_user_id_fkey',
+    })
+    expect(error.message).toMatch(
+      /^Unknown reference: Key \(user_id\)=\(00000000-0000-4000-8000-00000000dead\) is not present in table "users"\./,
+    )
     expect(error.message).toMatch(/Use the id of a row that exists, or create that row first\.$/)
   })
 
   it('a resource for a model that does not exist: 23503, naming the constraint', async () => {
-    const error = await rejection(createResource(database.db, { resource_type: 'openrouter_instant', openrouter_model_id: UNKNOWN_ID }))
-    expect(error).toMatchObject({ code: '23503', constraint: 'x402_resources_openrouter_model_id_fkey' })
+    const error = await rejection(
+      createResource(database.db, {
+        resource_type: 'openrouter_instant',
+        openrouter_model_id: UNKNOWN_ID,
+      }),
+    )
+    expect(error).toMatchObject({
+      code: '23503',
+      constraint: 'x402_resources_openrouter_model_id_fkey',
+    })
     expect(error.message).toContain('is not present in table "x402_openrouter_models"')
   })
 
   it('an unknown resource_type: 23514, naming the constraint, without echoing the row', async () => {
     // The generated type refuses it; a caller without the types reaches the database.
-    const error = await rejection(createResource(database.db, { resource_type: 'openrouter_turbo' as ResourceType, description: 'secret-ish' }))
-    expect(error).toMatchObject({ code: '23514', constraint: 'x402_resources_resource_type_check', table: 'x402_resources' })
+    const error = await rejection(
+      createResource(database.db, {
+        resource_type: 'openrouter_turbo' as ResourceType,
+        description: 'secret-ish',
+      }),
+    )
+    expect(error).toMatchObject({
+      code: '23514',
+      constraint: 'x402_resources_resource_type_check',
+      table: 'x402_resources',
+    })
     expect(error.message).toBe(
       'Value not allowed: "resource_type" on table "x402_resources" must be one of ' +
         "'external', 'proxy', 'prompt', 'static', 'prompt_template', 'openrouter_instant' " +
@@ -68,7 +97,10 @@ describe.each(testTargets)('bad input on %s', (target) => {
   it('loses nothing: a rejected statement leaves the rows that were there', async () => {
     const { db } = database
     const userId = await createUser(db)
-    await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'kept:value' }).execute()
+    await db
+      .insertInto('x402_user_openrouter_integrations')
+      .values({ user_id: userId, encrypted_api_key: 'kept:value' })
+      .execute()
 
     await rejection(
       db
@@ -78,7 +110,11 @@ describe.each(testTargets)('bad input on %s', (target) => {
         .execute(),
     )
 
-    const row = await db.selectFrom('x402_user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirst()
+    const row = await db
+      .selectFrom('x402_user_openrouter_integrations')
+      .select('encrypted_api_key')
+      .where('user_id', '=', userId)
+      .executeTakeFirst()
     expect(row).toEqual({ encrypted_api_key: 'kept:value' })
   })
 })

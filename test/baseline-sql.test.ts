@@ -42,8 +42,12 @@ describe('the exported baseline script', () => {
     const printed = await cli(['sql', '--baseline', '005'], {})
     expect(printed.code).toBe(0)
     expect(printed.stdout).toBe(script)
-    expect(script).toMatch(/^-- Adoption of a database built by hand: records 000_baseline_ai_models, .*, 005_add_openrouter_integration as applied/)
-    const statements = script.split('\n').filter((line) => /^(BEGIN;|COMMIT;|DO |CREATE |INSERT |COMMENT )/.test(line))
+    expect(script).toMatch(
+      /^-- Adoption of a database built by hand: records 000_baseline_ai_models, .*, 005_add_openrouter_integration as applied/,
+    )
+    const statements = script
+      .split('\n')
+      .filter((line) => /^(BEGIN;|COMMIT;|DO |CREATE |INSERT |COMMENT )/.test(line))
     expect(statements.map((line) => line.split(' ').slice(0, 2).join(' '))).toEqual([
       'BEGIN;',
       'DO $x402_baseline$',
@@ -82,13 +86,21 @@ describe.each(testTargets)('the exported baseline script on %s', (target) => {
     const byCommand = await handBuilt([PLAN_005_SQL, PRODUCTION_ONLY_SQL])
     await baselineMigrations(byCommand.db, '005')
 
-    expect(await snapshotSchema(bySql.db, 'x402_migrations')).toEqual(await snapshotSchema(byCommand.db, 'x402_migrations'))
-    expect(await recordedMigrationNames(bySql.db)).toEqual(await recordedMigrationNames(byCommand.db))
+    expect(await snapshotSchema(bySql.db, 'x402_migrations')).toEqual(
+      await snapshotSchema(byCommand.db, 'x402_migrations'),
+    )
+    expect(await recordedMigrationNames(bySql.db)).toEqual(
+      await recordedMigrationNames(byCommand.db),
+    )
     const checksums = (checksumsOf: Map<string, { sha256: string; origin: string }>) =>
       [...checksumsOf.values()].map(({ sha256, origin }) => [sha256, origin])
-    expect(checksums(await readMigrationChecksums(bySql.db))).toEqual(checksums(await readMigrationChecksums(byCommand.db)))
+    expect(checksums(await readMigrationChecksums(bySql.db))).toEqual(
+      checksums(await readMigrationChecksums(byCommand.db)),
+    )
     // The same differences accepted: production's extra column and index.
-    expect(await readAcceptedDifferences(bySql.db)).toEqual(await readAcceptedDifferences(byCommand.db))
+    expect(await readAcceptedDifferences(bySql.db)).toEqual(
+      await readAcceptedDifferences(byCommand.db),
+    )
     // The same objects recorded as production's own.
     expect(await readProductionObjects(bySql.db)).toEqual(await readProductionObjects(byCommand.db))
     expect((await readAcceptedDifferences(bySql.db)).map(({ key }) => key)).toEqual([
@@ -101,7 +113,9 @@ describe.each(testTargets)('the exported baseline script on %s', (target) => {
       ...status.slice(0, -AFTER_005.length).map(({ name }) => [name, true]),
       ...AFTER_005.map((name) => [name, false]),
     ])
-    expect((await migrateToLatest(bySql.db)).map((result) => result.migrationName)).toEqual(AFTER_005)
+    expect((await migrateToLatest(bySql.db)).map((result) => result.migrationName)).toEqual(
+      AFTER_005,
+    )
   })
 
   it('takes a database through up and down by the SQL Editor path: scripts, then the baseline or a DELETE', async () => {
@@ -132,7 +146,9 @@ describe.each(testTargets)('the exported baseline script on %s', (target) => {
         '  x402_resources: index idx_x402_resources_openrouter_model: missing: ' +
         'CREATE INDEX idx_x402_resources_openrouter_model ON public.x402_resources USING btree (openrouter_model_id) WHERE (openrouter_model_id IS NOT NULL)',
     )
-    const { rows } = await sql<{ schema: string | null }>`SELECT to_regnamespace('x402_migrations')::text AS schema`.execute(database.db)
+    const { rows } = await sql<{
+      schema: string | null
+    }>`SELECT to_regnamespace('x402_migrations')::text AS schema`.execute(database.db)
     expect(rows[0]!.schema).toBeNull()
   })
 

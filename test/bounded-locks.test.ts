@@ -1,8 +1,22 @@
 import { sql } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { createDb, ensureSupabaseStandIn, MIGRATION_LOCK_KEY, MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
-import { MIGRATION_002, MIGRATION_006, migrationsAfter, migrationsThrough } from './support/migration-names.js'
+import {
+  createDb,
+  ensureSupabaseStandIn,
+  MIGRATION_LOCK_KEY,
+  MigrationError,
+  migrateDown,
+  migrateTo,
+  migrateToLatest,
+  migrationStatus,
+} from '../src/tooling.js'
+import {
+  MIGRATION_002,
+  MIGRATION_006,
+  migrationsAfter,
+  migrationsThrough,
+} from './support/migration-names.js'
 import { killRunningScripts, startScript } from './support/script-process.js'
 import {
   pollUntil,
@@ -51,20 +65,26 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         // EXCLUSIVE, and the stopped client never sends the rest of the transaction.
         run.child.kill('SIGSTOP')
         await holder.query('ROLLBACK')
-        await pollUntil(observer, 'the stalled run to hold no lock on x402_resources and no advisory lock', async () => {
-          const { rows } = await observer.query(
-            `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        await pollUntil(
+          observer,
+          'the stalled run to hold no lock on x402_resources and no advisory lock',
+          async () => {
+            const { rows } = await observer.query(
+              `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE a.datname = current_database() AND a.application_name = $1
                AND (l.relation = 'x402_resources'::regclass OR l.locktype = 'advisory')`,
-            [RUN],
-          )
-          return rows.length === 0
-        })
+              [RUN],
+            )
+            return rows.length === 0
+          },
+        )
         run.child.kill('SIGKILL')
         await run.exited
       })
       // Step 1 is one transaction: it was rolled back whole, and the next run completes.
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
+        migrationsAfter(MIGRATION_002),
+      )
     })
   })
 
@@ -80,9 +100,12 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
           await holder.query('BEGIN')
           await holder.query('SELECT count(*) FROM x402_resources')
           const lines: string[] = []
-          const run = migrateToLatest(runDb, { lockTimeoutMs: 1000, lockAttempts: 5, retryDelayMs: 0, log: (line) => lines.push(line) }).catch(
-            (error: unknown) => error,
-          )
+          const run = migrateToLatest(runDb, {
+            lockTimeoutMs: 1000,
+            lockAttempts: 5,
+            retryDelayMs: 0,
+            log: (line) => lines.push(line),
+          }).catch((error: unknown) => error)
           await waitForLockWait(observer, RUN, 'ALTER TABLE x402_resources')
           await terminateLockHolder(observer, MIGRATION_LOCK_KEY)
           const error = await run
@@ -93,7 +116,9 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
       } finally {
         await runDb.destroy()
       }
-      expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name).toBe(MIGRATION_002)
+      expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name).toBe(
+        MIGRATION_002,
+      )
     })
   })
 
@@ -133,17 +158,25 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
           await Promise.race([lossLogged, run])
           await held
           await holder.query('ROLLBACK')
-          expect((await run) as Error).toMatchObject({ message: expect.stringContaining('The migration lock was lost') })
+          expect((await run) as Error).toMatchObject({
+            message: expect.stringContaining('The migration lock was lost'),
+          })
         } finally {
           await runDb.destroy()
         }
       })
       // Step 4, which drops the keys table, never ran; the rollback is recorded as interrupted.
-      const { rows } = await sql<{ present: boolean }>`SELECT to_regclass('public.user_openrouter_integrations') IS NOT NULL AS present`.execute(db)
+      const { rows } = await sql<{
+        present: boolean
+      }>`SELECT to_regclass('public.user_openrouter_integrations') IS NOT NULL AS present`.execute(
+        db,
+      )
       expect(rows).toEqual([{ present: true }])
       await expect(migrateToLatest(db)).rejects.toThrow('npm run migrate:down')
       await migrateDown(db, { env: {} })
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
+        migrationsAfter(MIGRATION_002),
+      )
     })
   })
 
@@ -160,8 +193,12 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
           const observer = await session('x402-test-observer')
           const holder = await session('x402-test-holder')
           // A report's snapshot, which the index build must outwait.
-          await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM ai_models')
-          const run = migrateToLatest(runDb, { env: {}, log: () => {} }).catch((error: unknown) => error)
+          await holder.query(
+            'BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM ai_models',
+          )
+          const run = migrateToLatest(runDb, { env: {}, log: () => {} }).catch(
+            (error: unknown) => error,
+          )
           await waitForLockWait(observer, RUN, 'CREATE INDEX CONCURRENTLY')
           await terminateLockHolder(observer, MIGRATION_LOCK_KEY)
           // The build goes on at once, and 005's next write would be its record in the history.
@@ -175,7 +212,9 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         await runDb.destroy()
       }
       // The next run, which holds the lock, completes 005 and what follows.
-      expect((await migrateToLatest(db, { env: {} })).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
+      expect(
+        (await migrateToLatest(db, { env: {} })).map((result) => result.migrationName),
+      ).toEqual(migrationsAfter(MIGRATION_002))
     })
   })
 
@@ -191,14 +230,23 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         await withSessions(connectionString, async (session) => {
           const observer = await session('x402-test-observer')
           const holder = await session('x402-test-holder')
-          await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM ai_models')
-          const run = migrateToLatest(runDb, { env: {}, log: () => {} }).catch((error: unknown) => error)
+          await holder.query(
+            'BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM ai_models',
+          )
+          const run = migrateToLatest(runDb, { env: {}, log: () => {} }).catch(
+            (error: unknown) => error,
+          )
           await waitForLockWait(observer, RUN, 'CREATE INDEX CONCURRENTLY')
-          await observer.query(`INSERT INTO x402_migrations.kysely_migration (name, timestamp) VALUES ($1, now()::text)`, [CONCURRENT])
+          await observer.query(
+            `INSERT INTO x402_migrations.kysely_migration (name, timestamp) VALUES ($1, now()::text)`,
+            [CONCURRENT],
+          )
           await holder.query('COMMIT')
           const message = ((await run) as Error).message
           expect(message).not.toContain('not recorded as done')
-          expect(message).toContain(`Another run recorded ${CONCURRENT} as applied while this run applied it`)
+          expect(message).toContain(
+            `Another run recorded ${CONCURRENT} as applied while this run applied it`,
+          )
           expect(await recordedMigrations(observer)).toEqual(migrationsThrough(CONCURRENT))
         })
       } finally {
@@ -212,9 +260,12 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
   // The first block (000 to 002) waits for a sign-up in progress, as in crash-safety.test.ts.
   it('ends the transaction of a stopped run at MIGRATION_TRANSACTION_TIMEOUT_MS on PostgreSQL 17', async (context) => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { rows } = await sql<{ version: number }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
+      const { rows } = await sql<{
+        version: number
+      }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
       const version = rows[0]!.version
-      if (version < 170_000) context.skip(`transaction_timeout needs PostgreSQL 17; this server is ${version}`)
+      if (version < 170_000)
+        context.skip(`transaction_timeout needs PostgreSQL 17; this server is ${version}`)
       const connectionString = serverUrl(location)
       await ensureSupabaseStandIn(db)
       await withSessions(connectionString, async (session) => {
@@ -241,7 +292,9 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         run.child.kill('SIGKILL')
         await run.exited
       })
-      expect(await migrationStatus(db).then((status) => status.filter((m) => m.appliedAt))).toEqual([])
+      expect(await migrationStatus(db).then((status) => status.filter((m) => m.appliedAt))).toEqual(
+        [],
+      )
     })
   })
 
@@ -250,14 +303,20 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
       const connectionString = serverUrl(location)
       await migrateTo(db, MIGRATION_002)
       const name = new URL(connectionString).pathname.slice(1)
-      await sql`ALTER DATABASE ${sql.id(name)} SET default_transaction_isolation = 'repeatable read'`.execute(db)
+      await sql`ALTER DATABASE ${sql.id(name)} SET default_transaction_isolation = 'repeatable read'`.execute(
+        db,
+      )
       const fresh = createDb({ connectionString })
       try {
-        const { rows } = await sql<{ level: string }>`SELECT current_setting('transaction_isolation') AS level`.execute(fresh)
+        const { rows } = await sql<{
+          level: string
+        }>`SELECT current_setting('transaction_isolation') AS level`.execute(fresh)
         expect(rows).toEqual([{ level: 'repeatable read' }])
-        expect((await migrateToLatest(fresh, { lockAttempts: 1, lockTimeoutMs: 5000 })).map((result) => result.migrationName)).toEqual(
-          migrationsAfter(MIGRATION_002),
-        )
+        expect(
+          (await migrateToLatest(fresh, { lockAttempts: 1, lockTimeoutMs: 5000 })).map(
+            (result) => result.migrationName,
+          ),
+        ).toEqual(migrationsAfter(MIGRATION_002))
       } finally {
         await fresh.destroy()
       }

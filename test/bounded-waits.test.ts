@@ -24,11 +24,18 @@ describe('commands against a server that never answers', () => {
     ['lint:locks', [], 'src/cli/lint-locks.ts', 'LINT_LOCKS_DATABASE_URL'],
     ['migrate:sql', ['sql', '005'], 'src/cli/migrate.ts', 'REHEARSAL_DATABASE_URL'],
     ['migrate:latest', ['latest'], 'src/cli/migrate.ts', 'DATABASE_URL'],
-  ])('%s fails with a message that names the unanswered connection', async (_name, args, script, variable) => {
-    const { code, stderr } = await cli(args, { [variable]: silent.url, ...NO_PASSWORD }, script)
-    expect({ code, stderr }).toEqual({ code: 1, stderr: expect.stringMatching(/did not answer within \d+ ms/) })
-    expect(stderr).toContain(new URL(silent.url).host)
-  }, 90_000)
+  ])(
+    '%s fails with a message that names the unanswered connection',
+    async (_name, args, script, variable) => {
+      const { code, stderr } = await cli(args, { [variable]: silent.url, ...NO_PASSWORD }, script)
+      expect({ code, stderr }).toEqual({
+        code: 1,
+        stderr: expect.stringMatching(/did not answer within \d+ ms/),
+      })
+      expect(stderr).toContain(new URL(silent.url).host)
+    },
+    90_000,
+  )
 })
 
 describe('a command whose URL has no password, against a server that asks for one', () => {
@@ -40,6 +47,9 @@ describe('a command whose URL has no password, against a server that asks for on
 
   it('prints that the password is missing and exits at once, not when the server gives up', async () => {
     const { code, stderr } = await cli(['list'], { DATABASE_URL: asking.url, ...NO_PASSWORD })
-    expect({ code, stderr }).toEqual({ code: 1, stderr: expect.stringContaining('The password is missing') })
+    expect({ code, stderr }).toEqual({
+      code: 1,
+      stderr: expect.stringContaining('The password is missing'),
+    })
   }, 90_000)
 })

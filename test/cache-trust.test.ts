@@ -1,6 +1,16 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { createHash, createHmac, randomBytes } from 'node:crypto'
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -9,7 +19,13 @@ import { gzipSync } from 'node:zlib'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { readCacheFile, readTemplate, templateCacheDir, writeCacheFile, writeTemplate } from '../src/connection/template-cache.js'
+import {
+  readCacheFile,
+  readTemplate,
+  templateCacheDir,
+  writeCacheFile,
+  writeTemplate,
+} from '../src/connection/template-cache.js'
 import { emptyClusterTemplate } from '../src/connection/open-pglite.js'
 import { migrateToLatest } from '../src/tooling.js'
 import { cli, cliEnv, lines } from './support/cli.js'
@@ -23,7 +39,13 @@ import { createTestDatabase, type TestDatabase, testTargets } from './support/te
 
 /** A cache file as anyone can make it: the checksum of its contents, then the contents. */
 function plant(file: string, body: Buffer): void {
-  writeFileSync(file, Buffer.concat([Buffer.from(`${createHash('sha256').update(body).digest('hex')}\n`, 'latin1'), body]))
+  writeFileSync(
+    file,
+    Buffer.concat([
+      Buffer.from(`${createHash('sha256').update(body).digest('hex')}\n`, 'latin1'),
+      body,
+    ]),
+  )
 }
 
 /** The body of a cache file, whatever its first line holds. */
@@ -42,46 +64,52 @@ async function cacheWithTemplates(): Promise<string> {
   return folder
 }
 
-describe.each(testTargets)('migrate:check against a reference planted in the cache, on %s', (target) => {
-  let cacheDir: string
-  let database: TestDatabase
-  let env: NodeJS.ProcessEnv
+describe.each(testTargets)(
+  'migrate:check against a reference planted in the cache, on %s',
+  (target) => {
+    let cacheDir: string
+    let database: TestDatabase
+    let env: NodeJS.ProcessEnv
 
-  beforeAll(async () => {
-    cacheDir = await cacheWithTemplates()
-    database = await createTestDatabase(target, {}, 'latest')
-    await migrateToLatest(database.db)
-    // The drift the forged reference would hide: the keys table open to every API role.
-    await sql`ALTER TABLE x402_user_openrouter_integrations DISABLE ROW LEVEL SECURITY`.execute(database.db)
-    await database.db.destroy() // the command opens the database itself
-    env = { ...cliEnv(database.location), X402_DB_CACHE_DIR: cacheDir }
-  })
-  afterAll(async () => {
-    await database.destroy()
-    rmSync(cacheDir, { recursive: true, force: true })
-  })
+    beforeAll(async () => {
+      cacheDir = await cacheWithTemplates()
+      database = await createTestDatabase(target, {}, 'latest')
+      await migrateToLatest(database.db)
+      // The drift the forged reference would hide: the keys table open to every API role.
+      await sql`ALTER TABLE x402_user_openrouter_integrations DISABLE ROW LEVEL SECURITY`.execute(
+        database.db,
+      )
+      await database.db.destroy() // the command opens the database itself
+      env = { ...cliEnv(database.location), X402_DB_CACHE_DIR: cacheDir }
+    })
+    afterAll(async () => {
+      await database.destroy()
+      rmSync(cacheDir, { recursive: true, force: true })
+    })
 
-  it('still reports row level security off on the keys table', async () => {
-    const first = await cli(['check'], env)
-    expect(first.code).not.toBe(0)
-    expect(first.stdout).toMatch(/x402_user_openrouter_integrations.*row level security/)
+    it('still reports row level security off on the keys table', async () => {
+      const first = await cli(['check'], env)
+      expect(first.code).not.toBe(0)
+      expect(first.stdout).toMatch(/x402_user_openrouter_integrations.*row level security/)
 
-    const references = readdirSync(cacheDir).filter((file) => file.startsWith('reference-'))
-    expect(references.length).toBeGreaterThan(0)
-    for (const file of references) {
-      const reference = JSON.parse(bodyOf(join(cacheDir, file)).toString('utf8'))
-      for (const snapshot of [reference.expected, reference.latest]) {
-        snapshot.relations.x402_user_openrouter_integrations.definition['row level security'] = false
+      const references = readdirSync(cacheDir).filter((file) => file.startsWith('reference-'))
+      expect(references.length).toBeGreaterThan(0)
+      for (const file of references) {
+        const reference = JSON.parse(bodyOf(join(cacheDir, file)).toString('utf8'))
+        for (const snapshot of [reference.expected, reference.latest]) {
+          snapshot.relations.x402_user_openrouter_integrations.definition['row level security'] =
+            false
+        }
+        plant(join(cacheDir, file), Buffer.from(JSON.stringify(reference)))
       }
-      plant(join(cacheDir, file), Buffer.from(JSON.stringify(reference)))
-    }
 
-    const forged = await cli(['check'], env)
-    expect(lines(forged.stdout).at(-1) ?? '').not.toMatch(/^OK/)
-    expect(forged.stdout).toMatch(/x402_user_openrouter_integrations.*row level security/)
-    expect(forged.code).not.toBe(0)
-  })
-})
+      const forged = await cli(['check'], env)
+      expect(lines(forged.stdout).at(-1) ?? '').not.toMatch(/^OK/)
+      expect(forged.stdout).toMatch(/x402_user_openrouter_integrations.*row level security/)
+      expect(forged.code).not.toBe(0)
+    })
+  },
+)
 
 describe('templates planted in the cache', () => {
   let cacheDir: string
@@ -90,29 +118,41 @@ describe('templates planted in the cache', () => {
     // What a new embedded database and migrate:sql 005 start from, each a gzip of random bytes
     // with a valid checksum.
     const before005 = ALL_MIGRATIONS.filter((name) => name < '005').at(-1)!
-    for (const file of readdirSync(cacheDir).filter((name) => name.startsWith('empty-cluster-') || name.startsWith(`migrated-${before005}-`))) {
+    for (const file of readdirSync(cacheDir).filter(
+      (name) => name.startsWith('empty-cluster-') || name.startsWith(`migrated-${before005}-`),
+    )) {
       plant(join(cacheDir, file), gzipSync(randomBytes(64 * 1024)))
     }
   })
   afterAll(() => rmSync(cacheDir, { recursive: true, force: true }))
 
   // Making the empty cluster again is initdb in PGlite: several CPU-seconds on a loaded machine.
-  it('are made again: a new embedded database and migrate:sql work, and so do the commands after them', { timeout: 240_000 }, async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'x402-cache-trust-db-'))
-    try {
-      for (let run = 0; run < 2; run++) {
-        const list = await cli(['list'], { PGLITE_DATA_DIR: join(dataDir, `db-${run}`), X402_DB_CACHE_DIR: cacheDir })
-        expect(list.stderr).not.toMatch(/TypeError/)
-        expect(list.code).toBe(0)
-        const exported = await cli(['sql', '005', '--no-locks'], { PGLITE_DATA_DIR: '', X402_DB_CACHE_DIR: cacheDir })
-        expect(exported.stderr).not.toMatch(/TypeError/)
-        expect(exported.code).toBe(0)
-        expect(exported.stdout).toMatch(/CREATE POLICY/)
+  it(
+    'are made again: a new embedded database and migrate:sql work, and so do the commands after them',
+    { timeout: 240_000 },
+    async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'x402-cache-trust-db-'))
+      try {
+        for (let run = 0; run < 2; run++) {
+          const list = await cli(['list'], {
+            PGLITE_DATA_DIR: join(dataDir, `db-${run}`),
+            X402_DB_CACHE_DIR: cacheDir,
+          })
+          expect(list.stderr).not.toMatch(/TypeError/)
+          expect(list.code).toBe(0)
+          const exported = await cli(['sql', '005', '--no-locks'], {
+            PGLITE_DATA_DIR: '',
+            X402_DB_CACHE_DIR: cacheDir,
+          })
+          expect(exported.stderr).not.toMatch(/TypeError/)
+          expect(exported.code).toBe(0)
+          expect(exported.stdout).toMatch(/CREATE POLICY/)
+        }
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true })
       }
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true })
-    }
-  })
+    },
+  )
 })
 
 describe('the cache key', () => {
@@ -143,7 +183,11 @@ describe('the cache key', () => {
       writeFileSync(join(shared, 'x402-jobs-db', 'cache.key'), key, { mode: 0o644 })
       // An entry that this key authenticates, as another user who can read the key could write it.
       const body = Buffer.from('{"c":1}')
-      const hmac = createHmac('sha256', key).update('entry-c.json').update('\0').update(body).digest('hex')
+      const hmac = createHmac('sha256', key)
+        .update('entry-c.json')
+        .update('\0')
+        .update(body)
+        .digest('hex')
       writeFileSync(join(cacheDir, 'entry-c.json'), Buffer.concat([Buffer.from(`${hmac}\n`), body]))
       expect(readCacheFile('entry-c.json', sharedEnv)).toBeUndefined()
       writeCacheFile('entry-d.json', Buffer.from('{"d":1}'), sharedEnv)
@@ -153,7 +197,7 @@ describe('the cache key', () => {
     }
   })
 
-  it('makes a FIFO, a link to an endless device or an oversized file at an entry\'s name a miss, at once', () => {
+  it("makes a FIFO, a link to an endless device or an oversized file at an entry's name a miss, at once", () => {
     execFileSync('mkfifo', [join(cacheDir, 'entry-fifo.json')])
     symlinkSync('/dev/zero', join(cacheDir, 'entry-zero.json'))
     symlinkSync(join(cacheDir, 'entry-a.json'), join(cacheDir, 'entry-link.json'))
@@ -169,7 +213,11 @@ describe('the cache key', () => {
       { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 },
     )
     expect(reader.signal).toBeNull()
-    expect(reader.stdout.trim().split('\n')).toEqual(['entry-fifo.json true', 'entry-zero.json true', 'entry-link.json true'])
+    expect(reader.stdout.trim().split('\n')).toEqual([
+      'entry-fifo.json true',
+      'entry-zero.json true',
+      'entry-link.json true',
+    ])
   })
 
   it('makes an entry that this user wrote but that holds no template a miss, not a crash', async () => {
@@ -181,15 +229,22 @@ describe('the cache key', () => {
 
 describe('the cache folder', () => {
   it("is the user's cache folder, never the installed package", () => {
-    expect(templateCacheDir({ XDG_CACHE_HOME: '/home/u/.xdg-cache', HOME: '/home/u' })).toBe('/home/u/.xdg-cache/x402-jobs-db/templates')
+    expect(templateCacheDir({ XDG_CACHE_HOME: '/home/u/.xdg-cache', HOME: '/home/u' })).toBe(
+      '/home/u/.xdg-cache/x402-jobs-db/templates',
+    )
     expect(templateCacheDir({ HOME: '/home/u' })).toBe('/home/u/.cache/x402-jobs-db/templates')
-    expect(templateCacheDir({ X402_DB_CACHE_DIR: '/srv/cache', HOME: '/home/u' })).toBe('/srv/cache')
+    expect(templateCacheDir({ X402_DB_CACHE_DIR: '/srv/cache', HOME: '/home/u' })).toBe(
+      '/srv/cache',
+    )
   })
 
   it('is best-effort: where it cannot be written, the commands work without it', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'x402-cache-file-')), 'a-file')
     writeFileSync(file, '')
-    const exported = await cli(['sql', '005', '--no-locks'], { PGLITE_DATA_DIR: '', X402_DB_CACHE_DIR: join(file, 'cache') })
+    const exported = await cli(['sql', '005', '--no-locks'], {
+      PGLITE_DATA_DIR: '',
+      X402_DB_CACHE_DIR: join(file, 'cache'),
+    })
     expect(exported.code).toBe(0)
     expect(exported.stdout).toMatch(/CREATE POLICY/)
   })

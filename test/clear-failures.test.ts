@@ -16,7 +16,12 @@ import {
   migrateToLatest,
 } from '../src/tooling.js'
 import { ALL_MIGRATIONS, migrationsAfter, migrationsThrough } from './support/migration-names.js'
-import { backendPid, recordedMigrations, waitForLockWait, withSessions } from './support/server-sessions.js'
+import {
+  backendPid,
+  recordedMigrations,
+  waitForLockWait,
+  withSessions,
+} from './support/server-sessions.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // What a run reports when the database cannot be used, or will not let it through: an
@@ -29,20 +34,27 @@ import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 const THROUGH_002 = migrationsThrough('002_add_claude_integration')
 
-const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set, and these failures need a server'
+const skipReason = process.env.TEST_DATABASE_URL
+  ? undefined
+  : 'TEST_DATABASE_URL is not set, and these failures need a server'
 
 /** A loopback port that nothing listens on: a server that is down. */
 async function closedPort(): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())))
+  await new Promise<void>((resolve, reject) =>
+    server.close((error) => (error ? reject(error) : resolve())),
+  )
   return port
 }
 
 /** A server database of the test's own, and sessions on it that end before it is dropped. */
 function withServerDatabase(
-  use: (database: { db: Kysely<DB>; session: (applicationName: string) => Promise<pg.Client> }) => Promise<void>,
+  use: (database: {
+    db: Kysely<DB>
+    session: (applicationName: string) => Promise<pg.Client>
+  }) => Promise<void>,
 ): Promise<void> {
   return withTestDatabase('postgres', ({ db, location }) =>
     withSessions(serverUrl(location), (session) => use({ db, session })),
@@ -51,10 +63,16 @@ function withServerDatabase(
 
 describe('a server that cannot be reached', () => {
   it('fails start-up and migrate:latest with "Cannot reach the database"', async () => {
-    const db = createDb({ connectionString: `postgres://postgres@127.0.0.1:${await closedPort()}/x402` })
+    const db = createDb({
+      connectionString: `postgres://postgres@127.0.0.1:${await closedPort()}/x402`,
+    })
     try {
-      const expected = /^Cannot reach the database: connect ECONNREFUSED 127\.0\.0\.1:\d+\. Check DATABASE_URL \(host, port, user, password, database name\) and that the server is running\.$/
-      for (const run of [() => migrateOnStartup(db, { env: {}, log: () => {} }), () => migrateToLatest(db, { env: {} })]) {
+      const expected =
+        /^Cannot reach the database: connect ECONNREFUSED 127\.0\.0\.1:\d+\. Check DATABASE_URL \(host, port, user, password, database name\) and that the server is running\.$/
+      for (const run of [
+        () => migrateOnStartup(db, { env: {}, log: () => {} }),
+        () => migrateToLatest(db, { env: {} }),
+      ]) {
         const error = await run().catch((caught: unknown) => caught)
         expect(error).toBeInstanceOf(MigrationError)
         expect((error as MigrationError).message).toMatch(expected)
@@ -99,7 +117,10 @@ async function passwordAskingServer(): Promise<{ port: number; close: () => Prom
 describe('a connection string without the password that the server asks for', () => {
   it('fails at once, saying that the password is missing', async () => {
     const server = await passwordAskingServer()
-    const db = createDb({ connectionString: `postgres://app@127.0.0.1:${server.port}/x402`, env: {} })
+    const db = createDb({
+      connectionString: `postgres://app@127.0.0.1:${server.port}/x402`,
+      env: {},
+    })
     try {
       // Without a password, the client would send its SCRAM start and wait out the connection timeout.
       const error = await migrateToLatest(db, { env: {} }).catch((caught: unknown) => caught)
@@ -115,96 +136,120 @@ describe('a connection string without the password that the server asks for', ()
   })
 })
 
-describe.skipIf(skipReason !== undefined)(`failures on postgres${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
-  it('a connection lost mid-migration names the migration, rolls its block back, and the next run completes', async () => {
-    await withServerDatabase(async ({ db, session }) => {
-      const holder = await session('x402-test-holder')
-      const observer = await session('x402-test-observer')
-      await ensureSupabaseStandIn(db)
-      // 002 references auth.users: a sign-up in progress holds its CREATE TABLE.
-      await holder.query('BEGIN; LOCK TABLE auth.users IN ROW EXCLUSIVE MODE')
+describe.skipIf(skipReason !== undefined)(
+  `failures on postgres${skipReason ? ` (skipped: ${skipReason})` : ''}`,
+  () => {
+    it('a connection lost mid-migration names the migration, rolls its block back, and the next run completes', async () => {
+      await withServerDatabase(async ({ db, session }) => {
+        const holder = await session('x402-test-holder')
+        const observer = await session('x402-test-observer')
+        await ensureSupabaseStandIn(db)
+        // 002 references auth.users: a sign-up in progress holds its CREATE TABLE.
+        await holder.query('BEGIN; LOCK TABLE auth.users IN ROW EXCLUSIVE MODE')
 
-      const run = migrateToLatest(db, { env: {}, lockTimeoutMs: 60_000 }).catch((caught: unknown) => caught)
-      const migrating = await waitForLockWait(observer, 'x402-jobs-db', 'create table "x402_user_claude_configs"')
-      await observer.query('SELECT pg_terminate_backend($1)', [migrating])
-      const error = await run
+        const run = migrateToLatest(db, { env: {}, lockTimeoutMs: 60_000 }).catch(
+          (caught: unknown) => caught,
+        )
+        const migrating = await waitForLockWait(
+          observer,
+          'x402-jobs-db',
+          'create table "x402_user_claude_configs"',
+        )
+        await observer.query('SELECT pg_terminate_backend($1)', [migrating])
+        const error = await run
 
-      expect(error).toBeInstanceOf(MigrationError)
-      expect(error).toMatchObject({ migrationName: '002_add_claude_integration', code: '57P01' })
-      expect((error as Error).message).toBe(
-        'Migration 002_add_claude_integration failed (up): terminating connection due to administrator command (SQLSTATE 57P01). ' +
-          '002_add_claude_integration was rolled back, and with it 000_baseline_ai_models, 000_baseline_x402_resources, ' +
-          '001_add_prompt_template_fields, of the same transaction. Fix the cause and run the migrations again.',
-      )
-      expect(await recordedMigrations(observer)).toEqual([])
+        expect(error).toBeInstanceOf(MigrationError)
+        expect(error).toMatchObject({ migrationName: '002_add_claude_integration', code: '57P01' })
+        expect((error as Error).message).toBe(
+          'Migration 002_add_claude_integration failed (up): terminating connection due to administrator command (SQLSTATE 57P01). ' +
+            '002_add_claude_integration was rolled back, and with it 000_baseline_ai_models, 000_baseline_x402_resources, ' +
+            '001_add_prompt_template_fields, of the same transaction. Fix the cause and run the migrations again.',
+        )
+        expect(await recordedMigrations(observer)).toEqual([])
 
-      await holder.query('COMMIT')
-      const applied = await migrateToLatest(db, { env: {} })
-      expect(applied.map((result) => result.migrationName)).toEqual(ALL_MIGRATIONS)
+        await holder.query('COMMIT')
+        const applied = await migrateToLatest(db, { env: {} })
+        expect(applied.map((result) => result.migrationName)).toEqual(ALL_MIGRATIONS)
+      })
     })
-  })
 
-  it('a migration lock that does not come within lockWaitMs names its holder, and nothing changes', async () => {
-    await withServerDatabase(async ({ db, session }) => {
-      const holder = await session('x402-deploy-step')
-      const holderPid = await backendPid(holder)
-      await holder.query(`BEGIN; SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`)
+    it('a migration lock that does not come within lockWaitMs names its holder, and nothing changes', async () => {
+      await withServerDatabase(async ({ db, session }) => {
+        const holder = await session('x402-deploy-step')
+        const holderPid = await backendPid(holder)
+        await holder.query(`BEGIN; SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`)
 
-      const error = await migrateToLatest(db, { env: {}, lockWaitMs: 200, log: () => {} }).catch((caught: unknown) => caught)
+        const error = await migrateToLatest(db, { env: {}, lockWaitMs: 200, log: () => {} }).catch(
+          (caught: unknown) => caught,
+        )
 
-      expect(error).toBeInstanceOf(MigrationError)
-      expect((error as Error).cause).toBeInstanceOf(MigrationLockTimeoutError)
-      expect((error as Error).message).toMatch(
-        new RegExp(
-          '^The migration run failed before any migration ran: ' +
-            `Waited 200 ms for the migration lock, but another run holds it \\(pid ${holderPid}, x402-deploy-step, for [\\d:]+\\)\\. ` +
-            'Another instance or a deploy step is migrating this database: let it finish and start again, ' +
-            'or allow a longer wait with MIGRATION_LOCK_WAIT_MS\\. Nothing was changed\\.$',
-        ),
-      )
-      expect(await recordedMigrations(holder)).toEqual([])
+        expect(error).toBeInstanceOf(MigrationError)
+        expect((error as Error).cause).toBeInstanceOf(MigrationLockTimeoutError)
+        expect((error as Error).message).toMatch(
+          new RegExp(
+            '^The migration run failed before any migration ran: ' +
+              `Waited 200 ms for the migration lock, but another run holds it \\(pid ${holderPid}, x402-deploy-step, for [\\d:]+\\)\\. ` +
+              'Another instance or a deploy step is migrating this database: let it finish and start again, ' +
+              'or allow a longer wait with MIGRATION_LOCK_WAIT_MS\\. Nothing was changed\\.$',
+          ),
+        )
+        expect(await recordedMigrations(holder)).toEqual([])
 
-      await holder.query('COMMIT')
-      expect((await migrateToLatest(db, { env: {} })).map((result) => result.migrationName)).toEqual(ALL_MIGRATIONS)
+        await holder.query('COMMIT')
+        expect(
+          (await migrateToLatest(db, { env: {} })).map((result) => result.migrationName),
+        ).toEqual(ALL_MIGRATIONS)
+      })
     })
-  })
 
-  it('a table lock that does not come within lock_timeout, in every attempt, names the blocker and records nothing of 005', async () => {
-    await withServerDatabase(async ({ db, session }) => {
-      await migrateTo(db, '002_add_claude_integration', { env: {} })
-      const holder = await session('x402-test-holder')
-      const holderPid = await backendPid(holder)
-      await holder.query('BEGIN; LOCK TABLE x402_resources IN ACCESS SHARE MODE')
+    it('a table lock that does not come within lock_timeout, in every attempt, names the blocker and records nothing of 005', async () => {
+      await withServerDatabase(async ({ db, session }) => {
+        await migrateTo(db, '002_add_claude_integration', { env: {} })
+        const holder = await session('x402-test-holder')
+        const holderPid = await backendPid(holder)
+        await holder.query('BEGIN; LOCK TABLE x402_resources IN ACCESS SHARE MODE')
 
-      const retries: string[] = []
-      const error = await migrateToLatest(db, {
-        env: {},
-        lockTimeoutMs: 200,
-        lockAttempts: 2,
-        retryDelayMs: 50,
-        log: (line) => retries.push(line),
-      }).catch((caught: unknown) => caught)
+        const retries: string[] = []
+        const error = await migrateToLatest(db, {
+          env: {},
+          lockTimeoutMs: 200,
+          lockAttempts: 2,
+          retryDelayMs: 50,
+          log: (line) => retries.push(line),
+        }).catch((caught: unknown) => caught)
 
-      expect(error).toBeInstanceOf(MigrationError)
-      expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '55P03' })
-      expect((error as Error).message).toMatch(
-        new RegExp(
-          '^Migration 005_add_openrouter_integration failed \\(up\\): canceling statement due to lock timeout \\(SQLSTATE 55P03\\)\\. ' +
-            `It could not get its lock within lock_timeout in 2 attempt\\(s\\), blocked by pid ${holderPid} ` +
-            '\\(idle in transaction, transaction open for [\\d:]+: BEGIN; LOCK TABLE x402_resources IN ACCESS SHARE MODE\\); ' +
-            'end or wait for that session \\(or raise MIGRATION_LOCK_TIMEOUT_MS\\), then run the migrations again\\. ' +
-            '005_add_openrouter_integration runs outside a transaction: ',
-        ),
-      )
-      expect(retries).toEqual([expect.stringMatching(/^\[db\] 005_add_openrouter_integration hit lock_timeout \(attempt 1 of 2; /)])
-      // Step 1 is one transaction, rolled back at each timeout: nothing of 005 is there.
-      expect(await recordedMigrations(holder)).toEqual(THROUGH_002)
-      const { rows } = await holder.query(`SELECT to_regclass('public.user_openrouter_integrations') AS found`)
-      expect(rows).toEqual([{ found: null }])
+        expect(error).toBeInstanceOf(MigrationError)
+        expect(error).toMatchObject({
+          migrationName: '005_add_openrouter_integration',
+          code: '55P03',
+        })
+        expect((error as Error).message).toMatch(
+          new RegExp(
+            '^Migration 005_add_openrouter_integration failed \\(up\\): canceling statement due to lock timeout \\(SQLSTATE 55P03\\)\\. ' +
+              `It could not get its lock within lock_timeout in 2 attempt\\(s\\), blocked by pid ${holderPid} ` +
+              '\\(idle in transaction, transaction open for [\\d:]+: BEGIN; LOCK TABLE x402_resources IN ACCESS SHARE MODE\\); ' +
+              'end or wait for that session \\(or raise MIGRATION_LOCK_TIMEOUT_MS\\), then run the migrations again\\. ' +
+              '005_add_openrouter_integration runs outside a transaction: ',
+          ),
+        )
+        expect(retries).toEqual([
+          expect.stringMatching(
+            /^\[db\] 005_add_openrouter_integration hit lock_timeout \(attempt 1 of 2; /,
+          ),
+        ])
+        // Step 1 is one transaction, rolled back at each timeout: nothing of 005 is there.
+        expect(await recordedMigrations(holder)).toEqual(THROUGH_002)
+        const { rows } = await holder.query(
+          `SELECT to_regclass('public.user_openrouter_integrations') AS found`,
+        )
+        expect(rows).toEqual([{ found: null }])
 
-      await holder.query('COMMIT')
-      const applied = await migrateToLatest(db, { env: {} })
-      expect(applied.map((result) => result.migrationName)).toEqual(migrationsAfter('002_add_claude_integration'))
+        await holder.query('COMMIT')
+        const applied = await migrateToLatest(db, { env: {} })
+        expect(applied.map((result) => result.migrationName)).toEqual(
+          migrationsAfter('002_add_claude_integration'),
+        )
+      })
     })
-  })
-})
+  },
+)

@@ -22,10 +22,20 @@ const BEFORE_NEWEST = ALL_MIGRATIONS.at(-2)!
  * Runs `x402-db args`; with `withoutKysely`, in a process where importing kysely or PGlite
  * fails (test/support/forbid-kysely.mjs): what answers there answered without them.
  */
-async function x402db(args: string[], env: NodeJS.ProcessEnv = {}, withoutKysely = false): Promise<CliResult> {
+async function x402db(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  withoutKysely = false,
+): Promise<CliResult> {
   const { DATABASE_URL: _unused, ...inherited } = process.env
   const hook = withoutKysely ? ['--import', './test/support/forbid-kysely.mjs'] : []
-  return settle(run(process.execPath, [...hook, '--liftoff-only', 'bin/x402-db.mjs', ...args], { cwd: root, env: { ...inherited, ...env }, timeout: 60_000 }))
+  return settle(
+    run(process.execPath, [...hook, '--liftoff-only', 'bin/x402-db.mjs', ...args], {
+      cwd: root,
+      env: { ...inherited, ...env },
+      timeout: 60_000,
+    }),
+  )
 }
 
 async function settle(running: Promise<{ stdout: string; stderr: string }>): Promise<CliResult> {
@@ -38,13 +48,24 @@ async function settle(running: Promise<{ stdout: string; stderr: string }>): Pro
 }
 
 describe('x402-db', () => {
-  it.each([[[]], [['--help']], [['help']], [['-h']]])('%j lists every command and the exit codes, without loading kysely', async (args) => {
-    const help = await x402db(args, {}, true)
-    expect(help.code).toBe(0)
-    expect(help.stderr).toBe('')
-    for (const command of COMMANDS) expect(help.stdout).toMatch(new RegExp(`^ {2}${command.name} +${command.summary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'm'))
-    expect(help.stdout).toMatch(/^Exit codes:\n {2}0 .+\n {2}1 .*connection.*\n {2}2 .*usage.*\n {2}3 .*drift.*$/m)
-  })
+  it.each([[[]], [['--help']], [['help']], [['-h']]])(
+    '%j lists every command and the exit codes, without loading kysely',
+    async (args) => {
+      const help = await x402db(args, {}, true)
+      expect(help.code).toBe(0)
+      expect(help.stderr).toBe('')
+      for (const command of COMMANDS)
+        expect(help.stdout).toMatch(
+          new RegExp(
+            `^ {2}${command.name} +${command.summary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`,
+            'm',
+          ),
+        )
+      expect(help.stdout).toMatch(
+        /^Exit codes:\n {2}0 .+\n {2}1 .*connection.*\n {2}2 .*usage.*\n {2}3 .*drift.*$/m,
+      )
+    },
+  )
 
   it('runs a command’s own help: x402-db help migrate latest, x402-db migrate --help', async () => {
     const latest = await x402db(['help', 'migrate', 'latest'])
@@ -80,7 +101,9 @@ describe('x402-db', () => {
     expect(hidden.stderr).not.toContain(secret)
     const unknown = await x402db(['migrate', 'frobnicate'], {}, true)
     expect(unknown.code).toBe(2)
-    expect(unknown.stderr).toBe('unknown command: x402-db migrate "frobnicate". x402-db --help lists every command.\n')
+    expect(unknown.stderr).toBe(
+      'unknown command: x402-db migrate "frobnicate". x402-db --help lists every command.\n',
+    )
     const bare = await x402db(['migrate'], {}, true)
     expect(bare.code).toBe(2)
     expect(bare.stderr).toMatch(/needs a command: latest, up, down/)
@@ -99,7 +122,9 @@ describe.each(testTargets)('npm_config_dry_run on %s', (target) => {
     await database.db.destroy()
     env = cliEnv(database.location)
     before = (await cli(['list'], env)).stdout
-    expect(lines(before).filter((line) => line.startsWith('pending'))).toEqual([expect.stringMatching(new RegExp(`${NEWEST}$`))])
+    expect(lines(before).filter((line) => line.startsWith('pending'))).toEqual([
+      expect.stringMatching(new RegExp(`${NEWEST}$`)),
+    ])
   })
   afterAll(async () => {
     await database.destroy()
@@ -107,10 +132,18 @@ describe.each(testTargets)('npm_config_dry_run on %s', (target) => {
 
   it('npm run migrate:up --dry-run refuses with exit 2, says what to type, and changes nothing', async () => {
     const { DATABASE_URL: _unused, ...inherited } = process.env
-    const viaNpm = await settle(run('npm', ['run', '--silent', 'migrate:up', '--dry-run'], { cwd: root, env: { ...inherited, ...env }, timeout: 60_000 }))
+    const viaNpm = await settle(
+      run('npm', ['run', '--silent', 'migrate:up', '--dry-run'], {
+        cwd: root,
+        env: { ...inherited, ...env },
+        timeout: 60_000,
+      }),
+    )
     expect(viaNpm.code).toBe(2)
     expect(viaNpm.stderr).toContain('npm_config_dry_run is set')
-    expect(viaNpm.stderr).toContain('Nothing was done. For its dry run, type: npm run migrate:up -- --dry-run')
+    expect(viaNpm.stderr).toContain(
+      'Nothing was done. For its dry run, type: npm run migrate:up -- --dry-run',
+    )
     expect((await cli(['list'], env)).stdout).toBe(before)
   })
 
@@ -127,7 +160,10 @@ describe.each(testTargets)('npm_config_dry_run on %s', (target) => {
   })
 
   it('runs a dry run that was asked for, and a command that only reads', async () => {
-    const dryRun = await x402db(['migrate', 'up', '--dry-run'], { ...env, npm_config_dry_run: 'true' })
+    const dryRun = await x402db(['migrate', 'up', '--dry-run'], {
+      ...env,
+      npm_config_dry_run: 'true',
+    })
     expect(dryRun.code).toBe(0)
     expect(dryRun.stdout).toBe(`would apply  ${NEWEST}\n`)
     const list = await x402db(['migrate', 'list'], { ...env, npm_config_dry_run: 'true' })
@@ -136,84 +172,117 @@ describe.each(testTargets)('npm_config_dry_run on %s', (target) => {
   })
 })
 
-describe.skipIf(!process.env.TEST_DATABASE_URL)('the no-op x402-db migrate latest on PostgreSQL', () => {
-  let database: TestDatabase
-  let env: NodeJS.ProcessEnv
-  const withHistory = async (work: (client: pg.Client) => Promise<unknown>) => {
-    const client = new pg.Client({ connectionString: env.DATABASE_URL })
-    await client.connect()
-    try {
-      await work(client)
-    } finally {
-      await client.end()
+describe.skipIf(!process.env.TEST_DATABASE_URL)(
+  'the no-op x402-db migrate latest on PostgreSQL',
+  () => {
+    let database: TestDatabase
+    let env: NodeJS.ProcessEnv
+    const withHistory = async (work: (client: pg.Client) => Promise<unknown>) => {
+      const client = new pg.Client({ connectionString: env.DATABASE_URL })
+      await client.connect()
+      try {
+        await work(client)
+      } finally {
+        await client.end()
+      }
     }
-  }
 
-  beforeAll(async () => {
-    database = await createTestDatabase('postgres')
-    await database.db.destroy()
-    env = cliEnv(database.location)
-    expect((await x402db(['migrate', 'latest'], env)).code).toBe(0)
-  })
-  afterAll(async () => {
-    await database.destroy()
-  })
-
-  /** What x402-db migrate latest says without kysely; a fall through to the full run fails there. */
-  const withoutKysely = () => x402db(['migrate', 'latest'], env, true)
-  const fellThrough = (result: CliResult) => result.code !== 0 && result.stderr.includes('forbidden-module: kysely')
-
-  it('answers up to date without loading kysely', async () => {
-    const answer = await withoutKysely()
-    expect(answer.code).toBe(0)
-    expect(lines(answer.stderr)).toEqual([expect.stringMatching(/^Database: PostgreSQL at 127\.0\.0\.1:\d+\/x402_test_/), 'Already up to date: no pending migration.'])
-  })
-
-  it('leaves a pending migration to the runner, which applies it', async () => {
-    expect((await x402db(['migrate', 'down'], env)).code).toBe(0)
-    expect(fellThrough(await withoutKysely())).toBe(true)
-    const applied = await x402db(['migrate', 'latest'], env)
-    expect(applied.code).toBe(0)
-    expect(applied.stderr).toContain(`applied  ${NEWEST}`)
-    expect((await withoutKysely()).code).toBe(0)
-  })
-
-  it('leaves a migration whose recorded checksum differs, or is missing, to the runner', async () => {
-    const recorded = await readChecksum()
-    await withHistory((client) => client.query("UPDATE x402_migrations.migration_checksum SET sha256 = repeat('0', 64) WHERE name = $1", [NEWEST]))
-    expect(fellThrough(await withoutKysely())).toBe(true)
-    const full = await x402db(['migrate', 'latest'], env)
-    expect(full.code).toBe(0)
-    expect(full.stderr).toContain('Already up to date')
-    await withHistory((client) => client.query('DELETE FROM x402_migrations.migration_checksum WHERE name = $1', [NEWEST]))
-    expect(fellThrough(await withoutKysely())).toBe(true)
-    await withHistory((client) => client.query("INSERT INTO x402_migrations.migration_checksum (name, sha256, origin) VALUES ($1, $2, 'applied')", [NEWEST, recorded]))
-    expect((await withoutKysely()).code).toBe(0)
-  })
-
-  it('leaves a recorded migration that this module does not have to the runner', async () => {
-    await withHistory((client) =>
-      client.query("INSERT INTO x402_migrations.kysely_migration (name, timestamp) VALUES ('999_from_a_newer_release', now()::text)"),
-    )
-    expect(fellThrough(await withoutKysely())).toBe(true)
-    const full = await x402db(['migrate', 'latest'], env)
-    expect(full.code).toBe(0)
-    expect(full.stderr).toContain('Already up to date')
-    await withHistory((client) => client.query("DELETE FROM x402_migrations.kysely_migration WHERE name = '999_from_a_newer_release'"))
-    expect((await withoutKysely()).code).toBe(0)
-  })
-
-  it('leaves a bad MIGRATION_* setting to the runner, which refuses it', async () => {
-    const refused = await x402db(['migrate', 'latest'], { ...env, MIGRATION_LOCK_TIMEOUT_MS: 'soon' })
-    expect(refused.code).not.toBe(0)
-    expect(refused.stderr).toContain('MIGRATION_LOCK_TIMEOUT_MS')
-  })
-
-  async function readChecksum(): Promise<string> {
-    let sha256 = ''
-    await withHistory(async (client) => {
-      sha256 = (await client.query('SELECT sha256 FROM x402_migrations.migration_checksum WHERE name = $1', [NEWEST])).rows[0].sha256
+    beforeAll(async () => {
+      database = await createTestDatabase('postgres')
+      await database.db.destroy()
+      env = cliEnv(database.location)
+      expect((await x402db(['migrate', 'latest'], env)).code).toBe(0)
     })
-    return sha256
-  }
-})
+    afterAll(async () => {
+      await database.destroy()
+    })
+
+    /** What x402-db migrate latest says without kysely; a fall through to the full run fails there. */
+    const withoutKysely = () => x402db(['migrate', 'latest'], env, true)
+    const fellThrough = (result: CliResult) =>
+      result.code !== 0 && result.stderr.includes('forbidden-module: kysely')
+
+    it('answers up to date without loading kysely', async () => {
+      const answer = await withoutKysely()
+      expect(answer.code).toBe(0)
+      expect(lines(answer.stderr)).toEqual([
+        expect.stringMatching(/^Database: PostgreSQL at 127\.0\.0\.1:\d+\/x402_test_/),
+        'Already up to date: no pending migration.',
+      ])
+    })
+
+    it('leaves a pending migration to the runner, which applies it', async () => {
+      expect((await x402db(['migrate', 'down'], env)).code).toBe(0)
+      expect(fellThrough(await withoutKysely())).toBe(true)
+      const applied = await x402db(['migrate', 'latest'], env)
+      expect(applied.code).toBe(0)
+      expect(applied.stderr).toContain(`applied  ${NEWEST}`)
+      expect((await withoutKysely()).code).toBe(0)
+    })
+
+    it('leaves a migration whose recorded checksum differs, or is missing, to the runner', async () => {
+      const recorded = await readChecksum()
+      await withHistory((client) =>
+        client.query(
+          "UPDATE x402_migrations.migration_checksum SET sha256 = repeat('0', 64) WHERE name = $1",
+          [NEWEST],
+        ),
+      )
+      expect(fellThrough(await withoutKysely())).toBe(true)
+      const full = await x402db(['migrate', 'latest'], env)
+      expect(full.code).toBe(0)
+      expect(full.stderr).toContain('Already up to date')
+      await withHistory((client) =>
+        client.query('DELETE FROM x402_migrations.migration_checksum WHERE name = $1', [NEWEST]),
+      )
+      expect(fellThrough(await withoutKysely())).toBe(true)
+      await withHistory((client) =>
+        client.query(
+          "INSERT INTO x402_migrations.migration_checksum (name, sha256, origin) VALUES ($1, $2, 'applied')",
+          [NEWEST, recorded],
+        ),
+      )
+      expect((await withoutKysely()).code).toBe(0)
+    })
+
+    it('leaves a recorded migration that this module does not have to the runner', async () => {
+      await withHistory((client) =>
+        client.query(
+          "INSERT INTO x402_migrations.kysely_migration (name, timestamp) VALUES ('999_from_a_newer_release', now()::text)",
+        ),
+      )
+      expect(fellThrough(await withoutKysely())).toBe(true)
+      const full = await x402db(['migrate', 'latest'], env)
+      expect(full.code).toBe(0)
+      expect(full.stderr).toContain('Already up to date')
+      await withHistory((client) =>
+        client.query(
+          "DELETE FROM x402_migrations.kysely_migration WHERE name = '999_from_a_newer_release'",
+        ),
+      )
+      expect((await withoutKysely()).code).toBe(0)
+    })
+
+    it('leaves a bad MIGRATION_* setting to the runner, which refuses it', async () => {
+      const refused = await x402db(['migrate', 'latest'], {
+        ...env,
+        MIGRATION_LOCK_TIMEOUT_MS: 'soon',
+      })
+      expect(refused.code).not.toBe(0)
+      expect(refused.stderr).toContain('MIGRATION_LOCK_TIMEOUT_MS')
+    })
+
+    async function readChecksum(): Promise<string> {
+      let sha256 = ''
+      await withHistory(async (client) => {
+        sha256 = (
+          await client.query(
+            'SELECT sha256 FROM x402_migrations.migration_checksum WHERE name = $1',
+            [NEWEST],
+          )
+        ).rows[0].sha256
+      })
+      return sha256
+    }
+  },
+)

@@ -13,7 +13,11 @@ describe('cliEnv', () => {
   })
 
   it('points the command at a data folder or a server database', () => {
-    expect(cliEnv({ dataDir: '/tmp/x402-db-test-a' })).toEqual({ PGLITE_DATA_DIR: '/tmp/x402-db-test-a' })
-    expect(cliEnv({ connectionString: 'postgres://postgres@127.0.0.1:5432/a' })).toEqual({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/a' })
+    expect(cliEnv({ dataDir: '/tmp/x402-db-test-a' })).toEqual({
+      PGLITE_DATA_DIR: '/tmp/x402-db-test-a',
+    })
+    expect(cliEnv({ connectionString: 'postgres://postgres@127.0.0.1:5432/a' })).toEqual({
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/a',
+    })
   })
 })

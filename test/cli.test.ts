@@ -38,13 +38,22 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
     const latest = await cli(['latest'], env)
     expect(latest.code).toBe(0)
     // Each with the time its up took.
-    expect(lines(latest.stderr).slice(1)).toEqual(migrationNames.map((name) => expect.stringMatching(new RegExp(`^applied  ${name} in \\d+(\\.\\d)? m?s$`))))
+    expect(lines(latest.stderr).slice(1)).toEqual(
+      migrationNames.map((name) =>
+        expect.stringMatching(new RegExp(`^applied  ${name} in \\d+(\\.\\d)? m?s$`)),
+      ),
+    )
     // The server's host and port are TEST_DATABASE_URL's (CI also runs a PostgreSQL 17 on its own port).
-    const server = 'connectionString' in database.location ? new URL(database.location.connectionString) : undefined
+    const server =
+      'connectionString' in database.location
+        ? new URL(database.location.connectionString)
+        : undefined
     const start = `Database: ${server ? `PostgreSQL at ${server.hostname}:${server.port || 5432}/x402_test_` : 'embedded PGlite at '}`
     expect(lines(latest.stderr)[0]!.slice(0, start.length)).toBe(start)
 
-    expect((await cli(['latest'], env)).stderr).toContain('Already up to date: no pending migration.')
+    expect((await cli(['latest'], env)).stderr).toContain(
+      'Already up to date: no pending migration.',
+    )
 
     const down = await cli(['down'], env)
     expect(down.code).toBe(0)
@@ -53,17 +62,23 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
     const list = await cli(['list'], env)
     expect(list.code).toBe(0)
     expect(lines(list.stdout).map((line) => line.split(/\s+/))).toEqual([
-      ...migrationNames.slice(0, -1).map((name) => ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), name]),
+      ...migrationNames
+        .slice(0, -1)
+        .map((name) => ['applied', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), name]),
       ['pending', '-', newest],
     ])
 
     const dryUp = await cli(['up', '--dry-run', '--sql'], env)
     expect(dryUp.code).toBe(0)
-    expect(dryUp.stdout.startsWith(`would apply  ${newest}\n-- Migration ${newest} (up)`)).toBe(true)
+    expect(dryUp.stdout.startsWith(`would apply  ${newest}\n-- Migration ${newest} (up)`)).toBe(
+      true,
+    )
     const dryDown = await cli(['down', '--dry-run'], env)
     expect(dryDown.stdout).toBe(`would revert ${migrationNames.at(-2)}\n`)
     // Neither dry run changed anything: the newest is still the one pending.
-    expect(lines((await cli(['list'], env)).stdout).filter((line) => line.startsWith('pending'))).toHaveLength(1)
+    expect(
+      lines((await cli(['list'], env)).stdout).filter((line) => line.startsWith('pending')),
+    ).toHaveLength(1)
 
     const up = await cli(['up'], env)
     expect(up.code).toBe(0)
@@ -82,18 +97,28 @@ describe.each(testTargets)('the migrate command line on %s', (target) => {
 
     const list = await cli(['list', '--json'], env)
     expect(list.code).toBe(0)
-    const parsed = JSON.parse(list.stdout) as { migrations: Array<{ name: string; status: string; appliedAt: string | null }> }
-    expect(parsed.migrations.map(({ name, status }) => ({ name, status }))).toEqual(migrationNames.map((name) => ({ name, status: 'applied' })))
-    expect(parsed.migrations.every(({ appliedAt }) => !Number.isNaN(Date.parse(appliedAt!)))).toBe(true)
+    const parsed = JSON.parse(list.stdout) as {
+      migrations: Array<{ name: string; status: string; appliedAt: string | null }>
+    }
+    expect(parsed.migrations.map(({ name, status }) => ({ name, status }))).toEqual(
+      migrationNames.map((name) => ({ name, status: 'applied' })),
+    )
+    expect(parsed.migrations.every(({ appliedAt }) => !Number.isNaN(Date.parse(appliedAt!)))).toBe(
+      true,
+    )
     // The redo applied the newest again, after the others.
-    expect(Date.parse(parsed.migrations.at(-1)!.appliedAt!)).toBeGreaterThan(Date.parse(parsed.migrations.at(-2)!.appliedAt!))
+    expect(Date.parse(parsed.migrations.at(-1)!.appliedAt!)).toBeGreaterThan(
+      Date.parse(parsed.migrations.at(-2)!.appliedAt!),
+    )
   })
 
   it('prints a migration’s SQL on stdout, up and --down', async () => {
     const up = await cli(['sql', '005'], env)
     expect(up.code).toBe(0)
     expect(up.stdout).toMatch(/^-- Migration 005_add_openrouter_integration \(up\)/)
-    expect(up.stdout).toMatch(/-- locks: .*x402_resources ACCESS EXCLUSIVE .*\nALTER TABLE x402_resources/)
+    expect(up.stdout).toMatch(
+      /-- locks: .*x402_resources ACCESS EXCLUSIVE .*\nALTER TABLE x402_resources/,
+    )
     // Only the header is checked here: the lock profile (a rehearsal of its own) is left out.
     const down = await cli(['sql', '005_add_openrouter_integration', '--down', '--no-locks'], env)
     expect(down.stdout).toMatch(/^-- Migration 005_add_openrouter_integration \(down\)/)
@@ -108,14 +133,19 @@ describe('help and dry runs', () => {
   const dataDir = join(mkdtempSync(join(tmpdir(), 'x402-cli-help-')), 'pglite')
   afterAll(() => rmSync(join(dataDir, '..'), { recursive: true, force: true }))
 
-  it.each(['latest', 'up', 'down', 'redo', 'list', 'new', 'sql', 'baseline', 'check', 'pull'])('migrate %s --help prints its usage and exits 0', async (command) => {
-    const result = await cli([command, '--help'], { PGLITE_DATA_DIR: dataDir })
-    expect(result.code).toBe(0)
-    expect(result.stdout).toMatch(new RegExp(`^migrate:${command}: .+\n\nusage: npm run migrate:${command}`))
-    expect(result.stdout).toContain('--help')
-    expect(result.stdout).toContain(EXIT_NOTE)
-    expect(result.stderr).toBe('')
-  })
+  it.each(['latest', 'up', 'down', 'redo', 'list', 'new', 'sql', 'baseline', 'check', 'pull'])(
+    'migrate %s --help prints its usage and exits 0',
+    async (command) => {
+      const result = await cli([command, '--help'], { PGLITE_DATA_DIR: dataDir })
+      expect(result.code).toBe(0)
+      expect(result.stdout).toMatch(
+        new RegExp(`^migrate:${command}: .+\n\nusage: npm run migrate:${command}`),
+      )
+      expect(result.stdout).toContain('--help')
+      expect(result.stdout).toContain(EXIT_NOTE)
+      expect(result.stderr).toBe('')
+    },
+  )
 
   it.each([
     ['src/cli/codegen.ts', 'db:codegen', '--check'],
@@ -144,24 +174,85 @@ describe('the migrate command line on bad input', () => {
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
 
   it.each([
-    [['frobnicate'], /^migrate frobnicate failed: unknown command "frobnicate"\. usage: migrate <latest \| up \| down \| redo \| list \| new \| sql \| baseline \| check \| pull>/, {}, 2],
-    [['sql'], /^migrate sql failed: migrate:sql needs <name>\. usage: npm run migrate:sql -- <name> \[--down\] \[--baseline\]/, {}, 2],
+    [
+      ['frobnicate'],
+      /^migrate frobnicate failed: unknown command "frobnicate"\. usage: migrate <latest \| up \| down \| redo \| list \| new \| sql \| baseline \| check \| pull>/,
+      {},
+      2,
+    ],
+    [
+      ['sql'],
+      /^migrate sql failed: migrate:sql needs <name>\. usage: npm run migrate:sql -- <name> \[--down\] \[--baseline\]/,
+      {},
+      2,
+    ],
     // Once, this applied every migration: an unknown flag is refused before anything runs.
-    [['latest', '--dryrun'], /^migrate latest failed: migrate:latest does not know the flag --dryrun: did you mean --dry-run\? It takes --dry-run, --sql\. /, {}, 2],
-    [['check', '--jsn'], /^migrate check failed: migrate:check does not know the flag --jsn: did you mean --json\? /, {}, 2],
-    [['down', '--allow-dataloss'], /^migrate down failed: migrate:down does not know the flag --allow-dataloss: did you mean --allow-data-loss\? /, {}, 2],
+    [
+      ['latest', '--dryrun'],
+      /^migrate latest failed: migrate:latest does not know the flag --dryrun: did you mean --dry-run\? It takes --dry-run, --sql\. /,
+      {},
+      2,
+    ],
+    [
+      ['check', '--jsn'],
+      /^migrate check failed: migrate:check does not know the flag --jsn: did you mean --json\? /,
+      {},
+      2,
+    ],
+    [
+      ['down', '--allow-dataloss'],
+      /^migrate down failed: migrate:down does not know the flag --allow-dataloss: did you mean --allow-data-loss\? /,
+      {},
+      2,
+    ],
     // Nothing near enough: no guess, the list.
-    [['list', '--frobnicate'], /^migrate list failed: migrate:list does not know the flag --frobnicate; it takes --json\. /, {}, 2],
-    [['new', 'Add-Widget'], /^migrate new failed: migrate:new needs a name of lowercase words joined by underscores, .*; got "Add-Widget"\. /, {}, 2],
-    [['list', 'everything'], /^migrate list failed: migrate:list does not take the argument "everything"\. /, {}, 2],
+    [
+      ['list', '--frobnicate'],
+      /^migrate list failed: migrate:list does not know the flag --frobnicate; it takes --json\. /,
+      {},
+      2,
+    ],
+    [
+      ['new', 'Add-Widget'],
+      /^migrate new failed: migrate:new needs a name of lowercase words joined by underscores, .*; got "Add-Widget"\. /,
+      {},
+      2,
+    ],
+    [
+      ['list', 'everything'],
+      /^migrate list failed: migrate:list does not take the argument "everything"\. /,
+      {},
+      2,
+    ],
     [['check', '--strict=yes'], /^migrate check failed: --strict takes no value\. /, {}, 2],
-    [['latest', '--sql'], /^migrate latest failed: migrate:latest: --sql goes with --dry-run\. /, {}, 2],
+    [
+      ['latest', '--sql'],
+      /^migrate latest failed: migrate:latest: --sql goes with --dry-run\. /,
+      {},
+      2,
+    ],
     // Checked before the (unreachable) server is tried.
-    [['latest'], /^migrate latest failed: MIGRATION_LOCK_WAIT_MS is "soon", expected a whole number/, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', MIGRATION_LOCK_WAIT_MS: 'soon' }],
+    [
+      ['latest'],
+      /^migrate latest failed: MIGRATION_LOCK_WAIT_MS is "soon", expected a whole number/,
+      { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', MIGRATION_LOCK_WAIT_MS: 'soon' },
+    ],
     [['sql', '999'], /^migrate sql failed: No migration is named "999"\. Known migrations: /, {}],
-    [['latest'], /^migrate latest failed: The connection string is not a PostgreSQL URL \(it starts with "mysql:"; the rest is not shown/, { DATABASE_URL: 'mysql://root:hunter2@db/app' }],
-    [['latest'], /^migrate latest failed: The connection string has an "@" after the host part/, { DATABASE_URL: 'postgres://postgres:2024/Hunter2Secret@127.0.0.1:5432/db' }],
-    [['latest'], /^migrate latest failed: Cannot reach the database: connect ECONNREFUSED 127\.0\.0\.1:1\. Check DATABASE_URL/, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }],
+    [
+      ['latest'],
+      /^migrate latest failed: The connection string is not a PostgreSQL URL \(it starts with "mysql:"; the rest is not shown/,
+      { DATABASE_URL: 'mysql://root:hunter2@db/app' },
+    ],
+    [
+      ['latest'],
+      /^migrate latest failed: The connection string has an "@" after the host part/,
+      { DATABASE_URL: 'postgres://postgres:2024/Hunter2Secret@127.0.0.1:5432/db' },
+    ],
+    [
+      ['latest'],
+      /^migrate latest failed: Cannot reach the database: connect ECONNREFUSED 127\.0\.0\.1:1\. Check DATABASE_URL/,
+      { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' },
+    ],
     ...(process.env.TEST_DATABASE_URL
       ? [
           [
@@ -171,13 +262,17 @@ describe('the migrate command line on bad input', () => {
           ],
         ]
       : []),
-  ] as Array<[string[], RegExp, NodeJS.ProcessEnv, number?]>)('%j exits 1, or 2 for a usage error, with a one-line reason', async (args, reason, extraEnv, code = 1) => {
-    const result = await cli(args, { PGLITE_DATA_DIR: dataDir, ...extraEnv })
-    expect(result.code).toBe(code)
-    const reasonLines = lines(result.stderr).filter((line) => !line.startsWith('Database: '))
-    expect(reasonLines).toHaveLength(1)
-    if (!extraEnv.DATABASE_URL || extraEnv.MIGRATION_LOCK_WAIT_MS) expect(result.stderr).not.toContain('Database: ')
-    expect(reasonLines[0]).toMatch(reason)
-    expect(result.stderr).not.toMatch(/hunter2/i)
-  })
+  ] as Array<[string[], RegExp, NodeJS.ProcessEnv, number?]>)(
+    '%j exits 1, or 2 for a usage error, with a one-line reason',
+    async (args, reason, extraEnv, code = 1) => {
+      const result = await cli(args, { PGLITE_DATA_DIR: dataDir, ...extraEnv })
+      expect(result.code).toBe(code)
+      const reasonLines = lines(result.stderr).filter((line) => !line.startsWith('Database: '))
+      expect(reasonLines).toHaveLength(1)
+      if (!extraEnv.DATABASE_URL || extraEnv.MIGRATION_LOCK_WAIT_MS)
+        expect(result.stderr).not.toContain('Database: ')
+      expect(reasonLines[0]).toMatch(reason)
+      expect(result.stderr).not.toMatch(/hunter2/i)
+    },
+  )
 })

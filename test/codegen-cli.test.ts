@@ -9,6 +9,9 @@ import { cli } from './support/cli.js'
 describe('db:codegen --check', () => {
   it('finds the committed src/types/database.ts up to date, and exits 0', async () => {
     const run = await cli(['--check'], {}, 'src/cli/codegen.ts')
-    expect({ code: run.code, failed: /failed/.test(run.stderr) ? run.stderr : '' }).toEqual({ code: 0, failed: '' })
+    expect({ code: run.code, failed: /failed/.test(run.stderr) ? run.stderr : '' }).toEqual({
+      code: 0,
+      failed: '',
+    })
   })
 })

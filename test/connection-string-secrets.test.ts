@@ -19,7 +19,10 @@ describe('a password with an unencoded "#" or "?" in DATABASE_URL', () => {
     'postgres://postgres:2024?Hunter2Secret@127.0.0.1:5432/db',
   ]) {
     it(`is refused, and no part of the password is printed: ${url}`, async () => {
-      const { code, stdout, stderr } = await cli(['list'], { DATABASE_URL: url, PGLITE_DATA_DIR: '' })
+      const { code, stdout, stderr } = await cli(['list'], {
+        DATABASE_URL: url,
+        PGLITE_DATA_DIR: '',
+      })
       const output = `${stdout}\n${stderr}`
       expect(output).not.toContain('2024')
       expect(output).not.toContain('Hunter2Secret')
@@ -39,43 +42,94 @@ const spy = fileURLToPath(new URL('./support/dns-spy.cjs', import.meta.url))
 
 describe('a password with an unencoded "@", "/", "?" and "#"', () => {
   const secret = { INTEGRATION_ENCRYPTION_SECRET: 'the-new-secret-0123456789abcdef-0123456789' }
-  const keyId = new IntegrationCipher({ current: secret.INTEGRATION_ENCRYPTION_SECRET, previous: [] }).currentKeyId
+  const keyId = new IntegrationCipher({
+    current: secret.INTEGRATION_ENCRYPTION_SECRET,
+    previous: [],
+  }).currentKeyId
   it.each([
     ['migrate:list, in DATABASE_URL', ['list'], 'src/cli/migrate.ts', { DATABASE_URL: UNENCODED }],
-    ['migrate:sql, in REHEARSAL_DATABASE_URL', ['sql', '005'], 'src/cli/migrate.ts', { REHEARSAL_DATABASE_URL: UNENCODED }],
-    ['lint:locks, in LINT_LOCKS_DATABASE_URL', [], 'src/cli/lint-locks.ts', { LINT_LOCKS_DATABASE_URL: UNENCODED }],
-    ['lint:locks, in REHEARSAL_DATABASE_URL', [], 'src/cli/lint-locks.ts', { REHEARSAL_DATABASE_URL: UNENCODED }],
-    ['migrate:plan, in MIGRATION_DATABASE_URL', [], 'src/cli/migrate-plan.ts', { MIGRATION_DATABASE_URL: UNENCODED }],
-    ['migrate:plan, in REHEARSAL_DATABASE_URL', [], 'src/cli/migrate-plan.ts', { REHEARSAL_DATABASE_URL: UNENCODED }],
-    ['keys:rotate, in DATABASE_URL', ['--key-id', keyId], 'src/cli/rotate-keys.ts', { DATABASE_URL: UNENCODED, ...secret }],
-  ])('is refused by %s before any connection, and never shown', async (_case, args, script, env) => {
-    const log = join(spyFolder, `${script.replaceAll('/', '-')}-${args.join('-')}-${Object.keys(env)[0]}`)
-    const { code, stdout, stderr } = await cli(
-      args,
-      { PGLITE_DATA_DIR: '', DNS_SPY_FILE: log, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${spy}`, ...env },
-      script,
-    )
-    const output = `${stdout}\n${stderr}`
-    for (const part of ['S3cr3t', 'Sp3c', 'y#z']) expect(output).not.toContain(part)
-    expect(code).not.toBe(0)
-    expect(output).toContain('Percent-encode the password')
-    let asked = ''
-    try {
-      asked = readFileSync(log, 'utf8')
-    } catch {
-      // No lookup at all.
-    }
-    expect(asked).not.toContain('S3cr3t')
-  })
+    [
+      'migrate:sql, in REHEARSAL_DATABASE_URL',
+      ['sql', '005'],
+      'src/cli/migrate.ts',
+      { REHEARSAL_DATABASE_URL: UNENCODED },
+    ],
+    [
+      'lint:locks, in LINT_LOCKS_DATABASE_URL',
+      [],
+      'src/cli/lint-locks.ts',
+      { LINT_LOCKS_DATABASE_URL: UNENCODED },
+    ],
+    [
+      'lint:locks, in REHEARSAL_DATABASE_URL',
+      [],
+      'src/cli/lint-locks.ts',
+      { REHEARSAL_DATABASE_URL: UNENCODED },
+    ],
+    [
+      'migrate:plan, in MIGRATION_DATABASE_URL',
+      [],
+      'src/cli/migrate-plan.ts',
+      { MIGRATION_DATABASE_URL: UNENCODED },
+    ],
+    [
+      'migrate:plan, in REHEARSAL_DATABASE_URL',
+      [],
+      'src/cli/migrate-plan.ts',
+      { REHEARSAL_DATABASE_URL: UNENCODED },
+    ],
+    [
+      'keys:rotate, in DATABASE_URL',
+      ['--key-id', keyId],
+      'src/cli/rotate-keys.ts',
+      { DATABASE_URL: UNENCODED, ...secret },
+    ],
+  ])(
+    'is refused by %s before any connection, and never shown',
+    async (_case, args, script, env) => {
+      const log = join(
+        spyFolder,
+        `${script.replaceAll('/', '-')}-${args.join('-')}-${Object.keys(env)[0]}`,
+      )
+      const { code, stdout, stderr } = await cli(
+        args,
+        {
+          PGLITE_DATA_DIR: '',
+          DNS_SPY_FILE: log,
+          NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${spy}`,
+          ...env,
+        },
+        script,
+      )
+      const output = `${stdout}\n${stderr}`
+      for (const part of ['S3cr3t', 'Sp3c', 'y#z']) expect(output).not.toContain(part)
+      expect(code).not.toBe(0)
+      expect(output).toContain('Percent-encode the password')
+      let asked = ''
+      try {
+        asked = readFileSync(log, 'utf8')
+      } catch {
+        // No lookup at all.
+      }
+      expect(asked).not.toContain('S3cr3t')
+    },
+  )
 })
 
 describe('a bound in DATABASE_URL that would mean no bound', () => {
-  for (const parameter of ['query_timeout=0', 'connect_timeout=0', 'query_timeout=soon', 'connect_timeout=-5']) {
+  for (const parameter of [
+    'query_timeout=0',
+    'connect_timeout=0',
+    'query_timeout=soon',
+    'connect_timeout=-5',
+  ]) {
     it(`is refused before connecting: ${parameter}`, async () => {
       const url = `postgres://postgres@127.0.0.1:5432/postgres?${parameter}`
       const { code, stderr } = await cli(['list'], { DATABASE_URL: url, PGLITE_DATA_DIR: '' })
       expect(code).toBe(1)
-      expect(stderr).toMatch(new RegExp(`${parameter.split('=')[0]} in DATABASE_URL .*whole number`))
+      expect(stderr).toMatch(
+        new RegExp(`${parameter.split('=')[0]} in DATABASE_URL .*whole number`),
+      )
       expect(stderr).not.toMatch(/^Database:/m)
     })
   }

@@ -27,7 +27,10 @@ postgres('copySchema runs pg_dump without the password in argv', () => {
   it('hands pg_dump the password through its environment', async () => {
     // A stand-in pg_dump that records what it was given and dumps nothing.
     const record = join(bin, 'record')
-    writeFileSync(join(bin, 'pg_dump'), `#!/bin/sh\necho "args: $*" > ${record}\necho "password: $PGPASSWORD" >> ${record}\n`)
+    writeFileSync(
+      join(bin, 'pg_dump'),
+      `#!/bin/sh\necho "args: $*" > ${record}\necho "password: $PGPASSWORD" >> ${record}\n`,
+    )
     chmodSync(join(bin, 'pg_dump'), 0o755)
     const path = process.env.PATH
     process.env.PATH = `${bin}${delimiter}${path}`

@@ -37,7 +37,11 @@ function tryBindMount(): { works: true } | { works: false; reason: string } {
   const at = join(probe, 'at')
   mkdirSync(at)
   const done = spawnSync('mount', ['--bind', probe, at], { encoding: 'utf8' })
-  if (done.status !== 0) return { works: false, reason: `mount --bind is not allowed here: ${(done.stderr || done.error?.message || '').trim()}` }
+  if (done.status !== 0)
+    return {
+      works: false,
+      reason: `mount --bind is not allowed here: ${(done.stderr || done.error?.message || '').trim()}`,
+    }
   unmount(at)
   return { works: true }
 }
@@ -45,11 +49,14 @@ function tryBindMount(): { works: true } | { works: false; reason: string } {
 describe('the PGlite folder lock', () => {
   it.each([
     ['with a trailing slash', (dir: string) => `${dir}/`],
-    ['through a symlink', (dir: string) => {
-      const link = `${dir}-link`
-      symlinkSync(dir, link)
-      return link
-    }],
+    [
+      'through a symlink',
+      (dir: string) => {
+        const link = `${dir}-link`
+        symlinkSync(dir, link)
+        return link
+      },
+    ],
     ['with a dot segment', (dir: string) => `${dir}/../${dir.split('/').at(-1)}`],
   ])('refuses the same folder spelled %s while it is open', (_how, spell) => {
     const dataDir = mkdtempSync(join(base, 'db-'))
@@ -70,22 +77,25 @@ describe('the PGlite folder lock', () => {
   // A bind mount (a container's volume, most often) is a second path to the same folder that no
   // resolution of the path can tell apart: the lock must be where every path meets, inside it.
   const bindMount = tryBindMount()
-  it.skipIf(!bindMount.works)(`refuses the same folder bind-mounted at a second path while it is open${bindMount.works ? '' : ` (skipped: ${bindMount.reason})`}`, () => {
-    const dataDir = mkdtempSync(join(base, 'db-'))
-    const second = mkdtempSync(join(base, 'mount-'))
-    mount(dataDir, second)
-    try {
-      const release = lockDataDir(dataDir)
+  it.skipIf(!bindMount.works)(
+    `refuses the same folder bind-mounted at a second path while it is open${bindMount.works ? '' : ` (skipped: ${bindMount.reason})`}`,
+    () => {
+      const dataDir = mkdtempSync(join(base, 'db-'))
+      const second = mkdtempSync(join(base, 'mount-'))
+      mount(dataDir, second)
       try {
-        expect(() => lockDataDir(second)).toThrow(/is open already in this process/)
+        const release = lockDataDir(dataDir)
+        try {
+          expect(() => lockDataDir(second)).toThrow(/is open already in this process/)
+        } finally {
+          release()
+        }
+        lockDataDir(second)()
       } finally {
-        release()
+        unmount(second)
       }
-      lockDataDir(second)()
-    } finally {
-      unmount(second)
-    }
-  })
+    },
+  )
 
   it('refuses a lock held in another pid namespace or on another host, whose pid it cannot check', () => {
     const dataDir = mkdtempSync(join(base, 'db-'))
@@ -93,9 +103,13 @@ describe('the PGlite folder lock', () => {
     const lockFile = readLockFileName(dataDir)
     release()
     // The pid of a process that has ended here; in the holder's own namespace it may well run.
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    }).stdout
     writeFileSync(lockFile, `${dead}\nanother-host pid:[1]\n`)
-    expect(() => lockDataDir(dataDir)).toThrow(new RegExp(`is open in process ${dead} on another-host pid:\\[1\\]`))
+    expect(() => lockDataDir(dataDir)).toThrow(
+      new RegExp(`is open in process ${dead} on another-host pid:\\[1\\]`),
+    )
     rmSync(lockFile)
   })
 
@@ -108,7 +122,9 @@ describe('the PGlite folder lock', () => {
   // removed the rival's fresh lock, which had appeared in the meantime.)
   it('lets exactly one of two processes hold the lock, in every interleaving of a takeover', () => {
     const dataDir = mkdtempSync(join(base, 'interleave-'))
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    }).stdout
     const script = `
       const fs = (await import('node:fs')).default
       const { syncBuiltinESMExports } = await import('node:module')
@@ -164,14 +180,28 @@ describe('the PGlite folder lock', () => {
       }
       process.stdout.write(JSON.stringify(outcomes))
     `
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' })
+    const child = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: root, encoding: 'utf8' },
+    )
     expect(child.stderr).toBe('')
-    const outcomes = JSON.parse(child.stdout) as { takeoverAt: number; linkAt: number; self: string; rival: string; lock: string }[]
+    const outcomes = JSON.parse(child.stdout) as {
+      takeoverAt: number
+      linkAt: number
+      self: string
+      rival: string
+      lock: string
+    }[]
     expect(outcomes).toHaveLength(39)
     const wrong = outcomes.filter(({ self, rival, lock }) => {
-      const holders = [self === 'held' ? 'self' : undefined, rival === 'held' ? 'rival' : undefined].filter(Boolean)
+      const holders = [
+        self === 'held' ? 'self' : undefined,
+        rival === 'held' ? 'rival' : undefined,
+      ].filter(Boolean)
       if (holders.length !== 1) return true
-      if (holders[0] === 'rival') return lock !== String(process.pid) || !/is open in process \d+/.test(self)
+      if (holders[0] === 'rival')
+        return lock !== String(process.pid) || !/is open in process \d+/.test(self)
       return lock === String(process.pid) || lock === undefined
     })
     expect(wrong).toEqual([])
@@ -182,7 +212,11 @@ describe('the PGlite folder lock', () => {
     for (let trial = 0; trial < 12; trial++) {
       const dataDir = mkdtempSync(join(base, 'race-'))
       // The pid of a process that has ended: its lock is stale.
-      const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout
+      const dead = spawnSync(
+        process.execPath,
+        ['-e', 'process.stdout.write(String(process.pid))'],
+        { encoding: 'utf8' },
+      ).stdout
       writeFileSync(readLockFileName(dataDir), dead)
       // Each contender loads the lock (compiled, as the commands run it) and says so; then the
       // test gives every one the same instant to spin until, so that their attempts meet. The
@@ -205,7 +239,10 @@ describe('the PGlite folder lock', () => {
         process.stdin.on('end', () => process.exit(0))
       `
       const children = Array.from({ length: contenders }, () =>
-        spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] }),
+        spawn(process.execPath, ['--input-type=module', '-e', script], {
+          cwd: root,
+          stdio: ['pipe', 'pipe', 'inherit'],
+        }),
       )
       const outputs = children.map((child) => {
         let out = ''
@@ -233,9 +270,20 @@ describe('the PGlite folder lock', () => {
       for (const child of children) child.stdin.write(`${startAt}\n`)
       const answers = await Promise.all(outputs.map((line) => line(1)))
       for (const child of children) child.stdin.end()
-      await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))))
+      await Promise.all(
+        children.map(
+          (child) =>
+            new Promise((resolve) =>
+              child.exitCode !== null ? resolve(null) : child.once('exit', resolve),
+            ),
+        ),
+      )
       expect(answers.filter((answer) => answer === 'held')).toHaveLength(1)
-      expect(answers.filter((answer) => answer !== 'held').every((answer) => /is open in process \d+/.test(answer))).toBe(true)
+      expect(
+        answers
+          .filter((answer) => answer !== 'held')
+          .every((answer) => /is open in process \d+/.test(answer)),
+      ).toBe(true)
     }
   })
 })

@@ -2,7 +2,13 @@ import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import { guardDown } from '../src/migrator/down-guard.js'
-import { DataLossRefusal, MigrationError, migrateDown, migrateTo, migrationStatus } from '../src/tooling.js'
+import {
+  DataLossRefusal,
+  MigrationError,
+  migrateDown,
+  migrateTo,
+  migrationStatus,
+} from '../src/tooling.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 import { MIGRATION_001, MIGRATION_002 } from './support/migration-names.js'
@@ -12,8 +18,10 @@ import { MIGRATION_001, MIGRATION_002 } from './support/migration-names.js'
 // learns what a transactional down destroys by rehearsing it in a savepoint; for 005, which runs
 // outside a transaction, it refuses while rows of other tables reference the rows 005 deletes.
 
-
-async function backupTables(db: Parameters<typeof migrationStatus>[0], prefix: string): Promise<string[]> {
+async function backupTables(
+  db: Parameters<typeof migrationStatus>[0],
+  prefix: string,
+): Promise<string[]> {
   const { rows } = await sql<{ table_name: string }>`
     SELECT table_name FROM information_schema.tables WHERE table_schema = 'x402_backup' AND table_name LIKE ${`${prefix}%`}
     ORDER BY table_name
@@ -31,11 +39,15 @@ describe.each(testTargets)('the down guard on %s', (target) => {
   it('refuses to revert 002 while Claude keys are stored, naming the table and its count', async () => {
     const { db } = database
     const userId = await createUser(db)
-    await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, 'aa:bb')`.execute(db)
+    await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, 'aa:bb')`.execute(
+      db,
+    )
     const error = await migrateTo(db, MIGRATION_001, { env: {} }).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(MigrationError)
     expect(error).toMatchObject({ migrationName: MIGRATION_002, direction: 'Down' })
-    expect((error as Error).message).toContain('Rolling back 002_add_claude_integration would destroy data: table public.x402_user_claude_configs (dropped): 1 row(s)')
+    expect((error as Error).message).toContain(
+      'Rolling back 002_add_claude_integration would destroy data: table public.x402_user_claude_configs (dropped): 1 row(s)',
+    )
     expect((error as Error).message).toContain('Nothing was changed')
     expect((error as Error).message).toContain('--allow-data-loss')
     expect(await applied(db)).toContain(MIGRATION_002)
@@ -45,14 +57,18 @@ describe.each(testTargets)('the down guard on %s', (target) => {
 
   it('with the opt-in, backs the table up whole and it restores exactly', async () => {
     const { db } = database
-    const { rows: before } = await sql`SELECT * FROM x402_user_claude_configs ORDER BY user_id`.execute(db)
+    const { rows: before } =
+      await sql`SELECT * FROM x402_user_claude_configs ORDER BY user_id`.execute(db)
     await migrateTo(db, MIGRATION_001, { allowDataLoss: true, env: {} })
     expect(await applied(db)).not.toContain(MIGRATION_002)
     const [backup] = await backupTables(db, '002_x402_user_claude_configs_')
     expect(backup).toBeDefined()
     await migrateTo(db, MIGRATION_002)
-    await sql`INSERT INTO x402_user_claude_configs SELECT * FROM ${sql.id('x402_backup', backup!)}`.execute(db)
-    const { rows: after } = await sql`SELECT * FROM x402_user_claude_configs ORDER BY user_id`.execute(db)
+    await sql`INSERT INTO x402_user_claude_configs SELECT * FROM ${sql.id('x402_backup', backup!)}`.execute(
+      db,
+    )
+    const { rows: after } =
+      await sql`SELECT * FROM x402_user_claude_configs ORDER BY user_id`.execute(db)
     expect(after).toEqual(before)
   })
 
@@ -62,7 +78,9 @@ describe.each(testTargets)('the down guard on %s', (target) => {
     await createResource(db, { pt_system_prompt: 'keep me' } as never)
     const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
     expect(error).toMatchObject({ migrationName: MIGRATION_001, direction: 'Down' })
-    expect((error as Error).message).toContain('column public.x402_resources.pt_system_prompt (dropped): 1 value(s)')
+    expect((error as Error).message).toContain(
+      'column public.x402_resources.pt_system_prompt (dropped): 1 value(s)',
+    )
     expect(await applied(db)).toContain(MIGRATION_001)
   })
 
@@ -71,19 +89,29 @@ describe.each(testTargets)('the down guard on %s', (target) => {
     await migrateTo(db, '000_baseline_x402_resources', { allowDataLoss: true, env: {} })
     const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
     expect(error).toMatchObject({ migrationName: '000_baseline_x402_resources', direction: 'Down' })
-    expect((error as Error).message).toMatch(/table public\.x402_resources \(dropped\): \d+ row\(s\)/)
+    expect((error as Error).message).toMatch(
+      /table public\.x402_resources \(dropped\): \d+ row\(s\)/,
+    )
     expect(await applied(db)).toContain('000_baseline_x402_resources')
   })
 
   it('counts the rows that foreign keys of other tables delete or null with the rows a down deletes', async () => {
     const { db } = database
     await sql`CREATE TABLE guard_parent (id int PRIMARY KEY)`.execute(db)
-    await sql`CREATE TABLE guard_cascade (parent int REFERENCES guard_parent ON DELETE CASCADE)`.execute(db)
-    await sql`CREATE TABLE guard_set_null (parent int REFERENCES guard_parent ON DELETE SET NULL)`.execute(db)
+    await sql`CREATE TABLE guard_cascade (parent int REFERENCES guard_parent ON DELETE CASCADE)`.execute(
+      db,
+    )
+    await sql`CREATE TABLE guard_set_null (parent int REFERENCES guard_parent ON DELETE SET NULL)`.execute(
+      db,
+    )
     await sql`INSERT INTO guard_parent VALUES (1), (2)`.execute(db)
     await sql`INSERT INTO guard_cascade VALUES (1), (1), (2)`.execute(db)
     await sql`INSERT INTO guard_set_null VALUES (1)`.execute(db)
-    const deletesOne = { up: async () => {}, down: async (trx: typeof db) => void (await sql`DELETE FROM guard_parent WHERE id = 1`.execute(trx)) }
+    const deletesOne = {
+      up: async () => {},
+      down: async (trx: typeof db) =>
+        void (await sql`DELETE FROM guard_parent WHERE id = 1`.execute(trx)),
+    }
     const error = await db
       .transaction()
       .execute((trx) => guardDown(trx, '009_test', deletesOne, { allowDataLoss: false }))
@@ -93,7 +121,9 @@ describe.each(testTargets)('the down guard on %s', (target) => {
     expect(message).toContain('table public.guard_parent: 1 row(s) deleted')
     expect(message).toContain('table public.guard_cascade: 2 row(s) deleted')
     expect(message).toContain('table public.guard_set_null: 1 row(s) changed')
-    const { rows } = await sql<{ n: number }>`SELECT (SELECT count(*) FROM guard_cascade)::int AS n`.execute(db)
+    const { rows } = await sql<{
+      n: number
+    }>`SELECT (SELECT count(*) FROM guard_cascade)::int AS n`.execute(db)
     expect(rows).toEqual([{ n: 3 }])
     await db.transaction().execute(async (trx) => {
       expect(await guardDown(trx, '009_test', deletesOne, { allowDataLoss: true })).toHaveLength(3)
@@ -102,71 +132,94 @@ describe.each(testTargets)('the down guard on %s', (target) => {
   })
 })
 
-describe.each(testTargets)('rolling back 005 with rows of other tables referencing its rows on %s', (target) => {
-  const database = useTestDatabase(target, '005_add_openrouter_integration')
+describe.each(testTargets)(
+  'rolling back 005 with rows of other tables referencing its rows on %s',
+  (target) => {
+    const database = useTestDatabase(target, '005_add_openrouter_integration')
 
-  it('refuses, even with the opt-in, naming each referencing table, its action and count; nothing changes', async () => {
-    const { db } = database
-    const instant = await createResource(db, {
-      resource_type: 'openrouter_instant',
-      openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-      openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-    })
-    await sql`CREATE TABLE executions (id serial PRIMARY KEY, resource_id uuid REFERENCES x402_resources (id) ON DELETE CASCADE)`.execute(db)
-    await sql`CREATE TABLE payments (id serial PRIMARY KEY, resource_id uuid REFERENCES x402_resources (id) ON DELETE SET NULL)`.execute(db)
-    await sql`INSERT INTO executions (resource_id) VALUES (${instant}), (${instant})`.execute(db)
-    await sql`INSERT INTO payments (resource_id) VALUES (${instant})`.execute(db)
+    it('refuses, even with the opt-in, naming each referencing table, its action and count; nothing changes', async () => {
+      const { db } = database
+      const instant = await createResource(db, {
+        resource_type: 'openrouter_instant',
+        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+      })
+      await sql`CREATE TABLE executions (id serial PRIMARY KEY, resource_id uuid REFERENCES x402_resources (id) ON DELETE CASCADE)`.execute(
+        db,
+      )
+      await sql`CREATE TABLE payments (id serial PRIMARY KEY, resource_id uuid REFERENCES x402_resources (id) ON DELETE SET NULL)`.execute(
+        db,
+      )
+      await sql`INSERT INTO executions (resource_id) VALUES (${instant}), (${instant})`.execute(db)
+      await sql`INSERT INTO payments (resource_id) VALUES (${instant})`.execute(db)
 
-    const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch((caught: unknown) => caught)
-    expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', direction: 'Down' })
-    const message = (error as Error).message
-    expect(message).toContain('executions (ON DELETE CASCADE: rows deleted): 2 row(s) referencing public.x402_resources')
-    expect(message).toContain('payments (ON DELETE SET NULL: links set to null): 1 row(s) referencing public.x402_resources')
-    expect(message).toContain('Nothing was changed')
-    expect(await applied(db)).toContain('005_add_openrouter_integration')
-    const { rows } = await sql<{ e: number; p: number }>`
+      const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+        (caught: unknown) => caught,
+      )
+      expect(error).toMatchObject({
+        migrationName: '005_add_openrouter_integration',
+        direction: 'Down',
+      })
+      const message = (error as Error).message
+      expect(message).toContain(
+        'executions (ON DELETE CASCADE: rows deleted): 2 row(s) referencing public.x402_resources',
+      )
+      expect(message).toContain(
+        'payments (ON DELETE SET NULL: links set to null): 1 row(s) referencing public.x402_resources',
+      )
+      expect(message).toContain('Nothing was changed')
+      expect(await applied(db)).toContain('005_add_openrouter_integration')
+      const { rows } = await sql<{ e: number; p: number }>`
       SELECT (SELECT count(*) FROM executions)::int AS e, (SELECT count(resource_id) FROM payments)::int AS p
     `.execute(db)
-    expect(rows).toEqual([{ e: 2, p: 1 }])
-    expect(await backupTables(db, '005_')).toEqual([])
-  })
-})
-
-describe.each(testTargets)('rolling back 005 where a trigger of another table deletes with its rows on %s', (target) => {
-  const database = useTestDatabase(target, '005_add_openrouter_integration')
-
-  it('rolls back, even with the opt-in, naming the table whose rows went unreported; nothing changes', async () => {
-    const { db } = database
-    const instant = await createResource(db, {
-      resource_type: 'openrouter_instant',
-      openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-      openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+      expect(rows).toEqual([{ e: 2, p: 1 }])
+      expect(await backupTables(db, '005_')).toEqual([])
     })
-    // No foreign key: only the trigger links the two, which no catalog query of keys can see.
-    await sql`CREATE TABLE resource_log (id serial PRIMARY KEY, resource_id uuid)`.execute(db)
-    await sql`
+  },
+)
+
+describe.each(testTargets)(
+  'rolling back 005 where a trigger of another table deletes with its rows on %s',
+  (target) => {
+    const database = useTestDatabase(target, '005_add_openrouter_integration')
+
+    it('rolls back, even with the opt-in, naming the table whose rows went unreported; nothing changes', async () => {
+      const { db } = database
+      const instant = await createResource(db, {
+        resource_type: 'openrouter_instant',
+        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+      })
+      // No foreign key: only the trigger links the two, which no catalog query of keys can see.
+      await sql`CREATE TABLE resource_log (id serial PRIMARY KEY, resource_id uuid)`.execute(db)
+      await sql`
       CREATE FUNCTION forget_resource_log() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN DELETE FROM resource_log WHERE resource_id = OLD.id; RETURN OLD; END $$
     `.execute(db)
-    await sql`
+      await sql`
       CREATE TRIGGER forget_resource_log AFTER DELETE ON x402_resources
       FOR EACH ROW EXECUTE FUNCTION forget_resource_log()
     `.execute(db)
-    await sql`INSERT INTO resource_log (resource_id) SELECT ${instant}::uuid FROM generate_series(1, 5)`.execute(db)
+      await sql`INSERT INTO resource_log (resource_id) SELECT ${instant}::uuid FROM generate_series(1, 5)`.execute(
+        db,
+      )
 
-    const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch((caught: unknown) => caught)
-    expect(error).toBeInstanceOf(MigrationError)
-    const message = (error as Error).message
-    expect(message).toMatch(/public\.resource_log: 5 row\(s\) deleted/)
-    expect(message).toContain('Nothing was changed')
-    expect(await applied(db)).toContain('005_add_openrouter_integration')
-    const { rows } = await sql<{ logs: number; instant: number }>`
+      const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+        (caught: unknown) => caught,
+      )
+      expect(error).toBeInstanceOf(MigrationError)
+      const message = (error as Error).message
+      expect(message).toMatch(/public\.resource_log: 5 row\(s\) deleted/)
+      expect(message).toContain('Nothing was changed')
+      expect(await applied(db)).toContain('005_add_openrouter_integration')
+      const { rows } = await sql<{ logs: number; instant: number }>`
       SELECT (SELECT count(*) FROM resource_log)::int AS logs,
              (SELECT count(*) FROM x402_resources WHERE resource_type = 'openrouter_instant')::int AS instant
     `.execute(db)
-    expect(rows).toEqual([{ logs: 5, instant: 1 }])
-    expect(await backupTables(db, '005_')).toEqual([])
-    // The run kept no mark: nothing of 005 was undone, and it still migrates forward.
-    expect((await migrateTo(db, '006_rename_to_production_names')).length).toBe(1)
-  })
-})
+      expect(rows).toEqual([{ logs: 5, instant: 1 }])
+      expect(await backupTables(db, '005_')).toEqual([])
+      // The run kept no mark: nothing of 005 was undone, and it still migrates forward.
+      expect((await migrateTo(db, '006_rename_to_production_names')).length).toBe(1)
+    })
+  },
+)

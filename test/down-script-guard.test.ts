@@ -32,13 +32,27 @@ describe.skipIf(skipReason)('the SQL Editor script of a down that drops data', (
       const url = serverUrl(location)
       await migrateTo(db, '002_add_claude_integration')
       const userId = await createUser(db)
-      await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, 'iv:secret')`.execute(db)
+      await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, 'iv:secret')`.execute(
+        db,
+      )
       const resourceId = await createResource(db, { pt_system_prompt: 'You are terse.' } as never)
       const present = async () =>
-        (await sql<{ present: boolean }>`SELECT to_regclass('public.x402_user_claude_configs') IS NOT NULL AS present`.execute(db)).rows[0]!.present
+        (
+          await sql<{
+            present: boolean
+          }>`SELECT to_regclass('public.x402_user_claude_configs') IS NOT NULL AS present`.execute(
+            db,
+          )
+        ).rows[0]!.present
       const backups = async (prefix: string) =>
-        (await sql<{ name: string }>`SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                      WHERE n.nspname = 'x402_backup' AND c.relname LIKE ${`${prefix}%`}`.execute(db)).rows.map((row) => row.name)
+        (
+          await sql<{
+            name: string
+          }>`SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                      WHERE n.nspname = 'x402_backup' AND c.relname LIKE ${`${prefix}%`}`.execute(
+            db,
+          )
+        ).rows.map((row) => row.name)
 
       const down002 = await exportMigrationSql('002_add_claude_integration', 'down')
       expect(await runScript(url, down002)).toMatch(
@@ -59,19 +73,25 @@ describe.skipIf(skipReason)('the SQL Editor script of a down that drops data', (
       expect(refusal).toMatch(/^Rolling back 001_add_prompt_template_fields would destroy data: /)
       expect(refusal).toContain('column public.x402_resources.pt_system_prompt: 1 value(s)')
       const { rows: columns } = await sql<{ count: number }>`
-        SELECT count(*)::int AS count FROM information_schema.columns WHERE table_name = 'x402_resources' AND column_name LIKE 'pt\\_%'`.execute(db)
+        SELECT count(*)::int AS count FROM information_schema.columns WHERE table_name = 'x402_resources' AND column_name LIKE 'pt\\_%'`.execute(
+        db,
+      )
       expect(columns[0]!.count).toBe(5)
 
       expect(await runScript(url, `SET x402.allow_data_loss = on;\n${down001}`)).toBeUndefined()
       const [resourcesBackup] = await backups('001_x402_resources_')
       const { rows: saved } = await sql<{ pt_system_prompt: string }>`
-        SELECT pt_system_prompt FROM ${sql.id('x402_backup', resourcesBackup!)} WHERE id = ${resourceId}`.execute(db)
+        SELECT pt_system_prompt FROM ${sql.id('x402_backup', resourcesBackup!)} WHERE id = ${resourceId}`.execute(
+        db,
+      )
       expect(saved).toEqual([{ pt_system_prompt: 'You are terse.' }])
     })
   })
 
   it('adds no guard where the down drops nothing, and leaves 005 to its own', async () => {
-    expect(await exportMigrationSql('001_add_prompt_template_fields', 'up')).not.toContain('$guard$')
+    expect(await exportMigrationSql('001_add_prompt_template_fields', 'up')).not.toContain(
+      '$guard$',
+    )
     const down005 = await exportMigrationSql('005_add_openrouter_integration', 'down')
     expect(down005).not.toContain('$guard$')
     expect(down005).toContain('x402.allow_data_loss')

@@ -80,20 +80,30 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       // A new difference is drift until it is accepted, by adopting at the newest migration.
       const unaccepted = await checkDrift(db)
       expect(unaccepted.ok).toBe(false)
-      expect(unaccepted.schema?.conflict.map(({ reason, object_name }) => [object_name, reason])).toEqual([
-        ['by_hand_on_resources', expect.stringContaining('not accepted at adoption')],
-      ])
+      expect(
+        unaccepted.schema?.conflict.map(({ reason, object_name }) => [object_name, reason]),
+      ).toEqual([['by_hand_on_resources', expect.stringContaining('not accepted at adoption')]])
       const newest = unaccepted.migrationName!
-      expect((await baselineMigrations(db, newest)).diff.accepted.map(({ object_name }) => object_name)).toEqual(['by_hand_on_resources'])
+      expect(
+        (await baselineMigrations(db, newest)).diff.accepted.map(({ object_name }) => object_name),
+      ).toEqual(['by_hand_on_resources'])
       const lenient = await checkDrift(db)
       expect(lenient.ok).toBe(true)
-      expect(lenient.schema?.accepted.map(({ object_name }) => object_name)).toEqual(['by_hand_on_resources'])
+      expect(lenient.schema?.accepted.map(({ object_name }) => object_name)).toEqual([
+        'by_hand_on_resources',
+      ])
 
-      await sql`CREATE INDEX by_hand_on_keys ON x402_user_openrouter_integrations (encrypted_api_key)`.execute(db)
+      await sql`CREATE INDEX by_hand_on_keys ON x402_user_openrouter_integrations (encrypted_api_key)`.execute(
+        db,
+      )
       const drifted = await checkDrift(db)
       expect(drifted.ok).toBe(false)
-      expect(drifted.schema?.conflict.map(({ kind, object_name }) => [kind, object_name])).toEqual([['extra', 'by_hand_on_keys']])
-      await expect(baselineMigrations(db, newest)).rejects.toThrow(/conflicts with what the migrations up to .* produce, in 1 place/)
+      expect(drifted.schema?.conflict.map(({ kind, object_name }) => [kind, object_name])).toEqual([
+        ['extra', 'by_hand_on_keys'],
+      ])
+      await expect(baselineMigrations(db, newest)).rejects.toThrow(
+        /conflicts with what the migrations up to .* produce, in 1 place/,
+      )
     })
   })
 
@@ -106,12 +116,20 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       // The runner recorded each checksum as it applied the migration.
       expect(clean.checksums.map(({ status }) => status)).toEqual(ALL.map(() => 'ok'))
       expect(formatDriftReport(clean)).toMatch(
-        new RegExp(`OK: the schema matches ${NEWEST}, and ${ALL.length} of ${ALL.length} applied migrations match their checksums\\.\n$`),
+        new RegExp(
+          `OK: the schema matches ${NEWEST}, and ${ALL.length} of ${ALL.length} applied migrations match their checksums\\.\n$`,
+        ),
       )
 
-      await sql`ALTER TABLE x402_user_openrouter_integrations DISABLE ROW LEVEL SECURITY`.execute(db)
-      await sql`CREATE POLICY "Anyone reads keys" ON x402_user_openrouter_integrations FOR SELECT USING (true)`.execute(db)
-      await sql`ALTER TABLE x402_resources ALTER COLUMN resource_type SET DEFAULT 'proxy'`.execute(db)
+      await sql`ALTER TABLE x402_user_openrouter_integrations DISABLE ROW LEVEL SECURITY`.execute(
+        db,
+      )
+      await sql`CREATE POLICY "Anyone reads keys" ON x402_user_openrouter_integrations FOR SELECT USING (true)`.execute(
+        db,
+      )
+      await sql`ALTER TABLE x402_resources ALTER COLUMN resource_type SET DEFAULT 'proxy'`.execute(
+        db,
+      )
       const drifted = await checkDrift(db)
       expect(drifted.ok).toBe(false)
       const report = formatDriftReport(drifted)
@@ -131,7 +149,12 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
   it('fails on a database where no migration is recorded, and says what to run', async () => {
     await withDatabase(target, 'none', async ({ db }) => {
       const report = await checkDrift(db)
-      expect(report).toMatchObject({ ok: false, migrationName: undefined, schema: undefined, applied: [] })
+      expect(report).toMatchObject({
+        ok: false,
+        migrationName: undefined,
+        schema: undefined,
+        applied: [],
+      })
       expect(formatDriftReport(report)).toBe(
         'Migration history:\n' +
           '  no migration is recorded as applied: run `npm run migrate:latest`, or adopt a hand-built database with `npm run migrate:baseline -- <name>`\n\n' +
@@ -148,12 +171,17 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
 
       const edited = join(sourceCopy, `${MIGRATION_005}.ts`)
       const original = readFileSync(edited, 'utf8')
-      writeFileSync(edited, original.replace("'openrouter_instant']", "'openrouter_instant', 'openrouter_batch']"))
+      writeFileSync(
+        edited,
+        original.replace("'openrouter_instant']", "'openrouter_instant', 'openrouter_batch']"),
+      )
       try {
         const report = await checkDrift(db, { sourceDir: sourceCopy })
         expect(report.ok).toBe(false)
         expect(report.schema?.conflict).toEqual([])
-        expect(report.checksums.filter(({ status }) => status === 'edited').map(({ name }) => name)).toEqual([MIGRATION_005])
+        expect(
+          report.checksums.filter(({ status }) => status === 'edited').map(({ name }) => name),
+        ).toEqual([MIGRATION_005])
         const recorded = (await readMigrationChecksums(db)).get(MIGRATION_005)!.sha256
         expect(formatDriftReport(report, { sourceDir: sourceCopy })).toContain(
           `  ${MIGRATION_005}: ${edited} has sha256 ${await migrationChecksum(MIGRATION_005, { sourceDir: sourceCopy })}, but ${recorded} was recorded`,
@@ -181,7 +209,9 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       expect((await baselineMigrations(db, NEWEST)).recorded).toEqual([])
       const backfilled = await checkDrift(db)
       expect(backfilled.checksums.map(({ status }) => status)).toEqual(ALL.map(() => 'backfilled'))
-      expect(formatDriftReport(backfilled)).toContain(`Checksums recorded after the fact (applied before checksums existed; edits before that date cannot be seen):\n  000_baseline_ai_models: recorded `)
+      expect(formatDriftReport(backfilled)).toContain(
+        `Checksums recorded after the fact (applied before checksums existed; edits before that date cannot be seen):\n  000_baseline_ai_models: recorded `,
+      )
 
       await migrateDown(db)
       await syncMigrationChecksums(db)
@@ -193,7 +223,9 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
         origin: 'applied',
         sha256: await migrationChecksum(NEWEST),
       })
-      expect((await checkDrift(db)).checksums.find(({ name }) => name === NEWEST)?.status).toBe('ok')
+      expect((await checkDrift(db)).checksums.find(({ name }) => name === NEWEST)?.status).toBe(
+        'ok',
+      )
 
       // A run that says what it applied gets exact origins, even where it creates the table.
       await sql`DROP TABLE x402_migrations.migration_checksum`.execute(db)
@@ -215,14 +247,21 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       expect(lines(clean.stdout).at(-1)).toMatch(new RegExp(`^OK: the schema matches ${NEWEST}`))
       const cleanJson = await cli(['check', '--json'], env)
       expect(cleanJson.code).toBe(0)
-      expect(JSON.parse(cleanJson.stdout)).toMatchObject({ ok: true, migrationName: NEWEST, pending: [], history: [] })
+      expect(JSON.parse(cleanJson.stdout)).toMatchObject({
+        ok: true,
+        migrationName: NEWEST,
+        pending: [],
+        history: [],
+      })
 
       const changer = createDb(database.location)
       await sql`DROP INDEX idx_openrouter_integrations_user_enabled`.execute(changer)
       await changer.destroy()
       const drifted = await cli(['check'], env)
       expect(drifted.code).toBe(3)
-      expect(drifted.stdout).toContain('    x402_user_openrouter_integrations: index idx_openrouter_integrations_user_enabled: missing: CREATE INDEX')
+      expect(drifted.stdout).toContain(
+        '    x402_user_openrouter_integrations: index idx_openrouter_integrations_user_enabled: missing: CREATE INDEX',
+      )
       expect(lines(drifted.stderr).at(-1)).toBe(
         `migrate check failed: drift found: 1 schema difference(s) from ${NEWEST} (the report above says what and where).`,
       )
@@ -230,7 +269,10 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       // The whole of stdout is one JSON document; the reason is on stderr, as without --json.
       const driftedJson = await cli(['check', '--json'], env)
       expect(driftedJson.code).toBe(3)
-      const report = JSON.parse(driftedJson.stdout) as { ok: boolean; schema: Record<string, Array<{ table?: string; name?: string }>> }
+      const report = JSON.parse(driftedJson.stdout) as {
+        ok: boolean
+        schema: Record<string, Array<{ table?: string; name?: string }>>
+      }
       expect(report.ok).toBe(false)
       expect(JSON.stringify(report.schema)).toContain('idx_openrouter_integrations_user_enabled')
       expect(lines(driftedJson.stderr).at(-1)).toBe(
@@ -239,7 +281,9 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
 
       const unknownFlag = await cli(['check', '--frobnicate'], env)
       expect(unknownFlag.code).toBe(2)
-      expect(lines(unknownFlag.stderr).at(-1)).toMatch(/^migrate check failed: migrate:check does not know the flag --frobnicate; it takes --strict, --json\./)
+      expect(lines(unknownFlag.stderr).at(-1)).toMatch(
+        /^migrate check failed: migrate:check does not know the flag --frobnicate; it takes --strict, --json\./,
+      )
     })
   })
 })

@@ -22,7 +22,9 @@ describe('the embedded database folder', () => {
 
     const second = createDb({ dataDir })
     try {
-      expect((await sql<{ value: string }>`SELECT value FROM kept`.execute(second)).rows).toEqual([{ value: 'still here' }])
+      expect((await sql<{ value: string }>`SELECT value FROM kept`.execute(second)).rows).toEqual([
+        { value: 'still here' },
+      ])
     } finally {
       await second.destroy()
     }

@@ -17,14 +17,29 @@ const BOB = randomUUID()
 
 /** v2 as docs/integration-keys.md specifies it, decrypted independently of the module. */
 function decryptV2AsDocumented(stored: string, secret: string, userId: string): string {
-  const [version, keyId, nonce, ciphertext, tag] = stored.split(':') as [string, string, string, string, string]
+  const [version, keyId, nonce, ciphertext, tag] = stored.split(':') as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ]
   expect(version).toBe('v2')
-  expect(keyId).toBe(Buffer.from(hkdfSync('sha256', secret, '', 'x402-jobs integration key v2 key id', 4)).toString('hex'))
-  const key = Buffer.from(hkdfSync('sha256', secret, '', 'x402-jobs integration key v2 aes-256-gcm', 32))
+  expect(keyId).toBe(
+    Buffer.from(hkdfSync('sha256', secret, '', 'x402-jobs integration key v2 key id', 4)).toString(
+      'hex',
+    ),
+  )
+  const key = Buffer.from(
+    hkdfSync('sha256', secret, '', 'x402-jobs integration key v2 aes-256-gcm', 32),
+  )
   const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(nonce, 'hex'))
   decipher.setAAD(Buffer.from(userId, 'utf8'))
   decipher.setAuthTag(Buffer.from(tag, 'hex'))
-  return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'hex')), decipher.final()]).toString('utf8')
+  return Buffer.concat([
+    decipher.update(Buffer.from(ciphertext, 'hex')),
+    decipher.final(),
+  ]).toString('utf8')
 }
 
 /** Flips one bit of the hex digit at `index` of `stored`. */
@@ -58,16 +73,26 @@ describe('the integration cipher', () => {
     expect(cipher.decrypt(encryptLegacy(API_KEY, SECRET), ALICE)).toBe(API_KEY)
     expect(rotating.decrypt(encryptLegacy(API_KEY, OLD_SECRET), ALICE)).toBe(API_KEY)
     expect(rotating.decrypt(encryptLegacy(API_KEY, SECRET).toUpperCase(), ALICE)).toBe(API_KEY)
-    expect(() => cipher.decrypt(encryptLegacy(API_KEY, OLD_SECRET), ALICE)).toThrow(/INTEGRATION_ENCRYPTION_SECRET_PREVIOUS/)
+    expect(() => cipher.decrypt(encryptLegacy(API_KEY, OLD_SECRET), ALICE)).toThrow(
+      /INTEGRATION_ENCRYPTION_SECRET_PREVIOUS/,
+    )
   })
 
   it('reads v2 written with a previous secret only while that secret is configured', () => {
     const before = new IntegrationCipher({ current: OLD_SECRET.padEnd(32, '!'), previous: [] })
     const stored = before.encrypt(API_KEY, ALICE)
 
-    expect(new IntegrationCipher({ current: SECRET, previous: [OLD_SECRET.padEnd(32, '!')] }).decrypt(stored, ALICE)).toBe(API_KEY)
+    expect(
+      new IntegrationCipher({ current: SECRET, previous: [OLD_SECRET.padEnd(32, '!')] }).decrypt(
+        stored,
+        ALICE,
+      ),
+    ).toBe(API_KEY)
     expect(() => cipher.decrypt(stored, ALICE)).toThrow(
-      expect.objectContaining({ name: 'KeyDecryptionError', reason: expect.stringMatching(/secret that is not configured/) }),
+      expect.objectContaining({
+        name: 'KeyDecryptionError',
+        reason: expect.stringMatching(/secret that is not configured/),
+      }),
     )
   })
 
@@ -102,15 +127,23 @@ describe('the integration cipher', () => {
   })
 
   it('refuses a value that is not encrypted at all, and describes formats without decrypting', () => {
-    expect(() => cipher.decrypt(API_KEY, ALICE)).toThrow(expect.objectContaining({ stored: { format: 'unknown' } }))
-    expect(describeStoredKey(cipher.encrypt(API_KEY, ALICE))).toEqual({ format: 'v2', keyId: cipher.currentKeyId })
+    expect(() => cipher.decrypt(API_KEY, ALICE)).toThrow(
+      expect.objectContaining({ stored: { format: 'unknown' } }),
+    )
+    expect(describeStoredKey(cipher.encrypt(API_KEY, ALICE))).toEqual({
+      format: 'v2',
+      keyId: cipher.currentKeyId,
+    })
     expect(describeStoredKey(encryptLegacy(API_KEY, SECRET))).toEqual({ format: 'legacy' })
     expect(describeStoredKey(API_KEY)).toEqual({ format: 'unknown' })
   })
 
   it('tells current values from those a rotation must rewrite', () => {
     const rotating = new IntegrationCipher({ current: SECRET, previous: [OLD_SECRET] })
-    const withOldSecret = new IntegrationCipher({ current: OLD_SECRET.padEnd(32, '!'), previous: [] })
+    const withOldSecret = new IntegrationCipher({
+      current: OLD_SECRET.padEnd(32, '!'),
+      previous: [],
+    })
 
     expect(rotating.isCurrent(cipher.encrypt(API_KEY, ALICE))).toBe(true)
     expect(rotating.isCurrent(withOldSecret.encrypt(API_KEY, ALICE))).toBe(false)
@@ -130,7 +163,8 @@ describe('the integration cipher', () => {
     ].join('\n')
 
     expect(shown).toMatch(/must be a UUID/)
-    for (const secret of [API_KEY, SECRET, OLD_SECRET, secretKeyHex]) expect(shown).not.toContain(secret)
+    for (const secret of [API_KEY, SECRET, OLD_SECRET, secretKeyHex])
+      expect(shown).not.toContain(secret)
   })
 })
 
@@ -138,7 +172,10 @@ describe('the secrets of the cipher', () => {
   const fromEnv = (env: NodeJS.ProcessEnv) => () => IntegrationCipher.fromEnv(env)
 
   it('are read from INTEGRATION_ENCRYPTION_SECRET and INTEGRATION_ENCRYPTION_SECRET_PREVIOUS', () => {
-    const stored = new IntegrationCipher({ current: OLD_SECRET.padEnd(32, '!'), previous: [] }).encrypt(API_KEY, ALICE)
+    const stored = new IntegrationCipher({
+      current: OLD_SECRET.padEnd(32, '!'),
+      previous: [],
+    }).encrypt(API_KEY, ALICE)
     const fromBoth = IntegrationCipher.fromEnv({
       INTEGRATION_ENCRYPTION_SECRET: SECRET,
       INTEGRATION_ENCRYPTION_SECRET_PREVIOUS: OLD_SECRET.padEnd(32, '!'),
@@ -149,20 +186,34 @@ describe('the secrets of the cipher', () => {
   })
 
   it('refuses a missing, blank or short current secret, naming the variable and the fix', () => {
-    expect(fromEnv({})).toThrow(/^INTEGRATION_ENCRYPTION_SECRET is not set: .*openssl rand -base64 32/)
-    expect(fromEnv({ INTEGRATION_ENCRYPTION_SECRET: '' })).toThrow(/^INTEGRATION_ENCRYPTION_SECRET is not set/)
-    expect(fromEnv({ INTEGRATION_ENCRYPTION_SECRET: '   ' })).toThrow(/^INTEGRATION_ENCRYPTION_SECRET is not set/)
+    expect(fromEnv({})).toThrow(
+      /^INTEGRATION_ENCRYPTION_SECRET is not set: .*openssl rand -base64 32/,
+    )
+    expect(fromEnv({ INTEGRATION_ENCRYPTION_SECRET: '' })).toThrow(
+      /^INTEGRATION_ENCRYPTION_SECRET is not set/,
+    )
+    expect(fromEnv({ INTEGRATION_ENCRYPTION_SECRET: '   ' })).toThrow(
+      /^INTEGRATION_ENCRYPTION_SECRET is not set/,
+    )
     expect(fromEnv({ INTEGRATION_ENCRYPTION_SECRET: 'too-short-secret' })).toThrow(
       /^INTEGRATION_ENCRYPTION_SECRET is 16 characters long; at least 32 are required\. .*INTEGRATION_ENCRYPTION_SECRET_PREVIOUS .*keys:rotate/,
     )
-    expect(() => new IntegrationCipher({ current: 'too-short-secret', previous: [] })).toThrow(/at least 32/)
+    expect(() => new IntegrationCipher({ current: 'too-short-secret', previous: [] })).toThrow(
+      /at least 32/,
+    )
   })
 
   it('refuses a blank previous secret, and accepts a short one so that it can be rotated away from', () => {
-    expect(fromEnv({ INTEGRATION_ENCRYPTION_SECRET: SECRET, INTEGRATION_ENCRYPTION_SECRET_PREVIOUS: ' ' })).toThrow(
-      /^INTEGRATION_ENCRYPTION_SECRET_PREVIOUS is set but blank/,
-    )
-    const rotating = IntegrationCipher.fromEnv({ INTEGRATION_ENCRYPTION_SECRET: SECRET, INTEGRATION_ENCRYPTION_SECRET_PREVIOUS: 'short' })
+    expect(
+      fromEnv({
+        INTEGRATION_ENCRYPTION_SECRET: SECRET,
+        INTEGRATION_ENCRYPTION_SECRET_PREVIOUS: ' ',
+      }),
+    ).toThrow(/^INTEGRATION_ENCRYPTION_SECRET_PREVIOUS is set but blank/)
+    const rotating = IntegrationCipher.fromEnv({
+      INTEGRATION_ENCRYPTION_SECRET: SECRET,
+      INTEGRATION_ENCRYPTION_SECRET_PREVIOUS: 'short',
+    })
     expect(rotating.decrypt(encryptLegacy(API_KEY, 'short'), ALICE)).toBe(API_KEY)
   })
 

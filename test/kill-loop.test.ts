@@ -1,10 +1,21 @@
 import { type Kysely, sql } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { checkDrift, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
+import {
+  checkDrift,
+  migrateDown,
+  migrateTo,
+  migrateToLatest,
+  migrationStatus,
+} from '../src/tooling.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { killRunningScripts, startScript } from './support/script-process.js'
-import { openSession, pollUntil, waitUntilGone, withApplicationName } from './support/server-sessions.js'
+import {
+  openSession,
+  pollUntil,
+  waitUntilGone,
+  withApplicationName,
+} from './support/server-sessions.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 import { MIGRATION_005 } from './support/migration-names.js'
 
@@ -43,8 +54,13 @@ function random(seed: number): () => number {
 async function seed(db: Kysely<any>): Promise<void> {
   for (let i = 0; i < 3; i++) {
     const userId = await createUser(db)
-    await db.insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: `aa:${i}` }).execute()
-    await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, ${`cc:${i}`})`.execute(db)
+    await db
+      .insertInto('user_openrouter_integrations')
+      .values({ user_id: userId, encrypted_api_key: `aa:${i}` })
+      .execute()
+    await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, ${`cc:${i}`})`.execute(
+      db,
+    )
   }
   const modelId = await createModel(db, undefined, 'ai_models')
   for (let i = 0; i < 3; i++) {
@@ -53,15 +69,25 @@ async function seed(db: Kysely<any>): Promise<void> {
       openrouter_model_id: modelId,
       openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: `p${i}`, params: {} },
     })
-    await createResource(db, { resource_type: 'proxy', openrouter_config: { modelId: 'x', systemPrompt: `c${i}`, params: {} } })
+    await createResource(db, {
+      resource_type: 'proxy',
+      openrouter_config: { modelId: 'x', systemPrompt: `c${i}`, params: {} },
+    })
     await createResource(db)
   }
 }
 
 async function everyRow(db: Kysely<any>): Promise<unknown> {
-  const { rows: resources } = await sql`SELECT to_jsonb(r) AS row FROM x402_resources r ORDER BY id`.execute(db)
-  const { rows: keys } = await sql`SELECT to_jsonb(k) AS row FROM user_openrouter_integrations k ORDER BY user_id`.execute(db)
-  const { rows: claude } = await sql`SELECT to_jsonb(c) AS row FROM x402_user_claude_configs c ORDER BY user_id`.execute(db)
+  const { rows: resources } =
+    await sql`SELECT to_jsonb(r) AS row FROM x402_resources r ORDER BY id`.execute(db)
+  const { rows: keys } =
+    await sql`SELECT to_jsonb(k) AS row FROM user_openrouter_integrations k ORDER BY user_id`.execute(
+      db,
+    )
+  const { rows: claude } =
+    await sql`SELECT to_jsonb(c) AS row FROM x402_user_claude_configs c ORDER BY user_id`.execute(
+      db,
+    )
   return { resources, keys, claude }
 }
 
@@ -76,7 +102,9 @@ async function restoreFromBackups(db: Kysely<any>): Promise<void> {
     } else if (name.startsWith('006_x402_openrouter_models_')) {
       // A copy taken by 006's down: its rows are in ai_models still.
     } else if (name.startsWith('005_x402_resources_')) {
-      await sql`INSERT INTO x402_resources SELECT * FROM ${backup} b WHERE b.resource_type = 'openrouter_instant'`.execute(db)
+      await sql`INSERT INTO x402_resources SELECT * FROM ${backup} b WHERE b.resource_type = 'openrouter_instant'`.execute(
+        db,
+      )
       await sql`
         UPDATE x402_resources r SET openrouter_model_id = b.openrouter_model_id, openrouter_config = b.openrouter_config
         FROM ${backup} b WHERE r.id = b.id AND b.resource_type <> 'openrouter_instant'
@@ -93,17 +121,33 @@ async function movedOrKept(db: Kysely<any>): Promise<{ resources: string[]; keys
   const { rows: backups } = await sql<{ name: string }>`
     SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'x402_backup'
   `.execute(db)
-  const resources = new Set((await sql<{ id: string }>`SELECT id FROM x402_resources`.execute(db)).rows.map((row) => row.id))
+  const resources = new Set(
+    (await sql<{ id: string }>`SELECT id FROM x402_resources`.execute(db)).rows.map(
+      (row) => row.id,
+    ),
+  )
   const keys = new Set<string>()
-  if ((await sql<{ t: string | null }>`SELECT to_regclass('public.user_openrouter_integrations')::text AS t`.execute(db)).rows[0]!.t) {
-    for (const row of (await sql<{ user_id: string }>`SELECT user_id FROM user_openrouter_integrations`.execute(db)).rows) keys.add(row.user_id)
+  if (
+    (
+      await sql<{
+        t: string | null
+      }>`SELECT to_regclass('public.user_openrouter_integrations')::text AS t`.execute(db)
+    ).rows[0]!.t
+  ) {
+    for (const row of (
+      await sql<{ user_id: string }>`SELECT user_id FROM user_openrouter_integrations`.execute(db)
+    ).rows)
+      keys.add(row.user_id)
   }
   for (const { name } of backups) {
     const backup = sql.id('x402_backup', name)
     if (name.startsWith('005_user_openrouter_integrations_')) {
-      for (const row of (await sql<{ user_id: string }>`SELECT user_id FROM ${backup}`.execute(db)).rows) keys.add(row.user_id)
+      for (const row of (await sql<{ user_id: string }>`SELECT user_id FROM ${backup}`.execute(db))
+        .rows)
+        keys.add(row.user_id)
     } else if (name.startsWith('005_x402_resources_')) {
-      for (const row of (await sql<{ id: string }>`SELECT id FROM ${backup}`.execute(db)).rows) resources.add(row.id)
+      for (const row of (await sql<{ id: string }>`SELECT id FROM ${backup}`.execute(db)).rows)
+        resources.add(row.id)
     }
   }
   return { resources: [...resources].sort(), keys: [...keys].sort() }
@@ -117,66 +161,85 @@ async function movedOrKeptOf(original: any): Promise<{ resources: string[]; keys
 }
 
 async function recorded(db: Kysely<any>): Promise<boolean> {
-  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM x402_migrations.kysely_migration WHERE name = ${MIGRATION_005}`.execute(db)
+  const { rows } = await sql<{
+    n: number
+  }>`SELECT count(*)::int AS n FROM x402_migrations.kysely_migration WHERE name = ${MIGRATION_005}`.execute(
+    db,
+  )
   return rows[0]!.n === 1
 }
 
 describe.skipIf(skipReason)('killed at random moments on postgres', () => {
-  it(`survives at least ${KILLS} SIGKILLs of down --allow-data-loss and latest on 005 without losing a row`, { timeout: 600_000 }, async () => {
-    const seedValue = Number(process.env.KILL_LOOP_SEED ?? Date.now() % 1_000_000)
-    const next = random(seedValue)
-    await withTestDatabase('postgres', async ({ db, location }) => {
-      const connectionString = serverUrl(location)
-      await migrateTo(db, MIGRATION_005)
-      await seed(db)
-      const original = await everyRow(db)
-      const observer = await openSession(connectionString, 'x402-kill-observer')
-      try {
-        let kills = 0
-        // The span the random moment is drawn from follows how long a run takes on this machine:
-        // it shrinks when a run finished before its kill, and grows back after each kill.
-        let spanMs = 600
-        for (let round = 0; kills < KILLS && round < KILLS * 5; round++) {
-          const down = await recorded(db)
-          const context = `seed ${seedValue}, round ${round}, ${down ? 'down' : 'latest'}`
-          if (down) expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name, context).toBe(MIGRATION_005)
-          const run = startScript('src/cli/migrate.ts', down ? ['down', '--allow-data-loss'] : ['latest'], {
-            DATABASE_URL: withApplicationName(connectionString, KILLED),
-          })
-          // A random moment once the run is connected: its work takes a few hundred ms.
-          await pollUntil(observer, 'the run to connect', async () => {
-            const { rows } = await observer.query('SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [KILLED])
-            return rows.length > 0 || run.child.exitCode !== null
-          })
-          await new Promise((resolve) => setTimeout(resolve, Math.floor(next() * spanMs)))
-          const result = await run.kill()
-          if (result.signal === 'SIGKILL') {
-            kills++
-            spanMs = Math.min(spanMs * 1.1, 2000)
-          } else {
-            spanMs = Math.max(spanMs * 0.7, 50)
-          }
-          await waitUntilGone(observer, KILLED)
+  it(
+    `survives at least ${KILLS} SIGKILLs of down --allow-data-loss and latest on 005 without losing a row`,
+    { timeout: 600_000 },
+    async () => {
+      const seedValue = Number(process.env.KILL_LOOP_SEED ?? Date.now() % 1_000_000)
+      const next = random(seedValue)
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        const connectionString = serverUrl(location)
+        await migrateTo(db, MIGRATION_005)
+        await seed(db)
+        const original = await everyRow(db)
+        const observer = await openSession(connectionString, 'x402-kill-observer')
+        try {
+          let kills = 0
+          // The span the random moment is drawn from follows how long a run takes on this machine:
+          // it shrinks when a run finished before its kill, and grows back after each kill.
+          let spanMs = 600
+          for (let round = 0; kills < KILLS && round < KILLS * 5; round++) {
+            const down = await recorded(db)
+            const context = `seed ${seedValue}, round ${round}, ${down ? 'down' : 'latest'}`
+            if (down)
+              expect(
+                (await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name,
+                context,
+              ).toBe(MIGRATION_005)
+            const run = startScript(
+              'src/cli/migrate.ts',
+              down ? ['down', '--allow-data-loss'] : ['latest'],
+              {
+                DATABASE_URL: withApplicationName(connectionString, KILLED),
+              },
+            )
+            // A random moment once the run is connected: its work takes a few hundred ms.
+            await pollUntil(observer, 'the run to connect', async () => {
+              const { rows } = await observer.query(
+                'SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
+                [KILLED],
+              )
+              return rows.length > 0 || run.child.exitCode !== null
+            })
+            await new Promise((resolve) => setTimeout(resolve, Math.floor(next() * spanMs)))
+            const result = await run.kill()
+            if (result.signal === 'SIGKILL') {
+              kills++
+              spanMs = Math.min(spanMs * 1.1, 2000)
+            } else {
+              spanMs = Math.max(spanMs * 0.7, 50)
+            }
+            await waitUntilGone(observer, KILLED)
 
-          // The same command again completes, from wherever the kill stopped it.
-          if (down) {
-            if (await recorded(db)) await migrateDown(db, { allowDataLoss: true, env: {} })
-            expect(await recorded(db), context).toBe(false)
-            expect((await checkDrift(db)).ok, context).toBe(true)
-            // Every row that is no longer in place is in x402_backup.
-            expect(await movedOrKept(db), context).toEqual(await movedOrKeptOf(original))
-          } else {
-            await migrateToLatest(db, { env: {} })
-            expect((await checkDrift(db)).ok, context).toBe(true)
-            await migrateTo(db, MIGRATION_005, { env: {}, allowDataLoss: true }) // back to 005 for the next rollback
-            await restoreFromBackups(db)
-            expect(await everyRow(db), context).toEqual(original)
+            // The same command again completes, from wherever the kill stopped it.
+            if (down) {
+              if (await recorded(db)) await migrateDown(db, { allowDataLoss: true, env: {} })
+              expect(await recorded(db), context).toBe(false)
+              expect((await checkDrift(db)).ok, context).toBe(true)
+              // Every row that is no longer in place is in x402_backup.
+              expect(await movedOrKept(db), context).toEqual(await movedOrKeptOf(original))
+            } else {
+              await migrateToLatest(db, { env: {} })
+              expect((await checkDrift(db)).ok, context).toBe(true)
+              await migrateTo(db, MIGRATION_005, { env: {}, allowDataLoss: true }) // back to 005 for the next rollback
+              await restoreFromBackups(db)
+              expect(await everyRow(db), context).toEqual(original)
+            }
           }
+          expect(kills).toBeGreaterThanOrEqual(KILLS)
+        } finally {
+          await observer.end()
         }
-        expect(kills).toBeGreaterThanOrEqual(KILLS)
-      } finally {
-        await observer.end()
-      }
-    })
-  })
+      })
+    },
+  )
 })

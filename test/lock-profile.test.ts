@@ -93,7 +93,10 @@ postgres('the lock profile of 005 on postgres', () => {
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
          WHERE datname = current_database() AND application_name = 'x402-jobs-db' AND query ILIKE '%CREATE INDEX CONCURRENTLY%'`,
       )
-      expect(await firstRun).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '57P01' })
+      expect(await firstRun).toMatchObject({
+        migrationName: '005_add_openrouter_integration',
+        code: '57P01',
+      })
       await holder.query('COMMIT')
       const invalid = await writer.query(
         `SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_x402_resources_openrouter_model'::regclass`,
@@ -172,17 +175,26 @@ postgres('the lock profile of 005 on postgres', () => {
       const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
       await holder.query('BEGIN; SELECT count(*) FROM x402_resources')
 
-      const error = await migrateToLatest(db, { env: {}, lockTimeoutMs: 100, lockAttempts: 2, retryDelayMs: 10, log: () => {} }).catch(
-        (caught: unknown) => caught,
-      )
+      const error = await migrateToLatest(db, {
+        env: {},
+        lockTimeoutMs: 100,
+        lockAttempts: 2,
+        retryDelayMs: 10,
+        log: () => {},
+      }).catch((caught: unknown) => caught)
 
       expect(error).toBeInstanceOf(MigrationError)
-      expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '55P03' })
+      expect(error).toMatchObject({
+        migrationName: '005_add_openrouter_integration',
+        code: '55P03',
+      })
       expect((error as Error).message).toContain(
         `It could not get its lock within lock_timeout in 2 attempt(s), blocked by pid ${rows[0]!.pid} (idle in transaction`,
       )
       expect((error as Error).message).toContain('SELECT count(*) FROM x402_resources')
-      const history = await holder.query(`SELECT name FROM x402_migrations.kysely_migration WHERE name LIKE '005%'`)
+      const history = await holder.query(
+        `SELECT name FROM x402_migrations.kysely_migration WHERE name LIKE '005%'`,
+      )
       expect(history.rows).toEqual([])
       await holder.query('COMMIT')
       await migrateToLatest(db, { env: {} })
@@ -194,7 +206,11 @@ postgres('the lock order of 006 and 008 on postgres', () => {
   // 006 renames the catalog (ACCESS EXCLUSIVE on it); 008 locks x402_resources and the catalog.
   it.each([
     ['005_add_openrouter_integration', 'ai_models', '006_rename_to_production_names'],
-    ['007_openrouter_policies_per_supabase_advice', 'x402_openrouter_models', '008_close_supabase_advisor_findings'],
+    [
+      '007_openrouter_policies_per_supabase_advice',
+      'x402_openrouter_models',
+      '008_close_supabase_advisor_findings',
+    ],
   ])(
     'from %s, takes x402_resources before %s, as app writes do, so a writer in the middle of a transaction does not deadlock with %s',
     async (from, catalog, migration) => {
@@ -213,7 +229,8 @@ postgres('the lock order of 006 and 008 on postgres', () => {
           let settled = false
           const migrating = migrateTo(db, migration).finally(() => (settled = true))
           // 008 queues behind the writer's lock on x402_resources; 006 needs none of its locks.
-          while (!settled && !(await queued(writer))) await new Promise((resolve) => setTimeout(resolve, 20))
+          while (!settled && !(await queued(writer)))
+            await new Promise((resolve) => setTimeout(resolve, 20))
           const modelId = rows[0]!.id
           await writer.query(
             `INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to, openrouter_model_id)

@@ -20,7 +20,10 @@ import {
 } from '../src/tooling.js'
 import { splitSqlStatements } from '../src/rehearsal/split-sql.js'
 import { pgDumpSkipReason } from './support/pg-dump.js'
-import { buildProductionShapedDatabase, PRODUCTION_ADOPTION_POINT } from './support/production-fixture.js'
+import {
+  buildProductionShapedDatabase,
+  PRODUCTION_ADOPTION_POINT,
+} from './support/production-fixture.js'
 import { serverUrl, testTargets, withTestDatabase } from './support/test-database.js'
 
 // The measured lock report (migrate:plan, lint:locks): each statement rehearsed on a scratch
@@ -28,7 +31,10 @@ import { serverUrl, testTargets, withTestDatabase } from './support/test-databas
 // scan counters. On PostgreSQL the scratch database is created on the TEST_DATABASE_URL server;
 // on PGlite it is in memory, where a statement outside a transaction cannot be watched.
 
-const PLAN_SQL = readFileSync(new URL('./fixtures/plan-005-openrouter-integration.sql', import.meta.url), 'utf8')
+const PLAN_SQL = readFileSync(
+  new URL('./fixtures/plan-005-openrouter-integration.sql', import.meta.url),
+  'utf8',
+)
 const POLICY = readLockPolicy(new URL('../lock-policy.json', import.meta.url).pathname)
 const ROWS = 500
 // No limit by time here: the tests judge what was measured, never how fast the machine was.
@@ -52,16 +58,21 @@ const UNSAFE = {
     await sql`CREATE INDEX idx_x402_resources_name ON x402_resources (name)`.execute(db)
   },
   unsafe_validated_check: async (db: Kysely<any>) => {
-    await sql`ALTER TABLE x402_resources ADD CONSTRAINT x402_resources_name_check CHECK (length(name) > 0)`.execute(db)
+    await sql`ALTER TABLE x402_resources ADD CONSTRAINT x402_resources_name_check CHECK (length(name) > 0)`.execute(
+      db,
+    )
   },
   unsafe_volatile_default: async (db: Kysely<any>) => {
-    await sql`ALTER TABLE x402_resources ADD COLUMN request_token uuid DEFAULT gen_random_uuid()`.execute(db)
+    await sql`ALTER TABLE x402_resources ADD COLUMN request_token uuid DEFAULT gen_random_uuid()`.execute(
+      db,
+    )
   },
 }
 
 describe.each(testTargets)('the measured lock report on %s', (target) => {
   let modules: LockLint | undefined
-  const moduleLint = async () => (modules ??= await lintMigrationLocks(policy, { server: serverOf(target) }))
+  const moduleLint = async () =>
+    (modules ??= await lintMigrationLocks(policy, { server: serverOf(target) }))
 
   it('shows 005 holding ACCESS EXCLUSIVE on x402_resources only for its catalog-only step, and passes the policy with those after it', async () => {
     const lint = await moduleLint()
@@ -71,9 +82,15 @@ describe.each(testTargets)('the measured lock report on %s', (target) => {
     expect(lint.violations).toEqual([])
     expect(lint.rehearsal.seeded).toContainEqual({ table: 'x402_resources', rows: ROWS })
 
-    const exclusive = m005!.statements.filter((statement) => modesOn(statement, 'x402_resources').includes('ACCESS EXCLUSIVE'))
-    expect(exclusive.map((statement) => statement.sql)).toEqual([expect.stringMatching(/^ALTER TABLE x402_resources\s+ADD COLUMN openrouter_model_id/)])
-    const step1 = m005!.statements.filter((statement) => statement.transaction === exclusive[0]!.transaction)
+    const exclusive = m005!.statements.filter((statement) =>
+      modesOn(statement, 'x402_resources').includes('ACCESS EXCLUSIVE'),
+    )
+    expect(exclusive.map((statement) => statement.sql)).toEqual([
+      expect.stringMatching(/^ALTER TABLE x402_resources\s+ADD COLUMN openrouter_model_id/),
+    ])
+    const step1 = m005!.statements.filter(
+      (statement) => statement.transaction === exclusive[0]!.transaction,
+    )
     for (const statement of step1) {
       expect(statement.rewrote).toEqual([])
       expect(statement.scanned).toEqual([])
@@ -97,7 +114,11 @@ describe.each(testTargets)('the measured lock report on %s', (target) => {
     if (target === 'postgres') {
       expect(build!.lockEvidence).toBe('second-session')
       expect(modesOn(build!, 'x402_resources')).toContain('SHARE UPDATE EXCLUSIVE')
-      expect(build!.locks.filter((lock) => ['SHARE', 'SHARE ROW EXCLUSIVE', 'EXCLUSIVE', 'ACCESS EXCLUSIVE'].includes(lock.mode))).toEqual([])
+      expect(
+        build!.locks.filter((lock) =>
+          ['SHARE', 'SHARE ROW EXCLUSIVE', 'EXCLUSIVE', 'ACCESS EXCLUSIVE'].includes(lock.mode),
+        ),
+      ).toEqual([])
       expect(build!.scanned?.map((scan) => scan.table)).toContain('x402_resources')
     } else {
       expect(build!.lockEvidence).toBe('not-measurable')
@@ -115,20 +136,28 @@ describe.each(testTargets)('the measured lock report on %s', (target) => {
     })
     const [plan] = rehearsal.migrations
     expect(plan!.error).toBeUndefined()
-    const [check] = find(plan!, /^ALTER TABLE x402_resources ADD CONSTRAINT x402_resources_resource_type_check/)
+    const [check] = find(
+      plan!,
+      /^ALTER TABLE x402_resources ADD CONSTRAINT x402_resources_resource_type_check/,
+    )
     const [index] = find(plan!, /^CREATE INDEX idx_x402_resources_openrouter_model/)
-    const exclusiveFrom = plan!.statements.find((statement) => modesOn(statement, 'x402_resources').includes('ACCESS EXCLUSIVE'))!
+    const exclusiveFrom = plan!.statements.find((statement) =>
+      modesOn(statement, 'x402_resources').includes('ACCESS EXCLUSIVE'),
+    )!
     expect(exclusiveFrom.index).toBeLessThan(check!.index)
     expect(check!.transaction).toBe(exclusiveFrom.transaction)
     expect(check!.scanned).toContainEqual({ table: 'x402_resources', rowsRead: ROWS })
     expect(modesOn(index!, 'x402_resources')).toContain('SHARE')
     expect(index!.scanned?.map((scan) => scan.table)).toContain('x402_resources')
     expect(index!.transaction).toBe(exclusiveFrom.transaction)
-    expect(checkLockPolicy(plan!, policy).map((violation) => violation.table)).toContain('x402_resources')
+    expect(checkLockPolicy(plan!, policy).map((violation) => violation.table)).toContain(
+      'x402_resources',
+    )
   })
 
   it('catches a plain CREATE INDEX, a CHECK without NOT VALID and a column with a volatile default, unless the migration gives a reason', async () => {
-    const allowed = '// lint:locks allow x402_resources: x402_resources is still empty when this runs'
+    const allowed =
+      '// lint:locks allow x402_resources: x402_resources is still empty when this runs'
     const lint = await lintMigrationLocks(policy, {
       server: serverOf(target),
       startingPoint: '007_openrouter_policies_per_supabase_advice',
@@ -136,11 +165,26 @@ describe.each(testTargets)('the measured lock report on %s', (target) => {
       sourceOf: (name) => (name === 'unsafe_volatile_default' ? allowed : ''),
     })
     const [index, check, volatile] = lint.rehearsal.migrations
-    expect(checkLockPolicy(index!, policy)[0]!.message).toMatch(/takes SHARE on x402_resources, held while itself scans x402_resources/)
-    expect(checkLockPolicy(check!, policy)[0]!.message).toMatch(/takes ACCESS EXCLUSIVE on x402_resources, held while itself scans x402_resources/)
-    expect(checkLockPolicy(volatile!, policy)[0]!.message).toMatch(/takes ACCESS EXCLUSIVE on x402_resources, held while itself rewrites x402_resources/)
-    expect(lint.violations.map((violation) => violation.migration)).toEqual(['unsafe_plain_index', 'unsafe_validated_check'])
-    expect(lint.excused).toEqual([{ migration: 'unsafe_volatile_default', table: 'x402_resources', reason: 'x402_resources is still empty when this runs' }])
+    expect(checkLockPolicy(index!, policy)[0]!.message).toMatch(
+      /takes SHARE on x402_resources, held while itself scans x402_resources/,
+    )
+    expect(checkLockPolicy(check!, policy)[0]!.message).toMatch(
+      /takes ACCESS EXCLUSIVE on x402_resources, held while itself scans x402_resources/,
+    )
+    expect(checkLockPolicy(volatile!, policy)[0]!.message).toMatch(
+      /takes ACCESS EXCLUSIVE on x402_resources, held while itself rewrites x402_resources/,
+    )
+    expect(lint.violations.map((violation) => violation.migration)).toEqual([
+      'unsafe_plain_index',
+      'unsafe_validated_check',
+    ])
+    expect(lint.excused).toEqual([
+      {
+        migration: 'unsafe_volatile_default',
+        table: 'x402_resources',
+        reason: 'x402_resources is still empty when this runs',
+      },
+    ])
   })
 })
 
@@ -158,17 +202,36 @@ postgres('a rehearsal on a copy of the target schema (pg_dump)', () => {
         [
           { migration: '005_add_openrouter_integration' },
           // Only the production shape has this column: the step fails on any other schema.
-          { name: 'touches-production-only-column', candidate: { up: async (trx) => void (await sql`COMMENT ON COLUMN x402_resources.search_vector IS 'full text'`.execute(trx)) } },
+          {
+            name: 'touches-production-only-column',
+            candidate: {
+              up: async (trx) =>
+                void (await sql`COMMENT ON COLUMN x402_resources.search_vector IS 'full text'`.execute(
+                  trx,
+                )),
+            },
+          },
         ],
-        { server: connectionString, copySchemaFrom: connectionString, startingPoint: PRODUCTION_ADOPTION_POINT, rows: { x402_resources: ROWS } },
+        {
+          server: connectionString,
+          copySchemaFrom: connectionString,
+          startingPoint: PRODUCTION_ADOPTION_POINT,
+          rows: { x402_resources: ROWS },
+        },
       )
       expect(rehearsal.schema).toBe('copied from the target')
-      expect(rehearsal.migrations.map((migration) => migration.error)).toEqual([undefined, undefined])
+      expect(rehearsal.migrations.map((migration) => migration.error)).toEqual([
+        undefined,
+        undefined,
+      ])
       const [m005] = rehearsal.migrations
       expect(checkLockPolicy(m005!, policy)).toEqual([])
-      expect(find(m005!, /^ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check/)[0]!.scanned).toEqual([
-        { table: 'x402_resources', rowsRead: ROWS },
-      ])
+      expect(
+        find(
+          m005!,
+          /^ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check/,
+        )[0]!.scanned,
+      ).toEqual([{ table: 'x402_resources', rowsRead: ROWS }])
       expect(await snapshotSchema(db, 'public')).toEqual(before)
     })
   })
@@ -176,15 +239,24 @@ postgres('a rehearsal on a copy of the target schema (pg_dump)', () => {
 
 describe.each(testTargets)('the lock comments of migrate:sql on %s', (target) => {
   it("writes each statement's measured profile above it", async () => {
-    const script = await exportMigrationSql('005', 'up', { lockProfile: { server: serverOf(target), rows: ROWS } })
+    const script = await exportMigrationSql('005', 'up', {
+      lockProfile: { server: serverOf(target), rows: ROWS },
+    })
     expect(script).toMatch(
       /-- locks: in transaction 1, lock_timeout 2s: ai_models SHARE ROW EXCLUSIVE \(blocks writes\) held [\d.]+ ms, x402_resources ACCESS EXCLUSIVE \(blocks reads and writes\) held [\d.]+ ms; no rewrite, no scan\nALTER TABLE x402_resources\s+ADD COLUMN openrouter_model_id/,
     )
     expect(script).toMatch(
       /-- locks: in transaction 2, lock_timeout 2s: x402_resources SHARE UPDATE EXCLUSIVE held [\d.]+ ms; scans x402_resources \(500 rows\)\nALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check;/,
     )
-    const build = target === 'postgres' ? /x402_resources SHARE UPDATE EXCLUSIVE held [\d.]+ ms; scans x402_resources/ : /locks not measurable here/
-    expect(script).toMatch(new RegExp(`-- locks: on its own \\(no transaction\\), lock_timeout 2s: .*${build.source}.*\\nCREATE INDEX CONCURRENTLY`))
+    const build =
+      target === 'postgres'
+        ? /x402_resources SHARE UPDATE EXCLUSIVE held [\d.]+ ms; scans x402_resources/
+        : /locks not measurable here/
+    expect(script).toMatch(
+      new RegExp(
+        `-- locks: on its own \\(no transaction\\), lock_timeout 2s: .*${build.source}.*\\nCREATE INDEX CONCURRENTLY`,
+      ),
+    )
   })
 })
 
@@ -201,20 +273,32 @@ describe('the lock policy pieces', () => {
       rewrote: [],
       scanned: [],
     })
-    const rehearsal = (heldMs: number): MigrationRehearsal => ({ name: '007_x', runnerTransaction: true, durationMs: 1, statements: [statement(1, heldMs)] })
+    const rehearsal = (heldMs: number): MigrationRehearsal => ({
+      name: '007_x',
+      runnerTransaction: true,
+      durationMs: 1,
+      statements: [statement(1, heldMs)],
+    })
     const limited = { ...policy, maxHoldMs: 1000 }
     expect(checkLockPolicy(rehearsal(999), limited)).toEqual([])
-    expect(checkLockPolicy(rehearsal(1001), limited)[0]!.message).toMatch(/holds it 1001 ms, longer than the policy's 1000 ms/)
+    expect(checkLockPolicy(rehearsal(1001), limited)[0]!.message).toMatch(
+      /holds it 1001 ms, longer than the policy's 1000 ms/,
+    )
     expect(checkLockPolicy(rehearsal(1001), { ...policy, maxHoldMs: undefined })).toEqual([])
   })
 
-
   it('refuses an exception without a reason', () => {
-    expect(() => readLockExceptions('// lint:locks allow x402_resources', '007_x')).toThrow(/007_x: .* gives no reason/)
+    expect(() => readLockExceptions('// lint:locks allow x402_resources', '007_x')).toThrow(
+      /007_x: .* gives no reason/,
+    )
   })
 
   it('splits a script at its statements, not inside quotes, bodies or comments', () => {
-    expect(splitSqlStatements("BEGIN; -- a; comment\nSELECT ';'; CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql; COMMIT;")).toEqual([
+    expect(
+      splitSqlStatements(
+        "BEGIN; -- a; comment\nSELECT ';'; CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql; COMMIT;",
+      ),
+    ).toEqual([
       'BEGIN',
       "SELECT ';'",
       'CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql',

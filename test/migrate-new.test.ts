@@ -1,5 +1,13 @@
 import { execFile } from 'node:child_process'
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,16 +32,29 @@ const NEXT = `${String(Math.max(...migrationNames.map((name) => Number(name.slic
 let copy: string
 
 /** Runs src/cli/`script`.ts of the copy (through tsx: no dist/ to build), in the copy. */
-async function inCopy(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+async function inCopy(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<CliResult> {
   const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !/^(DATABASE_URL|PGLITE_DATA_DIR|MIGRATION_.*|LINT_LOCKS_DATABASE_URL|REHEARSAL_DATABASE_URL)$/.test(name)),
+    Object.entries(process.env).filter(
+      ([name]) =>
+        !/^(DATABASE_URL|PGLITE_DATA_DIR|MIGRATION_.*|LINT_LOCKS_DATABASE_URL|REHEARSAL_DATABASE_URL)$/.test(
+          name,
+        ),
+    ),
   )
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', `src/cli/${script}.ts`, ...args], {
-      cwd: copy,
-      env: { ...inherited, ...env },
-      timeout: 600_000,
-    })
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--import', 'tsx', `src/cli/${script}.ts`, ...args],
+      {
+        cwd: copy,
+        env: { ...inherited, ...env },
+        timeout: 600_000,
+      },
+    )
     return { code: 0, stdout, stderr }
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string }
@@ -43,7 +64,16 @@ async function inCopy(script: string, args: string[], env: NodeJS.ProcessEnv = {
 
 beforeAll(() => {
   copy = mkdtempSync(join(tmpdir(), 'x402-migrate-new-'))
-  for (const entry of ['src', 'bin', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'lock-policy.json', '.squawk.toml', 'adoption-decisions.json']) {
+  for (const entry of [
+    'src',
+    'bin',
+    'package.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'lock-policy.json',
+    '.squawk.toml',
+    'adoption-decisions.json',
+  ]) {
     cpSync(join(root, entry), join(copy, entry), { recursive: true })
   }
   symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'))
@@ -75,16 +105,24 @@ describe('migrate:new in a copy of the repository', () => {
     const registry = readFileSync(join(copy, 'src', 'migrations', 'index.ts'), 'utf8')
     const again = await inCopy('migrate', ['new', NAME])
     expect(again.code).toBe(1)
-    expect(again.stderr.trim()).toMatch(new RegExp(`^migrate new failed: a migration named ${NAME} exists already: .*${NEXT}\\.ts\\. Choose another name; nothing was written\\.$`))
+    expect(again.stderr.trim()).toMatch(
+      new RegExp(
+        `^migrate new failed: a migration named ${NAME} exists already: .*${NEXT}\\.ts\\. Choose another name; nothing was written\\.$`,
+      ),
+    )
     expect(readdirSync(join(copy, 'src', 'migrations'))).toEqual(files)
     expect(readFileSync(join(copy, 'src', 'migrations', 'index.ts'), 'utf8')).toBe(registry)
   })
 
   it('type-checks', async () => {
-    const checked = await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', 'tsconfig.json'], {
-      cwd: copy,
-      timeout: 600_000,
-    }).then(
+    const checked = await run(
+      process.execPath,
+      [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', 'tsconfig.json'],
+      {
+        cwd: copy,
+        timeout: 600_000,
+      },
+    ).then(
       () => ({ code: 0, stdout: '' }),
       (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
     )
@@ -94,7 +132,10 @@ describe('migrate:new in a copy of the repository', () => {
   it.each(testTargets)('applies and reverts on %s', async (target) => {
     const database = await createTestDatabase(target)
     await database.db.destroy() // the command opens the database itself
-    const env = 'connectionString' in database.location ? { DATABASE_URL: database.location.connectionString } : { PGLITE_DATA_DIR: database.location.dataDir }
+    const env =
+      'connectionString' in database.location
+        ? { DATABASE_URL: database.location.connectionString }
+        : { PGLITE_DATA_DIR: database.location.dataDir }
     try {
       const latest = await inCopy('migrate', ['latest'], env)
       expect(latest.code, latest.stderr).toBe(0)
@@ -105,7 +146,11 @@ describe('migrate:new in a copy of the repository', () => {
       expect(down.stderr).toMatch(new RegExp(`\\nreverted ${NEXT} in \\d`))
 
       const list = await inCopy('migrate', ['list', '--json'], env)
-      expect((JSON.parse(list.stdout) as { migrations: Array<{ name: string; status: string }> }).migrations.at(-1)).toEqual({
+      expect(
+        (
+          JSON.parse(list.stdout) as { migrations: Array<{ name: string; status: string }> }
+        ).migrations.at(-1),
+      ).toEqual({
         name: NEXT,
         status: 'pending',
         appliedAt: null,
@@ -128,7 +173,9 @@ describe('migrate:new in a copy of the repository', () => {
     const codegen = await inCopy('codegen', [])
     expect(codegen.code, codegen.stderr).toBe(0)
     const types = readFileSync(join(copy, 'src', 'types', 'database.ts'), 'utf8')
-    expect(types).toMatch(/export interface X402WidgetNotes \{\n {2}created_at: Generated<Timestamp>;\n {2}id: Generated<string>;\n\}/)
+    expect(types).toMatch(
+      /export interface X402WidgetNotes \{\n {2}created_at: Generated<Timestamp>;\n {2}id: Generated<string>;\n\}/,
+    )
     expect(types).toContain('  x402_widget_notes: X402WidgetNotes;')
     expect(existsSync(join(root, 'src', 'migrations', `${NEXT}.ts`))).toBe(false)
   })

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest'
 
-import { createDb, migrateTo, pendingMigrationNames, type Rehearsal, snapshotSchema } from '../src/tooling.js'
+import {
+  createDb,
+  migrateTo,
+  pendingMigrationNames,
+  type Rehearsal,
+  snapshotSchema,
+} from '../src/tooling.js'
 import { cli, cliEnv } from './support/cli.js'
 import { createTestDatabase, testTargets } from './support/test-database.js'
 
@@ -18,7 +24,11 @@ describe.each(testTargets)('migrate:plan on %s', (target) => {
       // The command opens the database itself: release this process's hold on it.
       await db.destroy()
 
-      const plan = await cli(['--json', '--max-rows=200'], cliEnv(location), 'src/cli/migrate-plan.ts')
+      const plan = await cli(
+        ['--json', '--max-rows=200'],
+        cliEnv(location),
+        'src/cli/migrate-plan.ts',
+      )
       expect(plan.stderr).not.toMatch(/failed/)
       expect(plan.code).toBe(0)
       const report = JSON.parse(plan.stdout) as Rehearsal
@@ -31,17 +41,29 @@ describe.each(testTargets)('migrate:plan on %s', (target) => {
         '007_openrouter_policies_per_supabase_advice',
         '008_close_supabase_advisor_findings',
       ])
-      const validate = report.migrations[0]!.statements.find((statement) => /VALIDATE CONSTRAINT/.test(statement.sql))!
-      expect(validate.locks).toContainEqual(expect.objectContaining({ table: 'x402_resources', mode: 'SHARE UPDATE EXCLUSIVE' }))
+      const validate = report.migrations[0]!.statements.find((statement) =>
+        /VALIDATE CONSTRAINT/.test(statement.sql),
+      )!
+      expect(validate.locks).toContainEqual(
+        expect.objectContaining({ table: 'x402_resources', mode: 'SHARE UPDATE EXCLUSIVE' }),
+      )
 
       // The table, once (each run on PGlite boots two embedded databases).
       if (target === 'postgres') {
         const text = await cli(['--max-rows=200'], cliEnv(location), 'src/cli/migrate-plan.ts')
-        expect(text.stdout).toMatch(/^Rehearsed on a scratch PostgreSQL database at 002_add_claude_integration/)
-        expect(text.stdout).toMatch(/x402_resources ACCESS EXCLUSIVE \(blocks reads and writes\) held [\d.]+ ms; no rewrite, no scan/)
+        expect(text.stdout).toMatch(
+          /^Rehearsed on a scratch PostgreSQL database at 002_add_claude_integration/,
+        )
+        expect(text.stdout).toMatch(
+          /x402_resources ACCESS EXCLUSIVE \(blocks reads and writes\) held [\d.]+ ms; no rewrite, no scan/,
+        )
       }
 
-      const reopened = createDb('connectionString' in location ? { connectionString: location.connectionString } : { dataDir: location.dataDir })
+      const reopened = createDb(
+        'connectionString' in location
+          ? { connectionString: location.connectionString }
+          : { dataDir: location.dataDir },
+      )
       try {
         expect(await pendingMigrationNames(reopened)).toEqual([
           '005_add_openrouter_integration',
@@ -65,9 +87,13 @@ describe('lint:locks', () => {
     expect(lint.stderr).toMatch(
       /lint:locks: 4 migrations rehearsed \(005_add_openrouter_integration, 006_rename_to_production_names, 007_openrouter_policies_per_supabase_advice, 008_close_supabase_advisor_findings\)/,
     )
-    expect(lint.stderr).toMatch(/^not measured: 005_add_openrouter_integration statement \d+ \(CREATE INDEX CONCURRENTLY/im)
+    expect(lint.stderr).toMatch(
+      /^not measured: 005_add_openrouter_integration statement \d+ \(CREATE INDEX CONCURRENTLY/im,
+    )
     // The last line, the one a user reads, does not claim a full pass.
-    expect(lint.stderr.trim().split('\n').at(-1)).toMatch(/^lint:locks: PARTIAL CHECK: \d+ statements? could not be measured/)
+    expect(lint.stderr.trim().split('\n').at(-1)).toMatch(
+      /^lint:locks: PARTIAL CHECK: \d+ statements? could not be measured/,
+    )
     expect(lint.stdout).toBe('')
     expect(lint.code).toBe(0)
   })
@@ -77,8 +103,12 @@ describe('migrate:plan on bad input', () => {
   it('refuses an unknown flag and a row count that is not a number, in one line', async () => {
     const flag = await cli(['--fast'], {}, 'src/cli/migrate-plan.ts')
     expect(flag.code).toBe(2)
-    expect(flag.stderr.trim()).toMatch(/^migrate:plan failed: migrate:plan does not know the flag --fast; it takes --json, --copy-schema, --max-rows\. usage: /)
+    expect(flag.stderr.trim()).toMatch(
+      /^migrate:plan failed: migrate:plan does not know the flag --fast; it takes --json, --copy-schema, --max-rows\. usage: /,
+    )
     const rows = await cli(['--max-rows=many'], {}, 'src/cli/migrate-plan.ts')
-    expect(rows.stderr.trim()).toMatch(/^migrate:plan failed: --max-rows must be a positive whole number, such as --max-rows=20000, not "many"/)
+    expect(rows.stderr.trim()).toMatch(
+      /^migrate:plan failed: --max-rows must be a positive whole number, such as --max-rows=20000, not "many"/,
+    )
   })
 })

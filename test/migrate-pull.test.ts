@@ -1,5 +1,13 @@
 import { execFile } from 'node:child_process'
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,10 +19,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDb } from '../src/connection/create-db.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { migrationChecksum, readMigrationChecksums } from '../src/migrator/checksums.js'
-import { baselineMigrations, migrateToLatest, planRepair, recordedMigrationNames } from '../src/tooling.js'
+import {
+  baselineMigrations,
+  migrateToLatest,
+  planRepair,
+  recordedMigrationNames,
+} from '../src/tooling.js'
 import { cliEnv, lines } from './support/cli.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
-import { createProductionTodayDatabase, PRODUCTION_TODAY_ADOPTION_POINT, PRODUCTION_TODAY_TABLES } from './support/production-today.js'
+import {
+  createProductionTodayDatabase,
+  PRODUCTION_TODAY_ADOPTION_POINT,
+  PRODUCTION_TODAY_TABLES,
+} from './support/production-today.js'
 import { type TestTarget, testTargets } from './support/test-database.js'
 
 // migrate:pull on production today (test/support/production-today.ts), adopted as the
@@ -36,8 +53,11 @@ interface Result {
 /** A copy of the repository the commands can build and run in, node_modules linked. */
 function copyOfTheRepository(): string {
   const dir = mkdtempSync(join(tmpdir(), 'x402-pull-'))
-  for (const entry of ['src', 'bin', 'dist', 'docs']) cpSync(join(root, entry), join(dir, entry), { recursive: true })
-  for (const file of readdirSync(root).filter((name) => /\.(json|cjs|toml)$/.test(name) || /^tsconfig.*\.json$/.test(name))) {
+  for (const entry of ['src', 'bin', 'dist', 'docs'])
+    cpSync(join(root, entry), join(dir, entry), { recursive: true })
+  for (const file of readdirSync(root).filter(
+    (name) => /\.(json|cjs|toml)$/.test(name) || /^tsconfig.*\.json$/.test(name),
+  )) {
     cpSync(join(root, file), join(dir, file))
   }
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
@@ -46,9 +66,18 @@ function copyOfTheRepository(): string {
 
 /** Runs `node bin/x402-db.mjs <args>` in `cwd`, as the npm scripts do, without this process's DATABASE_URL. */
 async function command(cwd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  const { DATABASE_URL: _unused, MIGRATION_DATABASE_URL: _unused2, PGLITE_DATA_DIR: _unused3, ...inherited } = process.env
+  const {
+    DATABASE_URL: _unused,
+    MIGRATION_DATABASE_URL: _unused2,
+    PGLITE_DATA_DIR: _unused3,
+    ...inherited
+  } = process.env
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--liftoff-only', 'bin/x402-db.mjs', ...args], { cwd, env: { ...inherited, ...env }, timeout: 240_000 })
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--liftoff-only', 'bin/x402-db.mjs', ...args],
+      { cwd, env: { ...inherited, ...env }, timeout: 240_000 },
+    )
     return { code: 0, stdout, stderr }
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string }
@@ -68,7 +97,10 @@ describe.each(testTargets)('migrate:pull on production today, on %s', (target: T
   let copy: string
   let tables: number
   // The command line opens the database itself: PGlite's folder takes one process at a time.
-  const inCopy = async (args: string[], env: NodeJS.ProcessEnv = cliEnv(database.location)): Promise<Result> => {
+  const inCopy = async (
+    args: string[],
+    env: NodeJS.ProcessEnv = cliEnv(database.location),
+  ): Promise<Result> => {
     if (target === 'pglite') await database.db.destroy()
     try {
       return await command(copy, args, env)
@@ -92,7 +124,9 @@ describe.each(testTargets)('migrate:pull on production today, on %s', (target: T
   })
 
   it('refuses with exit code 2, writing nothing, until the database is at the latest migration', async () => {
-    const badName = await command(copy, ['migrate', 'pull', 'Not-A-Name'], { PGLITE_DATA_DIR: join(copy, 'unused') })
+    const badName = await command(copy, ['migrate', 'pull', 'Not-A-Name'], {
+      PGLITE_DATA_DIR: join(copy, 'unused'),
+    })
     expect(badName.code).toBe(2)
     expect(badName.stderr).toContain('migrate pull refused: the name after NNN_pulled_')
     expect(badName.stderr).not.toContain('Database:')
@@ -100,7 +134,9 @@ describe.each(testTargets)('migrate:pull on production today, on %s', (target: T
     expect(refused.code).toBe(2)
     expect(refused.stderr).toMatch(/not at the latest migration.*npm run migrate:latest first/)
     expect(existsSync(join(copy, 'src/migrations', `${PULLED}.ts`))).toBe(false)
-    expect(await recordedMigrationNames(database.db as Kysely<any>)).toEqual(migrationNames.filter((name) => name <= PRODUCTION_TODAY_ADOPTION_POINT))
+    expect(await recordedMigrationNames(database.db as Kysely<any>)).toEqual(
+      migrationNames.filter((name) => name <= PRODUCTION_TODAY_ADOPTION_POINT),
+    )
   }, 300_000)
 
   it('writes the next migration, registers it and records the database at it; migrate:check is clean there', async () => {
@@ -115,28 +151,42 @@ describe.each(testTargets)('migrate:pull on production today, on %s', (target: T
     expect(source).toContain('// table x402_oauth_pending')
     expect(source).toMatch(/CREATE TABLE x402_oauth_pending \(/)
     expect(source).toContain('CREATE VIEW public_x402_resources WITH (security_invoker=on) AS')
-    expect(source).toMatch(/REVOKE ALL ON FUNCTION soft_delete_user_tx\(uuid\) FROM PUBLIC, anon, authenticated, service_role/)
+    expect(source).toMatch(
+      /REVOKE ALL ON FUNCTION soft_delete_user_tx\(uuid\) FROM PUBLIC, anon, authenticated, service_role/,
+    )
     expect(source).toMatch(/LOCK TABLE x402_resources, .* IN ACCESS EXCLUSIVE MODE/)
     expect(source).toContain('// lint:locks allow x402_resources:')
     // The foreign keys come after every table, the view after the columns it reads.
-    expect(source.indexOf('ADD CONSTRAINT x402_job_run_events_resource_id_fkey')).toBeGreaterThan(source.lastIndexOf('CREATE TABLE'))
-    expect(source.indexOf('CREATE VIEW public_x402_resources')).toBeGreaterThan(source.indexOf('ADD COLUMN deleted_at'))
-    expect(readFileSync(join(copy, 'src/migrations/index.ts'), 'utf8')).toContain(`'${PULLED}': m${PULLED.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())},`)
+    expect(source.indexOf('ADD CONSTRAINT x402_job_run_events_resource_id_fkey')).toBeGreaterThan(
+      source.lastIndexOf('CREATE TABLE'),
+    )
+    expect(source.indexOf('CREATE VIEW public_x402_resources')).toBeGreaterThan(
+      source.indexOf('ADD COLUMN deleted_at'),
+    )
+    expect(readFileSync(join(copy, 'src/migrations/index.ts'), 'utf8')).toContain(
+      `'${PULLED}': m${PULLED.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())},`,
+    )
     // This checkout's migrations are untouched.
     expect(existsSync(join(root, 'src/migrations', `${PULLED}.ts`))).toBe(false)
 
     const db = database.db as Kysely<any>
     expect(await recordedMigrationNames(db)).toEqual([...migrationNames, PULLED])
     const recorded = (await readMigrationChecksums(db)).get(PULLED)
-    expect(recorded?.sha256).toBe(await migrationChecksum(PULLED, { sourceDir: join(copy, 'src/migrations') }))
+    expect(recorded?.sha256).toBe(
+      await migrationChecksum(PULLED, { sourceDir: join(copy, 'src/migrations') }),
+    )
 
     const checked = await inCopy(['migrate', 'check'])
     if (target === 'postgres') {
       // The reference is built on PGlite (PostgreSQL 17), whose pg_get_viewdef leaves a view's
       // columns unqualified where PostgreSQL 15 writes x402_resources.id: the same view, spelled
       // two ways, which the comparison of view definitions does not normalise yet. Nothing else.
-      expect(checked.stdout).toContain('public_x402_resources: view: view definition: live  SELECT x402_resources.id,')
-      expect(checked.stdout).toMatch(new RegExp(`DRIFT: 1 schema difference\\(s\\) from ${PULLED}\\.`))
+      expect(checked.stdout).toContain(
+        'public_x402_resources: view: view definition: live  SELECT x402_resources.id,',
+      )
+      expect(checked.stdout).toMatch(
+        new RegExp(`DRIFT: 1 schema difference\\(s\\) from ${PULLED}\\.`),
+      )
     } else {
       expect(checked.stdout).toMatch(new RegExp(`OK: the schema matches ${PULLED}`))
       expect(checked.code).toBe(0)
@@ -147,7 +197,7 @@ describe.each(testTargets)('migrate:pull on production today, on %s', (target: T
     expect(again.code).toBe(0)
   }, 600_000)
 
-  it('then a fresh embedded database migrated to the latest has production\'s tables, and migrate:check is clean on it', async () => {
+  it("then a fresh embedded database migrated to the latest has production's tables, and migrate:check is clean on it", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'x402-pull-fresh-'))
     try {
       const latest = await command(copy, ['migrate', 'latest'], { PGLITE_DATA_DIR: dataDir })
@@ -172,11 +222,16 @@ describe.each(testTargets)('migrate:pull on production today, on %s', (target: T
     const codegen = await command(copy, ['codegen'], {})
     expect(codegen.code).toBe(0)
     const types = readFileSync(join(copy, 'src/types/database.ts'), 'utf8')
-    for (const table of [...PRODUCTION_TODAY_TABLES, 'public_x402_resources']) expect(types).toMatch(new RegExp(`^  ${table}: `, 'm'))
+    for (const table of [...PRODUCTION_TODAY_TABLES, 'public_x402_resources'])
+      expect(types).toMatch(new RegExp(`^  ${table}: `, 'm'))
 
     const access = await command(copy, ['access'], {})
-    expect({ code: access.code, stderr: access.stderr }).toEqual({ code: 0, stderr: expect.any(String) })
+    expect({ code: access.code, stderr: access.stderr }).toEqual({
+      code: 0,
+      stderr: expect.any(String),
+    })
     const matrix = readFileSync(join(copy, 'docs/access-matrix.md'), 'utf8')
-    for (const table of [...PRODUCTION_TODAY_TABLES, 'public_x402_resources']) expect(matrix).toContain(`| public.${table} |`)
+    for (const table of [...PRODUCTION_TODAY_TABLES, 'public_x402_resources'])
+      expect(matrix).toContain(`| public.${table} |`)
   }, 900_000)
 })

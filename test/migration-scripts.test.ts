@@ -28,20 +28,36 @@ const SCRIPTS = new Map([
 
 describe('the exported scripts kept in a folder', () => {
   it('are current when every file holds exactly its export', () => {
-    expect(scriptFolderDifferences(folderWith(Object.fromEntries(SCRIPTS)), SCRIPTS)).toEqual({ stale: [], extra: [] })
+    expect(scriptFolderDifferences(folderWith(Object.fromEntries(SCRIPTS)), SCRIPTS)).toEqual({
+      stale: [],
+      extra: [],
+    })
   })
 
   it('are stale where a file differs by one character, or is missing', () => {
     const folder = folderWith({ '001_a.up.sql': 'BEGIN;\nCREATE TABLE a ();\nCOMMIT;' })
-    expect(scriptFolderDifferences(folder, SCRIPTS)).toEqual({ stale: ['001_a.up.sql', '001_a.down.sql'], extra: [] })
+    expect(scriptFolderDifferences(folder, SCRIPTS)).toEqual({
+      stale: ['001_a.up.sql', '001_a.down.sql'],
+      extra: [],
+    })
   })
 
   it('name a script that no migration exports, and ignore files that are not SQL', () => {
-    const folder = folderWith({ ...Object.fromEntries(SCRIPTS), '000_gone.up.sql': 'SELECT 1;', 'notes.txt': '' })
-    expect(scriptFolderDifferences(folder, SCRIPTS)).toEqual({ stale: [], extra: ['000_gone.up.sql'] })
+    const folder = folderWith({
+      ...Object.fromEntries(SCRIPTS),
+      '000_gone.up.sql': 'SELECT 1;',
+      'notes.txt': '',
+    })
+    expect(scriptFolderDifferences(folder, SCRIPTS)).toEqual({
+      stale: [],
+      extra: ['000_gone.up.sql'],
+    })
   })
 
   it('are all stale where the folder does not exist', () => {
-    expect(scriptFolderDifferences(join(tmpdir(), 'x402-no-such-folder'), SCRIPTS).stale).toEqual(['001_a.up.sql', '001_a.down.sql'])
+    expect(scriptFolderDifferences(join(tmpdir(), 'x402-no-such-folder'), SCRIPTS).stale).toEqual([
+      '001_a.up.sql',
+      '001_a.down.sql',
+    ])
   })
 })

@@ -7,13 +7,20 @@ import { exportMigrationSql } from '../src/tooling.js'
 const servers: [string, string | undefined][] = [['pglite', undefined]]
 if (process.env.TEST_DATABASE_URL) servers.push(['postgres', process.env.TEST_DATABASE_URL])
 
-describe.each(servers)('migrate:sql --down with lock comments, rehearsed on %s', (_kind, server) => {
-  it('writes a measured lock profile above every statement of the down script', async () => {
-    const script = await exportMigrationSql('008_close_supabase_advisor_findings', 'down', { lockProfile: { server, rows: 100 } })
-    const plain = await exportMigrationSql('008_close_supabase_advisor_findings', 'down')
-    const statements = splitSqlStatements(plain).filter((statement) => !/^(BEGIN|COMMIT)$/.test(statement))
-    expect(statements.length).toBeGreaterThan(0)
-    expect(script.match(/^-- locks: /gm)).toHaveLength(statements.length)
-    expect(script).toMatch(/x402_resources ACCESS EXCLUSIVE/)
-  })
-})
+describe.each(servers)(
+  'migrate:sql --down with lock comments, rehearsed on %s',
+  (_kind, server) => {
+    it('writes a measured lock profile above every statement of the down script', async () => {
+      const script = await exportMigrationSql('008_close_supabase_advisor_findings', 'down', {
+        lockProfile: { server, rows: 100 },
+      })
+      const plain = await exportMigrationSql('008_close_supabase_advisor_findings', 'down')
+      const statements = splitSqlStatements(plain).filter(
+        (statement) => !/^(BEGIN|COMMIT)$/.test(statement),
+      )
+      expect(statements.length).toBeGreaterThan(0)
+      expect(script.match(/^-- locks: /gm)).toHaveLength(statements.length)
+      expect(script).toMatch(/x402_resources ACCESS EXCLUSIVE/)
+    })
+  },
+)

@@ -5,7 +5,12 @@ import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
 import { embeddedDatabase } from '../src/connection/embedded-database.js'
-import { ensureSupabaseStandIn, exportMigrationSql, migrateTo, migrateToLatest } from '../src/tooling.js'
+import {
+  ensureSupabaseStandIn,
+  exportMigrationSql,
+  migrateTo,
+  migrateToLatest,
+} from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { createTestDatabase, type TestTarget, testTargets } from './support/test-database.js'
@@ -32,7 +37,11 @@ async function createScriptDatabase(target: TestTarget): Promise<ScriptDatabase>
       destroy: database.destroy,
       async runScript(script) {
         if (runsOutsideTransaction(script)) {
-          execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', location.connectionString], { input: script })
+          execFileSync(
+            'psql',
+            ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', location.connectionString],
+            { input: script },
+          )
           return
         }
         const client = new pg.Client({ connectionString: location.connectionString })
@@ -66,15 +75,22 @@ describe.each(testTargets)('exported migration SQL on %s', (target) => {
     // migrateToLatest then has nothing left to do there.
     const byMigrator = await createTestDatabase(target, {}, 'latest')
     try {
-      for (const name of migrationNames) await byScripts.runScript(await exportMigrationSql(name, 'up'))
+      for (const name of migrationNames)
+        await byScripts.runScript(await exportMigrationSql(name, 'up'))
       await migrateToLatest(byMigrator.db)
-      expect(await snapshotPublicSchema(byScripts.db)).toEqual(await snapshotPublicSchema(byMigrator.db))
+      expect(await snapshotPublicSchema(byScripts.db)).toEqual(
+        await snapshotPublicSchema(byMigrator.db),
+      )
 
-      for (const name of migrationNames.filter((later) => later >= '005_add_openrouter_integration').toReversed()) {
+      for (const name of migrationNames
+        .filter((later) => later >= '005_add_openrouter_integration')
+        .toReversed()) {
         await byScripts.runScript(await exportMigrationSql(name, 'down'))
       }
       await migrateTo(byMigrator.db, '002_add_claude_integration')
-      expect(await snapshotPublicSchema(byScripts.db)).toEqual(await snapshotPublicSchema(byMigrator.db))
+      expect(await snapshotPublicSchema(byScripts.db)).toEqual(
+        await snapshotPublicSchema(byMigrator.db),
+      )
     } finally {
       await byScripts.destroy()
       await byMigrator.destroy()
@@ -84,8 +100,12 @@ describe.each(testTargets)('exported migration SQL on %s', (target) => {
   }, 180_000)
 
   it('accepts a unique prefix, and refuses an unknown name with the list of known ones', async () => {
-    expect(await exportMigrationSql('005')).toBe(await exportMigrationSql('005_add_openrouter_integration'))
-    await expect(exportMigrationSql('999')).rejects.toThrow(/^No migration is named "999"\. Known migrations: 000_baseline_ai_models, /)
+    expect(await exportMigrationSql('005')).toBe(
+      await exportMigrationSql('005_add_openrouter_integration'),
+    )
+    await expect(exportMigrationSql('999')).rejects.toThrow(
+      /^No migration is named "999"\. Known migrations: 000_baseline_ai_models, /,
+    )
     await expect(exportMigrationSql('000')).rejects.toThrow('"000" matches several migrations')
   })
 })

@@ -30,9 +30,14 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
   const logged: Array<[string, KeyFailureFields]> = []
   const log = (message: string, fields: KeyFailureFields) => logged.push([message, fields])
 
-  const readForExecution = (userId: string) => asService(database.db, (trx) => readOpenRouterKeyForExecution(trx, { userId, cipher, log }))
+  const readForExecution = (userId: string) =>
+    asService(database.db, (trx) => readOpenRouterKeyForExecution(trx, { userId, cipher, log }))
   const storedRow = (userId: string) =>
-    database.db.selectFrom('x402_user_openrouter_integrations').selectAll().where('user_id', '=', userId).executeTakeFirst()
+    database.db
+      .selectFrom('x402_user_openrouter_integrations')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .executeTakeFirst()
 
   it('stores a verified key encrypted, as valid and verified now, and reads it back for execution', async () => {
     const userId = await createUser(database.db)
@@ -49,14 +54,18 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
 
   it('replaces a key, keeping whether the integration is enabled, and making it valid again', async () => {
     const userId = await createUser(database.db)
-    await asService(database.db, (trx) => storeOpenRouterKey(trx, { userId, apiKey: newApiKey(), cipher }))
+    await asService(database.db, (trx) =>
+      storeOpenRouterKey(trx, { userId, apiKey: newApiKey(), cipher }),
+    )
     await asService(database.db, async (trx) => {
       await setOpenRouterKeyEnabled(trx, userId, false)
       await markOpenRouterKeyInvalid(trx, userId)
     })
     const replacement = newApiKey()
 
-    await asService(database.db, (trx) => storeOpenRouterKey(trx, { userId, apiKey: replacement, cipher }))
+    await asService(database.db, (trx) =>
+      storeOpenRouterKey(trx, { userId, apiKey: replacement, cipher }),
+    )
 
     expect(await storedRow(userId)).toMatchObject({ is_enabled: false, is_valid: true })
     await asService(database.db, (trx) => setOpenRouterKeyEnabled(trx, userId, true))
@@ -66,7 +75,10 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
   it('reads a key stored in the legacy format before this module existed', async () => {
     const userId = await createUser(database.db)
     const apiKey = newApiKey()
-    await database.db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy(apiKey, SECRET) }).execute()
+    await database.db
+      .insertInto('x402_user_openrouter_integrations')
+      .values({ user_id: userId, encrypted_api_key: encryptLegacy(apiKey, SECRET) })
+      .execute()
 
     expect(await readForExecution(userId)).toEqual({ status: 'ready', apiKey })
   })
@@ -75,8 +87,12 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
     const userId = await createUser(database.db)
     expect(await readForExecution(userId)).toEqual({ status: 'missing' })
 
-    await asService(database.db, (trx) => storeOpenRouterKey(trx, { userId, apiKey: newApiKey(), cipher }))
-    expect(await asService(database.db, (trx) => setOpenRouterKeyEnabled(trx, userId, false))).toBe(true)
+    await asService(database.db, (trx) =>
+      storeOpenRouterKey(trx, { userId, apiKey: newApiKey(), cipher }),
+    )
+    expect(await asService(database.db, (trx) => setOpenRouterKeyEnabled(trx, userId, false))).toBe(
+      true,
+    )
     expect(await readForExecution(userId)).toEqual({ status: 'disabled' })
 
     await asService(database.db, (trx) => setOpenRouterKeyEnabled(trx, userId, true))
@@ -93,7 +109,9 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
 
   it('deletes a key, and says whether there was one', async () => {
     const userId = await createUser(database.db)
-    await asService(database.db, (trx) => storeOpenRouterKey(trx, { userId, apiKey: newApiKey(), cipher }))
+    await asService(database.db, (trx) =>
+      storeOpenRouterKey(trx, { userId, apiKey: newApiKey(), cipher }),
+    )
 
     expect(await asService(database.db, (trx) => deleteOpenRouterKey(trx, userId))).toBe(true)
     expect(await asService(database.db, (trx) => deleteOpenRouterKey(trx, userId))).toBe(false)
@@ -122,7 +140,11 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
         expect(await setOpenRouterKeyEnabled(trx, alice, true)).toBe(true)
         await storeOpenRouterKey(trx, { userId: alice, apiKey: replacement, cipher })
       })
-      expect(await asUser(database.db, alice, (trx) => readOpenRouterKeyForExecution(trx, { userId: alice, cipher, log }))).toEqual({
+      expect(
+        await asUser(database.db, alice, (trx) =>
+          readOpenRouterKeyForExecution(trx, { userId: alice, cipher, log }),
+        ),
+      ).toEqual({
         status: 'ready',
         apiKey: replacement,
       })
@@ -138,9 +160,17 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
         verified: await markOpenRouterKeyVerified(trx, bob),
         deleted: await deleteOpenRouterKey(trx, bob),
       }))
-      const overwrite = asUser(database.db, alice, (trx) => storeOpenRouterKey(trx, { userId: bob, apiKey: newApiKey(), cipher }))
+      const overwrite = asUser(database.db, alice, (trx) =>
+        storeOpenRouterKey(trx, { userId: bob, apiKey: newApiKey(), cipher }),
+      )
 
-      expect(asAlice).toEqual({ read: { status: 'missing' }, disabled: false, invalidated: false, verified: false, deleted: false })
+      expect(asAlice).toEqual({
+        read: { status: 'missing' },
+        disabled: false,
+        invalidated: false,
+        verified: false,
+        deleted: false,
+      })
       await expect(overwrite).rejects.toMatchObject({ name: 'QueryError', code: '42501' })
       expect(await storedRow(bob)).toEqual(bobsRow)
       expect(await readForExecution(bob)).toEqual({ status: 'ready', apiKey: bobsKey })
@@ -151,16 +181,24 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
     it('reaches the caller as the configuration error only, with the reason in the log', async () => {
       const owner = await createUser(database.db)
       const thief = await createUser(database.db)
-      await asService(database.db, (trx) => storeOpenRouterKey(trx, { userId: owner, apiKey: newApiKey(), cipher }))
+      await asService(database.db, (trx) =>
+        storeOpenRouterKey(trx, { userId: owner, apiKey: newApiKey(), cipher }),
+      )
       // Someone with write access copies the owner's ciphertext into their own row.
       const { encrypted_api_key: copied } = (await storedRow(owner))!
-      await database.db.insertInto('x402_user_openrouter_integrations').values({ user_id: thief, encrypted_api_key: copied }).execute()
+      await database.db
+        .insertInto('x402_user_openrouter_integrations')
+        .values({ user_id: thief, encrypted_api_key: copied })
+        .execute()
       logged.length = 0
 
       const attempt = readForExecution(thief).catch((error: unknown) => error)
 
       const error = (await attempt) as Error
-      expect(error).toMatchObject({ name: 'ApiKeyConfigurationError', message: 'API key configuration error - contact resource owner' })
+      expect(error).toMatchObject({
+        name: 'ApiKeyConfigurationError',
+        message: 'API key configuration error - contact resource owner',
+      })
       expect(error.cause).toBeUndefined()
       expect(logged).toEqual([
         [
@@ -178,16 +216,31 @@ describe.each(testTargets)('OpenRouter keys through the access helpers on %s', (
     it('is refused when its stored value was changed, and when its secret is not configured', async () => {
       const tampered = await createUser(database.db)
       const otherSecret = await createUser(database.db)
-      await asService(database.db, (trx) => storeOpenRouterKey(trx, { userId: tampered, apiKey: newApiKey(), cipher }))
+      await asService(database.db, (trx) =>
+        storeOpenRouterKey(trx, { userId: tampered, apiKey: newApiKey(), cipher }),
+      )
       const stored = (await storedRow(tampered))!.encrypted_api_key
       const lastDigit = stored.at(-1) === '0' ? '1' : '0'
-      await database.db.updateTable('x402_user_openrouter_integrations').set({ encrypted_api_key: stored.slice(0, -1) + lastDigit }).where('user_id', '=', tampered).execute()
-      const elsewhere = new IntegrationCipher({ current: 'a-secret-this-deployment-does-not-have', previous: [] })
-      await asService(database.db, (trx) => storeOpenRouterKey(trx, { userId: otherSecret, apiKey: newApiKey(), cipher: elsewhere }))
+      await database.db
+        .updateTable('x402_user_openrouter_integrations')
+        .set({ encrypted_api_key: stored.slice(0, -1) + lastDigit })
+        .where('user_id', '=', tampered)
+        .execute()
+      const elsewhere = new IntegrationCipher({
+        current: 'a-secret-this-deployment-does-not-have',
+        previous: [],
+      })
+      await asService(database.db, (trx) =>
+        storeOpenRouterKey(trx, { userId: otherSecret, apiKey: newApiKey(), cipher: elsewhere }),
+      )
       logged.length = 0
 
-      await expect(readForExecution(tampered)).rejects.toThrow(/^API key configuration error - contact resource owner$/)
-      await expect(readForExecution(otherSecret)).rejects.toThrow(/^API key configuration error - contact resource owner$/)
+      await expect(readForExecution(tampered)).rejects.toThrow(
+        /^API key configuration error - contact resource owner$/,
+      )
+      await expect(readForExecution(otherSecret)).rejects.toThrow(
+        /^API key configuration error - contact resource owner$/,
+      )
       expect(logged.map(([, fields]) => fields.reason)).toEqual([
         expect.stringMatching(/authentication tag does not match/),
         expect.stringMatching(/secret that is not configured/),

@@ -20,9 +20,13 @@ const BATCH_SIZE = 1_000
 const rotating = new IntegrationCipher({ current: NEW_SECRET, previous: [OLD_SECRET] })
 const newSecretOnly = new IntegrationCipher({ current: NEW_SECRET, previous: [] })
 const v2WithOldSecret = new IntegrationCipher({ current: OLD_SECRET.padEnd(32, '!'), previous: [] })
-const rotatingBoth = new IntegrationCipher({ current: NEW_SECRET, previous: [OLD_SECRET, OLD_SECRET.padEnd(32, '!')] })
+const rotatingBoth = new IntegrationCipher({
+  current: NEW_SECRET,
+  previous: [OLD_SECRET, OLD_SECRET.padEnd(32, '!')],
+})
 
-const rowsOf = (report: KeyRotationReport) => report.rotated + report.alreadyCurrent + report.changedConcurrently + report.failed.length
+const rowsOf = (report: KeyRotationReport) =>
+  report.rotated + report.alreadyCurrent + report.changedConcurrently + report.failed.length
 
 describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (target) => {
   const database = useTestDatabase(target)
@@ -34,10 +38,12 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
 
   const storedKeys = async () =>
     new Map(
-      (await database.db.selectFrom('x402_user_openrouter_integrations').select(['user_id', 'encrypted_api_key']).execute()).map((row) => [
-        row.user_id,
-        row.encrypted_api_key,
-      ]),
+      (
+        await database.db
+          .selectFrom('x402_user_openrouter_integrations')
+          .select(['user_id', 'encrypted_api_key'])
+          .execute()
+      ).map((row) => [row.user_id, row.encrypted_api_key]),
     )
 
   beforeAll(async () => {
@@ -70,14 +76,23 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
       return { user_id: id, encrypted_api_key: stored }
     })
     for (let start = 0; start < values.length; start += 2_000) {
-      await db.insertInto('x402_user_openrouter_integrations').values(values.slice(start, start + 2_000)).execute()
+      await db
+        .insertInto('x402_user_openrouter_integrations')
+        .values(values.slice(start, start + 2_000))
+        .execute()
     }
   })
 
-  it('writes nothing when the key id confirmed is not the current secret\'s (a typo in the new secret)', async () => {
+  it("writes nothing when the key id confirmed is not the current secret's (a typo in the new secret)", async () => {
     const before = await storedKeys()
     const typo = new IntegrationCipher({ current: `${NEW_SECRET}x`, previous: [OLD_SECRET] })
-    await expect(rotateOpenRouterKeys(database.db, { cipher: typo, keyId: rotating.currentKeyId, batchSize: BATCH_SIZE })).rejects.toThrow(
+    await expect(
+      rotateOpenRouterKeys(database.db, {
+        cipher: typo,
+        keyId: rotating.currentKeyId,
+        batchSize: BATCH_SIZE,
+      }),
+    ).rejects.toThrow(
       `The current secret has key id ${typo.currentKeyId}, not ${rotating.currentKeyId} as confirmed`,
     )
     expect(await storedKeys()).toEqual(before)
@@ -102,14 +117,18 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
     expect(report).toMatchObject({ complete: false, scanned: 3_000, changedConcurrently: 0 })
     expect(rowsOf(report)).toBe(3_000)
     const stored = await storedKeys()
-    const current = [...expected.keys()].filter((userId) => rotating.isCurrent(stored.get(userId)!)).length
+    const current = [...expected.keys()].filter((userId) =>
+      rotating.isCurrent(stored.get(userId)!),
+    ).length
     expect(current).toBe(report.rotated + currentBefore)
   })
 
   it('loses nothing when a batch fails half-way: the batch is rolled back as a whole', async () => {
     const { db } = database
     const before = await storedKeys()
-    const pending = [...expected.keys()].filter((userId) => !rotating.isCurrent(before.get(userId)!)).sort()
+    const pending = [...expected.keys()]
+      .filter((userId) => !rotating.isCurrent(before.get(userId)!))
+      .sort()
     // A real failure inside a batch: the database refuses the update of one row, past the first
     // pending rows, so that some rows of its batch would be rotated before it.
     const failingRow = pending[50]!
@@ -126,7 +145,13 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
     `.execute(db)
 
     try {
-      await expect(rotateOpenRouterKeys(db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })).rejects.toThrow(/disk full, say/)
+      await expect(
+        rotateOpenRouterKeys(db, {
+          cipher: rotatingBoth,
+          keyId: rotatingBoth.currentKeyId,
+          batchSize: BATCH_SIZE,
+        }),
+      ).rejects.toThrow(/disk full, say/)
     } finally {
       await sql`DROP TRIGGER refuse_rotation ON x402_user_openrouter_integrations`.execute(db)
       await sql`DROP FUNCTION pg_temp_refuse_rotation()`.execute(db)
@@ -139,13 +164,26 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
   })
 
   it('goes on where it stopped, and leaves every key readable with the new secret alone', async () => {
-    const report = await rotateOpenRouterKeys(database.db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })
+    const report = await rotateOpenRouterKeys(database.db, {
+      cipher: rotatingBoth,
+      keyId: rotatingBoth.currentKeyId,
+      batchSize: BATCH_SIZE,
+    })
 
     expect(report).toMatchObject({ complete: true, scanned: ROWS, changedConcurrently: 0 })
     expect(report.rotated).toBe(ROWS - unreadable.size - report.alreadyCurrent)
     expect(report.alreadyCurrent).toBeGreaterThanOrEqual(3_000 - unreadable.size)
-    expect(report.failed.map((failure) => failure.userId).sort()).toEqual([...unreadable.keys()].sort())
-    expect(report.failed.map((failure) => failure.format).sort()).toEqual(['unknown', 'unknown', 'unknown', 'v2', 'v2', 'v2'])
+    expect(report.failed.map((failure) => failure.userId).sort()).toEqual(
+      [...unreadable.keys()].sort(),
+    )
+    expect(report.failed.map((failure) => failure.format).sort()).toEqual([
+      'unknown',
+      'unknown',
+      'unknown',
+      'v2',
+      'v2',
+      'v2',
+    ])
 
     const stored = await storedKeys()
     expect(stored.size).toBe(ROWS)
@@ -160,7 +198,13 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
   })
 
   it('finds nothing left to do on a further run', async () => {
-    expect(await rotateOpenRouterKeys(database.db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })).toMatchObject({
+    expect(
+      await rotateOpenRouterKeys(database.db, {
+        cipher: rotatingBoth,
+        keyId: rotatingBoth.currentKeyId,
+        batchSize: BATCH_SIZE,
+      }),
+    ).toMatchObject({
       complete: true,
       scanned: ROWS,
       rotated: 0,
@@ -171,43 +215,80 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
 
   it('refuses a batch size it cannot run', async () => {
     for (const batchSize of [0, 1.5, 10_001]) {
-      await expect(rotateOpenRouterKeys(database.db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize })).rejects.toThrow(
-        /^The rotation batch size must be a whole number from 1 to 10000/,
-      )
+      await expect(
+        rotateOpenRouterKeys(database.db, {
+          cipher: rotatingBoth,
+          keyId: rotatingBoth.currentKeyId,
+          batchSize,
+        }),
+      ).rejects.toThrow(/^The rotation batch size must be a whole number from 1 to 10000/)
     }
   })
 
   // Needs a second session writing while the rotation waits: PGlite has one connection.
-  it.skipIf(target === 'pglite')('does not overwrite a key stored while it was rotating that row', async () => {
-    const { db } = database
-    const userId = await createUser(db)
-    await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy('sk-or-old', OLD_SECRET) }).execute()
-    const replacement = encryptLegacy('sk-or-stored-meanwhile', OLD_SECRET)
-    const writer = new pg.Client({ connectionString: serverUrl(database.location) })
-    await writer.connect()
-    try {
-      await writer.query('BEGIN')
-      await writer.query('UPDATE x402_user_openrouter_integrations SET encrypted_api_key = $1 WHERE user_id = $2', [replacement, userId])
-      // The rotation reads the old value, then waits on the writer's row lock to update it.
-      const rotation = rotateOpenRouterKeys(db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })
-      await waitUntil(async () => {
-        const { rows } = await writer.query(
-          `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+  it.skipIf(target === 'pglite')(
+    'does not overwrite a key stored while it was rotating that row',
+    async () => {
+      const { db } = database
+      const userId = await createUser(db)
+      await db
+        .insertInto('x402_user_openrouter_integrations')
+        .values({ user_id: userId, encrypted_api_key: encryptLegacy('sk-or-old', OLD_SECRET) })
+        .execute()
+      const replacement = encryptLegacy('sk-or-stored-meanwhile', OLD_SECRET)
+      const writer = new pg.Client({ connectionString: serverUrl(database.location) })
+      await writer.connect()
+      try {
+        await writer.query('BEGIN')
+        await writer.query(
+          'UPDATE x402_user_openrouter_integrations SET encrypted_api_key = $1 WHERE user_id = $2',
+          [replacement, userId],
         )
-        return rows[0].waiting === 1
-      })
-      await writer.query('COMMIT')
+        // The rotation reads the old value, then waits on the writer's row lock to update it.
+        const rotation = rotateOpenRouterKeys(db, {
+          cipher: rotatingBoth,
+          keyId: rotatingBoth.currentKeyId,
+          batchSize: BATCH_SIZE,
+        })
+        await waitUntil(async () => {
+          const { rows } = await writer.query(
+            `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+          return rows[0].waiting === 1
+        })
+        await writer.query('COMMIT')
 
-      expect(await rotation).toMatchObject({ complete: true, rotated: 0, changedConcurrently: 1 })
-    } finally {
-      await writer.end()
-    }
-    expect((await db.selectFrom('x402_user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirst())?.encrypted_api_key).toBe(replacement)
+        expect(await rotation).toMatchObject({ complete: true, rotated: 0, changedConcurrently: 1 })
+      } finally {
+        await writer.end()
+      }
+      expect(
+        (
+          await db
+            .selectFrom('x402_user_openrouter_integrations')
+            .select('encrypted_api_key')
+            .where('user_id', '=', userId)
+            .executeTakeFirst()
+        )?.encrypted_api_key,
+      ).toBe(replacement)
 
-    expect(await rotateOpenRouterKeys(db, { cipher: rotatingBoth, keyId: rotatingBoth.currentKeyId, batchSize: BATCH_SIZE })).toMatchObject({ rotated: 1 })
-    const rotated = await db.selectFrom('x402_user_openrouter_integrations').select('encrypted_api_key').where('user_id', '=', userId).executeTakeFirstOrThrow()
-    expect(newSecretOnly.decrypt(rotated.encrypted_api_key, userId)).toBe('sk-or-stored-meanwhile')
-  })
+      expect(
+        await rotateOpenRouterKeys(db, {
+          cipher: rotatingBoth,
+          keyId: rotatingBoth.currentKeyId,
+          batchSize: BATCH_SIZE,
+        }),
+      ).toMatchObject({ rotated: 1 })
+      const rotated = await db
+        .selectFrom('x402_user_openrouter_integrations')
+        .select('encrypted_api_key')
+        .where('user_id', '=', userId)
+        .executeTakeFirstOrThrow()
+      expect(newSecretOnly.decrypt(rotated.encrypted_api_key, userId)).toBe(
+        'sk-or-stored-meanwhile',
+      )
+    },
+  )
 })
 
 async function waitUntil(condition: () => Promise<boolean>): Promise<void> {

@@ -56,9 +56,17 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
   beforeAll(async () => {
     const { db } = database
     // The canary: in a jsonb column and in a text column, where the scans must find it.
-    await createResource(db, { description: canary, openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: canary, params: {} } })
+    await createResource(db, {
+      description: canary,
+      openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: canary, params: {} },
+    })
 
-    const [alice, bob, thief, legacyOwner] = [await createUser(db), await createUser(db), await createUser(db), await createUser(db)]
+    const [alice, bob, thief, legacyOwner] = [
+      await createUser(db),
+      await createUser(db),
+      await createUser(db),
+      await createUser(db),
+    ]
     await asService(db, async (trx) => {
       await storeOpenRouterKey(trx, { userId: alice, apiKey: newApiKey(), cipher })
       await storeOpenRouterKey(trx, { userId: alice, apiKey: newApiKey(), cipher })
@@ -68,18 +76,35 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
       await markOpenRouterKeyInvalid(trx, alice)
       await markOpenRouterKeyVerified(trx, alice)
     })
-    await asUser(db, bob, (trx) => storeOpenRouterKey(trx, { userId: bob, apiKey: newApiKey(), cipher }))
-    await db.insertInto('x402_user_openrouter_integrations').values({ user_id: legacyOwner, encrypted_api_key: encryptLegacy(newApiKey(), PREVIOUS_SECRET) }).execute()
+    await asUser(db, bob, (trx) =>
+      storeOpenRouterKey(trx, { userId: bob, apiKey: newApiKey(), cipher }),
+    )
+    await db
+      .insertInto('x402_user_openrouter_integrations')
+      .values({
+        user_id: legacyOwner,
+        encrypted_api_key: encryptLegacy(newApiKey(), PREVIOUS_SECRET),
+      })
+      .execute()
     await rotateOpenRouterKeys(db, { cipher, keyId: cipher.currentKeyId })
 
     // Failures on the way, whose errors must not carry a key either.
     const failures = [
       // No such user: the database refuses the row (23503).
-      () => asService(db, (trx) => storeOpenRouterKey(trx, { userId: randomUUID(), apiKey: newApiKey(), cipher })),
+      () =>
+        asService(db, (trx) =>
+          storeOpenRouterKey(trx, { userId: randomUUID(), apiKey: newApiKey(), cipher }),
+        ),
       // Another user's row: row level security refuses it (42501).
-      () => asUser(db, alice, (trx) => storeOpenRouterKey(trx, { userId: bob, apiKey: newApiKey(), cipher })),
+      () =>
+        asUser(db, alice, (trx) =>
+          storeOpenRouterKey(trx, { userId: bob, apiKey: newApiKey(), cipher }),
+        ),
       // The key and the user id swapped by mistake.
-      () => asService(db, (trx) => storeOpenRouterKey(trx, { userId: newApiKey(), apiKey: alice, cipher })),
+      () =>
+        asService(db, (trx) =>
+          storeOpenRouterKey(trx, { userId: newApiKey(), apiKey: alice, cipher }),
+        ),
       // A ciphertext copied into another user's row: the configuration error.
       async () => {
         const { encrypted_api_key: copied } = await db
@@ -87,11 +112,22 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
           .select('encrypted_api_key')
           .where('user_id', '=', alice)
           .executeTakeFirstOrThrow()
-        await db.insertInto('x402_user_openrouter_integrations').values({ user_id: thief, encrypted_api_key: copied }).execute()
-        await asService(db, (trx) => readOpenRouterKeyForExecution(trx, { userId: thief, cipher, log }))
+        await db
+          .insertInto('x402_user_openrouter_integrations')
+          .values({ user_id: thief, encrypted_api_key: copied })
+          .execute()
+        await asService(db, (trx) =>
+          readOpenRouterKeyForExecution(trx, { userId: thief, cipher, log }),
+        )
       },
     ]
-    for (const failure of failures) errors.push(await failure().then(() => new Error('expected a failure'), (error: unknown) => error))
+    for (const failure of failures)
+      errors.push(
+        await failure().then(
+          () => new Error('expected a failure'),
+          (error: unknown) => error,
+        ),
+      )
   })
 
   const expectNoPlaintextIn = (text: string) => {
@@ -104,16 +140,23 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
       { name: 'QueryError', code: '23503' },
       { name: 'QueryError', code: '42501' },
       { name: 'InvalidUserIdError', message: expect.stringMatching(/not a UUID/) },
-      { name: 'ApiKeyConfigurationError', message: 'API key configuration error - contact resource owner' },
+      {
+        name: 'ApiKeyConfigurationError',
+        message: 'API key configuration error - contact resource owner',
+      },
     ])
   })
 
   it('no error carries a key, in its message, its fields or its causes', () => {
-    expectNoPlaintextIn(errors.map((error) => inspect(error, { showHidden: true, depth: null })).join('\n'))
+    expectNoPlaintextIn(
+      errors.map((error) => inspect(error, { showHidden: true, depth: null })).join('\n'),
+    )
   })
 
   it('Kysely’s query log, parameters included, holds ciphertexts only', () => {
-    const logged = queryLog.map((event) => inspect(event, { showHidden: true, depth: null })).join('\n')
+    const logged = queryLog
+      .map((event) => inspect(event, { showHidden: true, depth: null }))
+      .join('\n')
     expect(logged).toContain(canary)
     expect(logged).toMatch(/v2:[0-9a-f]{8}:/)
     expectNoPlaintextIn(logged)
@@ -121,9 +164,14 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
 
   it('the failure log says why, and holds neither the key nor its stored value', async () => {
     const logged = inspect(failureLog, { depth: null })
-    expect(failureLog).toEqual([['OpenRouter key cannot be decrypted', expect.objectContaining({ format: 'v2' })]])
+    expect(failureLog).toEqual([
+      ['OpenRouter key cannot be decrypted', expect.objectContaining({ format: 'v2' })],
+    ])
     expectNoPlaintextIn(logged)
-    const stored = await database.db.selectFrom('x402_user_openrouter_integrations').select('encrypted_api_key').execute()
+    const stored = await database.db
+      .selectFrom('x402_user_openrouter_integrations')
+      .select('encrypted_api_key')
+      .execute()
     for (const { encrypted_api_key } of stored) expect(logged).not.toContain(encrypted_api_key)
   })
 
@@ -154,7 +202,11 @@ describe.each(testTargets)('secrecy of OpenRouter keys on %s', (target) => {
     if ('connectionString' in database.location) {
       const dumpSkip = await pgDumpSkipReason(database.location.connectionString)
       if (dumpSkip) context.skip(dumpSkip)
-      stored = (await run('pg_dump', ['--no-owner', database.location.connectionString], { maxBuffer: 256 * 1024 * 1024 })).stdout
+      stored = (
+        await run('pg_dump', ['--no-owner', database.location.connectionString], {
+          maxBuffer: 256 * 1024 * 1024,
+        })
+      ).stdout
     } else {
       await sql`CHECKPOINT`.execute(database.db)
       stored = filesUnder(database.location.dataDir)

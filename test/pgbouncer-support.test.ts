@@ -38,7 +38,10 @@ describe.skipIf(skipReason !== undefined)(`PgBouncer in transaction mode${skipNo
     return client
   }
 
-  async function backendPid(client: pg.Client, statement = 'SELECT pg_backend_pid() AS pid'): Promise<number> {
+  async function backendPid(
+    client: pg.Client,
+    statement = 'SELECT pg_backend_pid() AS pid',
+  ): Promise<number> {
     const { rows } = await client.query<{ pid: number }>(statement)
     return rows[0]!.pid
   }
@@ -55,16 +58,24 @@ describe.skipIf(skipReason !== undefined)(`PgBouncer in transaction mode${skipNo
 
   async function pooledServerPids(): Promise<number[]> {
     const servers = await pooler().adminQuery('SHOW SERVERS')
-    return servers.filter((server) => server.database === databaseName()).map((server) => Number(server.remote_pid))
+    return servers
+      .filter((server) => server.database === databaseName())
+      .map((server) => Number(server.remote_pid))
   }
 
   it('serves a database created after it started, in transaction mode with LIFO reuse', async () => {
     const client = await pooledClient()
-    expect((await client.query('SELECT current_database() AS name')).rows[0].name).toBe(databaseName())
+    expect((await client.query('SELECT current_database() AS name')).rows[0].name).toBe(
+      databaseName(),
+    )
 
     const pools = await pooler().adminQuery('SHOW POOLS')
-    expect(pools.find((pool) => pool.database === databaseName())).toMatchObject({ pool_mode: 'transaction' })
-    const config = Object.fromEntries((await pooler().adminQuery('SHOW CONFIG')).map((row) => [row.key, row.value]))
+    expect(pools.find((pool) => pool.database === databaseName())).toMatchObject({
+      pool_mode: 'transaction',
+    })
+    const config = Object.fromEntries(
+      (await pooler().adminQuery('SHOW CONFIG')).map((row) => [row.key, row.value]),
+    )
     expect(Number(config.default_pool_size)).toBeGreaterThanOrEqual(4)
     expect(config.server_round_robin).toBe('0')
   })
@@ -94,7 +105,10 @@ describe.skipIf(skipReason !== undefined)(`PgBouncer in transaction mode${skipNo
     const locker = await pooledClient()
     const other = await pooledClient()
 
-    const lockBackend = await backendPid(locker, `SELECT pg_backend_pid() AS pid, pg_advisory_lock(${key})`)
+    const lockBackend = await backendPid(
+      locker,
+      `SELECT pg_backend_pid() AS pid, pg_advisory_lock(${key})`,
+    )
     await other.query('BEGIN')
     expect(await backendPid(other)).toBe(lockBackend)
     // The unlock lands on another server connection, which holds nothing: it fails.
@@ -109,7 +123,9 @@ describe.skipIf(skipReason !== undefined)(`PgBouncer in transaction mode${skipNo
     expect(await pooledServerPids()).toContain(lockBackend)
 
     // Whoever gets that server connection owns the lock now.
-    expect((await other.query(`SELECT pg_advisory_unlock(${key}) AS unlocked`)).rows[0].unlocked).toBe(true)
+    expect(
+      (await other.query(`SELECT pg_advisory_unlock(${key}) AS unlocked`)).rows[0].unlocked,
+    ).toBe(true)
     await other.query('COMMIT')
     expect(await advisoryLockHolders(key)).toEqual([])
   })
@@ -118,14 +134,20 @@ describe.skipIf(skipReason !== undefined)(`PgBouncer in transaction mode${skipNo
     const key = randomInt(1, 2 ** 31)
     const committing = await pooledClient()
     await committing.query('BEGIN')
-    const holder = await backendPid(committing, `SELECT pg_backend_pid() AS pid, pg_advisory_xact_lock(${key})`)
+    const holder = await backendPid(
+      committing,
+      `SELECT pg_backend_pid() AS pid, pg_advisory_xact_lock(${key})`,
+    )
     expect(await advisoryLockHolders(key)).toEqual([holder])
     await committing.query('COMMIT')
     expect(await advisoryLockHolders(key)).toEqual([])
 
     const leaving = await pooledClient()
     await leaving.query('BEGIN')
-    const leavingHolder = await backendPid(leaving, `SELECT pg_backend_pid() AS pid, pg_advisory_xact_lock(${key})`)
+    const leavingHolder = await backendPid(
+      leaving,
+      `SELECT pg_backend_pid() AS pid, pg_advisory_xact_lock(${key})`,
+    )
     expect(await advisoryLockHolders(key)).toEqual([leavingHolder])
     await leaving.end()
     // PgBouncer closes a server connection its client left mid-transaction; the backend then
@@ -153,31 +175,46 @@ describe.skipIf(skipReason !== undefined)(`stopping PgBouncer${skipNote}`, () =>
     ['crashes', "throw new Error('the test process crashes')", { code: 1 }],
     ['ends without calling stop()', '', undefined],
     // The interval keeps it busy, as a running test would be, until the signal arrives.
-    ['is stopped with SIGTERM', "setInterval(() => {}, 1_000); process.kill(process.pid, 'SIGTERM')", { signal: 'SIGTERM' }],
-  ])('leaves no PgBouncer behind when the test process %s', async (_ending, lastStatement, failure) => {
-    const script = `
+    [
+      'is stopped with SIGTERM',
+      "setInterval(() => {}, 1_000); process.kill(process.pid, 'SIGTERM')",
+      { signal: 'SIGTERM' },
+    ],
+  ])(
+    'leaves no PgBouncer behind when the test process %s',
+    async (_ending, lastStatement, failure) => {
+      const script = `
       import { startPgBouncer } from './test/support/pgbouncer.ts'
       const pooler = await startPgBouncer()
       console.log(JSON.stringify({ pid: pooler.pid, directory: pooler.directory, url: pooler.url('postgres') }))
       ${lastStatement}`
-    // A PgBouncer that kept the process alive would run into this timeout.
-    const outcome = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: root,
-      timeout: 30_000,
-    }).then(
-      ({ stdout }) => ({ stdout, failure: undefined }),
-      (error: { stdout: string; code: number | null; signal: string | null }) => ({
-        stdout: error.stdout,
-        failure: error.signal ? { signal: error.signal } : { code: error.code },
-      }),
-    )
-    expect(outcome.failure).toEqual(failure)
+      // A PgBouncer that kept the process alive would run into this timeout.
+      const outcome = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', script],
+        {
+          cwd: root,
+          timeout: 30_000,
+        },
+      ).then(
+        ({ stdout }) => ({ stdout, failure: undefined }),
+        (error: { stdout: string; code: number | null; signal: string | null }) => ({
+          stdout: error.stdout,
+          failure: error.signal ? { signal: error.signal } : { code: error.code },
+        }),
+      )
+      expect(outcome.failure).toEqual(failure)
 
-    const { pid, directory, url } = JSON.parse(outcome.stdout) as { pid: number; directory: string; url: string }
-    expect(isAlive(pid)).toBe(false)
-    expect(existsSync(directory)).toBe(false)
-    expect(await refusesConnections(url)).toBe(true)
-  })
+      const { pid, directory, url } = JSON.parse(outcome.stdout) as {
+        pid: number
+        directory: string
+        url: string
+      }
+      expect(isAlive(pid)).toBe(false)
+      expect(existsSync(directory)).toBe(false)
+      expect(await refusesConnections(url)).toBe(true)
+    },
+  )
 })
 
 /**

@@ -29,7 +29,11 @@ async function externalMbAfterClosing(databases: number): Promise<number> {
     for (let i = 0; i < 10; i++) { await new Promise((resolve) => setTimeout(resolve, 100)); globalThis.gc() }
     console.log(JSON.stringify({ externalMb: process.memoryUsage().external / 1048576 }))
   `
-  const { stdout } = await run(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { cwd: root, timeout: 60_000 })
+  const { stdout } = await run(
+    process.execPath,
+    ['--expose-gc', '--input-type=module', '-e', script],
+    { cwd: root, timeout: 60_000 },
+  )
   return JSON.parse(stdout.trim().split('\n').at(-1)!).externalMb
 }
 

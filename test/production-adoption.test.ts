@@ -28,10 +28,19 @@ import { serverUrl, type TestDatabase, testTargets } from './support/test-databa
 // hand and not by the module: adoption at 002 without any hand edit, then the later migrations,
 // then a clean migrate:check; and, when it conflicts, a repair plan and the rename diagnosis.
 
-const UP_TO_002 = ['000_baseline_ai_models', '000_baseline_x402_resources', '001_add_prompt_template_fields', PRODUCTION_ADOPTION_POINT]
+const UP_TO_002 = [
+  '000_baseline_ai_models',
+  '000_baseline_x402_resources',
+  '001_add_prompt_template_fields',
+  PRODUCTION_ADOPTION_POINT,
+]
 
 async function rowLevelSecurity(db: Kysely<any>, table: string): Promise<boolean> {
-  const { rows } = await sql<{ on: boolean }>`SELECT relrowsecurity AS on FROM pg_class WHERE oid = ${`public.${table}`}::regclass`.execute(db)
+  const { rows } = await sql<{
+    on: boolean
+  }>`SELECT relrowsecurity AS on FROM pg_class WHERE oid = ${`public.${table}`}::regclass`.execute(
+    db,
+  )
   return rows[0]!.on
 }
 
@@ -66,12 +75,24 @@ describe.each(testTargets)('taking over a production-shaped database on %s', (ta
     expect(diff.conflict).toEqual([])
     const listed = formatSchemaDiff(diff)
     expect(listed).toContain('Equivalent (the same schema, spelled differently; never blocks):\n')
-    expect(listed).toContain('  function update_claude_config_updated_at(): definition (the same but for whitespace and letter case)')
-    expect(listed).toContain('  x402_resources: column pt_model: comment: live Claude model used to run the template / expected none')
-    expect(listed).toContain('Production has more or is stricter (accepted, and recorded at adoption):\n')
-    expect(listed).toContain('  x402_resources: table: row level security: live true / expected false (on where the module leaves it off)')
-    expect(listed).toContain('  x402_resources: column status: extra: x402_resource_status (no migration creates it)')
-    expect(listed).toContain('  x402_resources: column tags: extra: text[] (no migration creates it)')
+    expect(listed).toContain(
+      '  function update_claude_config_updated_at(): definition (the same but for whitespace and letter case)',
+    )
+    expect(listed).toContain(
+      '  x402_resources: column pt_model: comment: live Claude model used to run the template / expected none',
+    )
+    expect(listed).toContain(
+      'Production has more or is stricter (accepted, and recorded at adoption):\n',
+    )
+    expect(listed).toContain(
+      '  x402_resources: table: row level security: live true / expected false (on where the module leaves it off)',
+    )
+    expect(listed).toContain(
+      '  x402_resources: column status: extra: x402_resource_status (no migration creates it)',
+    )
+    expect(listed).toContain(
+      '  x402_resources: column tags: extra: text[] (no migration creates it)',
+    )
     expect(listed).toContain(
       '  ai_models: policy "Service role manages models": extra: FOR ALL TO service_role USING true WITH CHECK true (a policy no migration creates)',
     )
@@ -85,7 +106,10 @@ describe.each(testTargets)('taking over a production-shaped database on %s', (ta
     try {
       await writer?.started
       const applied = (await migrateToLatest(db)).map(({ migrationName }) => migrationName)
-      expect(applied.slice(0, 2)).toEqual(['005_add_openrouter_integration', '006_rename_to_production_names'])
+      expect(applied.slice(0, 2)).toEqual([
+        '005_add_openrouter_integration',
+        '006_rename_to_production_names',
+      ])
     } finally {
       const written = await writer?.stop()
       if (writer) expect(written).toBeGreaterThan(0)
@@ -100,7 +124,9 @@ describe.each(testTargets)('taking over a production-shaped database on %s', (ta
     const checked = await cli(['check'], cliEnv(database.location))
     db = reopen(database)
     expect(checked.code).toBe(0)
-    expect(checked.stdout).toContain('\n  Production has more or is stricter (accepted, and recorded at adoption):\n')
+    expect(checked.stdout).toContain(
+      '\n  Production has more or is stricter (accepted, and recorded at adoption):\n',
+    )
     expect(lines(checked.stdout).at(-1)).toMatch(/^OK: the schema matches /)
   })
 
@@ -153,14 +179,22 @@ describe.each(testTargets)('a production-shaped database that conflicts, on %s',
       'Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):',
       expect.stringMatching(/^ {2}ai_models: table: missing \(probably renamed: x402_ai_models/),
     ])
-    expect(refused.stdout).toContain('\nEquivalent (the same schema, spelled differently; never blocks):\n')
+    expect(refused.stdout).toContain(
+      '\nEquivalent (the same schema, spelled differently; never blocks):\n',
+    )
     expect(lines(refused.stderr).at(-1)).toMatch(
       /^migrate baseline failed: The live schema conflicts with what the migrations up to 002_add_claude_integration produce, in 3 place\(s\).*--plan/,
     )
     expect(plan.code).toBe(0)
-    expect(plan.stdout).toMatch(/^-- Repair plan: brings the database closer to the schema of the migrations up to 002_add_claude_integration/)
-    expect(plan.stdout).toContain('\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_claude_configs_user_enabled ON public.x402_user_claude_configs')
-    expect(lines(plan.stderr).at(-1)).toBe('Repair plan for 002_add_claude_integration: 2 statement(s) to review and run, 1 conflict(s) left to decide (listed at the end of the plan).')
+    expect(plan.stdout).toMatch(
+      /^-- Repair plan: brings the database closer to the schema of the migrations up to 002_add_claude_integration/,
+    )
+    expect(plan.stdout).toContain(
+      '\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_claude_configs_user_enabled ON public.x402_user_claude_configs',
+    )
+    expect(lines(plan.stderr).at(-1)).toBe(
+      'Repair plan for 002_add_claude_integration: 2 statement(s) to review and run, 1 conflict(s) left to decide (listed at the end of the plan).',
+    )
   })
 
   it('is refused with each conflict named, the rename as probable, and a repair plan that fixes what it safely can', async () => {
@@ -187,8 +221,12 @@ describe.each(testTargets)('a production-shaped database that conflicts, on %s',
     expect(plan.script).not.toMatch(/\b(DROP|DISABLE|TRUNCATE|DELETE)\b/)
 
     for (const statement of plan.statements) await sql.raw(statement).execute(db)
-    const again = (await baselineMigrations(db, '002').catch((error: unknown) => error)) as BaselineRefusedError
-    expect(again.diff!.conflict.map(({ line }) => line)).toEqual([expect.stringMatching(/^ai_models: table: missing \(probably renamed/)])
+    const again = (await baselineMigrations(db, '002').catch(
+      (error: unknown) => error,
+    )) as BaselineRefusedError
+    expect(again.diff!.conflict.map(({ line }) => line)).toEqual([
+      expect.stringMatching(/^ai_models: table: missing \(probably renamed/),
+    ])
 
     // The person decides it is the same table.
     await sql`ALTER TABLE x402_ai_models RENAME TO ai_models`.execute(db)
@@ -196,29 +234,36 @@ describe.each(testTargets)('a production-shaped database that conflicts, on %s',
   })
 })
 
-describe.each(testTargets)('taking over a production-shaped database by the SQL Editor path, on %s', (target) => {
-  let database: ScriptableDatabase
-  beforeAll(async () => {
-    database = await createProductionShapedDatabase(target, createScriptableDatabase)
-  })
-  afterAll(async () => {
-    await database.destroy()
-  })
+describe.each(testTargets)(
+  'taking over a production-shaped database by the SQL Editor path, on %s',
+  (target) => {
+    let database: ScriptableDatabase
+    beforeAll(async () => {
+      database = await createProductionShapedDatabase(target, createScriptableDatabase)
+    })
+    afterAll(async () => {
+      await database.destroy()
+    })
 
-  it('adopts it at 002 with the script, recording what it accepted, so that migrate:check is clean', async () => {
-    await database.runScript(await exportBaselineSql(PRODUCTION_ADOPTION_POINT))
-    expect(await recordedMigrationNames(database.db)).toEqual(UP_TO_002)
-    expect((await readAcceptedDifferences(database.db)).length).toBeGreaterThan(50)
-    const report = await checkDrift(database.db)
-    expect(report.schema?.conflict).toEqual([])
-    expect(report.ok).toBe(true)
-    expect(await rowLevelSecurity(database.db, 'x402_resources')).toBe(true)
-  })
-})
+    it('adopts it at 002 with the script, recording what it accepted, so that migrate:check is clean', async () => {
+      await database.runScript(await exportBaselineSql(PRODUCTION_ADOPTION_POINT))
+      expect(await recordedMigrationNames(database.db)).toEqual(UP_TO_002)
+      expect((await readAcceptedDifferences(database.db)).length).toBeGreaterThan(50)
+      const report = await checkDrift(database.db)
+      expect(report.schema?.conflict).toEqual([])
+      expect(report.ok).toBe(true)
+      expect(await rowLevelSecurity(database.db, 'x402_resources')).toBe(true)
+    })
+  },
+)
 
 function reopen(database: TestDatabase): Kysely<any> {
   const { location } = database
-  const db = createDb('connectionString' in location ? { connectionString: location.connectionString } : { dataDir: location.dataDir })
+  const db = createDb(
+    'connectionString' in location
+      ? { connectionString: location.connectionString }
+      : { dataDir: location.dataDir },
+  )
   // The test database's destroy() closes the instance it was created with; this one is closed by afterAll.
   ;(database as { db: Kysely<any> }).db = db
   return db
@@ -229,7 +274,10 @@ function reopen(database: TestDatabase): Kysely<any> {
  * traffic does while a migration runs. `stop` ends it and gives how many rows it wrote; a
  * failed write fails the test.
  */
-function startWriter(connectionString: string): { started: Promise<void>; stop: () => Promise<number> } {
+function startWriter(connectionString: string): {
+  started: Promise<void>
+  stop: () => Promise<number>
+} {
   const client = new pg.Client({ connectionString })
   let running = true
   let written = 0

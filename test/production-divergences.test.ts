@@ -43,19 +43,25 @@ interface Case {
 
 const CASES: Record<Divergence, Case> = {
   'a public read policy on x402_resources': {
-    conflicts: [/^x402_resources: policy "Marketplace reads listed resources": extra: FOR SELECT TO anon, authenticated USING .* \(a policy no migration creates\)$/],
+    conflicts: [
+      /^x402_resources: policy "Marketplace reads listed resources": extra: FOR SELECT TO anon, authenticated USING .* \(a policy no migration creates\)$/,
+    ],
     kept: `SELECT pg_get_expr(polqual, polrelid) LIKE '%is_public%' FROM pg_policy WHERE polname = 'Marketplace reads listed resources'`,
     laterChange: `ALTER POLICY "Marketplace reads listed resources" ON x402_resources USING (true)`,
   },
   'an audit trigger on the OpenRouter keys table': {
-    conflicts: [/^x402_user_openrouter_integrations: trigger audit_openrouter_key_change: extra: .*\(no migration creates it, on a table the module creates whole\)$/],
+    conflicts: [
+      /^x402_user_openrouter_integrations: trigger audit_openrouter_key_change: extra: .*\(no migration creates it, on a table the module creates whole\)$/,
+    ],
     kept: `SELECT count(*) = 1 FROM pg_trigger WHERE tgname = 'audit_openrouter_key_change'`,
     laterChange: `DROP TRIGGER audit_openrouter_key_change ON x402_user_openrouter_integrations;
       CREATE TRIGGER audit_openrouter_key_change AFTER INSERT ON x402_user_openrouter_integrations
       FOR EACH ROW EXECUTE FUNCTION audit_openrouter_key_change()`,
   },
   'an extra network in the CHECK, used by rows': {
-    conflicts: [/^x402_resources: constraint x402_resources_network_check: definition: live .*'avalanche'.* \/ expected /],
+    conflicts: [
+      /^x402_resources: constraint x402_resources_network_check: definition: live .*'avalanche'.* \/ expected /,
+    ],
     kept: `SELECT pg_get_constraintdef(oid) LIKE '%avalanche%' AND (SELECT count(*) FROM x402_resources WHERE network = 'avalanche') = 3
            FROM pg_constraint WHERE conname = 'x402_resources_network_check'`,
     laterChange: `ALTER TABLE x402_resources DROP CONSTRAINT x402_resources_network_check;
@@ -68,7 +74,9 @@ const CASES: Record<Divergence, Case> = {
     laterChange: `ALTER TABLE x402_resources ADD CONSTRAINT pt_max_tokens_range CHECK (pt_max_tokens IS NULL OR pt_max_tokens BETWEEN 1 AND 32768)`,
   },
   'an updated_at function that does more': {
-    conflicts: [/^function update_openrouter_integration_updated_at\(\): definition: live .*cannot change.* \/ expected /],
+    conflicts: [
+      /^function update_openrouter_integration_updated_at\(\): definition: live .*cannot change.* \/ expected /,
+    ],
     kept: `SELECT prosrc LIKE '%cannot change%' FROM pg_proc WHERE proname = 'update_openrouter_integration_updated_at'`,
     // Back to the module's plain body: production's protection is gone, which is drift.
     laterChange: `CREATE OR REPLACE FUNCTION update_openrouter_integration_updated_at() RETURNS trigger LANGUAGE plpgsql SET search_path = ''
@@ -85,7 +93,12 @@ const CASES: Record<Divergence, Case> = {
 function decide(conflicts: BaselineRefusedError['diff']): AdoptionDecision[] {
   return conflicts!.conflict
     .filter((difference) => difference.decidable)
-    .map(({ key, field, live }) => ({ key, field, live, reason: 'Production relies on it; reviewed in the take-over test.' }))
+    .map(({ key, field, live }) => ({
+      key,
+      field,
+      live,
+      reason: 'Production relies on it; reviewed in the take-over test.',
+    }))
 }
 
 async function kept(db: Kysely<any>, query: string): Promise<boolean> {
@@ -115,29 +128,41 @@ describe.each(testTargets)('production’s own additions, on %s', (target) => {
     it('is kept by adoption: accepted where stricter, otherwise refused until a decision names it', async () => {
       // The repair plan leaves it alone, and says what to decide.
       const plan = await planRepair(db, AT, { decisions: [] })
-      expect(plan.unresolved.map(({ line }) => line)).toEqual(conflicts.map((pattern) => expect.stringMatching(pattern)))
-      for (const { decide } of plan.unresolved) expect(decide).toMatch(/Or keep it as it is by a decision in adoption-decisions\.json/)
+      expect(plan.unresolved.map(({ line }) => line)).toEqual(
+        conflicts.map((pattern) => expect.stringMatching(pattern)),
+      )
+      for (const { decide } of plan.unresolved)
+        expect(decide).toMatch(/Or keep it as it is by a decision in adoption-decisions\.json/)
       for (const statement of plan.statements) expect(statement).toMatch(/^COMMENT ON /)
       for (const statement of plan.statements) await sql.raw(statement).execute(db)
 
-      const refusal = await baselineMigrations(db, AT, { decisions: [] }).catch((error: unknown) => error)
+      const refusal = await baselineMigrations(db, AT, { decisions: [] }).catch(
+        (error: unknown) => error,
+      )
       if (conflicts.length === 0) {
         expect(refusal).not.toBeInstanceOf(Error)
         const accepted = (await readAcceptedDifferences(db)).map(({ key }) => key)
-        expect(accepted).toContain('policies x402_user_claude_configs.Users can manage their own Claude config')
+        expect(accepted).toContain(
+          'policies x402_user_claude_configs.Users can manage their own Claude config',
+        )
       } else {
         expect(refusal).toBeInstanceOf(BaselineRefusedError)
         const { diff } = refusal as BaselineRefusedError
-        expect(diff!.conflict.map(({ line }) => line)).toEqual(conflicts.map((pattern) => expect.stringMatching(pattern)))
+        expect(diff!.conflict.map(({ line }) => line)).toEqual(
+          conflicts.map((pattern) => expect.stringMatching(pattern)),
+        )
         decisions = decide(diff)
         expect(decisions).toHaveLength(conflicts.length)
         const adopted = await baselineMigrations(db, AT, { decisions })
         expect(adopted.diff.conflict).toEqual([])
         const recorded = adopted.diff.accepted.filter(({ decision }) => decision !== null)
         expect(recorded.map(({ key }) => key)).toEqual(decisions.map(({ key }) => key))
-        for (const { line } of recorded) expect(line).toMatch(/decided in adoption-decisions\.json\)$/)
+        for (const { line } of recorded)
+          expect(line).toMatch(/decided in adoption-decisions\.json\)$/)
         const lines = recorded.map(({ line }) =>
-          line.replace(/; decided in adoption-decisions\.json\)$/, ')').replace(/ \(decided in adoption-decisions\.json\)$/, ''),
+          line
+            .replace(/; decided in adoption-decisions\.json\)$/, ')')
+            .replace(/ \(decided in adoption-decisions\.json\)$/, ''),
         )
         expect(lines).toEqual(conflicts.map((pattern) => expect.stringMatching(pattern)))
       }
@@ -168,14 +193,20 @@ describe.each(testTargets)('production’s own additions, on %s', (target) => {
     const database = await createProductionTodayDatabase(target, createScriptableDatabase)
     try {
       await database.runScript(DIVERGENCES['a public read policy on x402_resources'].join(';\n'))
-      const refusal = (await baselineMigrations(database.db, AT, { decisions: [] }).catch((error: unknown) => error)) as BaselineRefusedError
+      const refusal = (await baselineMigrations(database.db, AT, { decisions: [] }).catch(
+        (error: unknown) => error,
+      )) as BaselineRefusedError
       const decisions = decide(refusal.diff)
-      await expect(database.runScript(await exportBaselineSql(AT, { decisions: [] }))).rejects.toThrow(/Marketplace reads listed resources/)
+      await expect(
+        database.runScript(await exportBaselineSql(AT, { decisions: [] })),
+      ).rejects.toThrow(/Marketplace reads listed resources/)
       await database.runScript(await exportBaselineSql(AT, { decisions }))
       const { rows } = await sql<{ decision: string }>`
         SELECT decision FROM x402_migrations.accepted_schema_difference WHERE decision IS NOT NULL
       `.execute(database.db)
-      expect(rows).toEqual([{ decision: 'Production relies on it; reviewed in the take-over test.' }])
+      expect(rows).toEqual([
+        { decision: 'Production relies on it; reviewed in the take-over test.' },
+      ])
       expect((await checkDrift(database.db, { decisions })).ok).toBe(true)
     } finally {
       await database.destroy()

@@ -12,7 +12,6 @@ import { MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
 // nullability, and OpenRouter's pricing object moved into production's four text columns. Nothing
 // is lost either way, and what cannot come back unchanged is refused, naming the rows.
 
-
 /** x402_openrouter_models as production-today.md describes it: type, NOT NULL, default. */
 const PRODUCTION_CATALOG_COLUMNS = {
   id: ['uuid', true, 'gen_random_uuid()'],
@@ -41,7 +40,11 @@ const PRODUCTION_CATALOG_COLUMNS = {
   updated_at: ['timestamp with time zone', false, 'now()'],
 }
 
-async function insertModel(db: Kysely<any>, openrouterId: string, pricing: unknown): Promise<string> {
+async function insertModel(
+  db: Kysely<any>,
+  openrouterId: string,
+  pricing: unknown,
+): Promise<string> {
   const { rows } = await sql<{ id: string }>`
     INSERT INTO ai_models (openrouter_id, display_name, provider, pricing)
     VALUES (${openrouterId}, ${openrouterId}, 'p', ${pricing === undefined ? null : JSON.stringify(pricing)}::jsonb) RETURNING id
@@ -55,13 +58,18 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
   it('renames the keys table with its keys named as production’s CREATE TABLE names them, and keeps the rows', async () => {
     const db = database.db as Kysely<any>
     const userId = await createUser(db)
-    await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${userId}, 'aa:bb')`.execute(db)
+    await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${userId}, 'aa:bb')`.execute(
+      db,
+    )
     await migrateTo(db, MIGRATION_006)
     const schema = await snapshotPublicSchema(db)
     expect(schema.relations.user_openrouter_integrations).toBeUndefined()
     expect(schema.relations.ai_models).toBeUndefined()
     const on = (category: keyof typeof schema, table: string) =>
-      Object.values(schema[category]).filter((object) => object.table === table).map((object) => object.name).sort()
+      Object.values(schema[category])
+        .filter((object) => object.table === table)
+        .map((object) => object.name)
+        .sort()
     expect(on('constraints', 'x402_user_openrouter_integrations')).toEqual([
       'x402_user_openrouter_integrations_pkey',
       'x402_user_openrouter_integrations_user_id_fkey',
@@ -70,13 +78,18 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
       'idx_openrouter_integrations_user_enabled',
       'x402_user_openrouter_integrations_pkey',
     ])
-    expect(on('triggers', 'x402_user_openrouter_integrations')).toEqual(['openrouter_integration_updated_at'])
+    expect(on('triggers', 'x402_user_openrouter_integrations')).toEqual([
+      'openrouter_integration_updated_at',
+    ])
     expect(on('policies', 'x402_user_openrouter_integrations')).toEqual([
       'Service role full access on OpenRouter',
       'Users can manage their own OpenRouter config',
     ])
     expect(schema.functions['update_openrouter_integration_updated_at()']).toBeDefined()
-    const { rows } = await sql`SELECT user_id, encrypted_api_key FROM x402_user_openrouter_integrations`.execute(db)
+    const { rows } =
+      await sql`SELECT user_id, encrypted_api_key FROM x402_user_openrouter_integrations`.execute(
+        db,
+      )
     expect(rows).toEqual([{ user_id: userId, encrypted_api_key: 'aa:bb' }])
     await migrateDown(db)
   })
@@ -88,7 +101,10 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
     const columns = Object.fromEntries(
       Object.values(schema.columns)
         .filter((column) => column.table === 'x402_openrouter_models')
-        .map(({ name, definition }) => [name, [definition.type, definition['not null'], definition.default]]),
+        .map(({ name, definition }) => [
+          name,
+          [definition.type, definition['not null'], definition.default],
+        ]),
     )
     expect(columns).toEqual(PRODUCTION_CATALOG_COLUMNS)
     const of = (category: 'constraints' | 'indexes') =>
@@ -110,7 +126,10 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
       'CREATE UNIQUE INDEX x402_openrouter_models_pkey ON public.x402_openrouter_models USING btree (id)',
     ])
     expect(schema.relations.x402_openrouter_models!.definition['row level security']).toBe(false)
-    expect(schema.constraints['x402_resources.x402_resources_openrouter_model_id_fkey']!.definition.definition).toBe(
+    expect(
+      schema.constraints['x402_resources.x402_resources_openrouter_model_id_fkey']!.definition
+        .definition,
+    ).toBe(
       'FOREIGN KEY (openrouter_model_id) REFERENCES x402_openrouter_models(id) ON DELETE SET NULL',
     )
     await migrateDown(db)
@@ -118,11 +137,20 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
 
   it('moves pricing into the four text columns, keeps the resources that point at the models, and puts it back on down', async () => {
     const db = database.db as Kysely<any>
-    const full = await insertModel(db, 'openai/gpt-4o', { prompt: '0.0000025', completion: '0.00001', image: '0.003613', web_search: '0.01' })
+    const full = await insertModel(db, 'openai/gpt-4o', {
+      prompt: '0.0000025',
+      completion: '0.00001',
+      image: '0.003613',
+      web_search: '0.01',
+    })
     const partial = await insertModel(db, 'meta/llama', { prompt: '0', completion: '0' })
     const none = await insertModel(db, 'free/none', undefined)
-    const resource = await createResource(db, { resource_type: 'openrouter_instant', openrouter_model_id: full })
-    const before = await sql`SELECT to_jsonb(m) AS row FROM ai_models m ORDER BY openrouter_id`.execute(db)
+    const resource = await createResource(db, {
+      resource_type: 'openrouter_instant',
+      openrouter_model_id: full,
+    })
+    const before =
+      await sql`SELECT to_jsonb(m) AS row FROM ai_models m ORDER BY openrouter_id`.execute(db)
 
     await migrateTo(db, MIGRATION_006)
     const { rows } = await sql`
@@ -130,18 +158,48 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
       FROM x402_openrouter_models ORDER BY openrouter_id
     `.execute(db)
     expect(rows).toEqual([
-      { id: none, pricing_prompt: null, pricing_completion: null, pricing_image: null, pricing_web_search: null, modality: 'text', is_curated: false },
-      { id: partial, pricing_prompt: '0', pricing_completion: '0', pricing_image: null, pricing_web_search: null, modality: 'text', is_curated: false },
-      { id: full, pricing_prompt: '0.0000025', pricing_completion: '0.00001', pricing_image: '0.003613', pricing_web_search: '0.01', modality: 'text', is_curated: false },
+      {
+        id: none,
+        pricing_prompt: null,
+        pricing_completion: null,
+        pricing_image: null,
+        pricing_web_search: null,
+        modality: 'text',
+        is_curated: false,
+      },
+      {
+        id: partial,
+        pricing_prompt: '0',
+        pricing_completion: '0',
+        pricing_image: null,
+        pricing_web_search: null,
+        modality: 'text',
+        is_curated: false,
+      },
+      {
+        id: full,
+        pricing_prompt: '0.0000025',
+        pricing_completion: '0.00001',
+        pricing_image: '0.003613',
+        pricing_web_search: '0.01',
+        modality: 'text',
+        is_curated: false,
+      },
     ])
-    const { rows: pointing } = await sql`SELECT openrouter_model_id FROM x402_resources WHERE id = ${resource}`.execute(db)
+    const { rows: pointing } =
+      await sql`SELECT openrouter_model_id FROM x402_resources WHERE id = ${resource}`.execute(db)
     expect(pointing).toEqual([{ openrouter_model_id: full }])
 
     // The columns 006 added hold values (modality, is_curated, …): the runner's guard refuses
     // the down without the opt-in, and with it copies the catalog to x402_backup first.
-    await expect(migrateDown(db, { env: {} })).rejects.toThrow(/column public\.x402_openrouter_models\.modality \(dropped\): 3 value\(s\)/)
+    await expect(migrateDown(db, { env: {} })).rejects.toThrow(
+      /column public\.x402_openrouter_models\.modality \(dropped\): 3 value\(s\)/,
+    )
     await migrateDown(db, { env: {}, allowDataLoss: true })
-    expect((await sql`SELECT to_jsonb(m) AS row FROM ai_models m ORDER BY openrouter_id`.execute(db)).rows).toEqual(before.rows)
+    expect(
+      (await sql`SELECT to_jsonb(m) AS row FROM ai_models m ORDER BY openrouter_id`.execute(db))
+        .rows,
+    ).toEqual(before.rows)
     await sql`DELETE FROM x402_resources`.execute(db)
     await sql`DELETE FROM ai_models`.execute(db)
     await sql`DROP SCHEMA x402_backup CASCADE`.execute(db)
@@ -160,7 +218,9 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
     expect(error).toMatchObject({ migrationName: MIGRATION_006, direction: 'Up' })
     const message = (error as Error).message
     expect(message).toContain('the pricing of 3 model(s) would not come back unchanged from them: ')
-    expect(message).toContain('empty/object ({}); extra/key ({"prompt": "1", "request": "0"}); number/value ({"prompt": 0.5})')
+    expect(message).toContain(
+      'empty/object ({}); extra/key ({"prompt": "1", "request": "0"}); number/value ({"prompt": 0.5})',
+    )
     expect(message).not.toContain('fits/one')
     expect(message).toContain('Nothing was changed.')
     expect(await snapshotPublicSchema(db)).toEqual(schema)
@@ -170,9 +230,13 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
   it('refuses the down, naming the models, where NOT NULL cannot be put back, and changes nothing', async () => {
     const db = database.db as Kysely<any>
     await migrateTo(db, MIGRATION_006)
-    await sql`INSERT INTO x402_openrouter_models (openrouter_id, display_name, provider, is_active) VALUES ('synced/unknown', 'U', 'p', NULL)`.execute(db)
+    await sql`INSERT INTO x402_openrouter_models (openrouter_id, display_name, provider, is_active) VALUES ('synced/unknown', 'U', 'p', NULL)`.execute(
+      db,
+    )
     const schema = await snapshotPublicSchema(db)
-    const error = await migrateDown(db, { env: {}, allowDataLoss: true }).catch((caught: unknown) => caught)
+    const error = await migrateDown(db, { env: {}, allowDataLoss: true }).catch(
+      (caught: unknown) => caught,
+    )
     expect(error).toMatchObject({ migrationName: MIGRATION_006, direction: 'Down' })
     expect((error as Error).message).toContain(
       'puts NOT NULL back on x402_openrouter_models.is_active, created_at and updated_at, and 1 model(s) have no value there: synced/unknown. Nothing was changed.',

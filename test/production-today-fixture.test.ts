@@ -26,7 +26,12 @@ describe.each(testTargets)('the production-today fixture on %s', (target) => {
     const rls = await rowLevelSecurityByTable(database.db)
     expect(Object.keys(rls).sort()).toEqual([...PRODUCTION_TODAY_TABLES].sort())
     expect(PRODUCTION_TODAY_TABLES).toHaveLength(44)
-    expect(Object.entries(rls).filter(([, on]) => !on).map(([name]) => name).sort()).toEqual([...RLS_OFF_TABLES].sort())
+    expect(
+      Object.entries(rls)
+        .filter(([, on]) => !on)
+        .map(([name]) => name)
+        .sort(),
+    ).toEqual([...RLS_OFF_TABLES].sort())
   })
 
   it('has the plan’s objects under production’s names, and no ai_models', async () => {
@@ -69,6 +74,13 @@ describe.each(testTargets)('the production-today fixture on %s', (target) => {
                AND confrelid IN ('public.x402_resources'::regclass, 'public.x402_openrouter_models'::regclass,
                                  'public.x402_user_openrouter_integrations'::regclass, 'public.x402_user_claude_configs'::regclass)) AS module_fks
     `.execute(database.db)
-    expect(rows[0]).toEqual({ models: CATALOG_ROWS, resources: RESOURCE_ROWS, pointing: 60, keys: 14, claude_keys: 8, module_fks: 12 })
+    expect(rows[0]).toEqual({
+      models: CATALOG_ROWS,
+      resources: RESOURCE_ROWS,
+      pointing: 60,
+      keys: 14,
+      claude_keys: 8,
+      module_fks: 12,
+    })
   })
 })

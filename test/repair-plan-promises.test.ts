@@ -12,7 +12,13 @@ import { ACCESS_USERS } from '../src/access/access-users.js'
 import { gainedAccess, MODULE_RELATIONS, whoMayDoWhat } from './support/access-gained.js'
 import { attemptAs } from './support/attempt-as.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
-import { createProductionTodayDatabase, DIVERGENCES, PRODUCTION_TODAY_ADOPTION_POINT, resourceId, rowDigests } from './support/production-today.js'
+import {
+  createProductionTodayDatabase,
+  DIVERGENCES,
+  PRODUCTION_TODAY_ADOPTION_POINT,
+  resourceId,
+  rowDigests,
+} from './support/production-today.js'
 import { testTargets } from './support/test-database.js'
 
 // The repair plan (migrate:baseline -- <name> --plan) keeps its header's promise on production
@@ -24,7 +30,8 @@ import { testTargets } from './support/test-database.js'
 
 const AT = PRODUCTION_TODAY_ADOPTION_POINT
 /** What no statement of a plan does: drop, disable, take back, loosen or edit rows. */
-const NEVER = /\b(DROP|DISABLE|REVOKE|TRUNCATE|DELETE|UPDATE|INSERT|ALTER POLICY|NO FORCE|SECURITY DEFINER)\b/
+const NEVER =
+  /\b(DROP|DISABLE|REVOKE|TRUNCATE|DELETE|UPDATE|INSERT|ALTER POLICY|NO FORCE|SECURITY DEFINER)\b/
 
 describe.each(testTargets)('the repair plan on production today, on %s', (target) => {
   let database: ScriptableDatabase
@@ -42,9 +49,13 @@ describe.each(testTargets)('the repair plan on production today, on %s', (target
     const rows = await rowDigests(db)
     const before = await whoMayDoWhat(db, MODULE_RELATIONS)
     const plan = await planRepair(db, AT, { decisions: [] })
-    expect(plan.script).toContain('-- It only adds what the module has and the database lacks: nothing here drops, disables or replaces what')
-    for (const statement of plan.statements) expect(statement.replace(/'(?:[^']|'')*'/g, "''")).not.toMatch(NEVER)
-    for (let run = 0; run < 2; run++) for (const statement of plan.statements) await sql.raw(statement).execute(db)
+    expect(plan.script).toContain(
+      '-- It only adds what the module has and the database lacks: nothing here drops, disables or replaces what',
+    )
+    for (const statement of plan.statements)
+      expect(statement.replace(/'(?:[^']|'')*'/g, "''")).not.toMatch(NEVER)
+    for (let run = 0; run < 2; run++)
+      for (const statement of plan.statements) await sql.raw(statement).execute(db)
     expect(gainedAccess(before, await whoMayDoWhat(db, MODULE_RELATIONS))).toEqual([])
     expect(await rowDigests(db)).toEqual(rows)
     return plan
@@ -61,11 +72,21 @@ describe.each(testTargets)('the repair plan on production today, on %s', (target
     `)
     const plan = await runPlan()
     expect(plan.unresolved).toEqual([])
-    expect(plan.statements.join('\n')).toMatch(/CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_claude_configs_user_enabled/)
-    expect(plan.statements.join('\n')).toMatch(/ALTER TABLE public\.x402_user_openrouter_integrations ENABLE ROW LEVEL SECURITY/)
-    expect(plan.statements.join('\n')).toMatch(/CREATE OR REPLACE FUNCTION public\.update_claude_config_updated_at\(\)/)
+    expect(plan.statements.join('\n')).toMatch(
+      /CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_claude_configs_user_enabled/,
+    )
+    expect(plan.statements.join('\n')).toMatch(
+      /ALTER TABLE public\.x402_user_openrouter_integrations ENABLE ROW LEVEL SECURITY/,
+    )
+    expect(plan.statements.join('\n')).toMatch(
+      /CREATE OR REPLACE FUNCTION public\.update_claude_config_updated_at\(\)/,
+    )
     // The body is the module's own: only the header production changed goes back.
-    const { rows } = await sql<{ definer: boolean }>`SELECT prosecdef AS definer FROM pg_proc WHERE proname = 'update_claude_config_updated_at'`.execute(db)
+    const { rows } = await sql<{
+      definer: boolean
+    }>`SELECT prosecdef AS definer FROM pg_proc WHERE proname = 'update_claude_config_updated_at'`.execute(
+      db,
+    )
     expect(rows).toEqual([{ definer: false }])
     const adopted = await baselineMigrations(db, AT, { decisions: [] })
     expect(adopted.diff.conflict).toEqual([])
@@ -75,13 +96,29 @@ describe.each(testTargets)('the repair plan on production today, on %s', (target
   it('never replaces a function body production changed, so owners still cannot store a plaintext key', async () => {
     await database.runScript(DIVERGENCES['an updated_at function that does more'].join(';\n'))
     const plan = await runPlan()
-    expect(plan.statements.filter((statement) => statement.includes('update_openrouter_integration_updated_at'))).toEqual([])
-    expect(plan.unresolved.map(({ decide }) => decide)).toEqual([expect.stringMatching(/^production changed its body: the plan never replaces a function body production changed/)])
+    expect(
+      plan.statements.filter((statement) =>
+        statement.includes('update_openrouter_integration_updated_at'),
+      ),
+    ).toEqual([])
+    expect(plan.unresolved.map(({ decide }) => decide)).toEqual([
+      expect.stringMatching(
+        /^production changed its body: the plan never replaces a function body production changed/,
+      ),
+    ])
     const owner = { role: 'authenticated', sub: ACCESS_USERS.A } as const
     const plaintext = await attemptAs(db, owner, (trx) =>
-      (trx as Kysely<any>).updateTable('x402_user_openrouter_integrations').set({ encrypted_api_key: 'sk-or-v1-plaintext' }).where('user_id', '=', ACCESS_USERS.A).execute(),
+      (trx as Kysely<any>)
+        .updateTable('x402_user_openrouter_integrations')
+        .set({ encrypted_api_key: 'sk-or-v1-plaintext' })
+        .where('user_id', '=', ACCESS_USERS.A)
+        .execute(),
     )
-    expect(plaintext).toMatchObject({ ok: false, code: 'P0001', message: expect.stringMatching(/stored encrypted/) })
+    expect(plaintext).toMatchObject({
+      ok: false,
+      code: 'P0001',
+      message: expect.stringMatching(/stored encrypted/),
+    })
   })
 
   it('never adds a policy more permissive than production’s narrower one', async () => {
@@ -94,24 +131,36 @@ describe.each(testTargets)('the repair plan on production today, on %s', (target
     // Both are left to a person: the module's policy that production replaced, and production's own.
     expect(plan.unresolved).toEqual([
       {
-        line: expect.stringMatching(/^x402_user_claude_configs: policy "Users can manage their own Claude config": missing: FOR ALL TO public/),
-        decide: expect.stringMatching(/^adding it would give public ALL access beyond what production's own policies on x402_user_claude_configs allow \(.*"Users read their own Claude config" FOR SELECT TO authenticated.*\); the plan never adds a policy more permissive/),
+        line: expect.stringMatching(
+          /^x402_user_claude_configs: policy "Users can manage their own Claude config": missing: FOR ALL TO public/,
+        ),
+        decide: expect.stringMatching(
+          /^adding it would give public ALL access beyond what production's own policies on x402_user_claude_configs allow \(.*"Users read their own Claude config" FOR SELECT TO authenticated.*\); the plan never adds a policy more permissive/,
+        ),
       },
       {
-        line: expect.stringMatching(/^x402_user_claude_configs: policy "Users read their own Claude config": extra: FOR SELECT TO authenticated /),
+        line: expect.stringMatching(
+          /^x402_user_claude_configs: policy "Users read their own Claude config": extra: FOR SELECT TO authenticated /,
+        ),
         decide: expect.stringMatching(/The plan never drops or changes what production added\./),
       },
     ])
     // A signed-in user still only reads their own key, and writes none.
     const user = { role: 'authenticated', sub: ACCESS_USERS.A } as const
     const written = await attemptAs(db, user, (trx) =>
-      (trx as Kysely<any>).insertInto('x402_user_claude_configs').values({ user_id: ACCESS_USERS.A, api_key_encrypted: 'aa:bb' }).onConflict((oc) => oc.doNothing()).execute(),
+      (trx as Kysely<any>)
+        .insertInto('x402_user_claude_configs')
+        .values({ user_id: ACCESS_USERS.A, api_key_encrypted: 'aa:bb' })
+        .onConflict((oc) => oc.doNothing())
+        .execute(),
     )
     expect(written).toMatchObject({ ok: false, code: '42501' })
   })
 
   it('never leaves a constraint that stored rows violate: it counts and names them, and adds nothing', async () => {
-    await database.runScript(DIVERGENCES['pt_max_tokens_range dropped, and rows beyond it'].join(';\n'))
+    await database.runScript(
+      DIVERGENCES['pt_max_tokens_range dropped, and rows beyond it'].join(';\n'),
+    )
     await database.runScript(`
       ALTER TABLE x402_resources DROP CONSTRAINT x402_resources_openrouter_model_id_fkey;
       UPDATE x402_resources SET openrouter_model_id = '00000000-0000-4000-8000-00000000dead' WHERE id = '${resourceId(5)}';
@@ -126,25 +175,43 @@ describe.each(testTargets)('the repair plan on production today, on %s', (target
     const decisions = plan.unresolved.map(({ decide }) => decide)
     expect(decisions).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(new RegExp(`^2 stored row\\(s\\) of x402_resources violate it: id=(${resourceId(61)}|${resourceId(62)}); id=(${resourceId(61)}|${resourceId(62)}); the plan adds no constraint that stored rows violate`)),
-        expect.stringMatching(new RegExp(`^1 stored row\\(s\\) of x402_resources point at no row: id=${resourceId(5)}; the plan adds no constraint`)),
-        expect.stringMatching(/^1 stored row\(s\) of x402_resources violate it: id=[0-9a-f-]{36}; VALIDATE would fail on them/),
+        expect.stringMatching(
+          new RegExp(
+            `^2 stored row\\(s\\) of x402_resources violate it: id=(${resourceId(61)}|${resourceId(62)}); id=(${resourceId(61)}|${resourceId(62)}); the plan adds no constraint that stored rows violate`,
+          ),
+        ),
+        expect.stringMatching(
+          new RegExp(
+            `^1 stored row\\(s\\) of x402_resources point at no row: id=${resourceId(5)}; the plan adds no constraint`,
+          ),
+        ),
+        expect.stringMatching(
+          /^1 stored row\(s\) of x402_resources violate it: id=[0-9a-f-]{36}; VALIDATE would fail on them/,
+        ),
       ]),
     )
     // Nothing of the plan can fail: a second run of it above found nothing to do either.
-    await expect(baselineMigrations(db, AT, { decisions: [] })).rejects.toBeInstanceOf(BaselineRefusedError)
+    await expect(baselineMigrations(db, AT, { decisions: [] })).rejects.toBeInstanceOf(
+      BaselineRefusedError,
+    )
   })
 
   it('compares views: one that lets anon read keys past the policies is a conflict at adoption and for migrate:check', async () => {
-    await database.runScript(`CREATE VIEW x402_openrouter_keys AS SELECT user_id, encrypted_api_key FROM x402_user_openrouter_integrations`)
+    await database.runScript(
+      `CREATE VIEW x402_openrouter_keys AS SELECT user_id, encrypted_api_key FROM x402_user_openrouter_integrations`,
+    )
     const plan = await runPlan()
     expect(plan.unresolved.map(({ line }) => line)).toEqual([
       expect.stringMatching(
         /^x402_openrouter_keys: view: extra \(a view that reads x402_user_openrouter_integrations with its owner's rights, past row level security: anon and authenticated can read rows through it/,
       ),
     ])
-    const refusal = await baselineMigrations(db, AT, { decisions: [] }).catch((error: unknown) => error)
-    expect((refusal as BaselineRefusedError).diff!.conflict.map(({ key }) => key)).toEqual(['relations x402_openrouter_keys'])
+    const refusal = await baselineMigrations(db, AT, { decisions: [] }).catch(
+      (error: unknown) => error,
+    )
+    expect((refusal as BaselineRefusedError).diff!.conflict.map(({ key }) => key)).toEqual([
+      'relations x402_openrouter_keys',
+    ])
 
     // Adopted without it, the same view made afterwards is drift; so is the marketplace view made to read as its owner.
     await database.runScript('DROP VIEW x402_openrouter_keys')
@@ -157,8 +224,12 @@ describe.each(testTargets)('the repair plan on production today, on %s', (target
     const drift = await checkDrift(db, { decisions: [] })
     expect(drift.ok).toBe(false)
     expect(drift.schema!.conflict.map(({ line }) => line)).toEqual([
-      expect.stringMatching(/^public_x402_resources: view: extra \(a view that reads x402_resources with its owner's rights, past row level security: anon and authenticated can read rows/),
-      expect.stringMatching(/^x402_openrouter_keys: view: extra \(a view that reads x402_user_openrouter_integrations with its owner's rights/),
+      expect.stringMatching(
+        /^public_x402_resources: view: extra \(a view that reads x402_resources with its owner's rights, past row level security: anon and authenticated can read rows/,
+      ),
+      expect.stringMatching(
+        /^x402_openrouter_keys: view: extra \(a view that reads x402_user_openrouter_integrations with its owner's rights/,
+      ),
     ])
   })
 })

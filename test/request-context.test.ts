@@ -53,7 +53,9 @@ describe.each(testTargets)('running queries as a requester on %s', (target) => {
       await asUser(connection, userId, (trx) => whoAmI.execute(trx))
       expect(await sessionState()).toEqual([{ role: 'postgres', claims: null }])
 
-      await expect(asUser(connection, userId, () => Promise.reject(new Error('the request failed')))).rejects.toThrow('the request failed')
+      await expect(
+        asUser(connection, userId, () => Promise.reject(new Error('the request failed'))),
+      ).rejects.toThrow('the request failed')
       expect(await sessionState()).toEqual([{ role: 'postgres', claims: null }])
     })
   })
@@ -63,7 +65,10 @@ describe.each(testTargets)('running queries as a requester on %s', (target) => {
     const kept = await createUser(db)
     const dropped = await createUser(db)
     const insertOwnKey = (owner: string) => (trx: Kysely<DB>) =>
-      trx.insertInto('x402_user_openrouter_integrations').values({ user_id: owner, encrypted_api_key: 'ab:cd' }).execute()
+      trx
+        .insertInto('x402_user_openrouter_integrations')
+        .values({ user_id: owner, encrypted_api_key: 'ab:cd' })
+        .execute()
 
     await asUser(db, kept, insertOwnKey(kept))
     await expect(
@@ -73,31 +78,52 @@ describe.each(testTargets)('running queries as a requester on %s', (target) => {
       }),
     ).rejects.toThrow('verification failed after the insert')
 
-    const owners = await db.selectFrom('x402_user_openrouter_integrations').select('user_id').where('user_id', 'in', [kept, dropped]).execute()
+    const owners = await db
+      .selectFrom('x402_user_openrouter_integrations')
+      .select('user_id')
+      .where('user_id', 'in', [kept, dropped])
+      .execute()
     expect(owners).toEqual([{ user_id: kept }])
   })
 
   it('enforces row level security on the user: another user’s row is invisible', async () => {
     const { db } = database
     const other = await createUser(db)
-    await db.insertInto('x402_user_openrouter_integrations').values({ user_id: other, encrypted_api_key: 'ef:01' }).execute()
+    await db
+      .insertInto('x402_user_openrouter_integrations')
+      .values({ user_id: other, encrypted_api_key: 'ef:01' })
+      .execute()
 
-    const seen = await asUser(db, userId, (trx) => trx.selectFrom('x402_user_openrouter_integrations').select('user_id').where('user_id', '=', other).execute())
+    const seen = await asUser(db, userId, (trx) =>
+      trx
+        .selectFrom('x402_user_openrouter_integrations')
+        .select('user_id')
+        .where('user_id', '=', other)
+        .execute(),
+    )
     const seenByService = await asService(db, (trx) =>
-      trx.selectFrom('x402_user_openrouter_integrations').select('user_id').where('user_id', '=', other).execute(),
+      trx
+        .selectFrom('x402_user_openrouter_integrations')
+        .select('user_id')
+        .where('user_id', '=', other)
+        .execute(),
     )
     expect(seen).toEqual([])
     expect(seenByService).toEqual([{ user_id: other }])
   })
 
   it('refuses to run inside a transaction that is already open, where SET LOCAL would outlive it', async () => {
-    await expect(database.db.transaction().execute((trx) => asService(trx, (inner) => whoAmI.execute(inner)))).rejects.toThrow(
-      /^Cannot run as service_role inside a transaction that is already open/,
-    )
+    await expect(
+      database.db.transaction().execute((trx) => asService(trx, (inner) => whoAmI.execute(inner))),
+    ).rejects.toThrow(/^Cannot run as service_role inside a transaction that is already open/)
   })
 
   it('says what is missing when the role does not exist', async () => {
-    await expect(asRequester(database.db, { role: plainRole.replace('plain', 'missing') }, (trx) => whoAmI.execute(trx))).rejects.toThrow(
+    await expect(
+      asRequester(database.db, { role: plainRole.replace('plain', 'missing') }, (trx) =>
+        whoAmI.execute(trx),
+      ),
+    ).rejects.toThrow(
       /^Cannot switch to role "x402_test_missing_[0-9a-f]+": role "x402_test_missing_[0-9a-f]+" does not exist\. The role must exist/,
     )
   })
@@ -105,29 +131,36 @@ describe.each(testTargets)('running queries as a requester on %s', (target) => {
   // PostgreSQL reads the role name "none" as RESET ROLE (SET ROLE and set_config alike): the
   // request would run as the database user, a superuser, past every grant and policy.
   it('refuses the role name none, which PostgreSQL takes for the database user itself', async () => {
-    await expect(asRequester(database.db, { role: 'none' }, (trx) => whoAmI.execute(trx))).rejects.toThrow(
+    await expect(
+      asRequester(database.db, { role: 'none' }, (trx) => whoAmI.execute(trx)),
+    ).rejects.toThrow(
       /^Cannot switch to role "none": PostgreSQL reads "none" as the database user itself/,
     )
   })
 
   // A superuser may switch to any role, and PGlite knows no other login: only a server shows a
   // database user that is not a member of the role.
-  it.skipIf(target === 'pglite')('says which GRANT is missing when the database user is not a member of the role', async () => {
-    const url = new URL(serverUrl(database.location))
-    url.username = plainRole
-    await sql`ALTER ROLE ${sql.id(plainRole)} LOGIN`.execute(database.db)
-    const asPlainRole = createDb({ connectionString: url.toString() })
-    try {
-      await expect(asService(asPlainRole, (trx) => whoAmI.execute(trx))).rejects.toThrow(
-        new RegExp(`^Cannot switch to role "service_role": permission denied to set role "service_role"\\..*GRANT "service_role" TO`),
-      )
-      await sql`GRANT service_role TO ${sql.id(plainRole)}`.execute(database.db)
-      expect((await asService(asPlainRole, (trx) => whoAmI.execute(trx))).rows).toEqual([
-        { role: 'service_role', uid: null, jwtRole: 'service_role' },
-      ])
-    } finally {
-      await asPlainRole.destroy()
-      await sql`REVOKE service_role FROM ${sql.id(plainRole)}`.execute(database.db)
-    }
-  })
+  it.skipIf(target === 'pglite')(
+    'says which GRANT is missing when the database user is not a member of the role',
+    async () => {
+      const url = new URL(serverUrl(database.location))
+      url.username = plainRole
+      await sql`ALTER ROLE ${sql.id(plainRole)} LOGIN`.execute(database.db)
+      const asPlainRole = createDb({ connectionString: url.toString() })
+      try {
+        await expect(asService(asPlainRole, (trx) => whoAmI.execute(trx))).rejects.toThrow(
+          new RegExp(
+            `^Cannot switch to role "service_role": permission denied to set role "service_role"\\..*GRANT "service_role" TO`,
+          ),
+        )
+        await sql`GRANT service_role TO ${sql.id(plainRole)}`.execute(database.db)
+        expect((await asService(asPlainRole, (trx) => whoAmI.execute(trx))).rows).toEqual([
+          { role: 'service_role', uid: null, jwtRole: 'service_role' },
+        ])
+      } finally {
+        await asPlainRole.destroy()
+        await sql`REVOKE service_role FROM ${sql.id(plainRole)}`.execute(database.db)
+      }
+    },
+  )
 })

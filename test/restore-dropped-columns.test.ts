@@ -15,8 +15,14 @@ import { MIGRATION_001 } from './support/migration-names.js'
 /** docs/rollback.md's statement that restores 001's backup, up to its semicolon. */
 function documentedRestoreOf001(): string {
   const page = readFileSync(new URL('../docs/rollback.md', import.meta.url), 'utf8')
-  const statement = /UPDATE x402_resources r SET pt_[^;]*x402_backup\."001_x402_resources_<time>"[^;]*;/.exec(page)?.[0]
-  if (!statement) throw new Error('docs/rollback.md has no UPDATE that restores x402_backup."001_x402_resources_<time>".')
+  const statement =
+    /UPDATE x402_resources r SET pt_[^;]*x402_backup\."001_x402_resources_<time>"[^;]*;/.exec(
+      page,
+    )?.[0]
+  if (!statement)
+    throw new Error(
+      'docs/rollback.md has no UPDATE that restores x402_backup."001_x402_resources_<time>".',
+    )
   return statement
 }
 
@@ -33,9 +39,15 @@ describe.each(testTargets)('restoring 001 as docs/rollback.md says, on %s', (tar
         pt_allows_user_message: true,
       } as never)
       // NULLs where migrate:up would write defaults: only an exact restore brings them back.
-      await createResource(db, { pt_parameters: null, pt_model: null, pt_max_tokens: null, pt_allows_user_message: null } as never)
+      await createResource(db, {
+        pt_parameters: null,
+        pt_model: null,
+        pt_max_tokens: null,
+        pt_allows_user_message: null,
+      } as never)
       await createResource(db)
-      const rows = () => sql`SELECT * FROM x402_resources ORDER BY id`.execute(db).then((result) => result.rows)
+      const rows = () =>
+        sql`SELECT * FROM x402_resources ORDER BY id`.execute(db).then((result) => result.rows)
       const before = await rows()
 
       await migrateDown(db, { env: {}, allowDataLoss: true })

@@ -19,9 +19,24 @@ import {
   migrationStatus,
 } from '../src/tooling.js'
 import { createUser } from './support/fixtures.js'
-import { MIGRATION_002, MIGRATION_005, MIGRATION_006, migrationsAfter } from './support/migration-names.js'
-import { pollUntil, waitForLockWait, withApplicationName, withSessions } from './support/server-sessions.js'
-import { serverUrl, testTargets, useTestDatabase, withTestDatabase } from './support/test-database.js'
+import {
+  MIGRATION_002,
+  MIGRATION_005,
+  MIGRATION_006,
+  migrationsAfter,
+} from './support/migration-names.js'
+import {
+  pollUntil,
+  waitForLockWait,
+  withApplicationName,
+  withSessions,
+} from './support/server-sessions.js'
+import {
+  serverUrl,
+  testTargets,
+  useTestDatabase,
+  withTestDatabase,
+} from './support/test-database.js'
 
 // A rollback that runs outside a transaction (005's) can be interrupted between its steps. The
 // history then says so (a mark on the migration's row, set before the first step), and until the
@@ -32,12 +47,17 @@ import { serverUrl, testTargets, useTestDatabase, withTestDatabase } from './sup
 // list of migrations, whatever came after 006.
 
 const RUN = 'x402-interrupted-down'
-const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set: only a server lets a session stop a run at a statement'
+const skipReason = process.env.TEST_DATABASE_URL
+  ? undefined
+  : 'TEST_DATABASE_URL is not set: only a server lets a session stop a run at a statement'
 
 it('has a completion check for the down of every migration that runs outside a transaction', () => {
-  const outside = Object.entries(migrations).filter(([, migration]) => !runsInTransaction(migration)).map(([name]) => name)
+  const outside = Object.entries(migrations)
+    .filter(([, migration]) => !runsInTransaction(migration))
+    .map(([name]) => name)
   expect(outside).toContain(MIGRATION_005)
-  for (const name of outside) expect(typeof (migrations[name] as ResumableDown).downDone, name).toBe('function')
+  for (const name of outside)
+    expect(typeof (migrations[name] as ResumableDown).downDone, name).toBe('function')
 })
 
 describe.each(testTargets)('a refused rollback on %s', (target) => {
@@ -46,10 +66,15 @@ describe.each(testTargets)('a refused rollback on %s', (target) => {
   it('leaves no mark: it changed nothing, and the migrations still run forward', async () => {
     const { db } = database
     const userId = await createUser(db)
-    await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
+    await db
+      .insertInto('x402_user_openrouter_integrations')
+      .values({ user_id: userId, encrypted_api_key: 'aa:bb' })
+      .execute()
     await migrateDown(db) // 006
     await expect(migrateDown(db, { env: {} })).rejects.toThrow(/would destroy data/)
-    expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_005))
+    expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
+      migrationsAfter(MIGRATION_005),
+    )
   })
 })
 
@@ -93,7 +118,11 @@ async function interruptedAt(
 }
 
 async function expectForwardRefused(db: Kysely<any>, connectionString: string): Promise<void> {
-  for (const attempt of [() => migrateToLatest(db), () => migrateUp(db), () => migrateOnStartup(db, { env: { DATABASE_URL: connectionString }, log: () => {} })]) {
+  for (const attempt of [
+    () => migrateToLatest(db),
+    () => migrateUp(db),
+    () => migrateOnStartup(db, { env: { DATABASE_URL: connectionString }, log: () => {} }),
+  ]) {
     const error = await attempt().catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(InterruptedRollbackError)
     expect((error as Error).message).toContain(MIGRATION_005)
@@ -106,11 +135,16 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
     await withTestDatabase('postgres', async ({ db, location }) => {
       const connectionString = serverUrl(location)
       await migrateTo(db, MIGRATION_006)
-      await db.insertInto('x402_user_openrouter_integrations').values({ user_id: await createUser(db), encrypted_api_key: 'aa:bb' }).execute()
+      await db
+        .insertInto('x402_user_openrouter_integrations')
+        .values({ user_id: await createUser(db), encrypted_api_key: 'aa:bb' })
+        .execute()
       await migrateDown(db) // 006, in a transaction of its own
       // The marker column exists from earlier rollbacks; a key-share lock on the history row lets
       // the mark through and stops only the DELETE that ends the rollback.
-      await sql`ALTER TABLE x402_migrations.kysely_migration ADD COLUMN IF NOT EXISTS reverting_since timestamptz`.execute(db)
+      await sql`ALTER TABLE x402_migrations.kysely_migration ADD COLUMN IF NOT EXISTS reverting_since timestamptz`.execute(
+        db,
+      )
       await withSessions(connectionString, async (session) => {
         const observer = await session('x402-test-observer')
         await interruptedAt(
@@ -121,16 +155,27 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
           'delete from',
         )
         await pollUntil(observer, 'the terminated run to end', async () => {
-          const { rows } = await observer.query('SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [RUN])
+          const { rows } = await observer.query(
+            'SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
+            [RUN],
+          )
           return rows.length === 0
         })
       })
-      expect(await sql`SELECT to_regclass('public.user_openrouter_integrations') AS t`.execute(db)).toMatchObject({ rows: [{ t: null }] })
-      expect((await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt).toBeInstanceOf(Date)
+      expect(
+        await sql`SELECT to_regclass('public.user_openrouter_integrations') AS t`.execute(db),
+      ).toMatchObject({ rows: [{ t: null }] })
+      expect(
+        (await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt,
+      ).toBeInstanceOf(Date)
 
       await expectForwardRefused(db, connectionString)
-      expect((await migrateDown(db, { env: {} })).map((result) => result.migrationName)).toEqual([MIGRATION_005])
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
+      expect((await migrateDown(db, { env: {} })).map((result) => result.migrationName)).toEqual([
+        MIGRATION_005,
+      ])
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
+        migrationsAfter(MIGRATION_002),
+      )
       expect((await checkDrift(db)).ok).toBe(true)
     })
   })
@@ -151,13 +196,17 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
         )
       })
       const userId = await createUser(db)
-      await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${userId}, 'aa:bb')`.execute(db)
+      await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${userId}, 'aa:bb')`.execute(
+        db,
+      )
       const refusal = (await migrateDown(db, { env: {} }).catch((error: unknown) => error)) as Error
       expect(refusal.message).toMatch(/would destroy data/)
       expect(refusal.message).toMatch(/began earlier and is not complete/)
       await expectForwardRefused(db, connectionString)
       await migrateDown(db, { allowDataLoss: true, env: {} })
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
+        migrationsAfter(MIGRATION_002),
+      )
       expect((await checkDrift(db)).ok).toBe(true)
     })
   })
@@ -167,7 +216,10 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
       const connectionString = serverUrl(location)
       await migrateTo(db, MIGRATION_006)
       const userId = await createUser(db)
-      await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
+      await db
+        .insertInto('x402_user_openrouter_integrations')
+        .values({ user_id: userId, encrypted_api_key: 'aa:bb' })
+        .execute()
       await migrateDown(db) // 006
       await withSessions(connectionString, async (session) => {
         await interruptedAt(
@@ -183,13 +235,19 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
       })
       await expectForwardRefused(db, connectionString)
       await migrateDown(db, { allowDataLoss: true, env: {} })
-      expect((await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt).toBeUndefined()
-      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(migrationsAfter(MIGRATION_002))
+      expect(
+        (await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt,
+      ).toBeUndefined()
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
+        migrationsAfter(MIGRATION_002),
+      )
       expect((await checkDrift(db)).ok).toBe(true)
       const { rows } = await sql<{ table_name: string }>`
         SELECT table_name FROM information_schema.tables WHERE table_schema = 'x402_backup' AND table_name LIKE '005_user_openrouter_integrations_%'
       `.execute(db)
-      const { rows: kept } = await sql<{ user_id: string }>`SELECT user_id FROM ${sql.id('x402_backup', rows[0]!.table_name)}`.execute(db)
+      const { rows: kept } = await sql<{
+        user_id: string
+      }>`SELECT user_id FROM ${sql.id('x402_backup', rows[0]!.table_name)}`.execute(db)
       expect(kept).toEqual([{ user_id: userId }])
     })
   })

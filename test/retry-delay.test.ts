@@ -11,7 +11,9 @@ const NODE_TIMER_MAX_MS = 2 ** 31 - 1
 
 describe('the wait between two tries of a migration', () => {
   it('doubles from the first wait', () => {
-    expect([1, 2, 3, 4].map((attempt) => retryDelayMs(1_000, attempt))).toEqual([1_000, 2_000, 4_000, 8_000])
+    expect([1, 2, 3, 4].map((attempt) => retryDelayMs(1_000, attempt))).toEqual([
+      1_000, 2_000, 4_000, 8_000,
+    ])
   })
 
   it('stops at 60 s, or at the first wait where that is longer', () => {
@@ -22,7 +24,9 @@ describe('the wait between two tries of a migration', () => {
   })
 
   it('stays within what a Node timer takes for every attempt and first wait the settings accept', () => {
-    const { lockAttempts, retryDelayMs: largest } = migrationSettings({ env: { MIGRATION_LOCK_ATTEMPTS: '100', MIGRATION_RETRY_DELAY_MS: '600000' } })
+    const { lockAttempts, retryDelayMs: largest } = migrationSettings({
+      env: { MIGRATION_LOCK_ATTEMPTS: '100', MIGRATION_RETRY_DELAY_MS: '600000' },
+    })
     for (const first of [0, 1, 1_000, largest]) {
       for (let attempt = 1; attempt <= lockAttempts; attempt++) {
         const delay = retryDelayMs(first, attempt)

@@ -30,18 +30,57 @@ type Operation = (trx: Kysely<any>, table: string) => Promise<unknown>
 
 /** The owners of the rows the requester can see. */
 const selectOwners: Operation = async (trx, table) =>
-  (await trx.selectFrom(table).select('user_id').orderBy('user_id').execute()).map((row) => nameOf(row.user_id as string))
-const insertFor = (owner: UserName): Operation => async (trx, table) =>
-  (await trx.insertInto(table).values({ user_id: USER[owner], encrypted_api_key: 'ab:cd' }).returning('user_id').execute()).length
-const updateRowOf = (owner: UserName): Operation => async (trx, table) =>
-  Number((await trx.updateTable(table).set({ is_enabled: false }).where('user_id', '=', USER[owner]).executeTakeFirst()).numUpdatedRows)
-const moveRow = (from: UserName, to: UserName): Operation => async (trx, table) =>
-  Number((await trx.updateTable(table).set({ user_id: USER[to] }).where('user_id', '=', USER[from]).executeTakeFirst()).numUpdatedRows)
-const deleteRowOf = (owner: UserName): Operation => async (trx, table) =>
-  Number((await trx.deleteFrom(table).where('user_id', '=', USER[owner]).executeTakeFirst()).numDeletedRows)
+  (await trx.selectFrom(table).select('user_id').orderBy('user_id').execute()).map((row) =>
+    nameOf(row.user_id as string),
+  )
+const insertFor =
+  (owner: UserName): Operation =>
+  async (trx, table) =>
+    (
+      await trx
+        .insertInto(table)
+        .values({ user_id: USER[owner], encrypted_api_key: 'ab:cd' })
+        .returning('user_id')
+        .execute()
+    ).length
+const updateRowOf =
+  (owner: UserName): Operation =>
+  async (trx, table) =>
+    Number(
+      (
+        await trx
+          .updateTable(table)
+          .set({ is_enabled: false })
+          .where('user_id', '=', USER[owner])
+          .executeTakeFirst()
+      ).numUpdatedRows,
+    )
+const moveRow =
+  (from: UserName, to: UserName): Operation =>
+  async (trx, table) =>
+    Number(
+      (
+        await trx
+          .updateTable(table)
+          .set({ user_id: USER[to] })
+          .where('user_id', '=', USER[from])
+          .executeTakeFirst()
+      ).numUpdatedRows,
+    )
+const deleteRowOf =
+  (owner: UserName): Operation =>
+  async (trx, table) =>
+    Number(
+      (await trx.deleteFrom(table).where('user_id', '=', USER[owner]).executeTakeFirst())
+        .numDeletedRows,
+    )
 
 // 42501 is also "permission denied": the message shows that row level security refused it.
-const REFUSED = { ok: false, code: '42501', message: expect.stringMatching(/violates row-level security policy/) }
+const REFUSED = {
+  ok: false,
+  code: '42501',
+  message: expect.stringMatching(/violates row-level security policy/),
+}
 const ok = (value: unknown) => ({ ok: true, value })
 
 const matrix: Array<[string, Requester, Operation, unknown]> = [
@@ -76,31 +115,42 @@ const matrix: Array<[string, Requester, Operation, unknown]> = [
   ['service_role DELETE of any row succeeds', service, deleteRowOf('B'), ok(1)],
 ]
 
-describe.each(targetsAndNames)('row level security on the OpenRouter keys on %s, at %s', (target, _at, names) => {
-  const database = useTestDatabase(target, names.at)
-  const table = names.keys
+describe.each(targetsAndNames)(
+  'row level security on the OpenRouter keys on %s, at %s',
+  (target, _at, names) => {
+    const database = useTestDatabase(target, names.at)
+    const table = names.keys
 
-  beforeAll(async () => {
-    const db = database.db as Kysely<any>
-    for (const id of Object.values(USER)) await createUser(db, id)
-    await db
-      .insertInto(table)
-      .values([
-        { user_id: USER.A, encrypted_api_key: 'a1:a2' },
-        { user_id: USER.B, encrypted_api_key: 'b1:b2' },
+    beforeAll(async () => {
+      const db = database.db as Kysely<any>
+      for (const id of Object.values(USER)) await createUser(db, id)
+      await db
+        .insertInto(table)
+        .values([
+          { user_id: USER.A, encrypted_api_key: 'a1:a2' },
+          { user_id: USER.B, encrypted_api_key: 'b1:b2' },
+        ])
+        .execute()
+    })
+
+    it.each(matrix)('%s', async (_name, requester, operation, expected) => {
+      expect(
+        await attemptAs(database.db, requester, (trx: Transaction<DB>) =>
+          operation(trx as Kysely<any>, table),
+        ),
+      ).toEqual(expected)
+    })
+
+    it('leaves both rows as they were after every attempt', async () => {
+      const rows = await (database.db as Kysely<any>)
+        .selectFrom(table)
+        .select(['user_id', 'encrypted_api_key', 'is_enabled'])
+        .orderBy('user_id')
+        .execute()
+      expect(rows).toEqual([
+        { user_id: USER.A, encrypted_api_key: 'a1:a2', is_enabled: true },
+        { user_id: USER.B, encrypted_api_key: 'b1:b2', is_enabled: true },
       ])
-      .execute()
-  })
-
-  it.each(matrix)('%s', async (_name, requester, operation, expected) => {
-    expect(await attemptAs(database.db, requester, (trx: Transaction<DB>) => operation(trx as Kysely<any>, table))).toEqual(expected)
-  })
-
-  it('leaves both rows as they were after every attempt', async () => {
-    const rows = await (database.db as Kysely<any>).selectFrom(table).select(['user_id', 'encrypted_api_key', 'is_enabled']).orderBy('user_id').execute()
-    expect(rows).toEqual([
-      { user_id: USER.A, encrypted_api_key: 'a1:a2', is_enabled: true },
-      { user_id: USER.B, encrypted_api_key: 'b1:b2', is_enabled: true },
-    ])
-  })
-})
+    })
+  },
+)

@@ -1,7 +1,14 @@
 import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { exportMigrationSql, MigrationError, migrateDown, migrateTo, migrateToLatest, migrationStatus } from '../src/tooling.js'
+import {
+  exportMigrationSql,
+  MigrationError,
+  migrateDown,
+  migrateTo,
+  migrateToLatest,
+  migrationStatus,
+} from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
@@ -12,7 +19,6 @@ import { MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
 // keys or OpenRouter resources exist, and names each table with its row count. With the opt-in
 // it goes ahead, and the rows are in schema x402_backup, from where they can be put back.
 
-
 describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
   const database = useTestDatabase(target, MIGRATION_005)
   // At 005 the plan's names are the schema's: the generated types have production's.
@@ -21,14 +27,20 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
   async function seed() {
     const { db } = database
     const userId = await createUser(db)
-    await plain().insertInto('user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: 'aa:bb' }).execute()
+    await plain()
+      .insertInto('user_openrouter_integrations')
+      .values({ user_id: userId, encrypted_api_key: 'aa:bb' })
+      .execute()
     const modelId = await createModel(db, undefined, 'ai_models')
     const instantId = await createResource(db, {
       resource_type: 'openrouter_instant',
       openrouter_model_id: modelId,
       openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: 'keep me', params: {} },
     })
-    const configuredId = await createResource(db, { resource_type: 'proxy', openrouter_config: { modelId: 'x', systemPrompt: '', params: {} } })
+    const configuredId = await createResource(db, {
+      resource_type: 'proxy',
+      openrouter_config: { modelId: 'x', systemPrompt: '', params: {} },
+    })
     const plainId = await createResource(db)
     return { userId, instantId, configuredId, plainId }
   }
@@ -44,17 +56,30 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
     expect(error).toMatchObject({ migrationName: MIGRATION_005, direction: 'Down' })
     const message = (error as Error).message
     expect(message).toContain("user_openrouter_integrations (users' stored OpenRouter keys): 1")
-    expect(message).toContain("x402_resources of type 'openrouter_instant' (the restored resource_type check rejects them): 1")
-    expect(message).toContain('other x402_resources with openrouter_model_id or openrouter_config set: 1')
+    expect(message).toContain(
+      "x402_resources of type 'openrouter_instant' (the restored resource_type check rejects them): 1",
+    )
+    expect(message).toContain(
+      'other x402_resources with openrouter_model_id or openrouter_config set: 1',
+    )
     expect(message).toContain('Nothing was changed.')
     expect(message).toContain('npm run migrate:down -- --allow-data-loss')
 
     expect(await snapshotPublicSchema(db)).toEqual(schema)
-    expect((await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt).toBeInstanceOf(Date)
-    expect(await plain().selectFrom('user_openrouter_integrations').select('encrypted_api_key').execute()).toEqual([
-      { encrypted_api_key: 'aa:bb' },
-    ])
-    const instant = await db.selectFrom('x402_resources').select('openrouter_config').where('id', '=', instantId).executeTakeFirst()
+    expect(
+      (await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt,
+    ).toBeInstanceOf(Date)
+    expect(
+      await plain()
+        .selectFrom('user_openrouter_integrations')
+        .select('encrypted_api_key')
+        .execute(),
+    ).toEqual([{ encrypted_api_key: 'aa:bb' }])
+    const instant = await db
+      .selectFrom('x402_resources')
+      .select('openrouter_config')
+      .where('id', '=', instantId)
+      .executeTakeFirst()
     expect(instant?.openrouter_config?.systemPrompt).toBe('keep me')
   })
 
@@ -62,7 +87,9 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
     const { db } = database
     const schema = await snapshotPublicSchema(db)
     const script = await exportMigrationSql(MIGRATION_005, 'down')
-    const statements = script.split(/;\n\n/).filter((statement) => !/^\s*(--.*\n?)*\s*$/.test(statement))
+    const statements = script
+      .split(/;\n\n/)
+      .filter((statement) => !/^\s*(--.*\n?)*\s*$/.test(statement))
 
     const error = await db
       .connection()
@@ -79,9 +106,12 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
       "Rolling back 005_add_openrouter_integration would destroy data: user_openrouter_integrations (users' stored OpenRouter keys): 1",
     )
     expect(await snapshotPublicSchema(db)).toEqual(schema)
-    expect(await plain().selectFrom('user_openrouter_integrations').select('encrypted_api_key').execute()).toEqual([
-      { encrypted_api_key: 'aa:bb' },
-    ])
+    expect(
+      await plain()
+        .selectFrom('user_openrouter_integrations')
+        .select('encrypted_api_key')
+        .execute(),
+    ).toEqual([{ encrypted_api_key: 'aa:bb' }])
   })
 
   it('refuses through the later migrations too: migrateTo before 005 stops at each down that would lose data', async () => {
@@ -89,17 +119,30 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
     await migrateToLatest(db)
     // 006 first: the catalog's row has values in the columns 006 added (modality, is_curated, …).
     // The later migrations' downs ran in the same transaction as 006's, and went back with it.
-    const error = await migrateTo(db, '002_add_claude_integration', { env: {} }).catch((caught: unknown) => caught)
+    const error = await migrateTo(db, '002_add_claude_integration', { env: {} }).catch(
+      (caught: unknown) => caught,
+    )
     expect(error).toMatchObject({ migrationName: MIGRATION_006, direction: 'Down' })
-    expect((error as Error).message).toContain('column public.x402_openrouter_models.modality (dropped): 1 value(s)')
+    expect((error as Error).message).toContain(
+      'column public.x402_openrouter_models.modality (dropped): 1 value(s)',
+    )
     expect((error as Error).message).toContain('Nothing was changed.')
-    expect((await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)).toEqual(migrationNames)
+    expect((await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)).toEqual(
+      migrationNames,
+    )
 
     // With 006 rolled back (its catalog copied to x402_backup first), 005 refuses in turn.
     await migrateTo(db, MIGRATION_005, { env: {}, allowDataLoss: true })
-    const refused = await migrateTo(db, '002_add_claude_integration', { env: {} }).catch((caught: unknown) => caught)
+    const refused = await migrateTo(db, '002_add_claude_integration', { env: {} }).catch(
+      (caught: unknown) => caught,
+    )
     expect(refused).toMatchObject({ migrationName: MIGRATION_005, direction: 'Down' })
-    expect((await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name).at(-1)).toBe(MIGRATION_005)
+    expect(
+      (await migrationStatus(db))
+        .filter((m) => m.appliedAt)
+        .map((m) => m.name)
+        .at(-1),
+    ).toBe(MIGRATION_005)
   })
 
   it('with the opt-in, rolls back and keeps every row it dropped in x402_backup, restorable', async () => {
@@ -110,24 +153,41 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
 
     await migrateDown(db, { allowDataLoss: true })
 
-    expect((await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt).toBeUndefined()
+    expect(
+      (await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt,
+    ).toBeUndefined()
     const { rows: backups } = await sql<{ table_name: string }>`
       SELECT table_name FROM information_schema.tables WHERE table_schema = 'x402_backup' ORDER BY table_name
     `.execute(db)
-    const keysBackup = backups.find((row) => row.table_name.startsWith('005_user_openrouter_integrations_'))!.table_name
-    const resourcesBackup = backups.find((row) => row.table_name.startsWith('005_x402_resources_'))!.table_name
+    const keysBackup = backups.find((row) =>
+      row.table_name.startsWith('005_user_openrouter_integrations_'),
+    )!.table_name
+    const resourcesBackup = backups.find((row) =>
+      row.table_name.startsWith('005_x402_resources_'),
+    )!.table_name
 
-    const { rows: backedUpKeys } = await sql<Record<string, unknown>>`SELECT * FROM ${sql.id('x402_backup', keysBackup)}`.execute(db)
+    const { rows: backedUpKeys } = await sql<
+      Record<string, unknown>
+    >`SELECT * FROM ${sql.id('x402_backup', keysBackup)}`.execute(db)
     expect(backedUpKeys).toEqual(keys)
     const { rows: backedUpResources } = await sql<{ id: string; openrouter_config: unknown }>`
       SELECT id, openrouter_config FROM ${sql.id('x402_backup', resourcesBackup)} ORDER BY id
     `.execute(db)
-    const touched = before.filter((row) => row.resource_type === 'openrouter_instant' || row.openrouter_config || row.openrouter_model_id)
-    expect(backedUpResources).toEqual(touched.map(({ id, openrouter_config }) => ({ id, openrouter_config })))
+    const touched = before.filter(
+      (row) =>
+        row.resource_type === 'openrouter_instant' ||
+        row.openrouter_config ||
+        row.openrouter_model_id,
+    )
+    expect(backedUpResources).toEqual(
+      touched.map(({ id, openrouter_config }) => ({ id, openrouter_config })),
+    )
 
     // The documented way back: apply 005 again, then copy the rows back.
     await migrateTo(db, MIGRATION_005)
-    await sql`INSERT INTO user_openrouter_integrations SELECT * FROM ${sql.id('x402_backup', keysBackup)}`.execute(db)
+    await sql`INSERT INTO user_openrouter_integrations SELECT * FROM ${sql.id('x402_backup', keysBackup)}`.execute(
+      db,
+    )
     await sql`
       INSERT INTO x402_resources SELECT * FROM ${sql.id('x402_backup', resourcesBackup)} b
       WHERE b.resource_type = 'openrouter_instant'
@@ -136,15 +196,27 @@ describe.each(testTargets)('rolling back 005 with data on %s', (target) => {
       UPDATE x402_resources r SET openrouter_model_id = b.openrouter_model_id, openrouter_config = b.openrouter_config
       FROM ${sql.id('x402_backup', resourcesBackup)} b WHERE r.id = b.id
     `.execute(db)
-    expect(await db.selectFrom('x402_resources').selectAll().orderBy('id').execute()).toEqual(before)
-    expect(await plain().selectFrom('user_openrouter_integrations').selectAll().execute()).toEqual(keys)
+    expect(await db.selectFrom('x402_resources').selectAll().orderBy('id').execute()).toEqual(
+      before,
+    )
+    expect(await plain().selectFrom('user_openrouter_integrations').selectAll().execute()).toEqual(
+      keys,
+    )
   })
 
   it('rolls back without the opt-in when there is nothing to lose', async () => {
     const { db } = database
     await plain().deleteFrom('user_openrouter_integrations').execute()
-    await db.deleteFrom('x402_resources').where('resource_type', '=', 'openrouter_instant').execute()
-    await db.updateTable('x402_resources').set({ openrouter_model_id: null, openrouter_config: null }).execute()
-    expect((await migrateDown(db, { env: {} })).map((result) => result.migrationName)).toEqual([MIGRATION_005])
+    await db
+      .deleteFrom('x402_resources')
+      .where('resource_type', '=', 'openrouter_instant')
+      .execute()
+    await db
+      .updateTable('x402_resources')
+      .set({ openrouter_model_id: null, openrouter_config: null })
+      .execute()
+    expect((await migrateDown(db, { env: {} })).map((result) => result.migrationName)).toEqual([
+      MIGRATION_005,
+    ])
   })
 })

@@ -9,7 +9,6 @@ import { BEFORE_005, MIGRATION_005, MIGRATION_006 } from './support/migration-na
 // schema before, compared catalog to catalog, and up, down, up works. (What down does with data is in
 // rollback-keeps-data.test.ts.)
 
-
 describe.each(testTargets)('rolling back on %s', (target) => {
   const database = useTestDatabase(target, BEFORE_005)
 
@@ -36,11 +35,17 @@ describe.each(testTargets)('rolling back on %s', (target) => {
     await migrateUp(db)
     const at005 = await snapshotPublicSchema(db)
 
-    expect((await migrateTo(db, MIGRATION_006)).map((result) => result.migrationName)).toEqual([MIGRATION_006])
+    expect((await migrateTo(db, MIGRATION_006)).map((result) => result.migrationName)).toEqual([
+      MIGRATION_006,
+    ])
     const latest = await snapshotPublicSchema(db)
-    expect(Object.keys(latest.relations)).toEqual(expect.arrayContaining(['x402_openrouter_models', 'x402_user_openrouter_integrations']))
+    expect(Object.keys(latest.relations)).toEqual(
+      expect.arrayContaining(['x402_openrouter_models', 'x402_user_openrouter_integrations']),
+    )
     expect(Object.keys(latest.relations)).not.toEqual(expect.arrayContaining(['ai_models']))
-    expect(Object.keys(latest.relations)).not.toEqual(expect.arrayContaining(['user_openrouter_integrations']))
+    expect(Object.keys(latest.relations)).not.toEqual(
+      expect.arrayContaining(['user_openrouter_integrations']),
+    )
 
     expect((await migrateDown(db)).map((result) => result.migrationName)).toEqual([MIGRATION_006])
     expect(await snapshotPublicSchema(db)).toEqual(at005)

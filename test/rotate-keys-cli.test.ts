@@ -16,7 +16,16 @@ const NEW_KEY_ID = new IntegrationCipher({ current: NEW_SECRET, previous: [] }).
 
 /** keys:rotate, with none of this process's secrets or databases. */
 const rotateKeys = (args: string[], env: NodeJS.ProcessEnv) =>
-  cli(args, { PGLITE_DATA_DIR: undefined, INTEGRATION_ENCRYPTION_SECRET: undefined, INTEGRATION_ENCRYPTION_SECRET_PREVIOUS: undefined, ...env }, 'src/cli/rotate-keys.ts')
+  cli(
+    args,
+    {
+      PGLITE_DATA_DIR: undefined,
+      INTEGRATION_ENCRYPTION_SECRET: undefined,
+      INTEGRATION_ENCRYPTION_SECRET_PREVIOUS: undefined,
+      ...env,
+    },
+    'src/cli/rotate-keys.ts',
+  )
 
 describe.each(testTargets)('the keys:rotate command on %s', (target) => {
   let database: TestDatabase
@@ -29,12 +38,18 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     await migrateToLatest(db)
     for (let i = 0; i < 3; i++) {
       const userId = await createUser(db)
-      await db.insertInto('x402_user_openrouter_integrations').values({ user_id: userId, encrypted_api_key: encryptLegacy(`sk-or-${i}`, OLD_SECRET) }).execute()
+      await db
+        .insertInto('x402_user_openrouter_integrations')
+        .values({ user_id: userId, encrypted_api_key: encryptLegacy(`sk-or-${i}`, OLD_SECRET) })
+        .execute()
     }
     unreadableOwner = await createUser(db)
     await db
       .insertInto('x402_user_openrouter_integrations')
-      .values({ user_id: unreadableOwner, encrypted_api_key: encryptLegacy('sk-or-lost', 'a-secret-nobody-configured') })
+      .values({
+        user_id: unreadableOwner,
+        encrypted_api_key: encryptLegacy('sk-or-lost', 'a-secret-nobody-configured'),
+      })
       .execute()
     // The command opens the database itself: release this process's hold on it.
     await db.destroy()
@@ -52,7 +67,11 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
   const storedKeys = async () => {
     const db = createDb(database.location)
     try {
-      return await db.selectFrom('x402_user_openrouter_integrations').select(['user_id', 'encrypted_api_key']).orderBy('user_id').execute()
+      return await db
+        .selectFrom('x402_user_openrouter_integrations')
+        .select(['user_id', 'encrypted_api_key'])
+        .orderBy('user_id')
+        .execute()
     } finally {
       await db.destroy()
     }
@@ -64,18 +83,25 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
 
     const unconfirmed = await rotateKeys([], typo)
     expect(unconfirmed.code).not.toBe(0)
-    expect(unconfirmed.stderr.trim()).toMatch(/^keys:rotate failed: keys:rotate needs --key-id <key id>, the key id of the INTEGRATION_ENCRYPTION_SECRET the app runs with/)
+    expect(unconfirmed.stderr.trim()).toMatch(
+      /^keys:rotate failed: keys:rotate needs --key-id <key id>, the key id of the INTEGRATION_ENCRYPTION_SECRET the app runs with/,
+    )
     expect(await storedKeys()).toEqual(before)
 
     const mismatch = await rotateKeys(['--key-id', NEW_KEY_ID], typo)
     expect(mismatch.code).toBe(1)
     expect(mismatch.stderr).toMatch(
-      new RegExp(`^keys:rotate failed: The current secret has key id [0-9a-f]{8}, not ${NEW_KEY_ID} as confirmed: it is not the secret the app runs with`),
+      new RegExp(
+        `^keys:rotate failed: The current secret has key id [0-9a-f]{8}, not ${NEW_KEY_ID} as confirmed: it is not the secret the app runs with`,
+      ),
     )
     expect(mismatch.stderr).toContain('Nothing was written.')
     expect(await storedKeys()).toEqual(before)
 
-    const malformed = await rotateKeys(['--key-id', 'sk-or-v1-0123456789abcdef0123456789abcdef'], typo)
+    const malformed = await rotateKeys(
+      ['--key-id', 'sk-or-v1-0123456789abcdef0123456789abcdef'],
+      typo,
+    )
     expect(malformed.code).not.toBe(0)
     expect(malformed.stderr).not.toContain('0123456789abcdef')
     expect(malformed.stderr).toMatch(/--key-id is 8 hexadecimal digits/)
@@ -87,12 +113,18 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     expect(first.code).toBe(1)
     expect(first.stdout).toContain('rotated               3\n')
     expect(first.stdout).toContain('failed                1\n')
-    expect(first.stdout).toMatch(new RegExp(`  user ${unreadableOwner} \\(legacy\\): no configured secret decrypts it`))
-    expect(first.stderr).toMatch(/1 key\(s\) could not be decrypted and were left as they were\. Set INTEGRATION_ENCRYPTION_SECRET_PREVIOUS/)
+    expect(first.stdout).toMatch(
+      new RegExp(`  user ${unreadableOwner} \\(legacy\\): no configured secret decrypts it`),
+    )
+    expect(first.stderr).toMatch(
+      /1 key\(s\) could not be decrypted and were left as they were\. Set INTEGRATION_ENCRYPTION_SECRET_PREVIOUS/,
+    )
 
     const second = await rotateKeys(['--key-id', NEW_KEY_ID], env)
     expect(second.code).toBe(1)
-    expect(second.stdout).toContain('scanned               4\nrotated               0\nalready current       3\n')
+    expect(second.stdout).toContain(
+      'scanned               4\nrotated               0\nalready current       3\n',
+    )
   })
 
   it('exits with 3 while it still rotates keys, and with 0 once a run finds every key current', async () => {
@@ -100,7 +132,10 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     // still ran on the old secret.
     const db = createDb(database.location)
     try {
-      await db.deleteFrom('x402_user_openrouter_integrations').where('user_id', '=', unreadableOwner).execute()
+      await db
+        .deleteFrom('x402_user_openrouter_integrations')
+        .where('user_id', '=', unreadableOwner)
+        .execute()
       const lateOwner = await createUser(db)
       await db
         .insertInto('x402_user_openrouter_integrations')
@@ -125,7 +160,9 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     const result = await rotateKeys(['--key-id', NEW_KEY_ID], withoutSecret)
 
     expect(result.code).toBe(1)
-    expect(result.stderr.trim()).toMatch(/^keys:rotate failed: INTEGRATION_ENCRYPTION_SECRET is not set: /)
+    expect(result.stderr.trim()).toMatch(
+      /^keys:rotate failed: INTEGRATION_ENCRYPTION_SECRET is not set: /,
+    )
   })
 
   it('refuses arguments it does not know, and a batch size out of range, before it opens the database', async () => {
@@ -138,6 +175,8 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
 
     const outOfRange = await rotateKeys(['--batch-size', '0'], env)
     expect(outOfRange.code).toBe(2)
-    expect(outOfRange.stderr.trim()).toMatch(/^keys:rotate failed: --batch-size is "0", expected a whole number from 1 to 10000\. usage: /)
+    expect(outOfRange.stderr.trim()).toMatch(
+      /^keys:rotate failed: --batch-size is "0", expected a whole number from 1 to 10000\. usage: /,
+    )
   })
 })

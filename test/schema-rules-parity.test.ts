@@ -1,7 +1,13 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { BaselineRefusedError, baselineMigrations, exportBaselineSql, formatSchemaDiff, planRepair } from '../src/tooling.js'
+import {
+  BaselineRefusedError,
+  baselineMigrations,
+  exportBaselineSql,
+  formatSchemaDiff,
+  planRepair,
+} from '../src/tooling.js'
 import { createHandBuiltDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import { testTargets } from './support/test-database.js'
 import { MIGRATION_005 } from './support/migration-names.js'
@@ -9,7 +15,6 @@ import { MIGRATION_005 } from './support/migration-names.js'
 // The comparison rules exist once (src/schema/rules.ts, one SQL query). This runs every rule
 // through both paths that use them, migrate:baseline (TypeScript, through Kysely) and the SQL
 // Editor script of migrate:sql -- --baseline, and requires the same classes in the same words.
-
 
 /** One change per rule, on a database hand-built to 005. */
 const CHANGES = `
@@ -94,16 +99,24 @@ describe.each(testTargets)('the comparison rules on %s', (target) => {
   })
 
   /** What migrate:baseline refused with, and what the SQL script stopped with. */
-  async function bothPaths(name: string, strict = false): Promise<{ command: string; script: string }> {
-    const refusal = await baselineMigrations(database.db, name, { strict }).catch((error: unknown) => error)
+  async function bothPaths(
+    name: string,
+    strict = false,
+  ): Promise<{ command: string; script: string }> {
+    const refusal = await baselineMigrations(database.db, name, { strict }).catch(
+      (error: unknown) => error,
+    )
     expect(refusal).toBeInstanceOf(BaselineRefusedError)
     const command = formatSchemaDiff((refusal as BaselineRefusedError).diff!)
-    const stopped = await database.runScript(await exportBaselineSql(name, { strict })).catch((error: unknown) => error)
+    const stopped = await database
+      .runScript(await exportBaselineSql(name, { strict }))
+      .catch((error: unknown) => error)
     expect(stopped).toBeInstanceOf(Error)
     return { command, script: (stopped as Error).message }
   }
 
-  const prefix = (name: string) => `The live schema conflicts with what the migrations up to ${name} produce; nothing was recorded.\n`
+  const prefix = (name: string) =>
+    `The live schema conflicts with what the migrations up to ${name} produce; nothing was recorded.\n`
 
   it('classes every rule alike in migrate:baseline and the SQL Editor script', async () => {
     const { command, script } = await bothPaths(MIGRATION_005)
@@ -114,14 +127,23 @@ describe.each(testTargets)('the comparison rules on %s', (target) => {
       'Production has more or is stricter (accepted, and recorded at adoption):',
       'Equivalent (the same schema, spelled differently; never blocks):',
     ])
-    const [conflicts, accepted, equivalent] = sections.map((section) => section.split('\n').slice(1).map((line) => line.slice(2)))
+    const [conflicts, accepted, equivalent] = sections.map((section) =>
+      section
+        .split('\n')
+        .slice(1)
+        .map((line) => line.slice(2)),
+    )
     for (const [found, expected] of [
       [conflicts, EXPECTED.conflict],
       [accepted, EXPECTED.accepted],
       [equivalent, EXPECTED.equivalent],
     ] as const) {
-      for (const line of expected) expect(found!.some((one) => one.startsWith(line)), `"${line}" in ${found!.join('\n')}`).toBe(true)
-      expect(found, found!.join("\n")).toHaveLength(expected.length)
+      for (const line of expected)
+        expect(
+          found!.some((one) => one.startsWith(line)),
+          `"${line}" in ${found!.join('\n')}`,
+        ).toBe(true)
+      expect(found, found!.join('\n')).toHaveLength(expected.length)
     }
   })
 
@@ -162,13 +184,31 @@ describe.each(testTargets)('the comparison rules on %s', (target) => {
       const under = (heading: RegExp, line: RegExp) => {
         const start = lines.findIndex((one) => heading.test(one))
         const end = lines.findIndex((one, index) => index > start && /^\S/.test(one))
-        expect(lines.slice(start + 1, end < 0 ? undefined : end).some((one) => line.test(one)), `${line} under ${heading}\n${command}`).toBe(true)
+        expect(
+          lines.slice(start + 1, end < 0 ? undefined : end).some((one) => line.test(one)),
+          `${line} under ${heading}\n${command}`,
+        ).toBe(true)
       }
-      under(/^Conflicts/, /^ {2}function update_openrouter_integration_updated_at\(\): owner: live authenticated \/ expected a role no API role can act as \(an API role owns it/)
-      under(/^Conflicts/, /^ {2}x402_user_claude_configs: trigger by_hand_on_keys: extra: .*\(a trigger no migration creates, on a table that holds keys/)
-      under(/^Production has more/, /^ {2}function update_claude_config_updated_at\(\): definition: .*\(a fixed search_path the module lacks\)$/)
-      under(/^Equivalent/, /^ {2}x402_resources: constraint x402_resources_resource_type_check: definition: .*\(the same allowed values\)$/)
-      under(/^Equivalent/, /^ {2}x402_user_claude_configs: column created_at: default: live CURRENT_TIMESTAMP \/ expected now\(\) \(the same time\)$/)
+      under(
+        /^Conflicts/,
+        /^ {2}function update_openrouter_integration_updated_at\(\): owner: live authenticated \/ expected a role no API role can act as \(an API role owns it/,
+      )
+      under(
+        /^Conflicts/,
+        /^ {2}x402_user_claude_configs: trigger by_hand_on_keys: extra: .*\(a trigger no migration creates, on a table that holds keys/,
+      )
+      under(
+        /^Production has more/,
+        /^ {2}function update_claude_config_updated_at\(\): definition: .*\(a fixed search_path the module lacks\)$/,
+      )
+      under(
+        /^Equivalent/,
+        /^ {2}x402_resources: constraint x402_resources_resource_type_check: definition: .*\(the same allowed values\)$/,
+      )
+      under(
+        /^Equivalent/,
+        /^ {2}x402_user_claude_configs: column created_at: default: live CURRENT_TIMESTAMP \/ expected now\(\) \(the same time\)$/,
+      )
     } finally {
       for (const statement of [
         'ALTER FUNCTION update_claude_config_updated_at() RESET search_path',

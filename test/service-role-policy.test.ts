@@ -22,11 +22,16 @@ describe.each(targetsAndNames)('the service_role policy on %s, at %s', (target, 
 
   beforeAll(async () => {
     const { db } = database
-    await sql`CREATE ROLE ${sql.id(backendRole)} NOLOGIN INHERIT NOBYPASSRLS IN ROLE service_role`.execute(db)
+    await sql`CREATE ROLE ${sql.id(backendRole)} NOLOGIN INHERIT NOBYPASSRLS IN ROLE service_role`.execute(
+      db,
+    )
     for (let i = 0; i < 3; i++) {
       const userId = await createUser(db)
       owners.push(userId)
-      await (db as Kysely<any>).insertInto(names.keys).values({ user_id: userId, encrypted_api_key: `${i}:${i}` }).execute()
+      await (db as Kysely<any>)
+        .insertInto(names.keys)
+        .values({ user_id: userId, encrypted_api_key: `${i}:${i}` })
+        .execute()
     }
   })
 
@@ -36,7 +41,9 @@ describe.each(targetsAndNames)('the service_role policy on %s, at %s', (target, 
 
   const readAll = () =>
     attemptAs(database.db, { role: backendRole }, async (trx) =>
-      (await (trx as Kysely<any>).selectFrom(names.keys).select('user_id').execute()).map((row) => row.user_id as string).sort(),
+      (await (trx as Kysely<any>).selectFrom(names.keys).select('user_id').execute())
+        .map((row) => row.user_id as string)
+        .sort(),
     )
 
   it('is a member of service_role without BYPASSRLS', async () => {
@@ -53,7 +60,14 @@ describe.each(targetsAndNames)('the service_role policy on %s, at %s', (target, 
 
   it('writes any user’s row through the policy', async () => {
     const updated = await attemptAs(database.db, { role: backendRole }, async (trx) =>
-      Number((await (trx as Kysely<any>).updateTable(names.keys).set({ is_valid: false }).executeTakeFirst()).numUpdatedRows),
+      Number(
+        (
+          await (trx as Kysely<any>)
+            .updateTable(names.keys)
+            .set({ is_valid: false })
+            .executeTakeFirst()
+        ).numUpdatedRows,
+      ),
     )
     expect(updated).toEqual({ ok: true, value: owners.length })
   })
@@ -66,7 +80,10 @@ describe.each(targetsAndNames)('the service_role policy on %s, at %s', (target, 
       .execute(async (trx) => {
         await sql`DROP POLICY "Service role full access on OpenRouter" ON ${keys}`.execute(trx)
         await sql`SET LOCAL ROLE ${sql.id(backendRole)}`.execute(trx)
-        rowsWithoutPolicy = await (trx as Kysely<any>).selectFrom(names.keys).select('user_id').execute()
+        rowsWithoutPolicy = await (trx as Kysely<any>)
+          .selectFrom(names.keys)
+          .select('user_id')
+          .execute()
         throw rollBack
       })
       .catch((error: unknown) => {

@@ -15,36 +15,54 @@ describe('migration settings', () => {
     ['MIGRATION_TRANSACTION_TIMEOUT_MS', '2147483648'],
     ['MIGRATION_LOCK_ATTEMPTS', '1000'],
   ])('refuses %s=%s with the accepted range', (name, value) => {
-    expect(() => migrationSettings({ env: { [name]: value } })).toThrow(new RegExp(`^${name} is \\d+(\\.\\d+)?(e\\+\\d+)?, outside what it accepts: a whole number from \\d+ to \\d+`))
+    expect(() => migrationSettings({ env: { [name]: value } })).toThrow(
+      new RegExp(
+        `^${name} is \\d+(\\.\\d+)?(e\\+\\d+)?, outside what it accepts: a whole number from \\d+ to \\d+`,
+      ),
+    )
   })
 
   // 0 is PostgreSQL's "no limit" for lock_timeout, statement_timeout and transaction_timeout,
   // and would read as "wait for ever" for the lock wait: every one of them bounds a wait.
-  it.each(['MIGRATION_LOCK_TIMEOUT_MS', 'MIGRATION_STATEMENT_TIMEOUT_MS', 'MIGRATION_LOCK_WAIT_MS', 'MIGRATION_TRANSACTION_TIMEOUT_MS'])(
-    'refuses %s=0, which would mean no bound at all',
-    (name) => {
-      expect(() => migrationSettings({ env: { [name]: '0' } })).toThrow(
-        new RegExp(`^${name} is 0, which would mean no bound at all: .* a whole number from 1 to 2147483647`),
-      )
-    },
-  )
+  it.each([
+    'MIGRATION_LOCK_TIMEOUT_MS',
+    'MIGRATION_STATEMENT_TIMEOUT_MS',
+    'MIGRATION_LOCK_WAIT_MS',
+    'MIGRATION_TRANSACTION_TIMEOUT_MS',
+  ])('refuses %s=0, which would mean no bound at all', (name) => {
+    expect(() => migrationSettings({ env: { [name]: '0' } })).toThrow(
+      new RegExp(
+        `^${name} is 0, which would mean no bound at all: .* a whole number from 1 to 2147483647`,
+      ),
+    )
+  })
 
   it('refuses an explicit 0 option too', () => {
-    expect(() => migrationSettings({ lockTimeoutMs: 0 })).toThrow('MIGRATION_LOCK_TIMEOUT_MS is 0, which would mean no bound at all')
+    expect(() => migrationSettings({ lockTimeoutMs: 0 })).toThrow(
+      'MIGRATION_LOCK_TIMEOUT_MS is 0, which would mean no bound at all',
+    )
   })
 
   it('refuses an explicit option out of range too', () => {
-    expect(() => migrationSettings({ lockTimeoutMs: 3_000_000_000 })).toThrow('MIGRATION_LOCK_TIMEOUT_MS is 3000000000, outside what it accepts')
+    expect(() => migrationSettings({ lockTimeoutMs: 3_000_000_000 })).toThrow(
+      'MIGRATION_LOCK_TIMEOUT_MS is 3000000000, outside what it accepts',
+    )
   })
 
   it('accepts the largest value PostgreSQL takes', () => {
-    expect(migrationSettings({ env: { MIGRATION_LOCK_TIMEOUT_MS: '2147483647' } }).lockTimeoutMs).toBe(2_147_483_647)
+    expect(
+      migrationSettings({ env: { MIGRATION_LOCK_TIMEOUT_MS: '2147483647' } }).lockTimeoutMs,
+    ).toBe(2_147_483_647)
   })
 
   it('refuses before connecting: a run against an unreachable server fails on the setting', async () => {
     const db = createDb({ connectionString: 'postgres://postgres@127.0.0.1:1/none' })
     try {
-      await expect(Promise.resolve().then(() => migrateToLatest(db, { env: { MIGRATION_LOCK_TIMEOUT_MS: '3000000000' } }))).rejects.toThrow('MIGRATION_LOCK_TIMEOUT_MS is 3000000000')
+      await expect(
+        Promise.resolve().then(() =>
+          migrateToLatest(db, { env: { MIGRATION_LOCK_TIMEOUT_MS: '3000000000' } }),
+        ),
+      ).rejects.toThrow('MIGRATION_LOCK_TIMEOUT_MS is 3000000000')
     } finally {
       await db.destroy()
     }

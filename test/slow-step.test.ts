@@ -30,7 +30,11 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('a slow migration step (PostgreS
     await holder.query('BEGIN')
     await holder.query('LOCK TABLE x402_resources IN ACCESS SHARE MODE')
     const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
-    const env = { DATABASE_URL: connectionString, MIGRATION_LOCK_TIMEOUT_MS: '120000', MIGRATION_LOCK_ATTEMPTS: '1' }
+    const env = {
+      DATABASE_URL: connectionString,
+      MIGRATION_LOCK_TIMEOUT_MS: '120000',
+      MIGRATION_LOCK_ATTEMPTS: '1',
+    }
     return {
       env,
       holderPid: rows[0]!.pid,
@@ -67,11 +71,17 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('a slow migration step (PostgreS
 
   it('shows the step, the lock it waits for and who holds it, then the time it took', async () => {
     const blocked = await blockedAt007()
-    const run = startScript('src/cli/migrate.ts', ['up'], { ...blocked.env, X402_DB_PROGRESS: 'always' })
+    const run = startScript('src/cli/migrate.ts', ['up'], {
+      ...blocked.env,
+      X402_DB_PROGRESS: 'always',
+    })
     let line: string
     try {
       await blocked.migrationWaits()
-      line = await run.lineOn('stderr', new RegExp(`^\\[db\\] ${MIGRATION_008} \\(up\\) running for \\d+ s: `))
+      line = await run.lineOn(
+        'stderr',
+        new RegExp(`^\\[db\\] ${MIGRATION_008} \\(up\\) running for \\d+ s: `),
+      )
     } finally {
       await blocked.release()
     }
@@ -82,6 +92,8 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('a slow migration step (PostgreS
     const result = await run.exited
     expect(result.code, result.stderr).toBe(0)
     // Once the lock came, the step ended, and so did the display.
-    expect(result.stderr.trim().split('\n').at(-1)).toMatch(new RegExp(`^applied  ${MIGRATION_008} in \\d+\\.\\d s$`))
+    expect(result.stderr.trim().split('\n').at(-1)).toMatch(
+      new RegExp(`^applied  ${MIGRATION_008} in \\d+\\.\\d s$`),
+    )
   })
 })

@@ -15,7 +15,11 @@ import { migrations } from '../src/migrations/index.js'
 // as `npm run lint:sql` names its exports.
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const LOCK_SAFETY_RULES = ['constraint-missing-not-valid', 'require-concurrent-index-creation', 'require-lock-timeout']
+const LOCK_SAFETY_RULES = [
+  'constraint-missing-not-valid',
+  'require-concurrent-index-creation',
+  'require-lock-timeout',
+]
 const UNSAFE_SQL = [
   'ALTER TABLE x402_resources ADD CONSTRAINT some_check CHECK (price > 0);',
   'CREATE INDEX some_index ON x402_resources (price);',
@@ -36,8 +40,13 @@ describe('.squawk.toml', () => {
     const findings = await squawkJson(directory, fileNames)
 
     for (const fileName of fileNames) {
-      const rules = new Set(findings.filter((finding) => finding.file === fileName).map((finding) => finding.rule_name))
-      expect([...rules].filter((rule) => LOCK_SAFETY_RULES.includes(rule)).sort(), fileName).toEqual(LOCK_SAFETY_RULES)
+      const rules = new Set(
+        findings.filter((finding) => finding.file === fileName).map((finding) => finding.rule_name),
+      )
+      expect(
+        [...rules].filter((rule) => LOCK_SAFETY_RULES.includes(rule)).sort(),
+        fileName,
+      ).toEqual(LOCK_SAFETY_RULES)
     }
   })
 })
@@ -49,7 +58,12 @@ interface SquawkFinding {
 
 /** squawk's JSON report of `fileNames` in `directory`, with the repository's configuration. */
 async function squawkJson(directory: string, fileNames: string[]): Promise<SquawkFinding[]> {
-  const args = [join(root, 'node_modules/squawk-cli/js/bin/squawk'), `--config=${join(root, '.squawk.toml')}`, '--reporter=json', ...fileNames]
+  const args = [
+    join(root, 'node_modules/squawk-cli/js/bin/squawk'),
+    `--config=${join(root, '.squawk.toml')}`,
+    '--reporter=json',
+    ...fileNames,
+  ]
   // squawk exits with 1 when it finds something, which is the point here.
   const { stdout } = await promisify(execFile)(process.execPath, args, { cwd: directory }).catch(
     (error: { stdout?: string }) => {

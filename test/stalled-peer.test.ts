@@ -59,13 +59,25 @@ async function upThroughStall(options: {
   await withTestDatabase('postgres', async ({ db, location }) => {
     await migrateTo(db, options.from)
     const url = new URL(serverUrl(location))
-    const proxy = await stallingProxy(url, options.stallAt, options.scope ?? 'connection', options.armedBy)
+    const proxy = await stallingProxy(
+      url,
+      options.stallAt,
+      options.scope ?? 'connection',
+      options.armedBy,
+    )
     try {
       // cli() kills the command after 60 s: a hang shows as a null exit code.
-      const running = cli(['up'], { DATABASE_URL: withQueryTimeout(proxy.url(url)), MIGRATION_IDLE_TIMEOUT_MS: '3000', ...options.env })
+      const running = cli(['up'], {
+        DATABASE_URL: withQueryTimeout(proxy.url(url)),
+        MIGRATION_IDLE_TIMEOUT_MS: '3000',
+        ...options.env,
+      })
       await options.beside?.(db, () => proxy.stalled())
       const { code, stdout, stderr } = await running
-      await options.inspect({ code, stdout, stderr, output: `${stdout}\n${stderr}`, stalled: proxy.stalled() }, db)
+      await options.inspect(
+        { code, stdout, stderr, output: `${stdout}\n${stderr}`, stalled: proxy.stalled() },
+        db,
+      )
     } finally {
       await proxy.close()
     }
@@ -74,10 +86,17 @@ async function upThroughStall(options: {
     const env = { DATABASE_URL: url.toString(), MIGRATION_IDLE_TIMEOUT_MS: '3000' }
     if (afterwards === 'latest and check') {
       const latest = await cli(['latest'], env)
-      expect({ code: latest.code, stderr: latest.stderr }).toEqual({ code: 0, stderr: expect.any(String) })
+      expect({ code: latest.code, stderr: latest.stderr }).toEqual({
+        code: 0,
+        stderr: expect.any(String),
+      })
     }
     const check = await cli(['check'], env)
-    expect({ code: check.code, stdout: check.stdout, stderr: check.stderr }).toEqual({ code: 0, stdout: expect.any(String), stderr: expect.any(String) })
+    expect({ code: check.code, stdout: check.stdout, stderr: check.stderr }).toEqual({
+      code: 0,
+      stdout: expect.any(String),
+      stderr: expect.any(String),
+    })
   })
 }
 
@@ -101,30 +120,42 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
     ['step 3, CREATE INDEX CONCURRENTLY (statement_timeout lifted)', 'CREATE INDEX CONCURRENTLY'],
     // ACCESS EXCLUSIVE on x402_resources, idle in transaction until the server's idle timeout
     // ends the session.
-    ['step 1, the ALTER TABLE of x402_resources', 'ADD CONSTRAINT x402_resources_resource_type_check'],
-  ])('ends the command when only the migration connection stalls in %s, and the next run completes', async (_step, stallAt) => {
-    await upThroughStall({
-      from: '002_add_claude_integration',
-      stallAt,
-      inspect: async ({ code, output, stalled }, db) => {
-        expect(stalled).toBe(true)
-        expect({ code, output }).toEqual({ code: 1, output: expect.stringMatching(UNANSWERED) })
-        expect(output).toMatch(/run the migrations again/)
-        // No lock is left on the table: a write goes through (the server's own idle timeout
-        // bounds how long a transaction that was open can wait), and then no other session holds one.
-        await db.transaction().execute(async (trx) => {
-          await sql`SET LOCAL lock_timeout = '20s'`.execute(trx)
-          await sql`UPDATE x402_resources SET name = name WHERE false`.execute(trx)
-        })
-        // Client sessions only: autovacuum may be at work on the table just changed (seen under load).
-        const { rows } = await sql<{ pid: number; mode: string; granted: boolean; query: string }>`
+    [
+      'step 1, the ALTER TABLE of x402_resources',
+      'ADD CONSTRAINT x402_resources_resource_type_check',
+    ],
+  ])(
+    'ends the command when only the migration connection stalls in %s, and the next run completes',
+    async (_step, stallAt) => {
+      await upThroughStall({
+        from: '002_add_claude_integration',
+        stallAt,
+        inspect: async ({ code, output, stalled }, db) => {
+          expect(stalled).toBe(true)
+          expect({ code, output }).toEqual({ code: 1, output: expect.stringMatching(UNANSWERED) })
+          expect(output).toMatch(/run the migrations again/)
+          // No lock is left on the table: a write goes through (the server's own idle timeout
+          // bounds how long a transaction that was open can wait), and then no other session holds one.
+          await db.transaction().execute(async (trx) => {
+            await sql`SET LOCAL lock_timeout = '20s'`.execute(trx)
+            await sql`UPDATE x402_resources SET name = name WHERE false`.execute(trx)
+          })
+          // Client sessions only: autovacuum may be at work on the table just changed (seen under load).
+          const { rows } = await sql<{
+            pid: number
+            mode: string
+            granted: boolean
+            query: string
+          }>`
           SELECT l.pid, l.mode, l.granted, a.query FROM pg_locks l JOIN pg_stat_activity a USING (pid)
           WHERE l.relation = to_regclass('public.x402_resources') AND l.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
         `.execute(db)
-        expect(rows).toEqual([])
-      },
-    })
-  }, 150_000)
+          expect(rows).toEqual([])
+        },
+      })
+    },
+    150_000,
+  )
 
   // The COMMIT that Kysely's driver sends to end a transaction: the server commits, and the
   // answer is lost. The pattern is the simple-query message of a lowercase "commit", which only
@@ -133,21 +164,35 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
   it.each([
     // 006, a transactional block: the runner's own transaction. Only the server knows whether
     // it committed, and the run says so.
-    ['the COMMIT of a transactional block (006)', '005_add_openrouter_integration', 'RENAME TO x402_openrouter_models', /The server may have committed it or rolled it back/],
+    [
+      'the COMMIT of a transactional block (006)',
+      '005_add_openrouter_integration',
+      'RENAME TO x402_openrouter_models',
+      /The server may have committed it or rolled it back/,
+    ],
     // 005, outside a transaction: the COMMIT of step 1, a transaction 005 opens itself.
-    ['the COMMIT of a transaction that 005 opens itself (step 1)', '002_add_claude_integration', 'ADD CONSTRAINT x402_resources_resource_type_check', /runs outside a transaction/],
-  ])('ends the command when only the migration connection stalls at %s, and the next run completes', async (_what, from, armedBy, outcome) => {
-    await upThroughStall({
-      from,
-      stallAt: 'commit\u0000',
-      armedBy,
-      inspect: ({ code, output, stalled }) => {
-        expect(stalled).toBe(true)
-        expect({ code, output }).toEqual({ code: 1, output: expect.stringMatching(UNANSWERED) })
-        expect(output).toMatch(outcome)
-      },
-    })
-  }, 150_000)
+    [
+      'the COMMIT of a transaction that 005 opens itself (step 1)',
+      '002_add_claude_integration',
+      'ADD CONSTRAINT x402_resources_resource_type_check',
+      /runs outside a transaction/,
+    ],
+  ])(
+    'ends the command when only the migration connection stalls at %s, and the next run completes',
+    async (_what, from, armedBy, outcome) => {
+      await upThroughStall({
+        from,
+        stallAt: 'commit\u0000',
+        armedBy,
+        inspect: ({ code, output, stalled }) => {
+          expect(stalled).toBe(true)
+          expect({ code, output }).toEqual({ code: 1, output: expect.stringMatching(UNANSWERED) })
+          expect(output).toMatch(outcome)
+        },
+      })
+    },
+    150_000,
+  )
 
   // The lock session's own COMMIT, once every migration is done: the lock transaction writes
   // nothing, so the run is done whatever became of it, and reports what it applied.
@@ -180,7 +225,10 @@ describe.skipIf(skipReason)('a peer that stops answering in the middle of a migr
         }),
       inspect: ({ code, stderr, stalled }) => {
         expect(stalled).toBe(true)
-        expect({ code, stderr }).toEqual({ code: 0, stderr: expect.stringContaining('applied  005_add_openrouter_integration') })
+        expect({ code, stderr }).toEqual({
+          code: 0,
+          stderr: expect.stringContaining('applied  005_add_openrouter_integration'),
+        })
       },
     })
   }, 150_000)

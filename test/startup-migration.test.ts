@@ -25,7 +25,10 @@ describe.each(testTargets)('start-up migration on %s', (target) => {
       expect(first.lines).toEqual(ALL_MIGRATIONS.map((name) => `[db] applied migration ${name}`))
 
       const second = collectingLog()
-      expect(await migrateOnStartup(db, { env: {}, log: second.log })).toEqual({ skipped: false, applied: [] })
+      expect(await migrateOnStartup(db, { env: {}, log: second.log })).toEqual({
+        skipped: false,
+        applied: [],
+      })
       expect(second.lines).toEqual([])
       expect((await migrationStatus(db)).every((migration) => migration.appliedAt)).toBe(true)
     })
@@ -45,13 +48,16 @@ describe.each(testTargets)('start-up migration on %s', (target) => {
   it('does nothing with AUTO_MIGRATE=false, and rejects a value it does not know', async () => {
     await withTestDatabase(target, async ({ db }) => {
       const { lines, log } = collectingLog()
-      expect(await migrateOnStartup(db, { env: { AUTO_MIGRATE: 'false' }, log })).toEqual({ skipped: true, applied: [] })
+      expect(await migrateOnStartup(db, { env: { AUTO_MIGRATE: 'false' }, log })).toEqual({
+        skipped: true,
+        applied: [],
+      })
       expect(lines).toEqual(['[db] AUTO_MIGRATE=false: start-up migration skipped'])
       expect((await migrationStatus(db)).some((migration) => migration.appliedAt)).toBe(false)
 
-      await expect(migrateOnStartup(db, { env: { AUTO_MIGRATE: 'sometimes' }, log })).rejects.toThrow(
-        'AUTO_MIGRATE is "sometimes", expected "true" or "false".',
-      )
+      await expect(
+        migrateOnStartup(db, { env: { AUTO_MIGRATE: 'sometimes' }, log }),
+      ).rejects.toThrow('AUTO_MIGRATE is "sometimes", expected "true" or "false".')
     })
   })
 
@@ -66,7 +72,9 @@ describe.each(testTargets)('start-up migration on %s', (target) => {
 
       expect(error).toBeInstanceOf(MigrationError)
       expect(error).toMatchObject({ migrationName: '002_add_claude_integration', code: '42P07' })
-      expect((error as Error).message).toContain('relation "x402_user_claude_configs" already exists (SQLSTATE 42P07)')
+      expect((error as Error).message).toContain(
+        'relation "x402_user_claude_configs" already exists (SQLSTATE 42P07)',
+      )
       expect((error as Error).message).toContain(
         '002_add_claude_integration was rolled back, and with it 001_add_prompt_template_fields, of the same transaction.',
       )
@@ -86,16 +94,23 @@ describe.each(testTargets)('start-up migration on %s', (target) => {
       // A table made by hand in the way of 005's first step.
       await sql`CREATE TABLE user_openrouter_integrations (user_id uuid PRIMARY KEY)`.execute(db)
 
-      const error = await migrateOnStartup(db, { env: {}, log: () => {} }).catch((caught: unknown) => caught)
+      const error = await migrateOnStartup(db, { env: {}, log: () => {} }).catch(
+        (caught: unknown) => caught,
+      )
 
-      expect(error).toMatchObject({ migrationName: '005_add_openrouter_integration', code: '42P07' })
+      expect(error).toMatchObject({
+        migrationName: '005_add_openrouter_integration',
+        code: '42P07',
+      })
       // The table is in the way of every run: the message says so instead of promising that a rerun completes it.
       expect((error as Error).message).toContain(
         '005_add_openrouter_integration runs outside a transaction: the steps it finished stay, it is not recorded as done, ' +
           'and running the migrations again fails the same way. 002_add_claude_integration ran earlier in this run and stays done. ' +
           'The database has this object already, made outside the module',
       )
-      expect((error as Error).message).toContain('Adopt the database at the migration whose schema it has instead of migrating it')
+      expect((error as Error).message).toContain(
+        'Adopt the database at the migration whose schema it has instead of migrating it',
+      )
       expect(await appliedNames(db)).toEqual(ALL_MIGRATIONS.slice(0, 4))
       const newColumn = await sql<{ found: boolean }>`
         SELECT EXISTS (SELECT FROM information_schema.columns WHERE column_name = 'openrouter_model_id') AS found
@@ -106,5 +121,7 @@ describe.each(testTargets)('start-up migration on %s', (target) => {
 })
 
 async function appliedNames(db: Kysely<any>): Promise<string[]> {
-  return (await migrationStatus(db)).filter((migration) => migration.appliedAt).map((migration) => migration.name)
+  return (await migrationStatus(db))
+    .filter((migration) => migration.appliedAt)
+    .map((migration) => migration.name)
 }

@@ -12,7 +12,9 @@ import { testTargets, withTestDatabase } from './support/test-database.js'
 describe.each(testTargets)('the no-op start-up on %s', (target) => {
   async function withCountingDb(use: (db: Kysely<DB>, statements: string[]) => Promise<void>) {
     const statements: string[] = []
-    await withTestDatabase(target, ({ db }) => use(db, statements), { onStatement: (sql) => void statements.push(sql) })
+    await withTestDatabase(target, ({ db }) => use(db, statements), {
+      onStatement: (sql) => void statements.push(sql),
+    })
   }
 
   it('sends one statement when nothing is pending, and takes no lock', async () => {
@@ -20,10 +22,15 @@ describe.each(testTargets)('the no-op start-up on %s', (target) => {
       await migrateOnStartup(db, { env: {}, log: () => {} })
       statements.length = 0
 
-      expect(await migrateOnStartup(db, { env: {}, log: () => {} })).toEqual({ skipped: false, applied: [] })
+      expect(await migrateOnStartup(db, { env: {}, log: () => {} })).toEqual({
+        skipped: false,
+        applied: [],
+      })
       expect(statements).toHaveLength(1)
       // The names, and in the same statement whether a rollback was interrupted (the marker).
-      expect(statements[0]).toMatch(/^\s*SELECT name, \(to_jsonb\(m\) ->> \$1\) IS NOT NULL AS reverting FROM "x402_migrations"."kysely_migration" m\s*$/)
+      expect(statements[0]).toMatch(
+        /^\s*SELECT name, \(to_jsonb\(m\) ->> \$1\) IS NOT NULL AS reverting FROM "x402_migrations"."kysely_migration" m\s*$/,
+      )
     })
   })
 
@@ -33,7 +40,9 @@ describe.each(testTargets)('the no-op start-up on %s', (target) => {
       expect(await pendingMigrationNames(db)).toEqual(known)
       await migrateTo(db, '002_add_claude_integration')
       statements.length = 0
-      expect(await pendingMigrationNames(db)).toEqual(known.filter((name) => name > '002_add_claude_integration'))
+      expect(await pendingMigrationNames(db)).toEqual(
+        known.filter((name) => name > '002_add_claude_integration'),
+      )
       expect(statements).toHaveLength(1)
     })
   })
@@ -41,9 +50,15 @@ describe.each(testTargets)('the no-op start-up on %s', (target) => {
   it('starts an older release against a database a newer release migrated further', async () => {
     await withCountingDb(async (db) => {
       await migrateOnStartup(db, { env: {}, log: () => {} })
-      await db.insertInto('x402_migrations.kysely_migration' as never).values({ name: '999_from_a_newer_release', timestamp: new Date().toISOString() } as never).execute()
+      await db
+        .insertInto('x402_migrations.kysely_migration' as never)
+        .values({ name: '999_from_a_newer_release', timestamp: new Date().toISOString() } as never)
+        .execute()
       expect(await pendingMigrationNames(db)).toEqual([])
-      expect(await migrateOnStartup(db, { env: {}, log: () => {} })).toEqual({ skipped: false, applied: [] })
+      expect(await migrateOnStartup(db, { env: {}, log: () => {} })).toEqual({
+        skipped: false,
+        applied: [],
+      })
     })
   })
 })

@@ -2,7 +2,12 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { createDb, ensureSupabaseStandIn } from '../src/tooling.js'
-import { createTestDatabase, type TestDatabase, testTargets, withTestDatabase } from './support/test-database.js'
+import {
+  createTestDatabase,
+  type TestDatabase,
+  testTargets,
+  withTestDatabase,
+} from './support/test-database.js'
 
 // The Supabase stand-in: the platform pieces the schema depends on, added where auth.users is
 // missing, and never where it exists.
@@ -26,7 +31,12 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
       expect(await ensureSupabaseStandIn(db)).toBe('applied')
       expect(await ensureSupabaseStandIn(db)).toBe('present')
 
-      const roles = await sql<{ rolname: string; rolinherit: boolean; rolcanlogin: boolean; rolbypassrls: boolean }>`
+      const roles = await sql<{
+        rolname: string
+        rolinherit: boolean
+        rolcanlogin: boolean
+        rolbypassrls: boolean
+      }>`
         SELECT rolname, rolinherit, rolcanlogin, rolbypassrls FROM pg_roles
         WHERE rolname IN ('anon', 'authenticated', 'service_role') ORDER BY rolname
       `.execute(db)
@@ -40,7 +50,13 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
         SELECT column_name FROM information_schema.columns WHERE table_schema = 'auth' AND table_name = 'users'
       `.execute(db)
       expect(columns.rows.map((row) => row.column_name)).toEqual(
-        expect.arrayContaining(['id', 'email', 'raw_app_meta_data', 'raw_user_meta_data', 'created_at']),
+        expect.arrayContaining([
+          'id',
+          'email',
+          'raw_app_meta_data',
+          'raw_user_meta_data',
+          'created_at',
+        ]),
       )
     })
   })
@@ -48,14 +64,29 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
   it('has Supabase’s login role, memberships and per-role timeouts', async () => {
     await withSharedDatabase(async ({ db }) => {
       await ensureSupabaseStandIn(db)
-      const { rows } = await sql<{ rolname: string; rolinherit: boolean; rolcanlogin: boolean; settings: string[] | null }>`
+      const { rows } = await sql<{
+        rolname: string
+        rolinherit: boolean
+        rolcanlogin: boolean
+        settings: string[] | null
+      }>`
         SELECT r.rolname, r.rolinherit, r.rolcanlogin,
                (SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setrole = r.oid AND s.setdatabase = 0) AS settings
         FROM pg_roles r WHERE r.rolname IN ('anon', 'authenticated', 'authenticator') ORDER BY r.rolname
       `.execute(db)
       expect(rows).toEqual([
-        { rolname: 'anon', rolinherit: true, rolcanlogin: false, settings: ['statement_timeout=3s'] },
-        { rolname: 'authenticated', rolinherit: true, rolcanlogin: false, settings: ['statement_timeout=8s'] },
+        {
+          rolname: 'anon',
+          rolinherit: true,
+          rolcanlogin: false,
+          settings: ['statement_timeout=3s'],
+        },
+        {
+          rolname: 'authenticated',
+          rolinherit: true,
+          rolcanlogin: false,
+          settings: ['statement_timeout=8s'],
+        },
         { rolname: 'authenticator', rolinherit: false, rolcanlogin: true, settings: null },
       ])
 
@@ -65,7 +96,11 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
         FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) AS role ORDER BY role
       `.execute(db)
       expect(members.rows).toEqual(
-        ['anon', 'authenticated', 'service_role'].map((role) => ({ role, postgres: true, authenticator: true })),
+        ['anon', 'authenticated', 'service_role'].map((role) => ({
+          role,
+          postgres: true,
+          authenticator: true,
+        })),
       )
       // A membership granted to postgres, not only a superuser's reach.
       const granted = await sql<{ role: string }>`
@@ -95,7 +130,10 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
             await sql`SET LOCAL ROLE ${sql.id(role)}`.execute(trx)
             await sql`SELECT count(*) FROM auth.users`.execute(trx)
           })
-          .then(() => 'allowed', (error: Error) => error.message)
+          .then(
+            () => 'allowed',
+            (error: Error) => error.message,
+          )
         expect(refused, role).toMatch(/permission denied for table users/)
       }
     })
@@ -104,18 +142,32 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
   it('reads the request’s JWT as Supabase does, and returns NULL outside a request', async () => {
     await withSharedDatabase(async ({ db }) => {
       await ensureSupabaseStandIn(db)
-      const read = sql<{ uid: string | null; role: string | null; email: string | null; jwt: unknown }>`
+      const read = sql<{
+        uid: string | null
+        role: string | null
+        email: string | null
+        jwt: unknown
+      }>`
         SELECT auth.uid() AS uid, auth.role() AS role, auth.email() AS email, auth.jwt() AS jwt
       `
-      expect((await read.execute(db)).rows).toEqual([{ uid: null, role: null, email: null, jwt: null }])
+      expect((await read.execute(db)).rows).toEqual([
+        { uid: null, role: null, email: null, jwt: null },
+      ])
 
       const sub = '11111111-2222-4333-8444-555555555555'
       const claims = { sub, role: 'authenticated', email: 'a@example.test' }
       const current = await db.transaction().execute(async (trx) => {
-        await sql`SELECT set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`.execute(trx)
+        await sql`SELECT set_config('request.jwt.claims', ${JSON.stringify(claims)}, true)`.execute(
+          trx,
+        )
         return (await read.execute(trx)).rows[0]
       })
-      expect(current).toEqual({ uid: sub, role: 'authenticated', email: 'a@example.test', jwt: claims })
+      expect(current).toEqual({
+        uid: sub,
+        role: 'authenticated',
+        email: 'a@example.test',
+        jwt: claims,
+      })
 
       const older = await db.transaction().execute(async (trx) => {
         await sql`SELECT set_config('request.jwt.claim.sub', ${sub}, true)`.execute(trx)
@@ -132,10 +184,18 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
       await ensureSupabaseStandIn(db)
       await sql`CREATE TABLE later_table (id int)`.execute(db)
       await sql`CREATE SEQUENCE later_sequence`.execute(db)
-      await sql`CREATE FUNCTION later_function() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$`.execute(db)
+      await sql`CREATE FUNCTION later_function() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$`.execute(
+        db,
+      )
       // PUBLIC may execute any new function: take that away to see the roles' own grant.
       await sql`REVOKE EXECUTE ON FUNCTION later_function() FROM PUBLIC`.execute(db)
-      const { rows } = await sql<{ role: string; schema: boolean; table: boolean; sequence: boolean; fn: boolean }>`
+      const { rows } = await sql<{
+        role: string
+        schema: boolean
+        table: boolean
+        sequence: boolean
+        fn: boolean
+      }>`
         SELECT role,
                has_schema_privilege(role, 'public', 'USAGE') AS schema,
                has_table_privilege(role, 'later_table', 'SELECT, INSERT, UPDATE, DELETE') AS table,
@@ -145,7 +205,13 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
         ORDER BY role
       `.execute(db)
       expect(rows).toEqual(
-        ['anon', 'authenticated', 'service_role'].map((role) => ({ role, schema: true, table: true, sequence: true, fn: true })),
+        ['anon', 'authenticated', 'service_role'].map((role) => ({
+          role,
+          schema: true,
+          table: true,
+          sequence: true,
+          fn: true,
+        })),
       )
     })
   })
@@ -158,14 +224,26 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
       await sql`CREATE ROLE anon NOLOGIN NOINHERIT`.execute(db)
       await sql`ALTER ROLE anon SET statement_timeout = '10s'`.execute(db)
       await ensureSupabaseStandIn(db)
-      const { rows } = await sql<{ rolinherit: boolean; settings: string[] | null; postgres: boolean; authenticator: boolean }>`
+      const { rows } = await sql<{
+        rolinherit: boolean
+        settings: string[] | null
+        postgres: boolean
+        authenticator: boolean
+      }>`
         SELECT r.rolinherit,
                (SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setrole = r.oid AND s.setdatabase = 0) AS settings,
                EXISTS (SELECT FROM pg_auth_members m WHERE m.roleid = r.oid AND m.member = 'postgres'::regrole) AS postgres,
                EXISTS (SELECT FROM pg_auth_members m WHERE m.roleid = r.oid AND m.member = 'authenticator'::regrole) AS authenticator
         FROM pg_roles r WHERE r.rolname = 'anon'
       `.execute(db)
-      expect(rows).toEqual([{ rolinherit: false, settings: ['statement_timeout=10s'], postgres: false, authenticator: false }])
+      expect(rows).toEqual([
+        {
+          rolinherit: false,
+          settings: ['statement_timeout=10s'],
+          postgres: false,
+          authenticator: false,
+        },
+      ])
       const made = await sql<{ rolname: string; rolinherit: boolean }>`
         SELECT rolname, rolinherit FROM pg_roles WHERE rolname IN ('authenticated', 'service_role') ORDER BY rolname
       `.execute(db)

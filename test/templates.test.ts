@@ -1,5 +1,15 @@
 import { execFileSync } from 'node:child_process'
-import { appendFileSync, copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  appendFileSync,
+  copyFileSync,
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,8 +20,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { emptyClusterTemplate } from '../src/connection/open-pglite.js'
 import { readTemplate, templateCacheDir, writeTemplate } from '../src/connection/template-cache.js'
-import { migratedTemplate, migratedTemplateKey, scratchDatabase } from '../src/migrated-dumps/migrated-template.js'
-import { MIGRATION_TABLE_SCHEMA, migrationChecksum, readMigrationChecksums, recordedMigrationNames } from '../src/tooling.js'
+import {
+  migratedTemplate,
+  migratedTemplateKey,
+  scratchDatabase,
+} from '../src/migrated-dumps/migrated-template.js'
+import {
+  MIGRATION_TABLE_SCHEMA,
+  migrationChecksum,
+  readMigrationChecksums,
+  recordedMigrationNames,
+} from '../src/tooling.js'
 import { migrationsThrough } from './support/migration-names.js'
 
 // Scratch and test databases start from cached dumps of migrated databases. A dump is used only
@@ -27,7 +46,9 @@ describe('migrated templates', () => {
     // migrated ones.
     await emptyClusterTemplate()
     const usualCache = templateCacheDir()
-    for (const file of readdirSync(usualCache).filter((name) => name.startsWith('empty-cluster-'))) {
+    for (const file of readdirSync(usualCache).filter((name) =>
+      name.startsWith('empty-cluster-'),
+    )) {
       copyFileSync(join(usualCache, file), join(cacheDir, file))
     }
     previous = process.env.X402_DB_CACHE_DIR
@@ -45,13 +66,16 @@ describe('migrated templates', () => {
     try {
       expect(await recordedMigrationNames(scratch)).toEqual(migrationsThrough(point))
       const recorded = await readMigrationChecksums(scratch)
-      for (const name of migrationsThrough(point)) expect(recorded.get(name)?.sha256).toBe(await migrationChecksum(name))
+      for (const name of migrationsThrough(point))
+        expect(recorded.get(name)?.sha256).toBe(await migrationChecksum(name))
     } finally {
       await scratch.destroy()
     }
     // Cached under a key that names the point: the next scratch database loads it. Only that one:
     // a command on a new checkout makes the template it needs, not every one before it.
-    expect(readdirSync(cacheDir).filter((file) => file.startsWith(`migrated-${point}-`))).toHaveLength(1)
+    expect(
+      readdirSync(cacheDir).filter((file) => file.startsWith(`migrated-${point}-`)),
+    ).toHaveLength(1)
     expect(readdirSync(cacheDir).filter((file) => file.startsWith('migrated-'))).toHaveLength(1)
   })
 
@@ -62,7 +86,11 @@ describe('migrated templates', () => {
     const appliedAt = async (at: string): Promise<unknown> => {
       const scratch = scratchDatabase(at)
       try {
-        const { rows } = await sql<{ timestamp: unknown }>`SELECT timestamp FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} WHERE name = ${earlier}`.execute(scratch)
+        const { rows } = await sql<{
+          timestamp: unknown
+        }>`SELECT timestamp FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} WHERE name = ${earlier}`.execute(
+          scratch,
+        )
         return rows[0]?.timestamp
       } finally {
         await scratch.destroy()
@@ -81,7 +109,10 @@ describe('migrated templates', () => {
     expect(Buffer.from(await readTemplate('damaged-test', env)!.arrayBuffer())).toEqual(tarball)
 
     const [file] = readdirSync(cacheDir).filter((name) => name.startsWith('damaged-test'))
-    writeFileSync(join(cacheDir, file!), Buffer.concat([Buffer.from(`${'0'.repeat(64)}\n`), gzipSync('a tarball, altered')]))
+    writeFileSync(
+      join(cacheDir, file!),
+      Buffer.concat([Buffer.from(`${'0'.repeat(64)}\n`), gzipSync('a tarball, altered')]),
+    )
     expect(readTemplate('damaged-test', env)).toBeUndefined()
   })
 
@@ -106,11 +137,19 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 
 /** The template key of the latest migration in the package at `packageRoot`, from dist/ or from src/ (through tsx). */
 function keyIn(packageRoot: string, from: 'dist' | 'src'): string {
-  const module = from === 'dist' ? './dist/migrated-dumps/migrated-template.js' : './src/migrated-dumps/migrated-template.ts'
+  const module =
+    from === 'dist'
+      ? './dist/migrated-dumps/migrated-template.js'
+      : './src/migrated-dumps/migrated-template.ts'
   const loader = from === 'dist' ? [] : ['--import', 'tsx']
   return execFileSync(
     process.execPath,
-    [...loader, '--input-type=module', '-e', `console.log(await (await import('${module}')).migratedTemplateKey('latest'))`],
+    [
+      ...loader,
+      '--input-type=module',
+      '-e',
+      `console.log(await (await import('${module}')).migratedTemplateKey('latest'))`,
+    ],
     { cwd: packageRoot, encoding: 'utf8' },
   ).trim()
 }
@@ -122,39 +161,54 @@ describe('template keys', () => {
     // engine is never cached under the key of other code.
     const copy = mkdtempSync(join(tmpdir(), 'x402-stale-dist-'))
     try {
-      for (const entry of ['src', 'dist', 'package.json']) cpSync(join(root, entry), join(copy, entry), { recursive: true })
+      for (const entry of ['src', 'dist', 'package.json'])
+        cpSync(join(root, entry), join(copy, entry), { recursive: true })
       symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'))
       const [dist, src] = [keyIn(copy, 'dist'), keyIn(copy, 'src')]
       expect(dist).not.toBe(src)
 
-      appendFileSync(join(copy, 'src', 'supabase', 'stand-in.ts'), '\nexport const editedAfterTheBuild = true\n')
+      appendFileSync(
+        join(copy, 'src', 'supabase', 'stand-in.ts'),
+        '\nexport const editedAfterTheBuild = true\n',
+      )
       expect(keyIn(copy, 'dist')).toBe(dist)
       expect(keyIn(copy, 'src')).not.toBe(src)
-      appendFileSync(join(copy, 'dist', 'supabase', 'stand-in.js'), '\nexport const editedAfterTheBuild = true\n')
+      appendFileSync(
+        join(copy, 'dist', 'supabase', 'stand-in.js'),
+        '\nexport const editedAfterTheBuild = true\n',
+      )
       expect(keyIn(copy, 'dist')).not.toBe(dist)
     } finally {
       rmSync(copy, { recursive: true, force: true })
     }
   })
 
-  it.each(['migrator/runner.ts', 'supabase/stand-in.ts', 'connection/create-db.ts'])('change with the engine code that migrates a template: %s', (file) => {
-    // The runner migrates the template through the connection's code (createDb's session
-    // settings, the dialect hooks): a change there may change the database it makes.
-    const copy = mkdtempSync(join(tmpdir(), 'x402-edited-engine-'))
-    try {
-      for (const entry of ['src', 'package.json']) cpSync(join(root, entry), join(copy, entry), { recursive: true })
-      symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'))
-      const before = keyIn(copy, 'src')
-      appendFileSync(join(copy, 'src', file), '\nexport const editedEngine = true\n')
-      expect(keyIn(copy, 'src')).not.toBe(before)
-    } finally {
-      rmSync(copy, { recursive: true, force: true })
-    }
-  })
+  it.each(['migrator/runner.ts', 'supabase/stand-in.ts', 'connection/create-db.ts'])(
+    'change with the engine code that migrates a template: %s',
+    (file) => {
+      // The runner migrates the template through the connection's code (createDb's session
+      // settings, the dialect hooks): a change there may change the database it makes.
+      const copy = mkdtempSync(join(tmpdir(), 'x402-edited-engine-'))
+      try {
+        for (const entry of ['src', 'package.json'])
+          cpSync(join(root, entry), join(copy, entry), { recursive: true })
+        symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'))
+        const before = keyIn(copy, 'src')
+        appendFileSync(join(copy, 'src', file), '\nexport const editedEngine = true\n')
+        expect(keyIn(copy, 'src')).not.toBe(before)
+      } finally {
+        rmSync(copy, { recursive: true, force: true })
+      }
+    },
+  )
 
   it('are made without anything from bin/: src/ imports nothing from it', () => {
-    const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'))
-    const reachingUp = sources.filter((file) => /from '(\.\.\/)+bin\//.test(readFileSync(join(root, 'src', file), 'utf8')))
+    const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).filter(
+      (file) => file.endsWith('.ts'),
+    )
+    const reachingUp = sources.filter((file) =>
+      /from '(\.\.\/)+bin\//.test(readFileSync(join(root, 'src', file), 'utf8')),
+    )
     expect(reachingUp).toEqual([])
   })
 })

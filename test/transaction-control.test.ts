@@ -34,7 +34,9 @@ describe.each(testTargets)('transaction control on %s', (target) => {
 
   function historyInsert(recorded: Recorded[], name: string): Recorded {
     // Kysely binds the name as a parameter; the history inserts come in migration order.
-    const inserts = recorded.filter((r) => r.sql.startsWith('insert into "x402_migrations"."kysely_migration"'))
+    const inserts = recorded.filter((r) =>
+      r.sql.startsWith('insert into "x402_migrations"."kysely_migration"'),
+    )
     const order = migrationNames
     return inserts[order.indexOf(name)]!
   }
@@ -48,12 +50,16 @@ describe.each(testTargets)('transaction control on %s', (target) => {
     expect(first.depth).toBe(1)
     expect(lastOfBlock.depth).toBe(1)
     expect(lastOfBlock.connection).toBe(first.connection)
-    const between = recorded.slice(at(first), at(lastOfBlock)).filter((r) => r.connection === first.connection)
+    const between = recorded
+      .slice(at(first), at(lastOfBlock))
+      .filter((r) => r.connection === first.connection)
     expect(between.some((r) => r.sql === 'COMMIT')).toBe(false)
 
     const concurrently = recorded.find((r) => r.sql.startsWith('CREATE INDEX CONCURRENTLY'))!
     expect(concurrently.depth).toBe(0)
-    const validate = recorded.find((r) => r.sql.includes('VALIDATE CONSTRAINT x402_resources_resource_type_check'))!
+    const validate = recorded.find((r) =>
+      r.sql.includes('VALIDATE CONSTRAINT x402_resources_resource_type_check'),
+    )!
     expect(validate.depth).toBe(1)
     // Recorded after all its steps, outside any transaction of the migrator.
     const recorded005 = historyInsert(recorded, '005_add_openrouter_integration')
@@ -62,17 +68,24 @@ describe.each(testTargets)('transaction control on %s', (target) => {
 
     const recorded006 = historyInsert(recorded, '006_rename_to_production_names')
     expect(recorded006.depth).toBe(1)
-    const before006 = recorded.slice(at(recorded005), at(recorded006)).filter((r) => r.connection === recorded006.connection)
+    const before006 = recorded
+      .slice(at(recorded005), at(recorded006))
+      .filter((r) => r.connection === recorded006.connection)
     expect(before006.some((r) => r.sql === 'BEGIN')).toBe(true)
   })
 
   it('gives every migration statement a lock_timeout and a statement_timeout', async () => {
     const recorded = await recordLatest()
-    const sets = recorded.filter((r) => /^SET (LOCAL )?(lock|statement)_timeout = '\d+ms'$/.test(r.sql))
+    const sets = recorded.filter((r) =>
+      /^SET (LOCAL )?(lock|statement)_timeout = '\d+ms'$/.test(r.sql),
+    )
     expect(sets.every((r) => r.sql.startsWith('SET LOCAL') === (r.depth === 1))).toBe(true)
     // Before each migration: two in each transaction, and two on 005's connection.
     const inTransaction = (count: number) =>
-      Array.from({ length: count }, () => ["SET LOCAL lock_timeout = '…'", "SET LOCAL statement_timeout = '…'"]).flat()
+      Array.from({ length: count }, () => [
+        "SET LOCAL lock_timeout = '…'",
+        "SET LOCAL statement_timeout = '…'",
+      ]).flat()
     const index005 = migrationNames.indexOf('005_add_openrouter_integration')
     expect(sets.map((r) => r.sql.replace(/'\d+ms'/, "'…'"))).toEqual([
       ...inTransaction(index005),

@@ -50,8 +50,12 @@ describe.skipIf(skipReason !== undefined)(
         const connectionString = serverUrl(location)
         const pooled = createDb({ connectionString: throughPooler(connectionString, pooler().url) })
         try {
-          expect(await withMigrationLock(pooled, async (session) => session.transactionPooler)).toBe(true)
-          expect(await withMigrationLock(direct, async (session) => session.transactionPooler)).toBe(false)
+          expect(
+            await withMigrationLock(pooled, async (session) => session.transactionPooler),
+          ).toBe(true)
+          expect(
+            await withMigrationLock(direct, async (session) => session.transactionPooler),
+          ).toBe(false)
         } finally {
           await pooled.destroy()
         }
@@ -67,11 +71,19 @@ describe.skipIf(skipReason !== undefined)(
           expect(applied.map((result) => result.migrationName)).toHaveLength(4)
           expect(await advisoryLocks(connectionString)).toEqual([])
 
-          const error = await migrateToLatest(pooled, { env: {} }).catch((caught: unknown) => caught)
+          const error = await migrateToLatest(pooled, { env: {} }).catch(
+            (caught: unknown) => caught,
+          )
           expect(error).toBeInstanceOf(TransactionPoolerError)
-          expect((error as Error).message).toContain('005_add_openrouter_integration must run outside a transaction')
-          expect((error as Error).message).toContain('Nothing was changed. Set MIGRATION_DATABASE_URL to a direct connection')
-          expect(await pendingMigrationNames(pooled)).toEqual(migrationNames.filter((name) => name >= '005_add_openrouter_integration'))
+          expect((error as Error).message).toContain(
+            '005_add_openrouter_integration must run outside a transaction',
+          )
+          expect((error as Error).message).toContain(
+            'Nothing was changed. Set MIGRATION_DATABASE_URL to a direct connection',
+          )
+          expect(await pendingMigrationNames(pooled)).toEqual(
+            migrationNames.filter((name) => name >= '005_add_openrouter_integration'),
+          )
           expect(await advisoryLocks(connectionString)).toEqual([])
           // pg_locks covers every server connection, and PgBouncer still holds some, idle.
           const servers = await pooler().adminQuery('SHOW SERVERS')
@@ -95,7 +107,10 @@ describe.skipIf(skipReason !== undefined)(
           expect(outcome.applied).toHaveLength(migrationNames.length)
           expect(await pendingMigrationNames(app)).toEqual([])
           // The next start is the one-query no-op, which is safe through the pooler.
-          expect(await migrateOnStartup(app, { env: {}, log: () => {} })).toEqual({ skipped: false, applied: [] })
+          expect(await migrateOnStartup(app, { env: {}, log: () => {} })).toEqual({
+            skipped: false,
+            applied: [],
+          })
           expect(await advisoryLocks(connectionString)).toEqual([])
         } finally {
           await app.destroy()
@@ -111,13 +126,19 @@ describe.skipIf(skipReason !== undefined)(
         try {
           await withMigrationLock(first, async () => {
             const held = await advisoryLocks(connectionString)
-            expect(held).toEqual([expect.objectContaining({ objid: MIGRATION_LOCK_KEY, granted: true })])
-            const waited = await withMigrationLock(second, async () => 'ran', { lockWaitMs: 200 }).catch(
-              (caught: unknown) => caught,
+            expect(held).toEqual([
+              expect.objectContaining({ objid: MIGRATION_LOCK_KEY, granted: true }),
+            ])
+            const waited = await withMigrationLock(second, async () => 'ran', {
+              lockWaitMs: 200,
+            }).catch((caught: unknown) => caught)
+            expect((waited as Error).message).toMatch(
+              /^Waited 200 ms for the migration lock, but another run holds it \(pid \d+/,
             )
-            expect((waited as Error).message).toMatch(/^Waited 200 ms for the migration lock, but another run holds it \(pid \d+/)
           })
-          await expect(withMigrationLock(first, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom')
+          await expect(
+            withMigrationLock(first, async () => Promise.reject(new Error('boom'))),
+          ).rejects.toThrow('boom')
           expect(await advisoryLocks(connectionString)).toEqual([])
         } finally {
           await first.destroy()

@@ -15,7 +15,12 @@ describe.each(testTargets)('the updated_at trigger on %s', (target) => {
     const long_ago = new Date('2020-01-01T00:00:00Z')
     await db
       .insertInto('x402_user_openrouter_integrations')
-      .values({ user_id: userId, encrypted_api_key: 'ab:cd', created_at: long_ago, updated_at: long_ago })
+      .values({
+        user_id: userId,
+        encrypted_api_key: 'ab:cd',
+        created_at: long_ago,
+        updated_at: long_ago,
+      })
       .execute()
     return { userId, long_ago }
   }
@@ -31,7 +36,11 @@ describe.each(testTargets)('the updated_at trigger on %s', (target) => {
     const { userId, long_ago } = await storeKey()
     const before = new Date()
 
-    await database.db.updateTable('x402_user_openrouter_integrations').set({ is_enabled: false }).where('user_id', '=', userId).execute()
+    await database.db
+      .updateTable('x402_user_openrouter_integrations')
+      .set({ is_enabled: false })
+      .where('user_id', '=', userId)
+      .execute()
 
     const times = await readTimes(userId)
     expect(times.created_at).toEqual(long_ago)
@@ -56,12 +65,18 @@ describe.each(testTargets)('the updated_at trigger on %s', (target) => {
 
     await database.db.transaction().execute(async (trx) => {
       await sql`CREATE SCHEMA shadow`.execute(trx)
-      await sql`CREATE FUNCTION shadow.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT timestamptz '2001-01-01 00:00:00+00' $$`.execute(trx)
+      await sql`CREATE FUNCTION shadow.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT timestamptz '2001-01-01 00:00:00+00' $$`.execute(
+        trx,
+      )
       await sql`SET LOCAL search_path = shadow, pg_catalog, public`.execute(trx)
       // The shadow is real: an unqualified now() in this session resolves to it.
       const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(trx)
       expect(rows[0]!.now).toEqual(shadowed)
-      await trx.updateTable('x402_user_openrouter_integrations').set({ is_enabled: false }).where('user_id', '=', userId).execute()
+      await trx
+        .updateTable('x402_user_openrouter_integrations')
+        .set({ is_enabled: false })
+        .where('user_id', '=', userId)
+        .execute()
       await sql`DROP SCHEMA shadow CASCADE`.execute(trx)
     })
 

@@ -23,27 +23,46 @@ describe.each(testTargets)('user ids and claims on %s', (target) => {
   const database = useTestDatabase(target)
 
   it.each([
-    ['readOpenRouterKeyForExecution', (db: any) => asService(db, (trx) => readOpenRouterKeyForExecution(trx, { userId: SECRET, cipher: undefined as never }))],
-    ['setOpenRouterKeyEnabled', (db: any) => asService(db, (trx) => setOpenRouterKeyEnabled(trx, SECRET, false))],
+    [
+      'readOpenRouterKeyForExecution',
+      (db: any) =>
+        asService(db, (trx) =>
+          readOpenRouterKeyForExecution(trx, { userId: SECRET, cipher: undefined as never }),
+        ),
+    ],
+    [
+      'setOpenRouterKeyEnabled',
+      (db: any) => asService(db, (trx) => setOpenRouterKeyEnabled(trx, SECRET, false)),
+    ],
     ['deleteOpenRouterKey', (db: any) => asService(db, (trx) => deleteOpenRouterKey(trx, SECRET))],
     ['asUser', (db: any) => asUser(db, SECRET, async () => 'ran')],
-  ])('%s refuses a value that is not a UUID before any query, without echoing it', async (_name, attempt) => {
-    const error = await attempt(database.db).catch((caught: unknown) => caught)
-    expect(error).toBeInstanceOf(InvalidUserIdError)
-    expect((error as Error).message).toContain('not a UUID')
-    expect(JSON.stringify(error, Object.getOwnPropertyNames(error))).not.toContain('sk-or')
-  })
+  ])(
+    '%s refuses a value that is not a UUID before any query, without echoing it',
+    async (_name, attempt) => {
+      const error = await attempt(database.db).catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(InvalidUserIdError)
+      expect((error as Error).message).toContain('not a UUID')
+      expect(JSON.stringify(error, Object.getOwnPropertyNames(error))).not.toContain('sk-or')
+    },
+  )
 
   it('asUser answers for its own user even where a session-level legacy claim names another', async () => {
     const { db } = database
     const [a, b] = [await createUser(db), await createUser(db)]
     await db.connection().execute(async (connection) => {
-      await sql`SELECT set_config('request.jwt.claim.sub', ${b}, false), set_config('request.jwt.claim', ${JSON.stringify({ sub: b })}, false)`.execute(connection)
+      await sql`SELECT set_config('request.jwt.claim.sub', ${b}, false), set_config('request.jwt.claim', ${JSON.stringify({ sub: b })}, false)`.execute(
+        connection,
+      )
       try {
-        const { rows } = await asUser(connection, a, (trx) => sql<{ uid: string }>`SELECT auth.uid()::text AS uid, auth.jwt() ->> 'sub' AS jwt_sub`.execute(trx))
+        const { rows } = await asUser(connection, a, (trx) =>
+          sql<{
+            uid: string
+          }>`SELECT auth.uid()::text AS uid, auth.jwt() ->> 'sub' AS jwt_sub`.execute(trx),
+        )
         expect(rows).toEqual([{ uid: a, jwt_sub: a }])
         // The session's own values are back after the transaction, as they were.
-        const { rows: after } = await sql`SELECT current_setting('request.jwt.claim.sub') AS sub`.execute(connection)
+        const { rows: after } =
+          await sql`SELECT current_setting('request.jwt.claim.sub') AS sub`.execute(connection)
         expect(after).toEqual([{ sub: b }])
       } finally {
         await sql`RESET ALL`.execute(connection)

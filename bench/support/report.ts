@@ -28,11 +28,14 @@ export interface MachineFacts {
  */
 export function summarizeLatencies(latenciesMs: readonly number[]): LatencySummary {
   if (latenciesMs.length === 0) {
-    throw new Error('No latency was recorded: the measured window was shorter than one operation. Measure for longer.')
+    throw new Error(
+      'No latency was recorded: the measured window was shorter than one operation. Measure for longer.',
+    )
   }
   const sorted = [...latenciesMs].sort((a, b) => a - b)
   // Microseconds are below what these benchmarks can resolve.
-  const rank = (fraction: number) => roundTo(sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)]!, 3)
+  const rank = (fraction: number) =>
+    roundTo(sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)]!, 3)
   return { count: sorted.length, p50Ms: rank(0.5), p99Ms: rank(0.99), worstMs: rank(1) }
 }
 
@@ -70,8 +73,14 @@ export function machineFacts(postgresVersion: string): MachineFacts {
  * ```
  */
 export function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)))
-  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)),
+  )
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd()
   console.log(line(header))
   console.log(line(widths.map((width) => '-'.repeat(width))))
   for (const row of rows) console.log(line(row))

@@ -41,14 +41,18 @@ export function benchServerUrl(): string {
  * })
  * ```
  */
-export async function withScratchDatabases<T>(bench: string, use: (scratch: ScratchDatabases) => Promise<T>): Promise<T> {
+export async function withScratchDatabases<T>(
+  bench: string,
+  use: (scratch: ScratchDatabases) => Promise<T>,
+): Promise<T> {
   const serverUrl = benchServerUrl()
   const prefix = `x402_bench_${bench.replace(/\W/g, '_')}_${randomBytes(3).toString('hex')}`
   const created: string[] = []
   let dropping: Promise<void> | undefined
   const dropAll = () => {
     dropping ??= withClient(serverUrl, async (client) => {
-      for (const name of created.reverse()) await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      for (const name of created.reverse())
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     })
     return dropping
   }
@@ -64,7 +68,8 @@ export async function withScratchDatabases<T>(bench: string, use: (scratch: Scra
   const scratch: ScratchDatabases = {
     async create(label, options = {}) {
       const name = `${prefix}_${label}`
-      const template = options.template === undefined ? '' : ` TEMPLATE ${prefix}_${options.template}`
+      const template =
+        options.template === undefined ? '' : ` TEMPLATE ${prefix}_${options.template}`
       created.push(name)
       await withClient(serverUrl, (client) => client.query(`CREATE DATABASE ${name}${template}`))
       const url = new URL(serverUrl)
@@ -89,7 +94,10 @@ export async function withScratchDatabases<T>(bench: string, use: (scratch: Scra
  * const version = await withClient(url, async (client) => (await client.query('SHOW server_version')).rows[0].server_version)
  * ```
  */
-export async function withClient<T>(connectionString: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  connectionString: string,
+  use: (client: pg.Client) => Promise<T>,
+): Promise<T> {
   const client = new pg.Client({ connectionString, application_name: 'x402-jobs-bench' })
   // A connection lost while idle (its database dropped on Ctrl-C) fails its next query; the
   // event alone must not crash the process before the drop is done.

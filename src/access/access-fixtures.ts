@@ -46,7 +46,9 @@ export async function seedAccessFixtures(db: Kysely<any>): Promise<void> {
     VALUES (${RESOURCES[1]}, 'External', 'https://api.example.test/external', 'api.example.test/external', 'base', '0x0')
   `.execute(db)
   for (const id of Object.values(ACCESS_USERS)) {
-    await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${id}, 'aa:bb')`.execute(db)
+    await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${id}, 'aa:bb')`.execute(
+      db,
+    )
   }
   // A table added later and not seeded above still gets two rows where its columns allow.
   await seedEmptyTables(db)
@@ -55,7 +57,9 @@ export async function seedAccessFixtures(db: Kysely<any>): Promise<void> {
 /** The rows a rollback of 005 moves to x402_backup: both users' keys, one openrouter_instant resource. */
 async function seedOpenRouterRows(db: Kysely<any>): Promise<void> {
   for (const id of Object.values(ACCESS_USERS)) {
-    await sql`INSERT INTO x402_user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${id}, 'cc:dd')`.execute(db)
+    await sql`INSERT INTO x402_user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${id}, 'cc:dd')`.execute(
+      db,
+    )
   }
   await sql`
     INSERT INTO x402_resources (id, name, resource_url, normalized_url, network, pay_to, resource_type, openrouter_model_id, openrouter_config)

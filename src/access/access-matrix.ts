@@ -54,8 +54,18 @@ export function formatAccessMatrix(entries: AccessEntry[]): string {
   const sections = schemas.map((schema) => {
     const lines = entries
       .filter((entry) => entry.schema === schema)
-      .map((entry) => `| ${[`${entry.schema}.${normalizedName(entry.object)}`, entry.kind, entry.operation, entry.anon, entry.authenticated, entry.service_role].join(' | ')} |`)
-    const body = lines.length > 0 ? ['| object | kind | operation | anon | authenticated | service_role |', '| --- | --- | --- | --- | --- | --- |', ...lines] : ['No objects.']
+      .map(
+        (entry) =>
+          `| ${[`${entry.schema}.${normalizedName(entry.object)}`, entry.kind, entry.operation, entry.anon, entry.authenticated, entry.service_role].join(' | ')} |`,
+      )
+    const body =
+      lines.length > 0
+        ? [
+            '| object | kind | operation | anon | authenticated | service_role |',
+            '| --- | --- | --- | --- | --- | --- |',
+            ...lines,
+          ]
+        : ['No objects.']
     return [`## ${schema}`, '', ...body].join('\n')
   })
   return `${HEADER}\n${sections.join('\n\n')}\n`
@@ -107,7 +117,9 @@ export function compareAccessMatrix(committed: string, current: string): string[
   if (committed === current) return []
   const differences = diffLines(committed.split('\n'), current.split('\n'))
   if (differences.length > 0) return differences
-  return ['~ the files differ only in line endings or in the final newline: run `npm run db:access` and commit the file as written']
+  return [
+    '~ the files differ only in line endings or in the final newline: run `npm run db:access` and commit the file as written',
+  ]
 }
 
 /** A longest-common-subsequence line diff; the matrix is a few hundred lines, so quadratic is fine. */
@@ -118,7 +130,10 @@ function diffLines(before: string[], after: string[]): string[] {
   const common = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0))
   for (let i = a.length - 1; i >= 0; i--) {
     for (let j = b.length - 1; j >= 0; j--) {
-      common[i]![j] = a[i] === b[j] ? common[i + 1]![j + 1]! + 1 : Math.max(common[i + 1]![j]!, common[i]![j + 1]!)
+      common[i]![j] =
+        a[i] === b[j]
+          ? common[i + 1]![j + 1]! + 1
+          : Math.max(common[i + 1]![j]!, common[i]![j + 1]!)
     }
   }
   const out: string[] = []
@@ -134,7 +149,8 @@ function diffLines(before: string[], after: string[]): string[] {
     }
     if (!inHunk) out.push(`@@ line ${i + 1} @@`)
     inHunk = true
-    if (j >= b.length || (i < a.length && common[i + 1]![j]! >= common[i]![j + 1]!)) out.push(`- ${a[i++]}`)
+    if (j >= b.length || (i < a.length && common[i + 1]![j]! >= common[i]![j + 1]!))
+      out.push(`- ${a[i++]}`)
     else out.push(`+ ${b[j++]}`)
   }
   return out

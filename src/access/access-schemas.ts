@@ -27,6 +27,8 @@ export async function listAccessSchemas(db: Kysely<any>): Promise<string[]> {
     ORDER BY 1
   `.execute(db)
   const own: readonly string[] = ACCESS_SCHEMAS
-  const exposed = rows.map((row) => row.name).filter((name) => !PLATFORM_SCHEMA.test(name) && !own.includes(name))
+  const exposed = rows
+    .map((row) => row.name)
+    .filter((name) => !PLATFORM_SCHEMA.test(name) && !own.includes(name))
   return [...ACCESS_SCHEMAS, ...exposed]
 }

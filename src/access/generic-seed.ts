@@ -33,7 +33,8 @@ export async function seedEmptyTables(db: Kysely<any>): Promise<void> {
     ORDER BY 1, 2
   `.execute(db)
   for (const table of rows) {
-    const { rows: any } = await sql`SELECT 1 FROM ${sql.id(table.schema, table.name)} LIMIT 1`.execute(db)
+    const { rows: any } =
+      await sql`SELECT 1 FROM ${sql.id(table.schema, table.name)} LIMIT 1`.execute(db)
     if (any.length > 0) continue
     await db
       .transaction()
@@ -54,7 +55,11 @@ export async function seedEmptyTables(db: Kysely<any>): Promise<void> {
  * await db.transaction().execute((trx) => seedTableGenerically(trx, 'public', 'x402_new'))
  * ```
  */
-export async function seedTableGenerically(db: Kysely<any>, schema: string, name: string): Promise<void> {
+export async function seedTableGenerically(
+  db: Kysely<any>,
+  schema: string,
+  name: string,
+): Promise<void> {
   const table = sql.id(schema, name)
   const { rows: columns } = await sql<Column>`
     SELECT a.attname::text AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, t.typname::text AS "typeName",
@@ -68,19 +73,27 @@ export async function seedTableGenerically(db: Kysely<any>, schema: string, name
       const value = column.name === 'user_id' ? sql`${owner}` : madeUpValue(column, index + 1)
       if (value) return [{ column, value: sql`${value}::${sql.raw(column.type)}` }]
       if (column.notNull && !column.hasDefault) {
-        throw new Error(`no value can be made up for ${schema}.${name}.${column.name} (${column.type})`)
+        throw new Error(
+          `no value can be made up for ${schema}.${name}.${column.name} (${column.type})`,
+        )
       }
       return []
     })
     try {
-      await (filled.length === 0
-        ? sql`INSERT INTO ${table} DEFAULT VALUES`
-        : sql`INSERT INTO ${table} (${sql.join(filled.map(({ column }) => sql.id(column.name)))}) VALUES (${sql.join(filled.map(({ value }) => value))})`
+      await (
+        filled.length === 0
+          ? sql`INSERT INTO ${table} DEFAULT VALUES`
+          : sql`INSERT INTO ${table} (${sql.join(filled.map(({ column }) => sql.id(column.name)))}) VALUES (${sql.join(filled.map(({ value }) => value))})`
       ).execute(db)
     } catch (error) {
       // The server's own words, without the advice meant for the app's callers.
-      const reason = error instanceof Error && error.cause instanceof Error ? error.cause.message : (error as Error).message
-      throw new Error(`made-up rows for ${schema}.${name} were refused: ${reason}`, { cause: error })
+      const reason =
+        error instanceof Error && error.cause instanceof Error
+          ? error.cause.message
+          : (error as Error).message
+      throw new Error(`made-up rows for ${schema}.${name} were refused: ${reason}`, {
+        cause: error,
+      })
     }
   }
 }
@@ -89,7 +102,8 @@ export async function seedTableGenerically(db: Kysely<any>, schema: string, name
 function madeUpValue(column: Column, row: number): RawBuilder<unknown> | string | undefined {
   if (column.hasDefault) return undefined
   if (column.typeName === 'uuid') return `00000000-0000-4000-8000-00000000000${row}`
-  if (column.typeName === 'json' || column.typeName === 'jsonb') return JSON.stringify({ seed: row })
+  if (column.typeName === 'json' || column.typeName === 'jsonb')
+    return JSON.stringify({ seed: row })
   switch (column.category) {
     case 'N':
       return String(row)

@@ -52,8 +52,14 @@ interface Actor {
 // As Supabase's tokens carry them: the API keys' (anon, service_role), and a signed-in user's
 // from Supabase Auth, so that a policy on any of their claims is measured as it would act.
 const ISSUED = { iat: 1767225600, exp: 4102444800 }
-const ANON: Actor = { requester: { role: 'anon' }, claims: { iss: 'supabase', ref: 'x402-jobs', ...ISSUED } }
-const SERVICE: Actor = { requester: { role: 'service_role' }, claims: { iss: 'supabase', ref: 'x402-jobs', ...ISSUED } }
+const ANON: Actor = {
+  requester: { role: 'anon' },
+  claims: { iss: 'supabase', ref: 'x402-jobs', ...ISSUED },
+}
+const SERVICE: Actor = {
+  requester: { role: 'service_role' },
+  claims: { iss: 'supabase', ref: 'x402-jobs', ...ISSUED },
+}
 const USER_A = signedIn('A', 'B')
 const USER_B = signedIn('B', 'A')
 
@@ -119,23 +125,37 @@ export interface MeasureAccessOptions {
  * const entries = await measureAccess(db)
  * ```
  */
-export async function measureAccess(db: Kysely<any>, options: MeasureAccessOptions = {}): Promise<AccessEntry[]> {
+export async function measureAccess(
+  db: Kysely<any>,
+  options: MeasureAccessOptions = {},
+): Promise<AccessEntry[]> {
   const entries: AccessEntry[] = []
   const schemas = await listAccessSchemas(db)
   const relations = (await listRelations(db, schemas)).filter(
-    (relation) => options.relations === undefined || options.relations.includes(`${relation.schema}.${relation.name}`),
+    (relation) =>
+      options.relations === undefined ||
+      options.relations.includes(`${relation.schema}.${relation.name}`),
   )
   const columns = await listColumns(db, relations)
   for (const relation of relations) {
     const { kind, operations } = RELATION_KINDS[relation.relkind]!
-    const label = relation.relkind === 'r' || relation.relkind === 'p' ? `${kind} (RLS ${relation.rls ? 'on' : 'off'})` : kind
+    const label =
+      relation.relkind === 'r' || relation.relkind === 'p'
+        ? `${kind} (RLS ${relation.rls ? 'on' : 'off'})`
+        : kind
     if (relation.relkind === 'S') {
       for (const operation of operations) {
         const statement =
           operation === 'SELECT'
             ? sql`SELECT last_value FROM ${sql.id(relation.schema, relation.name)}`
             : sql`SELECT nextval(${`${quoteIdent(relation.schema)}.${quoteIdent(relation.name)}`}::regclass)`
-        entries.push({ schema: relation.schema, object: relation.name, kind: label, operation, ...(await allowedCells(db, statement)) })
+        entries.push({
+          schema: relation.schema,
+          object: relation.name,
+          kind: label,
+          operation,
+          ...(await allowedCells(db, statement)),
+        })
       }
       continue
     }
@@ -144,12 +164,27 @@ export async function measureAccess(db: Kysely<any>, options: MeasureAccessOptio
       // Still a line per operation, so that the object shows in the diff for review.
       const reason = `not seeded: ${await whyNotSeeded(db, relation)}`.replaceAll('|', '/')
       for (const operation of operations) {
-        entries.push({ schema: relation.schema, object: relation.name, kind: label, operation, anon: reason, authenticated: 'not seeded', service_role: 'not seeded' })
+        entries.push({
+          schema: relation.schema,
+          object: relation.name,
+          kind: label,
+          operation,
+          anon: reason,
+          authenticated: 'not seeded',
+          service_role: 'not seeded',
+        })
       }
       continue
     }
     for (const operation of operations) {
-      const [anon, userA, userB, service] = await reachedByEach(db, relation, columns.get(relation.oid) ?? [], rows, operation, [ANON, USER_A, USER_B, SERVICE])
+      const [anon, userA, userB, service] = await reachedByEach(
+        db,
+        relation,
+        columns.get(relation.oid) ?? [],
+        rows,
+        operation,
+        [ANON, USER_A, USER_B, SERVICE],
+      )
       entries.push({
         schema: relation.schema,
         object: relation.name,
@@ -162,7 +197,13 @@ export async function measureAccess(db: Kysely<any>, options: MeasureAccessOptio
     }
   }
   for (const fn of await listFunctions(db, schemas)) {
-    entries.push({ schema: fn.schema, object: fn.name, kind: 'function', operation: 'EXECUTE', ...(await allowedCells(db, sql.raw(fn.call))) })
+    entries.push({
+      schema: fn.schema,
+      object: fn.name,
+      kind: 'function',
+      operation: 'EXECUTE',
+      ...(await allowedCells(db, sql.raw(fn.call))),
+    })
   }
   return entries
 }
@@ -184,7 +225,10 @@ async function listRelations(db: Kysely<any>, schemas: string[]): Promise<Relati
   return rows
 }
 
-async function listFunctions(db: Kysely<any>, schemas: string[]): Promise<Array<{ schema: string; name: string; call: string }>> {
+async function listFunctions(
+  db: Kysely<any>,
+  schemas: string[],
+): Promise<Array<{ schema: string; name: string; call: string }>> {
   // Called with typed NULLs: what is measured is whether the role may call it at all. A trigger
   // function then fails with "can only be called as triggers", which comes after the privilege check.
   const { rows } = await sql<{ schema: string; name: string; call: string }>`
@@ -216,7 +260,11 @@ async function whyNotSeeded(db: Kysely<any>, relation: Relation): Promise<string
   return reason
 }
 
-async function seedRows(db: Kysely<any>, relation: Relation, perOwner?: number): Promise<SeedRow[]> {
+async function seedRows(
+  db: Kysely<any>,
+  relation: Relation,
+  perOwner?: number,
+): Promise<SeedRow[]> {
   const owner = relation.hasOwner ? sql`t.user_id::text` : sql`NULL::text`
   const { rows } = await sql<SeedRow>`
     SELECT s.row, s.owner FROM (
@@ -245,17 +293,31 @@ interface Reach {
  * (the table emptied for INSERT, the trigger that aims UPDATE and DELETE at one row), in which
  * every attempt runs in a savepoint of its own that is rolled back: each finds the same rows.
  */
-async function reachedByEach(db: Kysely<any>, relation: Relation, columns: Column[], rows: SeedRow[], operation: AccessOperation, actors: Actor[]): Promise<Reach[]> {
+async function reachedByEach(
+  db: Kysely<any>,
+  relation: Relation,
+  columns: Column[],
+  rows: SeedRow[],
+  operation: AccessOperation,
+  actors: Actor[],
+): Promise<Reach[]> {
   const reaches: Reach[] = []
   if (operation === 'SELECT') {
-    for (const actor of actors) await rolledBack(db, async (trx) => void reaches.push(await reachedRows(trx, relation, columns, rows, operation, actor)))
+    for (const actor of actors)
+      await rolledBack(
+        db,
+        async (trx) =>
+          void reaches.push(await reachedRows(trx, relation, columns, rows, operation, actor)),
+      )
     return reaches
   }
   await rolledBack(db, async (trx) => {
     // An empty table to insert the seed rows into again, unchanged: no key or constraint clashes.
-    if (operation === 'INSERT') await sql`DELETE FROM ${sql.id(relation.schema, relation.name)}`.execute(trx)
+    if (operation === 'INSERT')
+      await sql`DELETE FROM ${sql.id(relation.schema, relation.name)}`.execute(trx)
     else if (isTable(relation)) await aimOneRowAtATime(trx, relation)
-    for (const actor of actors) reaches.push(await reachedRows(trx, relation, columns, rows, operation, actor))
+    for (const actor of actors)
+      reaches.push(await reachedRows(trx, relation, columns, rows, operation, actor))
   })
   return reaches
 }
@@ -268,7 +330,14 @@ async function reachedByEach(db: Kysely<any>, relation: Relation, columns: Colum
  * write policy without a SELECT policy beside it would go unseen. A trigger of the measuring
  * transaction skips every other row.
  */
-async function reachedRows(trx: Transaction<any>, relation: Relation, columns: Column[], rows: SeedRow[], operation: AccessOperation, actor: Actor): Promise<Reach> {
+async function reachedRows(
+  trx: Transaction<any>,
+  relation: Relation,
+  columns: Column[],
+  rows: SeedRow[],
+  operation: AccessOperation,
+  actor: Actor,
+): Promise<Reach> {
   const table = sql.id(relation.schema, relation.name)
   const all = columnsOf(columns, null, operation)
   const granted = columnsOf(columns, actor.requester.role, operation)
@@ -277,13 +346,19 @@ async function reachedRows(trx: Transaction<any>, relation: Relation, columns: C
   if (operation === 'SELECT') {
     const projected = (from: Transaction<any>) =>
       partial
-        ? sql<{ row: string }>`SELECT to_jsonb(x)::text AS row FROM (SELECT ${sql.join(partial.map((column) => sql.id(column)))} FROM ${table}) AS x`.execute(from)
+        ? sql<{
+            row: string
+          }>`SELECT to_jsonb(x)::text AS row FROM (SELECT ${sql.join(partial.map((column) => sql.id(column)))} FROM ${table}) AS x`.execute(
+            from,
+          )
         : sql<{ row: string }>`SELECT to_jsonb(t)::text AS row FROM ${table} AS t`.execute(from)
     const seeds = partial
-      ? (await sql<{ row: string }>`
+      ? (
+          await sql<{ row: string }>`
           SELECT (SELECT to_jsonb(x)::text FROM (SELECT ${sql.join(partial.map((column) => sql`(p).${sql.id(column)}`))}) AS x) AS row
           FROM (SELECT jsonb_populate_record(NULL::${table}, seed::jsonb) AS p FROM unnest(${rows.map((row) => row.row)}::text[]) AS seed) AS s
-        `.execute(trx)).rows.map((row) => row.row)
+        `.execute(trx)
+        ).rows.map((row) => row.row)
       : rows.map((row) => row.row)
     await enterRequest(trx, actor.requester, actor.claims)
     const visible = await attempt(relation, operation, actor, () => projected(trx))
@@ -303,7 +378,8 @@ async function reachedRows(trx: Transaction<any>, relation: Relation, columns: C
   }
   const aimed = isTable(relation)
   const column = updateColumn(partial ?? granted, all)
-  const valueOf = (row: string, name: string) => sql`(jsonb_populate_record(NULL::${table}, ${row}::jsonb)).${sql.id(name)}`
+  const valueOf = (row: string, name: string) =>
+    sql`(jsonb_populate_record(NULL::${table}, ${row}::jsonb)).${sql.id(name)}`
   const write = (row: string, set?: { column: string; row: string }) => {
     // A view takes no row trigger: the row is picked by its content, which needs SELECT on it.
     const where = aimed ? sql`` : sql` WHERE to_jsonb(t)::text = ${row}`
@@ -313,7 +389,8 @@ async function reachedRows(trx: Transaction<any>, relation: Relation, columns: C
   }
   for (const [index, seed] of rows.entries()) {
     const target = aimed ? seed.row : undefined
-    if (await reachedOne(trx, relation, operation, actor, write(seed.row), target)) reach.rows.add(index)
+    if (await reachedOne(trx, relation, operation, actor, write(seed.row), target))
+      reach.rows.add(index)
     if (operation !== 'UPDATE' || !relation.hasOwner || !actor.user || seed.owner === null) continue
     // The owner column itself: whether a user can take another's row, or give away their own.
     const owner = seed.owner === actor.user ? actor.other! : actor.user
@@ -339,7 +416,12 @@ async function reachedOne(
 ): Promise<boolean> {
   await sql`SAVEPOINT access_attempt`.execute(trx)
   try {
-    await enterRequest(trx, actor.requester, actor.claims, target === undefined ? {} : { 'x402_access.target': target })
+    await enterRequest(
+      trx,
+      actor.requester,
+      actor.claims,
+      target === undefined ? {} : { 'x402_access.target': target },
+    )
     const result = await attempt(relation, operation, actor, () => statement.execute(trx))
     return result !== undefined && Number(result.numAffectedRows ?? 0) > 0
   } finally {
@@ -409,7 +491,11 @@ async function listColumns(db: Kysely<any>, relations: Relation[]): Promise<Map<
  */
 function columnsOf(columns: Column[], role: string | null, operation: AccessOperation): string[] {
   const privilege = operation === 'DELETE' ? null : operation
-  return columns.filter((column) => role === null || privilege === null || column.holders[privilege]!.includes(role)).map((column) => column.name)
+  return columns
+    .filter(
+      (column) => role === null || privilege === null || column.holders[privilege]!.includes(role),
+    )
+    .map((column) => column.name)
 }
 
 function isTable(relation: Relation): boolean {
@@ -418,7 +504,11 @@ function isTable(relation: Relation): boolean {
 
 /** The column an UPDATE sets: one the role may update that is not the owner, else any. */
 function updateColumn(granted: string[], all: string[]): string | undefined {
-  return granted.find((column) => column !== 'user_id') ?? all.find((column) => column !== 'user_id') ?? all[0]
+  return (
+    granted.find((column) => column !== 'user_id') ??
+    all.find((column) => column !== 'user_id') ??
+    all[0]
+  )
 }
 
 /**
@@ -428,12 +518,18 @@ function updateColumn(granted: string[], all: string[]): string | undefined {
  * a key, a NOT NULL, a foreign key) comes after every privilege and policy check: the write was
  * allowed, and counts as one row reached. Any other failure is a fault of the fixtures.
  */
-async function attempt<T>(relation: Relation, operation: AccessOperation, actor: Actor, statement: () => Promise<T>): Promise<T | { numAffectedRows: bigint } | undefined> {
+async function attempt<T>(
+  relation: Relation,
+  operation: AccessOperation,
+  actor: Actor,
+  statement: () => Promise<T>,
+): Promise<T | { numAffectedRows: bigint } | undefined> {
   try {
     return await statement()
   } catch (error) {
     const code = errorCode(error)
-    if (code === SQLSTATE.insufficientPrivilege || code === SQLSTATE.raiseException) return undefined
+    if (code === SQLSTATE.insufficientPrivilege || code === SQLSTATE.raiseException)
+      return undefined
     if (code?.startsWith('23')) return { numAffectedRows: 1n }
     throw new Error(
       `Measuring ${operation} on ${relation.schema}.${relation.name} as ${describe(actor.requester)} failed: ${(error as Error).message}. ` +
@@ -443,7 +539,10 @@ async function attempt<T>(relation: Relation, operation: AccessOperation, actor:
   }
 }
 
-async function allowedCells(db: Kysely<any>, statement: { execute(db: Kysely<any>): Promise<unknown> }) {
+async function allowedCells(
+  db: Kysely<any>,
+  statement: { execute(db: Kysely<any>): Promise<unknown> },
+) {
   const allowed = async (actor: Actor) => {
     let outcome = false
     await rolledBack(db, async (trx) => {
@@ -468,7 +567,10 @@ async function allowedCells(db: Kysely<any>, statement: { execute(db: Kysely<any
 
 const ROLL_BACK = Symbol('roll back')
 
-async function rolledBack(db: Kysely<any>, use: (trx: Transaction<any>) => Promise<void>): Promise<void> {
+async function rolledBack(
+  db: Kysely<any>,
+  use: (trx: Transaction<any>) => Promise<void>,
+): Promise<void> {
   await db
     .transaction()
     .execute(async (trx) => {
@@ -482,7 +584,8 @@ async function rolledBack(db: Kysely<any>, use: (trx: Transaction<any>) => Promi
 
 function rowsCell(reach: Reach, total: number): string {
   const reached = reach.rows.size
-  const cell = reached === total ? 'all rows' : reached === 0 ? 'none' : `${reached} of ${total} rows`
+  const cell =
+    reached === total ? 'all rows' : reached === 0 ? 'none' : `${reached} of ${total} rows`
   return withColumns(cell, reach)
 }
 
@@ -491,15 +594,19 @@ function withColumns(cell: string, reach: Reach): string {
 }
 
 function authenticatedCell(byA: Reach, byB: Reach, rows: SeedRow[]): string {
-  const ownedBy = (user: string) => new Set(rows.flatMap((row, index) => (row.owner === user ? [index] : [])))
-  const same = (left: Set<number>, right: Set<number>) => left.size === right.size && [...left].every((index) => right.has(index))
+  const ownedBy = (user: string) =>
+    new Set(rows.flatMap((row, index) => (row.owner === user ? [index] : [])))
+  const same = (left: Set<number>, right: Set<number>) =>
+    left.size === right.size && [...left].every((index) => right.has(index))
   const ownA = ownedBy(ACCESS_USERS.A)
   const ownB = ownedBy(ACCESS_USERS.B)
-  const gives = (byA.gave?.size ?? 0) + (byB.gave?.size ?? 0) > 0 ? ', and gives them to another user' : ''
+  const gives =
+    (byA.gave?.size ?? 0) + (byB.gave?.size ?? 0) > 0 ? ', and gives them to another user' : ''
   const cell = (() => {
     if (byA.rows.size === rows.length && byB.rows.size === rows.length) return 'all rows'
     if (byA.rows.size === 0 && byB.rows.size === 0) return 'none'
-    if (ownA.size > 0 && ownB.size > 0 && same(byA.rows, ownA) && same(byB.rows, ownB)) return `own rows only${gives}`
+    if (ownA.size > 0 && ownB.size > 0 && same(byA.rows, ownA) && same(byB.rows, ownB))
+      return `own rows only${gives}`
     const describeReach = (reached: Set<number>, own: Set<number>) =>
       `${[...reached].filter((index) => own.has(index)).length} own and ${[...reached].filter((index) => !own.has(index)).length} other of ${rows.length} rows`
     return `user A: ${describeReach(byA.rows, ownA)}; user B: ${describeReach(byB.rows, ownB)}${gives}`
@@ -508,7 +615,9 @@ function authenticatedCell(byA: Reach, byB: Reach, rows: SeedRow[]): string {
 }
 
 function describe(requester: Requester): string {
-  return 'sub' in requester && requester.sub ? `${requester.role} (${requester.sub})` : requester.role
+  return 'sub' in requester && requester.sub
+    ? `${requester.role} (${requester.sub})`
+    : requester.role
 }
 
 function quoteIdent(name: string): string {

@@ -57,7 +57,13 @@ export async function recordAcceptedDifferences(
   for (const statement of acceptedDifferenceTableStatements()) await sql.raw(statement).execute(db)
   await sql`DELETE FROM ${sql.raw(table())}`.execute(db)
   if (accepted.length === 0) return
-  const rows = accepted.map(({ key, field, live, line, decision }) => ({ key, field, live, line, decision }))
+  const rows = accepted.map(({ key, field, live, line, decision }) => ({
+    key,
+    field,
+    live,
+    line,
+    decision,
+  }))
   await sql`
     INSERT INTO ${sql.raw(table())} (key, field, live, line, migration_name, decision)
     SELECT r.key, r.field, r.live, r.line, ${migrationName}, r.decision
@@ -73,10 +79,16 @@ export async function recordAcceptedDifferences(
  * const acceptedBefore = await readAcceptedDifferences(db)
  * ```
  */
-export async function readAcceptedDifferences(db: Kysely<any>): Promise<AcceptedDifferenceRecord[]> {
-  const { rows } = await sql<{ present: boolean }>`SELECT to_regclass(${table()}) IS NOT NULL AS present`.execute(db)
+export async function readAcceptedDifferences(
+  db: Kysely<any>,
+): Promise<AcceptedDifferenceRecord[]> {
+  const { rows } = await sql<{
+    present: boolean
+  }>`SELECT to_regclass(${table()}) IS NOT NULL AS present`.execute(db)
   if (!rows[0]?.present) return []
   return (
-    await sql<AcceptedDifferenceRecord>`SELECT key, field, live FROM ${sql.raw(table())} ORDER BY key, field`.execute(db)
+    await sql<AcceptedDifferenceRecord>`SELECT key, field, live FROM ${sql.raw(table())} ORDER BY key, field`.execute(
+      db,
+    )
   ).rows
 }

@@ -11,7 +11,9 @@ export type { AdoptionDecision } from '../schema/rules.js'
 export const ADOPTION_DECISIONS_FILE = 'adoption-decisions.json'
 
 /** Where the commands read it: the module's own root, beside package.json. */
-export const DEFAULT_ADOPTION_DECISIONS_PATH = fileURLToPath(new URL(`../../${ADOPTION_DECISIONS_FILE}`, import.meta.url))
+export const DEFAULT_ADOPTION_DECISIONS_PATH = fileURLToPath(
+  new URL(`../../${ADOPTION_DECISIONS_FILE}`, import.meta.url),
+)
 
 /** What a decision's reason must not be: the placeholder of the entries the refusal prints. */
 const PLACEHOLDER = 'TODO'
@@ -28,7 +30,9 @@ const PLACEHOLDER = 'TODO'
  * await baselineMigrations(db, '006', { decisions })
  * ```
  */
-export function readAdoptionDecisions(path: string = DEFAULT_ADOPTION_DECISIONS_PATH): AdoptionDecision[] {
+export function readAdoptionDecisions(
+  path: string = DEFAULT_ADOPTION_DECISIONS_PATH,
+): AdoptionDecision[] {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
@@ -64,28 +68,43 @@ export function parseAdoptionDecisions(text: string, path: string): AdoptionDeci
   } catch (error) {
     return refuse(`it is not JSON (${(error as Error).message})`)
   }
-  if (typeof value !== 'object' || value === null || !Array.isArray((value as { decisions?: unknown }).decisions)) {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    !Array.isArray((value as { decisions?: unknown }).decisions)
+  ) {
     return refuse('it must be an object with a "decisions" array')
   }
   const categories = SCHEMA_OBJECT_CATEGORIES.join('|')
   const seen = new Set<string>()
-  return ((value as { decisions: unknown[] }).decisions).map((entry, index) => {
+  return (value as { decisions: unknown[] }).decisions.map((entry, index) => {
     const at = `decision ${index + 1}`
     if (typeof entry !== 'object' || entry === null) return refuse(`${at} is not an object`)
     const { key, field, live, reason } = entry as Record<string, unknown>
     if (typeof key !== 'string' || !new RegExp(`^(${categories}) \\S`).test(key)) {
-      return refuse(`${at} has no "key" such as "policies x402_resources.<policy name>" (as a conflict's entry has it)`)
+      return refuse(
+        `${at} has no "key" such as "policies x402_resources.<policy name>" (as a conflict's entry has it)`,
+      )
     }
-    if (typeof field !== 'string') return refuse(`${at} (${key}) has no "field" ('' for a whole object)`)
+    if (typeof field !== 'string')
+      return refuse(`${at} (${key}) has no "field" ('' for a whole object)`)
     if (!('live' in (entry as object))) {
-      return refuse(`${at} (${key}) has no "live": the value that was reviewed (null for a missing object)`)
+      return refuse(
+        `${at} (${key}) has no "live": the value that was reviewed (null for a missing object)`,
+      )
     }
-    const words = typeof reason === 'string' ? new Set(reason.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []).size : 0
+    const words =
+      typeof reason === 'string'
+        ? new Set(reason.toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []).size
+        : 0
     if (typeof reason !== 'string' || reason.trim().startsWith(PLACEHOLDER) || words < 3) {
-      return refuse(`${at} (${key}) gives no reason: say why the difference is right, who decided it and when`)
+      return refuse(
+        `${at} (${key}) gives no reason: say why the difference is right, who decided it and when`,
+      )
     }
     const id = JSON.stringify([key, field])
-    if (seen.has(id)) return refuse(`${at} decides ${key}${field ? ` (${field})` : ''} a second time`)
+    if (seen.has(id))
+      return refuse(`${at} decides ${key}${field ? ` (${field})` : ''} a second time`)
     seen.add(id)
     return { key, field, live: live ?? null, reason: reason.trim() }
   })
@@ -115,5 +134,10 @@ export function formatDecisionEntries(diff: SchemaDiff): string {
 }
 
 function decisionEntry({ key, field, live }: SchemaDifference): string {
-  return JSON.stringify({ key, field, live: live ?? null, reason: `${PLACEHOLDER}: why this is right, who decided it, when` })
+  return JSON.stringify({
+    key,
+    field,
+    live: live ?? null,
+    reason: `${PLACEHOLDER}: why this is right, who decided it, when`,
+  })
 }

@@ -1,15 +1,39 @@
-import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE, MIGRATION_LOCK_ID } from 'kysely/migration'
+import {
+  DEFAULT_MIGRATION_LOCK_TABLE,
+  DEFAULT_MIGRATION_TABLE,
+  MIGRATION_LOCK_ID,
+} from 'kysely/migration'
 
 import { migrationNames } from '../migrations/index.js'
-import { checksumTableStatements, MIGRATION_CHECKSUM_TABLE, type MigrationSourceOptions, migrationChecksum } from '../migrator/checksums.js'
+import {
+  checksumTableStatements,
+  MIGRATION_CHECKSUM_TABLE,
+  type MigrationSourceOptions,
+  migrationChecksum,
+} from '../migrator/checksums.js'
 import { MIGRATION_LOCK_KEY } from '../migrator/lock.js'
 import { MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from '../migrator/history.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
-import { buildSchemaReference, comparisonInputs, type SchemaReference } from '../schema/reference.js'
-import { comparisonQuery, comparisonReportQuery, DIFFERENCE_CLASSES, productionObjectsQuery } from '../schema/rules.js'
-import { ACCEPTED_DIFFERENCE_TABLE, acceptedDifferenceTableStatements } from './accepted-differences.js'
+import {
+  buildSchemaReference,
+  comparisonInputs,
+  type SchemaReference,
+} from '../schema/reference.js'
+import {
+  comparisonQuery,
+  comparisonReportQuery,
+  DIFFERENCE_CLASSES,
+  productionObjectsQuery,
+} from '../schema/rules.js'
+import {
+  ACCEPTED_DIFFERENCE_TABLE,
+  acceptedDifferenceTableStatements,
+} from './accepted-differences.js'
 import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
-import { productionObjectTableStatements, recordProductionObjectsStatements } from './production-objects.js'
+import {
+  productionObjectTableStatements,
+  recordProductionObjectsStatements,
+} from './production-objects.js'
 
 /** Options of {@link exportBaselineSql}. */
 export interface BaselineSqlOptions extends MigrationSourceOptions {
@@ -42,11 +66,16 @@ const PRODUCTION_OWN = 'x402_baseline_production_own'
  * process.stdout.write(await exportBaselineSql('005'))
  * ```
  */
-export async function exportBaselineSql(name: string, options: BaselineSqlOptions = {}): Promise<string> {
+export async function exportBaselineSql(
+  name: string,
+  options: BaselineSqlOptions = {},
+): Promise<string> {
   const reference = await buildSchemaReference(name)
   const { migrationName } = reference
   const upTo = migrationNamesUpTo(migrationName)
-  const checksums = await Promise.all(upTo.map(async (known) => [known, await migrationChecksum(known, options)] as const))
+  const checksums = await Promise.all(
+    upTo.map(async (known) => [known, await migrationChecksum(known, options)] as const),
+  )
   const schema = MIGRATION_TABLE_SCHEMA
   const history = `${schema}.${DEFAULT_MIGRATION_TABLE}`
   const checksumTable = `${schema}.${MIGRATION_CHECKSUM_TABLE}`
@@ -66,7 +95,7 @@ export async function exportBaselineSql(name: string, options: BaselineSqlOption
     '',
     `CREATE SCHEMA IF NOT EXISTS ${schema};`,
     '',
-    '-- The history tables, as Kysely 0.29\'s Migrator creates them.',
+    "-- The history tables, as Kysely 0.29's Migrator creates them.",
     `CREATE TABLE IF NOT EXISTS ${history} (name varchar(255) NOT NULL PRIMARY KEY, "timestamp" varchar(255) NOT NULL);`,
     '',
     `CREATE TABLE IF NOT EXISTS ${schema}.${DEFAULT_MIGRATION_LOCK_TABLE} (id varchar(255) NOT NULL PRIMARY KEY, is_locked integer NOT NULL DEFAULT 0);`,
@@ -95,8 +124,11 @@ export async function exportBaselineSql(name: string, options: BaselineSqlOption
     `SELECT c.key, c.field, c.live, c.line, ${literal(migrationName)}, c.decision FROM ${COMPARED} c WHERE c.class = 'accepted';`,
     '',
     ...productionObjectTableStatements().flatMap((statement) => [`${statement};`, '']),
-    '-- What the app\'s schemas have that no migration creates, as production\'s own; migrate:check holds the database to it.',
-    ...recordProductionObjectsStatements(migrationName, `SELECT * FROM pg_temp.${PRODUCTION_OWN}`).flatMap((statement) => [`${statement};`, '']),
+    "-- What the app's schemas have that no migration creates, as production's own; migrate:check holds the database to it.",
+    ...recordProductionObjectsStatements(
+      migrationName,
+      `SELECT * FROM pg_temp.${PRODUCTION_OWN}`,
+    ).flatMap((statement) => [`${statement};`, '']),
     'COMMIT;',
     '',
   ].join('\n')
@@ -107,7 +139,12 @@ export async function exportBaselineSql(name: string, options: BaselineSqlOption
  * comparison query of rules.ts, the one migrate:baseline runs, kept in a temporary table until
  * COMMIT so that the accepted differences can be recorded after the history tables exist.
  */
-function guard(reference: SchemaReference, upTo: string[], strict: boolean, decisions: readonly AdoptionDecision[]): string {
+function guard(
+  reference: SchemaReference,
+  upTo: string[],
+  strict: boolean,
+  decisions: readonly AdoptionDecision[],
+): string {
   const { migrationName } = reference
   const history = `${MIGRATION_TABLE_SCHEMA}.${DEFAULT_MIGRATION_TABLE}`
   const comparison = comparisonQuery(comparisonInputs(reference, { strict, decisions }))

@@ -101,15 +101,22 @@ export async function baselineMigrations(
   const { migrationName } = reference
   const upTo = migrationNamesUpTo(migrationName)
   const checksums = await Promise.all(
-    upTo.map(async (known): Promise<NewChecksum> => ({ name: known, sha256: await migrationChecksum(known, options), origin: 'baseline' })),
+    upTo.map(async (known): Promise<NewChecksum> => ({
+      name: known,
+      sha256: await migrationChecksum(known, options),
+      origin: 'baseline',
+    })),
   )
   const decisions = options.decisions ?? readAdoptionDecisions()
 
   const adopt = async (): Promise<BaselineResult> => {
     const alreadyRecorded = await recordedMigrationNames(db)
     const rollback = await interruptedRollback(db)
-    const disagreements = rollback ? [rollback] : historyDisagreements(alreadyRecorded, migrationName)
-    if (disagreements.length > 0) throw new BaselineRefusedError(migrationName, disagreements, undefined)
+    const disagreements = rollback
+      ? [rollback]
+      : historyDisagreements(alreadyRecorded, migrationName)
+    if (disagreements.length > 0)
+      throw new BaselineRefusedError(migrationName, disagreements, undefined)
     const diff = await diffWithReference(db, reference, { strict: options.strict, decisions })
     if (diff.conflict.length > 0) throw new BaselineRefusedError(migrationName, [], diff)
 
@@ -120,7 +127,10 @@ export async function baselineMigrations(
         if (error !== undefined) throw error
       }
       await ensureChecksumTable(trx)
-      await insertChecksums(trx, checksums.filter((entry) => recorded.includes(entry.name)))
+      await insertChecksums(
+        trx,
+        checksums.filter((entry) => recorded.includes(entry.name)),
+      )
       // Those recorded before (by a module without checksums) get theirs now.
       await recordMissingChecksums(trx, () => 'backfill', options)
       await recordAcceptedDifferences(trx, diff.accepted, migrationName)
@@ -140,7 +150,10 @@ function recordingMigrator(db: Kysely<any>): Migrator {
   const recordOnly: Migration = { up: async () => {} }
   return new Migrator({
     db,
-    provider: { getMigrations: async () => Object.fromEntries(migrationNames.map((name) => [name, recordOnly])) },
+    provider: {
+      getMigrations: async () =>
+        Object.fromEntries(migrationNames.map((name) => [name, recordOnly])),
+    },
     migrationTableSchema: MIGRATION_TABLE_SCHEMA,
   })
 }

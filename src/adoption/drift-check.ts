@@ -85,18 +85,25 @@ export interface DriftReport {
  * if (!report.ok) throw new Error(formatDriftReport(report))
  * ```
  */
-export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {}): Promise<DriftReport> {
+export async function checkDrift(
+  db: Kysely<any>,
+  options: DriftCheckOptions = {},
+): Promise<DriftReport> {
   const applied = await recordedMigrationNames(db)
   const known = migrationNames
   const history = historyDisagreements(applied)
   const migrationName = known.filter((name) => applied.includes(name)).at(-1)
   if (migrationName === undefined) {
-    history.push('no migration is recorded as applied: run `npm run migrate:latest`, or adopt a hand-built database with `npm run migrate:baseline -- <name>`')
+    history.push(
+      'no migration is recorded as applied: run `npm run migrate:latest`, or adopt a hand-built database with `npm run migrate:baseline -- <name>`',
+    )
   }
   const rollback = await interruptedRollback(db)
-  if (rollback !== undefined) history.unshift(`${rollback.charAt(0).toUpperCase()}${rollback.slice(1)}.`)
+  if (rollback !== undefined)
+    history.unshift(`${rollback.charAt(0).toUpperCase()}${rollback.slice(1)}.`)
   const productionObjects = await readProductionObjects(db)
-  const reference = migrationName && rollback === undefined ? await buildSchemaReference(migrationName) : undefined
+  const reference =
+    migrationName && rollback === undefined ? await buildSchemaReference(migrationName) : undefined
   const schema = reference
     ? await diffWithReference(db, reference, {
         strict: options.strict,
@@ -107,18 +114,31 @@ export async function checkDrift(db: Kysely<any>, options: DriftCheckOptions = {
     : undefined
   // Those a migration of the module has made its own since (migrate:pull) are the module's rules' business.
   const stillOwn = productionObjects.filter(
-    ({ key, table_name }) => !reference || (!(key in reference.createdBy) && !(`relations ${table_name}` in reference.createdBy)),
+    ({ key, table_name }) =>
+      !reference ||
+      (!(key in reference.createdBy) && !(`relations ${table_name}` in reference.createdBy)),
   )
   const recorded = await readMigrationChecksums(db)
   const checksums = await Promise.all(
-    applied.filter((name) => known.includes(name)).map((name) => verdict(name, recorded.get(name), options)),
+    applied
+      .filter((name) => known.includes(name))
+      .map((name) => verdict(name, recorded.get(name), options)),
   )
   const ok =
     history.length === 0 &&
     schema?.conflict.length === 0 &&
     checksums.every(({ status }) => status !== 'edited' && status !== 'unreadable')
   const pending = known.filter((name) => !applied.includes(name))
-  return { migrationName, applied, pending, history, schema, checksums, productionObjects: stillOwn.length, ok }
+  return {
+    migrationName,
+    applied,
+    pending,
+    history,
+    schema,
+    checksums,
+    productionObjects: stillOwn.length,
+    ok,
+  }
 }
 
 async function verdict(
@@ -150,7 +170,10 @@ async function verdict(
  * process.stdout.write(formatDriftReport(await checkDrift(db)))
  * ```
  */
-export function formatDriftReport(report: DriftReport, options: MigrationSourceOptions = {}): string {
+export function formatDriftReport(
+  report: DriftReport,
+  options: MigrationSourceOptions = {},
+): string {
   const lines: string[] = []
   const section = (title: string, body: string[]) => {
     if (body.length > 0) lines.push(title, ...body.map((line) => `  ${line}`), '')
@@ -158,7 +181,10 @@ export function formatDriftReport(report: DriftReport, options: MigrationSourceO
   section('Migration history:', report.history)
   if (report.schema) {
     const diff = formatSchemaDiff(report.schema)
-    section(`Schema, compared with what the migrations up to ${report.migrationName} produce:`, diff ? diff.split('\n') : [])
+    section(
+      `Schema, compared with what the migrations up to ${report.migrationName} produce:`,
+      diff ? diff.split('\n') : [],
+    )
   }
   section(
     'Migration files changed after they were applied:',
@@ -196,7 +222,9 @@ export function formatDriftReport(report: DriftReport, options: MigrationSourceO
     `No checksum recorded yet (the next run that applies or reverts a migration records it, or now: npm run migrate:baseline -- ${report.migrationName}):`,
     report.checksums.filter(({ status }) => status === 'unrecorded').map(({ name }) => name),
   )
-  const verified = report.checksums.filter(({ status }) => status === 'ok' || status === 'backfilled').length
+  const verified = report.checksums.filter(
+    ({ status }) => status === 'ok' || status === 'backfilled',
+  ).length
   lines.push(
     report.ok
       ? `OK: the schema matches ${report.migrationName}, and ${verified} of ${report.applied.length} applied migrations match their checksums` +
@@ -219,8 +247,17 @@ export function driftSummary(report: DriftReport): string {
   const count = (n: number, what: string) => (n > 0 ? [`${n} ${what}`] : [])
   return [
     ...count(report.history.length, 'history problem(s)'),
-    ...count(report.schema?.conflict.length ?? 0, `schema difference(s) from ${report.migrationName}`),
-    ...count(report.checksums.filter(({ status }) => status === 'edited').length, 'migration file(s) edited after they were applied'),
-    ...count(report.checksums.filter(({ status }) => status === 'unreadable').length, 'migration file(s) that cannot be read'),
+    ...count(
+      report.schema?.conflict.length ?? 0,
+      `schema difference(s) from ${report.migrationName}`,
+    ),
+    ...count(
+      report.checksums.filter(({ status }) => status === 'edited').length,
+      'migration file(s) edited after they were applied',
+    ),
+    ...count(
+      report.checksums.filter(({ status }) => status === 'unreadable').length,
+      'migration file(s) that cannot be read',
+    ),
   ].join(', ')
 }

@@ -15,7 +15,9 @@ import { hasMigrationHistory, readMigrationHistory } from '../migrator/history.j
  */
 export async function interruptedRollback(db: Kysely<any>): Promise<string | undefined> {
   if (!(await hasMigrationHistory(db))) return undefined
-  const reverting = (await readMigrationHistory(db, { times: false })).filter((entry) => entry.reverting).map((entry) => entry.name)
+  const reverting = (await readMigrationHistory(db, { times: false }))
+    .filter((entry) => entry.reverting)
+    .map((entry) => entry.name)
   if (reverting.length === 0) return undefined
   return (
     `the rollback of ${reverting.join(', ')} was interrupted, so the schema is half removed and is not compared: ` +

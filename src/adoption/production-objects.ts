@@ -66,12 +66,21 @@ FROM (${source.trim()}) AS o`,
  * await recordProductionObjects(trx, reference.createdBy, reference.migrationName)
  * ```
  */
-export async function recordProductionObjects(db: Kysely<any>, createdBy: Record<string, string>, migrationName: string): Promise<void> {
+export async function recordProductionObjects(
+  db: Kysely<any>,
+  createdBy: Record<string, string>,
+  migrationName: string,
+): Promise<void> {
   for (const statement of productionObjectTableStatements()) await sql.raw(statement).execute(db)
-  const { rows } = await sql<{ path: string }>`SELECT current_setting('search_path') AS path`.execute(db)
+  const { rows } = await sql<{
+    path: string
+  }>`SELECT current_setting('search_path') AS path`.execute(db)
   // Names are deparsed as the comparison deparses them: with the search_path at `public`.
   await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(db)
-  for (const statement of recordProductionObjectsStatements(migrationName, productionObjectsQuery(createdBy))) {
+  for (const statement of recordProductionObjectsStatements(
+    migrationName,
+    productionObjectsQuery(createdBy),
+  )) {
     await sql.raw(statement).execute(db)
   }
   await sql`SELECT pg_catalog.set_config('search_path', ${rows[0]!.path}, true)`.execute(db)
@@ -88,7 +97,9 @@ export async function recordProductionObjects(db: Kysely<any>, createdBy: Record
  * ```
  */
 export async function readProductionObjects(db: Kysely<any>): Promise<ProductionObjectRecord[]> {
-  const { rows } = await sql<{ present: boolean }>`SELECT to_regclass(${table()}) IS NOT NULL AS present`.execute(db)
+  const { rows } = await sql<{
+    present: boolean
+  }>`SELECT to_regclass(${table()}) IS NOT NULL AS present`.execute(db)
   if (!rows[0]?.present) return []
   return (
     await sql<ProductionObjectRecord>`

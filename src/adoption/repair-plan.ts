@@ -3,9 +3,17 @@ import { type Kysely, sql } from 'kysely'
 import { migrationNames } from '../migrations/index.js'
 import { migrationSettings } from '../migrator/settings.js'
 import type { SchemaDiff, SchemaDifference } from '../schema/diff.js'
-import { buildSchemaReference, diffWithReference, type SchemaReference } from '../schema/reference.js'
+import {
+  buildSchemaReference,
+  diffWithReference,
+  type SchemaReference,
+} from '../schema/reference.js'
 import { readAcceptedDifferences } from './accepted-differences.js'
-import { ADOPTION_DECISIONS_FILE, type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
+import {
+  ADOPTION_DECISIONS_FILE,
+  type AdoptionDecision,
+  readAdoptionDecisions,
+} from './adoption-decisions.js'
 import { interruptedRollback } from './interrupted-rollback.js'
 
 /** A conflict the plan cannot fix safely: what was found, and what to decide. */
@@ -64,7 +72,11 @@ const NAMED_ROWS = 20
  * process.stdout.write(plan.script) // review, then run it with psql
  * ```
  */
-export async function planRepair(db: Kysely<any>, name: string, options: RepairPlanOptions = {}): Promise<RepairPlan> {
+export async function planRepair(
+  db: Kysely<any>,
+  name: string,
+  options: RepairPlanOptions = {},
+): Promise<RepairPlan> {
   const reference = await buildSchemaReference(name)
   const rollback = await interruptedRollback(db)
   if (rollback !== undefined) throw new Error(`Cannot plan a repair: ${rollback}.`)
@@ -94,16 +106,27 @@ export async function planRepair(db: Kysely<any>, name: string, options: RepairP
   // The module's wording where the database has no comment; a comment of production's own
   // wording is its documentation, and stays.
   for (const difference of diff.equivalent) {
-    if (difference.field === 'comment' && difference.expected !== null && difference.live === null) {
+    if (
+      difference.field === 'comment' &&
+      difference.expected !== null &&
+      difference.live === null
+    ) {
       statements.push(`${commentTarget(difference)} IS ${literal(String(difference.expected))}`)
     }
   }
   statements.push(...later)
   // A function first: a missing trigger may call it.
-  const isFunction = (statement: string) => Number(statement.startsWith('CREATE OR REPLACE FUNCTION'))
+  const isFunction = (statement: string) =>
+    Number(statement.startsWith('CREATE OR REPLACE FUNCTION'))
   statements.sort((a, b) => isFunction(b) - isFunction(a))
   const { migrationName } = reference
-  return { migrationName, diff, statements, unresolved, script: script(migrationName, statements, unresolved) }
+  return {
+    migrationName,
+    diff,
+    statements,
+    unresolved,
+    script: script(migrationName, statements, unresolved),
+  }
 }
 
 type Fix = { now: string[]; after?: string[] } | { decide: string }
@@ -119,7 +142,9 @@ async function functionSettings(db: Kysely<any>): Promise<Record<string, string[
     FROM pg_catalog.pg_proc p
     WHERE p.pronamespace = 'public'::regnamespace AND p.prokind IN ('f', 'p') AND p.proconfig IS NOT NULL
   `.execute(db)
-  return Object.fromEntries(rows.map(({ name, source }) => [name, header(source).filter((line) => /^ SET /.test(line))]))
+  return Object.fromEntries(
+    rows.map(({ name, source }) => [name, header(source).filter((line) => /^ SET /.test(line))]),
+  )
 }
 
 /** The lines of a deparsed function before its body (`AS $function$…`). */
@@ -136,7 +161,12 @@ function header(source: string): string[] {
  */
 function body(definition: string): string | undefined {
   const at = definition.search(/ AS (\$|')/)
-  return at < 0 ? undefined : definition.slice(at).replace(/\s*([^\w\s])\s*/g, '$1').toLowerCase()
+  return at < 0
+    ? undefined
+    : definition
+        .slice(at)
+        .replace(/\s*([^\w\s])\s*/g, '$1')
+        .toLowerCase()
 }
 
 /**
@@ -149,7 +179,12 @@ function replaceFunction(source: string, kept: string[] = []): string | undefine
   const lines = source.trim().split('\n')
   const at = lines.findIndex((line) => line.startsWith('AS '))
   if (at < 0) return kept.length === 0 ? source.trim() : undefined
-  const own = new Set(lines.slice(0, at).filter((line) => /^ SET /.test(line)).map((line) => line.split(' ')[2]))
+  const own = new Set(
+    lines
+      .slice(0, at)
+      .filter((line) => /^ SET /.test(line))
+      .map((line) => line.split(' ')[2]),
+  )
   const extra = kept.filter((line) => !own.has(line.split(' ')[2]))
   return [...lines.slice(0, at), ...extra, ...lines.slice(at)].join('\n')
 }
@@ -161,7 +196,10 @@ async function repair(
   settings: Record<string, string[]>,
 ): Promise<Fix> {
   const { kind, category, field, table_name: table, object_name: name } = difference
-  const expected = (difference.kind === 'missing' ? difference.expected : null) as Record<string, unknown> | null
+  const expected = (difference.kind === 'missing' ? difference.expected : null) as Record<
+    string,
+    unknown
+  > | null
   const on = table === null ? '' : `public.${ident(table)}`
 
   if (field === 'owner') return { decide: difference.reason }
@@ -170,9 +208,11 @@ async function repair(
       return { decide: `${difference.reason}. The plan never changes a view production made.` }
     }
     return {
-      decide: difference.reason.startsWith('a later migration') || difference.reason.startsWith('the module had it')
-        ? difference.reason
-        : `${difference.reason}. The plan never drops or changes what production added.`,
+      decide:
+        difference.reason.startsWith('a later migration') ||
+        difference.reason.startsWith('the module had it')
+          ? difference.reason
+          : `${difference.reason}. The plan never drops or changes what production added.`,
     }
   }
   if (kind === 'missing') {
@@ -181,30 +221,47 @@ async function repair(
         const definition = String(expected!.definition)
         const duplicates = await duplicateRows(db, definition)
         if (duplicates) {
-          return { decide: `${duplicates}; the plan builds no unique index that cannot be built, and never edits rows.` }
+          return {
+            decide: `${duplicates}; the plan builds no unique index that cannot be built, and never edits rows.`,
+          }
         }
-        return { now: [definition.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX CONCURRENTLY IF NOT EXISTS ')] }
+        return {
+          now: [
+            definition.replace(
+              /^CREATE (UNIQUE )?INDEX /,
+              'CREATE $1INDEX CONCURRENTLY IF NOT EXISTS ',
+            ),
+          ],
+        }
       }
       case 'constraints': {
         const definition = String(expected!.definition)
         if (!/^(CHECK|FOREIGN KEY) /.test(definition)) {
           return {
-            decide: 'a key constraint: build its unique index CONCURRENTLY, then ALTER TABLE … ADD CONSTRAINT … USING INDEX, ' +
+            decide:
+              'a key constraint: build its unique index CONCURRENTLY, then ALTER TABLE … ADD CONSTRAINT … USING INDEX, ' +
               'after checking the data has no duplicates.',
           }
         }
         const blocked = await rowsInTheWay(db, table!, definition)
         if (blocked) {
-          return { decide: `${blocked}; the plan adds no constraint that stored rows violate, and never edits rows.` }
+          return {
+            decide: `${blocked}; the plan adds no constraint that stored rows violate, and never edits rows.`,
+          }
         }
-        const validate = expected!.validated === false ? [] : [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`]
+        const validate =
+          expected!.validated === false
+            ? []
+            : [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`]
         const add = `ALTER TABLE ${on} ADD CONSTRAINT ${ident(name)} ${definition.replace(/ NOT VALID$/, '')} NOT VALID`
         const absent = `conrelid = '${on}'::regclass AND conname = ${literal(name)}`
         return { now: [unlessExists('pg_catalog.pg_constraint', absent, add)], after: validate }
       }
       case 'triggers':
         const absent = `tgrelid = '${on}'::regclass AND tgname = ${literal(name)} AND NOT tgisinternal`
-        return { now: [unlessExists('pg_catalog.pg_trigger', absent, String(expected!.definition))] }
+        return {
+          now: [unlessExists('pg_catalog.pg_trigger', absent, String(expected!.definition))],
+        }
       case 'policies': {
         const widens = await widensAccess(db, expected!)
         if (widens) {
@@ -216,30 +273,42 @@ async function repair(
           }
         }
         const absent = `polrelid = '${on}'::regclass AND polname = ${literal(name)}`
-        return { now: [unlessExists('pg_catalog.pg_policy', absent, createPolicy(name, on, expected!))] }
+        return {
+          now: [unlessExists('pg_catalog.pg_policy', absent, createPolicy(name, on, expected!))],
+        }
       }
       case 'functions': {
         const source = reference.functionSources[name]
-        return source ? { now: [source.trim()] } : { decide: "the module defines it; create it from the module's migration." }
+        return source
+          ? { now: [source.trim()] }
+          : { decide: "the module defines it; create it from the module's migration." }
       }
       case 'relations':
         return { decide: missingRelation(difference, reference) }
       case 'columns':
         return {
-          decide: `add it as the module has it (${describeColumn(expected!)}) after checking how the app fills it; ` +
+          decide:
+            `add it as the module has it (${describeColumn(expected!)}) after checking how the app fills it; ` +
             'adding a NOT NULL column needs a default or a backfill first.',
         }
     }
   }
   if (kind === 'changed') {
     const live = difference.live
-    if (category === 'relations' && (field === 'row level security' || field === 'forced row level security') && live === false) {
+    if (
+      category === 'relations' &&
+      (field === 'row level security' || field === 'forced row level security') &&
+      live === false
+    ) {
       const how = field === 'row level security' ? 'ENABLE' : 'FORCE'
       return { now: [`ALTER TABLE ${on || `public.${ident(name)}`} ${how} ROW LEVEL SECURITY`] }
     }
     if (category === 'functions' && field === 'definition') {
       const source = reference.functionSources[name]
-      const shipped = [difference.expected, reference.latest.functions[name]?.definition.definition].map((text) => body(String(text)))
+      const shipped = [
+        difference.expected,
+        reference.latest.functions[name]?.definition.definition,
+      ].map((text) => body(String(text)))
       const own = body(String(live))
       if (own === undefined || !shipped.includes(own)) {
         return {
@@ -252,15 +321,21 @@ async function repair(
       if (replaced !== undefined) return { now: [replaced] }
     }
     if (category === 'constraints' && field === 'validated' && live === false) {
-      const definition = String(reference.expected.constraints[`${table}.${name}`]?.definition.definition ?? '')
+      const definition = String(
+        reference.expected.constraints[`${table}.${name}`]?.definition.definition ?? '',
+      )
       const blocked = await rowsInTheWay(db, table!, definition)
-      if (blocked) return { decide: `${blocked}; VALIDATE would fail on them, and the plan never edits rows.` }
+      if (blocked)
+        return { decide: `${blocked}; VALIDATE would fail on them, and the plan never edits rows.` }
       return { now: [], after: [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`] }
     }
     if (category === 'indexes' && field === 'valid' && live === false) {
       const index = reference.expected.indexes[`${table}.${name}`]
       const duplicates = await duplicateRows(db, String(index?.definition.definition ?? ''))
-      if (duplicates) return { decide: `${duplicates}; REINDEX would fail on them, and the plan never edits rows.` }
+      if (duplicates)
+        return {
+          decide: `${duplicates}; REINDEX would fail on them, and the plan never edits rows.`,
+        }
       return { now: [`REINDEX INDEX CONCURRENTLY public.${ident(name)}`] }
     }
     if (category === 'triggers' && field === 'enabled' && difference.expected === 'O') {
@@ -284,7 +359,8 @@ async function repair(
  */
 function missingRelation(difference: SchemaDifference, reference: SchemaReference): string {
   const { reason, key } = difference
-  if (reason.startsWith('the database has it as')) return `${reason}; the plan never renames or moves data itself.`
+  if (reason.startsWith('the database has it as'))
+    return `${reason}; the plan never renames or moves data itself.`
   if (reason.startsWith('probably renamed')) {
     return 'rename it back only if it is the same table; the plan never renames or moves data itself.'
   }
@@ -293,7 +369,9 @@ function missingRelation(difference: SchemaDifference, reference: SchemaReferenc
   const create = creator === undefined ? 'the module creates it' : `${creator} creates it`
   return (
     `${create}: create it with that migration's SQL (npm run migrate:sql -- ${creator ?? '<that migration>'}) after review` +
-    (earlier >= 0 ? `, or adopt at ${migrationNames[earlier]}, whose schema does not have it yet.` : '.')
+    (earlier >= 0
+      ? `, or adopt at ${migrationNames[earlier]}, whose schema does not have it yet.`
+      : '.')
   )
 }
 
@@ -302,7 +380,10 @@ function missingRelation(difference: SchemaDifference, reference: SchemaReferenc
  * only narrows, and one only for roles that bypass row level security (service_role) changes
  * nothing they can do.
  */
-async function widensAccess(db: Kysely<any>, policy: Record<string, unknown>): Promise<string | undefined> {
+async function widensAccess(
+  db: Kysely<any>,
+  policy: Record<string, unknown>,
+): Promise<string | undefined> {
   if (policy.permissive === false) return undefined
   const roles = String(policy.roles).split(', ')
   const { rows } = await sql<{ role: string }>`
@@ -321,7 +402,9 @@ async function policiesOn(db: Kysely<any>, table: string): Promise<string> {
                   coalesce((SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r) END, ', ') FROM unnest(polroles) AS r), 'public')) AS policy
     FROM pg_catalog.pg_policy WHERE polrelid = ${`public.${ident(table)}`}::regclass ORDER BY polname
   `.execute(db)
-  return rows.length === 0 ? 'none' : rows.map(({ policy }) => policy.replace(/ {2,}/g, ' ')).join('; ')
+  return rows.length === 0
+    ? 'none'
+    : rows.map(({ policy }) => policy.replace(/ {2,}/g, ' ')).join('; ')
 }
 
 /**
@@ -329,7 +412,11 @@ async function policiesOn(db: Kysely<any>, table: string): Promise<string> {
  * it) would reject, counted and the first named by their primary key; undefined where there is
  * none, or the definition is not one of those.
  */
-async function rowsInTheWay(db: Kysely<any>, table: string, definition: string): Promise<string | undefined> {
+async function rowsInTheWay(
+  db: Kysely<any>,
+  table: string,
+  definition: string,
+): Promise<string | undefined> {
   const bare = definition.replace(/ NOT VALID$/, '')
   const check = /^CHECK \((.*)\)$/s.exec(bare)
   const key = /^FOREIGN KEY \(([^)]+)\) REFERENCES ([^(]+)\(([^)]+)\)/.exec(bare)
@@ -350,10 +437,15 @@ async function rowsInTheWay(db: Kysely<any>, table: string, definition: string):
  * named; undefined for an index that is not unique, or where there is none.
  */
 async function duplicateRows(db: Kysely<any>, definition: string): Promise<string | undefined> {
-  const unique = /^CREATE UNIQUE INDEX \S+ ON public\.(\S+) USING \w+ \((.+?)\)(?: WHERE \((.+)\))?$/.exec(definition)
+  const unique =
+    /^CREATE UNIQUE INDEX \S+ ON public\.(\S+) USING \w+ \((.+?)\)(?: WHERE \((.+)\))?$/.exec(
+      definition,
+    )
   if (!unique || /NULLS NOT DISTINCT/.test(definition)) return undefined
   const [, table, columns, predicate] = unique
-  const list = columns!.split(', ').map((column) => column.replace(/ (ASC|DESC|NULLS FIRST|NULLS LAST)$/g, ''))
+  const list = columns!
+    .split(', ')
+    .map((column) => column.replace(/ (ASC|DESC|NULLS FIRST|NULLS LAST)$/g, ''))
   const { rows } = await sql<{ n: number; named: string | null }>`
     SELECT count(*)::int AS n, string_agg(d.value, '; ') FILTER (WHERE d.i <= ${NAMED_ROWS}) AS named FROM (
       SELECT row_number() OVER () AS i, ${sql.raw(`concat_ws(', ', ${list.map((column) => `format('%s=%s', ${literal(column)}, ${column})`).join(', ')})`)} || ' (' || count(*) || ' rows)' AS value
@@ -367,7 +459,12 @@ async function duplicateRows(db: Kysely<any>, definition: string): Promise<strin
 }
 
 /** `what` of the rows of `table` matching `where` (over `t`), counted and named by primary key. */
-async function namedRows(db: Kysely<any>, table: string, where: string, what: string): Promise<string | undefined> {
+async function namedRows(
+  db: Kysely<any>,
+  table: string,
+  where: string,
+  what: string,
+): Promise<string | undefined> {
   const { rows: keys } = await sql<{ columns: string[] | null }>`
     SELECT array_agg(a.attname::text ORDER BY k.i) AS columns
     FROM pg_catalog.pg_index x
@@ -416,7 +513,11 @@ function createPolicy(name: string, on: string, definition: Record<string, unkno
     .join(' ')
 }
 
-function commentTarget({ category, table_name: table, object_name: name }: SchemaDifference): string {
+function commentTarget({
+  category,
+  table_name: table,
+  object_name: name,
+}: SchemaDifference): string {
   const on = `public.${ident(table ?? '')}`
   switch (category) {
     case 'relations':
@@ -437,12 +538,20 @@ function commentTarget({ category, table_name: table, object_name: name }: Schem
 }
 
 function describeColumn(definition: Record<string, unknown>): string {
-  return [definition.type, definition['not null'] ? 'NOT NULL' : '', definition.default ? `DEFAULT ${definition.default}` : '']
+  return [
+    definition.type,
+    definition['not null'] ? 'NOT NULL' : '',
+    definition.default ? `DEFAULT ${definition.default}` : '',
+  ]
     .filter(Boolean)
     .join(' ')
 }
 
-function script(migrationName: string, statements: string[], unresolved: UnresolvedConflict[]): string {
+function script(
+  migrationName: string,
+  statements: string[],
+  unresolved: UnresolvedConflict[],
+): string {
   const lockTimeout = `${migrationSettings().lockTimeoutMs}ms`
   const lines = [
     `-- Repair plan: brings the database closer to the schema of the migrations up to ${migrationName}, where that is safe.`,
@@ -457,11 +566,14 @@ function script(migrationName: string, statements: string[], unresolved: Unresol
     "-- production's is one the module shipped. Rows are never edited.",
     `SET lock_timeout = '${lockTimeout}';`,
     '',
-    ...(statements.length > 0 ? statements.map((statement) => `${statement};\n`) : ['-- Nothing to run: no conflict the plan can fix.', '']),
+    ...(statements.length > 0
+      ? statements.map((statement) => `${statement};\n`)
+      : ['-- Nothing to run: no conflict the plan can fix.', '']),
   ]
   if (unresolved.length > 0) {
     lines.push('-- Not fixed here, because it cannot be done safely without a decision:')
-    for (const { line, decide } of unresolved) lines.push(`--   ${line}`, `--     Decide: ${decide}`)
+    for (const { line, decide } of unresolved)
+      lines.push(`--   ${line}`, `--     Decide: ${decide}`)
     lines.push('')
   }
   lines.push(`-- Then adopt: npm run migrate:baseline -- ${migrationName}`, '')

@@ -143,7 +143,7 @@ where c.relkind = 'r' and c.relrowsecurity and ${SYSTEM('n.nspname')}
     category: 'security',
     needs: ['api roles'],
     remedy:
-      'ALTER VIEW … SET (security_invoker = on), so that it reads with the caller\'s rights and ' +
+      "ALTER VIEW … SET (security_invoker = on), so that it reads with the caller's rights and " +
       'row level security; or revoke SELECT on it from anon and authenticated.',
     query: `
 select n.nspname::text as schema_name, c.relname::text as object_name, null::text as detail,
@@ -161,8 +161,8 @@ where c.relkind = 'v' and current_setting('server_version_num')::int >= 150000
     category: 'security',
     needs: [],
     remedy:
-      'ALTER FUNCTION … SET search_path = \'\' and schema-qualify the names it uses (or SET ' +
-      'search_path = pg_catalog, public): then a caller\'s search_path cannot swap the objects ' +
+      "ALTER FUNCTION … SET search_path = '' and schema-qualify the names it uses (or SET " +
+      "search_path = pg_catalog, public): then a caller's search_path cannot swap the objects " +
       'it calls.',
     query: `
 select n.nspname::text as schema_name, p.proname::text as object_name,
@@ -327,17 +327,16 @@ where c.relkind = 'r' and c.relrowsecurity and pol.permissive = 'PERMISSIVE'
        or (pol.with_check is null and pol.cmd in ('UPDATE', 'ALL')
            and norm.q in ${TRUE_EXPRESSIONS}))`,
   },
-  ...(['anon', 'authenticated'] as const).map(
-    (role): AdvisorLint => ({
-      // 0028, 0029
-      name: `${role}_security_definer_function_executable`,
-      level: 'WARN',
-      category: 'security',
-      needs: ['api roles'],
-      remedy:
-        `REVOKE EXECUTE ON FUNCTION … FROM PUBLIC, ${role}, and grant it only to the roles that ` +
-        'need it (service_role), or make it SECURITY INVOKER.',
-      query: `
+  ...(['anon', 'authenticated'] as const).map((role): AdvisorLint => ({
+    // 0028, 0029
+    name: `${role}_security_definer_function_executable`,
+    level: 'WARN',
+    category: 'security',
+    needs: ['api roles'],
+    remedy:
+      `REVOKE EXECUTE ON FUNCTION … FROM PUBLIC, ${role}, and grant it only to the roles that ` +
+      'need it (service_role), or make it SECURITY INVOKER.',
+    query: `
 select n.nspname::text as schema_name, p.proname::text as object_name,
        p.proname::text || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')'
          as detail,
@@ -346,8 +345,7 @@ from pg_catalog.pg_proc p
 join pg_catalog.pg_namespace n on n.oid = p.pronamespace
 where p.prosecdef and pg_catalog.has_function_privilege('${role}', p.oid, 'EXECUTE')
   and ${SYSTEM('n.nspname')}`,
-    }),
-  ),
+  })),
   {
     // 0001
     name: 'unindexed_foreign_keys',
@@ -355,7 +353,7 @@ where p.prosecdef and pg_catalog.has_function_privilege('${role}', p.oid, 'EXECU
     category: 'performance',
     needs: [],
     remedy:
-      'CREATE INDEX CONCURRENTLY on the foreign key\'s columns, in their order, where rows of ' +
+      "CREATE INDEX CONCURRENTLY on the foreign key's columns, in their order, where rows of " +
       'the referenced table are deleted or joined.',
     query: `
 select n.nspname::text as schema_name, c.relname::text as object_name,

@@ -71,9 +71,9 @@ const LEVEL_ORDER: readonly AdvisorLevel[] = ['ERROR', 'WARN', 'INFO']
 
 const MISSING: Record<LintRequirement, string> = {
   'api roles':
-    'the database has no anon and authenticated roles (Supabase\'s API roles), whose access it ' +
+    "the database has no anon and authenticated roles (Supabase's API roles), whose access it " +
     'measures',
-  'auth.users': 'the database has no auth.users (Supabase Auth\'s table)',
+  'auth.users': "the database has no auth.users (Supabase Auth's table)",
 }
 
 /**

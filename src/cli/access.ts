@@ -13,7 +13,12 @@ import { type CommandSpec, runCommand, withHelp } from './run-command.js'
 const spec = {
   script: 'db:access',
   summary: `measures who may do what with every object of the module's schemas, as each API role, and writes ${ACCESS_MATRIX_FILE}.`,
-  options: { check: { type: 'boolean', description: `writes nothing; fails when ${ACCESS_MATRIX_FILE} differs (npm run db:access:check)` } },
+  options: {
+    check: {
+      type: 'boolean',
+      description: `writes nothing; fails when ${ACCESS_MATRIX_FILE} differs (npm run db:access:check)`,
+    },
+  },
   notes: ['It runs on a scratch embedded database built by the migrations, never on DATABASE_URL.'],
 } as const satisfies CommandSpec
 

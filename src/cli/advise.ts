@@ -21,14 +21,14 @@ import {
 const spec = {
   script: 'db:advise',
   summary:
-    'runs Supabase\'s advisor lints (security; with --performance, performance too) on the ' +
+    "runs Supabase's advisor lints (security; with --performance, performance too) on the " +
     'database, read-only.',
   options: {
     json: { type: 'boolean', description: 'prints the report as JSON' },
     accepted: {
       type: 'string',
       valueName: '<file>',
-      description: 'the accepted findings (default: the repository\'s advisor-accepted.json)',
+      description: "the accepted findings (default: the repository's advisor-accepted.json)",
     },
     schemas: {
       type: 'string',
@@ -41,7 +41,7 @@ const spec = {
       valueName: '<level>',
       description: 'the level that fails: error (default), warn or info',
     },
-    performance: { type: 'boolean', description: 'also runs the Performance advisor\'s lints' },
+    performance: { type: 'boolean', description: "also runs the Performance advisor's lints" },
   },
   notes: [
     'Database: MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded database in ' +
@@ -97,12 +97,10 @@ async function main(args: string[]): Promise<number> {
   }
   const { values } = parsed
   // Loaded once the arguments are checked: --help and a refused argument do not wait for them.
-  const { AcceptedFindingsError, ADVISOR_ACCEPTED_FILE, readAcceptedFindings } = await import(
-    '../advisor/accepted-findings.js'
-  )
-  const { failingFindings, formatAdvisorReport, runAdvisor } = await import(
-    '../advisor/run-advisor.js'
-  )
+  const { AcceptedFindingsError, ADVISOR_ACCEPTED_FILE, readAcceptedFindings } =
+    await import('../advisor/accepted-findings.js')
+  const { failingFindings, formatAdvisorReport, runAdvisor } =
+    await import('../advisor/run-advisor.js')
   const given = values.accepted
   let accepted
   try {

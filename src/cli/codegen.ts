@@ -13,8 +13,14 @@ const TYPES_FILE = fileURLToPath(new URL('../../src/types/database.ts', import.m
 
 const spec = {
   script: 'db:codegen',
-  summary: 'writes src/types/database.ts from a scratch embedded database migrated to the latest migration.',
-  options: { check: { type: 'boolean', description: 'writes nothing; fails when the committed file differs from what it would write' } },
+  summary:
+    'writes src/types/database.ts from a scratch embedded database migrated to the latest migration.',
+  options: {
+    check: {
+      type: 'boolean',
+      description: 'writes nothing; fails when the committed file differs from what it would write',
+    },
+  },
   notes: ['No server is needed: it never connects to DATABASE_URL.'],
 } as const satisfies CommandSpec
 
@@ -22,9 +28,11 @@ async function main(check: boolean): Promise<void> {
   // Loaded only now, like kysely-codegen: --help and a refused argument do not wait for them.
   // One after the other: kysely-codegen require()s kysely, which Node refuses while an import()
   // of kysely running beside it has not finished ("not yet fully loaded").
-  const { generate, Logger, PostgresDialect } = await import('kysely-codegen').catch((error: unknown) => {
-    throw devToolMissingError(error, 'kysely-codegen', 'db:codegen') ?? error
-  })
+  const { generate, Logger, PostgresDialect } = await import('kysely-codegen').catch(
+    (error: unknown) => {
+      throw devToolMissingError(error, 'kysely-codegen', 'db:codegen') ?? error
+    },
+  )
   const { MIGRATION_TABLE_SCHEMA } = await import('../migrator/history.js')
   const { migrateToLatest } = await import('../migrator/migrator.js')
   const { scratchDatabase } = await import('../migrated-dumps/migrated-template.js')
@@ -45,14 +53,22 @@ async function main(check: boolean): Promise<void> {
           'x402_resources.network': 'Network',
         },
       },
-      customImports: { OpenRouterConfig: './openrouter-config.js', ResourceType: './allowed-values.js', Network: './allowed-values.js' },
+      customImports: {
+        OpenRouterConfig: './openrouter-config.js',
+        ResourceType: './allowed-values.js',
+        Network: './allowed-values.js',
+      },
       typeOnlyImports: true,
       verify: check,
       logger: new Logger('info'),
     })
   } catch (error) {
     // kysely-codegen has printed the diff already; its own hint names a flag of its CLI, not ours.
-    if (check && error instanceof Error && error.message.startsWith('Generated types are not up-to-date')) {
+    if (
+      check &&
+      error instanceof Error &&
+      error.message.startsWith('Generated types are not up-to-date')
+    ) {
       throw new Error(
         'src/types/database.ts differs from what codegen produces now (diff above). Run `npm run db:codegen` and commit src/types/database.ts.',
       )

@@ -55,17 +55,25 @@ export interface CommandSpec {
   notes?: readonly string[]
 }
 
-type OptionValue<O extends OptionSpec> = O['type'] extends 'boolean' ? boolean : O extends { integer: object } ? number : string
+type OptionValue<O extends OptionSpec> = O['type'] extends 'boolean'
+  ? boolean
+  : O extends { integer: object }
+    ? number
+    : string
 
 /** The parsed flags of a command: a switch is true or false, a number flag a number, any other a string. */
-export type OptionValues<S extends CommandSpec> = S['options'] extends Readonly<Record<string, OptionSpec>>
-  ? { [K in keyof S['options']]: S['options'][K]['type'] extends 'boolean' ? boolean : OptionValue<S['options'][K]> | undefined }
-  : Record<string, never>
+export type OptionValues<S extends CommandSpec> =
+  S['options'] extends Readonly<Record<string, OptionSpec>>
+    ? {
+        [K in keyof S['options']]: S['options'][K]['type'] extends 'boolean'
+          ? boolean
+          : OptionValue<S['options'][K]> | undefined
+      }
+    : Record<string, never>
 
 /** A command's arguments, parsed: `help` when `--help` was given (and nothing else was checked). */
 export type ParsedCommandLine<S extends CommandSpec> =
-  | { help: true }
-  | { help: false; positionals: string[]; values: OptionValues<S> }
+  { help: true } | { help: false; positionals: string[]; values: OptionValues<S> }
 
 /**
  * Parses `args` against `spec`: refuses an unknown flag, a missing value, a number out of
@@ -78,15 +86,27 @@ export type ParsedCommandLine<S extends CommandSpec> =
  * if (!parsed.help) parsed.values['batch-size'] // 500
  * ```
  */
-export function parseCommandLine<S extends CommandSpec>(spec: S, args: readonly string[]): ParsedCommandLine<S> {
+export function parseCommandLine<S extends CommandSpec>(
+  spec: S,
+  args: readonly string[],
+): ParsedCommandLine<S> {
   if (args.includes('--help') || args.includes('-h')) return { help: true }
   const options = spec.options ?? {}
   const refuse = (reason: string) => new UsageError(`${reason}. ${usageHint(spec)}`)
-  let parsed: ReturnType<typeof parseArgs<{ options: Record<string, { type: 'string' | 'boolean' }>; allowPositionals: true; strict: true; tokens: true }>>
+  let parsed: ReturnType<
+    typeof parseArgs<{
+      options: Record<string, { type: 'string' | 'boolean' }>
+      allowPositionals: true
+      strict: true
+      tokens: true
+    }>
+  >
   try {
     parsed = parseArgs({
       args: [...args],
-      options: Object.fromEntries(Object.entries(options).map(([name, option]) => [name, { type: option.type }])),
+      options: Object.fromEntries(
+        Object.entries(options).map(([name, option]) => [name, { type: option.type }]),
+      ),
       allowPositionals: true,
       strict: true,
       tokens: true,
@@ -96,25 +116,36 @@ export function parseCommandLine<S extends CommandSpec>(spec: S, args: readonly 
   }
   // parseArgs keeps the last of two values: which one was meant is not for the parser to guess.
   for (const [name, option] of Object.entries(options)) {
-    const given = parsed.tokens.filter((token) => token.kind === 'option' && token.name === name).length
-    if (option.type === 'string' && given > 1) throw refuse(`--${name} is given ${given} times: give it once`)
+    const given = parsed.tokens.filter(
+      (token) => token.kind === 'option' && token.name === name,
+    ).length
+    if (option.type === 'string' && given > 1)
+      throw refuse(`--${name} is given ${given} times: give it once`)
   }
 
   const positionals = spec.positionals ?? []
   const required = positionals.filter((positional) => positional.required !== false).length
   if (parsed.positionals.length < required) {
-    throw refuse(`${spec.script} needs ${positionals.slice(parsed.positionals.length, required).map((p) => `<${p.name}>`).join(' ')}`)
+    throw refuse(
+      `${spec.script} needs ${positionals
+        .slice(parsed.positionals.length, required)
+        .map((p) => `<${p.name}>`)
+        .join(' ')}`,
+    )
   }
   if (parsed.positionals.length > positionals.length) {
     const extra = parsed.positionals.slice(positionals.length).map(describeArgument).join(' ')
-    throw refuse(`${spec.script} does not take the argument${parsed.positionals.length - positionals.length > 1 ? 's' : ''} ${extra}`)
+    throw refuse(
+      `${spec.script} does not take the argument${parsed.positionals.length - positionals.length > 1 ? 's' : ''} ${extra}`,
+    )
   }
 
   const values: Record<string, string | boolean | number | undefined> = {}
   for (const [name, option] of Object.entries(options)) {
     const value = parsed.values[name]
     if (option.type === 'boolean') values[name] = value === true
-    else if (option.integer && typeof value === 'string') values[name] = wholeNumber(name, value, option.integer, refuse)
+    else if (option.integer && typeof value === 'string')
+      values[name] = wholeNumber(name, value, option.integer, refuse)
     else values[name] = value
   }
   return { help: false, positionals: parsed.positionals, values: values as OptionValues<S> }
@@ -131,7 +162,10 @@ export function parseCommandLine<S extends CommandSpec>(spec: S, args: readonly 
  */
 export function helpText(spec: CommandSpec): string {
   const rows: Array<[string, string]> = [
-    ...(spec.positionals ?? []).map((p): [string, string] => [`<${p.name}>`, p.description + (p.required === false ? ' (optional)' : '')]),
+    ...(spec.positionals ?? []).map((p): [string, string] => [
+      `<${p.name}>`,
+      p.description + (p.required === false ? ' (optional)' : ''),
+    ]),
     ...Object.entries(spec.options ?? {}).map(([name, option]): [string, string] => [
       `--${name}${option.valueName ? ` ${option.valueName}` : ''}`,
       option.description,
@@ -160,8 +194,12 @@ export function helpText(spec: CommandSpec): string {
  */
 export function usageLine(spec: CommandSpec): string {
   const parts = [
-    ...(spec.positionals ?? []).map((p) => (p.required === false ? `[<${p.name}>]` : `<${p.name}>`)),
-    ...Object.entries(spec.options ?? {}).map(([name, option]) => `[--${name}${option.valueName ? ` ${option.valueName}` : ''}]`),
+    ...(spec.positionals ?? []).map((p) =>
+      p.required === false ? `[<${p.name}>]` : `<${p.name}>`,
+    ),
+    ...Object.entries(spec.options ?? {}).map(
+      ([name, option]) => `[--${name}${option.valueName ? ` ${option.valueName}` : ''}]`,
+    ),
   ]
   return `npm run ${spec.script}${parts.length > 0 ? ` -- ${parts.join(' ')}` : ''}`
 }
@@ -201,7 +239,11 @@ function closestFlag(given: string, known: readonly string[]): string | undefine
   let best: { flag: string; distance: number } | undefined
   for (const flag of known) {
     const distance = editDistance(name, plain(flag))
-    if (distance <= Math.min(2, Math.floor(plain(flag).length / 3)) && (!best || distance < best.distance)) best = { flag, distance }
+    if (
+      distance <= Math.min(2, Math.floor(plain(flag).length / 3)) &&
+      (!best || distance < best.distance)
+    )
+      best = { flag, distance }
   }
   return best?.flag
 }
@@ -212,17 +254,28 @@ function editDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const current = [i]
     for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      )
     }
     previous = current
   }
   return previous[b.length]!
 }
 
-function wholeNumber(name: string, value: string, bounds: { min: number; max: number }, refuse: (reason: string) => Error): number {
+function wholeNumber(
+  name: string,
+  value: string,
+  bounds: { min: number; max: number },
+  refuse: (reason: string) => Error,
+): number {
   const number = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN
   if (!Number.isSafeInteger(number) || number < bounds.min || number > bounds.max) {
-    throw refuse(`--${name} is ${describeArgument(value)}, expected a whole number from ${bounds.min} to ${bounds.max}`)
+    throw refuse(
+      `--${name} is ${describeArgument(value)}, expected a whole number from ${bounds.min} to ${bounds.max}`,
+    )
   }
   return number
 }

@@ -127,7 +127,8 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: 'advise',
     module: 'advise',
     script: 'db:advise',
-    summary: "runs Supabase's security lints on the live database, read-only (advisor-accepted.json)",
+    summary:
+      "runs Supabase's security lints on the live database, read-only (advisor-accepted.json)",
     writes: 'nothing',
   },
   {

@@ -13,9 +13,17 @@ import { errorCode } from '../connection/sql-state.js'
  * await import('kysely-codegen').catch((error) => { throw devToolMissingError(error, 'kysely-codegen', 'db:codegen') ?? error })
  * ```
  */
-export function devToolMissingError(error: unknown, tool: string, command: string): Error | undefined {
+export function devToolMissingError(
+  error: unknown,
+  tool: string,
+  command: string,
+): Error | undefined {
   const code = errorCode(error)
-  if ((code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') || !String((error as Error).message).includes(tool)) return undefined
+  if (
+    (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') ||
+    !String((error as Error).message).includes(tool)
+  )
+    return undefined
   return new Error(
     `${command} needs ${tool}, a development tool of this module that is not installed here: ` +
       `run \`npm install --save-dev ${tool}@${pinnedVersion(tool)}\`, or run ${command} in the module's repository.`,
@@ -26,7 +34,9 @@ export function devToolMissingError(error: unknown, tool: string, command: strin
 function pinnedVersion(tool: string): string {
   try {
     // Two folders up from src/cli/ and from dist/cli/ alike.
-    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    const manifest = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as {
       devDependencies?: Record<string, string>
     }
     return manifest.devDependencies?.[tool] ?? 'latest'

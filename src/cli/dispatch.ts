@@ -24,7 +24,10 @@ const HELP_FLAGS = ['--help', '-h']
  * if (code !== undefined) process.exitCode = code
  * ```
  */
-export async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number | undefined> {
+export async function dispatch(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number | undefined> {
   const [first, ...rest] = argv
   if (first === undefined || first === 'help' || HELP_FLAGS.includes(first)) {
     // `x402-db help migrate latest` is the command's own --help.
@@ -67,7 +70,9 @@ export function topLevelHelp(): string {
     '       x402-db <command> --help   what a command takes; npm run <script> -- --help the same',
     '',
     'Commands (npm script in brackets):',
-    ...COMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.summary} [${command.script}]`),
+    ...COMMANDS.map(
+      (command) => `  ${command.name.padEnd(width)}  ${command.summary} [${command.script}]`,
+    ),
     '',
     'Database: MIGRATION_DATABASE_URL (migrate commands), else DATABASE_URL, else the embedded',
     'database in PGLITE_DATA_DIR (default .data/pglite).',
@@ -81,7 +86,9 @@ export function topLevelHelp(): string {
 /** The command that `argv` names: the entry whose words it starts with, the longest first. */
 function findCommand(argv: readonly string[]): CommandEntry | undefined {
   const byLength = [...COMMANDS].sort((a, b) => b.name.length - a.name.length)
-  return byLength.find((command) => command.name.split(' ').every((word, index) => argv[index] === word))
+  return byLength.find((command) =>
+    command.name.split(' ').every((word, index) => argv[index] === word),
+  )
 }
 
 /**
@@ -111,7 +118,8 @@ async function refuseUnknown(argv: readonly string[]): Promise<number | undefine
   }
   const guess =
     // The npm script's name, or the second word alone: `x402-db migrate:up`, `x402-db latest`.
-    COMMANDS.find((command) => command.script === first || command.name.endsWith(` ${first}`))?.name ??
+    COMMANDS.find((command) => command.script === first || command.name.endsWith(` ${first}`))
+      ?.name ??
     closestName(first, [...new Set(COMMANDS.map((command) => command.name.split(' ')[0]!))])
   const hint = guess ? ` Did you mean x402-db ${guess}?` : ''
   console.error(`unknown command ${describeArgument(first)}.${hint} ${listed}`)
@@ -124,12 +132,21 @@ async function refuseUnknown(argv: readonly string[]): Promise<number | undefine
  * itself (`npm run migrate:up --dry-run`) and tells the script only through that variable: a
  * command that writes refuses rather than write what its user meant to preview.
  */
-function dryRunRefusal(entry: CommandEntry, args: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
+function dryRunRefusal(
+  entry: CommandEntry,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): string | undefined {
   const value = env.npm_config_dry_run?.trim().toLowerCase()
   if (!value || value === 'false' || entry.writes === 'nothing') return undefined
-  if (args.some((arg) => HELP_FLAGS.includes(arg)) || (entry.dryRunFlag && args.includes(entry.dryRunFlag))) return undefined
+  if (
+    args.some((arg) => HELP_FLAGS.includes(arg)) ||
+    (entry.dryRunFlag && args.includes(entry.dryRunFlag))
+  )
+    return undefined
   const viaNpm = env.npm_lifecycle_event === entry.script
-  const typed = (flag: string) => (viaNpm ? `npm run ${entry.script} -- ${flag}` : `x402-db ${entry.name} ${flag}`)
+  const typed = (flag: string) =>
+    viaNpm ? `npm run ${entry.script} -- ${flag}` : `x402-db ${entry.name} ${flag}`
   const changes = entry.writes === 'database' ? 'the database' : 'files'
   const why =
     `${entry.name} refused: npm_config_dry_run is set (npm keeps a --dry-run typed without \`--\` ` +
@@ -144,12 +161,18 @@ function dryRunRefusal(entry: CommandEntry, args: readonly string[], env: NodeJS
  * a MIGRATION_* setting that the run checks first, anything pending or in doubt).
  */
 async function noOpAtOnce(env: NodeJS.ProcessEnv): Promise<number | undefined> {
-  const settings = Object.keys(env).filter((name) => name.startsWith('MIGRATION_') && name !== 'MIGRATION_DATABASE_URL')
+  const settings = Object.keys(env).filter(
+    (name) => name.startsWith('MIGRATION_') && name !== 'MIGRATION_DATABASE_URL',
+  )
   if (settings.some((name) => env[name]?.trim())) return undefined
-  const { describeDatabaseTarget, resolveDatabaseTarget } = await import('../connection/database-target.js')
+  const { describeDatabaseTarget, resolveDatabaseTarget } =
+    await import('../connection/database-target.js')
   let target
   try {
-    target = resolveDatabaseTarget({ connectionString: env.MIGRATION_DATABASE_URL?.trim() || undefined, env })
+    target = resolveDatabaseTarget({
+      connectionString: env.MIGRATION_DATABASE_URL?.trim() || undefined,
+      env,
+    })
   } catch {
     // The full run refuses the connection string, with its reason.
     return undefined

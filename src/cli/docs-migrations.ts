@@ -17,16 +17,21 @@ const DOCS_DIR = fileURLToPath(new URL('../../docs/migrations', import.meta.url)
 
 const spec = {
   script: 'docs:migrations',
-  summary: "writes each migration's up and down SQL, as migrate:sql exports it, into docs/migrations/.",
+  summary:
+    "writes each migration's up and down SQL, as migrate:sql exports it, into docs/migrations/.",
   options: {
-    check: { type: 'boolean', description: 'writes nothing; fails when a file in docs/migrations/ is not current' },
+    check: {
+      type: 'boolean',
+      description: 'writes nothing; fails when a file in docs/migrations/ is not current',
+    },
   },
   notes: ['The SQL is exported on scratch embedded databases, never on DATABASE_URL.'],
 } as const satisfies CommandSpec
 
 async function main(check: boolean): Promise<void> {
   // Loaded once the arguments are checked: --help and a refused argument do not wait for them.
-  const { migrationScripts, scriptFolderDifferences } = await import('../export/migration-scripts.js')
+  const { migrationScripts, scriptFolderDifferences } =
+    await import('../export/migration-scripts.js')
   const scripts = new Map<string, string>()
   for await (const { fileName, sql } of migrationScripts()) scripts.set(fileName, sql)
   const { stale, extra } = scriptFolderDifferences(DOCS_DIR, scripts)
@@ -51,7 +56,10 @@ async function main(check: boolean): Promise<void> {
   }
   throw new Error(
     'docs/migrations/ differs from what the migrations export now: ' +
-      [...stale.map((file) => `${file} is stale or missing`), ...extra.map((file) => `${file} has no migration`)].join(', ') +
+      [
+        ...stale.map((file) => `${file} is stale or missing`),
+        ...extra.map((file) => `${file} has no migration`),
+      ].join(', ') +
       '. Run `npm run docs:migrations` and commit docs/migrations/.',
   )
 }

@@ -17,10 +17,11 @@ import { type CommandSpec, runCommandLine, serverFromEnv } from './run-command.j
 
 const spec = {
   script: 'lint:locks',
-  summary: 'fails if a migration holds a write-blocking lock on a busy table (lock-policy.json) while it rewrites or scans, or too long.',
+  summary:
+    'fails if a migration holds a write-blocking lock on a busy table (lock-policy.json) while it rewrites or scans, or too long.',
   options: { report: { type: 'boolean', description: 'also prints every measured statement' } },
   notes: [
-    'Rehearses on a scratch database on a server for rehearsals (a superuser\'s): LINT_LOCKS_DATABASE_URL, else REHEARSAL_DATABASE_URL,',
+    "Rehearses on a scratch database on a server for rehearsals (a superuser's): LINT_LOCKS_DATABASE_URL, else REHEARSAL_DATABASE_URL,",
     'never DATABASE_URL; without one, on an in-memory PGlite (a partial check).',
     'Exit code: 0 no violation; 1 a violation, or the command failed.',
   ],
@@ -41,12 +42,19 @@ async function main(report: boolean): Promise<number> {
   const lint = await lintMigrationLocks(policy, { server })
   if (report) process.stdout.write(formatRehearsal(lint.rehearsal))
   const checked = lint.rehearsal.migrations.map((migration) => migration.name)
-  console.error(`lint:locks: ${checked.length} migrations rehearsed (${checked.join(', ')}), busy tables: ${policy.busyTables.join(', ')}`)
-  for (const { migration, table, reason } of lint.excused) console.error(`allowed by ${migration} on ${table}: ${reason}`)
-  for (const { migration, statement, sql } of lint.unmeasured) console.error(`not measured: ${migration} statement ${statement} (${sql})`)
-  for (const violation of lint.violations) console.log(`${violation.migration}: ${violation.message}`)
+  console.error(
+    `lint:locks: ${checked.length} migrations rehearsed (${checked.join(', ')}), busy tables: ${policy.busyTables.join(', ')}`,
+  )
+  for (const { migration, table, reason } of lint.excused)
+    console.error(`allowed by ${migration} on ${table}: ${reason}`)
+  for (const { migration, statement, sql } of lint.unmeasured)
+    console.error(`not measured: ${migration} statement ${statement} (${sql})`)
+  for (const violation of lint.violations)
+    console.log(`${violation.migration}: ${violation.message}`)
   if (lint.violations.length > 0) {
-    console.error(`lint:locks: ${lint.violations.length} lock${lint.violations.length === 1 ? '' : 's'} against ${POLICY}`)
+    console.error(
+      `lint:locks: ${lint.violations.length} lock${lint.violations.length === 1 ? '' : 's'} against ${POLICY}`,
+    )
     return 1
   }
   const limit = policy.maxHoldMs === undefined ? '' : `, or longer than ${policy.maxHoldMs} ms`
@@ -61,7 +69,9 @@ async function main(report: boolean): Promise<number> {
     )
     return 0
   }
-  console.error(`lint:locks: no migration holds a write-blocking lock on a busy table while it rewrites or scans${limit}`)
+  console.error(
+    `lint:locks: no migration holds a write-blocking lock on a busy table while it rewrites or scans${limit}`,
+  )
   return 0
 }
 

@@ -29,9 +29,14 @@ const DOWN_SCRIPT_IGNORED_RULES = ['ban-drop-table', 'ban-drop-column'] as const
 
 const spec = {
   script: 'lint:sql',
-  summary: 'lints the exported up and down SQL of every migration with squawk and .squawk.toml; exits with squawk\'s code.',
+  summary:
+    "lints the exported up and down SQL of every migration with squawk and .squawk.toml; exits with squawk's code.",
   options: {
-    reporter: { type: 'string', valueName: '<format>', description: "squawk's report format: tty (default), gcc, json, gitlab" },
+    reporter: {
+      type: 'string',
+      valueName: '<format>',
+      description: "squawk's report format: tty (default), gcc, json, gitlab",
+    },
   },
   notes: ['The SQL is exported on scratch embedded databases, never on DATABASE_URL.'],
 } as const satisfies CommandSpec
@@ -46,7 +51,8 @@ async function writeMigrationScripts(directory: string): Promise<string[]> {
   const { migrationScripts } = await import('../export/migration-scripts.js')
   const fileNames: string[] = []
   for await (const { fileName, direction, sql } of migrationScripts()) {
-    const directive = direction === 'down' ? `-- squawk-ignore-file ${DOWN_SCRIPT_IGNORED_RULES.join(', ')}\n` : ''
+    const directive =
+      direction === 'down' ? `-- squawk-ignore-file ${DOWN_SCRIPT_IGNORED_RULES.join(', ')}\n` : ''
     writeFileSync(join(directory, fileName), directive + sql)
     fileNames.push(fileName)
   }
@@ -66,7 +72,12 @@ function squawkExecutable(): string {
 }
 
 /** Runs squawk in `directory` (the file names in the config are relative to it) and resolves to its exit code. */
-function runSquawk(squawkPath: string, directory: string, fileNames: string[], extraArgs: string[]): Promise<number> {
+function runSquawk(
+  squawkPath: string,
+  directory: string,
+  fileNames: string[],
+  extraArgs: string[],
+): Promise<number> {
   const squawk = spawn(
     process.execPath,
     [squawkPath, `--config=${SQUAWK_CONFIG}`, ...extraArgs, ...fileNames],
@@ -84,7 +95,9 @@ async function main(extraArgs: string[]): Promise<number> {
   const directory = mkdtempSync(join(tmpdir(), 'x402-lint-sql-'))
   try {
     const fileNames = await writeMigrationScripts(directory)
-    console.error(`lint:sql: squawk over ${fileNames.length} exported scripts with ${SQUAWK_CONFIG}`)
+    console.error(
+      `lint:sql: squawk over ${fileNames.length} exported scripts with ${SQUAWK_CONFIG}`,
+    )
     return await runSquawk(squawkPath, directory, fileNames, extraArgs)
   } finally {
     rmSync(directory, { recursive: true, force: true })

@@ -43,7 +43,11 @@ export const commands: { [N in Name]: Command<N> } = {
     // Unreachable, it is taken as having one: migrateToLatest then says what is wrong.
     const hadHistory = await hasMigrationHistory(db()).catch(() => true)
     try {
-      await report(db, (options) => migrateToLatest(db(), options), 'Already up to date: no pending migration.')
+      await report(
+        db,
+        (options) => migrateToLatest(db(), options),
+        'Already up to date: no pending migration.',
+      )
     } catch (error) {
       // The tables are there but no history: a database built by hand (the SQL Editor), which
       // is adopted, not migrated from scratch.
@@ -59,16 +63,30 @@ export const commands: { [N in Name]: Command<N> } = {
     }
   },
   up: (db, { 'dry-run': dryRun, sql }) =>
-    dryRun ? printDryRun(db, 'up', sql) : report(db, (options) => migrateUp(db(), options), 'Nothing to apply: no pending migration.'),
+    dryRun
+      ? printDryRun(db, 'up', sql)
+      : report(
+          db,
+          (options) => migrateUp(db(), options),
+          'Nothing to apply: no pending migration.',
+        ),
   down: (db, values) => {
     if (values['dry-run']) return printDryRun(db, 'down', values.sql)
     // Unset, the environment (MIGRATION_ALLOW_DATA_LOSS) decides.
     const allowDataLoss = values['allow-data-loss'] || undefined
-    return report(db, (options) => migrateDown(db(), { ...options, allowDataLoss }), 'Nothing to roll back: no migration is applied.')
+    return report(
+      db,
+      (options) => migrateDown(db(), { ...options, allowDataLoss }),
+      'Nothing to roll back: no migration is applied.',
+    )
   },
   redo: (db, values) => {
     const allowDataLoss = values['allow-data-loss'] || undefined
-    return report(db, (options) => migrateRedo(db(), { ...options, allowDataLoss }), 'Nothing to redo: no migration is applied.')
+    return report(
+      db,
+      (options) => migrateRedo(db(), { ...options, allowDataLoss }),
+      'Nothing to redo: no migration is applied.',
+    )
   },
   list: async (db, { json }) => {
     const status = await migrationStatus(db())
@@ -82,31 +100,48 @@ export const commands: { [N in Name]: Command<N> } = {
       return
     }
     for (const { name, appliedAt } of status) {
-      console.log(`${appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`)
+      console.log(
+        `${appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`,
+      )
     }
   },
   new: async (_db, _values, [name = '']) => {
     const { file, registry } = writeNewMigration(name)
     console.error(`wrote ${file}`)
     console.error(`registered it in ${registry}`)
-    console.error('Next: write its up and down, then npm run lint:locks, npm run migrate:latest and npm run db:codegen (docs/adding-a-migration.md).')
+    console.error(
+      'Next: write its up and down, then npm run lint:locks, npm run migrate:latest and npm run db:codegen (docs/adding-a-migration.md).',
+    )
   },
   // Runs on scratch databases (in memory; for the lock comments, a new one on the server named
   // for rehearsals, dropped afterwards), never on the target or its server.
   sql: async (_db, values, [name = '']) => {
     if (values.baseline) {
-      if (values.down) throw new UsageError(`migrate:sql takes --down or --baseline, not both. usage: ${usageLine(specs.sql)}`)
+      if (values.down)
+        throw new UsageError(
+          `migrate:sql takes --down or --baseline, not both. usage: ${usageLine(specs.sql)}`,
+        )
       process.stdout.write(await exportBaselineSql(name, { strict: values.strict }))
       return
     }
-    if (values.strict) throw new UsageError(`migrate:sql takes --strict only with --baseline. usage: ${usageLine(specs.sql)}`)
+    if (values.strict)
+      throw new UsageError(
+        `migrate:sql takes --strict only with --baseline. usage: ${usageLine(specs.sql)}`,
+      )
     const server = serverFromEnv(['REHEARSAL_DATABASE_URL'])
     const lockProfile = values['no-locks'] ? undefined : { server }
-    process.stdout.write(await exportMigrationSql(resolveMigrationName(name), values.down ? 'down' : 'up', { lockProfile }))
+    process.stdout.write(
+      await exportMigrationSql(resolveMigrationName(name), values.down ? 'down' : 'up', {
+        lockProfile,
+      }),
+    )
   },
   baseline: async (db, values, [name = '']) => {
     if (values.plan) {
-      if (values.strict) throw new UsageError(`migrate:baseline takes --strict or --plan, not both. usage: ${usageLine(specs.baseline)}`)
+      if (values.strict)
+        throw new UsageError(
+          `migrate:baseline takes --strict or --plan, not both. usage: ${usageLine(specs.baseline)}`,
+        )
       // Reads the database and prints SQL; runs none of it.
       const plan = await planRepair(db(), name)
       process.stdout.write(plan.script)
@@ -120,33 +155,52 @@ export const commands: { [N in Name]: Command<N> } = {
     try {
       const { migrationName, recorded, diff } = await baselineMigrations(db(), name, options)
       for (const migration of recorded) console.error(`recorded ${migration}`)
-      if (recorded.length === 0) console.error(`Already adopted: every migration up to ${migrationName} is recorded.`)
+      if (recorded.length === 0)
+        console.error(`Already adopted: every migration up to ${migrationName} is recorded.`)
       const listed = formatSchemaDiff(diff)
       if (listed) process.stdout.write(`${listed}\n`)
     } catch (error) {
       // The diff is the result the user needs: on stdout, in full, under its classes; the reason
       // follows on stderr.
-      if (error instanceof BaselineRefusedError && error.diff) process.stdout.write(`${formatSchemaDiff(error.diff)}\n${formatDecisionEntries(error.diff)}`)
+      if (error instanceof BaselineRefusedError && error.diff)
+        process.stdout.write(
+          `${formatSchemaDiff(error.diff)}\n${formatDecisionEntries(error.diff)}`,
+        )
       throw error
     }
   },
   check: async (db, values) => {
     const report = await checkDrift(db(), { strict: values.strict })
-    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatDriftReport(report))
+    process.stdout.write(
+      values.json ? `${JSON.stringify(report, null, 2)}\n` : formatDriftReport(report),
+    )
     const where = values.json ? 'the JSON on stdout' : 'the report above'
-    if (!report.ok) throw new CommandFailure(`drift found: ${driftSummary(report)} (${where} says what and where).`, EXIT.found)
+    if (!report.ok)
+      throw new CommandFailure(
+        `drift found: ${driftSummary(report)} (${where} says what and where).`,
+        EXIT.found,
+      )
   },
   pull: async (db, _values, [name = 'schema']) => {
     const { PULL_NAME, PullRefusedError, pullSchema } = await import('../pull/pull-schema.js')
     // A usage error, answered before the database is opened.
     if (!PULL_NAME.test(name)) {
-      console.error(`migrate pull refused: the name after NNN_pulled_ is 1 to 40 lower-case letters, digits or _, starting with a letter. usage: ${usageLine(specs.pull)}`)
+      console.error(
+        `migrate pull refused: the name after NNN_pulled_ is 1 to 40 lower-case letters, digits or _, starting with a letter. usage: ${usageLine(specs.pull)}`,
+      )
       return 2
     }
     try {
-      const result = await pullSchema(db(), { name, lockWaitMs: migrationSettings().lockWaitMs, busyTables: busyTables() })
+      const result = await pullSchema(db(), {
+        name,
+        lockWaitMs: migrationSettings().lockWaitMs,
+        busyTables: busyTables(),
+      })
       for (const line of result.notPulled) console.error(`not pulled: ${line}`)
-      if (!result.migrationName) return void console.error(`Nothing to pull: ${result.schemas.join(', ')} match the migrations.`)
+      if (!result.migrationName)
+        return void console.error(
+          `Nothing to pull: ${result.schemas.join(', ')} match the migrations.`,
+        )
       console.error(
         `wrote ${result.path} (${result.statements} statements; ${result.created.length} new tables, views and sequences), ` +
           `registered it in src/migrations/index.ts, and recorded the database at ${result.migrationName}. ` +
@@ -163,8 +217,12 @@ export const commands: { [N in Name]: Command<N> } = {
 /** lock-policy.json's busy tables, whose locks lint:locks measures; none where it cannot be read. */
 function busyTables(): string[] {
   try {
-    const policy = JSON.parse(readFileSync(fileURLToPath(new URL('../../lock-policy.json', import.meta.url)), 'utf8')) as { busyTables?: unknown }
-    return Array.isArray(policy.busyTables) ? policy.busyTables.filter((table): table is string => typeof table === 'string') : []
+    const policy = JSON.parse(
+      readFileSync(fileURLToPath(new URL('../../lock-policy.json', import.meta.url)), 'utf8'),
+    ) as { busyTables?: unknown }
+    return Array.isArray(policy.busyTables)
+      ? policy.busyTables.filter((table): table is string => typeof table === 'string')
+      : []
   } catch {
     return []
   }
@@ -209,7 +267,9 @@ async function report(
   }
   for (const { migrationName, direction } of results) {
     const ms = took.get(`${direction === 'Up' ? 'up' : 'down'} ${migrationName}`)
-    console.error(`${direction === 'Up' ? 'applied ' : 'reverted'} ${migrationName}${ms === undefined ? '' : ` in ${formatDuration(ms)}`}`)
+    console.error(
+      `${direction === 'Up' ? 'applied ' : 'reverted'} ${migrationName}${ms === undefined ? '' : ` in ${formatDuration(ms)}`}`,
+    )
   }
   if (results.length === 0) console.error(nothingDone)
 }
@@ -227,12 +287,23 @@ function formatDuration(ms: number): string {
  * migrate:sql exports it. It only reads the history; an embedded database that does not exist
  * yet is not created: everything is pending there.
  */
-async function printDryRun(db: () => Kysely<any>, kind: 'latest' | 'up' | 'down', withSql: boolean): Promise<void> {
-  const status = (await embeddedDatabaseExists()) ? await migrationStatus(db()) : await unappliedStatus()
-  const pending = status.filter((migration) => !migration.appliedAt).map((migration) => migration.name)
-  const applied = status.filter((migration) => migration.appliedAt).map((migration) => migration.name)
+async function printDryRun(
+  db: () => Kysely<any>,
+  kind: 'latest' | 'up' | 'down',
+  withSql: boolean,
+): Promise<void> {
+  const status = (await embeddedDatabaseExists())
+    ? await migrationStatus(db())
+    : await unappliedStatus()
+  const pending = status
+    .filter((migration) => !migration.appliedAt)
+    .map((migration) => migration.name)
+  const applied = status
+    .filter((migration) => migration.appliedAt)
+    .map((migration) => migration.name)
   const direction: MigrationDirection = kind === 'down' ? 'down' : 'up'
-  const chosen = kind === 'latest' ? pending : kind === 'up' ? pending.slice(0, 1) : applied.slice(-1)
+  const chosen =
+    kind === 'latest' ? pending : kind === 'up' ? pending.slice(0, 1) : applied.slice(-1)
   if (chosen.length === 0) {
     console.error(`Dry run: nothing to ${kind === 'down' ? 'roll back' : 'apply'}.`)
     return
@@ -241,7 +312,9 @@ async function printDryRun(db: () => Kysely<any>, kind: 'latest' | 'up' | 'down'
     console.log(`would ${direction === 'up' ? 'apply ' : 'revert'} ${name}`)
     if (withSql) process.stdout.write(`${await exportMigrationSql(name, direction)}\n`)
   }
-  console.error(`Dry run: nothing was changed. Run it without --dry-run to ${direction === 'up' ? 'apply' : 'revert'} ${chosen.length === 1 ? 'it' : 'them'}.`)
+  console.error(
+    `Dry run: nothing was changed. Run it without --dry-run to ${direction === 'up' ? 'apply' : 'revert'} ${chosen.length === 1 ? 'it' : 'them'}.`,
+  )
 }
 
 async function embeddedDatabaseExists(): Promise<boolean> {

@@ -25,39 +25,61 @@ import {
 
 const spec = {
   script: 'migrate:plan',
-  summary: 'rehearses every pending migration on a scratch copy of the target, and prints what each statement locks, rewrites and scans.',
+  summary:
+    'rehearses every pending migration on a scratch copy of the target, and prints what each statement locks, rewrites and scans.',
   options: {
     json: { type: 'boolean', description: 'prints the same data as JSON, for scripts' },
-    'copy-schema': { type: 'boolean', description: "copies the target's schema with pg_dump instead of building it with the migrations" },
-    'max-rows': { type: 'string', valueName: '<rows>', description: 'the most rows a scratch table gets (a whole number above 0)' },
+    'copy-schema': {
+      type: 'boolean',
+      description:
+        "copies the target's schema with pg_dump instead of building it with the migrations",
+    },
+    'max-rows': {
+      type: 'string',
+      valueName: '<rows>',
+      description: 'the most rows a scratch table gets (a whole number above 0)',
+    },
   },
   notes: [
     'Database (only read): MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded database in PGLITE_DATA_DIR (default .data/pglite).',
     "Rehearsed on REHEARSAL_DATABASE_URL's server (a superuser's; never the target's), else on a scratch cluster started from this machine's",
-    'PostgreSQL binaries (initdb, postgres), or for the embedded database on an in-memory PGlite. Nothing is created on the target\'s server.',
+    "PostgreSQL binaries (initdb, postgres), or for the embedded database on an in-memory PGlite. Nothing is created on the target's server.",
   ],
 } as const satisfies CommandSpec
 
-async function main(values: { json: boolean; 'copy-schema': boolean; 'max-rows'?: string }): Promise<void> {
+async function main(values: {
+  json: boolean
+  'copy-schema': boolean
+  'max-rows'?: string
+}): Promise<void> {
   // Checked before any database is opened.
-  const maxRows = values['max-rows'] === undefined ? undefined : positiveInteger('--max-rows', values['max-rows'])
+  const maxRows =
+    values['max-rows'] === undefined ? undefined : positiveInteger('--max-rows', values['max-rows'])
   // Loaded once the arguments are checked: --help and a refused argument do not wait for them.
-  const [{ IN_MEMORY, resolveDatabaseTarget }, { formatRehearsal }, { planPendingMigrations }] = await Promise.all([
-    import('../connection/create-db.js'),
-    import('../rehearsal/format-rehearsal.js'),
-    import('../rehearsal/plan-pending.js'),
-  ])
+  const [{ IN_MEMORY, resolveDatabaseTarget }, { formatRehearsal }, { planPendingMigrations }] =
+    await Promise.all([
+      import('../connection/create-db.js'),
+      import('../rehearsal/format-rehearsal.js'),
+      import('../rehearsal/plan-pending.js'),
+    ])
   const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
   const target = resolveDatabaseTarget(options)
   const bounds = { maxRows, minRows: maxRows === undefined ? undefined : Math.min(1000, maxRows) }
-  const copy = { copySchema: values['copy-schema'], rehearsalServer: serverFromEnv(['REHEARSAL_DATABASE_URL']) }
+  const copy = {
+    copySchema: values['copy-schema'],
+    rehearsalServer: serverFromEnv(['REHEARSAL_DATABASE_URL']),
+  }
   let plan
   if (target.kind === 'pglite' && target.dataDir !== IN_MEMORY && !existsSync(target.dataDir)) {
     // Opening the embedded database would create its folder: the plan must not change the target.
-    console.error(`Database: embedded PGlite at ${target.dataDir}, which does not exist yet: every migration is pending (the folder is not created).`)
+    console.error(
+      `Database: embedded PGlite at ${target.dataDir}, which does not exist yet: every migration is pending (the folder is not created).`,
+    )
     plan = await planPendingMigrations(null, target, bounds, copy)
   } else {
-    plan = await withCommandDatabase(options, (db) => planPendingMigrations(db(), target, bounds, copy))
+    plan = await withCommandDatabase(options, (db) =>
+      planPendingMigrations(db(), target, bounds, copy),
+    )
   }
   process.stdout.write(values.json ? `${JSON.stringify(plan, null, 2)}\n` : formatRehearsal(plan))
   const failed = plan.migrations.find((migration) => migration.error)
@@ -67,7 +89,9 @@ async function main(values: { json: boolean; 'copy-schema': boolean; 'max-rows'?
 /** `value` as a whole number above 0, or an error that names `option`. */
 function positiveInteger(option: string, value: string): number {
   if (!/^[1-9]\d*$/.test(value)) {
-    throw new UsageError(`${option} must be a positive whole number, such as ${option}=20000, not ${describeArgument(value)}. usage: ${usageLine(spec)}`)
+    throw new UsageError(
+      `${option} must be a positive whole number, such as ${option}=20000, not ${describeArgument(value)}. usage: ${usageLine(spec)}`,
+    )
   }
   return Number(value)
 }

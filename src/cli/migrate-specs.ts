@@ -13,18 +13,24 @@ const TARGET_NOTE =
 const SCRATCH_NOTE = 'It runs on a scratch embedded database, never on DATABASE_URL.'
 const PROGRESS_NOTE =
   'Each migration is listed with the time it took. On a terminal, a step that runs longer than 3 s is shown with the lock it waits for ' +
-  '(and an index build\'s progress), read from another connection; never on the embedded database (one connection only).'
+  "(and an index build's progress), read from another connection; never on the embedded database (one connection only)."
 
-const jsonOption = { json: { type: 'boolean', description: 'prints one JSON document on stdout instead, for scripts' } } as const
+const jsonOption = {
+  json: { type: 'boolean', description: 'prints one JSON document on stdout instead, for scripts' },
+} as const
 const dataLossOption = {
   'allow-data-loss': {
     type: 'boolean',
-    description: 'lets a down that would drop data go ahead, after it copied the data to schema x402_backup',
+    description:
+      'lets a down that would drop data go ahead, after it copied the data to schema x402_backup',
   },
 } as const
 
 const dryRunOptions = {
-  'dry-run': { type: 'boolean', description: 'prints the migrations it would run, and changes nothing' },
+  'dry-run': {
+    type: 'boolean',
+    description: 'prints the migrations it would run, and changes nothing',
+  },
   sql: { type: 'boolean', description: 'with --dry-run: prints the SQL of each of them too' },
 } as const
 
@@ -49,7 +55,8 @@ export const specs = {
   },
   redo: {
     script: 'migrate:redo',
-    summary: 'reverts the last applied migration and applies it again, in one run under the migration lock.',
+    summary:
+      'reverts the last applied migration and applies it again, in one run under the migration lock.',
     options: dataLossOption,
     notes: [
       'The down goes through the same data-loss guard as migrate:down: it refuses where it would drop data, unless --allow-data-loss.',
@@ -66,8 +73,14 @@ export const specs = {
   },
   new: {
     script: 'migrate:new',
-    summary: 'writes the next migration, src/migrations/<next number>_<name>.ts, from a template, and registers it in index.ts.',
-    positionals: [{ name: 'name', description: 'what it does, in lowercase words joined by underscores: add_widget_notes' }],
+    summary:
+      'writes the next migration, src/migrations/<next number>_<name>.ts, from a template, and registers it in index.ts.',
+    positionals: [
+      {
+        name: 'name',
+        description: 'what it does, in lowercase words joined by underscores: add_widget_notes',
+      },
+    ],
     notes: [
       'It refuses to overwrite a file, and needs no database. docs/adding-a-migration.md says what to do next.',
       EXIT_NOTE,
@@ -75,41 +88,66 @@ export const specs = {
   },
   sql: {
     script: 'migrate:sql',
-    summary: 'prints the SQL that a migration runs, or with --baseline the adoption script of migrate:baseline.',
-    positionals: [{ name: 'name', description: 'the migration: its full name or a unique prefix such as 005' }],
+    summary:
+      'prints the SQL that a migration runs, or with --baseline the adoption script of migrate:baseline.',
+    positionals: [
+      { name: 'name', description: 'the migration: its full name or a unique prefix such as 005' },
+    ],
     options: {
       down: { type: 'boolean', description: 'prints the down (revert) SQL instead of the up' },
-      baseline: { type: 'boolean', description: 'prints migrate:baseline <name> as one SQL script, for the SQL Editor' },
-      strict: { type: 'boolean', description: 'with --baseline: the exact comparison, every difference a conflict' },
+      baseline: {
+        type: 'boolean',
+        description: 'prints migrate:baseline <name> as one SQL script, for the SQL Editor',
+      },
+      strict: {
+        type: 'boolean',
+        description: 'with --baseline: the exact comparison, every difference a conflict',
+      },
       'no-locks': {
         type: 'boolean',
-        description: 'leaves out the measured lock profile (-- locks: …) above each statement of an up script',
+        description:
+          'leaves out the measured lock profile (-- locks: …) above each statement of an up script',
       },
     },
     notes: [
       SCRATCH_NOTE,
-      'The lock comments are measured on a scratch database on REHEARSAL_DATABASE_URL\'s server when set (a server for rehearsals; dropped afterwards), else on a scratch embedded one.',
+      "The lock comments are measured on a scratch database on REHEARSAL_DATABASE_URL's server when set (a server for rehearsals; dropped afterwards), else on a scratch embedded one.",
       EXIT_NOTE,
     ],
   },
   baseline: {
     script: 'migrate:baseline',
-    summary: 'adopts a database built by hand: records the migrations up to <name> as applied, after checking its schema.',
-    positionals: [{ name: 'name', description: 'the migration whose schema the database has: a full name or a unique prefix' }],
+    summary:
+      'adopts a database built by hand: records the migrations up to <name> as applied, after checking its schema.',
+    positionals: [
+      {
+        name: 'name',
+        description: 'the migration whose schema the database has: a full name or a unique prefix',
+      },
+    ],
     options: {
-      strict: { type: 'boolean', description: 'the exact comparison: every difference, even an equivalent or stricter one, refuses' },
+      strict: {
+        type: 'boolean',
+        description:
+          'the exact comparison: every difference, even an equivalent or stricter one, refuses',
+      },
       plan: {
         type: 'boolean',
-        description: 'prints a reviewable SQL repair plan for the conflicts it can fix safely, and what to decide for the others; runs nothing',
+        description:
+          'prints a reviewable SQL repair plan for the conflicts it can fix safely, and what to decide for the others; runs nothing',
       },
     },
     notes: [TARGET_NOTE, EXIT_NOTE],
   },
   check: {
     script: 'migrate:check',
-    summary: 'compares the live schema and the migration files with what was applied; exits 3 on any difference.',
+    summary:
+      'compares the live schema and the migration files with what was applied; exits 3 on any difference.',
     options: {
-      strict: { type: 'boolean', description: 'counts every extra object on the module\'s tables as drift' },
+      strict: {
+        type: 'boolean',
+        description: "counts every extra object on the module's tables as drift",
+      },
       ...jsonOption,
     },
     notes: [TARGET_NOTE, EXIT_NOTE],
@@ -118,7 +156,14 @@ export const specs = {
     script: 'migrate:pull',
     summary:
       'writes the next migration, src/migrations/NNN_pulled_<name>.ts, with what the live database has beyond the migrations, registers it, and records the database at it.',
-    positionals: [{ name: 'name', description: 'the migration\'s name after NNN_pulled_ (lower case, digits, _); default: schema', required: false }],
+    positionals: [
+      {
+        name: 'name',
+        description:
+          "the migration's name after NNN_pulled_ (lower case, digits, _); default: schema",
+        required: false,
+      },
+    ],
     notes: [
       TARGET_NOTE,
       'It runs on a database at the latest migration (adopt with migrate:baseline, then migrate:latest) and exits with 2 otherwise. See docs/pull.md.',
@@ -129,7 +174,11 @@ export const specs = {
 export type Name = keyof typeof specs
 export type Values<N extends Name> = OptionValues<(typeof specs)[N]>
 /** A subcommand: it returns its exit code (nothing for 0), or throws to fail with 1. */
-export type Command<N extends Name> = (db: () => Kysely<any>, values: Values<N>, positionals: string[]) => Promise<number | void>
+export type Command<N extends Name> = (
+  db: () => Kysely<any>,
+  values: Values<N>,
+  positionals: string[],
+) => Promise<number | void>
 
 /** The commands that open no database. */
 export const withoutDatabase: ReadonlySet<Name> = new Set<Name>(['new'])

@@ -16,8 +16,23 @@
  * flag it most likely meant). On failure it prints one line saying why and exits with 1; drift
  * found by migrate:check exits with 3 (EXIT in run-command.ts).
  */
-import { type Command, connectionOptions, type Name, specs, type Values, withoutDatabase } from './migrate-specs.js'
-import { describeArgument, helpText, runCommand, UsageError, usageLine, withCommandDatabase, withHelp } from './run-command.js'
+import {
+  type Command,
+  connectionOptions,
+  type Name,
+  specs,
+  type Values,
+  withoutDatabase,
+} from './migrate-specs.js'
+import {
+  describeArgument,
+  helpText,
+  runCommand,
+  UsageError,
+  usageLine,
+  withCommandDatabase,
+  withHelp,
+} from './run-command.js'
 
 const USAGE = `usage: migrate <${Object.keys(specs).join(' | ')}> (npm run migrate:<command> -- --help says more)`
 
@@ -30,19 +45,31 @@ async function main(argv: string[]): Promise<number | void> {
   const found = name !== undefined && Object.hasOwn(specs, name) ? (name as Name) : undefined
   if (!found) throw new UsageError(`unknown command ${describeArgument(name ?? '')}. ${USAGE}`)
   return withHelp(specs[found], args, async ({ values, positionals }) => {
-    if ('sql' in values && values.sql && !values['dry-run']) throw new UsageError(`${specs[found].script}: --sql goes with --dry-run. usage: ${usageLine(specs[found])}`)
+    if ('sql' in values && values.sql && !values['dry-run'])
+      throw new UsageError(
+        `${specs[found].script}: --sql goes with --dry-run. usage: ${usageLine(specs[found])}`,
+      )
     // What does the work is loaded only now (kysely, pg, the migrations: most of the start-up),
     // after the arguments were checked: --help and a refused argument do not wait for it.
-    const [{ migrationSettings }, { commands }] = await Promise.all([import('../migrator/settings.js'), import('./migrate-commands.js')])
+    const [{ migrationSettings }, { commands }] = await Promise.all([
+      import('../migrator/settings.js'),
+      import('./migrate-commands.js'),
+    ])
     const command = commands[found] as Command<Name>
     if (withoutDatabase.has(found)) {
-      return command(() => {
-        throw new Error(`${specs[found].script} opens no database.`)
-      }, values as Values<Name>, positionals)
+      return command(
+        () => {
+          throw new Error(`${specs[found].script} opens no database.`)
+        },
+        values as Values<Name>,
+        positionals,
+      )
     }
     // A bad MIGRATION_* number fails here, before any connection is made.
     migrationSettings()
-    return withCommandDatabase(connectionOptions(), (db) => command(db, values as Values<Name>, positionals))
+    return withCommandDatabase(connectionOptions(), (db) =>
+      command(db, values as Values<Name>, positionals),
+    )
   })
 }
 

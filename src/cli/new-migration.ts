@@ -27,7 +27,10 @@ const MAX_NAME_LENGTH = 60
  * writeNewMigration('add_widget_notes').file // '/repo/src/migrations/009_add_widget_notes.ts'
  * ```
  */
-export function writeNewMigration(name: string, folder = MIGRATIONS_FOLDER): { file: string; registry: string } {
+export function writeNewMigration(
+  name: string,
+  folder = MIGRATIONS_FOLDER,
+): { file: string; registry: string } {
   if (!NAME.test(name) || name.length > MAX_NAME_LENGTH) {
     throw new UsageError(
       `migrate:new needs a name of lowercase words joined by underscores, at most ${MAX_NAME_LENGTH} characters, ` +
@@ -37,14 +40,23 @@ export function writeNewMigration(name: string, folder = MIGRATIONS_FOLDER): { f
   if (folder.split(sep).includes('node_modules')) {
     throw new Error(
       `migrate:new writes into the module's own src/migrations, and this copy is installed under node_modules (${folder}): ` +
-        'run it in a clone of the module\'s repository.',
+        "run it in a clone of the module's repository.",
     )
   }
   const files = readdirSync(folder).filter((file) => /^\d{3}_\w+\.ts$/.test(file))
   const same = files.find((file) => file.slice(4, -3) === name)
-  if (same) throw new Error(`a migration named ${name} exists already: ${join(folder, same)}. Choose another name; nothing was written.`)
-  const next = String(Math.max(-1, ...files.map((file) => Number(file.slice(0, 3)))) + 1).padStart(3, '0')
-  if (next.length > 3) throw new Error(`src/migrations has migration 999 already: the numbering has three digits. Nothing was written.`)
+  if (same)
+    throw new Error(
+      `a migration named ${name} exists already: ${join(folder, same)}. Choose another name; nothing was written.`,
+    )
+  const next = String(Math.max(-1, ...files.map((file) => Number(file.slice(0, 3)))) + 1).padStart(
+    3,
+    '0',
+  )
+  if (next.length > 3)
+    throw new Error(
+      `src/migrations has migration 999 already: the numbering has three digits. Nothing was written.`,
+    )
   const migrationName = `${next}_${name}`
   const file = join(folder, `${migrationName}.ts`)
   const registry = join(folder, 'index.ts')
@@ -57,14 +69,19 @@ export function writeNewMigration(name: string, folder = MIGRATIONS_FOLDER): { f
 
 /** index.ts with `migrationName` imported after the last import of a migration and listed after the last entry. */
 function register(source: string, migrationName: string): string {
-  const identifier = `m${migrationName.split('_').map((word, index) => (index === 0 ? word : word[0]!.toUpperCase() + word.slice(1))).join('')}`
+  const identifier = `m${migrationName
+    .split('_')
+    .map((word, index) => (index === 0 ? word : word[0]!.toUpperCase() + word.slice(1)))
+    .join('')}`
   const lines = source.split('\n')
-  const lastImport = lines.findLastIndex((line) => /^import \* as m\w+ from '\.\/\d{3}_\w+\.js'$/.test(line))
+  const lastImport = lines.findLastIndex((line) =>
+    /^import \* as m\w+ from '\.\/\d{3}_\w+\.js'$/.test(line),
+  )
   const lastEntry = lines.findLastIndex((line) => /^ {2}'\d{3}_\w+': m\w+,$/.test(line))
   if (lastImport === -1 || lastEntry === -1 || lastEntry < lastImport) {
     throw new Error(
-      'src/migrations/index.ts is not laid out as migrate:new expects (an `import * as m… from \'./NNN_….js\'` line per ' +
-        'migration, and a `\'NNN_…\': m…,` entry each): nothing was written. Register the migration by hand.',
+      "src/migrations/index.ts is not laid out as migrate:new expects (an `import * as m… from './NNN_….js'` line per " +
+        "migration, and a `'NNN_…': m…,` entry each): nothing was written. Register the migration by hand.",
     )
   }
   lines.splice(lastEntry + 1, 0, `  '${migrationName}': ${identifier},`)

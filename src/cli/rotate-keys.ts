@@ -19,7 +19,8 @@ import { type CommandSpec, runCommandLine, usageLine, withCommandDatabase } from
 
 const spec = {
   script: 'keys:rotate',
-  summary: 're-encrypts every stored OpenRouter key with INTEGRATION_ENCRYPTION_SECRET, in the current format.',
+  summary:
+    're-encrypts every stored OpenRouter key with INTEGRATION_ENCRYPTION_SECRET, in the current format.',
   options: {
     'batch-size': {
       type: 'string',
@@ -30,7 +31,8 @@ const spec = {
     'key-id': {
       type: 'string',
       valueName: '<key id>',
-      description: "the key id of the app's INTEGRATION_ENCRYPTION_SECRET (8 hex digits): nothing is written unless this command's secret has it",
+      description:
+        "the key id of the app's INTEGRATION_ENCRYPTION_SECRET (8 hex digits): nothing is written unless this command's secret has it",
     },
   },
   notes: [
@@ -61,7 +63,9 @@ async function main(batchSize: number, keyId: string | undefined): Promise<numbe
     )
   }
   if (!KEY_ID_PATTERN.test(keyId)) {
-    throw new Error(`--key-id is 8 hexadecimal digits, such as 1a2b3c4d, not the value given (${keyId.length} characters, not shown). usage: ${usageLine(spec)}`)
+    throw new Error(
+      `--key-id is 8 hexadecimal digits, such as 1a2b3c4d, not the value given (${keyId.length} characters, not shown). usage: ${usageLine(spec)}`,
+    )
   }
   const cipher = IntegrationCipher.fromEnv()
   // Before the database is opened: a secret that is not the app's never reaches it.
@@ -69,7 +73,12 @@ async function main(batchSize: number, keyId: string | undefined): Promise<numbe
   return withCommandDatabase({}, (db) => rotate(db(), cipher, keyId, batchSize))
 }
 
-async function rotate(db: Kysely<any>, cipher: IntegrationCipher, keyId: string, batchSize: number): Promise<number> {
+async function rotate(
+  db: Kysely<any>,
+  cipher: IntegrationCipher,
+  keyId: string,
+  batchSize: number,
+): Promise<number> {
   console.error(`Current secret: key id ${cipher.currentKeyId}, as --key-id confirms`)
   const { rotateOpenRouterKeys } = await import('../integrations/openrouter-key-rotation.js')
 
@@ -86,7 +95,8 @@ async function rotate(db: Kysely<any>, cipher: IntegrationCipher, keyId: string,
       keyId,
       batchSize,
       signal: stop.signal,
-      onBatch: (progress) => console.error(`… ${progress.scanned} scanned, ${progress.rotated} rotated`),
+      onBatch: (progress) =>
+        console.error(`… ${progress.scanned} scanned, ${progress.rotated} rotated`),
     })
     printReport(report)
     if (!report.complete) {
@@ -118,4 +128,6 @@ async function rotate(db: Kysely<any>, cipher: IntegrationCipher, keyId: string,
   }
 }
 
-runCommandLine(spec, ({ values }) => main(values['batch-size'] ?? DEFAULT_ROTATION_BATCH_SIZE, values['key-id']))
+runCommandLine(spec, ({ values }) =>
+  main(values['batch-size'] ?? DEFAULT_ROTATION_BATCH_SIZE, values['key-id']),
+)

@@ -26,7 +26,14 @@ import type { Kysely } from 'kysely'
 
 import { checkConnectionString } from '../connection/connection-string.js'
 import type { CreateDbOptions } from '../connection/create-db.js'
-import { type CommandSpec, helpText, mayShowArgument, type ParsedCommandLine, parseCommandLine, UsageError } from './command-line.js'
+import {
+  type CommandSpec,
+  helpText,
+  mayShowArgument,
+  type ParsedCommandLine,
+  parseCommandLine,
+  UsageError,
+} from './command-line.js'
 
 export {
   type CommandSpec,
@@ -82,7 +89,10 @@ export class CommandFailure extends Error {
  * runCommand('keys:rotate', async (args) => (args.length > 0 ? 2 : 0))
  * ```
  */
-export function runCommand(label: string, command: (args: string[]) => Promise<number | void>): void {
+export function runCommand(
+  label: string,
+  command: (args: string[]) => Promise<number | void>,
+): void {
   const args = process.argv.slice(2)
   command(args).then(
     (code) => exit(code ?? 0),
@@ -130,7 +140,10 @@ function withoutArguments(message: string, args: readonly string[]): string {
  * const server = serverFromEnv(['LINT_LOCKS_DATABASE_URL'])
  * ```
  */
-export function serverFromEnv(names: readonly string[], env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function serverFromEnv(
+  names: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
   for (const name of names) {
     const value = env[name]?.trim()
     if (!value) continue
@@ -216,7 +229,8 @@ export async function withCommandDatabase<T>(
 ): Promise<T> {
   // Loaded here, not up front: kysely and pg are most of a command's start-up (0.3 s), which
   // --help and a refused argument never need.
-  const { createDb, describeDatabaseTarget, resolveDatabaseTarget } = await import('../connection/create-db.js')
+  const { createDb, describeDatabaseTarget, resolveDatabaseTarget } =
+    await import('../connection/create-db.js')
   let db: Kysely<any> | undefined
   const open = () => {
     if (db) return db

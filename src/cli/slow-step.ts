@@ -38,11 +38,15 @@ export interface SlowStepWatch {
  * }
  * ```
  */
-export function watchSlowSteps(db: Kysely<any>, env: NodeJS.ProcessEnv = process.env): SlowStepWatch {
+export function watchSlowSteps(
+  db: Kysely<any>,
+  env: NodeJS.ProcessEnv = process.env,
+): SlowStepWatch {
   const setting = env.X402_DB_PROGRESS?.trim().toLowerCase()
   const inPlace = process.stderr.isTTY === true && setting !== 'always'
   const enabled = setting === 'always' || (setting !== 'never' && inPlace)
-  if (!enabled || db.getExecutor().adapter instanceof PGliteAdapter) return { onMigration: () => {}, stop: async () => {} }
+  if (!enabled || db.getExecutor().adapter instanceof PGliteAdapter)
+    return { onMigration: () => {}, stop: async () => {} }
 
   let timer: NodeJS.Timeout | undefined
   let sampling: Promise<void> = Promise.resolve()
@@ -72,7 +76,11 @@ export function watchSlowSteps(db: Kysely<any>, env: NodeJS.ProcessEnv = process
           .then((state) => {
             if (timer === undefined || state === undefined) return
             const line = `[db] ${name} (${direction}) running for ${Math.round((Date.now() - started) / 1000)} s: ${state}`
-            process.stderr.write(inPlace ? `\r\x1b[2K${line.slice(0, (process.stderr.columns || 100) - 1)}` : `${line}\n`)
+            process.stderr.write(
+              inPlace
+                ? `\r\x1b[2K${line.slice(0, (process.stderr.columns || 100) - 1)}`
+                : `${line}\n`,
+            )
             shown = true
           })
           .finally(() => {
@@ -124,7 +132,10 @@ async function describeStep(db: Kysely<any>, pid: number): Promise<string | unde
     const state = await Promise.race([sample, late])
     if (!state) return undefined
     const parts = [state.query ?? 'between statements']
-    if (state.waiting_for) parts.push(`waits for ${state.waiting_for}${state.blockers ? `, held by ${state.blockers}` : ''}`)
+    if (state.waiting_for)
+      parts.push(
+        `waits for ${state.waiting_for}${state.blockers ? `, held by ${state.blockers}` : ''}`,
+      )
     if (state.index_progress) parts.push(`index build: ${state.index_progress}`)
     return parts.join('; ')
   } finally {

@@ -17,7 +17,8 @@ import { describeArgument } from './shown-argument.js'
 export function checkConnectionString(connectionString: string, source: string): void {
   if (!/^postgres(ql)?:\/\//.test(connectionString)) {
     const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(connectionString)?.[0]
-    const unset = source === 'DATABASE_URL' ? '; unset DATABASE_URL to use the embedded database' : ''
+    const unset =
+      source === 'DATABASE_URL' ? '; unset DATABASE_URL to use the embedded database' : ''
     throw new Error(
       `The connection string is not a PostgreSQL URL (${scheme ? `it starts with "${scheme}"` : 'it has no scheme'}; the rest is not shown, as it may hold a password). ` +
         `Expected postgres://user:password@host:5432/database in ${source}${unset}.`,
@@ -55,4 +56,9 @@ export function checkConnectionString(connectionString: string, source: string):
 }
 
 /** The URL parameters that bound a wait of node-postgres (a 0 there means none). */
-const BOUNDS = ['connect_timeout', 'query_timeout', 'statement_timeout', 'idle_in_transaction_session_timeout'] as const
+const BOUNDS = [
+  'connect_timeout',
+  'query_timeout',
+  'statement_timeout',
+  'idle_in_transaction_session_timeout',
+] as const

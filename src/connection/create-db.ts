@@ -66,9 +66,12 @@ export interface CreateDbOptions {
  */
 export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
   const target = resolveDatabaseTarget(options)
-  const pglite = target.kind === 'pglite' ? once(() => openPglite(target.dataDir, options.template)) : undefined
+  const pglite =
+    target.kind === 'pglite' ? once(() => openPglite(target.dataDir, options.template)) : undefined
   const server = target.kind === 'postgres' ? target.connectionString : undefined
-  const dialect = server ? new PostgresDialect({ pool: createPool(server, options.env ?? process.env) }) : new PGliteDialect({ pglite: pglite! })
+  const dialect = server
+    ? new PostgresDialect({ pool: createPool(server, options.env ?? process.env) })
+    : new PGliteDialect({ pglite: pglite! })
   const hooked = withDialectHooks(withoutKyselyMigrationLock(dialect), {
     mapError: server ? (error) => toQueryError(explainTimeout(error, server)) : toQueryError,
     onStatement: options.onStatement,

@@ -1,4 +1,12 @@
-import { linkSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
@@ -68,7 +76,9 @@ export function lockDataDir(dataDir: string): () => void {
     }
     removeStale(lockFile, seen)
   }
-  throw new Error(`Could not claim the embedded database at ${folder}: its lock file ${lockFile} keeps reappearing.`)
+  throw new Error(
+    `Could not claim the embedded database at ${folder}: its lock file ${lockFile} keeps reappearing.`,
+  )
 }
 
 /** Creates `lockFile` holding this process's pid, atomically; false when it exists. */

@@ -22,8 +22,7 @@ export const DEFAULT_PGLITE_DATA_DIR = '.data/pglite'
 
 /** The database a {@link createDb} call connects to. */
 export type DatabaseTarget =
-  | { kind: 'postgres'; connectionString: string }
-  | { kind: 'pglite'; dataDir: string }
+  { kind: 'postgres'; connectionString: string } | { kind: 'pglite'; dataDir: string }
 
 /**
  * Decides which database {@link createDb} uses, and rejects a connection string that is not
@@ -37,7 +36,9 @@ export type DatabaseTarget =
  */
 export function resolveDatabaseTarget(options: TargetOptions = {}): DatabaseTarget {
   if (options.connectionString !== undefined && options.dataDir !== undefined) {
-    throw new Error('createDb takes a connectionString or a dataDir, not both: pick the database to use.')
+    throw new Error(
+      'createDb takes a connectionString or a dataDir, not both: pick the database to use.',
+    )
   }
   // An explicit dataDir means the embedded database, whatever DATABASE_URL says: scratch
   // databases (codegen, SQL export) must never land on the configured server.
@@ -45,7 +46,10 @@ export function resolveDatabaseTarget(options: TargetOptions = {}): DatabaseTarg
   const env = options.env ?? process.env
   const connectionString = (options.connectionString ?? env.DATABASE_URL)?.trim()
   if (connectionString) {
-    checkConnectionString(connectionString, options.connectionString === undefined ? 'DATABASE_URL' : 'the connection string given')
+    checkConnectionString(
+      connectionString,
+      options.connectionString === undefined ? 'DATABASE_URL' : 'the connection string given',
+    )
     return { kind: 'postgres', connectionString }
   }
   return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR || DEFAULT_PGLITE_DATA_DIR }
@@ -61,7 +65,9 @@ export function resolveDatabaseTarget(options: TargetOptions = {}): DatabaseTarg
  * ```
  */
 export function describeDatabaseTarget(target: DatabaseTarget): string {
-  return target.kind === 'postgres' ? `PostgreSQL at ${serverOf(target.connectionString)}` : `embedded PGlite at ${target.dataDir}`
+  return target.kind === 'postgres'
+    ? `PostgreSQL at ${serverOf(target.connectionString)}`
+    : `embedded PGlite at ${target.dataDir}`
 }
 
 /**

@@ -1,4 +1,11 @@
-import type { CompiledQuery, DatabaseConnection, Dialect, Driver, Kysely, QueryResult } from 'kysely'
+import type {
+  CompiledQuery,
+  DatabaseConnection,
+  Dialect,
+  Driver,
+  Kysely,
+  QueryResult,
+} from 'kysely'
 
 /**
  * What a hooked dialect reports or changes: every statement a connection runs, the transaction
@@ -16,7 +23,11 @@ export interface DialectHooks {
    * Runs each query: `run` sends it on `connection` (the driver's own). For code that measures
    * around a statement, such as the lock rehearsal.
    */
-  aroundQuery?<R>(connection: DatabaseConnection, query: CompiledQuery, run: () => Promise<QueryResult<R>>): Promise<QueryResult<R>>
+  aroundQuery?<R>(
+    connection: DatabaseConnection,
+    query: CompiledQuery,
+    run: () => Promise<QueryResult<R>>,
+  ): Promise<QueryResult<R>>
   /** Called once a transaction has begun on `connection` (the driver's own). */
   afterBegin?(connection: DatabaseConnection): Promise<void>
   /** Runs the end of a transaction (COMMIT or ROLLBACK): `end` sends it. */
@@ -56,7 +67,9 @@ class HookedConnection implements DatabaseConnection {
     this.hooks.onStatement?.(args[0].sql, args[0].parameters, this.number)
     const run = () => this.inner.executeQuery<R>(...args)
     try {
-      return await (this.hooks.aroundQuery ? this.hooks.aroundQuery(this.inner, args[0], run) : run())
+      return await (this.hooks.aroundQuery
+        ? this.hooks.aroundQuery(this.inner, args[0], run)
+        : run())
     } catch (error) {
       throw this.hooks.mapError ? this.hooks.mapError(error) : error
     }
@@ -107,20 +120,33 @@ class HookedDriver implements Driver {
     return wrapper
   }
 
-  async beginTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['beginTransaction']>>) {
+  async beginTransaction(
+    connection: DatabaseConnection,
+    ...rest: Tail<Parameters<Driver['beginTransaction']>>
+  ) {
     this.#hooks.onStatement?.('BEGIN', [], numberOf(connection))
     await this.#mapped(this.#driver.beginTransaction(unwrap(connection), ...rest))
     await this.#hooks.afterBegin?.(unwrap(connection))
   }
 
-  commitTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['commitTransaction']>>) {
+  commitTransaction(
+    connection: DatabaseConnection,
+    ...rest: Tail<Parameters<Driver['commitTransaction']>>
+  ) {
     this.#hooks.onStatement?.('COMMIT', [], numberOf(connection))
-    return this.#end(() => this.#mapped(this.#driver.commitTransaction(unwrap(connection), ...rest)))
+    return this.#end(() =>
+      this.#mapped(this.#driver.commitTransaction(unwrap(connection), ...rest)),
+    )
   }
 
-  rollbackTransaction(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['rollbackTransaction']>>) {
+  rollbackTransaction(
+    connection: DatabaseConnection,
+    ...rest: Tail<Parameters<Driver['rollbackTransaction']>>
+  ) {
     this.#hooks.onStatement?.('ROLLBACK', [], numberOf(connection))
-    return this.#end(() => this.#mapped(this.#driver.rollbackTransaction(unwrap(connection), ...rest)))
+    return this.#end(() =>
+      this.#mapped(this.#driver.rollbackTransaction(unwrap(connection), ...rest)),
+    )
   }
 
   #end(end: () => Promise<void>): Promise<void> {
@@ -136,14 +162,19 @@ class HookedDriver implements Driver {
     }
   }
 
-  savepoint?: Driver['savepoint'] = (connection, ...rest) => this.#driver.savepoint!(unwrap(connection), ...rest)
+  savepoint?: Driver['savepoint'] = (connection, ...rest) =>
+    this.#driver.savepoint!(unwrap(connection), ...rest)
 
   rollbackToSavepoint?: Driver['rollbackToSavepoint'] = (connection, ...rest) =>
     this.#driver.rollbackToSavepoint!(unwrap(connection), ...rest)
 
-  releaseSavepoint?: Driver['releaseSavepoint'] = (connection, ...rest) => this.#driver.releaseSavepoint!(unwrap(connection), ...rest)
+  releaseSavepoint?: Driver['releaseSavepoint'] = (connection, ...rest) =>
+    this.#driver.releaseSavepoint!(unwrap(connection), ...rest)
 
-  releaseConnection(connection: DatabaseConnection, ...rest: Tail<Parameters<Driver['releaseConnection']>>) {
+  releaseConnection(
+    connection: DatabaseConnection,
+    ...rest: Tail<Parameters<Driver['releaseConnection']>>
+  ) {
     return this.#driver.releaseConnection(unwrap(connection), ...rest)
   }
 

@@ -30,9 +30,13 @@ export async function dumpEmbeddedDatabase(db: Kysely<any>): Promise<Blob> {
  * await (await embeddedDatabase(db)).exec('CREATE TABLE a (id int); CREATE TABLE b (id int);')
  * ```
  */
-export async function embeddedDatabase(db: Kysely<any>, caller = 'embeddedDatabase'): Promise<PGlite> {
+export async function embeddedDatabase(
+  db: Kysely<any>,
+  caller = 'embeddedDatabase',
+): Promise<PGlite> {
   const pglite = embedded.get(db)
-  if (!pglite) throw new Error(`${caller} takes a createDb() instance on the embedded database (PGlite).`)
+  if (!pglite)
+    throw new Error(`${caller} takes a createDb() instance on the embedded database (PGlite).`)
   // A query first: PGlite opens on the first one, and Kysely's connection is then idle.
   await db.selectNoFrom((eb) => eb.lit(1).as('one')).execute()
   return pglite()

@@ -25,13 +25,17 @@ export { IN_MEMORY } from './in-memory.js'
 export async function openPglite(dataDir: string, template?: () => Promise<Blob>): Promise<PGlite> {
   const { PGlite } = await loadPglite()
   const options = pgliteOptions(PGlite.defaultStartParams)
-  if (dataDir === IN_MEMORY) return new PGlite({ ...options, loadDataDir: await (template ?? emptyClusterTemplate)() })
+  if (dataDir === IN_MEMORY)
+    return new PGlite({ ...options, loadDataDir: await (template ?? emptyClusterTemplate)() })
 
   mkdirSync(dataDir, { recursive: true })
   const release = lockDataDir(dataDir)
   try {
     const exists = existsSync(join(dataDir, 'PG_VERSION'))
-    const pglite = new PGlite(dataDir, exists ? options : { ...options, loadDataDir: await (template ?? emptyClusterTemplate)() })
+    const pglite = new PGlite(
+      dataDir,
+      exists ? options : { ...options, loadDataDir: await (template ?? emptyClusterTemplate)() },
+    )
     // Kysely's destroy() closes the instance: that is when the folder is free again.
     const close = pglite.close.bind(pglite)
     pglite.close = () => close().finally(release)

@@ -29,7 +29,9 @@ export class PgliteMissingError extends Error {
    */
   static from(error: unknown): PgliteMissingError | undefined {
     const code = errorCode(error)
-    const missing = (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((error as Error).message).includes(PGLITE)
+    const missing =
+      (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
+      String((error as Error).message).includes(PGLITE)
     return missing ? new PgliteMissingError() : undefined
   }
 }
@@ -40,7 +42,9 @@ const PGLITE = '@electric-sql/pglite'
 function pgliteRange(): string {
   try {
     // Two folders up from src/connection/ and from dist/connection/ alike.
-    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    const manifest = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as {
       peerDependencies?: Record<string, string>
     }
     return manifest.peerDependencies?.[PGLITE] ?? 'latest'

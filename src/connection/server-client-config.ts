@@ -28,7 +28,10 @@ export const QUERY_TIMEOUT_MS = 300_000
  * const pool = new pg.Pool(serverClientConfig('postgres://app:secret@db:5432/app'))
  * ```
  */
-export function serverClientConfig(connectionString: string, env: NodeJS.ProcessEnv = process.env): pg.PoolConfig {
+export function serverClientConfig(
+  connectionString: string,
+  env: NodeJS.ProcessEnv = process.env,
+): pg.PoolConfig {
   return {
     application_name: 'x402-jobs-db',
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
@@ -56,7 +59,8 @@ class ServerClient extends pg.Client {
       const sent = query(...args)
       if (sent instanceof Promise) {
         sent.catch((error: unknown) => {
-          if (unanswered || !(error instanceof Error) || error.message !== 'Query read timeout') return
+          if (unanswered || !(error instanceof Error) || error.message !== 'Query read timeout')
+            return
           unanswered = error
           void this.end()
         })
@@ -78,7 +82,9 @@ class ServerClient extends pg.Client {
  */
 export function explainTimeout(error: unknown, connectionString: string): unknown {
   const message = error instanceof Error ? error.message : ''
-  const connecting = /^(timeout expired|Connection terminated due to connection timeout)$/.test(message)
+  const connecting = /^(timeout expired|Connection terminated due to connection timeout)$/.test(
+    message,
+  )
   if (!connecting && message !== 'Query read timeout') return error
   let server = 'the server'
   let queryTimeout: unknown
@@ -89,7 +95,8 @@ export function explainTimeout(error: unknown, connectionString: string): unknow
   } catch {
     // Left unnamed: a URL that cannot be parsed never connected.
   }
-  const stopped = 'a server that stopped responding, or a proxy or network path that stopped forwarding'
+  const stopped =
+    'a server that stopped responding, or a proxy or network path that stopped forwarding'
   return new Error(
     connecting
       ? `Could not connect to ${server}: it did not answer within ${CONNECT_TIMEOUT_MS} ms (${stopped}). ` +

@@ -4,7 +4,12 @@ import type pg from 'pg'
 import { parseIntoClientConfig } from 'pg-connection-string'
 
 /** Called by node-postgres with the connection's parameters when the server asks for a password. */
-type PasswordLookup = (parameters?: { host?: string; port?: number; user?: string; database?: string }) => Promise<string>
+type PasswordLookup = (parameters?: {
+  host?: string
+  port?: number
+  user?: string
+  database?: string
+}) => Promise<string>
 
 /**
  * The node-postgres settings of a connection string, with a password that is looked up only
@@ -18,7 +23,10 @@ type PasswordLookup = (parameters?: { host?: string; port?: number; user?: strin
  * new pg.Pool({ ...serverConnectionConfig('postgres://app@db:5432/app'), connectionTimeoutMillis: 10_000 })
  * ```
  */
-export function serverConnectionConfig(connectionString: string, env: NodeJS.ProcessEnv = process.env): pg.ClientConfig {
+export function serverConnectionConfig(
+  connectionString: string,
+  env: NodeJS.ProcessEnv = process.env,
+): pg.ClientConfig {
   const config = parseIntoClientConfig(connectionString)
   if (typeof config.password === 'string' && config.password !== '') return config
   return { ...config, password: lookUpPassword(env) }
@@ -40,6 +48,9 @@ function lookUpPassword(env: NodeJS.ProcessEnv): PasswordLookup {
 /** libpq's password file, read with the module node-postgres uses for it. */
 function passwordFromFile(parameters: object): Promise<string | undefined> {
   const requireFromPg = createRequire(createRequire(import.meta.url).resolve('pg'))
-  const pgpass = requireFromPg('pgpass') as (parameters: object, done: (password: string | undefined) => void) => void
+  const pgpass = requireFromPg('pgpass') as (
+    parameters: object,
+    done: (password: string | undefined) => void,
+  ) => void
   return new Promise((resolve) => pgpass(parameters, resolve))
 }

@@ -16,7 +16,12 @@
  * ```
  */
 export function mayShowArgument(value: string): boolean {
-  return value.length <= 40 && /^[\w.,:=+/-]*$/.test(value) && !/[A-Za-z0-9]{17,}/.test(value) && !/^-*(sk|pk|rk)[-_]/i.test(value)
+  return (
+    value.length <= 40 &&
+    /^[\w.,:=+/-]*$/.test(value) &&
+    !/[A-Za-z0-9]{17,}/.test(value) &&
+    !/^-*(sk|pk|rk)[-_]/i.test(value)
+  )
 }
 
 /**

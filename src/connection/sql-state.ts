@@ -24,7 +24,8 @@ export const SQLSTATE = {
  * ```
  */
 export function errorCode(error: unknown): string | undefined {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
+  const code =
+    typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
   return typeof code === 'string' ? code : undefined
 }
 

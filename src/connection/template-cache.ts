@@ -36,7 +36,11 @@ import { errorCode } from './sql-state.js'
 export function templateCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const chosen = env.X402_DB_CACHE_DIR?.trim()
   if (chosen) return chosen
-  return join(env.XDG_CACHE_HOME?.trim() || join(homeOf(env), '.cache'), 'x402-jobs-db', 'templates')
+  return join(
+    env.XDG_CACHE_HOME?.trim() || join(homeOf(env), '.cache'),
+    'x402-jobs-db',
+    'templates',
+  )
 }
 
 /**
@@ -51,7 +55,11 @@ export function templateCacheDir(env: NodeJS.ProcessEnv = process.env): string {
  * ```
  */
 export function cacheKeyFile(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_CONFIG_HOME?.trim() || join(homeOf(env), '.config'), 'x402-jobs-db', 'cache.key')
+  return join(
+    env.XDG_CONFIG_HOME?.trim() || join(homeOf(env), '.config'),
+    'x402-jobs-db',
+    'cache.key',
+  )
 }
 
 function homeOf(env: NodeJS.ProcessEnv): string {
@@ -79,7 +87,11 @@ export function hashModuleCode(hash: Hash, folders: readonly string[]): Hash {
     for (const folder of folders) {
       const directory = fileURLToPath(new URL(`../${folder}/`, import.meta.url))
       for (const file of readdirSync(directory).sort()) {
-        if (file.endsWith(extension) && !file.endsWith('.d.ts')) code.update(`${folder}/${file}\0`).update(readFileSync(join(directory, file))).update('\0')
+        if (file.endsWith(extension) && !file.endsWith('.d.ts'))
+          code
+            .update(`${folder}/${file}\0`)
+            .update(readFileSync(join(directory, file)))
+            .update('\0')
       }
     }
     digest = code.digest('hex')
@@ -125,13 +137,17 @@ export function installedVersion(name: string): string {
   let folder = dirname(require.resolve(name))
   for (;;) {
     try {
-      const manifest = JSON.parse(readFileSync(join(folder, 'package.json'), 'utf8')) as { name?: string; version?: string }
+      const manifest = JSON.parse(readFileSync(join(folder, 'package.json'), 'utf8')) as {
+        name?: string
+        version?: string
+      }
       if (manifest.name === name && manifest.version) return manifest.version
     } catch (error) {
       if (errorCode(error) !== 'ENOENT') throw error
     }
     const parent = dirname(folder)
-    if (parent === folder) throw new Error(`Cannot find the version of ${name}: is it installed? Run npm install.`)
+    if (parent === folder)
+      throw new Error(`Cannot find the version of ${name}: is it installed? Run npm install.`)
     folder = parent
   }
 }
@@ -187,9 +203,17 @@ const verified = new Map<string, Blob>()
  * await writeTemplate('base-0.4.6', await pglite.dumpDataDir('none'))
  * ```
  */
-export async function writeTemplate(key: string, tarball: Blob, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function writeTemplate(
+  key: string,
+  tarball: Blob,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
   if (!cacheKey(env)) return
-  writeCacheFile(templateFileName(key), gzipSync(Buffer.from(await tarball.arrayBuffer()), { level: 1 }), env)
+  writeCacheFile(
+    templateFileName(key),
+    gzipSync(Buffer.from(await tarball.arrayBuffer()), { level: 1 }),
+    env,
+  )
 }
 
 /**
@@ -203,7 +227,10 @@ export async function writeTemplate(key: string, tarball: Blob, env: NodeJS.Proc
  * const json = readCacheFile('reference-005_add_openrouter_integration-0123abcd.json')
  * ```
  */
-export function readCacheFile(name: string, env: NodeJS.ProcessEnv = process.env): Buffer | undefined {
+export function readCacheFile(
+  name: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Buffer | undefined {
   const key = cacheKey(env)
   if (!key) return undefined
   const contents = readRegularFile(cacheFile(name, env))
@@ -211,7 +238,11 @@ export function readCacheFile(name: string, env: NodeJS.ProcessEnv = process.env
   const body = contents.subarray(65)
   const found = Buffer.from(contents.subarray(0, 64).toString('latin1'), 'hex')
   const expected = authenticate(key, name, body)
-  return contents[64] === 0x0a && found.length === expected.length && timingSafeEqual(found, expected) ? body : undefined
+  return contents[64] === 0x0a &&
+    found.length === expected.length &&
+    timingSafeEqual(found, expected)
+    ? body
+    : undefined
 }
 
 /**
@@ -225,7 +256,11 @@ export function readCacheFile(name: string, env: NodeJS.ProcessEnv = process.env
  * writeCacheFile('reference-005_add_openrouter_integration-0123abcd.json', Buffer.from(json))
  * ```
  */
-export function writeCacheFile(name: string, bytes: Buffer, env: NodeJS.ProcessEnv = process.env): void {
+export function writeCacheFile(
+  name: string,
+  bytes: Buffer,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
   const key = cacheKey(env)
   if (!key) return
   const file = cacheFile(name, env)
@@ -233,7 +268,14 @@ export function writeCacheFile(name: string, bytes: Buffer, env: NodeJS.ProcessE
   try {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
     // 'wx' never writes through a file or a link someone else put at that name.
-    writeFileSync(partial, Buffer.concat([Buffer.from(`${authenticate(key, name, bytes).toString('hex')}\n`, 'latin1'), bytes]), { flag: 'wx', mode: 0o600 })
+    writeFileSync(
+      partial,
+      Buffer.concat([
+        Buffer.from(`${authenticate(key, name, bytes).toString('hex')}\n`, 'latin1'),
+        bytes,
+      ]),
+      { flag: 'wx', mode: 0o600 },
+    )
     renameSync(partial, file)
   } catch {
     try {
@@ -300,7 +342,8 @@ function readKey(file: string): Buffer | undefined {
   try {
     const stat = fstatSync(fd)
     const own = process.getuid === undefined || stat.uid === process.getuid()
-    if (!stat.isFile() || !own || (stat.mode & 0o077) !== 0 || stat.size !== KEY_BYTES) return undefined
+    if (!stat.isFile() || !own || (stat.mode & 0o077) !== 0 || stat.size !== KEY_BYTES)
+      return undefined
     const key = Buffer.alloc(KEY_BYTES)
     return readFileSync(fd).copy(key) === KEY_BYTES ? key : undefined
   } finally {
@@ -340,6 +383,7 @@ function templateFileName(key: string): string {
 }
 
 function cacheFile(name: string, env: NodeJS.ProcessEnv): string {
-  if (!/^[\w.-]+$/.test(name)) throw new Error(`A cache file's name is letters, digits, dots and dashes, not "${name}".`)
+  if (!/^[\w.-]+$/.test(name))
+    throw new Error(`A cache file's name is letters, digits, dots and dashes, not "${name}".`)
   return join(templateCacheDir(env), name)
 }

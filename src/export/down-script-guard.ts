@@ -67,7 +67,11 @@ export function downScriptGuard(
     if (!remainingTables.has(tableKey(column))) {
       if (seenTables.has(tableKey(column))) continue
       seenTables.add(tableKey(column))
-      checks.push({ table: column, label: `table ${column.schema}.${column.table}`, count: `SELECT count(*) FROM ${qualified}` })
+      checks.push({
+        table: column,
+        label: `table ${column.schema}.${column.table}`,
+        count: `SELECT count(*) FROM ${qualified}`,
+      })
     } else if (!remainingColumns.has(key(column))) {
       checks.push({
         table: column,
@@ -79,9 +83,9 @@ export function downScriptGuard(
   if (checks.length === 0) return undefined
   const prefix = name.split('_')[0]!
   // Writes wait until the script's transaction ends: nothing arrives between the count and the drop.
-  const locks = [...new Set(checks.map(({ table }) => `${ident(table.schema)}.${ident(table.table)}`))].map(
-    (table) => `  EXECUTE ${literal(`LOCK TABLE ${table} IN SHARE MODE`)};`,
-  )
+  const locks = [
+    ...new Set(checks.map(({ table }) => `${ident(table.schema)}.${ident(table.table)}`)),
+  ].map((table) => `  EXECUTE ${literal(`LOCK TABLE ${table} IN SHARE MODE`)};`)
   const lines = checks.flatMap(({ table, label, count }) => {
     const concerned = literal(JSON.stringify([table.schema, table.table]))
     return [

@@ -51,10 +51,17 @@ export interface ScriptFolderDifferences {
  * scriptFolderDifferences('docs/migrations', new Map([['000_x.up.sql', 'BEGIN;']])) // { stale: [], extra: [] }
  * ```
  */
-export function scriptFolderDifferences(folder: string, scripts: ReadonlyMap<string, string>): ScriptFolderDifferences {
-  const present = existsSync(folder) ? readdirSync(folder).filter((file) => file.endsWith('.sql')) : []
+export function scriptFolderDifferences(
+  folder: string,
+  scripts: ReadonlyMap<string, string>,
+): ScriptFolderDifferences {
+  const present = existsSync(folder)
+    ? readdirSync(folder).filter((file) => file.endsWith('.sql'))
+    : []
   const stale = [...scripts]
-    .filter(([file, sql]) => !present.includes(file) || readFileSync(join(folder, file), 'utf8') !== sql)
+    .filter(
+      ([file, sql]) => !present.includes(file) || readFileSync(join(folder, file), 'utf8') !== sql,
+    )
     .map(([file]) => file)
   return { stale, extra: present.filter((file) => !scripts.has(file)) }
 }

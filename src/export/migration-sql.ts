@@ -39,19 +39,38 @@ export interface ExportOptions {
  * process.stdout.write(await exportMigrationSql('005_add_openrouter_integration', 'down'))
  * ```
  */
-export async function exportMigrationSql(name: string, direction: MigrationDirection = 'up', options: ExportOptions = {}): Promise<string> {
+export async function exportMigrationSql(
+  name: string,
+  direction: MigrationDirection = 'up',
+  options: ExportOptions = {},
+): Promise<string> {
   if (!migrations[name]) return exportMigrationSql(resolveMigrationName(name), direction, options)
   const startingPoint = direction === 'up' ? migrationBefore(name) : name
   // The defaults, not this machine's environment: the script must not depend on who exports it.
   const settings = migrationSettings({ env: {} })
   const migration = (await migrationProvider(settings).getMigrations())[name]!
   const run = direction === 'up' ? migration.up : migration.down
-  if (!run) throw new Error(`Migration ${name} has no down function, so it cannot be exported as down.`)
+  if (!run)
+    throw new Error(`Migration ${name} has no down function, so it cannot be exported as down.`)
 
-  const { statements, guard } = await recordStatements(name, direction, startingPoint, migration, run)
+  const { statements, guard } = await recordStatements(
+    name,
+    direction,
+    startingPoint,
+    migration,
+    run,
+  )
   // A down is rehearsed as the runner runs it: its function, in the migration's transaction mode.
-  const step: RehearsalStep = direction === 'up' ? { migration: name } : { name: `${name} (down)`, candidate: { up: run, config: (migration as { config?: MigrationConfig }).config } }
-  const profile = options.lockProfile ? await measureStatements(name, step, startingPoint, options.lockProfile, statements) : undefined
+  const step: RehearsalStep =
+    direction === 'up'
+      ? { migration: name }
+      : {
+          name: `${name} (down)`,
+          candidate: { up: run, config: (migration as { config?: MigrationConfig }).config },
+        }
+  const profile = options.lockProfile
+    ? await measureStatements(name, step, startingPoint, options.lockProfile, statements)
+    : undefined
   return renderScript(name, direction, runsInTransaction(migration), statements, profile, guard)
 }
 
@@ -86,8 +105,16 @@ async function recordStatements(
     recording = false
     // The runner guards a down by rehearsing it; a script run by hand needs the guard in SQL. A
     // down that guards itself in SQL (005) reads x402.allow_data_loss already.
-    if (direction === 'down' && !statements.some((statement) => statement.sql.includes('x402.allow_data_loss'))) {
-      guard = downScriptGuard(name, before, await catalogColumns(scratch), runsInTransaction(migration))
+    if (
+      direction === 'down' &&
+      !statements.some((statement) => statement.sql.includes('x402.allow_data_loss'))
+    ) {
+      guard = downScriptGuard(
+        name,
+        before,
+        await catalogColumns(scratch),
+        runsInTransaction(migration),
+      )
     }
   } finally {
     await scratch.destroy()
@@ -109,7 +136,11 @@ async function measureStatements(
   const rehearsal = await rehearse([step], {
     server,
     startingPoint,
-    rows: { x402_resources: rows, ai_models: Math.min(rows, 1000), x402_openrouter_models: Math.min(rows, 1000) },
+    rows: {
+      x402_resources: rows,
+      ai_models: Math.min(rows, 1000),
+      x402_openrouter_models: Math.min(rows, 1000),
+    },
     settings: { env: {} },
   })
   const rehearsed = [...rehearsal.migrations[0]!.statements]
@@ -117,7 +148,9 @@ async function measureStatements(
     if (/^(BEGIN|COMMIT|ROLLBACK)$/.test(statement.sql)) return undefined
     const next = rehearsed.shift()
     if (next?.sql !== statement.sql.trim()) {
-      throw new Error(`Migration ${name}'s rehearsal sent other statements than its export (at "${statement.sql.trim().slice(0, 80)}"): its lock profile cannot be shown.`)
+      throw new Error(
+        `Migration ${name}'s rehearsal sent other statements than its export (at "${statement.sql.trim().slice(0, 80)}"): its lock profile cannot be shown.`,
+      )
     }
     return next
   })
@@ -147,7 +180,9 @@ function renderScript(
     // Only the whitespace around a statement goes: inside it, function bodies are string literals.
     const text = `${statement.sql.trim().replace(/;$/, '')};`
     const measured = profile?.measured[index]
-    return measured ? `-- locks: ${describeStatement(measured).replace(/\s*\n\s*/g, ' ')}\n${text}` : text
+    return measured
+      ? `-- locks: ${describeStatement(measured).replace(/\s*\n\s*/g, ' ')}\n${text}`
+      : text
   })
   const profileNote = profile
     ? [

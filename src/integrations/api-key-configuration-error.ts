@@ -1,5 +1,6 @@
 /** The message of {@link ApiKeyConfigurationError}, word for word as the app shows it. */
-export const API_KEY_CONFIGURATION_ERROR_MESSAGE = 'API key configuration error - contact resource owner'
+export const API_KEY_CONFIGURATION_ERROR_MESSAGE =
+  'API key configuration error - contact resource owner'
 
 /**
  * The one thing a caller (and through it the buyer of a resource) learns when a stored integration

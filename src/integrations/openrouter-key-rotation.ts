@@ -2,7 +2,11 @@ import { type Kysely, sql } from 'kysely'
 
 import { asService } from '../supabase/request-context.js'
 import type { DB } from '../types/database.js'
-import { describeStoredKey, type IntegrationCipher, KeyDecryptionError } from '../secrets/integration-cipher.js'
+import {
+  describeStoredKey,
+  type IntegrationCipher,
+  KeyDecryptionError,
+} from '../secrets/integration-cipher.js'
 import type { KeyFailureFields } from './openrouter-keys.js'
 import { DEFAULT_ROTATION_BATCH_SIZE } from '../types/command-defaults.js'
 
@@ -63,14 +67,26 @@ export interface KeyRotationReport {
  * // { scanned: 10000, rotated: 9998, alreadyCurrent: 2, changedConcurrently: 0, failed: [], complete: true }
  * ```
  */
-export async function rotateOpenRouterKeys(db: Kysely<DB>, options: KeyRotationOptions): Promise<KeyRotationReport> {
+export async function rotateOpenRouterKeys(
+  db: Kysely<DB>,
+  options: KeyRotationOptions,
+): Promise<KeyRotationReport> {
   const { cipher, signal, onBatch } = options
   cipher.confirmCurrentKeyId(options.keyId)
   const batchSize = options.batchSize ?? DEFAULT_ROTATION_BATCH_SIZE
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_ROTATION_BATCH_SIZE) {
-    throw new RangeError(`The rotation batch size must be a whole number from 1 to ${MAX_ROTATION_BATCH_SIZE}, not ${batchSize}.`)
+    throw new RangeError(
+      `The rotation batch size must be a whole number from 1 to ${MAX_ROTATION_BATCH_SIZE}, not ${batchSize}.`,
+    )
   }
-  const report: KeyRotationReport = { scanned: 0, rotated: 0, alreadyCurrent: 0, changedConcurrently: 0, failed: [], complete: false }
+  const report: KeyRotationReport = {
+    scanned: 0,
+    rotated: 0,
+    alreadyCurrent: 0,
+    changedConcurrently: 0,
+    failed: [],
+    complete: false,
+  }
   let after: string | undefined
   while (!signal?.aborted) {
     const batch = await asService(db, (trx) => rotateBatch(trx, cipher, after, batchSize))
@@ -132,7 +148,9 @@ async function rotateBatch(
     }
   }
   if (replacements.length > 0) {
-    const values = replacements.map(({ userId, stored, encrypted }) => sql`(${userId}::uuid, ${stored}, ${encrypted})`)
+    const values = replacements.map(
+      ({ userId, stored, encrypted }) => sql`(${userId}::uuid, ${stored}, ${encrypted})`,
+    )
     // Guarded by the value read: a row stored or rotated meanwhile keeps its newer value.
     const { rows: changed } = await sql<{ user_id: string }>`
       UPDATE x402_user_openrouter_integrations AS stored_key

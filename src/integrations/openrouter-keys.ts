@@ -1,7 +1,12 @@
 import { type Kysely, sql } from 'kysely'
 
 import type { DB } from '../types/database.js'
-import { describeStoredKey, type IntegrationCipher, KeyDecryptionError, type StoredKeyFormat } from '../secrets/integration-cipher.js'
+import {
+  describeStoredKey,
+  type IntegrationCipher,
+  KeyDecryptionError,
+  type StoredKeyFormat,
+} from '../secrets/integration-cipher.js'
 import { ApiKeyConfigurationError } from './api-key-configuration-error.js'
 import { assertUserId } from '../supabase/user-id.js'
 
@@ -24,7 +29,8 @@ export interface KeyFailureFields {
 export type KeyFailureLog = (message: string, fields: KeyFailureFields) => void
 
 /** The default {@link KeyFailureLog}: a key that no longer decrypts needs an operator, so it is not silent. */
-export const logKeyFailureToConsole: KeyFailureLog = (message, fields) => console.error(message, fields)
+export const logKeyFailureToConsole: KeyFailureLog = (message, fields) =>
+  console.error(message, fields)
 
 /**
  * Encrypts `apiKey` for `userId` and stores it, replacing the user's previous key. Call it once
@@ -44,9 +50,18 @@ export async function storeOpenRouterKey(
   const encrypted = cipher.encrypt(apiKey, userId)
   await db
     .insertInto(TABLE)
-    .values({ user_id: userId, encrypted_api_key: encrypted, is_valid: true, last_verified_at: sql`now()` })
+    .values({
+      user_id: userId,
+      encrypted_api_key: encrypted,
+      is_valid: true,
+      last_verified_at: sql`now()`,
+    })
     .onConflict((conflict) =>
-      conflict.column('user_id').doUpdateSet({ encrypted_api_key: encrypted, is_valid: true, last_verified_at: sql`now()` }),
+      conflict.column('user_id').doUpdateSet({
+        encrypted_api_key: encrypted,
+        is_valid: true,
+        last_verified_at: sql`now()`,
+      }),
     )
     .execute()
 }
@@ -76,7 +91,11 @@ export type OpenRouterKeyForExecution =
  */
 export async function readOpenRouterKeyForExecution(
   db: Kysely<DB>,
-  { userId, cipher, log = logKeyFailureToConsole }: { userId: string; cipher: IntegrationCipher; log?: KeyFailureLog },
+  {
+    userId,
+    cipher,
+    log = logKeyFailureToConsole,
+  }: { userId: string; cipher: IntegrationCipher; log?: KeyFailureLog },
 ): Promise<OpenRouterKeyForExecution> {
   assertUserId(userId)
   const row = await db
@@ -91,7 +110,11 @@ export async function readOpenRouterKeyForExecution(
     return { status: 'ready', apiKey: cipher.decrypt(row.encrypted_api_key, userId) }
   } catch (error) {
     if (!(error instanceof KeyDecryptionError)) throw error
-    log('OpenRouter key cannot be decrypted', { userId, ...describeStoredKey(row.encrypted_api_key), reason: error.reason })
+    log('OpenRouter key cannot be decrypted', {
+      userId,
+      ...describeStoredKey(row.encrypted_api_key),
+      reason: error.reason,
+    })
     throw new ApiKeyConfigurationError()
   }
 }
@@ -105,9 +128,19 @@ export async function readOpenRouterKeyForExecution(
  * await asUser(db, userId, (trx) => setOpenRouterKeyEnabled(trx, userId, false)) // true
  * ```
  */
-export async function setOpenRouterKeyEnabled(db: Kysely<DB>, userId: string, enabled: boolean): Promise<boolean> {
+export async function setOpenRouterKeyEnabled(
+  db: Kysely<DB>,
+  userId: string,
+  enabled: boolean,
+): Promise<boolean> {
   assertUserId(userId)
-  return updated(db.updateTable(TABLE).set({ is_enabled: enabled }).where('user_id', '=', userId).executeTakeFirst())
+  return updated(
+    db
+      .updateTable(TABLE)
+      .set({ is_enabled: enabled })
+      .where('user_id', '=', userId)
+      .executeTakeFirst(),
+  )
 }
 
 /**
@@ -154,7 +187,11 @@ export async function deleteOpenRouterKey(db: Kysely<DB>, userId: string): Promi
 function markChecked(db: Kysely<DB>, userId: string, valid: boolean): Promise<boolean> {
   assertUserId(userId)
   return updated(
-    db.updateTable(TABLE).set({ is_valid: valid, last_verified_at: sql`now()` }).where('user_id', '=', userId).executeTakeFirst(),
+    db
+      .updateTable(TABLE)
+      .set({ is_valid: valid, last_verified_at: sql`now()` })
+      .where('user_id', '=', userId)
+      .executeTakeFirst(),
   )
 }
 

@@ -5,7 +5,13 @@ import type { Kysely } from 'kysely'
 import { createDb, type CreateDbOptions, IN_MEMORY } from '../connection/create-db.js'
 import { dumpEmbeddedDatabase } from '../connection/embedded-database.js'
 import { emptyClusterTemplate } from '../connection/open-pglite.js'
-import { hashModuleCode, installedVersion, pgliteVersion, readTemplate, writeTemplate } from '../connection/template-cache.js'
+import {
+  hashModuleCode,
+  installedVersion,
+  pgliteVersion,
+  readTemplate,
+  writeTemplate,
+} from '../connection/template-cache.js'
 import { migrationChecksum, readMigrationChecksums } from '../migrator/checksums.js'
 import { recordedMigrationNames } from '../migrator/history.js'
 import { migrationNames } from '../migrations/index.js'
@@ -53,12 +59,16 @@ export async function migratedTemplate(point: TemplatePoint): Promise<Blob> {
   // costs one run of the migrations instead of one run each; a single command makes only the
   // template it needs.
   const start = key ? newestCachedBefore(names, checksums as string[]) : undefined
-  const scratch = createDb({ dataDir: IN_MEMORY, template: start && (() => Promise.resolve(start)) })
+  const scratch = createDb({
+    dataDir: IN_MEMORY,
+    template: start && (() => Promise.resolve(start)),
+  })
   try {
     await migrateTo(scratch, names.at(-1)!, { env: {} })
     const tarball = await dumpEmbeddedDatabase(scratch)
     // Cached only once the database inside is known to record exactly these files.
-    if (key && (await recordsExactly(scratch, names, checksums as string[]))) await writeTemplate(key, tarball)
+    if (key && (await recordsExactly(scratch, names, checksums as string[])))
+      await writeTemplate(key, tarball)
     return tarball
   } finally {
     await scratch.destroy()
@@ -75,7 +85,10 @@ export async function migratedTemplate(point: TemplatePoint): Promise<Blob> {
  * try { … } finally { await scratch.destroy() }
  * ```
  */
-export function scratchDatabase(point: TemplatePoint, options: Pick<CreateDbOptions, 'onStatement'> = {}): Kysely<any> {
+export function scratchDatabase(
+  point: TemplatePoint,
+  options: Pick<CreateDbOptions, 'onStatement'> = {},
+): Kysely<any> {
   return createDb({ ...options, dataDir: IN_MEMORY, template: () => migratedTemplate(point) })
 }
 
@@ -89,28 +102,48 @@ export function scratchDatabase(point: TemplatePoint, options: Pick<CreateDbOpti
  * await migratedTemplateKey('latest') // 'migrated-008_close_supabase_advisor_findings-…'
  * ```
  */
-export async function migratedTemplateKey(point: Exclude<TemplatePoint, 'none'>): Promise<string | undefined> {
+export async function migratedTemplateKey(
+  point: Exclude<TemplatePoint, 'none'>,
+): Promise<string | undefined> {
   return (await templateInputs(point)).key
 }
 
-async function templateInputs(point: Exclude<TemplatePoint, 'none'>): Promise<{ names: string[]; checksums: (string | undefined)[]; key?: string }> {
-  const names = point === 'latest' ? [...migrationNames] : migrationNamesUpTo(resolveMigrationName(point))
-  const checksums = await Promise.all(names.map((name) => migrationChecksum(name).catch(() => undefined)))
+async function templateInputs(
+  point: Exclude<TemplatePoint, 'none'>,
+): Promise<{ names: string[]; checksums: (string | undefined)[]; key?: string }> {
+  const names =
+    point === 'latest' ? [...migrationNames] : migrationNamesUpTo(resolveMigrationName(point))
+  const checksums = await Promise.all(
+    names.map((name) => migrationChecksum(name).catch(() => undefined)),
+  )
   const cacheable = checksums.every((checksum) => checksum !== undefined)
-  return { names, checksums, key: cacheable ? templateKey(names, checksums as string[]) : undefined }
+  return {
+    names,
+    checksums,
+    key: cacheable ? templateKey(names, checksums as string[]) : undefined,
+  }
 }
 
 function templateKey(names: readonly string[], checksums: readonly string[]): string {
   const hash = createHash('sha256')
   // Kysely compiles the migrations' schema builders: another version may send other SQL.
   const versions = { pglite: pgliteVersion(), kysely: installedVersion('kysely') }
-  hash.update(JSON.stringify({ format: TEMPLATE_FORMAT, ...versions, migrations: names.map((name, i) => [name, checksums[i]]) }))
+  hash.update(
+    JSON.stringify({
+      format: TEMPLATE_FORMAT,
+      ...versions,
+      migrations: names.map((name, i) => [name, checksums[i]]),
+    }),
+  )
   hashModuleCode(hash, ENGINE_FOLDERS)
   return `migrated-${names.at(-1) ?? 'none'}-${hash.digest('hex').slice(0, 24)}`
 }
 
 /** The cached template of the newest migration before the last of `names`, if there is one. */
-function newestCachedBefore(names: readonly string[], checksums: readonly string[]): Blob | undefined {
+function newestCachedBefore(
+  names: readonly string[],
+  checksums: readonly string[],
+): Blob | undefined {
   for (let count = names.length - 1; count > 0; count--) {
     const cached = readTemplate(templateKey(names.slice(0, count), checksums.slice(0, count)))
     if (cached) return cached
@@ -119,7 +152,11 @@ function newestCachedBefore(names: readonly string[], checksums: readonly string
 }
 
 /** Whether `db` records exactly `names` as applied, each with the checksum its file has now. */
-async function recordsExactly(db: Kysely<any>, names: readonly string[], checksums: readonly string[]): Promise<boolean> {
+async function recordsExactly(
+  db: Kysely<any>,
+  names: readonly string[],
+  checksums: readonly string[],
+): Promise<boolean> {
   if ((await recordedMigrationNames(db)).join() !== names.join()) return false
   const recorded = await readMigrationChecksums(db)
   return names.every((name, i) => recorded.get(name)?.sha256 === checksums[i])

@@ -118,7 +118,10 @@ export function migrationSourcePath(name: string, options: MigrationSourceOption
  * await migrationChecksum('005_add_openrouter_integration') // 'e3b0c442…'
  * ```
  */
-export async function migrationChecksum(name: string, options: MigrationSourceOptions = {}): Promise<string> {
+export async function migrationChecksum(
+  name: string,
+  options: MigrationSourceOptions = {},
+): Promise<string> {
   const path = migrationSourcePath(name, options)
   let source: string
   try {
@@ -161,7 +164,10 @@ export interface SyncChecksumOptions extends MigrationSourceOptions {
  * })
  * ```
  */
-export async function syncMigrationChecksums(db: Kysely<any>, options: SyncChecksumOptions = {}): Promise<void> {
+export async function syncMigrationChecksums(
+  db: Kysely<any>,
+  options: SyncChecksumOptions = {},
+): Promise<void> {
   const { history, checksums } = await existingTables(db)
   if (!history) return
   if (!checksums) await createChecksumTable(db)
@@ -179,13 +185,28 @@ export async function syncMigrationChecksums(db: Kysely<any>, options: SyncCheck
  * (await readMigrationChecksums(db)).get('005_add_openrouter_integration')?.origin // 'applied'
  * ```
  */
-export async function readMigrationChecksums(db: Kysely<any>): Promise<Map<string, RecordedChecksum>> {
+export async function readMigrationChecksums(
+  db: Kysely<any>,
+): Promise<Map<string, RecordedChecksum>> {
   if (!(await existingTables(db)).checksums) return new Map()
-  const { rows } = await sql<{ name: string; sha256: string; origin: ChecksumOrigin; recorded_at: Date | string }>`
+  const { rows } = await sql<{
+    name: string
+    sha256: string
+    origin: ChecksumOrigin
+    recorded_at: Date | string
+  }>`
     SELECT name, sha256, origin, recorded_at FROM ${sql.raw(checksumTable())} ORDER BY name
   `.execute(db)
   return new Map(
-    rows.map((row) => [row.name, { name: row.name, sha256: row.sha256, origin: row.origin, recordedAt: new Date(row.recorded_at) }]),
+    rows.map((row) => [
+      row.name,
+      {
+        name: row.name,
+        sha256: row.sha256,
+        origin: row.origin,
+        recordedAt: new Date(row.recorded_at),
+      },
+    ]),
   )
 }
 
@@ -220,7 +241,11 @@ export async function recordMissingChecksums(
   `.execute(db)
   const lacking = rows.map((row) => row.name).filter((name) => name in migrations)
   const found = await Promise.all(
-    lacking.map(async (name) => ({ name, sha256: await migrationChecksum(name, options).catch(() => undefined), origin: originOf(name) })),
+    lacking.map(async (name) => ({
+      name,
+      sha256: await migrationChecksum(name, options).catch(() => undefined),
+      origin: originOf(name),
+    })),
   )
   const readable = found.filter((entry): entry is NewChecksum => entry.sha256 !== undefined)
   await insertChecksums(db, readable)
@@ -235,7 +260,10 @@ export interface NewChecksum {
 }
 
 /** Records the given checksums; a migration that has one already keeps it. */
-export async function insertChecksums(db: Kysely<any>, checksums: readonly NewChecksum[]): Promise<void> {
+export async function insertChecksums(
+  db: Kysely<any>,
+  checksums: readonly NewChecksum[],
+): Promise<void> {
   if (checksums.length === 0) return
   await sql`
     INSERT INTO ${sql.raw(checksumTable())} (name, sha256, origin)

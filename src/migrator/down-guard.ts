@@ -25,7 +25,12 @@ interface CatalogState {
 async function catalogState(db: Kysely<any>): Promise<CatalogState> {
   // pg_stat_get_xact_* count the rows this transaction deleted and updated so far, cascades and
   // SET NULL actions of foreign keys included: the rows of any table that the down touched.
-  const { rows: tables } = await sql<{ oid: number; name: string; deleted: string; updated: string }>`
+  const { rows: tables } = await sql<{
+    oid: number
+    name: string
+    deleted: string
+    updated: string
+  }>`
     SELECT c.oid::int AS oid, format('%I.%I', n.nspname, c.relname) AS name,
            pg_stat_get_xact_tuples_deleted(c.oid) AS deleted, pg_stat_get_xact_tuples_updated(c.oid) AS updated
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -38,8 +43,15 @@ async function catalogState(db: Kysely<any>): Promise<CatalogState> {
       AND n.nspname NOT IN ${SKIPPED_SCHEMAS} AND n.nspname NOT LIKE 'pg_temp%'
   `.execute(db)
   return {
-    tables: new Map(tables.map((row) => [row.oid, { name: row.name, deleted: Number(row.deleted), updated: Number(row.updated) }])),
-    columns: new Map(columns.map((row) => [`${row.oid}.${row.attnum}`, { table: row.oid, name: row.name }])),
+    tables: new Map(
+      tables.map((row) => [
+        row.oid,
+        { name: row.name, deleted: Number(row.deleted), updated: Number(row.updated) },
+      ]),
+    ),
+    columns: new Map(
+      columns.map((row) => [`${row.oid}.${row.attnum}`, { table: row.oid, name: row.name }]),
+    ),
   }
 }
 
@@ -100,7 +112,11 @@ export async function guardDown(
   return backUp(trx, name, losses.backups)
 }
 
-async function countLosses(db: Kysely<any>, before: CatalogState, after: CatalogState): Promise<Losses> {
+async function countLosses(
+  db: Kysely<any>,
+  before: CatalogState,
+  after: CatalogState,
+): Promise<Losses> {
   const lines: string[] = []
   const backups = new Set<string>()
   for (const [oid, state] of before.tables) {
@@ -124,7 +140,10 @@ async function countLosses(db: Kysely<any>, before: CatalogState, after: Catalog
     if (after.columns.has(column) || !after.tables.has(oid)) continue
     // Counted under the name it has before the down, where the rehearsal rolled back to.
     const table = before.tables.get(oid)!.name
-    const values = await countRows(db, sql`SELECT count(${sql.raw(name)}) AS n FROM ${sql.raw(table)}`)
+    const values = await countRows(
+      db,
+      sql`SELECT count(${sql.raw(name)}) AS n FROM ${sql.raw(table)}`,
+    )
     if (values > 0) {
       lines.push(`column ${table}.${name} (dropped): ${values} value(s)`)
       backups.add(table)
@@ -152,7 +171,10 @@ async function backUp(db: Kysely<any>, name: string, tables: string[]): Promise<
     const stamp = rows[0]!.stamp
     const named = schema === 'public' ? bare : `${schema}_${bare}`
     const room = 63 - prefix.length - stamp.length - 2
-    const backup = `${prefix}_${Buffer.from(named).subarray(0, room).toString().replace(/\uFFFD+$/, '')}_${stamp}`
+    const backup = `${prefix}_${Buffer.from(named)
+      .subarray(0, room)
+      .toString()
+      .replace(/\uFFFD+$/, '')}_${stamp}`
     await sql`CREATE TABLE ${sql.id('x402_backup', backup)} AS TABLE ${sql.raw(table)}`.execute(db)
     made.push(`x402_backup.${backup}`)
   }
@@ -179,10 +201,19 @@ export interface DeletedRows {
  * ])
  * ```
  */
-export async function refuseReferencedRows(db: Kysely<any>, name: string, deleted: readonly DeletedRows[]): Promise<void> {
+export async function refuseReferencedRows(
+  db: Kysely<any>,
+  name: string,
+  deleted: readonly DeletedRows[],
+): Promise<void> {
   const lines: string[] = []
   for (const { table, where } of deleted) {
-    const { rows: keys } = await sql<{ referencing: string; columns: string[]; referenced: string[]; action: string }>`
+    const { rows: keys } = await sql<{
+      referencing: string
+      columns: string[]
+      referenced: string[]
+      action: string
+    }>`
       SELECT conrelid::regclass::text AS referencing,
              array(SELECT format('%I', attname) FROM unnest(conkey) WITH ORDINALITY k(n, i)
                    JOIN pg_attribute ON attrelid = conrelid AND attnum = k.n ORDER BY k.i) AS columns,
@@ -194,12 +225,15 @@ export async function refuseReferencedRows(db: Kysely<any>, name: string, delete
       ORDER BY 1
     `.execute(db)
     for (const key of keys) {
-      const matches = key.columns.map((column, i) => `r.${column} = d.${key.referenced[i]}`).join(' AND ')
+      const matches = key.columns
+        .map((column, i) => `r.${column} = d.${key.referenced[i]}`)
+        .join(' AND ')
       const count = await countRows(
         db,
         sql`SELECT count(*) AS n FROM ${sql.raw(key.referencing)} r WHERE EXISTS (SELECT FROM ${sql.raw(table)} d WHERE (${sql.raw(where)}) AND ${sql.raw(matches)})`,
       )
-      if (count > 0) lines.push(`${key.referencing} (${key.action}): ${count} row(s) referencing ${table}`)
+      if (count > 0)
+        lines.push(`${key.referencing} (${key.action}): ${count} row(s) referencing ${table}`)
     }
   }
   if (lines.length === 0) return

@@ -2,9 +2,17 @@ import { type Kysely, sql } from 'kysely'
 
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { migrationNames } from '../migrations/index.js'
-import { MIGRATION_HISTORY_TABLE, MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from './history-tables.js'
+import {
+  MIGRATION_HISTORY_TABLE,
+  MIGRATION_TABLE_SCHEMA,
+  REVERTING_COLUMN,
+} from './history-tables.js'
 
-export { MIGRATION_HISTORY_TABLE, MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from './history-tables.js'
+export {
+  MIGRATION_HISTORY_TABLE,
+  MIGRATION_TABLE_SCHEMA,
+  REVERTING_COLUMN,
+} from './history-tables.js'
 
 /** One row of the history: a migration, when it was applied, and whether a rollback of it is under way. */
 export interface HistoryEntry {
@@ -26,7 +34,10 @@ export interface HistoryEntry {
  * (await readMigrationHistory(db)).map((entry) => entry.name) // ['000_baseline_ai_models', …]
  * ```
  */
-export async function readMigrationHistory(db: Kysely<any>, options: { times?: boolean } = {}): Promise<HistoryEntry[]> {
+export async function readMigrationHistory(
+  db: Kysely<any>,
+  options: { times?: boolean } = {},
+): Promise<HistoryEntry[]> {
   const times = options.times ?? true
   try {
     // to_jsonb(m) reads the marker column where it exists and null where it was never added, so
@@ -40,7 +51,11 @@ export async function readMigrationHistory(db: Kysely<any>, options: { times?: b
           SELECT name, ${reverting} AS reverting FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} m
         `.execute(db)
     return rows
-      .map((row) => ({ name: row.name, appliedAt: new Date(row.timestamp ?? Number.NaN), reverting: row.reverting }))
+      .map((row) => ({
+        name: row.name,
+        appliedAt: new Date(row.timestamp ?? Number.NaN),
+        reverting: row.reverting,
+      }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   } catch (error) {
     if (errorCode(error) === SQLSTATE.undefinedTable) return []
@@ -57,7 +72,9 @@ export async function readMigrationHistory(db: Kysely<any>, options: { times?: b
  * ```
  */
 export async function hasMigrationHistory(db: Kysely<any>): Promise<boolean> {
-  const { rows } = await sql<{ present: boolean }>`SELECT to_regclass(${MIGRATION_HISTORY_TABLE}) IS NOT NULL AS present`.execute(db)
+  const { rows } = await sql<{
+    present: boolean
+  }>`SELECT to_regclass(${MIGRATION_HISTORY_TABLE}) IS NOT NULL AS present`.execute(db)
   return rows[0]!.present
 }
 
@@ -90,18 +107,24 @@ export function historyDisagreements(recorded: readonly string[], upTo?: string)
   const problems: string[] = []
   const unknown = recorded.filter((name) => !known.includes(name))
   if (unknown.length > 0) {
-    problems.push(`the history records ${unknown.join(', ')}, which this module does not have (is the module older than the database?)`)
+    problems.push(
+      `the history records ${unknown.join(', ')}, which this module does not have (is the module older than the database?)`,
+    )
   }
   if (upTo !== undefined) {
     const later = recorded.filter((name) => known.includes(name) && name > upTo)
     if (later.length > 0) {
-      problems.push(`the history already records ${later.join(', ')}, which come after ${upTo}: adopt at the newest recorded migration or later`)
+      problems.push(
+        `the history already records ${later.join(', ')}, which come after ${upTo}: adopt at the newest recorded migration or later`,
+      )
     }
   }
   const prefix = known.slice(0, recorded.length - unknown.length)
   const skipped = prefix.filter((name) => !recorded.includes(name))
   if (skipped.length > 0) {
-    problems.push(`the history skips ${skipped.join(', ')} while recording later migrations, which Kysely's Migrator refuses`)
+    problems.push(
+      `the history skips ${skipped.join(', ')} while recording later migrations, which Kysely's Migrator refuses`,
+    )
   }
   return problems
 }
@@ -123,7 +146,10 @@ export async function markReverting(db: Kysely<any>, name: string): Promise<void
     SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = ${MIGRATION_HISTORY_TABLE}::regclass
                    AND attname = ${REVERTING_COLUMN} AND NOT attisdropped) AS present
   `.execute(db)
-  if (!rows[0]!.present) await sql`ALTER TABLE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} ADD COLUMN IF NOT EXISTS ${sql.id(REVERTING_COLUMN)} timestamptz`.execute(db)
+  if (!rows[0]!.present)
+    await sql`ALTER TABLE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} ADD COLUMN IF NOT EXISTS ${sql.id(REVERTING_COLUMN)} timestamptz`.execute(
+      db,
+    )
   await sql`
     UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = now()
     WHERE name = ${name} AND ${sql.id(REVERTING_COLUMN)} IS NULL
@@ -139,7 +165,9 @@ export async function markReverting(db: Kysely<any>, name: string): Promise<void
  * ```
  */
 export async function clearRevertingMark(db: Kysely<any>, name: string): Promise<void> {
-  await sql`UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = NULL WHERE name = ${name}`.execute(db)
+  await sql`UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = NULL WHERE name = ${name}`.execute(
+    db,
+  )
 }
 
 /**
@@ -152,5 +180,7 @@ export async function clearRevertingMark(db: Kysely<any>, name: string): Promise
  * ```
  */
 export async function forgetMigration(db: Kysely<any>, name: string): Promise<void> {
-  await sql`DELETE FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} WHERE name = ${name}`.execute(db)
+  await sql`DELETE FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} WHERE name = ${name}`.execute(
+    db,
+  )
 }

@@ -103,7 +103,9 @@ export async function withMigrationLock<T>(
   options: MigrationLockOptions = {},
 ): Promise<T> {
   if (db.getExecutor().adapter instanceof PGliteAdapter) {
-    return inProcessQueue(db, () => work({ transactionPooler: false, assertLockHeld: async () => {}, lockLost: () => undefined }))
+    return inProcessQueue(db, () =>
+      work({ transactionPooler: false, assertLockHeld: async () => {}, lockLost: () => undefined }),
+    )
   }
 
   const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS
@@ -136,9 +138,12 @@ export async function withMigrationLock<T>(
       }
       // Keeps the lock session from idling into its timeout while a statement of the run takes
       // long (an index build), and notices a lost lock in between.
-      heartbeat = setInterval(() => {
-        beating = beating.then(() => stillHeld().catch(lose))
-      }, Math.max(100, Math.floor(idleTimeoutMs / 3)))
+      heartbeat = setInterval(
+        () => {
+          beating = beating.then(() => stillHeld().catch(lose))
+        },
+        Math.max(100, Math.floor(idleTimeoutMs / 3)),
+      )
       heartbeat.unref()
       const assertLockHeld = async () => {
         await beating
@@ -153,7 +158,9 @@ export async function withMigrationLock<T>(
       // latest, the idle timeout). The lock transaction itself writes nothing.
       committed = true
       await sql`COMMIT`.execute(lockConnection).catch((error: unknown) => {
-        options.log?.(`[db] the migration lock session did not confirm its COMMIT (${error instanceof Error ? error.message : String(error)}); the server releases the lock as the session ends`)
+        options.log?.(
+          `[db] the migration lock session did not confirm its COMMIT (${error instanceof Error ? error.message : String(error)}); the server releases the lock as the session ends`,
+        )
       })
       return result
     } finally {
@@ -171,7 +178,10 @@ export async function withMigrationLock<T>(
  * the lock session begins: a pooler that reuses server connections hands it the probe's, or
  * moves the probe to another one. A direct or session-mode connection does neither.
  */
-async function beginLockTransaction(db: Kysely<any>, lockConnection: Kysely<any>): Promise<boolean> {
+async function beginLockTransaction(
+  db: Kysely<any>,
+  lockConnection: Kysely<any>,
+): Promise<boolean> {
   return db.connection().execute(async (probe) => {
     const probePid = await backendPid(probe)
     // READ COMMITTED whatever the database's default: at REPEATABLE READ the lock transaction
@@ -216,7 +226,9 @@ async function takeLock(
       )
     }
     if (attempt === 1) {
-      log?.(`[db] waiting for the migration lock: ${await lockHolder(db)}; waiting up to ${lockWaitMs} ms (MIGRATION_LOCK_WAIT_MS)`)
+      log?.(
+        `[db] waiting for the migration lock: ${await lockHolder(db)}; waiting up to ${lockWaitMs} ms (MIGRATION_LOCK_WAIT_MS)`,
+      )
     }
     await sleep(Math.min(LOCK_POLL_MS, lockWaitMs - waitedMs))
     await sql`BEGIN ISOLATION LEVEL READ COMMITTED`.execute(lockConnection)

@@ -16,8 +16,7 @@ export interface MigrateOnStartupOptions extends Omit<MigrateOptions, 'log'> {
  * migrations it applied (none when the database was up to date).
  */
 export type StartupMigrationOutcome =
-  | { skipped: true; applied: [] }
-  | { skipped: false; applied: MigrationResult[] }
+  { skipped: true; applied: [] } | { skipped: false; applied: MigrationResult[] }
 
 /**
  * Brings the database up to date before the app serves. Await it at start-up; if it throws, do

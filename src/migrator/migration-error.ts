@@ -3,14 +3,21 @@ import type { MigrationResult, MigrationResultSet } from 'kysely/migration'
 import { QueryError } from '../connection/query-error.js'
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET'])
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ETIMEDOUT',
+  'ECONNRESET',
+])
 
 /**
  * Failures that mean the database named by the connection string cannot be used at all: the
  * network, SQLSTATE classes 08 (connection) and 28 (authorization), or a missing database.
  */
 function isUnreachable({ code, message }: ErrorFields): boolean {
-  if (code && (UNREACHABLE_CODES.has(code) || /^(08|28)/.test(code) || code === '3D000')) return true
+  if (code && (UNREACHABLE_CODES.has(code) || /^(08|28)/.test(code) || code === '3D000'))
+    return true
   return /Connection terminated|timeout expired|did not answer within/i.test(message)
 }
 
@@ -61,7 +68,10 @@ export class MigrationError extends Error {
   /** Kysely's result for every migration the run considered. */
   readonly results: readonly MigrationResult[]
 
-  constructor(resultSet: MigrationResultSet, context: MigrationFailureContext = { activity: 'run' }) {
+  constructor(
+    resultSet: MigrationResultSet,
+    context: MigrationFailureContext = { activity: 'run' },
+  ) {
     const failed = resultSet.results?.find((result) => result.status === 'Error')
     const cause = resultSet.error
     const fields = errorFields(cause)
@@ -93,9 +103,16 @@ function errorFields(error: unknown): ErrorFields {
   return { message: String(error), code: undefined, detail: undefined }
 }
 
-function describe(failed: MigrationResult | undefined, fields: ErrorFields, context: MigrationFailureContext): string {
+function describe(
+  failed: MigrationResult | undefined,
+  fields: ErrorFields,
+  context: MigrationFailureContext,
+): string {
   // Node's codes (ECONNREFUSED, …) are in the message already; PostgreSQL's SQLSTATE is not.
-  const state = [isSqlState(fields.code) && `SQLSTATE ${fields.code}`, fields.detail && `detail: ${fields.detail}`]
+  const state = [
+    isSqlState(fields.code) && `SQLSTATE ${fields.code}`,
+    fields.detail && `detail: ${fields.detail}`,
+  ]
     .filter(Boolean)
     .join('; ')
   // Each use below ends the reason with a period of its own; the module's own errors have one.
@@ -109,14 +126,17 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
     )
   }
   if (isUnreachable(fields) && !failed && !context.appliedBefore?.length) {
-    const check = /\. Check /.test(reason) ? '' : ' Check DATABASE_URL (host, port, user, password, database name) and that the server is running.'
+    const check = /\. Check /.test(reason)
+      ? ''
+      : ' Check DATABASE_URL (host, port, user, password, database name) and that the server is running.'
     return `Cannot reach the database: ${reason}.${check}`
   }
   if (context.activity === 'status') return `Could not read the migration history: ${reason}.`
   if (!failed && context.appliedBefore?.length) {
     return `The migration run failed after ${context.appliedBefore.join(', ')} ran, which stay done: ${reason}. Run the migrations again.`
   }
-  if (!failed) return `The migration run failed before any migration ran: ${reason}. Nothing was changed.`
+  if (!failed)
+    return `The migration run failed before any migration ran: ${reason}. Nothing was changed.`
   const lockWait =
     context.attempts === undefined
       ? ''
@@ -140,7 +160,9 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
     context.transactional === false
       ? failed.direction === 'Up'
         ? `${failed.migrationName} runs outside a transaction: the steps it finished stay, it is not recorded as done, and ` +
-          (inTheWay ? 'running the migrations again fails the same way.' : 'running the migrations again completes it.')
+          (inTheWay
+            ? 'running the migrations again fails the same way.'
+            : 'running the migrations again completes it.')
         : `${failed.migrationName} runs outside a transaction: the steps of its down that finished stay, it stays recorded as applied, and rolling back again completes it.`
       : context.rolledBackWith?.length
         ? `${failed.migrationName} was rolled back, and with it ${context.rolledBackWith.join(', ')}, of the same transaction.`
@@ -161,11 +183,17 @@ function describe(failed: MigrationResult | undefined, fields: ErrorFields, cont
 /** The migrations that ran earlier in the run and stay done, as a sentence; empty when none did. */
 function kept(context: MigrationFailureContext): string {
   const before = context.appliedBefore ?? []
-  return before.length > 0 ? ` ${before.join(', ')} ran earlier in this run and stay${before.length === 1 ? 's' : ''} done.` : ''
+  return before.length > 0
+    ? ` ${before.join(', ')} ran earlier in this run and stay${before.length === 1 ? 's' : ''} done.`
+    : ''
 }
 
 /** The SQLSTATEs of an object that exists already: a table or index, another object, a column. */
-const IN_THE_WAY = new Set<string>([SQLSTATE.duplicateTable, SQLSTATE.duplicateObject, SQLSTATE.duplicateColumn])
+const IN_THE_WAY = new Set<string>([
+  SQLSTATE.duplicateTable,
+  SQLSTATE.duplicateObject,
+  SQLSTATE.duplicateColumn,
+])
 
 /**
  * Thrown, before anything changes, when migrations that must run outside a transaction are

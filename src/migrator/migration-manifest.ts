@@ -21,7 +21,9 @@ import { MIGRATION_MANIFEST_URL, type MigrationManifest } from './up-to-date-at-
  * ```
  */
 export async function writeMigrationManifest(): Promise<void> {
-  const migrations = await Promise.all(migrationNames.map(async (name) => ({ name, sha256: await migrationChecksum(name) })))
+  const migrations = await Promise.all(
+    migrationNames.map(async (name) => ({ name, sha256: await migrationChecksum(name) })),
+  )
   const manifest: MigrationManifest = { migrations }
   await writeFile(fileURLToPath(MIGRATION_MANIFEST_URL), `${JSON.stringify(manifest, null, 2)}\n`)
 }

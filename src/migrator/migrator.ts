@@ -1,5 +1,11 @@
 import type { Kysely } from 'kysely'
-import { type MigrationResult, type MigrationResultSet, Migrator, NO_MIGRATIONS, type NoMigrations } from 'kysely/migration'
+import {
+  type MigrationResult,
+  type MigrationResultSet,
+  Migrator,
+  NO_MIGRATIONS,
+  type NoMigrations,
+} from 'kysely/migration'
 
 import { migrationNames } from '../migrations/index.js'
 import { InterruptedRollbackError, MigrationError } from './migration-error.js'
@@ -33,7 +39,11 @@ class ModuleMigrator extends Migrator {
   readonly #options: MigrateOptions
 
   constructor(db: Kysely<any>, options: MigrateOptions) {
-    super({ db, provider: migrationProvider(migrationSettings(options)), migrationTableSchema: MIGRATION_TABLE_SCHEMA })
+    super({
+      db,
+      provider: migrationProvider(migrationSettings(options)),
+      migrationTableSchema: MIGRATION_TABLE_SCHEMA,
+    })
     this.#db = db
     this.#options = options
   }
@@ -75,7 +85,10 @@ class ModuleMigrator extends Migrator {
  * for (const { migrationName } of applied) console.log(`applied ${migrationName}`)
  * ```
  */
-export function migrateToLatest(db: Kysely<any>, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+export function migrateToLatest(
+  db: Kysely<any>,
+  options: MigrateOptions = {},
+): Promise<MigrationResult[]> {
   return runMigrations(db, { kind: 'latest' }, migrationSettings(options))
 }
 
@@ -87,7 +100,10 @@ export function migrateToLatest(db: Kysely<any>, options: MigrateOptions = {}): 
  * const [applied] = await migrateUp(db) // undefined when nothing is pending
  * ```
  */
-export function migrateUp(db: Kysely<any>, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+export function migrateUp(
+  db: Kysely<any>,
+  options: MigrateOptions = {},
+): Promise<MigrationResult[]> {
   return runMigrations(db, { kind: 'up' }, migrationSettings(options))
 }
 
@@ -100,7 +116,10 @@ export function migrateUp(db: Kysely<any>, options: MigrateOptions = {}): Promis
  * const [reverted] = await migrateDown(db) // undefined when nothing is applied
  * ```
  */
-export function migrateDown(db: Kysely<any>, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+export function migrateDown(
+  db: Kysely<any>,
+  options: MigrateOptions = {},
+): Promise<MigrationResult[]> {
   return runMigrations(db, { kind: 'down' }, migrationSettings(options))
 }
 
@@ -116,7 +135,10 @@ export function migrateDown(db: Kysely<any>, options: MigrateOptions = {}): Prom
  * const [reverted, applied] = await migrateRedo(db)
  * ```
  */
-export function migrateRedo(db: Kysely<any>, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+export function migrateRedo(
+  db: Kysely<any>,
+  options: MigrateOptions = {},
+): Promise<MigrationResult[]> {
   return runMigrations(db, { kind: 'redo' }, migrationSettings(options))
 }
 
@@ -128,7 +150,11 @@ export function migrateRedo(db: Kysely<any>, options: MigrateOptions = {}): Prom
  * await migrateTo(db, '002_add_claude_integration') // the schema before 005
  * ```
  */
-export function migrateTo(db: Kysely<any>, name: string | null, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+export function migrateTo(
+  db: Kysely<any>,
+  name: string | null,
+  options: MigrateOptions = {},
+): Promise<MigrationResult[]> {
   return runMigrations(db, { kind: 'to', name: name ?? NO_MIGRATIONS }, migrationSettings(options))
 }
 
@@ -142,7 +168,9 @@ export function migrateTo(db: Kysely<any>, name: string | null, options: Migrate
  */
 export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[]> {
   try {
-    const applied = new Map((await readMigrationHistory(db)).map((entry) => [entry.name, entry.appliedAt]))
+    const applied = new Map(
+      (await readMigrationHistory(db)).map((entry) => [entry.name, entry.appliedAt]),
+    )
     return migrationNames.map((name) => ({ name, appliedAt: applied.get(name) }))
   } catch (error) {
     throw new MigrationError({ error }, { activity: 'status' })

@@ -42,7 +42,10 @@ export function migrationProvider(settings: MigrationSettings): MigrationProvide
   return {
     async getMigrations() {
       return Object.fromEntries(
-        Object.entries(migrations).map(([name, migration]) => [name, prepared(migration, settings)]),
+        Object.entries(migrations).map(([name, migration]) => [
+          name,
+          prepared(migration, settings),
+        ]),
       )
     },
   }

@@ -37,7 +37,10 @@ export function withResumableDowns(provider: MigrationProvider): MigrationProvid
     async getMigrations() {
       const migrations = await provider.getMigrations()
       return Object.fromEntries(
-        Object.entries(migrations).map(([name, migration]) => [name, runsInTransaction(migration) ? migration : resumable(name, migration)]),
+        Object.entries(migrations).map(([name, migration]) => [
+          name,
+          runsInTransaction(migration) ? migration : resumable(name, migration),
+        ]),
       )
     },
   }
@@ -49,7 +52,9 @@ function resumable(name: string, migration: Migration): Migration {
   return {
     ...migration,
     async down(db: Kysely<any>) {
-      const marked = (await readMigrationHistory(db, { times: false })).find((entry) => entry.name === name)?.reverting
+      const marked = (await readMigrationHistory(db, { times: false })).find(
+        (entry) => entry.name === name,
+      )?.reverting
       const { downDone: completed, downDeletes = [] } = migration as ResumableDown
       if (completed === undefined) {
         throw new Error(

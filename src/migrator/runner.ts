@@ -15,7 +15,11 @@ import {
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
 import { hasMigrationHistory, MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
-import { InterruptedRollbackError, MigrationError, TransactionPoolerError } from './migration-error.js'
+import {
+  InterruptedRollbackError,
+  MigrationError,
+  TransactionPoolerError,
+} from './migration-error.js'
 import { withResumableDowns } from './resumable-down.js'
 import { guardDown } from './down-guard.js'
 import { assertRunnerDialect, type MigrationSession, withMigrationLock } from './lock.js'
@@ -71,34 +75,56 @@ export async function runMigrations(
         const { migrations, history } = await bookkeeping(db, settings, session, async (trx) => ({
           migrations: await kyselyMigrator(trx, settings).getMigrations(),
           // Asked first: a query of a missing table would abort the transaction.
-          history: (await hasMigrationHistory(trx)) ? await readMigrationHistory(trx, { times: false }) : [],
+          history: (await hasMigrationHistory(trx))
+            ? await readMigrationHistory(trx, { times: false })
+            : [],
         }))
         const steps = planSteps(migrations, target)
         // A rollback that began and did not finish: only the rollback itself may go on.
         const interrupted = history.find((entry) => entry.reverting)
-        if (interrupted && (steps.some((step) => step.direction === 'Up') || (steps.length > 0 && steps[0]!.name !== interrupted.name))) {
+        if (
+          interrupted &&
+          (steps.some((step) => step.direction === 'Up') ||
+            (steps.length > 0 && steps[0]!.name !== interrupted.name))
+        ) {
           throw new InterruptedRollbackError(interrupted.name)
         }
         const outside = steps.filter((step) => !step.transactional).map((step) => step.name)
-        if (session.transactionPooler && outside.length > 0) throw new TransactionPoolerError(outside)
+        if (session.transactionPooler && outside.length > 0)
+          throw new TransactionPoolerError(outside)
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
-        if (steps.some((step) => step.direction === 'Up')) await bookkeeping(db, settings, session, ensureSupabaseStandIn)
+        if (steps.some((step) => step.direction === 'Up'))
+          await bookkeeping(db, settings, session, ensureSupabaseStandIn)
         for (const block of contiguousBlocks(steps)) {
-          results.push(...(await runBlockWithRetries(db, block, migrations, settings, results, session)))
+          results.push(
+            ...(await runBlockWithRetries(db, block, migrations, settings, results, session)),
+          )
         }
         // A run that failed part-way records the checksums of what it applied on the next run.
         if (steps.length > 0) {
-          const appliedNow = results.filter((result) => result.direction === 'Up').map((result) => result.migrationName)
-          await bookkeeping(db, settings, session, (trx) => syncMigrationChecksums(trx, { appliedNow }))
+          const appliedNow = results
+            .filter((result) => result.direction === 'Up')
+            .map((result) => result.migrationName)
+          await bookkeeping(db, settings, session, (trx) =>
+            syncMigrationChecksums(trx, { appliedNow }),
+          )
         }
         return results
       },
       settings,
     )
   } catch (error) {
-    if (error instanceof MigrationError || error instanceof TransactionPoolerError || error instanceof InterruptedRollbackError) throw error
+    if (
+      error instanceof MigrationError ||
+      error instanceof TransactionPoolerError ||
+      error instanceof InterruptedRollbackError
+    )
+      throw error
     // A failure outside any migration (the lock, the checksums, a commit): say what was done.
-    throw new MigrationError({ error }, { activity: 'run', appliedBefore: results.map((result) => result.migrationName) })
+    throw new MigrationError(
+      { error },
+      { activity: 'run', appliedBefore: results.map((result) => result.migrationName) },
+    )
   }
 }
 
@@ -171,7 +197,13 @@ function confirmingLock(
         await step(db.withPlugin(confirming))
         failed = false
       } finally {
-        settings.onMigration({ phase: 'end', name, direction, ms: performance.now() - started, failed })
+        settings.onMigration({
+          phase: 'end',
+          name,
+          direction,
+          ms: performance.now() - started,
+          failed,
+        })
       }
       await session.assertLockHeld()
     }
@@ -196,13 +228,17 @@ function confirmingLock(
 class LockConfirmation implements KyselyPlugin {
   constructor(private readonly session: MigrationSession) {}
 
-  transformQuery(args: Parameters<KyselyPlugin['transformQuery']>[0]): ReturnType<KyselyPlugin['transformQuery']> {
+  transformQuery(
+    args: Parameters<KyselyPlugin['transformQuery']>[0],
+  ): ReturnType<KyselyPlugin['transformQuery']> {
     const lost = this.session.lockLost()
     if (lost) throw lost
     return args.node
   }
 
-  async transformResult(args: Parameters<KyselyPlugin['transformResult']>[0]): ReturnType<KyselyPlugin['transformResult']> {
+  async transformResult(
+    args: Parameters<KyselyPlugin['transformResult']>[0],
+  ): ReturnType<KyselyPlugin['transformResult']> {
     await this.session.assertLockHeld()
     return args.result
   }
@@ -243,7 +279,13 @@ function contiguousBlocks(steps: Step[]): Step[][] {
   for (const next of steps) {
     const block = blocks.at(-1)
     // A block runs one way: the down of a redo commits before its up starts.
-    if (block && block[0]!.transactional && next.transactional && block[0]!.direction === next.direction) block.push(next)
+    if (
+      block &&
+      block[0]!.transactional &&
+      next.transactional &&
+      block[0]!.direction === next.direction
+    )
+      block.push(next)
     else blocks.push([next])
   }
   return blocks
@@ -273,7 +315,9 @@ async function runBlockWithRetries(
         appliedBefore: earlier.map((result) => result.migrationName),
         transactional: block[0]!.transactional,
         // Kysely reports them as done, but their transaction was rolled back with the failure.
-        rolledBackWith: block[0]!.transactional ? successes(resultSet).map((result) => result.migrationName) : [],
+        rolledBackWith: block[0]!.transactional
+          ? successes(resultSet).map((result) => result.migrationName)
+          : [],
         attempts: lockTimedOut ? attempt : undefined,
         blockers,
         uncommitted,
@@ -295,7 +339,11 @@ async function runBlock(
   migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
   session: MigrationSession,
-): Promise<{ resultSet: MigrationResultSet; blockers: string | undefined; uncommitted?: string[] }> {
+): Promise<{
+  resultSet: MigrationResultSet
+  blockers: string | undefined
+  uncommitted?: string[]
+}> {
   const blockTarget = targetOf(block, migrations)
   const watch = watchBlockers(db)
   if (block[0]!.transactional) {
@@ -304,40 +352,66 @@ async function runBlock(
     let committing = false
     try {
       // READ COMMITTED whatever the database's default (each migration was written for it).
-      await db.transaction().setIsolationLevel('read committed').execute(async (trx) => {
-        await setSessionBounds(trx, settings, 'transaction')
-        const pid = await watch.follow(trx)
-        if (block[0]!.direction === 'Up') {
-          resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(blockTarget)
-        } else {
-          // One down at a time, each rehearsed first: it refuses (or backs up) before it changes anything.
-          const prepared = await kyselyMigrator(trx, settings, session, false, pid).getMigrations()
-          for (const step of block) {
-            const migration = prepared.find((m) => m.name === step.name)!.migration
-            try {
-              await guardDown(trx, step.name, migration, { allowDataLoss: settings.allowDataLoss })
-            } catch (error) {
-              resultSet = { error, results: [...done, { migrationName: step.name, direction: 'Down', status: 'Error' }] }
-              throw error
+      await db
+        .transaction()
+        .setIsolationLevel('read committed')
+        .execute(async (trx) => {
+          await setSessionBounds(trx, settings, 'transaction')
+          const pid = await watch.follow(trx)
+          if (block[0]!.direction === 'Up') {
+            resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
+              blockTarget,
+            )
+          } else {
+            // One down at a time, each rehearsed first: it refuses (or backs up) before it changes anything.
+            const prepared = await kyselyMigrator(
+              trx,
+              settings,
+              session,
+              false,
+              pid,
+            ).getMigrations()
+            for (const step of block) {
+              const migration = prepared.find((m) => m.name === step.name)!.migration
+              try {
+                await guardDown(trx, step.name, migration, {
+                  allowDataLoss: settings.allowDataLoss,
+                })
+              } catch (error) {
+                resultSet = {
+                  error,
+                  results: [
+                    ...done,
+                    { migrationName: step.name, direction: 'Down', status: 'Error' },
+                  ],
+                }
+                throw error
+              }
+              resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
+                targetOf([step], migrations),
+              )
+              if (resultSet.error !== undefined)
+                resultSet = { ...resultSet, results: [...done, ...(resultSet.results ?? [])] }
+              else done.push(...successes(resultSet))
+              if (resultSet.error !== undefined) break
             }
-            resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(targetOf([step], migrations))
-            if (resultSet.error !== undefined) resultSet = { ...resultSet, results: [...done, ...(resultSet.results ?? [])] }
-            else done.push(...successes(resultSet))
-            if (resultSet.error !== undefined) break
+            if (resultSet.error === undefined) resultSet = { results: done }
           }
-          if (resultSet.error === undefined) resultSet = { results: done }
-        }
-        // Kysely's Migrator returns its error instead of throwing: throw it to roll back.
-        if (resultSet.error !== undefined) throw resultSet.error
-        // The block's last write is its history: it commits only while the run holds the lock.
-        await session.assertLockHeld()
-        committing = true
-      })
+          // Kysely's Migrator returns its error instead of throwing: throw it to roll back.
+          if (resultSet.error !== undefined) throw resultSet.error
+          // The block's last write is its history: it commits only while the run holds the lock.
+          await session.assertLockHeld()
+          committing = true
+        })
     } catch (error) {
       // A COMMIT whose answer did not come: only the server knows whether it committed. (One
       // that PostgreSQL refused, with a SQLSTATE, was rolled back.)
       if (committing && !isSqlState(errorCode(error))) {
-        return { resultSet: { error }, blockers: await watch.stop(), uncommitted: successes(resultSet).map((r) => r.migrationName) }
+        return {
+          resultSet: { error },
+          blockers: await watch.stop(),
+          uncommitted: successes(resultSet).map((r) => r.migrationName),
+        }
       }
       if (resultSet.error === undefined) resultSet = { error }
     }
@@ -349,7 +423,9 @@ async function runBlock(
     try {
       await setSessionBounds(connection, settings, 'session')
       const pid = await watch.follow(connection)
-      resultSet = await kyselyMigrator(connection, settings, session, true, pid).migrateTo(blockTarget)
+      resultSet = await kyselyMigrator(connection, settings, session, true, pid).migrateTo(
+        blockTarget,
+      )
     } finally {
       blockers = await watch.stop()
       // The migration SET its timeouts for the session; the pool must not hand them on.
@@ -371,18 +447,27 @@ async function runBlock(
  * READ COMMITTED becomes the default of its transactions. RESET ALL ends them. Not on PGlite:
  * one process holds the only connection, and no one else waits.
  */
-async function setSessionBounds(db: Kysely<any>, settings: MigrationSettings, scope: 'transaction' | 'session'): Promise<void> {
+async function setSessionBounds(
+  db: Kysely<any>,
+  settings: MigrationSettings,
+  scope: 'transaction' | 'session',
+): Promise<void> {
   if (db.getExecutor().adapter instanceof PGliteAdapter) return
   const local = scope === 'transaction'
-  const set = (name: string, ms: number) => sql`SELECT set_config(${name}, ${`${ms}ms`}, ${local})`.execute(db)
+  const set = (name: string, ms: number) =>
+    sql`SELECT set_config(${name}, ${`${ms}ms`}, ${local})`.execute(db)
   await set('idle_in_transaction_session_timeout', settings.idleTimeoutMs)
   if (local) {
     await set('lock_timeout', settings.lockTimeoutMs)
     await set('statement_timeout', settings.statementTimeoutMs)
-    const { rows } = await sql<{ version: number }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
+    const { rows } = await sql<{
+      version: number
+    }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
     if (rows[0]!.version >= 170_000) await set('transaction_timeout', settings.transactionTimeoutMs)
   } else {
-    await sql`SELECT set_config('default_transaction_isolation', 'read committed', false)`.execute(db)
+    await sql`SELECT set_config('default_transaction_isolation', 'read committed', false)`.execute(
+      db,
+    )
   }
 }
 
@@ -422,7 +507,9 @@ function watchBlockers(db: Kysely<any>): BlockerWatch {
   }
   return {
     async follow(migrationDb) {
-      const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(migrationDb)
+      const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(
+        migrationDb,
+      )
       const pid = rows[0]!.pid
       const sample = async () => {
         const found = await sql<{ pid: number; state: string; xact_age: string; query: string }>`
@@ -434,7 +521,10 @@ function watchBlockers(db: Kysely<any>): BlockerWatch {
           .catch(() => ({ rows: [] }))
         if (found.rows.length > 0) {
           seen = found.rows
-            .map((row) => `pid ${row.pid} (${row.state}, transaction open for ${row.xact_age}: ${row.query})`)
+            .map(
+              (row) =>
+                `pid ${row.pid} (${row.state}, transaction open for ${row.xact_age}: ${row.query})`,
+            )
             .join(', ')
         }
       }

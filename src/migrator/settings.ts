@@ -77,7 +77,11 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
     lockTimeoutMs: setting('lockTimeoutMs', 'MIGRATION_LOCK_TIMEOUT_MS', 2_000),
     statementTimeoutMs: setting('statementTimeoutMs', 'MIGRATION_STATEMENT_TIMEOUT_MS', 60_000),
     idleTimeoutMs: setting('idleTimeoutMs', 'MIGRATION_IDLE_TIMEOUT_MS', DEFAULT_IDLE_TIMEOUT_MS),
-    transactionTimeoutMs: setting('transactionTimeoutMs', 'MIGRATION_TRANSACTION_TIMEOUT_MS', 300_000),
+    transactionTimeoutMs: setting(
+      'transactionTimeoutMs',
+      'MIGRATION_TRANSACTION_TIMEOUT_MS',
+      300_000,
+    ),
     lockAttempts: Math.max(1, setting('lockAttempts', 'MIGRATION_LOCK_ATTEMPTS', 5)),
     retryDelayMs: setting('retryDelayMs', 'MIGRATION_RETRY_DELAY_MS', 1_000),
     allowDataLoss: options.allowDataLoss ?? booleanSetting(env, 'MIGRATION_ALLOW_DATA_LOSS', false),
@@ -102,7 +106,12 @@ const LIMITS = {
   retryDelayMs: { min: 0, max: 600_000 },
 } as const
 
-function bounded(name: string, value: number, fallback: number, { min, max }: { min: number; max: number }): number {
+function bounded(
+  name: string,
+  value: number,
+  fallback: number,
+  { min, max }: { min: number; max: number },
+): number {
   if (value === 0 && min > 0) {
     throw new Error(
       `${name} is 0, which would mean no bound at all: every wait of a migration run is bounded. ` +
@@ -121,7 +130,9 @@ function count(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const value = env[name]?.trim()
   if (value === undefined || value === '') return fallback
   if (!/^\d+$/.test(value)) {
-    throw new Error(`${name} is ${describeArgument(value)}, expected a whole number of milliseconds (or of attempts). Fix it or unset it for the default, ${fallback}.`)
+    throw new Error(
+      `${name} is ${describeArgument(value)}, expected a whole number of milliseconds (or of attempts). Fix it or unset it for the default, ${fallback}.`,
+    )
   }
   return Number(value)
 }
@@ -135,10 +146,17 @@ function count(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
  * booleanSetting({ AUTO_MIGRATE: 'false' }, 'AUTO_MIGRATE', true) // false
  * ```
  */
-export function booleanSetting(env: NodeJS.ProcessEnv, name: string, whenUnset: boolean, hint?: string): boolean {
+export function booleanSetting(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  whenUnset: boolean,
+  hint?: string,
+): boolean {
   const value = env[name]?.trim().toLowerCase()
   if (value === undefined || value === '') return whenUnset
   if (value === 'true') return true
   if (value === 'false') return false
-  throw new Error(`${name} is ${describeArgument(env[name]!)}, expected "true" or "false".${hint ? ` ${hint}` : ''}`)
+  throw new Error(
+    `${name} is ${describeArgument(env[name]!)}, expected "true" or "false".${hint ? ` ${hint}` : ''}`,
+  )
 }

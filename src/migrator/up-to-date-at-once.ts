@@ -11,7 +11,11 @@ import { readFileSync } from 'node:fs'
 import pg from 'pg'
 
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
-import { MIGRATION_CHECKSUM_TABLE, MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from './history-tables.js'
+import {
+  MIGRATION_CHECKSUM_TABLE,
+  MIGRATION_TABLE_SCHEMA,
+  REVERTING_COLUMN,
+} from './history-tables.js'
 
 /** The manifest that the build writes (migration-manifest.ts): every registered migration, in order. */
 export interface MigrationManifest {
@@ -37,7 +41,10 @@ const HISTORY_QUERY = `
  * if (await upToDateAtOnce(url)) console.error('Already up to date: no pending migration.')
  * ```
  */
-export async function upToDateAtOnce(connectionString: string, manifestUrl: URL = MIGRATION_MANIFEST_URL): Promise<boolean> {
+export async function upToDateAtOnce(
+  connectionString: string,
+  manifestUrl: URL = MIGRATION_MANIFEST_URL,
+): Promise<boolean> {
   let manifest: MigrationManifest
   try {
     manifest = JSON.parse(readFileSync(manifestUrl, 'utf8')) as MigrationManifest
@@ -63,6 +70,8 @@ export async function upToDateAtOnce(connectionString: string, manifestUrl: URL 
   return (
     expected.size > 0 &&
     rows.length === expected.size &&
-    rows.every((row) => !row.reverting && row.sha256 !== null && expected.get(row.name) === row.sha256)
+    rows.every(
+      (row) => !row.reverting && row.sha256 !== null && expected.get(row.name) === row.sha256,
+    )
   )
 }

@@ -14,7 +14,14 @@ export interface PullCatalog {
   /** Sequences of the schema, but those an identity column owns. */
   sequences: { name: string; qualified: string; create: string; ownedBy: string | null }[]
   /** Views and materialized views, with their options (security_invoker …). */
-  views: { name: string; qualified: string; materialized: boolean; options: string[]; definition: string; reads: string[] }[]
+  views: {
+    name: string
+    qualified: string
+    materialized: boolean
+    options: string[]
+    definition: string
+    reads: string[]
+  }[]
   /** Functions by their snapshot key, `name(identity arguments)`. */
   functions: Record<string, PullFunction>
   /** Triggers, by `table.name`, with pg_get_triggerdef. */
@@ -30,7 +37,13 @@ export interface PullTable {
   qualified: string
   columns: PullColumn[]
   /** Constraints by name, in the order PostgreSQL lists them. */
-  constraints: { name: string; quoted: string; type: string; definition: string; validated: boolean }[]
+  constraints: {
+    name: string
+    quoted: string
+    type: string
+    definition: string
+    validated: boolean
+  }[]
   /** Indexes by name: pg_get_indexdef, and whether a constraint owns it. */
   indexes: { name: string; definition: string; ofConstraint: boolean }[]
 }
@@ -89,7 +102,9 @@ const notOfExtension = (catalog: string, oid: string) =>
 const namespaceOf = (schema: string) => `'${schema.replaceAll("'", "''")}'::regnamespace`
 
 async function readTypes(db: Kysely<any>, schema: string): Promise<PullCatalog['types']> {
-  const { rows } = await sql.raw<PullCatalog['types'][number]>(`
+  const { rows } = await sql
+    .raw<PullCatalog['types'][number]>(
+      `
     SELECT t.typname::text AS name, t.oid::regtype::text AS qualified, t.typtype::text AS kind,
            CASE t.typtype
              WHEN 'e' THEN format('CREATE TYPE %s AS ENUM (%s)', t.oid::regtype,
@@ -107,12 +122,22 @@ async function readTypes(db: Kysely<any>, schema: string): Promise<PullCatalog['
     WHERE t.typnamespace = ${namespaceOf(schema)} AND t.typtype IN ('e', 'd')
       AND ${notOfExtension('pg_catalog.pg_type', 't.oid')}
     ORDER BY t.typtype DESC, t.typname
-  `).execute(db)
+  `,
+    )
+    .execute(db)
   return rows
 }
 
 async function readTables(db: Kysely<any>, schema: string): Promise<PullTable[]> {
-  const { rows } = await sql.raw<{ name: string; qualified: string; columns: PullColumn[]; constraints: PullTable['constraints']; indexes: PullTable['indexes'] }>(`
+  const { rows } = await sql
+    .raw<{
+      name: string
+      qualified: string
+      columns: PullColumn[]
+      constraints: PullTable['constraints']
+      indexes: PullTable['indexes']
+    }>(
+      `
     SELECT c.relname::text AS name, c.oid::regclass::text AS qualified,
       coalesce((SELECT jsonb_agg(jsonb_build_object(
           'name', a.attname::text,
@@ -146,12 +171,16 @@ async function readTables(db: Kysely<any>, schema: string): Promise<PullTable[]>
     FROM pg_catalog.pg_class c
     WHERE c.relnamespace = ${namespaceOf(schema)} AND c.relkind IN ('r', 'p') AND ${notOfExtension('pg_catalog.pg_class', 'c.oid')}
     ORDER BY c.relname
-  `).execute(db)
+  `,
+    )
+    .execute(db)
   return rows
 }
 
 async function readSequences(db: Kysely<any>, schema: string): Promise<PullCatalog['sequences']> {
-  const { rows } = await sql.raw<PullCatalog['sequences'][number]>(`
+  const { rows } = await sql
+    .raw<PullCatalog['sequences'][number]>(
+      `
     SELECT c.relname::text AS name, c.oid::regclass::text AS qualified,
            format('CREATE SEQUENCE %s AS %s%s%s', c.oid::regclass, pg_catalog.format_type(s.seqtypid, NULL),
                   CASE WHEN s.seqincrement <> 1 THEN ' INCREMENT BY ' || s.seqincrement ELSE '' END,
@@ -167,12 +196,16 @@ async function readSequences(db: Kysely<any>, schema: string): Promise<PullCatal
     WHERE c.relnamespace = ${namespaceOf(schema)} AND c.relkind = 'S' AND ${notOfExtension('pg_catalog.pg_class', 'c.oid')}
       AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'i')
     ORDER BY c.relname
-  `).execute(db)
+  `,
+    )
+    .execute(db)
   return rows
 }
 
 async function readViews(db: Kysely<any>, schema: string): Promise<PullCatalog['views']> {
-  const { rows } = await sql.raw<PullCatalog['views'][number]>(`
+  const { rows } = await sql
+    .raw<PullCatalog['views'][number]>(
+      `
     SELECT c.relname::text AS name, c.oid::regclass::text AS qualified, c.relkind = 'm' AS materialized,
            coalesce(c.reloptions, '{}')::text[] AS options, pg_catalog.pg_get_viewdef(c.oid) AS definition,
            coalesce((SELECT array_agg(DISTINCT t.relname::text ORDER BY t.relname::text)
@@ -184,12 +217,19 @@ async function readViews(db: Kysely<any>, schema: string): Promise<PullCatalog['
     FROM pg_catalog.pg_class c
     WHERE c.relnamespace = ${namespaceOf(schema)} AND c.relkind IN ('v', 'm') AND ${notOfExtension('pg_catalog.pg_class', 'c.oid')}
     ORDER BY c.relname
-  `).execute(db)
+  `,
+    )
+    .execute(db)
   return rows
 }
 
-async function readFunctions(db: Kysely<any>, schema: string): Promise<Record<string, PullFunction>> {
-  const { rows } = await sql.raw<{ key: string } & PullFunction>(`
+async function readFunctions(
+  db: Kysely<any>,
+  schema: string,
+): Promise<Record<string, PullFunction>> {
+  const { rows } = await sql
+    .raw<{ key: string } & PullFunction>(
+      `
     SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS key,
            p.oid::regprocedure::text AS signature, pg_catalog.pg_get_functiondef(p.oid) AS source,
            EXISTS (SELECT FROM pg_catalog.pg_depend d
@@ -199,23 +239,34 @@ async function readFunctions(db: Kysely<any>, schema: string): Promise<Record<st
                           OR EXISTS (SELECT FROM pg_catalog.pg_index x WHERE x.indexrelid = d.objid))) AS "usedByTables"
     FROM pg_catalog.pg_proc p
     WHERE p.pronamespace = ${namespaceOf(schema)} AND p.prokind IN ('f', 'p') AND ${notOfExtension('pg_catalog.pg_proc', 'p.oid')}
-  `).execute(db)
+  `,
+    )
+    .execute(db)
   return Object.fromEntries(rows.map(({ key, ...fn }) => [key, fn]))
 }
 
 async function readTriggers(db: Kysely<any>, schema: string): Promise<Record<string, string>> {
-  const { rows } = await sql.raw<{ key: string; definition: string }>(`
+  const { rows } = await sql
+    .raw<{ key: string; definition: string }>(
+      `
     SELECT c.relname || '.' || g.tgname AS key, pg_catalog.pg_get_triggerdef(g.oid) AS definition
     FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid
     WHERE c.relnamespace = ${namespaceOf(schema)} AND NOT g.tgisinternal
-  `).execute(db)
+  `,
+    )
+    .execute(db)
   return Object.fromEntries(rows.map(({ key, definition }) => [key, definition]))
 }
 
-async function readExtensionNeeds(db: Kysely<any>, schema: string): Promise<Record<string, string[]>> {
+async function readExtensionNeeds(
+  db: Kysely<any>,
+  schema: string,
+): Promise<Record<string, string[]>> {
   // What a table, its defaults (pg_attrdef) and its indexes depend on that an extension owns: a
   // column type (pgvector's vector), a default's function (uuid-ossp), an operator class (ivfflat).
-  const { rows } = await sql.raw<{ table_name: string; extensions: string[] }>(`
+  const { rows } = await sql
+    .raw<{ table_name: string; extensions: string[] }>(
+      `
     SELECT c.relname::text AS table_name, array_agg(DISTINCT x.extname::text ORDER BY x.extname::text) AS extensions
     FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_depend d ON (d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid)
@@ -225,7 +276,9 @@ async function readExtensionNeeds(db: Kysely<any>, schema: string): Promise<Reco
     JOIN pg_catalog.pg_extension x ON x.oid = e.refobjid
     WHERE c.relnamespace = ${namespaceOf(schema)} AND c.relkind IN ('r', 'p') AND x.extname <> 'plpgsql'
     GROUP BY c.relname
-  `).execute(db)
+  `,
+    )
+    .execute(db)
   return Object.fromEntries(rows.map(({ table_name, extensions }) => [table_name, extensions]))
 }
 

@@ -5,11 +5,20 @@ import { type Kysely, sql } from 'kysely'
 import { type Migration, Migrator } from 'kysely/migration'
 
 import { migrationNames } from '../migrations/index.js'
-import { ensureChecksumTable, insertChecksums, migrationChecksum, migrationSourcePath } from '../migrator/checksums.js'
+import {
+  ensureChecksumTable,
+  insertChecksums,
+  migrationChecksum,
+  migrationSourcePath,
+} from '../migrator/checksums.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from '../migrator/history.js'
 import { withMigrationLock } from '../migrator/lock.js'
 import { buildSchemaReference } from '../schema/reference.js'
-import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, snapshotSchema } from '../schema/snapshot.js'
+import {
+  SCHEMA_OBJECT_CATEGORIES,
+  type SchemaSnapshot,
+  snapshotSchema,
+} from '../schema/snapshot.js'
 import { scratchDatabase } from '../migrated-dumps/migrated-template.js'
 import { readPullCatalog } from './pull-catalog.js'
 import { pulledMigrationSource } from './pulled-migration-file.js'
@@ -50,7 +59,8 @@ export interface PullResult {
 export const PULL_NAME = /^[a-z][a-z0-9_]{0,39}$/
 
 /** Supabase's own schemas and the module's bookkeeping, which a pull never reads. */
-const NOT_PULLED_SCHEMAS = /^(auth|storage|extensions|graphql.*|realtime|supabase_.*|vault|pgsodium.*|net|cron|pgbouncer|pg_.*|information_schema|x402_migrations|x402_backup)$/
+const NOT_PULLED_SCHEMAS =
+  /^(auth|storage|extensions|graphql.*|realtime|supabase_.*|vault|pgsodium.*|net|cron|pgbouncer|pg_.*|information_schema|x402_migrations|x402_backup)$/
 
 /**
  * `migrate:pull`: writes the next migration, `src/migrations/NNN_pulled_<name>.ts`, holding what
@@ -68,13 +78,17 @@ const NOT_PULLED_SCHEMAS = /^(auth|storage|extensions|graphql.*|realtime|supabas
  */
 export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise<PullResult> {
   if (!PULL_NAME.test(options.name)) {
-    throw new PullRefusedError('The name of a pulled migration is 1 to 40 lower-case letters, digits or underscores, starting with a letter.')
+    throw new PullRefusedError(
+      'The name of a pulled migration is 1 to 40 lower-case letters, digits or underscores, starting with a letter.',
+    )
   }
   const latest = migrationNames.at(-1)!
   await refuseUnlessAtLatest(db, latest)
   const indexPath = join(dirname(migrationSourcePath(latest)), 'index.ts')
   if (!existsSync(indexPath)) {
-    throw new PullRefusedError(`The migration sources are not at ${dirname(indexPath)}: run migrate:pull from a checkout of the module's repository.`)
+    throw new PullRefusedError(
+      `The migration sources are not at ${dirname(indexPath)}: run migrate:pull from a checkout of the module's repository.`,
+    )
   }
 
   const reference = await buildSchemaReference(latest)
@@ -92,24 +106,39 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
       live,
       reference: schema === 'public' ? reference.expected : emptySnapshot(),
       referenceFunctionSources: schema === 'public' ? reference.functionSources : {},
-      referenceTypes: referenceTypes.filter((type) => type.schema === schema).map((type) => type.name),
+      referenceTypes: referenceTypes
+        .filter((type) => type.schema === schema)
+        .map((type) => type.name),
       catalog,
     })
     up.push(...pulled.up)
     down.unshift(...pulled.down)
-    notPulled.push(...pulled.notPulled.map((line) => (schema === 'public' ? line : `${schema}: ${line}`)))
-    created.push(...pulled.created.map((name) => (schema === 'public' ? name : `${schema}.${name}`)))
+    notPulled.push(
+      ...pulled.notPulled.map((line) => (schema === 'public' ? line : `${schema}: ${line}`)),
+    )
+    created.push(
+      ...pulled.created.map((name) => (schema === 'public' ? name : `${schema}.${name}`)),
+    )
     touchedTables.push(...pulled.touchedTables)
   }
-  if (up.length === 0) return { migrationName: undefined, path: undefined, schemas, statements: 0, created, notPulled }
+  if (up.length === 0)
+    return { migrationName: undefined, path: undefined, schemas, statements: 0, created, notPulled }
 
-  const number = Math.max(...migrationNames.map((name) => Number.parseInt(name.slice(0, 3), 10))) + 1
+  const number =
+    Math.max(...migrationNames.map((name) => Number.parseInt(name.slice(0, 3), 10))) + 1
   const migrationName = `${String(number).padStart(3, '0')}_pulled_${options.name}`
   const path = migrationSourcePath(migrationName)
-  if (existsSync(path)) throw new PullRefusedError(`${path} exists already: remove it, or pull under another name.`)
+  if (existsSync(path))
+    throw new PullRefusedError(`${path} exists already: remove it, or pull under another name.`)
   const busy = options.busyTables ?? []
   const source = pulledMigrationSource(
-    { after: latest, schemas, touchedTables, busyTables: touchedTables.filter((table) => busy.includes(table)), notPulled },
+    {
+      after: latest,
+      schemas,
+      touchedTables,
+      busyTables: touchedTables.filter((table) => busy.includes(table)),
+      notPulled,
+    },
     up,
     down,
   )
@@ -129,7 +158,9 @@ async function refuseUnlessAtLatest(db: Kysely<any>, latest: string): Promise<vo
     )
   }
   if (history.some((entry) => entry.reverting)) {
-    throw new PullRefusedError('A rollback of this database was interrupted: finish it first (npm run migrate:down). Nothing was changed.')
+    throw new PullRefusedError(
+      'A rollback of this database was interrupted: finish it first (npm run migrate:down). Nothing was changed.',
+    )
   }
   const unknown = recorded.filter((name) => !migrationNames.includes(name))
   if (unknown.length > 0) {
@@ -175,7 +206,9 @@ async function typesOfTheMigrations(): Promise<{ schema: string; name: string }[
 }
 
 function emptySnapshot(): SchemaSnapshot {
-  return Object.fromEntries(SCHEMA_OBJECT_CATEGORIES.map((category) => [category, {}])) as SchemaSnapshot
+  return Object.fromEntries(
+    SCHEMA_OBJECT_CATEGORIES.map((category) => [category, {}]),
+  ) as SchemaSnapshot
 }
 
 /**
@@ -185,10 +218,14 @@ function emptySnapshot(): SchemaSnapshot {
 function registered(index: string, name: string): string {
   const alias = `m${name.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase())}`
   const lines = index.split('\n')
-  const lastImport = lines.findLastIndex((line) => /^import \* as m\w+ from '\.\/[^']+\.js'$/.test(line))
+  const lastImport = lines.findLastIndex((line) =>
+    /^import \* as m\w+ from '\.\/[^']+\.js'$/.test(line),
+  )
   const lastEntry = lines.findLastIndex((line) => /^ {2}'\d{3}_[^']+': m\w+,$/.test(line))
   if (lastImport === -1 || lastEntry === -1) {
-    throw new Error('src/migrations/index.ts does not list its migrations as expected (an import and an entry each): register the pulled one by hand.')
+    throw new Error(
+      'src/migrations/index.ts does not list its migrations as expected (an import and an entry each): register the pulled one by hand.',
+    )
   }
   lines.splice(lastEntry + 1, 0, `  '${name}': ${alias},`)
   lines.splice(lastImport + 1, 0, `import * as ${alias} from './${name}.js'`)
@@ -200,7 +237,11 @@ function registered(index: string, name: string): string {
  * Migrator (every `up` a no-op), and the file's checksum, in one transaction under the
  * migration lock.
  */
-async function recordAsApplied(db: Kysely<any>, name: string, lockWaitMs: number | undefined): Promise<void> {
+async function recordAsApplied(
+  db: Kysely<any>,
+  name: string,
+  lockWaitMs: number | undefined,
+): Promise<void> {
   const sha256 = await migrationChecksum(name)
   const recordOnly: Migration = { up: async () => {} }
   await withMigrationLock(
@@ -209,7 +250,10 @@ async function recordAsApplied(db: Kysely<any>, name: string, lockWaitMs: number
       db.transaction().execute(async (trx) => {
         const migrator = new Migrator({
           db: trx,
-          provider: { getMigrations: async () => Object.fromEntries([...migrationNames, name].map((known) => [known, recordOnly])) },
+          provider: {
+            getMigrations: async () =>
+              Object.fromEntries([...migrationNames, name].map((known) => [known, recordOnly])),
+          },
           migrationTableSchema: MIGRATION_TABLE_SCHEMA,
         })
         const { error } = await migrator.migrateTo(name)

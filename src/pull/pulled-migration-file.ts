@@ -24,20 +24,30 @@ export interface PulledMigrationHeader {
  * writeFileSync(path, pulledMigrationSource({ after: '008_x', schemas: ['public'], … }, up, down))
  * ```
  */
-export function pulledMigrationSource(header: PulledMigrationHeader, up: readonly PullStep[], down: readonly PullStep[]): string {
-  const notPulled = header.notPulled.length > 0
-    ? [' *', ' * Left out (the pull never drops or weakens what the migrations create; see docs/pull.md):', ...header.notPulled.map((line) => ` * - ${oneLine(line)}`)]
-    : []
-  const lock = header.touchedTables.length > 0
-    ? [
-        ' *',
-        ` * It changes tables that the migrations create (${header.touchedTables.join(', ')}), under one ACCESS EXCLUSIVE`,
-        ' * lock taken before the first change, in the order the app writes them (x402_resources first).',
-        ' * The database it was pulled from has all of it already and is recorded at this migration',
-        ' * without running it: up runs where the migrations build the database (a laptop, CI, a new',
-        ' * project), and down as a rollback there.',
-      ]
-    : []
+export function pulledMigrationSource(
+  header: PulledMigrationHeader,
+  up: readonly PullStep[],
+  down: readonly PullStep[],
+): string {
+  const notPulled =
+    header.notPulled.length > 0
+      ? [
+          ' *',
+          ' * Left out (the pull never drops or weakens what the migrations create; see docs/pull.md):',
+          ...header.notPulled.map((line) => ` * - ${oneLine(line)}`),
+        ]
+      : []
+  const lock =
+    header.touchedTables.length > 0
+      ? [
+          ' *',
+          ` * It changes tables that the migrations create (${header.touchedTables.join(', ')}), under one ACCESS EXCLUSIVE`,
+          ' * lock taken before the first change, in the order the app writes them (x402_resources first).',
+          ' * The database it was pulled from has all of it already and is recorded at this migration',
+          ' * without running it: up runs where the migrations build the database (a laptop, CI, a new',
+          ' * project), and down as a rollback there.',
+        ]
+      : []
   return [
     "import { type Kysely, sql } from 'kysely'",
     '',
@@ -51,7 +61,8 @@ export function pulledMigrationSource(header: PulledMigrationHeader, up: readonl
     ' */',
     'export async function up(db: Kysely<any>): Promise<void> {',
     ...header.busyTables.map(
-      (table) => `  // lint:locks allow ${table}: the database it was pulled from has this already and never runs it`,
+      (table) =>
+        `  // lint:locks allow ${table}: the database it was pulled from has this already and never runs it`,
     ),
     ...body(up),
     '}',

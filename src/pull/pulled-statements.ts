@@ -77,12 +77,14 @@ const PHASES: readonly Phase[] = [
 ]
 
 const RESERVED = new Set(
-  ('all analyse analyze and any array as asc asymmetric both case cast check collate column constraint create ' +
+  (
+    'all analyse analyze and any array as asc asymmetric both case cast check collate column constraint create ' +
     'current_catalog current_date current_role current_time current_timestamp current_user default deferrable desc ' +
     'distinct do else end except false fetch for foreign from grant group having in initially intersect into lateral ' +
     'leading limit localtime localtimestamp not null offset on only or order placing primary references returning ' +
     'select session_user some symmetric table then to trailing true union unique user using variadic when where ' +
-    'window with').split(' '),
+    'window with'
+  ).split(' '),
 )
 
 /**
@@ -94,7 +96,9 @@ const RESERVED = new Set(
  * ```
  */
 export function quoteIdent(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) && !RESERVED.has(name) ? name : `"${name.replaceAll('"', '""')}"`
+  return /^[a-z_][a-z0-9_$]*$/.test(name) && !RESERVED.has(name)
+    ? name
+    : `"${name.replaceAll('"', '""')}"`
 }
 
 /** A string literal, as quote_literal() writes it (standard_conforming_strings is on). */
@@ -103,7 +107,8 @@ export function quoteLiteral(value: string): string {
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
-const field = (object: SchemaObject | undefined, name: string) => object?.definition[name] as unknown
+const field = (object: SchemaObject | undefined, name: string) =>
+  object?.definition[name] as unknown
 
 /**
  * The statements that bring a database built by the migrations to the live schema, and back:
@@ -124,13 +129,18 @@ const field = (object: SchemaObject | undefined, name: string) => object?.defini
 export function pulledStatements(inputs: PullInputs): PulledStatements {
   const { live, reference, catalog } = inputs
   const roles = inputs.roles ?? PULLED_ROLES
-  const phases = new Map<Phase, { step: PullStep; undo: PullStep[] }[]>(PHASES.map((phase) => [phase, []]))
+  const phases = new Map<Phase, { step: PullStep; undo: PullStep[] }[]>(
+    PHASES.map((phase) => [phase, []]),
+  )
   // Drops of new functions, sequences, types and schemas: last in down, once nothing uses them.
   const lastUndo: PullStep[] = []
   const notPulled: string[] = []
   const touched = new Set<string>()
   const add = (phase: Phase, group: string, up: string, undo?: string | string[]) =>
-    phases.get(phase)!.push({ step: { group, sql: up }, undo: [undo ?? []].flat().map((statement) => ({ group, sql: statement })) })
+    phases.get(phase)!.push({
+      step: { group, sql: up },
+      undo: [undo ?? []].flat().map((statement) => ({ group, sql: statement })),
+    })
 
   const tables = new Map(catalog.tables.map((table) => [table.name, table]))
   const isNew = (relation: string) => !(relation in reference.relations)
@@ -138,26 +148,43 @@ export function pulledStatements(inputs: PullInputs): PulledStatements {
     tables.get(relation)?.qualified ??
     catalog.views.find((view) => view.name === relation)?.qualified ??
     catalog.sequences.find((sequence) => sequence.name === relation)?.qualified ??
-    (catalog.schema === 'public' ? quoteIdent(relation) : `${quoteIdent(catalog.schema)}.${quoteIdent(relation)}`)
+    (catalog.schema === 'public'
+      ? quoteIdent(relation)
+      : `${quoteIdent(catalog.schema)}.${quoteIdent(relation)}`)
   const kindWord = (relation: string) => {
     const kind = field(live.relations[relation] ?? reference.relations[relation], 'kind')
-    return kind === 'view' ? 'VIEW' : kind === 'materialized view' ? 'MATERIALIZED VIEW' : kind === 'sequence' ? 'SEQUENCE' : 'TABLE'
+    return kind === 'view'
+      ? 'VIEW'
+      : kind === 'materialized view'
+        ? 'MATERIALIZED VIEW'
+        : kind === 'sequence'
+          ? 'SEQUENCE'
+          : 'TABLE'
   }
-  const comment = (target: string, value: unknown) => `COMMENT ON ${target} IS ${typeof value === 'string' ? quoteLiteral(value) : 'NULL'}`
+  const comment = (target: string, value: unknown) =>
+    `COMMENT ON ${target} IS ${typeof value === 'string' ? quoteLiteral(value) : 'NULL'}`
   const touch = (relation: string) => {
     if (!isNew(relation)) touched.add(relation)
   }
 
-  if (catalog.schema !== 'public' && Object.keys(live.relations).length + Object.keys(live.functions).length > 0) {
+  if (
+    catalog.schema !== 'public' &&
+    Object.keys(live.relations).length + Object.keys(live.functions).length > 0
+  ) {
     const schema = quoteIdent(catalog.schema)
     add('schemas', `schema ${catalog.schema}`, `CREATE SCHEMA IF NOT EXISTS ${schema}`)
-    add('schemas', `schema ${catalog.schema}`, `GRANT USAGE ON SCHEMA ${schema} TO anon, authenticated, service_role`)
+    add(
+      'schemas',
+      `schema ${catalog.schema}`,
+      `GRANT USAGE ON SCHEMA ${schema} TO anon, authenticated, service_role`,
+    )
   }
 
   // Extensions: created where the server has them, else named at apply time (see docs/pull.md).
   const extensions = new Set<string>()
   for (const [table, needed] of Object.entries(catalog.extensionsByTable)) {
-    if (isNew(table) || hasNewColumns(live, reference, table)) for (const name of needed) extensions.add(name)
+    if (isNew(table) || hasNewColumns(live, reference, table))
+      for (const name of needed) extensions.add(name)
   }
   for (const name of [...extensions].sort()) {
     const schema = catalog.extensionSchemas[name]
@@ -179,13 +206,17 @@ $pull$`,
   for (const type of catalog.types) {
     if (inputs.referenceTypes.includes(type.name)) continue
     // Made only where missing: a rollback with the data-loss opt-in keeps it for its backups.
-    add('types', 'types', `DO $pull$
+    add(
+      'types',
+      'types',
+      `DO $pull$
 BEGIN
   IF to_regtype(${quoteLiteral(type.qualified)}) IS NULL THEN
     ${type.create};
   END IF;
 END
-$pull$`)
+$pull$`,
+    )
     // A rollback with the data-loss opt-in copies tables to x402_backup with their types: the
     // type stays for those copies, which restore the data as it was.
     lastUndo.push({
@@ -204,17 +235,26 @@ $pull$`,
     if (!isNew(sequence.name)) continue
     add('sequences', 'sequences', sequence.create)
     lastUndo.unshift({ group: 'sequences', sql: `DROP SEQUENCE IF EXISTS ${sequence.qualified}` })
-    if (sequence.ownedBy) add('sequence owners', 'sequences', `ALTER SEQUENCE ${sequence.qualified} OWNED BY ${sequence.ownedBy}`)
+    if (sequence.ownedBy)
+      add(
+        'sequence owners',
+        'sequences',
+        `ALTER SEQUENCE ${sequence.qualified} OWNED BY ${sequence.ownedBy}`,
+      )
   }
 
   // Functions: new ones, and those whose definition differs (CREATE OR REPLACE, and back in down).
-  for (const [key, fn] of Object.entries(catalog.functions).sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [key, fn] of Object.entries(catalog.functions).sort(([a], [b]) =>
+    a.localeCompare(b),
+  )) {
     const phase: Phase = fn.usedByTables ? 'early functions' : 'functions'
     const source = fn.source.trimEnd()
     if (!(key in reference.functions)) {
       add(phase, 'functions', source)
       lastUndo.unshift({ group: 'functions', sql: `DROP FUNCTION ${fn.signature}` })
-    } else if (field(live.functions[key], 'definition') !== field(reference.functions[key], 'definition')) {
+    } else if (
+      field(live.functions[key], 'definition') !== field(reference.functions[key], 'definition')
+    ) {
       const before = inputs.referenceFunctionSources[key]
       add(phase, 'functions', source, before?.trimEnd())
     }
@@ -236,11 +276,22 @@ $pull$`,
         .filter((constraint) => constraint.type !== 'f' && constraint.validated)
         .map((constraint) => `  CONSTRAINT ${constraint.quoted} ${constraint.definition}`),
     ]
-    add('tables', group, `CREATE TABLE ${table.qualified} (\n${lines.join(',\n')}\n)`, `DROP TABLE ${table.qualified}`)
-    for (const column of table.columns.filter(standInNeeded)) add('tables', group, addColumnWithStandIn(table, column))
+    add(
+      'tables',
+      group,
+      `CREATE TABLE ${table.qualified} (\n${lines.join(',\n')}\n)`,
+      `DROP TABLE ${table.qualified}`,
+    )
+    for (const column of table.columns.filter(standInNeeded))
+      add('tables', group, addColumnWithStandIn(table, column))
     for (const constraint of table.constraints) {
       if (constraint.type === 'f') continue
-      if (!constraint.validated) add('tables', group, `ALTER TABLE ${table.qualified} ADD CONSTRAINT ${constraint.quoted} ${constraint.definition} NOT VALID`)
+      if (!constraint.validated)
+        add(
+          'tables',
+          group,
+          `ALTER TABLE ${table.qualified} ADD CONSTRAINT ${constraint.quoted} ${constraint.definition} NOT VALID`,
+        )
     }
     tableDetails(table, 'tables', false)
   }
@@ -253,12 +304,30 @@ $pull$`,
       const before = reference.columns[key]
       if (!before) {
         touch(table.name)
-        if (standInNeeded(column)) add('existing tables', group, addColumnWithStandIn(table, column), dropColumn(table, column))
-        else add('existing tables', group, `ALTER TABLE ${table.qualified} ADD COLUMN ${column.quoted} ${column.definition}`, dropColumn(table, column))
+        if (standInNeeded(column))
+          add(
+            'existing tables',
+            group,
+            addColumnWithStandIn(table, column),
+            dropColumn(table, column),
+          )
+        else
+          add(
+            'existing tables',
+            group,
+            `ALTER TABLE ${table.qualified} ADD COLUMN ${column.quoted} ${column.definition}`,
+            dropColumn(table, column),
+          )
         continue
       }
-      if (field(now, 'type') !== field(before, 'type') || field(now, 'generated') !== field(before, 'generated') || field(now, 'identity') !== field(before, 'identity')) {
-        notPulled.push(`${key}: column type or generation differs (live ${String(field(now, 'type'))}); change it in a migration of its own`)
+      if (
+        field(now, 'type') !== field(before, 'type') ||
+        field(now, 'generated') !== field(before, 'generated') ||
+        field(now, 'identity') !== field(before, 'identity')
+      ) {
+        notPulled.push(
+          `${key}: column type or generation differs (live ${String(field(now, 'type'))}); change it in a migration of its own`,
+        )
       }
       if (field(now, 'default') !== field(before, 'default')) {
         touch(table.name)
@@ -268,12 +337,14 @@ $pull$`,
       }
       if (field(now, 'not null') !== field(before, 'not null')) {
         touch(table.name)
-        const set = (value: unknown) => `ALTER TABLE ${table.qualified} ALTER COLUMN ${column.quoted} ${value ? 'SET' : 'DROP'} NOT NULL`
+        const set = (value: unknown) =>
+          `ALTER TABLE ${table.qualified} ALTER COLUMN ${column.quoted} ${value ? 'SET' : 'DROP'} NOT NULL`
         add('existing tables', group, set(field(now, 'not null')), set(field(before, 'not null')))
       }
     }
     for (const key of Object.keys(reference.columns)) {
-      if (key.startsWith(`${table.name}.`) && !(key in live.columns)) notPulled.push(`${key}: the live table lacks this column (the pull drops nothing)`)
+      if (key.startsWith(`${table.name}.`) && !(key in live.columns))
+        notPulled.push(`${key}: the live table lacks this column (the pull drops nothing)`)
     }
     for (const constraint of table.constraints) {
       if (constraint.type === 'f') continue
@@ -291,7 +362,11 @@ $pull$`,
         add('existing tables', group, addIt, dropIt)
       } else if (constraint.validated && field(before, 'validated') === false) {
         touch(table.name)
-        add('existing tables', group, `ALTER TABLE ${table.qualified} VALIDATE CONSTRAINT ${constraint.quoted}`)
+        add(
+          'existing tables',
+          group,
+          `ALTER TABLE ${table.qualified} VALIDATE CONSTRAINT ${constraint.quoted}`,
+        )
       }
     }
     tableDetails(table, 'existing tables', true)
@@ -299,43 +374,78 @@ $pull$`,
 
   /** Comments, row level security and indexes of a table, new or the migrations'. */
   function tableDetails(table: PullTable, phase: Phase, existing: boolean): void {
-    const group = existing ? `table ${table.name} (created by the migrations)` : `table ${table.name}`
+    const group = existing
+      ? `table ${table.name} (created by the migrations)`
+      : `table ${table.name}`
     const now = live.relations[table.name]
     const before = reference.relations[table.name]
-    if (typeof field(now, 'comment') === 'string' && field(now, 'comment') !== (existing ? field(before, 'comment') : null)) {
+    if (
+      typeof field(now, 'comment') === 'string' &&
+      field(now, 'comment') !== (existing ? field(before, 'comment') : null)
+    ) {
       if (existing) touch(table.name)
-      add(phase, group, comment(`TABLE ${table.qualified}`, field(now, 'comment')), existing ? comment(`TABLE ${table.qualified}`, field(before, 'comment')) : undefined)
+      add(
+        phase,
+        group,
+        comment(`TABLE ${table.qualified}`, field(now, 'comment')),
+        existing ? comment(`TABLE ${table.qualified}`, field(before, 'comment')) : undefined,
+      )
     }
     for (const column of table.columns) {
       const key = `${table.name}.${column.name}`
       const value = field(live.columns[key], 'comment')
-      const old = existing ? field(reference.columns[key], 'comment') ?? null : null
+      const old = existing ? (field(reference.columns[key], 'comment') ?? null) : null
       if (typeof value !== 'string' || value === old) continue
       if (existing) touch(table.name)
       const target = `COLUMN ${table.qualified}.${column.quoted}`
-      add(phase, group, comment(target, value), existing && key in reference.columns ? comment(target, old) : undefined)
+      add(
+        phase,
+        group,
+        comment(target, value),
+        existing && key in reference.columns ? comment(target, old) : undefined,
+      )
     }
-    for (const [flag, word] of [['row level security', 'ROW LEVEL SECURITY'], ['forced row level security', 'FORCE ROW LEVEL SECURITY']] as const) {
+    for (const [flag, word] of [
+      ['row level security', 'ROW LEVEL SECURITY'],
+      ['forced row level security', 'FORCE ROW LEVEL SECURITY'],
+    ] as const) {
       const on = field(now, flag) === true
       const was = existing ? field(before, flag) === true : false
       if (on === was) continue
       if (!on) {
-        notPulled.push(`${table.name}: ${flag} is off on the live table where the migrations switch it on (the pull never switches it off)`)
+        notPulled.push(
+          `${table.name}: ${flag} is off on the live table where the migrations switch it on (the pull never switches it off)`,
+        )
         continue
       }
       if (existing) touch(table.name)
-      const enable = word === 'ROW LEVEL SECURITY' ? 'ENABLE ROW LEVEL SECURITY' : 'FORCE ROW LEVEL SECURITY'
-      const disable = word === 'ROW LEVEL SECURITY' ? 'DISABLE ROW LEVEL SECURITY' : 'NO FORCE ROW LEVEL SECURITY'
-      add(phase, group, `ALTER TABLE ${table.qualified} ${enable}`, existing ? `ALTER TABLE ${table.qualified} ${disable}` : undefined)
+      const enable =
+        word === 'ROW LEVEL SECURITY' ? 'ENABLE ROW LEVEL SECURITY' : 'FORCE ROW LEVEL SECURITY'
+      const disable =
+        word === 'ROW LEVEL SECURITY' ? 'DISABLE ROW LEVEL SECURITY' : 'NO FORCE ROW LEVEL SECURITY'
+      add(
+        phase,
+        group,
+        `ALTER TABLE ${table.qualified} ${enable}`,
+        existing ? `ALTER TABLE ${table.qualified} ${disable}` : undefined,
+      )
     }
     for (const index of table.indexes) {
       const key = `${table.name}.${index.name}`
       const before = reference.indexes[key]
-      const indexName = catalog.schema === 'public' ? quoteIdent(index.name) : `${quoteIdent(catalog.schema)}.${quoteIdent(index.name)}`
+      const indexName =
+        catalog.schema === 'public'
+          ? quoteIdent(index.name)
+          : `${quoteIdent(catalog.schema)}.${quoteIdent(index.name)}`
       if (!index.ofConstraint) {
         if (!before) {
           if (existing) touch(table.name)
-          add(phase, group, guardedByExtension(table, index.definition), existing ? `DROP INDEX ${indexName}` : undefined)
+          add(
+            phase,
+            group,
+            guardedByExtension(table, index.definition),
+            existing ? `DROP INDEX ${indexName}` : undefined,
+          )
         } else if (field(before, 'definition') !== index.definition) {
           touch(table.name)
           add(phase, group, `DROP INDEX ${indexName}`, String(field(before, 'definition')))
@@ -343,16 +453,27 @@ $pull$`,
         }
       }
       const value = field(live.indexes[key], 'comment')
-      const old = existing ? field(before, 'comment') ?? null : null
-      if (typeof value === 'string' && value !== old) add(phase, group, comment(`INDEX ${indexName}`, value), existing && before ? comment(`INDEX ${indexName}`, old) : undefined)
+      const old = existing ? (field(before, 'comment') ?? null) : null
+      if (typeof value === 'string' && value !== old)
+        add(
+          phase,
+          group,
+          comment(`INDEX ${indexName}`, value),
+          existing && before ? comment(`INDEX ${indexName}`, old) : undefined,
+        )
     }
     for (const constraint of table.constraints) {
       const key = `${table.name}.${constraint.name}`
       const value = field(live.constraints[key], 'comment')
-      const old = existing ? field(reference.constraints[key], 'comment') ?? null : null
+      const old = existing ? (field(reference.constraints[key], 'comment') ?? null) : null
       if (typeof value !== 'string' || value === old) continue
       const target = `CONSTRAINT ${constraint.quoted} ON ${table.qualified}`
-      add(constraint.type === 'f' ? 'foreign keys' : phase, group, comment(target, value), existing && key in reference.constraints ? comment(target, old) : undefined)
+      add(
+        constraint.type === 'f' ? 'foreign keys' : phase,
+        group,
+        comment(target, value),
+        existing && key in reference.constraints ? comment(target, old) : undefined,
+      )
     }
   }
 
@@ -380,7 +501,9 @@ $pull$`,
   const pending = catalog.views.filter((view) => view.name in live.relations)
   const placed = new Set<string>()
   while (pending.length > 0) {
-    const next = pending.findIndex((view) => view.reads.every((name) => placed.has(name) || !pending.some((other) => other.name === name)))
+    const next = pending.findIndex((view) =>
+      view.reads.every((name) => placed.has(name) || !pending.some((other) => other.name === name)),
+    )
     const [view] = pending.splice(next === -1 ? 0 : next, 1)
     placed.add(view!.name)
     const now = live.relations[view!.name]
@@ -390,20 +513,41 @@ $pull$`,
     if (!before) {
       const options = view!.options.length > 0 ? ` WITH (${view!.options.join(', ')})` : ''
       const body = view!.definition.trim().replace(/;$/, '')
-      add('views', group, `CREATE ${word} ${view!.qualified}${options} AS\n${body}`, `DROP ${word} ${view!.qualified}`)
-      if (typeof field(now, 'comment') === 'string') add('views', group, comment(`${word} ${view!.qualified}`, field(now, 'comment')))
+      add(
+        'views',
+        group,
+        `CREATE ${word} ${view!.qualified}${options} AS\n${body}`,
+        `DROP ${word} ${view!.qualified}`,
+      )
+      if (typeof field(now, 'comment') === 'string')
+        add('views', group, comment(`${word} ${view!.qualified}`, field(now, 'comment')))
     } else {
-      if (field(now, 'view definition') !== field(before, 'view definition') || field(now, 'security invoker') !== field(before, 'security invoker')) {
-        notPulled.push(`${view!.name}: the view differs from the migrations' (definition or security_invoker); change it in a migration of its own`)
+      if (
+        field(now, 'view definition') !== field(before, 'view definition') ||
+        field(now, 'security invoker') !== field(before, 'security invoker')
+      ) {
+        notPulled.push(
+          `${view!.name}: the view differs from the migrations' (definition or security_invoker); change it in a migration of its own`,
+        )
       }
-      if (typeof field(now, 'comment') === 'string' && field(now, 'comment') !== field(before, 'comment')) {
-        add('views', group, comment(`${word} ${view!.qualified}`, field(now, 'comment')), comment(`${word} ${view!.qualified}`, field(before, 'comment')))
+      if (
+        typeof field(now, 'comment') === 'string' &&
+        field(now, 'comment') !== field(before, 'comment')
+      ) {
+        add(
+          'views',
+          group,
+          comment(`${word} ${view!.qualified}`, field(now, 'comment')),
+          comment(`${word} ${view!.qualified}`, field(before, 'comment')),
+        )
       }
     }
   }
 
   // Triggers and policies: new ones, and those that differ (dropped and made again).
-  for (const [key, definition] of Object.entries(catalog.triggers).sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [key, definition] of Object.entries(catalog.triggers).sort(([a], [b]) =>
+    a.localeCompare(b),
+  )) {
     const [tableName, ...rest] = key.split('.')
     const name = rest.join('.')
     const before = reference.triggers[key]
@@ -419,15 +563,26 @@ $pull$`,
     }
     const value = field(live.triggers[key], 'comment')
     const old = field(before, 'comment') ?? null
-    if (typeof value === 'string' && value !== old) add('triggers', group, comment(`TRIGGER ${quoteIdent(name)} ON ${qualified(tableName!)}`, value))
+    if (typeof value === 'string' && value !== old)
+      add(
+        'triggers',
+        group,
+        comment(`TRIGGER ${quoteIdent(name)} ON ${qualified(tableName!)}`, value),
+      )
   }
 
-  for (const [key, policy] of Object.entries(live.policies).sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [key, policy] of Object.entries(live.policies).sort(([a], [b]) =>
+    a.localeCompare(b),
+  )) {
     const before = reference.policies[key]
     const table = policy.table!
     const drop = `DROP POLICY ${quoteIdent(policy.name)} ON ${qualified(table)}`
     const group = `table ${table}`
-    const differs = before && ['permissive', 'command', 'roles', 'using', 'with check'].some((name) => !sameJson(field(policy, name), field(before, name)))
+    const differs =
+      before &&
+      ['permissive', 'command', 'roles', 'using', 'with check'].some(
+        (name) => !sameJson(field(policy, name), field(before, name)),
+      )
     if (!before) {
       touch(table)
       // Dropped in down even on a new table: its expression may read another new table.
@@ -438,18 +593,33 @@ $pull$`,
       add('policies', group, createPolicy(policy, qualified(table)), drop)
     }
     const value = field(policy, 'comment')
-    if (typeof value === 'string' && value !== (field(before, 'comment') ?? null)) add('policies', group, comment(`POLICY ${quoteIdent(policy.name)} ON ${qualified(table)}`, value))
+    if (typeof value === 'string' && value !== (field(before, 'comment') ?? null))
+      add(
+        'policies',
+        group,
+        comment(`POLICY ${quoteIdent(policy.name)} ON ${qualified(table)}`, value),
+      )
   }
   for (const key of Object.keys(reference.policies)) {
-    if (!(key in live.policies)) notPulled.push(`policy ${key}: the live table lacks it (the pull drops nothing)`)
+    if (!(key in live.policies))
+      notPulled.push(`policy ${key}: the live table lacks it (the pull drops nothing)`)
   }
   for (const key of Object.keys(reference.relations)) {
-    if (!(key in live.relations)) notPulled.push(`${key}: the live database lacks it (the pull drops nothing)`)
+    if (!(key in live.relations))
+      notPulled.push(`${key}: the live database lacks it (the pull drops nothing)`)
   }
 
   // Grants last, as the live ACL has them: revoked from every pulled role, then granted, for
   // objects that share an ACL in one statement each.
-  const grantGroups = new Map<string, { word: string; grants: Record<string, string>; objects: string[]; undo?: Record<string, string> }>()
+  const grantGroups = new Map<
+    string,
+    {
+      word: string
+      grants: Record<string, string>
+      objects: string[]
+      undo?: Record<string, string>
+    }
+  >()
   const addGrants = (word: string, object: string, now: unknown, before: unknown) => {
     const grants = pulledGrants(now, roles, object, notPulled)
     const undo = before === undefined ? undefined : pulledGrants(before, roles, object, [])
@@ -459,59 +629,110 @@ $pull$`,
     entry.objects.push(object)
     grantGroups.set(key, entry)
   }
-  for (const [name, relation] of Object.entries(live.relations).sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [name, relation] of Object.entries(live.relations).sort(([a], [b]) =>
+    a.localeCompare(b),
+  )) {
     const word = kindWord(name) === 'SEQUENCE' ? 'SEQUENCE' : 'TABLE'
     const before = reference.relations[name]
     if (before && !sameJson(field(relation, 'grants'), field(before, 'grants'))) touch(name)
-    addGrants(word, qualified(name), field(relation, 'grants'), before ? field(before, 'grants') : undefined)
+    addGrants(
+      word,
+      qualified(name),
+      field(relation, 'grants'),
+      before ? field(before, 'grants') : undefined,
+    )
   }
   for (const [key, fn] of Object.entries(live.functions).sort(([a], [b]) => a.localeCompare(b))) {
     const signature = catalog.functions[key]?.signature
-    if (signature) addGrants('FUNCTION', signature, field(fn, 'grants'), key in reference.functions ? field(reference.functions[key], 'grants') : undefined)
+    if (signature)
+      addGrants(
+        'FUNCTION',
+        signature,
+        field(fn, 'grants'),
+        key in reference.functions ? field(reference.functions[key], 'grants') : undefined,
+      )
   }
   for (const entry of grantGroups.values()) {
-    const objects = entry.objects.length > 3 ? `\n  ${entry.objects.join(',\n  ')}\n` : ` ${entry.objects.join(', ')} `
+    const objects =
+      entry.objects.length > 3
+        ? `\n  ${entry.objects.join(',\n  ')}\n`
+        : ` ${entry.objects.join(', ')} `
     const statements = (grants: Record<string, string>) => {
       const byPrivileges = new Map<string, string[]>()
-      for (const [role, privileges] of Object.entries(grants)) byPrivileges.set(privileges, [...(byPrivileges.get(privileges) ?? []), role])
+      for (const [role, privileges] of Object.entries(grants))
+        byPrivileges.set(privileges, [...(byPrivileges.get(privileges) ?? []), role])
       return [
         `REVOKE ALL ON ${entry.word}${objects}FROM ${roles.join(', ')}`,
-        ...[...byPrivileges].flatMap(([privileges, grantees]) => grantStatements(entry.word, objects, grantees, privileges)),
+        ...[...byPrivileges].flatMap(([privileges, grantees]) =>
+          grantStatements(entry.word, objects, grantees, privileges),
+        ),
       ]
     }
     const up = statements(entry.grants)
     const down = entry.undo ? statements(entry.undo) : []
-    up.forEach((statement, index) => add('grants', `grants on ${entry.word.toLowerCase()}s`, statement, index === 0 ? down : undefined))
+    up.forEach((statement, index) =>
+      add(
+        'grants',
+        `grants on ${entry.word.toLowerCase()}s`,
+        statement,
+        index === 0 ? down : undefined,
+      ),
+    )
   }
   for (const [key, column] of Object.entries(live.columns)) {
     const grants = field(column, 'grants')
     if (grants && !sameJson(grants, field(reference.columns[key], 'grants'))) {
-      notPulled.push(`${key}: column-level grants (${JSON.stringify(grants)}); grant them in a migration of its own`)
+      notPulled.push(
+        `${key}: column-level grants (${JSON.stringify(grants)}); grant them in a migration of its own`,
+      )
     }
   }
 
   for (const [key, fn] of Object.entries(live.functions)) {
     const value = field(fn, 'comment')
-    const old = key in reference.functions ? field(reference.functions[key], 'comment') ?? null : null
+    const old =
+      key in reference.functions ? (field(reference.functions[key], 'comment') ?? null) : null
     const signature = catalog.functions[key]?.signature
-    if (typeof value === 'string' && value !== old && signature) add('functions', 'functions', comment(`FUNCTION ${signature}`, value), key in reference.functions ? comment(`FUNCTION ${signature}`, old) : undefined)
+    if (typeof value === 'string' && value !== old && signature)
+      add(
+        'functions',
+        'functions',
+        comment(`FUNCTION ${signature}`, value),
+        key in reference.functions ? comment(`FUNCTION ${signature}`, old) : undefined,
+      )
   }
 
   const ordered = PHASES.flatMap((phase) => phases.get(phase)!)
   // One lock for every table of the migrations that `up` changes, taken before the first change,
   // in the order the app's writes take them (x402_resources first), so that up cannot deadlock.
-  const touchedTables = [...touched].sort((a, b) => (a === 'x402_resources' ? -1 : b === 'x402_resources' ? 1 : a.localeCompare(b)))
+  const touchedTables = [...touched].sort((a, b) =>
+    a === 'x402_resources' ? -1 : b === 'x402_resources' ? 1 : a.localeCompare(b),
+  )
   const lock =
     touchedTables.length > 0
-      ? { group: 'lock', sql: `LOCK TABLE ${touchedTables.map(qualified).join(', ')} IN ACCESS EXCLUSIVE MODE` }
+      ? {
+          group: 'lock',
+          sql: `LOCK TABLE ${touchedTables.map(qualified).join(', ')} IN ACCESS EXCLUSIVE MODE`,
+        }
       : undefined
-  const firstTouch = ordered.findIndex(({ step }) => touchedTables.some((table) => mentions(step.sql, qualified(table))))
+  const firstTouch = ordered.findIndex(({ step }) =>
+    touchedTables.some((table) => mentions(step.sql, qualified(table))),
+  )
   const up = ordered.map(({ step }) => step)
   if (lock) up.splice(firstTouch === -1 ? up.length : firstTouch, 0, lock)
-  const undo = ordered.map(({ undo }) => undo).reverse().flat()
-  const schemaDrop = catalog.schema === 'public' || phases.get('schemas')!.length === 0
-    ? []
-    : [{ group: `schema ${catalog.schema}`, sql: `DROP SCHEMA IF EXISTS ${quoteIdent(catalog.schema)}` }]
+  const undo = ordered
+    .map(({ undo }) => undo)
+    .reverse()
+    .flat()
+  const schemaDrop =
+    catalog.schema === 'public' || phases.get('schemas')!.length === 0
+      ? []
+      : [
+          {
+            group: `schema ${catalog.schema}`,
+            sql: `DROP SCHEMA IF EXISTS ${quoteIdent(catalog.schema)}`,
+          },
+        ]
   const down = [...(lock ? [lock] : []), ...undo, ...lastUndo, ...schemaDrop]
   const created = Object.keys(live.relations).filter(isNew)
   return { up, down, notPulled, touchedTables, created }
@@ -521,7 +742,8 @@ $pull$`,
   }
 
   function addColumnWithStandIn(table: PullTable, column: PullColumn): string {
-    const standIn = EXTENSION_TYPE_STAND_INS[column.type.replace(/^.*\./, '').replace(/\(.*$/, '')] ?? 'text'
+    const standIn =
+      EXTENSION_TYPE_STAND_INS[column.type.replace(/^.*\./, '').replace(/\(.*$/, '')] ?? 'text'
     const definition = column.definition.slice(column.type.length)
     return `DO $pull$
 BEGIN
@@ -548,7 +770,9 @@ $pull$`
 }
 
 function hasNewColumns(live: SchemaSnapshot, reference: SchemaSnapshot, table: string): boolean {
-  return Object.keys(live.columns).some((key) => key.startsWith(`${table}.`) && !(key in reference.columns))
+  return Object.keys(live.columns).some(
+    (key) => key.startsWith(`${table}.`) && !(key in reference.columns),
+  )
 }
 
 function dropColumn(table: PullTable, column: PullColumn): string {
@@ -556,7 +780,9 @@ function dropColumn(table: PullTable, column: PullColumn): string {
 }
 
 function mentions(statement: string, name: string): boolean {
-  return new RegExp(`(^|[\\s(,])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([\\s(,.;]|$)`).test(statement)
+  return new RegExp(`(^|[\\s(,])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([\\s(,.;]|$)`).test(
+    statement,
+  )
 }
 
 function createPolicy(policy: SchemaObject, table: string): string {
@@ -575,26 +801,47 @@ function createPolicy(policy: SchemaObject, table: string): string {
 }
 
 /** The grants of a snapshot for the pulled roles; others are named in `notPulled`. */
-function pulledGrants(grants: unknown, roles: readonly string[], object: string, notPulled: string[]): Record<string, string> {
+function pulledGrants(
+  grants: unknown,
+  roles: readonly string[],
+  object: string,
+  notPulled: string[],
+): Record<string, string> {
   const pulled: Record<string, string> = {}
-  for (const [grantee, privileges] of Object.entries((grants ?? {}) as Record<string, string>).sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [grantee, privileges] of Object.entries((grants ?? {}) as Record<string, string>).sort(
+    ([a], [b]) => a.localeCompare(b),
+  )) {
     if (grantee === '(owner)') continue
     if (roles.includes(grantee)) pulled[grantee] = privileges
-    else notPulled.push(`${object}: privileges of ${grantee} (${privileges}); only ${roles.join(', ')} are pulled`)
+    else
+      notPulled.push(
+        `${object}: privileges of ${grantee} (${privileges}); only ${roles.join(', ')} are pulled`,
+      )
   }
   return pulled
 }
 
 /** GRANT statements for `privileges` as the snapshot writes them (`ALL`, or `SELECT, UPDATE WITH GRANT OPTION`). */
-function grantStatements(word: string, objects: string, roles: readonly string[], privileges: string): string[] {
+function grantStatements(
+  word: string,
+  objects: string,
+  roles: readonly string[],
+  privileges: string,
+): string[] {
   const grantees = roles.map((role) => (role === 'PUBLIC' ? 'PUBLIC' : quoteIdent(role))).join(', ')
   const all = privileges.split(', ')
-  const withOption = all.filter((privilege) => privilege.endsWith(' WITH GRANT OPTION')).map((privilege) => privilege.replace(' WITH GRANT OPTION', ''))
+  const withOption = all
+    .filter((privilege) => privilege.endsWith(' WITH GRANT OPTION'))
+    .map((privilege) => privilege.replace(' WITH GRANT OPTION', ''))
   // MAINTAIN exists from PostgreSQL 17 on; a server before it has nothing to grant.
-  const plain = all.filter((privilege) => !privilege.endsWith(' WITH GRANT OPTION') && privilege !== 'MAINTAIN')
+  const plain = all.filter(
+    (privilege) => !privilege.endsWith(' WITH GRANT OPTION') && privilege !== 'MAINTAIN',
+  )
   const optioned = withOption.filter((privilege) => privilege !== 'MAINTAIN')
   return [
     ...(plain.length > 0 ? [`GRANT ${plain.join(', ')} ON ${word}${objects}TO ${grantees}`] : []),
-    ...(optioned.length > 0 ? [`GRANT ${optioned.join(', ')} ON ${word}${objects}TO ${grantees} WITH GRANT OPTION`] : []),
+    ...(optioned.length > 0
+      ? [`GRANT ${optioned.join(', ')} ON ${word}${objects}TO ${grantees} WITH GRANT OPTION`]
+      : []),
   ]
 }

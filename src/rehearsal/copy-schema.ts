@@ -21,7 +21,9 @@ const COPIED_SCHEMAS = ['public', 'x402_migrations']
  */
 export function pgDumpInvocation(from: string): { args: string[]; env: NodeJS.ProcessEnv } {
   const url = new URL(from)
-  const password = url.password ? decodeURIComponent(url.password) : url.searchParams.get('password') ?? undefined
+  const password = url.password
+    ? decodeURIComponent(url.password)
+    : (url.searchParams.get('password') ?? undefined)
   url.password = ''
   url.searchParams.delete('password')
   const schemas = COPIED_SCHEMAS.map((schema) => `--schema=${schema}`)
@@ -48,10 +50,12 @@ export async function copySchema(from: string, to: string): Promise<void> {
     const { args, env } = pgDumpInvocation(from)
     ;({ stdout: dump } = await run('pg_dump', args, { env, maxBuffer: 64 * 1024 * 1024 }))
   } catch (error) {
-    const reason = (error as { stderr?: string }).stderr?.trim() || (error instanceof Error ? error.message : String(error))
+    const reason =
+      (error as { stderr?: string }).stderr?.trim() ||
+      (error instanceof Error ? error.message : String(error))
     throw new Error(
       `Copying the target's schema with pg_dump failed (${reason}). Install PostgreSQL's client tools at the server's version, ` +
-        'or leave out --copy-schema to rehearse on the schema the module\'s migrations build.',
+        "or leave out --copy-schema to rehearse on the schema the module's migrations build.",
     )
   }
   const script = dump

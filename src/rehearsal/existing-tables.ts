@@ -25,7 +25,11 @@ export async function readExistingTables(db: Kysely<any>): Promise<ExistingTable
         AND n.nspname NOT LIKE 'pg\\_%'
       ORDER BY 2`.execute(db)
   // regclass leaves the tables of the search_path (public) unqualified, as the report shows them.
-  return rows.map((row) => ({ oid: Number(row.oid), name: row.name, filenode: Number(row.filenode) }))
+  return rows.map((row) => ({
+    oid: Number(row.oid),
+    name: row.name,
+    filenode: Number(row.filenode),
+  }))
 }
 
 /**

@@ -15,8 +15,12 @@ import type { Rehearsal } from './rehearse.js'
  * ```
  */
 export function describeStatement(statement: MeasuredStatement): string {
-  const where = statement.transaction === null ? 'on its own (no transaction)' : `in transaction ${statement.transaction}`
-  const timeout = statement.lockTimeout === '0' ? 'no lock_timeout' : `lock_timeout ${statement.lockTimeout}`
+  const where =
+    statement.transaction === null
+      ? 'on its own (no transaction)'
+      : `in transaction ${statement.transaction}`
+  const timeout =
+    statement.lockTimeout === '0' ? 'no lock_timeout' : `lock_timeout ${statement.lockTimeout}`
   return `${where}, ${timeout}: ${describeLocks(statement)}; ${describeWork(statement)}`
 }
 
@@ -33,9 +37,12 @@ export function describeLocks(statement: MeasuredStatement): string {
     return 'locks not measurable here (PGlite has one connection, and outside a transaction they are gone when it ends; rehearse on PostgreSQL to see them)'
   }
   const byTable = new Map<string, MeasuredStatement['locks']>()
-  for (const lock of statement.locks) byTable.set(lock.table, [...(byTable.get(lock.table) ?? []), lock])
+  for (const lock of statement.locks)
+    byTable.set(lock.table, [...(byTable.get(lock.table) ?? []), lock])
   if (byTable.size === 0) {
-    return statement.lockEvidence === 'second-session' ? 'no lock on an existing table seen' : 'no new lock on an existing table'
+    return statement.lockEvidence === 'second-session'
+      ? 'no lock on an existing table seen'
+      : 'no new lock on an existing table'
   }
   // By table name: pg_locks lists them in no fixed order.
   return [...byTable]
@@ -43,7 +50,11 @@ export function describeLocks(statement: MeasuredStatement): string {
     .map(([table, locks]) => {
       const mode = strongestFirst(locks.map((lock) => lock.mode))[0]!
       const held = locks.find((lock) => lock.mode === mode)!.heldMs
-      const effect = blocksReads(mode) ? ' (blocks reads and writes)' : blocksWrites(mode) ? ' (blocks writes)' : ''
+      const effect = blocksReads(mode)
+        ? ' (blocks reads and writes)'
+        : blocksWrites(mode)
+          ? ' (blocks writes)'
+          : ''
       return `${table} ${mode}${effect} held ${held === null ? '?' : `${held} ms`}`
     })
     .join(', ')
@@ -63,7 +74,8 @@ export function describeWork(statement: MeasuredStatement): string {
     ...(statement.scanned ?? []).map(({ table, rowsRead }) => `scans ${table} (${rowsRead} rows)`),
   ]
   if (work.length > 0) return work.join(', ')
-  if (statement.scanned === null) return statement.rewrote.length === 0 ? 'no rewrite; scans not measurable here' : ''
+  if (statement.scanned === null)
+    return statement.rewrote.length === 0 ? 'no rewrite; scans not measurable here' : ''
   return statement.error ? `failed: ${statement.error}` : 'no rewrite, no scan'
 }
 
@@ -86,8 +98,12 @@ export function formatRehearsal(rehearsal: Rehearsal): string {
 }
 
 function formatMigration(migration: MigrationRehearsal): string[] {
-  const how = migration.runnerTransaction ? "inside the runner's transaction" : 'outside a transaction (its own steps commit)'
-  const lines = [`${migration.name}: ${migration.statements.length} statements, ${how}, ${migration.durationMs} ms in all`]
+  const how = migration.runnerTransaction
+    ? "inside the runner's transaction"
+    : 'outside a transaction (its own steps commit)'
+  const lines = [
+    `${migration.name}: ${migration.statements.length} statements, ${how}, ${migration.durationMs} ms in all`,
+  ]
   for (const statement of migration.statements) {
     lines.push(`  ${String(statement.index).padStart(3)}  ${excerpt(statement.sql, 70)}`)
     lines.push(`       ${describeStatement(statement)}  [${statement.durationMs} ms]`)

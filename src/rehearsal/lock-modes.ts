@@ -29,8 +29,12 @@ const ORDER: readonly LockMode[] = [
  * ```
  */
 export function lockModeName(pgLocksMode: string): LockMode {
-  const words = pgLocksMode.replace(/Lock$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase()
-  if (!(ORDER as readonly string[]).includes(words)) throw new Error(`pg_locks reported an unknown table lock mode "${pgLocksMode}".`)
+  const words = pgLocksMode
+    .replace(/Lock$/, '')
+    .replace(/([a-z])([A-Z])/g, '$1 $2')
+    .toUpperCase()
+  if (!(ORDER as readonly string[]).includes(words))
+    throw new Error(`pg_locks reported an unknown table lock mode "${pgLocksMode}".`)
   return words as LockMode
 }
 

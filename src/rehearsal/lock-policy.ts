@@ -46,20 +46,33 @@ export function readLockPolicy(path: string): LockPolicy {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockPolicy>
   } catch (error) {
-    throw new Error(`The lock policy ${path} could not be read as JSON (${error instanceof Error ? error.message : String(error)}).`)
+    throw new Error(
+      `The lock policy ${path} could not be read as JSON (${error instanceof Error ? error.message : String(error)}).`,
+    )
   }
   const { busyTables, checkedFrom, rows, maxHoldMs } = parsed
-  if (!Array.isArray(busyTables) || !busyTables.every((table) => typeof table === 'string' && table.length > 0)) {
-    throw new Error(`The lock policy ${path} needs "busyTables", a list of table names such as ["x402_resources"].`)
+  if (
+    !Array.isArray(busyTables) ||
+    !busyTables.every((table) => typeof table === 'string' && table.length > 0)
+  ) {
+    throw new Error(
+      `The lock policy ${path} needs "busyTables", a list of table names such as ["x402_resources"].`,
+    )
   }
   if (typeof checkedFrom !== 'string' || checkedFrom === '') {
-    throw new Error(`The lock policy ${path} needs "checkedFrom", the name of the first migration to check.`)
+    throw new Error(
+      `The lock policy ${path} needs "checkedFrom", the name of the first migration to check.`,
+    )
   }
   if (typeof rows !== 'number' || !Number.isInteger(rows) || rows < 0) {
-    throw new Error(`The lock policy ${path} needs "rows", a whole number of rows to rehearse with (for example 20000).`)
+    throw new Error(
+      `The lock policy ${path} needs "rows", a whole number of rows to rehearse with (for example 20000).`,
+    )
   }
   if (maxHoldMs !== undefined && (typeof maxHoldMs !== 'number' || !(maxHoldMs > 0))) {
-    throw new Error(`The lock policy ${path} has "maxHoldMs" ${JSON.stringify(maxHoldMs)}: give a number of milliseconds above 0, or leave it out.`)
+    throw new Error(
+      `The lock policy ${path} has "maxHoldMs" ${JSON.stringify(maxHoldMs)}: give a number of milliseconds above 0, or leave it out.`,
+    )
   }
   return { busyTables, checkedFrom, rows, ...(maxHoldMs === undefined ? {} : { maxHoldMs }) }
 }
@@ -105,7 +118,10 @@ export function readLockExceptions(source: string, migration: string): LockExcep
     }
     const reason = match[2]!.trim()
     const words = reason.split(/\s+/).filter((word) => /\p{L}.*\p{L}/u.test(word))
-    if (words.length < REASON_WORDS || new Set(words.map((word) => word.toLowerCase())).size < REASON_WORDS) {
+    if (
+      words.length < REASON_WORDS ||
+      new Set(words.map((word) => word.toLowerCase())).size < REASON_WORDS
+    ) {
       throw new Error(
         `${migration}: line ${index + 1}: the exception "${MARKER} ${match[1]}" gives no reason in words. Write why the lock is acceptable ` +
           `after the colon, in a few words: // ${MARKER} ${match[1]}: <reason>.`,
@@ -126,7 +142,9 @@ export function readLockExceptions(source: string, migration: string): LockExcep
  * ```
  */
 export function checkBusyTablesExist(policy: LockPolicy, tables: readonly string[]): void {
-  const missing = policy.busyTables.filter((name) => !tables.some((table) => sameTable(table, name)))
+  const missing = policy.busyTables.filter(
+    (name) => !tables.some((table) => sameTable(table, name)),
+  )
   if (missing.length > 0) {
     throw new Error(
       `The lock policy's busy table${missing.length === 1 ? '' : 's'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in the rehearsed schema, ` +
@@ -150,28 +168,40 @@ function sameTable(table: string, name: string): boolean {
  * const violations = checkLockPolicy(rehearsal, policy, readLockExceptions(source, rehearsal.name))
  * ```
  */
-export function checkLockPolicy(rehearsal: MigrationRehearsal, policy: LockPolicy, exceptions: readonly LockException[] = []): LockViolation[] {
+export function checkLockPolicy(
+  rehearsal: MigrationRehearsal,
+  policy: LockPolicy,
+  exceptions: readonly LockException[] = [],
+): LockViolation[] {
   const violations: LockViolation[] = []
   const busy = (table: string) =>
     policy.busyTables.some((name) => sameTable(table, name)) &&
-    !exceptions.some((exception) => exception.table === table || exception.table === `public.${table}`)
+    !exceptions.some(
+      (exception) => exception.table === table || exception.table === `public.${table}`,
+    )
   for (const statement of rehearsal.statements) {
     // The strongest mode a statement took on a table speaks for it: one finding per table.
     const strongest = new Map<string, LockMode>()
     for (const mode of strongestFirst(statement.locks.map((lock) => lock.mode))) {
-      for (const lock of statement.locks) if (lock.mode === mode && !strongest.has(lock.table)) strongest.set(lock.table, mode)
+      for (const lock of statement.locks)
+        if (lock.mode === mode && !strongest.has(lock.table)) strongest.set(lock.table, mode)
     }
     for (const [table, mode] of strongest) {
-      const lock = statement.locks.find((candidate) => candidate.table === table && candidate.mode === mode)!
+      const lock = statement.locks.find(
+        (candidate) => candidate.table === table && candidate.mode === mode,
+      )!
       if (!blocksWrites(lock.mode) || !busy(lock.table)) continue
       const found = violations.length
       for (const during of heldDuring(rehearsal.statements, statement)) {
         const work = [
           ...during.rewrote.map((table) => `rewrites ${table}`),
-          ...(during.scanned ?? []).map(({ table, rowsRead }) => `scans ${table} (${rowsRead} rows read)`),
+          ...(during.scanned ?? []).map(
+            ({ table, rowsRead }) => `scans ${table} (${rowsRead} rows read)`,
+          ),
         ]
         if (work.length === 0) continue
-        const where = during === statement ? 'itself' : `statement ${during.index} (${excerpt(during.sql)})`
+        const where =
+          during === statement ? 'itself' : `statement ${during.index} (${excerpt(during.sql)})`
         violations.push({
           migration: rehearsal.name,
           statement: statement.index,
@@ -183,7 +213,12 @@ export function checkLockPolicy(rehearsal: MigrationRehearsal, policy: LockPolic
         })
         break
       }
-      if (violations.length === found && policy.maxHoldMs !== undefined && lock.heldMs !== null && lock.heldMs > policy.maxHoldMs) {
+      if (
+        violations.length === found &&
+        policy.maxHoldMs !== undefined &&
+        lock.heldMs !== null &&
+        lock.heldMs > policy.maxHoldMs
+      ) {
         violations.push({
           migration: rehearsal.name,
           statement: statement.index,
@@ -200,9 +235,14 @@ export function checkLockPolicy(rehearsal: MigrationRehearsal, policy: LockPolic
 }
 
 /** The statements during which a lock taken by `statement` is held. */
-function heldDuring(statements: readonly MeasuredStatement[], statement: MeasuredStatement): MeasuredStatement[] {
+function heldDuring(
+  statements: readonly MeasuredStatement[],
+  statement: MeasuredStatement,
+): MeasuredStatement[] {
   if (statement.transaction === null) return [statement]
-  return statements.filter((other) => other.transaction === statement.transaction && other.index >= statement.index)
+  return statements.filter(
+    (other) => other.transaction === statement.transaction && other.index >= statement.index,
+  )
 }
 
 /**

@@ -46,11 +46,16 @@ export class LockSampler {
    * ```
    */
   static async open(connectionString: string): Promise<LockSampler> {
-    const client = new pg.Client({ ...serverClientConfig(connectionString), application_name: 'x402-jobs-db rehearsal sampler' })
+    const client = new pg.Client({
+      ...serverClientConfig(connectionString),
+      application_name: 'x402-jobs-db rehearsal sampler',
+    })
     client.on('error', () => {})
     await client.connect()
     const sampler = new LockSampler(client)
-    sampler.#pid = Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid)
+    sampler.#pid = Number(
+      (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid,
+    )
     return sampler
   }
 
@@ -80,7 +85,12 @@ export class LockSampler {
     running.catch(() => {})
     const oids = `'{${tables.map((table) => table.oid).join(',')}}'::oid[]`
     while (!finished) {
-      const { rows } = await this.#client.query<{ relation: number; mode: string; granted: boolean; blocked: boolean }>(
+      const { rows } = await this.#client.query<{
+        relation: number
+        mode: string
+        granted: boolean
+        blocked: boolean
+      }>(
         `SELECT l.relation::int AS relation, l.mode, l.granted, ${this.#pid} = ANY (pg_blocking_pids(${Number(pid)})) AS blocked
          FROM pg_locks l WHERE l.pid = ${Number(pid)} AND l.locktype = 'relation' AND l.relation = ANY (${oids})`,
       )
@@ -105,7 +115,9 @@ export class LockSampler {
     for (let attempt = 1; attempt <= 3; attempt++) {
       await this.#client.query('BEGIN')
       try {
-        await this.#client.query(`LOCK TABLE ${tables.map((table) => table.name).join(', ')} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`)
+        await this.#client.query(
+          `LOCK TABLE ${tables.map((table) => table.name).join(', ')} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT`,
+        )
         return true
       } catch {
         await this.#client.query('ROLLBACK')

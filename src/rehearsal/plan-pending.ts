@@ -39,19 +39,28 @@ export async function planPendingMigrations(
   options: { copySchema?: boolean; rehearsalServer?: string } = {},
 ): Promise<Rehearsal> {
   if (options.copySchema && target.kind !== 'postgres') {
-    throw new Error('--copy-schema copies a PostgreSQL database\'s schema with pg_dump; the embedded database is rehearsed from its migrations.')
+    throw new Error(
+      "--copy-schema copies a PostgreSQL database's schema with pg_dump; the embedded database is rehearsed from its migrations.",
+    )
   }
-  const applied = new Set(db ? (await readMigrationHistory(db, { times: false })).map((entry) => entry.name) : [])
+  const applied = new Set(
+    db ? (await readMigrationHistory(db, { times: false })).map((entry) => entry.name) : [],
+  )
   const pending = migrationNames.filter((name) => !applied.has(name))
   const startingPoint = migrationNames.filter((name) => applied.has(name)).at(-1) ?? null
   const rows = await representativeRows(db, bounds)
   const steps = pending.map((migration) => ({ migration }))
   if (target.kind !== 'postgres' || !db) return rehearse(steps, { startingPoint, rows })
   const copySchemaFrom = options.copySchema ? target.connectionString : undefined
-  return withRehearsalServer(db, options.rehearsalServer, (server) => rehearse(steps, { server, startingPoint, rows, copySchemaFrom }))
+  return withRehearsalServer(db, options.rehearsalServer, (server) =>
+    rehearse(steps, { server, startingPoint, rows, copySchemaFrom }),
+  )
 }
 
-async function representativeRows(db: Kysely<any> | null, { minRows = 1000, maxRows = 100_000 }: RowBounds): Promise<Record<string, number>> {
+async function representativeRows(
+  db: Kysely<any> | null,
+  { minRows = 1000, maxRows = 100_000 }: RowBounds,
+): Promise<Record<string, number>> {
   const rows: Record<string, number> = {}
   for (const table of SEEDED_TABLES) {
     if (!db) {

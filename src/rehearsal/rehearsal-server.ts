@@ -20,7 +20,11 @@ import { startScratchCluster } from './scratch-cluster.js'
  * const plan = await withRehearsalServer(db, process.env.REHEARSAL_DATABASE_URL, (server) => rehearse(steps, { server, … }))
  * ```
  */
-export async function withRehearsalServer<T>(db: Kysely<any>, named: string | undefined, work: (server: string) => Promise<T>): Promise<T> {
+export async function withRehearsalServer<T>(
+  db: Kysely<any>,
+  named: string | undefined,
+  work: (server: string) => Promise<T>,
+): Promise<T> {
   if (named !== undefined) {
     checkConnectionString(named, 'REHEARSAL_DATABASE_URL')
     if (await isSameServer(db, named)) {
@@ -32,7 +36,9 @@ export async function withRehearsalServer<T>(db: Kysely<any>, named: string | un
     }
     return work(named)
   }
-  const { rows } = await sql<{ major: number }>`SELECT current_setting('server_version_num')::int / 10000 AS major`.execute(db)
+  const { rows } = await sql<{
+    major: number
+  }>`SELECT current_setting('server_version_num')::int / 10000 AS major`.execute(db)
   const cluster = await startScratchCluster({ major: Number(rows[0]!.major) })
   try {
     return await work(cluster.connectionString)
@@ -54,14 +60,22 @@ async function isSameServer(db: Kysely<any>, other: string): Promise<boolean> {
       .query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')
       .then(({ rows }) => rows[0]?.id)
       .catch(() => undefined)
-    const ours = await sql<{ id: string }>`SELECT system_identifier::text AS id FROM pg_control_system()`
+    const ours = await sql<{
+      id: string
+    }>`SELECT system_identifier::text AS id FROM pg_control_system()`
       .execute(db)
       .then(({ rows }) => rows[0]?.id)
       .catch(() => undefined)
     if (theirs !== undefined && ours !== undefined) return theirs === ours
-    const { rows } = await sql<{ host: string | null; port: number | null }>`SELECT inet_server_addr()::text AS host, inet_server_port() AS port`.execute(db)
+    const { rows } = await sql<{
+      host: string | null
+      port: number | null
+    }>`SELECT inet_server_addr()::text AS host, inet_server_port() AS port`.execute(db)
     const where = parseConnectionString(other)
-    return String(rows[0]?.port ?? 5432) === String(where.port || 5432) && (rows[0]?.host ?? '').replace(/\/\d+$/, '') === (where.host ?? '')
+    return (
+      String(rows[0]?.port ?? 5432) === String(where.port || 5432) &&
+      (rows[0]?.host ?? '').replace(/\/\d+$/, '') === (where.host ?? '')
+    )
   } finally {
     await client.end().catch(() => {})
   }

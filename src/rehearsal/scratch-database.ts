@@ -53,7 +53,7 @@ export interface ServerScratch {
  * ```
  */
 export async function createServerScratch(server: string): Promise<ServerScratch> {
-  checkConnectionString(server, 'the rehearsal server\'s connection string')
+  checkConnectionString(server, "the rehearsal server's connection string")
   await sweepScratchDatabases(server).catch(() => {})
   let name: string | undefined
   const password = randomBytes(24).toString('base64url')
@@ -73,7 +73,11 @@ export async function createServerScratch(server: string): Promise<ServerScratch
       .then(() => {}))
   const onSignal = (signal: keyof typeof EXIT_CODES) => {
     void dropNow()
-      .catch((error: unknown) => console.error(`The scratch database ${name} could not be dropped (${error instanceof Error ? error.message : String(error)}); the next rehearsal sweeps it.`))
+      .catch((error: unknown) =>
+        console.error(
+          `The scratch database ${name} could not be dropped (${error instanceof Error ? error.message : String(error)}); the next rehearsal sweeps it.`,
+        ),
+      )
       .finally(() => process.exit(EXIT_CODES[signal]))
   }
   process.on('SIGINT', onSignal)
@@ -84,7 +88,9 @@ export async function createServerScratch(server: string): Promise<ServerScratch
   }
   try {
     creating = withClient(server, async (client) => {
-      const { rows } = await client.query<{ now: string }>('SELECT floor(extract(epoch FROM now()))::bigint AS now')
+      const { rows } = await client.query<{ now: string }>(
+        'SELECT floor(extract(epoch FROM now()))::bigint AS now',
+      )
       name = `${PREFIX}${rows[0]!.now}_${process.pid}_${randomBytes(4).toString('hex')}`
       const comment = `x402-jobs-db rehearsal scratch database, created by process ${process.pid} on ${hostname()}; dropped when the rehearsal ends, or by a later rehearsal once no session uses it.`
       await client.query(
@@ -133,7 +139,10 @@ export async function createServerScratch(server: string): Promise<ServerScratch
  * const swept = await sweepScratchDatabases('postgres://postgres@127.0.0.1:5432/postgres')
  * ```
  */
-export async function sweepScratchDatabases(server: string, olderThanSeconds = SWEEP_AFTER_SECONDS): Promise<string[]> {
+export async function sweepScratchDatabases(
+  server: string,
+  olderThanSeconds = SWEEP_AFTER_SECONDS,
+): Promise<string[]> {
   return withClient(server, async (client) => {
     const { rows } = await client.query<{ datname: string; now: string }>(
       `SELECT d.datname, floor(extract(epoch FROM now()))::bigint AS now FROM pg_database d
@@ -164,7 +173,10 @@ export async function sweepScratchDatabases(server: string, olderThanSeconds = S
   })
 }
 
-async function withClient<T>(connectionString: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+async function withClient<T>(
+  connectionString: string,
+  use: (client: pg.Client) => Promise<T>,
+): Promise<T> {
   const client = new pg.Client(serverClientConfig(connectionString))
   client.on('error', () => {})
   await client.connect().catch((error: unknown) => {

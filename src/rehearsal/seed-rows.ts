@@ -17,7 +17,10 @@ export interface SeededTable {
  * await seedRepresentativeRows(scratch, { x402_resources: 100_000, ai_models: 300, x402_openrouter_models: 300 })
  * ```
  */
-export async function seedRepresentativeRows(db: Kysely<any>, rows: Readonly<Record<string, number>>): Promise<SeededTable[]> {
+export async function seedRepresentativeRows(
+  db: Kysely<any>,
+  rows: Readonly<Record<string, number>>,
+): Promise<SeededTable[]> {
   const seeded: SeededTable[] = []
   const { rows: present } = await sql<{ models: boolean; catalog: boolean; resources: boolean }>`
     SELECT to_regclass('public.ai_models') IS NOT NULL AS models,
@@ -35,7 +38,9 @@ export async function seedRepresentativeRows(db: Kysely<any>, rows: Readonly<Rec
     seeded.push({ table: 'ai_models', rows: models })
   }
   // The catalog under the name 006 gives it, where the rehearsal starts after 006.
-  const catalog = present[0]!.catalog ? Math.max(0, Math.floor(rows.x402_openrouter_models ?? 0)) : 0
+  const catalog = present[0]!.catalog
+    ? Math.max(0, Math.floor(rows.x402_openrouter_models ?? 0))
+    : 0
   if (catalog > 0) {
     await sql`
       INSERT INTO x402_openrouter_models (openrouter_id, display_name, provider, context_length, pricing_prompt, pricing_completion)

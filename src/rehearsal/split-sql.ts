@@ -31,7 +31,8 @@ export function splitSqlStatements(script: string): string[] {
       let end = index + 1
       for (;;) {
         end = script.indexOf(char, end)
-        if (end === -1) throw new Error(`The SQL script has an unclosed ${char} quote: ${rest.slice(0, 60)}`)
+        if (end === -1)
+          throw new Error(`The SQL script has an unclosed ${char} quote: ${rest.slice(0, 60)}`)
         if (script[end + 1] === char) end += 2
         else break
       }

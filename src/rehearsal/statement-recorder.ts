@@ -73,7 +73,11 @@ export class StatementRecorder {
   }
 
   /** Runs `query` on `connection`, measured when recording. */
-  async execute<R>(connection: DatabaseConnection, query: CompiledQuery, run: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+  async execute<R>(
+    connection: DatabaseConnection,
+    query: CompiledQuery,
+    run: () => Promise<QueryResult<R>>,
+  ): Promise<QueryResult<R>> {
     if (!this.#recording) return run()
     const control = transactionControl(query.sql)
     if (control === 'begin') {
@@ -97,7 +101,9 @@ export class StatementRecorder {
     this.#openLocks = []
     this.#seenInTransaction = new Set()
     const probe = await this.#probe(connection, 'pg_stat_xact_user_tables')
-    this.#scansInTransaction = new Map(probe.scans.map(([oid, scans, rows]) => [oid, [scans, rows]]))
+    this.#scansInTransaction = new Map(
+      probe.scans.map(([oid, scans, rows]) => [oid, [scans, rows]]),
+    )
   }
 
   /** The transaction ends with `run` (COMMIT or ROLLBACK): every lock it took is released. */
@@ -109,13 +115,21 @@ export class StatementRecorder {
     } finally {
       const endMs = performance.now() - started
       for (const { lock, from } of this.#openLocks) {
-        lock.heldMs = round(this.#transactionStatements.slice(from).reduce((sum, statement) => sum + statement.durationMs, endMs))
+        lock.heldMs = round(
+          this.#transactionStatements
+            .slice(from)
+            .reduce((sum, statement) => sum + statement.durationMs, endMs),
+        )
       }
       this.#transaction = null
     }
   }
 
-  async #inTransaction<R>(connection: DatabaseConnection, query: CompiledQuery, run: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+  async #inTransaction<R>(
+    connection: DatabaseConnection,
+    query: CompiledQuery,
+    run: () => Promise<QueryResult<R>>,
+  ): Promise<QueryResult<R>> {
     const statement = this.#newStatement(query.sql, 'same-session')
     const started = performance.now()
     try {
@@ -134,7 +148,11 @@ export class StatementRecorder {
           const key = `${oid}:${mode}`
           if (this.#seenInTransaction.has(key)) continue
           this.#seenInTransaction.add(key)
-          const lock: TableLock = { table: this.#nameOf(oid), mode: lockModeName(mode), heldMs: null }
+          const lock: TableLock = {
+            table: this.#nameOf(oid),
+            mode: lockModeName(mode),
+            heldMs: null,
+          }
           statement.locks.push(lock)
           this.#openLocks.push({ lock, from: this.#transactionStatements.length - 1 })
         }
@@ -144,29 +162,48 @@ export class StatementRecorder {
     }
   }
 
-  async #onItsOwn<R>(connection: DatabaseConnection, query: CompiledQuery, run: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+  async #onItsOwn<R>(
+    connection: DatabaseConnection,
+    query: CompiledQuery,
+    run: () => Promise<QueryResult<R>>,
+  ): Promise<QueryResult<R>> {
     const sampler = this.#kind === 'postgres' ? this.#sampler : undefined
     const statement = this.#newStatement(query.sql, sampler ? 'second-session' : 'not-measurable')
     const committed = sampler ? await this.#probe(connection, 'pg_stat_user_tables') : undefined
-    const before = committed && new Map(committed.scans.map(([oid, scans, rows]): [number, [number, number]] => [oid, [scans, rows]]))
+    const before =
+      committed &&
+      new Map(
+        committed.scans.map(([oid, scans, rows]): [number, [number, number]] => [
+          oid,
+          [scans, rows],
+        ]),
+      )
     // The sampler's hold must not make a statement with a very short lock_timeout give up.
-    const hold = committed !== undefined && (committed.lockTimeoutMs === 0 || committed.lockTimeoutMs >= MIN_LOCK_TIMEOUT_TO_HOLD_MS)
+    const hold =
+      committed !== undefined &&
+      (committed.lockTimeoutMs === 0 || committed.lockTimeoutMs >= MIN_LOCK_TIMEOUT_TO_HOLD_MS)
     const pid = sampler ? await this.#pidOf(connection) : 0
     const started = performance.now()
     let ended = started
     let releasedAt: number | undefined
     try {
       if (!sampler) return await run()
-      const { result, sampled } = await sampler.watch(pid, hold ? this.#tables : [], this.#tables, async () => {
-        try {
-          return await run()
-        } finally {
-          ended = performance.now()
-        }
-      })
+      const { result, sampled } = await sampler.watch(
+        pid,
+        hold ? this.#tables : [],
+        this.#tables,
+        async () => {
+          try {
+            return await run()
+          } finally {
+            ended = performance.now()
+          }
+        },
+      )
       releasedAt = sampled.releasedAt
       for (const [oid, modes] of sampled.modes) {
-        for (const mode of modes) statement.locks.push({ table: this.#nameOf(oid), mode, heldMs: null })
+        for (const mode of modes)
+          statement.locks.push({ table: this.#nameOf(oid), mode, heldMs: null })
       }
       return result
     } catch (error) {
@@ -203,7 +240,9 @@ export class StatementRecorder {
   async #pidOf(connection: DatabaseConnection): Promise<number> {
     let pid = this.#pids.get(connection)
     if (pid === undefined) {
-      const { rows } = await connection.executeQuery<{ pid: number }>(CompiledQuery.raw('SELECT pg_backend_pid() AS pid'))
+      const { rows } = await connection.executeQuery<{ pid: number }>(
+        CompiledQuery.raw('SELECT pg_backend_pid() AS pid'),
+      )
       pid = Number(rows[0]!.pid)
       this.#pids.set(connection, pid)
     }
@@ -217,9 +256,13 @@ export class StatementRecorder {
    * that committed work left, after asking the session to flush its pending statistics
    * (PostgreSQL 15's pg_stat_force_next_flush: it flushes before it answers).
    */
-  async #probe(connection: DatabaseConnection, statsView: 'pg_stat_xact_user_tables' | 'pg_stat_user_tables' | undefined): Promise<Probe> {
+  async #probe(
+    connection: DatabaseConnection,
+    statsView: 'pg_stat_xact_user_tables' | 'pg_stat_user_tables' | undefined,
+  ): Promise<Probe> {
     const oids = oidArray(this.#tables)
-    if (statsView === 'pg_stat_user_tables') await connection.executeQuery(CompiledQuery.raw('SELECT pg_stat_force_next_flush()'))
+    if (statsView === 'pg_stat_user_tables')
+      await connection.executeQuery(CompiledQuery.raw('SELECT pg_stat_force_next_flush()'))
     const scans = statsView
       ? `(SELECT json_agg(json_build_array(s.relid::int, s.seq_scan + coalesce(s.idx_scan, 0), s.seq_tup_read + coalesce(s.idx_tup_fetch, 0))) FROM ${statsView} s WHERE s.relid = ANY (${oids}))`
       : 'NULL'
@@ -238,7 +281,11 @@ export class StatementRecorder {
       lockTimeoutMs: Number(row.lockTimeoutMs),
       locks: parsed(row.locks),
       files: parsed(row.files),
-      scans: parsed<[number, number, number]>(row.scans).map(([oid, scans, rowsRead]) => [Number(oid), Number(scans), Number(rowsRead)]),
+      scans: parsed<[number, number, number]>(row.scans).map(([oid, scans, rowsRead]) => [
+        Number(oid),
+        Number(scans),
+        Number(rowsRead),
+      ]),
     }
   }
 
@@ -246,18 +293,23 @@ export class StatementRecorder {
     const rewrote: string[] = []
     for (const [oid, filenode] of probe.files) {
       const before = this.#filenodes.get(oid)
-      if (before !== undefined && filenode !== null && Number(filenode) !== before) rewrote.push(this.#nameOf(oid))
+      if (before !== undefined && filenode !== null && Number(filenode) !== before)
+        rewrote.push(this.#nameOf(oid))
       if (filenode !== null) this.#filenodes.set(oid, Number(filenode))
     }
     return rewrote
   }
 
   /** The scans (sequential or by index) since `before`, which it then moves on to now. */
-  #scanDeltas(probe: Probe, before: Map<number, [number, number]>): { table: string; rowsRead: number }[] {
+  #scanDeltas(
+    probe: Probe,
+    before: Map<number, [number, number]>,
+  ): { table: string; rowsRead: number }[] {
     const scanned: { table: string; rowsRead: number }[] = []
     for (const [oid, scans, rowsRead] of probe.scans) {
       const [scansBefore, rowsBefore] = before.get(oid) ?? [0, 0]
-      if (scans > scansBefore) scanned.push({ table: this.#nameOf(oid), rowsRead: rowsRead - rowsBefore })
+      if (scans > scansBefore)
+        scanned.push({ table: this.#nameOf(oid), rowsRead: rowsRead - rowsBefore })
       before.set(oid, [scans, rowsRead])
     }
     return scanned

@@ -26,14 +26,20 @@ export type SchemaDiff = Record<DifferenceClass, SchemaDifference[]>
  * if (diff.conflict.length > 0) console.log(formatSchemaDiff(diff))
  * ```
  */
-export async function compareSchemas(db: Kysely<any>, inputs: ComparisonInputs): Promise<SchemaDiff> {
+export async function compareSchemas(
+  db: Kysely<any>,
+  inputs: ComparisonInputs,
+): Promise<SchemaDiff> {
   const read = async (trx: Kysely<any>) => {
     await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(trx)
-    return (await sql.raw<ComparisonRow & { ordinal: number }>(comparisonQuery(inputs)).execute(trx)).rows
+    return (
+      await sql.raw<ComparisonRow & { ordinal: number }>(comparisonQuery(inputs)).execute(trx)
+    ).rows
   }
   const rows = db.isTransaction ? await read(db) : await db.transaction().execute(read)
   const diff: SchemaDiff = { conflict: [], accepted: [], equivalent: [] }
-  for (const { ordinal: _ordinal, ...row } of rows.sort((a, b) => a.ordinal - b.ordinal)) diff[row.class].push(row)
+  for (const { ordinal: _ordinal, ...row } of rows.sort((a, b) => a.ordinal - b.ordinal))
+    diff[row.class].push(row)
   return diff
 }
 
@@ -55,7 +61,10 @@ export async function compareSchemas(db: Kysely<any>, inputs: ComparisonInputs):
  * console.log(formatSchemaDiff(diff, ['conflict']))
  * ```
  */
-export function formatSchemaDiff(diff: SchemaDiff, classes: readonly DifferenceClass[] = DIFFERENCE_CLASSES): string {
+export function formatSchemaDiff(
+  diff: SchemaDiff,
+  classes: readonly DifferenceClass[] = DIFFERENCE_CLASSES,
+): string {
   return DIFFERENCE_CLASSES.filter((name) => classes.includes(name) && diff[name].length > 0)
     .map((name) => [CLASS_HEADINGS[name], ...diff[name].map(({ line }) => `  ${line}`)].join('\n'))
     .join('\n')

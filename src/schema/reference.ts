@@ -8,8 +8,18 @@ import { resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo } from '../migrator/migrator.js'
 import { migratedTemplateKey, scratchDatabase } from '../migrated-dumps/migrated-template.js'
 import { compareSchemas, type SchemaDiff } from './diff.js'
-import type { AcceptedDifferenceRecord, AdoptionDecision, ComparisonInputs, ProductionObjectRecord } from './rules.js'
-import { SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey, snapshotPublicSchema } from './snapshot.js'
+import type {
+  AcceptedDifferenceRecord,
+  AdoptionDecision,
+  ComparisonInputs,
+  ProductionObjectRecord,
+} from './rules.js'
+import {
+  SCHEMA_OBJECT_CATEGORIES,
+  type SchemaSnapshot,
+  schemaObjectKey,
+  snapshotPublicSchema,
+} from './snapshot.js'
 
 /** The schema that the module's migrations produce, to compare a live database with. */
 export interface SchemaReference {
@@ -97,16 +107,32 @@ export function parseReference(json: string, migrationName: string): SchemaRefer
   } catch {
     return undefined
   }
-  const isRecord = (field: unknown): field is Record<string, unknown> => typeof field === 'object' && field !== null && !Array.isArray(field)
+  const isRecord = (field: unknown): field is Record<string, unknown> =>
+    typeof field === 'object' && field !== null && !Array.isArray(field)
   // Each object too: the comparison reads every one's name, table and definition.
   const isObject = (field: unknown): boolean =>
-    isRecord(field) && typeof field.name === 'string' && (field.table === null || typeof field.table === 'string') && isRecord(field.definition)
+    isRecord(field) &&
+    typeof field.name === 'string' &&
+    (field.table === null || typeof field.table === 'string') &&
+    isRecord(field.definition)
   const isSnapshot = (field: unknown): boolean =>
-    isRecord(field) && SCHEMA_OBJECT_CATEGORIES.every((category) => isRecord(field[category]) && Object.values(field[category]).every(isObject))
+    isRecord(field) &&
+    SCHEMA_OBJECT_CATEGORIES.every(
+      (category) => isRecord(field[category]) && Object.values(field[category]).every(isObject),
+    )
   if (!isRecord(value) || value.migrationName !== migrationName) return undefined
   if (!isSnapshot(value.expected) || !isSnapshot(value.latest)) return undefined
-  if (!isRecord(value.functionSources) || !Object.values(value.functionSources).every((source) => typeof source === 'string')) return undefined
-  if (!isRecord(value.createdBy) || !Object.values(value.createdBy).every((name) => typeof name === 'string' && migrationNames.includes(name))) {
+  if (
+    !isRecord(value.functionSources) ||
+    !Object.values(value.functionSources).every((source) => typeof source === 'string')
+  )
+    return undefined
+  if (
+    !isRecord(value.createdBy) ||
+    !Object.values(value.createdBy).every(
+      (name) => typeof name === 'string' && migrationNames.includes(name),
+    )
+  ) {
     return undefined
   }
   return value as unknown as SchemaReference
@@ -125,7 +151,12 @@ async function referenceCacheName(migrationName: string): Promise<string | undef
   const templateKey = await migratedTemplateKey('latest')
   if (!templateKey) return undefined
   // The code that reads a schema into a reference (src/schema): a change to it is a new reference.
-  const hash = hashModuleCode(createHash('sha256').update(JSON.stringify({ format: REFERENCE_FORMAT, templateKey, migrationName })), ['schema'])
+  const hash = hashModuleCode(
+    createHash('sha256').update(
+      JSON.stringify({ format: REFERENCE_FORMAT, templateKey, migrationName }),
+    ),
+    ['schema'],
+  )
   return `reference-${migrationName}-${hash.digest('hex').slice(0, 24)}.json`
 }
 
@@ -140,7 +171,8 @@ async function buildOnScratch(migrationName: string): Promise<SchemaReference> {
       await migrateTo(scratch, name)
       latest = await snapshotPublicSchema(scratch)
       for (const category of SCHEMA_OBJECT_CATEGORIES) {
-        for (const object of Object.values(latest[category])) createdBy[`${category} ${schemaObjectKey(category, object)}`] ??= name
+        for (const object of Object.values(latest[category]))
+          createdBy[`${category} ${schemaObjectKey(category, object)}`] ??= name
       }
       if (name !== migrationName) continue
       expected = latest

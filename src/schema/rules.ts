@@ -1,4 +1,9 @@
-import { appSchemasSnapshotQuery, SCHEMA_OBJECT_CATEGORIES, type SchemaSnapshot, schemaObjectKey } from './snapshot.js'
+import {
+  appSchemasSnapshotQuery,
+  SCHEMA_OBJECT_CATEGORIES,
+  type SchemaSnapshot,
+  schemaObjectKey,
+} from './snapshot.js'
 
 /**
  * The one implementation of the rules that compare a live schema with the module's: a single
@@ -50,7 +55,8 @@ export type DifferenceClass = (typeof DIFFERENCE_CLASSES)[number]
 
 /** The heading each class is printed under, by both paths. */
 export const CLASS_HEADINGS: Record<DifferenceClass, string> = {
-  conflict: 'Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):',
+  conflict:
+    'Conflicts (adoption refuses; see the repair plan: npm run migrate:baseline -- <name> --plan):',
   accepted: 'Production has more or is stricter (accepted, and recorded at adoption):',
   equivalent: 'Equivalent (the same schema, spelled differently; never blocks):',
 }
@@ -62,7 +68,12 @@ export const CLASS_HEADINGS: Record<DifferenceClass, string> = {
  * accepted. On a table the module creates whole (the OpenRouter keys table), an object no
  * migration creates is a conflict, such as a trigger added by hand to the keys table.
  */
-export const PORTED_TABLES: readonly string[] = ['ai_models', 'x402_openrouter_models', 'x402_resources', 'x402_user_claude_configs']
+export const PORTED_TABLES: readonly string[] = [
+  'ai_models',
+  'x402_openrouter_models',
+  'x402_resources',
+  'x402_user_claude_configs',
+]
 
 /**
  * The tables that hold secrets (encrypted keys). A trigger fires with every row written, key
@@ -79,7 +90,12 @@ export const SECRET_TABLES: readonly string[] = [
  * The roles PostgREST acts as. An object owned by one of them, or by a role one of them can act
  * as, is reachable past row level security (an owner bypasses it and can switch it off).
  */
-export const API_ROLES: readonly string[] = ['anon', 'authenticated', 'service_role', 'authenticator']
+export const API_ROLES: readonly string[] = [
+  'anon',
+  'authenticated',
+  'service_role',
+  'authenticator',
+]
 
 /** What a removed or weakened accepted difference is told to do. */
 const PUT_BACK =
@@ -202,16 +218,35 @@ export function comparisonQuery(inputs: ComparisonInputs): string {
       Object.values(inputs.latest[category]).flatMap((object) => {
         const key = `${category} ${schemaObjectKey(category, object)}`
         const before = inputs.expected[category][schemaObjectKey(category, object)]
-        return before && JSON.stringify(before.definition) !== JSON.stringify(object.definition) ? [[key, object.definition]] : []
+        return before && JSON.stringify(before.definition) !== JSON.stringify(object.definition)
+          ? [[key, object.definition]]
+          : []
       }),
     ),
   )
-  const accepted = inputs.acceptedBefore === undefined ? 'NULL::jsonb' : `${literal(JSON.stringify(inputs.acceptedBefore))}::jsonb`
-  const production = inputs.productionObjects === undefined ? 'NULL::jsonb' : `${literal(jsonArrayLines(inputs.productionObjects))}::jsonb`
-  const decisions = inputs.strict || !inputs.decisions?.length ? `'[]'::jsonb` : `${literal(JSON.stringify(inputs.decisions))}::jsonb`
-  const createdBy = Object.fromEntries(Object.entries(inputs.createdBy).filter(([key]) => !key.startsWith('columns ') && !key.startsWith('constraints ')))
-  const headings = DIFFERENCE_CLASSES.map((name) => `(${literal(name)}, ${DIFFERENCE_CLASSES.indexOf(name)})`).join(', ')
-  const categories = SCHEMA_OBJECT_CATEGORIES.map((name, index) => `(${literal(name)}, ${index})`).join(', ')
+  const accepted =
+    inputs.acceptedBefore === undefined
+      ? 'NULL::jsonb'
+      : `${literal(JSON.stringify(inputs.acceptedBefore))}::jsonb`
+  const production =
+    inputs.productionObjects === undefined
+      ? 'NULL::jsonb'
+      : `${literal(jsonArrayLines(inputs.productionObjects))}::jsonb`
+  const decisions =
+    inputs.strict || !inputs.decisions?.length
+      ? `'[]'::jsonb`
+      : `${literal(JSON.stringify(inputs.decisions))}::jsonb`
+  const createdBy = Object.fromEntries(
+    Object.entries(inputs.createdBy).filter(
+      ([key]) => !key.startsWith('columns ') && !key.startsWith('constraints '),
+    ),
+  )
+  const headings = DIFFERENCE_CLASSES.map(
+    (name) => `(${literal(name)}, ${DIFFERENCE_CLASSES.indexOf(name)})`,
+  ).join(', ')
+  const categories = SCHEMA_OBJECT_CATEGORIES.map(
+    (name, index) => `(${literal(name)}, ${index})`,
+  ).join(', ')
   return `
 WITH live_rows AS (${appSchemasSnapshotQuery()}),
 params AS (
@@ -493,7 +528,7 @@ removed AS (
                                            WHERE NOT (k.accepted ? g.key AND (k.accepted ->> g.key LIKE 'ALL%'
                                                       OR string_to_array(g.value, ', ') <@ string_to_array(k.accepted ->> g.key, ', ')))))
                   AND NOT (k.category = 'functions' AND k.field = 'definition'
-                           AND ${normalisedBody("e.definition ->> k.field")} = ${normalisedBody("k.accepted #>> '{}'")}) END
+                           AND ${normalisedBody('e.definition ->> k.field')} = ${normalisedBody("k.accepted #>> '{}'")}) END
 ),
 ${productionCtes()},
 classed AS (
@@ -578,13 +613,13 @@ own_live AS (
 /** What a difference from production's own objects is told, by kind. */
 const PRODUCTION_REASONS = {
   extra:
-    'not created by any migration, nor recorded at adoption as production\'s own: pull it into the history ' +
-    '(npm run migrate:pull), or review it and record it as production\'s own (npm run migrate:baseline -- <the newest applied migration>)',
+    "not created by any migration, nor recorded at adoption as production's own: pull it into the history " +
+    "(npm run migrate:pull), or review it and record it as production's own (npm run migrate:baseline -- <the newest applied migration>)",
   missing:
-    'recorded at adoption as production\'s own, and gone since: put it back as recorded, or pull the schema into the history ' +
+    "recorded at adoption as production's own, and gone since: put it back as recorded, or pull the schema into the history " +
     '(npm run migrate:pull), or review it and record the database as it is (npm run migrate:baseline -- <the newest applied migration>)',
   changed:
-    'production\'s own, changed since adoption recorded it: put it back as recorded, or review the change and record it ' +
+    "production's own, changed since adoption recorded it: put it back as recorded, or review the change and record it " +
     '(npm run migrate:baseline -- <the newest applied migration>)',
 }
 
@@ -654,10 +689,18 @@ const FIXED_SEARCH_PATH = ` SET search_path TO '[^'$]*'(, '[^'$]*')*(?= AS )`
  * for an object's comment; and for a function's definition, also where only a fixed search_path
  * differs that the module itself now sets (as the migration compared with has it, in `expected`).
  */
-function sameLive(recorded: string, live: string, expected: string, category: string, field: string): string {
+function sameLive(
+  recorded: string,
+  live: string,
+  expected: string,
+  category: string,
+  field: string,
+): string {
   const text = (value: string) => `(${value} #>> '{}')`
-  const setting = (value: string) => `substring(${text(value)} FROM ${literal(FIXED_SEARCH_PATH_CLAUSE)})`
-  const bare = (value: string) => `regexp_replace(${text(value)}, ${literal(FIXED_SEARCH_PATH)}, '')`
+  const setting = (value: string) =>
+    `substring(${text(value)} FROM ${literal(FIXED_SEARCH_PATH_CLAUSE)})`
+  const bare = (value: string) =>
+    `regexp_replace(${text(value)}, ${literal(FIXED_SEARCH_PATH)}, '')`
   return `(CASE WHEN jsonb_typeof(${live}) = 'object' AND jsonb_typeof(${recorded}) = 'object' THEN (${recorded}) - 'comment' = (${live}) - 'comment'
                 WHEN ${category} = 'functions' AND ${field} = 'definition'
                   THEN ${recorded} = ${live} OR (${bare(recorded)} = ${bare(live)} AND ${setting(live)} IS NOT DISTINCT FROM ${setting(expected)})
@@ -748,7 +791,9 @@ function literal(value: string): string {
 
 /** A JSON object with one entry a line, so that the script reads object by object. */
 function jsonLines(object: Record<string, unknown>): string {
-  return `{\n${Object.entries(object).map(([key, value]) => `${JSON.stringify(key)}: ${JSON.stringify(value)}`).join(',\n')}\n}`
+  return `{\n${Object.entries(object)
+    .map(([key, value]) => `${JSON.stringify(key)}: ${JSON.stringify(value)}`)
+    .join(',\n')}\n}`
 }
 
 /** A JSON array with one element a line. */
@@ -774,7 +819,10 @@ function textArray(values: string[]): string {
  */
 export function comparisonReportQuery(rows: string, classes: readonly DifferenceClass[]): string {
   const headings = classes
-    .map((name) => `(${literal(name)}, ${DIFFERENCE_CLASSES.indexOf(name)}, ${literal(CLASS_HEADINGS[name])})`)
+    .map(
+      (name) =>
+        `(${literal(name)}, ${DIFFERENCE_CLASSES.indexOf(name)}, ${literal(CLASS_HEADINGS[name])})`,
+    )
     .join(', ')
   return `SELECT string_agg(s.section, E'\\n' ORDER BY s.ordinal) FROM (
       SELECT h.ordinal, h.heading || E'\\n' || string_agg('  ' || c.line, E'\\n' ORDER BY c.ordinal) AS section

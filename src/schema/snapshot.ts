@@ -90,14 +90,25 @@ export interface SnapshotRow {
  * schemaObjectKey('columns', { table: 'x402_resources', name: 'slug' }) // 'x402_resources.slug'
  * ```
  */
-export function schemaObjectKey(category: SchemaObjectCategory, object: Pick<SchemaObject, 'table' | 'name'>): string {
-  return category === 'relations' || object.table === null ? object.name : `${object.table}.${object.name}`
+export function schemaObjectKey(
+  category: SchemaObjectCategory,
+  object: Pick<SchemaObject, 'table' | 'name'>,
+): string {
+  return category === 'relations' || object.table === null
+    ? object.name
+    : `${object.table}.${object.name}`
 }
 
 function snapshotFromRows(rows: SnapshotRow[]): SchemaSnapshot {
-  const snapshot = Object.fromEntries(SCHEMA_OBJECT_CATEGORIES.map((category) => [category, {}])) as SchemaSnapshot
+  const snapshot = Object.fromEntries(
+    SCHEMA_OBJECT_CATEGORIES.map((category) => [category, {}]),
+  ) as SchemaSnapshot
   for (const row of rows) {
-    const object: SchemaObject = { table: row.table_name, name: row.object_name, definition: row.definition }
+    const object: SchemaObject = {
+      table: row.table_name,
+      name: row.object_name,
+      definition: row.definition,
+    }
     snapshot[row.category][schemaObjectKey(row.category, object)] = object
   }
   return snapshot
@@ -182,9 +193,25 @@ export function appSchemasSnapshotQuery(): string {
  * they are never among the app's schemas even where the API roles may use them.
  */
 export const PLATFORM_SCHEMAS: readonly string[] = [
-  'auth', 'storage', 'extensions', 'graphql', 'graphql_public', 'realtime', '_realtime', 'vault',
-  'pgsodium', 'pgsodium_masks', 'net', 'supabase_functions', 'supabase_migrations', 'cron',
-  'pgbouncer', '_analytics', 'pgmq', 'pgtle', 'information_schema',
+  'auth',
+  'storage',
+  'extensions',
+  'graphql',
+  'graphql_public',
+  'realtime',
+  '_realtime',
+  'vault',
+  'pgsodium',
+  'pgsodium_masks',
+  'net',
+  'supabase_functions',
+  'supabase_migrations',
+  'cron',
+  'pgbouncer',
+  '_analytics',
+  'pgmq',
+  'pgtle',
+  'information_schema',
 ]
 
 /**

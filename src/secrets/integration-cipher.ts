@@ -1,6 +1,10 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
 
-import { type IntegrationSecrets, readIntegrationSecrets, validateIntegrationSecrets } from './integration-secrets.js'
+import {
+  type IntegrationSecrets,
+  readIntegrationSecrets,
+  validateIntegrationSecrets,
+} from './integration-secrets.js'
 
 /**
  * The formats a stored integration key can have:
@@ -138,11 +142,19 @@ export class IntegrationCipher {
       throw new TypeError('The API key to encrypt must be a non-empty string.')
     }
     const nonce = randomBytes(NONCE_BYTES)
-    const cipher = createCipheriv('aes-256-gcm', this.#current.v2Key, nonce, { authTagLength: TAG_BYTES })
+    const cipher = createCipheriv('aes-256-gcm', this.#current.v2Key, nonce, {
+      authTagLength: TAG_BYTES,
+    })
     cipher.setAAD(ownerData(userId))
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
     const tag = cipher.getAuthTag()
-    return [V2_PREFIX, this.#current.keyId, nonce.toString('hex'), ciphertext.toString('hex'), tag.toString('hex')].join(':')
+    return [
+      V2_PREFIX,
+      this.#current.keyId,
+      nonce.toString('hex'),
+      ciphertext.toString('hex'),
+      tag.toString('hex'),
+    ].join(':')
   }
 
   /**
@@ -192,10 +204,14 @@ export class IntegrationCipher {
     }
     for (const key of candidates) {
       try {
-        const decipher = createDecipheriv('aes-256-gcm', key.v2Key, Buffer.from(nonce!, 'hex'), { authTagLength: TAG_BYTES })
+        const decipher = createDecipheriv('aes-256-gcm', key.v2Key, Buffer.from(nonce!, 'hex'), {
+          authTagLength: TAG_BYTES,
+        })
         decipher.setAAD(owner)
         decipher.setAuthTag(Buffer.from(tag!, 'hex'))
-        return utf8.decode(Buffer.concat([decipher.update(Buffer.from(ciphertext!, 'hex')), decipher.final()]))
+        return utf8.decode(
+          Buffer.concat([decipher.update(Buffer.from(ciphertext!, 'hex')), decipher.final()]),
+        )
       } catch {
         // Wrong tag: another candidate (a key id shared by chance) may still open it.
       }
@@ -210,7 +226,9 @@ export class IntegrationCipher {
     for (const key of this.#all) {
       try {
         const decipher = createDecipheriv('aes-256-cbc', key.legacyKey, Buffer.from(iv!, 'hex'))
-        return utf8.decode(Buffer.concat([decipher.update(Buffer.from(ciphertext!, 'hex')), decipher.final()]))
+        return utf8.decode(
+          Buffer.concat([decipher.update(Buffer.from(ciphertext!, 'hex')), decipher.final()]),
+        )
       } catch {
         // Bad padding or bytes that are not text: not this secret's.
       }
@@ -264,5 +282,7 @@ function ownerData(userId: string): Buffer {
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 function describeFormat(stored: StoredKeyDescription): string {
-  return stored.keyId ? `format ${stored.format}, key id ${stored.keyId}` : `format ${stored.format}`
+  return stored.keyId
+    ? `format ${stored.format}, key id ${stored.keyId}`
+    : `format ${stored.format}`
 }

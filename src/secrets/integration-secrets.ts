@@ -74,5 +74,8 @@ export function validateIntegrationSecrets(secrets: IntegrationSecrets): Integra
       )
     }
   })
-  return { current, previous: [...new Set(secrets.previous)].filter((secret) => secret !== current) }
+  return {
+    current,
+    previous: [...new Set(secrets.previous)].filter((secret) => secret !== current),
+  }
 }

@@ -11,7 +11,22 @@ import { assertUserId } from './user-id.js'
  * auth.email() and auth.jwt(): a session-level value left on a pooled connection would win over
  * request.jwt.claims.
  */
-const LEGACY_CLAIMS = ['sub', 'role', 'email', 'aud', 'exp', 'iat', 'iss', 'phone', 'session_id', 'aal', 'amr', 'is_anonymous', 'app_metadata', 'user_metadata']
+const LEGACY_CLAIMS = [
+  'sub',
+  'role',
+  'email',
+  'aud',
+  'exp',
+  'iat',
+  'iss',
+  'phone',
+  'session_id',
+  'aal',
+  'amr',
+  'is_anonymous',
+  'app_metadata',
+  'user_metadata',
+]
 
 /**
  * Who a request comes from, as PostgREST sees it: the role it switches to, and the JWT's subject
@@ -106,7 +121,9 @@ export async function enterRequest(
     ...Object.entries(alsoSet).map(([name, value]) => sql`set_config(${name}, ${value}, true)`),
   ]
   try {
-    await sql`SELECT ${sql.join(settings)}, set_config('role', ${requester.role}, true)`.execute(trx)
+    await sql`SELECT ${sql.join(settings)}, set_config('role', ${requester.role}, true)`.execute(
+      trx,
+    )
   } catch (error) {
     throw roleError(error, requester.role)
   }
@@ -121,7 +138,11 @@ export async function enterRequest(
  * await asUser(db, userId, (trx) => setOpenRouterKeyEnabled(trx, userId, false))
  * ```
  */
-export function asUser<T>(db: Kysely<DB>, userId: string, query: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+export function asUser<T>(
+  db: Kysely<DB>,
+  userId: string,
+  query: (trx: Transaction<DB>) => Promise<T>,
+): Promise<T> {
   return asRequester(db, { role: 'authenticated', sub: userId }, query)
 }
 
@@ -134,13 +155,23 @@ export function asUser<T>(db: Kysely<DB>, userId: string, query: (trx: Transacti
  * const key = await asService(db, (trx) => readOpenRouterKeyForExecution(trx, { userId, cipher }))
  * ```
  */
-export function asService<T>(db: Kysely<DB>, query: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+export function asService<T>(
+  db: Kysely<DB>,
+  query: (trx: Transaction<DB>) => Promise<T>,
+): Promise<T> {
   return asRequester(db, { role: 'service_role' }, query)
 }
 
 /** A refused switch to `role`, said with what to grant; any other error as it came. */
 function roleError(error: unknown, role: string): unknown {
-  if (error instanceof QueryError && [SQLSTATE.insufficientPrivilege, SQLSTATE.invalidParameterValue, SQLSTATE.undefinedObject].includes(error.code as never)) {
+  if (
+    error instanceof QueryError &&
+    [
+      SQLSTATE.insufficientPrivilege,
+      SQLSTATE.invalidParameterValue,
+      SQLSTATE.undefinedObject,
+    ].includes(error.code as never)
+  ) {
     const reason = error.cause instanceof Error ? error.cause.message : error.message
     return new Error(
       `Cannot switch to role "${role}": ${reason}. The role must exist (Supabase has anon, authenticated and ` +

@@ -64,7 +64,8 @@ async function hasAuthUsers(db: Kysely<any>): Promise<boolean> {
  * or a stand-in older than the mark), and the stand-in changes nothing of it: no attribute,
  * membership or setting. Only its own roles follow the platform as it changes.
  */
-const STAND_IN_ROLE_MARK = 'Created by the x402-jobs db module as a stand-in for the Supabase role of this name.'
+const STAND_IN_ROLE_MARK =
+  'Created by the x402-jobs db module as a stand-in for the Supabase role of this name.'
 
 /** True, in SQL, for a role of the stand-in's own making. */
 function isStandInRole(role: string) {
@@ -110,7 +111,11 @@ function createRoleUnlessExists(role: string, attributes: string, hasThem: strin
 const ROLE_STATEMENTS = [
   createRoleUnlessExists('anon', 'NOLOGIN INHERIT', 'rolinherit AND NOT rolcanlogin'),
   createRoleUnlessExists('authenticated', 'NOLOGIN INHERIT', 'rolinherit AND NOT rolcanlogin'),
-  createRoleUnlessExists('service_role', 'NOLOGIN INHERIT BYPASSRLS', 'rolinherit AND NOT rolcanlogin AND rolbypassrls'),
+  createRoleUnlessExists(
+    'service_role',
+    'NOLOGIN INHERIT BYPASSRLS',
+    'rolinherit AND NOT rolcanlogin AND rolbypassrls',
+  ),
   createRoleUnlessExists('authenticator', 'LOGIN NOINHERIT', 'NOT rolinherit AND rolcanlogin'),
   grantUnlessMember('authenticator', ['anon', 'authenticated', 'service_role']),
   grantUnlessMember('postgres', ['anon', 'authenticated', 'service_role']),

@@ -23,7 +23,10 @@ export class InvalidUserIdError extends Error {
  */
 export function assertUserId(userId: unknown): asserts userId is string {
   if (typeof userId === 'string' && UUID.test(userId)) return
-  const shape = typeof userId === 'string' ? `a string of ${userId.length} character(s)` : `a value of type ${userId === null ? 'null' : typeof userId}`
+  const shape =
+    typeof userId === 'string'
+      ? `a string of ${userId.length} character(s)`
+      : `a value of type ${userId === null ? 'null' : typeof userId}`
   throw new InvalidUserIdError(
     `The user id is not a UUID (it is ${shape}; the value is not shown, in case it is a secret). ` +
       'Pass the id of the auth user (auth.users.id, the JWT subject), never a key or a token.',

@@ -13,7 +13,10 @@ import { type AccessEntry, measureAccess } from '../../src/access/measure-access
  * const before = await whoMayDoWhat(db)
  * ```
  */
-export function whoMayDoWhat(db: Kysely<any>, relations?: readonly string[]): Promise<AccessEntry[]> {
+export function whoMayDoWhat(
+  db: Kysely<any>,
+  relations?: readonly string[],
+): Promise<AccessEntry[]> {
   return measureAccess(db, { rowsPerOwner: 2, ...(relations && { relations }) })
 }
 
@@ -39,8 +42,12 @@ const ROLES = ['anon', 'authenticated', 'service_role'] as const
  * expect(gainedAccess(before, await whoMayDoWhat(db))).toEqual([])
  * ```
  */
-export function gainedAccess(before: readonly AccessEntry[], after: readonly AccessEntry[]): string[] {
-  const key = (entry: AccessEntry) => `${entry.schema}.${entry.object.replace(/_\d{8}T\d{9}$/, '_<time>')} ${entry.operation}`
+export function gainedAccess(
+  before: readonly AccessEntry[],
+  after: readonly AccessEntry[],
+): string[] {
+  const key = (entry: AccessEntry) =>
+    `${entry.schema}.${entry.object.replace(/_\d{8}T\d{9}$/, '_<time>')} ${entry.operation}`
   const earlier = new Map(before.map((entry) => [key(entry), entry]))
   const gained: string[] = []
   for (const entry of after) {

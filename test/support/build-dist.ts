@@ -17,7 +17,10 @@ import { migratedTemplate } from '../../src/migrated-dumps/migrated-template.js'
  * (see runTmpdir).
  */
 export default async function setup(): Promise<() => void> {
-  execFileSync(process.execPath, ['bin/x402-db.mjs', '--build'], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: 'inherit' })
+  execFileSync(process.execPath, ['bin/x402-db.mjs', '--build'], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    stdio: 'inherit',
+  })
   // Each from the one before, so that making them all on a new checkout is one run of the
   // migrations (see migratedTemplate).
   for (const name of migrationNames) await migratedTemplate(name)

@@ -26,7 +26,11 @@ export interface CliResult {
  * const { code, stdout } = await cli(['list'], { PGLITE_DATA_DIR: dataDir })
  * ```
  */
-export async function cli(args: string[], env: NodeJS.ProcessEnv, script = 'src/cli/migrate.ts'): Promise<CliResult> {
+export async function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  script = 'src/cli/migrate.ts',
+): Promise<CliResult> {
   const { DATABASE_URL: _unused, ...inherited } = process.env
   try {
     const { stdout, stderr } = await run(process.execPath, [...nodeArguments(script), ...args], {

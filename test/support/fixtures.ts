@@ -33,7 +33,12 @@ export async function createModel(
 ): Promise<string> {
   const { id } = await (db as Kysely<any>)
     .insertInto(table)
-    .values({ openrouter_id: openrouterId, display_name: 'GPT-4o', provider: 'openai', context_length: 128_000 })
+    .values({
+      openrouter_id: openrouterId,
+      display_name: 'GPT-4o',
+      provider: 'openai',
+      context_length: 128_000,
+    })
     .returning('id')
     .executeTakeFirstOrThrow()
   return id

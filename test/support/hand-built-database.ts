@@ -9,7 +9,10 @@ import { createDb, type DB, MIGRATION_TABLE_SCHEMA, migrateTo } from '../../src/
 import { createTestDatabase, type TestDatabase, type TestTarget } from './test-database.js'
 
 /** The plan's 005 as one plain SQL script, as it was pasted into the SQL Editor. */
-export const PLAN_005_SQL = readFileSync(new URL('../fixtures/plan-005-openrouter-integration.sql', import.meta.url), 'utf8')
+export const PLAN_005_SQL = readFileSync(
+  new URL('../fixtures/plan-005-openrouter-integration.sql', import.meta.url),
+  'utf8',
+)
 
 /**
  * What production has on x402_resources beyond the baseline, in small: a column and an index that
@@ -43,7 +46,10 @@ export interface ScriptableDatabase extends TestDatabase {
  * await database.runScript('CREATE TABLE t (id int)')
  * ```
  */
-export async function createScriptableDatabase(target: TestTarget, startAt: TemplatePoint = 'none'): Promise<ScriptableDatabase> {
+export async function createScriptableDatabase(
+  target: TestTarget,
+  startAt: TemplatePoint = 'none',
+): Promise<ScriptableDatabase> {
   const database = await createTestDatabase(target, {}, startAt)
   const { location } = database
   if ('connectionString' in location) {

@@ -9,7 +9,10 @@ export const ALL_MIGRATIONS = migrationNames
  */
 function migrationNumbered(number: string): string {
   const name = ALL_MIGRATIONS.find((candidate) => candidate.startsWith(`${number}_`))
-  if (!name) throw new Error(`No migration is numbered ${number}: src/migrations/index.ts lists ${ALL_MIGRATIONS.join(', ')}.`)
+  if (!name)
+    throw new Error(
+      `No migration is numbered ${number}: src/migrations/index.ts lists ${ALL_MIGRATIONS.join(', ')}.`,
+    )
   return name
 }
 

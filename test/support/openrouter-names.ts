@@ -34,6 +34,11 @@ export const PRODUCTION_NAMES: OpenRouterNames = {
  * describe.each(targetsAndNames)('on %s, at %s', (target, _at, names) => { … })
  * ```
  */
-export const targetsAndNames: Array<[TestTarget, string, OpenRouterNames]> = testTargets.flatMap((target) =>
-  [PLAN_NAMES, PRODUCTION_NAMES].map((names): [TestTarget, string, OpenRouterNames] => [target, `${names.at} (${names.keys})`, names]),
+export const targetsAndNames: Array<[TestTarget, string, OpenRouterNames]> = testTargets.flatMap(
+  (target) =>
+    [PLAN_NAMES, PRODUCTION_NAMES].map((names): [TestTarget, string, OpenRouterNames] => [
+      target,
+      `${names.at} (${names.keys})`,
+      names,
+    ]),
 )

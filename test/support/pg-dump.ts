@@ -27,7 +27,9 @@ export async function pgDumpSkipReason(connectionString: string): Promise<string
   const client = new pg.Client({ connectionString, connectionTimeoutMillis: 10_000 })
   await client.connect()
   try {
-    const { rows } = await client.query<{ version: string }>("SELECT current_setting('server_version_num') AS version")
+    const { rows } = await client.query<{ version: string }>(
+      "SELECT current_setting('server_version_num') AS version",
+    )
     const serverMajor = Math.floor(Number(rows[0]!.version) / 10_000)
     if (dumpMajor >= serverMajor) return undefined
     return `needs pg_dump ${serverMajor} or newer for this PostgreSQL ${serverMajor} server; this machine's pg_dump is ${dumpMajor}`

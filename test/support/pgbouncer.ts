@@ -51,7 +51,8 @@ export interface PgBouncerOptions {
  * ```
  */
 export function pgbouncerSkipReason(): string | undefined {
-  if (!process.env.TEST_DATABASE_URL) return 'TEST_DATABASE_URL is not set, and PgBouncer needs a PostgreSQL server'
+  if (!process.env.TEST_DATABASE_URL)
+    return 'TEST_DATABASE_URL is not set, and PgBouncer needs a PostgreSQL server'
   if (!existsSync(PGBOUNCER_PATH) && !process.env.CI) {
     return `${PGBOUNCER_PATH} is not installed (apt-get install pgbouncer; CI installs it)`
   }
@@ -92,11 +93,16 @@ export function pgbouncerAvailable(): boolean {
  */
 export async function startPgBouncer(options: PgBouncerOptions = {}): Promise<PgBouncer> {
   if (!existsSync(PGBOUNCER_PATH)) {
-    throw new Error(`PgBouncer is not installed at ${PGBOUNCER_PATH}. Install Debian's package: apt-get install pgbouncer.`)
+    throw new Error(
+      `PgBouncer is not installed at ${PGBOUNCER_PATH}. Install Debian's package: apt-get install pgbouncer.`,
+    )
   }
   const serverUrl = new URL(options.serverUrl ?? requiredTestDatabaseUrl())
   const poolSize = options.poolSize ?? 8
-  if (poolSize < 4) throw new Error(`poolSize is ${poolSize}, expected at least 4: the tests hold two server connections at once.`)
+  if (poolSize < 4)
+    throw new Error(
+      `poolSize is ${poolSize}, expected at least 4: the tests hold two server connections at once.`,
+    )
 
   // The free port is found by binding it and letting go, so another process can take it before
   // PgBouncer does; then PgBouncer exits at once, and a new port is tried.
@@ -140,7 +146,10 @@ class PortTakenError extends Error {}
 
 function requiredTestDatabaseUrl(): string {
   const url = process.env.TEST_DATABASE_URL
-  if (!url) throw new Error('TEST_DATABASE_URL is not set: PgBouncer needs a PostgreSQL server to pool for.')
+  if (!url)
+    throw new Error(
+      'TEST_DATABASE_URL is not set: PgBouncer needs a PostgreSQL server to pool for.',
+    )
   return url
 }
 
@@ -217,7 +226,8 @@ async function launch(serverUrl: URL, poolSize: number, port: number): Promise<P
       url.pathname = `/${encodeURIComponent(databaseName)}`
       return url.toString()
     },
-    adminQuery: (command) => withAdminConsole(port, user, async (client) => (await client.query(command)).rows),
+    adminQuery: (command) =>
+      withAdminConsole(port, user, async (client) => (await client.query(command)).rows),
     log: readLog,
     stop: instance.stop,
   }
@@ -260,7 +270,11 @@ function freeLoopbackPort(): Promise<number> {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => {
       const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+      server.close(() =>
+        typeof address === 'object' && address
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      )
     })
   })
 }
@@ -287,12 +301,24 @@ async function waitUntilAccepting(pgbouncer: PgBouncer, exited: Promise<void>): 
     }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  throw new Error(`it did not accept connections within 10 s${lastError ? ` (${String(lastError)})` : ''}`)
+  throw new Error(
+    `it did not accept connections within 10 s${lastError ? ` (${String(lastError)})` : ''}`,
+  )
 }
 
-async function withAdminConsole<T>(port: number, user: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+async function withAdminConsole<T>(
+  port: number,
+  user: string,
+  use: (client: pg.Client) => Promise<T>,
+): Promise<T> {
   // The admin console speaks only the simple query protocol: commands are sent without parameters.
-  const client = new pg.Client({ host: '127.0.0.1', port, user, database: 'pgbouncer', connectionTimeoutMillis: 2_000 })
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user,
+    database: 'pgbouncer',
+    connectionTimeoutMillis: 2_000,
+  })
   await client.connect()
   try {
     return await use(client)
@@ -309,7 +335,11 @@ interface TrackedInstance {
 const running = new Map<ChildProcess, string>()
 let exitHookInstalled = false
 
-function trackInstance(child: ChildProcess, directory: string, exited: Promise<void>): TrackedInstance {
+function trackInstance(
+  child: ChildProcess,
+  directory: string,
+  exited: Promise<void>,
+): TrackedInstance {
   if (!exitHookInstalled) {
     process.once('exit', stopAllSynchronously)
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {

@@ -8,7 +8,12 @@ import { dumpEmbeddedDatabase } from '../../src/connection/embedded-database.js'
 import { pgliteVersion, readTemplate, writeTemplate } from '../../src/connection/template-cache.js'
 import type { TemplatePoint } from '../../src/migrated-dumps/migrated-template.js'
 import { ensureSupabaseStandIn } from '../../src/tooling.js'
-import { createTestDatabase, registerTestTemplate, type TestDatabase, type TestTarget } from './test-database.js'
+import {
+  createTestDatabase,
+  registerTestTemplate,
+  type TestDatabase,
+  type TestTarget,
+} from './test-database.js'
 
 /**
  * A database shaped like x402-jobs' production as it stood after the hand-written
@@ -391,7 +396,9 @@ export async function buildProductionShapedDatabase(db: Kysely<any>): Promise<vo
  * The files whose code shapes the fixture: this one (the statements) and the Supabase stand-in.
  * Their contents are part of the cached dump's key, so that an edit to either builds it again.
  */
-const FIXTURE_SOURCES = ['./production-fixture.ts', '../../src/supabase/stand-in.ts'].map((file) => new URL(file, import.meta.url))
+const FIXTURE_SOURCES = ['./production-fixture.ts', '../../src/supabase/stand-in.ts'].map(
+  (file) => new URL(file, import.meta.url),
+)
 
 let template: Promise<Blob> | undefined
 
@@ -422,7 +429,10 @@ function productionShapedTemplate(): Promise<Blob> {
 }
 
 /** The starting point of a PGlite test database that holds the production-shaped fixture. */
-const PRODUCTION_SHAPED_START = registerTestTemplate('test:production-shaped', productionShapedTemplate)
+const PRODUCTION_SHAPED_START = registerTestTemplate(
+  'test:production-shaped',
+  productionShapedTemplate,
+)
 
 /**
  * A new test database holding the production-shaped fixture (no migration history), made by
@@ -461,5 +471,7 @@ export async function createProductionShapedDatabase<T extends TestDatabase>(
  * ```
  */
 export function createProductionShapedTestDatabase(target: TestTarget): Promise<TestDatabase> {
-  return createProductionShapedDatabase(target, (on, startAt) => createTestDatabase(on, {}, startAt))
+  return createProductionShapedDatabase(target, (on, startAt) =>
+    createTestDatabase(on, {}, startAt),
+  )
 }

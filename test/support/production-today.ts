@@ -9,7 +9,12 @@ import { dumpEmbeddedDatabase } from '../../src/connection/embedded-database.js'
 import { pgliteVersion, readTemplate, writeTemplate } from '../../src/connection/template-cache.js'
 import type { TemplatePoint } from '../../src/migrated-dumps/migrated-template.js'
 import { ensureSupabaseStandIn } from '../../src/tooling.js'
-import { createTestDatabase, registerTestTemplate, type TestDatabase, type TestTarget } from './test-database.js'
+import {
+  createTestDatabase,
+  registerTestTemplate,
+  type TestDatabase,
+  type TestTarget,
+} from './test-database.js'
 
 /**
  * x402-jobs' production as it is today, built from /work/shared/reference/production-today.md
@@ -131,7 +136,11 @@ function idSql(kind: string, expression: string): string {
 }
 
 /** The users: A and B of the access matrix, then 30 more. */
-export const USERS = [ACCESS_USERS.A, ACCESS_USERS.B, ...Array.from({ length: 30 }, (_, n) => id('user', n + 1))]
+export const USERS = [
+  ACCESS_USERS.A,
+  ACCESS_USERS.B,
+  ...Array.from({ length: 30 }, (_, n) => id('user', n + 1)),
+]
 const userSql = (expression: string) =>
   `(ARRAY[${USERS.map((user) => `'${user}'`).join(', ')}]::uuid[])[1 + ((${expression}) % ${USERS.length})]`
 
@@ -745,7 +754,16 @@ $$ LANGUAGE sql STABLE`,
 )`,
 
   // The dump's other triggers (15 with the two above).
-  ...['x402_servers', 'profiles', 'api_keys', 'x402_user_wallets', 'x402_user_x_tokens', 'x402_jobs', 'x402_collections', 'x402_support_tickets'].map(
+  ...[
+    'x402_servers',
+    'profiles',
+    'api_keys',
+    'x402_user_wallets',
+    'x402_user_x_tokens',
+    'x402_jobs',
+    'x402_collections',
+    'x402_support_tickets',
+  ].map(
     (table) => `CREATE TRIGGER update_${table}_updated_at
     BEFORE UPDATE ON ${table}
     FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()`,
@@ -765,7 +783,10 @@ $$ LANGUAGE sql STABLE`,
 
   // Row level security, and the dump's 22 policies (the Claude table's two are above).
   ...DUMP_TABLES.filter(
-    (table) => !(RLS_OFF_TABLES as readonly string[]).includes(table) && table !== 'x402_resources' && table !== 'x402_user_claude_configs',
+    (table) =>
+      !(RLS_OFF_TABLES as readonly string[]).includes(table) &&
+      table !== 'x402_resources' &&
+      table !== 'x402_user_claude_configs',
   ).map((table) => `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY`),
   `CREATE POLICY "Profiles are viewable by everyone" ON profiles FOR SELECT USING (true)`,
   `CREATE POLICY "Users can update own profile" ON profiles FOR UPDATE USING (auth.uid() = id)`,
@@ -903,10 +924,14 @@ export const PRODUCTION_TODAY_ROWS: readonly string[] = [
   `INSERT INTO x402_user_openrouter_integrations (user_id, encrypted_api_key, is_valid, last_verified_at, is_enabled, created_at, updated_at)
    SELECT u, md5('iv' || n) || ':' || md5('ct' || n) || md5('ct2' || n), n % 7 <> 0, timestamptz '2026-01-10', n % 5 <> 0,
           timestamptz '2026-01-05', timestamptz '2026-01-10'
-   FROM unnest(ARRAY[${USERS.slice(0, 14).map((user) => `'${user}'`).join(', ')}]::uuid[]) WITH ORDINALITY AS v(u, n)`,
+   FROM unnest(ARRAY[${USERS.slice(0, 14)
+     .map((user) => `'${user}'`)
+     .join(', ')}]::uuid[]) WITH ORDINALITY AS v(u, n)`,
   `INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted, is_enabled, created_at, updated_at)
    SELECT u, md5('claude-iv' || n) || ':' || md5('claude-ct' || n), true, timestamptz '2025-10-01', timestamptz '2025-10-01'
-   FROM unnest(ARRAY[${USERS.slice(0, 8).map((user) => `'${user}'`).join(', ')}]::uuid[]) WITH ORDINALITY AS v(u, n)`,
+   FROM unnest(ARRAY[${USERS.slice(0, 8)
+     .map((user) => `'${user}'`)
+     .join(', ')}]::uuid[]) WITH ORDINALITY AS v(u, n)`,
   `INSERT INTO api_keys (id, user_id, name, key, created_at, updated_at)
    SELECT ${idSql('api-key', 'n')}, ${userSql('n - 1')}, 'key ' || n, 'x402_live_' || md5('key' || n), timestamptz '2025-11-01', timestamptz '2025-11-01'
    FROM generate_series(1, 6) AS n`,
@@ -986,14 +1011,17 @@ export const PRODUCTION_TODAY_ROWS: readonly string[] = [
 export async function buildProductionToday(db: Kysely<any>): Promise<void> {
   await ensureSupabaseStandIn(db)
   await db.transaction().execute(async (trx) => {
-    for (const statement of [...PRODUCTION_TODAY_SCHEMA, ...PRODUCTION_TODAY_ROWS]) await sql.raw(statement).execute(trx)
+    for (const statement of [...PRODUCTION_TODAY_SCHEMA, ...PRODUCTION_TODAY_ROWS])
+      await sql.raw(statement).execute(trx)
   })
 }
 
 /** The files whose code shapes the fixture, part of its cached dump's key. */
-const FIXTURE_SOURCES = ['./production-today.ts', '../../src/supabase/stand-in.ts', '../../src/access/access-users.ts'].map(
-  (file) => new URL(file, import.meta.url),
-)
+const FIXTURE_SOURCES = [
+  './production-today.ts',
+  '../../src/supabase/stand-in.ts',
+  '../../src/access/access-users.ts',
+].map((file) => new URL(file, import.meta.url))
 
 let template: Promise<Blob> | undefined
 
@@ -1019,7 +1047,10 @@ function productionTodayTemplate(): Promise<Blob> {
   return template
 }
 
-const PRODUCTION_TODAY_START = registerTestTemplate('test:production-today', productionTodayTemplate)
+const PRODUCTION_TODAY_START = registerTestTemplate(
+  'test:production-today',
+  productionTodayTemplate,
+)
 
 /**
  * A new test database holding production today (no migration history), made by `create`

@@ -74,12 +74,15 @@ export function startScript(script: string, args: string[], env: NodeJS.ProcessE
     child,
     exited,
     async lineOn(stream, line) {
-      const matches = (written: string) => (typeof line === 'string' ? written === line : line.test(written))
+      const matches = (written: string) =>
+        typeof line === 'string' ? written === line : line.test(written)
       for (;;) {
         const found = (stream === 'stdout' ? stdout : stderr).split('\n').slice(0, -1).find(matches)
         if (found !== undefined) return found
         if (child.exitCode !== null || child.signalCode !== null) {
-          throw new Error(`${script} ended before it wrote ${String(line)} on ${stream}; stdout: ${stdout}; stderr: ${stderr}`)
+          throw new Error(
+            `${script} ended before it wrote ${String(line)} on ${stream}; stdout: ${stdout}; stderr: ${stderr}`,
+          )
         }
         await Promise.race([once(child[stream], 'data'), exited])
       }

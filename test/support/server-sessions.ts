@@ -21,7 +21,10 @@ const POLL_LIMIT_MS = 30_000
  * await holder.query('BEGIN; LOCK TABLE x402_resources IN ACCESS SHARE MODE')
  * ```
  */
-export async function openSession(connectionString: string, applicationName = 'x402-test-session'): Promise<pg.Client> {
+export async function openSession(
+  connectionString: string,
+  applicationName = 'x402-test-session',
+): Promise<pg.Client> {
   const client = new pg.Client({ connectionString, application_name: applicationName })
   await client.connect()
   return client
@@ -107,7 +110,9 @@ export async function pollUntil<T>(
         `SELECT pid, application_name, state, wait_event_type, wait_event, left(query, 120) AS query
          FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
       )
-      throw new Error(`Waited ${POLL_LIMIT_MS} ms for ${awaited}; the sessions of the database: ${JSON.stringify(rows)}`)
+      throw new Error(
+        `Waited ${POLL_LIMIT_MS} ms for ${awaited}; the sessions of the database: ${JSON.stringify(rows)}`,
+      )
     }
     await sleep(20)
   }
@@ -123,16 +128,24 @@ export async function pollUntil<T>(
  * const pid = await waitForLockWait(observer, 'x402-jobs-db', 'VALIDATE CONSTRAINT')
  * ```
  */
-export function waitForLockWait(observer: pg.Client, applicationName: string, statement: string): Promise<number> {
-  return pollUntil(observer, `a session of ${applicationName} waiting for a lock in "${statement}"`, async () => {
-    const { rows } = await observer.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity
+export function waitForLockWait(
+  observer: pg.Client,
+  applicationName: string,
+  statement: string,
+): Promise<number> {
+  return pollUntil(
+    observer,
+    `a session of ${applicationName} waiting for a lock in "${statement}"`,
+    async () => {
+      const { rows } = await observer.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity
        WHERE datname = current_database() AND application_name = $1 AND wait_event_type = 'Lock'
          AND strpos(lower(query), lower($2)) > 0`,
-      [applicationName, statement],
-    )
-    return rows[0]?.pid
-  })
+        [applicationName, statement],
+      )
+      return rows[0]?.pid
+    },
+  )
 }
 
 /**
@@ -190,7 +203,9 @@ export async function advisoryLocks(observer: pg.Client): Promise<AdvisoryLock[]
  * ```
  */
 export async function terminateLockHolder(observer: pg.Client, key: number): Promise<number> {
-  const holder = (await advisoryLocks(observer)).find((lock) => lock.granted && lock.key === String(key))
+  const holder = (await advisoryLocks(observer)).find(
+    (lock) => lock.granted && lock.key === String(key),
+  )
   if (!holder) throw new Error(`No session of this database holds advisory lock ${key}.`)
   await observer.query('SELECT pg_terminate_backend($1)', [holder.pid])
   return holder.pid
@@ -210,6 +225,8 @@ export async function recordedMigrations(observer: pg.Client): Promise<string[]>
     `SELECT to_regclass('x402_migrations.kysely_migration') IS NOT NULL AS found`,
   )
   if (!history[0]!.found) return []
-  const { rows } = await observer.query<{ name: string }>(`SELECT name FROM x402_migrations.kysely_migration ORDER BY name`)
+  const { rows } = await observer.query<{ name: string }>(
+    `SELECT name FROM x402_migrations.kysely_migration ORDER BY name`,
+  )
   return rows.map((row) => row.name)
 }

@@ -7,7 +7,13 @@ import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll } from 'vitest'
 
-import { createDb, type CreateDbOptions, type DB, migrateTo, migrateToLatest } from '../../src/tooling.js'
+import {
+  createDb,
+  type CreateDbOptions,
+  type DB,
+  migrateTo,
+  migrateToLatest,
+} from '../../src/tooling.js'
 import { migratedTemplate, type TemplatePoint } from '../../src/migrated-dumps/migrated-template.js'
 
 /**
@@ -16,7 +22,9 @@ import { migratedTemplate, type TemplatePoint } from '../../src/migrated-dumps/m
  */
 export type TestTarget = 'pglite' | 'postgres'
 
-export const testTargets: TestTarget[] = process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite']
+export const testTargets: TestTarget[] = process.env.TEST_DATABASE_URL
+  ? ['pglite', 'postgres']
+  : ['pglite']
 
 /** A database of its own for one test file, and how to reach it from outside Kysely. */
 export interface TestDatabase {
@@ -153,7 +161,9 @@ export async function createTestDatabase(
     location: { connectionString },
     async destroy() {
       await db.destroy()
-      await withAdminClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
+      await withAdminClient(serverUrl, (client) =>
+        client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+      )
     },
   }
 }
