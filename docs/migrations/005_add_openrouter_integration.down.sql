@@ -18,6 +18,8 @@ DECLARE
   instant bigint := 0;
   configured bigint := 0;
   lost text[] := '{}';
+  unreported text;
+  counted jsonb;
 BEGIN
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
@@ -43,8 +45,9 @@ BEGIN
     RETURN;
   END IF;
   IF NOT allowed THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. Nothing was changed. Keep 005, or move the data first; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; ');
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. %; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; '), 'Nothing was changed. Keep 005, or move the data first';
   END IF;
+  counted := (SELECT jsonb_object_agg(relid, jsonb_build_array(n_tup_del, n_tup_upd)) FROM pg_stat_xact_user_tables);
   CREATE SCHEMA IF NOT EXISTS x402_backup;
   IF keys > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
@@ -59,6 +62,22 @@ BEGIN
     EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
                    'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id) '
                    'INSERT INTO x402_backup.%I SELECT * FROM old', '005_x402_resources_' || stamp);
+  END IF;
+  -- What the server counted in this block against what was moved: instant rows deleted,
+  -- configured ones changed. Its counters also hold earlier statements of the session that it
+  -- has not flushed yet, hence the difference.
+  SELECT string_agg(format('%I.%I: %s row(s) deleted, %s changed', t.schemaname, t.relname, t.deleted, t.changed), '; ')
+    INTO unreported
+    FROM (SELECT schemaname, relname, relid,
+                 n_tup_del - (counted -> relid::text ->> 0)::bigint AS deleted,
+                 n_tup_upd - (counted -> relid::text ->> 1)::bigint AS changed
+          FROM pg_stat_xact_user_tables WHERE counted ? relid::text) AS t
+   WHERE (t.deleted, t.changed) IS DISTINCT FROM (
+           CASE t.relid WHEN 'public.user_openrouter_integrations'::regclass THEN keys
+                        WHEN 'public.x402_resources'::regclass THEN instant ELSE 0 END,
+           CASE t.relid WHEN 'public.x402_resources'::regclass THEN configured ELSE 0 END);
+  IF unreported IS NOT NULL THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted or changed rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
 END
 $keep_or_refuse$;
@@ -96,6 +115,8 @@ DECLARE
   instant bigint := 0;
   configured bigint := 0;
   lost text[] := '{}';
+  unreported text;
+  counted jsonb;
 BEGIN
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
@@ -121,8 +142,9 @@ BEGIN
     RETURN;
   END IF;
   IF NOT allowed THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. They were stored while the rollback ran; it stopped before dropping anything that holds data. Run it again; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; ');
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. %; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; '), 'They were stored while the rollback ran; it stopped before dropping anything that holds data. Run it again';
   END IF;
+  counted := (SELECT jsonb_object_agg(relid, jsonb_build_array(n_tup_del, n_tup_upd)) FROM pg_stat_xact_user_tables);
   CREATE SCHEMA IF NOT EXISTS x402_backup;
   IF keys > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
@@ -137,6 +159,22 @@ BEGIN
     EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
                    'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id) '
                    'INSERT INTO x402_backup.%I SELECT * FROM old', '005_x402_resources_' || stamp);
+  END IF;
+  -- What the server counted in this block against what was moved: instant rows deleted,
+  -- configured ones changed. Its counters also hold earlier statements of the session that it
+  -- has not flushed yet, hence the difference.
+  SELECT string_agg(format('%I.%I: %s row(s) deleted, %s changed', t.schemaname, t.relname, t.deleted, t.changed), '; ')
+    INTO unreported
+    FROM (SELECT schemaname, relname, relid,
+                 n_tup_del - (counted -> relid::text ->> 0)::bigint AS deleted,
+                 n_tup_upd - (counted -> relid::text ->> 1)::bigint AS changed
+          FROM pg_stat_xact_user_tables WHERE counted ? relid::text) AS t
+   WHERE (t.deleted, t.changed) IS DISTINCT FROM (
+           CASE t.relid WHEN 'public.user_openrouter_integrations'::regclass THEN keys
+                        WHEN 'public.x402_resources'::regclass THEN instant ELSE 0 END,
+           CASE t.relid WHEN 'public.x402_resources'::regclass THEN configured ELSE 0 END);
+  IF unreported IS NOT NULL THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted or changed rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
 END
 $keep_or_refuse$;

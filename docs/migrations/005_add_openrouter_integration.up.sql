@@ -8,17 +8,9 @@ SET lock_timeout = '2000ms';
 
 SET statement_timeout = '60000ms';
 
-SELECT coalesce((SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass('public.user_openrouter_integrations')), false)
-       AND to_regclass('public.idx_openrouter_integrations_user_enabled') IS NOT NULL
-       AND (SELECT count(*) FROM pg_policy WHERE polrelid = to_regclass('public.user_openrouter_integrations')
-            AND polname IN ('Users can manage their own OpenRouter config', 'Service role full access on OpenRouter')) = 2
-       AND EXISTS (SELECT FROM pg_trigger WHERE tgrelid = to_regclass('public.user_openrouter_integrations')
-                   AND tgname = 'openrouter_integration_updated_at')
-       AND EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
-                   AND conname = 'x402_resources_openrouter_model_id_fkey')
-       AND EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
-                   AND conname = 'x402_resources_resource_type_check'
-                   AND pg_get_constraintdef(oid) LIKE '%openrouter_instant%') AS done;
+SELECT coalesce(col_description('public.x402_resources'::regclass, (
+      SELECT attnum FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
+         AND attname = 'openrouter_config' AND NOT attisdropped)) = 'Settings of an openrouter_instant resource: {modelId, systemPrompt, params: {temperature, maxTokens, topP, ...}}.', false) AS done;
 
 BEGIN;
 
