@@ -24,6 +24,7 @@ import {
   migrateToLatest,
   planRepair,
   recordedMigrationNames,
+  syncMigrationChecksums,
 } from '../src/tooling.js'
 import { cliEnv, lines } from './support/cli.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
@@ -32,7 +33,7 @@ import {
   PRODUCTION_TODAY_ADOPTION_POINT,
   PRODUCTION_TODAY_TABLES,
 } from './support/production-today.js'
-import { type TestTarget, testTargets } from './support/test-database.js'
+import { createTestDatabase, type TestTarget, testTargets } from './support/test-database.js'
 
 // migrate:pull on production today (test/support/production-today.ts), adopted as the
 // take-over test adopts it. The pull runs in a temporary copy of the repository, never in this
@@ -234,4 +235,40 @@ describe.each(testTargets)('migrate:pull on production today, on %s', (target: T
     for (const table of [...PRODUCTION_TODAY_TABLES, 'public_x402_resources'])
       expect(matrix).toContain(`| public.${table} |`)
   }, 900_000)
+})
+
+// Production loosened the module's own keys table and function: the pull must not write that
+// into the history, where every new database would get it.
+describe.skipIf(!process.env.TEST_DATABASE_URL)('migrate:pull of a loosened module table', () => {
+  it('pulls no policy or function change of the tables the migrations create, and lists each', async () => {
+    const database = await createTestDatabase('postgres', {}, 'latest')
+    const copy = copyOfTheRepository()
+    try {
+      await migrateToLatest(database.db)
+      await syncMigrationChecksums(database.db)
+      await sql`
+        ALTER POLICY "Users can manage their own OpenRouter config"
+          ON public.x402_user_openrouter_integrations TO authenticated, anon USING (true) WITH CHECK (true)
+      `.execute(database.db)
+      await sql`
+        CREATE POLICY "anon all" ON public.x402_user_claude_configs FOR ALL TO anon USING (true) WITH CHECK (true)
+      `.execute(database.db)
+      await sql`ALTER FUNCTION public.update_claude_config_updated_at() SECURITY DEFINER`.execute(
+        database.db,
+      )
+      const pulled = await command(copy, ['migrate', 'pull', 'launder'], cliEnv(database.location))
+      expect(pulled.code).toBe(0)
+      expect(
+        readdirSync(join(copy, 'src', 'migrations')).filter((name) => name.includes('_pulled_')),
+      ).toEqual([])
+      expect(pulled.stderr).toMatch(/not pulled: policy x402_user_openrouter_integrations\./)
+      expect(pulled.stderr).toMatch(/not pulled: policy x402_user_claude_configs\.anon all/)
+      expect(pulled.stderr).toMatch(/not pulled: function update_claude_config_updated_at/)
+      const check = await command(copy, ['migrate', 'check'], cliEnv(database.location))
+      expect(check.code).toBe(3)
+    } finally {
+      await database.destroy()
+      rmSync(copy, { recursive: true, force: true })
+    }
+  })
 })

@@ -199,7 +199,9 @@ export const commands: { [N in Name]: Command<N> } = {
       for (const line of result.notPulled) console.error(`not pulled: ${line}`)
       if (!result.migrationName)
         return void console.error(
-          `Nothing to pull: ${result.schemas.join(', ')} match the migrations.`,
+          result.notPulled.length > 0
+            ? `Nothing to pull: ${result.schemas.join(', ')} match the migrations, but for what is listed above as not pulled.`
+            : `Nothing to pull: ${result.schemas.join(', ')} match the migrations.`,
         )
       console.error(
         `wrote ${result.path} (${result.statements} statements; ${result.created.length} new tables, views and sequences), ` +

@@ -167,6 +167,7 @@ export const specs = {
     notes: [
       TARGET_NOTE,
       'It runs on a database at the latest migration (adopt with migrate:baseline, then migrate:latest) and exits with 2 otherwise. See docs/pull.md.',
+      EXIT_NOTE,
     ],
   },
 } as const satisfies Record<string, CommandSpec>

@@ -91,9 +91,20 @@ function body(steps: readonly PullStep[]): string[] {
 
 /** `text` inside a template literal, as typed: backslashes, backticks and `${` escaped. */
 function templateText(text: string): string {
-  return text.replaceAll('\\', '\\\\').replaceAll('`', '\\`').replaceAll('${', '\\${')
+  return (
+    text
+      .replaceAll('\\', '\\\\')
+      .replaceAll('`', '\\`')
+      .replaceAll('${', '\\${')
+      // A template literal reads a carriage return as a newline: kept as the escape it is.
+      .replaceAll('\r', '\\r')
+      .replaceAll('\u2028', '\\u2028')
+      .replaceAll('\u2029', '\\u2029')
+  )
 }
 
 function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').replaceAll('*/', '* /')
+  // Every line terminator of JavaScript (\r, U+2028 and U+2029 as well as \n): text after one
+  // would leave the comment and run as code.
+  return text.replace(/\s*[\n\r\u2028\u2029]\s*/g, ' ').replaceAll('*/', '* /')
 }

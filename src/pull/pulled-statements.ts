@@ -126,6 +126,17 @@ const field = (object: SchemaObject | undefined, name: string) =>
  * const { up, down } = pulledStatements({ live, reference, referenceFunctionSources, referenceTypes, catalog })
  * ```
  */
+/**
+ * Why a change to an object the migrations create is not pulled: a policy, grant or function of
+ * the module's own tables decides who reaches its rows and keys, and writing production's
+ * version into the history would make every new database as open as production became. Such a
+ * difference is reviewed as adoption reviews it.
+ */
+const OWN_OBJECT_CHANGED =
+  'differs from what the migrations create, and decides who may reach their rows: not pulled. ' +
+  'Review it (npm run migrate:check lists it): record it by a decision in ' +
+  'adoption-decisions.json, or write a migration that makes it so.'
+
 export function pulledStatements(inputs: PullInputs): PulledStatements {
   const { live, reference, catalog } = inputs
   const roles = inputs.roles ?? PULLED_ROLES
@@ -256,7 +267,11 @@ $pull$`,
       field(live.functions[key], 'definition') !== field(reference.functions[key], 'definition')
     ) {
       const before = inputs.referenceFunctionSources[key]
-      add(phase, 'functions', source, before?.trimEnd())
+      // A body production rewrote is its truth, and pulled; a function of the migrations that
+      // now runs with its owner's rights is not.
+      if (/\bSECURITY\s+DEFINER\b/i.test(source) && !/\bSECURITY\s+DEFINER\b/i.test(before ?? '')) {
+        notPulled.push(`function ${key}: ${OWN_OBJECT_CHANGED}`)
+      } else add(phase, 'functions', source, before?.trimEnd())
     }
   }
 
@@ -583,13 +598,13 @@ $pull$`,
       ['permissive', 'command', 'roles', 'using', 'with check'].some(
         (name) => !sameJson(field(policy, name), field(before, name)),
       )
+    if (!isNew(table) && (!before || differs)) {
+      notPulled.push(`policy ${key}: ${OWN_OBJECT_CHANGED}`)
+      continue
+    }
     if (!before) {
       touch(table)
       // Dropped in down even on a new table: its expression may read another new table.
-      add('policies', group, createPolicy(policy, qualified(table)), drop)
-    } else if (differs) {
-      touch(table)
-      add('policies', group, drop, createPolicy(before, qualified(table)))
       add('policies', group, createPolicy(policy, qualified(table)), drop)
     }
     const value = field(policy, 'comment')
@@ -634,7 +649,10 @@ $pull$`,
   )) {
     const word = kindWord(name) === 'SEQUENCE' ? 'SEQUENCE' : 'TABLE'
     const before = reference.relations[name]
-    if (before && !sameJson(field(relation, 'grants'), field(before, 'grants'))) touch(name)
+    if (before && !sameJson(field(relation, 'grants'), field(before, 'grants'))) {
+      notPulled.push(`grants on ${name}: ${OWN_OBJECT_CHANGED}`)
+      continue
+    }
     addGrants(
       word,
       qualified(name),
@@ -644,6 +662,12 @@ $pull$`,
   }
   for (const [key, fn] of Object.entries(live.functions).sort(([a], [b]) => a.localeCompare(b))) {
     const signature = catalog.functions[key]?.signature
+    const before =
+      key in reference.functions ? field(reference.functions[key], 'grants') : undefined
+    if (before !== undefined && !sameJson(field(fn, 'grants'), before)) {
+      notPulled.push(`grants on function ${key}: ${OWN_OBJECT_CHANGED}`)
+      continue
+    }
     if (signature)
       addGrants(
         'FUNCTION',
