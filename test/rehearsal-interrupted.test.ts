@@ -86,7 +86,11 @@ postgres('migrate:plan interrupted', () => {
       // Polls until the scratch database appears (no timing is asserted).
       while (!mine && child.exitCode === null) {
         await new Promise((resolve) => setTimeout(resolve, 25))
-        mine = [...(await scratchDatabases())].find((name) => !before.has(name))
+        // Its name carries the pid of the process that made it: another test file's rehearsal on
+        // the same server is never taken for it.
+        mine = [...(await scratchDatabases())].find(
+          (name) => !before.has(name) && name.split('_')[3] === String(child.pid),
+        )
       }
       expect(mine).toBeDefined()
       child.kill(signal)
