@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { findPostgresBinaries } from '../src/rehearsal/scratch-cluster.js'
 import { cli } from './support/cli.js'
+import { pgDumpSkipReason } from './support/pg-dump.js'
+import { stallingProxy } from './support/stalling-proxy.js'
 import { type UnansweringServer, unansweringServer } from './support/unanswering-server.js'
 
 // Every wait of a command is bounded by default, and a command that printed its error exits at
@@ -52,4 +55,47 @@ describe('a command whose URL has no password, against a server that asks for on
       stderr: expect.stringContaining('The password is missing'),
     })
   }, 90_000)
+})
+
+// pg_dump sets its own statement_timeout (and transaction_timeout) to 0: no server setting bounds
+// it. The target answers the command's own connections, and stops answering pg_dump's, either
+// while it connects (its start-up packet names pg_dump) or at a statement of its set-up.
+describe('migrate:plan --copy-schema against a target that stops answering pg_dump', () => {
+  const server = process.env.TEST_DATABASE_URL
+  it.for<[string, string, string, RegExp]>([
+    ['connecting', 'pg_dump', '', /pg_dump could not connect to 127\.0\.0\.1:\d+ within 10000 ms/],
+    [
+      'dumping',
+      'synchronize_seqscans',
+      '?query_timeout=5000',
+      /pg_dump did not finish within 5000 ms \(query_timeout\)/,
+    ],
+  ])(
+    'ends by itself while pg_dump is %s, with exit 1 and a message that says what to do',
+    { timeout: 90_000 },
+    async ([, stallAt, parameters, message], context) => {
+      if (!server) return context.skip('TEST_DATABASE_URL is not set')
+      if (findPostgresBinaries().length === 0)
+        return context.skip('no PostgreSQL server binaries on this machine for the rehearsal')
+      const skipReason = await pgDumpSkipReason(server)
+      if (skipReason) return context.skip(skipReason)
+      const proxy = await stallingProxy(new URL(server), stallAt, 'connection')
+      try {
+        const target = proxy.url(new URL(server)).replace(/\?.*$/, '') + parameters
+        const { code, stderr } = await cli(
+          ['--copy-schema', '--max-rows=50'],
+          {
+            PGLITE_DATA_DIR: '',
+            MIGRATION_DATABASE_URL: target,
+            REHEARSAL_DATABASE_URL: undefined,
+          },
+          'src/cli/migrate-plan.ts',
+        )
+        expect({ code, stderr }).toEqual({ code: 1, stderr: expect.stringMatching(message) })
+        expect(proxy.stalled()).toBe(true)
+      } finally {
+        await proxy.close()
+      }
+    },
+  )
 })

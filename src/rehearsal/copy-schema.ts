@@ -2,13 +2,25 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 
 import pg from 'pg'
+import { parse as parseConnectionString } from 'pg-connection-string'
 
-import { serverClientConfig } from '../connection/server-client-config.js'
+import {
+  CONNECT_TIMEOUT_MS,
+  QUERY_TIMEOUT_MS,
+  serverClientConfig,
+} from '../connection/server-client-config.js'
 
 const run = promisify(execFile)
 
 /** The schemas copied: the app's tables, and the migration history's. Supabase's own come from the stand-in. */
 const COPIED_SCHEMAS = ['public', 'x402_migrations']
+
+/** The URL parameters that node-postgres reads and libpq refuses ("invalid URI query parameter"). */
+const NODE_POSTGRES_ONLY = [
+  'query_timeout',
+  'statement_timeout',
+  'idle_in_transaction_session_timeout',
+]
 
 /**
  * pg_dump's arguments and environment for a schema-only dump of `from`. The password goes in
@@ -19,17 +31,31 @@ const COPIED_SCHEMAS = ['public', 'x402_migrations']
  * pgDumpInvocation('postgres://app:secret@db:5432/app').env.PGPASSWORD // 'secret'
  * ```
  */
-export function pgDumpInvocation(from: string): { args: string[]; env: NodeJS.ProcessEnv } {
+export function pgDumpInvocation(from: string): {
+  args: string[]
+  env: NodeJS.ProcessEnv
+  timeoutMs: number
+} {
   const url = new URL(from)
   const password = url.password
     ? decodeURIComponent(url.password)
     : (url.searchParams.get('password') ?? undefined)
   url.password = ''
   url.searchParams.delete('password')
+  for (const name of NODE_POSTGRES_ONLY) url.searchParams.delete(name)
   const schemas = COPIED_SCHEMAS.map((schema) => `--schema=${schema}`)
+  // pg_dump sets statement_timeout (and transaction_timeout) to 0 for its session, so no server
+  // setting bounds it: the module's own bounds do, connecting through libpq's PGCONNECT_TIMEOUT
+  // (a connect_timeout in the URL wins), the whole dump as one answer of the server.
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PGCONNECT_TIMEOUT: String(Math.ceil(CONNECT_TIMEOUT_MS / 1000)),
+  }
+  if (password !== undefined) env.PGPASSWORD = password
   return {
     args: ['--schema-only', '--no-owner', '--no-privileges', ...schemas, url.toString()],
-    env: password === undefined ? { ...process.env } : { ...process.env, PGPASSWORD: password },
+    env,
+    timeoutMs: Number(serverClientConfig(from).query_timeout ?? QUERY_TIMEOUT_MS),
   }
 }
 
@@ -46,13 +72,36 @@ export function pgDumpInvocation(from: string): { args: string[]; env: NodeJS.Pr
  */
 export async function copySchema(from: string, to: string): Promise<void> {
   let dump: string
+  const { args, env, timeoutMs } = pgDumpInvocation(from)
   try {
-    const { args, env } = pgDumpInvocation(from)
-    ;({ stdout: dump } = await run('pg_dump', args, { env, maxBuffer: 64 * 1024 * 1024 }))
+    ;({ stdout: dump } = await run('pg_dump', args, {
+      env,
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: timeoutMs,
+      // SIGTERM makes pg_dump send a cancel request to the server, over a new connection that
+      // can wait as long as the stalled one; pg_dump only reads, so nothing is left half done.
+      killSignal: 'SIGKILL',
+    }))
   } catch (error) {
-    const reason =
-      (error as { stderr?: string }).stderr?.trim() ||
-      (error instanceof Error ? error.message : String(error))
+    const failed = error as { stderr?: string; killed?: boolean; signal?: string | null }
+    const reason = failed.stderr?.trim() || (error instanceof Error ? error.message : String(error))
+    const stopped =
+      'a server that stopped responding, or a proxy or network path that stopped forwarding'
+    if (failed.killed && failed.signal === 'SIGKILL') {
+      throw new Error(
+        `Copying the target's schema: pg_dump did not finish within ${timeoutMs} ms (query_timeout) reading ${serverOf(from)}, and was stopped ` +
+          `(${stopped}, or a lock on one of its tables that pg_dump waited for). Check that the server is up and answers; ` +
+          'where the dump rightly takes longer, raise query_timeout in the URL (?query_timeout=<ms>).',
+        { cause: error },
+      )
+    }
+    if (/timeout expired\s*$/.test(reason)) {
+      throw new Error(
+        `Copying the target's schema: pg_dump could not connect to ${serverOf(from)} within ${CONNECT_TIMEOUT_MS} ms (${stopped}). ` +
+          'Check the host and port of the URL, and that the server is up.',
+        { cause: error },
+      )
+    }
     throw new Error(
       `Copying the target's schema with pg_dump failed (${reason}). Install PostgreSQL's client tools at the server's version, ` +
         "or leave out --copy-schema to rehearse on the schema the module's migrations build.",
@@ -74,4 +123,10 @@ export async function copySchema(from: string, to: string): Promise<void> {
   } finally {
     await client.end()
   }
+}
+
+/** host:port of the server at `connectionString`, for a message. */
+function serverOf(connectionString: string): string {
+  const { host, port } = parseConnectionString(connectionString)
+  return `${host ?? 'localhost'}:${port ?? 5432}`
 }
