@@ -1,10 +1,20 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 
 import { LOCK_FILE_NAME, lockDataDir } from '../src/connection/data-dir-lock.js'
 
@@ -97,20 +107,102 @@ describe('the PGlite folder lock', () => {
     },
   )
 
-  it('refuses a lock held in another pid namespace or on another host, whose pid it cannot check', () => {
+  // A lock from another host or pid namespace names a pid that cannot be checked from here: its
+  // holder refreshes the lock file's mtime, and a lock whose mtime stopped moving is stale (a
+  // container restarted: its new pid namespace never releases the old one's lock).
+  describe('held in another pid namespace or on another host, whose pid it cannot check', () => {
+    /** A data folder whose lock names a pid that has ended here, elsewhere, refreshed `ageS` ago. */
+    function lockedElsewhere(ageS: number): { dataDir: string; lockFile: string; dead: string } {
+      const dataDir = mkdtempSync(join(base, 'db-'))
+      const lockFile = readLockFileName(dataDir)
+      // The pid of a process that has ended here; in the holder's own namespace it may well run.
+      const dead = spawnSync(
+        process.execPath,
+        ['-e', 'process.stdout.write(String(process.pid))'],
+        {
+          encoding: 'utf8',
+        },
+      ).stdout
+      writeFileSync(lockFile, `${dead}\nanother-host pid:[1]\n`)
+      const refreshed = new Date(Date.now() - ageS * 1000)
+      utimesSync(lockFile, refreshed, refreshed)
+      return { dataDir, lockFile, dead }
+    }
+
+    it('refuses it while it is refreshed, saying how long to wait', () => {
+      const { dataDir, lockFile, dead } = lockedElsewhere(5)
+      expect(() => lockDataDir(dataDir)).toThrow(
+        new RegExp(
+          `is open in process ${dead} on another-host pid:\\[1\\].* if that process has ended, try again in (2[0-9]|30) s`,
+        ),
+      )
+      expect(readFileSync(lockFile, 'utf8')).toBe(`${dead}\nanother-host pid:[1]\n`)
+    })
+
+    it('takes it over once it has not been refreshed for longer than the bound, and says so', () => {
+      const { dataDir, lockFile, dead } = lockedElsewhere(120)
+      const said: string[] = []
+      const release = lockDataDir(dataDir, { log: (line) => said.push(line) })
+      try {
+        expect(readFileSync(lockFile, 'utf8')).toMatch(new RegExp(`^${process.pid}\n`))
+        expect(said).toEqual([
+          expect.stringMatching(
+            new RegExp(
+              `^Took over the embedded database at .*: its lock, held by process ${dead} on another-host pid:\\[1\\], was last refreshed 1[12][0-9] s ago`,
+            ),
+          ),
+        ])
+      } finally {
+        release()
+      }
+    })
+  })
+
+  it("refreshes its own lock's mtime while it holds it", async () => {
     const dataDir = mkdtempSync(join(base, 'db-'))
     const release = lockDataDir(dataDir)
-    const lockFile = readLockFileName(dataDir)
-    release()
-    // The pid of a process that has ended here; in the holder's own namespace it may well run.
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
-      encoding: 'utf8',
-    }).stdout
-    writeFileSync(lockFile, `${dead}\nanother-host pid:[1]\n`)
-    expect(() => lockDataDir(dataDir)).toThrow(
-      new RegExp(`is open in process ${dead} on another-host pid:\\[1\\]`),
+    try {
+      const lockFile = readLockFileName(dataDir)
+      const old = new Date(Date.now() - 120_000)
+      utimesSync(lockFile, old, old)
+      // Waits for the next refresh; the test's timeout is what fails where there is none.
+      await vi.waitUntil(() => statSync(lockFile).mtimeMs > old.getTime() + 60_000, {
+        timeout: 30_000,
+        interval: 100,
+      })
+    } finally {
+      release()
+    }
+  })
+
+  // In this namespace the pid is checked: a stopped holder (SIGSTOP, a debugger) refreshes
+  // nothing, and still holds the folder.
+  it('refuses a lock held in this namespace by a stopped process, however old its mtime', async () => {
+    const dataDir = mkdtempSync(join(base, 'db-'))
+    const holder = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { lockDataDir } = await import(${JSON.stringify(lockModule)})
+         lockDataDir(${JSON.stringify(dataDir)})
+         process.stdout.write('held\\n')
+         setInterval(() => {}, 1000)`,
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
     )
-    rmSync(lockFile)
+    try {
+      await new Promise<void>((resolve) =>
+        holder.stdout.on('data', (chunk: Buffer) => chunk.includes('held') && resolve()),
+      )
+      holder.kill('SIGSTOP')
+      const lockFile = readLockFileName(dataDir)
+      const old = new Date(Date.now() - 3_600_000)
+      utimesSync(lockFile, old, old)
+      expect(() => lockDataDir(dataDir)).toThrow(new RegExp(`is open in process ${holder.pid}\\. `))
+    } finally {
+      holder.kill('SIGKILL')
+    }
   })
 
   // Two processes taking over one stale lock, in every interleaving of a few steps: this process

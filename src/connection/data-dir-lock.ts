@@ -5,11 +5,13 @@ import {
   readlinkSync,
   realpathSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 
 import { errorCode } from './sql-state.js'
 
@@ -20,6 +22,15 @@ import { errorCode } from './sql-state.js'
  */
 export const LOCK_FILE_NAME = 'x402-db.lock'
 
+/** How often the holder sets its lock file's mtime to the current time, in ms. */
+export const LOCK_REFRESH_MS = 5_000
+
+/**
+ * How long, in ms, a lock from another host or pid namespace may go unrefreshed before it is
+ * stale: six missed refreshes, so that a busy machine does not lose a live holder's lock.
+ */
+export const LOCK_STALE_AFTER_MS = 30_000
+
 /**
  * Claims a PGlite data folder for this process, and returns the function that gives it back.
  * PGlite has no locking of its own: two processes on one folder each keep their own copy in
@@ -28,12 +39,20 @@ export const LOCK_FILE_NAME = 'x402-db.lock'
  *
  * The lock is a file inside the folder ({@link LOCK_FILE_NAME}), so that every path to the folder
  * meets it. It holds the holder's pid and where that pid means something (the host and the pid
- * namespace): a lock from another host or namespace, whose process cannot be checked from here,
- * is never taken as stale. It appears whole or not at all: it is written to a file of its own,
- * which is then hard-linked to the lock's name, an atomic step that fails when the lock exists.
- * A stale lock is removed only under a second, short-lived lock (`.takeover`), and only if it
- * still holds, byte for byte, what was found stale: two processes taking over the same stale
- * lock cannot remove each other's fresh one.
+ * namespace). In this namespace the pid is checked, and a lock is stale only when its process
+ * has ended: a stopped holder (SIGSTOP, a debugger) keeps the folder. A pid from another host or
+ * namespace cannot be checked from here (a restarted container has a new namespace, and its old
+ * lock would never be released): there the holder's refreshes tell, and a lock whose mtime is
+ * older than {@link LOCK_STALE_AFTER_MS} is stale. The holder refreshes it every
+ * {@link LOCK_REFRESH_MS} from a worker thread, which runs on while a long PGlite statement
+ * holds the main thread. (proper-lockfile refreshes an mtime too, but judges every lock by it
+ * alone: a stopped holder would lose the folder.)
+ *
+ * It appears whole or not at all: it is written to a file of its own, which is then hard-linked
+ * to the lock's name, an atomic step that fails when the lock exists. A stale lock is removed
+ * only under a second, short-lived lock (`.takeover`), and only if it still holds, byte for
+ * byte, what was found stale, and is stale still: two processes taking over the same stale lock
+ * cannot remove each other's fresh one.
  *
  * @example
  * ```ts
@@ -41,14 +60,19 @@ export const LOCK_FILE_NAME = 'x402-db.lock'
  * release()
  * ```
  */
-export function lockDataDir(dataDir: string): () => void {
+export function lockDataDir(
+  dataDir: string,
+  { log = (line: string) => console.error(line) }: { log?: (line: string) => void } = {},
+): () => void {
   mkdirSync(dataDir, { recursive: true })
   const folder = realpathSync(dataDir)
   const lockFile = join(folder, LOCK_FILE_NAME)
   for (let attempt = 0; attempt < 50; attempt++) {
     if (tryCreate(lockFile)) {
+      const refresher = refreshLock(lockFile, `${process.pid}\n${PLACE}\n`)
       const release = () => {
         process.removeListener('exit', release)
+        void refresher.terminate()
         // Only a lock that is still this process's own is removed.
         if (isOwnLock(readLock(lockFile))) rmSync(lockFile, { force: true })
       }
@@ -67,18 +91,65 @@ export function lockDataDir(dataDir: string): () => void {
           'A PGlite folder takes one instance at a time: share that instance, or await its destroy() before creating the next.',
       )
     }
-    if (holder !== undefined && isLive(seen)) {
-      const elsewhere = placeIn(seen) === PLACE ? '' : ` on ${placeIn(seen)}`
+    const elsewhere = placeIn(seen) !== PLACE
+    // Only a lock from elsewhere is judged by its age; read once, for the message.
+    const age = elsewhere ? Math.round((ageMs(lockFile) ?? 0) / 1000) : 0
+    if (holder !== undefined && isLive(lockFile, seen)) {
+      if (elsewhere) {
+        const waitS = Math.max(1, LOCK_STALE_AFTER_MS / 1000 - age)
+        throw new Error(
+          `The embedded database at ${folder} is open in process ${holder} on ${placeIn(seen)}, which refreshed its lock ${age} s ago; ` +
+            `a lock from another host or pid namespace is stale once it goes unrefreshed for ${LOCK_STALE_AFTER_MS / 1000} s. ` +
+            `Stop that process, or point PGLITE_DATA_DIR at another folder; if that process has ended, try again in ${waitS} s.`,
+        )
+      }
       throw new Error(
-        `The embedded database at ${folder} is open in process ${holder}${elsewhere}. ` +
+        `The embedded database at ${folder} is open in process ${holder}. ` +
           'A PGlite folder can be open in one process at a time: stop that process, or point PGLITE_DATA_DIR at another folder.',
       )
     }
-    removeStale(lockFile, seen)
+    if (removeStale(lockFile, seen) && elsewhere && holder !== undefined) {
+      log(
+        `Took over the embedded database at ${folder}: its lock, held by process ${holder} on ${placeIn(seen)}, was last refreshed ` +
+          `${age} s ago (over ${LOCK_STALE_AFTER_MS / 1000} s), so that process has ended or stopped ` +
+          '(a restarted container has a new pid namespace).',
+      )
+    }
   }
   throw new Error(
     `Could not claim the embedded database at ${folder}: its lock file ${lockFile} keeps reappearing.`,
   )
+}
+
+/**
+ * Sets the mtime of `lockFile` to the current time every LOCK_REFRESH_MS while it holds `content`
+ * (this process's lock), from a worker thread that does not keep the process alive.
+ */
+function refreshLock(lockFile: string, content: string): Worker {
+  const worker = new Worker(
+    `const { readFileSync, utimesSync } = require('node:fs')
+     const { workerData: { lockFile, content, every } } = require('node:worker_threads')
+     setInterval(() => {
+       try {
+         if (readFileSync(lockFile, 'utf8') !== content) return
+         const now = new Date()
+         utimesSync(lockFile, now, now)
+       } catch {}
+     }, every)`,
+    { eval: true, workerData: { lockFile, content, every: LOCK_REFRESH_MS } },
+  )
+  worker.unref()
+  return worker
+}
+
+/** How long ago, in ms, `file` was last modified; undefined when it is gone. */
+function ageMs(file: string): number | undefined {
+  try {
+    return Date.now() - statSync(file).mtimeMs
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return undefined
+    throw error
+  }
 }
 
 /** Creates `lockFile` holding this process's pid, atomically; false when it exists. */
@@ -137,34 +208,40 @@ function isOwnLock(content: string | undefined): boolean {
 }
 
 /**
- * Whether `content`, read from a lock file, names a process that runs, or one that cannot be
- * checked from here (another host or pid namespace), which is taken as running.
+ * Whether `content`, read from the lock file `file`, names a process that runs: in this pid
+ * namespace, by its pid; from another host or namespace, whose pid cannot be checked from here,
+ * by the lock's refreshes (its mtime).
  */
-function isLive(content: string): boolean {
+function isLive(file: string, content: string): boolean {
   const pid = pidIn(content)
   if (pid === undefined) return false
-  return placeIn(content) !== PLACE || isRunning(pid)
+  if (placeIn(content) === PLACE) return isRunning(pid)
+  const age = ageMs(file)
+  return age !== undefined && age < LOCK_STALE_AFTER_MS
 }
 
 /**
  * Removes `file` if it still holds `seen`, the lock of a process that no longer runs, under the
- * takeover lock `<file>.takeover`. Only a holder of the takeover lock removes a lock it did not
- * make, and the lock it reads there is the one it removes: a lock that went and came back in the
- * meantime holds a live pid, and stays. A takeover lock left by a process that died inside this
- * short step is itself stale, and taken over the same way, one level up; a busy one is waited
- * for, briefly.
+ * takeover lock `<file>.takeover`, and says whether it did. Only a holder of the takeover lock
+ * removes a lock it did not make, and the lock it reads there is the one it removes: a lock that
+ * went and came back in the meantime holds a live pid, or a fresh mtime, and stays. A takeover
+ * lock left by a process that died inside this short step is itself stale, and taken over the
+ * same way, one level up; a busy one is waited for, briefly.
  */
-function removeStale(file: string, seen: string): void {
+function removeStale(file: string, seen: string): boolean {
   const takeover = `${file}.takeover`
   if (!tryCreate(takeover)) {
     const other = readLock(takeover)
-    if (other !== undefined && !isLive(other)) removeStale(takeover, other)
+    if (other !== undefined && !isLive(takeover, other)) removeStale(takeover, other)
     else Atomics.wait(pause, 0, 0, 2)
-    return
+    return false
   }
   try {
-    // Read again, and ask again: the pid may have been given to a new process since.
-    if (readLock(file) === seen && !isLive(seen)) rmSync(file, { force: true })
+    // Read again, and ask again: the pid may have been given to a new process since, or the
+    // holder may have refreshed its lock.
+    if (readLock(file) !== seen || isLive(file, seen)) return false
+    rmSync(file, { force: true })
+    return true
   } finally {
     rmSync(takeover, { force: true })
   }
