@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { pgDumpInvocation } from '../src/rehearsal/copy-schema.js'
 import { findPostgresBinaries } from '../src/rehearsal/scratch-cluster.js'
 import { cli } from './support/cli.js'
 import { pgDumpSkipReason } from './support/pg-dump.js'
@@ -62,6 +63,16 @@ describe('a command whose URL has no password, against a server that asks for on
 // while it connects (its start-up packet names pg_dump) or at a statement of its set-up.
 describe('migrate:plan --copy-schema against a target that stops answering pg_dump', () => {
   const server = process.env.TEST_DATABASE_URL
+
+  it("gives pg_dump the module's bounds, and none of the URL's parameters that libpq refuses", () => {
+    const { args, env, timeoutMs } = pgDumpInvocation(
+      'postgres://app@db.example/app?query_timeout=5000&connect_timeout=0&sslmode=require',
+    )
+    expect(args.at(-1)).toBe('postgres://app@db.example/app?sslmode=require')
+    expect(env.PGCONNECT_TIMEOUT).toBe('10')
+    expect(timeoutMs).toBe(5000)
+  })
+
   it.for<[string, string, string, RegExp]>([
     ['connecting', 'pg_dump', '', /pg_dump could not connect to 127\.0\.0\.1:\d+ within 10000 ms/],
     [

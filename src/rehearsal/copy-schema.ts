@@ -15,11 +15,16 @@ const run = promisify(execFile)
 /** The schemas copied: the app's tables, and the migration history's. Supabase's own come from the stand-in. */
 const COPIED_SCHEMAS = ['public', 'x402_migrations']
 
-/** The URL parameters that node-postgres reads and libpq refuses ("invalid URI query parameter"). */
-const NODE_POSTGRES_ONLY = [
+/**
+ * The URL parameters left out of pg_dump's URL: node-postgres's own, which libpq refuses
+ * ("invalid URI query parameter"), and connect_timeout, which the module's own connections
+ * ignore for the fixed CONNECT_TIMEOUT_MS that pg_dump gets as PGCONNECT_TIMEOUT.
+ */
+const NOT_FOR_PG_DUMP = [
   'query_timeout',
   'statement_timeout',
   'idle_in_transaction_session_timeout',
+  'connect_timeout',
 ]
 
 /**
@@ -42,11 +47,11 @@ export function pgDumpInvocation(from: string): {
     : (url.searchParams.get('password') ?? undefined)
   url.password = ''
   url.searchParams.delete('password')
-  for (const name of NODE_POSTGRES_ONLY) url.searchParams.delete(name)
+  for (const name of NOT_FOR_PG_DUMP) url.searchParams.delete(name)
   const schemas = COPIED_SCHEMAS.map((schema) => `--schema=${schema}`)
   // pg_dump sets statement_timeout (and transaction_timeout) to 0 for its session, so no server
-  // setting bounds it: the module's own bounds do, connecting through libpq's PGCONNECT_TIMEOUT
-  // (a connect_timeout in the URL wins), the whole dump as one answer of the server.
+  // setting bounds it: the module's own bounds do, connecting through libpq's PGCONNECT_TIMEOUT,
+  // the whole dump as one answer of the server (query_timeout).
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PGCONNECT_TIMEOUT: String(Math.ceil(CONNECT_TIMEOUT_MS / 1000)),
