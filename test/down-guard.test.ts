@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { guardDown } from '../src/migrator/down-guard.js'
 import {
   DataLossRefusal,
+  exportMigrationSql,
   MigrationError,
   migrateDown,
   migrateTo,
@@ -129,6 +130,47 @@ describe.each(testTargets)('the down guard on %s', (target) => {
       expect(await guardDown(trx, '009_test', deletesOne, { allowDataLoss: true })).toHaveLength(3)
     })
     await sql`DROP TABLE guard_cascade, guard_set_null, guard_parent`.execute(db)
+  })
+})
+
+describe.each(testTargets)('the runner and migrate:sql --down on %s', (target) => {
+  const sent: string[] = []
+  const database = useTestDatabase(target, MIGRATION_002, {
+    onStatement: (statement) => void sent.push(statement),
+  })
+
+  it('run one guard: the runner sends the exported block, which refuses in the same words', async () => {
+    const { db } = database
+    const userId = await createUser(db)
+    await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, 'aa:bb')`.execute(
+      db,
+    )
+    sent.length = 0
+    const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
+    const refusal = (error as Error).cause
+    expect(refusal).toBeInstanceOf(DataLossRefusal)
+    const block = sent.find((statement) => statement.includes('DO $guard$'))
+    expect(block).toBeDefined()
+    const script = await exportMigrationSql(MIGRATION_002, 'down')
+    expect(script).toContain(`\n${block};\n`)
+
+    // The script, statement by statement as a client sends it, on the same database.
+    const scriptError = await db
+      .connection()
+      .execute(async (connection) => {
+        try {
+          for (const statement of script.split(/;\n\n/))
+            await sql.raw(statement).execute(connection)
+        } finally {
+          await sql`ROLLBACK`.execute(connection).catch(() => {})
+        }
+      })
+      .catch((caught: unknown) => caught)
+    expect(scriptError).toMatchObject({ cause: { message: (refusal as Error).message } })
+    expect((refusal as Error).message).toMatch(
+      /^Rolling back 002_add_claude_integration would destroy data: table public\.x402_user_claude_configs \(dropped\): 1 row\(s\)\. Nothing was changed\./,
+    )
+    expect(await applied(db)).toContain(MIGRATION_002)
   })
 })
 

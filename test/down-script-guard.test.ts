@@ -56,7 +56,7 @@ describe.skipIf(skipReason)('the SQL Editor script of a down that drops data', (
 
       const down002 = await exportMigrationSql('002_add_claude_integration', 'down')
       expect(await runScript(url, down002)).toMatch(
-        /^Rolling back 002_add_claude_integration would destroy data: table public\.x402_user_claude_configs: 1 row\(s\)\. Nothing was changed\./,
+        /^Rolling back 002_add_claude_integration would destroy data: table public\.x402_user_claude_configs \(dropped\): 1 row\(s\)\. Nothing was changed\./,
       )
       expect(await present()).toBe(true)
 
@@ -71,7 +71,9 @@ describe.skipIf(skipReason)('the SQL Editor script of a down that drops data', (
       const down001 = await exportMigrationSql('001_add_prompt_template_fields', 'down')
       const refusal = await runScript(url, down001)
       expect(refusal).toMatch(/^Rolling back 001_add_prompt_template_fields would destroy data: /)
-      expect(refusal).toContain('column public.x402_resources.pt_system_prompt: 1 value(s)')
+      expect(refusal).toContain(
+        'column public.x402_resources.pt_system_prompt (dropped): 1 value(s)',
+      )
       const { rows: columns } = await sql<{ count: number }>`
         SELECT count(*)::int AS count FROM information_schema.columns WHERE table_name = 'x402_resources' AND column_name LIKE 'pt\\_%'`.execute(
         db,

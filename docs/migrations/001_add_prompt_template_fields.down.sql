@@ -4,54 +4,60 @@
 
 BEGIN;
 
--- Refuses, before anything changes, where this down would destroy data (rows of a table it drops,
--- non-null values of a column it drops), unless the session ran SET x402.allow_data_loss = on;
--- then it first copies each table concerned whole to schema x402_backup.
+-- Refuses, before anything changes, where this down would destroy data, unless the session ran
+-- SET x402.allow_data_loss = on; then it first copies each table concerned whole to schema x402_backup.
 DO $guard$
 DECLARE
   n bigint;
   lost text[] := '{}';
   concerned text[] := '{}';
-  item text;
+  backup text;
+  backups text[] := '{}';
   stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
 BEGIN
-  PERFORM set_config('lock_timeout', '2000ms', true);
-  EXECUTE 'LOCK TABLE "public"."x402_resources" IN SHARE MODE';
-  EXECUTE 'SELECT count(*) FROM "public"."x402_resources" WHERE "pt_system_prompt" IS NOT NULL' INTO n;
+  -- Writes wait until the transaction ends: nothing arrives between the counts and the down.
+  IF current_setting('lock_timeout') = '0' THEN PERFORM set_config('lock_timeout', '2s', true); END IF;
+  LOCK TABLE public.x402_resources IN SHARE MODE;
+  SELECT count(d.pt_system_prompt) INTO n FROM public.x402_resources d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_resources.pt_system_prompt: ' || n || ' value(s)');
-    IF NOT ('["public","x402_resources"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_resources"]'::text); END IF;
+    lost := lost || ('column public.x402_resources.pt_system_prompt (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_resources'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_resources" WHERE "pt_parameters" IS NOT NULL' INTO n;
+  SELECT count(d.pt_parameters) INTO n FROM public.x402_resources d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_resources.pt_parameters: ' || n || ' value(s)');
-    IF NOT ('["public","x402_resources"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_resources"]'::text); END IF;
+    lost := lost || ('column public.x402_resources.pt_parameters (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_resources'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_resources" WHERE "pt_model" IS NOT NULL' INTO n;
+  SELECT count(d.pt_model) INTO n FROM public.x402_resources d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_resources.pt_model: ' || n || ' value(s)');
-    IF NOT ('["public","x402_resources"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_resources"]'::text); END IF;
+    lost := lost || ('column public.x402_resources.pt_model (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_resources'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_resources" WHERE "pt_max_tokens" IS NOT NULL' INTO n;
+  SELECT count(d.pt_max_tokens) INTO n FROM public.x402_resources d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_resources.pt_max_tokens: ' || n || ' value(s)');
-    IF NOT ('["public","x402_resources"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_resources"]'::text); END IF;
+    lost := lost || ('column public.x402_resources.pt_max_tokens (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_resources'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_resources" WHERE "pt_allows_user_message" IS NOT NULL' INTO n;
+  SELECT count(d.pt_allows_user_message) INTO n FROM public.x402_resources d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_resources.pt_allows_user_message: ' || n || ' value(s)');
-    IF NOT ('["public","x402_resources"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_resources"]'::text); END IF;
+    lost := lost || ('column public.x402_resources.pt_allows_user_message (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_resources'::text;
   END IF;
   IF cardinality(lost) = 0 THEN RETURN; END IF;
-  IF coalesce(current_setting('x402.allow_data_loss', true), '') <> 'on' THEN
-    RAISE EXCEPTION 'Rolling back 001_add_prompt_template_fields would destroy data: %. Nothing was changed. To roll back anyway, run npm run migrate:down -- --allow-data-loss, or run SET x402.allow_data_loss = on before this script: either copies the data to schema x402_backup first.', array_to_string(lost, '; ');
+  IF current_setting('x402.allow_data_loss', true) IS DISTINCT FROM 'on' THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'Rolling back 001_add_prompt_template_fields would destroy data: ' ||
+      array_to_string(lost, '; ') ||
+      '. Nothing was changed. Keep 001_add_prompt_template_fields, or move the data first; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true), or in SQL run SET x402.allow_data_loss = on before the down: each table concerned is then copied whole to schema x402_backup first.';
   END IF;
   CREATE SCHEMA IF NOT EXISTS x402_backup;
-  FOREACH item IN ARRAY concerned LOOP
-    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %I.%I',
-      left('001_' || CASE WHEN item::json->>0 = 'public' THEN '' ELSE (item::json->>0) || '_' END || (item::json->>1), 62 - length(stamp)) || '_' || stamp,
-      item::json->>0, item::json->>1);
-  END LOOP;
+  IF 'public.x402_resources' = ANY (concerned) THEN
+    backup := '001_x402_resources_' || stamp;
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, 'public.x402_resources');
+    backups := backups || ('x402_backup.' || backup);
+  END IF;
+  -- The runner reports the backups from here.
+  PERFORM set_config('x402.backups', array_to_json(backups)::text, true);
 END
 $guard$;
 

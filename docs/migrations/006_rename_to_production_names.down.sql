@@ -4,109 +4,115 @@
 
 BEGIN;
 
--- Refuses, before anything changes, where this down would destroy data (rows of a table it drops,
--- non-null values of a column it drops), unless the session ran SET x402.allow_data_loss = on;
--- then it first copies each table concerned whole to schema x402_backup.
+-- Refuses, before anything changes, where this down would destroy data, unless the session ran
+-- SET x402.allow_data_loss = on; then it first copies each table concerned whole to schema x402_backup.
 DO $guard$
 DECLARE
   n bigint;
   lost text[] := '{}';
   concerned text[] := '{}';
-  item text;
+  backup text;
+  backups text[] := '{}';
   stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
 BEGIN
-  PERFORM set_config('lock_timeout', '2000ms', true);
-  EXECUTE 'LOCK TABLE "public"."x402_openrouter_models" IN SHARE MODE';
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "memeputer_name" IS NOT NULL' INTO n;
+  -- Writes wait until the transaction ends: nothing arrives between the counts and the down.
+  IF current_setting('lock_timeout') = '0' THEN PERFORM set_config('lock_timeout', '2s', true); END IF;
+  LOCK TABLE public.x402_openrouter_models IN SHARE MODE;
+  SELECT count(d.memeputer_name) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.memeputer_name: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.memeputer_name (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "description" IS NOT NULL' INTO n;
+  SELECT count(d.description) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.description: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.description (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "modality" IS NOT NULL' INTO n;
+  SELECT count(d.modality) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.modality: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.modality (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "max_tokens" IS NOT NULL' INTO n;
+  SELECT count(d.max_tokens) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.max_tokens: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.max_tokens (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "pricing_prompt" IS NOT NULL' INTO n;
+  SELECT count(d.pricing_prompt) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.pricing_prompt: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.pricing_prompt (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "pricing_completion" IS NOT NULL' INTO n;
+  SELECT count(d.pricing_completion) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.pricing_completion: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.pricing_completion (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "pricing_image" IS NOT NULL' INTO n;
+  SELECT count(d.pricing_image) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.pricing_image: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.pricing_image (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "pricing_web_search" IS NOT NULL' INTO n;
+  SELECT count(d.pricing_web_search) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.pricing_web_search: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.pricing_web_search (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "input_cost_per_million" IS NOT NULL' INTO n;
+  SELECT count(d.input_cost_per_million) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.input_cost_per_million: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.input_cost_per_million (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "output_cost_per_million" IS NOT NULL' INTO n;
+  SELECT count(d.output_cost_per_million) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.output_cost_per_million: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.output_cost_per_million (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "capabilities" IS NOT NULL' INTO n;
+  SELECT count(d.capabilities) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.capabilities: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.capabilities (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "vision_supported" IS NOT NULL' INTO n;
+  SELECT count(d.vision_supported) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.vision_supported: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.vision_supported (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "web_search_supported" IS NOT NULL' INTO n;
+  SELECT count(d.web_search_supported) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.web_search_supported: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.web_search_supported (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "tool_calling_supported" IS NOT NULL' INTO n;
+  SELECT count(d.tool_calling_supported) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.tool_calling_supported: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.tool_calling_supported (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "is_curated" IS NOT NULL' INTO n;
+  SELECT count(d.is_curated) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.is_curated: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.is_curated (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
-  EXECUTE 'SELECT count(*) FROM "public"."x402_openrouter_models" WHERE "last_synced_at" IS NOT NULL' INTO n;
+  SELECT count(d.last_synced_at) INTO n FROM public.x402_openrouter_models d;
   IF n > 0 THEN
-    lost := array_append(lost, 'column public.x402_openrouter_models.last_synced_at: ' || n || ' value(s)');
-    IF NOT ('["public","x402_openrouter_models"]' = ANY (concerned)) THEN concerned := array_append(concerned, '["public","x402_openrouter_models"]'::text); END IF;
+    lost := lost || ('column public.x402_openrouter_models.last_synced_at (dropped): ' || n || ' value(s)');
+    concerned := concerned || 'public.x402_openrouter_models'::text;
   END IF;
   IF cardinality(lost) = 0 THEN RETURN; END IF;
-  IF coalesce(current_setting('x402.allow_data_loss', true), '') <> 'on' THEN
-    RAISE EXCEPTION 'Rolling back 006_rename_to_production_names would destroy data: %. Nothing was changed. To roll back anyway, run npm run migrate:down -- --allow-data-loss, or run SET x402.allow_data_loss = on before this script: either copies the data to schema x402_backup first.', array_to_string(lost, '; ');
+  IF current_setting('x402.allow_data_loss', true) IS DISTINCT FROM 'on' THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'Rolling back 006_rename_to_production_names would destroy data: ' ||
+      array_to_string(lost, '; ') ||
+      '. Nothing was changed. Keep 006_rename_to_production_names, or move the data first; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true), or in SQL run SET x402.allow_data_loss = on before the down: each table concerned is then copied whole to schema x402_backup first.';
   END IF;
   CREATE SCHEMA IF NOT EXISTS x402_backup;
-  FOREACH item IN ARRAY concerned LOOP
-    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %I.%I',
-      left('006_' || CASE WHEN item::json->>0 = 'public' THEN '' ELSE (item::json->>0) || '_' END || (item::json->>1), 62 - length(stamp)) || '_' || stamp,
-      item::json->>0, item::json->>1);
-  END LOOP;
+  IF 'public.x402_openrouter_models' = ANY (concerned) THEN
+    backup := '006_x402_openrouter_models_' || stamp;
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, 'public.x402_openrouter_models');
+    backups := backups || ('x402_backup.' || backup);
+  END IF;
+  -- The runner reports the backups from here.
+  PERFORM set_config('x402.backups', array_to_json(backups)::text, true);
 END
 $guard$;
 

@@ -71,6 +71,30 @@ const INVOKER = (relation: string) =>
 
 const TRUE_EXPRESSIONS = `('true', '(true)', '1=1', '(1=1)')`
 
+/**
+ * A lint of relations of one `relkind` that anon or authenticated may read through the API:
+ * they have no row level security.
+ */
+function relationInApi(name: string, relkind: 'm' | 'f', what: string): AdvisorLint {
+  return {
+    name,
+    level: 'WARN',
+    category: 'security',
+    needs: ['api roles'],
+    remedy:
+      `Revoke SELECT on it from anon and authenticated (${what} has no row level ` +
+      'security), or move it to a schema PostgREST does not expose.',
+    query: `
+select n.nspname::text as schema_name, c.relname::text as object_name, null::text as detail,
+       format('%I.%I', n.nspname, c.relname) as target
+from pg_catalog.pg_class c
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+where c.relkind = '${relkind}' and ${EXPOSED('n.nspname')} and ${SYSTEM('n.nspname')}
+  and ${API_READABLE('c.oid')}
+  and ${NOT_EXTENSION('c.oid')}`,
+  }
+}
+
 /** The lints, Security first, then Performance; within each by splinter's number. */
 export const ADVISOR_LINTS: readonly AdvisorLint[] = [
   {
@@ -229,42 +253,8 @@ where ${SYSTEM('pol.schemaname')}
        or coalesce(pol.with_check, '')
             like '%current_setting(%request.jwt.claims%)%user_metadata%')`,
   },
-  {
-    // 0016
-    name: 'materialized_view_in_api',
-    level: 'WARN',
-    category: 'security',
-    needs: ['api roles'],
-    remedy:
-      'Revoke SELECT on it from anon and authenticated (a materialized view has no row level ' +
-      'security), or move it to a schema PostgREST does not expose.',
-    query: `
-select n.nspname::text as schema_name, c.relname::text as object_name, null::text as detail,
-       format('%I.%I', n.nspname, c.relname) as target
-from pg_catalog.pg_class c
-join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-where c.relkind = 'm' and ${EXPOSED('n.nspname')} and ${SYSTEM('n.nspname')}
-  and ${API_READABLE('c.oid')}
-  and ${NOT_EXTENSION('c.oid')}`,
-  },
-  {
-    // 0017
-    name: 'foreign_table_in_api',
-    level: 'WARN',
-    category: 'security',
-    needs: ['api roles'],
-    remedy:
-      'Revoke SELECT on it from anon and authenticated (a foreign table has no row level ' +
-      'security), or move it to a schema PostgREST does not expose.',
-    query: `
-select n.nspname::text as schema_name, c.relname::text as object_name, null::text as detail,
-       format('%I.%I', n.nspname, c.relname) as target
-from pg_catalog.pg_class c
-join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-where c.relkind = 'f' and ${EXPOSED('n.nspname')} and ${SYSTEM('n.nspname')}
-  and ${API_READABLE('c.oid')}
-  and ${NOT_EXTENSION('c.oid')}`,
-  },
+  relationInApi('materialized_view_in_api', 'm', 'a materialized view'), // 0016
+  relationInApi('foreign_table_in_api', 'f', 'a foreign table'), // 0017
   {
     // 0023
     name: 'sensitive_columns_exposed',

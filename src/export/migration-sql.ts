@@ -3,6 +3,12 @@ import type { Migration } from 'kysely/migration'
 
 import { migrations } from '../migrations/index.js'
 import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
+import {
+  type CatalogState,
+  catalogState,
+  downGuardSql,
+  lossesBetween,
+} from '../migrator/down-guard.js'
 import { migrationSettings } from '../migrator/settings.js'
 import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
 import { migrationBefore, resolveMigrationName } from '../migrator/migration-names.js'
@@ -12,7 +18,6 @@ import { describeStatement } from '../rehearsal/format-rehearsal.js'
 import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
 import { rehearse, type RehearsalStep } from '../rehearsal/rehearse.js'
 import { scratchDatabase } from '../migrated-dumps/migrated-template.js'
-import { catalogColumns, downScriptGuard } from './down-script-guard.js'
 
 /** Which half of a migration to export. */
 export type MigrationDirection = 'up' | 'down'
@@ -98,28 +103,32 @@ async function recordStatements(
     // A no-op on the template, which is at the starting point already.
     await migrateTo(scratch, startingPoint)
     await ensureSupabaseStandIn(scratch)
-    const before = direction === 'down' ? await catalogColumns(scratch) : []
+    const before = direction === 'down' ? await catalogState(scratch) : undefined
     recording = true
     if (runsInTransaction(migration)) await scratch.transaction().execute(run)
     else await scratch.connection().execute(run)
     recording = false
-    // The runner guards a down by rehearsing it; a script run by hand needs the guard in SQL. A
-    // down that guards itself in SQL (005) reads x402.allow_data_loss already.
-    if (
-      direction === 'down' &&
-      !statements.some((statement) => statement.sql.includes('x402.allow_data_loss'))
-    ) {
-      guard = downScriptGuard(
-        name,
-        before,
-        await catalogColumns(scratch),
-        runsInTransaction(migration),
-      )
+    // The runner guards a down with the same block; a script run by hand needs it in the script.
+    // A down that guards itself in SQL (005) reads x402.allow_data_loss already.
+    if (before && !statements.some((statement) => statement.sql.includes('x402.allow_data_loss'))) {
+      guard = scriptGuard(name, migration, before, await catalogState(scratch))
     }
   } finally {
     await scratch.destroy()
   }
   return { statements, guard }
+}
+
+/** The guard of a down script: what the down drops, counted on the database the script runs on. */
+function scriptGuard(
+  name: string,
+  migration: Migration,
+  before: CatalogState,
+  after: CatalogState,
+): string | undefined {
+  // The scratch database's row counters say nothing about the rows of the script's database.
+  const drops = lossesBetween(before, after).filter((loss) => loss.kind !== 'rows')
+  return downGuardSql(name, drops, { transactional: runsInTransaction(migration) })
 }
 
 /**

@@ -1,8 +1,9 @@
 import { type Kysely, sql } from 'kysely'
 import type { Migration } from 'kysely/migration'
 
-/** The schemas whose objects a down's rehearsal leaves out: the system's and the module's own bookkeeping. */
-const SKIPPED_SCHEMAS = sql`('pg_catalog', 'information_schema', 'x402_migrations', 'x402_backup', 'pg_toast')`
+import { QueryError } from '../connection/query-error.js'
+import { errorCode } from '../connection/sql-state.js'
+import { MIGRATION_TABLE_SCHEMA } from './history-tables.js'
 
 /**
  * Thrown before anything changes when a `down` would destroy data and the run did not opt in.
@@ -13,40 +14,71 @@ export class DataLossRefusal extends Error {
   readonly code = 'DATA_LOSS_REFUSED'
 }
 
+/** The SQLSTATE of the guard's refusal, by which the runner tells it from any other error. */
+const REFUSED = '5X402'
+
+/** The UTC time that ends a backup's name, and its length, which a backup's name always keeps. */
+const STAMP_FORMAT = 'YYYYMMDD"T"HH24MISSMS'
+const STAMP_LENGTH = '20261231T235959999'.length
+
+/** A table of the catalog, and the rows this transaction deleted and updated in it so far. */
+interface CatalogTable {
+  /** The same whatever its name: a table that a down renames is not dropped. */
+  oid: number
+  schema: string
+  table: string
+  /** `schema.table`, each quoted where SQL needs it. */
+  name: string
+  deleted: number
+  updated: number
+}
+
 /**
- * The tables (by oid, with their name) and columns (by table oid and number, with their name) of
- * the database: a table or column that a down renames is the same one, not a drop.
+ * The tables of the database and their columns (by table oid and number, the name quoted where
+ * SQL needs it), outside the system's schemas and the module's own bookkeeping.
  */
-interface CatalogState {
-  tables: Map<number, { name: string; deleted: number; updated: number }>
+export interface CatalogState {
+  tables: Map<number, CatalogTable>
   columns: Map<string, { table: number; name: string }>
 }
 
-async function catalogState(db: Kysely<any>): Promise<CatalogState> {
+/**
+ * The catalog as a down's guard compares it, before and after a rehearsal of the down.
+ *
+ * @example
+ * ```ts
+ * const before = await catalogState(trx)
+ * ```
+ */
+export async function catalogState(db: Kysely<any>): Promise<CatalogState> {
+  const guarded = sql`c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
+    AND n.nspname NOT IN ('information_schema', ${sql.lit(MIGRATION_TABLE_SCHEMA)}, 'x402_backup')`
   // pg_stat_get_xact_* count the rows this transaction deleted and updated so far, cascades and
   // SET NULL actions of foreign keys included: the rows of any table that the down touched.
   const { rows: tables } = await sql<{
     oid: number
+    schema: string
+    table: string
     name: string
     deleted: string
     updated: string
   }>`
-    SELECT c.oid::int AS oid, format('%I.%I', n.nspname, c.relname) AS name,
+    SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS table,
+           format('%I.%I', n.nspname, c.relname) AS name,
            pg_stat_get_xact_tuples_deleted(c.oid) AS deleted, pg_stat_get_xact_tuples_updated(c.oid) AS updated
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ${SKIPPED_SCHEMAS} AND n.nspname NOT LIKE 'pg_temp%'
+    WHERE ${guarded}
   `.execute(db)
   const { rows: columns } = await sql<{ oid: number; attnum: number; name: string }>`
     SELECT c.oid::int AS oid, a.attnum::int AS attnum, format('%I', a.attname) AS name
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
-      AND n.nspname NOT IN ${SKIPPED_SCHEMAS} AND n.nspname NOT LIKE 'pg_temp%'
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND ${guarded}
   `.execute(db)
   return {
     tables: new Map(
       tables.map((row) => [
         row.oid,
-        { name: row.name, deleted: Number(row.deleted), updated: Number(row.updated) },
+        { ...row, deleted: Number(row.deleted), updated: Number(row.updated) },
       ]),
     ),
     columns: new Map(
@@ -55,24 +87,180 @@ async function catalogState(db: Kysely<any>): Promise<CatalogState> {
   }
 }
 
-/** What a rehearsal of a down found it would destroy. */
-interface Losses {
-  /** One line per loss, for the refusal. */
-  lines: string[]
-  /** Tables to copy whole into x402_backup before the down runs. */
-  backups: string[]
+/**
+ * What a down destroys: a table it drops, a column it drops from a table that stays, or rows of
+ * a table that it (or a foreign key's action, or a trigger) deletes or changes, as counted by a
+ * rehearsal of the down in the same transaction.
+ */
+export type Loss =
+  | { kind: 'table'; table: CatalogTable }
+  | { kind: 'column'; table: CatalogTable; column: string }
+  | { kind: 'rows'; table: CatalogTable; deleted: number; updated: number }
+
+/**
+ * What a down destroys, from the catalog before and after a rehearsal of it.
+ *
+ * @example
+ * ```ts
+ * lossesBetween(before, after) // [{ kind: 'table', table: { name: 'public.x402_user_claude_configs', … } }]
+ * ```
+ */
+export function lossesBetween(before: CatalogState, after: CatalogState): Loss[] {
+  const losses: Loss[] = []
+  for (const [oid, table] of before.tables) {
+    const now = after.tables.get(oid)
+    if (!now) {
+      losses.push({ kind: 'table', table })
+      continue
+    }
+    const deleted = now.deleted - table.deleted
+    const updated = now.updated - table.updated
+    if (deleted > 0 || updated > 0) losses.push({ kind: 'rows', table, deleted, updated })
+  }
+  for (const [key, column] of before.columns) {
+    if (after.columns.has(key) || !after.tables.has(column.table)) continue
+    // Under the names it has before the down, where the guard counts its values.
+    losses.push({ kind: 'column', table: before.tables.get(column.table)!, column: column.name })
+  }
+  return losses
+}
+
+/**
+ * The guard of a down, as one `DO` block that runs before the down in its transaction; undefined
+ * where the down destroys nothing. It counts what holds data: the rows of a table the down drops,
+ * the non-null values of a column it drops (each under the name it has before the down), and
+ * takes the rows it deletes or changes as `losses` gives them. With nothing to lose it ends.
+ * Otherwise it refuses (SQLSTATE 5X402), naming each with its count, unless the session set
+ * `x402.allow_data_loss = on`: then it copies each table concerned whole into schema x402_backup
+ * (`<migration number>_[<schema>_]<table>_<UTC time>`) and leaves their names, as a JSON array,
+ * in the transaction's setting `x402.backups`. In a `transactional` down it first locks the
+ * tables concerned against writes (SHARE) until the transaction ends, so that nothing arrives
+ * between the counts and the down, waiting at most 2 s where the session has no lock_timeout.
+ *
+ * @example
+ * ```ts
+ * downGuardSql('002_add_claude_integration', lossesBetween(before, after), { transactional: true })
+ * // 'DO $guard$ … RAISE EXCEPTION … $guard$'
+ * ```
+ */
+export function downGuardSql(
+  name: string,
+  losses: readonly Loss[],
+  options: { transactional: boolean },
+): string | undefined {
+  if (losses.length === 0) return undefined
+  const tables = [...new Map(losses.map((loss) => [loss.table.oid, loss.table])).values()]
+  const counts = losses.flatMap((loss) => {
+    const table = loss.table.name
+    const concerned = (indent: string) =>
+      `${indent}concerned := concerned || ${literal(table)}::text;`
+    if (loss.kind === 'rows') {
+      const lines = [
+        loss.deleted > 0 && `table ${table}: ${loss.deleted} row(s) deleted`,
+        loss.updated > 0 && `table ${table}: ${loss.updated} row(s) changed`,
+      ].filter((line) => line !== false)
+      return [
+        '  -- Counted by the rehearsal of the down, in this transaction:',
+        ...lines.map((line) => `  lost := lost || ${literal(line)}::text;`),
+        concerned('  '),
+      ]
+    }
+    // A column is counted through an alias: a column named like a variable of the block is no clash.
+    const [count, from, label, unit] =
+      loss.kind === 'table'
+        ? ['count(*)', table, `table ${table} (dropped): `, ' row(s)']
+        : [
+            `count(d.${loss.column})`,
+            `${table} d`,
+            `column ${table}.${loss.column} (dropped): `,
+            ' value(s)',
+          ]
+    return [
+      `  SELECT ${count} INTO n FROM ${from};`,
+      '  IF n > 0 THEN',
+      `    lost := lost || (${literal(label)} || n || ${literal(unit)});`,
+      concerned('    '),
+      '  END IF;',
+    ]
+  })
+  const backups = tables.flatMap((table) => [
+    `  IF ${literal(table.name)} = ANY (concerned) THEN`,
+    `    backup := ${literal(backupPrefix(name, table))} || stamp;`,
+    `    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, ${literal(table.name)});`,
+    `    backups := backups || ('x402_backup.' || backup);`,
+    '  END IF;',
+  ])
+  const refusal = [
+    literal(`Rolling back ${name} would destroy data: `),
+    "array_to_string(lost, '; ')",
+    literal(
+      `. Nothing was changed. Keep ${name}, or move the data first; to roll back anyway, run ` +
+        'npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true), or in SQL ' +
+        'run SET x402.allow_data_loss = on before the down: each table concerned is then copied whole ' +
+        'to schema x402_backup first.',
+    ),
+  ].join(' ||\n      ')
+  return [
+    '-- Refuses, before anything changes, where this down would destroy data, unless the session ran',
+    '-- SET x402.allow_data_loss = on; then it first copies each table concerned whole to schema x402_backup.',
+    'DO $guard$',
+    'DECLARE',
+    '  n bigint;',
+    "  lost text[] := '{}';",
+    "  concerned text[] := '{}';",
+    '  backup text;',
+    "  backups text[] := '{}';",
+    `  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', '${STAMP_FORMAT}');`,
+    'BEGIN',
+    ...(options.transactional
+      ? [
+          '  -- Writes wait until the transaction ends: nothing arrives between the counts and the down.',
+          "  IF current_setting('lock_timeout') = '0' THEN PERFORM set_config('lock_timeout', '2s', true); END IF;",
+          `  LOCK TABLE ${tables.map((table) => table.name).join(', ')} IN SHARE MODE;`,
+        ]
+      : []),
+    ...counts,
+    '  IF cardinality(lost) = 0 THEN RETURN; END IF;',
+    "  IF current_setting('x402.allow_data_loss', true) IS DISTINCT FROM 'on' THEN",
+    `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =\n      ${refusal};`,
+    '  END IF;',
+    '  CREATE SCHEMA IF NOT EXISTS x402_backup;',
+    ...backups,
+    '  -- The runner reports the backups from here.',
+    "  PERFORM set_config('x402.backups', array_to_json(backups)::text, true);",
+    'END',
+    '$guard$',
+  ].join('\n')
+}
+
+/**
+ * `<migration number>_[<schema>_]<table>_`, to which the guard adds its UTC time: within
+ * PostgreSQL's 63 bytes, the table part gives way, so that the time that sets two backups apart
+ * is never cut off.
+ */
+function backupPrefix(name: string, table: CatalogTable): string {
+  const number = name.split('_')[0]!
+  const named = table.schema === 'public' ? table.table : `${table.schema}_${table.table}`
+  const room = 63 - number.length - STAMP_LENGTH - 2
+  const kept = Buffer.from(named)
+    .subarray(0, room)
+    .toString()
+    .replace(/\uFFFD+$/, '')
+  return `${number}_${kept}_`
+}
+
+function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`
 }
 
 /**
  * Guards a transactional `down` before it runs, in the run's transaction `trx`: rehearses it in a
  * savepoint and rolls the rehearsal back, learning from the catalog which tables and columns it
  * drops and, from the transaction's row counters, which rows of any table it deletes or updates
- * (the rows of other tables that foreign keys delete or null with them included). Then it counts
- * what holds data: rows of a dropped table, non-null values of a dropped column, rows deleted or
- * updated. With none, it returns. Otherwise it throws {@link DataLossRefusal}, naming each table or
- * column with its count, unless `allowDataLoss`: then each table concerned is copied whole into
- * schema x402_backup (`<migration number>_<table>_<time>`), in the same transaction, from where it
- * can be restored exactly.
+ * (the rows of other tables that foreign keys delete or null with them included). Then it runs
+ * {@link downGuardSql}'s block, the one that `migrate:sql` exports, with `x402.allow_data_loss`
+ * set from `allowDataLoss`: it throws {@link DataLossRefusal} where the down would destroy data,
+ * or, with the opt-in, returns the names of the backups it made.
  *
  * @example
  * ```ts
@@ -100,85 +288,26 @@ export async function guardDown(
     await sql`ROLLBACK TO SAVEPOINT x402_down_rehearsal`.execute(trx)
     await sql`RELEASE SAVEPOINT x402_down_rehearsal`.execute(trx)
   }
-  const losses = await countLosses(trx, before, after)
-  if (losses.lines.length === 0) return []
-  if (!options.allowDataLoss) {
-    throw new DataLossRefusal(
-      `Rolling back ${name} would destroy data: ${losses.lines.join('; ')}. Nothing was changed. Keep ${name}, or move the data first; ` +
-        'to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true): each table ' +
-        'concerned is then copied whole to schema x402_backup before anything changes.',
-    )
+  const guard = downGuardSql(name, lossesBetween(before, after), { transactional: true })
+  if (!guard) return []
+  await sql`SET LOCAL x402.allow_data_loss = ${sql.lit(options.allowDataLoss ? 'on' : 'off')}`.execute(
+    trx,
+  )
+  // Cleared first: the block leaves it alone where nothing holds data, and an earlier down of the
+  // same transaction may have set it.
+  await sql`SET LOCAL x402.backups = '[]'`.execute(trx)
+  try {
+    await sql.raw(guard).execute(trx)
+  } catch (error) {
+    if (errorCode(error) !== REFUSED) throw error
+    // The block's own words, which the exported script shows too, not QueryError's wrapping of them.
+    const raised = error instanceof QueryError && error.cause instanceof Error ? error.cause : error
+    throw new DataLossRefusal((raised as Error).message, { cause: error })
   }
-  return backUp(trx, name, losses.backups)
-}
-
-async function countLosses(
-  db: Kysely<any>,
-  before: CatalogState,
-  after: CatalogState,
-): Promise<Losses> {
-  const lines: string[] = []
-  const backups = new Set<string>()
-  for (const [oid, state] of before.tables) {
-    const table = state.name
-    const now = after.tables.get(oid)
-    if (!now) {
-      const rows = await countRows(db, sql`SELECT count(*) AS n FROM ${sql.raw(table)}`)
-      if (rows > 0) {
-        lines.push(`table ${table} (dropped): ${rows} row(s)`)
-        backups.add(table)
-      }
-      continue
-    }
-    const deleted = now.deleted - state.deleted
-    const updated = now.updated - state.updated
-    if (deleted > 0) lines.push(`table ${table}: ${deleted} row(s) deleted`)
-    if (updated > 0) lines.push(`table ${table}: ${updated} row(s) changed`)
-    if (deleted > 0 || updated > 0) backups.add(table)
-  }
-  for (const [column, { table: oid, name }] of before.columns) {
-    if (after.columns.has(column) || !after.tables.has(oid)) continue
-    // Counted under the name it has before the down, where the rehearsal rolled back to.
-    const table = before.tables.get(oid)!.name
-    const values = await countRows(
-      db,
-      sql`SELECT count(${sql.raw(name)}) AS n FROM ${sql.raw(table)}`,
-    )
-    if (values > 0) {
-      lines.push(`column ${table}.${name} (dropped): ${values} value(s)`)
-      backups.add(table)
-    }
-  }
-  return { lines, backups: [...backups] }
-}
-
-async function countRows(db: Kysely<any>, query: ReturnType<typeof sql>): Promise<number> {
-  const { rows } = await (query as ReturnType<typeof sql<{ n: string }>>).execute(db)
-  return Number(rows[0]!.n)
-}
-
-async function backUp(db: Kysely<any>, name: string, tables: string[]): Promise<string[]> {
-  await sql`CREATE SCHEMA IF NOT EXISTS x402_backup`.execute(db)
-  const { rows } = await sql<{ stamp: string }>`
-    SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS') AS stamp
-  `.execute(db)
-  const prefix = name.slice(0, 3)
-  const made: string[] = []
-  for (const table of tables) {
-    // <migration number>_[<schema>_]<table>_<time>, within PostgreSQL's 63 bytes: the table part
-    // gives way, so that the stamp that sets two backups apart is never cut off.
-    const [schema, bare] = table.replaceAll('"', '').split('.') as [string, string]
-    const stamp = rows[0]!.stamp
-    const named = schema === 'public' ? bare : `${schema}_${bare}`
-    const room = 63 - prefix.length - stamp.length - 2
-    const backup = `${prefix}_${Buffer.from(named)
-      .subarray(0, room)
-      .toString()
-      .replace(/\uFFFD+$/, '')}_${stamp}`
-    await sql`CREATE TABLE ${sql.id('x402_backup', backup)} AS TABLE ${sql.raw(table)}`.execute(db)
-    made.push(`x402_backup.${backup}`)
-  }
-  return made
+  const { rows } = await sql<{
+    backups: string
+  }>`SELECT current_setting('x402.backups') AS backups`.execute(trx)
+  return JSON.parse(rows[0]!.backups) as string[]
 }
 
 /** Rows that a non-transactional `down` deletes: a table, and which of its rows. */
@@ -242,4 +371,9 @@ export async function refuseReferencedRows(
       `Nothing was changed. The module does not change tables it does not own, even with --allow-data-loss: keep ${name}, ` +
       'or roll back once no row of another table references the rows named.',
   )
+}
+
+async function countRows(db: Kysely<any>, query: ReturnType<typeof sql>): Promise<number> {
+  const { rows } = await (query as ReturnType<typeof sql<{ n: string }>>).execute(db)
+  return Number(rows[0]!.n)
 }
