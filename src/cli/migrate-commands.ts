@@ -91,19 +91,25 @@ export const commands: { [N in Name]: Command<N> } = {
   list: async (db, { json }) => {
     const status = await migrationStatus(db())
     if (json) {
-      const migrations = status.map(({ name, appliedAt }) => ({
+      const migrations = status.map(({ name, appliedAt, unknown }) => ({
         name,
-        status: appliedAt ? 'applied' : 'pending',
+        status: unknown ? 'unknown' : appliedAt ? 'applied' : 'pending',
         appliedAt: appliedAt?.toISOString() ?? null,
       }))
       process.stdout.write(`${JSON.stringify({ migrations }, null, 2)}\n`)
       return
     }
-    for (const { name, appliedAt } of status) {
+    for (const { name, appliedAt, unknown } of status) {
       console.log(
-        `${appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`,
+        `${unknown ? 'unknown' : appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`,
       )
     }
+    const unknown = status.filter((entry) => entry.unknown).map((entry) => entry.name)
+    if (unknown.length > 0)
+      console.error(
+        `unknown: ${unknown.join(', ')}, recorded in the history, has no migration file in this module; ` +
+          'restore the file, or check that you point at the right database.',
+      )
   },
   new: async (_db, _values, [name = '']) => {
     const { file, registry } = writeNewMigration(name)
@@ -232,13 +238,15 @@ function busyTables(): string[] {
 
 /**
  * Whether nothing is pending, asked as start-up asks it (one query, which also refuses an
- * interrupted rollback): then `latest` has nothing to do, without a run's lock and table checks.
- * Anything else (a pending migration, an interrupted rollback, an error, which the run then
- * reports in full) goes to the run.
+ * interrupted rollback), and the history records no migration this module lacks (which start-up
+ * lets pass, for an older instance of a rolling deploy): then `latest` has nothing to do,
+ * without a run's lock and table checks. Anything else (a pending migration, an interrupted
+ * rollback, an unknown history row, an error, which the run then reports in full) goes to the run.
  */
 async function upToDate(db: Kysely<any>): Promise<boolean> {
   try {
-    return (await pendingMigrationNames(db)).length === 0
+    if ((await pendingMigrationNames(db)).length > 0) return false
+    return !(await migrationStatus(db)).some((migration) => migration.unknown)
   } catch {
     return false
   }

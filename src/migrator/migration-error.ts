@@ -233,3 +233,22 @@ export class InterruptedRollbackError extends Error {
     )
   }
 }
+
+/**
+ * Thrown when the history records migrations that no migration file of this module has (a
+ * deleted file, a database that a newer version migrated, or the wrong database): Kysely's
+ * Migrator refuses such a history too, and the run refuses it before it changes anything.
+ */
+export class UnknownMigrationsError extends Error {
+  override readonly name = 'UnknownMigrationsError'
+  readonly code = 'UNKNOWN_MIGRATIONS'
+
+  constructor(readonly migrationNames: string[]) {
+    super(
+      `The history records ${migrationNames.join(', ')}, which no migration file of this module has. ` +
+        'Nothing was changed. If the file was deleted or this module is older than the database, restore the ' +
+        'migration file (or update the module); otherwise check that DATABASE_URL (or MIGRATION_DATABASE_URL) ' +
+        'points at the right database.',
+    )
+  }
+}
