@@ -240,9 +240,12 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
         ),
       )
       expect(fellThrough(await withoutKysely())).toBe(true)
+      // The runner refuses a history it cannot account for, as Kysely's Migrator does.
       const full = await x402db(['migrate', 'latest'], env)
-      expect(full.code).toBe(0)
-      expect(full.stderr).toContain('Already up to date')
+      expect(full.code).toBe(1)
+      expect(full.stderr).toContain(
+        'The history records 999_from_a_newer_release, which no migration file of this module has.',
+      )
       await withHistory((client) =>
         client.query('DELETE FROM x402_migrations.migration_checksum WHERE name = $1', [NEWEST]),
       )
@@ -256,16 +259,19 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
       expect((await withoutKysely()).code).toBe(0)
     })
 
-    it('leaves a recorded migration that this module does not have to the runner', async () => {
+    it('leaves a recorded migration that this module does not have to the runner, which refuses it', async () => {
       await withHistory((client) =>
         client.query(
           "INSERT INTO x402_migrations.kysely_migration (name, timestamp) VALUES ('999_from_a_newer_release', now()::text)",
         ),
       )
       expect(fellThrough(await withoutKysely())).toBe(true)
+      // The runner refuses a history it cannot account for, as Kysely's Migrator does.
       const full = await x402db(['migrate', 'latest'], env)
-      expect(full.code).toBe(0)
-      expect(full.stderr).toContain('Already up to date')
+      expect(full.code).toBe(1)
+      expect(full.stderr).toContain(
+        'The history records 999_from_a_newer_release, which no migration file of this module has.',
+      )
       await withHistory((client) =>
         client.query(
           "DELETE FROM x402_migrations.kysely_migration WHERE name = '999_from_a_newer_release'",
