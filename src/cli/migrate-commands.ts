@@ -15,6 +15,7 @@ import { formatDecisionEntries } from '../adoption/adoption-decisions.js'
 import { checkDrift, driftSummary, formatDriftReport } from '../adoption/drift-check.js'
 import { planRepair } from '../adoption/repair-plan.js'
 import { resolveDatabaseTarget } from '../connection/create-db.js'
+import { shownOnTerminal } from '../connection/shown-argument.js'
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
 import { migrationNames } from '../migrations/index.js'
@@ -202,7 +203,7 @@ export const commands: { [N in Name]: Command<N> } = {
         lockWaitMs: migrationSettings().lockWaitMs,
         busyTables: busyTables(),
       })
-      for (const line of result.notPulled) console.error(`not pulled: ${line}`)
+      for (const line of result.notPulled) console.error(`not pulled: ${shownOnTerminal(line)}`)
       if (!result.migrationName)
         return void console.error(
           result.notPulled.length > 0
@@ -216,7 +217,7 @@ export const commands: { [N in Name]: Command<N> } = {
       )
     } catch (error) {
       if (!(error instanceof PullRefusedError)) throw error
-      console.error(`migrate pull refused: ${error.message}`)
+      console.error(`migrate pull refused: ${shownOnTerminal(error.message)}`)
       return 2
     }
   },
