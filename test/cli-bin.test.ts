@@ -240,12 +240,9 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
         ),
       )
       expect(fellThrough(await withoutKysely())).toBe(true)
-      // The runner refuses a history it cannot account for, as Kysely's Migrator does.
       const full = await x402db(['migrate', 'latest'], env)
-      expect(full.code).toBe(1)
-      expect(full.stderr).toContain(
-        'The history records 999_from_a_newer_release, which no migration file of this module has.',
-      )
+      expect(full.code).toBe(0)
+      expect(full.stderr).toContain('Already up to date')
       await withHistory((client) =>
         client.query('DELETE FROM x402_migrations.migration_checksum WHERE name = $1', [NEWEST]),
       )
