@@ -71,7 +71,7 @@ function contentKey(files) {
  * cost of a stat per file; where they differ from the build's (a fresh checkout, an unpacked
  * package), the contents decide, and the stamp then takes the new times where it can be written.
  */
-function isCurrent() {
+function isCurrent({ write = true } = {}) {
   let stamp
   try {
     stamp = JSON.parse(readFileSync(stampFile, 'utf8'))
@@ -82,6 +82,7 @@ function isCurrent() {
   const stats = statKey(files)
   if (stamp.stats === stats) return true
   if (stamp.contents !== contentKey(files)) return false
+  if (!write) return true
   try {
     writeFileSync(stampFile, JSON.stringify({ ...stamp, stats }))
   } catch {
@@ -187,13 +188,25 @@ if (major < minMajor || (major === minMajor && minor < minMinor)) {
 const userCache = process.env.XDG_CACHE_HOME?.trim() || join(homedir(), '.cache')
 nodeModule.enableCompileCache?.(join(userCache, 'x402-jobs-db', 'compile-cache'))
 
+const args = process.argv.slice(2)
+// npm keeps a --dry-run typed without `--` for itself and says so only in npm_config_dry_run:
+// then the bin writes nothing, not even dist/, and dispatch decides which commands may run.
+const dryRun = process.env.npm_config_dry_run?.trim().toLowerCase()
+const npmDryRun = Boolean(dryRun) && dryRun !== 'false' && args[0] !== '--build'
+if (npmDryRun && !isCurrent({ write: false })) {
+  console.error(
+    'x402-db refused: npm_config_dry_run is set (npm keeps a --dry-run typed without `--` for itself), and dist/ ' +
+      'is older than src/, so running anything would first rebuild it. Nothing was done. Run `npm run build` first, ' +
+      'then the command again (a dry run goes after `--`: npm run <script> -- --dry-run).',
+  )
+  process.exit(2)
+}
 try {
-  await ensureBuilt()
+  if (!npmDryRun) await ensureBuilt()
 } catch (error) {
   console.error(`build failed: ${error.message}`)
   process.exit(1)
 }
-const args = process.argv.slice(2)
 if (args[0] !== '--build') {
   const { dispatch } = await import(pathToFileURL(join(dist, 'cli', 'dispatch.js')).href)
   const code = await dispatch(args)

@@ -23,6 +23,7 @@ export {
   InterruptedRollbackError,
   MigrationError,
   TransactionPoolerError,
+  UnknownMigrationsError,
 } from './migrator/migration-error.js'
 export { DataLossRefusal } from './migrator/down-guard.js'
 export { MigrationLockTimeoutError } from './migrator/lock.js'

@@ -9,6 +9,7 @@ import { createDb, IN_MEMORY } from '../src/connection/create-db.js'
 import {
   AcceptedFindingsError,
   type AdvisorReport,
+  ensureSupabaseStandIn,
   failingFindings,
   parseAcceptedFindings,
   readAcceptedFindings,
@@ -251,6 +252,34 @@ describe('the accepted-findings file', () => {
       /entry 2 of "accepted" accepts rls_disabled_in_public on public\.x402_oauth_pending a second time/,
     )
     expect(parseAcceptedFindings(file([entry]), 'advisor-accepted.json')).toEqual([entry])
+  })
+
+  // An accepted finding names its object exactly as the report prints it: whatever characters
+  // the name holds (spaces, dots, quotes), it keeps exactly that finding and no other.
+  it('accepts any object name, exactly', async () => {
+    const names = ['my table', 'a.b "c"', ' padded ']
+    const accepted = parseAcceptedFindings(
+      file(names.map((name) => ({ ...entry, object: `public.${name}` }))),
+      'advisor-accepted.json',
+    )
+    expect(accepted.map(({ object }) => object)).toEqual(names.map((name) => `public.${name}`))
+    const db = createDb({ dataDir: IN_MEMORY })
+    try {
+      await ensureSupabaseStandIn(db)
+      for (const name of [...names, 'my  table'])
+        await sql`CREATE TABLE ${sql.id('public', name)} (id int)`.execute(db)
+      const report = await runAdvisor(db, { accepted })
+      const rlsOff = report.findings.filter(({ lint }) => lint === 'rls_disabled_in_public')
+      expect(
+        Object.fromEntries(rlsOff.map(({ object, acceptedBecause }) => [object, acceptedBecause])),
+      ).toEqual({
+        ...Object.fromEntries(names.map((name) => [`public.${name}`, REASON])),
+        'public.my  table': undefined,
+      })
+      expect(report.unmatched).toEqual([])
+    } finally {
+      await db.destroy()
+    }
   })
 
   it('of the repository is valid', () => {

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process'
+
 import { sql } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
 
@@ -212,6 +214,53 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         await runDb.destroy()
       }
       // The next run, which holds the lock, completes 005 and what follows.
+      expect(
+        (await migrateToLatest(db, { env: {} })).map((result) => result.migrationName),
+      ).toEqual(migrationsAfter(MIGRATION_002))
+    })
+  })
+
+  // The lock confirmed as 005's last statement ends is not enough: the lock session may die
+  // between that answer and the history's INSERT, which runs outside a transaction. Terminated
+  // there (synchronously, before the INSERT is sent), the record must not be written.
+  it('records nothing when the lock session is terminated just before the history INSERT of 005', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_002)
+      let terminated = false
+      const runDb = createDb({
+        connectionString: withApplicationName(connectionString, RUN),
+        onStatement: (text, parameters) => {
+          if (
+            !terminated &&
+            /insert into "x402_migrations"\."kysely_migration"/i.test(text) &&
+            parameters[0] === CONCURRENT
+          ) {
+            terminated = true
+            execFileSync('psql', [
+              connectionString,
+              '-qAtc',
+              `SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory'
+                 AND granted AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY} AND objsubid = 1
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+            ])
+          }
+        },
+      })
+      try {
+        const error = await migrateToLatest(runDb, { env: {}, log: () => {} }).catch(
+          (caught: unknown) => caught,
+        )
+        expect(terminated).toBe(true)
+        expect(error).toBeInstanceOf(MigrationError)
+        expect((error as Error).message).toContain('The migration lock was lost')
+      } finally {
+        await runDb.destroy()
+      }
+      await withSessions(connectionString, async (session) => {
+        const observer = await session('x402-test-observer')
+        expect(await recordedMigrations(observer)).toEqual(migrationsThrough(MIGRATION_002))
+      })
       expect(
         (await migrateToLatest(db, { env: {} })).map((result) => result.migrationName),
       ).toEqual(migrationsAfter(MIGRATION_002))

@@ -1,4 +1,15 @@
 import { execFile } from 'node:child_process'
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
@@ -245,16 +256,19 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
       expect((await withoutKysely()).code).toBe(0)
     })
 
-    it('leaves a recorded migration that this module does not have to the runner', async () => {
+    it('leaves a recorded migration that this module does not have to the runner, which refuses it', async () => {
       await withHistory((client) =>
         client.query(
           "INSERT INTO x402_migrations.kysely_migration (name, timestamp) VALUES ('999_from_a_newer_release', now()::text)",
         ),
       )
       expect(fellThrough(await withoutKysely())).toBe(true)
+      // The runner refuses a history it cannot account for, as Kysely's Migrator does.
       const full = await x402db(['migrate', 'latest'], env)
-      expect(full.code).toBe(0)
-      expect(full.stderr).toContain('Already up to date')
+      expect(full.code).toBe(1)
+      expect(full.stderr).toContain(
+        'The history records 999_from_a_newer_release, which no migration file of this module has.',
+      )
       await withHistory((client) =>
         client.query(
           "DELETE FROM x402_migrations.kysely_migration WHERE name = '999_from_a_newer_release'",
@@ -286,3 +300,42 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
     }
   },
 )
+
+// npm's --dry-run reaches the bin only as npm_config_dry_run: a command refused under it must be
+// refused before the bin builds dist/ (a write), also where dist/ is older than src/.
+describe('npm_config_dry_run before the build', () => {
+  let copy: string
+  beforeAll(() => {
+    copy = mkdtempSync(join(tmpdir(), 'x402-bin-dry-'))
+    for (const entry of [
+      'bin',
+      'src',
+      'dist',
+      'package.json',
+      'tsconfig.json',
+      'tsconfig.build.json',
+    ])
+      cpSync(join(root, entry), join(copy, entry), { recursive: true })
+    symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'))
+    // A source changed since the build: dist/ is out of date.
+    appendFileSync(join(copy, 'src', 'index.ts'), '\n')
+  })
+  afterAll(() => rmSync(copy, { recursive: true, force: true }))
+
+  it('refuses with exit 2 and builds nothing', async () => {
+    const stamp = readFileSync(join(copy, 'dist', '.build-stamp'), 'utf8')
+    const { DATABASE_URL: _unused, ...inherited } = process.env
+    const refused = await settle(
+      run(process.execPath, ['--liftoff-only', 'bin/x402-db.mjs', 'migrate', 'up'], {
+        cwd: copy,
+        env: { ...inherited, npm_config_dry_run: 'true', PGLITE_DATA_DIR: join(copy, 'data') },
+        timeout: 60_000,
+      }),
+    )
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toContain('npm_config_dry_run is set')
+    expect(refused.stderr).not.toContain('Building dist/')
+    expect(readFileSync(join(copy, 'dist', '.build-stamp'), 'utf8')).toBe(stamp)
+    expect(existsSync(join(copy, 'data'))).toBe(false)
+  })
+})

@@ -2,10 +2,12 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { migrationNames } from '../src/migrations/index.js'
 import { EXIT_NOTE } from '../src/cli/run-command.js'
+import { migrateToLatest } from '../src/tooling.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { ALL_MIGRATIONS } from './support/migration-names.js'
 import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
@@ -270,4 +272,43 @@ describe('the migrate command line on bad input', () => {
       expect(result.stderr).not.toMatch(/hunter2/i)
     },
   )
+})
+
+// Kysely's Migrator refuses a history row that no migration file knows only when something is
+// pending; with nothing pending, such a row (a deleted file, another app's database) must not
+// pass for up to date.
+describe.each(testTargets)('a history row that no migration knows, on %s', (target) => {
+  let database: TestDatabase
+  let env: NodeJS.ProcessEnv
+
+  beforeAll(async () => {
+    database = await createTestDatabase(target, {}, 'latest')
+    await migrateToLatest(database.db)
+    await sql`INSERT INTO x402_migrations.kysely_migration (name, timestamp) VALUES ('999_unknown', ${new Date().toISOString()})`.execute(
+      database.db,
+    )
+    await database.db.destroy()
+    env = cliEnv(database.location)
+  })
+  afterAll(async () => {
+    await database.destroy()
+  })
+
+  it('migrate:latest refuses, naming the row and what to do', async () => {
+    const latest = await cli(['latest'], env)
+    expect(latest.code).toBe(1)
+    expect(latest.stderr).toMatch(
+      /^migrate latest failed: The history records 999_unknown, which no migration file of this module has.*Nothing was changed\. .*restore the migration file.*right database/m,
+    )
+  })
+
+  it('migrate:list shows it as unknown', async () => {
+    const list = await cli(['list'], env)
+    expect(list.code).toBe(0)
+    expect(lines(list.stdout).at(-1)).toMatch(/^unknown  \d{4}-\d\d-\d\dT\S+  999_unknown$/)
+    const json = JSON.parse((await cli(['list', '--json'], env)).stdout) as {
+      migrations: Array<{ name: string; status: string }>
+    }
+    expect(json.migrations.at(-1)).toMatchObject({ name: '999_unknown', status: 'unknown' })
+  })
 })

@@ -134,3 +134,41 @@ describe('a bound in DATABASE_URL that would mean no bound', () => {
     })
   }
 })
+
+// libpq's URLs may name the host, and the password, in the query string; the driver's own parser
+// (pg-connection-string) reads them, and so must the checks and the messages.
+describe('a URL whose host is in the query string', () => {
+  it('is accepted, and shown by its host and port, never its password', async () => {
+    const { checkConnectionString } = await import('../src/connection/connection-string.js')
+    const { describeDatabaseTarget } = await import('../src/connection/database-target.js')
+    const { explainTimeout } = await import('../src/connection/server-client-config.js')
+    const inQuery = 'postgres:///db?host=somehost&password=Hunter2Secret'
+    const socket = 'postgresql://user@/db?host=/var/run/postgresql'
+    for (const url of [inQuery, socket])
+      expect(() => checkConnectionString(url, 'DATABASE_URL')).not.toThrow()
+    expect(describeDatabaseTarget({ kind: 'postgres', connectionString: inQuery })).toBe(
+      'PostgreSQL at somehost:5432/db',
+    )
+    expect(describeDatabaseTarget({ kind: 'postgres', connectionString: socket })).toBe(
+      'PostgreSQL at /var/run/postgresql:5432/db',
+    )
+    const timedOut = explainTimeout(new Error('timeout expired'), inQuery) as Error
+    expect(timedOut.message).toContain('Could not connect to somehost:5432:')
+    expect(timedOut.message).not.toContain('Hunter2Secret')
+  })
+
+  it.each([
+    ['postgres:///db?host=somehost&password=Hunter2Secret&connect_timeout=0', 'connect_timeout'],
+    ['postgresql://user@/db?host=/var/run/postgresql&query_timeout=0', 'query_timeout'],
+  ])('has its bounds checked: %s', async (url, bound) => {
+    const { checkConnectionString } = await import('../src/connection/connection-string.js')
+    expect(() => checkConnectionString(url, 'DATABASE_URL')).toThrow(
+      `${bound} in DATABASE_URL is "0", expected a whole number of at least 1`,
+    )
+    try {
+      checkConnectionString(url, 'DATABASE_URL')
+    } catch (error) {
+      expect((error as Error).message).not.toContain('Hunter2Secret')
+    }
+  })
+})

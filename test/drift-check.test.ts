@@ -9,6 +9,7 @@ import {
   baselineMigrations,
   checkDrift,
   createDb,
+  formatAdvisorReport,
   formatDriftReport,
   migrateDown,
   migrateToLatest,
@@ -16,6 +17,7 @@ import {
   migrationChecksum,
   migrationSourcePath,
   readMigrationChecksums,
+  runAdvisor,
   syncMigrationChecksums,
 } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
@@ -143,6 +145,27 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
         ].join('\n'),
       )
       expect(report).toMatch(new RegExp(`DRIFT: 3 schema difference\\(s\\) from ${NEWEST}\\.\n$`))
+    })
+  })
+
+  // A name is whatever CREATE TABLE accepted: shown raw, an escape sequence in it would reach
+  // the terminal of whoever reads the report (and a line break would forge a line of it).
+  it("shows the names in its report and the advisor's escaped, and keeps them exact in JSON", async () => {
+    await withDatabase(target, 'latest', async ({ db }) => {
+      await migrateToLatest(db)
+      await sql`CREATE TABLE ${sql.id('evil\x1b[2J')} (id int)`.execute(db)
+      await sql`CREATE TABLE ${sql.id('two\nOK: forged')} (id int)`.execute(db)
+      const drifted = await checkDrift(db)
+      const report = formatDriftReport(drifted)
+      expect(report).toContain('evil\\x1b[2J')
+      expect(report).toContain('two\\nOK: forged')
+      expect(report).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/)
+      expect(report).not.toMatch(/^\s*OK: forged/m)
+      expect(JSON.stringify(drifted)).toContain(JSON.stringify('evil\x1b[2J').slice(1, -1))
+      const advice = formatAdvisorReport(await runAdvisor(db, { schemas: ['public'] }))
+      expect(advice).toContain('evil\\x1b[2J')
+      expect(advice).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/)
+      expect(advice).not.toMatch(/^\s*OK: forged/m)
     })
   })
 

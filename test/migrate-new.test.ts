@@ -104,10 +104,11 @@ describe('migrate:new in a copy of the repository', () => {
     const files = readdirSync(join(copy, 'src', 'migrations'))
     const registry = readFileSync(join(copy, 'src', 'migrations', 'index.ts'), 'utf8')
     const again = await inCopy('migrate', ['new', NAME])
-    expect(again.code).toBe(1)
+    expect(again.code).toBe(2)
     expect(again.stderr.trim()).toMatch(
       new RegExp(
-        `^migrate new failed: a migration named ${NAME} exists already: .*${NEXT}\\.ts\\. Choose another name; nothing was written\\.$`,
+        `^migrate new failed: a migration named ${NAME} exists already: .*${NEXT}\\.ts\\. Nothing was written\\. ` +
+          `Choose another name \\(npm run migrate:new -- <name>\\), or edit .*${NEXT}\\.ts if it is the one you meant\\.$`,
       ),
     )
     expect(readdirSync(join(copy, 'src', 'migrations'))).toEqual(files)

@@ -82,7 +82,7 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     const typo = { ...env, INTEGRATION_ENCRYPTION_SECRET: `${NEW_SECRET.slice(0, -1)}8` }
 
     const unconfirmed = await rotateKeys([], typo)
-    expect(unconfirmed.code).not.toBe(0)
+    expect(unconfirmed.code).toBe(2)
     expect(unconfirmed.stderr.trim()).toMatch(
       /^keys:rotate failed: keys:rotate needs --key-id <key id>, the key id of the INTEGRATION_ENCRYPTION_SECRET the app runs with/,
     )
@@ -90,11 +90,17 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
 
     const mismatch = await rotateKeys(['--key-id', NEW_KEY_ID], typo)
     expect(mismatch.code).toBe(1)
+    // Both key ids, each named for what it is: the one confirmed, and the one the secret has.
+    const typoKeyId = new IntegrationCipher({
+      current: typo.INTEGRATION_ENCRYPTION_SECRET,
+      previous: [],
+    }).currentKeyId
     expect(mismatch.stderr).toMatch(
       new RegExp(
-        `^keys:rotate failed: The current secret has key id [0-9a-f]{8}, not ${NEW_KEY_ID} as confirmed: it is not the secret the app runs with`,
+        `^keys:rotate failed: The current secret has key id ${typoKeyId}, not ${NEW_KEY_ID} as confirmed: it is not the secret the app runs with`,
       ),
     )
+    expect(mismatch.stderr).not.toContain(typo.INTEGRATION_ENCRYPTION_SECRET)
     expect(mismatch.stderr).toContain('Nothing was written.')
     expect(await storedKeys()).toEqual(before)
 
@@ -102,7 +108,7 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
       ['--key-id', 'sk-or-v1-0123456789abcdef0123456789abcdef'],
       typo,
     )
-    expect(malformed.code).not.toBe(0)
+    expect(malformed.code).toBe(2)
     expect(malformed.stderr).not.toContain('0123456789abcdef')
     expect(malformed.stderr).toMatch(/--key-id is 8 hexadecimal digits/)
   })

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 
+import { shownOnTerminal } from '../connection/shown-argument.js'
 import { migrationNames } from '../migrations/index.js'
 import {
   type MigrationSourceOptions,
@@ -176,7 +177,7 @@ export function formatDriftReport(
 ): string {
   const lines: string[] = []
   const section = (title: string, body: string[]) => {
-    if (body.length > 0) lines.push(title, ...body.map((line) => `  ${line}`), '')
+    if (body.length > 0) lines.push(title, ...body.map((line) => `  ${shownOnTerminal(line)}`), '')
   }
   section('Migration history:', report.history)
   if (report.schema) {

@@ -11,7 +11,7 @@ export const DEFAULT_ADVISOR_ACCEPTED_PATH = fileURLToPath(
   new URL(`../../${ADVISOR_ACCEPTED_FILE}`, import.meta.url),
 )
 
-/** A finding that a team keeps on purpose: the lint, the object (`schema.name`), and why. */
+/** A finding that a team keeps on purpose: the lint, the object (`schema.name`, exactly as the report prints it), and why. */
 export interface AcceptedFinding {
   lint: string
   object: string
@@ -112,7 +112,8 @@ export function parseAcceptedFindings(text: string, shownAs: string): AcceptedFi
           'such as rls_disabled_in_public',
       )
     }
-    if (typeof object !== 'string' || !/^[^.\s]+\.\S+$/.test(object)) {
+    // Compared exactly with what the report prints: a name may hold any character, spaces too.
+    if (typeof object !== 'string' || !/^.+\..+$/s.test(object)) {
       return refuse(
         `${at} (${lint}) has no "object" written schema.name, such as public.x402_oauth_pending`,
       )

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 
+import { shownOnTerminal } from '../connection/shown-argument.js'
 import type { AcceptedFinding } from './accepted-findings.js'
 import {
   ADVISOR_LINTS,
@@ -212,15 +213,20 @@ export function formatAdvisorReport(
     if (atLevel.length === 0) continue
     lines.push('', `${level} (${atLevel.length})`)
     for (const finding of atLevel) {
-      const detail = finding.detail ? `  (${finding.detail})` : ''
-      lines.push(`  ${finding.lint}  ${finding.object}${detail}`, `      remedy: ${finding.remedy}`)
+      const detail = finding.detail ? `  (${shownOnTerminal(finding.detail)})` : ''
+      lines.push(
+        `  ${finding.lint}  ${shownOnTerminal(finding.object)}${detail}`,
+        `      remedy: ${shownOnTerminal(finding.remedy)}`,
+      )
     }
   }
   if (kept.length > 0) {
     lines.push('', `Accepted in ${acceptedFile} (${kept.length})`)
     for (const finding of kept) {
       const { level, lint, object, acceptedBecause } = finding
-      lines.push(`  ${level} ${lint}  ${object}: ${acceptedBecause}`)
+      lines.push(
+        `  ${level} ${lint}  ${shownOnTerminal(object)}: ${shownOnTerminal(acceptedBecause!)}`,
+      )
     }
   }
   if (report.skipped.length > 0) {
@@ -230,7 +236,8 @@ export function formatAdvisorReport(
   if (report.unmatched.length > 0) {
     const stale = report.unmatched.length
     lines.push('', `Accepted in ${acceptedFile} but found no more: remove these entries (${stale})`)
-    for (const entry of report.unmatched) lines.push(`  ${entry.lint}  ${entry.object}`)
+    for (const entry of report.unmatched)
+      lines.push(`  ${shownOnTerminal(entry.lint)}  ${shownOnTerminal(entry.object)}`)
   }
   const counts = LEVEL_ORDER.map(
     (level) => `${open.filter((finding) => finding.level === level).length} ${level}`,

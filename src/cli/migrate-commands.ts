@@ -15,6 +15,7 @@ import { formatDecisionEntries } from '../adoption/adoption-decisions.js'
 import { checkDrift, driftSummary, formatDriftReport } from '../adoption/drift-check.js'
 import { planRepair } from '../adoption/repair-plan.js'
 import { resolveDatabaseTarget } from '../connection/create-db.js'
+import { shownOnTerminal } from '../connection/shown-argument.js'
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
 import { migrationNames } from '../migrations/index.js'
@@ -91,19 +92,25 @@ export const commands: { [N in Name]: Command<N> } = {
   list: async (db, { json }) => {
     const status = await migrationStatus(db())
     if (json) {
-      const migrations = status.map(({ name, appliedAt }) => ({
+      const migrations = status.map(({ name, appliedAt, unknown }) => ({
         name,
-        status: appliedAt ? 'applied' : 'pending',
+        status: unknown ? 'unknown' : appliedAt ? 'applied' : 'pending',
         appliedAt: appliedAt?.toISOString() ?? null,
       }))
       process.stdout.write(`${JSON.stringify({ migrations }, null, 2)}\n`)
       return
     }
-    for (const { name, appliedAt } of status) {
+    for (const { name, appliedAt, unknown } of status) {
       console.log(
-        `${appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`,
+        `${unknown ? 'unknown' : appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`,
       )
     }
+    const unknown = status.filter((entry) => entry.unknown).map((entry) => entry.name)
+    if (unknown.length > 0)
+      console.error(
+        `unknown: ${unknown.join(', ')}, recorded in the history, has no migration file in this module; ` +
+          'restore the file, or check that you point at the right database.',
+      )
   },
   new: async (_db, _values, [name = '']) => {
     const { file, registry } = writeNewMigration(name)
@@ -196,7 +203,7 @@ export const commands: { [N in Name]: Command<N> } = {
         lockWaitMs: migrationSettings().lockWaitMs,
         busyTables: busyTables(),
       })
-      for (const line of result.notPulled) console.error(`not pulled: ${line}`)
+      for (const line of result.notPulled) console.error(`not pulled: ${shownOnTerminal(line)}`)
       if (!result.migrationName)
         return void console.error(
           result.notPulled.length > 0
@@ -210,7 +217,7 @@ export const commands: { [N in Name]: Command<N> } = {
       )
     } catch (error) {
       if (!(error instanceof PullRefusedError)) throw error
-      console.error(`migrate pull refused: ${error.message}`)
+      console.error(`migrate pull refused: ${shownOnTerminal(error.message)}`)
       return 2
     }
   },
@@ -232,13 +239,15 @@ function busyTables(): string[] {
 
 /**
  * Whether nothing is pending, asked as start-up asks it (one query, which also refuses an
- * interrupted rollback): then `latest` has nothing to do, without a run's lock and table checks.
- * Anything else (a pending migration, an interrupted rollback, an error, which the run then
- * reports in full) goes to the run.
+ * interrupted rollback), and the history records no migration this module lacks (which start-up
+ * lets pass, for an older instance of a rolling deploy): then `latest` has nothing to do,
+ * without a run's lock and table checks. Anything else (a pending migration, an interrupted
+ * rollback, an unknown history row, an error, which the run then reports in full) goes to the run.
  */
 async function upToDate(db: Kysely<any>): Promise<boolean> {
   try {
-    return (await pendingMigrationNames(db)).length === 0
+    if ((await pendingMigrationNames(db)).length > 0) return false
+    return !(await migrationStatus(db)).some((migration) => migration.unknown)
   } catch {
     return false
   }

@@ -46,8 +46,9 @@ export function writeNewMigration(
   const files = readdirSync(folder).filter((file) => /^\d{3}_\w+\.ts$/.test(file))
   const same = files.find((file) => file.slice(4, -3) === name)
   if (same)
-    throw new Error(
-      `a migration named ${name} exists already: ${join(folder, same)}. Choose another name; nothing was written.`,
+    throw new UsageError(
+      `a migration named ${name} exists already: ${join(folder, same)}. Nothing was written. ` +
+        `Choose another name (npm run migrate:new -- <name>), or edit ${join(folder, same)} if it is the one you meant.`,
     )
   const next = String(Math.max(-1, ...files.map((file) => Number(file.slice(0, 3)))) + 1).padStart(
     3,

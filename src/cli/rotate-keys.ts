@@ -8,14 +8,21 @@
  * It works on DATABASE_URL, otherwise on the embedded database (PGLITE_DATA_DIR, default
  * .data/pglite). Progress goes to stderr, the report to stdout. Ctrl-C stops it after the batch in
  * progress; running it again goes on where it stopped. Exit code: 0 when every key is current,
- * 1 when some key could not be decrypted (left as it was) or the command failed, 130 when stopped.
+ * 1 when some key could not be decrypted (left as it was) or the command failed, 2 on a usage
+ * error, 130 when stopped.
  */
 import type { Kysely } from 'kysely'
 
 import type { KeyRotationReport } from '../integrations/openrouter-key-rotation.js'
 import { DEFAULT_ROTATION_BATCH_SIZE } from '../types/command-defaults.js'
 import { IntegrationCipher, KEY_ID_PATTERN } from '../secrets/integration-cipher.js'
-import { type CommandSpec, runCommandLine, usageLine, withCommandDatabase } from './run-command.js'
+import {
+  type CommandSpec,
+  runCommandLine,
+  usageLine,
+  UsageError,
+  withCommandDatabase,
+} from './run-command.js'
 
 const spec = {
   script: 'keys:rotate',
@@ -38,7 +45,7 @@ const spec = {
   notes: [
     "The key id is the app's IntegrationCipher.currentKeyId, or the <key id> of v2:<key id>:… in a key the app stored with its secret.",
     'Reads keys written with INTEGRATION_ENCRYPTION_SECRET_PREVIOUS too. Database: DATABASE_URL, else PGLITE_DATA_DIR (default .data/pglite).',
-    'Exit code: 0 every key is current; 1 a key could not be decrypted, or the command failed; 3 run it again; 130 stopped.',
+    'Exit code: 0 every key is current; 1 a key could not be decrypted, or the command failed; 2 a usage error; 3 run it again; 130 stopped.',
   ],
 } as const satisfies CommandSpec
 
@@ -55,7 +62,7 @@ function printReport(report: KeyRotationReport): void {
 
 async function main(batchSize: number, keyId: string | undefined): Promise<number> {
   if (keyId === undefined) {
-    throw new Error(
+    throw new UsageError(
       'keys:rotate needs --key-id <key id>, the key id of the INTEGRATION_ENCRYPTION_SECRET the app runs with: ' +
         "the app's IntegrationCipher.currentKeyId, or the <key id> of v2:<key id>:… in a key the app stored with it. " +
         'Keys are re-encrypted only with a secret that has this key id, so that a typo in the secret cannot leave keys ' +
@@ -63,7 +70,7 @@ async function main(batchSize: number, keyId: string | undefined): Promise<numbe
     )
   }
   if (!KEY_ID_PATTERN.test(keyId)) {
-    throw new Error(
+    throw new UsageError(
       `--key-id is 8 hexadecimal digits, such as 1a2b3c4d, not the value given (${keyId.length} characters, not shown). usage: ${usageLine(spec)}`,
     )
   }

@@ -26,6 +26,9 @@ import type { Kysely } from 'kysely'
 
 import { checkConnectionString } from '../connection/connection-string.js'
 import type { CreateDbOptions } from '../connection/create-db.js'
+import { shownOnTerminal } from '../connection/shown-argument.js'
+import { unreachableMessage } from '../connection/unreachable.js'
+import { MigrationError } from '../migrator/migration-error.js'
 import {
   type CommandSpec,
   helpText,
@@ -97,7 +100,9 @@ export function runCommand(
   command(args).then(
     (code) => exit(code ?? 0),
     (error: unknown) => {
-      console.error(withoutArguments(`${label} failed: ${messageOf(error)}`, args))
+      // The runner's errors say themselves what reached the database and what stayed done.
+      const unreachable = error instanceof MigrationError ? undefined : unreachableMessage(error)
+      console.error(withoutArguments(`${label} failed: ${unreachable ?? messageOf(error)}`, args))
       exit(exitCodeOf(error))
     },
   )
@@ -127,7 +132,8 @@ function withoutArguments(message: string, args: readonly string[]): string {
       shown = shown.split(variant).join(`(${part.length} characters, not shown)`)
     }
   }
-  shown = oneLine(shown)
+  // Its line breaks made spaces, and what else a name in it may hold escaped.
+  shown = shownOnTerminal(oneLine(shown))
   return shown.length > MAX_FAILURE_LENGTH ? `${shown.slice(0, MAX_FAILURE_LENGTH)}… (cut)` : shown
 }
 

@@ -1,3 +1,5 @@
+import { parse as parseConnectionString } from 'pg-connection-string'
+
 import { describeArgument } from './shown-argument.js'
 
 /**
@@ -24,19 +26,21 @@ export function checkConnectionString(connectionString: string, source: string):
         `Expected postgres://user:password@host:5432/database in ${source}${unset}.`,
     )
   }
-  let afterHost: string
-  let parameters: URLSearchParams
+  let parameters: Record<string, unknown>
   try {
-    // A "?" or "#" in the password starts the query or the fragment; a "/" the path.
-    const { pathname, search, hash, searchParams } = new URL(connectionString)
-    afterHost = `${pathname}${search}${hash}`
-    parameters = searchParams
+    // The driver's own parser: it reads the host, the password and the bounds from the query
+    // string too (postgres:///db?host=…), and takes an empty host (postgresql://user@/db?host=/run).
+    parameters = parseConnectionString(connectionString) as Record<string, unknown>
   } catch {
     throw new Error(
       `The connection string in ${source} is not a valid URL (it is not shown, as it may hold a password). ` +
         'Expected postgres://user:password@host:5432/database, with special characters of the password percent-encoded.',
     )
   }
+  // The host part ends at the first "/", "?" or "#" after "//": a "?" or "#" in the password
+  // starts the query or the fragment, a "/" the path, and the rest of the password follows it.
+  const rest = connectionString.replace(/^postgres(ql)?:\/\//, '')
+  const afterHost = rest.slice(rest.search(/[/?#]|$/))
   if (afterHost.includes('@')) {
     throw new Error(
       `The connection string has an "@" after the host part (in ${source}), so its password (or user name) holds a "/", "?" or "#" that ` +
@@ -45,10 +49,10 @@ export function checkConnectionString(connectionString: string, source: string):
     )
   }
   for (const name of BOUNDS) {
-    const value = parameters.get(name)
-    if (value !== null && !/^[1-9]\d{0,8}$/.test(value)) {
+    const value = parameters[name]
+    if (value !== undefined && (typeof value !== 'string' || !/^[1-9]\d{0,8}$/.test(value))) {
       throw new Error(
-        `${name} in ${source} is ${describeArgument(value)}, expected a whole number of at least 1: every wait is bounded, ` +
+        `${name} in ${source} is ${describeArgument(String(value))}, expected a whole number of at least 1: every wait is bounded, ` +
           `and 0 would mean no bound at all. Remove ${name} from the URL for the module's default, or give a longer bound.`,
       )
     }

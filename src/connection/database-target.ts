@@ -76,9 +76,23 @@ export function describeDatabaseTarget(target: DatabaseTarget): string {
  */
 function serverOf(connectionString: string): string {
   try {
-    const { host, port, database } = parseConnectionString(connectionString)
-    return `${host ?? 'localhost'}:${port ?? 5432}/${database ?? '(default database)'}`
+    const { database } = parseConnectionString(connectionString)
+    return `${serverAddress(connectionString)}/${database || '(default database)'}`
   } catch {
     return '(a connection string that cannot be parsed)'
   }
+}
+
+/**
+ * The host (or socket folder) and port of a connection string, as the driver reads them (from
+ * the query string too); never a user or a password. Throws where the driver cannot parse it.
+ *
+ * @example
+ * ```ts
+ * serverAddress('postgres:///db?host=db.internal') // 'db.internal:5432'
+ * ```
+ */
+export function serverAddress(connectionString: string): string {
+  const { host, port } = parseConnectionString(connectionString)
+  return `${host || 'localhost'}:${port || 5432}`
 }

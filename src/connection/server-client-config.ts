@@ -1,6 +1,7 @@
 import pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
 
+import { serverAddress } from './database-target.js'
 import { serverConnectionConfig } from './server-password.js'
 
 /** How long connecting to a server may take, in ms, before the attempt fails. */
@@ -90,7 +91,7 @@ export function explainTimeout(error: unknown, connectionString: string): unknow
   let queryTimeout: unknown
   try {
     const parsed = parseConnectionString(connectionString)
-    server = `${parsed.host ?? 'localhost'}:${parsed.port ?? 5432}`
+    server = serverAddress(connectionString)
     queryTimeout = (parsed as { query_timeout?: unknown }).query_timeout
   } catch {
     // Left unnamed: a URL that cannot be parsed never connected.

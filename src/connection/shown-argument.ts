@@ -37,3 +37,30 @@ export function mayShowArgument(value: string): boolean {
 export function describeArgument(value: string): string {
   return mayShowArgument(value) ? `"${value}"` : `(${value.length} characters, not shown)`
 }
+
+/**
+ * A name (of a table, a policy, a history row…) or a line that holds one, as a terminal or a CI
+ * log shows it: every control character (an escape sequence's ESC, a line break, a carriage
+ * return), and the characters that reorder or break text (bidi overrides, line and paragraph
+ * separators), written as an escape (`\x1b`, `\n`, `\u202e`), so that a name made to rewrite the
+ * screen or forge a line of a report shows as what it is. Anything else is kept exactly. JSON
+ * output keeps names exact: JSON escapes them itself.
+ *
+ * @example
+ * ```ts
+ * shownOnTerminal('evil\x1b[2J') // 'evil\\x1b[2J'
+ * ```
+ */
+export function shownOnTerminal(text: string): string {
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (char) => {
+      const named = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }[char]
+      if (named) return named
+      const code = char.charCodeAt(0)
+      return code <= 0xff
+        ? `\\x${code.toString(16).padStart(2, '0')}`
+        : `\\u${code.toString(16).padStart(4, '0')}`
+    },
+  )
+}

@@ -2,24 +2,7 @@ import type { MigrationResult, MigrationResultSet } from 'kysely/migration'
 
 import { QueryError } from '../connection/query-error.js'
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
-
-const UNREACHABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'ETIMEDOUT',
-  'ECONNRESET',
-])
-
-/**
- * Failures that mean the database named by the connection string cannot be used at all: the
- * network, SQLSTATE classes 08 (connection) and 28 (authorization), or a missing database.
- */
-function isUnreachable({ code, message }: ErrorFields): boolean {
-  if (code && (UNREACHABLE_CODES.has(code) || /^(08|28)/.test(code) || code === '3D000'))
-    return true
-  return /Connection terminated|timeout expired|did not answer within/i.test(message)
-}
+import { cannotReachDatabase, isUnreachable } from '../connection/unreachable.js'
 
 /** What failed: a run of migrations, or reading the history for `migrate:list`. */
 export type MigrationActivity = 'run' | 'status'
@@ -125,12 +108,8 @@ function describe(
       `back.${kept(context)} Run npm run migrate:list to see what is recorded, then run the migrations again.`
     )
   }
-  if (isUnreachable(fields) && !failed && !context.appliedBefore?.length) {
-    const check = /\. Check /.test(reason)
-      ? ''
-      : ' Check DATABASE_URL (host, port, user, password, database name) and that the server is running.'
-    return `Cannot reach the database: ${reason}.${check}`
-  }
+  if (isUnreachable(fields.code, fields.message) && !failed && !context.appliedBefore?.length)
+    return cannotReachDatabase(reason)
   if (context.activity === 'status') return `Could not read the migration history: ${reason}.`
   if (!failed && context.appliedBefore?.length) {
     return `The migration run failed after ${context.appliedBefore.join(', ')} ran, which stay done: ${reason}. Run the migrations again.`
@@ -167,7 +146,7 @@ function describe(
       : context.rolledBackWith?.length
         ? `${failed.migrationName} was rolled back, and with it ${context.rolledBackWith.join(', ')}, of the same transaction.`
         : `${failed.migrationName} was rolled back.`
-  const nextStep = isUnreachable(fields)
+  const nextStep = isUnreachable(fields.code, fields.message)
     ? ' The connection to the database was lost: check that the server is up and reachable (DATABASE_URL), then run the migrations again.'
     : inTheWay
       ? ` The database has this object already, made outside the module (such as production's own SQL pasted into the SQL ` +
@@ -230,6 +209,25 @@ export class InterruptedRollbackError extends Error {
       `The rollback of ${migrationName} began and did not finish (the run that reverted it was interrupted), so its ` +
         'schema is half removed. Nothing was changed. Complete the rollback with `npm run migrate:down` ' +
         '(add `-- --allow-data-loss` if the first attempt was run with it), then migrate again.',
+    )
+  }
+}
+
+/**
+ * Thrown when the history records migrations that no migration file of this module has (a
+ * deleted file, a database that a newer version migrated, or the wrong database): Kysely's
+ * Migrator refuses such a history too, and the run refuses it before it changes anything.
+ */
+export class UnknownMigrationsError extends Error {
+  override readonly name = 'UnknownMigrationsError'
+  readonly code = 'UNKNOWN_MIGRATIONS'
+
+  constructor(readonly migrationNames: string[]) {
+    super(
+      `The history records ${migrationNames.join(', ')}, which no migration file of this module has. ` +
+        'Nothing was changed. If the file was deleted or this module is older than the database, restore the ' +
+        'migration file (or update the module); otherwise check that DATABASE_URL (or MIGRATION_DATABASE_URL) ' +
+        'points at the right database.',
     )
   }
 }

@@ -18,6 +18,8 @@ import { type MigrateOptions, migrationSettings } from './settings.js'
 export interface MigrationStatus {
   name: string
   appliedAt: Date | undefined
+  /** True for a history row that no migration file of this module has. */
+  unknown?: true
 }
 
 /**
@@ -168,10 +170,14 @@ export function migrateTo(
  */
 export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[]> {
   try {
-    const applied = new Map(
-      (await readMigrationHistory(db)).map((entry) => [entry.name, entry.appliedAt]),
-    )
-    return migrationNames.map((name) => ({ name, appliedAt: applied.get(name) }))
+    const history = await readMigrationHistory(db)
+    const applied = new Map(history.map((entry) => [entry.name, entry.appliedAt]))
+    return [
+      ...migrationNames.map((name) => ({ name, appliedAt: applied.get(name) })),
+      ...history
+        .filter((entry) => !migrationNames.includes(entry.name))
+        .map((entry) => ({ name: entry.name, appliedAt: entry.appliedAt, unknown: true as const })),
+    ]
   } catch (error) {
     throw new MigrationError({ error }, { activity: 'status' })
   }

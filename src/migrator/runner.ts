@@ -17,6 +17,7 @@ import { syncMigrationChecksums } from './checksums.js'
 import { hasMigrationHistory, MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
 import {
   InterruptedRollbackError,
+  UnknownMigrationsError,
   MigrationError,
   TransactionPoolerError,
 } from './migration-error.js'
@@ -79,6 +80,8 @@ export async function runMigrations(
             ? await readMigrationHistory(trx, { times: false })
             : [],
         }))
+        const unknown = history.filter((entry) => !migrations.some((m) => m.name === entry.name))
+        if (unknown.length > 0) throw new UnknownMigrationsError(unknown.map((entry) => entry.name))
         const steps = planSteps(migrations, target)
         // A rollback that began and did not finish: only the rollback itself may go on.
         const interrupted = history.find((entry) => entry.reverting)
@@ -117,7 +120,8 @@ export async function runMigrations(
     if (
       error instanceof MigrationError ||
       error instanceof TransactionPoolerError ||
-      error instanceof InterruptedRollbackError
+      error instanceof InterruptedRollbackError ||
+      error instanceof UnknownMigrationsError
     )
       throw error
     // A failure outside any migration (the lock, the checksums, a commit): say what was done.
@@ -145,7 +149,9 @@ export function kyselyMigrator(
   const provider = disableTransactions ? withResumableDowns(prepared) : prepared
   return new Migrator({
     db,
-    provider: session ? confirmingLock(provider, session, settings, backendPid) : provider,
+    provider: session
+      ? confirmingLock(provider, session, settings, backendPid, disableTransactions)
+      : provider,
     migrationTableSchema: MIGRATION_TABLE_SCHEMA,
     disableTransactions,
   })
@@ -176,14 +182,18 @@ function bookkeeping<T>(
 /**
  * Each migration of `provider`, confirming the migration lock before it starts, after each
  * statement it sends (before it can send the next), and once it is done: before Kysely's
- * Migrator writes it into the history. `settings.onMigration` hears it start (with the server
- * process `backendPid` that runs it) and end.
+ * Migrator writes it into the history. Outside a transaction (`outsideTransaction`) the lock
+ * session may die between that answer and the history's write, so the write goes into a
+ * transaction that commits only once the lock is confirmed again (runBlock).
+ * `settings.onMigration` hears it start (with the server process `backendPid` that runs it)
+ * and end.
  */
 function confirmingLock(
   provider: MigrationProvider,
   session: MigrationSession,
   settings: MigrationSettings,
   backendPid: number | undefined,
+  outsideTransaction: boolean,
 ): MigrationProvider {
   const confirming = new LockConfirmation(session)
   const confirmed =
@@ -206,6 +216,7 @@ function confirmingLock(
         })
       }
       await session.assertLockHeld()
+      if (outsideTransaction) await sql`BEGIN ISOLATION LEVEL READ COMMITTED`.execute(db)
     }
   return {
     async getMigrations() {
@@ -420,13 +431,29 @@ async function runBlock(
   return db.connection().execute(async (connection) => {
     let resultSet: MigrationResultSet
     let blockers: string | undefined
+    let committed = false
     try {
       await setSessionBounds(connection, settings, 'session')
       const pid = await watch.follow(connection)
       resultSet = await kyselyMigrator(connection, settings, session, true, pid).migrateTo(
         blockTarget,
       )
+      // The history's write, in the transaction the migration's end opened (confirmingLock).
+      if (resultSet.error === undefined) {
+        await session.assertLockHeld().catch((error: unknown) => {
+          resultSet = {
+            error,
+            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
+          }
+        })
+      }
+      if (resultSet.error === undefined) {
+        await sql`COMMIT`.execute(connection)
+        committed = true
+      }
     } finally {
+      // A history write that did not commit is rolled back (a no-op where none began).
+      if (!committed) await sql`ROLLBACK`.execute(connection).catch(() => {})
       blockers = await watch.stop()
       // The migration SET its timeouts for the session; the pool must not hand them on.
       await sql`RESET ALL`.execute(connection).catch(() => {})

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 
+import { shownOnTerminal } from '../connection/shown-argument.js'
 import {
   CLASS_HEADINGS,
   type ComparisonInputs,
@@ -66,6 +67,10 @@ export function formatSchemaDiff(
   classes: readonly DifferenceClass[] = DIFFERENCE_CLASSES,
 ): string {
   return DIFFERENCE_CLASSES.filter((name) => classes.includes(name) && diff[name].length > 0)
-    .map((name) => [CLASS_HEADINGS[name], ...diff[name].map(({ line }) => `  ${line}`)].join('\n'))
+    .map((name) =>
+      [CLASS_HEADINGS[name], ...diff[name].map(({ line }) => `  ${shownOnTerminal(line)}`)].join(
+        '\n',
+      ),
+    )
     .join('\n')
 }

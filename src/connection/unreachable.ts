@@ -1,0 +1,68 @@
+/*
+ * How every command words a database it cannot use at all, the one place of that sentence:
+ * the migration runner's errors (migrator/migration-error.ts) and the command line's one exit
+ * path (cli/run-command.ts) for every other command.
+ */
+import { errorCode } from './sql-state.js'
+
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'ECONNRESET',
+])
+
+/** How the sentence of {@link cannotReachDatabase} starts. */
+const CANNOT_REACH = 'Cannot reach the database: '
+
+/**
+ * Whether a failure with `code` and `message` means that the database named by the connection
+ * string cannot be used at all: the network, SQLSTATE classes 08 (connection) and 28
+ * (authorization), or a missing database.
+ *
+ * @example
+ * ```ts
+ * isUnreachable('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1') // true
+ * ```
+ */
+export function isUnreachable(code: string | undefined, message: string): boolean {
+  if (code && (UNREACHABLE_CODES.has(code) || /^(08|28)/.test(code) || code === '3D000'))
+    return true
+  return /Connection terminated|timeout expired|did not answer within/i.test(message)
+}
+
+/**
+ * The one-line sentence for a database that cannot be reached: what happened (`reason`, which
+ * names the host and port or the server's answer, never the password), and what to check.
+ *
+ * @example
+ * ```ts
+ * cannotReachDatabase('connect ECONNREFUSED 127.0.0.1:1')
+ * ```
+ */
+export function cannotReachDatabase(reason: string): string {
+  const check = /\. Check /.test(reason)
+    ? ''
+    : ' Check DATABASE_URL (host, port, user, password, database name) and that the server is running.'
+  return `${CANNOT_REACH}${reason.replace(/\.$/, '')}.${check}`
+}
+
+/**
+ * `error`'s message, worded by {@link cannotReachDatabase} where it means that the database
+ * cannot be reached and is not worded so already; undefined otherwise.
+ *
+ * @example
+ * ```ts
+ * console.error(unreachableMessage(error) ?? String(error))
+ * ```
+ */
+export function unreachableMessage(error: unknown): string | undefined {
+  if (!(error instanceof Error) || error.message.startsWith(CANNOT_REACH)) return undefined
+  const code = errorCode(error)
+  return isUnreachable(typeof code === 'string' ? code : undefined, error.message)
+    ? cannotReachDatabase(error.message)
+    : undefined
+}
