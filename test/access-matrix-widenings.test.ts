@@ -154,31 +154,40 @@ describe.each(testTargets)('the access matrix sees widenings on %s', (target) =>
     await sql`CREATE TABLE public.x402_new (id int PRIMARY KEY, label text NOT NULL, user_id uuid REFERENCES auth.users (id))`.execute(
       db,
     )
-    await sql`CREATE TABLE public.x402_unseedable (model_id uuid NOT NULL REFERENCES public.x402_openrouter_models (id))`.execute(
+    // Its foreign keys take rows of the tables they point at: another empty table's, seeded first.
+    await sql`CREATE TABLE public.x402_parent (id int PRIMARY KEY, status text NOT NULL CHECK (status IN ('it''s on', 'off')))`.execute(
+      db,
+    )
+    await sql`CREATE TABLE public.x402_child (id uuid PRIMARY KEY REFERENCES auth.users (id), parent int NOT NULL REFERENCES public.x402_parent (id))`.execute(
+      db,
+    )
+    await sql`CREATE TABLE public.x402_unseedable (label text NOT NULL CHECK (length(label) > 100))`.execute(
       db,
     )
     try {
       await seedEmptyTables(db)
-      const lines = (await measureAccess(db)).filter(
-        (entry) =>
-          entry.object.startsWith('x402_new') || entry.object.startsWith('x402_unseedable'),
+      const lines = (await measureAccess(db)).filter((entry) =>
+        /^x402_(child|new|parent|unseedable)$/.test(entry.object),
       )
+      const allRows = (table: string) =>
+        ['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((operation) => [table, operation, 'all rows'])
       expect(lines.map((entry) => [entry.object, entry.operation, entry.anon])).toEqual([
         // Supabase's default privileges in public, and RLS off: exactly what review must see.
-        ['x402_new', 'SELECT', 'all rows'],
-        ['x402_new', 'INSERT', 'all rows'],
-        ['x402_new', 'UPDATE', 'all rows'],
-        ['x402_new', 'DELETE', 'all rows'],
+        ...allRows('x402_child'),
+        ...allRows('x402_new'),
+        ...allRows('x402_parent'),
         ...['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((operation) => [
           'x402_unseedable',
           operation,
           expect.stringMatching(
-            /^not seeded: made-up rows for public\.x402_unseedable were refused: .*violates foreign key constraint.*; seed it in src\/access\/access-fixtures\.ts$/,
+            /^not seeded: made-up rows for public\.x402_unseedable were refused: .*violates check constraint.*; seed it in src\/access\/access-fixtures\.ts$/,
           ),
         ]),
       ])
     } finally {
-      await sql`DROP TABLE public.x402_new, public.x402_unseedable`.execute(db)
+      await sql`DROP TABLE public.x402_new, public.x402_child, public.x402_parent, public.x402_unseedable`.execute(
+        db,
+      )
     }
   })
 

@@ -14,9 +14,11 @@ interface Column {
 
 /**
  * Gives every empty table of the measured schemas two rows (user A's and user B's where it has
- * a `user_id` column), each in a transaction of its own. A table whose columns this cannot fill
- * (a foreign key, a type without a made-up value) stays empty; the access matrix then names it
- * `not seeded`, with the reason.
+ * a `user_id` column, or a foreign key to auth.users), each in a transaction of its own, a table
+ * after those its foreign keys point at; a CHECK that lists a column's allowed values gives the
+ * first. A table whose columns this cannot fill (a foreign key of several columns, a type
+ * without a made-up value, another CHECK the made-up values break) stays empty; the access
+ * matrix then names it `not seeded`, with the reason.
  *
  * @example
  * ```ts
@@ -32,16 +34,25 @@ export async function seedEmptyTables(db: Kysely<any>): Promise<void> {
                       WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
     ORDER BY 1, 2
   `.execute(db)
-  for (const table of rows) {
-    const { rows: any } =
-      await sql`SELECT 1 FROM ${sql.id(table.schema, table.name)} LIMIT 1`.execute(db)
-    if (any.length > 0) continue
-    await db
-      .transaction()
-      .execute((trx) => seedTableGenerically(trx, table.schema, table.name))
-      .catch(() => {
-        // Left empty on purpose: measureAccess reports why, on the table's own lines.
-      })
+  // Again while a pass seeds something: a table whose foreign key points at another empty
+  // table is seeded once that one has rows.
+  let pending = rows
+  while (pending.length > 0) {
+    const left: typeof rows = []
+    for (const table of pending) {
+      const { rows: any } =
+        await sql`SELECT 1 FROM ${sql.id(table.schema, table.name)} LIMIT 1`.execute(db)
+      if (any.length > 0) continue
+      await db
+        .transaction()
+        .execute((trx) => seedTableGenerically(trx, table.schema, table.name))
+        .catch(() => {
+          // Left empty on purpose: measureAccess reports why, on the table's own lines.
+          left.push(table)
+        })
+    }
+    if (left.length === pending.length) break
+    pending = left
   }
 }
 
@@ -68,9 +79,47 @@ export async function seedTableGenerically(
     WHERE a.attrelid = ${`${quoteIdent(schema)}.${quoteIdent(name)}`}::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
     ORDER BY a.attnum
   `.execute(db)
+  // A column that alone is a foreign key takes a row of the table it points at: the access
+  // user's own row of auth.users, else the first and second rows there.
+  const { rows: keys } = await sql<{
+    column: string
+    target: string
+    authUsers: boolean
+    to: string
+  }>`
+    SELECT a.attname::text AS "column", format('%I.%I', n.nspname, c.relname) AS target,
+           (n.nspname = 'auth' AND c.relname = 'users' AND r.attname = 'id') AS "authUsers", r.attname::text AS "to"
+    FROM pg_catalog.pg_constraint k
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+    JOIN pg_catalog.pg_class c ON c.oid = k.confrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_catalog.pg_attribute r ON r.attrelid = k.confrelid AND r.attnum = k.confkey[1]
+    WHERE k.conrelid = ${`${quoteIdent(schema)}.${quoteIdent(name)}`}::regclass AND k.contype = 'f'
+      AND cardinality(k.conkey) = 1
+  `.execute(db)
+  const foreign = new Map(keys.map((key) => [key.column, key]))
+  // A CHECK that lists a column's allowed values (`status = ANY (ARRAY['queued'::text, …])`, as
+  // the server deparses `IN (…)`): the first of them.
+  const { rows: allowed } = await sql<{ column: string; value: string }>`
+    SELECT a.attname::text AS "column",
+           replace(substring(pg_catalog.pg_get_constraintdef(k.oid) FROM 'ARRAY\\[''((?:[^'']|'''')*)'''), '''''', '''') AS value
+    FROM pg_catalog.pg_constraint k
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+    WHERE k.conrelid = ${`${quoteIdent(schema)}.${quoteIdent(name)}`}::regclass AND k.contype = 'c'
+      AND cardinality(k.conkey) = 1 AND pg_catalog.pg_get_constraintdef(k.oid) ~ '= ANY \\(\\(?ARRAY\\['''
+  `.execute(db)
+  const allowedValue = new Map(allowed.map(({ column, value }) => [column, value]))
   for (const [index, owner] of [ACCESS_USERS.A, ACCESS_USERS.B].entries()) {
     const filled = columns.flatMap((column) => {
-      const value = column.name === 'user_id' ? sql`${owner}` : madeUpValue(column, index + 1)
+      const key = foreign.get(column.name)
+      const value =
+        column.name === 'user_id' || key?.authUsers
+          ? sql`${owner}`
+          : key
+            ? sql`(SELECT ${sql.id(key.to)} FROM ${sql.raw(key.target)} ORDER BY 1 OFFSET ${sql.lit(index)} LIMIT 1)`
+            : allowedValue.has(column.name) && !column.hasDefault
+              ? allowedValue.get(column.name)
+              : madeUpValue(column, index + 1)
       if (value) return [{ column, value: sql`${value}::${sql.raw(column.type)}` }]
       if (column.notNull && !column.hasDefault) {
         throw new Error(

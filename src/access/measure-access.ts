@@ -313,7 +313,10 @@ async function reachedByEach(
   }
   await rolledBack(db, async (trx) => {
     // An empty table to insert the seed rows into again, unchanged: no key or constraint clashes.
-    if (operation === 'INSERT')
+    // CASCADE empties the tables whose foreign keys point at its rows too (rolled back after).
+    if (operation === 'INSERT' && isTable(relation))
+      await sql`TRUNCATE ${sql.id(relation.schema, relation.name)} CASCADE`.execute(trx)
+    else if (operation === 'INSERT')
       await sql`DELETE FROM ${sql.id(relation.schema, relation.name)}`.execute(trx)
     else if (isTable(relation)) await aimOneRowAtATime(trx, relation)
     for (const actor of actors)

@@ -8,6 +8,12 @@ import { type Kysely, sql } from 'kysely'
  */
 export interface PullCatalog {
   schema: string
+  /**
+   * The schema's ACL as `{ grantee: privileges }` (`PUBLIC` for everyone, `WITH GRANT OPTION`
+   * after a privilege), its owner's own entry left out: a pulled schema is owned by whoever
+   * runs the migration, with the owner's privileges the server gives.
+   */
+  schemaGrants: Record<string, string>
   /** Enum and domain types of the schema, with the DDL that creates each. */
   types: { name: string; qualified: string; kind: 'e' | 'd'; create: string }[]
   tables: PullTable[]
@@ -81,6 +87,7 @@ export async function readPullCatalog(db: Kysely<any>, schema: string): Promise<
   const read = async (trx: Kysely<any>) => {
     await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(trx)
     return {
+      schemaGrants: (await readSchemaGrants(trx, schema)) ?? {},
       types: await readTypes(trx, schema),
       tables: await readTables(trx, schema),
       sequences: await readSequences(trx, schema),
@@ -99,7 +106,37 @@ export async function readPullCatalog(db: Kysely<any>, schema: string): Promise<
 const notOfExtension = (catalog: string, oid: string) =>
   `NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE e.classid = '${catalog}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`
 
-const namespaceOf = (schema: string) => `'${schema.replaceAll("'", "''")}'::regnamespace`
+// By nspname, not a cast to regnamespace: the cast reads its text as an identifier, folding
+// an unquoted "Reports" to reports.
+const namespaceOf = (schema: string) =>
+  `(SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = '${schema.replaceAll("'", "''")}')`
+
+/**
+ * The ACL of schema `schema` as {@link PullCatalog.schemaGrants} has it; undefined when there is
+ * no such schema.
+ *
+ * @example
+ * ```ts
+ * await readSchemaGrants(db, 'Reports') // { anon: 'USAGE' }
+ * ```
+ */
+export async function readSchemaGrants(
+  db: Kysely<any>,
+  schema: string,
+): Promise<Record<string, string> | undefined> {
+  const { rows } = await sql<{ grants: Record<string, string> }>`
+    SELECT coalesce((
+      SELECT jsonb_object_agg(g.grantee, g.privileges) FROM (
+        SELECT CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(e.grantee)::text END AS grantee,
+               string_agg(e.privilege_type || CASE WHEN e.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END, ', '
+                          ORDER BY e.privilege_type) AS privileges
+        FROM pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) e
+        WHERE e.grantee <> n.nspowner
+        GROUP BY 1) g), '{}'::jsonb) AS grants
+    FROM pg_catalog.pg_namespace n WHERE n.nspname = ${schema}
+  `.execute(db)
+  return rows[0]?.grants
+}
 
 async function readTypes(db: Kysely<any>, schema: string): Promise<PullCatalog['types']> {
   const { rows } = await sql

@@ -20,7 +20,7 @@ import {
   snapshotSchema,
 } from '../schema/snapshot.js'
 import { scratchDatabase } from '../migrated-dumps/migrated-template.js'
-import { readPullCatalog } from './pull-catalog.js'
+import { readPullCatalog, readSchemaGrants } from './pull-catalog.js'
 import { pulledMigrationSource } from './pulled-migration-file.js'
 import { type PullStep, pulledStatements } from './pulled-statements.js'
 
@@ -92,8 +92,8 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
   }
 
   const reference = await buildSchemaReference(latest)
-  const referenceTypes = await typesOfTheMigrations()
   const schemas = await pulledSchemas(db)
+  const migrated = await whatTheMigrationsHave(schemas.filter((schema) => schema !== 'public'))
   const up: PullStep[] = []
   const down: PullStep[] = []
   const notPulled: string[] = []
@@ -104,9 +104,12 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
     const catalog = await readPullCatalog(db, schema)
     const pulled = pulledStatements({
       live,
-      reference: schema === 'public' ? reference.expected : emptySnapshot(),
-      referenceFunctionSources: schema === 'public' ? reference.functionSources : {},
-      referenceTypes: referenceTypes
+      reference:
+        schema === 'public' ? reference.expected : (migrated.snapshots[schema] ?? emptySnapshot()),
+      referenceFunctionSources:
+        schema === 'public' ? reference.functionSources : (migrated.functionSources[schema] ?? {}),
+      referenceSchemaGrants: migrated.schemaGrants[schema],
+      referenceTypes: migrated.types
         .filter((type) => type.schema === schema)
         .map((type) => type.name),
       catalog,
@@ -190,16 +193,40 @@ async function pulledSchemas(db: Kysely<any>): Promise<string[]> {
   return ['public', ...rows.map((row) => row.name).filter((name) => !NOT_PULLED_SCHEMAS.test(name))]
 }
 
-/** The enum and domain types that the migrations create, on a scratch database at the latest. */
-async function typesOfTheMigrations(): Promise<{ schema: string; name: string }[]> {
+/**
+ * What the migrations create, on a scratch database at the latest: the enum and domain types,
+ * and the snapshot, function sources and grants of each of `schemas` that exists there (public's
+ * are in the reference), so that what an earlier pull wrote there is not pulled again.
+ */
+async function whatTheMigrationsHave(schemas: readonly string[]): Promise<{
+  types: { schema: string; name: string }[]
+  snapshots: Record<string, SchemaSnapshot>
+  functionSources: Record<string, Record<string, string>>
+  schemaGrants: Record<string, Record<string, string>>
+}> {
   const scratch = scratchDatabase('latest')
   try {
-    const { rows } = await sql<{ schema: string; name: string }>`
-      SELECT t.typnamespace::regnamespace::text AS schema, t.typname::text AS name
-      FROM pg_catalog.pg_type t WHERE t.typtype IN ('e', 'd')
-        AND t.typnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+    const { rows: types } = await sql<{ schema: string; name: string }>`
+      SELECT n.nspname::text AS schema, t.typname::text AS name
+      FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+      WHERE t.typtype IN ('e', 'd') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
     `.execute(scratch)
-    return rows
+    const snapshots: Record<string, SchemaSnapshot> = {}
+    const functionSources: Record<string, Record<string, string>> = {}
+    const schemaGrants: Record<string, Record<string, string>> = {}
+    for (const schema of schemas) {
+      const grants = await readSchemaGrants(scratch, schema)
+      if (grants !== undefined) schemaGrants[schema] = grants
+      snapshots[schema] = await snapshotSchema(scratch, schema)
+      const { rows } = await sql<{ name: string; source: string }>`
+        SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS name,
+               pg_catalog.pg_get_functiondef(p.oid) AS source
+        FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = ${schema} AND p.prokind IN ('f', 'p')
+      `.execute(scratch)
+      functionSources[schema] = Object.fromEntries(rows.map(({ name, source }) => [name, source]))
+    }
+    return { types, snapshots, functionSources, schemaGrants }
   } finally {
     await scratch.destroy()
   }

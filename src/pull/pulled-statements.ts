@@ -29,6 +29,8 @@ export interface PullInputs {
   referenceFunctionSources: Record<string, string>
   /** The enum and domain types that the migrations create, by name. */
   referenceTypes: readonly string[]
+  /** The schema's grants as the migrations make them (see PullCatalog.schemaGrants); undefined where they do not create it. */
+  referenceSchemaGrants?: Record<string, string>
   /** The live database's details for DDL. */
   catalog: PullCatalog
   /** The roles whose grants are pulled; others are listed in notPulled. */
@@ -178,17 +180,25 @@ export function pulledStatements(inputs: PullInputs): PulledStatements {
     if (!isNew(relation)) touched.add(relation)
   }
 
-  if (
+  if (catalog.schema !== 'public' && inputs.referenceSchemaGrants !== undefined) {
+    if (!sameJson(inputs.referenceSchemaGrants, catalog.schemaGrants))
+      notPulled.push(`grants on schema ${catalog.schema}: ${OWN_OBJECT_CHANGED}`)
+  } else if (
     catalog.schema !== 'public' &&
     Object.keys(live.relations).length + Object.keys(live.functions).length > 0
   ) {
     const schema = quoteIdent(catalog.schema)
-    add('schemas', `schema ${catalog.schema}`, `CREATE SCHEMA IF NOT EXISTS ${schema}`)
-    add(
-      'schemas',
-      `schema ${catalog.schema}`,
-      `GRANT USAGE ON SCHEMA ${schema} TO anon, authenticated, service_role`,
-    )
+    const group = `schema ${catalog.schema}`
+    add('schemas', group, `CREATE SCHEMA IF NOT EXISTS ${schema}`)
+    // Exactly the live ACL: a wider grant here would open every new database more than production.
+    const grants = pulledGrants(catalog.schemaGrants, roles, `schema ${catalog.schema}`, notPulled)
+    add('schemas', group, `REVOKE ALL ON SCHEMA ${schema} FROM ${roles.join(', ')}`)
+    const byPrivileges = new Map<string, string[]>()
+    for (const [role, privileges] of Object.entries(grants))
+      byPrivileges.set(privileges, [...(byPrivileges.get(privileges) ?? []), role])
+    for (const [privileges, grantees] of byPrivileges)
+      for (const statement of grantStatements('SCHEMA', ` ${schema} `, grantees, privileges))
+        add('schemas', group, statement)
   }
 
   // Extensions: created where the server has them, else named at apply time (see docs/pull.md).

@@ -33,8 +33,9 @@ export async function compareSchemas(
 ): Promise<SchemaDiff> {
   const read = async (trx: Kysely<any>) => {
     await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(trx)
+    const compared = await withViewsDeparsedHere(trx, inputs)
     return (
-      await sql.raw<ComparisonRow & { ordinal: number }>(comparisonQuery(inputs)).execute(trx)
+      await sql.raw<ComparisonRow & { ordinal: number }>(comparisonQuery(compared)).execute(trx)
     ).rows
   }
   const rows = db.isTransaction ? await read(db) : await db.transaction().execute(read)
@@ -42,6 +43,48 @@ export async function compareSchemas(
   for (const { ordinal: _ordinal, ...row } of rows.sort((a, b) => a.ordinal - b.ordinal))
     diff[row.class].push(row)
   return diff
+}
+
+/**
+ * `inputs` with each expected view's definition as this server deparses it. The reference is
+ * read on PGlite, and pg_get_viewdef spells one view differently across versions (PostgreSQL 15
+ * qualifies a column, `t.id`, where 17 writes `id`): the expected text is made a temporary view
+ * here, read back with pg_get_viewdef, and dropped (a savepoint rolled back), so that both sides
+ * come from the same deparser. A text this server cannot create (a table it lacks, no TEMP
+ * privilege) stays as it was, and differs as it would.
+ */
+async function withViewsDeparsedHere(
+  trx: Kysely<any>,
+  inputs: ComparisonInputs,
+): Promise<ComparisonInputs> {
+  const relations = { ...inputs.expected.relations }
+  let changed = false
+  for (const [key, object] of Object.entries(relations)) {
+    const text = object.definition['view definition']
+    if (typeof text !== 'string') continue
+    await sql`SAVEPOINT x402_view_deparse`.execute(trx)
+    try {
+      await sql
+        .raw(`CREATE TEMPORARY VIEW x402_view_deparse AS ${text.trim().replace(/;$/, '')}`)
+        .execute(trx)
+      const { rows } = await sql<{ definition: string }>`
+        SELECT pg_catalog.pg_get_viewdef('pg_temp.x402_view_deparse'::regclass) AS definition
+      `.execute(trx)
+      if (rows[0]!.definition !== text) {
+        relations[key] = {
+          ...object,
+          definition: { ...object.definition, 'view definition': rows[0]!.definition },
+        }
+        changed = true
+      }
+    } catch {
+      // Left as read on PGlite: the comparison then reports what differs.
+    } finally {
+      await sql`ROLLBACK TO SAVEPOINT x402_view_deparse`.execute(trx)
+      await sql`RELEASE SAVEPOINT x402_view_deparse`.execute(trx)
+    }
+  }
+  return changed ? { ...inputs, expected: { ...inputs.expected, relations } } : inputs
 }
 
 /**

@@ -18,14 +18,17 @@ import {
   SCHEMA_OBJECT_CATEGORIES,
   type SchemaSnapshot,
   schemaObjectKey,
-  snapshotPublicSchema,
+  snapshotAppSchemas,
 } from './snapshot.js'
 
 /** The schema that the module's migrations produce, to compare a live database with. */
 export interface SchemaReference {
   /** The migration it stops at. */
   migrationName: string
-  /** The schema that the migrations up to `migrationName` produce. */
+  /**
+   * The schema that the migrations up to `migrationName` produce, in every one of the app's
+   * schemas (see snapshotAppSchemas: names outside `public` schema-qualified).
+   */
   expected: SchemaSnapshot
   /** The schema that all of the module's migrations produce: everything the module owns. */
   latest: SchemaSnapshot
@@ -169,7 +172,8 @@ async function buildOnScratch(migrationName: string): Promise<SchemaReference> {
     let latest: SchemaSnapshot | undefined
     for (const name of migrationNames) {
       await migrateTo(scratch, name)
-      latest = await snapshotPublicSchema(scratch)
+      // Every schema of the app: a migration (migrate:pull) may create one beside public.
+      latest = await snapshotAppSchemas(scratch)
       for (const category of SCHEMA_OBJECT_CATEGORIES) {
         for (const object of Object.values(latest[category]))
           createdBy[`${category} ${schemaObjectKey(category, object)}`] ??= name

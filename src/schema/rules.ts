@@ -327,7 +327,7 @@ leaks AS (
   CROSS JOIN LATERAL jsonb_array_elements_text(l.definition -> 'reads') AS t(name)
   JOIN pg_catalog.pg_class c ON c.relnamespace = 'public'::regnamespace AND c.relname = t.name AND c.relkind IN ('r', 'p')
   JOIN pg_catalog.pg_roles a ON a.rolname IN ('anon', 'authenticated')
-  WHERE l.category = 'relations' AND l.definition ->> 'kind' IN ('view', 'materialized view')
+  WHERE l.category = 'relations' AND l.definition ->> 'kind' IN ('view', 'materialized view') AND l.schema_name = 'public'
     AND NOT coalesce((l.definition ->> 'security invoker')::boolean, false)
     AND t.name IN (SELECT name FROM owned_tables)
     AND c.relrowsecurity
@@ -571,24 +571,24 @@ ORDER BY o.ordinal, coalesce(c.table_name, '~') COLLATE "C", g.ordinal, c.object
 /**
  * The CTEs, after `live_rows` (the snapshot of the app's schemas) and `params` (with `owned`),
  * that say what the module's comparison covers and what is production's own:
- * - `app_live`: every object of the app's schemas, keyed; `live`: those of `public`, which the
- *   module's comparison reads;
+ * - `app_live`: every object of the app's schemas, keyed (outside `public`, schema-qualified);
+ *   `live`: the same, which the module's comparison reads (a migration may create a schema);
  * - `owned_tables`: every relation the module has at some point of its history, under each of
  *   its names (a view that reads one of them is compared by the module's rules);
  * - `covered_relations`: those, and the views of `public` that read one of them: the module's
  *   comparison covers them and everything on them;
- * - `own_live`: the rest, production's own. The columns of a view are left out: its definition
- *   says them.
+ * - `own_live`: the rest, production's own, a relation's or function's owner in its definition.
+ *   The columns of a view are left out: its definition says them.
  */
 function ownershipCtes(): string {
   return `app_live AS (
   SELECT l.category || ' ' || CASE WHEN l.category = 'relations' OR l.table_name IS NULL THEN l.object_name
                                    ELSE l.table_name || '.' || l.object_name END AS key,
-         l.category, l.table_name, l.object_name, l.definition, l.schema_name
+         l.category, l.table_name, l.object_name, l.definition, l.schema_name, l.owner_name
   FROM live_rows l
 ),
 live AS (
-  SELECT a.key, a.category, a.table_name, a.object_name, a.definition FROM app_live a WHERE a.schema_name = 'public'
+  SELECT a.key, a.category, a.table_name, a.object_name, a.definition, a.schema_name FROM app_live a
 ),
 owned_tables AS (
   SELECT substr(o.key, length('relations ') + 1) AS name FROM params p, unnest(p.owned) AS o(key) WHERE o.key LIKE 'relations %'
@@ -601,9 +601,12 @@ covered_relations AS (
     AND EXISTS (SELECT FROM jsonb_array_elements_text(l.definition -> 'reads') AS t(name) WHERE t.name IN (SELECT name FROM owned_tables))
 ),
 own_live AS (
-  SELECT a.key, a.category, a.table_name, a.object_name, a.definition
+  -- With its owner: recorded at adoption, and a later ALTER … OWNER TO is drift. Compared with
+  -- the recorded owner, never with a role named here.
+  SELECT a.key, a.category, a.table_name, a.object_name,
+         a.definition || CASE WHEN a.owner_name IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('owner', a.owner_name) END AS definition
   FROM app_live a CROSS JOIN params p
-  WHERE NOT (a.schema_name = 'public' AND (a.key = ANY (p.owned) OR EXISTS (SELECT FROM covered_relations c WHERE c.name = a.table_name)))
+  WHERE NOT (a.key = ANY (p.owned) OR EXISTS (SELECT FROM covered_relations c WHERE c.name = a.table_name))
     AND NOT (a.category = 'columns'
              AND EXISTS (SELECT FROM app_live v WHERE v.category = 'relations' AND v.object_name = a.table_name
                                                   AND v.definition ->> 'kind' IN ('view', 'materialized view')))
@@ -658,6 +661,8 @@ own_found AS (
   FROM own_recorded r JOIN own_live l ON l.key = r.key
   CROSS JOIN LATERAL (SELECT jsonb_object_keys(r.definition) UNION SELECT jsonb_object_keys(l.definition)) AS f(field)
   WHERE coalesce(l.definition -> f.field, 'null') <> coalesce(r.definition -> f.field, 'null')
+    -- A record written before owners were recorded holds the object to the rest.
+    AND (f.field <> 'owner' OR r.definition ? 'owner')
 )`
 }
 

@@ -72,6 +72,25 @@ export async function snapshotSchema(db: Kysely<any>, schema: string): Promise<S
   return snapshotFromRows(rows)
 }
 
+/**
+ * {@link snapshotPublicSchema} of every one of the app's schemas at once (see
+ * {@link appSchemasSnapshotQuery}): names outside `public` schema-qualified, as the comparison
+ * keys them.
+ *
+ * @example
+ * ```ts
+ * Object.keys((await snapshotAppSchemas(db)).relations) // ['x402_resources', '"Reports".totals', …]
+ * ```
+ */
+export async function snapshotAppSchemas(db: Kysely<any>): Promise<SchemaSnapshot> {
+  const read = async (trx: Kysely<any>) => {
+    await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(trx)
+    return (await sql.raw<SnapshotRow>(appSchemasSnapshotQuery()).execute(trx)).rows
+  }
+  const rows = db.isTransaction ? await read(db) : await db.transaction().execute(read)
+  return snapshotFromRows(rows)
+}
+
 /** A row of {@link snapshotQuery}. */
 export interface SnapshotRow {
   category: SchemaObjectCategory
@@ -80,6 +99,11 @@ export interface SnapshotRow {
   definition: Record<string, unknown>
   /** The schema it is in, as a quoted identifier where it needs quotes. */
   schema_name: string
+  /**
+   * Its owner, for a relation or a function (null otherwise). Not part of `definition`: the
+   * role that runs the migrations owns what they create, and differs between databases.
+   */
+  owner_name: string | null
 }
 
 /**
@@ -167,7 +191,8 @@ function grants(acl: string, owner: string, objectType: string): string {
  * - aggregates are left out: pg_get_functiondef() cannot deparse them, and the module has none.
  */
 export function snapshotQuery(schema: string): string {
-  const namespace = `'${schema.replaceAll("'", "''")}'::regnamespace`
+  // By nspname: a cast to regnamespace would fold a name with capitals to lower case.
+  const namespace = `(SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = '${schema.replaceAll("'", "''")}')`
   return scopedSnapshotQuery(`= ${namespace}`, namespace)
 }
 
@@ -277,7 +302,7 @@ SELECT 'relations' AS category, r.relname::text AS table_name, r.relname::text A
                    JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
                    WHERE w.ev_class = r.oid AND t.oid <> r.oid)
        ) ELSE '{}'::jsonb END AS definition,
-       r.schema_name
+       r.schema_name, pg_catalog.pg_get_userbyid(r.relowner)::text AS owner_name
 FROM rels r
 UNION ALL
 SELECT 'columns', r.relname, a.attname,
@@ -292,7 +317,7 @@ SELECT 'columns', r.relname, a.attname,
          'grants', CASE WHEN a.attacl IS NOT NULL THEN ${grants('a.attacl', 'r.relowner', `'c'`)} END,
          'comment', pg_catalog.col_description(r.oid, a.attnum)
        ),
-       r.schema_name
+       r.schema_name, NULL::text
 FROM rels r
 JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
@@ -305,7 +330,7 @@ SELECT 'constraints', r.relname, k.conname,
          'validated', k.convalidated,
          'comment', pg_catalog.obj_description(k.oid, 'pg_constraint')
        ),
-       r.schema_name
+       r.schema_name, NULL::text
 FROM rels r JOIN pg_catalog.pg_constraint k ON k.conrelid = r.oid
 WHERE k.contype::text <> 'n'
 UNION ALL
@@ -315,7 +340,7 @@ SELECT 'indexes', r.relname, i.relname,
          'valid', x.indisvalid,
          'comment', pg_catalog.obj_description(i.oid, 'pg_class')
        ),
-       r.schema_name
+       r.schema_name, NULL::text
 FROM rels r
 JOIN pg_catalog.pg_index x ON x.indrelid = r.oid
 JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
@@ -326,7 +351,7 @@ SELECT 'triggers', r.relname, g.tgname,
          'enabled', g.tgenabled::text,
          'comment', pg_catalog.obj_description(g.oid, 'pg_trigger')
        ),
-       r.schema_name
+       r.schema_name, NULL::text
 FROM rels r JOIN pg_catalog.pg_trigger g ON g.tgrelid = r.oid
 WHERE NOT g.tgisinternal
 UNION ALL
@@ -338,7 +363,7 @@ SELECT 'functions', NULL,
          'grants', ${grants('p.proacl', 'p.proowner', `'f'`)},
          'comment', pg_catalog.obj_description(p.oid, 'pg_proc')
        ),
-       p.pronamespace::regnamespace::text
+       p.pronamespace::regnamespace::text, pg_catalog.pg_get_userbyid(p.proowner)::text
 FROM pg_catalog.pg_proc p
 WHERE p.pronamespace ${namespaces}
   AND p.prokind IN ('f', 'p')
@@ -357,7 +382,7 @@ SELECT 'policies', r.relname, o.polname,
          'with check', pg_catalog.pg_get_expr(o.polwithcheck, o.polrelid),
          'comment', pg_catalog.obj_description(o.oid, 'pg_policy')
        ),
-       r.schema_name
+       r.schema_name, NULL::text
 FROM rels r JOIN pg_catalog.pg_policy o ON o.polrelid = r.oid
 `
 }
