@@ -25,7 +25,7 @@ describe.each(testTargets)('transaction control on %s', (target) => {
       let depth = depths.get(connection) ?? 0
       if (/^(COMMIT|ROLLBACK)$/i.test(text)) depth--
       recorded.push({ sql: text, connection, depth })
-      if (/^BEGIN$/i.test(text)) depth++
+      if (/^BEGIN\b/i.test(text)) depth++
       depths.set(connection, depth)
     }
     await withTestDatabase(target, ({ db }) => migrateToLatest(db, { env: {} }), { onStatement })
@@ -61,10 +61,15 @@ describe.each(testTargets)('transaction control on %s', (target) => {
       r.sql.includes('VALIDATE CONSTRAINT x402_resources_resource_type_check'),
     )!
     expect(validate.depth).toBe(1)
-    // Recorded after all its steps, outside any transaction of the migrator.
+    // Recorded after all its steps, in a short transaction of its own that commits only once
+    // the migration lock is confirmed held.
     const recorded005 = historyInsert(recorded, '005_add_openrouter_integration')
-    expect(recorded005.depth).toBe(0)
+    expect(recorded005.depth).toBe(1)
     expect(at(recorded005)).toBeGreaterThan(at(concurrently))
+    const after005 = recorded
+      .slice(at(concurrently), at(recorded005))
+      .filter((r) => r.connection === recorded005.connection)
+    expect(after005.filter((r) => /^BEGIN\b/i.test(r.sql))).toHaveLength(1)
 
     const recorded006 = historyInsert(recorded, '006_rename_to_production_names')
     expect(recorded006.depth).toBe(1)
