@@ -20,6 +20,7 @@ DECLARE
   lost text[] := '{}';
   unreported text;
   counted jsonb;
+  storage jsonb;
 BEGIN
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
@@ -42,12 +43,20 @@ BEGIN
     lost := lost || format('other x402_resources with openrouter_model_id or openrouter_config set: %s', configured);
   END IF;
   IF cardinality(lost) = 0 THEN
+    PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
+           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations', 'x402_backup'))::text, true);
     RETURN;
   END IF;
   IF NOT allowed THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. %; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; '), 'Nothing was changed. Keep 005, or move the data first';
   END IF;
   counted := (SELECT jsonb_object_agg(relid, jsonb_build_array(n_tup_del, n_tup_upd)) FROM pg_stat_xact_user_tables);
+  storage := (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
+           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations', 'x402_backup'));
   CREATE SCHEMA IF NOT EXISTS x402_backup;
   IF keys > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
@@ -76,9 +85,18 @@ BEGIN
            CASE t.relid WHEN 'public.user_openrouter_integrations'::regclass THEN keys
                         WHEN 'public.x402_resources'::regclass THEN instant ELSE 0 END,
            CASE t.relid WHEN 'public.x402_resources'::regclass THEN configured ELSE 0 END);
-  IF unreported IS NOT NULL THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted or changed rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  -- TRUNCATE and a rewrite count no row: a table whose storage the moves replaced was destroyed.
+  SELECT concat_ws('; ', unreported, string_agg(format('%I.%I: truncated or rewritten', n.nspname, c.relname), '; '))
+    INTO unreported
+    FROM jsonb_each(storage) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relfilenode::text <> w.v ->> 2;
+  IF unreported <> '' THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
+  PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
+           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations', 'x402_backup'))::text, true);
 END
 $keep_or_refuse$;
 
@@ -90,6 +108,26 @@ ALTER TABLE x402_resources
         DROP CONSTRAINT IF EXISTS x402_resources_openrouter_rollback_check,
         ADD CONSTRAINT x402_resources_openrouter_rollback_check
           CHECK (openrouter_model_id IS NULL AND openrouter_config IS NULL) NOT VALID;
+
+DO $unreported$
+DECLARE
+  watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
+  unreported text;
+BEGIN
+  SELECT string_agg(format('%I.%I: %s', n.nspname, c.relname, concat_ws(', ',
+           CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,
+           CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint THEN 'rows deleted' END,
+           CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint THEN 'rows changed' END)), '; ')
+    INTO unreported
+    FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relfilenode::text <> w.v ->> 2
+      OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
+      OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint;
+  IF unreported IS NOT NULL THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  END IF;
+END
+$unreported$;
 
 COMMIT;
 
@@ -117,6 +155,7 @@ DECLARE
   lost text[] := '{}';
   unreported text;
   counted jsonb;
+  storage jsonb;
 BEGIN
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
@@ -139,12 +178,20 @@ BEGIN
     lost := lost || format('other x402_resources with openrouter_model_id or openrouter_config set: %s', configured);
   END IF;
   IF cardinality(lost) = 0 THEN
+    PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
+           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations', 'x402_backup'))::text, true);
     RETURN;
   END IF;
   IF NOT allowed THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. %; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; '), 'They were stored while the rollback ran; it stopped before dropping anything that holds data. Run it again';
   END IF;
   counted := (SELECT jsonb_object_agg(relid, jsonb_build_array(n_tup_del, n_tup_upd)) FROM pg_stat_xact_user_tables);
+  storage := (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
+           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations', 'x402_backup'));
   CREATE SCHEMA IF NOT EXISTS x402_backup;
   IF keys > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
@@ -173,9 +220,18 @@ BEGIN
            CASE t.relid WHEN 'public.user_openrouter_integrations'::regclass THEN keys
                         WHEN 'public.x402_resources'::regclass THEN instant ELSE 0 END,
            CASE t.relid WHEN 'public.x402_resources'::regclass THEN configured ELSE 0 END);
-  IF unreported IS NOT NULL THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted or changed rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  -- TRUNCATE and a rewrite count no row: a table whose storage the moves replaced was destroyed.
+  SELECT concat_ws('; ', unreported, string_agg(format('%I.%I: truncated or rewritten', n.nspname, c.relname), '; '))
+    INTO unreported
+    FROM jsonb_each(storage) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relfilenode::text <> w.v ->> 2;
+  IF unreported <> '' THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
+  PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
+           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations', 'x402_backup'))::text, true);
 END
 $keep_or_refuse$;
 
@@ -184,5 +240,25 @@ DROP TABLE IF EXISTS user_openrouter_integrations;
 DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at();
 
 ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN IF EXISTS openrouter_model_id;
+
+DO $unreported$
+DECLARE
+  watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
+  unreported text;
+BEGIN
+  SELECT string_agg(format('%I.%I: %s', n.nspname, c.relname, concat_ws(', ',
+           CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,
+           CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint THEN 'rows deleted' END,
+           CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint THEN 'rows changed' END)), '; ')
+    INTO unreported
+    FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relfilenode::text <> w.v ->> 2
+      OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
+      OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint;
+  IF unreported IS NOT NULL THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  END IF;
+END
+$unreported$;
 
 COMMIT;

@@ -6,7 +6,9 @@ import { type MigrationConfig, migrationProvider, runsInTransaction } from '../m
 import {
   type CatalogState,
   catalogState,
+  downCheckSql,
   downGuardSql,
+  DOWN_WATCH_SQL,
   lossesBetween,
 } from '../migrator/down-guard.js'
 import { migrationSettings } from '../migrator/settings.js'
@@ -76,7 +78,13 @@ export async function exportMigrationSql(
   const profile = options.lockProfile
     ? await measureStatements(name, step, startingPoint, options.lockProfile, statements)
     : undefined
-  return renderScript(name, direction, runsInTransaction(migration), statements, profile, guard)
+  const transactional = runsInTransaction(migration)
+  // A transactional down is guarded as the runner guards it: the block before, the check before COMMIT.
+  const guards =
+    direction === 'down' && transactional
+      ? { before: [...(guard ? [guard] : []), DOWN_WATCH_SQL], after: [downCheckSql(name)] }
+      : { before: guard ? [guard] : [], after: [] }
+  return renderScript(name, direction, transactional, statements, profile, guards)
 }
 
 /**
@@ -119,7 +127,10 @@ async function recordStatements(
   return { statements, guard }
 }
 
-/** The guard of a down script: what the down drops, counted on the database the script runs on. */
+/**
+ * The guard of a down script: what the down drops, counted on the database the script runs on.
+ * What it deletes, changes, truncates or rewrites is checked before COMMIT ({@link downCheckSql}).
+ */
 function scriptGuard(
   name: string,
   migration: Migration,
@@ -177,7 +188,7 @@ function renderScript(
   transactional: boolean,
   statements: Statement[],
   profile?: { rows: number; measured: (MeasuredStatement | undefined)[] },
-  guard?: string,
+  guards: { before: string[]; after: string[] } = { before: [], after: [] },
 ): string {
   const body = statements.map((statement, index) => {
     if (statement.parameters.length > 0) {
@@ -214,12 +225,18 @@ function renderScript(
     '',
     // After BEGIN where there is one: a refusal then also aborts the transaction, so that a
     // client that goes on after an error (psql without ON_ERROR_STOP) changes nothing.
-    ...withGuard(body, guard).flatMap((statement) => [statement, '']),
+    ...withGuards(body, guards).flatMap((statement) => [statement, '']),
   ].join('\n')
 }
 
-function withGuard(body: string[], guard: string | undefined): string[] {
-  if (!guard) return body
+function withGuards(body: string[], guards: { before: string[]; after: string[] }): string[] {
   const at = body[0] === 'BEGIN;' ? 1 : 0
-  return [...body.slice(0, at), `${guard};`, ...body.slice(at)]
+  const end = body.at(-1) === 'COMMIT;' ? body.length - 1 : body.length
+  return [
+    ...body.slice(0, at),
+    ...guards.before.map((block) => `${block};`),
+    ...body.slice(at, end),
+    ...guards.after.map((block) => `${block};`),
+    ...body.slice(end),
+  ]
 }

@@ -39,6 +39,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     '7906397013a222e6ccc79006370c2b6ca870a2f38cad2117d04e275e632739d5':
       'its down now rolls back where a trigger or rule deleted or changed rows it did not report, ' +
       'and it describes its own resumable down',
+    a3df4886315bbd36355c2ef5dcd2ecab869c03423d9a4e834fdce6c9aeb1c522:
+      'its down now also rolls back where a trigger truncated or rewrote a table, and where anything ' +
+      'after its check deleted or changed rows in the same transaction',
   },
   '008_close_supabase_advisor_findings': {
     '04ffbc1594795986db63b42d82260eba5dc43936706ccaa929acb57b97e3715d':

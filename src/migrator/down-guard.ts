@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+
 import { type Kysely, sql } from 'kysely'
 import type { Migration } from 'kysely/migration'
 
@@ -31,6 +33,11 @@ interface CatalogTable {
   name: string
   deleted: number
   updated: number
+  /**
+   * The table's storage: TRUNCATE and a rewrite (ALTER COLUMN … TYPE, say) give it a new one
+   * within the transaction, which the row counters above do not show.
+   */
+  storage: number
 }
 
 /**
@@ -62,10 +69,12 @@ export async function catalogState(db: Kysely<any>): Promise<CatalogState> {
     name: string
     deleted: string
     updated: string
+    storage: number
   }>`
     SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS table,
            format('%I.%I', n.nspname, c.relname) AS name,
-           pg_stat_get_xact_tuples_deleted(c.oid) AS deleted, pg_stat_get_xact_tuples_updated(c.oid) AS updated
+           pg_stat_get_xact_tuples_deleted(c.oid) AS deleted, pg_stat_get_xact_tuples_updated(c.oid) AS updated,
+           c.relfilenode::int AS storage
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE ${guarded}
   `.execute(db)
@@ -78,7 +87,12 @@ export async function catalogState(db: Kysely<any>): Promise<CatalogState> {
     tables: new Map(
       tables.map((row) => [
         row.oid,
-        { ...row, deleted: Number(row.deleted), updated: Number(row.updated) },
+        {
+          ...row,
+          deleted: Number(row.deleted),
+          updated: Number(row.updated),
+          storage: Number(row.storage),
+        },
       ]),
     ),
     columns: new Map(
@@ -88,13 +102,15 @@ export async function catalogState(db: Kysely<any>): Promise<CatalogState> {
 }
 
 /**
- * What a down destroys: a table it drops, a column it drops from a table that stays, or rows of
- * a table that it (or a foreign key's action, or a trigger) deletes or changes, as counted by a
- * rehearsal of the down in the same transaction.
+ * What a down destroys: a table it drops, a column it drops from a table that stays, a table
+ * whose storage it replaces (TRUNCATE, a rewrite), or rows of a table that it (or a foreign key's
+ * action, or a trigger) deletes or changes, as counted by a rehearsal of the down in the same
+ * transaction.
  */
 export type Loss =
   | { kind: 'table'; table: CatalogTable }
   | { kind: 'column'; table: CatalogTable; column: string }
+  | { kind: 'storage'; table: CatalogTable }
   | { kind: 'rows'; table: CatalogTable; deleted: number; updated: number }
 
 /**
@@ -113,6 +129,7 @@ export function lossesBetween(before: CatalogState, after: CatalogState): Loss[]
       losses.push({ kind: 'table', table })
       continue
     }
+    if (now.storage !== table.storage) losses.push({ kind: 'storage', table })
     const deleted = now.deleted - table.deleted
     const updated = now.updated - table.updated
     if (deleted > 0 || updated > 0) losses.push({ kind: 'rows', table, deleted, updated })
@@ -127,15 +144,19 @@ export function lossesBetween(before: CatalogState, after: CatalogState): Loss[]
 
 /**
  * The guard of a down, as one `DO` block that runs before the down in its transaction; undefined
- * where the down destroys nothing. It counts what holds data: the rows of a table the down drops,
- * the non-null values of a column it drops (each under the name it has before the down), and
- * takes the rows it deletes or changes as `losses` gives them. With nothing to lose it ends.
- * Otherwise it refuses (SQLSTATE 5X402), naming each with its count, unless the session set
- * `x402.allow_data_loss = on`: then it copies each table concerned whole into schema x402_backup
- * (`<migration number>_[<schema>_]<table>_<UTC time>`) and leaves their names, as a JSON array,
- * in the transaction's setting `x402.backups`. In a `transactional` down it first locks the
- * tables concerned against writes (SHARE) until the transaction ends, so that nothing arrives
- * between the counts and the down, waiting at most 2 s where the session has no lock_timeout.
+ * where the down destroys nothing. It counts what holds data: the rows of a table the down drops
+ * or whose storage it replaces (TRUNCATE, a rewrite), the non-null values of a column it drops
+ * (each under the name it has before the down), and takes the rows it deletes or changes as
+ * `losses` gives them. With nothing to lose it ends. Otherwise it refuses (SQLSTATE 5X402),
+ * naming each with its count, unless the session set `x402.allow_data_loss = on`: then it copies
+ * each table concerned whole into schema x402_backup (`<migration number>_[<schema>_]<table>_<UTC
+ * time>`, with a short hash of the table's name before the time where two names would meet or
+ * the name is cut) and leaves their names, as a JSON array, in the transaction's setting
+ * `x402.backups`. The tables it backed up, and those whose storage the down replaces while they
+ * hold no row, it leaves in `x402.down_covered`, which {@link downCheckSql} reads. In a
+ * `transactional` down it first locks the tables concerned against writes (SHARE) until the
+ * transaction ends, so that nothing arrives between the counts and the down, waiting at most 2 s
+ * where the session has no lock_timeout.
  *
  * @example
  * ```ts
@@ -167,27 +188,41 @@ export function downGuardSql(
     }
     // A column is counted through an alias: a column named like a variable of the block is no clash.
     const [count, from, label, unit] =
-      loss.kind === 'table'
-        ? ['count(*)', table, `table ${table} (dropped): `, ' row(s)']
-        : [
+      loss.kind === 'column'
+        ? [
             `count(d.${loss.column})`,
             `${table} d`,
             `column ${table}.${loss.column} (dropped): `,
             ' value(s)',
+          ]
+        : [
+            'count(*)',
+            table,
+            `table ${table} (${loss.kind === 'table' ? 'dropped' : 'truncated or rewritten'}): `,
+            ' row(s)',
           ]
     return [
       `  SELECT ${count} INTO n FROM ${from};`,
       '  IF n > 0 THEN',
       `    lost := lost || (${literal(label)} || n || ${literal(unit)});`,
       concerned('    '),
+      ...(loss.kind === 'storage'
+        ? [
+            '  ELSE',
+            '    -- Empty, and locked against writes: replacing its storage destroys nothing.',
+            `    covered := covered || to_regclass(${literal(table)})::oid::text;`,
+          ]
+        : []),
       '  END IF;',
     ]
   })
+  const prefixes = backupPrefixes(name, tables)
   const backups = tables.flatMap((table) => [
     `  IF ${literal(table.name)} = ANY (concerned) THEN`,
-    `    backup := ${literal(backupPrefix(name, table))} || stamp;`,
+    `    backup := ${literal(prefixes.get(table.oid)!)} || stamp;`,
     `    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, ${literal(table.name)});`,
     `    backups := backups || ('x402_backup.' || backup);`,
+    `    covered := covered || to_regclass(${literal(table.name)})::oid::text;`,
     '  END IF;',
   ])
   const refusal = [
@@ -200,14 +235,12 @@ export function downGuardSql(
         'to schema x402_backup first.',
     ),
   ].join(' ||\n      ')
-  return [
-    '-- Refuses, before anything changes, where this down would destroy data, unless the session ran',
-    '-- SET x402.allow_data_loss = on; then it first copies each table concerned whole to schema x402_backup.',
-    'DO $guard$',
+  const body = [
     'DECLARE',
     '  n bigint;',
     "  lost text[] := '{}';",
     "  concerned text[] := '{}';",
+    "  covered text[] := '{}';",
     '  backup text;',
     "  backups text[] := '{}';",
     `  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', '${STAMP_FORMAT}');`,
@@ -220,33 +253,143 @@ export function downGuardSql(
         ]
       : []),
     ...counts,
+    "  PERFORM set_config('x402.down_covered', array_to_json(covered)::text, true);",
     '  IF cardinality(lost) = 0 THEN RETURN; END IF;',
     "  IF current_setting('x402.allow_data_loss', true) IS DISTINCT FROM 'on' THEN",
     `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =\n      ${refusal};`,
     '  END IF;',
     '  CREATE SCHEMA IF NOT EXISTS x402_backup;',
     ...backups,
-    '  -- The runner reports the backups from here.',
+    '  -- The runner reports the backups from here, and the check after the down skips what they hold.',
     "  PERFORM set_config('x402.backups', array_to_json(backups)::text, true);",
+    "  PERFORM set_config('x402.down_covered', array_to_json(covered)::text, true);",
     'END',
-    '$guard$',
+  ].join('\n')
+  const tag = dollarTag('guard', body)
+  return [
+    '-- Refuses, before anything changes, where this down would destroy data, unless the session ran',
+    '-- SET x402.allow_data_loss = on; then it first copies each table concerned whole to schema x402_backup.',
+    `DO ${tag}`,
+    body,
+    tag,
   ].join('\n')
 }
 
 /**
- * `<migration number>_[<schema>_]<table>_`, to which the guard adds its UTC time: within
- * PostgreSQL's 63 bytes, the table part gives way, so that the time that sets two backups apart
- * is never cut off.
+ * What every transactional down runs just before it starts (after its guard, if any): the row
+ * counters and the storage of each table, in the transaction's setting `x402.down_watch`, for
+ * {@link downCheckSql} to compare with once the down is done.
  */
-function backupPrefix(name: string, table: CatalogTable): string {
+export const DOWN_WATCH_SQL = [
+  "-- Notes each table's row counters and storage, for the check before COMMIT.",
+  'DO $watch$',
+  'BEGIN',
+  "  PERFORM set_config('x402.down_watch', coalesce((",
+  '    SELECT jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),',
+  '             pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text))::text',
+  '    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace',
+  "    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%'",
+  `      AND n.nspname NOT IN ('information_schema', ${literal(MIGRATION_TABLE_SCHEMA)}, 'x402_backup')), '{}'), true);`,
+  'END',
+  '$watch$',
+].join('\n')
+
+/**
+ * What every transactional down runs once it is done, before COMMIT: a table that existed before
+ * the down, whose rows the transaction deleted or changed since {@link DOWN_WATCH_SQL} or whose
+ * storage it replaced (TRUNCATE, a rewrite), and that the guard did not back up whole (nor
+ * counted empty), was destroyed unreported: it raises (SQLSTATE 5X402), which rolls the whole
+ * down back, with or without the data-loss opt-in.
+ */
+export function downCheckSql(name: string): string {
+  const message = [
+    literal(
+      `Rolling back ${name} deleted or changed rows it did not report or back up, through a trigger, a rule or its own statements: `,
+    ),
+    "array_to_string(unreported, '; ')",
+    literal(
+      `. Nothing was changed (it was rolled back). Keep ${name}, or roll back once nothing deletes, ` +
+        'truncates or rewrites those tables with the down.',
+    ),
+  ].join(' ||\n      ')
+  const body = [
+    'DECLARE',
+    "  watched jsonb := coalesce(nullif(current_setting('x402.down_watch', true), ''), '{}')::jsonb;",
+    "  covered jsonb := coalesce(nullif(current_setting('x402.down_covered', true), ''), '[]')::jsonb;",
+    '  unreported text[];',
+    'BEGIN',
+    "  SELECT array_agg(format('table %I.%I: %s', n.nspname, c.relname, array_to_string(array_remove(ARRAY[",
+    "           CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,",
+    '           CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint',
+    "                THEN (pg_stat_get_xact_tuples_deleted(c.oid) - (w.v ->> 0)::bigint) || ' row(s) deleted' END,",
+    '           CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint',
+    "                THEN (pg_stat_get_xact_tuples_updated(c.oid) - (w.v ->> 1)::bigint) || ' row(s) changed' END",
+    "         ], NULL), ', ')) ORDER BY c.oid)",
+    '    INTO unreported',
+    '    FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid',
+    '    JOIN pg_namespace n ON n.oid = c.relnamespace',
+    '   WHERE NOT covered ? c.oid::text',
+    '     AND (c.relfilenode::text <> w.v ->> 2',
+    '          OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint',
+    '          OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint);',
+    '  IF unreported IS NOT NULL THEN',
+    `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =\n      ${message};`,
+    '  END IF;',
+    'END',
+  ].join('\n')
+  return [
+    '-- Rolls it all back where the down deleted, changed, truncated or rewrote rows of a table that the',
+    '-- guard did not back up: what no rehearsal foresaw (a trigger, a rule) is never committed.',
+    'DO $check$',
+    body,
+    '$check$',
+  ].join('\n')
+}
+
+/**
+ * A dollar-quote tag `$<base>$` (or `$<base>_<n>$`) that `body` does not contain, so that no
+ * name written into the body can end the quote.
+ */
+function dollarTag(base: string, body: string): string {
+  for (let n = 0; ; n++) {
+    const tag = n === 0 ? `$${base}$` : `$${base}_${n}$`
+    if (!body.includes(tag)) return tag
+  }
+}
+
+/**
+ * Each table's `<migration number>_[<schema>_]<table>_`, to which the guard adds its UTC time:
+ * within PostgreSQL's 63 bytes, the table part gives way, so that the time that sets two backups
+ * apart is never cut off. Where the name is cut, or two tables would get the same name
+ * (`s.t` and `public.s_t`), a short hash of the table's qualified name goes before the time.
+ */
+function backupPrefixes(name: string, tables: readonly CatalogTable[]): Map<number, string> {
   const number = name.split('_')[0]!
-  const named = table.schema === 'public' ? table.table : `${table.schema}_${table.table}`
+  const named = (table: CatalogTable) =>
+    table.schema === 'public' ? table.table : `${table.schema}_${table.table}`
+  const cut = (text: string, room: number) =>
+    Buffer.from(text)
+      .subarray(0, room)
+      .toString()
+      .replace(/\uFFFD+$/, '')
   const room = 63 - number.length - STAMP_LENGTH - 2
-  const kept = Buffer.from(named)
-    .subarray(0, room)
-    .toString()
-    .replace(/\uFFFD+$/, '')
-  return `${number}_${kept}_`
+  const plain = new Map(tables.map((table) => [table.oid, cut(named(table), room)]))
+  const taken = [...plain.values()]
+  const prefixes = new Map<number, string>()
+  for (const table of tables) {
+    const kept = plain.get(table.oid)!
+    const unique = kept === named(table) && taken.filter((other) => other === kept).length === 1
+    if (unique) {
+      prefixes.set(table.oid, `${number}_${kept}_`)
+      continue
+    }
+    const hash = createHash('sha256')
+      .update(`${table.schema}.${table.table}`)
+      .digest('hex')
+      .slice(0, 8)
+    prefixes.set(table.oid, `${number}_${cut(named(table), room - hash.length - 1)}_${hash}_`)
+  }
+  return prefixes
 }
 
 function literal(text: string): string {
@@ -256,17 +399,20 @@ function literal(text: string): string {
 /**
  * Guards a transactional `down` before it runs, in the run's transaction `trx`: rehearses it in a
  * savepoint and rolls the rehearsal back, learning from the catalog which tables and columns it
- * drops and, from the transaction's row counters, which rows of any table it deletes or updates
- * (the rows of other tables that foreign keys delete or null with them included). Then it runs
- * {@link downGuardSql}'s block, the one that `migrate:sql` exports, with `x402.allow_data_loss`
- * set from `allowDataLoss`: it throws {@link DataLossRefusal} where the down would destroy data,
- * or, with the opt-in, returns the names of the backups it made.
+ * drops and which tables' storage it replaces (TRUNCATE, a rewrite) and, from the transaction's
+ * row counters, which rows of any table it deletes or updates (the rows of other tables that
+ * foreign keys delete or null with them included). Then it runs {@link downGuardSql}'s block,
+ * the one that `migrate:sql` exports, with `x402.allow_data_loss` set from `allowDataLoss`: it
+ * throws {@link DataLossRefusal} where the down would destroy data, or, with the opt-in, returns
+ * the names of the backups it made. Last, {@link DOWN_WATCH_SQL}: run {@link checkDown} once the
+ * down is done.
  *
  * @example
  * ```ts
  * await db.transaction().execute(async (trx) => {
  *   await guardDown(trx, '002_add_claude_integration', migration, { allowDataLoss: false })
  *   await migration.down!(trx)
+ *   await checkDown(trx, '002_add_claude_integration')
  * })
  * ```
  */
@@ -288,26 +434,41 @@ export async function guardDown(
     await sql`ROLLBACK TO SAVEPOINT x402_down_rehearsal`.execute(trx)
     await sql`RELEASE SAVEPOINT x402_down_rehearsal`.execute(trx)
   }
-  const guard = downGuardSql(name, lossesBetween(before, after), { transactional: true })
-  if (!guard) return []
   await sql`SET LOCAL x402.allow_data_loss = ${sql.lit(options.allowDataLoss ? 'on' : 'off')}`.execute(
     trx,
   )
-  // Cleared first: the block leaves it alone where nothing holds data, and an earlier down of the
-  // same transaction may have set it.
+  // Cleared first: the block leaves them alone where nothing holds data, and an earlier down of
+  // the same transaction may have set them.
   await sql`SET LOCAL x402.backups = '[]'`.execute(trx)
+  await sql`SET LOCAL x402.down_covered = '[]'`.execute(trx)
+  const guard = downGuardSql(name, lossesBetween(before, after), { transactional: true })
+  if (guard) await refusing(trx, guard)
+  await sql.raw(DOWN_WATCH_SQL).execute(trx)
+  const { rows } = await sql<{
+    backups: string
+  }>`SELECT current_setting('x402.backups') AS backups`.execute(trx)
+  return JSON.parse(rows[0]!.backups) as string[]
+}
+
+/**
+ * Once a transactional `down` guarded by {@link guardDown} is done, in the same transaction:
+ * throws {@link DataLossRefusal}, so that the transaction rolls back, where the down deleted,
+ * changed, truncated or rewrote rows of a table that the guard did not back up (see
+ * {@link downCheckSql}).
+ */
+export async function checkDown(trx: Kysely<any>, name: string): Promise<void> {
+  await refusing(trx, downCheckSql(name))
+}
+
+async function refusing(trx: Kysely<any>, block: string): Promise<void> {
   try {
-    await sql.raw(guard).execute(trx)
+    await sql.raw(block).execute(trx)
   } catch (error) {
     if (errorCode(error) !== REFUSED) throw error
     // The block's own words, which the exported script shows too, not QueryError's wrapping of them.
     const raised = error instanceof QueryError && error.cause instanceof Error ? error.cause : error
     throw new DataLossRefusal((raised as Error).message, { cause: error })
   }
-  const { rows } = await sql<{
-    backups: string
-  }>`SELECT current_setting('x402.backups') AS backups`.execute(trx)
-  return JSON.parse(rows[0]!.backups) as string[]
 }
 
 /** Rows that a non-transactional `down` deletes: a table, and which of its rows. */

@@ -22,7 +22,7 @@ import {
   TransactionPoolerError,
 } from './migration-error.js'
 import { withResumableDowns } from './resumable-down.js'
-import { guardDown } from './down-guard.js'
+import { checkDown, guardDown } from './down-guard.js'
 import { assertRunnerDialect, type MigrationSession, withMigrationLock } from './lock.js'
 import { migrationProvider, runsInTransaction } from './provider.js'
 import { retryDelayMs } from './retry-delay.js'
@@ -384,11 +384,7 @@ async function runBlock(
             ).getMigrations()
             for (const step of block) {
               const migration = prepared.find((m) => m.name === step.name)!.migration
-              try {
-                await guardDown(trx, step.name, migration, {
-                  allowDataLoss: settings.allowDataLoss,
-                })
-              } catch (error) {
+              const failed = (error: unknown) => {
                 resultSet = {
                   error,
                   results: [
@@ -396,15 +392,27 @@ async function runBlock(
                     { migrationName: step.name, direction: 'Down', status: 'Error' },
                   ],
                 }
-                throw error
+                return error
+              }
+              try {
+                await guardDown(trx, step.name, migration, {
+                  allowDataLoss: settings.allowDataLoss,
+                })
+              } catch (error) {
+                throw failed(error)
               }
               resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
                 targetOf([step], migrations),
               )
-              if (resultSet.error !== undefined)
+              if (resultSet.error !== undefined) {
                 resultSet = { ...resultSet, results: [...done, ...(resultSet.results ?? [])] }
-              else done.push(...successes(resultSet))
-              if (resultSet.error !== undefined) break
+                break
+              }
+              // What the rehearsal did not foresee rolls the whole transaction back.
+              await checkDown(trx, step.name).catch((error: unknown) => {
+                throw failed(error)
+              })
+              done.push(...successes(resultSet))
             }
             if (resultSet.error === undefined) resultSet = { results: done }
           }
