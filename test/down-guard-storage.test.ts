@@ -95,11 +95,12 @@ describe.each(testTargets)('a trigger that truncates or rewrites during a down o
     expect(await victimRows(db)).toEqual([1, 2, 3])
   })
 
-  it('with the opt-in, backs the truncated table up whole first', async () => {
+  it('with the opt-in, backs the truncated table up whole first, and says so', async () => {
     const { db } = database
     await freshVictim(db)
     await onDownOf006(db, 'TRUNCATE victim')
-    await migrateDown(db, { allowDataLoss: true, env: {} })
+    const lines: string[] = []
+    await migrateDown(db, { allowDataLoss: true, env: {}, log: (line) => lines.push(line) })
     expect(await applied(db)).not.toContain(MIGRATION_006)
     const [backup] = await backupTables(db, '006_victim_%')
     expect(backup).toBeDefined()
@@ -107,6 +108,7 @@ describe.each(testTargets)('a trigger that truncates or rewrites during a down o
       x: number
     }>`SELECT x FROM ${sql.id('x402_backup', backup!)} ORDER BY x`.execute(db)
     expect(rows.map((row) => Number(row.x))).toEqual([1, 2, 3])
+    expect(lines.join('\n')).toContain(`x402_backup.${backup}`)
   })
 
   it('rolls the down back, even with the opt-in, where the down destroys what its rehearsal did not', async () => {

@@ -29,9 +29,9 @@ export function runsInTransaction(migration: Migration): boolean {
 /**
  * The module's migrations, for Kysely's Migrator, each prepared for a run with `settings`:
  * before `up` or `down` it sets lock_timeout and statement_timeout (SET LOCAL in a transaction,
- * SET on a migration's own connection), passes the data-loss opt-in to `down` as the setting
- * `x402.allow_data_loss`. The migration files stay frozen history that imports nothing but
- * kysely.
+ * SET on a migration's own connection). The runner sets the data-loss opt-in,
+ * `x402.allow_data_loss`, for each block it runs. The migration files stay frozen history that
+ * imports nothing but kysely.
  *
  * @example
  * ```ts
@@ -63,7 +63,6 @@ function prepared(migration: Migration, settings: MigrationSettings): Migration 
       down &&
       (async (db: Kysely<any>) => {
         await setTimeouts(db, settings)
-        if (settings.allowDataLoss) await set(db, 'x402.allow_data_loss', 'on')
         await down(db)
       }),
   }

@@ -361,6 +361,7 @@ async function runBlock(
     let resultSet: MigrationResultSet = {}
     const done: MigrationResult[] = []
     let committing = false
+    const backups: string[] = []
     try {
       // READ COMMITTED whatever the database's default (each migration was written for it).
       await db
@@ -368,6 +369,7 @@ async function runBlock(
         .setIsolationLevel('read committed')
         .execute(async (trx) => {
           await setSessionBounds(trx, settings, 'transaction')
+          await setDataLossOptIn(trx, settings, 'transaction')
           const pid = await watch.follow(trx)
           if (block[0]!.direction === 'Up') {
             resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
@@ -395,9 +397,11 @@ async function runBlock(
                 return error
               }
               try {
-                await guardDown(trx, step.name, migration, {
-                  allowDataLoss: settings.allowDataLoss,
-                })
+                backups.push(
+                  ...(await guardDown(trx, step.name, migration, {
+                    allowDataLoss: settings.allowDataLoss,
+                  })),
+                )
               } catch (error) {
                 throw failed(error)
               }
@@ -422,6 +426,7 @@ async function runBlock(
           await session.assertLockHeld()
           committing = true
         })
+      if (backups.length > 0) reportBackups(settings, backups)
     } catch (error) {
       // A COMMIT whose answer did not come: only the server knows whether it committed. (One
       // that PostgreSQL refused, with a SQLSTATE, was rolled back.)
@@ -442,10 +447,15 @@ async function runBlock(
     let committed = false
     try {
       await setSessionBounds(connection, settings, 'session')
+      await setDataLossOptIn(connection, settings, 'session')
       const pid = await watch.follow(connection)
+      const backupsBefore = await backupTables(connection)
       resultSet = await kyselyMigrator(connection, settings, session, true, pid).migrateTo(
         blockTarget,
       )
+      // Such a down makes its backups in its own SQL: they are the tables that appeared.
+      const made = (await backupTables(connection)).filter((name) => !backupsBefore.includes(name))
+      if (made.length > 0) reportBackups(settings, made)
       // The history's write, in the transaction the migration's end opened (confirmingLock).
       if (resultSet.error === undefined) {
         await session.assertLockHeld().catch((error: unknown) => {
@@ -504,6 +514,37 @@ async function setSessionBounds(
       db,
     )
   }
+}
+
+/**
+ * `x402.allow_data_loss`, which every down's guard reads, from the run's own opt-in alone: for the
+ * run's transaction (`transaction`), or for the session of a migration that runs outside one
+ * (`session`; RESET ALL ends it). A default of the database or of the role never opts in.
+ */
+async function setDataLossOptIn(
+  db: Kysely<any>,
+  settings: MigrationSettings,
+  scope: 'transaction' | 'session',
+): Promise<void> {
+  await sql`SELECT set_config('x402.allow_data_loss', ${settings.allowDataLoss ? 'on' : 'off'}, ${scope === 'transaction'})`.execute(
+    db,
+  )
+}
+
+async function backupTables(db: Kysely<any>): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`
+    SELECT 'x402_backup.' || c.relname AS name
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'x402_backup' AND c.relkind = 'r'
+  `.execute(db)
+  return rows.map((row) => row.name)
+}
+
+/** Names the backups that the downs of a committed block made, where the data can be restored from. */
+function reportBackups(settings: MigrationSettings, backups: readonly string[]): void {
+  settings.log(
+    `[db] the rollback copied the data it would destroy to ${backups.join(', ')} (docs/rollback.md says how to restore it)`,
+  )
 }
 
 function targetOf(block: Step[], migrations: readonly MigrationInfo[]): string | NoMigrations {
