@@ -449,13 +449,16 @@ async function runBlock(
       await setSessionBounds(connection, settings, 'session')
       await setDataLossOptIn(connection, settings, 'session')
       const pid = await watch.follow(connection)
-      const backupsBefore = await backupTables(connection)
+      const down = block[0]!.direction === 'Down'
+      const backupsBefore = down ? await backupTables(connection) : []
       resultSet = await kyselyMigrator(connection, settings, session, true, pid).migrateTo(
         blockTarget,
       )
       // Such a down makes its backups in its own SQL: they are the tables that appeared.
-      const made = (await backupTables(connection)).filter((name) => !backupsBefore.includes(name))
-      if (made.length > 0) reportBackups(settings, made)
+      const made =
+        down && resultSet.error === undefined
+          ? (await backupTables(connection)).filter((name) => !backupsBefore.includes(name))
+          : []
       // The history's write, in the transaction the migration's end opened (confirmingLock).
       if (resultSet.error === undefined) {
         await session.assertLockHeld().catch((error: unknown) => {
@@ -468,6 +471,7 @@ async function runBlock(
       if (resultSet.error === undefined) {
         await sql`COMMIT`.execute(connection)
         committed = true
+        if (made.length > 0) reportBackups(settings, made)
       }
     } finally {
       // A history write that did not commit is rolled back (a no-op where none began).
