@@ -161,6 +161,9 @@ function refreshLock(lockFile: string, content: string): Worker {
      }, every)`,
     {
       eval: true,
+      // CommonJS whatever the process was started with: an inherited --input-type=module (node
+      // --input-type=module -e …) would run it as a module, without require, and end the process.
+      execArgv: [],
       workerData: { lockFile, content, every: LOCK_REFRESH_MS, most: MAX_LOCK_FILE_BYTES },
     },
   )
