@@ -68,7 +68,7 @@ describe('migrate:plan --copy-schema against a target that stops answering pg_du
     const { args, env, timeoutMs } = pgDumpInvocation(
       'postgres://app@db.example/app?query_timeout=5000&connect_timeout=0&sslmode=require',
     )
-    expect(args.at(-1)).toBe('postgres://app@db.example/app?sslmode=require')
+    expect(args.at(-1)).toBe("--dbname=host='db.example' user='app' dbname='app' sslmode='require'")
     expect(env.PGCONNECT_TIMEOUT).toBe('10')
     expect(timeoutMs).toBe(5000)
   })

@@ -234,7 +234,19 @@ describe('the migrate command line on bad input', () => {
       /^migrate latest failed: MIGRATION_LOCK_WAIT_MS is "soon", expected a whole number/,
       { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', MIGRATION_LOCK_WAIT_MS: 'soon' },
     ],
-    [['sql', '999'], /^migrate sql failed: No migration is named "999"\. Known migrations: /, {}],
+    [
+      ['sql', '999'],
+      /^migrate sql failed: No migration is named "999"\. Known migrations: .* usage: npm run migrate:sql /,
+      {},
+      2,
+    ],
+    [
+      ['sql', '005_add_openrouter_integraton'],
+      /^migrate sql failed: No migration is named "005_add_openrouter_integraton": did you mean 005_add_openrouter_integration\? /,
+      {},
+      2,
+    ],
+    [['sql', '00'], /^migrate sql failed: "00" matches several migrations \(000_/, {}, 2],
     [
       ['latest'],
       /^migrate latest failed: The connection string is not a PostgreSQL URL \(it starts with "mysql:"; the rest is not shown/,
@@ -310,5 +322,81 @@ describe.each(testTargets)('a history row that no migration knows, on %s', (targ
       migrations: Array<{ name: string; status: string }>
     }
     expect(json.migrations.at(-1)).toMatchObject({ name: '999_unknown', status: 'unknown' })
+  })
+})
+
+// A history row is written by whoever can write the table: its name and its timestamp are data,
+// not the module's.
+describe.each(testTargets)(
+  'a history row with a hostile name and a garbage timestamp, on %s',
+  (target) => {
+    let database: TestDatabase
+    let env: NodeJS.ProcessEnv
+
+    beforeAll(async () => {
+      database = await createTestDatabase(target, {}, 'latest')
+      await migrateToLatest(database.db)
+      await sql`INSERT INTO x402_migrations.kysely_migration (name, timestamp) VALUES (${'999_evil\x1b[2J\u202e'}, 'not a time')`.execute(
+        database.db,
+      )
+      await sql`UPDATE x402_migrations.kysely_migration SET timestamp = 'yesterday-ish' WHERE name = ${migrationNames[0]!}`.execute(
+        database.db,
+      )
+      await database.db.destroy()
+      env = cliEnv(database.location)
+    })
+    afterAll(async () => {
+      await database.destroy()
+    })
+
+    it('migrate:list escapes the name and shows the timestamp as invalid', async () => {
+      const list = await cli(['list'], env)
+      expect(list.stderr).not.toMatch(/Invalid time value/)
+      expect(list.code).toBe(0)
+      expect(list.stdout + list.stderr).not.toMatch(/[\x1b\u202e]/)
+      expect(lines(list.stdout)[0]).toBe(`applied  (invalid time)            ${migrationNames[0]}`)
+      expect(lines(list.stdout).at(-1)).toBe(
+        'unknown  (invalid time)            999_evil\\x1b[2J\\u202e',
+      )
+      expect(list.stderr).toContain('unknown: 999_evil\\x1b[2J\\u202e, recorded in the history')
+      // JSON keeps the name exact (JSON escapes it) and has no time for the garbage one.
+      const json = JSON.parse((await cli(['list', '--json'], env)).stdout) as {
+        migrations: Array<{ name: string; status: string; appliedAt: string | null }>
+      }
+      expect(json.migrations.at(-1)).toEqual({
+        name: '999_evil\x1b[2J\u202e',
+        status: 'unknown',
+        appliedAt: null,
+      })
+      expect(json.migrations[0]).toEqual({
+        name: migrationNames[0],
+        status: 'applied',
+        appliedAt: null,
+      })
+    })
+  },
+)
+
+describe('the "Database:" line', () => {
+  it.each([
+    [
+      'an escape sequence',
+      `%1b[2J%1b]0;owned%07evil`,
+      /^Database: PostgreSQL at \\x1b\[2J\\x1b\]0;owned\\x07evil:1\/db$/,
+    ],
+    [
+      'a 100 KB host',
+      'h'.repeat(100_000),
+      /^Database: PostgreSQL at h{80}… \(100000 characters\):1\/db$/,
+    ],
+  ])('shows a host with %s escaped and short', async (_what, host, banner) => {
+    const result = await cli(['list'], {
+      DATABASE_URL: `postgres://postgres@/db?host=${host}&port=1`,
+    })
+    expect(result.code).toBe(1)
+    const first = lines(result.stderr)[0]!
+    expect(first).toMatch(banner)
+    expect(result.stderr).not.toMatch(/[\x1b\x07]/)
+    expect(result.stderr.length).toBeLessThan(5000)
   })
 })

@@ -15,11 +15,47 @@ describe('pg_dump is given no password in its arguments', () => {
   it('moves the password of the URL, or of its query, to PGPASSWORD', () => {
     const inUrl = pgDumpInvocation('postgres://app:s%40cret@db.example:5432/app?sslmode=require')
     expect(inUrl.args.join(' ')).not.toMatch(/cret/)
-    expect(inUrl.args.at(-1)).toBe('postgres://app@db.example:5432/app?sslmode=require')
+    expect(inUrl.args.at(-1)).toBe(
+      "--dbname=host='db.example' port='5432' user='app' dbname='app' sslmode='require'",
+    )
     expect(inUrl.env.PGPASSWORD).toBe('s@cret')
     const inQuery = pgDumpInvocation('postgres://app@db.example/app?password=hunter2')
     expect(inQuery.args.join(' ')).not.toMatch(/hunter2/)
     expect(inQuery.env.PGPASSWORD).toBe('hunter2')
+  })
+})
+
+// pg_dump must reach the database the module's own connections reach: the URL is read by the
+// driver's parser (pg-connection-string), not by WHATWG URL, which reads some URLs otherwise.
+describe('pg_dump is given the connection as the driver reads it', () => {
+  it('takes a password with a "%" that starts no escape', () => {
+    const invocation = pgDumpInvocation('postgres://app:%pw@db.example:5432/app')
+    expect(invocation.env.PGPASSWORD).toBe('%pw')
+    expect(invocation.args.join(' ')).not.toMatch(/pw/)
+  })
+
+  it('takes an empty host with the socket folder in the query string', () => {
+    const invocation = pgDumpInvocation('postgres://@/db?host=/var/run/postgresql')
+    expect(invocation.args.at(-1)).toBe("--dbname=host='/var/run/postgresql' dbname='db'")
+    expect(invocation.env.PGPASSWORD).toBeUndefined()
+  })
+
+  it('quotes a value as libpq reads it, and leaves out the parameters only node-postgres knows', () => {
+    const invocation = pgDumpInvocation(
+      "postgres://app@db/app?options=-c%20search_path%3Dit's&query_timeout=5000&application_name=a\\b",
+    )
+    expect(invocation.args.at(-1)).toBe(
+      "--dbname=host='db' user='app' dbname='app' options='-c search_path=it\\'s' application_name='a\\\\b'",
+    )
+  })
+
+  // libpq has no environment variable for sslpassword (PGSSLPASSWORD does not exist): on the
+  // command line, every user of the machine would read it with ps.
+  it('refuses sslpassword, without showing it, rather than put it in the arguments', () => {
+    const refused = () =>
+      pgDumpInvocation('postgres://app@db.example/app?sslmode=require&sslpassword=Hunter2Key')
+    expect(refused).toThrow(/sslpassword.*no environment variable/)
+    expect(refused).not.toThrow(/Hunter2Key/)
   })
 })
 

@@ -56,6 +56,20 @@ function tryBindMount(): { works: true } | { works: false; reason: string } {
   return { works: true }
 }
 
+/** A data folder whose lock names a pid that has ended here, elsewhere, refreshed `ageS` ago. */
+function lockedElsewhere(ageS: number): { dataDir: string; lockFile: string; dead: string } {
+  const dataDir = mkdtempSync(join(base, 'db-'))
+  const lockFile = readLockFileName(dataDir)
+  // The pid of a process that has ended here; in the holder's own namespace it may well run.
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+    encoding: 'utf8',
+  }).stdout
+  writeFileSync(lockFile, `${dead}\nanother-host pid:[1]\n`)
+  const refreshed = new Date(Date.now() - ageS * 1000)
+  utimesSync(lockFile, refreshed, refreshed)
+  return { dataDir, lockFile, dead }
+}
+
 describe('the PGlite folder lock', () => {
   it.each([
     ['with a trailing slash', (dir: string) => `${dir}/`],
@@ -111,24 +125,6 @@ describe('the PGlite folder lock', () => {
   // holder refreshes the lock file's mtime, and a lock whose mtime stopped moving is stale (a
   // container restarted: its new pid namespace never releases the old one's lock).
   describe('held in another pid namespace or on another host, whose pid it cannot check', () => {
-    /** A data folder whose lock names a pid that has ended here, elsewhere, refreshed `ageS` ago. */
-    function lockedElsewhere(ageS: number): { dataDir: string; lockFile: string; dead: string } {
-      const dataDir = mkdtempSync(join(base, 'db-'))
-      const lockFile = readLockFileName(dataDir)
-      // The pid of a process that has ended here; in the holder's own namespace it may well run.
-      const dead = spawnSync(
-        process.execPath,
-        ['-e', 'process.stdout.write(String(process.pid))'],
-        {
-          encoding: 'utf8',
-        },
-      ).stdout
-      writeFileSync(lockFile, `${dead}\nanother-host pid:[1]\n`)
-      const refreshed = new Date(Date.now() - ageS * 1000)
-      utimesSync(lockFile, refreshed, refreshed)
-      return { dataDir, lockFile, dead }
-    }
-
     it('refuses it while it is refreshed, saying how long to wait', () => {
       const { dataDir, lockFile, dead } = lockedElsewhere(5)
       expect(() => lockDataDir(dataDir)).toThrow(
@@ -157,6 +153,86 @@ describe('the PGlite folder lock', () => {
       }
     })
   })
+
+  // A live holder sets the mtime to its own clock's now: a little ahead is clock skew between
+  // hosts, far ahead is a clock far off or a file set by hand, and no refresh can show a live
+  // holder there.
+  describe('with an mtime in the future', () => {
+    it('refuses it while it is within the clock skew allowed, with no negative age', () => {
+      const { dataDir, dead } = lockedElsewhere(-10)
+      expect(() => lockDataDir(dataDir)).toThrow(
+        new RegExp(
+          `is open in process ${dead} on another-host pid:\\[1\\], which refreshed its lock 0 s ago;`,
+        ),
+      )
+    })
+
+    it('takes it over when it is far ahead, and says why', () => {
+      const { dataDir, lockFile, dead } = lockedElsewhere(-97_114_997)
+      const said: string[] = []
+      const release = lockDataDir(dataDir, { log: (line) => said.push(line) })
+      try {
+        expect(readFileSync(lockFile, 'utf8')).toMatch(new RegExp(`^${process.pid}\n`))
+        expect(said).toEqual([
+          expect.stringMatching(
+            new RegExp(
+              `^Took over the embedded database at .*: its lock, held by process ${dead} on another-host pid:\\[1\\], has a modification time 9711499[0-9] s in the future`,
+            ),
+          ),
+        ])
+        expect(said.join('')).not.toMatch(/ -\d/)
+      } finally {
+        release()
+      }
+    })
+  })
+
+  // What sits at the lock's name is read as a small regular file, or not at all: a FIFO blocks
+  // a plain read for ever, and a link to /dev/zero never ends.
+  it.each([
+    ['a FIFO', (file: string) => spawnSync('mkfifo', [file]), /is a FIFO, not a lock file/],
+    [
+      'a symlink to /dev/zero',
+      (file: string) => symlinkSync('/dev/zero', file),
+      /is a symbolic link, not a lock file/,
+    ],
+    ['a folder', (file: string) => mkdirSync(file), /is a folder, not a lock file/],
+    [
+      'a huge file',
+      (file: string) => writeFileSync(file, 'x'.repeat(1_000_000)),
+      /is 1000000 bytes, larger than any lock file/,
+    ],
+  ])(
+    'refuses a lock file that is %s, saying what it found and what to do',
+    async (_what, plant, found) => {
+      const dataDir = mkdtempSync(join(base, 'db-'))
+      const lockFile = readLockFileName(dataDir)
+      plant(lockFile)
+      // In a child, its memory capped: the test's timeout is the bound on a read that never ends.
+      const child = spawn(
+        'bash',
+        [
+          '-c',
+          `ulimit -v 1500000; exec "$0" --input-type=module -e "$1"`,
+          process.execPath,
+          `const { lockDataDir } = await import(${JSON.stringify(lockModule)})
+         try { lockDataDir(${JSON.stringify(dataDir)}); console.log('held') } catch (error) { console.log(error.message) }`,
+        ],
+        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      try {
+        let out = ''
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+        await new Promise((resolve) => child.once('exit', resolve))
+        expect(out).toMatch(found)
+        expect(out).toContain(lockFile)
+        expect(out).toMatch(/remove it/)
+      } finally {
+        child.kill('SIGKILL')
+      }
+    },
+  )
 
   it("refreshes its own lock's mtime while it holds it", async () => {
     const dataDir = mkdtempSync(join(base, 'db-'))

@@ -61,7 +61,10 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
     })
   })
 
-  it('has Supabase’s login role, memberships and per-role timeouts', async () => {
+  // The stand-in only needs authenticator to exist, for its memberships: no test or command logs
+  // in as it, and a login role without a password would log in wherever the server trusts local
+  // connections.
+  it('has Supabase’s roles, authenticator without login, memberships and per-role timeouts', async () => {
     await withSharedDatabase(async ({ db }) => {
       await ensureSupabaseStandIn(db)
       const { rows } = await sql<{
@@ -87,7 +90,7 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
           rolcanlogin: false,
           settings: ['statement_timeout=8s'],
         },
-        { rolname: 'authenticator', rolinherit: false, rolcanlogin: true, settings: null },
+        { rolname: 'authenticator', rolinherit: false, rolcanlogin: false, settings: null },
       ])
 
       const members = await sql<{ role: string; postgres: boolean; authenticator: boolean }>`

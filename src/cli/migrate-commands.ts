@@ -20,7 +20,6 @@ import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
 import { migrationNames } from '../migrations/index.js'
 import { hasMigrationHistory } from '../migrator/history.js'
-import { resolveMigrationName } from '../migrator/migration-names.js'
 import {
   migrateDown,
   migrateRedo,
@@ -32,9 +31,17 @@ import {
 } from '../migrator/migrator.js'
 import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
+import { closestName } from './closest-name.js'
 import { type Command, connectionOptions, type Name, specs, type Values } from './migrate-specs.js'
 import { writeNewMigration } from './new-migration.js'
-import { CommandFailure, EXIT, serverFromEnv, UsageError, usageLine } from './run-command.js'
+import {
+  CommandFailure,
+  describeArgument,
+  EXIT,
+  serverFromEnv,
+  UsageError,
+  usageLine,
+} from './run-command.js'
 import { watchSlowSteps } from './slow-step.js'
 
 export const commands: { [N in Name]: Command<N> } = {
@@ -95,20 +102,21 @@ export const commands: { [N in Name]: Command<N> } = {
       const migrations = status.map(({ name, appliedAt, unknown }) => ({
         name,
         status: unknown ? 'unknown' : appliedAt ? 'applied' : 'pending',
-        appliedAt: appliedAt?.toISOString() ?? null,
+        appliedAt: (appliedAt && isoTime(appliedAt)) ?? null,
       }))
       process.stdout.write(`${JSON.stringify({ migrations }, null, 2)}\n`)
       return
     }
     for (const { name, appliedAt, unknown } of status) {
+      const when = appliedAt ? (isoTime(appliedAt) ?? '(invalid time)') : '-'
       console.log(
-        `${unknown ? 'unknown' : appliedAt ? 'applied' : 'pending'}  ${appliedAt?.toISOString() ?? '-'.padEnd(24)}  ${name}`,
+        `${unknown ? 'unknown' : appliedAt ? 'applied' : 'pending'}  ${when.padEnd(24)}  ${shownOnTerminal(name)}`,
       )
     }
     const unknown = status.filter((entry) => entry.unknown).map((entry) => entry.name)
     if (unknown.length > 0)
       console.error(
-        `unknown: ${unknown.join(', ')}, recorded in the history, has no migration file in this module; ` +
+        `unknown: ${unknown.map(shownOnTerminal).join(', ')}, recorded in the history, has no migration file in this module; ` +
           'restore the file, or check that you point at the right database.',
       )
   },
@@ -138,7 +146,7 @@ export const commands: { [N in Name]: Command<N> } = {
     const server = serverFromEnv(['REHEARSAL_DATABASE_URL'])
     const lockProfile = values['no-locks'] ? undefined : { server }
     process.stdout.write(
-      await exportMigrationSql(resolveMigrationName(name), values.down ? 'down' : 'up', {
+      await exportMigrationSql(migrationNamed(name), values.down ? 'down' : 'up', {
         lockProfile,
       }),
     )
@@ -221,6 +229,35 @@ export const commands: { [N in Name]: Command<N> } = {
       return 2
     }
   },
+}
+
+/**
+ * The migration `name` names, in full or by a unique prefix; a name that names none, or several,
+ * is a usage error that says which migration was most likely meant.
+ */
+function migrationNamed(name: string): string {
+  const matches = migrationNames.filter((known) => known.startsWith(name))
+  if (migrationNames.includes(name)) return name
+  if (matches.length === 1) return matches[0]!
+  const usage = `usage: ${usageLine(specs.sql)}`
+  if (matches.length > 1)
+    throw new UsageError(
+      `${describeArgument(name)} matches several migrations (${matches.join(', ')}); give more of the name. ${usage}`,
+    )
+  // A guess is only worth its cost for a name of a migration's length.
+  const closest = name.length <= 100 ? closestName(name, migrationNames) : undefined
+  throw new UsageError(
+    `No migration is named ${describeArgument(name)}${closest ? `: did you mean ${closest}?` : '.'} ` +
+      `Known migrations: ${migrationNames.join(', ')}. ${usage}`,
+  )
+}
+
+/**
+ * A history row's time as ISO 8601, or undefined when its timestamp is not a time: whoever can
+ * write the history table can write any text there.
+ */
+function isoTime(date: Date): string | undefined {
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString()
 }
 
 /** lock-policy.json's busy tables, whose locks lint:locks measures; none where it cannot be read. */

@@ -64,6 +64,11 @@ async function main(values: {
     ])
   const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
   const target = resolveDatabaseTarget(options)
+  if (values['copy-schema'] && target.kind === 'postgres') {
+    const { pgDumpRefusal } = await import('../rehearsal/copy-schema.js')
+    const refusal = pgDumpRefusal(target.connectionString)
+    if (refusal) throw new UsageError(`${refusal} usage: ${usageLine(spec)}`)
+  }
   const bounds = { maxRows, minRows: maxRows === undefined ? undefined : Math.min(1000, maxRows) }
   const copy = {
     copySchema: values['copy-schema'],

@@ -1,11 +1,15 @@
 import {
+  closeSync,
+  constants,
+  fstatSync,
   linkSync,
+  lstatSync,
   mkdirSync,
+  openSync,
   readFileSync,
   readlinkSync,
   realpathSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from 'node:fs'
 import { randomBytes } from 'node:crypto'
@@ -32,6 +36,12 @@ export const LOCK_REFRESH_MS = 5_000
 export const LOCK_STALE_AFTER_MS = 30_000
 
 /**
+ * The largest lock file read, in bytes: a lock holds a pid, a host name and a pid namespace. A
+ * larger file at the lock's name is not a lock this module wrote.
+ */
+export const MAX_LOCK_FILE_BYTES = 4096
+
+/**
  * Claims a PGlite data folder for this process, and returns the function that gives it back.
  * PGlite has no locking of its own: two processes on one folder each keep their own copy in
  * memory and overwrite each other's writes, so a second opener is refused here instead. A lock
@@ -43,7 +53,7 @@ export const LOCK_STALE_AFTER_MS = 30_000
  * has ended: a stopped holder (SIGSTOP, a debugger) keeps the folder. A pid from another host or
  * namespace cannot be checked from here (a restarted container has a new namespace, and its old
  * lock would never be released): there the holder's refreshes tell, and a lock whose mtime is
- * older than {@link LOCK_STALE_AFTER_MS} is stale. The holder refreshes it every
+ * older than {@link LOCK_STALE_AFTER_MS}, or further than that in the future, is stale. The holder refreshes it every
  * {@link LOCK_REFRESH_MS} from a worker thread, which runs on while a long PGlite statement
  * holds the main thread. (proper-lockfile refreshes an mtime too, but judges every lock by it
  * alone: a stopped holder would lose the folder.)
@@ -92,8 +102,10 @@ export function lockDataDir(
       )
     }
     const elsewhere = placeIn(seen) !== PLACE
-    // Only a lock from elsewhere is judged by its age; read once, for the message.
-    const age = elsewhere ? Math.round((ageMs(lockFile) ?? 0) / 1000) : 0
+    // Only a lock from elsewhere is judged by its age; read once, for the message. A little in
+    // the future is clock skew between hosts: refreshed just now.
+    const ageS = elsewhere ? Math.round((ageMs(lockFile) ?? 0) / 1000) : 0
+    const age = Math.max(0, ageS)
     if (holder !== undefined && isLive(lockFile, seen)) {
       if (elsewhere) {
         const waitS = Math.max(1, LOCK_STALE_AFTER_MS / 1000 - age)
@@ -110,9 +122,13 @@ export function lockDataDir(
     }
     if (removeStale(lockFile, seen) && elsewhere && holder !== undefined) {
       log(
-        `Took over the embedded database at ${folder}: its lock, held by process ${holder} on ${placeIn(seen)}, was last refreshed ` +
-          `${age} s ago (over ${LOCK_STALE_AFTER_MS / 1000} s), so that process has ended or stopped ` +
-          '(a restarted container has a new pid namespace).',
+        ageS < 0
+          ? `Took over the embedded database at ${folder}: its lock, held by process ${holder} on ${placeIn(seen)}, has a modification ` +
+              `time ${-ageS} s in the future (over the ${LOCK_STALE_AFTER_MS / 1000} s that clocks may differ by): a clock far off, or a ` +
+              'file set by hand, so its refreshes could not show that process alive. Check the clocks of the hosts that share this folder.'
+          : `Took over the embedded database at ${folder}: its lock, held by process ${holder} on ${placeIn(seen)}, was last refreshed ` +
+              `${age} s ago (over ${LOCK_STALE_AFTER_MS / 1000} s), so that process has ended or stopped ` +
+              '(a restarted container has a new pid namespace).',
       )
     }
   }
@@ -127,25 +143,41 @@ export function lockDataDir(
  */
 function refreshLock(lockFile: string, content: string): Worker {
   const worker = new Worker(
-    `const { readFileSync, utimesSync } = require('node:fs')
-     const { workerData: { lockFile, content, every } } = require('node:worker_threads')
+    `const { closeSync, constants, fstatSync, futimesSync, openSync, readFileSync } = require('node:fs')
+     const { workerData: { lockFile, content, every, most } } = require('node:worker_threads')
      setInterval(() => {
+       let fd
        try {
-         if (readFileSync(lockFile, 'utf8') !== content) return
+         // As readLock reads it: what replaced the lock (a FIFO, a link) never blocks this thread.
+         fd = openSync(lockFile, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+         const stat = fstatSync(fd)
+         if (!stat.isFile() || stat.size > most || readFileSync(fd, 'utf8') !== content) return
          const now = new Date()
-         utimesSync(lockFile, now, now)
-       } catch {}
+         futimesSync(fd, now, now)
+       } catch {
+       } finally {
+         if (fd !== undefined) closeSync(fd)
+       }
      }, every)`,
-    { eval: true, workerData: { lockFile, content, every: LOCK_REFRESH_MS } },
+    {
+      eval: true,
+      // CommonJS whatever the process was started with: an inherited --input-type=module (node
+      // --input-type=module -e …) would run it as a module, without require, and end the process.
+      execArgv: [],
+      workerData: { lockFile, content, every: LOCK_REFRESH_MS, most: MAX_LOCK_FILE_BYTES },
+    },
   )
   worker.unref()
   return worker
 }
 
-/** How long ago, in ms, `file` was last modified; undefined when it is gone. */
+/**
+ * How long ago, in ms, `file` was last modified (negative for an mtime in the future); undefined
+ * when it is gone.
+ */
 function ageMs(file: string): number | undefined {
   try {
-    return Date.now() - statSync(file).mtimeMs
+    return Date.now() - lstatSync(file).mtimeMs
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return undefined
     throw error
@@ -167,14 +199,60 @@ function tryCreate(lockFile: string): boolean {
   }
 }
 
-/** What a lock file holds; undefined when it is gone. */
+/**
+ * What a lock file holds; undefined when it is gone. Read as a small regular file, opened without
+ * following a link and without blocking: a FIFO at the lock's name would block a plain read for
+ * ever, and a link to /dev/zero would never end. Anything else there is refused, saying what it is.
+ */
 function readLock(lockFile: string): string | undefined {
+  let fd: number
   try {
-    return readFileSync(lockFile, 'utf8')
+    fd = openSync(lockFile, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return undefined
+    // ELOOP: a symbolic link; ENXIO: a socket.
+    if (errorCode(error) === 'ELOOP' || errorCode(error) === 'ENXIO') throw notALock(lockFile)
     throw error
   }
+  try {
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) throw notALock(lockFile)
+    if (stat.size > MAX_LOCK_FILE_BYTES) {
+      throw new Error(
+        `The lock file ${lockFile} is ${stat.size} bytes, larger than any lock file (at most ${MAX_LOCK_FILE_BYTES}): ` +
+          'it is not a lock this module wrote, and the embedded database was not opened. Check what wrote it, ' +
+          'remove it, and run the command again.',
+      )
+    }
+    return readFileSync(fd, 'utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** The refusal of something at a lock's name that is not a regular file, saying what it is. */
+function notALock(lockFile: string): Error {
+  let kind = 'something other than a file'
+  try {
+    const stat = lstatSync(lockFile)
+    kind = stat.isSymbolicLink()
+      ? 'a symbolic link'
+      : stat.isFIFO()
+        ? 'a FIFO'
+        : stat.isDirectory()
+          ? 'a folder'
+          : stat.isSocket()
+            ? 'a socket'
+            : stat.isCharacterDevice() || stat.isBlockDevice()
+              ? 'a device'
+              : kind
+  } catch {
+    // Gone meanwhile: named by what it is not.
+  }
+  return new Error(
+    `The lock file ${lockFile} is ${kind}, not a lock file (a regular file this module writes), and the embedded database ` +
+      'was not opened. No process of this module put it there: check what did, remove it, and run the command again.',
+  )
 }
 
 /** The pid in what a lock file holds; undefined when it holds none. */
@@ -217,7 +295,8 @@ function isLive(file: string, content: string): boolean {
   if (pid === undefined) return false
   if (placeIn(content) === PLACE) return isRunning(pid)
   const age = ageMs(file)
-  return age !== undefined && age < LOCK_STALE_AFTER_MS
+  // An mtime far in the future shows no refresh: a clock far off, or a file set by hand.
+  return age !== undefined && Math.abs(age) < LOCK_STALE_AFTER_MS
 }
 
 /**

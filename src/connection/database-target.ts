@@ -6,6 +6,7 @@
 import { parse as parseConnectionString } from 'pg-connection-string'
 
 import { checkConnectionString } from './connection-string.js'
+import { shownShortOnTerminal } from './shown-argument.js'
 
 /** The options that decide the target: those of createDb's options that name a database. */
 export interface TargetOptions {
@@ -67,7 +68,7 @@ export function resolveDatabaseTarget(options: TargetOptions = {}): DatabaseTarg
 export function describeDatabaseTarget(target: DatabaseTarget): string {
   return target.kind === 'postgres'
     ? `PostgreSQL at ${serverOf(target.connectionString)}`
-    : `embedded PGlite at ${target.dataDir}`
+    : `embedded PGlite at ${shownShortOnTerminal(target.dataDir)}`
 }
 
 /**
@@ -77,7 +78,7 @@ export function describeDatabaseTarget(target: DatabaseTarget): string {
 function serverOf(connectionString: string): string {
   try {
     const { database } = parseConnectionString(connectionString)
-    return `${serverAddress(connectionString)}/${database || '(default database)'}`
+    return `${serverAddress(connectionString)}/${database ? shownShortOnTerminal(database) : '(default database)'}`
   } catch {
     return '(a connection string that cannot be parsed)'
   }
@@ -85,7 +86,8 @@ function serverOf(connectionString: string): string {
 
 /**
  * The host (or socket folder) and port of a connection string, as the driver reads them (from
- * the query string too); never a user or a password. Throws where the driver cannot parse it.
+ * the query string too), as a message shows them (see shownShortOnTerminal); never a user or a
+ * password. Throws where the driver cannot parse it.
  *
  * @example
  * ```ts
@@ -94,5 +96,6 @@ function serverOf(connectionString: string): string {
  */
 export function serverAddress(connectionString: string): string {
   const { host, port } = parseConnectionString(connectionString)
-  return `${host || 'localhost'}:${port || 5432}`
+  // Whoever wrote the URL chose them: escaped and cut, as any name a message shows.
+  return `${shownShortOnTerminal(host || 'localhost')}:${shownShortOnTerminal(String(port || 5432))}`
 }

@@ -31,11 +31,22 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
   mkdirSync(dataDir, { recursive: true })
   const release = lockDataDir(dataDir)
   try {
-    const exists = existsSync(join(dataDir, 'PG_VERSION'))
-    const pglite = new PGlite(
-      dataDir,
-      exists ? options : { ...options, loadDataDir: await (template ?? emptyClusterTemplate)() },
-    )
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+      // Filled from the template by an instance of its own, closed at once, and then opened from
+      // the folder: on a cluster it loaded from a dump, PGlite re-arms a timer (its 10 s
+      // statistics timeout) for ever, which keeps a process that never calls destroy() alive;
+      // opened from its folder, it arms it once.
+      const filling = new PGlite(dataDir, {
+        ...options,
+        loadDataDir: await (template ?? emptyClusterTemplate)(),
+      })
+      try {
+        await filling.waitReady
+      } finally {
+        await filling.close()
+      }
+    }
+    const pglite = new PGlite(dataDir, options)
     // Kysely's destroy() closes the instance: that is when the folder is free again.
     const close = pglite.close.bind(pglite)
     pglite.close = () => close().finally(release)

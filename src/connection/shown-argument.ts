@@ -64,3 +64,22 @@ export function shownOnTerminal(text: string): string {
     },
   )
 }
+
+/** The most characters of a name that {@link shownShortOnTerminal} keeps. */
+const SHOWN_NAME_LENGTH = 80
+
+/**
+ * A name a message shows but that a user or a database chose (a host, a folder, a history
+ * row's name): as {@link shownOnTerminal} shows it, cut to its first 80 characters with its
+ * length after them, so that a huge value cannot flood a terminal or a log.
+ *
+ * @example
+ * ```ts
+ * shownShortOnTerminal('h'.repeat(100_000)) // 'hhh…h… (100000 characters)', 80 h's
+ * ```
+ */
+export function shownShortOnTerminal(text: string): string {
+  return text.length <= SHOWN_NAME_LENGTH
+    ? shownOnTerminal(text)
+    : `${shownOnTerminal(text.slice(0, SHOWN_NAME_LENGTH))}… (${text.length} characters)`
+}

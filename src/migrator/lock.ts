@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { type Kysely, PGliteAdapter, sql } from 'kysely'
 
 import { hasKyselyMigrationLockDisabled } from '../connection/without-kysely-migration-lock.js'
+import { MigrationLockLostError } from './migration-error.js'
 
 /**
  * The advisory lock key of this module's migrations, the same on every instance of the app.
@@ -122,11 +123,7 @@ export async function withMigrationLock<T>(
       await takeLock(db, lockConnection, lockWaitMs, idleTimeoutMs, options.log)
       const lose = (error: unknown) => {
         if (lost) return
-        lost = new Error(
-          `The migration lock was lost (${error instanceof Error ? error.message : String(error)}): another run may hold it ` +
-            'by now, so this run stopped before its next write. Run the migrations again.',
-          { cause: error },
-        )
+        lost = new MigrationLockLostError(error)
         options.log?.(`[db] ${lost.message}`)
       }
       const stillHeld = async () => {

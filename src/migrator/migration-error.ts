@@ -67,11 +67,30 @@ export class MigrationError extends Error {
   }
 }
 
+/**
+ * The migration lock was lost during a run: another run may hold it by now, and this one stopped
+ * before its next write. `reason` says what happened without the next step, for a message that
+ * words the next step itself (MigrationError), so that it is said once.
+ */
+export class MigrationLockLostError extends Error {
+  override readonly name = 'MigrationLockLostError'
+  readonly reason: string
+
+  constructor(cause: unknown) {
+    const reason =
+      `The migration lock was lost (${cause instanceof Error ? cause.message : String(cause)}): another run may hold it ` +
+      'by now, so this run stopped before its next write.'
+    super(`${reason} Run the migrations again.`, { cause })
+    this.reason = reason
+  }
+}
+
 interface ErrorFields {
   message: string
   code: string | undefined
   detail: string | undefined
   table?: string
+  lockLost?: boolean
 }
 
 function errorFields(error: unknown): ErrorFields {
@@ -80,6 +99,9 @@ function errorFields(error: unknown): ErrorFields {
     const original = error.cause instanceof Error ? error.cause.message : error.message
     return { message: original, code: error.code, detail: error.detail, table: error.table }
   }
+  // The next step is this message's to word: the lost lock's reason without its own.
+  if (error instanceof MigrationLockLostError)
+    return { message: error.reason, code: undefined, detail: undefined, lockLost: true }
   if (error instanceof Error) {
     return { message: error.message, code: errorCode(error), detail: undefined }
   }
@@ -153,9 +175,13 @@ function describe(
         `Editor), so no run of ${failed.migrationName} can succeed here. Adopt the database at the migration whose schema ` +
         'it has instead of migrating it: npm run migrate:baseline -- <name> --plan says what differs at a migration, and ' +
         'which later one gives a table the name the database has.'
-      : context.attempts === undefined
-        ? ' Fix the cause and run the migrations again.'
-        : ''
+      : fields.lockLost
+        ? context.transactional === false && failed.direction === 'Up'
+          ? ''
+          : ' Run the migrations again.'
+        : context.attempts === undefined
+          ? ' Fix the cause and run the migrations again.'
+          : ''
   return `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}.${lockWait} ${outcome}${kept(context)}${nextStep}`
 }
 

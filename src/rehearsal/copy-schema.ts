@@ -16,20 +16,51 @@ const run = promisify(execFile)
 const COPIED_SCHEMAS = ['public', 'x402_migrations']
 
 /**
- * The URL parameters left out of pg_dump's URL: node-postgres's own, which libpq refuses
- * ("invalid URI query parameter"), and connect_timeout, which the module's own connections
- * ignore for the fixed CONNECT_TIMEOUT_MS that pg_dump gets as PGCONNECT_TIMEOUT.
+ * The parameters of the driver's reading of a URL that pg_dump does not get: node-postgres's
+ * own, which libpq refuses ("invalid connection option"), what pg-connection-string derives
+ * (`ssl`, the certificates' contents), the secrets (which go in the environment), and
+ * connect_timeout, which the module's own connections ignore for the fixed CONNECT_TIMEOUT_MS
+ * that pg_dump gets as PGCONNECT_TIMEOUT.
  */
-const NOT_FOR_PG_DUMP = [
+const NOT_FOR_PG_DUMP = new Set([
   'query_timeout',
   'statement_timeout',
   'idle_in_transaction_session_timeout',
   'connect_timeout',
-]
+  'ssl',
+  'uselibpqcompat',
+  'password',
+  'host',
+  'port',
+  'user',
+  'database',
+])
 
 /**
- * pg_dump's arguments and environment for a schema-only dump of `from`. The password goes in
- * PGPASSWORD, never in the arguments, which any user of the machine can read with `ps`.
+ * Why pg_dump cannot be given the connection string `from` without putting a secret in its
+ * arguments, or undefined when it can. libpq reads the password from PGPASSWORD, but it has no
+ * environment variable for sslpassword (the passphrase of the client key).
+ *
+ * @example
+ * ```ts
+ * pgDumpRefusal('postgres://app@db/app?sslpassword=…') // 'The connection string has sslpassword, …'
+ * ```
+ */
+export function pgDumpRefusal(from: string): string | undefined {
+  const parameters = parseConnectionString(from) as Record<string, unknown>
+  if (typeof parameters.sslpassword !== 'string' || parameters.sslpassword === '') return undefined
+  return (
+    'The connection string has sslpassword (not shown), which --copy-schema cannot hand to pg_dump: libpq reads it from no ' +
+    'environment variable, and on the command line every user of this machine could read it (ps). Nothing was run. ' +
+    'Leave out --copy-schema to rehearse on the schema the migrations build.'
+  )
+}
+
+/**
+ * pg_dump's arguments and environment for a schema-only dump of `from`, read as the module's
+ * own connections read it (pg-connection-string). The password goes in PGPASSWORD, never in the
+ * arguments, which any user of the machine can read with `ps`; a connection string with
+ * sslpassword is refused (see pgDumpRefusal).
  *
  * @example
  * ```ts
@@ -41,13 +72,20 @@ export function pgDumpInvocation(from: string): {
   env: NodeJS.ProcessEnv
   timeoutMs: number
 } {
-  const url = new URL(from)
-  const password = url.password
-    ? decodeURIComponent(url.password)
-    : (url.searchParams.get('password') ?? undefined)
-  url.password = ''
-  url.searchParams.delete('password')
-  for (const name of NOT_FOR_PG_DUMP) url.searchParams.delete(name)
+  const refusal = pgDumpRefusal(from)
+  if (refusal) throw new Error(refusal)
+  const parameters = parseConnectionString(from) as Record<string, unknown>
+  const keywords: Array<[string, unknown]> = [
+    ['host', parameters.host],
+    ['port', parameters.port],
+    ['user', parameters.user],
+    ['dbname', parameters.database],
+    ...Object.entries(parameters).filter(([name]) => !NOT_FOR_PG_DUMP.has(name)),
+  ]
+  const conninfo = keywords
+    .filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== '')
+    .map(([name, value]) => `${name}='${value.replace(/[\\']/g, '\\$&')}'`)
+    .join(' ')
   const schemas = COPIED_SCHEMAS.map((schema) => `--schema=${schema}`)
   // pg_dump sets statement_timeout (and transaction_timeout) to 0 for its session, so no server
   // setting bounds it: the module's own bounds do, connecting through libpq's PGCONNECT_TIMEOUT,
@@ -56,9 +94,10 @@ export function pgDumpInvocation(from: string): {
     ...process.env,
     PGCONNECT_TIMEOUT: String(Math.ceil(CONNECT_TIMEOUT_MS / 1000)),
   }
-  if (password !== undefined) env.PGPASSWORD = password
+  if (typeof parameters.password === 'string' && parameters.password !== '')
+    env.PGPASSWORD = parameters.password
   return {
-    args: ['--schema-only', '--no-owner', '--no-privileges', ...schemas, url.toString()],
+    args: ['--schema-only', '--no-owner', '--no-privileges', ...schemas, `--dbname=${conninfo}`],
     env,
     timeoutMs: Number(serverClientConfig(from).query_timeout ?? QUERY_TIMEOUT_MS),
   }

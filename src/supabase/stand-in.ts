@@ -103,8 +103,10 @@ function createRoleUnlessExists(role: string, attributes: string, hasThem: strin
 /**
  * Supabase's API roles: created NOINHERIT, switched to INHERIT by the platform migration
  * `alter_api_roles_for_inherit` (2023). service_role bypasses row level security. PostgREST
- * logs in as authenticator (`create user authenticator noinherit`) and switches to them; here it
- * has no password, so it logs in only where the server trusts local connections. postgres is a
+ * logs in as authenticator (`create user authenticator noinherit`) and switches to them; here
+ * nothing logs in as it, and it only has to exist for its memberships: it is NOLOGIN, since a
+ * login role without a password would log in wherever the server trusts local connections (one
+ * the stand-in made with LOGIN is changed to NOLOGIN where it runs next). postgres is a
  * member of the three (`grant anon, authenticated, service_role to postgres`), and anon's and
  * authenticated's requests have Supabase's statement_timeout.
  */
@@ -116,7 +118,11 @@ const ROLE_STATEMENTS = [
     'NOLOGIN INHERIT BYPASSRLS',
     'rolinherit AND NOT rolcanlogin AND rolbypassrls',
   ),
-  createRoleUnlessExists('authenticator', 'LOGIN NOINHERIT', 'NOT rolinherit AND rolcanlogin'),
+  createRoleUnlessExists(
+    'authenticator',
+    'NOLOGIN NOINHERIT',
+    'NOT rolinherit AND NOT rolcanlogin',
+  ),
   grantUnlessMember('authenticator', ['anon', 'authenticated', 'service_role']),
   grantUnlessMember('postgres', ['anon', 'authenticated', 'service_role']),
   roleSettingUnlessSet('anon', 'statement_timeout', '3s'),
