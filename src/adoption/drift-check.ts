@@ -13,12 +13,12 @@ import {
 import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
 import { formatSchemaDiff, type SchemaDiff } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
+import type { ProductionObjectRecord } from '../schema/rules.js'
+import { APP_SCHEMAS_CONDITION } from '../schema/snapshot.js'
 import { readAcceptedDifferences } from './accepted-differences.js'
 import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
 import { interruptedRollback } from './interrupted-rollback.js'
 import { productionObjectsRecorded, readProductionObjects } from './production-objects.js'
-import { APP_SCHEMAS_CONDITION } from '../schema/snapshot.js'
-import type { ProductionObjectRecord } from '../schema/rules.js'
 
 /** Options of {@link checkDrift}. */
 export interface DriftCheckOptions extends MigrationSourceOptions {
