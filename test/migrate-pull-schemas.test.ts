@@ -129,6 +129,15 @@ describe.each(testTargets)(
       await database.runScript(`CREATE OR REPLACE VIEW "Reports"."Recent Totals" WITH (security_invoker = on) AS
       SELECT "Day", total FROM "Reports"."Daily Totals" WHERE total > 0`)
 
+      // The pulled schema is the module's now: a grant widened on it is drift.
+      await database.runScript('GRANT USAGE ON SCHEMA "Reports" TO authenticated')
+      const widened = await inCopy(['migrate', 'check'])
+      expect(widened.stdout).toMatch(
+        /schema "Reports": grants: live \{.*authenticated: USAGE.*\} \/ expected \{(?!.*authenticated)/,
+      )
+      expect(widened.code).toBe(3)
+      await database.runScript('REVOKE USAGE ON SCHEMA "Reports" FROM authenticated')
+
       const again = await inCopy(['migrate', 'pull', 'again'])
       expect(again.stderr).toContain('Nothing to pull')
       expect(again.code).toBe(0)

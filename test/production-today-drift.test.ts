@@ -215,6 +215,7 @@ describe.each(testTargets)(
           /^api\.notes: view: extra \(not created by any migration, nor recorded at adoption as production's own: pull it/,
         ),
         expect.stringMatching(/^notes: table: extra \(not created by any migration/),
+        expect.stringMatching(/^schema api: extra \(not created by any migration/),
         expect.stringMatching(/^function note_count\(\): extra \(not created by any migration/),
       ])
     })

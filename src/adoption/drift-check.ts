@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 
 import { shownOnTerminal } from '../connection/shown-argument.js'
 import { migrationNames } from '../migrations/index.js'
@@ -13,10 +13,12 @@ import {
 import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
 import { formatSchemaDiff, type SchemaDiff } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
+import type { ProductionObjectRecord } from '../schema/rules.js'
+import { APP_SCHEMAS_CONDITION } from '../schema/snapshot.js'
 import { readAcceptedDifferences } from './accepted-differences.js'
 import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
 import { interruptedRollback } from './interrupted-rollback.js'
-import { readProductionObjects } from './production-objects.js'
+import { productionObjectsRecorded, readProductionObjects } from './production-objects.js'
 
 /** Options of {@link checkDrift}. */
 export interface DriftCheckOptions extends MigrationSourceOptions {
@@ -68,6 +70,12 @@ export interface DriftReport {
   checksums: ChecksumVerdict[]
   /** How many objects adoption recorded as production's own (held to their record). */
   productionObjects: number
+  /**
+   * The app's schemas that no migration creates and that adoption did not record, on a database
+   * adopted before schemas were recorded: their grants, comment and owner are not compared until
+   * `migrate:baseline` records them. Empty otherwise.
+   */
+  unrecordedSchemas: string[]
   /** True when the schema and every checksum match, and the history is sound. */
   ok: boolean
 }
@@ -105,12 +113,22 @@ export async function checkDrift(
   const productionObjects = await readProductionObjects(db)
   const reference =
     migrationName && rollback === undefined ? await buildSchemaReference(migrationName) : undefined
+  const adopted = await productionObjectsRecorded(db)
+  const unrecordedSchemas =
+    reference && adopted && !schemasRecorded(productionObjects)
+      ? (await appSchemaNames(db)).filter((name) => !(`schemas ${name}` in reference.createdBy))
+      : []
   const schema = reference
     ? await diffWithReference(db, reference, {
         strict: options.strict,
         acceptedBefore: await readAcceptedDifferences(db),
         decisions: options.decisions ?? readAdoptionDecisions(),
         productionObjects,
+        ...(!adopted
+          ? { unrecordedSchemas: 'reference' as const }
+          : unrecordedSchemas.length > 0
+            ? { unrecordedSchemas: 'skip' as const }
+            : {}),
       })
     : undefined
   // Those a migration of the module has made its own since (migrate:pull) are the module's rules' business.
@@ -138,8 +156,23 @@ export async function checkDrift(
     schema,
     checksums,
     productionObjects: stillOwn.length,
+    unrecordedSchemas,
     ok,
   }
+}
+
+/** Whether adoption recorded the schemas among production's own (it records public at least). */
+function schemasRecorded(records: readonly ProductionObjectRecord[]): boolean {
+  return records.some(({ category }) => category === 'schemas')
+}
+
+/** The app's schemas on `db`, as the snapshot names them (see APP_SCHEMAS_CONDITION). */
+async function appSchemaNames(db: Kysely<any>): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`
+    SELECT n.oid::regnamespace::text AS name FROM pg_catalog.pg_namespace n
+    WHERE ${sql.raw(APP_SCHEMAS_CONDITION('n'))} ORDER BY n.oid::regnamespace::text COLLATE "C"
+  `.execute(db)
+  return rows.map(({ name }) => name)
 }
 
 async function verdict(
@@ -220,6 +253,11 @@ export function formatDriftReport(
       .map(({ name, recorded }) => `${name}: recorded ${recorded!.recordedAt.toISOString()}`),
   )
   section(
+    'Schemas not recorded at adoption (this database was adopted before migrate:check compared schemas, so their ' +
+      `grants, comment and owner are not checked): record them with npm run migrate:baseline -- ${report.migrationName}`,
+    report.unrecordedSchemas,
+  )
+  section(
     `No checksum recorded yet (the next run that applies or reverts a migration records it, or now: npm run migrate:baseline -- ${report.migrationName}):`,
     report.checksums.filter(({ status }) => status === 'unrecorded').map(({ name }) => name),
   )
@@ -230,7 +268,8 @@ export function formatDriftReport(
     report.ok
       ? `OK: the schema matches ${report.migrationName}, and ${verified} of ${report.applied.length} applied migrations match their checksums` +
           `${report.pending.length > 0 ? `; ${report.pending.length} pending (${report.pending.join(', ')})` : ''}` +
-          `${report.productionObjects > 0 ? `; ${report.productionObjects} object(s) of production's own match their record` : ''}.`
+          `${report.productionObjects > 0 ? `; ${report.productionObjects} object(s) of production's own match their record` : ''}` +
+          `${report.unrecordedSchemas.length > 0 ? `; ${report.unrecordedSchemas.length} schema(s) not recorded at adoption and not checked: re-run migrate:baseline` : ''}.`
       : `DRIFT: ${driftSummary(report)}.`,
   )
   return `${lines.join('\n')}\n`

@@ -87,6 +87,22 @@ export async function recordProductionObjects(
 }
 
 /**
+ * Whether adoption recorded production's own objects here (migrate:baseline creates their table,
+ * even where it records none): false on a database the module built and never adopted.
+ *
+ * @example
+ * ```ts
+ * if (!(await productionObjectsRecorded(db))) console.log('never adopted')
+ * ```
+ */
+export async function productionObjectsRecorded(db: Kysely<any>): Promise<boolean> {
+  const { rows } = await sql<{
+    present: boolean
+  }>`SELECT to_regclass(${table()}) IS NOT NULL AS present`.execute(db)
+  return rows[0]?.present === true
+}
+
+/**
  * The objects recorded at adoption as production's own; none where the database was never
  * adopted (or was adopted before the module recorded them): every object beyond the module's
  * is then drift.
@@ -97,10 +113,7 @@ export async function recordProductionObjects(
  * ```
  */
 export async function readProductionObjects(db: Kysely<any>): Promise<ProductionObjectRecord[]> {
-  const { rows } = await sql<{
-    present: boolean
-  }>`SELECT to_regclass(${table()}) IS NOT NULL AS present`.execute(db)
-  if (!rows[0]?.present) return []
+  if (!(await productionObjectsRecorded(db))) return []
   return (
     await sql<ProductionObjectRecord>`
       SELECT key, category, table_name, object_name, definition FROM ${sql.raw(table())} ORDER BY key COLLATE "C"

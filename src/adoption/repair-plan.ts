@@ -111,7 +111,7 @@ export async function planRepair(
       difference.expected !== null &&
       difference.live === null
     ) {
-      statements.push(`${commentTarget(difference)} IS ${literal(String(difference.expected))}`)
+      statements.push(await commentStatement(db, difference))
     }
   }
   statements.push(...later)
@@ -130,6 +130,26 @@ export async function planRepair(
 }
 
 type Fix = { now: string[]; after?: string[] } | { decide: string }
+
+/**
+ * What the plan does about one difference of a comparison with `reference`: the statements that
+ * fix it (`now`, and `after` the rest), or what a person must decide. A comment difference gets
+ * the module's comment.
+ *
+ * @example
+ * ```ts
+ * const fix = await repairOf(db, diff.conflict[0], reference)
+ * ```
+ */
+export async function repairOf(
+  db: Kysely<any>,
+  difference: SchemaDifference,
+  reference: SchemaReference,
+): Promise<Fix> {
+  if (difference.class === 'equivalent' && difference.field === 'comment')
+    return { now: [await commentStatement(db, difference)] }
+  return repair(db, difference, reference, await functionSettings(db))
+}
 
 /**
  * The `SET` lines of each live function's header, as the server deparses them: a
@@ -200,7 +220,8 @@ async function repair(
     string,
     unknown
   > | null
-  const on = table === null ? '' : `public.${ident(table)}`
+  const relation = table === null ? undefined : await relationOf(db, table)
+  const on = relation?.qualified ?? ''
 
   if (field === 'owner') return { decide: difference.reason }
   if (kind === 'extra') {
@@ -243,7 +264,7 @@ async function repair(
               'after checking the data has no duplicates.',
           }
         }
-        const blocked = await rowsInTheWay(db, table!, definition)
+        const blocked = await rowsInTheWay(db, relation!, definition)
         if (blocked) {
           return {
             decide: `${blocked}; the plan adds no constraint that stored rows violate, and never edits rows.`,
@@ -254,11 +275,11 @@ async function repair(
             ? []
             : [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`]
         const add = `ALTER TABLE ${on} ADD CONSTRAINT ${ident(name)} ${definition.replace(/ NOT VALID$/, '')} NOT VALID`
-        const absent = `conrelid = '${on}'::regclass AND conname = ${literal(name)}`
+        const absent = `conrelid = ${literal(on)}::regclass AND conname = ${literal(name)}`
         return { now: [unlessExists('pg_catalog.pg_constraint', absent, add)], after: validate }
       }
       case 'triggers':
-        const absent = `tgrelid = '${on}'::regclass AND tgname = ${literal(name)} AND NOT tgisinternal`
+        const absent = `tgrelid = ${literal(on)}::regclass AND tgname = ${literal(name)} AND NOT tgisinternal`
         return {
           now: [unlessExists('pg_catalog.pg_trigger', absent, String(expected!.definition))],
         }
@@ -268,11 +289,11 @@ async function repair(
           return {
             decide:
               `adding it would give ${widens} access beyond what production's own policies on ${table} allow ` +
-              `(${await policiesOn(db, table!)}); the plan never adds a policy more permissive than what production has. ` +
+              `(${await policiesOn(db, on)}); the plan never adds a policy more permissive than what production has. ` +
               'Create it by hand only if those roles must have that access.',
           }
         }
-        const absent = `polrelid = '${on}'::regclass AND polname = ${literal(name)}`
+        const absent = `polrelid = ${literal(on)}::regclass AND polname = ${literal(name)}`
         return {
           now: [unlessExists('pg_catalog.pg_policy', absent, createPolicy(name, on, expected!))],
         }
@@ -283,6 +304,7 @@ async function repair(
           ? { now: [source.trim()] }
           : { decide: "the module defines it; create it from the module's migration." }
       }
+      case 'schemas':
       case 'relations':
         return { decide: missingRelation(difference, reference) }
       case 'columns':
@@ -301,7 +323,7 @@ async function repair(
       live === false
     ) {
       const how = field === 'row level security' ? 'ENABLE' : 'FORCE'
-      return { now: [`ALTER TABLE ${on || `public.${ident(name)}`} ${how} ROW LEVEL SECURITY`] }
+      return { now: [`ALTER TABLE ${on} ${how} ROW LEVEL SECURITY`] }
     }
     if (category === 'functions' && field === 'definition') {
       const source = reference.functionSources[name]
@@ -324,7 +346,7 @@ async function repair(
       const definition = String(
         reference.expected.constraints[`${table}.${name}`]?.definition.definition ?? '',
       )
-      const blocked = await rowsInTheWay(db, table!, definition)
+      const blocked = await rowsInTheWay(db, relation!, definition)
       if (blocked)
         return { decide: `${blocked}; VALIDATE would fail on them, and the plan never edits rows.` }
       return { now: [], after: [`ALTER TABLE ${on} VALIDATE CONSTRAINT ${ident(name)}`] }
@@ -336,7 +358,7 @@ async function repair(
         return {
           decide: `${duplicates}; REINDEX would fail on them, and the plan never edits rows.`,
         }
-      return { now: [`REINDEX INDEX CONCURRENTLY public.${ident(name)}`] }
+      return { now: [`REINDEX INDEX CONCURRENTLY ${relation!.schema}.${ident(name)}`] }
     }
     if (category === 'triggers' && field === 'enabled' && difference.expected === 'O') {
       return { now: [`ALTER TABLE ${on} ENABLE TRIGGER ${ident(name)}`] }
@@ -394,13 +416,13 @@ async function widensAccess(
   return `${rows.map(({ role }) => role).join(', ')} ${String(policy.command)}`
 }
 
-/** The policies a table has, in a few words each, for a decision to weigh. */
-async function policiesOn(db: Kysely<any>, table: string): Promise<string> {
+/** The policies a table (`on`, qualified) has, in a few words each, for a decision to weigh. */
+async function policiesOn(db: Kysely<any>, on: string): Promise<string> {
   const { rows } = await sql<{ policy: string }>`
     SELECT format('%I %s %s TO %s', polname, CASE WHEN polpermissive THEN '' ELSE 'AS RESTRICTIVE' END,
                   CASE polcmd WHEN 'r' THEN 'FOR SELECT' WHEN 'a' THEN 'FOR INSERT' WHEN 'w' THEN 'FOR UPDATE' WHEN 'd' THEN 'FOR DELETE' ELSE 'FOR ALL' END,
                   coalesce((SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r) END, ', ') FROM unnest(polroles) AS r), 'public')) AS policy
-    FROM pg_catalog.pg_policy WHERE polrelid = ${`public.${ident(table)}`}::regclass ORDER BY polname
+    FROM pg_catalog.pg_policy WHERE polrelid = ${on}::regclass ORDER BY polname
   `.execute(db)
   return rows.length === 0
     ? 'none'
@@ -408,13 +430,13 @@ async function policiesOn(db: Kysely<any>, table: string): Promise<string> {
 }
 
 /**
- * The stored rows of `table` that a CHECK or foreign key `definition` (as the server deparses
+ * The stored rows of `relation` that a CHECK or foreign key `definition` (as the server deparses
  * it) would reject, counted and the first named by their primary key; undefined where there is
  * none, or the definition is not one of those.
  */
 async function rowsInTheWay(
   db: Kysely<any>,
-  table: string,
+  relation: Relation,
   definition: string,
 ): Promise<string | undefined> {
   const bare = definition.replace(/ NOT VALID$/, '')
@@ -429,7 +451,7 @@ async function rowsInTheWay(
       `${columns.map((column) => `t.${column} IS NOT NULL`).join(' AND ')} AND NOT EXISTS (SELECT FROM ${key[2]} r WHERE ` +
       `${columns.map((column, i) => `r.${referenced[i]} = t.${column}`).join(' AND ')})`
   } else return undefined
-  return namedRows(db, table, where, check ? 'violate it' : 'point at no row')
+  return namedRows(db, relation, where, check ? 'violate it' : 'point at no row')
 }
 
 /**
@@ -437,10 +459,11 @@ async function rowsInTheWay(
  * named; undefined for an index that is not unique, or where there is none.
  */
 async function duplicateRows(db: Kysely<any>, definition: string): Promise<string | undefined> {
-  const unique =
-    /^CREATE UNIQUE INDEX \S+ ON public\.(\S+) USING \w+ \((.+?)\)(?: WHERE \((.+)\))?$/.exec(
-      definition,
-    )
+  // The server's own deparse: the table is schema-qualified, each part quoted where it needs it.
+  const name = '(?:[^\\s"]|"(?:[^"]|"")*")+'
+  const unique = new RegExp(
+    `^CREATE UNIQUE INDEX ${name} ON (${name}) USING \\w+ \\((.+?)\\)(?: WHERE \\((.+)\\))?$`,
+  ).exec(definition)
   if (!unique || /NULLS NOT DISTINCT/.test(definition)) return undefined
   const [, table, columns, predicate] = unique
   const list = columns!
@@ -449,7 +472,7 @@ async function duplicateRows(db: Kysely<any>, definition: string): Promise<strin
   const { rows } = await sql<{ n: number; named: string | null }>`
     SELECT count(*)::int AS n, string_agg(d.value, '; ') FILTER (WHERE d.i <= ${NAMED_ROWS}) AS named FROM (
       SELECT row_number() OVER () AS i, ${sql.raw(`concat_ws(', ', ${list.map((column) => `format('%s=%s', ${literal(column)}, ${column})`).join(', ')})`)} || ' (' || count(*) || ' rows)' AS value
-      FROM ${sql.raw(`public.${table}`)} t
+      FROM ${sql.raw(table!)} t
       WHERE ${sql.raw(list.map((column) => `${column} IS NOT NULL`).join(' AND '))}${sql.raw(predicate ? ` AND (${predicate})` : '')}
       GROUP BY ${sql.raw(list.join(', '))} HAVING count(*) > 1) AS d
   `.execute(db)
@@ -458,10 +481,10 @@ async function duplicateRows(db: Kysely<any>, definition: string): Promise<strin
   return `${n} value(s) are stored more than once, which the unique index rejects: ${named}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
 }
 
-/** `what` of the rows of `table` matching `where` (over `t`), counted and named by primary key. */
+/** `what` of the rows of `relation` matching `where` (over `t`), counted and named by primary key. */
 async function namedRows(
   db: Kysely<any>,
-  table: string,
+  relation: Relation,
   where: string,
   what: string,
 ): Promise<string | undefined> {
@@ -470,17 +493,17 @@ async function namedRows(
     FROM pg_catalog.pg_index x
     CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, i)
     JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
-    WHERE x.indrelid = ${`public.${ident(table)}`}::regclass AND x.indisprimary
+    WHERE x.indrelid = ${relation.qualified}::regclass AND x.indisprimary
   `.execute(db)
   const columns = keys[0]?.columns ?? ['ctid']
   const named = `concat_ws(', ', ${columns.map((column) => `format('%s=%s', ${literal(column)}, t.${ident(column)})`).join(', ')})`
   const { rows } = await sql<{ n: number; named: string | null }>`
     SELECT count(*)::int AS n, string_agg(r.named, '; ') FILTER (WHERE r.i <= ${NAMED_ROWS}) AS named
-    FROM (SELECT row_number() OVER () AS i, ${sql.raw(named)} AS named FROM ${sql.raw(`public.${ident(table)}`)} t WHERE ${sql.raw(where)}) AS r
+    FROM (SELECT row_number() OVER () AS i, ${sql.raw(named)} AS named FROM ${sql.raw(relation.qualified)} t WHERE ${sql.raw(where)}) AS r
   `.execute(db)
   const { n, named: list } = rows[0]!
   if (n === 0) return undefined
-  return `${n} stored row(s) of ${table} ${what}: ${list}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
+  return `${n} stored row(s) of ${relation.name} ${what}: ${list}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
 }
 
 /**
@@ -513,28 +536,80 @@ function createPolicy(name: string, on: string, definition: Record<string, unkno
     .join(' ')
 }
 
-function commentTarget({
-  category,
-  table_name: table,
-  object_name: name,
-}: SchemaDifference): string {
-  const on = `public.${ident(table ?? '')}`
-  switch (category) {
-    case 'relations':
-      return `COMMENT ON TABLE public.${ident(name)}`
-    case 'columns':
-      return `COMMENT ON COLUMN ${on}.${ident(name)}`
-    case 'constraints':
-      return `COMMENT ON CONSTRAINT ${ident(name)} ON ${on}`
-    case 'indexes':
-      return `COMMENT ON INDEX public.${ident(name)}`
-    case 'triggers':
-      return `COMMENT ON TRIGGER ${ident(name)} ON ${on}`
-    case 'policies':
-      return `COMMENT ON POLICY ${ident(name)} ON ${on}`
-    default:
-      return `COMMENT ON FUNCTION public.${name.replace(/^([^(]+)/, (whole) => ident(whole))}`
-  }
+/** The statement that gives the object of `difference` the module's comment. */
+async function commentStatement(db: Kysely<any>, difference: SchemaDifference): Promise<string> {
+  const { category, table_name: table, object_name: name } = difference
+  const relation = table === null ? undefined : await relationOf(db, table)
+  const on = relation?.qualified ?? ''
+  const target = (() => {
+    switch (category) {
+      case 'schemas':
+        // The snapshot names a schema as the server quotes it (regnamespace).
+        return `SCHEMA ${IDENTIFIER.test(name) ? name : ident(name)}`
+      case 'relations':
+        return `TABLE ${on}`
+      case 'columns':
+        return `COLUMN ${on}.${ident(name)}`
+      case 'constraints':
+        return `CONSTRAINT ${ident(name)} ON ${on}`
+      case 'indexes':
+        return `INDEX ${relation!.schema}.${ident(name)}`
+      case 'triggers':
+        return `TRIGGER ${ident(name)} ON ${on}`
+      case 'policies':
+        return `POLICY ${ident(name)} ON ${on}`
+      default:
+        return undefined
+    }
+  })()
+  return `COMMENT ON ${target ?? `FUNCTION ${await functionOf(db, name)}`} IS ${literal(String(difference.expected))}`
+}
+
+/** An identifier as the server writes it: plain, or quoted with its quotes doubled. */
+const IDENTIFIER = /^(?:[a-z_][a-z0-9_$]*|"(?:[^"]|"")+")$/
+
+/** A relation of the live database: its name as the snapshot keys it, and as SQL. */
+interface Relation {
+  /** As the snapshot keys it: bare in public, else schema-qualified (`"Reports".Daily Totals`). */
+  name: string
+  /** Schema-qualified, each part quoted where it needs it: `"Reports"."Daily Totals"`. */
+  qualified: string
+  /** Its schema, quoted where it needs it. */
+  schema: string
+}
+
+/**
+ * The relation the snapshot names `table`, found in the catalog: a name outside public is keyed
+ * `<schema>.<relation>` with only the schema quoted, which cannot be split by its text alone.
+ * Where there is none (a table the database lacks), `public.<table>`.
+ */
+async function relationOf(db: Kysely<any>, table: string): Promise<Relation> {
+  const { rows } = await sql<{ qualified: string; schema: string }>`
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified, pg_catalog.quote_ident(n.nspname) AS schema
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE CASE WHEN n.nspname = 'public' THEN c.relname::text
+               ELSE n.oid::regnamespace::text || '.' || c.relname END = ${table}
+    ORDER BY n.nspname = 'public' DESC
+    LIMIT 1
+  `.execute(db)
+  return rows[0]
+    ? { name: table, ...rows[0] }
+    : { name: table, qualified: `public.${ident(table)}`, schema: 'public' }
+}
+
+/**
+ * The function the snapshot names `name` (`f(a uuid)`, outside public `"Reports".f(a uuid)`), as
+ * the SQL signature of COMMENT ON FUNCTION; where there is none, `public.<name>`.
+ */
+async function functionOf(db: Kysely<any>, name: string): Promise<string> {
+  const { rows } = await sql<{ signature: string }>`
+    SELECT pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) AS signature
+    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    WHERE CASE WHEN n.nspname = 'public' THEN '' ELSE n.oid::regnamespace::text || '.' END
+          || p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' = ${name}
+    LIMIT 1
+  `.execute(db)
+  return rows[0]?.signature ?? `public.${name.replace(/^([^(]+)/, (whole) => ident(whole))}`
 }
 
 function describeColumn(definition: Record<string, unknown>): string {

@@ -46,6 +46,11 @@ import {
  * tables or a view over them) is production's own: adoption records it (productionObjectsQuery),
  * and a check reports any object added, dropped or changed since as a conflict (a comment as
  * equivalent); with nothing recorded (a database the module built), each such object.
+ *
+ * The schemas themselves are objects too (category `schemas`: grants and comment). One a
+ * migration creates is compared by the rules above; one no migration creates (`public`) is
+ * production's own, recorded at adoption with its owner; on a database the module built, `public`
+ * is compared with the reference's by the rules above (see ComparisonInputs.unrecordedSchemas).
  */
 
 /** The classes of a difference, in the order they are printed. */
@@ -154,6 +159,15 @@ export interface ComparisonInputs {
    * undefined (an adoption, a repair plan), they are not compared.
    */
   productionObjects?: ProductionObjectRecord[]
+  /**
+   * How a check compares a schema that no migration creates (`public`) where adoption recorded
+   * no schema: `reference`, with the reference's by the module's rules (a database the module
+   * built, never adopted: the reference has `public` as the migrations leave it); `skip`, not at
+   * all (a database adopted before schemas were recorded: the check says to adopt again). When
+   * undefined (an adoption, a repair plan, or a check of a database whose schemas were recorded),
+   * such a schema is production's own: recorded at adoption and held to the record.
+   */
+  unrecordedSchemas?: 'reference' | 'skip'
 }
 
 /**
@@ -261,13 +275,17 @@ params AS (
          ${inputs.strict ? 'true' : 'false'} AS strict,
          ${accepted} AS accepted,
          ${decisions} AS decisions,
-         ${production} AS production
+         ${production} AS production,
+         ${inputs.unrecordedSchemas === undefined ? 'NULL::text' : literal(inputs.unrecordedSchemas)} AS unrecorded_schemas
 ),
 ${ownershipCtes()},
 expected AS (
   SELECT r.key, r.value ->> 'category' AS category, r.value ->> 'table' AS table_name,
          r.value ->> 'name' AS object_name, r.value -> 'definition' AS definition
   FROM params p, jsonb_each(p.reference) AS r
+  -- A schema no migration creates (public) is production's own, held to what adoption recorded;
+  -- held to the reference only on a database never adopted.
+  WHERE r.value ->> 'category' <> 'schemas' OR r.key = ANY (p.owned) OR p.unrecorded_schemas = 'reference'
 ),
 module_tables AS (
   SELECT e.object_name AS name, coalesce((e.definition ->> 'row level security')::boolean, false) AS rls
@@ -346,7 +364,7 @@ found AS (
          NULL::jsonb AS live, e.definition AS expected, e.definition AS object
   FROM expected e WHERE NOT EXISTS (SELECT FROM live l WHERE l.key = e.key)
     -- What belongs to a missing table is said by the table's own line.
-    AND (e.category IN ('relations', 'functions')
+    AND (e.category IN ('schemas', 'relations', 'functions')
          OR EXISTS (SELECT FROM live l WHERE l.category = 'relations' AND l.object_name = e.table_name))
   UNION ALL
   SELECT e.key, e.category, e.table_name, e.object_name, f.field, 'changed', v.live, v.expected, e.definition
@@ -368,7 +386,7 @@ found AS (
     AND CASE WHEN l.category = 'relations' AND l.definition ->> 'kind' IN ('view', 'materialized view')
                THEN l.key = ANY (p.owned)
                     OR EXISTS (SELECT FROM jsonb_array_elements_text(l.definition -> 'reads') AS t(name) WHERE t.name IN (SELECT name FROM owned_tables))
-             WHEN l.category IN ('relations', 'functions') THEN l.key = ANY (p.owned)
+             WHEN l.category IN ('schemas', 'relations', 'functions') THEN l.key = ANY (p.owned)
              ELSE l.table_name IN (SELECT name FROM module_tables) END
   UNION ALL
   SELECT o.key, o.category, o.table_name, o.object_name, 'owner', 'changed', to_jsonb(pg_catalog.pg_get_userbyid(o.owner)::text),
@@ -377,7 +395,7 @@ found AS (
 ),
 ruled AS (
   SELECT d.*, r.class, r.reason,
-         NOT (d.field = 'owner' OR (d.kind = 'missing' AND d.category IN ('relations', 'columns', 'functions'))
+         NOT (d.field = 'owner' OR (d.kind = 'missing' AND d.category IN ('schemas', 'relations', 'columns', 'functions'))
               OR (d.kind = 'extra' AND d.key = ANY (p.owned))) AS decidable
   FROM found d CROSS JOIN params p
   LEFT JOIN module_tables t ON t.name = d.table_name
@@ -507,8 +525,8 @@ held AS (
 -- module itself has it now (RLS on from 008): a check reports it.
 removed AS (
   SELECT k.key, k.category,
-         coalesce(l.table_name, CASE WHEN k.category = 'relations' THEN k.rest WHEN k.category <> 'functions' THEN split_part(k.rest, '.', 1) END) AS table_name,
-         coalesce(l.object_name, CASE WHEN k.category IN ('relations', 'functions') THEN k.rest ELSE substr(k.rest, strpos(k.rest, '.') + 1) END) AS object_name,
+         coalesce(l.table_name, CASE WHEN k.category = 'relations' THEN k.rest WHEN k.category NOT IN ('functions', 'schemas') THEN split_part(k.rest, '.', 1) END) AS table_name,
+         coalesce(l.object_name, CASE WHEN k.category IN ('schemas', 'relations', 'functions') THEN k.rest ELSE substr(k.rest, strpos(k.rest, '.') + 1) END) AS object_name,
          k.field, CASE WHEN k.field = '' THEN 'missing' ELSE 'changed' END AS kind,
          CASE WHEN k.field = '' THEN NULL ELSE coalesce(l.definition -> k.field, 'null') END AS live,
          k.accepted AS expected, coalesce(l.definition, k.accepted) AS object
@@ -645,14 +663,16 @@ own_found AS (
   FROM own_live l CROSS JOIN params p
   WHERE p.production IS NOT NULL
     AND NOT EXISTS (SELECT FROM own_recorded r WHERE r.key = l.key)
-    AND (l.category IN ('relations', 'functions')
+    -- A schema the module's rules compare (see expected), or one adoption could not record yet.
+    AND NOT (l.category = 'schemas' AND (p.unrecorded_schemas = 'skip' OR EXISTS (SELECT FROM expected e WHERE e.key = l.key)))
+    AND (l.category IN ('schemas', 'relations', 'functions')
          OR EXISTS (SELECT FROM own_recorded r WHERE r.category = 'relations' AND r.object_name = l.table_name))
   UNION ALL
   SELECT r.key, r.category, r.table_name, r.object_name, '', 'missing', NULL, r.definition, r.definition,
          ${literal(PRODUCTION_REASONS.missing)}
   FROM own_recorded r
   WHERE NOT EXISTS (SELECT FROM own_live l WHERE l.key = r.key)
-    AND (r.category IN ('relations', 'functions')
+    AND (r.category IN ('schemas', 'relations', 'functions')
          OR EXISTS (SELECT FROM own_live l WHERE l.category = 'relations' AND l.object_name = r.table_name))
   UNION ALL
   SELECT r.key, r.category, r.table_name, r.object_name, f.field, 'changed',
@@ -768,6 +788,7 @@ function rendered(value: string): string {
 /** SQL: where an object is: `x402_resources: index idx_…`, `x402_resources: table`, `function f()`. */
 function place(category: string, table: string, name: string, definition: string): string {
   return `CASE
+           WHEN ${category} = 'schemas' THEN 'schema ' || ${name}
            WHEN ${category} = 'relations' THEN ${name} || ': ' || coalesce(${definition} ->> 'kind', 'relation')
            WHEN ${table} IS NULL THEN 'function ' || ${name}
            ELSE ${table} || ': '
@@ -784,6 +805,7 @@ function summary(category: string, definition: string): string {
            WHEN 'policies' THEN concat_ws(' ', CASE WHEN (${definition} ->> 'permissive')::boolean THEN NULL ELSE 'AS RESTRICTIVE' END,
                                           'FOR ' || (${definition} ->> 'command') || ' TO ' || (${definition} ->> 'roles'),
                                           'USING ' || (${definition} ->> 'using'), 'WITH CHECK ' || (${definition} ->> 'with check'))
+           WHEN 'schemas' THEN ''
            WHEN 'relations' THEN ''
            WHEN 'functions' THEN ''
            ELSE ${definition} ->> 'definition'

@@ -4,6 +4,7 @@ import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
 
 /** The kinds of object a {@link SchemaSnapshot} describes, one record of each. */
 export const SCHEMA_OBJECT_CATEGORIES = [
+  'schemas',
   'relations',
   'columns',
   'constraints',
@@ -17,7 +18,7 @@ export type SchemaObjectCategory = (typeof SCHEMA_OBJECT_CATEGORIES)[number]
 
 /** One object of schema `public`, as the catalog describes it after normalisation. */
 export interface SchemaObject {
-  /** The relation it belongs to (a relation belongs to itself); null for a function. */
+  /** The relation it belongs to (a relation belongs to itself); null for a function or a schema. */
   table: string | null
   /** Its own name: `resource_type`, `idx_claude_configs_user_enabled`, `update_x()`. */
   name: string
@@ -55,7 +56,9 @@ export function snapshotPublicSchema(db: Kysely<any>): Promise<SchemaSnapshot> {
 }
 
 /**
- * {@link snapshotPublicSchema} of another schema, such as x402_migrations.
+ * {@link snapshotPublicSchema} of another schema, such as x402_migrations. The schema itself
+ * (its grants, comment and owner) is left out, as it is of {@link snapshotPublicSchema}: only
+ * {@link snapshotAppSchemas} describes the schemas, under `schemas`.
  *
  * @example
  * ```ts
@@ -75,7 +78,8 @@ export async function snapshotSchema(db: Kysely<any>, schema: string): Promise<S
 /**
  * {@link snapshotPublicSchema} of every one of the app's schemas at once (see
  * {@link appSchemasSnapshotQuery}): names outside `public` schema-qualified, as the comparison
- * keys them.
+ * keys them, and each schema itself under `schemas` (its grants and comment), keyed by its name
+ * as an identifier (`public`, `"Reports"`).
  *
  * @example
  * ```ts
@@ -100,7 +104,7 @@ export interface SnapshotRow {
   /** The schema it is in, as a quoted identifier where it needs quotes. */
   schema_name: string
   /**
-   * Its owner, for a relation or a function (null otherwise). Not part of `definition`: the
+   * Its owner, for a schema, a relation or a function (null otherwise). Not part of `definition`: the
    * role that runs the migrations owns what they create, and differs between databases.
    */
   owner_name: string | null
@@ -193,7 +197,7 @@ function grants(acl: string, owner: string, objectType: string): string {
 export function snapshotQuery(schema: string): string {
   // By nspname: a cast to regnamespace would fold a name with capitals to lower case.
   const namespace = `(SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = '${schema.replaceAll("'", "''")}')`
-  return scopedSnapshotQuery(`= ${namespace}`, namespace)
+  return scopedSnapshotQuery(`= ${namespace}`, namespace, false)
 }
 
 /**
@@ -210,6 +214,7 @@ export function appSchemasSnapshotQuery(): string {
   return scopedSnapshotQuery(
     `IN (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE ${APP_SCHEMAS_CONDITION('n')})`,
     `'public'::regnamespace`,
+    true,
   )
 }
 
@@ -264,9 +269,11 @@ export function APP_SCHEMAS_CONDITION(n: string): string {
 
 /**
  * The snapshot query over the schemas whose oid satisfies `namespaces` (an SQL condition's
- * right-hand side), with names in schema `bare` unqualified and every other name qualified.
+ * right-hand side), with names in schema `bare` unqualified and every other name qualified;
+ * with `withSchemas`, a row for each schema itself too. Its name is the schema's identifier as
+ * the server quotes it (regnamespace), the same prefix its objects' names carry.
  */
-function scopedSnapshotQuery(namespaces: string, bare: string): string {
+function scopedSnapshotQuery(namespaces: string, bare: string, withSchemas: boolean): string {
   // A relation's name, and a function's prefix, as the snapshot keys them.
   const relation = (alias: string) =>
     `CASE WHEN ${alias}.relnamespace = ${bare} THEN ${alias}.relname::text
@@ -384,5 +391,18 @@ SELECT 'policies', r.relname, o.polname,
        ),
        r.schema_name, NULL::text
 FROM rels r JOIN pg_catalog.pg_policy o ON o.polrelid = r.oid
+${
+  withSchemas
+    ? `UNION ALL
+SELECT 'schemas', NULL, n.oid::regnamespace::text,
+       jsonb_build_object(
+         'grants', ${grants('n.nspacl', 'n.nspowner', `'n'`)},
+         'comment', pg_catalog.obj_description(n.oid, 'pg_namespace')
+       ),
+       n.oid::regnamespace::text, pg_catalog.pg_get_userbyid(n.nspowner)::text
+FROM pg_catalog.pg_namespace n
+WHERE n.oid ${namespaces}
 `
+    : ''
+}`
 }
