@@ -16,8 +16,10 @@ export default defineConfig({
     // files). The files leave nothing behind: databases, folders, environment and
     // listeners are undone in their after hooks.
     isolate: false,
-    // Each file opens its own PGlite instance (a few seconds to boot) or server database.
-    testTimeout: 60_000,
+    // Each file opens its own PGlite instance (a few seconds to boot) or server database; the
+    // drift and adoption tests rebuild a reference schema on a scratch database, which on two
+    // busy cores takes over a minute. A bound on a hung test, not a measure of speed.
+    testTimeout: 120_000,
     hookTimeout: 120_000,
     // CI also writes a JSON summary, from which .ci/run prints the counts.
     reporters: process.env.CI ? ['default', 'json'] : ['default'],
