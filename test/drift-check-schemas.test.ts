@@ -4,13 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   baselineMigrations,
   checkDrift,
-  type DriftReport,
   formatDriftReport,
   migrateToLatest,
   planRepair,
   readProductionObjects,
 } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
+import { checkAfter, conflicts } from './support/check-after.js'
 import { cli, cliEnv } from './support/cli.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import {
@@ -24,26 +24,6 @@ import { type TestTarget, testTargets } from './support/test-database.js'
 // with what the migrations leave) and on an adopted one (compared with what adoption recorded).
 
 const NEWEST = migrationNames.at(-1)!
-
-class RolledBack extends Error {}
-
-/** Runs `change` and the check in one transaction, rolled back: each case starts from the same database. */
-async function checkAfter(db: Kysely<any>, change: string[]): Promise<DriftReport> {
-  let report: DriftReport | undefined
-  await db
-    .transaction()
-    .execute(async (trx) => {
-      for (const statement of change) await sql.raw(statement).execute(trx)
-      report = await checkDrift(trx, { decisions: [] })
-      throw new RolledBack()
-    })
-    .catch((error: unknown) => {
-      if (!(error instanceof RolledBack)) throw error
-    })
-  return report!
-}
-
-const conflicts = (report: DriftReport) => report.schema?.conflict.map(({ line }) => line) ?? []
 
 /** A role of this test run, so that parallel runs on one server do not meet. */
 const ROLE = `x402_schema_${Math.random().toString(36).slice(2, 10)}`

@@ -4,13 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   baselineMigrations,
   checkDrift,
-  type DriftReport,
   formatDriftReport,
   migrateToLatest,
   planRepair,
   readProductionObjects,
 } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
+import { checkAfter, conflicts } from './support/check-after.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import {
@@ -24,27 +24,6 @@ import { type TestTarget, testTargets } from './support/test-database.js'
 // hand change to any of it afterwards is drift, named.
 
 const NEWEST = migrationNames.at(-1)!
-
-/** Runs `change` and the check in one transaction, rolled back: each case starts from the adopted fixture. */
-async function checkAfter(db: Kysely<any>, change: string[]): Promise<DriftReport> {
-  let report: DriftReport | undefined
-  await db
-    .transaction()
-    .execute(async (trx) => {
-      for (const statement of change) await sql.raw(statement).execute(trx)
-      report = await checkDrift(trx, { decisions: [] })
-      throw new RolledBack()
-    })
-    .catch((error: unknown) => {
-      if (!(error instanceof RolledBack)) throw error
-    })
-  return report!
-}
-
-class RolledBack extends Error {}
-
-/** The conflict lines of a report. */
-const conflicts = (report: DriftReport) => report.schema?.conflict.map(({ line }) => line) ?? []
 
 /** Hand changes, each with the start of the one line the check reports it with. */
 const CHANGES: Array<[string, string[], string]> = [
