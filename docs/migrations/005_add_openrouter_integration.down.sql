@@ -4,6 +4,12 @@
 -- npm run migrate:latest (or migrate:down), which completes the steps that are missing.
 -- Run by hand, it is not recorded in x402_migrations.kysely_migration.
 
+SET standard_conforming_strings = on;
+
+-- To roll back although it destroys data, change off to on in the next line: each table concerned
+-- is then copied to schema x402_backup first. No database or role default opts in for this script.
+SET x402.allow_data_loss = off;
+
 SET lock_timeout = '2000ms';
 
 SET statement_timeout = '60000ms';
