@@ -1,9 +1,15 @@
 import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { exportMigrationSql, MigrationError, migrateDown, migrationStatus } from '../src/tooling.js'
+import {
+  exportMigrationSql,
+  MigrationError,
+  migrateDown,
+  migrateTo,
+  migrationStatus,
+} from '../src/tooling.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
-import { MIGRATION_007, MIGRATION_008 } from './support/migration-names.js'
+import { MIGRATION_005, MIGRATION_007, MIGRATION_008 } from './support/migration-names.js'
 
 // A table or column that something drops while a down runs (an event trigger, DROP SCHEMA or
 // DROP TYPE … CASCADE) takes its rows or values with it, though no row counter moves: the check
@@ -160,6 +166,65 @@ describe.each(testTargets)('rows deleted from earlier backups during a down on %
         n: string
       }>`SELECT count(*) AS n FROM x402_backup.old_keys`.execute(db)
       expect(Number(rows[0]!.n)).toBe(3)
+    } finally {
+      await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+    }
+  })
+})
+
+describe.each(testTargets)("the runner's first mark of a rollback in progress on %s", (target) => {
+  const database = useTestDatabase(target, MIGRATION_005)
+
+  it('is checked like a down: rows an event trigger deletes with it roll it back', async () => {
+    const { db } = database
+    await victims(db)
+    await sql`
+      CREATE FUNCTION hostile() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF current_query() ILIKE '%reverting_since%' THEN DELETE FROM public.victim; END IF;
+      END $fn$
+    `.execute(db)
+    await sql`CREATE EVENT TRIGGER hostile ON ddl_command_end WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION hostile()`.execute(
+      db,
+    )
+    try {
+      const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(Error)
+      expect(String((error as Error).message)).toContain('table public.victim: 3 row(s) deleted')
+      expect(await applied(db)).toContain(MIGRATION_005)
+      await intact(db)
+    } finally {
+      await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+    }
+  })
+})
+
+describe.each(testTargets)("005's down steps outside its checked transactions on %s", (target) => {
+  const database = useTestDatabase(target, MIGRATION_005)
+
+  it.each([
+    ['VALIDATE', "WHEN TAG IN ('ALTER TABLE')", '%VALIDATE CONSTRAINT%'],
+    ['DROP INDEX CONCURRENTLY', "WHEN TAG IN ('DROP INDEX')", '%DROP INDEX CONCURRENTLY%'],
+  ])('%s: rows an event trigger deletes stop the rollback, named', async (_, when, query) => {
+    const { db } = database
+    await migrateTo(db, MIGRATION_005)
+    await victims(db)
+    await sql
+      .raw(
+        `CREATE FUNCTION hostile() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+          IF current_query() ILIKE '${query}' THEN DELETE FROM public.victim WHERE x > 1; END IF;
+        END $fn$`,
+      )
+      .execute(db)
+    await sql
+      .raw(`CREATE EVENT TRIGGER hostile ON ddl_command_end ${when} EXECUTE FUNCTION hostile()`)
+      .execute(db)
+    try {
+      const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(Error)
+      expect(String((error as Error).message)).toContain('public.victim')
+      expect(await applied(db)).toContain(MIGRATION_005)
     } finally {
       await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
     }
