@@ -230,3 +230,34 @@ describe.each(testTargets)("005's down steps outside its checked transactions on
     }
   })
 })
+
+describe.each(testTargets)("a table dropped during 005's last step on %s", (target) => {
+  const database = useTestDatabase(target, MIGRATION_005)
+
+  it('rolls that step back, naming the table', async () => {
+    const { db } = database
+    await migrateTo(db, MIGRATION_005)
+    await victims(db)
+    await sql
+      .raw(
+        `CREATE FUNCTION hostile() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+          IF current_query() ILIKE '%DROP TABLE IF EXISTS user_openrouter_integrations%' THEN ${DROPS} END IF;
+        END $fn$`,
+      )
+      .execute(db)
+    await sql`CREATE EVENT TRIGGER hostile ON ddl_command_end WHEN TAG IN ('DROP TABLE') EXECUTE FUNCTION hostile()`.execute(
+      db,
+    )
+    try {
+      const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
+      expect(error).toBeInstanceOf(Error)
+      expect(String((error as Error).message)).toContain('public.victim: dropped')
+      expect(String((error as Error).message)).toContain('public.victim2.secret: dropped')
+      expect(await applied(db)).toContain(MIGRATION_005)
+      await intact(db)
+    } finally {
+      await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+    }
+  })
+})

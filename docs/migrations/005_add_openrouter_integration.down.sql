@@ -106,6 +106,28 @@ BEGIN
 END
 $keep_or_refuse$;
 
+DO $presence$
+DECLARE
+  t record;
+  present boolean;
+  noted jsonb := '{}';
+BEGIN
+  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
+                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
+             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+    present := true;
+    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
+    IF present THEN
+      noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
+        (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
+          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
+    END IF;
+  END LOOP;
+  PERFORM set_config('x402.present_005', noted::text, true);
+END
+$presence$;
+
 ALTER TABLE x402_resources
       DROP CONSTRAINT IF EXISTS x402_resources_resource_type_check,
       ADD CONSTRAINT x402_resources_resource_type_check CHECK (resource_type = ANY (ARRAY['external', 'proxy', 'prompt', 'static', 'prompt_template'])) NOT VALID;
@@ -118,6 +140,7 @@ ALTER TABLE x402_resources
 DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
+  present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   unreported text;
 BEGIN
   SELECT string_agg(format('%I.%I: %s', n.nspname, c.relname, concat_ws(', ',
@@ -129,8 +152,20 @@ BEGIN
    WHERE c.relfilenode::text <> w.v ->> 2
       OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
       OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint;
-  IF unreported IS NOT NULL THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  -- Its own drops are of what its check emptied: the keys table, and the two columns that
+  -- the validated rollback CHECK keeps null.
+  SELECT concat_ws('; ', unreported, string_agg(lost, '; ')) INTO unreported FROM (
+    SELECT format('%s: dropped, with its rows', p.v ->> 0) AS lost
+      FROM jsonb_each(present) AS p(k, v) WHERE NOT EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
+    UNION ALL
+    SELECT format('%s.%s: dropped, with its values', p.v ->> 0, a.value #>> '{}')
+      FROM jsonb_each(present) AS p(k, v), jsonb_each(p.v -> 1) AS a(key, value)
+     WHERE EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
+       AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
+  ) AS dropped;
+  IF unreported <> '' THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
 END
 $unreported$;
@@ -146,6 +181,28 @@ SELECT set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::tex
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations'))::text, true);
 
+DO $presence$
+DECLARE
+  t record;
+  present boolean;
+  noted jsonb := '{}';
+BEGIN
+  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
+                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
+             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+    present := true;
+    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
+    IF present THEN
+      noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
+        (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
+          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
+    END IF;
+  END LOOP;
+  PERFORM set_config('x402.present_005', noted::text, true);
+END
+$presence$;
+
 ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check;
 
 ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check;
@@ -153,6 +210,7 @@ ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_openrouter_rollbac
 DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
+  present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   unreported text;
 BEGIN
   SELECT string_agg(format('%I.%I: %s', n.nspname, c.relname, concat_ws(', ',
@@ -164,8 +222,20 @@ BEGIN
    WHERE c.relfilenode::text <> w.v ->> 2
       OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
       OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint;
-  IF unreported IS NOT NULL THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  -- Its own drops are of what its check emptied: the keys table, and the two columns that
+  -- the validated rollback CHECK keeps null.
+  SELECT concat_ws('; ', unreported, string_agg(lost, '; ')) INTO unreported FROM (
+    SELECT format('%s: dropped, with its rows', p.v ->> 0) AS lost
+      FROM jsonb_each(present) AS p(k, v) WHERE NOT EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
+    UNION ALL
+    SELECT format('%s.%s: dropped, with its values', p.v ->> 0, a.value #>> '{}')
+      FROM jsonb_each(present) AS p(k, v), jsonb_each(p.v -> 1) AS a(key, value)
+     WHERE EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
+       AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
+  ) AS dropped;
+  IF unreported <> '' THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
 END
 $unreported$;
@@ -306,6 +376,28 @@ BEGIN
 END
 $keep_or_refuse$;
 
+DO $presence$
+DECLARE
+  t record;
+  present boolean;
+  noted jsonb := '{}';
+BEGIN
+  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
+                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
+             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+    present := true;
+    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
+    IF present THEN
+      noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
+        (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
+          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
+    END IF;
+  END LOOP;
+  PERFORM set_config('x402.present_005', noted::text, true);
+END
+$presence$;
+
 DROP TABLE IF EXISTS user_openrouter_integrations;
 
 DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at();
@@ -315,6 +407,7 @@ ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN 
 DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
+  present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   unreported text;
 BEGIN
   SELECT string_agg(format('%I.%I: %s', n.nspname, c.relname, concat_ws(', ',
@@ -326,8 +419,20 @@ BEGIN
    WHERE c.relfilenode::text <> w.v ->> 2
       OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
       OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint;
-  IF unreported IS NOT NULL THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  -- Its own drops are of what its check emptied: the keys table, and the two columns that
+  -- the validated rollback CHECK keeps null.
+  SELECT concat_ws('; ', unreported, string_agg(lost, '; ')) INTO unreported FROM (
+    SELECT format('%s: dropped, with its rows', p.v ->> 0) AS lost
+      FROM jsonb_each(present) AS p(k, v) WHERE NOT EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
+    UNION ALL
+    SELECT format('%s.%s: dropped, with its values', p.v ->> 0, a.value #>> '{}')
+      FROM jsonb_each(present) AS p(k, v), jsonb_each(p.v -> 1) AS a(key, value)
+     WHERE EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
+       AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
+  ) AS dropped;
+  IF unreported <> '' THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
 END
 $unreported$;

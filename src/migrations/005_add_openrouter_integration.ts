@@ -238,6 +238,7 @@ export const downDeletes = [
 export async function down(db: Kysely<any>): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await keepOrRefuse(trx, 'all')
+    await notePresence(trx)
     await swapResourceTypeCheck(trx, RESOURCE_TYPES_BEFORE)
     await sql`
       ALTER TABLE x402_resources
@@ -250,6 +251,7 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`SET statement_timeout = 0`.execute(db)
   await db.transaction().execute(async (trx) => {
     await watchTables(trx)
+    await notePresence(trx)
     await sql`ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check`.execute(trx)
     await sql`ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check`.execute(trx)
     await refuseUnreported(trx)
@@ -261,6 +263,7 @@ export async function down(db: Kysely<any>): Promise<void> {
 
   await db.transaction().execute(async (trx) => {
     await keepOrRefuse(trx, 'keys')
+    await notePresence(trx)
     await sql`DROP TABLE IF EXISTS user_openrouter_integrations`.execute(trx)
     await sql`DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at()`.execute(trx)
     // Last, as in up: ACCESS EXCLUSIVE on x402_resources for as short a time as it can. The
@@ -282,6 +285,36 @@ const WATCHED_TABLES = `(SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_bui
 /** Notes, first in a transaction of `down`, what {@link refuseUnreported} compares with. */
 async function watchTables(db: Kysely<any>): Promise<void> {
   await sql`SELECT set_config('x402.watch_005', ${sql.raw(WATCHED_TABLES)}::text, true)`.execute(db)
+}
+
+/**
+ * Each table that holds a row, with its columns, in the transaction's setting
+ * `x402.present_005`: dropped with its rows (or a column with its values), no counter shows it.
+ */
+async function notePresence(db: Kysely<any>): Promise<void> {
+  await sql`
+DO $presence$
+DECLARE
+  t record;
+  present boolean;
+  noted jsonb := '{}';
+BEGIN
+  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
+                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
+             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+    present := true;
+    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
+    IF present THEN
+      noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
+        (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
+          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
+    END IF;
+  END LOOP;
+  PERFORM set_config('x402.present_005', noted::text, true);
+END
+$presence$
+  `.execute(db)
 }
 
 /**
@@ -350,6 +383,7 @@ async function refuseUnreported(db: Kysely<any>): Promise<void> {
 DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
+  present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   unreported text;
 BEGIN
   SELECT string_agg(format('%I.%I: %s', n.nspname, c.relname, concat_ws(', ',
@@ -361,8 +395,20 @@ BEGIN
    WHERE c.relfilenode::text <> w.v ->> 2
       OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
       OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint;
-  IF unreported IS NOT NULL THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  -- Its own drops are of what its check emptied: the keys table, and the two columns that
+  -- the validated rollback CHECK keeps null.
+  SELECT concat_ws('; ', unreported, string_agg(lost, '; ')) INTO unreported FROM (
+    SELECT format('%s: dropped, with its rows', p.v ->> 0) AS lost
+      FROM jsonb_each(present) AS p(k, v) WHERE NOT EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
+    UNION ALL
+    SELECT format('%s.%s: dropped, with its values', p.v ->> 0, a.value #>> '{}')
+      FROM jsonb_each(present) AS p(k, v), jsonb_each(p.v -> 1) AS a(key, value)
+     WHERE EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
+       AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
+  ) AS dropped;
+  IF unreported <> '' THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
 END
 $unreported$
