@@ -28,6 +28,27 @@ describe.each(testTargets)("the down guard's names on %s", (target) => {
     await sql`DROP TABLE "odd$guard$name"`.execute(db)
   })
 
+  it('refuses, naming the table, where a backslash meets a quote and the session reads backslashes as escapes', async () => {
+    const { db } = database
+    await sql`CREATE TABLE ${sql.id("x\\'y")} (x int)`.execute(db)
+    await sql`INSERT INTO ${sql.id("x\\'y")} VALUES (1)`.execute(db)
+    const dropsIt = {
+      up: async () => {},
+      down: async (trx: typeof db) => void (await sql`DROP TABLE ${sql.id("x\\'y")}`.execute(trx)),
+    }
+    const error = await db
+      .transaction()
+      .execute(async (trx) => {
+        // As a database or role default would set it.
+        await sql`SET LOCAL standard_conforming_strings = off`.execute(trx)
+        return guardDown(trx, '009_test', dropsIt, { allowDataLoss: false })
+      })
+      .catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(DataLossRefusal)
+    expect((error as Error).message).toContain(`table public."x\\'y" (dropped): 1 row(s)`)
+    await sql`DROP TABLE ${sql.id("x\\'y")}`.execute(db)
+  })
+
   it('backs up tables whose backup names would meet, each under a name of its own', async () => {
     const { db } = database
     const long = 'a'.repeat(50)
@@ -50,13 +71,19 @@ describe.each(testTargets)("the down guard's names on %s", (target) => {
       .execute((trx) => guardDown(trx, '009_test', dropsThem, { allowDataLoss: true }))
     expect(backups).toHaveLength(4)
     expect(new Set(backups).size).toBe(4)
+    // Each is SQL, quoted where it must be, so that it can be pasted into a query.
+    const unquoted = (backup: string) =>
+      backup
+        .split('.')[1]!
+        .replace(/^"(.*)"$/, '$1')
+        .replaceAll('""', '"')
     for (const backup of backups)
-      expect(Buffer.byteLength(backup.split('.')[1]!)).toBeLessThanOrEqual(63)
+      expect(Buffer.byteLength(unquoted(backup))).toBeLessThanOrEqual(63)
     const values = await Promise.all(
       backups.map(async (backup) => {
         const { rows } = await sql<{
           x: number
-        }>`SELECT x FROM ${sql.id('x402_backup', backup.split('.')[1]!)}`.execute(db)
+        }>`SELECT x FROM ${sql.raw(backup)}`.execute(db)
         return rows[0]!.x
       }),
     )

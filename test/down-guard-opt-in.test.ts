@@ -69,6 +69,6 @@ describe.each(testTargets)('a database default of x402.allow_data_loss on %s', (
       WHERE table_schema = 'x402_backup' AND table_name LIKE '005_%' ORDER BY 1
     `.execute(db)
     expect(rows.length).toBeGreaterThan(0)
-    for (const { name } of rows) expect(lines.join('\n')).toContain(`x402_backup.${name}`)
+    for (const { name } of rows) expect(lines.join('\n')).toContain(`x402_backup."${name}"`)
   })
 })

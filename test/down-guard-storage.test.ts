@@ -108,7 +108,7 @@ describe.each(testTargets)('a trigger that truncates or rewrites during a down o
       x: number
     }>`SELECT x FROM ${sql.id('x402_backup', backup!)} ORDER BY x`.execute(db)
     expect(rows.map((row) => Number(row.x))).toEqual([1, 2, 3])
-    expect(lines.join('\n')).toContain(`x402_backup.${backup}`)
+    expect(lines.join('\n')).toContain(`x402_backup."${backup}"`)
   })
 
   it('rolls the down back, even with the opt-in, where the down destroys what its rehearsal did not', async () => {

@@ -26,6 +26,12 @@ async function runScript(connectionString: string, script: string): Promise<stri
   }
 }
 
+/** The script with its one marked line edited to opt in, as its comment tells the reader. */
+function optedIn(script: string): string {
+  expect(script.match(/x402\.allow_data_loss = off/g)).toHaveLength(1)
+  return script.replace('x402.allow_data_loss = off', 'x402.allow_data_loss = on')
+}
+
 describe.skipIf(skipReason)('the SQL Editor script of a down that drops data', () => {
   it('refuses for 002 and 001, and with x402.allow_data_loss = on backs the data up first', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
@@ -60,7 +66,12 @@ describe.skipIf(skipReason)('the SQL Editor script of a down that drops data', (
       )
       expect(await present()).toBe(true)
 
-      expect(await runScript(url, `SET x402.allow_data_loss = on;\n${down002}`)).toBeUndefined()
+      // A default of the database or role, or the session's, does not opt in: only the script's line does.
+      expect(await runScript(url, `SET x402.allow_data_loss = on;\n${down002}`)).toMatch(
+        /^Rolling back 002_add_claude_integration would destroy data: /,
+      )
+      expect(await present()).toBe(true)
+      expect(await runScript(url, optedIn(down002))).toBeUndefined()
       expect(await present()).toBe(false)
       const [keysBackup, ...more] = await backups('002_x402_user_claude_configs_')
       expect(more).toEqual([])
@@ -80,7 +91,7 @@ describe.skipIf(skipReason)('the SQL Editor script of a down that drops data', (
       )
       expect(columns[0]!.count).toBe(5)
 
-      expect(await runScript(url, `SET x402.allow_data_loss = on;\n${down001}`)).toBeUndefined()
+      expect(await runScript(url, optedIn(down001))).toBeUndefined()
       const [resourcesBackup] = await backups('001_x402_resources_')
       const { rows: saved } = await sql<{ pt_system_prompt: string }>`
         SELECT pt_system_prompt FROM ${sql.id('x402_backup', resourcesBackup!)} WHERE id = ${resourceId}`.execute(

@@ -4,6 +4,16 @@
 
 BEGIN;
 
+SET LOCAL standard_conforming_strings = on;
+
+SET LOCAL x402.down_covered = '';
+
+SET LOCAL x402.backups = '[]';
+
+-- To roll back although it destroys data, change off to on in the next line: each table concerned
+-- is then copied to schema x402_backup first. No database or role default opts in for this script.
+SET LOCAL x402.allow_data_loss = off;
+
 -- Refuses, before anything changes, where this down would destroy data, unless the session ran
 -- SET x402.allow_data_loss = on; then it first copies each table concerned whole to schema x402_backup.
 DO $guard$
@@ -36,7 +46,7 @@ BEGIN
   IF 'public.x402_user_claude_configs' = ANY (concerned) THEN
     backup := '002_x402_user_claude_configs_' || stamp;
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, 'public.x402_user_claude_configs');
-    backups := backups || ('x402_backup.' || backup);
+    backups := backups || format('x402_backup.%I', backup);
     covered := covered || to_regclass('public.x402_user_claude_configs')::oid::text;
   END IF;
   -- The runner reports the backups from here, and the check after the down skips what they hold.
@@ -45,15 +55,27 @@ BEGIN
 END
 $guard$;
 
--- Notes each table's row counters and storage, for the check before COMMIT.
+-- Notes each table's row counters, storage, columns and whether it holds a row, for the check before COMMIT.
 DO $watch$
+DECLARE
+  t record;
+  present boolean;
+  watch jsonb := '{}';
 BEGIN
-  PERFORM set_config('x402.down_watch', coalesce((
-    SELECT jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
-             pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text))::text
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%'
-      AND n.nspname NOT IN ('information_schema', 'x402_migrations', 'x402_backup')), '{}'), true);
+  FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,
+                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%'
+              AND n.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+    -- A table it cannot read, or reads through row security, counts as holding rows.
+    present := true;
+    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
+    watch := watch || jsonb_build_object(t.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(t.oid),
+      pg_stat_get_xact_tuples_updated(t.oid), t.relfilenode::text, present, t.name,
+      (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
+        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
+  END LOOP;
+  PERFORM set_config('x402.down_watch', watch::text, true);
 END
 $watch$;
 
@@ -65,31 +87,44 @@ drop table "x402_user_claude_configs";
 
 DROP FUNCTION update_claude_config_updated_at();
 
--- Rolls it all back where the down deleted, changed, truncated or rewrote rows of a table that the
--- guard did not back up: what no rehearsal foresaw (a trigger, a rule) is never committed.
+-- Rolls it all back where the down deleted, changed, truncated, rewrote or dropped rows or values of a
+-- table that the guard did not back up: what no rehearsal foresaw (a trigger, a rule) is never committed.
 DO $check$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.down_watch', true), ''), '{}')::jsonb;
   covered jsonb := coalesce(nullif(current_setting('x402.down_covered', true), ''), '[]')::jsonb;
   unreported text[];
 BEGIN
-  SELECT array_agg(format('table %I.%I: %s', n.nspname, c.relname, array_to_string(array_remove(ARRAY[
-           CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,
-           CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
-                THEN (pg_stat_get_xact_tuples_deleted(c.oid) - (w.v ->> 0)::bigint) || ' row(s) deleted' END,
-           CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint
-                THEN (pg_stat_get_xact_tuples_updated(c.oid) - (w.v ->> 1)::bigint) || ' row(s) changed' END
-         ], NULL), ', ')) ORDER BY c.oid)
-    INTO unreported
-    FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE NOT covered ? c.oid::text
-     AND (c.relfilenode::text <> w.v ->> 2
-          OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
-          OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint);
+  SELECT array_agg(line ORDER BY k, line) INTO unreported FROM (
+    SELECT w.k, format('table %I.%I: %s', n.nspname, c.relname, array_to_string(array_remove(ARRAY[
+             CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,
+             CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
+                  THEN (pg_stat_get_xact_tuples_deleted(c.oid) - (w.v ->> 0)::bigint) || ' row(s) deleted' END,
+             CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint
+                  THEN (pg_stat_get_xact_tuples_updated(c.oid) - (w.v ->> 1)::bigint) || ' row(s) changed' END
+           ], NULL), ', ')) AS line
+      FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE NOT covered ? w.k
+       AND (c.relfilenode::text <> w.v ->> 2
+            OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
+            OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint)
+    UNION ALL
+    -- Dropped (DROP TABLE, DROP SCHEMA … CASCADE) while it held rows: no counter shows it.
+    SELECT w.k, format('table %s: dropped, with its rows', w.v ->> 4)
+      FROM jsonb_each(watched) AS w(k, v)
+     WHERE NOT covered ? w.k AND (w.v ->> 3)::boolean AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = w.k::oid)
+    UNION ALL
+    -- A column dropped (DROP COLUMN, DROP TYPE … CASCADE) from a table that held rows.
+    SELECT w.k, format('column %s.%s: dropped, with its values', w.v ->> 4, a.value #>> '{}')
+      FROM jsonb_each(watched) AS w(k, v), jsonb_each(w.v -> 5) AS a(key, value)
+     WHERE NOT covered ? w.k AND NOT covered ? (w.k || ':' || a.key) AND (w.v ->> 3)::boolean
+       AND EXISTS (SELECT FROM pg_class c WHERE c.oid = w.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute p WHERE p.attrelid = w.k::oid AND p.attnum = a.key::int AND NOT p.attisdropped)
+  ) AS found;
   IF unreported IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
-      'Rolling back 002_add_claude_integration deleted or changed rows it did not report or back up, through a trigger, a rule or its own statements: ' ||
+      'Rolling back 002_add_claude_integration deleted, changed or dropped data it did not report or back up, through a trigger, a rule or its own statements: ' ||
       array_to_string(unreported, '; ') ||
       '. Nothing was changed (it was rolled back). Keep 002_add_claude_integration, or roll back once nothing deletes, truncates or rewrites those tables with the down.';
   END IF;

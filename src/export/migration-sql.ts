@@ -80,11 +80,36 @@ export async function exportMigrationSql(
     : undefined
   const transactional = runsInTransaction(migration)
   // A transactional down is guarded as the runner guards it: the block before, the check before COMMIT.
+  const preset = direction === 'down' ? downSettings(transactional) : []
   const guards =
     direction === 'down' && transactional
-      ? { before: [...(guard ? [guard] : []), DOWN_WATCH_SQL], after: [downCheckSql(name)] }
-      : { before: guard ? [guard] : [], after: [] }
+      ? {
+          before: [...preset, ...(guard ? [guard] : []), DOWN_WATCH_SQL],
+          after: [downCheckSql(name)],
+        }
+      : { before: [...preset, ...(guard ? [guard] : [])], after: [] }
   return renderScript(name, direction, transactional, statements, profile, guards)
+}
+
+/** The line of a down script that a reader edits, and only that one, to opt in to data loss. */
+export const DATA_LOSS_LINE = 'x402.allow_data_loss = off'
+
+/**
+ * What a down script sets itself, ahead of its guard, as the runner does: a database or role
+ * default must neither opt in to data loss, nor exempt a table from the check before COMMIT, nor
+ * turn the guard's quoting of names (backslashes included) into something else.
+ */
+function downSettings(transactional: boolean): string[] {
+  const set = transactional ? 'SET LOCAL' : 'SET'
+  return [
+    `${set} standard_conforming_strings = on`,
+    ...(transactional ? [`${set} x402.down_covered = ''`, `${set} x402.backups = '[]'`] : []),
+    [
+      '-- To roll back although it destroys data, change off to on in the next line: each table concerned',
+      '-- is then copied to schema x402_backup first. No database or role default opts in for this script.',
+      `${set} ${DATA_LOSS_LINE}`,
+    ].join('\n'),
+  ]
 }
 
 /**

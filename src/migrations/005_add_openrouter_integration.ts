@@ -238,6 +238,7 @@ export const downDeletes = [
 export async function down(db: Kysely<any>): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await keepOrRefuse(trx, 'all')
+    await notePresence(trx)
     await swapResourceTypeCheck(trx, RESOURCE_TYPES_BEFORE)
     await sql`
       ALTER TABLE x402_resources
@@ -249,13 +250,20 @@ export async function down(db: Kysely<any>): Promise<void> {
   })
   await sql`SET statement_timeout = 0`.execute(db)
   await db.transaction().execute(async (trx) => {
+    await watchTables(trx)
+    await notePresence(trx)
     await sql`ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check`.execute(trx)
     await sql`ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check`.execute(trx)
+    await refuseUnreported(trx)
   })
+  // No transaction to roll back, yet an event trigger fires in it: rows counted before and after.
+  await countRows(db)
   await sql`DROP INDEX CONCURRENTLY IF EXISTS idx_x402_resources_openrouter_model`.execute(db)
+  await refuseFewerRows(db)
 
   await db.transaction().execute(async (trx) => {
     await keepOrRefuse(trx, 'keys')
+    await notePresence(trx)
     await sql`DROP TABLE IF EXISTS user_openrouter_integrations`.execute(trx)
     await sql`DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at()`.execute(trx)
     // Last, as in up: ACCESS EXCLUSIVE on x402_resources for as short a time as it can. The
@@ -272,7 +280,98 @@ export async function down(db: Kysely<any>): Promise<void> {
 const WATCHED_TABLES = `(SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations', 'x402_backup'))`
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations'))`
+
+/** Notes, first in a transaction of `down`, what {@link refuseUnreported} compares with. */
+async function watchTables(db: Kysely<any>): Promise<void> {
+  await sql`SELECT set_config('x402.watch_005', ${sql.raw(WATCHED_TABLES)}::text, true)`.execute(db)
+}
+
+/**
+ * Each table that holds a row, with its columns, in the transaction's setting
+ * `x402.present_005`: dropped with its rows (or a column with its values), no counter shows it.
+ */
+async function notePresence(db: Kysely<any>): Promise<void> {
+  await sql`
+DO $presence$
+DECLARE
+  t record;
+  present boolean;
+  noted jsonb := '{}';
+BEGIN
+  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
+                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
+             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+    present := true;
+    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
+    IF present THEN
+      noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
+        (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
+          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
+    END IF;
+  END LOOP;
+  PERFORM set_config('x402.present_005', noted::text, true);
+END
+$presence$
+  `.execute(db)
+}
+
+/**
+ * The rows of each table that holds any, by oid, in the session's setting `x402.rows_005`, for
+ * {@link refuseFewerRows} after a step that cannot run in a transaction.
+ */
+async function countRows(db: Kysely<any>): Promise<void> {
+  await sql`
+DO $count_rows$
+DECLARE
+  t record;
+  n bigint;
+  counts jsonb := '{}';
+BEGIN
+  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name
+             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations')
+              AND has_table_privilege(c.oid, 'SELECT') LOOP
+    EXECUTE format('SELECT count(*) FROM %s', t.name) INTO n;
+    IF n > 0 THEN counts := counts || jsonb_build_object(t.oid::text, jsonb_build_array(n, t.name)); END IF;
+  END LOOP;
+  PERFORM set_config('x402.rows_005', counts::text, false);
+END
+$count_rows$
+  `.execute(db)
+}
+
+/**
+ * After a step outside a transaction: a table counted by {@link countRows} that is gone or holds
+ * fewer rows lost them to something else (an event trigger): the rollback stops there, named.
+ */
+async function refuseFewerRows(db: Kysely<any>): Promise<void> {
+  await sql`
+DO $fewer_rows$
+DECLARE
+  w record;
+  n bigint;
+  lost text[] := '{}';
+BEGIN
+  FOR w IN SELECT k, v FROM jsonb_each(coalesce(nullif(current_setting('x402.rows_005', true), ''), '{}')::jsonb) AS e(k, v) LOOP
+    IF NOT EXISTS (SELECT FROM pg_class WHERE oid = w.k::oid) THEN
+      lost := lost || format('%s: dropped, with %s row(s)', w.v ->> 1, w.v ->> 0);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %s', w.k::oid::regclass) INTO n;
+    IF n < (w.v ->> 0)::bigint THEN
+      lost := lost || format('%s: %s row(s) deleted', w.v ->> 1, (w.v ->> 0)::bigint - n);
+    END IF;
+  END LOOP;
+  PERFORM set_config('x402.rows_005', '', false);
+  IF cardinality(lost) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: while it dropped an index, outside a transaction, something else deleted rows it did not report: %. They cannot be rolled back from here: restore them from a backup of the database, and run the rollback again once nothing deletes rows with its statements.', array_to_string(lost, '; ');
+  END IF;
+END
+$fewer_rows$
+  `.execute(db)
+}
 
 /**
  * Last in each transaction of `down` that checks what it loses, before COMMIT: after
@@ -284,6 +383,7 @@ async function refuseUnreported(db: Kysely<any>): Promise<void> {
 DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
+  present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   unreported text;
 BEGIN
   SELECT string_agg(format('%I.%I: %s', n.nspname, c.relname, concat_ws(', ',
@@ -295,8 +395,20 @@ BEGIN
    WHERE c.relfilenode::text <> w.v ->> 2
       OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
       OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint;
-  IF unreported IS NOT NULL THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  -- Its own drops are of what its check emptied: the keys table, and the two columns that
+  -- the validated rollback CHECK keeps null.
+  SELECT concat_ws('; ', unreported, string_agg(lost, '; ')) INTO unreported FROM (
+    SELECT format('%s: dropped, with its rows', p.v ->> 0) AS lost
+      FROM jsonb_each(present) AS p(k, v) WHERE NOT EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
+    UNION ALL
+    SELECT format('%s.%s: dropped, with its values', p.v ->> 0, a.value #>> '{}')
+      FROM jsonb_each(present) AS p(k, v), jsonb_each(p.v -> 1) AS a(key, value)
+     WHERE EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
+       AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
+  ) AS dropped;
+  IF unreported <> '' THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
 END
 $unreported$

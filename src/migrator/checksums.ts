@@ -42,6 +42,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     a3df4886315bbd36355c2ef5dcd2ecab869c03423d9a4e834fdce6c9aeb1c522:
       'its down now also rolls back where a trigger truncated or rewrote a table, and where anything ' +
       'after its check deleted or changed rows in the same transaction',
+    fb517162047e251a1af208357430e7aaf589497d18557ddf152115f990fd238e:
+      'its down now also checks its VALIDATE step and tables or columns dropped unreported, stops ' +
+      'where rows were deleted while it dropped its index, and watches the backups in x402_backup',
   },
   '008_close_supabase_advisor_findings': {
     '04ffbc1594795986db63b42d82260eba5dc43936706ccaa929acb57b97e3715d':

@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely'
 
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { migrationNames } from '../migrations/index.js'
+import { checkDown, DOWN_WATCH_SQL } from './down-guard.js'
 import {
   MIGRATION_HISTORY_TABLE,
   MIGRATION_TABLE_SCHEMA,
@@ -146,10 +147,17 @@ export async function markReverting(db: Kysely<any>, name: string): Promise<void
     SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = ${MIGRATION_HISTORY_TABLE}::regclass
                    AND attname = ${REVERTING_COLUMN} AND NOT attisdropped) AS present
   `.execute(db)
-  if (!rows[0]!.present)
-    await sql`ALTER TABLE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} ADD COLUMN IF NOT EXISTS ${sql.id(REVERTING_COLUMN)} timestamptz`.execute(
-      db,
-    )
+  if (!rows[0]!.present) {
+    // DDL fires event triggers: checked before COMMIT like a down, it deletes nothing unreported.
+    await db.transaction().execute(async (trx) => {
+      await sql`SET LOCAL x402.down_covered = ''`.execute(trx)
+      await sql.raw(DOWN_WATCH_SQL).execute(trx)
+      await sql`ALTER TABLE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} ADD COLUMN IF NOT EXISTS ${sql.id(REVERTING_COLUMN)} timestamptz`.execute(
+        trx,
+      )
+      await checkDown(trx, name)
+    })
+  }
   await sql`
     UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = now()
     WHERE name = ${name} AND ${sql.id(REVERTING_COLUMN)} IS NULL

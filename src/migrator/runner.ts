@@ -537,7 +537,7 @@ async function setDataLossOptIn(
 
 async function backupTables(db: Kysely<any>): Promise<string[]> {
   const { rows } = await sql<{ name: string }>`
-    SELECT 'x402_backup.' || c.relname AS name
+    SELECT format('x402_backup.%I', c.relname) AS name
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = 'x402_backup' AND c.relkind = 'r'
   `.execute(db)
