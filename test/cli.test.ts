@@ -251,11 +251,13 @@ describe('the migrate command line on bad input', () => {
       ['latest'],
       /^migrate latest failed: The connection string is not a PostgreSQL URL \(it starts with "mysql:"; the rest is not shown/,
       { DATABASE_URL: 'mysql://root:hunter2@db/app' },
+      2,
     ],
     [
       ['latest'],
       /^migrate latest failed: The connection string has an "@" after the host part/,
       { DATABASE_URL: 'postgres://postgres:2024/Hunter2Secret@127.0.0.1:5432/db' },
+      2,
     ],
     [
       ['latest'],

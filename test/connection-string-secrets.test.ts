@@ -26,7 +26,7 @@ describe('a password with an unencoded "#" or "?" in DATABASE_URL', () => {
       const output = `${stdout}\n${stderr}`
       expect(output).not.toContain('2024')
       expect(output).not.toContain('Hunter2Secret')
-      expect(code).toBe(1)
+      expect(code).toBe(2)
       expect(output).toContain('Percent-encode the password')
     })
   }
@@ -126,7 +126,7 @@ describe('a bound in DATABASE_URL that would mean no bound', () => {
     it(`is refused before connecting: ${parameter}`, async () => {
       const url = `postgres://postgres@127.0.0.1:5432/postgres?${parameter}`
       const { code, stderr } = await cli(['list'], { DATABASE_URL: url, PGLITE_DATA_DIR: '' })
-      expect(code).toBe(1)
+      expect(code).toBe(2)
       expect(stderr).toMatch(
         new RegExp(`${parameter.split('=')[0]} in DATABASE_URL .*whole number`),
       )

@@ -57,6 +57,61 @@ describe('pg_dump is given the connection as the driver reads it', () => {
     expect(refused).toThrow(/sslpassword.*no environment variable/)
     expect(refused).not.toThrow(/Hunter2Key/)
   })
+
+  // libpq's keywords are case-sensitive: PASSWORD is no keyword, and was passed on as it came.
+  it.each(['PASSWORD=Hunter2Key', 'Password=Hunter2Key', 'sslPassword=Hunter2Key', 'x_password='])(
+    'refuses ?%s, naming the parameter, without showing its value',
+    (parameter) => {
+      const refused = () => pgDumpInvocation(`postgres://app@db.example/app?${parameter}`)
+      const name = parameter.split('=')[0]!
+      expect(refused).toThrow(new RegExp(`${name} .*Nothing was run`))
+      expect(refused).not.toThrow(/Hunter2Key/)
+    },
+  )
+
+  it('passes pg_dump only the libpq keywords the module knows', () => {
+    const invocation = pgDumpInvocation(
+      'postgres://app@db/app?sslmode=verify-full&target_session_attrs=read-write&secret_token=abc&fallback=x',
+    )
+    expect(invocation.args.at(-1)).toBe(
+      "--dbname=host='db' user='app' dbname='app' sslmode='verify-full' target_session_attrs='read-write'",
+    )
+  })
+})
+
+postgres('copySchema when pg_dump is there but fails', () => {
+  it('does not advise installing the client tools', async () => {
+    const failing = mkdtempSync(join(tmpdir(), 'failing-pg-dump-'))
+    writeFileSync(
+      join(failing, 'pg_dump'),
+      '#!/bin/sh\necho "pg_dump: error: server closed the connection" >&2\nexit 1\n',
+    )
+    chmodSync(join(failing, 'pg_dump'), 0o755)
+    const path = process.env.PATH
+    process.env.PATH = `${failing}${delimiter}${path}`
+    try {
+      const copying = copySchema(process.env.TEST_DATABASE_URL!, process.env.TEST_DATABASE_URL!)
+      await expect(copying).rejects.toThrow(/server closed the connection/)
+      await expect(copying).rejects.not.toThrow(/Install PostgreSQL's client tools/)
+    } finally {
+      process.env.PATH = path
+      rmSync(failing, { recursive: true, force: true })
+    }
+  })
+
+  it('advises installing the client tools when pg_dump is missing', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'no-pg-dump-'))
+    const path = process.env.PATH
+    process.env.PATH = empty
+    try {
+      await expect(
+        copySchema(process.env.TEST_DATABASE_URL!, process.env.TEST_DATABASE_URL!),
+      ).rejects.toThrow(/pg_dump was not found.*Install PostgreSQL's client tools/)
+    } finally {
+      process.env.PATH = path
+      rmSync(empty, { recursive: true, force: true })
+    }
+  })
 })
 
 postgres('copySchema runs pg_dump without the password in argv', () => {

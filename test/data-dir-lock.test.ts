@@ -57,14 +57,17 @@ function tryBindMount(): { works: true } | { works: false; reason: string } {
 }
 
 /** A data folder whose lock names a pid that has ended here, elsewhere, refreshed `ageS` ago. */
-function lockedElsewhere(ageS: number): { dataDir: string; lockFile: string; dead: string } {
+function lockedElsewhere(
+  ageS: number,
+  host = 'another-host pid:[1]',
+): { dataDir: string; lockFile: string; dead: string } {
   const dataDir = mkdtempSync(join(base, 'db-'))
   const lockFile = readLockFileName(dataDir)
   // The pid of a process that has ended here; in the holder's own namespace it may well run.
   const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
     encoding: 'utf8',
   }).stdout
-  writeFileSync(lockFile, `${dead}\nanother-host pid:[1]\n`)
+  writeFileSync(lockFile, `${dead}\n${host}\n`)
   const refreshed = new Date(Date.now() - ageS * 1000)
   utimesSync(lockFile, refreshed, refreshed)
   return { dataDir, lockFile, dead }
@@ -154,6 +157,24 @@ describe('the PGlite folder lock', () => {
     })
   })
 
+  it("shows the lock's host line escaped and cut, in the refusal and in the takeover", () => {
+    const host = `evil\x1b[2J\r${'h'.repeat(200)} pid:[1]`
+    const refused = lockedElsewhere(5, host)
+    let message = ''
+    try {
+      lockDataDir(refused.dataDir)
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toMatch(/on evil\\x1b\[2J\\rh+… \(\d+ characters\)/)
+    expect(message).not.toMatch(/[\x1b\r]/)
+    const stale = lockedElsewhere(120, host)
+    const said: string[] = []
+    lockDataDir(stale.dataDir, { log: (line) => said.push(line) })()
+    expect(said.join('\n')).toMatch(/on evil\\x1b\[2J\\rh+… \(\d+ characters\)/)
+    expect(said.join('')).not.toMatch(/[\x1b\r]/)
+  })
+
   // A live holder sets the mtime to its own clock's now: a little ahead is clock skew between
   // hosts, far ahead is a clock far off or a file set by hand, and no refresh can show a live
   // holder there.
@@ -162,9 +183,15 @@ describe('the PGlite folder lock', () => {
       const { dataDir, dead } = lockedElsewhere(-10)
       expect(() => lockDataDir(dataDir)).toThrow(
         new RegExp(
-          `is open in process ${dead} on another-host pid:\\[1\\], which refreshed its lock 0 s ago;`,
+          `is open in process ${dead} on another-host pid:\\[1\\], whose lock has a modification time 10 s in the future`,
         ),
       )
+    })
+
+    // |age| < 30 s is live: an mtime 20 s ahead stays live until it is 30 s behind, 50 s on.
+    it('states the wait that is true for an mtime 20 s ahead', () => {
+      const { dataDir } = lockedElsewhere(-20)
+      expect(() => lockDataDir(dataDir)).toThrow(/try again in (49|50|51) s/)
     })
 
     it('takes it over when it is far ahead, and says why', () => {

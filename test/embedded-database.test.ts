@@ -56,33 +56,38 @@ describe('the embedded database folder', () => {
 })
 
 // An app or a script that ends without destroy() must still end. PGlite arms a timer of its own
-// (its 10 s statistics timeout), which it re-arms for ever on a cluster it loaded from a dump:
-// the module's template for a new folder. The test's timeout is the bound.
+// (its 10 s statistics timeout), which it re-arms for ever on a cluster it loaded from a dump
+// (the module's template for a new folder) and after the crash recovery of a folder such a
+// process left open. The test's timeout is the bound.
 describe('a process that never calls destroy()', () => {
   const parent = mkdtempSync(join(tmpdir(), 'x402-no-destroy-'))
   afterAll(() => rmSync(parent, { recursive: true, force: true }))
 
-  it('exits by itself after a query on a new embedded database', async () => {
-    const dataDir = join(parent, 'pglite')
-    const index = pathToFileURL(join(root, 'dist', 'index.js')).href
-    const child = spawn(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        `const { createDb } = await import(${JSON.stringify(index)})
+  // The second run opens a folder the first left without a clean shutdown (no close()).
+  it.each(['a new', 'the same'])(
+    'exits by itself after a query on %s embedded database',
+    async () => {
+      const dataDir = join(parent, 'pglite')
+      const index = pathToFileURL(join(root, 'dist', 'index.js')).href
+      const child = spawn(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `const { createDb } = await import(${JSON.stringify(index)})
          const rows = await createDb({ dataDir: ${JSON.stringify(dataDir)} }).selectNoFrom((eb) => eb.lit(1).as('one')).execute()
          process.stdout.write(JSON.stringify(rows))`,
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
-    )
-    try {
-      let out = ''
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
-      const code = await new Promise((resolve) => child.once('exit', resolve))
-      expect({ code, out }).toEqual({ code: 0, out: '[{"one":1}]' })
-    } finally {
-      child.kill('SIGKILL')
-    }
-  })
+        ],
+        { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+      )
+      try {
+        let out = ''
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+        const code = await new Promise((resolve) => child.once('exit', resolve))
+        expect({ code, out }).toEqual({ code: 0, out: '[{"one":1}]' })
+      } finally {
+        child.kill('SIGKILL')
+      }
+    },
+  )
 })

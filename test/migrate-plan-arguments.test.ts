@@ -53,6 +53,17 @@ describe('migrate:plan arguments and the embedded target', () => {
     expect(run.stderr).not.toMatch(/Hunter2Key|^Database:/m)
   })
 
+  it('refuses --copy-schema for a URL with PASSWORD=, with exit 2, without showing it', async () => {
+    const run = await cli(
+      ['--copy-schema'],
+      { MIGRATION_DATABASE_URL: 'postgres://app@127.0.0.1:1/app?PASSWORD=Hunter2Key' },
+      'src/cli/migrate-plan.ts',
+    )
+    expect(run.stderr).toMatch(/^migrate:plan failed: .*the parameter PASSWORD .*Nothing was run/m)
+    expect(run.code).toBe(2)
+    expect(run.stderr).not.toMatch(/Hunter2Key/)
+  })
+
   it('plans every migration for an embedded target that does not exist, without creating it', async () => {
     const dataDir = join(parent, 'pglite')
     const run = await cli(

@@ -103,7 +103,7 @@ export function parseCommandLine<S extends CommandSpec>(
   >
   try {
     parsed = parseArgs({
-      args: [...args],
+      args: withNegativeNumbersJoined(args, options),
       options: Object.fromEntries(
         Object.entries(options).map(([name, option]) => [name, { type: option.type }]),
       ),
@@ -211,7 +211,8 @@ function usageHint(spec: CommandSpec): string {
 function describeParseError(error: unknown, spec: CommandSpec): string {
   const code = (error as { code?: string }).code
   const message = error instanceof Error ? error.message : String(error)
-  const found = /'(-[^']*)'/.exec(message)?.[1]
+  // parseArgs quotes the flag with its value's placeholder ('--key-id <value>'): the name is what counts.
+  const found = /'(-[^' ]*)/.exec(message)?.[1]
   const flag = found === undefined || mayShowArgument(found) ? found : describeArgument(found)
   const known = Object.keys(spec.options ?? {}).map((name) => `--${name}`)
   switch (code) {
@@ -226,6 +227,26 @@ function describeParseError(error: unknown, spec: CommandSpec): string {
     default:
       return `${spec.script}: ${message}`
   }
+}
+
+/**
+ * `args` with `--flag -5` given as `--flag=-5` for a flag that takes a whole number: parseArgs
+ * takes `-5` for a flag and calls the value missing, where the value is there and out of range.
+ */
+function withNegativeNumbersJoined(
+  args: readonly string[],
+  options: Readonly<Record<string, OptionSpec>>,
+): string[] {
+  const joined: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i]!.startsWith('--') ? args[i]!.slice(2) : undefined
+    const next = args[i + 1]
+    if (name && options[name]?.integer && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`--${name}=${next}`)
+      i++
+    } else joined.push(args[i]!)
+  }
+  return joined
 }
 
 /**

@@ -24,7 +24,7 @@
  */
 import type { Kysely } from 'kysely'
 
-import { checkConnectionString } from '../connection/connection-string.js'
+import { checkConnectionString, ConnectionStringError } from '../connection/connection-string.js'
 import type { CreateDbOptions } from '../connection/create-db.js'
 import { shownOnTerminal } from '../connection/shown-argument.js'
 import { unreachableMessage } from '../connection/unreachable.js'
@@ -110,7 +110,7 @@ export function runCommand(
 
 /** 2 for a {@link UsageError}, a {@link CommandFailure}'s own code, else 1. */
 export function exitCodeOf(error: unknown): ExitCode {
-  if (error instanceof UsageError) return EXIT.usage
+  if (error instanceof UsageError || error instanceof ConnectionStringError) return EXIT.usage
   if (error instanceof CommandFailure) return error.exitCode
   return EXIT.failure
 }

@@ -3,6 +3,14 @@ import { parse as parseConnectionString } from 'pg-connection-string'
 import { describeArgument } from './shown-argument.js'
 
 /**
+ * A connection string that cannot be right, whatever the server: a usage error (the CLI exits
+ * with 2), where a server that does not answer is a failure.
+ */
+export class ConnectionStringError extends Error {
+  override readonly name = 'ConnectionStringError'
+}
+
+/**
  * Checks a PostgreSQL connection string that a user gave (in `source`, such as DATABASE_URL)
  * before anything connects with it, and refuses it without showing it: one that is not
  * `postgres://` or `postgresql://`, and one whose password (or user) holds a "/", "?" or "#"
@@ -21,7 +29,7 @@ export function checkConnectionString(connectionString: string, source: string):
     const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(connectionString)?.[0]
     const unset =
       source === 'DATABASE_URL' ? '; unset DATABASE_URL to use the embedded database' : ''
-    throw new Error(
+    throw new ConnectionStringError(
       `The connection string is not a PostgreSQL URL (${scheme ? `it starts with "${scheme}"` : 'it has no scheme'}; the rest is not shown, as it may hold a password). ` +
         `Expected postgres://user:password@host:5432/database in ${source}${unset}.`,
     )
@@ -32,8 +40,8 @@ export function checkConnectionString(connectionString: string, source: string):
     // string too (postgres:///db?host=…), and takes an empty host (postgresql://user@/db?host=/run).
     parameters = parseConnectionString(connectionString) as Record<string, unknown>
   } catch {
-    throw new Error(
-      `The connection string in ${source} is not a valid URL (it is not shown, as it may hold a password). ` +
+    throw new ConnectionStringError(
+      `The connection string in ${source} is not a valid URL${whyNotAUrl(connectionString)} (it is not shown, as it may hold a password). ` +
         'Expected postgres://user:password@host:5432/database, with special characters of the password percent-encoded.',
     )
   }
@@ -42,7 +50,7 @@ export function checkConnectionString(connectionString: string, source: string):
   const rest = connectionString.replace(/^postgres(ql)?:\/\//, '')
   const afterHost = rest.slice(rest.search(/[/?#]|$/))
   if (afterHost.includes('@')) {
-    throw new Error(
+    throw new ConnectionStringError(
       `The connection string has an "@" after the host part (in ${source}), so its password (or user name) holds a "/", "?" or "#" that ` +
         'ends the host part early (the string is not shown, as it may hold a password). Percent-encode the password ' +
         '(encodeURIComponent: "/" is %2F, "?" is %3F, "#" is %23, "@" is %40).',
@@ -51,7 +59,7 @@ export function checkConnectionString(connectionString: string, source: string):
   for (const name of BOUNDS) {
     const value = parameters[name]
     if (value !== undefined && (typeof value !== 'string' || !/^[1-9]\d{0,8}$/.test(value))) {
-      throw new Error(
+      throw new ConnectionStringError(
         `${name} in ${source} is ${describeArgument(String(value))}, expected a whole number of at least 1: every wait is bounded, ` +
           `and 0 would mean no bound at all. Remove ${name} from the URL for the module's default, or give a longer bound.`,
       )
@@ -66,3 +74,20 @@ const BOUNDS = [
   'statement_timeout',
   'idle_in_transaction_session_timeout',
 ] as const
+
+/**
+ * What makes `connectionString` an invalid URL, as far as it can be said without quoting it
+ * (the port is not shown either: a mistyped URL may put part of the password there).
+ */
+function whyNotAUrl(connectionString: string): string {
+  const rest = connectionString.replace(/^postgres(ql)?:\/\//, '')
+  const authority = rest.slice(0, rest.search(/[/?#]|$/))
+  const host = authority.slice(authority.lastIndexOf('@') + 1)
+  if (/\s/.test(connectionString)) return ': it holds a space or another blank'
+  if (host.startsWith('[') && !host.includes(']'))
+    return ': the "[" of its IPv6 host has no closing "]"'
+  const port = /(?:^|\]|^[^[]*):([^:\]]*)$/.exec(host)?.[1]
+  if (port !== undefined && port !== '' && !(/^\d{1,5}$/.test(port) && Number(port) <= 65535))
+    return ': its port is not a number from 1 to 65535'
+  return ''
+}

@@ -17,6 +17,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
+import { shownShortOnTerminal } from './shown-argument.js'
 import { errorCode } from './sql-state.js'
 
 /**
@@ -106,11 +107,18 @@ export function lockDataDir(
     // the future is clock skew between hosts: refreshed just now.
     const ageS = elsewhere ? Math.round((ageMs(lockFile) ?? 0) / 1000) : 0
     const age = Math.max(0, ageS)
+    // The lock file's host line is whatever the file holds: shown escaped and cut.
+    const place = shownShortOnTerminal(placeIn(seen))
     if (holder !== undefined && isLive(lockFile, seen)) {
       if (elsewhere) {
-        const waitS = Math.max(1, LOCK_STALE_AFTER_MS / 1000 - age)
+        // Live while |age| < the bound: an mtime ahead stays live until it is the bound behind.
+        const waitS = Math.max(1, LOCK_STALE_AFTER_MS / 1000 - ageS)
+        const refreshed =
+          ageS < 0
+            ? `whose lock has a modification time ${-ageS} s in the future (clocks that differ)`
+            : `which refreshed its lock ${age} s ago`
         throw new Error(
-          `The embedded database at ${folder} is open in process ${holder} on ${placeIn(seen)}, which refreshed its lock ${age} s ago; ` +
+          `The embedded database at ${folder} is open in process ${holder} on ${place}, ${refreshed}; ` +
             `a lock from another host or pid namespace is stale once it goes unrefreshed for ${LOCK_STALE_AFTER_MS / 1000} s. ` +
             `Stop that process, or point PGLITE_DATA_DIR at another folder; if that process has ended, try again in ${waitS} s.`,
         )
@@ -123,10 +131,10 @@ export function lockDataDir(
     if (removeStale(lockFile, seen) && elsewhere && holder !== undefined) {
       log(
         ageS < 0
-          ? `Took over the embedded database at ${folder}: its lock, held by process ${holder} on ${placeIn(seen)}, has a modification ` +
+          ? `Took over the embedded database at ${folder}: its lock, held by process ${holder} on ${place}, has a modification ` +
               `time ${-ageS} s in the future (over the ${LOCK_STALE_AFTER_MS / 1000} s that clocks may differ by): a clock far off, or a ` +
               'file set by hand, so its refreshes could not show that process alive. Check the clocks of the hosts that share this folder.'
-          : `Took over the embedded database at ${folder}: its lock, held by process ${holder} on ${placeIn(seen)}, was last refreshed ` +
+          : `Took over the embedded database at ${folder}: its lock, held by process ${holder} on ${place}, was last refreshed ` +
               `${age} s ago (over ${LOCK_STALE_AFTER_MS / 1000} s), so that process has ended or stopped ` +
               '(a restarted container has a new pid namespace).',
       )

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import type { PGlite } from '@electric-sql/pglite'
@@ -31,7 +31,17 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
   mkdirSync(dataDir, { recursive: true })
   const release = lockDataDir(dataDir)
   try {
-    if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+    if (existsSync(join(dataDir, 'PG_VERSION')) && !shutDownCleanly(dataDir)) {
+      // Left open by a process that ended without close(): on the recovery that follows, PGlite
+      // re-arms the same timer for ever. Recovered by an instance of its own, closed at once
+      // (a clean shutdown), the folder is then opened as after a close().
+      const recovering = new PGlite(dataDir, options)
+      try {
+        await recovering.waitReady
+      } finally {
+        await recovering.close()
+      }
+    } else if (!existsSync(join(dataDir, 'PG_VERSION'))) {
       // Filled from the template by an instance of its own, closed at once, and then opened from
       // the folder: on a cluster it loaded from a dump, PGlite re-arms a timer (its 10 s
       // statistics timeout) for ever, which keeps a process that never calls destroy() alive;
@@ -54,6 +64,19 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
   } catch (error) {
     release()
     throw error
+  }
+}
+
+/**
+ * Whether the cluster in `dataDir` was shut down cleanly, as its pg_control says: its state, the
+ * 4-byte word after the system identifier and the two version numbers, is DB_SHUTDOWNED (1).
+ * Unreadable means no: a recovery then costs one more open, never a wrong answer.
+ */
+function shutDownCleanly(dataDir: string): boolean {
+  try {
+    return readFileSync(join(dataDir, 'global', 'pg_control')).readUInt32LE(16) === 1
+  } catch {
+    return false
   }
 }
 

@@ -3,6 +3,7 @@ import { promisify } from 'node:util'
 
 import pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
+import { shownShortOnTerminal } from '../connection/shown-argument.js'
 
 import {
   CONNECT_TIMEOUT_MS,
@@ -16,24 +17,26 @@ const run = promisify(execFile)
 const COPIED_SCHEMAS = ['public', 'x402_migrations']
 
 /**
- * The parameters of the driver's reading of a URL that pg_dump does not get: node-postgres's
- * own, which libpq refuses ("invalid connection option"), what pg-connection-string derives
- * (`ssl`, the certificates' contents), the secrets (which go in the environment), and
- * connect_timeout, which the module's own connections ignore for the fixed CONNECT_TIMEOUT_MS
- * that pg_dump gets as PGCONNECT_TIMEOUT.
+ * The libpq keywords of a URL's query string that pg_dump is given: only these, so that a
+ * parameter libpq does not know (node-postgres's own, a misspelt or differently cased secret
+ * such as PASSWORD) never reaches its arguments, which every user of the machine reads (ps).
+ * host, port, user and dbname come from the driver's reading of the URL; the password goes in
+ * PGPASSWORD; connect_timeout is the module's fixed CONNECT_TIMEOUT_MS, as PGCONNECT_TIMEOUT.
  */
-const NOT_FOR_PG_DUMP = new Set([
-  'query_timeout',
-  'statement_timeout',
-  'idle_in_transaction_session_timeout',
-  'connect_timeout',
-  'ssl',
-  'uselibpqcompat',
-  'password',
-  'host',
-  'port',
-  'user',
-  'database',
+const FOR_PG_DUMP = new Set([
+  'sslmode',
+  'sslrootcert',
+  'sslcert',
+  'sslkey',
+  'sslcrl',
+  'sslcrldir',
+  'sslsni',
+  'application_name',
+  'fallback_application_name',
+  'options',
+  'target_session_attrs',
+  'gssencmode',
+  'channel_binding',
 ])
 
 /**
@@ -48,11 +51,23 @@ const NOT_FOR_PG_DUMP = new Set([
  */
 export function pgDumpRefusal(from: string): string | undefined {
   const parameters = parseConnectionString(from) as Record<string, unknown>
-  if (typeof parameters.sslpassword !== 'string' || parameters.sslpassword === '') return undefined
+  if (typeof parameters.sslpassword === 'string' && parameters.sslpassword !== '') {
+    return (
+      'The connection string has sslpassword (not shown), which --copy-schema cannot hand to pg_dump: libpq reads it from no ' +
+      'environment variable, and on the command line every user of this machine could read it (ps). Nothing was run. ' +
+      'Leave out --copy-schema to rehearse on the schema the migrations build.'
+    )
+  }
+  // Only "password" itself has a way to pg_dump that no other user can read (PGPASSWORD).
+  const secret = Object.keys(parameters).find(
+    (name) => /password/i.test(name) && name !== 'password' && name !== 'sslpassword',
+  )
+  if (secret === undefined) return undefined
   return (
-    'The connection string has sslpassword (not shown), which --copy-schema cannot hand to pg_dump: libpq reads it from no ' +
-    'environment variable, and on the command line every user of this machine could read it (ps). Nothing was run. ' +
-    'Leave out --copy-schema to rehearse on the schema the migrations build.'
+    `The connection string has the parameter ${shownShortOnTerminal(secret)} (its value not shown), which --copy-schema does not hand to pg_dump: ` +
+    'a secret there would be on its command line, where every user of this machine could read it (ps). Nothing was run. ' +
+    "Give the password as the URL's password (postgres://user:password@host/db) or as ?password=, or leave out --copy-schema " +
+    'to rehearse on the schema the migrations build.'
   )
 }
 
@@ -80,7 +95,7 @@ export function pgDumpInvocation(from: string): {
     ['port', parameters.port],
     ['user', parameters.user],
     ['dbname', parameters.database],
-    ...Object.entries(parameters).filter(([name]) => !NOT_FOR_PG_DUMP.has(name)),
+    ...Object.entries(parameters).filter(([name]) => FOR_PG_DUMP.has(name)),
   ]
   const conninfo = keywords
     .filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== '')
@@ -146,9 +161,15 @@ export async function copySchema(from: string, to: string): Promise<void> {
         { cause: error },
       )
     }
+    if ((error as { code?: unknown }).code === 'ENOENT') {
+      throw new Error(
+        "Copying the target's schema: pg_dump was not found on the PATH. Install PostgreSQL's client tools at the server's version, " +
+          "or leave out --copy-schema to rehearse on the schema the module's migrations build.",
+      )
+    }
     throw new Error(
-      `Copying the target's schema with pg_dump failed (${reason}). Install PostgreSQL's client tools at the server's version, ` +
-        "or leave out --copy-schema to rehearse on the schema the module's migrations build.",
+      `Copying the target's schema with pg_dump failed (${reason}). Check the connection string's host, user and database, and that ` +
+        "pg_dump is at least as new as the server (pg_dump --version), or leave out --copy-schema to rehearse on the schema the module's migrations build.",
     )
   }
   const script = dump

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest'
+
+import { cli } from './support/cli.js'
+
+// Usage errors of the command line: each exits with 2 and says what was wrong, before any
+// database is opened, and never shows a password it was given.
+
+const rotateKeys = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  cli(args, { PGLITE_DATA_DIR: '/nonexistent/never-opened', ...env }, 'src/cli/rotate-keys.ts')
+
+describe('usage errors of the command line', () => {
+  it('names the flag that needs a value: keys:rotate --key-id with nothing after it', async () => {
+    const run = await rotateKeys(['--key-id'])
+    expect({ code: run.code, stderr: run.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringMatching(/^keys:rotate failed: --key-id needs a value\. usage:/m),
+    })
+  })
+
+  it.each([['-1'], ['-0'], ['-10000']])(
+    'calls --batch-size %s out of range, not a missing value',
+    async (value) => {
+      const run = await rotateKeys(['--batch-size', value, '--key-id', '0123abcd'])
+      expect({ code: run.code, stderr: run.stderr }).toEqual({
+        code: 2,
+        stderr: expect.stringMatching(
+          new RegExp(`--batch-size is "${value}", expected a whole number from 1 to 10000`),
+        ),
+      })
+    },
+  )
+
+  it.each([
+    ['postgres://app:Hunter2pw@[::1/app', /"\[" .*no closing "\]"/],
+    ['not a url Hunter2pw', /not a PostgreSQL URL/],
+    ['postgres://app:Hunter2pw@localhost:99999/app', /port .*1 to 65535/],
+  ])('refuses DATABASE_URL=%s as a usage error, without showing it', async (url, reason) => {
+    const run = await cli(['list'], { DATABASE_URL: url })
+    expect({ code: run.code, stderr: run.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringMatching(reason),
+    })
+    expect(run.stderr).not.toMatch(/Hunter2pw/)
+  })
+})
