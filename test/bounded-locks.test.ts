@@ -15,6 +15,7 @@ import {
 } from '../src/tooling.js'
 import {
   MIGRATION_002,
+  MIGRATION_005,
   MIGRATION_006,
   migrationsAfter,
   migrationsThrough,
@@ -120,6 +121,38 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
       }
       expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name).toBe(
         MIGRATION_002,
+      )
+    })
+  })
+
+  it('commits nothing of a transactional block whose lock session is terminated in the middle of it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_005)
+      const runDb = createDb({ connectionString: withApplicationName(connectionString, RUN) })
+      try {
+        await withSessions(connectionString, async (session) => {
+          const observer = await session('x402-test-observer')
+          const holder = await session('x402-test-holder')
+          // A writer in the middle of its transaction: 006 waits for it to lock x402_resources.
+          await holder.query('BEGIN')
+          await holder.query('UPDATE x402_resources SET name = name WHERE false')
+          const run = migrateToLatest(runDb, { lockTimeoutMs: 600_000 }).catch(
+            (error: unknown) => error,
+          )
+          await waitForLockWait(observer, RUN, 'LOCK TABLE x402_resources')
+          await terminateLockHolder(observer, MIGRATION_LOCK_KEY)
+          await holder.query('ROLLBACK')
+          expect(((await run) as Error).message).toContain('The migration lock was lost')
+        })
+      } finally {
+        await runDb.destroy()
+      }
+      expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name).toBe(
+        MIGRATION_005,
+      )
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
+        migrationsAfter(MIGRATION_005),
       )
     })
   })

@@ -25,6 +25,7 @@ import {
   DIFFERENCE_CLASSES,
   productionObjectsQuery,
 } from '../schema/rules.js'
+import { PINNED_CATALOG_READS } from '../schema/snapshot.js'
 import {
   ACCEPTED_DIFFERENCE_TABLE,
   acceptedDifferenceTableStatements,
@@ -179,7 +180,7 @@ BEGIN
     END IF;
   END IF;
 
-  PERFORM pg_catalog.set_config('search_path', 'public', true);
+  PERFORM ${PINNED_CATALOG_READS};
   DROP TABLE IF EXISTS pg_temp.${COMPARED};
   CREATE TEMPORARY TABLE ${COMPARED} ON COMMIT DROP AS ${comparison.trim()};
   DROP TABLE IF EXISTS pg_temp.${PRODUCTION_OWN};

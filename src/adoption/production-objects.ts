@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely'
 
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
 import { type ProductionObjectRecord, productionObjectsQuery } from '../schema/rules.js'
+import { pinCatalogReads } from '../schema/snapshot.js'
 
 /** The table, in the history's schema, of the objects adoption recorded as production's own. */
 export const PRODUCTION_OBJECT_TABLE = 'production_schema_object'
@@ -75,8 +76,8 @@ export async function recordProductionObjects(
   const { rows } = await sql<{
     path: string
   }>`SELECT current_setting('search_path') AS path`.execute(db)
-  // Names are deparsed as the comparison deparses them: with the search_path at `public`.
-  await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(db)
+  // Names are deparsed as the comparison deparses them.
+  await pinCatalogReads(db)
   for (const statement of recordProductionObjectsStatements(
     migrationName,
     productionObjectsQuery(createdBy),

@@ -1,5 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 
+import { pinCatalogReads } from '../schema/snapshot.js'
+
 /**
  * What DDL needs beyond the catalog snapshot (src/schema/snapshot.ts), which describes objects
  * to compare them and so leaves out what does not change their meaning: column order, the
@@ -85,7 +87,7 @@ export interface PullFunction {
  */
 export async function readPullCatalog(db: Kysely<any>, schema: string): Promise<PullCatalog> {
   const read = async (trx: Kysely<any>) => {
-    await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(trx)
+    await pinCatalogReads(trx)
     return {
       schemaGrants: (await readSchemaGrants(trx, schema)) ?? {},
       types: await readTypes(trx, schema),

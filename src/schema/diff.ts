@@ -9,6 +9,7 @@ import {
   DIFFERENCE_CLASSES,
   type DifferenceClass,
 } from './rules.js'
+import { pinCatalogReads } from './snapshot.js'
 
 /** One difference between the live schema and the module's, classed (see rules.ts). */
 export type SchemaDifference = ComparisonRow
@@ -32,7 +33,7 @@ export async function compareSchemas(
   inputs: ComparisonInputs,
 ): Promise<SchemaDiff> {
   const read = async (trx: Kysely<any>) => {
-    await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(trx)
+    await pinCatalogReads(trx)
     const compared = await withViewsDeparsedHere(trx, inputs)
     return (
       await sql.raw<ComparisonRow & { ordinal: number }>(comparisonQuery(compared)).execute(trx)

@@ -56,6 +56,28 @@ export function snapshotPublicSchema(db: Kysely<any>): Promise<SchemaSnapshot> {
 }
 
 /**
+ * Pins the settings of the transaction `trx` for the module's catalog reads: names deparsed with
+ * the search_path at `public`, so that they are qualified the same way whatever the role's own,
+ * and no JIT. The comparison and snapshot queries are estimated far above jit_above_cost though
+ * they read a few hundred catalog rows, and a server with JIT on (Debian's, Supabase's) spent
+ * seconds compiling one before it ran.
+ *
+ * @example
+ * ```ts
+ * await db.transaction().execute(async (trx) => {
+ *   await pinCatalogReads(trx)
+ *   return sql.raw(appSchemasSnapshotQuery()).execute(trx)
+ * })
+ * ```
+ */
+export async function pinCatalogReads(trx: Kysely<any>): Promise<void> {
+  await sql.raw(`SELECT ${PINNED_CATALOG_READS}`).execute(trx)
+}
+
+/** SQL: the settings of {@link pinCatalogReads}, for a script's own transaction. */
+export const PINNED_CATALOG_READS = `pg_catalog.set_config('search_path', 'public', true), pg_catalog.set_config('jit', 'off', true)`
+
+/**
  * {@link snapshotPublicSchema} of another schema, such as x402_migrations. The schema itself
  * (its grants, comment and owner) is left out, as it is of {@link snapshotPublicSchema}: only
  * {@link snapshotAppSchemas} describes the schemas, under `schemas`.
@@ -67,8 +89,7 @@ export function snapshotPublicSchema(db: Kysely<any>): Promise<SchemaSnapshot> {
  */
 export async function snapshotSchema(db: Kysely<any>, schema: string): Promise<SchemaSnapshot> {
   const read = async (trx: Kysely<any>) => {
-    // Pinned so that deparsed names are qualified the same way whatever the role's search_path.
-    await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(trx)
+    await pinCatalogReads(trx)
     return (await sql.raw<SnapshotRow>(snapshotQuery(schema)).execute(trx)).rows
   }
   const rows = db.isTransaction ? await read(db) : await db.transaction().execute(read)
@@ -88,7 +109,7 @@ export async function snapshotSchema(db: Kysely<any>, schema: string): Promise<S
  */
 export async function snapshotAppSchemas(db: Kysely<any>): Promise<SchemaSnapshot> {
   const read = async (trx: Kysely<any>) => {
-    await sql`SELECT pg_catalog.set_config('search_path', 'public', true)`.execute(trx)
+    await pinCatalogReads(trx)
     return (await sql.raw<SnapshotRow>(appSchemasSnapshotQuery()).execute(trx)).rows
   }
   const rows = db.isTransaction ? await read(db) : await db.transaction().execute(read)
