@@ -46,6 +46,11 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'its down now also checks its VALIDATE step and tables or columns dropped unreported, stops ' +
       'where rows were deleted while it dropped its index, and watches the backups in x402_backup',
   },
+  '007_openrouter_policies_per_supabase_advice': {
+    '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':
+      'its down now refuses where the user policy was changed or dropped since 007, instead of ' +
+      'widening it back to FOR ALL TO public, and keeps a search_path set since',
+  },
   '008_close_supabase_advisor_findings': {
     '04ffbc1594795986db63b42d82260eba5dc43936706ccaa929acb57b97e3715d':
       'its down ran policy text stored in x402_migrations.prior_state_008; it now keeps a record ' +
