@@ -308,6 +308,36 @@ describe('the PGlite folder lock', () => {
     }
   })
 
+  // A holder killed (SIGKILL, a crash, a reboot) leaves its lock; its pid may then be given to
+  // an unrelated process, which must not keep the folder locked for ever (nor be named as the
+  // process to stop).
+  it('takes over a lock whose pid now belongs to another process', async () => {
+    const dataDir = mkdtempSync(join(base, 'db-'))
+    const holder = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { lockDataDir } = await import(${JSON.stringify(lockModule)})
+         lockDataDir(${JSON.stringify(dataDir)})
+         process.stdout.write('held\\n')
+         setInterval(() => {}, 1000)`,
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    await new Promise<void>((resolve) =>
+      holder.stdout.on('data', (chunk: Buffer) => chunk.includes('held') && resolve()),
+    )
+    const exited = new Promise((resolve) => holder.once('exit', resolve))
+    holder.kill('SIGKILL')
+    await exited
+    const lockFile = readLockFileName(dataDir)
+    // Its pid reused: by this test's parent, a process that runs and never held the folder.
+    writeFileSync(lockFile, readFileSync(lockFile, 'utf8').replace(/^\d+/, String(process.ppid)))
+
+    lockDataDir(dataDir)()
+  })
+
   // Two processes taking over one stale lock, in every interleaving of a few steps: this process
   // runs lockDataDir, and a rival (the test's own pid, alive) takes the stale lock over between
   // two of its file operations on the lock, and links its own lock between two others. The child

@@ -111,6 +111,12 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     expect(malformed.code).toBe(2)
     expect(malformed.stderr).not.toContain('0123456789abcdef')
     expect(malformed.stderr).toMatch(/--key-id is 8 hexadecimal digits/)
+
+    // The same key id in capitals is the same key id: proven against the secret, not refused as malformed.
+    const capitals = await rotateKeys(['--key-id', NEW_KEY_ID.toUpperCase()], typo)
+    expect(capitals.code).toBe(1)
+    expect(capitals.stderr).toContain(`not ${NEW_KEY_ID} as confirmed`)
+    expect(await storedKeys()).toEqual(before)
   })
 
   it('rotates what it can read, reports what it cannot and exits with 1; a second run finds the rest current', async () => {

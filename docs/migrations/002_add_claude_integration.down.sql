@@ -95,6 +95,7 @@ DECLARE
   covered jsonb := coalesce(nullif(current_setting('x402.down_covered', true), ''), '[]')::jsonb;
   unreported text[];
 BEGIN
+  SET CONSTRAINTS ALL IMMEDIATE;
   SELECT array_agg(line ORDER BY k, line) INTO unreported FROM (
     SELECT w.k, format('table %I.%I: %s', n.nspname, c.relname, array_to_string(array_remove(ARRAY[
              CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,

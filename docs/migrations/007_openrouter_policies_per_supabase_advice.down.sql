@@ -42,7 +42,27 @@ SET LOCAL lock_timeout = '2000ms';
 
 SET LOCAL statement_timeout = '60000ms';
 
-ALTER FUNCTION update_openrouter_integration_updated_at() RESET search_path;
+DO $$
+    BEGIN
+      IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_policy p
+        WHERE p.polrelid = 'public.x402_user_openrouter_integrations'::regclass
+          AND p.polname = 'Users can manage their own OpenRouter config'
+          AND p.polpermissive AND p.polcmd = '*'
+          AND p.polroles = ARRAY['authenticated'::regrole]::oid[]
+          AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = '(( SELECT auth.uid() AS uid) = user_id)'
+          AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = '(( SELECT auth.uid() AS uid) = user_id)'
+      ) THEN
+        RAISE EXCEPTION 'Rolling back 007_openrouter_policies_per_supabase_advice would replace the policy "Users can manage their own OpenRouter config" on x402_user_openrouter_integrations, changed or dropped since 007 made it, with the plan''s FOR ALL TO public, which every role passes. Nothing was changed. Keep 007 applied.';
+      END IF;
+      IF EXISTS (
+        SELECT FROM pg_catalog.pg_proc, unnest(proconfig) AS setting
+        WHERE oid = 'public.update_openrouter_integration_updated_at()'::regprocedure AND setting = 'search_path=""'
+      ) THEN
+        ALTER FUNCTION public.update_openrouter_integration_updated_at() RESET search_path;
+      END IF;
+    END
+    $$;
 
 DROP POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations;
 
@@ -59,6 +79,7 @@ DECLARE
   covered jsonb := coalesce(nullif(current_setting('x402.down_covered', true), ''), '[]')::jsonb;
   unreported text[];
 BEGIN
+  SET CONSTRAINTS ALL IMMEDIATE;
   SELECT array_agg(line ORDER BY k, line) INTO unreported FROM (
     SELECT w.k, format('table %I.%I: %s', n.nspname, c.relname, array_to_string(array_remove(ARRAY[
              CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,

@@ -60,7 +60,9 @@ function printReport(report: KeyRotationReport): void {
   }
 }
 
-async function main(batchSize: number, keyId: string | undefined): Promise<number> {
+async function main(batchSize: number, given: string | undefined): Promise<number> {
+  // Hexadecimal digits in capitals are the same key id.
+  const keyId = given?.toLowerCase()
   if (keyId === undefined) {
     throw new UsageError(
       'keys:rotate needs --key-id <key id>, the key id of the INTEGRATION_ENCRYPTION_SECRET the app runs with: ' +

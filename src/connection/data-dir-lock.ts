@@ -50,8 +50,10 @@ export const MAX_LOCK_FILE_BYTES = 4096
  *
  * The lock is a file inside the folder ({@link LOCK_FILE_NAME}), so that every path to the folder
  * meets it. It holds the holder's pid and where that pid means something (the host and the pid
- * namespace). In this namespace the pid is checked, and a lock is stale only when its process
- * has ended: a stopped holder (SIGSTOP, a debugger) keeps the folder. A pid from another host or
+ * namespace), and when the holder started (boot and start time). In this namespace the pid is
+ * checked, and a lock is stale only when its process has ended, or the pid now belongs to a
+ * process that started at another time (given again after a kill or a reboot): a stopped holder
+ * (SIGSTOP, a debugger) keeps the folder. A pid from another host or
  * namespace cannot be checked from here (a restarted container has a new namespace, and its old
  * lock would never be released): there the holder's refreshes tell, and a lock whose mtime is
  * older than {@link LOCK_STALE_AFTER_MS}, or further than that in the future, is stale. The holder refreshes it every
@@ -80,7 +82,7 @@ export function lockDataDir(
   const lockFile = join(folder, LOCK_FILE_NAME)
   for (let attempt = 0; attempt < 50; attempt++) {
     if (tryCreate(lockFile)) {
-      const refresher = refreshLock(lockFile, `${process.pid}\n${PLACE}\n`)
+      const refresher = refreshLock(lockFile, OWN_LOCK)
       const release = () => {
         process.removeListener('exit', release)
         void refresher.terminate()
@@ -195,7 +197,7 @@ function ageMs(file: string): number | undefined {
 /** Creates `lockFile` holding this process's pid, atomically; false when it exists. */
 function tryCreate(lockFile: string): boolean {
   const draft = `${lockFile}.${process.pid}.${randomBytes(4).toString('hex')}`
-  writeFileSync(draft, `${process.pid}\n${PLACE}\n`, { flag: 'wx' })
+  writeFileSync(draft, OWN_LOCK, { flag: 'wx' })
   try {
     linkSync(draft, lockFile)
     return true
@@ -283,6 +285,36 @@ function pidNamespace(): string {
   }
 }
 
+/**
+ * When a process started, as this boot's id and the process's start time in clock ticks since
+ * boot (/proc/<pid>/stat): what a pid given again to a new process (after its holder was killed,
+ * or after a reboot) does not share. Undefined where /proc cannot tell (not Linux, hidepid).
+ */
+function startOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // The command name, in parentheses, may hold spaces and parentheses: the fields follow its last ")".
+    const start = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')[19]
+      ?.trim()
+    return BOOT && start && /^\d+$/.test(start) ? `${BOOT} ${start}` : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const BOOT = (() => {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  } catch {
+    return ''
+  }
+})()
+
+/** What this process's lock file holds: its pid, its place, and when it started (startOf). */
+const OWN_LOCK = `${process.pid}\n${PLACE}\n${startOf(process.pid) ?? ''}\n`
+
 /** The place a lock file names (its second line); a lock without one is taken as this place's. */
 function placeIn(content: string): string {
   return content.split('\n')[1]?.trim() || PLACE
@@ -301,7 +333,12 @@ function isOwnLock(content: string | undefined): boolean {
 function isLive(file: string, content: string): boolean {
   const pid = pidIn(content)
   if (pid === undefined) return false
-  if (placeIn(content) === PLACE) return isRunning(pid)
+  if (placeIn(content) === PLACE) {
+    // A pid that runs, but started at another time than the holder did, is another process.
+    const started = content.split('\n')[2]?.trim()
+    const now = started ? startOf(pid) : undefined
+    return isRunning(pid) && (now === undefined || now === started)
+  }
   const age = ageMs(file)
   // An mtime far in the future shows no refresh: a clock far off, or a file set by hand.
   return age !== undefined && Math.abs(age) < LOCK_STALE_AFTER_MS

@@ -386,6 +386,8 @@ DECLARE
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   unreported text;
 BEGIN
+  -- A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
+  SET CONSTRAINTS ALL IMMEDIATE;
   SELECT string_agg(format('%I.%I: %s', n.nspname, c.relname, concat_ws(', ',
            CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,
            CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint THEN 'rows deleted' END,

@@ -22,9 +22,36 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`ALTER FUNCTION update_openrouter_integration_updated_at() SET search_path = ''`.execute(db)
 }
 
-/** Back to the policy and function as the plan wrote them. */
+/**
+ * Back to the policy and function as the plan wrote them, only where they are still as `up`
+ * made them: a policy changed since (narrowed by hand, or dropped) is never replaced with the
+ * plan's, which every role passes; the down refuses and changes nothing. A search_path set
+ * since to something other than 007's empty one stays.
+ */
 export async function down(db: Kysely<any>): Promise<void> {
-  await sql`ALTER FUNCTION update_openrouter_integration_updated_at() RESET search_path`.execute(db)
+  await sql`
+    DO $$
+    BEGIN
+      IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_policy p
+        WHERE p.polrelid = 'public.x402_user_openrouter_integrations'::regclass
+          AND p.polname = 'Users can manage their own OpenRouter config'
+          AND p.polpermissive AND p.polcmd = '*'
+          AND p.polroles = ARRAY['authenticated'::regrole]::oid[]
+          AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = '(( SELECT auth.uid() AS uid) = user_id)'
+          AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = '(( SELECT auth.uid() AS uid) = user_id)'
+      ) THEN
+        RAISE EXCEPTION 'Rolling back 007_openrouter_policies_per_supabase_advice would replace the policy "Users can manage their own OpenRouter config" on x402_user_openrouter_integrations, changed or dropped since 007 made it, with the plan''s FOR ALL TO public, which every role passes. Nothing was changed. Keep 007 applied.';
+      END IF;
+      IF EXISTS (
+        SELECT FROM pg_catalog.pg_proc, unnest(proconfig) AS setting
+        WHERE oid = 'public.update_openrouter_integration_updated_at()'::regprocedure AND setting = 'search_path=""'
+      ) THEN
+        ALTER FUNCTION public.update_openrouter_integration_updated_at() RESET search_path;
+      END IF;
+    END
+    $$
+  `.execute(db)
   await sql`DROP POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations`.execute(db)
   await sql`
     CREATE POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations

@@ -45,6 +45,13 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     fb517162047e251a1af208357430e7aaf589497d18557ddf152115f990fd238e:
       'its down now also checks its VALIDATE step and tables or columns dropped unreported, stops ' +
       'where rows were deleted while it dropped its index, and watches the backups in x402_backup',
+    fc3eec5eb4b7def9758d44e4d37ea7e526385baa66020fa1500a8a1607510d90:
+      'its down now also counts what deferred triggers do, firing them before its checks',
+  },
+  '007_openrouter_policies_per_supabase_advice': {
+    '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':
+      'its down now refuses where the user policy was changed or dropped since 007, instead of ' +
+      'widening it back to FOR ALL TO public, and keeps a search_path set since',
   },
   '008_close_supabase_advisor_findings': {
     '04ffbc1594795986db63b42d82260eba5dc43936706ccaa929acb57b97e3715d':

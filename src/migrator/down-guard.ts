@@ -321,16 +321,17 @@ export const DOWN_WATCH_SQL = [
  * counted empty), was destroyed unreported: it raises (SQLSTATE 5X402), which rolls the whole
  * down back, with or without the data-loss opt-in.
  */
-export function downCheckSql(name: string): string {
+export function downCheckSql(
+  name: string,
+  outcome = `Nothing was changed (it was rolled back). Keep ${name}, or roll back once nothing deletes, ` +
+    'truncates or rewrites those tables with the down.',
+): string {
   const message = [
     literal(
       `Rolling back ${name} deleted, changed or dropped data it did not report or back up, through a trigger, a rule or its own statements: `,
     ),
     "array_to_string(unreported, '; ')",
-    literal(
-      `. Nothing was changed (it was rolled back). Keep ${name}, or roll back once nothing deletes, ` +
-        'truncates or rewrites those tables with the down.',
-    ),
+    literal(`. ${outcome}`),
   ].join(' ||\n      ')
   const body = [
     'DECLARE',
@@ -338,6 +339,8 @@ export function downCheckSql(name: string): string {
     "  covered jsonb := coalesce(nullif(current_setting('x402.down_covered', true), ''), '[]')::jsonb;",
     '  unreported text[];',
     'BEGIN',
+    // A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
+    '  SET CONSTRAINTS ALL IMMEDIATE;',
     '  SELECT array_agg(line ORDER BY k, line) INTO unreported FROM (',
     "    SELECT w.k, format('table %I.%I: %s', n.nspname, c.relname, array_to_string(array_remove(ARRAY[",
     "             CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,",
@@ -491,8 +494,8 @@ export async function guardDown(
  * changed, truncated or rewrote rows of a table that the guard did not back up (see
  * {@link downCheckSql}).
  */
-export async function checkDown(trx: Kysely<any>, name: string): Promise<void> {
-  await refusing(trx, downCheckSql(name))
+export async function checkDown(trx: Kysely<any>, name: string, outcome?: string): Promise<void> {
+  await refusing(trx, downCheckSql(name, outcome))
 }
 
 async function refusing(trx: Kysely<any>, block: string): Promise<void> {

@@ -165,9 +165,14 @@ function describe(
             ? 'running the migrations again fails the same way.'
             : 'running the migrations again completes it.')
         : `${failed.migrationName} runs outside a transaction: the steps of its down that finished stay, it stays recorded as applied, and rolling back again completes it.`
-      : context.rolledBackWith?.length
-        ? `${failed.migrationName} was rolled back, and with it ${context.rolledBackWith.join(', ')}, of the same transaction.`
-        : `${failed.migrationName} was rolled back.`
+      : failed.direction === 'Down'
+        ? `The transaction of its down was rolled back: ${failed.migrationName} stays applied, as it was` +
+          (context.rolledBackWith?.length
+            ? `, and so ${context.rolledBackWith.length === 1 ? 'does' : 'do'} ${context.rolledBackWith.join(', ')}, whose down ran in the same transaction.`
+            : '.')
+        : context.rolledBackWith?.length
+          ? `${failed.migrationName} was rolled back, and with it ${context.rolledBackWith.join(', ')}, of the same transaction.`
+          : `${failed.migrationName} was rolled back.`
   const nextStep = isUnreachable(fields.code, fields.message)
     ? ' The connection to the database was lost: check that the server is up and reachable (DATABASE_URL), then run the migrations again.'
     : inTheWay
@@ -180,7 +185,9 @@ function describe(
           ? ''
           : ' Run the migrations again.'
         : context.attempts === undefined
-          ? ' Fix the cause and run the migrations again.'
+          ? failed.direction === 'Down'
+            ? ' Fix the cause before rolling back again.'
+            : ' Fix the cause and run the migrations again.'
           : ''
   return `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}.${lockWait} ${outcome}${kept(context)}${nextStep}`
 }

@@ -22,7 +22,7 @@ import {
   TransactionPoolerError,
 } from './migration-error.js'
 import { withResumableDowns } from './resumable-down.js'
-import { checkDown, guardDown } from './down-guard.js'
+import { checkDown, DOWN_WATCH_SQL, guardDown } from './down-guard.js'
 import { assertRunnerDialect, type MigrationSession, withMigrationLock } from './lock.js'
 import { migrationProvider, runsInTransaction } from './provider.js'
 import { retryDelayMs } from './retry-delay.js'
@@ -219,7 +219,15 @@ function confirmingLock(
         })
       }
       await session.assertLockHeld()
-      if (outsideTransaction) await sql`BEGIN ISOLATION LEVEL READ COMMITTED`.execute(db)
+      if (outsideTransaction) {
+        await sql`BEGIN ISOLATION LEVEL READ COMMITTED`.execute(db)
+        // A down's record is deleted in this transaction: what a trigger on the history does
+        // with it is checked before COMMIT (runBlock), as in a transactional down.
+        if (direction === 'down') {
+          await sql`SET LOCAL x402.down_covered = '[]'`.execute(db)
+          await sql.raw(DOWN_WATCH_SQL).execute(db)
+        }
+      }
     }
   return {
     async getMigrations() {
@@ -471,6 +479,20 @@ async function runBlock(
       // The history's write, in the transaction the migration's end opened (confirmingLock).
       if (resultSet.error === undefined) {
         await session.assertLockHeld().catch((error: unknown) => {
+          resultSet = {
+            error,
+            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
+          }
+        })
+      }
+      if (resultSet.error === undefined && down) {
+        const name = block[0]!.name
+        await checkDown(
+          connection,
+          name,
+          `The deletion of its record in the history was rolled back: ${name} stays recorded as applied, with the steps ` +
+            'of its down done. Roll back again once nothing deletes, truncates or rewrites those tables with that record.',
+        ).catch((error: unknown) => {
           resultSet = {
             error,
             results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),

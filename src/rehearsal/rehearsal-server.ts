@@ -1,6 +1,5 @@
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
-import { parse as parseConnectionString } from 'pg-connection-string'
 
 import { checkConnectionString } from '../connection/connection-string.js'
 import { serverClientConfig } from '../connection/server-client-config.js'
@@ -27,7 +26,16 @@ export async function withRehearsalServer<T>(
 ): Promise<T> {
   if (named !== undefined) {
     checkConnectionString(named, 'REHEARSAL_DATABASE_URL')
-    if (await isSameServer(db, named)) {
+    const found = await sameServer(db, named)
+    if (found === 'unknown') {
+      throw new Error(
+        "Cannot tell whether REHEARSAL_DATABASE_URL names another server than the target's: neither the system identifier " +
+          "(pg_control_system()) nor the postmaster's start time can be read on both. A rehearsal creates a role, a database and " +
+          'the Supabase roles on its server, so nothing was created. Unset REHEARSAL_DATABASE_URL to rehearse on a scratch cluster ' +
+          "started from this machine's PostgreSQL binaries, or name a server on which the target's user and the rehearsal's may read them.",
+      )
+    }
+    if (found === 'same') {
       throw new Error(
         "REHEARSAL_DATABASE_URL names the target's own server. A rehearsal creates a role, a database and the Supabase roles on its server, " +
           "and runs the target's code there: name another server for rehearsals, or unset REHEARSAL_DATABASE_URL to rehearse on a " +
@@ -48,34 +56,33 @@ export async function withRehearsalServer<T>(
 }
 
 /**
- * Whether the server of `db` and the one at `other` are the same cluster: the same system
- * identifier (pg_control_system()), or, where either cannot read it, the same host and port.
+ * Whether the server of `db` and the one at `other` are the same cluster: by the system
+ * identifier (pg_control_system()) where both sides may read it, else by the postmaster's start
+ * time (pg_postmaster_start_time(), to the microsecond), which every user reads and a pooler
+ * does not change. Never by host and port: one server has many addresses. Where neither can be
+ * read on both sides, nothing tells them apart, and the answer is `unknown`.
  */
-async function isSameServer(db: Kysely<any>, other: string): Promise<boolean> {
+async function sameServer(db: Kysely<any>, other: string): Promise<'same' | 'other' | 'unknown'> {
   const client = new pg.Client(serverClientConfig(other))
   client.on('error', () => {})
   await client.connect()
   try {
-    const theirs = await client
-      .query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()')
-      .then(({ rows }) => rows[0]?.id)
-      .catch(() => undefined)
-    const ours = await sql<{
-      id: string
-    }>`SELECT system_identifier::text AS id FROM pg_control_system()`
-      .execute(db)
-      .then(({ rows }) => rows[0]?.id)
-      .catch(() => undefined)
-    if (theirs !== undefined && ours !== undefined) return theirs === ours
-    const { rows } = await sql<{
-      host: string | null
-      port: number | null
-    }>`SELECT inet_server_addr()::text AS host, inet_server_port() AS port`.execute(db)
-    const where = parseConnectionString(other)
-    return (
-      String(rows[0]?.port ?? 5432) === String(where.port || 5432) &&
-      (rows[0]?.host ?? '').replace(/\/\d+$/, '') === (where.host ?? '')
-    )
+    for (const text of [
+      'SELECT system_identifier::text AS id FROM pg_control_system()',
+      'SELECT pg_postmaster_start_time()::text AS id',
+    ]) {
+      const theirs = await client
+        .query<{ id: string }>(text)
+        .then(({ rows }) => rows[0]?.id ?? undefined)
+        .catch(() => undefined)
+      const ours = await sql
+        .raw<{ id: string }>(text)
+        .execute(db)
+        .then(({ rows }) => rows[0]?.id ?? undefined)
+        .catch(() => undefined)
+      if (theirs !== undefined && ours !== undefined) return theirs === ours ? 'same' : 'other'
+    }
+    return 'unknown'
   } finally {
     await client.end().catch(() => {})
   }
