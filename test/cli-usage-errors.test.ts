@@ -42,4 +42,22 @@ describe('usage errors of the command line', () => {
     })
     expect(run.stderr).not.toMatch(/Hunter2pw/)
   })
+
+  // A bad setting is a bad value, as a bad flag is: nothing ran and no database was opened.
+  it.each([
+    [['list'], 'src/cli/migrate.ts', 'MIGRATION_LOCK_TIMEOUT_MS', 'soon'],
+    [['latest'], 'src/cli/migrate.ts', 'MIGRATION_IDLE_TIMEOUT_MS', '0'],
+    [['down'], 'src/cli/migrate.ts', 'MIGRATION_ALLOW_DATA_LOSS', 'yes'],
+    [[], 'src/cli/lint-locks.ts', 'MIGRATION_LOCK_TIMEOUT_MS', '-1'],
+  ])('refuses %s (%s) with %s=%s as a usage error', async (args, script, name, value) => {
+    const run = await cli(
+      args,
+      { PGLITE_DATA_DIR: '/nonexistent/never-opened', [name]: value },
+      script,
+    )
+    expect({ code: run.code, stderr: run.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringContaining(`${name} is `),
+    })
+  })
 })

@@ -11,7 +11,8 @@ import {
   recordMissingChecksums,
 } from '../migrator/checksums.js'
 import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
-import { withMigrationLock } from '../migrator/lock.js'
+import { type MigrationSession, withMigrationLock } from '../migrator/lock.js'
+import { MigrationLockLostError } from '../migrator/migration-error.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
 import type { SchemaDiff } from '../schema/diff.js'
@@ -109,7 +110,7 @@ export async function baselineMigrations(
   )
   const decisions = options.decisions ?? readAdoptionDecisions()
 
-  const adopt = async (): Promise<BaselineResult> => {
+  const adopt = async (session: MigrationSession): Promise<BaselineResult> => {
     const alreadyRecorded = await recordedMigrationNames(db)
     const rollback = await interruptedRollback(db)
     const disagreements = rollback
@@ -136,6 +137,15 @@ export async function baselineMigrations(
       await recordAcceptedDifferences(trx, diff.accepted, migrationName)
       // Last: it pins the search_path for its snapshot.
       await recordProductionObjects(trx, reference.createdBy, migrationName)
+      // The history commits only while this run holds the migration lock.
+      await session.assertLockHeld().catch((error: unknown) => {
+        throw error instanceof MigrationLockLostError
+          ? new Error(
+              `${error.reason} Nothing was recorded. Run migrate:baseline -- ${migrationName} again.`,
+              { cause: error },
+            )
+          : error
+      })
     })
     return { migrationName, recorded, alreadyRecorded, diff }
   }

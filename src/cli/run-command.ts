@@ -25,6 +25,7 @@
 import type { Kysely } from 'kysely'
 
 import { checkConnectionString, ConnectionStringError } from '../connection/connection-string.js'
+import { SettingError } from '../connection/setting-error.js'
 import type { CreateDbOptions } from '../connection/create-db.js'
 import { shownOnTerminal } from '../connection/shown-argument.js'
 import { unreachableMessage } from '../connection/unreachable.js'
@@ -108,9 +109,14 @@ export function runCommand(
   )
 }
 
-/** 2 for a {@link UsageError}, a {@link CommandFailure}'s own code, else 1. */
+/** 2 for a {@link UsageError}, a bad connection string or setting; a {@link CommandFailure}'s own code; else 1. */
 export function exitCodeOf(error: unknown): ExitCode {
-  if (error instanceof UsageError || error instanceof ConnectionStringError) return EXIT.usage
+  if (
+    error instanceof UsageError ||
+    error instanceof ConnectionStringError ||
+    error instanceof SettingError
+  )
+    return EXIT.usage
   if (error instanceof CommandFailure) return error.exitCode
   return EXIT.failure
 }

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 
+import { DEFAULT_IDLE_TIMEOUT_MS } from '../migrator/lock.js'
 import { asService } from '../supabase/request-context.js'
 import type { DB } from '../types/database.js'
 import {
@@ -119,6 +120,12 @@ async function rotateBatch(
   after: string | undefined,
   batchSize: number,
 ): Promise<BatchOutcome> {
+  // A client that stops between the UPDATE and the COMMIT (a stopped process, a stalled network
+  // path) would hold the batch's row locks for as long as its connection lives: the server ends
+  // such a transaction, and the app's writes of those keys go on.
+  await sql`SELECT set_config('idle_in_transaction_session_timeout', ${String(DEFAULT_IDLE_TIMEOUT_MS)}, true)`.execute(
+    trx,
+  )
   const rows = await trx
     .selectFrom('x402_user_openrouter_integrations')
     .select(['user_id', 'encrypted_api_key'])

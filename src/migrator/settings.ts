@@ -1,3 +1,4 @@
+import { SettingError } from '../connection/setting-error.js'
 import { describeArgument } from '../connection/shown-argument.js'
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS } from './lock.js'
 
@@ -113,13 +114,13 @@ function bounded(
   { min, max }: { min: number; max: number },
 ): number {
   if (value === 0 && min > 0) {
-    throw new Error(
+    throw new SettingError(
       `${name} is 0, which would mean no bound at all: every wait of a migration run is bounded. ` +
         `Set a whole number from ${min} to ${max}, or unset it for the default, ${fallback}.`,
     )
   }
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new Error(
+    throw new SettingError(
       `${name} is ${value}, outside what it accepts: a whole number from ${min} to ${max}. Fix it or unset it for the default, ${fallback}.`,
     )
   }
@@ -130,7 +131,7 @@ function count(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const value = env[name]?.trim()
   if (value === undefined || value === '') return fallback
   if (!/^\d+$/.test(value)) {
-    throw new Error(
+    throw new SettingError(
       `${name} is ${describeArgument(value)}, expected a whole number of milliseconds (or of attempts). Fix it or unset it for the default, ${fallback}.`,
     )
   }
@@ -156,7 +157,7 @@ export function booleanSetting(
   if (value === undefined || value === '') return whenUnset
   if (value === 'true') return true
   if (value === 'false') return false
-  throw new Error(
+  throw new SettingError(
     `${name} is ${describeArgument(env[name]!)}, expected "true" or "false".${hint ? ` ${hint}` : ''}`,
   )
 }
