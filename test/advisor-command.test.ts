@@ -18,7 +18,7 @@ import {
 import { cli, cliEnv } from './support/cli.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import { createProductionTodayDatabase } from './support/production-today.js'
-import { testTargets, useTestDatabase } from './support/test-database.js'
+import { serverUrl, testTargets, useTestDatabase } from './support/test-database.js'
 
 // db:advise, Supabase's advisor lints on the live database: on production today it reports what
 // splinter would (RLS off on the catalog and x402_oauth_pending, oauth_token exposed, every
@@ -189,6 +189,31 @@ describe.each(testTargets)(
       const unexposedErrors = failingFindings(unexposed, 'ERROR').map(({ lint }) => lint)
       expect(unexposedErrors).toEqual(['policy_exists_rls_disabled'])
     })
+  },
+)
+
+// CI may run the lints as a role that may read the catalog and nothing else: no USAGE on auth.
+describe.skipIf(!process.env.TEST_DATABASE_URL)(
+  'db:advise as a role that reads only the catalog',
+  () => {
+    it('finds what it finds as the owner', async () => {
+      const database = await createProductionTodayDatabase('postgres', createScriptableDatabase)
+      const role = `x402_advise_reader_${process.pid}`
+      const url = new URL(serverUrl(database.location))
+      url.username = role
+      const reader = createDb({ connectionString: url.toString() })
+      try {
+        await database.runScript(`CREATE ROLE ${role} LOGIN`)
+        const owner = await runAdvisor(database.db)
+        const read = await runAdvisor(reader)
+        expect(read.skipped).toEqual([])
+        expect(read.findings).toEqual(owner.findings)
+      } finally {
+        await reader.destroy()
+        await database.runScript(`DROP ROLE IF EXISTS ${role}`)
+        await database.destroy()
+      }
+    }, 120_000)
   },
 )
 

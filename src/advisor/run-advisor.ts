@@ -115,7 +115,12 @@ export async function runAdvisor(
       const { rows } = await sql<{ api_roles: boolean; auth_users: boolean }>`
         select (select count(*) = 2 from pg_catalog.pg_roles
                 where rolname in ('anon', 'authenticated')) as api_roles,
-               pg_catalog.to_regclass('auth.users') is not null as auth_users
+               -- From the catalog, not to_regclass: that needs USAGE on auth, which a role
+               -- that may only read the catalog lacks.
+               exists (select from pg_catalog.pg_class c
+                       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+                       where n.nspname = 'auth' and c.relname = 'users'
+                         and c.relkind in ('r', 'p')) as auth_users
       `.execute(trx)
       const present: Record<LintRequirement, boolean> = {
         'api roles': rows[0]!.api_roles,
