@@ -308,7 +308,15 @@ SELECT 'relations' AS category, r.relname::text AS table_name, r.relname::text A
                                               AND d.refclassid = 'pg_catalog.pg_class'::regclass
                    JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
                    WHERE w.ev_class = r.oid AND t.oid <> r.oid)
-       ) ELSE '{}'::jsonb END AS definition,
+       ) ELSE '{}'::jsonb END
+         -- The view's other options (security_barrier, check_option), only where it has any: a
+         -- record written without them still matches a view that has none.
+         || CASE WHEN r.relkind = 'v' AND EXISTS (SELECT FROM unnest(r.reloptions) AS o
+                                                  WHERE o NOT LIKE 'security_invoker=%')
+                 THEN jsonb_build_object('view options',
+                        (SELECT jsonb_agg(lower(o) ORDER BY lower(o)) FROM unnest(r.reloptions) AS o
+                         WHERE o NOT LIKE 'security_invoker=%'))
+                 ELSE '{}'::jsonb END AS definition,
        r.schema_name, pg_catalog.pg_get_userbyid(r.relowner)::text AS owner_name
 FROM rels r
 UNION ALL
