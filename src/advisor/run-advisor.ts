@@ -148,7 +148,14 @@ export async function runAdvisor(
   const accepted = options.accepted ?? []
   const findings = found.map(({ lint, row }): AdvisorFinding => {
     const object = `${row.schema_name}.${row.object_name}`
-    const keeper = accepted.find((entry) => entry.lint === lint.name && entry.object === object)
+    // The detail too: an entry keeps the finding it was reviewed for, not a column added or an
+    // overload created since under the same name.
+    const keeper = accepted.find(
+      (entry) =>
+        entry.lint === lint.name &&
+        entry.object === object &&
+        (entry.detail ?? null) === row.detail,
+    )
     return {
       lint: lint.name,
       level: lint.level,
@@ -169,7 +176,12 @@ export async function runAdvisor(
   const skippedNames = new Set(skipped.map((skip) => skip.lint))
   const ran = new Set(lints.map((lint) => lint.name).filter((name) => !skippedNames.has(name)))
   const matches = (entry: AcceptedFinding) =>
-    findings.some((finding) => finding.lint === entry.lint && finding.object === entry.object)
+    findings.some(
+      (finding) =>
+        finding.lint === entry.lint &&
+        finding.object === entry.object &&
+        finding.detail === (entry.detail ?? null),
+    )
   const unmatched = accepted.filter((entry) => ran.has(entry.lint) && !matches(entry))
   return { schemas, findings, skipped, unmatched }
 }
@@ -241,8 +253,10 @@ export function formatAdvisorReport(
   if (report.unmatched.length > 0) {
     const stale = report.unmatched.length
     lines.push('', `Accepted in ${acceptedFile} but found no more: remove these entries (${stale})`)
-    for (const entry of report.unmatched)
-      lines.push(`  ${shownOnTerminal(entry.lint)}  ${shownOnTerminal(entry.object)}`)
+    for (const entry of report.unmatched) {
+      const detail = entry.detail === undefined ? '' : `  (${shownOnTerminal(entry.detail)})`
+      lines.push(`  ${shownOnTerminal(entry.lint)}  ${shownOnTerminal(entry.object)}${detail}`)
+    }
   }
   const counts = LEVEL_ORDER.map(
     (level) => `${open.filter((finding) => finding.level === level).length} ${level}`,
