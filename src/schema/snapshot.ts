@@ -280,7 +280,7 @@ function scopedSnapshotQuery(namespaces: string, bare: string, withSchemas: bool
           ELSE ${alias}.relnamespace::regnamespace::text || '.' || ${alias}.relname END`
   return `
 WITH rels AS (
-  SELECT c.oid, ${relation('c')} AS relname, c.relkind, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.reloptions,
+  SELECT c.oid, ${relation('c')} AS relname, c.relkind, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.reloptions, c.relpersistence,
          c.relnamespace::regnamespace::text AS schema_name
   FROM pg_catalog.pg_class c
   WHERE c.relnamespace ${namespaces}
@@ -309,6 +309,8 @@ SELECT 'relations' AS category, r.relname::text AS table_name, r.relname::text A
                    JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
                    WHERE w.ev_class = r.oid AND t.oid <> r.oid)
        ) ELSE '{}'::jsonb END
+         -- An UNLOGGED table, which a crash empties; said only where it is (as the view options below).
+         || CASE WHEN r.relpersistence = 'u' THEN jsonb_build_object('unlogged', true) ELSE '{}'::jsonb END
          -- The view's other options (security_barrier, check_option), only where it has any: a
          -- record written without them still matches a view that has none.
          || CASE WHEN r.relkind = 'v' AND EXISTS (SELECT FROM unnest(r.reloptions) AS o
