@@ -18,7 +18,7 @@ import {
 import { cli, cliEnv } from './support/cli.js'
 import { createScriptableDatabase, type ScriptableDatabase } from './support/hand-built-database.js'
 import { createProductionTodayDatabase } from './support/production-today.js'
-import { testTargets, useTestDatabase } from './support/test-database.js'
+import { serverUrl, testTargets, useTestDatabase } from './support/test-database.js'
 
 // db:advise, Supabase's advisor lints on the live database: on production today it reports what
 // splinter would (RLS off on the catalog and x402_oauth_pending, oauth_token exposed, every
@@ -116,7 +116,12 @@ describe.each(testTargets)('db:advise on production today (%s)', (target) => {
     const accepted = acceptedFile('accepted.json', [
       { lint: 'rls_disabled_in_public', object: 'public.x402_oauth_pending', reason: REASON },
       { lint: 'rls_disabled_in_public', object: 'public.x402_openrouter_models', reason: REASON },
-      { lint: 'sensitive_columns_exposed', object: 'public.x402_oauth_pending', reason: REASON },
+      {
+        lint: 'sensitive_columns_exposed',
+        object: 'public.x402_oauth_pending',
+        detail: 'columns: oauth_token',
+        reason: REASON,
+      },
       { lint: 'security_definer_view', object: 'public.public_x402_resources', reason: REASON },
     ])
     const passed = await cli(['--json', '--accepted', accepted], env, ADVISE)
@@ -192,6 +197,31 @@ describe.each(testTargets)(
   },
 )
 
+// CI may run the lints as a role that may read the catalog and nothing else: no USAGE on auth.
+describe.skipIf(!process.env.TEST_DATABASE_URL)(
+  'db:advise as a role that reads only the catalog',
+  () => {
+    it('finds what it finds as the owner', async () => {
+      const database = await createProductionTodayDatabase('postgres', createScriptableDatabase)
+      const role = `x402_advise_reader_${process.pid}`
+      const url = new URL(serverUrl(database.location))
+      url.username = role
+      const reader = createDb({ connectionString: url.toString() })
+      try {
+        await database.runScript(`CREATE ROLE ${role} LOGIN`)
+        const owner = await runAdvisor(database.db)
+        const read = await runAdvisor(reader)
+        expect(read.skipped).toEqual([])
+        expect(read.findings).toEqual(owner.findings)
+      } finally {
+        await reader.destroy()
+        await database.runScript(`DROP ROLE IF EXISTS ${role}`)
+        await database.destroy()
+      }
+    }, 120_000)
+  },
+)
+
 describe('db:advise where Supabase’s pieces are missing', () => {
   it('skips the lints that need the API roles or auth.users, saying why; runs the others', async () => {
     // A plain embedded database: no stand-in, so no anon, authenticated or auth.users.
@@ -246,7 +276,7 @@ describe('the accepted-findings file', () => {
     )
     expect(refusal(file([{ ...entry, reason: 'TODO: why' }]))).toMatch(/gives no reason/)
     expect(refusal(file([{ ...entry, objet: 'public.x' }]))).toMatch(
-      /has "objet": an entry takes only lint, object, reason/,
+      /has "objet": an entry takes only lint, object, detail, reason/,
     )
     expect(refusal(file([entry, entry]))).toMatch(
       /entry 2 of "accepted" accepts rls_disabled_in_public on public\.x402_oauth_pending a second time/,
@@ -277,6 +307,43 @@ describe('the accepted-findings file', () => {
         'public.my  table': undefined,
       })
       expect(report.unmatched).toEqual([])
+    } finally {
+      await db.destroy()
+    }
+  })
+
+  // A finding with a detail (the columns, the policy, the function's signature) is kept only by an
+  // entry with that detail: a sensitive column added later, or another overload, is a new finding.
+  it('keeps a finding only with its detail, so that what was not reviewed is not hidden', async () => {
+    const withDetail = { lint: 'sensitive_columns_exposed', object: 'public.keys', reason: REASON }
+    const accepted = parseAcceptedFindings(
+      file([{ ...withDetail, detail: 'columns: api_key' }]),
+      'advisor-accepted.json',
+    )
+    expect(accepted).toEqual([{ ...withDetail, detail: 'columns: api_key' }])
+    expect(refusal(file([{ ...withDetail, detail: 7 }]))).toMatch(/"detail" that is not text/)
+    const db = createDb({ dataDir: IN_MEMORY })
+    try {
+      await ensureSupabaseStandIn(db)
+      await sql`CREATE TABLE public.keys (id int, api_key text)`.execute(db)
+      await sql`GRANT SELECT ON public.keys TO anon`.execute(db)
+      const sensitive = (report: AdvisorReport) =>
+        report.findings.filter(({ lint }) => lint === 'sensitive_columns_exposed')
+      const kept = await runAdvisor(db, { accepted })
+      expect(sensitive(kept)).toEqual([expect.objectContaining({ acceptedBecause: REASON })])
+
+      // Without its detail, the entry keeps nothing.
+      const bare = await runAdvisor(db, { accepted: [withDetail] })
+      expect(sensitive(bare)[0]!.acceptedBecause).toBeUndefined()
+      expect(bare.unmatched).toEqual([withDetail])
+
+      await sql`ALTER TABLE public.keys ADD COLUMN password text`.execute(db)
+      const widened = await runAdvisor(db, { accepted })
+      expect(sensitive(widened)).toEqual([
+        expect.objectContaining({ detail: 'columns: api_key, password' }),
+      ])
+      expect(sensitive(widened)[0]!.acceptedBecause).toBeUndefined()
+      expect(widened.unmatched).toEqual(accepted)
     } finally {
       await db.destroy()
     }

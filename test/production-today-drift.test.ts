@@ -43,6 +43,16 @@ const CHANGES: Array<[string, string[], string]> = [
     "public_x402_resources: view: extra (a view that reads x402_resources with its owner's rights",
   ],
   [
+    'a view made a security barrier',
+    ['ALTER VIEW public_x402_resources SET (security_barrier = on)'],
+    'public_x402_resources: view: extra (a view over x402_resources that reads with the caller',
+  ],
+  [
+    'a table made UNLOGGED (emptied by a crash)',
+    ['ALTER TABLE x402_announcements SET UNLOGGED'],
+    "x402_announcements: table: unlogged: live true / recorded none (production's own, changed since adoption recorded it",
+  ],
+  [
     'a grant to anon on a table the module does not create',
     ['GRANT SELECT ON x402_oauth_pending TO anon'],
     'x402_oauth_pending: table: grants: live {(owner): ALL, anon: SELECT, authenticated: ALL, service_role: ALL} / recorded {(owner): ALL, authenticated: ALL, service_role: ALL}',

@@ -11,10 +11,15 @@ export const DEFAULT_ADVISOR_ACCEPTED_PATH = fileURLToPath(
   new URL(`../../${ADVISOR_ACCEPTED_FILE}`, import.meta.url),
 )
 
-/** A finding that a team keeps on purpose: the lint, the object (`schema.name`, exactly as the report prints it), and why. */
+/**
+ * A finding that a team keeps on purpose: the lint, the object (`schema.name`, exactly as the
+ * report prints it), the detail where the finding has one (its columns, policies or signature,
+ * exactly as printed), and why.
+ */
 export interface AcceptedFinding {
   lint: string
   object: string
+  detail?: string
   reason: string
 }
 
@@ -27,7 +32,7 @@ export class AcceptedFindingsError extends Error {
 }
 
 const PLACEHOLDER = 'TODO'
-const ENTRY_KEYS = ['lint', 'object', 'reason']
+const ENTRY_KEYS = ['lint', 'object', 'detail', 'reason']
 
 /**
  * The accepted findings of `path` (the repository's advisor-accepted.json by default). A missing
@@ -63,7 +68,7 @@ export function readAcceptedFindings(
 /**
  * The accepted findings in `text` (the contents of advisor-accepted.json), checked: an object with
  * an `about` string and an `accepted` array, each entry with a known `lint`, an `object` written
- * `schema.name`, and a `reason` of at least three words that is not the placeholder; nothing
+ * `schema.name`, a `detail` (text) where given, and a `reason` of at least three words that is not the placeholder; nothing
  * else in an entry, and no finding accepted twice. Throws an {@link AcceptedFindingsError}
  * naming the file, the entry and what to fix.
  *
@@ -102,9 +107,9 @@ export function parseAcceptedFindings(text: string, shownAs: string): AcceptedFi
     const unknownKeys = Object.keys(entry).filter((key) => !ENTRY_KEYS.includes(key))
     if (unknownKeys.length > 0) {
       const named = unknownKeys.map((key) => JSON.stringify(key.slice(0, 40))).join(', ')
-      return refuse(`${at} has ${named}: an entry takes only lint, object, reason`)
+      return refuse(`${at} has ${named}: an entry takes only lint, object, detail, reason`)
     }
-    const { lint, object, reason } = entry as Record<string, unknown>
+    const { lint, object, detail, reason } = entry as Record<string, unknown>
     if (typeof lint !== 'string' || !ADVISOR_LINT_NAMES.includes(lint)) {
       const given = typeof lint === 'string' ? ` (${JSON.stringify(lint.slice(0, 60))})` : ''
       return refuse(
@@ -118,6 +123,12 @@ export function parseAcceptedFindings(text: string, shownAs: string): AcceptedFi
         `${at} (${lint}) has no "object" written schema.name, such as public.x402_oauth_pending`,
       )
     }
+    if (detail !== undefined && (typeof detail !== 'string' || detail.trim() === '')) {
+      return refuse(
+        `${at} (${lint} ${object}) has a "detail" that is not text: give it as the report prints ` +
+          'it, such as "columns: oauth_token", or leave it out where the finding has none',
+      )
+    }
     const words = typeof reason === 'string' ? distinctWords(reason) : 0
     if (typeof reason !== 'string' || reason.trim().startsWith(PLACEHOLDER) || words < 3) {
       return refuse(
@@ -125,10 +136,10 @@ export function parseAcceptedFindings(text: string, shownAs: string): AcceptedFi
           'who decided it and when',
       )
     }
-    const id = `${lint} ${object}`
+    const id = JSON.stringify([lint, object, detail ?? null])
     if (seen.has(id)) return refuse(`${at} accepts ${lint} on ${object} a second time`)
     seen.add(id)
-    return { lint, object, reason: reason.trim() }
+    return { lint, object, ...(detail === undefined ? {} : { detail }), reason: reason.trim() }
   })
 }
 

@@ -115,7 +115,12 @@ export async function runAdvisor(
       const { rows } = await sql<{ api_roles: boolean; auth_users: boolean }>`
         select (select count(*) = 2 from pg_catalog.pg_roles
                 where rolname in ('anon', 'authenticated')) as api_roles,
-               pg_catalog.to_regclass('auth.users') is not null as auth_users
+               -- From the catalog, not to_regclass: that needs USAGE on auth, which a role
+               -- that may only read the catalog lacks.
+               exists (select from pg_catalog.pg_class c
+                       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+                       where n.nspname = 'auth' and c.relname = 'users'
+                         and c.relkind in ('r', 'p')) as auth_users
       `.execute(trx)
       const present: Record<LintRequirement, boolean> = {
         'api roles': rows[0]!.api_roles,
@@ -143,7 +148,14 @@ export async function runAdvisor(
   const accepted = options.accepted ?? []
   const findings = found.map(({ lint, row }): AdvisorFinding => {
     const object = `${row.schema_name}.${row.object_name}`
-    const keeper = accepted.find((entry) => entry.lint === lint.name && entry.object === object)
+    // The detail too: an entry keeps the finding it was reviewed for, not a column added or an
+    // overload created since under the same name.
+    const keeper = accepted.find(
+      (entry) =>
+        entry.lint === lint.name &&
+        entry.object === object &&
+        (entry.detail ?? null) === row.detail,
+    )
     return {
       lint: lint.name,
       level: lint.level,
@@ -164,7 +176,12 @@ export async function runAdvisor(
   const skippedNames = new Set(skipped.map((skip) => skip.lint))
   const ran = new Set(lints.map((lint) => lint.name).filter((name) => !skippedNames.has(name)))
   const matches = (entry: AcceptedFinding) =>
-    findings.some((finding) => finding.lint === entry.lint && finding.object === entry.object)
+    findings.some(
+      (finding) =>
+        finding.lint === entry.lint &&
+        finding.object === entry.object &&
+        finding.detail === (entry.detail ?? null),
+    )
   const unmatched = accepted.filter((entry) => ran.has(entry.lint) && !matches(entry))
   return { schemas, findings, skipped, unmatched }
 }
@@ -236,8 +253,10 @@ export function formatAdvisorReport(
   if (report.unmatched.length > 0) {
     const stale = report.unmatched.length
     lines.push('', `Accepted in ${acceptedFile} but found no more: remove these entries (${stale})`)
-    for (const entry of report.unmatched)
-      lines.push(`  ${shownOnTerminal(entry.lint)}  ${shownOnTerminal(entry.object)}`)
+    for (const entry of report.unmatched) {
+      const detail = entry.detail === undefined ? '' : `  (${shownOnTerminal(entry.detail)})`
+      lines.push(`  ${shownOnTerminal(entry.lint)}  ${shownOnTerminal(entry.object)}${detail}`)
+    }
   }
   const counts = LEVEL_ORDER.map(
     (level) => `${open.filter((finding) => finding.level === level).length} ${level}`,

@@ -29,6 +29,8 @@ export interface PullCatalog {
     options: string[]
     definition: string
     reads: string[]
+    /** The indexes of a materialized view, as pg_get_indexdef writes them. */
+    indexes: string[]
   }[]
   /** Functions by their snapshot key, `name(identity arguments)`. */
   functions: Record<string, PullFunction>
@@ -54,6 +56,14 @@ export interface PullTable {
   }[]
   /** Indexes by name: pg_get_indexdef, and whether a constraint owns it. */
   indexes: { name: string; definition: string; ofConstraint: boolean }[]
+  /** `u` for an UNLOGGED table, `p` for any other. */
+  persistence: string
+  /** pg_get_partkeydef of a partitioned table (`RANGE (at)`), else null. */
+  partitionKey: string | null
+  /** The bound of a partition (`FOR VALUES …`), else null; its parent is parents[0]. */
+  partitionBound: string | null
+  /** The tables it inherits from, or the table it is a partition of, qualified. */
+  parents: string[]
 }
 
 export interface PullColumn {
@@ -169,13 +179,7 @@ async function readTypes(db: Kysely<any>, schema: string): Promise<PullCatalog['
 
 async function readTables(db: Kysely<any>, schema: string): Promise<PullTable[]> {
   const { rows } = await sql
-    .raw<{
-      name: string
-      qualified: string
-      columns: PullColumn[]
-      constraints: PullTable['constraints']
-      indexes: PullTable['indexes']
-    }>(
+    .raw<PullTable>(
       `
     SELECT c.relname::text AS name, c.oid::regclass::text AS qualified,
       coalesce((SELECT jsonb_agg(jsonb_build_object(
@@ -206,7 +210,12 @@ async function readTables(db: Kysely<any>, schema: string): Promise<PullTable[]>
           'name', i.relname::text, 'definition', pg_catalog.pg_get_indexdef(x.indexrelid),
           'ofConstraint', EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conindid = x.indexrelid AND k.conrelid = c.oid)
         ) ORDER BY i.relname)
-        FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid), '[]'::jsonb) AS indexes
+        FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = c.oid), '[]'::jsonb) AS indexes,
+      c.relpersistence::text AS persistence,
+      pg_catalog.pg_get_partkeydef(c.oid) AS "partitionKey",
+      CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END AS "partitionBound",
+      coalesce((SELECT array_agg(h.inhparent::regclass::text ORDER BY h.inhseqno)
+                FROM pg_catalog.pg_inherits h WHERE h.inhrelid = c.oid), '{}')::text[] AS parents
     FROM pg_catalog.pg_class c
     WHERE c.relnamespace = ${namespaceOf(schema)} AND c.relkind IN ('r', 'p') AND ${notOfExtension('pg_catalog.pg_class', 'c.oid')}
     ORDER BY c.relname
@@ -252,7 +261,9 @@ async function readViews(db: Kysely<any>, schema: string): Promise<PullCatalog['
                      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = w.oid
                                                 AND d.refclassid = 'pg_catalog.pg_class'::regclass
                      JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
-                     WHERE w.ev_class = c.oid AND t.oid <> c.oid AND t.relnamespace = c.relnamespace), '{}')::text[] AS reads
+                     WHERE w.ev_class = c.oid AND t.oid <> c.oid AND t.relnamespace = c.relnamespace), '{}')::text[] AS reads,
+           coalesce((SELECT array_agg(pg_catalog.pg_get_indexdef(x.indexrelid) ORDER BY x.indexrelid::regclass::text)
+                     FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid), '{}')::text[] AS indexes
     FROM pg_catalog.pg_class c
     WHERE c.relnamespace = ${namespaceOf(schema)} AND c.relkind IN ('v', 'm') AND ${notOfExtension('pg_catalog.pg_class', 'c.oid')}
     ORDER BY c.relname

@@ -301,10 +301,14 @@ $pull$`,
         .filter((constraint) => constraint.type !== 'f' && constraint.validated)
         .map((constraint) => `  CONSTRAINT ${constraint.quoted} ${constraint.definition}`),
     ]
+    // A partition and an inheriting table are made plain here with every column, and joined to
+    // their parent once every table exists; UNLOGGED and PARTITION BY are said at creation.
+    const unlogged = table.persistence === 'u' ? 'UNLOGGED ' : ''
+    const partitioned = table.partitionKey ? ` PARTITION BY ${table.partitionKey}` : ''
     add(
       'tables',
       group,
-      `CREATE TABLE ${table.qualified} (\n${lines.join(',\n')}\n)`,
+      `CREATE ${unlogged}TABLE ${table.qualified} (\n${lines.join(',\n')}\n)${partitioned}`,
       `DROP TABLE ${table.qualified}`,
     )
     for (const column of table.columns.filter(standInNeeded))
@@ -502,6 +506,30 @@ $pull$`,
     }
   }
 
+  // Partitions attached and inheritance joined, once every table exists (ATTACH takes the
+  // partition's own indexes as the partitions of the parent's).
+  for (const table of catalog.tables) {
+    if (!(table.name in live.relations) || !isNew(table.name)) continue
+    const group = `parents of ${table.name}`
+    if (table.partitionBound !== null) {
+      const parent = table.parents[0]!
+      add(
+        'foreign keys',
+        group,
+        `ALTER TABLE ${parent} ATTACH PARTITION ${table.qualified} ${table.partitionBound}`,
+        `ALTER TABLE ${parent} DETACH PARTITION ${table.qualified}`,
+      )
+    } else {
+      for (const parent of table.parents)
+        add(
+          'foreign keys',
+          group,
+          `ALTER TABLE ${table.qualified} INHERIT ${parent}`,
+          `ALTER TABLE ${table.qualified} NO INHERIT ${parent}`,
+        )
+    }
+  }
+
   // Foreign keys, once every table exists.
   for (const table of catalog.tables) {
     if (!(table.name in live.relations)) continue
@@ -546,6 +574,7 @@ $pull$`,
       )
       if (typeof field(now, 'comment') === 'string')
         add('views', group, comment(`${word} ${view!.qualified}`, field(now, 'comment')))
+      for (const index of view!.indexes) add('views', group, index)
     } else {
       if (
         field(now, 'view definition') !== field(before, 'view definition') ||

@@ -301,7 +301,7 @@ function scopedSnapshotQuery(namespaces: string, bare: string, withSchemas: bool
           ELSE ${alias}.relnamespace::regnamespace::text || '.' || ${alias}.relname END`
   return `
 WITH rels AS (
-  SELECT c.oid, ${relation('c')} AS relname, c.relkind, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.reloptions,
+  SELECT c.oid, ${relation('c')} AS relname, c.relkind, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.reloptions, c.relpersistence,
          c.relnamespace::regnamespace::text AS schema_name
   FROM pg_catalog.pg_class c
   WHERE c.relnamespace ${namespaces}
@@ -329,7 +329,17 @@ SELECT 'relations' AS category, r.relname::text AS table_name, r.relname::text A
                                               AND d.refclassid = 'pg_catalog.pg_class'::regclass
                    JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
                    WHERE w.ev_class = r.oid AND t.oid <> r.oid)
-       ) ELSE '{}'::jsonb END AS definition,
+       ) ELSE '{}'::jsonb END
+         -- An UNLOGGED table, which a crash empties; said only where it is (as the view options below).
+         || CASE WHEN r.relpersistence = 'u' THEN jsonb_build_object('unlogged', true) ELSE '{}'::jsonb END
+         -- The view's other options (security_barrier, check_option), only where it has any: a
+         -- record written without them still matches a view that has none.
+         || CASE WHEN r.relkind = 'v' AND EXISTS (SELECT FROM unnest(r.reloptions) AS o
+                                                  WHERE o NOT LIKE 'security_invoker=%')
+                 THEN jsonb_build_object('view options',
+                        (SELECT jsonb_agg(lower(o) ORDER BY lower(o)) FROM unnest(r.reloptions) AS o
+                         WHERE o NOT LIKE 'security_invoker=%'))
+                 ELSE '{}'::jsonb END AS definition,
        r.schema_name, pg_catalog.pg_get_userbyid(r.relowner)::text AS owner_name
 FROM rels r
 UNION ALL
