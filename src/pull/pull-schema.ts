@@ -13,6 +13,7 @@ import {
 } from '../migrator/checksums.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from '../migrator/history.js'
 import { withMigrationLock } from '../migrator/lock.js'
+import { MigrationLockLostError } from '../migrator/migration-error.js'
 import { buildSchemaReference } from '../schema/reference.js'
 import {
   SCHEMA_OBJECT_CATEGORIES,
@@ -273,7 +274,7 @@ async function recordAsApplied(
   const recordOnly: Migration = { up: async () => {} }
   await withMigrationLock(
     db,
-    () =>
+    (session) =>
       db.transaction().execute(async (trx) => {
         const migrator = new Migrator({
           db: trx,
@@ -287,6 +288,15 @@ async function recordAsApplied(
         if (error !== undefined) throw error
         await ensureChecksumTable(trx)
         await insertChecksums(trx, [{ name, sha256, origin: 'baseline' }])
+        // The history commits only while this run holds the migration lock.
+        await session.assertLockHeld().catch((error: unknown) => {
+          throw error instanceof MigrationLockLostError
+            ? new Error(
+                `${error.reason} ${name} was written but not recorded: run npm run migrate:baseline -- ${name} to record it.`,
+                { cause: error },
+              )
+            : error
+        })
       }),
     { lockWaitMs },
   )
