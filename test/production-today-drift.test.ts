@@ -48,6 +48,16 @@ const CHANGES: Array<[string, string[], string]> = [
     'public_x402_resources: view: extra (a view over x402_resources that reads with the caller',
   ],
   [
+    'a rule that drops every insert into a table the module does not create',
+    ['CREATE RULE drop_inserts AS ON INSERT TO x402_announcements DO INSTEAD NOTHING'],
+    'x402_announcements: table: rules: live {drop_inserts: CREATE RULE drop_inserts AS',
+  ],
+  [
+    'a rule that drops every insert into x402_resources',
+    ['CREATE RULE drop_inserts AS ON INSERT TO x402_resources DO INSTEAD NOTHING'],
+    'x402_resources: table: rules: live {drop_inserts: CREATE RULE drop_inserts AS',
+  ],
+  [
     'a table made UNLOGGED (emptied by a crash)',
     ['ALTER TABLE x402_announcements SET UNLOGGED'],
     "x402_announcements: table: unlogged: live true / recorded none (production's own, changed since adoption recorded it",

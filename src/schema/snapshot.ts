@@ -332,6 +332,11 @@ SELECT 'relations' AS category, r.relname::text AS table_name, r.relname::text A
        ) ELSE '{}'::jsonb END
          -- An UNLOGGED table, which a crash empties; said only where it is (as the view options below).
          || CASE WHEN r.relpersistence = 'u' THEN jsonb_build_object('unlogged', true) ELSE '{}'::jsonb END
+         -- Rules (a view's own _RETURN rule is its definition), only where there are any: one
+         -- DO INSTEAD NOTHING silently discards every write.
+         || coalesce((SELECT jsonb_build_object('rules', jsonb_object_agg(w.rulename, pg_catalog.pg_get_ruledef(w.oid)))
+                      FROM pg_catalog.pg_rewrite w WHERE w.ev_class = r.oid AND w.rulename <> '_RETURN'
+                      HAVING count(*) > 0), '{}'::jsonb)
          -- The view's other options (security_barrier, check_option), only where it has any: a
          -- record written without them still matches a view that has none.
          || CASE WHEN r.relkind = 'v' AND EXISTS (SELECT FROM unnest(r.reloptions) AS o
