@@ -233,6 +233,7 @@ describe('the migrate command line on bad input', () => {
       ['latest'],
       /^migrate latest failed: MIGRATION_LOCK_WAIT_MS is "soon", expected a whole number/,
       { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', MIGRATION_LOCK_WAIT_MS: 'soon' },
+      2,
     ],
     [
       ['sql', '999'],
