@@ -53,9 +53,9 @@ interface Step {
  * {@link MigrationError} when one fails, after the blocks before it committed.
  *
  * No write without the lock: the run confirms on the lock session that it still holds the lock
- * before each block, before each migration, after each statement a migration sends (so before
- * the next), before a migration is written into the history, and before each of its
- * transactions commits. A run whose lock was lost stops there.
+ * before each block, before each migration, after each statement that commits by itself (a
+ * migration outside a transaction; so before the next), before a migration is written into the
+ * history, and before each of its transactions commits. A run whose lock was lost stops there.
  *
  * @example
  * ```ts
