@@ -11,8 +11,8 @@ import { commandIn, copyOfTheRepository } from './support/repository-copy.js'
 import { createTestDatabase, type TestDatabase } from './support/test-database.js'
 
 // migrate:pull of tables that are more than a plain table: a partitioned table and its
-// partition, an UNLOGGED table, a table that inherits another, and a materialized view with an
-// index. A fresh database migrated to the pulled migration has each of them as the live one has.
+// partition, an UNLOGGED table, a table that inherits another and has a rule, and a
+// materialized view with an index. A fresh database migrated to the pulled migration has each of them as the live one has.
 
 const LATEST = migrationNames.at(-1)!
 
@@ -25,6 +25,7 @@ CREATE TABLE public.notes (id int, body text);
 CREATE TABLE public.pinned_notes (pinned_at timestamptz) INHERITS (public.notes);
 CREATE MATERIALIZED VIEW public.note_counts AS SELECT count(*) AS n FROM public.notes;
 CREATE UNIQUE INDEX note_counts_n ON public.note_counts (n);
+CREATE RULE notes_read_only AS ON DELETE TO public.notes DO INSTEAD NOTHING;
 `
 
 /** What makes each extra relation more than a plain table: kind, persistence, parents, bounds, indexes. */
@@ -38,7 +39,9 @@ async function shapes(db: Kysely<any>): Promise<Record<string, unknown>> {
       'parents', (SELECT array_agg(p.inhparent::regclass::text ORDER BY p.inhseqno)
                   FROM pg_catalog.pg_inherits p WHERE p.inhrelid = c.oid),
       'indexes', (SELECT array_agg(pg_catalog.pg_get_indexdef(x.indexrelid) ORDER BY 1)
-                  FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid)
+                  FROM pg_catalog.pg_index x WHERE x.indrelid = c.oid),
+      'rules', (SELECT array_agg(pg_catalog.pg_get_ruledef(w.oid) ORDER BY 1)
+                FROM pg_catalog.pg_rewrite w WHERE w.ev_class = c.oid AND w.rulename <> '_RETURN')
     ) AS shape
     FROM pg_catalog.pg_class c
     WHERE c.relnamespace = 'public'::regnamespace

@@ -625,6 +625,29 @@ $pull$`,
       )
   }
 
+  // Rules (CREATE RULE, as pg_get_ruledef writes it): new ones; one that differs from the
+  // migrations' is not pulled, as a changed view is not.
+  for (const [relation, object] of Object.entries(live.relations).sort(([a], [b]) =>
+    a.localeCompare(b),
+  )) {
+    const rules = (field(object, 'rules') ?? {}) as Record<string, string>
+    const before = (field(reference.relations[relation], 'rules') ?? {}) as Record<string, string>
+    for (const [name, definition] of Object.entries(rules).sort(([a], [b]) => a.localeCompare(b))) {
+      if (before[name] === definition) continue
+      if (before[name] !== undefined) {
+        notPulled.push(`rule ${relation}.${name}: ${OWN_OBJECT_CHANGED}`)
+        continue
+      }
+      if (!isNew(relation)) touch(relation)
+      add(
+        'triggers',
+        `table ${relation}`,
+        definition.trim().replace(/;$/, ''),
+        `DROP RULE ${quoteIdent(name)} ON ${qualified(relation)}`,
+      )
+    }
+  }
+
   for (const [key, policy] of Object.entries(live.policies).sort(([a], [b]) =>
     a.localeCompare(b),
   )) {
