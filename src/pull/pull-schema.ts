@@ -146,9 +146,11 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
     up,
     down,
   )
-  writeFileSync(path, source)
-  writeFileSync(indexPath, registered(readFileSync(indexPath, 'utf8'), migrationName))
-  await recordAsApplied(db, migrationName, options.lockWaitMs)
+  // Written once the lock is held: a run that cannot take it leaves no migration unrecorded.
+  await recordAsApplied(db, migrationName, options.lockWaitMs, () => {
+    writeFileSync(path, source)
+    writeFileSync(indexPath, registered(readFileSync(indexPath, 'utf8'), migrationName))
+  })
   return { migrationName, path, schemas, statements: up.length, created, notPulled }
 }
 
@@ -269,13 +271,15 @@ async function recordAsApplied(
   db: Kysely<any>,
   name: string,
   lockWaitMs: number | undefined,
+  write: () => void,
 ): Promise<void> {
-  const sha256 = await migrationChecksum(name)
   const recordOnly: Migration = { up: async () => {} }
   await withMigrationLock(
     db,
-    (session) =>
-      db.transaction().execute(async (trx) => {
+    async (session) => {
+      write()
+      const sha256 = await migrationChecksum(name)
+      return db.transaction().execute(async (trx) => {
         const migrator = new Migrator({
           db: trx,
           provider: {
@@ -297,7 +301,8 @@ async function recordAsApplied(
               )
             : error
         })
-      }),
+      })
+    },
     { lockWaitMs },
   )
 }
