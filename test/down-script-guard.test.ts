@@ -1,9 +1,13 @@
+import { spawnSync } from 'node:child_process'
+
 import { sql } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
 import { exportMigrationSql, migrateTo } from '../src/tooling.js'
+import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { createResource, createUser } from './support/fixtures.js'
+import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // The SQL Editor runs no runner: the script of `npm run migrate:sql -- 002 --down` would drop
@@ -110,3 +114,57 @@ describe.skipIf(skipReason)('the SQL Editor script of a down that drops data', (
     expect(down005).toContain('x402.allow_data_loss')
   })
 })
+
+// psql goes on after an error unless ON_ERROR_STOP is set: the header's advice alone would let
+// the statements after a refusal run. A refused down must change nothing whoever runs it.
+describe.skipIf(skipReason)(
+  'an exported down script run with psql -f, without ON_ERROR_STOP',
+  () => {
+    /** psql's output, as a reader runs the script: no psqlrc, no variables set on the command line. */
+    function psql(url: string, script: string): string {
+      const run = spawnSync('psql', ['-X', '-q', '-d', url, '-f', '-'], {
+        input: script,
+        encoding: 'utf8',
+      })
+      if (run.error) throw run.error
+      return run.stderr
+    }
+
+    it("stops at 005's refusal: its later steps, outside a transaction, do not run", async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateTo(db, MIGRATION_005)
+        const userId = await createUser(db)
+        await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${userId}, 'aa:bb')`.execute(
+          db,
+        )
+        const schema = await snapshotPublicSchema(db)
+
+        const output = psql(serverUrl(location), await exportMigrationSql(MIGRATION_005, 'down'))
+
+        expect(output).toContain('Rolling back 005_add_openrouter_integration would destroy data')
+        const { rows } = await sql<{ present: boolean }>`
+        SELECT to_regclass('public.idx_x402_resources_openrouter_model') IS NOT NULL AS present`.execute(
+          db,
+        )
+        expect(rows).toEqual([{ present: true }])
+        expect(await snapshotPublicSchema(db)).toEqual(schema)
+      })
+    })
+
+    it('changes nothing with a transactional script either: its refusal aborts the transaction', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateTo(db, MIGRATION_002)
+        const userId = await createUser(db)
+        await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${userId}, 'iv:secret')`.execute(
+          db,
+        )
+        const schema = await snapshotPublicSchema(db)
+
+        const output = psql(serverUrl(location), await exportMigrationSql(MIGRATION_002, 'down'))
+
+        expect(output).toContain('Rolling back 002_add_claude_integration would destroy data')
+        expect(await snapshotPublicSchema(db)).toEqual(schema)
+      })
+    })
+  },
+)

@@ -58,10 +58,17 @@ async function createScriptDatabase(target: TestTarget): Promise<ScriptDatabase>
     destroy: database.destroy,
     async runScript(script) {
       if (!runsOutsideTransaction(script)) return void (await pglite.exec(script))
-      // One statement at a time, split where the export ends one.
-      for (const statement of script.split(/;\n\n/)) await pglite.exec(statement)
+      // One statement at a time, split where the export ends one, without psql's \set: a
+      // failure stops the loop as ON_ERROR_STOP stops psql.
+      for (const statement of withoutPsqlCommands(script).split(/;\n\n/))
+        await pglite.exec(statement)
     },
   }
+}
+
+/** The script without its psql meta-commands (`\set …`), for a client that sends SQL only. */
+function withoutPsqlCommands(script: string): string {
+  return script.replace(/^\\.*\n/gm, '')
 }
 
 function runsOutsideTransaction(script: string): boolean {

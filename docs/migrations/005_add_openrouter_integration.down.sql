@@ -1,8 +1,11 @@
 -- Migration 005_add_openrouter_integration (down), exported by `npm run migrate:sql` from src/migrations/005_add_openrouter_integration.ts.
 -- It runs outside a transaction (CREATE INDEX CONCURRENTLY cannot run inside one): run it with
--- psql -v ON_ERROR_STOP=1 -f, never wrapped in BEGIN/COMMIT. If it fails part-way, finish with
+-- psql -f, never wrapped in BEGIN/COMMIT. If it fails part-way, finish with
 -- npm run migrate:latest (or migrate:down), which completes the steps that are missing.
 -- Run by hand, it is not recorded in x402_migrations.kysely_migration.
+
+-- Stops at the first error, a refusal included: the steps after it must not run.
+\set ON_ERROR_STOP on
 
 SET standard_conforming_strings = on;
 

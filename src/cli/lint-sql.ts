@@ -53,7 +53,10 @@ async function writeMigrationScripts(directory: string): Promise<string[]> {
   for await (const { fileName, direction, sql } of migrationScripts()) {
     const directive =
       direction === 'down' ? `-- squawk-ignore-file ${DOWN_SCRIPT_IGNORED_RULES.join(', ')}\n` : ''
-    writeFileSync(join(directory, fileName), directive + sql)
+    // squawk parses SQL, not psql's meta-commands: the \set that stops a script run outside a
+    // transaction at its first error is shown to it as a comment.
+    const lintable = sql.replace(/^\\.*$/gm, (command) => `-- ${command}`)
+    writeFileSync(join(directory, fileName), directive + lintable)
     fileNames.push(fileName)
   }
   return fileNames

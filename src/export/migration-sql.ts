@@ -239,8 +239,18 @@ function renderScript(
     ? ['-- Run it as one script (for example in the Supabase SQL Editor).']
     : [
         '-- It runs outside a transaction (CREATE INDEX CONCURRENTLY cannot run inside one): run it with',
-        '-- psql -v ON_ERROR_STOP=1 -f, never wrapped in BEGIN/COMMIT. If it fails part-way, finish with',
+        '-- psql -f, never wrapped in BEGIN/COMMIT. If it fails part-way, finish with',
         '-- npm run migrate:latest (or migrate:down), which completes the steps that are missing.',
+      ]
+  // psql goes on after an error by default, and no transaction is left to abort: the steps after
+  // a refusal would run. Only psql can run such a script (a multi-statement query cannot hold
+  // CONCURRENTLY), so the script sets psql's own switch; another client fails on this line first.
+  const stopOnError = transactional
+    ? []
+    : [
+        '-- Stops at the first error, a refusal included: the steps after it must not run.',
+        '\\set ON_ERROR_STOP on',
+        '',
       ]
   return [
     `-- Migration ${name} (${direction}), exported by \`npm run migrate:sql\` from src/migrations/${name}.ts.`,
@@ -248,6 +258,7 @@ function renderScript(
     `-- Run by hand, it is not recorded in ${MIGRATION_HISTORY_TABLE}.`,
     ...profileNote,
     '',
+    ...stopOnError,
     // After BEGIN where there is one: a refusal then also aborts the transaction, so that a
     // client that goes on after an error (psql without ON_ERROR_STOP) changes nothing.
     ...withGuards(body, guards).flatMap((statement) => [statement, '']),
