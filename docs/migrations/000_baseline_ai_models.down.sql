@@ -55,18 +55,19 @@ BEGIN
 END
 $guard$;
 
--- Notes each table's row counters, storage, columns and whether it holds a row, for the check before COMMIT.
+-- Notes each table's row counters, storage, columns and whether it holds a row, and the history's
+-- records, for the check before COMMIT.
 DO $watch$
 DECLARE
   t record;
   present boolean;
   watch jsonb := '{}';
+  recorded jsonb := '[]';
 BEGIN
   FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%'
-              AND n.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+            WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema' LOOP
     -- A table it cannot read, or reads through row security, counts as holding rows.
     present := true;
     IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
@@ -76,6 +77,10 @@ BEGIN
         WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
   END LOOP;
   PERFORM set_config('x402.down_watch', watch::text, true);
+  IF to_regclass('x402_migrations.kysely_migration') IS NOT NULL THEN
+    EXECUTE 'SELECT coalesce(jsonb_agg(name), ''[]'') FROM x402_migrations.kysely_migration' INTO recorded;
+  END IF;
+  PERFORM set_config('x402.down_recorded', recorded::text, true);
 END
 $watch$;
 
@@ -91,22 +96,32 @@ DO $check$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.down_watch', true), ''), '{}')::jsonb;
   covered jsonb := coalesce(nullif(current_setting('x402.down_covered', true), ''), '[]')::jsonb;
+  recorded jsonb := coalesce(nullif(current_setting('x402.down_recorded', true), ''), '[]')::jsonb;
+  history oid := to_regclass('x402_migrations.kysely_migration');
+  forgotten int := 0;
   unreported text[];
 BEGIN
   SET CONSTRAINTS ALL IMMEDIATE;
+  IF recorded ? '000_baseline_ai_models' AND history IS NOT NULL THEN
+    EXECUTE format('SELECT CASE WHEN EXISTS (SELECT FROM %s WHERE name = $1) THEN 0 ELSE 1 END', history::regclass)
+      INTO forgotten USING '000_baseline_ai_models';
+  END IF;
+  covered := covered || (SELECT coalesce(jsonb_agg(w.k), '[]') FROM jsonb_each(watched) AS w(k, v)
+                          WHERE w.v ->> 4 = 'x402_migrations.prior_state_000');
   SELECT array_agg(line ORDER BY k, line) INTO unreported FROM (
     SELECT w.k, format('table %I.%I: %s', n.nspname, c.relname, array_to_string(array_remove(ARRAY[
              CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,
-             CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
-                  THEN (pg_stat_get_xact_tuples_deleted(c.oid) - (w.v ->> 0)::bigint) || ' row(s) deleted' END,
+             CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted
+                  THEN (pg_stat_get_xact_tuples_deleted(c.oid) - o.deleted) || ' row(s) deleted' END,
              CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint
                   THEN (pg_stat_get_xact_tuples_updated(c.oid) - (w.v ->> 1)::bigint) || ' row(s) changed' END
            ], NULL), ', ')) AS line
       FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid
       JOIN pg_namespace n ON n.oid = c.relnamespace
+      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted) AS o
      WHERE NOT covered ? w.k
        AND (c.relfilenode::text <> w.v ->> 2
-            OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint
+            OR pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted
             OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint)
     UNION ALL
     -- Dropped (DROP TABLE, DROP SCHEMA … CASCADE) while it held rows: no counter shows it.

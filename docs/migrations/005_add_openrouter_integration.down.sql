@@ -55,7 +55,7 @@ BEGIN
     PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations'))::text, true);
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
     RETURN;
   END IF;
   IF NOT allowed THEN
@@ -65,7 +65,7 @@ BEGIN
   storage := (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations'));
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema');
   CREATE SCHEMA IF NOT EXISTS x402_backup;
   IF keys > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
@@ -105,7 +105,7 @@ BEGIN
   PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations'))::text, true);
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
 END
 $keep_or_refuse$;
 
@@ -118,7 +118,7 @@ BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname <> 'information_schema' LOOP
     present := true;
     IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
     IF present THEN
@@ -184,7 +184,7 @@ BEGIN;
 SELECT set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations'))::text, true);
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
 
 DO $presence$
 DECLARE
@@ -195,7 +195,7 @@ BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname <> 'information_schema' LOOP
     present := true;
     IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
     IF present THEN
@@ -257,7 +257,7 @@ DECLARE
 BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations')
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname <> 'information_schema'
               AND has_table_privilege(c.oid, 'SELECT') LOOP
     EXECUTE format('SELECT count(*) FROM %s', t.name) INTO n;
     IF n > 0 THEN counts := counts || jsonb_build_object(t.oid::text, jsonb_build_array(n, t.name)); END IF;
@@ -329,7 +329,7 @@ BEGIN
     PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations'))::text, true);
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
     RETURN;
   END IF;
   IF NOT allowed THEN
@@ -339,7 +339,7 @@ BEGIN
   storage := (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations'));
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema');
   CREATE SCHEMA IF NOT EXISTS x402_backup;
   IF keys > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
@@ -379,7 +379,7 @@ BEGIN
   PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations'))::text, true);
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
 END
 $keep_or_refuse$;
 
@@ -392,7 +392,7 @@ BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname <> 'information_schema' LOOP
     present := true;
     IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
     IF present THEN

@@ -276,11 +276,13 @@ export async function down(db: Kysely<any>): Promise<void> {
 /**
  * Per table, the transaction's counts of deleted and changed rows and its storage, which TRUNCATE
  * and a rewrite (ALTER COLUMN … TYPE) replace without counting a row: as jsonb, keyed by oid.
+ * The module's bookkeeping in x402_migrations too: no step of this down writes there (the runner
+ * deletes its history record in a transaction of its own, checked by down-guard.ts).
  */
 const WATCHED_TABLES = `(SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT IN ('information_schema', 'x402_migrations'))`
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema')`
 
 /** Notes, first in a transaction of `down`, what {@link refuseUnreported} compares with. */
 async function watchTables(db: Kysely<any>): Promise<void> {
@@ -302,7 +304,7 @@ BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations') LOOP
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname <> 'information_schema' LOOP
     present := true;
     IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
     IF present THEN
@@ -331,7 +333,7 @@ DECLARE
 BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname NOT IN ('information_schema', 'x402_migrations')
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname <> 'information_schema'
               AND has_table_privilege(c.oid, 'SELECT') LOOP
     EXECUTE format('SELECT count(*) FROM %s', t.name) INTO n;
     IF n > 0 THEN counts := counts || jsonb_build_object(t.oid::text, jsonb_build_array(n, t.name)); END IF;

@@ -47,6 +47,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'where rows were deleted while it dropped its index, and watches the backups in x402_backup',
     fc3eec5eb4b7def9758d44e4d37ea7e526385baa66020fa1500a8a1607510d90:
       'its down now also counts what deferred triggers do, firing them before its checks',
+    e114a7e2eee8acd01025296ac2afb763c7e0fbf3b345d618c42eec7c37853c89:
+      'its down now also watches the tables of x402_migrations, where a trigger could delete ' +
+      "the module's records unreported",
   },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':

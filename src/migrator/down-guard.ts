@@ -5,7 +5,11 @@ import type { Migration } from 'kysely/migration'
 
 import { QueryError } from '../connection/query-error.js'
 import { errorCode } from '../connection/sql-state.js'
-import { MIGRATION_TABLE_SCHEMA } from './history-tables.js'
+import {
+  MIGRATION_HISTORY_TABLE,
+  MIGRATION_TABLE_SCHEMA,
+  priorStateTable,
+} from './history-tables.js'
 
 /**
  * Thrown before anything changes when a `down` would destroy data and the run did not opt in.
@@ -285,22 +289,24 @@ export function downGuardSql(
 
 /**
  * What every transactional down runs just before it starts (after its guard, if any): the row
- * counters and the storage of each table, in the transaction's setting `x402.down_watch`, for
- * {@link downCheckSql} to compare with once the down is done.
+ * counters and the storage of each table, the module's bookkeeping in x402_migrations included,
+ * in the transaction's setting `x402.down_watch`, and the names the history records, in
+ * `x402.down_recorded`, for {@link downCheckSql} to compare with once the down is done.
  */
 export const DOWN_WATCH_SQL = [
-  "-- Notes each table's row counters, storage, columns and whether it holds a row, for the check before COMMIT.",
+  "-- Notes each table's row counters, storage, columns and whether it holds a row, and the history's",
+  '-- records, for the check before COMMIT.',
   'DO $watch$',
   'DECLARE',
   '  t record;',
   '  present boolean;',
   "  watch jsonb := '{}';",
+  "  recorded jsonb := '[]';",
   'BEGIN',
   "  FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,",
   "                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable",
   '             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace',
-  "            WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%'",
-  `              AND n.nspname NOT IN ('information_schema', ${literal(MIGRATION_TABLE_SCHEMA)}) LOOP`,
+  "            WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' LOOP",
   '    -- A table it cannot read, or reads through row security, counts as holding rows.',
   '    present := true;',
   "    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;",
@@ -310,6 +316,10 @@ export const DOWN_WATCH_SQL = [
   '        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));',
   '  END LOOP;',
   "  PERFORM set_config('x402.down_watch', watch::text, true);",
+  `  IF to_regclass(${literal(MIGRATION_HISTORY_TABLE)}) IS NOT NULL THEN`,
+  `    EXECUTE 'SELECT coalesce(jsonb_agg(name), ''[]'') FROM ${MIGRATION_HISTORY_TABLE}' INTO recorded;`,
+  '  END IF;',
+  "  PERFORM set_config('x402.down_recorded', recorded::text, true);",
   'END',
   '$watch$',
 ].join('\n')
@@ -319,7 +329,10 @@ export const DOWN_WATCH_SQL = [
  * the down, whose rows the transaction deleted or changed since {@link DOWN_WATCH_SQL} or whose
  * storage it replaced (TRUNCATE, a rewrite), and that the guard did not back up whole (nor
  * counted empty), was destroyed unreported: it raises (SQLSTATE 5X402), which rolls the whole
- * down back, with or without the data-loss opt-in.
+ * down back, with or without the data-loss opt-in. In x402_migrations, only the module's own
+ * writes of the down of `name` go: the deletion of its history record (the runner's, in the same
+ * transaction), once, where the watch saw it and it is gone; and its record of what its up found
+ * ({@link priorStateTable}), which its down reads and drops.
  */
 export function downCheckSql(
   name: string,
@@ -337,23 +350,33 @@ export function downCheckSql(
     'DECLARE',
     "  watched jsonb := coalesce(nullif(current_setting('x402.down_watch', true), ''), '{}')::jsonb;",
     "  covered jsonb := coalesce(nullif(current_setting('x402.down_covered', true), ''), '[]')::jsonb;",
+    "  recorded jsonb := coalesce(nullif(current_setting('x402.down_recorded', true), ''), '[]')::jsonb;",
+    `  history oid := to_regclass(${literal(MIGRATION_HISTORY_TABLE)});`,
+    '  forgotten int := 0;',
     '  unreported text[];',
     'BEGIN',
     // A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
     '  SET CONSTRAINTS ALL IMMEDIATE;',
+    `  IF recorded ? ${literal(name)} AND history IS NOT NULL THEN`,
+    "    EXECUTE format('SELECT CASE WHEN EXISTS (SELECT FROM %s WHERE name = $1) THEN 0 ELSE 1 END', history::regclass)",
+    `      INTO forgotten USING ${literal(name)};`,
+    '  END IF;',
+    "  covered := covered || (SELECT coalesce(jsonb_agg(w.k), '[]') FROM jsonb_each(watched) AS w(k, v)",
+    `                          WHERE w.v ->> 4 = ${literal(priorStateTable(name))});`,
     '  SELECT array_agg(line ORDER BY k, line) INTO unreported FROM (',
     "    SELECT w.k, format('table %I.%I: %s', n.nspname, c.relname, array_to_string(array_remove(ARRAY[",
     "             CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,",
-    '             CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint',
-    "                  THEN (pg_stat_get_xact_tuples_deleted(c.oid) - (w.v ->> 0)::bigint) || ' row(s) deleted' END,",
+    '             CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted',
+    "                  THEN (pg_stat_get_xact_tuples_deleted(c.oid) - o.deleted) || ' row(s) deleted' END,",
     '             CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint',
     "                  THEN (pg_stat_get_xact_tuples_updated(c.oid) - (w.v ->> 1)::bigint) || ' row(s) changed' END",
     "           ], NULL), ', ')) AS line",
     '      FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid',
     '      JOIN pg_namespace n ON n.oid = c.relnamespace',
+    '      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted) AS o',
     '     WHERE NOT covered ? w.k',
     '       AND (c.relfilenode::text <> w.v ->> 2',
-    '            OR pg_stat_get_xact_tuples_deleted(c.oid) > (w.v ->> 0)::bigint',
+    '            OR pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted',
     '            OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint)',
     '    UNION ALL',
     '    -- Dropped (DROP TABLE, DROP SCHEMA … CASCADE) while it held rows: no counter shows it.',

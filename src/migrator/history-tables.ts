@@ -21,3 +21,12 @@ export const REVERTING_COLUMN = 'reverting_since'
 
 /** The table, in schema x402_migrations, that keeps a checksum of each applied migration. */
 export const MIGRATION_CHECKSUM_TABLE = 'migration_checksum'
+
+/**
+ * The table in which a migration's up records what it found, for its down to check and restore,
+ * such as `x402_migrations.prior_state_008`: its own down reads and drops it, so the check after
+ * that down lets it go (down-guard.ts, downCheckSql).
+ */
+export function priorStateTable(migration: string): string {
+  return `${MIGRATION_TABLE_SCHEMA}.prior_state_${migration.split('_')[0]}`
+}

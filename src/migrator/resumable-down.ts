@@ -64,8 +64,9 @@ function resumable(name: string, migration: Migration): Migration {
       // Kysely's Migrator deletes the history row once this returns.
       if (marked && (await completed(db))) return
       await refuseReferencedRows(db, name, downDeletes)
-      const before = await catalogFingerprint(db)
       await markReverting(db, name)
+      // After the mark, which may add its column to the history: only what the down changed counts.
+      const before = await catalogFingerprint(db)
       try {
         await down(db)
       } catch (error) {
@@ -98,25 +99,26 @@ function withUnfinishedRollback(error: unknown, name: string): Error {
 
 /**
  * One digest of the schema objects a down can change: relations, columns, constraints with
- * their definitions and validity, and index validity, outside the system schemas. Equal before
- * and after a failed down means it changed nothing.
+ * their definitions and validity, and index validity, outside the system schemas (the module's
+ * bookkeeping in x402_migrations included). Equal before and after a failed down means it
+ * changed nothing.
  */
 async function catalogFingerprint(db: Kysely<any>): Promise<string> {
   const { rows } = await sql<{ digest: string }>`
     SELECT md5(concat_ws('|',
       (SELECT string_agg(c.oid::text || ':' || c.relkind::text, ',' ORDER BY c.oid) FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'x402_migrations') AND n.nspname NOT LIKE 'pg_%'),
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_%'),
       (SELECT string_agg(a.attrelid::text || '.' || a.attname, ',' ORDER BY a.attrelid, a.attnum) FROM pg_attribute a
          JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'x402_migrations') AND n.nspname NOT LIKE 'pg_%'),
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_%'),
       (SELECT string_agg(co.conrelid::text || '.' || co.conname || '=' || pg_get_constraintdef(co.oid) || co.convalidated::text, ',' ORDER BY co.oid)
          FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'x402_migrations') AND n.nspname NOT LIKE 'pg_%'),
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_%'),
       (SELECT string_agg(i.indexrelid::text || ':' || i.indisvalid::text, ',' ORDER BY i.indexrelid) FROM pg_index i
          JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'x402_migrations') AND n.nspname NOT LIKE 'pg_%')
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_%')
     )) AS digest
   `.execute(db)
   return rows[0]!.digest
