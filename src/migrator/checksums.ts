@@ -48,6 +48,11 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     fc3eec5eb4b7def9758d44e4d37ea7e526385baa66020fa1500a8a1607510d90:
       'its down now also counts what deferred triggers do, firing them before its checks',
   },
+  '006_rename_to_production_names': {
+    '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':
+      'it locked x402_resources against writes for its whole transaction; it now runs in a ' +
+      'transaction of its own and takes no lock there that a write waits for',
+  },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':
       'its down now refuses where the user policy was changed or dropped since 007, instead of ' +
