@@ -14,6 +14,8 @@ export interface MigrationFailureContext {
   appliedBefore?: string[]
   /** Whether the failed migration ran in a transaction (then none of its steps stayed). */
   transactional?: boolean
+  /** Downs of the failed one's transaction that ran before it, and were rolled back with it. */
+  rolledBackWith?: string[]
   /** How many times a migration that hit lock_timeout was tried. */
   attempts?: number
   /** The sessions seen blocking the migration, described. */
@@ -25,7 +27,7 @@ export interface MigrationFailureContext {
 /**
  * A migration run that failed. The message names the migration, PostgreSQL's message, SQLSTATE
  * and detail, and says what state the database is in: a failed transactional migration left
- * nothing of itself; one that runs outside a transaction kept the steps it completed, is not
+ * nothing of its block; one that runs outside a transaction kept the steps it completed, is not
  * recorded as applied, and completes when the migrations run again.
  *
  * @example
@@ -164,7 +166,10 @@ function describe(
             : 'running the migrations again completes it.')
         : `${failed.migrationName} runs outside a transaction: the steps of its down that finished stay, it stays recorded as applied, and rolling back again completes it.`
       : failed.direction === 'Down'
-        ? `The transaction of its down was rolled back: ${failed.migrationName} stays applied, as it was.`
+        ? `The transaction of its down was rolled back: ${failed.migrationName} stays applied, as it was` +
+          (context.rolledBackWith?.length
+            ? `, and so ${context.rolledBackWith.length === 1 ? 'does' : 'do'} ${context.rolledBackWith.join(', ')}, whose down ran in the same transaction.`
+            : '.')
         : `${failed.migrationName} was rolled back.`
   const nextStep = isUnreachable(fields.code, fields.message)
     ? ' The connection to the database was lost: check that the server is up and reachable (DATABASE_URL), then run the migrations again.'

@@ -45,15 +45,17 @@ interface Step {
 
 /**
  * Runs the migrations that take the database to `target`. Under the migration lock, held for
- * the whole run, it reads the history, plans the steps, and runs each migration through Kysely's
- * Migrator: in a transaction of its own, so that a lock it takes on a busy table is held for
- * that migration alone, or, where it opts out (`config = { transaction: false }`), on a
- * connection of its own. A migration that hits lock_timeout is tried again, with a doubling
- * wait, up to `settings.lockAttempts` times. Returns the results of the migrations it ran;
- * throws {@link MigrationError} when one fails, after the migrations before it committed.
+ * the whole run, it reads the history, plans the steps, and runs each transactional `up` in a
+ * transaction of its own (so that a lock it takes on a busy table is held for that migration
+ * alone), each contiguous run of transactional downs in one transaction (a rollback that refuses
+ * part-way leaves every migration applied), and each migration that opts out
+ * (`config = { transaction: false }`) on a connection of its own, every block through Kysely's
+ * Migrator. A migration that hits lock_timeout is tried again, with a doubling wait, up to
+ * `settings.lockAttempts` times. Returns the results of the migrations it ran; throws
+ * {@link MigrationError} when one fails, after the blocks before it committed.
  *
  * No write without the lock: the run confirms on the lock session that it still holds the lock
- * before each migration, after each statement that commits by itself (a
+ * before each block, before each migration, after each statement that commits by itself (a
  * migration outside a transaction; so before the next), before a migration is written into the
  * history, and before each of its transactions commits. A run whose lock was lost stops there.
  *
@@ -98,9 +100,9 @@ export async function runMigrations(
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
         if (steps.some((step) => step.direction === 'Up'))
           await bookkeeping(db, settings, session, ensureSupabaseStandIn)
-        for (const step of steps) {
+        for (const block of contiguousBlocks(steps)) {
           results.push(
-            ...(await runStepWithRetries(db, step, migrations, settings, results, session)),
+            ...(await runBlockWithRetries(db, block, migrations, settings, results, session)),
           )
         }
         // A run that failed part-way records the checksums of what it applied on the next run.
@@ -284,7 +286,7 @@ function planSteps(migrations: readonly MigrationInfo[], target: MigrationTarget
       return up(pending.slice(0, 1))
     case 'down':
       return down(applied.slice(-1))
-    // Two transactions, under the one lock: no other run comes in between.
+    // Two blocks (see contiguousBlocks), under the one lock: no other run comes in between.
     case 'redo':
       return [...down(applied.slice(-1)), ...up(applied.slice(-1))]
     case 'to': {
@@ -302,9 +304,27 @@ function step(migration: MigrationInfo, direction: Step['direction']): Step {
   return { name: migration.name, direction, transactional: runsInTransaction(migration.migration) }
 }
 
-async function runStepWithRetries(
+function contiguousBlocks(steps: Step[]): Step[][] {
+  const blocks: Step[][] = []
+  for (const next of steps) {
+    const block = blocks.at(-1)
+    // Only downs share a transaction; the down of a redo commits before its up starts.
+    if (
+      block &&
+      block[0]!.transactional &&
+      next.transactional &&
+      block[0]!.direction === 'Down' &&
+      next.direction === 'Down'
+    )
+      block.push(next)
+    else blocks.push([next])
+  }
+  return blocks
+}
+
+async function runBlockWithRetries(
   db: Kysely<any>,
-  step: Step,
+  block: Step[],
   migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
   earlier: MigrationResult[],
@@ -313,9 +333,9 @@ async function runStepWithRetries(
   for (let attempt = 1; ; attempt++) {
     // A run that lost the lock must not go on: another run may hold it by now.
     await session.assertLockHeld()
-    const ran = await runStep(db, step, migrations, settings, session)
+    const ran = await runBlock(db, block, migrations, settings, session)
     const { blockers, uncommitted } = ran
-    // A migration that failed because the lock was lost says so, whatever its statement saw.
+    // A block that failed because the lock was lost says so, whatever its statement saw.
     const lost = ran.resultSet.error !== undefined ? session.lockLost() : undefined
     const resultSet = lost ? { ...ran.resultSet, error: lost } : ran.resultSet
     if (resultSet.error === undefined) return successes(resultSet)
@@ -324,24 +344,29 @@ async function runStepWithRetries(
       throw new MigrationError(resultSet, {
         activity: 'run',
         appliedBefore: earlier.map((result) => result.migrationName),
-        transactional: step.transactional,
+        transactional: block[0]!.transactional,
+        // Kysely reports them as done, but their transaction was rolled back with the failure.
+        rolledBackWith: block[0]!.transactional
+          ? successes(resultSet).map((result) => result.migrationName)
+          : [],
         attempts: lockTimedOut ? attempt : undefined,
         blockers,
         uncommitted,
       })
     }
     const delayMs = retryDelayMs(settings.retryDelayMs, attempt)
+    const failed = resultSet.results?.find((result) => result.status === 'Error')?.migrationName
     settings.log(
-      `[db] ${step.name} hit lock_timeout (attempt ${attempt} of ${settings.lockAttempts}` +
+      `[db] ${failed ?? 'a migration'} hit lock_timeout (attempt ${attempt} of ${settings.lockAttempts}` +
         `${blockers ? `; blocked by ${blockers}` : ''}); trying again in ${delayMs} ms`,
     )
     await sleep(delayMs)
   }
 }
 
-async function runStep(
+async function runBlock(
   db: Kysely<any>,
-  step: Step,
+  block: Step[],
   migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
   session: MigrationSession,
@@ -350,10 +375,11 @@ async function runStep(
   blockers: string | undefined
   uncommitted?: string[]
 }> {
-  const target = targetOf(step, migrations)
+  const blockTarget = targetOf(block, migrations)
   const watch = watchBlockers(db)
-  if (step.transactional) {
+  if (block[0]!.transactional) {
     let resultSet: MigrationResultSet = {}
+    const done: MigrationResult[] = []
     let committing = false
     const backups: string[] = []
     try {
@@ -365,39 +391,58 @@ async function runStep(
           await setSessionBounds(trx, settings, 'transaction')
           await setDataLossOptIn(trx, settings, 'transaction')
           const pid = await watch.follow(trx)
-          const migrator = kyselyMigrator(trx, settings, session, false, pid)
-          if (step.direction === 'Down') {
-            // Rehearsed first: the down refuses (or backs up) before it changes anything.
-            const prepared = await migrator.getMigrations()
-            const migration = prepared.find((m) => m.name === step.name)!.migration
-            const failed = (error: unknown) => {
-              resultSet = {
-                error,
-                results: [{ migrationName: step.name, direction: 'Down', status: 'Error' }],
+          if (block[0]!.direction === 'Up') {
+            resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
+              blockTarget,
+            )
+          } else {
+            // One down at a time, each rehearsed first: it refuses (or backs up) before it changes anything.
+            const prepared = await kyselyMigrator(
+              trx,
+              settings,
+              session,
+              false,
+              pid,
+            ).getMigrations()
+            for (const step of block) {
+              const migration = prepared.find((m) => m.name === step.name)!.migration
+              const failed = (error: unknown) => {
+                resultSet = {
+                  error,
+                  results: [
+                    ...done,
+                    { migrationName: step.name, direction: 'Down', status: 'Error' },
+                  ],
+                }
+                return error
               }
-              return error
-            }
-            try {
-              backups.push(
-                ...(await guardDown(trx, step.name, migration, {
-                  allowDataLoss: settings.allowDataLoss,
-                })),
+              try {
+                backups.push(
+                  ...(await guardDown(trx, step.name, migration, {
+                    allowDataLoss: settings.allowDataLoss,
+                  })),
+                )
+              } catch (error) {
+                throw failed(error)
+              }
+              resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
+                targetOf([step], migrations),
               )
-            } catch (error) {
-              throw failed(error)
-            }
-            resultSet = await migrator.migrateTo(target)
-            // What the rehearsal did not foresee rolls the transaction back.
-            if (resultSet.error === undefined)
+              if (resultSet.error !== undefined) {
+                resultSet = { ...resultSet, results: [...done, ...(resultSet.results ?? [])] }
+                break
+              }
+              // What the rehearsal did not foresee rolls the whole transaction back.
               await checkDown(trx, step.name).catch((error: unknown) => {
                 throw failed(error)
               })
-          } else {
-            resultSet = await migrator.migrateTo(target)
+              done.push(...successes(resultSet))
+            }
+            if (resultSet.error === undefined) resultSet = { results: done }
           }
           // Kysely's Migrator returns its error instead of throwing: throw it to roll back.
           if (resultSet.error !== undefined) throw resultSet.error
-          // The migration's last write is its history: it commits only while the run holds the lock.
+          // The block's last write is its history: it commits only while the run holds the lock.
           await session.assertLockHeld()
           committing = true
         })
@@ -424,9 +469,11 @@ async function runStep(
       await setSessionBounds(connection, settings, 'session')
       await setDataLossOptIn(connection, settings, 'session')
       const pid = await watch.follow(connection)
-      const down = step.direction === 'Down'
+      const down = block[0]!.direction === 'Down'
       const backupsBefore = down ? await backupTables(connection) : []
-      resultSet = await kyselyMigrator(connection, settings, session, true, pid).migrateTo(target)
+      resultSet = await kyselyMigrator(connection, settings, session, true, pid).migrateTo(
+        blockTarget,
+      )
       // Such a down makes its backups in its own SQL: they are the tables that appeared.
       const made =
         down && resultSet.error === undefined
@@ -442,7 +489,7 @@ async function runStep(
         })
       }
       if (resultSet.error === undefined && down) {
-        const name = step.name
+        const name = block[0]!.name
         await checkDown(
           connection,
           name,
@@ -531,16 +578,17 @@ async function backupTables(db: Kysely<any>): Promise<string[]> {
   return rows.map((row) => row.name)
 }
 
-/** Names the backups that a committed down made, where the data can be restored from. */
+/** Names the backups that the downs of a committed block made, where the data can be restored from. */
 function reportBackups(settings: MigrationSettings, backups: readonly string[]): void {
   settings.log(
     `[db] the rollback copied the data it would destroy to ${backups.join(', ')} (docs/rollback.md says how to restore it)`,
   )
 }
 
-function targetOf(step: Step, migrations: readonly MigrationInfo[]): string | NoMigrations {
-  if (step.direction === 'Up') return step.name
-  const index = migrations.findIndex((m) => m.name === step.name)
+function targetOf(block: Step[], migrations: readonly MigrationInfo[]): string | NoMigrations {
+  const last = block.at(-1)!
+  if (last.direction === 'Up') return last.name
+  const index = migrations.findIndex((m) => m.name === last.name)
   return index > 0 ? migrations[index - 1]!.name : NO_MIGRATIONS
 }
 
