@@ -61,7 +61,7 @@ describe.each(testTargets)('start-up migration on %s', (target) => {
     })
   })
 
-  it('throws with the migration and PostgreSQL’s reason, and rolls back the failed block', async () => {
+  it('throws with the migration and PostgreSQL’s reason, and rolls back the failed migration alone', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateTo(db, '000_baseline_x402_resources')
       // A table made by hand in the way of 002, as after a paste into the SQL Editor.
@@ -76,19 +76,19 @@ describe.each(testTargets)('start-up migration on %s', (target) => {
         'relation "x402_user_claude_configs" already exists (SQLSTATE 42P07)',
       )
       expect((error as Error).message).toContain(
-        '002_add_claude_integration was rolled back, and with it 001_add_prompt_template_fields, of the same transaction.',
+        '002_add_claude_integration was rolled back. 001_add_prompt_template_fields ran earlier in this run and stays done.',
       )
       expect(lines).toEqual([])
-      // 001 ran in the same transaction as 002, so it is rolled back too.
-      expect(await appliedNames(db)).toEqual(ALL_MIGRATIONS.slice(0, 2))
+      // 001 committed in a transaction of its own before 002 began.
+      expect(await appliedNames(db)).toEqual(ALL_MIGRATIONS.slice(0, 3))
       const ptColumn = await sql<{ found: boolean }>`
         SELECT EXISTS (SELECT FROM information_schema.columns WHERE column_name = 'pt_system_prompt') AS found
       `.execute(db)
-      expect(ptColumn.rows).toEqual([{ found: false }])
+      expect(ptColumn.rows).toEqual([{ found: true }])
     })
   })
 
-  it('keeps the blocks that committed before a migration that runs outside a transaction fails', async () => {
+  it('keeps the migrations that committed before a migration that runs outside a transaction fails', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateTo(db, '001_add_prompt_template_fields')
       // A table made by hand in the way of 005's first step.

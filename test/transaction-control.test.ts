@@ -4,9 +4,9 @@ import { migrateToLatest } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { testTargets, withTestDatabase } from './support/test-database.js'
 
-// Per-migration transaction control: the runner runs each contiguous block of transactional
-// migrations in one transaction, and a migration that declares `config = { transaction: false }`
-// (005) outside one, so that its CREATE INDEX CONCURRENTLY can run. Proven on the statements the
+// Per-migration transaction control: the runner runs each transactional migration in a
+// transaction of its own, and a migration that declares `config = { transaction: false }` (005)
+// outside one, so that its CREATE INDEX CONCURRENTLY can run. Proven on the statements the
 // driver sends, transaction boundaries included.
 
 interface Recorded {
@@ -41,19 +41,26 @@ describe.each(testTargets)('transaction control on %s', (target) => {
     return inserts[order.indexOf(name)]!
   }
 
-  it('runs 000 to 002 in one transaction, 005 outside one, and 006 in one of its own', async () => {
+  it('runs each migration in a transaction of its own, and 005 outside one', async () => {
     const recorded = await recordLatest()
     const at = (entry: Recorded) => recorded.indexOf(entry)
 
-    const first = historyInsert(recorded, '000_baseline_ai_models')
-    const lastOfBlock = historyInsert(recorded, '002_add_claude_integration')
-    expect(first.depth).toBe(1)
-    expect(lastOfBlock.depth).toBe(1)
-    expect(lastOfBlock.connection).toBe(first.connection)
-    const between = recorded
-      .slice(at(first), at(lastOfBlock))
-      .filter((r) => r.connection === first.connection)
-    expect(between.some((r) => r.sql === 'COMMIT')).toBe(false)
+    // Each transactional migration's history record commits before the next migration begins,
+    // so that a lock one takes on x402_resources is held for that migration alone.
+    const transactional = migrationNames.filter((name) => name !== '005_add_openrouter_integration')
+    for (const [index, name] of transactional.slice(0, -1).entries()) {
+      const next = transactional[index + 1]!
+      const entry = historyInsert(recorded, name)
+      const nextEntry = historyInsert(recorded, next)
+      expect(entry.depth).toBe(1)
+      const between = recorded
+        .slice(at(entry), at(nextEntry))
+        .filter((r) => r.connection === entry.connection)
+      expect(
+        between.some((r) => r.sql === 'COMMIT'),
+        `${name} commits before ${next}`,
+      ).toBe(true)
+    }
 
     const concurrently = recorded.find((r) => r.sql.startsWith('CREATE INDEX CONCURRENTLY'))!
     expect(concurrently.depth).toBe(0)

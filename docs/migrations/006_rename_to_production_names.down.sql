@@ -227,8 +227,6 @@ SET LOCAL lock_timeout = '2000ms';
 
 SET LOCAL statement_timeout = '60000ms';
 
-LOCK TABLE x402_resources IN SHARE MODE;
-
 DO $not_null$
 DECLARE
   found bigint;

@@ -8,8 +8,6 @@ SET LOCAL lock_timeout = '2000ms';
 
 SET LOCAL statement_timeout = '60000ms';
 
-LOCK TABLE x402_resources IN SHARE MODE;
-
 COMMENT ON COLUMN x402_resources.openrouter_model_id IS
       'Model of an openrouter_instant resource, from x402_openrouter_models; set to null when the model leaves the catalog.';
 

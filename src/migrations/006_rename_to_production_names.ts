@@ -18,15 +18,12 @@ import { type Kysely, sql } from 'kysely'
  * the runner, as every transactional down is: it refuses while they hold values, or backs the
  * catalog up first with the data-loss opt-in.
  *
- * Catalog changes on the two small tables, in one short transaction. x402_resources is locked
- * first, against writes only (SHARE: reads go on), because an app's write takes it before the
- * catalog (the foreign key of openrouter_model_id): a migration that took the catalog first would
- * deadlock with a writer between the two, as 008 would in the same transaction (the runner runs
- * 006 to 008 in one). Writes to resources wait for those milliseconds.
+ * Catalog changes on the two small tables, in one short transaction of its own. It takes no lock
+ * on x402_resources that a write waits for (its COMMENT takes SHARE UPDATE EXCLUSIVE): an app's
+ * write, which takes x402_resources before the catalog (the foreign key of openrouter_model_id),
+ * waits for the catalog at most, and 006 never waits for it, so the two cannot deadlock.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  // lint:locks allow x402_resources: writes wait while the catalog's few hundred rows are checked, in milliseconds
-  await sql`LOCK TABLE x402_resources IN SHARE MODE`.execute(db)
   await sql`
     COMMENT ON COLUMN x402_resources.openrouter_model_id IS
       'Model of an openrouter_instant resource, from x402_openrouter_models; set to null when the model leaves the catalog.'
@@ -129,8 +126,6 @@ export async function up(db: Kysely<any>): Promise<void> {
  * row has none), production's columns, CHECK and indexes dropped.
  */
 export async function down(db: Kysely<any>): Promise<void> {
-  // x402_resources before the catalog again, for the same reason as in up.
-  await sql`LOCK TABLE x402_resources IN SHARE MODE`.execute(db)
   await sql`
 DO $not_null$
 DECLARE

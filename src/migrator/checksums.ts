@@ -51,6 +51,11 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'its down now also watches the tables of x402_migrations, where a trigger could delete ' +
       "the module's records unreported",
   },
+  '006_rename_to_production_names': {
+    '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':
+      'it locked x402_resources against writes for its whole transaction; it now runs in a ' +
+      'transaction of its own and takes no lock there that a write waits for',
+  },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':
       'its down now refuses where the user policy was changed or dropped since 007, instead of ' +

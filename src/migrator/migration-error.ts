@@ -14,7 +14,7 @@ export interface MigrationFailureContext {
   appliedBefore?: string[]
   /** Whether the failed migration ran in a transaction (then none of its steps stayed). */
   transactional?: boolean
-  /** Migrations of the failed one's transaction that ran before it, and were rolled back with it. */
+  /** Downs of the failed one's transaction that ran before it, and were rolled back with it. */
   rolledBackWith?: string[]
   /** How many times a migration that hit lock_timeout was tried. */
   attempts?: number
@@ -170,9 +170,7 @@ function describe(
           (context.rolledBackWith?.length
             ? `, and so ${context.rolledBackWith.length === 1 ? 'does' : 'do'} ${context.rolledBackWith.join(', ')}, whose down ran in the same transaction.`
             : '.')
-        : context.rolledBackWith?.length
-          ? `${failed.migrationName} was rolled back, and with it ${context.rolledBackWith.join(', ')}, of the same transaction.`
-          : `${failed.migrationName} was rolled back.`
+        : `${failed.migrationName} was rolled back.`
   const nextStep = isUnreachable(fields.code, fields.message)
     ? ' The connection to the database was lost: check that the server is up and reachable (DATABASE_URL), then run the migrations again.'
     : inTheWay

@@ -77,8 +77,8 @@ class ModuleMigrator extends Migrator {
 }
 
 /**
- * Applies every pending migration: each contiguous block of transactional migrations in one
- * transaction, and each migration that opts out of transactions on its own. Returns what it
+ * Applies every pending migration, each in a transaction of its own, or on a connection of its
+ * own where it opts out of transactions. Returns what it
  * applied; throws a {@link MigrationError} if a migration fails, which says what stayed applied.
  *
  * @example

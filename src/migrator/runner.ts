@@ -45,8 +45,10 @@ interface Step {
 
 /**
  * Runs the migrations that take the database to `target`. Under the migration lock, held for
- * the whole run, it reads the history, plans the steps, and runs each contiguous block of
- * transactional migrations in one transaction and each migration that opts out
+ * the whole run, it reads the history, plans the steps, and runs each transactional `up` in a
+ * transaction of its own (so that a lock it takes on a busy table is held for that migration
+ * alone), each contiguous run of transactional downs in one transaction (a rollback that refuses
+ * part-way leaves every migration applied), and each migration that opts out
  * (`config = { transaction: false }`) on a connection of its own, every block through Kysely's
  * Migrator. A migration that hits lock_timeout is tried again, with a doubling wait, up to
  * `settings.lockAttempts` times. Returns the results of the migrations it ran; throws
@@ -306,12 +308,13 @@ function contiguousBlocks(steps: Step[]): Step[][] {
   const blocks: Step[][] = []
   for (const next of steps) {
     const block = blocks.at(-1)
-    // A block runs one way: the down of a redo commits before its up starts.
+    // Only downs share a transaction; the down of a redo commits before its up starts.
     if (
       block &&
       block[0]!.transactional &&
       next.transactional &&
-      block[0]!.direction === next.direction
+      block[0]!.direction === 'Down' &&
+      next.direction === 'Down'
     )
       block.push(next)
     else blocks.push([next])
