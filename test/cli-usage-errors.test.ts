@@ -47,6 +47,7 @@ describe('usage errors of the command line', () => {
   it.each([
     [['list'], 'src/cli/migrate.ts', 'MIGRATION_LOCK_TIMEOUT_MS', 'soon'],
     [['latest'], 'src/cli/migrate.ts', 'MIGRATION_IDLE_TIMEOUT_MS', '0'],
+    [['latest'], 'src/cli/migrate.ts', 'MIGRATION_LOCK_ATTEMPTS', '0'],
     [['down'], 'src/cli/migrate.ts', 'MIGRATION_ALLOW_DATA_LOSS', 'yes'],
     [[], 'src/cli/lint-locks.ts', 'MIGRATION_LOCK_TIMEOUT_MS', '-1'],
   ])('refuses %s (%s) with %s=%s as a usage error', async (args, script, name, value) => {

@@ -37,6 +37,25 @@ describe('migration settings', () => {
     )
   })
 
+  // 0 tries would run nothing, so it cannot be what was meant.
+  it('refuses MIGRATION_LOCK_ATTEMPTS=0, and the option 0, with the accepted range', () => {
+    const range = 'outside what it accepts: a whole number from 1 to 100'
+    expect(() => migrationSettings({ env: { MIGRATION_LOCK_ATTEMPTS: '0' } })).toThrow(
+      `MIGRATION_LOCK_ATTEMPTS is 0, ${range}`,
+    )
+    expect(() => migrationSettings({ lockAttempts: 0 })).toThrow(
+      `MIGRATION_LOCK_ATTEMPTS is 0, ${range}`,
+    )
+    expect(() => migrationSettings({ lockAttempts: -1 })).toThrow(
+      `MIGRATION_LOCK_ATTEMPTS is -1, ${range}`,
+    )
+  })
+
+  // A first retry delay of 0 means what it says: the retries follow at once.
+  it('accepts MIGRATION_RETRY_DELAY_MS=0', () => {
+    expect(migrationSettings({ env: { MIGRATION_RETRY_DELAY_MS: '0' } }).retryDelayMs).toBe(0)
+  })
+
   it('refuses an explicit 0 option too', () => {
     expect(() => migrationSettings({ lockTimeoutMs: 0 })).toThrow(
       'MIGRATION_LOCK_TIMEOUT_MS is 0, which would mean no bound at all',

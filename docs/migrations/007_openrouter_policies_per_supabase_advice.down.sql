@@ -48,6 +48,10 @@ SET LOCAL lock_timeout = '2000ms';
 SET LOCAL statement_timeout = '60000ms';
 
 DO $$
+    DECLARE
+      comment text := (SELECT obj_description(oid, 'pg_policy') FROM pg_catalog.pg_policy
+                       WHERE polrelid = 'public.x402_user_openrouter_integrations'::regclass
+                         AND polname = 'Users can manage their own OpenRouter config');
     BEGIN
       IF NOT EXISTS (
         SELECT FROM pg_catalog.pg_policy p
@@ -66,15 +70,16 @@ DO $$
       ) THEN
         ALTER FUNCTION public.update_openrouter_integration_updated_at() RESET search_path;
       END IF;
+      DROP POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations;
+      CREATE POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations
+        FOR ALL
+        USING (auth.uid() = user_id)
+        WITH CHECK (auth.uid() = user_id);
+      IF comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations IS %L', comment);
+      END IF;
     END
     $$;
-
-DROP POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations;
-
-CREATE POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations
-    FOR ALL
-    USING (auth.uid() = user_id)
-    WITH CHECK (auth.uid() = user_id);
 
 -- Rolls it all back where the down deleted, changed, truncated, rewrote or dropped rows or values of a
 -- table that the guard did not back up: what no rehearsal foresaw (a trigger, a rule) is never committed.

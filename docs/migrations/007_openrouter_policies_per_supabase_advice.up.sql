@@ -8,12 +8,22 @@ SET LOCAL lock_timeout = '2000ms';
 
 SET LOCAL statement_timeout = '60000ms';
 
-DROP POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations;
-
-CREATE POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations
-    FOR ALL TO authenticated
-    USING ((select auth.uid()) = user_id)
-    WITH CHECK ((select auth.uid()) = user_id);
+DO $$
+    DECLARE
+      comment text := (SELECT obj_description(oid, 'pg_policy') FROM pg_catalog.pg_policy
+                       WHERE polrelid = 'public.x402_user_openrouter_integrations'::regclass
+                         AND polname = 'Users can manage their own OpenRouter config');
+    BEGIN
+      DROP POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations;
+      CREATE POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations
+        FOR ALL TO authenticated
+        USING ((select auth.uid()) = user_id)
+        WITH CHECK ((select auth.uid()) = user_id);
+      IF comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations IS %L', comment);
+      END IF;
+    END
+    $$;
 
 ALTER FUNCTION update_openrouter_integration_updated_at() SET search_path = '';
 

@@ -12,12 +12,24 @@ import { type Kysely, sql } from 'kysely'
  * only, in one short transaction.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await sql`DROP POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations`.execute(db)
+  // A comment production wrote on the policy stays with the new one.
   await sql`
-    CREATE POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations
-    FOR ALL TO authenticated
-    USING ((select auth.uid()) = user_id)
-    WITH CHECK ((select auth.uid()) = user_id)
+    DO $$
+    DECLARE
+      comment text := (SELECT obj_description(oid, 'pg_policy') FROM pg_catalog.pg_policy
+                       WHERE polrelid = 'public.x402_user_openrouter_integrations'::regclass
+                         AND polname = 'Users can manage their own OpenRouter config');
+    BEGIN
+      DROP POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations;
+      CREATE POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations
+        FOR ALL TO authenticated
+        USING ((select auth.uid()) = user_id)
+        WITH CHECK ((select auth.uid()) = user_id);
+      IF comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations IS %L', comment);
+      END IF;
+    END
+    $$
   `.execute(db)
   await sql`ALTER FUNCTION update_openrouter_integration_updated_at() SET search_path = ''`.execute(db)
 }
@@ -26,11 +38,15 @@ export async function up(db: Kysely<any>): Promise<void> {
  * Back to the policy and function as the plan wrote them, only where they are still as `up`
  * made them: a policy changed since (narrowed by hand, or dropped) is never replaced with the
  * plan's, which every role passes; the down refuses and changes nothing. A search_path set
- * since to something other than 007's empty one stays.
+ * since to something other than 007's empty one stays, and so does the policy's comment.
  */
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`
     DO $$
+    DECLARE
+      comment text := (SELECT obj_description(oid, 'pg_policy') FROM pg_catalog.pg_policy
+                       WHERE polrelid = 'public.x402_user_openrouter_integrations'::regclass
+                         AND polname = 'Users can manage their own OpenRouter config');
     BEGIN
       IF NOT EXISTS (
         SELECT FROM pg_catalog.pg_policy p
@@ -49,14 +65,15 @@ export async function down(db: Kysely<any>): Promise<void> {
       ) THEN
         ALTER FUNCTION public.update_openrouter_integration_updated_at() RESET search_path;
       END IF;
+      DROP POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations;
+      CREATE POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations
+        FOR ALL
+        USING (auth.uid() = user_id)
+        WITH CHECK (auth.uid() = user_id);
+      IF comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON POLICY "Users can manage their own OpenRouter config" ON public.x402_user_openrouter_integrations IS %L', comment);
+      END IF;
     END
     $$
-  `.execute(db)
-  await sql`DROP POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations`.execute(db)
-  await sql`
-    CREATE POLICY "Users can manage their own OpenRouter config" ON x402_user_openrouter_integrations
-    FOR ALL
-    USING (auth.uid() = user_id)
-    WITH CHECK (auth.uid() = user_id)
   `.execute(db)
 }

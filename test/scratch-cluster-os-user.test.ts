@@ -1,0 +1,138 @@
+import { execFileSync } from 'node:child_process'
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, dirname, join } from 'node:path'
+
+import pg from 'pg'
+import { describe, expect, it } from 'vitest'
+
+import { findPostgresBinaries, startScratchCluster } from '../src/rehearsal/scratch-cluster.js'
+
+// The target's code runs in the scratch cluster, and an escape from it gets the power of the OS
+// user that runs the cluster. Started by root, the cluster must run as a user that owns nothing
+// else: neither root nor `postgres`, which owns the machine's real clusters' files.
+
+const asRoot = process.getuid?.() === 0
+const canStartClusters = findPostgresBinaries().length > 0
+const skipped = !asRoot
+  ? ' (skipped: not run as root; the cluster runs as the current user)'
+  : !canStartClusters
+    ? ' (skipped: no PostgreSQL server binaries on this machine)'
+    : ''
+
+function uidOf(name: string): number | undefined {
+  try {
+    return Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim())
+  } catch {
+    return undefined
+  }
+}
+
+/** The real uid of process `pid`, from /proc. */
+function processUid(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((entry) => entry.startsWith('Uid:'))
+  return Number(line!.split(/\s+/)[1])
+}
+
+describe.skipIf(skipped !== '')(`a scratch cluster started by root${skipped}`, () => {
+  it('runs as an unprivileged user, neither root nor postgres, in folders only it reaches, removed after', async () => {
+    const cluster = await startScratchCluster()
+    let folders = { data: '', socket: '' }
+    try {
+      const client = new pg.Client({ connectionString: cluster.connectionString })
+      await client.connect()
+      let uid: number
+      try {
+        const { rows } = await client.query<{ data: string; socket: string; backend: number }>(
+          `SELECT current_setting('data_directory') AS data,
+                  current_setting('unix_socket_directories') AS socket,
+                  pg_backend_pid() AS backend`,
+        )
+        folders = rows[0]!
+        const postmaster = Number(
+          readFileSync(join(folders.data, 'postmaster.pid'), 'utf8').split('\n')[0],
+        )
+        uid = processUid(postmaster)
+        expect(uid).not.toBe(0)
+        expect(uid).not.toBe(uidOf('postgres'))
+        expect(processUid(rows[0]!.backend)).toBe(uid)
+      } finally {
+        await client.end()
+      }
+
+      for (const folder of [folders.data, folders.socket]) {
+        const stat = statSync(folder)
+        expect({ folder, uid: stat.uid, mode: stat.mode & 0o777 }).toEqual({
+          folder,
+          uid,
+          mode: 0o700,
+        })
+      }
+    } finally {
+      await cluster.stop()
+    }
+    expect(existsSync(folders.data)).toBe(false)
+    expect(existsSync(folders.socket)).toBe(false)
+  })
+
+  // Binaries in the npm package of a checkout under /root are out of nobody's reach: the cluster
+  // runs from a copy in its own folder. Stood in for here by a copy of the machine's binaries in
+  // a folder only root may enter.
+  const machine = findPostgresBinaries().find(({ bin }) => bin.startsWith('/usr/'))
+  it.skipIf(!machine)(
+    `runs binaries out of nobody's reach from a copy in its own folder, removed after${machine ? '' : ' (skipped: no server binaries under /usr to copy)'}`,
+    async () => {
+      const { bin: machineBin, major: machineMajor } = machine!
+      const hidden = mkdtempSync(join(tmpdir(), 'x402-root-only-'))
+      const bin = join(hidden, 'postgresql', 'bin')
+      cpSync(dirname(machineBin), join(hidden, 'postgresql'), {
+        recursive: true,
+        verbatimSymlinks: true,
+      })
+      const path = process.env.PATH
+      process.env.PATH = `${bin}${delimiter}${path ?? ''}`
+      try {
+        expect(findPostgresBinaries().find(({ major }) => major === machineMajor)?.bin).toBe(bin)
+        const cluster = await startScratchCluster({ major: machineMajor })
+        let data = ''
+        try {
+          const client = new pg.Client({ connectionString: cluster.connectionString })
+          await client.connect()
+          try {
+            const { rows } = await client.query<{ data: string }>(
+              `SELECT current_setting('data_directory') AS data`,
+            )
+            data = rows[0]!.data
+            const postmaster = Number(
+              readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0],
+            )
+            expect(processUid(postmaster)).not.toBe(0)
+            expect(processUid(postmaster)).not.toBe(uidOf('postgres'))
+            expect(readlinkSync(`/proc/${postmaster}/exe`)).toBe(
+              join(dirname(data), 'postgresql', 'bin', 'postgres'),
+            )
+          } finally {
+            await client.end()
+          }
+        } finally {
+          await cluster.stop()
+        }
+        expect(existsSync(dirname(data))).toBe(false)
+        expect(statSync(hidden).mode & 0o777).toBe(0o700)
+      } finally {
+        process.env.PATH = path
+        rmSync(hidden, { recursive: true, force: true })
+      }
+    },
+  )
+})
