@@ -56,8 +56,10 @@ it('has a completion check for the down of every migration that runs outside a t
     .filter(([, migration]) => !runsInTransaction(migration))
     .map(([name]) => name)
   expect(outside).toContain(MIGRATION_005)
-  for (const name of outside)
+  for (const name of outside) {
     expect(typeof (migrations[name] as ResumableDown).downDone, name).toBe('function')
+    expect(typeof (migrations[name] as ResumableDown).downBegun, name).toBe('function')
+  }
 })
 
 describe.each(testTargets)('a refused rollback on %s', (target) => {
@@ -207,6 +209,32 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
       expect(refusal.message).toMatch(/began earlier and is not complete/)
       await expectForwardRefused(db, connectionString)
       await migrateDown(db, { allowDataLoss: true, env: {} })
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
+        migrationsAfter(MIGRATION_002),
+      )
+      expect((await checkDrift(db)).ok).toBe(true)
+    })
+  })
+
+  it('killed in the middle, its mark then cleared by hand: forward still refuses, from what the schema shows', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_006)
+      await migrateDown(db) // 006
+      await withSessions(connectionString, async (session) => {
+        await interruptedAt(
+          connectionString,
+          await session('x402-test-observer'),
+          await session('x402-test-holder'),
+          'SELECT count(*) FROM x402_resources',
+          'DROP',
+          /VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check/,
+        )
+      })
+      // A "stale flag" cleared by hand: the half-reverted schema is still there.
+      await sql`UPDATE x402_migrations.kysely_migration SET reverting_since = NULL`.execute(db)
+      await expectForwardRefused(db, connectionString)
+      await migrateDown(db, { env: {} })
       expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
         migrationsAfter(MIGRATION_002),
       )

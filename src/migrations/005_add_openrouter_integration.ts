@@ -205,6 +205,19 @@ export async function downDone(db: Kysely<any>): Promise<boolean> {
 }
 
 /**
+ * Whether a step of `down` has committed: its first adds the CHECK that keeps the two columns
+ * empty, and its last drops them (and that CHECK with them). The runner migrates nothing forward
+ * from there, even where the history's mark of the rollback was removed.
+ */
+export async function downBegun(db: Kysely<any>): Promise<boolean> {
+  const { rows } = await sql<{ begun: boolean }>`
+    SELECT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
+                   AND conname = 'x402_resources_openrouter_rollback_check') AS begun
+  `.execute(db)
+  return rows[0]!.begun || (await downDone(db))
+}
+
+/**
  * The rows `down` deletes (moved to x402_backup with the data-loss opt-in), for the runner to
  * refuse before it begins while rows of other tables reference them through a foreign key.
  */

@@ -50,6 +50,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     e114a7e2eee8acd01025296ac2afb763c7e0fbf3b345d618c42eec7c37853c89:
       'its down now also watches the tables of x402_migrations, where a trigger could delete ' +
       "the module's records unreported",
+    b489895fca6ccba319ea5c5d65ec1114c83ebe566f7daa4a5ddf5c8291e19370:
+      'it now tells the runner from the schema that its rollback began (downBegun), so that no ' +
+      'run migrates forward from a half-removed 005 whose mark in the history was removed',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely'
-import type { Migration, MigrationProvider } from 'kysely/migration'
+import type { Migration, MigrationInfo, MigrationProvider } from 'kysely/migration'
 
 import { QueryError } from '../connection/query-error.js'
 import { refuseReferencedRows, type DeletedRows } from './down-guard.js'
@@ -11,12 +11,32 @@ import { runsInTransaction } from './provider.js'
  * rollback can be resumed: `downDone` tells that every step of its `down` has committed (the
  * history row is deleted after the last step, so a run interrupted between the two leaves the
  * migration recorded with its objects gone; the next rollback then records the end instead of
- * running steps that no longer apply), and `downDeletes` names the rows its `down` deletes
+ * running steps that no longer apply), `downBegun` that a step of it has committed (so that a
+ * half-done rollback is found from the schema, whatever the history's mark says), and `downDeletes` names the rows its `down` deletes
  * (see {@link refuseReferencedRows}). A transactional down needs neither: its rehearsal finds them.
  */
 export interface ResumableDown {
   downDone?: (db: Kysely<any>) => Promise<boolean>
+  downBegun?: (db: Kysely<any>) => Promise<boolean>
   downDeletes?: readonly DeletedRows[]
+}
+
+/**
+ * The newest applied migration if its rollback began (a step of its `down` committed) and did not
+ * finish, as its own `downBegun` tells; only the newest can have a rollback under way.
+ *
+ * @example
+ * ```ts
+ * const begun = await rollbackBegun(trx, await migrator.getMigrations())
+ * ```
+ */
+export async function rollbackBegun(
+  db: Kysely<any>,
+  migrations: readonly MigrationInfo[],
+): Promise<string | undefined> {
+  const newest = migrations.filter((m) => m.executedAt !== undefined).at(-1)
+  const begun = (newest?.migration as ResumableDown | undefined)?.downBegun
+  return newest && begun && (await begun(db)) ? newest.name : undefined
 }
 
 /**

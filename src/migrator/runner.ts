@@ -21,7 +21,7 @@ import {
   MigrationError,
   TransactionPoolerError,
 } from './migration-error.js'
-import { withResumableDowns } from './resumable-down.js'
+import { rollbackBegun, withResumableDowns } from './resumable-down.js'
 import { checkDown, DOWN_WATCH_SQL, guardDown } from './down-guard.js'
 import { assertRunnerDialect, type MigrationSession, withMigrationLock } from './lock.js'
 import { migrationProvider, runsInTransaction } from './provider.js'
@@ -75,24 +75,34 @@ export async function runMigrations(
     return await withMigrationLock(
       db,
       async (session) => {
-        const { migrations, history } = await bookkeeping(db, settings, session, async (trx) => ({
-          migrations: await kyselyMigrator(trx, settings).getMigrations(),
-          // Asked first: a query of a missing table would abort the transaction.
-          history: (await hasMigrationHistory(trx))
-            ? await readMigrationHistory(trx, { times: false })
-            : [],
-        }))
+        const { migrations, history, begun } = await bookkeeping(
+          db,
+          settings,
+          session,
+          async (trx) => {
+            const migrations = await kyselyMigrator(trx, settings).getMigrations()
+            return {
+              migrations,
+              // Asked first: a query of a missing table would abort the transaction.
+              history: (await hasMigrationHistory(trx))
+                ? await readMigrationHistory(trx, { times: false })
+                : [],
+              begun: await rollbackBegun(trx, migrations),
+            }
+          },
+        )
         const unknown = history.filter((entry) => !migrations.some((m) => m.name === entry.name))
         if (unknown.length > 0) throw new UnknownMigrationsError(unknown.map((entry) => entry.name))
         const steps = planSteps(migrations, target)
         // A rollback that began and did not finish: only the rollback itself may go on.
-        const interrupted = history.find((entry) => entry.reverting)
+        // The history marks it; where the mark was removed, the schema still shows it.
+        const interrupted = history.find((entry) => entry.reverting)?.name ?? begun
         if (
           interrupted &&
           (steps.some((step) => step.direction === 'Up') ||
-            (steps.length > 0 && steps[0]!.name !== interrupted.name))
+            (steps.length > 0 && steps[0]!.name !== interrupted))
         ) {
-          throw new InterruptedRollbackError(interrupted.name)
+          throw new InterruptedRollbackError(interrupted)
         }
         const outside = steps.filter((step) => !step.transactional).map((step) => step.name)
         if (session.transactionPooler && outside.length > 0)
