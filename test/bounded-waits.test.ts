@@ -42,6 +42,40 @@ describe('commands against a server that never answers', () => {
   )
 })
 
+describe('commands against a server that lets them in and then never answers', () => {
+  let stalled: UnansweringServer
+  beforeAll(async () => {
+    stalled = await unansweringServer('after-login')
+  })
+  afterAll(() => stalled.close())
+
+  // The first unanswered query ends the command, with the bound it hit: no later step waits again,
+  // and no step reports something else for it (such as servers it could not tell apart).
+  it.each([
+    ['lint:locks', [], 'src/cli/lint-locks.ts', { LINT_LOCKS_DATABASE_URL: 'server' }],
+    [
+      'migrate:plan',
+      [],
+      'src/cli/migrate-plan.ts',
+      { REHEARSAL_DATABASE_URL: 'server', DATABASE_URL: process.env.TEST_DATABASE_URL },
+    ],
+  ])(
+    '%s fails at the first query the server does not answer, naming query_timeout',
+    async (_name, args, script, variables) => {
+      const url = `${stalled.url}?query_timeout=1500`
+      const env = Object.fromEntries(
+        Object.entries(variables).map(([name, value]) => [name, value === 'server' ? url : value]),
+      )
+      const { code, stderr } = await cli(args, { ...env, ...NO_PASSWORD }, script)
+      expect({ code, stderr }).toEqual({
+        code: 1,
+        stderr: expect.stringMatching(/did not answer within 1500 ms \(query_timeout\)/),
+      })
+    },
+    90_000,
+  )
+})
+
 describe('a command whose URL has no password, against a server that asks for one', () => {
   let asking: UnansweringServer
   beforeAll(async () => {

@@ -42,3 +42,18 @@ export function errorCode(error: unknown): string | undefined {
 export function isSqlState(code: unknown): code is string {
   return typeof code === 'string' && /^([0-9][0-9A-Z]|F0|HV|P0|XX)[0-9A-Z]{3}$/.test(code)
 }
+
+/**
+ * For a `.catch` that passes over what the server refused (a statement answered with a SQLSTATE,
+ * such as a missing privilege) and nothing else: a connection lost or left unanswered rethrows,
+ * so that the work ends at the first bound it hits instead of waiting for the next one.
+ *
+ * @example
+ * ```ts
+ * await client.query('DROP ROLE x').catch(unlessRefused)
+ * ```
+ */
+export function unlessRefused(error: unknown): undefined {
+  if (isSqlState(errorCode(error))) return undefined
+  throw error
+}

@@ -2,7 +2,8 @@ import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
 import { checkConnectionString } from '../connection/connection-string.js'
-import { serverClientConfig } from '../connection/server-client-config.js'
+import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
+import { unlessRefused } from '../connection/sql-state.js'
 import { startScratchCluster } from './scratch-cluster.js'
 
 /**
@@ -65,21 +66,25 @@ export async function withRehearsalServer<T>(
 async function sameServer(db: Kysely<any>, other: string): Promise<'same' | 'other' | 'unknown'> {
   const client = new pg.Client(serverClientConfig(other))
   client.on('error', () => {})
-  await client.connect()
+  await client.connect().catch((error: unknown) => {
+    throw explainTimeout(error, other)
+  })
   try {
     for (const text of [
       'SELECT system_identifier::text AS id FROM pg_control_system()',
       'SELECT pg_postmaster_start_time()::text AS id',
     ]) {
+      // A query refused (no privilege to read it) leaves that side unknown; an unanswered one
+      // ends the rehearsal here, with its bound.
       const theirs = await client
         .query<{ id: string }>(text)
         .then(({ rows }) => rows[0]?.id ?? undefined)
-        .catch(() => undefined)
+        .catch((error: unknown) => unlessRefused(explainTimeout(error, other)))
       const ours = await sql
         .raw<{ id: string }>(text)
         .execute(db)
         .then(({ rows }) => rows[0]?.id ?? undefined)
-        .catch(() => undefined)
+        .catch(unlessRefused)
       if (theirs !== undefined && ours !== undefined) return theirs === ours ? 'same' : 'other'
     }
     return 'unknown'

@@ -5,6 +5,7 @@ import pg from 'pg'
 
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
 import { checkConnectionString } from '../connection/connection-string.js'
+import { unlessRefused } from '../connection/sql-state.js'
 
 /** Every scratch database's name starts so; a sweep touches no other database. */
 const PREFIX = 'x402_rehearsal_'
@@ -54,7 +55,7 @@ export interface ServerScratch {
  */
 export async function createServerScratch(server: string): Promise<ServerScratch> {
   checkConnectionString(server, "the rehearsal server's connection string")
-  await sweepScratchDatabases(server).catch(() => {})
+  await sweepScratchDatabases(server).catch(unlessRefused)
   let name: string | undefined
   const password = randomBytes(24).toString('base64url')
   let creating: Promise<unknown> = Promise.resolve()
@@ -183,7 +184,9 @@ async function withClient<T>(
     throw explainTimeout(error, connectionString)
   })
   try {
-    return await use(client)
+    return await use(client).catch((error: unknown) => {
+      throw explainTimeout(error, connectionString)
+    })
   } finally {
     await client.end()
   }

@@ -12,7 +12,8 @@ export interface UnansweringServer {
  * PostgreSQL's start-up: `'silent'` answers nothing at all (a server that hangs, a proxy in front
  * of a dead one); `'password'` asks for a cleartext password, as a server with password
  * authentication does, then waits for ever (PostgreSQL itself gives up after its
- * authentication_timeout, 60 s).
+ * authentication_timeout, 60 s); `'after-login'` lets the client in (no password), then answers
+ * no query (a server or proxy that stalls once connected).
  *
  * @example
  * ```ts
@@ -21,7 +22,9 @@ export interface UnansweringServer {
  * await server.close()
  * ```
  */
-export async function unansweringServer(mode: 'silent' | 'password'): Promise<UnansweringServer> {
+export async function unansweringServer(
+  mode: 'silent' | 'password' | 'after-login',
+): Promise<UnansweringServer> {
   const sockets = new Set<net.Socket>()
   const server = net.createServer((socket) => {
     sockets.add(socket)
@@ -30,6 +33,28 @@ export async function unansweringServer(mode: 'silent' | 'password'): Promise<Un
     if (mode === 'password') {
       // AuthenticationCleartextPassword: 'R', length 8, code 3.
       socket.once('data', () => socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3])))
+    }
+    if (mode === 'after-login') {
+      // pg sends no SSLRequest without ssl in the URL: its first packet is the start-up one.
+      // AuthenticationOk, the parameters pg reads, ReadyForQuery; then nothing more.
+      const parameter = (name: string, value: string) => {
+        const body = Buffer.from(`${name}\0${value}\0`)
+        const head = Buffer.alloc(5)
+        head[0] = 0x53
+        head.writeInt32BE(body.length + 4, 1)
+        return Buffer.concat([head, body])
+      }
+      socket.once('data', () =>
+        socket.write(
+          Buffer.concat([
+            Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]),
+            parameter('server_version', '15.8'),
+            parameter('client_encoding', 'UTF8'),
+            parameter('integer_datetimes', 'on'),
+            Buffer.from([0x5a, 0, 0, 0, 5, 0x49]),
+          ]),
+        ),
+      )
     }
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
