@@ -249,48 +249,6 @@ $unreported$;
 
 COMMIT;
 
-DO $count_rows$
-DECLARE
-  t record;
-  n bigint;
-  counts jsonb := '{}';
-BEGIN
-  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name
-             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg_%' AND ns.nspname <> 'information_schema'
-              AND has_table_privilege(c.oid, 'SELECT') LOOP
-    EXECUTE format('SELECT count(*) FROM %s', t.name) INTO n;
-    IF n > 0 THEN counts := counts || jsonb_build_object(t.oid::text, jsonb_build_array(n, t.name)); END IF;
-  END LOOP;
-  PERFORM set_config('x402.rows_005', counts::text, false);
-END
-$count_rows$;
-
-DROP INDEX CONCURRENTLY IF EXISTS idx_x402_resources_openrouter_model;
-
-DO $fewer_rows$
-DECLARE
-  w record;
-  n bigint;
-  lost text[] := '{}';
-BEGIN
-  FOR w IN SELECT k, v FROM jsonb_each(coalesce(nullif(current_setting('x402.rows_005', true), ''), '{}')::jsonb) AS e(k, v) LOOP
-    IF NOT EXISTS (SELECT FROM pg_class WHERE oid = w.k::oid) THEN
-      lost := lost || format('%s: dropped, with %s row(s)', w.v ->> 1, w.v ->> 0);
-      CONTINUE;
-    END IF;
-    EXECUTE format('SELECT count(*) FROM %s', w.k::oid::regclass) INTO n;
-    IF n < (w.v ->> 0)::bigint THEN
-      lost := lost || format('%s: %s row(s) deleted', w.v ->> 1, (w.v ->> 0)::bigint - n);
-    END IF;
-  END LOOP;
-  PERFORM set_config('x402.rows_005', '', false);
-  IF cardinality(lost) > 0 THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: while it dropped an index, outside a transaction, something else deleted rows it did not report: %. They cannot be rolled back from here: restore them from a backup of the database, and run the rollback again once nothing deletes rows with its statements.', array_to_string(lost, '; ');
-  END IF;
-END
-$fewer_rows$;
-
 BEGIN;
 
 DO $keep_or_refuse$
@@ -408,6 +366,9 @@ $presence$;
 DROP TABLE IF EXISTS user_openrouter_integrations;
 
 DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at();
+
+-- squawk-ignore require-concurrent-index-deletion
+      DROP INDEX IF EXISTS idx_x402_resources_openrouter_model;
 
 ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN IF EXISTS openrouter_model_id;
 

@@ -244,9 +244,10 @@ export const downDeletes = [
  *      both NOT VALID, so that nothing new arrives in what is to be dropped;
  *   2. VALIDATE both: SHARE UPDATE EXCLUSIVE, writes go on. A row written between the check and
  *      the constraints makes it fail, with that row still there;
- *   3. DROP INDEX CONCURRENTLY;
- *   4. one transaction: the keys table is locked and checked again (a user may have stored a key
- *      during 2 and 3), then the catalog-only drops.
+ *   3. one transaction: the keys table is locked and checked again (a user may have stored a key
+ *      during 2), then the catalog-only drops, the index among them. Not DROP INDEX CONCURRENTLY:
+ *      it would be the one statement outside a transaction, whose event triggers nothing could
+ *      roll back, and the drop of the columns takes ACCESS EXCLUSIVE on x402_resources anyway.
  */
 export async function down(db: Kysely<any>): Promise<void> {
   await db.transaction().execute(async (trx) => {
@@ -269,11 +270,6 @@ export async function down(db: Kysely<any>): Promise<void> {
     await sql`ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check`.execute(trx)
     await refuseUnreported(trx)
   })
-  // No transaction to roll back, yet an event trigger fires in it: rows counted before and after.
-  await countRows(db)
-  await sql`DROP INDEX CONCURRENTLY IF EXISTS idx_x402_resources_openrouter_model`.execute(db)
-  await refuseFewerRows(db)
-
   await db.transaction().execute(async (trx) => {
     await keepOrRefuse(trx, 'keys')
     await notePresence(trx)
@@ -281,6 +277,10 @@ export async function down(db: Kysely<any>): Promise<void> {
     await sql`DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at()`.execute(trx)
     // Last, as in up: ACCESS EXCLUSIVE on x402_resources for as short a time as it can. The
     // rollback CHECK goes with the columns.
+    await sql`
+      -- squawk-ignore require-concurrent-index-deletion
+      DROP INDEX IF EXISTS idx_x402_resources_openrouter_model
+    `.execute(trx)
     await sql`ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN IF EXISTS openrouter_model_id`.execute(trx)
     await refuseUnreported(trx)
   })
@@ -329,62 +329,6 @@ BEGIN
   PERFORM set_config('x402.present_005', noted::text, true);
 END
 $presence$
-  `.execute(db)
-}
-
-/**
- * The rows of each table that holds any, by oid, in the session's setting `x402.rows_005`, for
- * {@link refuseFewerRows} after a step that cannot run in a transaction.
- */
-async function countRows(db: Kysely<any>): Promise<void> {
-  await sql`
-DO $count_rows$
-DECLARE
-  t record;
-  n bigint;
-  counts jsonb := '{}';
-BEGIN
-  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name
-             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname <> 'information_schema'
-              AND has_table_privilege(c.oid, 'SELECT') LOOP
-    EXECUTE format('SELECT count(*) FROM %s', t.name) INTO n;
-    IF n > 0 THEN counts := counts || jsonb_build_object(t.oid::text, jsonb_build_array(n, t.name)); END IF;
-  END LOOP;
-  PERFORM set_config('x402.rows_005', counts::text, false);
-END
-$count_rows$
-  `.execute(db)
-}
-
-/**
- * After a step outside a transaction: a table counted by {@link countRows} that is gone or holds
- * fewer rows lost them to something else (an event trigger): the rollback stops there, named.
- */
-async function refuseFewerRows(db: Kysely<any>): Promise<void> {
-  await sql`
-DO $fewer_rows$
-DECLARE
-  w record;
-  n bigint;
-  lost text[] := '{}';
-BEGIN
-  FOR w IN SELECT k, v FROM jsonb_each(coalesce(nullif(current_setting('x402.rows_005', true), ''), '{}')::jsonb) AS e(k, v) LOOP
-    IF NOT EXISTS (SELECT FROM pg_class WHERE oid = w.k::oid) THEN
-      lost := lost || format('%s: dropped, with %s row(s)', w.v ->> 1, w.v ->> 0);
-      CONTINUE;
-    END IF;
-    EXECUTE format('SELECT count(*) FROM %s', w.k::oid::regclass) INTO n;
-    IF n < (w.v ->> 0)::bigint THEN
-      lost := lost || format('%s: %s row(s) deleted', w.v ->> 1, (w.v ->> 0)::bigint - n);
-    END IF;
-  END LOOP;
-  PERFORM set_config('x402.rows_005', '', false);
-  IF cardinality(lost) > 0 THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: while it dropped an index, outside a transaction, something else deleted rows it did not report: %. They cannot be rolled back from here: restore them from a backup of the database, and run the rollback again once nothing deletes rows with its statements.', array_to_string(lost, '; ');
-  END IF;
-END
-$fewer_rows$
   `.execute(db)
 }
 
