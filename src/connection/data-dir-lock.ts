@@ -67,31 +67,43 @@ export const MAX_LOCK_FILE_BYTES = 4096
  * byte, what was found stale, and is stale still: two processes taking over the same stale lock
  * cannot remove each other's fresh one.
  *
+ * A holder that went unrefreshed that long (stopped, in another pid namespace) has lost the
+ * folder, and may run again: `assertHeld` tells, before each thing it writes (see openPglite).
+ * Each lock holds a random token of its own, so that a lock this process makes later (another
+ * createDb() on the folder, once the one that took it over has gone) is not taken for the lost one.
+ *
  * @example
  * ```ts
  * const release = lockDataDir('.data/pglite') // throws while another process has it open
+ * release.assertHeld() // throws once the lock is gone or another process's
  * release()
  * ```
  */
 export function lockDataDir(
   dataDir: string,
   { log = (line: string) => console.error(line) }: { log?: (line: string) => void } = {},
-): () => void {
+): DataDirLock {
   mkdirSync(dataDir, { recursive: true })
   const folder = realpathSync(dataDir)
   const lockFile = join(folder, LOCK_FILE_NAME)
+  const content = `${OWN_LOCK}${randomBytes(8).toString('hex')}\n`
   for (let attempt = 0; attempt < 50; attempt++) {
-    if (tryCreate(lockFile)) {
-      const refresher = refreshLock(lockFile, OWN_LOCK)
+    if (tryCreate(lockFile, content)) {
+      const refresher = refreshLock(lockFile, content)
+      let lost: string | undefined
       const release = () => {
         process.removeListener('exit', release)
         void refresher.terminate()
-        // Only a lock that is still this process's own is removed.
-        if (isOwnLock(readLock(lockFile))) rmSync(lockFile, { force: true })
+        // Only this lock is removed, never what took its place.
+        if (lost === undefined && readLock(lockFile) === content) rmSync(lockFile, { force: true })
+      }
+      const assertHeld = () => {
+        lost ??= lostBecause(folder, lockFile, content)
+        if (lost !== undefined) throw new Error(lost)
       }
       // A process that exits without destroying its Kysely instance still frees the folder.
       process.on('exit', release)
-      return release
+      return Object.assign(release, { assertHeld })
     }
     const seen = readLock(lockFile)
     // Released (or taken over) between the two steps: claim it again. Never a reason to remove
@@ -148,6 +160,59 @@ export function lockDataDir(
 }
 
 /**
+ * A claimed folder: called, it gives the folder back. `assertHeld()` throws, saying what
+ * happened and what to do, once its lock file is gone or holds another lock: another process
+ * took the folder over, and this one must write nothing more there. Once lost, always lost.
+ */
+export type DataDirLock = (() => void) & { assertHeld(): void }
+
+/**
+ * Why `lockFile` is no longer this process's lock (`content`), for the error of each statement
+ * refused; undefined while it is. One small read: it runs before each statement.
+ */
+function lostBecause(folder: string, lockFile: string, content: string): string | undefined {
+  let found: string | undefined
+  try {
+    found = readLock(lockFile)
+  } catch (error) {
+    found = `unreadable: ${(error as Error).message}`
+  }
+  if (found === content) return undefined
+  const after =
+    `Nothing more is written to the folder by this process: this statement and every later one through ` +
+    `this database fail, and destroy() lets it go without closing it (a close would write this process's ` +
+    `state over the folder); what it had not committed is lost. Destroy this database, and open the folder ` +
+    `again with createDb(), which refuses it while the other process holds it, as it refuses any opener.`
+  const why =
+    `this process went unrefreshed for over ${LOCK_STALE_AFTER_MS / 1000} s (stopped, or starved, with a ` +
+    'pid that process could not check: another pid namespace or host)'
+  if (found === undefined)
+    return (
+      `The embedded database at ${folder} is no longer this process's: its lock file is gone, removed by a ` +
+      `process that took the folder over because ${why} and has since released it, or by hand. ${after}`
+    )
+  if (found.startsWith('unreadable: '))
+    return `The embedded database at ${folder} is no longer this process's: its lock file ${lockFile} is ${found}. ${after}`
+  const holder = pidIn(found) ?? '(no pid)'
+  const made = createdAt(lockFile)
+  return (
+    `The embedded database at ${folder} is no longer this process's: it was taken over by process ${holder} ` +
+    `on ${shownShortOnTerminal(placeIn(found))}${made ? ` (its lock file was made at ${made})` : ''}, ` +
+    `because ${why}. ${after}`
+  )
+}
+
+/** When `file` was made, as an ISO time, where the file system records it. */
+function createdAt(file: string): string | undefined {
+  try {
+    const { birthtimeMs } = lstatSync(file)
+    return birthtimeMs > 0 ? new Date(birthtimeMs).toISOString() : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * Sets the mtime of `lockFile` to the current time every LOCK_REFRESH_MS while it holds `content`
  * (this process's lock), from a worker thread that does not keep the process alive.
  */
@@ -194,10 +259,10 @@ function ageMs(file: string): number | undefined {
   }
 }
 
-/** Creates `lockFile` holding this process's pid, atomically; false when it exists. */
-function tryCreate(lockFile: string): boolean {
+/** Creates `lockFile` holding `content` (this process's pid first), atomically; false when it exists. */
+function tryCreate(lockFile: string, content = OWN_LOCK): boolean {
   const draft = `${lockFile}.${process.pid}.${randomBytes(4).toString('hex')}`
-  writeFileSync(draft, OWN_LOCK, { flag: 'wx' })
+  writeFileSync(draft, content, { flag: 'wx' })
   try {
     linkSync(draft, lockFile)
     return true
@@ -312,7 +377,10 @@ const BOOT = (() => {
   }
 })()
 
-/** What this process's lock file holds: its pid, its place, and when it started (startOf). */
+/**
+ * What this process's lock files begin with: its pid, its place, and when it started (startOf).
+ * Each lock adds a token of its own (lockDataDir); the takeover lock holds this alone.
+ */
 const OWN_LOCK = `${process.pid}\n${PLACE}\n${startOf(process.pid) ?? ''}\n`
 
 /** The place a lock file names (its second line); a lock without one is taken as this place's. */

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 
 import type { PGlite } from '@electric-sql/pglite'
 
-import { lockDataDir } from './data-dir-lock.js'
+import { type DataDirLock, lockDataDir } from './data-dir-lock.js'
 import { PgliteMissingError } from './pglite-missing-error.js'
 import { IN_MEMORY } from './in-memory.js'
 import { pgliteVersion, readTemplate, writeTemplate } from './template-cache.js'
@@ -29,7 +29,7 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
     return new PGlite({ ...options, loadDataDir: await (template ?? emptyClusterTemplate)() })
 
   mkdirSync(dataDir, { recursive: true })
-  const release = lockDataDir(dataDir)
+  const lock = lockDataDir(dataDir)
   try {
     if (existsSync(join(dataDir, 'PG_VERSION')) && !shutDownCleanly(dataDir)) {
       // Left open by a process that ended without close(): on the recovery that follows, PGlite
@@ -57,14 +57,56 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
       }
     }
     const pglite = new PGlite(dataDir, options)
-    // Kysely's destroy() closes the instance: that is when the folder is free again.
-    const close = pglite.close.bind(pglite)
-    pglite.close = () => close().finally(release)
+    fenceWrites(pglite, lock)
     return pglite
   } catch (error) {
-    release()
+    lock()
     throw error
   }
+}
+
+/**
+ * Makes `pglite` write nothing more to its folder once `lock` is lost (another process took the
+ * folder over, see lockDataDir). PGlite on a Node folder writes through to its files as it runs
+ * (Emscripten's NODEFS: its WAL at each commit, its pages when evicted), and close() shuts
+ * PostgreSQL down, which checkpoints: its pages and pg_control, over the new holder's. So the lock
+ * is checked before each protocol message PGlite runs (execProtocolRawSync, which every query,
+ * exec and transaction of PGlite goes through, the module's and embeddedDatabase()'s alike), and a
+ * lost instance is never closed, only let go. Only a simple BEGIN, and the Sync after it, pass
+ * unchecked: they write nothing, and Kysely's PGlite driver waits for ever on a transaction whose
+ * BEGIN failed; the first statement in the transaction is refused instead.
+ */
+function fenceWrites(pglite: PGlite, lock: DataDirLock): void {
+  const run = pglite.execProtocolRawSync.bind(pglite)
+  let afterBegin = false
+  pglite.execProtocolRawSync = (message: Uint8Array) => {
+    const unchecked = isSimpleBegin(message) || (afterBegin && message[0] === SYNC)
+    afterBegin = isSimpleBegin(message)
+    if (!unchecked) lock.assertHeld()
+    return run(message)
+  }
+  // Kysely's destroy() closes the instance: that is when the folder is free again.
+  const close = pglite.close.bind(pglite)
+  pglite.close = async () => {
+    try {
+      lock.assertHeld()
+    } catch {
+      lock()
+      return
+    }
+    await close().finally(lock)
+  }
+}
+
+const SYNC = 'S'.charCodeAt(0)
+
+/** The protocol message of PGlite's `exec('BEGIN')`: a simple query, 'Q', of the text BEGIN. */
+const SIMPLE_BEGIN = Uint8Array.from([0x51, 0, 0, 0, 10, ...Buffer.from('BEGIN\0', 'latin1')])
+
+function isSimpleBegin(message: Uint8Array): boolean {
+  return (
+    message.length === SIMPLE_BEGIN.length && message.every((byte, i) => byte === SIMPLE_BEGIN[i])
+  )
 }
 
 /**
