@@ -50,6 +50,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     e114a7e2eee8acd01025296ac2afb763c7e0fbf3b345d618c42eec7c37853c89:
       'its down now also watches the tables of x402_migrations, where a trigger could delete ' +
       "the module's records unreported",
+    b489895fca6ccba319ea5c5d65ec1114c83ebe566f7daa4a5ddf5c8291e19370:
+      'its down now also rolls back where a backup in x402_backup does not hold the rows moved ' +
+      'into it (an event trigger emptied it or swallowed its inserts)',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':
