@@ -24,6 +24,9 @@ DECLARE
   covered text[] := '{}';
   backup text;
   backups text[] := '{}';
+  copied jsonb := '{}';
+  held bigint;
+  unkept text[] := '{}';
   stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
 BEGIN
   -- Writes wait until the transaction ends: nothing arrives between the counts and the down.
@@ -46,8 +49,26 @@ BEGIN
   IF 'public.x402_resources' = ANY (concerned) THEN
     backup := '000_x402_resources_' || stamp;
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, 'public.x402_resources');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    copied := copied || jsonb_build_object(format('x402_backup.%I', backup), n);
     backups := backups || format('x402_backup.%I', backup);
     covered := covered || to_regclass('public.x402_resources')::oid::text;
+  END IF;
+  -- An event trigger can empty, fill or drop a new table as it is made: a backup that does not
+  -- hold what was copied into it would report as kept what the down then destroys.
+  FOR backup, n IN SELECT key, value::bigint FROM jsonb_each_text(copied) LOOP
+    IF to_regclass(backup) IS NULL THEN
+      unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %s', backup) INTO held;
+    IF held <> n THEN unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup, held, n); END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'Rolling back 000_baseline_x402_resources stopped before the down: its backups in schema x402_backup do not hold what was copied into them (a trigger, a rule or an event trigger changed them): ' ||
+      array_to_string(unkept, '; ') ||
+      '. Nothing was changed (it was rolled back). Keep 000_baseline_x402_resources, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.';
   END IF;
   -- The runner reports the backups from here, and the check after the down skips what they hold.
   PERFORM set_config('x402.backups', array_to_json(backups)::text, true);

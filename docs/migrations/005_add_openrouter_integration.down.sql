@@ -30,6 +30,10 @@ DECLARE
   unreported text;
   counted jsonb;
   storage jsonb;
+  backup text;
+  moved bigint;
+  held bigint;
+  unkept text[] := '{}';
 BEGIN
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
@@ -80,6 +84,25 @@ BEGIN
     EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
                    'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id) '
                    'INSERT INTO x402_backup.%I SELECT * FROM old', '005_x402_resources_' || stamp);
+  END IF;
+  -- An event trigger can empty, fill or drop a new table as it is made, or give it a trigger that
+  -- swallows inserts: the rows would be deleted here and reported as backed up. Each backup must
+  -- hold what was moved into it, counted once both are made (a later one's event trigger could
+  -- empty the first).
+  FOR backup, moved IN SELECT m.t, m.n FROM (VALUES ('005_user_openrouter_integrations_' || stamp, keys),
+                                                   ('005_x402_resources_' || stamp, instant + configured)) AS m(t, n)
+                        WHERE m.n > 0 LOOP
+    IF to_regclass(format('x402_backup.%I', backup)) IS NULL THEN
+      unkept := unkept || format('x402_backup.%I was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM x402_backup.%I', backup) INTO held;
+    IF held <> moved THEN
+      unkept := unkept || format('x402_backup.%I holds %s row(s), not the %s moved into it', backup, held, moved);
+    END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: its backups in schema x402_backup do not hold the rows moved into them (a trigger, a rule or an event trigger changed them): %. %. Keep 005, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.', array_to_string(unkept, '; '), 'Nothing was changed (it was rolled back)';
   END IF;
   -- What the server counted in this block against what was moved: instant rows deleted,
   -- configured ones changed. Its counters also hold earlier statements of the session that it
@@ -262,6 +285,10 @@ DECLARE
   unreported text;
   counted jsonb;
   storage jsonb;
+  backup text;
+  moved bigint;
+  held bigint;
+  unkept text[] := '{}';
 BEGIN
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
@@ -312,6 +339,25 @@ BEGIN
     EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
                    'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id) '
                    'INSERT INTO x402_backup.%I SELECT * FROM old', '005_x402_resources_' || stamp);
+  END IF;
+  -- An event trigger can empty, fill or drop a new table as it is made, or give it a trigger that
+  -- swallows inserts: the rows would be deleted here and reported as backed up. Each backup must
+  -- hold what was moved into it, counted once both are made (a later one's event trigger could
+  -- empty the first).
+  FOR backup, moved IN SELECT m.t, m.n FROM (VALUES ('005_user_openrouter_integrations_' || stamp, keys),
+                                                   ('005_x402_resources_' || stamp, instant + configured)) AS m(t, n)
+                        WHERE m.n > 0 LOOP
+    IF to_regclass(format('x402_backup.%I', backup)) IS NULL THEN
+      unkept := unkept || format('x402_backup.%I was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM x402_backup.%I', backup) INTO held;
+    IF held <> moved THEN
+      unkept := unkept || format('x402_backup.%I holds %s row(s), not the %s moved into it', backup, held, moved);
+    END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: its backups in schema x402_backup do not hold the rows moved into them (a trigger, a rule or an event trigger changed them): %. %. Keep 005, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.', array_to_string(unkept, '; '), 'This step was rolled back: the keys stored while the rollback ran are still there, and nothing that holds data was dropped';
   END IF;
   -- What the server counted in this block against what was moved: instant rows deleted,
   -- configured ones changed. Its counters also hold earlier statements of the session that it

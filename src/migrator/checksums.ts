@@ -51,11 +51,16 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'its down now also watches the tables of x402_migrations, where a trigger could delete ' +
       "the module's records unreported",
     b489895fca6ccba319ea5c5d65ec1114c83ebe566f7daa4a5ddf5c8291e19370:
-      'it now tells the runner from the schema that its rollback began (downBegun), so that no ' +
-      'run migrates forward from a half-removed 005 whose mark in the history was removed',
+      'its down now also rolls back where a backup in x402_backup does not hold the rows moved ' +
+      'into it (an event trigger emptied it or swallowed its inserts), drops its index in its last ' +
+      'transaction, and tells the runner from the schema that its rollback began (downBegun)',
     '91c4cb41c3d7c69d01d8704637753cd2b3612107814ac203b827055726363098':
       'its down now drops its index in its last transaction, where what an event trigger changes ' +
-      'is checked and rolled back, instead of concurrently outside one',
+      'is checked and rolled back, instead of concurrently outside one, and rolls back where a ' +
+      'backup in x402_backup does not hold the rows moved into it',
+    '19900ea85f0b1b08ea97384cc9577439dc968107b24523c02daa44e2a5d19297':
+      'its down now also rolls back where a backup in x402_backup does not hold the rows moved ' +
+      'into it (an event trigger emptied it or swallowed its inserts)',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':

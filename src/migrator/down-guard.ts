@@ -233,6 +233,8 @@ export function downGuardSql(
     `  IF ${literal(table.name)} = ANY (concerned) THEN`,
     `    backup := ${literal(prefixes.get(table.oid)!)} || stamp;`,
     `    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, ${literal(table.name)});`,
+    '    GET DIAGNOSTICS n = ROW_COUNT;',
+    "    copied := copied || jsonb_build_object(format('x402_backup.%I', backup), n);",
     `    backups := backups || format('x402_backup.%I', backup);`,
     `    covered := covered || to_regclass(${literal(table.name)})::oid::text;`,
     '  END IF;',
@@ -247,6 +249,15 @@ export function downGuardSql(
         'to schema x402_backup first.',
     ),
   ].join(' ||\n      ')
+  const unkeptMessage = [
+    literal(
+      `Rolling back ${name} stopped before the down: its backups in schema x402_backup do not hold what was copied into them (a trigger, a rule or an event trigger changed them): `,
+    ),
+    "array_to_string(unkept, '; ')",
+    literal(
+      `. Nothing was changed (it was rolled back). Keep ${name}, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.`,
+    ),
+  ].join(' ||\n      ')
   const body = [
     'DECLARE',
     '  n bigint;',
@@ -255,6 +266,9 @@ export function downGuardSql(
     "  covered text[] := '{}';",
     '  backup text;',
     "  backups text[] := '{}';",
+    "  copied jsonb := '{}';",
+    '  held bigint;',
+    "  unkept text[] := '{}';",
     `  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', '${STAMP_FORMAT}');`,
     'BEGIN',
     ...(options.transactional
@@ -272,6 +286,20 @@ export function downGuardSql(
     '  END IF;',
     '  CREATE SCHEMA IF NOT EXISTS x402_backup;',
     ...backups,
+    // Counted once all are made: an event trigger of a later copy could empty an earlier one too.
+    '  -- An event trigger can empty, fill or drop a new table as it is made: a backup that does not',
+    '  -- hold what was copied into it would report as kept what the down then destroys.',
+    '  FOR backup, n IN SELECT key, value::bigint FROM jsonb_each_text(copied) LOOP',
+    '    IF to_regclass(backup) IS NULL THEN',
+    "      unkept := unkept || format('%s was dropped', backup);",
+    '      CONTINUE;',
+    '    END IF;',
+    "    EXECUTE format('SELECT count(*) FROM %s', backup) INTO held;",
+    "    IF held <> n THEN unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup, held, n); END IF;",
+    '  END LOOP;',
+    '  IF cardinality(unkept) > 0 THEN',
+    `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =\n      ${unkeptMessage};`,
+    '  END IF;',
     '  -- The runner reports the backups from here, and the check after the down skips what they hold.',
     "  PERFORM set_config('x402.backups', array_to_json(backups)::text, true);",
     "  PERFORM set_config('x402.down_covered', array_to_json(covered)::text, true);",

@@ -1,0 +1,279 @@
+import { type Kysely, sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+
+import {
+  exportMigrationSql,
+  MigrationError,
+  migrateDown,
+  migrateTo,
+  migrationStatus,
+} from '../src/tooling.js'
+import { createModel, createResource, createUser } from './support/fixtures.js'
+import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
+import { testTargets, useTestDatabase } from './support/test-database.js'
+
+// A backup that the opt-in reports must hold what was copied or moved into it: an event trigger
+// that empties a new table of x402_backup, or makes it swallow its inserts, would otherwise turn
+// "backed up" into "deleted". Before COMMIT each backup is counted against what went into it,
+// and the down rolls back, naming it; later statements of the down are watched for it too.
+
+async function backupTables(db: Kysely<any>, like: string): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`
+    SELECT table_name AS name FROM information_schema.tables
+    WHERE table_schema = 'x402_backup' AND table_name LIKE ${like} ORDER BY 1
+  `.execute(db)
+  return rows.map((row) => row.name)
+}
+
+async function applied(db: Kysely<any>): Promise<string[]> {
+  return (await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)
+}
+
+async function count(db: Kysely<any>, from: string): Promise<number> {
+  const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM ${sql.raw(from)}`.execute(db)
+  return Number(rows[0]!.n)
+}
+
+/**
+ * An event trigger that runs `action` (a format() string, %s the table) on each table that a
+ * statement tagged `tag` creates in x402_backup whose qualified name is LIKE `like`.
+ */
+async function onNewBackups(
+  db: Kysely<any>,
+  action: string,
+  like = '%',
+  tag = 'CREATE TABLE AS',
+): Promise<void> {
+  await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+  await sql`CREATE OR REPLACE FUNCTION swallow() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN RETURN NULL; END $fn$`.execute(
+    db,
+  )
+  await sql
+    .raw(
+      `CREATE OR REPLACE FUNCTION hostile() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+      DECLARE r record;
+      BEGIN
+        FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
+                  WHERE schema_name = 'x402_backup' AND object_type = 'table' AND object_identity LIKE ${literal(like)} LOOP
+          EXECUTE format(${literal(action)}, r.object_identity);
+        END LOOP;
+      END $fn$`,
+    )
+    .execute(db)
+  await sql
+    .raw(
+      `CREATE EVENT TRIGGER hostile ON ddl_command_end WHEN TAG IN (${literal(tag)}) EXECUTE FUNCTION hostile()`,
+    )
+    .execute(db)
+}
+
+/** An event trigger that deletes every row of x402_backup's tables after each `tag` statement. */
+async function emptyBackupsOn(db: Kysely<any>, tag: string): Promise<void> {
+  await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+  await sql
+    .raw(
+      `CREATE OR REPLACE FUNCTION hostile() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+      DECLARE r record;
+      BEGIN
+        FOR r IN SELECT format('%I.%I', table_schema, table_name) AS name FROM information_schema.tables
+                  WHERE table_schema = 'x402_backup' LOOP
+          EXECUTE format('DELETE FROM %s', r.name);
+        END LOOP;
+      END $fn$`,
+    )
+    .execute(db)
+  await sql
+    .raw(
+      `CREATE EVENT TRIGGER hostile ON ddl_command_end WHEN TAG IN (${literal(tag)}) EXECUTE FUNCTION hostile()`,
+    )
+    .execute(db)
+}
+
+function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`
+}
+
+/** The exported script, statement by statement as a client sends it; the error it ended with. */
+async function runScript(db: Kysely<any>, script: string): Promise<unknown> {
+  return db
+    .connection()
+    .execute(async (connection) => {
+      try {
+        for (const statement of script.split(/;\n\n/)) await sql.raw(statement).execute(connection)
+      } finally {
+        await sql`ROLLBACK`.execute(connection).catch(() => {})
+        await sql`RESET ALL`.execute(connection).catch(() => {})
+      }
+    })
+    .then(
+      () => undefined,
+      (caught: unknown) => caught,
+    )
+}
+
+function messageOf(error: unknown): string {
+  expect(error).toBeInstanceOf(Error)
+  return String((error as Error).message)
+}
+
+/** 002 applied, no hostile event trigger, and three Claude keys stored. */
+async function seedClaude(db: Kysely<any>): Promise<void> {
+  await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+  await migrateTo(db, MIGRATION_002)
+  await sql`DELETE FROM x402_user_claude_configs`.execute(db)
+  for (let i = 0; i < 3; i++) {
+    const user = await createUser(db)
+    await sql`INSERT INTO x402_user_claude_configs (user_id, api_key_encrypted) VALUES (${user}, 'aa:bb')`.execute(
+      db,
+    )
+  }
+}
+
+describe.each(testTargets)(
+  'a backup of the generic guard emptied as it is made on %s',
+  (target) => {
+    const database = useTestDatabase(target, MIGRATION_002)
+
+    async function refusedAndIntact(db: Kysely<any>, error: unknown, rows: number): Promise<void> {
+      const message = messageOf(error)
+      expect(message).toMatch(
+        /x402_backup\."002_x402_user_claude_configs_\d{8}T\d{9}" holds 0 row\(s\), not the 3/,
+      )
+      expect(message).toContain('Nothing was changed')
+      expect(await applied(db)).toContain(MIGRATION_002)
+      expect(await count(db, 'x402_user_claude_configs')).toBe(rows)
+      expect(await backupTables(db, '002_%')).toEqual([])
+    }
+
+    it('by the runner: rolls the down back, naming the backup', async () => {
+      const { db } = database
+      await seedClaude(db)
+      await onNewBackups(db, 'DELETE FROM %s')
+      try {
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (caught: unknown) => caught,
+        )
+        expect(error).toBeInstanceOf(MigrationError)
+        await refusedAndIntact(db, error, 3)
+      } finally {
+        await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+      }
+    })
+
+    it("by the down's own statements after the copy: rolls the down back, naming the backup", async () => {
+      const { db } = database
+      await seedClaude(db)
+      await emptyBackupsOn(db, 'DROP TABLE')
+      try {
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (caught: unknown) => caught,
+        )
+        expect(messageOf(error)).toMatch(
+          /table x402_backup\."002_x402_user_claude_configs_\d{8}T\d{9}": 3 row\(s\) deleted/,
+        )
+        expect(await applied(db)).toContain(MIGRATION_002)
+        expect(await count(db, 'x402_user_claude_configs')).toBe(3)
+      } finally {
+        await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+      }
+    })
+
+    // Last: a script that went through leaves the history as it was, with 002's table gone.
+    it('by the exported script: rolls it back, naming the backup', async () => {
+      const { db } = database
+      await seedClaude(db)
+      const script = (await exportMigrationSql(MIGRATION_002, 'down')).replace(
+        'x402.allow_data_loss = off',
+        'x402.allow_data_loss = on',
+      )
+      await onNewBackups(db, 'DELETE FROM %s')
+      try {
+        const error = await runScript(db, script)
+        await refusedAndIntact(db, (error as Error | undefined)?.cause ?? error, 3)
+      } finally {
+        await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+      }
+    })
+  },
+)
+
+describe.each(testTargets)(
+  "005's backups emptied as its down moves rows into them on %s",
+  (target) => {
+    const database = useTestDatabase(target, MIGRATION_005)
+
+    /** 005 applied, no hostile event trigger, and a stored key and an openrouter_instant resource. */
+    async function seed005(db: Kysely<any>): Promise<void> {
+      await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+      await migrateTo(db, MIGRATION_005)
+      const user = await createUser(db)
+      await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${user}, 'v2:k:n:c:t')`.execute(
+        db,
+      )
+      await createResource(db, {
+        resource_type: 'openrouter_instant',
+        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+      })
+    }
+
+    const instant = "x402_resources WHERE resource_type = 'openrouter_instant'"
+
+    it.each([
+      [
+        'the keys',
+        'x402_backup."005_user_openrouter_integrations_%',
+        '005_user_openrouter_integrations',
+      ],
+      ['the resources', 'x402_backup."005_x402_resources_%', '005_x402_resources'],
+    ])(
+      'a trigger that swallows the inserts into %s: rolls the down back, naming the backup; nothing changes',
+      async (_, like, backup) => {
+        const { db } = database
+        await seed005(db)
+        const keys = await count(db, 'user_openrouter_integrations')
+        const resources = await count(db, instant)
+        await onNewBackups(
+          db,
+          'CREATE TRIGGER swallow BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION swallow()',
+          like,
+        )
+        try {
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (caught: unknown) => caught,
+          )
+          const message = messageOf(error)
+          expect(message).toMatch(
+            new RegExp(`x402_backup\\."${backup}_\\d{8}T\\d{9}" holds 0 row\\(s\\), not the \\d+`),
+          )
+          expect(message).toContain('Nothing was changed')
+          expect(await applied(db)).toContain(MIGRATION_005)
+          expect(await count(db, 'user_openrouter_integrations')).toBe(keys)
+          expect(await count(db, instant)).toBe(resources)
+          expect(await backupTables(db, '005_%')).toEqual([])
+        } finally {
+          await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+        }
+      },
+    )
+
+    it("rows deleted from its backups by the down's later statements roll that step back, named", async () => {
+      const { db } = database
+      await seed005(db)
+      const keys = await count(db, 'user_openrouter_integrations')
+      await emptyBackupsOn(db, 'ALTER TABLE')
+      try {
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (caught: unknown) => caught,
+        )
+        expect(messageOf(error)).toMatch(
+          /x402_backup\."005_user_openrouter_integrations_\d{8}T\d{9}": rows deleted/,
+        )
+        expect(await applied(db)).toContain(MIGRATION_005)
+        expect(await count(db, 'user_openrouter_integrations')).toBe(keys)
+      } finally {
+        await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+      }
+    })
+  },
+)
