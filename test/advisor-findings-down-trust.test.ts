@@ -106,6 +106,52 @@ describe.each(testTargets)('008’s down on %s', (target) => {
     expect(await applied()).toContain(MIGRATION_008)
   })
 
+  it('refuses a record that is not one row under its primary key: a forged second row is never read', async () => {
+    const { db } = database
+    await migrateTo(db, MIGRATION_007).catch(() => {})
+    await sql`DROP TABLE IF EXISTS x402_migrations.prior_state_008`.execute(db)
+    await sql`DELETE FROM x402_migrations.kysely_migration WHERE name = ${MIGRATION_008}`.execute(
+      db,
+    )
+    await restorePlanShapes()
+    await migrateUp(db)
+    // As production adopted: RLS on before 008, the Claude policy hardened by hand.
+    await sql`
+      UPDATE x402_migrations.prior_state_008
+      SET resources_rls = true, models_rls = true, claude_policy = 'advised', claude_search_path_set = false
+    `.execute(db)
+    const policy = await claudePolicyShape()
+    await sql`ALTER TABLE x402_migrations.prior_state_008 DROP CONSTRAINT prior_state_008_pkey`.execute(
+      db,
+    )
+
+    // Without its primary key, even one row is refused: nothing keeps a second one out.
+    const alone = (await migrateDown(db).catch((error: unknown) => error)) as Error
+    expect(alone).toBeInstanceOf(Error)
+    expect(alone.message).toMatch(/x402_migrations\.prior_state_008\b.*primary key/)
+
+    await sql`
+      INSERT INTO x402_migrations.prior_state_008 VALUES (${MIGRATION_008}, false, false, 'plan', true)
+    `.execute(db)
+    // The genuine row moves behind the forged one in the heap.
+    await sql`UPDATE x402_migrations.prior_state_008 SET models_rls = models_rls WHERE claude_policy = 'advised'`.execute(
+      db,
+    )
+    const twoRows = (await migrateDown(db).catch((error: unknown) => error)) as Error
+    expect(twoRows).toBeInstanceOf(Error)
+    expect(twoRows.message).toMatch(/x402_migrations\.prior_state_008\b/)
+    expect(twoRows.message).toMatch(/2 rows|primary key/)
+    expect(twoRows.message).not.toMatch(/query returned more than one row/)
+    expect(await rowSecurity('x402_resources')).toBe(true)
+    expect(await rowSecurity('x402_openrouter_models')).toBe(true)
+    expect(await claudePolicyShape()).toBe(policy)
+    expect(await applied()).toContain(MIGRATION_008)
+
+    // The record as 008 wrote it, for the tests that follow.
+    await sql`DELETE FROM x402_migrations.prior_state_008 WHERE claude_policy = 'plan'`.execute(db)
+    await sql`ALTER TABLE x402_migrations.prior_state_008 ADD PRIMARY KEY (migration)`.execute(db)
+  })
+
   it('says what is missing when its record was deleted', async () => {
     const { db } = database
     await sql`DELETE FROM x402_migrations.prior_state_008`.execute(db)

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { migrationNames } from '../src/migrations/index.js'
 import { EXIT_NOTE } from '../src/cli/run-command.js'
-import { migrateToLatest } from '../src/tooling.js'
+import { createDb, migrateToLatest } from '../src/tooling.js'
 import { cli, cliEnv, lines } from './support/cli.js'
 import { ALL_MIGRATIONS } from './support/migration-names.js'
 import { createTestDatabase, type TestDatabase, testTargets } from './support/test-database.js'
@@ -379,6 +379,75 @@ describe.each(testTargets)(
     })
   },
 )
+
+// The history's primary key is what keeps each migration recorded once: without it, a second
+// row of a name would be read as whichever comes first, by Kysely's Migrator as by the module.
+describe.each(testTargets)('a history without its primary key, on %s', (target) => {
+  let database: TestDatabase
+  let env: NodeJS.ProcessEnv
+  const newest = migrationNames.at(-1)!
+
+  const historyRows = async () => {
+    const db = createDb(database.location)
+    try {
+      const { rows } = await sql<{
+        name: string
+      }>`SELECT name FROM x402_migrations.kysely_migration ORDER BY name`.execute(db)
+      return rows.map(({ name }) => name)
+    } finally {
+      await db.destroy()
+    }
+  }
+
+  beforeAll(async () => {
+    database = await createTestDatabase(target, {}, 'latest')
+    await migrateToLatest(database.db)
+    await sql`ALTER TABLE x402_migrations.kysely_migration DROP CONSTRAINT kysely_migration_pkey`.execute(
+      database.db,
+    )
+    await database.db.destroy()
+    env = cliEnv(database.location)
+  })
+  afterAll(async () => {
+    await database.destroy()
+  })
+
+  it('migrate:down refuses, naming the missing primary key and how to restore it', async () => {
+    const down = await cli(['down'], env)
+    expect(down.code).toBe(1)
+    expect(down.stderr).toMatch(
+      /x402_migrations\.kysely_migration has no primary key on name.*ADD PRIMARY KEY \(name\)/,
+    )
+    expect(await historyRows()).toEqual(migrationNames)
+  })
+
+  it('migrate:down refuses a name recorded twice, and migrate:check reports it as drift', async () => {
+    const db = createDb(database.location)
+    try {
+      await sql`INSERT INTO x402_migrations.kysely_migration SELECT * FROM x402_migrations.kysely_migration WHERE name = ${newest}`.execute(
+        db,
+      )
+    } finally {
+      await db.destroy()
+    }
+    const before = await historyRows()
+
+    const down = await cli(['down'], env)
+    expect(down.code).toBe(1)
+    expect(down.stderr).not.toMatch(/TypeError|Cannot read properties/)
+    expect(down.stderr).toMatch(
+      new RegExp(`x402_migrations\\.kysely_migration records ${newest} twice`),
+    )
+    expect(down.stderr).not.toMatch(/\b(DELETE|DROP|TRUNCATE)\b/)
+    expect(await historyRows()).toEqual(before)
+
+    const check = await cli(['check'], env)
+    expect(check.code).toBe(3)
+    expect(check.stdout + check.stderr).toMatch(
+      new RegExp(`x402_migrations\\.kysely_migration records ${newest} twice`),
+    )
+  })
+})
 
 describe('the "Database:" line', () => {
   it.each([

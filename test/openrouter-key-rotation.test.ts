@@ -86,15 +86,16 @@ describe.each(testTargets)(`rotating ${ROWS} stored OpenRouter keys on %s`, (tar
   it("writes nothing when the key id confirmed is not the current secret's (a typo in the new secret)", async () => {
     const before = await storedKeys()
     const typo = new IntegrationCipher({ current: `${NEW_SECRET}x`, previous: [OLD_SECRET] })
-    await expect(
-      rotateOpenRouterKeys(database.db, {
-        cipher: typo,
-        keyId: rotating.currentKeyId,
-        batchSize: BATCH_SIZE,
-      }),
-    ).rejects.toThrow(
-      `The current secret has key id ${typo.currentKeyId}, not ${rotating.currentKeyId} as confirmed`,
+    const refusal = rotateOpenRouterKeys(database.db, {
+      cipher: typo,
+      keyId: rotating.currentKeyId,
+      batchSize: BATCH_SIZE,
+    })
+    await expect(refusal).rejects.toThrow(
+      `INTEGRATION_ENCRYPTION_SECRET does not match the confirmed key id ${rotating.currentKeyId}`,
     )
+    // The refused secret's own key id, confirmed next time, would pass the check.
+    await expect(refusal).rejects.not.toThrow(typo.currentKeyId)
     expect(await storedKeys()).toEqual(before)
   })
 

@@ -90,16 +90,20 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
 
     const mismatch = await rotateKeys(['--key-id', NEW_KEY_ID], typo)
     expect(mismatch.code).toBe(1)
-    // Both key ids, each named for what it is: the one confirmed, and the one the secret has.
+    // Never the key id of the secret being checked: pasted back into --key-id, it would pass the
+    // check and rewrite every key under a secret the app does not have.
     const typoKeyId = new IntegrationCipher({
       current: typo.INTEGRATION_ENCRYPTION_SECRET,
       previous: [],
     }).currentKeyId
+    expect(mismatch.stderr).not.toContain(typoKeyId)
     expect(mismatch.stderr).toMatch(
       new RegExp(
-        `^keys:rotate failed: The current secret has key id ${typoKeyId}, not ${NEW_KEY_ID} as confirmed: it is not the secret the app runs with`,
+        `^keys:rotate failed: INTEGRATION_ENCRYPTION_SECRET does not match the confirmed key id ${NEW_KEY_ID}: it is not the secret the app runs with`,
       ),
     )
+    expect(mismatch.stderr).toContain('IntegrationCipher.currentKeyId')
+    expect(mismatch.stderr).toContain('docs/integration-keys.md')
     expect(mismatch.stderr).not.toContain(typo.INTEGRATION_ENCRYPTION_SECRET)
     expect(mismatch.stderr).toContain('Nothing was written.')
     expect(await storedKeys()).toEqual(before)
@@ -115,7 +119,7 @@ describe.each(testTargets)('the keys:rotate command on %s', (target) => {
     // The same key id in capitals is the same key id: proven against the secret, not refused as malformed.
     const capitals = await rotateKeys(['--key-id', NEW_KEY_ID.toUpperCase()], typo)
     expect(capitals.code).toBe(1)
-    expect(capitals.stderr).toContain(`not ${NEW_KEY_ID} as confirmed`)
+    expect(capitals.stderr).toContain(`does not match the confirmed key id ${NEW_KEY_ID}:`)
     expect(await storedKeys()).toEqual(before)
   })
 

@@ -27,9 +27,10 @@ describe.each(testTargets)('the no-op start-up on %s', (target) => {
         applied: [],
       })
       expect(statements).toHaveLength(1)
-      // The names, and in the same statement whether a rollback was interrupted (the marker).
+      // The names, and in the same statement whether a rollback was interrupted (the marker) and
+      // whether the table still has the primary key that keeps each name to one row.
       expect(statements[0]).toMatch(
-        /^\s*SELECT name, \(to_jsonb\(m\) ->> \$1\) IS NOT NULL AS reverting FROM "x402_migrations"."kysely_migration" m\s*$/,
+        /^\s*SELECT name, \(to_jsonb\(m\) ->> \$1\) IS NOT NULL AS reverting, EXISTS \(SELECT FROM pg_catalog\.pg_constraint[^]*AS keyed FROM "x402_migrations"."kysely_migration" m\s*$/,
       )
     })
   })

@@ -50,6 +50,7 @@ SET LOCAL statement_timeout = '60000ms';
 DO $$
     DECLARE
       prior jsonb;
+      record_rows bigint;
       policy text := (
   SELECT CASE
     WHEN p.oid IS NULL THEN 'absent'
@@ -68,7 +69,23 @@ DO $$
                        WHERE polrelid = 'public.x402_user_claude_configs'::regclass
                          AND polname = 'Users can manage their own Claude config');
     BEGIN
+      -- One row, kept to one by its primary key and to known values by its checks, as up made
+      -- it: of two rows, whichever came first would be read, and a forged one could win.
       IF to_regclass('x402_migrations.prior_state_008') IS NOT NULL THEN
+        IF (SELECT count(*) FROM pg_catalog.pg_constraint
+            WHERE conrelid = 'x402_migrations.prior_state_008'::regclass AND convalidated
+              AND pg_catalog.pg_get_constraintdef(oid) IN (
+                'PRIMARY KEY (migration)',
+                'CHECK ((migration = ''008_close_supabase_advisor_findings''::text))',
+                'CHECK ((claude_policy = ANY (ARRAY[''plan''::text, ''advised''::text, ''other''::text, ''absent''::text])))'))
+           <> 3
+           OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = 'x402_migrations.prior_state_008'::regclass) <> 'r' THEN
+          RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: x402_migrations.prior_state_008 is not the table 008 made: its primary key (migration) or its CHECK constraints on migration and claude_policy were dropped or changed, so it cannot be trusted to hold one row of what 008 found. Nothing was changed. Keep 008 applied, or write the record again as docs/rollback.md describes.';
+        END IF;
+        SELECT count(*) INTO record_rows FROM x402_migrations.prior_state_008;
+        IF record_rows > 1 THEN
+          RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: x402_migrations.prior_state_008 has % rows, where 008 writes one: it was edited, and which row is what 008 found cannot be told. Nothing was changed. Keep 008 applied, or write the record again as docs/rollback.md describes.', record_rows;
+        END IF;
         SELECT to_jsonb(p) INTO prior FROM x402_migrations.prior_state_008 p;
       END IF;
       IF prior IS NULL THEN

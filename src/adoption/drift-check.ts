@@ -10,7 +10,11 @@ import {
   readMigrationChecksums,
   type RecordedChecksum,
 } from '../migrator/checksums.js'
-import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
+import {
+  hasMigrationHistory,
+  historyDisagreements,
+  inspectMigrationHistory,
+} from '../migrator/history.js'
 import { formatSchemaDiff, type SchemaDiff } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
 import type { ProductionObjectRecord } from '../schema/rules.js'
@@ -98,16 +102,20 @@ export async function checkDrift(
   db: Kysely<any>,
   options: DriftCheckOptions = {},
 ): Promise<DriftReport> {
-  const applied = await recordedMigrationNames(db)
+  const { entries, problems } = (await hasMigrationHistory(db))
+    ? await inspectMigrationHistory(db, { times: false })
+    : { entries: [], problems: [] }
+  const applied = entries.map((entry) => entry.name)
   const known = migrationNames
-  const history = historyDisagreements(applied)
+  const history = [...problems, ...historyDisagreements(applied)]
   const migrationName = known.filter((name) => applied.includes(name)).at(-1)
   if (migrationName === undefined) {
     history.push(
       'no migration is recorded as applied: run `npm run migrate:latest`, or adopt a hand-built database with `npm run migrate:baseline -- <name>`',
     )
   }
-  const rollback = await interruptedRollback(db)
+  // Read through the history, which refuses one it cannot trust: that is reported above already.
+  const rollback = problems.length > 0 ? undefined : await interruptedRollback(db)
   if (rollback !== undefined)
     history.unshift(`${rollback.charAt(0).toUpperCase()}${rollback.slice(1)}.`)
   const productionObjects = await readProductionObjects(db)

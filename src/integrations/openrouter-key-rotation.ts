@@ -1,6 +1,15 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+
 import { type Kysely, sql } from 'kysely'
 
+import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { DEFAULT_IDLE_TIMEOUT_MS } from '../migrator/lock.js'
+import { retryDelayMs } from '../migrator/retry-delay.js'
+import {
+  DEFAULT_LOCK_ATTEMPTS,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_RETRY_DELAY_MS,
+} from '../migrator/settings.js'
 import { asService } from '../supabase/request-context.js'
 import type { DB } from '../types/database.js'
 import {
@@ -28,6 +37,16 @@ export interface KeyRotationOptions {
   keyId: string
   /** Rows read and re-encrypted per transaction, 1 to 10,000; 500 by default. */
   batchSize?: number
+  /**
+   * lock_timeout of each batch, in ms: a batch that meets a row held by another transaction gives
+   * up its own row locks after this long, instead of holding them, and with them the app's writes
+   * of those keys, until the holder ends. 2000 by default, as a migration's.
+   */
+  lockTimeoutMs?: number
+  /** How many times a batch that hit lock_timeout is tried in all; 5 by default. */
+  lockAttempts?: number
+  /** The wait before a batch's first retry, in ms; it doubles on each retry. 1000 by default. */
+  retryDelayMs?: number
   /** Stops the run after the batch in progress; the report then says `complete: false`. */
   signal?: AbortSignal
   /** Called after each committed batch with the totals so far. */
@@ -88,9 +107,25 @@ export async function rotateOpenRouterKeys(
     failed: [],
     complete: false,
   }
+  for (const [name, value, min, max] of [
+    ['lockTimeoutMs', options.lockTimeoutMs, 1, 2_147_483_647],
+    ['lockAttempts', options.lockAttempts, 1, 100],
+    ['retryDelayMs', options.retryDelayMs, 0, 600_000],
+  ] as const) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < min || value > max)) {
+      throw new RangeError(
+        `The rotation's ${name} must be a whole number from ${min} to ${max}, not ${value}.`,
+      )
+    }
+  }
+  const locking = {
+    timeoutMs: options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+    attempts: options.lockAttempts ?? DEFAULT_LOCK_ATTEMPTS,
+    retryDelayMs: options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS,
+  }
   let after: string | undefined
   while (!signal?.aborted) {
-    const batch = await asService(db, (trx) => rotateBatch(trx, cipher, after, batchSize))
+    const batch = await rotateBatchWithRetries(db, cipher, after, batchSize, locking)
     report.scanned += batch.scanned
     report.rotated += batch.rotated
     report.alreadyCurrent += batch.alreadyCurrent
@@ -114,18 +149,96 @@ interface BatchOutcome extends Omit<KeyRotationReport, 'complete'> {
   lastUserId: string | undefined
 }
 
+interface BatchLocking {
+  timeoutMs: number
+  attempts: number
+  retryDelayMs: number
+}
+
+/**
+ * One batch, tried again after a wait while it hits lock_timeout. A try that hit it was rolled
+ * back as a whole, so a retry, or giving up, leaves every earlier batch rotated and this one as it
+ * was.
+ */
+async function rotateBatchWithRetries(
+  db: Kysely<DB>,
+  cipher: IntegrationCipher,
+  after: string | undefined,
+  batchSize: number,
+  locking: BatchLocking,
+): Promise<BatchOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await asService(db, (trx) =>
+        rotateBatch(trx, cipher, after, batchSize, locking.timeoutMs),
+      )
+    } catch (error) {
+      if (errorCode(error) !== SQLSTATE.lockNotAvailable) throw error
+      if (attempt >= locking.attempts) {
+        throw await batchLockError(db, after, batchSize, locking, error)
+      }
+      await sleep(retryDelayMs(locking.retryDelayMs, attempt))
+    }
+  }
+}
+
+/** The batch that could not lock its rows, with the rows held by others, and what to do. */
+async function batchLockError(
+  db: Kysely<DB>,
+  after: string | undefined,
+  batchSize: number,
+  locking: BatchLocking,
+  cause: unknown,
+): Promise<Error> {
+  let held = 'one of its rows'
+  try {
+    // The rows another transaction holds are the ones SKIP LOCKED leaves out; the rows it takes
+    // are released at once, when this transaction ends.
+    const { rows } = await asService(db, async (trx) => {
+      await sql`SELECT set_config('lock_timeout', ${String(locking.timeoutMs)}, true)`.execute(trx)
+      return sql<{ user_id: string }>`
+        WITH batch AS (
+          SELECT user_id FROM x402_user_openrouter_integrations
+          WHERE ${after === undefined ? sql`true` : sql`user_id > ${after}::uuid`}
+          ORDER BY user_id LIMIT ${batchSize}
+        ), free AS (
+          SELECT user_id FROM x402_user_openrouter_integrations
+          WHERE user_id IN (SELECT user_id FROM batch)
+          FOR NO KEY UPDATE SKIP LOCKED
+        )
+        SELECT user_id FROM batch WHERE user_id NOT IN (SELECT user_id FROM free) ORDER BY user_id
+      `.execute(trx)
+    })
+    if (rows.length > 0)
+      held = `the key row of ${rows.map((row) => `user ${row.user_id}`).join(', ')}`
+  } catch {
+    // The error below still says which batch stopped, and what to do.
+  }
+  return new Error(
+    `The key rotation stopped: the batch of up to ${batchSize} keys ${after === undefined ? 'from the first user' : `after user ${after}`} ` +
+      `could not lock its rows within lock_timeout (${locking.timeoutMs} ms), in ${locking.attempts} attempts: ` +
+      `another transaction holds ${held} (an app request, or a session left open in a transaction; ` +
+      'pg_stat_activity shows it, state "idle in transaction" or a long-running query). ' +
+      'Every batch before it is rotated and readable; this batch wrote nothing. ' +
+      'Run keys:rotate again once that transaction has ended: it goes on with the keys not yet rotated.',
+    { cause },
+  )
+}
+
 async function rotateBatch(
   trx: Kysely<DB>,
   cipher: IntegrationCipher,
   after: string | undefined,
   batchSize: number,
+  lockTimeoutMs: number,
 ): Promise<BatchOutcome> {
   // A client that stops between the UPDATE and the COMMIT (a stopped process, a stalled network
   // path) would hold the batch's row locks for as long as its connection lives: the server ends
-  // such a transaction, and the app's writes of those keys go on.
-  await sql`SELECT set_config('idle_in_transaction_session_timeout', ${String(DEFAULT_IDLE_TIMEOUT_MS)}, true)`.execute(
-    trx,
-  )
+  // such a transaction, and the app's writes of those keys go on. A row held by another
+  // transaction would make the UPDATE wait holding the rows it locked already, and the app's
+  // writes of those keys with it: the batch gives up after lock_timeout instead.
+  await sql`SELECT set_config('idle_in_transaction_session_timeout', ${String(DEFAULT_IDLE_TIMEOUT_MS)}, true),
+    set_config('lock_timeout', ${String(lockTimeoutMs)}, true)`.execute(trx)
   const rows = await trx
     .selectFrom('x402_user_openrouter_integrations')
     .select(['user_id', 'encrypted_api_key'])

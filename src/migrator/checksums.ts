@@ -78,6 +78,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     '04ffbc1594795986db63b42d82260eba5dc43936706ccaa929acb57b97e3715d':
       'its down ran policy text stored in x402_migrations.prior_state_008; it now keeps a record ' +
       'it checks and never runs, and leaves a Claude policy of another shape or name alone',
+    '34922deba8f8a38916d81e3d1f7777c6c4ec9aae639fdfd34abeda6eacd8274a':
+      'its down now refuses a record of more than one row, or without its primary key and checks, ' +
+      'instead of reading whichever row came first',
   },
 }
 

@@ -24,11 +24,27 @@ export interface HistoryEntry {
 }
 
 /**
+ * A history that cannot be read as one row per migration: a name recorded twice, or a table
+ * without the primary key that keeps each name to one row. Nothing may be run on it, because
+ * which row is the migration's record cannot be told.
+ */
+export class MigrationHistoryError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(
+      `The migration history cannot be trusted: ${problems.join('; ')}. ` +
+        'Find out what wrote the table (another tool, a restore run twice, an edit by hand) before changing it.',
+    )
+    this.name = 'MigrationHistoryError'
+  }
+}
+
+/**
  * Reads the migration history in one query: the recorded migrations, sorted by name; none where
  * the table does not exist (nothing was ever recorded). Every reader of the history goes through
  * here. With `times: false` it reads the names alone, which is start-up's one cheap question.
  * A missing table is learned from the failed query, so it must not run inside a transaction
- * that has to survive (use {@link recordedMigrationNames} there).
+ * that has to survive (use {@link recordedMigrationNames} there). Throws
+ * {@link MigrationHistoryError} for a name recorded twice or a table without its primary key.
  *
  * @example
  * ```ts
@@ -39,29 +55,71 @@ export async function readMigrationHistory(
   db: Kysely<any>,
   options: { times?: boolean } = {},
 ): Promise<HistoryEntry[]> {
+  const { entries, problems } = await inspectMigrationHistory(db, options)
+  if (problems.length > 0) throw new MigrationHistoryError(problems)
+  return entries
+}
+
+/**
+ * The history as {@link readMigrationHistory} reads it, each name once, with what makes it
+ * untrustworthy said instead of thrown: for a report (migrate:check) that lists it as drift.
+ *
+ * @example
+ * ```ts
+ * const { problems } = await inspectMigrationHistory(db) // ['x402_migrations.kysely_migration records … twice …']
+ * ```
+ */
+export async function inspectMigrationHistory(
+  db: Kysely<any>,
+  options: { times?: boolean } = {},
+): Promise<{ entries: HistoryEntry[]; problems: string[] }> {
   const times = options.times ?? true
+  let rows: Array<{ name: string; timestamp?: string | Date; reverting: boolean; keyed: boolean }>
   try {
     // to_jsonb(m) reads the marker column where it exists and null where it was never added, so
     // the same one query answers on every history table.
     const reverting = sql`(to_jsonb(m) ->> ${REVERTING_COLUMN}) IS NOT NULL`
-    const { rows } = times
-      ? await sql<{ name: string; timestamp: string | Date; reverting: boolean }>`
-          SELECT name, timestamp, ${reverting} AS reverting FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} m
+    // Kysely's Migrator creates the table with this key: without it, nothing keeps a name to one row.
+    const keyed = sql`EXISTS (SELECT FROM pg_catalog.pg_constraint
+      WHERE conrelid = ${MIGRATION_HISTORY_TABLE}::regclass AND contype = 'p'
+        AND pg_catalog.pg_get_constraintdef(oid) = 'PRIMARY KEY (name)')`
+    ;({ rows } = times
+      ? await sql<{ name: string; timestamp: string | Date; reverting: boolean; keyed: boolean }>`
+          SELECT name, timestamp, ${reverting} AS reverting, ${keyed} AS keyed FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} m
         `.execute(db)
-      : await sql<{ name: string; timestamp?: undefined; reverting: boolean }>`
-          SELECT name, ${reverting} AS reverting FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} m
-        `.execute(db)
-    return rows
-      .map((row) => ({
-        name: row.name,
-        appliedAt: new Date(row.timestamp ?? Number.NaN),
-        reverting: row.reverting,
-      }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      : await sql<{ name: string; reverting: boolean; keyed: boolean }>`
+          SELECT name, ${reverting} AS reverting, ${keyed} AS keyed FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} m
+        `.execute(db))
   } catch (error) {
-    if (errorCode(error) === SQLSTATE.undefinedTable) return []
+    if (errorCode(error) === SQLSTATE.undefinedTable) return { entries: [], problems: [] }
     throw error
   }
+  const problems: string[] = []
+  const counts = new Map<string, number>()
+  for (const { name } of rows) counts.set(name, (counts.get(name) ?? 0) + 1)
+  const repeated = [...counts].filter(([, count]) => count > 1)
+  if (repeated.length > 0) {
+    problems.push(
+      `${MIGRATION_HISTORY_TABLE} records ${repeated
+        .map(([name, count]) => `${name} ${count === 2 ? 'twice' : `${count} times`}`)
+        .join(', ')}, where each migration has one row: which row is its record cannot be told`,
+    )
+  }
+  if (rows.length > 0 && !rows[0]!.keyed) {
+    problems.push(
+      `${MIGRATION_HISTORY_TABLE} has no primary key on name, which keeps each migration to one row: ` +
+        `once each name is recorded once, restore it with ALTER TABLE ${MIGRATION_HISTORY_TABLE} ADD PRIMARY KEY (name)`,
+    )
+  }
+  // Each name once, so that a report on such a history still compares the right schema.
+  const entries = [...new Map(rows.map((row) => [row.name, row])).values()]
+    .map((row) => ({
+      name: row.name,
+      appliedAt: new Date(row.timestamp ?? Number.NaN),
+      reverting: row.reverting,
+    }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  return { entries, problems }
 }
 
 /**

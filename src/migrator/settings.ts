@@ -2,6 +2,13 @@ import { SettingError } from '../connection/setting-error.js'
 import { describeArgument } from '../connection/shown-argument.js'
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS } from './lock.js'
 
+/** lock_timeout of a statement that must not queue the app's queries behind it, in ms. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 2_000
+/** How many times work that hit lock_timeout is tried in all. */
+export const DEFAULT_LOCK_ATTEMPTS = 5
+/** The wait before the first retry after a lock timeout, in ms; it doubles on each retry. */
+export const DEFAULT_RETRY_DELAY_MS = 1_000
+
 /**
  * How a migration run behaves. Each field can also come from the environment (in brackets);
  * an explicit option wins.
@@ -75,7 +82,7 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
     bounded(name, options[key] ?? count(env, name, fallback), fallback, LIMITS[key])
   return {
     lockWaitMs: setting('lockWaitMs', 'MIGRATION_LOCK_WAIT_MS', DEFAULT_LOCK_WAIT_MS),
-    lockTimeoutMs: setting('lockTimeoutMs', 'MIGRATION_LOCK_TIMEOUT_MS', 2_000),
+    lockTimeoutMs: setting('lockTimeoutMs', 'MIGRATION_LOCK_TIMEOUT_MS', DEFAULT_LOCK_TIMEOUT_MS),
     statementTimeoutMs: setting('statementTimeoutMs', 'MIGRATION_STATEMENT_TIMEOUT_MS', 60_000),
     idleTimeoutMs: setting('idleTimeoutMs', 'MIGRATION_IDLE_TIMEOUT_MS', DEFAULT_IDLE_TIMEOUT_MS),
     transactionTimeoutMs: setting(
@@ -83,8 +90,8 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
       'MIGRATION_TRANSACTION_TIMEOUT_MS',
       300_000,
     ),
-    lockAttempts: setting('lockAttempts', 'MIGRATION_LOCK_ATTEMPTS', 5),
-    retryDelayMs: setting('retryDelayMs', 'MIGRATION_RETRY_DELAY_MS', 1_000),
+    lockAttempts: setting('lockAttempts', 'MIGRATION_LOCK_ATTEMPTS', DEFAULT_LOCK_ATTEMPTS),
+    retryDelayMs: setting('retryDelayMs', 'MIGRATION_RETRY_DELAY_MS', DEFAULT_RETRY_DELAY_MS),
     allowDataLoss: options.allowDataLoss ?? booleanSetting(env, 'MIGRATION_ALLOW_DATA_LOSS', false),
     log: options.log ?? ((line) => console.warn(line)),
     onMigration: options.onMigration ?? (() => {}),

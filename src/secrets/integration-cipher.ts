@@ -119,10 +119,14 @@ export class IntegrationCipher {
    */
   confirmCurrentKeyId(keyId: string): void {
     if (keyId === this.#current.keyId) return
+    // The refused secret's own key id is never shown: confirmed next time, it would pass this check
+    // and let a secret the app does not have re-encrypt every key.
     throw new Error(
-      `The current secret has key id ${this.#current.keyId}, not ${KEY_ID_PATTERN.test(keyId) ? keyId : 'the value given'} as confirmed: ` +
-        'it is not the secret the app runs with (a typo in INTEGRATION_ENCRYPTION_SECRET?). Nothing was written. ' +
-        "Set INTEGRATION_ENCRYPTION_SECRET to the app's secret, whose key id is the one confirmed, and run again.",
+      `INTEGRATION_ENCRYPTION_SECRET does not match the confirmed key id ${KEY_ID_PATTERN.test(keyId) ? keyId : '(the value given)'}: ` +
+        'it is not the secret the app runs with (a typo in it?). Nothing was written. ' +
+        'Set INTEGRATION_ENCRYPTION_SECRET to the secret the app runs with and run again. The key id to confirm is the one ' +
+        'the app reports for its secret: its IntegrationCipher.currentKeyId, or the <key id> of v2:<key id>:… in a key it ' +
+        'stored with that secret (docs/integration-keys.md), never one derived from the secret given here.',
     )
   }
 
