@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { createHash, createHmac, randomBytes } from 'node:crypto'
 import {
   copyFileSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -12,7 +13,7 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
 
@@ -218,6 +219,41 @@ describe('the cache key', () => {
       'entry-zero.json true',
       'entry-link.json true',
     ])
+  })
+
+  it('is not used, and not replaced, where a FIFO stands at its name; the commands work without a cache', async () => {
+    const planted = mkdtempSync(join(tmpdir(), 'x402-cache-key-fifo-'))
+    const entries = mkdtempSync(join(tmpdir(), 'x402-cache-entries-fifo-'))
+    try {
+      const key = join(planted, 'x402-jobs-db', 'cache.key')
+      mkdirSync(dirname(key), { mode: 0o700 })
+      execFileSync('mkfifo', ['-m', '600', key])
+      const fifoEnv = { X402_DB_CACHE_DIR: entries, XDG_CONFIG_HOME: planted }
+      // In a process of its own: opening a FIFO that no one writes to would block this worker.
+      const reader = spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { readCacheFile, writeCacheFile } from ${JSON.stringify(pathToFileURL(join(process.cwd(), 'dist/connection/template-cache.js')).href)}
+          writeCacheFile('entry-e.json', Buffer.from('{"e":1}'))
+          console.log(readCacheFile('entry-e.json') === undefined)`,
+        ],
+        { env: { ...process.env, ...fifoEnv }, encoding: 'utf8', timeout: 20_000 },
+      )
+      expect(reader.signal).toBeNull()
+      expect(reader.stdout.trim()).toBe('true')
+      expect(readdirSync(entries)).toEqual([])
+      expect(lstatSync(key).isFIFO()).toBe(true)
+
+      const exported = await cli(['sql', '005', '--no-locks'], { PGLITE_DATA_DIR: '', ...fifoEnv })
+      expect(exported.code).toBe(0)
+      expect(exported.stdout).toMatch(/CREATE POLICY/)
+      expect(readdirSync(entries)).toEqual([])
+    } finally {
+      rmSync(planted, { recursive: true, force: true })
+      rmSync(entries, { recursive: true, force: true })
+    }
   })
 
   it('makes an entry that this user wrote but that holds no template a miss, not a crash', async () => {

@@ -332,10 +332,15 @@ const keys = new Map<string, Buffer | undefined>()
 
 const KEY_BYTES = 32
 
+/**
+ * The key in `file`, or undefined where it is missing or not usable (see cacheKey). Opened as the
+ * entries are (see readRegularFile): a FIFO or a device planted at its name makes the cache
+ * unused, never a command that waits forever.
+ */
 function readKey(file: string): Buffer | undefined {
   let fd: number
   try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   } catch {
     return undefined
   }
