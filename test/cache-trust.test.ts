@@ -221,7 +221,7 @@ describe('the cache key', () => {
     ])
   })
 
-  it('is not used, and not replaced, where a FIFO stands at its name; the commands work without a cache', async () => {
+  it('is not used, and not replaced, where a FIFO stands at its name: the cache is a miss, at once', () => {
     const planted = mkdtempSync(join(tmpdir(), 'x402-cache-key-fifo-'))
     const entries = mkdtempSync(join(tmpdir(), 'x402-cache-entries-fifo-'))
     try {
@@ -245,11 +245,6 @@ describe('the cache key', () => {
       expect(reader.stdout.trim()).toBe('true')
       expect(readdirSync(entries)).toEqual([])
       expect(lstatSync(key).isFIFO()).toBe(true)
-
-      const exported = await cli(['sql', '005', '--no-locks'], { PGLITE_DATA_DIR: '', ...fifoEnv })
-      expect(exported.code).toBe(0)
-      expect(exported.stdout).toMatch(/CREATE POLICY/)
-      expect(readdirSync(entries)).toEqual([])
     } finally {
       rmSync(planted, { recursive: true, force: true })
       rmSync(entries, { recursive: true, force: true })
