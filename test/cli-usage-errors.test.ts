@@ -61,4 +61,30 @@ describe('usage errors of the command line', () => {
       stderr: expect.stringContaining(`${name} is `),
     })
   })
+
+  // squawk echoes a reporter it does not know whole: a key pasted there would land in a CI log.
+  it.each([
+    ['an unknown name', 'bogus', /--reporter is "bogus", expected one of tty, gcc, json, gitlab\./],
+    [
+      '100 KB',
+      'x'.repeat(100_000),
+      /--reporter is \(100000 characters, not shown\), expected one of /,
+    ],
+    [
+      'a key',
+      'sk-or-v1-0123456789abcdef0123456789abcdef',
+      /--reporter is \(41 characters, not shown\)/,
+    ],
+  ])(
+    'refuses lint:sql --reporter with %s before the export, showing it only where it may',
+    async (_label, value, reason) => {
+      const run = await cli([`--reporter=${value}`], {}, 'src/cli/lint-sql.ts')
+      expect({ code: run.code, stderr: run.stderr }).toEqual({
+        code: 2,
+        stderr: expect.stringMatching(reason),
+      })
+      expect(run.stderr).not.toMatch(/squawk over/)
+      if (value !== 'bogus') expect(run.stdout + run.stderr).not.toContain(value.slice(0, 20))
+    },
+  )
 })

@@ -33,6 +33,12 @@ export interface OptionSpec {
   valueName?: string
   /** For a flag with a value: a whole number within these bounds, checked before the command runs. */
   integer?: { min: number; max: number }
+  /**
+   * For a flag with a value: the only values it takes, checked before the command runs, in any
+   * case (the value passed on is the one listed). A value handed to another tool is checked here,
+   * as the tool would echo a wrong one whole.
+   */
+  choices?: readonly string[]
 }
 
 /** One positional argument of a command. */
@@ -77,8 +83,8 @@ export type ParsedCommandLine<S extends CommandSpec> =
 
 /**
  * Parses `args` against `spec`: refuses an unknown flag, a missing value, a number out of
- * range, and too few or too many positional arguments, each with an error that says what was
- * wrong and how to see the usage. `--help` wins over everything else.
+ * range, a value not among a flag's choices, and too few or too many positional arguments, each
+ * with an error that says what was wrong and how to see the usage. `--help` wins over everything else.
  *
  * @example
  * ```ts
@@ -146,6 +152,8 @@ export function parseCommandLine<S extends CommandSpec>(
     if (option.type === 'boolean') values[name] = value === true
     else if (option.integer && typeof value === 'string')
       values[name] = wholeNumber(name, value, option.integer, refuse)
+    else if (option.choices && typeof value === 'string')
+      values[name] = oneOf(name, value, option.choices, refuse)
     else values[name] = value
   }
   return { help: false, positionals: parsed.positionals, values: values as OptionValues<S> }
@@ -284,6 +292,18 @@ function editDistance(a: string, b: string): number {
     previous = current
   }
   return previous[b.length]!
+}
+
+function oneOf(
+  name: string,
+  value: string,
+  choices: readonly string[],
+  refuse: (reason: string) => Error,
+): string {
+  const chosen = choices.find((choice) => choice.toLowerCase() === value.toLowerCase())
+  if (chosen === undefined)
+    throw refuse(`--${name} is ${describeArgument(value)}, expected one of ${choices.join(', ')}`)
+  return chosen
 }
 
 function wholeNumber(

@@ -36,6 +36,8 @@ const spec = {
       type: 'string',
       valueName: '<format>',
       description: "squawk's report format: tty (default), gcc, json, gitlab",
+      // squawk's own list (squawk --help, "possible values").
+      choices: ['tty', 'gcc', 'json', 'gitlab'],
     },
   },
   notes: ['The SQL is exported on scratch embedded databases, never on DATABASE_URL.'],
