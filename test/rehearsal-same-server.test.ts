@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 
 import { withRehearsalServer } from '../src/rehearsal/rehearsal-server.js'
 import { createDb } from '../src/tooling.js'
+import { killRunningScripts, startScript } from './support/script-process.js'
 
 // REHEARSAL_DATABASE_URL must never name the target's own server, by any address. A target's
 // user may not read the server's system identifier (pg_control_system() revoked, as a hardened
@@ -64,3 +65,72 @@ describe.skipIf(!testServer)(
     })
   },
 )
+
+// The commands that rehearse with no target of their own (the lock comments of migrate:sql,
+// lint:locks) still run where an app's database is named: the server for rehearsals must not be
+// its server either, or the rehearsal's login role and database land on it.
+describe.skipIf(!testServer)('a rehearsal server that is the app’s own server', () => {
+  const name = `rva_app_${randomBytes(3).toString('hex')}`
+  let app: string
+
+  async function query<T>(text: string): Promise<T[]> {
+    const client = new pg.Client({ connectionString: testServer })
+    await client.connect()
+    try {
+      return (await client.query(text)).rows as T[]
+    } finally {
+      await client.end()
+    }
+  }
+
+  beforeAll(async () => {
+    await query(`CREATE DATABASE ${name}`)
+    const url = new URL(testServer!)
+    url.pathname = `/${name}`
+    app = url.toString()
+  })
+  afterEach(killRunningScripts)
+  afterAll(async () => {
+    await query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  })
+
+  it.each([
+    [
+      'migrate:sql 005',
+      'DATABASE_URL',
+      'REHEARSAL_DATABASE_URL',
+      'src/cli/migrate.ts',
+      ['sql', '005'],
+    ],
+    [
+      'migrate:sql 005',
+      'MIGRATION_DATABASE_URL',
+      'REHEARSAL_DATABASE_URL',
+      'src/cli/migrate.ts',
+      ['sql', '005'],
+    ],
+    ['lint:locks', 'DATABASE_URL', 'LINT_LOCKS_DATABASE_URL', 'src/cli/lint-locks.ts', []],
+    ['lint:locks', 'DATABASE_URL', 'REHEARSAL_DATABASE_URL', 'src/cli/lint-locks.ts', []],
+  ])(
+    '%s refuses with %s and %s on one server, and creates no role there',
+    async (_command, appVariable, rehearsalVariable, script, args) => {
+      const run = startScript(script, args, {
+        [appVariable]: app,
+        [rehearsalVariable]: testServer,
+      })
+      const { code, stderr } = await run.exited
+      expect({ code, stderr }).toEqual({
+        code: 1,
+        stderr: expect.stringMatching(
+          new RegExp(`${rehearsalVariable} names ${appVariable}'s server, the app's`),
+        ),
+      })
+      // The rehearsal's role and database carry the process id in their names.
+      const created = await query<{ name: string }>(
+        `SELECT rolname AS name FROM pg_roles WHERE rolname LIKE 'x402\\_rehearsal\\_%\\_${run.child.pid}\\_%'
+       UNION ALL SELECT datname FROM pg_database WHERE datname LIKE 'x402\\_rehearsal\\_%\\_${run.child.pid}\\_%'`,
+      )
+      expect(created).toEqual([])
+    },
+  )
+})

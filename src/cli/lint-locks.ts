@@ -38,7 +38,13 @@ async function main(report: boolean): Promise<number> {
     import('../rehearsal/lock-policy.js'),
   ])
   const policy = readLockPolicy(POLICY)
-  const server = serverFromEnv(['LINT_LOCKS_DATABASE_URL', 'REHEARSAL_DATABASE_URL'])
+  const named = ['LINT_LOCKS_DATABASE_URL', 'REHEARSAL_DATABASE_URL']
+  const server = serverFromEnv(named)
+  if (server !== undefined) {
+    const { refuseAppServer } = await import('../rehearsal/rehearsal-server.js')
+    const variable = named.find((name) => process.env[name]?.trim())!
+    await refuseAppServer(server, variable, 'an in-memory PGlite (a partial check)')
+  }
   const lint = await lintMigrationLocks(policy, { server })
   if (report) process.stdout.write(formatRehearsal(lint.rehearsal))
   const checked = lint.rehearsal.migrations.map((migration) => migration.name)

@@ -143,7 +143,11 @@ export const commands: { [N in Name]: Command<N> } = {
       throw new UsageError(
         `migrate:sql takes --strict only with --baseline. usage: ${usageLine(specs.sql)}`,
       )
-    const server = serverFromEnv(['REHEARSAL_DATABASE_URL'])
+    const server = values['no-locks'] ? undefined : serverFromEnv(['REHEARSAL_DATABASE_URL'])
+    if (server !== undefined) {
+      const { refuseAppServer } = await import('../rehearsal/rehearsal-server.js')
+      await refuseAppServer(server, 'REHEARSAL_DATABASE_URL', 'a scratch embedded database')
+    }
     const lockProfile = values['no-locks'] ? undefined : { server }
     process.stdout.write(
       await exportMigrationSql(migrationNamed(name), values.down ? 'down' : 'up', {

@@ -27,22 +27,11 @@ export async function withRehearsalServer<T>(
 ): Promise<T> {
   if (named !== undefined) {
     checkConnectionString(named, 'REHEARSAL_DATABASE_URL')
-    const found = await sameServer(db, named)
-    if (found === 'unknown') {
-      throw new Error(
-        "Cannot tell whether REHEARSAL_DATABASE_URL names another server than the target's: neither the system identifier " +
-          "(pg_control_system()) nor the postmaster's start time can be read on both. A rehearsal creates a role, a database and " +
-          'the Supabase roles on its server, so nothing was created. Unset REHEARSAL_DATABASE_URL to rehearse on a scratch cluster ' +
-          "started from this machine's PostgreSQL binaries, or name a server on which the target's user and the rehearsal's may read them.",
-      )
-    }
-    if (found === 'same') {
-      throw new Error(
-        "REHEARSAL_DATABASE_URL names the target's own server. A rehearsal creates a role, a database and the Supabase roles on its server, " +
-          "and runs the target's code there: name another server for rehearsals, or unset REHEARSAL_DATABASE_URL to rehearse on a " +
-          "scratch cluster started from this machine's PostgreSQL binaries.",
-      )
-    }
+    await refuseSameServer((text) => sql.raw<{ id: string }>(text).execute(db), named, {
+      variable: 'REHEARSAL_DATABASE_URL',
+      whose: "the target's own server",
+      otherwise: "a scratch cluster started from this machine's PostgreSQL binaries",
+    })
     return work(named)
   }
   const { rows } = await sql<{
@@ -57,13 +46,90 @@ export async function withRehearsalServer<T>(
 }
 
 /**
- * Whether the server of `db` and the one at `other` are the same cluster: by the system
+ * Refuses `named` (the rehearsal server in the environment variable `variable`, already checked)
+ * where it is the server of an app's database that the environment names: MIGRATION_DATABASE_URL
+ * or DATABASE_URL, as withRehearsalServer refuses the target's. For the commands that rehearse
+ * with no target of their own (migrate:sql, lint:locks): a rehearsal creates a login role and a
+ * database on its server, which must not be the app's. Where neither is set, nothing to compare.
+ * `otherwise` says where the command rehearses without `variable`, for the message.
+ *
+ * @example
+ * ```ts
+ * await refuseAppServer(server, 'LINT_LOCKS_DATABASE_URL', 'an in-memory PGlite (a partial check)')
+ * ```
+ */
+export async function refuseAppServer(
+  named: string,
+  variable: string,
+  otherwise: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  for (const app of ['MIGRATION_DATABASE_URL', 'DATABASE_URL']) {
+    const url = env[app]?.trim()
+    if (!url) continue
+    checkConnectionString(url, app)
+    const client = new pg.Client(serverClientConfig(url))
+    client.on('error', () => {})
+    try {
+      await client.connect()
+    } catch (error) {
+      throw new Error(
+        `Cannot tell whether ${variable} names another server than ${app}'s, the app's: ${app} cannot be reached ` +
+          `(${error instanceof Error ? error.message : String(error)}). A rehearsal creates a role and a database on its ` +
+          `server, so nothing was created. Check ${app}, or unset ${app} for this command.`,
+      )
+    }
+    try {
+      await refuseSameServer((text) => client.query<{ id: string }>(text), named, {
+        variable,
+        whose: `${app}'s server, the app's`,
+        otherwise,
+      })
+    } finally {
+      await client.end().catch(() => {})
+    }
+  }
+}
+
+/**
+ * Throws where the server at `named` (in `variable`) is the one that `ours` queries (`whose`),
+ * or where nothing tells them apart (see sameServer); `otherwise` is where the command rehearses
+ * without `variable`.
+ */
+async function refuseSameServer(
+  ours: Query,
+  named: string,
+  { variable, whose, otherwise }: { variable: string; whose: string; otherwise: string },
+): Promise<void> {
+  const found = await sameServer(ours, named)
+  if (found === 'unknown') {
+    throw new Error(
+      `Cannot tell whether ${variable} names another server than ${whose}: neither the system identifier ` +
+        "(pg_control_system()) nor the postmaster's start time can be read on both. A rehearsal creates a role, a database and " +
+        `the Supabase roles on its server, so nothing was created. Unset ${variable} to rehearse on ${otherwise}, ` +
+        'or name a server on which both users may read them.',
+    )
+  }
+  if (found === 'same') {
+    throw new Error(
+      `${variable} names ${whose}. A rehearsal creates a role, a database and the Supabase roles on its server, ` +
+        `and runs the migrations' code there: name another server for rehearsals, or unset ${variable} to rehearse on ` +
+        `${otherwise}.`,
+    )
+  }
+}
+
+/** Runs a query that returns one `id` on one side of the comparison. */
+type Query = (text: string) => Promise<{ rows: Array<{ id: string }> }>
+
+/**
+ * Whether the server that `ours` queries and the one at `other` are the same cluster: by the system
  * identifier (pg_control_system()) where both sides may read it, else by the postmaster's start
  * time (pg_postmaster_start_time(), to the microsecond), which every user reads and a pooler
  * does not change. Never by host and port: one server has many addresses. Where neither can be
  * read on both sides, nothing tells them apart, and the answer is `unknown`.
  */
-async function sameServer(db: Kysely<any>, other: string): Promise<'same' | 'other' | 'unknown'> {
+async function sameServer(ours: Query, other: string): Promise<'same' | 'other' | 'unknown'> {
   const client = new pg.Client(serverClientConfig(other))
   client.on('error', () => {})
   await client.connect().catch((error: unknown) => {
@@ -80,12 +146,10 @@ async function sameServer(db: Kysely<any>, other: string): Promise<'same' | 'oth
         .query<{ id: string }>(text)
         .then(({ rows }) => rows[0]?.id ?? undefined)
         .catch((error: unknown) => unlessRefused(explainTimeout(error, other)))
-      const ours = await sql
-        .raw<{ id: string }>(text)
-        .execute(db)
+      const mine = await ours(text)
         .then(({ rows }) => rows[0]?.id ?? undefined)
         .catch(unlessRefused)
-      if (theirs !== undefined && ours !== undefined) return theirs === ours ? 'same' : 'other'
+      if (theirs !== undefined && mine !== undefined) return theirs === mine ? 'same' : 'other'
     }
     return 'unknown'
   } finally {
