@@ -43,6 +43,20 @@ describe('usage errors of the command line', () => {
     expect(run.stderr).not.toMatch(/Hunter2pw/)
   })
 
+  // The message names the variable the command read, so that the user knows which one to fix.
+  it.each([
+    ['src/cli/migrate.ts', ['list']],
+    ['src/cli/migrate-plan.ts', []],
+    ['src/cli/advise.ts', []],
+  ])('%s names MIGRATION_DATABASE_URL when it refuses it', async (script, args) => {
+    const run = await cli(args, { MIGRATION_DATABASE_URL: 'not a url Hunter2pw' }, script)
+    expect({ code: run.code, stderr: run.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringMatching(/not a PostgreSQL URL.* in MIGRATION_DATABASE_URL/),
+    })
+    expect(run.stderr).not.toMatch(/Hunter2pw|connection string given/)
+  })
+
   // A bad setting is a bad value, as a bad flag is: nothing ran and no database was opened.
   it.each([
     [['list'], 'src/cli/migrate.ts', 'MIGRATION_LOCK_TIMEOUT_MS', 'soon'],

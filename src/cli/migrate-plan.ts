@@ -62,7 +62,8 @@ async function main(values: {
       import('../rehearsal/format-rehearsal.js'),
       import('../rehearsal/plan-pending.js'),
     ])
-  const options = { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
+  // Checked under its own name: a refusal says which variable to fix.
+  const options = { connectionString: serverFromEnv(['MIGRATION_DATABASE_URL']) }
   const target = resolveDatabaseTarget(options)
   if (values['copy-schema'] && target.kind === 'postgres') {
     const { pgDumpRefusal } = await import('../rehearsal/copy-schema.js')

@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely'
 
 import type { CommandSpec, OptionValues } from './command-line.js'
-import { EXIT_NOTE } from './run-command.js'
+import { EXIT_NOTE, serverFromEnv } from './run-command.js'
 
 const TARGET_NOTE =
   'Database: MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded database in PGLITE_DATA_DIR (default .data/pglite).'
@@ -186,5 +186,6 @@ export const withoutDatabase: ReadonlySet<Name> = new Set<Name>(['new'])
 
 /** Migrations may need a direct connection where the app goes through a transaction pooler. */
 export function connectionOptions() {
-  return { connectionString: process.env.MIGRATION_DATABASE_URL?.trim() || undefined }
+  // Checked under its own name: a refusal says which variable to fix.
+  return { connectionString: serverFromEnv(['MIGRATION_DATABASE_URL']) }
 }
