@@ -144,3 +144,22 @@ describe('migrate:plan --copy-schema against a target that stops answering pg_du
     },
   )
 })
+
+describe('commands whose server for rehearsals cannot be reached', () => {
+  // Nothing listens on port 1: the connection is refused at once.
+  const refused = 'postgres://postgres@127.0.0.1:1/none'
+
+  it.each([
+    ['lint:locks', 'LINT_LOCKS_DATABASE_URL', [], 'src/cli/lint-locks.ts'],
+    ['lint:locks', 'REHEARSAL_DATABASE_URL', [], 'src/cli/lint-locks.ts'],
+    ['migrate:sql', 'REHEARSAL_DATABASE_URL', ['sql', '005'], 'src/cli/migrate.ts'],
+  ])('%s says to check %s, the variable it read', async (_name, variable, args, script) => {
+    const { code, stderr } = await cli(args, { [variable]: refused }, script)
+    expect({ code, stderr }).toEqual({
+      code: 1,
+      stderr: expect.stringContaining(`Cannot reach the database: `),
+    })
+    expect(stderr).toContain(`Check ${variable} (host, port`)
+    expect(stderr).not.toContain('Check DATABASE_URL')
+  })
+})

@@ -40,12 +40,18 @@ async function main(report: boolean): Promise<number> {
   const policy = readLockPolicy(POLICY)
   const named = ['LINT_LOCKS_DATABASE_URL', 'REHEARSAL_DATABASE_URL']
   const server = serverFromEnv(named)
+  let lint: Awaited<ReturnType<typeof lintMigrationLocks>>
   if (server !== undefined) {
-    const { refuseAppServer } = await import('../rehearsal/rehearsal-server.js')
+    const [{ refuseAppServer }, { reachedThrough }] = await Promise.all([
+      import('../rehearsal/rehearsal-server.js'),
+      import('../connection/unreachable.js'),
+    ])
     const variable = named.find((name) => process.env[name]?.trim())!
     await refuseAppServer(server, variable, 'an in-memory PGlite (a partial check)')
+    lint = await reachedThrough(variable, () => lintMigrationLocks(policy, { server }))
+  } else {
+    lint = await lintMigrationLocks(policy, { server })
   }
-  const lint = await lintMigrationLocks(policy, { server })
   if (report) process.stdout.write(formatRehearsal(lint.rehearsal))
   const checked = lint.rehearsal.migrations.map((migration) => migration.name)
   console.error(

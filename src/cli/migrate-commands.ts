@@ -16,6 +16,7 @@ import { checkDrift, driftSummary, formatDriftReport } from '../adoption/drift-c
 import { planRepair } from '../adoption/repair-plan.js'
 import { resolveDatabaseTarget } from '../connection/create-db.js'
 import { shownOnTerminal } from '../connection/shown-argument.js'
+import { reachedThrough } from '../connection/unreachable.js'
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
 import { migrationNames } from '../migrations/index.js'
@@ -149,11 +150,15 @@ export const commands: { [N in Name]: Command<N> } = {
       await refuseAppServer(server, 'REHEARSAL_DATABASE_URL', 'a scratch embedded database')
     }
     const lockProfile = values['no-locks'] ? undefined : { server }
-    process.stdout.write(
-      await exportMigrationSql(migrationNamed(name), values.down ? 'down' : 'up', {
-        lockProfile,
-      }),
+    // Every connection of the export goes to the server for rehearsals, when one is named.
+    const exported = await reachedThrough(
+      server === undefined ? 'DATABASE_URL' : 'REHEARSAL_DATABASE_URL',
+      () =>
+        exportMigrationSql(migrationNamed(name), values.down ? 'down' : 'up', {
+          lockProfile,
+        }),
     )
+    process.stdout.write(exported)
   },
   baseline: async (db, values, [name = '']) => {
     if (values.plan) {

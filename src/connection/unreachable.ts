@@ -36,17 +36,18 @@ export function isUnreachable(code: string | undefined, message: string): boolea
 
 /**
  * The one-line sentence for a database that cannot be reached: what happened (`reason`, which
- * names the host and port or the server's answer, never the password), and what to check.
+ * names the host and port or the server's answer, never the password), and what to check: the
+ * environment variable `variable` that named it.
  *
  * @example
  * ```ts
- * cannotReachDatabase('connect ECONNREFUSED 127.0.0.1:1')
+ * cannotReachDatabase('connect ECONNREFUSED 127.0.0.1:1', 'LINT_LOCKS_DATABASE_URL')
  * ```
  */
-export function cannotReachDatabase(reason: string): string {
+export function cannotReachDatabase(reason: string, variable = 'DATABASE_URL'): string {
   const check = /\. Check /.test(reason)
     ? ''
-    : ' Check DATABASE_URL (host, port, user, password, database name) and that the server is running.'
+    : ` Check ${variable} (host, port, user, password, database name) and that the server is running.`
   return `${CANNOT_REACH}${reason.replace(/\.$/, '')}.${check}`
 }
 
@@ -59,10 +60,30 @@ export function cannotReachDatabase(reason: string): string {
  * console.error(unreachableMessage(error) ?? String(error))
  * ```
  */
-export function unreachableMessage(error: unknown): string | undefined {
+export function unreachableMessage(error: unknown, variable = 'DATABASE_URL'): string | undefined {
   if (!(error instanceof Error) || error.message.startsWith(CANNOT_REACH)) return undefined
   const code = errorCode(error)
   return isUnreachable(typeof code === 'string' ? code : undefined, error.message)
-    ? cannotReachDatabase(error.message)
+    ? cannotReachDatabase(error.message, variable)
     : undefined
+}
+
+/**
+ * Runs `work`, whose connections all go to the server named by the environment variable
+ * `variable` (a server for rehearsals), so that a server it cannot reach is worded with that
+ * variable rather than DATABASE_URL.
+ *
+ * @example
+ * ```ts
+ * await reachedThrough('LINT_LOCKS_DATABASE_URL', () => lintMigrationLocks(policy, { server }))
+ * ```
+ */
+export async function reachedThrough<T>(variable: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (error) {
+    const message = unreachableMessage(error, variable)
+    if (message === undefined) throw error
+    throw new Error(message, { cause: error })
+  }
 }

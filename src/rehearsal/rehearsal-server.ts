@@ -4,6 +4,7 @@ import pg from 'pg'
 import { checkConnectionString } from '../connection/connection-string.js'
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
 import { unlessRefused } from '../connection/sql-state.js'
+import { reachedThrough } from '../connection/unreachable.js'
 import { startScratchCluster } from './scratch-cluster.js'
 
 /**
@@ -101,7 +102,8 @@ async function refuseSameServer(
   named: string,
   { variable, whose, otherwise }: { variable: string; whose: string; otherwise: string },
 ): Promise<void> {
-  const found = await sameServer(ours, named)
+  // The first connection to the named server: where it fails, the message names its variable.
+  const found = await reachedThrough(variable, () => sameServer(ours, named))
   if (found === 'unknown') {
     throw new Error(
       `Cannot tell whether ${variable} names another server than ${whose}: neither the system identifier ` +
