@@ -144,19 +144,20 @@ export const commands: { [N in Name]: Command<N> } = {
       throw new UsageError(
         `migrate:sql takes --strict only with --baseline. usage: ${usageLine(specs.sql)}`,
       )
-    const server = values['no-locks'] ? undefined : serverFromEnv(['REHEARSAL_DATABASE_URL'])
-    if (server !== undefined) {
-      const { refuseAppServer } = await import('../rehearsal/rehearsal-server.js')
-      await refuseAppServer(server, 'REHEARSAL_DATABASE_URL', 'a scratch embedded database')
+    const server = serverFromEnv(['REHEARSAL_DATABASE_URL'])
+    const direction = values.down ? 'down' : 'up'
+    if (values['no-locks'] || server === undefined) {
+      const lockProfile = values['no-locks'] ? undefined : { server }
+      process.stdout.write(
+        await exportMigrationSql(migrationNamed(name), direction, { lockProfile }),
+      )
+      return
     }
-    const lockProfile = values['no-locks'] ? undefined : { server }
-    // Every connection of the export goes to the server for rehearsals, when one is named.
-    const exported = await reachedThrough(
-      server === undefined ? 'DATABASE_URL' : 'REHEARSAL_DATABASE_URL',
-      () =>
-        exportMigrationSql(migrationNamed(name), values.down ? 'down' : 'up', {
-          lockProfile,
-        }),
+    const { refuseAppServer } = await import('../rehearsal/rehearsal-server.js')
+    await refuseAppServer(server, 'REHEARSAL_DATABASE_URL', 'a scratch embedded database')
+    // Every connection of the export goes to the server for rehearsals.
+    const exported = await reachedThrough('REHEARSAL_DATABASE_URL', () =>
+      exportMigrationSql(migrationNamed(name), direction, { lockProfile: { server } }),
     )
     process.stdout.write(exported)
   },
