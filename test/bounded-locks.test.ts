@@ -114,7 +114,11 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
           const error = await run
           await holder.query('ROLLBACK')
           expect((error as Error).message).toContain('The migration lock was lost')
-          expect(lines.filter((line) => line.includes('hit lock_timeout'))).toHaveLength(1)
+          // Whichever attempt the lock session was ended in (a busy machine may reach the
+          // second), the run stopped there: no attempt after it timed out and was retried.
+          const retried = lines.filter((line) => /hit lock_timeout \(attempt (\d+)/.test(line))
+          expect(retried.length).toBeLessThanOrEqual(1)
+          expect(retried.filter((line) => !line.includes('(attempt 1 of'))).toEqual([])
         })
       } finally {
         await runDb.destroy()
@@ -125,7 +129,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
     })
   })
 
-  it('commits nothing of a transactional block whose lock session is terminated in the middle of it', async () => {
+  it('commits nothing of a transactional migration whose lock session is terminated in the middle of it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       const connectionString = serverUrl(location)
       await migrateTo(db, MIGRATION_005)
@@ -134,7 +138,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         await withSessions(connectionString, async (session) => {
           const observer = await session('x402-test-observer')
           const holder = await session('x402-test-holder')
-          // A writer in the middle of its transaction: 006 waits for it to lock x402_resources.
+          // A writer in the middle of its transaction: 008 waits for it to lock x402_resources.
           await holder.query('BEGIN')
           await holder.query('UPDATE x402_resources SET name = name WHERE false')
           const run = migrateToLatest(runDb, { lockTimeoutMs: 600_000 }).catch(
@@ -148,11 +152,11 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
       } finally {
         await runDb.destroy()
       }
-      expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name).toBe(
-        MIGRATION_005,
-      )
+      // The migrations before 008 committed, each in its own transaction; nothing of 008 did.
+      const last = '007_openrouter_policies_per_supabase_advice'
+      expect((await migrationStatus(db)).filter((m) => m.appliedAt).at(-1)?.name).toBe(last)
       expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
-        migrationsAfter(MIGRATION_005),
+        migrationsAfter(last),
       )
     })
   })
