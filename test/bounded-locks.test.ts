@@ -173,9 +173,9 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
         const runDb = createDb({
           connectionString: withApplicationName(connectionString, RUN),
           // A reader queues behind step 1's ACCESS EXCLUSIVE, so that it holds the table from
-          // step 1's commit on, and step 3 (DROP INDEX CONCURRENTLY) must wait for it. Sent in
-          // one message while step 1 still holds the table: a reader that starts later races
-          // steps 2 and 3, and loses on a fast machine.
+          // step 1's commit on, and step 3's DROP INDEX must wait for it. Sent in one message
+          // while step 1 still holds the table: a reader that starts later races steps 2 and 3,
+          // and loses on a fast machine.
           onStatement: (text) => {
             if (/DROP CONSTRAINT IF EXISTS x402_resources_openrouter_rollback_check/.test(text)) {
               held ??= holder.query('BEGIN; SELECT count(*) FROM x402_resources')
@@ -191,7 +191,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
             env: {},
             log: (line) => line.includes('migration lock was lost') && noticed(),
           }).catch((error: unknown) => error)
-          await waitForLockWait(observer, RUN, 'DROP INDEX CONCURRENTLY')
+          await waitForLockWait(observer, RUN, 'DROP INDEX IF EXISTS')
           await terminateLockHolder(observer, MIGRATION_LOCK_KEY)
           // A run that ends some other way fails the assertion below instead of hanging here.
           await Promise.race([lossLogged, run])
@@ -204,7 +204,8 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
           await runDb.destroy()
         }
       })
-      // Step 4, which drops the keys table, never ran; the rollback is recorded as interrupted.
+      // Step 3, which drops the keys table, never committed; the rollback is recorded as
+      // interrupted.
       const { rows } = await sql<{
         present: boolean
       }>`SELECT to_regclass('public.user_openrouter_integrations') IS NOT NULL AS present`.execute(

@@ -119,6 +119,24 @@ async function interruptedAt(
   }
 }
 
+/**
+ * Interrupts 005's down in the middle: a reader's open transaction, begun while step 2
+ * validates, holds step 3's drops (which take ACCESS EXCLUSIVE on x402_resources), and the run
+ * is terminated while it waits.
+ */
+async function interruptedInTheMiddle(connectionString: string): Promise<void> {
+  await withSessions(connectionString, async (session) => {
+    await interruptedAt(
+      connectionString,
+      await session('x402-test-observer'),
+      await session('x402-test-holder'),
+      'SELECT count(*) FROM x402_resources',
+      'DROP',
+      /VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check/,
+    )
+  })
+}
+
 async function expectForwardRefused(db: Kysely<any>, connectionString: string): Promise<void> {
   for (const attempt of [
     () => migrateToLatest(db),
@@ -187,19 +205,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
       const connectionString = serverUrl(location)
       await migrateTo(db, MIGRATION_006)
       await migrateDown(db) // 006
-      await withSessions(connectionString, async (session) => {
-        await interruptedAt(
-          connectionString,
-          await session('x402-test-observer'),
-          await session('x402-test-holder'),
-          'SELECT count(*) FROM x402_resources',
-          // The reader's transaction begins while step 2 validates: step 3's DROP INDEX
-          // CONCURRENTLY waits for it, or, where the reader began after that statement took its
-          // snapshot (an empty table validates at once), step 4's DROP COLUMN does.
-          'DROP',
-          /VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check/,
-        )
-      })
+      await interruptedInTheMiddle(connectionString)
       const userId = await createUser(db)
       await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${userId}, 'aa:bb')`.execute(
         db,
@@ -221,16 +227,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
       const connectionString = serverUrl(location)
       await migrateTo(db, MIGRATION_006)
       await migrateDown(db) // 006
-      await withSessions(connectionString, async (session) => {
-        await interruptedAt(
-          connectionString,
-          await session('x402-test-observer'),
-          await session('x402-test-holder'),
-          'SELECT count(*) FROM x402_resources',
-          'DROP',
-          /VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check/,
-        )
-      })
+      await interruptedInTheMiddle(connectionString)
       // A "stale flag" cleared by hand: the half-reverted schema is still there.
       await sql`UPDATE x402_migrations.kysely_migration SET reverting_since = NULL`.execute(db)
       await expectForwardRefused(db, connectionString)
@@ -252,19 +249,7 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
         .values({ user_id: userId, encrypted_api_key: 'aa:bb' })
         .execute()
       await migrateDown(db) // 006
-      await withSessions(connectionString, async (session) => {
-        await interruptedAt(
-          connectionString,
-          await session('x402-test-observer'),
-          await session('x402-test-holder'),
-          // A reader's open transaction, begun while step 2 validates, which DROP INDEX
-          // CONCURRENTLY (step 3) waits for, or step 4's DROP COLUMN where the reader began after
-          // step 3 took its snapshot.
-          'SELECT count(*) FROM x402_resources',
-          'DROP',
-          /VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check/,
-        )
-      })
+      await interruptedInTheMiddle(connectionString)
       await expectForwardRefused(db, connectionString)
       await migrateDown(db, { allowDataLoss: true, env: {} })
       expect(
