@@ -246,3 +246,57 @@ postgres('the lock order of 006 and 008 on postgres', () => {
     },
   )
 })
+
+postgres('a deadlock with an app transaction on postgres', () => {
+  // 006 renames the keys table, then the catalog. An app transaction that wrote a resource with a
+  // model (the foreign key holds the catalog) and then stores a key waits for 006 while 006 waits
+  // for it: PostgreSQL cancels one of the two. A transactional migration is rolled back whole, so
+  // it is tried again, as after lock_timeout, and the app's transaction goes through.
+  it('is tried again once the deadlock is broken, and both go through', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const connectionString = serverUrl(location)
+      await migrateTo(db, '005_add_openrouter_integration')
+      const writer = await session(connectionString)
+      const observer = await session(connectionString)
+      try {
+        const { rows: users } = await writer.query<{ id: string }>(
+          `INSERT INTO auth.users (id) VALUES (gen_random_uuid()) RETURNING id`,
+        )
+        const { rows: models } = await writer.query<{ id: string }>(
+          `INSERT INTO ai_models (openrouter_id, display_name, provider) VALUES ('test/model', 'Model', 'test') RETURNING id`,
+        )
+        await writer.query('BEGIN')
+        await writer.query(
+          `INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to, openrouter_model_id)
+           VALUES ('r', 'https://x.test/r', 'x.test/r', 'base', '0xdead', $1)`,
+          [models[0]!.id],
+        )
+        const lines: string[] = []
+        const migrating = migrateTo(db, '006_rename_to_production_names', {
+          env: {},
+          lockTimeoutMs: 60_000,
+          retryDelayMs: 10,
+          log: (line) => lines.push(line),
+        })
+        // 006 holds the keys table and waits for the catalog, which the writer holds.
+        await waitUntilQueued(observer, 'ai_models')
+        await writer.query(
+          `INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES ($1, 'aa:bb')`,
+          [users[0]!.id],
+        )
+        await writer.query('COMMIT')
+        expect((await migrating).map((result) => result.migrationName)).toEqual([
+          '006_rename_to_production_names',
+        ])
+        expect(lines.some((line) => line.includes('deadlock'))).toBe(true)
+        const { rows } = await observer.query(
+          'SELECT count(*)::int AS n FROM x402_user_openrouter_integrations',
+        )
+        expect(rows).toEqual([{ n: 1 }])
+      } finally {
+        await writer.end()
+        await observer.end()
+      }
+    })
+  })
+})

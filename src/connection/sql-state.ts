@@ -3,6 +3,7 @@ export const SQLSTATE = {
   undefinedTable: '42P01',
   undefinedColumn: '42703',
   lockNotAvailable: '55P03',
+  deadlockDetected: '40P01',
   insufficientPrivilege: '42501',
   invalidParameterValue: '22023',
   undefinedObject: '42704',

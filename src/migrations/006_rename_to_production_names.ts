@@ -19,9 +19,12 @@ import { type Kysely, sql } from 'kysely'
  * catalog up first with the data-loss opt-in.
  *
  * Catalog changes on the two small tables, in one short transaction of its own. It takes no lock
- * on x402_resources that a write waits for (its COMMENT takes SHARE UPDATE EXCLUSIVE): an app's
- * write, which takes x402_resources before the catalog (the foreign key of openrouter_model_id),
- * waits for the catalog at most, and 006 never waits for it, so the two cannot deadlock.
+ * on x402_resources that a write waits for (its COMMENT takes SHARE UPDATE EXCLUSIVE). It does
+ * take the keys table and then the catalog, which app transactions take too, in either order:
+ * while it waits for one, writes that need it queue behind it, for lock_timeout at most; and an
+ * app transaction that holds the catalog (a resource written with a model) and then stores a key
+ * deadlocks with it. PostgreSQL then cancels one of the two, and the runner tries 006 again, as
+ * after lock_timeout.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`

@@ -66,6 +66,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':
       'it locked x402_resources against writes for its whole transaction; it now runs in a ' +
       'transaction of its own and takes no lock there that a write waits for',
+    '61305c0db95669f045c8f5025bfe1402117a775c3760af533eabe9e5fdb9d93c':
+      'its comment now says which waits and deadlocks with app transactions remain, and that the ' +
+      'runner tries it again after a deadlock',
   },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':

@@ -27,7 +27,7 @@ export interface MigrationFailureContext {
 /**
  * A migration run that failed. The message names the migration, PostgreSQL's message, SQLSTATE
  * and detail, and says what state the database is in: a failed transactional migration left
- * nothing of its block; one that runs outside a transaction kept the steps it completed, is not
+ * nothing of its transaction; one that runs outside a transaction kept the steps it completed, is not
  * recorded as applied, and completes when the migrations run again.
  *
  * @example
@@ -141,8 +141,11 @@ function describe(
   const lockWait =
     context.attempts === undefined
       ? ''
-      : ` It could not get its lock within lock_timeout in ${context.attempts} attempt(s)` +
-        `${context.blockers ? `, blocked by ${context.blockers}` : ''}; end or wait for that session (or raise MIGRATION_LOCK_TIMEOUT_MS), then run the migrations again.`
+      : fields.code === SQLSTATE.deadlockDetected
+        ? ` PostgreSQL cancelled it to break a deadlock with another session, in ${context.attempts} attempt(s)` +
+          `${context.blockers ? `, blocked by ${context.blockers}` : ''}; run the migrations again once that session's work is done.`
+        : ` It could not get its lock within lock_timeout in ${context.attempts} attempt(s)` +
+          `${context.blockers ? `, blocked by ${context.blockers}` : ''}; end or wait for that session (or raise MIGRATION_LOCK_TIMEOUT_MS), then run the migrations again.`
   // The runner's refusal says what it found and that nothing changed; the rest would mislead.
   if (fields.code === 'DATA_LOSS_REFUSED') return `${message}.${kept(context)}`
   // The history's primary key refused this run's record: another run wrote it meanwhile.

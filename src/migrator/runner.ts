@@ -49,13 +49,14 @@ interface Step {
  * transaction of its own (so that a lock it takes on a busy table is held for that migration
  * alone), each contiguous run of transactional downs in one transaction (a rollback that refuses
  * part-way leaves every migration applied), and each migration that opts out
- * (`config = { transaction: false }`) on a connection of its own, every block through Kysely's
- * Migrator. A migration that hits lock_timeout is tried again, with a doubling wait, up to
- * `settings.lockAttempts` times. Returns the results of the migrations it ran; throws
- * {@link MigrationError} when one fails, after the blocks before it committed.
+ * (`config = { transaction: false }`) on a connection of its own, each through Kysely's Migrator.
+ * A migration that hits lock_timeout, or that PostgreSQL cancels to break a deadlock, is tried
+ * again, with a doubling wait, up to `settings.lockAttempts` times. Returns the results of the
+ * migrations it ran; throws {@link MigrationError} when one fails, after those before it
+ * committed.
  *
  * No write without the lock: the run confirms on the lock session that it still holds the lock
- * before each block, before each migration, after each statement that commits by itself (a
+ * before each transaction and each retry, before each migration, after each statement that commits by itself (a
  * migration outside a transaction; so before the next), before a migration is written into the
  * history, and before each of its transactions commits. A run whose lock was lost stops there.
  *
@@ -349,25 +350,32 @@ async function runBlockWithRetries(
     const lost = ran.resultSet.error !== undefined ? session.lockLost() : undefined
     const resultSet = lost ? { ...ran.resultSet, error: lost } : ran.resultSet
     if (resultSet.error === undefined) return successes(resultSet)
-    const lockTimedOut = errorCode(resultSet.error) === SQLSTATE.lockNotAvailable
+    // Either way its transaction was rolled back, and the session in its way may finish soon.
+    const code = errorCode(resultSet.error)
+    const deadlock = code === SQLSTATE.deadlockDetected
+    const lockTimedOut = code === SQLSTATE.lockNotAvailable || deadlock
     if (!lockTimedOut || attempt >= settings.lockAttempts) {
-      throw new MigrationError(resultSet, {
-        activity: 'run',
-        appliedBefore: earlier.map((result) => result.migrationName),
-        transactional: block[0]!.transactional,
-        // Kysely reports them as done, but their transaction was rolled back with the failure.
-        rolledBackWith: block[0]!.transactional
-          ? successes(resultSet).map((result) => result.migrationName)
-          : [],
-        attempts: lockTimedOut ? attempt : undefined,
-        blockers,
-        uncommitted,
-      })
+      // Kysely's result for every migration the run considered: those committed before too.
+      throw new MigrationError(
+        { ...resultSet, results: [...earlier, ...(resultSet.results ?? [])] },
+        {
+          activity: 'run',
+          appliedBefore: earlier.map((result) => result.migrationName),
+          transactional: block[0]!.transactional,
+          // Kysely reports them as done, but their transaction was rolled back with the failure.
+          rolledBackWith: block[0]!.transactional
+            ? successes(resultSet).map((result) => result.migrationName)
+            : [],
+          attempts: lockTimedOut ? attempt : undefined,
+          blockers,
+          uncommitted,
+        },
+      )
     }
     const delayMs = retryDelayMs(settings.retryDelayMs, attempt)
     const failed = resultSet.results?.find((result) => result.status === 'Error')?.migrationName
     settings.log(
-      `[db] ${failed ?? 'a migration'} hit lock_timeout (attempt ${attempt} of ${settings.lockAttempts}` +
+      `[db] ${failed ?? 'a migration'} hit ${deadlock ? 'a deadlock with another session' : 'lock_timeout'} (attempt ${attempt} of ${settings.lockAttempts}` +
         `${blockers ? `; blocked by ${blockers}` : ''}); trying again in ${delayMs} ms`,
     )
     await sleep(delayMs)
