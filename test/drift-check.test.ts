@@ -12,6 +12,7 @@ import {
   formatAdvisorReport,
   formatDriftReport,
   migrateDown,
+  migrateTo,
   migrateToLatest,
   migrateUp,
   migrationChecksum,
@@ -255,6 +256,24 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
       await syncMigrationChecksums(db, { appliedNow: [NEWEST] })
       const origins = [...(await readMigrationChecksums(db)).values()].map(({ origin }) => origin)
       expect(origins).toEqual([...ALL.slice(0, -1).map(() => 'backfill'), 'applied'])
+    })
+  })
+
+  it('records the checksums of the migrations a run committed before a later one failed', async () => {
+    await withDatabase(target, 'none', async ({ db }) => {
+      await migrateTo(db, '002_add_claude_integration')
+      // 006 cannot rename ai_models onto a table that is already there.
+      await sql`CREATE TABLE x402_openrouter_models (id int)`.execute(db)
+      await expect(migrateToLatest(db)).rejects.toThrow(MIGRATION_006)
+      const recorded = await readMigrationChecksums(db)
+      expect(recorded.get(MIGRATION_005)).toMatchObject({
+        origin: 'applied',
+        sha256: await migrationChecksum(MIGRATION_005),
+      })
+      expect(recorded.has(MIGRATION_006)).toBe(false)
+      expect(
+        (await checkDrift(db)).checksums.filter(({ status }) => status === 'unrecorded'),
+      ).toEqual([])
     })
   })
 

@@ -111,20 +111,28 @@ export async function runMigrations(
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
         if (steps.some((step) => step.direction === 'Up'))
           await bookkeeping(db, settings, session, ensureSupabaseStandIn)
-        for (const block of contiguousBlocks(steps)) {
-          results.push(
-            ...(await runBlockWithRetries(db, block, migrations, settings, results, session)),
-          )
-        }
-        // A run that failed part-way records the checksums of what it applied on the next run.
-        if (steps.length > 0) {
+        const recordChecksums = () => {
           const appliedNow = results
             .filter((result) => result.direction === 'Up')
             .map((result) => result.migrationName)
-          await bookkeeping(db, settings, session, (trx) =>
+          return bookkeeping(db, settings, session, (trx) =>
             syncMigrationChecksums(trx, { appliedNow }),
           )
         }
+        try {
+          for (const block of contiguousBlocks(steps)) {
+            results.push(
+              ...(await runBlockWithRetries(db, block, migrations, settings, results, session)),
+            )
+          }
+        } catch (error) {
+          // What committed before the failure keeps the checksum of the file that ran. Where
+          // that cannot be written too (the lock or the connection is gone), the next run
+          // records it, and the failure that stopped this run is the one to report.
+          if (results.length > 0) await recordChecksums().catch(() => {})
+          throw error
+        }
+        if (steps.length > 0) await recordChecksums()
         return results
       },
       settings,
