@@ -145,6 +145,21 @@ describe('migrate:plan --copy-schema against a target that stops answering pg_du
   )
 })
 
+describe('migrate commands whose MIGRATION_DATABASE_URL cannot be reached', () => {
+  it.each([['latest'], ['down'], ['list']])(
+    'migrate %s says to check MIGRATION_DATABASE_URL, the variable it read',
+    async (command) => {
+      const { code, stderr } = await cli([command], {
+        MIGRATION_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
+        DATABASE_URL: undefined,
+      })
+      expect(code).toBe(1)
+      expect(stderr).toContain('Check MIGRATION_DATABASE_URL (host, port')
+      expect(stderr).not.toContain('Check DATABASE_URL')
+    },
+  )
+})
+
 describe('commands whose server for rehearsals cannot be reached', () => {
   // Nothing listens on port 1: the connection is refused at once.
   const refused = 'postgres://postgres@127.0.0.1:1/none'

@@ -81,6 +81,21 @@ describe('a server that cannot be reached', () => {
       await db.destroy()
     }
   })
+
+  it('fails start-up naming MIGRATION_DATABASE_URL where that is the server it cannot reach', async () => {
+    await withTestDatabase('pglite', async ({ db }) => {
+      const env = {
+        MIGRATION_DATABASE_URL: `postgres://postgres@127.0.0.1:${await closedPort()}/x402`,
+      }
+      const error = await migrateOnStartup(db, { env, log: () => {} }).catch(
+        (caught: unknown) => caught,
+      )
+      expect(error).toBeInstanceOf(MigrationError)
+      expect((error as MigrationError).message).toMatch(
+        /^Cannot reach the database: connect ECONNREFUSED 127\.0\.0\.1:\d+\. Check MIGRATION_DATABASE_URL \(host, port/,
+      )
+    })
+  })
 })
 
 /**

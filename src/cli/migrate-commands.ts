@@ -98,7 +98,7 @@ export const commands: { [N in Name]: Command<N> } = {
     )
   },
   list: async (db, { json }) => {
-    const status = await migrationStatus(db())
+    const status = await migrationStatus(db(), { env: process.env })
     if (json) {
       const migrations = status.map(({ name, appliedAt, unknown }) => ({
         name,
@@ -351,7 +351,7 @@ async function printDryRun(
   withSql: boolean,
 ): Promise<void> {
   const status = (await embeddedDatabaseExists())
-    ? await migrationStatus(db())
+    ? await migrationStatus(db(), { env: process.env })
     : await unappliedStatus()
   const pending = status
     .filter((migration) => !migration.appliedAt)

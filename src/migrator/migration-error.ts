@@ -22,6 +22,8 @@ export interface MigrationFailureContext {
   blockers?: string
   /** Migrations of a transaction whose COMMIT failed or got no answer: the server decided. */
   uncommitted?: string[]
+  /** The environment variable that named the server; DATABASE_URL by default. */
+  variable?: string
 }
 
 /**
@@ -131,7 +133,7 @@ function describe(
     )
   }
   if (isUnreachable(fields.code, fields.message) && !failed && !context.appliedBefore?.length)
-    return cannotReachDatabase(reason)
+    return cannotReachDatabase(reason, context.variable)
   if (context.activity === 'status') return `Could not read the migration history: ${reason}.`
   if (!failed && context.appliedBefore?.length) {
     return `The migration run failed after ${context.appliedBefore.join(', ')} ran, which stay done: ${reason}. Run the migrations again.`

@@ -12,7 +12,7 @@ import { InterruptedRollbackError, MigrationError } from './migration-error.js'
 import { migrationProvider } from './provider.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
 import { type MigrationTarget, runMigrations } from './runner.js'
-import { type MigrateOptions, migrationSettings } from './settings.js'
+import { type MigrateOptions, migrationDatabaseVariable, migrationSettings } from './settings.js'
 
 /** One migration and when it was applied; `appliedAt` is undefined while it is pending. */
 export interface MigrationStatus {
@@ -161,14 +161,19 @@ export function migrateTo(
 }
 
 /**
- * Lists every migration the module knows, in order, with the time it was applied.
+ * Lists every migration the module knows, in order, with the time it was applied. With `env`, a
+ * server that cannot be reached is worded with the variable that names the migrations' server
+ * there (see migrationDatabaseVariable); without it, with DATABASE_URL.
  *
  * @example
  * ```ts
  * const pending = (await migrationStatus(db)).filter((m) => !m.appliedAt)
  * ```
  */
-export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[]> {
+export async function migrationStatus(
+  db: Kysely<any>,
+  options: Pick<MigrateOptions, 'env'> = {},
+): Promise<MigrationStatus[]> {
   try {
     const history = await readMigrationHistory(db)
     const applied = new Map(history.map((entry) => [entry.name, entry.appliedAt]))
@@ -179,7 +184,8 @@ export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus[
         .map((entry) => ({ name: entry.name, appliedAt: entry.appliedAt, unknown: true as const })),
     ]
   } catch (error) {
-    throw new MigrationError({ error }, { activity: 'status' })
+    const variable = options.env && migrationDatabaseVariable(options.env)
+    throw new MigrationError({ error }, { activity: 'status', variable })
   }
 }
 

@@ -148,7 +148,11 @@ export async function runMigrations(
     // A failure outside any migration (the lock, the checksums, a commit): say what was done.
     throw new MigrationError(
       { error },
-      { activity: 'run', appliedBefore: results.map((result) => result.migrationName) },
+      {
+        activity: 'run',
+        appliedBefore: results.map((result) => result.migrationName),
+        variable: settings.databaseVariable,
+      },
     )
   }
 }
@@ -377,6 +381,7 @@ async function runBlockWithRetries(
           attempts: lockTimedOut ? attempt : undefined,
           blockers,
           uncommitted,
+          variable: settings.databaseVariable,
         },
       )
     }

@@ -64,8 +64,29 @@ export type MigrationEvent =
   | { phase: 'start'; name: string; direction: 'up' | 'down'; backendPid: number | undefined }
   | { phase: 'end'; name: string; direction: 'up' | 'down'; ms: number; failed: boolean }
 
-/** {@link MigrateOptions} with every default applied. */
-export type MigrationSettings = Required<Omit<MigrateOptions, 'env'>>
+/**
+ * {@link MigrateOptions} with every default applied, and the environment variable that names the
+ * server the migrations run on, for a message about a server that cannot be reached.
+ */
+export type MigrationSettings = Required<Omit<MigrateOptions, 'env'>> & {
+  databaseVariable: MigrationDatabaseVariable
+}
+
+/** The variable that names the server of a migration run. */
+export type MigrationDatabaseVariable = 'MIGRATION_DATABASE_URL' | 'DATABASE_URL'
+
+/**
+ * The variable that names the server the migrations run on: MIGRATION_DATABASE_URL where it is
+ * set, as start-up and the command line read it, else DATABASE_URL.
+ *
+ * @example
+ * ```ts
+ * migrationDatabaseVariable({ MIGRATION_DATABASE_URL: 'postgres://db:5432/app' }) // 'MIGRATION_DATABASE_URL'
+ * ```
+ */
+export function migrationDatabaseVariable(env: NodeJS.ProcessEnv): MigrationDatabaseVariable {
+  return env.MIGRATION_DATABASE_URL?.trim() ? 'MIGRATION_DATABASE_URL' : 'DATABASE_URL'
+}
 
 /**
  * Applies the environment and the defaults to `options`, and rejects a value that is not a
@@ -95,6 +116,7 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
     allowDataLoss: options.allowDataLoss ?? booleanSetting(env, 'MIGRATION_ALLOW_DATA_LOSS', false),
     log: options.log ?? ((line) => console.warn(line)),
     onMigration: options.onMigration ?? (() => {}),
+    databaseVariable: migrationDatabaseVariable(env),
   }
 }
 
