@@ -317,7 +317,7 @@ BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname <> 'information_schema' LOOP
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\\_%' AND ns.nspname <> 'information_schema' LOOP
     present := true;
     IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
     IF present THEN

@@ -128,17 +128,17 @@ async function catalogFingerprint(db: Kysely<any>): Promise<string> {
     SELECT md5(concat_ws('|',
       (SELECT string_agg(c.oid::text || ':' || c.relkind::text, ',' ORDER BY c.oid) FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_%'),
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'),
       (SELECT string_agg(a.attrelid::text || '.' || a.attname, ',' ORDER BY a.attrelid, a.attnum) FROM pg_attribute a
          JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_%'),
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'),
       (SELECT string_agg(co.conrelid::text || '.' || co.conname || '=' || pg_get_constraintdef(co.oid) || co.convalidated::text, ',' ORDER BY co.oid)
          FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_%'),
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'),
       (SELECT string_agg(i.indexrelid::text || ':' || i.indisvalid::text, ',' ORDER BY i.indexrelid) FROM pg_index i
          JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_%')
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%')
     )) AS digest
   `.execute(db)
   return rows[0]!.digest
