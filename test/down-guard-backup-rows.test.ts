@@ -160,6 +160,28 @@ describe.each(testTargets)(
       }
     })
 
+    it('a backup whose rows are rewritten as it is made: rolls the down back, naming it', async () => {
+      const { db } = database
+      await seedClaude(db)
+      await onNewBackups(db, "UPDATE %s SET api_key_encrypted = 'gone'")
+      try {
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (caught: unknown) => caught,
+        )
+        expect(messageOf(error)).toMatch(
+          /x402_backup\."002_x402_user_claude_configs_\d{8}T\d{9}" holds other rows than the 3 copied into it/,
+        )
+        expect(await applied(db)).toContain(MIGRATION_002)
+        const { rows } = await sql<{
+          key: string
+        }>`SELECT DISTINCT api_key_encrypted AS key FROM x402_user_claude_configs`.execute(db)
+        expect(rows).toEqual([{ key: 'aa:bb' }])
+        expect(await backupTables(db, '002_%')).toEqual([])
+      } finally {
+        await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+      }
+    })
+
     it("by the down's own statements after the copy: rolls the down back, naming the backup", async () => {
       const { db } = database
       await seedClaude(db)
@@ -250,6 +272,55 @@ describe.each(testTargets)(
           expect(await applied(db)).toContain(MIGRATION_005)
           expect(await count(db, 'user_openrouter_integrations')).toBe(keys)
           expect(await count(db, instant)).toBe(resources)
+          expect(await backupTables(db, '005_%')).toEqual([])
+        } finally {
+          await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+        }
+      },
+    )
+
+    it.each([
+      [
+        'the keys',
+        'x402_backup."005_user_openrouter_integrations_%',
+        '005_user_openrouter_integrations',
+        'encrypted_api_key',
+      ],
+      ['the resources', 'x402_backup."005_x402_resources_%', '005_x402_resources', 'name'],
+    ])(
+      'a trigger that rewrites the rows moved into %s: rolls the down back, naming the backup; nothing changes',
+      async (_, like, backup, column) => {
+        const { db } = database
+        await seed005(db)
+        const keys = await count(db, 'user_openrouter_integrations')
+        const resources = await count(db, instant)
+        await sql
+          .raw(
+            `CREATE OR REPLACE FUNCTION rewrite() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN NEW.${column} := 'gone'; RETURN NEW; END $fn$`,
+          )
+          .execute(db)
+        await onNewBackups(
+          db,
+          'CREATE TRIGGER rewrite BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION rewrite()',
+          like,
+        )
+        try {
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (caught: unknown) => caught,
+          )
+          const message = messageOf(error)
+          expect(message).toMatch(
+            new RegExp(
+              `x402_backup\\."${backup}_\\d{8}T\\d{9}" holds other rows than the \\d+ moved into it`,
+            ),
+          )
+          expect(message).toContain('Nothing was changed')
+          expect(await applied(db)).toContain(MIGRATION_005)
+          expect(await count(db, 'user_openrouter_integrations')).toBe(keys)
+          expect(await count(db, instant)).toBe(resources)
+          expect(
+            await count(db, `user_openrouter_integrations WHERE encrypted_api_key = 'gone'`),
+          ).toBe(0)
           expect(await backupTables(db, '005_%')).toEqual([])
         } finally {
           await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)

@@ -19,6 +19,7 @@ SET LOCAL x402.allow_data_loss = off;
 DO $guard$
 DECLARE
   n bigint;
+  hidden text[];
   lost text[] := '{}';
   concerned text[] := '{}';
   covered text[] := '{}';
@@ -26,12 +27,25 @@ DECLARE
   backups text[] := '{}';
   copied jsonb := '{}';
   held bigint;
+  source text;
   unkept text[] := '{}';
   stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
 BEGIN
   -- Writes wait until the transaction ends: nothing arrives between the counts and the down.
   IF current_setting('lock_timeout') = '0' THEN PERFORM set_config('lock_timeout', '2s', true); END IF;
   LOCK TABLE public.ai_models IN SHARE MODE;
+  -- Row level security would hide rows from the counts and the copies below: an owner under
+  -- FORCE ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table.
+  SELECT array_agg(t) INTO hidden FROM unnest(ARRAY['public.ai_models']) AS t
+   WHERE row_security_active(t);
+  IF cardinality(hidden) > 0 THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'Rolling back 000_baseline_ai_models cannot see every row of ' ||
+      array_to_string(hidden, ', ') ||
+      ': row level security filters what role ' ||
+      current_user ||
+      ' reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. Nothing was changed. Keep 000_baseline_ai_models, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.';
+  END IF;
   SELECT count(*) INTO n FROM public.ai_models;
   IF n > 0 THEN
     lost := lost || ('table public.ai_models (dropped): ' || n || ' row(s)');
@@ -50,19 +64,26 @@ BEGIN
     backup := '000_ai_models_' || stamp;
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, 'public.ai_models');
     GET DIAGNOSTICS n = ROW_COUNT;
-    copied := copied || jsonb_build_object(format('x402_backup.%I', backup), n);
+    copied := copied || jsonb_build_object(format('x402_backup.%I', backup), jsonb_build_array(n, 'public.ai_models'));
     backups := backups || format('x402_backup.%I', backup);
     covered := covered || to_regclass('public.ai_models')::oid::text;
   END IF;
   -- An event trigger can empty, fill or drop a new table as it is made: a backup that does not
   -- hold what was copied into it would report as kept what the down then destroys.
-  FOR backup, n IN SELECT key, value::bigint FROM jsonb_each_text(copied) LOOP
+  -- Each must hold what its table holds, row for row: compared as text, which every type has.
+  FOR backup, n, source IN SELECT key, (value ->> 0)::bigint, value ->> 1 FROM jsonb_each(copied) LOOP
     IF to_regclass(backup) IS NULL THEN
       unkept := unkept || format('%s was dropped', backup);
       CONTINUE;
     END IF;
     EXECUTE format('SELECT count(*) FROM %s', backup) INTO held;
-    IF held <> n THEN unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup, held, n); END IF;
+    IF held <> n THEN
+      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup, held, n);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM (SELECT s::text FROM %s s EXCEPT ALL SELECT b::text FROM %s b) AS d', source, backup)
+      INTO held;
+    IF held > 0 THEN unkept := unkept || format('%s holds other rows than the %s copied into it', backup, n); END IF;
   END LOOP;
   IF cardinality(unkept) > 0 THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
@@ -86,7 +107,7 @@ DECLARE
   recorded jsonb := '[]';
 BEGIN
   FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,
-                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
+                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema' LOOP
     -- A table it cannot read, or reads through row security, counts as holding rows.

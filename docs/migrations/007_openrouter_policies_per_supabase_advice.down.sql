@@ -24,7 +24,7 @@ DECLARE
   recorded jsonb := '[]';
 BEGIN
   FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,
-                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
+                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema' LOOP
     -- A table it cannot read, or reads through row security, counts as holding rows.

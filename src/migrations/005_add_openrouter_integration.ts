@@ -315,7 +315,7 @@ DECLARE
   noted jsonb := '{}';
 BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
-                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable
+                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
             WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\\_%' AND ns.nspname <> 'information_schema' LOOP
     present := true;
@@ -410,7 +410,20 @@ DECLARE
   moved bigint;
   held bigint;
   unkept text[] := '{}';
+  -- The rows moved into each backup, as text, and what each backup holds: equal, or nothing commits.
+  keys_moved text[] := '{}';
+  resources_moved text[] := '{}';
+  expected text[];
+  found text[];
 BEGIN
+  -- Row level security would hide rows from the counts and the moves below: an owner under FORCE
+  -- ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table and drop it whole.
+  SELECT string_agg(t, ', ') INTO unreported
+    FROM unnest(ARRAY['public.user_openrouter_integrations', 'public.x402_resources']) AS t
+   WHERE to_regclass(t) IS NOT NULL AND row_security_active(t);
+  IF unreported <> '' THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot see every row of %: row level security filters what role % reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. Nothing was changed. Keep 005, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.', unreported, current_user;
+  END IF;
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
     SELECT count(*) INTO keys FROM public.user_openrouter_integrations;
@@ -444,31 +457,39 @@ BEGIN
   IF keys > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
                    '005_user_openrouter_integrations_' || stamp);
-    EXECUTE format('WITH gone AS (DELETE FROM public.user_openrouter_integrations RETURNING *) INSERT INTO x402_backup.%I SELECT * FROM gone',
-                   '005_user_openrouter_integrations_' || stamp);
+    EXECUTE format('WITH gone AS (DELETE FROM public.user_openrouter_integrations RETURNING *), '
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT array_agg(g::text) FROM gone g',
+                   '005_user_openrouter_integrations_' || stamp) INTO keys_moved;
   END IF;
   IF instant + configured > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.x402_resources WITH NO DATA', '005_x402_resources_' || stamp);
-    EXECUTE format('WITH gone AS (DELETE FROM public.x402_resources WHERE resource_type = ''openrouter_instant'' RETURNING *) '
-                   'INSERT INTO x402_backup.%I SELECT * FROM gone', '005_x402_resources_' || stamp);
+    EXECUTE format('WITH gone AS (DELETE FROM public.x402_resources WHERE resource_type = ''openrouter_instant'' RETURNING *), '
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT coalesce(array_agg(g::text), ''{}'') FROM gone g',
+                   '005_x402_resources_' || stamp) INTO resources_moved;
     EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
-                   'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id) '
-                   'INSERT INTO x402_backup.%I SELECT * FROM old', '005_x402_resources_' || stamp);
+                   'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id), '
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM old) SELECT coalesce(array_agg(o::text), ''{}'') FROM old o',
+                   '005_x402_resources_' || stamp) INTO found;
+    resources_moved := resources_moved || found;
   END IF;
   -- An event trigger can empty, fill or drop a new table as it is made, or give it a trigger that
-  -- swallows inserts: the rows would be deleted here and reported as backed up. Each backup must
-  -- hold what was moved into it, counted once both are made (a later one's event trigger could
-  -- empty the first).
-  FOR backup, moved IN SELECT m.t, m.n FROM (VALUES ('005_user_openrouter_integrations_' || stamp, keys),
-                                                   ('005_x402_resources_' || stamp, instant + configured)) AS m(t, n)
-                        WHERE m.n > 0 LOOP
+  -- swallows or rewrites inserts: the rows would be deleted here and reported as backed up. Each
+  -- backup must hold the rows moved into it, value for value, compared once both are made (a
+  -- later one's event trigger could change the first).
+  FOR backup, moved, expected IN
+      SELECT m.t, m.n, m.r FROM (VALUES ('005_user_openrouter_integrations_' || stamp, keys, keys_moved),
+                                        ('005_x402_resources_' || stamp, instant + configured, resources_moved)) AS m(t, n, r)
+       WHERE m.n > 0 LOOP
     IF to_regclass(format('x402_backup.%I', backup)) IS NULL THEN
       unkept := unkept || format('x402_backup.%I was dropped', backup);
       CONTINUE;
     END IF;
-    EXECUTE format('SELECT count(*) FROM x402_backup.%I', backup) INTO held;
+    EXECUTE format('SELECT count(*), coalesce(array_agg(b::text ORDER BY b::text), ''{}'') FROM x402_backup.%I b', backup)
+      INTO held, found;
     IF held <> moved THEN
       unkept := unkept || format('x402_backup.%I holds %s row(s), not the %s moved into it', backup, held, moved);
+    ELSIF found IS DISTINCT FROM (SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM unnest(expected) AS x) THEN
+      unkept := unkept || format('x402_backup.%I holds other rows than the %s moved into it', backup, moved);
     END IF;
   END LOOP;
   IF cardinality(unkept) > 0 THEN

@@ -234,7 +234,8 @@ export function downGuardSql(
     `    backup := ${literal(prefixes.get(table.oid)!)} || stamp;`,
     `    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, ${literal(table.name)});`,
     '    GET DIAGNOSTICS n = ROW_COUNT;',
-    "    copied := copied || jsonb_build_object(format('x402_backup.%I', backup), n);",
+    "    copied := copied || jsonb_build_object(format('x402_backup.%I', backup), jsonb_build_array(n, " +
+      `${literal(table.name)}));`,
     `    backups := backups || format('x402_backup.%I', backup);`,
     `    covered := covered || to_regclass(${literal(table.name)})::oid::text;`,
     '  END IF;',
@@ -258,9 +259,22 @@ export function downGuardSql(
       `. Nothing was changed (it was rolled back). Keep ${name}, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.`,
     ),
   ].join(' ||\n      ')
+  const hiddenMessage = [
+    literal(`Rolling back ${name} cannot see every row of `),
+    "array_to_string(hidden, ', ')",
+    literal(': row level security filters what role '),
+    'current_user',
+    literal(
+      ' reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without ' +
+        'BYPASSRLS), so rows hidden from it would be destroyed unreported. Nothing was changed. ' +
+        `Keep ${name}, or run the down as a role that row level security does not filter: a ` +
+        "superuser or a role with BYPASSRLS, such as Supabase's postgres.",
+    ),
+  ].join(' ||\n      ')
   const body = [
     'DECLARE',
     '  n bigint;',
+    '  hidden text[];',
     "  lost text[] := '{}';",
     "  concerned text[] := '{}';",
     "  covered text[] := '{}';",
@@ -268,6 +282,7 @@ export function downGuardSql(
     "  backups text[] := '{}';",
     "  copied jsonb := '{}';",
     '  held bigint;',
+    '  source text;',
     "  unkept text[] := '{}';",
     `  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', '${STAMP_FORMAT}');`,
     'BEGIN',
@@ -278,6 +293,14 @@ export function downGuardSql(
           `  LOCK TABLE ${tables.map((table) => table.name).join(', ')} IN SHARE MODE;`,
         ]
       : []),
+    '  -- Row level security would hide rows from the counts and the copies below: an owner under',
+    '  -- FORCE ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table.',
+    `  SELECT array_agg(t) INTO hidden FROM unnest(ARRAY[${tables.map((table) => literal(table.name)).join(', ')}]) AS t`,
+    '   WHERE row_security_active(t);',
+    '  IF cardinality(hidden) > 0 THEN',
+    `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =
+      ${hiddenMessage};`,
+    '  END IF;',
     ...counts,
     "  PERFORM set_config('x402.down_covered', array_to_json(covered)::text, true);",
     '  IF cardinality(lost) = 0 THEN RETURN; END IF;',
@@ -289,13 +312,20 @@ export function downGuardSql(
     // Counted once all are made: an event trigger of a later copy could empty an earlier one too.
     '  -- An event trigger can empty, fill or drop a new table as it is made: a backup that does not',
     '  -- hold what was copied into it would report as kept what the down then destroys.',
-    '  FOR backup, n IN SELECT key, value::bigint FROM jsonb_each_text(copied) LOOP',
+    '  -- Each must hold what its table holds, row for row: compared as text, which every type has.',
+    '  FOR backup, n, source IN SELECT key, (value ->> 0)::bigint, value ->> 1 FROM jsonb_each(copied) LOOP',
     '    IF to_regclass(backup) IS NULL THEN',
     "      unkept := unkept || format('%s was dropped', backup);",
     '      CONTINUE;',
     '    END IF;',
     "    EXECUTE format('SELECT count(*) FROM %s', backup) INTO held;",
-    "    IF held <> n THEN unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup, held, n); END IF;",
+    '    IF held <> n THEN',
+    "      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup, held, n);",
+    '      CONTINUE;',
+    '    END IF;',
+    "    EXECUTE format('SELECT count(*) FROM (SELECT s::text FROM %s s EXCEPT ALL SELECT b::text FROM %s b) AS d', source, backup)",
+    '      INTO held;',
+    "    IF held > 0 THEN unkept := unkept || format('%s holds other rows than the %s copied into it', backup, n); END IF;",
     '  END LOOP;',
     '  IF cardinality(unkept) > 0 THEN',
     `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =\n      ${unkeptMessage};`,
@@ -332,7 +362,7 @@ export const DOWN_WATCH_SQL = [
   "  recorded jsonb := '[]';",
   'BEGIN',
   "  FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,",
-  "                  has_table_privilege(c.oid, 'SELECT') AND NOT (c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE')) AS readable",
+  "                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable",
   '             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace',
   "            WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' LOOP",
   '    -- A table it cannot read, or reads through row security, counts as holding rows.',
