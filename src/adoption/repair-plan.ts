@@ -8,6 +8,7 @@ import {
   diffWithReference,
   type SchemaReference,
 } from '../schema/reference.js'
+import { API_ROLE_BYPASS_RULE } from '../schema/rules.js'
 import { readAcceptedDifferences } from './accepted-differences.js'
 import {
   ADOPTION_DECISIONS_FILE,
@@ -223,7 +224,8 @@ async function repair(
   const relation = table === null ? undefined : await relationOf(db, table)
   const on = relation?.qualified ?? ''
 
-  if (field === 'owner') return { decide: difference.reason }
+  // A role's attributes and memberships are the cluster's, and the plan changes only the schema.
+  if (field === 'owner' || field === API_ROLE_BYPASS_RULE) return { decide: difference.reason }
   if (kind === 'extra') {
     if (category === 'relations' && !(difference.key in reference.createdBy)) {
       return { decide: `${difference.reason}. The plan never changes a view production made.` }

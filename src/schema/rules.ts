@@ -35,11 +35,12 @@ import {
  *   decided one that the file no longer declares;
  * - `conflict`, refuses: a missing object; a different type, nullability, default, CHECK,
  *   foreign key, index or trigger; an owner that an API role is or can act as, or that the
- *   migrating role cannot act as; RLS off where the module has it on; a policy that differs
- *   or widens access; more grants; what another migration of the module creates (named, and
- *   what to adopt at); anything added to a table the module creates whole; a view over the
- *   module's tables that lets anon or authenticated read, with its owner's rights, rows that the
- *   tables' policies do not show them. With `strict` every difference is a conflict (the exact
+ *   migrating role cannot act as; anon or authenticated able to bypass the row level security
+ *   of the module's tables ({@link API_ROLE_BYPASS_RULE}); RLS off where the module has it on;
+ *   a policy that differs or widens access; more grants; what another migration of the module
+ *   creates (named, and what to adopt at); anything added to a table the module creates whole;
+ *   a view over the module's tables that lets anon or authenticated read, with its owner's
+ *   rights, rows that the tables' policies do not show them. With `strict` every difference is a conflict (the exact
  *   comparison), and decisions do not apply.
  *
  * Every other object of the app's schemas (what no migration creates and is not on the module's
@@ -101,6 +102,18 @@ export const API_ROLES: readonly string[] = [
   'service_role',
   'authenticator',
 ]
+
+/**
+ * The rule that row level security holds for Supabase's API roles, and the field its conflicts
+ * carry: anon or authenticated a superuser, with BYPASSRLS, or a member (directly or through other
+ * roles, with or without INHERIT, as a member may SET ROLE) of a role that is either, or of
+ * service_role, whose policies give it every row. Any of these lets every user read and change
+ * every other user's rows, stored keys included, through the API. It is reported on each of the
+ * module's tables with RLS on; membership in a table's owner is the owner rule's. authenticator
+ * does not count: PostgREST runs every request as the role it switches to (SET ROLE), and RLS is
+ * checked against that role, never against authenticator's own attributes.
+ */
+export const API_ROLE_BYPASS_RULE = 'api_role_bypasses_rls'
 
 /** What a removed or weakened accepted difference is told to do. */
 const PUT_BACK =
@@ -318,6 +331,35 @@ owners AS (
     END AS reason) AS r
   WHERE r.reason IS NOT NULL
 ),
+-- What lets anon or authenticated past row level security (API_ROLE_BYPASS_RULE): one line for
+-- all, each cause with its remedy. A membership is named by the role granted to the API role
+-- (what to revoke), and, where that role does not bypass itself, by those it leads to.
+api_bypass AS (
+  SELECT string_agg(a.rolname || ': ' || c.cause, '; ' ORDER BY a.rolname COLLATE "C", c.ordinal, c.cause COLLATE "C") AS live,
+         string_agg(c.remedy, '; ' ORDER BY a.rolname COLLATE "C", c.ordinal, c.cause COLLATE "C") AS remedies
+  FROM pg_catalog.pg_roles a
+  CROSS JOIN LATERAL (
+    SELECT 1 AS ordinal, 'a superuser' AS cause, 'ALTER ROLE ' || quote_ident(a.rolname) || ' NOSUPERUSER' AS remedy
+    WHERE a.rolsuper
+    UNION ALL
+    SELECT 2, 'has BYPASSRLS', 'ALTER ROLE ' || quote_ident(a.rolname) || ' NOBYPASSRLS'
+    WHERE a.rolbypassrls
+    UNION ALL
+    SELECT 3, 'a member of ' || g.rolname || coalesce(' (through it of ' || t.roles || ')', ''),
+           'REVOKE ' || quote_ident(g.rolname) || ' FROM ' || quote_ident(a.rolname)
+    FROM (SELECT DISTINCT m.roleid FROM pg_catalog.pg_auth_members m WHERE m.member = a.oid) AS d
+    JOIN pg_catalog.pg_roles g ON g.oid = d.roleid
+    CROSS JOIN LATERAL (SELECT g.rolsuper OR g.rolbypassrls OR g.rolname = 'service_role' AS itself) AS s
+    CROSS JOIN LATERAL (
+      SELECT string_agg(b.rolname, ', ' ORDER BY b.rolname COLLATE "C") AS roles
+      FROM pg_catalog.pg_roles b
+      WHERE NOT s.itself AND b.oid NOT IN (g.oid, a.oid)
+        AND (b.rolsuper OR b.rolbypassrls OR b.rolname = 'service_role')
+        AND pg_catalog.pg_has_role(g.oid, b.oid, 'MEMBER')) AS t
+    WHERE s.itself OR t.roles IS NOT NULL
+  ) AS c
+  WHERE a.rolname IN ('anon', 'authenticated')
+),
 -- A table's columns (name, type, nullability) and keys (primary and unique constraints), to
 -- recognise a table renamed by hand: one that has all of them (production's have more).
 shapes AS (
@@ -392,10 +434,19 @@ found AS (
   SELECT o.key, o.category, o.table_name, o.object_name, 'owner', 'changed', to_jsonb(pg_catalog.pg_get_userbyid(o.owner)::text),
          to_jsonb('a role no API role can act as'::text), coalesce(l.definition, '{}'::jsonb) || jsonb_build_object('owner problem', o.reason)
   FROM owners o LEFT JOIN live l ON l.key = o.key
+  UNION ALL
+  SELECT 'relations ' || c.relname, 'relations', c.relname::text, c.relname::text, ${literal(API_ROLE_BYPASS_RULE)}, 'changed',
+         to_jsonb(b.live), to_jsonb('anon and authenticated held to its policies'::text),
+         coalesce(l.definition, '{}'::jsonb) || jsonb_build_object('api role problem', b.remedies)
+  FROM api_bypass b
+  JOIN pg_catalog.pg_class c ON c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relrowsecurity
+                            AND c.relname IN (SELECT name FROM module_tables)
+  LEFT JOIN live l ON l.key = 'relations ' || c.relname
+  WHERE b.live IS NOT NULL
 ),
 ruled AS (
   SELECT d.*, r.class, r.reason,
-         NOT (d.field = 'owner' OR (d.kind = 'missing' AND d.category IN ('schemas', 'relations', 'columns', 'functions'))
+         NOT (d.field IN ('owner', ${literal(API_ROLE_BYPASS_RULE)}) OR (d.kind = 'missing' AND d.category IN ('schemas', 'relations', 'columns', 'functions'))
               OR (d.kind = 'extra' AND d.key = ANY (p.owned))) AS decidable
   FROM found d CROSS JOIN params p
   LEFT JOIN module_tables t ON t.name = d.table_name
@@ -403,6 +454,7 @@ ruled AS (
     CASE
       WHEN d.kind = 'missing' THEN 'conflict'
       WHEN d.field = 'owner' THEN 'conflict'
+      WHEN d.field = ${literal(API_ROLE_BYPASS_RULE)} THEN 'conflict'
       WHEN d.kind = 'extra' AND d.key = ANY (p.owned) THEN 'conflict'
       WHEN p.strict THEN 'conflict'
       WHEN d.kind = 'extra' AND d.category = 'relations' AND d.key IN (SELECT key FROM leaks) THEN 'conflict'
@@ -467,6 +519,9 @@ ruled AS (
         THEN 'the module had it from ' || (p.created_by ->> d.key) || ' until a migration up to ' || p.migration
              || ' renamed or dropped it: adopt at the migration whose schema the database has'
       WHEN d.field = 'owner' THEN d.object ->> 'owner problem'
+      WHEN d.field = ${literal(API_ROLE_BYPASS_RULE)}
+        THEN 'row level security does not hold for them here: through the API they read and change every row, '
+             || 'other users'' keys and data included; ' || (d.object ->> 'api role problem')
       WHEN d.kind = 'extra' AND d.category = 'relations' AND d.key IN (SELECT key FROM leaks) THEN (
         SELECT 'a view that reads ' || k.tables || ' with its owner''s rights, past row level security: ' || k.roles
                || ' can read rows through it that the policies of ' || k.tables || ' do not show them; make it WITH (security_invoker = on), '
