@@ -119,6 +119,8 @@ BEGIN
         WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
   END LOOP;
   PERFORM set_config('x402.down_watch', watch::text, true);
+  -- Large objects live outside every table the counters watch (lo_unlink removes them).
+  PERFORM set_config('x402.down_watch_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') FROM pg_catalog.pg_largeobject_metadata), true);
   IF to_regclass('x402_migrations.kysely_migration') IS NOT NULL THEN
     EXECUTE 'SELECT coalesce(jsonb_agg(name), ''[]'') FROM x402_migrations.kysely_migration' INTO recorded;
   END IF;
@@ -142,6 +144,7 @@ DECLARE
   covered jsonb := coalesce(nullif(current_setting('x402.down_covered', true), ''), '[]')::jsonb;
   recorded jsonb := coalesce(nullif(current_setting('x402.down_recorded', true), ''), '[]')::jsonb;
   history oid := to_regclass('x402_migrations.kysely_migration');
+  lo text := coalesce(current_setting('x402.down_watch_lo', true), '');
   forgotten int := 0;
   unreported text[];
 BEGIN
@@ -179,6 +182,12 @@ BEGIN
      WHERE NOT covered ? w.k AND NOT covered ? (w.k || ':' || a.key) AND (w.v ->> 3)::boolean
        AND EXISTS (SELECT FROM pg_class c WHERE c.oid = w.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute p WHERE p.attrelid = w.k::oid AND p.attnum = a.key::int AND NOT p.attisdropped)
+    UNION ALL
+    SELECT '', CASE WHEN l.n < split_part(lo, ':', 1)::bigint
+                    THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - l.n)
+                    ELSE 'large objects: removed or replaced' END
+      FROM (SELECT split_part(now, ':', 1)::bigint AS n, now FROM (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') FROM pg_catalog.pg_largeobject_metadata) AS c(now)) AS l
+     WHERE lo <> '' AND l.now <> lo
   ) AS found;
   IF unreported IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =

@@ -73,6 +73,8 @@ BEGIN
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
+    PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata), true);
     RETURN;
   END IF;
   IF NOT allowed THEN
@@ -150,6 +152,8 @@ BEGIN
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
+  PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata), true);
 END
 $keep_or_refuse$;
 
@@ -188,6 +192,8 @@ DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
+  lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
+  lo_now text;
   unreported text;
 BEGIN
   -- A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
@@ -213,6 +219,14 @@ BEGIN
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
        AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
   ) AS dropped;
+  lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata);
+  IF lo <> '' AND lo_now <> lo THEN
+    unreported := concat_ws('; ', nullif(unreported, ''), CASE
+      WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
+        THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
+      ELSE 'large objects: removed or replaced' END);
+  END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
@@ -228,7 +242,9 @@ BEGIN;
 SELECT set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true),
+                  set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata), true);
 
 DO $presence$
 DECLARE
@@ -260,6 +276,8 @@ DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
+  lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
+  lo_now text;
   unreported text;
 BEGIN
   -- A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
@@ -285,6 +303,14 @@ BEGIN
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
        AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
   ) AS dropped;
+  lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata);
+  IF lo <> '' AND lo_now <> lo THEN
+    unreported := concat_ws('; ', nullif(unreported, ''), CASE
+      WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
+        THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
+      ELSE 'large objects: removed or replaced' END);
+  END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
@@ -349,6 +375,8 @@ BEGIN
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
+    PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata), true);
     RETURN;
   END IF;
   IF NOT allowed THEN
@@ -426,6 +454,8 @@ BEGIN
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
+  PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata), true);
 END
 $keep_or_refuse$;
 
@@ -464,6 +494,8 @@ DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
+  lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
+  lo_now text;
   unreported text;
 BEGIN
   -- A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
@@ -489,6 +521,14 @@ BEGIN
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
        AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
   ) AS dropped;
+  lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata);
+  IF lo <> '' AND lo_now <> lo THEN
+    unreported := concat_ws('; ', nullif(unreported, ''), CASE
+      WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
+        THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
+      ELSE 'large objects: removed or replaced' END);
+  END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;

@@ -297,9 +297,17 @@ const WATCHED_TABLES = `(SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_bui
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema')`
 
+/**
+ * The database's large objects as `<count>:<md5 of their oids>`: lo_unlink removes one without
+ * any table's counters showing it.
+ */
+const LARGE_OBJECTS = `(SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata)`
+
 /** Notes, first in a transaction of `down`, what {@link refuseUnreported} compares with. */
 async function watchTables(db: Kysely<any>): Promise<void> {
-  await sql`SELECT set_config('x402.watch_005', ${sql.raw(WATCHED_TABLES)}::text, true)`.execute(db)
+  await sql`SELECT set_config('x402.watch_005', ${sql.raw(WATCHED_TABLES)}::text, true),
+                  set_config('x402.watch_005_lo', ${sql.raw(LARGE_OBJECTS)}, true)`.execute(db)
 }
 
 /**
@@ -343,6 +351,8 @@ DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
+  lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
+  lo_now text;
   unreported text;
 BEGIN
   -- A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
@@ -368,6 +378,13 @@ BEGIN
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
        AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
   ) AS dropped;
+  lo_now := ${sql.raw(LARGE_OBJECTS)};
+  IF lo <> '' AND lo_now <> lo THEN
+    unreported := concat_ws('; ', nullif(unreported, ''), CASE
+      WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
+        THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
+      ELSE 'large objects: removed or replaced' END);
+  END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
@@ -446,6 +463,7 @@ BEGIN
   END IF;
   IF cardinality(lost) = 0 THEN
     PERFORM set_config('x402.watch_005', ${sql.raw(WATCHED_TABLES)}::text, true);
+    PERFORM set_config('x402.watch_005_lo', ${sql.raw(LARGE_OBJECTS)}, true);
     RETURN;
   END IF;
   IF NOT allowed THEN
@@ -517,6 +535,7 @@ BEGIN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
   PERFORM set_config('x402.watch_005', ${sql.raw(WATCHED_TABLES)}::text, true);
+  PERFORM set_config('x402.watch_005_lo', ${sql.raw(LARGE_OBJECTS)}, true);
 END
 $keep_or_refuse$
   `.execute(db)

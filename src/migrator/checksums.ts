@@ -64,7 +64,8 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     '943fbc564806cdd5bb8f2787b61cc7a4dbf75b86efdc0b36fc9cf74d4e9ba8d5':
       'its down now also watches tables in schemas whose names begin with "pg" but are not ' +
       "PostgreSQL's own, such as pgmq, compares its backups with the rows moved into them value " +
-      'for value, and refuses where row level security hides rows from the role that runs it',
+      'for value, refuses where row level security hides rows from the role that runs it, and ' +
+      'rolls back where a trigger removed large objects',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':

@@ -346,6 +346,14 @@ export function downGuardSql(
 }
 
 /**
+ * SQL: the database's large objects as `<count>:<md5 of their oids>`, which the per-table
+ * counters do not show: a down that changes it destroyed or replaced one.
+ */
+const LARGE_OBJECTS =
+  "SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') " +
+  'FROM pg_catalog.pg_largeobject_metadata'
+
+/**
  * What every transactional down runs just before it starts (after its guard, if any): the row
  * counters and the storage of each table, the module's bookkeeping in x402_migrations included,
  * in the transaction's setting `x402.down_watch`, and the names the history records, in
@@ -374,6 +382,8 @@ export const DOWN_WATCH_SQL = [
   '        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));',
   '  END LOOP;',
   "  PERFORM set_config('x402.down_watch', watch::text, true);",
+  '  -- Large objects live outside every table the counters watch (lo_unlink removes them).',
+  `  PERFORM set_config('x402.down_watch_lo', (${LARGE_OBJECTS}), true);`,
   `  IF to_regclass(${literal(MIGRATION_HISTORY_TABLE)}) IS NOT NULL THEN`,
   `    EXECUTE 'SELECT coalesce(jsonb_agg(name), ''[]'') FROM ${MIGRATION_HISTORY_TABLE}' INTO recorded;`,
   '  END IF;',
@@ -410,6 +420,7 @@ export function downCheckSql(
     "  covered jsonb := coalesce(nullif(current_setting('x402.down_covered', true), ''), '[]')::jsonb;",
     "  recorded jsonb := coalesce(nullif(current_setting('x402.down_recorded', true), ''), '[]')::jsonb;",
     `  history oid := to_regclass(${literal(MIGRATION_HISTORY_TABLE)});`,
+    "  lo text := coalesce(current_setting('x402.down_watch_lo', true), '');",
     '  forgotten int := 0;',
     '  unreported text[];',
     'BEGIN',
@@ -448,6 +459,12 @@ export function downCheckSql(
     "     WHERE NOT covered ? w.k AND NOT covered ? (w.k || ':' || a.key) AND (w.v ->> 3)::boolean",
     '       AND EXISTS (SELECT FROM pg_class c WHERE c.oid = w.k::oid)',
     '       AND NOT EXISTS (SELECT FROM pg_attribute p WHERE p.attrelid = w.k::oid AND p.attnum = a.key::int AND NOT p.attisdropped)',
+    '    UNION ALL',
+    "    SELECT '', CASE WHEN l.n < split_part(lo, ':', 1)::bigint",
+    "                    THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - l.n)",
+    "                    ELSE 'large objects: removed or replaced' END",
+    `      FROM (SELECT split_part(now, ':', 1)::bigint AS n, now FROM (${LARGE_OBJECTS}) AS c(now)) AS l`,
+    "     WHERE lo <> '' AND l.now <> lo",
     '  ) AS found;',
     '  IF unreported IS NOT NULL THEN',
     `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =\n      ${message};`,
