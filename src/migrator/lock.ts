@@ -171,23 +171,78 @@ export async function withMigrationLock<T>(
 
 /**
  * Opens the lock transaction and finds out, on the way, whether a transaction-mode pooler
- * separates the client sessions from the server's. A probe session asks for its backend, then
- * the lock session begins: a pooler that reuses server connections hands it the probe's, or
- * moves the probe to another one. A direct or session-mode connection does neither.
+ * separates the client sessions from the server's. Directly or through a session pooler, each
+ * client session has a server backend of its own for as long as it is open: its backend never
+ * changes, no other open session shares it, and no other session runs a transaction on it. A
+ * transaction pooler hands a session a backend per transaction, and which one comes back depends
+ * on the pool's order, its size and the app's traffic at that moment, so the probe gives the pool
+ * a chance to show each of the three, and any one of them is proof:
+ *
+ * - the probe asks twice in a row: a pool that reuses idle backends first in, first out moves it
+ *   to another one whenever it holds two or more idle;
+ * - the lock session then begins: a pool that reuses them last in, first out hands it the
+ *   backend the probe just left, and so does any pool with a single idle backend;
+ * - the probe asks again, now that the lock transaction keeps one backend busy;
+ * - and each probe reads its backend's count of transactions (the local part of its virtual
+ *   transaction id): when the probe gets the same backend back but the app's requests ran in
+ *   between, the count rose by more than the probe's own one statement.
+ *
+ * None of these can happen without a transaction pooler, so none can refuse a direct connection
+ * or a session pooler. A transaction pooler that, in that moment, hands the probe the same backend
+ * three times, used by no one else, and the lock session another, goes unseen: with no traffic
+ * that cannot happen in either order, whatever the pool holds.
  */
 async function beginLockTransaction(
   db: Kysely<any>,
   lockConnection: Kysely<any>,
 ): Promise<boolean> {
   return db.connection().execute(async (probe) => {
-    const probePid = await backendPid(probe)
+    const first = await probeBackend(probe)
+    const second = await probeBackend(probe)
     // READ COMMITTED whatever the database's default: at REPEATABLE READ the lock transaction
     // would hold one snapshot for the whole run, and 005's CREATE INDEX CONCURRENTLY waits for
     // every older snapshot: for this very transaction.
     await sql`BEGIN ISOLATION LEVEL READ COMMITTED`.execute(lockConnection)
     const lockPid = await backendPid(lockConnection)
-    return lockPid === probePid || (await backendPid(probe)) !== probePid
+    const third = await probeBackend(probe)
+    const probes = [first, second, third]
+    return (
+      probes.some((seen) => seen.pid !== first.pid || seen.pid === lockPid) ||
+      ranOthersTransactions(first, second) ||
+      ranOthersTransactions(second, third)
+    )
   })
+}
+
+/** A probe's server backend, and how many transactions that backend had begun by then. */
+interface ProbedBackend {
+  pid: number
+  /** The local transaction id of the probe's own statement; null where pg_locks does not show it. */
+  localXid: number | null
+}
+
+async function probeBackend(probe: Kysely<any>): Promise<ProbedBackend> {
+  // Every transaction, a single statement's too, holds a lock on its own virtual transaction id
+  // ("backend/local"), whose local part its backend counts up by one per transaction.
+  const { rows } = await sql<{ pid: number; vxid: string | null }>`
+    SELECT pg_backend_pid() AS pid,
+           (SELECT virtualtransaction FROM pg_locks
+            WHERE locktype = 'virtualxid' AND pid = pg_backend_pid() AND virtualxid = virtualtransaction) AS vxid
+  `.execute(probe)
+  const localXid = rows[0]!.vxid?.split('/')[1]
+  return { pid: rows[0]!.pid, localXid: localXid === undefined ? null : Number(localXid) }
+}
+
+/**
+ * True when the backend of two consecutive probes was the same, and it ran a transaction in
+ * between that was not the later probe's own: another client's, handed that backend by a
+ * transaction pooler.
+ */
+function ranOthersTransactions(earlier: ProbedBackend, later: ProbedBackend): boolean {
+  if (earlier.pid !== later.pid || earlier.localXid === null || later.localXid === null)
+    return false
+  // The counter is 32 bits wide and wraps around.
+  return (later.localXid - earlier.localXid) >>> 0 > 1
 }
 
 /**

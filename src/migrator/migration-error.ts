@@ -212,8 +212,8 @@ const IN_THE_WAY = new Set<string>([
 
 /**
  * Thrown, before anything changes, when migrations that must run outside a transaction are
- * pending but the connection goes through a transaction-mode pooler, which moves a session's
- * statements between server connections.
+ * pending but the connection goes through a transaction-mode pooler, which hands a session a
+ * server connection per transaction, not one of its own.
  */
 export class TransactionPoolerError extends Error {
   override readonly name = 'TransactionPoolerError'
@@ -222,7 +222,8 @@ export class TransactionPoolerError extends Error {
   constructor(readonly migrationNames: string[]) {
     super(
       `The database connection goes through a transaction-mode pooler (PgBouncer or Supavisor in transaction mode, ` +
-        `Supabase's port 6543): statements of one session reached different server connections. ` +
+        `Supabase's port 6543): the runner's sessions did not keep a server connection each (one moved between server ` +
+        'connections, or shared one with another session). ' +
         `${migrationNames.join(', ')} must run outside a transaction (CREATE INDEX CONCURRENTLY, VALIDATE CONSTRAINT), ` +
         'which such a pooler cannot carry. Nothing was changed. Set MIGRATION_DATABASE_URL to a direct connection ' +
         '(Supabase: db.<project>.supabase.co:5432) or a session-mode pooler (port 5432) and run the migrations again.',

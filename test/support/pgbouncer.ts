@@ -10,7 +10,7 @@ import { afterAll, beforeAll } from 'vitest'
 /** Debian's pgbouncer package (1.18 on bookworm) installs it here; CI installs it (.ci/run). */
 export const PGBOUNCER_PATH = '/usr/sbin/pgbouncer'
 
-/** A PgBouncer in transaction mode in front of the test server, started by {@link startPgBouncer}. */
+/** A PgBouncer in front of the test server, started by {@link startPgBouncer}. */
 export interface PgBouncer {
   /** The loopback port it listens on. */
   port: number
@@ -37,6 +37,18 @@ export interface PgBouncerOptions {
    * clients can each hold a server connection while others are idle; 8 by default.
    */
   poolSize?: number
+  /**
+   * pool_mode: `transaction` (the default, as Supabase's port 6543) hands a client a server
+   * connection per transaction; `session` (as Supabase's session pooler) for the client's whole
+   * connection.
+   */
+  poolMode?: 'transaction' | 'session'
+  /**
+   * server_round_robin = 1: an idle server connection is reused first in, first out, instead of
+   * PgBouncer's default last in, first out. Code that tells a pooler by which server connection
+   * comes back must be tested with both orders.
+   */
+  roundRobin?: boolean
 }
 
 /**
@@ -72,11 +84,12 @@ export function pgbouncerAvailable(): boolean {
 }
 
 /**
- * Starts a PgBouncer in `pool_mode = transaction` on a free loopback port, in front of the
- * TEST_DATABASE_URL server, and resolves once it accepts connections. It serves every database
- * of that server (`url(name)`), also those created after it started. Its ini, auth file, pid
- * file and log live in a temporary directory of its own. `server_round_robin` keeps its default:
- * an idle server connection is reused last in, first out.
+ * Starts a PgBouncer (in `pool_mode = transaction` unless `poolMode` says otherwise) on a free
+ * loopback port, in front of the TEST_DATABASE_URL server, and resolves once it accepts
+ * connections. It serves every database of that server (`url(name)`), also those created after
+ * it started. Its ini, auth file, pid file and log live in a temporary directory of its own.
+ * Unless `roundRobin`, `server_round_robin` keeps its default: an idle server connection is
+ * reused last in, first out.
  *
  * PgBouncer refuses to run as root: under root it is started with `-u postgres`, and its
  * directory is handed to that user. Call `stop()` when done; a process that exits without
@@ -85,7 +98,7 @@ export function pgbouncerAvailable(): boolean {
  *
  * @example
  * ```ts
- * const pooler = await startPgBouncer()
+ * const pooler = await startPgBouncer({ roundRobin: true })
  * const client = new pg.Client({ connectionString: pooler.url('x402_test_abc') })
  * // …
  * await pooler.stop()
@@ -99,6 +112,7 @@ export async function startPgBouncer(options: PgBouncerOptions = {}): Promise<Pg
   }
   const serverUrl = new URL(options.serverUrl ?? requiredTestDatabaseUrl())
   const poolSize = options.poolSize ?? 8
+  const poolMode = options.poolMode ?? 'transaction'
   if (poolSize < 4)
     throw new Error(
       `poolSize is ${poolSize}, expected at least 4: the tests hold two server connections at once.`,
@@ -109,7 +123,11 @@ export async function startPgBouncer(options: PgBouncerOptions = {}): Promise<Pg
   let lastFailure: unknown
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await launch(serverUrl, poolSize, await freeLoopbackPort())
+      return await launch(
+        serverUrl,
+        { poolSize, poolMode, roundRobin: options.roundRobin ?? false },
+        await freeLoopbackPort(),
+      )
     } catch (error) {
       if (!(error instanceof PortTakenError)) throw error
       lastFailure = error
@@ -153,7 +171,11 @@ function requiredTestDatabaseUrl(): string {
   return url
 }
 
-async function launch(serverUrl: URL, poolSize: number, port: number): Promise<PgBouncer> {
+async function launch(
+  serverUrl: URL,
+  pool: { poolSize: number; poolMode: 'transaction' | 'session'; roundRobin: boolean },
+  port: number,
+): Promise<PgBouncer> {
   const directory = mkdtempSync(join(tmpdir(), 'x402-pgbouncer-'))
   const files = {
     ini: join(directory, 'pgbouncer.ini'),
@@ -181,8 +203,9 @@ async function launch(serverUrl: URL, poolSize: number, port: number): Promise<P
       'auth_type = trust',
       `auth_file = ${files.auth}`,
       `admin_users = ${user}`,
-      'pool_mode = transaction',
-      `default_pool_size = ${poolSize}`,
+      `pool_mode = ${pool.poolMode}`,
+      `default_pool_size = ${pool.poolSize}`,
+      `server_round_robin = ${pool.roundRobin ? 1 : 0}`,
       // A database dropped by a test must not leave its pool waiting 15 s to log in again.
       'server_login_retry = 1',
       `logfile = ${files.log}`,
