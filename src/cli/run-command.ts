@@ -247,7 +247,7 @@ export async function withCommandDatabase<T>(
   const open = () => {
     if (db) return db
     console.error(`Database: ${describeDatabaseTarget(resolveDatabaseTarget(options))}`)
-    db = createDb(options)
+    db = createDb({ ...options, refuseShadowedCatalog: true })
     return db
   }
   try {

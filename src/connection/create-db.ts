@@ -1,4 +1,4 @@
-import { Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysely'
+import { CompiledQuery, Kysely, type KyselyConfig, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
 
 import { resolveDatabaseTarget } from './database-target.js'
@@ -8,6 +8,7 @@ import { openPglite } from './open-pglite.js'
 import { explainTimeout, serverClientConfig } from './server-client-config.js'
 import { withoutKyselyMigrationLock } from './without-kysely-migration-lock.js'
 import { toQueryError } from './query-error.js'
+import { SHADOWED_CATALOG_SQL } from './shadowed-catalog.js'
 import { type DialectHooks, withDialectHooks } from './dialect-hooks.js'
 import type { DB } from '../types/database.js'
 
@@ -47,6 +48,13 @@ export interface CreateDbOptions {
   template?: () => Promise<Blob>
   /** The environment to read DATABASE_URL and PGLITE_DATA_DIR from; `process.env` by default. */
   env?: NodeJS.ProcessEnv
+  /**
+   * Before each connection's first query, refuse where a role that cannot act as the connected
+   * one has put an operator or function named as PostgreSQL's own on the search_path (see
+   * SHADOWED_CATALOG_SQL): the module's catalog reads would run its code. The command line sets
+   * it; the migration runner checks once per run whatever it says.
+   */
+  refuseShadowedCatalog?: boolean
 }
 
 /**
@@ -75,6 +83,11 @@ export function createDb(options: CreateDbOptions = {}): Kysely<DB> {
   const hooked = withDialectHooks(withoutKyselyMigrationLock(dialect), {
     mapError: server ? (error) => toQueryError(explainTimeout(error, server)) : toQueryError,
     onStatement: options.onStatement,
+    prepareConnection: options.refuseShadowedCatalog
+      ? async (connection) => {
+          await connection.executeQuery(CompiledQuery.raw(SHADOWED_CATALOG_SQL))
+        }
+      : undefined,
   })
   const db = new Kysely<DB>({ dialect: hooked, log: options.log })
   if (pglite) registerEmbeddedDatabase(db, pglite)

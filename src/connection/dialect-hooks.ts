@@ -28,6 +28,11 @@ export interface DialectHooks {
     query: CompiledQuery,
     run: () => Promise<QueryResult<R>>,
   ): Promise<QueryResult<R>>
+  /**
+   * Runs once on each new connection (the driver's own), before anything else is sent on it; a
+   * failure gives the connection back and fails the query that asked for it.
+   */
+  prepareConnection?(connection: DatabaseConnection): Promise<void>
   /** Called once a transaction has begun on `connection` (the driver's own). */
   afterBegin?(connection: DatabaseConnection): Promise<void>
   /** Runs the end of a transaction (COMMIT or ROLLBACK): `end` sends it. */
@@ -114,6 +119,14 @@ class HookedDriver implements Driver {
     const connection = await this.#mapped(this.#driver.acquireConnection(...args))
     let wrapper = this.#wrappers.get(connection)
     if (!wrapper) {
+      if (this.#hooks.prepareConnection) {
+        try {
+          await this.#mapped(this.#hooks.prepareConnection(connection))
+        } catch (error) {
+          await this.#driver.releaseConnection(connection)
+          throw error
+        }
+      }
       wrapper = new HookedConnection(connection, this.#hooks, this.#connections++)
       this.#wrappers.set(connection, wrapper)
     }

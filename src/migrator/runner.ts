@@ -14,6 +14,7 @@ import {
 
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
+import { SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import { hasMigrationHistory, MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
 import {
   InterruptedRollbackError,
@@ -81,6 +82,8 @@ export async function runMigrations(
           settings,
           session,
           async (trx) => {
+            // First: the migrations and these reads name PostgreSQL's operators unqualified.
+            await sql.raw(SHADOWED_CATALOG_SQL).execute(trx)
             const migrations = await kyselyMigrator(trx, settings).getMigrations()
             return {
               migrations,

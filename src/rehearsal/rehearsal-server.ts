@@ -37,7 +37,7 @@ export async function withRehearsalServer<T>(
   }
   const { rows } = await sql<{
     major: number
-  }>`SELECT current_setting('server_version_num')::int / 10000 AS major`.execute(db)
+  }>`SELECT pg_catalog.current_setting('server_version_num')::int / 10000 AS major`.execute(db)
   const cluster = await startScratchCluster({ major: Number(rows[0]!.major) })
   try {
     return await work(cluster.connectionString)
@@ -139,8 +139,8 @@ async function sameServer(ours: Query, other: string): Promise<'same' | 'other' 
   })
   try {
     for (const text of [
-      'SELECT system_identifier::text AS id FROM pg_control_system()',
-      'SELECT pg_postmaster_start_time()::text AS id',
+      'SELECT system_identifier::text AS id FROM pg_catalog.pg_control_system()',
+      'SELECT pg_catalog.pg_postmaster_start_time()::text AS id',
     ]) {
       // A query refused (no privilege to read it) leaves that side unknown; an unanswered one
       // ends the rehearsal here, with its bound.

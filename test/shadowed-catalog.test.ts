@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto'
+
+import { type Kysely, sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+
+import { MigrationError, migrateTo, migrateToLatest } from '../src/tooling.js'
+import { cli, cliEnv } from './support/cli.js'
+import { MIGRATION_005 } from './support/migration-names.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
+
+// A role that may create objects in public (every role's right on PostgreSQL 14 and earlier)
+// defines an operator or a function that PostgreSQL's own would lose to by a closer type match,
+// or that comes first on a search_path its database sets. Whoever runs the module's catalog
+// reads or migrations would run that role's code with their own power: a superuser would make it
+// one. The module refuses before it reads or changes anything.
+
+const skipReason = process.env.TEST_DATABASE_URL
+  ? undefined
+  : 'TEST_DATABASE_URL is not set, and a role that logs in on its own needs a server'
+
+/** The role's superuser flag: what each planted object tries to turn on. */
+async function isSuperuser(db: Kysely<any>, role: string): Promise<boolean> {
+  const { rows } = await sql<{
+    super: boolean
+  }>`SELECT rolsuper AS super FROM pg_catalog.pg_roles WHERE rolname = ${role}`.execute(db)
+  return rows[0]!.super
+}
+
+/** The body of a planted function: makes `role` a superuser when its caller is one. */
+const escalate = (role: string) =>
+  `IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN EXECUTE 'ALTER ROLE ${role} SUPERUSER'; END IF;`
+
+const PLANTS: Record<string, (role: string) => string[]> = {
+  'operator public.=(oid, regclass)': (role) => [
+    `CREATE FUNCTION public.oideq(a oid, b regclass) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN a OPERATOR(pg_catalog.=) b::oid; END $f$`,
+    'CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.oideq)',
+  ],
+  'operator public.||(name, name)': (role) => [
+    `CREATE FUNCTION public.namecat(a name, b name) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN a::text OPERATOR(pg_catalog.||) b::text; END $f$`,
+    'CREATE OPERATOR public.|| (LEFTARG = name, RIGHTARG = name, FUNCTION = public.namecat)',
+  ],
+  'function public.to_regclass(text)': (role) => [
+    `CREATE FUNCTION public.to_regclass(t text) RETURNS regclass LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN pg_catalog.to_regclass(t); END $f$`,
+  ],
+}
+
+async function plant(db: Kysely<any>, role: string, statements: string[]): Promise<void> {
+  await sql`CREATE ROLE ${sql.id(role)} NOLOGIN NOSUPERUSER`.execute(db)
+  await sql`GRANT CREATE ON SCHEMA public TO ${sql.id(role)}`.execute(db)
+  await db.connection().execute(async (connection) => {
+    await sql`SET ROLE ${sql.id(role)}`.execute(connection)
+    try {
+      for (const statement of statements) await sql.raw(statement).execute(connection)
+    } finally {
+      await sql`RESET ROLE`.execute(connection)
+    }
+  })
+}
+
+async function unplant(db: Kysely<any>, role: string): Promise<void> {
+  await sql`DROP OWNED BY ${sql.id(role)}`.execute(db)
+  await sql`DROP ROLE ${sql.id(role)}`.execute(db)
+}
+
+describe.skipIf(skipReason)(
+  'objects that shadow PostgreSQL’s own, planted by a lesser role',
+  () => {
+    it.each(Object.keys(PLANTS))(
+      'with %s: the commands refuse, naming it, and run none of its code',
+      async (name) => {
+        await withTestDatabase('postgres', async ({ db, location }) => {
+          await migrateToLatest(db, { env: {} })
+          const role = `x402_test_plant_${randomBytes(4).toString('hex')}`
+          await plant(db, role, PLANTS[name]!(role))
+          try {
+            for (const [args, script] of [
+              [['list'], undefined],
+              [['check'], undefined],
+              [[], 'src/cli/migrate-plan.ts'],
+            ] as const) {
+              const result = await cli([...args], cliEnv(location), script)
+              expect(result.code, `${args.join(' ') || script}: ${result.stderr}`).toBe(1)
+              expect(result.stderr).toContain(`owned by ${role}`)
+              expect(await isSuperuser(db, role)).toBe(false)
+            }
+          } finally {
+            await unplant(db, role)
+          }
+        })
+      },
+    )
+
+    it('a migration run refuses before it changes anything', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await migrateTo(db, '002_add_claude_integration')
+        const role = `x402_test_plant_${randomBytes(4).toString('hex')}`
+        await plant(db, role, PLANTS['operator public.=(oid, regclass)']!(role))
+        try {
+          const error = await migrateToLatest(db, { env: {} }).catch((caught: unknown) => caught)
+          expect(error).toBeInstanceOf(MigrationError)
+          expect((error as Error).message).toContain(`owned by ${role}`)
+          expect(await isSuperuser(db, role)).toBe(false)
+          const { rows } = await sql<{
+            name: string
+          }>`SELECT name FROM x402_migrations.kysely_migration ORDER BY name`.execute(db)
+          expect(rows.map((row) => row.name)).not.toContain(MIGRATION_005)
+        } finally {
+          await unplant(db, role)
+        }
+      })
+    })
+
+    it('a database search_path that puts a lesser role’s schema before pg_catalog is refused too', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateToLatest(db, { env: {} })
+        const role = `x402_test_plant_${randomBytes(4).toString('hex')}`
+        await sql`CREATE ROLE ${sql.id(role)} NOLOGIN NOSUPERUSER`.execute(db)
+        await sql`CREATE SCHEMA evil AUTHORIZATION ${sql.id(role)}`.execute(db)
+        const database = new URL(serverUrl(location)).pathname.slice(1)
+        await sql
+          .raw(`ALTER DATABASE "${database}" SET search_path = evil, pg_catalog, public`)
+          .execute(db)
+        await db.connection().execute(async (connection) => {
+          await sql`SET ROLE ${sql.id(role)}`.execute(connection)
+          await sql
+            .raw(
+              `CREATE FUNCTION evil.current_setting(t text) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN pg_catalog.current_setting(t); END $f$`,
+            )
+            .execute(connection)
+          await sql`RESET ROLE`.execute(connection)
+        })
+        try {
+          const result = await cli(['list'], cliEnv(location))
+          expect(result.code, result.stderr).toBe(1)
+          expect(result.stderr).toContain(`owned by ${role}`)
+          expect(await isSuperuser(db, role)).toBe(false)
+        } finally {
+          await sql`DROP SCHEMA evil CASCADE`.execute(db)
+          await unplant(db, role)
+        }
+      })
+    })
+  },
+)
