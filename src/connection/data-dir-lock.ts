@@ -133,11 +133,11 @@ export function lockDataDir(dataDir: string): DataDirLock {
       const boot = bootIn(seen)
       const where =
         placeIn(seen) === PLACE
-          ? `recorded on boot ${shownShortOnTerminal(boot ?? '')}, not this boot (${BOOT}): another host of the same name, or this one before it restarted`
-          : 'another host or pid namespace (a container)'
+          ? `was recorded on boot ${shownShortOnTerminal(boot ?? '')}, not this boot (${BOOT}): on another host of the same name, or on this one before it restarted`
+          : 'runs on another host or in another pid namespace (a container)'
       throw new Error(
         `The embedded database at ${folder} is open in process ${holder} on ${place}${made ? ` (its lock file was made at ${made})` : ''}, ` +
-          `${refreshed}. That process is on ${where}, so this process cannot check whether it still runs, and does not take the folder ` +
+          `${refreshed}. That process ${where}, so this process cannot check whether it still runs, and does not take the folder ` +
           'over: a process stopped there would write over the folder when it ran again. Stop that process, or point PGLITE_DATA_DIR ' +
           `at another folder; if that process has certainly ended (its container or host is gone, or the machine restarted), ` +
           `remove the lock file ${lockFile} and run the command again.`,
