@@ -1,4 +1,8 @@
-import { describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { afterAll, describe, expect, it } from 'vitest'
 
 import { cli } from './support/cli.js'
 
@@ -66,5 +70,23 @@ describe('a message about an argument', () => {
     expect(stderr).toMatch(/--batch-size is "ten", expected a whole number from 1 to 10000/)
     const sql = await cli(['sql', '099'], SECRET)
     expect(sql.stderr).toMatch(/No migration is named "099"/)
+  })
+
+  // PGLITE_DATA_DIR is shown cut, as a name is (shownShortOnTerminal), in the "Database:" line
+  // and in a file system error that quotes it.
+  describe('a PGLITE_DATA_DIR of 4000 characters', () => {
+    const base = mkdtempSync(join(tmpdir(), 'x402-long-dir-'))
+    afterAll(() => rmSync(base, { recursive: true, force: true }))
+    const dataDir = join(base, 'L'.repeat(4000))
+
+    it.each([
+      ['migrate:plan', [], 'src/cli/migrate-plan.ts'],
+      ['migrate:list', ['list'], 'src/cli/migrate.ts'],
+      ['migrate:check', ['check'], 'src/cli/migrate.ts'],
+    ])('%s shows it cut', async (_command, args, script) => {
+      const { stderr } = await cli(args, { PGLITE_DATA_DIR: dataDir }, script)
+      expect(stderr).toMatch(/L… \(\d{4} characters\)/)
+      expect(stderr).not.toMatch(/L{200}/)
+    })
   })
 })

@@ -34,6 +34,19 @@ describe('usage errors of the command line', () => {
     ['postgres://app:Hunter2pw@[::1/app', /"\[" .*no closing "\]"/],
     ['not a url Hunter2pw', /not a PostgreSQL URL/],
     ['postgres://app:Hunter2pw@localhost:99999/app', /port .*1 to 65535/],
+    // In the query string too: the driver would connect with a bad sslmode, and fail on a port.
+    [
+      'postgres://app:Hunter2pw@127.0.0.1:5432/app?sslmode=bogus',
+      /sslmode in DATABASE_URL is "bogus", expected one of disable, /,
+    ],
+    [
+      'postgres://app:Hunter2pw@/app?host=127.0.0.1&port=abc',
+      /port in DATABASE_URL is "abc", expected a whole number from 1 to 65535/,
+    ],
+    [
+      'postgres://app:Hunter2pw@/app?host=127.0.0.1&port=Hunter2pwHunter2pwHunter2pw',
+      /port in DATABASE_URL is \(27 characters, not shown\)/,
+    ],
   ])('refuses DATABASE_URL=%s as a usage error, without showing it', async (url, reason) => {
     const run = await cli(['list'], { DATABASE_URL: url })
     expect({ code: run.code, stderr: run.stderr }).toEqual({
@@ -99,6 +112,22 @@ describe('usage errors of the command line', () => {
       })
       expect(run.stderr).not.toMatch(/squawk over/)
       if (value !== 'bogus') expect(run.stdout + run.stderr).not.toContain(value.slice(0, 20))
+    },
+  )
+
+  // A migration name is checked before any database is opened, as migrate:sql checks it.
+  it.each([[[]], [['--plan']]])(
+    'refuses migrate:baseline with an unknown migration name %j before opening a database',
+    async (flags) => {
+      const dataDir = '/nonexistent/never-opened'
+      const run = await cli(['baseline', '999_no_such', ...flags], { PGLITE_DATA_DIR: dataDir })
+      expect({ code: run.code, stderr: run.stderr }).toEqual({
+        code: 2,
+        stderr: expect.stringMatching(
+          /No migration is named "999_no_such"\..* usage: npm run migrate:baseline/,
+        ),
+      })
+      expect(run.stderr).not.toMatch(/Database:/)
     },
   )
 })

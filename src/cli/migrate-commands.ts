@@ -33,6 +33,7 @@ import {
 import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
 import { closestName } from './closest-name.js'
+import type { CommandSpec } from './command-line.js'
 import { type Command, connectionOptions, type Name, specs, type Values } from './migrate-specs.js'
 import { writeNewMigration } from './new-migration.js'
 import {
@@ -161,7 +162,9 @@ export const commands: { [N in Name]: Command<N> } = {
     )
     process.stdout.write(exported)
   },
-  baseline: async (db, values, [name = '']) => {
+  baseline: async (db, values, [given = '']) => {
+    // Checked before db() opens the database: a bad name is a usage error, as in migrate:sql.
+    const name = migrationNamed(given, specs.baseline)
     if (values.plan) {
       if (values.strict)
         throw new UsageError(
@@ -245,11 +248,11 @@ export const commands: { [N in Name]: Command<N> } = {
  * The migration `name` names, in full or by a unique prefix; a name that names none, or several,
  * is a usage error that says which migration was most likely meant.
  */
-function migrationNamed(name: string): string {
+function migrationNamed(name: string, spec: CommandSpec = specs.sql): string {
   const matches = migrationNames.filter((known) => known.startsWith(name))
   if (migrationNames.includes(name)) return name
   if (matches.length === 1) return matches[0]!
-  const usage = `usage: ${usageLine(specs.sql)}`
+  const usage = `usage: ${usageLine(spec)}`
   if (matches.length > 1)
     throw new UsageError(
       `${describeArgument(name)} matches several migrations (${matches.join(', ')}); give more of the name. ${usage}`,

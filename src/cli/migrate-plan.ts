@@ -56,12 +56,15 @@ async function main(values: {
   const maxRows =
     values['max-rows'] === undefined ? undefined : positiveInteger('--max-rows', values['max-rows'])
   // Loaded once the arguments are checked: --help and a refused argument do not wait for them.
-  const [{ IN_MEMORY, resolveDatabaseTarget }, { formatRehearsal }, { planPendingMigrations }] =
-    await Promise.all([
-      import('../connection/create-db.js'),
-      import('../rehearsal/format-rehearsal.js'),
-      import('../rehearsal/plan-pending.js'),
-    ])
+  const [
+    { describeDatabaseTarget, IN_MEMORY, resolveDatabaseTarget },
+    { formatRehearsal },
+    { planPendingMigrations },
+  ] = await Promise.all([
+    import('../connection/create-db.js'),
+    import('../rehearsal/format-rehearsal.js'),
+    import('../rehearsal/plan-pending.js'),
+  ])
   // Checked under its own name: a refusal says which variable to fix.
   const options = { connectionString: serverFromEnv(['MIGRATION_DATABASE_URL']) }
   const target = resolveDatabaseTarget(options)
@@ -79,7 +82,7 @@ async function main(values: {
   if (target.kind === 'pglite' && target.dataDir !== IN_MEMORY && !existsSync(target.dataDir)) {
     // Opening the embedded database would create its folder: the plan must not change the target.
     console.error(
-      `Database: embedded PGlite at ${target.dataDir}, which does not exist yet: every migration is pending (the folder is not created).`,
+      `Database: ${describeDatabaseTarget(target)}, which does not exist yet: every migration is pending (the folder is not created).`,
     )
     plan = await planPendingMigrations(null, target, bounds, copy)
   } else {

@@ -22,12 +22,14 @@
  * A migrate subcommand is an entry in `specs` of migrate-specs.ts (what it accepts) and in
  * `commands` of migrate-commands.ts (what it does).
  */
+import { resolve } from 'node:path'
+
 import type { Kysely } from 'kysely'
 
 import { checkConnectionString, ConnectionStringError } from '../connection/connection-string.js'
 import { SettingError } from '../connection/setting-error.js'
 import type { CreateDbOptions } from '../connection/create-db.js'
-import { shownOnTerminal } from '../connection/shown-argument.js'
+import { shownOnTerminal, shownShortOnTerminal } from '../connection/shown-argument.js'
 import { unreachableMessage } from '../connection/unreachable.js'
 import { MigrationError } from '../migrator/migration-error.js'
 import {
@@ -103,7 +105,8 @@ export function runCommand(
     (error: unknown) => {
       // The runner's errors say themselves what reached the database and what stayed done.
       const unreachable = error instanceof MigrationError ? undefined : unreachableMessage(error)
-      console.error(withoutArguments(`${label} failed: ${unreachable ?? messageOf(error)}`, args))
+      const message = withoutLongPaths(unreachable ?? messageOf(error), error)
+      console.error(withoutArguments(`${label} failed: ${message}`, args))
       exit(exitCodeOf(error))
     },
   )
@@ -119,6 +122,32 @@ export function exitCodeOf(error: unknown): ExitCode {
     return EXIT.usage
   if (error instanceof CommandFailure) return error.exitCode
   return EXIT.failure
+}
+
+/**
+ * `message` with each long path it quotes of the file system error `error` (its `path` and
+ * `dest`, and its causes') and the PGLITE_DATA_DIR folder shown cut, as the "Database:" line
+ * shows the folder (shownShortOnTerminal): Node's errors quote a path whole, and a folder's
+ * name may be thousands of characters.
+ */
+function withoutLongPaths(message: string, error: unknown): string {
+  const paths = new Set<string>()
+  const dataDir = process.env.PGLITE_DATA_DIR
+  if (dataDir) paths.add(dataDir).add(resolve(dataDir))
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 10; depth++) {
+    for (const key of ['path', 'dest'] as const) {
+      const value = (cause as Error & Partial<Record<typeof key, unknown>>)[key]
+      if (typeof value === 'string') paths.add(value)
+    }
+    cause = cause.cause
+  }
+  let shown = message
+  // Longest first: a folder's path is the start of its files'.
+  for (const path of [...paths].sort((a, b) => b.length - a.length)) {
+    const short = shownShortOnTerminal(path)
+    if (short !== shownOnTerminal(path)) shown = shown.split(path).join(short)
+  }
+  return shown
 }
 
 /** The longest failure line printed: a longer one is cut, whatever it quotes. */

@@ -14,10 +14,12 @@ export class ConnectionStringError extends Error {
  * Checks a PostgreSQL connection string that a user gave (in `source`, such as DATABASE_URL)
  * before anything connects with it, and refuses it without showing it: one that is not
  * `postgres://` or `postgresql://`, and one whose password (or user) holds a "/", "?" or "#"
- * that ends the authority part of the URL early. `postgres://u:Sp3c!al@S3cr3t/x?y#z@host/db`
- * parses as host "S3cr3t": the driver would send part of the password to the DNS resolver, and
- * every message naming the host or the database would print it. Each connection string the
- * module reads from its user goes through here.
+ * that ends the authority part of the URL early: `postgres://u:Sp3c!al@S3cr3t/x?y#z@host/db`
+ * parses as host "S3cr3t", the driver would send part of the password to the DNS resolver, and
+ * every message naming the host or the database would print it. Also refused, naming only the
+ * parameter's value: a port (in the query string too) that is not 1 to 65535, an sslmode the
+ * driver does not know, and a bound of 0. Each connection string the module reads from its user
+ * goes through here.
  *
  * @example
  * ```ts
@@ -56,6 +58,26 @@ export function checkConnectionString(connectionString: string, source: string):
         '(encodeURIComponent: "/" is %2F, "?" is %3F, "#" is %23, "@" is %40).',
     )
   }
+  // A query string's port is not checked by the URL parser, and the driver takes an sslmode it
+  // does not know as "verify-full": both would fail only at the connection, as a failure (exit 1).
+  const port = parameters.port
+  if (
+    typeof port === 'string' &&
+    port !== '' &&
+    !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)
+  ) {
+    throw new ConnectionStringError(
+      `port in ${source} is ${describeArgument(port)}, expected a whole number from 1 to 65535. Give the server's port ` +
+        '(5432 by default), or remove port from the URL for the default.',
+    )
+  }
+  const sslmode = parameters.sslmode
+  if (sslmode !== undefined && !SSL_MODES.includes(String(sslmode))) {
+    throw new ConnectionStringError(
+      `sslmode in ${source} is ${describeArgument(String(sslmode))}, expected one of ${SSL_MODES.join(', ')} ` +
+        "(node-postgres's modes). Give one of them, or remove sslmode from the URL.",
+    )
+  }
   for (const name of BOUNDS) {
     const value = parameters[name]
     if (value !== undefined && (typeof value !== 'string' || !/^[1-9]\d{0,8}$/.test(value))) {
@@ -66,6 +88,9 @@ export function checkConnectionString(connectionString: string, source: string):
     }
   }
 }
+
+/** The sslmode values node-postgres knows; it would take any other as verify-full, unsaid. */
+const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify']
 
 /** The URL parameters that bound a wait of node-postgres (a 0 there means none). */
 const BOUNDS = [

@@ -27,12 +27,16 @@ import { errorCode } from './sql-state.js'
  */
 export const LOCK_FILE_NAME = 'x402-db.lock'
 
-/** How often the holder sets its lock file's mtime to the current time, in ms. */
+/**
+ * How often the holder sets its lock file's mtime to the current time, in ms: a refusal says how
+ * long ago a holder elsewhere last did, for the person deciding whether it still runs.
+ */
 export const LOCK_REFRESH_MS = 5_000
 
 /**
- * How long, in ms, a lock from another host or pid namespace may go unrefreshed before it is
- * stale: six missed refreshes, so that a busy machine does not lose a live holder's lock.
+ * How long, in ms, the short-lived takeover lock (`<lock>.takeover`, held for a few file steps,
+ * never while the folder is written) of another host or pid namespace may go unrefreshed before
+ * it is stale: six missed refreshes.
  */
 export const LOCK_STALE_AFTER_MS = 30_000
 
@@ -46,20 +50,20 @@ export const MAX_LOCK_FILE_BYTES = 4096
  * Claims a PGlite data folder for this process, and returns the function that gives it back.
  * PGlite has no locking of its own: two processes on one folder each keep their own copy in
  * memory and overwrite each other's writes, so a second opener is refused here instead. A lock
- * left by a process that no longer runs is taken over.
+ * left by a process that certainly no longer runs is taken over.
  *
  * The lock is a file inside the folder ({@link LOCK_FILE_NAME}), so that every path to the folder
  * meets it. It holds the holder's pid and where that pid means something (the host and the pid
- * namespace), and when the holder started (boot and start time). In this namespace the pid is
- * checked, and a lock is stale only when its process has ended, or the pid now belongs to a
- * process that started at another time (given again after a kill or a reboot): a stopped holder
- * (SIGSTOP, a debugger) keeps the folder. A pid from another host or
- * namespace cannot be checked from here (a restarted container has a new namespace, and its old
- * lock would never be released): there the holder's refreshes tell, and a lock whose mtime is
- * older than {@link LOCK_STALE_AFTER_MS}, or further than that in the future, is stale. The holder refreshes it every
- * {@link LOCK_REFRESH_MS} from a worker thread, which runs on while a long PGlite statement
- * holds the main thread. (proper-lockfile refreshes an mtime too, but judges every lock by it
- * alone: a stopped holder would lose the folder.)
+ * namespace), and when the holder started (boot id and start time). Recorded in this host, pid
+ * namespace and boot, the pid is checked, and a lock is stale only when its process has ended,
+ * or the pid now belongs to a process that started at another time (given again after a kill):
+ * a stopped holder (SIGSTOP, a debugger) keeps the folder. A pid from another host, namespace or
+ * boot cannot be checked from here, and such a lock is never taken over, however old: a holder
+ * stopped there in the middle of a statement (a PGlite statement cannot be interrupted) would
+ * write it over the folder when continued. The refusal names the holder, since when it holds the
+ * folder and when it last refreshed its lock (every {@link LOCK_REFRESH_MS}, from a worker thread
+ * that runs on while a long statement holds the main one), and the lock file to remove once that
+ * process has certainly ended. Only a lock file this user owns is trusted.
  *
  * It appears whole or not at all: it is written to a file of its own, which is then hard-linked
  * to the lock's name, an atomic step that fails when the lock exists. A stale lock is removed
@@ -67,10 +71,10 @@ export const MAX_LOCK_FILE_BYTES = 4096
  * byte, what was found stale, and is stale still: two processes taking over the same stale lock
  * cannot remove each other's fresh one.
  *
- * A holder that went unrefreshed that long (stopped, in another pid namespace) has lost the
- * folder, and may run again: `assertHeld` tells, before each thing it writes (see openPglite).
- * Each lock holds a random token of its own, so that a lock this process makes later (another
- * createDb() on the folder, once the one that took it over has gone) is not taken for the lost one.
+ * A holder whose lock file was removed by hand while it ran has lost the folder:
+ * `assertHeld` tells, before each thing it writes (see openPglite). Each lock holds a random
+ * token of its own, so that a lock this process makes later (another createDb() on the folder)
+ * is not taken for the lost one.
  *
  * @example
  * ```ts
@@ -79,10 +83,7 @@ export const MAX_LOCK_FILE_BYTES = 4096
  * release()
  * ```
  */
-export function lockDataDir(
-  dataDir: string,
-  { log = (line: string) => console.error(line) }: { log?: (line: string) => void } = {},
-): DataDirLock {
+export function lockDataDir(dataDir: string): DataDirLock {
   mkdirSync(dataDir, { recursive: true })
   const folder = realpathSync(dataDir)
   const lockFile = join(folder, LOCK_FILE_NAME)
@@ -116,43 +117,39 @@ export function lockDataDir(
           'A PGlite folder takes one instance at a time: share that instance, or await its destroy() before creating the next.',
       )
     }
-    const elsewhere = placeIn(seen) !== PLACE
-    // Only a lock from elsewhere is judged by its age; read once, for the message. A little in
-    // the future is clock skew between hosts: refreshed just now.
-    const ageS = elsewhere ? Math.round((ageMs(lockFile) ?? 0) / 1000) : 0
-    const age = Math.max(0, ageS)
     // The lock file's host line is whatever the file holds: shown escaped and cut.
     const place = shownShortOnTerminal(placeIn(seen))
+    if (holder !== undefined && !canCheck(seen)) {
+      // A holder whose pid this process cannot check may be stopped in the middle of a PGlite
+      // statement, which nothing interrupts: continued, it writes that statement's pages and WAL
+      // over whoever took the folder, and corrupts it. Its lock's age cannot tell it from one
+      // that ended, so only a person who knows it ended may remove the lock.
+      const ageS = Math.round((ageMs(lockFile) ?? 0) / 1000)
+      const refreshed =
+        ageS < 0
+          ? `whose lock has a modification time ${-ageS} s in the future (clocks that differ, or a file set by hand)`
+          : `which refreshed its lock ${ageS} s ago`
+      const made = createdAt(lockFile)
+      const boot = bootIn(seen)
+      const where =
+        placeIn(seen) === PLACE
+          ? `was recorded on boot ${shownShortOnTerminal(boot ?? '')}, not this boot (${BOOT}): on another host of the same name, or on this one before it restarted`
+          : 'runs on another host or in another pid namespace (a container)'
+      throw new Error(
+        `The embedded database at ${folder} is open in process ${holder} on ${place}${made ? ` (its lock file was made at ${made})` : ''}, ` +
+          `${refreshed}. That process ${where}, so this process cannot check whether it still runs, and does not take the folder ` +
+          'over: a process stopped there would write over the folder when it ran again. Stop that process, or point PGLITE_DATA_DIR ' +
+          `at another folder; if that process has certainly ended (its container or host is gone, or the machine restarted), ` +
+          `remove the lock file ${lockFile} and run the command again.`,
+      )
+    }
     if (holder !== undefined && isLive(lockFile, seen)) {
-      if (elsewhere) {
-        // Live while |age| < the bound: an mtime ahead stays live until it is the bound behind.
-        const waitS = Math.max(1, LOCK_STALE_AFTER_MS / 1000 - ageS)
-        const refreshed =
-          ageS < 0
-            ? `whose lock has a modification time ${-ageS} s in the future (clocks that differ)`
-            : `which refreshed its lock ${age} s ago`
-        throw new Error(
-          `The embedded database at ${folder} is open in process ${holder} on ${place}, ${refreshed}; ` +
-            `a lock from another host or pid namespace is stale once it goes unrefreshed for ${LOCK_STALE_AFTER_MS / 1000} s. ` +
-            `Stop that process, or point PGLITE_DATA_DIR at another folder; if that process has ended, try again in ${waitS} s.`,
-        )
-      }
       throw new Error(
         `The embedded database at ${folder} is open in process ${holder}. ` +
           'A PGlite folder can be open in one process at a time: stop that process, or point PGLITE_DATA_DIR at another folder.',
       )
     }
-    if (removeStale(lockFile, seen) && elsewhere && holder !== undefined) {
-      log(
-        ageS < 0
-          ? `Took over the embedded database at ${folder}: its lock, held by process ${holder} on ${place}, has a modification ` +
-              `time ${-ageS} s in the future (over the ${LOCK_STALE_AFTER_MS / 1000} s that clocks may differ by): a clock far off, or a ` +
-              'file set by hand, so its refreshes could not show that process alive. Check the clocks of the hosts that share this folder.'
-          : `Took over the embedded database at ${folder}: its lock, held by process ${holder} on ${place}, was last refreshed ` +
-              `${age} s ago (over ${LOCK_STALE_AFTER_MS / 1000} s), so that process has ended or stopped ` +
-              '(a restarted container has a new pid namespace).',
-      )
-    }
+    removeStale(lockFile, seen)
   }
   throw new Error(
     `Could not claim the embedded database at ${folder}: its lock file ${lockFile} keeps reappearing.`,
@@ -183,14 +180,12 @@ function lostBecause(folder: string, lockFile: string, content: string): string 
     `this database fail, and destroy() lets it go without closing it (a close would write this process's ` +
     `state over the folder); what it had not committed is lost. Destroy this database, and open the folder ` +
     `again with createDb(), which refuses it while the other process holds it, as it refuses any opener.`
+  // No process of this module takes over a lock whose holder may still run: one that is gone
+  // was removed, by hand or by what the module does not know.
   const why =
-    `this process went unrefreshed for over ${LOCK_STALE_AFTER_MS / 1000} s (stopped, or starved, with a ` +
-    'pid that process could not check: another pid namespace or host)'
+    'its lock file was removed while this process held the folder (by hand, or by a program other than this module)'
   if (found === undefined)
-    return (
-      `The embedded database at ${folder} is no longer this process's: its lock file is gone, removed by a ` +
-      `process that took the folder over because ${why} and has since released it, or by hand. ${after}`
-    )
+    return `The embedded database at ${folder} is no longer this process's: its lock file is gone; ${why}. ${after}`
   if (found.startsWith('unreadable: '))
     return `The embedded database at ${folder} is no longer this process's: its lock file ${lockFile} is ${found}. ${after}`
   const holder = pidIn(found) ?? '(no pid)'
@@ -198,7 +193,7 @@ function lostBecause(folder: string, lockFile: string, content: string): string 
   return (
     `The embedded database at ${folder} is no longer this process's: it was taken over by process ${holder} ` +
     `on ${shownShortOnTerminal(placeIn(found))}${made ? ` (its lock file was made at ${made})` : ''}, ` +
-    `because ${why}. ${after}`
+    `after ${why}. ${after}`
   )
 }
 
@@ -292,6 +287,18 @@ function readLock(lockFile: string): string | undefined {
   try {
     const stat = fstatSync(fd)
     if (!stat.isFile()) throw notALock(lockFile)
+    // Only a file this user wrote is a lock: another user's may name any live process (pid 1, with
+    // its real start time), and would keep the folder locked for ever. Never removed here: it is
+    // that user's file.
+    const uid = process.getuid?.()
+    if (uid !== undefined && stat.uid !== uid) {
+      throw new Error(
+        `The lock file ${lockFile} is owned by user ${userName(stat.uid)} (uid ${stat.uid}), not by ${userName(uid)} (uid ${uid}), ` +
+          'the user this process runs as: a lock file another user wrote is not trusted, and the embedded database was not ' +
+          'opened. If that user runs a process on this folder, wait for it to end; if not, have that user or an administrator ' +
+          'check what wrote the file and remove it, then run the command again.',
+      )
+    }
     if (stat.size > MAX_LOCK_FILE_BYTES) {
       throw new Error(
         `The lock file ${lockFile} is ${stat.size} bytes, larger than any lock file (at most ${MAX_LOCK_FILE_BYTES}): ` +
@@ -303,6 +310,20 @@ function readLock(lockFile: string): string | undefined {
   } finally {
     closeSync(fd)
   }
+}
+
+/** The name of the user `uid`, from /etc/passwd; `#<uid>` where it has none. */
+function userName(uid: number): string {
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((entry) => entry.split(':')[2] === String(uid))
+    const name = line?.split(':')[0]
+    if (name) return shownShortOnTerminal(name)
+  } catch {
+    // No /etc/passwd (not Unix): the number says it.
+  }
+  return `#${uid}`
 }
 
 /** The refusal of something at a lock's name that is not a regular file, saying what it is. */
@@ -388,6 +409,21 @@ function placeIn(content: string): string {
   return content.split('\n')[1]?.trim() || PLACE
 }
 
+/** The boot a lock file's holder started in (the first word of its third line), where it says. */
+function bootIn(content: string): string | undefined {
+  return content.split('\n')[2]?.trim().split(' ')[0] || undefined
+}
+
+/**
+ * Whether this process can check the pid a lock file names: it was recorded in this host and pid
+ * namespace, and in this boot (a host of the same name and namespace number has another boot).
+ * A lock that records no start time was written in this boot, by what it claims.
+ */
+function canCheck(content: string): boolean {
+  const boot = bootIn(content)
+  return placeIn(content) === PLACE && (boot === undefined || boot === BOOT)
+}
+
 /** Whether what a lock file holds is this process's own lock. */
 function isOwnLock(content: string | undefined): boolean {
   return content !== undefined && pidIn(content) === process.pid && placeIn(content) === PLACE
@@ -396,7 +432,8 @@ function isOwnLock(content: string | undefined): boolean {
 /**
  * Whether `content`, read from the lock file `file`, names a process that runs: in this pid
  * namespace, by its pid; from another host or namespace, whose pid cannot be checked from here,
- * by the lock's refreshes (its mtime).
+ * by the file's mtime. Only the takeover lock, held for a few file steps, is judged by its
+ * mtime: lockDataDir refuses a folder lock it cannot check (canCheck) before asking here.
  */
 function isLive(file: string, content: string): boolean {
   const pid = pidIn(content)

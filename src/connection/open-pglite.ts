@@ -66,8 +66,8 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
 }
 
 /**
- * Makes `pglite` write nothing more to its folder once `lock` is lost (another process took the
- * folder over, see lockDataDir). PGlite on a Node folder writes through to its files as it runs
+ * Makes `pglite` write nothing more to its folder once `lock` is lost (its lock file was removed
+ * while it ran, and another process may have claimed the folder since; see lockDataDir). PGlite on a Node folder writes through to its files as it runs
  * (Emscripten's NODEFS: its WAL at each commit, its pages when evicted), and close() shuts
  * PostgreSQL down, which checkpoints: its pages and pg_control, over the new holder's. So the lock
  * is checked before each protocol message PGlite runs (execProtocolRawSync, which every query,
