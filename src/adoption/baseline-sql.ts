@@ -13,6 +13,7 @@ import {
 } from '../migrator/checksums.js'
 import { MIGRATION_LOCK_KEY } from '../migrator/lock.js'
 import { MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from '../migrator/history.js'
+import { historyProblemSql } from '../migrator/history-tables.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
 import {
   buildSchemaReference,
@@ -157,9 +158,18 @@ DECLARE
   report text;
 BEGIN
   IF to_regclass(${literal(history)}) IS NOT NULL THEN
+    -- Read only where reading it runs no code another role wrote (history-tables.ts).
+    problems := ${historyProblemSql()};
+    IF problems IS NOT NULL THEN
+      RAISE EXCEPTION 'Cannot adopt the database at %: %. Nothing was recorded.', ${literal(migrationName)}, problems;
+    END IF;
     -- A half-removed schema is not compared: the comparison would call the module's own objects missing.
-    SELECT string_agg(h.name, ', ' ORDER BY h.name) INTO problems
-    FROM ${history} h WHERE (to_jsonb(h) ->> ${literal(REVERTING_COLUMN)}) IS NOT NULL;
+    -- The marker column exists only once a rollback ran outside a transaction: read by name, where it does.
+    IF EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = ${literal(history)}::regclass
+               AND attname = ${literal(REVERTING_COLUMN)} AND NOT attisdropped) THEN
+      EXECUTE ${literal(`SELECT string_agg(h.name, ', ' ORDER BY h.name) FROM ${history} h WHERE h.${REVERTING_COLUMN} IS NOT NULL`)}
+        INTO problems;
+    END IF;
     IF problems IS NOT NULL THEN
       RAISE EXCEPTION 'Cannot adopt the database at %: the rollback of % was interrupted, so the schema is half removed and is not compared: complete it first with npm run migrate:down (it resumes where it stopped). Nothing was recorded.',
         ${literal(migrationName)}, problems;

@@ -149,6 +149,8 @@ export async function down(db: Kysely<any>): Promise<void> {
       -- One row, kept to one by its primary key and to known values by its checks, as up made
       -- it: of two rows, whichever came first would be read, and a forged one could win.
       IF to_regclass('x402_migrations.prior_state_008') IS NOT NULL THEN
+        -- Held until COMMIT, so that the table checked below is the one read.
+        LOCK TABLE x402_migrations.prior_state_008 IN ACCESS SHARE MODE;
         IF (SELECT count(*) FROM pg_catalog.pg_constraint
             WHERE conrelid = 'x402_migrations.prior_state_008'::regclass AND convalidated
               AND pg_catalog.pg_get_constraintdef(oid) IN (
@@ -159,11 +161,28 @@ export async function down(db: Kysely<any>): Promise<void> {
            OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = 'x402_migrations.prior_state_008'::regclass) <> 'r' THEN
           RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: x402_migrations.prior_state_008 is not the table 008 made: its primary key (migration) or its CHECK constraints on migration and claude_policy were dropped or changed, so it cannot be trusted to hold one row of what 008 found. Nothing was changed. Keep 008 applied, or write the record again as docs/rollback.md describes.';
         END IF;
-        SELECT count(*) INTO record_rows FROM x402_migrations.prior_state_008;
+        -- Read by named columns of up's built-in types only: a column of another type, or an
+        -- owner who cannot already act as the role running the down, could run its own code
+        -- (a cast, a policy, a trigger) with that role's privileges.
+        IF (SELECT pg_catalog.array_agg(a.attname::text || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
+            FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid = 'x402_migrations.prior_state_008'::regclass AND a.attnum > 0 AND NOT a.attisdropped)
+           IS DISTINCT FROM ARRAY['migration text', 'resources_rls boolean', 'models_rls boolean', 'claude_policy text', 'claude_search_path_set boolean'] THEN
+          RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: x402_migrations.prior_state_008 is not the table 008 made: it has columns other than migration, resources_rls, models_rls, claude_policy and claude_search_path_set of their types, and reading one could run code that whoever added it wrote. Nothing was read from it or changed. Keep 008 applied, or write the record again as docs/rollback.md describes.';
+        END IF;
+        IF NOT (SELECT pg_catalog.pg_has_role(c.relowner, current_user, 'USAGE') FROM pg_catalog.pg_class c
+                WHERE c.oid = 'x402_migrations.prior_state_008'::regclass) THEN
+          RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: x402_migrations.prior_state_008 is owned by %, which cannot act as role % that runs the down, and an owner''s code on the table (a policy, a trigger) would run as %. Nothing was read from it or changed. Run the down as a role its owner can act as, or, once you have checked the record, give the table to a role that can act as % (ALTER TABLE … OWNER TO).',
+            (SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.oid = 'x402_migrations.prior_state_008'::regclass),
+            current_user, current_user, current_user;
+        END IF;
+        SELECT count(*) INTO record_rows FROM ONLY x402_migrations.prior_state_008;
         IF record_rows > 1 THEN
           RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: x402_migrations.prior_state_008 has % rows, where 008 writes one: it was edited, and which row is what 008 found cannot be told. Nothing was changed. Keep 008 applied, or write the record again as docs/rollback.md describes.', record_rows;
         END IF;
-        SELECT to_jsonb(p) INTO prior FROM x402_migrations.prior_state_008 p;
+        SELECT jsonb_build_object('resources_rls', p.resources_rls, 'models_rls', p.models_rls,
+                                  'claude_policy', p.claude_policy, 'claude_search_path_set', p.claude_search_path_set)
+        INTO prior FROM ONLY x402_migrations.prior_state_008 p;
       END IF;
       IF prior IS NULL THEN
         RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: its record of what it found, x402_migrations.prior_state_008, is missing or has no row, so it cannot know whether RLS was on before it. Nothing was changed. Keep 008 applied, or write the record again as docs/rollback.md describes.';

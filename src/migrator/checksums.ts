@@ -6,8 +6,14 @@ import { fileURLToPath } from 'node:url'
 import { type Kysely, sql } from 'kysely'
 
 import { migrations } from '../migrations/index.js'
-import { MIGRATION_HISTORY_TABLE } from './history.js'
-import { MIGRATION_CHECKSUM_TABLE, MIGRATION_TABLE_SCHEMA } from './history-tables.js'
+import { MIGRATION_HISTORY_TABLE, MigrationHistoryError } from './history.js'
+import {
+  bookkeepingProblemSql,
+  CHECKSUM_COLUMNS,
+  historyProblemSql,
+  MIGRATION_CHECKSUM_TABLE,
+  MIGRATION_TABLE_SCHEMA,
+} from './history-tables.js'
 
 export { MIGRATION_CHECKSUM_TABLE } from './history-tables.js'
 
@@ -89,6 +95,10 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     '34922deba8f8a38916d81e3d1f7777c6c4ec9aae639fdfd34abeda6eacd8274a':
       'its down now refuses a record of more than one row, or without its primary key and checks, ' +
       'instead of reading whichever row came first',
+    '4194e7f0518abeb60379b4e1b3af26cde983b50ce82e694d81570da72935b327':
+      'its down read the record with to_jsonb, which runs the casts of any column added to it; it ' +
+      'now reads its named columns, and refuses a record with other columns or an owner who ' +
+      'cannot act as the role running it',
   },
 }
 
@@ -219,7 +229,7 @@ export async function syncMigrationChecksums(
   const { appliedNow } = options
   const originOf = (name: string): ChecksumOrigin =>
     (appliedNow ? appliedNow.includes(name) : checksums) ? 'applied' : 'backfill'
-  await recordMissingChecksums(db, originOf, options)
+  await recordMissing(db, originOf, options)
 }
 
 /**
@@ -266,13 +276,22 @@ async function createChecksumTable(db: Kysely<any>): Promise<void> {
 
 /**
  * Removes the checksums of migrations no longer applied and records one for each applied
- * migration that has none, with the origin `originOf` gives it, in two queries at most. The
- * table must exist. Returns the names it recorded.
+ * migration that has none, with the origin `originOf` gives it, in three queries at most, the
+ * first of which checks both tables as {@link syncMigrationChecksums} does. The table must exist. Returns the names it recorded.
  */
 export async function recordMissingChecksums(
   db: Kysely<any>,
   originOf: (name: string) => ChecksumOrigin,
   options: MigrationSourceOptions = {},
+): Promise<string[]> {
+  await existingTables(db)
+  return recordMissing(db, originOf, options)
+}
+
+async function recordMissing(
+  db: Kysely<any>,
+  originOf: (name: string) => ChecksumOrigin,
+  options: MigrationSourceOptions,
 ): Promise<string[]> {
   // One round trip: the DELETE's rows are not in the history, so the SELECT's join is unaffected.
   const { rows } = await sql<{ name: string }>`
@@ -317,10 +336,19 @@ export async function insertChecksums(
   `.execute(db)
 }
 
+/**
+ * Which of the two tables exist, in one catalog-only query that also refuses either where
+ * reading or writing it could run code another role wrote (history-tables.ts,
+ * bookkeepingProblemSql): every read and write of the checksums comes after it.
+ */
 async function existingTables(db: Kysely<any>): Promise<{ history: boolean; checksums: boolean }> {
-  const { rows } = await sql<{ history: boolean; checksums: boolean }>`
+  const { rows } = await sql<{ history: boolean; checksums: boolean; problem: string | null }>`
     SELECT to_regclass(${historyTable()}) IS NOT NULL AS history,
-           to_regclass(${checksumTable()}) IS NOT NULL AS checksums
+           to_regclass(${checksumTable()}) IS NOT NULL AS checksums,
+           coalesce(${sql.raw(historyProblemSql())},
+                    ${sql.raw(bookkeepingProblemSql(checksumTable(), CHECKSUM_COLUMNS))}) AS problem
   `.execute(db)
-  return rows[0]!
+  const { history, checksums, problem } = rows[0]!
+  if (problem !== null) throw new MigrationHistoryError([problem])
+  return { history, checksums }
 }

@@ -4,6 +4,8 @@ import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { migrationNames } from '../migrations/index.js'
 import { checkDown, DOWN_WATCH_SQL } from './down-guard.js'
 import {
+  historyProblemSql,
+  historyReadSql,
   MIGRATION_HISTORY_TABLE,
   MIGRATION_TABLE_SCHEMA,
   REVERTING_COLUMN,
@@ -74,26 +76,29 @@ export async function inspectMigrationHistory(
   options: { times?: boolean } = {},
 ): Promise<{ entries: HistoryEntry[]; problems: string[] }> {
   const times = options.times ?? true
-  let rows: Array<{ name: string; timestamp?: string | Date; reverting: boolean; keyed: boolean }>
+  let rows: Array<{
+    problem: string | null
+    name: string
+    timestamp?: string | Date
+    reverting: boolean
+    keyed: boolean
+  }>
   try {
-    // to_jsonb(m) reads the marker column where it exists and null where it was never added, so
-    // the same one query answers on every history table.
-    const reverting = sql`(to_jsonb(m) ->> ${REVERTING_COLUMN}) IS NOT NULL`
-    // Kysely's Migrator creates the table with this key: without it, nothing keeps a name to one row.
-    const keyed = sql`EXISTS (SELECT FROM pg_catalog.pg_constraint
-      WHERE conrelid = ${MIGRATION_HISTORY_TABLE}::regclass AND contype = 'p'
-        AND pg_catalog.pg_get_constraintdef(oid) = 'PRIMARY KEY (name)')`
-    ;({ rows } = times
-      ? await sql<{ name: string; timestamp: string | Date; reverting: boolean; keyed: boolean }>`
-          SELECT name, timestamp, ${reverting} AS reverting, ${keyed} AS keyed FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} m
-        `.execute(db)
-      : await sql<{ name: string; reverting: boolean; keyed: boolean }>`
-          SELECT name, ${reverting} AS reverting, ${keyed} AS keyed FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} m
-        `.execute(db))
+    ;({ rows } = await sql<(typeof rows)[number]>`${sql.raw(historyReadSql({ times }))}`.execute(
+      db,
+    ))
   } catch (error) {
     if (errorCode(error) === SQLSTATE.undefinedTable) return { entries: [], problems: [] }
+    // A view is refused while the statement is parsed, and a column of another type can fail
+    // it too: the check alone, which reads the catalog only, says what is wrong.
+    const { rows: checked } = await sql<{ problem: string | null }>`SELECT ${sql.raw(
+      historyProblemSql(),
+    )} AS problem`.execute(db)
+    if (checked[0]?.problem) return { entries: [], problems: [checked[0].problem] }
     throw error
   }
+  const refused = rows.find((row) => row.problem !== null)
+  if (refused) return { entries: [], problems: [refused.problem!] }
   const problems: string[] = []
   const counts = new Map<string, number>()
   for (const { name } of rows) counts.set(name, (counts.get(name) ?? 0) + 1)
