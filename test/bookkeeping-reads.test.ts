@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
+import { readMigrationChecksums } from '../src/migrator/checksums.js'
 import { readMigrationHistory } from '../src/migrator/history.js'
 import { upToDateAtOnce } from '../src/migrator/up-to-date-at-once.js'
 import { migrateDown, migrateToLatest, migrationStatus } from '../src/tooling.js'
@@ -128,6 +129,43 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
             `x402_migrations\\.kysely_migration is owned by ${role}, and the schema x402_migrations by ${role}, which cannot act as role \\w+ that reads it`,
           ),
         )
+      })
+    })
+  })
+
+  it('refuse a checksum table with a column whose cast to json runs its owner’s code', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db)
+      await withOwnerRole(db, async (role) => {
+        await sql`GRANT USAGE, CREATE ON SCHEMA x402_migrations TO ${sql.id(role)}`.execute(db)
+        const table = 'x402_migrations.migration_checksum'
+        await sql`ALTER TABLE x402_migrations.migration_checksum OWNER TO ${sql.id(role)}`.execute(
+          db,
+        )
+        await asRole(db, role, castColumn(role, table))
+
+        const read = await readMigrationChecksums(db).catch((error: unknown) => error)
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String(read)).toMatch(
+          new RegExp(`${table.replace('.', '\\.')} is owned by ${role}, and the schema`),
+        )
+      })
+    })
+  })
+
+  it('008’s down refuses a record of another owner that could run code as the reader', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db)
+      await withOwnerRole(db, async (role) => {
+        await sql`ALTER TABLE x402_migrations.prior_state_008 OWNER TO ${sql.id(role)}`.execute(db)
+        const down = await migrateDown(db).catch((error: unknown) => error)
+        expect(String(down)).toMatch(
+          new RegExp(
+            `x402_migrations\\.prior_state_008 is owned by ${role}, which cannot act as role \\w+ that runs the down`,
+          ),
+        )
+        const applied = (await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)
+        expect(applied.at(-1)).toBe(MIGRATION_008)
       })
     })
   })
