@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 
 import { readMigrationChecksums } from '../src/migrator/checksums.js'
 import { readMigrationHistory } from '../src/migrator/history.js'
+import { historyProblemSql } from '../src/migrator/history-tables.js'
 import { upToDateAtOnce } from '../src/migrator/up-to-date-at-once.js'
 import { migrateDown, migrateToLatest, migrationStatus } from '../src/tooling.js'
 import { serverUrl, testTargets, withTestDatabase } from './support/test-database.js'
@@ -78,9 +79,14 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
         await sql`ALTER TABLE x402_migrations.kysely_migration OWNER TO CURRENT_USER`.execute(db)
         await sql`ALTER SCHEMA x402_migrations OWNER TO CURRENT_USER`.execute(db)
 
-        const read = await readMigrationHistory(db).catch((error: unknown) => error)
+        // Start-up's one statement reads named columns of its own types: the column stays unread.
+        await readMigrationHistory(db)
         expect(await isSuperuser(db, role)).toBe(false)
-        expect(String(read)).toMatch(
+        // The whole check, which every other read asks, names it.
+        const { rows } = await sql<{
+          problem: string | null
+        }>`SELECT ${sql.raw(historyProblemSql())} AS problem`.execute(db)
+        expect(rows[0]!.problem).toMatch(
           /x402_migrations\.kysely_migration has the columns .*mark x402_migrations\.mark.*, where the module keeps name character varying\(255\), timestamp character varying\(255\)/,
         )
         if (target === 'postgres') {

@@ -102,6 +102,20 @@ export function bookkeepingProblemSql(
   WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(${text(table)}))`
 }
 
+/**
+ * A condition, catalog reads only, that holds where `table` is a plain table whose owner can act
+ * as the reader: the part of {@link bookkeepingProblemSql} that start-up's one statement cannot
+ * do without, put where PostgreSQL evaluates it once, before it reads the table (a "One-Time
+ * Filter"), and cheap enough for start-up. Its columns need no check of their own there: only an
+ * owner it trusts can change them (and a schema's owner, who could put another table in its
+ * place, would own that one). Where it does not hold, nothing is read, and the reader asks
+ * bookkeepingProblemSql why.
+ */
+export function trustedTableSql(table: string): string {
+  return `(SELECT c.relkind OPERATOR(pg_catalog.=) 'r' AND pg_catalog.pg_has_role(c.relowner, current_user, 'USAGE')
+    FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('${table}'))`
+}
+
 /** {@link bookkeepingProblemSql} of the history table. */
 export function historyProblemSql(): string {
   return bookkeepingProblemSql(MIGRATION_HISTORY_TABLE, HISTORY_COLUMNS, HISTORY_OPTIONAL_COLUMNS)
@@ -110,9 +124,9 @@ export function historyProblemSql(): string {
 /**
  * The one statement that reads the history: the names (with `times`, also when each was
  * applied), whether each is being rolled back, and whether the table keeps each name to one row
- * (its primary key), in rows whose `problem` is NULL; or, where {@link bookkeepingProblemSql}
- * finds the table cannot be read safely, one row with the problem and nothing read. Start-up
- * asks nothing else, so the check is in this statement:
+ * (its primary key). Where {@link trustedTableSql} does not hold, it reads nothing and returns
+ * no row; an empty answer is then asked about with {@link historyProblemSql}. Start-up asks
+ * nothing else, so the check is in this statement:
  * - the table's rows are produced under a condition on the check alone, which PostgreSQL
  *   evaluates once, before it reads the table (a gating "One-Time Filter");
  * - TABLESAMPLE SYSTEM (100), which reads every row, is accepted only on tables: on a view it is
@@ -126,15 +140,9 @@ export function historyReadSql(options: { times: boolean }): string {
       WHERE conrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('${MIGRATION_HISTORY_TABLE}') AND contype OPERATOR(pg_catalog.=) 'p'
         AND pg_catalog.pg_get_constraintdef(oid) OPERATOR(pg_catalog.=) 'PRIMARY KEY (name)')`
   return `
-  WITH trust AS MATERIALIZED (
-    SELECT ${historyProblemSql()} AS problem
-  )
-  SELECT NULL::pg_catalog.text AS problem, m.name${options.times ? ', m.timestamp' : ''},
-         ${REVERTING_COLUMN} IS NOT NULL AS reverting, ${keyed} AS keyed
+  SELECT m.name${options.times ? ', m.timestamp' : ''}, ${REVERTING_COLUMN} IS NOT NULL AS reverting, ${keyed} AS keyed
   FROM ${MIGRATION_HISTORY_TABLE} AS m TABLESAMPLE SYSTEM (100)
   NATURAL LEFT JOIN (SELECT NULL::pg_catalog.timestamptz AS ${REVERTING_COLUMN} WHERE false) AS unmarked
-  WHERE (SELECT t.problem FROM trust t) IS NULL
-  UNION ALL
-  SELECT t.problem, NULL${options.times ? ', NULL' : ''}, false, false FROM trust t WHERE t.problem IS NOT NULL
+  WHERE ${trustedTableSql(MIGRATION_HISTORY_TABLE)}
 `
 }

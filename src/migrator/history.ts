@@ -77,7 +77,6 @@ export async function inspectMigrationHistory(
 ): Promise<{ entries: HistoryEntry[]; problems: string[] }> {
   const times = options.times ?? true
   let rows: Array<{
-    problem: string | null
     name: string
     timestamp?: string | Date
     reverting: boolean
@@ -97,8 +96,14 @@ export async function inspectMigrationHistory(
     if (checked[0]?.problem) return { entries: [], problems: [checked[0].problem] }
     throw error
   }
-  const refused = rows.find((row) => row.problem !== null)
-  if (refused) return { entries: [], problems: [refused.problem!] }
+  if (rows.length === 0) {
+    // No row: an empty history, or one the statement's brief check would not read. The whole
+    // check, catalog reads only, tells them apart and says why.
+    const { rows: checked } = await sql<{ problem: string | null }>`SELECT ${sql.raw(
+      historyProblemSql(),
+    )} AS problem`.execute(db)
+    if (checked[0]?.problem) return { entries: [], problems: [checked[0].problem] }
+  }
   const problems: string[] = []
   const counts = new Map<string, number>()
   for (const { name } of rows) counts.set(name, (counts.get(name) ?? 0) + 1)
