@@ -208,41 +208,44 @@ describe.each(testTargets)("an event trigger that truncates in 005's last step o
   })
 })
 
-describe.each(testTargets)("an event trigger that drops a table in 005's last step on %s", (target) => {
-  const database = useTestDatabase(target, MIGRATION_005)
+describe.each(testTargets)(
+  "an event trigger that drops a table in 005's last step on %s",
+  (target) => {
+    const database = useTestDatabase(target, MIGRATION_005)
 
-  // Schemas whose names begin with "pg" but are not PostgreSQL's own (pgmq is Supabase Queues'):
-  // only pg_catalog, pg_toast and other pg_ schemas are left unwatched.
-  it.each(['queue', 'pgmq', 'pgx'])(
-    'rolls that step back where the table is in schema %s, naming it',
-    async (schema) => {
-      const { db } = database
-      await migrateTo(db, MIGRATION_005)
-      await sql.raw(`CREATE SCHEMA ${schema}`).execute(db)
-      await sql.raw(`CREATE TABLE ${schema}.jobs (x int)`).execute(db)
-      await sql.raw(`INSERT INTO ${schema}.jobs VALUES (1), (2)`).execute(db)
-      await sql
-        .raw(
-          `CREATE FUNCTION hostile() RETURNS event_trigger LANGUAGE plpgsql AS $fn$ BEGIN DROP TABLE IF EXISTS ${schema}.jobs; END $fn$`,
-        )
-        .execute(db)
-      await sql`CREATE EVENT TRIGGER hostile ON sql_drop WHEN TAG IN ('DROP TABLE') EXECUTE FUNCTION hostile()`.execute(
-        db,
-      )
-      try {
-        const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
-        expect(error).toBeInstanceOf(MigrationError)
-        expect((error as Error).message).toContain(`${schema}.jobs`)
-        expect(await applied(db)).toContain(MIGRATION_005)
-        const { rows } = await sql
-          .raw<{ x: number }>(`SELECT x FROM ${schema}.jobs ORDER BY x`)
+    // Schemas whose names begin with "pg" but are not PostgreSQL's own (pgmq is Supabase Queues'):
+    // only pg_catalog, pg_toast and other pg_ schemas are left unwatched.
+    it.each(['queue', 'pgmq', 'pgx'])(
+      'rolls that step back where the table is in schema %s, naming it',
+      async (schema) => {
+        const { db } = database
+        await migrateTo(db, MIGRATION_005)
+        await sql.raw(`CREATE SCHEMA ${schema}`).execute(db)
+        await sql.raw(`CREATE TABLE ${schema}.jobs (x int)`).execute(db)
+        await sql.raw(`INSERT INTO ${schema}.jobs VALUES (1), (2)`).execute(db)
+        await sql
+          .raw(
+            `CREATE FUNCTION hostile() RETURNS event_trigger LANGUAGE plpgsql AS $fn$ BEGIN DROP TABLE IF EXISTS ${schema}.jobs; END $fn$`,
+          )
           .execute(db)
-        expect(rows.map((row) => Number(row.x))).toEqual([1, 2])
-      } finally {
-        await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
-        await sql`DROP FUNCTION IF EXISTS hostile()`.execute(db)
-        await sql.raw(`DROP SCHEMA ${schema} CASCADE`).execute(db)
-      }
-    },
-  )
-})
+        await sql`CREATE EVENT TRIGGER hostile ON sql_drop WHEN TAG IN ('DROP TABLE') EXECUTE FUNCTION hostile()`.execute(
+          db,
+        )
+        try {
+          const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
+          expect(error).toBeInstanceOf(MigrationError)
+          expect((error as Error).message).toContain(`${schema}.jobs`)
+          expect(await applied(db)).toContain(MIGRATION_005)
+          const { rows } = await sql
+            .raw<{ x: number }>(`SELECT x FROM ${schema}.jobs ORDER BY x`)
+            .execute(db)
+          expect(rows.map((row) => Number(row.x))).toEqual([1, 2])
+        } finally {
+          await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+          await sql`DROP FUNCTION IF EXISTS hostile()`.execute(db)
+          await sql.raw(`DROP SCHEMA ${schema} CASCADE`).execute(db)
+        }
+      },
+    )
+  },
+)
