@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import { MigrationError, migrateDown, migrateTo, migrationStatus } from '../src/tooling.js'
+import { createModel, createResource } from './support/fixtures.js'
 import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
@@ -48,5 +49,37 @@ describe.each(testTargets)(
         }
       },
     )
+
+    it("rolls 005's down back where a trigger of the rows it moves removes large objects, with the opt-in", async () => {
+      const { db } = database
+      await migrateTo(db, MIGRATION_005)
+      await createResource(db, {
+        resource_type: 'openrouter_instant',
+        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+      })
+      await sql`SELECT lo_from_bytea(0, 'receipt')`.execute(db)
+      await sql`
+        CREATE FUNCTION hostile() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN PERFORM lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata; RETURN OLD; END $fn$
+      `.execute(db)
+      await sql`CREATE TRIGGER hostile AFTER DELETE ON x402_resources FOR EACH ROW EXECUTE FUNCTION hostile()`.execute(
+        db,
+      )
+      try {
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (caught: unknown) => caught,
+        )
+        expect(error).toBeInstanceOf(MigrationError)
+        expect((error as Error).message).toContain('large objects: 1 removed')
+        expect(await largeObjects(db)).toBe(1)
+        const applied = (await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)
+        expect(applied.at(-1)).toBe(MIGRATION_005)
+      } finally {
+        await sql`DROP TRIGGER IF EXISTS hostile ON x402_resources`.execute(db)
+        await sql`DROP FUNCTION IF EXISTS hostile()`.execute(db)
+        await sql`SELECT lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata`.execute(db)
+      }
+    })
   },
 )

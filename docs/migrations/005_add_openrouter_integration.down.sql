@@ -39,6 +39,10 @@ DECLARE
   resources_moved text[] := '{}';
   expected text[];
   found text[];
+  -- Large objects, which a trigger of the rows moved below could remove unseen by any counter.
+  lo_before text := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata);
+  lo_after text;
 BEGIN
   -- Row level security would hide rows from the counts and the moves below: an owner under FORCE
   -- ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table and drop it whole.
@@ -145,6 +149,14 @@ BEGIN
     INTO unreported
     FROM jsonb_each(storage) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relfilenode::text <> w.v ->> 2;
+  lo_after := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata);
+  IF lo_after <> lo_before THEN
+    unreported := concat_ws('; ', nullif(unreported, ''), CASE
+      WHEN split_part(lo_after, ':', 1)::bigint < split_part(lo_before, ':', 1)::bigint
+        THEN format('large objects: %s removed', split_part(lo_before, ':', 1)::bigint - split_part(lo_after, ':', 1)::bigint)
+      ELSE 'large objects: removed or replaced' END);
+  END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
@@ -341,6 +353,10 @@ DECLARE
   resources_moved text[] := '{}';
   expected text[];
   found text[];
+  -- Large objects, which a trigger of the rows moved below could remove unseen by any counter.
+  lo_before text := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata);
+  lo_after text;
 BEGIN
   -- Row level security would hide rows from the counts and the moves below: an owner under FORCE
   -- ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table and drop it whole.
@@ -447,6 +463,14 @@ BEGIN
     INTO unreported
     FROM jsonb_each(storage) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relfilenode::text <> w.v ->> 2;
+  lo_after := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+     FROM pg_catalog.pg_largeobject_metadata);
+  IF lo_after <> lo_before THEN
+    unreported := concat_ws('; ', nullif(unreported, ''), CASE
+      WHEN split_part(lo_after, ':', 1)::bigint < split_part(lo_before, ':', 1)::bigint
+        THEN format('large objects: %s removed', split_part(lo_before, ':', 1)::bigint - split_part(lo_after, ':', 1)::bigint)
+      ELSE 'large objects: removed or replaced' END);
+  END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;

@@ -72,6 +72,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       "PostgreSQL's own, such as pgmq, compares its backups with the rows moved into them value " +
       'for value, refuses where row level security hides rows from the role that runs it, and ' +
       'rolls back where a trigger removed large objects',
+    cbcc4338f093a2bb8323fc4fddb07dcd94210408b08032dfa384c4df3d641fb3:
+      'its down now also rolls back where a trigger of the rows it moves to x402_backup removes ' +
+      'large objects',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':
