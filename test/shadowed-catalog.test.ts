@@ -3,7 +3,13 @@ import { randomBytes } from 'node:crypto'
 import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { MigrationError, migrateTo, migrateToLatest } from '../src/tooling.js'
+import {
+  createDb,
+  MigrationError,
+  migrateDown,
+  migrateTo,
+  migrateToLatest,
+} from '../src/tooling.js'
 import { cli, cliEnv } from './support/cli.js'
 import { MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
@@ -105,6 +111,64 @@ describe.skipIf(skipReason)(
           }>`SELECT name FROM x402_migrations.kysely_migration ORDER BY name`.execute(db)
           expect(rows.map((row) => row.name)).not.toContain(MIGRATION_005)
         } finally {
+          await unplant(db, role)
+        }
+      })
+    })
+
+    it('a login role that may create objects in public is refused before anything runs, planted or not', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateTo(db, '002_add_claude_integration')
+        const role = `x402_test_plant_${randomBytes(4).toString('hex')}`
+        await sql`CREATE ROLE ${sql.id(role)} LOGIN NOSUPERUSER`.execute(db)
+        await sql`GRANT CREATE ON SCHEMA public TO ${sql.id(role)}`.execute(db)
+        try {
+          // It could plant an operator while a migration waits for a lock, after any check of objects.
+          const error = await migrateToLatest(db, { env: {} }).catch((caught: unknown) => caught)
+          expect(error).toBeInstanceOf(MigrationError)
+          expect((error as Error).message).toContain(`${role} may create objects in schema public`)
+          const result = await cli(['list'], cliEnv(location))
+          expect(result.code, result.stderr).toBe(1)
+          expect(result.stderr).toContain(`${role} may create objects in schema public`)
+        } finally {
+          await unplant(db, role)
+        }
+      })
+    })
+
+    it('a view named as a catalog relation, in a schema a database default puts before pg_catalog, is never read', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateToLatest(db, { env: {} })
+        await migrateDown(db, { env: {} })
+        const role = `x402_test_plant_${randomBytes(4).toString('hex')}`
+        await sql`CREATE ROLE ${sql.id(role)} NOLOGIN NOSUPERUSER`.execute(db)
+        await sql`CREATE SCHEMA evil AUTHORIZATION ${sql.id(role)}`.execute(db)
+        await db.connection().execute(async (connection) => {
+          await sql`SET ROLE ${sql.id(role)}`.execute(connection)
+          await sql
+            .raw(
+              `CREATE FUNCTION evil.pwn() RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN true; END $f$`,
+            )
+            .execute(connection)
+          await sql
+            .raw('CREATE VIEW evil.pg_locks AS SELECT * FROM pg_catalog.pg_locks WHERE evil.pwn()')
+            .execute(connection)
+          await sql`RESET ROLE`.execute(connection)
+        })
+        const database = new URL(serverUrl(location)).pathname.slice(1)
+        await sql
+          .raw(`ALTER DATABASE "${database}" SET search_path = evil, pg_catalog, public`)
+          .execute(db)
+        // A session of its own, which takes the database's search_path.
+        const fresh = createDb({ connectionString: serverUrl(location) })
+        try {
+          const error = await migrateToLatest(fresh, { env: {} }).catch((caught: unknown) => caught)
+          expect(error).toBeInstanceOf(MigrationError)
+          expect((error as Error).message).toContain('schema evil comes before pg_catalog')
+          expect(await isSuperuser(db, role)).toBe(false)
+        } finally {
+          await fresh.destroy()
+          await sql`DROP SCHEMA evil CASCADE`.execute(db)
           await unplant(db, role)
         }
       })

@@ -4,18 +4,25 @@
  * search_path: an operator or function of the same name in another schema of the path wins where
  * its argument types match more closely, or where that schema comes before pg_catalog. Its code
  * then runs as whoever runs the module, a superuser included. So before it reads or changes
- * anything, the module looks for such objects whose owner could not already act as the
- * connected role, and refuses: it never runs code with more power than its author had.
+ * anything, the module refuses where a role that could not already act as the connected one has
+ * put such objects there, or could put them there while a run goes on: it never runs code with
+ * more power than its author had.
  */
 
 /** SQLSTATE of the refusal: insufficient_privilege, the class of what it protects. */
 export const SHADOWED_CATALOG_STATE = '42501'
 
 /**
- * One `DO` block that raises {@link SHADOWED_CATALOG_STATE}, naming each object, where a schema
- * of the session's search_path other than pg_catalog holds an operator or a function named as
- * one of pg_catalog's, owned by a role that cannot act as the current user (so `pg_has_role`
- * with USAGE is false: not a superuser, not the user itself, not a role that is a member of it).
+ * One `DO` block that raises {@link SHADOWED_CATALOG_STATE}, naming each cause, where the
+ * session's search_path lets a role that cannot act as the current user (so `pg_has_role` with
+ * USAGE is false: not a superuser, not the user itself, not a role that is a member of it) put
+ * its code in place of PostgreSQL's:
+ * - a schema that comes before pg_catalog (a database or role default can put one there): its
+ *   relations, types, functions and operators would all win;
+ * - a schema of the path owned by such a role, or in which such a login role may create objects
+ *   (the module's queries would find what it creates there later, in the middle of a run);
+ * - an operator or a function named as one of pg_catalog's, in a schema of the path, owned by
+ *   such a role (made before its right to create was revoked).
  * It reads the catalog with an empty search_path (pg_catalog alone), which it puts back before it
  * ends, so that nothing it runs can be shadowed itself.
  *
@@ -27,34 +34,56 @@ export const SHADOWED_CATALOG_STATE = '42501'
 export const SHADOWED_CATALOG_SQL = `DO $shadowed$
 DECLARE
   schemas name[] := pg_catalog.current_schemas(false);
+  searched name[] := pg_catalog.current_schemas(true);
   saved text := pg_catalog.current_setting('search_path');
   found text;
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role oid;
+  db_owner oid;
 BEGIN
   PERFORM pg_catalog.set_config('search_path', '', true);
-  SELECT string_agg(format('%s %I.%s(%s) owned by %s', s.kind, s.nsp, s.name, s.args, pg_get_userbyid(s.owner)), '; '
-                    ORDER BY s.nsp, s.name, s.args)
-    INTO found
-    FROM (SELECT 'function' AS kind, n.nspname AS nsp, quote_ident(p.proname) AS name,
-                 pg_get_function_identity_arguments(p.oid) AS args, p.proowner AS owner
-            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-           WHERE EXISTS (SELECT FROM pg_proc c WHERE c.pronamespace = 'pg_catalog'::regnamespace AND c.proname = p.proname)
-          UNION ALL
-          SELECT 'operator', n.nspname, o.oprname,
-                 concat_ws(', ', CASE WHEN o.oprleft <> 0 THEN format_type(o.oprleft, NULL) END,
-                                 CASE WHEN o.oprright <> 0 THEN format_type(o.oprright, NULL) END),
-                 o.oprowner
-            FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-           WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
-         ) AS s
-   WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
-     AND NOT pg_has_role(s.owner, current_user, 'USAGE');
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  SELECT string_agg(problem, '; ' ORDER BY ordinal, problem) INTO found FROM (
+    SELECT 1 AS ordinal, format('schema %I comes before pg_catalog', s) AS problem
+      FROM unnest(searched[1:array_position(searched, 'pg_catalog') - 1]) AS s
+     WHERE s IS DISTINCT FROM (SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema())
+    UNION ALL
+    SELECT 2, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner))
+      FROM pg_namespace n
+     WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
+       AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, current_user, 'USAGE')
+    UNION ALL
+    SELECT 3, format('%s may create objects in schema %I', r.rolname, n.nspname)
+      FROM pg_namespace n, pg_roles r
+     WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog' AND r.rolcanlogin AND r.oid <> db_owner_role
+       AND has_schema_privilege(r.oid, n.oid, 'CREATE') AND NOT pg_has_role(r.oid, current_user, 'USAGE')
+    UNION ALL
+    SELECT 4, format('%s %I.%s(%s) owned by %s', s.kind, s.nsp, s.name, s.args, pg_get_userbyid(s.owner))
+      FROM (SELECT 'function' AS kind, n.nspname AS nsp, quote_ident(p.proname) AS name,
+                   pg_get_function_identity_arguments(p.oid) AS args, p.proowner AS owner
+              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE EXISTS (SELECT FROM pg_proc c WHERE c.pronamespace = 'pg_catalog'::regnamespace AND c.proname = p.proname)
+            UNION ALL
+            SELECT 'operator', n.nspname, o.oprname,
+                   concat_ws(', ', CASE WHEN o.oprleft <> 0 THEN format_type(o.oprleft, NULL) END,
+                                   CASE WHEN o.oprright <> 0 THEN format_type(o.oprright, NULL) END),
+                   o.oprowner
+              FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+             WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
+           ) AS s
+     WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
+       AND NOT pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, current_user, 'USAGE')
+  ) AS problems;
   PERFORM pg_catalog.set_config('search_path', saved, true);
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${SHADOWED_CATALOG_STATE}', MESSAGE = format(
-      'The search_path of role %s holds objects named as PostgreSQL''s own, which its queries could run with the power of %s, '
-      'a power their owners lack: %s. Nothing was read or changed. Drop them or move them out of the search_path '
-      '(for an extension: ALTER EXTENSION … SET SCHEMA extensions), or run the command as their owner.',
-      current_user, current_user, found);
+      'The search_path of role %s lets roles that cannot act as %s put their code where the module''s queries '
+      'would run it with the power of %s: %s. Nothing was read or changed. Revoke their right to create there '
+      '(REVOKE CREATE ON SCHEMA public FROM PUBLIC, as PostgreSQL 15 does by default), drop such objects or move '
+      'them out of the search_path (for an extension: ALTER EXTENSION … SET SCHEMA extensions), keep pg_catalog '
+      'first on the search_path, or run the command as a role they can act as.',
+      current_user, current_user, current_user, found);
   END IF;
 END
 $shadowed$`

@@ -74,6 +74,9 @@ export async function runMigrations(
   assertRunnerDialect(db)
   const results: MigrationResult[] = []
   try {
+    // Before anything else, the lock's own reads included: they, the migrations and the
+    // bookkeeping name PostgreSQL's relations, operators and functions unqualified.
+    await sql.raw(SHADOWED_CATALOG_SQL).execute(db)
     return await withMigrationLock(
       db,
       async (session) => {
@@ -82,8 +85,6 @@ export async function runMigrations(
           settings,
           session,
           async (trx) => {
-            // First: the migrations and these reads name PostgreSQL's operators unqualified.
-            await sql.raw(SHADOWED_CATALOG_SQL).execute(trx)
             const migrations = await kyselyMigrator(trx, settings).getMigrations()
             return {
               migrations,
