@@ -69,6 +69,20 @@ async function handOverHistory(db: Kysely<any>, role: string) {
 }
 
 describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', (target) => {
+  it('refuse a run, before any migration, where only the schema of the bookkeeping has another owner', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db)
+      await withOwnerRole(db, async (role) => {
+        await sql`ALTER SCHEMA x402_migrations OWNER TO ${sql.id(role)}`.execute(db)
+        const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
+        expect(String(error)).toContain(`and the schema x402_migrations by ${role}`)
+        const applied = (await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)
+        expect(applied.at(-1)).toBe(MIGRATION_008)
+        await sql`ALTER SCHEMA x402_migrations OWNER TO CURRENT_USER`.execute(db)
+      })
+    })
+  })
+
   it('refuse a history table with a column whose cast to json runs its owner’s code', async () => {
     await withTestDatabase(target, async ({ db, location }) => {
       await migrateToLatest(db)

@@ -117,7 +117,9 @@ describe.skipIf(!canStartClusters)(
           await db.destroy()
         }
         // The trigger tries to make its author a superuser, to create a superuser, and to run a
-        // program; it records, as an empty table the rehearsal reports, whom it ran as.
+        // program; it records, as an empty table the rehearsal reports, whom it ran as. Its author's
+        // right to create in public is taken back after: while a login role has it, every command
+        // refuses before it runs anything (shadowed-catalog.test.ts).
         await query(
           app,
           `CREATE ROLE ${mallory} LOGIN;
@@ -134,7 +136,8 @@ describe.skipIf(!canStartClusters)(
            RETURN NEW;
          END $$;
          CREATE TRIGGER audit_resource BEFORE INSERT ON x402_resources FOR EACH ROW EXECUTE FUNCTION public.audit_resource();
-         RESET ROLE;`,
+         RESET ROLE;
+         REVOKE CREATE ON SCHEMA public FROM ${mallory};`,
         )
       })
       afterAll(async () => {

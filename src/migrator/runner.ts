@@ -15,7 +15,18 @@ import {
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
 import { SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
-import { hasMigrationHistory, MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
+import {
+  hasMigrationHistory,
+  MIGRATION_TABLE_SCHEMA,
+  MigrationHistoryError,
+  readMigrationHistory,
+} from './history.js'
+import {
+  bookkeepingProblemSql,
+  CHECKSUM_COLUMNS,
+  historyProblemSql,
+  MIGRATION_CHECKSUM_TABLE,
+} from './history-tables.js'
 import {
   InterruptedRollbackError,
   UnknownMigrationsError,
@@ -77,6 +88,13 @@ export async function runMigrations(
     // Before anything else, the lock's own reads included: they, the migrations and the
     // bookkeeping name PostgreSQL's relations, operators and functions unqualified.
     await sql.raw(SHADOWED_CATALOG_SQL).execute(db)
+    // The whole check of the bookkeeping, which start-up's one statement keeps brief: a run
+    // writes there, and finding out after a migration ran would leave it done and unrecorded.
+    const { rows: checked } = await sql<{ problem: string | null }>`SELECT coalesce(
+      ${sql.raw(historyProblemSql())},
+      ${sql.raw(bookkeepingProblemSql(`${MIGRATION_TABLE_SCHEMA}.${MIGRATION_CHECKSUM_TABLE}`, CHECKSUM_COLUMNS))}
+    ) AS problem`.execute(db)
+    if (checked[0]?.problem) throw new MigrationHistoryError([checked[0].problem])
     return await withMigrationLock(
       db,
       async (session) => {
