@@ -174,6 +174,26 @@ describe.skipIf(skipReason)(
       })
     })
 
+    it('a database owned by a lesser role is refused, naming it as the owner of public', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateToLatest(db, { env: {} })
+        const role = `x402_test_plant_${randomBytes(4).toString('hex')}`
+        const database = new URL(serverUrl(location)).pathname.slice(1)
+        await sql`CREATE ROLE ${sql.id(role)} NOLOGIN NOSUPERUSER`.execute(db)
+        await sql.raw(`ALTER DATABASE "${database}" OWNER TO ${role}`).execute(db)
+        try {
+          const result = await cli(['list'], cliEnv(location))
+          expect(result.code, result.stderr).toBe(1)
+          expect(result.stderr).toContain(
+            `schema public is owned by pg_database_owner, that is ${role}, the database's owner`,
+          )
+        } finally {
+          await sql.raw(`ALTER DATABASE "${database}" OWNER TO CURRENT_USER`).execute(db)
+          await unplant(db, role)
+        }
+      })
+    })
+
     it('a database search_path that puts a lesser role’s schema before pg_catalog is refused too', async () => {
       await withTestDatabase('postgres', async ({ db, location }) => {
         await migrateToLatest(db, { env: {} })

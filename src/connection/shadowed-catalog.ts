@@ -49,7 +49,9 @@ BEGIN
       FROM unnest(searched[1:array_position(searched, 'pg_catalog') - 1]) AS s
      WHERE s IS DISTINCT FROM (SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema())
     UNION ALL
-    SELECT 2, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner))
+    SELECT 2, format('schema %I is owned by %s', n.nspname, CASE n.nspowner
+                       WHEN db_owner_role THEN format('pg_database_owner, that is %s, the database''s owner', pg_get_userbyid(db_owner))
+                       ELSE pg_get_userbyid(n.nspowner)::text END)
       FROM pg_namespace n
      WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
        AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, current_user, 'USAGE')
