@@ -80,7 +80,6 @@ export async function exportBaselineSql(
   )
   const schema = MIGRATION_TABLE_SCHEMA
   const history = `${schema}.${DEFAULT_MIGRATION_TABLE}`
-  const checksumTable = `${schema}.${MIGRATION_CHECKSUM_TABLE}`
 
   return [
     `-- Adoption of a database built by hand: records ${upTo.join(', ')} as applied, without running them.`,
@@ -106,7 +105,7 @@ export async function exportBaselineSql(
     '',
     ...checksumTableStatements().flatMap((statement) => [`${statement};`, '']),
     '-- A checksum for each migration; one recorded before this script is a backfill (applied before checksums existed).',
-    `INSERT INTO ${checksumTable} (name, sha256, origin)`,
+    `INSERT INTO ${MIGRATION_CHECKSUM_TABLE} (name, sha256, origin)`,
     `SELECT v.name, v.sha256, CASE WHEN EXISTS (SELECT FROM ${history} m WHERE m.name = v.name) THEN 'backfill' ELSE 'baseline' END`,
     `FROM (VALUES ${checksums.map(([known, sha256]) => `(${literal(known)}, ${literal(sha256)})`).join(', ')}) AS v(name, sha256)`,
     'ON CONFLICT (name) DO NOTHING;',

@@ -7,13 +7,7 @@ import { type Kysely, sql } from 'kysely'
 
 import { migrations } from '../migrations/index.js'
 import { MIGRATION_HISTORY_TABLE, MigrationHistoryError } from './history.js'
-import {
-  bookkeepingProblemSql,
-  CHECKSUM_COLUMNS,
-  historyProblemSql,
-  MIGRATION_CHECKSUM_TABLE,
-  MIGRATION_TABLE_SCHEMA,
-} from './history-tables.js'
+import { bookkeepingTablesProblemSql, MIGRATION_CHECKSUM_TABLE } from './history-tables.js'
 
 export { MIGRATION_CHECKSUM_TABLE } from './history-tables.js'
 
@@ -133,7 +127,7 @@ export interface MigrationSourceOptions {
  */
 const DEFAULT_SOURCE_DIR = fileURLToPath(new URL('../../src/migrations/', import.meta.url))
 
-const checksumTable = () => `${MIGRATION_TABLE_SCHEMA}.${MIGRATION_CHECKSUM_TABLE}`
+const checksumTable = () => MIGRATION_CHECKSUM_TABLE
 const historyTable = () => MIGRATION_HISTORY_TABLE
 
 /**
@@ -348,8 +342,7 @@ async function existingTables(db: Kysely<any>): Promise<{ history: boolean; chec
   const { rows } = await sql<{ history: boolean; checksums: boolean; problem: string | null }>`
     SELECT to_regclass(${historyTable()}) IS NOT NULL AS history,
            to_regclass(${checksumTable()}) IS NOT NULL AS checksums,
-           coalesce(${sql.raw(historyProblemSql())},
-                    ${sql.raw(bookkeepingProblemSql(checksumTable(), CHECKSUM_COLUMNS))}) AS problem
+           ${sql.raw(bookkeepingTablesProblemSql())} AS problem
   `.execute(db)
   const { history, checksums, problem } = rows[0]!
   if (problem !== null) throw new MigrationHistoryError([problem])

@@ -19,8 +19,8 @@ export const MIGRATION_HISTORY_TABLE = `${MIGRATION_TABLE_SCHEMA}.kysely_migrati
  */
 export const REVERTING_COLUMN = 'reverting_since'
 
-/** The table, in schema x402_migrations, that keeps a checksum of each applied migration. */
-export const MIGRATION_CHECKSUM_TABLE = 'migration_checksum'
+/** The table that keeps a checksum of each applied migration, schema-qualified, for SQL text. */
+export const MIGRATION_CHECKSUM_TABLE = `${MIGRATION_TABLE_SCHEMA}.migration_checksum`
 
 /**
  * The table in which a migration's up records what it found, for its down to check and restore,
@@ -119,6 +119,11 @@ export function trustedTableSql(table: string): string {
 /** {@link bookkeepingProblemSql} of the history table. */
 export function historyProblemSql(): string {
   return bookkeepingProblemSql(MIGRATION_HISTORY_TABLE, HISTORY_COLUMNS, HISTORY_OPTIONAL_COLUMNS)
+}
+
+/** {@link bookkeepingProblemSql} of the history table, else of the checksum table: NULL where both may be read. */
+export function bookkeepingTablesProblemSql(): string {
+  return `coalesce(${historyProblemSql()}, ${bookkeepingProblemSql(MIGRATION_CHECKSUM_TABLE, CHECKSUM_COLUMNS)})`
 }
 
 /**

@@ -21,12 +21,7 @@ import {
   MigrationHistoryError,
   readMigrationHistory,
 } from './history.js'
-import {
-  bookkeepingProblemSql,
-  CHECKSUM_COLUMNS,
-  historyProblemSql,
-  MIGRATION_CHECKSUM_TABLE,
-} from './history-tables.js'
+import { bookkeepingTablesProblemSql } from './history-tables.js'
 import {
   InterruptedRollbackError,
   UnknownMigrationsError,
@@ -90,10 +85,8 @@ export async function runMigrations(
     await sql.raw(SHADOWED_CATALOG_SQL).execute(db)
     // The whole check of the bookkeeping, which start-up's one statement keeps brief: a run
     // writes there, and finding out after a migration ran would leave it done and unrecorded.
-    const { rows: checked } = await sql<{ problem: string | null }>`SELECT coalesce(
-      ${sql.raw(historyProblemSql())},
-      ${sql.raw(bookkeepingProblemSql(`${MIGRATION_TABLE_SCHEMA}.${MIGRATION_CHECKSUM_TABLE}`, CHECKSUM_COLUMNS))}
-    ) AS problem`.execute(db)
+    const { rows: checked } = await sql<{ problem: string | null }>`
+      SELECT ${sql.raw(bookkeepingTablesProblemSql())} AS problem`.execute(db)
     if (checked[0]?.problem) throw new MigrationHistoryError([checked[0].problem])
     return await withMigrationLock(
       db,

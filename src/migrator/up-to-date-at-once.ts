@@ -14,12 +14,9 @@ import { explainTimeout, serverClientConfig } from '../connection/server-client-
 import {
   MIGRATION_CHECKSUM_TABLE,
   MIGRATION_HISTORY_TABLE,
-  MIGRATION_TABLE_SCHEMA,
   REVERTING_COLUMN,
   trustedTableSql,
 } from './history-tables.js'
-
-const CHECKSUM_TABLE = `${MIGRATION_TABLE_SCHEMA}.${MIGRATION_CHECKSUM_TABLE}`
 
 /** The manifest that the build writes (migration-manifest.ts): every registered migration, in order. */
 export interface MigrationManifest {
@@ -36,8 +33,8 @@ const HISTORY_QUERY = `
   SELECT m.name, ${REVERTING_COLUMN} IS NOT NULL AS reverting, c.sha256
   FROM ${MIGRATION_HISTORY_TABLE} AS m TABLESAMPLE SYSTEM (100)
   NATURAL LEFT JOIN (SELECT NULL::pg_catalog.timestamptz AS ${REVERTING_COLUMN} WHERE false) AS unmarked
-  LEFT JOIN ${CHECKSUM_TABLE} AS c TABLESAMPLE SYSTEM (100) ON c.name OPERATOR(pg_catalog.=) m.name
-  WHERE ${trustedTableSql(MIGRATION_HISTORY_TABLE)} AND ${trustedTableSql(CHECKSUM_TABLE)}
+  LEFT JOIN ${MIGRATION_CHECKSUM_TABLE} AS c TABLESAMPLE SYSTEM (100) ON c.name OPERATOR(pg_catalog.=) m.name
+  WHERE ${trustedTableSql(MIGRATION_HISTORY_TABLE)} AND ${trustedTableSql(MIGRATION_CHECKSUM_TABLE)}
 `
 
 /**
