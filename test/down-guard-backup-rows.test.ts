@@ -45,9 +45,6 @@ async function onNewBackups(
   tag = 'CREATE TABLE AS',
 ): Promise<void> {
   await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
-  await sql`CREATE OR REPLACE FUNCTION swallow() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN RETURN NULL; END $fn$`.execute(
-    db,
-  )
   await sql
     .raw(
       `CREATE OR REPLACE FUNCTION hostile() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
@@ -241,79 +238,53 @@ describe.each(testTargets)(
 
     const instant = "x402_resources WHERE resource_type = 'openrouter_instant'"
 
-    it.each([
-      [
-        'the keys',
-        'x402_backup."005_user_openrouter_integrations_%',
-        '005_user_openrouter_integrations',
-      ],
-      ['the resources', 'x402_backup."005_x402_resources_%', '005_x402_resources'],
-    ])(
-      'a trigger that swallows the inserts into %s: rolls the down back, naming the backup; nothing changes',
-      async (_, like, backup) => {
-        const { db } = database
-        await seed005(db)
-        const keys = await count(db, 'user_openrouter_integrations')
-        const resources = await count(db, instant)
-        await onNewBackups(
-          db,
-          'CREATE TRIGGER swallow BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION swallow()',
-          like,
-        )
-        try {
-          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-            (caught: unknown) => caught,
-          )
-          const message = messageOf(error)
-          expect(message).toMatch(
-            new RegExp(`x402_backup\\."${backup}_\\d{8}T\\d{9}" holds 0 row\\(s\\), not the \\d+`),
-          )
-          expect(message).toContain('Nothing was changed')
-          expect(await applied(db)).toContain(MIGRATION_005)
-          expect(await count(db, 'user_openrouter_integrations')).toBe(keys)
-          expect(await count(db, instant)).toBe(resources)
-          expect(await backupTables(db, '005_%')).toEqual([])
-        } finally {
-          await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
-        }
-      },
-    )
+    const keys005 = ['the keys', '005_user_openrouter_integrations', 'encrypted_api_key'] as const
+    const resources005 = ['the resources', '005_x402_resources', 'name'] as const
 
+    // A BEFORE INSERT trigger on a new backup that keeps no row, or changes a column of each.
     it.each([
+      ['swallows the inserts into', ...keys005, 'RETURN NULL', 'holds 0 row\\(s\\), not the \\d+'],
       [
-        'the keys',
-        'x402_backup."005_user_openrouter_integrations_%',
-        '005_user_openrouter_integrations',
-        'encrypted_api_key',
+        'swallows the inserts into',
+        ...resources005,
+        'RETURN NULL',
+        'holds 0 row\\(s\\), not the \\d+',
       ],
-      ['the resources', 'x402_backup."005_x402_resources_%', '005_x402_resources', 'name'],
+      [
+        'rewrites the rows moved into',
+        ...keys005,
+        "NEW.%s := 'gone'; RETURN NEW",
+        'holds other rows than the \\d+ moved into it',
+      ],
+      [
+        'rewrites the rows moved into',
+        ...resources005,
+        "NEW.%s := 'gone'; RETURN NEW",
+        'holds other rows than the \\d+ moved into it',
+      ],
     ])(
-      'a trigger that rewrites the rows moved into %s: rolls the down back, naming the backup; nothing changes',
-      async (_, like, backup, column) => {
+      'a trigger that %s %s: rolls the down back, naming the backup; nothing changes',
+      async (_, __, backup, column, body, refusal) => {
         const { db } = database
         await seed005(db)
         const keys = await count(db, 'user_openrouter_integrations')
         const resources = await count(db, instant)
         await sql
           .raw(
-            `CREATE OR REPLACE FUNCTION rewrite() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN NEW.${column} := 'gone'; RETURN NEW; END $fn$`,
+            `CREATE OR REPLACE FUNCTION hostile_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN ${body.replace('%s', column)}; END $fn$`,
           )
           .execute(db)
         await onNewBackups(
           db,
-          'CREATE TRIGGER rewrite BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION rewrite()',
-          like,
+          'CREATE TRIGGER hostile BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION hostile_insert()',
+          `x402_backup."${backup}_%`,
         )
         try {
           const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
             (caught: unknown) => caught,
           )
           const message = messageOf(error)
-          expect(message).toMatch(
-            new RegExp(
-              `x402_backup\\."${backup}_\\d{8}T\\d{9}" holds other rows than the \\d+ moved into it`,
-            ),
-          )
+          expect(message).toMatch(new RegExp(`x402_backup\\."${backup}_\\d{8}T\\d{9}" ${refusal}`))
           expect(message).toContain('Nothing was changed')
           expect(await applied(db)).toContain(MIGRATION_005)
           expect(await count(db, 'user_openrouter_integrations')).toBe(keys)

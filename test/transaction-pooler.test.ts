@@ -68,6 +68,23 @@ async function fillPool(pooler: PgBouncer, directUrl: string, count: number): Pr
   expect(servers.filter((server) => server.database === database)).toHaveLength(count)
 }
 
+/**
+ * Whether the migration lock finds a transaction pooler on its way to a new database, reached
+ * through `pooler` with `idle` idle server connections left in its pool first.
+ */
+async function findsTransactionPooler(pooler: PgBouncer, idle: number): Promise<boolean> {
+  return withTestDatabase('postgres', async ({ location }) => {
+    const connectionString = serverUrl(location)
+    await fillPool(pooler, connectionString, idle)
+    const pooled = createDb({ connectionString: throughPooler(connectionString, pooler.url) })
+    try {
+      return await withMigrationLock(pooled, async (session) => session.transactionPooler)
+    } finally {
+      await pooled.destroy()
+    }
+  })
+}
+
 const SETTINGS_SQL = `SELECT concat_ws(' ', current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout'),
   current_setting('lock_timeout'), coalesce(current_setting('x402.allow_data_loss', true), '-')) AS settings`
 
@@ -224,20 +241,7 @@ describe.skipIf(skipReason !== undefined).each([
     it.each([0, 1, 2, 3])(
       'detects the pooler with %i idle server connections in the pool',
       async (idle) => {
-        await withTestDatabase('postgres', async ({ location }) => {
-          const connectionString = serverUrl(location)
-          await fillPool(pooler(), connectionString, idle)
-          const pooled = createDb({
-            connectionString: throughPooler(connectionString, pooler().url),
-          })
-          try {
-            expect(
-              await withMigrationLock(pooled, async (session) => session.transactionPooler),
-            ).toBe(true)
-          } finally {
-            await pooled.destroy()
-          }
-        })
+        expect(await findsTransactionPooler(pooler(), idle)).toBe(true)
       },
     )
 
@@ -323,20 +327,7 @@ describe.skipIf(skipReason !== undefined).each([
     it.each([0, 1, 2, 3])(
       'finds no transaction pooler with %i idle server connections in the pool',
       async (idle) => {
-        await withTestDatabase('postgres', async ({ location }) => {
-          const connectionString = serverUrl(location)
-          await fillPool(pooler(), connectionString, idle)
-          const pooled = createDb({
-            connectionString: throughPooler(connectionString, pooler().url),
-          })
-          try {
-            expect(
-              await withMigrationLock(pooled, async (session) => session.transactionPooler),
-            ).toBe(false)
-          } finally {
-            await pooled.destroy()
-          }
-        })
+        expect(await findsTransactionPooler(pooler(), idle)).toBe(false)
       },
     )
 
