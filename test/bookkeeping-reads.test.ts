@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
+import { readAcceptedDifferences } from '../src/adoption/accepted-differences.js'
 import { readMigrationChecksums } from '../src/migrator/checksums.js'
 import { readMigrationHistory } from '../src/migrator/history.js'
 import { historyProblemSql } from '../src/migrator/history-tables.js'
@@ -135,6 +136,23 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
           expect(await upToDateAtOnce(serverUrl(location))).toBe(false)
           expect(await isSuperuser(db, role)).toBe(false)
         }
+      })
+    })
+  })
+
+  it('refuse a view in place of the accepted differences, which migrate:check trusts, before its code runs', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db)
+      await withOwnerRole(db, async (role) => {
+        await sql.raw(`GRANT USAGE, CREATE ON SCHEMA x402_migrations TO ${role}`).execute(db)
+        await asRole(db, role, [
+          `CREATE FUNCTION x402_migrations.pwn() RETURNS text LANGUAGE plpgsql AS $f$${escalating(role, "'k'")} $f$`,
+          `CREATE VIEW x402_migrations.accepted_schema_difference AS
+             SELECT x402_migrations.pwn() AS key, 'f'::text AS field, NULL::jsonb AS live`,
+        ])
+        const read = await readAcceptedDifferences(db).catch((e: unknown) => e)
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String(read)).toMatch(/x402_migrations\.accepted_schema_difference is a view/)
       })
     })
   })

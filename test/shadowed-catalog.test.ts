@@ -136,6 +136,51 @@ describe.skipIf(skipReason)(
       })
     })
 
+    it('a login role that may only SET ROLE to a role that creates in public is refused too', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateTo(db, '002_add_claude_integration')
+        const group = `x402_test_plant_${randomBytes(4).toString('hex')}`
+        const login = `x402_test_plant_${randomBytes(4).toString('hex')}`
+        // As Supabase's authenticator: NOINHERIT, so it holds none of the group's rights until SET ROLE.
+        await sql`CREATE ROLE ${sql.id(group)} NOLOGIN NOSUPERUSER`.execute(db)
+        await sql`CREATE ROLE ${sql.id(login)} LOGIN NOINHERIT NOSUPERUSER`.execute(db)
+        await sql`GRANT ${sql.id(group)} TO ${sql.id(login)}`.execute(db)
+        await sql`GRANT CREATE ON SCHEMA public TO ${sql.id(group)}`.execute(db)
+        try {
+          const result = await cli(['list'], cliEnv(location))
+          expect(result.code, result.stderr).toBe(1)
+          expect(result.stderr).toContain(
+            `${login} may create objects in schema public (as ${group})`,
+          )
+        } finally {
+          await unplant(db, login)
+          await unplant(db, group)
+        }
+      })
+    })
+
+    it('a login role that may create the schema a search_path entry names, "$user", is refused', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateTo(db, '002_add_claude_integration')
+        const role = `x402_test_plant_${randomBytes(4).toString('hex')}`
+        const database = new URL(serverUrl(location)).pathname.slice(1)
+        await sql`CREATE ROLE ${sql.id(role)} LOGIN NOSUPERUSER`.execute(db)
+        await sql.raw(`GRANT CREATE ON DATABASE "${database}" TO ${role}`).execute(db)
+        const { rows } = await sql<{ user: string }>`SELECT current_user AS user`.execute(db)
+        try {
+          // The search_path's default, "$user", public: no schema is named after the user yet.
+          const result = await cli(['list'], cliEnv(location))
+          expect(result.code, result.stderr).toBe(1)
+          expect(result.stderr).toContain(
+            `${role} may create schema ${rows[0]!.user}, which the search_path names`,
+          )
+        } finally {
+          await sql.raw(`REVOKE CREATE ON DATABASE "${database}" FROM ${role}`).execute(db)
+          await unplant(db, role)
+        }
+      })
+    })
+
     it('a view named as a catalog relation, in a schema a database default puts before pg_catalog, is never read', async () => {
       await withTestDatabase('postgres', async ({ db, location }) => {
         await migrateToLatest(db, { env: {} })

@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 
-import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
+import { MIGRATION_TABLE_SCHEMA, MigrationHistoryError } from '../migrator/history.js'
+import { bookkeepingProblemSql } from '../migrator/history-tables.js'
 import type { SchemaDifference } from '../schema/diff.js'
 import type { AcceptedDifferenceRecord } from '../schema/rules.js'
 
@@ -8,6 +9,16 @@ import type { AcceptedDifferenceRecord } from '../schema/rules.js'
 export const ACCEPTED_DIFFERENCE_TABLE = 'accepted_schema_difference'
 
 const table = () => `${MIGRATION_TABLE_SCHEMA}.${ACCEPTED_DIFFERENCE_TABLE}`
+
+/** Its columns as {@link acceptedDifferenceTableStatements} makes them (decision came later). */
+const ACCEPTED_DIFFERENCE_COLUMNS = [
+  'key text',
+  'field text',
+  'live jsonb',
+  'line text',
+  'migration_name character varying(255)',
+  'accepted_at timestamp with time zone',
+]
 
 /**
  * The statements that create the table of accepted differences: one row per difference that
@@ -82,9 +93,15 @@ export async function recordAcceptedDifferences(
 export async function readAcceptedDifferences(
   db: Kysely<any>,
 ): Promise<AcceptedDifferenceRecord[]> {
+  // It decides which drift migrate:check accepts: read only where no other role's code runs.
   const { rows } = await sql<{
     present: boolean
-  }>`SELECT to_regclass(${table()}) IS NOT NULL AS present`.execute(db)
+    problem: string | null
+  }>`SELECT to_regclass(${table()}) IS NOT NULL AS present,
+            ${sql.raw(bookkeepingProblemSql(table(), ACCEPTED_DIFFERENCE_COLUMNS, ['decision text']))} AS problem`.execute(
+    db,
+  )
+  if (rows[0]?.problem) throw new MigrationHistoryError([rows[0].problem])
   if (!rows[0]?.present) return []
   return (
     await sql<AcceptedDifferenceRecord>`SELECT key, field, live FROM ${sql.raw(table())} ORDER BY key, field`.execute(

@@ -9,6 +9,17 @@
  * more power than its author had.
  */
 
+/**
+ * A query, for a `DO` block that has set `db_owner_role` (pg_database_owner's oid), of each login
+ * role that cannot act as the current user (`login`), with each role it may become (`oid`,
+ * `rolname`): itself, and every role it is a member of, by inheritance or by SET ROLE
+ * (NOINHERIT, as Supabase's authenticator): what such a login may do, it may do as any of them.
+ */
+export const LESSER_LOGIN_ROLES_SQL = `SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, current_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')`
+
 /** SQLSTATE of the refusal: insufficient_privilege, the class of what it protects. */
 export const SHADOWED_CATALOG_STATE = '42501'
 
@@ -44,24 +55,39 @@ BEGIN
   PERFORM pg_catalog.set_config('search_path', '', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
-  SELECT string_agg(problem, '; ' ORDER BY ordinal, problem) INTO found FROM (
-    SELECT 1 AS ordinal, format('schema %I comes before pg_catalog', s) AS problem
+  WITH lesser_roles AS (${LESSER_LOGIN_ROLES_SQL})
+  SELECT string_agg(DISTINCT problem, '; ' ORDER BY problem) INTO found FROM (
+    SELECT format('schema %I comes before pg_catalog', s) AS problem
       FROM unnest(searched[1:array_position(searched, 'pg_catalog') - 1]) AS s
      WHERE s IS DISTINCT FROM (SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema())
     UNION ALL
-    SELECT 2, format('schema %I is owned by %s', n.nspname, CASE n.nspowner
+    SELECT format('schema %I is owned by %s', n.nspname, CASE n.nspowner
                        WHEN db_owner_role THEN format('pg_database_owner, that is %s, the database''s owner', pg_get_userbyid(db_owner))
                        ELSE pg_get_userbyid(n.nspowner)::text END)
       FROM pg_namespace n
      WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
        AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, current_user, 'USAGE')
     UNION ALL
-    SELECT 3, format('%s may create objects in schema %I', r.rolname, n.nspname)
-      FROM pg_namespace n, pg_roles r
-     WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog' AND r.rolcanlogin AND r.oid <> db_owner_role
-       AND has_schema_privilege(r.oid, n.oid, 'CREATE') AND NOT pg_has_role(r.oid, current_user, 'USAGE')
+    SELECT format('%s may create objects in schema %I%s', r.rolname, n.nspname,
+                     CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+      FROM pg_namespace n, pg_roles r, lesser_roles g
+     WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog' AND r.oid = g.login
+       AND has_schema_privilege(g.oid, n.oid, 'CREATE')
     UNION ALL
-    SELECT 4, format('%s %I.%s(%s) owned by %s', s.kind, s.nsp, s.name, s.args, pg_get_userbyid(s.owner))
+    -- A name of the path that no schema has yet ("$user" by default): whoever may create
+    -- schemas in the database could make it, in the middle of a run.
+    SELECT format('%s may create schema %I, which the search_path names%s', r.rolname, missing.name,
+                     CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+      FROM (SELECT CASE part WHEN '$user' THEN current_user::text ELSE part END AS name
+              FROM (SELECT (parse_ident(btrim(entry), false))[1] AS part
+                      FROM unnest(string_to_array(saved, ',')) AS entry
+                     WHERE btrim(entry) <> '') AS parts) AS missing,
+           pg_roles r, lesser_roles g
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = missing.name)
+       AND r.oid = g.login
+       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+    UNION ALL
+    SELECT format('%s %I.%s(%s) owned by %s', s.kind, s.nsp, s.name, s.args, pg_get_userbyid(s.owner))
       FROM (SELECT 'function' AS kind, n.nspname AS nsp, quote_ident(p.proname) AS name,
                    pg_get_function_identity_arguments(p.oid) AS args, p.proowner AS owner
               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

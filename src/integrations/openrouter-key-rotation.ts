@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { type Kysely, sql } from 'kysely'
 
+import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { DEFAULT_IDLE_TIMEOUT_MS } from '../migrator/lock.js'
 import { retryDelayMs } from '../migrator/retry-delay.js'
@@ -239,6 +240,8 @@ async function rotateBatch(
   // writes of those keys with it: the batch gives up after lock_timeout instead.
   await sql`SELECT set_config('idle_in_transaction_session_timeout', ${String(DEFAULT_IDLE_TIMEOUT_MS)}, true),
     set_config('lock_timeout', ${String(lockTimeoutMs)}, true)`.execute(trx)
+  // The UPDATE below runs the triggers of the table: none may be a lesser role's code.
+  await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
   const rows = await trx
     .selectFrom('x402_user_openrouter_integrations')
     .select(['user_id', 'encrypted_api_key'])

@@ -14,6 +14,7 @@ import {
 
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
+import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import {
   hasMigrationHistory,
@@ -83,6 +84,8 @@ export async function runMigrations(
     // Before anything else, the lock's own reads included: they, the migrations and the
     // bookkeeping name PostgreSQL's relations, operators and functions unqualified.
     await sql.raw(SHADOWED_CATALOG_SQL).execute(db)
+    // Refused before the lock is awaited; each transaction that writes checks again, fenced.
+    await sql.raw(lesserTriggersSql({ lock: false })).execute(db)
     // The whole check of the bookkeeping, which start-up's one statement keeps brief: a run
     // writes there, and finding out after a migration ran would leave it done and unrecorded.
     const { rows: checked } = await sql<{ problem: string | null }>`
@@ -436,6 +439,7 @@ async function runBlock(
         .execute(async (trx) => {
           await setSessionBounds(trx, settings, 'transaction')
           await setDataLossOptIn(trx, settings, 'transaction')
+          await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
           const pid = await watch.follow(trx)
           if (block[0]!.direction === 'Up') {
             resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
@@ -514,6 +518,8 @@ async function runBlock(
     try {
       await setSessionBounds(connection, settings, 'session')
       await setDataLossOptIn(connection, settings, 'session')
+      // Outside a transaction nothing holds a fence: checked again as late as the runner can.
+      await sql.raw(lesserTriggersSql({ lock: false })).execute(connection)
       const pid = await watch.follow(connection)
       const down = block[0]!.direction === 'Down'
       const backupsBefore = down ? await backupTables(connection) : []

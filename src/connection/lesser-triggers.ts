@@ -1,0 +1,124 @@
+/*
+ * A write runs the triggers of the table it writes, and of every table its foreign keys'
+ * actions reach, as whoever writes (ON DELETE CASCADE runs as the referencing table's owner);
+ * a DDL statement runs the event triggers. Their functions run with that role's power, whoever
+ * wrote them. So before the module writes the app's tables, it refuses where such code belongs
+ * to a role that could not already act as the writer, or where such a role owns one of those
+ * tables (an owner can attach a trigger at any moment).
+ *
+ * A role with the TRIGGER privilege can attach one too, and Supabase grants it on every table in
+ * public to anon, authenticated and service_role, which its `authenticator` login can become.
+ * That cannot be refused without refusing every Supabase project, so it is fenced instead: with
+ * `lock`, the check first takes ROW EXCLUSIVE on the same tables, in the transaction that then
+ * writes them. CREATE TRIGGER needs SHARE ROW EXCLUSIVE, which conflicts, so no trigger can be
+ * added between the check and the transaction's end; ROW EXCLUSIVE is what a write takes anyway,
+ * and blocks no reader or writer.
+ */
+
+import { LESSER_LOGIN_ROLES_SQL } from './shadowed-catalog.js'
+
+/** The schema where downs keep the rows they take out (down-guard.ts and 005's down make it). */
+const BACKUP_SCHEMA = 'x402_backup'
+
+/** SQLSTATE of the refusal: insufficient_privilege, as for a shadowed catalog. */
+export const LESSER_TRIGGERS_STATE = '42501'
+
+/**
+ * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
+ * the tables of the session's search_path (pg_catalog aside), their partitions, and the tables
+ * their foreign keys' actions reach, would run code of a role that cannot act as the current
+ * user (`pg_has_role` with USAGE is false; pg_database_owner counts as the database's owner):
+ * - such a table owned by such a role;
+ * - an enabled trigger on such a table whose function such a role owns (one in its pg_temp
+ *   schema included);
+ * - an enabled event trigger whose function such a role owns;
+ * - schema x402_backup owned by such a role, or, where it does not exist yet, a lesser login
+ *   role that may create it (it could, in the middle of a run): its owner may drop the backups.
+ * With `lock`, it first locks those tables in ROW EXCLUSIVE mode (see above): run it inside the
+ * transaction that writes them. It reads the catalog with pg_catalog alone on the search_path,
+ * and puts the path back before it ends.
+ *
+ * @example
+ * ```ts
+ * await db.transaction().execute(async (trx) => {
+ *   await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
+ *   await sql`UPDATE ai_models SET …`.execute(trx)
+ * })
+ * ```
+ */
+export function lesserTriggersSql(options: { lock: boolean }): string {
+  return `DO $lesser$
+DECLARE
+  schemas name[] := pg_catalog.current_schemas(false);
+  saved text := pg_catalog.current_setting('search_path');
+  tables oid[];
+  found text;
+  db_owner_role oid;
+  db_owner oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', '', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  WITH RECURSIVE scope(oid) AS (
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
+    UNION
+    SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
+      SELECT k.conrelid FROM pg_constraint k
+       WHERE k.confrelid = s.oid AND k.contype = 'f'
+         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+      UNION ALL
+      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
+    ) AS reached(oid)
+  )
+  SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
+  ${
+    options.lock
+      ? `IF tables IS NOT NULL THEN
+    EXECUTE (SELECT 'LOCK TABLE ' || string_agg(t::regclass::text, ', ' ORDER BY t) || ' IN ROW EXCLUSIVE MODE'
+               FROM unnest(tables) AS t
+              WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE'));
+  END IF;`
+      : ''
+  }
+  WITH lesser_roles AS (${LESSER_LOGIN_ROLES_SQL})
+  SELECT string_agg(problem, '; ' ORDER BY ordinal, problem) INTO found FROM (
+    SELECT 1 AS ordinal, format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem
+      FROM pg_class c
+     WHERE c.oid = ANY (tables)
+       AND NOT pg_has_role(CASE c.relowner WHEN db_owner_role THEN db_owner ELSE c.relowner END, current_user, 'USAGE')
+    UNION ALL
+    SELECT 2, format('trigger %I on %s calls %s, owned by %s', t.tgname, t.tgrelid::regclass, t.tgfoid::regprocedure,
+                     pg_get_userbyid(p.proowner))
+      FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+       AND NOT pg_has_role(CASE p.proowner WHEN db_owner_role THEN db_owner ELSE p.proowner END, current_user, 'USAGE')
+    UNION ALL
+    SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner))
+      FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
+     WHERE e.evtenabled <> 'D'
+       AND NOT pg_has_role(CASE p.proowner WHEN db_owner_role THEN db_owner ELSE p.proowner END, current_user, 'USAGE')
+    UNION ALL
+    -- Where the downs keep what they take out: its owner may drop every backup.
+    SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner))
+      FROM pg_namespace n
+     WHERE n.nspname = '${BACKUP_SCHEMA}'
+       AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, current_user, 'USAGE')
+    UNION ALL
+    SELECT DISTINCT 4, format('%s may create schema ${BACKUP_SCHEMA}%s, where the downs would put their backups', r.rolname,
+                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+      FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = '${BACKUP_SCHEMA}')
+       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+  ) AS problems;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = format(
+      'Writing the app''s tables as role %s would run code of roles that cannot act as %s, with the power of %s: %s. '
+      'Nothing was changed. Find out who made each; where it is your own code, give it to a role that can act as %s '
+      '(ALTER FUNCTION … OWNER TO, ALTER TABLE … OWNER TO), or run the command as a role its owners can act as.',
+      current_user, current_user, current_user, found, current_user);
+  END IF;
+END
+$lesser$`
+}

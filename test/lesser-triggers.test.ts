@@ -1,0 +1,227 @@
+import { randomBytes } from 'node:crypto'
+
+import { type Kysely, sql } from 'kysely'
+import pg from 'pg'
+import { describe, expect, it } from 'vitest'
+
+import { MIGRATION_LOCK_KEY, migrateDown, migrateTo } from '../src/tooling.js'
+import { MIGRATION_005 } from './support/migration-names.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
+
+// A migration's write runs the triggers of the table it writes, and a DDL statement the event
+// triggers, as the role that runs the migration. A lesser role that owns such code, or a table
+// (its owner can attach a trigger), or that may attach a trigger through the TRIGGER privilege
+// (Supabase grants it on every table in public to the API roles, which its authenticator login
+// may become), would get that role's power. Each planted function tries to make its owner a
+// superuser: the run must refuse, and never call it.
+
+const skipReason = process.env.TEST_DATABASE_URL
+  ? undefined
+  : 'TEST_DATABASE_URL is not set, and a lesser role needs a server'
+
+const MIGRATION_006 = '006_rename_to_production_names'
+
+async function isSuperuser(db: Kysely<any>, role: string): Promise<boolean> {
+  const { rows } = await sql<{
+    super: boolean
+  }>`SELECT rolsuper AS super FROM pg_catalog.pg_roles WHERE rolname = ${role}`.execute(db)
+  return rows[0]!.super
+}
+
+const escalate = (role: string) =>
+  `IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN EXECUTE 'ALTER ROLE ${role} SUPERUSER'; END IF;`
+
+async function applied(db: Kysely<any>): Promise<string[]> {
+  const { rows } = await sql<{
+    name: string
+  }>`SELECT name FROM x402_migrations.kysely_migration ORDER BY name`.execute(db)
+  return rows.map((row) => row.name)
+}
+
+/** A throwaway role on the shared server, dropped with what it owns whatever the test did. */
+async function withRole(db: Kysely<any>, use: (role: string) => Promise<void>): Promise<void> {
+  const role = `x402_test_lesser_${randomBytes(4).toString('hex')}`
+  await sql`CREATE ROLE ${sql.id(role)} NOLOGIN NOSUPERUSER`.execute(db)
+  try {
+    await use(role)
+  } finally {
+    await sql`REASSIGN OWNED BY ${sql.id(role)} TO CURRENT_USER`.execute(db)
+    await sql`DROP OWNED BY ${sql.id(role)}`.execute(db)
+    await sql`DROP ROLE ${sql.id(role)}`.execute(db)
+  }
+}
+
+/** A function of `role`'s, in a schema of its own: a trigger's, or an event trigger's. */
+async function lesserFunction(
+  db: Kysely<any>,
+  role: string,
+  returns: 'trigger' | 'event_trigger',
+): Promise<string> {
+  const name = `${role}.pwn_${returns}`
+  await sql`CREATE SCHEMA ${sql.id(role)} AUTHORIZATION ${sql.id(role)}`.execute(db)
+  await sql
+    .raw(
+      `CREATE FUNCTION ${name}() RETURNS ${returns} LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} ${returns === 'trigger' ? 'RETURN NULL;' : ''} END $f$`,
+    )
+    .execute(db)
+  await sql.raw(`ALTER FUNCTION ${name}() OWNER TO ${role}`).execute(db)
+  return name
+}
+
+/**
+ * A session of `role`'s own (SET ROLE, as the authenticator does), which attaches a trigger to
+ * `table` calling a function in its pg_temp schema, and stays open: the temporary function lives
+ * as long as it does.
+ */
+async function temporaryTrigger(url: string, role: string, table: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  await client.query(`SET ROLE ${role}`)
+  await client.query(
+    `CREATE FUNCTION pg_temp.pwn() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN NULL; END $f$`,
+  )
+  await client.query(
+    `CREATE TRIGGER zz_pwn AFTER UPDATE OR DELETE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.pwn()`,
+  )
+  return client
+}
+
+describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', () => {
+  it('a trigger calling a lesser role’s function: the run refuses, naming it, and never calls it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withRole(db, async (role) => {
+        const fn = await lesserFunction(db, role, 'trigger')
+        await sql
+          .raw(
+            `CREATE TRIGGER zz_pwn AFTER UPDATE ON ai_models FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+          )
+          .execute(db)
+        const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+        expect(String((error as Error).message)).toContain(
+          `trigger zz_pwn on public.ai_models calls ${fn}(), owned by ${role}`,
+        )
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(await applied(db)).not.toContain(MIGRATION_006)
+      })
+    })
+  })
+
+  it('a table owned by a lesser role: the run refuses, naming it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withRole(db, async (role) => {
+        await sql.raw(`ALTER TABLE ai_models OWNER TO ${role}`).execute(db)
+        const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+        expect(String((error as Error).message)).toContain(
+          `table public.ai_models is owned by ${role}`,
+        )
+        expect(await applied(db)).not.toContain(MIGRATION_006)
+      })
+    })
+  })
+
+  it('an event trigger calling a lesser role’s function: the run refuses, naming it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withRole(db, async (role) => {
+        const fn = await lesserFunction(db, role, 'event_trigger')
+        await sql
+          .raw(`CREATE EVENT TRIGGER zz_pwn ON ddl_command_end EXECUTE FUNCTION ${fn}()`)
+          .execute(db)
+        try {
+          const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+          expect(String((error as Error).message)).toContain(
+            `event trigger zz_pwn calls ${fn}(), owned by ${role}`,
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).not.toContain(MIGRATION_006)
+        } finally {
+          await sql`DROP EVENT TRIGGER zz_pwn`.execute(db)
+        }
+      })
+    })
+  })
+
+  it('a temporary trigger of a role with the TRIGGER privilege: 006’s up and 005’s down refuse, and never call it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withRole(db, async (role) => {
+        await sql
+          .raw(
+            `GRANT TRIGGER ON ai_models, x402_resources, user_openrouter_integrations TO ${role}`,
+          )
+          .execute(db)
+        for (const [table, run] of [
+          ['ai_models', () => migrateTo(db, MIGRATION_006, { env: {} })],
+          ['user_openrouter_integrations', () => migrateDown(db, { allowDataLoss: true, env: {} })],
+        ] as const) {
+          const attacker = await temporaryTrigger(serverUrl(location), role, table)
+          try {
+            const error = await run().catch((e: unknown) => e)
+            expect(String((error as Error).message)).toMatch(
+              new RegExp(
+                `trigger zz_pwn on public\\.${table} calls pg_temp_\\d+\\.pwn\\(\\), owned by ${role}`,
+              ),
+            )
+            expect(await isSuperuser(db, role)).toBe(false)
+            expect(await applied(db)).toContain(MIGRATION_005)
+            expect(await applied(db)).not.toContain(MIGRATION_006)
+          } finally {
+            await attacker.end()
+          }
+        }
+      })
+    })
+  })
+
+  it('a temporary trigger attached while the run waits for the lock: the run refuses in the transaction that writes', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withRole(db, async (role) => {
+        await sql.raw(`GRANT TRIGGER ON ai_models TO ${role}`).execute(db)
+        const holder = new pg.Client({ connectionString: serverUrl(location) })
+        await holder.connect()
+        let attacker: pg.Client | undefined
+        try {
+          await holder.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`)
+          let waiting!: () => void
+          const waits = new Promise<void>((resolve) => (waiting = resolve))
+          const run = migrateTo(db, MIGRATION_006, {
+            env: {},
+            log: (line) => {
+              if (line.includes('waiting for the migration lock')) waiting()
+            },
+          }).catch((e: unknown) => e)
+          // Every check made before the lock has passed by now.
+          await waits
+          attacker = await temporaryTrigger(serverUrl(location), role, 'ai_models')
+          await holder.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`)
+          const error = await run
+          expect(String((error as Error).message)).toContain(`trigger zz_pwn on public.ai_models`)
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).not.toContain(MIGRATION_006)
+        } finally {
+          await attacker?.end()
+          await holder.end()
+        }
+      })
+    })
+  })
+
+  it('schema x402_backup owned by a lesser role: a down that would back up there refuses', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withRole(db, async (role) => {
+        // Its owner could drop every backup made there: the stored keys with them.
+        await sql`CREATE SCHEMA IF NOT EXISTS x402_backup`.execute(db)
+        await sql.raw(`ALTER SCHEMA x402_backup OWNER TO ${role}`).execute(db)
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (e: unknown) => e,
+        )
+        expect(String((error as Error).message)).toContain(`schema x402_backup is owned by ${role}`)
+        expect(await applied(db)).toContain(MIGRATION_005)
+      })
+    })
+  })
+})
