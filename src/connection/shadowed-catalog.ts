@@ -108,7 +108,8 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '${SHADOWED_CATALOG_STATE}', MESSAGE = format(
       'The search_path of role %s lets roles that cannot act as %s put their code where the module''s queries '
       'would run it with the power of %s: %s. Nothing was read or changed. Revoke their right to create there '
-      '(REVOKE CREATE ON SCHEMA public FROM PUBLIC, as PostgreSQL 15 does by default), drop such objects or move '
+      '(REVOKE CREATE ON SCHEMA public FROM PUBLIC, as PostgreSQL 15 does by default; for a schema the path names '
+      'that does not exist yet, REVOKE CREATE ON DATABASE, or take the name out of the search_path), drop such objects or move '
       'them out of the search_path (for an extension: ALTER EXTENSION … SET SCHEMA extensions), keep pg_catalog '
       'first on the search_path, or run the command as a role they can act as.',
       current_user, current_user, current_user, found);
