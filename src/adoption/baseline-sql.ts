@@ -170,7 +170,7 @@ BEGIN
         INTO problems;
     END IF;
     IF problems IS NOT NULL THEN
-      RAISE EXCEPTION 'Cannot adopt the database at %: the rollback of % was interrupted, so the schema is half removed and is not compared: complete it first with npm run migrate:down (it resumes where it stopped). Nothing was recorded.',
+      RAISE EXCEPTION 'Cannot adopt the database at %: the rollback of % was interrupted, so the schema may be half removed and is not compared: complete it first with npm run migrate:down (it resumes where it stopped). Nothing was recorded.',
         ${literal(migrationName)}, problems;
     END IF;
     SELECT string_agg(h.name, ', ' ORDER BY h.name) INTO problems

@@ -20,7 +20,7 @@ export async function interruptedRollback(db: Kysely<any>): Promise<string | und
     .map((entry) => entry.name)
   if (reverting.length === 0) return undefined
   return (
-    `the rollback of ${reverting.join(', ')} was interrupted, so the schema is half removed and is not compared: ` +
+    `the rollback of ${reverting.join(', ')} was interrupted, so the schema may be half removed and is not compared: ` +
     'complete it first with `npm run migrate:down` (it resumes where it stopped), then run this again'
   )
 }

@@ -244,7 +244,7 @@ export class InterruptedRollbackError extends Error {
   constructor(readonly migrationName: string) {
     super(
       `The rollback of ${migrationName} began and did not finish (the run that reverted it was interrupted), so its ` +
-        'schema is half removed. Nothing was changed. Complete the rollback with `npm run migrate:down` ' +
+        'schema may be half removed (some of its steps may have committed). Nothing was changed. Complete the rollback with `npm run migrate:down` ' +
         '(add `-- --allow-data-loss` if the first attempt was run with it), then migrate again.',
     )
   }
