@@ -104,6 +104,7 @@ DECLARE
   t record;
   present boolean;
   watch jsonb := '{}';
+  holding oid[] := '{}';
   recorded jsonb := '[]';
 BEGIN
   FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,
@@ -113,14 +114,33 @@ BEGIN
     -- A table it cannot read, or reads through row security, counts as holding rows.
     present := true;
     IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
+    IF present THEN holding := holding || t.oid; END IF;
     watch := watch || jsonb_build_object(t.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(t.oid),
       pg_stat_get_xact_tuples_updated(t.oid), t.relfilenode::text, present, t.name,
       (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
         WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
   END LOOP;
   PERFORM set_config('x402.down_watch', watch::text, true);
-  -- Large objects live outside every table the counters watch (lo_unlink removes them).
-  PERFORM set_config('x402.down_watch_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') FROM pg_catalog.pg_largeobject_metadata), true);
+  -- The attributes of the composite types whose values the tables that hold rows keep.
+  PERFORM set_config('x402.down_watch_types', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', n.nspname, c.relname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
+            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped) AS x(typ))
+        SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
+  JOIN pg_class c ON c.oid = u.type JOIN pg_namespace n ON n.oid = c.relnamespace)::text, true);
+  -- Large objects live outside every table the counters watch (lo_unlink removes them, lo_truncate
+  -- and lo_put change their pages).
+  PERFORM set_config('x402.down_watch_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' || pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' || pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass) FROM pg_catalog.pg_largeobject_metadata), true);
   IF to_regclass('x402_migrations.kysely_migration') IS NOT NULL THEN
     EXECUTE 'SELECT coalesce(jsonb_agg(name), ''[]'') FROM x402_migrations.kysely_migration' INTO recorded;
   END IF;
@@ -144,6 +164,7 @@ DECLARE
   covered jsonb := coalesce(nullif(current_setting('x402.down_covered', true), ''), '[]')::jsonb;
   recorded jsonb := coalesce(nullif(current_setting('x402.down_recorded', true), ''), '[]')::jsonb;
   history oid := to_regclass('x402_migrations.kysely_migration');
+  types jsonb := coalesce(nullif(current_setting('x402.down_watch_types', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.down_watch_lo', true), '');
   forgotten int := 0;
   unreported text[];
@@ -183,11 +204,30 @@ BEGIN
        AND EXISTS (SELECT FROM pg_class c WHERE c.oid = w.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute p WHERE p.attrelid = w.k::oid AND p.attnum = a.key::int AND NOT p.attisdropped)
     UNION ALL
-    SELECT '', CASE WHEN l.n < split_part(lo, ':', 1)::bigint
-                    THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - l.n)
-                    ELSE 'large objects: removed or replaced' END
-      FROM (SELECT split_part(now, ':', 1)::bigint AS n, now FROM (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') FROM pg_catalog.pg_largeobject_metadata) AS c(now)) AS l
-     WHERE lo <> '' AND l.now <> lo
+    -- An attribute of a composite type that the values of a table that held rows use, gone
+    -- (ALTER TYPE … DROP ATTRIBUTE … CASCADE) or of another type: each row loses that value.
+    SELECT y.k, format('attribute %s.%s of a composite type that %s use(s): %s, with its values', y.v ->> 0,
+             a.value ->> 0, (SELECT string_agg(coalesce(watched -> u.t ->> 4, u.t), ', ' ORDER BY u.t)
+                              FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),
+             CASE WHEN EXISTS (SELECT FROM pg_attribute p WHERE p.attrelid = y.k::oid AND p.attnum = a.key::int
+                               AND NOT p.attisdropped) THEN 'type changed' ELSE 'dropped' END)
+      FROM jsonb_each(types) AS y(k, v), jsonb_each(y.v -> 2) AS a(key, value)
+     WHERE NOT covered @> (y.v -> 1) AND EXISTS (SELECT FROM pg_class c WHERE c.oid = y.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute p WHERE p.attrelid = y.k::oid AND p.attnum = a.key::int
+                       AND NOT p.attisdropped AND p.atttypid::text = a.value ->> 1)
+    UNION ALL
+    -- Large objects: fewer or other ones, or pages of their content deleted or overwritten.
+    SELECT '', line FROM (
+      SELECT split_part(lo, ':', 1)::bigint AS n0, split_part(lo, ':', 2) AS h0, split_part(lo, ':', 3)::bigint AS d0,
+             split_part(lo, ':', 4)::bigint AS u0, split_part(now, ':', 1)::bigint AS n1, split_part(now, ':', 2) AS h1,
+             split_part(now, ':', 3)::bigint AS d1, split_part(now, ':', 4)::bigint AS u1
+        FROM (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' || pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' || pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass) FROM pg_catalog.pg_largeobject_metadata) AS c(now) WHERE lo <> '') AS l,
+      LATERAL (VALUES (CASE WHEN l.n1 < l.n0 THEN format('large objects: %s removed', l.n0 - l.n1)
+                            WHEN l.h1 <> l.h0 THEN 'large objects: removed or replaced' END),
+                      (CASE WHEN l.d1 > l.d0 OR l.u1 > l.u0
+                            THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
+                                        l.d1 - l.d0, l.u1 - l.u0) END)) AS x(line)
+     WHERE line IS NOT NULL
   ) AS found;
   IF unreported IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =

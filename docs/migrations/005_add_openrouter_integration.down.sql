@@ -19,6 +19,46 @@ SET statement_timeout = '60000ms';
 
 BEGIN;
 
+DO $presence$
+DECLARE
+  t record;
+  present boolean;
+  noted jsonb := '{}';
+  holding oid[] := '{}';
+BEGIN
+  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
+                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
+             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname <> 'information_schema' LOOP
+    present := true;
+    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
+    IF present THEN
+      holding := holding || t.oid;
+      noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
+        (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
+          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
+    END IF;
+  END LOOP;
+  PERFORM set_config('x402.present_005', noted::text, true);
+  PERFORM set_config('x402.present_types_005', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, c.relname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
+            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped) AS x(typ))
+        SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
+  JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
+END
+$presence$;
+
 DO $keep_or_refuse$
 DECLARE
   allowed boolean := coalesce(current_setting('x402.allow_data_loss', true), '') = 'on';
@@ -40,7 +80,9 @@ DECLARE
   expected text[];
   found text[];
   -- Large objects, which a trigger of the rows moved below could remove unseen by any counter.
-  lo_before text := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+  lo_before text := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata);
   lo_after text;
 BEGIN
@@ -77,7 +119,9 @@ BEGIN
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
-    PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+    PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata), true);
     RETURN;
   END IF;
@@ -149,13 +193,18 @@ BEGIN
     INTO unreported
     FROM jsonb_each(storage) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relfilenode::text <> w.v ->> 2;
-  lo_after := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+  lo_after := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata);
   IF lo_after <> lo_before THEN
-    unreported := concat_ws('; ', nullif(unreported, ''), CASE
-      WHEN split_part(lo_after, ':', 1)::bigint < split_part(lo_before, ':', 1)::bigint
-        THEN format('large objects: %s removed', split_part(lo_before, ':', 1)::bigint - split_part(lo_after, ':', 1)::bigint)
-      ELSE 'large objects: removed or replaced' END);
+    unreported := concat_ws('; ', nullif(unreported, ''), nullif(concat_ws('; ',
+      CASE WHEN split_part(lo_after, ':', 1)::bigint < split_part(lo_before, ':', 1)::bigint
+             THEN format('large objects: %s removed', split_part(lo_before, ':', 1)::bigint - split_part(lo_after, ':', 1)::bigint)
+           WHEN split_part(lo_after, ':', 2) <> split_part(lo_before, ':', 2) THEN 'large objects: removed or replaced' END,
+      CASE WHEN split_part(lo_after, ':', 3)::bigint > split_part(lo_before, ':', 3)::bigint OR split_part(lo_after, ':', 4)::bigint > split_part(lo_before, ':', 4)::bigint
+             THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
+                         split_part(lo_after, ':', 3)::bigint - split_part(lo_before, ':', 3)::bigint, split_part(lo_after, ':', 4)::bigint - split_part(lo_before, ':', 4)::bigint) END), ''));
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
@@ -164,32 +213,12 @@ BEGIN
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
-  PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+  PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata), true);
 END
 $keep_or_refuse$;
-
-DO $presence$
-DECLARE
-  t record;
-  present boolean;
-  noted jsonb := '{}';
-BEGIN
-  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
-                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
-             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname <> 'information_schema' LOOP
-    present := true;
-    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
-    IF present THEN
-      noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
-        (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
-          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
-    END IF;
-  END LOOP;
-  PERFORM set_config('x402.present_005', noted::text, true);
-END
-$presence$;
 
 ALTER TABLE x402_resources
       DROP CONSTRAINT IF EXISTS x402_resources_resource_type_check,
@@ -204,6 +233,7 @@ DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
+  types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
   unreported text;
@@ -230,14 +260,30 @@ BEGIN
      WHERE EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
        AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
+    UNION ALL
+    -- An attribute of a composite type whose values a table that held rows keeps, gone (ALTER TYPE
+    -- … DROP ATTRIBUTE … CASCADE) or of another type: each row loses that value.
+    SELECT format('attribute %s.%s of a composite type that %s use(s): %s, with its values', y.v ->> 0, a.value ->> 0,
+             (SELECT string_agg(coalesce(present -> u.t ->> 0, u.t), ', ' ORDER BY u.t) FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),
+             CASE WHEN EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped)
+                  THEN 'type changed' ELSE 'dropped' END)
+      FROM jsonb_each(types) AS y(k, v), jsonb_each(y.v -> 2) AS a(key, value)
+     WHERE EXISTS (SELECT FROM pg_class WHERE oid = y.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped
+                         AND atttypid::text = a.value ->> 1)
   ) AS dropped;
-  lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+  lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata);
   IF lo <> '' AND lo_now <> lo THEN
-    unreported := concat_ws('; ', nullif(unreported, ''), CASE
-      WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
-        THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
-      ELSE 'large objects: removed or replaced' END);
+    unreported := concat_ws('; ', nullif(unreported, ''), nullif(concat_ws('; ',
+      CASE WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
+             THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
+           WHEN split_part(lo_now, ':', 2) <> split_part(lo, ':', 2) THEN 'large objects: removed or replaced' END,
+      CASE WHEN split_part(lo_now, ':', 3)::bigint > split_part(lo, ':', 3)::bigint OR split_part(lo_now, ':', 4)::bigint > split_part(lo, ':', 4)::bigint
+             THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
+                         split_part(lo_now, ':', 3)::bigint - split_part(lo, ':', 3)::bigint, split_part(lo_now, ':', 4)::bigint - split_part(lo, ':', 4)::bigint) END), ''));
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
@@ -255,7 +301,9 @@ SELECT set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::tex
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true),
-                  set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+                  set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata), true);
 
 DO $presence$
@@ -263,6 +311,7 @@ DECLARE
   t record;
   present boolean;
   noted jsonb := '{}';
+  holding oid[] := '{}';
 BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
@@ -271,12 +320,29 @@ BEGIN
     present := true;
     IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
     IF present THEN
+      holding := holding || t.oid;
       noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
         (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
           WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
     END IF;
   END LOOP;
   PERFORM set_config('x402.present_005', noted::text, true);
+  PERFORM set_config('x402.present_types_005', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, c.relname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
+            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped) AS x(typ))
+        SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
+  JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
 END
 $presence$;
 
@@ -288,6 +354,7 @@ DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
+  types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
   unreported text;
@@ -314,14 +381,30 @@ BEGIN
      WHERE EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
        AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
+    UNION ALL
+    -- An attribute of a composite type whose values a table that held rows keeps, gone (ALTER TYPE
+    -- … DROP ATTRIBUTE … CASCADE) or of another type: each row loses that value.
+    SELECT format('attribute %s.%s of a composite type that %s use(s): %s, with its values', y.v ->> 0, a.value ->> 0,
+             (SELECT string_agg(coalesce(present -> u.t ->> 0, u.t), ', ' ORDER BY u.t) FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),
+             CASE WHEN EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped)
+                  THEN 'type changed' ELSE 'dropped' END)
+      FROM jsonb_each(types) AS y(k, v), jsonb_each(y.v -> 2) AS a(key, value)
+     WHERE EXISTS (SELECT FROM pg_class WHERE oid = y.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped
+                         AND atttypid::text = a.value ->> 1)
   ) AS dropped;
-  lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+  lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata);
   IF lo <> '' AND lo_now <> lo THEN
-    unreported := concat_ws('; ', nullif(unreported, ''), CASE
-      WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
-        THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
-      ELSE 'large objects: removed or replaced' END);
+    unreported := concat_ws('; ', nullif(unreported, ''), nullif(concat_ws('; ',
+      CASE WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
+             THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
+           WHEN split_part(lo_now, ':', 2) <> split_part(lo, ':', 2) THEN 'large objects: removed or replaced' END,
+      CASE WHEN split_part(lo_now, ':', 3)::bigint > split_part(lo, ':', 3)::bigint OR split_part(lo_now, ':', 4)::bigint > split_part(lo, ':', 4)::bigint
+             THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
+                         split_part(lo_now, ':', 3)::bigint - split_part(lo, ':', 3)::bigint, split_part(lo_now, ':', 4)::bigint - split_part(lo, ':', 4)::bigint) END), ''));
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
@@ -354,7 +437,9 @@ DECLARE
   expected text[];
   found text[];
   -- Large objects, which a trigger of the rows moved below could remove unseen by any counter.
-  lo_before text := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+  lo_before text := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata);
   lo_after text;
 BEGIN
@@ -391,7 +476,9 @@ BEGIN
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
-    PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+    PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata), true);
     RETURN;
   END IF;
@@ -463,13 +550,18 @@ BEGIN
     INTO unreported
     FROM jsonb_each(storage) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relfilenode::text <> w.v ->> 2;
-  lo_after := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+  lo_after := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata);
   IF lo_after <> lo_before THEN
-    unreported := concat_ws('; ', nullif(unreported, ''), CASE
-      WHEN split_part(lo_after, ':', 1)::bigint < split_part(lo_before, ':', 1)::bigint
-        THEN format('large objects: %s removed', split_part(lo_before, ':', 1)::bigint - split_part(lo_after, ':', 1)::bigint)
-      ELSE 'large objects: removed or replaced' END);
+    unreported := concat_ws('; ', nullif(unreported, ''), nullif(concat_ws('; ',
+      CASE WHEN split_part(lo_after, ':', 1)::bigint < split_part(lo_before, ':', 1)::bigint
+             THEN format('large objects: %s removed', split_part(lo_before, ':', 1)::bigint - split_part(lo_after, ':', 1)::bigint)
+           WHEN split_part(lo_after, ':', 2) <> split_part(lo_before, ':', 2) THEN 'large objects: removed or replaced' END,
+      CASE WHEN split_part(lo_after, ':', 3)::bigint > split_part(lo_before, ':', 3)::bigint OR split_part(lo_after, ':', 4)::bigint > split_part(lo_before, ':', 4)::bigint
+             THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
+                         split_part(lo_after, ':', 3)::bigint - split_part(lo_before, ':', 3)::bigint, split_part(lo_after, ':', 4)::bigint - split_part(lo_before, ':', 4)::bigint) END), ''));
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
@@ -478,7 +570,9 @@ BEGIN
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
-  PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+  PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata), true);
 END
 $keep_or_refuse$;
@@ -488,6 +582,7 @@ DECLARE
   t record;
   present boolean;
   noted jsonb := '{}';
+  holding oid[] := '{}';
 BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
@@ -496,12 +591,29 @@ BEGIN
     present := true;
     IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
     IF present THEN
+      holding := holding || t.oid;
       noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
         (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
           WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
     END IF;
   END LOOP;
   PERFORM set_config('x402.present_005', noted::text, true);
+  PERFORM set_config('x402.present_types_005', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, c.relname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
+            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped) AS x(typ))
+        SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
+  JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
 END
 $presence$;
 
@@ -518,6 +630,7 @@ DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
+  types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
   unreported text;
@@ -544,14 +657,30 @@ BEGIN
      WHERE EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
        AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
+    UNION ALL
+    -- An attribute of a composite type whose values a table that held rows keeps, gone (ALTER TYPE
+    -- … DROP ATTRIBUTE … CASCADE) or of another type: each row loses that value.
+    SELECT format('attribute %s.%s of a composite type that %s use(s): %s, with its values', y.v ->> 0, a.value ->> 0,
+             (SELECT string_agg(coalesce(present -> u.t ->> 0, u.t), ', ' ORDER BY u.t) FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),
+             CASE WHEN EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped)
+                  THEN 'type changed' ELSE 'dropped' END)
+      FROM jsonb_each(types) AS y(k, v), jsonb_each(y.v -> 2) AS a(key, value)
+     WHERE EXISTS (SELECT FROM pg_class WHERE oid = y.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped
+                         AND atttypid::text = a.value ->> 1)
   ) AS dropped;
-  lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+  lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata);
   IF lo <> '' AND lo_now <> lo THEN
-    unreported := concat_ws('; ', nullif(unreported, ''), CASE
-      WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
-        THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
-      ELSE 'large objects: removed or replaced' END);
+    unreported := concat_ws('; ', nullif(unreported, ''), nullif(concat_ws('; ',
+      CASE WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
+             THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
+           WHEN split_part(lo_now, ':', 2) <> split_part(lo, ':', 2) THEN 'large objects: removed or replaced' END,
+      CASE WHEN split_part(lo_now, ':', 3)::bigint > split_part(lo, ':', 3)::bigint OR split_part(lo_now, ':', 4)::bigint > split_part(lo, ':', 4)::bigint
+             THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
+                         split_part(lo_now, ':', 3)::bigint - split_part(lo, ':', 3)::bigint, split_part(lo_now, ':', 4)::bigint - split_part(lo, ':', 4)::bigint) END), ''));
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;

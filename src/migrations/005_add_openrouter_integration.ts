@@ -251,8 +251,9 @@ export const downDeletes = [
  */
 export async function down(db: Kysely<any>): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await keepOrRefuse(trx, 'all')
+    // Noted before the check: what a trigger of the rows it moves drops is compared too.
     await notePresence(trx)
+    await keepOrRefuse(trx, 'all')
     await swapResourceTypeCheck(trx, RESOURCE_TYPES_BEFORE)
     await sql`
       ALTER TABLE x402_resources
@@ -298,11 +299,55 @@ const WATCHED_TABLES = `(SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_bui
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema')`
 
 /**
- * The database's large objects as `<count>:<md5 of their oids>`: lo_unlink removes one without
- * any table's counters showing it.
+ * The database's large objects as `<count>:<md5 of their oids>:<pages deleted>:<pages updated>`:
+ * lo_unlink removes one without any table's counters showing it, and lo_truncate or lo_put empty
+ * or overwrite one in place. The pages are the rows of pg_catalog.pg_largeobject that this
+ * transaction deleted and updated so far (a new large object only adds some).
  */
-const LARGE_OBJECTS = `(SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '')
+const LARGE_OBJECTS = `(SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata)`
+
+/**
+ * What changed between two values of {@link LARGE_OBJECTS}, the SQL expressions `before` and
+ * `after`, as text: '' where nothing did.
+ */
+function largeObjectChanges(before: string, after: string): string {
+  const part = (value: string, n: number) => `split_part(${value}, ':', ${n})`
+  const count = (value: string, n: number) => `${part(value, n)}::bigint`
+  return `concat_ws('; ',
+      CASE WHEN ${count(after, 1)} < ${count(before, 1)}
+             THEN format('large objects: %s removed', ${count(before, 1)} - ${count(after, 1)})
+           WHEN ${part(after, 2)} <> ${part(before, 2)} THEN 'large objects: removed or replaced' END,
+      CASE WHEN ${count(after, 3)} > ${count(before, 3)} OR ${count(after, 4)} > ${count(before, 4)}
+             THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
+                         ${count(after, 3)} - ${count(before, 3)}, ${count(after, 4)} - ${count(before, 4)}) END)`
+}
+
+/**
+ * The composite types whose values the tables of `holding` (an oid[] variable) keep, through
+ * their columns (directly, as an array's elements, through a domain, or within another composite
+ * type), as jsonb keyed by the type's pg_class oid: `[name, [oids of those tables], {attnum:
+ * [attribute, oid of its type]}]`. ALTER TYPE … DROP ATTRIBUTE … CASCADE destroys that
+ * attribute's value in every row, and no counter, storage or column of the tables shows it.
+ */
+const COMPOSITE_TYPES = `(SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, c.relname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
+            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped) AS x(typ))
+        SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
+  JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)`
 
 /** Notes, first in a transaction of `down`, what {@link refuseUnreported} compares with. */
 async function watchTables(db: Kysely<any>): Promise<void> {
@@ -312,7 +357,9 @@ async function watchTables(db: Kysely<any>): Promise<void> {
 
 /**
  * Each table that holds a row, with its columns, in the transaction's setting
- * `x402.present_005`: dropped with its rows (or a column with its values), no counter shows it.
+ * `x402.present_005`, and the composite types their values use, in `x402.present_types_005`:
+ * dropped with its rows (or a column, or an attribute of such a type, with its values), no
+ * counter shows it.
  */
 async function notePresence(db: Kysely<any>): Promise<void> {
   await sql`
@@ -321,6 +368,7 @@ DECLARE
   t record;
   present boolean;
   noted jsonb := '{}';
+  holding oid[] := '{}';
 BEGIN
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
@@ -329,12 +377,14 @@ BEGIN
     present := true;
     IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
     IF present THEN
+      holding := holding || t.oid;
       noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
         (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
           WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
     END IF;
   END LOOP;
   PERFORM set_config('x402.present_005', noted::text, true);
+  PERFORM set_config('x402.present_types_005', ${sql.raw(COMPOSITE_TYPES)}::text, true);
 END
 $presence$
   `.execute(db)
@@ -351,6 +401,7 @@ DO $unreported$
 DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
+  types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
   unreported text;
@@ -377,13 +428,21 @@ BEGIN
      WHERE EXISTS (SELECT FROM pg_class WHERE oid = p.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = p.k::oid AND attnum = a.key::int AND NOT attisdropped)
        AND NOT (p.k::oid = 'public.x402_resources'::regclass AND a.value #>> '{}' IN ('openrouter_model_id', 'openrouter_config'))
+    UNION ALL
+    -- An attribute of a composite type whose values a table that held rows keeps, gone (ALTER TYPE
+    -- … DROP ATTRIBUTE … CASCADE) or of another type: each row loses that value.
+    SELECT format('attribute %s.%s of a composite type that %s use(s): %s, with its values', y.v ->> 0, a.value ->> 0,
+             (SELECT string_agg(coalesce(present -> u.t ->> 0, u.t), ', ' ORDER BY u.t) FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),
+             CASE WHEN EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped)
+                  THEN 'type changed' ELSE 'dropped' END)
+      FROM jsonb_each(types) AS y(k, v), jsonb_each(y.v -> 2) AS a(key, value)
+     WHERE EXISTS (SELECT FROM pg_class WHERE oid = y.k::oid)
+       AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped
+                         AND atttypid::text = a.value ->> 1)
   ) AS dropped;
   lo_now := ${sql.raw(LARGE_OBJECTS)};
   IF lo <> '' AND lo_now <> lo THEN
-    unreported := concat_ws('; ', nullif(unreported, ''), CASE
-      WHEN split_part(lo_now, ':', 1)::bigint < split_part(lo, ':', 1)::bigint
-        THEN format('large objects: %s removed', split_part(lo, ':', 1)::bigint - split_part(lo_now, ':', 1)::bigint)
-      ELSE 'large objects: removed or replaced' END);
+    unreported := concat_ws('; ', nullif(unreported, ''), nullif(${sql.raw(largeObjectChanges('lo', 'lo_now'))}, ''));
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
@@ -536,10 +595,7 @@ BEGIN
    WHERE c.relfilenode::text <> w.v ->> 2;
   lo_after := ${sql.raw(LARGE_OBJECTS)};
   IF lo_after <> lo_before THEN
-    unreported := concat_ws('; ', nullif(unreported, ''), CASE
-      WHEN split_part(lo_after, ':', 1)::bigint < split_part(lo_before, ':', 1)::bigint
-        THEN format('large objects: %s removed', split_part(lo_before, ':', 1)::bigint - split_part(lo_after, ':', 1)::bigint)
-      ELSE 'large objects: removed or replaced' END);
+    unreported := concat_ws('; ', nullif(unreported, ''), nullif(${sql.raw(largeObjectChanges('lo_before', 'lo_after'))}, ''));
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;

@@ -69,6 +69,10 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     cbcc4338f093a2bb8323fc4fddb07dcd94210408b08032dfa384c4df3d641fb3:
       'its down now also rolls back where a trigger of the rows it moves to x402_backup removes ' +
       'large objects',
+    '8c8a47e73f8e64d2dfa68a6f7fb5950556a9367b896fb9e139bb7db71f90fe48':
+      'its down now also rolls back where a large object was emptied or overwritten (lo_truncate, ' +
+      'lo_put), and where an attribute of a composite type that a table holding rows uses was ' +
+      'dropped or changed type (ALTER TYPE … DROP ATTRIBUTE … CASCADE)',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':
