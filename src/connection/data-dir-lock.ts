@@ -80,6 +80,7 @@ export const MAX_LOCK_FILE_BYTES = 4096
  * ```ts
  * const release = lockDataDir('.data/pglite') // throws while another process has it open
  * release.assertHeld() // throws once the lock is gone or another process's
+ * release.folder // the folder's real path, to open it by
  * release()
  * ```
  */
@@ -104,7 +105,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
       }
       // A process that exits without destroying its Kysely instance still frees the folder.
       process.on('exit', release)
-      return Object.assign(release, { assertHeld })
+      return Object.assign(release, { assertHeld, folder })
     }
     const seen = readLock(lockFile)
     // Released (or taken over) between the two steps: claim it again. Never a reason to remove
@@ -160,8 +161,11 @@ export function lockDataDir(dataDir: string): DataDirLock {
  * A claimed folder: called, it gives the folder back. `assertHeld()` throws, saying what
  * happened and what to do, once its lock file is gone or holds another lock: another process
  * took the folder over, and this one must write nothing more there. Once lost, always lost.
+ * `folder` is the folder claimed, by its real path (no symlink, no `..`): what the holder opens,
+ * so that a symlink in the path it was given, moved while it holds the folder, cannot carry its
+ * writes into another folder, which another process may hold.
  */
-export type DataDirLock = (() => void) & { assertHeld(): void }
+export type DataDirLock = (() => void) & { assertHeld(): void; readonly folder: string }
 
 /**
  * Why `lockFile` is no longer this process's lock (`content`), for the error of each statement
