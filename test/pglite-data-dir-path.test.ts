@@ -75,3 +75,32 @@ describe('an embedded database folder reached through a symlink', () => {
     )
   })
 })
+
+// The app's data (the users' encrypted keys among it) is for the user the app runs as: the folders
+// the module makes for it are private whatever the umask, as the template cache's are. A folder
+// the user made is left as it is.
+describe('a new embedded database folder', () => {
+  it('is made readable by its owner only, with every folder made for it, under umask 022', async () => {
+    const parent = join(mkdtempSync(join(base, 'umask-')), 'theirs')
+    mkdirSync(parent, { mode: 0o755 })
+    const made = join(parent, '.data')
+    const dataDir = join(made, 'pglite')
+    const before = process.umask(0o022)
+    try {
+      const db = createDb({ dataDir })
+      try {
+        await sql`SELECT 1`.execute(db)
+      } finally {
+        await db.destroy()
+      }
+    } finally {
+      process.umask(before)
+    }
+    const mode = (folder: string) => (statSync(folder).mode & 0o777).toString(8)
+    expect({ parent: mode(parent), made: mode(made), dataDir: mode(dataDir) }).toEqual({
+      parent: '755',
+      made: '700',
+      dataDir: '700',
+    })
+  })
+})

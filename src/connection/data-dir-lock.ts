@@ -85,7 +85,10 @@ export const MAX_LOCK_FILE_BYTES = 4096
  * ```
  */
 export function lockDataDir(dataDir: string): DataDirLock {
-  mkdirSync(dataDir, { recursive: true })
+  // Made private, with every folder made for it, whatever the umask: the app's data (the users'
+  // encrypted keys among it) is for the user the app runs as, as the template cache is. A folder
+  // that exists already, made by the user, is left as it is.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const folder = realpathSync(dataDir)
   const lockFile = join(folder, LOCK_FILE_NAME)
   const content = `${OWN_LOCK}${randomBytes(8).toString('hex')}\n`
