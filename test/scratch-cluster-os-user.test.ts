@@ -1,8 +1,9 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import {
   cpSync,
   existsSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
@@ -31,6 +32,14 @@ const skipped = !asRoot
 function uidOf(name: string): number | undefined {
   try {
     return Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim())
+  } catch {
+    return undefined
+  }
+}
+
+function gidOf(name: string): number | undefined {
+  try {
+    return Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim())
   } catch {
     return undefined
   }
@@ -136,3 +145,59 @@ describe.skipIf(skipped !== '')(`a scratch cluster started by root${skipped}`, (
     },
   )
 })
+
+// The cluster's OS user (nobody, when root started it) is shared by unrelated processes, and
+// reaching the socket's folder is no proof of being this rehearsal: its superuser has a random
+// password, which only the rehearsal's own connections know.
+describe.skipIf(!canStartClusters)(
+  `a scratch cluster${canStartClusters ? '' : ' (skipped: no PostgreSQL server binaries on this machine)'}`,
+  () => {
+    it("refuses a connection without its superuser's password, from a process of the cluster's own OS user", async () => {
+      const cluster = await startScratchCluster()
+      try {
+        const url = new URL(cluster.connectionString)
+        const socket = url.searchParams.get('host')!
+        // As another process of the cluster's user would: libpq, no password, never prompted.
+        const nobody = asRoot ? { uid: uidOf('nobody')!, gid: gidOf('nobody')! } : {}
+        const psql = spawnSync(
+          'psql',
+          ['-X', '-w', '-h', socket, '-U', 'postgres', '-d', 'postgres', '-Atc', 'SELECT 1'],
+          { encoding: 'utf8', cwd: '/', env: { PATH: process.env.PATH ?? '' }, ...nobody },
+        )
+        expect({ status: psql.status, stderr: psql.stderr }).toEqual({
+          status: 2,
+          stderr: expect.stringMatching(/no password supplied/),
+        })
+        const wrong = new pg.Client({
+          host: socket,
+          user: 'postgres',
+          database: 'postgres',
+          password: 'not-the-password',
+        })
+        wrong.on('error', () => {})
+        await expect(wrong.connect()).rejects.toMatchObject({ code: '28P01' })
+        await wrong.end().catch(() => {})
+
+        const client = new pg.Client({ connectionString: cluster.connectionString })
+        await client.connect()
+        try {
+          const { rows } = await client.query<{ method: string }>(
+            `SELECT DISTINCT auth_method AS method FROM pg_hba_file_rules`,
+          )
+          expect(rows).toEqual([{ method: 'scram-sha-256' }])
+          // The file initdb read the password from is gone once the cluster runs.
+          const { rows: data } = await client.query<{ folder: string }>(
+            `SELECT current_setting('data_directory') AS folder`,
+          )
+          expect(
+            readdirSync(dirname(data[0]!.folder)).filter((name) => /password/.test(name)),
+          ).toEqual([])
+        } finally {
+          await client.end()
+        }
+      } finally {
+        await cluster.stop()
+      }
+    })
+  },
+)

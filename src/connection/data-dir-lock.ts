@@ -80,11 +80,15 @@ export const MAX_LOCK_FILE_BYTES = 4096
  * ```ts
  * const release = lockDataDir('.data/pglite') // throws while another process has it open
  * release.assertHeld() // throws once the lock is gone or another process's
+ * release.folder // the folder's real path, to open it by
  * release()
  * ```
  */
 export function lockDataDir(dataDir: string): DataDirLock {
-  mkdirSync(dataDir, { recursive: true })
+  // Made private, with every folder made for it, whatever the umask: the app's data (the users'
+  // encrypted keys among it) is for the user the app runs as, as the template cache is. A folder
+  // that exists already, made by the user, is left as it is.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const folder = realpathSync(dataDir)
   const lockFile = join(folder, LOCK_FILE_NAME)
   const content = `${OWN_LOCK}${randomBytes(8).toString('hex')}\n`
@@ -104,7 +108,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
       }
       // A process that exits without destroying its Kysely instance still frees the folder.
       process.on('exit', release)
-      return Object.assign(release, { assertHeld })
+      return Object.assign(release, { assertHeld, folder })
     }
     const seen = readLock(lockFile)
     // Released (or taken over) between the two steps: claim it again. Never a reason to remove
@@ -160,8 +164,11 @@ export function lockDataDir(dataDir: string): DataDirLock {
  * A claimed folder: called, it gives the folder back. `assertHeld()` throws, saying what
  * happened and what to do, once its lock file is gone or holds another lock: another process
  * took the folder over, and this one must write nothing more there. Once lost, always lost.
+ * `folder` is the folder claimed, by its real path (no symlink, no `..`): what the holder opens,
+ * so that a symlink in the path it was given, moved while it holds the folder, cannot carry its
+ * writes into another folder, which another process may hold.
  */
-export type DataDirLock = (() => void) & { assertHeld(): void }
+export type DataDirLock = (() => void) & { assertHeld(): void; readonly folder: string }
 
 /**
  * Why `lockFile` is no longer this process's lock (`content`), for the error of each statement

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import type { PGlite } from '@electric-sql/pglite'
@@ -28,25 +28,29 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
   if (dataDir === IN_MEMORY)
     return new PGlite({ ...options, loadDataDir: await (template ?? emptyClusterTemplate)() })
 
-  mkdirSync(dataDir, { recursive: true })
   const lock = lockDataDir(dataDir)
+  // The folder by its real path, as the lock resolved it once: opened by the path it was given,
+  // PGlite would follow a symlink in it anew at each file it opens, into another folder (which
+  // another process may hold) once the link is moved; and a dataDir that is itself a symlink to
+  // a folder would not open at all (PGlite's file system takes it for a file).
+  const folder = lock.folder
   try {
-    if (existsSync(join(dataDir, 'PG_VERSION')) && !shutDownCleanly(dataDir)) {
+    if (existsSync(join(folder, 'PG_VERSION')) && !shutDownCleanly(folder)) {
       // Left open by a process that ended without close(): on the recovery that follows, PGlite
       // re-arms the same timer for ever. Recovered by an instance of its own, closed at once
       // (a clean shutdown), the folder is then opened as after a close().
-      const recovering = new PGlite(dataDir, options)
+      const recovering = new PGlite(folder, options)
       try {
         await recovering.waitReady
       } finally {
         await recovering.close()
       }
-    } else if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+    } else if (!existsSync(join(folder, 'PG_VERSION'))) {
       // Filled from the template by an instance of its own, closed at once, and then opened from
       // the folder: on a cluster it loaded from a dump, PGlite re-arms a timer (its 10 s
       // statistics timeout) for ever, which keeps a process that never calls destroy() alive;
       // opened from its folder, it arms it once.
-      const filling = new PGlite(dataDir, {
+      const filling = new PGlite(folder, {
         ...options,
         loadDataDir: await (template ?? emptyClusterTemplate)(),
       })
@@ -56,7 +60,7 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
         await filling.close()
       }
     }
-    const pglite = new PGlite(dataDir, options)
+    const pglite = new PGlite(folder, options)
     fenceWrites(pglite, lock)
     return pglite
   } catch (error) {

@@ -1,4 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import {
   accessSync,
   chownSync,
@@ -10,6 +11,7 @@ import {
   readFileSync,
   realpathSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -22,7 +24,10 @@ import { serverClientConfig } from '../connection/server-client-config.js'
 
 /** A PostgreSQL server the rehearsal started for itself, alone on a private socket. */
 export interface ScratchCluster {
-  /** Its superuser's connection string (through the socket in a folder only this user reaches). */
+  /**
+   * Its superuser's connection string (through the socket in a folder only this user reaches),
+   * with the superuser's password: random, made for this cluster, known to no other process.
+   */
   connectionString: string
   /** The server's major version. */
   major: number
@@ -45,13 +50,15 @@ const STOP_TIMEOUT_MS = 15_000
  * Makes the cluster (initdb), runs postgres in the background and waits on its standard input, a
  * pipe from this process: when this process ends for any reason (a SIGKILL too, during initdb
  * too), the pipe closes, and the server is stopped (immediate shutdown: nothing in it is kept)
- * and its folder removed. No server or folder outlives the rehearsal that started it. Arguments:
- * the binaries' folder, the data folder, the socket's folder, the cluster's folder.
+ * and its folder removed. No server or folder outlives the rehearsal that started it. The
+ * superuser's password is read from a file, removed as soon as initdb has read it. Arguments: the
+ * binaries' folder, the data folder, the socket's folder, the cluster's folder, the password file.
  */
 const WATCHDOG = [
-  'if ! "$1/initdb" -D "$2" -A trust -U postgres -E UTF8 --locale=C --no-sync >"$4/initdb.log" 2>&1; then',
-  '  tail -n 5 "$4/initdb.log" >&2; rm -rf "$4"; exit 1',
+  'if ! "$1/initdb" -D "$2" -A scram-sha-256 --pwfile="$5" -U postgres -E UTF8 --locale=C --no-sync >"$4/initdb.log" 2>&1; then',
+  '  rm -f "$5"; tail -n 5 "$4/initdb.log" >&2; rm -rf "$4"; exit 1',
   'fi',
+  'rm -f "$5"',
   // This process may be gone by now: the shell writes nothing more to its pipe (a job's "Quit"
   // would end the shell with SIGPIPE before it removed the folder).
   'exec 2>/dev/null',
@@ -71,9 +78,12 @@ const WATCHDOG = [
 /**
  * Starts a new, empty PostgreSQL cluster for a rehearsal, from server binaries found on this
  * machine (see findPostgresBinaries; of `major` where there are several, else the newest). It
- * listens on no TCP port, only on a Unix socket in a folder of its own (mode 0700), and trusts
- * only what reaches that folder. Run as root, it runs as `nobody` (see unprivilegedUser), and
- * runs binaries that `nobody` cannot reach where they are from a copy in that folder.
+ * listens on no TCP port, only on a Unix socket in a folder of its own (mode 0700), and its
+ * superuser logs in with a random password (scram-sha-256), which only the connection string
+ * returned holds: reaching the folder is not enough, since the cluster's OS user may run other
+ * processes too. Run as root, it runs as `nobody` (see unprivilegedUser), a user shared by
+ * unrelated daemons, and runs binaries that `nobody` cannot reach where they are from a copy in
+ * that folder.
  *
  * @example
  * ```ts
@@ -92,6 +102,9 @@ export async function startScratchCluster(
   // The socket's path must stay within the 107 bytes of a Unix socket's name.
   const socket = join(folder, '.s.PGSQL.5432').length < 100 ? folder : mkdtempSync('/tmp/x402-pg-')
   const data = join(folder, 'data')
+  // Hex: nothing in it that a URL or initdb's password file would read otherwise.
+  const password = randomBytes(24).toString('hex')
+  const passwordFile = join(folder, 'superuser-password')
   let server: ChildProcess | undefined
   const stop = async () => {
     if (server && server.exitCode === null && server.signalCode === null) {
@@ -110,7 +123,12 @@ export async function startScratchCluster(
       // Copied while the folder is still root's alone, so that no process of `user` (another
       // rehearsal's server) can meddle with what root writes.
       if (!canRun(user, bin)) bin = copyBinaries(bin, folder, user)
-      for (const owned of new Set([folder, socket])) chownSync(owned, user.uid, user.gid)
+    }
+    // Read by initdb (as `user`, run as root), and removed once it has: see WATCHDOG.
+    writeFileSync(passwordFile, `${password}\n`, { flag: 'wx', mode: 0o600 })
+    if (user) {
+      for (const owned of new Set([folder, socket, passwordFile]))
+        chownSync(owned, user.uid, user.gid)
       if (bin !== binaries.bin && !canRun(user, bin)) {
         throw new Error(
           `the PostgreSQL binaries in ${binaries.bin} cannot be run by the unprivileged user (uid ${user.uid}) that the cluster runs as, even copied. ` +
@@ -121,7 +139,7 @@ export async function startScratchCluster(
     }
     server = spawn(
       '/bin/sh',
-      ['-c', WATCHDOG, 'x402-rehearsal-cluster', bin, data, socket, folder],
+      ['-c', WATCHDOG, 'x402-rehearsal-cluster', bin, data, socket, folder, passwordFile],
       {
         // A working folder the server's user may enter, which the command's may not be (/root).
         cwd: folder,
@@ -137,8 +155,11 @@ export async function startScratchCluster(
       .stderr!.setEncoding('utf8')
       .on('data', (chunk: string) => (stderr = `${stderr}${chunk}`.slice(-2000)))
     const url = new URL('postgresql://postgres@localhost/postgres')
+    url.password = password
     url.searchParams.set('host', socket)
     await waitUntilAccepting(url.toString(), server, folder, () => stderr)
+    // initdb removed it before the server started; gone whatever happened.
+    rmSync(passwordFile, { force: true })
     return { connectionString: url.toString(), major: binaries.major, stop }
   } catch (error) {
     await stop().catch(() => {})
