@@ -377,7 +377,13 @@ async function runBlockWithRetries(
     const ran = await runBlock(db, block, migrations, settings, session)
     const { blockers, uncommitted } = ran
     // A block that failed because the lock was lost says so, whatever its statement saw.
-    const lost = ran.resultSet.error !== undefined ? session.lockLost() : undefined
+    let lost = ran.resultSet.error !== undefined ? session.lockLost() : undefined
+    if (ran.resultSet.error !== undefined && !lost && !isSqlState(errorCode(ran.resultSet.error))) {
+      // A connection the server ended may be the migration connection that idled as long as the
+      // lock session did (setSessionBounds): the lock session tells whether the lock is gone.
+      await session.assertLockHeld().catch(() => {})
+      lost = session.lockLost()
+    }
     const resultSet = lost ? { ...ran.resultSet, error: lost } : ran.resultSet
     if (resultSet.error === undefined) return successes(resultSet)
     // Either way its transaction was rolled back, and the session in its way may finish soon.
@@ -591,18 +597,32 @@ async function setSessionBounds(
   const local = scope === 'transaction'
   const set = (name: string, ms: number) =>
     sql`SELECT set_config(${name}, ${`${ms}ms`}, ${local})`.execute(db)
+  const { rows } = await sql<{
+    version: number
+  }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
+  const version = rows[0]!.version
   await set('idle_in_transaction_session_timeout', settings.idleTimeoutMs)
   if (local) {
     await set('lock_timeout', settings.lockTimeoutMs)
     await set('statement_timeout', settings.statementTimeoutMs)
-    const { rows } = await sql<{
-      version: number
-    }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
-    if (rows[0]!.version >= 170_000) await set('transaction_timeout', settings.transactionTimeoutMs)
+    if (version >= 170_000) await set('transaction_timeout', settings.transactionTimeoutMs)
   } else {
     await sql`SELECT set_config('default_transaction_isolation', 'read committed', false)`.execute(
       db,
     )
+    // The fence of the statements that commit by themselves (a migration outside a
+    // transaction, the rollback mark): the lock session's "still held" can arrive late (a
+    // network path that stalls, then delivers), after the server ended that session for idling
+    // idleTimeoutMs in its transaction and another run took the lock. Each such statement is
+    // sent only once the lock session answered after the statement before it finished, so this
+    // connection has been idle since before the lock session's last answer: with the same bound
+    // on idling here, the server has ended this connection before (or as) it ended the lock
+    // session, and the late statement finds no session to run in. Inside a transaction,
+    // idle_in_transaction_session_timeout above does the same. A check of the lock holder
+    // inside each statement would fence the runner's own UPDATEs only, not a migration's DDL
+    // (CREATE INDEX CONCURRENTLY); this fences both, on the server's side. RESET ALL (runBlock)
+    // ends it before the connection goes back to the pool. PostgreSQL 14 and later.
+    if (version >= 140_000) await set('idle_session_timeout', settings.idleTimeoutMs)
   }
 }
 
