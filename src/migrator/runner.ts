@@ -375,10 +375,15 @@ async function runBlockWithRetries(
     // A run that lost the lock must not go on: another run may hold it by now.
     await session.assertLockHeld()
     const ran = await runBlock(db, block, migrations, settings, session)
-    const { blockers, uncommitted } = ran
+    const { blockers, uncommitted, backups } = ran
     // A block that failed because the lock was lost says so, whatever its statement saw.
     let lost = ran.resultSet.error !== undefined ? session.lockLost() : undefined
-    if (ran.resultSet.error !== undefined && !lost && !isSqlState(errorCode(ran.resultSet.error))) {
+    if (
+      ran.resultSet.error !== undefined &&
+      !lost &&
+      !uncommitted?.length &&
+      !isSqlState(errorCode(ran.resultSet.error))
+    ) {
       // A connection the server ended may be the migration connection that idled as long as the
       // lock session did (setSessionBounds): the lock session tells whether the lock is gone.
       await session.assertLockHeld().catch(() => {})
@@ -405,6 +410,7 @@ async function runBlockWithRetries(
           attempts: lockTimedOut ? attempt : undefined,
           blockers,
           uncommitted,
+          backups,
           variable: settings.databaseVariable,
         },
       )
@@ -428,7 +434,10 @@ async function runBlock(
 ): Promise<{
   resultSet: MigrationResultSet
   blockers: string | undefined
+  /** Migrations whose COMMIT got no answer: the server decided. */
   uncommitted?: string[]
+  /** The backups that the downs of such a COMMIT made. */
+  backups?: string[]
 }> {
   const blockTarget = targetOf(block, migrations)
   const watch = watchBlockers(db)
@@ -511,6 +520,7 @@ async function runBlock(
           resultSet: { error },
           blockers: await watch.stop(),
           uncommitted: successes(resultSet).map((r) => r.migrationName),
+          backups,
         }
       }
       if (resultSet.error === undefined) resultSet = { error }
@@ -520,6 +530,8 @@ async function runBlock(
   return db.connection().execute(async (connection) => {
     let resultSet: MigrationResultSet
     let blockers: string | undefined
+    let uncommitted: string[] | undefined
+    let backups: string[] | undefined
     let committed = false
     try {
       await setSessionBounds(connection, settings, 'session')
@@ -561,9 +573,24 @@ async function runBlock(
         })
       }
       if (resultSet.error === undefined) {
-        await sql`COMMIT`.execute(connection)
-        committed = true
-        if (made.length > 0) reportBackups(settings, made)
+        try {
+          await sql`COMMIT`.execute(connection)
+          committed = true
+        } catch (error) {
+          // As in a transaction (above): a COMMIT whose answer did not come may have committed,
+          // and the backups the down made are then where the data is. One that PostgreSQL
+          // refused, with a SQLSTATE, was rolled back: the history is as before the migration.
+          const ran = successes(resultSet)
+          resultSet = {
+            error,
+            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
+          }
+          if (!isSqlState(errorCode(error))) {
+            uncommitted = ran.map((result) => result.migrationName)
+            backups = made
+          }
+        }
+        if (committed && made.length > 0) reportBackups(settings, made)
       }
     } finally {
       // A history write that did not commit is rolled back (a no-op where none began).
@@ -572,7 +599,7 @@ async function runBlock(
       // The migration SET its timeouts for the session; the pool must not hand them on.
       await sql`RESET ALL`.execute(connection).catch(() => {})
     }
-    return { resultSet, blockers }
+    return { resultSet, blockers, uncommitted, backups }
   })
 }
 
