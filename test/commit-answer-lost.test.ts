@@ -63,6 +63,9 @@ describe.skipIf(skipReason)(
         expect(message).toMatch(UNKNOWN_COMMIT(MIGRATION_005))
         expect(message).not.toMatch(/Cannot reach the database/)
         for (const { name } of rows) expect(message).toContain(`x402_backup."${name}"`)
+        expect(message).toMatch(
+          /Run npm run migrate:list to see what is recorded before anything else: where 005_\w+ is no longer recorded, the rollback committed, and another migrate:down would revert the migration before it\.$/,
+        )
       })
     })
 

@@ -136,7 +136,12 @@ function describe(
           ? ` The rollback copied the data it would destroy to ${context.backups.join(', ')}: if the server ` +
             'committed it, that is where the data is (docs/rollback.md says how to restore it).'
           : ''
-      } Run npm run migrate:list to see what is recorded, then run the migrations again.`
+      }${
+        failed?.direction === 'Down'
+          ? ` Run npm run migrate:list to see what is recorded before anything else: where ${names} is no longer ` +
+            'recorded, the rollback committed, and another migrate:down would revert the migration before it.'
+          : ' Run npm run migrate:list to see what is recorded, then run the migrations again.'
+      }`
     )
   }
   if (isUnreachable(fields.code, fields.message) && !failed && !context.appliedBefore?.length)
