@@ -126,10 +126,18 @@ export async function withMigrationLock<T>(
         lost = new MigrationLockLostError(error)
         options.log?.(`[db] ${lost.message}`)
       }
+      // Every operator, function and relation of the lock session's SQL is pg_catalog's, by name:
+      // the run checked search_path once, before it waited for the lock, and a role that creates
+      // `public.=(oid, integer)` (an exact match for `objid = <integer>`) meanwhile would have
+      // the migrating role run its code (as in history-tables.ts).
       const stillHeld = async () => {
         const { rows } = await sql<{ held: boolean }>`
-          SELECT EXISTS (SELECT FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted
-                         AND classid = 0 AND objid = ${sql.lit(MIGRATION_LOCK_KEY)} AND objsubid = 1) AS held
+          SELECT EXISTS (SELECT FROM pg_catalog.pg_locks
+                         WHERE pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+                           AND locktype OPERATOR(pg_catalog.=) 'advisory' AND granted
+                           AND classid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+                           AND objid OPERATOR(pg_catalog.=) ${sql.lit(MIGRATION_LOCK_KEY)}::pg_catalog.oid
+                           AND objsubid OPERATOR(pg_catalog.=) 1::pg_catalog.int2) AS held
         `.execute(lockConnection)
         if (!rows[0]!.held) throw new Error('the lock session no longer holds it')
       }
@@ -225,9 +233,11 @@ async function probeBackend(probe: Kysely<any>): Promise<ProbedBackend> {
   // Every transaction, a single statement's too, holds a lock on its own virtual transaction id
   // ("backend/local"), whose local part its backend counts up by one per transaction.
   const { rows } = await sql<{ pid: number; vxid: string | null }>`
-    SELECT pg_backend_pid() AS pid,
-           (SELECT virtualtransaction FROM pg_locks
-            WHERE locktype = 'virtualxid' AND pid = pg_backend_pid() AND virtualxid = virtualtransaction) AS vxid
+    SELECT pg_catalog.pg_backend_pid() AS pid,
+           (SELECT virtualtransaction FROM pg_catalog.pg_locks
+            WHERE locktype OPERATOR(pg_catalog.=) 'virtualxid'
+              AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+              AND virtualxid OPERATOR(pg_catalog.=) virtualtransaction) AS vxid
   `.execute(probe)
   const localXid = rows[0]!.vxid?.split('/')[1]
   return { pid: rows[0]!.pid, localXid: localXid === undefined ? null : Number(localXid) }
@@ -264,8 +274,8 @@ async function takeLock(
     // The lock transaction idles while the migrations run on other connections; the heartbeat
     // keeps it within idle_in_transaction_session_timeout, and a stalled process loses it.
     const { rows } = await sql<{ locked: boolean }>`
-      SELECT pg_try_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)}) AS locked,
-             set_config('idle_in_transaction_session_timeout', ${`${idleTimeoutMs}ms`}, true)
+      SELECT pg_catalog.pg_try_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)}::pg_catalog.int8) AS locked,
+             pg_catalog.set_config('idle_in_transaction_session_timeout', ${`${idleTimeoutMs}ms`}, true)
     `.execute(lockConnection)
     if (rows[0]!.locked) return
     await sql`ROLLBACK`.execute(lockConnection)
@@ -288,18 +298,22 @@ async function takeLock(
 }
 
 async function backendPid(db: Kysely<any>): Promise<number> {
-  const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(db)
+  const { rows } = await sql<{ pid: number }>`SELECT pg_catalog.pg_backend_pid() AS pid`.execute(db)
   return rows[0]!.pid
 }
 
 /** Who holds the migration lock in this database, for a message. */
 async function lockHolder(db: Kysely<any>): Promise<string> {
   const { rows } = await sql<{ pid: number; application_name: string; running_for: string }>`
-    SELECT a.pid, a.application_name, date_trunc('second', now() - a.xact_start)::text AS running_for
-    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0
-      AND l.objid = ${sql.lit(MIGRATION_LOCK_KEY)} AND l.objsubid = 1
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    SELECT a.pid, a.application_name,
+           pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-) a.xact_start)::pg_catalog.text AS running_for
+    FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
+    WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted
+      AND l.classid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+      AND l.objid OPERATOR(pg_catalog.=) ${sql.lit(MIGRATION_LOCK_KEY)}::pg_catalog.oid
+      AND l.objsubid OPERATOR(pg_catalog.=) 1::pg_catalog.int2
+      AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database
+                                             WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
   `
     .execute(db)
     .catch(() => ({ rows: [] }))

@@ -22,6 +22,8 @@ export interface MigrationFailureContext {
   blockers?: string
   /** Migrations of a transaction whose COMMIT failed or got no answer: the server decided. */
   uncommitted?: string[]
+  /** The backups that the downs among `uncommitted` made, where their data is if the COMMIT went through. */
+  backups?: string[]
   /** The environment variable that named the server; DATABASE_URL by default. */
   variable?: string
 }
@@ -129,7 +131,17 @@ function describe(
     const names = context.uncommitted.join(', ')
     return (
       `The COMMIT of the transaction of ${names} failed: ${reason}. The server may have committed it or rolled it ` +
-      `back.${kept(context)} Run npm run migrate:list to see what is recorded, then run the migrations again.`
+      `back.${kept(context)}${
+        context.backups?.length
+          ? ` The rollback copied the data it would destroy to ${context.backups.join(', ')}: if the server ` +
+            'committed it, that is where the data is (docs/rollback.md says how to restore it).'
+          : ''
+      }${
+        failed?.direction === 'Down'
+          ? ` Run npm run migrate:list to see what is recorded before anything else: where ${names} is no longer ` +
+            'recorded, the rollback committed, and another migrate:down would revert the migration before it.'
+          : ' Run npm run migrate:list to see what is recorded, then run the migrations again.'
+      }`
     )
   }
   if (isUnreachable(fields.code, fields.message) && !failed && !context.appliedBefore?.length)

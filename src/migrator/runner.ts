@@ -375,9 +375,20 @@ async function runBlockWithRetries(
     // A run that lost the lock must not go on: another run may hold it by now.
     await session.assertLockHeld()
     const ran = await runBlock(db, block, migrations, settings, session)
-    const { blockers, uncommitted } = ran
+    const { blockers, uncommitted, backups } = ran
     // A block that failed because the lock was lost says so, whatever its statement saw.
-    const lost = ran.resultSet.error !== undefined ? session.lockLost() : undefined
+    let lost = ran.resultSet.error !== undefined ? session.lockLost() : undefined
+    if (
+      ran.resultSet.error !== undefined &&
+      !lost &&
+      !uncommitted?.length &&
+      !isSqlState(errorCode(ran.resultSet.error))
+    ) {
+      // A connection the server ended may be the migration connection that idled as long as the
+      // lock session did (setSessionBounds): the lock session tells whether the lock is gone.
+      await session.assertLockHeld().catch(() => {})
+      lost = session.lockLost()
+    }
     const resultSet = lost ? { ...ran.resultSet, error: lost } : ran.resultSet
     if (resultSet.error === undefined) return successes(resultSet)
     // Either way its transaction was rolled back, and the session in its way may finish soon.
@@ -399,6 +410,7 @@ async function runBlockWithRetries(
           attempts: lockTimedOut ? attempt : undefined,
           blockers,
           uncommitted,
+          backups,
           variable: settings.databaseVariable,
         },
       )
@@ -422,7 +434,10 @@ async function runBlock(
 ): Promise<{
   resultSet: MigrationResultSet
   blockers: string | undefined
+  /** Migrations whose COMMIT got no answer: the server decided. */
   uncommitted?: string[]
+  /** The backups that the downs of such a COMMIT made. */
+  backups?: string[]
 }> {
   const blockTarget = targetOf(block, migrations)
   const watch = watchBlockers(db)
@@ -505,6 +520,7 @@ async function runBlock(
           resultSet: { error },
           blockers: await watch.stop(),
           uncommitted: successes(resultSet).map((r) => r.migrationName),
+          backups,
         }
       }
       if (resultSet.error === undefined) resultSet = { error }
@@ -514,6 +530,8 @@ async function runBlock(
   return db.connection().execute(async (connection) => {
     let resultSet: MigrationResultSet
     let blockers: string | undefined
+    let uncommitted: string[] | undefined
+    let backups: string[] | undefined
     let committed = false
     try {
       await setSessionBounds(connection, settings, 'session')
@@ -555,9 +573,24 @@ async function runBlock(
         })
       }
       if (resultSet.error === undefined) {
-        await sql`COMMIT`.execute(connection)
-        committed = true
-        if (made.length > 0) reportBackups(settings, made)
+        try {
+          await sql`COMMIT`.execute(connection)
+          committed = true
+        } catch (error) {
+          // As in a transaction (above): a COMMIT whose answer did not come may have committed,
+          // and the backups the down made are then where the data is. One that PostgreSQL
+          // refused, with a SQLSTATE, was rolled back: the history is as before the migration.
+          const ran = successes(resultSet)
+          resultSet = {
+            error,
+            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
+          }
+          if (!isSqlState(errorCode(error))) {
+            uncommitted = ran.map((result) => result.migrationName)
+            backups = made
+          }
+        }
+        if (committed && made.length > 0) reportBackups(settings, made)
       }
     } finally {
       // A history write that did not commit is rolled back (a no-op where none began).
@@ -566,7 +599,7 @@ async function runBlock(
       // The migration SET its timeouts for the session; the pool must not hand them on.
       await sql`RESET ALL`.execute(connection).catch(() => {})
     }
-    return { resultSet, blockers }
+    return { resultSet, blockers, uncommitted, backups }
   })
 }
 
@@ -591,18 +624,32 @@ async function setSessionBounds(
   const local = scope === 'transaction'
   const set = (name: string, ms: number) =>
     sql`SELECT set_config(${name}, ${`${ms}ms`}, ${local})`.execute(db)
+  const { rows } = await sql<{
+    version: number
+  }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
+  const version = rows[0]!.version
   await set('idle_in_transaction_session_timeout', settings.idleTimeoutMs)
   if (local) {
     await set('lock_timeout', settings.lockTimeoutMs)
     await set('statement_timeout', settings.statementTimeoutMs)
-    const { rows } = await sql<{
-      version: number
-    }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
-    if (rows[0]!.version >= 170_000) await set('transaction_timeout', settings.transactionTimeoutMs)
+    if (version >= 170_000) await set('transaction_timeout', settings.transactionTimeoutMs)
   } else {
     await sql`SELECT set_config('default_transaction_isolation', 'read committed', false)`.execute(
       db,
     )
+    // The fence of the statements that commit by themselves (a migration outside a
+    // transaction, the rollback mark): the lock session's "still held" can arrive late (a
+    // network path that stalls, then delivers), after the server ended that session for idling
+    // idleTimeoutMs in its transaction and another run took the lock. Each such statement is
+    // sent only once the lock session answered after the statement before it finished, so this
+    // connection has been idle since before the lock session's last answer: with the same bound
+    // on idling here, the server has ended this connection before (or as) it ended the lock
+    // session, and the late statement finds no session to run in. Inside a transaction,
+    // idle_in_transaction_session_timeout above does the same. A check of the lock holder
+    // inside each statement would fence the runner's own UPDATEs only, not a migration's DDL
+    // (CREATE INDEX CONCURRENTLY); this fences both, on the server's side. RESET ALL (runBlock)
+    // ends it before the connection goes back to the pool. PostgreSQL 14 and later.
+    if (version >= 140_000) await set('idle_session_timeout', settings.idleTimeoutMs)
   }
 }
 
