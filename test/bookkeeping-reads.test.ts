@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto'
-
 import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
@@ -9,6 +7,7 @@ import { readMigrationHistory } from '../src/migrator/history.js'
 import { historyProblemSql } from '../src/migrator/history-tables.js'
 import { upToDateAtOnce } from '../src/migrator/up-to-date-at-once.js'
 import { migrateDown, migrateToLatest, migrationStatus } from '../src/tooling.js'
+import { isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { serverUrl, testTargets, withTestDatabase } from './support/test-database.js'
 
 // The module's reads of its own bookkeeping in x402_migrations run no code that anyone else wrote.
@@ -27,31 +26,12 @@ const escalating = (role: string, returns: string) => `
     RETURN ${returns};
   END`
 
-async function withOwnerRole(db: Kysely<any>, use: (role: string) => Promise<void>) {
-  const role = `x402_test_owner_${randomBytes(4).toString('hex')}`
-  await sql`CREATE ROLE ${sql.id(role)} NOLOGIN NOSUPERUSER`.execute(db)
-  try {
-    await use(role)
-  } finally {
-    await sql`REASSIGN OWNED BY ${sql.id(role)} TO CURRENT_USER`.execute(db)
-    await sql`DROP OWNED BY ${sql.id(role)}`.execute(db)
-    await sql`DROP ROLE ${sql.id(role)}`.execute(db)
-  }
-}
-
 /** Runs `statements` as `role`, in one transaction (so on one connection of the pool). */
 async function asRole(db: Kysely<any>, role: string, statements: string[]) {
   await db.transaction().execute(async (trx) => {
     await sql`SET LOCAL ROLE ${sql.id(role)}`.execute(trx)
     for (const statement of statements) await sql.raw(statement).execute(trx)
   })
-}
-
-async function isSuperuser(db: Kysely<any>, role: string): Promise<boolean> {
-  const { rows } = await sql<{
-    super: boolean
-  }>`SELECT rolsuper AS super FROM pg_catalog.pg_roles WHERE rolname = ${role}`.execute(db)
-  return rows[0]!.super
 }
 
 /** An enum column on `table`, owned by `role`, whose cast to json makes `role` a superuser. */
@@ -73,7 +53,7 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
   it('refuse a run, before any migration, where only the schema of the bookkeeping has another owner', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateToLatest(db)
-      await withOwnerRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_owner', async (role) => {
         await sql`ALTER SCHEMA x402_migrations OWNER TO ${sql.id(role)}`.execute(db)
         const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
         expect(String(error)).toContain(`and the schema x402_migrations by ${role}`)
@@ -87,7 +67,7 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
   it('refuse a history table with a column whose cast to json runs its owner’s code', async () => {
     await withTestDatabase(target, async ({ db, location }) => {
       await migrateToLatest(db)
-      await withOwnerRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_owner', async (role) => {
         await handOverHistory(db, role)
         await asRole(db, role, castColumn(role, 'x402_migrations.kysely_migration'))
         // Its owners alone are refused already (below): here the column must be, too.
@@ -115,7 +95,7 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
   it('refuse a view in place of the history table, before its code runs', async () => {
     await withTestDatabase(target, async ({ db, location }) => {
       await migrateToLatest(db)
-      await withOwnerRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_owner', async (role) => {
         await handOverHistory(db, role)
         await asRole(db, role, [
           `ALTER TABLE x402_migrations.kysely_migration RENAME TO km_real`,
@@ -143,7 +123,7 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
   it('refuse a view in place of the accepted differences, which migrate:check trusts, before its code runs', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateToLatest(db)
-      await withOwnerRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_owner', async (role) => {
         await sql.raw(`GRANT USAGE, CREATE ON SCHEMA x402_migrations TO ${role}`).execute(db)
         await asRole(db, role, [
           `CREATE FUNCTION x402_migrations.pwn() RETURNS text LANGUAGE plpgsql AS $f$${escalating(role, "'k'")} $f$`,
@@ -160,7 +140,7 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
   it('refuse a history table of another owner that could run code as the reader', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateToLatest(db)
-      await withOwnerRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_owner', async (role) => {
         await handOverHistory(db, role)
         await expect(readMigrationHistory(db)).rejects.toThrow(
           new RegExp(
@@ -174,7 +154,7 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
   it('refuse a checksum table with a column whose cast to json runs its owner’s code', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateToLatest(db)
-      await withOwnerRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_owner', async (role) => {
         await sql`GRANT USAGE, CREATE ON SCHEMA x402_migrations TO ${sql.id(role)}`.execute(db)
         const table = 'x402_migrations.migration_checksum'
         await sql`ALTER TABLE x402_migrations.migration_checksum OWNER TO ${sql.id(role)}`.execute(
@@ -194,7 +174,7 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
   it('008’s down refuses a record of another owner that could run code as the reader', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateToLatest(db)
-      await withOwnerRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_owner', async (role) => {
         await sql`ALTER TABLE x402_migrations.prior_state_008 OWNER TO ${sql.id(role)}`.execute(db)
         const down = await migrateDown(db).catch((error: unknown) => error)
         expect(String(down)).toMatch(
@@ -211,7 +191,7 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
   it('008’s down refuses a record with a column whose cast to json runs its owner’s code', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await migrateToLatest(db)
-      await withOwnerRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_owner', async (role) => {
         await sql`GRANT USAGE, CREATE ON SCHEMA x402_migrations TO ${sql.id(role)}`.execute(db)
         await sql`ALTER TABLE x402_migrations.prior_state_008 OWNER TO ${sql.id(role)}`.execute(db)
         await asRole(db, role, castColumn(role, 'x402_migrations.prior_state_008'))

@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto'
-
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
 import { MIGRATION_LOCK_KEY, migrateDown, migrateTo } from '../src/tooling.js'
+import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 
@@ -21,34 +20,11 @@ const skipReason = process.env.TEST_DATABASE_URL
 
 const MIGRATION_006 = '006_rename_to_production_names'
 
-async function isSuperuser(db: Kysely<any>, role: string): Promise<boolean> {
-  const { rows } = await sql<{
-    super: boolean
-  }>`SELECT rolsuper AS super FROM pg_catalog.pg_roles WHERE rolname = ${role}`.execute(db)
-  return rows[0]!.super
-}
-
-const escalate = (role: string) =>
-  `IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN EXECUTE 'ALTER ROLE ${role} SUPERUSER'; END IF;`
-
 async function applied(db: Kysely<any>): Promise<string[]> {
   const { rows } = await sql<{
     name: string
   }>`SELECT name FROM x402_migrations.kysely_migration ORDER BY name`.execute(db)
   return rows.map((row) => row.name)
-}
-
-/** A throwaway role on the shared server, dropped with what it owns whatever the test did. */
-async function withRole(db: Kysely<any>, use: (role: string) => Promise<void>): Promise<void> {
-  const role = `x402_test_lesser_${randomBytes(4).toString('hex')}`
-  await sql`CREATE ROLE ${sql.id(role)} NOLOGIN NOSUPERUSER`.execute(db)
-  try {
-    await use(role)
-  } finally {
-    await sql`REASSIGN OWNED BY ${sql.id(role)} TO CURRENT_USER`.execute(db)
-    await sql`DROP OWNED BY ${sql.id(role)}`.execute(db)
-    await sql`DROP ROLE ${sql.id(role)}`.execute(db)
-  }
 }
 
 /** A function of `role`'s, in a schema of its own: a trigger's, or an event trigger's. */
@@ -90,7 +66,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('a trigger calling a lesser role’s function: the run refuses, naming it, and never calls it', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_lesser', async (role) => {
         const fn = await lesserFunction(db, role, 'trigger')
         await sql
           .raw(
@@ -110,7 +86,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('a table owned by a lesser role: the run refuses, naming it', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_lesser', async (role) => {
         await sql.raw(`ALTER TABLE ai_models OWNER TO ${role}`).execute(db)
         const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
         expect(String((error as Error).message)).toContain(
@@ -124,7 +100,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('an event trigger calling a lesser role’s function: the run refuses, naming it', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_lesser', async (role) => {
         const fn = await lesserFunction(db, role, 'event_trigger')
         await sql
           .raw(`CREATE EVENT TRIGGER zz_pwn ON ddl_command_end EXECUTE FUNCTION ${fn}()`)
@@ -146,7 +122,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('a temporary trigger of a role with the TRIGGER privilege: 006’s up and 005’s down refuse, and never call it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_lesser', async (role) => {
         await sql
           .raw(
             `GRANT TRIGGER ON ai_models, x402_resources, user_openrouter_integrations TO ${role}`,
@@ -178,7 +154,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('a temporary trigger attached while the run waits for the lock: the run refuses in the transaction that writes', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_lesser', async (role) => {
         await sql.raw(`GRANT TRIGGER ON ai_models TO ${role}`).execute(db)
         const holder = new pg.Client({ connectionString: serverUrl(location) })
         await holder.connect()
@@ -212,7 +188,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('schema x402_backup owned by a lesser role: a down that would back up there refuses', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withRole(db, async (role) => {
+      await withLesserRole(db, 'x402_test_lesser', async (role) => {
         // Its owner could drop every backup made there: the stored keys with them.
         await sql`CREATE SCHEMA IF NOT EXISTS x402_backup`.execute(db)
         await sql.raw(`ALTER SCHEMA x402_backup OWNER TO ${role}`).execute(db)

@@ -11,6 +11,7 @@ import {
   migrateToLatest,
 } from '../src/tooling.js'
 import { cli, cliEnv } from './support/cli.js'
+import { escalate, isSuperuser } from './support/lesser-role.js'
 import { MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 
@@ -23,18 +24,6 @@ import { serverUrl, withTestDatabase } from './support/test-database.js'
 const skipReason = process.env.TEST_DATABASE_URL
   ? undefined
   : 'TEST_DATABASE_URL is not set, and a role that logs in on its own needs a server'
-
-/** The role's superuser flag: what each planted object tries to turn on. */
-async function isSuperuser(db: Kysely<any>, role: string): Promise<boolean> {
-  const { rows } = await sql<{
-    super: boolean
-  }>`SELECT rolsuper AS super FROM pg_catalog.pg_roles WHERE rolname = ${role}`.execute(db)
-  return rows[0]!.super
-}
-
-/** The body of a planted function: makes `role` a superuser when its caller is one. */
-const escalate = (role: string) =>
-  `IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN EXECUTE 'ALTER ROLE ${role} SUPERUSER'; END IF;`
 
 const PLANTS: Record<string, (role: string) => string[]> = {
   'operator public.=(oid, regclass)': (role) => [
