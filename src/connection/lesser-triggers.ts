@@ -15,7 +15,12 @@
  * and blocks no reader or writer.
  */
 
-import { LESSER_LOGIN_ROLES_SQL } from './shadowed-catalog.js'
+import {
+  actsAsCurrentUser,
+  CATALOG_CHECK_BEGIN,
+  CATALOG_CHECK_DECLARE,
+  LESSER_LOGIN_ROLES_SQL,
+} from './shadowed-catalog.js'
 
 /** The schema where downs keep the rows they take out (down-guard.ts and 005's down make it). */
 const BACKUP_SCHEMA = 'x402_backup'
@@ -50,15 +55,11 @@ export function lesserTriggersSql(options: { lock: boolean }): string {
   return `DO $lesser$
 DECLARE
   schemas name[] := pg_catalog.current_schemas(false);
-  saved text := pg_catalog.current_setting('search_path');
   tables oid[];
   found text;
-  db_owner_role oid;
-  db_owner oid;
+  ${CATALOG_CHECK_DECLARE}
 BEGIN
-  PERFORM pg_catalog.set_config('search_path', '', true);
-  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
-  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  ${CATALOG_CHECK_BEGIN}
   WITH RECURSIVE scope(oid) AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
@@ -86,24 +87,24 @@ BEGIN
     SELECT 1 AS ordinal, format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem
       FROM pg_class c
      WHERE c.oid = ANY (tables)
-       AND NOT pg_has_role(CASE c.relowner WHEN db_owner_role THEN db_owner ELSE c.relowner END, current_user, 'USAGE')
+       AND NOT ${actsAsCurrentUser('c.relowner')}
     UNION ALL
     SELECT 2, format('trigger %I on %s calls %s, owned by %s', t.tgname, t.tgrelid::regclass, t.tgfoid::regprocedure,
                      pg_get_userbyid(p.proowner))
       FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
      WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-       AND NOT pg_has_role(CASE p.proowner WHEN db_owner_role THEN db_owner ELSE p.proowner END, current_user, 'USAGE')
+       AND NOT ${actsAsCurrentUser('p.proowner')}
     UNION ALL
     SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner))
       FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
      WHERE e.evtenabled <> 'D'
-       AND NOT pg_has_role(CASE p.proowner WHEN db_owner_role THEN db_owner ELSE p.proowner END, current_user, 'USAGE')
+       AND NOT ${actsAsCurrentUser('p.proowner')}
     UNION ALL
     -- Where the downs keep what they take out: its owner may drop every backup.
     SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner))
       FROM pg_namespace n
      WHERE n.nspname = '${BACKUP_SCHEMA}'
-       AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, current_user, 'USAGE')
+       AND NOT ${actsAsCurrentUser('n.nspowner')}
     UNION ALL
     SELECT DISTINCT 4, format('%s may create schema ${BACKUP_SCHEMA}%s, where the downs would put their backups', r.rolname,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)

@@ -10,6 +10,28 @@
  */
 
 /**
+ * The declarations and first statements of a `DO` block that reads the catalog as these checks
+ * do: pg_catalog alone on the search_path (put back from `saved` before it ends), and the two
+ * variables {@link actsAsCurrentUser} and {@link LESSER_LOGIN_ROLES_SQL} need.
+ */
+export const CATALOG_CHECK_DECLARE = `saved text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role oid;
+  db_owner oid;`
+export const CATALOG_CHECK_BEGIN = `PERFORM pg_catalog.set_config('search_path', '', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();`
+
+/**
+ * A condition, in such a `DO` block, that holds where the role `owner` (an expression) can
+ * already act as the current user: a superuser, the user, or a role it is a member of. Its code
+ * then gains nothing by running as the current user.
+ */
+export function actsAsCurrentUser(owner: string): string {
+  return `pg_has_role(CASE ${owner} WHEN db_owner_role THEN db_owner ELSE ${owner} END, current_user, 'USAGE')`
+}
+
+/**
  * A query, for a `DO` block that has set `db_owner_role` (pg_database_owner's oid), of each login
  * role that cannot act as the current user (`login`), with each role it may become (`oid`,
  * `rolname`): itself, and every role it is a member of, by inheritance or by SET ROLE
@@ -46,15 +68,10 @@ export const SHADOWED_CATALOG_SQL = `DO $shadowed$
 DECLARE
   schemas name[] := pg_catalog.current_schemas(false);
   searched name[] := pg_catalog.current_schemas(true);
-  saved text := pg_catalog.current_setting('search_path');
   found text;
-  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
-  db_owner_role oid;
-  db_owner oid;
+  ${CATALOG_CHECK_DECLARE}
 BEGIN
-  PERFORM pg_catalog.set_config('search_path', '', true);
-  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
-  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  ${CATALOG_CHECK_BEGIN}
   WITH lesser_roles AS (${LESSER_LOGIN_ROLES_SQL})
   SELECT string_agg(DISTINCT problem, '; ' ORDER BY problem) INTO found FROM (
     SELECT format('schema %I comes before pg_catalog', s) AS problem
@@ -66,7 +83,7 @@ BEGIN
                        ELSE pg_get_userbyid(n.nspowner)::text END)
       FROM pg_namespace n
      WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
-       AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, current_user, 'USAGE')
+       AND NOT ${actsAsCurrentUser('n.nspowner')}
     UNION ALL
     SELECT format('%s may create objects in schema %I%s', r.rolname, n.nspname,
                      CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
@@ -101,7 +118,7 @@ BEGIN
              WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
            ) AS s
      WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
-       AND NOT pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, current_user, 'USAGE')
+       AND NOT ${actsAsCurrentUser('s.owner')}
   ) AS problems;
   PERFORM pg_catalog.set_config('search_path', saved, true);
   IF found IS NOT NULL THEN
