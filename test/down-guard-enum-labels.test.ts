@@ -23,33 +23,41 @@ async function applied(db: Kysely<any>): Promise<string[]> {
 /** Every account's states, as text. */
 async function states(db: Kysely<any>): Promise<string[]> {
   const { rows } = await sql<{ row: string }>`
-    SELECT concat_ws(' | ', state::text, many::text, via_domain::text, nested::text) AS row
+    SELECT concat_ws(' | ', state::text, many::text, via_domain::text, nested::text, span::text,
+                     spans::text) AS row
     FROM public.accounts ORDER BY id
   `.execute(db)
   return rows.map((row) => row.row)
 }
 
 /**
- * Table accounts, whose columns use enum `column` (account_state directly, or another one): in
- * the test of the nested uses, as an array, through a domain and within a composite type; with
- * `rows` rows, all 'active'.
+ * Table accounts, whose columns each use an enum type of their own: account_state directly,
+ * array_state as an array's elements, domain_state through a domain, nested_state within a
+ * composite type, range_state in a range and a multirange; with `rows` rows, all 'active'.
  */
 async function accounts(db: Kysely<any>, rows: number): Promise<void> {
   await sql`CREATE TYPE public.account_state AS ENUM ('active', 'suspended')`.execute(db)
   await sql`CREATE TYPE public.array_state AS ENUM ('active', 'suspended')`.execute(db)
   await sql`CREATE TYPE public.domain_state AS ENUM ('active', 'suspended')`.execute(db)
   await sql`CREATE TYPE public.nested_state AS ENUM ('active', 'suspended')`.execute(db)
+  await sql`CREATE TYPE public.range_state AS ENUM ('active', 'suspended')`.execute(db)
+  await sql`
+    CREATE TYPE public.state_range AS RANGE (subtype = public.range_state,
+                                             multirange_type_name = public.state_ranges)
+  `.execute(db)
   await sql`CREATE DOMAIN public.checked_state AS public.domain_state`.execute(db)
   await sql`CREATE TYPE public.badge AS (label text, state public.nested_state)`.execute(db)
   await sql`
     CREATE TABLE public.accounts (id int PRIMARY KEY, state public.account_state,
                                   many public.array_state[], via_domain public.checked_state,
-                                  nested public.badge)
+                                  nested public.badge, span public.state_range,
+                                  spans public.state_ranges)
   `.execute(db)
   await sql`
     INSERT INTO public.accounts
     SELECT g, 'active', ARRAY['active']::public.array_state[], 'active',
-           ROW('b' || g, 'active')::public.badge
+           ROW('b' || g, 'active')::public.badge, '[active,suspended]'::public.state_range,
+           '{[active,active]}'::public.state_ranges
     FROM generate_series(1, ${sql.lit(rows)}) AS g
   `.execute(db)
 }
@@ -59,8 +67,9 @@ async function cleanUp(db: Kysely<any>): Promise<void> {
   await sql`DROP FUNCTION IF EXISTS hostile() CASCADE`.execute(db)
   await sql`DROP TABLE IF EXISTS public.accounts`.execute(db)
   await sql`
-    DROP TYPE IF EXISTS public.badge, public.checked_state, public.account_state, public.array_state,
-                        public.domain_state, public.nested_state CASCADE
+    DROP TYPE IF EXISTS public.badge, public.checked_state, public.state_range, public.account_state,
+                        public.array_state, public.domain_state, public.nested_state,
+                        public.range_state CASCADE
   `.execute(db)
 }
 
@@ -95,6 +104,8 @@ describe.each(testTargets)('an enum label renamed during a down on %s', (target)
     [MIGRATION_005, 'public.array_state'],
     [MIGRATION_005, 'public.domain_state'],
     [MIGRATION_005, 'public.nested_state'],
+    [MIGRATION_008, 'public.range_state'],
+    [MIGRATION_005, 'public.range_state'],
   ])(
     "rolls %s's down back where a label of %s is renamed, naming it; every value is kept",
     async (migration, type) => {

@@ -52,7 +52,10 @@ BEGIN
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
         SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
   JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
@@ -67,7 +70,10 @@ BEGIN
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
         SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
   JOIN pg_type et ON et.oid = u.type JOIN pg_namespace ns ON ns.oid = et.typnamespace)::text, true);
@@ -366,7 +372,10 @@ BEGIN
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
         SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
   JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
@@ -381,7 +390,10 @@ BEGIN
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
         SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
   JOIN pg_type et ON et.oid = u.type JOIN pg_namespace ns ON ns.oid = et.typnamespace)::text, true);
@@ -664,7 +676,10 @@ BEGIN
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
         SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
   JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
@@ -679,7 +694,10 @@ BEGIN
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
         SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
   JOIN pg_type et ON et.oid = u.type JOIN pg_namespace ns ON ns.oid = et.typnamespace)::text, true);

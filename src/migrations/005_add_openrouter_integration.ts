@@ -328,7 +328,8 @@ function largeObjectChanges(before: string, after: string): string {
 /**
  * A recursive CTE `used(tbl, typ)`: each table of `holding` (an oid[] variable) with each type
  * whose values it keeps, through its columns: directly, as an array's elements, through a
- * domain, or within a composite type (nested as deep as they go).
+ * domain, within a composite type, or as the bounds of a range or multirange (nested as deep as
+ * they go).
  */
 const TYPES_USED = `WITH RECURSIVE used(tbl, typ) AS (
           SELECT a.attrelid, a.atttypid FROM pg_attribute a
@@ -339,7 +340,10 @@ const TYPES_USED = `WITH RECURSIVE used(tbl, typ) AS (
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))`
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))`
 
 /**
  * The composite types whose values the tables of `holding` (an oid[] variable) keep, through

@@ -362,7 +362,8 @@ const LARGE_OBJECTS =
 /**
  * SQL: a recursive CTE `used(tbl, typ)`: each table of `tables` (an oid[] expression) with each
  * type whose values it keeps, through its columns: directly, as an array's elements, through a
- * domain, or within a composite type (nested as deep as they go).
+ * domain, within a composite type, or as the bounds of a range or multirange (nested as deep as
+ * they go).
  */
 function typesUsedBy(tables: string): string[] {
   return [
@@ -375,7 +376,10 @@ function typesUsedBy(tables: string): string[] {
     "                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0",
     '                                UNION ALL SELECT a.atttypid FROM pg_attribute a',
     "                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0",
-    '                                   AND NOT a.attisdropped) AS x(typ))',
+    '                                   AND NOT a.attisdropped',
+    "                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid",
+    "                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid",
+    '                               ) AS x(typ))',
   ]
 }
 
