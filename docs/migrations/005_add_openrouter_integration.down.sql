@@ -52,10 +52,31 @@ BEGIN
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
         SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
   JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
+  PERFORM set_config('x402.present_enums_005', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, et.typname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(e.oid::text, e.enumlabel), '{}') FROM pg_enum e WHERE e.enumtypid = et.oid))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
+        SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
+  JOIN pg_type et ON et.oid = u.type JOIN pg_namespace ns ON ns.oid = et.typnamespace)::text, true);
 END
 $presence$;
 
@@ -234,6 +255,7 @@ DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
+  enums jsonb := coalesce(nullif(current_setting('x402.present_enums_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
   unreported text;
@@ -271,6 +293,17 @@ BEGIN
      WHERE EXISTS (SELECT FROM pg_class WHERE oid = y.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped
                          AND atttypid::text = a.value ->> 1)
+    UNION ALL
+    -- A label of an enum type whose values a table that held rows keeps, renamed (ALTER TYPE …
+    -- RENAME VALUE) or gone: each row that held it now reads another value, or none.
+    SELECT format('label %L of enum type %s that %s use(s): %s', l.label, y.v ->> 0,
+             (SELECT string_agg(coalesce(present -> u.t ->> 0, u.t), ', ' ORDER BY u.t) FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),
+             CASE WHEN l.now IS NULL THEN 'gone, with the values of the rows that held it'
+                  ELSE format('renamed to %L, in every row that holds it', l.now) END)
+      FROM jsonb_each(enums) AS y(k, v),
+           LATERAL (SELECT j.label, (SELECT e.enumlabel FROM pg_enum e WHERE e.oid = j.id::oid AND e.enumtypid = y.k::oid) AS now
+                      FROM jsonb_each_text(y.v -> 2) AS j(id, label)) AS l
+     WHERE EXISTS (SELECT FROM pg_type WHERE oid = y.k::oid) AND l.now IS DISTINCT FROM l.label
   ) AS dropped;
   lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
             pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
@@ -339,10 +372,31 @@ BEGIN
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
         SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
   JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
+  PERFORM set_config('x402.present_enums_005', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, et.typname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(e.oid::text, e.enumlabel), '{}') FROM pg_enum e WHERE e.enumtypid = et.oid))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
+        SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
+  JOIN pg_type et ON et.oid = u.type JOIN pg_namespace ns ON ns.oid = et.typnamespace)::text, true);
 END
 $presence$;
 
@@ -355,6 +409,7 @@ DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
+  enums jsonb := coalesce(nullif(current_setting('x402.present_enums_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
   unreported text;
@@ -392,6 +447,17 @@ BEGIN
      WHERE EXISTS (SELECT FROM pg_class WHERE oid = y.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped
                          AND atttypid::text = a.value ->> 1)
+    UNION ALL
+    -- A label of an enum type whose values a table that held rows keeps, renamed (ALTER TYPE …
+    -- RENAME VALUE) or gone: each row that held it now reads another value, or none.
+    SELECT format('label %L of enum type %s that %s use(s): %s', l.label, y.v ->> 0,
+             (SELECT string_agg(coalesce(present -> u.t ->> 0, u.t), ', ' ORDER BY u.t) FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),
+             CASE WHEN l.now IS NULL THEN 'gone, with the values of the rows that held it'
+                  ELSE format('renamed to %L, in every row that holds it', l.now) END)
+      FROM jsonb_each(enums) AS y(k, v),
+           LATERAL (SELECT j.label, (SELECT e.enumlabel FROM pg_enum e WHERE e.oid = j.id::oid AND e.enumtypid = y.k::oid) AS now
+                      FROM jsonb_each_text(y.v -> 2) AS j(id, label)) AS l
+     WHERE EXISTS (SELECT FROM pg_type WHERE oid = y.k::oid) AND l.now IS DISTINCT FROM l.label
   ) AS dropped;
   lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
             pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
@@ -610,10 +676,31 @@ BEGIN
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
         SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
   JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
+  PERFORM set_config('x402.present_enums_005', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, et.typname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(e.oid::text, e.enumlabel), '{}') FROM pg_enum e WHERE e.enumtypid = et.oid))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
+        SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
+  JOIN pg_type et ON et.oid = u.type JOIN pg_namespace ns ON ns.oid = et.typnamespace)::text, true);
 END
 $presence$;
 
@@ -631,6 +718,7 @@ DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
+  enums jsonb := coalesce(nullif(current_setting('x402.present_enums_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
   unreported text;
@@ -668,6 +756,17 @@ BEGIN
      WHERE EXISTS (SELECT FROM pg_class WHERE oid = y.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped
                          AND atttypid::text = a.value ->> 1)
+    UNION ALL
+    -- A label of an enum type whose values a table that held rows keeps, renamed (ALTER TYPE …
+    -- RENAME VALUE) or gone: each row that held it now reads another value, or none.
+    SELECT format('label %L of enum type %s that %s use(s): %s', l.label, y.v ->> 0,
+             (SELECT string_agg(coalesce(present -> u.t ->> 0, u.t), ', ' ORDER BY u.t) FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),
+             CASE WHEN l.now IS NULL THEN 'gone, with the values of the rows that held it'
+                  ELSE format('renamed to %L, in every row that holds it', l.now) END)
+      FROM jsonb_each(enums) AS y(k, v),
+           LATERAL (SELECT j.label, (SELECT e.enumlabel FROM pg_enum e WHERE e.oid = j.id::oid AND e.enumtypid = y.k::oid) AS now
+                      FROM jsonb_each_text(y.v -> 2) AS j(id, label)) AS l
+     WHERE EXISTS (SELECT FROM pg_type WHERE oid = y.k::oid) AND l.now IS DISTINCT FROM l.label
   ) AS dropped;
   lo_now := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
             pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||

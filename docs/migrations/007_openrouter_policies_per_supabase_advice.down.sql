@@ -51,10 +51,32 @@ BEGIN
                                 UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
                                 UNION ALL SELECT a.atttypid FROM pg_attribute a
                                  WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
         SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
   JOIN pg_class c ON c.oid = u.type JOIN pg_namespace n ON n.oid = c.relnamespace)::text, true);
+  -- The labels of the enum types whose values they keep (a row keeps the oid of its label).
+  PERFORM set_config('x402.down_watch_enums', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', n.nspname, et.typname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(e.oid::text, e.enumlabel), '{}') FROM pg_enum e WHERE e.enumtypid = et.oid))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
+        SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
+  JOIN pg_type et ON et.oid = u.type JOIN pg_namespace n ON n.oid = et.typnamespace)::text, true);
   -- Large objects live outside every table the counters watch (lo_unlink removes them, lo_truncate
   -- and lo_put change their pages).
   PERFORM set_config('x402.down_watch_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' || pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' || pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass) FROM pg_catalog.pg_largeobject_metadata), true);
@@ -112,6 +134,7 @@ DECLARE
   recorded jsonb := coalesce(nullif(current_setting('x402.down_recorded', true), ''), '[]')::jsonb;
   history oid := to_regclass('x402_migrations.kysely_migration');
   types jsonb := coalesce(nullif(current_setting('x402.down_watch_types', true), ''), '{}')::jsonb;
+  enums jsonb := coalesce(nullif(current_setting('x402.down_watch_enums', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.down_watch_lo', true), '');
   forgotten int := 0;
   unreported text[];
@@ -162,6 +185,19 @@ BEGIN
      WHERE NOT covered @> (y.v -> 1) AND EXISTS (SELECT FROM pg_class c WHERE c.oid = y.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute p WHERE p.attrelid = y.k::oid AND p.attnum = a.key::int
                        AND NOT p.attisdropped AND p.atttypid::text = a.value ->> 1)
+    UNION ALL
+    -- A label of an enum type whose values a table that held rows keeps, renamed (ALTER TYPE …
+    -- RENAME VALUE) or gone: each row that held it now reads another value, or none.
+    SELECT y.k, format('label %L of enum type %s that %s use(s): %s', l.label, y.v ->> 0,
+             (SELECT string_agg(coalesce(watched -> u.t ->> 4, u.t), ', ' ORDER BY u.t)
+                FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),
+             CASE WHEN l.now IS NULL THEN 'gone, with the values of the rows that held it'
+                  ELSE format('renamed to %L, in every row that holds it', l.now) END)
+      FROM jsonb_each(enums) AS y(k, v),
+           LATERAL (SELECT j.label, (SELECT e.enumlabel FROM pg_enum e WHERE e.oid = j.id::oid AND e.enumtypid = y.k::oid) AS now
+                      FROM jsonb_each_text(y.v -> 2) AS j(id, label)) AS l
+     WHERE NOT covered @> (y.v -> 1) AND EXISTS (SELECT FROM pg_type t WHERE t.oid = y.k::oid)
+       AND l.now IS DISTINCT FROM l.label
     UNION ALL
     -- Large objects: fewer or other ones, or pages of their content deleted or overwritten.
     SELECT '', line FROM (

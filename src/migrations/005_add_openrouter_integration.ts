@@ -326,6 +326,26 @@ function largeObjectChanges(before: string, after: string): string {
 }
 
 /**
+ * A recursive CTE `used(tbl, typ)`: each table of `holding` (an oid[] variable) with each type
+ * whose values it keeps, through its columns: directly, as an array's elements, through a
+ * domain, within a composite type, or as the bounds of a range or multirange (nested as deep as
+ * they go).
+ */
+const TYPES_USED = `WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))`
+
+/**
  * The composite types whose values the tables of `holding` (an oid[] variable) keep, through
  * their columns (directly, as an array's elements, through a domain, or within another composite
  * type), as jsonb keyed by the type's pg_class oid: `[name, [oids of those tables], {attnum:
@@ -335,19 +355,23 @@ function largeObjectChanges(before: string, after: string): string {
 const COMPOSITE_TYPES = `(SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, c.relname), u.tables,
          (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
             FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')
-  FROM (WITH RECURSIVE used(tbl, typ) AS (
-          SELECT a.attrelid, a.atttypid FROM pg_attribute a
-           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
-          UNION
-          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
-            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
-                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
-                                UNION ALL SELECT a.atttypid FROM pg_attribute a
-                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped) AS x(typ))
+  FROM (${TYPES_USED}
         SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
           FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
   JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)`
+
+/**
+ * The enum types whose values the tables of `holding` keep, reached as in {@link
+ * COMPOSITE_TYPES}, as jsonb keyed by the type's oid: `[name, [oids of those tables], {oid of a
+ * label in pg_enum: label}]`. A row keeps the label's oid: ALTER TYPE … RENAME VALUE changes what
+ * every row holding it reads, and no counter, storage or column of the tables shows it.
+ */
+const ENUM_TYPES = `(SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, et.typname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(e.oid::text, e.enumlabel), '{}') FROM pg_enum e WHERE e.enumtypid = et.oid))), '{}')
+  FROM (${TYPES_USED}
+        SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
+  JOIN pg_type et ON et.oid = u.type JOIN pg_namespace ns ON ns.oid = et.typnamespace)`
 
 /** Notes, first in a transaction of `down`, what {@link refuseUnreported} compares with. */
 async function watchTables(db: Kysely<any>): Promise<void> {
@@ -357,9 +381,10 @@ async function watchTables(db: Kysely<any>): Promise<void> {
 
 /**
  * Each table that holds a row, with its columns, in the transaction's setting
- * `x402.present_005`, and the composite types their values use, in `x402.present_types_005`:
- * dropped with its rows (or a column, or an attribute of such a type, with its values), no
- * counter shows it.
+ * `x402.present_005`, the composite types their values use, in `x402.present_types_005`, and
+ * the labels of the enum types they use, in `x402.present_enums_005`: dropped with its rows (or
+ * a column, or an attribute of such a type, with its values), or a label renamed, no counter
+ * shows it.
  */
 async function notePresence(db: Kysely<any>): Promise<void> {
   await sql`
@@ -385,6 +410,7 @@ BEGIN
   END LOOP;
   PERFORM set_config('x402.present_005', noted::text, true);
   PERFORM set_config('x402.present_types_005', ${sql.raw(COMPOSITE_TYPES)}::text, true);
+  PERFORM set_config('x402.present_enums_005', ${sql.raw(ENUM_TYPES)}::text, true);
 END
 $presence$
   `.execute(db)
@@ -402,6 +428,7 @@ DECLARE
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
+  enums jsonb := coalesce(nullif(current_setting('x402.present_enums_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
   unreported text;
@@ -439,6 +466,17 @@ BEGIN
      WHERE EXISTS (SELECT FROM pg_class WHERE oid = y.k::oid)
        AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = y.k::oid AND attnum = a.key::int AND NOT attisdropped
                          AND atttypid::text = a.value ->> 1)
+    UNION ALL
+    -- A label of an enum type whose values a table that held rows keeps, renamed (ALTER TYPE …
+    -- RENAME VALUE) or gone: each row that held it now reads another value, or none.
+    SELECT format('label %L of enum type %s that %s use(s): %s', l.label, y.v ->> 0,
+             (SELECT string_agg(coalesce(present -> u.t ->> 0, u.t), ', ' ORDER BY u.t) FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),
+             CASE WHEN l.now IS NULL THEN 'gone, with the values of the rows that held it'
+                  ELSE format('renamed to %L, in every row that holds it', l.now) END)
+      FROM jsonb_each(enums) AS y(k, v),
+           LATERAL (SELECT j.label, (SELECT e.enumlabel FROM pg_enum e WHERE e.oid = j.id::oid AND e.enumtypid = y.k::oid) AS now
+                      FROM jsonb_each_text(y.v -> 2) AS j(id, label)) AS l
+     WHERE EXISTS (SELECT FROM pg_type WHERE oid = y.k::oid) AND l.now IS DISTINCT FROM l.label
   ) AS dropped;
   lo_now := ${sql.raw(LARGE_OBJECTS)};
   IF lo <> '' AND lo_now <> lo THEN

@@ -73,6 +73,12 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'its down now also rolls back where a large object was emptied or overwritten (lo_truncate, ' +
       'lo_put), and where an attribute of a composite type that a table holding rows uses was ' +
       'dropped or changed type (ALTER TYPE … DROP ATTRIBUTE … CASCADE)',
+    eacfb63016164f7cf78e5c6315fd94e8451117697089b7f929a308c9dc02d096:
+      'its down now also rolls back where a label of an enum type that a table holding rows uses ' +
+      'was renamed or is gone (ALTER TYPE … RENAME VALUE)',
+    cf4c49d4cc248887e017c98b83e835643fd6fc022c56172afe25739c4f43215f:
+      'its down also follows the composite and enum types that a table holding rows keeps in a ' +
+      'range or multirange',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':

@@ -360,6 +360,30 @@ const LARGE_OBJECTS =
   'FROM pg_catalog.pg_largeobject_metadata'
 
 /**
+ * SQL: a recursive CTE `used(tbl, typ)`: each table of `tables` (an oid[] expression) with each
+ * type whose values it keeps, through its columns: directly, as an array's elements, through a
+ * domain, within a composite type, or as the bounds of a range or multirange (nested as deep as
+ * they go).
+ */
+function typesUsedBy(tables: string): string[] {
+  return [
+    'WITH RECURSIVE used(tbl, typ) AS (',
+    '          SELECT a.attrelid, a.atttypid FROM pg_attribute a',
+    `           WHERE a.attrelid = ANY (${tables}) AND a.attnum > 0 AND NOT a.attisdropped`,
+    '          UNION',
+    '          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ',
+    "            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'",
+    "                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0",
+    '                                UNION ALL SELECT a.atttypid FROM pg_attribute a',
+    "                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0",
+    '                                   AND NOT a.attisdropped',
+    "                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid",
+    "                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid",
+    '                               ) AS x(typ))',
+  ]
+}
+
+/**
  * SQL: the composite types whose values the tables `tables` (an oid[] expression) hold, through
  * their columns (directly, as an array's elements, through a domain, or within another composite
  * type), as jsonb keyed by the type's pg_class oid: `[name, [oids of those tables], {attnum:
@@ -371,19 +395,28 @@ function compositeTypesOf(tables: string): string {
     "SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', n.nspname, c.relname), u.tables,",
     "         (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')",
     "            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')",
-    '  FROM (WITH RECURSIVE used(tbl, typ) AS (',
-    '          SELECT a.attrelid, a.atttypid FROM pg_attribute a',
-    `           WHERE a.attrelid = ANY (${tables}) AND a.attnum > 0 AND NOT a.attisdropped`,
-    '          UNION',
-    '          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ',
-    "            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'",
-    "                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0",
-    '                                UNION ALL SELECT a.atttypid FROM pg_attribute a',
-    "                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0",
-    '                                   AND NOT a.attisdropped) AS x(typ))',
+    `  FROM (${typesUsedBy(tables).join('\n')}`,
     '        SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables',
     "          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u",
     '  JOIN pg_class c ON c.oid = u.type JOIN pg_namespace n ON n.oid = c.relnamespace',
+  ].join('\n')
+}
+
+/**
+ * SQL: the enum types whose values the tables `tables` (an oid[] expression) hold, reached as in
+ * {@link compositeTypesOf}, as jsonb keyed by the type's oid: `[name, [oids of those tables],
+ * {oid of a label in pg_enum: label}]`. A row keeps the label's oid: ALTER TYPE … RENAME VALUE
+ * changes what every row holding it reads, and no counter, storage or column of the tables shows
+ * it.
+ */
+function enumTypesOf(tables: string): string {
+  return [
+    "SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', n.nspname, et.typname), u.tables,",
+    "         (SELECT coalesce(jsonb_object_agg(e.oid::text, e.enumlabel), '{}') FROM pg_enum e WHERE e.enumtypid = et.oid))), '{}')",
+    `  FROM (${typesUsedBy(tables).join('\n')}`,
+    '        SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables',
+    "          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u",
+    '  JOIN pg_type et ON et.oid = u.type JOIN pg_namespace n ON n.oid = et.typnamespace',
   ].join('\n')
 }
 
@@ -420,6 +453,8 @@ export const DOWN_WATCH_SQL = [
   "  PERFORM set_config('x402.down_watch', watch::text, true);",
   '  -- The attributes of the composite types whose values the tables that hold rows keep.',
   `  PERFORM set_config('x402.down_watch_types', (${compositeTypesOf('holding')})::text, true);`,
+  '  -- The labels of the enum types whose values they keep (a row keeps the oid of its label).',
+  `  PERFORM set_config('x402.down_watch_enums', (${enumTypesOf('holding')})::text, true);`,
   '  -- Large objects live outside every table the counters watch (lo_unlink removes them, lo_truncate',
   '  -- and lo_put change their pages).',
   `  PERFORM set_config('x402.down_watch_lo', (${LARGE_OBJECTS}), true);`,
@@ -460,6 +495,7 @@ export function downCheckSql(
     "  recorded jsonb := coalesce(nullif(current_setting('x402.down_recorded', true), ''), '[]')::jsonb;",
     `  history oid := to_regclass(${literal(MIGRATION_HISTORY_TABLE)});`,
     "  types jsonb := coalesce(nullif(current_setting('x402.down_watch_types', true), ''), '{}')::jsonb;",
+    "  enums jsonb := coalesce(nullif(current_setting('x402.down_watch_enums', true), ''), '{}')::jsonb;",
     "  lo text := coalesce(current_setting('x402.down_watch_lo', true), '');",
     '  forgotten int := 0;',
     '  unreported text[];',
@@ -511,6 +547,19 @@ export function downCheckSql(
     '     WHERE NOT covered @> (y.v -> 1) AND EXISTS (SELECT FROM pg_class c WHERE c.oid = y.k::oid)',
     '       AND NOT EXISTS (SELECT FROM pg_attribute p WHERE p.attrelid = y.k::oid AND p.attnum = a.key::int',
     '                       AND NOT p.attisdropped AND p.atttypid::text = a.value ->> 1)',
+    '    UNION ALL',
+    '    -- A label of an enum type whose values a table that held rows keeps, renamed (ALTER TYPE …',
+    '    -- RENAME VALUE) or gone: each row that held it now reads another value, or none.',
+    "    SELECT y.k, format('label %L of enum type %s that %s use(s): %s', l.label, y.v ->> 0,",
+    "             (SELECT string_agg(coalesce(watched -> u.t ->> 4, u.t), ', ' ORDER BY u.t)",
+    '                FROM jsonb_array_elements_text(y.v -> 1) AS u(t)),',
+    "             CASE WHEN l.now IS NULL THEN 'gone, with the values of the rows that held it'",
+    "                  ELSE format('renamed to %L, in every row that holds it', l.now) END)",
+    '      FROM jsonb_each(enums) AS y(k, v),',
+    '           LATERAL (SELECT j.label, (SELECT e.enumlabel FROM pg_enum e WHERE e.oid = j.id::oid AND e.enumtypid = y.k::oid) AS now',
+    '                      FROM jsonb_each_text(y.v -> 2) AS j(id, label)) AS l',
+    '     WHERE NOT covered @> (y.v -> 1) AND EXISTS (SELECT FROM pg_type t WHERE t.oid = y.k::oid)',
+    '       AND l.now IS DISTINCT FROM l.label',
     '    UNION ALL',
     '    -- Large objects: fewer or other ones, or pages of their content deleted or overwritten.',
     "    SELECT '', line FROM (",
