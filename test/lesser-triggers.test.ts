@@ -2,7 +2,9 @@ import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
+import { lesserTriggersSql } from '../src/connection/lesser-triggers.js'
 import { MIGRATION_LOCK_KEY, migrateDown, migrateTo } from '../src/tooling.js'
+import { createModel } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
@@ -17,6 +19,10 @@ import { serverUrl, withTestDatabase } from './support/test-database.js'
 const skipReason = process.env.TEST_DATABASE_URL
   ? undefined
   : 'TEST_DATABASE_URL is not set, and a lesser role needs a server'
+
+/** A lesser role that can log in: one nobody could log in as changes nothing by itself. */
+const withLoginRole = (db: Kysely<any>, use: (role: string) => Promise<void>) =>
+  withLesserRole(db, 'x402_test_lesser', use, { login: true })
 
 const MIGRATION_006 = '006_rename_to_production_names'
 
@@ -66,7 +72,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('a trigger calling a lesser role’s function: the run refuses, naming it, and never calls it', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withLesserRole(db, 'x402_test_lesser', async (role) => {
+      await withLoginRole(db, async (role) => {
         const fn = await lesserFunction(db, role, 'trigger')
         await sql
           .raw(
@@ -86,7 +92,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('a table owned by a lesser role: the run refuses, naming it', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withLesserRole(db, 'x402_test_lesser', async (role) => {
+      await withLoginRole(db, async (role) => {
         await sql.raw(`ALTER TABLE ai_models OWNER TO ${role}`).execute(db)
         const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
         expect(String((error as Error).message)).toContain(
@@ -100,7 +106,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('an event trigger calling a lesser role’s function: the run refuses, naming it', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withLesserRole(db, 'x402_test_lesser', async (role) => {
+      await withLoginRole(db, async (role) => {
         const fn = await lesserFunction(db, role, 'event_trigger')
         await sql
           .raw(`CREATE EVENT TRIGGER zz_pwn ON ddl_command_end EXECUTE FUNCTION ${fn}()`)
@@ -122,7 +128,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('a temporary trigger of a role with the TRIGGER privilege: 006’s up and 005’s down refuse, and never call it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withLesserRole(db, 'x402_test_lesser', async (role) => {
+      await withLoginRole(db, async (role) => {
         await sql
           .raw(
             `GRANT TRIGGER ON ai_models, x402_resources, user_openrouter_integrations TO ${role}`,
@@ -154,7 +160,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('a temporary trigger attached while the run waits for the lock: the run refuses in the transaction that writes', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withLesserRole(db, 'x402_test_lesser', async (role) => {
+      await withLoginRole(db, async (role) => {
         await sql.raw(`GRANT TRIGGER ON ai_models TO ${role}`).execute(db)
         const holder = new pg.Client({ connectionString: serverUrl(location) })
         await holder.connect()
@@ -188,7 +194,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('schema x402_backup owned by a lesser role: a down that would back up there refuses', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await withLesserRole(db, 'x402_test_lesser', async (role) => {
+      await withLoginRole(db, async (role) => {
         // Its owner could drop every backup made there: the stored keys with them.
         await sql`CREATE SCHEMA IF NOT EXISTS x402_backup`.execute(db)
         await sql.raw(`ALTER SCHEMA x402_backup OWNER TO ${role}`).execute(db)
@@ -197,6 +203,79 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
         )
         expect(String((error as Error).message)).toContain(`schema x402_backup is owned by ${role}`)
         expect(await applied(db)).toContain(MIGRATION_005)
+      })
+    })
+  })
+
+  it('a trusted trigger function behind a WHEN condition that calls a lesser role’s temporary function: refused', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await createModel(db, undefined, 'ai_models')
+      await withLoginRole(db, async (role) => {
+        await sql.raw(`GRANT TRIGGER ON ai_models TO ${role}`).execute(db)
+        const attacker = new pg.Client({ connectionString: serverUrl(location) })
+        await attacker.connect()
+        try {
+          await attacker.query(`SET ROLE ${role}`)
+          await attacker.query(
+            `CREATE FUNCTION pg_temp.w() RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN false; END $f$`,
+          )
+          await attacker.query(
+            'CREATE TRIGGER zz_when BEFORE UPDATE ON ai_models FOR EACH ROW WHEN (pg_temp.w()) ' +
+              'EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()',
+          )
+          const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+          expect(String((error as Error).message)).toMatch(
+            new RegExp(
+              `trigger zz_when on public\\.ai_models calls pg_temp_\\d+\\.w\\(\\), owned by ${role}`,
+            ),
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).not.toContain(MIGRATION_006)
+        } finally {
+          await attacker.end()
+        }
+      })
+    })
+  })
+
+  it('under SET ROLE, code the role that was set owns is refused too: it could RESET ROLE to the session’s', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withLoginRole(db, async (role) => {
+        const fn = await lesserFunction(db, role, 'trigger')
+        await sql
+          .raw(
+            `CREATE TRIGGER zz_pwn AFTER UPDATE ON ai_models FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+          )
+          .execute(db)
+        await sql.raw(`GRANT ALL ON ai_models TO ${role}`).execute(db)
+        // As keys:rotate writes as service_role: the trigger's owner can act as the role set.
+        const error = await db
+          .transaction()
+          .execute(async (trx) => {
+            await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+            await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
+          })
+          .catch((e: unknown) => e)
+        expect(String((error as Error).message)).toContain(`calls ${fn}(), owned by ${role}`)
+      })
+    })
+  })
+
+  it('a trigger whose function only a role nobody logs in as owns runs: only roles it trusts can change it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withLesserRole(db, 'x402_test_platform', async (role) => {
+        // As a platform's own role (Database Webhooks' functions, say): NOLOGIN, no member logs in.
+        const fn = await lesserFunction(db, role, 'trigger')
+        await sql
+          .raw(
+            `CREATE TRIGGER zz_platform AFTER UPDATE ON ai_models FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+          )
+          .execute(db)
+        await migrateTo(db, MIGRATION_006, { env: {} })
+        expect(await applied(db)).toContain(MIGRATION_006)
       })
     })
   })

@@ -1,12 +1,14 @@
 /*
  * A write runs the triggers of the table it writes, and of every table its foreign keys'
- * actions reach, as whoever writes (ON DELETE CASCADE runs as the referencing table's owner);
- * a DDL statement runs the event triggers. Their functions run with that role's power, whoever
- * wrote them. So before the module writes the app's tables, it refuses where such code belongs
- * to a role that could not already act as the writer, or where such a role owns one of those
- * tables (an owner can attach a trigger at any moment).
+ * actions reach (ON DELETE CASCADE runs as the referencing table's owner), with what their
+ * WHEN conditions, constraints and index expressions call; a DDL statement runs the event
+ * triggers. That code runs with the power of the session, whoever wrote it (code run under SET
+ * ROLE may RESET ROLE). So before the module writes the app's tables, it refuses where such code,
+ * or one of those tables, or schema x402_backup, belongs to a role that a lesser login role (one
+ * that cannot act as the session's user) can act as: that login could change it at any moment.
+ * Code of a role nobody logs in as (a platform's own, say) can be changed only by those it trusts.
  *
- * A role with the TRIGGER privilege can attach one too, and Supabase grants it on every table in
+ * A role with the TRIGGER privilege can attach a trigger too, and Supabase grants it on every table in
  * public to anon, authenticated and service_role, which its `authenticator` login can become.
  * That cannot be refused without refusing every Supabase project, so it is fenced instead: with
  * `lock`, the check first takes ROW EXCLUSIVE on the same tables, in the transaction that then
@@ -16,7 +18,6 @@
  */
 
 import {
-  actsAsCurrentUser,
   CATALOG_CHECK_BEGIN,
   CATALOG_CHECK_DECLARE,
   LESSER_LOGIN_ROLES_SQL,
@@ -31,11 +32,11 @@ export const LESSER_TRIGGERS_STATE = '42501'
 /**
  * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
  * the tables of the session's search_path (pg_catalog aside), their partitions, and the tables
- * their foreign keys' actions reach, would run code of a role that cannot act as the current
- * user (`pg_has_role` with USAGE is false; pg_database_owner counts as the database's owner):
+ * their foreign keys' actions reach, would run code of a role that a lesser login role can act
+ * as (LESSER_LOGIN_ROLES_SQL):
  * - such a table owned by such a role;
- * - an enabled trigger on such a table whose function such a role owns (one in its pg_temp
- *   schema included);
+ * - a function such a role owns (one in its pg_temp schema included) that an enabled trigger on
+ *   such a table calls, or its WHEN condition, a constraint, an index's expression or a rule;
  * - an enabled event trigger whose function such a role owns;
  * - schema x402_backup owned by such a role, or, where it does not exist yet, a lesser login
  *   role that may create it (it could, in the middle of a run): its owner may drop the backups.
@@ -87,24 +88,43 @@ BEGIN
     SELECT 1 AS ordinal, format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem
       FROM pg_class c
      WHERE c.oid = ANY (tables)
-       AND NOT ${actsAsCurrentUser('c.relowner')}
+       AND c.relowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    SELECT 2, format('trigger %I on %s calls %s, owned by %s', t.tgname, t.tgrelid::regclass, t.tgfoid::regprocedure,
+    -- What the module's writes run of the code attached to a table: a trigger (its function and
+    -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
+    -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
+    -- into no app table; Supabase's often call auth.uid()), nor policies (its writers bypass
+    -- row level security).
+    SELECT 2, format('%s on %s calls %s, owned by %s', attached.what, attached.tbl::regclass, p.oid::regprocedure,
                      pg_get_userbyid(p.proowner))
-      FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-     WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-       AND NOT ${actsAsCurrentUser('p.proowner')}
+      FROM (SELECT format('trigger %I', t.tgname) AS what, t.tgrelid AS tbl, 'pg_trigger'::regclass AS classid, t.oid AS objid
+              FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+            UNION ALL
+            SELECT format('constraint %I', k.conname), k.conrelid, 'pg_constraint'::regclass, k.oid
+              FROM pg_constraint k WHERE k.conrelid = ANY (tables)
+            UNION ALL
+            SELECT format('index %s', i.indexrelid::regclass), i.indrelid, 'pg_class'::regclass, i.indexrelid
+              FROM pg_index i WHERE i.indrelid = ANY (tables)
+            UNION ALL
+            SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid
+              FROM pg_rewrite r WHERE r.ev_class = ANY (tables)) AS attached
+      JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+      JOIN pg_proc p ON p.oid = CASE d.refclassid
+                                  WHEN 'pg_proc'::regclass THEN d.refobjid
+                                  WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+                                END
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner))
       FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
      WHERE e.evtenabled <> 'D'
-       AND NOT ${actsAsCurrentUser('p.proowner')}
+       AND p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- Where the downs keep what they take out: its owner may drop every backup.
     SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner))
       FROM pg_namespace n
      WHERE n.nspname = '${BACKUP_SCHEMA}'
-       AND NOT ${actsAsCurrentUser('n.nspowner')}
+       AND n.nspowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     SELECT DISTINCT 4, format('%s may create schema ${BACKUP_SCHEMA}%s, where the downs would put their backups', r.rolname,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
@@ -115,10 +135,12 @@ BEGIN
   PERFORM pg_catalog.set_config('search_path', saved, true);
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = format(
-      'Writing the app''s tables as role %s would run code of roles that cannot act as %s, with the power of %s: %s. '
-      'Nothing was changed. Find out who made each; where it is your own code, give it to a role that can act as %s '
-      '(ALTER FUNCTION … OWNER TO, ALTER TABLE … OWNER TO), or run the command as a role its owners can act as.',
-      current_user, current_user, current_user, found, current_user);
+      'Writing the app''s tables in this session of role %s would let roles that cannot act as %s run their code '
+      'with its power, or drop the backups a down makes: %s. Nothing was changed. Find out who made each; where it '
+      'is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE or ALTER SCHEMA … OWNER TO); '
+      'revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from a role that should not '
+      'have it; or run the command as a role the owners can act as.',
+      session_user, session_user, found, session_user);
   END IF;
 END
 $lesser$`

@@ -98,7 +98,10 @@ function describe(error: PostgresErrorFields): string {
       )
     }
     case '42501':
-      return `Not allowed: ${error.message} (${state}). Run the query as a role whose grants or row level security policies allow it.`
+      // The module's own refusals (shadowed-catalog.ts, lesser-triggers.ts) say what to do.
+      return /Nothing was (read or )?changed/.test(error.message)
+        ? `Not allowed: ${error.message} (${state})`
+        : `Not allowed: ${error.message} (${state}). Run the query as a role whose grants or row level security policies allow it.`
     default:
       return `${error.message} (${state})${error.detail ? `: ${error.detail}` : ''}`
   }

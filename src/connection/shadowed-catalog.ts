@@ -12,7 +12,7 @@
 /**
  * The declarations and first statements of a `DO` block that reads the catalog as these checks
  * do: pg_catalog alone on the search_path (put back from `saved` before it ends), and the two
- * variables {@link actsAsCurrentUser} and {@link LESSER_LOGIN_ROLES_SQL} need.
+ * variables {@link actsAsSessionUser} and {@link LESSER_LOGIN_ROLES_SQL} need.
  */
 export const CATALOG_CHECK_DECLARE = `saved text := pg_catalog.current_setting('search_path');
   -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
@@ -24,11 +24,12 @@ export const CATALOG_CHECK_BEGIN = `PERFORM pg_catalog.set_config('search_path',
 
 /**
  * A condition, in such a `DO` block, that holds where the role `owner` (an expression) can
- * already act as the current user: a superuser, the user, or a role it is a member of. Its code
- * then gains nothing by running as the current user.
+ * already act as the session's user: a superuser, that user, or a role it is a member of. Its
+ * code then gains nothing by running in this session. The session's user, not the current one:
+ * code run under SET ROLE (keys:rotate writes as service_role) may RESET ROLE.
  */
-export function actsAsCurrentUser(owner: string): string {
-  return `pg_has_role(CASE ${owner} WHEN db_owner_role THEN db_owner ELSE ${owner} END, current_user, 'USAGE')`
+export function actsAsSessionUser(owner: string): string {
+  return `pg_has_role(CASE ${owner} WHEN db_owner_role THEN db_owner ELSE ${owner} END, session_user, 'USAGE')`
 }
 
 /**
@@ -39,7 +40,7 @@ export function actsAsCurrentUser(owner: string): string {
  */
 export const LESSER_LOGIN_ROLES_SQL = `SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, current_user, 'USAGE')
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
        AND pg_has_role(l.oid, g.oid, 'MEMBER')`
 
 /** SQLSTATE of the refusal: insufficient_privilege, the class of what it protects. */
@@ -83,7 +84,7 @@ BEGIN
                        ELSE pg_get_userbyid(n.nspowner)::text END)
       FROM pg_namespace n
      WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
-       AND NOT ${actsAsCurrentUser('n.nspowner')}
+       AND NOT ${actsAsSessionUser('n.nspowner')}
     UNION ALL
     SELECT format('%s may create objects in schema %I%s', r.rolname, n.nspname,
                      CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
@@ -118,7 +119,7 @@ BEGIN
              WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
            ) AS s
      WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
-       AND NOT ${actsAsCurrentUser('s.owner')}
+       AND NOT ${actsAsSessionUser('s.owner')}
   ) AS problems;
   PERFORM pg_catalog.set_config('search_path', saved, true);
   IF found IS NOT NULL THEN
@@ -129,7 +130,7 @@ BEGIN
       'that does not exist yet, REVOKE CREATE ON DATABASE, or take the name out of the search_path), drop such objects or move '
       'them out of the search_path (for an extension: ALTER EXTENSION … SET SCHEMA extensions), keep pg_catalog '
       'first on the search_path, or run the command as a role they can act as.',
-      current_user, current_user, current_user, found);
+      session_user, session_user, session_user, found);
   END IF;
 END
 $shadowed$`

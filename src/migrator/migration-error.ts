@@ -151,7 +151,7 @@ function describe(
     return `The migration run failed after ${context.appliedBefore.join(', ')} ran, which stay done: ${reason}. Run the migrations again.`
   }
   if (!failed)
-    return `The migration run failed before any migration ran: ${reason}. Nothing was changed.`
+    return `The migration run failed before any migration ran: ${reason}.${/Nothing was (read or )?changed/.test(reason) ? '' : ' Nothing was changed.'}`
   const lockWait =
     context.attempts === undefined
       ? ''

@@ -18,8 +18,9 @@ export const escalate = (role: string): string =>
   `IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN EXECUTE 'ALTER ROLE ${role} SUPERUSER'; END IF;`
 
 /**
- * A throwaway NOLOGIN role on the shared server, named `<prefix>_<random>`, dropped with what it
- * owns (its tables given back to the current user first) whatever `use` did.
+ * A throwaway role on the shared server, named `<prefix>_<random>`, dropped with what it owns
+ * (its tables given back to the current user first) whatever `use` did. NOLOGIN unless `login`:
+ * code that only a role nobody can log in as owns can be changed by no one but those it trusts.
  *
  * @example
  * ```ts
@@ -30,9 +31,12 @@ export async function withLesserRole(
   db: Kysely<any>,
   prefix: string,
   use: (role: string) => Promise<void>,
+  options: { login?: boolean } = {},
 ): Promise<void> {
   const role = `${prefix}_${randomBytes(4).toString('hex')}`
-  await sql`CREATE ROLE ${sql.id(role)} NOLOGIN NOSUPERUSER`.execute(db)
+  await sql`CREATE ROLE ${sql.id(role)} ${sql.raw(options.login ? 'LOGIN' : 'NOLOGIN')} NOSUPERUSER`.execute(
+    db,
+  )
   try {
     await use(role)
   } finally {
