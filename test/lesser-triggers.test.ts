@@ -279,4 +279,89 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
       })
     })
   })
+
+  it.each([
+    [
+      'a domain whose CHECK calls it',
+      (schema: string) => [
+        `CREATE FUNCTION pg_temp.f(v text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN <escalate> RETURN true; END $f$`,
+        'CREATE DOMAIN pg_temp.d AS text CHECK (pg_temp.f(VALUE))',
+        `CREATE TRIGGER zz_when BEFORE UPDATE ON ai_models FOR EACH ROW WHEN (NEW.id::text::${schema}.d IS NOT NULL) ` +
+          'EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()',
+      ],
+      /trigger zz_when on public\.ai_models calls type pg_temp_\d+\.d, owned by/,
+    ],
+    [
+      'query_to_xml, which runs SQL text',
+      (schema: string) => [
+        `CREATE FUNCTION pg_temp.f() RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN <escalate> RETURN true; END $f$`,
+        `CREATE TRIGGER zz_when BEFORE UPDATE ON ai_models FOR EACH ROW WHEN (pg_catalog.query_to_xml('SELECT ${schema}.f()', false, false, '') IS NOT NULL) ` +
+          'EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()',
+      ],
+      /trigger zz_when on public\.ai_models calls query_to_xml\(text,boolean,boolean,text\), which runs SQL given as text/,
+    ],
+  ] as const)(
+    'a WHEN condition that reaches a lesser role’s temporary function through %s: refused',
+    async (_, statements, refusal) => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateTo(db, MIGRATION_005, { env: {} })
+        await createModel(db, undefined, 'ai_models')
+        await withLoginRole(db, async (role) => {
+          await sql.raw(`GRANT TRIGGER ON ai_models TO ${role}`).execute(db)
+          const attacker = new pg.Client({ connectionString: serverUrl(location) })
+          await attacker.connect()
+          try {
+            await attacker.query(`SET ROLE ${role}`)
+            await attacker.query('CREATE TEMP TABLE made_temp_schema ()')
+            const { rows } = await attacker.query<{ schema: string }>(
+              'SELECT nspname AS schema FROM pg_namespace WHERE oid = pg_my_temp_schema()',
+            )
+            for (const statement of statements(rows[0]!.schema))
+              await attacker.query(statement.replace('<escalate>', escalate(role)))
+            const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+            expect(String((error as Error).message)).toMatch(refusal)
+            expect(await isSuperuser(db, role)).toBe(false)
+            expect(await applied(db)).not.toContain(MIGRATION_006)
+          } finally {
+            await attacker.end()
+          }
+        })
+      })
+    },
+  )
+
+  it('a stored generated column calling a lesser role’s function: refused (an UPDATE computes it again)', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await createModel(db, undefined, 'ai_models')
+      await withLoginRole(db, async (role) => {
+        await sql`CREATE SCHEMA ${sql.id(role)} AUTHORIZATION ${sql.id(role)}`.execute(db)
+        const g = (body: string) =>
+          sql
+            .raw(
+              `CREATE OR REPLACE FUNCTION ${role}.g(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $f$ BEGIN ${body} RETURN v; END $f$`,
+            )
+            .execute(db)
+        await g('')
+        await sql.raw(`ALTER FUNCTION ${role}.g(text) OWNER TO ${role}`).execute(db)
+        await sql
+          .raw(
+            `ALTER TABLE ai_models ADD COLUMN zz_generated text GENERATED ALWAYS AS (${role}.g(id::text)) STORED`,
+          )
+          .execute(db)
+        // Its owner may change it whenever it likes; a volatile function does what an IMMUTABLE one may not.
+        await sql
+          .raw(
+            `CREATE FUNCTION ${role}.act() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$`,
+          )
+          .execute(db)
+        await g(`PERFORM ${role}.act();`)
+        const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+        expect(String((error as Error).message)).toContain(
+          `generated column zz_generated on public.ai_models calls ${role}.g(text), owned by ${role}`,
+        )
+        expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
 })

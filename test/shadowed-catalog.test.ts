@@ -245,6 +245,22 @@ describe.skipIf(skipReason)(
               `CREATE FUNCTION evil.current_setting(t text) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN pg_catalog.current_setting(t); END $f$`,
             )
             .execute(connection)
+          // A type named as pg_catalog's: the check's own variables must not take it. A sequence
+          // counts its calls whatever rolls back.
+          await sql.raw('CREATE SEQUENCE evil.ran').execute(connection)
+          await sql
+            .raw(
+              `CREATE FUNCTION evil.mark(v pg_catalog.text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM pg_catalog.nextval('evil.ran'); RETURN true; END $f$`,
+            )
+            .execute(connection)
+          await sql
+            .raw('CREATE DOMAIN evil.text AS pg_catalog.text CHECK (evil.mark(VALUE))')
+            .execute(connection)
+          await sql
+            .raw(
+              'CREATE DOMAIN evil.oid AS pg_catalog.oid CHECK (evil.mark(VALUE::pg_catalog.text))',
+            )
+            .execute(connection)
           await sql`RESET ROLE`.execute(connection)
         })
         try {
@@ -252,6 +268,10 @@ describe.skipIf(skipReason)(
           expect(result.code, result.stderr).toBe(1)
           expect(result.stderr).toContain(`owned by ${role}`)
           expect(await isSuperuser(db, role)).toBe(false)
+          const { rows } = await sql<{
+            called: boolean
+          }>`SELECT is_called AS called FROM evil.ran`.execute(db)
+          expect(rows[0]!.called).toBe(false)
         } finally {
           await sql`DROP SCHEMA evil CASCADE`.execute(db)
           await unplant(db, role)

@@ -55,9 +55,9 @@ export const LESSER_TRIGGERS_STATE = '42501'
 export function lesserTriggersSql(options: { lock: boolean }): string {
   return `DO $lesser$
 DECLARE
-  schemas name[] := pg_catalog.current_schemas(false);
-  tables oid[];
-  found text;
+  schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
+  tables pg_catalog.oid[];
+  found pg_catalog.text;
   ${CATALOG_CHECK_DECLARE}
 BEGIN
   ${CATALOG_CHECK_BEGIN}
@@ -83,7 +83,29 @@ BEGIN
   END IF;`
       : ''
   }
-  WITH lesser_roles AS (${LESSER_LOGIN_ROLES_SQL})
+  WITH lesser_roles AS (${LESSER_LOGIN_ROLES_SQL}),
+  -- The code attached to those tables that the module's writes run (see below), with its
+  -- expression as PostgreSQL stores it.
+  attached AS (
+            SELECT format('trigger %I', t.tgname) AS what, t.tgrelid AS tbl, 'pg_trigger'::regclass AS classid, t.oid AS objid,
+                   t.tgqual::text AS tree
+              FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+            UNION ALL
+            SELECT format('constraint %I', k.conname), k.conrelid, 'pg_constraint'::regclass, k.oid, k.conbin::text
+              FROM pg_constraint k WHERE k.conrelid = ANY (tables)
+            UNION ALL
+            SELECT format('index %s', i.indexrelid::regclass), i.indrelid, 'pg_class'::regclass, i.indexrelid,
+                   concat(i.indexprs::text, i.indpred::text)
+              FROM pg_index i WHERE i.indrelid = ANY (tables)
+            UNION ALL
+            -- A stored generated column is computed again by every UPDATE of its row.
+            SELECT format('generated column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text
+              FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE ad.adrelid = ANY (tables) AND a.attgenerated <> ''
+            UNION ALL
+            SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text)
+              FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+  )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem) INTO found FROM (
     SELECT 1 AS ordinal, format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem
       FROM pg_class c
@@ -95,25 +117,42 @@ BEGIN
     -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
     -- into no app table; Supabase's often call auth.uid()), nor policies (its writers bypass
     -- row level security).
-    SELECT 2, format('%s on %s calls %s, owned by %s', attached.what, attached.tbl::regclass, p.oid::regprocedure,
-                     pg_get_userbyid(p.proowner))
-      FROM (SELECT format('trigger %I', t.tgname) AS what, t.tgrelid AS tbl, 'pg_trigger'::regclass AS classid, t.oid AS objid
-              FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-            UNION ALL
-            SELECT format('constraint %I', k.conname), k.conrelid, 'pg_constraint'::regclass, k.oid
-              FROM pg_constraint k WHERE k.conrelid = ANY (tables)
-            UNION ALL
-            SELECT format('index %s', i.indexrelid::regclass), i.indrelid, 'pg_class'::regclass, i.indexrelid
-              FROM pg_index i WHERE i.indrelid = ANY (tables)
-            UNION ALL
-            SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid
-              FROM pg_rewrite r WHERE r.ev_class = ANY (tables)) AS attached
+    SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what)
+      FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
-      JOIN pg_proc p ON p.oid = CASE d.refclassid
-                                  WHEN 'pg_proc'::regclass THEN d.refobjid
-                                  WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
-                                END
-     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+      CROSS JOIN LATERAL (
+        -- A function, or an operator's, of such a role; a type of such a role (a domain's CHECK,
+        -- its input and output run its code); a relation of such a role (a view runs its query);
+        SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+          FROM pg_proc p
+         WHERE p.oid = CASE d.refclassid
+                         WHEN 'pg_proc'::regclass THEN d.refobjid
+                         WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+                       END
+           AND p.proowner IN (SELECT oid FROM lesser_roles)
+        UNION ALL
+        SELECT format('type %s, owned by %s', ty.oid::regtype, pg_get_userbyid(ty.typowner))
+          FROM pg_type ty
+         WHERE d.refclassid = 'pg_type'::regclass AND ty.oid = d.refobjid AND ty.typowner IN (SELECT oid FROM lesser_roles)
+        UNION ALL
+        SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
+          FROM pg_class c
+         WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+      ) AS code
+    UNION ALL
+    -- pg_catalog's functions that run SQL given as text: what they run, pg_depend cannot follow
+    -- (nor does it record pg_catalog's own objects), so they are found in the expression.
+    SELECT 2, format('%s on %s calls %s, which runs SQL given as text', attached.what, attached.tbl::regclass,
+                     p.oid::regprocedure)
+      FROM attached JOIN pg_proc p
+        ON p.pronamespace = 'pg_catalog'::regnamespace AND (p.proname ~ '_to_xml' OR p.proname = 'ts_stat')
+       AND attached.tree ~ (':funcid ' || p.oid || '\\M')
+    UNION ALL
+    SELECT 2, format('column %I of %s is of type %s, owned by %s', a.attname, a.attrelid::regclass, ty.oid::regtype,
+                     pg_get_userbyid(ty.typowner))
+      FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+     WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
+       AND ty.typowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner))
       FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
@@ -132,9 +171,8 @@ BEGIN
      WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = '${BACKUP_SCHEMA}')
        AND has_database_privilege(g.oid, current_database(), 'CREATE')
   ) AS problems;
-  PERFORM pg_catalog.set_config('search_path', saved, true);
   IF found IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = format(
+    RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = pg_catalog.format(
       'Writing the app''s tables in this session of role %s would let roles that cannot act as %s run their code '
       'with its power, or drop the backups a down makes: %s. Nothing was changed. Find out who made each; where it '
       'is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE or ALTER SCHEMA … OWNER TO); '
@@ -142,6 +180,9 @@ BEGIN
       'have it; or run the command as a role the owners can act as.',
       session_user, session_user, found, session_user);
   END IF;
+  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- and an error rolls the setting back with its transaction.
+  PERFORM pg_catalog.set_config('search_path', saved, true);
 END
 $lesser$`
 }

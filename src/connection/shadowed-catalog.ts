@@ -14,10 +14,10 @@
  * do: pg_catalog alone on the search_path (put back from `saved` before it ends), and the two
  * variables {@link actsAsSessionUser} and {@link LESSER_LOGIN_ROLES_SQL} need.
  */
-export const CATALOG_CHECK_DECLARE = `saved text := pg_catalog.current_setting('search_path');
+export const CATALOG_CHECK_DECLARE = `saved pg_catalog.text := pg_catalog.current_setting('search_path');
   -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
-  db_owner_role oid;
-  db_owner oid;`
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;`
 export const CATALOG_CHECK_BEGIN = `PERFORM pg_catalog.set_config('search_path', '', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();`
@@ -67,9 +67,11 @@ export const SHADOWED_CATALOG_STATE = '42501'
  */
 export const SHADOWED_CATALOG_SQL = `DO $shadowed$
 DECLARE
-  schemas name[] := pg_catalog.current_schemas(false);
-  searched name[] := pg_catalog.current_schemas(true);
-  found text;
+  -- Types named with their schema: the block's declarations are read before it empties the
+  -- search_path, where a type of the same name could come first.
+  schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
+  searched pg_catalog.name[] := pg_catalog.current_schemas(true);
+  found pg_catalog.text;
   ${CATALOG_CHECK_DECLARE}
 BEGIN
   ${CATALOG_CHECK_BEGIN}
@@ -121,9 +123,8 @@ BEGIN
      WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
        AND NOT ${actsAsSessionUser('s.owner')}
   ) AS problems;
-  PERFORM pg_catalog.set_config('search_path', saved, true);
   IF found IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '${SHADOWED_CATALOG_STATE}', MESSAGE = format(
+    RAISE EXCEPTION USING ERRCODE = '${SHADOWED_CATALOG_STATE}', MESSAGE = pg_catalog.format(
       'The search_path of role %s lets roles that cannot act as %s put their code where the module''s queries '
       'would run it with the power of %s: %s. Nothing was read or changed. Revoke their right to create there '
       '(REVOKE CREATE ON SCHEMA public FROM PUBLIC, as PostgreSQL 15 does by default; for a schema the path names '
@@ -132,5 +133,8 @@ BEGIN
       'first on the search_path, or run the command as a role they can act as.',
       session_user, session_user, session_user, found);
   END IF;
+  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- and an error rolls the setting back with its transaction.
+  PERFORM pg_catalog.set_config('search_path', saved, true);
 END
 $shadowed$`
