@@ -1,9 +1,23 @@
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { createDb, migrateDown, migrateTo, migrateUp } from '../src/tooling.js'
+import {
+  baselineMigrations,
+  createDb,
+  MIGRATION_LOCK_KEY,
+  migrateDown,
+  migrateTo,
+  migrateToLatest,
+  migrateUp,
+  withMigrationLock,
+} from '../src/tooling.js'
 import { lateAnswerProxy } from './support/late-answer-proxy.js'
-import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
+import {
+  MIGRATION_002,
+  MIGRATION_005,
+  migrationsAfter,
+  migrationsThrough,
+} from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // No write without the lock, when the lock session's "still held" answer comes late: the
@@ -15,6 +29,25 @@ import { serverUrl, withTestDatabase } from './support/test-database.js'
 const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set'
 const IDLE_TIMEOUT_MS = 1_000
 const HOLD_MS = 3_000
+
+/** Ends the session that holds the migration lock (the server's side), and waits until it is gone. */
+async function terminateLockSession(db: Kysely<any>): Promise<void> {
+  const { rows } = await sql<{ terminated: boolean }>`
+    SELECT pg_terminate_backend(pid, 10000) AS terminated FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = ${MIGRATION_LOCK_KEY}
+      AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  `.execute(db)
+  expect(rows).toEqual([{ terminated: true }])
+}
+
+/** A promise and the function that resolves it. */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void
+  const promise = new Promise<void>((done) => {
+    resolve = done
+  })
+  return { promise, resolve }
+}
 
 describe.skipIf(skipReason)('a late answer of the lock session', () => {
   it("005's down writes no rollback mark once its lock session has ended", async () => {
@@ -46,6 +79,128 @@ describe.skipIf(skipReason)('a late answer of the lock session', () => {
       expect((error as Error).message).toMatch(
         /^Migration 005_\w+ failed \(down\): The migration lock was lost \(.+\): another run may hold it by now, so this run stopped before its next write\. 005_\w+ runs outside a transaction: the steps of its down that finished stay, it stays recorded as applied/,
       )
+    })
+  })
+
+  it("005's down writes no rollback mark after another run migrated, once its lock session was terminated", async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const url = new URL(serverUrl(location))
+      await migrateTo(db, MIGRATION_005)
+      await sql`ALTER TABLE x402_migrations.kysely_migration ADD COLUMN reverting_since timestamptz`.execute(
+        db,
+      )
+      // The lock session's "still held" before the rollback mark is held back; meanwhile its
+      // session is terminated (pg_terminate_backend, or PostgreSQL 17's transaction_timeout),
+      // and another run migrates. The answer comes once that run is done, or waits for this one.
+      const held = signal()
+      const otherWaitsOrEnds = signal()
+      const proxy = await lateAnswerProxy(url, 'AND NOT attisdropped) AS present', 30_000, {
+        onHeld: held.resolve,
+        release: otherWaitsOrEnds.promise,
+      })
+      // Idle bounds far beyond the hold: only a fence can keep the late write out.
+      const runDb = createDb({ connectionString: proxy.url(url) })
+      const otherDb = createDb({ connectionString: serverUrl(location) })
+      let error: unknown
+      let otherError: unknown
+      try {
+        const first = migrateDown(runDb, { allowDataLoss: true, idleTimeoutMs: 60_000 }).catch(
+          (caught: unknown) => caught,
+        )
+        await held.promise
+        await terminateLockSession(db)
+        otherError = await migrateToLatest(otherDb, {
+          lockWaitMs: 30_000,
+          log: (line) => {
+            if (line.includes('waiting for the migration lock')) otherWaitsOrEnds.resolve()
+          },
+        })
+          .then(() => undefined)
+          .catch((caught: unknown) => caught)
+          .finally(otherWaitsOrEnds.resolve)
+        error = await first
+        expect(proxy.delivered()).toBe(true)
+      } finally {
+        await runDb.destroy()
+        await otherDb.destroy()
+        await proxy.close()
+      }
+      const { rows } = await sql<{ name: string; marked: boolean }>`
+        SELECT name, reverting_since IS NOT NULL AS marked FROM x402_migrations.kysely_migration
+        ORDER BY name`.execute(db)
+      // The mark landed before the other run could take the lock: that run found the rollback
+      // begun, and migrated nothing over it.
+      expect(rows).toEqual(
+        migrationsThrough(MIGRATION_005).map((name) => ({
+          name,
+          marked: name === MIGRATION_005,
+        })),
+      )
+      expect(rows.map((row) => row.name)).not.toContain(migrationsAfter(MIGRATION_005)[0])
+      expect(error).toBeInstanceOf(Error)
+      expect((error as Error).message).toMatch(/The migration lock was lost/)
+      expect(otherError).toBeInstanceOf(Error)
+      expect((otherError as Error).message).toMatch(
+        /^The rollback of 005_\w+ began and did not finish/,
+      )
+    })
+  })
+
+  it('migrate:baseline commits no history while another run holds the lock, once its lock session was terminated', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const url = new URL(serverUrl(location))
+      // A database built by hand at 002: the schema, and no history.
+      await migrateTo(db, MIGRATION_002)
+      await sql`DROP SCHEMA x402_migrations CASCADE`.execute(db)
+      const held = signal()
+      const otherWaitsOrHolds = signal()
+      // The baseline's last statement before it confirms the lock: its search_path put back.
+      const proxy = await lateAnswerProxy(url, "set_config('search_path', $1, true)", 30_000, {
+        onHeld: held.resolve,
+        release: otherWaitsOrHolds.promise,
+      })
+      const runDb = createDb({ connectionString: proxy.url(url) })
+      const otherDb = createDb({ connectionString: serverUrl(location) })
+      const recorded = async () => {
+        const { rows } = await sql<{ present: boolean }>`
+          SELECT to_regclass('x402_migrations.kysely_migration') IS NOT NULL AS present`.execute(db)
+        if (!rows[0]!.present) return 0
+        const { rows: counted } = await sql<{ count: number }>`
+          SELECT count(*)::int AS count FROM x402_migrations.kysely_migration`.execute(db)
+        return counted[0]!.count
+      }
+      let changedUnderOtherRun: number[] | undefined
+      let result: unknown
+      try {
+        const baseline = baselineMigrations(runDb, MIGRATION_002).catch((caught: unknown) => caught)
+        await held.promise
+        await terminateLockSession(db)
+        await withMigrationLock(
+          otherDb,
+          async () => {
+            const before = await recorded()
+            otherWaitsOrHolds.resolve()
+            await baseline
+            changedUnderOtherRun = [before, await recorded()]
+          },
+          {
+            lockWaitMs: 30_000,
+            log: (line) => {
+              if (line.includes('waiting for the migration lock')) otherWaitsOrHolds.resolve()
+            },
+          },
+        )
+        result = await baseline
+        expect(proxy.delivered()).toBe(true)
+      } finally {
+        await runDb.destroy()
+        await otherDb.destroy()
+        await proxy.close()
+      }
+      // The history the baseline wrote was there before the other run took the lock.
+      expect(result).not.toBeInstanceOf(Error)
+      const count = migrationsThrough(MIGRATION_002).length
+      expect(changedUnderOtherRun).toEqual([count, count])
     })
   })
 

@@ -11,7 +11,13 @@ import {
   recordMissingChecksums,
 } from '../migrator/checksums.js'
 import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
-import { type MigrationSession, withMigrationLock } from '../migrator/lock.js'
+import {
+  DEFAULT_IDLE_TIMEOUT_MS,
+  holdWriterLock,
+  type MigrationSession,
+  setSessionBounds,
+  withMigrationLock,
+} from '../migrator/lock.js'
 import { MigrationLockLostError } from '../migrator/migration-error.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
@@ -123,6 +129,9 @@ export async function baselineMigrations(
 
     const recorded = upTo.filter((known) => !alreadyRecorded.includes(known))
     await db.transaction().execute(async (trx) => {
+      // Bounded and fenced as a run's transactions are (holdWriterLock).
+      await setSessionBounds(trx, { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS }, 'transaction')
+      await holdWriterLock(trx, 'transaction')
       if (recorded.length > 0) {
         const { error } = await recordingMigrator(trx).migrateTo(migrationName)
         if (error !== undefined) throw error
@@ -149,7 +158,10 @@ export async function baselineMigrations(
     })
     return { migrationName, recorded, alreadyRecorded, diff }
   }
-  return withMigrationLock(db, adopt, { lockWaitMs: options.lockWaitMs })
+  return withMigrationLock(db, adopt, {
+    lockWaitMs: options.lockWaitMs,
+    idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+  })
 }
 
 /**

@@ -11,6 +11,13 @@ import { MigrationLockLostError } from './migration-error.js'
  */
 export const MIGRATION_LOCK_KEY = 402_005_000
 
+/**
+ * The advisory key of a run's writers (see {@link holdWriterLock}), next to
+ * {@link MIGRATION_LOCK_KEY} and the Supabase stand-in's 402005001. Writers take it shared only,
+ * and no one ever takes it exclusively: writers never wait for each other.
+ */
+export const MIGRATION_WRITER_KEY = 402_005_002
+
 /** How long a run waits for another instance's run to finish, unless told otherwise. */
 export const DEFAULT_LOCK_WAIT_MS = 120_000
 
@@ -277,7 +284,9 @@ async function takeLock(
       SELECT pg_catalog.pg_try_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)}::pg_catalog.int8) AS locked,
              pg_catalog.set_config('idle_in_transaction_session_timeout', ${`${idleTimeoutMs}ms`}, true)
     `.execute(lockConnection)
-    if (rows[0]!.locked) return
+    // Only once the lock is granted (a statement of its own, after the grant): a writer of an
+    // earlier run that still lives keeps it from this run (holdWriterLock).
+    if (rows[0]!.locked && !(await earlierWriterLives(lockConnection))) return
     await sql`ROLLBACK`.execute(lockConnection)
     const waitedMs = Date.now() - startedAt
     if (waitedMs >= lockWaitMs) {
@@ -297,30 +306,158 @@ async function takeLock(
   }
 }
 
+/** Whether another session of this database holds {@link MIGRATION_WRITER_KEY}: a writer of an earlier run. */
+async function earlierWriterLives(lockConnection: Kysely<any>): Promise<boolean> {
+  const { rows } = await sql<{ lives: boolean }>`
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_locks
+                   WHERE locktype OPERATOR(pg_catalog.=) 'advisory' AND granted
+                     AND classid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+                     AND objid OPERATOR(pg_catalog.=) ${sql.lit(MIGRATION_WRITER_KEY)}::pg_catalog.oid
+                     AND objsubid OPERATOR(pg_catalog.=) 1::pg_catalog.int2
+                     AND database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database
+                                                          WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+                     AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()) AS lives
+  `.execute(lockConnection)
+  return rows[0]!.lives
+}
+
+/**
+ * Holds {@link MIGRATION_WRITER_KEY}, shared, on `db`, the connection or transaction of a writer
+ * of a run under {@link withMigrationLock}: a transaction of the run (`transaction`: until it
+ * ends; safe through a transaction-mode pooler), or the connection of a migration that runs
+ * outside one (`session`: until {@link releaseWriterLock}, or until the connection dies). A writer
+ * takes it before its first write and before it first asks the lock session
+ * (MigrationSession.assertLockHeld).
+ *
+ * The fence: no run takes the migration lock while a writer of an earlier run still lives.
+ * takeLock, once granted the migration lock, looks for holders of this key and, while there is
+ * one, lets the lock go and waits. A writer took this key before it asked; if the lock session
+ * answered "held", any other run's grant came after that answer, so its look finds the writer
+ * until the writer's transaction or connection ends. A late "held" (a network path that stalls
+ * while the server ends the lock session: pg_terminate_backend, an idle or transaction timeout)
+ * can then let the writer write only while no other run holds the lock, DDL included. A stalled
+ * writer is bounded by its idle timeouts (setSessionBounds). No-op on PGlite: one connection.
+ *
+ * @example
+ * ```ts
+ * await db.transaction().execute(async (trx) => {
+ *   await holdWriterLock(trx, 'transaction')
+ *   // … writes, then session.assertLockHeld()
+ * })
+ * ```
+ */
+export async function holdWriterLock(
+  db: Kysely<any>,
+  scope: 'transaction' | 'session',
+): Promise<void> {
+  if (db.getExecutor().adapter instanceof PGliteAdapter) return
+  const key = sql.lit(MIGRATION_WRITER_KEY)
+  await (
+    scope === 'transaction'
+      ? sql`SELECT pg_catalog.pg_advisory_xact_lock_shared(${key}::pg_catalog.int8)`
+      : sql`SELECT pg_catalog.pg_advisory_lock_shared(${key}::pg_catalog.int8)`
+  ).execute(db)
+}
+
+/**
+ * Lets go of the session-level hold of {@link holdWriterLock} on `db`, once the writer's last
+ * write has ended (committed or rolled back).
+ */
+export async function releaseWriterLock(db: Kysely<any>): Promise<void> {
+  if (db.getExecutor().adapter instanceof PGliteAdapter) return
+  await sql`SELECT pg_catalog.pg_advisory_unlock_shared(${sql.lit(MIGRATION_WRITER_KEY)}::pg_catalog.int8)`.execute(
+    db,
+  )
+}
+
+/** The idle and statement bounds of {@link setSessionBounds}; those left out are not set. */
+export interface SessionBounds {
+  idleTimeoutMs: number
+  lockTimeoutMs?: number
+  statementTimeoutMs?: number
+  transactionTimeoutMs?: number
+}
+
+/**
+ * The server's own bounds on what a session of a run may hold, so that a stalled client (a
+ * stopped process, a frozen VM; TCP keepalive sees neither) cannot block writers, or the next
+ * run's fence (holdWriterLock), for long: idle_in_transaction_session_timeout ends a transaction
+ * whose client stopped sending, and with it its locks; in a transaction (`transaction`),
+ * lock_timeout and statement_timeout bound each statement, and transaction_timeout (PostgreSQL 17
+ * and later) the transaction as a whole, where given. On a migration's own connection (`session`)
+ * the migration opens its transactions itself, some of them long on purpose (VALIDATE, CREATE
+ * INDEX CONCURRENTLY): there only the idle bounds apply (the provider sets the statement bounds of
+ * each migration), idle_session_timeout too (PostgreSQL 14 and later: a stalled client between
+ * two statements), and READ COMMITTED becomes the default of its transactions. RESET ALL ends
+ * them. Not on PGlite: one process holds the only connection, and no one else waits.
+ */
+export async function setSessionBounds(
+  db: Kysely<any>,
+  bounds: SessionBounds,
+  scope: 'transaction' | 'session',
+): Promise<void> {
+  if (db.getExecutor().adapter instanceof PGliteAdapter) return
+  const local = scope === 'transaction'
+  const set = (name: string, ms: number | undefined) =>
+    ms === undefined
+      ? undefined
+      : sql`SELECT pg_catalog.set_config(${name}, ${`${ms}ms`}, ${local})`.execute(db)
+  const { rows } = await sql<{
+    version: number
+  }>`SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4 AS version`.execute(
+    db,
+  )
+  const version = rows[0]!.version
+  await set('idle_in_transaction_session_timeout', bounds.idleTimeoutMs)
+  if (local) {
+    await set('lock_timeout', bounds.lockTimeoutMs)
+    await set('statement_timeout', bounds.statementTimeoutMs)
+    if (version >= 170_000) await set('transaction_timeout', bounds.transactionTimeoutMs)
+  } else {
+    await sql`SELECT pg_catalog.set_config('default_transaction_isolation', 'read committed', false)`.execute(
+      db,
+    )
+    if (version >= 140_000) await set('idle_session_timeout', bounds.idleTimeoutMs)
+  }
+}
+
 async function backendPid(db: Kysely<any>): Promise<number> {
   const { rows } = await sql<{ pid: number }>`SELECT pg_catalog.pg_backend_pid() AS pid`.execute(db)
   return rows[0]!.pid
 }
 
-/** Who holds the migration lock in this database, for a message. */
+/**
+ * Who holds the migration lock in this database, or a writer of an earlier run
+ * ({@link holdWriterLock}) that keeps it from this run, for a message.
+ */
 async function lockHolder(db: Kysely<any>): Promise<string> {
-  const { rows } = await sql<{ pid: number; application_name: string; running_for: string }>`
+  const { rows } = await sql<{
+    pid: number
+    application_name: string
+    running_for: string | null
+    writer: boolean
+  }>`
     SELECT a.pid, a.application_name,
-           pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-) a.xact_start)::pg_catalog.text AS running_for
+           l.objid OPERATOR(pg_catalog.=) ${sql.lit(MIGRATION_WRITER_KEY)}::pg_catalog.oid AS writer,
+           pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-)
+             COALESCE(a.xact_start, a.backend_start))::pg_catalog.text AS running_for
     FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
     WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted
       AND l.classid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
-      AND l.objid OPERATOR(pg_catalog.=) ${sql.lit(MIGRATION_LOCK_KEY)}::pg_catalog.oid
+      AND l.objid OPERATOR(pg_catalog.=) ANY (ARRAY[${sql.lit(MIGRATION_LOCK_KEY)}, ${sql.lit(MIGRATION_WRITER_KEY)}]::pg_catalog.oid[])
       AND l.objsubid OPERATOR(pg_catalog.=) 1::pg_catalog.int2
       AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database
                                              WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+    ORDER BY writer, a.pid
   `
     .execute(db)
     .catch(() => ({ rows: [] }))
   const holder = rows[0]
-  return holder
-    ? `another run holds it (pid ${holder.pid}, ${holder.application_name || 'no application name'}, for ${holder.running_for})`
-    : 'another run held it'
+  if (!holder) return 'another run held it'
+  const who = `pid ${holder.pid}, ${holder.application_name || 'no application name'}, for ${holder.running_for ?? 'a moment'}`
+  return holder.writer
+    ? `a writer of an earlier run is still open (${who}): no run takes it until that one ends`
+    : `another run holds it (${who})`
 }
 
 function inProcessQueue<T>(db: Kysely<any>, work: () => Promise<T>): Promise<T> {

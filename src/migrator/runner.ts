@@ -31,7 +31,14 @@ import {
 } from './migration-error.js'
 import { rollbackBegun, withResumableDowns } from './resumable-down.js'
 import { checkDown, DOWN_WATCH_SQL, guardDown } from './down-guard.js'
-import { assertRunnerDialect, type MigrationSession, withMigrationLock } from './lock.js'
+import {
+  assertRunnerDialect,
+  holdWriterLock,
+  type MigrationSession,
+  releaseWriterLock,
+  setSessionBounds,
+  withMigrationLock,
+} from './lock.js'
 import { migrationProvider, runsInTransaction } from './provider.js'
 import { retryDelayMs } from './retry-delay.js'
 import type { MigrationSettings } from './settings.js'
@@ -216,6 +223,7 @@ function bookkeeping<T>(
     .setIsolationLevel('read committed')
     .execute(async (trx) => {
       await setSessionBounds(trx, settings, 'transaction')
+      await holdWriterLock(trx, 'transaction')
       const result = await work(trx)
       await session.assertLockHeld()
       return result
@@ -453,6 +461,7 @@ async function runBlock(
         .setIsolationLevel('read committed')
         .execute(async (trx) => {
           await setSessionBounds(trx, settings, 'transaction')
+          await holdWriterLock(trx, 'transaction')
           await setDataLossOptIn(trx, settings, 'transaction')
           await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
           const pid = await watch.follow(trx)
@@ -535,6 +544,8 @@ async function runBlock(
     let committed = false
     try {
       await setSessionBounds(connection, settings, 'session')
+      // Until the finally below, after the last write's COMMIT or ROLLBACK.
+      await holdWriterLock(connection, 'session')
       await setDataLossOptIn(connection, settings, 'session')
       // Outside a transaction nothing holds a fence: checked again as late as the runner can.
       await sql.raw(lesserTriggersSql({ lock: false })).execute(connection)
@@ -549,15 +560,6 @@ async function runBlock(
         down && resultSet.error === undefined
           ? (await backupTables(connection)).filter((name) => !backupsBefore.includes(name))
           : []
-      // The history's write, in the transaction the migration's end opened (confirmingLock).
-      if (resultSet.error === undefined) {
-        await session.assertLockHeld().catch((error: unknown) => {
-          resultSet = {
-            error,
-            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
-          }
-        })
-      }
       if (resultSet.error === undefined && down) {
         const name = block[0]!.name
         await checkDown(
@@ -566,6 +568,16 @@ async function runBlock(
           `The deletion of its record in the history was rolled back: ${name} stays recorded as applied, with the steps ` +
             'of its down done. Roll back again once nothing deletes, truncates or rewrites those tables with that record.',
         ).catch((error: unknown) => {
+          resultSet = {
+            error,
+            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
+          }
+        })
+      }
+      // The history's write, in the transaction the migration's end opened (confirmingLock):
+      // confirmed last, right before its COMMIT.
+      if (resultSet.error === undefined) {
+        await session.assertLockHeld().catch((error: unknown) => {
           resultSet = {
             error,
             results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
@@ -595,62 +607,14 @@ async function runBlock(
     } finally {
       // A history write that did not commit is rolled back (a no-op where none began).
       if (!committed) await sql`ROLLBACK`.execute(connection).catch(() => {})
+      // Every write has ended: the next run may take the lock (a dead connection let go already).
+      await releaseWriterLock(connection).catch(() => {})
       blockers = await watch.stop()
       // The migration SET its timeouts for the session; the pool must not hand them on.
       await sql`RESET ALL`.execute(connection).catch(() => {})
     }
     return { resultSet, blockers, uncommitted, backups }
   })
-}
-
-/**
- * The server's own bounds on what a session of the run may hold, so that a stalled client (a
- * stopped process, a frozen VM; TCP keepalive sees neither) cannot block writers for long:
- * idle_in_transaction_session_timeout ends a transaction whose client stopped sending, and with
- * it its locks; in a transaction of the runner (`transaction`), lock_timeout and
- * statement_timeout bound each statement, and transaction_timeout (PostgreSQL 17 and later) the
- * transaction as a whole. On a migration's own connection (`session`) the migration opens its
- * transactions itself, some of them long on purpose (VALIDATE, CREATE INDEX CONCURRENTLY): there
- * only the idle bound applies (the provider sets the statement bounds of each migration), and
- * READ COMMITTED becomes the default of its transactions. RESET ALL ends them. Not on PGlite:
- * one process holds the only connection, and no one else waits.
- */
-async function setSessionBounds(
-  db: Kysely<any>,
-  settings: MigrationSettings,
-  scope: 'transaction' | 'session',
-): Promise<void> {
-  if (db.getExecutor().adapter instanceof PGliteAdapter) return
-  const local = scope === 'transaction'
-  const set = (name: string, ms: number) =>
-    sql`SELECT set_config(${name}, ${`${ms}ms`}, ${local})`.execute(db)
-  const { rows } = await sql<{
-    version: number
-  }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
-  const version = rows[0]!.version
-  await set('idle_in_transaction_session_timeout', settings.idleTimeoutMs)
-  if (local) {
-    await set('lock_timeout', settings.lockTimeoutMs)
-    await set('statement_timeout', settings.statementTimeoutMs)
-    if (version >= 170_000) await set('transaction_timeout', settings.transactionTimeoutMs)
-  } else {
-    await sql`SELECT set_config('default_transaction_isolation', 'read committed', false)`.execute(
-      db,
-    )
-    // The fence of the statements that commit by themselves (a migration outside a
-    // transaction, the rollback mark): the lock session's "still held" can arrive late (a
-    // network path that stalls, then delivers), after the server ended that session for idling
-    // idleTimeoutMs in its transaction and another run took the lock. Each such statement is
-    // sent only once the lock session answered after the statement before it finished, so this
-    // connection has been idle since before the lock session's last answer: with the same bound
-    // on idling here, the server has ended this connection before (or as) it ended the lock
-    // session, and the late statement finds no session to run in. Inside a transaction,
-    // idle_in_transaction_session_timeout above does the same. A check of the lock holder
-    // inside each statement would fence the runner's own UPDATEs only, not a migration's DDL
-    // (CREATE INDEX CONCURRENTLY); this fences both, on the server's side. RESET ALL (runBlock)
-    // ends it before the connection goes back to the pool. PostgreSQL 14 and later.
-    if (version >= 140_000) await set('idle_session_timeout', settings.idleTimeoutMs)
-  }
 }
 
 /**

@@ -12,7 +12,12 @@ import {
   migrationSourcePath,
 } from '../migrator/checksums.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from '../migrator/history.js'
-import { withMigrationLock } from '../migrator/lock.js'
+import {
+  DEFAULT_IDLE_TIMEOUT_MS,
+  holdWriterLock,
+  setSessionBounds,
+  withMigrationLock,
+} from '../migrator/lock.js'
 import { MigrationLockLostError } from '../migrator/migration-error.js'
 import { buildSchemaReference } from '../schema/reference.js'
 import {
@@ -280,6 +285,9 @@ async function recordAsApplied(
       write()
       const sha256 = await migrationChecksum(name)
       return db.transaction().execute(async (trx) => {
+        // Bounded and fenced as a run's transactions are (holdWriterLock).
+        await setSessionBounds(trx, { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS }, 'transaction')
+        await holdWriterLock(trx, 'transaction')
         const migrator = new Migrator({
           db: trx,
           provider: {
@@ -303,6 +311,6 @@ async function recordAsApplied(
         })
       })
     },
-    { lockWaitMs },
+    { lockWaitMs, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS },
   )
 }

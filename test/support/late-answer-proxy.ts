@@ -9,6 +9,14 @@ export interface LateAnswerProxy {
   close(): Promise<void>
 }
 
+/** Options of {@link lateAnswerProxy}. */
+export interface LateAnswerOptions {
+  /** Called once the server's answer to the held statement has reached the proxy. */
+  onHeld?: () => void
+  /** Ends the hold before `holdMs` when it settles. */
+  release?: Promise<unknown>
+}
+
 /**
  * A TCP proxy on 127.0.0.1 to `server` for a run's migration lock session whose network path
  * stalls and then heals. Once any client has sent a statement containing `armedBy`, the next
@@ -16,7 +24,8 @@ export interface LateAnswerProxy {
  * pg_try_advisory_xact_lock) gets its answer held back for `holdMs`; then everything the server
  * sent meanwhile (the answer, and the server's termination of the session if it came) is
  * delivered, one segment at a time 100 ms apart, as TCP delivers once a path heals. Every other
- * connection, and the lock session's requests, go through at once.
+ * connection, and the lock session's requests, go through at once. `options.release` ends the
+ * hold earlier; `options.onHeld` hears when the held answer has arrived from the server.
  *
  * @example
  * ```ts
@@ -28,6 +37,7 @@ export async function lateAnswerProxy(
   server: URL,
   armedBy: string,
   holdMs: number,
+  options: LateAnswerOptions = {},
 ): Promise<LateAnswerProxy> {
   let armed = false
   let held = false
@@ -43,7 +53,16 @@ export async function lateAnswerProxy(
       socket.on('error', () => {})
     }
     const deliver = async () => {
-      await new Promise((resolve) => setTimeout(resolve, holdMs))
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race(
+        [
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, holdMs)
+          }),
+          options.release?.catch(() => {}),
+        ].filter(Boolean),
+      )
+      clearTimeout(timer)
       delivered = true
       for (const data of pending.splice(0)) {
         client.write(data)
@@ -63,8 +82,10 @@ export async function lateAnswerProxy(
       upstream.write(data)
     })
     upstream.on('data', (data) => {
-      if (holdUntil !== undefined) pending.push(data)
-      else client.write(data)
+      if (holdUntil !== undefined) {
+        if (pending.length === 0) options.onHeld?.()
+        pending.push(data)
+      } else client.write(data)
     })
     client.on('close', () => upstream.destroy())
     upstream.on('close', () => {
