@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely'
 import type pg from 'pg'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 
+import { MIGRATION_WRITER_KEY } from '../src/migrator/lock.js'
 import { type SchemaSnapshot, snapshotPublicSchema } from '../src/schema/snapshot.js'
 import {
   ensureSupabaseStandIn,
@@ -83,12 +84,13 @@ async function killWhileWaiting(
   expect((await run.kill()).signal).toBe('SIGKILL')
 }
 
-async function expectNoAdvisoryLock(observer: pg.Client): Promise<void> {
-  // The lock's transaction sat idle on its own connection: the server ends it as the socket closes.
-  await pollUntil(
-    observer,
-    'no advisory lock in the database',
-    async () => (await advisoryLocks(observer)).length === 0,
+async function expectNoMigrationLock(observer: pg.Client): Promise<void> {
+  // The lock's transaction sat idle on its own connection: the server ends it as the socket
+  // closes. A writer of the killed run whose backend still waits (a server that does not check
+  // for dead clients) keeps only the writer key, shared: the fence that holds the next run back
+  // until that writer ends (holdWriterLock).
+  await pollUntil(observer, 'no migration lock in the database', async () =>
+    (await advisoryLocks(observer)).every((lock) => lock.key === String(MIGRATION_WRITER_KEY)),
   )
 }
 
@@ -207,7 +209,7 @@ describe.skipIf(skipReason !== undefined)(
           startMigrateLatest(connectionString),
           'create table "x402_user_claude_configs"',
         )
-        await expectNoAdvisoryLock(observer)
+        await expectNoMigrationLock(observer)
         // 000 and 001 committed, each in a transaction of its own, before 002 began.
         const committed = ALL_MIGRATIONS.slice(0, 3)
         expect(await recordedMigrations(observer)).toEqual(committed)
@@ -235,7 +237,7 @@ describe.skipIf(skipReason !== undefined)(
           startMigrateLatest(connectionString),
           'ADD COLUMN openrouter_model_id',
         )
-        await expectNoAdvisoryLock(observer)
+        await expectNoMigrationLock(observer)
         expect(await recordedMigrations(observer)).toEqual(THROUGH_002)
         expect(await relationExists(observer, 'public.user_openrouter_integrations')).toBe(false)
 
@@ -265,7 +267,7 @@ describe.skipIf(skipReason !== undefined)(
         await queuedLock
 
         await killWhileWaiting(observer, run, 'VALIDATE CONSTRAINT')
-        await expectNoAdvisoryLock(observer)
+        await expectNoMigrationLock(observer)
         const expectStepOneOnly = async () => {
           expect(await recordedMigrations(observer)).toEqual(THROUGH_002)
           expect(await constraintsValidated(observer)).toEqual(NEITHER_VALIDATED)
@@ -300,7 +302,7 @@ describe.skipIf(skipReason !== undefined)(
           'CREATE INDEX CONCURRENTLY',
         )
         await waitUntilGone(observer, KILLED_RUN)
-        await expectNoAdvisoryLock(observer)
+        await expectNoMigrationLock(observer)
         expect(await recordedMigrations(observer)).toEqual(THROUGH_002)
         expect(await constraintsValidated(observer)).toEqual(BOTH_VALIDATED)
         const killedBuild = await openrouterIndex(observer)
@@ -325,7 +327,7 @@ describe.skipIf(skipReason !== undefined)(
           startMigrateLatest(connectionString),
           'CREATE INDEX CONCURRENTLY',
         )
-        await expectNoAdvisoryLock(observer)
+        await expectNoMigrationLock(observer)
         expect(await recordedMigrations(observer)).toEqual(THROUGH_002)
         expect(await openrouterIndex(observer)).toMatchObject({ valid: false })
 
