@@ -226,6 +226,11 @@ BEGIN
             pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
             pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata), true);
+  IF keys > 0 THEN
+    -- Emptied here, under a lock that keeps new keys out: the drop of the last step loses nothing.
+    PERFORM set_config('x402.present_005', (coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb
+                                            - 'public.user_openrouter_integrations'::regclass::oid::text)::text, true);
+  END IF;
 END
 $keep_or_refuse$;
 
@@ -518,6 +523,67 @@ COMMIT;
 
 BEGIN;
 
+DO $presence$
+DECLARE
+  t record;
+  present boolean;
+  noted jsonb := '{}';
+  holding oid[] := '{}';
+BEGIN
+  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
+                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
+             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname <> 'information_schema' LOOP
+    present := true;
+    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
+    IF present THEN
+      holding := holding || t.oid;
+      noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
+        (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
+          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
+    END IF;
+  END LOOP;
+  PERFORM set_config('x402.present_005', noted::text, true);
+  PERFORM set_config('x402.present_types_005', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, c.relname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
+            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
+        SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
+  JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
+  PERFORM set_config('x402.present_enums_005', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, et.typname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(e.oid::text, e.enumlabel), '{}') FROM pg_enum e WHERE e.enumtypid = et.oid))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
+        SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
+  JOIN pg_type et ON et.oid = u.type JOIN pg_namespace ns ON ns.oid = et.typnamespace)::text, true);
+END
+$presence$;
+
 DO $keep_or_refuse$
 DECLARE
   allowed boolean := coalesce(current_setting('x402.allow_data_loss', true), '') = 'on';
@@ -664,69 +730,13 @@ BEGIN
             pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
             pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata), true);
+  IF keys > 0 THEN
+    -- Emptied here, under a lock that keeps new keys out: the drop of the last step loses nothing.
+    PERFORM set_config('x402.present_005', (coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb
+                                            - 'public.user_openrouter_integrations'::regclass::oid::text)::text, true);
+  END IF;
 END
 $keep_or_refuse$;
-
-DO $presence$
-DECLARE
-  t record;
-  present boolean;
-  noted jsonb := '{}';
-  holding oid[] := '{}';
-BEGIN
-  FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
-                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
-             FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND ns.nspname NOT LIKE 'pg\_%' AND ns.nspname <> 'information_schema' LOOP
-    present := true;
-    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
-    IF present THEN
-      holding := holding || t.oid;
-      noted := noted || jsonb_build_object(t.oid::text, jsonb_build_array(t.name,
-        (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
-          WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
-    END IF;
-  END LOOP;
-  PERFORM set_config('x402.present_005', noted::text, true);
-  PERFORM set_config('x402.present_types_005', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, c.relname), u.tables,
-         (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
-            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')
-  FROM (WITH RECURSIVE used(tbl, typ) AS (
-          SELECT a.attrelid, a.atttypid FROM pg_attribute a
-           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
-          UNION
-          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
-            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
-                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
-                                UNION ALL SELECT a.atttypid FROM pg_attribute a
-                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped
-                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
-                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
-                               ) AS x(typ))
-        SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
-          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
-  JOIN pg_class c ON c.oid = u.type JOIN pg_namespace ns ON ns.oid = c.relnamespace)::text, true);
-  PERFORM set_config('x402.present_enums_005', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', ns.nspname, et.typname), u.tables,
-         (SELECT coalesce(jsonb_object_agg(e.oid::text, e.enumlabel), '{}') FROM pg_enum e WHERE e.enumtypid = et.oid))), '{}')
-  FROM (WITH RECURSIVE used(tbl, typ) AS (
-          SELECT a.attrelid, a.atttypid FROM pg_attribute a
-           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
-          UNION
-          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
-            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
-                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
-                                UNION ALL SELECT a.atttypid FROM pg_attribute a
-                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped
-                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
-                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
-                               ) AS x(typ))
-        SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
-          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
-  JOIN pg_type et ON et.oid = u.type JOIN pg_namespace ns ON ns.oid = et.typnamespace)::text, true);
-END
-$presence$;
 
 DROP TABLE IF EXISTS user_openrouter_integrations;
 

@@ -272,8 +272,9 @@ export async function down(db: Kysely<any>): Promise<void> {
     await refuseUnreported(trx, LATER_STEP_UNDONE)
   })
   await db.transaction().execute(async (trx) => {
-    await keepOrRefuse(trx, 'keys')
+    // Noted before the check, as in step 1: what an event trigger of a backup it makes drops counts.
     await notePresence(trx)
+    await keepOrRefuse(trx, 'keys')
     await sql`DROP TABLE IF EXISTS user_openrouter_integrations`.execute(trx)
     await sql`DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at()`.execute(trx)
     // Last, as in up: ACCESS EXCLUSIVE on x402_resources for as short a time as it can. The
@@ -546,6 +547,7 @@ $unreported$
  * must be what was moved: a trigger or rule of another table that deleted with them rolls it all
  * back, named. The count and a digest of the rows moved into each backup go to the session's
  * `x402.backups_005` (emptied by step 1), which refuseUnreported compares with each backup last.
+ * The keys table, emptied here, leaves what notePresence noted before: dropping it loses nothing.
  */
 async function keepOrRefuse(db: Kysely<any>, scope: 'all' | 'keys'): Promise<void> {
   const refusal =
@@ -669,6 +671,11 @@ BEGIN
   END IF;
   PERFORM set_config('x402.watch_005', ${sql.raw(WATCHED_TABLES)}::text, true);
   PERFORM set_config('x402.watch_005_lo', ${sql.raw(LARGE_OBJECTS)}, true);
+  IF keys > 0 THEN
+    -- Emptied here, under a lock that keeps new keys out: the drop of the last step loses nothing.
+    PERFORM set_config('x402.present_005', (coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb
+                                            - 'public.user_openrouter_integrations'::regclass::oid::text)::text, true);
+  END IF;
 END
 $keep_or_refuse$
   `.execute(db)
