@@ -64,8 +64,16 @@ async function onNewBackups(
     .execute(db)
 }
 
-/** An event trigger that deletes every row of x402_backup's tables after each `tag` statement. */
-async function emptyBackupsOn(db: Kysely<any>, tag: string): Promise<void> {
+/**
+ * An event trigger that runs `action` (a format() string, %s the table; by default, deletes every
+ * row) on each table of x402_backup named LIKE `like` after each `tag` statement.
+ */
+async function emptyBackupsOn(
+  db: Kysely<any>,
+  tag: string,
+  action = 'DELETE FROM %s',
+  like = '%',
+): Promise<void> {
   await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
   await sql
     .raw(
@@ -73,8 +81,8 @@ async function emptyBackupsOn(db: Kysely<any>, tag: string): Promise<void> {
       DECLARE r record;
       BEGIN
         FOR r IN SELECT format('%I.%I', table_schema, table_name) AS name FROM information_schema.tables
-                  WHERE table_schema = 'x402_backup' LOOP
-          EXECUTE format('DELETE FROM %s', r.name);
+                  WHERE table_schema = 'x402_backup' AND table_name LIKE ${literal(like)} LOOP
+          EXECUTE format(${literal(action)}, r.name);
         END LOOP;
       END $fn$`,
     )
@@ -187,11 +195,32 @@ describe.each(testTargets)(
         const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
           (caught: unknown) => caught,
         )
+        // The watch is noted before the guard makes its backups: the last check counts them.
         expect(messageOf(error)).toMatch(
-          /table x402_backup\."002_x402_user_claude_configs_\d{8}T\d{9}": 3 row\(s\) deleted/,
+          /x402_backup\."002_x402_user_claude_configs_\d{8}T\d{9}" holds 0 row\(s\), not the 3 copied into it/,
         )
         expect(await applied(db)).toContain(MIGRATION_002)
         expect(await count(db, 'x402_user_claude_configs')).toBe(3)
+      } finally {
+        await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+      }
+    })
+
+    it("emptied by TRUNCATE in the down's own statements after the copy: rolls the down back, naming the backup", async () => {
+      const { db } = database
+      await seedClaude(db)
+      // TRUNCATE of a table made in the same transaction keeps its storage and counts no row.
+      await emptyBackupsOn(db, 'DROP TABLE', 'TRUNCATE %s')
+      try {
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (caught: unknown) => caught,
+        )
+        expect(messageOf(error)).toMatch(
+          /x402_backup\."002_x402_user_claude_configs_\d{8}T\d{9}" holds 0 row\(s\), not the 3 copied into it/,
+        )
+        expect(await applied(db)).toContain(MIGRATION_002)
+        expect(await count(db, 'x402_user_claude_configs')).toBe(3)
+        expect(await backupTables(db, '002_%')).toEqual([])
       } finally {
         await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
       }
@@ -213,6 +242,44 @@ describe.each(testTargets)(
         await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
       }
     })
+
+    // The guard's own backups are DDL: an event trigger they fire is watched like the down's.
+    it.each([['the runner'], ['the exported script']])(
+      'an event trigger of the backups that deletes rows of another table, by %s: rolls the down back, naming it',
+      async (by) => {
+        const { db } = database
+        await seedClaude(db)
+        await sql`DROP TABLE IF EXISTS public.notes`.execute(db)
+        await sql`CREATE TABLE public.notes (id int PRIMARY KEY)`.execute(db)
+        await sql`INSERT INTO public.notes SELECT generate_series(1, 25)`.execute(db)
+        await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+        await sql`CREATE OR REPLACE FUNCTION hostile() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+          BEGIN DELETE FROM public.notes; END $fn$`.execute(db)
+        await sql`CREATE EVENT TRIGGER hostile ON ddl_command_end WHEN TAG IN ('CREATE SCHEMA', 'CREATE TABLE AS')
+          EXECUTE FUNCTION hostile()`.execute(db)
+        try {
+          const error =
+            by === 'the runner'
+              ? await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+                  (caught: unknown) => caught,
+                )
+              : await runScript(
+                  db,
+                  (await exportMigrationSql(MIGRATION_002, 'down')).replace(
+                    'x402.allow_data_loss = off',
+                    'x402.allow_data_loss = on',
+                  ),
+                )
+          expect(messageOf(error)).toMatch(/table public\.notes: 25 row\(s\) deleted/)
+          expect(await count(db, 'public.notes')).toBe(25)
+          expect(await applied(db)).toContain(MIGRATION_002)
+          expect(await count(db, 'x402_user_claude_configs')).toBe(3)
+          expect(await backupTables(db, '002_%')).toEqual([])
+        } finally {
+          await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+        }
+      },
+    )
   },
 )
 
@@ -237,6 +304,13 @@ describe.each(testTargets)(
     }
 
     const instant = "x402_resources WHERE resource_type = 'openrouter_instant'"
+
+    /** Without the event trigger, ends what the test left (a rollback half done, or not begun) and its backups. */
+    async function cleanUp(db: Kysely<any>): Promise<void> {
+      await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+      await migrateDown(db, { allowDataLoss: true, env: {} }).catch(() => {})
+      await sql`DROP SCHEMA IF EXISTS x402_backup CASCADE`.execute(db)
+    }
 
     const keys005 = ['the keys', '005_user_openrouter_integrations', 'encrypted_api_key'] as const
     const resources005 = ['the resources', '005_x402_resources', 'name'] as const
@@ -295,6 +369,65 @@ describe.each(testTargets)(
           expect(await backupTables(db, '005_%')).toEqual([])
         } finally {
           await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+        }
+      },
+    )
+
+    // An event trigger of the first step's own ALTER TABLE, after the rows were moved: the check
+    // that each backup holds them comes last in every transaction of the down.
+    it.each([
+      ['drops', 'DROP TABLE %s', 'was dropped'],
+      ['truncates', 'TRUNCATE %s', 'holds 0 row\\(s\\), not the \\d+ moved into it'],
+    ])(
+      "an event trigger of the first step's ALTER TABLE that %s the keys' backup: rolls that step back, named",
+      async (_, action, refusal) => {
+        const { db } = database
+        await seed005(db)
+        const keys = await count(db, 'user_openrouter_integrations')
+        await emptyBackupsOn(db, 'ALTER TABLE', action, '005_user_openrouter_integrations_%')
+        try {
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (caught: unknown) => caught,
+          )
+          const message = messageOf(error)
+          expect(message).toMatch(
+            new RegExp(`x402_backup\\."005_user_openrouter_integrations_\\d{8}T\\d{9}" ${refusal}`),
+          )
+          expect(message).toContain('Nothing was changed')
+          expect(await applied(db)).toContain(MIGRATION_005)
+          expect(await count(db, 'user_openrouter_integrations')).toBe(keys)
+          expect(await count(db, instant)).toBeGreaterThan(0)
+          expect(await backupTables(db, '005_%')).toEqual([])
+        } finally {
+          await cleanUp(db)
+        }
+      },
+    )
+
+    // The last step's DROP TABLE, once the first step's backup committed: that backup is kept.
+    it.each([
+      ['drops', 'DROP TABLE %s'],
+      ['truncates', 'TRUNCATE %s'],
+    ])(
+      "an event trigger of the last step's DROP TABLE that %s the first step's backup: rolls that step back, named",
+      async (_, action) => {
+        const { db } = database
+        await seed005(db)
+        const keys = await count(db, 'user_openrouter_integrations')
+        await emptyBackupsOn(db, 'DROP TABLE', action, '005_user_openrouter_integrations_%')
+        try {
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (caught: unknown) => caught,
+          )
+          expect(messageOf(error)).toMatch(
+            /x402_backup\."005_user_openrouter_integrations_\d{8}T\d{9}"/,
+          )
+          expect(await applied(db)).toContain(MIGRATION_005)
+          const [backup] = await backupTables(db, '005_user_openrouter_integrations_%')
+          expect(backup).toBeDefined()
+          expect(await count(db, `x402_backup."${backup}"`)).toBe(keys)
+        } finally {
+          await cleanUp(db)
         }
       },
     )

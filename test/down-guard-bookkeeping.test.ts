@@ -1,8 +1,9 @@
 import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
-import { migrateDown, migrationStatus } from '../src/tooling.js'
+import { migrateDown, migrateTo, migrationStatus } from '../src/tooling.js'
 import { MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
+import { createUser } from './support/fixtures.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
 // The module's bookkeeping in schema x402_migrations (the history, the checksums, adoption's
@@ -116,5 +117,62 @@ describe.each(testTargets)('rows of x402_migrations deleted during a down on %s'
         await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
       }
     })
+  })
+})
+
+// The mark of a rollback outside a transaction (005's) is an UPDATE of the history, before the
+// first step, and its removal another, after a refusal: a trigger on the history fired by either
+// deletes nothing unreported, with or without the opt-in.
+describe.each(testTargets)("the mark of 005's rollback in the history on %s", (target) => {
+  const database = useTestDatabase(target, MIGRATION_005)
+
+  async function notes(db: Kysely<any>): Promise<number> {
+    const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM public.notes`.execute(db)
+    return Number(rows[0]!.n)
+  }
+
+  /** 25 notes, and a trigger on the history's UPDATE (where `when` holds) that deletes them. */
+  async function seed(db: Kysely<any>, when: string): Promise<void> {
+    await sql`DROP TABLE IF EXISTS public.notes`.execute(db)
+    await sql`DROP TRIGGER IF EXISTS hostile ON x402_migrations.kysely_migration`.execute(db)
+    await sql`DROP FUNCTION IF EXISTS public.hostile()`.execute(db)
+    await migrateTo(db, MIGRATION_005)
+    await sql`ALTER TABLE x402_migrations.kysely_migration ADD COLUMN IF NOT EXISTS reverting_since timestamptz`.execute(
+      db,
+    )
+    await sql`CREATE TABLE public.notes (id int PRIMARY KEY)`.execute(db)
+    await sql`INSERT INTO public.notes SELECT generate_series(1, 25)`.execute(db)
+    await hostileTrigger(
+      db,
+      `AFTER UPDATE ON x402_migrations.kysely_migration FOR EACH ROW WHEN (${when})`,
+      'DELETE FROM public.notes',
+    )
+  }
+
+  it.each([
+    ['without the opt-in', false],
+    ['with the opt-in', true],
+  ])('by a trigger on its UPDATE, %s: refuses, the rows kept', async (_, allowDataLoss) => {
+    const { db } = database
+    await seed(db, 'NEW.reverting_since IS NOT NULL')
+    const error = await migrateDown(db, { allowDataLoss, env: {} }).catch(
+      (caught: unknown) => caught,
+    )
+    expect(error).toBeInstanceOf(Error)
+    expect((error as Error).message).toContain('public.notes')
+    expect(await notes(db)).toBe(25)
+    expect(await applied(db)).toContain(MIGRATION_005)
+  })
+
+  it('by a trigger on the UPDATE that removes it after a refusal: the rows kept', async () => {
+    const { db } = database
+    await seed(db, 'NEW.reverting_since IS NULL')
+    await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${await createUser(db)}, 'v2:k:n:c:t')`.execute(
+      db,
+    )
+    const error = await migrateDown(db, { env: {} }).catch((caught: unknown) => caught)
+    expect((error as Error).message).toMatch(/would destroy data/)
+    expect(await notes(db)).toBe(25)
+    expect(await applied(db)).toContain(MIGRATION_005)
   })
 })

@@ -14,89 +14,6 @@ SET LOCAL x402.backups = '[]';
 -- is then copied to schema x402_backup first. No database or role default opts in for this script.
 SET LOCAL x402.allow_data_loss = off;
 
--- Refuses, before anything changes, where this down would destroy data, unless the session ran
--- SET x402.allow_data_loss = on; then it first copies each table concerned whole to schema x402_backup.
-DO $guard$
-DECLARE
-  n bigint;
-  hidden text[];
-  lost text[] := '{}';
-  concerned text[] := '{}';
-  covered text[] := '{}';
-  backup text;
-  backups text[] := '{}';
-  copied jsonb := '{}';
-  held bigint;
-  source text;
-  unkept text[] := '{}';
-  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
-BEGIN
-  -- Writes wait until the transaction ends: nothing arrives between the counts and the down.
-  IF current_setting('lock_timeout') = '0' THEN PERFORM set_config('lock_timeout', '2s', true); END IF;
-  LOCK TABLE public.x402_user_claude_configs IN SHARE MODE;
-  -- Row level security would hide rows from the counts and the copies below: an owner under
-  -- FORCE ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table.
-  SELECT array_agg(t) INTO hidden FROM unnest(ARRAY['public.x402_user_claude_configs']) AS t
-   WHERE row_security_active(t);
-  IF cardinality(hidden) > 0 THEN
-    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
-      'Rolling back 002_add_claude_integration cannot see every row of ' ||
-      array_to_string(hidden, ', ') ||
-      ': row level security filters what role ' ||
-      current_user ||
-      ' reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. Nothing was changed. Keep 002_add_claude_integration, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.';
-  END IF;
-  SELECT count(*) INTO n FROM public.x402_user_claude_configs;
-  IF n > 0 THEN
-    lost := lost || ('table public.x402_user_claude_configs (dropped): ' || n || ' row(s)');
-    concerned := concerned || 'public.x402_user_claude_configs'::text;
-  END IF;
-  PERFORM set_config('x402.down_covered', array_to_json(covered)::text, true);
-  IF cardinality(lost) = 0 THEN RETURN; END IF;
-  IF current_setting('x402.allow_data_loss', true) IS DISTINCT FROM 'on' THEN
-    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
-      'Rolling back 002_add_claude_integration would destroy data: ' ||
-      array_to_string(lost, '; ') ||
-      '. Nothing was changed. Keep 002_add_claude_integration, or move the data first; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true), or in SQL run SET x402.allow_data_loss = on before the down: each table concerned is then copied whole to schema x402_backup first.';
-  END IF;
-  CREATE SCHEMA IF NOT EXISTS x402_backup;
-  IF 'public.x402_user_claude_configs' = ANY (concerned) THEN
-    backup := '002_x402_user_claude_configs_' || stamp;
-    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, 'public.x402_user_claude_configs');
-    GET DIAGNOSTICS n = ROW_COUNT;
-    copied := copied || jsonb_build_object(format('x402_backup.%I', backup), jsonb_build_array(n, 'public.x402_user_claude_configs'));
-    backups := backups || format('x402_backup.%I', backup);
-    covered := covered || to_regclass('public.x402_user_claude_configs')::oid::text;
-  END IF;
-  -- An event trigger can empty, fill or drop a new table as it is made: a backup that does not
-  -- hold what was copied into it would report as kept what the down then destroys.
-  -- Each must hold what its table holds, row for row: compared as text, which every type has.
-  FOR backup, n, source IN SELECT key, (value ->> 0)::bigint, value ->> 1 FROM jsonb_each(copied) LOOP
-    IF to_regclass(backup) IS NULL THEN
-      unkept := unkept || format('%s was dropped', backup);
-      CONTINUE;
-    END IF;
-    EXECUTE format('SELECT count(*) FROM %s', backup) INTO held;
-    IF held <> n THEN
-      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup, held, n);
-      CONTINUE;
-    END IF;
-    EXECUTE format('SELECT count(*) FROM (SELECT s::text FROM %s s EXCEPT ALL SELECT b::text FROM %s b) AS d', source, backup)
-      INTO held;
-    IF held > 0 THEN unkept := unkept || format('%s holds other rows than the %s copied into it', backup, n); END IF;
-  END LOOP;
-  IF cardinality(unkept) > 0 THEN
-    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
-      'Rolling back 002_add_claude_integration stopped before the down: its backups in schema x402_backup do not hold what was copied into them (a trigger, a rule or an event trigger changed them): ' ||
-      array_to_string(unkept, '; ') ||
-      '. Nothing was changed (it was rolled back). Keep 002_add_claude_integration, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.';
-  END IF;
-  -- The runner reports the backups from here, and the check after the down skips what they hold.
-  PERFORM set_config('x402.backups', array_to_json(backups)::text, true);
-  PERFORM set_config('x402.down_covered', array_to_json(covered)::text, true);
-END
-$guard$;
-
 -- Notes each table's row counters, storage, columns and whether it holds a row, and the history's
 -- records, for the check before COMMIT.
 DO $watch$
@@ -170,6 +87,96 @@ BEGIN
 END
 $watch$;
 
+-- Refuses, before anything changes, where this down would destroy data, unless the session ran
+-- SET x402.allow_data_loss = on; then it first copies each table concerned whole to schema x402_backup.
+DO $guard$
+DECLARE
+  n bigint;
+  hidden text[];
+  lost text[] := '{}';
+  concerned text[] := '{}';
+  covered text[] := '{}';
+  backup text;
+  backups text[] := '{}';
+  expected jsonb := '{}';
+  held jsonb := coalesce(nullif(current_setting('x402.backups_held', true), ''), '{}')::jsonb;
+  digest text;
+  holds text;
+  source text;
+  unkept text[] := '{}';
+  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
+BEGIN
+  -- Writes wait until the transaction ends: nothing arrives between the counts and the down.
+  IF current_setting('lock_timeout') = '0' THEN PERFORM set_config('lock_timeout', '2s', true); END IF;
+  LOCK TABLE public.x402_user_claude_configs IN SHARE MODE;
+  -- Row level security would hide rows from the counts and the copies below: an owner under
+  -- FORCE ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table.
+  SELECT array_agg(t) INTO hidden FROM unnest(ARRAY['public.x402_user_claude_configs']) AS t
+   WHERE row_security_active(t);
+  IF cardinality(hidden) > 0 THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'Rolling back 002_add_claude_integration cannot see every row of ' ||
+      array_to_string(hidden, ', ') ||
+      ': row level security filters what role ' ||
+      current_user ||
+      ' reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. Nothing was changed. Keep 002_add_claude_integration, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.';
+  END IF;
+  SELECT count(*) INTO n FROM public.x402_user_claude_configs;
+  IF n > 0 THEN
+    lost := lost || ('table public.x402_user_claude_configs (dropped): ' || n || ' row(s)');
+    concerned := concerned || 'public.x402_user_claude_configs'::text;
+  END IF;
+  PERFORM set_config('x402.down_covered', array_to_json(covered)::text, true);
+  IF cardinality(lost) = 0 THEN RETURN; END IF;
+  IF current_setting('x402.allow_data_loss', true) IS DISTINCT FROM 'on' THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'Rolling back 002_add_claude_integration would destroy data: ' ||
+      array_to_string(lost, '; ') ||
+      '. Nothing was changed. Keep 002_add_claude_integration, or move the data first; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true), or in SQL run SET x402.allow_data_loss = on before the down: each table concerned is then copied whole to schema x402_backup first.';
+  END IF;
+  -- What each table concerned holds, counted before the first statement below that can fire an
+  -- event trigger (one could delete from a table before its copy is made).
+  FOR source IN SELECT DISTINCT unnest(concerned) LOOP
+    EXECUTE format('SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0), coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)]::text FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d', source) INTO digest;
+    expected := expected || jsonb_build_object(source, digest);
+  END LOOP;
+  CREATE SCHEMA IF NOT EXISTS x402_backup;
+  IF 'public.x402_user_claude_configs' = ANY (concerned) THEN
+    backup := '002_x402_user_claude_configs_' || stamp;
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, 'public.x402_user_claude_configs');
+    held := held || jsonb_build_object(format('x402_backup.%I', backup), expected -> 'public.x402_user_claude_configs');
+    backups := backups || format('x402_backup.%I', backup);
+    covered := covered || to_regclass('public.x402_user_claude_configs')::oid::text;
+  END IF;
+  -- An event trigger can empty, fill or drop a new table as it is made: a backup that does not
+  -- hold what was copied into it would report as kept what the down then destroys.
+  FOR backup, digest IN SELECT key, value #>> '{}' FROM jsonb_each(held) LOOP
+    IF to_regclass(backup) IS NULL THEN
+      unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0), coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)]::text FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d', backup) INTO holds;
+    IF (holds::numeric[])[1] <> (digest::numeric[])[1] THEN
+      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup,
+                                 (holds::numeric[])[1], (digest::numeric[])[1]);
+    ELSIF holds <> digest THEN
+      unkept := unkept || format('%s holds other rows than the %s copied into it', backup, (digest::numeric[])[1]);
+    END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'Rolling back 002_add_claude_integration stopped before the down: its backups in schema x402_backup do not hold what was copied into them (a trigger, a rule or an event trigger changed them): ' ||
+      array_to_string(unkept, '; ') ||
+      '. Nothing was changed (it was rolled back). Keep 002_add_claude_integration, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.';
+  END IF;
+  -- The runner reports the backups from here, the check after the down skips what they hold,
+  -- and compares each backup with what went into it again, last before COMMIT.
+  PERFORM set_config('x402.backups', array_to_json(backups)::text, true);
+  PERFORM set_config('x402.backups_held', held::text, true);
+  PERFORM set_config('x402.down_covered', array_to_json(covered)::text, true);
+END
+$guard$;
+
 SET LOCAL lock_timeout = '2000ms';
 
 SET LOCAL statement_timeout = '60000ms';
@@ -190,6 +197,12 @@ DECLARE
   enums jsonb := coalesce(nullif(current_setting('x402.down_watch_enums', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.down_watch_lo', true), '');
   forgotten int := 0;
+  marked bigint := 0;
+  held jsonb := coalesce(nullif(current_setting('x402.backups_held', true), ''), '{}')::jsonb;
+  backup text;
+  digest text;
+  holds text;
+  unkept text[] := '{}';
   unreported text[];
 BEGIN
   SET CONSTRAINTS ALL IMMEDIATE;
@@ -204,16 +217,17 @@ BEGIN
              CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,
              CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted
                   THEN (pg_stat_get_xact_tuples_deleted(c.oid) - o.deleted) || ' row(s) deleted' END,
-             CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint
-                  THEN (pg_stat_get_xact_tuples_updated(c.oid) - (w.v ->> 1)::bigint) || ' row(s) changed' END
+             CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > o.updated
+                  THEN (pg_stat_get_xact_tuples_updated(c.oid) - o.updated) || ' row(s) changed' END
            ], NULL), ', ')) AS line
       FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid
       JOIN pg_namespace n ON n.oid = c.relnamespace
-      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted) AS o
+      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted,
+                                 (w.v ->> 1)::bigint + CASE WHEN c.oid = history THEN marked ELSE 0 END AS updated) AS o
      WHERE NOT covered ? w.k
        AND (c.relfilenode::text <> w.v ->> 2
             OR pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted
-            OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint)
+            OR pg_stat_get_xact_tuples_updated(c.oid) > o.updated)
     UNION ALL
     -- Dropped (DROP TABLE, DROP SCHEMA … CASCADE) while it held rows: no counter shows it.
     SELECT w.k, format('table %s: dropped, with its rows', w.v ->> 4)
@@ -265,7 +279,23 @@ BEGIN
                                         l.d1 - l.d0, l.u1 - l.u0) END)) AS x(line)
      WHERE line IS NOT NULL
   ) AS found;
-  IF unreported IS NOT NULL THEN
+  -- Last: each backup made so far in the transaction holds what went into it (an event trigger
+  -- of the down can empty or drop a new table, and TRUNCATE of one counts no row).
+  FOR backup, digest IN SELECT key, value #>> '{}' FROM jsonb_each(held) LOOP
+    IF to_regclass(backup) IS NULL THEN
+      unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0), coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)]::text FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d', backup) INTO holds;
+    IF (holds::numeric[])[1] <> (digest::numeric[])[1] THEN
+      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup,
+                                 (holds::numeric[])[1], (digest::numeric[])[1]);
+    ELSIF holds <> digest THEN
+      unkept := unkept || format('%s holds other rows than the %s copied into it', backup, (digest::numeric[])[1]);
+    END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN unreported := coalesce(unreported, '{}') || unkept; END IF;
+  IF cardinality(unreported) > 0 THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
       'Rolling back 002_add_claude_integration deleted, changed or dropped data it did not report or back up, through a trigger, a rule or its own statements: ' ||
       array_to_string(unreported, '; ') ||

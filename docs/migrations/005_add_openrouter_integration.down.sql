@@ -91,15 +91,11 @@ DECLARE
   unreported text;
   counted jsonb;
   storage jsonb;
-  backup text;
-  moved bigint;
-  held bigint;
-  unkept text[] := '{}';
-  -- The rows moved into each backup, as text, and what each backup holds: equal, or nothing commits.
-  keys_moved text[] := '{}';
-  resources_moved text[] := '{}';
-  expected text[];
-  found text[];
+  -- The count and digest of the rows moved into each backup, which the last check compares.
+  held jsonb;
+  keys_moved numeric[];
+  resources_moved numeric[];
+  cleared numeric[];
   -- Large objects, which a trigger of the rows moved below could remove unseen by any counter.
   lo_before text := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
             pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
@@ -107,6 +103,11 @@ DECLARE
      FROM pg_catalog.pg_largeobject_metadata);
   lo_after text;
 BEGIN
+  IF true THEN
+    -- The first step of a rollback: no backup of it yet.
+    PERFORM set_config('x402.backups_005', '{}', false);
+  END IF;
+  held := coalesce(nullif(current_setting('x402.backups_005', true), ''), '{}')::jsonb;
   -- Row level security would hide rows from the counts and the moves below: an owner under FORCE
   -- ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table and drop it whole.
   SELECT string_agg(t, ', ') INTO unreported
@@ -159,43 +160,30 @@ BEGIN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
                    '005_user_openrouter_integrations_' || stamp);
     EXECUTE format('WITH gone AS (DELETE FROM public.user_openrouter_integrations RETURNING *), '
-                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT array_agg(g::text) FROM gone g',
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
+                 coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)] FROM (SELECT md5(r::text) AS h FROM gone AS r) AS d)',
                    '005_user_openrouter_integrations_' || stamp) INTO keys_moved;
+    held := held || jsonb_build_object(format('x402_backup.%I', '005_user_openrouter_integrations_' || stamp), keys_moved::text);
   END IF;
   IF instant + configured > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.x402_resources WITH NO DATA', '005_x402_resources_' || stamp);
     EXECUTE format('WITH gone AS (DELETE FROM public.x402_resources WHERE resource_type = ''openrouter_instant'' RETURNING *), '
-                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT coalesce(array_agg(g::text), ''{}'') FROM gone g',
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
+                 coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)] FROM (SELECT md5(r::text) AS h FROM gone AS r) AS d)',
                    '005_x402_resources_' || stamp) INTO resources_moved;
     EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
                    'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id), '
-                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM old) SELECT coalesce(array_agg(o::text), ''{}'') FROM old o',
-                   '005_x402_resources_' || stamp) INTO found;
-    resources_moved := resources_moved || found;
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM old) SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
+                 coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)] FROM (SELECT md5(r::text) AS h FROM old AS r) AS d)',
+                   '005_x402_resources_' || stamp) INTO cleared;
+    resources_moved := ARRAY[resources_moved[1] + cleared[1], resources_moved[2] + cleared[2], resources_moved[3] + cleared[3]];
+    held := held || jsonb_build_object(format('x402_backup.%I', '005_x402_resources_' || stamp), resources_moved::text);
   END IF;
-  -- An event trigger can empty, fill or drop a new table as it is made, or give it a trigger that
-  -- swallows or rewrites inserts: the rows would be deleted here and reported as backed up. Each
-  -- backup must hold the rows moved into it, value for value, compared once both are made (a
-  -- later one's event trigger could change the first).
-  FOR backup, moved, expected IN
-      SELECT m.t, m.n, m.r FROM (VALUES ('005_user_openrouter_integrations_' || stamp, keys, keys_moved),
-                                        ('005_x402_resources_' || stamp, instant + configured, resources_moved)) AS m(t, n, r)
-       WHERE m.n > 0 LOOP
-    IF to_regclass(format('x402_backup.%I', backup)) IS NULL THEN
-      unkept := unkept || format('x402_backup.%I was dropped', backup);
-      CONTINUE;
-    END IF;
-    EXECUTE format('SELECT count(*), coalesce(array_agg(b::text ORDER BY b::text), ''{}'') FROM x402_backup.%I b', backup)
-      INTO held, found;
-    IF held <> moved THEN
-      unkept := unkept || format('x402_backup.%I holds %s row(s), not the %s moved into it', backup, held, moved);
-    ELSIF found IS DISTINCT FROM (SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM unnest(expected) AS x) THEN
-      unkept := unkept || format('x402_backup.%I holds other rows than the %s moved into it', backup, moved);
-    END IF;
-  END LOOP;
-  IF cardinality(unkept) > 0 THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: its backups in schema x402_backup do not hold the rows moved into them (a trigger, a rule or an event trigger changed them): %. %. Keep 005, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.', array_to_string(unkept, '; '), 'Nothing was changed (it was rolled back)';
-  END IF;
+  -- The last check of each transaction of the rollback (refuseUnreported) compares every backup
+  -- made so far with what was moved into it: an event trigger of any later statement can empty,
+  -- fill or drop a new table, or a trigger of it swallow or rewrite the inserts, and the rows
+  -- would be deleted here and reported as backed up.
+  PERFORM set_config('x402.backups_005', held::text, false);
   -- What the server counted in this block against what was moved: instant rows deleted,
   -- configured ones changed. Its counters also hold earlier statements of the session that it
   -- has not flushed yet, hence the difference.
@@ -238,6 +226,11 @@ BEGIN
             pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
             pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
      FROM pg_catalog.pg_largeobject_metadata), true);
+  IF keys > 0 THEN
+    -- Emptied here, under a lock that keeps new keys out: the drop of the last step loses nothing.
+    PERFORM set_config('x402.present_005', (coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb
+                                            - 'public.user_openrouter_integrations'::regclass::oid::text)::text, true);
+  END IF;
 END
 $keep_or_refuse$;
 
@@ -252,6 +245,11 @@ ALTER TABLE x402_resources
 
 DO $unreported$
 DECLARE
+  held jsonb := coalesce(nullif(current_setting('x402.backups_005', true), ''), '{}')::jsonb;
+  backup text;
+  moved numeric[];
+  holds numeric[];
+  unkept text[] := '{}';
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
@@ -320,6 +318,25 @@ BEGIN
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  END IF;
+  -- Last before COMMIT: each backup this rollback made so far holds the rows moved into it. An
+  -- event trigger of a statement after the move (ALTER TABLE, DROP TABLE) can empty or drop one,
+  -- and TRUNCATE of a table made in the same transaction counts no row and keeps its storage.
+  FOR backup, moved IN SELECT key, (value #>> '{}')::numeric[] FROM jsonb_each(held) LOOP
+    IF to_regclass(backup) IS NULL THEN
+      unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
+                 coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)] FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d)', backup) INTO holds;
+    IF holds[1] <> moved[1] THEN
+      unkept := unkept || format('%s holds %s row(s), not the %s moved into it', backup, holds[1], moved[1]);
+    ELSIF holds <> moved THEN
+      unkept := unkept || format('%s holds other rows than the %s moved into it', backup, moved[1]);
+    END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: its backups in schema x402_backup do not hold the rows moved into them (a trigger, a rule or an event trigger changed them): %. %. Keep 005, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.', array_to_string(unkept, '; '), 'Nothing was changed (it was rolled back)';
   END IF;
 END
 $unreported$;
@@ -406,6 +423,11 @@ ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_openrouter_rollbac
 
 DO $unreported$
 DECLARE
+  held jsonb := coalesce(nullif(current_setting('x402.backups_005', true), ''), '{}')::jsonb;
+  backup text;
+  moved numeric[];
+  holds numeric[];
+  unkept text[] := '{}';
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
@@ -475,173 +497,31 @@ BEGIN
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
+  -- Last before COMMIT: each backup this rollback made so far holds the rows moved into it. An
+  -- event trigger of a statement after the move (ALTER TABLE, DROP TABLE) can empty or drop one,
+  -- and TRUNCATE of a table made in the same transaction counts no row and keeps its storage.
+  FOR backup, moved IN SELECT key, (value #>> '{}')::numeric[] FROM jsonb_each(held) LOOP
+    IF to_regclass(backup) IS NULL THEN
+      unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
+                 coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)] FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d)', backup) INTO holds;
+    IF holds[1] <> moved[1] THEN
+      unkept := unkept || format('%s holds %s row(s), not the %s moved into it', backup, holds[1], moved[1]);
+    ELSIF holds <> moved THEN
+      unkept := unkept || format('%s holds other rows than the %s moved into it', backup, moved[1]);
+    END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: its backups in schema x402_backup do not hold the rows moved into them (a trigger, a rule or an event trigger changed them): %. %. Keep 005, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.', array_to_string(unkept, '; '), 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';
+  END IF;
 END
 $unreported$;
 
 COMMIT;
 
 BEGIN;
-
-DO $keep_or_refuse$
-DECLARE
-  allowed boolean := coalesce(current_setting('x402.allow_data_loss', true), '') = 'on';
-  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
-  keys bigint := 0;
-  instant bigint := 0;
-  configured bigint := 0;
-  lost text[] := '{}';
-  unreported text;
-  counted jsonb;
-  storage jsonb;
-  backup text;
-  moved bigint;
-  held bigint;
-  unkept text[] := '{}';
-  -- The rows moved into each backup, as text, and what each backup holds: equal, or nothing commits.
-  keys_moved text[] := '{}';
-  resources_moved text[] := '{}';
-  expected text[];
-  found text[];
-  -- Large objects, which a trigger of the rows moved below could remove unseen by any counter.
-  lo_before text := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
-            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
-            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
-     FROM pg_catalog.pg_largeobject_metadata);
-  lo_after text;
-BEGIN
-  -- Row level security would hide rows from the counts and the moves below: an owner under FORCE
-  -- ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table and drop it whole.
-  SELECT string_agg(t, ', ') INTO unreported
-    FROM unnest(ARRAY['public.user_openrouter_integrations', 'public.x402_resources']) AS t
-   WHERE to_regclass(t) IS NOT NULL AND row_security_active(t);
-  IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot see every row of %: row level security filters what role % reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. Nothing was changed. Keep 005, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.', unreported, current_user;
-  END IF;
-  IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
-    LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
-    SELECT count(*) INTO keys FROM public.user_openrouter_integrations;
-  END IF;
-  IF false AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
-                      AND attname = 'openrouter_config' AND NOT attisdropped) THEN
-    SELECT count(*) FILTER (WHERE resource_type = 'openrouter_instant'),
-           count(*) FILTER (WHERE resource_type <> 'openrouter_instant'
-                              AND (openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL))
-      INTO instant, configured FROM public.x402_resources;
-  END IF;
-  IF keys > 0 THEN
-    lost := lost || format('user_openrouter_integrations (users'' stored OpenRouter keys): %s', keys);
-  END IF;
-  IF instant > 0 THEN
-    lost := lost || format('x402_resources of type ''openrouter_instant'' (the restored resource_type check rejects them): %s', instant);
-  END IF;
-  IF configured > 0 THEN
-    lost := lost || format('other x402_resources with openrouter_model_id or openrouter_config set: %s', configured);
-  END IF;
-  IF cardinality(lost) = 0 THEN
-    PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
-           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
-    PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
-            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
-            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
-     FROM pg_catalog.pg_largeobject_metadata), true);
-    RETURN;
-  END IF;
-  IF NOT allowed THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. %; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; '), 'They were stored while the rollback ran; it stopped before dropping anything that holds data. Run it again';
-  END IF;
-  counted := (SELECT jsonb_object_agg(relid, jsonb_build_array(n_tup_del, n_tup_upd)) FROM pg_stat_xact_user_tables);
-  storage := (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
-           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema');
-  CREATE SCHEMA IF NOT EXISTS x402_backup;
-  IF keys > 0 THEN
-    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
-                   '005_user_openrouter_integrations_' || stamp);
-    EXECUTE format('WITH gone AS (DELETE FROM public.user_openrouter_integrations RETURNING *), '
-                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT array_agg(g::text) FROM gone g',
-                   '005_user_openrouter_integrations_' || stamp) INTO keys_moved;
-  END IF;
-  IF instant + configured > 0 THEN
-    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.x402_resources WITH NO DATA', '005_x402_resources_' || stamp);
-    EXECUTE format('WITH gone AS (DELETE FROM public.x402_resources WHERE resource_type = ''openrouter_instant'' RETURNING *), '
-                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT coalesce(array_agg(g::text), ''{}'') FROM gone g',
-                   '005_x402_resources_' || stamp) INTO resources_moved;
-    EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
-                   'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id), '
-                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM old) SELECT coalesce(array_agg(o::text), ''{}'') FROM old o',
-                   '005_x402_resources_' || stamp) INTO found;
-    resources_moved := resources_moved || found;
-  END IF;
-  -- An event trigger can empty, fill or drop a new table as it is made, or give it a trigger that
-  -- swallows or rewrites inserts: the rows would be deleted here and reported as backed up. Each
-  -- backup must hold the rows moved into it, value for value, compared once both are made (a
-  -- later one's event trigger could change the first).
-  FOR backup, moved, expected IN
-      SELECT m.t, m.n, m.r FROM (VALUES ('005_user_openrouter_integrations_' || stamp, keys, keys_moved),
-                                        ('005_x402_resources_' || stamp, instant + configured, resources_moved)) AS m(t, n, r)
-       WHERE m.n > 0 LOOP
-    IF to_regclass(format('x402_backup.%I', backup)) IS NULL THEN
-      unkept := unkept || format('x402_backup.%I was dropped', backup);
-      CONTINUE;
-    END IF;
-    EXECUTE format('SELECT count(*), coalesce(array_agg(b::text ORDER BY b::text), ''{}'') FROM x402_backup.%I b', backup)
-      INTO held, found;
-    IF held <> moved THEN
-      unkept := unkept || format('x402_backup.%I holds %s row(s), not the %s moved into it', backup, held, moved);
-    ELSIF found IS DISTINCT FROM (SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM unnest(expected) AS x) THEN
-      unkept := unkept || format('x402_backup.%I holds other rows than the %s moved into it', backup, moved);
-    END IF;
-  END LOOP;
-  IF cardinality(unkept) > 0 THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: its backups in schema x402_backup do not hold the rows moved into them (a trigger, a rule or an event trigger changed them): %. %. Keep 005, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.', array_to_string(unkept, '; '), 'This step was rolled back: the keys stored while the rollback ran are still there, and nothing that holds data was dropped';
-  END IF;
-  -- What the server counted in this block against what was moved: instant rows deleted,
-  -- configured ones changed. Its counters also hold earlier statements of the session that it
-  -- has not flushed yet, hence the difference.
-  SELECT string_agg(format('%I.%I: %s row(s) deleted, %s changed', t.schemaname, t.relname, t.deleted, t.changed), '; ')
-    INTO unreported
-    FROM (SELECT schemaname, relname, relid,
-                 n_tup_del - (counted -> relid::text ->> 0)::bigint AS deleted,
-                 n_tup_upd - (counted -> relid::text ->> 1)::bigint AS changed
-          FROM pg_stat_xact_user_tables WHERE counted ? relid::text) AS t
-   WHERE (t.deleted, t.changed) IS DISTINCT FROM (
-           CASE t.relid WHEN 'public.user_openrouter_integrations'::regclass THEN keys
-                        WHEN 'public.x402_resources'::regclass THEN instant ELSE 0 END,
-           CASE t.relid WHEN 'public.x402_resources'::regclass THEN configured ELSE 0 END);
-  -- TRUNCATE and a rewrite count no row: a table whose storage the moves replaced was destroyed.
-  SELECT concat_ws('; ', unreported, string_agg(format('%I.%I: truncated or rewritten', n.nspname, c.relname), '; '))
-    INTO unreported
-    FROM jsonb_each(storage) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relfilenode::text <> w.v ->> 2;
-  lo_after := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
-            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
-            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
-     FROM pg_catalog.pg_largeobject_metadata);
-  IF lo_after <> lo_before THEN
-    unreported := concat_ws('; ', nullif(unreported, ''), nullif(concat_ws('; ',
-      CASE WHEN split_part(lo_after, ':', 1)::bigint < split_part(lo_before, ':', 1)::bigint
-             THEN format('large objects: %s removed', split_part(lo_before, ':', 1)::bigint - split_part(lo_after, ':', 1)::bigint)
-           WHEN split_part(lo_after, ':', 2) <> split_part(lo_before, ':', 2) THEN 'large objects: removed or replaced' END,
-      CASE WHEN split_part(lo_after, ':', 3)::bigint > split_part(lo_before, ':', 3)::bigint OR split_part(lo_after, ':', 4)::bigint > split_part(lo_before, ':', 4)::bigint
-             THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
-                         split_part(lo_after, ':', 3)::bigint - split_part(lo_before, ':', 3)::bigint, split_part(lo_after, ':', 4)::bigint - split_part(lo_before, ':', 4)::bigint) END), ''));
-  END IF;
-  IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
-  END IF;
-  PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
-           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
-  PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
-            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
-            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
-     FROM pg_catalog.pg_largeobject_metadata), true);
-END
-$keep_or_refuse$;
 
 DO $presence$
 DECLARE
@@ -704,6 +584,160 @@ BEGIN
 END
 $presence$;
 
+DO $keep_or_refuse$
+DECLARE
+  allowed boolean := coalesce(current_setting('x402.allow_data_loss', true), '') = 'on';
+  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
+  keys bigint := 0;
+  instant bigint := 0;
+  configured bigint := 0;
+  lost text[] := '{}';
+  unreported text;
+  counted jsonb;
+  storage jsonb;
+  -- The count and digest of the rows moved into each backup, which the last check compares.
+  held jsonb;
+  keys_moved numeric[];
+  resources_moved numeric[];
+  cleared numeric[];
+  -- Large objects, which a trigger of the rows moved below could remove unseen by any counter.
+  lo_before text := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
+     FROM pg_catalog.pg_largeobject_metadata);
+  lo_after text;
+BEGIN
+  IF false THEN
+    -- The first step of a rollback: no backup of it yet.
+    PERFORM set_config('x402.backups_005', '{}', false);
+  END IF;
+  held := coalesce(nullif(current_setting('x402.backups_005', true), ''), '{}')::jsonb;
+  -- Row level security would hide rows from the counts and the moves below: an owner under FORCE
+  -- ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table and drop it whole.
+  SELECT string_agg(t, ', ') INTO unreported
+    FROM unnest(ARRAY['public.user_openrouter_integrations', 'public.x402_resources']) AS t
+   WHERE to_regclass(t) IS NOT NULL AND row_security_active(t);
+  IF unreported <> '' THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot see every row of %: row level security filters what role % reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. Nothing was changed. Keep 005, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.', unreported, current_user;
+  END IF;
+  IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
+    LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
+    SELECT count(*) INTO keys FROM public.user_openrouter_integrations;
+  END IF;
+  IF false AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.x402_resources'::regclass
+                      AND attname = 'openrouter_config' AND NOT attisdropped) THEN
+    SELECT count(*) FILTER (WHERE resource_type = 'openrouter_instant'),
+           count(*) FILTER (WHERE resource_type <> 'openrouter_instant'
+                              AND (openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL))
+      INTO instant, configured FROM public.x402_resources;
+  END IF;
+  IF keys > 0 THEN
+    lost := lost || format('user_openrouter_integrations (users'' stored OpenRouter keys): %s', keys);
+  END IF;
+  IF instant > 0 THEN
+    lost := lost || format('x402_resources of type ''openrouter_instant'' (the restored resource_type check rejects them): %s', instant);
+  END IF;
+  IF configured > 0 THEN
+    lost := lost || format('other x402_resources with openrouter_model_id or openrouter_config set: %s', configured);
+  END IF;
+  IF cardinality(lost) = 0 THEN
+    PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
+           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
+    PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
+     FROM pg_catalog.pg_largeobject_metadata), true);
+    RETURN;
+  END IF;
+  IF NOT allowed THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration would destroy data: %. %; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true; in SQL, SET x402.allow_data_loss = on): the rows are then moved to schema x402_backup before anything is dropped.', array_to_string(lost, '; '), 'They were stored while the rollback ran; it stopped before dropping anything that holds data. Run it again';
+  END IF;
+  counted := (SELECT jsonb_object_agg(relid, jsonb_build_array(n_tup_del, n_tup_upd)) FROM pg_stat_xact_user_tables);
+  storage := (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
+           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema');
+  CREATE SCHEMA IF NOT EXISTS x402_backup;
+  IF keys > 0 THEN
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
+                   '005_user_openrouter_integrations_' || stamp);
+    EXECUTE format('WITH gone AS (DELETE FROM public.user_openrouter_integrations RETURNING *), '
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
+                 coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)] FROM (SELECT md5(r::text) AS h FROM gone AS r) AS d)',
+                   '005_user_openrouter_integrations_' || stamp) INTO keys_moved;
+    held := held || jsonb_build_object(format('x402_backup.%I', '005_user_openrouter_integrations_' || stamp), keys_moved::text);
+  END IF;
+  IF instant + configured > 0 THEN
+    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.x402_resources WITH NO DATA', '005_x402_resources_' || stamp);
+    EXECUTE format('WITH gone AS (DELETE FROM public.x402_resources WHERE resource_type = ''openrouter_instant'' RETURNING *), '
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
+                 coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)] FROM (SELECT md5(r::text) AS h FROM gone AS r) AS d)',
+                   '005_x402_resources_' || stamp) INTO resources_moved;
+    EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
+                   'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id), '
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM old) SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
+                 coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)] FROM (SELECT md5(r::text) AS h FROM old AS r) AS d)',
+                   '005_x402_resources_' || stamp) INTO cleared;
+    resources_moved := ARRAY[resources_moved[1] + cleared[1], resources_moved[2] + cleared[2], resources_moved[3] + cleared[3]];
+    held := held || jsonb_build_object(format('x402_backup.%I', '005_x402_resources_' || stamp), resources_moved::text);
+  END IF;
+  -- The last check of each transaction of the rollback (refuseUnreported) compares every backup
+  -- made so far with what was moved into it: an event trigger of any later statement can empty,
+  -- fill or drop a new table, or a trigger of it swallow or rewrite the inserts, and the rows
+  -- would be deleted here and reported as backed up.
+  PERFORM set_config('x402.backups_005', held::text, false);
+  -- What the server counted in this block against what was moved: instant rows deleted,
+  -- configured ones changed. Its counters also hold earlier statements of the session that it
+  -- has not flushed yet, hence the difference.
+  SELECT string_agg(format('%I.%I: %s row(s) deleted, %s changed', t.schemaname, t.relname, t.deleted, t.changed), '; ')
+    INTO unreported
+    FROM (SELECT schemaname, relname, relid,
+                 n_tup_del - (counted -> relid::text ->> 0)::bigint AS deleted,
+                 n_tup_upd - (counted -> relid::text ->> 1)::bigint AS changed
+          FROM pg_stat_xact_user_tables WHERE counted ? relid::text) AS t
+   WHERE (t.deleted, t.changed) IS DISTINCT FROM (
+           CASE t.relid WHEN 'public.user_openrouter_integrations'::regclass THEN keys
+                        WHEN 'public.x402_resources'::regclass THEN instant ELSE 0 END,
+           CASE t.relid WHEN 'public.x402_resources'::regclass THEN configured ELSE 0 END);
+  -- TRUNCATE and a rewrite count no row: a table whose storage the moves replaced was destroyed.
+  SELECT concat_ws('; ', unreported, string_agg(format('%I.%I: truncated or rewritten', n.nspname, c.relname), '; '))
+    INTO unreported
+    FROM jsonb_each(storage) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relfilenode::text <> w.v ->> 2;
+  lo_after := (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
+     FROM pg_catalog.pg_largeobject_metadata);
+  IF lo_after <> lo_before THEN
+    unreported := concat_ws('; ', nullif(unreported, ''), nullif(concat_ws('; ',
+      CASE WHEN split_part(lo_after, ':', 1)::bigint < split_part(lo_before, ':', 1)::bigint
+             THEN format('large objects: %s removed', split_part(lo_before, ':', 1)::bigint - split_part(lo_after, ':', 1)::bigint)
+           WHEN split_part(lo_after, ':', 2) <> split_part(lo_before, ':', 2) THEN 'large objects: removed or replaced' END,
+      CASE WHEN split_part(lo_after, ':', 3)::bigint > split_part(lo_before, ':', 3)::bigint OR split_part(lo_after, ':', 4)::bigint > split_part(lo_before, ':', 4)::bigint
+             THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
+                         split_part(lo_after, ':', 3)::bigint - split_part(lo_before, ':', 3)::bigint, split_part(lo_after, ':', 4)::bigint - split_part(lo_before, ':', 4)::bigint) END), ''));
+  END IF;
+  IF unreported <> '' THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  END IF;
+  PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
+           pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema')::text, true);
+  PERFORM set_config('x402.watch_005_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' ||
+            pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' ||
+            pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass)
+     FROM pg_catalog.pg_largeobject_metadata), true);
+  IF keys > 0 THEN
+    -- Emptied here, under a lock that keeps new keys out: the drop of the last step loses nothing.
+    PERFORM set_config('x402.present_005', (coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb
+                                            - 'public.user_openrouter_integrations'::regclass::oid::text)::text, true);
+  END IF;
+END
+$keep_or_refuse$;
+
 DROP TABLE IF EXISTS user_openrouter_integrations;
 
 DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at();
@@ -715,6 +749,11 @@ ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN 
 
 DO $unreported$
 DECLARE
+  held jsonb := coalesce(nullif(current_setting('x402.backups_005', true), ''), '{}')::jsonb;
+  backup text;
+  moved numeric[];
+  holds numeric[];
+  unkept text[] := '{}';
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
@@ -783,6 +822,25 @@ BEGIN
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+  END IF;
+  -- Last before COMMIT: each backup this rollback made so far holds the rows moved into it. An
+  -- event trigger of a statement after the move (ALTER TABLE, DROP TABLE) can empty or drop one,
+  -- and TRUNCATE of a table made in the same transaction counts no row and keeps its storage.
+  FOR backup, moved IN SELECT key, (value #>> '{}')::numeric[] FROM jsonb_each(held) LOOP
+    IF to_regclass(backup) IS NULL THEN
+      unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
+                 coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)] FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d)', backup) INTO holds;
+    IF holds[1] <> moved[1] THEN
+      unkept := unkept || format('%s holds %s row(s), not the %s moved into it', backup, holds[1], moved[1]);
+    ELSIF holds <> moved THEN
+      unkept := unkept || format('%s holds other rows than the %s moved into it', backup, moved[1]);
+    END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: its backups in schema x402_backup do not hold the rows moved into them (a trigger, a rule or an event trigger changed them): %. %. Keep 005, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.', array_to_string(unkept, '; '), 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';
   END IF;
 END
 $unreported$;

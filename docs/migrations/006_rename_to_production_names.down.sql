@@ -14,6 +14,79 @@ SET LOCAL x402.backups = '[]';
 -- is then copied to schema x402_backup first. No database or role default opts in for this script.
 SET LOCAL x402.allow_data_loss = off;
 
+-- Notes each table's row counters, storage, columns and whether it holds a row, and the history's
+-- records, for the check before COMMIT.
+DO $watch$
+DECLARE
+  t record;
+  present boolean;
+  watch jsonb := '{}';
+  holding oid[] := '{}';
+  recorded jsonb := '[]';
+BEGIN
+  FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,
+                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema' LOOP
+    -- A table it cannot read, or reads through row security, counts as holding rows.
+    present := true;
+    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
+    IF present THEN holding := holding || t.oid; END IF;
+    watch := watch || jsonb_build_object(t.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(t.oid),
+      pg_stat_get_xact_tuples_updated(t.oid), t.relfilenode::text, present, t.name,
+      (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
+        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
+  END LOOP;
+  PERFORM set_config('x402.down_watch', watch::text, true);
+  -- The attributes of the composite types whose values the tables that hold rows keep.
+  PERFORM set_config('x402.down_watch_types', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', n.nspname, c.relname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
+            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
+        SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
+  JOIN pg_class c ON c.oid = u.type JOIN pg_namespace n ON n.oid = c.relnamespace)::text, true);
+  -- The labels of the enum types whose values they keep (a row keeps the oid of its label).
+  PERFORM set_config('x402.down_watch_enums', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', n.nspname, et.typname), u.tables,
+         (SELECT coalesce(jsonb_object_agg(e.oid::text, e.enumlabel), '{}') FROM pg_enum e WHERE e.enumtypid = et.oid))), '{}')
+  FROM (WITH RECURSIVE used(tbl, typ) AS (
+          SELECT a.attrelid, a.atttypid FROM pg_attribute a
+           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
+            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
+                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
+                                UNION ALL SELECT a.atttypid FROM pg_attribute a
+                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
+                                   AND NOT a.attisdropped
+                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
+                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
+                               ) AS x(typ))
+        SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
+          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
+  JOIN pg_type et ON et.oid = u.type JOIN pg_namespace n ON n.oid = et.typnamespace)::text, true);
+  -- Large objects live outside every table the counters watch (lo_unlink removes them, lo_truncate
+  -- and lo_put change their pages).
+  PERFORM set_config('x402.down_watch_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' || pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' || pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass) FROM pg_catalog.pg_largeobject_metadata), true);
+  IF to_regclass('x402_migrations.kysely_migration') IS NOT NULL THEN
+    EXECUTE 'SELECT coalesce(jsonb_agg(name), ''[]'') FROM x402_migrations.kysely_migration' INTO recorded;
+  END IF;
+  PERFORM set_config('x402.down_recorded', recorded::text, true);
+END
+$watch$;
+
 -- Refuses, before anything changes, where this down would destroy data, unless the session ran
 -- SET x402.allow_data_loss = on; then it first copies each table concerned whole to schema x402_backup.
 DO $guard$
@@ -25,8 +98,10 @@ DECLARE
   covered text[] := '{}';
   backup text;
   backups text[] := '{}';
-  copied jsonb := '{}';
-  held bigint;
+  expected jsonb := '{}';
+  held jsonb := coalesce(nullif(current_setting('x402.backups_held', true), ''), '{}')::jsonb;
+  digest text;
+  holds text;
   source text;
   unkept text[] := '{}';
   stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS');
@@ -198,31 +273,34 @@ BEGIN
       array_to_string(lost, '; ') ||
       '. Nothing was changed. Keep 006_rename_to_production_names, or move the data first; to roll back anyway, run npm run migrate:down -- --allow-data-loss (or set MIGRATION_ALLOW_DATA_LOSS=true), or in SQL run SET x402.allow_data_loss = on before the down: each table concerned is then copied whole to schema x402_backup first.';
   END IF;
+  -- What each table concerned holds, counted before the first statement below that can fire an
+  -- event trigger (one could delete from a table before its copy is made).
+  FOR source IN SELECT DISTINCT unnest(concerned) LOOP
+    EXECUTE format('SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0), coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)]::text FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d', source) INTO digest;
+    expected := expected || jsonb_build_object(source, digest);
+  END LOOP;
   CREATE SCHEMA IF NOT EXISTS x402_backup;
   IF 'public.x402_openrouter_models' = ANY (concerned) THEN
     backup := '006_x402_openrouter_models_' || stamp;
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, 'public.x402_openrouter_models');
-    GET DIAGNOSTICS n = ROW_COUNT;
-    copied := copied || jsonb_build_object(format('x402_backup.%I', backup), jsonb_build_array(n, 'public.x402_openrouter_models'));
+    held := held || jsonb_build_object(format('x402_backup.%I', backup), expected -> 'public.x402_openrouter_models');
     backups := backups || format('x402_backup.%I', backup);
     covered := covered || to_regclass('public.x402_openrouter_models')::oid::text;
   END IF;
   -- An event trigger can empty, fill or drop a new table as it is made: a backup that does not
   -- hold what was copied into it would report as kept what the down then destroys.
-  -- Each must hold what its table holds, row for row: compared as text, which every type has.
-  FOR backup, n, source IN SELECT key, (value ->> 0)::bigint, value ->> 1 FROM jsonb_each(copied) LOOP
+  FOR backup, digest IN SELECT key, value #>> '{}' FROM jsonb_each(held) LOOP
     IF to_regclass(backup) IS NULL THEN
       unkept := unkept || format('%s was dropped', backup);
       CONTINUE;
     END IF;
-    EXECUTE format('SELECT count(*) FROM %s', backup) INTO held;
-    IF held <> n THEN
-      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup, held, n);
-      CONTINUE;
+    EXECUTE format('SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0), coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)]::text FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d', backup) INTO holds;
+    IF (holds::numeric[])[1] <> (digest::numeric[])[1] THEN
+      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup,
+                                 (holds::numeric[])[1], (digest::numeric[])[1]);
+    ELSIF holds <> digest THEN
+      unkept := unkept || format('%s holds other rows than the %s copied into it', backup, (digest::numeric[])[1]);
     END IF;
-    EXECUTE format('SELECT count(*) FROM (SELECT s::text FROM %s s EXCEPT ALL SELECT b::text FROM %s b) AS d', source, backup)
-      INTO held;
-    IF held > 0 THEN unkept := unkept || format('%s holds other rows than the %s copied into it', backup, n); END IF;
   END LOOP;
   IF cardinality(unkept) > 0 THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
@@ -230,84 +308,13 @@ BEGIN
       array_to_string(unkept, '; ') ||
       '. Nothing was changed (it was rolled back). Keep 006_rename_to_production_names, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.';
   END IF;
-  -- The runner reports the backups from here, and the check after the down skips what they hold.
+  -- The runner reports the backups from here, the check after the down skips what they hold,
+  -- and compares each backup with what went into it again, last before COMMIT.
   PERFORM set_config('x402.backups', array_to_json(backups)::text, true);
+  PERFORM set_config('x402.backups_held', held::text, true);
   PERFORM set_config('x402.down_covered', array_to_json(covered)::text, true);
 END
 $guard$;
-
--- Notes each table's row counters, storage, columns and whether it holds a row, and the history's
--- records, for the check before COMMIT.
-DO $watch$
-DECLARE
-  t record;
-  present boolean;
-  watch jsonb := '{}';
-  holding oid[] := '{}';
-  recorded jsonb := '[]';
-BEGIN
-  FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,
-                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema' LOOP
-    -- A table it cannot read, or reads through row security, counts as holding rows.
-    present := true;
-    IF t.readable THEN EXECUTE format('SELECT EXISTS (SELECT FROM %s)', t.name) INTO present; END IF;
-    IF present THEN holding := holding || t.oid; END IF;
-    watch := watch || jsonb_build_object(t.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(t.oid),
-      pg_stat_get_xact_tuples_updated(t.oid), t.relfilenode::text, present, t.name,
-      (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a
-        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
-  END LOOP;
-  PERFORM set_config('x402.down_watch', watch::text, true);
-  -- The attributes of the composite types whose values the tables that hold rows keep.
-  PERFORM set_config('x402.down_watch_types', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', n.nspname, c.relname), u.tables,
-         (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
-            FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')
-  FROM (WITH RECURSIVE used(tbl, typ) AS (
-          SELECT a.attrelid, a.atttypid FROM pg_attribute a
-           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
-          UNION
-          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
-            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
-                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
-                                UNION ALL SELECT a.atttypid FROM pg_attribute a
-                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped
-                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
-                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
-                               ) AS x(typ))
-        SELECT ty.typrelid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
-          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'c' GROUP BY ty.typrelid) AS u
-  JOIN pg_class c ON c.oid = u.type JOIN pg_namespace n ON n.oid = c.relnamespace)::text, true);
-  -- The labels of the enum types whose values they keep (a row keeps the oid of its label).
-  PERFORM set_config('x402.down_watch_enums', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', n.nspname, et.typname), u.tables,
-         (SELECT coalesce(jsonb_object_agg(e.oid::text, e.enumlabel), '{}') FROM pg_enum e WHERE e.enumtypid = et.oid))), '{}')
-  FROM (WITH RECURSIVE used(tbl, typ) AS (
-          SELECT a.attrelid, a.atttypid FROM pg_attribute a
-           WHERE a.attrelid = ANY (holding) AND a.attnum > 0 AND NOT a.attisdropped
-          UNION
-          SELECT u.tbl, x.typ FROM used u JOIN pg_type ty ON ty.oid = u.typ
-            CROSS JOIN LATERAL (SELECT ty.typbasetype WHERE ty.typtype = 'd'
-                                UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0
-                                UNION ALL SELECT a.atttypid FROM pg_attribute a
-                                 WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0
-                                   AND NOT a.attisdropped
-                                UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE ty.typtype = 'r' AND rg.rngtypid = ty.oid
-                                UNION ALL SELECT rg.rngtypid FROM pg_range rg WHERE ty.typtype = 'm' AND rg.rngmultitypid = ty.oid
-                               ) AS x(typ))
-        SELECT ty.oid AS type, jsonb_agg(DISTINCT u.tbl::text) AS tables
-          FROM used u JOIN pg_type ty ON ty.oid = u.typ WHERE ty.typtype = 'e' GROUP BY ty.oid) AS u
-  JOIN pg_type et ON et.oid = u.type JOIN pg_namespace n ON n.oid = et.typnamespace)::text, true);
-  -- Large objects live outside every table the counters watch (lo_unlink removes them, lo_truncate
-  -- and lo_put change their pages).
-  PERFORM set_config('x402.down_watch_lo', (SELECT count(*) || ':' || coalesce(md5(string_agg(oid::text, ',' ORDER BY oid)), '') || ':' || pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' || pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass) FROM pg_catalog.pg_largeobject_metadata), true);
-  IF to_regclass('x402_migrations.kysely_migration') IS NOT NULL THEN
-    EXECUTE 'SELECT coalesce(jsonb_agg(name), ''[]'') FROM x402_migrations.kysely_migration' INTO recorded;
-  END IF;
-  PERFORM set_config('x402.down_recorded', recorded::text, true);
-END
-$watch$;
 
 SET LOCAL lock_timeout = '2000ms';
 
@@ -429,6 +436,12 @@ DECLARE
   enums jsonb := coalesce(nullif(current_setting('x402.down_watch_enums', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.down_watch_lo', true), '');
   forgotten int := 0;
+  marked bigint := 0;
+  held jsonb := coalesce(nullif(current_setting('x402.backups_held', true), ''), '{}')::jsonb;
+  backup text;
+  digest text;
+  holds text;
+  unkept text[] := '{}';
   unreported text[];
 BEGIN
   SET CONSTRAINTS ALL IMMEDIATE;
@@ -443,16 +456,17 @@ BEGIN
              CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,
              CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted
                   THEN (pg_stat_get_xact_tuples_deleted(c.oid) - o.deleted) || ' row(s) deleted' END,
-             CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint
-                  THEN (pg_stat_get_xact_tuples_updated(c.oid) - (w.v ->> 1)::bigint) || ' row(s) changed' END
+             CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > o.updated
+                  THEN (pg_stat_get_xact_tuples_updated(c.oid) - o.updated) || ' row(s) changed' END
            ], NULL), ', ')) AS line
       FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid
       JOIN pg_namespace n ON n.oid = c.relnamespace
-      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted) AS o
+      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted,
+                                 (w.v ->> 1)::bigint + CASE WHEN c.oid = history THEN marked ELSE 0 END AS updated) AS o
      WHERE NOT covered ? w.k
        AND (c.relfilenode::text <> w.v ->> 2
             OR pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted
-            OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint)
+            OR pg_stat_get_xact_tuples_updated(c.oid) > o.updated)
     UNION ALL
     -- Dropped (DROP TABLE, DROP SCHEMA … CASCADE) while it held rows: no counter shows it.
     SELECT w.k, format('table %s: dropped, with its rows', w.v ->> 4)
@@ -504,7 +518,23 @@ BEGIN
                                         l.d1 - l.d0, l.u1 - l.u0) END)) AS x(line)
      WHERE line IS NOT NULL
   ) AS found;
-  IF unreported IS NOT NULL THEN
+  -- Last: each backup made so far in the transaction holds what went into it (an event trigger
+  -- of the down can empty or drop a new table, and TRUNCATE of one counts no row).
+  FOR backup, digest IN SELECT key, value #>> '{}' FROM jsonb_each(held) LOOP
+    IF to_regclass(backup) IS NULL THEN
+      unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0), coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)]::text FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d', backup) INTO holds;
+    IF (holds::numeric[])[1] <> (digest::numeric[])[1] THEN
+      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup,
+                                 (holds::numeric[])[1], (digest::numeric[])[1]);
+    ELSIF holds <> digest THEN
+      unkept := unkept || format('%s holds other rows than the %s copied into it', backup, (digest::numeric[])[1]);
+    END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN unreported := coalesce(unreported, '{}') || unkept; END IF;
+  IF cardinality(unreported) > 0 THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
       'Rolling back 006_rename_to_production_names deleted, changed or dropped data it did not report or back up, through a trigger, a rule or its own statements: ' ||
       array_to_string(unreported, '; ') ||

@@ -137,6 +137,12 @@ DECLARE
   enums jsonb := coalesce(nullif(current_setting('x402.down_watch_enums', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.down_watch_lo', true), '');
   forgotten int := 0;
+  marked bigint := 0;
+  held jsonb := coalesce(nullif(current_setting('x402.backups_held', true), ''), '{}')::jsonb;
+  backup text;
+  digest text;
+  holds text;
+  unkept text[] := '{}';
   unreported text[];
 BEGIN
   SET CONSTRAINTS ALL IMMEDIATE;
@@ -151,16 +157,17 @@ BEGIN
              CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,
              CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted
                   THEN (pg_stat_get_xact_tuples_deleted(c.oid) - o.deleted) || ' row(s) deleted' END,
-             CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint
-                  THEN (pg_stat_get_xact_tuples_updated(c.oid) - (w.v ->> 1)::bigint) || ' row(s) changed' END
+             CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > o.updated
+                  THEN (pg_stat_get_xact_tuples_updated(c.oid) - o.updated) || ' row(s) changed' END
            ], NULL), ', ')) AS line
       FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid
       JOIN pg_namespace n ON n.oid = c.relnamespace
-      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted) AS o
+      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted,
+                                 (w.v ->> 1)::bigint + CASE WHEN c.oid = history THEN marked ELSE 0 END AS updated) AS o
      WHERE NOT covered ? w.k
        AND (c.relfilenode::text <> w.v ->> 2
             OR pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted
-            OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint)
+            OR pg_stat_get_xact_tuples_updated(c.oid) > o.updated)
     UNION ALL
     -- Dropped (DROP TABLE, DROP SCHEMA … CASCADE) while it held rows: no counter shows it.
     SELECT w.k, format('table %s: dropped, with its rows', w.v ->> 4)
@@ -212,7 +219,23 @@ BEGIN
                                         l.d1 - l.d0, l.u1 - l.u0) END)) AS x(line)
      WHERE line IS NOT NULL
   ) AS found;
-  IF unreported IS NOT NULL THEN
+  -- Last: each backup made so far in the transaction holds what went into it (an event trigger
+  -- of the down can empty or drop a new table, and TRUNCATE of one counts no row).
+  FOR backup, digest IN SELECT key, value #>> '{}' FROM jsonb_each(held) LOOP
+    IF to_regclass(backup) IS NULL THEN
+      unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0), coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)]::text FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d', backup) INTO holds;
+    IF (holds::numeric[])[1] <> (digest::numeric[])[1] THEN
+      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup,
+                                 (holds::numeric[])[1], (digest::numeric[])[1]);
+    ELSIF holds <> digest THEN
+      unkept := unkept || format('%s holds other rows than the %s copied into it', backup, (digest::numeric[])[1]);
+    END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN unreported := coalesce(unreported, '{}') || unkept; END IF;
+  IF cardinality(unreported) > 0 THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
       'Rolling back 007_openrouter_policies_per_supabase_advice deleted, changed or dropped data it did not report or back up, through a trigger, a rule or its own statements: ' ||
       array_to_string(unreported, '; ') ||

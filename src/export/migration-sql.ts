@@ -79,12 +79,13 @@ export async function exportMigrationSql(
     ? await measureStatements(name, step, startingPoint, options.lockProfile, statements)
     : undefined
   const transactional = runsInTransaction(migration)
-  // A transactional down is guarded as the runner guards it: the block before, the check before COMMIT.
+  // A transactional down is guarded as the runner guards it: the watch, then the block (whose
+  // backups fire event triggers), before the down; the check before COMMIT.
   const preset = direction === 'down' ? downSettings(transactional) : []
   const guards =
     direction === 'down' && transactional
       ? {
-          before: [...preset, ...(guard ? [guard] : []), DOWN_WATCH_SQL],
+          before: [...preset, DOWN_WATCH_SQL, ...(guard ? [guard] : [])],
           after: [downCheckSql(name)],
         }
       : { before: [...preset, ...(guard ? [guard] : [])], after: [] }

@@ -261,7 +261,7 @@ export async function down(db: Kysely<any>): Promise<void> {
         ADD CONSTRAINT x402_resources_openrouter_rollback_check
           CHECK (openrouter_model_id IS NULL AND openrouter_config IS NULL) NOT VALID
     `.execute(trx)
-    await refuseUnreported(trx)
+    await refuseUnreported(trx, 'Nothing was changed (it was rolled back)')
   })
   await sql`SET statement_timeout = 0`.execute(db)
   await db.transaction().execute(async (trx) => {
@@ -269,11 +269,12 @@ export async function down(db: Kysely<any>): Promise<void> {
     await notePresence(trx)
     await sql`ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_resource_type_check`.execute(trx)
     await sql`ALTER TABLE x402_resources VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check`.execute(trx)
-    await refuseUnreported(trx)
+    await refuseUnreported(trx, LATER_STEP_UNDONE)
   })
   await db.transaction().execute(async (trx) => {
-    await keepOrRefuse(trx, 'keys')
+    // Noted before the check, as in step 1: what an event trigger of a backup it makes drops counts.
     await notePresence(trx)
+    await keepOrRefuse(trx, 'keys')
     await sql`DROP TABLE IF EXISTS user_openrouter_integrations`.execute(trx)
     await sql`DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at()`.execute(trx)
     // Last, as in up: ACCESS EXCLUSIVE on x402_resources for as short a time as it can. The
@@ -283,7 +284,7 @@ export async function down(db: Kysely<any>): Promise<void> {
       DROP INDEX IF EXISTS idx_x402_resources_openrouter_model
     `.execute(trx)
     await sql`ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN IF EXISTS openrouter_model_id`.execute(trx)
-    await refuseUnreported(trx)
+    await refuseUnreported(trx, LATER_STEP_UNDONE)
   })
 }
 
@@ -297,6 +298,27 @@ const WATCHED_TABLES = `(SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_bui
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema')`
+
+/** What a refusal of a later step of `down` says was undone: that step alone. */
+const LATER_STEP_UNDONE =
+  'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped'
+
+/**
+ * The count and a digest of the rows of `from` (a FROM item; its rows' text, which every type
+ * has), as numeric[] `{count, a, b}`: a and b sum the two halves of each row's md5, so the order
+ * of the rows does not change it, and it is read row by row, whatever their number.
+ */
+function rowsDigest(from: string): string {
+  return `(SELECT ARRAY[count(*), coalesce(sum(('x' || left(h, 16))::bit(64)::bigint), 0),
+                 coalesce(sum(('x' || right(h, 16))::bit(64)::bigint), 0)] FROM (SELECT md5(r::text) AS h FROM ${from} AS r) AS d)`
+}
+
+/**
+ * The backups this rollback made so far, in its earlier transactions too, as jsonb: the backup's
+ * qualified name and the {@link rowsDigest} of the rows moved into it. A setting of the session
+ * (the rollback's transactions run in one), which a transaction that rolls back puts back.
+ */
+const BACKUPS_HELD = `coalesce(nullif(current_setting('x402.backups_005', true), ''), '{}')::jsonb`
 
 /**
  * The database's large objects as `<count>:<md5 of their oids>:<pages deleted>:<pages updated>`:
@@ -419,12 +441,20 @@ $presence$
 /**
  * Last in each transaction of `down` that checks what it loses, before COMMIT: after
  * keepOrRefuse, nothing else may delete, change, truncate or rewrite rows of any table (a trigger,
- * a rule, an event trigger of the statements that follow it). Otherwise it all rolls back, named.
+ * a rule, an event trigger of the statements that follow it), and, last, each backup this
+ * rollback made so far, in this transaction or an earlier one, must hold the rows moved into it
+ * (their count and digest, which keepOrRefuse noted). Otherwise it all rolls back, named, the
+ * message saying what `undone` says.
  */
-async function refuseUnreported(db: Kysely<any>): Promise<void> {
+async function refuseUnreported(db: Kysely<any>, undone: string): Promise<void> {
   await sql`
 DO $unreported$
 DECLARE
+  held jsonb := ${sql.raw(BACKUPS_HELD)};
+  backup text;
+  moved numeric[];
+  holds numeric[];
+  unkept text[] := '{}';
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
   types jsonb := coalesce(nullif(current_setting('x402.present_types_005', true), ''), '{}')::jsonb;
@@ -485,6 +515,24 @@ BEGIN
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
   END IF;
+  -- Last before COMMIT: each backup this rollback made so far holds the rows moved into it. An
+  -- event trigger of a statement after the move (ALTER TABLE, DROP TABLE) can empty or drop one,
+  -- and TRUNCATE of a table made in the same transaction counts no row and keeps its storage.
+  FOR backup, moved IN SELECT key, (value #>> '{}')::numeric[] FROM jsonb_each(held) LOOP
+    IF to_regclass(backup) IS NULL THEN
+      unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    EXECUTE format('SELECT ' || ${sql.lit(rowsDigest('%s'))}, backup) INTO holds;
+    IF holds[1] <> moved[1] THEN
+      unkept := unkept || format('%s holds %s row(s), not the %s moved into it', backup, holds[1], moved[1]);
+    ELSIF holds <> moved THEN
+      unkept := unkept || format('%s holds other rows than the %s moved into it', backup, moved[1]);
+    END IF;
+  END LOOP;
+  IF cardinality(unkept) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: its backups in schema x402_backup do not hold the rows moved into them (a trigger, a rule or an event trigger changed them): %. %. Keep 005, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.', array_to_string(unkept, '; '), ${sql.lit(undone)};
+  END IF;
 END
 $unreported$
   `.execute(db)
@@ -497,17 +545,15 @@ $unreported$
  * (DELETE … RETURNING into the backup), so a row is either backed up or not touched. Before the
  * transaction commits, the server's own count of the rows it deleted and changed, per table,
  * must be what was moved: a trigger or rule of another table that deleted with them rolls it all
- * back, named.
+ * back, named. The count and a digest of the rows moved into each backup go to the session's
+ * `x402.backups_005` (emptied by step 1), which refuseUnreported compares with each backup last.
+ * The keys table, emptied here, leaves what notePresence noted before: dropping it loses nothing.
  */
 async function keepOrRefuse(db: Kysely<any>, scope: 'all' | 'keys'): Promise<void> {
   const refusal =
     scope === 'all'
       ? 'Nothing was changed. Keep 005, or move the data first'
       : 'They were stored while the rollback ran; it stopped before dropping anything that holds data. Run it again'
-  const undone =
-    scope === 'all'
-      ? 'Nothing was changed (it was rolled back)'
-      : 'This step was rolled back: the keys stored while the rollback ran are still there, and nothing that holds data was dropped'
   await sql`
 DO $keep_or_refuse$
 DECLARE
@@ -520,19 +566,20 @@ DECLARE
   unreported text;
   counted jsonb;
   storage jsonb;
-  backup text;
-  moved bigint;
-  held bigint;
-  unkept text[] := '{}';
-  -- The rows moved into each backup, as text, and what each backup holds: equal, or nothing commits.
-  keys_moved text[] := '{}';
-  resources_moved text[] := '{}';
-  expected text[];
-  found text[];
+  -- The count and digest of the rows moved into each backup, which the last check compares.
+  held jsonb;
+  keys_moved numeric[];
+  resources_moved numeric[];
+  cleared numeric[];
   -- Large objects, which a trigger of the rows moved below could remove unseen by any counter.
   lo_before text := ${sql.raw(LARGE_OBJECTS)};
   lo_after text;
 BEGIN
+  IF ${sql.lit(scope === 'all')} THEN
+    -- The first step of a rollback: no backup of it yet.
+    PERFORM set_config('x402.backups_005', '{}', false);
+  END IF;
+  held := ${sql.raw(BACKUPS_HELD)};
   -- Row level security would hide rows from the counts and the moves below: an owner under FORCE
   -- ROW LEVEL SECURITY, or a role without BYPASSRLS, would see an empty table and drop it whole.
   SELECT string_agg(t, ', ') INTO unreported
@@ -576,43 +623,27 @@ BEGIN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.user_openrouter_integrations WITH NO DATA',
                    '005_user_openrouter_integrations_' || stamp);
     EXECUTE format('WITH gone AS (DELETE FROM public.user_openrouter_integrations RETURNING *), '
-                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT array_agg(g::text) FROM gone g',
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT ' || ${sql.lit(rowsDigest('gone'))},
                    '005_user_openrouter_integrations_' || stamp) INTO keys_moved;
+    held := held || jsonb_build_object(format('x402_backup.%I', '005_user_openrouter_integrations_' || stamp), keys_moved::text);
   END IF;
   IF instant + configured > 0 THEN
     EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE public.x402_resources WITH NO DATA', '005_x402_resources_' || stamp);
     EXECUTE format('WITH gone AS (DELETE FROM public.x402_resources WHERE resource_type = ''openrouter_instant'' RETURNING *), '
-                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT coalesce(array_agg(g::text), ''{}'') FROM gone g',
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM gone) SELECT ' || ${sql.lit(rowsDigest('gone'))},
                    '005_x402_resources_' || stamp) INTO resources_moved;
     EXECUTE format('WITH old AS (SELECT * FROM public.x402_resources WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL FOR UPDATE), '
                    'cleared AS (UPDATE public.x402_resources r SET openrouter_model_id = NULL, openrouter_config = NULL FROM old WHERE r.id = old.id), '
-                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM old) SELECT coalesce(array_agg(o::text), ''{}'') FROM old o',
-                   '005_x402_resources_' || stamp) INTO found;
-    resources_moved := resources_moved || found;
+                   'kept AS (INSERT INTO x402_backup.%I SELECT * FROM old) SELECT ' || ${sql.lit(rowsDigest('old'))},
+                   '005_x402_resources_' || stamp) INTO cleared;
+    resources_moved := ARRAY[resources_moved[1] + cleared[1], resources_moved[2] + cleared[2], resources_moved[3] + cleared[3]];
+    held := held || jsonb_build_object(format('x402_backup.%I', '005_x402_resources_' || stamp), resources_moved::text);
   END IF;
-  -- An event trigger can empty, fill or drop a new table as it is made, or give it a trigger that
-  -- swallows or rewrites inserts: the rows would be deleted here and reported as backed up. Each
-  -- backup must hold the rows moved into it, value for value, compared once both are made (a
-  -- later one's event trigger could change the first).
-  FOR backup, moved, expected IN
-      SELECT m.t, m.n, m.r FROM (VALUES ('005_user_openrouter_integrations_' || stamp, keys, keys_moved),
-                                        ('005_x402_resources_' || stamp, instant + configured, resources_moved)) AS m(t, n, r)
-       WHERE m.n > 0 LOOP
-    IF to_regclass(format('x402_backup.%I', backup)) IS NULL THEN
-      unkept := unkept || format('x402_backup.%I was dropped', backup);
-      CONTINUE;
-    END IF;
-    EXECUTE format('SELECT count(*), coalesce(array_agg(b::text ORDER BY b::text), ''{}'') FROM x402_backup.%I b', backup)
-      INTO held, found;
-    IF held <> moved THEN
-      unkept := unkept || format('x402_backup.%I holds %s row(s), not the %s moved into it', backup, held, moved);
-    ELSIF found IS DISTINCT FROM (SELECT coalesce(array_agg(x ORDER BY x), '{}') FROM unnest(expected) AS x) THEN
-      unkept := unkept || format('x402_backup.%I holds other rows than the %s moved into it', backup, moved);
-    END IF;
-  END LOOP;
-  IF cardinality(unkept) > 0 THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration stopped: its backups in schema x402_backup do not hold the rows moved into them (a trigger, a rule or an event trigger changed them): %. %. Keep 005, or roll back once nothing writes to, deletes from or drops new tables of schema x402_backup.', array_to_string(unkept, '; '), ${sql.lit(undone)};
-  END IF;
+  -- The last check of each transaction of the rollback (refuseUnreported) compares every backup
+  -- made so far with what was moved into it: an event trigger of any later statement can empty,
+  -- fill or drop a new table, or a trigger of it swallow or rewrite the inserts, and the rows
+  -- would be deleted here and reported as backed up.
+  PERFORM set_config('x402.backups_005', held::text, false);
   -- What the server counted in this block against what was moved: instant rows deleted,
   -- configured ones changed. Its counters also hold earlier statements of the session that it
   -- has not flushed yet, hence the difference.
@@ -640,6 +671,11 @@ BEGIN
   END IF;
   PERFORM set_config('x402.watch_005', ${sql.raw(WATCHED_TABLES)}::text, true);
   PERFORM set_config('x402.watch_005_lo', ${sql.raw(LARGE_OBJECTS)}, true);
+  IF keys > 0 THEN
+    -- Emptied here, under a lock that keeps new keys out: the drop of the last step loses nothing.
+    PERFORM set_config('x402.present_005', (coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb
+                                            - 'public.user_openrouter_integrations'::regclass::oid::text)::text, true);
+  END IF;
 END
 $keep_or_refuse$
   `.execute(db)

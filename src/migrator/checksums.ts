@@ -79,6 +79,11 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     cf4c49d4cc248887e017c98b83e835643fd6fc022c56172afe25739c4f43215f:
       'its down also follows the composite and enum types that a table holding rows keeps in a ' +
       'range or multirange',
+    '6173789d59350fa30624c99028777627e1b8d8caca1227ee98e17df452916b4b':
+      'its down now compares each backup in x402_backup with the count and digest of the rows ' +
+      'moved into it last in every transaction, after the statements whose event triggers could ' +
+      "drop or empty it, its earlier transactions' backups included, and notes which tables hold " +
+      "rows before its last step's check too, where an event trigger of a backup could drop one",
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':

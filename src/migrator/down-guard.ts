@@ -156,8 +156,11 @@ export function lossesBetween(before: CatalogState, after: CatalogState): Loss[]
  * each table concerned whole into schema x402_backup (`<migration number>_[<schema>_]<table>_<UTC
  * time>`, with a short hash of the table's name before the time where two names would meet or
  * the name is cut) and leaves their names, as a JSON array, in the transaction's setting
- * `x402.backups`. The tables it backed up, and those whose storage the down replaces while they
- * hold no row, it leaves in `x402.down_covered`, which {@link downCheckSql} reads. In a
+ * `x402.backups`. Each table's rows are counted and digested before the first backup is made,
+ * and each backup must hold them once all are made; the backups and those digests join
+ * `x402.backups_held`, which {@link downCheckSql} compares again, last before COMMIT. The tables
+ * it backed up, and those whose storage the down replaces while they hold no row, it leaves in
+ * `x402.down_covered`, which {@link downCheckSql} reads. In a
  * `transactional` down it first locks the tables concerned against writes (SHARE) until the
  * transaction ends, so that nothing arrives between the counts and the down, waiting at most 2 s
  * where the session has no lock_timeout.
@@ -233,9 +236,7 @@ export function downGuardSql(
     `  IF ${literal(table.name)} = ANY (concerned) THEN`,
     `    backup := ${literal(prefixes.get(table.oid)!)} || stamp;`,
     `    EXECUTE format('CREATE TABLE x402_backup.%I AS TABLE %s', backup, ${literal(table.name)});`,
-    '    GET DIAGNOSTICS n = ROW_COUNT;',
-    "    copied := copied || jsonb_build_object(format('x402_backup.%I', backup), jsonb_build_array(n, " +
-      `${literal(table.name)}));`,
+    `    held := held || jsonb_build_object(format('x402_backup.%I', backup), expected -> ${literal(table.name)});`,
     `    backups := backups || format('x402_backup.%I', backup);`,
     `    covered := covered || to_regclass(${literal(table.name)})::oid::text;`,
     '  END IF;',
@@ -280,8 +281,10 @@ export function downGuardSql(
     "  covered text[] := '{}';",
     '  backup text;',
     "  backups text[] := '{}';",
-    "  copied jsonb := '{}';",
-    '  held bigint;',
+    "  expected jsonb := '{}';",
+    `  held jsonb := ${HELD};`,
+    '  digest text;',
+    '  holds text;',
     '  source text;',
     "  unkept text[] := '{}';",
     `  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', '${STAMP_FORMAT}');`,
@@ -307,31 +310,25 @@ export function downGuardSql(
     "  IF current_setting('x402.allow_data_loss', true) IS DISTINCT FROM 'on' THEN",
     `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =\n      ${refusal};`,
     '  END IF;',
+    '  -- What each table concerned holds, counted before the first statement below that can fire an',
+    '  -- event trigger (one could delete from a table before its copy is made).',
+    '  FOR source IN SELECT DISTINCT unnest(concerned) LOOP',
+    `    EXECUTE format(${ROWS_DIGEST}, source) INTO digest;`,
+    '    expected := expected || jsonb_build_object(source, digest);',
+    '  END LOOP;',
     '  CREATE SCHEMA IF NOT EXISTS x402_backup;',
     ...backups,
-    // Counted once all are made: an event trigger of a later copy could empty an earlier one too.
+    // Compared once all are made: an event trigger of a later copy could empty an earlier one too.
     '  -- An event trigger can empty, fill or drop a new table as it is made: a backup that does not',
     '  -- hold what was copied into it would report as kept what the down then destroys.',
-    '  -- Each must hold what its table holds, row for row: compared as text, which every type has.',
-    '  FOR backup, n, source IN SELECT key, (value ->> 0)::bigint, value ->> 1 FROM jsonb_each(copied) LOOP',
-    '    IF to_regclass(backup) IS NULL THEN',
-    "      unkept := unkept || format('%s was dropped', backup);",
-    '      CONTINUE;',
-    '    END IF;',
-    "    EXECUTE format('SELECT count(*) FROM %s', backup) INTO held;",
-    '    IF held <> n THEN',
-    "      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup, held, n);",
-    '      CONTINUE;',
-    '    END IF;',
-    "    EXECUTE format('SELECT count(*) FROM (SELECT s::text FROM %s s EXCEPT ALL SELECT b::text FROM %s b) AS d', source, backup)",
-    '      INTO held;',
-    "    IF held > 0 THEN unkept := unkept || format('%s holds other rows than the %s copied into it', backup, n); END IF;",
-    '  END LOOP;',
+    ...unkeptBackupLines('held'),
     '  IF cardinality(unkept) > 0 THEN',
     `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =\n      ${unkeptMessage};`,
     '  END IF;',
-    '  -- The runner reports the backups from here, and the check after the down skips what they hold.',
+    '  -- The runner reports the backups from here, the check after the down skips what they hold,',
+    '  -- and compares each backup with what went into it again, last before COMMIT.',
     "  PERFORM set_config('x402.backups', array_to_json(backups)::text, true);",
+    "  PERFORM set_config('x402.backups_held', held::text, true);",
     "  PERFORM set_config('x402.down_covered', array_to_json(covered)::text, true);",
     'END',
   ].join('\n')
@@ -358,6 +355,47 @@ const LARGE_OBJECTS =
   "pg_stat_get_xact_tuples_deleted('pg_catalog.pg_largeobject'::regclass) || ':' || " +
   "pg_stat_get_xact_tuples_updated('pg_catalog.pg_largeobject'::regclass) " +
   'FROM pg_catalog.pg_largeobject_metadata'
+
+/**
+ * A string literal of SQL, a format() pattern whose %s is a table: the count and a digest of its
+ * rows, as the text of a numeric[] `{count, a, b}`, a and b the sums of the two halves of each
+ * row's md5 (of its text, which every type has). The order of the rows does not change it, and
+ * it is read row by row, whatever the size of the table.
+ */
+const ROWS_DIGEST = literal(
+  "SELECT ARRAY[count(*), coalesce(sum(('x' || left(h, 16))::bit(64)::bigint), 0), " +
+    "coalesce(sum(('x' || right(h, 16))::bit(64)::bigint), 0)]::text " +
+    'FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d',
+)
+
+/**
+ * SQL: the backups made so far in the transaction, by any down of it, as jsonb: each backup's
+ * qualified name, and the {@link ROWS_DIGEST} of the rows that went into it.
+ */
+const HELD = "coalesce(nullif(current_setting('x402.backups_held', true), ''), '{}')::jsonb"
+
+/**
+ * PL/pgSQL lines: each backup of `held` (a jsonb variable as {@link HELD}) compared with what
+ * went into it, a line added to `unkept` (text[]) for each that was dropped or holds other rows.
+ * They use the variables `backup`, `digest` and `holds` (text).
+ */
+function unkeptBackupLines(held: string): string[] {
+  return [
+    `  FOR backup, digest IN SELECT key, value #>> '{}' FROM jsonb_each(${held}) LOOP`,
+    '    IF to_regclass(backup) IS NULL THEN',
+    "      unkept := unkept || format('%s was dropped', backup);",
+    '      CONTINUE;',
+    '    END IF;',
+    `    EXECUTE format(${ROWS_DIGEST}, backup) INTO holds;`,
+    '    IF (holds::numeric[])[1] <> (digest::numeric[])[1] THEN',
+    "      unkept := unkept || format('%s holds %s row(s), not the %s copied into it', backup,",
+    '                                 (holds::numeric[])[1], (digest::numeric[])[1]);',
+    '    ELSIF holds <> digest THEN',
+    "      unkept := unkept || format('%s holds other rows than the %s copied into it', backup, (digest::numeric[])[1]);",
+    '    END IF;',
+    '  END LOOP;',
+  ]
+}
 
 /**
  * SQL: a recursive CTE `used(tbl, typ)`: each table of `tables` (an oid[] expression) with each
@@ -421,8 +459,9 @@ function enumTypesOf(tables: string): string {
 }
 
 /**
- * What every transactional down runs just before it starts (after its guard, if any): the row
- * counters and the storage of each table, the module's bookkeeping in x402_migrations included,
+ * What every transactional down runs just before its guard's block (whose backups are DDL, which
+ * fires event triggers) or, without one, before it starts: the row counters and the storage of
+ * each table, the module's bookkeeping in x402_migrations included,
  * in the transaction's setting `x402.down_watch`, and the names the history records, in
  * `x402.down_recorded`, for {@link downCheckSql} to compare with once the down is done.
  */
@@ -474,12 +513,17 @@ export const DOWN_WATCH_SQL = [
  * down back, with or without the data-loss opt-in. In x402_migrations, only the module's own
  * writes of the down of `name` go: the deletion of its history record (the runner's, in the same
  * transaction), once, where the watch saw it and it is gone; and its record of what its up found
- * ({@link priorStateTable}), which its down reads and drops.
+ * ({@link priorStateTable}), which its down reads and drops; and, with `historyUpdated`, that many
+ * rows of the history changed (the rollback's mark, which the module writes itself). Last, each
+ * backup that a guard made in the transaction (`x402.backups_held`) must hold what was copied
+ * into it, counted and digested as it was copied: one dropped, emptied (TRUNCATE of a table made
+ * in the same transaction counts no row) or changed rolls it all back too.
  */
 export function downCheckSql(
   name: string,
   outcome = `Nothing was changed (it was rolled back). Keep ${name}, or roll back once nothing deletes, ` +
     'truncates or rewrites those tables with the down.',
+  options: { historyUpdated?: number } = {},
 ): string {
   const message = [
     literal(
@@ -498,6 +542,12 @@ export function downCheckSql(
     "  enums jsonb := coalesce(nullif(current_setting('x402.down_watch_enums', true), ''), '{}')::jsonb;",
     "  lo text := coalesce(current_setting('x402.down_watch_lo', true), '');",
     '  forgotten int := 0;',
+    `  marked bigint := ${Math.max(0, Math.trunc(options.historyUpdated ?? 0))};`,
+    `  held jsonb := ${HELD};`,
+    '  backup text;',
+    '  digest text;',
+    '  holds text;',
+    "  unkept text[] := '{}';",
     '  unreported text[];',
     'BEGIN',
     // A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
@@ -513,16 +563,17 @@ export function downCheckSql(
     "             CASE WHEN c.relfilenode::text <> w.v ->> 2 THEN 'truncated or rewritten' END,",
     '             CASE WHEN pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted',
     "                  THEN (pg_stat_get_xact_tuples_deleted(c.oid) - o.deleted) || ' row(s) deleted' END,",
-    '             CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint',
-    "                  THEN (pg_stat_get_xact_tuples_updated(c.oid) - (w.v ->> 1)::bigint) || ' row(s) changed' END",
+    '             CASE WHEN pg_stat_get_xact_tuples_updated(c.oid) > o.updated',
+    "                  THEN (pg_stat_get_xact_tuples_updated(c.oid) - o.updated) || ' row(s) changed' END",
     "           ], NULL), ', ')) AS line",
     '      FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid',
     '      JOIN pg_namespace n ON n.oid = c.relnamespace',
-    '      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted) AS o',
+    '      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted,',
+    '                                 (w.v ->> 1)::bigint + CASE WHEN c.oid = history THEN marked ELSE 0 END AS updated) AS o',
     '     WHERE NOT covered ? w.k',
     '       AND (c.relfilenode::text <> w.v ->> 2',
     '            OR pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted',
-    '            OR pg_stat_get_xact_tuples_updated(c.oid) > (w.v ->> 1)::bigint)',
+    '            OR pg_stat_get_xact_tuples_updated(c.oid) > o.updated)',
     '    UNION ALL',
     '    -- Dropped (DROP TABLE, DROP SCHEMA … CASCADE) while it held rows: no counter shows it.',
     "    SELECT w.k, format('table %s: dropped, with its rows', w.v ->> 4)",
@@ -574,7 +625,11 @@ export function downCheckSql(
     '                                        l.d1 - l.d0, l.u1 - l.u0) END)) AS x(line)',
     '     WHERE line IS NOT NULL',
     '  ) AS found;',
-    '  IF unreported IS NOT NULL THEN',
+    '  -- Last: each backup made so far in the transaction holds what went into it (an event trigger',
+    '  -- of the down can empty or drop a new table, and TRUNCATE of one counts no row).',
+    ...unkeptBackupLines('held'),
+    "  IF cardinality(unkept) > 0 THEN unreported := coalesce(unreported, '{}') || unkept; END IF;",
+    '  IF cardinality(unreported) > 0 THEN',
     `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =\n      ${message};`,
     '  END IF;',
     'END',
@@ -646,8 +701,8 @@ function literal(text: string): string {
  * foreign keys delete or null with them included). Then it runs {@link downGuardSql}'s block,
  * the one that `migrate:sql` exports, with `x402.allow_data_loss` set from `allowDataLoss`: it
  * throws {@link DataLossRefusal} where the down would destroy data, or, with the opt-in, returns
- * the names of the backups it made. Last, {@link DOWN_WATCH_SQL}: run {@link checkDown} once the
- * down is done.
+ * the names of the backups it made. {@link DOWN_WATCH_SQL} runs before that block, whose backups
+ * are DDL that can fire event triggers: run {@link checkDown} once the down is done.
  *
  * @example
  * ```ts
@@ -686,8 +741,9 @@ export async function guardDown(
   await sql`SET LOCAL x402.backups = '[]'`.execute(trx)
   await sql`SET LOCAL x402.down_covered = '[]'`.execute(trx)
   const guard = downGuardSql(name, lossesBetween(before, after), { transactional: true })
-  if (guard) await refusing(trx, guard)
+  // Before the guard's block: the backups it makes are DDL, whose event triggers are watched too.
   await sql.raw(DOWN_WATCH_SQL).execute(trx)
+  if (guard) await refusing(trx, guard)
   const { rows } = await sql<{
     backups: string
   }>`SELECT current_setting('x402.backups') AS backups`.execute(trx)
@@ -700,8 +756,13 @@ export async function guardDown(
  * changed, truncated or rewrote rows of a table that the guard did not back up (see
  * {@link downCheckSql}).
  */
-export async function checkDown(trx: Kysely<any>, name: string, outcome?: string): Promise<void> {
-  await refusing(trx, downCheckSql(name, outcome))
+export async function checkDown(
+  trx: Kysely<any>,
+  name: string,
+  outcome?: string,
+  options?: { historyUpdated?: number },
+): Promise<void> {
+  await refusing(trx, downCheckSql(name, outcome, options))
 }
 
 async function refusing(trx: Kysely<any>, block: string): Promise<void> {

@@ -215,21 +215,17 @@ export async function markReverting(db: Kysely<any>, name: string): Promise<void
     SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = ${MIGRATION_HISTORY_TABLE}::regclass
                    AND attname = ${REVERTING_COLUMN} AND NOT attisdropped) AS present
   `.execute(db)
-  if (!rows[0]!.present) {
-    // DDL fires event triggers: checked before COMMIT like a down, it deletes nothing unreported.
-    await db.transaction().execute(async (trx) => {
-      await sql`SET LOCAL x402.down_covered = ''`.execute(trx)
-      await sql.raw(DOWN_WATCH_SQL).execute(trx)
+  await watchedHistoryWrite(db, name, async (trx) => {
+    if (!rows[0]!.present) {
       await sql`ALTER TABLE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} ADD COLUMN IF NOT EXISTS ${sql.id(REVERTING_COLUMN)} timestamptz`.execute(
         trx,
       )
-      await checkDown(trx, name)
-    })
-  }
-  await sql`
-    UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = now()
-    WHERE name = ${name} AND ${sql.id(REVERTING_COLUMN)} IS NULL
-  `.execute(db)
+    }
+    return sql`
+      UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = now()
+      WHERE name = ${name} AND ${sql.id(REVERTING_COLUMN)} IS NULL RETURNING 1
+    `.execute(trx)
+  })
 }
 
 /**
@@ -241,9 +237,32 @@ export async function markReverting(db: Kysely<any>, name: string): Promise<void
  * ```
  */
 export async function clearRevertingMark(db: Kysely<any>, name: string): Promise<void> {
-  await sql`UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = NULL WHERE name = ${name}`.execute(
-    db,
+  await watchedHistoryWrite(db, name, (trx) =>
+    sql`UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = NULL WHERE name = ${name} RETURNING 1`.execute(
+      trx,
+    ),
   )
+}
+
+/**
+ * Runs `write`, the module's own change to the history around a rollback of `name` outside a
+ * transaction, in a transaction of its own, committed at once and checked before COMMIT like a
+ * down ({@link checkDown}): a trigger on the history, or an event trigger of its DDL, that
+ * deletes, changes or drops anything else rolls it back. `write` returns the rows of the history
+ * that its UPDATE changed (RETURNING 1), the one change there that the check lets go.
+ */
+async function watchedHistoryWrite(
+  db: Kysely<any>,
+  name: string,
+  write: (trx: Kysely<any>) => Promise<{ rows: unknown[] }>,
+): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await sql`SET LOCAL x402.down_covered = ''`.execute(trx)
+    await sql`SET LOCAL x402.backups_held = '{}'`.execute(trx)
+    await sql.raw(DOWN_WATCH_SQL).execute(trx)
+    const { rows } = await write(trx)
+    await checkDown(trx, name, undefined, { historyUpdated: rows.length })
+  })
 }
 
 /**
