@@ -65,11 +65,25 @@ describe('a message about an argument', () => {
     )
   })
 
+  // A password generator's default (16 characters, letters of both cases and digits), whole or
+  // in dash-separated groups: shorter than a key's run, still a secret.
+  it.each(['Qx7Vz9Kp2Lm4Nw8R', 'hunter2-Qx7Vz9Kp-Lm4Nw8Rj'])(
+    'does not show the password-like argument %s',
+    async (arg) => {
+      const { code, stdout, stderr } = await cli(['down', arg], SECRET)
+      expect(code).not.toBe(0)
+      expect(`${stdout}\n${stderr}`).not.toContain('Qx7Vz9Kp')
+      expect(stderr).toMatch(/\(\d+ characters, not shown\)/)
+    },
+  )
+
   it('still shows a short plain argument, which is what the user needs to see', async () => {
     const { stderr } = await cli(['--batch-size', 'ten'], SECRET, 'src/cli/rotate-keys.ts')
     expect(stderr).toMatch(/--batch-size is "ten", expected a whole number from 1 to 10000/)
     const sql = await cli(['sql', '099'], SECRET)
     expect(sql.stderr).toMatch(/No migration is named "099"/)
+    const name = await cli(['sql', '009_add_openrouter_integration'], SECRET)
+    expect(name.stderr).toMatch(/No migration is named "009_add_openrouter_integration"/)
   })
 
   // PGLITE_DATA_DIR is shown cut, as a name is (shownShortOnTerminal), in the "Database:" line

@@ -151,6 +151,26 @@ describe('a connection string without the password that the server asks for', ()
   })
 })
 
+describe('a connection string whose user part holds a password (the user forgotten)', () => {
+  it('does not show it', async () => {
+    const server = await passwordAskingServer()
+    const db = createDb({
+      connectionString: `postgres://Qx7Vz9Kp2Lm4Nw8R@127.0.0.1:${server.port}/x402`,
+      env: {},
+    })
+    try {
+      const error = await migrateToLatest(db, { env: {} }).catch((caught: unknown) => caught)
+      expect((error as Error).message).toContain(
+        'The password is missing: the server asks user (16 characters, not shown)',
+      )
+      expect((error as Error).message).not.toContain('Qx7Vz9Kp')
+    } finally {
+      await db.destroy()
+      await server.close()
+    }
+  })
+})
+
 describe.skipIf(skipReason !== undefined)(
   `failures on postgres${skipReason ? ` (skipped: ${skipReason})` : ''}`,
   () => {

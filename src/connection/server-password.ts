@@ -3,6 +3,8 @@ import { createRequire } from 'node:module'
 import type pg from 'pg'
 import { parseIntoClientConfig } from 'pg-connection-string'
 
+import { describeArgument } from './shown-argument.js'
+
 /** Called by node-postgres with the connection's parameters when the server asks for a password. */
 type PasswordLookup = (parameters?: {
   host?: string
@@ -37,7 +39,8 @@ function lookUpPassword(env: NodeJS.ProcessEnv): PasswordLookup {
     if (env.PGPASSWORD) return env.PGPASSWORD
     const fromFile = await passwordFromFile(parameters)
     if (fromFile !== undefined) return fromFile
-    const who = `user "${parameters.user ?? '?'}" at ${parameters.host ?? '?'}:${parameters.port ?? '?'}`
+    // The user part may hold a password where the user name was forgotten (postgres://secret@host).
+    const who = `user ${describeArgument(parameters.user ?? '?')} at ${parameters.host ?? '?'}:${parameters.port ?? '?'}`
     throw new Error(
       `The password is missing: the server asks ${who} for a password, and the connection string has none ` +
         '(nor PGPASSWORD, nor a matching line in ~/.pgpass). Put it in DATABASE_URL as postgres://user:password@host:port/database.',

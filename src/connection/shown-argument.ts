@@ -6,8 +6,10 @@
 
 /**
  * Whether an argument may appear in a message as it was given: short, plain words, nothing that
- * looks like a key or a token (a long run of letters and digits, a key's prefix). Anything else
- * may be a secret passed by mistake, or is too long to be useful, and is shown by its length.
+ * looks like a key, a token or a password (a long run of letters and digits, a key's prefix, or
+ * a run of 8 or more that mixes two of lower case, upper case and digits, as a password
+ * generator's output does). Anything else may be a secret passed by mistake, or is too long to
+ * be useful, and is shown by its length.
  *
  * @example
  * ```ts
@@ -20,8 +22,13 @@ export function mayShowArgument(value: string): boolean {
     value.length <= 40 &&
     /^[\w.,:=+/-]*$/.test(value) &&
     !/[A-Za-z0-9]{17,}/.test(value) &&
-    !/^-*(sk|pk|rk)[-_]/i.test(value)
+    !/^-*(sk|pk|rk)[-_]/i.test(value) &&
+    !(value.match(/[A-Za-z0-9]{8,}/g) ?? []).some(mixesCharacterClasses)
   )
+}
+
+function mixesCharacterClasses(run: string): boolean {
+  return [/[a-z]/, /[A-Z]/, /[0-9]/].filter((kind) => kind.test(run)).length >= 2
 }
 
 /**
