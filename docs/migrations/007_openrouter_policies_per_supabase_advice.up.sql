@@ -1,12 +1,233 @@
 -- Migration 007_openrouter_policies_per_supabase_advice (up), exported by `npm run migrate:sql` from src/migrations/007_openrouter_policies_per_supabase_advice.ts.
 -- Run it as one script (for example in the Supabase SQL Editor).
 -- Run by hand, it is not recorded in x402_migrations.kysely_migration.
+-- Each of its transactions first runs the checks the runner runs (so does what it runs outside one): it
+-- refuses (SQLSTATE 42501) where roles that cannot act as you could have their code run with your power.
 
 BEGIN;
 
 SET LOCAL lock_timeout = '2000ms';
 
 SET LOCAL statement_timeout = '60000ms';
+
+DO $shadowed$
+DECLARE
+  -- Types named with their schema: the block's declarations are read before it empties the
+  -- search_path, where a type of the same name could come first.
+  schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
+  searched pg_catalog.name[] := pg_catalog.current_schemas(true);
+  found pg_catalog.text;
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', '', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER'))
+  SELECT string_agg(DISTINCT problem, '; ' ORDER BY problem) INTO found FROM (
+    SELECT format('schema %I comes before pg_catalog', s) AS problem
+      FROM unnest(searched[1:array_position(searched, 'pg_catalog') - 1]) AS s
+     WHERE s IS DISTINCT FROM (SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema())
+    UNION ALL
+    SELECT format('schema %I is owned by %s', n.nspname, CASE n.nspowner
+                       WHEN db_owner_role THEN format('pg_database_owner, that is %s, the database''s owner', pg_get_userbyid(db_owner))
+                       ELSE pg_get_userbyid(n.nspowner)::text END)
+      FROM pg_namespace n
+     WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
+       AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'USAGE')
+    UNION ALL
+    SELECT format('%s may create objects in schema %I%s', r.rolname, n.nspname,
+                     CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+      FROM pg_namespace n, pg_roles r, lesser_roles g
+     WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog' AND r.oid = g.login
+       AND has_schema_privilege(g.oid, n.oid, 'CREATE')
+    UNION ALL
+    -- A name of the path that no schema has yet ("$user" by default): whoever may create
+    -- schemas in the database could make it, in the middle of a run.
+    SELECT format('%s may create schema %I, which the search_path names%s', r.rolname, missing.name,
+                     CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+      FROM (SELECT CASE part WHEN '$user' THEN current_user::text ELSE part END AS name
+              FROM (SELECT (parse_ident(btrim(entry), false))[1] AS part
+                      FROM unnest(string_to_array(saved, ',')) AS entry
+                     WHERE btrim(entry) <> '') AS parts) AS missing,
+           pg_roles r, lesser_roles g
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = missing.name)
+       AND r.oid = g.login
+       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+    UNION ALL
+    SELECT format('%s %I.%s(%s) owned by %s', s.kind, s.nsp, s.name, s.args, pg_get_userbyid(s.owner))
+      FROM (SELECT 'function' AS kind, n.nspname AS nsp, quote_ident(p.proname) AS name,
+                   pg_get_function_identity_arguments(p.oid) AS args, p.proowner AS owner
+              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE EXISTS (SELECT FROM pg_proc c WHERE c.pronamespace = 'pg_catalog'::regnamespace AND c.proname = p.proname)
+            UNION ALL
+            SELECT 'operator', n.nspname, o.oprname,
+                   concat_ws(', ', CASE WHEN o.oprleft <> 0 THEN format_type(o.oprleft, NULL) END,
+                                   CASE WHEN o.oprright <> 0 THEN format_type(o.oprright, NULL) END),
+                   o.oprowner
+              FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+             WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
+           ) AS s
+     WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
+       AND NOT pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'USAGE')
+  ) AS problems;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'The search_path of role %s lets roles that cannot act as %s put their code where the module''s queries '
+      'would run it with the power of %s: %s. Nothing was read or changed. Revoke their right to create there '
+      '(REVOKE CREATE ON SCHEMA public FROM PUBLIC, as PostgreSQL 15 does by default; for a schema the path names '
+      'that does not exist yet, REVOKE CREATE ON DATABASE, or take the name out of the search_path), drop such objects or move '
+      'them out of the search_path (for an extension: ALTER EXTENSION … SET SCHEMA extensions), keep pg_catalog '
+      'first on the search_path, or run the command as a role they can act as.',
+      session_user, session_user, session_user, found);
+  END IF;
+  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- and an error rolls the setting back with its transaction.
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$shadowed$;
+
+DO $lesser$
+DECLARE
+  schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
+  tables pg_catalog.oid[];
+  found pg_catalog.text;
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', '', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  WITH RECURSIVE scope(oid) AS (
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
+    UNION
+    SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
+      SELECT k.conrelid FROM pg_constraint k
+       WHERE k.confrelid = s.oid AND k.contype = 'f'
+         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+      UNION ALL
+      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
+    ) AS reached(oid)
+  )
+  SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
+  IF tables IS NOT NULL THEN
+    EXECUTE (SELECT 'LOCK TABLE ' || string_agg(t::regclass::text, ', ' ORDER BY t) || ' IN ROW EXCLUSIVE MODE'
+               FROM unnest(tables) AS t
+              WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE'));
+  END IF;
+  WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- The code attached to those tables that the module's writes run (see below), with its
+  -- expression as PostgreSQL stores it.
+  attached AS (
+            SELECT format('trigger %I', t.tgname) AS what, t.tgrelid AS tbl, 'pg_trigger'::regclass AS classid, t.oid AS objid,
+                   t.tgqual::text AS tree
+              FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+            UNION ALL
+            SELECT format('constraint %I', k.conname), k.conrelid, 'pg_constraint'::regclass, k.oid, k.conbin::text
+              FROM pg_constraint k WHERE k.conrelid = ANY (tables)
+            UNION ALL
+            SELECT format('index %s', i.indexrelid::regclass), i.indrelid, 'pg_class'::regclass, i.indexrelid,
+                   concat(i.indexprs::text, i.indpred::text)
+              FROM pg_index i WHERE i.indrelid = ANY (tables)
+            UNION ALL
+            -- A stored generated column is computed again by every UPDATE of its row.
+            SELECT format('generated column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text
+              FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE ad.adrelid = ANY (tables) AND a.attgenerated <> ''
+            UNION ALL
+            SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text)
+              FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+  )
+  SELECT string_agg(problem, '; ' ORDER BY ordinal, problem) INTO found FROM (
+    SELECT 1 AS ordinal, format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem
+      FROM pg_class c
+     WHERE c.oid = ANY (tables)
+       AND c.relowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- What the module's writes run of the code attached to a table: a trigger (its function and
+    -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
+    -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
+    -- into no app table; Supabase's often call auth.uid()), nor policies (its writers bypass
+    -- row level security).
+    SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what)
+      FROM attached
+      JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+      CROSS JOIN LATERAL (
+        -- A function, or an operator's, of such a role; a type of such a role (a domain's CHECK,
+        -- its input and output run its code); a relation of such a role (a view runs its query);
+        SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+          FROM pg_proc p
+         WHERE p.oid = CASE d.refclassid
+                         WHEN 'pg_proc'::regclass THEN d.refobjid
+                         WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+                       END
+           AND p.proowner IN (SELECT oid FROM lesser_roles)
+        UNION ALL
+        SELECT format('type %s, owned by %s', ty.oid::regtype, pg_get_userbyid(ty.typowner))
+          FROM pg_type ty
+         WHERE d.refclassid = 'pg_type'::regclass AND ty.oid = d.refobjid AND ty.typowner IN (SELECT oid FROM lesser_roles)
+        UNION ALL
+        SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
+          FROM pg_class c
+         WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+      ) AS code
+    UNION ALL
+    -- pg_catalog's functions that run SQL given as text: what they run, pg_depend cannot follow
+    -- (nor does it record pg_catalog's own objects), so they are found in the expression.
+    SELECT 2, format('%s on %s calls %s, which runs SQL given as text', attached.what, attached.tbl::regclass,
+                     p.oid::regprocedure)
+      FROM attached JOIN pg_proc p
+        ON p.pronamespace = 'pg_catalog'::regnamespace AND (p.proname ~ '_to_xml' OR p.proname = 'ts_stat')
+       AND attached.tree ~ (':funcid ' || p.oid || '\M')
+    UNION ALL
+    SELECT 2, format('column %I of %s is of type %s, owned by %s', a.attname, a.attrelid::regclass, ty.oid::regtype,
+                     pg_get_userbyid(ty.typowner))
+      FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+     WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
+       AND ty.typowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner))
+      FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
+     WHERE e.evtenabled <> 'D'
+       AND p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- Where the downs keep what they take out: its owner may drop every backup.
+    SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner))
+      FROM pg_namespace n
+     WHERE n.nspname = 'x402_backup'
+       AND n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
+                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+      FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup')
+       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+  ) AS problems;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Writing the app''s tables in this session of role %s would let roles that cannot act as %s run their code '
+      'with its power, or drop the backups a down makes: %s. Nothing was changed. Find out who made each; where it '
+      'is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE or ALTER SCHEMA … OWNER TO); '
+      'revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from a role that should not '
+      'have it; or run the command as a role the owners can act as.',
+      session_user, session_user, found, session_user);
+  END IF;
+  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- and an error rolls the setting back with its transaction.
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$lesser$;
 
 DO $$
     DECLARE

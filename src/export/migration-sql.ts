@@ -12,6 +12,8 @@ import {
   lossesBetween,
 } from '../migrator/down-guard.js'
 import { migrationSettings } from '../migrator/settings.js'
+import { lesserTriggersSql } from '../connection/lesser-triggers.js'
+import { SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
 import { migrationBefore, resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo } from '../migrator/migrator.js'
@@ -79,16 +81,16 @@ export async function exportMigrationSql(
     ? await measureStatements(name, step, startingPoint, options.lockProfile, statements)
     : undefined
   const transactional = runsInTransaction(migration)
-  // A transactional down is guarded as the runner guards it: the watch, then the block (whose
-  // backups fire event triggers), before the down; the check before COMMIT.
-  const preset = direction === 'down' ? downSettings(transactional) : []
-  const guards =
-    direction === 'down' && transactional
-      ? {
-          before: [...preset, DOWN_WATCH_SQL, ...(guard ? [guard] : [])],
-          after: [downCheckSql(name)],
-        }
-      : { before: [...preset, ...(guard ? [guard] : [])], after: [] }
+  // A transactional down is guarded as the runner guards it: its settings, the watch, then the
+  // block (whose backups fire event triggers), before the down; the check before COMMIT.
+  const guards: Guards = {
+    settings: direction === 'down' ? downSettings(transactional) : [],
+    before: [
+      ...(direction === 'down' && transactional ? [DOWN_WATCH_SQL] : []),
+      ...(guard ? [guard] : []),
+    ],
+    after: direction === 'down' && transactional ? [downCheckSql(name)] : [],
+  }
   return renderScript(name, direction, transactional, statements, profile, guards)
 }
 
@@ -213,10 +215,10 @@ function renderScript(
   direction: MigrationDirection,
   transactional: boolean,
   statements: Statement[],
-  profile?: { rows: number; measured: (MeasuredStatement | undefined)[] },
-  guards: { before: string[]; after: string[] } = { before: [], after: [] },
+  profile: { rows: number; measured: (MeasuredStatement | undefined)[] } | undefined,
+  guards: Guards,
 ): string {
-  const body = statements.map((statement, index) => {
+  const body = statements.map((statement, index): ScriptStatement => {
     if (statement.parameters.length > 0) {
       throw new Error(
         `Migration ${name} (${direction}) runs a statement with bound parameters, which a SQL script cannot carry: ` +
@@ -226,9 +228,12 @@ function renderScript(
     // Only the whitespace around a statement goes: inside it, function bodies are string literals.
     const text = `${statement.sql.trim().replace(/;$/, '')};`
     const measured = profile?.measured[index]
-    return measured
-      ? `-- locks: ${describeStatement(measured).replace(/\s*\n\s*/g, ' ')}\n${text}`
-      : text
+    return {
+      kind: statementKind(statement.sql),
+      text: measured
+        ? `-- locks: ${describeStatement(measured).replace(/\s*\n\s*/g, ' ')}\n${text}`
+        : text,
+    }
   })
   const profileNote = profile
     ? [
@@ -257,23 +262,92 @@ function renderScript(
     `-- Migration ${name} (${direction}), exported by \`npm run migrate:sql\` from src/migrations/${name}.ts.`,
     ...howToRun,
     `-- Run by hand, it is not recorded in ${MIGRATION_HISTORY_TABLE}.`,
+    '-- Each of its transactions first runs the checks the runner runs (so does what it runs outside one): it',
+    '-- refuses (SQLSTATE 42501) where roles that cannot act as you could have their code run with your power.',
     ...profileNote,
     '',
     ...stopOnError,
-    // After BEGIN where there is one: a refusal then also aborts the transaction, so that a
-    // client that goes on after an error (psql without ON_ERROR_STOP) changes nothing.
-    ...withGuards(body, guards).flatMap((statement) => [statement, '']),
+    ...withChecks(body, guards, transactional).flatMap((statement) => [statement, '']),
   ].join('\n')
 }
 
-function withGuards(body: string[], guards: { before: string[]; after: string[] }): string[] {
-  const at = body[0] === 'BEGIN;' ? 1 : 0
-  const end = body.at(-1) === 'COMMIT;' ? body.length - 1 : body.length
-  return [
-    ...body.slice(0, at),
-    ...guards.before.map((block) => `${block};`),
-    ...body.slice(at, end),
-    ...guards.after.map((block) => `${block};`),
-    ...body.slice(end),
-  ]
+/** A down's guards, placed in its script as the runner runs them (see {@link withChecks}). */
+interface Guards {
+  /** Settings of the down, first. */
+  settings: string[]
+  /** Blocks that read or write, after the privilege checks. */
+  before: string[]
+  /** Blocks before the last COMMIT of the script. */
+  after: string[]
+}
+
+interface ScriptStatement {
+  kind: 'begin' | 'end' | 'set' | 'other'
+  text: string
+}
+
+function statementKind(sql: string): ScriptStatement['kind'] {
+  const text = sql.trim()
+  if (/^BEGIN;?$/i.test(text)) return 'begin'
+  if (/^(COMMIT|ROLLBACK);?$/i.test(text)) return 'end'
+  return /^SET\s/i.test(text) ? 'set' : 'other'
+}
+
+/**
+ * What the runner runs before a migration reads or writes (runner.ts), from the same SQL: the
+ * shadowed-catalog check, then the lesser-trigger check; in a transaction, that check also
+ * takes ROW EXCLUSIVE on the tables it covers, so that no trigger can be attached before COMMIT.
+ */
+function privilegeChecks(inTransaction: boolean): string[] {
+  return [SHADOWED_CATALOG_SQL, lesserTriggersSql({ lock: inTransaction })]
+}
+
+/**
+ * The script's statements with its guards and the runner's privilege checks: in each
+ * transaction, after BEGIN and its settings, {@link privilegeChecks} first (a refusal then also
+ * aborts the transaction, so that a client that goes on after an error changes nothing); outside
+ * a transaction, the unlocked checks before the first statement after a COMMIT (or at the start)
+ * that is not a setting. The down's settings come first in the script (after BEGIN where there
+ * is one), its blocks after the first checks, and its check before the last COMMIT.
+ */
+function withChecks(body: ScriptStatement[], guards: Guards, transactional: boolean): string[] {
+  const out: string[] = []
+  const blocks = (list: string[]) => list.map((block) => `${block};`)
+  const last = body.at(-1)?.kind === 'end' ? body.length - 1 : body.length
+  let inTransaction = false
+  let checked = false
+  let settingsDone = false
+  let beforeDone = false
+  const check = () => {
+    if (checked) return
+    out.push(...blocks(privilegeChecks(inTransaction)))
+    checked = true
+    if (!beforeDone) out.push(...blocks(guards.before))
+    beforeDone = true
+  }
+  body.forEach((statement, index) => {
+    if (!settingsDone && statement.kind !== 'begin') {
+      out.push(...blocks(guards.settings))
+      settingsDone = true
+    }
+    if (statement.kind === 'begin') {
+      // The blocks of a script that runs outside a transaction run outside one, first.
+      if (!transactional && !beforeDone && guards.before.length > 0) check()
+      out.push(statement.text)
+      inTransaction = true
+      checked = false
+      return
+    }
+    if (statement.kind === 'other' || (statement.kind === 'end' && inTransaction)) check()
+    if (index === last) out.push(...blocks(guards.after))
+    out.push(statement.text)
+    if (statement.kind === 'end') {
+      inTransaction = false
+      checked = false
+    }
+  })
+  if (!settingsDone) out.push(...blocks(guards.settings))
+  if (!beforeDone && guards.before.length > 0) check()
+  if (last === body.length) out.push(...blocks(guards.after))
+  return out
 }
