@@ -449,9 +449,10 @@ async function lockHolder(db: Kysely<any>): Promise<string> {
     pid: number
     application_name: string
     running_for: string | null
+    state: string | null
     writer: boolean
   }>`
-    SELECT a.pid, a.application_name,
+    SELECT a.pid, a.application_name, a.state,
            l.objid OPERATOR(pg_catalog.=) ${sql.lit(MIGRATION_WRITER_KEY)}::pg_catalog.oid AS writer,
            pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-)
              COALESCE(a.xact_start, a.backend_start))::pg_catalog.text AS running_for
@@ -468,7 +469,8 @@ async function lockHolder(db: Kysely<any>): Promise<string> {
     .catch(() => ({ rows: [] }))
   const holder = rows[0]
   if (!holder) return 'another run held it'
-  const who = `pid ${holder.pid}, ${holder.application_name || 'no application name'}, for ${holder.running_for ?? 'a moment'}`
+  // Its state tells a run at work ("active") from a client that stopped sending ("idle …").
+  const who = `pid ${holder.pid}, ${holder.application_name || 'no application name'}, for ${holder.running_for ?? 'a moment'}, ${holder.state ?? 'state unknown'}`
   return holder.writer
     ? `a writer of an earlier run is still open (${who}): no run takes it until that one ends`
     : `another run holds it (${who})`
