@@ -395,6 +395,44 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
     })
   })
 
+  // A shorter transaction_timeout that the database defaults to (PostgreSQL 17) neither ends the
+  // lock session, whose transaction lasts the run, nor caps MIGRATION_TRANSACTION_TIMEOUT_MS: the
+  // timer is armed at BEGIN from the default, and a larger SET LOCAL after it re-arms nothing.
+  it('bounds its transactions by its own settings where the database defaults to a shorter transaction_timeout, on PostgreSQL 17', async (context) => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { rows } = await sql<{
+        version: number
+      }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
+      const version = rows[0]!.version
+      if (version < 170_000)
+        context.skip(`transaction_timeout needs PostgreSQL 17; this server is ${version}`)
+      const connectionString = serverUrl(location)
+      await ensureSupabaseStandIn(db)
+      const name = new URL(connectionString).pathname.slice(1)
+      await sql`ALTER DATABASE ${sql.id(name)} SET transaction_timeout = '1s'`.execute(db)
+      await withSessions(connectionString, async (session) => {
+        const holder = await session('x402-test-holder')
+        // 002 waits 2.5 s for a sign-up in progress, as in crash-safety.test.ts.
+        await holder.query('SET transaction_timeout = 0')
+        await holder.query('BEGIN; LOCK TABLE auth.users IN ROW EXCLUSIVE MODE')
+        const released = new Promise((resolve) => setTimeout(resolve, 2500)).then(() =>
+          holder.query('COMMIT'),
+        )
+        const fresh = createDb({ connectionString })
+        try {
+          const applied = await migrateToLatest(fresh, {
+            lockTimeoutMs: 60_000,
+            transactionTimeoutMs: 60_000,
+          })
+          expect(applied.map((result) => result.migrationName)).toEqual(ALL_MIGRATIONS)
+        } finally {
+          await released
+          await fresh.destroy()
+        }
+      })
+    })
+  })
+
   it('applies 005 where the database defaults to REPEATABLE READ', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       const connectionString = serverUrl(location)

@@ -225,7 +225,7 @@ describe.skipIf(skipReason !== undefined)(
         expect((error as Error).message).toMatch(
           new RegExp(
             '^The migration run failed before any migration ran: ' +
-              `Waited 200 ms for the migration lock, but another run holds it \\(pid ${holderPid}, x402-deploy-step, for [\\d:]+\\)\\. ` +
+              `Waited 200 ms for the migration lock, but another run holds it \\(pid ${holderPid}, x402-deploy-step, for [\\d:]+, idle in transaction\\)\\. ` +
               'Another instance or a deploy step is migrating this database: let it finish and start again, ' +
               'or allow a longer wait with MIGRATION_LOCK_WAIT_MS\\. Nothing was changed\\.$',
           ),

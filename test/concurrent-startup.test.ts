@@ -100,7 +100,7 @@ describe.skipIf(skipReason !== undefined)(
         expect(failed.stderr.trim()).toMatch(
           new RegExp(
             '^start-up failed: The migration run failed before any migration ran: ' +
-              `Waited 500 ms for the migration lock, but another run holds it \\(pid ${holderPid}, x402-deploy-step, for [\\d:]+\\)\\. ` +
+              `Waited 500 ms for the migration lock, but another run holds it \\(pid ${holderPid}, x402-deploy-step, for [\\d:]+, idle in transaction\\)\\. ` +
               'Another instance or a deploy step is migrating this database: let it finish and start again, ' +
               'or allow a longer wait with MIGRATION_LOCK_WAIT_MS\\. Nothing was changed\\.$',
           ),

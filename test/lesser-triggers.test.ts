@@ -1,10 +1,18 @@
-import { type Kysely, sql } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
+import { withDialectHooks } from '../src/connection/dialect-hooks.js'
 import { lesserTriggersSql } from '../src/connection/lesser-triggers.js'
-import { MIGRATION_LOCK_KEY, migrateDown, migrateTo } from '../src/tooling.js'
-import { createModel } from './support/fixtures.js'
+import { withoutKyselyMigrationLock } from '../src/connection/without-kysely-migration-lock.js'
+import {
+  InterruptedRollbackError,
+  MIGRATION_LOCK_KEY,
+  migrateDown,
+  migrateTo,
+  migrateUp,
+} from '../src/tooling.js'
+import { createModel, createUser } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
@@ -186,6 +194,76 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
         } finally {
           await attacker?.end()
           await holder.end()
+        }
+      })
+    })
+  })
+
+  it('a temporary trigger attached between the transactions of 005’s down: the step that writes refuses, and never calls it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withLoginRole(db, async (role) => {
+        await sql.raw(`GRANT TRIGGER ON user_openrouter_integrations TO ${role}`).execute(db)
+        // 005's down runs outside the runner's transaction, in three transactions of its own: after
+        // step 2 (VALIDATE) commits and step 3 has begun, nothing holds a lock on the keys table.
+        // There a user stores a key (step 3 moves it, with the opt-in), and the lesser role
+        // attaches a trigger that step 3's DELETE would run.
+        let attacker: pg.Client | undefined
+        let validating: number | undefined
+        let attack: 'armed' | 'done' | undefined
+        const run = new Kysely<any>({
+          dialect: withoutKyselyMigrationLock(
+            withDialectHooks(
+              new PostgresDialect({ pool: new pg.Pool({ connectionString: serverUrl(location) }) }),
+              {
+                onStatement(text, _parameters, connection) {
+                  if (text.includes('VALIDATE CONSTRAINT x402_resources_openrouter_rollback_check'))
+                    validating = connection
+                  else if (text === 'BEGIN' && connection === validating && attack === undefined)
+                    attack = 'armed'
+                },
+                async afterBegin() {
+                  if (attack !== 'armed') return
+                  attack = 'done'
+                  await db
+                    .insertInto('user_openrouter_integrations' as any)
+                    .values({ user_id: await createUser(db), encrypted_api_key: 'aa:bb' })
+                    .execute()
+                  attacker = await temporaryTrigger(
+                    serverUrl(location),
+                    role,
+                    'user_openrouter_integrations',
+                  )
+                },
+              },
+            ),
+          ),
+        })
+        try {
+          const error = await migrateDown(run, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(attack).toBe('done')
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(String((error as Error).message)).toMatch(
+            new RegExp(
+              `trigger zz_pwn on public\\.user_openrouter_integrations calls pg_temp_\\d+\\.pwn\\(\\), owned by ${role}`,
+            ),
+          )
+          expect(await applied(db)).toContain(MIGRATION_005)
+          // Its session gone, the temporary function goes, and the trigger with it.
+          await attacker?.end()
+          attacker = undefined
+          // Steps 1 and 2 committed: the rollback stays half done, and only migrate:down goes on.
+          await expect(migrateUp(db, { env: {} })).rejects.toBeInstanceOf(InterruptedRollbackError)
+          expect(
+            (await migrateDown(db, { allowDataLoss: true, env: {} })).map((r) => r.migrationName),
+          ).toEqual([MIGRATION_005])
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        } finally {
+          await attacker?.end()
+          await run.destroy()
         }
       })
     })

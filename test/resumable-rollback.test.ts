@@ -150,6 +150,27 @@ async function expectForwardRefused(db: Kysely<any>, connectionString: string): 
   }
 }
 
+// The script that `migrate:sql -- 005 --down` exports for the SQL Editor is 005's own down: run
+// to its end by hand, it leaves 005 recorded, its objects gone and no mark of the runner's.
+describe.each(testTargets)('a rollback of 005 completed outside the runner on %s', (target) => {
+  const database = useTestDatabase(target, MIGRATION_006)
+
+  it('is recorded by migrate:down, after which the migrations run forward', async () => {
+    {
+      const { db } = database
+      await migrateDown(db) // 006
+      await migrations[MIGRATION_005]!.down!(db)
+      expect((await migrateDown(db, { env: {} })).map((result) => result.migrationName)).toEqual([
+        MIGRATION_005,
+      ])
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
+        migrationsAfter(MIGRATION_002),
+      )
+      expect((await checkDrift(db)).ok).toBe(true)
+    }
+  })
+})
+
 describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => {
   it('killed after its last step, before the history forgets it: forward refuses, migrate:down completes it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {

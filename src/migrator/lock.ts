@@ -280,9 +280,13 @@ async function takeLock(
   for (let attempt = 1; ; attempt++) {
     // The lock transaction idles while the migrations run on other connections; the heartbeat
     // keeps it within idle_in_transaction_session_timeout, and a stalled process loses it.
+    // Nor does a transaction_timeout the database or the role defaults to (PostgreSQL 17) end it:
+    // the lock transaction lasts the run on purpose, and holds no lock on any table.
     const { rows } = await sql<{ locked: boolean }>`
       SELECT pg_catalog.pg_try_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)}::pg_catalog.int8) AS locked,
-             pg_catalog.set_config('idle_in_transaction_session_timeout', ${`${idleTimeoutMs}ms`}, true)
+             pg_catalog.set_config('idle_in_transaction_session_timeout', ${`${idleTimeoutMs}ms`}, true),
+             CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 170000
+                  THEN pg_catalog.set_config('transaction_timeout', '0', true) END
     `.execute(lockConnection)
     // Only once the lock is granted (a statement of its own, after the grant): a writer of an
     // earlier run that still lives keeps it from this run (holdWriterLock).
@@ -412,12 +416,22 @@ export async function setSessionBounds(
   if (local) {
     await set('lock_timeout', bounds.lockTimeoutMs)
     await set('statement_timeout', bounds.statementTimeoutMs)
-    if (version >= 170_000) await set('transaction_timeout', bounds.transactionTimeoutMs)
+    // PostgreSQL arms the transaction's timer at BEGIN, from the database's or the role's default,
+    // and a SET LOCAL after it only disarms (0) or arms a disarmed timer: 0 first, so that the
+    // run's bound replaces a shorter default instead of being capped by it.
+    if (version >= 170_000 && bounds.transactionTimeoutMs !== undefined) {
+      await set('transaction_timeout', 0)
+      await set('transaction_timeout', bounds.transactionTimeoutMs)
+    }
   } else {
     await sql`SELECT pg_catalog.set_config('default_transaction_isolation', 'read committed', false)`.execute(
       db,
     )
     if (version >= 140_000) await set('idle_session_timeout', bounds.idleTimeoutMs)
+    // The migration's own transactions and statements (an index built CONCURRENTLY, a VALIDATE)
+    // are long on purpose: bounded by the provider's statement bounds and the idle bounds above,
+    // not by a transaction_timeout the database defaults to.
+    if (version >= 170_000) await set('transaction_timeout', 0)
   }
 }
 
@@ -435,9 +449,10 @@ async function lockHolder(db: Kysely<any>): Promise<string> {
     pid: number
     application_name: string
     running_for: string | null
+    state: string | null
     writer: boolean
   }>`
-    SELECT a.pid, a.application_name,
+    SELECT a.pid, a.application_name, a.state,
            l.objid OPERATOR(pg_catalog.=) ${sql.lit(MIGRATION_WRITER_KEY)}::pg_catalog.oid AS writer,
            pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-)
              COALESCE(a.xact_start, a.backend_start))::pg_catalog.text AS running_for
@@ -454,7 +469,8 @@ async function lockHolder(db: Kysely<any>): Promise<string> {
     .catch(() => ({ rows: [] }))
   const holder = rows[0]
   if (!holder) return 'another run held it'
-  const who = `pid ${holder.pid}, ${holder.application_name || 'no application name'}, for ${holder.running_for ?? 'a moment'}`
+  // Its state tells a run at work ("active") from a client that stopped sending ("idle …").
+  const who = `pid ${holder.pid}, ${holder.application_name || 'no application name'}, for ${holder.running_for ?? 'a moment'}, ${holder.state ?? 'state unknown'}`
   return holder.writer
     ? `a writer of an earlier run is still open (${who}): no run takes it until that one ends`
     : `another run holds it (${who})`

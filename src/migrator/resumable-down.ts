@@ -11,7 +11,8 @@ import { runsInTransaction } from './provider.js'
  * rollback can be resumed: `downDone` tells that every step of its `down` has committed (the
  * history row is deleted after the last step, so a run interrupted between the two leaves the
  * migration recorded with its objects gone; the next rollback then records the end instead of
- * running steps that no longer apply), `downBegun` that a step of it has committed (so that a
+ * running steps that no longer apply; so does a rollback done outside the runner, by the exported
+ * script), `downBegun` that a step of it has committed (so that a
  * half-done rollback is found from the schema, whatever the history's mark says), and `downDeletes` names the rows its `down` deletes
  * (see {@link refuseReferencedRows}). A transactional down needs neither: its rehearsal finds them.
  */
@@ -81,8 +82,9 @@ function resumable(name: string, migration: Migration): Migration {
           `${name} runs outside a transaction but exports no downDone, which tells when its down has completed.`,
         )
       }
-      // Kysely's Migrator deletes the history row once this returns.
-      if (marked && (await completed(db))) return
+      // Kysely's Migrator deletes the history row once this returns. Done without a mark too: the
+      // script that migrate:sql exports, run to its end in the SQL Editor, marks nothing.
+      if (await completed(db)) return
       await refuseReferencedRows(db, name, downDeletes)
       await markReverting(db, name)
       // After the mark, which may add its column to the history: only what the down changed counts.

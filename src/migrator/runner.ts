@@ -22,6 +22,7 @@ import {
   MigrationHistoryError,
   readMigrationHistory,
 } from './history.js'
+import { withFencedTransactions } from './fenced-transactions.js'
 import { bookkeepingTablesProblemSql } from './history-tables.js'
 import {
   InterruptedRollbackError,
@@ -238,7 +239,9 @@ function bookkeeping<T>(
  * and the history's write, so the write goes into a transaction that commits only once the lock
  * is confirmed again (runBlock). In a transaction nothing shows before COMMIT, which runBlock
  * confirms: a round trip per statement there would only hold the transaction's locks, on the
- * busiest table among them, for longer.
+ * busiest table among them, for longer. Outside a transaction, each transaction the migration
+ * opens itself (`db.transaction()`) runs the lesser-trigger check with its lock first, as the
+ * runner's own do (see withFencedTransactions).
  * `settings.onMigration` hears it start (with the server process `backendPid` that runs it)
  * and end.
  */
@@ -258,7 +261,12 @@ function confirmingLock(
       const started = performance.now()
       let failed = true
       try {
-        await step(db.withPlugin(confirming))
+        const confirmed = db.withPlugin(confirming)
+        // Outside the runner's transaction, each transaction the migration opens is fenced as the
+        // runner's are: the check with its lock first, then the migration's writes.
+        await step(
+          outsideTransaction ? withFencedTransactions(confirmed, lesserTriggersFence) : confirmed,
+        )
         failed = false
       } finally {
         settings.onMigration({
@@ -295,6 +303,11 @@ function confirmingLock(
       )
     },
   }
+}
+
+/** The lesser-trigger check with its lock (see lesserTriggersSql), first in a transaction. */
+async function lesserTriggersFence(trx: Kysely<any>): Promise<void> {
+  await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
 }
 
 /**
