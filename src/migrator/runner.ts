@@ -140,9 +140,11 @@ export async function runMigrations(
           const appliedNow = results
             .filter((result) => result.direction === 'Up')
             .map((result) => result.migrationName)
-          return bookkeeping(db, settings, session, (trx) =>
-            syncMigrationChecksums(trx, { appliedNow }),
-          )
+          return bookkeeping(db, settings, session, async (trx) => {
+            // It writes x402_migrations: checked and fenced as a migration's transaction is.
+            await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
+            await syncMigrationChecksums(trx, { appliedNow })
+          })
         }
         try {
           for (const block of contiguousBlocks(steps)) {
