@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely'
+import type { Kysely } from 'kysely'
 import { type Migration, Migrator } from 'kysely/migration'
 
 import { migrationNames } from '../migrations/index.js'
@@ -10,13 +10,8 @@ import {
   type NewChecksum,
   recordMissingChecksums,
 } from '../migrator/checksums.js'
-import { lesserTriggersSql } from '../connection/lesser-triggers.js'
-import {
-  historyDisagreements,
-  MigrationHistoryError,
-  recordedMigrationNames,
-} from '../migrator/history.js'
-import { bookkeepingTablesProblemSql } from '../migrator/history-tables.js'
+import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
+import { checkBookkeepingWrites } from '../migrator/write-checks.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
   holdWriterLock,
@@ -140,10 +135,7 @@ export async function baselineMigrations(
       await holdWriterLock(trx, 'transaction')
       // What a run asks before it writes, fenced as in its transactions: this one writes the
       // history and the rest of the bookkeeping in x402_migrations, also where all is recorded.
-      await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
-      const { rows: checked } = await sql<{ problem: string | null }>`
-        SELECT ${sql.raw(bookkeepingTablesProblemSql())} AS problem`.execute(trx)
-      if (checked[0]?.problem) throw new MigrationHistoryError([checked[0].problem])
+      await checkBookkeepingWrites(trx, { lock: true })
       if (recorded.length > 0) {
         const { error } = await recordingMigrator(trx).migrateTo(migrationName)
         if (error !== undefined) throw error
