@@ -7,6 +7,7 @@ import { acceptedDifferenceTableStatements } from '../src/adoption/accepted-diff
 import { ensureSupabaseStandIn } from '../src/supabase/stand-in.js'
 import {
   baselineMigrations,
+  exportBaselineSql,
   IntegrationCipher,
   MIGRATION_LOCK_KEY,
   migrateDown,
@@ -459,6 +460,34 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
         expect(String((error as Error).message)).toContain(
           `trigger zz_pwn on x402_migrations.accepted_schema_difference calls ${fn}(), owned by ${role}`,
         )
+        expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
+
+  it('the same trigger: the SQL script of migrate:sql -- --baseline refuses before it writes, and never calls it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateToLatest(db, { env: {} })
+      for (const statement of acceptedDifferenceTableStatements())
+        await sql.raw(statement).execute(db)
+      await withLoginRole(db, async (role) => {
+        const fn = await lesserFunction(db, role, 'trigger')
+        await sql
+          .raw(
+            `CREATE TRIGGER zz_pwn AFTER INSERT OR DELETE ON x402_migrations.accepted_schema_difference FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+          )
+          .execute(db)
+        const script = await exportBaselineSql(ALL_MIGRATIONS.at(-1)!)
+        const client = new pg.Client({ connectionString: serverUrl(location) })
+        await client.connect()
+        try {
+          const error = await client.query(script).catch((e: unknown) => e)
+          expect(String((error as Error).message)).toContain(
+            `trigger zz_pwn on x402_migrations.accepted_schema_difference calls ${fn}(), owned by ${role}`,
+          )
+        } finally {
+          await client.end()
+        }
         expect(await isSuperuser(db, role)).toBe(false)
       })
     })
