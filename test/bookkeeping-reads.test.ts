@@ -6,7 +6,13 @@ import { readMigrationChecksums } from '../src/migrator/checksums.js'
 import { readMigrationHistory } from '../src/migrator/history.js'
 import { historyProblemSql } from '../src/migrator/history-tables.js'
 import { upToDateAtOnce } from '../src/migrator/up-to-date-at-once.js'
-import { migrateDown, migrateToLatest, migrationStatus } from '../src/tooling.js'
+import {
+  checkDrift,
+  migrateDown,
+  migrateToLatest,
+  migrationStatus,
+  readProductionObjects,
+} from '../src/tooling.js'
 import { isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { serverUrl, testTargets, withTestDatabase } from './support/test-database.js'
 
@@ -199,6 +205,49 @@ describe.each(testTargets)('reads of the bookkeeping in x402_migrations on %s', 
         const down = await migrateDown(db).catch((error: unknown) => error)
         expect(await isSuperuser(db, role)).toBe(false)
         expect(String(down)).toMatch(/x402_migrations\.prior_state_008 is not the table 008 made/)
+        const applied = (await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)
+        expect(applied.at(-1)).toBe(MIGRATION_008)
+      })
+    })
+  })
+
+  it('refuse a view in place of production’s own objects, which migrate:check trusts, before its code runs', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db)
+      await withLesserRole(db, 'x402_test_owner', async (role) => {
+        await sql.raw(`GRANT USAGE, CREATE ON SCHEMA x402_migrations TO ${role}`).execute(db)
+        await asRole(db, role, [
+          `CREATE FUNCTION x402_migrations.pwn() RETURNS jsonb LANGUAGE plpgsql AS $f$${escalating(role, "'{}'::jsonb")} $f$`,
+          `CREATE VIEW x402_migrations.production_schema_object AS
+             SELECT 'k'::text AS key, 'table'::text AS category, NULL::text AS table_name,
+                    'o'::text AS object_name, x402_migrations.pwn() AS definition`,
+        ])
+        await sql.raw(`REVOKE CREATE ON SCHEMA x402_migrations FROM ${role}`).execute(db)
+        const read = await readProductionObjects(db).catch((e: unknown) => e)
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String(read)).toMatch(/x402_migrations\.production_schema_object is a view/)
+        const check = await checkDrift(db).catch((e: unknown) => e)
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String(check)).toMatch(/x402_migrations\.production_schema_object is a view/)
+      })
+    })
+  })
+
+  it('refuse a run, before any migration, where a view replaced Kysely’s lock table, which its Migrator reads', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db)
+      await withLesserRole(db, 'x402_test_owner', async (role) => {
+        await sql`DROP TABLE x402_migrations.kysely_migration_lock`.execute(db)
+        await sql.raw(`GRANT USAGE, CREATE ON SCHEMA x402_migrations TO ${role}`).execute(db)
+        await asRole(db, role, [
+          `CREATE FUNCTION x402_migrations.pwn() RETURNS integer LANGUAGE plpgsql AS $f$${escalating(role, '0')} $f$`,
+          `CREATE VIEW x402_migrations.kysely_migration_lock AS
+             SELECT 'migration_lock'::varchar(255) AS id, x402_migrations.pwn() AS is_locked`,
+        ])
+        await sql.raw(`REVOKE CREATE ON SCHEMA x402_migrations FROM ${role}`).execute(db)
+        const down = await migrateDown(db).catch((error: unknown) => error)
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String(down)).toMatch(/x402_migrations\.kysely_migration_lock is a view/)
         const applied = (await migrationStatus(db)).filter((m) => m.appliedAt).map((m) => m.name)
         expect(applied.at(-1)).toBe(MIGRATION_008)
       })

@@ -5,16 +5,23 @@ import { describe, expect, it } from 'vitest'
 import { withDialectHooks } from '../src/connection/dialect-hooks.js'
 import { lesserTriggersSql } from '../src/connection/lesser-triggers.js'
 import { withoutKyselyMigrationLock } from '../src/connection/without-kysely-migration-lock.js'
+import { acceptedDifferenceTableStatements } from '../src/adoption/accepted-differences.js'
+import { ensureSupabaseStandIn } from '../src/supabase/stand-in.js'
 import {
+  baselineMigrations,
+  exportBaselineSql,
+  IntegrationCipher,
   InterruptedRollbackError,
   MIGRATION_LOCK_KEY,
   migrateDown,
   migrateTo,
+  migrateToLatest,
   migrateUp,
+  rotateOpenRouterKeys,
 } from '../src/tooling.js'
 import { createModel, createUser } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
-import { MIGRATION_005 } from './support/migration-names.js'
+import { ALL_MIGRATIONS, MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // A migration's write runs the triggers of the table it writes, and a DDL statement the event
@@ -438,6 +445,136 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
         expect(String((error as Error).message)).toContain(
           `generated column zz_generated on public.ai_models calls ${role}.g(text), owned by ${role}`,
         )
+        expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
+
+  it('a foreign key to a table a lesser login owns (Supabase’s auth.users, its supabase_auth_admin login’s): runs and keys:rotate go on, and that login’s trigger on a written table is still refused', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        // As on Supabase: schema auth, auth.users and its functions belong to the login GoTrue uses.
+        await ensureSupabaseStandIn(db)
+        await sql.raw(`ALTER SCHEMA auth OWNER TO ${role}`).execute(db)
+        await sql.raw(`ALTER TABLE auth.users OWNER TO ${role}`).execute(db)
+        await sql
+          .raw(
+            `DO $$ DECLARE f regprocedure; BEGIN
+               FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'auth'::regnamespace LOOP
+                 EXECUTE format('ALTER FUNCTION %s OWNER TO ${role}', f);
+               END LOOP; END $$`,
+          )
+          .execute(db)
+        // A foreign key runs no code of the referenced table's owner: nothing to refuse.
+        await migrateToLatest(db, { env: {} })
+        expect(await applied(db)).toEqual([...ALL_MIGRATIONS].sort())
+
+        const cipher = new IntegrationCipher({
+          current: 'the-secret-0123456789abcdef-0123456789',
+          previous: [],
+        })
+        const userId = await createUser(db)
+        await db
+          .insertInto('x402_user_openrouter_integrations')
+          .values({ user_id: userId, encrypted_api_key: cipher.encrypt('sk-or-v1-test', userId) })
+          .execute()
+        const report = await rotateOpenRouterKeys(db, { cipher, keyId: cipher.currentKeyId })
+        expect(report).toMatchObject({ scanned: 1, alreadyCurrent: 1, complete: true })
+
+        const fn = await lesserFunction(db, role, 'trigger')
+        await sql
+          .raw(
+            `CREATE TRIGGER zz_pwn AFTER UPDATE ON x402_user_openrouter_integrations FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+          )
+          .execute(db)
+        const error = await rotateOpenRouterKeys(db, { cipher, keyId: cipher.currentKeyId }).catch(
+          (e: unknown) => e,
+        )
+        expect(String((error as Error).message)).toContain(
+          `trigger zz_pwn on public.x402_user_openrouter_integrations calls ${fn}(), owned by ${role}`,
+        )
+        expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
+
+  // The history, which every run writes; and an earlier rollback's backup, a table of schema
+  // x402_backup, where the downs write.
+  it.each([
+    ['the history in x402_migrations', 'x402_migrations.kysely_migration', ''],
+    [
+      'a backup in x402_backup',
+      'x402_backup.zz_earlier_backup',
+      'CREATE SCHEMA IF NOT EXISTS x402_backup; CREATE TABLE x402_backup.zz_earlier_backup (id int);',
+    ],
+  ])(
+    'a trusted trigger on %s calling a lesser login’s function: the run refuses before it writes, and never calls it',
+    async (_case, table, setUp) => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await migrateTo(db, MIGRATION_005, { env: {} })
+        if (setUp) await sql.raw(setUp).execute(db)
+        await withLoginRole(db, async (role) => {
+          const fn = await lesserFunction(db, role, 'trigger')
+          await sql
+            .raw(
+              `CREATE TRIGGER zz_pwn AFTER INSERT ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+            )
+            .execute(db)
+          const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+          expect(String((error as Error).message)).toContain(
+            `trigger zz_pwn on ${table} calls ${fn}(), owned by ${role}`,
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).not.toContain(MIGRATION_006)
+        })
+      })
+    },
+  )
+
+  it('a trusted trigger on the accepted differences calling a lesser login’s function: migrate:baseline refuses before it writes, also where already adopted', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateToLatest(db, { env: {} })
+      for (const statement of acceptedDifferenceTableStatements())
+        await sql.raw(statement).execute(db)
+      await withLoginRole(db, async (role) => {
+        const fn = await lesserFunction(db, role, 'trigger')
+        await sql
+          .raw(
+            `CREATE TRIGGER zz_pwn AFTER INSERT OR DELETE ON x402_migrations.accepted_schema_difference FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+          )
+          .execute(db)
+        const error = await baselineMigrations(db, ALL_MIGRATIONS.at(-1)!).catch((e: unknown) => e)
+        expect(String((error as Error).message)).toContain(
+          `trigger zz_pwn on x402_migrations.accepted_schema_difference calls ${fn}(), owned by ${role}`,
+        )
+        expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
+
+  it('the same trigger: the SQL script of migrate:sql -- --baseline refuses before it writes, and never calls it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateToLatest(db, { env: {} })
+      for (const statement of acceptedDifferenceTableStatements())
+        await sql.raw(statement).execute(db)
+      await withLoginRole(db, async (role) => {
+        const fn = await lesserFunction(db, role, 'trigger')
+        await sql
+          .raw(
+            `CREATE TRIGGER zz_pwn AFTER INSERT OR DELETE ON x402_migrations.accepted_schema_difference FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+          )
+          .execute(db)
+        const script = await exportBaselineSql(ALL_MIGRATIONS.at(-1)!)
+        const client = new pg.Client({ connectionString: serverUrl(location) })
+        await client.connect()
+        try {
+          const error = await client.query(script).catch((e: unknown) => e)
+          expect(String((error as Error).message)).toContain(
+            `trigger zz_pwn on x402_migrations.accepted_schema_difference calls ${fn}(), owned by ${role}`,
+          )
+        } finally {
+          await client.end()
+        }
         expect(await isSuperuser(db, role)).toBe(false)
       })
     })

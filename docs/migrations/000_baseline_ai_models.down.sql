@@ -117,7 +117,8 @@ BEGIN
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH RECURSIVE scope(oid) AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
+     WHERE c.relkind IN ('r', 'p')
+       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('x402_migrations', 'x402_backup'))
     UNION
     SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
       SELECT k.conrelid FROM pg_constraint k
@@ -141,22 +142,28 @@ BEGIN
   -- expression as PostgreSQL stores it.
   attached AS (
             SELECT format('trigger %I', t.tgname) AS what, t.tgrelid AS tbl, 'pg_trigger'::regclass AS classid, t.oid AS objid,
-                   t.tgqual::text AS tree
+                   t.tgqual::text AS tree, NULL::oid[] AS referenced
               FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
             UNION ALL
-            SELECT format('constraint %I', k.conname), k.conrelid, 'pg_constraint'::regclass, k.oid, k.conbin::text
+            -- A foreign key's check reads the referenced table's key as that table's owner (FOR KEY
+            -- SHARE, no trigger, no policy; it cannot reference a view): that table and its unique
+            -- index run no code with the writer's power (on Supabase, auth.users belongs to the
+            -- login supabase_auth_admin). Its operators and types still count.
+            SELECT format('constraint %I', k.conname), k.conrelid, 'pg_constraint'::regclass, k.oid, k.conbin::text,
+                   CASE WHEN k.contype = 'f' THEN ARRAY[k.confrelid, k.conindid] END
               FROM pg_constraint k WHERE k.conrelid = ANY (tables)
             UNION ALL
             SELECT format('index %s', i.indexrelid::regclass), i.indrelid, 'pg_class'::regclass, i.indexrelid,
-                   concat(i.indexprs::text, i.indpred::text)
+                   concat(i.indexprs::text, i.indpred::text), NULL
               FROM pg_index i WHERE i.indrelid = ANY (tables)
             UNION ALL
             -- A stored generated column is computed again by every UPDATE of its row.
-            SELECT format('generated column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text
+            SELECT format('generated column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
              WHERE ad.adrelid = ANY (tables) AND a.attgenerated <> ''
             UNION ALL
-            SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text)
+            SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
+                   NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem) INTO found FROM (
@@ -191,6 +198,7 @@ BEGIN
         SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
           FROM pg_class c
          WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+           AND NOT c.oid = ANY (coalesce(attached.referenced, '{}'))
       ) AS code
     UNION ALL
     -- pg_catalog's functions that run SQL given as text: what they run, pg_depend cannot follow
@@ -226,7 +234,7 @@ BEGIN
   ) AS problems;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
-      'Writing the app''s tables in this session of role %s would let roles that cannot act as %s run their code '
+      'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
       'with its power, or drop the backups a down makes: %s. Nothing was changed. Find out who made each; where it '
       'is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE or ALTER SCHEMA … OWNER TO); '
       'revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from a role that should not '

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 
 import { MIGRATION_TABLE_SCHEMA, MigrationHistoryError } from '../migrator/history.js'
-import { bookkeepingProblemSql } from '../migrator/history-tables.js'
+import { bookkeepingTableProblemSql } from '../migrator/history-tables.js'
 import type { SchemaDifference } from '../schema/diff.js'
 import type { AcceptedDifferenceRecord } from '../schema/rules.js'
 
@@ -9,16 +9,6 @@ import type { AcceptedDifferenceRecord } from '../schema/rules.js'
 export const ACCEPTED_DIFFERENCE_TABLE = 'accepted_schema_difference'
 
 const table = () => `${MIGRATION_TABLE_SCHEMA}.${ACCEPTED_DIFFERENCE_TABLE}`
-
-/** Its columns as {@link acceptedDifferenceTableStatements} makes them (decision came later). */
-const ACCEPTED_DIFFERENCE_COLUMNS = [
-  'key text',
-  'field text',
-  'live jsonb',
-  'line text',
-  'migration_name character varying(255)',
-  'accepted_at timestamp with time zone',
-]
 
 /**
  * The statements that create the table of accepted differences: one row per difference that
@@ -98,9 +88,7 @@ export async function readAcceptedDifferences(
     present: boolean
     problem: string | null
   }>`SELECT to_regclass(${table()}) IS NOT NULL AS present,
-            ${sql.raw(bookkeepingProblemSql(table(), ACCEPTED_DIFFERENCE_COLUMNS, ['decision text']))} AS problem`.execute(
-    db,
-  )
+            ${sql.raw(bookkeepingTableProblemSql('acceptedDifferences'))} AS problem`.execute(db)
   if (rows[0]?.problem) throw new MigrationHistoryError([rows[0].problem])
   if (!rows[0]?.present) return []
   return (

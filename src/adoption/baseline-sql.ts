@@ -13,7 +13,8 @@ import {
 } from '../migrator/checksums.js'
 import { MIGRATION_LOCK_KEY } from '../migrator/lock.js'
 import { MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from '../migrator/history.js'
-import { historyProblemSql } from '../migrator/history-tables.js'
+import { bookkeepingTablesProblemSql } from '../migrator/history-tables.js'
+import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
 import {
   buildSchemaReference,
@@ -92,6 +93,10 @@ export async function exportBaselineSql(
     '-- The migration lock (MIGRATION_LOCK_KEY), so that no migration run changes the schema meanwhile.',
     `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY});`,
     '',
+    '-- Refuses where the writes below would run code of a role that a lesser login role can act as, as',
+    '-- migrate:baseline does; the tables it checks stay locked against a new trigger until COMMIT.',
+    `${lesserTriggersSql({ lock: true })};`,
+    '',
     guard(reference, upTo, options.strict === true, options.decisions ?? readAdoptionDecisions()),
     '',
     `CREATE SCHEMA IF NOT EXISTS ${schema};`,
@@ -156,12 +161,13 @@ DECLARE
   problems text;
   report text;
 BEGIN
+  -- The bookkeeping is read and written only where that runs no code another role wrote
+  -- (history-tables.ts): each of its tables, as migrate:baseline checks them.
+  problems := ${bookkeepingTablesProblemSql()};
+  IF problems IS NOT NULL THEN
+    RAISE EXCEPTION 'Cannot adopt the database at %: %. Nothing was recorded.', ${literal(migrationName)}, problems;
+  END IF;
   IF to_regclass(${literal(history)}) IS NOT NULL THEN
-    -- Read only where reading it runs no code another role wrote (history-tables.ts).
-    problems := ${historyProblemSql()};
-    IF problems IS NOT NULL THEN
-      RAISE EXCEPTION 'Cannot adopt the database at %: %. Nothing was recorded.', ${literal(migrationName)}, problems;
-    END IF;
     -- A half-removed schema is not compared: the comparison would call the module's own objects missing.
     -- The marker column exists only once a rollback ran outside a transaction: read by name, where it does.
     IF EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = ${literal(history)}::regclass

@@ -11,6 +11,7 @@ import {
   recordMissingChecksums,
 } from '../migrator/checksums.js'
 import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
+import { checkBookkeepingWrites } from '../migrator/write-checks.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
   holdWriterLock,
@@ -132,6 +133,9 @@ export async function baselineMigrations(
       // Bounded and fenced as a run's transactions are (holdWriterLock).
       await setSessionBounds(trx, { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS }, 'transaction')
       await holdWriterLock(trx, 'transaction')
+      // What a run asks before it writes, fenced as in its transactions: this one writes the
+      // history and the rest of the bookkeeping in x402_migrations, also where all is recorded.
+      await checkBookkeepingWrites(trx, { lock: true })
       if (recorded.length > 0) {
         const { error } = await recordingMigrator(trx).migrateTo(migrationName)
         if (error !== undefined) throw error

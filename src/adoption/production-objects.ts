@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 
-import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
+import { MIGRATION_TABLE_SCHEMA, MigrationHistoryError } from '../migrator/history.js'
+import { bookkeepingTableProblemSql } from '../migrator/history-tables.js'
 import { type ProductionObjectRecord, productionObjectsQuery } from '../schema/rules.js'
 import { pinCatalogReads } from '../schema/snapshot.js'
 
@@ -114,7 +115,15 @@ export async function productionObjectsRecorded(db: Kysely<any>): Promise<boolea
  * ```
  */
 export async function readProductionObjects(db: Kysely<any>): Promise<ProductionObjectRecord[]> {
-  if (!(await productionObjectsRecorded(db))) return []
+  // It decides which objects migrate:check takes for production's own: read only where no other
+  // role's code runs.
+  const { rows: checked } = await sql<{
+    present: boolean
+    problem: string | null
+  }>`SELECT to_regclass(${table()}) IS NOT NULL AS present,
+            ${sql.raw(bookkeepingTableProblemSql('productionObjects'))} AS problem`.execute(db)
+  if (checked[0]?.problem) throw new MigrationHistoryError([checked[0].problem])
+  if (!checked[0]?.present) return []
   return (
     await sql<ProductionObjectRecord>`
       SELECT key, category, table_name, object_name, definition FROM ${sql.raw(table())} ORDER BY key COLLATE "C"

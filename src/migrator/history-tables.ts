@@ -3,11 +3,9 @@
  * that the command line's no-op check (up-to-date-at-once.ts) names them without loading kysely.
  */
 
-/**
- * The schema that holds Kysely's history tables (kysely_migration, kysely_migration_lock). Not
- * `public`: Supabase's default privileges would expose them through the API to anon.
- */
-export const MIGRATION_TABLE_SCHEMA = 'x402_migrations'
+import { MIGRATION_TABLE_SCHEMA } from '../connection/module-schemas.js'
+
+export { MIGRATION_TABLE_SCHEMA }
 
 /** Kysely's history table, schema-qualified, for SQL text. */
 export const MIGRATION_HISTORY_TABLE = `${MIGRATION_TABLE_SCHEMA}.kysely_migration`
@@ -116,14 +114,79 @@ export function trustedTableSql(table: string): string {
     FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('${table}'))`
 }
 
-/** {@link bookkeepingProblemSql} of the history table. */
-export function historyProblemSql(): string {
-  return bookkeepingProblemSql(MIGRATION_HISTORY_TABLE, HISTORY_COLUMNS, HISTORY_OPTIONAL_COLUMNS)
+/**
+ * Every table of the module's bookkeeping in x402_migrations that the module reads (or that
+ * Kysely's Migrator reads for it), with its columns as they are made, in pg_catalog.format_type's
+ * words: what {@link bookkeepingTablesProblemSql} checks. A migration's own record
+ * (`prior_state_<number>`) is checked by the down that reads it.
+ */
+export const BOOKKEEPING_TABLES = {
+  /** Kysely's history: every run reads and writes it. */
+  history: {
+    table: MIGRATION_HISTORY_TABLE,
+    required: HISTORY_COLUMNS,
+    optional: HISTORY_OPTIONAL_COLUMNS,
+  },
+  /** The checksum of each applied migration (checksums.ts). */
+  checksums: { table: MIGRATION_CHECKSUM_TABLE, required: CHECKSUM_COLUMNS, optional: [] },
+  /** Kysely's lock table: its Migrator reads its row on every run (the runner's lock replaces its use). */
+  lock: {
+    table: `${MIGRATION_TABLE_SCHEMA}.kysely_migration_lock`,
+    required: ['id character varying(255)', 'is_locked integer'],
+    optional: [],
+  },
+  /** The differences adoption accepted (adoption/accepted-differences.ts): migrate:check trusts them. */
+  acceptedDifferences: {
+    table: `${MIGRATION_TABLE_SCHEMA}.accepted_schema_difference`,
+    required: [
+      'key text',
+      'field text',
+      'live jsonb',
+      'line text',
+      'migration_name character varying(255)',
+      'accepted_at timestamp with time zone',
+    ],
+    // Made before decisions existed, the table gets the column at the next adoption.
+    optional: ['decision text'],
+  },
+  /** Production's own objects (adoption/production-objects.ts): migrate:check trusts them. */
+  productionObjects: {
+    table: `${MIGRATION_TABLE_SCHEMA}.production_schema_object`,
+    required: [
+      'key text',
+      'category text',
+      'table_name text',
+      'object_name text',
+      'definition jsonb',
+      'migration_name character varying(255)',
+      'recorded_at timestamp with time zone',
+    ],
+    optional: [],
+  },
+} as const satisfies Record<
+  string,
+  { table: string; required: readonly string[]; optional: readonly string[] }
+>
+
+/** {@link bookkeepingProblemSql} of one of the {@link BOOKKEEPING_TABLES}. */
+export function bookkeepingTableProblemSql(name: keyof typeof BOOKKEEPING_TABLES): string {
+  const { table, required, optional } = BOOKKEEPING_TABLES[name]
+  return bookkeepingProblemSql(table, required, optional)
 }
 
-/** {@link bookkeepingProblemSql} of the history table, else of the checksum table: NULL where both may be read. */
+/** {@link bookkeepingProblemSql} of the history table. */
+export function historyProblemSql(): string {
+  return bookkeepingTableProblemSql('history')
+}
+
+/**
+ * {@link bookkeepingProblemSql} of each of the {@link BOOKKEEPING_TABLES}, the first problem
+ * found: NULL where every one may be read. Asked before a run, migrate:baseline and the
+ * checksums' reads and writes.
+ */
 export function bookkeepingTablesProblemSql(): string {
-  return `coalesce(${historyProblemSql()}, ${bookkeepingProblemSql(MIGRATION_CHECKSUM_TABLE, CHECKSUM_COLUMNS)})`
+  const names = Object.keys(BOOKKEEPING_TABLES) as (keyof typeof BOOKKEEPING_TABLES)[]
+  return `coalesce(${names.map(bookkeepingTableProblemSql).join(', ')})`
 }
 
 /**

@@ -16,14 +16,9 @@ import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
 import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
-import {
-  hasMigrationHistory,
-  MIGRATION_TABLE_SCHEMA,
-  MigrationHistoryError,
-  readMigrationHistory,
-} from './history.js'
+import { hasMigrationHistory, MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
 import { withFencedTransactions } from './fenced-transactions.js'
-import { bookkeepingTablesProblemSql } from './history-tables.js'
+import { checkBookkeepingWrites } from './write-checks.js'
 import {
   InterruptedRollbackError,
   UnknownMigrationsError,
@@ -93,12 +88,9 @@ export async function runMigrations(
     // bookkeeping name PostgreSQL's relations, operators and functions unqualified.
     await sql.raw(SHADOWED_CATALOG_SQL).execute(db)
     // Refused before the lock is awaited; each transaction that writes checks again, fenced.
-    await sql.raw(lesserTriggersSql({ lock: false })).execute(db)
-    // The whole check of the bookkeeping, which start-up's one statement keeps brief: a run
-    // writes there, and finding out after a migration ran would leave it done and unrecorded.
-    const { rows: checked } = await sql<{ problem: string | null }>`
-      SELECT ${sql.raw(bookkeepingTablesProblemSql())} AS problem`.execute(db)
-    if (checked[0]?.problem) throw new MigrationHistoryError([checked[0].problem])
+    // With it, the whole check of the bookkeeping, which start-up's one statement keeps brief: a
+    // run writes there, and finding out after a migration ran would leave it done and unrecorded.
+    await checkBookkeepingWrites(db, { lock: false })
     return await withMigrationLock(
       db,
       async (session) => {
@@ -141,9 +133,11 @@ export async function runMigrations(
           const appliedNow = results
             .filter((result) => result.direction === 'Up')
             .map((result) => result.migrationName)
-          return bookkeeping(db, settings, session, (trx) =>
-            syncMigrationChecksums(trx, { appliedNow }),
-          )
+          return bookkeeping(db, settings, session, async (trx) => {
+            // It writes x402_migrations: checked and fenced as a migration's transaction is.
+            await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
+            await syncMigrationChecksums(trx, { appliedNow })
+          })
         }
         try {
           for (const block of contiguousBlocks(steps)) {

@@ -19,6 +19,7 @@ import {
   withMigrationLock,
 } from '../migrator/lock.js'
 import { MigrationLockLostError } from '../migrator/migration-error.js'
+import { checkBookkeepingWrites } from '../migrator/write-checks.js'
 import { buildSchemaReference } from '../schema/reference.js'
 import {
   SCHEMA_OBJECT_CATEGORIES,
@@ -282,12 +283,14 @@ async function recordAsApplied(
   await withMigrationLock(
     db,
     async (session) => {
-      write()
-      const sha256 = await migrationChecksum(name)
       return db.transaction().execute(async (trx) => {
         // Bounded and fenced as a run's transactions are (holdWriterLock).
         await setSessionBounds(trx, { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS }, 'transaction')
         await holdWriterLock(trx, 'transaction')
+        // Asked as a run asks it, before the file is written: a refusal leaves nothing behind.
+        await checkBookkeepingWrites(trx, { lock: true })
+        write()
+        const sha256 = await migrationChecksum(name)
         const migrator = new Migrator({
           db: trx,
           provider: {
