@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 
-import { sql } from 'kysely'
-import { afterEach, describe, expect, it } from 'vitest'
+import { type Kysely, sql } from 'kysely'
+import { afterEach, describe, expect, it, type TestContext } from 'vitest'
 
 import {
   createDb,
@@ -46,6 +46,16 @@ const RUN = 'x402-bounded-run'
 const CONCURRENT = migrationsAfter(MIGRATION_002)[0]!
 
 afterEach(killRunningScripts)
+
+/** Skips the test on a server older than PostgreSQL 17, which has no transaction_timeout. */
+async function skipBelowPostgres17(db: Kysely<any>, context: TestContext): Promise<void> {
+  const { rows } = await sql<{
+    version: number
+  }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
+  const version = rows[0]!.version
+  if (version < 170_000)
+    context.skip(`transaction_timeout needs PostgreSQL 17; this server is ${version}`)
+}
 
 describe.skipIf(skipReason)('bounded locks on postgres', () => {
   // At the default settings: the server ends the stopped client's transaction a few seconds after
@@ -356,12 +366,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
   // 002 waits for a sign-up in progress, as in crash-safety.test.ts.
   it('ends the transaction of a stopped run at MIGRATION_TRANSACTION_TIMEOUT_MS on PostgreSQL 17', async (context) => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { rows } = await sql<{
-        version: number
-      }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
-      const version = rows[0]!.version
-      if (version < 170_000)
-        context.skip(`transaction_timeout needs PostgreSQL 17; this server is ${version}`)
+      await skipBelowPostgres17(db, context)
       const connectionString = serverUrl(location)
       await ensureSupabaseStandIn(db)
       await withSessions(connectionString, async (session) => {
@@ -400,12 +405,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
   // timer is armed at BEGIN from the default, and a larger SET LOCAL after it re-arms nothing.
   it('bounds its transactions by its own settings where the database defaults to a shorter transaction_timeout, on PostgreSQL 17', async (context) => {
     await withTestDatabase('postgres', async ({ db, location }) => {
-      const { rows } = await sql<{
-        version: number
-      }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
-      const version = rows[0]!.version
-      if (version < 170_000)
-        context.skip(`transaction_timeout needs PostgreSQL 17; this server is ${version}`)
+      await skipBelowPostgres17(db, context)
       const connectionString = serverUrl(location)
       await ensureSupabaseStandIn(db)
       const name = new URL(connectionString).pathname.slice(1)
