@@ -114,7 +114,8 @@ function migrationTemplate(name: string): string {
  * - What scans or builds on such a table goes outside the transaction, with
  *   \`export const config = { transaction: false }\` and each step re-runnable:
  *     ALTER TABLE … VALIDATE CONSTRAINT …, CREATE INDEX CONCURRENTLY IF NOT EXISTS …
- *   as 005_add_openrouter_integration.ts does.
+ *   as 005_add_openrouter_integration.ts does. Such a migration writes rows only inside
+ *   db.transaction(), which the runner fences (ARCHITECTURE.md: no write runs a lesser role's trigger).
  * - npm run lint:locks (and migrate:plan on a copy of production) measures what each statement
  *   locks; npm run lint:sql runs squawk on its SQL.
  */
