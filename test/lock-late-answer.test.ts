@@ -15,6 +15,7 @@ import { lateAnswerProxy } from './support/late-answer-proxy.js'
 import {
   MIGRATION_002,
   MIGRATION_005,
+  ALL_MIGRATIONS,
   migrationsAfter,
   migrationsThrough,
 } from './support/migration-names.js'
@@ -94,7 +95,9 @@ describe.skipIf(skipReason)('a late answer of the lock session', () => {
       // and another run migrates. The answer comes once that run is done, or waits for this one.
       const held = signal()
       const otherWaitsOrEnds = signal()
-      const proxy = await lateAnswerProxy(url, 'AND NOT attisdropped) AS present', 30_000, {
+      // Armed by the check before the mark's COMMIT (its one history row updated): the last
+      // "still held" before that COMMIT is the late one.
+      const proxy = await lateAnswerProxy(url, 'marked bigint := 1;', 30_000, {
         onHeld: held.resolve,
         release: otherWaitsOrEnds.promise,
       })
@@ -128,21 +131,24 @@ describe.skipIf(skipReason)('a late answer of the lock session', () => {
       const { rows } = await sql<{ name: string; marked: boolean }>`
         SELECT name, reverting_since IS NOT NULL AS marked FROM x402_migrations.kysely_migration
         ORDER BY name`.execute(db)
-      // The mark landed before the other run could take the lock: that run found the rollback
-      // begun, and migrated nothing over it.
-      expect(rows).toEqual(
-        migrationsThrough(MIGRATION_005).map((name) => ({
-          name,
-          marked: name === MIGRATION_005,
-        })),
-      )
-      expect(rows.map((row) => row.name)).not.toContain(migrationsAfter(MIGRATION_005)[0])
+      // Either the mark landed before the other run could take the lock (that run then found the
+      // rollback begun, and migrated nothing over it), or this run found its lock lost before the
+      // mark and wrote nothing (the other run then migrated). Never a mark over the other's work.
       expect(error).toBeInstanceOf(Error)
       expect((error as Error).message).toMatch(/The migration lock was lost/)
-      expect(otherError).toBeInstanceOf(Error)
-      expect((otherError as Error).message).toMatch(
-        /^The rollback of 005_\w+ began and did not finish/,
-      )
+      if (otherError === undefined) {
+        expect(rows).toEqual(ALL_MIGRATIONS.map((name) => ({ name, marked: false })))
+      } else {
+        expect(rows).toEqual(
+          migrationsThrough(MIGRATION_005).map((name) => ({
+            name,
+            marked: name === MIGRATION_005,
+          })),
+        )
+        expect((otherError as Error).message).toMatch(
+          /^The rollback of 005_\w+ began and did not finish/,
+        )
+      }
     })
   })
 
