@@ -531,6 +531,35 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
     },
   )
 
+  // A rule's action writes a table the run would not otherwise write, running its triggers.
+  it.each([
+    ['an app table the run updates', 'UPDATE TO public.ai_models'],
+    ['the history', 'INSERT TO x402_migrations.kysely_migration'],
+  ])(
+    'a rule on %s writing a table of another schema, whose trusted trigger calls a lesser login’s function: the run refuses, and never calls it',
+    async (_case, event) => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await migrateTo(db, MIGRATION_005, { env: {} })
+        await withLoginRole(db, async (role) => {
+          const fn = await lesserFunction(db, role, 'trigger')
+          await sql
+            .raw(
+              `CREATE SCHEMA zz_audit; CREATE TABLE zz_audit.log (at timestamptz);
+               CREATE TRIGGER zz_pwn AFTER INSERT ON zz_audit.log FOR EACH STATEMENT EXECUTE FUNCTION ${fn}();
+               CREATE RULE zz_audit AS ON ${event} DO ALSO INSERT INTO zz_audit.log VALUES (now());`,
+            )
+            .execute(db)
+          const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+          expect(String((error as Error).message)).toContain(
+            `trigger zz_pwn on zz_audit.log calls ${fn}(), owned by ${role}`,
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).not.toContain(MIGRATION_006)
+        })
+      })
+    },
+  )
+
   it('a trusted trigger on the accepted differences calling a lesser login’s function: migrate:baseline refuses before it writes, also where already adopted', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateToLatest(db, { env: {} })

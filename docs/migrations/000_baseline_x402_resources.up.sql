@@ -116,6 +116,12 @@ BEGIN
          AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
       UNION ALL
       SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
+      UNION ALL
+      -- A rule's action writes other tables, and runs their triggers with the writer's power.
+      SELECT d.refobjid FROM pg_rewrite r
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p')
+       WHERE r.ev_class = s.oid AND r.rulename <> '_RETURN'
     ) AS reached(oid)
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;

@@ -1,8 +1,8 @@
 /*
  * A write runs the triggers of the table it writes, and of every table its foreign keys'
- * actions reach (ON DELETE CASCADE runs as the referencing table's owner), with what their
- * WHEN conditions, constraints and index expressions call; a DDL statement runs the event
- * triggers. That code runs with the power of the session, whoever wrote it (code run under SET
+ * actions reach (ON DELETE CASCADE runs as the referencing table's owner) or its rules write,
+ * with what their WHEN conditions, constraints and index expressions call; a DDL statement runs
+ * the event triggers. That code runs with the power of the session, whoever wrote it (code run under SET
  * ROLE may RESET ROLE). So before the module writes the app's tables, its own bookkeeping in
  * x402_migrations or its backups in x402_backup, it refuses where such code, or one of those
  * tables, or schema x402_backup,
@@ -36,7 +36,7 @@ export const LESSER_TRIGGERS_STATE = '42501'
  * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
  * the tables of the session's search_path (pg_catalog aside) and of the module's bookkeeping
  * schema (x402_migrations, which every run writes), their partitions, and the tables their
- * foreign keys' actions reach, would run code of a role that a lesser login role can act as
+ * foreign keys' actions and their rules' actions reach, would run code of a role that a lesser login role can act as
  * (LESSER_LOGIN_ROLES_SQL):
  * - such a table owned by such a role;
  * - a function such a role owns (one in its pg_temp schema included) that an enabled trigger on
@@ -78,6 +78,12 @@ BEGIN
          AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
       UNION ALL
       SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
+      UNION ALL
+      -- A rule's action writes other tables, and runs their triggers with the writer's power.
+      SELECT d.refobjid FROM pg_rewrite r
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p')
+       WHERE r.ev_class = s.oid AND r.rulename <> '_RETURN'
     ) AS reached(oid)
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
