@@ -1,4 +1,7 @@
+import { readdirSync, readFileSync } from 'node:fs'
+
 import { sql } from 'kysely'
+import pg from 'pg'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 
 import {
@@ -23,7 +26,8 @@ import {
   PRODUCTION_ONLY_SQL,
   type ScriptableDatabase,
 } from './support/hand-built-database.js'
-import { testTargets } from './support/test-database.js'
+import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
+import { serverUrl, testTargets, withTestDatabase } from './support/test-database.js'
 import { BEFORE_005, MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
 
 // `migrate:sql -- --baseline 005` is migrate:baseline for the Supabase SQL Editor: one script
@@ -50,7 +54,9 @@ describe('the exported baseline script', () => {
       .filter((line) => /^(BEGIN;|COMMIT;|DO |CREATE |INSERT |COMMENT )/.test(line))
     expect(statements.map((line) => line.split(' ').slice(0, 2).join(' '))).toEqual([
       'BEGIN;',
-      // The trigger check migrate:baseline asks, fenced until COMMIT (lesser-triggers.ts).
+      // The runner's checks, in its order: shadowed catalog, the migration lock, then the
+      // trigger check migrate:baseline asks, fenced until COMMIT (lesser-triggers.ts).
+      'DO $shadowed$',
       'DO $lesser$',
       'DO $x402_baseline$',
       'CREATE SCHEMA',
@@ -70,6 +76,114 @@ describe('the exported baseline script', () => {
       'COMMIT;',
     ])
   })
+
+  it('bounds its waits as the migration scripts do, and takes the migration lock through pg_catalog, after the shadowed-catalog check', () => {
+    const opening = script.slice(script.indexOf('BEGIN;'), script.indexOf('DO $lesser$'))
+    const statements = opening
+      .split('\n')
+      .filter((line) => /^(BEGIN|SET|SELECT|DO) /.test(line) || line === 'BEGIN;')
+    expect(statements).toEqual([
+      'BEGIN;',
+      "SET LOCAL lock_timeout = '2000ms';",
+      "SET LOCAL statement_timeout = '60000ms';",
+      'DO $shadowed$',
+      'SELECT pg_catalog.pg_advisory_xact_lock(402005000::pg_catalog.int8);',
+    ])
+  })
+
+  it('in every exported script (the migrations of docs/migrations and this one), nothing but settings precedes the shadowed-catalog check', () => {
+    const folder = new URL('../docs/migrations/', import.meta.url)
+    const scripts = [
+      ...readdirSync(folder)
+        .filter((file) => file.endsWith('.sql'))
+        .map((file) => [file, readFileSync(new URL(file, folder), 'utf8')] as const),
+      ['baseline 005', script] as const,
+    ]
+    expect(scripts.length).toBeGreaterThan(10)
+    for (const [file, text] of scripts) {
+      const first = text.indexOf('DO $shadowed$')
+      expect(first, file).toBeGreaterThan(0)
+      // Comments, blank lines, BEGIN, psql's switch and SET statements: no function is called.
+      const before = text
+        .slice(0, first)
+        .split('\n')
+        .filter((line) => line.trim() !== '' && !line.startsWith('--'))
+      for (const line of before)
+        expect(line, file).toMatch(
+          /^(BEGIN;|\\set ON_ERROR_STOP on|SET (LOCAL )?[a-z0-9_.]+ = '[^'();]*';|SET (LOCAL )?[a-z0-9_.]+ = (on|off);)$/,
+        )
+    }
+  })
+})
+
+const skipReason = process.env.TEST_DATABASE_URL
+  ? undefined
+  : 'TEST_DATABASE_URL is not set, and a lesser role needs a server'
+
+/** As the SQL Editor runs a script: one multi-statement query, as postgres. Its SQLSTATE, or 'ok'. */
+async function inOneQuery(url: string, script: string, config: pg.ClientConfig = {}) {
+  const client = new pg.Client({ connectionString: url, ...config })
+  await client.connect()
+  try {
+    await client.query(script)
+    return 'ok'
+  } catch (error) {
+    return String((error as { code?: string }).code)
+  } finally {
+    await client.end()
+  }
+}
+
+describe.skipIf(skipReason)('the exported baseline script on a server, run as postgres', () => {
+  it('refuses (42501) where a lesser login shadows pg_advisory_xact_lock in public, before it calls anything', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await withLesserRole(
+        db,
+        'x402_test_lesser',
+        async (role) => {
+          await sql.raw(`GRANT CREATE ON SCHEMA public TO ${role}`).execute(db)
+          await db.connection().execute(async (connection) => {
+            await sql.raw(`SET ROLE ${role}`).execute(connection)
+            try {
+              // The literal 402005000 is an integer: (integer) matches better than pg_catalog's (bigint).
+              await sql
+                .raw(
+                  `CREATE FUNCTION public.pg_advisory_xact_lock(k integer) RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} PERFORM pg_catalog.pg_advisory_xact_lock(k::bigint); END $f$`,
+                )
+                .execute(connection)
+            } finally {
+              await sql`RESET ROLE`.execute(connection)
+            }
+          })
+          await sql.raw(`REVOKE CREATE ON SCHEMA public FROM ${role}`).execute(db)
+          const code = await inOneQuery(serverUrl(location), script)
+          expect({ code, superuser: await isSuperuser(db, role) }).toEqual({
+            code: '42501',
+            superuser: false,
+          })
+          await sql.raw(`DROP FUNCTION public.pg_advisory_xact_lock(integer)`).execute(db)
+        },
+        { login: true },
+      )
+    })
+  })
+
+  it('gives up on the migration lock after its own lock_timeout (55P03) while a migration run holds it, instead of waiting', async () => {
+    await withTestDatabase('postgres', async ({ location }) => {
+      const url = serverUrl(location)
+      const holder = new pg.Client({ connectionString: url })
+      await holder.connect()
+      try {
+        await holder.query('BEGIN')
+        await holder.query('SELECT pg_catalog.pg_advisory_xact_lock(402005000::pg_catalog.int8)')
+        // A session bound far above the script's own lock_timeout: without one, the script
+        // ends by this bound instead (57014), where it would otherwise wait for ever.
+        expect(await inOneQuery(url, script, { statement_timeout: 30_000 })).toBe('55P03')
+      } finally {
+        await holder.end()
+      }
+    })
+  }, 60_000)
 })
 
 describe.each(testTargets)('the exported baseline script on %s', (target) => {

@@ -11,10 +11,8 @@ import {
   type MigrationSourceOptions,
   migrationChecksum,
 } from '../migrator/checksums.js'
-import { MIGRATION_LOCK_KEY } from '../migrator/lock.js'
 import { MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from '../migrator/history.js'
 import { bookkeepingTablesProblemSql } from '../migrator/history-tables.js'
-import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
 import {
   buildSchemaReference,
@@ -33,6 +31,7 @@ import {
   acceptedDifferenceTableStatements,
 } from './accepted-differences.js'
 import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
+import { migrationLockSql, privilegeChecks, scriptTimeouts } from '../export/migration-sql.js'
 import {
   productionObjectTableStatements,
   recordProductionObjectsStatements,
@@ -90,13 +89,15 @@ export async function exportBaselineSql(
     '-- Equivalent differences and what production has more or stricter are listed in a NOTICE; the latter are recorded.',
     'BEGIN;',
     '',
-    '-- The migration lock (MIGRATION_LOCK_KEY), so that no migration run changes the schema meanwhile.',
-    `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY});`,
-    '',
-    '-- Refuses where the writes below would run code of a role that a lesser login role can act as, as',
-    '-- migrate:baseline does; the tables it checks stay locked against a new trigger until COMMIT.',
-    `${lesserTriggersSql({ lock: true })};`,
-    '',
+    "-- The runner's bounds on a wait for a lock and on a statement, as the migration scripts set them: where a",
+    '-- migration run holds the migration lock, the script gives up (lock_not_available) and records nothing; run it again.',
+    ...scriptTimeouts().flatMap((statement) => [`${statement};`, '']),
+    "-- The runner's checks, as migrate:baseline runs them: a refusal (SQLSTATE 42501) where a lesser login",
+    "-- role could shadow PostgreSQL's own functions, then the migration lock (MIGRATION_LOCK_KEY), so that",
+    '-- no migration run changes the schema meanwhile, then a refusal where the writes below would run code',
+    '-- of a role that a lesser login role can act as; the tables it checks stay locked against a new trigger',
+    '-- until COMMIT.',
+    ...privilegeChecks(true, [migrationLockSql]).flatMap((statement) => [`${statement};`, '']),
     guard(reference, upTo, options.strict === true, options.decisions ?? readAdoptionDecisions()),
     '',
     `CREATE SCHEMA IF NOT EXISTS ${schema};`,

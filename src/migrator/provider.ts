@@ -69,13 +69,28 @@ function prepared(migration: Migration, settings: MigrationSettings): Migration 
 }
 
 async function setTimeouts(db: Kysely<any>, settings: MigrationSettings): Promise<void> {
-  await set(db, 'lock_timeout', `${settings.lockTimeoutMs}ms`)
-  await set(db, 'statement_timeout', `${settings.statementTimeoutMs}ms`)
+  for (const statement of timeoutStatements(settings, db.isTransaction ? 'SET LOCAL' : 'SET'))
+    await sql.raw(statement).execute(db)
 }
 
-// Plain SET statements, not set_config(): they read as what they are in `migrate:sql` output,
-// and squawk's require-lock-timeout recognises them.
-async function set(db: Kysely<any>, name: string, value: string): Promise<void> {
-  const scope = db.isTransaction ? 'SET LOCAL' : 'SET'
-  await sql`${sql.raw(scope)} ${sql.raw(name)} = ${sql.lit(value)}`.execute(db)
+/**
+ * The statements that set a migration's lock_timeout and statement_timeout, as the runner sends
+ * them before `up` or `down` (and as the exported scripts carry them): plain SET statements, not
+ * set_config(), so that they read as what they are in `migrate:sql` output, and squawk's
+ * require-lock-timeout recognises them. The values are whole numbers of ms (settings.ts).
+ *
+ * @example
+ * ```ts
+ * timeoutStatements(migrationSettings({ env: {} }), 'SET LOCAL')
+ * // ["SET LOCAL lock_timeout = '2000ms'", "SET LOCAL statement_timeout = '60000ms'"]
+ * ```
+ */
+export function timeoutStatements(
+  settings: Pick<MigrationSettings, 'lockTimeoutMs' | 'statementTimeoutMs'>,
+  scope: 'SET' | 'SET LOCAL',
+): string[] {
+  return [
+    `${scope} lock_timeout = '${settings.lockTimeoutMs}ms'`,
+    `${scope} statement_timeout = '${settings.statementTimeoutMs}ms'`,
+  ]
 }
