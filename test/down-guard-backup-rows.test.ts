@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, type TestContext } from 'vitest'
 
 import {
   exportMigrationSql,
@@ -40,11 +40,16 @@ async function count(db: Kysely<any>, from: string): Promise<number> {
  */
 async function onNewBackups(
   db: Kysely<any>,
-  action: string,
+  action: string | readonly string[],
   like = '%',
   tag = 'CREATE TABLE AS',
 ): Promise<void> {
   await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+  // Each action gets the table as its first argument, and a name of its own (sink_<md5>) as its second.
+  const actions = (typeof action === 'string' ? [action] : action).map(
+    (each) =>
+      `EXECUTE format(${literal(each)}, r.object_identity, 'sink_' || md5(r.object_identity));`,
+  )
   await sql
     .raw(
       `CREATE OR REPLACE FUNCTION hostile() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
@@ -52,7 +57,7 @@ async function onNewBackups(
       BEGIN
         FOR r IN SELECT * FROM pg_event_trigger_ddl_commands()
                   WHERE schema_name = 'x402_backup' AND object_type = 'table' AND object_identity LIKE ${literal(like)} LOOP
-          EXECUTE format(${literal(action)}, r.object_identity);
+          ${actions.join('\n          ')}
         END LOOP;
       END $fn$`,
     )
@@ -92,6 +97,44 @@ async function emptyBackupsOn(
       `CREATE EVENT TRIGGER hostile ON ddl_command_end WHEN TAG IN (${literal(tag)}) EXECUTE FUNCTION hostile()`,
     )
     .execute(db)
+}
+
+/**
+ * Event triggers that change what a new backup is rather than what it holds, each with the
+ * refusal that names it and the last server version (server_version_num) where it can: UNLOGGED,
+ * which a crash or a failover to a standby empties; a view over a temp table of the runner's
+ * session, gone when that session ends (PostgreSQL 15 and older still turn an empty table into a
+ * view with a rule "_RETURN"; the rows the copy put there are moved to the temp table first).
+ */
+const UNMADE_BACKUPS: readonly (readonly [string, readonly string[], string, number])[] = [
+  [
+    'makes UNLOGGED',
+    ['ALTER TABLE %1$s SET UNLOGGED'],
+    'was made UNLOGGED \\(a crash would empty it\\)',
+    Infinity,
+  ],
+  [
+    "turns into a view over a temp table of the runner's session",
+    [
+      'CREATE TEMP TABLE %2$I AS TABLE %1$s',
+      'DELETE FROM %1$s',
+      'CREATE RULE "_RETURN" AS ON SELECT TO %1$s DO INSTEAD SELECT * FROM pg_temp.%2$I',
+    ],
+    'is no longer a table \\(a view\\)',
+    159_999,
+  ],
+]
+
+/** Skips the test where the server is past `last` (a server_version_num). */
+async function skipPast(db: Kysely<any>, last: number, context: TestContext): Promise<void> {
+  const { rows } = await sql<{
+    version: number
+  }>`SELECT current_setting('server_version_num')::int AS version`.execute(db)
+  const version = rows[0]!.version
+  if (version > last)
+    context.skip(
+      `PostgreSQL 16 and later no longer turn a table into a view with a rule; this server is ${version}`,
+    )
 }
 
 function literal(text: string): string {
@@ -225,6 +268,32 @@ describe.each(testTargets)(
         await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
       }
     })
+
+    it.for(UNMADE_BACKUPS)(
+      'a backup that an event trigger %s as it is made: rolls the down back, naming it; the rows stay',
+      async ([, actions, refusal, last], context) => {
+        const { db } = database
+        await skipPast(db, last, context)
+        await seedClaude(db)
+        await onNewBackups(db, actions)
+        try {
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (caught: unknown) => caught,
+          )
+          const message = messageOf(error)
+          expect(message).toMatch(
+            new RegExp(`x402_backup\\."002_x402_user_claude_configs_\\d{8}T\\d{9}" ${refusal}`),
+          )
+          expect(message).toContain('Nothing was changed')
+          expect(await applied(db)).toContain(MIGRATION_002)
+          expect(await count(db, 'x402_user_claude_configs')).toBe(3)
+          expect(await backupTables(db, '002_%')).toEqual([])
+        } finally {
+          await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
+          await sql`DROP SCHEMA IF EXISTS x402_backup CASCADE`.execute(db)
+        }
+      },
+    )
 
     // Last: a script that went through leaves the history as it was, with 002's table gone.
     it('by the exported script: rolls it back, naming the backup', async () => {
@@ -426,6 +495,35 @@ describe.each(testTargets)(
           const [backup] = await backupTables(db, '005_user_openrouter_integrations_%')
           expect(backup).toBeDefined()
           expect(await count(db, `x402_backup."${backup}"`)).toBe(keys)
+        } finally {
+          await cleanUp(db)
+        }
+      },
+    )
+
+    it.for(UNMADE_BACKUPS)(
+      'backups that an event trigger %s as they are made: roll the first step back, named; the keys stay',
+      async ([, actions, refusal, last], context) => {
+        const { db } = database
+        await skipPast(db, last, context)
+        await seed005(db)
+        const keys = await count(db, 'user_openrouter_integrations')
+        const resources = await count(db, instant)
+        await onNewBackups(db, actions)
+        try {
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (caught: unknown) => caught,
+          )
+          const message = messageOf(error)
+          for (const backup of ['005_user_openrouter_integrations', '005_x402_resources'])
+            expect(message).toMatch(
+              new RegExp(`x402_backup\\."${backup}_\\d{8}T\\d{9}" ${refusal}`),
+            )
+          expect(message).toContain('Nothing was changed')
+          expect(await applied(db)).toContain(MIGRATION_005)
+          expect(await count(db, 'user_openrouter_integrations')).toBe(keys)
+          expect(await count(db, instant)).toBe(resources)
+          expect(await backupTables(db, '005_%')).toEqual([])
         } finally {
           await cleanUp(db)
         }

@@ -484,6 +484,7 @@ DECLARE
   backup text;
   moved numeric[];
   holds numeric[];
+  unmade text;
   unkept text[] := '{}';
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
@@ -560,6 +561,26 @@ BEGIN
   FOR backup, moved IN SELECT key, (value #>> '{}')::numeric[] FROM jsonb_each(held) LOOP
     IF to_regclass(backup) IS NULL THEN
       unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    -- And it is a permanent ordinary table with no rule: an event trigger of its CREATE TABLE AS
+    -- can make it UNLOGGED (a crash, or a failover to a standby, empties it), turn it into a view
+    -- (PostgreSQL 15 and older, with CREATE RULE "_RETURN" on the empty table; over a temp table
+    -- of this session it vanishes when the session ends), attach it as a partition, or add a rule
+    -- that redirects what is written to it, while the rows moved into it still read as there.
+    unmade := (SELECT CASE WHEN c.relkind <> 'r' THEN format('%s is no longer a table (%s)', backup,
+                              CASE c.relkind WHEN 'v' THEN 'a view' WHEN 'm' THEN 'a materialized view'
+                                             WHEN 'p' THEN 'a partitioned table' WHEN 'f' THEN 'a foreign table'
+                                             ELSE 'relkind ' || c.relkind::text END)
+                       WHEN c.relpersistence = 'u' THEN format('%s was made UNLOGGED (a crash would empty it)', backup)
+                       WHEN c.relpersistence <> 'p' THEN format('%s is not a permanent table', backup)
+                       WHEN c.relispartition THEN format('%s was attached as a partition of another table', backup)
+                       WHEN EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid)
+                         THEN format('%s has a rule (%s)', backup, (SELECT string_agg(format('%I', r.rulename), ', ' ORDER BY r.rulename)
+                                                                     FROM pg_rewrite r WHERE r.ev_class = c.oid))
+                  END FROM pg_class c WHERE c.oid = to_regclass(backup));
+    IF unmade IS NOT NULL THEN
+      unkept := unkept || unmade;
       CONTINUE;
     END IF;
     EXECUTE format('SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
@@ -895,6 +916,7 @@ DECLARE
   backup text;
   moved numeric[];
   holds numeric[];
+  unmade text;
   unkept text[] := '{}';
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
@@ -971,6 +993,26 @@ BEGIN
   FOR backup, moved IN SELECT key, (value #>> '{}')::numeric[] FROM jsonb_each(held) LOOP
     IF to_regclass(backup) IS NULL THEN
       unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    -- And it is a permanent ordinary table with no rule: an event trigger of its CREATE TABLE AS
+    -- can make it UNLOGGED (a crash, or a failover to a standby, empties it), turn it into a view
+    -- (PostgreSQL 15 and older, with CREATE RULE "_RETURN" on the empty table; over a temp table
+    -- of this session it vanishes when the session ends), attach it as a partition, or add a rule
+    -- that redirects what is written to it, while the rows moved into it still read as there.
+    unmade := (SELECT CASE WHEN c.relkind <> 'r' THEN format('%s is no longer a table (%s)', backup,
+                              CASE c.relkind WHEN 'v' THEN 'a view' WHEN 'm' THEN 'a materialized view'
+                                             WHEN 'p' THEN 'a partitioned table' WHEN 'f' THEN 'a foreign table'
+                                             ELSE 'relkind ' || c.relkind::text END)
+                       WHEN c.relpersistence = 'u' THEN format('%s was made UNLOGGED (a crash would empty it)', backup)
+                       WHEN c.relpersistence <> 'p' THEN format('%s is not a permanent table', backup)
+                       WHEN c.relispartition THEN format('%s was attached as a partition of another table', backup)
+                       WHEN EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid)
+                         THEN format('%s has a rule (%s)', backup, (SELECT string_agg(format('%I', r.rulename), ', ' ORDER BY r.rulename)
+                                                                     FROM pg_rewrite r WHERE r.ev_class = c.oid))
+                  END FROM pg_class c WHERE c.oid = to_regclass(backup));
+    IF unmade IS NOT NULL THEN
+      unkept := unkept || unmade;
       CONTINUE;
     END IF;
     EXECUTE format('SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),
@@ -1454,6 +1496,7 @@ DECLARE
   backup text;
   moved numeric[];
   holds numeric[];
+  unmade text;
   unkept text[] := '{}';
   watched jsonb := coalesce(nullif(current_setting('x402.watch_005', true), ''), '{}')::jsonb;
   present jsonb := coalesce(nullif(current_setting('x402.present_005', true), ''), '{}')::jsonb;
@@ -1530,6 +1573,26 @@ BEGIN
   FOR backup, moved IN SELECT key, (value #>> '{}')::numeric[] FROM jsonb_each(held) LOOP
     IF to_regclass(backup) IS NULL THEN
       unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    -- And it is a permanent ordinary table with no rule: an event trigger of its CREATE TABLE AS
+    -- can make it UNLOGGED (a crash, or a failover to a standby, empties it), turn it into a view
+    -- (PostgreSQL 15 and older, with CREATE RULE "_RETURN" on the empty table; over a temp table
+    -- of this session it vanishes when the session ends), attach it as a partition, or add a rule
+    -- that redirects what is written to it, while the rows moved into it still read as there.
+    unmade := (SELECT CASE WHEN c.relkind <> 'r' THEN format('%s is no longer a table (%s)', backup,
+                              CASE c.relkind WHEN 'v' THEN 'a view' WHEN 'm' THEN 'a materialized view'
+                                             WHEN 'p' THEN 'a partitioned table' WHEN 'f' THEN 'a foreign table'
+                                             ELSE 'relkind ' || c.relkind::text END)
+                       WHEN c.relpersistence = 'u' THEN format('%s was made UNLOGGED (a crash would empty it)', backup)
+                       WHEN c.relpersistence <> 'p' THEN format('%s is not a permanent table', backup)
+                       WHEN c.relispartition THEN format('%s was attached as a partition of another table', backup)
+                       WHEN EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid)
+                         THEN format('%s has a rule (%s)', backup, (SELECT string_agg(format('%I', r.rulename), ', ' ORDER BY r.rulename)
+                                                                     FROM pg_rewrite r WHERE r.ev_class = c.oid))
+                  END FROM pg_class c WHERE c.oid = to_regclass(backup));
+    IF unmade IS NOT NULL THEN
+      unkept := unkept || unmade;
       CONTINUE;
     END IF;
     EXECUTE format('SELECT ' || '(SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0),

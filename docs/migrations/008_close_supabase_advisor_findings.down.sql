@@ -449,6 +449,7 @@ DECLARE
   backup text;
   digest text;
   holds text;
+  unmade text;
   unkept text[] := '{}';
   unreported text[];
 BEGIN
@@ -531,6 +532,22 @@ BEGIN
   FOR backup, digest IN SELECT key, value #>> '{}' FROM jsonb_each(held) LOOP
     IF to_regclass(backup) IS NULL THEN
       unkept := unkept || format('%s was dropped', backup);
+      CONTINUE;
+    END IF;
+    -- Rows that read as copied are no backup where a crash, a failover or the end of the session loses them.
+    unmade := (SELECT CASE WHEN c.relkind <> 'r' THEN format('%s is no longer a table (%s)', backup,
+                        CASE c.relkind WHEN 'v' THEN 'a view' WHEN 'm' THEN 'a materialized view'
+                                       WHEN 'p' THEN 'a partitioned table' WHEN 'f' THEN 'a foreign table'
+                                       ELSE 'relkind ' || c.relkind::text END)
+                 WHEN c.relpersistence = 'u' THEN format('%s was made UNLOGGED (a crash would empty it)', backup)
+                 WHEN c.relpersistence <> 'p' THEN format('%s is not a permanent table', backup)
+                 WHEN c.relispartition THEN format('%s was attached as a partition of another table', backup)
+                 WHEN EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid)
+                   THEN format('%s has a rule (%s)', backup, (SELECT string_agg(format('%I', r.rulename), ', ' ORDER BY r.rulename)
+                                                               FROM pg_rewrite r WHERE r.ev_class = c.oid))
+            END FROM pg_class c WHERE c.oid = to_regclass(backup));
+    IF unmade IS NOT NULL THEN
+      unkept := unkept || unmade;
       CONTINUE;
     END IF;
     EXECUTE format('SELECT ARRAY[count(*), coalesce(sum((''x'' || left(h, 16))::bit(64)::bigint), 0), coalesce(sum((''x'' || right(h, 16))::bit(64)::bigint), 0)]::text FROM (SELECT md5(r::text) AS h FROM %s AS r) AS d', backup) INTO holds;

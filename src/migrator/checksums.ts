@@ -84,6 +84,10 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'moved into it last in every transaction, after the statements whose event triggers could ' +
       "drop or empty it, its earlier transactions' backups included, and notes which tables hold " +
       "rows before its last step's check too, where an event trigger of a backup could drop one",
+    '4db386f536f9faa90069dec9d39612b7a0afdfe8004d7d2beecf8c6de3eb3829':
+      'its down now also rolls back where a backup in x402_backup is no longer a permanent ' +
+      'ordinary table with no rule: made UNLOGGED, turned into a view, attached as a partition, ' +
+      'or given a rule by an event trigger of its CREATE TABLE AS',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':

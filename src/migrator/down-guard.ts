@@ -157,7 +157,8 @@ export function lossesBetween(before: CatalogState, after: CatalogState): Loss[]
  * time>`, with a short hash of the table's name before the time where two names would meet or
  * the name is cut) and leaves their names, as a JSON array, in the transaction's setting
  * `x402.backups`. Each table's rows are counted and digested before the first backup is made,
- * and each backup must hold them once all are made; the backups and those digests join
+ * and each backup must be a permanent ordinary table with no rule and hold them once all are
+ * made; the backups and those digests join
  * `x402.backups_held`, which {@link downCheckSql} compares again, last before COMMIT. The tables
  * it backed up, and those whose storage the down replaces while they hold no row, it leaves in
  * `x402.down_covered`, which {@link downCheckSql} reads. In a
@@ -285,6 +286,7 @@ export function downGuardSql(
     `  held jsonb := ${HELD};`,
     '  digest text;',
     '  holds text;',
+    '  unmade text;',
     '  source text;',
     "  unkept text[] := '{}';",
     `  stamp text := to_char(clock_timestamp() AT TIME ZONE 'UTC', '${STAMP_FORMAT}');`,
@@ -375,15 +377,45 @@ const ROWS_DIGEST = literal(
 const HELD = "coalesce(nullif(current_setting('x402.backups_held', true), ''), '{}')::jsonb"
 
 /**
+ * SQL, an expression: why the relation named by the text variable `backup` is no longer a backup
+ * that lasts, or null where it is a permanent ordinary table with no rule. An event trigger of
+ * its CREATE TABLE AS can make it UNLOGGED (a crash, or a failover to a standby, empties it:
+ * standbys have no unlogged rows), turn it into a view (PostgreSQL 15 and older do that to an
+ * empty table with CREATE RULE "_RETURN"; a view over a temp table of the runner's session
+ * vanishes at its end), attach it as a partition, or add a rule that redirects what is written
+ * to it, while its rows still read as copied.
+ */
+const UNMADE_BACKUP = [
+  "(SELECT CASE WHEN c.relkind <> 'r' THEN format('%s is no longer a table (%s)', backup,",
+  "                    CASE c.relkind WHEN 'v' THEN 'a view' WHEN 'm' THEN 'a materialized view'",
+  "                                   WHEN 'p' THEN 'a partitioned table' WHEN 'f' THEN 'a foreign table'",
+  "                                   ELSE 'relkind ' || c.relkind::text END)",
+  "             WHEN c.relpersistence = 'u' THEN format('%s was made UNLOGGED (a crash would empty it)', backup)",
+  "             WHEN c.relpersistence <> 'p' THEN format('%s is not a permanent table', backup)",
+  "             WHEN c.relispartition THEN format('%s was attached as a partition of another table', backup)",
+  '             WHEN EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid)',
+  "               THEN format('%s has a rule (%s)', backup, (SELECT string_agg(format('%I', r.rulename), ', ' ORDER BY r.rulename)",
+  '                                                           FROM pg_rewrite r WHERE r.ev_class = c.oid))',
+  '        END FROM pg_class c WHERE c.oid = to_regclass(backup))',
+].join('\n')
+
+/**
  * PL/pgSQL lines: each backup of `held` (a jsonb variable as {@link HELD}) compared with what
- * went into it, a line added to `unkept` (text[]) for each that was dropped or holds other rows.
- * They use the variables `backup`, `digest` and `holds` (text).
+ * went into it, a line added to `unkept` (text[]) for each that was dropped, is no longer a
+ * permanent ordinary table without rules ({@link UNMADE_BACKUP}), or holds other rows. They use
+ * the variables `backup`, `digest`, `holds` and `unmade` (text).
  */
 function unkeptBackupLines(held: string): string[] {
   return [
     `  FOR backup, digest IN SELECT key, value #>> '{}' FROM jsonb_each(${held}) LOOP`,
     '    IF to_regclass(backup) IS NULL THEN',
     "      unkept := unkept || format('%s was dropped', backup);",
+    '      CONTINUE;',
+    '    END IF;',
+    '    -- Rows that read as copied are no backup where a crash, a failover or the end of the session loses them.',
+    `    unmade := ${UNMADE_BACKUP.replaceAll('\n', '\n    ')};`,
+    '    IF unmade IS NOT NULL THEN',
+    '      unkept := unkept || unmade;',
     '      CONTINUE;',
     '    END IF;',
     `    EXECUTE format(${ROWS_DIGEST}, backup) INTO holds;`,
@@ -515,9 +547,10 @@ export const DOWN_WATCH_SQL = [
  * transaction), once, where the watch saw it and it is gone; and its record of what its up found
  * ({@link priorStateTable}), which its down reads and drops; and, with `historyUpdated`, that many
  * rows of the history changed (the rollback's mark, which the module writes itself). Last, each
- * backup that a guard made in the transaction (`x402.backups_held`) must hold what was copied
- * into it, counted and digested as it was copied: one dropped, emptied (TRUNCATE of a table made
- * in the same transaction counts no row) or changed rolls it all back too.
+ * backup that a guard made in the transaction (`x402.backups_held`) must still be a permanent
+ * ordinary table with no rule, and hold what was copied into it, counted and digested as it was
+ * copied: one dropped, made UNLOGGED, turned into a view, given a rule, emptied (TRUNCATE of a
+ * table made in the same transaction counts no row) or changed rolls it all back too.
  */
 export function downCheckSql(
   name: string,
@@ -547,6 +580,7 @@ export function downCheckSql(
     '  backup text;',
     '  digest text;',
     '  holds text;',
+    '  unmade text;',
     "  unkept text[] := '{}';",
     '  unreported text[];',
     'BEGIN',
