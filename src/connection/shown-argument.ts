@@ -5,27 +5,30 @@
  */
 
 /**
- * Whether an argument may appear in a message as it was given: short, plain words, nothing that
- * looks like a key, a token or a password (a long run of letters and digits, a key's prefix, or
- * a run of 8 or more that mixes two of lower case, upper case and digits, as a password
- * generator's output does). Anything else may be a secret passed by mistake, or is too long to
- * be useful, and is shown by its length.
+ * Whether an argument may appear in a message as it was given: a flag (`--allow-data-loss`), a
+ * migration's name (`005_add_openrouter_integration`), or a short plain word of at most 12
+ * characters that does not look like a password (a run of 8 or more that mixes two of lower
+ * case, upper case and digits) or a key's prefix. Anything else may be a secret passed by mistake
+ * (a key, a password, a passphrase), or is too long to be useful, and is shown by its length.
  *
  * @example
  * ```ts
  * mayShowArgument('ten') // true
- * mayShowArgument('sk-or-v1-0123456789abcdef…') // false
+ * mayShowArgument('correct-horse-battery-staple') // false
  * ```
  */
 export function mayShowArgument(value: string): boolean {
+  if (/^--[a-z][a-z-]{0,38}$/.test(value) || /^\d{3}_[a-z0-9_]{1,60}$/.test(value)) return true
   return (
-    value.length <= 40 &&
+    value.length <= SHOWN_ARGUMENT_LENGTH &&
     /^[\w.,:=+/-]*$/.test(value) &&
-    !/[A-Za-z0-9]{17,}/.test(value) &&
     !/^-*(sk|pk|rk)[-_]/i.test(value) &&
     !(value.match(/[A-Za-z0-9]{8,}/g) ?? []).some(mixesCharacterClasses)
   )
 }
+
+/** The most characters of a plain argument that {@link mayShowArgument} shows. */
+const SHOWN_ARGUMENT_LENGTH = 12
 
 function mixesCharacterClasses(run: string): boolean {
   return [/[a-z]/, /[A-Z]/, /[0-9]/].filter((kind) => kind.test(run)).length >= 2
