@@ -31,7 +31,7 @@ import {
   acceptedDifferenceTableStatements,
 } from './accepted-differences.js'
 import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
-import { migrationLockSql, privilegeChecks, scriptTimeouts } from '../export/migration-sql.js'
+import { migrationLockSql, privilegeChecks, scriptTimeouts } from '../migrator/script-checks.js'
 import {
   productionObjectTableStatements,
   recordProductionObjectsStatements,

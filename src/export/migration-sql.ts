@@ -2,12 +2,7 @@ import type { Kysely } from 'kysely'
 import type { Migration } from 'kysely/migration'
 
 import { migrations } from '../migrations/index.js'
-import {
-  type MigrationConfig,
-  migrationProvider,
-  runsInTransaction,
-  timeoutStatements,
-} from '../migrator/provider.js'
+import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
 import {
   type CatalogState,
   catalogState,
@@ -17,12 +12,10 @@ import {
   lossesBetween,
 } from '../migrator/down-guard.js'
 import { migrationSettings } from '../migrator/settings.js'
-import { lesserTriggersSql } from '../connection/lesser-triggers.js'
-import { SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
-import { MIGRATION_LOCK_KEY } from '../migrator/lock.js'
 import { migrationBefore, resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo } from '../migrator/migrator.js'
+import { privilegeChecks } from '../migrator/script-checks.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 import { describeStatement } from '../rehearsal/format-rehearsal.js'
 import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
@@ -298,34 +291,6 @@ function statementKind(sql: string): ScriptStatement['kind'] {
   if (/^(COMMIT|ROLLBACK);?$/i.test(text)) return 'end'
   return /^SET\s/i.test(text) ? 'set' : 'other'
 }
-
-/**
- * What the runner runs before a migration reads or writes (runner.ts), from the same SQL: the
- * shadowed-catalog check, then the lesser-trigger check; in a transaction, that check also
- * takes ROW EXCLUSIVE on the tables it covers, so that no trigger can be attached before COMMIT.
- * `between` runs after the first check (so that no function of a lesser role can answer its
- * calls) and before the tables are locked, as the runner takes its migration lock before them:
- * the baseline script's migration lock ({@link migrationLockSql}).
- */
-export function privilegeChecks(inTransaction: boolean, between: string[] = []): string[] {
-  return [SHADOWED_CATALOG_SQL, ...between, lesserTriggersSql({ lock: inTransaction })]
-}
-
-/**
- * The lock_timeout and statement_timeout that a script's transaction sets first, after BEGIN:
- * the runner's defaults, not the exporting machine's environment (the script must not depend on
- * who exports it), in the statements the runner sends (provider.ts).
- */
-export function scriptTimeouts(): string[] {
-  return timeoutStatements(migrationSettings({ env: {} }), 'SET LOCAL')
-}
-
-/**
- * The migration lock a script takes for its transaction, as a run holds it (MIGRATION_LOCK_KEY),
- * named with its schema and its bigint type: PostgreSQL's only one-argument form takes a bigint,
- * so a function of the same name taking an integer would otherwise match the literal better.
- */
-export const migrationLockSql = `SELECT pg_catalog.pg_advisory_xact_lock(${MIGRATION_LOCK_KEY}::pg_catalog.int8)`
 
 /**
  * The script's statements with its guards and the runner's privilege checks: in each
