@@ -29,6 +29,7 @@ import {
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { serverUrl, testTargets, withTestDatabase } from './support/test-database.js'
 import { BEFORE_005, MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
+import { runScriptInOneQuery } from './support/exported-script.js'
 
 // `migrate:sql -- --baseline 005` is migrate:baseline for the Supabase SQL Editor: one script
 // that verifies the live schema in the database itself, then records what the command records.
@@ -120,20 +121,6 @@ const skipReason = process.env.TEST_DATABASE_URL
   ? undefined
   : 'TEST_DATABASE_URL is not set, and a lesser role needs a server'
 
-/** As the SQL Editor runs a script: one multi-statement query, as postgres. Its SQLSTATE, or 'ok'. */
-async function inOneQuery(url: string, script: string, config: pg.ClientConfig = {}) {
-  const client = new pg.Client({ connectionString: url, ...config })
-  await client.connect()
-  try {
-    await client.query(script)
-    return 'ok'
-  } catch (error) {
-    return String((error as { code?: string }).code)
-  } finally {
-    await client.end()
-  }
-}
-
 describe.skipIf(skipReason)('the exported baseline script on a server, run as postgres', () => {
   it('refuses (42501) where a lesser login shadows pg_advisory_xact_lock in public, before it calls anything', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
@@ -156,7 +143,7 @@ describe.skipIf(skipReason)('the exported baseline script on a server, run as po
             }
           })
           await sql.raw(`REVOKE CREATE ON SCHEMA public FROM ${role}`).execute(db)
-          const code = await inOneQuery(serverUrl(location), script)
+          const code = await runScriptInOneQuery(serverUrl(location), script)
           expect({ code, superuser: await isSuperuser(db, role) }).toEqual({
             code: '42501',
             superuser: false,
@@ -178,7 +165,7 @@ describe.skipIf(skipReason)('the exported baseline script on a server, run as po
         await holder.query('SELECT pg_catalog.pg_advisory_xact_lock(402005000::pg_catalog.int8)')
         // A session bound far above the script's own lock_timeout: without one, the script
         // ends by this bound instead (57014), where it would otherwise wait for ever.
-        expect(await inOneQuery(url, script, { statement_timeout: 30_000 })).toBe('55P03')
+        expect(await runScriptInOneQuery(url, script, { statement_timeout: 30_000 })).toBe('55P03')
       } finally {
         await holder.end()
       }

@@ -11,6 +11,7 @@ import {
 import { createModel, createResource, createUser } from './support/fixtures.js'
 import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
+import { runScriptByStatement } from './support/exported-script.js'
 
 // A backup that the opt-in reports must hold what was copied or moved into it: an event trigger
 // that empties a new table of x402_backup, or makes it swallow its inserts, would otherwise turn
@@ -141,27 +142,29 @@ function literal(text: string): string {
   return `'${text.replaceAll("'", "''")}'`
 }
 
-/** The exported script, statement by statement as a client sends it; the error it ended with. */
-async function runScript(db: Kysely<any>, script: string): Promise<unknown> {
-  return db
-    .connection()
-    .execute(async (connection) => {
-      try {
-        for (const statement of script.split(/;\n\n/)) await sql.raw(statement).execute(connection)
-      } finally {
-        await sql`ROLLBACK`.execute(connection).catch(() => {})
-        await sql`RESET ALL`.execute(connection).catch(() => {})
-      }
-    })
-    .then(
-      () => undefined,
-      (caught: unknown) => caught,
-    )
-}
-
 function messageOf(error: unknown): string {
   expect(error).toBeInstanceOf(Error)
   return String((error as Error).message)
+}
+
+/** A down with the data-loss opt-in, by the runner; the error it ended with. */
+async function downAllowingLoss(db: Kysely<any>): Promise<unknown> {
+  return migrateDown(db, { allowDataLoss: true, env: {} }).catch((caught: unknown) => caught)
+}
+
+/** A migration's exported down script, switched to allow data loss as its comment says. */
+async function downScriptAllowingLoss(name: string): Promise<string> {
+  return (await exportMigrationSql(name, 'down')).replace(
+    'x402.allow_data_loss = off',
+    'x402.allow_data_loss = on',
+  )
+}
+
+/** 002 still applied, its three keys in place, and no backup of it left behind. */
+async function expectClaudeIntact(db: Kysely<any>): Promise<void> {
+  expect(await applied(db)).toContain(MIGRATION_002)
+  expect(await count(db, 'x402_user_claude_configs')).toBe(3)
+  expect(await backupTables(db, '002_%')).toEqual([])
 }
 
 /** 002 applied, no hostile event trigger, and three Claude keys stored. */
@@ -182,15 +185,13 @@ describe.each(testTargets)(
   (target) => {
     const database = useTestDatabase(target, MIGRATION_002)
 
-    async function refusedAndIntact(db: Kysely<any>, error: unknown, rows: number): Promise<void> {
+    async function refusedAndIntact(db: Kysely<any>, error: unknown): Promise<void> {
       const message = messageOf(error)
       expect(message).toMatch(
         /x402_backup\."002_x402_user_claude_configs_\d{8}T\d{9}" holds 0 row\(s\), not the 3/,
       )
       expect(message).toContain('Nothing was changed')
-      expect(await applied(db)).toContain(MIGRATION_002)
-      expect(await count(db, 'x402_user_claude_configs')).toBe(rows)
-      expect(await backupTables(db, '002_%')).toEqual([])
+      await expectClaudeIntact(db)
     }
 
     it('by the runner: rolls the down back, naming the backup', async () => {
@@ -198,11 +199,9 @@ describe.each(testTargets)(
       await seedClaude(db)
       await onNewBackups(db, 'DELETE FROM %s')
       try {
-        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-          (caught: unknown) => caught,
-        )
+        const error = await downAllowingLoss(db)
         expect(error).toBeInstanceOf(MigrationError)
-        await refusedAndIntact(db, error, 3)
+        await refusedAndIntact(db, error)
       } finally {
         await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
       }
@@ -213,9 +212,7 @@ describe.each(testTargets)(
       await seedClaude(db)
       await onNewBackups(db, "UPDATE %s SET api_key_encrypted = 'gone'")
       try {
-        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-          (caught: unknown) => caught,
-        )
+        const error = await downAllowingLoss(db)
         expect(messageOf(error)).toMatch(
           /x402_backup\."002_x402_user_claude_configs_\d{8}T\d{9}" holds other rows than the 3 copied into it/,
         )
@@ -235,9 +232,7 @@ describe.each(testTargets)(
       await seedClaude(db)
       await emptyBackupsOn(db, 'DROP TABLE')
       try {
-        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-          (caught: unknown) => caught,
-        )
+        const error = await downAllowingLoss(db)
         // The watch is noted before the guard makes its backups: the last check counts them.
         expect(messageOf(error)).toMatch(
           /x402_backup\."002_x402_user_claude_configs_\d{8}T\d{9}" holds 0 row\(s\), not the 3 copied into it/,
@@ -255,15 +250,11 @@ describe.each(testTargets)(
       // TRUNCATE of a table made in the same transaction keeps its storage and counts no row.
       await emptyBackupsOn(db, 'DROP TABLE', 'TRUNCATE %s')
       try {
-        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-          (caught: unknown) => caught,
-        )
+        const error = await downAllowingLoss(db)
         expect(messageOf(error)).toMatch(
           /x402_backup\."002_x402_user_claude_configs_\d{8}T\d{9}" holds 0 row\(s\), not the 3 copied into it/,
         )
-        expect(await applied(db)).toContain(MIGRATION_002)
-        expect(await count(db, 'x402_user_claude_configs')).toBe(3)
-        expect(await backupTables(db, '002_%')).toEqual([])
+        await expectClaudeIntact(db)
       } finally {
         await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
       }
@@ -277,17 +268,13 @@ describe.each(testTargets)(
         await seedClaude(db)
         await onNewBackups(db, actions)
         try {
-          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-            (caught: unknown) => caught,
-          )
+          const error = await downAllowingLoss(db)
           const message = messageOf(error)
           expect(message).toMatch(
             new RegExp(`x402_backup\\."002_x402_user_claude_configs_\\d{8}T\\d{9}" ${refusal}`),
           )
           expect(message).toContain('Nothing was changed')
-          expect(await applied(db)).toContain(MIGRATION_002)
-          expect(await count(db, 'x402_user_claude_configs')).toBe(3)
-          expect(await backupTables(db, '002_%')).toEqual([])
+          await expectClaudeIntact(db)
         } finally {
           await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
           await sql`DROP SCHEMA IF EXISTS x402_backup CASCADE`.execute(db)
@@ -299,14 +286,11 @@ describe.each(testTargets)(
     it('by the exported script: rolls it back, naming the backup', async () => {
       const { db } = database
       await seedClaude(db)
-      const script = (await exportMigrationSql(MIGRATION_002, 'down')).replace(
-        'x402.allow_data_loss = off',
-        'x402.allow_data_loss = on',
-      )
+      const script = await downScriptAllowingLoss(MIGRATION_002)
       await onNewBackups(db, 'DELETE FROM %s')
       try {
-        const error = await runScript(db, script)
-        await refusedAndIntact(db, (error as Error | undefined)?.cause ?? error, 3)
+        const error = await runScriptByStatement(db, script)
+        await refusedAndIntact(db, (error as Error | undefined)?.cause ?? error)
       } finally {
         await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
       }
@@ -329,21 +313,11 @@ describe.each(testTargets)(
         try {
           const error =
             by === 'the runner'
-              ? await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-                  (caught: unknown) => caught,
-                )
-              : await runScript(
-                  db,
-                  (await exportMigrationSql(MIGRATION_002, 'down')).replace(
-                    'x402.allow_data_loss = off',
-                    'x402.allow_data_loss = on',
-                  ),
-                )
+              ? await downAllowingLoss(db)
+              : await runScriptByStatement(db, await downScriptAllowingLoss(MIGRATION_002))
           expect(messageOf(error)).toMatch(/table public\.notes: 25 row\(s\) deleted/)
           expect(await count(db, 'public.notes')).toBe(25)
-          expect(await applied(db)).toContain(MIGRATION_002)
-          expect(await count(db, 'x402_user_claude_configs')).toBe(3)
-          expect(await backupTables(db, '002_%')).toEqual([])
+          await expectClaudeIntact(db)
         } finally {
           await sql`DROP EVENT TRIGGER IF EXISTS hostile`.execute(db)
         }
@@ -423,9 +397,7 @@ describe.each(testTargets)(
           `x402_backup."${backup}_%`,
         )
         try {
-          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-            (caught: unknown) => caught,
-          )
+          const error = await downAllowingLoss(db)
           const message = messageOf(error)
           expect(message).toMatch(new RegExp(`x402_backup\\."${backup}_\\d{8}T\\d{9}" ${refusal}`))
           expect(message).toContain('Nothing was changed')
@@ -455,9 +427,7 @@ describe.each(testTargets)(
         const keys = await count(db, 'user_openrouter_integrations')
         await emptyBackupsOn(db, 'ALTER TABLE', action, '005_user_openrouter_integrations_%')
         try {
-          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-            (caught: unknown) => caught,
-          )
+          const error = await downAllowingLoss(db)
           const message = messageOf(error)
           expect(message).toMatch(
             new RegExp(`x402_backup\\."005_user_openrouter_integrations_\\d{8}T\\d{9}" ${refusal}`),
@@ -485,9 +455,7 @@ describe.each(testTargets)(
         const keys = await count(db, 'user_openrouter_integrations')
         await emptyBackupsOn(db, 'DROP TABLE', action, '005_user_openrouter_integrations_%')
         try {
-          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-            (caught: unknown) => caught,
-          )
+          const error = await downAllowingLoss(db)
           expect(messageOf(error)).toMatch(
             /x402_backup\."005_user_openrouter_integrations_\d{8}T\d{9}"/,
           )
@@ -511,9 +479,7 @@ describe.each(testTargets)(
         const resources = await count(db, instant)
         await onNewBackups(db, actions)
         try {
-          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-            (caught: unknown) => caught,
-          )
+          const error = await downAllowingLoss(db)
           const message = messageOf(error)
           for (const backup of ['005_user_openrouter_integrations', '005_x402_resources'])
             expect(message).toMatch(
@@ -536,9 +502,7 @@ describe.each(testTargets)(
       const keys = await count(db, 'user_openrouter_integrations')
       await emptyBackupsOn(db, 'ALTER TABLE')
       try {
-        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-          (caught: unknown) => caught,
-        )
+        const error = await downAllowingLoss(db)
         expect(messageOf(error)).toMatch(
           /x402_backup\."005_user_openrouter_integrations_\d{8}T\d{9}": rows deleted/,
         )

@@ -10,6 +10,7 @@ import {
 } from '../src/tooling.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 import { MIGRATION_005, MIGRATION_007, MIGRATION_008 } from './support/migration-names.js'
+import { runScriptByStatement } from './support/exported-script.js'
 
 // A table or column that something drops while a down runs (an event trigger, DROP SCHEMA or
 // DROP TYPE … CASCADE) takes its rows or values with it, though no row counter moves: the check
@@ -52,25 +53,6 @@ async function hostileDrops(db: Kysely<any>, when = '', body = DROPS): Promise<v
     .execute(db)
 }
 
-/** The exported script, statement by statement as a client sends it; the error it ended with. */
-async function runScript(db: Kysely<any>, script: string, prefix = ''): Promise<unknown> {
-  return db
-    .connection()
-    .execute(async (connection) => {
-      try {
-        if (prefix) await sql.raw(prefix).execute(connection)
-        for (const statement of script.split(/;\n\n/)) await sql.raw(statement).execute(connection)
-      } finally {
-        await sql`ROLLBACK`.execute(connection).catch(() => {})
-        await sql`RESET ALL`.execute(connection).catch(() => {})
-      }
-    })
-    .then(
-      () => undefined,
-      (caught: unknown) => caught,
-    )
-}
-
 async function intact(db: Kysely<any>): Promise<void> {
   const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM victim`.execute(db)
   expect(Number(rows[0]!.n)).toBe(3)
@@ -111,7 +93,7 @@ describe.each(testTargets)('a table dropped during an exported down script on %s
     await hostileDrops(db, "WHEN TAG IN ('CREATE POLICY')")
     const script = await exportMigrationSql(MIGRATION_007, 'down')
     try {
-      const error = await runScript(db, script)
+      const error = await runScriptByStatement(db, script)
       expect(String((error as Error | undefined)?.cause ?? error)).toContain(
         'table public.victim: dropped',
       )
@@ -135,7 +117,11 @@ describe.each(testTargets)('defaults and backups under an exported down script o
     }>`SELECT 'public.victim'::regclass::oid::text AS oid`.execute(db)
     const script = await exportMigrationSql(MIGRATION_007, 'down')
     try {
-      const error = await runScript(db, script, `SET x402.down_covered = '["${rows[0]!.oid}"]'`)
+      const error = await runScriptByStatement(
+        db,
+        script,
+        `SET x402.down_covered = '["${rows[0]!.oid}"]'`,
+      )
       expect(String((error as Error | undefined)?.cause ?? error)).toContain(
         'table public.victim: 3 row(s) deleted',
       )

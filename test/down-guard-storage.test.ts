@@ -12,6 +12,7 @@ import {
 import { createUser } from './support/fixtures.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 import { MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
+import { runScriptByStatement } from './support/exported-script.js'
 
 // TRUNCATE and a table rewrite (ALTER COLUMN … TYPE … USING) replace a table's storage; the
 // transaction's per-table counts of deleted rows never see them. A trigger that does either while
@@ -54,25 +55,6 @@ async function freshVictim(db: Kysely<any>, at = MIGRATION_006): Promise<void> {
   await sql`DROP TABLE IF EXISTS victim`.execute(db)
   await sql`CREATE TABLE victim (x int)`.execute(db)
   await sql`INSERT INTO victim VALUES (1), (2), (3)`.execute(db)
-}
-
-/** The exported script, statement by statement as a client sends it; the error it ended with. */
-async function runScript(db: Kysely<any>, script: string, prefix = ''): Promise<unknown> {
-  return db
-    .connection()
-    .execute(async (connection) => {
-      try {
-        if (prefix) await sql.raw(prefix).execute(connection)
-        for (const statement of script.split(/;\n\n/)) await sql.raw(statement).execute(connection)
-      } finally {
-        await sql`ROLLBACK`.execute(connection).catch(() => {})
-        await sql`RESET ALL`.execute(connection).catch(() => {})
-      }
-    })
-    .then(
-      () => undefined,
-      (caught: unknown) => caught,
-    )
 }
 
 describe.each(testTargets)('a trigger that truncates or rewrites during a down on %s', (target) => {
@@ -141,7 +123,7 @@ describe.each(testTargets)('a trigger that truncates or rewrites during a down o
       await onDownOf006(db, body)
       const script = await exportMigrationSql(MIGRATION_006, 'down')
       for (const prefix of ['', 'SET x402.allow_data_loss = on']) {
-        const error = await runScript(db, script, prefix)
+        const error = await runScriptByStatement(db, script, prefix)
         expect(error).toBeDefined()
         expect(String((error as Error).cause ?? error)).toContain('public.victim')
         expect(await applied(db)).toContain(MIGRATION_006)

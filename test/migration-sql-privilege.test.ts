@@ -13,6 +13,7 @@ import { cli } from './support/cli.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
+import { runScriptInOneQuery } from './support/exported-script.js'
 
 // migrate:sql exports a migration for the Supabase SQL Editor (which runs as postgres) or psql.
 // The script must refuse what the runner refuses: a search_path that lets lesser roles shadow
@@ -66,20 +67,6 @@ async function exists(db: Kysely<any>, relation: string): Promise<boolean> {
   return rows[0]!.found
 }
 
-/** As the SQL Editor runs a script: one multi-statement query, as postgres. Its SQLSTATE, or 'ok'. */
-async function inOneQuery(url: string, script: string): Promise<string> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    await client.query(script)
-    return 'ok'
-  } catch (error) {
-    return String((error as { code?: string }).code)
-  } finally {
-    await client.end()
-  }
-}
-
 /** As psql -f runs it, stopping at the first error. Its stderr, or 'ok'. */
 async function withPsql(url: string, script: string): Promise<string> {
   const child = run('psql', [
@@ -116,7 +103,7 @@ describe.skipIf(skipReason)('an exported migration script and code of a lesser r
           const url = serverUrl(location)
           const attacker = await temporaryTrigger(url, role, 'ai_models')
           try {
-            expect(await inOneQuery(url, exported.stdout)).toBe('42501')
+            expect(await runScriptInOneQuery(url, exported.stdout)).toBe('42501')
             expect(await withPsql(url, exported.stdout)).toMatch(
               /ERROR: {2}42501: .*trigger zz_pwn on public\.ai_models calls pg_temp_\d+\.pwn\(\)/,
             )

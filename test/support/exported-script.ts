@@ -1,0 +1,64 @@
+/*
+ * Running an exported script (migrate:sql) as its users do: statement by statement as a client
+ * sends it, or as one multi-statement query as the Supabase SQL Editor sends it.
+ */
+import { type Kysely, sql } from 'kysely'
+import pg from 'pg'
+
+/**
+ * The script, statement by statement on one connection of `db` (after `prefix`, a setting
+ * the test wants first); the error it ended with, or undefined. The connection is rolled back
+ * and reset afterwards, so that the pool gets it back clean.
+ *
+ * @example
+ * ```ts
+ * const error = await runScriptByStatement(db, await exportMigrationSql('002', 'down'))
+ * ```
+ */
+export async function runScriptByStatement(
+  db: Kysely<any>,
+  script: string,
+  prefix = '',
+): Promise<unknown> {
+  return db
+    .connection()
+    .execute(async (connection) => {
+      try {
+        if (prefix) await sql.raw(prefix).execute(connection)
+        for (const statement of script.split(/;\n\n/)) await sql.raw(statement).execute(connection)
+      } finally {
+        await sql`ROLLBACK`.execute(connection).catch(() => {})
+        await sql`RESET ALL`.execute(connection).catch(() => {})
+      }
+    })
+    .then(
+      () => undefined,
+      (caught: unknown) => caught,
+    )
+}
+
+/**
+ * The script as the SQL Editor runs it: one multi-statement query on a connection of its own.
+ * Its SQLSTATE, or 'ok'.
+ *
+ * @example
+ * ```ts
+ * expect(await runScriptInOneQuery(url, script)).toBe('42501')
+ * ```
+ */
+export async function runScriptInOneQuery(
+  url: string,
+  script: string,
+  config: pg.ClientConfig = {},
+): Promise<string> {
+  const client = new pg.Client({ connectionString: url, ...config })
+  await client.connect()
+  try {
+    await client.query(script)
+    return 'ok'
+  } catch (error) {
+    return String((error as { code?: string }).code)
+  } finally {
+    await client.end()
+  }
+}
