@@ -392,6 +392,37 @@ describe('the PGlite folder lock', () => {
     lockDataDir(dataDir)()
   })
 
+  // A container restarted after its app (pid 1) was killed may land in a pid namespace whose
+  // number the kernel gave again: the lock then names this pid and this place, but the start
+  // time of a process that has ended. It is stale, not this process's own.
+  it("takes over a lock that names this process's pid and place but another start time", async () => {
+    const dataDir = mkdtempSync(join(base, 'db-'))
+    const holder = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { lockDataDir } = await import(${JSON.stringify(lockModule)})
+         lockDataDir(${JSON.stringify(dataDir)})
+         process.stdout.write('held\\n')
+         setInterval(() => {}, 1000)`,
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    await new Promise<void>((resolve) =>
+      holder.stdout.on('data', (chunk: Buffer) => chunk.includes('held') && resolve()),
+    )
+    const exited = new Promise((resolve) => holder.once('exit', resolve))
+    holder.kill('SIGKILL')
+    await exited
+    const lockFile = readLockFileName(dataDir)
+    const left = readFileSync(lockFile, 'utf8')
+    expect(left.split('\n')[1]).toBe(PLACE)
+    writeFileSync(lockFile, left.replace(/^\d+/, String(process.pid)))
+
+    lockDataDir(dataDir)()
+  })
+
   // Two processes taking over one stale lock, in every interleaving of a few steps: this process
   // runs lockDataDir, and a rival (the test's own pid, alive) takes the stale lock over between
   // two of its file operations on the lock, and links its own lock between two others. The child

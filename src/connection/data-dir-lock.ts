@@ -431,9 +431,13 @@ function canCheck(content: string): boolean {
   return placeIn(content) === PLACE && (boot === undefined || boot === BOOT)
 }
 
-/** Whether what a lock file holds is this process's own lock. */
+/**
+ * Whether what a lock file holds is this process's own lock: its pid, place and start. A lock of
+ * this pid and place but another start is a dead holder's: a container restarted after its pid 1
+ * was killed can be given the same pid namespace number again.
+ */
 function isOwnLock(content: string | undefined): boolean {
-  return content !== undefined && pidIn(content) === process.pid && placeIn(content) === PLACE
+  return content !== undefined && content.startsWith(OWN_LOCK)
 }
 
 /**
