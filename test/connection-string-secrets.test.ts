@@ -172,3 +172,23 @@ describe('a URL whose host is in the query string', () => {
     }
   })
 })
+
+// A user part that is a password where the user name was forgotten (postgres://secret@host): a
+// server that asks for no password (trust, peer, cert) answers that no such role exists, naming
+// it. The message shows it as the module's own messages do, by its length.
+describe.skipIf(!process.env.TEST_DATABASE_URL)(
+  'a connection string whose user part is a password',
+  () => {
+    it('is not echoed through the server’s refusal', async () => {
+      const server = new URL(process.env.TEST_DATABASE_URL!)
+      const { code, stdout, stderr } = await cli(['list'], {
+        DATABASE_URL: `postgres://Sup3rS3cretPassw0rd@${server.host}/postgres`,
+        PGLITE_DATA_DIR: '',
+      })
+      const output = `${stdout}\n${stderr}`
+      expect(code).toBe(1)
+      expect(output).not.toContain('Sup3rS3cretPassw0rd')
+      expect(output).toMatch(/\(19 characters, not shown\)/)
+    })
+  },
+)

@@ -3,6 +3,7 @@
  * the migration runner's errors (migrator/migration-error.ts) and the command line's one exit
  * path (cli/run-command.ts) for every other command.
  */
+import { describeArgument, mayShowArgument } from './shown-argument.js'
 import { errorCode } from './sql-state.js'
 
 const UNREACHABLE_CODES = new Set([
@@ -48,7 +49,22 @@ export function cannotReachDatabase(reason: string, variable = 'DATABASE_URL'): 
   const check = /\. Check /.test(reason)
     ? ''
     : ` Check ${variable} (host, port, user, password, database name) and that the server is running.`
-  return `${CANNOT_REACH}${reason.replace(/\.$/, '')}.${check}`
+  return `${CANNOT_REACH}${withUserShown(reason).replace(/\.$/, '')}.${check}`
+}
+
+/**
+ * The server's answer with the user it names (`role "…" does not exist`, `… for user "…"`) shown
+ * as an argument is: the user part of a connection string may be a password where the user name
+ * was forgotten (postgres://secret@host), and a server that asks for no password names it back.
+ */
+function withUserShown(reason: string): string {
+  return reason.replace(
+    /\b(role|user) "((?:[^"]|"")*)"/g,
+    (whole, kind: string, quoted: string) => {
+      const user = quoted.replaceAll('""', '"')
+      return mayShowArgument(user) ? whole : `${kind} ${describeArgument(user)}`
+    },
+  )
 }
 
 /**
