@@ -227,6 +227,55 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
     await sql`DELETE FROM ai_models`.execute(db)
   })
 
+  // A database adopted before 006 may have production's pricing columns already, with values.
+  it('keeps the values of pricing columns a database had before 006, and refuses, naming the models, where pricing says otherwise', async () => {
+    const db = database.db as Kysely<any>
+    await sql`ALTER TABLE ai_models ADD COLUMN pricing_prompt text, ADD COLUMN pricing_image text`.execute(
+      db,
+    )
+    await insertModel(db, 'kept/values', { completion: '0.000015' })
+    await insertModel(db, 'same/values', { prompt: '0.0000025', completion: '0.00001' })
+    await sql`UPDATE ai_models SET pricing_prompt = '0.000003', pricing_image = '0.0048' WHERE openrouter_id = 'kept/values'`.execute(
+      db,
+    )
+    await sql`UPDATE ai_models SET pricing_prompt = '0.0000025', pricing_image = '0.003613' WHERE openrouter_id = 'same/values'`.execute(
+      db,
+    )
+    await insertModel(db, 'other/value', { prompt: '2' })
+    await sql`UPDATE ai_models SET pricing_prompt = '1' WHERE openrouter_id = 'other/value'`.execute(
+      db,
+    )
+    const schema = await snapshotPublicSchema(db)
+
+    const error = await migrateUp(db, { env: {} }).catch((caught: unknown) => caught)
+    expect(error).toMatchObject({ migrationName: MIGRATION_006, direction: 'Up' })
+    const message = (error as Error).message
+    expect(message).toContain('other/value (pricing_prompt is 1, pricing says 2)')
+    expect(message).not.toContain('kept/values')
+    expect(message).toContain('Nothing was changed.')
+    expect(await snapshotPublicSchema(db)).toEqual(schema)
+
+    await sql`DELETE FROM ai_models WHERE openrouter_id = 'other/value'`.execute(db)
+    await migrateUp(db, { env: {} })
+    const { rows } = await sql<{
+      id: string
+      prompt: string | null
+      completion: string | null
+      image: string | null
+    }>`SELECT openrouter_id AS id, pricing_prompt AS prompt, pricing_completion AS completion, pricing_image AS image
+       FROM x402_openrouter_models ORDER BY openrouter_id`.execute(db)
+    expect(rows).toEqual([
+      { id: 'kept/values', prompt: '0.000003', completion: '0.000015', image: '0.0048' },
+      { id: 'same/values', prompt: '0.0000025', completion: '0.00001', image: '0.003613' },
+    ])
+    await migrateDown(db, { allowDataLoss: true, env: {} })
+    await sql`DELETE FROM ai_models`.execute(db)
+    await sql`DROP SCHEMA IF EXISTS x402_backup CASCADE`.execute(db)
+    await sql`ALTER TABLE ai_models DROP COLUMN IF EXISTS pricing_prompt, DROP COLUMN IF EXISTS pricing_image`.execute(
+      db,
+    )
+  })
+
   it('refuses the down, naming the models, where NOT NULL cannot be put back, and changes nothing', async () => {
     const db = database.db as Kysely<any>
     await migrateTo(db, MIGRATION_006)

@@ -13,7 +13,8 @@ import { type Kysely, sql } from 'kysely'
  *   moves from `pricing jsonb` into production's four text columns.
  *
  * Nothing is lost either way. `up` refuses, naming the models, where a pricing object would not
- * come back unchanged from the four columns; `down` builds the object again from them, and
+ * come back unchanged from the four columns, or where such a column that the catalog had already
+ * holds another value than the object; `down` builds the object again from them, and
  * refuses where it cannot put NOT NULL back. Dropping the columns production added is guarded by
  * the runner, as every transactional down is: it refuses while they hold values, or backs the
  * catalog up first with the data-loss opt-in.
@@ -82,10 +83,15 @@ export async function up(db: Kysely<any>): Promise<void> {
       ADD CONSTRAINT check_modality_valid
         CHECK (modality IN ('text', 'image', 'video', 'audio', 'embedding', 'multimodal'))
   `.execute(db)
+  // A value such a column holds already is kept: the object fills only what it has a key for,
+  // and a key whose value differs from the column's is refused, naming the models.
+  await refuseConflictingPricing(db)
   await sql`
     UPDATE x402_openrouter_models
-    SET pricing_prompt = pricing ->> 'prompt', pricing_completion = pricing ->> 'completion',
-        pricing_image = pricing ->> 'image', pricing_web_search = pricing ->> 'web_search'
+    SET pricing_prompt = coalesce(pricing ->> 'prompt', pricing_prompt),
+        pricing_completion = coalesce(pricing ->> 'completion', pricing_completion),
+        pricing_image = coalesce(pricing ->> 'image', pricing_image),
+        pricing_web_search = coalesce(pricing ->> 'web_search', pricing_web_search)
     WHERE pricing IS NOT NULL
   `.execute(db)
   // Every value is in the four columns now, as refuseUnfitPricing made sure.
@@ -303,6 +309,37 @@ BEGIN
   END IF;
 END
 $pricing$
+  `.execute(db)
+}
+
+/**
+ * Refuses where a pricing column that the catalog had before 006 (a database adopted with
+ * production's columns) holds another value than the pricing object's key: either would be lost.
+ * The transaction rolls back, so nothing changes.
+ */
+async function refuseConflictingPricing(db: Kysely<any>): Promise<void> {
+  await sql`
+DO $conflicts$
+DECLARE
+  found bigint;
+  named text;
+BEGIN
+  SELECT count(*), string_agg(format('%s (%s is %s, pricing says %s)', openrouter_id, col, held, said), '; ' ORDER BY openrouter_id, col) FILTER (WHERE n <= 20)
+                     || CASE WHEN count(*) > 20 THEN format('; and %s more', count(*) - 20) ELSE '' END
+    INTO found, named
+  FROM (SELECT m.openrouter_id, k.col, k.held, k.said, row_number() OVER (ORDER BY m.openrouter_id, k.col) AS n
+        FROM public.x402_openrouter_models m
+        CROSS JOIN LATERAL (VALUES ('pricing_prompt', m.pricing_prompt, m.pricing ->> 'prompt'),
+                                   ('pricing_completion', m.pricing_completion, m.pricing ->> 'completion'),
+                                   ('pricing_image', m.pricing_image, m.pricing ->> 'image'),
+                                   ('pricing_web_search', m.pricing_web_search, m.pricing ->> 'web_search')) AS k(col, held, said)
+        WHERE k.held <> k.said) AS conflict;
+  IF found > 0 THEN
+    RAISE EXCEPTION 'Migration 006_rename_to_production_names moves ai_models.pricing into the text columns pricing_prompt, pricing_completion, pricing_image and pricing_web_search, which this database had already, and % value(s) of them differ from the pricing object: %. Nothing was changed. Decide which value is right for each, make the column and its key in pricing agree on it, then run the migrations again; until then the database stays at 005.',
+      found, named;
+  END IF;
+END
+$conflicts$
   `.execute(db)
 }
 

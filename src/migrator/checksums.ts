@@ -96,6 +96,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     '61305c0db95669f045c8f5025bfe1402117a775c3760af533eabe9e5fdb9d93c':
       'its comment now says which waits and deadlocks with app transactions remain, and that the ' +
       'runner tries it again after a deadlock',
+    c858325bba584263b182d7fab58be73f1c8be48d3529f39cc3c26c7cbbf676e8:
+      'its up overwrote the values of pricing columns that the catalog had before 006 with the ' +
+      'pricing object (NULL for a key it lacks); it now keeps them, and refuses where they differ',
   },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':
