@@ -118,6 +118,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'its down read the record with to_jsonb, which runs the casts of any column added to it; it ' +
       'now reads its named columns, and refuses a record with other columns or an owner who ' +
       'cannot act as the role running it',
+    c3f6023c32b1eb4d5651012f1118d338d7c0d72f9e4d11ba4e341e966cc4b5e9:
+      'its down switched row level security off wherever its record said it had been off; it now ' +
+      'refuses where the table has policies that 008 did not make',
   },
 }
 
