@@ -18,6 +18,7 @@ import {
   migrateUp,
   migrationStatus,
 } from '../src/tooling.js'
+import { cli } from './support/cli.js'
 import { createUser } from './support/fixtures.js'
 import {
   MIGRATION_002,
@@ -147,6 +148,15 @@ async function expectForwardRefused(db: Kysely<any>, connectionString: string): 
     expect(error).toBeInstanceOf(InterruptedRollbackError)
     expect((error as Error).message).toContain(MIGRATION_005)
     expect((error as Error).message).toContain('npm run migrate:down')
+  }
+  // A dry run says what the run would say, not what it would apply.
+  for (const command of ['latest', 'up']) {
+    const { code, stdout, stderr } = await cli([command, '--dry-run'], {
+      DATABASE_URL: connectionString,
+    })
+    expect({ code, stdout }).toEqual({ code: 1, stdout: '' })
+    expect(stderr).toContain(MIGRATION_005)
+    expect(stderr).toContain('npm run migrate:down')
   }
 }
 

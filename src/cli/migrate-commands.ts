@@ -21,6 +21,7 @@ import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
 import { migrationNames } from '../migrations/index.js'
 import { hasMigrationHistory } from '../migrator/history.js'
+import { InterruptedRollbackError } from '../migrator/migration-error.js'
 import {
   migrateDown,
   migrateRedo,
@@ -29,6 +30,7 @@ import {
   type MigrationStatus,
   migrationStatus,
   pendingMigrationNames,
+  unfinishedRollback,
 } from '../migrator/migrator.js'
 import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
@@ -353,7 +355,8 @@ async function printDryRun(
   kind: 'latest' | 'up' | 'down',
   withSql: boolean,
 ): Promise<void> {
-  const status = (await embeddedDatabaseExists())
+  const exists = await embeddedDatabaseExists()
+  const status = exists
     ? await migrationStatus(db(), { env: process.env })
     : await unappliedStatus()
   const pending = status
@@ -368,6 +371,11 @@ async function printDryRun(
   if (chosen.length === 0) {
     console.error(`Dry run: nothing to ${kind === 'down' ? 'roll back' : 'apply'}.`)
     return
+  }
+  // As the run would refuse: nothing is applied on top of a rollback that did not finish.
+  if (direction === 'up' && exists) {
+    const interrupted = await unfinishedRollback(db(), { env: process.env })
+    if (interrupted) throw new InterruptedRollbackError(interrupted)
   }
   for (const name of chosen) {
     console.log(`would ${direction === 'up' ? 'apply ' : 'revert'} ${name}`)

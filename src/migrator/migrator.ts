@@ -11,7 +11,8 @@ import { migrationNames } from '../migrations/index.js'
 import { InterruptedRollbackError, MigrationError } from './migration-error.js'
 import { migrationProvider } from './provider.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
-import { type MigrationTarget, runMigrations } from './runner.js'
+import { interruptedRollback } from './resumable-down.js'
+import { kyselyMigrator, type MigrationTarget, runMigrations } from './runner.js'
 import { type MigrateOptions, migrationDatabaseVariable, migrationSettings } from './settings.js'
 
 /** One migration and when it was applied; `appliedAt` is undefined while it is pending. */
@@ -183,6 +184,31 @@ export async function migrationStatus(
         .filter((entry) => !migrationNames.includes(entry.name))
         .map((entry) => ({ name: entry.name, appliedAt: entry.appliedAt, unknown: true as const })),
     ]
+  } catch (error) {
+    const variable = options.env && migrationDatabaseVariable(options.env)
+    throw new MigrationError({ error }, { activity: 'status', variable })
+  }
+}
+
+/**
+ * The migration whose rollback began and did not finish (see interruptedRollback), as the
+ * runner finds it before it refuses to apply anything on top of it; undefined where there is
+ * none. For a dry run, which must say what the run would say.
+ *
+ * @example
+ * ```ts
+ * const interrupted = await unfinishedRollback(db)
+ * if (interrupted) throw new InterruptedRollbackError(interrupted)
+ * ```
+ */
+export async function unfinishedRollback(
+  db: Kysely<any>,
+  options: MigrateOptions = {},
+): Promise<string | undefined> {
+  try {
+    const history = await readMigrationHistory(db, { times: false })
+    const migrations = await kyselyMigrator(db, migrationSettings(options)).getMigrations()
+    return await interruptedRollback(db, history, migrations)
   } catch (error) {
     const variable = options.env && migrationDatabaseVariable(options.env)
     throw new MigrationError({ error }, { activity: 'status', variable })

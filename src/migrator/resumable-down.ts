@@ -41,6 +41,24 @@ export async function rollbackBegun(
 }
 
 /**
+ * The migration whose rollback began and did not finish, on which nothing may be applied: the
+ * one the history marks as being reverted, or, where the mark is gone (a rollback run by the
+ * exported script, which writes no history), the one whose schema shows it ({@link rollbackBegun}).
+ *
+ * @example
+ * ```ts
+ * const interrupted = await interruptedRollback(trx, history, await migrator.getMigrations())
+ * ```
+ */
+export async function interruptedRollback(
+  db: Kysely<any>,
+  history: readonly { name: string; reverting: boolean }[],
+  migrations: readonly MigrationInfo[],
+): Promise<string | undefined> {
+  return history.find((entry) => entry.reverting)?.name ?? (await rollbackBegun(db, migrations))
+}
+
+/**
  * Wraps the `down` of every migration that runs outside a transaction so that its rollback is
  * recorded and resumable: before the first step the history marks the migration as being
  * reverted (the mark goes with the history row when the down completes); a down that fails

@@ -25,7 +25,7 @@ import {
   MigrationError,
   TransactionPoolerError,
 } from './migration-error.js'
-import { rollbackBegun, withResumableDowns } from './resumable-down.js'
+import { interruptedRollback, withResumableDowns } from './resumable-down.js'
 import { checkDown, DOWN_WATCH_SQL, guardDown } from './down-guard.js'
 import {
   assertRunnerDialect,
@@ -94,19 +94,20 @@ export async function runMigrations(
     return await withMigrationLock(
       db,
       async (session) => {
-        const { migrations, history, begun } = await bookkeeping(
+        const { migrations, history, interrupted } = await bookkeeping(
           db,
           settings,
           session,
           async (trx) => {
             const migrations = await kyselyMigrator(trx, settings).getMigrations()
+            // Asked first: a query of a missing table would abort the transaction.
+            const history = (await hasMigrationHistory(trx))
+              ? await readMigrationHistory(trx, { times: false })
+              : []
             return {
               migrations,
-              // Asked first: a query of a missing table would abort the transaction.
-              history: (await hasMigrationHistory(trx))
-                ? await readMigrationHistory(trx, { times: false })
-                : [],
-              begun: await rollbackBegun(trx, migrations),
+              history,
+              interrupted: await interruptedRollback(trx, history, migrations),
             }
           },
         )
@@ -114,8 +115,6 @@ export async function runMigrations(
         if (unknown.length > 0) throw new UnknownMigrationsError(unknown.map((entry) => entry.name))
         const steps = planSteps(migrations, target)
         // A rollback that began and did not finish: only the rollback itself may go on.
-        // The history marks it; where the mark was removed, the schema still shows it.
-        const interrupted = history.find((entry) => entry.reverting)?.name ?? begun
         if (
           interrupted &&
           (steps.some((step) => step.direction === 'Up') ||
