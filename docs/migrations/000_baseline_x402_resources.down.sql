@@ -107,6 +107,8 @@ DECLARE
   schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
   tables pg_catalog.oid[];
   found pg_catalog.text;
+  when_code pg_catalog.bool;
+  saved_jit pg_catalog.text := pg_catalog.current_setting('jit');
   saved pg_catalog.text := pg_catalog.current_setting('search_path');
   -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
   db_owner_role pg_catalog.oid;
@@ -115,6 +117,9 @@ BEGIN
   PERFORM pg_catalog.set_config('search_path', '', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
+  -- catalog rows: where the server has JIT, compiling it would take longer than running it.
+  PERFORM pg_catalog.set_config('jit', 'off', true);
   WITH RECURSIVE scope(oid) AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
@@ -140,7 +145,7 @@ BEGIN
                FROM unnest(tables) AS t
               WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE'));
   END IF;
-  WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+  WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
      WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
        AND pg_has_role(l.oid, g.oid, 'MEMBER')),
@@ -171,9 +176,49 @@ BEGIN
             SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+  ),
+  when_peel AS (
+    SELECT t.tgname, t.tgrelid AS tbl,
+           regexp_replace(t.tgqual::text, repeat(chr(92), 2) || '.', '_', 'g') AS tree
+      FROM pg_trigger t
+     WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgqual IS NOT NULL
+    UNION ALL
+    SELECT p.tgname, p.tbl, regexp_replace(p.tree, '[{][^{}]*[}]', '_', 'g')
+      FROM when_peel p WHERE p.tree ~ '[{][^{}]*[}]'
+  ),
+  when_nodes AS (
+    SELECT p.tgname, p.tbl, m[1] AS node, substring(m[1] FROM '^[A-Z_]+') AS kind
+      FROM when_peel p CROSS JOIN LATERAL regexp_matches(p.tree, '[{]([^{}]*)[}]', 'g') AS m
+  ),
+  when_unread AS (
+    SELECT p.tgname, p.tbl FROM when_peel p WHERE p.tree !~ '[{][^{}]*[}]' AND p.tree ~ '[{}]'
+  ),
+  when_calls AS (
+    SELECT n.tgname, n.tbl, call.fn, call.via
+      FROM when_nodes n CROSS JOIN LATERAL (
+        SELECT f[1]::oid AS fn, '' AS via FROM regexp_matches(n.node, ':(?:op|hash|neg)?funcid ([0-9]+)', 'g') AS f
+         WHERE f[1]::oid <> 0
+        UNION ALL
+        SELECT o.oprcode::oid, '' FROM regexp_matches(n.node, ':opno ([0-9]+)', 'g') AS x
+          LEFT JOIN pg_operator o ON o.oid = x[1]::oid
+        UNION ALL
+        SELECT o.oprcode::oid, ''
+          FROM regexp_matches(n.node, ':opnos [(]o([ 0-9]*)[)]') AS x
+         CROSS JOIN LATERAL regexp_split_to_table(btrim(x[1]), ' +') AS opno
+          LEFT JOIN pg_operator o ON o.oid = opno::oid
+         WHERE opno <> ''
+        UNION ALL
+        SELECT ty.typinput::oid, format(' (the input function of type %s)', ty.oid::regtype)
+          FROM pg_type ty WHERE n.kind = 'COERCEVIAIO' AND ty.oid = substring(n.node FROM ':resulttype ([0-9]+)')::oid
+        UNION ALL
+        SELECT ty.typsubscript::oid, format(' (the subscripting of type %s)', ty.oid::regtype)
+          FROM pg_type ty WHERE n.kind = 'SUBSCRIPTINGREF' AND ty.oid = substring(n.node FROM ':refcontainertype ([0-9]+)')::oid
+      ) AS call
   )
-  SELECT string_agg(problem, '; ' ORDER BY ordinal, problem) INTO found FROM (
-    SELECT 1 AS ordinal, format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem
+  SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false) INTO found, when_code
+    FROM (SELECT DISTINCT * FROM (
+    SELECT 1 AS ordinal, format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
+           false AS in_when
       FROM pg_class c
      WHERE c.oid = ANY (tables)
        AND c.relowner IN (SELECT oid FROM lesser_roles)
@@ -183,7 +228,7 @@ BEGIN
     -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
     -- into no app table; Supabase's often call auth.uid()), nor policies (its writers bypass
     -- row level security).
-    SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what)
+    SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
       CROSS JOIN LATERAL (
@@ -210,46 +255,95 @@ BEGIN
     -- pg_catalog's functions that run SQL given as text: what they run, pg_depend cannot follow
     -- (nor does it record pg_catalog's own objects), so they are found in the expression.
     SELECT 2, format('%s on %s calls %s, which runs SQL given as text', attached.what, attached.tbl::regclass,
-                     p.oid::regprocedure)
+                     p.oid::regprocedure), false
       FROM attached JOIN pg_proc p
         ON p.pronamespace = 'pg_catalog'::regnamespace AND (p.proname ~ '_to_xml' OR p.proname = 'ts_stat')
        AND attached.tree ~ (':funcid ' || p.oid || '\M')
     UNION ALL
     SELECT 2, format('column %I of %s is of type %s, owned by %s', a.attname, a.attrelid::regclass, ty.oid::regtype,
-                     pg_get_userbyid(ty.typowner))
+                     pg_get_userbyid(ty.typowner)), false
       FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
      WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
        AND ty.typowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner))
+    SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner)),
+           false
       FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
      WHERE e.evtenabled <> 'D'
        AND p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- Where the downs keep what they take out: its owner may drop every backup.
-    SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner))
+    SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner)), false
       FROM pg_namespace n
      WHERE n.nspname = 'x402_backup'
        AND n.nspowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
-                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
       FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
      WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup')
        AND has_database_privilege(g.oid, current_database(), 'CREATE')
-  ) AS problems;
+    UNION ALL
+    SELECT 2, format('trigger %I on %s calls %s in its WHEN condition%s, which is %s, not immutable', c.tgname,
+                     c.tbl::regclass, p.oid::regprocedure, c.via, CASE p.provolatile WHEN 's' THEN 'stable' ELSE 'volatile' END),
+           true
+      FROM when_calls c JOIN pg_proc p ON p.oid = c.fn
+     WHERE p.provolatile <> 'i'
+    UNION ALL
+    SELECT 2, format('trigger %I on %s calls %s, owned by %s', c.tgname, c.tbl::regclass, p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner)), false
+      FROM when_calls c JOIN pg_proc p ON p.oid = c.fn
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    SELECT 2, format('trigger %I on %s has a WHEN condition that calls a function the check cannot find%s', c.tgname,
+                     c.tbl::regclass, c.via), true
+      FROM when_calls c
+     WHERE NOT EXISTS (SELECT FROM pg_proc p WHERE p.oid = c.fn)
+    UNION ALL
+    -- A domain's CHECK runs its owner's code (pg_depend names it too, where it is not pinned).
+    SELECT 2, format('trigger %I on %s calls type %s, owned by %s', n.tgname, n.tbl::regclass, ty.oid::regtype,
+                     pg_get_userbyid(ty.typowner)), false
+      FROM when_nodes n JOIN pg_type ty ON ty.oid = substring(n.node FROM ':resulttype ([0-9]+)')::oid
+     WHERE n.kind = 'COERCETODOMAIN' AND ty.typowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    SELECT 2, format('trigger %I on %s has a WHEN condition with %s, which the check cannot vouch for', n.tgname,
+                     n.tbl::regclass, CASE n.kind
+                       WHEN 'SQLVALUEFUNCTION' THEN 'current_user, current_date or another value of SQL syntax (not immutable)'
+                       WHEN 'MINMAXEXPR' THEN 'GREATEST or LEAST (its comparison is not named in the condition)'
+                       ELSE format('an expression of kind %s', coalesce(n.kind, 'unknown')) END), true
+      FROM when_nodes n
+     WHERE n.kind IS NULL OR n.kind NOT IN ('VAR', 'CONST', 'FUNCEXPR', 'NAMEDARGEXPR', 'OPEXPR', 'DISTINCTEXPR', 'NULLIFEXPR', 'SCALARARRAYOPEXPR', 'ROWCOMPAREEXPR', 'BOOLEXPR', 'NULLTEST', 'BOOLEANTEST', 'RELABELTYPE', 'COERCEVIAIO', 'ARRAYCOERCEEXPR', 'CONVERTROWTYPEEXPR', 'COERCETODOMAIN', 'COLLATEEXPR', 'CASEEXPR', 'CASEWHEN', 'CASETESTEXPR', 'ARRAYEXPR', 'ROWEXPR', 'COALESCEEXPR', 'FIELDSELECT', 'SUBSCRIPTINGREF')
+        OR NOT CASE n.kind
+                 WHEN 'FUNCEXPR' THEN n.node ~ ':funcid [0-9]+'
+                 WHEN 'ROWCOMPAREEXPR' THEN n.node ~ ':opnos [(]o[ 0-9]*[)]'
+                 WHEN 'COERCEVIAIO' THEN n.node ~ ':resulttype [0-9]+'
+                 WHEN 'COERCETODOMAIN' THEN n.node ~ ':resulttype [0-9]+'
+                 WHEN 'SUBSCRIPTINGREF' THEN n.node ~ ':refcontainertype [0-9]+'
+                 ELSE n.kind NOT IN ('OPEXPR', 'DISTINCTEXPR', 'NULLIFEXPR', 'SCALARARRAYOPEXPR') OR n.node ~ ':opno [0-9]+'
+               END
+    UNION ALL
+    SELECT 2, format('trigger %I on %s has a WHEN condition the check could not read', u.tgname, u.tbl::regclass), true
+      FROM when_unread u
+  ) AS problems) AS listed;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
-      'with its power, or drop the backups a down makes: %s. Nothing was changed. Find out who made each; where it '
+      'with its power, or drop the backups a down makes: %s. Nothing was changed.%s Find out who made each; where it '
       'is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE or ALTER SCHEMA … OWNER TO); '
       'revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from a role that should not '
       'have it; or run the command as a role the owners can act as.',
-      session_user, session_user, found, session_user);
+      session_user, session_user, found,
+      CASE WHEN when_code THEN ' A trigger''s WHEN condition is code of whoever made the trigger (anyone with the '
+        'TRIGGER privilege on its table) and runs with the power of the session that writes, so it may call only '
+        'immutable functions and operators whose owners such roles cannot act as: have a role that can act as the '
+        'table''s owner drop such a trigger, or create it again with a WHEN condition of immutable built-in functions '
+        'and operators alone.' ELSE '' END,
+      session_user);
   END IF;
   -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
+  PERFORM pg_catalog.set_config('jit', saved_jit, true);
 END
 $lesser$;
 
