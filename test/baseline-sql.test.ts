@@ -78,13 +78,14 @@ describe('the exported baseline script', () => {
     ])
   })
 
-  it('bounds its waits as the migration scripts do, and takes the migration lock through pg_catalog, after the shadowed-catalog check', () => {
+  it('bounds its idle time and its waits as the migration scripts do, and takes the migration lock through pg_catalog, after the shadowed-catalog check', () => {
     const opening = script.slice(script.indexOf('BEGIN;'), script.indexOf('DO $lesser$'))
     const statements = opening
       .split('\n')
       .filter((line) => /^(BEGIN|SET|SELECT|DO) /.test(line) || line === 'BEGIN;')
     expect(statements).toEqual([
       'BEGIN;',
+      "SET LOCAL idle_in_transaction_session_timeout = '5000ms';",
       "SET LOCAL lock_timeout = '2000ms';",
       "SET LOCAL statement_timeout = '60000ms';",
       'DO $shadowed$',
@@ -149,6 +150,47 @@ describe.skipIf(skipReason)('the exported baseline script on a server, run as po
             superuser: false,
           })
           await sql.raw(`DROP FUNCTION public.pg_advisory_xact_lock(integer)`).execute(db)
+        },
+        { login: true },
+      )
+    })
+  })
+
+  it('refuses (42501) where its session’s search_path does not name public and a lesser login may create there: its comparison reads with the path pinned to public', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await withLesserRole(
+        db,
+        'x402_test_lesser',
+        async (role) => {
+          // An extension's objects in public, as many databases have: the comparison reads
+          // their dependencies with oid = regclass.
+          await sql`CREATE EXTENSION citext SCHEMA public`.execute(db)
+          await sql.raw(`GRANT CREATE ON SCHEMA public TO ${role}`).execute(db)
+          await db.connection().execute(async (connection) => {
+            await sql.raw(`SET ROLE ${role}`).execute(connection)
+            try {
+              // oid = regclass: pg_catalog has no exact operator, so public's exact one wins.
+              await sql
+                .raw(
+                  `CREATE FUNCTION public.oideq(a oid, b regclass) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN a OPERATOR(pg_catalog.=) b::oid; END $f$`,
+                )
+                .execute(connection)
+              await sql
+                .raw(
+                  'CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.oideq)',
+                )
+                .execute(connection)
+            } finally {
+              await sql`RESET ROLE`.execute(connection)
+            }
+          })
+          const code = await runScriptInOneQuery(serverUrl(location), script, {
+            options: '-c search_path=x402_migrations',
+          })
+          expect({ code, superuser: await isSuperuser(db, role) }).toEqual({
+            code: '42501',
+            superuser: false,
+          })
         },
         { login: true },
       )

@@ -133,11 +133,19 @@ describe.each(testTargets)(
       ])
     })
 
-    it('reports a new owner of public as drift, and a new comment as equivalent', async () => {
-      const owner = await checkAfter(db, [`ALTER SCHEMA public OWNER TO ${ROLE}`])
+    it('reports a new owner of public as drift, and a new comment as equivalent; refuses to read where a lesser role owns public', async () => {
+      // A role that can act as the checking user: none of its code gains power in the reads.
+      const { rows } = await sql<{ user: string }>`SELECT current_user AS user`.execute(db)
+      const owner = await checkAfter(db, ['ALTER SCHEMA public OWNER TO CURRENT_USER'])
       expect(conflicts(owner)).toEqual([
-        expect.stringMatching(new RegExp(`^schema public: owner: live ${ROLE} / recorded `)),
+        expect.stringMatching(
+          new RegExp(`^schema public: owner: live ${rows[0]!.user} / recorded `),
+        ),
       ])
+      // A lesser role: the reads, with the search_path at public, could run its code.
+      await expect(checkAfter(db, [`ALTER SCHEMA public OWNER TO ${ROLE}`])).rejects.toThrow(
+        `schema public is owned by ${ROLE}`,
+      )
       const comment = await checkAfter(db, [`COMMENT ON SCHEMA public IS 'the app''s tables'`])
       expect(comment.ok).toBe(true)
       const schemaLines = comment.schema?.equivalent

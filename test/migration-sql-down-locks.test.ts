@@ -15,13 +15,15 @@ describe.each(servers)(
         lockProfile: { server, rows: 100 },
       })
       const plain = await exportMigrationSql('008_close_supabase_advisor_findings', 'down')
-      // The guard's blocks and settings around the down, and the runner's privilege checks, are the export's,
-      // not the migration's: no lock comment.
+      // The guard's blocks and settings around the down, the runner's idle bound and privilege checks, are
+      // the export's, not the migration's: no lock comment.
       const statements = splitSqlStatements(plain).filter(
         (statement) =>
           !/^(BEGIN|COMMIT)$/.test(statement) &&
           !/^DO \$(guard|watch|check|shadowed|lesser)\$/m.test(statement) &&
-          !/^SET LOCAL (standard_conforming_strings|x402\.)/m.test(statement),
+          !/^SET LOCAL (standard_conforming_strings|idle_in_transaction_session_timeout|x402\.)/m.test(
+            statement,
+          ),
       )
       expect(statements.length).toBeGreaterThan(0)
       expect(script.match(/^-- locks: /gm)).toHaveLength(statements.length)

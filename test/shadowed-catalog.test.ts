@@ -125,6 +125,31 @@ describe.skipIf(skipReason)(
       })
     })
 
+    it('with a search_path that does not name public, migrate:check still refuses a login that may create in public, whose operator the reads pinned to public would run', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateToLatest(db, { env: {} })
+        // An extension's objects in public, as many databases have: the reads compare their
+        // dependencies with oid = regclass, which the planted operator answers.
+        await sql`CREATE EXTENSION citext SCHEMA public`.execute(db)
+        const role = `x402_test_plant_${randomBytes(4).toString('hex')}`
+        await plant(db, role, PLANTS['operator public.=(oid, regclass)']!(role))
+        await sql`ALTER ROLE ${sql.id(role)} LOGIN`.execute(db)
+        try {
+          // The session's path, as a role or database default or the URL's options set it.
+          const url = new URL(serverUrl(location))
+          url.searchParams.set('options', '-c search_path=x402_migrations')
+          const result = await cli(['check'], { DATABASE_URL: url.toString() })
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(result.code, result.stderr).toBe(1)
+          expect(result.stderr).toContain(`${role} may create objects in schema public`)
+          expect(result.stderr).toContain(`owned by ${role}`)
+          expect(await isSuperuser(db, role)).toBe(false)
+        } finally {
+          await unplant(db, role)
+        }
+      })
+    })
+
     it('a login role that may only SET ROLE to a role that creates in public is refused too', async () => {
       await withTestDatabase('postgres', async ({ db, location }) => {
         await migrateTo(db, '002_add_claude_integration')

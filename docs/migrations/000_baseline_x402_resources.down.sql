@@ -3,8 +3,12 @@
 -- Run by hand, it is not recorded in x402_migrations.kysely_migration.
 -- Each of its transactions first runs the checks the runner runs (so does what it runs outside one): it
 -- refuses (SQLSTATE 42501) where roles that cannot act as you could have their code run with your power.
+-- Each transaction sets the runner's idle_in_transaction_session_timeout right after BEGIN: a client that
+-- stalls inside one loses it, and its locks (docs/sql-editor.md says what a script bounds).
 
 BEGIN;
+
+SET LOCAL idle_in_transaction_session_timeout = '5000ms';
 
 SET LOCAL standard_conforming_strings = on;
 

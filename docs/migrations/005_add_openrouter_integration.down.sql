@@ -5,6 +5,8 @@
 -- Run by hand, it is not recorded in x402_migrations.kysely_migration.
 -- Each of its transactions first runs the checks the runner runs (so does what it runs outside one): it
 -- refuses (SQLSTATE 42501) where roles that cannot act as you could have their code run with your power.
+-- Each transaction sets the runner's idle_in_transaction_session_timeout right after BEGIN: a client that
+-- stalls inside one loses it, and its locks (docs/sql-editor.md says what a script bounds).
 
 -- Stops at the first error, a refusal included: the steps after it must not run.
 \set ON_ERROR_STOP on
@@ -20,6 +22,8 @@ SET lock_timeout = '2000ms';
 SET statement_timeout = '60000ms';
 
 BEGIN;
+
+SET LOCAL idle_in_transaction_session_timeout = '5000ms';
 
 DO $shadowed$
 DECLARE
@@ -697,6 +701,8 @@ SET statement_timeout = 0;
 
 BEGIN;
 
+SET LOCAL idle_in_transaction_session_timeout = '5000ms';
+
 DO $shadowed$
 DECLARE
   -- Types named with their schema: the block's declarations are read before it empties the
@@ -1220,6 +1226,8 @@ $unreported$;
 COMMIT;
 
 BEGIN;
+
+SET LOCAL idle_in_transaction_session_timeout = '5000ms';
 
 DO $shadowed$
 DECLARE

@@ -5,6 +5,8 @@
 -- Run by hand, it is not recorded in x402_migrations.kysely_migration.
 -- Each of its transactions first runs the checks the runner runs (so does what it runs outside one): it
 -- refuses (SQLSTATE 42501) where roles that cannot act as you could have their code run with your power.
+-- Each transaction sets the runner's idle_in_transaction_session_timeout right after BEGIN: a client that
+-- stalls inside one loses it, and its locks (docs/sql-editor.md says what a script bounds).
 
 -- Stops at the first error, a refusal included: the steps after it must not run.
 \set ON_ERROR_STOP on
@@ -341,6 +343,8 @@ SELECT coalesce(col_description('public.x402_resources'::regclass, (
          AND attname = 'openrouter_config' AND NOT attisdropped)) = 'Settings of an openrouter_instant resource: {modelId, systemPrompt, params: {temperature, maxTokens, topP, ...}}.', false) AS done;
 
 BEGIN;
+
+SET LOCAL idle_in_transaction_session_timeout = '5000ms';
 
 DO $shadowed$
 DECLARE
@@ -731,6 +735,8 @@ COMMIT;
 SET statement_timeout = 0;
 
 BEGIN;
+
+SET LOCAL idle_in_transaction_session_timeout = '5000ms';
 
 DO $shadowed$
 DECLARE

@@ -11,6 +11,7 @@ import {
   type MigrationSourceOptions,
   migrationChecksum,
 } from '../migrator/checksums.js'
+import { PINNED_SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import { MIGRATION_TABLE_SCHEMA, REVERTING_COLUMN } from '../migrator/history.js'
 import { bookkeepingTablesProblemSql } from '../migrator/history-tables.js'
 import { migrationNamesUpTo } from '../migrator/migration-names.js'
@@ -89,8 +90,9 @@ export async function exportBaselineSql(
     '-- Equivalent differences and what production has more or stricter are listed in a NOTICE; the latter are recorded.',
     'BEGIN;',
     '',
-    "-- The runner's bounds on a wait for a lock and on a statement, as the migration scripts set them: where a",
-    '-- migration run holds the migration lock, the script gives up (lock_not_available) and records nothing; run it again.',
+    "-- The runner's bounds on an idle transaction, on a wait for a lock and on a statement, as the migration scripts set",
+    '-- them: where a migration run holds the migration lock, the script gives up (lock_not_available) and records',
+    '-- nothing; run it again. A client that stalls inside the transaction loses it, and the migration lock.',
     ...scriptTimeouts().flatMap((statement) => [`${statement};`, '']),
     "-- The runner's checks, as migrate:baseline runs them: a refusal (SQLSTATE 42501) where a lesser login",
     "-- role could shadow PostgreSQL's own functions, then the migration lock (MIGRATION_LOCK_KEY), so that",
@@ -197,6 +199,9 @@ BEGIN
   END IF;
 
   PERFORM ${PINNED_CATALOG_READS};
+  -- The comparison reads with the search_path at public, which the check above covered only if
+  -- the session's path names it: the same check again, on the path the reads run with.
+  EXECUTE ${literal(PINNED_SHADOWED_CATALOG_SQL)};
   DROP TABLE IF EXISTS pg_temp.${COMPARED};
   CREATE TEMPORARY TABLE ${COMPARED} ON COMMIT DROP AS ${comparison.trim()};
   DROP TABLE IF EXISTS pg_temp.${PRODUCTION_OWN};

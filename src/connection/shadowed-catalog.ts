@@ -65,7 +65,22 @@ export const SHADOWED_CATALOG_STATE = '42501'
  * await sql.raw(SHADOWED_CATALOG_SQL).execute(db)
  * ```
  */
-export const SHADOWED_CATALOG_SQL = `DO $shadowed$
+export const SHADOWED_CATALOG_SQL = shadowedCatalogSql('The search_path of role %s')
+
+/**
+ * {@link SHADOWED_CATALOG_SQL} for the search_path the module's catalog reads pin in their
+ * transaction (`public`, whatever the session's: pinCatalogReads), run right after the pin:
+ * the session's check never looked at `public` where the session's path does not name it, and
+ * the reads name operators unqualified (an `oid = regclass` has no exact operator in pg_catalog,
+ * so an exact one in `public` wins). Its message names that path.
+ */
+export const PINNED_SHADOWED_CATALOG_SQL = shadowedCatalogSql(
+  'The search_path public, which the catalog reads of role %s run with,',
+)
+
+/** The check, its message opening with `subject` (whose %s is the session's user). */
+function shadowedCatalogSql(subject: string): string {
+  return `DO $shadowed$
 DECLARE
   -- Types named with their schema: the block's declarations are read before it empties the
   -- search_path, where a type of the same name could come first.
@@ -125,7 +140,7 @@ BEGIN
   ) AS problems;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${SHADOWED_CATALOG_STATE}', MESSAGE = pg_catalog.format(
-      'The search_path of role %s lets roles that cannot act as %s put their code where the module''s queries '
+      '${subject.replaceAll("'", "''")} lets roles that cannot act as %s put their code where the module''s queries '
       'would run it with the power of %s: %s. Nothing was read or changed. Revoke their right to create there '
       '(REVOKE CREATE ON SCHEMA public FROM PUBLIC, as PostgreSQL 15 does by default; for a schema the path names '
       'that does not exist yet, REVOKE CREATE ON DATABASE, or take the name out of the search_path), drop such objects or move '
@@ -138,3 +153,4 @@ BEGIN
   PERFORM pg_catalog.set_config('search_path', saved, true);
 END
 $shadowed$`
+}

@@ -15,7 +15,7 @@ import { migrationSettings } from '../migrator/settings.js'
 import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
 import { migrationBefore, resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo } from '../migrator/migrator.js'
-import { privilegeChecks } from '../migrator/script-checks.js'
+import { privilegeChecks, scriptIdleTimeout } from '../migrator/script-checks.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 import { describeStatement } from '../rehearsal/format-rehearsal.js'
 import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
@@ -263,6 +263,8 @@ function renderScript(
     `-- Run by hand, it is not recorded in ${MIGRATION_HISTORY_TABLE}.`,
     '-- Each of its transactions first runs the checks the runner runs (so does what it runs outside one): it',
     '-- refuses (SQLSTATE 42501) where roles that cannot act as you could have their code run with your power.',
+    "-- Each transaction sets the runner's idle_in_transaction_session_timeout right after BEGIN: a client that",
+    '-- stalls inside one loses it, and its locks (docs/sql-editor.md says what a script bounds).',
     ...profileNote,
     '',
     ...stopOnError,
@@ -294,7 +296,8 @@ function statementKind(sql: string): ScriptStatement['kind'] {
 
 /**
  * The script's statements with its guards and the runner's privilege checks: in each
- * transaction, after BEGIN and its settings, {@link privilegeChecks} first (a refusal then also
+ * transaction, right after BEGIN the runner's idle bound ({@link scriptIdleTimeout}), after its
+ * settings {@link privilegeChecks} first (a refusal then also
  * aborts the transaction, so that a client that goes on after an error changes nothing); outside
  * a transaction, the unlocked checks before the first statement after a COMMIT (or at the start)
  * that is not a setting. The down's settings come first in the script (after BEGIN where there
@@ -323,7 +326,8 @@ function withChecks(body: ScriptStatement[], guards: Guards, transactional: bool
     if (statement.kind === 'begin') {
       // The blocks of a script that runs outside a transaction run outside one, first.
       if (!transactional && !beforeDone && guards.before.length > 0) check()
-      out.push(statement.text)
+      // The runner's idle bound, first: a client that stalls inside loses the transaction.
+      out.push(statement.text, `${scriptIdleTimeout()};`)
       inTransaction = true
       checked = false
       return

@@ -22,12 +22,26 @@ export function privilegeChecks(inTransaction: boolean, between: string[] = []):
 }
 
 /**
- * The lock_timeout and statement_timeout that a script's transaction sets first, after BEGIN:
- * the runner's defaults, not the exporting machine's environment (the script must not depend on
- * who exports it), in the statements the runner sends (provider.ts).
+ * The idle bound that each transaction of a script sets first, right after BEGIN: the runner's
+ * idle_in_transaction_session_timeout (MIGRATION_IDLE_TIMEOUT_MS's default, as setSessionBounds
+ * sets it on every session of a run), so that a client that stops sending in the middle of a
+ * transaction (a psql stopped by Ctrl-Z, a frozen VM) loses it, and its locks, after as long as a
+ * stopped run does. transaction_timeout, which a run also sets on PostgreSQL 17, is left out: a
+ * SET of it fails on PostgreSQL 15.
+ */
+export function scriptIdleTimeout(): string {
+  const { idleTimeoutMs } = migrationSettings({ env: {} })
+  return `SET LOCAL idle_in_transaction_session_timeout = '${idleTimeoutMs}ms'`
+}
+
+/**
+ * The idle bound ({@link scriptIdleTimeout}), lock_timeout and statement_timeout that a script's
+ * transaction sets first, after BEGIN: the runner's defaults, not the exporting machine's
+ * environment (the script must not depend on who exports it), in the statements the runner
+ * sends (provider.ts).
  */
 export function scriptTimeouts(): string[] {
-  return timeoutStatements(migrationSettings({ env: {} }), 'SET LOCAL')
+  return [scriptIdleTimeout(), ...timeoutStatements(migrationSettings({ env: {} }), 'SET LOCAL')]
 }
 
 /**

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 
+import { PINNED_SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
 
 /** The kinds of object a {@link SchemaSnapshot} describes, one record of each. */
@@ -60,7 +61,10 @@ export function snapshotPublicSchema(db: Kysely<any>): Promise<SchemaSnapshot> {
  * the search_path at `public`, so that they are qualified the same way whatever the role's own,
  * and no JIT. The comparison and snapshot queries are estimated far above jit_above_cost though
  * they read a few hundred catalog rows, and a server with JIT on (Debian's, Supabase's) spent
- * seconds compiling one before it ran.
+ * seconds compiling one before it ran. Then, in the same transaction, it refuses (42501) where a
+ * role that cannot act as the session's user could shadow PostgreSQL's operators or functions on
+ * that path (PINNED_SHADOWED_CATALOG_SQL): the check of the session's own path never looked at
+ * `public` where that path does not name it.
  *
  * @example
  * ```ts
@@ -72,9 +76,14 @@ export function snapshotPublicSchema(db: Kysely<any>): Promise<SchemaSnapshot> {
  */
 export async function pinCatalogReads(trx: Kysely<any>): Promise<void> {
   await sql.raw(`SELECT ${PINNED_CATALOG_READS}`).execute(trx)
+  await sql.raw(PINNED_SHADOWED_CATALOG_SQL).execute(trx)
 }
 
-/** SQL: the settings of {@link pinCatalogReads}, for a script's own transaction. */
+/**
+ * SQL: the settings of {@link pinCatalogReads}, for a script's own transaction, which runs
+ * PINNED_SHADOWED_CATALOG_SQL right after them, as pinCatalogReads does: the session's check
+ * covered the session's search_path, which need not name `public`.
+ */
 export const PINNED_CATALOG_READS = `pg_catalog.set_config('search_path', 'public', true), pg_catalog.set_config('jit', 'off', true)`
 
 /**
