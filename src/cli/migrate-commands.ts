@@ -221,11 +221,9 @@ export const commands: { [N in Name]: Command<N> } = {
       return 2
     }
     try {
-      const result = await pullSchema(db(), {
-        name,
-        lockWaitMs: migrationSettings().lockWaitMs,
-        busyTables: busyTables(),
-      })
+      const { lockWaitMs, log } = migrationSettings()
+      // log: the line that says the pull waits for another run's migration lock, as a run's.
+      const result = await pullSchema(db(), { name, lockWaitMs, log, busyTables: busyTables() })
       for (const line of result.notPulled) console.error(`not pulled: ${shownOnTerminal(line)}`)
       if (!result.migrationName)
         return void console.error(

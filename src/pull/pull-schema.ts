@@ -2,7 +2,6 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 
 import { type Kysely, sql } from 'kysely'
-import { type Migration, Migrator } from 'kysely/migration'
 
 import { migrationNames } from '../migrations/index.js'
 import {
@@ -11,7 +10,12 @@ import {
   migrationChecksum,
   migrationSourcePath,
 } from '../migrator/checksums.js'
-import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from '../migrator/history.js'
+import {
+  hasMigrationHistory,
+  type HistoryEntry,
+  MIGRATION_HISTORY_TABLE,
+  readMigrationHistory,
+} from '../migrator/history.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
   holdWriterLock,
@@ -44,6 +48,8 @@ export interface PullOptions {
   lockWaitMs?: number
   /** The tables whose lock is checked by lint:locks (lock-policy.json's busyTables). */
   busyTables?: readonly string[]
+  /** Receives one line, naming the holder, when another run holds the migration lock and the pull starts to wait. */
+  log?: (line: string) => void
 }
 
 /** What {@link pullSchema} did. */
@@ -74,7 +80,9 @@ const NOT_PULLED_SCHEMAS =
  * the live database has beyond the migrations (in `public` and every other schema anon or
  * authenticated may use, Supabase's own and the module's bookkeeping aside), registers it in
  * src/migrations/index.ts, and records the live database as being at it, with the checksum a run
- * records. Refuses ({@link PullRefusedError}) unless every migration is applied. The comparison is
+ * records. Refuses ({@link PullRefusedError}) unless every migration is applied, and again, under
+ * the migration lock before anything is written, unless the history is still the one it compared
+ * (another run reverted or applied a migration meanwhile). The comparison is
  * with the reference schema of the latest migration (src/schema/reference.ts); the DDL comes from
  * the live catalog (pulled-statements.ts; docs/pull.md says why not migra or pg_dump).
  *
@@ -90,7 +98,7 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
     )
   }
   const latest = migrationNames.at(-1)!
-  await refuseUnlessAtLatest(db, latest)
+  const compared = await refuseUnlessAtLatest(db, latest)
   const indexPath = join(dirname(migrationSourcePath(latest)), 'index.ts')
   if (!existsSync(indexPath)) {
     throw new PullRefusedError(
@@ -152,16 +160,18 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
     up,
     down,
   )
-  // Written once the lock is held: a run that cannot take it leaves no migration unrecorded.
-  await recordAsApplied(db, migrationName, options.lockWaitMs, () => {
+  // Written once the lock is held and the history is found unchanged: a run that cannot take
+  // the lock, or that another run came before, leaves no migration unrecorded.
+  await recordAsApplied(db, migrationName, compared, options, () => {
     writeFileSync(path, source)
     writeFileSync(indexPath, registered(readFileSync(indexPath, 'utf8'), migrationName))
   })
   return { migrationName, path, schemas, statements: up.length, created, notPulled }
 }
 
-async function refuseUnlessAtLatest(db: Kysely<any>, latest: string): Promise<void> {
-  const history = await readMigrationHistory(db, { times: false })
+/** The history, every migration applied; refuses otherwise. */
+async function refuseUnlessAtLatest(db: Kysely<any>, latest: string): Promise<HistoryEntry[]> {
+  const history = await readMigrationHistory(db)
   const recorded = history.map((entry) => entry.name)
   if (recorded.length === 0) {
     throw new PullRefusedError(
@@ -187,6 +197,55 @@ async function refuseUnlessAtLatest(db: Kysely<any>, latest: string): Promise<vo
         'Run npm run migrate:latest first, so that the pull holds only what the migrations do not. Nothing was changed.',
     )
   }
+  return history
+}
+
+/**
+ * Refuses unless the history, read under the migration lock in the transaction that records,
+ * is still `compared`: the same migrations, each applied at the same time, none being rolled
+ * back. Another run (migrate:down, redo, a pull from another checkout) that changed it since
+ * the pull compared would otherwise have the pull record on top of a database that is not at
+ * the latest migration, and its file hold what it read of the live schema before or during
+ * that run.
+ */
+async function refuseUnlessUnchanged(
+  trx: Kysely<any>,
+  compared: readonly HistoryEntry[],
+  latest: string,
+): Promise<void> {
+  // The table's absence is asked first: a failed query would end the transaction.
+  const now = (await hasMigrationHistory(trx)) ? await readMigrationHistory(trx) : []
+  const then = new Map(compared.map((entry) => [entry.name, entry]))
+  const changes: string[] = []
+  const missing = compared.filter((entry) => !now.some((found) => found.name === entry.name))
+  if (missing.length > 0)
+    changes.push(
+      `${missing.map((entry) => entry.name).join(', ')} ${missing.length === 1 ? 'is' : 'are'} no longer recorded as applied`,
+    )
+  const added = now.filter((entry) => !then.has(entry.name))
+  if (added.length > 0)
+    changes.push(
+      `${added.map((entry) => entry.name).join(', ')} ${added.length === 1 ? 'was' : 'were'} recorded meanwhile`,
+    )
+  const reapplied = now.filter((entry) => {
+    const before = then.get(entry.name)
+    return before !== undefined && !Object.is(before.appliedAt.getTime(), entry.appliedAt.getTime())
+  })
+  if (reapplied.length > 0)
+    changes.push(
+      `${reapplied.map((entry) => entry.name).join(', ')} ${reapplied.length === 1 ? 'was' : 'were'} reverted and applied again`,
+    )
+  const reverting = now.filter((entry) => entry.reverting)
+  if (reverting.length > 0)
+    changes.push(
+      `a rollback of ${reverting.map((entry) => entry.name).join(', ')} began and did not finish`,
+    )
+  if (changes.length === 0) return
+  throw new PullRefusedError(
+    `Another run changed the migration history since pull compared the database with the migrations: ${changes.join('; ')}. ` +
+      `Pull compared a database at ${latest}, every migration up to it applied and nothing else, and records the pulled migration only on top of that. ` +
+      'Nothing was written or recorded. Run npm run migrate:latest, then pull again.',
+  )
 }
 
 /** `public`, then every schema anon or authenticated may use, but Supabase's own and the module's. */
@@ -269,17 +328,18 @@ function registered(index: string, name: string): string {
 }
 
 /**
- * Records `name` as applied, as a run records it: the history row written by Kysely's own
- * Migrator (every `up` a no-op), and the file's checksum, in one transaction under the
- * migration lock.
+ * Records `name` as applied, as a run records it: its history row alone (the timestamp as
+ * Kysely's Migrator writes it), and the file's checksum, in one transaction under the migration
+ * lock, once {@link refuseUnlessUnchanged} found the history still the one the pull compared.
+ * No earlier migration is ever recorded here: one missing from the history refuses.
  */
 async function recordAsApplied(
   db: Kysely<any>,
   name: string,
-  lockWaitMs: number | undefined,
+  compared: readonly HistoryEntry[],
+  options: Pick<PullOptions, 'lockWaitMs' | 'log'>,
   write: () => void,
 ): Promise<void> {
-  const recordOnly: Migration = { up: async () => {} }
   await withMigrationLock(
     db,
     async (session) => {
@@ -289,18 +349,13 @@ async function recordAsApplied(
         await holdWriterLock(trx, 'transaction')
         // Asked as a run asks it, before the file is written: a refusal leaves nothing behind.
         await checkBookkeepingWrites(trx, { lock: true })
+        await refuseUnlessUnchanged(trx, compared, migrationNames.at(-1)!)
         write()
         const sha256 = await migrationChecksum(name)
-        const migrator = new Migrator({
-          db: trx,
-          provider: {
-            getMigrations: async () =>
-              Object.fromEntries([...migrationNames, name].map((known) => [known, recordOnly])),
-          },
-          migrationTableSchema: MIGRATION_TABLE_SCHEMA,
-        })
-        const { error } = await migrator.migrateTo(name)
-        if (error !== undefined) throw error
+        await sql`
+          INSERT INTO ${sql.raw(MIGRATION_HISTORY_TABLE)} (name, "timestamp")
+          VALUES (${name}, ${new Date().toISOString()})
+        `.execute(trx)
         await ensureChecksumTable(trx)
         await insertChecksums(trx, [{ name, sha256, origin: 'baseline' }])
         // The history commits only while this run holds the migration lock.
@@ -314,6 +369,6 @@ async function recordAsApplied(
         })
       })
     },
-    { lockWaitMs, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS },
+    { lockWaitMs: options.lockWaitMs, log: options.log, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS },
   )
 }

@@ -48,7 +48,8 @@ export function nodeArguments(script: string): string[] {
 /**
  * Starts `script` (a path from the repository root) with Node (see nodeArguments), in one process: a
  * signal sent to it reaches the script itself, not a launcher. The child gets this process's
- * environment without any database or migration setting, plus `env`.
+ * environment without any database or migration setting, plus `env`. It runs in the repository
+ * root, or in `options.cwd` (a copy of the repository: test/support/repository-copy.ts).
  *
  * @example
  * ```ts
@@ -56,9 +57,14 @@ export function nodeArguments(script: string): string[] {
  * expect((await run.exited).code).toBe(0)
  * ```
  */
-export function startScript(script: string, args: string[], env: NodeJS.ProcessEnv): ScriptProcess {
+export function startScript(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  options: { cwd?: string } = {},
+): ScriptProcess {
   const child = spawn(process.execPath, [...nodeArguments(script), ...args], {
-    cwd: root,
+    cwd: options.cwd ?? root,
     env: { ...inheritedEnv(), ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   })
