@@ -61,6 +61,31 @@ function tryBindMount(): { works: true } | { works: false; reason: string } {
   return { works: true }
 }
 
+/** A data folder whose lock a holder left when it was killed (SIGKILL), in this namespace. */
+async function lockOfKilledHolder(): Promise<{ dataDir: string; lockFile: string }> {
+  const dataDir = mkdtempSync(join(base, 'db-'))
+  const holder = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const { lockDataDir } = await import(${JSON.stringify(lockModule)})
+         lockDataDir(${JSON.stringify(dataDir)})
+         process.stdout.write('held\\n')
+         setInterval(() => {}, 1000)`,
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  await new Promise<void>((resolve) =>
+    holder.stdout.on('data', (chunk: Buffer) => chunk.includes('held') && resolve()),
+  )
+  const exited = new Promise((resolve) => holder.once('exit', resolve))
+  holder.kill('SIGKILL')
+  await exited
+  const lockFile = readLockFileName(dataDir)
+  return { dataDir, lockFile }
+}
+
 /** A data folder whose lock names a pid that has ended here, elsewhere, refreshed `ageS` ago. */
 function lockedElsewhere(
   ageS: number,
@@ -366,26 +391,7 @@ describe('the PGlite folder lock', () => {
   // an unrelated process, which must not keep the folder locked for ever (nor be named as the
   // process to stop).
   it('takes over a lock whose pid now belongs to another process', async () => {
-    const dataDir = mkdtempSync(join(base, 'db-'))
-    const holder = spawn(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        `const { lockDataDir } = await import(${JSON.stringify(lockModule)})
-         lockDataDir(${JSON.stringify(dataDir)})
-         process.stdout.write('held\\n')
-         setInterval(() => {}, 1000)`,
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
-    )
-    await new Promise<void>((resolve) =>
-      holder.stdout.on('data', (chunk: Buffer) => chunk.includes('held') && resolve()),
-    )
-    const exited = new Promise((resolve) => holder.once('exit', resolve))
-    holder.kill('SIGKILL')
-    await exited
-    const lockFile = readLockFileName(dataDir)
+    const { dataDir, lockFile } = await lockOfKilledHolder()
     // Its pid reused: by this test's parent, a process that runs and never held the folder.
     writeFileSync(lockFile, readFileSync(lockFile, 'utf8').replace(/^\d+/, String(process.ppid)))
 
@@ -396,26 +402,7 @@ describe('the PGlite folder lock', () => {
   // number the kernel gave again: the lock then names this pid and this place, but the start
   // time of a process that has ended. It is stale, not this process's own.
   it("takes over a lock that names this process's pid and place but another start time", async () => {
-    const dataDir = mkdtempSync(join(base, 'db-'))
-    const holder = spawn(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        `const { lockDataDir } = await import(${JSON.stringify(lockModule)})
-         lockDataDir(${JSON.stringify(dataDir)})
-         process.stdout.write('held\\n')
-         setInterval(() => {}, 1000)`,
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
-    )
-    await new Promise<void>((resolve) =>
-      holder.stdout.on('data', (chunk: Buffer) => chunk.includes('held') && resolve()),
-    )
-    const exited = new Promise((resolve) => holder.once('exit', resolve))
-    holder.kill('SIGKILL')
-    await exited
-    const lockFile = readLockFileName(dataDir)
+    const { dataDir, lockFile } = await lockOfKilledHolder()
     const left = readFileSync(lockFile, 'utf8')
     expect(left.split('\n')[1]).toBe(PLACE)
     writeFileSync(lockFile, left.replace(/^\d+/, String(process.pid)))
