@@ -1,6 +1,3 @@
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
-
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it, type TestContext } from 'vitest'
@@ -13,7 +10,7 @@ import {
   migrateToLatest,
   rotateOpenRouterKeys,
 } from '../src/tooling.js'
-import { runScriptInOneQuery } from './support/exported-script.js'
+import { runScriptInOneQuery, runScriptWithPsql } from './support/exported-script.js'
 import { createUser } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
@@ -32,8 +29,6 @@ import { serverUrl, withTestDatabase } from './support/test-database.js'
 const skipReason = process.env.TEST_DATABASE_URL
   ? undefined
   : 'TEST_DATABASE_URL is not set, and a lesser role needs a server'
-
-const run = promisify(execFile)
 
 /** Skips the test on a server older than PostgreSQL 16, which has no pg_input_is_valid. */
 async function skipBelowPostgres16(db: Kysely<any>, context: TestContext): Promise<void> {
@@ -113,27 +108,6 @@ const HOSTILE = {
   },
 } as const
 
-/** As psql -f runs it, stopping at the first error. Its stderr, or 'ok'. */
-async function withPsql(url: string, script: string): Promise<string> {
-  const child = run('psql', [
-    '-X',
-    '-q',
-    '-v',
-    'ON_ERROR_STOP=1',
-    '-v',
-    'VERBOSITY=verbose',
-    '-d',
-    url,
-  ])
-  child.child.stdin!.end(script)
-  try {
-    await child
-    return 'ok'
-  } catch (error) {
-    return String((error as { stderr?: string }).stderr)
-  }
-}
-
 async function exists(db: Kysely<any>, relation: string): Promise<boolean> {
   const { rows } = await sql<{
     found: boolean
@@ -179,7 +153,7 @@ describe.skipIf(skipReason)('a trigger’s WHEN condition written by a lesser ro
           await asRole(db, role, [whenTrigger('public.ai_models', hostile.when(role))])
           const url = serverUrl(location)
           expect(await runScriptInOneQuery(url, script)).toBe('42501')
-          expect(await withPsql(url, script)).toMatch(
+          expect(await runScriptWithPsql(url, script)).toMatch(
             new RegExp(`ERROR: {2}42501: .*${hostile.refusal.source}`),
           )
           expect(await isSuperuser(db, role)).toBe(false)

@@ -1,6 +1,3 @@
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
-
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
@@ -13,7 +10,7 @@ import { cli } from './support/cli.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
-import { runScriptInOneQuery } from './support/exported-script.js'
+import { runScriptInOneQuery, runScriptWithPsql } from './support/exported-script.js'
 
 // migrate:sql exports a migration for the Supabase SQL Editor (which runs as postgres) or psql.
 // The script must refuse what the runner refuses: a search_path that lets lesser roles shadow
@@ -26,7 +23,6 @@ const skipReason = process.env.TEST_DATABASE_URL
   : 'TEST_DATABASE_URL is not set, and a lesser role needs a server'
 
 const MIGRATION_006 = '006_rename_to_production_names'
-const run = promisify(execFile)
 
 /**
  * A session of `role`'s own (SET ROLE, as Supabase's authenticator does) that attaches to
@@ -67,27 +63,6 @@ async function exists(db: Kysely<any>, relation: string): Promise<boolean> {
   return rows[0]!.found
 }
 
-/** As psql -f runs it, stopping at the first error. Its stderr, or 'ok'. */
-async function withPsql(url: string, script: string): Promise<string> {
-  const child = run('psql', [
-    '-X',
-    '-q',
-    '-v',
-    'ON_ERROR_STOP=1',
-    '-v',
-    'VERBOSITY=verbose',
-    '-d',
-    url,
-  ])
-  child.child.stdin!.end(script)
-  try {
-    await child
-    return 'ok'
-  } catch (error) {
-    return String((error as { stderr?: string }).stderr)
-  }
-}
-
 describe.skipIf(skipReason)('an exported migration script and code of a lesser role', () => {
   it('006’s script, exported by migrate:sql, refuses (42501) a temporary trigger of a role with TRIGGER on ai_models, and never runs it', async () => {
     const exported = await cli(['sql', '006', '--no-locks'], {})
@@ -104,7 +79,7 @@ describe.skipIf(skipReason)('an exported migration script and code of a lesser r
           const attacker = await temporaryTrigger(url, role, 'ai_models')
           try {
             expect(await runScriptInOneQuery(url, exported.stdout)).toBe('42501')
-            expect(await withPsql(url, exported.stdout)).toMatch(
+            expect(await runScriptWithPsql(url, exported.stdout)).toMatch(
               /ERROR: {2}42501: .*trigger zz_pwn on public\.ai_models calls pg_temp_\d+\.pwn\(\)/,
             )
             expect(await proofRows(db)).toBe(0)
@@ -133,7 +108,7 @@ describe.skipIf(skipReason)('an exported migration script and code of a lesser r
           const url = serverUrl(location)
           const attacker = await temporaryTrigger(url, role, 'user_openrouter_integrations')
           try {
-            expect(await withPsql(url, script)).toMatch(
+            expect(await runScriptWithPsql(url, script)).toMatch(
               /ERROR: {2}42501: .*trigger zz_pwn on public\.user_openrouter_integrations calls pg_temp_\d+\.pwn\(\)/,
             )
             expect(await proofRows(db)).toBe(0)

@@ -2,6 +2,9 @@
  * Running an exported script (migrate:sql) as its users do: statement by statement as a client
  * sends it, or as one multi-statement query as the Supabase SQL Editor sends it.
  */
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
@@ -60,5 +63,34 @@ export async function runScriptInOneQuery(
     return String((error as { code?: string }).code)
   } finally {
     await client.end()
+  }
+}
+
+/**
+ * The script as `psql -f` runs it, stopping at the first error (as the scripts of migrations
+ * outside a transaction require). psql's stderr, or 'ok'.
+ *
+ * @example
+ * ```ts
+ * expect(await runScriptWithPsql(url, script)).toMatch(/ERROR: {2}42501/)
+ * ```
+ */
+export async function runScriptWithPsql(url: string, script: string): Promise<string> {
+  const child = promisify(execFile)('psql', [
+    '-X',
+    '-q',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-v',
+    'VERBOSITY=verbose',
+    '-d',
+    url,
+  ])
+  child.child.stdin!.end(script)
+  try {
+    await child
+    return 'ok'
+  } catch (error) {
+    return String((error as { stderr?: string }).stderr)
   }
 }
