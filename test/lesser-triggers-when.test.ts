@@ -263,3 +263,38 @@ describe.skipIf(skipReason)('a trigger’s WHEN condition written by a lesser ro
     })
   })
 })
+
+// A trigger's arguments are written by whoever created it, as its WHEN condition is. contrib's
+// refint (check_primary_key, check_foreign_key; Supabase offers it) runs SQL built from them: a
+// relation named there may be the lesser role's view, whose functions run as the writer.
+describe.skipIf(skipReason)('a trigger of contrib’s refint, made by a lesser role', () => {
+  it('naming the role’s view in its arguments: migrate to 006 refuses (42501) before it writes, and never runs the role’s code', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await pricedModel(db)
+      await sql`CREATE SCHEMA x402_test_refint`.execute(db)
+      await sql`CREATE EXTENSION refint SCHEMA x402_test_refint`.execute(db)
+      try {
+        await withLoginRole(db, async (role) => {
+          await plant(db, role, 'ai_models')
+          await sql.raw(`GRANT USAGE ON SCHEMA x402_test_refint TO ${role}`).execute(db)
+          await asRole(db, role, [
+            `CREATE VIEW ${role}.keys AS SELECT k FROM (VALUES ('openai/gpt-4o')) v(k) WHERE ${role}.pwn(k)`,
+            `CREATE TRIGGER zz_refint BEFORE UPDATE ON public.ai_models FOR EACH ROW
+               EXECUTE FUNCTION x402_test_refint.check_primary_key('openrouter_id', '${role}.keys', 'k')`,
+          ])
+          const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+          expect((error as { code?: string }).code).toBe('42501')
+          expect(String((error as Error).message)).toMatch(
+            /trigger zz_refint on public\.ai_models calls x402_test_refint\.check_primary_key\(\) with arguments, and it runs SQL built from them/,
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).not.toContain(MIGRATION_006)
+          await sql`DROP TRIGGER zz_refint ON public.ai_models`.execute(db)
+        })
+      } finally {
+        await sql`DROP SCHEMA x402_test_refint CASCADE`.execute(db)
+      }
+    })
+  })
+})

@@ -264,6 +264,16 @@ BEGIN
         ON p.pronamespace = 'pg_catalog'::regnamespace AND (p.proname ~ '_to_xml' OR p.proname = 'ts_stat')
        AND attached.tree ~ (':funcid ' || p.oid || '\M')
     UNION ALL
+    -- Trigger functions that run SQL built from the trigger's arguments, which whoever made the
+    -- trigger wrote: contrib's refint, whose SQL may read that role's view (its functions then run
+    -- as the writer). Other trusted functions that do so are a documented limit.
+    SELECT 2, format('trigger %I on %s calls %s with arguments, and it runs SQL built from them', t.tgname,
+                     t.tgrelid::regclass, p.oid::regprocedure), false
+      FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgnargs > 0
+       AND p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
+       AND p.prosrc IN ('check_primary_key', 'check_foreign_key')
+    UNION ALL
     SELECT 2, format('column %I of %s is of type %s, owned by %s', a.attname, a.attrelid::regclass, ty.oid::regtype,
                      pg_get_userbyid(ty.typowner)), false
       FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
