@@ -225,28 +225,26 @@ describe.each(testTargets)('008’s down on %s', (target) => {
   }
 })
 
-// The record is owned by the migrating role, who could change any table directly: what it says
-// is obeyed where it can be. But RLS off where the table has policies of its own (production's)
-// would switch them off too: the down refuses that, whatever the record says.
-describe.each(testTargets)('008’s down, with a record that says RLS was off, on %s', (target) => {
-  const database = useTestDatabase(target, MIGRATION_007)
+// A catalog that had a policy of its own while RLS was off (the advisor's
+// policy_exists_rls_disabled): 008 turns RLS on, and its down puts the table back as it was.
+describe.each(testTargets)(
+  '008’s down, on a catalog that had a policy with RLS off, on %s',
+  (target) => {
+    const database = useTestDatabase(target, MIGRATION_007)
 
-  it('refuses to switch RLS off on x402_resources while policies other than 008’s are on it', async () => {
-    const { db } = database
-    await sql`ALTER TABLE x402_resources ENABLE ROW LEVEL SECURITY`.execute(db)
-    await sql`CREATE POLICY "Production reads resources" ON x402_resources FOR SELECT TO authenticated USING (true)`.execute(
-      db,
-    )
-    await migrateUp(db)
-    await sql`UPDATE x402_migrations.prior_state_008 SET resources_rls = false`.execute(db)
-
-    const refusal = (await migrateDown(db).catch((error: unknown) => error)) as Error
-    expect(refusal).toBeInstanceOf(Error)
-    expect(refusal.message).toContain('"Production reads resources"')
-    expect(refusal.message).toContain('Nothing was changed')
-    const { rows } = await sql<{ on: boolean }>`
-      SELECT relrowsecurity AS on FROM pg_class WHERE oid = 'public.x402_resources'::regclass
+    it('switches RLS off again and keeps that policy', async () => {
+      const { db } = database
+      await sql`CREATE POLICY "Production reads the catalog" ON x402_openrouter_models FOR SELECT TO authenticated USING (true)`.execute(
+        db,
+      )
+      await migrateUp(db)
+      await migrateDown(db)
+      const { rows } = await sql<{ on: boolean; policies: string[] }>`
+      SELECT c.relrowsecurity AS on,
+             ARRAY(SELECT polname::text FROM pg_policy WHERE polrelid = c.oid ORDER BY 1) AS policies
+      FROM pg_class c WHERE c.oid = 'public.x402_openrouter_models'::regclass
     `.execute(db)
-    expect(rows[0]!.on).toBe(true)
-  })
-})
+      expect(rows[0]).toEqual({ on: false, policies: ['Production reads the catalog'] })
+    })
+  },
+)

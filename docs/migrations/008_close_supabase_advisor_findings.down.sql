@@ -438,10 +438,6 @@ DO $$
     DECLARE
       prior jsonb;
       record_rows bigint;
-      rls_table regclass;
-      own_policies text[];
-      was_on boolean;
-      others text;
       policy text := (
   SELECT CASE
     WHEN p.oid IS NULL THEN 'absent'
@@ -510,22 +506,6 @@ DO $$
       IF prior->>'claude_policy' = 'plan' AND policy <> 'advised' THEN
         RAISE EXCEPTION 'Rolling back 008_close_supabase_advisor_findings would replace the policy "Users can manage their own Claude config" on x402_user_claude_configs, changed since 008 made it (%), with 002''s FOR ALL TO public, which is wider. Nothing was changed. Keep 008 applied.', policy;
       END IF;
-
-      -- The record is obeyed where it can be; RLS off where the table has policies that 008 did
-      -- not make (production's) would switch those off too, whatever the record says.
-      FOR rls_table, own_policies, was_on IN
-        SELECT * FROM (VALUES
-          ('public.x402_resources'::regclass, ARRAY['Service role full access on resources'], (prior->'resources_rls')::boolean),
-          ('public.x402_openrouter_models'::regclass, ARRAY['Service role full access on models', 'Anyone can read the model catalog'], (prior->'models_rls')::boolean)
-        ) AS t
-      LOOP
-        SELECT string_agg(format('%I', polname), ', ' ORDER BY polname) INTO others
-          FROM pg_policy WHERE polrelid = rls_table AND polname <> ALL (own_policies);
-        IF NOT was_on AND others IS NOT NULL THEN
-          RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: its record says row level security was off on % before 008, but the table has policies that 008 did not make (%), which turning it off would switch off too. Nothing was changed. Keep 008 applied; if the record is wrong, write it again as docs/rollback.md describes.',
-            rls_table, others;
-        END IF;
-      END LOOP;
 
       IF prior->>'claude_policy' = 'plan' THEN
         DROP POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs;

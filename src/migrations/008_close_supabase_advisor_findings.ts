@@ -18,10 +18,9 @@ import { type Kysely, sql } from 'kysely'
  * 002's (a policy of another shape, or under another name, is production's own and stays), and
  * the function's search_path if none is set. It records what it found in
  * x402_migrations.prior_state_008, a schema the API cannot reach: booleans and one word, which
- * `down` checks before it changes anything. The record is never run as SQL: an edited one can
- * make the down refuse, or choose among what 008 could have found, and never switches row level
- * security off on a table that has policies 008 did not make. Only the record's owner, the
- * migrating role, can edit it.
+ * `down` checks before it changes anything. The record is never run as SQL: what it holds is
+ * checked against what 008 can find, and within that it is obeyed. Only the record's owner, the
+ * role that migrates, can edit it, and that role could change the tables directly.
  *
  * Catalog changes only, in one short transaction under the runner's lock_timeout (retried when
  * it fires). x402_resources, the busiest table, is locked as late as it can be: just before the
@@ -143,10 +142,6 @@ export async function down(db: Kysely<any>): Promise<void> {
     DECLARE
       prior jsonb;
       record_rows bigint;
-      rls_table regclass;
-      own_policies text[];
-      was_on boolean;
-      others text;
       policy text := ${claudePolicyShape};
       comment text := (SELECT obj_description(oid, 'pg_policy') FROM pg_policy
                        WHERE polrelid = 'public.x402_user_claude_configs'::regclass
@@ -202,22 +197,6 @@ export async function down(db: Kysely<any>): Promise<void> {
       IF prior->>'claude_policy' = 'plan' AND policy <> 'advised' THEN
         RAISE EXCEPTION 'Rolling back 008_close_supabase_advisor_findings would replace the policy "Users can manage their own Claude config" on x402_user_claude_configs, changed since 008 made it (%), with 002''s FOR ALL TO public, which is wider. Nothing was changed. Keep 008 applied.', policy;
       END IF;
-
-      -- The record is obeyed where it can be; RLS off where the table has policies that 008 did
-      -- not make (production's) would switch those off too, whatever the record says.
-      FOR rls_table, own_policies, was_on IN
-        SELECT * FROM (VALUES
-          ('public.x402_resources'::regclass, ARRAY['Service role full access on resources'], (prior->'resources_rls')::boolean),
-          ('public.x402_openrouter_models'::regclass, ARRAY['Service role full access on models', 'Anyone can read the model catalog'], (prior->'models_rls')::boolean)
-        ) AS t
-      LOOP
-        SELECT string_agg(format('%I', polname), ', ' ORDER BY polname) INTO others
-          FROM pg_policy WHERE polrelid = rls_table AND polname <> ALL (own_policies);
-        IF NOT was_on AND others IS NOT NULL THEN
-          RAISE EXCEPTION 'Cannot roll back 008_close_supabase_advisor_findings: its record says row level security was off on % before 008, but the table has policies that 008 did not make (%), which turning it off would switch off too. Nothing was changed. Keep 008 applied; if the record is wrong, write it again as docs/rollback.md describes.',
-            rls_table, others;
-        END IF;
-      END LOOP;
 
       IF prior->>'claude_policy' = 'plan' THEN
         DROP POLICY "Users can manage their own Claude config" ON public.x402_user_claude_configs;

@@ -119,8 +119,11 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'now reads its named columns, and refuses a record with other columns or an owner who ' +
       'cannot act as the role running it',
     c3f6023c32b1eb4d5651012f1118d338d7c0d72f9e4d11ba4e341e966cc4b5e9:
-      'its down switched row level security off wherever its record said it had been off; it now ' +
-      'refuses where the table has policies that 008 did not make',
+      'its comment said that an edited record could only make the down refuse; it now says what ' +
+      'the down trusts the record for',
+    b6ad4e2bd0ba4daa5f9ef2757f8aaea7ea5e42901f4527c0f3c7fca1926ac624:
+      'its down refused to switch row level security off on a table with policies 008 did not ' +
+      'make, also where they were there, with RLS off, before 008; it now restores RLS as recorded',
   },
 }
 
