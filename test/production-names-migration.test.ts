@@ -250,7 +250,7 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
     const error = await migrateUp(db, { env: {} }).catch((caught: unknown) => caught)
     expect(error).toMatchObject({ migrationName: MIGRATION_006, direction: 'Up' })
     const message = (error as Error).message
-    expect(message).toContain('other/value (pricing_prompt is 1, pricing says 2)')
+    expect(message).toContain("other/value (pricing_prompt is '1', pricing says '2')")
     expect(message).not.toContain('kept/values')
     expect(message).toContain('Nothing was changed.')
     expect(await snapshotPublicSchema(db)).toEqual(schema)
@@ -274,6 +274,21 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
     await sql`ALTER TABLE ai_models DROP COLUMN IF EXISTS pricing_prompt, DROP COLUMN IF EXISTS pricing_image`.execute(
       db,
     )
+  })
+
+  it('refuses, naming it, a pricing column a database had before 006 with another type than text, and changes nothing', async () => {
+    const db = database.db as Kysely<any>
+    await sql`ALTER TABLE ai_models ADD COLUMN pricing_image numeric`.execute(db)
+    await insertModel(db, 'some/model', { prompt: '1' })
+    const schema = await snapshotPublicSchema(db)
+    const error = await migrateUp(db, { env: {} }).catch((caught: unknown) => caught)
+    expect(error).toMatchObject({ migrationName: MIGRATION_006, direction: 'Up' })
+    const message = (error as Error).message
+    expect(message).toContain('pricing_image is of type numeric')
+    expect(message).toContain('Nothing was changed.')
+    expect(await snapshotPublicSchema(db)).toEqual(schema)
+    await sql`DELETE FROM ai_models`.execute(db)
+    await sql`ALTER TABLE ai_models DROP COLUMN pricing_image`.execute(db)
   })
 
   it('refuses the down, naming the models, where NOT NULL cannot be put back, and changes nothing', async () => {

@@ -419,7 +419,16 @@ DECLARE
   found bigint;
   named text;
 BEGIN
-  SELECT count(*), string_agg(format('%s (%s is %s, pricing says %s)', openrouter_id, col, held, said), '; ' ORDER BY openrouter_id, col) FILTER (WHERE n <= 20)
+  SELECT string_agg(format('%I is of type %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attname)
+    INTO named
+  FROM pg_attribute a
+  WHERE a.attrelid = 'public.x402_openrouter_models'::regclass AND NOT a.attisdropped AND a.atttypid <> 'text'::regtype
+    AND a.attname IN ('pricing_prompt', 'pricing_completion', 'pricing_image', 'pricing_web_search');
+  IF named IS NOT NULL THEN
+    RAISE EXCEPTION 'Migration 006_rename_to_production_names moves ai_models.pricing into the text columns pricing_prompt, pricing_completion, pricing_image and pricing_web_search, as production''s x402_openrouter_models has them, and this database has such a column already with another type: %. Nothing was changed. Change it to text (ALTER TABLE ai_models ALTER COLUMN … TYPE text keeps its values), then run the migrations again; until then the database stays at 005.',
+      named;
+  END IF;
+  SELECT count(*), string_agg(format('%s (%s is %L, pricing says %L)', openrouter_id, col, held, said), '; ' ORDER BY openrouter_id, col) FILTER (WHERE n <= 20)
                      || CASE WHEN count(*) > 20 THEN format('; and %s more', count(*) - 20) ELSE '' END
     INTO found, named
   FROM (SELECT m.openrouter_id, k.col, k.held, k.said, row_number() OVER (ORDER BY m.openrouter_id, k.col) AS n

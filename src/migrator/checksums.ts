@@ -99,6 +99,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     c858325bba584263b182d7fab58be73f1c8be48d3529f39cc3c26c7cbbf676e8:
       'its up overwrote the values of pricing columns that the catalog had before 006 with the ' +
       'pricing object (NULL for a key it lacks); it now keeps them, and refuses where they differ',
+    f42fa30711e0324a77c055ab538406fcb8b2d8b2016cf97b79ed842f216b4117:
+      'its up refused a pricing column of another type than text with a bare SQL error, and ' +
+      'showed conflicting values unquoted; it now names the column and its type, and quotes them',
   },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':
