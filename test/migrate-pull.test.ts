@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -92,8 +92,24 @@ describe.each(testTargets)('migrate:pull on production today, on %s', (target: T
     )
   }, 300_000)
 
-  it('writes the next migration, registers it and records the database at it; migrate:check is clean there', async () => {
+  it('refuses, writing and recording nothing, where src/migrations/index.ts is not laid out as it expects', async () => {
     await migrateToLatest(database.db as Kysely<any>)
+    const index = join(copy, 'src/migrations/index.ts')
+    const laidOut = readFileSync(index, 'utf8')
+    // Still valid TypeScript, but not the one import a line that pull adds to.
+    writeFileSync(index, laidOut.replaceAll('import * as m', 'import *  as m'))
+    try {
+      const refused = await inCopy(['migrate', 'pull', 'production'])
+      expect(refused.code).not.toBe(0)
+      expect(refused.stderr).toContain('Nothing was written or recorded')
+      expect(existsSync(join(copy, 'src/migrations', `${PULLED}.ts`))).toBe(false)
+      expect(await recordedMigrationNames(database.db as Kysely<any>)).toEqual(migrationNames)
+    } finally {
+      writeFileSync(index, laidOut)
+    }
+  }, 300_000)
+
+  it('writes the next migration, registers it and records the database at it; migrate:check is clean there', async () => {
     const pulled = await inCopy(['migrate', 'pull', 'production'])
     expect(pulled.stderr).toContain(`recorded the database at ${PULLED}`)
     expect(pulled.code).toBe(0)

@@ -160,11 +160,15 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
     up,
     down,
   )
+  // The registry as it will be, made before anything is written: an index.ts laid out otherwise
+  // refuses with nothing written.
+  const index = registered(readFileSync(indexPath, 'utf8'), migrationName)
   // Written once the lock is held and the history is found unchanged: a run that cannot take
-  // the lock, or that another run came before, leaves no migration unrecorded.
+  // the lock, or that another run came before, leaves no migration unrecorded. A pull that dies
+  // between the write and its COMMIT leaves the file registered and unrecorded (docs/pull.md).
   await recordAsApplied(db, migrationName, compared, options, () => {
     writeFileSync(path, source)
-    writeFileSync(indexPath, registered(readFileSync(indexPath, 'utf8'), migrationName))
+    writeFileSync(indexPath, index)
   })
   return { migrationName, path, schemas, statements: up.length, created, notPulled }
 }
@@ -319,7 +323,7 @@ function registered(index: string, name: string): string {
   const lastEntry = lines.findLastIndex((line) => /^ {2}'\d{3}_[^']+': m\w+,$/.test(line))
   if (lastImport === -1 || lastEntry === -1) {
     throw new Error(
-      'src/migrations/index.ts does not list its migrations as expected (an import and an entry each): register the pulled one by hand.',
+      'src/migrations/index.ts does not list its migrations as expected (an import and an entry each), so the pulled one cannot be added to it. Nothing was written or recorded. Put index.ts back in its layout (one `import * as m… from` line and one entry a migration), then pull again.',
     )
   }
   lines.splice(lastEntry + 1, 0, `  '${name}': ${alias},`)
