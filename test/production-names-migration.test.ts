@@ -291,6 +291,38 @@ describe.each(testTargets)('006, production’s names and catalog, on %s', (targ
     await sql`ALTER TABLE ai_models DROP COLUMN pricing_image`.execute(db)
   })
 
+  // A collation that ignores case (or punctuation) calls two different values equal: the
+  // comparison is of the characters, whatever the column's collation.
+  it('refuses a conflict that a pricing column’s own collation would call equal, and a generated pricing column, and changes nothing', async (context) => {
+    const db = database.db as Kysely<any>
+    if (target === 'pglite') context.skip('PGlite has no ICU collations')
+    await sql`CREATE COLLATION IF NOT EXISTS x402_test_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`.execute(
+      db,
+    )
+    await sql`ALTER TABLE ai_models ADD COLUMN pricing_prompt text COLLATE x402_test_ci`.execute(db)
+    await insertModel(db, 'case/differs', { prompt: 'FREE' })
+    await sql`UPDATE ai_models SET pricing_prompt = 'free'`.execute(db)
+    const schema = await snapshotPublicSchema(db)
+    const conflict = (await migrateUp(db, { env: {} }).catch((caught: unknown) => caught)) as Error
+    expect(conflict.message).toContain(
+      "case/differs (pricing_prompt is 'free', pricing says 'FREE')",
+    )
+    expect(await snapshotPublicSchema(db)).toEqual(schema)
+    await sql`DELETE FROM ai_models`.execute(db)
+    await sql`ALTER TABLE ai_models DROP COLUMN pricing_prompt`.execute(db)
+
+    await sql`ALTER TABLE ai_models ADD COLUMN pricing_image text GENERATED ALWAYS AS (display_name) STORED`.execute(
+      db,
+    )
+    await insertModel(db, 'some/model', { image: '1' })
+    const generated = (await migrateUp(db, { env: {} }).catch((caught: unknown) => caught)) as Error
+    expect(generated.message).toContain('pricing_image is a generated column')
+    expect(generated.message).toContain('Nothing was changed.')
+    await sql`DELETE FROM ai_models`.execute(db)
+    await sql`ALTER TABLE ai_models DROP COLUMN pricing_image`.execute(db)
+    await sql`DROP COLLATION x402_test_ci`.execute(db)
+  })
+
   it('refuses the down, naming the models, where NOT NULL cannot be put back, and changes nothing', async () => {
     const db = database.db as Kysely<any>
     await migrateTo(db, MIGRATION_006)

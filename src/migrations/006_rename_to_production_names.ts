@@ -324,13 +324,16 @@ DECLARE
   found bigint;
   named text;
 BEGIN
-  SELECT string_agg(format('%I is of type %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attname)
+  SELECT string_agg(CASE WHEN a.attgenerated <> '' THEN format('%I is a generated column', a.attname)
+                          ELSE format('%I is of type %s', a.attname, format_type(a.atttypid, a.atttypmod)) END,
+                     ', ' ORDER BY a.attname)
     INTO named
   FROM pg_attribute a
-  WHERE a.attrelid = 'public.x402_openrouter_models'::regclass AND NOT a.attisdropped AND a.atttypid <> 'text'::regtype
+  WHERE a.attrelid = 'public.x402_openrouter_models'::regclass AND NOT a.attisdropped
+    AND (a.atttypid <> 'text'::regtype OR a.attgenerated <> '')
     AND a.attname IN ('pricing_prompt', 'pricing_completion', 'pricing_image', 'pricing_web_search');
   IF named IS NOT NULL THEN
-    RAISE EXCEPTION 'Migration 006_rename_to_production_names moves ai_models.pricing into the text columns pricing_prompt, pricing_completion, pricing_image and pricing_web_search, as production''s x402_openrouter_models has them, and this database has such a column already with another type: %. Nothing was changed. Change it to text (ALTER TABLE ai_models ALTER COLUMN … TYPE text keeps its values), then run the migrations again; until then the database stays at 005.',
+    RAISE EXCEPTION 'Migration 006_rename_to_production_names moves ai_models.pricing into the text columns pricing_prompt, pricing_completion, pricing_image and pricing_web_search, as production''s x402_openrouter_models has them, and this database has such a column already that it cannot write: %. Nothing was changed. Make it a plain text column (ALTER TABLE ai_models ALTER COLUMN … TYPE text keeps its values; … DROP EXPRESSION keeps a generated column''s), then run the migrations again; until then the database stays at 005.',
       named;
   END IF;
   SELECT count(*), string_agg(format('%s (%s is %L, pricing says %L)', openrouter_id, col, held, said), '; ' ORDER BY openrouter_id, col) FILTER (WHERE n <= 20)
@@ -342,7 +345,8 @@ BEGIN
                                    ('pricing_completion', m.pricing_completion, m.pricing ->> 'completion'),
                                    ('pricing_image', m.pricing_image, m.pricing ->> 'image'),
                                    ('pricing_web_search', m.pricing_web_search, m.pricing ->> 'web_search')) AS k(col, held, said)
-        WHERE k.held <> k.said) AS conflict;
+        -- The characters, whatever the column's collation: one that ignores case calls 'free' 'FREE'.
+        WHERE k.held COLLATE "C" <> k.said COLLATE "C") AS conflict;
   IF found > 0 THEN
     RAISE EXCEPTION 'Migration 006_rename_to_production_names moves ai_models.pricing into the text columns pricing_prompt, pricing_completion, pricing_image and pricing_web_search, which this database had already, and % value(s) of them differ from the pricing object: %. Nothing was changed. Decide which value is right for each, make the column and its key in pricing agree on it, then run the migrations again; until then the database stays at 005.',
       found, named;

@@ -102,6 +102,10 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     f42fa30711e0324a77c055ab538406fcb8b2d8b2016cf97b79ed842f216b4117:
       'its up refused a pricing column of another type than text with a bare SQL error, and ' +
       'showed conflicting values unquoted; it now names the column and its type, and quotes them',
+    c8a291e5d8c3880dca04ac65ccc14e024a2f7797451afb1c493ff72599675e35:
+      "its up compared a pricing column with the pricing object under the column's collation (one " +
+      'that ignores case called two values equal), and failed with a bare SQL error on a generated ' +
+      'pricing column; it now compares the characters and names a generated column',
   },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':
