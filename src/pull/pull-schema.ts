@@ -22,7 +22,6 @@ import {
   setSessionBounds,
   withMigrationLock,
 } from '../migrator/lock.js'
-import { MigrationLockLostError } from '../migrator/migration-error.js'
 import { checkBookkeepingWrites } from '../migrator/write-checks.js'
 import { buildSchemaReference } from '../schema/reference.js'
 import {
@@ -164,11 +163,21 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
   // refuses with nothing written.
   const index = registered(readFileSync(indexPath, 'utf8'), migrationName)
   // Written once the lock is held and the history is found unchanged: a run that cannot take
-  // the lock, or that another run came before, leaves no migration unrecorded. A pull that dies
-  // between the write and its COMMIT leaves the file registered and unrecorded (docs/pull.md).
+  // the lock, or that another run came before, leaves no migration unrecorded. A pull that fails
+  // or dies between the write and its COMMIT leaves the file registered and unrecorded: nothing
+  // of it is in the database's history, so it is deleted and pulled again (docs/pull.md).
+  let written = false
   await recordAsApplied(db, migrationName, compared, options, () => {
     writeFileSync(path, source)
     writeFileSync(indexPath, index)
+    written = true
+  }).catch((error: unknown) => {
+    if (!written || !(error instanceof Error)) throw error
+    throw new Error(
+      `${error.message} ${migrationName} was written to ${path} and registered in index.ts, and may not be recorded: ` +
+        `if npm run migrate:list shows it pending, delete that file and its two lines in index.ts, then pull again.`,
+      { cause: error },
+    )
   })
   return { migrationName, path, schemas, statements: up.length, created, notPulled }
 }
@@ -363,14 +372,7 @@ async function recordAsApplied(
         await ensureChecksumTable(trx)
         await insertChecksums(trx, [{ name, sha256, origin: 'baseline' }])
         // The history commits only while this run holds the migration lock.
-        await session.assertLockHeld().catch((error: unknown) => {
-          throw error instanceof MigrationLockLostError
-            ? new Error(
-                `${error.reason} ${name} was written but not recorded: run npm run migrate:baseline -- ${name} to record it.`,
-                { cause: error },
-              )
-            : error
-        })
+        await session.assertLockHeld()
       })
     },
     { lockWaitMs: options.lockWaitMs, log: options.log, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS },
