@@ -143,12 +143,16 @@ BEGIN
       FROM pg_roles l, pg_roles g
      WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
        AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- The triggers the module's writes to those tables fire: enabled, and not a constraint's own.
+  covered_triggers AS (
+            SELECT t.* FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+  ),
   -- The code attached to those tables that the module's writes run (see below), with its
   -- expression as PostgreSQL stores it.
   attached AS (
             SELECT format('trigger %I', t.tgname) AS what, t.tgrelid AS tbl, 'pg_trigger'::regclass AS classid, t.oid AS objid,
                    t.tgqual::text AS tree, NULL::oid[] AS referenced
-              FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+              FROM covered_triggers t
             UNION ALL
             -- A foreign key's check reads the referenced table's key as that table's owner (FOR KEY
             -- SHARE, no trigger, no policy; it cannot reference a view): that table and its unique
@@ -174,8 +178,8 @@ BEGIN
   when_peel AS (
     SELECT t.tgname, t.tgrelid AS tbl,
            regexp_replace(t.tgqual::text, repeat(chr(92), 2) || '.', '_', 'g') AS tree
-      FROM pg_trigger t
-     WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgqual IS NOT NULL
+      FROM covered_triggers t
+     WHERE t.tgqual IS NOT NULL
     UNION ALL
     SELECT p.tgname, p.tbl, regexp_replace(p.tree, '[{][^{}]*[}]', '_', 'g')
       FROM when_peel p WHERE p.tree ~ '[{][^{}]*[}]'
@@ -259,8 +263,8 @@ BEGIN
     -- as the writer). Other trusted functions that do so are a documented limit.
     SELECT 2, format('trigger %I on %s calls %s with arguments, and it runs SQL built from them', t.tgname,
                      t.tgrelid::regclass, p.oid::regprocedure), false
-      FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-     WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgnargs > 0
+      FROM covered_triggers t JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE t.tgnargs > 0
        AND p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
        AND p.prosrc IN ('check_primary_key', 'check_foreign_key')
     UNION ALL
