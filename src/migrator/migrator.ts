@@ -185,8 +185,7 @@ export async function migrationStatus(
         .map((entry) => ({ name: entry.name, appliedAt: entry.appliedAt, unknown: true as const })),
     ]
   } catch (error) {
-    const variable = options.env && migrationDatabaseVariable(options.env)
-    throw new MigrationError({ error }, { activity: 'status', variable })
+    throw statusError(error, options)
   }
 }
 
@@ -210,9 +209,14 @@ export async function unfinishedRollback(
     const migrations = await kyselyMigrator(db, migrationSettings(options)).getMigrations()
     return await interruptedRollback(db, history, migrations)
   } catch (error) {
-    const variable = options.env && migrationDatabaseVariable(options.env)
-    throw new MigrationError({ error }, { activity: 'status', variable })
+    throw statusError(error, options)
   }
+}
+
+/** A failure to read the migration state, named with the variable that chose the database. */
+function statusError(error: unknown, options: Pick<MigrateOptions, 'env'>): MigrationError {
+  const variable = options.env && migrationDatabaseVariable(options.env)
+  return new MigrationError({ error }, { activity: 'status', variable })
 }
 
 /**
