@@ -229,30 +229,24 @@ async function refuseUnlessUnchanged(
   // The table's absence is asked first: a failed query would end the transaction.
   const now = (await hasMigrationHistory(trx)) ? await readMigrationHistory(trx) : []
   const then = new Map(compared.map((entry) => [entry.name, entry]))
-  const changes: string[] = []
+  const named = (entries: readonly HistoryEntry[], one: string, many: string) =>
+    `${entries.map((entry) => entry.name).join(', ')} ${entries.length === 1 ? one : many}`
   const missing = compared.filter((entry) => !now.some((found) => found.name === entry.name))
-  if (missing.length > 0)
-    changes.push(
-      `${missing.map((entry) => entry.name).join(', ')} ${missing.length === 1 ? 'is' : 'are'} no longer recorded as applied`,
-    )
   const added = now.filter((entry) => !then.has(entry.name))
-  if (added.length > 0)
-    changes.push(
-      `${added.map((entry) => entry.name).join(', ')} ${added.length === 1 ? 'was' : 'were'} recorded meanwhile`,
-    )
   const reapplied = now.filter((entry) => {
     const before = then.get(entry.name)
     return before !== undefined && !Object.is(before.appliedAt.getTime(), entry.appliedAt.getTime())
   })
-  if (reapplied.length > 0)
-    changes.push(
-      `${reapplied.map((entry) => entry.name).join(', ')} ${reapplied.length === 1 ? 'was' : 'were'} reverted and applied again`,
-    )
   const reverting = now.filter((entry) => entry.reverting)
-  if (reverting.length > 0)
-    changes.push(
+  const changes = [
+    missing.length > 0 &&
+      named(missing, 'is no longer recorded as applied', 'are no longer recorded as applied'),
+    added.length > 0 && named(added, 'was recorded meanwhile', 'were recorded meanwhile'),
+    reapplied.length > 0 &&
+      named(reapplied, 'was reverted and applied again', 'were reverted and applied again'),
+    reverting.length > 0 &&
       `a rollback of ${reverting.map((entry) => entry.name).join(', ')} began and did not finish`,
-    )
+  ].filter((change): change is string => change !== false)
   if (changes.length === 0) return
   throw new PullRefusedError(
     `Another run changed the migration history since pull compared the database with the migrations: ${changes.join('; ')}. ` +
