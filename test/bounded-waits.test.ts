@@ -51,7 +51,7 @@ describe('commands against a server that lets them in and then never answers', (
 
   // The first unanswered query ends the command, with the bound it hit: no later step waits again,
   // and no step reports something else for it (such as servers it could not tell apart).
-  it.each([
+  it.for<[string, string[], string, Record<string, string | undefined>]>([
     ['lint:locks', [], 'src/cli/lint-locks.ts', { LINT_LOCKS_DATABASE_URL: 'server' }],
     [
       'migrate:plan',
@@ -61,7 +61,12 @@ describe('commands against a server that lets them in and then never answers', (
     ],
   ])(
     '%s fails at the first query the server does not answer, naming query_timeout',
-    async (_name, args, script, variables) => {
+    { timeout: 90_000 },
+    async ([_name, args, script, variables], context) => {
+      // migrate:plan rehearses what is pending on its target: on a new embedded database it
+      // would ask the rehearsal server nothing.
+      if ('DATABASE_URL' in variables && !variables.DATABASE_URL)
+        context.skip('migrate:plan needs a PostgreSQL target: TEST_DATABASE_URL is not set')
       const url = `${stalled.url}?query_timeout=1500`
       const env = Object.fromEntries(
         Object.entries(variables).map(([name, value]) => [name, value === 'server' ? url : value]),
@@ -72,7 +77,6 @@ describe('commands against a server that lets them in and then never answers', (
         stderr: expect.stringMatching(/did not answer within 1500 ms \(query_timeout\)/),
       })
     },
-    90_000,
   )
 })
 
