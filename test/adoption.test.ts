@@ -7,6 +7,7 @@ import {
   checkDrift,
   formatSchemaDiff,
   migrateTo,
+  MIGRATION_LOCK_KEY,
   migrateToLatest,
   migrationChecksum,
   migrationStatus,
@@ -15,6 +16,7 @@ import {
 } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { cli, cliEnv, lines } from './support/cli.js'
+import { killRunningScripts, startScript } from './support/script-process.js'
 import {
   createHandBuiltDatabase,
   createScriptableDatabase,
@@ -22,7 +24,7 @@ import {
   PRODUCTION_ONLY_SQL,
   type ScriptableDatabase,
 } from './support/hand-built-database.js'
-import { testTargets } from './support/test-database.js'
+import { createTestDatabase, serverUrl, testTargets } from './support/test-database.js'
 import { BEFORE_005 } from './support/migration-names.js'
 
 // migrate:baseline adopts a database whose schema was built by hand (the SQL Editor): it records
@@ -234,3 +236,39 @@ async function expectNothingRecorded(database: ScriptableDatabase): Promise<void
   }>`SELECT to_regnamespace('x402_migrations')::text AS schema`.execute(database.db)
   expect(rows[0]!.schema).toBeNull()
 }
+
+// A run holds the lock for as long as it migrates: the operator must see that the baseline
+// waits, and for whom, as a migration run says it (before, it waited silently).
+describe.skipIf(!process.env.TEST_DATABASE_URL)(
+  'migrate:baseline while another run holds the migration lock (PostgreSQL: one process at a time on PGlite)',
+  () => {
+    afterEach(killRunningScripts)
+
+    it('says that it waits for the lock, naming the holder, then adopts once it is free', async () => {
+      const database = await createTestDatabase('postgres')
+      try {
+        await migrateToLatest(database.db)
+        await database.db.connection().execute(async (holder) => {
+          await sql`BEGIN`.execute(holder)
+          await sql`SELECT pg_catalog.pg_advisory_xact_lock(${sql.lit(MIGRATION_LOCK_KEY)})`.execute(
+            holder,
+          )
+          const baseline = startScript('src/cli/migrate.ts', ['baseline', migrationNames.at(-1)!], {
+            DATABASE_URL: serverUrl(database.location),
+            MIGRATION_LOCK_WAIT_MS: '30000',
+          })
+          await baseline.lineOn(
+            'stderr',
+            /^\[db\] waiting for the migration lock: another run holds it \(pid \d+, .*waiting up to 30000 ms \(MIGRATION_LOCK_WAIT_MS\)$/,
+          )
+          await sql`COMMIT`.execute(holder)
+          const adopted = await baseline.exited
+          expect(adopted.code).toBe(0)
+          expect(adopted.stderr).toContain('Already adopted: every migration up to')
+        })
+      } finally {
+        await database.destroy()
+      }
+    })
+  },
+)

@@ -40,6 +40,8 @@ export interface BaselineOptions extends MigrationSourceOptions {
   decisions?: readonly AdoptionDecision[]
   /** How long to wait for a migration run in progress, in ms (the migration lock). */
   lockWaitMs?: number
+  /** Gets the line that says the baseline waits for another run's migration lock, and for whom. */
+  log?: (line: string) => void
 }
 
 /** What {@link baselineMigrations} did. */
@@ -164,6 +166,7 @@ export async function baselineMigrations(
   }
   return withMigrationLock(db, adopt, {
     lockWaitMs: options.lockWaitMs,
+    log: options.log,
     idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
   })
 }

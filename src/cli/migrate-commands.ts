@@ -181,7 +181,9 @@ export const commands: { [N in Name]: Command<N> } = {
       )
       return
     }
-    const options = { strict: values.strict, lockWaitMs: migrationSettings().lockWaitMs }
+    const { lockWaitMs, log } = migrationSettings()
+    // log: the line that says the baseline waits for another run's migration lock, as a run's.
+    const options = { strict: values.strict, lockWaitMs, log }
     try {
       const { migrationName, recorded, diff } = await baselineMigrations(db(), name, options)
       for (const migration of recorded) console.error(`recorded ${migration}`)
