@@ -135,6 +135,23 @@ describe('a bound in DATABASE_URL that would mean no bound', () => {
   }
 })
 
+// The driver reads the files that sslcert, sslkey and sslrootcert name while it parses the URL:
+// one it cannot read is a path to fix, not a URL that is not valid (as it was reported before).
+describe('a TLS file in DATABASE_URL that cannot be read', () => {
+  for (const parameter of ['sslrootcert', 'sslcert', 'sslkey']) {
+    it(`is refused before connecting, naming ${parameter} and why: ${parameter}=<missing file>`, async () => {
+      const url = `postgres://postgres@127.0.0.1:5432/postgres?sslmode=verify-full&${parameter}=/nonexistent-x402/tls.pem`
+      const { code, stderr } = await cli(['list'], { DATABASE_URL: url, PGLITE_DATA_DIR: '' })
+      expect(code).toBe(2)
+      expect(stderr).toContain(
+        `${parameter} in DATABASE_URL names a file that cannot be read (ENOENT: no such file or directory).`,
+      )
+      expect(stderr).not.toContain('not a valid URL')
+      expect(stderr).not.toMatch(/^Database:/m)
+    })
+  }
+})
+
 // libpq's URLs may name the host, and the password, in the query string; the driver's own parser
 // (pg-connection-string) reads them, and so must the checks and the messages.
 describe('a URL whose host is in the query string', () => {

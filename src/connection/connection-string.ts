@@ -10,6 +10,30 @@ export class ConnectionStringError extends Error {
   override readonly name = 'ConnectionStringError'
 }
 
+/** The query parameters whose files the driver reads while it parses the URL. */
+const TLS_FILE_PARAMETERS = ['sslcert', 'sslkey', 'sslrootcert']
+
+/**
+ * The parameter and the system's reason (`ENOENT: no such file or directory`) where parsing
+ * failed on a file that a TLS parameter names, which the driver reads while it parses.
+ */
+function unreadableFile(
+  error: unknown,
+  connectionString: string,
+): { parameter: string; reason: string } | undefined {
+  const { code, path, message } = (error ?? {}) as {
+    code?: unknown
+    path?: unknown
+    message?: unknown
+  }
+  if (typeof code !== 'string' || typeof path !== 'string' || typeof message !== 'string')
+    return undefined
+  const query = new URLSearchParams(connectionString.split('?')[1]?.split('#')[0] ?? '')
+  const parameter = TLS_FILE_PARAMETERS.find((name) => query.get(name) === path)
+  // The reason without the path: a path is shown by the parameter that holds it.
+  return parameter ? { parameter, reason: message.split(', ')[0]! } : undefined
+}
+
 /**
  * Checks a PostgreSQL connection string that a user gave (in `source`, such as DATABASE_URL)
  * before anything connects with it, and refuses it without showing it: one that is not
@@ -18,7 +42,8 @@ export class ConnectionStringError extends Error {
  * parses as host "S3cr3t", the driver would send part of the password to the DNS resolver, and
  * every message naming the host or the database would print it. Also refused, naming only the
  * parameter's value: a port (in the query string too) that is not 1 to 65535, an sslmode the
- * driver does not know, and a bound of 0. Each connection string the module reads from its user
+ * driver does not know, a bound of 0, and a TLS file (sslcert, sslkey, sslrootcert) that cannot
+ * be read, by the parameter that names it. Each connection string the module reads from its user
  * goes through here.
  *
  * @example
@@ -41,7 +66,14 @@ export function checkConnectionString(connectionString: string, source: string):
     // The driver's own parser: it reads the host, the password and the bounds from the query
     // string too (postgres:///db?host=…), and takes an empty host (postgresql://user@/db?host=/run).
     parameters = parseConnectionString(connectionString) as Record<string, unknown>
-  } catch {
+  } catch (error) {
+    const unreadable = unreadableFile(error, connectionString)
+    if (unreadable) {
+      throw new ConnectionStringError(
+        `${unreadable.parameter} in ${source} names a file that cannot be read (${unreadable.reason}). ` +
+          `Check the path, and that this user may read the file; or remove ${unreadable.parameter} from the URL.`,
+      )
+    }
     throw new ConnectionStringError(
       `The connection string in ${source} is not a valid URL${whyNotAUrl(connectionString)} (it is not shown, as it may hold a password). ` +
         'Expected postgres://user:password@host:5432/database, with special characters of the password percent-encoded.',
