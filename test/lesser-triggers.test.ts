@@ -348,6 +348,63 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
     })
   })
 
+  // A policy runs with the writer's power where row security is active for it: a table it owns
+  // with FORCE ROW LEVEL SECURITY, or RLS on a table it does not own (keys:rotate writes as
+  // service_role), without BYPASSRLS. Before, policies were left out of the check: a lesser
+  // login's function behind the owner's policy ran inside 006's UPDATE as the migrating owner.
+  it('a policy calling a lesser login’s function, where row security is active for the writer: refused; where the writer bypasses it: runs', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withLoginRole(db, async (role) => {
+        await withLesserRole(db, 'x402_test_owner', async (owner) => {
+          await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
+          await sql
+            .raw(
+              `CREATE FUNCTION ${role}.allowed() RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN true; END $f$`,
+            )
+            .execute(db)
+          await sql.raw(`ALTER FUNCTION ${role}.allowed() OWNER TO ${role}`).execute(db)
+          await sql.raw(`GRANT USAGE ON SCHEMA ${role} TO PUBLIC`).execute(db)
+          await sql.raw(`ALTER TABLE ai_models OWNER TO ${owner}`).execute(db)
+          await sql.raw(`ALTER TABLE ai_models ENABLE ROW LEVEL SECURITY`).execute(db)
+          await sql.raw(`ALTER TABLE ai_models FORCE ROW LEVEL SECURITY`).execute(db)
+          await sql.raw(`CREATE POLICY reads ON ai_models USING (${role}.allowed())`).execute(db)
+          const checkAs = (setRole: string) =>
+            db
+              .transaction()
+              .execute(async (trx) => {
+                if (setRole) await sql.raw(`SET LOCAL ROLE ${setRole}`).execute(trx)
+                await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
+              })
+              .then(
+                () => 'passed',
+                (e: unknown) => String((e as Error).message),
+              )
+          await sql.raw(`GRANT ALL ON ai_models TO ${owner}`).execute(db)
+          // The owner, under FORCE ROW LEVEL SECURITY.
+          expect(await checkAs(owner)).toContain(
+            `policy reads on public.ai_models calls ${role}.allowed(), owned by ${role}`,
+          )
+          // Another writer without BYPASSRLS, under RLS.
+          await sql.raw(`ALTER TABLE ai_models NO FORCE ROW LEVEL SECURITY`).execute(db)
+          expect(await checkAs(owner)).toBe('passed')
+          await withLesserRole(db, 'x402_test_writer', async (writer) => {
+            await sql.raw(`GRANT ALL ON ai_models TO ${writer}`).execute(db)
+            expect(await checkAs(writer)).toContain(
+              `policy reads on public.ai_models calls ${role}.allowed(), owned by ${role}`,
+            )
+            // A writer that bypasses row security (Supabase's postgres and service_role) runs no policy.
+            await sql.raw(`ALTER ROLE ${writer} BYPASSRLS`).execute(db)
+            expect(await checkAs(writer)).toBe('passed')
+          })
+          // The superuser bypasses it too.
+          expect(await checkAs('')).toBe('passed')
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+  })
+
   it('a trigger whose function only a role nobody logs in as owns runs: only roles it trusts can change it', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })

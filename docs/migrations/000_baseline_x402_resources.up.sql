@@ -174,6 +174,16 @@ BEGIN
             SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+            UNION ALL
+            -- A policy runs where row security is active for the role that writes (FORCE ROW LEVEL
+            -- SECURITY on a table it owns, RLS on one it does not, without BYPASSRLS), if it applies
+            -- to that role. Supabase's postgres and service_role bypass it.
+            SELECT format('policy %I', pol.polname), pol.polrelid, 'pg_policy'::regclass, pol.oid,
+                   concat(pol.polqual::text, pol.polwithcheck::text), NULL
+              FROM pg_policy pol
+             WHERE pol.polrelid = ANY (tables) AND row_security_active(pol.polrelid)
+               AND EXISTS (SELECT FROM unnest(pol.polroles) AS r(oid)
+                            WHERE r.oid = 0 OR pg_has_role(current_user, r.oid, 'MEMBER'))
   ),
   when_peel AS (
     SELECT t.tgname, t.tgrelid AS tbl,
@@ -222,10 +232,9 @@ BEGIN
        AND c.relowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
-    -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
-    -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
-    -- into no app table; Supabase's often call auth.uid()), nor policies (its writers bypass
-    -- row level security).
+    -- its WHEN condition), a constraint, an index's expressions, a rule, a policy that applies to
+    -- the writer. Each function they call by name is in pg_depend, an operator's by its function.
+    -- Not defaults (the module inserts into no app table; Supabase's often call auth.uid()).
     SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
