@@ -8,6 +8,7 @@ import {
   testTargets,
   withTestDatabase,
 } from './support/test-database.js'
+import { withLesserRole } from './support/lesser-role.js'
 
 // The Supabase stand-in: the platform pieces the schema depends on, added where auth.users is
 // missing, and never where it exists.
@@ -274,6 +275,34 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
     })
   })
 
+  // Roles are the server's: where they exist, a database owner that may not create roles (no
+  // CREATEROLE, as a hosting provider's) migrates all the same. Before, CREATE ROLE was tried
+  // first, and refused for want of the privilege before it could find the role there.
+  it.runIf(target === 'postgres')(
+    'applies where the roles exist, run by an owner that may not create roles',
+    async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        // The server's roles, made once (the shared server has them already).
+        await withTestDatabase(
+          target,
+          async (other) => void (await ensureSupabaseStandIn(other.db)),
+        )
+        await withLesserRole(db, 'x402_test_owner', async (owner) => {
+          await sql
+            .raw(`GRANT CREATE ON DATABASE ${await databaseName(db)} TO ${owner}`)
+            .execute(db)
+          const outcome = await db.transaction().execute(async (trx) => {
+            await sql.raw(`SET LOCAL ROLE ${owner}`).execute(trx)
+            return ensureSupabaseStandIn(trx)
+          })
+          expect(outcome).toBe('applied')
+          // Given back to the test's user (withLesserRole drops what the role owns).
+          await sql.raw(`REASSIGN OWNED BY ${owner} TO CURRENT_USER`).execute(db)
+        })
+      })
+    },
+  )
+
   it.runIf(target === 'postgres')('succeeds from several connections at once', async () => {
     await withTestDatabase(target, async ({ location }) => {
       const connections = Array.from({ length: 4 }, () => createDb(location))
@@ -286,3 +315,10 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
     })
   })
 })
+
+async function databaseName(db: Parameters<typeof ensureSupabaseStandIn>[0]): Promise<string> {
+  const { rows } = await sql<{
+    name: string
+  }>`SELECT quote_ident(current_database()) AS name`.execute(db)
+  return rows[0]!.name
+}

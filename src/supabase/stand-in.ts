@@ -88,9 +88,17 @@ function createRoleUnlessExists(role: string, attributes: string, hasThem: strin
   return sql`
     DO $$
     BEGIN
-      CREATE ROLE ${sql.id(role)} ${sql.raw(attributes)};
-      COMMENT ON ROLE ${sql.id(role)} IS ${sql.lit(STAND_IN_ROLE_MARK)};
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      -- Looked up first: CREATE ROLE checks the privilege to create roles before the name, and a
+      -- database owner without CREATEROLE migrates where the server has the roles.
+      IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(role)}) THEN
+        BEGIN
+          CREATE ROLE ${sql.id(role)} ${sql.raw(attributes)};
+          COMMENT ON ROLE ${sql.id(role)} IS ${sql.lit(STAND_IN_ROLE_MARK)};
+          RETURN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+          NULL; -- made meanwhile by a run on another database of the server
+        END;
+      END IF;
       IF ${isStandInRole(role)}
          AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(role)} AND ${sql.raw(hasThem)}) THEN
         ALTER ROLE ${sql.id(role)} ${sql.raw(attributes)};
