@@ -398,6 +398,8 @@ BEGIN
         WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
   END LOOP;
   PERFORM set_config('x402.down_watch', watch::text, true);
+  -- The rows of the module's bookkeeping the down's own statements change (006's), from here.
+  PERFORM set_config('x402.down_own_updates', '{}', true);
   -- The attributes of the composite types whose values the tables that hold rows keep.
   PERFORM set_config('x402.down_watch_types', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', n.nspname, c.relname), u.tables,
          (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
@@ -615,6 +617,7 @@ DECLARE
   lo text := coalesce(current_setting('x402.down_watch_lo', true), '');
   forgotten int := 0;
   marked bigint := 0;
+  own jsonb := coalesce(nullif(current_setting('x402.down_own_updates', true), ''), '{}')::jsonb;
   held jsonb := coalesce(nullif(current_setting('x402.backups_held', true), ''), '{}')::jsonb;
   backup text;
   digest text;
@@ -641,7 +644,8 @@ BEGIN
       FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid
       JOIN pg_namespace n ON n.oid = c.relnamespace
       CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted,
-                                 (w.v ->> 1)::bigint + CASE WHEN c.oid = history THEN marked ELSE 0 END AS updated) AS o
+                                 (w.v ->> 1)::bigint + CASE WHEN c.oid = history THEN marked ELSE 0 END
+                                   + CASE WHEN n.nspname = 'x402_migrations' THEN coalesce((own ->> w.k)::bigint, 0) ELSE 0 END AS updated) AS o
      WHERE NOT covered ? w.k
        AND (c.relfilenode::text <> w.v ->> 2
             OR pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted

@@ -398,6 +398,8 @@ BEGIN
         WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));
   END LOOP;
   PERFORM set_config('x402.down_watch', watch::text, true);
+  -- The rows of the module's bookkeeping the down's own statements change (006's), from here.
+  PERFORM set_config('x402.down_own_updates', '{}', true);
   -- The attributes of the composite types whose values the tables that hold rows keep.
   PERFORM set_config('x402.down_watch_types', (SELECT coalesce(jsonb_object_agg(u.type::text, jsonb_build_array(format('%I.%I', n.nspname, c.relname), u.tables,
          (SELECT coalesce(jsonb_object_agg(a.attnum::text, jsonb_build_array(format('%I', a.attname), a.atttypid::text)), '{}')
@@ -773,6 +775,10 @@ ALTER TABLE x402_user_openrouter_integrations RENAME CONSTRAINT x402_user_openro
     ALTER TABLE x402_user_openrouter_integrations RENAME TO user_openrouter_integrations;
 
 DO $accepted$
+DECLARE
+  changed bigint;
+  rewritten bigint := 0;
+  own jsonb;
 BEGIN
   IF to_regclass('x402_migrations.accepted_schema_difference') IS NULL THEN
     RETURN;
@@ -789,11 +795,23 @@ BEGIN
         WHERE split_part(key, ' ', 1) <> 'functions') AS k
   WHERE a.key = k.key
     AND split_part(substr(a.key, strpos(a.key, ' ') + 1), '.', 1) IN (SELECT n.old_name FROM (VALUES ('x402_openrouter_models', 'ai_models'), ('x402_user_openrouter_integrations', 'user_openrouter_integrations'), ('x402_openrouter_models_pkey', 'ai_models_pkey'), ('x402_openrouter_models_openrouter_id_key', 'ai_models_openrouter_id_key'), ('x402_user_openrouter_integrations_pkey', 'user_openrouter_integrations_pkey'), ('x402_user_openrouter_integrations_user_id_fkey', 'user_openrouter_integrations_user_id_fkey')) AS n(old_name, new_name));
-  -- An index's or trigger's definition names its table, as the server deparses it.
+  GET DIAGNOSTICS changed = ROW_COUNT;
+  rewritten := rewritten + changed;
+  -- An index's or trigger's definition names its table, as the server deparses it. Only the
+  -- records that name a renamed table: a row rewritten unchanged still counts as changed.
   UPDATE x402_migrations.accepted_schema_difference
   SET live = replace(replace(live::text, ' ON public.x402_openrouter_models ', ' ON public.ai_models '),
                      ' ON public.x402_user_openrouter_integrations ', ' ON public.user_openrouter_integrations ')::jsonb
-  WHERE live::text LIKE '% ON public.%';
+  WHERE strpos(live::text, ' ON public.x402_openrouter_models ') > 0
+     OR strpos(live::text, ' ON public.x402_user_openrouter_integrations ') > 0;
+  GET DIAGNOSTICS changed = ROW_COUNT;
+  rewritten := rewritten + changed;
+  -- The module's own bookkeeping, which the check of what a down changed counts apart
+  -- (x402.down_own_updates: rows changed per table of x402_migrations, by the down's own statements).
+  own := coalesce(nullif(current_setting('x402.down_own_updates', true), ''), '{}')::jsonb;
+  PERFORM set_config('x402.down_own_updates', jsonb_set(own,
+    ARRAY['x402_migrations.accepted_schema_difference'::regclass::oid::text],
+    to_jsonb(coalesce((own ->> 'x402_migrations.accepted_schema_difference'::regclass::oid::text)::bigint, 0) + rewritten))::text, true);
 END
 $accepted$;
 
@@ -810,6 +828,7 @@ DECLARE
   lo text := coalesce(current_setting('x402.down_watch_lo', true), '');
   forgotten int := 0;
   marked bigint := 0;
+  own jsonb := coalesce(nullif(current_setting('x402.down_own_updates', true), ''), '{}')::jsonb;
   held jsonb := coalesce(nullif(current_setting('x402.backups_held', true), ''), '{}')::jsonb;
   backup text;
   digest text;
@@ -836,7 +855,8 @@ BEGIN
       FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid
       JOIN pg_namespace n ON n.oid = c.relnamespace
       CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted,
-                                 (w.v ->> 1)::bigint + CASE WHEN c.oid = history THEN marked ELSE 0 END AS updated) AS o
+                                 (w.v ->> 1)::bigint + CASE WHEN c.oid = history THEN marked ELSE 0 END
+                                   + CASE WHEN n.nspname = 'x402_migrations' THEN coalesce((own ->> w.k)::bigint, 0) ELSE 0 END AS updated) AS o
      WHERE NOT covered ? w.k
        AND (c.relfilenode::text <> w.v ->> 2
             OR pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted

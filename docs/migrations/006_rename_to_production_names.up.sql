@@ -485,6 +485,10 @@ COMMENT ON TABLE x402_openrouter_models IS
       'OpenRouter model catalog, synced by the backend (service_role) from OpenRouter''s model list; x402_resources.openrouter_model_id points here.';
 
 DO $accepted$
+DECLARE
+  changed bigint;
+  rewritten bigint := 0;
+  own jsonb;
 BEGIN
   IF to_regclass('x402_migrations.accepted_schema_difference') IS NULL THEN
     RETURN;
@@ -501,11 +505,23 @@ BEGIN
         WHERE split_part(key, ' ', 1) <> 'functions') AS k
   WHERE a.key = k.key
     AND split_part(substr(a.key, strpos(a.key, ' ') + 1), '.', 1) IN (SELECT n.old_name FROM (VALUES ('ai_models', 'x402_openrouter_models'), ('user_openrouter_integrations', 'x402_user_openrouter_integrations'), ('ai_models_pkey', 'x402_openrouter_models_pkey'), ('ai_models_openrouter_id_key', 'x402_openrouter_models_openrouter_id_key'), ('user_openrouter_integrations_pkey', 'x402_user_openrouter_integrations_pkey'), ('user_openrouter_integrations_user_id_fkey', 'x402_user_openrouter_integrations_user_id_fkey')) AS n(old_name, new_name));
-  -- An index's or trigger's definition names its table, as the server deparses it.
+  GET DIAGNOSTICS changed = ROW_COUNT;
+  rewritten := rewritten + changed;
+  -- An index's or trigger's definition names its table, as the server deparses it. Only the
+  -- records that name a renamed table: a row rewritten unchanged still counts as changed.
   UPDATE x402_migrations.accepted_schema_difference
   SET live = replace(replace(live::text, ' ON public.ai_models ', ' ON public.x402_openrouter_models '),
                      ' ON public.user_openrouter_integrations ', ' ON public.x402_user_openrouter_integrations ')::jsonb
-  WHERE live::text LIKE '% ON public.%';
+  WHERE strpos(live::text, ' ON public.ai_models ') > 0
+     OR strpos(live::text, ' ON public.user_openrouter_integrations ') > 0;
+  GET DIAGNOSTICS changed = ROW_COUNT;
+  rewritten := rewritten + changed;
+  -- The module's own bookkeeping, which the check of what a down changed counts apart
+  -- (x402.down_own_updates: rows changed per table of x402_migrations, by the down's own statements).
+  own := coalesce(nullif(current_setting('x402.down_own_updates', true), ''), '{}')::jsonb;
+  PERFORM set_config('x402.down_own_updates', jsonb_set(own,
+    ARRAY['x402_migrations.accepted_schema_difference'::regclass::oid::text],
+    to_jsonb(coalesce((own ->> 'x402_migrations.accepted_schema_difference'::regclass::oid::text)::bigint, 0) + rewritten))::text, true);
 END
 $accepted$;
 

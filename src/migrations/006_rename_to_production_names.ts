@@ -249,6 +249,10 @@ async function renameAccepted(db: Kysely<any>, direction: 'up' | 'down'): Promis
   const names = sql.raw(`(VALUES ${pairs.map(([from, to]) => `('${from}', '${to}')`).join(', ')}) AS n(old_name, new_name)`)
   await sql`
 DO $accepted$
+DECLARE
+  changed bigint;
+  rewritten bigint := 0;
+  own jsonb;
 BEGIN
   IF to_regclass('x402_migrations.accepted_schema_difference') IS NULL THEN
     RETURN;
@@ -265,11 +269,23 @@ BEGIN
         WHERE split_part(key, ' ', 1) <> 'functions') AS k
   WHERE a.key = k.key
     AND split_part(substr(a.key, strpos(a.key, ' ') + 1), '.', 1) IN (SELECT n.old_name FROM ${names});
-  -- An index's or trigger's definition names its table, as the server deparses it.
+  GET DIAGNOSTICS changed = ROW_COUNT;
+  rewritten := rewritten + changed;
+  -- An index's or trigger's definition names its table, as the server deparses it. Only the
+  -- records that name a renamed table: a row rewritten unchanged still counts as changed.
   UPDATE x402_migrations.accepted_schema_difference
   SET live = replace(replace(live::text, ${sql.lit(` ON public.${tables[0]![0]} `)}, ${sql.lit(` ON public.${tables[0]![1]} `)}),
                      ${sql.lit(` ON public.${tables[1]![0]} `)}, ${sql.lit(` ON public.${tables[1]![1]} `)})::jsonb
-  WHERE live::text LIKE '% ON public.%';
+  WHERE strpos(live::text, ${sql.lit(` ON public.${tables[0]![0]} `)}) > 0
+     OR strpos(live::text, ${sql.lit(` ON public.${tables[1]![0]} `)}) > 0;
+  GET DIAGNOSTICS changed = ROW_COUNT;
+  rewritten := rewritten + changed;
+  -- The module's own bookkeeping, which the check of what a down changed counts apart
+  -- (x402.down_own_updates: rows changed per table of x402_migrations, by the down's own statements).
+  own := coalesce(nullif(current_setting('x402.down_own_updates', true), ''), '{}')::jsonb;
+  PERFORM set_config('x402.down_own_updates', jsonb_set(own,
+    ARRAY['x402_migrations.accepted_schema_difference'::regclass::oid::text],
+    to_jsonb(coalesce((own ->> 'x402_migrations.accepted_schema_difference'::regclass::oid::text)::bigint, 0) + rewritten))::text, true);
 END
 $accepted$
   `.execute(db)

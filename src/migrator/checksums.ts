@@ -106,6 +106,11 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       "its up compared a pricing column with the pricing object under the column's collation (one " +
       'that ignores case called two values equal), and failed with a bare SQL error on a generated ' +
       'pricing column; it now compares the characters and names a generated column',
+    '5143d44e1e12a31733c80bc78af3a85b37487eda0c58ce1f12ac71a138c0e504':
+      'its down rewrote every record of an accepted difference whose definition named a table of ' +
+      'public, changed or not, and did not declare its own writes, so that the check of what a ' +
+      'down changed refused every rollback of 006 on an adopted database; it now rewrites only ' +
+      'the records of the tables it renames, and declares them',
   },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':

@@ -522,6 +522,8 @@ export const DOWN_WATCH_SQL = [
   '        WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)));',
   '  END LOOP;',
   "  PERFORM set_config('x402.down_watch', watch::text, true);",
+  "  -- The rows of the module's bookkeeping the down's own statements change (006's), from here.",
+  "  PERFORM set_config('x402.down_own_updates', '{}', true);",
   '  -- The attributes of the composite types whose values the tables that hold rows keep.',
   `  PERFORM set_config('x402.down_watch_types', (${compositeTypesOf('holding')})::text, true);`,
   '  -- The labels of the enum types whose values they keep (a row keeps the oid of its label).',
@@ -545,8 +547,11 @@ export const DOWN_WATCH_SQL = [
  * down back, with or without the data-loss opt-in. In x402_migrations, only the module's own
  * writes of the down of `name` go: the deletion of its history record (the runner's, in the same
  * transaction), once, where the watch saw it and it is gone; and its record of what its up found
- * ({@link priorStateTable}), which its down reads and drops; and, with `historyUpdated`, that many
- * rows of the history changed (the rollback's mark, which the module writes itself). Last, each
+ * ({@link priorStateTable}), which its down reads and drops; with `historyUpdated`, that many
+ * rows of the history changed (the rollback's mark, which the module writes itself); and the rows
+ * of a table of x402_migrations that the down's own statements changed, as it declares them in
+ * the transaction's setting `x402.down_own_updates` (006 renames the records of accepted
+ * differences). Last, each
  * backup that a guard made in the transaction (`x402.backups_held`) must still be a permanent
  * ordinary table with no rule, and hold what was copied into it, counted and digested as it was
  * copied: one dropped, made UNLOGGED, turned into a view, given a rule, emptied (TRUNCATE of a
@@ -576,6 +581,7 @@ export function downCheckSql(
     "  lo text := coalesce(current_setting('x402.down_watch_lo', true), '');",
     '  forgotten int := 0;',
     `  marked bigint := ${Math.max(0, Math.trunc(options.historyUpdated ?? 0))};`,
+    "  own jsonb := coalesce(nullif(current_setting('x402.down_own_updates', true), ''), '{}')::jsonb;",
     `  held jsonb := ${HELD};`,
     '  backup text;',
     '  digest text;',
@@ -603,7 +609,8 @@ export function downCheckSql(
     '      FROM jsonb_each(watched) AS w(k, v) JOIN pg_class c ON c.oid = w.k::oid',
     '      JOIN pg_namespace n ON n.oid = c.relnamespace',
     '      CROSS JOIN LATERAL (SELECT (w.v ->> 0)::bigint + CASE WHEN c.oid = history THEN forgotten ELSE 0 END AS deleted,',
-    '                                 (w.v ->> 1)::bigint + CASE WHEN c.oid = history THEN marked ELSE 0 END AS updated) AS o',
+    '                                 (w.v ->> 1)::bigint + CASE WHEN c.oid = history THEN marked ELSE 0 END',
+    `                                   + CASE WHEN n.nspname = ${literal(MIGRATION_TABLE_SCHEMA)} THEN coalesce((own ->> w.k)::bigint, 0) ELSE 0 END AS updated) AS o`,
     '     WHERE NOT covered ? w.k',
     '       AND (c.relfilenode::text <> w.v ->> 2',
     '            OR pg_stat_get_xact_tuples_deleted(c.oid) > o.deleted',

@@ -1,0 +1,115 @@
+import { type Kysely, sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+
+import {
+  baselineMigrations,
+  checkDrift,
+  migrateDown,
+  migrateTo,
+  migrateToLatest,
+  planRepair,
+  readAcceptedDifferences,
+  recordedMigrationNames,
+} from '../src/tooling.js'
+import { migrationNames } from '../src/migrations/index.js'
+import {
+  createProductionTodayTestDatabase,
+  PRODUCTION_TODAY_ADOPTION_POINT,
+} from './support/production-today.js'
+import { testTargets, withTestDatabase } from './support/test-database.js'
+
+// Production today, adopted at 006 (where the module's history reaches production's names), can
+// be rolled back to the plan's names and migrated forward again. 006's down gives the records of
+// the accepted differences the plan's names back. Before, it rewrote every record whose definition
+// named a table of public, changed or not, and the check of what a down changed refused its own
+// writes as data it did not report: no rollback of 006 could succeed on adopted production.
+
+const UP_TO_005 = migrationNames.filter((name) => name < PRODUCTION_TODAY_ADOPTION_POINT)
+
+describe.each(testTargets)('rolling back adopted production today on %s', (target) => {
+  it('rolls back 008, 007 and 006 (with the data-loss opt-in), the records following the names, and migrates forward again', async () => {
+    const database = await createProductionTodayTestDatabase(target)
+    const db = database.db as Kysely<any>
+    try {
+      const plan = await planRepair(db, PRODUCTION_TODAY_ADOPTION_POINT, { decisions: [] })
+      for (const statement of plan.statements) await sql.raw(statement).execute(db)
+      // Production's own index on a table 006 renames: an accepted difference whose key and
+      // definition name that table.
+      await sql`CREATE INDEX production_models_by_name ON x402_openrouter_models (display_name)`.execute(
+        db,
+      )
+      await baselineMigrations(db, PRODUCTION_TODAY_ADOPTION_POINT, { decisions: [] })
+      await migrateToLatest(db)
+      const adopted = await readAcceptedDifferences(db)
+      expect(adopted.map(({ key }) => key)).toContain(
+        'indexes x402_openrouter_models.production_models_by_name',
+      )
+
+      // 006's down puts NOT NULL back: the catalog's rows get their values first, as it asks.
+      await sql`UPDATE x402_openrouter_models SET is_active = coalesce(is_active, false),
+                  created_at = coalesce(created_at, now()), updated_at = coalesce(updated_at, now())`.execute(
+        db,
+      )
+      for (let step = 0; step < 3; step++) await migrateDown(db, { allowDataLoss: true, env: {} })
+      expect(await recordedMigrationNames(db)).toEqual(UP_TO_005)
+
+      const reverted = await readAcceptedDifferences(db)
+      const index = reverted.find(
+        ({ key }) => key === 'indexes ai_models.production_models_by_name',
+      )
+      expect(JSON.stringify(index?.live)).toContain(' ON public.ai_models ')
+      // The records of the tables 006 does not rename are as they were.
+      const untouched = (records: typeof adopted) =>
+        records.filter(({ key }) => key.includes(' x402_resources'))
+      expect(untouched(reverted)).toEqual(untouched(adopted))
+
+      await migrateToLatest(db)
+      expect(await readAcceptedDifferences(db)).toEqual(adopted)
+      const report = await checkDrift(db, { decisions: [] })
+      expect(report.schema?.conflict).toEqual([])
+      expect(report.ok).toBe(true)
+    } finally {
+      await database.destroy()
+    }
+  })
+
+  it('still refuses where a trigger changes other records of the accepted differences while 006 renames its own', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateTo(db, '005_add_openrouter_integration', { env: {} })
+      await sql`CREATE INDEX production_models_by_name ON ai_models (display_name)`.execute(db)
+      await sql`CREATE INDEX production_resources_by_name ON x402_resources (name)`.execute(db)
+      await baselineMigrations(db, '005', { decisions: [] })
+      await migrateToLatest(db, { env: {} })
+      await sql
+        .raw(
+          `
+        CREATE FUNCTION public.touch_other_records() RETURNS trigger LANGUAGE plpgsql AS $f$
+        BEGIN
+          IF pg_trigger_depth() = 1 THEN
+            UPDATE x402_migrations.accepted_schema_difference SET field = field WHERE key LIKE '% x402_resources%';
+          END IF;
+          RETURN NULL;
+        END $f$
+      `,
+        )
+        .execute(db)
+      await sql
+        .raw(
+          `
+        CREATE TRIGGER touch_other_records AFTER UPDATE ON x402_migrations.accepted_schema_difference
+          FOR EACH STATEMENT EXECUTE FUNCTION public.touch_other_records();
+      `,
+        )
+        .execute(db)
+      await migrateDown(db, { env: {} })
+      await migrateDown(db, { env: {} })
+      const refused = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+        (e: unknown) => e,
+      )
+      expect(String((refused as Error).message)).toMatch(
+        /^Rolling back 006_rename_to_production_names deleted, changed or dropped data it did not report or back up, .*table x402_migrations\.accepted_schema_difference: \d+ row\(s\) changed/,
+      )
+      expect(await recordedMigrationNames(db)).toContain(PRODUCTION_TODAY_ADOPTION_POINT)
+    })
+  })
+})
