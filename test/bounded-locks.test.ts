@@ -307,7 +307,7 @@ describe.skipIf(skipReason)('bounded locks on postgres', () => {
           new RegExp(
             `^Migration ${CONCURRENT} failed \\(up\\): The migration lock was lost \\(.+\\): another run may hold it by now, ` +
               `so this run stopped before its next write\\. ${CONCURRENT} runs outside a transaction: the steps it finished stay, ` +
-              'it is not recorded as done, and running the migrations again completes it\\.$',
+              'and another run may have gone on since\\. Run npm run migrate:list to see what is recorded, then run the migrations again\\.$',
           ),
         )
         expect((error as Error).message.match(/migrations again/gi)).toHaveLength(1)

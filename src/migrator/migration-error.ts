@@ -175,19 +175,26 @@ function describe(
   // the same object, at the same statement.
   const inTheWay = failed.direction === 'Up' && IN_THE_WAY.has(fields.code ?? '')
   const outcome =
-    context.transactional === false
-      ? failed.direction === 'Up'
-        ? `${failed.migrationName} runs outside a transaction: the steps it finished stay, it is not recorded as done, and ` +
-          (inTheWay
-            ? 'running the migrations again fails the same way.'
-            : 'running the migrations again completes it.')
-        : `${failed.migrationName} runs outside a transaction: the steps of its down that finished stay, it stays recorded as applied, and rolling back again completes it.`
-      : failed.direction === 'Down'
-        ? `The transaction of its down was rolled back: ${failed.migrationName} stays applied, as it was` +
-          (context.rolledBackWith?.length
-            ? `, and so ${context.rolledBackWith.length === 1 ? 'does' : 'do'} ${context.rolledBackWith.join(', ')}, whose down ran in the same transaction.`
-            : '.')
-        : `${failed.migrationName} was rolled back.`
+    context.transactional === false && fields.lockLost
+      ? // Another run may have taken the lock and changed the history since: only it can tell.
+        `${failed.migrationName} runs outside a transaction: ${failed.direction === 'Down' ? 'the steps of its down that finished' : 'the steps it finished'} ` +
+        'stay, and another run may have gone on since. Run npm run migrate:list to see what is recorded' +
+        (failed.direction === 'Up'
+          ? ', then run the migrations again.'
+          : `; where ${failed.migrationName} is still recorded as applied, rolling back again completes it.`)
+      : context.transactional === false
+        ? failed.direction === 'Up'
+          ? `${failed.migrationName} runs outside a transaction: the steps it finished stay, it is not recorded as done, and ` +
+            (inTheWay
+              ? 'running the migrations again fails the same way.'
+              : 'running the migrations again completes it.')
+          : `${failed.migrationName} runs outside a transaction: the steps of its down that finished stay, it stays recorded as applied, and rolling back again completes it.`
+        : failed.direction === 'Down'
+          ? `The transaction of its down was rolled back: ${failed.migrationName} stays applied, as it was` +
+            (context.rolledBackWith?.length
+              ? `, and so ${context.rolledBackWith.length === 1 ? 'does' : 'do'} ${context.rolledBackWith.join(', ')}, whose down ran in the same transaction.`
+              : '.')
+          : `${failed.migrationName} was rolled back.`
   const nextStep = isUnreachable(fields.code, fields.message)
     ? ' The connection to the database was lost: check that the server is up and reachable (DATABASE_URL), then run the migrations again.'
     : inTheWay
@@ -196,7 +203,7 @@ function describe(
         'it has instead of migrating it: npm run migrate:baseline -- <name> --plan says what differs at a migration, and ' +
         'which later one gives a table the name the database has.'
       : fields.lockLost
-        ? context.transactional === false && failed.direction === 'Up'
+        ? context.transactional === false
           ? ''
           : ' Run the migrations again.'
         : context.attempts === undefined
