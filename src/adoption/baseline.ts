@@ -10,7 +10,12 @@ import {
   type NewChecksum,
   recordMissingChecksums,
 } from '../migrator/checksums.js'
-import { historyDisagreements, recordedMigrationNames } from '../migrator/history.js'
+import {
+  historyDisagreements,
+  readMigrationHistory,
+  recordedMigrationNames,
+} from '../migrator/history.js'
+import { clearStaleMarks } from '../migrator/resumable-down.js'
 import { checkBookkeepingWrites } from '../migrator/write-checks.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -138,6 +143,10 @@ export async function baselineMigrations(
       // What a run asks before it writes, fenced as in its transactions: this one writes the
       // history and the rest of the bookkeeping in x402_migrations, also where all is recorded.
       await checkBookkeepingWrites(trx, { lock: true })
+      // A mark left by a rollback stopped before its first step committed (no rollback under
+      // way, see interruptedRollback) goes before anything is recorded on top of it.
+      if (alreadyRecorded.length > 0)
+        await clearStaleMarks(trx, await readMigrationHistory(trx, { times: false }))
       if (recorded.length > 0) {
         const { error } = await recordingMigrator(trx).migrateTo(migrationName)
         if (error !== undefined) throw error

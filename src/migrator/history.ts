@@ -245,6 +245,28 @@ export async function clearRevertingMark(db: Kysely<any>, name: string): Promise
 }
 
 /**
+ * Ends the marks of {@link markReverting} on `names`, in `trx`, a transaction of a run under the
+ * migration lock that found them stale: each left by an attempt stopped before the first step of
+ * its down committed (see rollbackMarks in resumable-down.ts). Run it where the run writes the rest of its
+ * bookkeeping, after the same checks.
+ *
+ * @example
+ * ```ts
+ * await clearRevertingMarks(trx, ['005_add_openrouter_integration'])
+ * ```
+ */
+export async function clearRevertingMarks(
+  trx: Kysely<any>,
+  names: readonly string[],
+): Promise<void> {
+  if (names.length === 0) return
+  await sql`
+    UPDATE ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')} SET ${sql.id(REVERTING_COLUMN)} = NULL
+    WHERE name IN (${sql.join(names)}) AND ${sql.id(REVERTING_COLUMN)} IS NOT NULL
+  `.execute(trx)
+}
+
+/**
  * Runs `write`, the module's own change to the history around a rollback of `name` outside a
  * transaction, in a transaction of its own, committed at once and checked before COMMIT like a
  * down ({@link checkDown}): a trigger on the history, or an event trigger of its DDL, that

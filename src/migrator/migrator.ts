@@ -11,7 +11,7 @@ import { migrationNames } from '../migrations/index.js'
 import { InterruptedRollbackError, MigrationError } from './migration-error.js'
 import { migrationProvider } from './provider.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
-import { interruptedRollback } from './resumable-down.js'
+import { interruptedRollback, registeredMigrations, rollbackMarks } from './resumable-down.js'
 import { kyselyMigrator, type MigrationTarget, runMigrations } from './runner.js'
 import { type MigrateOptions, migrationDatabaseVariable, migrationSettings } from './settings.js'
 
@@ -224,7 +224,9 @@ function statusError(error: unknown, options: Pick<MigrateOptions, 'env'>): Migr
  * (one round trip) on the history table; every name when there is no history yet. This is the
  * cheap question that start-up asks before it takes any lock. Throws
  * {@link InterruptedRollbackError} when the same query finds a rollback that began and did not
- * finish: nothing may be applied on top of it.
+ * finish: nothing may be applied on top of it. A mark of the history is confirmed first, by a
+ * second query (see rollbackMarks): a stale one is no rollback under way (the next run clears
+ * it).
  *
  * @example
  * ```ts
@@ -238,8 +240,17 @@ export async function pendingMigrationNames(db: Kysely<any>): Promise<string[]> 
   } catch (error) {
     throw new MigrationError({ error }, { activity: 'status' })
   }
-  const interrupted = history.find((entry) => entry.reverting)
-  if (interrupted) throw new InterruptedRollbackError(interrupted.name)
+  // A mark found is confirmed by the rule every reader follows: a stale one (an attempt stopped
+  // before its first step committed) is no rollback under way, and the run clears it.
+  if (history.some((entry) => entry.reverting)) {
+    let interrupted
+    try {
+      ;({ interrupted } = await rollbackMarks(db, history, registeredMigrations(history)))
+    } catch (error) {
+      throw new MigrationError({ error }, { activity: 'status' })
+    }
+    if (interrupted) throw new InterruptedRollbackError(interrupted)
+  }
   const applied = new Set(history.map((entry) => entry.name))
   return migrationNames.filter((name) => !applied.has(name))
 }

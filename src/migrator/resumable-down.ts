@@ -2,8 +2,14 @@ import { type Kysely, sql } from 'kysely'
 import type { Migration, MigrationInfo, MigrationProvider } from 'kysely/migration'
 
 import { QueryError } from '../connection/query-error.js'
+import { migrationNames, migrations } from '../migrations/index.js'
 import { refuseReferencedRows, type DeletedRows } from './down-guard.js'
-import { clearRevertingMark, markReverting, readMigrationHistory } from './history.js'
+import {
+  clearRevertingMark,
+  clearRevertingMarks,
+  markReverting,
+  readMigrationHistory,
+} from './history.js'
 import { runsInTransaction } from './provider.js'
 
 /**
@@ -23,27 +29,49 @@ export interface ResumableDown {
 }
 
 /**
- * The newest applied migration if its rollback began (a step of its `down` committed) and did not
- * finish, as its own `downBegun` tells; only the newest can have a rollback under way.
+ * What the history's rollback marks mean, by the one rule every reader follows: a mark (set
+ * before the first step of a down outside a transaction) shows a rollback under way only where
+ * the marked migration exports no `downBegun`, is not the newest applied, or its `downBegun`
+ * says that a step committed. Where `downBegun` says none did, the mark is stale: an attempt
+ * stopped (killed, its connection lost) before its first step committed, and nothing of the
+ * schema was removed. `interrupted` is the migration whose rollback began and did not finish: the
+ * one a standing mark names, or, where no mark stands (a rollback by the exported script, which
+ * writes no history, or a mark cleared by hand), the newest applied whose `downBegun` says so.
+ * `stale` names the marks that show nothing under way, for a run under the migration lock to
+ * clear; a read-only command just does not report them.
  *
  * @example
  * ```ts
- * const begun = await rollbackBegun(trx, await migrator.getMigrations())
+ * const { interrupted, stale } = await rollbackMarks(trx, history, await migrator.getMigrations())
  * ```
  */
-export async function rollbackBegun(
+export async function rollbackMarks(
   db: Kysely<any>,
+  history: readonly { name: string; reverting: boolean }[],
   migrations: readonly MigrationInfo[],
-): Promise<string | undefined> {
+): Promise<{ interrupted: string | undefined; stale: string[] }> {
   const newest = migrations.filter((m) => m.executedAt !== undefined).at(-1)
-  const begun = (newest?.migration as ResumableDown | undefined)?.downBegun
-  return newest && begun && (await begun(db)) ? newest.name : undefined
+  const downBegun = (newest?.migration as ResumableDown | undefined)?.downBegun
+  let newestBegun: Promise<boolean> | undefined
+  // Asked once, and only where needed: it reads the schema of the newest migration.
+  const begun = () => (newestBegun ??= downBegun!(db))
+  const stale: string[] = []
+  let interrupted: string | undefined
+  for (const entry of history.filter((entry) => entry.reverting)) {
+    if (entry.name !== newest?.name || downBegun === undefined || (await begun())) {
+      interrupted ??= entry.name
+    } else {
+      stale.push(entry.name)
+    }
+  }
+  if (interrupted === undefined && newest && downBegun && (await begun())) interrupted = newest.name
+  return { interrupted, stale }
 }
 
 /**
- * The migration whose rollback began and did not finish, on which nothing may be applied: the
- * one the history marks as being reverted, or, where the mark is gone (a rollback run by the
- * exported script, which writes no history), the one whose schema shows it ({@link rollbackBegun}).
+ * The migration whose rollback began and did not finish, on which nothing may be applied (see
+ * {@link rollbackMarks}): the one a standing mark of the history names, or the one whose schema
+ * shows it.
  *
  * @example
  * ```ts
@@ -55,14 +83,55 @@ export async function interruptedRollback(
   history: readonly { name: string; reverting: boolean }[],
   migrations: readonly MigrationInfo[],
 ): Promise<string | undefined> {
-  return history.find((entry) => entry.reverting)?.name ?? (await rollbackBegun(db, migrations))
+  return (await rollbackMarks(db, history, migrations)).interrupted
+}
+
+/**
+ * The module's registered migrations, each applied where `history` records it: what
+ * {@link rollbackMarks} reads, for a caller with no Migrator at hand (start-up's one query,
+ * adoption, pull).
+ *
+ * @example
+ * ```ts
+ * const { interrupted } = await rollbackMarks(db, history, registeredMigrations(history))
+ * ```
+ */
+export function registeredMigrations(history: readonly { name: string }[]): MigrationInfo[] {
+  const applied = new Set(history.map((entry) => entry.name))
+  return migrationNames.map((name) => ({
+    name,
+    migration: migrations[name]!,
+    executedAt: applied.has(name) ? new Date(0) : undefined,
+  }))
+}
+
+/**
+ * Clears, in `trx`, the marks of `history` that show no rollback under way ({@link rollbackMarks}),
+ * for a command that records migrations under the migration lock (migrate:baseline, a pull)
+ * before it records anything on top of them; a run of the migrations clears them too.
+ *
+ * @example
+ * ```ts
+ * await clearStaleMarks(trx, await readMigrationHistory(trx, { times: false }))
+ * ```
+ */
+export async function clearStaleMarks(
+  trx: Kysely<any>,
+  history: readonly { name: string; reverting: boolean }[],
+): Promise<void> {
+  if (!history.some((entry) => entry.reverting)) return
+  await clearRevertingMarks(
+    trx,
+    (await rollbackMarks(trx, history, registeredMigrations(history))).stale,
+  )
 }
 
 /**
  * Wraps the `down` of every migration that runs outside a transaction so that its rollback is
  * recorded and resumable: before the first step the history marks the migration as being
  * reverted (the mark goes with the history row when the down completes); a down that fails
- * having changed nothing (a refusal) drops the mark again; and a down whose steps all committed
+ * having changed nothing (a refusal) drops the mark again, also one an earlier attempt left
+ * without committing a step (see {@link rollbackMarks}); and a down whose steps all committed
  * before the run was interrupted only records its end. Used by the runner only: the SQL that
  * `migrate:sql` exports is the migration's own.
  *
@@ -91,10 +160,7 @@ function resumable(name: string, migration: Migration): Migration {
   return {
     ...migration,
     async down(db: Kysely<any>) {
-      const marked = (await readMigrationHistory(db, { times: false })).find(
-        (entry) => entry.name === name,
-      )?.reverting
-      const { downDone: completed, downDeletes = [] } = migration as ResumableDown
+      const { downDone: completed, downBegun: begun, downDeletes = [] } = migration as ResumableDown
       if (completed === undefined) {
         throw new Error(
           `${name} runs outside a transaction but exports no downDone, which tells when its down has completed.`,
@@ -103,6 +169,13 @@ function resumable(name: string, migration: Migration): Migration {
       // Kysely's Migrator deletes the history row once this returns. Done without a mark too: the
       // script that migrate:sql exports, run to its end in the SQL Editor, marks nothing.
       if (await completed(db)) return
+      // The rule of rollbackMarks: a mark stands only where a step committed, as downBegun tells
+      // (this down is the newest's). A stale one, left by an attempt stopped before its first
+      // step committed, counts as none: a refusal now changed nothing, and clears it.
+      const marked =
+        (await readMigrationHistory(db, { times: false })).find((entry) => entry.name === name)
+          ?.reverting &&
+        (begun === undefined || (await begun(db)))
       await refuseReferencedRows(db, name, downDeletes)
       await markReverting(db, name)
       // After the mark, which may add its column to the history: only what the down changed counts.

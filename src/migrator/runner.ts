@@ -16,7 +16,12 @@ import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 import { syncMigrationChecksums } from './checksums.js'
 import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
-import { hasMigrationHistory, MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
+import {
+  clearRevertingMarks,
+  hasMigrationHistory,
+  MIGRATION_TABLE_SCHEMA,
+  readMigrationHistory,
+} from './history.js'
 import { withFencedTransactions } from './fenced-transactions.js'
 import { checkBookkeepingWrites } from './write-checks.js'
 import {
@@ -25,7 +30,7 @@ import {
   MigrationError,
   TransactionPoolerError,
 } from './migration-error.js'
-import { interruptedRollback, withResumableDowns } from './resumable-down.js'
+import { rollbackMarks, withResumableDowns } from './resumable-down.js'
 import { checkDown, DOWN_WATCH_SQL, guardDown } from './down-guard.js'
 import {
   assertRunnerDialect,
@@ -94,7 +99,7 @@ export async function runMigrations(
     return await withMigrationLock(
       db,
       async (session) => {
-        const { migrations, history, interrupted } = await bookkeeping(
+        const { migrations, history, interrupted, stale } = await bookkeeping(
           db,
           settings,
           session,
@@ -104,11 +109,7 @@ export async function runMigrations(
             const history = (await hasMigrationHistory(trx))
               ? await readMigrationHistory(trx, { times: false })
               : []
-            return {
-              migrations,
-              history,
-              interrupted: await interruptedRollback(trx, history, migrations),
-            }
+            return { migrations, history, ...(await rollbackMarks(trx, history, migrations)) }
           },
         )
         const unknown = history.filter((entry) => !migrations.some((m) => m.name === entry.name))
@@ -121,6 +122,15 @@ export async function runMigrations(
             (steps.length > 0 && steps[0]!.name !== interrupted))
         ) {
           throw new InterruptedRollbackError(interrupted)
+        }
+        // A mark left by an attempt stopped before its first step committed shows no rollback
+        // under way: under the lock, it goes, and start-up's one statement answers at once again.
+        if (stale.length > 0) {
+          await bookkeeping(db, settings, session, async (trx) => {
+            // It writes x402_migrations: checked and fenced as a migration's transaction is.
+            await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
+            await clearRevertingMarks(trx, stale)
+          })
         }
         const outside = steps.filter((step) => !step.transactional).map((step) => step.name)
         if (session.transactionPooler && outside.length > 0)

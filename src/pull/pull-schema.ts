@@ -11,6 +11,7 @@ import {
   migrationSourcePath,
 } from '../migrator/checksums.js'
 import {
+  clearRevertingMarks,
   hasMigrationHistory,
   type HistoryEntry,
   MIGRATION_HISTORY_TABLE,
@@ -22,6 +23,7 @@ import {
   setSessionBounds,
   withMigrationLock,
 } from '../migrator/lock.js'
+import { registeredMigrations, rollbackMarks } from '../migrator/resumable-down.js'
 import { checkBookkeepingWrites } from '../migrator/write-checks.js'
 import { buildSchemaReference } from '../schema/reference.js'
 import {
@@ -192,7 +194,10 @@ async function refuseUnlessAtLatest(db: Kysely<any>, latest: string): Promise<Hi
         'with --plan to see what differs), then npm run migrate:latest, then pull. Nothing was changed.',
     )
   }
-  if (history.some((entry) => entry.reverting)) {
+  // The rule every reader follows (rollbackMarks): a mark left by an attempt stopped before its
+  // first step committed is no rollback under way (recordAsApplied clears it), and one the
+  // schema shows without a mark is.
+  if ((await rollbackMarks(db, history, registeredMigrations(history))).interrupted) {
     throw new PullRefusedError(
       'A rollback of this database was interrupted: finish it first (npm run migrate:down). Nothing was changed.',
     )
@@ -219,13 +224,14 @@ async function refuseUnlessAtLatest(db: Kysely<any>, latest: string): Promise<Hi
  * back. Another run (migrate:down, redo, a pull from another checkout) that changed it since
  * the pull compared would otherwise have the pull record on top of a database that is not at
  * the latest migration, and its file hold what it read of the live schema before or during
- * that run.
+ * that run. Returns the history's marks that show no rollback under way (rollbackMarks), for
+ * the transaction to clear before it records on top of them.
  */
 async function refuseUnlessUnchanged(
   trx: Kysely<any>,
   compared: readonly HistoryEntry[],
   latest: string,
-): Promise<void> {
+): Promise<string[]> {
   // The table's absence is asked first: a failed query would end the transaction.
   const now = (await hasMigrationHistory(trx)) ? await readMigrationHistory(trx) : []
   const then = new Map(compared.map((entry) => [entry.name, entry]))
@@ -237,17 +243,16 @@ async function refuseUnlessUnchanged(
     const before = then.get(entry.name)
     return before !== undefined && !Object.is(before.appliedAt.getTime(), entry.appliedAt.getTime())
   })
-  const reverting = now.filter((entry) => entry.reverting)
+  const { interrupted, stale } = await rollbackMarks(trx, now, registeredMigrations(now))
   const changes = [
     missing.length > 0 &&
       named(missing, 'is no longer recorded as applied', 'are no longer recorded as applied'),
     added.length > 0 && named(added, 'was recorded meanwhile', 'were recorded meanwhile'),
     reapplied.length > 0 &&
       named(reapplied, 'was reverted and applied again', 'were reverted and applied again'),
-    reverting.length > 0 &&
-      `a rollback of ${reverting.map((entry) => entry.name).join(', ')} began and did not finish`,
+    interrupted !== undefined && `a rollback of ${interrupted} began and did not finish`,
   ].filter((change): change is string => change !== false)
-  if (changes.length === 0) return
+  if (changes.length === 0) return stale
   throw new PullRefusedError(
     `Another run changed the migration history since pull compared the database with the migrations: ${changes.join('; ')}. ` +
       `Pull compared a database at ${latest}, every migration up to it applied and nothing else, and records the pulled migration only on top of that. ` +
@@ -356,7 +361,10 @@ async function recordAsApplied(
         await holdWriterLock(trx, 'transaction')
         // Asked as a run asks it, before the file is written: a refusal leaves nothing behind.
         await checkBookkeepingWrites(trx, { lock: true })
-        await refuseUnlessUnchanged(trx, compared, migrationNames.at(-1)!)
+        await clearRevertingMarks(
+          trx,
+          await refuseUnlessUnchanged(trx, compared, migrationNames.at(-1)!),
+        )
         write()
         const sha256 = await migrationChecksum(name)
         await sql`

@@ -1,0 +1,151 @@
+import type { Kysely } from 'kysely'
+import { sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+
+import { interruptedRollback as adoptionInterruptedRollback } from '../src/adoption/interrupted-rollback.js'
+import { markReverting, readMigrationHistory } from '../src/migrator/history.js'
+import { unfinishedRollback } from '../src/migrator/migrator.js'
+import { migrationProvider } from '../src/migrator/provider.js'
+import { withResumableDowns } from '../src/migrator/resumable-down.js'
+import { migrationSettings } from '../src/migrator/settings.js'
+import {
+  baselineMigrations,
+  checkDrift,
+  migrateDown,
+  migrateOnStartup,
+  migrateTo,
+  migrateToLatest,
+  pendingMigrationNames,
+} from '../src/tooling.js'
+import { cli } from './support/cli.js'
+import { createUser } from './support/fixtures.js'
+import { MIGRATION_005, MIGRATION_006, migrationsAfter } from './support/migration-names.js'
+import { serverUrl, testTargets, withTestDatabase } from './support/test-database.js'
+
+// 005's down runs outside a transaction: the runner marks the history row ("reverting") before
+// its first step, a transaction that moves the rows and adds the rollback CHECK. A kill during
+// that transaction leaves the mark and nothing else: no step committed, as 005's own downBegun
+// tells. Such a mark is stale: it is no rollback under way. Nothing refuses for it, a run under
+// the migration lock clears it, and read-only commands just do not report it. The state is made
+// here as the kill leaves it: the mark written as the runner writes it, no step run.
+
+/** A database at 005 (its newest migration), a key stored, and the mark of a killed first attempt. */
+async function staleMarkAt005(db: Kysely<any>): Promise<string> {
+  await migrateTo(db, MIGRATION_006)
+  await migrateDown(db) // 006, in a transaction of its own
+  const userId = await createUser(db)
+  await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${userId}, 'aa:bb')`.execute(
+    db,
+  )
+  await markReverting(db, MIGRATION_005)
+  expect(await marked(db)).toBe(true)
+  return userId
+}
+
+async function marked(db: Kysely<any>): Promise<boolean> {
+  return (await readMigrationHistory(db, { times: false })).some((entry) => entry.reverting)
+}
+
+describe.each(testTargets)(
+  'a stale rollback mark (a first attempt killed before its first step committed) on %s',
+  (target) => {
+    it('is no interrupted rollback to the readers, which leave it in place', async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        await staleMarkAt005(db)
+        expect(await pendingMigrationNames(db)).toEqual(migrationsAfter(MIGRATION_005))
+        expect(await unfinishedRollback(db, { env: {} })).toBeUndefined()
+        expect(await adoptionInterruptedRollback(db)).toBeUndefined()
+        const report = await checkDrift(db)
+        expect(report.history.join('\n')).not.toMatch(/interrupted|half removed/)
+        expect(report.ok).toBe(true)
+        // Read-only: the mark is still there for a run to clear.
+        expect(await marked(db)).toBe(true)
+      })
+    })
+
+    it('is cleared by migrate:latest, which then applies what is pending', async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        await staleMarkAt005(db)
+        expect((await migrateToLatest(db, { env: {} })).map((r) => r.migrationName)).toEqual(
+          migrationsAfter(MIGRATION_005),
+        )
+        expect(await marked(db)).toBe(false)
+        expect((await checkDrift(db)).ok).toBe(true)
+      })
+    })
+
+    it('does not stop start-up', async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        await staleMarkAt005(db)
+        const outcome = await migrateOnStartup(db, { env: {}, log: () => {} })
+        expect(outcome.applied.map((r) => r.migrationName)).toEqual(migrationsAfter(MIGRATION_005))
+        expect(await marked(db)).toBe(false)
+      })
+    })
+
+    it('is a fresh refusal to migrate:down while a key is stored: the plain refusal, and the mark is cleared', async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        const userId = await staleMarkAt005(db)
+        const refusal = (await migrateDown(db, { env: {} }).catch(
+          (error: unknown) => error,
+        )) as Error
+        expect(refusal).toBeInstanceOf(Error)
+        expect(refusal.message).toMatch(/would destroy data/)
+        expect(refusal.message).not.toMatch(/half removed|began earlier/)
+        expect(await marked(db)).toBe(false)
+        const { rows } = await sql<{
+          user_id: string
+        }>`SELECT user_id FROM user_openrouter_integrations`.execute(db)
+        expect(rows).toEqual([{ user_id: userId }])
+        expect((await migrateToLatest(db, { env: {} })).map((r) => r.migrationName)).toEqual(
+          migrationsAfter(MIGRATION_005),
+        )
+      })
+    })
+
+    it("is none to the resumable down itself (the runner's wrapper), whose refusal clears it", async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        await staleMarkAt005(db)
+        const migrations = await withResumableDowns(
+          migrationProvider(migrationSettings({ env: {} })),
+        ).getMigrations()
+        const refusal = (await migrations[MIGRATION_005]!.down!(db).catch(
+          (error: unknown) => error,
+        )) as Error
+        expect(refusal).toBeInstanceOf(Error)
+        expect(
+          String(refusal.cause instanceof Error ? refusal.cause.message : refusal.message),
+        ).toMatch(/would destroy data/)
+        expect(refusal.message).not.toMatch(/half removed|began earlier/)
+        expect(await marked(db)).toBe(false)
+      })
+    })
+
+    it('does not stop migrate:baseline, which clears it', async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        await staleMarkAt005(db)
+        await baselineMigrations(db, MIGRATION_005, { log: () => {} })
+        expect(await marked(db)).toBe(false)
+      })
+    })
+  },
+)
+
+describe.skipIf(!process.env.TEST_DATABASE_URL)('a stale rollback mark on the command line', () => {
+  it('check is OK, dry runs say what they would apply, and latest clears it', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await staleMarkAt005(db)
+      const env = { DATABASE_URL: serverUrl(location) }
+      const check = await cli(['check'], env)
+      expect(check.stderr + check.stdout).not.toMatch(/interrupted|half removed/)
+      expect(check.code).toBe(0)
+      const dry = await cli(['latest', '--dry-run'], env)
+      expect(dry.stderr).not.toMatch(/InterruptedRollback|npm run migrate:down/)
+      expect(dry.code).toBe(0)
+      expect(await marked(db)).toBe(true)
+      const latest = await cli(['latest'], env)
+      expect(latest.code).toBe(0)
+      expect(await marked(db)).toBe(false)
+    })
+  })
+})
