@@ -30,18 +30,22 @@ export async function cli(
   args: string[],
   env: NodeJS.ProcessEnv,
   script = 'src/cli/migrate.ts',
+  // Under the tests' own bound (vitest.config.ts), so that a hung command fails the test with
+  // what it printed; not a measure of speed.
+  timeoutMs = 110_000,
 ): Promise<CliResult> {
   const { DATABASE_URL: _unused, ...inherited } = process.env
   try {
     const { stdout, stderr } = await run(process.execPath, [...nodeArguments(script), ...args], {
       cwd: root,
       env: { ...inherited, ...env },
-      timeout: 60_000,
+      timeout: timeoutMs,
     })
     return { code: 0, stdout, stderr }
   } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string }
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr }
+    const failed = error as { code: number; stdout: string; stderr: string; killed?: boolean }
+    const killed = failed.killed ? `\n(the test killed the command after ${timeoutMs} ms)` : ''
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr + killed }
   }
 }
 
