@@ -121,6 +121,28 @@ describe.each(testTargets)(
       })
     })
 
+    // Step 1 commits the resource types of before 005 with the rollback CHECK: one dropped by
+    // hand afterwards (an operator unblocking the app's writes) leaves the other to tell that
+    // the rollback began. Before, the mark was taken for stale and 006 to 008 were applied on
+    // a half-reverted 005 (openrouter_instant refused).
+    it('stands where step 1 committed and its rollback CHECK was dropped by hand: nothing is applied', async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        await staleMarkAt005(db)
+        await sql`ALTER TABLE x402_resources DROP CONSTRAINT x402_resources_resource_type_check,
+                    ADD CONSTRAINT x402_resources_resource_type_check
+                      CHECK (resource_type IN ('external', 'proxy', 'prompt', 'static', 'prompt_template')) NOT VALID`.execute(
+          db,
+        )
+        const refused = await migrateToLatest(db, { env: {} }).catch((error: unknown) => error)
+        expect(String((refused as Error).message)).toMatch(
+          /rollback of 005_\w+ .*not complete|began and did not finish/,
+        )
+        await expect(pendingMigrationNames(db)).rejects.toThrow(/005_add_openrouter_integration/)
+        expect(await unfinishedRollback(db, { env: {} })).toBe(MIGRATION_005)
+        expect(await marked(db)).toBe(true)
+      })
+    })
+
     it('does not stop migrate:baseline, which clears it', async () => {
       await withTestDatabase(target, async ({ db }) => {
         await staleMarkAt005(db)

@@ -206,13 +206,19 @@ export async function downDone(db: Kysely<any>): Promise<boolean> {
 
 /**
  * Whether a step of `down` has committed: its first adds the CHECK that keeps the two columns
- * empty, and its last drops them (and that CHECK with them). The runner migrates nothing forward
- * from there, even where the history's mark of the rollback was removed.
+ * empty and puts back the resource types of before 005 (without openrouter_instant), and its
+ * last drops the columns (and that CHECK with them). Either of the first step's two tells, so
+ * that one dropped by hand (the rollback CHECK, to let the app write again) does not hide it.
+ * The runner migrates nothing forward from there, even where the history's mark was removed,
+ * and takes a mark for stale only where this says no step committed.
  */
 export async function downBegun(db: Kysely<any>): Promise<boolean> {
   const { rows } = await sql<{ begun: boolean }>`
     SELECT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
-                   AND conname = 'x402_resources_openrouter_rollback_check') AS begun
+                   AND conname = 'x402_resources_openrouter_rollback_check')
+        OR NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
+                       AND conname = 'x402_resources_resource_type_check'
+                       AND pg_get_constraintdef(oid) LIKE '%''openrouter_instant''%') AS begun
   `.execute(db)
   return rows[0]!.begun || (await downDone(db))
 }

@@ -88,6 +88,10 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'its down now also rolls back where a backup in x402_backup is no longer a permanent ' +
       'ordinary table with no rule: made UNLOGGED, turned into a view, attached as a partition, ' +
       'or given a rule by an event trigger of its CREATE TABLE AS',
+    ee62badd1f8632e04c028cd00550df35dd9ed78fe9bfca9289ae4e12ff5d7f41:
+      'its downBegun looked only for the rollback CHECK, so that a rollback whose first step had ' +
+      'committed was taken for none once that CHECK was dropped by hand; it now also reads the ' +
+      'resource types of before 005 that the first step puts back',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':
