@@ -102,6 +102,7 @@ DECLARE
   tables pg_catalog.oid[];
   found pg_catalog.text;
   when_code pg_catalog.bool;
+  rls_code pg_catalog.bool;
   saved_jit pg_catalog.text := pg_catalog.current_setting('jit');
   saved pg_catalog.text := pg_catalog.current_setting('search_path');
   -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
@@ -174,16 +175,6 @@ BEGIN
             SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
-            UNION ALL
-            -- A policy runs where row security is active for the role that writes (FORCE ROW LEVEL
-            -- SECURITY on a table it owns, RLS on one it does not, without BYPASSRLS), if it applies
-            -- to that role. Supabase's postgres and service_role bypass it.
-            SELECT format('policy %I', pol.polname), pol.polrelid, 'pg_policy'::regclass, pol.oid,
-                   concat(pol.polqual::text, pol.polwithcheck::text), NULL
-              FROM pg_policy pol
-             WHERE pol.polrelid = ANY (tables) AND row_security_active(pol.polrelid)
-               AND EXISTS (SELECT FROM unnest(pol.polroles) AS r(oid)
-                            WHERE r.oid = 0 OR pg_has_role(current_user, r.oid, 'MEMBER'))
   ),
   when_peel AS (
     SELECT t.tgname, t.tgrelid AS tbl,
@@ -223,7 +214,8 @@ BEGIN
           FROM pg_type ty WHERE n.kind = 'SUBSCRIPTINGREF' AND ty.oid = substring(n.node FROM ':refcontainertype ([0-9]+)')::oid
       ) AS call
   )
-  SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false) INTO found, when_code
+  SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
+         coalesce(bool_or(listed.ordinal = 0), false) INTO found, when_code, rls_code
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
            false AS in_when
@@ -231,10 +223,19 @@ BEGIN
      WHERE c.oid = ANY (tables)
        AND c.relowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
+    -- Row level security that applies to the role that writes (FORCE ROW LEVEL SECURITY on a
+    -- table it owns, RLS on another's, without BYPASSRLS): every policy of the table would run
+    -- with its power, and whatever their expressions read (views, other tables and their
+    -- policies), and would hide rows from the write. Supabase's postgres and service_role bypass it.
+    SELECT 0, format('row level security applies to %s on %s', current_user, c.oid::regclass), false
+      FROM pg_class c
+     WHERE c.oid = ANY (tables) AND row_security_active(c.oid)
+    UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
-    -- its WHEN condition), a constraint, an index's expressions, a rule, a policy that applies to
-    -- the writer. Each function they call by name is in pg_depend, an operator's by its function.
-    -- Not defaults (the module inserts into no app table; Supabase's often call auth.uid()).
+    -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
+    -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
+    -- into no app table; Supabase's often call auth.uid()), nor policies (refused above where
+    -- they would run).
     SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
@@ -259,12 +260,17 @@ BEGIN
            AND NOT c.oid = ANY (coalesce(attached.referenced, '{}'))
       ) AS code
     UNION ALL
-    -- pg_catalog's functions that run SQL given as text: what they run, pg_depend cannot follow
-    -- (nor does it record pg_catalog's own objects), so they are found in the expression.
-    SELECT 2, format('%s on %s calls %s, which runs SQL given as text', attached.what, attached.tbl::regclass,
-                     p.oid::regprocedure), false
+    -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
+    -- second form) or a type named as text (pg_input_is_valid runs its input function and a
+    -- domain's CHECK): what they run, pg_depend cannot follow (nor does it record pg_catalog's own
+    -- objects), so they are found in the expression.
+    SELECT 2, format('%s on %s calls %s, which runs %s', attached.what, attached.tbl::regclass,
+                     p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text'
+                                               ELSE 'SQL given as text' END), false
       FROM attached JOIN pg_proc p
-        ON p.pronamespace = 'pg_catalog'::regnamespace AND (p.proname ~ '_to_xml' OR p.proname = 'ts_stat')
+        ON p.pronamespace = 'pg_catalog'::regnamespace
+       AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
+            OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
        AND attached.tree ~ (':funcid ' || p.oid || '\M')
     UNION ALL
     -- Trigger functions that run SQL built from the trigger's arguments, which whoever made the
@@ -354,7 +360,10 @@ BEGIN
         'TRIGGER privilege on its table) and runs with the power of the session that writes, so it may call only '
         'immutable functions and operators whose owners such roles cannot act as: have a role that can act as the '
         'table''s owner drop such a trigger, or create it again with a WHEN condition of immutable built-in functions '
-        'and operators alone.' ELSE '' END,
+        'and operators alone.' ELSE '' END ||
+      CASE WHEN rls_code THEN ' Row level security applies to the role that writes: each policy, and what it reads, '
+        'would run with that role''s power, and hide rows from the write. Run the command as a role that bypasses row '
+        'level security (BYPASSRLS), as Supabase''s postgres and service_role do.' ELSE '' END,
       session_user);
   END IF;
   -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
