@@ -78,7 +78,7 @@ describe.skipIf(skipReason)('a late answer of the lock session', () => {
       expect(rows).toEqual([{ name: MIGRATION_005, marked: false }])
       expect(error).toBeInstanceOf(Error)
       expect((error as Error).message).toMatch(
-        /^Migration 005_\w+ failed \(down\): The migration lock was lost \(.+\): another run may hold it by now, so this run stopped before its next write\. 005_\w+ runs outside a transaction: the steps of its down that finished stay, and another run may have gone on since\. Run npm run migrate:list to see what is recorded; where 005_\w+ is still recorded as applied, rolling back again completes it\.$/,
+        /^Migration 005_\w+ failed \(down\): The migration lock was lost \(.+\): another run may hold it by now, so this run stopped before its next write\. 005_\w+ runs outside a transaction: the steps of its down that finished stay, and another run may have gone on since\. Run npm run migrate:list to see what is recorded; another run may have finished this rollback, or migrated forward since\. Roll back again only where 005_\w+ is still the newest migration recorded and you still want it reverted\.$/,
       )
     })
   })

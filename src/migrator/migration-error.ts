@@ -181,7 +181,8 @@ function describe(
         'stay, and another run may have gone on since. Run npm run migrate:list to see what is recorded' +
         (failed.direction === 'Up'
           ? ', then run the migrations again.'
-          : `; where ${failed.migrationName} is still recorded as applied, rolling back again completes it.`)
+          : `; another run may have finished this rollback, or migrated forward since. Roll back again only where ${failed.migrationName} ` +
+            'is still the newest migration recorded and you still want it reverted.')
       : context.transactional === false
         ? failed.direction === 'Up'
           ? `${failed.migrationName} runs outside a transaction: the steps it finished stay, it is not recorded as done, and ` +
