@@ -19,7 +19,8 @@ import {
 import { testTargets, withTestDatabase } from './support/test-database.js'
 
 // Production today, adopted at 006 (where the module's history reaches production's names), can
-// be rolled back to the plan's names and migrated forward again. 006's down gives the records of
+// be rolled back to the plan's names and migrated forward again, once no function body names the
+// tables by production's names (a rename does not follow into a body). 006's down gives the records of
 // the accepted differences the plan's names back. Before, it rewrote every record whose definition
 // named a table of public, changed or not, and the check of what a down changed refused its own
 // writes as data it did not report: no rollback of 006 could succeed on adopted production.
@@ -50,7 +51,28 @@ describe.each(testTargets)('rolling back adopted production today on %s', (targe
                   created_at = coalesce(created_at, now()), updated_at = coalesce(updated_at, now())`.execute(
         db,
       )
-      for (let step = 0; step < 3; step++) await migrateDown(db, { allowDataLoss: true, env: {} })
+      for (let step = 0; step < 2; step++) await migrateDown(db, { allowDataLoss: true, env: {} })
+      // Production's own soft_delete_user_tx names x402_user_openrouter_integrations in its body,
+      // which a rename does not follow: 006's down refuses, naming it, rather than break it.
+      const refused = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+        (error: unknown) => error,
+      )
+      expect(String((refused as Error).message)).toContain(
+        'public.soft_delete_user_tx(uuid) (names x402_user_openrouter_integrations)',
+      )
+      expect(String((refused as Error).message)).toContain('Nothing was changed')
+      expect(await recordedMigrationNames(db)).toContain(PRODUCTION_TODAY_ADOPTION_POINT)
+      // The operator's way through: the function set aside for the rollback, and put back after.
+      const { rows } = await sql<{
+        definition: string
+      }>`SELECT pg_get_functiondef('public.soft_delete_user_tx(uuid)'::regprocedure) AS definition`.execute(
+        db,
+      )
+      await sql`CREATE OR REPLACE FUNCTION public.soft_delete_user_tx(target_user uuid) RETURNS void
+                  LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'set aside during a rollback'; END $$`.execute(
+        db,
+      )
+      await migrateDown(db, { allowDataLoss: true, env: {} })
       expect(await recordedMigrationNames(db)).toEqual(UP_TO_005)
 
       const reverted = await readAcceptedDifferences(db)
@@ -64,6 +86,7 @@ describe.each(testTargets)('rolling back adopted production today on %s', (targe
       expect(untouched(reverted)).toEqual(untouched(adopted))
 
       await migrateToLatest(db)
+      await sql.raw(rows[0]!.definition).execute(db)
       expect(await readAcceptedDifferences(db)).toEqual(adopted)
       const report = await checkDrift(db, { decisions: [] })
       expect(report.schema?.conflict).toEqual([])

@@ -704,6 +704,27 @@ BEGIN
 END
 $guard$;
 
+DO $code$
+DECLARE
+  named text;
+BEGIN
+  SELECT string_agg(format('%I.%I(%s) (names %s)', n.nspname, p.proname, oidvectortypes(p.proargtypes), m.names), '; '
+                    ORDER BY n.nspname, p.proname)
+    INTO named
+  FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+  CROSS JOIN LATERAL (SELECT string_agg(t.name, ', ' ORDER BY t.name) AS names
+                        FROM unnest(ARRAY['x402_openrouter_models', 'x402_user_openrouter_integrations']) AS t(name)
+                       WHERE p.prosrc ~* ('(^|[^a-z0-9_$])' || t.name || '($|[^a-z0-9_$])')) AS m
+  WHERE m.names IS NOT NULL
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'
+    AND p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('c', 'internal'));
+  IF named IS NOT NULL THEN
+    RAISE EXCEPTION '%', 'Rolling back 006_rename_to_production_names renames x402_openrouter_models and x402_user_openrouter_integrations back to ai_models and user_openrouter_integrations' || ', and these functions name them in a body kept as text, which a rename does not follow (they would fail): ' || named || '. Nothing was changed. Keep 006 while the app''s own code uses production''s names; or set each function aside (CREATE OR REPLACE FUNCTION, keeping its definition from pg_get_functiondef) and put it back once 006 is applied again.';
+  END IF;
+END
+$code$;
+
 DO $not_null$
 DECLARE
   found bigint;

@@ -373,6 +373,27 @@ BEGIN
 END
 $lesser$;
 
+DO $code$
+DECLARE
+  named text;
+BEGIN
+  SELECT string_agg(format('%I.%I(%s) (names %s)', n.nspname, p.proname, oidvectortypes(p.proargtypes), m.names), '; '
+                    ORDER BY n.nspname, p.proname)
+    INTO named
+  FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+  CROSS JOIN LATERAL (SELECT string_agg(t.name, ', ' ORDER BY t.name) AS names
+                        FROM unnest(ARRAY['ai_models', 'user_openrouter_integrations']) AS t(name)
+                       WHERE p.prosrc ~* ('(^|[^a-z0-9_$])' || t.name || '($|[^a-z0-9_$])')) AS m
+  WHERE m.names IS NOT NULL
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'
+    AND p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('c', 'internal'));
+  IF named IS NOT NULL THEN
+    RAISE EXCEPTION '%', 'Applying 006_rename_to_production_names renames ai_models and user_openrouter_integrations to x402_openrouter_models and x402_user_openrouter_integrations' || ', and these functions name them in a body kept as text, which a rename does not follow (they would fail): ' || named || '. Nothing was changed. Make each function use production''s names (CREATE OR REPLACE FUNCTION) as the module is applied, or set it aside and put it back after.';
+  END IF;
+END
+$code$;
+
 COMMENT ON COLUMN x402_resources.openrouter_model_id IS
       'Model of an openrouter_instant resource, from x402_openrouter_models; set to null when the model leaves the catalog.';
 

@@ -28,6 +28,7 @@ import { type Kysely, sql } from 'kysely'
  * after lock_timeout.
  */
 export async function up(db: Kysely<any>): Promise<void> {
+  await refuseCodeNaming(db, 'up')
   await sql`
     COMMENT ON COLUMN x402_resources.openrouter_model_id IS
       'Model of an openrouter_instant resource, from x402_openrouter_models; set to null when the model leaves the catalog.'
@@ -135,6 +136,7 @@ export async function up(db: Kysely<any>): Promise<void> {
  * row has none), production's columns, CHECK and indexes dropped.
  */
 export async function down(db: Kysely<any>): Promise<void> {
+  await refuseCodeNaming(db, 'down')
   await sql`
 DO $not_null$
 DECLARE
@@ -227,6 +229,49 @@ const RENAMED_TABLES: ReadonlyArray<readonly [string, string]> = [
   ['ai_models', 'x402_openrouter_models'],
   ['user_openrouter_integrations', 'x402_user_openrouter_integrations'],
 ]
+
+/**
+ * Refuses, before anything changes, where a function's body names a table by the name that
+ * `direction` takes away: a rename follows into views, policies, triggers and SQL-standard
+ * bodies (BEGIN ATOMIC), not into a body kept as text (plpgsql, a quoted SQL body), which would
+ * fail once 006 is done or undone (production's soft_delete_user_tx names
+ * x402_user_openrouter_integrations).
+ */
+async function refuseCodeNaming(db: Kysely<any>, direction: 'up' | 'down'): Promise<void> {
+  const taken = RENAMED_TABLES.map(([plan, production]) => (direction === 'up' ? plan : production))
+  const given = RENAMED_TABLES.map(([plan, production]) => (direction === 'up' ? production : plan))
+  const names = sql.raw(`ARRAY[${taken.map((name) => `'${name}'`).join(', ')}]`)
+  const what =
+    direction === 'up'
+      ? `Applying 006_rename_to_production_names renames ${taken.join(' and ')} to ${given.join(' and ')}`
+      : `Rolling back 006_rename_to_production_names renames ${taken.join(' and ')} back to ${given.join(' and ')}`
+  const advice =
+    direction === 'up'
+      ? "Make each function use production's names (CREATE OR REPLACE FUNCTION) as the module is applied, or set it aside and put it back after."
+      : "Keep 006 while the app's own code uses production's names; or set each function aside (CREATE OR REPLACE FUNCTION, keeping its definition from pg_get_functiondef) and put it back once 006 is applied again."
+  await sql`
+DO $code$
+DECLARE
+  named text;
+BEGIN
+  SELECT string_agg(format('%I.%I(%s) (names %s)', n.nspname, p.proname, oidvectortypes(p.proargtypes), m.names), '; '
+                    ORDER BY n.nspname, p.proname)
+    INTO named
+  FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+  CROSS JOIN LATERAL (SELECT string_agg(t.name, ', ' ORDER BY t.name) AS names
+                        FROM unnest(${names}) AS t(name)
+                       WHERE p.prosrc ~* ('(^|[^a-z0-9_$])' || t.name || '($|[^a-z0-9_$])')) AS m
+  WHERE m.names IS NOT NULL
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'
+    AND p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('c', 'internal'));
+  IF named IS NOT NULL THEN
+    RAISE EXCEPTION '%', ${sql.lit(what)} || ', and these functions name them in a body kept as text, which a rename does not follow (they would fail): ' || named || ${sql.lit(`. Nothing was changed. ${advice}`)};
+  END IF;
+END
+$code$
+  `.execute(db)
+}
 
 /** The constraints (and their indexes) 006 renames with them. */
 const RENAMED_CONSTRAINTS: ReadonlyArray<readonly [string, string]> = [

@@ -115,6 +115,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'public, changed or not, and did not declare its own writes, so that the check of what a ' +
       'down changed refused every rollback of 006 on an adopted database; it now rewrites only ' +
       'the records of the tables it renames, and declares them',
+    '187baf7594cea930260369bcd7594a6f98cb7e5ed58f72c2d94cc170f534a374':
+      "it renamed the tables under functions whose bodies name them as text (production's " +
+      'soft_delete_user_tx), which then failed; it now refuses, naming each function',
   },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':
