@@ -260,6 +260,24 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
     }
   })
 
+  // A login another role made under the name authenticator (any role with CREATEROLE can, before
+  // the first migration) must not be given the API roles: service_role bypasses row level
+  // security. Before, memberships were granted to whatever role held the name.
+  it('grants the API roles to no login it did not create', async () => {
+    const db = createDb({ dataDir: 'memory://' })
+    try {
+      await sql`CREATE ROLE authenticator LOGIN NOINHERIT`.execute(db)
+      await ensureSupabaseStandIn(db)
+      const { rows } = await sql<{ rolname: string }>`
+        SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+        WHERE m.member = 'authenticator'::regrole ORDER BY r.rolname
+      `.execute(db)
+      expect(rows).toEqual([])
+    } finally {
+      await db.destroy()
+    }
+  })
+
   it('touches nothing where auth.users exists, as on a real Supabase database', async () => {
     await withTestDatabase(target, async ({ db }) => {
       await sql`CREATE SCHEMA auth`.execute(db)

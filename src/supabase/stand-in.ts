@@ -138,6 +138,8 @@ const ROLE_STATEMENTS = [
 ]
 
 /*
+ * A membership is granted only to a member the stand-in made (authenticator) or to a superuser
+ * (postgres, where it is one): a role someone else made under the name is left as it is.
  * Memberships and role settings are cluster-wide too, and the stand-in's advisory lock is per
  * database: runs on two databases of one server at once would update the same catalog row
  * ("tuple concurrently updated"). So each is changed only where it is not there yet, which after
@@ -149,7 +151,10 @@ function grantUnlessMember(member: string, roles: string[]) {
     DECLARE
       role text;
     BEGIN
-      IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(member)}) THEN
+      -- Only to a member of its own making, or a superuser (which gains nothing by it): a role
+      -- another made under the name (a login with CREATEROLE can) must not get service_role.
+      IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(member)}
+                       AND (rolsuper OR ${isStandInRole(member)})) THEN
         RETURN;
       END IF;
       FOR role IN
