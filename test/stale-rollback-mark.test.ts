@@ -143,6 +143,46 @@ describe.each(testTargets)(
       })
     })
 
+    // What the schema alone says where no mark stands is only the rollback CHECK: a type CHECK
+    // written another way (an array literal, from a dump), narrowed or dropped is drift, not a
+    // rollback. Before, such a database at 005 was refused for good, with advice to roll 005 back.
+    it('no mark, and a type CHECK in another form or dropped: no rollback under way, and latest applies', async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        await migrateTo(db, MIGRATION_005)
+        await sql`ALTER TABLE x402_resources DROP CONSTRAINT x402_resources_resource_type_check,
+                    ADD CONSTRAINT x402_resources_resource_type_check
+                      CHECK (resource_type = ANY ('{external,proxy,prompt,static,prompt_template,openrouter_instant}'::text[]))`.execute(
+          db,
+        )
+        expect(await unfinishedRollback(db, { env: {} })).toBeUndefined()
+        expect(await adoptionInterruptedRollback(db)).toBeUndefined()
+        await sql`ALTER TABLE x402_resources DROP CONSTRAINT x402_resources_resource_type_check`.execute(
+          db,
+        )
+        expect(await unfinishedRollback(db, { env: {} })).toBeUndefined()
+        expect((await migrateToLatest(db, { env: {} })).map((r) => r.migrationName)).toEqual(
+          migrationsAfter(MIGRATION_005),
+        )
+      })
+    })
+
+    // A first step that moved rows, with both constraints put back by hand afterwards: the backup
+    // it made tells that it committed. Before, 006 to 008 were applied with the keys only in
+    // x402_backup.
+    it('stands where a backup of 005 holds what a first step moved, though both constraints were put back', async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        await staleMarkAt005(db)
+        await sql`CREATE SCHEMA IF NOT EXISTS x402_backup`.execute(db)
+        await sql`CREATE TABLE x402_backup."005_user_openrouter_integrations_20261205T081525013"
+                    AS SELECT * FROM user_openrouter_integrations`.execute(db)
+        await sql`DELETE FROM user_openrouter_integrations`.execute(db)
+        const refused = await migrateToLatest(db, { env: {} }).catch((error: unknown) => error)
+        expect(String((refused as Error).message)).toMatch(/rollback of 005_\w+ /)
+        expect(await unfinishedRollback(db, { env: {} })).toBe(MIGRATION_005)
+        expect(await marked(db)).toBe(true)
+      })
+    })
+
     it('does not stop migrate:baseline, which clears it', async () => {
       await withTestDatabase(target, async ({ db }) => {
         await staleMarkAt005(db)

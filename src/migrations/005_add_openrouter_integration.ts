@@ -205,22 +205,35 @@ export async function downDone(db: Kysely<any>): Promise<boolean> {
 }
 
 /**
- * Whether a step of `down` has committed: its first adds the CHECK that keeps the two columns
- * empty and puts back the resource types of before 005 (without openrouter_instant), and its
- * last drops the columns (and that CHECK with them). Either of the first step's two tells, so
- * that one dropped by hand (the rollback CHECK, to let the app write again) does not hide it.
- * The runner migrates nothing forward from there, even where the history's mark was removed,
- * and takes a mark for stale only where this says no step committed.
+ * Whether a step of `down` has committed, as the schema alone shows it where the history's mark
+ * of the rollback was removed: its first adds the CHECK that keeps the two columns empty, and its
+ * last drops them (and that CHECK with them). The runner migrates nothing forward from there.
  */
 export async function downBegun(db: Kysely<any>): Promise<boolean> {
   const { rows } = await sql<{ begun: boolean }>`
     SELECT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
-                   AND conname = 'x402_resources_openrouter_rollback_check')
-        OR NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
-                       AND conname = 'x402_resources_resource_type_check'
-                       AND pg_get_constraintdef(oid) LIKE '%''openrouter_instant''%') AS begun
+                   AND conname = 'x402_resources_openrouter_rollback_check') AS begun
   `.execute(db)
   return rows[0]!.begun || (await downDone(db))
+}
+
+/**
+ * Whether a step of `down` may have committed, for the runner to tell, where the history marks
+ * a rollback, a mark that an attempt stopped before its first step committed left (stale) from
+ * one behind which a step did. Besides {@link downBegun}, any trace of the first step counts,
+ * should its rollback CHECK have been dropped by hand: a type CHECK without openrouter_instant
+ * (or none), and a backup that a rollback of 005 made in x402_backup. In doubt it says yes: the
+ * mark stands, and only migrate:down ends it.
+ */
+export async function downMayHaveBegun(db: Kysely<any>): Promise<boolean> {
+  const { rows } = await sql<{ traced: boolean }>`
+    SELECT NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
+                       AND conname = 'x402_resources_resource_type_check'
+                       AND pg_get_constraintdef(oid) LIKE '%openrouter_instant%')
+        OR EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'x402_backup' AND left(c.relname, 4) = '005_') AS traced
+  `.execute(db)
+  return rows[0]!.traced || (await downBegun(db))
 }
 
 /**

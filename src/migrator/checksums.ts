@@ -92,6 +92,11 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'its downBegun looked only for the rollback CHECK, so that a rollback whose first step had ' +
       'committed was taken for none once that CHECK was dropped by hand; it now also reads the ' +
       'resource types of before 005 that the first step puts back',
+    a315529dfe29d45a6fa07d205f9c3ab056d28c475245f669b83b6541491c742a:
+      'its downBegun read the resource types, so that a database at 005 whose type CHECK was written ' +
+      'another way, or dropped, was taken for a half-done rollback where no rollback had run; ' +
+      'downBegun reads the rollback CHECK again, and downMayHaveBegun, which only weighs a mark, ' +
+      'reads the resource types and the backups of 005 too',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':

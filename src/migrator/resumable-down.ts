@@ -18,23 +18,25 @@ import { runsInTransaction } from './provider.js'
  * history row is deleted after the last step, so a run interrupted between the two leaves the
  * migration recorded with its objects gone; the next rollback then records the end instead of
  * running steps that no longer apply; so does a rollback done outside the runner, by the exported
- * script), `downBegun` that a step of it has committed (so that a
- * half-done rollback is found from the schema, whatever the history's mark says), and `downDeletes` names the rows its `down` deletes
- * (see {@link refuseReferencedRows}). A transactional down needs neither: its rehearsal finds them.
+ * script), `downBegun` that a step of it has committed (so that a half-done rollback is found
+ * from the schema where no mark stands), `downMayHaveBegun` whether any trace of a committed step
+ * is there (in doubt, yes: so that a mark is taken for stale only where none is), and
+ * `downDeletes` names the rows its `down` deletes (see {@link refuseReferencedRows}). A
+ * transactional down needs none of them: its rehearsal finds them.
  */
 export interface ResumableDown {
   downDone?: (db: Kysely<any>) => Promise<boolean>
   downBegun?: (db: Kysely<any>) => Promise<boolean>
+  downMayHaveBegun?: (db: Kysely<any>) => Promise<boolean>
   downDeletes?: readonly DeletedRows[]
 }
 
 /**
  * What the history's rollback marks mean, by the one rule every reader follows: a mark (set
- * before the first step of a down outside a transaction) shows a rollback under way only where
- * the marked migration exports no `downBegun`, is not the newest applied, or its `downBegun`
- * says that a step committed. Where `downBegun` says none did, the mark is stale: an attempt
- * stopped (killed, its connection lost) before its first step committed, and nothing of the
- * schema was removed. `interrupted` is the migration whose rollback began and did not finish: the
+ * before the first step of a down outside a transaction) shows a rollback under way unless the
+ * marked migration is the newest applied and its `downMayHaveBegun` (else its `downBegun`) finds
+ * no trace of a committed step. Then the mark is stale: an attempt stopped (killed, its
+ * connection lost) before its first step committed, and nothing of the schema was removed. `interrupted` is the migration whose rollback began and did not finish: the
  * one a standing mark names, or, where no mark stands (a rollback by the exported script, which
  * writes no history, or a mark cleared by hand), the newest applied whose `downBegun` says so.
  * `stale` names the marks that show nothing under way, for a run under the migration lock to
@@ -51,20 +53,22 @@ export async function rollbackMarks(
   migrations: readonly MigrationInfo[],
 ): Promise<{ interrupted: string | undefined; stale: string[] }> {
   const newest = migrations.filter((m) => m.executedAt !== undefined).at(-1)
-  const downBegun = (newest?.migration as ResumableDown | undefined)?.downBegun
-  let newestBegun: Promise<boolean> | undefined
-  // Asked once, and only where needed: it reads the schema of the newest migration.
-  const begun = () => (newestBegun ??= downBegun!(db))
+  const { downBegun, downMayHaveBegun = downBegun } = (newest?.migration ?? {}) as ResumableDown
   const stale: string[] = []
   let interrupted: string | undefined
   for (const entry of history.filter((entry) => entry.reverting)) {
-    if (entry.name !== newest?.name || downBegun === undefined || (await begun())) {
+    if (
+      entry.name !== newest?.name ||
+      downMayHaveBegun === undefined ||
+      (await downMayHaveBegun(db))
+    ) {
       interrupted ??= entry.name
     } else {
       stale.push(entry.name)
     }
   }
-  if (interrupted === undefined && newest && downBegun && (await begun())) interrupted = newest.name
+  if (interrupted === undefined && newest && downBegun && (await downBegun(db)))
+    interrupted = newest.name
   return { interrupted, stale }
 }
 
@@ -160,7 +164,12 @@ function resumable(name: string, migration: Migration): Migration {
   return {
     ...migration,
     async down(db: Kysely<any>) {
-      const { downDone: completed, downBegun: begun, downDeletes = [] } = migration as ResumableDown
+      const {
+        downDone: completed,
+        downBegun,
+        downMayHaveBegun = downBegun,
+        downDeletes = [],
+      } = migration as ResumableDown
       if (completed === undefined) {
         throw new Error(
           `${name} runs outside a transaction but exports no downDone, which tells when its down has completed.`,
@@ -169,13 +178,13 @@ function resumable(name: string, migration: Migration): Migration {
       // Kysely's Migrator deletes the history row once this returns. Done without a mark too: the
       // script that migrate:sql exports, run to its end in the SQL Editor, marks nothing.
       if (await completed(db)) return
-      // The rule of rollbackMarks: a mark stands only where a step committed, as downBegun tells
+      // The rule of rollbackMarks: a mark stands unless no trace of a committed step is there
       // (this down is the newest's). A stale one, left by an attempt stopped before its first
       // step committed, counts as none: a refusal now changed nothing, and clears it.
       const marked =
         (await readMigrationHistory(db, { times: false })).find((entry) => entry.name === name)
           ?.reverting &&
-        (begun === undefined || (await begun(db)))
+        (downMayHaveBegun === undefined || (await downMayHaveBegun(db)))
       await refuseReferencedRows(db, name, downDeletes)
       await markReverting(db, name)
       // After the mark, which may add its column to the history: only what the down changed counts.
