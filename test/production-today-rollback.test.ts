@@ -135,4 +135,25 @@ describe.each(testTargets)('rolling back adopted production today on %s', (targe
       expect(await recordedMigrationNames(db)).toContain(PRODUCTION_TODAY_ADOPTION_POINT)
     })
   })
+
+  // A body names a table as text: one of the tables 006 renames, unqualified, in public, or
+  // quoted, is refused, naming the function; a table of that name in another schema is not one.
+  it("006's up refuses a function whose body names ai_models, and not one that reads another schema's ai_models", async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateTo(db, '005_add_openrouter_integration', { env: {} })
+      await sql`CREATE SCHEMA reporting`.execute(db)
+      await sql`CREATE TABLE reporting.ai_models (id integer)`.execute(db)
+      await sql`CREATE FUNCTION reporting.models_seen() RETURNS bigint LANGUAGE plpgsql
+                  AS $$ BEGIN RETURN (SELECT count(*) FROM reporting.ai_models); END $$`.execute(db)
+      await sql`CREATE FUNCTION public.models_listed() RETURNS bigint LANGUAGE plpgsql
+                  AS $$ BEGIN RETURN (SELECT count(*) FROM public."ai_models"); END $$`.execute(db)
+      const refused = await migrateToLatest(db, { env: {} }).catch((error: unknown) => error)
+      const message = String((refused as Error).message)
+      expect(message).toContain('public.models_listed() (names ai_models)')
+      expect(message).not.toContain('models_seen')
+      await sql`DROP FUNCTION public.models_listed()`.execute(db)
+      await migrateToLatest(db, { env: {} })
+      expect(await recordedMigrationNames(db)).toEqual(migrationNames)
+    })
+  })
 })

@@ -384,7 +384,8 @@ BEGIN
   JOIN pg_namespace n ON n.oid = p.pronamespace
   CROSS JOIN LATERAL (SELECT string_agg(t.name, ', ' ORDER BY t.name) AS names
                         FROM unnest(ARRAY['ai_models', 'user_openrouter_integrations']) AS t(name)
-                       WHERE p.prosrc ~* ('(^|[^a-z0-9_$])' || t.name || '($|[^a-z0-9_$])')) AS m
+                       -- Unqualified, or in public, quoted or not: another schema's table of that name is another.
+                       WHERE p.prosrc ~* ('(^|[^a-z0-9_$."]|public[.]|"public"[.])"?' || t.name || '"?($|[^a-z0-9_$])')) AS m
   WHERE m.names IS NOT NULL
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'
     AND p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('c', 'internal'));

@@ -123,6 +123,9 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     '187baf7594cea930260369bcd7594a6f98cb7e5ed58f72c2d94cc170f534a374':
       "it renamed the tables under functions whose bodies name them as text (production's " +
       'soft_delete_user_tx), which then failed; it now refuses, naming each function',
+    '732189beeff62d2c9fe8f82003b97911d150ea05c28665758ed4cebe2284586c':
+      "its refusal of function bodies that name the renamed tables also matched another schema's " +
+      'table of the same name; it now matches the name unqualified or in public, quoted or not',
   },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':
