@@ -10,6 +10,10 @@ import {
 } from './support/test-database.js'
 import { withLesserRole } from './support/lesser-role.js'
 
+/** The stand-in's mark, as any role that may comment on a role can write it. */
+const STAND_IN_ROLE_MARK =
+  'Created by the x402-jobs db module as a stand-in for the Supabase role of this name.'
+
 // The Supabase stand-in: the platform pieces the schema depends on, added where auth.users is
 // missing, and never where it exists.
 
@@ -267,6 +271,76 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
     const db = createDb({ dataDir: 'memory://' })
     try {
       await sql`CREATE ROLE authenticator LOGIN NOINHERIT`.execute(db)
+      await ensureSupabaseStandIn(db)
+      const { rows } = await sql<{ rolname: string }>`
+        SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+        WHERE m.member = 'authenticator'::regrole ORDER BY r.rolname
+      `.execute(db)
+      expect(rows).toEqual([])
+    } finally {
+      await db.destroy()
+    }
+  })
+
+  // The mark (COMMENT ON ROLE) is a public string: on PostgreSQL 16+ any login with CREATEROLE
+  // may create a role and write it (review rev-5 H3). The stand-in adds power only to the roles
+  // it creates in its own transaction, never to one that merely carries the mark.
+  it('grants the API roles to no marked login it did not create, and only takes its login away', async () => {
+    const db = createDb({ dataDir: 'memory://' })
+    try {
+      await sql`CREATE ROLE authenticator LOGIN NOINHERIT`.execute(db)
+      await sql`COMMENT ON ROLE authenticator IS ${sql.lit(STAND_IN_ROLE_MARK)}`.execute(db)
+      await ensureSupabaseStandIn(db)
+      const { rows } = await sql<{ rolname: string }>`
+        SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+        WHERE m.member = 'authenticator'::regrole ORDER BY r.rolname
+      `.execute(db)
+      expect(rows).toEqual([])
+      const role = await sql<{ rolcanlogin: boolean; rolinherit: boolean }>`
+        SELECT rolcanlogin, rolinherit FROM pg_roles WHERE rolname = 'authenticator'
+      `.execute(db)
+      expect(role.rows).toEqual([{ rolcanlogin: false, rolinherit: false }])
+    } finally {
+      await db.destroy()
+    }
+  })
+
+  it('adds no attribute to a marked role it did not create: a planted service_role stays without BYPASSRLS', async () => {
+    const db = createDb({ dataDir: 'memory://' })
+    try {
+      await sql`CREATE ROLE service_role NOLOGIN NOINHERIT`.execute(db)
+      await sql`COMMENT ON ROLE service_role IS ${sql.lit(STAND_IN_ROLE_MARK)}`.execute(db)
+      await ensureSupabaseStandIn(db)
+      const { rows } = await sql<{
+        rolbypassrls: boolean
+        rolinherit: boolean
+        rolcanlogin: boolean
+      }>`
+        SELECT rolbypassrls, rolinherit, rolcanlogin FROM pg_roles WHERE rolname = 'service_role'
+      `.execute(db)
+      expect(rows).toEqual([{ rolbypassrls: false, rolinherit: false, rolcanlogin: false }])
+      // The roles it did create still get today's attributes and memberships.
+      const made = await sql<{ rolname: string; rolinherit: boolean; member: boolean }>`
+        SELECT rolname, rolinherit, pg_has_role('authenticator', rolname, 'MEMBER') AS member
+        FROM pg_roles WHERE rolname IN ('anon', 'authenticated') ORDER BY rolname
+      `.execute(db)
+      expect(made.rows).toEqual([
+        { rolname: 'anon', rolinherit: true, member: true },
+        { rolname: 'authenticated', rolinherit: true, member: true },
+      ])
+    } finally {
+      await db.destroy()
+    }
+  })
+
+  // What the stand-in created is remembered in a transaction-local setting, which it clears
+  // first: a value given beforehand (a session's SET, or a database owner's ALTER DATABASE SET)
+  // does not make a planted role its own.
+  it('takes no role for its own from a value of its setting given beforehand', async () => {
+    const db = createDb({ dataDir: 'memory://' })
+    try {
+      await sql`CREATE ROLE authenticator NOLOGIN NOINHERIT`.execute(db)
+      await sql`SET x402.stand_in_created = ',authenticator,'`.execute(db)
       await ensureSupabaseStandIn(db)
       const { rows } = await sql<{ rolname: string }>`
         SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid

@@ -62,15 +62,36 @@ async function hasAuthUsers(db: Kysely<any>): Promise<boolean> {
  * How the stand-in marks the roles it creates (COMMENT ON ROLE). Roles are cluster-wide: a role
  * without the mark belongs to the server (Supabase itself, a self-hosted setup, an administrator,
  * or a stand-in older than the mark), and the stand-in changes nothing of it: no attribute,
- * membership or setting. Only its own roles follow the platform as it changes.
+ * membership or setting.
+ *
+ * The mark is a convenience, not proof: it is a public string, and on PostgreSQL 16+ any login
+ * with CREATEROLE may create a role and write it (review rev-5 H3). So the stand-in adds power
+ * (an attribute, a membership) only to a role it created in the same transaction, as remembered
+ * in {@link CREATED_SETTING}. Of a marked role it did not create now, it only takes power away
+ * (LOGIN) or sets a `statement_timeout`.
  */
 const STAND_IN_ROLE_MARK =
   'Created by the x402-jobs db module as a stand-in for the Supabase role of this name.'
 
-/** True, in SQL, for a role of the stand-in's own making. */
+/**
+ * A transaction-local setting listing the roles the stand-in created in this transaction
+ * (`,anon,authenticated,`). Every statement of the stand-in runs in one transaction
+ * ({@link ensureSupabaseStandIn}), which clears it first: a value given beforehand (a session's
+ * SET, a database owner's `ALTER DATABASE … SET`) counts for nothing.
+ */
+const CREATED_SETTING = 'x402.stand_in_created'
+
+/** True, in SQL, for a role that carries the stand-in's mark. */
 function isStandInRole(role: string) {
   return sql.raw(
     `pg_catalog.shobj_description((SELECT oid FROM pg_catalog.pg_roles WHERE rolname = ${quote(role)}), 'pg_authid') = ${quote(STAND_IN_ROLE_MARK)}`,
+  )
+}
+
+/** True, in SQL, for a role the stand-in created in this transaction. */
+function createdNow(role: string) {
+  return sql.raw(
+    `pg_catalog.strpos(coalesce(pg_catalog.current_setting(${quote(CREATED_SETTING)}, true), ''), ${quote(`,${role},`)}) > 0`,
   )
 }
 
@@ -78,13 +99,17 @@ function quote(text: string): string {
   return `'${text.replaceAll("'", "''")}'`
 }
 
+/** Clears {@link CREATED_SETTING} for this transaction: the stand-in's first statement. */
+const CLEAR_CREATED = sql`SELECT pg_catalog.set_config(${sql.lit(CREATED_SETTING)}, ',', true)`
+
 /**
- * Creates the role with Supabase's attributes and the stand-in's mark. Another database of the
- * same server may have created it: a duplicate is not an error. Where the stand-in made it
- * without today's attributes (API roles were NOINHERIT before 2023), they are set; a role the
- * stand-in did not make is left as it is.
+ * Creates the role with Supabase's attributes and the stand-in's mark, and remembers that it
+ * did ({@link CREATED_SETTING}). Another database of the same server may have created it: a
+ * duplicate is not an error. A role that exists is given no attribute, even one with the mark
+ * (anyone with CREATEROLE can write it): a marked role that can log in is only made NOLOGIN (the
+ * stand-in made authenticator with LOGIN once), which takes power away.
  */
-function createRoleUnlessExists(role: string, attributes: string, hasThem: string) {
+function createRoleUnlessExists(role: string, attributes: string) {
   return sql`
     DO $$
     BEGIN
@@ -94,14 +119,17 @@ function createRoleUnlessExists(role: string, attributes: string, hasThem: strin
         BEGIN
           CREATE ROLE ${sql.id(role)} ${sql.raw(attributes)};
           COMMENT ON ROLE ${sql.id(role)} IS ${sql.lit(STAND_IN_ROLE_MARK)};
+          PERFORM pg_catalog.set_config(${sql.lit(CREATED_SETTING)},
+            coalesce(pg_catalog.current_setting(${sql.lit(CREATED_SETTING)}, true), ',') || ${sql.lit(`${role},`)},
+            true);
           RETURN;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN
           NULL; -- made meanwhile by a run on another database of the server
         END;
       END IF;
       IF ${isStandInRole(role)}
-         AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(role)} AND ${sql.raw(hasThem)}) THEN
-        ALTER ROLE ${sql.id(role)} ${sql.raw(attributes)};
+         AND EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(role)} AND rolcanlogin) THEN
+        ALTER ROLE ${sql.id(role)} NOLOGIN;
       END IF;
     END
     $$
@@ -119,18 +147,11 @@ function createRoleUnlessExists(role: string, attributes: string, hasThem: strin
  * authenticated's requests have Supabase's statement_timeout.
  */
 const ROLE_STATEMENTS = [
-  createRoleUnlessExists('anon', 'NOLOGIN INHERIT', 'rolinherit AND NOT rolcanlogin'),
-  createRoleUnlessExists('authenticated', 'NOLOGIN INHERIT', 'rolinherit AND NOT rolcanlogin'),
-  createRoleUnlessExists(
-    'service_role',
-    'NOLOGIN INHERIT BYPASSRLS',
-    'rolinherit AND NOT rolcanlogin AND rolbypassrls',
-  ),
-  createRoleUnlessExists(
-    'authenticator',
-    'NOLOGIN NOINHERIT',
-    'NOT rolinherit AND NOT rolcanlogin',
-  ),
+  CLEAR_CREATED,
+  createRoleUnlessExists('anon', 'NOLOGIN INHERIT'),
+  createRoleUnlessExists('authenticated', 'NOLOGIN INHERIT'),
+  createRoleUnlessExists('service_role', 'NOLOGIN INHERIT BYPASSRLS'),
+  createRoleUnlessExists('authenticator', 'NOLOGIN NOINHERIT'),
   grantUnlessMember('authenticator', ['anon', 'authenticated', 'service_role']),
   grantUnlessMember('postgres', ['anon', 'authenticated', 'service_role']),
   roleSettingUnlessSet('anon', 'statement_timeout', '3s'),
@@ -138,12 +159,12 @@ const ROLE_STATEMENTS = [
 ]
 
 /*
- * A membership is granted only to a member the stand-in made (authenticator) or to a superuser
- * (postgres, where it is one): a role someone else made under the name is left as it is.
- * Memberships and role settings are cluster-wide too, and the stand-in's advisory lock is per
- * database: runs on two databases of one server at once would update the same catalog row
- * ("tuple concurrently updated"). So each is changed only where it is not there yet, which after
- * the first run is nowhere.
+ * A membership is granted only to a member the stand-in created in this transaction
+ * (authenticator) or to a superuser (postgres, where it is one): a role that exists already is
+ * left as it is, whatever its comment says. Memberships and role settings are cluster-wide too,
+ * and the stand-in's advisory lock is per database: runs on two databases of one server at once
+ * would update the same catalog row ("tuple concurrently updated"). So each is changed only where
+ * it is not there yet, which after the first run is nowhere.
  */
 function grantUnlessMember(member: string, roles: string[]) {
   return sql`
@@ -151,10 +172,11 @@ function grantUnlessMember(member: string, roles: string[]) {
     DECLARE
       role text;
     BEGIN
-      -- Only to a member of its own making, or a superuser (which gains nothing by it): a role
-      -- another made under the name (a login with CREATEROLE can) must not get service_role.
+      -- Only to a member created in this transaction, or a superuser (which gains nothing by it):
+      -- a role another made under the name, marked or not (a login with CREATEROLE can write the
+      -- mark), must not get service_role.
       IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sql.lit(member)}
-                       AND (rolsuper OR ${isStandInRole(member)})) THEN
+                       AND (rolsuper OR ${createdNow(member)})) THEN
         RETURN;
       END IF;
       FOR role IN
@@ -164,20 +186,21 @@ function grantUnlessMember(member: string, roles: string[]) {
           AND NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m
                           WHERE m.roleid = r.oid AND m.member = ${sql.lit(member)}::regrole)
       LOOP
-        EXECUTE format('GRANT %I TO %I', role, ${sql.lit(member)});
+        EXECUTE pg_catalog.format('GRANT %I TO %I', role, ${sql.lit(member)});
       END LOOP;
     END
     $$
   `
 }
 
+/** A setting that takes no power away or gives none: kept for any marked role. */
 function roleSettingUnlessSet(role: string, name: string, value: string) {
   return sql`
     DO $$
     BEGIN
       -- Any value of the setting counts as set: one chosen by the server's owner stays.
       IF ${isStandInRole(role)}
-         AND NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) AS c(entry)
+         AND NOT EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) AS c(entry)
                          WHERE s.setrole = ${sql.lit(role)}::regrole AND s.setdatabase = 0
                            AND c.entry LIKE ${sql.lit(`${name}=%`)}) THEN
         ALTER ROLE ${sql.id(role)} SET ${sql.raw(name)} = ${sql.lit(value)};
