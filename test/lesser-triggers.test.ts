@@ -420,6 +420,45 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
     })
   })
 
+  // A rule's action reads what it names, views included, and a view reads its own relations:
+  // their tables' policies run with the writer's power too. Before, the check followed only
+  // the tables a rule names directly, and a FORCE RLS table behind a view ran a lesser login's
+  // policy function as the migrating owner.
+  it('a rule that reads a view over a table where row security applies to the writer: refused, naming that table', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withLesserRole(db, 'x402_test_owner', async (owner) => {
+        await sql.raw(`CREATE SCHEMA x402_test_private AUTHORIZATION ${owner}`).execute(db)
+        await sql.raw(`CREATE TABLE x402_test_private.gate (x integer)`).execute(db)
+        await sql.raw(`ALTER TABLE x402_test_private.gate OWNER TO ${owner}`).execute(db)
+        await sql.raw(`ALTER TABLE x402_test_private.gate ENABLE ROW LEVEL SECURITY`).execute(db)
+        await sql.raw(`ALTER TABLE x402_test_private.gate FORCE ROW LEVEL SECURITY`).execute(db)
+        await sql
+          .raw(`CREATE VIEW x402_test_private.v AS SELECT x FROM x402_test_private.gate`)
+          .execute(db)
+        await sql.raw(`CREATE TABLE public.x402_test_audit (x integer)`).execute(db)
+        await sql
+          .raw(
+            `CREATE RULE x402_test_r AS ON UPDATE TO ai_models DO ALSO INSERT INTO public.x402_test_audit SELECT x FROM x402_test_private.v`,
+          )
+          .execute(db)
+        const error = await db
+          .transaction()
+          .execute(async (trx) => {
+            await sql.raw(`SET LOCAL ROLE ${owner}`).execute(trx)
+            await sql.raw(lesserTriggersSql({ lock: false })).execute(trx)
+          })
+          .catch((e: unknown) => e)
+        expect(String((error as Error).message)).toContain(
+          `row level security applies to ${owner} on x402_test_private.gate`,
+        )
+        await sql.raw(`DROP RULE x402_test_r ON ai_models`).execute(db)
+        await sql.raw(`DROP TABLE public.x402_test_audit`).execute(db)
+        await sql.raw(`DROP SCHEMA x402_test_private CASCADE`).execute(db)
+      })
+    })
+  })
+
   it('a trigger whose function only a role nobody logs in as owns runs: only roles it trusts can change it', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })

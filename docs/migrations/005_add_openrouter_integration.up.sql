@@ -128,11 +128,13 @@ BEGIN
       UNION ALL
       SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
       UNION ALL
-      -- A rule's action writes other tables, and runs their triggers with the writer's power.
+      -- A rule's action writes other tables, and runs their triggers with the writer's power; it
+      -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
+      -- policies run with the writer's power too.
       SELECT d.refobjid FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p')
-       WHERE r.ev_class = s.oid AND r.rulename <> '_RETURN'
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
+       WHERE r.ev_class = s.oid
     ) AS reached(oid)
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
@@ -491,18 +493,21 @@ BEGIN
       UNION ALL
       SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
       UNION ALL
-      -- A rule's action writes other tables, and runs their triggers with the writer's power.
+      -- A rule's action writes other tables, and runs their triggers with the writer's power; it
+      -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
+      -- policies run with the writer's power too.
       SELECT d.refobjid FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p')
-       WHERE r.ev_class = s.oid AND r.rulename <> '_RETURN'
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
+       WHERE r.ev_class = s.oid
     ) AS reached(oid)
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
   IF tables IS NOT NULL THEN
     EXECUTE (SELECT 'LOCK TABLE ' || string_agg(t::regclass::text, ', ' ORDER BY t) || ' IN ROW EXCLUSIVE MODE'
                FROM unnest(tables) AS t
-              WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE'));
+              WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE')
+                AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t) IN ('r', 'p'));
   END IF;
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
@@ -915,18 +920,21 @@ BEGIN
       UNION ALL
       SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
       UNION ALL
-      -- A rule's action writes other tables, and runs their triggers with the writer's power.
+      -- A rule's action writes other tables, and runs their triggers with the writer's power; it
+      -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
+      -- policies run with the writer's power too.
       SELECT d.refobjid FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p')
-       WHERE r.ev_class = s.oid AND r.rulename <> '_RETURN'
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
+       WHERE r.ev_class = s.oid
     ) AS reached(oid)
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
   IF tables IS NOT NULL THEN
     EXECUTE (SELECT 'LOCK TABLE ' || string_agg(t::regclass::text, ', ' ORDER BY t) || ' IN ROW EXCLUSIVE MODE'
                FROM unnest(tables) AS t
-              WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE'));
+              WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE')
+                AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t) IN ('r', 'p'));
   END IF;
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
@@ -1280,11 +1288,13 @@ BEGIN
       UNION ALL
       SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
       UNION ALL
-      -- A rule's action writes other tables, and runs their triggers with the writer's power.
+      -- A rule's action writes other tables, and runs their triggers with the writer's power; it
+      -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
+      -- policies run with the writer's power too.
       SELECT d.refobjid FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p')
-       WHERE r.ev_class = s.oid AND r.rulename <> '_RETURN'
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
+       WHERE r.ev_class = s.oid
     ) AS reached(oid)
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
