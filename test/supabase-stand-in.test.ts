@@ -264,24 +264,6 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
     }
   })
 
-  // A login another role made under the name authenticator (any role with CREATEROLE can, before
-  // the first migration) must not be given the API roles: service_role bypasses row level
-  // security. Before, memberships were granted to whatever role held the name.
-  it('grants the API roles to no login it did not create', async () => {
-    const db = createDb({ dataDir: 'memory://' })
-    try {
-      await sql`CREATE ROLE authenticator LOGIN NOINHERIT`.execute(db)
-      await ensureSupabaseStandIn(db)
-      const { rows } = await sql<{ rolname: string }>`
-        SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
-        WHERE m.member = 'authenticator'::regrole ORDER BY r.rolname
-      `.execute(db)
-      expect(rows).toEqual([])
-    } finally {
-      await db.destroy()
-    }
-  })
-
   // The mark (COMMENT ON ROLE) is a public string: on PostgreSQL 16+ any login with CREATEROLE
   // may create a role and write it (review rev-5 H3). The stand-in adds power only to the roles
   // it creates in its own transaction, never to one that merely carries the mark.
@@ -291,11 +273,7 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
       await sql`CREATE ROLE authenticator LOGIN NOINHERIT`.execute(db)
       await sql`COMMENT ON ROLE authenticator IS ${sql.lit(STAND_IN_ROLE_MARK)}`.execute(db)
       await ensureSupabaseStandIn(db)
-      const { rows } = await sql<{ rolname: string }>`
-        SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
-        WHERE m.member = 'authenticator'::regrole ORDER BY r.rolname
-      `.execute(db)
-      expect(rows).toEqual([])
+      expect(await rolesGrantedTo(db, 'authenticator')).toEqual([])
       const role = await sql<{ rolcanlogin: boolean; rolinherit: boolean }>`
         SELECT rolcanlogin, rolinherit FROM pg_roles WHERE rolname = 'authenticator'
       `.execute(db)
@@ -342,11 +320,7 @@ describe.each(testTargets)('the Supabase stand-in on %s', (target) => {
       await sql`CREATE ROLE authenticator NOLOGIN NOINHERIT`.execute(db)
       await sql`SET x402.stand_in_created = ',authenticator,'`.execute(db)
       await ensureSupabaseStandIn(db)
-      const { rows } = await sql<{ rolname: string }>`
-        SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
-        WHERE m.member = 'authenticator'::regrole ORDER BY r.rolname
-      `.execute(db)
-      expect(rows).toEqual([])
+      expect(await rolesGrantedTo(db, 'authenticator')).toEqual([])
     } finally {
       await db.destroy()
     }
@@ -413,4 +387,16 @@ async function databaseName(db: Parameters<typeof ensureSupabaseStandIn>[0]): Pr
     name: string
   }>`SELECT quote_ident(current_database()) AS name`.execute(db)
   return rows[0]!.name
+}
+
+/** The roles granted to `member`, by name. */
+async function rolesGrantedTo(
+  db: Parameters<typeof ensureSupabaseStandIn>[0],
+  member: string,
+): Promise<string[]> {
+  const { rows } = await sql<{ rolname: string }>`
+    SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+    WHERE m.member = ${member}::regrole ORDER BY r.rolname
+  `.execute(db)
+  return rows.map((row) => row.rolname)
 }
