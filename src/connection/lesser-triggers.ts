@@ -190,7 +190,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   owner, and runs no code of theirs);
  * - row level security that applies to the role that writes on such a table (FORCE ROW LEVEL
  *   SECURITY on its own, RLS on another's, without BYPASSRLS): the policies would run with its
- *   power, and what they read, however deep;
+ *   power, and what they read (a view read through a rule applies them as its owner: not
+ *   covered, see ARCHITECTURE.md);
  * - an enabled trigger on such a table whose WHEN condition calls anything but immutable
  *   functions of roles no lesser login role can act as, or holds an expression it cannot vouch for
  *   ({@link WHEN_CONDITIONS_SQL}): whoever has the TRIGGER privilege wrote it;
