@@ -459,6 +459,46 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
     })
   })
 
+  // Through a view that is not security_invoker, PostgreSQL applies the policies of the view's
+  // tables as the view's owner, and runs them as the session that writes: row_security_active
+  // of the writer says nothing of them. Before, a rule reading such a view ran a lesser login's
+  // policy function as the migrating user, superuser included.
+  it('a rule that reads, through a view of another owner, a table with row level security: refused, even as a superuser', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withLesserRole(db, 'x402_test_report', async (report) => {
+        await sql.raw(`CREATE SCHEMA x402_test_private`).execute(db)
+        await sql.raw(`CREATE TABLE x402_test_private.gate (x integer)`).execute(db)
+        await sql.raw(`ALTER TABLE x402_test_private.gate ENABLE ROW LEVEL SECURITY`).execute(db)
+        await sql.raw(`GRANT USAGE ON SCHEMA x402_test_private TO ${report}`).execute(db)
+        await sql.raw(`GRANT SELECT ON x402_test_private.gate TO ${report}`).execute(db)
+        await sql
+          .raw(`CREATE VIEW x402_test_private.v AS SELECT x FROM x402_test_private.gate`)
+          .execute(db)
+        await sql.raw(`ALTER VIEW x402_test_private.v OWNER TO ${report}`).execute(db)
+        await sql.raw(`CREATE TABLE public.x402_test_audit (x integer)`).execute(db)
+        await sql
+          .raw(
+            `CREATE RULE x402_test_r AS ON UPDATE TO ai_models DO ALSO INSERT INTO public.x402_test_audit SELECT x FROM x402_test_private.v`,
+          )
+          .execute(db)
+        try {
+          const error = await db
+            .transaction()
+            .execute((trx) => sql.raw(lesserTriggersSql({ lock: false })).execute(trx))
+            .catch((e: unknown) => e)
+          expect(String((error as Error).message)).toContain(
+            'a rule reads x402_test_private.gate through view x402_test_private.v, which applies its row level security as the view',
+          )
+        } finally {
+          await sql.raw(`DROP RULE x402_test_r ON ai_models`).execute(db)
+          await sql.raw(`DROP TABLE public.x402_test_audit`).execute(db)
+          await sql.raw(`DROP SCHEMA x402_test_private CASCADE`).execute(db)
+        }
+      })
+    })
+  })
+
   it('a trigger whose function only a role nobody logs in as owns runs: only roles it trusts can change it', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })

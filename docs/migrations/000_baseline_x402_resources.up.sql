@@ -234,6 +234,17 @@ BEGIN
       FROM pg_class c
      WHERE c.oid = ANY (tables) AND row_security_active(c.oid)
     UNION ALL
+    -- A view (in scope only as what a rule reads) that is not security_invoker applies the row
+    -- level security of its tables as its owner, and runs their policies as the writer, where
+    -- row_security_active of the writer says nothing: such a table is refused, whoever owns it.
+    SELECT 0, format('a rule reads %s through view %s, which applies its row level security as the view''s owner %s',
+                     t.oid::regclass, v.oid::regclass, pg_get_userbyid(v.relowner)), false
+      FROM pg_class v
+      JOIN pg_rewrite r ON r.ev_class = v.oid AND r.rulename = '_RETURN'
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+      JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') AND t.relrowsecurity
+     WHERE v.oid = ANY (tables) AND v.relkind = 'v'
+    UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
     -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
     -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
@@ -364,9 +375,10 @@ BEGIN
         'immutable functions and operators whose owners such roles cannot act as: have a role that can act as the '
         'table''s owner drop such a trigger, or create it again with a WHEN condition of immutable built-in functions '
         'and operators alone.' ELSE '' END ||
-      CASE WHEN rls_code THEN ' Row level security applies to the role that writes: each policy, and what it reads, '
-        'would run with that role''s power, and hide rows from the write. Run the command as a role that bypasses row '
-        'level security (BYPASSRLS), as Supabase''s postgres and service_role do.' ELSE '' END,
+      CASE WHEN rls_code THEN ' Row level security would run policies, and what they read, with the power of the role '
+        'that writes, and hide rows from the write. Run the command as a role that bypasses row level security '
+        '(BYPASSRLS), as Supabase''s postgres and service_role do; a rule on these tables must not read a table with row '
+        'level security through a view, whose owner''s row level security then applies.' ELSE '' END,
       session_user);
   END IF;
   -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
