@@ -81,7 +81,7 @@ async function main(): Promise<void> {
         },
         'node -e 0': { command: [process.execPath, '-e', '0'], env: {} },
       }
-      // Set-up, not measured: both databases migrated, and each command run once (compile cache).
+      // Set-up, not measured: both databases migrated, and each command run once (the OS file cache).
       for (const { command, env } of Object.values(commands)) timeOnce(command, env)
       const samples = new Map(Object.keys(commands).map((name) => [name, [] as number[]]))
       for (let run = 0; run < runs; run++) {

@@ -27,7 +27,6 @@ import {
   writeFileSync,
 } from 'node:fs'
 import * as nodeModule from 'node:module'
-import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
@@ -181,12 +180,9 @@ if (major < minMajor || (major === minMajor && minor < minMinor)) {
   process.exit(1)
 }
 
-// V8's code cache for the modules loaded below (kysely alone is some thousand files): a run
-// after the first skips compiling them again.
-// In the user's cache folder, as the templates: an installed package may be read-only, and
-// writes nothing into itself. Node.js skips the cache where the folder cannot be written.
-const userCache = process.env.XDG_CACHE_HOME?.trim() || join(homedir(), '.cache')
-nodeModule.enableCompileCache?.(join(userCache, 'x402-jobs-db', 'compile-cache'))
+// No V8 compile cache (module.enableCompileCache): Node.js checks an entry only by unkeyed CRCs
+// and the source's length, so whoever could write the folder would run code in every command
+// (review reva F2), and the user's cache folder is not trusted (docs/cache.md).
 
 const args = process.argv.slice(2)
 // npm keeps a --dry-run typed without `--` for itself and says so only in npm_config_dry_run:

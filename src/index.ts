@@ -20,6 +20,7 @@ export {
   type StartupMigrationOutcome,
 } from './migrator/migrate-on-startup.js'
 export {
+  HistoryMovedError,
   InterruptedRollbackError,
   MigrationError,
   TransactionPoolerError,

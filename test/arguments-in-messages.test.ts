@@ -73,6 +73,9 @@ describe('a message about an argument', () => {
     'hunter2-Qx7Vz9Kp-Lm4Nw8Rj',
     'correct-horse-battery-staple',
     'correct.horse.battery.staple',
+    // rev-a7 4: snake case, as a migration's name is written, but no migration's number.
+    'correct_horse_battery_staple',
+    `correct_horse_battery_staple_${'x'.repeat(300)}`,
     'zqxkwvbpmtrlhgfd',
     'ZQXKWVBPMTRLHGFD',
     '4829105736482910',

@@ -102,6 +102,25 @@ describe('x402-db', () => {
     expect(refused.stdout).toBe('')
   })
 
+  it('keeps no compiled code in the user’s cache folder, whose files it does not trust', async () => {
+    // Node.js checks a compile-cache entry by unkeyed CRCs and the source's length alone: one
+    // planted there ran in every command (review reva F2). The folder holds untrusted templates.
+    const cache = mkdtempSync(join(tmpdir(), 'x402-cli-cache-'))
+    try {
+      const { NODE_COMPILE_CACHE: _unset, ...inherited } = process.env
+      const listed = await x402db(['migrate', 'list'], {
+        ...inherited,
+        XDG_CACHE_HOME: cache,
+        DATABASE_URL: '',
+        PGLITE_DATA_DIR: 'memory://',
+      })
+      expect(listed.stderr).not.toMatch(/compile/i)
+      expect(existsSync(join(cache, 'x402-jobs-db', 'compile-cache'))).toBe(false)
+    } finally {
+      rmSync(cache, { recursive: true, force: true })
+    }
+  })
+
   it('guesses nothing for a command far from every one, and shows no secret it was given', async () => {
     const far = await x402db(['frobnicate'], {}, true)
     expect(far.code).toBe(2)

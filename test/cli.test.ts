@@ -247,6 +247,19 @@ describe('the migrate command line on bad input', () => {
       {},
       2,
     ],
+    // rev-c7 F6: the argument is hidden, the module's own names in the message are not.
+    [
+      ['sql', 'add_openrouter_integraton'],
+      /^migrate sql failed: No migration is named \(25 characters, not shown\): did you mean 005_add_openrouter_integration\? Known migrations: .*, 005_add_openrouter_integration, /,
+      {},
+      2,
+    ],
+    [
+      ['sql', 'openrouter_integration'],
+      /^migrate sql failed: No migration is named \(22 characters, not shown\)\. Known migrations: .*, 005_add_openrouter_integration, /,
+      {},
+      2,
+    ],
     [['sql', '00'], /^migrate sql failed: "00" matches several migrations \(000_/, {}, 2],
     [
       ['latest'],

@@ -11,8 +11,9 @@ import {
   migrationStatus,
 } from '../src/tooling.js'
 import { createModel, createResource, createUser } from './support/fixtures.js'
+import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
-import { MIGRATION_001, MIGRATION_002 } from './support/migration-names.js'
+import { MIGRATION_001, MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
 
 // Every `down` that would destroy data refuses before it changes anything, naming each table or
 // column with its count; with the opt-in it backs the data up first, restorably. The runner
@@ -216,6 +217,73 @@ describe.each(testTargets)(
     `.execute(db)
       expect(rows).toEqual([{ e: 2, p: 1 }])
       expect(await backupTables(db, '005_')).toEqual([])
+    })
+  },
+)
+
+describe.each(testTargets)(
+  "rolling back 005 where a lesser login's table references its rows through a cast of its own on %s",
+  (target) => {
+    const database = useTestDatabase(target, '005_add_openrouter_integration')
+
+    // The count of referencing rows compares each key column with the referenced one: a column of
+    // the login's own type, with an implicit cast of its own to uuid, made that comparison run its
+    // cast function as whoever rolls back (review revf F1, its related cast).
+    it('refuses before counting, and never runs the cast function; nothing changes', async () => {
+      const { db } = database
+      // One the down deletes: the count compares only the keys of those.
+      const resource = await createResource(db, {
+        resource_type: 'openrouter_instant',
+        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+      })
+      await withLesserRole(
+        db,
+        'x402_test_refs',
+        async (role) => {
+          await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
+          await sql.raw(`GRANT REFERENCES ON public.x402_resources TO ${role}`).execute(db)
+          await db.transaction().execute(async (trx) => {
+            await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+            await sql.raw(`CREATE TYPE ${role}.t AS (v uuid)`).execute(trx)
+            await sql
+              .raw(
+                `CREATE FUNCTION ${role}.to_uuid(${role}.t) RETURNS uuid LANGUAGE sql IMMUTABLE AS 'SELECT $1.v'`,
+              )
+              .execute(trx)
+            await sql
+              .raw(
+                `CREATE CAST (${role}.t AS uuid) WITH FUNCTION ${role}.to_uuid(${role}.t) AS IMPLICIT`,
+              )
+              .execute(trx)
+            await sql
+              .raw(
+                `CREATE TABLE ${role}.refs (resource_id ${role}.t REFERENCES public.x402_resources (id))`,
+              )
+              .execute(trx)
+            await sql.raw(`INSERT INTO ${role}.refs VALUES (ROW('${resource}'))`).execute(trx)
+            // Armed once its row is in: the key's own check ran the cast as the table's owner.
+            await sql
+              .raw(
+                `CREATE OR REPLACE FUNCTION ${role}.to_uuid(${role}.t) RETURNS uuid LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN $1.v; END $f$`,
+              )
+              .execute(trx)
+          })
+
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (caught: unknown) => caught,
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(error).toMatchObject({ migrationName: MIGRATION_005, direction: 'Down' })
+          expect((error as Error).message).toContain(
+            `column resource_id of ${role}.refs is of type ${role}.t, not uuid as public.x402_resources.id`,
+          )
+          expect((error as Error).message).toContain('Nothing was changed')
+          expect((error as Error).message).toContain('SQLSTATE 42501')
+          expect(await applied(db)).toContain(MIGRATION_005)
+        },
+        { login: true },
+      )
     })
   },
 )

@@ -8,6 +8,7 @@ import { exportMigrationSql, migrateTo } from '../src/tooling.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
 import { createResource, createUser } from './support/fixtures.js'
 import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
+import { withScriptFile } from './support/exported-script.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // The SQL Editor runs no runner: the script of `npm run migrate:sql -- 002 --down` would drop
@@ -121,13 +122,14 @@ describe.skipIf(skipReason)(
   'an exported down script run with psql -f, without ON_ERROR_STOP',
   () => {
     /** psql's output, as a reader runs the script: no psqlrc, no variables set on the command line. */
-    function psql(url: string, script: string): string {
-      const run = spawnSync('psql', ['-X', '-q', '-d', url, '-f', '-'], {
-        input: script,
-        encoding: 'utf8',
+    function psql(url: string, script: string): Promise<string> {
+      // From a file: psql stops reading at the script's refusal, and a script larger than a
+      // pipe's buffer written to its stdin failed with EPIPE.
+      return withScriptFile(script, (file) => {
+        const run = spawnSync('psql', ['-X', '-q', '-d', url, '-f', file], { encoding: 'utf8' })
+        if (run.error) throw run.error
+        return run.stderr
       })
-      if (run.error) throw run.error
-      return run.stderr
     }
 
     it("stops at 005's refusal: its later steps, outside a transaction, do not run", async () => {
@@ -139,7 +141,10 @@ describe.skipIf(skipReason)(
         )
         const schema = await snapshotPublicSchema(db)
 
-        const output = psql(serverUrl(location), await exportMigrationSql(MIGRATION_005, 'down'))
+        const output = await psql(
+          serverUrl(location),
+          await exportMigrationSql(MIGRATION_005, 'down'),
+        )
 
         expect(output).toContain('Rolling back 005_add_openrouter_integration would destroy data')
         const { rows } = await sql<{ present: boolean }>`
@@ -160,7 +165,10 @@ describe.skipIf(skipReason)(
         )
         const schema = await snapshotPublicSchema(db)
 
-        const output = psql(serverUrl(location), await exportMigrationSql(MIGRATION_002, 'down'))
+        const output = await psql(
+          serverUrl(location),
+          await exportMigrationSql(MIGRATION_002, 'down'),
+        )
 
         expect(output).toContain('Rolling back 002_add_claude_integration would destroy data')
         expect(await snapshotPublicSchema(db)).toEqual(schema)

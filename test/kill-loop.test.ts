@@ -18,11 +18,12 @@ import {
 } from './support/server-sessions.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 import { MIGRATION_005 } from './support/migration-names.js'
+import { backupStampsOf005, restore005AsDocumented } from './support/documented-restore.js'
 
 // SIGKILL at random moments of `migrate:down -- --allow-data-loss` and `migrate:latest` on 005,
 // at least 20 kills. After each: the same command, run again, completes; `migrate:check` is
 // clean; and, once the rows that the rollback moved to x402_backup are copied back (docs/rollback.md's
-// way back), every row of x402_resources and user_openrouter_integrations equals the original,
+// way back, run as written), every row of x402_resources and user_openrouter_integrations equals the original,
 // column by column. PostgreSQL only: PGlite runs inside the killed process.
 //
 // `migrate:down` reverts the newest applied migration only, so every down round starts from a
@@ -91,28 +92,23 @@ async function everyRow(db: Kysely<any>): Promise<unknown> {
   return { resources, keys, claude }
 }
 
+/** docs/rollback.md's way back from 005's backups, run as written; then the backups are dropped. */
 async function restoreFromBackups(db: Kysely<any>): Promise<void> {
+  // From the first backup on: every backup of the rollback (a resumed one leaves several).
+  const first = (await backupStampsOf005(db))[0]
+  if (first) await restore005AsDocumented(db, first)
   const { rows } = await sql<{ name: string }>`
     SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'x402_backup' ORDER BY table_name
   `.execute(db)
   for (const { name } of rows) {
-    const backup = sql.id('x402_backup', name)
-    if (name.startsWith('005_user_openrouter_integrations_')) {
-      await sql`INSERT INTO user_openrouter_integrations SELECT * FROM ${backup}`.execute(db)
-    } else if (name.startsWith('006_x402_openrouter_models_')) {
-      // A copy taken by 006's down: its rows are in ai_models still.
-    } else if (name.startsWith('005_x402_resources_')) {
-      await sql`INSERT INTO x402_resources SELECT * FROM ${backup} b WHERE b.resource_type = 'openrouter_instant'`.execute(
-        db,
+    // 006's down copies the catalog, whose rows stay in ai_models: nothing to restore.
+    if (
+      !/^(005_user_openrouter_integrations|005_x402_resources|006_x402_openrouter_models)_/.test(
+        name,
       )
-      await sql`
-        UPDATE x402_resources r SET openrouter_model_id = b.openrouter_model_id, openrouter_config = b.openrouter_config
-        FROM ${backup} b WHERE r.id = b.id AND b.resource_type <> 'openrouter_instant'
-      `.execute(db)
-    } else {
+    )
       throw new Error(`unexpected backup table ${name}`)
-    }
-    await sql`DROP TABLE ${backup}`.execute(db)
+    await sql`DROP TABLE ${sql.id('x402_backup', name)}`.execute(db)
   }
 }
 

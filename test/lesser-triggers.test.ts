@@ -48,6 +48,15 @@ async function applied(db: Kysely<any>): Promise<string[]> {
   return rows.map((row) => row.name)
 }
 
+/** The backups that rollbacks of 005 made, qualified and quoted as the runner names them. */
+async function backupsOf005(db: Kysely<any>): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`
+    SELECT format('x402_backup.%I', table_name) AS name FROM information_schema.tables
+    WHERE table_schema = 'x402_backup' AND table_name LIKE '005_%' ORDER BY 1
+  `.execute(db)
+  return rows.map((row) => row.name)
+}
+
 /** A function of `role`'s, in a schema of its own: a trigger's, or an event trigger's. */
 async function lesserFunction(
   db: Kysely<any>,
@@ -209,6 +218,11 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
   it('a temporary trigger attached between the transactions of 005’s down: the step that writes refuses, and never calls it', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
+      // A key stored before the rollback: step 1 moves it to x402_backup (review revb F3).
+      await db
+        .insertInto('user_openrouter_integrations' as any)
+        .values({ user_id: await createUser(db), encrypted_api_key: 'aa:bb' })
+        .execute()
       await withLoginRole(db, async (role) => {
         await sql.raw(`GRANT TRIGGER ON user_openrouter_integrations TO ${role}`).execute(db)
         // 005's down runs outside the runner's transaction, in three transactions of its own: after
@@ -258,15 +272,40 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
             ),
           )
           expect(await applied(db)).toContain(MIGRATION_005)
+          // Steps 1 and 2 committed: the refusal says so, not that no step ran, and step 1's
+          // move of the key stored before is where it says.
+          expect(String((error as Error).message)).not.toMatch(/no step of its down ran/)
+          expect(String((error as Error).message)).toMatch(
+            /the steps of its down that finished stay, it stays recorded as applied/,
+          )
+          const moved = await backupsOf005(db)
+          expect(moved).toHaveLength(1)
+          expect(String((error as Error).message)).toContain(
+            `The rollback copied the data it would destroy to ${moved[0]} (docs/rollback.md says how to restore it).`,
+          )
           // Its session gone, the temporary function goes, and the trigger with it.
           await attacker?.end()
           attacker = undefined
           // Steps 1 and 2 committed: the rollback stays half done, and only migrate:down goes on.
           await expect(migrateUp(db, { env: {} })).rejects.toBeInstanceOf(InterruptedRollbackError)
+          const lines: string[] = []
           expect(
-            (await migrateDown(db, { allowDataLoss: true, env: {} })).map((r) => r.migrationName),
+            (
+              await migrateDown(db, {
+                allowDataLoss: true,
+                env: {},
+                log: (line) => lines.push(line),
+              })
+            ).map((r) => r.migrationName),
           ).toEqual([MIGRATION_005])
           expect(await applied(db)).not.toContain(MIGRATION_005)
+          // It names every backup of this rollback: step 1's, of the refused attempt, and the
+          // one its own step 3 made of the key stored during step 2.
+          const all = await backupsOf005(db)
+          expect(all).toHaveLength(2)
+          expect(lines).toContain(
+            `[db] the rollback copied the data it would destroy to ${all.join(', ')} (docs/rollback.md says how to restore it)`,
+          )
           expect(await isSuperuser(db, role)).toBe(false)
         } finally {
           await attacker?.end()
@@ -288,6 +327,45 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
         )
         expect(String((error as Error).message)).toContain(`schema x402_backup is owned by ${role}`)
         expect(await applied(db)).toContain(MIGRATION_005)
+      })
+    })
+  })
+
+  it('a lesser login that may create objects in x402_backup or x402_migrations: a run refuses; the REVOKE it advises lets it go on', async () => {
+    // Review revf F3: such a login may add a table there at any moment, between a check and the
+    // statement that reads the schema (the restore of 005's backups read it as a backup).
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await sql`CREATE SCHEMA IF NOT EXISTS x402_backup`.execute(db)
+      await withLoginRole(db, async (role) => {
+        for (const schema of ['x402_backup', 'x402_migrations']) {
+          await sql.raw(`GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role}`).execute(db)
+          const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+          expect((error as { code?: string }).code).toBe('42501')
+          expect(String((error as Error).message)).toContain(
+            `${role} may create objects in schema ${schema} (REVOKE CREATE ON SCHEMA ${schema} FROM ${role})`,
+          )
+          expect(String((error as Error).message)).toContain('Nothing was changed.')
+          expect(await applied(db)).not.toContain(MIGRATION_006)
+          await sql.raw(`REVOKE CREATE ON SCHEMA ${schema} FROM ${role}`).execute(db)
+        }
+        // Through a role it may become, and granted to PUBLIC: the holder of the right is named.
+        await withLesserRole(db, 'x402_test_group', async (group) => {
+          await sql.raw(`GRANT ${group} TO ${role}`).execute(db)
+          await sql.raw(`GRANT USAGE, CREATE ON SCHEMA x402_backup TO ${group}`).execute(db)
+          await sql.raw(`GRANT CREATE ON SCHEMA x402_migrations TO PUBLIC`).execute(db)
+          const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+          expect(String((error as Error).message)).toContain(
+            `${role} may create objects in schema x402_backup (as ${group}) (REVOKE CREATE ON SCHEMA x402_backup FROM ${group})`,
+          )
+          expect(String((error as Error).message)).toContain(
+            `${role} may create objects in schema x402_migrations (granted to PUBLIC) (REVOKE CREATE ON SCHEMA x402_migrations FROM PUBLIC)`,
+          )
+          await sql.raw(`REVOKE CREATE ON SCHEMA x402_backup FROM ${group}`).execute(db)
+          await sql.raw(`REVOKE CREATE ON SCHEMA x402_migrations FROM PUBLIC`).execute(db)
+        })
+        await migrateTo(db, MIGRATION_006, { env: {} })
+        expect(await applied(db)).toContain(MIGRATION_006)
       })
     })
   })

@@ -252,10 +252,10 @@ describe.each(testTargets)('the lock comments of migrate:sql on %s', (target) =>
       target === 'postgres'
         ? /x402_resources SHARE UPDATE EXCLUSIVE held [\d.]+ ms; scans x402_resources/
         : /locks not measurable here/
-    expect(script).toMatch(
-      new RegExp(
-        `-- locks: on its own \\(no transaction\\), lock_timeout 2s: .*${build.source}.*\\nCREATE INDEX CONCURRENTLY`,
-      ),
+    // The comment line alone: a failure then shows what was measured, not the whole script.
+    const comment = script.match(/^(-- locks: .*)\nCREATE INDEX CONCURRENTLY/m)?.[1]
+    expect(comment).toMatch(
+      new RegExp(`^-- locks: on its own \\(no transaction\\), lock_timeout 2s: .*${build.source}`),
     )
   })
 })
@@ -304,5 +304,27 @@ describe('the lock policy pieces', () => {
       'CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql',
       'COMMIT',
     ])
+  })
+})
+
+// rev-e1 F1: migrate:sql writes describeStatement as a "-- locks:" comment, and a carriage return
+// in a table's name (which a pull keeps byte for byte) ended that comment in psql and the SQL
+// Editor, and what followed it ran as SQL.
+describe('describeStatement of a table whose name holds line breaks', () => {
+  it('is one line that no name can end: control and separator characters are escaped', () => {
+    const hostile = 'a\rCREATE TABLE pwned(x int);--\u2028b\nc'
+    const line = describeStatement({
+      index: 1,
+      sql: 'ALTER TABLE x ADD COLUMN y int',
+      transaction: 1,
+      lockTimeout: '2s',
+      durationMs: 1,
+      lockEvidence: 'second-session',
+      locks: [{ table: hostile, mode: 'ACCESS EXCLUSIVE', heldMs: 1 }],
+      rewrote: [hostile],
+      scanned: [{ table: hostile, rowsRead: 1 }],
+    } as MeasuredStatement)
+    expect(line).not.toMatch(/[\r\n\u2028\u2029]/)
+    expect(line).toContain('a\\rCREATE TABLE pwned')
   })
 })

@@ -20,7 +20,7 @@ describe.each(servers)(
       const statements = splitSqlStatements(plain).filter(
         (statement) =>
           !/^(BEGIN|COMMIT)$/.test(statement) &&
-          !/^DO \$(guard|watch|check|shadowed|lesser)\$/m.test(statement) &&
+          !/^DO \$(guard|watch|check|shadowed|api_roles|lesser)\$/m.test(statement) &&
           !/^SET LOCAL (standard_conforming_strings|idle_in_transaction_session_timeout|x402\.)/m.test(
             statement,
           ),

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { lesserTriggersSql } from '../src/connection/lesser-triggers.js'
 import { SHADOWED_CATALOG_SQL } from '../src/connection/shadowed-catalog.js'
 import { exportMigrationSql } from '../src/export/migration-sql.js'
+import { API_ROLE_ADMINS_SQL } from '../src/supabase/api-role-admins.js'
 import { migrateTo } from '../src/tooling.js'
 import { cli } from './support/cli.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
@@ -124,7 +125,7 @@ describe.skipIf(skipReason)('an exported migration script and code of a lesser r
   })
 
   it('a script runs the runner’s checks first in each of its transactions, and before what it runs outside one', async () => {
-    const fenced = `${SHADOWED_CATALOG_SQL};\n\n${lesserTriggersSql({ lock: true })};`
+    const fenced = `${SHADOWED_CATALOG_SQL};\n\n${API_ROLE_ADMINS_SQL};\n\n${lesserTriggersSql({ lock: true })};`
     for (const [name, direction] of [
       [MIGRATION_006, 'up'],
       [MIGRATION_006, 'down'],
@@ -157,8 +158,9 @@ describe.skipIf(skipReason)('an exported migration script and code of a lesser r
           .map((statement) => statement.replace(/^(?:--[^\n]*\n|\\[^\n]*\n|\s)+/, ''))
           .filter((statement) => statement !== '' && !/^SET [\w.]+ = /.test(statement))
         if (statements.length > 0) {
-          expect(statements.slice(0, 2), `${name} ${direction}`).toEqual([
+          expect(statements.slice(0, 3), `${name} ${direction}`).toEqual([
             SHADOWED_CATALOG_SQL,
+            API_ROLE_ADMINS_SQL,
             lesserTriggersSql({ lock: false }),
           ])
         }

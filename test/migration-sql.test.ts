@@ -13,6 +13,7 @@ import {
 } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
+import { withScriptFile } from './support/exported-script.js'
 import { createTestDatabase, type TestTarget, testTargets } from './support/test-database.js'
 
 // migrate:sql exports what a migration runs, for the Supabase SQL Editor or psql. Proven by
@@ -37,10 +38,18 @@ async function createScriptDatabase(target: TestTarget): Promise<ScriptDatabase>
       destroy: database.destroy,
       async runScript(script) {
         if (runsOutsideTransaction(script)) {
-          execFileSync(
-            'psql',
-            ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', location.connectionString],
-            { input: script },
+          // From a file: psql stops reading at an error, and a large script on its stdin fails with EPIPE.
+          await withScriptFile(script, (file) =>
+            execFileSync('psql', [
+              '-X',
+              '-q',
+              '-v',
+              'ON_ERROR_STOP=1',
+              '-d',
+              location.connectionString,
+              '-f',
+              file,
+            ]),
           )
           return
         }

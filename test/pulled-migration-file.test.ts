@@ -60,3 +60,52 @@ describe('a pulled migration file', () => {
     expect(ts.transpileModule(source, {}).diagnostics ?? []).toEqual([])
   })
 })
+
+// The header names the schemas pulled and the tables changed: names a lesser role may choose
+// (a schema's owner picks its name). None of them may close the comment they are written in.
+describe("a pulled migration file's header", () => {
+  const names = [
+    ...HOSTILE,
+    'a*/x/*',
+    "*/import('child_process').then(c=>c.execSync('id>/tmp/p7'))/*",
+    'g\u2028*/console.error("PWNED-HEADER-LS")/*',
+    'h\u202e*/console.error("PWNED-BIDI")/*',
+  ]
+  const source = pulledMigrationSource(
+    {
+      after: '008_x*/console.error("PWNED-AFTER")/*',
+      schemas: ['public', ...names],
+      touchedTables: names,
+      busyTables: names,
+      notPulled: names,
+    },
+    [{ group: 'views', sql: 'SELECT 1' }],
+    [{ group: 'views', sql: 'SELECT 2' }],
+  )
+
+  it('keeps every name inside its comment: the file is an import and the two functions', () => {
+    const file = ts.createSourceFile('pulled.ts', source, ts.ScriptTarget.ES2022, true)
+    expect(file.statements.map((node) => ts.SyntaxKind[node.kind])).toEqual([
+      'ImportDeclaration',
+      'FunctionDeclaration',
+      'FunctionDeclaration',
+    ])
+    expect(statementsOf(source, 'up')).toEqual({
+      kinds: ['ExpressionStatement'],
+      sql: ['SELECT 1'],
+    })
+    expect(statementsOf(source, 'down')).toEqual({
+      kinds: ['ExpressionStatement'],
+      sql: ['SELECT 2'],
+    })
+    expect(ts.transpileModule(source, {}).diagnostics ?? []).toEqual([])
+    // No JavaScript line terminator but \n, and no character that reorders what a reviewer sees.
+    expect(source).not.toMatch(/[\r\u2028\u2029\u202a-\u202e\u2066-\u2069]/)
+  })
+
+  it('still shows each name, legibly', () => {
+    expect(source).toContain('a* /x/*')
+    expect(source).toContain("* /import('child_process').then(c=>c.execSync('id>/tmp/p7'))/*")
+    expect(source).toContain('h\\u202e* /console.error("PWNED-BIDI")/*')
+  })
+})

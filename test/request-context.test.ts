@@ -4,8 +4,14 @@ import { type Kysely, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { asRequester, asService, asUser, createDb, type DB } from '../src/index.js'
+import { migrateToLatest } from '../src/tooling.js'
 import { createUser } from './support/fixtures.js'
-import { serverUrl, testTargets, useTestDatabase } from './support/test-database.js'
+import {
+  serverUrl,
+  testTargets,
+  useTestDatabase,
+  withTestDatabase,
+} from './support/test-database.js'
 
 // The product's PostgREST emulation: role and request.jwt.claims for one transaction, then the
 // connection exactly as it was.
@@ -163,4 +169,32 @@ describe.each(testTargets)('running queries as a requester on %s', (target) => {
       }
     },
   )
+})
+
+// rev-f1 F1: after the switch to service_role, the default search_path's "$user" named a schema
+// called service_role, which a login that once had CREATE on the database could make: its view
+// of the keys table ran its code as the requester, and keys:rotate read it instead of the table.
+// A request's search_path is PostgREST's on Supabase: public, then extensions (rev-g F3), and
+// pg_temp last, so that a temporary table left on a pooled connection hides none (rev-g F4).
+describe.each(testTargets)('the search_path of a request on %s', (target) => {
+  it('is public, extensions, pg_temp: a schema named after the API role is not searched', async () => {
+    await withTestDatabase(target, async ({ db }) => {
+      await migrateToLatest(db, { env: {} })
+      await sql`CREATE SCHEMA service_role`.execute(db)
+      await sql`CREATE VIEW service_role.x402_user_openrouter_integrations AS SELECT 'planted'::text AS user_id`.execute(
+        db,
+      )
+      await sql`GRANT USAGE ON SCHEMA service_role TO service_role`.execute(db)
+      await sql`GRANT SELECT ON service_role.x402_user_openrouter_integrations TO service_role`.execute(
+        db,
+      )
+      const { rows } = await asService(db, (trx) =>
+        sql<{ path: string; found: number }>`
+          SELECT current_setting('search_path') AS path,
+                 (SELECT count(*)::int FROM x402_user_openrouter_integrations WHERE user_id::text = 'planted') AS found
+        `.execute(trx),
+      )
+      expect(rows).toEqual([{ path: 'public, extensions, pg_temp', found: 0 }])
+    })
+  })
 })

@@ -93,7 +93,7 @@ async function interruptedAt(
   hold: string,
   statement: string,
   after?: RegExp,
-): Promise<void> {
+): Promise<MigrationError> {
   let held: Promise<unknown> | undefined
   const takeHold = () => (held ??= holder.query('BEGIN').then(() => holder.query(hold)))
   const db = createDb({
@@ -111,7 +111,9 @@ async function interruptedAt(
     )
     const pid = await waitForLockWait(observer, RUN, statement)
     await observer.query('SELECT pg_terminate_backend($1)', [pid])
-    expect(await run).toBeInstanceOf(MigrationError)
+    const error = await run
+    expect(error).toBeInstanceOf(MigrationError)
+    return error as MigrationError
   } finally {
     await held
     await holder.query('ROLLBACK').catch(() => {})
@@ -125,9 +127,9 @@ async function interruptedAt(
  * validates, holds step 3's drops (which take ACCESS EXCLUSIVE on x402_resources), and the run
  * is terminated while it waits.
  */
-async function interruptedInTheMiddle(connectionString: string): Promise<void> {
-  await withSessions(connectionString, async (session) => {
-    await interruptedAt(
+async function interruptedInTheMiddle(connectionString: string): Promise<MigrationError> {
+  return withSessions(connectionString, async (session) => {
+    return interruptedAt(
       connectionString,
       await session('x402-test-observer'),
       await session('x402-test-holder'),
@@ -253,6 +255,38 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
     })
   })
 
+  // Review revg F7: the resumed attempt's failure was rewrapped without its SQLSTATE, so a lock
+  // timeout after the mark stood was final, whatever MIGRATION_LOCK_ATTEMPTS said.
+  it('killed in the middle, then resumed behind a reader: it retries on lock_timeout as any run does', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const connectionString = serverUrl(location)
+      await migrateTo(db, MIGRATION_006)
+      await migrateDown(db) // 006
+      await interruptedInTheMiddle(connectionString)
+      await withSessions(connectionString, async (session) => {
+        const reader = await session('x402-test-reader')
+        await reader.query('BEGIN')
+        await reader.query('SELECT count(*) FROM x402_resources')
+        const log: string[] = []
+        await migrateDown(db, {
+          allowDataLoss: true,
+          lockTimeoutMs: 200,
+          lockAttempts: 5,
+          retryDelayMs: 10,
+          env: {},
+          log: (line) => {
+            log.push(line)
+            if (/hit lock_timeout \(attempt 1 of 5/.test(line)) void reader.query('ROLLBACK')
+          },
+        })
+        expect(log.join('\n')).toMatch(/hit lock_timeout \(attempt 1 of 5/)
+      })
+      expect((await migrateToLatest(db)).map((result) => result.migrationName)).toEqual(
+        migrationsAfter(MIGRATION_002),
+      )
+    })
+  })
+
   it('killed in the middle, its mark then cleared by hand: forward still refuses, from what the schema shows', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       const connectionString = serverUrl(location)
@@ -280,9 +314,23 @@ describe.skipIf(skipReason)('an interrupted rollback of 005 on postgres', () => 
         .values({ user_id: userId, encrypted_api_key: 'aa:bb' })
         .execute()
       await migrateDown(db) // 006
-      await interruptedInTheMiddle(connectionString)
+      const error = await interruptedInTheMiddle(connectionString)
+      // review revb F3: step 1 moved the key; the terminated run's message, read on another
+      // connection, and the run that completes the rollback both say where it is.
+      const backups = (
+        await sql<{ name: string }>`
+          SELECT format('x402_backup.%I', table_name) AS name FROM information_schema.tables
+          WHERE table_schema = 'x402_backup' AND table_name LIKE '005_%'
+        `.execute(db)
+      ).rows.map((row) => row.name)
+      expect(backups).toHaveLength(1)
+      const said = `the rollback copied the data it would destroy to ${backups[0]} (docs/rollback.md says how to restore it)`
+      expect(error.message).toContain(`T${said.slice(1)}.`)
+      expect(error.backups).toEqual(backups)
       await expectForwardRefused(db, connectionString)
-      await migrateDown(db, { allowDataLoss: true, env: {} })
+      const lines: string[] = []
+      await migrateDown(db, { allowDataLoss: true, env: {}, log: (line) => lines.push(line) })
+      expect(lines).toContain(`[db] ${said}`)
       expect(
         (await migrationStatus(db)).find((m) => m.name === MIGRATION_005)?.appliedAt,
       ).toBeUndefined()

@@ -12,6 +12,7 @@ describe('migration settings', () => {
     ['MIGRATION_STATEMENT_TIMEOUT_MS', '2147483648'],
     ['MIGRATION_LOCK_WAIT_MS', '99999999999999999999'],
     ['MIGRATION_IDLE_TIMEOUT_MS', '10'],
+    ['MIGRATION_TCP_USER_TIMEOUT_MS', '10'],
     ['MIGRATION_TRANSACTION_TIMEOUT_MS', '2147483648'],
     ['MIGRATION_LOCK_ATTEMPTS', '1000'],
   ])('refuses %s=%s with the accepted range', (name, value) => {
@@ -48,6 +49,17 @@ describe('migration settings', () => {
     )
     expect(() => migrationSettings({ lockAttempts: -1 })).toThrow(
       `MIGRATION_LOCK_ATTEMPTS is -1, ${range}`,
+    )
+  })
+
+  // tcp_user_timeout drops a client that stopped taking a result at the idle timeout's 5 s.
+  it('reads MIGRATION_TCP_USER_TIMEOUT_MS, 5000 by default', () => {
+    expect(migrationSettings({ env: {} }).tcpUserTimeoutMs).toBe(5000)
+    expect(
+      migrationSettings({ env: { MIGRATION_TCP_USER_TIMEOUT_MS: '8000' } }).tcpUserTimeoutMs,
+    ).toBe(8000)
+    expect(() => migrationSettings({ env: { MIGRATION_TCP_USER_TIMEOUT_MS: '0' } })).toThrow(
+      'MIGRATION_TCP_USER_TIMEOUT_MS is 0, which would mean no bound at all',
     )
   })
 

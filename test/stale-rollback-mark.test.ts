@@ -106,8 +106,10 @@ describe.each(testTargets)(
     it("is none to the resumable down itself (the runner's wrapper), whose refusal clears it", async () => {
       await withTestDatabase(target, async ({ db }) => {
         await staleMarkAt005(db)
+        const settings = migrationSettings({ env: {} })
         const migrations = await withResumableDowns(
-          migrationProvider(migrationSettings({ env: {} })),
+          migrationProvider(settings),
+          settings,
         ).getMigrations()
         const refusal = (await migrations[MIGRATION_005]!.down!(db).catch(
           (error: unknown) => error,
@@ -173,13 +175,39 @@ describe.each(testTargets)(
       await withTestDatabase(target, async ({ db }) => {
         await staleMarkAt005(db)
         await sql`CREATE SCHEMA IF NOT EXISTS x402_backup`.execute(db)
-        await sql`CREATE TABLE x402_backup."005_user_openrouter_integrations_20261205T081525013"
-                    AS SELECT * FROM user_openrouter_integrations`.execute(db)
+        // Stamped as 005's first step stamps its backups: after the mark.
+        await sql
+          .raw(
+            `DO $$ BEGIN EXECUTE format('CREATE TABLE x402_backup.%I AS SELECT * FROM user_openrouter_integrations',
+               '005_user_openrouter_integrations_' || to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS')); END $$`,
+          )
+          .execute(db)
         await sql`DELETE FROM user_openrouter_integrations`.execute(db)
         const refused = await migrateToLatest(db, { env: {} }).catch((error: unknown) => error)
         expect(String((refused as Error).message)).toMatch(/rollback of 005_\w+ /)
         expect(await unfinishedRollback(db, { env: {} })).toBe(MIGRATION_005)
         expect(await marked(db)).toBe(true)
+      })
+    })
+
+    // rev-6 R3: the backups of an earlier rollback that finished (005 applied again since) tell
+    // nothing of the attempt that left the mark: only those stamped at or after the mark count.
+    it('is cleared where the only backups of 005 are those of an earlier rollback that finished', async () => {
+      await withTestDatabase(target, async ({ db }) => {
+        await migrateTo(db, MIGRATION_006)
+        await migrateDown(db)
+        const userId = await createUser(db)
+        await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${userId}, 'aa:bb')`.execute(
+          db,
+        )
+        await migrateDown(db, { allowDataLoss: true, env: {} }) // 005, backed up
+        await migrateTo(db, MIGRATION_005) // applied again
+        await sql`SELECT pg_sleep(0.01)`.execute(db)
+        await markReverting(db, MIGRATION_005)
+        expect(await unfinishedRollback(db, { env: {} })).toBeUndefined()
+        await migrateToLatest(db, { env: {} })
+        expect(await marked(db)).toBe(false)
+        expect(await pendingMigrationNames(db)).toEqual([])
       })
     })
 

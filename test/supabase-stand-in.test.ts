@@ -400,3 +400,54 @@ async function rolesGrantedTo(
   `.execute(db)
   return rows.map((row) => row.rolname)
 }
+
+// rev-f1 F2: where a schema auth without auth.users was there already, owned by a login that
+// cannot act as the migrating role, the stand-in completed it (CREATE OR REPLACE keeps a
+// function's owner): that login then owned auth.uid(), which every policy asks who the requester
+// is. The stand-in refuses instead, naming what it found. Each PGlite database is a cluster of
+// its own.
+describe('the Supabase stand-in and an auth schema someone else made', () => {
+  it('reads pg_database_owner as the database owner: completes an auth of its own, refuses where that owner is a lesser login', async () => {
+    for (const databaseOwner of ['postgres', 'squatter']) {
+      const db = createDb({ dataDir: 'memory://' })
+      try {
+        await sql`CREATE ROLE squatter LOGIN`.execute(db)
+        await sql.raw(`ALTER DATABASE postgres OWNER TO ${databaseOwner}`).execute(db)
+        await sql`CREATE SCHEMA auth AUTHORIZATION pg_database_owner`.execute(db)
+        const result = await ensureSupabaseStandIn(db).catch((error: unknown) => error)
+        if (databaseOwner === 'postgres') expect(result).toBe('applied')
+        else {
+          expect(String(result)).toMatch(/schema auth owned by pg_database_owner/)
+          expect((result as { code?: string }).code).toBe('42501')
+        }
+      } finally {
+        await db.destroy()
+      }
+    }
+  })
+
+  it('refuses (42501) where auth or a function in it belongs to a role that cannot act as the migrating one', async () => {
+    const db = createDb({ dataDir: 'memory://' })
+    try {
+      await sql`CREATE ROLE squatter LOGIN`.execute(db)
+      await sql`CREATE SCHEMA auth AUTHORIZATION squatter`.execute(db)
+      await db.connection().execute(async (connection) => {
+        await sql`SET ROLE squatter`.execute(connection)
+        await sql`CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql AS 'SELECT NULL::uuid'`.execute(
+          connection,
+        )
+        await sql`RESET ROLE`.execute(connection)
+      })
+      const refused = await ensureSupabaseStandIn(db).catch((error: unknown) => error)
+      expect(String(refused)).toMatch(/squatter/)
+      expect(String(refused)).toMatch(/auth/)
+      expect((refused as { code?: string }).code).toBe('42501')
+      const { rows } = await sql<{
+        found: boolean
+      }>`SELECT to_regclass('auth.users') IS NOT NULL AS found`.execute(db)
+      expect(rows[0]!.found).toBe(false)
+    } finally {
+      await db.destroy()
+    }
+  })
+})

@@ -286,6 +286,45 @@ describe.skipIf(skipReason !== undefined).each([
       })
     })
 
+    it('detects the pooler when an app request ends just before the lock session begins, and the lock session gets its server connection', async () => {
+      // Review revb F1 (a): the app's request holds a server connection while the probe asks, and
+      // ends as the lock session begins; last in, first out, the lock session gets that one.
+      await withTestDatabase('postgres', async ({ location }) => {
+        const connectionString = serverUrl(location)
+        const poolerUrl = throughPooler(connectionString, pooler().url)
+        const app = new pg.Client({ connectionString: poolerUrl })
+        await app.connect()
+        let appEnded = false
+        const pooled = new Kysely<any>({
+          dialect: withoutKyselyMigrationLock(
+            withDialectHooks(
+              new PostgresDialect({ pool: new pg.Pool({ connectionString: poolerUrl }) }),
+              {
+                async aroundQuery(_connection, query, run) {
+                  if (!appEnded && query.sql.startsWith('BEGIN')) {
+                    appEnded = true
+                    await app.query('COMMIT')
+                  }
+                  return run()
+                },
+              },
+            ),
+          ),
+        })
+        try {
+          await app.query('BEGIN')
+          await app.query('SELECT 1')
+          expect(
+            await withMigrationLock(pooled, async (session) => session.transactionPooler),
+          ).toBe(true)
+          expect(appEnded).toBe(true)
+        } finally {
+          await pooled.destroy()
+          await app.end()
+        }
+      })
+    })
+
     it('refuses 005 with two idle server connections in the pool, and leaves no session setting on them', async () => {
       await withTestDatabase('postgres', async ({ db: direct, location }) => {
         const connectionString = serverUrl(location)

@@ -36,7 +36,7 @@ DECLARE
   db_owner_role pg_catalog.oid;
   db_owner pg_catalog.oid;
 BEGIN
-  PERFORM pg_catalog.set_config('search_path', '', true);
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
@@ -100,11 +100,62 @@ BEGIN
       'first on the search_path, or run the command as a role they can act as.',
       session_user, session_user, session_user, found);
   END IF;
-  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
 END
 $shadowed$;
+
+DO $api_roles$
+DECLARE
+  found pg_catalog.text;
+  fix pg_catalog.text;
+  grantors pg_catalog.text;
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- ADMIN OPTION on an API role, or on a role that is a member of one: granting that role to
+  -- itself gives the login the API role too.
+  admins AS (
+    SELECT l.rolname AS login, g.rolname AS holder, r.rolname AS held,
+           pg_get_userbyid(m.grantor) AS grantor,
+           string_agg(a.rolname, ', ' ORDER BY a.rolname) FILTER (WHERE a.oid <> r.oid) AS via
+      FROM lesser_roles g
+      JOIN pg_roles l ON l.oid = g.login
+      JOIN pg_auth_members m ON m.member = g.oid AND m.admin_option
+      JOIN pg_roles r ON r.oid = m.roleid
+      JOIN pg_roles a ON a.rolname IN ('anon', 'authenticated', 'service_role', 'authenticator')
+                     AND pg_has_role(r.oid, a.oid, 'MEMBER')
+     GROUP BY l.rolname, g.rolname, r.rolname, r.oid, m.grantor
+  )
+  SELECT string_agg(DISTINCT format('%s%s may administer %s%s', login,
+                           CASE WHEN holder <> login THEN format(' (as %s)', holder) ELSE '' END, held,
+                           CASE WHEN via IS NOT NULL THEN format(', a member of %s', via) ELSE '' END), '; '),
+         -- CASCADE: also what the holder granted with it, to itself or others.
+         string_agg(DISTINCT format('REVOKE ADMIN OPTION FOR %I FROM %I GRANTED BY %I CASCADE', held, holder, grantor), '; '),
+         string_agg(DISTINCT quote_ident(grantor), ' or ')
+    INTO found, fix, grantors
+    FROM admins;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Logins that cannot act as %s may grant themselves Supabase''s API roles, and would read what '
+      'the migrations give them (service_role bypasses row level security; policies TO service_role '
+      'guard the integration keys): %s. Nothing was read or changed. As %s (or a superuser), take the right '
+      'back (%s), then migrate again.',
+      session_user, found, grantors, fix);
+  END IF;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$api_roles$;
 
 DO $lesser$
 DECLARE
@@ -119,7 +170,7 @@ DECLARE
   db_owner_role pg_catalog.oid;
   db_owner pg_catalog.oid;
 BEGIN
-  PERFORM pg_catalog.set_config('search_path', '', true);
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
@@ -128,7 +179,8 @@ BEGIN
   WITH RECURSIVE scope(oid) AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
-       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('x402_migrations', 'x402_backup'))
+       -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
+       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', 'x402_migrations', 'x402_backup'))
     UNION
     SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
       SELECT k.conrelid FROM pg_constraint k
@@ -319,11 +371,27 @@ BEGIN
      WHERE e.evtenabled <> 'D'
        AND p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    -- Where the downs keep what they take out: its owner may drop every backup.
+    -- The module's own schemas: where the downs keep what they take out (its owner may drop every
+    -- backup), and its bookkeeping.
     SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner)), false
       FROM pg_namespace n
-     WHERE n.nspname = 'x402_backup'
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
        AND n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A login that may create objects there may add a table at any moment, between this check and
+    -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
+    -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
+    -- itself the right again, so refusing it here closes that time. Named with who holds the right.
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_namespace n
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
+       AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION ALL
     SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
@@ -375,10 +443,12 @@ BEGIN
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
-      'with its power, or drop the backups a down makes: %s. Nothing was changed.%s Find out who made each; where it '
-      'is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE or ALTER SCHEMA … OWNER TO); '
-      'revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from a role that should not '
-      'have it; or run the command as a role the owners can act as.',
+      'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
+      'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
+      'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
+      'a role that should not have it, and the right to create objects in the module''s schemas x402_backup and '
+      'x402_migrations from every role that cannot act as you (the REVOKE CREATE ON SCHEMA named with each); or run '
+      'the command as a role the owners can act as.',
       session_user, session_user, found,
       CASE WHEN when_code THEN ' A trigger''s WHEN condition is code of whoever made the trigger (anyone with the '
         'TRIGGER privilege on its table) and runs with the power of the session that writes, so it may call only '
@@ -391,7 +461,7 @@ BEGIN
         'level security through a view, whose owner''s row level security then applies.' ELSE '' END,
       session_user);
   END IF;
-  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
   PERFORM pg_catalog.set_config('jit', saved_jit, true);

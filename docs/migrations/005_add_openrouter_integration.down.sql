@@ -37,7 +37,7 @@ DECLARE
   db_owner_role pg_catalog.oid;
   db_owner pg_catalog.oid;
 BEGIN
-  PERFORM pg_catalog.set_config('search_path', '', true);
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
@@ -101,11 +101,62 @@ BEGIN
       'first on the search_path, or run the command as a role they can act as.',
       session_user, session_user, session_user, found);
   END IF;
-  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
 END
 $shadowed$;
+
+DO $api_roles$
+DECLARE
+  found pg_catalog.text;
+  fix pg_catalog.text;
+  grantors pg_catalog.text;
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- ADMIN OPTION on an API role, or on a role that is a member of one: granting that role to
+  -- itself gives the login the API role too.
+  admins AS (
+    SELECT l.rolname AS login, g.rolname AS holder, r.rolname AS held,
+           pg_get_userbyid(m.grantor) AS grantor,
+           string_agg(a.rolname, ', ' ORDER BY a.rolname) FILTER (WHERE a.oid <> r.oid) AS via
+      FROM lesser_roles g
+      JOIN pg_roles l ON l.oid = g.login
+      JOIN pg_auth_members m ON m.member = g.oid AND m.admin_option
+      JOIN pg_roles r ON r.oid = m.roleid
+      JOIN pg_roles a ON a.rolname IN ('anon', 'authenticated', 'service_role', 'authenticator')
+                     AND pg_has_role(r.oid, a.oid, 'MEMBER')
+     GROUP BY l.rolname, g.rolname, r.rolname, r.oid, m.grantor
+  )
+  SELECT string_agg(DISTINCT format('%s%s may administer %s%s', login,
+                           CASE WHEN holder <> login THEN format(' (as %s)', holder) ELSE '' END, held,
+                           CASE WHEN via IS NOT NULL THEN format(', a member of %s', via) ELSE '' END), '; '),
+         -- CASCADE: also what the holder granted with it, to itself or others.
+         string_agg(DISTINCT format('REVOKE ADMIN OPTION FOR %I FROM %I GRANTED BY %I CASCADE', held, holder, grantor), '; '),
+         string_agg(DISTINCT quote_ident(grantor), ' or ')
+    INTO found, fix, grantors
+    FROM admins;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Logins that cannot act as %s may grant themselves Supabase''s API roles, and would read what '
+      'the migrations give them (service_role bypasses row level security; policies TO service_role '
+      'guard the integration keys): %s. Nothing was read or changed. As %s (or a superuser), take the right '
+      'back (%s), then migrate again.',
+      session_user, found, grantors, fix);
+  END IF;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$api_roles$;
 
 DO $lesser$
 DECLARE
@@ -120,7 +171,7 @@ DECLARE
   db_owner_role pg_catalog.oid;
   db_owner pg_catalog.oid;
 BEGIN
-  PERFORM pg_catalog.set_config('search_path', '', true);
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
@@ -129,7 +180,8 @@ BEGIN
   WITH RECURSIVE scope(oid) AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
-       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('x402_migrations', 'x402_backup'))
+       -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
+       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', 'x402_migrations', 'x402_backup'))
     UNION
     SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
       SELECT k.conrelid FROM pg_constraint k
@@ -320,11 +372,27 @@ BEGIN
      WHERE e.evtenabled <> 'D'
        AND p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    -- Where the downs keep what they take out: its owner may drop every backup.
+    -- The module's own schemas: where the downs keep what they take out (its owner may drop every
+    -- backup), and its bookkeeping.
     SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner)), false
       FROM pg_namespace n
-     WHERE n.nspname = 'x402_backup'
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
        AND n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A login that may create objects there may add a table at any moment, between this check and
+    -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
+    -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
+    -- itself the right again, so refusing it here closes that time. Named with who holds the right.
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_namespace n
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
+       AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION ALL
     SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
@@ -376,10 +444,12 @@ BEGIN
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
-      'with its power, or drop the backups a down makes: %s. Nothing was changed.%s Find out who made each; where it '
-      'is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE or ALTER SCHEMA … OWNER TO); '
-      'revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from a role that should not '
-      'have it; or run the command as a role the owners can act as.',
+      'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
+      'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
+      'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
+      'a role that should not have it, and the right to create objects in the module''s schemas x402_backup and '
+      'x402_migrations from every role that cannot act as you (the REVOKE CREATE ON SCHEMA named with each); or run '
+      'the command as a role the owners can act as.',
       session_user, session_user, found,
       CASE WHEN when_code THEN ' A trigger''s WHEN condition is code of whoever made the trigger (anyone with the '
         'TRIGGER privilege on its table) and runs with the power of the session that writes, so it may call only '
@@ -392,12 +462,161 @@ BEGIN
         'level security through a view, whose owner''s row level security then applies.' ELSE '' END,
       session_user);
   END IF;
-  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
   PERFORM pg_catalog.set_config('jit', saved_jit, true);
 END
 $lesser$;
+
+DO $cannot_pass$
+DECLARE
+  resources oid := to_regclass('public.x402_resources');
+  keys oid := to_regclass('public.user_openrouter_integrations');
+  columns int2[];
+  unknown_types text;
+  dependents text;
+  parents text;
+  children text;
+  row_users text;
+  members text;
+  widened text;
+  problems text[] := '{}';
+BEGIN
+  IF resources IS NULL THEN
+    RETURN;
+  END IF;
+  columns := ARRAY(SELECT attnum FROM pg_attribute WHERE attrelid = resources AND NOT attisdropped
+                      AND attname IN ('openrouter_model_id', 'openrouter_config'));
+  SELECT string_agg(format('%L: %s', t.resource_type, t.n), ', ' ORDER BY t.resource_type) INTO unknown_types
+    FROM (SELECT resource_type, count(*) AS n FROM public.x402_resources
+           WHERE resource_type::text <> ALL (ARRAY['external', 'proxy', 'prompt', 'static', 'prompt_template', 'openrouter_instant'])
+           GROUP BY resource_type) AS t;
+  IF unknown_types <> '' THEN
+    problems := problems || format('x402_resources holds rows of resource types that the resource_type CHECK of before 005, '
+      'which it puts back, rejects (it allows %s): %s. The module does not move or change those rows: keep 005 while those '
+      'types are in use, or first give those rows a resource type that the schema before 005 knows',
+      'external, proxy, prompt, static, prompt_template', unknown_types);
+  END IF;
+  IF true THEN
+  -- A CHECK on resource_type alone (a hand-made one) that allows values beyond the six of 005:
+  -- its first step puts the five of before 005 in place of the type CHECK, and no up puts the
+  -- extra values back. Its quoted literals, in either form (IN (…) or = ANY (ARRAY[…])).
+  SELECT string_agg(format('%I allows %s', x.conname, x.extra), '; ' ORDER BY x.conname) INTO widened
+    FROM (SELECT c.conname, string_agg(quote_literal(v.value), ', ' ORDER BY v.value) AS extra
+            FROM pg_constraint c
+            JOIN pg_attribute a ON a.attrelid = resources AND a.attname = 'resource_type' AND NOT a.attisdropped
+           CROSS JOIN LATERAL (SELECT DISTINCT m[1] AS value
+                                 FROM regexp_matches(pg_get_constraintdef(c.oid), '''([^'']*)''', 'g') AS m) AS v
+           WHERE c.conrelid = resources AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum]
+             AND v.value <> ALL (ARRAY['external', 'proxy', 'prompt', 'static', 'prompt_template', 'openrouter_instant'])
+           GROUP BY c.conname) AS x;
+  IF widened <> '' THEN
+    problems := problems || format('the CHECK on x402_resources.resource_type allows values beyond the six of 005 (%s): %s. '
+      'Its first step puts the CHECK of before 005 (%s) in place of the type CHECK, which would take those values away '
+      'from the app for good (no up puts them back): keep 005, or narrow that CHECK yourself first',
+      'external, proxy, prompt, static, prompt_template, openrouter_instant', widened, 'external, proxy, prompt, static, prompt_template');
+  END IF;
+  SELECT string_agg(format('%s (depends on %s)', y.what, y.on_what), '; ' ORDER BY y.what) INTO dependents
+    FROM (SELECT x.what, string_agg(DISTINCT x.on_what, ', ') AS on_what FROM (SELECT CASE WHEN d.classid = 'pg_rewrite'::regclass AND r.rulename = '_RETURN'
+                      THEN pg_describe_object('pg_class'::regclass, r.ev_class, 0)
+                      ELSE pg_describe_object(d.classid, d.objid, d.objsubid) END AS what,
+                 pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid) AS on_what
+            FROM pg_depend d LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+           WHERE d.deptype IN ('n', 'a')
+             AND ((d.refclassid = 'pg_class'::regclass AND d.refobjid = resources AND d.refobjsubid = ANY (columns))
+               OR (d.refclassid = 'pg_class'::regclass
+                   AND d.refobjid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys))
+               OR (d.refclassid = 'pg_type'::regclass
+                   AND d.refobjid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = keys
+                                       WHERE t.oid = c.reltype OR t.typelem = c.reltype))
+               OR (d.refclassid = 'pg_proc'::regclass
+                   AND d.refobjid = to_regprocedure('public.update_openrouter_integration_updated_at()')))
+             -- What belongs to the keys table goes with it.
+             AND NOT (d.refobjid = keys AND d.deptype = 'a')
+             AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys))
+             AND NOT (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = keys))
+             AND NOT (d.classid = 'pg_trigger'::regclass AND d.objid IN (SELECT oid FROM pg_trigger WHERE tgrelid = keys))
+             AND NOT (d.classid = 'pg_policy'::regclass AND d.objid IN (SELECT oid FROM pg_policy WHERE polrelid = keys))
+             AND NOT (d.classid = 'pg_rewrite'::regclass AND r.ev_class = keys)
+             AND NOT (d.classid = 'pg_statistic_ext'::regclass AND d.objid IN (SELECT oid FROM pg_statistic_ext WHERE stxrelid = keys))
+             AND NOT (d.classid = 'pg_attrdef'::regclass
+                      AND d.objid IN (SELECT oid FROM pg_attrdef WHERE adrelid = keys OR (adrelid = resources AND adnum = ANY (columns))))
+             -- And what 005 made on x402_resources with the columns.
+             AND NOT (d.classid = 'pg_constraint'::regclass
+                      AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = resources
+                                         AND conname IN ('x402_resources_openrouter_model_id_fkey', 'x402_resources_openrouter_rollback_check')))
+             AND NOT (d.classid = 'pg_class'::regclass AND d.objid = to_regclass('public.idx_x402_resources_openrouter_model'))
+         ) AS x GROUP BY x.what) AS y;
+  -- A parent (inheritance, or a partitioned table x402_resources is attached to) holds the two
+  -- columns too: the last step cannot drop an inherited column (rev-f2 F1).
+  SELECT string_agg(p.inhparent::regclass::text, ', ' ORDER BY p.inhparent::regclass::text) INTO parents
+    FROM pg_inherits p WHERE p.inhrelid = resources;
+  IF parents <> '' THEN
+    problems := problems || format('x402_resources inherits from, or is a partition of, %s: the last step cannot drop '
+      'columns it inherits. The module does not detach it: keep 005, or detach it yourself first (NO INHERIT, or '
+      'DETACH PARTITION), roll back, and attach it again after', parents);
+  END IF;
+  -- Children inherit the two columns, and what depends on theirs is not found above (rev-g F2);
+  -- a typed table's columns belong to its type.
+  SELECT string_agg(p.inhrelid::regclass::text, ', ' ORDER BY p.inhrelid::regclass::text) INTO children
+    FROM pg_inherits p WHERE p.inhparent = resources;
+  IF children <> '' THEN
+    problems := problems || format('tables inherit from x402_resources: %s. The last step would drop the two columns '
+      'from them too. The module does not detach them: keep 005, or detach them yourself first, roll back, and '
+      'attach them again after', children);
+  END IF;
+  IF (SELECT reloftype FROM pg_class WHERE oid = resources) <> 0 THEN
+    problems := problems || format('x402_resources is a typed table (OF %s): its columns are its type''s. Keep 005, or '
+      'make it NOT OF that type first', (SELECT reloftype::regtype::text FROM pg_class WHERE oid = resources));
+  END IF;
+  IF dependents <> '' THEN
+    problems := problems || format('objects that 005 did not make depend on what its last step drops: %s. The module does not '
+      'drop or change them: keep 005, or set each one aside yourself first (keep its definition, then drop it, or alter it so '
+      'that it no longer depends on them), roll back, and put it back after in a form that fits the schema before 005', dependents);
+  END IF;
+  -- Columns of other tables, and types, that keep x402_resources rows as values (its row type,
+  -- its array type, and domains, composites or ranges over them): the last step's DROP COLUMN
+  -- takes openrouter_model_id and openrouter_config out of every such value, unreported by any
+  -- counter. pg_depend records them against the row type, not the two columns. Functions that
+  -- take or return the row type are left: they lose no stored value.
+  SELECT string_agg(DISTINCT format('%s (of %s)', pg_describe_object(d.classid, d.objid, d.objsubid),
+                                    pg_describe_object(d.refclassid, d.refobjid, 0)), '; ') INTO row_users
+    FROM pg_depend d
+   WHERE d.deptype IN ('n', 'a') AND d.refclassid = 'pg_type'::regclass
+     AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+     AND d.refobjid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = resources
+                         WHERE t.oid = c.reltype OR (t.typelem = c.reltype AND t.typcategory = 'A'));
+  IF row_users <> '' THEN
+    problems := problems || format('columns or types keep rows of x402_resources as values: %s. Its last step drops '
+      'openrouter_model_id and openrouter_config from that row type, and so from every value kept there: keep 005, or '
+      'set each one aside yourself first (keep its rows elsewhere, then drop it or change its type), roll back, and put '
+      'it back after', row_users);
+  END IF;
+  -- What the last step drops, a member of an extension: DROP fails (2BP01) after the keys moved.
+  SELECT string_agg(format('%s (member of %s)', x.what, x.ext), '; ' ORDER BY x.what) INTO members
+    FROM (SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS what, pg_describe_object(d.refclassid, d.refobjid, 0) AS ext
+    FROM pg_depend d
+   WHERE d.deptype = 'e' AND d.refclassid = 'pg_extension'::regclass
+     AND ((d.classid = 'pg_class'::regclass
+           AND d.objid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys
+                           UNION ALL SELECT to_regclass('public.idx_x402_resources_openrouter_model')))
+       OR (d.classid = 'pg_type'::regclass
+           AND d.objid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = keys
+                            WHERE t.oid = c.reltype OR t.typelem = c.reltype))
+       OR (d.classid = 'pg_proc'::regclass
+           AND d.objid = to_regprocedure('public.update_openrouter_integration_updated_at()')))) AS x;
+  IF members <> '' THEN
+    problems := problems || format('what its last step drops belongs to an extension, which a DROP cannot take from it: %s. '
+      'Keep 005, or take each out of its extension yourself first (ALTER EXTENSION … DROP …), then roll back', members);
+  END IF;
+  END IF;
+  IF cardinality(problems) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot complete, even with --allow-data-loss (which moves only the stored keys and the rows of 005 to schema x402_backup): %. %.',
+      array_to_string(problems, '. Also, '), 'Nothing was changed';
+  END IF;
+END
+$cannot_pass$;
 
 DO $presence$
 DECLARE
@@ -494,7 +713,7 @@ BEGIN
     FROM unnest(ARRAY['public.user_openrouter_integrations', 'public.x402_resources']) AS t
    WHERE to_regclass(t) IS NOT NULL AND row_security_active(t);
   IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot see every row of %: row level security filters what role % reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. Nothing was changed. Keep 005, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.', unreported, current_user;
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot see every row of %: row level security filters what role % reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. %. Keep 005, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.', unreported, current_user, 'Nothing was changed';
   END IF;
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
@@ -596,7 +815,7 @@ BEGIN
                          split_part(lo_after, ':', 3)::bigint - split_part(lo_before, ':', 3)::bigint, split_part(lo_after, ':', 4)::bigint - split_part(lo_before, ':', 4)::bigint) END), ''));
   END IF;
   IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, 'Nothing was changed (it was rolled back)';
   END IF;
   PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
@@ -622,6 +841,172 @@ ALTER TABLE x402_resources
         DROP CONSTRAINT IF EXISTS x402_resources_openrouter_rollback_check,
         ADD CONSTRAINT x402_resources_openrouter_rollback_check
           CHECK (openrouter_model_id IS NULL AND openrouter_config IS NULL) NOT VALID;
+
+DO $cannot_pass$
+DECLARE
+  resources oid := to_regclass('public.x402_resources');
+  keys oid := to_regclass('public.user_openrouter_integrations');
+  columns int2[];
+  unknown_types text;
+  dependents text;
+  parents text;
+  children text;
+  row_users text;
+  members text;
+  widened text;
+  problems text[] := '{}';
+BEGIN
+  IF resources IS NULL THEN
+    RETURN;
+  END IF;
+  columns := ARRAY(SELECT attnum FROM pg_attribute WHERE attrelid = resources AND NOT attisdropped
+                      AND attname IN ('openrouter_model_id', 'openrouter_config'));
+  SELECT string_agg(format('%L: %s', t.resource_type, t.n), ', ' ORDER BY t.resource_type) INTO unknown_types
+    FROM (SELECT resource_type, count(*) AS n FROM public.x402_resources
+           WHERE resource_type::text <> ALL (ARRAY['external', 'proxy', 'prompt', 'static', 'prompt_template', 'openrouter_instant'])
+           GROUP BY resource_type) AS t;
+  IF unknown_types <> '' THEN
+    problems := problems || format('x402_resources holds rows of resource types that the resource_type CHECK of before 005, '
+      'which it puts back, rejects (it allows %s): %s. The module does not move or change those rows: keep 005 while those '
+      'types are in use, or first give those rows a resource type that the schema before 005 knows',
+      'external, proxy, prompt, static, prompt_template', unknown_types);
+  END IF;
+  IF false THEN
+  -- A CHECK on resource_type alone (a hand-made one) that allows values beyond the six of 005:
+  -- its first step puts the five of before 005 in place of the type CHECK, and no up puts the
+  -- extra values back. Its quoted literals, in either form (IN (…) or = ANY (ARRAY[…])).
+  SELECT string_agg(format('%I allows %s', x.conname, x.extra), '; ' ORDER BY x.conname) INTO widened
+    FROM (SELECT c.conname, string_agg(quote_literal(v.value), ', ' ORDER BY v.value) AS extra
+            FROM pg_constraint c
+            JOIN pg_attribute a ON a.attrelid = resources AND a.attname = 'resource_type' AND NOT a.attisdropped
+           CROSS JOIN LATERAL (SELECT DISTINCT m[1] AS value
+                                 FROM regexp_matches(pg_get_constraintdef(c.oid), '''([^'']*)''', 'g') AS m) AS v
+           WHERE c.conrelid = resources AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum]
+             AND v.value <> ALL (ARRAY['external', 'proxy', 'prompt', 'static', 'prompt_template', 'openrouter_instant'])
+           GROUP BY c.conname) AS x;
+  IF widened <> '' THEN
+    problems := problems || format('the CHECK on x402_resources.resource_type allows values beyond the six of 005 (%s): %s. '
+      'Its first step puts the CHECK of before 005 (%s) in place of the type CHECK, which would take those values away '
+      'from the app for good (no up puts them back): keep 005, or narrow that CHECK yourself first',
+      'external, proxy, prompt, static, prompt_template, openrouter_instant', widened, 'external, proxy, prompt, static, prompt_template');
+  END IF;
+  SELECT string_agg(format('%s (depends on %s)', y.what, y.on_what), '; ' ORDER BY y.what) INTO dependents
+    FROM (SELECT x.what, string_agg(DISTINCT x.on_what, ', ') AS on_what FROM (SELECT CASE WHEN d.classid = 'pg_rewrite'::regclass AND r.rulename = '_RETURN'
+                      THEN pg_describe_object('pg_class'::regclass, r.ev_class, 0)
+                      ELSE pg_describe_object(d.classid, d.objid, d.objsubid) END AS what,
+                 pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid) AS on_what
+            FROM pg_depend d LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+           WHERE d.deptype IN ('n', 'a')
+             AND ((d.refclassid = 'pg_class'::regclass AND d.refobjid = resources AND d.refobjsubid = ANY (columns))
+               OR (d.refclassid = 'pg_class'::regclass
+                   AND d.refobjid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys))
+               OR (d.refclassid = 'pg_type'::regclass
+                   AND d.refobjid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = keys
+                                       WHERE t.oid = c.reltype OR t.typelem = c.reltype))
+               OR (d.refclassid = 'pg_proc'::regclass
+                   AND d.refobjid = to_regprocedure('public.update_openrouter_integration_updated_at()')))
+             -- What belongs to the keys table goes with it.
+             AND NOT (d.refobjid = keys AND d.deptype = 'a')
+             AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys))
+             AND NOT (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = keys))
+             AND NOT (d.classid = 'pg_trigger'::regclass AND d.objid IN (SELECT oid FROM pg_trigger WHERE tgrelid = keys))
+             AND NOT (d.classid = 'pg_policy'::regclass AND d.objid IN (SELECT oid FROM pg_policy WHERE polrelid = keys))
+             AND NOT (d.classid = 'pg_rewrite'::regclass AND r.ev_class = keys)
+             AND NOT (d.classid = 'pg_statistic_ext'::regclass AND d.objid IN (SELECT oid FROM pg_statistic_ext WHERE stxrelid = keys))
+             AND NOT (d.classid = 'pg_attrdef'::regclass
+                      AND d.objid IN (SELECT oid FROM pg_attrdef WHERE adrelid = keys OR (adrelid = resources AND adnum = ANY (columns))))
+             -- And what 005 made on x402_resources with the columns.
+             AND NOT (d.classid = 'pg_constraint'::regclass
+                      AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = resources
+                                         AND conname IN ('x402_resources_openrouter_model_id_fkey', 'x402_resources_openrouter_rollback_check')))
+             AND NOT (d.classid = 'pg_class'::regclass AND d.objid = to_regclass('public.idx_x402_resources_openrouter_model'))
+         ) AS x GROUP BY x.what) AS y;
+  -- A parent (inheritance, or a partitioned table x402_resources is attached to) holds the two
+  -- columns too: the last step cannot drop an inherited column (rev-f2 F1).
+  SELECT string_agg(p.inhparent::regclass::text, ', ' ORDER BY p.inhparent::regclass::text) INTO parents
+    FROM pg_inherits p WHERE p.inhrelid = resources;
+  IF parents <> '' THEN
+    problems := problems || format('x402_resources inherits from, or is a partition of, %s: the last step cannot drop '
+      'columns it inherits. The module does not detach it: keep 005, or detach it yourself first (NO INHERIT, or '
+      'DETACH PARTITION), roll back, and attach it again after', parents);
+  END IF;
+  -- Children inherit the two columns, and what depends on theirs is not found above (rev-g F2);
+  -- a typed table's columns belong to its type.
+  SELECT string_agg(p.inhrelid::regclass::text, ', ' ORDER BY p.inhrelid::regclass::text) INTO children
+    FROM pg_inherits p WHERE p.inhparent = resources;
+  IF children <> '' THEN
+    problems := problems || format('tables inherit from x402_resources: %s. The last step would drop the two columns '
+      'from them too. The module does not detach them: keep 005, or detach them yourself first, roll back, and '
+      'attach them again after', children);
+  END IF;
+  IF (SELECT reloftype FROM pg_class WHERE oid = resources) <> 0 THEN
+    problems := problems || format('x402_resources is a typed table (OF %s): its columns are its type''s. Keep 005, or '
+      'make it NOT OF that type first', (SELECT reloftype::regtype::text FROM pg_class WHERE oid = resources));
+  END IF;
+  IF dependents <> '' THEN
+    problems := problems || format('objects that 005 did not make depend on what its last step drops: %s. The module does not '
+      'drop or change them: keep 005, or set each one aside yourself first (keep its definition, then drop it, or alter it so '
+      'that it no longer depends on them), roll back, and put it back after in a form that fits the schema before 005', dependents);
+  END IF;
+  -- Columns of other tables, and types, that keep x402_resources rows as values (its row type,
+  -- its array type, and domains, composites or ranges over them): the last step's DROP COLUMN
+  -- takes openrouter_model_id and openrouter_config out of every such value, unreported by any
+  -- counter. pg_depend records them against the row type, not the two columns. Functions that
+  -- take or return the row type are left: they lose no stored value.
+  SELECT string_agg(DISTINCT format('%s (of %s)', pg_describe_object(d.classid, d.objid, d.objsubid),
+                                    pg_describe_object(d.refclassid, d.refobjid, 0)), '; ') INTO row_users
+    FROM pg_depend d
+   WHERE d.deptype IN ('n', 'a') AND d.refclassid = 'pg_type'::regclass
+     AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+     AND d.refobjid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = resources
+                         WHERE t.oid = c.reltype OR (t.typelem = c.reltype AND t.typcategory = 'A'));
+  IF row_users <> '' THEN
+    problems := problems || format('columns or types keep rows of x402_resources as values: %s. Its last step drops '
+      'openrouter_model_id and openrouter_config from that row type, and so from every value kept there: keep 005, or '
+      'set each one aside yourself first (keep its rows elsewhere, then drop it or change its type), roll back, and put '
+      'it back after', row_users);
+  END IF;
+  -- What the last step drops, a member of an extension: DROP fails (2BP01) after the keys moved.
+  SELECT string_agg(format('%s (member of %s)', x.what, x.ext), '; ' ORDER BY x.what) INTO members
+    FROM (SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS what, pg_describe_object(d.refclassid, d.refobjid, 0) AS ext
+    FROM pg_depend d
+   WHERE d.deptype = 'e' AND d.refclassid = 'pg_extension'::regclass
+     AND ((d.classid = 'pg_class'::regclass
+           AND d.objid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys
+                           UNION ALL SELECT to_regclass('public.idx_x402_resources_openrouter_model')))
+       OR (d.classid = 'pg_type'::regclass
+           AND d.objid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = keys
+                            WHERE t.oid = c.reltype OR t.typelem = c.reltype))
+       OR (d.classid = 'pg_proc'::regclass
+           AND d.objid = to_regprocedure('public.update_openrouter_integration_updated_at()')))) AS x;
+  IF members <> '' THEN
+    problems := problems || format('what its last step drops belongs to an extension, which a DROP cannot take from it: %s. '
+      'Keep 005, or take each out of its extension yourself first (ALTER EXTENSION … DROP …), then roll back', members);
+  END IF;
+  END IF;
+  IF cardinality(problems) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot complete, even with --allow-data-loss (which moves only the stored keys and the rows of 005 to schema x402_backup): %. %.',
+      array_to_string(problems, '. Also, '), 'Nothing was changed (it was rolled back)';
+  END IF;
+END
+$cannot_pass$;
+
+DO $values_left$
+DECLARE
+  left_rows bigint;
+  triggers text;
+BEGIN
+  SELECT count(*) INTO left_rows FROM public.x402_resources
+   WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL
+      OR resource_type::text = 'openrouter_instant';
+  IF left_rows > 0 THEN
+    SELECT string_agg(tgname, ', ' ORDER BY tgname) INTO triggers FROM pg_trigger
+     WHERE tgrelid = 'public.x402_resources'::regclass AND NOT tgisinternal AND tgenabled <> 'D';
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration emptied openrouter_model_id and openrouter_config and moved the openrouter_instant resources, and % row(s) of x402_resources hold them again: a trigger of the table puts values back (its triggers: %), or a row was written while it waited for its lock. Nothing was changed (it was rolled back). Keep 005; or change such a trigger first so that it leaves both columns empty, then roll back.',
+      left_rows, coalesce(triggers, 'none');
+  END IF;
+END
+$values_left$;
 
 DO $unreported$
 DECLARE
@@ -698,7 +1083,7 @@ BEGIN
                          split_part(lo_now, ':', 3)::bigint - split_part(lo, ':', 3)::bigint, split_part(lo_now, ':', 4)::bigint - split_part(lo, ':', 4)::bigint) END), ''));
   END IF;
   IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, 'Nothing was changed (it was rolled back)';
   END IF;
   -- Last before COMMIT: each backup this rollback made so far holds the rows moved into it. An
   -- event trigger of a statement after the move (ALTER TABLE, DROP TABLE) can empty or drop one,
@@ -762,7 +1147,7 @@ DECLARE
   db_owner_role pg_catalog.oid;
   db_owner pg_catalog.oid;
 BEGIN
-  PERFORM pg_catalog.set_config('search_path', '', true);
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
@@ -826,11 +1211,62 @@ BEGIN
       'first on the search_path, or run the command as a role they can act as.',
       session_user, session_user, session_user, found);
   END IF;
-  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
 END
 $shadowed$;
+
+DO $api_roles$
+DECLARE
+  found pg_catalog.text;
+  fix pg_catalog.text;
+  grantors pg_catalog.text;
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- ADMIN OPTION on an API role, or on a role that is a member of one: granting that role to
+  -- itself gives the login the API role too.
+  admins AS (
+    SELECT l.rolname AS login, g.rolname AS holder, r.rolname AS held,
+           pg_get_userbyid(m.grantor) AS grantor,
+           string_agg(a.rolname, ', ' ORDER BY a.rolname) FILTER (WHERE a.oid <> r.oid) AS via
+      FROM lesser_roles g
+      JOIN pg_roles l ON l.oid = g.login
+      JOIN pg_auth_members m ON m.member = g.oid AND m.admin_option
+      JOIN pg_roles r ON r.oid = m.roleid
+      JOIN pg_roles a ON a.rolname IN ('anon', 'authenticated', 'service_role', 'authenticator')
+                     AND pg_has_role(r.oid, a.oid, 'MEMBER')
+     GROUP BY l.rolname, g.rolname, r.rolname, r.oid, m.grantor
+  )
+  SELECT string_agg(DISTINCT format('%s%s may administer %s%s', login,
+                           CASE WHEN holder <> login THEN format(' (as %s)', holder) ELSE '' END, held,
+                           CASE WHEN via IS NOT NULL THEN format(', a member of %s', via) ELSE '' END), '; '),
+         -- CASCADE: also what the holder granted with it, to itself or others.
+         string_agg(DISTINCT format('REVOKE ADMIN OPTION FOR %I FROM %I GRANTED BY %I CASCADE', held, holder, grantor), '; '),
+         string_agg(DISTINCT quote_ident(grantor), ' or ')
+    INTO found, fix, grantors
+    FROM admins;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Logins that cannot act as %s may grant themselves Supabase''s API roles, and would read what '
+      'the migrations give them (service_role bypasses row level security; policies TO service_role '
+      'guard the integration keys): %s. Nothing was read or changed. As %s (or a superuser), take the right '
+      'back (%s), then migrate again.',
+      session_user, found, grantors, fix);
+  END IF;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$api_roles$;
 
 DO $lesser$
 DECLARE
@@ -845,7 +1281,7 @@ DECLARE
   db_owner_role pg_catalog.oid;
   db_owner pg_catalog.oid;
 BEGIN
-  PERFORM pg_catalog.set_config('search_path', '', true);
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
@@ -854,7 +1290,8 @@ BEGIN
   WITH RECURSIVE scope(oid) AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
-       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('x402_migrations', 'x402_backup'))
+       -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
+       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', 'x402_migrations', 'x402_backup'))
     UNION
     SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
       SELECT k.conrelid FROM pg_constraint k
@@ -1045,11 +1482,27 @@ BEGIN
      WHERE e.evtenabled <> 'D'
        AND p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    -- Where the downs keep what they take out: its owner may drop every backup.
+    -- The module's own schemas: where the downs keep what they take out (its owner may drop every
+    -- backup), and its bookkeeping.
     SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner)), false
       FROM pg_namespace n
-     WHERE n.nspname = 'x402_backup'
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
        AND n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A login that may create objects there may add a table at any moment, between this check and
+    -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
+    -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
+    -- itself the right again, so refusing it here closes that time. Named with who holds the right.
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_namespace n
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
+       AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION ALL
     SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
@@ -1101,10 +1554,12 @@ BEGIN
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
-      'with its power, or drop the backups a down makes: %s. Nothing was changed.%s Find out who made each; where it '
-      'is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE or ALTER SCHEMA … OWNER TO); '
-      'revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from a role that should not '
-      'have it; or run the command as a role the owners can act as.',
+      'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
+      'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
+      'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
+      'a role that should not have it, and the right to create objects in the module''s schemas x402_backup and '
+      'x402_migrations from every role that cannot act as you (the REVOKE CREATE ON SCHEMA named with each); or run '
+      'the command as a role the owners can act as.',
       session_user, session_user, found,
       CASE WHEN when_code THEN ' A trigger''s WHEN condition is code of whoever made the trigger (anyone with the '
         'TRIGGER privilege on its table) and runs with the power of the session that writes, so it may call only '
@@ -1117,7 +1572,7 @@ BEGIN
         'level security through a view, whose owner''s row level security then applies.' ELSE '' END,
       session_user);
   END IF;
-  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
   PERFORM pg_catalog.set_config('jit', saved_jit, true);
@@ -1273,7 +1728,7 @@ BEGIN
                          split_part(lo_now, ':', 3)::bigint - split_part(lo, ':', 3)::bigint, split_part(lo_now, ':', 4)::bigint - split_part(lo, ':', 4)::bigint) END), ''));
   END IF;
   IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';
   END IF;
   -- Last before COMMIT: each backup this rollback made so far holds the rows moved into it. An
   -- event trigger of a statement after the move (ALTER TABLE, DROP TABLE) can empty or drop one,
@@ -1335,7 +1790,7 @@ DECLARE
   db_owner_role pg_catalog.oid;
   db_owner pg_catalog.oid;
 BEGIN
-  PERFORM pg_catalog.set_config('search_path', '', true);
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
@@ -1399,11 +1854,62 @@ BEGIN
       'first on the search_path, or run the command as a role they can act as.',
       session_user, session_user, session_user, found);
   END IF;
-  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
 END
 $shadowed$;
+
+DO $api_roles$
+DECLARE
+  found pg_catalog.text;
+  fix pg_catalog.text;
+  grantors pg_catalog.text;
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- ADMIN OPTION on an API role, or on a role that is a member of one: granting that role to
+  -- itself gives the login the API role too.
+  admins AS (
+    SELECT l.rolname AS login, g.rolname AS holder, r.rolname AS held,
+           pg_get_userbyid(m.grantor) AS grantor,
+           string_agg(a.rolname, ', ' ORDER BY a.rolname) FILTER (WHERE a.oid <> r.oid) AS via
+      FROM lesser_roles g
+      JOIN pg_roles l ON l.oid = g.login
+      JOIN pg_auth_members m ON m.member = g.oid AND m.admin_option
+      JOIN pg_roles r ON r.oid = m.roleid
+      JOIN pg_roles a ON a.rolname IN ('anon', 'authenticated', 'service_role', 'authenticator')
+                     AND pg_has_role(r.oid, a.oid, 'MEMBER')
+     GROUP BY l.rolname, g.rolname, r.rolname, r.oid, m.grantor
+  )
+  SELECT string_agg(DISTINCT format('%s%s may administer %s%s', login,
+                           CASE WHEN holder <> login THEN format(' (as %s)', holder) ELSE '' END, held,
+                           CASE WHEN via IS NOT NULL THEN format(', a member of %s', via) ELSE '' END), '; '),
+         -- CASCADE: also what the holder granted with it, to itself or others.
+         string_agg(DISTINCT format('REVOKE ADMIN OPTION FOR %I FROM %I GRANTED BY %I CASCADE', held, holder, grantor), '; '),
+         string_agg(DISTINCT quote_ident(grantor), ' or ')
+    INTO found, fix, grantors
+    FROM admins;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Logins that cannot act as %s may grant themselves Supabase''s API roles, and would read what '
+      'the migrations give them (service_role bypasses row level security; policies TO service_role '
+      'guard the integration keys): %s. Nothing was read or changed. As %s (or a superuser), take the right '
+      'back (%s), then migrate again.',
+      session_user, found, grantors, fix);
+  END IF;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$api_roles$;
 
 DO $lesser$
 DECLARE
@@ -1418,7 +1924,7 @@ DECLARE
   db_owner_role pg_catalog.oid;
   db_owner pg_catalog.oid;
 BEGIN
-  PERFORM pg_catalog.set_config('search_path', '', true);
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
@@ -1427,7 +1933,8 @@ BEGIN
   WITH RECURSIVE scope(oid) AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
-       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('x402_migrations', 'x402_backup'))
+       -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
+       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', 'x402_migrations', 'x402_backup'))
     UNION
     SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
       SELECT k.conrelid FROM pg_constraint k
@@ -1618,11 +2125,27 @@ BEGIN
      WHERE e.evtenabled <> 'D'
        AND p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    -- Where the downs keep what they take out: its owner may drop every backup.
+    -- The module's own schemas: where the downs keep what they take out (its owner may drop every
+    -- backup), and its bookkeeping.
     SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner)), false
       FROM pg_namespace n
-     WHERE n.nspname = 'x402_backup'
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
        AND n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A login that may create objects there may add a table at any moment, between this check and
+    -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
+    -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
+    -- itself the right again, so refusing it here closes that time. Named with who holds the right.
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_namespace n
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
+       AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION ALL
     SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
@@ -1674,10 +2197,12 @@ BEGIN
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
-      'with its power, or drop the backups a down makes: %s. Nothing was changed.%s Find out who made each; where it '
-      'is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE or ALTER SCHEMA … OWNER TO); '
-      'revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from a role that should not '
-      'have it; or run the command as a role the owners can act as.',
+      'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
+      'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
+      'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
+      'a role that should not have it, and the right to create objects in the module''s schemas x402_backup and '
+      'x402_migrations from every role that cannot act as you (the REVOKE CREATE ON SCHEMA named with each); or run '
+      'the command as a role the owners can act as.',
       session_user, session_user, found,
       CASE WHEN when_code THEN ' A trigger''s WHEN condition is code of whoever made the trigger (anyone with the '
         'TRIGGER privilege on its table) and runs with the power of the session that writes, so it may call only '
@@ -1690,7 +2215,7 @@ BEGIN
         'level security through a view, whose owner''s row level security then applies.' ELSE '' END,
       session_user);
   END IF;
-  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
   PERFORM pg_catalog.set_config('jit', saved_jit, true);
@@ -1758,6 +2283,155 @@ BEGIN
 END
 $presence$;
 
+DO $cannot_pass$
+DECLARE
+  resources oid := to_regclass('public.x402_resources');
+  keys oid := to_regclass('public.user_openrouter_integrations');
+  columns int2[];
+  unknown_types text;
+  dependents text;
+  parents text;
+  children text;
+  row_users text;
+  members text;
+  widened text;
+  problems text[] := '{}';
+BEGIN
+  IF resources IS NULL THEN
+    RETURN;
+  END IF;
+  columns := ARRAY(SELECT attnum FROM pg_attribute WHERE attrelid = resources AND NOT attisdropped
+                      AND attname IN ('openrouter_model_id', 'openrouter_config'));
+  SELECT string_agg(format('%L: %s', t.resource_type, t.n), ', ' ORDER BY t.resource_type) INTO unknown_types
+    FROM (SELECT resource_type, count(*) AS n FROM public.x402_resources
+           WHERE resource_type::text <> ALL (ARRAY['external', 'proxy', 'prompt', 'static', 'prompt_template', 'openrouter_instant'])
+           GROUP BY resource_type) AS t;
+  IF unknown_types <> '' THEN
+    problems := problems || format('x402_resources holds rows of resource types that the resource_type CHECK of before 005, '
+      'which it puts back, rejects (it allows %s): %s. The module does not move or change those rows: keep 005 while those '
+      'types are in use, or first give those rows a resource type that the schema before 005 knows',
+      'external, proxy, prompt, static, prompt_template', unknown_types);
+  END IF;
+  IF true THEN
+  -- A CHECK on resource_type alone (a hand-made one) that allows values beyond the six of 005:
+  -- its first step puts the five of before 005 in place of the type CHECK, and no up puts the
+  -- extra values back. Its quoted literals, in either form (IN (…) or = ANY (ARRAY[…])).
+  SELECT string_agg(format('%I allows %s', x.conname, x.extra), '; ' ORDER BY x.conname) INTO widened
+    FROM (SELECT c.conname, string_agg(quote_literal(v.value), ', ' ORDER BY v.value) AS extra
+            FROM pg_constraint c
+            JOIN pg_attribute a ON a.attrelid = resources AND a.attname = 'resource_type' AND NOT a.attisdropped
+           CROSS JOIN LATERAL (SELECT DISTINCT m[1] AS value
+                                 FROM regexp_matches(pg_get_constraintdef(c.oid), '''([^'']*)''', 'g') AS m) AS v
+           WHERE c.conrelid = resources AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum]
+             AND v.value <> ALL (ARRAY['external', 'proxy', 'prompt', 'static', 'prompt_template', 'openrouter_instant'])
+           GROUP BY c.conname) AS x;
+  IF widened <> '' THEN
+    problems := problems || format('the CHECK on x402_resources.resource_type allows values beyond the six of 005 (%s): %s. '
+      'Its first step puts the CHECK of before 005 (%s) in place of the type CHECK, which would take those values away '
+      'from the app for good (no up puts them back): keep 005, or narrow that CHECK yourself first',
+      'external, proxy, prompt, static, prompt_template, openrouter_instant', widened, 'external, proxy, prompt, static, prompt_template');
+  END IF;
+  SELECT string_agg(format('%s (depends on %s)', y.what, y.on_what), '; ' ORDER BY y.what) INTO dependents
+    FROM (SELECT x.what, string_agg(DISTINCT x.on_what, ', ') AS on_what FROM (SELECT CASE WHEN d.classid = 'pg_rewrite'::regclass AND r.rulename = '_RETURN'
+                      THEN pg_describe_object('pg_class'::regclass, r.ev_class, 0)
+                      ELSE pg_describe_object(d.classid, d.objid, d.objsubid) END AS what,
+                 pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid) AS on_what
+            FROM pg_depend d LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+           WHERE d.deptype IN ('n', 'a')
+             AND ((d.refclassid = 'pg_class'::regclass AND d.refobjid = resources AND d.refobjsubid = ANY (columns))
+               OR (d.refclassid = 'pg_class'::regclass
+                   AND d.refobjid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys))
+               OR (d.refclassid = 'pg_type'::regclass
+                   AND d.refobjid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = keys
+                                       WHERE t.oid = c.reltype OR t.typelem = c.reltype))
+               OR (d.refclassid = 'pg_proc'::regclass
+                   AND d.refobjid = to_regprocedure('public.update_openrouter_integration_updated_at()')))
+             -- What belongs to the keys table goes with it.
+             AND NOT (d.refobjid = keys AND d.deptype = 'a')
+             AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys))
+             AND NOT (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = keys))
+             AND NOT (d.classid = 'pg_trigger'::regclass AND d.objid IN (SELECT oid FROM pg_trigger WHERE tgrelid = keys))
+             AND NOT (d.classid = 'pg_policy'::regclass AND d.objid IN (SELECT oid FROM pg_policy WHERE polrelid = keys))
+             AND NOT (d.classid = 'pg_rewrite'::regclass AND r.ev_class = keys)
+             AND NOT (d.classid = 'pg_statistic_ext'::regclass AND d.objid IN (SELECT oid FROM pg_statistic_ext WHERE stxrelid = keys))
+             AND NOT (d.classid = 'pg_attrdef'::regclass
+                      AND d.objid IN (SELECT oid FROM pg_attrdef WHERE adrelid = keys OR (adrelid = resources AND adnum = ANY (columns))))
+             -- And what 005 made on x402_resources with the columns.
+             AND NOT (d.classid = 'pg_constraint'::regclass
+                      AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = resources
+                                         AND conname IN ('x402_resources_openrouter_model_id_fkey', 'x402_resources_openrouter_rollback_check')))
+             AND NOT (d.classid = 'pg_class'::regclass AND d.objid = to_regclass('public.idx_x402_resources_openrouter_model'))
+         ) AS x GROUP BY x.what) AS y;
+  -- A parent (inheritance, or a partitioned table x402_resources is attached to) holds the two
+  -- columns too: the last step cannot drop an inherited column (rev-f2 F1).
+  SELECT string_agg(p.inhparent::regclass::text, ', ' ORDER BY p.inhparent::regclass::text) INTO parents
+    FROM pg_inherits p WHERE p.inhrelid = resources;
+  IF parents <> '' THEN
+    problems := problems || format('x402_resources inherits from, or is a partition of, %s: the last step cannot drop '
+      'columns it inherits. The module does not detach it: keep 005, or detach it yourself first (NO INHERIT, or '
+      'DETACH PARTITION), roll back, and attach it again after', parents);
+  END IF;
+  -- Children inherit the two columns, and what depends on theirs is not found above (rev-g F2);
+  -- a typed table's columns belong to its type.
+  SELECT string_agg(p.inhrelid::regclass::text, ', ' ORDER BY p.inhrelid::regclass::text) INTO children
+    FROM pg_inherits p WHERE p.inhparent = resources;
+  IF children <> '' THEN
+    problems := problems || format('tables inherit from x402_resources: %s. The last step would drop the two columns '
+      'from them too. The module does not detach them: keep 005, or detach them yourself first, roll back, and '
+      'attach them again after', children);
+  END IF;
+  IF (SELECT reloftype FROM pg_class WHERE oid = resources) <> 0 THEN
+    problems := problems || format('x402_resources is a typed table (OF %s): its columns are its type''s. Keep 005, or '
+      'make it NOT OF that type first', (SELECT reloftype::regtype::text FROM pg_class WHERE oid = resources));
+  END IF;
+  IF dependents <> '' THEN
+    problems := problems || format('objects that 005 did not make depend on what its last step drops: %s. The module does not '
+      'drop or change them: keep 005, or set each one aside yourself first (keep its definition, then drop it, or alter it so '
+      'that it no longer depends on them), roll back, and put it back after in a form that fits the schema before 005', dependents);
+  END IF;
+  -- Columns of other tables, and types, that keep x402_resources rows as values (its row type,
+  -- its array type, and domains, composites or ranges over them): the last step's DROP COLUMN
+  -- takes openrouter_model_id and openrouter_config out of every such value, unreported by any
+  -- counter. pg_depend records them against the row type, not the two columns. Functions that
+  -- take or return the row type are left: they lose no stored value.
+  SELECT string_agg(DISTINCT format('%s (of %s)', pg_describe_object(d.classid, d.objid, d.objsubid),
+                                    pg_describe_object(d.refclassid, d.refobjid, 0)), '; ') INTO row_users
+    FROM pg_depend d
+   WHERE d.deptype IN ('n', 'a') AND d.refclassid = 'pg_type'::regclass
+     AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+     AND d.refobjid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = resources
+                         WHERE t.oid = c.reltype OR (t.typelem = c.reltype AND t.typcategory = 'A'));
+  IF row_users <> '' THEN
+    problems := problems || format('columns or types keep rows of x402_resources as values: %s. Its last step drops '
+      'openrouter_model_id and openrouter_config from that row type, and so from every value kept there: keep 005, or '
+      'set each one aside yourself first (keep its rows elsewhere, then drop it or change its type), roll back, and put '
+      'it back after', row_users);
+  END IF;
+  -- What the last step drops, a member of an extension: DROP fails (2BP01) after the keys moved.
+  SELECT string_agg(format('%s (member of %s)', x.what, x.ext), '; ' ORDER BY x.what) INTO members
+    FROM (SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS what, pg_describe_object(d.refclassid, d.refobjid, 0) AS ext
+    FROM pg_depend d
+   WHERE d.deptype = 'e' AND d.refclassid = 'pg_extension'::regclass
+     AND ((d.classid = 'pg_class'::regclass
+           AND d.objid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys
+                           UNION ALL SELECT to_regclass('public.idx_x402_resources_openrouter_model')))
+       OR (d.classid = 'pg_type'::regclass
+           AND d.objid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = keys
+                            WHERE t.oid = c.reltype OR t.typelem = c.reltype))
+       OR (d.classid = 'pg_proc'::regclass
+           AND d.objid = to_regprocedure('public.update_openrouter_integration_updated_at()')))) AS x;
+  IF members <> '' THEN
+    problems := problems || format('what its last step drops belongs to an extension, which a DROP cannot take from it: %s. '
+      'Keep 005, or take each out of its extension yourself first (ALTER EXTENSION … DROP …), then roll back', members);
+  END IF;
+  END IF;
+  IF cardinality(problems) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot complete, even with --allow-data-loss (which moves only the stored keys and the rows of 005 to schema x402_backup): %. %.',
+      array_to_string(problems, '. Also, '), 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';
+  END IF;
+END
+$cannot_pass$;
+
 DO $keep_or_refuse$
 DECLARE
   allowed boolean := coalesce(current_setting('x402.allow_data_loss', true), '') = 'on';
@@ -1792,7 +2466,7 @@ BEGIN
     FROM unnest(ARRAY['public.user_openrouter_integrations', 'public.x402_resources']) AS t
    WHERE to_regclass(t) IS NOT NULL AND row_security_active(t);
   IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot see every row of %: row level security filters what role % reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. Nothing was changed. Keep 005, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.', unreported, current_user;
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot see every row of %: row level security filters what role % reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. %. Keep 005, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.', unreported, current_user, 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';
   END IF;
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
@@ -1894,7 +2568,7 @@ BEGIN
                          split_part(lo_after, ':', 3)::bigint - split_part(lo_before, ':', 3)::bigint, split_part(lo_after, ':', 4)::bigint - split_part(lo_before, ':', 4)::bigint) END), ''));
   END IF;
   IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';
   END IF;
   PERFORM set_config('x402.watch_005', (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(pg_stat_get_xact_tuples_deleted(c.oid),
            pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text)), '{}')
@@ -1996,7 +2670,7 @@ BEGIN
                          split_part(lo_now, ':', 3)::bigint - split_part(lo, ':', 3)::bigint, split_part(lo_now, ':', 4)::bigint - split_part(lo, ':', 4)::bigint) END), ''));
   END IF;
   IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';
   END IF;
   -- Last before COMMIT: each backup this rollback made so far holds the rows moved into it. An
   -- event trigger of a statement after the move (ALTER TABLE, DROP TABLE) can empty or drop one,

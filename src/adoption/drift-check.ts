@@ -18,7 +18,7 @@ import {
 import { formatSchemaDiff, type SchemaDiff } from '../schema/diff.js'
 import { buildSchemaReference, diffWithReference } from '../schema/reference.js'
 import type { ProductionObjectRecord } from '../schema/rules.js'
-import { APP_SCHEMAS_CONDITION } from '../schema/snapshot.js'
+import { APP_SCHEMAS_CONDITION, catalogRead } from '../schema/snapshot.js'
 import { readAcceptedDifferences } from './accepted-differences.js'
 import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
 import { interruptedRollback } from './interrupted-rollback.js'
@@ -102,9 +102,27 @@ export async function checkDrift(
   db: Kysely<any>,
   options: DriftCheckOptions = {},
 ): Promise<DriftReport> {
-  const { entries, problems } = (await hasMigrationHistory(db))
-    ? await inspectMigrationHistory(db, { times: false })
-    : { entries: [], problems: [] }
+  // The module's own tables, read in one transaction bounded by the server as the catalog's
+  // reads are: a stalled client's lock on the history ends the check with 55P03, not after the
+  // client's 5-minute bound. The reference is built outside it (it may take seconds).
+  const read = await catalogRead(db, async (trx) => {
+    const { entries, problems } = (await hasMigrationHistory(trx))
+      ? await inspectMigrationHistory(trx, { times: false })
+      : { entries: [], problems: [] }
+    // Read through the history, which refuses one it cannot trust: that is reported already.
+    const rollback = problems.length > 0 ? undefined : await interruptedRollback(trx)
+    return {
+      entries,
+      problems,
+      rollback,
+      productionObjects: await readProductionObjects(trx),
+      adopted: await productionObjectsRecorded(trx),
+      acceptedBefore: await readAcceptedDifferences(trx),
+      recorded: await readMigrationChecksums(trx),
+      appSchemas: await appSchemaNames(trx),
+    }
+  })
+  const { entries, problems, rollback, productionObjects, adopted } = read
   const applied = entries.map((entry) => entry.name)
   const known = migrationNames
   const history = [...problems, ...historyDisagreements(applied)]
@@ -114,22 +132,18 @@ export async function checkDrift(
       'no migration is recorded as applied: run `npm run migrate:latest`, or adopt a hand-built database with `npm run migrate:baseline -- <name>`',
     )
   }
-  // Read through the history, which refuses one it cannot trust: that is reported above already.
-  const rollback = problems.length > 0 ? undefined : await interruptedRollback(db)
   if (rollback !== undefined)
     history.unshift(`${rollback.charAt(0).toUpperCase()}${rollback.slice(1)}.`)
-  const productionObjects = await readProductionObjects(db)
   const reference =
     migrationName && rollback === undefined ? await buildSchemaReference(migrationName) : undefined
-  const adopted = await productionObjectsRecorded(db)
   const unrecordedSchemas =
     reference && adopted && !schemasRecorded(productionObjects)
-      ? (await appSchemaNames(db)).filter((name) => !(`schemas ${name}` in reference.createdBy))
+      ? read.appSchemas.filter((name) => !(`schemas ${name}` in reference.createdBy))
       : []
   const schema = reference
     ? await diffWithReference(db, reference, {
         strict: options.strict,
-        acceptedBefore: await readAcceptedDifferences(db),
+        acceptedBefore: read.acceptedBefore,
         decisions: options.decisions ?? readAdoptionDecisions(),
         productionObjects,
         ...(!adopted
@@ -145,11 +159,10 @@ export async function checkDrift(
       !reference ||
       (!(key in reference.createdBy) && !(`relations ${table_name}` in reference.createdBy)),
   )
-  const recorded = await readMigrationChecksums(db)
   const checksums = await Promise.all(
     applied
       .filter((name) => known.includes(name))
-      .map((name) => verdict(name, recorded.get(name), options)),
+      .map((name) => verdict(name, read.recorded.get(name), options)),
   )
   const ok =
     history.length === 0 &&

@@ -1,5 +1,13 @@
 import { type Kysely, sql } from 'kysely'
 
+import { QueryError } from '../connection/query-error.js'
+import {
+  actsAsSessionUser,
+  CATALOG_CHECK_BEGIN,
+  CATALOG_CHECK_DECLARE,
+} from '../connection/shadowed-catalog.js'
+import { shownOnTerminal } from '../connection/shown-argument.js'
+import { errorCode } from '../connection/sql-state.js'
 import { migrationNames } from '../migrations/index.js'
 import { migrationSettings } from '../migrator/settings.js'
 import type { SchemaDiff, SchemaDifference } from '../schema/diff.js'
@@ -9,6 +17,7 @@ import {
   type SchemaReference,
 } from '../schema/reference.js'
 import { API_ROLE_BYPASS_RULE } from '../schema/rules.js'
+import { catalogRead } from '../schema/snapshot.js'
 import { readAcceptedDifferences } from './accepted-differences.js'
 import {
   ADOPTION_DECISIONS_FILE,
@@ -88,33 +97,35 @@ export async function planRepair(
     decisions,
     ...(accepted.length > 0 ? { acceptedBefore: accepted } : {}),
   })
-  const settings = await functionSettings(db)
   const statements: string[] = []
   const unresolved: UnresolvedConflict[] = []
   const later: string[] = []
-  for (const difference of diff.conflict) {
-    const fix = await repair(db, difference, reference, settings)
-    if ('decide' in fix) {
-      const keep = difference.decidable
-        ? ` Or keep it as it is by a decision in ${ADOPTION_DECISIONS_FILE} (the refusal of migrate:baseline prints its entry).`
-        : ''
-      unresolved.push({ line: difference.line, decide: `${fix.decide}${keep}` })
-    } else {
-      statements.push(...fix.now)
-      later.push(...(fix.after ?? []))
+  await planReads(db, async (trx) => {
+    const settings = await functionSettings(trx)
+    for (const difference of diff.conflict) {
+      const fix = await repair(trx, difference, reference, settings)
+      if ('decide' in fix) {
+        const keep = difference.decidable
+          ? ` Or keep it as it is by a decision in ${ADOPTION_DECISIONS_FILE} (the refusal of migrate:baseline prints its entry).`
+          : ''
+        unresolved.push({ line: difference.line, decide: `${fix.decide}${keep}` })
+      } else {
+        statements.push(...fix.now)
+        later.push(...(fix.after ?? []))
+      }
     }
-  }
-  // The module's wording where the database has no comment; a comment of production's own
-  // wording is its documentation, and stays.
-  for (const difference of diff.equivalent) {
-    if (
-      difference.field === 'comment' &&
-      difference.expected !== null &&
-      difference.live === null
-    ) {
-      statements.push(await commentStatement(db, difference))
+    // The module's wording where the database has no comment; a comment of production's own
+    // wording is its documentation, and stays.
+    for (const difference of diff.equivalent) {
+      if (
+        difference.field === 'comment' &&
+        difference.expected !== null &&
+        difference.live === null
+      ) {
+        statements.push(await commentStatement(trx, difference))
+      }
     }
-  }
+  })
   statements.push(...later)
   // A function first: a missing trigger may call it.
   const isFunction = (statement: string) =>
@@ -147,9 +158,157 @@ export async function repairOf(
   difference: SchemaDifference,
   reference: SchemaReference,
 ): Promise<Fix> {
-  if (difference.class === 'equivalent' && difference.field === 'comment')
-    return { now: [await commentStatement(db, difference)] }
-  return repair(db, difference, reference, await functionSettings(db))
+  return planReads(db, async (trx) => {
+    if (difference.class === 'equivalent' && difference.field === 'comment')
+      return { now: [await commentStatement(trx, difference)] }
+    return repair(trx, difference, reference, await functionSettings(trx))
+  })
+}
+
+/**
+ * Runs `read`, the plan's reads after its comparison (the stored rows it counts, and the catalog
+ * around them), in one READ ONLY transaction bounded by the server as the catalog's reads are
+ * ({@link catalogRead}), with row_security off: where a table's row level security applies to
+ * the session's role, PostgreSQL then refuses the read (42501) instead of running its policies
+ * with that role's power (review revf F4), see {@link countedRows}. In a caller's transaction,
+ * inside a savepoint rolled back at the end, which takes both settings back.
+ */
+function planReads<T>(db: Kysely<any>, read: (trx: Kysely<any>) => Promise<T>): Promise<T> {
+  const readOnly = async (trx: Kysely<any>) => {
+    // Said in SQL: Kysely's PGlite driver begins every transaction read-write (run-advisor.ts).
+    await sql`SET TRANSACTION READ ONLY`.execute(trx)
+    await sql`SET LOCAL row_security = off`.execute(trx)
+    return read(trx)
+  }
+  return catalogRead(db, async (trx) => {
+    if (!db.isTransaction) return readOnly(trx)
+    await sql`SAVEPOINT x402_plan_reads`.execute(trx)
+    try {
+      return await readOnly(trx)
+    } finally {
+      await sql`ROLLBACK TO SAVEPOINT x402_plan_reads`.execute(trx)
+      await sql`RELEASE SAVEPOINT x402_plan_reads`.execute(trx)
+    }
+  })
+}
+
+/** SQLSTATE of the refusals of {@link countedRows}: insufficient_privilege, as PostgreSQL's. */
+const PLAN_READ_STATE = '42501'
+
+/**
+ * The rows of `query`, which counts stored rows of `table` (a foreign key's count also
+ * matches them with the table it references), in {@link planReads}'s transaction. It first
+ * refuses ({@link PLAN_READ_STATE}) where `table` belongs to a role that cannot act as the
+ * session's user (actsAsSessionUser): its owner's code (its policies, whatever it attaches to it
+ * later) would run with the operator's power. The referenced table is not held to that: on
+ * Supabase it is auth.users, owned by supabase_auth_admin; its rows are only matched by key, and
+ * with row_security off no policy of it runs. Then PostgreSQL's refusal to read past row level
+ * security that applies to the session's role becomes one that says what to do.
+ */
+async function countedRows<R>(
+  db: Kysely<any>,
+  table: string,
+  query: ReturnType<typeof sql<R>>,
+): Promise<R[]> {
+  await sql.raw(lesserOwnedTableSql(table)).execute(db)
+  try {
+    return (await query.execute(db)).rows
+  } catch (error) {
+    if (errorCode(error) !== PLAN_READ_STATE) throw error
+    const reason = error instanceof QueryError && error.cause instanceof Error ? error.cause : error
+    throw Object.assign(
+      new Error(
+        `The repair plan counts the stored rows of ${table} that stand in the way of a constraint or unique index the ` +
+          `database lacks, and PostgreSQL refused to read them (${(reason as Error).message}): the plan reads with ` +
+          'row_security off, so that row level security that applies to its role is refused rather than run, as its ' +
+          "policies would run with that role's power and hide rows from the count. Nothing was changed, and no plan was " +
+          `made. Make the plan as a role that reads every row of ${table} (and of a table its foreign key references) ` +
+          'without policies: their owner, where row level security is not forced on them, or a role that bypasses row ' +
+          "level security, such as Supabase's postgres.",
+        { cause: error },
+      ),
+      { code: PLAN_READ_STATE },
+    )
+  }
+}
+
+/**
+ * One `DO` block that raises {@link PLAN_READ_STATE} where what a missing foreign key of `table`
+ * references, and the count matches its rows with, could run its owner's code in that read: a
+ * relation other than a table (a view's functions run as the reader), or a key column of another
+ * type than the column it is matched with (an implicit cast runs a function). Its owner is not held
+ * to the owner check (on Supabase it is auth.users, Supabase Auth's own): review revh H1.
+ */
+function referencedTableSql(
+  table: string,
+  columns: readonly string[],
+  referencedTable: string,
+  referenced: readonly string[],
+): string {
+  const pairs = columns
+    .map((column, i) => `(${literal(column)}, ${literal(referenced[i]!)})`)
+    .join(', ')
+  return `DO $plan_references$
+DECLARE
+  counted pg_catalog.oid := pg_catalog.to_regclass(${literal(table)})::pg_catalog.oid;
+  target pg_catalog.oid := pg_catalog.to_regclass(${literal(referencedTable)})::pg_catalog.oid;
+  found pg_catalog.text;
+  ${CATALOG_CHECK_DECLARE}
+BEGIN
+  ${CATALOG_CHECK_BEGIN}
+  SELECT format('%s is not a table', c.oid::regclass) INTO found
+    FROM pg_class c WHERE c.oid = target AND c.relkind NOT IN ('r', 'p');
+  IF found IS NULL THEN
+    SELECT string_agg(format('%s.%s (%s) and %s.%s (%s) are not of the same type', counted::regclass, p.col,
+                             format_type(a.atttypid, a.atttypmod), target::regclass, p.ref, format_type(b.atttypid, b.atttypmod)), '; ')
+      INTO found
+      FROM (VALUES ${pairs}) AS p(col, ref)
+      LEFT JOIN pg_attribute a ON a.attrelid = counted AND quote_ident(a.attname) = p.col AND NOT a.attisdropped
+      LEFT JOIN pg_attribute b ON b.attrelid = target AND quote_ident(b.attname) = p.ref AND NOT b.attisdropped
+     WHERE a.atttypid IS DISTINCT FROM b.atttypid;
+  END IF;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '${PLAN_READ_STATE}', MESSAGE = format(
+      'The repair plan counts the stored rows that a foreign key the database lacks would reject, matching them with '
+      'the rows it references, and %s: its owner''s code (a view''s functions, a type''s cast) would run in that read '
+      'with the power of %s. Nothing was changed, and no plan was made. Find out who changed it and why; the module''s '
+      'key needs a table there, with a key column of the same type.',
+      found, session_user);
+  END IF;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$plan_references$`
+}
+
+/**
+ * One `DO` block that raises {@link PLAN_READ_STATE} where `table` belongs to a role that cannot
+ * act as the session's user.
+ */
+function lesserOwnedTableSql(table: string): string {
+  return `DO $plan_reads$
+DECLARE
+  -- Resolved as the count resolves it: on the session's search_path, before the block pins its own.
+  counted pg_catalog.oid := pg_catalog.to_regclass(${literal(table)})::pg_catalog.oid;
+  found pg_catalog.text;
+  ${CATALOG_CHECK_DECLARE}
+BEGIN
+  ${CATALOG_CHECK_BEGIN}
+  SELECT format('%s is owned by %s, a role that cannot act as %s', c.oid::regclass, pg_get_userbyid(c.relowner), session_user)
+    INTO found
+    FROM pg_class c
+   WHERE c.oid = counted AND NOT ${actsAsSessionUser('c.relowner')};
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '${PLAN_READ_STATE}', MESSAGE = format(
+      'The repair plan counts the stored rows that stand in the way of a constraint or unique index the database lacks, '
+      'and %s: its owner''s code on it (row level security policies, and what it may attach to the table at any time) '
+      'would run in that read with the power of %s. Nothing was changed, and no plan was made. Find out who made it; where it is '
+      'your own, give it to a role that can act as %s (ALTER TABLE … OWNER TO), then make the plan again; otherwise '
+      'check its rows as its owner, and add what the module has by hand.',
+      found, session_user, session_user);
+  END IF;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$plan_reads$`
 }
 
 /**
@@ -449,6 +608,7 @@ async function rowsInTheWay(
   else if (key) {
     const columns = key[1]!.split(', ')
     const referenced = key[3]!.split(', ')
+    await sql.raw(referencedTableSql(relation.qualified, columns, key[2]!, referenced)).execute(db)
     where =
       `${columns.map((column) => `t.${column} IS NOT NULL`).join(' AND ')} AND NOT EXISTS (SELECT FROM ${key[2]} r WHERE ` +
       `${columns.map((column, i) => `r.${referenced[i]} = t.${column}`).join(' AND ')})`
@@ -471,13 +631,17 @@ async function duplicateRows(db: Kysely<any>, definition: string): Promise<strin
   const list = columns!
     .split(', ')
     .map((column) => column.replace(/ (ASC|DESC|NULLS FIRST|NULLS LAST)$/g, ''))
-  const { rows } = await sql<{ n: number; named: string | null }>`
+  const rows = await countedRows(
+    db,
+    table!,
+    sql<{ n: number; named: string | null }>`
     SELECT count(*)::int AS n, string_agg(d.value, '; ') FILTER (WHERE d.i <= ${NAMED_ROWS}) AS named FROM (
       SELECT row_number() OVER () AS i, ${sql.raw(`concat_ws(', ', ${list.map((column) => `format('%s=%s', ${literal(column)}, ${column})`).join(', ')})`)} || ' (' || count(*) || ' rows)' AS value
       FROM ${sql.raw(table!)} t
       WHERE ${sql.raw(list.map((column) => `${column} IS NOT NULL`).join(' AND '))}${sql.raw(predicate ? ` AND (${predicate})` : '')}
       GROUP BY ${sql.raw(list.join(', '))} HAVING count(*) > 1) AS d
-  `.execute(db)
+  `,
+  )
   const { n, named } = rows[0]!
   if (n === 0) return undefined
   return `${n} value(s) are stored more than once, which the unique index rejects: ${named}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
@@ -499,10 +663,14 @@ async function namedRows(
   `.execute(db)
   const columns = keys[0]?.columns ?? ['ctid']
   const named = `concat_ws(', ', ${columns.map((column) => `format('%s=%s', ${literal(column)}, t.${ident(column)})`).join(', ')})`
-  const { rows } = await sql<{ n: number; named: string | null }>`
+  const rows = await countedRows(
+    db,
+    relation.qualified,
+    sql<{ n: number; named: string | null }>`
     SELECT count(*)::int AS n, string_agg(r.named, '; ') FILTER (WHERE r.i <= ${NAMED_ROWS}) AS named
     FROM (SELECT row_number() OVER () AS i, ${sql.raw(named)} AS named FROM ${sql.raw(relation.qualified)} t WHERE ${sql.raw(where)}) AS r
-  `.execute(db)
+  `,
+  )
   const { n, named: list } = rows[0]!
   if (n === 0) return undefined
   return `${n} stored row(s) of ${relation.name} ${what}: ${list}${n > NAMED_ROWS ? `, and ${n - NAMED_ROWS} more` : ''}`
@@ -649,8 +817,10 @@ function script(
   ]
   if (unresolved.length > 0) {
     lines.push('-- Not fixed here, because it cannot be done safely without a decision:')
+    // One line each whatever the catalog's text holds (a trigger's name and arguments are its
+    // maker's): a line break there would end the comment, and psql would run the rest.
     for (const { line, decide } of unresolved)
-      lines.push(`--   ${line}`, `--     Decide: ${decide}`)
+      lines.push(`--   ${shownOnTerminal(line)}`, `--     Decide: ${shownOnTerminal(decide)}`)
     lines.push('')
   }
   lines.push(`-- Then adopt: npm run migrate:baseline -- ${migrationName}`, '')

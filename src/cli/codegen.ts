@@ -24,6 +24,15 @@ const spec = {
   notes: ['No server is needed: it never connects to DATABASE_URL.'],
 } as const satisfies CommandSpec
 
+/**
+ * Rewrites, on the scratch database only, every comment of a relation or column that holds the
+ * end of a block comment (a star, then a slash) with a space between the two, so that
+ * kysely-codegen's comment blocks hold it whole.
+ */
+const COMMENTS_KEPT_IN_THEIR_BLOCK = `UPDATE pg_catalog.pg_description
+  SET description = pg_catalog.replace(description, '*/', '* /')
+  WHERE classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND pg_catalog.strpos(description, '*/') > 0`
+
 async function main(check: boolean): Promise<void> {
   // Loaded only now, like kysely-codegen: --help and a refused argument do not wait for them.
   // One after the other: kysely-codegen require()s kysely, which Node refuses while an import()
@@ -36,9 +45,13 @@ async function main(check: boolean): Promise<void> {
   const { MIGRATION_TABLE_SCHEMA } = await import('../migrator/history.js')
   const { migrateToLatest } = await import('../migrator/migrator.js')
   const { scratchDatabase } = await import('../migrated-dumps/migrated-template.js')
+  const { sql } = await import('kysely')
   const db = scratchDatabase('latest')
   try {
     await migrateToLatest(db)
+    // kysely-codegen writes a comment into a block comment as it is: one that holds the block's
+    // end (a pulled migration carries production's text) would end it there and write code.
+    await sql.raw(COMMENTS_KEPT_IN_THEIR_BLOCK).execute(db)
     await generate({
       db,
       dialect: new PostgresDialect(),

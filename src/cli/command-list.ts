@@ -69,7 +69,7 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: 'migrate list',
     module: 'migrate',
     script: 'migrate:list',
-    summary: 'lists every migration, applied (with when) or pending',
+    summary: 'lists every migration: applied (with when), pending or reverting',
     writes: 'nothing',
   },
   {

@@ -1,6 +1,7 @@
 /**
  * `npm run docs:migrations`: writes each migration's up and down SQL, as `npm run migrate:sql`
- * exports it, into docs/migrations/<migration>.up.sql and .down.sql, for reviewers who read SQL.
+ * exports it, into docs/migrations/<migration>.up.sql and .down.sql, for reviewers who read SQL,
+ * and the restore script of 005's backups (docs/rollback.md).
  * `npm run docs:migrations:check` writes nothing and fails when a file there is stale, missing or
  * left over from a migration that no longer exists.
  *
@@ -33,7 +34,9 @@ async function main(check: boolean): Promise<void> {
   const { migrationScripts, scriptFolderDifferences } =
     await import('../export/migration-scripts.js')
   const scripts = new Map<string, string>()
+  const { RESTORE_005_FILE, restoreScriptOf005 } = await import('../export/restore-005-script.js')
   for await (const { fileName, sql } of migrationScripts()) scripts.set(fileName, sql)
+  scripts.set(RESTORE_005_FILE, restoreScriptOf005())
   const { stale, extra } = scriptFolderDifferences(DOCS_DIR, scripts)
 
   if (!check && stale.length + extra.length === 0) {

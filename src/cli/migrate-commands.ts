@@ -102,19 +102,28 @@ export const commands: { [N in Name]: Command<N> } = {
   },
   list: async (db, { json }) => {
     const status = await migrationStatus(db(), { env: process.env })
+    const shownStatus = ({ appliedAt, unknown, reverting }: MigrationStatus) =>
+      reverting ? 'reverting' : unknown ? 'unknown' : appliedAt ? 'applied' : 'pending'
     if (json) {
-      const migrations = status.map(({ name, appliedAt, unknown }) => ({
-        name,
-        status: unknown ? 'unknown' : appliedAt ? 'applied' : 'pending',
-        appliedAt: (appliedAt && isoTime(appliedAt)) ?? null,
+      const migrations = status.map((migration) => ({
+        name: migration.name,
+        status: shownStatus(migration),
+        appliedAt: (migration.appliedAt && isoTime(migration.appliedAt)) ?? null,
+        ...(migration.reverting && {
+          revertingSince: (migration.revertingSince && isoTime(migration.revertingSince)) ?? null,
+        }),
       }))
       process.stdout.write(`${JSON.stringify({ migrations }, null, 2)}\n`)
       return
     }
-    for (const { name, appliedAt, unknown } of status) {
+    for (const migration of status) {
+      const { name, appliedAt, reverting, revertingSince } = migration
       const when = appliedAt ? (isoTime(appliedAt) ?? '(invalid time)') : '-'
+      const rollback = reverting
+        ? `  (interrupted rollback${revertingSince ? `, begun ${isoTime(revertingSince) ?? '(invalid time)'}` : ''})`
+        : ''
       console.log(
-        `${unknown ? 'unknown' : appliedAt ? 'applied' : 'pending'}  ${when.padEnd(24)}  ${shownOnTerminal(name)}`,
+        `${shownStatus(migration)}  ${when.padEnd(24)}  ${shownOnTerminal(name)}${rollback}`,
       )
     }
     const unknown = status.filter((entry) => entry.unknown).map((entry) => entry.name)
@@ -123,6 +132,15 @@ export const commands: { [N in Name]: Command<N> } = {
         `unknown: ${unknown.map(shownOnTerminal).join(', ')}, recorded in the history, has no migration file in this module; ` +
           'restore the file, or check that you point at the right database.',
       )
+    const interrupted = status.find((entry) => entry.reverting)
+    if (interrupted) {
+      const began = interrupted.revertingSince && isoTime(interrupted.revertingSince)
+      console.error(
+        `reverting: the rollback of ${shownOnTerminal(interrupted.name)} began${began ? ` at ${began}` : ''} and did not finish ` +
+          '(the steps of its down that committed stay; it stays recorded as applied). Complete it with npm run migrate:down ' +
+          '(add -- --allow-data-loss if the first attempt was run with it); until then migrate:latest, migrate:up and start-up refuse.',
+      )
+    }
   },
   new: async (_db, _values, [name = '']) => {
     const { file, registry } = writeNewMigration(name)
@@ -230,8 +248,8 @@ export const commands: { [N in Name]: Command<N> } = {
       if (!result.migrationName)
         return void console.error(
           result.notPulled.length > 0
-            ? `Nothing to pull: ${result.schemas.join(', ')} match the migrations, but for what is listed above as not pulled.`
-            : `Nothing to pull: ${result.schemas.join(', ')} match the migrations.`,
+            ? `Nothing to pull: ${shownOnTerminal(result.schemas.join(', '))} match the migrations, but for what is listed above as not pulled.`
+            : `Nothing to pull: ${shownOnTerminal(result.schemas.join(', '))} match the migrations.`,
         )
       console.error(
         `wrote ${result.path} (${result.statements} statements; ${result.created.length} new tables, views and sequences), ` +
@@ -246,12 +264,20 @@ export const commands: { [N in Name]: Command<N> } = {
   },
 }
 
+/** A migration's name without its number: `add_openrouter_integration`. */
+function unnumbered(name: string): string {
+  return name.replace(/^\d{3}_/, '')
+}
+
 /**
- * The migration `name` names, in full or by a unique prefix; a name that names none, or several,
+ * The migration `name` names, in full or by a unique prefix, with or without its number; a name that names none, or several,
  * is a usage error that says which migration was most likely meant.
  */
 function migrationNamed(name: string, spec: CommandSpec = specs.sql): string {
-  const matches = migrationNames.filter((known) => known.startsWith(name))
+  // With its number or without it (`add_openrouter_integration`), in full or a prefix.
+  const matches = migrationNames.filter(
+    (known) => known.startsWith(name) || unnumbered(known).startsWith(name),
+  )
   if (migrationNames.includes(name)) return name
   if (matches.length === 1) return matches[0]!
   const usage = `usage: ${usageLine(spec)}`
@@ -260,7 +286,13 @@ function migrationNamed(name: string, spec: CommandSpec = specs.sql): string {
       `${describeArgument(name)} matches several migrations (${matches.join(', ')}); give more of the name. ${usage}`,
     )
   // A guess is only worth its cost for a name of a migration's length.
-  const closest = name.length <= 100 ? closestName(name, migrationNames) : undefined
+  const closestUnnumbered =
+    name.length <= 100 ? closestName(name, migrationNames.map(unnumbered)) : undefined
+  const closest =
+    name.length <= 100
+      ? (closestName(name, migrationNames) ??
+        migrationNames.find((known) => unnumbered(known) === closestUnnumbered))
+      : undefined
   throw new UsageError(
     `No migration is named ${describeArgument(name)}${closest ? `: did you mean ${closest}?` : '.'} ` +
       `Known migrations: ${migrationNames.join(', ')}. ${usage}`,

@@ -67,7 +67,7 @@ export const specs = {
   },
   list: {
     script: 'migrate:list',
-    summary: 'lists every migration, applied (with when) or pending.',
+    summary: 'lists every migration: applied (with when), pending or reverting.',
     options: jsonOption,
     notes: [TARGET_NOTE, EXIT_NOTE],
   },

@@ -162,14 +162,26 @@ function withoutArguments(message: string, args: readonly string[]): string {
   let shown = message
   for (const part of args.flatMap((arg) => [arg, ...arg.split('=')])) {
     if (part.length < 4 || mayShowArgument(part)) continue
+    // A snake-case word that the message also holds inside a longer name (a migration's,
+    // 005_add_openrouter_integration, or the file migrate:new made of it) is that name: shown.
+    if (/^[a-z0-9_]+$/.test(part) && withinName(shown, part)) continue
+    const hidden = `(${part.length} characters, not shown)`
     // Replaced as the message may hold it: as passed, and with its line breaks made spaces.
     for (const variant of new Set([part, oneLine(part)])) {
-      shown = shown.split(variant).join(`(${part.length} characters, not shown)`)
+      shown = shown.split(variant).join(hidden)
     }
   }
   // Its line breaks made spaces, and what else a name in it may hold escaped.
   shown = shownOnTerminal(oneLine(shown))
   return shown.length > MAX_FAILURE_LENGTH ? `${shown.slice(0, MAX_FAILURE_LENGTH)}… (cut)` : shown
+}
+
+/** Whether `text` holds `word` with a letter, digit or _ touching it. */
+function withinName(text: string, word: string): boolean {
+  for (let at = text.indexOf(word); at >= 0; at = text.indexOf(word, at + 1)) {
+    if (/\w/.test(text[at - 1] ?? '') || /\w/.test(text[at + word.length] ?? '')) return true
+  }
+  return false
 }
 
 /**

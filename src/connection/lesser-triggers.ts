@@ -179,7 +179,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
 
 /**
  * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
- * the tables of the session's search_path (pg_catalog aside) and of the module's bookkeeping
+ * the tables of the session's search_path (pg_catalog aside), of public (the app's tables,
+ * which scripts name qualified) and of the module's bookkeeping
  * schema (x402_migrations, which every run writes), their partitions, and the tables their
  * foreign keys' actions and their rules' actions reach, would run code of a role that a lesser login role can act as
  * (LESSER_LOGIN_ROLES_SQL):
@@ -197,9 +198,12 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   ({@link WHEN_CONDITIONS_SQL}): whoever has the TRIGGER privilege wrote it;
  * - an enabled event trigger whose function such a role owns;
  * - schema x402_backup owned by such a role, or, where it does not exist yet, a lesser login
- *   role that may create it (it could, in the middle of a run): its owner may drop the backups.
+ *   role that may create it (it could, in the middle of a run): its owner may drop the backups;
+ * - a lesser login role that may create objects in x402_backup or x402_migrations (or own
+ *   x402_migrations): it could add a table there after this check, which a later statement of
+ *   the same transaction reads (review revf F3: a "backup" for the restore of 005).
  * With `lock`, it first locks those tables in ROW EXCLUSIVE mode (see above): run it inside the
- * transaction that writes them. It reads the catalog with pg_catalog alone on the search_path,
+ * transaction that writes them. It reads the catalog with pg_catalog first on the search_path,
  * and puts the path back before it ends.
  *
  * @example
@@ -228,7 +232,8 @@ BEGIN
   WITH RECURSIVE scope(oid) AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
-       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('${MIGRATION_TABLE_SCHEMA}', '${BACKUP_SCHEMA}'))
+       -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
+       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', '${MIGRATION_TABLE_SCHEMA}', '${BACKUP_SCHEMA}'))
     UNION
     SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
       SELECT k.conrelid FROM pg_constraint k
@@ -383,11 +388,27 @@ ${WHEN_CONDITIONS_SQL}
      WHERE e.evtenabled <> 'D'
        AND p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    -- Where the downs keep what they take out: its owner may drop every backup.
+    -- The module's own schemas: where the downs keep what they take out (its owner may drop every
+    -- backup), and its bookkeeping.
     SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner)), false
       FROM pg_namespace n
-     WHERE n.nspname = '${BACKUP_SCHEMA}'
+     WHERE n.nspname IN ('${BACKUP_SCHEMA}', '${MIGRATION_TABLE_SCHEMA}')
        AND n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A login that may create objects there may add a table at any moment, between this check and
+    -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
+    -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
+    -- itself the right again, so refusing it here closes that time. Named with who holds the right.
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_namespace n
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE n.nspname IN ('${BACKUP_SCHEMA}', '${MIGRATION_TABLE_SCHEMA}')
+       AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION ALL
     SELECT DISTINCT 4, format('%s may create schema ${BACKUP_SCHEMA}%s, where the downs would put their backups', r.rolname,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
@@ -399,10 +420,12 @@ ${WHEN_PROBLEMS_SQL}
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
-      'with its power, or drop the backups a down makes: %s. Nothing was changed.%s Find out who made each; where it '
-      'is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE or ALTER SCHEMA … OWNER TO); '
-      'revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from a role that should not '
-      'have it; or run the command as a role the owners can act as.',
+      'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
+      'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
+      'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
+      'a role that should not have it, and the right to create objects in the module''s schemas x402_backup and '
+      'x402_migrations from every role that cannot act as you (the REVOKE CREATE ON SCHEMA named with each); or run '
+      'the command as a role the owners can act as.',
       session_user, session_user, found,
       CASE WHEN when_code THEN ' A trigger''s WHEN condition is code of whoever made the trigger (anyone with the '
         'TRIGGER privilege on its table) and runs with the power of the session that writes, so it may call only '
@@ -415,7 +438,7 @@ ${WHEN_PROBLEMS_SQL}
         'level security through a view, whose owner''s row level security then applies.' ELSE '' END,
       session_user);
   END IF;
-  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
   PERFORM pg_catalog.set_config('jit', saved_jit, true);

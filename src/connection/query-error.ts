@@ -97,6 +97,11 @@ function describe(error: PostgresErrorFields): string {
         'Change the value to one the constraint accepts.'
       )
     }
+    case '55P03':
+      return (
+        `Waited too long for a lock: ${error.message} (${state}). Another session holds a lock ` +
+        'that this needs (a migration, a long ALTER, a transaction left open); try again once it ends.'
+      )
     case '42501':
       // The module's own refusals (shadowed-catalog.ts, lesser-triggers.ts) say what to do.
       return /Nothing was (read or )?changed/.test(error.message)

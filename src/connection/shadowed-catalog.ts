@@ -11,14 +11,16 @@
 
 /**
  * The declarations and first statements of a `DO` block that reads the catalog as these checks
- * do: pg_catalog alone on the search_path (put back from `saved` before it ends), and the two
- * variables {@link actsAsSessionUser} and {@link LESSER_LOGIN_ROLES_SQL} need.
+ * do: pg_catalog first on the search_path (put back from `saved` before it ends), and the two
+ * variables {@link actsAsSessionUser} and {@link LESSER_LOGIN_ROLES_SQL} need. The session's
+ * temporary schema is named after it: left out, PostgreSQL searches it before pg_catalog for
+ * relations, and a temporary table named pg_roles would answer for the catalog (review reve L3).
  */
 export const CATALOG_CHECK_DECLARE = `saved pg_catalog.text := pg_catalog.current_setting('search_path');
   -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
   db_owner_role pg_catalog.oid;
   db_owner pg_catalog.oid;`
-export const CATALOG_CHECK_BEGIN = `PERFORM pg_catalog.set_config('search_path', '', true);
+export const CATALOG_CHECK_BEGIN = `PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();`
 
@@ -57,7 +59,7 @@ export const SHADOWED_CATALOG_STATE = '42501'
  *   (the module's queries would find what it creates there later, in the middle of a run);
  * - an operator or a function named as one of pg_catalog's, in a schema of the path, owned by
  *   such a role (made before its right to create was revoked).
- * It reads the catalog with an empty search_path (pg_catalog alone), which it puts back before it
+ * It reads the catalog with pg_catalog first on the search_path, which it puts back before it
  * ends, so that nothing it runs can be shadowed itself.
  *
  * @example
@@ -148,7 +150,7 @@ BEGIN
       'first on the search_path, or run the command as a role they can act as.',
       session_user, session_user, session_user, found);
   END IF;
-  -- Put back only where nothing was found: the message is made with pg_catalog alone on the path,
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
   -- and an error rolls the setting back with its transaction.
   PERFORM pg_catalog.set_config('search_path', saved, true);
 END

@@ -6,7 +6,7 @@
 
 /**
  * Whether an argument may appear in a message as it was given: a flag (`--allow-data-loss`), a
- * migration's name, with or without its number (`005_add_openrouter_integration`), a key id (`87541fac`), or a short plain word of at most 12
+ * migration's name with its number (`005_add_openrouter_integration`), a key id (`87541fac`), or a short plain word of at most 12
  * characters that does not look like a password (a run of 8 or more that mixes two of lower
  * case, upper case and digits) or a key's prefix. Anything else may be a secret passed by mistake
  * (a key, a password, a passphrase), or is too long to be useful, and is shown by its length.
@@ -19,8 +19,10 @@
  */
 export function mayShowArgument(value: string): boolean {
   // A key id (eight hex digits of a secret's digest, which keys:rotate asks to confirm) is no secret.
-  if (/^--[a-z][a-z-]{0,38}$|^(\d{3}_)?[a-z][a-z0-9]*(_[a-z0-9]+){1,8}$|^[0-9a-f]{8}$/.test(value))
-    return true
+  // A migration's name is shown with its number (as migrate:list writes it), up to PostgreSQL's
+  // 63 characters of a name: snake case alone is how a passphrase is written too (rev-a7 4).
+  if (/^--[a-z][a-z-]{0,38}$|^\d{3}_[a-z][a-z0-9]*(_[a-z0-9]+){1,8}$|^[0-9a-f]{8}$/.test(value))
+    return value.length <= 63
   return (
     value.length <= SHOWN_ARGUMENT_LENGTH &&
     /^[\w.,:=+/-]*$/.test(value) &&

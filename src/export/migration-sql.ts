@@ -4,18 +4,19 @@ import type { Migration } from 'kysely/migration'
 import { migrations } from '../migrations/index.js'
 import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
 import {
-  type CatalogState,
-  catalogState,
+  catalogLosses,
   downCheckSql,
   downGuardSql,
   DOWN_WATCH_SQL,
-  lossesBetween,
+  type Loss,
+  noteCatalog,
 } from '../migrator/down-guard.js'
 import { migrationSettings } from '../migrator/settings.js'
 import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
 import { migrationBefore, resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo } from '../migrator/migrator.js'
 import { privilegeChecks, scriptIdleTimeout } from '../migrator/script-checks.js'
+import { API_ROLE_ADMINS_SQL } from '../supabase/api-role-admins.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 import { describeStatement } from '../rehearsal/format-rehearsal.js'
 import type { MeasuredStatement } from '../rehearsal/measured-statement.js'
@@ -138,15 +139,19 @@ async function recordStatements(
     // A no-op on the template, which is at the starting point already.
     await migrateTo(scratch, startingPoint)
     await ensureSupabaseStandIn(scratch)
-    const before = direction === 'down' ? await catalogState(scratch) : undefined
+    // Noted on the scratch database's one connection, for the session: the down may commit.
+    if (direction === 'down') await noteCatalog(scratch, 'session')
     recording = true
     if (runsInTransaction(migration)) await scratch.transaction().execute(run)
     else await scratch.connection().execute(run)
     recording = false
     // The runner guards a down with the same block; a script run by hand needs it in the script.
     // A down that guards itself in SQL (005) reads x402.allow_data_loss already.
-    if (before && !statements.some((statement) => statement.sql.includes('x402.allow_data_loss'))) {
-      guard = scriptGuard(name, migration, before, await catalogState(scratch))
+    if (
+      direction === 'down' &&
+      !statements.some((statement) => statement.sql.includes('x402.allow_data_loss'))
+    ) {
+      guard = scriptGuard(name, migration, await catalogLosses(scratch))
     }
   } finally {
     await scratch.destroy()
@@ -161,11 +166,10 @@ async function recordStatements(
 function scriptGuard(
   name: string,
   migration: Migration,
-  before: CatalogState,
-  after: CatalogState,
+  losses: readonly Loss[],
 ): string | undefined {
   // The scratch database's row counters say nothing about the rows of the script's database.
-  const drops = lossesBetween(before, after).filter((loss) => loss.kind !== 'rows')
+  const drops = losses.filter((loss) => loss.kind !== 'rows')
   return downGuardSql(name, drops, { transactional: runsInTransaction(migration) })
 }
 
@@ -229,9 +233,7 @@ function renderScript(
     const measured = profile?.measured[index]
     return {
       kind: statementKind(statement.sql),
-      text: measured
-        ? `-- locks: ${describeStatement(measured).replace(/\s*\n\s*/g, ' ')}\n${text}`
-        : text,
+      text: measured ? `-- locks: ${describeStatement(measured)}\n${text}` : text,
     }
   })
   const profileNote = profile
@@ -313,7 +315,7 @@ function withChecks(body: ScriptStatement[], guards: Guards, transactional: bool
   let beforeDone = false
   const check = () => {
     if (checked) return
-    out.push(...blocks(privilegeChecks(inTransaction)))
+    out.push(...blocks(privilegeChecks(inTransaction, [API_ROLE_ADMINS_SQL])))
     checked = true
     if (!beforeDone) out.push(...blocks(guards.before))
     beforeDone = true

@@ -222,16 +222,25 @@ export async function downBegun(db: Kysely<any>): Promise<boolean> {
  * a rollback, a mark that an attempt stopped before its first step committed left (stale) from
  * one behind which a step did. Besides {@link downBegun}, any trace of the first step counts,
  * should its rollback CHECK have been dropped by hand: a type CHECK without openrouter_instant
- * (or none), and a backup that a rollback of 005 made in x402_backup. In doubt it says yes: the
- * mark stands, and only migrate:down ends it.
+ * (or none), and a backup that a rollback of 005 made in x402_backup, stamped at or after
+ * `markedAt` (the mark's time, where the runner knows it: a backup of an earlier rollback that
+ * finished tells nothing of this one). In doubt it says yes: the mark stands, and only
+ * migrate:down ends it.
  */
-export async function downMayHaveBegun(db: Kysely<any>): Promise<boolean> {
+export async function downMayHaveBegun(db: Kysely<any>, markedAt?: Date): Promise<boolean> {
+  // The stamp of a backup's name (first step: UTC, to the millisecond), of the mark's time.
+  const since =
+    markedAt === undefined
+      ? sql`''`
+      : sql`to_char(${markedAt.toISOString()}::timestamptz AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISSMS')`
   const { rows } = await sql<{ traced: boolean }>`
     SELECT NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'public.x402_resources'::regclass
                        AND conname = 'x402_resources_resource_type_check'
                        AND pg_get_constraintdef(oid) LIKE '%openrouter_instant%')
         OR EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE n.nspname = 'x402_backup' AND left(c.relname, 4) = '005_') AS traced
+                   WHERE n.nspname = 'x402_backup' AND left(c.relname, 4) = '005_'
+                     -- A name without a stamp counts: in doubt, yes.
+                     AND NOT (right(c.relname, 18) ~ '^[0-9]{8}T[0-9]{9}$' AND right(c.relname, 18) < ${since})) AS traced
   `.execute(db)
   return rows[0]!.traced || (await downBegun(db))
 }
@@ -270,6 +279,8 @@ export const downDeletes = [
  */
 export async function down(db: Kysely<any>): Promise<void> {
   await db.transaction().execute(async (trx) => {
+    // First: what no step can get past, or undo, refused before anything changes.
+    await refuseWhatItCannotPass(trx, 'Nothing was changed')
     // Noted before the check: what a trigger of the rows it moves drops is compared too.
     await notePresence(trx)
     await keepOrRefuse(trx, 'all')
@@ -280,6 +291,10 @@ export async function down(db: Kysely<any>): Promise<void> {
         ADD CONSTRAINT x402_resources_openrouter_rollback_check
           CHECK (openrouter_model_id IS NULL AND openrouter_config IS NULL) NOT VALID
     `.execute(trx)
+    // Again, now that the ALTER TABLE holds its lock on x402_resources: a row of another type
+    // committed while it waited (after the first count) is seen here, and step 1 rolls back.
+    await refuseWhatItCannotPass(trx, 'Nothing was changed (it was rolled back)', 'types')
+    await refuseValuesLeft(trx)
     await refuseUnreported(trx, 'Nothing was changed (it was rolled back)')
   })
   await sql`SET statement_timeout = 0`.execute(db)
@@ -293,6 +308,8 @@ export async function down(db: Kysely<any>): Promise<void> {
   await db.transaction().execute(async (trx) => {
     // Noted before the check, as in step 1: what an event trigger of a backup it makes drops counts.
     await notePresence(trx)
+    // An object made since the first step's check (during step 2) would fail the drops below.
+    await refuseWhatItCannotPass(trx, LATER_STEP_UNDONE)
     await keepOrRefuse(trx, 'keys')
     await sql`DROP TABLE IF EXISTS user_openrouter_integrations`.execute(trx)
     await sql`DROP FUNCTION IF EXISTS update_openrouter_integration_updated_at()`.execute(trx)
@@ -305,6 +322,204 @@ export async function down(db: Kysely<any>): Promise<void> {
     await sql`ALTER TABLE x402_resources DROP COLUMN IF EXISTS openrouter_config, DROP COLUMN IF EXISTS openrouter_model_id`.execute(trx)
     await refuseUnreported(trx, LATER_STEP_UNDONE)
   })
+}
+
+/**
+ * Refuses, at the end of the first step, where rows of x402_resources still hold what the step
+ * emptied (an OpenRouter column, or the type openrouter_instant), under its lock: a trigger that
+ * puts a value back (production's "updated_at trigger that does more"), or a row committed while
+ * it waited for the lock. Committed, the step would leave a rollback CHECK that every later step,
+ * and every write of such a row, fails. The step rolls back instead.
+ */
+async function refuseValuesLeft(db: Kysely<any>): Promise<void> {
+  await sql`
+DO $values_left$
+DECLARE
+  left_rows bigint;
+  triggers text;
+BEGIN
+  SELECT count(*) INTO left_rows FROM public.x402_resources
+   WHERE openrouter_model_id IS NOT NULL OR openrouter_config IS NOT NULL
+      OR resource_type::text = 'openrouter_instant';
+  IF left_rows > 0 THEN
+    SELECT string_agg(tgname, ', ' ORDER BY tgname) INTO triggers FROM pg_trigger
+     WHERE tgrelid = 'public.x402_resources'::regclass AND NOT tgisinternal AND tgenabled <> 'D';
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration emptied openrouter_model_id and openrouter_config and moved the openrouter_instant resources, and % row(s) of x402_resources hold them again: a trigger of the table puts values back (its triggers: %), or a row was written while it waited for its lock. Nothing was changed (it was rolled back). Keep 005; or change such a trigger first so that it leaves both columns empty, then roll back.',
+      left_rows, coalesce(triggers, 'none');
+  END IF;
+END
+$values_left$
+  `.execute(db)
+}
+
+/**
+ * What the steps of `down` cannot get past, refused with `refusal` before the step that runs it
+ * changes anything, the data-loss opt-in notwithstanding (it moves only the keys and the rows of
+ * 005's own to x402_backup):
+ * - rows of x402_resources of a resource type that the CHECK of before 005, which the first step
+ *   puts back, rejects (an extra value that a hand-made CHECK allows): its VALIDATE would fail
+ *   with the keys already moved, and no run of the module moves or changes those rows;
+ * - objects that 005 did not make and that depend on what the last step drops (the two columns,
+ *   the keys table, its row type, its trigger function): views, foreign keys, constraints,
+ *   indexes, triggers, rules and policies of other tables, generated columns, functions with
+ *   SQL-standard bodies. Without CASCADE the drop fails after the keys were moved; with it,
+ *   production's objects would go. What belongs to the keys table itself goes with it.
+ */
+async function refuseWhatItCannotPass(
+  db: Kysely<any>,
+  refusal: string,
+  part: 'all' | 'types' = 'all',
+): Promise<void> {
+  await sql`
+DO $cannot_pass$
+DECLARE
+  resources oid := to_regclass('public.x402_resources');
+  keys oid := to_regclass('public.user_openrouter_integrations');
+  columns int2[];
+  unknown_types text;
+  dependents text;
+  parents text;
+  children text;
+  row_users text;
+  members text;
+  widened text;
+  problems text[] := '{}';
+BEGIN
+  IF resources IS NULL THEN
+    RETURN;
+  END IF;
+  columns := ARRAY(SELECT attnum FROM pg_attribute WHERE attrelid = resources AND NOT attisdropped
+                      AND attname IN ('openrouter_model_id', 'openrouter_config'));
+  SELECT string_agg(format('%L: %s', t.resource_type, t.n), ', ' ORDER BY t.resource_type) INTO unknown_types
+    FROM (SELECT resource_type, count(*) AS n FROM public.x402_resources
+           WHERE resource_type::text <> ALL (ARRAY[${sql.join(RESOURCE_TYPES.map((type) => sql.lit(type)))}])
+           GROUP BY resource_type) AS t;
+  IF unknown_types <> '' THEN
+    problems := problems || format('x402_resources holds rows of resource types that the resource_type CHECK of before 005, '
+      'which it puts back, rejects (it allows %s): %s. The module does not move or change those rows: keep 005 while those '
+      'types are in use, or first give those rows a resource type that the schema before 005 knows',
+      ${sql.lit(RESOURCE_TYPES_BEFORE.join(', '))}, unknown_types);
+  END IF;
+  IF ${sql.lit(part === 'all')} THEN
+  -- A CHECK on resource_type alone (a hand-made one) that allows values beyond the six of 005:
+  -- its first step puts the five of before 005 in place of the type CHECK, and no up puts the
+  -- extra values back. Its quoted literals, in either form (IN (…) or = ANY (ARRAY[…])).
+  SELECT string_agg(format('%I allows %s', x.conname, x.extra), '; ' ORDER BY x.conname) INTO widened
+    FROM (SELECT c.conname, string_agg(quote_literal(v.value), ', ' ORDER BY v.value) AS extra
+            FROM pg_constraint c
+            JOIN pg_attribute a ON a.attrelid = resources AND a.attname = 'resource_type' AND NOT a.attisdropped
+           CROSS JOIN LATERAL (SELECT DISTINCT m[1] AS value
+                                 FROM regexp_matches(pg_get_constraintdef(c.oid), '''([^'']*)''', 'g') AS m) AS v
+           WHERE c.conrelid = resources AND c.contype = 'c' AND c.conkey = ARRAY[a.attnum]
+             AND v.value <> ALL (ARRAY[${sql.join(RESOURCE_TYPES.map((type) => sql.lit(type)))}])
+           GROUP BY c.conname) AS x;
+  IF widened <> '' THEN
+    problems := problems || format('the CHECK on x402_resources.resource_type allows values beyond the six of 005 (%s): %s. '
+      'Its first step puts the CHECK of before 005 (%s) in place of the type CHECK, which would take those values away '
+      'from the app for good (no up puts them back): keep 005, or narrow that CHECK yourself first',
+      ${sql.lit(RESOURCE_TYPES.join(', '))}, widened, ${sql.lit(RESOURCE_TYPES_BEFORE.join(', '))});
+  END IF;
+  SELECT string_agg(format('%s (depends on %s)', y.what, y.on_what), '; ' ORDER BY y.what) INTO dependents
+    FROM (SELECT x.what, string_agg(DISTINCT x.on_what, ', ') AS on_what FROM (SELECT CASE WHEN d.classid = 'pg_rewrite'::regclass AND r.rulename = '_RETURN'
+                      THEN pg_describe_object('pg_class'::regclass, r.ev_class, 0)
+                      ELSE pg_describe_object(d.classid, d.objid, d.objsubid) END AS what,
+                 pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid) AS on_what
+            FROM pg_depend d LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+           WHERE d.deptype IN ('n', 'a')
+             AND ((d.refclassid = 'pg_class'::regclass AND d.refobjid = resources AND d.refobjsubid = ANY (columns))
+               OR (d.refclassid = 'pg_class'::regclass
+                   AND d.refobjid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys))
+               OR (d.refclassid = 'pg_type'::regclass
+                   AND d.refobjid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = keys
+                                       WHERE t.oid = c.reltype OR t.typelem = c.reltype))
+               OR (d.refclassid = 'pg_proc'::regclass
+                   AND d.refobjid = to_regprocedure('public.update_openrouter_integration_updated_at()')))
+             -- What belongs to the keys table goes with it.
+             AND NOT (d.refobjid = keys AND d.deptype = 'a')
+             AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys))
+             AND NOT (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = keys))
+             AND NOT (d.classid = 'pg_trigger'::regclass AND d.objid IN (SELECT oid FROM pg_trigger WHERE tgrelid = keys))
+             AND NOT (d.classid = 'pg_policy'::regclass AND d.objid IN (SELECT oid FROM pg_policy WHERE polrelid = keys))
+             AND NOT (d.classid = 'pg_rewrite'::regclass AND r.ev_class = keys)
+             AND NOT (d.classid = 'pg_statistic_ext'::regclass AND d.objid IN (SELECT oid FROM pg_statistic_ext WHERE stxrelid = keys))
+             AND NOT (d.classid = 'pg_attrdef'::regclass
+                      AND d.objid IN (SELECT oid FROM pg_attrdef WHERE adrelid = keys OR (adrelid = resources AND adnum = ANY (columns))))
+             -- And what 005 made on x402_resources with the columns.
+             AND NOT (d.classid = 'pg_constraint'::regclass
+                      AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = resources
+                                         AND conname IN ('x402_resources_openrouter_model_id_fkey', 'x402_resources_openrouter_rollback_check')))
+             AND NOT (d.classid = 'pg_class'::regclass AND d.objid = to_regclass('public.idx_x402_resources_openrouter_model'))
+         ) AS x GROUP BY x.what) AS y;
+  -- A parent (inheritance, or a partitioned table x402_resources is attached to) holds the two
+  -- columns too: the last step cannot drop an inherited column (rev-f2 F1).
+  SELECT string_agg(p.inhparent::regclass::text, ', ' ORDER BY p.inhparent::regclass::text) INTO parents
+    FROM pg_inherits p WHERE p.inhrelid = resources;
+  IF parents <> '' THEN
+    problems := problems || format('x402_resources inherits from, or is a partition of, %s: the last step cannot drop '
+      'columns it inherits. The module does not detach it: keep 005, or detach it yourself first (NO INHERIT, or '
+      'DETACH PARTITION), roll back, and attach it again after', parents);
+  END IF;
+  -- Children inherit the two columns, and what depends on theirs is not found above (rev-g F2);
+  -- a typed table's columns belong to its type.
+  SELECT string_agg(p.inhrelid::regclass::text, ', ' ORDER BY p.inhrelid::regclass::text) INTO children
+    FROM pg_inherits p WHERE p.inhparent = resources;
+  IF children <> '' THEN
+    problems := problems || format('tables inherit from x402_resources: %s. The last step would drop the two columns '
+      'from them too. The module does not detach them: keep 005, or detach them yourself first, roll back, and '
+      'attach them again after', children);
+  END IF;
+  IF (SELECT reloftype FROM pg_class WHERE oid = resources) <> 0 THEN
+    problems := problems || format('x402_resources is a typed table (OF %s): its columns are its type''s. Keep 005, or '
+      'make it NOT OF that type first', (SELECT reloftype::regtype::text FROM pg_class WHERE oid = resources));
+  END IF;
+  IF dependents <> '' THEN
+    problems := problems || format('objects that 005 did not make depend on what its last step drops: %s. The module does not '
+      'drop or change them: keep 005, or set each one aside yourself first (keep its definition, then drop it, or alter it so '
+      'that it no longer depends on them), roll back, and put it back after in a form that fits the schema before 005', dependents);
+  END IF;
+  -- Columns of other tables, and types, that keep x402_resources rows as values (its row type,
+  -- its array type, and domains, composites or ranges over them): the last step's DROP COLUMN
+  -- takes openrouter_model_id and openrouter_config out of every such value, unreported by any
+  -- counter. pg_depend records them against the row type, not the two columns. Functions that
+  -- take or return the row type are left: they lose no stored value.
+  SELECT string_agg(DISTINCT format('%s (of %s)', pg_describe_object(d.classid, d.objid, d.objsubid),
+                                    pg_describe_object(d.refclassid, d.refobjid, 0)), '; ') INTO row_users
+    FROM pg_depend d
+   WHERE d.deptype IN ('n', 'a') AND d.refclassid = 'pg_type'::regclass
+     AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+     AND d.refobjid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = resources
+                         WHERE t.oid = c.reltype OR (t.typelem = c.reltype AND t.typcategory = 'A'));
+  IF row_users <> '' THEN
+    problems := problems || format('columns or types keep rows of x402_resources as values: %s. Its last step drops '
+      'openrouter_model_id and openrouter_config from that row type, and so from every value kept there: keep 005, or '
+      'set each one aside yourself first (keep its rows elsewhere, then drop it or change its type), roll back, and put '
+      'it back after', row_users);
+  END IF;
+  -- What the last step drops, a member of an extension: DROP fails (2BP01) after the keys moved.
+  SELECT string_agg(format('%s (member of %s)', x.what, x.ext), '; ' ORDER BY x.what) INTO members
+    FROM (SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS what, pg_describe_object(d.refclassid, d.refobjid, 0) AS ext
+    FROM pg_depend d
+   WHERE d.deptype = 'e' AND d.refclassid = 'pg_extension'::regclass
+     AND ((d.classid = 'pg_class'::regclass
+           AND d.objid IN (SELECT keys UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = keys
+                           UNION ALL SELECT to_regclass('public.idx_x402_resources_openrouter_model')))
+       OR (d.classid = 'pg_type'::regclass
+           AND d.objid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = keys
+                            WHERE t.oid = c.reltype OR t.typelem = c.reltype))
+       OR (d.classid = 'pg_proc'::regclass
+           AND d.objid = to_regprocedure('public.update_openrouter_integration_updated_at()')))) AS x;
+  IF members <> '' THEN
+    problems := problems || format('what its last step drops belongs to an extension, which a DROP cannot take from it: %s. '
+      'Keep 005, or take each out of its extension yourself first (ALTER EXTENSION … DROP …), then roll back', members);
+  END IF;
+  END IF;
+  IF cardinality(problems) > 0 THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot complete, even with --allow-data-loss (which moves only the stored keys and the rows of 005 to schema x402_backup): %. %.',
+      array_to_string(problems, '. Also, '), ${sql.lit(refusal)};
+  END IF;
+END
+$cannot_pass$
+  `.execute(db)
 }
 
 /**
@@ -533,7 +748,7 @@ BEGIN
     unreported := concat_ws('; ', nullif(unreported, ''), nullif(${sql.raw(largeObjectChanges('lo', 'lo_now'))}, ''));
   END IF;
   IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, ${sql.lit(undone)};
   END IF;
   -- Last before COMMIT: each backup this rollback made so far holds the rows moved into it. An
   -- event trigger of a statement after the move (ALTER TABLE, DROP TABLE) can empty or drop one,
@@ -594,6 +809,9 @@ async function keepOrRefuse(db: Kysely<any>, scope: 'all' | 'keys'): Promise<voi
     scope === 'all'
       ? 'Nothing was changed. Keep 005, or move the data first'
       : 'They were stored while the rollback ran; it stopped before dropping anything that holds data. Run it again'
+  // What its other refusals say was undone: in the last step, that step alone (not "nothing",
+  // which the runner reads as a refusal before the first step).
+  const undone = scope === 'all' ? 'Nothing was changed (it was rolled back)' : LATER_STEP_UNDONE
   await sql`
 DO $keep_or_refuse$
 DECLARE
@@ -626,7 +844,7 @@ BEGIN
     FROM unnest(ARRAY['public.user_openrouter_integrations', 'public.x402_resources']) AS t
    WHERE to_regclass(t) IS NOT NULL AND row_security_active(t);
   IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot see every row of %: row level security filters what role % reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. Nothing was changed. Keep 005, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.', unreported, current_user;
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration cannot see every row of %: row level security filters what role % reads there (FORCE ROW LEVEL SECURITY on a table it owns, or policies for a role without BYPASSRLS), so rows hidden from it would be destroyed unreported. %. Keep 005, or run the down as a role that row level security does not filter: a superuser or a role with BYPASSRLS, such as Supabase''s postgres.', unreported, current_user, ${sql.lit(scope === 'all' ? 'Nothing was changed' : LATER_STEP_UNDONE)};
   END IF;
   IF to_regclass('public.user_openrouter_integrations') IS NOT NULL THEN
     LOCK TABLE public.user_openrouter_integrations IN EXCLUSIVE MODE;
@@ -707,7 +925,7 @@ BEGIN
     unreported := concat_ws('; ', nullif(unreported, ''), nullif(${sql.raw(largeObjectChanges('lo_before', 'lo_after'))}, ''));
   END IF;
   IF unreported <> '' THEN
-    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. Nothing was changed (it was rolled back). Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported;
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated or rewrote rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, ${sql.lit(undone)};
   END IF;
   PERFORM set_config('x402.watch_005', ${sql.raw(WATCHED_TABLES)}::text, true);
   PERFORM set_config('x402.watch_005_lo', ${sql.raw(LARGE_OBJECTS)}, true);

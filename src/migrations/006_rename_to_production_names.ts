@@ -261,8 +261,12 @@ BEGIN
   JOIN pg_namespace n ON n.oid = p.pronamespace
   CROSS JOIN LATERAL (SELECT string_agg(t.name, ', ' ORDER BY t.name) AS names
                         FROM unnest(${names}) AS t(name)
-                       -- Unqualified, or in public, quoted or not: another schema's table of that name is another.
-                       WHERE p.prosrc ~* ('(^|[^a-z0-9_$."]|public[.]|"public"[.])"?' || t.name || '"?($|[^a-z0-9_$])')) AS m
+                       -- Unqualified or in public (spaces around the dot allowed): unquoted in any case, or
+                       -- quoted as written. Another schema's table, or a quoted name in capitals, is another.
+                       -- A dollar sign beside it counts as a boundary (the quote of dynamic SQL), at the
+                       -- cost of refusing a name that merely contains it.
+                       WHERE p.prosrc ~* ('(^|[^a-z0-9_."])((public|"public")[[:space:]]*[.][[:space:]]*)?' || t.name || '($|[^a-z0-9_"])')
+                          OR p.prosrc ~ ('(^|[^A-Za-z0-9_."])(([Pp][Uu][Bb][Ll][Ii][Cc]|"public")[[:space:]]*[.][[:space:]]*)?"' || t.name || '"')) AS m
   WHERE m.names IS NOT NULL
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'
     AND p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('c', 'internal'));

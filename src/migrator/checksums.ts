@@ -97,6 +97,36 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'another way, or dropped, was taken for a half-done rollback where no rollback had run; ' +
       'downBegun reads the rollback CHECK again, and downMayHaveBegun, which only weighs a mark, ' +
       'reads the resource types and the backups of 005 too',
+    e4a134b947b5e3ddf42bdc982091c01687328ca873c21b7b270816bcdeecc04c:
+      'its down moved the keys and instant resources in its first step, then failed in a later one ' +
+      'where rows of a resource type outside the five it puts back, or an object it did not make ' +
+      'that depends on what it drops (a view, a foreign key), were there; it now refuses them ' +
+      'first. Its downMayHaveBegun counted every backup of 005 in x402_backup, those of an ' +
+      'earlier rollback that finished too, so that a stale mark stood after 005 was applied ' +
+      "again; it now counts the backups stamped at or after the mark's time",
+    '5fa16a1c166a5c13032d99b3018062a8cd0cc5c393f65195c390ba93922c28fa':
+      'its down moved the keys and instant resources in its first step, then failed in a later one ' +
+      'where rows of a resource type outside the five it puts back, or an object it did not make ' +
+      'that depends on what it drops (a view, a foreign key), were there; it now refuses them first',
+    '67d84cbf4872216297ed270870ec1d8fd80b892705524128077a5c97bd1719f2':
+      'its downMayHaveBegun counted every backup of 005 in x402_backup, those of an earlier ' +
+      'rollback that finished too, so that a stale mark stood after 005 was applied again; it now ' +
+      "counts the backups stamped at or after the mark's time",
+    '3e955ef681d0b820be2366728531768272e4ebb8b10d32d9ce53111c251d5f97':
+      'its down let through a table holding x402_resources row values, extension members among ' +
+      'what it drops, a hand-made type CHECK with extra values, and a row of an extra type ' +
+      'committed during its first step, each failing or losing something after the keys moved',
+    a930798077fc6f2c2f6c482b8df382e6dc635af8bd93618ba20b45385c0d7fe1:
+      'its down committed its first step where a trigger put values back into the columns it ' +
+      'empties, and then failed in every later step; it now rolls the first step back, naming ' +
+      'the triggers',
+    '55370b128956b953d4b5799a076524ff15d1cf2771da43e064b3939e239eba35':
+      'its down committed its first steps where x402_resources inherits from, or is a partition ' +
+      'of, another table, and its last step then failed for good; it now refuses first, naming it',
+    edcabbf3efd2cfa4f692427fb60570a17dbc0770701bc91b014c01fcb9e1894f:
+      'its down committed its first steps where tables inherit from x402_resources (a view on a ' +
+      "child's column) or x402_resources is a typed table, and its last step then failed for " +
+      'good; it now refuses first, naming them',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':
@@ -126,6 +156,13 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
     '732189beeff62d2c9fe8f82003b97911d150ea05c28665758ed4cebe2284586c':
       "its refusal of function bodies that name the renamed tables also matched another schema's " +
       'table of the same name; it now matches the name unqualified or in public, quoted or not',
+    b25a09c2b676db29ffb2995cc4a346bc9e2d5bec0cc15a2e4681c193cf40656f:
+      'its refusal of function bodies that name the renamed tables matched a schema whose name ends ' +
+      'in "public" and a quoted name in capitals, and missed a space before the dot; it now reads ' +
+      'them as PostgreSQL does',
+    '201399a20c81fe85c0d8179a1c3985cdb43fdd5581d769fe6d6474e594d59757':
+      'its refusal of function bodies that name the renamed tables missed a name against the ' +
+      'dollar quote of dynamic SQL ($q$DELETE FROM ai_models$q$)',
   },
   '007_openrouter_policies_per_supabase_advice': {
     '6a170803608de842a65c9bdac51d4b58d358657cdc50ee143398760e4bb495c5':

@@ -4,6 +4,11 @@ import { type Kysely, sql } from 'kysely'
 import type { Migration } from 'kysely/migration'
 
 import { QueryError } from '../connection/query-error.js'
+import {
+  CATALOG_CHECK_BEGIN,
+  CATALOG_CHECK_DECLARE,
+  LESSER_LOGIN_ROLES_SQL,
+} from '../connection/shadowed-catalog.js'
 import { errorCode } from '../connection/sql-state.js'
 import {
   MIGRATION_HISTORY_TABLE,
@@ -24,8 +29,8 @@ export class DataLossRefusal extends Error {
 const REFUSED = '5X402'
 
 /** The UTC time that ends a backup's name, and its length, which a backup's name always keeps. */
-const STAMP_FORMAT = 'YYYYMMDD"T"HH24MISSMS'
-const STAMP_LENGTH = '20261231T235959999'.length
+export const STAMP_FORMAT = 'YYYYMMDD"T"HH24MISSMS'
+export const STAMP_LENGTH = '20261231T235959999'.length
 
 /** A table of the catalog, and the rows this transaction deleted and updated in it so far. */
 interface CatalogTable {
@@ -45,67 +50,6 @@ interface CatalogTable {
 }
 
 /**
- * The tables of the database and their columns (by table oid and number, the name quoted where
- * SQL needs it), outside the system's schemas and the module's own bookkeeping.
- */
-export interface CatalogState {
-  tables: Map<number, CatalogTable>
-  columns: Map<string, { table: number; name: string }>
-}
-
-/**
- * The catalog as a down's guard compares it, before and after a rehearsal of the down.
- *
- * @example
- * ```ts
- * const before = await catalogState(trx)
- * ```
- */
-export async function catalogState(db: Kysely<any>): Promise<CatalogState> {
-  const guarded = sql`c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%'
-    AND n.nspname NOT IN ('information_schema', ${sql.lit(MIGRATION_TABLE_SCHEMA)}, 'x402_backup')`
-  // pg_stat_get_xact_* count the rows this transaction deleted and updated so far, cascades and
-  // SET NULL actions of foreign keys included: the rows of any table that the down touched.
-  const { rows: tables } = await sql<{
-    oid: number
-    schema: string
-    table: string
-    name: string
-    deleted: string
-    updated: string
-    storage: number
-  }>`
-    SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS table,
-           format('%I.%I', n.nspname, c.relname) AS name,
-           pg_stat_get_xact_tuples_deleted(c.oid) AS deleted, pg_stat_get_xact_tuples_updated(c.oid) AS updated,
-           c.relfilenode::int AS storage
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE ${guarded}
-  `.execute(db)
-  const { rows: columns } = await sql<{ oid: number; attnum: number; name: string }>`
-    SELECT c.oid::int AS oid, a.attnum::int AS attnum, format('%I', a.attname) AS name
-    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE a.attnum > 0 AND NOT a.attisdropped AND ${guarded}
-  `.execute(db)
-  return {
-    tables: new Map(
-      tables.map((row) => [
-        row.oid,
-        {
-          ...row,
-          deleted: Number(row.deleted),
-          updated: Number(row.updated),
-          storage: Number(row.storage),
-        },
-      ]),
-    ),
-    columns: new Map(
-      columns.map((row) => [`${row.oid}.${row.attnum}`, { table: row.oid, name: row.name }]),
-    ),
-  }
-}
-
-/**
  * What a down destroys: a table it drops, a column it drops from a table that stays, a table
  * whose storage it replaces (TRUNCATE, a rewrite), or rows of a table that it (or a foreign key's
  * action, or a trigger) deletes or changes, as counted by a rehearsal of the down in the same
@@ -117,33 +61,155 @@ export type Loss =
   | { kind: 'storage'; table: CatalogTable }
   | { kind: 'rows'; table: CatalogTable; deleted: number; updated: number }
 
+/** The tables a down's guard compares: outside the system's schemas and the module's bookkeeping. */
+const GUARDED =
+  "c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_%' " +
+  `AND n.nspname NOT IN ('information_schema', ${literal(MIGRATION_TABLE_SCHEMA)}, 'x402_backup')`
+
 /**
- * What a down destroys, from the catalog before and after a rehearsal of it.
+ * SQL, an expression: the catalog as a down's guard compares it, as jsonb keyed by each table's
+ * oid (the same whatever its name: a table that a down renames is not dropped): `[schema, table,
+ * schema.table quoted where SQL needs it, rows deleted, rows updated, storage, {attnum: column
+ * quoted where SQL needs it}]`. pg_stat_get_xact_* count the rows this transaction deleted and
+ * updated so far, cascades and SET NULL actions of foreign keys included: the rows of any table
+ * that the down touched. The storage (relfilenode) is new after TRUNCATE or a rewrite (ALTER
+ * COLUMN … TYPE, say) within the transaction, which those counters do not show.
+ */
+const CATALOG_STATE = [
+  "(SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_array(n.nspname, c.relname, format('%I.%I', n.nspname, c.relname),",
+  '          pg_stat_get_xact_tuples_deleted(c.oid), pg_stat_get_xact_tuples_updated(c.oid), c.relfilenode::text,',
+  "          (SELECT coalesce(jsonb_object_agg(a.attnum::text, format('%I', a.attname)), '{}') FROM pg_attribute a",
+  "            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))), '{}')",
+  '   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace',
+  `  WHERE ${GUARDED})`,
+].join('\n')
+
+/** The setting in which {@link noteCatalog} keeps the catalog, on the server. */
+const NOTED_CATALOG = 'x402.down_catalog'
+
+/**
+ * Notes the catalog as a down's guard compares it ({@link CATALOG_STATE}), on the server, in the
+ * setting x402.down_catalog: for the transaction (`transaction`, undone with it or with a
+ * savepoint rolled back), or for the session (`session`, a scratch database of one connection).
+ * Nothing of it comes back to the client: the comparison ({@link catalogLosses}) is made on the
+ * server too. Under the locks of a down, a client that stopped while reading a result larger than
+ * its sockets hold would keep them, out of reach of every timeout (review revg F6): the catalog
+ * of an app's schema (a partitioned table of many partitions, say) has no bound.
  *
  * @example
  * ```ts
- * lossesBetween(before, after) // [{ kind: 'table', table: { name: 'public.x402_user_claude_configs', … } }]
+ * await noteCatalog(trx, 'transaction')
  * ```
  */
-export function lossesBetween(before: CatalogState, after: CatalogState): Loss[] {
-  const losses: Loss[] = []
-  for (const [oid, table] of before.tables) {
-    const now = after.tables.get(oid)
-    if (!now) {
-      losses.push({ kind: 'table', table })
-      continue
+export async function noteCatalog(
+  db: Kysely<any>,
+  scope: 'transaction' | 'session',
+): Promise<void> {
+  // set_config returns what it set: only whether it did comes back.
+  await sql
+    .raw(
+      `SELECT set_config(${literal(NOTED_CATALOG)}, ${CATALOG_STATE}::text, ${scope === 'transaction'}) IS NOT NULL AS noted`,
+    )
+    .execute(db)
+}
+
+/**
+ * What a down destroys, from the catalog noted by {@link noteCatalog} before a rehearsal of it and
+ * the catalog now, compared on the server: a table it drops (gone from the tables compared), a
+ * column it drops from a table that stays (named as before the down, where the guard counts its
+ * values), a table whose storage it replaced, or rows of a table that it (or a foreign key's
+ * action, or a trigger) deleted or changed. Only those come back, whatever the size of the
+ * catalog. Throws where no catalog was noted (or the down reset it).
+ *
+ * @example
+ * ```ts
+ * await catalogLosses(trx) // [{ kind: 'table', table: { name: 'public.x402_user_claude_configs', … } }]
+ * ```
+ */
+export async function catalogLosses(db: Kysely<any>): Promise<Loss[]> {
+  const { rows } = await sql<{
+    noted: boolean
+    kind: Loss['kind'] | null
+    oid: string
+    schema_name: string
+    table_name: string
+    name: string
+    deleted: string
+    updated: string
+    storage: string
+    now_deleted: string
+    now_updated: string
+    col: string | null
+  }>`
+    WITH before AS (
+      SELECT b.key::oid AS oid, b.value AS v
+        FROM jsonb_each(coalesce(nullif(current_setting(${NOTED_CATALOG}, true), ''), '{}')::jsonb) AS b
+    ), cur AS (
+      SELECT c.oid, c.relfilenode::text AS storage, pg_stat_get_xact_tuples_deleted(c.oid) AS deleted,
+             pg_stat_get_xact_tuples_updated(c.oid) AS updated,
+             ARRAY(SELECT a.attnum::int FROM pg_attribute a
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1) AS attnums
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE ${sql.raw(GUARDED)}
+    ), lost AS (
+      SELECT 0 AS rank, 'table' AS kind, b.oid, b.v, NULL::bigint AS now_deleted, NULL::bigint AS now_updated,
+             NULL::int AS attnum, NULL AS col
+        FROM before b WHERE NOT EXISTS (SELECT FROM cur WHERE cur.oid = b.oid)
+      UNION ALL
+      SELECT 1, 'storage', b.oid, b.v, NULL, NULL, NULL, NULL
+        FROM before b JOIN cur ON cur.oid = b.oid WHERE cur.storage <> b.v ->> 5
+      UNION ALL
+      SELECT 2, 'rows', b.oid, b.v, cur.deleted, cur.updated, NULL, NULL
+        FROM before b JOIN cur ON cur.oid = b.oid
+       WHERE cur.deleted > (b.v ->> 3)::bigint OR cur.updated > (b.v ->> 4)::bigint
+      UNION ALL
+      -- Only the columns of a table whose columns are not those it had.
+      SELECT 3, 'column', b.oid, b.v, NULL, NULL, a.key::int, a.value
+        FROM before b JOIN cur ON cur.oid = b.oid CROSS JOIN LATERAL jsonb_each_text(b.v -> 6) AS a(key, value)
+       WHERE cur.attnums <> ARRAY(SELECT k::int FROM jsonb_object_keys(b.v -> 6) AS k ORDER BY 1)
+         AND NOT a.key::int = ANY (cur.attnums)
+    )
+    SELECT one.noted, l.kind, l.oid::text AS oid,
+           l.v ->> 0 AS schema_name, l.v ->> 1 AS table_name, l.v ->> 2 AS name, l.v ->> 3 AS deleted,
+           l.v ->> 4 AS updated, l.v ->> 5 AS storage, l.now_deleted::text AS now_deleted,
+           l.now_updated::text AS now_updated, l.col
+      FROM (SELECT coalesce(current_setting(${NOTED_CATALOG}, true), '') <> '' AS noted) AS one
+      LEFT JOIN lost l ON true
+     ORDER BY l.rank = 3, l.v ->> 2, l.rank, l.attnum
+  `.execute(db)
+  if (!rows[0]?.noted) {
+    throw new Error(
+      `The catalog before the down was not noted (${NOTED_CATALOG} is unset): the data-loss guard cannot tell what the down destroys.`,
+    )
+  }
+  return rows.flatMap((row): Loss[] => {
+    if (row.kind === null) return []
+    const table: CatalogTable = {
+      oid: Number(row.oid),
+      schema: row.schema_name,
+      table: row.table_name,
+      name: row.name,
+      deleted: Number(row.deleted),
+      updated: Number(row.updated),
+      storage: Number(row.storage),
     }
-    if (now.storage !== table.storage) losses.push({ kind: 'storage', table })
-    const deleted = now.deleted - table.deleted
-    const updated = now.updated - table.updated
-    if (deleted > 0 || updated > 0) losses.push({ kind: 'rows', table, deleted, updated })
-  }
-  for (const [key, column] of before.columns) {
-    if (after.columns.has(key) || !after.tables.has(column.table)) continue
-    // Under the names it has before the down, where the guard counts its values.
-    losses.push({ kind: 'column', table: before.tables.get(column.table)!, column: column.name })
-  }
-  return losses
+    switch (row.kind) {
+      case 'table':
+      case 'storage':
+        return [{ kind: row.kind, table }]
+      case 'rows':
+        return [
+          {
+            kind: 'rows',
+            table,
+            deleted: Number(row.now_deleted) - table.deleted,
+            updated: Number(row.now_updated) - table.updated,
+          },
+        ]
+      case 'column':
+        return [{ kind: 'column', table, column: row.col! }]
+    }
+  })
 }
 
 /**
@@ -168,7 +234,7 @@ export function lossesBetween(before: CatalogState, after: CatalogState): Loss[]
  *
  * @example
  * ```ts
- * downGuardSql('002_add_claude_integration', lossesBetween(before, after), { transactional: true })
+ * downGuardSql('002_add_claude_integration', await catalogLosses(trx), { transactional: true })
  * // 'DO $guard$ … RAISE EXCEPTION … $guard$'
  * ```
  */
@@ -764,12 +830,13 @@ export async function guardDown(
   // The guard's literals double quotes only: a backslash in a name must stay a backslash.
   await sql`SET LOCAL standard_conforming_strings = on`.execute(trx)
   await sql`SAVEPOINT x402_down_rehearsal`.execute(trx)
-  let before: CatalogState
-  let after: CatalogState
+  let losses: Loss[]
   try {
-    before = await catalogState(trx)
+    // Compared on the server: the down's locks are held (008's ACCESS EXCLUSIVE on x402_resources),
+    // and a client stopped while reading a large result would keep them (review revg F6).
+    await noteCatalog(trx, 'transaction')
     await migration.down(trx)
-    after = await catalogState(trx)
+    losses = await catalogLosses(trx)
   } finally {
     await sql`ROLLBACK TO SAVEPOINT x402_down_rehearsal`.execute(trx)
     await sql`RELEASE SAVEPOINT x402_down_rehearsal`.execute(trx)
@@ -781,7 +848,7 @@ export async function guardDown(
   // the same transaction may have set them.
   await sql`SET LOCAL x402.backups = '[]'`.execute(trx)
   await sql`SET LOCAL x402.down_covered = '[]'`.execute(trx)
-  const guard = downGuardSql(name, lossesBetween(before, after), { transactional: true })
+  const guard = downGuardSql(name, losses, { transactional: true })
   // Before the guard's block: the backups it makes are DDL, whose event triggers are watched too.
   await sql.raw(DOWN_WATCH_SQL).execute(trx)
   if (guard) await refusing(trx, guard)
@@ -830,6 +897,12 @@ export interface DeletedRows {
  * and without a backup; NO ACTION or RESTRICT would fail the down half way. The module does not
  * own those tables and does not change them, with or without the data-loss opt-in.
  *
+ * Reading them runs no code of others with the session's power (review revf F1): it first refuses
+ * (42501) a referencing table of a role a lesser login can act as, or a key column whose type is
+ * not the referenced column's (the comparison would run a cast function), see
+ * {@link referencingCodeSql}; and it counts in a transaction of its own with row_security off,
+ * where PostgreSQL errors rather than run a policy, which it turns into a refusal too.
+ *
  * @example
  * ```ts
  * await refuseReferencedRows(connection, '005_add_openrouter_integration', [
@@ -842,42 +915,121 @@ export async function refuseReferencedRows(
   name: string,
   deleted: readonly DeletedRows[],
 ): Promise<void> {
+  if (deleted.length === 0) return
   const lines: string[] = []
-  for (const { table, where } of deleted) {
-    const { rows: keys } = await sql<{
-      referencing: string
-      columns: string[]
-      referenced: string[]
-      action: string
-    }>`
-      SELECT conrelid::regclass::text AS referencing,
-             array(SELECT format('%I', attname) FROM unnest(conkey) WITH ORDINALITY k(n, i)
-                   JOIN pg_attribute ON attrelid = conrelid AND attnum = k.n ORDER BY k.i) AS columns,
-             array(SELECT format('%I', attname) FROM unnest(confkey) WITH ORDINALITY k(n, i)
-                   JOIN pg_attribute ON attrelid = confrelid AND attnum = k.n ORDER BY k.i) AS referenced,
-             CASE confdeltype WHEN 'c' THEN 'ON DELETE CASCADE: rows deleted' WHEN 'n' THEN 'ON DELETE SET NULL: links set to null'
-                              WHEN 'd' THEN 'ON DELETE SET DEFAULT: links changed' ELSE 'ON DELETE NO ACTION: the rollback would fail' END AS action
-      FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(${table}) AND conrelid <> confrelid
-      ORDER BY 1
-    `.execute(db)
-    for (const key of keys) {
-      const matches = key.columns
-        .map((column, i) => `r.${column} = d.${key.referenced[i]}`)
-        .join(' AND ')
-      const count = await countRows(
-        db,
-        sql`SELECT count(*) AS n FROM ${sql.raw(key.referencing)} r WHERE EXISTS (SELECT FROM ${sql.raw(table)} d WHERE (${sql.raw(where)}) AND ${sql.raw(matches)})`,
+  await db.transaction().execute(async (trx) => {
+    await sql`SET LOCAL row_security = off`.execute(trx)
+    await sql
+      .raw(
+        referencingCodeSql(
+          name,
+          deleted.map(({ table }) => table),
+        ),
       )
-      if (count > 0)
-        lines.push(`${key.referencing} (${key.action}): ${count} row(s) referencing ${table}`)
+      .execute(trx)
+    for (const { table, where } of deleted) {
+      const { rows: keys } = await sql<{
+        referencing: string
+        columns: string[]
+        referenced: string[]
+        action: string
+      }>`
+        SELECT conrelid::regclass::text AS referencing,
+               array(SELECT format('%I', attname) FROM unnest(conkey) WITH ORDINALITY k(n, i)
+                     JOIN pg_attribute ON attrelid = conrelid AND attnum = k.n ORDER BY k.i) AS columns,
+               array(SELECT format('%I', attname) FROM unnest(confkey) WITH ORDINALITY k(n, i)
+                     JOIN pg_attribute ON attrelid = confrelid AND attnum = k.n ORDER BY k.i) AS referenced,
+               CASE confdeltype WHEN 'c' THEN 'ON DELETE CASCADE: rows deleted' WHEN 'n' THEN 'ON DELETE SET NULL: links set to null'
+                                WHEN 'd' THEN 'ON DELETE SET DEFAULT: links changed' ELSE 'ON DELETE NO ACTION: the rollback would fail' END AS action
+        FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(${table}) AND conrelid <> confrelid
+        ORDER BY 1
+      `.execute(trx)
+      for (const key of keys) {
+        const matches = key.columns
+          .map((column, i) => `r.${column} = d.${key.referenced[i]}`)
+          .join(' AND ')
+        const count = await countRows(
+          trx,
+          sql`SELECT count(*) AS n FROM ${sql.raw(key.referencing)} r WHERE EXISTS (SELECT FROM ${sql.raw(table)} d WHERE (${sql.raw(where)}) AND ${sql.raw(matches)})`,
+        ).catch((error: unknown) => {
+          // row_security off: where a policy would apply, PostgreSQL refuses instead of running it.
+          if (errorCode(error) !== REFERENCING_CODE_STATE) throw error
+          const reason =
+            error instanceof QueryError && error.cause instanceof Error ? error.cause : error
+          throw Object.assign(
+            new Error(
+              `Rolling back ${name} first counts the rows of ${key.referencing} that reference the rows it deletes, and ` +
+                `PostgreSQL refused to count them without running its row level security policies (${(reason as Error).message}), ` +
+                "which would run with this session's power and hide rows from the count. Nothing was changed. " +
+                `Run the rollback as a role that owns ${key.referencing}, or as one that already bypasses row level ` +
+                "security (Supabase's postgres does); do not grant that right for this.",
+              { cause: error },
+            ),
+            { code: REFERENCING_CODE_STATE },
+          )
+        })
+        if (count > 0)
+          lines.push(`${key.referencing} (${key.action}): ${count} row(s) referencing ${table}`)
+      }
     }
-  }
+  })
   if (lines.length === 0) return
   throw new DataLossRefusal(
     `Rolling back ${name} would change rows of tables that reference the rows it deletes: ${lines.join('; ')}. ` +
       `Nothing was changed. The module does not change tables it does not own, even with --allow-data-loss: keep ${name}, ` +
       'or roll back once no row of another table references the rows named.',
   )
+}
+
+/** SQLSTATE of {@link referencingCodeSql}'s refusal: insufficient_privilege, as the lesser checks'. */
+const REFERENCING_CODE_STATE = '42501'
+
+/**
+ * One `DO` block that raises {@link REFERENCING_CODE_STATE}, naming each cause, where counting
+ * the rows that reference `tables` (qualified names) through a foreign key would run code of
+ * others with the session's power: a referencing table owned by a role that a lesser login can
+ * act as (LESSER_LOGIN_ROLES_SQL, the rule of lesserTriggersSql: its row level security and
+ * whatever it may change on it later are its code), and a key column of another type than the
+ * column it references (`r.col = d.id` would run a cast, a lesser login's own where the type is).
+ */
+function referencingCodeSql(name: string, tables: readonly string[]): string {
+  return `DO $referencing$
+DECLARE
+  found pg_catalog.text;
+  ${CATALOG_CHECK_DECLARE}
+BEGIN
+  ${CATALOG_CHECK_BEGIN}
+  WITH lesser_roles AS (${LESSER_LOGIN_ROLES_SQL}),
+  keys AS (
+    SELECT k.* FROM pg_constraint k
+     WHERE k.contype = 'f' AND k.conrelid <> k.confrelid
+       AND k.confrelid IN (SELECT to_regclass(t) FROM unnest(ARRAY[${tables.map(literal).join(', ')}]::text[]) AS t)
+  )
+  SELECT string_agg(problem, '; ' ORDER BY problem) INTO found FROM (
+    SELECT DISTINCT format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem
+      FROM keys k JOIN pg_class c ON c.oid = k.conrelid
+     WHERE c.relowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    SELECT format('column %I of %s is of type %s, not %s as %s.%I', a.attname, k.conrelid::regclass, a.atttypid::regtype,
+                  f.atttypid::regtype, k.confrelid::regclass, f.attname)
+      FROM keys k CROSS JOIN LATERAL unnest(k.conkey, k.confkey) AS u(col, ref)
+      JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.col
+      JOIN pg_attribute f ON f.attrelid = k.confrelid AND f.attnum = u.ref
+     WHERE a.atttypid <> f.atttypid
+  ) AS problems;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '${REFERENCING_CODE_STATE}', MESSAGE = pg_catalog.format(
+      'Rolling back %s first counts the rows of the tables that reference the rows it deletes, and reading them would run '
+      'code of others with the power of role %s: %s. Nothing was changed. A table that references them must be owned by a '
+      'role that no lesser login can act as, and each key column must be of the type of the column it references (no '
+      'cast runs). Find out who made each; where it is your own, give it to a role that can act as %s (ALTER TABLE … '
+      'OWNER TO) or make its column of that type (ALTER TABLE … ALTER COLUMN … TYPE); otherwise have the foreign key '
+      'dropped, then roll back again.',
+      ${literal(name)}, session_user, found, session_user);
+  END IF;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$referencing$`
 }
 
 async function countRows(db: Kysely<any>, query: ReturnType<typeof sql>): Promise<number> {

@@ -63,6 +63,23 @@ export async function readMigrationHistory(
 }
 
 /**
+ * Runs `read` in a savepoint of the transaction `trx`, rolled back to where it fails: the
+ * transaction goes on to the catalog check that says why (a failed statement ends a transaction
+ * for anything but ROLLBACK).
+ */
+async function inSavepoint<T>(trx: Kysely<any>, read: () => Promise<T>): Promise<T> {
+  await sql`SAVEPOINT x402_history_read`.execute(trx)
+  try {
+    const result = await read()
+    await sql`RELEASE SAVEPOINT x402_history_read`.execute(trx)
+    return result
+  } catch (error) {
+    await sql`ROLLBACK TO SAVEPOINT x402_history_read`.execute(trx)
+    throw error
+  }
+}
+
+/**
  * The history as {@link readMigrationHistory} reads it, each name once, with what makes it
  * untrustworthy said instead of thrown: for a report (migrate:check) that lists it as drift.
  *
@@ -82,10 +99,9 @@ export async function inspectMigrationHistory(
     reverting: boolean
     keyed: boolean
   }>
+  const read = () => sql<(typeof rows)[number]>`${sql.raw(historyReadSql({ times }))}`.execute(db)
   try {
-    ;({ rows } = await sql<(typeof rows)[number]>`${sql.raw(historyReadSql({ times }))}`.execute(
-      db,
-    ))
+    ;({ rows } = db.isTransaction ? await inSavepoint(db, read) : await read())
   } catch (error) {
     if (errorCode(error) === SQLSTATE.undefinedTable) return { entries: [], problems: [] }
     // A view is refused while the statement is parsed, and a column of another type can fail
@@ -226,6 +242,25 @@ export async function markReverting(db: Kysely<any>, name: string): Promise<void
       WHERE name = ${name} AND ${sql.id(REVERTING_COLUMN)} IS NULL RETURNING 1
     `.execute(trx)
   })
+}
+
+/**
+ * When the mark of {@link markReverting} on `name` was set (the server's time), or undefined
+ * where none stands: what a migration's `downMayHaveBegun` weighs its traces against. Asked only
+ * of an entry that the history read shows marked, so the mark's column exists.
+ *
+ * @example
+ * ```ts
+ * const since = await revertingSince(db, '005_add_openrouter_integration')
+ * ```
+ */
+export async function revertingSince(db: Kysely<any>, name: string): Promise<Date | undefined> {
+  const { rows } = await sql<{ since: Date | string | null }>`
+    SELECT ${sql.id(REVERTING_COLUMN)} AS since FROM ${sql.id(MIGRATION_TABLE_SCHEMA, 'kysely_migration')}
+    WHERE name = ${name}
+  `.execute(db)
+  const since = rows[0]?.since
+  return since === null || since === undefined ? undefined : new Date(since)
 }
 
 /**

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 import { type Kysely, PGliteAdapter, sql } from 'kysely'
@@ -26,6 +27,17 @@ export const DEFAULT_LOCK_WAIT_MS = 120_000
  * writers wait for the locks of a stopped run, and another run for its migration lock.
  */
 export const DEFAULT_IDLE_TIMEOUT_MS = 5_000
+
+/**
+ * tcp_user_timeout (PostgreSQL 12 and later) of a run's sessions, unless told otherwise: how long
+ * the server's kernel waits for a client to take what it was sent before it drops the connection,
+ * and the server ends the backend and its locks. It bounds what the idle timeout cannot: a
+ * client stopped while the server writes it a result larger than the sockets hold, whose backend
+ * stays active in ClientWrite, where PostgreSQL handles no statement or transaction timeout
+ * (review revg F6). Linux applies it to the probes of a zero receive window, which the kernel of
+ * a stopped process keeps answering.
+ */
+export const DEFAULT_TCP_USER_TIMEOUT_MS = 5_000
 
 /** What a run learns about its connection while it takes the lock, and how it keeps it. */
 export interface MigrationSession {
@@ -188,78 +200,71 @@ export async function withMigrationLock<T>(
  * Opens the lock transaction and finds out, on the way, whether a transaction-mode pooler
  * separates the client sessions from the server's. Directly or through a session pooler, each
  * client session has a server backend of its own for as long as it is open: its backend never
- * changes, no other open session shares it, and no other session runs a transaction on it. A
+ * changes, no other open session shares it, and no other client runs a query on it. A
  * transaction pooler hands a session a backend per transaction, and which one comes back depends
  * on the pool's order, its size and the app's traffic at that moment, so the probe gives the pool
  * a chance to show each of the three, and any one of them is proof:
  *
- * - the probe asks twice in a row: a pool that reuses idle backends first in, first out moves it
- *   to another one whenever it holds two or more idle;
- * - the lock session then begins: a pool that reuses them last in, first out hands it the
- *   backend the probe just left, and so does any pool with a single idle backend;
- * - the probe asks again, now that the lock transaction keeps one backend busy;
- * - and each probe reads its backend's count of transactions (the local part of its virtual
- *   transaction id): when the probe gets the same backend back but the app's requests ran in
- *   between, the count rose by more than the probe's own one statement.
+ * - the lock session asks for its backend first, in a transaction of its own, then the probe
+ *   asks: a pool that reuses idle backends last in, first out hands the probe the lock session's;
+ * - the probe asks again: a pool that reuses them first in, first out moves it to another one
+ *   whenever it holds two or more idle;
+ * - the lock session then begins and asks again: another client's transaction that ended in
+ *   between hands it another backend (last in, first out), and so does a busy pool;
+ * - it reads the last query of the probe's backend (pg_stat_activity): another client's, where an
+ *   app request took that backend meanwhile;
+ * - the probe asks a third time, now that the lock transaction keeps one backend busy.
  *
  * None of these can happen without a transaction pooler, so none can refuse a direct connection
- * or a session pooler. A transaction pooler that, in that moment, hands the probe the same backend
- * three times, used by no one else, and the lock session another, goes unseen: with no traffic
- * that cannot happen in either order, whatever the pool holds.
+ * or a session pooler. The backend's count of transactions is no proof: the server runs
+ * transactions of its own on an idle backend (catching it up on other sessions' catalog changes).
+ * A transaction pooler that, in that moment, hands each session the same backend every time,
+ * used by no one else, goes unseen: with one pool and no traffic that cannot happen in either
+ * order, whatever the pool holds; with several pools behind one address (PgBouncer as several
+ * processes sharing a port, `so_reuseport`), the two sessions may each reach a pool of their own,
+ * and it can (docs/connecting.md).
  */
 async function beginLockTransaction(
   db: Kysely<any>,
   lockConnection: Kysely<any>,
 ): Promise<boolean> {
   return db.connection().execute(async (probe) => {
-    const first = await probeBackend(probe)
-    const second = await probeBackend(probe)
+    // Marks the probe's own queries apart from any other client's, another run's probe among them.
+    const mark = `x402 pooler probe ${randomBytes(8).toString('hex')}`
+    const lockFirst = await probeBackend(lockConnection, mark)
+    const first = await probeBackend(probe, mark)
+    const second = await probeBackend(probe, mark)
+    const sharedOrMoved = first === lockFirst || second !== first
     // READ COMMITTED whatever the database's default: at REPEATABLE READ the lock transaction
     // would hold one snapshot for the whole run, and 005's CREATE INDEX CONCURRENTLY waits for
     // every older snapshot: for this very transaction.
     await sql`BEGIN ISOLATION LEVEL READ COMMITTED`.execute(lockConnection)
-    const lockPid = await backendPid(lockConnection)
-    const third = await probeBackend(probe)
-    const probes = [first, second, third]
-    return (
-      probes.some((seen) => seen.pid !== first.pid || seen.pid === lockPid) ||
-      ranOthersTransactions(first, second) ||
-      ranOthersTransactions(second, third)
-    )
+    // Proven already: no more questions, which through a pool of one server connection would
+    // wait behind the lock transaction until the pooler's own timeout.
+    if (sharedOrMoved) return true
+    const { rows } = await sql<{ pid: number; probe_query: string | null }>`
+      SELECT pg_catalog.pg_backend_pid() AS pid,
+             (SELECT query FROM pg_catalog.pg_stat_activity
+              WHERE pid OPERATOR(pg_catalog.=) ${second}
+                AND state OPERATOR(pg_catalog.<>) 'disabled') AS probe_query
+    `.execute(lockConnection)
+    const lockPid = rows[0]!.pid
+    // Null where the server does not show that backend's query (track_activities off, or a role
+    // that may not see it): no proof either way.
+    const probeQuery = rows[0]!.probe_query
+    if (lockPid !== lockFirst) return true
+    if (probeQuery !== null && !probeQuery.includes(mark)) return true
+    const third = await probeBackend(probe, mark)
+    return third !== first || third === lockPid
   })
 }
 
-/** A probe's server backend, and how many transactions that backend had begun by then. */
-interface ProbedBackend {
-  pid: number
-  /** The local transaction id of the probe's own statement; null where pg_locks does not show it. */
-  localXid: number | null
-}
-
-async function probeBackend(probe: Kysely<any>): Promise<ProbedBackend> {
-  // Every transaction, a single statement's too, holds a lock on its own virtual transaction id
-  // ("backend/local"), whose local part its backend counts up by one per transaction.
-  const { rows } = await sql<{ pid: number; vxid: string | null }>`
-    SELECT pg_catalog.pg_backend_pid() AS pid,
-           (SELECT virtualtransaction FROM pg_catalog.pg_locks
-            WHERE locktype OPERATOR(pg_catalog.=) 'virtualxid'
-              AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
-              AND virtualxid OPERATOR(pg_catalog.=) virtualtransaction) AS vxid
+/** The probe's server backend; `mark`, first in the text that pg_stat_activity may cut short, names its query. */
+async function probeBackend(probe: Kysely<any>, mark: string): Promise<number> {
+  const { rows } = await sql<{ pid: number }>`
+    /* ${sql.raw(mark)} */ SELECT pg_catalog.pg_backend_pid() AS pid
   `.execute(probe)
-  const localXid = rows[0]!.vxid?.split('/')[1]
-  return { pid: rows[0]!.pid, localXid: localXid === undefined ? null : Number(localXid) }
-}
-
-/**
- * True when the backend of two consecutive probes was the same, and it ran a transaction in
- * between that was not the later probe's own: another client's, handed that backend by a
- * transaction pooler.
- */
-function ranOthersTransactions(earlier: ProbedBackend, later: ProbedBackend): boolean {
-  if (earlier.pid !== later.pid || earlier.localXid === null || later.localXid === null)
-    return false
-  // The counter is 32 bits wide and wraps around.
-  return (later.localXid - earlier.localXid) >>> 0 > 1
+  return rows[0]!.pid
 }
 
 /**
@@ -374,9 +379,13 @@ export async function releaseWriterLock(db: Kysely<any>): Promise<void> {
   )
 }
 
-/** The idle and statement bounds of {@link setSessionBounds}; those left out are not set. */
+/**
+ * The idle and statement bounds of {@link setSessionBounds}; those left out are not set, but for
+ * tcp_user_timeout, which is {@link DEFAULT_TCP_USER_TIMEOUT_MS} where left out.
+ */
 export interface SessionBounds {
   idleTimeoutMs: number
+  tcpUserTimeoutMs?: number
   lockTimeoutMs?: number
   statementTimeoutMs?: number
   transactionTimeoutMs?: number
@@ -386,7 +395,8 @@ export interface SessionBounds {
  * The server's own bounds on what a session of a run may hold, so that a stalled client (a
  * stopped process, a frozen VM; TCP keepalive sees neither) cannot block writers, or the next
  * run's fence (holdWriterLock), for long: idle_in_transaction_session_timeout ends a transaction
- * whose client stopped sending, and with it its locks; in a transaction (`transaction`),
+ * whose client stopped sending, and with it its locks, and tcp_user_timeout (PostgreSQL 12 and
+ * later) drops a client that stopped taking what the server sends it; in a transaction (`transaction`),
  * lock_timeout and statement_timeout bound each statement, and transaction_timeout (PostgreSQL 17
  * and later) the transaction as a whole, where given. On a migration's own connection (`session`)
  * the migration opens its transactions itself, some of them long on purpose (VALIDATE, CREATE
@@ -413,6 +423,12 @@ export async function setSessionBounds(
   )
   const version = rows[0]!.version
   await set('idle_in_transaction_session_timeout', bounds.idleTimeoutMs)
+  // A client that stops taking what the server writes it (stopped while it reads a large result)
+  // is dropped by the server's kernel: the backend, active in ClientWrite, is out of reach of the
+  // idle, statement and transaction timeouts. Ignored on a Unix socket.
+  if (version >= 120_000) {
+    await set('tcp_user_timeout', bounds.tcpUserTimeoutMs ?? DEFAULT_TCP_USER_TIMEOUT_MS)
+  }
   if (local) {
     await set('lock_timeout', bounds.lockTimeoutMs)
     await set('statement_timeout', bounds.statementTimeoutMs)
@@ -433,11 +449,6 @@ export async function setSessionBounds(
     // not by a transaction_timeout the database defaults to.
     if (version >= 170_000) await set('transaction_timeout', 0)
   }
-}
-
-async function backendPid(db: Kysely<any>): Promise<number> {
-  const { rows } = await sql<{ pid: number }>`SELECT pg_catalog.pg_backend_pid() AS pid`.execute(db)
-  return rows[0]!.pid
 }
 
 /**

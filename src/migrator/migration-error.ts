@@ -22,8 +22,17 @@ export interface MigrationFailureContext {
   blockers?: string
   /** Migrations of a transaction whose COMMIT failed or got no answer: the server decided. */
   uncommitted?: string[]
-  /** The backups that the downs among `uncommitted` made, where their data is if the COMMIT went through. */
+  /**
+   * The backups that the failed down made: those of the downs among `uncommitted`, where their
+   * data is if the COMMIT went through; or, for a down outside a transaction, those that its
+   * rollback made so far, in this attempt or an earlier one (see rollback-backups.ts).
+   */
   backups?: string[]
+  /**
+   * For a down outside a transaction: whether, after it failed, the history still marks its
+   * rollback as under way, that is, a step of it committed (in this attempt or an earlier one).
+   */
+  rollbackBegun?: boolean
   /** The environment variable that named the server; DATABASE_URL by default. */
   variable?: string
 }
@@ -54,6 +63,8 @@ export class MigrationError extends Error {
   readonly detail: string | undefined
   /** Kysely's result for every migration the run considered. */
   readonly results: readonly MigrationResult[]
+  /** The backups in x402_backup that the message names, where the failed rollback put the data it would destroy. */
+  readonly backups: readonly string[]
 
   constructor(
     resultSet: MigrationResultSet,
@@ -68,7 +79,29 @@ export class MigrationError extends Error {
     this.code = fields.code
     this.detail = fields.detail
     this.results = resultSet.results ?? []
+    this.backups = context.backups ?? []
   }
+}
+
+/**
+ * What the runner says of the backups that a rollback made, where the data it would destroy can be
+ * restored from: the one wording of the line of a run that completed a rollback (runner.ts) and of
+ * the message of one that failed ({@link MigrationError}).
+ *
+ * @example
+ * ```ts
+ * backupsMade(['x402_backup."005_user_openrouter_integrations_20260101T000000000"'])
+ * ```
+ */
+export function backupsMade(backups: readonly string[]): string {
+  return `the rollback copied the data it would destroy to ${backups.join(', ')} (docs/rollback.md says how to restore it)`
+}
+
+/** {@link backupsMade} as a sentence of a message, after another; empty where there are none. */
+function backupsSentence(backups: readonly string[] | undefined, after = ''): string {
+  if (!backups?.length) return ''
+  const said = backupsMade(backups)
+  return ` ${said[0]!.toUpperCase()}${said.slice(1)}${after}.`
 }
 
 /**
@@ -132,10 +165,14 @@ function describe(
     return (
       `The COMMIT of the transaction of ${names} failed: ${reason}. The server may have committed it or rolled it ` +
       `back.${kept(context)}${
-        context.backups?.length
-          ? ` The rollback copied the data it would destroy to ${context.backups.join(', ')}: if the server ` +
-            'committed it, that is where the data is (docs/rollback.md says how to restore it).'
-          : ''
+        // Outside a transaction the steps that made them committed each at once, whatever the
+        // server did with the history's COMMIT.
+        backupsSentence(
+          context.backups,
+          context.transactional === false
+            ? ''
+            : ': if the server committed it, that is where the data is',
+        )
       }${
         failed?.direction === 'Down'
           ? ` Run npm run migrate:list to see what is recorded before anything else: where ${names} is no longer ` +
@@ -189,7 +226,10 @@ function describe(
             (inTheWay
               ? 'running the migrations again fails the same way.'
               : 'running the migrations again completes it.')
-          : `${failed.migrationName} runs outside a transaction: the steps of its down that finished stay, it stays recorded as applied, and rolling back again completes it.`
+          : refusedFirst(reason) && !context.rollbackBegun
+            ? // Its refusal came before its first step changed anything: nothing is half done.
+              `${failed.migrationName} stays applied, as it was: no step of its down ran.`
+            : `${failed.migrationName} runs outside a transaction: the steps of its down that finished stay, it stays recorded as applied, and rolling back again completes it.`
         : failed.direction === 'Down'
           ? `The transaction of its down was rolled back: ${failed.migrationName} stays applied, as it was` +
             (context.rolledBackWith?.length
@@ -212,7 +252,28 @@ function describe(
             ? ' Fix the cause before rolling back again.'
             : ' Fix the cause and run the migrations again.'
           : ''
-  return `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}.${lockWait} ${outcome}${kept(context)}${nextStep}`
+  // Where the data of a down outside a transaction is by now: its steps that committed stay.
+  const backups =
+    context.transactional === false && failed.direction === 'Down'
+      ? backupsSentence(context.backups)
+      : ''
+  return `Migration ${failed.migrationName} failed (${failed.direction.toLowerCase()}): ${reason}.${lockWait} ${outcome}${backups}${kept(context)}${nextStep}`
+}
+
+/**
+ * Whether `reason`, the error of a non-transactional down, is a refusal before its first step:
+ * it says that nothing was changed, and not that an earlier attempt left the rollback half done
+ * (resumable-down.ts adds that to the refusal of a resumed rollback), nor that only a later step
+ * was rolled back. Each refusal of a later step of a down says its own step's text, never
+ * "Nothing was changed".
+ */
+function refusedFirst(reason: string): boolean {
+  return (
+    /Nothing was changed/.test(reason) &&
+    !/began earlier and is not complete/.test(reason) &&
+    // What a refusal of a later step says (005's LATER_STEP_UNDONE): an earlier step committed.
+    !/This step was rolled back/.test(reason)
+  )
 }
 
 /** The migrations that ran earlier in the run and stay done, as a sentence; empty when none did. */
@@ -265,7 +326,31 @@ export class InterruptedRollbackError extends Error {
     super(
       `The rollback of ${migrationName} began and did not finish (the run that reverted it was interrupted), so its ` +
         'schema may be half removed (some of its steps may have committed). Nothing was changed. Complete the rollback with `npm run migrate:down` ' +
-        '(add `-- --allow-data-loss` if the first attempt was run with it), then migrate again.',
+        '(add `-- --allow-data-loss` if the first attempt was run with it), then migrate again. Where a run is ' +
+        'completing it now (`migrate:list` then shows it done once that run ends), wait for that run instead.',
+    )
+  }
+}
+
+/**
+ * Thrown, before any change, by a command of one step (`migrate:down`, `migrate:up`,
+ * `migrate:redo`) that found the history moved while it waited for the migration lock: another
+ * run reverted or applied a migration in between, and the step it would take now is not the one
+ * that was asked for.
+ */
+export class HistoryMovedError extends Error {
+  override readonly name = 'HistoryMovedError'
+  readonly code = 'HISTORY_MOVED'
+
+  constructor(
+    readonly command: 'up' | 'down' | 'redo',
+    readonly askedAt: string | undefined,
+    readonly foundAt: string | undefined,
+  ) {
+    super(
+      `migrate:${command} was asked when the newest applied migration was ${askedAt ?? 'none'}; while it waited ` +
+        `for the migration lock another run changed the history (the newest is now ${foundAt ?? 'none'}). Nothing was ` +
+        'changed. Check what it did with `npm run migrate:list`, then run the command again if its step is still wanted.',
     )
   }
 }

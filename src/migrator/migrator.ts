@@ -10,7 +10,7 @@ import {
 import { migrationNames } from '../migrations/index.js'
 import { InterruptedRollbackError, MigrationError } from './migration-error.js'
 import { migrationProvider } from './provider.js'
-import { MIGRATION_TABLE_SCHEMA, readMigrationHistory } from './history.js'
+import { MIGRATION_TABLE_SCHEMA, readMigrationHistory, revertingSince } from './history.js'
 import { interruptedRollback, registeredMigrations, rollbackMarks } from './resumable-down.js'
 import { kyselyMigrator, type MigrationTarget, runMigrations } from './runner.js'
 import { type MigrateOptions, migrationDatabaseVariable, migrationSettings } from './settings.js'
@@ -21,6 +21,13 @@ export interface MigrationStatus {
   appliedAt: Date | undefined
   /** True for a history row that no migration file of this module has. */
   unknown?: true
+  /**
+   * True for the applied migration whose rollback began and did not finish (see rollbackMarks),
+   * on which nothing may be applied until `migrate:down` completes it.
+   */
+  reverting?: true
+  /** When that rollback began (the history's mark), where the mark stands. */
+  revertingSince?: Date
 }
 
 /**
@@ -162,9 +169,11 @@ export function migrateTo(
 }
 
 /**
- * Lists every migration the module knows, in order, with the time it was applied. With `env`, a
- * server that cannot be reached is worded with the variable that names the migrations' server
- * there (see migrationDatabaseVariable); without it, with DATABASE_URL.
+ * Lists every migration the module knows, in order, with the time it was applied, and marks the
+ * one whose rollback was interrupted (`reverting`, by the rule every reader follows:
+ * rollbackMarks). With `env`, a server that cannot be reached is worded with the variable that
+ * names the migrations' server there (see migrationDatabaseVariable); without it, with
+ * DATABASE_URL.
  *
  * @example
  * ```ts
@@ -178,11 +187,26 @@ export async function migrationStatus(
   try {
     const history = await readMigrationHistory(db)
     const applied = new Map(history.map((entry) => [entry.name, entry.appliedAt]))
+    const { interrupted } = await rollbackMarks(db, history, registeredMigrations(history))
+    // Where the mark was cleared by hand and the schema shows the rollback, no time is known.
+    const since =
+      interrupted !== undefined && history.find((entry) => entry.name === interrupted)?.reverting
+        ? await revertingSince(db, interrupted)
+        : undefined
+    const rollback = (name: string) =>
+      name === interrupted
+        ? { reverting: true as const, ...(since && { revertingSince: since }) }
+        : {}
     return [
-      ...migrationNames.map((name) => ({ name, appliedAt: applied.get(name) })),
+      ...migrationNames.map((name) => ({ name, appliedAt: applied.get(name), ...rollback(name) })),
       ...history
         .filter((entry) => !migrationNames.includes(entry.name))
-        .map((entry) => ({ name: entry.name, appliedAt: entry.appliedAt, unknown: true as const })),
+        .map((entry) => ({
+          name: entry.name,
+          appliedAt: entry.appliedAt,
+          unknown: true as const,
+          ...rollback(entry.name),
+        })),
     ]
   } catch (error) {
     throw statusError(error, options)

@@ -68,7 +68,17 @@ function prepared(migration: Migration, settings: MigrationSettings): Migration 
   }
 }
 
-async function setTimeouts(db: Kysely<any>, settings: MigrationSettings): Promise<void> {
+/**
+ * Sets a migration's lock_timeout and statement_timeout on `db`, for its transaction (SET LOCAL)
+ * or, outside one, for the session: what the runner does before each `up` and `down`, and before
+ * the bookkeeping that a resumable down writes first (resumable-down.ts).
+ *
+ * @example
+ * ```ts
+ * await setTimeouts(connection, settings)
+ * ```
+ */
+export async function setTimeouts(db: Kysely<any>, settings: MigrationSettings): Promise<void> {
   for (const statement of timeoutStatements(settings, db.isTransaction ? 'SET LOCAL' : 'SET'))
     await sql.raw(statement).execute(db)
 }

@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import type { Migration, MigrationInfo, MigrationProvider } from 'kysely/migration'
 
 import { QueryError } from '../connection/query-error.js'
+import { errorCode } from '../connection/sql-state.js'
 import { migrationNames, migrations } from '../migrations/index.js'
 import { refuseReferencedRows, type DeletedRows } from './down-guard.js'
 import {
@@ -9,8 +10,10 @@ import {
   clearRevertingMarks,
   markReverting,
   readMigrationHistory,
+  revertingSince,
 } from './history.js'
-import { runsInTransaction } from './provider.js'
+import { runsInTransaction, setTimeouts } from './provider.js'
+import type { MigrationSettings } from './settings.js'
 
 /**
  * What a migration that runs outside a transaction exports beside `up` and `down`, so that its
@@ -27,7 +30,7 @@ import { runsInTransaction } from './provider.js'
 export interface ResumableDown {
   downDone?: (db: Kysely<any>) => Promise<boolean>
   downBegun?: (db: Kysely<any>) => Promise<boolean>
-  downMayHaveBegun?: (db: Kysely<any>) => Promise<boolean>
+  downMayHaveBegun?: (db: Kysely<any>, markedAt?: Date) => Promise<boolean>
   downDeletes?: readonly DeletedRows[]
 }
 
@@ -60,7 +63,7 @@ export async function rollbackMarks(
     if (
       entry.name !== newest?.name ||
       downMayHaveBegun === undefined ||
-      (await downMayHaveBegun(db))
+      (await downMayHaveBegun(db, await revertingSince(db, entry.name)))
     ) {
       interrupted ??= entry.name
     } else {
@@ -144,21 +147,24 @@ export async function clearStaleMarks(
  * new Migrator({ db, provider: withResumableDowns(migrationProvider(settings)), disableTransactions: true })
  * ```
  */
-export function withResumableDowns(provider: MigrationProvider): MigrationProvider {
+export function withResumableDowns(
+  provider: MigrationProvider,
+  settings: MigrationSettings,
+): MigrationProvider {
   return {
     async getMigrations() {
       const migrations = await provider.getMigrations()
       return Object.fromEntries(
         Object.entries(migrations).map(([name, migration]) => [
           name,
-          runsInTransaction(migration) ? migration : resumable(name, migration),
+          runsInTransaction(migration) ? migration : resumable(name, migration, settings),
         ]),
       )
     },
   }
 }
 
-function resumable(name: string, migration: Migration): Migration {
+function resumable(name: string, migration: Migration, settings: MigrationSettings): Migration {
   const down = migration.down
   if (!down) return migration
   return {
@@ -184,7 +190,11 @@ function resumable(name: string, migration: Migration): Migration {
       const marked =
         (await readMigrationHistory(db, { times: false })).find((entry) => entry.name === name)
           ?.reverting &&
-        (downMayHaveBegun === undefined || (await downMayHaveBegun(db)))
+        (downMayHaveBegun === undefined ||
+          (await downMayHaveBegun(db, await revertingSince(db, name))))
+      // The count and the mark (whose first ALTER TABLE queues before every start-up's read of the
+      // history) are bounded as the down's own statements are (review revg F3).
+      await setTimeouts(db, settings)
       await refuseReferencedRows(db, name, downDeletes)
       await markReverting(db, name)
       // After the mark, which may add its column to the history: only what the down changed counts.
@@ -211,11 +221,15 @@ function withUnfinishedRollback(error: unknown, name: string): Error {
     error instanceof QueryError && error.cause instanceof Error
       ? error.cause.message
       : String((error as Error)?.message ?? error)
-  return new Error(
-    `${reason.replace(/\.$/, '')}. The rollback of ${name} began earlier and is not complete: its schema is half ` +
-      'removed, and nothing migrates forward until the rollback is completed with npm run migrate:down ' +
-      '(with -- --allow-data-loss where data is in the way: the rows are moved to schema x402_backup).',
-    { cause: error },
+  // The SQLSTATE stays: the runner retries a lock timeout by it (review revg F7).
+  return Object.assign(
+    new Error(
+      `${reason.replace(/\.$/, '')}. The rollback of ${name} began earlier and is not complete: its schema is half ` +
+        'removed, and nothing migrates forward until the rollback is completed with npm run migrate:down ' +
+        '(with -- --allow-data-loss where data is in the way: the rows are moved to schema x402_backup).',
+      { cause: error },
+    ),
+    { code: errorCode(error) },
   )
 }
 

@@ -21,19 +21,24 @@ import {
   hasMigrationHistory,
   MIGRATION_TABLE_SCHEMA,
   readMigrationHistory,
+  recordedMigrationNames,
 } from './history.js'
 import { withFencedTransactions } from './fenced-transactions.js'
 import { checkBookkeepingWrites } from './write-checks.js'
 import {
+  backupsMade,
+  HistoryMovedError,
   InterruptedRollbackError,
   UnknownMigrationsError,
   MigrationError,
   TransactionPoolerError,
 } from './migration-error.js'
+import { rollbackBackups, rollbackMarked, rollbackStart } from './rollback-backups.js'
 import { rollbackMarks, withResumableDowns } from './resumable-down.js'
 import { checkDown, DOWN_WATCH_SQL, guardDown } from './down-guard.js'
 import {
   assertRunnerDialect,
+  DEFAULT_IDLE_TIMEOUT_MS,
   holdWriterLock,
   type MigrationSession,
   releaseWriterLock,
@@ -43,6 +48,7 @@ import {
 import { migrationProvider, runsInTransaction } from './provider.js'
 import { retryDelayMs } from './retry-delay.js'
 import type { MigrationSettings } from './settings.js'
+import { API_ROLE_ADMINS_SQL } from '../supabase/api-role-admins.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 
 /** Where a run goes: every pending migration, one step up or down, or to a named migration. */
@@ -96,6 +102,23 @@ export async function runMigrations(
     // With it, the whole check of the bookkeeping, which start-up's one statement keeps brief: a
     // run writes there, and finding out after a migration ran would leave it done and unrecorded.
     await checkBookkeepingWrites(db, { lock: false })
+    // A command of one step moves from where the history stood when it was asked: one that waited
+    // for another run's lock must not revert, or apply, the next migration too (review revg F5).
+    // Bounded as the run's other reads are: a session holding the history must not hold it long.
+    const asked = oneStep(target)
+      ? await db.transaction().execute(async (trx) => {
+          await setSessionBounds(
+            trx,
+            {
+              idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+              lockTimeoutMs: settings.lockTimeoutMs,
+              statementTimeoutMs: settings.statementTimeoutMs,
+            },
+            'transaction',
+          )
+          return (await recordedMigrationNames(trx)).at(-1)
+        })
+      : undefined
     return await withMigrationLock(
       db,
       async (session) => {
@@ -114,6 +137,9 @@ export async function runMigrations(
         )
         const unknown = history.filter((entry) => !migrations.some((m) => m.name === entry.name))
         if (unknown.length > 0) throw new UnknownMigrationsError(unknown.map((entry) => entry.name))
+        const newest = history.at(-1)?.name
+        if (oneStep(target) && newest !== asked)
+          throw new HistoryMovedError(target.kind, asked, newest)
         const steps = planSteps(migrations, target)
         // A rollback that began and did not finish: only the rollback itself may go on.
         if (
@@ -138,6 +164,9 @@ export async function runMigrations(
         // The Supabase platform pieces the schema depends on; a no-op where they exist.
         if (steps.some((step) => step.direction === 'Up'))
           await bookkeeping(db, settings, session, ensureSupabaseStandIn)
+        // The migrations grant to the API roles: refused where a lesser login may take them.
+        // After the stand-in, so that the roles exist: one made before it, by someone else, is seen.
+        if (steps.length > 0) await sql.raw(API_ROLE_ADMINS_SQL).execute(db)
         const recordChecksums = () => {
           const appliedNow = results
             .filter((result) => result.direction === 'Up')
@@ -151,7 +180,15 @@ export async function runMigrations(
         try {
           for (const block of contiguousBlocks(steps)) {
             results.push(
-              ...(await runBlockWithRetries(db, block, migrations, settings, results, session)),
+              ...(await runBlockWithRetries(
+                db,
+                block,
+                migrations,
+                settings,
+                results,
+                session,
+                interrupted,
+              )),
             )
           }
         } catch (error) {
@@ -171,6 +208,7 @@ export async function runMigrations(
       error instanceof MigrationError ||
       error instanceof TransactionPoolerError ||
       error instanceof InterruptedRollbackError ||
+      error instanceof HistoryMovedError ||
       error instanceof UnknownMigrationsError
     )
       throw error
@@ -200,7 +238,7 @@ export function kyselyMigrator(
 ): Migrator {
   const prepared = migrationProvider(settings)
   // Outside a transaction a down can be interrupted between its steps: it must be resumable.
-  const provider = disableTransactions ? withResumableDowns(prepared) : prepared
+  const provider = disableTransactions ? withResumableDowns(prepared, settings) : prepared
   return new Migrator({
     db,
     provider: session
@@ -339,6 +377,10 @@ class LockConfirmation implements KyselyPlugin {
   }
 }
 
+function oneStep(target: MigrationTarget): target is { kind: 'up' | 'down' | 'redo' } {
+  return target.kind === 'up' || target.kind === 'down' || target.kind === 'redo'
+}
+
 function planSteps(migrations: readonly MigrationInfo[], target: MigrationTarget): Step[] {
   const applied = migrations.filter((m) => m.executedAt !== undefined)
   const pending = migrations.filter((m) => m.executedAt === undefined)
@@ -394,11 +436,56 @@ async function runBlockWithRetries(
   settings: MigrationSettings,
   earlier: MigrationResult[],
   session: MigrationSession,
+  interrupted: string | undefined,
 ): Promise<MigrationResult[]> {
+  // Kysely's result for every migration the run considered: those committed before too.
+  const blockFailure = (
+    {
+      resultSet,
+      blockers,
+      uncommitted,
+      backups,
+      rollbackBegun,
+    }: Awaited<ReturnType<typeof runBlock>>,
+    attempt: number,
+    lockTimedOut: boolean,
+  ) =>
+    new MigrationError(
+      { ...resultSet, results: [...earlier, ...(resultSet.results ?? [])] },
+      {
+        activity: 'run',
+        appliedBefore: earlier.map((result) => result.migrationName),
+        transactional: block[0]!.transactional,
+        // Kysely reports them as done, but their transaction was rolled back with the failure.
+        rolledBackWith: block[0]!.transactional
+          ? successes(resultSet).map((result) => result.migrationName)
+          : [],
+        attempts: lockTimedOut ? attempt : undefined,
+        blockers,
+        uncommitted,
+        backups,
+        rollbackBegun,
+        variable: settings.databaseVariable,
+      },
+    )
+  let previous: Awaited<ReturnType<typeof runBlock>> | undefined
   for (let attempt = 1; ; attempt++) {
-    // A run that lost the lock must not go on: another run may hold it by now.
-    await session.assertLockHeld()
-    const ran = await runBlock(db, block, migrations, settings, session)
+    // A run that lost the lock must not go on: another run may hold it by now. Lost between two
+    // tries, it is the failure of the block that was tried: what its steps did stays said.
+    if (previous) {
+      const lost = await session.assertLockHeld().then(
+        () => undefined,
+        (error: unknown) => session.lockLost() ?? error,
+      )
+      if (lost) {
+        throw blockFailure(
+          { ...previous, resultSet: { ...previous.resultSet, error: lost } },
+          attempt - 1,
+          false,
+        )
+      }
+    } else await session.assertLockHeld()
+    const ran = await runBlock(db, block, migrations, settings, session, interrupted)
     const { blockers, uncommitted, backups } = ran
     // A block that failed because the lock was lost says so, whatever its statement saw.
     let lost = ran.resultSet.error !== undefined ? session.lockLost() : undefined
@@ -420,25 +507,9 @@ async function runBlockWithRetries(
     const deadlock = code === SQLSTATE.deadlockDetected
     const lockTimedOut = code === SQLSTATE.lockNotAvailable || deadlock
     if (!lockTimedOut || attempt >= settings.lockAttempts) {
-      // Kysely's result for every migration the run considered: those committed before too.
-      throw new MigrationError(
-        { ...resultSet, results: [...earlier, ...(resultSet.results ?? [])] },
-        {
-          activity: 'run',
-          appliedBefore: earlier.map((result) => result.migrationName),
-          transactional: block[0]!.transactional,
-          // Kysely reports them as done, but their transaction was rolled back with the failure.
-          rolledBackWith: block[0]!.transactional
-            ? successes(resultSet).map((result) => result.migrationName)
-            : [],
-          attempts: lockTimedOut ? attempt : undefined,
-          blockers,
-          uncommitted,
-          backups,
-          variable: settings.databaseVariable,
-        },
-      )
+      throw blockFailure({ ...ran, resultSet }, attempt, lockTimedOut)
     }
+    previous = { ...ran, resultSet }
     const delayMs = retryDelayMs(settings.retryDelayMs, attempt)
     const failed = resultSet.results?.find((result) => result.status === 'Error')?.migrationName
     settings.log(
@@ -455,13 +526,19 @@ async function runBlock(
   migrations: readonly MigrationInfo[],
   settings: MigrationSettings,
   session: MigrationSession,
+  interrupted: string | undefined,
 ): Promise<{
   resultSet: MigrationResultSet
   blockers: string | undefined
   /** Migrations whose COMMIT got no answer: the server decided. */
   uncommitted?: string[]
-  /** The backups that the downs of such a COMMIT made. */
+  /**
+   * The backups that the downs of such a COMMIT made; for a down outside a transaction that
+   * failed, those its rollback made so far (see rollback-backups.ts).
+   */
   backups?: string[]
+  /** For a down outside a transaction that failed: whether the history still marks it begun. */
+  rollbackBegun?: boolean
 }> {
   const blockTarget = targetOf(block, migrations)
   const watch = watchBlockers(db)
@@ -552,8 +629,13 @@ async function runBlock(
     }
     return { resultSet, blockers: await watch.stop() }
   }
-  return db.connection().execute(async (connection) => {
-    let resultSet: MigrationResultSet
+  const name = block[0]!.name
+  const down = block[0]!.direction === 'Down'
+  // Where this rollback starts, for its backups (rollback-backups.ts): read before it runs.
+  let since: string | undefined
+  let traces: RollbackTraces | undefined
+  const ran = await db.connection().execute(async (connection) => {
+    let resultSet: MigrationResultSet = {}
     let blockers: string | undefined
     let uncommitted: string[] | undefined
     let backups: string[] | undefined
@@ -566,18 +648,15 @@ async function runBlock(
       // Outside a transaction nothing holds a fence: checked again as late as the runner can.
       await sql.raw(lesserTriggersSql({ lock: false })).execute(connection)
       const pid = await watch.follow(connection)
-      const down = block[0]!.direction === 'Down'
-      const backupsBefore = down ? await backupTables(connection) : []
+      if (down) since = await rollbackStart(connection, name, interrupted === name)
       resultSet = await kyselyMigrator(connection, settings, session, true, pid).migrateTo(
         blockTarget,
       )
-      // Such a down makes its backups in its own SQL: they are the tables that appeared.
+      // Such a down makes its backups in its own steps, each committed at once: those of this
+      // rollback, an earlier attempt's included, are named by the one rule of rollback-backups.ts.
       const made =
-        down && resultSet.error === undefined
-          ? (await backupTables(connection)).filter((name) => !backupsBefore.includes(name))
-          : []
+        down && resultSet.error === undefined ? await rollbackBackups(connection, name, since!) : []
       if (resultSet.error === undefined && down) {
-        const name = block[0]!.name
         await checkDown(
           connection,
           name,
@@ -623,6 +702,10 @@ async function runBlock(
     } finally {
       // A history write that did not commit is rolled back (a no-op where none began).
       if (!committed) await sql`ROLLBACK`.execute(connection).catch(() => {})
+      // A down that failed may have committed steps: what they left, for its message. On a
+      // connection that died, read once it is released (below).
+      if (down && !committed && !backups && since !== undefined)
+        traces = await rollbackTraces(connection, name, since).catch(() => undefined)
       // Every write has ended: the next run may take the lock (a dead connection let go already).
       await releaseWriterLock(connection).catch(() => {})
       blockers = await watch.stop()
@@ -631,6 +714,26 @@ async function runBlock(
     }
     return { resultSet, blockers, uncommitted, backups }
   })
+  if (!down || ran.resultSet.error === undefined || ran.backups || since === undefined) return ran
+  traces ??= await rollbackTraces(db, name, since).catch(() => undefined)
+  return { ...ran, ...traces }
+}
+
+/** What a failed down outside a transaction left: see rollbackBackups and rollbackMarked. */
+interface RollbackTraces {
+  backups: string[]
+  rollbackBegun: boolean
+}
+
+async function rollbackTraces(
+  db: Kysely<any>,
+  name: string,
+  since: string,
+): Promise<RollbackTraces> {
+  return {
+    backups: await rollbackBackups(db, name, since),
+    rollbackBegun: await rollbackMarked(db, name),
+  }
 }
 
 /**
@@ -648,20 +751,9 @@ async function setDataLossOptIn(
   )
 }
 
-async function backupTables(db: Kysely<any>): Promise<string[]> {
-  const { rows } = await sql<{ name: string }>`
-    SELECT format('x402_backup.%I', c.relname) AS name
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = 'x402_backup' AND c.relkind = 'r'
-  `.execute(db)
-  return rows.map((row) => row.name)
-}
-
 /** Names the backups that the downs of a committed block made, where the data can be restored from. */
 function reportBackups(settings: MigrationSettings, backups: readonly string[]): void {
-  settings.log(
-    `[db] the rollback copied the data it would destroy to ${backups.join(', ')} (docs/rollback.md says how to restore it)`,
-  )
+  settings.log(`[db] ${backupsMade(backups)}`)
 }
 
 function targetOf(block: Step[], migrations: readonly MigrationInfo[]): string | NoMigrations {

@@ -1,6 +1,10 @@
 import { SettingError } from '../connection/setting-error.js'
 import { describeArgument } from '../connection/shown-argument.js'
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LOCK_WAIT_MS } from './lock.js'
+import {
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_LOCK_WAIT_MS,
+  DEFAULT_TCP_USER_TIMEOUT_MS,
+} from './lock.js'
 
 /** lock_timeout of a statement that must not queue the app's queries behind it, in ms. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 2_000
@@ -30,6 +34,13 @@ export interface MigrateOptions {
    * heartbeat three times as often. [MIGRATION_IDLE_TIMEOUT_MS, 5000]
    */
   idleTimeoutMs?: number
+  /**
+   * tcp_user_timeout (PostgreSQL 12 and later) of the migration sessions, in ms: the server drops
+   * a client that takes nothing of what it was sent for this long (a process stopped while it
+   * reads a large result, which no idle, statement or transaction timeout ends), and its locks go
+   * with it. [MIGRATION_TCP_USER_TIMEOUT_MS, 5000]
+   */
+  tcpUserTimeoutMs?: number
   /**
    * transaction_timeout (PostgreSQL 17 and later) of each transaction that the runner opens, in
    * ms. [MIGRATION_TRANSACTION_TIMEOUT_MS, 300000]
@@ -106,6 +117,11 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
     lockTimeoutMs: setting('lockTimeoutMs', 'MIGRATION_LOCK_TIMEOUT_MS', DEFAULT_LOCK_TIMEOUT_MS),
     statementTimeoutMs: setting('statementTimeoutMs', 'MIGRATION_STATEMENT_TIMEOUT_MS', 60_000),
     idleTimeoutMs: setting('idleTimeoutMs', 'MIGRATION_IDLE_TIMEOUT_MS', DEFAULT_IDLE_TIMEOUT_MS),
+    tcpUserTimeoutMs: setting(
+      'tcpUserTimeoutMs',
+      'MIGRATION_TCP_USER_TIMEOUT_MS',
+      DEFAULT_TCP_USER_TIMEOUT_MS,
+    ),
     transactionTimeoutMs: setting(
       'transactionTimeoutMs',
       'MIGRATION_TRANSACTION_TIMEOUT_MS',
@@ -124,7 +140,8 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
  * The range of each setting. PostgreSQL's timeouts are whole milliseconds in a 32-bit integer
  * (2147483647, about 24.8 days), and it reads 0 as "no limit": every timeout and the lock wait
  * start at 1, because each of them bounds a wait (`zeroIsNoLimit`). The idle timeout has a floor
- * of one second, below which the lock session's heartbeat could not keep up. A migration is tried
+ * of one second, below which the lock session's heartbeat could not keep up; so has the TCP user
+ * timeout, below which a few packets lost in a row would end a sound connection. A migration is tried
  * at least once, and the first retry may follow at once.
  */
 const LIMITS = {
@@ -132,6 +149,7 @@ const LIMITS = {
   lockTimeoutMs: { min: 1, max: 2_147_483_647, zeroIsNoLimit: true },
   statementTimeoutMs: { min: 1, max: 2_147_483_647, zeroIsNoLimit: true },
   idleTimeoutMs: { min: 1_000, max: 2_147_483_647, zeroIsNoLimit: true },
+  tcpUserTimeoutMs: { min: 1_000, max: 2_147_483_647, zeroIsNoLimit: true },
   transactionTimeoutMs: { min: 1, max: 2_147_483_647, zeroIsNoLimit: true },
   lockAttempts: { min: 1, max: 100, zeroIsNoLimit: false },
   retryDelayMs: { min: 0, max: 600_000, zeroIsNoLimit: false },

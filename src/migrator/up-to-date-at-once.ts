@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs'
 
 import pg from 'pg'
 
+import { endClient } from '../connection/end-client.js'
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
 import {
   MIGRATION_CHECKSUM_TABLE,
@@ -72,7 +73,7 @@ export async function upToDateAtOnce(
     if (explained !== error) throw explained
     return false
   }
-  await client.end().catch(() => {})
+  await endClient(client)
   return (
     expected.size > 0 &&
     rows.length === expected.size &&

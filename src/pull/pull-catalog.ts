@@ -34,12 +34,23 @@ export interface PullCatalog {
   }[]
   /** Functions by their snapshot key, `name(identity arguments)`. */
   functions: Record<string, PullFunction>
-  /** Triggers, by `table.name`, with pg_get_triggerdef. */
-  triggers: Record<string, string>
+  /**
+   * Triggers: the table's and the trigger's name, each as it is (never joined: a name may hold a
+   * dot, rev-d1 F5), with pg_get_triggerdef.
+   */
+  triggers: { table: string; name: string; definition: string }[]
   /** Extensions that a column's type, a default or an index of a table of the schema needs, by table. */
   extensionsByTable: Record<string, string[]>
   /** The schema each installed extension lives in, by extension. */
   extensionSchemas: Record<string, string>
+  /**
+   * The objects of the schema (the schema itself, its tables, views, sequences, functions, enum
+   * and domain types) whose owner cannot act as the session's user, the role the pull runs as:
+   * `{ 'kind:name': owner }`, with kind `schema`, `relation`, `function` (keyed
+   * `name(identity arguments)`) or `type`. A pulled migration would make each the migrating
+   * role's (see lesserOwnerCondition).
+   */
+  lesserOwners: Record<string, string>
 }
 
 export interface PullTable {
@@ -108,6 +119,7 @@ export async function readPullCatalog(db: Kysely<any>, schema: string): Promise<
       triggers: await readTriggers(trx, schema),
       extensionsByTable: await readExtensionNeeds(trx, schema),
       extensionSchemas: await readExtensionSchemas(trx),
+      lesserOwners: await readLesserOwners(trx, schema),
     }
   }
   const parts = db.isTransaction ? await read(db) : await db.transaction().execute(read)
@@ -295,17 +307,18 @@ async function readFunctions(
   return Object.fromEntries(rows.map(({ key, ...fn }) => [key, fn]))
 }
 
-async function readTriggers(db: Kysely<any>, schema: string): Promise<Record<string, string>> {
+async function readTriggers(db: Kysely<any>, schema: string): Promise<PullCatalog['triggers']> {
   const { rows } = await sql
-    .raw<{ key: string; definition: string }>(
+    .raw<{ table: string; name: string; definition: string }>(
       `
-    SELECT c.relname || '.' || g.tgname AS key, pg_catalog.pg_get_triggerdef(g.oid) AS definition
+    SELECT c.relname::text AS table, g.tgname::text AS name,
+      pg_catalog.pg_get_triggerdef(g.oid) AS definition
     FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid
     WHERE c.relnamespace = ${namespaceOf(schema)} AND NOT g.tgisinternal
   `,
     )
     .execute(db)
-  return Object.fromEntries(rows.map(({ key, definition }) => [key, definition]))
+  return rows.map(({ table, name, definition }) => ({ table, name, definition }))
 }
 
 async function readExtensionNeeds(
@@ -337,4 +350,42 @@ async function readExtensionSchemas(db: Kysely<any>): Promise<Record<string, str
     SELECT extname::text AS name, extnamespace::regnamespace::text AS schema FROM pg_catalog.pg_extension
   `.execute(db)
   return Object.fromEntries(rows.map(({ name, schema }) => [name, schema]))
+}
+
+/**
+ * A condition that holds where the role `owner` (an expression) cannot act as the session's
+ * user: it is not a superuser, not that user, and no member of it. The module's notion of a
+ * lesser role (actsAsSessionUser in src/connection/shadowed-catalog.ts), as a plain query:
+ * pg_database_owner stands for the database's owner.
+ */
+const lesserOwnerCondition = (owner: string) => `NOT pg_catalog.pg_has_role(
+  CASE WHEN ${owner} = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = 'pg_database_owner')
+       THEN (SELECT d.datdba FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+       ELSE ${owner} END,
+  session_user, 'USAGE')`
+
+async function readLesserOwners(db: Kysely<any>, schema: string): Promise<Record<string, string>> {
+  const namespace = namespaceOf(schema)
+  const { rows } = await sql
+    .raw<{ key: string; owner: string }>(
+      `
+    SELECT o.kind || ':' || o.name AS key, pg_catalog.pg_get_userbyid(o.owner)::text AS owner
+    FROM (
+      SELECT 'schema' AS kind, n.nspname::text AS name, n.nspowner AS owner
+        FROM pg_catalog.pg_namespace n WHERE n.oid = ${namespace}
+      UNION ALL
+      SELECT 'relation', c.relname::text, c.relowner
+        FROM pg_catalog.pg_class c WHERE c.relnamespace = ${namespace} AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+      UNION ALL
+      SELECT 'function', p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', p.proowner
+        FROM pg_catalog.pg_proc p WHERE p.pronamespace = ${namespace} AND p.prokind IN ('f', 'p')
+      UNION ALL
+      SELECT 'type', t.typname::text, t.typowner
+        FROM pg_catalog.pg_type t WHERE t.typnamespace = ${namespace} AND t.typtype IN ('e', 'd')
+    ) o
+    WHERE ${lesserOwnerCondition('o.owner')}
+  `,
+    )
+    .execute(db)
+  return Object.fromEntries(rows.map(({ key, owner }) => [key, owner]))
 }

@@ -115,6 +115,7 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
   const notPulled: string[] = []
   const created: string[] = []
   const touchedTables: string[] = []
+  const lesserOwned: string[] = []
   for (const schema of schemas) {
     const live = await snapshotSchema(db, schema)
     const catalog = await readPullCatalog(db, schema)
@@ -139,7 +140,9 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
       ...pulled.created.map((name) => (schema === 'public' ? name : `${schema}.${name}`)),
     )
     touchedTables.push(...pulled.touchedTables)
+    lesserOwned.push(...pulled.lesserOwned)
   }
+  if (lesserOwned.length > 0) await refuseLesserOwned(db, lesserOwned)
   if (up.length === 0)
     return { migrationName: undefined, path: undefined, schemas, statements: 0, created, notPulled }
 
@@ -257,6 +260,28 @@ async function refuseUnlessUnchanged(
     `Another run changed the migration history since pull compared the database with the migrations: ${changes.join('; ')}. ` +
       `Pull compared a database at ${latest}, every migration up to it applied and nothing else, and records the pulled migration only on top of that. ` +
       'Nothing was written or recorded. Run npm run migrate:latest, then pull again.',
+  )
+}
+
+/**
+ * Refuses the pull of objects that a role which cannot act as the session's user owns (rev-a7):
+ * the migration creates every object as the role that runs it, so a SECURITY DEFINER function,
+ * a view without security_invoker, a materialized view's query or a table's rules and index
+ * expressions, written by a lesser role, would run with that role's power wherever the
+ * migrations build a database. Nothing has been written or recorded yet.
+ */
+async function refuseLesserOwned(db: Kysely<any>, found: readonly string[]): Promise<never> {
+  const { rows } = await sql<{ me: string }>`SELECT session_user::text AS me`.execute(db)
+  const me = rows[0]!.me
+  throw new PullRefusedError(
+    `Objects it would write are owned by roles that cannot act as ${me}: ${found.join('; ')}. ` +
+      `The pulled migration would create each as the role that runs the migrations, so what runs with its owner's rights ` +
+      `(a SECURITY DEFINER function, a view without security_invoker, a materialized view's query, a table's rules and ` +
+      `index expressions) would run with that role's power wherever the migrations build a database. ` +
+      'Nothing was written or recorded. Review each one: drop what must not be carried into the history; ' +
+      "where one need not run with its owner's rights, make it run with its caller's (ALTER FUNCTION … SECURITY INVOKER, " +
+      `ALTER VIEW … SET (security_invoker = on)); then, only for what you accept as code that ${me} may own and run, ` +
+      `make ${me} its owner on this database (ALTER … OWNER TO ${me}), and pull again (docs/pull.md).`,
   )
 }
 

@@ -17,6 +17,12 @@ export interface PulledStatements {
   touchedTables: string[]
   /** New relations (tables, views, sequences), by name. */
   created: string[]
+  /**
+   * What `up` creates or changes that a role which cannot act as the session's user owns live,
+   * one `<kind> <name> owned by <role>` each: the migration would make it the migrating role's,
+   * and run what it runs with its owner's rights with that role's power. pullSchema refuses.
+   */
+  lesserOwned: string[]
 }
 
 /** What {@link pulledStatements} compares, for one schema. */
@@ -78,19 +84,39 @@ const PHASES: readonly Phase[] = [
   'grants',
 ]
 
-const RESERVED = new Set(
+/**
+ * The keywords quote_ident() quotes: every keyword of pg_get_keywords() whose category is not
+ * unreserved (catcode R reserved, C col_name, T type_func_name), the union over PostgreSQL 15 and
+ * 17 (PGlite): `SELECT word FROM pg_get_keywords() WHERE catcode <> 'U'`. 17 adds the json_* words,
+ * merge_action and system_user; quoting them on 15 as well changes nothing a server reads.
+ * test/pull-quote-ident.test.ts compares quoteIdent with the server's quote_ident() for every
+ * keyword, so this list cannot drift from a server the tests run on.
+ */
+const QUOTED_KEYWORDS = new Set(
+  // R: reserved
   (
-    'all analyse analyze and any array as asc asymmetric both case cast check collate column constraint create ' +
-    'current_catalog current_date current_role current_time current_timestamp current_user default deferrable desc ' +
-    'distinct do else end except false fetch for foreign from grant group having in initially intersect into lateral ' +
-    'leading limit localtime localtimestamp not null offset on only or order placing primary references returning ' +
-    'select session_user some symmetric table then to trailing true union unique user using variadic when where ' +
-    'window with'
+    'all analyse analyze and any array as asc asymmetric both case cast check collate column constraint ' +
+    'create current_catalog current_date current_role current_time current_timestamp current_user default ' +
+    'deferrable desc distinct do else end except false fetch for foreign from grant group having in ' +
+    'initially intersect into lateral leading limit localtime localtimestamp not null offset on only or ' +
+    'order placing primary references returning select session_user some symmetric system_user table then ' +
+    'to trailing true union unique user using variadic when where window with ' +
+    // C: col_name (may name a column, not a function or a type)
+    'between bigint bit boolean char character coalesce dec decimal exists extract float greatest grouping ' +
+    'inout int integer interval json json_array json_arrayagg json_exists json_object json_objectagg ' +
+    'json_query json_scalar json_serialize json_table json_value least merge_action national nchar none ' +
+    'normalize nullif numeric out overlay position precision real row setof smallint substring time ' +
+    'timestamp treat trim values varchar xmlattributes xmlconcat xmlelement xmlexists xmlforest ' +
+    'xmlnamespaces xmlparse xmlpi xmlroot xmlserialize xmltable ' +
+    // T: type_func_name (may name a function or a type, not a column)
+    'authorization binary collation concurrently cross current_schema freeze full ilike inner is isnull ' +
+    'join left like natural notnull outer overlaps right similar tablesample verbose'
   ).split(' '),
 )
 
 /**
- * An identifier as quote_ident() writes it: bare when it is lower case and no reserved word.
+ * An identifier as quote_ident() writes it: bare when it is lower case and no keyword that
+ * quote_ident() quotes ({@link QUOTED_KEYWORDS}).
  *
  * @example
  * ```ts
@@ -98,19 +124,58 @@ const RESERVED = new Set(
  * ```
  */
 export function quoteIdent(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) && !RESERVED.has(name)
+  return /^[a-z_][a-z0-9_]*$/.test(name) && !QUOTED_KEYWORDS.has(name)
     ? name
     : `"${name.replaceAll('"', '""')}"`
 }
 
-/** A string literal, as quote_literal() writes it (standard_conforming_strings is on). */
+/**
+ * A string literal, as quote_literal() writes it: quotes doubled, and where `value` holds a
+ * backslash, an E'' literal with the backslashes doubled, which reads the same whatever
+ * standard_conforming_strings is (a backslash before a quote would otherwise end it there).
+ */
 export function quoteLiteral(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`
+  const quoted = `'${value.replaceAll("'", "''")}'`
+  return value.includes('\\') ? `E${quoted.replaceAll('\\', '\\\\')}` : quoted
+}
+
+/**
+ * The text of a `RAISE NOTICE` as a literal: {@link quoteLiteral}, its `%` doubled (RAISE reads
+ * one as a placeholder). A name in it stays inside the literal.
+ */
+function noticeText(text: string): string {
+  return quoteLiteral(text.replaceAll('%', '%%'))
+}
+
+/**
+ * A `DO` block of `body`, quoted with the first of $pull$, $pull1$, … that `body` does not hold:
+ * a name, a default or an enum label holding `$pull$` would otherwise end the block there, and
+ * what follows run as statements of their own.
+ */
+function doBlock(body: string): string {
+  let tag = '$pull$'
+  for (let n = 1; body.includes(tag); n++) tag = `$pull${n}$`
+  return `DO ${tag}\n${body}\n${tag}`
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 const field = (object: SchemaObject | undefined, name: string) =>
   object?.definition[name] as unknown
+
+/**
+ * The objects of one category of a snapshot, found by their table and name as separate fields.
+ * The snapshot's own key, `table.name`, is ambiguous when a name holds a dot: table "a.b"'s
+ * column c and table a's column "b.c" share it, and splitting it at a dot gives the wrong table
+ * (rev-d1 F5). Never split such a key, nor match it by its prefix.
+ */
+function byTableAndName(
+  objects: Record<string, SchemaObject>,
+): (table: string, name: string) => SchemaObject | undefined {
+  const found = new Map<string, SchemaObject>()
+  for (const object of Object.values(objects))
+    if (object.table !== null) found.set(JSON.stringify([object.table, object.name]), object)
+  return (table, name) => found.get(JSON.stringify([table, name]))
+}
 
 /**
  * The statements that bring a database built by the migrations to the live schema, and back:
@@ -156,6 +221,16 @@ export function pulledStatements(inputs: PullInputs): PulledStatements {
     })
 
   const tables = new Map(catalog.tables.map((table) => [table.name, table]))
+  const liveColumn = byTableAndName(live.columns)
+  const referenceColumn = byTableAndName(reference.columns)
+  const liveConstraint = byTableAndName(live.constraints)
+  const referenceConstraint = byTableAndName(reference.constraints)
+  const liveIndex = byTableAndName(live.indexes)
+  const referenceIndex = byTableAndName(reference.indexes)
+  const liveTrigger = byTableAndName(live.triggers)
+  const referenceTrigger = byTableAndName(reference.triggers)
+  const livePolicy = byTableAndName(live.policies)
+  const referencePolicy = byTableAndName(reference.policies)
   const isNew = (relation: string) => !(relation in reference.relations)
   const qualified = (relation: string) =>
     tables.get(relation)?.qualified ??
@@ -179,6 +254,15 @@ export function pulledStatements(inputs: PullInputs): PulledStatements {
   const touch = (relation: string) => {
     if (!isNew(relation)) touched.add(relation)
   }
+  const lesserOwned: string[] = []
+  const ownedBy = (
+    kind: 'schema' | 'relation' | 'function' | 'type',
+    name: string,
+    shown: string,
+  ) => {
+    const owner = catalog.lesserOwners[`${kind}:${name}`]
+    if (owner !== undefined) lesserOwned.push(`${shown} owned by ${owner}`)
+  }
 
   if (catalog.schema !== 'public' && inputs.referenceSchemaGrants !== undefined) {
     if (!sameJson(inputs.referenceSchemaGrants, catalog.schemaGrants))
@@ -189,6 +273,7 @@ export function pulledStatements(inputs: PullInputs): PulledStatements {
   ) {
     const schema = quoteIdent(catalog.schema)
     const group = `schema ${catalog.schema}`
+    ownedBy('schema', catalog.schema, `schema ${schema}`)
     add('schemas', group, `CREATE SCHEMA IF NOT EXISTS ${schema}`)
     // Exactly the live ACL: a wider grant here would open every new database more than production.
     const grants = pulledGrants(catalog.schemaGrants, roles, `schema ${catalog.schema}`, notPulled)
@@ -204,7 +289,7 @@ export function pulledStatements(inputs: PullInputs): PulledStatements {
   // Extensions: created where the server has them, else named at apply time (see docs/pull.md).
   const extensions = new Set<string>()
   for (const [table, needed] of Object.entries(catalog.extensionsByTable)) {
-    if (isNew(table) || hasNewColumns(live, reference, table))
+    if (isNew(table) || hasNewColumns(live, referenceColumn, table))
       for (const name of needed) extensions.add(name)
   }
   for (const name of [...extensions].sort()) {
@@ -212,43 +297,38 @@ export function pulledStatements(inputs: PullInputs): PulledStatements {
     add(
       'extensions',
       'extensions',
-      `DO $pull$
-BEGIN
+      doBlock(`BEGIN
   IF EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = ${quoteLiteral(name)}) THEN
     CREATE EXTENSION IF NOT EXISTS ${quoteIdent(name)}${schema ? ` WITH SCHEMA ${schema}` : ''};
   ELSE
-    RAISE NOTICE 'Extension ${name} is not available on this server: what needs it uses a stand-in or is left out (docs/pull.md).';
+    RAISE NOTICE ${noticeText(`Extension ${name} is not available on this server: what needs it uses a stand-in or is left out (docs/pull.md).`)};
   END IF;
-END
-$pull$`,
+END`),
     )
   }
 
   for (const type of catalog.types) {
     if (inputs.referenceTypes.includes(type.name)) continue
+    ownedBy('type', type.name, `type ${type.qualified}`)
     // Made only where missing: a rollback with the data-loss opt-in keeps it for its backups.
     add(
       'types',
       'types',
-      `DO $pull$
-BEGIN
+      doBlock(`BEGIN
   IF to_regtype(${quoteLiteral(type.qualified)}) IS NULL THEN
     ${type.create};
   END IF;
-END
-$pull$`,
+END`),
     )
     // A rollback with the data-loss opt-in copies tables to x402_backup with their types: the
     // type stays for those copies, which restore the data as it was.
     lastUndo.push({
       group: 'types',
-      sql: `DO $pull$
-BEGIN
+      sql: doBlock(`BEGIN
   DROP ${type.kind === 'e' ? 'TYPE' : 'DOMAIN'} ${type.qualified};
 EXCEPTION WHEN dependent_objects_still_exist THEN
-  RAISE NOTICE 'Type ${type.qualified.replaceAll("'", "''")} is kept: a table outside the migrations (a backup in x402_backup) uses it.';
-END
-$pull$`,
+  RAISE NOTICE ${noticeText(`Type ${type.qualified} is kept: a table outside the migrations (a backup in x402_backup) uses it.`)};
+END`),
     })
   }
 
@@ -271,6 +351,7 @@ $pull$`,
     const phase: Phase = fn.usedByTables ? 'early functions' : 'functions'
     const source = fn.source.trimEnd()
     if (!(key in reference.functions)) {
+      ownedBy('function', key, `function ${fn.signature}`)
       add(phase, 'functions', source)
       lastUndo.unshift({ group: 'functions', sql: `DROP FUNCTION ${fn.signature}` })
     } else if (
@@ -281,7 +362,10 @@ $pull$`,
       // now runs with its owner's rights is not.
       if (/\bSECURITY\s+DEFINER\b/i.test(source) && !/\bSECURITY\s+DEFINER\b/i.test(before ?? '')) {
         notPulled.push(`function ${key}: ${OWN_OBJECT_CHANGED}`)
-      } else add(phase, 'functions', source, before?.trimEnd())
+      } else {
+        ownedBy('function', key, `function ${fn.signature}`)
+        add(phase, 'functions', source, before?.trimEnd())
+      }
     }
   }
 
@@ -329,8 +413,8 @@ $pull$`,
     const group = `table ${table.name} (created by the migrations)`
     for (const column of table.columns) {
       const key = `${table.name}.${column.name}`
-      const now = live.columns[key]
-      const before = reference.columns[key]
+      const now = liveColumn(table.name, column.name)
+      const before = referenceColumn(table.name, column.name)
       if (!before) {
         touch(table.name)
         if (standInNeeded(column))
@@ -371,14 +455,15 @@ $pull$`,
         add('existing tables', group, set(field(now, 'not null')), set(field(before, 'not null')))
       }
     }
-    for (const key of Object.keys(reference.columns)) {
-      if (key.startsWith(`${table.name}.`) && !(key in live.columns))
-        notPulled.push(`${key}: the live table lacks this column (the pull drops nothing)`)
+    for (const before of Object.values(reference.columns)) {
+      if (before.table === table.name && !liveColumn(table.name, before.name))
+        notPulled.push(
+          `${table.name}.${before.name}: the live table lacks this column (the pull drops nothing)`,
+        )
     }
     for (const constraint of table.constraints) {
       if (constraint.type === 'f') continue
-      const key = `${table.name}.${constraint.name}`
-      const before = reference.constraints[key]
+      const before = referenceConstraint(table.name, constraint.name)
       const addIt = `ALTER TABLE ${table.qualified} ADD CONSTRAINT ${constraint.quoted} ${constraint.definition}${constraint.validated ? '' : ' NOT VALID'}`
       const dropIt = `ALTER TABLE ${table.qualified} DROP CONSTRAINT ${constraint.quoted}`
       if (!before) {
@@ -421,9 +506,9 @@ $pull$`,
       )
     }
     for (const column of table.columns) {
-      const key = `${table.name}.${column.name}`
-      const value = field(live.columns[key], 'comment')
-      const old = existing ? (field(reference.columns[key], 'comment') ?? null) : null
+      const before = referenceColumn(table.name, column.name)
+      const value = field(liveColumn(table.name, column.name), 'comment')
+      const old = existing ? (field(before, 'comment') ?? null) : null
       if (typeof value !== 'string' || value === old) continue
       if (existing) touch(table.name)
       const target = `COLUMN ${table.qualified}.${column.quoted}`
@@ -431,7 +516,7 @@ $pull$`,
         phase,
         group,
         comment(target, value),
-        existing && key in reference.columns ? comment(target, old) : undefined,
+        existing && before ? comment(target, old) : undefined,
       )
     }
     for (const [flag, word] of [
@@ -460,8 +545,7 @@ $pull$`,
       )
     }
     for (const index of table.indexes) {
-      const key = `${table.name}.${index.name}`
-      const before = reference.indexes[key]
+      const before = referenceIndex(table.name, index.name)
       const indexName =
         catalog.schema === 'public'
           ? quoteIdent(index.name)
@@ -481,7 +565,7 @@ $pull$`,
           add(phase, group, index.definition, `DROP INDEX ${indexName}`)
         }
       }
-      const value = field(live.indexes[key], 'comment')
+      const value = field(liveIndex(table.name, index.name), 'comment')
       const old = existing ? (field(before, 'comment') ?? null) : null
       if (typeof value === 'string' && value !== old)
         add(
@@ -492,16 +576,16 @@ $pull$`,
         )
     }
     for (const constraint of table.constraints) {
-      const key = `${table.name}.${constraint.name}`
-      const value = field(live.constraints[key], 'comment')
-      const old = existing ? (field(reference.constraints[key], 'comment') ?? null) : null
+      const before = referenceConstraint(table.name, constraint.name)
+      const value = field(liveConstraint(table.name, constraint.name), 'comment')
+      const old = existing ? (field(before, 'comment') ?? null) : null
       if (typeof value !== 'string' || value === old) continue
       const target = `CONSTRAINT ${constraint.quoted} ON ${table.qualified}`
       add(
         constraint.type === 'f' ? 'foreign keys' : phase,
         group,
         comment(target, value),
-        existing && key in reference.constraints ? comment(target, old) : undefined,
+        existing && before ? comment(target, old) : undefined,
       )
     }
   }
@@ -534,8 +618,7 @@ $pull$`,
   for (const table of catalog.tables) {
     if (!(table.name in live.relations)) continue
     for (const constraint of table.constraints.filter((candidate) => candidate.type === 'f')) {
-      const key = `${table.name}.${constraint.name}`
-      const before = reference.constraints[key]
+      const before = referenceConstraint(table.name, constraint.name)
       const addIt = `ALTER TABLE ${table.qualified} ADD CONSTRAINT ${constraint.quoted} ${constraint.definition}${constraint.validated ? '' : ' NOT VALID'}`
       const dropIt = `ALTER TABLE ${table.qualified} DROP CONSTRAINT ${constraint.quoted}`
       if (!before) {
@@ -599,29 +682,28 @@ $pull$`,
   }
 
   // Triggers and policies: new ones, and those that differ (dropped and made again).
-  for (const [key, definition] of Object.entries(catalog.triggers).sort(([a], [b]) =>
-    a.localeCompare(b),
+  // Each by its table and its name, never by a `table.name` split at a dot (rev-d1 F5).
+  for (const { table: tableName, name, definition } of [...catalog.triggers].sort(
+    (a, b) => a.table.localeCompare(b.table) || a.name.localeCompare(b.name),
   )) {
-    const [tableName, ...rest] = key.split('.')
-    const name = rest.join('.')
-    const before = reference.triggers[key]
-    const drop = `DROP TRIGGER ${quoteIdent(name)} ON ${qualified(tableName!)}`
+    const before = referenceTrigger(tableName, name)
+    const drop = `DROP TRIGGER ${quoteIdent(name)} ON ${qualified(tableName)}`
     const group = `table ${tableName}`
     if (!before) {
-      touch(tableName!)
-      add('triggers', group, definition, isNew(tableName!) ? undefined : drop)
+      touch(tableName)
+      add('triggers', group, definition, isNew(tableName) ? undefined : drop)
     } else if (field(before, 'definition') !== definition) {
-      touch(tableName!)
+      touch(tableName)
       add('triggers', group, drop, String(field(before, 'definition')))
       add('triggers', group, definition, drop)
     }
-    const value = field(live.triggers[key], 'comment')
+    const value = field(liveTrigger(tableName, name), 'comment')
     const old = field(before, 'comment') ?? null
     if (typeof value === 'string' && value !== old)
       add(
         'triggers',
         group,
-        comment(`TRIGGER ${quoteIdent(name)} ON ${qualified(tableName!)}`, value),
+        comment(`TRIGGER ${quoteIdent(name)} ON ${qualified(tableName)}`, value),
       )
   }
 
@@ -651,8 +733,8 @@ $pull$`,
   for (const [key, policy] of Object.entries(live.policies).sort(([a], [b]) =>
     a.localeCompare(b),
   )) {
-    const before = reference.policies[key]
     const table = policy.table!
+    const before = referencePolicy(table, policy.name)
     const drop = `DROP POLICY ${quoteIdent(policy.name)} ON ${qualified(table)}`
     const group = `table ${table}`
     const differs =
@@ -677,8 +759,8 @@ $pull$`,
         comment(`POLICY ${quoteIdent(policy.name)} ON ${qualified(table)}`, value),
       )
   }
-  for (const key of Object.keys(reference.policies)) {
-    if (!(key in live.policies))
+  for (const [key, policy] of Object.entries(reference.policies)) {
+    if (!livePolicy(policy.table!, policy.name))
       notPulled.push(`policy ${key}: the live table lacks it (the pull drops nothing)`)
   }
   for (const key of Object.keys(reference.relations)) {
@@ -767,7 +849,8 @@ $pull$`,
   }
   for (const [key, column] of Object.entries(live.columns)) {
     const grants = field(column, 'grants')
-    if (grants && !sameJson(grants, field(reference.columns[key], 'grants'))) {
+    const before = column.table === null ? undefined : referenceColumn(column.table, column.name)
+    if (grants && !sameJson(grants, field(before, 'grants'))) {
       notPulled.push(
         `${key}: column-level grants (${JSON.stringify(grants)}); grant them in a migration of its own`,
       )
@@ -821,7 +904,9 @@ $pull$`,
         ]
   const down = [...(lock ? [lock] : []), ...undo, ...lastUndo, ...schemaDrop]
   const created = Object.keys(live.relations).filter(isNew)
-  return { up, down, notPulled, touchedTables, created }
+  for (const relation of [...created, ...touchedTables])
+    ownedBy('relation', relation, `${kindWord(relation).toLowerCase()} ${qualified(relation)}`)
+  return { up, down, notPulled, touchedTables, created, lesserOwned }
 
   function standInNeeded(column: PullColumn): boolean {
     return column.extension !== null
@@ -831,33 +916,33 @@ $pull$`,
     const standIn =
       EXTENSION_TYPE_STAND_INS[column.type.replace(/^.*\./, '').replace(/\(.*$/, '')] ?? 'text'
     const definition = column.definition.slice(column.type.length)
-    return `DO $pull$
-BEGIN
+    return doBlock(`BEGIN
   IF to_regtype(${quoteLiteral(column.type)}) IS NOT NULL THEN
     ALTER TABLE ${table.qualified} ADD COLUMN ${column.quoted} ${column.definition};
   ELSE
-    RAISE NOTICE '${table.name}.${column.name}: ${column.type.replaceAll("'", "''")} (extension ${column.extension}) is not available here: ${standIn} stands in (docs/pull.md).';
+    RAISE NOTICE ${noticeText(`${table.name}.${column.name}: ${column.type} (extension ${column.extension}) is not available here: ${standIn} stands in (docs/pull.md).`)};
     ALTER TABLE ${table.qualified} ADD COLUMN ${column.quoted} ${standIn}${definition};
   END IF;
-END
-$pull$`
+END`)
   }
 
   function guardedByExtension(table: PullTable, statement: string): string {
     if (!(table.name in catalog.extensionsByTable)) return statement
-    return `DO $pull$
-BEGIN
+    return doBlock(`BEGIN
   ${statement};
 EXCEPTION WHEN undefined_object OR undefined_function OR datatype_mismatch THEN
-  RAISE NOTICE '${table.name}: an index needs an extension that is not available here, and is left out (docs/pull.md).';
-END
-$pull$`
+  RAISE NOTICE ${noticeText(`${table.name}: an index needs an extension that is not available here, and is left out (docs/pull.md).`)};
+END`)
   }
 }
 
-function hasNewColumns(live: SchemaSnapshot, reference: SchemaSnapshot, table: string): boolean {
-  return Object.keys(live.columns).some(
-    (key) => key.startsWith(`${table}.`) && !(key in reference.columns),
+function hasNewColumns(
+  live: SchemaSnapshot,
+  referenceColumn: (table: string, name: string) => SchemaObject | undefined,
+  table: string,
+): boolean {
+  return Object.values(live.columns).some(
+    (column) => column.table === table && !referenceColumn(table, column.name),
   )
 }
 
@@ -872,10 +957,9 @@ function mentions(statement: string, name: string): boolean {
 }
 
 function createPolicy(policy: SchemaObject, table: string): string {
+  // The snapshot's list is SQL already: each name as quote_ident() writes it, and `public`
+  // (PUBLIC: no role may be named so). Never split: a quoted name may hold ", ".
   const roles = String(field(policy, 'roles') ?? 'public')
-    .split(', ')
-    .map((role) => (role === 'public' ? 'PUBLIC' : quoteIdent(role)))
-    .join(', ')
   const using = field(policy, 'using')
   const check = field(policy, 'with check')
   return [

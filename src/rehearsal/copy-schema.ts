@@ -3,6 +3,7 @@ import { promisify } from 'node:util'
 
 import pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
+import { endClient } from '../connection/end-client.js'
 import { shownShortOnTerminal } from '../connection/shown-argument.js'
 
 import {
@@ -186,7 +187,7 @@ export async function copySchema(from: string, to: string): Promise<void> {
     // One simple-protocol query: the dump is many statements.
     await client.query(script)
   } finally {
-    await client.end()
+    await endClient(client)
   }
 }
 

@@ -1,3 +1,4 @@
+import { shownOnTerminal } from '../connection/shown-argument.js'
 import { blocksReads, blocksWrites, strongestFirst } from './lock-modes.js'
 import type { MeasuredStatement, MigrationRehearsal } from './measured-statement.js'
 import { excerpt } from './lock-policy.js'
@@ -21,7 +22,11 @@ export function describeStatement(statement: MeasuredStatement): string {
       : `in transaction ${statement.transaction}`
   const timeout =
     statement.lockTimeout === '0' ? 'no lock_timeout' : `lock_timeout ${statement.lockTimeout}`
-  return `${where}, ${timeout}: ${describeLocks(statement)}; ${describeWork(statement)}`
+  // One line whatever a table's name holds: migrate:sql writes it as a "--" comment, which a
+  // carriage return or line separator in a name would end, and what followed would run as SQL.
+  return shownOnTerminal(
+    `${where}, ${timeout}: ${describeLocks(statement)}; ${describeWork(statement)}`,
+  )
 }
 
 /**

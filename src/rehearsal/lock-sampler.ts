@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import pg from 'pg'
 
+import { endClient } from '../connection/end-client.js'
 import { serverClientConfig } from '../connection/server-client-config.js'
 
 import { type LockMode, lockModeName } from './lock-modes.js'
@@ -100,9 +101,11 @@ export class LockSampler {
         modes.set(Number(row.relation), seen)
       }
       if (!released && rows.some((row) => row.blocked)) {
-        await this.#client.query('COMMIT')
-        released = true
+        // Before the COMMIT is sent: the statement's answer, which the COMMIT sets free, may be
+        // read before the COMMIT's own, and its time must never start after it ended.
         releasedAt = performance.now()
+        released = true
+        await this.#client.query('COMMIT')
       }
       if (rows.length === 0) await sleep(1)
     }
@@ -129,6 +132,6 @@ export class LockSampler {
 
   /** Closes the second session. */
   async close(): Promise<void> {
-    await this.#client.end()
+    await endClient(this.#client)
   }
 }

@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
 import { checkConnectionString } from '../connection/connection-string.js'
+import { endClient } from '../connection/end-client.js'
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
 import { unlessRefused } from '../connection/sql-state.js'
 import { reachedThrough } from '../connection/unreachable.js'
@@ -87,7 +88,7 @@ export async function refuseAppServer(
         otherwise,
       })
     } finally {
-      await client.end().catch(() => {})
+      await endClient(client)
     }
   }
 }
@@ -155,6 +156,6 @@ async function sameServer(ours: Query, other: string): Promise<'same' | 'other' 
     }
     return 'unknown'
   } finally {
-    await client.end().catch(() => {})
+    await endClient(client)
   }
 }

@@ -20,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import pg from 'pg'
 
+import { endClient } from '../connection/end-client.js'
 import { serverClientConfig } from '../connection/server-client-config.js'
 
 /** A PostgreSQL server the rehearsal started for itself, alone on a private socket. */
@@ -192,10 +193,10 @@ async function waitUntilAccepting(
     client.on('error', () => {})
     try {
       await client.connect()
-      await client.end()
+      await endClient(client)
       return
     } catch (error) {
-      await client.end().catch(() => {})
+      await endClient(client)
       if (Date.now() > deadline)
         throw new Error(
           `it accepted no connection within ${START_TIMEOUT_MS / 1000} s: ${readLog(folder) || String(error)}`,

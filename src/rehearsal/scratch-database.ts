@@ -3,6 +3,7 @@ import { hostname } from 'node:os'
 
 import pg from 'pg'
 
+import { endClient } from '../connection/end-client.js'
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
 import { checkConnectionString } from '../connection/connection-string.js'
 import { unlessRefused } from '../connection/sql-state.js'
@@ -188,6 +189,6 @@ async function withClient<T>(
       throw explainTimeout(error, connectionString)
     })
   } finally {
-    await client.end()
+    await endClient(client)
   }
 }

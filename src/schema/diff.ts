@@ -9,7 +9,7 @@ import {
   DIFFERENCE_CLASSES,
   type DifferenceClass,
 } from './rules.js'
-import { pinCatalogReads } from './snapshot.js'
+import { catalogRead, pinCatalogReads } from './snapshot.js'
 
 /** One difference between the live schema and the module's, classed (see rules.ts). */
 export type SchemaDifference = ComparisonRow
@@ -39,7 +39,7 @@ export async function compareSchemas(
       await sql.raw<ComparisonRow & { ordinal: number }>(comparisonQuery(compared)).execute(trx)
     ).rows
   }
-  const rows = db.isTransaction ? await read(db) : await db.transaction().execute(read)
+  const rows = await catalogRead(db, read)
   const diff: SchemaDiff = { conflict: [], accepted: [], equivalent: [] }
   for (const { ordinal: _ordinal, ...row } of rows.sort((a, b) => a.ordinal - b.ordinal))
     diff[row.class].push(row)

@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely'
 
 import { PINNED_SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
+import { DEFAULT_IDLE_TIMEOUT_MS, setSessionBounds } from '../migrator/lock.js'
 
 /** The kinds of object a {@link SchemaSnapshot} describes, one record of each. */
 export const SCHEMA_OBJECT_CATEGORIES = [
@@ -57,6 +58,39 @@ export function snapshotPublicSchema(db: Kysely<any>): Promise<SchemaSnapshot> {
 }
 
 /**
+ * The server's bounds on a catalog read's own transaction: a lock held on a table it describes (a
+ * migration's, a stuck ALTER) ends the read with lock_timeout (55P03), and a stopped client loses
+ * its snapshot, as a run's sessions do (setSessionBounds; review rev-a7 3). The statement bound is
+ * the advisor's, far above what the reads take.
+ */
+const CATALOG_READ_BOUNDS = {
+  idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+  lockTimeoutMs: 10_000,
+  statementTimeoutMs: 60_000,
+}
+
+/**
+ * Runs `read` in `db`'s transaction, or in a transaction of its own bounded by the server
+ * ({@link CATALOG_READ_BOUNDS}): every catalog read of a schema's snapshot or comparison goes
+ * through here. A caller's transaction keeps the bounds its caller set.
+ *
+ * @example
+ * ```ts
+ * const rows = await catalogRead(db, async (trx) => { await pinCatalogReads(trx); return … })
+ * ```
+ */
+export function catalogRead<T>(
+  db: Kysely<any>,
+  read: (trx: Kysely<any>) => Promise<T>,
+): Promise<T> {
+  if (db.isTransaction) return read(db)
+  return db.transaction().execute(async (trx) => {
+    await setSessionBounds(trx, CATALOG_READ_BOUNDS, 'transaction')
+    return read(trx)
+  })
+}
+
+/**
  * Pins the settings of the transaction `trx` for the module's catalog reads: names deparsed with
  * the search_path at `public`, so that they are qualified the same way whatever the role's own,
  * and no JIT. The comparison and snapshot queries are estimated far above jit_above_cost though
@@ -101,7 +135,7 @@ export async function snapshotSchema(db: Kysely<any>, schema: string): Promise<S
     await pinCatalogReads(trx)
     return (await sql.raw<SnapshotRow>(snapshotQuery(schema)).execute(trx)).rows
   }
-  const rows = db.isTransaction ? await read(db) : await db.transaction().execute(read)
+  const rows = await catalogRead(db, read)
   return snapshotFromRows(rows)
 }
 
@@ -121,7 +155,7 @@ export async function snapshotAppSchemas(db: Kysely<any>): Promise<SchemaSnapsho
     await pinCatalogReads(trx)
     return (await sql.raw<SnapshotRow>(appSchemasSnapshotQuery()).execute(trx)).rows
   }
-  const rows = db.isTransaction ? await read(db) : await db.transaction().execute(read)
+  const rows = await catalogRead(db, read)
   return snapshotFromRows(rows)
 }
 
@@ -428,7 +462,9 @@ SELECT 'policies', r.relname, o.polname,
          'command', CASE o.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
                       WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
          'roles', (SELECT string_agg(n.role, ', ' ORDER BY n.role) FROM (
-                     SELECT CASE WHEN u.role_id = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(u.role_id)::text END AS role
+                     -- Quoted where a name needs it, so that the list reads as SQL, whatever a
+                     -- name holds ("public, anon" is one role); PUBLIC is public.
+                     SELECT CASE WHEN u.role_id = 0 THEN 'public' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(u.role_id)::text) END AS role
                      FROM unnest(o.polroles) AS u(role_id)) n),
          'using', pg_catalog.pg_get_expr(o.polqual, o.polrelid),
          'with check', pg_catalog.pg_get_expr(o.polwithcheck, o.polrelid),

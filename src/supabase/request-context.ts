@@ -80,8 +80,8 @@ export async function asRequester<T>(
 
 /**
  * What PostgREST does to turn an open transaction into `requester`'s request, in one statement
- * as PostgREST sends it: `request.jwt.claims` and the role (`SET LOCAL ROLE`), both
- * transaction-local. For code that must prepare the transaction as the database user first and
+ * as PostgREST sends it: the search_path (`public, extensions`, then `pg_temp`), `request.jwt.claims` and the role (`SET
+ * LOCAL ROLE`), all transaction-local. For code that must prepare the transaction as the database user first and
  * then act as the requester, such as the access matrix; anything else wants {@link asRequester},
  * which opens and ends the transaction too. `extraClaims` adds claims to the JWT's (email,
  * app_metadata, …), as Supabase Auth's tokens carry them; the requester's role and subject always
@@ -114,7 +114,13 @@ export async function enterRequest(
   // session-level request.jwt.claim.sub left on a pooled connection would win over the claims.
   // set_config('role', …, true) is SET LOCAL ROLE (same setting, same membership check); it comes
   // last, so that everything before it is set as the database user.
+  // PostgREST's search_path for a request on Supabase: the exposed schema, then extensions (a
+  // function that calls an extension's unqualified works as it does there), and pg_temp last, so
+  // that a temporary table left on a pooled connection hides none. Not the session's: its
+  // "$user" would name a schema called after the requester's role (service_role), which a login
+  // that once had CREATE on the database could have made (rev-f1 F1).
   const settings = [
+    sql`set_config('search_path', 'public, extensions, pg_temp', true)`,
     sql`set_config('request.jwt.claims', ${claims}, true)`,
     sql`set_config('request.jwt.claim', '', true)`,
     ...LEGACY_CLAIMS.map((claim) => sql`set_config(${`request.jwt.claim.${claim}`}, '', true)`),

@@ -1,5 +1,11 @@
 import { type Kysely, sql } from 'kysely'
 
+import {
+  actsAsSessionUser,
+  CATALOG_CHECK_BEGIN,
+  CATALOG_CHECK_DECLARE,
+} from '../connection/shadowed-catalog.js'
+
 /**
  * Serialises concurrent first runs on one database (several app instances starting at once).
  * Advisory locks are per database: runs on different databases of one server meet only at the
@@ -37,11 +43,54 @@ export async function ensureSupabaseStandIn(db: Kysely<any>): Promise<SupabaseSt
   const apply = async (trx: Kysely<any>): Promise<SupabaseStandInOutcome> => {
     await sql`SELECT pg_advisory_xact_lock(${STAND_IN_LOCK_KEY})`.execute(trx)
     if (await hasAuthUsers(trx)) return 'present'
+    await sql.raw(FOREIGN_AUTH_SQL).execute(trx)
     for (const statement of STAND_IN_STATEMENTS) await statement.execute(trx)
     return 'applied'
   }
   return db.isTransaction ? apply(db) : db.transaction().execute(apply)
 }
+
+/**
+ * Refuses (42501), naming them, where schema auth is there without auth.users and it, or anything
+ * in it, belongs to a role that cannot act as the session's user (not a superuser, not that
+ * user, not a role that is a member of it): the stand-in would complete it (CREATE OR REPLACE
+ * keeps a function's owner), and that role would own auth.uid(), which every policy asks who the
+ * requester is (review rev-f1 F2). Where auth.users is there, the database is taken for
+ * Supabase's, whose auth belongs to supabase_auth_admin, a login that cannot act as postgres:
+ * nothing tells it from one a lesser login planted (docs/connecting.md).
+ */
+const FOREIGN_AUTH_SQL = `DO $foreign_auth$
+DECLARE
+  found pg_catalog.text;
+  ${CATALOG_CHECK_DECLARE}
+BEGIN
+  ${CATALOG_CHECK_BEGIN}
+  SELECT string_agg(what, '; ' ORDER BY what) INTO found FROM (
+    SELECT format('schema auth owned by %s', pg_get_userbyid(n.nspowner)) AS what
+      FROM pg_namespace n
+     WHERE n.nspname = 'auth' AND NOT ${actsAsSessionUser('n.nspowner')}
+    UNION ALL
+    SELECT format('%s owned by %s', pg_describe_object(d.classid, d.objid, 0), pg_get_userbyid(d.owner))
+      FROM (SELECT 'pg_proc'::regclass AS classid, p.oid AS objid, p.proowner AS owner, p.pronamespace AS nsp
+              FROM pg_proc p
+            UNION ALL
+            SELECT 'pg_class'::regclass, c.oid, c.relowner, c.relnamespace FROM pg_class c
+            UNION ALL
+            SELECT 'pg_type'::regclass, t.oid, t.typowner, t.typnamespace FROM pg_type t
+             WHERE t.typrelid = 0) AS d
+      JOIN pg_namespace n ON n.oid = d.nsp
+     WHERE n.nspname = 'auth' AND NOT ${actsAsSessionUser('d.owner')}
+  ) AS foreign_objects;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format(
+      'Roles that cannot act as %s own schema auth or what the Supabase stand-in would complete in it: %s. '
+      'They would own auth.uid(), which every policy asks who the requester is. Nothing was changed. Find out '
+      'who made it; drop it (or give it and its objects to %s) if it is not yours, then migrate again.',
+      session_user, found, session_user);
+  END IF;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$foreign_auth$`
 
 /**
  * Reads pg_class rather than calling to_regclass(): after waiting for the lock, a fresh

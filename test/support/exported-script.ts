@@ -3,6 +3,9 @@
  * sends it, or as one multi-statement query as the Supabase SQL Editor sends it.
  */
 import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 
 import { type Kysely, sql } from 'kysely'
@@ -76,21 +79,47 @@ export async function runScriptInOneQuery(
  * ```
  */
 export async function runScriptWithPsql(url: string, script: string): Promise<string> {
-  const child = promisify(execFile)('psql', [
-    '-X',
-    '-q',
-    '-v',
-    'ON_ERROR_STOP=1',
-    '-v',
-    'VERBOSITY=verbose',
-    '-d',
-    url,
-  ])
-  child.child.stdin!.end(script)
+  // From a file, as `psql -f` reads it: psql stops reading at the first error, and a script
+  // larger than a pipe's buffer written to its stdin would then fail with EPIPE.
+  return withScriptFile(script, async (file) => {
+    try {
+      await promisify(execFile)('psql', [
+        '-X',
+        '-q',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-v',
+        'VERBOSITY=verbose',
+        '-d',
+        url,
+        '-f',
+        file,
+      ])
+      return 'ok'
+    } catch (error) {
+      return String((error as { stderr?: string }).stderr)
+    }
+  })
+}
+
+/**
+ * Calls `use` with the path of a file of its own that holds `script`, removed afterwards.
+ *
+ * @example
+ * ```ts
+ * await withScriptFile(script, (file) => run('psql', ['-f', file]))
+ * ```
+ */
+export async function withScriptFile<T>(
+  script: string,
+  use: (file: string) => Promise<T> | T,
+): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'x402-script-'))
   try {
-    await child
-    return 'ok'
-  } catch (error) {
-    return String((error as { stderr?: string }).stderr)
+    const file = join(dir, 'script.sql')
+    writeFileSync(file, script)
+    return await use(file)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -45,3 +45,33 @@ export async function withLesserRole(
     await sql`DROP ROLE ${sql.id(role)}`.execute(db)
   }
 }
+
+/**
+ * Hands every table and function of public and x402_migrations to `role`, as a database built by
+ * that role has them: for tests of an operator that owns the tables without BYPASSRLS.
+ *
+ * @example
+ * ```ts
+ * await handOver(db, operator, 'x402_test_abc')
+ * ```
+ */
+export async function handOver(db: Kysely<any>, role: string, database: string): Promise<void> {
+  await sql`GRANT CREATE, CONNECT ON DATABASE ${sql.id(database)} TO ${sql.id(role)}`.execute(db)
+  await sql`ALTER SCHEMA x402_migrations OWNER TO ${sql.id(role)}`.execute(db)
+  await sql`GRANT USAGE ON SCHEMA auth TO ${sql.id(role)}`.execute(db)
+  await sql`GRANT SELECT, REFERENCES ON auth.users TO ${sql.id(role)}`.execute(db)
+  await sql
+    .raw(
+      `DO $$ DECLARE r record; BEGIN
+        FOR r IN SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname IN ('public', 'x402_migrations') AND c.relkind IN ('r', 'p') LOOP
+          EXECUTE format('ALTER TABLE %s OWNER TO %I', r.t, '${role}');
+        END LOOP;
+        FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname = 'public' LOOP
+          EXECUTE format('ALTER FUNCTION %s OWNER TO %I', r.f, '${role}');
+        END LOOP;
+      END $$`,
+    )
+    .execute(db)
+}

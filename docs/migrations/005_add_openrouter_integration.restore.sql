@@ -1,0 +1,548 @@
+-- Puts back what the down of 005_add_openrouter_integration moved to schema x402_backup (docs/rollback.md).
+-- Written by `npm run docs:migrations` from src/export/restore-005-script.ts. Apply 005 again first
+-- (npm run migrate:up, or migrate:latest), then edit the one marked line and run this with psql -f or in
+-- the Supabase SQL Editor. It is one transaction: where any part fails, nothing of it stays.
+-- It refuses (SQLSTATE 42501) where roles that cannot act as you could have their code run with your power.
+BEGIN;
+SET LOCAL idle_in_transaction_session_timeout = '5000ms';
+SET LOCAL lock_timeout = '2000ms';
+SET LOCAL statement_timeout = '60000ms';
+DO $shadowed$
+DECLARE
+  -- Types named with their schema: the block's declarations are read before it empties the
+  -- search_path, where a type of the same name could come first.
+  schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
+  searched pg_catalog.name[] := pg_catalog.current_schemas(true);
+  found pg_catalog.text;
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER'))
+  SELECT string_agg(DISTINCT problem, '; ' ORDER BY problem) INTO found FROM (
+    SELECT format('schema %I comes before pg_catalog', s) AS problem
+      FROM unnest(searched[1:array_position(searched, 'pg_catalog') - 1]) AS s
+     WHERE s IS DISTINCT FROM (SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema())
+    UNION ALL
+    SELECT format('schema %I is owned by %s', n.nspname, CASE n.nspowner
+                       WHEN db_owner_role THEN format('pg_database_owner, that is %s, the database''s owner', pg_get_userbyid(db_owner))
+                       ELSE pg_get_userbyid(n.nspowner)::text END)
+      FROM pg_namespace n
+     WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
+       AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'USAGE')
+    UNION ALL
+    SELECT format('%s may create objects in schema %I%s', r.rolname, n.nspname,
+                     CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+      FROM pg_namespace n, pg_roles r, lesser_roles g
+     WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog' AND r.oid = g.login
+       AND has_schema_privilege(g.oid, n.oid, 'CREATE')
+    UNION ALL
+    -- A name of the path that no schema has yet ("$user" by default): whoever may create
+    -- schemas in the database could make it, in the middle of a run.
+    SELECT format('%s may create schema %I, which the search_path names%s', r.rolname, missing.name,
+                     CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+      FROM (SELECT CASE part WHEN '$user' THEN current_user::text ELSE part END AS name
+              FROM (SELECT (parse_ident(btrim(entry), false))[1] AS part
+                      FROM unnest(string_to_array(saved, ',')) AS entry
+                     WHERE btrim(entry) <> '') AS parts) AS missing,
+           pg_roles r, lesser_roles g
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = missing.name)
+       AND r.oid = g.login
+       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+    UNION ALL
+    SELECT format('%s %I.%s(%s) owned by %s', s.kind, s.nsp, s.name, s.args, pg_get_userbyid(s.owner))
+      FROM (SELECT 'function' AS kind, n.nspname AS nsp, quote_ident(p.proname) AS name,
+                   pg_get_function_identity_arguments(p.oid) AS args, p.proowner AS owner
+              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE EXISTS (SELECT FROM pg_proc c WHERE c.pronamespace = 'pg_catalog'::regnamespace AND c.proname = p.proname)
+            UNION ALL
+            SELECT 'operator', n.nspname, o.oprname,
+                   concat_ws(', ', CASE WHEN o.oprleft <> 0 THEN format_type(o.oprleft, NULL) END,
+                                   CASE WHEN o.oprright <> 0 THEN format_type(o.oprright, NULL) END),
+                   o.oprowner
+              FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+             WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
+           ) AS s
+     WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
+       AND NOT pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'USAGE')
+  ) AS problems;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'The search_path of role %s lets roles that cannot act as %s put their code where the module''s queries '
+      'would run it with the power of %s: %s. Nothing was read or changed. Revoke their right to create there '
+      '(REVOKE CREATE ON SCHEMA public FROM PUBLIC, as PostgreSQL 15 does by default; for a schema the path names '
+      'that does not exist yet, REVOKE CREATE ON DATABASE, or take the name out of the search_path), drop such objects or move '
+      'them out of the search_path (for an extension: ALTER EXTENSION … SET SCHEMA extensions), keep pg_catalog '
+      'first on the search_path, or run the command as a role they can act as.',
+      session_user, session_user, session_user, found);
+  END IF;
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
+  -- and an error rolls the setting back with its transaction.
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$shadowed$;
+SELECT pg_catalog.pg_advisory_xact_lock(402005000::pg_catalog.int8);
+DO $lesser$
+DECLARE
+  schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
+  tables pg_catalog.oid[];
+  found pg_catalog.text;
+  when_code pg_catalog.bool;
+  rls_code pg_catalog.bool;
+  saved_jit pg_catalog.text := pg_catalog.current_setting('jit');
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
+  -- catalog rows: where the server has JIT, compiling it would take longer than running it.
+  PERFORM pg_catalog.set_config('jit', 'off', true);
+  WITH RECURSIVE scope(oid) AS (
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p')
+       -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
+       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', 'x402_migrations', 'x402_backup'))
+    UNION
+    SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
+      SELECT k.conrelid FROM pg_constraint k
+       WHERE k.confrelid = s.oid AND k.contype = 'f'
+         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+      UNION ALL
+      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
+      UNION ALL
+      -- A rule's action writes other tables, and runs their triggers with the writer's power; it
+      -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
+      -- policies run with the writer's power too.
+      SELECT d.refobjid FROM pg_rewrite r
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
+       WHERE r.ev_class = s.oid
+    ) AS reached(oid)
+  )
+  SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
+  IF tables IS NOT NULL THEN
+    EXECUTE (SELECT 'LOCK TABLE ' || string_agg(t::regclass::text, ', ' ORDER BY t) || ' IN ROW EXCLUSIVE MODE'
+               FROM unnest(tables) AS t
+              WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE')
+                AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t) IN ('r', 'p'));
+  END IF;
+  WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- The triggers the module's writes to those tables fire: enabled, and not a constraint's own.
+  covered_triggers AS (
+            SELECT t.* FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+  ),
+  -- The code attached to those tables that the module's writes run (see below), with its
+  -- expression as PostgreSQL stores it.
+  attached AS (
+            SELECT format('trigger %I', t.tgname) AS what, t.tgrelid AS tbl, 'pg_trigger'::regclass AS classid, t.oid AS objid,
+                   t.tgqual::text AS tree, NULL::oid[] AS referenced
+              FROM covered_triggers t
+            UNION ALL
+            -- A foreign key's check reads the referenced table's key as that table's owner (FOR KEY
+            -- SHARE, no trigger, no policy; it cannot reference a view): that table and its unique
+            -- index run no code with the writer's power (on Supabase, auth.users belongs to the
+            -- login supabase_auth_admin). Its operators and types still count.
+            SELECT format('constraint %I', k.conname), k.conrelid, 'pg_constraint'::regclass, k.oid, k.conbin::text,
+                   CASE WHEN k.contype = 'f' THEN ARRAY[k.confrelid, k.conindid] END
+              FROM pg_constraint k WHERE k.conrelid = ANY (tables)
+            UNION ALL
+            SELECT format('index %s', i.indexrelid::regclass), i.indrelid, 'pg_class'::regclass, i.indexrelid,
+                   concat(i.indexprs::text, i.indpred::text), NULL
+              FROM pg_index i WHERE i.indrelid = ANY (tables)
+            UNION ALL
+            -- A stored generated column is computed again by every UPDATE of its row.
+            SELECT format('generated column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
+              FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE ad.adrelid = ANY (tables) AND a.attgenerated <> ''
+            UNION ALL
+            SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
+                   NULL
+              FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+  ),
+  when_peel AS (
+    SELECT t.tgname, t.tgrelid AS tbl,
+           regexp_replace(t.tgqual::text, repeat(chr(92), 2) || '.', '_', 'g') AS tree
+      FROM covered_triggers t
+     WHERE t.tgqual IS NOT NULL
+    UNION ALL
+    SELECT p.tgname, p.tbl, regexp_replace(p.tree, '[{][^{}]*[}]', '_', 'g')
+      FROM when_peel p WHERE p.tree ~ '[{][^{}]*[}]'
+  ),
+  when_nodes AS (
+    SELECT p.tgname, p.tbl, m[1] AS node, substring(m[1] FROM '^[A-Z_]+') AS kind
+      FROM when_peel p CROSS JOIN LATERAL regexp_matches(p.tree, '[{]([^{}]*)[}]', 'g') AS m
+  ),
+  when_unread AS (
+    SELECT p.tgname, p.tbl FROM when_peel p WHERE p.tree !~ '[{][^{}]*[}]' AND p.tree ~ '[{}]'
+  ),
+  when_calls AS (
+    SELECT n.tgname, n.tbl, call.fn, call.via
+      FROM when_nodes n CROSS JOIN LATERAL (
+        SELECT f[1]::oid AS fn, '' AS via FROM regexp_matches(n.node, ':(?:op|hash|neg)?funcid ([0-9]+)', 'g') AS f
+         WHERE f[1]::oid <> 0
+        UNION ALL
+        SELECT o.oprcode::oid, '' FROM regexp_matches(n.node, ':opno ([0-9]+)', 'g') AS x
+          LEFT JOIN pg_operator o ON o.oid = x[1]::oid
+        UNION ALL
+        SELECT o.oprcode::oid, ''
+          FROM regexp_matches(n.node, ':opnos [(]o([ 0-9]*)[)]') AS x
+         CROSS JOIN LATERAL regexp_split_to_table(btrim(x[1]), ' +') AS opno
+          LEFT JOIN pg_operator o ON o.oid = opno::oid
+         WHERE opno <> ''
+        UNION ALL
+        SELECT ty.typinput::oid, format(' (the input function of type %s)', ty.oid::regtype)
+          FROM pg_type ty WHERE n.kind = 'COERCEVIAIO' AND ty.oid = substring(n.node FROM ':resulttype ([0-9]+)')::oid
+        UNION ALL
+        SELECT ty.typsubscript::oid, format(' (the subscripting of type %s)', ty.oid::regtype)
+          FROM pg_type ty WHERE n.kind = 'SUBSCRIPTINGREF' AND ty.oid = substring(n.node FROM ':refcontainertype ([0-9]+)')::oid
+      ) AS call
+  )
+  SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
+         coalesce(bool_or(listed.ordinal = 0), false) INTO found, when_code, rls_code
+    FROM (SELECT DISTINCT * FROM (
+    SELECT 1 AS ordinal, format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
+           false AS in_when
+      FROM pg_class c
+     WHERE c.oid = ANY (tables)
+       AND c.relowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- Row level security that applies to the role that writes (FORCE ROW LEVEL SECURITY on a
+    -- table it owns, RLS on another's, without BYPASSRLS): every policy of the table would run
+    -- with its power, and whatever their expressions read (views, other tables and their
+    -- policies), and would hide rows from the write. Supabase's postgres and service_role bypass it.
+    SELECT 0, format('row level security applies to %s on %s', current_user, c.oid::regclass), false
+      FROM pg_class c
+     WHERE c.oid = ANY (tables) AND row_security_active(c.oid)
+    UNION ALL
+    -- A view (in scope only as what a rule reads) that is not security_invoker applies the row
+    -- level security of its tables as its owner, and runs their policies as the writer, where
+    -- row_security_active of the writer says nothing: such a table is refused, whoever owns it.
+    SELECT 0, format('a rule reads %s through view %s, which applies its row level security as the view''s owner %s',
+                     t.oid::regclass, v.oid::regclass, pg_get_userbyid(v.relowner)), false
+      FROM pg_class v
+      JOIN pg_rewrite r ON r.ev_class = v.oid AND r.rulename = '_RETURN'
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+      JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') AND t.relrowsecurity
+     WHERE v.oid = ANY (tables) AND v.relkind = 'v'
+    UNION ALL
+    -- What the module's writes run of the code attached to a table: a trigger (its function and
+    -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
+    -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
+    -- into no app table; Supabase's often call auth.uid()), nor policies (refused above where
+    -- they would run).
+    SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
+      FROM attached
+      JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+      CROSS JOIN LATERAL (
+        -- A function, or an operator's, of such a role; a type of such a role (a domain's CHECK,
+        -- its input and output run its code); a relation of such a role (a view runs its query);
+        SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+          FROM pg_proc p
+         WHERE p.oid = CASE d.refclassid
+                         WHEN 'pg_proc'::regclass THEN d.refobjid
+                         WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+                       END
+           AND p.proowner IN (SELECT oid FROM lesser_roles)
+        UNION ALL
+        SELECT format('type %s, owned by %s', ty.oid::regtype, pg_get_userbyid(ty.typowner))
+          FROM pg_type ty
+         WHERE d.refclassid = 'pg_type'::regclass AND ty.oid = d.refobjid AND ty.typowner IN (SELECT oid FROM lesser_roles)
+        UNION ALL
+        SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
+          FROM pg_class c
+         WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+           AND NOT c.oid = ANY (coalesce(attached.referenced, '{}'))
+      ) AS code
+    UNION ALL
+    -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
+    -- second form) or a type named as text (pg_input_is_valid runs its input function and a
+    -- domain's CHECK): what they run, pg_depend cannot follow (nor does it record pg_catalog's own
+    -- objects), so they are found in the expression.
+    SELECT 2, format('%s on %s calls %s, which runs %s', attached.what, attached.tbl::regclass,
+                     p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text'
+                                               ELSE 'SQL given as text' END), false
+      FROM attached JOIN pg_proc p
+        ON p.pronamespace = 'pg_catalog'::regnamespace
+       AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
+            OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
+       AND attached.tree ~ (':funcid ' || p.oid || '\M')
+    UNION ALL
+    -- Trigger functions that run SQL built from the trigger's arguments, which whoever made the
+    -- trigger wrote: contrib's refint, whose SQL may read that role's view (its functions then run
+    -- as the writer). Other trusted functions that do so are a documented limit.
+    SELECT 2, format('trigger %I on %s calls %s with arguments, and it runs SQL built from them', t.tgname,
+                     t.tgrelid::regclass, p.oid::regprocedure), false
+      FROM covered_triggers t JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE t.tgnargs > 0
+       AND p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
+       AND p.prosrc IN ('check_primary_key', 'check_foreign_key')
+    UNION ALL
+    SELECT 2, format('column %I of %s is of type %s, owned by %s', a.attname, a.attrelid::regclass, ty.oid::regtype,
+                     pg_get_userbyid(ty.typowner)), false
+      FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+     WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
+       AND ty.typowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner)),
+           false
+      FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
+     WHERE e.evtenabled <> 'D'
+       AND p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- The module's own schemas: where the downs keep what they take out (its owner may drop every
+    -- backup), and its bookkeeping.
+    SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner)), false
+      FROM pg_namespace n
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
+       AND n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A login that may create objects there may add a table at any moment, between this check and
+    -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
+    -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
+    -- itself the right again, so refusing it here closes that time. Named with who holds the right.
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_namespace n
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
+       AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+    UNION ALL
+    SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
+                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
+      FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup')
+       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+    UNION ALL
+    SELECT 2, format('trigger %I on %s calls %s in its WHEN condition%s, which is %s, not immutable', c.tgname,
+                     c.tbl::regclass, p.oid::regprocedure, c.via, CASE p.provolatile WHEN 's' THEN 'stable' ELSE 'volatile' END),
+           true
+      FROM when_calls c JOIN pg_proc p ON p.oid = c.fn
+     WHERE p.provolatile <> 'i'
+    UNION ALL
+    SELECT 2, format('trigger %I on %s calls %s, owned by %s', c.tgname, c.tbl::regclass, p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner)), false
+      FROM when_calls c JOIN pg_proc p ON p.oid = c.fn
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    SELECT 2, format('trigger %I on %s has a WHEN condition that calls a function the check cannot find%s', c.tgname,
+                     c.tbl::regclass, c.via), true
+      FROM when_calls c
+     WHERE NOT EXISTS (SELECT FROM pg_proc p WHERE p.oid = c.fn)
+    UNION ALL
+    -- A domain's CHECK runs its owner's code (pg_depend names it too, where it is not pinned).
+    SELECT 2, format('trigger %I on %s calls type %s, owned by %s', n.tgname, n.tbl::regclass, ty.oid::regtype,
+                     pg_get_userbyid(ty.typowner)), false
+      FROM when_nodes n JOIN pg_type ty ON ty.oid = substring(n.node FROM ':resulttype ([0-9]+)')::oid
+     WHERE n.kind = 'COERCETODOMAIN' AND ty.typowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    SELECT 2, format('trigger %I on %s has a WHEN condition with %s, which the check cannot vouch for', n.tgname,
+                     n.tbl::regclass, CASE n.kind
+                       WHEN 'SQLVALUEFUNCTION' THEN 'current_user, current_date or another value of SQL syntax (not immutable)'
+                       WHEN 'MINMAXEXPR' THEN 'GREATEST or LEAST (its comparison is not named in the condition)'
+                       ELSE format('an expression of kind %s', coalesce(n.kind, 'unknown')) END), true
+      FROM when_nodes n
+     WHERE n.kind IS NULL OR n.kind NOT IN ('VAR', 'CONST', 'FUNCEXPR', 'NAMEDARGEXPR', 'OPEXPR', 'DISTINCTEXPR', 'NULLIFEXPR', 'SCALARARRAYOPEXPR', 'ROWCOMPAREEXPR', 'BOOLEXPR', 'NULLTEST', 'BOOLEANTEST', 'RELABELTYPE', 'COERCEVIAIO', 'ARRAYCOERCEEXPR', 'CONVERTROWTYPEEXPR', 'COERCETODOMAIN', 'COLLATEEXPR', 'CASEEXPR', 'CASEWHEN', 'CASETESTEXPR', 'ARRAYEXPR', 'ROWEXPR', 'COALESCEEXPR', 'FIELDSELECT', 'SUBSCRIPTINGREF')
+        OR NOT CASE n.kind
+                 WHEN 'FUNCEXPR' THEN n.node ~ ':funcid [0-9]+'
+                 WHEN 'ROWCOMPAREEXPR' THEN n.node ~ ':opnos [(]o[ 0-9]*[)]'
+                 WHEN 'COERCEVIAIO' THEN n.node ~ ':resulttype [0-9]+'
+                 WHEN 'COERCETODOMAIN' THEN n.node ~ ':resulttype [0-9]+'
+                 WHEN 'SUBSCRIPTINGREF' THEN n.node ~ ':refcontainertype [0-9]+'
+                 ELSE n.kind NOT IN ('OPEXPR', 'DISTINCTEXPR', 'NULLIFEXPR', 'SCALARARRAYOPEXPR') OR n.node ~ ':opno [0-9]+'
+               END
+    UNION ALL
+    SELECT 2, format('trigger %I on %s has a WHEN condition the check could not read', u.tgname, u.tbl::regclass), true
+      FROM when_unread u
+  ) AS problems) AS listed;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
+      'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
+      'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
+      'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
+      'a role that should not have it, and the right to create objects in the module''s schemas x402_backup and '
+      'x402_migrations from every role that cannot act as you (the REVOKE CREATE ON SCHEMA named with each); or run '
+      'the command as a role the owners can act as.',
+      session_user, session_user, found,
+      CASE WHEN when_code THEN ' A trigger''s WHEN condition is code of whoever made the trigger (anyone with the '
+        'TRIGGER privilege on its table) and runs with the power of the session that writes, so it may call only '
+        'immutable functions and operators whose owners such roles cannot act as: have a role that can act as the '
+        'table''s owner drop such a trigger, or create it again with a WHEN condition of immutable built-in functions '
+        'and operators alone.' ELSE '' END ||
+      CASE WHEN rls_code THEN ' Row level security would run policies, and what they read, with the power of the role '
+        'that writes, and hide rows from the write. Run the command as a role that bypasses row level security '
+        '(BYPASSRLS), as Supabase''s postgres and service_role do; a rule on these tables must not read a table with row '
+        'level security through a view, whose owner''s row level security then applies.' ELSE '' END,
+      session_user);
+  END IF;
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
+  -- and an error rolls the setting back with its transaction.
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+  PERFORM pg_catalog.set_config('jit', saved_jit, true);
+END
+$lesser$;
+-- The time in the name of the rollback's first backup, as the run named it: every backup of 005 stamped
+-- then or later is restored (a rollback that was resumed, or that met keys stored while it ran, leaves several).
+SET LOCAL x402.restore_from = '<time>';
+DO $restore$
+DECLARE
+  since CONSTANT pg_catalog.text := pg_catalog.current_setting('x402.restore_from', true);
+  planned CONSTANT pg_catalog.regclass := pg_catalog.to_regclass('public.user_openrouter_integrations');
+  renamed CONSTANT pg_catalog.regclass := pg_catalog.to_regclass('public.x402_user_openrouter_integrations');
+  resources CONSTANT pg_catalog.regclass := pg_catalog.to_regclass('public.x402_resources');
+  keys pg_catalog.regclass := COALESCE(renamed, planned);
+  foreign_target pg_catalog.text;
+  foreign_backup pg_catalog.text;
+  backup record;
+  columns pg_catalog.text;
+  keys_columns pg_catalog.text;
+  keys_sources pg_catalog.text;
+  restored pg_catalog.text[] := '{}';
+  kept pg_catalog.int8 := 0;
+  gone pg_catalog.int8 := 0;
+  counted pg_catalog.int8;
+  counted_gone pg_catalog.int8;
+  statement pg_catalog.text;
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true);
+  IF since IS NULL OR since !~ '^[0-9]{8}T[0-9]{9}$' THEN
+    RAISE EXCEPTION 'x402.restore_from is %, not the time in the name of a backup of 005 (such as 20261205T141927175). '
+      'Nothing was restored. Set it, in the line marked at the top, to the time of the rollback''s first backup, '
+      'as the run that rolled back named it.', COALESCE(pg_catalog.quote_literal(since), 'not set');
+  ELSIF planned IS NOT NULL AND renamed IS NOT NULL THEN
+    RAISE EXCEPTION 'Both public.user_openrouter_integrations and public.x402_user_openrouter_integrations exist, and '
+      'only one is the keys table of 005. Nothing was restored. Find out which one the app uses and who made the '
+      'other, then run this again.';
+  ELSIF keys IS NULL OR resources IS NULL THEN
+    RAISE EXCEPTION '005 is not applied: its keys table is missing. Nothing was restored. Apply it again first '
+      '(npm run migrate:up, or migrate:latest), then run this again.';
+  END IF;
+  -- What it writes must be tables whose owner can already act as you: a view's INSTEAD OF trigger,
+  -- or a lesser role's table, would run code, or take the keys, with your power (review revd F2).
+  SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s, owned by %s)', c.oid::pg_catalog.regclass,
+           CASE WHEN c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}') THEN 'a table' ELSE 'not a table' END,
+           pg_catalog.pg_get_userbyid(c.relowner)), '; ')
+    INTO foreign_target
+    FROM pg_catalog.pg_class c
+   WHERE c.oid OPERATOR(pg_catalog.=) ANY (ARRAY[keys, resources]::pg_catalog.oid[])
+     AND (c.relkind OPERATOR(pg_catalog.<>) ALL ('{r,p}') OR NOT pg_has_role(CASE c.relowner WHEN db_owner_role THEN db_owner ELSE c.relowner END, session_user, 'USAGE'));
+  IF foreign_target IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'The restore would write %s, which is not a table whose owner can already act as you. Nothing was restored. '
+      'Find out who made it and why, then apply 005 again (npm run migrate:up) and run this again.', foreign_target);
+  END IF;
+  SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO keys_columns
+    FROM pg_catalog.pg_attribute a
+   WHERE a.attrelid OPERATOR(pg_catalog.=) keys AND a.attnum OPERATOR(pg_catalog.>) 0
+     AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) '';
+  SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO columns
+    FROM pg_catalog.pg_attribute a
+   WHERE a.attrelid OPERATOR(pg_catalog.=) resources AND a.attnum OPERATOR(pg_catalog.>) 0
+     AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) '';
+  -- What it reads must be backups whose owner can already act as you, as the downs make them:
+  -- another's decides the rows it restores, and its columns' types the code their casts run with
+  -- your power. The checks above refuse such an owner, and a role that may create tables in
+  -- x402_backup; the loop below reads no other, whenever it was made (review revf F3).
+  SELECT pg_catalog.string_agg(pg_catalog.format('%s (owned by %s)', c.oid::pg_catalog.regclass,
+           pg_catalog.pg_get_userbyid(c.relowner)), '; ' ORDER BY c.relname)
+    INTO foreign_backup
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+   WHERE n.nspname OPERATOR(pg_catalog.=) 'x402_backup'
+     AND c.relname ~ '^005_(user_openrouter_integrations|x402_resources)_[0-9]{8}T[0-9]{9}$'
+     AND pg_catalog.right(c.relname, 18) OPERATOR(pg_catalog.>=) since
+     AND NOT pg_has_role(CASE c.relowner WHEN db_owner_role THEN db_owner ELSE c.relowner END, session_user, 'USAGE');
+  IF foreign_backup IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'The restore would read %s, which is not a backup whose owner can already act as you: its owner decides '
+      'what it restores, and its columns could run code with your power. Nothing was restored. Find out who made it '
+      'and why, drop it, and run this again.', foreign_backup);
+  END IF;
+  FOR backup IN
+    SELECT c.oid::pg_catalog.regclass AS source, c.relname ~ '^005_x402_resources_' AS resources,
+           pg_catalog.right(c.relname, 18) AS stamp
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'x402_backup' AND c.relkind OPERATOR(pg_catalog.=) 'r'
+       AND c.relname ~ '^005_(user_openrouter_integrations|x402_resources)_[0-9]{8}T[0-9]{9}$'
+       AND pg_catalog.right(c.relname, 18) OPERATOR(pg_catalog.>=) since
+       AND pg_has_role(CASE c.relowner WHEN db_owner_role THEN db_owner ELSE c.relowner END, session_user, 'USAGE')
+     ORDER BY pg_catalog.right(c.relname, 18), c.relname
+  LOOP
+    restored := pg_catalog.array_append(restored, backup.source::pg_catalog.text);
+    IF NOT backup.resources THEN
+      -- Keys are put back together below, the newest of each user's.
+      keys_sources := COALESCE(keys_sources OPERATOR(pg_catalog.||) ' UNION ALL ', '') OPERATOR(pg_catalog.||)
+        pg_catalog.format('SELECT %s, %L AS x402_stamp FROM %s', keys_columns, backup.stamp, backup.source);
+      CONTINUE;
+    END IF;
+    statement := pg_catalog.format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s '
+                                   'WHERE resource_type OPERATOR(pg_catalog.=) %L',
+                                   resources, columns, columns, backup.source, 'openrouter_instant');
+    -- Written qualified above; the tables' own triggers then run on your search_path, as on any write.
+    PERFORM pg_catalog.set_config('search_path', saved, true);
+    EXECUTE statement;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true);
+    -- The other resources get their two columns back where they are still empty: a value set
+    -- since 005 was applied again is newer, and stays (counted below, as are rows deleted since).
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FILTER (WHERE r.id IS NULL), '
+                              'pg_catalog.count(*) FILTER (WHERE r.openrouter_model_id IS NOT NULL OR r.openrouter_config IS NOT NULL) '
+                              'FROM %s b LEFT JOIN %s r ON r.id OPERATOR(pg_catalog.=) b.id '
+                              'WHERE b.resource_type OPERATOR(pg_catalog.<>) %L', backup.source, resources, 'openrouter_instant')
+      INTO counted_gone, counted;
+    gone := gone OPERATOR(pg_catalog.+) counted_gone;
+    kept := kept OPERATOR(pg_catalog.+) counted;
+    statement := pg_catalog.format('UPDATE %s r SET openrouter_model_id = b.openrouter_model_id, '
+                                   'openrouter_config = b.openrouter_config FROM %s b '
+                                   'WHERE r.id OPERATOR(pg_catalog.=) b.id AND b.resource_type OPERATOR(pg_catalog.<>) %L '
+                                   'AND r.openrouter_model_id IS NULL AND r.openrouter_config IS NULL',
+                                   resources, backup.source, 'openrouter_instant');
+    PERFORM pg_catalog.set_config('search_path', saved, true);
+    EXECUTE statement;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true);
+  END LOOP;
+  IF pg_catalog.cardinality(restored) OPERATOR(pg_catalog.=) 0 THEN
+    RAISE EXCEPTION 'x402_backup has no backup of 005 stamped % or later. Nothing was restored.', since;
+  END IF;
+  -- A user who stored a key again while the rollback stood has one in two backups (review revd F3).
+  IF keys_sources IS NOT NULL THEN
+    statement := pg_catalog.format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT DISTINCT ON (user_id) %s '
+                                   'FROM (%s) b ORDER BY user_id, x402_stamp DESC',
+                                   keys, keys_columns, keys_columns, keys_sources);
+  END IF;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+  IF keys_sources IS NOT NULL THEN
+    EXECUTE statement;
+  END IF;
+  RAISE NOTICE '%', pg_catalog.format('Restored from %s.%s%s The backups stay: drop them once the rows are checked.',
+    pg_catalog.array_to_string(restored, ', '),
+    CASE WHEN kept OPERATOR(pg_catalog.>) 0
+         THEN pg_catalog.format(' %s resource(s) kept the OpenRouter values set since 005 was applied again.', kept) ELSE '' END,
+    CASE WHEN gone OPERATOR(pg_catalog.>) 0
+         THEN pg_catalog.format(' %s resource(s) of the backups were deleted since, and stay deleted.', gone) ELSE '' END);
+END
+$restore$;
+COMMIT;

@@ -1,0 +1,131 @@
+import { sql } from 'kysely'
+import { afterEach, describe, expect, it } from 'vitest'
+
+import { migrateToLatest, migrationStatus } from '../src/tooling.js'
+import { MIGRATION_008 } from './support/migration-names.js'
+import { killRunningScripts, startScript } from './support/script-process.js'
+import { pollUntil, withApplicationName, withSessions } from './support/server-sessions.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
+
+// The data-loss guard of a down compares the catalog before and after a rehearsal of the down,
+// while the rehearsal's locks are held: 008's down holds ACCESS EXCLUSIVE on x402_resources. A
+// client stopped (SIGSTOP, a frozen VM) while the server sends it a result larger than the two
+// sockets hold leaves its backend blocked in ClientWrite, state active: the idle timeout never
+// starts, and PostgreSQL handles neither statement_timeout nor transaction_timeout there
+// (review revg F6). Writers must still get through at the run's idle bound, whatever the size of
+// the app's schema. PostgreSQL only: it needs a stopped process and a second session.
+
+const skipReason = process.env.TEST_DATABASE_URL ? undefined : 'TEST_DATABASE_URL is not set'
+const RUN = 'x402-stalled-guard'
+const READER = 'x402-stalled-reader'
+/**
+ * An app schema whose catalog of columns (about 8 MB as the guard read it, one row per column)
+ * is larger than what loopback sockets hold in flight: at 60 partitions the stopped client's
+ * sockets still took it whole, and the idle timeout ended its transaction.
+ */
+const PARTITIONS = 100
+const COLUMNS = 1000
+
+afterEach(killRunningScripts)
+
+describe.skipIf(skipReason)('a down whose client stops while its guard compares catalogs', () => {
+  it('leaves no lock on x402_resources that blocks writers for as long as the client stays stopped', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const connectionString = serverUrl(location)
+      await migrateToLatest(db)
+      // A partitioned log table of the app: each partition repeats every column in the catalog.
+      // Column names of PostgreSQL's longest (63 bytes) make the most of each row of the catalog.
+      await sql
+        .raw(
+          `CREATE SCHEMA app_logs;
+          DO $$ BEGIN
+            EXECUTE format('CREATE TABLE app_logs.events (part int, %s) PARTITION BY LIST (part)',
+              (SELECT string_agg(format('%I text', rpad('column_' || j || '_', 63, 'x')), ', ')
+                 FROM generate_series(1, ${COLUMNS}) j));
+            FOR i IN 1..${PARTITIONS} LOOP
+              EXECUTE format('CREATE TABLE app_logs.%I PARTITION OF app_logs.events FOR VALUES IN (%s)', 'events_' || i, i);
+            END LOOP;
+          END $$`,
+        )
+        .execute(db)
+      await withSessions(connectionString, async (session) => {
+        const observer = await session('x402-test-observer')
+        const writer = await session('x402-test-writer')
+        const run = startScript('src/cli/migrate.ts', ['down'], {
+          DATABASE_URL: withApplicationName(connectionString, RUN),
+        })
+        // Stopped at the moment its backend holds ACCESS EXCLUSIVE on x402_resources (the
+        // rehearsal of 008's down) and reads the columns of the catalog (pg_attribute) for the
+        // comparison.
+        const pid = await pollUntil(
+          observer,
+          'the guard reading the catalog under 008',
+          async () => {
+            const { rows } = await observer.query<{ pid: number }>(
+              `SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+              WHERE a.datname = current_database() AND a.application_name = $1 AND a.state = 'active'
+                AND l.relation = 'public.x402_resources'::regclass AND l.mode = 'AccessExclusiveLock'
+                AND l.granted AND strpos(a.query, 'attisdropped') > 0`,
+              [RUN],
+            )
+            if (rows[0]) run.child.kill('SIGSTOP')
+            return rows[0]?.pid
+          },
+        )
+        // An app's write: it waits behind the stopped run for no longer than the server's bounds
+        // of that run allow (the vitest timeout is the failure mode).
+        await writer.query(
+          `INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to)
+           VALUES ('stalled', 'https://api.example.test/stalled', 'api.example.test/stalled', 'base',
+                   '0x000000000000000000000000000000000000dEaD')`,
+        )
+        const { rows } = await observer.query(
+          `SELECT 1 FROM pg_locks WHERE pid = $1 AND relation = 'public.x402_resources'::regclass`,
+          [pid],
+        )
+        expect(rows).toEqual([])
+        await run.kill()
+      })
+      // Nothing of the down was committed.
+      expect(
+        (await migrationStatus(db)).find((m) => m.name === MIGRATION_008)?.appliedAt,
+      ).toBeTruthy()
+    })
+  })
+
+  // The second line: whatever a run's session reads under a lock, a client that stops taking it
+  // is dropped by the server's kernel (tcp_user_timeout, PostgreSQL 12 and later; Linux applies
+  // it to the probes of a zero window, which a stopped process's kernel answers), and its locks
+  // go with it. The reader's idle timeout is far away: only tcp_user_timeout ends it.
+  it("drops a run's session whose client stopped while reading a large result under a lock", async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const connectionString = serverUrl(location)
+      await sql`CREATE TABLE held (i int)`.execute(db)
+      await withSessions(connectionString, async (session) => {
+        const observer = await session('x402-test-observer')
+        const writer = await session('x402-test-writer')
+        const reader = startScript(
+          'test/support/large-result-reader.ts',
+          [withApplicationName(connectionString, READER), 'public.held', '64'],
+          {},
+        )
+        await reader.lineOn('stdout', 'locked')
+        const pid = await pollUntil(observer, 'the reader blocked on its result', async () => {
+          const { rows } = await observer.query<{ pid: number }>(
+            `SELECT pid FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = $1 AND wait_event = 'ClientWrite'`,
+            [READER],
+          )
+          if (rows[0]) reader.child.kill('SIGSTOP')
+          return rows[0]?.pid
+        })
+        await writer.query('INSERT INTO held VALUES (1)')
+        const { rows } = await observer.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [
+          pid,
+        ])
+        expect(rows).toEqual([])
+        await reader.kill()
+      })
+    })
+  })
+})
