@@ -1,6 +1,6 @@
 import { createServer, type Socket } from 'node:net'
 
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
@@ -16,8 +16,10 @@ import {
   migrateToLatest,
 } from '../src/tooling.js'
 import { ALL_MIGRATIONS, migrationsAfter, migrationsThrough } from './support/migration-names.js'
+import { withLesserRole } from './support/lesser-role.js'
 import {
   backendPid,
+  openSession,
   recordedMigrations,
   waitForLockWait,
   withSessions,
@@ -206,6 +208,43 @@ describe.skipIf(skipReason !== undefined)(
         const applied = await migrateToLatest(db, { env: {} })
         expect(applied.map((result) => result.migrationName)).toEqual(
           migrationsAfter('001_add_prompt_template_fields'),
+        )
+      })
+    })
+
+    // Any login with CONNECT may take an advisory lock of any key: a run cannot stop it, but it
+    // must not send the operator waiting for "another run" that does not exist (review revi R4).
+    it("a migration lock held by a login that cannot act as the run's user is named as that login, not as a run", async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await withLesserRole(
+          db,
+          'x402_test_lock_squatter',
+          async (login) => {
+            const url = new URL(serverUrl(location))
+            await sql`GRANT CONNECT ON DATABASE ${sql.id(url.pathname.slice(1))} TO ${sql.id(login)}`.execute(
+              db,
+            )
+            url.username = login
+            const squatter = await openSession(url.toString(), 'x402-squatter')
+            try {
+              const squatterPid = await backendPid(squatter)
+              await squatter.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`)
+              const error = await migrateToLatest(db, {
+                env: {},
+                lockWaitMs: 200,
+                log: () => {},
+              }).catch((caught: unknown) => caught)
+              expect((error as Error).cause).toBeInstanceOf(MigrationLockTimeoutError)
+              expect((error as Error).message).toContain(
+                `Waited 200 ms for the migration lock, but login ${login}, which cannot act as postgres, holds it (pid ${squatterPid}, x402-squatter, `,
+              )
+              expect((error as Error).message).not.toMatch(/another run|Another instance/)
+              expect(await recordedMigrations(squatter)).toEqual([])
+            } finally {
+              await squatter.end()
+            }
+          },
+          { login: true },
         )
       })
     })

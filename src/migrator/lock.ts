@@ -299,15 +299,14 @@ async function takeLock(
     await sql`ROLLBACK`.execute(lockConnection)
     const waitedMs = Date.now() - startedAt
     if (waitedMs >= lockWaitMs) {
+      const { holder, advice } = await lockHolder(db)
       throw new MigrationLockTimeoutError(
-        `Waited ${lockWaitMs} ms for the migration lock, but ${await lockHolder(db)}. ` +
-          'Another instance or a deploy step is migrating this database: let it finish and start again, ' +
-          'or allow a longer wait with MIGRATION_LOCK_WAIT_MS.',
+        `Waited ${lockWaitMs} ms for the migration lock, but ${holder}. ${advice}`,
       )
     }
     if (attempt === 1) {
       log?.(
-        `[db] waiting for the migration lock: ${await lockHolder(db)}; waiting up to ${lockWaitMs} ms (MIGRATION_LOCK_WAIT_MS)`,
+        `[db] waiting for the migration lock: ${(await lockHolder(db)).holder}; waiting up to ${lockWaitMs} ms (MIGRATION_LOCK_WAIT_MS)`,
       )
     }
     await sleep(Math.min(LOCK_POLL_MS, lockWaitMs - waitedMs))
@@ -451,19 +450,31 @@ export async function setSessionBounds(
   }
 }
 
+/** What a run keeps being told while another session holds the lock's key. */
+const WAIT_FOR_THE_RUN =
+  'Another instance or a deploy step is migrating this database: let it finish and start again, ' +
+  'or allow a longer wait with MIGRATION_LOCK_WAIT_MS.'
+
 /**
  * Who holds the migration lock in this database, or a writer of an earlier run
- * ({@link holdWriterLock}) that keeps it from this run, for a message.
+ * ({@link holdWriterLock}) that keeps it from this run, for a message, and what to do about it.
+ * Any login that may connect can take an advisory lock of any key: a holder that cannot act as
+ * the session user (the rule of LESSER_LOGIN_ROLES_SQL) is no run of this module, and is named
+ * as the login it is (review revi R4).
  */
-async function lockHolder(db: Kysely<any>): Promise<string> {
+async function lockHolder(db: Kysely<any>): Promise<{ holder: string; advice: string }> {
   const { rows } = await sql<{
     pid: number
     application_name: string
     running_for: string | null
     state: string | null
     writer: boolean
+    login: string | null
+    run_user: string
+    lesser: boolean
   }>`
-    SELECT a.pid, a.application_name, a.state,
+    SELECT a.pid, a.application_name, a.state, a.usename AS login,
+           session_user AS run_user, NOT pg_catalog.pg_has_role(a.usesysid, session_user, 'USAGE') AS lesser,
            l.objid OPERATOR(pg_catalog.=) ${sql.lit(MIGRATION_WRITER_KEY)}::pg_catalog.oid AS writer,
            pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-)
              COALESCE(a.xact_start, a.backend_start))::pg_catalog.text AS running_for
@@ -479,12 +490,23 @@ async function lockHolder(db: Kysely<any>): Promise<string> {
     .execute(db)
     .catch(() => ({ rows: [] }))
   const holder = rows[0]
-  if (!holder) return 'another run held it'
+  if (!holder) return { holder: 'another run held it', advice: WAIT_FOR_THE_RUN }
   // Its state tells a run at work ("active") from a client that stopped sending ("idle …").
   const who = `pid ${holder.pid}, ${holder.application_name || 'no application name'}, for ${holder.running_for ?? 'a moment'}, ${holder.state ?? 'state unknown'}`
+  if (holder.lesser) {
+    return {
+      holder: `login ${holder.login}, which cannot act as ${holder.run_user}, holds it (${who})`,
+      advice:
+        'No run of this module holds it as such a login: that session took the lock key by hand. ' +
+        `Ask the database's administrator to end it (SELECT pg_terminate_backend(${holder.pid})) and to find out why that login holds it, then start again.`,
+    }
+  }
   return holder.writer
-    ? `a writer of an earlier run is still open (${who}): no run takes it until that one ends`
-    : `another run holds it (${who})`
+    ? {
+        holder: `a writer of an earlier run is still open (${who}): no run takes it until that one ends`,
+        advice: WAIT_FOR_THE_RUN,
+      }
+    : { holder: `another run holds it (${who})`, advice: WAIT_FOR_THE_RUN }
 }
 
 function inProcessQueue<T>(db: Kysely<any>, work: () => Promise<T>): Promise<T> {
