@@ -173,6 +173,72 @@ BEGIN
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
   ),
+  typed_columns AS (
+            SELECT a.attrelid AS tbl, a.attname AS col, a.atttypid AS typ
+              FROM pg_attribute a WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
+  ),
+  column_types(tbl, col, typ, path, depth) AS (
+    -- One collation for both terms (a name's is "C", and the words are made of names).
+    SELECT c.tbl, c.col::pg_catalog.text COLLATE "C", c.typ, format_type(c.typ, NULL) COLLATE "C", 0 FROM typed_columns c
+    UNION
+    SELECT t.tbl, t.col, reached.typ, (t.path || ', ' || reached.how) COLLATE "C", t.depth + 1
+      FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
+     CROSS JOIN LATERAL (
+       SELECT ty.typbasetype AS typ, format('a domain over %s', format_type(ty.typbasetype, NULL)) AS how
+        WHERE ty.typtype = 'd'
+       UNION ALL
+       SELECT ty.typelem, format('an array of %s', format_type(ty.typelem, NULL)) WHERE ty.typelem <> 0
+       UNION ALL
+       SELECT r.rngsubtype, format('a range of %s', format_type(r.rngsubtype, NULL)) FROM pg_range r WHERE r.rngtypid = ty.oid
+       UNION ALL
+       SELECT r.rngtypid, format('a multirange of %s', format_type(r.rngtypid, NULL)) FROM pg_range r WHERE r.rngmultitypid = ty.oid
+       UNION ALL
+       SELECT a.atttypid, format('whose attribute %I is of type %s', a.attname, format_type(a.atttypid, NULL))
+         FROM pg_attribute a WHERE ty.typrelid <> 0 AND a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+       UNION ALL
+       -- A domain's CHECK that casts to another domain runs that one's CHECKs too.
+       SELECT d.refobjid, format('whose constraint %I uses type %s', k.conname, format_type(d.refobjid, NULL))
+         FROM pg_constraint k
+         JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid AND d.refclassid = 'pg_type'::regclass
+        WHERE k.contypid = ty.oid AND d.refobjid <> ty.oid
+     ) AS reached
+     WHERE ty.typnamespace <> 'pg_catalog'::regnamespace AND t.depth < 16
+  ),
+  column_type_code(tbl, col, problem) AS (
+    SELECT t.tbl, t.col, format('column %I of %s is of type %s, owned by %s', t.col, t.tbl::regclass, t.path,
+                                pg_get_userbyid(ty.typowner))
+      FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
+     WHERE ty.typowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
+    SELECT t.tbl, t.col, format('column %I of %s is of type %s, whose constraint %I calls %s', t.col, t.tbl::regclass,
+                                t.path, k.conname, code.what)
+      FROM column_types t
+      JOIN pg_constraint k ON k.contypid = t.typ
+      JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+     CROSS JOIN LATERAL (
+       SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+         FROM pg_proc p
+        WHERE p.oid = CASE d.refclassid
+                        WHEN 'pg_proc'::regclass THEN d.refobjid
+                        WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+                      END
+          AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
+         FROM pg_class c
+        WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+     ) AS code
+    UNION ALL
+    SELECT t.tbl, t.col, format('column %I of %s is of type %s, whose constraint %I calls %s, which runs %s', t.col,
+                                t.tbl::regclass, t.path, k.conname, p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
+      FROM column_types t
+      JOIN pg_constraint k ON k.contypid = t.typ
+      JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
+       AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
+            OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
+       AND k.conbin::text ~ (':funcid ' || p.oid || '\M')
+  ),
   when_peel AS (
     SELECT t.tgname, t.tgrelid AS tbl,
            regexp_replace(t.tgqual::text, repeat(chr(92), 2) || '.', '_', 'g') AS tree
@@ -273,10 +339,8 @@ BEGIN
     -- domain's CHECK): what they run, pg_depend cannot follow (nor does it record pg_catalog's own
     -- objects), so they are found in the expression.
     SELECT 2, format('%s on %s calls %s, which runs %s', attached.what, attached.tbl::regclass,
-                     p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text'
-                                               ELSE 'SQL given as text' END), false
-      FROM attached JOIN pg_proc p
-        ON p.pronamespace = 'pg_catalog'::regnamespace
+                     p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END), false
+      FROM attached JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
        AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
             OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
        AND attached.tree ~ (':funcid ' || p.oid || '\M')
@@ -291,11 +355,9 @@ BEGIN
        AND p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
        AND p.prosrc IN ('check_primary_key', 'check_foreign_key')
     UNION ALL
-    SELECT 2, format('column %I of %s is of type %s, owned by %s', a.attname, a.attrelid::regclass, ty.oid::regtype,
-                     pg_get_userbyid(ty.typowner)), false
-      FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
-     WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
-       AND ty.typowner IN (SELECT oid FROM lesser_roles)
+    -- What a column's type reaches (COLUMN_TYPE_CODE_SQL): a domain's base type and CHECKs, an
+    -- array's element type, a range's subtype, a composite's attributes' types.
+    SELECT 2, t.problem, false FROM column_type_code t
     UNION ALL
     SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner)),
            false

@@ -1,10 +1,12 @@
 import { type Kysely, sql } from 'kysely'
 
 import { QueryError } from '../connection/query-error.js'
+import { COLUMN_TYPE_CODE_SQL } from '../connection/column-type-code.js'
 import {
   actsAsSessionUser,
   CATALOG_CHECK_BEGIN,
   CATALOG_CHECK_DECLARE,
+  LESSER_LOGIN_ROLES_SQL,
 } from '../connection/shadowed-catalog.js'
 import { shownOnTerminal } from '../connection/shown-argument.js'
 import { errorCode } from '../connection/sql-state.js'
@@ -282,7 +284,11 @@ $plan_references$`
 
 /**
  * One `DO` block that raises {@link PLAN_READ_STATE} where `table` belongs to a role that cannot
- * act as the session's user.
+ * act as the session's user, or where a column of it reaches code of a role that a lesser login
+ * can act as (COLUMN_TYPE_CODE_SQL, the rule of the lesser-code check of the writes): the count
+ * evaluates the CHECK over those columns, and a type's owner may give it an implicit cast of its
+ * own (`network = ANY (ARRAY[…])` compares as text), even under a domain of a trusted role
+ * (review R1).
  */
 function lesserOwnedTableSql(table: string): string {
   return `DO $plan_reads$
@@ -305,6 +311,23 @@ BEGIN
       'your own, give it to a role that can act as %s (ALTER TABLE … OWNER TO), then make the plan again; otherwise '
       'check its rows as its owner, and add what the module has by hand.',
       found, session_user, session_user);
+  END IF;
+  WITH RECURSIVE lesser_roles AS (${LESSER_LOGIN_ROLES_SQL}),
+  typed_columns AS (
+    SELECT a.attrelid AS tbl, a.attname AS col, a.atttypid AS typ
+      FROM pg_attribute a WHERE a.attrelid = counted AND a.attnum > 0 AND NOT a.attisdropped
+  ),
+  ${COLUMN_TYPE_CODE_SQL}
+  SELECT string_agg(DISTINCT problem, '; ' ORDER BY problem) INTO found FROM column_type_code;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '${PLAN_READ_STATE}', MESSAGE = format(
+      'The repair plan counts the stored rows of %s that stand in the way of a constraint or unique index the database '
+      'lacks by evaluating it over their columns, and %s: that code (an implicit cast of the type, which its owner may '
+      'add at any time, a domain''s CHECK and what it calls) would run in that read with the power of %s. Nothing was '
+      'changed, and no plan was made. Find out who made each; where it is your own, give it to a role that can act as %s '
+      '(ALTER TYPE, ALTER DOMAIN or ALTER FUNCTION … OWNER TO), then make the plan again; otherwise check the rows as '
+      'that owner, and add what the module has by hand.',
+      counted::regclass, found, session_user, session_user);
   END IF;
   PERFORM pg_catalog.set_config('search_path', saved, true);
 END

@@ -19,6 +19,7 @@
  * and blocks no reader or writer.
  */
 
+import { callsTextRunner, COLUMN_TYPE_CODE_SQL, textRunnerRuns } from './column-type-code.js'
 import { MIGRATION_TABLE_SCHEMA } from './module-schemas.js'
 import {
   CATALOG_CHECK_BEGIN,
@@ -196,6 +197,10 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * - an enabled trigger on such a table whose WHEN condition calls anything but immutable
  *   functions of roles no lesser login role can act as, or holds an expression it cannot vouch for
  *   ({@link WHEN_CONDITIONS_SQL}): whoever has the TRIGGER privilege wrote it;
+ * - a column of such a table whose type reaches a type of such a role, or a domain whose
+ *   constraints call code of such a role: through domains' base types, arrays' element types,
+ *   ranges' subtypes and composites' attributes (COLUMN_TYPE_CODE_SQL, which the repair plan's
+ *   counts share);
  * - an enabled event trigger whose function such a role owns;
  * - schema x402_backup owned by such a role, or, where it does not exist yet, a lesser login
  *   role that may create it (it could, in the middle of a run): its owner may drop the backups;
@@ -295,6 +300,11 @@ BEGIN
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
   ),
+  typed_columns AS (
+            SELECT a.attrelid AS tbl, a.attname AS col, a.atttypid AS typ
+              FROM pg_attribute a WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
+  ),
+  ${COLUMN_TYPE_CODE_SQL},
 ${WHEN_CONDITIONS_SQL}
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false) INTO found, when_code, rls_code
@@ -358,13 +368,8 @@ ${WHEN_CONDITIONS_SQL}
     -- domain's CHECK): what they run, pg_depend cannot follow (nor does it record pg_catalog's own
     -- objects), so they are found in the expression.
     SELECT 2, format('%s on %s calls %s, which runs %s', attached.what, attached.tbl::regclass,
-                     p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text'
-                                               ELSE 'SQL given as text' END), false
-      FROM attached JOIN pg_proc p
-        ON p.pronamespace = 'pg_catalog'::regnamespace
-       AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
-            OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
-       AND attached.tree ~ (':funcid ' || p.oid || '\\M')
+                     p.oid::regprocedure, ${textRunnerRuns('p')}), false
+      FROM attached JOIN pg_proc p ON ${callsTextRunner('p', 'attached.tree')}
     UNION ALL
     -- Trigger functions that run SQL built from the trigger's arguments, which whoever made the
     -- trigger wrote: contrib's refint, whose SQL may read that role's view (its functions then run
@@ -376,11 +381,9 @@ ${WHEN_CONDITIONS_SQL}
        AND p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
        AND p.prosrc IN ('check_primary_key', 'check_foreign_key')
     UNION ALL
-    SELECT 2, format('column %I of %s is of type %s, owned by %s', a.attname, a.attrelid::regclass, ty.oid::regtype,
-                     pg_get_userbyid(ty.typowner)), false
-      FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
-     WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
-       AND ty.typowner IN (SELECT oid FROM lesser_roles)
+    -- What a column's type reaches (COLUMN_TYPE_CODE_SQL): a domain's base type and CHECKs, an
+    -- array's element type, a range's subtype, a composite's attributes' types.
+    SELECT 2, t.problem, false FROM column_type_code t
     UNION ALL
     SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner)),
            false

@@ -1,0 +1,234 @@
+import { type Kysely, sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+
+import { IntegrationCipher, migrateTo, rotateOpenRouterKeys } from '../src/tooling.js'
+import { createUser } from './support/fixtures.js'
+import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
+import { MIGRATION_001, MIGRATION_005, MIGRATION_006 } from './support/migration-names.js'
+import { withTestDatabase } from './support/test-database.js'
+
+// Review R2: the lesser-code check looked at a column's own type alone. A column of a domain
+// that a trusted role owns runs more than that domain: its base type's casts (an enum's owner
+// may give it an implicit cast to text, with a function of its own), its CHECKs and what they
+// call; an array runs its element type's. Migrating 000→001 ran a lesser login's cast as
+// postgres (the CHECK that 001 adds compares resource_type with text), and keys:rotate a
+// domain's CHECK calling such a login's function as the role it writes as. Each planted function
+// tries to make its owner a superuser, or records who ran it: the run must refuse, and never
+// call it.
+
+const skipReason = process.env.TEST_DATABASE_URL
+  ? undefined
+  : 'TEST_DATABASE_URL is not set, and a lesser role needs a server'
+
+const MIGRATION_000 = '000_baseline_x402_resources'
+
+/** A lesser role that can log in: one nobody could log in as changes nothing by itself. */
+const withLoginRole = (db: Kysely<any>, use: (role: string) => Promise<void>) =>
+  withLesserRole(db, 'x402_test_lesser', use, { login: true })
+
+async function applied(db: Kysely<any>): Promise<string[]> {
+  const { rows } = await sql<{
+    name: string
+  }>`SELECT name FROM x402_migrations.kysely_migration ORDER BY name`.execute(db)
+  return rows.map((row) => row.name)
+}
+
+/** Runs `statements` as `role` (its own objects: their owner may change them at any time). */
+async function asRole(db: Kysely<any>, role: string, statements: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+    await sql.raw(statements).execute(trx)
+  })
+}
+
+/**
+ * Schema `<role>` of `role`'s, with an enum `<role>.rt` of x402_resources' resource types, an
+ * implicit cast of it to text through `<role>.f`, a function `<role>.g(text)` for a CHECK, and a
+ * table `<role>.evidence` where `<role>.g` records who runs it once `armed`.
+ */
+async function plantLesserTypes(db: Kysely<any>, role: string): Promise<void> {
+  await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
+  await asRole(
+    db,
+    role,
+    `CREATE TYPE ${role}.rt AS ENUM ('external', 'proxy', 'prompt', 'static', 'prompt_template');
+     CREATE FUNCTION ${role}.f(v ${role}.rt) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN RETURN format('%s', v); END $f$;
+     CREATE CAST (${role}.rt AS text) WITH FUNCTION ${role}.f(${role}.rt) AS IMPLICIT;
+     CREATE TABLE ${role}.evidence (who text);
+     GRANT USAGE ON SCHEMA ${role} TO PUBLIC;
+     GRANT INSERT ON ${role}.evidence TO PUBLIC;
+     CREATE FUNCTION ${role}.g(v text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN RETURN true; END $f$;`,
+  )
+}
+
+/** Gives `<role>.f` and `<role>.g` their payload, as their owner may whenever it likes. */
+async function arm(db: Kysely<any>, role: string): Promise<void> {
+  await asRole(
+    db,
+    role,
+    `CREATE OR REPLACE FUNCTION ${role}.f(v ${role}.rt) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN
+       ${escalate(role)} RETURN format('%s', v); END $f$;
+     CREATE OR REPLACE FUNCTION ${role}.g(v text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN
+       INSERT INTO ${role}.evidence VALUES (current_user); ${escalate(role)} RETURN true; END $f$;`,
+  )
+}
+
+async function evidence(db: Kysely<any>, role: string): Promise<string[]> {
+  const { rows } = await sql.raw<{ who: string }>(`SELECT who FROM ${role}.evidence`).execute(db)
+  return rows.map((row) => row.who)
+}
+
+describe.skipIf(skipReason)('code of a lesser login that a column’s type reaches', () => {
+  it('a domain of postgres over a lesser login’s enum with an implicit cast: 000→001 refuses, and never runs the cast', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_000, { env: {} })
+      await withLoginRole(db, async (role) => {
+        await plantLesserTypes(db, role)
+        // The constraint 001 replaces, here one that runs no code but pg_catalog's.
+        await sql
+          .raw(
+            `CREATE DOMAIN public.zz_rt AS ${role}.rt;
+             ALTER TABLE x402_resources DROP CONSTRAINT x402_resources_resource_type_check,
+               ALTER COLUMN resource_type DROP DEFAULT,
+               ALTER COLUMN resource_type TYPE public.zz_rt USING resource_type::text::public.zz_rt,
+               ALTER COLUMN resource_type SET DEFAULT 'external',
+               ADD CONSTRAINT x402_resources_resource_type_check
+                 CHECK (resource_type IS NOT NULL);
+             INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to)
+               VALUES ('r', 'https://z.example.test', 'z.example.test', 'base', '0x1');`,
+          )
+          .execute(db)
+        await arm(db, role)
+        // 001's CHECK compares resource_type with text: the implicit cast runs for every row.
+        const error = await migrateTo(db, MIGRATION_001, { env: {} }).catch((e: unknown) => e)
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String((error as Error).message)).toContain(
+          `column resource_type of public.x402_resources is of type public.zz_rt, a domain over ${role}.rt, owned by ${role}`,
+        )
+        expect(await applied(db)).not.toContain(MIGRATION_001)
+      })
+    })
+  })
+
+  it('a domain of postgres whose CHECK calls a lesser login’s function, on the keys: keys:rotate refuses, and never calls it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_006, { env: {} })
+      await withLoginRole(db, async (role) => {
+        await plantLesserTypes(db, role)
+        await sql
+          .raw(
+            `CREATE DOMAIN public.zz_key AS text CHECK (${role}.g(VALUE));
+             ALTER TABLE x402_user_openrouter_integrations ALTER COLUMN encrypted_api_key TYPE public.zz_key`,
+          )
+          .execute(db)
+        const previous = new IntegrationCipher({
+          current: 'the-old-secret-0123456789abcdef-012345',
+          previous: [],
+        })
+        const rotating = new IntegrationCipher({
+          current: 'the-new-secret-0123456789abcdef-012345',
+          previous: ['the-old-secret-0123456789abcdef-012345'],
+        })
+        const userId = await createUser(db)
+        await db
+          .insertInto('x402_user_openrouter_integrations')
+          .values({ user_id: userId, encrypted_api_key: previous.encrypt('sk-or-v1-test', userId) })
+          .execute()
+        await arm(db, role)
+        // The rotation's UPDATE makes each new value of the domain: its CHECK runs.
+        const error = await rotateOpenRouterKeys(db, {
+          cipher: rotating,
+          keyId: rotating.currentKeyId,
+        }).catch((e: unknown) => e)
+        expect(await evidence(db, role)).toEqual([])
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String((error as Error).message)).toContain(
+          `column encrypted_api_key of public.x402_user_openrouter_integrations is of type public.zz_key, ` +
+            `whose constraint zz_key_check calls ${role}.g(text), owned by ${role}`,
+        )
+      })
+    })
+  })
+
+  it.each([
+    [
+      'a domain of postgres whose CHECK calls it',
+      (role: string) => `CREATE DOMAIN public.zz_d AS text CHECK (${role}.g(VALUE));
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_d`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_d, whose constraint zz_d_check calls ${role}.g(text), owned by ${role}`,
+    ],
+    [
+      'a domain over such a domain',
+      (role: string) => `CREATE DOMAIN public.zz_d AS text CHECK (${role}.g(VALUE));
+         CREATE DOMAIN public.zz_dd AS public.zz_d;
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_dd`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_dd, a domain over public.zz_d, whose constraint zz_d_check calls ${role}.g(text), owned by ${role}`,
+    ],
+    [
+      'a domain whose CHECK casts to such a domain',
+      (role: string) => `CREATE DOMAIN public.zz_d AS text CHECK (${role}.g(VALUE));
+         CREATE DOMAIN public.zz_c AS text CHECK (VALUE::public.zz_d IS NOT NULL);
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_c`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_c, whose constraint zz_c_check uses type public.zz_d, whose constraint zz_d_check calls ${role}.g(text), owned by ${role}`,
+    ],
+    [
+      'an array of a domain of postgres over the lesser login’s enum',
+      (role: string) => `CREATE DOMAIN public.zz_rt AS ${role}.rt;
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_rt[]`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_rt[], an array of public.zz_rt, a domain over ${role}.rt, owned by ${role}`,
+    ],
+    [
+      'a range of postgres over the lesser login’s enum',
+      (role: string) => `CREATE TYPE public.zz_range AS RANGE (subtype = ${role}.rt);
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_range`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_range, a range of ${role}.rt, owned by ${role}`,
+    ],
+    [
+      'a composite type of postgres with an attribute of the lesser login’s enum',
+      (role: string) => `CREATE TYPE public.zz_pair AS (kind ${role}.rt, n int);
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_pair`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_pair, whose attribute kind is of type ${role}.rt, owned by ${role}`,
+    ],
+  ] as const)(
+    '%s, as a column of x402_resources: 005→006 refuses, naming the way',
+    async (_case, setUp, refusal) => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await migrateTo(db, MIGRATION_005, { env: {} })
+        await withLoginRole(db, async (role) => {
+          await plantLesserTypes(db, role)
+          await sql.raw(setUp(role)).execute(db)
+          await arm(db, role)
+          const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+          expect(String((error as Error).message)).toContain(refusal(role))
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).not.toContain(MIGRATION_006)
+        })
+      })
+    },
+  )
+
+  it('domains, arrays, ranges and composites of trusted roles, whose CHECKs call pg_catalog alone: 005→006 goes on', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await sql
+        .raw(
+          `CREATE TYPE public.zz_kind AS ENUM ('a', 'b');
+           CREATE DOMAIN public.zz_short AS text CHECK (length(VALUE) < 100);
+           CREATE DOMAIN public.zz_kinds AS public.zz_kind[] CHECK (cardinality(VALUE) < 10);
+           CREATE TYPE public.zz_range AS RANGE (subtype = public.zz_kind);
+           CREATE TYPE public.zz_pair AS (kind public.zz_kind, label public.zz_short);
+           ALTER TABLE x402_resources ADD COLUMN zz_a public.zz_short[], ADD COLUMN zz_b public.zz_kinds,
+             ADD COLUMN zz_c public.zz_range, ADD COLUMN zz_d public.zz_pair`,
+        )
+        .execute(db)
+      await migrateTo(db, MIGRATION_006, { env: {} })
+      expect(await applied(db)).toContain(MIGRATION_006)
+    })
+  })
+})
