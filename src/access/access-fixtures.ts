@@ -3,6 +3,7 @@ import { type Kysely, sql } from 'kysely'
 import { migrateTo, migrateToLatest } from '../migrator/migrator.js'
 import { ACCESS_USERS } from './access-users.js'
 import { seedEmptyTables } from './generic-seed.js'
+import { refuseLesserCode } from './measure-access.js'
 
 export { ACCESS_USERS } from './access-users.js'
 
@@ -23,6 +24,8 @@ const RESOURCES = ['22222222-0000-4000-8000-000000000001', '22222222-0000-4000-8
  */
 export async function seedAccessFixtures(db: Kysely<any>): Promise<void> {
   const quiet = { env: {}, log: () => {} }
+  // It writes every table as the session's user: code a lesser login may change is refused first.
+  await refuseLesserCode(db)
   await migrateToLatest(db, quiet)
   for (const [name, id] of Object.entries(ACCESS_USERS)) {
     await sql`

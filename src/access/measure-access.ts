@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
 
+import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { enterRequest, type Requester } from '../supabase/request-context.js'
 import { ACCESS_SCHEMAS, listAccessSchemas } from './access-schemas.js'
@@ -114,6 +115,8 @@ export interface MeasureAccessOptions {
  * refusal (permission denied, or row level security) and a write that reaches no row both count
  * as not allowed; a table without rows gets `not seeded: <reason>`. The database user must be a
  * superuser: it switches to the roles, and adds a trigger (rolled back) to aim writes at one row.
+ * So it first refuses (42501, touching nothing) where those schemas hold code that a lesser
+ * login may change ({@link refuseLesserCode}): a scratch database the module made has none.
  *
  * A row belongs to the user in its `user_id` column. `own rows only` means that A reached A's
  * rows and not B's, and B reached B's and not A's: as the row's owner allowed, as another user
@@ -130,7 +133,7 @@ export async function measureAccess(
   options: MeasureAccessOptions = {},
 ): Promise<AccessEntry[]> {
   const entries: AccessEntry[] = []
-  const schemas = await listAccessSchemas(db)
+  const schemas = await refuseLesserCode(db)
   const relations = (await listRelations(db, schemas)).filter(
     (relation) =>
       options.relations === undefined ||
@@ -206,6 +209,27 @@ export async function measureAccess(
     })
   }
   return entries
+}
+
+/**
+ * Refuses (42501, naming each object and its owner, changing nothing) where measuring the access
+ * schemas would run code that a lesser login (one that cannot act as the session's user) wrote or
+ * may change: the measurement reads, empties, writes and calls all of it as the session's user, a
+ * superuser, or as an API role that the code may RESET ROLE out of. The rule of the module's own
+ * writes (lesserTriggersSql), over every relation, policy and function of those schemas. Returns
+ * the schemas (listAccessSchemas).
+ *
+ * @example
+ * ```ts
+ * const schemas = await refuseLesserCode(db) // throws where a lesser login owns a table in public
+ * ```
+ */
+export async function refuseLesserCode(db: Kysely<any>): Promise<string[]> {
+  const schemas = await listAccessSchemas(db)
+  const doing =
+    'Measuring access (reading, writing and calling, rolled back, what the access schemas hold)'
+  await sql.raw(lesserTriggersSql({ lock: false, schemas, doing })).execute(db)
+  return schemas
 }
 
 async function listRelations(db: Kysely<any>, schemas: string[]): Promise<Relation[]> {

@@ -10,6 +10,7 @@ import {
   readlinkSync,
   realpathSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs'
 import { randomBytes } from 'node:crypto'
@@ -17,6 +18,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
+import { assertPrivateDataFolder, userName } from './private-path.js'
 import { shownShortOnTerminal } from './shown-argument.js'
 import { errorCode } from './sql-state.js'
 
@@ -63,7 +65,9 @@ export const MAX_LOCK_FILE_BYTES = 4096
  * write it over the folder when continued. The refusal names the holder, since when it holds the
  * folder and when it last refreshed its lock (every {@link LOCK_REFRESH_MS}, from a worker thread
  * that runs on while a long statement holds the main one), and the lock file to remove once that
- * process has certainly ended. Only a lock file this user owns is trusted.
+ * process has certainly ended. Only a lock file this user owns is trusted, in a folder this user
+ * owns that its group may not write nor others use (0700 or 0750, PostgreSQL's rule for a data
+ * directory; see assertPrivateDataFolder).
  *
  * It appears whole or not at all: it is written to a file of its own, which is then hard-linked
  * to the lock's name, an atomic step that fails when the lock exists. A stale lock is removed
@@ -90,6 +94,9 @@ export function lockDataDir(dataDir: string): DataDirLock {
   // that exists already, made by the user, is left as it is.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const folder = realpathSync(dataDir)
+  // Before anything is written there or read from it: PostgreSQL's rule for a data directory
+  // (PGlite's is the folder itself).
+  assertPrivateDataFolder(folder, statSync(folder))
   const lockFile = join(folder, LOCK_FILE_NAME)
   const content = `${OWN_LOCK}${randomBytes(8).toString('hex')}\n`
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -317,20 +324,6 @@ function readLock(lockFile: string): string | undefined {
   } finally {
     closeSync(fd)
   }
-}
-
-/** The name of the user `uid`, from /etc/passwd; `#<uid>` where it has none. */
-function userName(uid: number): string {
-  try {
-    const line = readFileSync('/etc/passwd', 'utf8')
-      .split('\n')
-      .find((entry) => entry.split(':')[2] === String(uid))
-    const name = line?.split(':')[0]
-    if (name) return shownShortOnTerminal(name)
-  } catch {
-    // No /etc/passwd (not Unix): the number says it.
-  }
-  return `#${uid}`
 }
 
 /** The refusal of something at a lock's name that is not a regular file, saying what it is. */

@@ -207,6 +207,9 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * - a lesser login role that may create objects in x402_backup or x402_migrations (or own
  *   x402_migrations): it could add a table there after this check, which a later statement of
  *   the same transaction reads (review revf F3: a "backup" for the restore of 005).
+ * With `schemas`, the scope also takes every relation of those schemas (views among them: their
+ * query runs as the reader), and the check also refuses a function there, or one that a policy
+ * on a covered relation calls, owned by such a role: what measureAccess reads, writes and calls.
  * With `lock`, it first locks those tables in ROW EXCLUSIVE mode (see above): run it inside the
  * transaction that writes them. It reads the catalog with pg_catalog first on the search_path,
  * and puts the path back before it ends.
@@ -219,7 +222,14 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * })
  * ```
  */
-export function lesserTriggersSql(options: { lock: boolean }): string {
+export function lesserTriggersSql(options: {
+  lock: boolean
+  /** Schemas whose every relation, policy and function is also covered (see above). */
+  schemas?: readonly string[]
+  /** What the refused session was about to do, opening the message (a fixed SQL string's text). */
+  doing?: string
+}): string {
+  const schemas = options.schemas && schemaArray(options.schemas)
   return `DO $lesser$
 DECLARE
   schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
@@ -238,7 +248,14 @@ BEGIN
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
        -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
-       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', '${MIGRATION_TABLE_SCHEMA}', '${BACKUP_SCHEMA}'))
+       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', '${MIGRATION_TABLE_SCHEMA}', '${BACKUP_SCHEMA}'))${
+         schemas
+           ? `
+    UNION
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY (${schemas})`
+           : ''
+       }
     UNION
     SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
       SELECT k.conrelid FROM pg_constraint k
@@ -298,7 +315,16 @@ BEGIN
             UNION ALL
             SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
                    NULL
-              FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+              FROM pg_rewrite r WHERE r.ev_class = ANY (tables)${
+                schemas
+                  ? `
+            UNION ALL
+            -- Run as an API role, which the code it calls may RESET ROLE out of.
+            SELECT format('policy %I', p.polname), p.polrelid, 'pg_policy'::regclass, p.oid,
+                   concat(p.polqual::text, p.polwithcheck::text), NULL
+              FROM pg_policy p WHERE p.polrelid = ANY (tables)`
+                  : ''
+              }
   ),
   typed_columns AS (
             SELECT a.attrelid AS tbl, a.attname AS col, a.atttypid AS typ
@@ -309,7 +335,8 @@ ${WHEN_CONDITIONS_SQL}
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false) INTO found, when_code, rls_code
     FROM (SELECT DISTINCT * FROM (
-    SELECT 1 AS ordinal, format('table %s is owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
+    SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                                  WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
            false AS in_when
       FROM pg_class c
      WHERE c.oid = ANY (tables)
@@ -321,7 +348,12 @@ ${WHEN_CONDITIONS_SQL}
     -- policies), and would hide rows from the write. Supabase's postgres and service_role bypass it.
     SELECT 0, format('row level security applies to %s on %s', current_user, c.oid::regclass), false
       FROM pg_class c
-     WHERE c.oid = ANY (tables) AND row_security_active(c.oid)
+     WHERE c.oid = ANY (tables) AND row_security_active(c.oid)${
+       // With `schemas`, the policies' code is checked as the rest is (attached, below): a view
+       // there that applies row level security is what the measurement is about.
+       schemas
+         ? ''
+         : `
     UNION ALL
     -- A view (in scope only as what a rule reads) that is not security_invoker applies the row
     -- level security of its tables as its owner, and runs their policies as the writer, where
@@ -332,7 +364,8 @@ ${WHEN_CONDITIONS_SQL}
       JOIN pg_rewrite r ON r.ev_class = v.oid AND r.rulename = '_RETURN'
       JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
       JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') AND t.relrowsecurity
-     WHERE v.oid = ANY (tables) AND v.relkind = 'v'
+     WHERE v.oid = ANY (tables) AND v.relkind = 'v'`
+     }
     UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
     -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
@@ -384,7 +417,15 @@ ${WHEN_CONDITIONS_SQL}
     -- What a column's type reaches (COLUMN_TYPE_CODE_SQL): a domain's base type and CHECKs, an
     -- array's element type, a range's subtype, a composite's attributes' types.
     SELECT 2, t.problem, false FROM column_type_code t
-    UNION ALL
+    UNION ALL${
+      schemas
+        ? `
+    SELECT 1, format('function %s is owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)), false
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = ANY (${schemas}) AND p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL`
+        : ''
+    }
     SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner)),
            false
       FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
@@ -422,7 +463,7 @@ ${WHEN_PROBLEMS_SQL}
   ) AS problems) AS listed;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = pg_catalog.format(
-      'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
+      '${options.doing ?? "Writing the app''s tables or the module''s bookkeeping"} in this session of role %s would let roles that cannot act as %s run their code '
       'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
       'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
       'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
@@ -447,4 +488,16 @@ ${WHEN_PROBLEMS_SQL}
   PERFORM pg_catalog.set_config('jit', saved_jit, true);
 END
 $lesser$`
+}
+
+/**
+ * `names` as an SQL array of names, each spelled in hex: a name that holds quotes or the DO
+ * block's own dollar quote stays a name.
+ */
+function schemaArray(names: readonly string[]): string {
+  const spelled = names.map(
+    (name) =>
+      `pg_catalog.convert_from(pg_catalog.decode('${Buffer.from(name).toString('hex')}', 'hex'), 'UTF8')`,
+  )
+  return `ARRAY[${spelled.join(', ')}]::pg_catalog.name[]`
 }

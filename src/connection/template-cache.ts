@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync } from 'node:zlib'
 
 import { PgliteMissingError } from './pglite-missing-error.js'
+import { notPrivate } from './private-path.js'
 import { errorCode } from './sql-state.js'
 
 /**
@@ -346,8 +347,7 @@ function readKey(file: string): Buffer | undefined {
   }
   try {
     const stat = fstatSync(fd)
-    const own = process.getuid === undefined || stat.uid === process.getuid()
-    if (!stat.isFile() || !own || (stat.mode & 0o077) !== 0 || stat.size !== KEY_BYTES)
+    if (!stat.isFile() || notPrivate(stat, 0o077) !== undefined || stat.size !== KEY_BYTES)
       return undefined
     const key = Buffer.alloc(KEY_BYTES)
     return readFileSync(fd).copy(key) === KEY_BYTES ? key : undefined
