@@ -195,8 +195,15 @@ describe.skipIf(skipReason)('code of a lesser login that a column’s type reach
       (role: string) =>
         `column zz of public.x402_resources is of type public.zz_pair, whose attribute kind is of type ${role}.rt, owned by ${role}`,
     ],
+    [
+      'a CHECK of the table that casts to a domain of postgres whose CHECK calls it',
+      (role: string) => `CREATE DOMAIN public.zz_d AS text CHECK (${role}.g(VALUE));
+         ALTER TABLE x402_resources ADD CONSTRAINT zz_cast CHECK (name::public.zz_d IS NOT NULL)`,
+      (role: string) =>
+        `constraint zz_cast on public.x402_resources uses type public.zz_d, whose constraint zz_d_check calls ${role}.g(text), owned by ${role}`,
+    ],
   ] as const)(
-    '%s, as a column of x402_resources: 005→006 refuses, naming the way',
+    '%s, on x402_resources: 005→006 refuses, naming the way',
     async (_case, setUp, refusal) => {
       await withTestDatabase('postgres', async ({ db }) => {
         await migrateTo(db, MIGRATION_005, { env: {} })

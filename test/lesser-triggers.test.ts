@@ -638,7 +638,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
         `CREATE TRIGGER zz_when BEFORE UPDATE ON ai_models FOR EACH ROW WHEN (NEW.id::text::${schema}.d IS NOT NULL) ` +
           'EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()',
       ],
-      /trigger zz_when on public\.ai_models calls type pg_temp_\d+\.d, owned by/,
+      /trigger zz_when on public\.ai_models uses type pg_temp_\d+\.d, owned by/,
     ],
     [
       'query_to_xml, which runs SQL text',

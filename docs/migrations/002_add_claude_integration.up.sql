@@ -231,15 +231,21 @@ BEGIN
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
   ),
-  typed_columns AS (
-            SELECT a.attrelid AS tbl, a.attname AS col, a.atttypid AS typ
+  -- The types the module's writes make values of: its columns', and those the attached code
+  -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
+  typed_uses AS (
+            SELECT format('column %I of %s is of type', a.attname, a.attrelid::regclass) AS subject, a.atttypid AS typ
               FROM pg_attribute a WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
+            UNION
+            SELECT format('%s on %s uses type', attached.what, attached.tbl::regclass), d.refobjid
+              FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+             WHERE d.refclassid = 'pg_type'::regclass
   ),
-  column_types(tbl, col, typ, path, depth) AS (
+  column_types(subject, typ, path, depth) AS (
     -- One collation for both terms (a name's is "C", and the words are made of names).
-    SELECT c.tbl, c.col::pg_catalog.text COLLATE "C", c.typ, format_type(c.typ, NULL) COLLATE "C", 0 FROM typed_columns c
+    SELECT c.subject COLLATE "C", c.typ, format_type(c.typ, NULL) COLLATE "C", 0 FROM typed_uses c
     UNION
-    SELECT t.tbl, t.col, reached.typ, (t.path || ', ' || reached.how) COLLATE "C", t.depth + 1
+    SELECT t.subject, reached.typ, (t.path || ', ' || reached.how) COLLATE "C", t.depth + 1
       FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
      CROSS JOIN LATERAL (
        SELECT ty.typbasetype AS typ, format('a domain over %s', format_type(ty.typbasetype, NULL)) AS how
@@ -262,15 +268,13 @@ BEGIN
      ) AS reached
      WHERE ty.typnamespace <> 'pg_catalog'::regnamespace AND t.depth < 16
   ),
-  column_type_code(tbl, col, problem) AS (
-    SELECT t.tbl, t.col, format('column %I of %s is of type %s, owned by %s', t.col, t.tbl::regclass, t.path,
-                                pg_get_userbyid(ty.typowner))
+  column_type_code(problem) AS (
+    SELECT format('%s %s, owned by %s', t.subject, t.path, pg_get_userbyid(ty.typowner))
       FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
      WHERE ty.typowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
-    SELECT t.tbl, t.col, format('column %I of %s is of type %s, whose constraint %I calls %s', t.col, t.tbl::regclass,
-                                t.path, k.conname, code.what)
+    SELECT format('%s %s, whose constraint %I calls %s', t.subject, t.path, k.conname, code.what)
       FROM column_types t
       JOIN pg_constraint k ON k.contypid = t.typ
       JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
@@ -288,8 +292,8 @@ BEGIN
         WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
      ) AS code
     UNION ALL
-    SELECT t.tbl, t.col, format('column %I of %s is of type %s, whose constraint %I calls %s, which runs %s', t.col,
-                                t.tbl::regclass, t.path, k.conname, p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
+    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, t.path, k.conname,
+                  p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
       FROM column_types t
       JOIN pg_constraint k ON k.contypid = t.typ
       JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
@@ -373,8 +377,8 @@ BEGIN
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
       CROSS JOIN LATERAL (
-        -- A function, or an operator's, of such a role; a type of such a role (a domain's CHECK,
-        -- its input and output run its code); a relation of such a role (a view runs its query);
+        -- A function, or an operator's, of such a role; a relation of such a role (a view runs
+        -- its query). The types it names are walked with the columns' (typed_uses);
         SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
           FROM pg_proc p
          WHERE p.oid = CASE d.refclassid
@@ -382,10 +386,6 @@ BEGIN
                          WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
                        END
            AND p.proowner IN (SELECT oid FROM lesser_roles)
-        UNION ALL
-        SELECT format('type %s, owned by %s', ty.oid::regtype, pg_get_userbyid(ty.typowner))
-          FROM pg_type ty
-         WHERE d.refclassid = 'pg_type'::regclass AND ty.oid = d.refobjid AND ty.typowner IN (SELECT oid FROM lesser_roles)
         UNION ALL
         SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
           FROM pg_class c

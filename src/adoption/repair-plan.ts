@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 
 import { QueryError } from '../connection/query-error.js'
-import { COLUMN_TYPE_CODE_SQL } from '../connection/column-type-code.js'
+import { COLUMN_TYPE_CODE_SQL, columnTypeUses } from '../connection/column-type-code.js'
 import {
   actsAsSessionUser,
   CATALOG_CHECK_BEGIN,
@@ -313,10 +313,7 @@ BEGIN
       found, session_user, session_user);
   END IF;
   WITH RECURSIVE lesser_roles AS (${LESSER_LOGIN_ROLES_SQL}),
-  typed_columns AS (
-    SELECT a.attrelid AS tbl, a.attname AS col, a.atttypid AS typ
-      FROM pg_attribute a WHERE a.attrelid = counted AND a.attnum > 0 AND NOT a.attisdropped
-  ),
+  typed_uses AS (${columnTypeUses('a.attrelid = counted')}),
   ${COLUMN_TYPE_CODE_SQL}
   SELECT string_agg(DISTINCT problem, '; ' ORDER BY problem) INTO found FROM column_type_code;
   IF found IS NOT NULL THEN

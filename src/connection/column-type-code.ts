@@ -35,34 +35,49 @@ export function textRunnerRuns(p: string): string {
 }
 
 /**
+ * The rows of `typed_uses` (see {@link COLUMN_TYPE_CODE_SQL}) for the columns of the relations
+ * whose oid (`a.attrelid`) meets `relations`.
+ *
+ * @example
+ * ```ts
+ * `typed_uses AS (${columnTypeUses('a.attrelid = ANY (tables)')})`
+ * ```
+ */
+export function columnTypeUses(relations: string): string {
+  return `SELECT format('column %I of %s is of type', a.attname, a.attrelid::regclass) AS subject, a.atttypid AS typ
+              FROM pg_attribute a WHERE ${relations} AND a.attnum > 0 AND NOT a.attisdropped`
+}
+
+/**
  * Common table expressions for a `WITH RECURSIVE` that has already defined `lesser_roles` (rows
  * of LESSER_LOGIN_ROLES_SQL, `oid` each role a lesser login can act as) and
- * `typed_columns(tbl, col, typ)` (a relation's oid, a column's name, its type's oid):
- * - column_types(tbl, col, typ, path, depth): every type a column reaches: its own, a domain's
+ * `typed_uses(subject, typ)` (a type's oid, and what uses it, in words that its name completes:
+ * `column network of public.x402_resources is of type`, `constraint c on public.t uses type`):
+ * - column_types(subject, typ, path, depth): every type a use reaches: its own, a domain's
  *   base type, an array's element type, a range's subtype, a multirange's range, a composite's
  *   attributes' types, and the types a domain's constraints use, recursively (types of pg_catalog,
  *   the bootstrap superuser's, are not opened); `path` says how, as `public.d, a domain over
  *   other.e`;
- * - column_type_code(tbl, col, problem): where such a type belongs to a lesser role, or a domain
+ * - column_type_code(problem): where such a type belongs to a lesser role, or a domain
  *   among them has a constraint that calls a function (an operator's too), or uses a type or a
  *   relation, of a lesser role (as pg_depend records it), or calls one of pg_catalog's functions
- *   that run what text names ({@link callsTextRunner}). Each `problem` names the column, the path
+ *   that run what text names ({@link callsTextRunner}). Each `problem` names the use, the path
  *   and the owner: `column network of public.x402_resources is of type public.d, a domain over
  *   x.e, owned by x`.
  *
  * @example
  * ```ts
  * `WITH RECURSIVE lesser_roles AS (${LESSER_LOGIN_ROLES_SQL}),
- *   typed_columns AS (SELECT a.attrelid AS tbl, a.attname AS col, a.atttypid AS typ FROM pg_attribute a WHERE …),
+ *   typed_uses AS (${columnTypeUses('a.attrelid = ANY (tables)')}),
  *   ${COLUMN_TYPE_CODE_SQL}
  *   SELECT string_agg(problem, '; ') FROM column_type_code`
  * ```
  */
-export const COLUMN_TYPE_CODE_SQL = `column_types(tbl, col, typ, path, depth) AS (
+export const COLUMN_TYPE_CODE_SQL = `column_types(subject, typ, path, depth) AS (
     -- One collation for both terms (a name's is "C", and the words are made of names).
-    SELECT c.tbl, c.col::pg_catalog.text COLLATE "C", c.typ, format_type(c.typ, NULL) COLLATE "C", 0 FROM typed_columns c
+    SELECT c.subject COLLATE "C", c.typ, format_type(c.typ, NULL) COLLATE "C", 0 FROM typed_uses c
     UNION
-    SELECT t.tbl, t.col, reached.typ, (t.path || ', ' || reached.how) COLLATE "C", t.depth + 1
+    SELECT t.subject, reached.typ, (t.path || ', ' || reached.how) COLLATE "C", t.depth + 1
       FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
      CROSS JOIN LATERAL (
        SELECT ty.typbasetype AS typ, format('a domain over %s', format_type(ty.typbasetype, NULL)) AS how
@@ -85,15 +100,13 @@ export const COLUMN_TYPE_CODE_SQL = `column_types(tbl, col, typ, path, depth) AS
      ) AS reached
      WHERE ty.typnamespace <> 'pg_catalog'::regnamespace AND t.depth < 16
   ),
-  column_type_code(tbl, col, problem) AS (
-    SELECT t.tbl, t.col, format('column %I of %s is of type %s, owned by %s', t.col, t.tbl::regclass, t.path,
-                                pg_get_userbyid(ty.typowner))
+  column_type_code(problem) AS (
+    SELECT format('%s %s, owned by %s', t.subject, t.path, pg_get_userbyid(ty.typowner))
       FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
      WHERE ty.typowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
-    SELECT t.tbl, t.col, format('column %I of %s is of type %s, whose constraint %I calls %s', t.col, t.tbl::regclass,
-                                t.path, k.conname, code.what)
+    SELECT format('%s %s, whose constraint %I calls %s', t.subject, t.path, k.conname, code.what)
       FROM column_types t
       JOIN pg_constraint k ON k.contypid = t.typ
       JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
@@ -111,8 +124,8 @@ export const COLUMN_TYPE_CODE_SQL = `column_types(tbl, col, typ, path, depth) AS
         WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
      ) AS code
     UNION ALL
-    SELECT t.tbl, t.col, format('column %I of %s is of type %s, whose constraint %I calls %s, which runs %s', t.col,
-                                t.tbl::regclass, t.path, k.conname, p.oid::regprocedure, ${textRunnerRuns('p')})
+    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, t.path, k.conname,
+                  p.oid::regprocedure, ${textRunnerRuns('p')})
       FROM column_types t
       JOIN pg_constraint k ON k.contypid = t.typ
       JOIN pg_proc p ON ${callsTextRunner('p', 'k.conbin::text')}

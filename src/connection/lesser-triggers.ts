@@ -19,7 +19,12 @@
  * and blocks no reader or writer.
  */
 
-import { callsTextRunner, COLUMN_TYPE_CODE_SQL, textRunnerRuns } from './column-type-code.js'
+import {
+  callsTextRunner,
+  COLUMN_TYPE_CODE_SQL,
+  columnTypeUses,
+  textRunnerRuns,
+} from './column-type-code.js'
 import { MIGRATION_TABLE_SCHEMA } from './module-schemas.js'
 import {
   CATALOG_CHECK_BEGIN,
@@ -197,10 +202,10 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * - an enabled trigger on such a table whose WHEN condition calls anything but immutable
  *   functions of roles no lesser login role can act as, or holds an expression it cannot vouch for
  *   ({@link WHEN_CONDITIONS_SQL}): whoever has the TRIGGER privilege wrote it;
- * - a column of such a table whose type reaches a type of such a role, or a domain whose
- *   constraints call code of such a role: through domains' base types, arrays' element types,
- *   ranges' subtypes and composites' attributes (COLUMN_TYPE_CODE_SQL, which the repair plan's
- *   counts share);
+ * - a column of such a table, or a type that code attached to it names (a CHECK's cast), that
+ *   reaches a type of such a role, or a domain whose constraints call code of such a role:
+ *   through domains' base types, arrays' element types, ranges' subtypes and composites'
+ *   attributes (COLUMN_TYPE_CODE_SQL, which the repair plan's counts share);
  * - an enabled event trigger whose function such a role owns;
  * - schema x402_backup owned by such a role, or, where it does not exist yet, a lesser login
  *   role that may create it (it could, in the middle of a run): its owner may drop the backups;
@@ -326,9 +331,14 @@ BEGIN
                   : ''
               }
   ),
-  typed_columns AS (
-            SELECT a.attrelid AS tbl, a.attname AS col, a.atttypid AS typ
-              FROM pg_attribute a WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
+  -- The types the module's writes make values of: its columns', and those the attached code
+  -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
+  typed_uses AS (
+            ${columnTypeUses('a.attrelid = ANY (tables)')}
+            UNION
+            SELECT format('%s on %s uses type', attached.what, attached.tbl::regclass), d.refobjid
+              FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+             WHERE d.refclassid = 'pg_type'::regclass
   ),
   ${COLUMN_TYPE_CODE_SQL},
 ${WHEN_CONDITIONS_SQL}
@@ -376,8 +386,8 @@ ${WHEN_CONDITIONS_SQL}
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
       CROSS JOIN LATERAL (
-        -- A function, or an operator's, of such a role; a type of such a role (a domain's CHECK,
-        -- its input and output run its code); a relation of such a role (a view runs its query);
+        -- A function, or an operator's, of such a role; a relation of such a role (a view runs
+        -- its query). The types it names are walked with the columns' (typed_uses);
         SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
           FROM pg_proc p
          WHERE p.oid = CASE d.refclassid
@@ -385,10 +395,6 @@ ${WHEN_CONDITIONS_SQL}
                          WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
                        END
            AND p.proowner IN (SELECT oid FROM lesser_roles)
-        UNION ALL
-        SELECT format('type %s, owned by %s', ty.oid::regtype, pg_get_userbyid(ty.typowner))
-          FROM pg_type ty
-         WHERE d.refclassid = 'pg_type'::regclass AND ty.oid = d.refobjid AND ty.typowner IN (SELECT oid FROM lesser_roles)
         UNION ALL
         SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
           FROM pg_class c
