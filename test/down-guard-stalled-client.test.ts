@@ -26,19 +26,24 @@ const READER = 'x402-stalled-reader'
  */
 const PARTITIONS = 100
 const COLUMNS = 1000
+/** How long the first case waits to see the guard at work, and the most it may take in all. */
+const GUARD_POLL_MS = 90_000
+const FIRST_CASE_TIMEOUT_MS = 400_000
 
 afterEach(killRunningScripts)
 
 describe.skipIf(skipReason)('a down whose client stops while its guard compares catalogs', () => {
-  it('leaves no lock on x402_resources that blocks writers for as long as the client stays stopped', async () => {
-    await withTestDatabase('postgres', async ({ db, location }) => {
-      const connectionString = serverUrl(location)
-      await migrateToLatest(db)
-      // A partitioned log table of the app: each partition repeats every column in the catalog.
-      // Column names of PostgreSQL's longest (63 bytes) make the most of each row of the catalog.
-      await sql
-        .raw(
-          `CREATE SCHEMA app_logs;
+  it(
+    'leaves no lock on x402_resources that blocks writers for as long as the client stays stopped',
+    async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        const connectionString = serverUrl(location)
+        await migrateToLatest(db)
+        // A partitioned log table of the app: each partition repeats every column in the catalog.
+        // Column names of PostgreSQL's longest (63 bytes) make the most of each row of the catalog.
+        await sql
+          .raw(
+            `CREATE SCHEMA app_logs;
           DO $$ BEGIN
             EXECUTE format('CREATE TABLE app_logs.events (part int, %s) PARTITION BY LIST (part)',
               (SELECT string_agg(format('%I text', rpad('column_' || j || '_', 63, 'x')), ', ')
@@ -47,28 +52,32 @@ describe.skipIf(skipReason)('a down whose client stops while its guard compares 
               EXECUTE format('CREATE TABLE app_logs.%I PARTITION OF app_logs.events FOR VALUES IN (%s)', 'events_' || i, i);
             END LOOP;
           END $$`,
-        )
-        .execute(db)
-      await withSessions(connectionString, async (session) => {
-        const observer = await session('x402-test-observer')
-        const writer = await session('x402-test-writer')
-        const { run, pid } = await stopUnderTheGuardsLock(connectionString, observer, db)
-        // An app's write: it waits behind the stopped run for no longer than the server's bounds
-        // of that run allow (the vitest timeout is the failure mode).
-        await writer.query(
-          `INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to)
+          )
+          .execute(db)
+        await withSessions(connectionString, async (session) => {
+          const observer = await session('x402-test-observer')
+          const writer = await session('x402-test-writer')
+          const { run, pid } = await stopUnderTheGuardsLock(connectionString, observer, db)
+          // An app's write: it waits behind the stopped run for no longer than the server's bounds
+          // of that run allow (5 s idle at the defaults). Its lock_timeout, far above, turns a run
+          // that keeps the lock into a clear failure (55P03) rather than the test's timeout.
+          await writer.query(`SET lock_timeout = '60s'`)
+          await writer.query(
+            `INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to)
            VALUES ('stalled', 'https://api.example.test/stalled', 'api.example.test/stalled', 'base',
                    '0x000000000000000000000000000000000000dEaD')`,
-        )
-        await sessionEnded(observer, pid)
-        await run.kill()
+          )
+          await sessionEnded(observer, pid)
+          await run.kill()
+        })
+        // Nothing of the down was committed.
+        expect(
+          (await migrationStatus(db)).find((m) => m.name === MIGRATION_008)?.appliedAt,
+        ).toBeTruthy()
       })
-      // Nothing of the down was committed.
-      expect(
-        (await migrationStatus(db)).find((m) => m.name === MIGRATION_008)?.appliedAt,
-      ).toBeTruthy()
-    })
-  })
+    },
+    FIRST_CASE_TIMEOUT_MS,
+  )
 
   // The second line: whatever a run's session reads under a lock, a client that stops taking it
   // is dropped by the server's kernel (tcp_user_timeout, PostgreSQL 12 and later; Linux applies
@@ -121,17 +130,26 @@ async function stopUnderTheGuardsLock(
     WHERE a.datname = current_database() AND a.application_name = $1
       AND l.relation = 'public.x402_resources'::regclass AND l.mode = 'AccessExclusiveLock' AND l.granted`
   for (let attempt = 1; ; attempt++) {
+    // The run's tcp_user_timeout, its second line, out of the way: it ends a stopped client's
+    // session too, and would hide a guard that reads the catalog to the client again (revj J6).
     const run = startScript('src/cli/migrate.ts', ['down'], {
       DATABASE_URL: withApplicationName(connectionString, RUN),
+      MIGRATION_TCP_USER_TIMEOUT_MS: '2147483647',
     })
-    const pid = await pollUntil(observer, 'the guard comparing the catalog under 008', async () => {
-      const { rows } = await observer.query<{ pid: number }>(
-        `${underTheLock} AND a.state = 'active' AND strpos(a.query, 'attisdropped') > 0`,
-        [RUN],
-      )
-      if (rows[0]) run.child.kill('SIGSTOP')
-      return rows[0]?.pid
-    })
+    // Noting a catalog of 100,000 columns takes its time on two busy cores: seen over 30 s.
+    const pid = await pollUntil(
+      observer,
+      'the guard comparing the catalog under 008',
+      async () => {
+        const { rows } = await observer.query<{ pid: number }>(
+          `${underTheLock} AND a.state = 'active' AND strpos(a.query, 'attisdropped') > 0`,
+          [RUN],
+        )
+        if (rows[0]) run.child.kill('SIGSTOP')
+        return rows[0]?.pid
+      },
+      GUARD_POLL_MS,
+    )
     const { rowCount } = await observer.query(`${underTheLock} AND a.pid = $2`, [RUN, pid])
     if (rowCount) return { run, pid }
     if (attempt === 5)

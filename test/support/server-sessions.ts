@@ -100,8 +100,9 @@ export async function pollUntil<T>(
   observer: pg.Client,
   awaited: string,
   probe: () => Promise<T | undefined | false>,
+  limitMs = POLL_LIMIT_MS,
 ): Promise<T> {
-  const limit = Date.now() + POLL_LIMIT_MS
+  const limit = Date.now() + limitMs
   for (;;) {
     const found = await probe()
     if (found !== undefined && found !== false) return found
@@ -111,7 +112,7 @@ export async function pollUntil<T>(
          FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
       )
       throw new Error(
-        `Waited ${POLL_LIMIT_MS} ms for ${awaited}; the sessions of the database: ${JSON.stringify(rows)}`,
+        `Waited ${limitMs} ms for ${awaited}; the sessions of the database: ${JSON.stringify(rows)}`,
       )
     }
     await sleep(20)
