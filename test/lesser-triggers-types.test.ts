@@ -179,7 +179,7 @@ describe.skipIf(skipReason)('code of a lesser login that a column’s type reach
       (role: string) => `CREATE DOMAIN public.zz_rt AS ${role}.rt;
          ALTER TABLE x402_resources ADD COLUMN zz public.zz_rt[]`,
       (role: string) =>
-        `column zz of public.x402_resources is of type public.zz_rt[], an array of public.zz_rt, a domain over ${role}.rt, owned by ${role}`,
+        `column zz of public.x402_resources is of type public.zz_rt[], which reaches public.zz_rt, a domain over ${role}.rt, owned by ${role}`,
     ],
     [
       'a range of postgres over the lesser login’s enum',
@@ -201,6 +201,30 @@ describe.skipIf(skipReason)('code of a lesser login that a column’s type reach
          ALTER TABLE x402_resources ADD CONSTRAINT zz_cast CHECK (name::public.zz_d IS NOT NULL)`,
       (role: string) =>
         `constraint zz_cast on public.x402_resources uses type public.zz_d, whose constraint zz_d_check calls ${role}.g(text), owned by ${role}`,
+    ],
+    [
+      // Review revj J3: an index's operator class runs its family's support functions.
+      'an index of postgres whose operator class has a support function of the lesser login',
+      (
+        role: string,
+      ) => `CREATE FUNCTION public.zz_cmp(a text, b text) RETURNS int LANGUAGE sql IMMUTABLE AS $f$ SELECT bttextcmp(a, b) $f$;
+         ALTER FUNCTION public.zz_cmp(text, text) OWNER TO ${role};
+         CREATE OPERATOR CLASS public.zz_ops FOR TYPE text USING btree AS
+           OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 public.zz_cmp(text, text);
+         CREATE INDEX zz_idx ON x402_resources (name public.zz_ops)`,
+      (role: string) =>
+        `index public.zz_idx on public.x402_resources calls public.zz_cmp(text,text), owned by ${role}, support function 1 of operator class public.zz_ops`,
+    ],
+    [
+      // Review revj J1: the walk stopped at depth 16, silently.
+      '17 domains of postgres, each over the next, the last over the lesser login’s enum',
+      (role: string) => {
+        let ddl = `CREATE DOMAIN public.zz_d17 AS ${role}.rt;`
+        for (let i = 16; i >= 1; i--) ddl += `CREATE DOMAIN public.zz_d${i} AS public.zz_d${i + 1};`
+        return `${ddl} ALTER TABLE x402_resources ADD COLUMN zz public.zz_d1`
+      },
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_d1, which reaches public.zz_d17, a domain over ${role}.rt, owned by ${role}`,
     ],
   ] as const)(
     '%s, on x402_resources: 005→006 refuses, naming the way',
@@ -236,6 +260,186 @@ describe.skipIf(skipReason)('code of a lesser login that a column’s type reach
         .execute(db)
       await migrateTo(db, MIGRATION_006, { env: {} })
       expect(await applied(db)).toContain(MIGRATION_006)
+    })
+  })
+})
+
+// Review revj J1, J2, J3, J8, J9: ways to a lesser login's code that the walk missed, or that made
+// it exponential.
+describe.skipIf(skipReason)('code of a lesser login that a type reaches by other ways', () => {
+  /** x402_resources.resource_type of `type`, with a row, and a CHECK that runs no code. */
+  const resourceTypeOf = (
+    type: string,
+  ) => `ALTER TABLE x402_resources DROP CONSTRAINT x402_resources_resource_type_check,
+       ALTER COLUMN resource_type DROP DEFAULT,
+       ALTER COLUMN resource_type TYPE ${type} USING resource_type::text::${type},
+       ALTER COLUMN resource_type SET DEFAULT 'external',
+       ADD CONSTRAINT x402_resources_resource_type_check CHECK (resource_type IS NOT NULL);
+     INSERT INTO x402_resources (name, resource_url, normalized_url, network, pay_to)
+       VALUES ('r', 'https://z.example.test', 'z.example.test', 'base', '0x1');`
+
+  it('17 domains of postgres over a lesser login’s enum with an implicit cast: 000→001 refuses, and never runs the cast', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_000, { env: {} })
+      await withLoginRole(db, async (role) => {
+        await plantLesserTypes(db, role)
+        let ddl = `CREATE DOMAIN public.zz_d17 AS ${role}.rt;`
+        for (let i = 16; i >= 1; i--) ddl += `CREATE DOMAIN public.zz_d${i} AS public.zz_d${i + 1};`
+        await sql.raw(ddl + resourceTypeOf('public.zz_d1')).execute(db)
+        await arm(db, role)
+        const error = await migrateTo(db, MIGRATION_001, { env: {} }).catch((e: unknown) => e)
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String((error as Error).message)).toContain(
+          `column resource_type of public.x402_resources is of type public.zz_d1, which reaches public.zz_d17, ` +
+            `a domain over ${role}.rt, owned by ${role}`,
+        )
+        expect(await applied(db)).not.toContain(MIGRATION_001)
+      })
+    })
+  })
+
+  it('an enum of postgres whose implicit cast to text is a lesser login’s function: 000→001 refuses, and never runs it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_000, { env: {} })
+      await withLoginRole(db, async (role) => {
+        await sql
+          .raw(
+            `CREATE SCHEMA ${role} AUTHORIZATION ${role};
+             CREATE TYPE public.zz_rt AS ENUM ('external', 'proxy', 'prompt', 'static', 'prompt_template');`,
+          )
+          .execute(db)
+        await asRole(
+          db,
+          role,
+          `CREATE FUNCTION ${role}.f(v public.zz_rt) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN RETURN format('%s', v); END $f$;`,
+        )
+        await sql
+          .raw(
+            `CREATE CAST (public.zz_rt AS text) WITH FUNCTION ${role}.f(public.zz_rt) AS IMPLICIT;` +
+              resourceTypeOf('public.zz_rt'),
+          )
+          .execute(db)
+        await asRole(
+          db,
+          role,
+          `CREATE OR REPLACE FUNCTION ${role}.f(v public.zz_rt) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN
+             ${escalate(role)} RETURN format('%s', v); END $f$;`,
+        )
+        const error = await migrateTo(db, MIGRATION_001, { env: {} }).catch((e: unknown) => e)
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String((error as Error).message)).toContain(
+          `column resource_type of public.x402_resources is of type public.zz_rt, whose cast to text calls ` +
+            `${role}.f(public.zz_rt), owned by ${role}`,
+        )
+        expect(await applied(db)).not.toContain(MIGRATION_001)
+      })
+    })
+  })
+
+  /** One integration of a new user, its key encrypted with the old secret; the rotation to run. */
+  async function integration(db: Kysely<any>) {
+    const previous = new IntegrationCipher({
+      current: 'the-old-secret-0123456789abcdef-012345',
+      previous: [],
+    })
+    const rotating = new IntegrationCipher({
+      current: 'the-new-secret-0123456789abcdef-012345',
+      previous: ['the-old-secret-0123456789abcdef-012345'],
+    })
+    const userId = await createUser(db)
+    await db
+      .insertInto('x402_user_openrouter_integrations')
+      .values({ user_id: userId, encrypted_api_key: previous.encrypt('sk-or-v1-test', userId) })
+      .execute()
+    return () =>
+      rotateOpenRouterKeys(db, { cipher: rotating, keyId: rotating.currentKeyId }).catch(
+        (e: unknown) => e,
+      )
+  }
+
+  it('a range of postgres whose subtype_diff is a lesser login’s function, under a GiST index: keys:rotate refuses, and never calls it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_006, { env: {} })
+      await withLoginRole(db, async (role) => {
+        await plantLesserTypes(db, role)
+        await asRole(
+          db,
+          role,
+          `CREATE FUNCTION ${role}.diff(a text, b text) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $f$ BEGIN RETURN 0; END $f$;`,
+        )
+        await sql
+          .raw(
+            `CREATE TYPE public.zz_tr AS RANGE (subtype = text, subtype_diff = ${role}.diff);
+             ALTER TABLE x402_user_openrouter_integrations ADD COLUMN zz public.zz_tr;
+             CREATE INDEX zz_gist ON x402_user_openrouter_integrations USING gist (zz);`,
+          )
+          .execute(db)
+        const rotate = await integration(db)
+        await sql
+          .raw(`UPDATE x402_user_openrouter_integrations SET zz = public.zz_tr('a', 'z')`)
+          .execute(db)
+        await asRole(
+          db,
+          role,
+          `CREATE OR REPLACE FUNCTION ${role}.diff(a text, b text) RETURNS float8 LANGUAGE plpgsql VOLATILE AS $f$ BEGIN
+             INSERT INTO ${role}.evidence VALUES (current_user); RETURN 0; END $f$;`,
+        )
+        const error = await rotate()
+        expect(await evidence(db, role)).toEqual([])
+        expect(String((error as Error).message)).toContain(
+          `column zz of public.x402_user_openrouter_integrations is of type public.zz_tr, whose subtype_diff function is ` +
+            `${role}.diff(text,text), owned by ${role}`,
+        )
+      })
+    })
+  })
+
+  it('a CHECK calling a function of postgres that returns a domain whose CHECK calls a lesser login’s function: keys:rotate refuses, and never calls it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_006, { env: {} })
+      await withLoginRole(db, async (role) => {
+        await plantLesserTypes(db, role)
+        await sql
+          .raw(
+            `CREATE DOMAIN public.zz_d AS text CHECK (${role}.g(VALUE));
+             CREATE FUNCTION public.zz_f(v text) RETURNS public.zz_d LANGUAGE plpgsql AS $f$ BEGIN RETURN v; END $f$;
+             ALTER TABLE x402_user_openrouter_integrations
+               ADD CONSTRAINT zz_key CHECK (public.zz_f(encrypted_api_key) IS NOT NULL);`,
+          )
+          .execute(db)
+        const rotate = await integration(db)
+        await arm(db, role)
+        const error = await rotate()
+        expect(await evidence(db, role)).toEqual([])
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String((error as Error).message)).toContain(
+          `constraint zz_key on public.x402_user_openrouter_integrations calls public.zz_f(text), which returns type ` +
+            `public.zz_d, whose constraint zz_d_check calls ${role}.g(text), owned by ${role}`,
+        )
+      })
+    })
+  })
+
+  it('17 composite types of a lesser login, each with two attributes of the next: 005→006 refuses with one line per way, not per path', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withLoginRole(db, async (role) => {
+        await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
+        let ddl = `CREATE TYPE ${role}.t16 AS (a int);`
+        for (let i = 15; i >= 0; i--)
+          ddl += `CREATE TYPE ${role}.t${i} AS (a1 ${role}.t${i + 1}, a2 ${role}.t${i + 1});`
+        await asRole(db, role, ddl)
+        await sql.raw(`ALTER TABLE x402_resources ADD COLUMN zz ${role}.t0`).execute(db)
+        const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+        const message = String((error as Error).message)
+        expect(message).toContain(
+          `column zz of public.x402_resources is of type ${role}.t0, which reaches ${role}.t15, ` +
+            `whose attribute a2 is of type ${role}.t16, owned by ${role}`,
+        )
+        // Each (type, attribute) once: 2 × 16 ways and the column's own type, not 2^16 paths.
+        expect(message.split(`owned by ${role}`).length - 1).toBeLessThan(40)
+        expect(await applied(db)).not.toContain(MIGRATION_006)
+      })
     })
   })
 })

@@ -62,18 +62,58 @@ describe.each(testTargets)(
   'the repair plan and the types of the columns it counts, on %s',
   (target) => {
     describe.each([
-      ['the lesser login’s enum itself', (net: string) => ({ type: net, statements: [] }), ''],
+      [
+        'the lesser login’s enum itself',
+        (net: string) => ({ type: net, statements: [] }),
+        (role: string) =>
+          `column network of public.x402_resources is of type ${role}.net, owned by ${role}`,
+      ],
       [
         'a domain of the operator over it',
         (net: string) => ({
           type: 'public.zz_net',
           statements: [`CREATE DOMAIN public.zz_net AS ${net}`],
         }),
-        'public.zz_net, a domain over ',
+        (role: string) =>
+          `column network of public.x402_resources is of type public.zz_net, a domain over ${role}.net, owned by ${role}`,
+      ],
+      [
+        // Review revj J7: the walk stopped at depth 16, silently.
+        '17 domains of the operator, each over the next, the last over it',
+        (net: string) => ({
+          type: 'public.zz_d1',
+          statements: [
+            `CREATE DOMAIN public.zz_d17 AS ${net}`,
+            ...Array.from(
+              { length: 16 },
+              (_, k) => `CREATE DOMAIN public.zz_d${16 - k} AS public.zz_d${17 - k}`,
+            ),
+          ],
+        }),
+        (role: string) =>
+          `column network of public.x402_resources is of type public.zz_d1, which reaches public.zz_d17, a domain over ${role}.net, owned by ${role}`,
+      ],
+      [
+        // Review revj J7: a cast of the operator's own type, through the lesser login's function.
+        'the operator’s enum, whose implicit cast to text is the lesser login’s function',
+        (net: string) => {
+          const role = net.split('.')[0]
+          return {
+            type: 'public.zz_net',
+            statements: [
+              `CREATE TYPE public.zz_net AS ENUM (${NETWORKS})`,
+              `CREATE FUNCTION public.zz_f(v public.zz_net) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${PLANTED} END $f$`,
+              `ALTER FUNCTION public.zz_f(public.zz_net) OWNER TO ${role}`,
+              `CREATE CAST (public.zz_net AS text) WITH FUNCTION public.zz_f(public.zz_net) AS IMPLICIT`,
+            ],
+          }
+        },
+        (role: string) =>
+          `column network of public.x402_resources is of type public.zz_net, whose cast to text calls public.zz_f(public.zz_net), owned by ${role}`,
       ],
     ] as const)(
       'a network column of %s, with an implicit cast of its owner',
-      (_case, make, path) => {
+      (_case, make, refusal) => {
         const database = useTestDatabase(target, 'latest')
 
         it('refuses before it counts (42501), naming the column, the way and the owner, and runs no cast', async () => {
@@ -88,9 +128,7 @@ describe.each(testTargets)(
               )
               expect(String(error)).not.toMatch(/planted code ran/)
               expect((error as { code?: string }).code).toBe('42501')
-              expect((error as Error).message).toContain(
-                `column network of public.x402_resources is of type ${path}${role}.net, owned by ${role}`,
-              )
+              expect((error as Error).message).toContain(refusal(role))
               expect((error as Error).message).toContain('Nothing was changed')
             },
             { login: true },

@@ -240,12 +240,27 @@ BEGIN
             SELECT format('%s on %s uses type', attached.what, attached.tbl::regclass), d.refobjid
               FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
              WHERE d.refclassid = 'pg_type'::regclass
+            UNION
+            -- A function that returns a domain coerces its result to it (pg_depend records the
+            -- function alone); one that takes one is given values of it.
+            SELECT format('%s on %s calls %s, which %s type', attached.what, attached.tbl::regclass, p.oid::regprocedure,
+                          ft.verb), ft.typ
+              FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+              JOIN pg_proc p ON p.oid = CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END
+             CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
+          UNION ALL
+          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
   ),
-  column_types(subject, typ, path, depth) AS (
+  column_types(subject, top, parent, how, typ) AS (
     -- One collation for both terms (a name's is "C", and the words are made of names).
-    SELECT c.subject COLLATE "C", c.typ, format_type(c.typ, NULL) COLLATE "C", 0 FROM typed_uses c
+    SELECT c.subject COLLATE "C", c.typ, NULL::oid, NULL::text COLLATE "C", c.typ FROM typed_uses c
     UNION
-    SELECT t.subject, reached.typ, (t.path || ', ' || reached.how) COLLATE "C", t.depth + 1
+    -- UNION keeps each (use, step) once: a type reached by many routes is opened once per step
+    -- that reaches it, and the walk ends where no step is new, without a depth limit.
+    SELECT t.subject, t.top, t.typ, reached.how COLLATE "C", reached.typ
       FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
      CROSS JOIN LATERAL (
        SELECT ty.typbasetype AS typ, format('a domain over %s', format_type(ty.typbasetype, NULL)) AS how
@@ -265,34 +280,102 @@ BEGIN
          FROM pg_constraint k
          JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid AND d.refclassid = 'pg_type'::regclass
         WHERE k.contypid = ty.oid AND d.refobjid <> ty.oid
+       UNION ALL
+       -- And one that calls a function returning a domain runs that domain's CHECKs.
+       SELECT ft.typ, format('whose constraint %I calls %s, which %s type %s', k.conname, p.oid::regprocedure, ft.verb,
+                             format_type(ft.typ, NULL))
+         FROM pg_constraint k
+         JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+         JOIN pg_proc p ON p.oid = CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END
+        CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
+          UNION ALL
+          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+        WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
      ) AS reached
-     WHERE ty.typnamespace <> 'pg_catalog'::regnamespace AND t.depth < 16
+     WHERE ty.typnamespace <> 'pg_catalog'::regnamespace
   ),
   column_type_code(problem) AS (
-    SELECT format('%s %s, owned by %s', t.subject, t.path, pg_get_userbyid(ty.typowner))
+    SELECT format('%s %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, pg_get_userbyid(ty.typowner))
       FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
      WHERE ty.typowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
+    -- A type's own functions run wherever its values are read, written, compared or indexed
+    -- (a GiST index over a range calls its subtype_diff on every insertion).
+    SELECT format('%s %s, whose %s function is %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, f.kind, p.oid::regprocedure,
+                  pg_get_userbyid(p.proowner))
+      FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
+     CROSS JOIN LATERAL (
+       VALUES ('input', ty.typinput::oid), ('output', ty.typoutput::oid), ('receive', ty.typreceive::oid),
+              ('send', ty.typsend::oid), ('typmod input', ty.typmodin::oid), ('typmod output', ty.typmodout::oid),
+              ('analyze', ty.typanalyze::oid), ('subscript', ty.typsubscript::oid)
+       UNION ALL
+       SELECT 'subtype_diff', r.rngsubdiff::oid FROM pg_range r WHERE r.rngtypid = ty.oid
+       UNION ALL
+       SELECT 'canonical', r.rngcanonical::oid FROM pg_range r WHERE r.rngtypid = ty.oid
+     ) AS f(kind, fn)
+      JOIN pg_proc p ON p.oid = f.fn
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A cast from or to the type, implicit or not (the module's own SQL casts to text), with a
+    -- function of such a role. Those of pg_catalog's types are not looked at: only the owner of
+    -- the cast's other type may make one, and that type is then reached where the cast runs.
+    SELECT format('%s %s, whose cast %s %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END,
+                  CASE WHEN c.castsource = t.typ THEN 'to' ELSE 'from' END,
+                  format_type(CASE WHEN c.castsource = t.typ THEN c.casttarget ELSE c.castsource END, NULL),
+                  p.oid::regprocedure, pg_get_userbyid(p.proowner))
+      FROM column_types t
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typnamespace <> 'pg_catalog'::regnamespace
+      JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget)
+      JOIN pg_proc p ON p.oid = c.castfunc
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
     -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
-    SELECT format('%s %s, whose constraint %I calls %s', t.subject, t.path, k.conname, code.what)
+    SELECT format('%s %s, whose constraint %I calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, k.conname, code.what)
       FROM column_types t
       JOIN pg_constraint k ON k.contypid = t.typ
       JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
-     CROSS JOIN LATERAL (
-       SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+     CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
          FROM pg_proc p
         WHERE p.oid = CASE d.refclassid
-                        WHEN 'pg_proc'::regclass THEN d.refobjid
-                        WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
-                      END
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END
           AND p.proowner IN (SELECT oid FROM lesser_roles)
        UNION ALL
        SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
          FROM pg_class c
         WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
-     ) AS code
+          AND true
+       UNION ALL
+       SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), ap.amprocnum, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
+         JOIN pg_proc p ON p.oid = ap.amproc
+        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
+         JOIN pg_operator o ON o.oid = ao.amopopr
+         JOIN pg_proc p ON p.oid = o.oprcode
+        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
     UNION ALL
-    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, t.path, k.conname,
+    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, k.conname,
                   p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
       FROM column_types t
       JOIN pg_constraint k ON k.contypid = t.typ
@@ -376,22 +459,37 @@ BEGIN
     SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
-      CROSS JOIN LATERAL (
-        -- A function, or an operator's, of such a role; a relation of such a role (a view runs
-        -- its query). The types it names are walked with the columns' (typed_uses);
-        SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
-          FROM pg_proc p
-         WHERE p.oid = CASE d.refclassid
-                         WHEN 'pg_proc'::regclass THEN d.refobjid
-                         WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
-                       END
-           AND p.proowner IN (SELECT oid FROM lesser_roles)
-        UNION ALL
-        SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
-          FROM pg_class c
-         WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
-           AND NOT c.oid = ANY (coalesce(attached.referenced, '{}'))
-      ) AS code
+      -- A function, or an operator's, of such a role; a relation of such a role (a view runs its
+      -- query); an operator class whose family's functions are such a role's (an index runs them).
+      -- The types it names, and those its functions return and take, are walked with the
+      -- columns' (typed_uses).
+      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+         FROM pg_proc p
+        WHERE p.oid = CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END
+          AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
+         FROM pg_class c
+        WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+          AND NOT c.oid = ANY (coalesce(attached.referenced, '{}'))
+       UNION ALL
+       SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), ap.amprocnum, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
+         JOIN pg_proc p ON p.oid = ap.amproc
+        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
+         JOIN pg_operator o ON o.oid = ao.amopopr
+         JOIN pg_proc p ON p.oid = o.oprcode
+        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
     UNION ALL
     -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
     -- second form) or a type named as text (pg_input_is_valid runs its input function and a

@@ -35,6 +35,77 @@ export function textRunnerRuns(p: string): string {
 }
 
 /**
+ * The oid of the function that a pg_depend row `d` of attached code calls: a function's own, an
+ * operator's function; NULL where it names no function.
+ *
+ * @example
+ * ```ts
+ * `JOIN pg_proc p ON p.oid = ${calledFunction('d')}`
+ * ```
+ */
+export function calledFunction(d: string): string {
+  return `CASE ${d}.refclassid
+              WHEN 'pg_proc'::regclass THEN ${d}.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = ${d}.refobjid)
+            END`
+}
+
+/**
+ * Rows `(typ, verb)` of the types a function `p` makes values of: its result (`returns`) and its
+ * arguments (`takes`). A function that returns a domain coerces its result to it, running the
+ * domain's CHECKs, which pg_depend does not record of the code that calls it (review revj J9).
+ *
+ * @example
+ * ```ts
+ * `JOIN pg_proc p ON … CROSS JOIN LATERAL (${functionTypes('p')}) AS ft`
+ * ```
+ */
+export function functionTypes(p: string): string {
+  return `SELECT ${p}.prorettype AS typ, 'returns' AS verb
+          UNION ALL
+          SELECT unnest(${p}.proargtypes::oid[]), 'takes'`
+}
+
+/**
+ * Rows `(what)` naming the code of a lesser role (`lesser_roles`) that the object a pg_depend row
+ * `d` refers to runs: a function, an operator's function, a relation (a view runs its query;
+ * `relations` narrows which, as a condition on `c`), an operator class (an index runs its
+ * family's support functions and operators' functions, review revj J3). `what` reads
+ * `public.f(text), owned by x`.
+ *
+ * @example
+ * ```ts
+ * `FROM attached JOIN pg_depend d ON … CROSS JOIN LATERAL (${dependedCode('d')}) AS code`
+ * ```
+ */
+export function dependedCode(d: string, relations = 'true'): string {
+  return `SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+         FROM pg_proc p
+        WHERE p.oid = ${calledFunction(d)}
+          AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
+         FROM pg_class c
+        WHERE ${d}.refclassid = 'pg_class'::regclass AND c.oid = ${d}.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+          AND ${relations}
+       UNION ALL
+       SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), ap.amprocnum, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
+         JOIN pg_proc p ON p.oid = ap.amproc
+        WHERE ${d}.refclassid = 'pg_opclass'::regclass AND oc.oid = ${d}.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
+         JOIN pg_operator o ON o.oid = ao.amopopr
+         JOIN pg_proc p ON p.oid = o.oprcode
+        WHERE ${d}.refclassid = 'pg_opclass'::regclass AND oc.oid = ${d}.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)`
+}
+
+/**
  * The rows of `typed_uses` (see {@link COLUMN_TYPE_CODE_SQL}) for the columns of the relations
  * whose oid (`a.attrelid`) meets `relations`.
  *
@@ -48,22 +119,34 @@ export function columnTypeUses(relations: string): string {
               FROM pg_attribute a WHERE ${relations} AND a.attnum > 0 AND NOT a.attisdropped`
 }
 
+/** How a row `t` of column_types was reached from its use, after the use's words. */
+function way(t: string): string {
+  return `format_type(${t}.top, NULL) || CASE WHEN ${t}.parent IS NULL THEN ''
+                                         WHEN ${t}.parent = ${t}.top THEN ', ' || ${t}.how
+                                         ELSE format(', which reaches %s, %s', format_type(${t}.parent, NULL), ${t}.how) END`
+}
+
 /**
  * Common table expressions for a `WITH RECURSIVE` that has already defined `lesser_roles` (rows
  * of LESSER_LOGIN_ROLES_SQL, `oid` each role a lesser login can act as) and
  * `typed_uses(subject, typ)` (a type's oid, and what uses it, in words that its name completes:
  * `column network of public.x402_resources is of type`, `constraint c on public.t uses type`):
- * - column_types(subject, typ, path, depth): every type a use reaches: its own, a domain's
- *   base type, an array's element type, a range's subtype, a multirange's range, a composite's
- *   attributes' types, and the types a domain's constraints use, recursively (types of pg_catalog,
- *   the bootstrap superuser's, are not opened); `path` says how, as `public.d, a domain over
- *   other.e`;
- * - column_type_code(problem): where such a type belongs to a lesser role, or a domain
- *   among them has a constraint that calls a function (an operator's too), or uses a type or a
- *   relation, of a lesser role (as pg_depend records it), or calls one of pg_catalog's functions
- *   that run what text names ({@link callsTextRunner}). Each `problem` names the use, the path
- *   and the owner: `column network of public.x402_resources is of type public.d, a domain over
- *   x.e, owned by x`.
+ * - column_types(subject, top, parent, how, typ): every type a use (of type `top`) reaches, once
+ *   per step that reaches it: `parent` (NULL for `top` itself) reaches `typ` as `how` says (`a
+ *   domain over other.e`): a domain's base type, an array's element type, a range's subtype, a
+ *   multirange's range, a composite's attributes' types, the types a domain's constraints use,
+ *   and the result and argument types of the functions they call, recursively (types of
+ *   pg_catalog, the bootstrap superuser's, are not opened). No path is kept: the rows are at most
+ *   (uses × steps), however deep or wide the types (review revj J1, J8);
+ * - column_type_code(problem): where such a type belongs to a lesser role, or has a function
+ *   of such a role (input, output, receive, send, typmod, analyze, subscript; a range's
+ *   subtype_diff and canonical), or a cast to or from it calls one (review revj J2, J3), or a
+ *   domain among them has a constraint that calls a function (an operator's too), or uses a
+ *   relation, of a lesser role (as pg_depend records it, {@link dependedCode}), or calls one of
+ *   pg_catalog's functions that run what text names ({@link callsTextRunner}). Each `problem`
+ *   names the use, the type, the step and the owner: `column network of public.x402_resources is
+ *   of type public.d, a domain over x.e, owned by x`; a step from a type the use's type reaches
+ *   names that type: `… of type public.d1, which reaches public.d9, a domain over x.e, owned by x`.
  *
  * @example
  * ```ts
@@ -73,11 +156,13 @@ export function columnTypeUses(relations: string): string {
  *   SELECT string_agg(problem, '; ') FROM column_type_code`
  * ```
  */
-export const COLUMN_TYPE_CODE_SQL = `column_types(subject, typ, path, depth) AS (
+export const COLUMN_TYPE_CODE_SQL = `column_types(subject, top, parent, how, typ) AS (
     -- One collation for both terms (a name's is "C", and the words are made of names).
-    SELECT c.subject COLLATE "C", c.typ, format_type(c.typ, NULL) COLLATE "C", 0 FROM typed_uses c
+    SELECT c.subject COLLATE "C", c.typ, NULL::oid, NULL::text COLLATE "C", c.typ FROM typed_uses c
     UNION
-    SELECT t.subject, reached.typ, (t.path || ', ' || reached.how) COLLATE "C", t.depth + 1
+    -- UNION keeps each (use, step) once: a type reached by many routes is opened once per step
+    -- that reaches it, and the walk ends where no step is new, without a depth limit.
+    SELECT t.subject, t.top, t.typ, reached.how COLLATE "C", reached.typ
       FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
      CROSS JOIN LATERAL (
        SELECT ty.typbasetype AS typ, format('a domain over %s', format_type(ty.typbasetype, NULL)) AS how
@@ -97,34 +182,61 @@ export const COLUMN_TYPE_CODE_SQL = `column_types(subject, typ, path, depth) AS 
          FROM pg_constraint k
          JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid AND d.refclassid = 'pg_type'::regclass
         WHERE k.contypid = ty.oid AND d.refobjid <> ty.oid
+       UNION ALL
+       -- And one that calls a function returning a domain runs that domain's CHECKs.
+       SELECT ft.typ, format('whose constraint %I calls %s, which %s type %s', k.conname, p.oid::regprocedure, ft.verb,
+                             format_type(ft.typ, NULL))
+         FROM pg_constraint k
+         JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+         JOIN pg_proc p ON p.oid = ${calledFunction('d')}
+        CROSS JOIN LATERAL (${functionTypes('p')}) AS ft
+        WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
      ) AS reached
-     WHERE ty.typnamespace <> 'pg_catalog'::regnamespace AND t.depth < 16
+     WHERE ty.typnamespace <> 'pg_catalog'::regnamespace
   ),
   column_type_code(problem) AS (
-    SELECT format('%s %s, owned by %s', t.subject, t.path, pg_get_userbyid(ty.typowner))
+    SELECT format('%s %s, owned by %s', t.subject, ${way('t')}, pg_get_userbyid(ty.typowner))
       FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
      WHERE ty.typowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
+    -- A type's own functions run wherever its values are read, written, compared or indexed
+    -- (a GiST index over a range calls its subtype_diff on every insertion).
+    SELECT format('%s %s, whose %s function is %s, owned by %s', t.subject, ${way('t')}, f.kind, p.oid::regprocedure,
+                  pg_get_userbyid(p.proowner))
+      FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
+     CROSS JOIN LATERAL (
+       VALUES ('input', ty.typinput::oid), ('output', ty.typoutput::oid), ('receive', ty.typreceive::oid),
+              ('send', ty.typsend::oid), ('typmod input', ty.typmodin::oid), ('typmod output', ty.typmodout::oid),
+              ('analyze', ty.typanalyze::oid), ('subscript', ty.typsubscript::oid)
+       UNION ALL
+       SELECT 'subtype_diff', r.rngsubdiff::oid FROM pg_range r WHERE r.rngtypid = ty.oid
+       UNION ALL
+       SELECT 'canonical', r.rngcanonical::oid FROM pg_range r WHERE r.rngtypid = ty.oid
+     ) AS f(kind, fn)
+      JOIN pg_proc p ON p.oid = f.fn
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A cast from or to the type, implicit or not (the module's own SQL casts to text), with a
+    -- function of such a role. Those of pg_catalog's types are not looked at: only the owner of
+    -- the cast's other type may make one, and that type is then reached where the cast runs.
+    SELECT format('%s %s, whose cast %s %s calls %s, owned by %s', t.subject, ${way('t')},
+                  CASE WHEN c.castsource = t.typ THEN 'to' ELSE 'from' END,
+                  format_type(CASE WHEN c.castsource = t.typ THEN c.casttarget ELSE c.castsource END, NULL),
+                  p.oid::regprocedure, pg_get_userbyid(p.proowner))
+      FROM column_types t
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typnamespace <> 'pg_catalog'::regnamespace
+      JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget)
+      JOIN pg_proc p ON p.oid = c.castfunc
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
     -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
-    SELECT format('%s %s, whose constraint %I calls %s', t.subject, t.path, k.conname, code.what)
+    SELECT format('%s %s, whose constraint %I calls %s', t.subject, ${way('t')}, k.conname, code.what)
       FROM column_types t
       JOIN pg_constraint k ON k.contypid = t.typ
       JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
-     CROSS JOIN LATERAL (
-       SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
-         FROM pg_proc p
-        WHERE p.oid = CASE d.refclassid
-                        WHEN 'pg_proc'::regclass THEN d.refobjid
-                        WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
-                      END
-          AND p.proowner IN (SELECT oid FROM lesser_roles)
-       UNION ALL
-       SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
-         FROM pg_class c
-        WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
-     ) AS code
+     CROSS JOIN LATERAL (${dependedCode('d')}) AS code
     UNION ALL
-    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, t.path, k.conname,
+    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, ${way('t')}, k.conname,
                   p.oid::regprocedure, ${textRunnerRuns('p')})
       FROM column_types t
       JOIN pg_constraint k ON k.contypid = t.typ

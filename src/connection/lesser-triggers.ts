@@ -22,7 +22,10 @@
 import {
   callsTextRunner,
   COLUMN_TYPE_CODE_SQL,
+  calledFunction,
   columnTypeUses,
+  dependedCode,
+  functionTypes,
   textRunnerRuns,
 } from './column-type-code.js'
 import { MIGRATION_TABLE_SCHEMA } from './module-schemas.js'
@@ -339,6 +342,14 @@ BEGIN
             SELECT format('%s on %s uses type', attached.what, attached.tbl::regclass), d.refobjid
               FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
              WHERE d.refclassid = 'pg_type'::regclass
+            UNION
+            -- A function that returns a domain coerces its result to it (pg_depend records the
+            -- function alone); one that takes one is given values of it.
+            SELECT format('%s on %s calls %s, which %s type', attached.what, attached.tbl::regclass, p.oid::regprocedure,
+                          ft.verb), ft.typ
+              FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+              JOIN pg_proc p ON p.oid = ${calledFunction('d')}
+             CROSS JOIN LATERAL (${functionTypes('p')}) AS ft
   ),
   ${COLUMN_TYPE_CODE_SQL},
 ${WHEN_CONDITIONS_SQL}
@@ -385,22 +396,11 @@ ${WHEN_CONDITIONS_SQL}
     SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
-      CROSS JOIN LATERAL (
-        -- A function, or an operator's, of such a role; a relation of such a role (a view runs
-        -- its query). The types it names are walked with the columns' (typed_uses);
-        SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
-          FROM pg_proc p
-         WHERE p.oid = CASE d.refclassid
-                         WHEN 'pg_proc'::regclass THEN d.refobjid
-                         WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
-                       END
-           AND p.proowner IN (SELECT oid FROM lesser_roles)
-        UNION ALL
-        SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
-          FROM pg_class c
-         WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
-           AND NOT c.oid = ANY (coalesce(attached.referenced, '{}'))
-      ) AS code
+      -- A function, or an operator's, of such a role; a relation of such a role (a view runs its
+      -- query); an operator class whose family's functions are such a role's (an index runs them).
+      -- The types it names, and those its functions return and take, are walked with the
+      -- columns' (typed_uses).
+      CROSS JOIN LATERAL (${dependedCode('d', "NOT c.oid = ANY (coalesce(attached.referenced, '{}'))")}) AS code
     UNION ALL
     -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
     -- second form) or a type named as text (pg_input_is_valid runs its input function and a
