@@ -18,7 +18,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
-import { assertPrivateDataFolder, userName } from './private-path.js'
+import { assertPrivateDataContents, assertPrivateDataFolder, userName } from './private-path.js'
 import { shownShortOnTerminal } from './shown-argument.js'
 import { errorCode } from './sql-state.js'
 
@@ -96,7 +96,8 @@ export function lockDataDir(dataDir: string): DataDirLock {
   const folder = realpathSync(dataDir)
   // Before anything is written there or read from it: PostgreSQL's rule for a data directory
   // (PGlite's is the folder itself).
-  assertPrivateDataFolder(folder, statSync(folder))
+  const folderStat = statSync(folder)
+  assertPrivateDataFolder(folder, folderStat)
   const lockFile = join(folder, LOCK_FILE_NAME)
   const content = `${OWN_LOCK}${randomBytes(8).toString('hex')}\n`
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -115,6 +116,14 @@ export function lockDataDir(dataDir: string): DataDirLock {
       }
       // A process that exits without destroying its Kysely instance still frees the folder.
       process.on('exit', release)
+      // Its contents once the lock is held, when no process of this user changes them (a holder's
+      // files come and go): before PGlite reads any of them. The lock's own files have their rule.
+      try {
+        assertPrivateDataContents(folder, folderStat, (entry) => entry.startsWith(LOCK_FILE_NAME))
+      } catch (error) {
+        release()
+        throw error
+      }
       return Object.assign(release, { assertHeld, folder })
     }
     const seen = readLock(lockFile)
