@@ -67,7 +67,7 @@ export function assertPrivateDataFolder(folder: string, stat: Stats): void {
  * Refuses an embedded database folder (by its real path, `stat` its stat) that holds, at any
  * depth, an entry another user may have written: one owned by another user, a symbolic link
  * (which leads where the check does not look), one other users may write, or, where the folder
- * lets its group in (0750), one its group may write. The folder's own mode is no proof of its
+ * lets its group through (0750, 0710), one its group may write. The folder's own mode is no proof of its
  * contents: a file another user put there, or opened, while the folder was open to them stays
  * theirs, and a descriptor they kept writes it still once the folder is 0700 (review revj J4).
  * A group-writable entry of a 0700 folder is accepted: PGlite makes every file so under umask 002.
@@ -83,7 +83,8 @@ export function assertPrivateDataContents(
   stat: Stats,
   skip: (entry: string) => boolean,
 ): void {
-  const forbidden = 0o002 | (stat.mode & 0o050 ? 0o020 : 0)
+  // The group reaches a file by its name where it may pass through the folder (0750, 0710).
+  const forbidden = 0o002 | (stat.mode & 0o010 ? 0o020 : 0)
   const problems: string[] = []
   let entries: string[]
   try {
