@@ -141,4 +141,56 @@ describe.each(testTargets)('measuring access with a lesser login’s code on %s'
       expect(error?.message).toContain(`function ${run}() is owned by ${role}`)
     })
   })
+
+  // TRUNCATE … CASCADE (how INSERT is measured) empties every table whose foreign key references
+  // the measured one, whatever the key's ON DELETE action, and fires its TRUNCATE triggers as the
+  // superuser (review revj J5): here a plain REFERENCES (Supabase grants REFERENCES on public
+  // tables to anon and authenticated) from a schema of the login's own, not an access schema.
+  it('refuses a table of the login’s own schema whose plain foreign key references a public table', async () => {
+    const { db } = database
+    await withLesserRole(
+      db,
+      'x402_test_measure',
+      async (role) => {
+        const parent = `public.probe_${role}_parent`
+        const own = `probe_${role}`
+        for (const statement of [
+          `CREATE TABLE ${parent} (id int PRIMARY KEY)`,
+          `INSERT INTO ${parent} VALUES (1)`,
+          `GRANT REFERENCES ON ${parent} TO ${role}`,
+          `CREATE SCHEMA ${own} AUTHORIZATION ${role}`,
+        ])
+          await sql.raw(statement).execute(db)
+        try {
+          await db.transaction().execute(async (trx) => {
+            await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+            for (const statement of [
+              `CREATE SEQUENCE ${own}.ran`,
+              `CREATE FUNCTION ${own}.fire() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN
+                 RESET ROLE; PERFORM pg_catalog.nextval('${own}.ran'); ${escalate(role)} RETURN NULL; END $f$`,
+              `CREATE TABLE ${own}.child (parent_id int REFERENCES ${parent} (id))`,
+              `CREATE TRIGGER fire BEFORE TRUNCATE ON ${own}.child FOR EACH STATEMENT EXECUTE FUNCTION ${own}.fire()`,
+            ])
+              await sql.raw(statement).execute(trx)
+          })
+          const error = await refusal(measureAccess(db))
+          const { rows } = await sql
+            .raw<{ n: number }>(
+              `SELECT CASE WHEN is_called THEN last_value ELSE 0 END::int AS n FROM ${own}.ran`,
+            )
+            .execute(db)
+          expect({ runs: rows[0]!.n, superuser: await isSuperuser(db, role) }).toEqual({
+            runs: 0,
+            superuser: false,
+          })
+          expect(error?.code).toBe('42501')
+          expect(error?.message).toContain(`${own}.child`)
+        } finally {
+          await sql.raw(`DROP SCHEMA ${own} CASCADE`).execute(db)
+          await sql.raw(`DROP TABLE ${parent} CASCADE`).execute(db)
+        }
+      },
+      { login: true },
+    )
+  })
 })

@@ -4,7 +4,9 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,7 +15,7 @@ import { join } from 'node:path'
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { LOCK_FILE_NAME } from '../src/connection/data-dir-lock.js'
+import { LOCK_FILE_NAME, lockDataDir } from '../src/connection/data-dir-lock.js'
 import { createDb } from '../src/index.js'
 
 // An embedded database folder is trusted as PostgreSQL trusts a data directory: owned by the user
@@ -77,4 +79,72 @@ describe('an embedded database folder that exists already', () => {
       expect(existsSync(join(dataDir, LOCK_FILE_NAME))).toBe(false)
     },
   )
+
+  // The folder's mode is checked when it is opened, a file's when it is opened: a file another
+  // user put or opened while the folder was open to them stays theirs, and a descriptor they kept
+  // writes it still after chmod 700 (review revj J4). So every entry inside is checked too.
+  it.skipIf(process.getuid?.() !== 0)(
+    'is refused where a file inside (postgresql.auto.conf) is another user’s, naming it, and left as it is',
+    async () => {
+      const dataDir = await plantedCluster('inside')
+      chownSync(join(dataDir, 'postgresql.auto.conf'), 65534, 65534)
+      const error = await valueIn(dataDir, 'SHOW session_replication_role').then(
+        () => undefined,
+        (e: Error) => e,
+      )
+      expect(error?.message).toMatch(
+        /The embedded database folder .* holds what another user may have written, and was not opened: postgresql\.auto\.conf is owned by user nobody \(uid 65534\)/,
+      )
+      expect(error?.message).not.toMatch(/delete|remove|rm -/i)
+      expect(existsSync(join(dataDir, LOCK_FILE_NAME))).toBe(false)
+    },
+  )
+
+  it('is refused where an entry deep inside may be written by others (0666), naming the first few', async () => {
+    const dataDir = await plantedCluster('deep')
+    const files = (readdirSync(join(dataDir, 'base'), { recursive: true }) as string[])
+      .map((entry) => join('base', entry))
+      .filter((entry) => /^base\/\d+\/\d+$/.test(entry))
+      .sort()
+      .slice(0, 7)
+    for (const file of files) chmodSync(join(dataDir, file), 0o666)
+    const error = await valueIn(dataDir, 'SHOW session_replication_role').then(
+      () => undefined,
+      (e: Error) => e,
+    )
+    expect(error?.message).toContain(`${files[0]} has mode 0666: other users may use it`)
+    expect(error?.message).toContain('and 2 more')
+    expect(existsSync(join(dataDir, LOCK_FILE_NAME))).toBe(false)
+  })
+
+  // A group-writable file is what PGlite makes under umask 002 (Debian's default for a user with
+  // a group of their own): harmless where the group may not enter the folder (0700), refused
+  // where it may (0750).
+  it('opens a 0700 folder whose entries its group may write, and refuses one at 0750', async () => {
+    const dataDir = join(mkdtempSync(join(base, 'group-')), 'pg')
+    expect(await valueIn(dataDir, 'SELECT 1 AS v')).toBe(1)
+    for (const entry of readdirSync(dataDir, { recursive: true }) as string[]) {
+      const path = join(dataDir, entry)
+      chmodSync(path, statSync(path).isDirectory() ? 0o770 : 0o660)
+    }
+    expect(await valueIn(dataDir, 'SELECT 1 AS v')).toBe(1)
+    chmodSync(dataDir, 0o750)
+    await expect(valueIn(dataDir, 'SELECT 1 AS v')).rejects.toThrow(/its group may write it/)
+  })
+
+  // Whoever chose the folder's name (a link in a shared folder, say) chose what the refusal
+  // prints: shown escaped, never as the escape sequences that rewrite a terminal (review revj J10).
+  it('shows a folder name holding terminal escape sequences escaped in the refusal', () => {
+    const dataDir = join(mkdtempSync(join(base, 'escape-')), 'x\x1b[2J\x1b[1;1HDone.\r')
+    mkdirSync(dataDir, { mode: 0o700 })
+    chmodSync(dataDir, 0o777)
+    let message = ''
+    try {
+      lockDataDir(dataDir)
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toContain('x\\x1b[2J\\x1b[1;1HDone.\\r has mode 0777')
+    expect(message).not.toMatch(/[\x1b\r]/)
+  })
 })

@@ -216,8 +216,10 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   x402_migrations): it could add a table there after this check, which a later statement of
  *   the same transaction reads (review revf F3: a "backup" for the restore of 005).
  * With `schemas`, the scope also takes every relation of those schemas (views among them: their
- * query runs as the reader), and the check also refuses a function there, or one that a policy
- * on a covered relation calls, owned by such a role: what measureAccess reads, writes and calls.
+ * query runs as the reader) and every table whose foreign key references one in scope, whatever
+ * the key's action (TRUNCATE … CASCADE empties it), and the check also refuses a function there,
+ * or one that a policy on a covered relation calls, owned by such a role: what measureAccess
+ * reads, writes and calls.
  * With `lock`, it first locks those tables in ROW EXCLUSIVE mode (see above): run it inside the
  * transaction that writes them. It reads the catalog with pg_catalog first on the search_path,
  * and puts the path back before it ends.
@@ -267,8 +269,15 @@ BEGIN
     UNION
     SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
       SELECT k.conrelid FROM pg_constraint k
-       WHERE k.confrelid = s.oid AND k.contype = 'f'
-         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+       WHERE k.confrelid = s.oid AND k.contype = 'f'${
+         schemas
+           ? `
+         -- Every key, whatever its action: measureAccess empties a table with TRUNCATE … CASCADE,
+         -- which empties each table whose key references it and fires its TRUNCATE triggers
+         -- (review revj J5).`
+           : `
+         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))`
+       }
       UNION ALL
       SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
       UNION ALL

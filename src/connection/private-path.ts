@@ -1,6 +1,8 @@
-import { readFileSync, type Stats } from 'node:fs'
+import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs'
+import { join } from 'node:path'
 
-import { shownShortOnTerminal } from './shown-argument.js'
+import { shownOnTerminal, shownShortOnTerminal } from './shown-argument.js'
+import { errorCode } from './sql-state.js'
 
 /**
  * What keeps `stat` (a file or folder) from being this user's alone, or undefined where it is:
@@ -46,16 +48,83 @@ export function assertPrivateDataFolder(folder: string, stat: Stats): void {
   const problem = notPrivate(stat, 0o027)
   if (problem === undefined) return
   const owned = problem.startsWith('is owned')
+  // Whoever chose the folder's name (a link in a shared folder) chose what is printed: escaped
+  // (review revj J10), and quoted for the shell in the advice.
+  const shown = shownOnTerminal(folder)
   throw new Error(
-    `The embedded database folder ${folder} ${problem}, and was not opened: what another user can ` +
+    `The embedded database folder ${shown} ${problem}, and was not opened: what another user can ` +
       'write there (its configuration, its data) the database would run with. It must be owned by the user ' +
       'this process runs as, with mode 0700 or 0750, as PostgreSQL requires of a data directory. ' +
       (owned
         ? 'Point PGLITE_DATA_DIR (or dataDir) at a folder you created; if this one was made for you, have its owner or an ' +
           'administrator check its contents and give it to you (chown).'
-        : `If you made it, chmod 700 ${folder} after checking that its contents are yours; otherwise point ` +
-          'PGLITE_DATA_DIR (or dataDir) at a folder you created.'),
+        : `If you made it, chmod 700 ${shownOnTerminal(shellQuoted(folder))} (its contents are checked when it is opened next); ` +
+          'otherwise point PGLITE_DATA_DIR (or dataDir) at a folder you created.'),
   )
+}
+
+/**
+ * Refuses an embedded database folder (by its real path, `stat` its stat) that holds, at any
+ * depth, an entry another user may have written: one owned by another user, a symbolic link
+ * (which leads where the check does not look), one other users may write, or, where the folder
+ * lets its group through (0750, 0710), one its group may write. The folder's own mode is no proof of its
+ * contents: a file another user put there, or opened, while the folder was open to them stays
+ * theirs, and a descriptor they kept writes it still once the folder is 0700 (review revj J4).
+ * A group-writable entry of a 0700 folder is accepted: PGlite makes every file so under umask 002.
+ * `skip` leaves out entries that have a rule of their own (the folder's lock files).
+ *
+ * @example
+ * ```ts
+ * assertPrivateDataContents(folder, statSync(folder), (entry) => entry.startsWith('x402-db.lock'))
+ * ```
+ */
+export function assertPrivateDataContents(
+  folder: string,
+  stat: Stats,
+  skip: (entry: string) => boolean,
+): void {
+  // The group reaches a file by its name where it may pass through the folder (0750, 0710).
+  const forbidden = 0o002 | (stat.mode & 0o010 ? 0o020 : 0)
+  const problems: string[] = []
+  let entries: string[]
+  try {
+    entries = (readdirSync(folder, { recursive: true }) as string[]).sort()
+  } catch (error) {
+    entries = []
+    problems.push(`its contents could not be listed (${errorCode(error) ?? 'error'})`)
+  }
+  for (const entry of entries) {
+    if (skip(entry)) continue
+    let problem: string | undefined
+    try {
+      const entryStat = lstatSync(join(folder, entry))
+      problem = entryStat.isSymbolicLink()
+        ? 'is a symbolic link, which leads where this check does not look'
+        : notPrivate(entryStat, forbidden)
+    } catch (error) {
+      // Gone meanwhile, or a name the listing could not spell: what cannot be looked at is refused.
+      problem = `could not be looked at (${errorCode(error) ?? 'error'})`
+    }
+    if (problem !== undefined) problems.push(`${shownOnTerminal(entry)} ${problem}`)
+  }
+  if (problems.length === 0) return
+  const shown = problems.slice(0, SHOWN_ENTRIES)
+  throw new Error(
+    `The embedded database folder ${shownOnTerminal(folder)} holds what another user may have written, and was not ` +
+      `opened: ${shown.join('; ')}${problems.length > shown.length ? `; and ${problems.length - shown.length} more` : ''}. ` +
+      'The database would run with what is written there (its configuration, its data), and a file of another user, or one ' +
+      'they opened while they could, they may write still, whatever the modes are now. Leave the folder as it is and point ' +
+      'PGLITE_DATA_DIR (or dataDir) at a new folder you created; have an administrator check these entries, and how they ' +
+      'came to be, before the data is used again.',
+  )
+}
+
+/** The most entries a refusal of {@link assertPrivateDataContents} names. */
+const SHOWN_ENTRIES = 5
+
+/** `path` as a shell reads it back: as it is where it holds only plain characters, else in single quotes. */
+function shellQuoted(path: string): string {
+  return /^[\w./-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`
 }
 
 /**
