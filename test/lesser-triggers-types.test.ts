@@ -420,6 +420,34 @@ describe.skipIf(skipReason)('code of a lesser login that a type reaches by other
     })
   })
 
+  it('a CHECK calling a function of postgres with an OUT parameter of a domain whose CHECK calls a lesser login’s function: keys:rotate refuses, and never calls it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_006, { env: {} })
+      await withLoginRole(db, async (role) => {
+        await plantLesserTypes(db, role)
+        // Review revk K6: the function's result is a record; the domain is one of its OUT parameters.
+        await sql
+          .raw(
+            `CREATE DOMAIN public.zz_d AS text CHECK (${role}.g(VALUE));
+             CREATE FUNCTION public.zz_f(IN v text, OUT ok boolean, OUT shown public.zz_d) LANGUAGE plpgsql
+               AS $f$ BEGIN shown := v; ok := true; END $f$;
+             ALTER TABLE x402_user_openrouter_integrations
+               ADD CONSTRAINT zz_key CHECK ((public.zz_f(encrypted_api_key)).ok);`,
+          )
+          .execute(db)
+        const rotate = await integration(db)
+        await arm(db, role)
+        const error = await rotate()
+        expect(await evidence(db, role)).toEqual([])
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(String((error as Error).message)).toContain(
+          `constraint zz_key on public.x402_user_openrouter_integrations calls public.zz_f(text), which gives type ` +
+            `public.zz_d, whose constraint zz_d_check calls ${role}.g(text), owned by ${role}`,
+        )
+      })
+    })
+  })
+
   it('17 composite types of a lesser login, each with two attributes of the next: 005→006 refuses with one line per way, not per path', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })

@@ -262,7 +262,8 @@ BEGIN
             END
              CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
   ),
   column_types(subject, top, parent, how, typ) AS (
     -- One collation for both terms (a name's is "C", and the words are made of names).
@@ -302,7 +303,8 @@ BEGIN
             END
         CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
         WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
      ) AS reached
      WHERE ty.typnamespace <> 'pg_catalog'::regnamespace

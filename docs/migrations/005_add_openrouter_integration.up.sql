@@ -248,7 +248,8 @@ BEGIN
             END
              CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
   ),
   column_types(subject, top, parent, how, typ) AS (
     -- One collation for both terms (a name's is "C", and the words are made of names).
@@ -288,7 +289,8 @@ BEGIN
             END
         CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
         WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
      ) AS reached
      WHERE ty.typnamespace <> 'pg_catalog'::regnamespace
@@ -861,7 +863,8 @@ BEGIN
             END
              CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
   ),
   column_types(subject, top, parent, how, typ) AS (
     -- One collation for both terms (a name's is "C", and the words are made of names).
@@ -901,7 +904,8 @@ BEGIN
             END
         CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
         WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
      ) AS reached
      WHERE ty.typnamespace <> 'pg_catalog'::regnamespace
@@ -1531,7 +1535,8 @@ BEGIN
             END
              CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
   ),
   column_types(subject, top, parent, how, typ) AS (
     -- One collation for both terms (a name's is "C", and the words are made of names).
@@ -1571,7 +1576,8 @@ BEGIN
             END
         CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
         WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
      ) AS reached
      WHERE ty.typnamespace <> 'pg_catalog'::regnamespace
@@ -2137,7 +2143,8 @@ BEGIN
             END
              CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
   ),
   column_types(subject, top, parent, how, typ) AS (
     -- One collation for both terms (a name's is "C", and the words are made of names).
@@ -2177,7 +2184,8 @@ BEGIN
             END
         CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(p.proargtypes::oid[]), 'takes') AS ft
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
         WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
      ) AS reached
      WHERE ty.typnamespace <> 'pg_catalog'::regnamespace

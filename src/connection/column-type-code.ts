@@ -51,8 +51,9 @@ export function calledFunction(d: string): string {
 }
 
 /**
- * Rows `(typ, verb)` of the types a function `p` makes values of: its result (`returns`) and its
- * arguments (`takes`). A function that returns a domain coerces its result to it, running the
+ * Rows `(typ, verb)` of the types a function `p` makes values of: its result (`returns`), its
+ * arguments (`takes`) and its OUT parameters (`gives`, of a result that is a record: review revk
+ * K6). A function that returns a domain coerces its result to it, running the
  * domain's CHECKs, which pg_depend does not record of the code that calls it (review revj J9).
  *
  * @example
@@ -63,7 +64,8 @@ export function calledFunction(d: string): string {
 export function functionTypes(p: string): string {
   return `SELECT ${p}.prorettype AS typ, 'returns' AS verb
           UNION ALL
-          SELECT unnest(${p}.proargtypes::oid[]), 'takes'`
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(${p}.proallargtypes, ${p}.proargtypes::oid[]), ${p}.proargmodes) AS a(typ, mode)`
 }
 
 /**
