@@ -226,6 +226,29 @@ describe.skipIf(skipReason)('code of a lesser login that a column’s type reach
       (role: string) =>
         `column zz of public.x402_resources is of type public.zz_d1, which reaches public.zz_d17, a domain over ${role}.rt, owned by ${role}`,
     ],
+    [
+      // Review revk K5: 005's down deletes WHERE resource_type = 'openrouter_instant'.
+      'an operator of postgres on a trusted enum, over a lesser login’s function',
+      (role: string) => `CREATE TYPE public.zz_e AS ENUM ('a');
+         CREATE FUNCTION ${role}.eq(a public.zz_e, b public.zz_e) RETURNS boolean LANGUAGE sql AS 'SELECT a::text = b::text';
+         ALTER FUNCTION ${role}.eq(public.zz_e, public.zz_e) OWNER TO ${role};
+         CREATE OPERATOR public.= (LEFTARG = public.zz_e, RIGHTARG = public.zz_e, FUNCTION = ${role}.eq);
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_e`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_e, whose operator public.=(public.zz_e,public.zz_e) calls ${role}.eq(public.zz_e,public.zz_e), owned by ${role}`,
+    ],
+    [
+      // Review revk K4: 005's down casts resource_type to text.
+      'a cast of a trusted enum to text whose trusted function returns a domain whose CHECK calls it',
+      (role: string) => `CREATE DOMAIN public.zz_d AS text CHECK (${role}.g(VALUE));
+         CREATE TYPE public.zz_e AS ENUM ('a');
+         CREATE FUNCTION public.zz_e_text(v public.zz_e) RETURNS public.zz_d LANGUAGE plpgsql IMMUTABLE
+           AS $f$ BEGIN RETURN v::name::text; END $f$;
+         CREATE CAST (public.zz_e AS text) WITH FUNCTION public.zz_e_text(public.zz_e);
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_e`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_e, whose cast to text calls public.zz_e_text(public.zz_e), which returns type public.zz_d, whose constraint zz_d_check calls ${role}.g(text), owned by ${role}`,
+    ],
   ] as const)(
     '%s, on x402_resources: 005→006 refuses, naming the way',
     async (_case, setUp, refusal) => {

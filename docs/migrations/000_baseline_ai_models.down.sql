@@ -306,6 +306,18 @@ BEGIN
           SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
             FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
         WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
+       UNION ALL
+       -- A cast from or to the type makes values of its function's types: one returning a domain
+       -- runs that domain's CHECKs (005's down casts resource_type to text; review revk K4).
+       SELECT ft.typ, format('whose cast %s calls %s, which %s type %s', CASE WHEN c.castsource = ty.oid THEN 'to ' ELSE 'from ' END
+                  || format_type(CASE WHEN c.castsource = ty.oid THEN c.casttarget ELSE c.castsource END, NULL),
+                             p.oid::regprocedure, ft.verb, format_type(ft.typ, NULL))
+         FROM pg_cast c JOIN pg_proc p ON p.oid = c.castfunc
+        CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
+          UNION ALL
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
+        WHERE ty.oid IN (c.castsource, c.casttarget) AND ft.typ <> ty.oid
      ) AS reached
      WHERE ty.typnamespace <> 'pg_catalog'::regnamespace
   ),
@@ -338,16 +350,28 @@ BEGIN
     -- A cast from or to the type, implicit or not (the module's own SQL casts to text), with a
     -- function of such a role. Those of pg_catalog's types are not looked at: only the owner of
     -- the cast's other type may make one, and that type is then reached where the cast runs.
-    SELECT format('%s %s, whose cast %s %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+    SELECT format('%s %s, whose cast %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
-                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END,
-                  CASE WHEN c.castsource = t.typ THEN 'to' ELSE 'from' END,
-                  format_type(CASE WHEN c.castsource = t.typ THEN c.casttarget ELSE c.castsource END, NULL),
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, CASE WHEN c.castsource = t.typ THEN 'to ' ELSE 'from ' END
+                  || format_type(CASE WHEN c.castsource = t.typ THEN c.casttarget ELSE c.castsource END, NULL),
                   p.oid::regprocedure, pg_get_userbyid(p.proowner))
       FROM column_types t
       JOIN pg_type ty ON ty.oid = t.typ AND ty.typnamespace <> 'pg_catalog'::regnamespace
       JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget)
       JOIN pg_proc p ON p.oid = c.castfunc
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- An operator on the type (its function, and the planner's estimators), found by the
+    -- module's own comparisons where its schema is on the path: 005's down deletes WHERE
+    -- resource_type = 'openrouter_instant' (review revk K5). pg_catalog's types, as for casts.
+    SELECT format('%s %s, whose operator %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, o.oid::regoperator,
+                  p.oid::regprocedure, pg_get_userbyid(p.proowner))
+      FROM column_types t
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typnamespace <> 'pg_catalog'::regnamespace
+      JOIN pg_operator o ON t.typ IN (o.oprleft, o.oprright)
+      JOIN pg_proc p ON p.oid IN (o.oprcode, o.oprrest, o.oprjoin)
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.

@@ -128,6 +128,12 @@ function way(t: string): string {
                                          ELSE format(', which reaches %s, %s', format_type(${t}.parent, NULL), ${t}.how) END`
 }
 
+/** `to <type>` or `from <type>`: cast `c` seen from type `typ`, in words. */
+function castDirection(c: string, typ: string): string {
+  return `CASE WHEN ${c}.castsource = ${typ} THEN 'to ' ELSE 'from ' END
+                  || format_type(CASE WHEN ${c}.castsource = ${typ} THEN ${c}.casttarget ELSE ${c}.castsource END, NULL)`
+}
+
 /**
  * Common table expressions for a `WITH RECURSIVE` that has already defined `lesser_roles` (rows
  * of LESSER_LOGIN_ROLES_SQL, `oid` each role a lesser login can act as) and
@@ -137,12 +143,14 @@ function way(t: string): string {
  *   per step that reaches it: `parent` (NULL for `top` itself) reaches `typ` as `how` says (`a
  *   domain over other.e`): a domain's base type, an array's element type, a range's subtype, a
  *   multirange's range, a composite's attributes' types, the types a domain's constraints use,
- *   and the result and argument types of the functions they call, recursively (types of
+ *   the result and argument types of the functions they call, and those of the functions of
+ *   the casts from or to the type, recursively (types of
  *   pg_catalog, the bootstrap superuser's, are not opened). No path is kept: the rows are at most
  *   (uses × steps), however deep or wide the types (review revj J1, J8);
  * - column_type_code(problem): where such a type belongs to a lesser role, or has a function
  *   of such a role (input, output, receive, send, typmod, analyze, subscript; a range's
- *   subtype_diff and canonical), or a cast to or from it calls one (review revj J2, J3), or a
+ *   subtype_diff and canonical), or a cast to or from it or an operator on it calls one (review
+ *   revj J2, J3, revk K5), or a
  *   domain among them has a constraint that calls a function (an operator's too), or uses a
  *   relation, of a lesser role (as pg_depend records it, {@link dependedCode}), or calls one of
  *   pg_catalog's functions that run what text names ({@link callsTextRunner}). Each `problem`
@@ -193,6 +201,14 @@ export const COLUMN_TYPE_CODE_SQL = `column_types(subject, top, parent, how, typ
          JOIN pg_proc p ON p.oid = ${calledFunction('d')}
         CROSS JOIN LATERAL (${functionTypes('p')}) AS ft
         WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
+       UNION ALL
+       -- A cast from or to the type makes values of its function's types: one returning a domain
+       -- runs that domain's CHECKs (005's down casts resource_type to text; review revk K4).
+       SELECT ft.typ, format('whose cast %s calls %s, which %s type %s', ${castDirection('c', 'ty.oid')},
+                             p.oid::regprocedure, ft.verb, format_type(ft.typ, NULL))
+         FROM pg_cast c JOIN pg_proc p ON p.oid = c.castfunc
+        CROSS JOIN LATERAL (${functionTypes('p')}) AS ft
+        WHERE ty.oid IN (c.castsource, c.casttarget) AND ft.typ <> ty.oid
      ) AS reached
      WHERE ty.typnamespace <> 'pg_catalog'::regnamespace
   ),
@@ -221,14 +237,23 @@ export const COLUMN_TYPE_CODE_SQL = `column_types(subject, top, parent, how, typ
     -- A cast from or to the type, implicit or not (the module's own SQL casts to text), with a
     -- function of such a role. Those of pg_catalog's types are not looked at: only the owner of
     -- the cast's other type may make one, and that type is then reached where the cast runs.
-    SELECT format('%s %s, whose cast %s %s calls %s, owned by %s', t.subject, ${way('t')},
-                  CASE WHEN c.castsource = t.typ THEN 'to' ELSE 'from' END,
-                  format_type(CASE WHEN c.castsource = t.typ THEN c.casttarget ELSE c.castsource END, NULL),
+    SELECT format('%s %s, whose cast %s calls %s, owned by %s', t.subject, ${way('t')}, ${castDirection('c', 't.typ')},
                   p.oid::regprocedure, pg_get_userbyid(p.proowner))
       FROM column_types t
       JOIN pg_type ty ON ty.oid = t.typ AND ty.typnamespace <> 'pg_catalog'::regnamespace
       JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget)
       JOIN pg_proc p ON p.oid = c.castfunc
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- An operator on the type (its function, and the planner's estimators), found by the
+    -- module's own comparisons where its schema is on the path: 005's down deletes WHERE
+    -- resource_type = 'openrouter_instant' (review revk K5). pg_catalog's types, as for casts.
+    SELECT format('%s %s, whose operator %s calls %s, owned by %s', t.subject, ${way('t')}, o.oid::regoperator,
+                  p.oid::regprocedure, pg_get_userbyid(p.proowner))
+      FROM column_types t
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typnamespace <> 'pg_catalog'::regnamespace
+      JOIN pg_operator o ON t.typ IN (o.oprleft, o.oprright)
+      JOIN pg_proc p ON p.oid IN (o.oprcode, o.oprrest, o.oprjoin)
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
