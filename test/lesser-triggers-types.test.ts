@@ -238,6 +238,35 @@ describe.skipIf(skipReason)('code of a lesser login that a column’s type reach
         `column zz of public.x402_resources is of type public.zz_e, whose operator public.=(public.zz_e,public.zz_e) calls ${role}.eq(public.zz_e,public.zz_e), owned by ${role}`,
     ],
     [
+      // Review revk K1: a range's values are ordered by its subtype's operator class, whose
+      // support function runs wherever a value of the range is made or compared.
+      'a range of postgres whose subtype operator class has a support function of the lesser login',
+      (
+        role: string,
+      ) => `CREATE FUNCTION public.zz_cmp(a text, b text) RETURNS int LANGUAGE sql IMMUTABLE AS $f$ SELECT bttextcmp(a, b) $f$;
+         ALTER FUNCTION public.zz_cmp(text, text) OWNER TO ${role};
+         CREATE OPERATOR CLASS public.zz_ops FOR TYPE text USING btree AS
+           OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 public.zz_cmp(text, text);
+         CREATE TYPE public.zz_tr AS RANGE (subtype = text, subtype_opclass = public.zz_ops);
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_tr`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_tr, whose subtype operator class calls public.zz_cmp(text,text), owned by ${role}, support function 1 of operator class public.zz_ops`,
+    ],
+    [
+      // Review revk K1: and a type's default operator class runs wherever its values are
+      // compared, sorted or grouped (an array's, a composite's comparison of this attribute).
+      'an enum of postgres whose default operator class has a support function of the lesser login',
+      (role: string) => `CREATE TYPE public.zz_e AS ENUM ('a');
+         CREATE FUNCTION public.zz_cmp(a public.zz_e, b public.zz_e) RETURNS int LANGUAGE sql IMMUTABLE AS $f$ SELECT enum_cmp(a, b) $f$;
+         ALTER FUNCTION public.zz_cmp(public.zz_e, public.zz_e) OWNER TO ${role};
+         CREATE OPERATOR CLASS public.zz_ops DEFAULT FOR TYPE public.zz_e USING btree AS
+           OPERATOR 1 < (anyenum, anyenum), OPERATOR 2 <= (anyenum, anyenum), OPERATOR 3 = (anyenum, anyenum),
+           OPERATOR 4 >= (anyenum, anyenum), OPERATOR 5 > (anyenum, anyenum), FUNCTION 1 public.zz_cmp(public.zz_e, public.zz_e);
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_e[]`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_e[], an array of public.zz_e, whose default operator class calls public.zz_cmp(public.zz_e,public.zz_e), owned by ${role}, support function 1 of operator class public.zz_ops`,
+    ],
+    [
       // Review revk K4: 005's down casts resource_type to text.
       'a cast of a trusted enum to text whose trusted function returns a domain whose CHECK calls it',
       (role: string) => `CREATE DOMAIN public.zz_d AS text CHECK (${role}.g(VALUE));

@@ -364,6 +364,49 @@ BEGIN
       JOIN pg_proc p ON p.oid IN (o.oprcode, o.oprrest, o.oprjoin)
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
+    -- An operator class the type carries: a range's subtype class orders the bounds of every
+    -- value made, and a type's default classes compare, sort and hash it wherever no index
+    -- names one (an array's or a composite's comparison, GROUP BY, DISTINCT; review revk K1).
+    -- pg_catalog's types, as for casts: their default classes are pg_catalog's.
+    SELECT format('%s %s, whose %s operator class calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, cls.kind, code.what)
+      FROM column_types t
+      JOIN pg_type ty ON ty.oid = t.typ
+     CROSS JOIN LATERAL (
+       SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind
+         FROM pg_opclass oc
+        WHERE oc.opcintype = t.typ AND oc.opcdefault AND ty.typnamespace <> 'pg_catalog'::regnamespace
+       UNION ALL
+       SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype' FROM pg_range r WHERE r.rngtypid = t.typ
+     ) AS cls
+     CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+         FROM pg_proc p
+        WHERE p.oid = CASE cls.refclassid
+              WHEN 'pg_proc'::regclass THEN cls.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = cls.refobjid)
+            END
+          AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
+         FROM pg_class c
+        WHERE cls.refclassid = 'pg_class'::regclass AND c.oid = cls.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+          AND true
+       UNION ALL
+       SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), ap.amprocnum, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
+         JOIN pg_proc p ON p.oid = ap.amproc
+        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
+         JOIN pg_operator o ON o.oid = ao.amopopr
+         JOIN pg_proc p ON p.oid = o.oprcode
+        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code    UNION ALL
     -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
     SELECT format('%s %s, whose constraint %I calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how

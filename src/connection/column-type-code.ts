@@ -149,8 +149,9 @@ function castDirection(c: string, typ: string): string {
  *   (uses × steps), however deep or wide the types (review revj J1, J8);
  * - column_type_code(problem): where such a type belongs to a lesser role, or has a function
  *   of such a role (input, output, receive, send, typmod, analyze, subscript; a range's
- *   subtype_diff and canonical), or a cast to or from it or an operator on it calls one (review
- *   revj J2, J3, revk K5), or a
+ *   subtype_diff and canonical), or a cast to or from it, an operator on it, or an operator class
+ *   it carries (a range's subtype class, a default class) calls one (review revj J2, J3, revk K5,
+ *   K1), or a
  *   domain among them has a constraint that calls a function (an operator's too), or uses a
  *   relation, of a lesser role (as pg_depend records it, {@link dependedCode}), or calls one of
  *   pg_catalog's functions that run what text names ({@link callsTextRunner}). Each `problem`
@@ -256,6 +257,21 @@ export const COLUMN_TYPE_CODE_SQL = `column_types(subject, top, parent, how, typ
       JOIN pg_proc p ON p.oid IN (o.oprcode, o.oprrest, o.oprjoin)
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
+    -- An operator class the type carries: a range's subtype class orders the bounds of every
+    -- value made, and a type's default classes compare, sort and hash it wherever no index
+    -- names one (an array's or a composite's comparison, GROUP BY, DISTINCT; review revk K1).
+    -- pg_catalog's types, as for casts: their default classes are pg_catalog's.
+    SELECT format('%s %s, whose %s operator class calls %s', t.subject, ${way('t')}, cls.kind, code.what)
+      FROM column_types t
+      JOIN pg_type ty ON ty.oid = t.typ
+     CROSS JOIN LATERAL (
+       SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind
+         FROM pg_opclass oc
+        WHERE oc.opcintype = t.typ AND oc.opcdefault AND ty.typnamespace <> 'pg_catalog'::regnamespace
+       UNION ALL
+       SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype' FROM pg_range r WHERE r.rngtypid = t.typ
+     ) AS cls
+     CROSS JOIN LATERAL (${dependedCode('cls')}) AS code    UNION ALL
     -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
     SELECT format('%s %s, whose constraint %I calls %s', t.subject, ${way('t')}, k.conname, code.what)
       FROM column_types t
