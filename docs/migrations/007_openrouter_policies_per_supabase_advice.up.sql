@@ -172,21 +172,22 @@ BEGIN
        -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
        AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', 'x402_migrations', 'x402_backup'))
     UNION
-    SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
-      SELECT k.conrelid FROM pg_constraint k
-       WHERE k.confrelid = s.oid AND k.contype = 'f'
+    -- Joined, not a LATERAL per table: pg_constraint has no index on confrelid, and a scan of it
+    -- per table in scope made the check quadratic in the tables (review revk K2).
+    SELECT reached.oid FROM scope s JOIN (
+      SELECT k.confrelid, k.conrelid FROM pg_constraint k
+       WHERE k.contype = 'f'
          AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
       UNION ALL
-      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
+      SELECT i.inhparent, i.inhrelid FROM pg_inherits i
       UNION ALL
       -- A rule's action writes other tables, and runs their triggers with the writer's power; it
       -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
       -- policies run with the writer's power too.
-      SELECT d.refobjid FROM pg_rewrite r
+      SELECT r.ev_class, d.refobjid FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
         JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
-       WHERE r.ev_class = s.oid
-    ) AS reached(oid)
+    ) AS reached(parent, oid) ON reached.parent = s.oid
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
   IF tables IS NOT NULL THEN
@@ -278,15 +279,15 @@ BEGIN
        UNION ALL
        -- A domain's CHECK that casts to another domain runs that one's CHECKs too.
        SELECT d.refobjid, format('whose constraint %I uses type %s', k.conname, format_type(d.refobjid, NULL))
-         FROM pg_constraint k
-         JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid AND d.refclassid = 'pg_type'::regclass
-        WHERE k.contypid = ty.oid AND d.refobjid <> ty.oid
+         FROM pg_constraint k CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+        WHERE k.contypid = ty.oid AND d.refclassid = 'pg_type'::regclass AND d.refobjid <> ty.oid
        UNION ALL
        -- And one that calls a function returning a domain runs that domain's CHECKs.
        SELECT ft.typ, format('whose constraint %I calls %s, which %s type %s', k.conname, p.oid::regprocedure, ft.verb,
                              format_type(ft.typ, NULL))
-         FROM pg_constraint k
-         JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+         FROM pg_constraint k CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
          JOIN pg_proc p ON p.oid = CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
               WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)

@@ -267,9 +267,11 @@ BEGIN
            : ''
        }
     UNION
-    SELECT reached.oid FROM scope s CROSS JOIN LATERAL (
-      SELECT k.conrelid FROM pg_constraint k
-       WHERE k.confrelid = s.oid AND k.contype = 'f'${
+    -- Joined, not a LATERAL per table: pg_constraint has no index on confrelid, and a scan of it
+    -- per table in scope made the check quadratic in the tables (review revk K2).
+    SELECT reached.oid FROM scope s JOIN (
+      SELECT k.confrelid, k.conrelid FROM pg_constraint k
+       WHERE k.contype = 'f'${
          schemas
            ? `
          -- Every key, whatever its action: measureAccess empties a table with TRUNCATE … CASCADE,
@@ -279,16 +281,15 @@ BEGIN
          AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))`
        }
       UNION ALL
-      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = s.oid
+      SELECT i.inhparent, i.inhrelid FROM pg_inherits i
       UNION ALL
       -- A rule's action writes other tables, and runs their triggers with the writer's power; it
       -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
       -- policies run with the writer's power too.
-      SELECT d.refobjid FROM pg_rewrite r
+      SELECT r.ev_class, d.refobjid FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
         JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
-       WHERE r.ev_class = s.oid
-    ) AS reached(oid)
+    ) AS reached(parent, oid) ON reached.parent = s.oid
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
   ${
