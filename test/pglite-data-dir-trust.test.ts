@@ -2,6 +2,7 @@ import {
   chmodSync,
   chownSync,
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -9,8 +10,10 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 import { sql } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -35,6 +38,25 @@ async function valueIn(dataDir: string, query: string): Promise<unknown> {
   } finally {
     await db.destroy()
   }
+}
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/** Opens the embedded database in `dataDir` from a process of umask `umask`, and reads 1 there. */
+function openUnderUmask(dataDir: string, umask: string) {
+  const script = `import { sql } from 'kysely'; import { createDb } from './src/index.ts'
+    const db = createDb({ dataDir: ${JSON.stringify(dataDir)} })
+    try { process.stdout.write(String((await sql\`SELECT 1 AS v\`.execute(db)).rows[0].v)) } finally { await db.destroy() }`
+  return spawnSync(
+    'sh',
+    [
+      '-c',
+      `umask ${umask} && exec "$0" --import tsx --input-type=module -e "$1"`,
+      process.execPath,
+      script,
+    ],
+    { cwd: ROOT, encoding: 'utf8', timeout: 60_000 },
+  )
 }
 
 /** A folder holding a cluster, with a postgresql.auto.conf that disables triggers and keys. */
@@ -63,7 +85,8 @@ describe('an embedded database folder that exists already', () => {
     chmodSync(dataDir, 0o755)
     await expect(valueIn(dataDir, 'SELECT 1 AS v')).rejects.toThrow(/has mode 0755/)
     chmodSync(dataDir, 0o750)
-    expect(await valueIn(dataDir, 'SELECT 1 AS v')).toBe(1)
+    // At 0750 under a umask that keeps the group from writing (whatever this process's is).
+    expect(openUnderUmask(dataDir, '022')).toMatchObject({ status: 0, stdout: '1' })
     chmodSync(dataDir, 0o700)
     expect(await valueIn(dataDir, 'SELECT 1 AS v')).toBe(1)
   })
@@ -129,7 +152,48 @@ describe('an embedded database folder that exists already', () => {
     }
     expect(await valueIn(dataDir, 'SELECT 1 AS v')).toBe(1)
     chmodSync(dataDir, 0o750)
-    await expect(valueIn(dataDir, 'SELECT 1 AS v')).rejects.toThrow(/its group may write it/)
+    expect(openUnderUmask(dataDir, '022').stderr).toMatch(/its group may write it/)
+  })
+
+  // Review revl F3: a file with a second name elsewhere (a hard link a group member made while
+  // the folder let the group in) is written through that name whatever the folder's mode.
+  it('is refused where a file inside has another name (a hard link), naming it, and left as it is', async () => {
+    const dataDir = await plantedCluster('linked')
+    writeFileSync(join(dataDir, 'postgresql.auto.conf'), '# nothing\n')
+    linkSync(join(dataDir, 'postgresql.auto.conf'), join(dataDir, '..', 'kept-name'))
+    const error = await valueIn(dataDir, 'SELECT 1 AS v').then(
+      () => undefined,
+      (e: Error) => e,
+    )
+    expect(error?.message).toMatch(
+      /holds what another user may have written, and was not opened: postgresql\.auto\.conf has 2 names \(hard links\)/,
+    )
+    expect(existsSync(join(dataDir, LOCK_FILE_NAME))).toBe(false)
+    rmSync(join(dataDir, '..', 'kept-name'))
+    expect(await valueIn(dataDir, 'SELECT 1 AS v')).toBe(1)
+  })
+
+  // Review revk K3: under umask 002, PGlite made every file group-writable in a 0750 folder,
+  // and the next open refused some 990 of them, advising a new folder that the same umask and
+  // mode filled alike. The mix is refused before anything is written, with advice that narrows.
+  it('is refused at 0750 while the umask lets the group write what the database makes, before anything is written, and opened at 0700', () => {
+    const dataDir = join(mkdtempSync(join(base, 'umask-')), 'pg')
+    mkdirSync(dataDir, { mode: 0o700 })
+    chmodSync(dataDir, 0o750)
+    const first = openUnderUmask(dataDir, '002')
+    expect(first.status).not.toBe(0)
+    expect(first.stderr).toMatch(
+      /has mode 0750, which lets its group in, and this process's umask 0002 lets the group write the files the database makes there/,
+    )
+    expect(first.stderr).toContain(`chmod 700 ${dataDir}`)
+    expect(first.stderr).not.toMatch(/delete|remove|rm -/i)
+    expect(readdirSync(dataDir)).toEqual([])
+    // The umask the advice names, or the mode: either opens it, again and again.
+    expect(openUnderUmask(dataDir, '022')).toMatchObject({ status: 0, stdout: '1' })
+    expect(openUnderUmask(dataDir, '022')).toMatchObject({ status: 0, stdout: '1' })
+    chmodSync(dataDir, 0o700)
+    expect(openUnderUmask(dataDir, '002')).toMatchObject({ status: 0, stdout: '1' })
+    expect(openUnderUmask(dataDir, '002')).toMatchObject({ status: 0, stdout: '1' })
   })
 
   // Whoever chose the folder's name (a link in a shared folder, say) chose what the refusal

@@ -46,7 +46,7 @@ export function notPrivate(stat: Stats, forbidden: number): string | undefined {
  */
 export function assertPrivateDataFolder(folder: string, stat: Stats): void {
   const problem = notPrivate(stat, 0o027)
-  if (problem === undefined) return
+  if (problem === undefined) return assertGroupCannotWrite(folder, stat)
   const owned = problem.startsWith('is owned')
   // Whoever chose the folder's name (a link in a shared folder) chose what is printed: escaped
   // (review revj J10), and quoted for the shell in the advice.
@@ -64,9 +64,28 @@ export function assertPrivateDataFolder(folder: string, stat: Stats): void {
 }
 
 /**
+ * Where the group may pass through the folder (0750, 0710), refuses a process whose umask lets
+ * the group write what it makes: PGlite writes its files with the process's umask (PostgreSQL
+ * sets its own), so under umask 002 every file would be the group's to change, and the next
+ * open would refuse them all (review revk K3). Refused before anything is written there.
+ */
+function assertGroupCannotWrite(folder: string, stat: Stats): void {
+  const umask = process.umask()
+  if ((stat.mode & 0o010) === 0 || (umask & 0o020) !== 0) return
+  throw new Error(
+    `The embedded database folder ${shownOnTerminal(folder)} has mode 0${(stat.mode & 0o777).toString(8)}, which lets its ` +
+      `group in, and this process's umask 0${umask.toString(8).padStart(3, '0')} lets the group write the files the ` +
+      'database makes there: a member of that group could change its configuration or its data. It was not opened, and ' +
+      `nothing was written. chmod 700 ${shownOnTerminal(shellQuoted(folder))} (only you may enter it), or start the ` +
+      'process with umask 022 (or 027).',
+  )
+}
+
+/**
  * Refuses an embedded database folder (by its real path, `stat` its stat) that holds, at any
  * depth, an entry another user may have written: one owned by another user, a symbolic link
- * (which leads where the check does not look), one other users may write, or, where the folder
+ * (which leads where the check does not look), a file with another name (a hard link, made while
+ * the folder let someone in: review revl F3), one other users may write, or, where the folder
  * lets its group through (0750, 0710), one its group may write. The folder's own mode is no proof of its
  * contents: a file another user put there, or opened, while the folder was open to them stays
  * theirs, and a descriptor they kept writes it still once the folder is 0700 (review revj J4).
@@ -100,7 +119,9 @@ export function assertPrivateDataContents(
       const entryStat = lstatSync(join(folder, entry))
       problem = entryStat.isSymbolicLink()
         ? 'is a symbolic link, which leads where this check does not look'
-        : notPrivate(entryStat, forbidden)
+        : !entryStat.isDirectory() && entryStat.nlink > 1
+          ? `has ${entryStat.nlink} names (hard links): it is written through the others, where this check does not look`
+          : notPrivate(entryStat, forbidden)
     } catch (error) {
       // Gone meanwhile, or a name the listing could not spell: what cannot be looked at is refused.
       problem = `could not be looked at (${errorCode(error) ?? 'error'})`
