@@ -142,6 +142,64 @@ describe.each(testTargets)('measuring access with a lesser login’s code on %s'
     })
   })
 
+  // Review revl F1: the measurement seeds an empty table as the superuser and inserts as the API
+  // roles, leaving out the columns with defaults, which PostgreSQL then computes: a default of a
+  // trusted table calling a function the login owns in a schema of its own (as tables call
+  // auth.uid()) ran it 6 times as the superuser, and COPY … TO PROGRAM with it.
+  it('refuses a default of a public table that calls a function of the login’s own schema, and never calls it', async () => {
+    const { db } = database
+    await withLesserRole(
+      db,
+      'x402_test_measure',
+      async (role) => {
+        const own = `probe_${role}`
+        const table = `public.probe_${role}_notes`
+        await sql.raw(`CREATE SCHEMA ${own} AUTHORIZATION ${role}`).execute(db)
+        try {
+          await db.transaction().execute(async (trx) => {
+            await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+            await sql.raw(`CREATE SEQUENCE ${own}.ran`).execute(trx)
+            await sql
+              .raw(`CREATE FUNCTION ${own}.note() RETURNS text LANGUAGE sql AS $f$ SELECT 'n' $f$`)
+              .execute(trx)
+          })
+          await sql
+            .raw(
+              `CREATE TABLE ${table} (id int PRIMARY KEY DEFAULT 1, body text DEFAULT ${own}.note())`,
+            )
+            .execute(db)
+          await db.transaction().execute(async (trx) => {
+            await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+            await sql
+              .raw(
+                `CREATE OR REPLACE FUNCTION ${own}.note() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN
+                   RESET ROLE; PERFORM pg_catalog.nextval('${own}.ran'); ${escalate(role)} RETURN 'n'; END $f$`,
+              )
+              .execute(trx)
+          })
+          const error = await refusal(measureAccess(db))
+          const { rows } = await sql
+            .raw<{ n: number }>(
+              `SELECT CASE WHEN is_called THEN last_value ELSE 0 END::int AS n FROM ${own}.ran`,
+            )
+            .execute(db)
+          expect({ runs: rows[0]!.n, superuser: await isSuperuser(db, role) }).toEqual({
+            runs: 0,
+            superuser: false,
+          })
+          expect(error?.code).toBe('42501')
+          expect(error?.message).toContain(
+            `default of column body on ${table} calls ${own}.note(), owned by ${role}`,
+          )
+        } finally {
+          await sql.raw(`DROP TABLE IF EXISTS ${table}`).execute(db)
+          await sql.raw(`DROP SCHEMA ${own} CASCADE`).execute(db)
+        }
+      },
+      { login: true },
+    )
+  })
+
   // TRUNCATE … CASCADE (how INSERT is measured) empties every table whose foreign key references
   // the measured one, whatever the key's ON DELETE action, and fires its TRUNCATE triggers as the
   // superuser (review revj J5): here a plain REFERENCES (Supabase grants REFERENCES on public

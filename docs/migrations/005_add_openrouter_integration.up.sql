@@ -519,9 +519,9 @@ BEGIN
     UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
     -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
-    -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
-    -- into no app table; Supabase's often call auth.uid()), nor policies (refused above where
-    -- they would run).
+    -- by name is in pg_depend, an operator's by its function. Not defaults, but with schemas
+    -- (the migrations insert into no app table; Supabase's often call auth.uid()), nor policies
+    -- (refused above where they would run).
     SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
@@ -1202,9 +1202,9 @@ BEGIN
     UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
     -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
-    -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
-    -- into no app table; Supabase's often call auth.uid()), nor policies (refused above where
-    -- they would run).
+    -- by name is in pg_depend, an operator's by its function. Not defaults, but with schemas
+    -- (the migrations insert into no app table; Supabase's often call auth.uid()), nor policies
+    -- (refused above where they would run).
     SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
@@ -1942,9 +1942,9 @@ BEGIN
     UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
     -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
-    -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
-    -- into no app table; Supabase's often call auth.uid()), nor policies (refused above where
-    -- they would run).
+    -- by name is in pg_depend, an operator's by its function. Not defaults, but with schemas
+    -- (the migrations insert into no app table; Supabase's often call auth.uid()), nor policies
+    -- (refused above where they would run).
     SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
@@ -2618,9 +2618,9 @@ BEGIN
     UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
     -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
-    -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
-    -- into no app table; Supabase's often call auth.uid()), nor policies (refused above where
-    -- they would run).
+    -- by name is in pg_depend, an operator's by its function. Not defaults, but with schemas
+    -- (the migrations insert into no app table; Supabase's often call auth.uid()), nor policies
+    -- (refused above where they would run).
     SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid

@@ -218,8 +218,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * With `schemas`, the scope also takes every relation of those schemas (views among them: their
  * query runs as the reader) and every table whose foreign key references one in scope, whatever
  * the key's action (TRUNCATE … CASCADE empties it), and the check also refuses a function there,
- * or one that a policy on a covered relation calls, owned by such a role: what measureAccess
- * reads, writes and calls.
+ * or one that a policy or a column default on a covered relation calls, owned by such a role:
+ * what measureAccess reads, writes (leaving out the columns with defaults) and calls.
  * With `lock`, it first locks those tables in ROW EXCLUSIVE mode (see above): run it inside the
  * transaction that writes them. It reads the catalog with pg_catalog first on the search_path,
  * and puts the path back before it ends.
@@ -340,7 +340,13 @@ BEGIN
             -- Run as an API role, which the code it calls may RESET ROLE out of.
             SELECT format('policy %I', p.polname), p.polrelid, 'pg_policy'::regclass, p.oid,
                    concat(p.polqual::text, p.polwithcheck::text), NULL
-              FROM pg_policy p WHERE p.polrelid = ANY (tables)`
+              FROM pg_policy p WHERE p.polrelid = ANY (tables)
+            UNION ALL
+            -- The measurement seeds an empty table as the session's user and inserts as the API
+            -- roles, leaving out the columns with defaults: PostgreSQL computes them (review revl F1).
+            SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
+              FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE ad.adrelid = ANY (tables) AND a.attgenerated = ''`
                   : ''
               }
   ),
@@ -400,9 +406,9 @@ ${WHEN_CONDITIONS_SQL}
     UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
     -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
-    -- by name is in pg_depend, an operator's by its function. Not defaults (the module inserts
-    -- into no app table; Supabase's often call auth.uid()), nor policies (refused above where
-    -- they would run).
+    -- by name is in pg_depend, an operator's by its function. Not defaults, but with schemas
+    -- (the migrations insert into no app table; Supabase's often call auth.uid()), nor policies
+    -- (refused above where they would run).
     SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
