@@ -1,4 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import {
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -151,6 +159,68 @@ describe('a TLS file in DATABASE_URL that cannot be read', () => {
     })
   }
 })
+
+// The driver reads those files with a blocking read while it parses the URL: a FIFO would hang
+// every command before any bound applies, and /dev/zero would read until memory runs out. Such a
+// parameter is refused before the driver reads it. Each run is a child process under a bound
+// (a blocking read would hang the test's own worker), and must end by exiting, not by the kill.
+describe.skipIf(process.platform === 'win32')(
+  'a TLS file in DATABASE_URL that is not a regular file, or is too large',
+  () => {
+    const folder = mkdtempSync(join(tmpdir(), 'x402-tls-file-'))
+    afterAll(() => rmSync(folder, { recursive: true, force: true }))
+    const fifo = join(folder, 'fifo.pem')
+    const huge = join(folder, 'huge.pem')
+    const linkToFifo = join(folder, 'link.pem')
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
+    symlinkSync(fifo, linkToFifo)
+    writeFileSync(huge, '')
+    truncateSync(huge, 2 * 1024 * 1024)
+
+    it.each([
+      ['sslrootcert', fifo, 'a FIFO, not a regular file'],
+      ['sslkey', fifo, 'a FIFO, not a regular file'],
+      ['sslcert', linkToFifo, 'a FIFO, not a regular file'],
+      ['sslrootcert', '/dev/zero', 'a device, not a regular file'],
+      ['sslrootcert', huge, 'a file of 2097152 bytes'],
+      ['sslrootcert', folder, 'a folder, not a regular file'],
+    ])(
+      'is refused before the driver reads it: %s=%s',
+      async (parameter, path, reason) => {
+        const url = `postgres://postgres:Hunter2Secret@127.0.0.1:5432/postgres?sslmode=require&${parameter}=${path}`
+        const { code, stdout, stderr } = await cli(
+          ['list'],
+          { DATABASE_URL: url, PGLITE_DATA_DIR: '' },
+          undefined,
+          15_000,
+        )
+        expect(stderr).not.toContain('the test killed the command')
+        expect(code).toBe(2)
+        expect(stderr).toContain(`${parameter} in DATABASE_URL names ${reason}`)
+        expect(stderr).toContain(`Point ${parameter} at the`)
+        expect(`${stdout}\n${stderr}`).not.toContain('Hunter2Secret')
+        expect(stderr).not.toMatch(/^Database:/m)
+      },
+      20_000,
+    )
+
+    it("is accepted when it is a regular file of a certificate's size, or a link to one", async () => {
+      const { checkConnectionString } = await import('../src/connection/connection-string.js')
+      const pem = join(folder, 'root.pem')
+      writeFileSync(pem, '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n')
+      const link = join(folder, 'root-link.pem')
+      symlinkSync(pem, link)
+      for (const file of [pem, link]) {
+        expect(() =>
+          checkConnectionString(
+            `postgres://postgres@127.0.0.1:5432/postgres?sslmode=verify-full&sslrootcert=${file}`,
+            'DATABASE_URL',
+          ),
+        ).not.toThrow()
+      }
+    })
+  },
+)
 
 // libpq's URLs may name the host, and the password, in the query string; the driver's own parser
 // (pg-connection-string) reads them, and so must the checks and the messages.

@@ -1,3 +1,5 @@
+import { type Stats, statSync } from 'node:fs'
+
 import { parse as parseConnectionString } from 'pg-connection-string'
 
 import { describeArgument } from './shown-argument.js'
@@ -28,10 +30,87 @@ function unreadableFile(
   }
   if (typeof code !== 'string' || typeof path !== 'string' || typeof message !== 'string')
     return undefined
-  const query = new URLSearchParams(connectionString.split('?')[1]?.split('#')[0] ?? '')
-  const parameter = TLS_FILE_PARAMETERS.find((name) => query.get(name) === path)
+  const files = tlsFiles(connectionString)
+  const parameter = TLS_FILE_PARAMETERS.find((name) => files.get(name) === path)
   // The reason without the path: a path is shown by the parameter that holds it.
   return parameter ? { parameter, reason: message.split(', ')[0]! } : undefined
+}
+
+/**
+ * The most bytes of a file that a TLS parameter may name: a certificate or a key is a few KB, a
+ * bundle of every public root certificate some 200 KB.
+ */
+const TLS_FILE_BYTES = 1024 * 1024
+
+/**
+ * The files that the TLS parameters name, as the driver's parser (pg-connection-string) reads
+ * them from the URL, which it then reads whole: it parses the URL with WHATWG URL (after
+ * encoding a space or a stray "%", and with a stand-in host where the host is empty), takes the
+ * last of a repeated parameter, and skips an empty one. Empty where the URL does not parse: the
+ * driver then throws before it reads any file.
+ */
+function tlsFiles(connectionString: string): Map<string, string> {
+  const files = new Map<string, string>()
+  let query: URLSearchParams
+  try {
+    let url = connectionString
+    if (/ |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(url))
+      url = encodeURI(url).replace(/%25(\d\d)/g, '%$1')
+    try {
+      query = new URL(url, 'postgres://base').searchParams
+    } catch {
+      query = new URL(url.replace('@/', '@___DUMMY___/'), 'postgres://base').searchParams
+    }
+  } catch {
+    return files
+  }
+  for (const [name, value] of query) {
+    if (TLS_FILE_PARAMETERS.includes(name)) files.set(name, value)
+  }
+  for (const [name, value] of files) if (!value) files.delete(name)
+  return files
+}
+
+/** What a path that is not a regular file names, as a message says it. */
+function fileKind(stats: Stats): string {
+  if (stats.isFIFO()) return 'a FIFO'
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device'
+  if (stats.isSocket()) return 'a socket'
+  if (stats.isDirectory()) return 'a folder'
+  return 'a special file'
+}
+
+/**
+ * Refuses a TLS parameter that names something the driver's blocking read would never finish
+ * (a FIFO, a device such as /dev/zero), or a file far larger than a certificate, before the
+ * driver reads it. It follows a symbolic link, as the driver's read does; a path that cannot be
+ * looked at is left to the driver, whose error says why (`unreadableFile`). A folder is refused
+ * here too: the driver's read fails at once on it, but with an error that names no path.
+ */
+function checkTlsFiles(connectionString: string, source: string): void {
+  for (const [parameter, path] of tlsFiles(connectionString)) {
+    let stats: Stats
+    try {
+      stats = statSync(path)
+    } catch {
+      continue
+    }
+    const point =
+      `Point ${parameter} at the ${parameter === 'sslkey' ? 'key' : 'certificate'} file ` +
+      `(a PEM file), or remove ${parameter} from the URL.`
+    if (!stats.isFile()) {
+      throw new ConnectionStringError(
+        `${parameter} in ${source} names ${fileKind(stats)}, not a regular file: the driver reads the whole file while it parses the URL` +
+          `${stats.isDirectory() ? '' : ', and a read of a FIFO or a device may never end'}. ${point}`,
+      )
+    }
+    if (stats.size > TLS_FILE_BYTES) {
+      throw new ConnectionStringError(
+        `${parameter} in ${source} names a file of ${stats.size} bytes, more than the ${TLS_FILE_BYTES} bytes (1 MiB) ` +
+          `a certificate or a key could need. ${point}`,
+      )
+    }
+  }
 }
 
 /**
@@ -43,8 +122,9 @@ function unreadableFile(
  * every message naming the host or the database would print it. Also refused, naming only the
  * parameter's value: a port (in the query string too) that is not 1 to 65535, an sslmode the
  * driver does not know, a bound of 0, and a TLS file (sslcert, sslkey, sslrootcert) that cannot
- * be read, by the parameter that names it. Each connection string the module reads from its user
- * goes through here.
+ * be read, that is not a regular file (a FIFO, a device) or that is over 1 MiB, by the parameter
+ * that names it: the driver reads those files whole, with a blocking read, while it parses. Each
+ * connection string the module reads from its user goes through here.
  *
  * @example
  * ```ts
@@ -61,6 +141,7 @@ export function checkConnectionString(connectionString: string, source: string):
         `Expected postgres://user:password@host:5432/database in ${source}${unset}.`,
     )
   }
+  checkTlsFiles(connectionString, source)
   let parameters: Record<string, unknown>
   try {
     // The driver's own parser: it reads the host, the password and the bounds from the query
