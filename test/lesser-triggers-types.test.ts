@@ -267,6 +267,59 @@ describe.skipIf(skipReason)('code of a lesser login that a column’s type reach
         `column zz of public.x402_resources is of type public.zz_e[], an array of public.zz_e, whose default operator class calls public.zz_cmp(public.zz_e,public.zz_e), owned by ${role}, support function 1 of operator class public.zz_ops`,
     ],
     [
+      // Review revm M3: pg_catalog's classes for arrays are declared on anyarray, so a default
+      // class for text[] exactly, in another schema, is the one PostgreSQL takes for text[].
+      'a default operator class for text[] (a pg_catalog type) with a support function of the lesser login',
+      (
+        role: string,
+      ) => `CREATE FUNCTION public.zz_cmp(a text[], b text[]) RETURNS int LANGUAGE sql IMMUTABLE AS $f$ SELECT btarraycmp(a, b) $f$;
+         ALTER FUNCTION public.zz_cmp(text[], text[]) OWNER TO ${role};
+         CREATE OPERATOR CLASS public.zz_ops DEFAULT FOR TYPE text[] USING btree AS
+           OPERATOR 1 < (anyarray, anyarray), OPERATOR 2 <= (anyarray, anyarray), OPERATOR 3 = (anyarray, anyarray),
+           OPERATOR 4 >= (anyarray, anyarray), OPERATOR 5 > (anyarray, anyarray), FUNCTION 1 public.zz_cmp(text[], text[]);
+         ALTER TABLE x402_resources ADD COLUMN zz text[]`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type text[], whose default operator class calls public.zz_cmp(text[],text[]), owned by ${role}, support function 1 of operator class public.zz_ops`,
+    ],
+    [
+      // Review revm M1: a column left out of an INSERT takes its domain's default.
+      'a domain of postgres whose DEFAULT calls it',
+      (
+        role: string,
+      ) => `CREATE FUNCTION public.zz_note() RETURNS text LANGUAGE sql AS $f$ SELECT 'n' $f$;
+         ALTER FUNCTION public.zz_note() OWNER TO ${role};
+         CREATE DOMAIN public.zz_d AS text DEFAULT public.zz_note();
+         ALTER TABLE x402_resources ADD COLUMN zz public.zz_d`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type public.zz_d, whose default calls public.zz_note(), owned by ${role}`,
+    ],
+    [
+      // Review revm M2: every row routed into a partitioned table runs its key's operator class.
+      'a partitioned table of postgres whose key’s operator class has a support function of the lesser login',
+      (
+        role: string,
+      ) => `CREATE FUNCTION public.zz_cmp(a text, b text) RETURNS int LANGUAGE sql IMMUTABLE AS $f$ SELECT bttextcmp(a, b) $f$;
+         ALTER FUNCTION public.zz_cmp(text, text) OWNER TO ${role};
+         CREATE OPERATOR CLASS public.zz_ops FOR TYPE text USING btree AS
+           OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 public.zz_cmp(text, text);
+         CREATE TABLE public.zz_part (id int, k text) PARTITION BY RANGE (k public.zz_ops);
+         CREATE TABLE public.zz_part_a PARTITION OF public.zz_part DEFAULT`,
+      (role: string) =>
+        `partition key on public.zz_part calls public.zz_cmp(text,text), owned by ${role}, support function 1 of operator class public.zz_ops`,
+    ],
+    [
+      // Review revm M2: and its key's expressions.
+      'a partitioned table of postgres whose key’s expression calls it',
+      (
+        role: string,
+      ) => `CREATE FUNCTION public.zz_bucket(k text) RETURNS int LANGUAGE sql IMMUTABLE AS $f$ SELECT length(k) $f$;
+         ALTER FUNCTION public.zz_bucket(text) OWNER TO ${role};
+         CREATE TABLE public.zz_part (id int, k text) PARTITION BY LIST ((public.zz_bucket(k)));
+         CREATE TABLE public.zz_part_a PARTITION OF public.zz_part DEFAULT`,
+      (role: string) =>
+        `partition key on public.zz_part calls public.zz_bucket(text), owned by ${role}`,
+    ],
+    [
       // Review revk K4: 005's down casts resource_type to text.
       'a cast of a trusted enum to text whose trusted function returns a domain whose CHECK calls it',
       (role: string) => `CREATE DOMAIN public.zz_d AS text CHECK (${role}.g(VALUE));

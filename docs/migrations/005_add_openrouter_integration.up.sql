@@ -227,6 +227,11 @@ BEGIN
             SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+            UNION ALL
+            -- Every row written to a partitioned table is routed by its key: its operator classes'
+            -- functions and its expressions run (pg_depend records them as the table's; review revm M2).
+            SELECT 'partition key', pt.partrelid, 'pg_class'::regclass, pt.partrelid, pt.partexprs::text, NULL
+              FROM pg_partitioned_table pt WHERE pt.partrelid = ANY (tables)
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -273,26 +278,40 @@ BEGIN
        SELECT a.atttypid, format('whose attribute %I is of type %s', a.attname, format_type(a.atttypid, NULL))
          FROM pg_attribute a WHERE ty.typrelid <> 0 AND a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
        UNION ALL
-       -- A domain's CHECK that casts to another domain runs that one's CHECKs too.
-       SELECT d.refobjid, format('whose constraint %I uses type %s', k.conname, format_type(d.refobjid, NULL))
-         FROM pg_constraint k CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
-           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
-        WHERE k.contypid = ty.oid AND d.refclassid = 'pg_type'::regclass AND d.refobjid <> ty.oid
+       -- A domain's CHECK (or default) that casts to another domain runs that one's CHECKs too.
+       SELECT dc.refobjid, format('whose %s uses type %s', dc.part, format_type(dc.refobjid, NULL))
+         FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+        WHERE dc.refclassid = 'pg_type'::regclass AND dc.refobjid <> ty.oid
        UNION ALL
        -- And one that calls a function returning a domain runs that domain's CHECKs.
-       SELECT ft.typ, format('whose constraint %I calls %s, which %s type %s', k.conname, p.oid::regprocedure, ft.verb,
+       SELECT ft.typ, format('whose %s calls %s, which %s type %s', dc.part, p.oid::regprocedure, ft.verb,
                              format_type(ft.typ, NULL))
-         FROM pg_constraint k CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
-           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
-         JOIN pg_proc p ON p.oid = CASE d.refclassid
-              WHEN 'pg_proc'::regclass THEN d.refobjid
-              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+         FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+         JOIN pg_proc p ON p.oid = CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
             END
         CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
           SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
             FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
-        WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
+        WHERE ft.typ <> ty.oid
        UNION ALL
        -- A cast from or to the type makes values of its function's types: one returning a domain
        -- runs that domain's CHECKs (005's down casts resource_type to text; review revk K4).
@@ -364,19 +383,17 @@ BEGIN
     -- An operator class the type carries: a range's subtype class orders the bounds of every
     -- value made, and a type's default classes compare, sort and hash it wherever no index
     -- names one (an array's or a composite's comparison, GROUP BY, DISTINCT; review revk K1).
-    -- pg_catalog's types, as for casts: their default classes are pg_catalog's.
+    -- A default class of another schema's may be made for a pg_catalog type too (its own are
+    -- declared on anyarray, anyrange…, and PostgreSQL prefers the exact type; review revm M3).
     SELECT format('%s %s, whose %s operator class calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, cls.kind, code.what)
       FROM column_types t
-      JOIN pg_type ty ON ty.oid = t.typ
-     CROSS JOIN LATERAL (
-       SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind
-         FROM pg_opclass oc
-        WHERE oc.opcintype = t.typ AND oc.opcdefault AND ty.typnamespace <> 'pg_catalog'::regnamespace
-       UNION ALL
-       SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype' FROM pg_range r WHERE r.rngtypid = t.typ
-     ) AS cls
+      JOIN (SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind, oc.opcintype AS typ
+              FROM pg_opclass oc
+             WHERE oc.opcdefault AND oc.opcnamespace <> 'pg_catalog'::regnamespace
+            UNION ALL
+            SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype', r.rngtypid FROM pg_range r) AS cls ON cls.typ = t.typ
      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
          FROM pg_proc p
         WHERE p.oid = CASE cls.refclassid
@@ -403,25 +420,35 @@ BEGIN
          JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
          JOIN pg_operator o ON o.oid = ao.amopopr
          JOIN pg_proc p ON p.oid = o.oprcode
-        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code    UNION ALL
-    -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
-    SELECT format('%s %s, whose constraint %I calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+    UNION ALL
+    -- A domain's constraint runs whenever a value becomes of the domain, and its default wherever
+    -- a column of it is left out, with what they call.
+    SELECT format('%s %s, whose %s calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
-                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, k.conname, code.what)
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, dc.part, code.what)
       FROM column_types t
-      JOIN pg_constraint k ON k.contypid = t.typ
-      JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
          FROM pg_proc p
-        WHERE p.oid = CASE d.refclassid
-              WHEN 'pg_proc'::regclass THEN d.refobjid
-              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+        WHERE p.oid = CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
             END
           AND p.proowner IN (SELECT oid FROM lesser_roles)
        UNION ALL
        SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
          FROM pg_class c
-        WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+        WHERE dc.refclassid = 'pg_class'::regclass AND c.oid = dc.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
           AND true
        UNION ALL
        SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
@@ -429,7 +456,7 @@ BEGIN
          FROM pg_opclass oc
          JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
          JOIN pg_proc p ON p.oid = ap.amproc
-        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+        WHERE dc.refclassid = 'pg_opclass'::regclass AND oc.oid = dc.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
        UNION ALL
        SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
                      pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
@@ -437,18 +464,21 @@ BEGIN
          JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
          JOIN pg_operator o ON o.oid = ao.amopopr
          JOIN pg_proc p ON p.oid = o.oprcode
-        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+        WHERE dc.refclassid = 'pg_opclass'::regclass AND oc.oid = dc.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
     UNION ALL
-    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+    SELECT format('%s %s, whose %s calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
-                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, k.conname,
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, de.part,
                   p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
       FROM column_types t
-      JOIN pg_constraint k ON k.contypid = t.typ
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
       JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
        AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
             OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
-       AND k.conbin::text ~ (':funcid ' || p.oid || '\M')
+       AND de.tree ~ (':funcid ' || p.oid || '\M')
   ),
   when_peel AS (
     SELECT t.tgname, t.tgrelid AS tbl,
@@ -910,6 +940,11 @@ BEGIN
             SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+            UNION ALL
+            -- Every row written to a partitioned table is routed by its key: its operator classes'
+            -- functions and its expressions run (pg_depend records them as the table's; review revm M2).
+            SELECT 'partition key', pt.partrelid, 'pg_class'::regclass, pt.partrelid, pt.partexprs::text, NULL
+              FROM pg_partitioned_table pt WHERE pt.partrelid = ANY (tables)
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -956,26 +991,40 @@ BEGIN
        SELECT a.atttypid, format('whose attribute %I is of type %s', a.attname, format_type(a.atttypid, NULL))
          FROM pg_attribute a WHERE ty.typrelid <> 0 AND a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
        UNION ALL
-       -- A domain's CHECK that casts to another domain runs that one's CHECKs too.
-       SELECT d.refobjid, format('whose constraint %I uses type %s', k.conname, format_type(d.refobjid, NULL))
-         FROM pg_constraint k CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
-           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
-        WHERE k.contypid = ty.oid AND d.refclassid = 'pg_type'::regclass AND d.refobjid <> ty.oid
+       -- A domain's CHECK (or default) that casts to another domain runs that one's CHECKs too.
+       SELECT dc.refobjid, format('whose %s uses type %s', dc.part, format_type(dc.refobjid, NULL))
+         FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+        WHERE dc.refclassid = 'pg_type'::regclass AND dc.refobjid <> ty.oid
        UNION ALL
        -- And one that calls a function returning a domain runs that domain's CHECKs.
-       SELECT ft.typ, format('whose constraint %I calls %s, which %s type %s', k.conname, p.oid::regprocedure, ft.verb,
+       SELECT ft.typ, format('whose %s calls %s, which %s type %s', dc.part, p.oid::regprocedure, ft.verb,
                              format_type(ft.typ, NULL))
-         FROM pg_constraint k CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
-           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
-         JOIN pg_proc p ON p.oid = CASE d.refclassid
-              WHEN 'pg_proc'::regclass THEN d.refobjid
-              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+         FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+         JOIN pg_proc p ON p.oid = CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
             END
         CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
           SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
             FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
-        WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
+        WHERE ft.typ <> ty.oid
        UNION ALL
        -- A cast from or to the type makes values of its function's types: one returning a domain
        -- runs that domain's CHECKs (005's down casts resource_type to text; review revk K4).
@@ -1047,19 +1096,17 @@ BEGIN
     -- An operator class the type carries: a range's subtype class orders the bounds of every
     -- value made, and a type's default classes compare, sort and hash it wherever no index
     -- names one (an array's or a composite's comparison, GROUP BY, DISTINCT; review revk K1).
-    -- pg_catalog's types, as for casts: their default classes are pg_catalog's.
+    -- A default class of another schema's may be made for a pg_catalog type too (its own are
+    -- declared on anyarray, anyrange…, and PostgreSQL prefers the exact type; review revm M3).
     SELECT format('%s %s, whose %s operator class calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, cls.kind, code.what)
       FROM column_types t
-      JOIN pg_type ty ON ty.oid = t.typ
-     CROSS JOIN LATERAL (
-       SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind
-         FROM pg_opclass oc
-        WHERE oc.opcintype = t.typ AND oc.opcdefault AND ty.typnamespace <> 'pg_catalog'::regnamespace
-       UNION ALL
-       SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype' FROM pg_range r WHERE r.rngtypid = t.typ
-     ) AS cls
+      JOIN (SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind, oc.opcintype AS typ
+              FROM pg_opclass oc
+             WHERE oc.opcdefault AND oc.opcnamespace <> 'pg_catalog'::regnamespace
+            UNION ALL
+            SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype', r.rngtypid FROM pg_range r) AS cls ON cls.typ = t.typ
      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
          FROM pg_proc p
         WHERE p.oid = CASE cls.refclassid
@@ -1086,25 +1133,35 @@ BEGIN
          JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
          JOIN pg_operator o ON o.oid = ao.amopopr
          JOIN pg_proc p ON p.oid = o.oprcode
-        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code    UNION ALL
-    -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
-    SELECT format('%s %s, whose constraint %I calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+    UNION ALL
+    -- A domain's constraint runs whenever a value becomes of the domain, and its default wherever
+    -- a column of it is left out, with what they call.
+    SELECT format('%s %s, whose %s calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
-                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, k.conname, code.what)
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, dc.part, code.what)
       FROM column_types t
-      JOIN pg_constraint k ON k.contypid = t.typ
-      JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
          FROM pg_proc p
-        WHERE p.oid = CASE d.refclassid
-              WHEN 'pg_proc'::regclass THEN d.refobjid
-              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+        WHERE p.oid = CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
             END
           AND p.proowner IN (SELECT oid FROM lesser_roles)
        UNION ALL
        SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
          FROM pg_class c
-        WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+        WHERE dc.refclassid = 'pg_class'::regclass AND c.oid = dc.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
           AND true
        UNION ALL
        SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
@@ -1112,7 +1169,7 @@ BEGIN
          FROM pg_opclass oc
          JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
          JOIN pg_proc p ON p.oid = ap.amproc
-        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+        WHERE dc.refclassid = 'pg_opclass'::regclass AND oc.oid = dc.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
        UNION ALL
        SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
                      pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
@@ -1120,18 +1177,21 @@ BEGIN
          JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
          JOIN pg_operator o ON o.oid = ao.amopopr
          JOIN pg_proc p ON p.oid = o.oprcode
-        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+        WHERE dc.refclassid = 'pg_opclass'::regclass AND oc.oid = dc.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
     UNION ALL
-    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+    SELECT format('%s %s, whose %s calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
-                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, k.conname,
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, de.part,
                   p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
       FROM column_types t
-      JOIN pg_constraint k ON k.contypid = t.typ
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
       JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
        AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
             OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
-       AND k.conbin::text ~ (':funcid ' || p.oid || '\M')
+       AND de.tree ~ (':funcid ' || p.oid || '\M')
   ),
   when_peel AS (
     SELECT t.tgname, t.tgrelid AS tbl,
@@ -1650,6 +1710,11 @@ BEGIN
             SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+            UNION ALL
+            -- Every row written to a partitioned table is routed by its key: its operator classes'
+            -- functions and its expressions run (pg_depend records them as the table's; review revm M2).
+            SELECT 'partition key', pt.partrelid, 'pg_class'::regclass, pt.partrelid, pt.partexprs::text, NULL
+              FROM pg_partitioned_table pt WHERE pt.partrelid = ANY (tables)
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -1696,26 +1761,40 @@ BEGIN
        SELECT a.atttypid, format('whose attribute %I is of type %s', a.attname, format_type(a.atttypid, NULL))
          FROM pg_attribute a WHERE ty.typrelid <> 0 AND a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
        UNION ALL
-       -- A domain's CHECK that casts to another domain runs that one's CHECKs too.
-       SELECT d.refobjid, format('whose constraint %I uses type %s', k.conname, format_type(d.refobjid, NULL))
-         FROM pg_constraint k CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
-           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
-        WHERE k.contypid = ty.oid AND d.refclassid = 'pg_type'::regclass AND d.refobjid <> ty.oid
+       -- A domain's CHECK (or default) that casts to another domain runs that one's CHECKs too.
+       SELECT dc.refobjid, format('whose %s uses type %s', dc.part, format_type(dc.refobjid, NULL))
+         FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+        WHERE dc.refclassid = 'pg_type'::regclass AND dc.refobjid <> ty.oid
        UNION ALL
        -- And one that calls a function returning a domain runs that domain's CHECKs.
-       SELECT ft.typ, format('whose constraint %I calls %s, which %s type %s', k.conname, p.oid::regprocedure, ft.verb,
+       SELECT ft.typ, format('whose %s calls %s, which %s type %s', dc.part, p.oid::regprocedure, ft.verb,
                              format_type(ft.typ, NULL))
-         FROM pg_constraint k CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
-           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
-         JOIN pg_proc p ON p.oid = CASE d.refclassid
-              WHEN 'pg_proc'::regclass THEN d.refobjid
-              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+         FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+         JOIN pg_proc p ON p.oid = CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
             END
         CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
           SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
             FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
-        WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
+        WHERE ft.typ <> ty.oid
        UNION ALL
        -- A cast from or to the type makes values of its function's types: one returning a domain
        -- runs that domain's CHECKs (005's down casts resource_type to text; review revk K4).
@@ -1787,19 +1866,17 @@ BEGIN
     -- An operator class the type carries: a range's subtype class orders the bounds of every
     -- value made, and a type's default classes compare, sort and hash it wherever no index
     -- names one (an array's or a composite's comparison, GROUP BY, DISTINCT; review revk K1).
-    -- pg_catalog's types, as for casts: their default classes are pg_catalog's.
+    -- A default class of another schema's may be made for a pg_catalog type too (its own are
+    -- declared on anyarray, anyrange…, and PostgreSQL prefers the exact type; review revm M3).
     SELECT format('%s %s, whose %s operator class calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, cls.kind, code.what)
       FROM column_types t
-      JOIN pg_type ty ON ty.oid = t.typ
-     CROSS JOIN LATERAL (
-       SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind
-         FROM pg_opclass oc
-        WHERE oc.opcintype = t.typ AND oc.opcdefault AND ty.typnamespace <> 'pg_catalog'::regnamespace
-       UNION ALL
-       SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype' FROM pg_range r WHERE r.rngtypid = t.typ
-     ) AS cls
+      JOIN (SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind, oc.opcintype AS typ
+              FROM pg_opclass oc
+             WHERE oc.opcdefault AND oc.opcnamespace <> 'pg_catalog'::regnamespace
+            UNION ALL
+            SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype', r.rngtypid FROM pg_range r) AS cls ON cls.typ = t.typ
      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
          FROM pg_proc p
         WHERE p.oid = CASE cls.refclassid
@@ -1826,25 +1903,35 @@ BEGIN
          JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
          JOIN pg_operator o ON o.oid = ao.amopopr
          JOIN pg_proc p ON p.oid = o.oprcode
-        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code    UNION ALL
-    -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
-    SELECT format('%s %s, whose constraint %I calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+    UNION ALL
+    -- A domain's constraint runs whenever a value becomes of the domain, and its default wherever
+    -- a column of it is left out, with what they call.
+    SELECT format('%s %s, whose %s calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
-                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, k.conname, code.what)
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, dc.part, code.what)
       FROM column_types t
-      JOIN pg_constraint k ON k.contypid = t.typ
-      JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
          FROM pg_proc p
-        WHERE p.oid = CASE d.refclassid
-              WHEN 'pg_proc'::regclass THEN d.refobjid
-              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+        WHERE p.oid = CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
             END
           AND p.proowner IN (SELECT oid FROM lesser_roles)
        UNION ALL
        SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
          FROM pg_class c
-        WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+        WHERE dc.refclassid = 'pg_class'::regclass AND c.oid = dc.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
           AND true
        UNION ALL
        SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
@@ -1852,7 +1939,7 @@ BEGIN
          FROM pg_opclass oc
          JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
          JOIN pg_proc p ON p.oid = ap.amproc
-        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+        WHERE dc.refclassid = 'pg_opclass'::regclass AND oc.oid = dc.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
        UNION ALL
        SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
                      pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
@@ -1860,18 +1947,21 @@ BEGIN
          JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
          JOIN pg_operator o ON o.oid = ao.amopopr
          JOIN pg_proc p ON p.oid = o.oprcode
-        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+        WHERE dc.refclassid = 'pg_opclass'::regclass AND oc.oid = dc.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
     UNION ALL
-    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+    SELECT format('%s %s, whose %s calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
-                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, k.conname,
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, de.part,
                   p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
       FROM column_types t
-      JOIN pg_constraint k ON k.contypid = t.typ
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
       JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
        AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
             OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
-       AND k.conbin::text ~ (':funcid ' || p.oid || '\M')
+       AND de.tree ~ (':funcid ' || p.oid || '\M')
   ),
   when_peel AS (
     SELECT t.tgname, t.tgrelid AS tbl,
@@ -2326,6 +2416,11 @@ BEGIN
             SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+            UNION ALL
+            -- Every row written to a partitioned table is routed by its key: its operator classes'
+            -- functions and its expressions run (pg_depend records them as the table's; review revm M2).
+            SELECT 'partition key', pt.partrelid, 'pg_class'::regclass, pt.partrelid, pt.partexprs::text, NULL
+              FROM pg_partitioned_table pt WHERE pt.partrelid = ANY (tables)
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -2372,26 +2467,40 @@ BEGIN
        SELECT a.atttypid, format('whose attribute %I is of type %s', a.attname, format_type(a.atttypid, NULL))
          FROM pg_attribute a WHERE ty.typrelid <> 0 AND a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
        UNION ALL
-       -- A domain's CHECK that casts to another domain runs that one's CHECKs too.
-       SELECT d.refobjid, format('whose constraint %I uses type %s', k.conname, format_type(d.refobjid, NULL))
-         FROM pg_constraint k CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
-           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
-        WHERE k.contypid = ty.oid AND d.refclassid = 'pg_type'::regclass AND d.refobjid <> ty.oid
+       -- A domain's CHECK (or default) that casts to another domain runs that one's CHECKs too.
+       SELECT dc.refobjid, format('whose %s uses type %s', dc.part, format_type(dc.refobjid, NULL))
+         FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+        WHERE dc.refclassid = 'pg_type'::regclass AND dc.refobjid <> ty.oid
        UNION ALL
        -- And one that calls a function returning a domain runs that domain's CHECKs.
-       SELECT ft.typ, format('whose constraint %I calls %s, which %s type %s', k.conname, p.oid::regprocedure, ft.verb,
+       SELECT ft.typ, format('whose %s calls %s, which %s type %s', dc.part, p.oid::regprocedure, ft.verb,
                              format_type(ft.typ, NULL))
-         FROM pg_constraint k CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
-           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
-         JOIN pg_proc p ON p.oid = CASE d.refclassid
-              WHEN 'pg_proc'::regclass THEN d.refobjid
-              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+         FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+         JOIN pg_proc p ON p.oid = CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
             END
         CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
           UNION ALL
           SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
             FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
-        WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
+        WHERE ft.typ <> ty.oid
        UNION ALL
        -- A cast from or to the type makes values of its function's types: one returning a domain
        -- runs that domain's CHECKs (005's down casts resource_type to text; review revk K4).
@@ -2463,19 +2572,17 @@ BEGIN
     -- An operator class the type carries: a range's subtype class orders the bounds of every
     -- value made, and a type's default classes compare, sort and hash it wherever no index
     -- names one (an array's or a composite's comparison, GROUP BY, DISTINCT; review revk K1).
-    -- pg_catalog's types, as for casts: their default classes are pg_catalog's.
+    -- A default class of another schema's may be made for a pg_catalog type too (its own are
+    -- declared on anyarray, anyrange…, and PostgreSQL prefers the exact type; review revm M3).
     SELECT format('%s %s, whose %s operator class calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, cls.kind, code.what)
       FROM column_types t
-      JOIN pg_type ty ON ty.oid = t.typ
-     CROSS JOIN LATERAL (
-       SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind
-         FROM pg_opclass oc
-        WHERE oc.opcintype = t.typ AND oc.opcdefault AND ty.typnamespace <> 'pg_catalog'::regnamespace
-       UNION ALL
-       SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype' FROM pg_range r WHERE r.rngtypid = t.typ
-     ) AS cls
+      JOIN (SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind, oc.opcintype AS typ
+              FROM pg_opclass oc
+             WHERE oc.opcdefault AND oc.opcnamespace <> 'pg_catalog'::regnamespace
+            UNION ALL
+            SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype', r.rngtypid FROM pg_range r) AS cls ON cls.typ = t.typ
      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
          FROM pg_proc p
         WHERE p.oid = CASE cls.refclassid
@@ -2502,25 +2609,35 @@ BEGIN
          JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
          JOIN pg_operator o ON o.oid = ao.amopopr
          JOIN pg_proc p ON p.oid = o.oprcode
-        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code    UNION ALL
-    -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
-    SELECT format('%s %s, whose constraint %I calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+    UNION ALL
+    -- A domain's constraint runs whenever a value becomes of the domain, and its default wherever
+    -- a column of it is left out, with what they call.
+    SELECT format('%s %s, whose %s calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
-                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, k.conname, code.what)
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, dc.part, code.what)
       FROM column_types t
-      JOIN pg_constraint k ON k.contypid = t.typ
-      JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
          FROM pg_proc p
-        WHERE p.oid = CASE d.refclassid
-              WHEN 'pg_proc'::regclass THEN d.refobjid
-              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+        WHERE p.oid = CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
             END
           AND p.proowner IN (SELECT oid FROM lesser_roles)
        UNION ALL
        SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
          FROM pg_class c
-        WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+        WHERE dc.refclassid = 'pg_class'::regclass AND c.oid = dc.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
           AND true
        UNION ALL
        SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
@@ -2528,7 +2645,7 @@ BEGIN
          FROM pg_opclass oc
          JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
          JOIN pg_proc p ON p.oid = ap.amproc
-        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+        WHERE dc.refclassid = 'pg_opclass'::regclass AND oc.oid = dc.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
        UNION ALL
        SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
                      pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
@@ -2536,18 +2653,21 @@ BEGIN
          JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
          JOIN pg_operator o ON o.oid = ao.amopopr
          JOIN pg_proc p ON p.oid = o.oprcode
-        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+        WHERE dc.refclassid = 'pg_opclass'::regclass AND oc.oid = dc.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
     UNION ALL
-    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+    SELECT format('%s %s, whose %s calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
-                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, k.conname,
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, de.part,
                   p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
       FROM column_types t
-      JOIN pg_constraint k ON k.contypid = t.typ
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
       JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
        AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
             OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
-       AND k.conbin::text ~ (':funcid ' || p.oid || '\M')
+       AND de.tree ~ (':funcid ' || p.oid || '\M')
   ),
   when_peel AS (
     SELECT t.tgname, t.tgrelid AS tbl,

@@ -122,15 +122,31 @@ export function columnTypeUses(relations: string): string {
 }
 
 /**
- * The pg_depend rows of constraint `k`, looked up by its oid. The fence (OFFSET 0) keeps the
- * planner from reading every constraint's rows and filtering them by domain, once per type the
- * walk reaches: catalogs' statistics are often stale (a new database has template1's), and it
- * took that plan, quadratic in the types (12 s at 600 tables with a domain and an enum each;
- * review revk K2).
+ * Rows `(part, refclassid, refobjid)`: what the code of domain `ty` (a pg_type row) refers to, as
+ * pg_depend records it: each constraint's (`constraint d_check`), and its default's (`default`, a
+ * column of the domain left out of an INSERT takes it; review revm M1), but not its base type.
+ * Each constraint's rows are looked up by its oid, behind a fence (OFFSET 0): the planner read
+ * every constraint's rows and filtered them by domain, once per type the walk reaches (catalogs'
+ * statistics are often stale, a new database has template1's), quadratic in the types: 12 s at
+ * 600 tables with a domain and an enum each (review revk K2).
  */
-function constraintDepends(k: string): string {
-  return `SELECT d.refclassid, d.refobjid FROM pg_depend d
-           WHERE d.classid = 'pg_constraint'::regclass AND d.objid = ${k}.oid OFFSET 0`
+function domainCode(ty: string): string {
+  return `SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ${ty}.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ${ty}.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ${ty}.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ${ty}.typbasetype)`
+}
+
+/** Rows `(part, tree)`: the expressions of domain `ty`'s constraints and default, as stored. */
+function domainExpressions(ty: string): string {
+  return `SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ${ty}.oid
+          UNION ALL
+          SELECT 'default', ${ty}.typdefaultbin::text WHERE ${ty}.typdefaultbin IS NOT NULL`
 }
 
 /** How a row `t` of column_types was reached from its use, after the use's words. */
@@ -200,18 +216,18 @@ export const COLUMN_TYPE_CODE_SQL = `column_types(subject, top, parent, how, typ
        SELECT a.atttypid, format('whose attribute %I is of type %s', a.attname, format_type(a.atttypid, NULL))
          FROM pg_attribute a WHERE ty.typrelid <> 0 AND a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
        UNION ALL
-       -- A domain's CHECK that casts to another domain runs that one's CHECKs too.
-       SELECT d.refobjid, format('whose constraint %I uses type %s', k.conname, format_type(d.refobjid, NULL))
-         FROM pg_constraint k CROSS JOIN LATERAL (${constraintDepends('k')}) AS d
-        WHERE k.contypid = ty.oid AND d.refclassid = 'pg_type'::regclass AND d.refobjid <> ty.oid
+       -- A domain's CHECK (or default) that casts to another domain runs that one's CHECKs too.
+       SELECT dc.refobjid, format('whose %s uses type %s', dc.part, format_type(dc.refobjid, NULL))
+         FROM (${domainCode('ty')}) AS dc
+        WHERE dc.refclassid = 'pg_type'::regclass AND dc.refobjid <> ty.oid
        UNION ALL
        -- And one that calls a function returning a domain runs that domain's CHECKs.
-       SELECT ft.typ, format('whose constraint %I calls %s, which %s type %s', k.conname, p.oid::regprocedure, ft.verb,
+       SELECT ft.typ, format('whose %s calls %s, which %s type %s', dc.part, p.oid::regprocedure, ft.verb,
                              format_type(ft.typ, NULL))
-         FROM pg_constraint k CROSS JOIN LATERAL (${constraintDepends('k')}) AS d
-         JOIN pg_proc p ON p.oid = ${calledFunction('d')}
+         FROM (${domainCode('ty')}) AS dc
+         JOIN pg_proc p ON p.oid = ${calledFunction('dc')}
         CROSS JOIN LATERAL (${functionTypes('p')}) AS ft
-        WHERE k.contypid = ty.oid AND ft.typ <> ty.oid
+        WHERE ft.typ <> ty.oid
        UNION ALL
        -- A cast from or to the type makes values of its function's types: one returning a domain
        -- runs that domain's CHECKs (005's down casts resource_type to text; review revk K4).
@@ -270,28 +286,29 @@ export const COLUMN_TYPE_CODE_SQL = `column_types(subject, top, parent, how, typ
     -- An operator class the type carries: a range's subtype class orders the bounds of every
     -- value made, and a type's default classes compare, sort and hash it wherever no index
     -- names one (an array's or a composite's comparison, GROUP BY, DISTINCT; review revk K1).
-    -- pg_catalog's types, as for casts: their default classes are pg_catalog's.
+    -- A default class of another schema's may be made for a pg_catalog type too (its own are
+    -- declared on anyarray, anyrange…, and PostgreSQL prefers the exact type; review revm M3).
     SELECT format('%s %s, whose %s operator class calls %s', t.subject, ${way('t')}, cls.kind, code.what)
       FROM column_types t
-      JOIN pg_type ty ON ty.oid = t.typ
-     CROSS JOIN LATERAL (
-       SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind
-         FROM pg_opclass oc
-        WHERE oc.opcintype = t.typ AND oc.opcdefault AND ty.typnamespace <> 'pg_catalog'::regnamespace
-       UNION ALL
-       SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype' FROM pg_range r WHERE r.rngtypid = t.typ
-     ) AS cls
-     CROSS JOIN LATERAL (${dependedCode('cls')}) AS code    UNION ALL
-    -- A domain's constraint runs whenever a value becomes of the domain, with what it calls.
-    SELECT format('%s %s, whose constraint %I calls %s', t.subject, ${way('t')}, k.conname, code.what)
-      FROM column_types t
-      JOIN pg_constraint k ON k.contypid = t.typ
-      JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
-     CROSS JOIN LATERAL (${dependedCode('d')}) AS code
+      JOIN (SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind, oc.opcintype AS typ
+              FROM pg_opclass oc
+             WHERE oc.opcdefault AND oc.opcnamespace <> 'pg_catalog'::regnamespace
+            UNION ALL
+            SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype', r.rngtypid FROM pg_range r) AS cls ON cls.typ = t.typ
+     CROSS JOIN LATERAL (${dependedCode('cls')}) AS code
     UNION ALL
-    SELECT format('%s %s, whose constraint %I calls %s, which runs %s', t.subject, ${way('t')}, k.conname,
+    -- A domain's constraint runs whenever a value becomes of the domain, and its default wherever
+    -- a column of it is left out, with what they call.
+    SELECT format('%s %s, whose %s calls %s', t.subject, ${way('t')}, dc.part, code.what)
+      FROM column_types t
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (${domainCode('ty')}) AS dc
+     CROSS JOIN LATERAL (${dependedCode('dc')}) AS code
+    UNION ALL
+    SELECT format('%s %s, whose %s calls %s, which runs %s', t.subject, ${way('t')}, de.part,
                   p.oid::regprocedure, ${textRunnerRuns('p')})
       FROM column_types t
-      JOIN pg_constraint k ON k.contypid = t.typ
-      JOIN pg_proc p ON ${callsTextRunner('p', 'k.conbin::text')}
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (${domainExpressions('ty')}) AS de
+      JOIN pg_proc p ON ${callsTextRunner('p', 'de.tree')}
   )`

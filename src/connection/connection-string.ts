@@ -104,6 +104,13 @@ function checkTlsFiles(connectionString: string, source: string): void {
           `${stats.isDirectory() ? '' : ', and a read of a FIFO or a device may never end'}. ${point}`,
       )
     }
+    // /proc's files say they are empty, and some never end (/proc/self/pagemap; review revm M4):
+    // no certificate or key is empty.
+    if (stats.size === 0) {
+      throw new ConnectionStringError(
+        `${parameter} in ${source} names an empty file (or one of /proc or /sys, which say they are empty and may never end). ${point}`,
+      )
+    }
     if (stats.size > TLS_FILE_BYTES) {
       throw new ConnectionStringError(
         `${parameter} in ${source} names a file of ${stats.size} bytes, more than the ${TLS_FILE_BYTES} bytes (1 MiB) ` +
@@ -122,7 +129,7 @@ function checkTlsFiles(connectionString: string, source: string): void {
  * every message naming the host or the database would print it. Also refused, naming only the
  * parameter's value: a port (in the query string too) that is not 1 to 65535, an sslmode the
  * driver does not know, a bound of 0, and a TLS file (sslcert, sslkey, sslrootcert) that cannot
- * be read, that is not a regular file (a FIFO, a device) or that is over 1 MiB, by the parameter
+ * be read, that is not a regular file (a FIFO, a device), is empty or is over 1 MiB, by the parameter
  * that names it: the driver reads those files whole, with a blocking read, while it parses. Each
  * connection string the module reads from its user goes through here.
  *

@@ -333,7 +333,12 @@ BEGIN
             UNION ALL
             SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
                    NULL
-              FROM pg_rewrite r WHERE r.ev_class = ANY (tables)${
+              FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+            UNION ALL
+            -- Every row written to a partitioned table is routed by its key: its operator classes'
+            -- functions and its expressions run (pg_depend records them as the table's; review revm M2).
+            SELECT 'partition key', pt.partrelid, 'pg_class'::regclass, pt.partrelid, pt.partexprs::text, NULL
+              FROM pg_partitioned_table pt WHERE pt.partrelid = ANY (tables)${
                 schemas
                   ? `
             UNION ALL
