@@ -227,15 +227,18 @@ describe.skipIf(skipReason)('code of a lesser login that a column’s type reach
         `column zz of public.x402_resources is of type public.zz_d1, which reaches public.zz_d17, a domain over ${role}.rt, owned by ${role}`,
     ],
     [
-      // Review revk K5: 005's down deletes WHERE resource_type = 'openrouter_instant'.
+      // Review revk K5: 005's down deletes WHERE resource_type = 'openrouter_instant'. In public
+      // the search_path's check refuses it first (review revn N3); the type walk refuses an
+      // operator on the type in any schema, here one off the path.
       'an operator of postgres on a trusted enum, over a lesser login’s function',
       (role: string) => `CREATE TYPE public.zz_e AS ENUM ('a');
          CREATE FUNCTION ${role}.eq(a public.zz_e, b public.zz_e) RETURNS boolean LANGUAGE sql AS 'SELECT a::text = b::text';
          ALTER FUNCTION ${role}.eq(public.zz_e, public.zz_e) OWNER TO ${role};
-         CREATE OPERATOR public.= (LEFTARG = public.zz_e, RIGHTARG = public.zz_e, FUNCTION = ${role}.eq);
+         CREATE SCHEMA zz_ops;
+         CREATE OPERATOR zz_ops.= (LEFTARG = public.zz_e, RIGHTARG = public.zz_e, FUNCTION = ${role}.eq);
          ALTER TABLE x402_resources ADD COLUMN zz public.zz_e`,
       (role: string) =>
-        `column zz of public.x402_resources is of type public.zz_e, whose operator public.=(public.zz_e,public.zz_e) calls ${role}.eq(public.zz_e,public.zz_e), owned by ${role}`,
+        `column zz of public.x402_resources is of type public.zz_e, whose operator zz_ops.=(public.zz_e,public.zz_e) calls ${role}.eq(public.zz_e,public.zz_e), owned by ${role}`,
     ],
     [
       // Review revk K1: a range's values are ordered by its subtype's operator class, whose
@@ -318,6 +321,43 @@ describe.skipIf(skipReason)('code of a lesser login that a column’s type reach
          CREATE TABLE public.zz_part_a PARTITION OF public.zz_part DEFAULT`,
       (role: string) =>
         `partition key on public.zz_part calls public.zz_bucket(text), owned by ${role}`,
+    ],
+    [
+      // Review revn N1: a row written to a partition is checked against its parents' keys.
+      'a public partition of a table of another schema whose key’s operator class has a support function of the lesser login',
+      (
+        role: string,
+      ) => `CREATE FUNCTION public.zz_cmp(a text, b text) RETURNS int LANGUAGE sql IMMUTABLE AS $f$ SELECT bttextcmp(a, b) $f$;
+         ALTER FUNCTION public.zz_cmp(text, text) OWNER TO ${role};
+         CREATE OPERATOR CLASS public.zz_ops FOR TYPE text USING btree AS
+           OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 public.zz_cmp(text, text);
+         CREATE SCHEMA zz_other;
+         CREATE TABLE zz_other.zz_part (id int, k text) PARTITION BY RANGE (k public.zz_ops);
+         CREATE TABLE public.zz_child PARTITION OF zz_other.zz_part DEFAULT`,
+      (role: string) =>
+        `partition key on zz_other.zz_part calls public.zz_cmp(text,text), owned by ${role}, support function 1 of operator class public.zz_ops`,
+    ],
+    [
+      // Review revn N2: what a superuser adds to schema pg_catalog is not PostgreSQL's own.
+      'a default operator class for text[] in schema pg_catalog with a support function of the lesser login',
+      (
+        role: string,
+      ) => `CREATE FUNCTION public.zz_cmp(a text[], b text[]) RETURNS int LANGUAGE sql IMMUTABLE AS $f$ SELECT btarraycmp(a, b) $f$;
+         ALTER FUNCTION public.zz_cmp(text[], text[]) OWNER TO ${role};
+         CREATE OPERATOR CLASS pg_catalog.zz_ops DEFAULT FOR TYPE text[] USING btree AS
+           OPERATOR 1 < (anyarray, anyarray), OPERATOR 2 <= (anyarray, anyarray), OPERATOR 3 = (anyarray, anyarray),
+           OPERATOR 4 >= (anyarray, anyarray), OPERATOR 5 > (anyarray, anyarray), FUNCTION 1 public.zz_cmp(text[], text[]);
+         ALTER TABLE x402_resources ADD COLUMN zz text[]`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type text[], whose default operator class calls public.zz_cmp(text[],text[]), owned by ${role}, support function 1 of operator class pg_catalog.zz_ops`,
+    ],
+    [
+      'a domain in schema pg_catalog over a domain whose CHECK calls it',
+      (role: string) => `CREATE DOMAIN public.zz_d AS text CHECK (${role}.g(VALUE));
+         CREATE DOMAIN pg_catalog.zz_dd AS public.zz_d;
+         ALTER TABLE x402_resources ADD COLUMN zz pg_catalog.zz_dd`,
+      (role: string) =>
+        `column zz of public.x402_resources is of type zz_dd, a domain over public.zz_d, whose constraint zz_d_check calls ${role}.g(text), owned by ${role}`,
     ],
     [
       // Review revk K4: 005's down casts resource_type to text.

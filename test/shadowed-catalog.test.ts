@@ -85,6 +85,40 @@ describe.skipIf(skipReason)(
       },
     )
 
+    // Review revn N3: the operator a trusted role made, over a function the lesser role owns
+    // (which it may rewrite at any time), is that role's code where it runs.
+    it('with an operator of postgres in public over a lesser role’s function: the commands refuse, naming it, and run none of its code', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateToLatest(db, { env: {} })
+        const role = `x402_test_plant_${randomBytes(4).toString('hex')}`
+        await plant(db, role, [
+          `CREATE FUNCTION public.x402_oid_is(a oid, b regclass) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN a OPERATOR(pg_catalog.=) b::oid; END $f$`,
+        ])
+        await sql`REVOKE CREATE ON SCHEMA public FROM ${sql.id(role)}`.execute(db)
+        await sql
+          .raw(
+            'CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.x402_oid_is)',
+          )
+          .execute(db)
+        try {
+          for (const [args, script] of [
+            [['list'], undefined],
+            [['check'], undefined],
+          ] as const) {
+            const result = await cli([...args], cliEnv(location), script)
+            expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(1)
+            expect(result.stderr).toContain(
+              `operator public.=(oid, regclass) calls public.x402_oid_is(oid,regclass), owned by ${role}`,
+            )
+            expect(await isSuperuser(db, role)).toBe(false)
+          }
+        } finally {
+          await sql.raw('DROP OPERATOR public.= (oid, regclass)').execute(db)
+          await unplant(db, role)
+        }
+      })
+    })
+
     it('a migration run refuses before it changes anything', async () => {
       await withTestDatabase('postgres', async ({ db }) => {
         await migrateTo(db, '002_add_claude_integration')

@@ -74,17 +74,23 @@ BEGIN
        AND r.oid = g.login
        AND has_database_privilege(g.oid, current_database(), 'CREATE')
     UNION ALL
-    SELECT format('%s %I.%s(%s) owned by %s', s.kind, s.nsp, s.name, s.args, pg_get_userbyid(s.owner))
+    SELECT format('%s %I.%s(%s)%s owned by %s', s.kind, s.nsp, s.name, s.args, s.calls, pg_get_userbyid(s.owner))
       FROM (SELECT 'function' AS kind, n.nspname AS nsp, quote_ident(p.proname) AS name,
-                   pg_get_function_identity_arguments(p.oid) AS args, p.proowner AS owner
+                   pg_get_function_identity_arguments(p.oid) AS args, '' AS calls, p.proowner AS owner
               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE EXISTS (SELECT FROM pg_proc c WHERE c.pronamespace = 'pg_catalog'::regnamespace AND c.proname = p.proname)
             UNION ALL
+            -- An operator is its owner's code, and its function's (and its estimators'): a trusted
+            -- role's operator over a lesser role's function runs what that role writes (review revn N3).
             SELECT 'operator', n.nspname, o.oprname,
                    concat_ws(', ', CASE WHEN o.oprleft <> 0 THEN format_type(o.oprleft, NULL) END,
                                    CASE WHEN o.oprright <> 0 THEN format_type(o.oprright, NULL) END),
-                   o.oprowner
+                   f.calls, f.owner
               FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+             CROSS JOIN LATERAL (SELECT '' AS calls, o.oprowner AS owner
+                                 UNION ALL
+                                 SELECT format(' calls %s,', p.oid::regprocedure), p.proowner
+                                   FROM pg_proc p WHERE p.oid IN (o.oprcode, o.oprrest, o.oprjoin)) AS f
              WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
            ) AS s
      WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
@@ -242,10 +248,12 @@ BEGIN
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
             UNION ALL
-            -- Every row written to a partitioned table is routed by its key: its operator classes'
-            -- functions and its expressions run (pg_depend records them as the table's; review revm M2).
+            -- Every row written to a partitioned table is routed by its key, and one written to a
+            -- partition is checked against its parents' keys: their operator classes' functions and
+            -- their expressions run (pg_depend records them as the table's; review revm M2, revn N1).
             SELECT 'partition key', pt.partrelid, 'pg_class'::regclass, pt.partrelid, pt.partexprs::text, NULL
-              FROM pg_partitioned_table pt WHERE pt.partrelid = ANY (tables)
+              FROM pg_partitioned_table pt
+             WHERE pt.partrelid IN (SELECT a.relid FROM unnest(tables) AS t CROSS JOIN LATERAL pg_partition_ancestors(t) AS a)
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -339,7 +347,7 @@ BEGIN
             FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
         WHERE ty.oid IN (c.castsource, c.casttarget) AND ft.typ <> ty.oid
      ) AS reached
-     WHERE ty.typnamespace <> 'pg_catalog'::regnamespace
+     WHERE ty.oid >= 16384
   ),
   column_type_code(problem) AS (
     SELECT format('%s %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
@@ -368,44 +376,41 @@ BEGIN
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- A cast from or to the type, implicit or not (the module's own SQL casts to text), with a
-    -- function of such a role. Those of pg_catalog's types are not looked at: only the owner of
-    -- the cast's other type may make one, and that type is then reached where the cast runs.
+    -- function of such a role. initdb's own casts are not looked at.
     SELECT format('%s %s, whose cast %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, CASE WHEN c.castsource = t.typ THEN 'to ' ELSE 'from ' END
                   || format_type(CASE WHEN c.castsource = t.typ THEN c.casttarget ELSE c.castsource END, NULL),
                   p.oid::regprocedure, pg_get_userbyid(p.proowner))
       FROM column_types t
-      JOIN pg_type ty ON ty.oid = t.typ AND ty.typnamespace <> 'pg_catalog'::regnamespace
-      JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget)
+      JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget) AND c.oid >= 16384
       JOIN pg_proc p ON p.oid = c.castfunc
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- An operator on the type (its function, and the planner's estimators), found by the
     -- module's own comparisons where its schema is on the path: 005's down deletes WHERE
-    -- resource_type = 'openrouter_instant' (review revk K5). pg_catalog's types, as for casts.
+    -- resource_type = 'openrouter_instant' (review revk K5). initdb's own, as for casts.
     SELECT format('%s %s, whose operator %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, o.oid::regoperator,
                   p.oid::regprocedure, pg_get_userbyid(p.proowner))
       FROM column_types t
-      JOIN pg_type ty ON ty.oid = t.typ AND ty.typnamespace <> 'pg_catalog'::regnamespace
-      JOIN pg_operator o ON t.typ IN (o.oprleft, o.oprright)
+      JOIN pg_operator o ON t.typ IN (o.oprleft, o.oprright) AND o.oid >= 16384
       JOIN pg_proc p ON p.oid IN (o.oprcode, o.oprrest, o.oprjoin)
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- An operator class the type carries: a range's subtype class orders the bounds of every
     -- value made, and a type's default classes compare, sort and hash it wherever no index
     -- names one (an array's or a composite's comparison, GROUP BY, DISTINCT; review revk K1).
-    -- A default class of another schema's may be made for a pg_catalog type too (its own are
-    -- declared on anyarray, anyrange…, and PostgreSQL prefers the exact type; review revm M3).
+    -- A default class may be made for a pg_catalog type too (initdb's are declared on anyarray,
+    -- anyrange…, and PostgreSQL prefers the exact type; review revm M3).
     SELECT format('%s %s, whose %s operator class calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, cls.kind, code.what)
       FROM column_types t
       JOIN (SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind, oc.opcintype AS typ
               FROM pg_opclass oc
-             WHERE oc.opcdefault AND oc.opcnamespace <> 'pg_catalog'::regnamespace
+             WHERE oc.opcdefault AND oc.oid >= 16384
             UNION ALL
             SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype', r.rngtypid FROM pg_range r) AS cls ON cls.typ = t.typ
      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what

@@ -12,6 +12,14 @@
  */
 
 /**
+ * PostgreSQL's FirstNormalObjectId: objects with a lower oid were made by initdb, and are
+ * PostgreSQL's own. What a superuser adds to schema pg_catalog later is not (review revn N2:
+ * a default operator class, a domain there over a lesser login's code), so the walk tells
+ * PostgreSQL's objects apart by oid, never by schema.
+ */
+const FIRST_NORMAL_OBJECT_ID = 16384
+
+/**
  * A condition on `p` (a pg_proc row) and `tree` (a stored expression, as text) that holds where
  * the expression calls one of pg_catalog's functions that run SQL given as text (query_to_xml's
  * kind, ts_stat, ts_rewrite's second form) or the code of a type named as text
@@ -172,8 +180,8 @@ function castDirection(c: string, typ: string): string {
  *   domain over other.e`): a domain's base type, an array's element type, a range's subtype, a
  *   multirange's range, a composite's attributes' types, the types a domain's constraints use,
  *   the result and argument types of the functions they call, and those of the functions of
- *   the casts from or to the type, recursively (types of
- *   pg_catalog, the bootstrap superuser's, are not opened). No path is kept: the rows are at most
+ *   the casts from or to the type, recursively (types initdb made, below
+ *   {@link FIRST_NORMAL_OBJECT_ID}, are not opened). No path is kept: the rows are at most
  *   (uses × steps), however deep or wide the types (review revj J1, J8);
  * - column_type_code(problem): where such a type belongs to a lesser role, or has a function
  *   of such a role (input, output, receive, send, typmod, analyze, subscript; a range's
@@ -237,7 +245,7 @@ export const COLUMN_TYPE_CODE_SQL = `column_types(subject, top, parent, how, typ
         CROSS JOIN LATERAL (${functionTypes('p')}) AS ft
         WHERE ty.oid IN (c.castsource, c.casttarget) AND ft.typ <> ty.oid
      ) AS reached
-     WHERE ty.typnamespace <> 'pg_catalog'::regnamespace
+     WHERE ty.oid >= ${FIRST_NORMAL_OBJECT_ID}
   ),
   column_type_code(problem) AS (
     SELECT format('%s %s, owned by %s', t.subject, ${way('t')}, pg_get_userbyid(ty.typowner))
@@ -262,37 +270,34 @@ export const COLUMN_TYPE_CODE_SQL = `column_types(subject, top, parent, how, typ
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- A cast from or to the type, implicit or not (the module's own SQL casts to text), with a
-    -- function of such a role. Those of pg_catalog's types are not looked at: only the owner of
-    -- the cast's other type may make one, and that type is then reached where the cast runs.
+    -- function of such a role. initdb's own casts are not looked at.
     SELECT format('%s %s, whose cast %s calls %s, owned by %s', t.subject, ${way('t')}, ${castDirection('c', 't.typ')},
                   p.oid::regprocedure, pg_get_userbyid(p.proowner))
       FROM column_types t
-      JOIN pg_type ty ON ty.oid = t.typ AND ty.typnamespace <> 'pg_catalog'::regnamespace
-      JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget)
+      JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget) AND c.oid >= ${FIRST_NORMAL_OBJECT_ID}
       JOIN pg_proc p ON p.oid = c.castfunc
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- An operator on the type (its function, and the planner's estimators), found by the
     -- module's own comparisons where its schema is on the path: 005's down deletes WHERE
-    -- resource_type = 'openrouter_instant' (review revk K5). pg_catalog's types, as for casts.
+    -- resource_type = 'openrouter_instant' (review revk K5). initdb's own, as for casts.
     SELECT format('%s %s, whose operator %s calls %s, owned by %s', t.subject, ${way('t')}, o.oid::regoperator,
                   p.oid::regprocedure, pg_get_userbyid(p.proowner))
       FROM column_types t
-      JOIN pg_type ty ON ty.oid = t.typ AND ty.typnamespace <> 'pg_catalog'::regnamespace
-      JOIN pg_operator o ON t.typ IN (o.oprleft, o.oprright)
+      JOIN pg_operator o ON t.typ IN (o.oprleft, o.oprright) AND o.oid >= ${FIRST_NORMAL_OBJECT_ID}
       JOIN pg_proc p ON p.oid IN (o.oprcode, o.oprrest, o.oprjoin)
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- An operator class the type carries: a range's subtype class orders the bounds of every
     -- value made, and a type's default classes compare, sort and hash it wherever no index
     -- names one (an array's or a composite's comparison, GROUP BY, DISTINCT; review revk K1).
-    -- A default class of another schema's may be made for a pg_catalog type too (its own are
-    -- declared on anyarray, anyrange…, and PostgreSQL prefers the exact type; review revm M3).
+    -- A default class may be made for a pg_catalog type too (initdb's are declared on anyarray,
+    -- anyrange…, and PostgreSQL prefers the exact type; review revm M3).
     SELECT format('%s %s, whose %s operator class calls %s', t.subject, ${way('t')}, cls.kind, code.what)
       FROM column_types t
       JOIN (SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind, oc.opcintype AS typ
               FROM pg_opclass oc
-             WHERE oc.opcdefault AND oc.opcnamespace <> 'pg_catalog'::regnamespace
+             WHERE oc.opcdefault AND oc.oid >= ${FIRST_NORMAL_OBJECT_ID}
             UNION ALL
             SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype', r.rngtypid FROM pg_range r) AS cls ON cls.typ = t.typ
      CROSS JOIN LATERAL (${dependedCode('cls')}) AS code

@@ -335,12 +335,14 @@ BEGIN
                    NULL
               FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
             UNION ALL
-            -- Every row written to a partitioned table is routed by its key: its operator classes'
-            -- functions and its expressions run (pg_depend records them as the table's; review revm M2).
+            -- Every row written to a partitioned table is routed by its key, and one written to a
+            -- partition is checked against its parents' keys: their operator classes' functions and
+            -- their expressions run (pg_depend records them as the table's; review revm M2, revn N1).
             SELECT 'partition key', pt.partrelid, 'pg_class'::regclass, pt.partrelid, pt.partexprs::text, NULL
-              FROM pg_partitioned_table pt WHERE pt.partrelid = ANY (tables)${
-                schemas
-                  ? `
+              FROM pg_partitioned_table pt
+             WHERE pt.partrelid IN (SELECT a.relid FROM unnest(tables) AS t CROSS JOIN LATERAL pg_partition_ancestors(t) AS a)${
+               schemas
+                 ? `
             UNION ALL
             -- Run as an API role, which the code it calls may RESET ROLE out of.
             SELECT format('policy %I', p.polname), p.polrelid, 'pg_policy'::regclass, p.oid,
@@ -352,8 +354,8 @@ BEGIN
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
              WHERE ad.adrelid = ANY (tables) AND a.attgenerated = ''`
-                  : ''
-              }
+                 : ''
+             }
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).

@@ -124,17 +124,23 @@ BEGIN
        AND r.oid = g.login
        AND has_database_privilege(g.oid, current_database(), 'CREATE')
     UNION ALL
-    SELECT format('%s %I.%s(%s) owned by %s', s.kind, s.nsp, s.name, s.args, pg_get_userbyid(s.owner))
+    SELECT format('%s %I.%s(%s)%s owned by %s', s.kind, s.nsp, s.name, s.args, s.calls, pg_get_userbyid(s.owner))
       FROM (SELECT 'function' AS kind, n.nspname AS nsp, quote_ident(p.proname) AS name,
-                   pg_get_function_identity_arguments(p.oid) AS args, p.proowner AS owner
+                   pg_get_function_identity_arguments(p.oid) AS args, '' AS calls, p.proowner AS owner
               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE EXISTS (SELECT FROM pg_proc c WHERE c.pronamespace = 'pg_catalog'::regnamespace AND c.proname = p.proname)
             UNION ALL
+            -- An operator is its owner's code, and its function's (and its estimators'): a trusted
+            -- role's operator over a lesser role's function runs what that role writes (review revn N3).
             SELECT 'operator', n.nspname, o.oprname,
                    concat_ws(', ', CASE WHEN o.oprleft <> 0 THEN format_type(o.oprleft, NULL) END,
                                    CASE WHEN o.oprright <> 0 THEN format_type(o.oprright, NULL) END),
-                   o.oprowner
+                   f.calls, f.owner
               FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+             CROSS JOIN LATERAL (SELECT '' AS calls, o.oprowner AS owner
+                                 UNION ALL
+                                 SELECT format(' calls %s,', p.oid::regprocedure), p.proowner
+                                   FROM pg_proc p WHERE p.oid IN (o.oprcode, o.oprrest, o.oprjoin)) AS f
              WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
            ) AS s
      WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
