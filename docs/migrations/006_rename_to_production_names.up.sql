@@ -366,7 +366,9 @@ BEGIN
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- A cast from or to the type, implicit or not (the module's own SQL casts to text), with a
-    -- function of such a role. initdb's own casts are not looked at.
+    -- function of such a role. Not initdb's own; nor, on one of PostgreSQL's types, one whose other
+    -- type is not PostgreSQL's (only that type's owner may make it, and that type is reached
+    -- where the cast runs), but one made between two of them (a superuser's).
     SELECT format('%s %s, whose cast %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, CASE WHEN c.castsource = t.typ THEN 'to ' ELSE 'from ' END
@@ -374,18 +376,20 @@ BEGIN
                   p.oid::regprocedure, pg_get_userbyid(p.proowner))
       FROM column_types t
       JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget) AND c.oid >= 16384
+       AND (t.typ >= 16384 OR greatest(c.castsource, c.casttarget) < 16384)
       JOIN pg_proc p ON p.oid = c.castfunc
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- An operator on the type (its function, and the planner's estimators), found by the
     -- module's own comparisons where its schema is on the path: 005's down deletes WHERE
-    -- resource_type = 'openrouter_instant' (review revk K5). initdb's own, as for casts.
+    -- resource_type = 'openrouter_instant' (review revk K5). Which ones, as for casts.
     SELECT format('%s %s, whose operator %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, o.oid::regoperator,
                   p.oid::regprocedure, pg_get_userbyid(p.proowner))
       FROM column_types t
       JOIN pg_operator o ON t.typ IN (o.oprleft, o.oprright) AND o.oid >= 16384
+       AND (t.typ >= 16384 OR greatest(o.oprleft, o.oprright) < 16384)
       JOIN pg_proc p ON p.oid IN (o.oprcode, o.oprrest, o.oprjoin)
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL

@@ -376,7 +376,9 @@ BEGIN
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- A cast from or to the type, implicit or not (the module's own SQL casts to text), with a
-    -- function of such a role. initdb's own casts are not looked at.
+    -- function of such a role. Not initdb's own; nor, on one of PostgreSQL's types, one whose other
+    -- type is not PostgreSQL's (only that type's owner may make it, and that type is reached
+    -- where the cast runs), but one made between two of them (a superuser's).
     SELECT format('%s %s, whose cast %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, CASE WHEN c.castsource = t.typ THEN 'to ' ELSE 'from ' END
@@ -384,18 +386,20 @@ BEGIN
                   p.oid::regprocedure, pg_get_userbyid(p.proowner))
       FROM column_types t
       JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget) AND c.oid >= 16384
+       AND (t.typ >= 16384 OR greatest(c.castsource, c.casttarget) < 16384)
       JOIN pg_proc p ON p.oid = c.castfunc
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- An operator on the type (its function, and the planner's estimators), found by the
     -- module's own comparisons where its schema is on the path: 005's down deletes WHERE
-    -- resource_type = 'openrouter_instant' (review revk K5). initdb's own, as for casts.
+    -- resource_type = 'openrouter_instant' (review revk K5). Which ones, as for casts.
     SELECT format('%s %s, whose operator %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, o.oid::regoperator,
                   p.oid::regprocedure, pg_get_userbyid(p.proowner))
       FROM column_types t
       JOIN pg_operator o ON t.typ IN (o.oprleft, o.oprright) AND o.oid >= 16384
+       AND (t.typ >= 16384 OR greatest(o.oprleft, o.oprright) < 16384)
       JOIN pg_proc p ON p.oid IN (o.oprcode, o.oprrest, o.oprjoin)
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
@@ -744,6 +748,10 @@ DECLARE
   holding oid[] := '{}';
   recorded jsonb := '[]';
 BEGIN
+  IF NOT current_setting('track_counts')::boolean THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'The rollback counts the rows it deletes with the server''s row counters, and track_counts is off in this session, so they would count none. Nothing was changed. Turn track_counts on (its default; it may be off in postgresql.conf, for the database or the role (ALTER DATABASE … RESET track_counts), or in the connection''s options), then roll back again.';
+  END IF;
   FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -865,6 +873,10 @@ DECLARE
   unkept text[] := '{}';
   unreported text[];
 BEGIN
+  IF NOT current_setting('track_counts')::boolean THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'The rollback counts the rows it deletes with the server''s row counters, and track_counts is off in this session, so they would count none. Nothing was changed. Turn track_counts on (its default; it may be off in postgresql.conf, for the database or the role (ALTER DATABASE … RESET track_counts), or in the connection''s options), then roll back again.';
+  END IF;
   SET CONSTRAINTS ALL IMMEDIATE;
   IF recorded ? '007_openrouter_policies_per_supabase_advice' AND history IS NOT NULL THEN
     EXECUTE format('SELECT CASE WHEN EXISTS (SELECT FROM %s WHERE name = $1) THEN 0 ELSE 1 END', history::regclass)

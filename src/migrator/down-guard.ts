@@ -557,6 +557,24 @@ function enumTypesOf(tables: string): string {
 }
 
 /**
+ * A PL/pgSQL statement that refuses (SQLSTATE 5X402) where the session's row counters count
+ * nothing: with track_counts off (postgresql.conf, a database or role default, the URL's
+ * options), PostgreSQL counts no row of a table opened meanwhile, and the watch and the check
+ * would see nothing deleted (review revo O2). Run at the watch and again at the check.
+ */
+const COUNTERS_ON = [
+  "  IF NOT current_setting('track_counts')::boolean THEN",
+  `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =`,
+  `      ${literal(
+    "The rollback counts the rows it deletes with the server's row counters, and track_counts is off in this " +
+      'session, so they would count none. Nothing was changed. Turn track_counts on (its default; it may be off in ' +
+      'postgresql.conf, for the database or the role (ALTER DATABASE … RESET track_counts), or in the ' +
+      "connection's options), then roll back again.",
+  )};`,
+  '  END IF;',
+].join('\n')
+
+/**
  * What every transactional down runs just before its guard's block (whose backups are DDL, which
  * fires event triggers) or, without one, before it starts: the row counters and the storage of
  * each table, the module's bookkeeping in x402_migrations included,
@@ -574,6 +592,7 @@ export const DOWN_WATCH_SQL = [
   "  holding oid[] := '{}';",
   "  recorded jsonb := '[]';",
   'BEGIN',
+  COUNTERS_ON,
   "  FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,",
   "                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable",
   '             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace',
@@ -656,6 +675,7 @@ export function downCheckSql(
     "  unkept text[] := '{}';",
     '  unreported text[];',
     'BEGIN',
+    COUNTERS_ON,
     // A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
     '  SET CONSTRAINTS ALL IMMEDIATE;',
     `  IF recorded ? ${literal(name)} AND history IS NOT NULL THEN`,
