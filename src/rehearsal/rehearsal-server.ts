@@ -7,6 +7,7 @@ import { explainTimeout, serverClientConfig } from '../connection/server-client-
 import { unlessRefused } from '../connection/sql-state.js'
 import { reachedThrough } from '../connection/unreachable.js'
 import { startScratchCluster } from './scratch-cluster.js'
+import { adminClientConfig } from './scratch-database.js'
 
 /**
  * Runs `work` with a PostgreSQL server to rehearse the migrations of the target `db` on, never
@@ -133,7 +134,8 @@ type Query = (text: string) => Promise<{ rows: Array<{ id: string }> }>
  * read on both sides, nothing tells them apart, and the answer is `unknown`.
  */
 async function sameServer(ours: Query, other: string): Promise<'same' | 'other' | 'unknown'> {
-  const client = new pg.Client(serverClientConfig(other))
+  // `other` is the server named for rehearsals: its superuser's session, pinned as the rehearsal's.
+  const client = new pg.Client(adminClientConfig(other))
   client.on('error', () => {})
   await client.connect().catch((error: unknown) => {
     throw explainTimeout(error, other)

@@ -4,6 +4,8 @@ import pg from 'pg'
 
 import { IN_MEMORY, openPglite } from '../connection/open-pglite.js'
 import { serverClientConfig } from '../connection/server-client-config.js'
+import { SHADOWED_CATALOG_SQL, SHADOWED_CATALOG_STATE } from '../connection/shadowed-catalog.js'
+import { errorCode } from '../connection/sql-state.js'
 import { withoutKyselyMigrationLock } from '../connection/without-kysely-migration-lock.js'
 import { migrationNames } from '../migrations/index.js'
 import { migrateTo } from '../migrator/migrator.js'
@@ -15,7 +17,7 @@ import { copySchema } from './copy-schema.js'
 import { readExistingTables } from './existing-tables.js'
 import { LockSampler } from './lock-sampler.js'
 import type { MigrationRehearsal } from './measured-statement.js'
-import { createServerScratch, type ServerScratch } from './scratch-database.js'
+import { adminClientConfig, createServerScratch, type ServerScratch } from './scratch-database.js'
 import { type SeededTable, seedRepresentativeRows } from './seed-rows.js'
 import { withStatementProbes } from './probing-dialect.js'
 import { splitSqlStatements } from './split-sql.js'
@@ -161,18 +163,36 @@ export async function rehearse(
  * What the server's user does on a new scratch database before its role runs anything there:
  * the Supabase pieces (roles, schema auth), which need a superuser, and the privileges that
  * Supabase's own migration role has on them, so that the role can reference, lock and measure
- * auth.users as a migration does on Supabase.
+ * auth.users as a migration does on Supabase. Its session has pg_catalog alone on the path
+ * (adminClientConfig). First, CREATE DATABASE copied template1, where the server's other roles
+ * may have put objects: the module's shadowed-catalog check, as the scratch role (which owns the
+ * database, and so `public` on PostgreSQL 15+) and on PostgreSQL's default path, refuses there
+ * as the runner's connection would, before the superuser runs anything (review revo O1).
  */
 async function prepareForOwner(scratch: ServerScratch): Promise<void> {
-  const pool = new pg.Pool({ ...serverClientConfig(scratch.adminConnectionString), max: 1 })
+  const pool = new pg.Pool({ ...adminClientConfig(scratch.adminConnectionString), max: 1 })
   // A Ctrl-C drops the database WITH (FORCE) meanwhile: its session's end must not crash the process.
   pool.on('error', () => {})
   pool.on('connect', (client) => client.on('error', () => {}))
   const admin = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
   try {
-    await ensureSupabaseStandIn(admin)
-    await sql`GRANT USAGE ON SCHEMA auth TO ${sql.id(scratch.name)}`.execute(admin)
-    await sql`GRANT ALL ON ALL TABLES IN SCHEMA auth TO ${sql.id(scratch.name)}`.execute(admin)
+    await admin
+      .transaction()
+      .execute(async (trx) => {
+        await sql`SET LOCAL SESSION AUTHORIZATION ${sql.id(scratch.name)}`.execute(trx)
+        await sql`SET LOCAL search_path = "$user", public`.execute(trx)
+        await sql.raw(SHADOWED_CATALOG_SQL).execute(trx)
+      })
+      .catch((error: unknown) => {
+        if (error instanceof Error && errorCode(error) === SHADOWED_CATALOG_STATE)
+          error.message = `The rehearsal server's template1, which the scratch database ${scratch.name} was copied from, is refused: ${error.message}`
+        throw error
+      })
+    await admin.transaction().execute(async (trx) => {
+      await ensureSupabaseStandIn(trx)
+      await sql`GRANT USAGE ON SCHEMA auth TO ${sql.id(scratch.name)}`.execute(trx)
+      await sql`GRANT ALL ON ALL TABLES IN SCHEMA auth TO ${sql.id(scratch.name)}`.execute(trx)
+    })
   } finally {
     await admin.destroy()
   }

@@ -20,6 +20,32 @@ export const SWEEP_AFTER_SECONDS = 3600
 
 const EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const
 
+/**
+ * The node-postgres settings of every session the server's user (a superuser) opens on a server
+ * named for rehearsals: serverClientConfig's, with `search_path` set to pg_catalog (and pg_temp,
+ * last) alone from the session's start, whatever the URL, PGOPTIONS or the server's settings say.
+ * Other roles of that server may create in `public` of its database and of template1 (every role,
+ * up to PostgreSQL 14), and PostgreSQL prefers an operator or function of `public` that matches
+ * the argument types exactly over pg_catalog's, even with pg_catalog first: `datname LIKE '…'` is
+ * `name ~~ name`, for which pg_catalog has only `~~(name, text)`. Out of the path, nothing of
+ * theirs runs with the superuser's power (review revo O1). The statements these sessions run
+ * name objects outside pg_catalog with their schema.
+ *
+ * @example
+ * ```ts
+ * const client = new pg.Client(adminClientConfig('postgres://postgres@rehearsals:5432/postgres'))
+ * ```
+ */
+export function adminClientConfig(
+  connectionString: string,
+  env: NodeJS.ProcessEnv = process.env,
+): pg.PoolConfig {
+  const config = serverClientConfig(connectionString, env)
+  // The last -c of a setting wins; node-postgres reads PGOPTIONS only where options is unset.
+  const options = [config.options ?? env.PGOPTIONS, '-c search_path=pg_catalog,pg_temp']
+  return { ...config, options: options.filter(Boolean).join(' ') }
+}
+
 /** A scratch database created on a server, dropped by {@link ServerScratch.drop} or on Ctrl-C. */
 export interface ServerScratch {
   /** The name of the database, and of the role that owns it. */
@@ -175,11 +201,12 @@ export async function sweepScratchDatabases(
   })
 }
 
+/** Runs `use` with a session of the server's user on `connectionString` (see adminClientConfig). */
 async function withClient<T>(
   connectionString: string,
   use: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
-  const client = new pg.Client(serverClientConfig(connectionString))
+  const client = new pg.Client(adminClientConfig(connectionString))
   client.on('error', () => {})
   await client.connect().catch((error: unknown) => {
     throw explainTimeout(error, connectionString)

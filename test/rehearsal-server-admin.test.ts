@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto'
+
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { rehearse } from '../src/rehearsal/rehearse.js'
+import {
+  findPostgresBinaries,
+  type ScratchCluster,
+  startScratchCluster,
+} from '../src/rehearsal/scratch-cluster.js'
+import { sweepScratchDatabases } from '../src/rehearsal/scratch-database.js'
+
+// The superuser's sessions that a rehearsal opens on a server named for rehearsals
+// (REHEARSAL_DATABASE_URL, LINT_LOCKS_DATABASE_URL) run nothing that another role of that server
+// put in their way (review revo O1): neither in the server's own database (the sweep of leftover
+// scratch databases) nor in the new scratch database, which CREATE DATABASE copies from template1
+// (the Supabase stand-in). The operators planted here have no exact match in pg_catalog, so that
+// they would win over pg_catalog's on any search_path that names public: `name ~~ name` (the
+// sweep's `datname LIKE …`) and `oid = regrole` (the stand-in's `member = '…'::regrole`). The
+// server is a cluster of the test's own, so that its template1 may be changed.
+
+const canStartClusters = findPostgresBinaries().length > 0
+
+/** The cluster's connection string, on `database`. */
+function on(cluster: ScratchCluster, database: string): string {
+  const url = new URL(cluster.connectionString)
+  url.pathname = `/${database}`
+  return url.toString()
+}
+
+async function query<T extends pg.QueryResultRow>(
+  connectionString: string,
+  text: string,
+): Promise<T[]> {
+  const client = new pg.Client({ connectionString })
+  await client.connect()
+  try {
+    return (await client.query<T>(text)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * SQL, run as `planter` in a database where it may create in public, that plants `public.<op>`
+ * over (`left`, `right`), comparing as `compare` does, whose function leaves a trace of every
+ * run in public.evidence (of that database) and, run by a superuser, in the planter's own role,
+ * which is cluster-wide: a comment naming whom it ran as, and the SUPERUSER attribute.
+ */
+const plant = (planter: string, op: string, left: string, right: string, compare: string) => `
+  SET ROLE ${planter};
+  CREATE TABLE public.evidence (who text, superuser text, db text);
+  GRANT INSERT ON public.evidence TO PUBLIC;
+  CREATE FUNCTION public.planted(a ${left}, b ${right}) RETURNS boolean LANGUAGE plpgsql AS $f$
+  BEGIN
+    INSERT INTO public.evidence VALUES (current_user, current_setting('is_superuser'), current_database());
+    IF current_setting('is_superuser') = 'on' THEN
+      EXECUTE format('COMMENT ON ROLE ${planter} IS %L', 'ran as ' || current_user || ' in ' || current_database());
+      EXECUTE 'ALTER ROLE ${planter} SUPERUSER';
+    END IF;
+    RETURN ${compare};
+  END $f$;
+  CREATE OPERATOR public.${op} (LEFTARG = ${left}, RIGHTARG = ${right}, FUNCTION = public.planted);
+  RESET ROLE;`
+
+describe.skipIf(!canStartClusters)(
+  `the superuser's sessions on a rehearsal server${canStartClusters ? '' : ' (skipped: no PostgreSQL server binaries on this machine)'}`,
+  () => {
+    let server: ScratchCluster
+    // One planter for each route: a superuser that ran the first's code would have made it one.
+    const suffix = randomBytes(3).toString('hex')
+    const sweepPlanter = `sweep_planter_${suffix}`
+    const templatePlanter = `template_planter_${suffix}`
+    /** What a planter's role shows: a superuser that ran its code made it one, and said so. */
+    const planterRole = async (planter: string) =>
+      (
+        await query<{ rolsuper: boolean; comment: string | null }>(
+          server.connectionString,
+          `SELECT rolsuper, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = '${planter}'`,
+        )
+      )[0]
+
+    beforeAll(async () => {
+      server = await startScratchCluster()
+      // As PostgreSQL up to 14 lets every role create in public, in every database.
+      await query(
+        server.connectionString,
+        `CREATE ROLE ${sweepPlanter} LOGIN NOSUPERUSER; CREATE ROLE ${templatePlanter} LOGIN NOSUPERUSER`,
+      )
+    })
+    afterAll(async () => {
+      await server?.stop()
+    })
+
+    describe("with a lesser role's `name ~~ name` in the server's own database", () => {
+      const evidence = () =>
+        query<{ who: string; superuser: string }>(
+          server.connectionString,
+          'SELECT who, superuser FROM public.evidence',
+        )
+      beforeAll(async () => {
+        // A leftover scratch database of a rehearsal killed long ago, for the sweep to find.
+        await query(server.connectionString, 'CREATE DATABASE x402_rehearsal_1000000000_1_ab')
+        await query(
+          server.connectionString,
+          `GRANT CREATE ON SCHEMA public TO ${sweepPlanter};
+           ${plant(sweepPlanter, '~~', 'name', 'name', 'a::text OPERATOR(pg_catalog.~~) b::text')}`,
+        )
+      })
+      afterAll(async () => {
+        await query(
+          server.connectionString,
+          `DROP OWNED BY ${sweepPlanter}; REVOKE CREATE ON SCHEMA public FROM ${sweepPlanter}`,
+        )
+      })
+
+      it('sweeps leftovers without running it', async () => {
+        expect(await sweepScratchDatabases(server.connectionString)).toEqual([
+          'x402_rehearsal_1000000000_1_ab',
+        ])
+        expect(await evidence()).toEqual([])
+        expect(await planterRole(sweepPlanter)).toEqual({ rolsuper: false, comment: null })
+      })
+
+      it('rehearses without running it', async () => {
+        const rehearsal = await rehearse([{ name: 'noop', script: 'SELECT 1;' }], {
+          server: server.connectionString,
+          startingPoint: null,
+          rows: {},
+        })
+        expect(rehearsal.migrations.map((step) => step.error ?? 'ok')).toEqual(['ok'])
+        expect(await evidence()).toEqual([])
+        expect(await planterRole(sweepPlanter)).toEqual({ rolsuper: false, comment: null })
+      })
+    })
+
+    describe("with a lesser role's `oid = regrole` in template1", () => {
+      beforeAll(async () => {
+        await query(
+          on(server, 'template1'),
+          `GRANT CREATE ON SCHEMA public TO ${templatePlanter};
+           ${plant(templatePlanter, '=', 'oid', 'regrole', 'a OPERATOR(pg_catalog.=) b::oid')}`,
+        )
+      })
+      afterAll(async () => {
+        await query(
+          on(server, 'template1'),
+          `DROP OWNED BY ${templatePlanter}; REVOKE CREATE ON SCHEMA public FROM ${templatePlanter}`,
+        )
+      })
+
+      it('refuses the scratch database copied from it before the superuser runs anything there', async () => {
+        await expect(
+          rehearse([{ name: 'noop', script: 'SELECT 1;' }], {
+            server: server.connectionString,
+            startingPoint: null,
+            rows: {},
+          }),
+        ).rejects.toMatchObject({
+          code: '42501',
+          message: expect.stringMatching(
+            new RegExp(
+              `^The rehearsal server's template1, .* is refused: .*operator public\\.=\\(oid, regrole\\) calls public\\.planted\\(oid,regrole\\), owned by ${templatePlanter}`,
+            ),
+          ),
+        })
+        expect(await planterRole(templatePlanter)).toEqual({ rolsuper: false, comment: null })
+        // The scratch database and its role are dropped.
+        expect(
+          await query(
+            server.connectionString,
+            `SELECT datname FROM pg_database WHERE datname LIKE 'x402\\_rehearsal\\_%'
+             UNION ALL SELECT rolname FROM pg_roles WHERE rolname LIKE 'x402\\_rehearsal\\_%'`,
+          ),
+        ).toEqual([])
+      })
+    })
+  },
+)
