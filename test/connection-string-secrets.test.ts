@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import {
+  existsSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -285,3 +286,27 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
     })
   },
 )
+
+// Review revo O3: a connection string (or a key) put in PGLITE_DATA_DIR by mistake was printed
+// whole on the Database: line, and became the name of a folder that git lists.
+describe('PGLITE_DATA_DIR holding a URL or a key', () => {
+  it.each([
+    'postgres://app:S3cretPassw0rd@db.example.com:5432/postgres',
+    `sk-or-v1-${'0123456789abcdef'.repeat(4)}`,
+  ])('is refused without being shown, and nothing is created: %#', async (value) => {
+    // The command runs in the repository: a relative folder would be made there.
+    const made = join(fileURLToPath(new URL('..', import.meta.url)), value.split('/')[0]!)
+    try {
+      const { code, stdout, stderr } = await cli(['list'], {
+        DATABASE_URL: '',
+        PGLITE_DATA_DIR: value,
+      })
+      expect(code).toBe(2)
+      expect(`${stdout}\n${stderr}`).not.toContain(value.slice(10, 30))
+      expect(stderr).toContain('PGLITE_DATA_DIR holds')
+      expect(existsSync(made)).toBe(false)
+    } finally {
+      rmSync(made, { recursive: true, force: true })
+    }
+  })
+})

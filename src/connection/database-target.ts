@@ -5,7 +5,7 @@
  */
 import { parse as parseConnectionString } from 'pg-connection-string'
 
-import { checkConnectionString } from './connection-string.js'
+import { checkConnectionString, ConnectionStringError } from './connection-string.js'
 import { shownShortOnTerminal } from './shown-argument.js'
 
 /** The options that decide the target: those of createDb's options that name a database. */
@@ -53,7 +53,30 @@ export function resolveDatabaseTarget(options: TargetOptions = {}): DatabaseTarg
     )
     return { kind: 'postgres', connectionString }
   }
-  return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR || DEFAULT_PGLITE_DATA_DIR }
+  const dataDir = env.PGLITE_DATA_DIR || DEFAULT_PGLITE_DATA_DIR
+  checkDataDirName(dataDir)
+  return { kind: 'pglite', dataDir }
+}
+
+/**
+ * Refuses, without showing it, a PGLITE_DATA_DIR that holds a URL (a connection string put in the
+ * wrong variable; PGlite's own `memory://` aside) or a key: it would be printed on the Database:
+ * line and become the name of a folder in the project (review revo O3).
+ */
+function checkDataDirName(dataDir: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(dataDir)?.[1]
+  const holds =
+    scheme !== undefined && scheme.toLowerCase() !== 'memory'
+      ? `a URL (it starts with "${shownShortOnTerminal(scheme.slice(0, 12))}://")`
+      : /(^|\/)-*(sk|pk|rk)[-_][A-Za-z0-9]/i.test(dataDir)
+        ? 'what looks like a key'
+        : undefined
+  if (holds === undefined) return
+  throw new ConnectionStringError(
+    `PGLITE_DATA_DIR holds ${holds}, not a folder; the rest is not shown, as it may hold a password or a key. ` +
+      "Put a server's connection string in DATABASE_URL, and in PGLITE_DATA_DIR the folder of the embedded " +
+      'database (or leave it unset for .data/pglite).',
+  )
 }
 
 /**
