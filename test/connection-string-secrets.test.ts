@@ -293,6 +293,11 @@ describe('PGLITE_DATA_DIR holding a URL or a key', () => {
   it.each([
     'postgres://app:S3cretPassw0rd@db.example.com:5432/postgres',
     `sk-or-v1-${'0123456789abcdef'.repeat(4)}`,
+    // Review revp P4: without a scheme, in libpq's key=value form, a JWT, a leading space.
+    'app:S3cretPassw0rd@db.example.com:5432/postgres',
+    'host=db.example.com password=S3cretPassw0rd',
+    'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.S3cretPassw0rdSignature',
+    ' postgres://app:S3cretPassw0rd@db.example.com:5432/postgres',
   ])('is refused without being shown, and nothing is created: %#', async (value) => {
     // The command runs in the repository: a relative folder would be made there.
     const made = join(fileURLToPath(new URL('..', import.meta.url)), value.split('/')[0]!)

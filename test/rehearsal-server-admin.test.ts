@@ -72,6 +72,7 @@ describe.skipIf(!canStartClusters)(
     const suffix = randomBytes(3).toString('hex')
     const sweepPlanter = `sweep_planter_${suffix}`
     const templatePlanter = `template_planter_${suffix}`
+    const eventPlanter = `event_planter_${suffix}`
     /** What a planter's role shows: a superuser that ran its code made it one, and said so. */
     const planterRole = async (planter: string) =>
       (
@@ -86,7 +87,8 @@ describe.skipIf(!canStartClusters)(
       // As PostgreSQL up to 14 lets every role create in public, in every database.
       await query(
         server.connectionString,
-        `CREATE ROLE ${sweepPlanter} LOGIN NOSUPERUSER; CREATE ROLE ${templatePlanter} LOGIN NOSUPERUSER`,
+        `CREATE ROLE ${sweepPlanter} LOGIN NOSUPERUSER; CREATE ROLE ${templatePlanter} LOGIN NOSUPERUSER;
+         CREATE ROLE ${eventPlanter} LOGIN NOSUPERUSER`,
       )
     })
     afterAll(async () => {
@@ -174,6 +176,41 @@ describe.skipIf(!canStartClusters)(
              UNION ALL SELECT rolname FROM pg_roles WHERE rolname LIKE 'x402\\_rehearsal\\_%'`,
           ),
         ).toEqual([])
+      })
+    })
+
+    // Review revp P3: CREATE DATABASE copies template1's event triggers too, and the stand-in's
+    // DDL, run by the superuser, fires them with their functions' code.
+    describe("with an event trigger in template1 over a lesser role's function", () => {
+      beforeAll(async () => {
+        await query(
+          on(server, 'template1'),
+          `CREATE FUNCTION public.planted_event() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+           BEGIN
+             IF current_setting('is_superuser') = 'on' THEN
+               EXECUTE format('COMMENT ON ROLE ${eventPlanter} IS %L', 'ran as ' || current_user);
+             END IF;
+           END $f$;
+           ALTER FUNCTION public.planted_event() OWNER TO ${eventPlanter};
+           CREATE EVENT TRIGGER planted_event ON ddl_command_end EXECUTE FUNCTION public.planted_event();`,
+        )
+      })
+      afterAll(async () => {
+        await query(
+          on(server, 'template1'),
+          'DROP EVENT TRIGGER planted_event; DROP FUNCTION public.planted_event()',
+        )
+      })
+
+      it('refuses the scratch database copied from it before the superuser runs any DDL there', async () => {
+        await expect(
+          rehearse([{ name: 'noop', script: 'SELECT 1;' }], {
+            server: server.connectionString,
+            startingPoint: null,
+            rows: {},
+          }),
+        ).rejects.toThrow(/template1, .* is refused: .*event trigger planted_event/)
+        expect(await planterRole(eventPlanter)).toEqual({ rolsuper: false, comment: null })
       })
     })
   },

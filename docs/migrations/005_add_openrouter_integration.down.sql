@@ -11,6 +11,15 @@
 -- Stops at the first error, a refusal included: the steps after it must not run.
 \set ON_ERROR_STOP on
 
+DO $counters$
+BEGIN
+  IF NOT current_setting('track_counts')::boolean THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'The rollback counts the rows it deletes with the server''s row counters, and track_counts is off in this session, so they would count none. Nothing was changed. Turn track_counts on (its default; it may be off in postgresql.conf, for the database or the role (ALTER DATABASE … RESET track_counts), or in the connection''s options), then roll back again.';
+  END IF;
+END
+$counters$;
+
 SET standard_conforming_strings = on;
 
 -- To roll back although it destroys data, change off to on in the next line: each table concerned

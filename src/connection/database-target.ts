@@ -64,13 +64,16 @@ export function resolveDatabaseTarget(options: TargetOptions = {}): DatabaseTarg
  * line and become the name of a folder in the project (review revo O3).
  */
 function checkDataDirName(dataDir: string): void {
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(dataDir)?.[1]
+  const scheme = /^\s*([a-z][a-z0-9+.-]*):\/\//i.exec(dataDir)?.[1]
   const holds =
     scheme !== undefined && scheme.toLowerCase() !== 'memory'
       ? `a URL (it starts with "${shownShortOnTerminal(scheme.slice(0, 12))}://")`
-      : /(^|\/)-*(sk|pk|rk)[-_][A-Za-z0-9]/i.test(dataDir)
-        ? 'what looks like a key'
-        : undefined
+      : // user:password@host, libpq's key=value form, a key, a JWT (review revp P4).
+        /^[^/@\s]+:[^/@\s]*@|\bpassword\s*=/i.test(dataDir)
+        ? 'what looks like a connection string'
+        : /(^|\/)-*(sk|pk|rk)[-_][A-Za-z0-9]|(^|\/)eyJ[\w-]+\.[\w-]+\./.test(dataDir)
+          ? 'what looks like a key'
+          : undefined
   if (holds === undefined) return
   throw new ConnectionStringError(
     `PGLITE_DATA_DIR holds ${holds}, not a folder; the rest is not shown, as it may hold a password or a key. ` +

@@ -5,6 +5,7 @@ import { migrations } from '../migrations/index.js'
 import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
 import {
   catalogLosses,
+  COUNTERS_ON_SQL,
   downCheckSql,
   downGuardSql,
   DOWN_WATCH_SQL,
@@ -105,6 +106,7 @@ export const DATA_LOSS_LINE = 'x402.allow_data_loss = off'
 function downSettings(transactional: boolean): string[] {
   const set = transactional ? 'SET LOCAL' : 'SET'
   return [
+    COUNTERS_ON_SQL,
     `${set} standard_conforming_strings = on`,
     ...(transactional ? [`${set} x402.down_covered = ''`, `${set} x402.backups = '[]'`] : []),
     [

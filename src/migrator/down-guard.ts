@@ -575,6 +575,14 @@ const COUNTERS_ON = [
 ].join('\n')
 
 /**
+ * {@link COUNTERS_ON} as a statement of its own: first in every exported down script, whose
+ * checks (005's among them) count with the same counters.
+ */
+export const COUNTERS_ON_SQL = ['DO $counters$', 'BEGIN', COUNTERS_ON, 'END', '$counters$'].join(
+  '\n',
+)
+
+/**
  * What every transactional down runs just before its guard's block (whose backups are DDL, which
  * fires event triggers) or, without one, before it starts: the row counters and the storage of
  * each table, the module's bookkeeping in x402_migrations included,

@@ -182,6 +182,22 @@ async function prepareForOwner(scratch: ServerScratch): Promise<void> {
         await sql`SET LOCAL SESSION AUTHORIZATION ${sql.id(scratch.name)}`.execute(trx)
         await sql`SET LOCAL search_path = "$user", public`.execute(trx)
         await sql.raw(SHADOWED_CATALOG_SQL).execute(trx)
+        // CREATE DATABASE copies template1's event triggers, which the stand-in's DDL, run by the
+        // superuser, would fire with their functions' code (review revp P3).
+        const { rows } = await sql<{ names: string | null }>`
+          SELECT string_agg(format('event trigger %I (calls %s, owned by %s)', e.evtname, e.evtfoid::regprocedure,
+                                   pg_get_userbyid(p.proowner)), '; ' ORDER BY e.evtname) AS names
+            FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
+           WHERE e.evtenabled <> 'D'`.execute(trx)
+        if (rows[0]?.names)
+          throw Object.assign(
+            new Error(
+              `it holds ${rows[0].names}, which the superuser's DDL there would fire. Nothing was run there. ` +
+                "Keep a rehearsal server's template1 free of event triggers (DROP EVENT TRIGGER in template1), or " +
+                'rehearse on the scratch cluster the module starts (leave REHEARSAL_DATABASE_URL unset).',
+            ),
+            { code: SHADOWED_CATALOG_STATE },
+          )
       })
       .catch((error: unknown) => {
         if (error instanceof Error && errorCode(error) === SHADOWED_CATALOG_STATE)
