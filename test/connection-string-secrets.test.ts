@@ -315,3 +315,16 @@ describe('PGLITE_DATA_DIR holding a URL or a key', () => {
     }
   })
 })
+
+describe('PGLITE_DATA_DIR naming a folder', () => {
+  it.each(['./data/pk_store', '/srv/rk-cache/db', '.data/pglite', 'memory://'])(
+    'is taken as it is: %s',
+    async (dataDir) => {
+      const { resolveDatabaseTarget } = await import('../src/connection/database-target.js')
+      expect(resolveDatabaseTarget({ env: { PGLITE_DATA_DIR: dataDir } })).toEqual({
+        kind: 'pglite',
+        dataDir,
+      })
+    },
+  )
+})

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 
 import { sql } from 'kysely'
 import pg from 'pg'
@@ -201,3 +202,48 @@ describe.skipIf(skipReason)('an exported down script with track_counts off', () 
     },
   )
 })
+
+// Review revq Q1: the track_counts check ran first in each script, calling current_setting
+// unqualified: a lesser login's schema before pg_catalog on the path ran its own as the reader.
+describe.skipIf(skipReason)(
+  'an exported down script with a lesser schema first on the path',
+  () => {
+    it('runs none of its functions before the search_path check refuses', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateTo(db, MIGRATION_002)
+        const role = `x402_test_path_${randomBytes(4).toString('hex')}`
+        await sql.raw(`CREATE ROLE ${role} LOGIN NOSUPERUSER`).execute(db)
+        try {
+          await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
+          await db.transaction().execute(async (trx) => {
+            await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+            await sql.raw(`CREATE SEQUENCE ${role}.calls`).execute(trx)
+            await sql.raw(`GRANT USAGE ON SCHEMA ${role} TO PUBLIC`).execute(trx)
+            await sql.raw(`GRANT ALL ON SEQUENCE ${role}.calls TO PUBLIC`).execute(trx)
+            await sql
+              .raw(
+                `CREATE FUNCTION ${role}.current_setting(text) RETURNS text LANGUAGE plpgsql AS $f$
+               BEGIN PERFORM pg_catalog.nextval('${role}.calls'); RETURN pg_catalog.current_setting($1); END $f$`,
+              )
+              .execute(trx)
+          })
+          const script = await exportMigrationSql(MIGRATION_002, 'down')
+          const refusal = await runScript(
+            serverUrl(location),
+            `SET search_path = ${role}, pg_catalog, public;\n${script}`,
+          )
+          expect(refusal).toContain(`schema ${role} comes before pg_catalog`)
+          const { rows } = await sql
+            .raw<{ n: number }>(
+              `SELECT CASE WHEN is_called THEN last_value ELSE 0 END::int AS n FROM ${role}.calls`,
+            )
+            .execute(db)
+          expect(rows).toEqual([{ n: 0 }])
+        } finally {
+          await sql.raw(`DROP SCHEMA ${role} CASCADE`).execute(db)
+          await sql.raw(`DROP ROLE ${role}`).execute(db)
+        }
+      })
+    })
+  },
+)

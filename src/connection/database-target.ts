@@ -71,7 +71,7 @@ function checkDataDirName(dataDir: string): void {
       : // user:password@host, libpq's key=value form, a key, a JWT (review revp P4).
         /^[^/@\s]+:[^/@\s]*@|\bpassword\s*=/i.test(dataDir)
         ? 'what looks like a connection string'
-        : /(^|\/)-*(sk|pk|rk)[-_][A-Za-z0-9]|(^|\/)eyJ[\w-]+\.[\w-]+\./.test(dataDir)
+        : /(^|\/)-*(sk|pk|rk)[-_][\w-]{16,}|(^|\/)eyJ[\w-]+\.[\w-]+\./.test(dataDir)
           ? 'what looks like a key'
           : undefined
   if (holds === undefined) return

@@ -563,7 +563,7 @@ function enumTypesOf(tables: string): string {
  * would see nothing deleted (review revo O2). Run at the watch and again at the check.
  */
 const COUNTERS_ON = [
-  "  IF NOT current_setting('track_counts')::boolean THEN",
+  "  IF NOT pg_catalog.current_setting('track_counts')::pg_catalog.bool THEN",
   `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =`,
   `      ${literal(
     "The rollback counts the rows it deletes with the server's row counters, and track_counts is off in this " +
