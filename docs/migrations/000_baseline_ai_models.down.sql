@@ -10,15 +10,6 @@ BEGIN;
 
 SET LOCAL idle_in_transaction_session_timeout = '5000ms';
 
-DO $counters$
-BEGIN
-  IF NOT pg_catalog.current_setting('track_counts')::pg_catalog.bool THEN
-    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
-      'The rollback counts the rows it deletes with the server''s row counters, and track_counts is off in this session, so they would count none. Nothing was changed. Turn track_counts on (its default; it may be off in postgresql.conf, for the database or the role (ALTER DATABASE … RESET track_counts), or in the connection''s options), then roll back again.';
-  END IF;
-END
-$counters$;
-
 SET LOCAL standard_conforming_strings = on;
 
 SET LOCAL x402.down_covered = '';

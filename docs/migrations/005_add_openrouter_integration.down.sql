@@ -11,15 +11,6 @@
 -- Stops at the first error, a refusal included: the steps after it must not run.
 \set ON_ERROR_STOP on
 
-DO $counters$
-BEGIN
-  IF NOT pg_catalog.current_setting('track_counts')::pg_catalog.bool THEN
-    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
-      'The rollback counts the rows it deletes with the server''s row counters, and track_counts is off in this session, so they would count none. Nothing was changed. Turn track_counts on (its default; it may be off in postgresql.conf, for the database or the role (ALTER DATABASE … RESET track_counts), or in the connection''s options), then roll back again.';
-  END IF;
-END
-$counters$;
-
 SET standard_conforming_strings = on;
 
 -- To roll back although it destroys data, change off to on in the next line: each table concerned
@@ -29,6 +20,724 @@ SET x402.allow_data_loss = off;
 SET lock_timeout = '2000ms';
 
 SET statement_timeout = '60000ms';
+
+DO $shadowed$
+DECLARE
+  -- Types named with their schema: the block's declarations are read before it empties the
+  -- search_path, where a type of the same name could come first.
+  schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
+  searched pg_catalog.name[] := pg_catalog.current_schemas(true);
+  found pg_catalog.text;
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER'))
+  SELECT string_agg(DISTINCT problem, '; ' ORDER BY problem) INTO found FROM (
+    SELECT format('schema %I comes before pg_catalog', s) AS problem
+      FROM unnest(searched[1:array_position(searched, 'pg_catalog') - 1]) AS s
+     WHERE s IS DISTINCT FROM (SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema())
+    UNION ALL
+    SELECT format('schema %I is owned by %s', n.nspname, CASE n.nspowner
+                       WHEN db_owner_role THEN format('pg_database_owner, that is %s, the database''s owner', pg_get_userbyid(db_owner))
+                       ELSE pg_get_userbyid(n.nspowner)::text END)
+      FROM pg_namespace n
+     WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
+       AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'USAGE')
+    UNION ALL
+    SELECT format('%s may create objects in schema %I%s', r.rolname, n.nspname,
+                     CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+      FROM pg_namespace n, pg_roles r, lesser_roles g
+     WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog' AND r.oid = g.login
+       AND has_schema_privilege(g.oid, n.oid, 'CREATE')
+    UNION ALL
+    -- A name of the path that no schema has yet ("$user" by default): whoever may create
+    -- schemas in the database could make it, in the middle of a run.
+    SELECT format('%s may create schema %I, which the search_path names%s', r.rolname, missing.name,
+                     CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
+      FROM (SELECT CASE part WHEN '$user' THEN current_user::text ELSE part END AS name
+              FROM (SELECT (parse_ident(btrim(entry), false))[1] AS part
+                      FROM unnest(string_to_array(saved, ',')) AS entry
+                     WHERE btrim(entry) <> '') AS parts) AS missing,
+           pg_roles r, lesser_roles g
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = missing.name)
+       AND r.oid = g.login
+       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+    UNION ALL
+    SELECT format('%s %I.%s(%s)%s owned by %s', s.kind, s.nsp, s.name, s.args, s.calls, pg_get_userbyid(s.owner))
+      FROM (SELECT 'function' AS kind, n.nspname AS nsp, quote_ident(p.proname) AS name,
+                   pg_get_function_identity_arguments(p.oid) AS args, '' AS calls, p.proowner AS owner
+              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE EXISTS (SELECT FROM pg_proc c WHERE c.pronamespace = 'pg_catalog'::regnamespace AND c.proname = p.proname)
+            UNION ALL
+            -- An operator is its owner's code, and its function's (and its estimators'): a trusted
+            -- role's operator over a lesser role's function runs what that role writes (review revn N3).
+            SELECT 'operator', n.nspname, o.oprname,
+                   concat_ws(', ', CASE WHEN o.oprleft <> 0 THEN format_type(o.oprleft, NULL) END,
+                                   CASE WHEN o.oprright <> 0 THEN format_type(o.oprright, NULL) END),
+                   f.calls, f.owner
+              FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+             CROSS JOIN LATERAL (SELECT '' AS calls, o.oprowner AS owner
+                                 UNION ALL
+                                 SELECT format(' calls %s,', p.oid::regprocedure), p.proowner
+                                   FROM pg_proc p WHERE p.oid IN (o.oprcode, o.oprrest, o.oprjoin)) AS f
+             WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
+           ) AS s
+     WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
+       AND NOT pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'USAGE')
+  ) AS problems;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'The search_path of role %s lets roles that cannot act as %s put their code where the module''s queries '
+      'would run it with the power of %s: %s. Nothing was read or changed. Revoke their right to create there '
+      '(REVOKE CREATE ON SCHEMA public FROM PUBLIC, as PostgreSQL 15 does by default; for a schema the path names '
+      'that does not exist yet, REVOKE CREATE ON DATABASE, or take the name out of the search_path), drop such objects or move '
+      'them out of the search_path (for an extension: ALTER EXTENSION … SET SCHEMA extensions), keep pg_catalog '
+      'first on the search_path, or run the command as a role they can act as.',
+      session_user, session_user, session_user, found);
+  END IF;
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
+  -- and an error rolls the setting back with its transaction.
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$shadowed$;
+
+DO $api_roles$
+DECLARE
+  found pg_catalog.text;
+  fix pg_catalog.text;
+  grantors pg_catalog.text;
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- ADMIN OPTION on an API role, or on a role that is a member of one: granting that role to
+  -- itself gives the login the API role too.
+  admins AS (
+    SELECT l.rolname AS login, g.rolname AS holder, r.rolname AS held,
+           pg_get_userbyid(m.grantor) AS grantor,
+           string_agg(a.rolname, ', ' ORDER BY a.rolname) FILTER (WHERE a.oid <> r.oid) AS via
+      FROM lesser_roles g
+      JOIN pg_roles l ON l.oid = g.login
+      JOIN pg_auth_members m ON m.member = g.oid AND m.admin_option
+      JOIN pg_roles r ON r.oid = m.roleid
+      JOIN pg_roles a ON a.rolname IN ('anon', 'authenticated', 'service_role', 'authenticator')
+                     AND pg_has_role(r.oid, a.oid, 'MEMBER')
+     GROUP BY l.rolname, g.rolname, r.rolname, r.oid, m.grantor
+  )
+  SELECT string_agg(DISTINCT format('%s%s may administer %s%s', login,
+                           CASE WHEN holder <> login THEN format(' (as %s)', holder) ELSE '' END, held,
+                           CASE WHEN via IS NOT NULL THEN format(', a member of %s', via) ELSE '' END), '; '),
+         -- CASCADE: also what the holder granted with it, to itself or others.
+         string_agg(DISTINCT format('REVOKE ADMIN OPTION FOR %I FROM %I GRANTED BY %I CASCADE', held, holder, grantor), '; '),
+         string_agg(DISTINCT quote_ident(grantor), ' or ')
+    INTO found, fix, grantors
+    FROM admins;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Logins that cannot act as %s may grant themselves Supabase''s API roles, and would read what '
+      'the migrations give them (service_role bypasses row level security; policies TO service_role '
+      'guard the integration keys): %s. Nothing was read or changed. As %s (or a superuser), take the right '
+      'back (%s), then migrate again.',
+      session_user, found, grantors, fix);
+  END IF;
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+END
+$api_roles$;
+
+DO $lesser$
+DECLARE
+  schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
+  tables pg_catalog.oid[];
+  found pg_catalog.text;
+  when_code pg_catalog.bool;
+  rls_code pg_catalog.bool;
+  saved_jit pg_catalog.text := pg_catalog.current_setting('jit');
+  saved pg_catalog.text := pg_catalog.current_setting('search_path');
+  -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
+  db_owner_role pg_catalog.oid;
+  db_owner pg_catalog.oid;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+  SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
+  SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
+  -- catalog rows: where the server has JIT, compiling it would take longer than running it.
+  PERFORM pg_catalog.set_config('jit', 'off', true);
+  WITH RECURSIVE scope(oid) AS (
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p')
+       -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
+       AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', 'x402_migrations', 'x402_backup'))
+    UNION
+    -- Joined, not a LATERAL per table: pg_constraint has no index on confrelid, and a scan of it
+    -- per table in scope made the check quadratic in the tables (review revk K2).
+    SELECT reached.oid FROM scope s JOIN (
+      SELECT k.confrelid, k.conrelid FROM pg_constraint k
+       WHERE k.contype = 'f'
+         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+      UNION ALL
+      SELECT i.inhparent, i.inhrelid FROM pg_inherits i
+      UNION ALL
+      -- A rule's action writes other tables, and runs their triggers with the writer's power; it
+      -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
+      -- policies run with the writer's power too.
+      SELECT r.ev_class, d.refobjid FROM pg_rewrite r
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
+    ) AS reached(parent, oid) ON reached.parent = s.oid
+  )
+  SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
+  
+  WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- The triggers the module's writes to those tables fire: enabled, and not a constraint's own.
+  covered_triggers AS (
+            SELECT t.* FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+  ),
+  -- The code attached to those tables that the module's writes run (see below), with its
+  -- expression as PostgreSQL stores it.
+  attached AS (
+            SELECT format('trigger %I', t.tgname) AS what, t.tgrelid AS tbl, 'pg_trigger'::regclass AS classid, t.oid AS objid,
+                   t.tgqual::text AS tree, NULL::oid[] AS referenced
+              FROM covered_triggers t
+            UNION ALL
+            -- A foreign key's check reads the referenced table's key as that table's owner (FOR KEY
+            -- SHARE, no trigger, no policy; it cannot reference a view): that table and its unique
+            -- index run no code with the writer's power (on Supabase, auth.users belongs to the
+            -- login supabase_auth_admin). Its operators and types still count.
+            SELECT format('constraint %I', k.conname), k.conrelid, 'pg_constraint'::regclass, k.oid, k.conbin::text,
+                   CASE WHEN k.contype = 'f' THEN ARRAY[k.confrelid, k.conindid] END
+              FROM pg_constraint k WHERE k.conrelid = ANY (tables)
+            UNION ALL
+            SELECT format('index %s', i.indexrelid::regclass), i.indrelid, 'pg_class'::regclass, i.indexrelid,
+                   concat(i.indexprs::text, i.indpred::text), NULL
+              FROM pg_index i WHERE i.indrelid = ANY (tables)
+            UNION ALL
+            -- A stored generated column is computed again by every UPDATE of its row.
+            SELECT format('generated column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
+              FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE ad.adrelid = ANY (tables) AND a.attgenerated <> ''
+            UNION ALL
+            SELECT format('rule %I', r.rulename), r.ev_class, 'pg_rewrite'::regclass, r.oid, concat(r.ev_qual::text, r.ev_action::text),
+                   NULL
+              FROM pg_rewrite r WHERE r.ev_class = ANY (tables)
+            UNION ALL
+            -- Every row written to a partitioned table is routed by its key, and one written to a
+            -- partition is checked against its parents' keys: their operator classes' functions and
+            -- their expressions run (pg_depend records them as the table's; review revm M2, revn N1).
+            SELECT 'partition key', pt.partrelid, 'pg_class'::regclass, pt.partrelid, pt.partexprs::text, NULL
+              FROM pg_partitioned_table pt
+             WHERE pt.partrelid IN (SELECT a.relid FROM unnest(tables) AS t CROSS JOIN LATERAL pg_partition_ancestors(t) AS a)
+  ),
+  -- The types the module's writes make values of: its columns', and those the attached code
+  -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
+  typed_uses AS (
+            SELECT format('column %I of %s is of type', a.attname, a.attrelid::regclass) AS subject, a.atttypid AS typ
+              FROM pg_attribute a WHERE a.attrelid = ANY (tables) AND a.attnum > 0 AND NOT a.attisdropped
+            UNION
+            SELECT format('%s on %s uses type', attached.what, attached.tbl::regclass), d.refobjid
+              FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+             WHERE d.refclassid = 'pg_type'::regclass
+            UNION
+            -- A function that returns a domain coerces its result to it (pg_depend records the
+            -- function alone); one that takes one is given values of it.
+            SELECT format('%s on %s calls %s, which %s type', attached.what, attached.tbl::regclass, p.oid::regprocedure,
+                          ft.verb), ft.typ
+              FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+              JOIN pg_proc p ON p.oid = CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END
+             CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
+          UNION ALL
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
+  ),
+  column_types(subject, top, parent, how, typ) AS (
+    -- One collation for both terms (a name's is "C", and the words are made of names).
+    SELECT c.subject COLLATE "C", c.typ, NULL::oid, NULL::text COLLATE "C", c.typ FROM typed_uses c
+    UNION
+    -- UNION keeps each (use, step) once: a type reached by many routes is opened once per step
+    -- that reaches it, and the walk ends where no step is new, without a depth limit.
+    SELECT t.subject, t.top, t.typ, reached.how COLLATE "C", reached.typ
+      FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
+     CROSS JOIN LATERAL (
+       SELECT ty.typbasetype AS typ, format('a domain over %s', format_type(ty.typbasetype, NULL)) AS how
+        WHERE ty.typtype = 'd'
+       UNION ALL
+       SELECT ty.typelem, format('an array of %s', format_type(ty.typelem, NULL)) WHERE ty.typelem <> 0
+       UNION ALL
+       SELECT r.rngsubtype, format('a range of %s', format_type(r.rngsubtype, NULL)) FROM pg_range r WHERE r.rngtypid = ty.oid
+       UNION ALL
+       SELECT r.rngtypid, format('a multirange of %s', format_type(r.rngtypid, NULL)) FROM pg_range r WHERE r.rngmultitypid = ty.oid
+       UNION ALL
+       SELECT a.atttypid, format('whose attribute %I is of type %s', a.attname, format_type(a.atttypid, NULL))
+         FROM pg_attribute a WHERE ty.typrelid <> 0 AND a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+       UNION ALL
+       -- A domain's CHECK (or default) that casts to another domain runs that one's CHECKs too.
+       SELECT dc.refobjid, format('whose %s uses type %s', dc.part, format_type(dc.refobjid, NULL))
+         FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+        WHERE dc.refclassid = 'pg_type'::regclass AND dc.refobjid <> ty.oid
+       UNION ALL
+       -- And one that calls a function returning a domain runs that domain's CHECKs.
+       SELECT ft.typ, format('whose %s calls %s, which %s type %s', dc.part, p.oid::regprocedure, ft.verb,
+                             format_type(ft.typ, NULL))
+         FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+         JOIN pg_proc p ON p.oid = CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
+            END
+        CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
+          UNION ALL
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
+        WHERE ft.typ <> ty.oid
+       UNION ALL
+       -- A cast from or to the type makes values of its function's types: one returning a domain
+       -- runs that domain's CHECKs (005's down casts resource_type to text; review revk K4).
+       SELECT ft.typ, format('whose cast %s calls %s, which %s type %s', CASE WHEN c.castsource = ty.oid THEN 'to ' ELSE 'from ' END
+                  || format_type(CASE WHEN c.castsource = ty.oid THEN c.casttarget ELSE c.castsource END, NULL),
+                             p.oid::regprocedure, ft.verb, format_type(ft.typ, NULL))
+         FROM pg_cast c JOIN pg_proc p ON p.oid = c.castfunc
+        CROSS JOIN LATERAL (SELECT p.prorettype AS typ, 'returns' AS verb
+          UNION ALL
+          SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
+            FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
+        WHERE ty.oid IN (c.castsource, c.casttarget) AND ft.typ <> ty.oid
+     ) AS reached
+     WHERE ty.oid >= 16384
+  ),
+  column_type_code(problem) AS (
+    SELECT format('%s %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, pg_get_userbyid(ty.typowner))
+      FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
+     WHERE ty.typowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A type's own functions run wherever its values are read, written, compared or indexed
+    -- (a GiST index over a range calls its subtype_diff on every insertion).
+    SELECT format('%s %s, whose %s function is %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, f.kind, p.oid::regprocedure,
+                  pg_get_userbyid(p.proowner))
+      FROM column_types t JOIN pg_type ty ON ty.oid = t.typ
+     CROSS JOIN LATERAL (
+       VALUES ('input', ty.typinput::oid), ('output', ty.typoutput::oid), ('receive', ty.typreceive::oid),
+              ('send', ty.typsend::oid), ('typmod input', ty.typmodin::oid), ('typmod output', ty.typmodout::oid),
+              ('analyze', ty.typanalyze::oid), ('subscript', ty.typsubscript::oid)
+       UNION ALL
+       SELECT 'subtype_diff', r.rngsubdiff::oid FROM pg_range r WHERE r.rngtypid = ty.oid
+       UNION ALL
+       SELECT 'canonical', r.rngcanonical::oid FROM pg_range r WHERE r.rngtypid = ty.oid
+     ) AS f(kind, fn)
+      JOIN pg_proc p ON p.oid = f.fn
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A cast from or to the type, implicit or not (the module's own SQL casts to text), with a
+    -- function of such a role. Not initdb's own; nor, on one of PostgreSQL's types, one whose other
+    -- type is not PostgreSQL's (only that type's owner may make it, and that type is reached
+    -- where the cast runs), but one made between two of them (a superuser's).
+    SELECT format('%s %s, whose cast %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, CASE WHEN c.castsource = t.typ THEN 'to ' ELSE 'from ' END
+                  || format_type(CASE WHEN c.castsource = t.typ THEN c.casttarget ELSE c.castsource END, NULL),
+                  p.oid::regprocedure, pg_get_userbyid(p.proowner))
+      FROM column_types t
+      JOIN pg_cast c ON t.typ IN (c.castsource, c.casttarget) AND c.oid >= 16384
+       AND (t.typ >= 16384 OR greatest(c.castsource, c.casttarget) < 16384)
+      JOIN pg_proc p ON p.oid = c.castfunc
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- An operator on the type (its function, and the planner's estimators), found by the
+    -- module's own comparisons where its schema is on the path: 005's down deletes WHERE
+    -- resource_type = 'openrouter_instant' (review revk K5). Which ones, as for casts.
+    SELECT format('%s %s, whose operator %s calls %s, owned by %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, o.oid::regoperator,
+                  p.oid::regprocedure, pg_get_userbyid(p.proowner))
+      FROM column_types t
+      JOIN pg_operator o ON t.typ IN (o.oprleft, o.oprright) AND o.oid >= 16384
+       AND (t.typ >= 16384 OR greatest(o.oprleft, o.oprright) < 16384)
+      JOIN pg_proc p ON p.oid IN (o.oprcode, o.oprrest, o.oprjoin)
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- An operator class the type carries: a range's subtype class orders the bounds of every
+    -- value made, and a type's default classes compare, sort and hash it wherever no index
+    -- names one (an array's or a composite's comparison, GROUP BY, DISTINCT; review revk K1).
+    -- A default class may be made for a pg_catalog type too (initdb's are declared on anyarray,
+    -- anyrange…, and PostgreSQL prefers the exact type; review revm M3).
+    SELECT format('%s %s, whose %s operator class calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, cls.kind, code.what)
+      FROM column_types t
+      JOIN (SELECT 'pg_opclass'::regclass::oid AS refclassid, oc.oid AS refobjid, 'default' AS kind, oc.opcintype AS typ
+              FROM pg_opclass oc
+             WHERE oc.opcdefault AND oc.oid >= 16384
+            UNION ALL
+            SELECT 'pg_opclass'::regclass::oid, r.rngsubopc, 'subtype', r.rngtypid FROM pg_range r) AS cls ON cls.typ = t.typ
+     CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+         FROM pg_proc p
+        WHERE p.oid = CASE cls.refclassid
+              WHEN 'pg_proc'::regclass THEN cls.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = cls.refobjid)
+            END
+          AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
+         FROM pg_class c
+        WHERE cls.refclassid = 'pg_class'::regclass AND c.oid = cls.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+          AND true
+       UNION ALL
+       SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), ap.amprocnum, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
+         JOIN pg_proc p ON p.oid = ap.amproc
+        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
+         JOIN pg_operator o ON o.oid = ao.amopopr
+         JOIN pg_proc p ON p.oid = o.oprcode
+        WHERE cls.refclassid = 'pg_opclass'::regclass AND oc.oid = cls.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+    UNION ALL
+    -- A domain's constraint runs whenever a value becomes of the domain, and its default wherever
+    -- a column of it is left out, with what they call.
+    SELECT format('%s %s, whose %s calls %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, dc.part, code.what)
+      FROM column_types t
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc
+     CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+         FROM pg_proc p
+        WHERE p.oid = CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
+            END
+          AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
+         FROM pg_class c
+        WHERE dc.refclassid = 'pg_class'::regclass AND c.oid = dc.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+          AND true
+       UNION ALL
+       SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), ap.amprocnum, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
+         JOIN pg_proc p ON p.oid = ap.amproc
+        WHERE dc.refclassid = 'pg_opclass'::regclass AND oc.oid = dc.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
+         JOIN pg_operator o ON o.oid = ao.amopopr
+         JOIN pg_proc p ON p.oid = o.oprcode
+        WHERE dc.refclassid = 'pg_opclass'::regclass AND oc.oid = dc.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+    UNION ALL
+    SELECT format('%s %s, whose %s calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
+                                         WHEN t.parent = t.top THEN ', ' || t.how
+                                         ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, de.part,
+                  p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
+      FROM column_types t
+      JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+     CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
+      JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
+       AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
+            OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
+       AND de.tree ~ (':funcid ' || p.oid || '\M')
+  ),
+  when_peel AS (
+    SELECT t.tgname, t.tgrelid AS tbl,
+           regexp_replace(t.tgqual::text, repeat(chr(92), 2) || '.', '_', 'g') AS tree
+      FROM covered_triggers t
+     WHERE t.tgqual IS NOT NULL
+    UNION ALL
+    SELECT p.tgname, p.tbl, regexp_replace(p.tree, '[{][^{}]*[}]', '_', 'g')
+      FROM when_peel p WHERE p.tree ~ '[{][^{}]*[}]'
+  ),
+  when_nodes AS (
+    SELECT p.tgname, p.tbl, m[1] AS node, substring(m[1] FROM '^[A-Z_]+') AS kind
+      FROM when_peel p CROSS JOIN LATERAL regexp_matches(p.tree, '[{]([^{}]*)[}]', 'g') AS m
+  ),
+  when_unread AS (
+    SELECT p.tgname, p.tbl FROM when_peel p WHERE p.tree !~ '[{][^{}]*[}]' AND p.tree ~ '[{}]'
+  ),
+  when_calls AS (
+    SELECT n.tgname, n.tbl, call.fn, call.via
+      FROM when_nodes n CROSS JOIN LATERAL (
+        SELECT f[1]::oid AS fn, '' AS via FROM regexp_matches(n.node, ':(?:op|hash|neg)?funcid ([0-9]+)', 'g') AS f
+         WHERE f[1]::oid <> 0
+        UNION ALL
+        SELECT o.oprcode::oid, '' FROM regexp_matches(n.node, ':opno ([0-9]+)', 'g') AS x
+          LEFT JOIN pg_operator o ON o.oid = x[1]::oid
+        UNION ALL
+        SELECT o.oprcode::oid, ''
+          FROM regexp_matches(n.node, ':opnos [(]o([ 0-9]*)[)]') AS x
+         CROSS JOIN LATERAL regexp_split_to_table(btrim(x[1]), ' +') AS opno
+          LEFT JOIN pg_operator o ON o.oid = opno::oid
+         WHERE opno <> ''
+        UNION ALL
+        SELECT ty.typinput::oid, format(' (the input function of type %s)', ty.oid::regtype)
+          FROM pg_type ty WHERE n.kind = 'COERCEVIAIO' AND ty.oid = substring(n.node FROM ':resulttype ([0-9]+)')::oid
+        UNION ALL
+        SELECT ty.typsubscript::oid, format(' (the subscripting of type %s)', ty.oid::regtype)
+          FROM pg_type ty WHERE n.kind = 'SUBSCRIPTINGREF' AND ty.oid = substring(n.node FROM ':refcontainertype ([0-9]+)')::oid
+      ) AS call
+  )
+  SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
+         coalesce(bool_or(listed.ordinal = 0), false) INTO found, when_code, rls_code
+    FROM (SELECT DISTINCT * FROM (
+    SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                                  WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
+           false AS in_when
+      FROM pg_class c
+     WHERE c.oid = ANY (tables)
+       AND c.relowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- Row level security that applies to the role that writes (FORCE ROW LEVEL SECURITY on a
+    -- table it owns, RLS on another's, without BYPASSRLS): every policy of the table would run
+    -- with its power, and whatever their expressions read (views, other tables and their
+    -- policies), and would hide rows from the write. Supabase's postgres and service_role bypass it.
+    SELECT 0, format('row level security applies to %s on %s', current_user, c.oid::regclass), false
+      FROM pg_class c
+     WHERE c.oid = ANY (tables) AND row_security_active(c.oid)
+    UNION ALL
+    -- A view (in scope only as what a rule reads) that is not security_invoker applies the row
+    -- level security of its tables as its owner, and runs their policies as the writer, where
+    -- row_security_active of the writer says nothing: such a table is refused, whoever owns it.
+    SELECT 0, format('a rule reads %s through view %s, which applies its row level security as the view''s owner %s',
+                     t.oid::regclass, v.oid::regclass, pg_get_userbyid(v.relowner)), false
+      FROM pg_class v
+      JOIN pg_rewrite r ON r.ev_class = v.oid AND r.rulename = '_RETURN'
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+      JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') AND t.relrowsecurity
+     WHERE v.oid = ANY (tables) AND v.relkind = 'v'
+    UNION ALL
+    -- What the module's writes run of the code attached to a table: a trigger (its function and
+    -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
+    -- by name is in pg_depend, an operator's by its function. Not defaults, but with schemas
+    -- (the migrations insert into no app table; Supabase's often call auth.uid()), nor policies
+    -- (refused above where they would run).
+    SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
+      FROM attached
+      JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+      -- A function, or an operator's, of such a role; a relation of such a role (a view runs its
+      -- query); an operator class whose family's functions are such a role's (an index runs them).
+      -- The types it names, and those its functions return and take, are walked with the
+      -- columns' (typed_uses).
+      CROSS JOIN LATERAL (SELECT format('%s, owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)) AS what
+         FROM pg_proc p
+        WHERE p.oid = CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END
+          AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('relation %s, owned by %s', c.oid::regclass, pg_get_userbyid(c.relowner))
+         FROM pg_class c
+        WHERE d.refclassid = 'pg_class'::regclass AND c.oid = d.refobjid AND c.relowner IN (SELECT oid FROM lesser_roles)
+          AND NOT c.oid = ANY (coalesce(attached.referenced, '{}'))
+       UNION ALL
+       SELECT format('%s, owned by %s, support function %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), ap.amprocnum, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amproc ap ON ap.amprocfamily = oc.opcfamily
+         JOIN pg_proc p ON p.oid = ap.amproc
+        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)
+       UNION ALL
+       SELECT format('%s, owned by %s, the function of operator %s of operator class %s.%I', p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner), o.oid::regoperator, oc.opcnamespace::regnamespace, oc.opcname)
+         FROM pg_opclass oc
+         JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily
+         JOIN pg_operator o ON o.oid = ao.amopopr
+         JOIN pg_proc p ON p.oid = o.oprcode
+        WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+    UNION ALL
+    -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
+    -- second form) or a type named as text (pg_input_is_valid runs its input function and a
+    -- domain's CHECK): what they run, pg_depend cannot follow (nor does it record pg_catalog's own
+    -- objects), so they are found in the expression.
+    SELECT 2, format('%s on %s calls %s, which runs %s', attached.what, attached.tbl::regclass,
+                     p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END), false
+      FROM attached JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
+       AND (p.proname ~ '_to_xml' OR p.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
+            OR (p.proname = 'ts_rewrite' AND p.pronargs = 2))
+       AND attached.tree ~ (':funcid ' || p.oid || '\M')
+    UNION ALL
+    -- Trigger functions that run SQL built from the trigger's arguments, which whoever made the
+    -- trigger wrote: contrib's refint, whose SQL may read that role's view (its functions then run
+    -- as the writer). Other trusted functions that do so are a documented limit.
+    SELECT 2, format('trigger %I on %s calls %s with arguments, and it runs SQL built from them', t.tgname,
+                     t.tgrelid::regclass, p.oid::regprocedure), false
+      FROM covered_triggers t JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE t.tgnargs > 0
+       AND p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
+       AND p.prosrc IN ('check_primary_key', 'check_foreign_key')
+    UNION ALL
+    -- What a column's type reaches (COLUMN_TYPE_CODE_SQL): a domain's base type and CHECKs, an
+    -- array's element type, a range's subtype, a composite's attributes' types.
+    SELECT 2, t.problem, false FROM column_type_code t
+    UNION ALL
+    SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner)),
+           false
+      FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
+     WHERE e.evtenabled <> 'D'
+       AND p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- The module's own schemas: where the downs keep what they take out (its owner may drop every
+    -- backup), and its bookkeeping.
+    SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner)), false
+      FROM pg_namespace n
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
+       AND n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A login that may create objects there may add a table at any moment, between this check and
+    -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
+    -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
+    -- itself the right again, so refusing it here closes that time. Named with who holds the right.
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_namespace n
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations')
+       AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+    UNION ALL
+    SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
+                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
+      FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup')
+       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+    UNION ALL
+    SELECT 2, format('trigger %I on %s calls %s in its WHEN condition%s, which is %s, not immutable', c.tgname,
+                     c.tbl::regclass, p.oid::regprocedure, c.via, CASE p.provolatile WHEN 's' THEN 'stable' ELSE 'volatile' END),
+           true
+      FROM when_calls c JOIN pg_proc p ON p.oid = c.fn
+     WHERE p.provolatile <> 'i'
+    UNION ALL
+    SELECT 2, format('trigger %I on %s calls %s, owned by %s', c.tgname, c.tbl::regclass, p.oid::regprocedure,
+                     pg_get_userbyid(p.proowner)), false
+      FROM when_calls c JOIN pg_proc p ON p.oid = c.fn
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    SELECT 2, format('trigger %I on %s has a WHEN condition that calls a function the check cannot find%s', c.tgname,
+                     c.tbl::regclass, c.via), true
+      FROM when_calls c
+     WHERE NOT EXISTS (SELECT FROM pg_proc p WHERE p.oid = c.fn)
+    UNION ALL
+    -- A domain's CHECK runs its owner's code (pg_depend names it too, where it is not pinned).
+    SELECT 2, format('trigger %I on %s calls type %s, owned by %s', n.tgname, n.tbl::regclass, ty.oid::regtype,
+                     pg_get_userbyid(ty.typowner)), false
+      FROM when_nodes n JOIN pg_type ty ON ty.oid = substring(n.node FROM ':resulttype ([0-9]+)')::oid
+     WHERE n.kind = 'COERCETODOMAIN' AND ty.typowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    SELECT 2, format('trigger %I on %s has a WHEN condition with %s, which the check cannot vouch for', n.tgname,
+                     n.tbl::regclass, CASE n.kind
+                       WHEN 'SQLVALUEFUNCTION' THEN 'current_user, current_date or another value of SQL syntax (not immutable)'
+                       WHEN 'MINMAXEXPR' THEN 'GREATEST or LEAST (its comparison is not named in the condition)'
+                       ELSE format('an expression of kind %s', coalesce(n.kind, 'unknown')) END), true
+      FROM when_nodes n
+     WHERE n.kind IS NULL OR n.kind NOT IN ('VAR', 'CONST', 'FUNCEXPR', 'NAMEDARGEXPR', 'OPEXPR', 'DISTINCTEXPR', 'NULLIFEXPR', 'SCALARARRAYOPEXPR', 'ROWCOMPAREEXPR', 'BOOLEXPR', 'NULLTEST', 'BOOLEANTEST', 'RELABELTYPE', 'COERCEVIAIO', 'ARRAYCOERCEEXPR', 'CONVERTROWTYPEEXPR', 'COERCETODOMAIN', 'COLLATEEXPR', 'CASEEXPR', 'CASEWHEN', 'CASETESTEXPR', 'ARRAYEXPR', 'ROWEXPR', 'COALESCEEXPR', 'FIELDSELECT', 'SUBSCRIPTINGREF')
+        OR NOT CASE n.kind
+                 WHEN 'FUNCEXPR' THEN n.node ~ ':funcid [0-9]+'
+                 WHEN 'ROWCOMPAREEXPR' THEN n.node ~ ':opnos [(]o[ 0-9]*[)]'
+                 WHEN 'COERCEVIAIO' THEN n.node ~ ':resulttype [0-9]+'
+                 WHEN 'COERCETODOMAIN' THEN n.node ~ ':resulttype [0-9]+'
+                 WHEN 'SUBSCRIPTINGREF' THEN n.node ~ ':refcontainertype [0-9]+'
+                 ELSE n.kind NOT IN ('OPEXPR', 'DISTINCTEXPR', 'NULLIFEXPR', 'SCALARARRAYOPEXPR') OR n.node ~ ':opno [0-9]+'
+               END
+    UNION ALL
+    SELECT 2, format('trigger %I on %s has a WHEN condition the check could not read', u.tgname, u.tbl::regclass), true
+      FROM when_unread u
+  ) AS problems) AS listed;
+  IF found IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
+      'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
+      'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
+      'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
+      'a role that should not have it, and the right to create objects in the module''s schemas x402_backup and '
+      'x402_migrations from every role that cannot act as you (the REVOKE CREATE ON SCHEMA named with each); or run '
+      'the command as a role the owners can act as.',
+      session_user, session_user, found,
+      CASE WHEN when_code THEN ' A trigger''s WHEN condition is code of whoever made the trigger (anyone with the '
+        'TRIGGER privilege on its table) and runs with the power of the session that writes, so it may call only '
+        'immutable functions and operators whose owners such roles cannot act as: have a role that can act as the '
+        'table''s owner drop such a trigger, or create it again with a WHEN condition of immutable built-in functions '
+        'and operators alone.' ELSE '' END ||
+      CASE WHEN rls_code THEN ' Row level security would run policies, and what they read, with the power of the role '
+        'that writes, and hide rows from the write. Run the command as a role that bypasses row level security '
+        '(BYPASSRLS), as Supabase''s postgres and service_role do; a rule on these tables must not read a table with row '
+        'level security through a view, whose owner''s row level security then applies.' ELSE '' END,
+      session_user);
+  END IF;
+  -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
+  -- and an error rolls the setting back with its transaction.
+  PERFORM pg_catalog.set_config('search_path', saved, true);
+  PERFORM pg_catalog.set_config('jit', saved_jit, true);
+END
+$lesser$;
+
+DO $counters$
+BEGIN
+  IF NOT pg_catalog.current_setting('track_counts')::pg_catalog.bool THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
+      'The rollback counts the rows it deletes with the server''s row counters, and track_counts is off in this session, so they would count none. Nothing was changed. Turn track_counts on (its default; it may be off in postgresql.conf, for the database or the role (ALTER DATABASE … RESET track_counts), or in the connection''s options), then roll back again.';
+  END IF;
+END
+$counters$;
 
 BEGIN;
 

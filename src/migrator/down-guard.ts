@@ -575,8 +575,9 @@ const COUNTERS_ON = [
 ].join('\n')
 
 /**
- * {@link COUNTERS_ON} as a statement of its own: first in every exported down script, whose
- * checks (005's among them) count with the same counters.
+ * {@link COUNTERS_ON} as a statement of its own: in the exported script of a down that runs
+ * outside a transaction (005's, whose own checks count with the same counters), after the
+ * search_path check, as {@link DOWN_WATCH_SQL} is in a transactional one's.
  */
 export const COUNTERS_ON_SQL = ['DO $counters$', 'BEGIN', COUNTERS_ON, 'END', '$counters$'].join(
   '\n',
