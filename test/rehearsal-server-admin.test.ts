@@ -14,13 +14,16 @@ import { sweepScratchDatabases } from '../src/rehearsal/scratch-database.js'
 // The superuser's sessions that a rehearsal opens on a server named for rehearsals
 // (REHEARSAL_DATABASE_URL, LINT_LOCKS_DATABASE_URL) run nothing that another role of that server
 // put in their way (review revo O1): neither in the server's own database (the sweep of leftover
-// scratch databases) nor in the new scratch database, which CREATE DATABASE copies from template1
-// (the Supabase stand-in). The operators planted here have no exact match in pg_catalog, so that
+// scratch databases) nor in the new scratch database (the Supabase stand-in), which is copied from
+// template0: whatever template1 holds, even a login event trigger that fires as the session
+// connects (review revq Q2), is not in it. The operators planted here have no exact match in pg_catalog, so that
 // they would win over pg_catalog's on any search_path that names public: `name ~~ name` (the
 // sweep's `datname LIKE …`) and `oid = regrole` (the stand-in's `member = '…'::regrole`). The
 // server is a cluster of the test's own, so that its template1 may be changed.
 
 const canStartClusters = findPostgresBinaries().length > 0
+// Login event triggers came with PostgreSQL 17; the cluster is started from the newest binaries.
+const newestMajor = Math.max(0, ...findPostgresBinaries().map((binaries) => binaries.major))
 
 /** The cluster's connection string, on `database`. */
 function on(cluster: ScratchCluster, database: string): string {
@@ -73,6 +76,7 @@ describe.skipIf(!canStartClusters)(
     const sweepPlanter = `sweep_planter_${suffix}`
     const templatePlanter = `template_planter_${suffix}`
     const eventPlanter = `event_planter_${suffix}`
+    const loginPlanter = `login_planter_${suffix}`
     /** What a planter's role shows: a superuser that ran its code made it one, and said so. */
     const planterRole = async (planter: string) =>
       (
@@ -88,7 +92,7 @@ describe.skipIf(!canStartClusters)(
       await query(
         server.connectionString,
         `CREATE ROLE ${sweepPlanter} LOGIN NOSUPERUSER; CREATE ROLE ${templatePlanter} LOGIN NOSUPERUSER;
-         CREATE ROLE ${eventPlanter} LOGIN NOSUPERUSER`,
+         CREATE ROLE ${eventPlanter} LOGIN NOSUPERUSER; CREATE ROLE ${loginPlanter} LOGIN NOSUPERUSER`,
       )
     })
     afterAll(async () => {
@@ -152,22 +156,17 @@ describe.skipIf(!canStartClusters)(
         )
       })
 
-      it('refuses the scratch database copied from it before the superuser runs anything there', async () => {
-        await expect(
-          rehearse([{ name: 'noop', script: 'SELECT 1;' }], {
-            server: server.connectionString,
-            startingPoint: null,
-            rows: {},
-          }),
-        ).rejects.toMatchObject({
-          code: '42501',
-          message: expect.stringMatching(
-            new RegExp(
-              `^The rehearsal server's template1, .* is refused: .*operator public\\.=\\(oid, regrole\\) calls public\\.planted\\(oid,regrole\\), owned by ${templatePlanter}`,
-            ),
-          ),
+      it('rehearses in a scratch database that it is not in, and runs nothing of it', async () => {
+        const rehearsal = await rehearse([{ name: 'noop', script: 'SELECT 1;' }], {
+          server: server.connectionString,
+          startingPoint: null,
+          rows: {},
         })
+        expect(rehearsal.migrations.map((step) => step.error ?? 'ok')).toEqual(['ok'])
         expect(await planterRole(templatePlanter)).toEqual({ rolsuper: false, comment: null })
+        expect(
+          await query(on(server, 'template1'), 'SELECT who, superuser, db FROM public.evidence'),
+        ).toEqual([])
         // The scratch database and its role are dropped.
         expect(
           await query(
@@ -202,16 +201,53 @@ describe.skipIf(!canStartClusters)(
         )
       })
 
-      it('refuses the scratch database copied from it before the superuser runs any DDL there', async () => {
-        await expect(
-          rehearse([{ name: 'noop', script: 'SELECT 1;' }], {
-            server: server.connectionString,
-            startingPoint: null,
-            rows: {},
-          }),
-        ).rejects.toThrow(/template1, .* is refused: .*event trigger planted_event/)
+      it("rehearses in a scratch database that it is not in, and fires it on none of the superuser's DDL", async () => {
+        const rehearsal = await rehearse([{ name: 'noop', script: 'SELECT 1;' }], {
+          server: server.connectionString,
+          startingPoint: null,
+          rows: {},
+        })
+        expect(rehearsal.migrations.map((step) => step.error ?? 'ok')).toEqual(['ok'])
         expect(await planterRole(eventPlanter)).toEqual({ rolsuper: false, comment: null })
       })
     })
+
+    // Review revq Q2: a login event trigger fires as each session connects, before it runs
+    // anything: in a copy of template1, the superuser's first connection would run it.
+    describe.skipIf(newestMajor < 17)(
+      `with a login event trigger in template1 over a lesser role's function${newestMajor < 17 ? ' (skipped: no PostgreSQL 17 binaries on this machine)' : ''}`,
+      () => {
+        beforeAll(async () => {
+          await query(
+            on(server, 'template1'),
+            `CREATE FUNCTION public.planted_login() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+             BEGIN
+               IF current_setting('is_superuser') = 'on' AND current_database() <> 'template1' THEN
+                 EXECUTE format('COMMENT ON ROLE ${loginPlanter} IS %L', 'ran as ' || current_user || ' in ' || current_database());
+               END IF;
+             END $f$;
+             ALTER FUNCTION public.planted_login() OWNER TO ${loginPlanter};
+             CREATE EVENT TRIGGER planted_login ON login EXECUTE FUNCTION public.planted_login();`,
+          )
+        })
+        afterAll(async () => {
+          await query(
+            on(server, 'template1'),
+            'DROP EVENT TRIGGER planted_login; DROP FUNCTION public.planted_login()',
+          )
+        })
+
+        it('rehearses in a scratch database that it is not in, and runs it on no connection', async () => {
+          const rehearsal = await rehearse([{ name: 'noop', script: 'SELECT 1;' }], {
+            server: server.connectionString,
+            startingPoint: null,
+            rows: {},
+          }).catch((error: unknown) => error)
+          expect(await planterRole(loginPlanter)).toEqual({ rolsuper: false, comment: null })
+          if (rehearsal instanceof Error) throw rehearsal
+          expect(rehearsal.migrations.map((step) => step.error ?? 'ok')).toEqual(['ok'])
+        })
+      },
+    )
   },
 )

@@ -4,8 +4,6 @@ import pg from 'pg'
 
 import { IN_MEMORY, openPglite } from '../connection/open-pglite.js'
 import { serverClientConfig } from '../connection/server-client-config.js'
-import { SHADOWED_CATALOG_SQL, SHADOWED_CATALOG_STATE } from '../connection/shadowed-catalog.js'
-import { errorCode } from '../connection/sql-state.js'
 import { withoutKyselyMigrationLock } from '../connection/without-kysely-migration-lock.js'
 import { migrationNames } from '../migrations/index.js'
 import { migrateTo } from '../migrator/migrator.js'
@@ -164,10 +162,8 @@ export async function rehearse(
  * the Supabase pieces (roles, schema auth), which need a superuser, and the privileges that
  * Supabase's own migration role has on them, so that the role can reference, lock and measure
  * auth.users as a migration does on Supabase. Its session has pg_catalog alone on the path
- * (adminClientConfig). First, CREATE DATABASE copied template1, where the server's other roles
- * may have put objects: the module's shadowed-catalog check, as the scratch role (which owns the
- * database, and so `public` on PostgreSQL 15+) and on PostgreSQL's default path, refuses there
- * as the runner's connection would, before the superuser runs anything (review revo O1).
+ * (adminClientConfig), and the database is a copy of template0 (createServerScratch), so that it
+ * holds nothing that another role of the server wrote (reviews revo O1, revp P3, revq Q2).
  */
 async function prepareForOwner(scratch: ServerScratch): Promise<void> {
   const pool = new pg.Pool({ ...adminClientConfig(scratch.adminConnectionString), max: 1 })
@@ -176,34 +172,6 @@ async function prepareForOwner(scratch: ServerScratch): Promise<void> {
   pool.on('connect', (client) => client.on('error', () => {}))
   const admin = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
   try {
-    await admin
-      .transaction()
-      .execute(async (trx) => {
-        await sql`SET LOCAL SESSION AUTHORIZATION ${sql.id(scratch.name)}`.execute(trx)
-        await sql`SET LOCAL search_path = "$user", public`.execute(trx)
-        await sql.raw(SHADOWED_CATALOG_SQL).execute(trx)
-        // CREATE DATABASE copies template1's event triggers, which the stand-in's DDL, run by the
-        // superuser, would fire with their functions' code (review revp P3).
-        const { rows } = await sql<{ names: string | null }>`
-          SELECT string_agg(format('event trigger %I (calls %s, owned by %s)', e.evtname, e.evtfoid::regprocedure,
-                                   pg_get_userbyid(p.proowner)), '; ' ORDER BY e.evtname) AS names
-            FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
-           WHERE e.evtenabled <> 'D'`.execute(trx)
-        if (rows[0]?.names)
-          throw Object.assign(
-            new Error(
-              `it holds ${rows[0].names}, which the superuser's DDL there would fire. Nothing was run there. ` +
-                "Keep a rehearsal server's template1 free of event triggers (DROP EVENT TRIGGER in template1), or " +
-                'rehearse on the scratch cluster the module starts (leave REHEARSAL_DATABASE_URL unset).',
-            ),
-            { code: SHADOWED_CATALOG_STATE },
-          )
-      })
-      .catch((error: unknown) => {
-        if (error instanceof Error && errorCode(error) === SHADOWED_CATALOG_STATE)
-          error.message = `The rehearsal server's template1, which the scratch database ${scratch.name} was copied from, is refused: ${error.message}`
-        throw error
-      })
     await admin.transaction().execute(async (trx) => {
       await ensureSupabaseStandIn(trx)
       await sql`GRANT USAGE ON SCHEMA auth TO ${sql.id(scratch.name)}`.execute(trx)

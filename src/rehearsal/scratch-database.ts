@@ -24,8 +24,8 @@ const EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const
  * The node-postgres settings of every session the server's user (a superuser) opens on a server
  * named for rehearsals: serverClientConfig's, with `search_path` set to pg_catalog (and pg_temp,
  * last) alone from the session's start, whatever the URL, PGOPTIONS or the server's settings say.
- * Other roles of that server may create in `public` of its database and of template1 (every role,
- * up to PostgreSQL 14), and PostgreSQL prefers an operator or function of `public` that matches
+ * Other roles of that server may create in `public` of its database (every role, up to
+ * PostgreSQL 14), and PostgreSQL prefers an operator or function of `public` that matches
  * the argument types exactly over pg_catalog's, even with pg_catalog first: `datname LIKE '…'` is
  * `name ~~ name`, for which pg_catalog has only `~~(name, text)`. Out of the path, nothing of
  * theirs runs with the superuser's power (review revo O1). The statements these sessions run
@@ -125,7 +125,10 @@ export async function createServerScratch(server: string): Promise<ServerScratch
         `CREATE ROLE ${name} LOGIN PASSWORD ${client.escapeLiteral(password)} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS`,
       )
       await client.query(`COMMENT ON ROLE ${name} IS ${client.escapeLiteral(comment)}`)
-      await client.query(`CREATE DATABASE ${name} OWNER ${name}`)
+      // template0, which only a superuser can change: a copy of template1 would carry what the
+      // server's other roles put there, such as a login event trigger that fires as the
+      // superuser's session connects (review revq Q2).
+      await client.query(`CREATE DATABASE ${name} OWNER ${name} TEMPLATE template0`)
       await client.query(`COMMENT ON DATABASE ${name} IS ${client.escapeLiteral(comment)}`)
     })
     await creating
