@@ -203,6 +203,36 @@ describe.skipIf(skipReason)('an exported down script with track_counts off', () 
   )
 })
 
+// Review revq Q4: 005's script runs in several transactions, and checked track_counts once, at
+// its start: counters turned off between two of its steps (a reload of postgresql.conf, a
+// superuser's SET) left the later steps' checks blind.
+describe.skipIf(skipReason)(
+  'the exported down script of 005 with track_counts off after its first step',
+  () => {
+    it('refuses in the next step', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateTo(db, MIGRATION_005)
+        const script = await exportMigrationSql(MIGRATION_005, 'down')
+        const firstCommit = script.indexOf('\nCOMMIT;\n')
+        expect(firstCommit).toBeGreaterThan(0)
+        const cut = firstCommit + '\nCOMMIT;\n'.length
+        // As a reader runs it, with psql -f (it holds psql's own commands).
+        const refusal = await withScriptFile(
+          `${script.slice(0, cut)}SET track_counts = off;\n${script.slice(cut)}`,
+          (file) => {
+            const run = spawnSync('psql', ['-X', '-q', '-d', serverUrl(location), '-f', file], {
+              encoding: 'utf8',
+            })
+            if (run.error) throw run.error
+            return run.stderr
+          },
+        )
+        expect(refusal).toContain('track_counts is off')
+      })
+    })
+  },
+)
+
 // Review revq Q1: the track_counts check ran first in each script, calling current_setting
 // unqualified: a lesser login's schema before pg_catalog on the path ran its own as the reader.
 describe.skipIf(skipReason)(

@@ -86,10 +86,11 @@ export async function exportMigrationSql(
   // block (whose backups fire event triggers), before the down; the check before COMMIT.
   const guards: Guards = {
     settings: direction === 'down' ? downSettings(transactional) : [],
+    // The watch refuses where track_counts is off; 005's script, whose own checks count with the
+    // same counters in each of its transactions, refuses alike in each (reviews revp P1, revq Q4).
+    each: direction === 'down' && !transactional ? [COUNTERS_ON_SQL] : [],
     before: [
-      // The watch refuses where track_counts is off; 005's script, which has its own checks that
-      // count with the same counters, refuses alike first (review revp P1).
-      ...(direction === 'down' ? [transactional ? DOWN_WATCH_SQL : COUNTERS_ON_SQL] : []),
+      ...(direction === 'down' && transactional ? [DOWN_WATCH_SQL] : []),
       ...(guard ? [guard] : []),
     ],
     after: direction === 'down' && transactional ? [downCheckSql(name)] : [],
@@ -281,7 +282,9 @@ function renderScript(
 interface Guards {
   /** Settings of the down, first. */
   settings: string[]
-  /** Blocks that read or write, after the privilege checks. */
+  /** Blocks after the privilege checks of each transaction, and of what runs outside one. */
+  each: string[]
+  /** Blocks that read or write, after the first privilege checks. */
   before: string[]
   /** Blocks before the last COMMIT of the script. */
   after: string[]
@@ -306,7 +309,8 @@ function statementKind(sql: string): ScriptStatement['kind'] {
  * aborts the transaction, so that a client that goes on after an error changes nothing); outside
  * a transaction, the unlocked checks before the first statement after a COMMIT (or at the start)
  * that is not a setting. The down's settings come first in the script (after BEGIN where there
- * is one), its blocks after the first checks, and its check before the last COMMIT.
+ * is one), its `each` blocks after every privilege check, its `before` blocks after the first,
+ * and its check before the last COMMIT.
  */
 function withChecks(body: ScriptStatement[], guards: Guards, transactional: boolean): string[] {
   const out: string[] = []
@@ -318,7 +322,10 @@ function withChecks(body: ScriptStatement[], guards: Guards, transactional: bool
   let beforeDone = false
   const check = () => {
     if (checked) return
-    out.push(...blocks(privilegeChecks(inTransaction, [API_ROLE_ADMINS_SQL])))
+    out.push(
+      ...blocks(privilegeChecks(inTransaction, [API_ROLE_ADMINS_SQL])),
+      ...blocks(guards.each),
+    )
     checked = true
     if (!beforeDone) out.push(...blocks(guards.before))
     beforeDone = true
