@@ -96,20 +96,25 @@ describe('a message about an argument', () => {
   })
 
   // PGLITE_DATA_DIR is shown cut, as a name is (shownShortOnTerminal), in the "Database:" line
-  // and in a file system error that quotes it.
+  // and in a file system error that quotes it; one with a run of letters as long as a key's is
+  // not shown at all (shownFolder, review revq Q3).
   describe('a PGLITE_DATA_DIR of 4000 characters', () => {
     const base = mkdtempSync(join(tmpdir(), 'x402-long-dir-'))
     afterAll(() => rmSync(base, { recursive: true, force: true }))
-    const dataDir = join(base, 'L'.repeat(4000))
+    const plain = join(base, 'Long-'.repeat(800))
+    const keyLike = join(base, 'L'.repeat(4000))
 
     it.each([
       ['migrate:plan', [], 'src/cli/migrate-plan.ts'],
       ['migrate:list', ['list'], 'src/cli/migrate.ts'],
       ['migrate:check', ['check'], 'src/cli/migrate.ts'],
-    ])('%s shows it cut', async (_command, args, script) => {
-      const { stderr } = await cli(args, { PGLITE_DATA_DIR: dataDir }, script)
-      expect(stderr).toMatch(/L… \(\d{4} characters\)/)
-      expect(stderr).not.toMatch(/L{200}/)
+    ])('%s shows it cut, or not at all', async (_command, args, script) => {
+      const { stderr } = await cli(args, { PGLITE_DATA_DIR: plain }, script)
+      expect(stderr).toMatch(/[Long-]… \(\d{4} characters\)/)
+      expect(stderr).not.toMatch(/(Long-){40}/)
+      const hidden = await cli(args, { PGLITE_DATA_DIR: keyLike }, script)
+      expect(hidden.stderr).toMatch(/embedded PGlite at \(not shown/)
+      expect(hidden.stderr).not.toMatch(/L{20}/)
     })
   })
 })

@@ -1,6 +1,8 @@
 import { spawnSync } from 'node:child_process'
 import {
+  chmodSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -327,4 +329,109 @@ describe('PGLITE_DATA_DIR naming a folder', () => {
       })
     },
   )
+})
+
+// Review revq Q3: a denylist of secret shapes kept missing some, and each was printed whole on the
+// Database: line and in every message about the folder. A folder is shown only where it plainly
+// looks like a path (shownFolder); anything else is named without being shown.
+const SECRET_SHAPES: [string, string][] = [
+  ['sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz', 'N7UND0UgjKTVK'],
+  ['0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318', '4c0883a69102937d'],
+  ['PGPASSWORD=hunter2', 'hunter2'],
+  ['x user:pass@host', 'user:pass'],
+  [`"sk-or-v1-${'0123456789abcdef'.repeat(4)}"`, 'sk-or-v1'],
+  [
+    'Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.S3cretSignature',
+    'eyJhbGciOi',
+  ],
+]
+
+describe('PGLITE_DATA_DIR holding a secret of a shape no refusal knows', () => {
+  const base = mkdtempSync(join(tmpdir(), 'x402-shown-folder-'))
+  afterAll(() => rmSync(base, { recursive: true, force: true }))
+  // A file where a folder is expected: the command fails at once, with Node's error quoting the
+  // path, and creates nothing.
+  const notAFolder = join(base, 'a-file')
+  writeFileSync(notAFolder, '')
+
+  it.each(SECRET_SHAPES)('is not shown on the Database: line: %s', async (value, secret) => {
+    const { describeDatabaseTarget, resolveDatabaseTarget } =
+      await import('../src/connection/database-target.js')
+    const line = describeDatabaseTarget(resolveDatabaseTarget({ env: { PGLITE_DATA_DIR: value } }))
+    expect(line).not.toContain(secret)
+    expect(line).toContain('not shown')
+  })
+
+  it.each(SECRET_SHAPES)(
+    'is not shown by a command, nor in the file system error that quotes it: %s',
+    async (value, secret) => {
+      const { stdout, stderr } = await cli(['latest'], {
+        DATABASE_URL: '',
+        PGLITE_DATA_DIR: join(notAFolder, value),
+      })
+      expect(`${stdout}\n${stderr}`).not.toContain(secret)
+      expect(stderr).toMatch(/^Database: embedded PGlite at \(not shown/m)
+      expect(stderr).toContain('ENOTDIR')
+    },
+  )
+
+  it('is not shown in the refusal of a folder others may write, whose advice names the variable', async () => {
+    const [value, secret] = SECRET_SHAPES[0]!
+    const dataDir = join(base, value)
+    mkdirSync(dataDir)
+    chmodSync(dataDir, 0o777)
+    const { code, stdout, stderr } = await cli(['latest'], {
+      DATABASE_URL: '',
+      PGLITE_DATA_DIR: dataDir,
+    })
+    expect(code).not.toBe(0)
+    expect(`${stdout}\n${stderr}`).not.toContain(secret)
+    expect(stderr).toContain('has mode 0777')
+    expect(stderr).toContain('chmod 700 "$PGLITE_DATA_DIR"')
+  })
+
+  it('is not shown in the refusal of a lock file that is a symbolic link', async () => {
+    const [value, secret] = SECRET_SHAPES[1]!
+    const dataDir = join(base, value)
+    mkdirSync(dataDir, { mode: 0o700 })
+    symlinkSync('/dev/null', join(dataDir, 'x402-db.lock'))
+    const { code, stdout, stderr } = await cli(['latest'], {
+      DATABASE_URL: '',
+      PGLITE_DATA_DIR: dataDir,
+    })
+    expect(code).not.toBe(0)
+    expect(`${stdout}\n${stderr}`).not.toContain(secret)
+    expect(stderr).toContain('is a symbolic link, not a lock file')
+  })
+
+  it('is not shown by db:advise, which finds no embedded database there', async () => {
+    const [value, secret] = SECRET_SHAPES[3]!
+    const { code, stdout, stderr } = await cli(
+      [],
+      { DATABASE_URL: '', PGLITE_DATA_DIR: join(base, 'absent', value) },
+      'src/cli/advise.ts',
+    )
+    expect(code).not.toBe(0)
+    expect(`${stdout}\n${stderr}`).not.toContain(secret)
+    expect(stderr).toContain('there is no embedded database at (not shown')
+  })
+
+  it.each(['.data/pglite', '/tmp/x402 test/db', '~/x402-jobs/.data/pglite+v2', 'memory://'])(
+    'a plain folder is still shown: %s',
+    async (dataDir) => {
+      const { describeDatabaseTarget, resolveDatabaseTarget } =
+        await import('../src/connection/database-target.js')
+      expect(
+        describeDatabaseTarget(resolveDatabaseTarget({ env: { PGLITE_DATA_DIR: dataDir } })),
+      ).toBe(`embedded PGlite at ${dataDir}`)
+    },
+  )
+
+  it('a plain folder (a mkdtemp one, one with a space) is still shown by a command', async () => {
+    for (const dataDir of [join(notAFolder, 'db'), join(notAFolder, 'x402 test', 'db')]) {
+      const { stderr } = await cli(['latest'], { DATABASE_URL: '', PGLITE_DATA_DIR: dataDir })
+      expect(stderr).toContain(`Database: embedded PGlite at ${dataDir}\n`)
+      expect(stderr).toContain(`mkdir '${dataDir}'`)
+    }
+  })
 })

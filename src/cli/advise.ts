@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 
+import { shownFolder } from '../connection/shown-argument.js'
 import { connectionOptions } from './migrate-specs.js'
 import {
   type CommandSpec,
@@ -120,7 +121,7 @@ async function main(args: string[]): Promise<number> {
   // A check creates nothing: an embedded database that does not exist is not made for it.
   if (target.kind === 'pglite' && !existsSync(join(target.dataDir, 'PG_VERSION'))) {
     throw new Error(
-      `there is no embedded database at ${target.dataDir}: nothing to check. Point DATABASE_URL ` +
+      `there is no embedded database at ${shownFolder(target.dataDir)}: nothing to check. Point DATABASE_URL ` +
         '(or MIGRATION_DATABASE_URL) at the database to check, or PGLITE_DATA_DIR at an existing ' +
         'embedded one.',
     )

@@ -22,6 +22,7 @@
  * A migrate subcommand is an entry in `specs` of migrate-specs.ts (what it accepts) and in
  * `commands` of migrate-commands.ts (what it does).
  */
+import { realpathSync } from 'node:fs'
 import { resolve } from 'node:path'
 
 import type { Kysely } from 'kysely'
@@ -29,7 +30,12 @@ import type { Kysely } from 'kysely'
 import { checkConnectionString, ConnectionStringError } from '../connection/connection-string.js'
 import { SettingError } from '../connection/setting-error.js'
 import type { CreateDbOptions } from '../connection/create-db.js'
-import { shownOnTerminal, shownShortOnTerminal } from '../connection/shown-argument.js'
+import {
+  isPlainFolder,
+  shownFolder,
+  shownOnTerminal,
+  shownShortOnTerminal,
+} from '../connection/shown-argument.js'
 import { unreachableMessage } from '../connection/unreachable.js'
 import { MigrationError } from '../migrator/migration-error.js'
 import {
@@ -125,15 +131,29 @@ export function exitCodeOf(error: unknown): ExitCode {
 }
 
 /**
- * `message` with each long path it quotes of the file system error `error` (its `path` and
- * `dest`, and its causes') and the PGLITE_DATA_DIR folder shown cut, as the "Database:" line
- * shows the folder (shownShortOnTerminal): Node's errors quote a path whole, and a folder's
- * name may be thousands of characters.
+ * `message` with the PGLITE_DATA_DIR folder shown as the "Database:" line shows it (shownFolder:
+ * not at all where it may hold a key), and each long path it quotes of the file system error
+ * `error` (its `path` and `dest`, and its causes') shown cut (shownShortOnTerminal): Node's errors
+ * quote a path whole, and a folder's name may be thousands of characters.
  */
 function withoutLongPaths(message: string, error: unknown): string {
   const paths = new Set<string>()
+  let shown = message
   const dataDir = process.env.PGLITE_DATA_DIR
-  if (dataDir) paths.add(dataDir).add(resolve(dataDir))
+  if (dataDir) {
+    const named = [dataDir, resolve(dataDir)]
+    try {
+      named.push(realpathSync(dataDir))
+    } catch {
+      // Not made yet: named as given.
+    }
+    // A folder not shown is replaced first, wherever it appears (inside a longer path too), so
+    // that no path cut below keeps a part of it.
+    for (const path of named.sort((a, b) => b.length - a.length)) {
+      if (isPlainFolder(path)) paths.add(path)
+      else shown = shown.split(path).join(shownFolder(path))
+    }
+  }
   for (let cause = error, depth = 0; cause instanceof Error && depth < 10; depth++) {
     for (const key of ['path', 'dest'] as const) {
       const value = (cause as Error & Partial<Record<typeof key, unknown>>)[key]
@@ -141,7 +161,6 @@ function withoutLongPaths(message: string, error: unknown): string {
     }
     cause = cause.cause
   }
-  let shown = message
   // Longest first: a folder's path is the start of its files'.
   for (const path of [...paths].sort((a, b) => b.length - a.length)) {
     const short = shownShortOnTerminal(path)

@@ -15,11 +15,11 @@ import {
 } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
 import { assertPrivateDataContents, assertPrivateDataFolder, userName } from './private-path.js'
-import { shownOnTerminal, shownShortOnTerminal } from './shown-argument.js'
+import { isPlainFolder, shownFolder, shownShortOnTerminal } from './shown-argument.js'
 import { errorCode } from './sql-state.js'
 
 /**
@@ -133,7 +133,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     const holder = pidIn(seen)
     if (isOwnLock(seen)) {
       throw new Error(
-        `The embedded database at ${shownOnTerminal(folder)} is open already in this process, through another createDb() instance. ` +
+        `The embedded database at ${shownFolder(folder)} is open already in this process, through another createDb() instance. ` +
           'A PGlite folder takes one instance at a time: share that instance, or await its destroy() before creating the next.',
       )
     }
@@ -156,23 +156,23 @@ export function lockDataDir(dataDir: string): DataDirLock {
           ? `was recorded on boot ${shownShortOnTerminal(boot ?? '')}, not this boot (${BOOT}): on another host of the same name, or on this one before it restarted`
           : 'runs on another host or in another pid namespace (a container)'
       throw new Error(
-        `The embedded database at ${shownOnTerminal(folder)} is open in process ${holder} on ${place}${made ? ` (its lock file was made at ${made})` : ''}, ` +
+        `The embedded database at ${shownFolder(folder)} is open in process ${holder} on ${place}${made ? ` (its lock file was made at ${made})` : ''}, ` +
           `${refreshed}. That process ${where}, so this process cannot check whether it still runs, and does not take the folder ` +
           'over: a process stopped there would write over the folder when it ran again. Stop that process, or point PGLITE_DATA_DIR ' +
           `at another folder; if that process has certainly ended (its container or host is gone, or the machine restarted), ` +
-          `remove the lock file ${shownOnTerminal(lockFile)} and run the command again.`,
+          `remove the lock file ${shownLockFile(lockFile)} and run the command again.`,
       )
     }
     if (holder !== undefined && isLive(lockFile, seen)) {
       throw new Error(
-        `The embedded database at ${shownOnTerminal(folder)} is open in process ${holder}. ` +
+        `The embedded database at ${shownFolder(folder)} is open in process ${holder}. ` +
           'A PGlite folder can be open in one process at a time: stop that process, or point PGLITE_DATA_DIR at another folder.',
       )
     }
     removeStale(lockFile, seen)
   }
   throw new Error(
-    `Could not claim the embedded database at ${shownOnTerminal(folder)}: its lock file ${shownOnTerminal(lockFile)} keeps reappearing.`,
+    `Could not claim the embedded database at ${shownFolder(folder)}: its lock file ${shownLockFile(lockFile)} keeps reappearing.`,
   )
 }
 
@@ -208,13 +208,13 @@ function lostBecause(folder: string, lockFile: string, content: string): string 
   const why =
     'its lock file was removed while this process held the folder (by hand, or by a program other than this module)'
   if (found === undefined)
-    return `The embedded database at ${shownOnTerminal(folder)} is no longer this process's: its lock file is gone; ${why}. ${after}`
+    return `The embedded database at ${shownFolder(folder)} is no longer this process's: its lock file is gone; ${why}. ${after}`
   if (found.startsWith('unreadable: '))
-    return `The embedded database at ${shownOnTerminal(folder)} is no longer this process's: its lock file ${shownOnTerminal(lockFile)} is ${found}. ${after}`
+    return `The embedded database at ${shownFolder(folder)} is no longer this process's: its lock file ${shownLockFile(lockFile)} is ${found}. ${after}`
   const holder = pidIn(found) ?? '(no pid)'
   const made = createdAt(lockFile)
   return (
-    `The embedded database at ${shownOnTerminal(folder)} is no longer this process's: it was taken over by process ${holder} ` +
+    `The embedded database at ${shownFolder(folder)} is no longer this process's: it was taken over by process ${holder} ` +
     `on ${shownShortOnTerminal(placeIn(found))}${made ? ` (its lock file was made at ${made})` : ''}, ` +
     `after ${why}. ${after}`
   )
@@ -316,7 +316,7 @@ function readLock(lockFile: string): string | undefined {
     const uid = process.getuid?.()
     if (uid !== undefined && stat.uid !== uid) {
       throw new Error(
-        `The lock file ${shownOnTerminal(lockFile)} is owned by user ${userName(stat.uid)} (uid ${stat.uid}), not by ${userName(uid)} (uid ${uid}), ` +
+        `The lock file ${shownLockFile(lockFile)} is owned by user ${userName(stat.uid)} (uid ${stat.uid}), not by ${userName(uid)} (uid ${uid}), ` +
           'the user this process runs as: a lock file another user wrote is not trusted, and the embedded database was not ' +
           'opened. If that user runs a process on this folder, wait for it to end; if not, have that user or an administrator ' +
           'check what wrote the file and remove it, then run the command again.',
@@ -324,7 +324,7 @@ function readLock(lockFile: string): string | undefined {
     }
     if (stat.size > MAX_LOCK_FILE_BYTES) {
       throw new Error(
-        `The lock file ${shownOnTerminal(lockFile)} is ${stat.size} bytes, larger than any lock file (at most ${MAX_LOCK_FILE_BYTES}): ` +
+        `The lock file ${shownLockFile(lockFile)} is ${stat.size} bytes, larger than any lock file (at most ${MAX_LOCK_FILE_BYTES}): ` +
           'it is not a lock this module wrote, and the embedded database was not opened. Check what wrote it, ' +
           'remove it, and run the command again.',
       )
@@ -333,6 +333,16 @@ function readLock(lockFile: string): string | undefined {
   } finally {
     closeSync(fd)
   }
+}
+
+/**
+ * A lock file's path as a message shows it: whole where its folder plainly looks like a path
+ * (a refusal asks to remove it), else its name in the folder as shownFolder says it.
+ */
+function shownLockFile(lockFile: string): string {
+  return isPlainFolder(lockFile)
+    ? lockFile
+    : `${basename(lockFile)} in ${shownFolder(dirname(lockFile))}`
 }
 
 /** The refusal of something at a lock's name that is not a regular file, saying what it is. */
@@ -355,7 +365,7 @@ function notALock(lockFile: string): Error {
     // Gone meanwhile: named by what it is not.
   }
   return new Error(
-    `The lock file ${shownOnTerminal(lockFile)} is ${kind}, not a lock file (a regular file this module writes), and the embedded database ` +
+    `The lock file ${shownLockFile(lockFile)} is ${kind}, not a lock file (a regular file this module writes), and the embedded database ` +
       'was not opened. No process of this module put it there: check what did, remove it, and run the command again.',
   )
 }

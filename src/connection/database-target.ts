@@ -6,7 +6,7 @@
 import { parse as parseConnectionString } from 'pg-connection-string'
 
 import { checkConnectionString, ConnectionStringError } from './connection-string.js'
-import { shownShortOnTerminal } from './shown-argument.js'
+import { shownFolder, shownShortOnTerminal } from './shown-argument.js'
 
 /** The options that decide the target: those of createDb's options that name a database. */
 export interface TargetOptions {
@@ -83,7 +83,8 @@ function checkDataDirName(dataDir: string): void {
 }
 
 /**
- * Says which database a target is, for logs, without its password.
+ * Says which database a target is, for logs, without its password, and the embedded database's
+ * folder only where it plainly looks like a path (see shownFolder).
  *
  * @example
  * ```ts
@@ -94,7 +95,7 @@ function checkDataDirName(dataDir: string): void {
 export function describeDatabaseTarget(target: DatabaseTarget): string {
   return target.kind === 'postgres'
     ? `PostgreSQL at ${serverOf(target.connectionString)}`
-    : `embedded PGlite at ${shownShortOnTerminal(target.dataDir)}`
+    : `embedded PGlite at ${shownFolder(target.dataDir)}`
 }
 
 /**

@@ -1,7 +1,12 @@
-import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs'
+import { lstatSync, readdirSync, readFileSync, realpathSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
 
-import { shownOnTerminal, shownShortOnTerminal } from './shown-argument.js'
+import {
+  isPlainFolder,
+  shownFolder,
+  shownOnTerminal,
+  shownShortOnTerminal,
+} from './shown-argument.js'
 import { errorCode } from './sql-state.js'
 
 /**
@@ -48,9 +53,10 @@ export function assertPrivateDataFolder(folder: string, stat: Stats): void {
   const problem = notPrivate(stat, 0o027)
   if (problem === undefined) return assertGroupCannotWrite(folder, stat)
   const owned = problem.startsWith('is owned')
-  // Whoever chose the folder's name (a link in a shared folder) chose what is printed: escaped
-  // (review revj J10), and quoted for the shell in the advice.
-  const shown = shownOnTerminal(folder)
+  // Whoever chose the folder's name (a link in a shared folder, a key in PGLITE_DATA_DIR by
+  // mistake) chose what is printed: shown only where it plainly looks like a path (review revj
+  // J10, revq Q3), and quoted for the shell in the advice.
+  const shown = shownFolder(folder)
   throw new Error(
     `The embedded database folder ${shown} ${problem}, and was not opened: what another user can ` +
       'write there (its configuration, its data) the database would run with. It must be owned by the user ' +
@@ -58,7 +64,7 @@ export function assertPrivateDataFolder(folder: string, stat: Stats): void {
       (owned
         ? 'Point PGLITE_DATA_DIR (or dataDir) at a folder you created; if this one was made for you, have its owner or an ' +
           'administrator check its contents and give it to you (chown).'
-        : `If you made it, chmod 700 ${shownOnTerminal(shellQuoted(folder))} (its contents are checked when it is opened next); ` +
+        : `If you made it, ${chmod700(folder)} (its contents are checked when it is opened next); ` +
           'otherwise point PGLITE_DATA_DIR (or dataDir) at a folder you created.'),
   )
 }
@@ -73,10 +79,10 @@ function assertGroupCannotWrite(folder: string, stat: Stats): void {
   const umask = process.umask()
   if ((stat.mode & 0o010) === 0 || (umask & 0o020) !== 0) return
   throw new Error(
-    `The embedded database folder ${shownOnTerminal(folder)} has mode 0${(stat.mode & 0o777).toString(8)}, which lets its ` +
+    `The embedded database folder ${shownFolder(folder)} has mode 0${(stat.mode & 0o777).toString(8)}, which lets its ` +
       `group in, and this process's umask 0${umask.toString(8).padStart(3, '0')} lets the group write the files the ` +
       'database makes there: a member of that group could change its configuration or its data. It was not opened, and ' +
-      `nothing was written. chmod 700 ${shownOnTerminal(shellQuoted(folder))} (only you may enter it), or start the ` +
+      `nothing was written. ${chmod700(folder)} (only you may enter it), or start the ` +
       'process with umask 022 (or 027).',
   )
 }
@@ -131,7 +137,7 @@ export function assertPrivateDataContents(
   if (problems.length === 0) return
   const shown = problems.slice(0, SHOWN_ENTRIES)
   throw new Error(
-    `The embedded database folder ${shownOnTerminal(folder)} holds what another user may have written, and was not ` +
+    `The embedded database folder ${shownFolder(folder)} holds what another user may have written, and was not ` +
       `opened: ${shown.join('; ')}${problems.length > shown.length ? `; and ${problems.length - shown.length} more` : ''}. ` +
       'The database would run with what is written there (its configuration, its data), and a file of another user, or one ' +
       'they opened while they could, they may write still, whatever the modes are now. Leave the folder as it is and point ' +
@@ -142,6 +148,22 @@ export function assertPrivateDataContents(
 
 /** The most entries a refusal of {@link assertPrivateDataContents} names. */
 const SHOWN_ENTRIES = 5
+
+/**
+ * The advice to chmod `folder` (by its real path): the command with the folder quoted for the shell
+ * where shownFolder shows it; else with "$PGLITE_DATA_DIR" where that variable names it, or in words.
+ */
+function chmod700(folder: string): string {
+  if (isPlainFolder(folder)) return `chmod 700 ${shellQuoted(folder)}`
+  const named = process.env.PGLITE_DATA_DIR
+  let fromVariable = false
+  try {
+    fromVariable = named !== undefined && named !== '' && realpathSync(named) === folder
+  } catch {
+    // Gone, or not this folder: said in words.
+  }
+  return fromVariable ? 'chmod 700 "$PGLITE_DATA_DIR"' : 'chmod 700 that folder'
+}
 
 /** `path` as a shell reads it back: as it is where it holds only plain characters, else in single quotes. */
 function shellQuoted(path: string): string {

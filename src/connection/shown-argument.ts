@@ -1,3 +1,5 @@
+import { IN_MEMORY } from './in-memory.js'
+
 /*
  * What a message may show of a value that a user passed (an argument, an environment
  * variable): every layer that words a message about one shows it through here, so that a
@@ -97,3 +99,42 @@ export function shownShortOnTerminal(text: string): string {
     ? shownOnTerminal(text)
     : `${shownOnTerminal(text.slice(0, SHOWN_NAME_LENGTH))}… (${text.length} characters)`
 }
+
+/**
+ * The embedded database's folder as every message shows it (the Database: line, the refusals
+ * of the folder and of its lock, a file system error that quotes it): as {@link
+ * shownShortOnTerminal} shows it where it plainly looks like a path, else {@link HIDDEN_FOLDER}.
+ * Plainly a path: every '/'-separated part made only of letters, digits, space and `._~+-`, with
+ * no run of 20 or more letters and digits (a key, a hash, a JWT) and none of 8 or more that mixes
+ * lower case, upper case and digits (a key's random part between `_` or `-`). An allowlist: a
+ * denylist of secret shapes kept missing some (review revq Q3), and PGLITE_DATA_DIR is where a key
+ * or a connection string put in the wrong variable lands.
+ *
+ * @example
+ * ```ts
+ * shownFolder('.data/pglite') // '.data/pglite'
+ * shownFolder('PGPASSWORD=hunter2') // HIDDEN_FOLDER
+ * ```
+ */
+export function shownFolder(path: string): string {
+  return isPlainFolder(path) ? shownShortOnTerminal(path) : HIDDEN_FOLDER
+}
+
+/** Whether {@link shownFolder} shows `path`. */
+export function isPlainFolder(path: string): boolean {
+  if (path === IN_MEMORY) return true
+  return path
+    .split('/')
+    .every(
+      (part) =>
+        /^[\p{L}\p{M}\p{N} ._~+-]*$/u.test(part) &&
+        !/[\p{L}\p{M}\p{N}]{20}/u.test(part) &&
+        !(part.match(/[A-Za-z0-9]{8,}/g) ?? []).some(
+          (run) => /[a-z]/.test(run) && /[A-Z]/.test(run) && /[0-9]/.test(run),
+        ),
+    )
+}
+
+/** What a message says in place of a folder that {@link shownFolder} does not show. */
+export const HIDDEN_FOLDER =
+  "(not shown: the folder's name, from PGLITE_DATA_DIR or dataDir, looks like it may hold a key or a password)"
