@@ -752,6 +752,18 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
       'The rollback counts the rows it deletes with the server''s row counters, and track_counts is off in this session, so they would count none. Nothing was changed. Turn track_counts on (its default; it may be off in postgresql.conf, for the database or the role (ALTER DATABASE … RESET track_counts), or in the connection''s options), then roll back again.';
   END IF;
+  IF EXISTS (SELECT FROM pg_catalog.pg_foreign_table f
+              JOIN pg_catalog.pg_foreign_server s ON s.oid = f.ftserver
+             WHERE NOT pg_catalog.lower(coalesce((SELECT pg_catalog.substr(o, 11) FROM pg_catalog.unnest(f.ftoptions) o WHERE o LIKE 'updatable=%'),
+                                                (SELECT pg_catalog.substr(o, 11) FROM pg_catalog.unnest(s.srvoptions) o WHERE o LIKE 'updatable=%'), 'true')) IN ('false', 'off', 'no', '0')
+                OR NOT pg_catalog.lower(coalesce((SELECT pg_catalog.substr(o, 13) FROM pg_catalog.unnest(f.ftoptions) o WHERE o LIKE 'truncatable=%'),
+                                                (SELECT pg_catalog.substr(o, 13) FROM pg_catalog.unnest(s.srvoptions) o WHERE o LIKE 'truncatable=%'), 'true')) IN ('false', 'off', 'no', '0')) THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE = pg_catalog.format(
+      'The rollback counts the rows it deletes with the server''s row counters, and the database holds %s, whose rows live on another server: a trigger deleting through it would go uncounted. Nothing was changed. Make the foreign tables read-only for the rollback (postgres_fdw: ALTER SERVER … OPTIONS (ADD updatable ''false'', ADD truncatable ''false''), SET where they are set), or stop writes through another wrapper as its documentation says, then roll back again.',
+      (SELECT pg_catalog.string_agg(pg_catalog.format('foreign table %I.%I', n.nspname, c.relname), ', ' ORDER BY n.nspname, c.relname)
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'f'));
+  END IF;
   FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -948,6 +960,18 @@ BEGIN
   IF NOT pg_catalog.current_setting('track_counts')::pg_catalog.bool THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
       'The rollback counts the rows it deletes with the server''s row counters, and track_counts is off in this session, so they would count none. Nothing was changed. Turn track_counts on (its default; it may be off in postgresql.conf, for the database or the role (ALTER DATABASE … RESET track_counts), or in the connection''s options), then roll back again.';
+  END IF;
+  IF EXISTS (SELECT FROM pg_catalog.pg_foreign_table f
+              JOIN pg_catalog.pg_foreign_server s ON s.oid = f.ftserver
+             WHERE NOT pg_catalog.lower(coalesce((SELECT pg_catalog.substr(o, 11) FROM pg_catalog.unnest(f.ftoptions) o WHERE o LIKE 'updatable=%'),
+                                                (SELECT pg_catalog.substr(o, 11) FROM pg_catalog.unnest(s.srvoptions) o WHERE o LIKE 'updatable=%'), 'true')) IN ('false', 'off', 'no', '0')
+                OR NOT pg_catalog.lower(coalesce((SELECT pg_catalog.substr(o, 13) FROM pg_catalog.unnest(f.ftoptions) o WHERE o LIKE 'truncatable=%'),
+                                                (SELECT pg_catalog.substr(o, 13) FROM pg_catalog.unnest(s.srvoptions) o WHERE o LIKE 'truncatable=%'), 'true')) IN ('false', 'off', 'no', '0')) THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE = pg_catalog.format(
+      'The rollback counts the rows it deletes with the server''s row counters, and the database holds %s, whose rows live on another server: a trigger deleting through it would go uncounted. Nothing was changed. Make the foreign tables read-only for the rollback (postgres_fdw: ALTER SERVER … OPTIONS (ADD updatable ''false'', ADD truncatable ''false''), SET where they are set), or stop writes through another wrapper as its documentation says, then roll back again.',
+      (SELECT pg_catalog.string_agg(pg_catalog.format('foreign table %I.%I', n.nspname, c.relname), ', ' ORDER BY n.nspname, c.relname)
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'f'));
   END IF;
   SET CONSTRAINTS ALL IMMEDIATE;
   IF recorded ? '008_close_supabase_advisor_findings' AND history IS NOT NULL THEN

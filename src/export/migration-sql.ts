@@ -5,7 +5,7 @@ import { migrations } from '../migrations/index.js'
 import { type MigrationConfig, migrationProvider, runsInTransaction } from '../migrator/provider.js'
 import {
   catalogLosses,
-  COUNTERS_ON_SQL,
+  COUNTABLE_SQL,
   downCheckSql,
   downGuardSql,
   DOWN_WATCH_SQL,
@@ -88,7 +88,7 @@ export async function exportMigrationSql(
     settings: direction === 'down' ? downSettings(transactional) : [],
     // The watch refuses where track_counts is off; 005's script, whose own checks count with the
     // same counters in each of its transactions, refuses alike in each (reviews revp P1, revq Q4).
-    each: direction === 'down' && !transactional ? [COUNTERS_ON_SQL] : [],
+    each: direction === 'down' && !transactional ? [COUNTABLE_SQL] : [],
     before: [
       ...(direction === 'down' && transactional ? [DOWN_WATCH_SQL] : []),
       ...(guard ? [guard] : []),

@@ -557,12 +557,16 @@ function enumTypesOf(tables: string): string {
 }
 
 /**
- * A PL/pgSQL statement that refuses (SQLSTATE 5X402) where the session's row counters count
- * nothing: with track_counts off (postgresql.conf, a database or role default, the URL's
- * options), PostgreSQL counts no row of a table opened meanwhile, and the watch and the check
- * would see nothing deleted (review revo O2). Run at the watch and again at the check.
+ * PL/pgSQL statements that refuse (SQLSTATE 5X402) where the session's row counters cannot see
+ * every row a down could delete: with track_counts off (postgresql.conf, a database or role
+ * default, the URL's options), PostgreSQL counts no row of a table opened meanwhile (review revo
+ * O2); and a foreign table's rows live on another server, where a delete through it (a trigger's,
+ * an event trigger's) shows in no counter of this one (review revs S3). A foreign table that
+ * postgres_fdw's options make read-only (`updatable` and `truncatable` false, on the table or its
+ * server) cannot lose rows through this session. Run at the watch and again at the check, and in
+ * each transaction of 005's exported script.
  */
-const COUNTERS_ON = [
+const COUNTABLE = [
   "  IF NOT pg_catalog.current_setting('track_counts')::pg_catalog.bool THEN",
   `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =`,
   `      ${literal(
@@ -572,16 +576,32 @@ const COUNTERS_ON = [
       "connection's options), then roll back again.",
   )};`,
   '  END IF;',
+  '  IF EXISTS (SELECT FROM pg_catalog.pg_foreign_table f',
+  '              JOIN pg_catalog.pg_foreign_server s ON s.oid = f.ftserver',
+  "             WHERE NOT pg_catalog.lower(coalesce((SELECT pg_catalog.substr(o, 11) FROM pg_catalog.unnest(f.ftoptions) o WHERE o LIKE 'updatable=%'),",
+  "                                                (SELECT pg_catalog.substr(o, 11) FROM pg_catalog.unnest(s.srvoptions) o WHERE o LIKE 'updatable=%'), 'true')) IN ('false', 'off', 'no', '0')",
+  "                OR NOT pg_catalog.lower(coalesce((SELECT pg_catalog.substr(o, 13) FROM pg_catalog.unnest(f.ftoptions) o WHERE o LIKE 'truncatable=%'),",
+  "                                                (SELECT pg_catalog.substr(o, 13) FROM pg_catalog.unnest(s.srvoptions) o WHERE o LIKE 'truncatable=%'), 'true')) IN ('false', 'off', 'no', '0')) THEN",
+  `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE = pg_catalog.format(`,
+  `      ${literal(
+    "The rollback counts the rows it deletes with the server's row counters, and the database holds %s, whose rows " +
+      'live on another server: a trigger deleting through it would go uncounted. Nothing was changed. Make the ' +
+      "foreign tables read-only for the rollback (postgres_fdw: ALTER SERVER … OPTIONS (ADD updatable 'false', ADD " +
+      "truncatable 'false'), SET where they are set), or stop writes through another wrapper as its documentation " +
+      'says, then roll back again.',
+  )},`,
+  "      (SELECT pg_catalog.string_agg(pg_catalog.format('foreign table %I.%I', n.nspname, c.relname), ', ' ORDER BY n.nspname, c.relname)",
+  '         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace',
+  "        WHERE c.relkind = 'f'));",
+  '  END IF;',
 ].join('\n')
 
 /**
- * {@link COUNTERS_ON} as a statement of its own: in the exported script of a down that runs
+ * {@link COUNTABLE} as a statement of its own: in the exported script of a down that runs
  * outside a transaction (005's, whose own checks count with the same counters), after the
  * search_path check, as {@link DOWN_WATCH_SQL} is in a transactional one's.
  */
-export const COUNTERS_ON_SQL = ['DO $counters$', 'BEGIN', COUNTERS_ON, 'END', '$counters$'].join(
-  '\n',
-)
+export const COUNTABLE_SQL = ['DO $countable$', 'BEGIN', COUNTABLE, 'END', '$countable$'].join('\n')
 
 /**
  * What every transactional down runs just before its guard's block (whose backups are DDL, which
@@ -601,7 +621,7 @@ export const DOWN_WATCH_SQL = [
   "  holding oid[] := '{}';",
   "  recorded jsonb := '[]';",
   'BEGIN',
-  COUNTERS_ON,
+  COUNTABLE,
   "  FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,",
   "                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable",
   '             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace',
@@ -684,7 +704,7 @@ export function downCheckSql(
     "  unkept text[] := '{}';",
     '  unreported text[];',
     'BEGIN',
-    COUNTERS_ON,
+    COUNTABLE,
     // A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
     '  SET CONSTRAINTS ALL IMMEDIATE;',
     `  IF recorded ? ${literal(name)} AND history IS NOT NULL THEN`,
