@@ -77,6 +77,7 @@ describe.skipIf(!canStartClusters)(
     const templatePlanter = `template_planter_${suffix}`
     const eventPlanter = `event_planter_${suffix}`
     const loginPlanter = `login_planter_${suffix}`
+    const serverLoginPlanter = `server_login_planter_${suffix}`
     /** What a planter's role shows: a superuser that ran its code made it one, and said so. */
     const planterRole = async (planter: string) =>
       (
@@ -92,7 +93,8 @@ describe.skipIf(!canStartClusters)(
       await query(
         server.connectionString,
         `CREATE ROLE ${sweepPlanter} LOGIN NOSUPERUSER; CREATE ROLE ${templatePlanter} LOGIN NOSUPERUSER;
-         CREATE ROLE ${eventPlanter} LOGIN NOSUPERUSER; CREATE ROLE ${loginPlanter} LOGIN NOSUPERUSER`,
+         CREATE ROLE ${eventPlanter} LOGIN NOSUPERUSER; CREATE ROLE ${loginPlanter} LOGIN NOSUPERUSER;
+         CREATE ROLE ${serverLoginPlanter} LOGIN NOSUPERUSER`,
       )
     })
     afterAll(async () => {
@@ -211,6 +213,56 @@ describe.skipIf(!canStartClusters)(
         expect(await planterRole(eventPlanter)).toEqual({ rolsuper: false, comment: null })
       })
     })
+
+    // Review revs S4: the superuser's sessions also connect to the server's own database (the
+    // sweep, CREATE ROLE and DATABASE, the drop), where a login event trigger fires as they do.
+    describe.skipIf(newestMajor < 17)(
+      `with a login event trigger in the server's own database over a lesser role's function${newestMajor < 17 ? ' (skipped: no PostgreSQL 17 binaries on this machine)' : ''}`,
+      () => {
+        // The test's own sessions there say who they are, so that the trigger leaves them alone.
+        const observer = () => {
+          const url = new URL(server.connectionString)
+          url.searchParams.set('application_name', 'x402-test-observer')
+          return url.toString()
+        }
+        beforeAll(async () => {
+          await query(
+            observer(),
+            `CREATE FUNCTION public.planted_server_login() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+             BEGIN
+               IF current_setting('is_superuser') = 'on' AND current_setting('application_name') <> 'x402-test-observer' THEN
+                 EXECUTE format('COMMENT ON ROLE ${serverLoginPlanter} IS %L', 'ran as ' || current_user || ' in ' || current_database());
+               END IF;
+             END $f$;
+             ALTER FUNCTION public.planted_server_login() OWNER TO ${serverLoginPlanter};
+             CREATE EVENT TRIGGER planted_server_login ON login EXECUTE FUNCTION public.planted_server_login();`,
+          )
+        })
+        afterAll(async () => {
+          await query(
+            observer(),
+            'DROP EVENT TRIGGER planted_server_login; DROP FUNCTION public.planted_server_login()',
+          )
+        })
+
+        it('rehearses, and runs it on none of its sessions', async () => {
+          const settled = await Promise.allSettled([
+            rehearse([{ name: 'noop', script: 'SELECT 1;' }], {
+              server: server.connectionString,
+              startingPoint: null,
+              rows: {},
+            }),
+          ])
+          expect(
+            await query(
+              observer(),
+              `SELECT rolsuper, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = '${serverLoginPlanter}'`,
+            ),
+          ).toEqual([{ rolsuper: false, comment: null }])
+          expect(settled[0]).toMatchObject({ status: 'fulfilled' })
+        })
+      },
+    )
 
     // Review revq Q2: a login event trigger fires as each session connects, before it runs
     // anything: in a copy of template1, the superuser's first connection would run it.

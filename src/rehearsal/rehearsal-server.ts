@@ -7,7 +7,7 @@ import { explainTimeout, serverClientConfig } from '../connection/server-client-
 import { unlessRefused } from '../connection/sql-state.js'
 import { reachedThrough } from '../connection/unreachable.js'
 import { startScratchCluster } from './scratch-cluster.js'
-import { adminClientConfig } from './scratch-database.js'
+import { connectAdmin } from './scratch-database.js'
 
 /**
  * Runs `work` with a PostgreSQL server to rehearse the migrations of the target `db` on, never
@@ -135,11 +135,7 @@ type Query = (text: string) => Promise<{ rows: Array<{ id: string }> }>
  */
 async function sameServer(ours: Query, other: string): Promise<'same' | 'other' | 'unknown'> {
   // `other` is the server named for rehearsals: its superuser's session, pinned as the rehearsal's.
-  const client = new pg.Client(adminClientConfig(other))
-  client.on('error', () => {})
-  await client.connect().catch((error: unknown) => {
-    throw explainTimeout(error, other)
-  })
+  const client = await connectAdmin(other)
   try {
     for (const text of [
       'SELECT system_identifier::text AS id FROM pg_catalog.pg_control_system()',

@@ -6,7 +6,7 @@ import pg from 'pg'
 import { endClient } from '../connection/end-client.js'
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
 import { checkConnectionString } from '../connection/connection-string.js'
-import { unlessRefused } from '../connection/sql-state.js'
+import { errorCode, unlessRefused } from '../connection/sql-state.js'
 
 /** Every scratch database's name starts so; a sweep touches no other database. */
 const PREFIX = 'x402_rehearsal_'
@@ -204,16 +204,44 @@ export async function sweepScratchDatabases(
   })
 }
 
-/** Runs `use` with a session of the server's user on `connectionString` (see adminClientConfig). */
+/**
+ * A connected session of the server's user on the server's own database (see adminClientConfig),
+ * with event triggers off from its start: on PostgreSQL 17, a login event trigger there, over
+ * another role's function, would run as the superuser as the session connects (review revs S4).
+ * A server before 17 knows no such setting and refuses it (42704): the session is then opened
+ * without it, as such a server has no login event trigger.
+ *
+ * @example
+ * ```ts
+ * const client = await connectAdmin('postgres://postgres@rehearsals:5432/postgres')
+ * ```
+ */
+export async function connectAdmin(connectionString: string): Promise<pg.Client> {
+  const config = adminClientConfig(connectionString)
+  const open = async (options: string) => {
+    const client = new pg.Client({ ...config, options })
+    client.on('error', () => {})
+    await client.connect()
+    return client
+  }
+  try {
+    return await open(`${config.options} -c event_triggers=off`).catch((error: unknown) =>
+      errorCode(error) === UNDEFINED_SETTING ? open(config.options!) : Promise.reject(error),
+    )
+  } catch (error) {
+    throw explainTimeout(error, connectionString)
+  }
+}
+
+/** SQLSTATE undefined_object: a server that knows no such setting. */
+const UNDEFINED_SETTING = '42704'
+
+/** Runs `use` with a session of the server's user on `connectionString` (see connectAdmin). */
 async function withClient<T>(
   connectionString: string,
   use: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
-  const client = new pg.Client(adminClientConfig(connectionString))
-  client.on('error', () => {})
-  await client.connect().catch((error: unknown) => {
-    throw explainTimeout(error, connectionString)
-  })
+  const client = await connectAdmin(connectionString)
   try {
     return await use(client).catch((error: unknown) => {
       throw explainTimeout(error, connectionString)
