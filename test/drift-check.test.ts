@@ -251,9 +251,9 @@ describe.each(testTargets)('migrate:check on %s', (target) => {
         'ok',
       )
 
-      // A run that says what it applied gets exact origins, even where it creates the table.
+      // The transaction that wrote a history row gets exact origins, even where it creates the table.
       await sql`DROP TABLE x402_migrations.migration_checksum`.execute(db)
-      await syncMigrationChecksums(db, { appliedNow: [NEWEST] })
+      await syncMigrationChecksums(db, { changes: [{ migrationName: NEWEST, direction: 'Up' }] })
       const origins = [...(await readMigrationChecksums(db)).values()].map(({ origin }) => origin)
       expect(origins).toEqual([...ALL.slice(0, -1).map(() => 'backfill'), 'applied'])
     })

@@ -151,7 +151,7 @@ export async function baselineMigrations(
         const { error } = await recordingMigrator(trx).migrateTo(migrationName)
         if (error !== undefined) throw error
       }
-      await ensureChecksumTable(trx)
+      await ensureChecksumTable(trx, { sourceDir: options.sourceDir, recordedNow: recorded })
       await insertChecksums(
         trx,
         checksums.filter((entry) => recorded.includes(entry.name)),

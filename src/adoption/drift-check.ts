@@ -8,6 +8,7 @@ import {
   migrationSourcePath,
   earlierText,
   readMigrationChecksums,
+  checksumTableExists,
   type RecordedChecksum,
 } from '../migrator/checksums.js'
 import {
@@ -40,9 +41,14 @@ export interface DriftCheckOptions extends MigrationSourceOptions {
  * - `ok`: the file is as it was when it was applied (or adopted);
  * - `backfilled`: the file matches a checksum recorded after the migration was applied, when
  *   checksums did not exist yet; an edit made before that cannot be seen;
- * - `unrecorded`: no checksum yet (applied by a version of the module without checksums, or from
- *   a deployment without the sources); the next run that applies or reverts a migration records
- *   it, and so does `migrate:baseline -- <the newest applied migration>` at once;
+ * - `unrecorded`: no checksum yet, on a database that has no checksum table (migrated by a version
+ *   of the module without checksums); the next run that applies or reverts a migration records
+ *   it as `backfill`, and so does `migrate:baseline -- <the newest applied migration>` at once;
+ * - `missing`: no checksum, where the database keeps the table: a run writes each checksum with
+ *   its history row, so the text that ran is unknown (a run of an earlier version killed or
+ *   stopped between the two, or one without the source file). It is drift, named; no run fills
+ *   it in. `migrate:baseline -- <the newest applied migration>` records it (`backfill`) once it
+ *   has compared the live schema with what the migrations produce;
  * - `corrected`: the database applied an earlier text of the migration, corrected in place
  *   before any release (EARLIER_TEXTS in migrator/checksums.ts); the schema check still applies;
  * - `edited`: the file differs from the one applied: a released migration was changed;
@@ -50,7 +56,7 @@ export interface DriftCheckOptions extends MigrationSourceOptions {
  */
 export interface ChecksumVerdict {
   name: string
-  status: 'ok' | 'backfilled' | 'unrecorded' | 'corrected' | 'edited' | 'unreadable'
+  status: 'ok' | 'backfilled' | 'unrecorded' | 'missing' | 'corrected' | 'edited' | 'unreadable'
   recorded?: RecordedChecksum
   /** The checksum of the file now, when it could be read. */
   current?: string
@@ -119,6 +125,7 @@ export async function checkDrift(
       adopted: await productionObjectsRecorded(trx),
       acceptedBefore: await readAcceptedDifferences(trx),
       recorded: await readMigrationChecksums(trx),
+      checksumsKept: await checksumTableExists(trx),
       appSchemas: await appSchemaNames(trx),
     }
   })
@@ -162,12 +169,12 @@ export async function checkDrift(
   const checksums = await Promise.all(
     applied
       .filter((name) => known.includes(name))
-      .map((name) => verdict(name, read.recorded.get(name), options)),
+      .map((name) => verdict(name, read.recorded.get(name), read.checksumsKept, options)),
   )
   const ok =
     history.length === 0 &&
     schema?.conflict.length === 0 &&
-    checksums.every(({ status }) => status !== 'edited' && status !== 'unreadable')
+    checksums.every(({ status }) => !FAILING_CHECKSUMS.includes(status))
   const pending = known.filter((name) => !applied.includes(name))
   return {
     migrationName,
@@ -196,9 +203,13 @@ async function appSchemaNames(db: Kysely<any>): Promise<string[]> {
   return rows.map(({ name }) => name)
 }
 
+/** The checksum verdicts that make the check fail. */
+const FAILING_CHECKSUMS: readonly ChecksumVerdict['status'][] = ['edited', 'missing', 'unreadable']
+
 async function verdict(
   name: string,
   recorded: RecordedChecksum | undefined,
+  checksumsKept: boolean,
   options: MigrationSourceOptions,
 ): Promise<ChecksumVerdict> {
   let current: string
@@ -207,7 +218,7 @@ async function verdict(
   } catch (error) {
     return { name, status: 'unreadable', recorded, problem: (error as Error).message }
   }
-  if (!recorded) return { name, status: 'unrecorded', current }
+  if (!recorded) return { name, status: checksumsKept ? 'missing' : 'unrecorded', current }
   if (recorded.sha256 !== current) {
     const status = earlierText(name, recorded.sha256) ? 'corrected' : 'edited'
     return { name, status, recorded, current }
@@ -264,6 +275,11 @@ export function formatDriftReport(
       ),
   )
   section(
+    'Applied migrations whose checksum was never recorded (the text that ran is unknown; compare the schema and ' +
+      `record them with npm run migrate:baseline -- ${report.migrationName}):`,
+    report.checksums.filter(({ status }) => status === 'missing').map(({ name }) => name),
+  )
+  section(
     'Migration files that cannot be verified:',
     report.checksums.filter(({ status }) => status === 'unreadable').map(({ problem }) => problem!),
   )
@@ -315,6 +331,10 @@ export function driftSummary(report: DriftReport): string {
     ...count(
       report.checksums.filter(({ status }) => status === 'edited').length,
       'migration file(s) edited after they were applied',
+    ),
+    ...count(
+      report.checksums.filter(({ status }) => status === 'missing').length,
+      'applied migration(s) without a checksum',
     ),
     ...count(
       report.checksums.filter(({ status }) => status === 'unreadable').length,

@@ -13,11 +13,18 @@ export { MIGRATION_CHECKSUM_TABLE } from './history-tables.js'
 
 /**
  * How a checksum came to be recorded:
- * - `applied`: by the run that applied the migration;
+ * - `applied`: by the run that applied the migration, in the transaction that writes its
+ *   history row (a down deletes both in one transaction too), so that no run, killed or
+ *   stopped by a lost lock, leaves a migration recorded without the checksum of the text that
+ *   ran (review revr R1);
  * - `baseline`: by `migrate:baseline`, after the live schema was found equal to what the
  *   migrations produce;
  * - `backfill`: later, for a migration applied before checksums existed. It is the file as it
- *   was when the checksum was recorded, so it cannot show an edit made before that.
+ *   was when the checksum was recorded, so it cannot show an edit made before that. Only two
+ *   writers record it: {@link ensureChecksumTable}, where it creates the table on a database
+ *   whose history predates checksums, and `migrate:baseline`, after it compared the live schema.
+ *   Where the table exists, a run never fills in a missing checksum: `migrate:check` names the
+ *   migration instead (its status `missing`).
  */
 export type ChecksumOrigin = 'applied' | 'baseline' | 'backfill'
 
@@ -281,30 +288,42 @@ export async function migrationChecksum(
   return createHash('sha256').update(normalised).digest('hex')
 }
 
+/** A migration whose history row the calling transaction wrote or deleted. */
+export interface HistoryChange {
+  migrationName: string
+  direction: 'Up' | 'Down'
+}
+
 /** Options of {@link syncMigrationChecksums}. */
 export interface SyncChecksumOptions extends MigrationSourceOptions {
   /**
-   * The migrations that the calling run applied. Their checksums are recorded as `applied`, and
-   * any other missing one as `backfill`. Without it, the table decides: where it existed, every
-   * missing checksum is taken as the run's (`applied`); where this call creates it, none is.
+   * The migrations whose history row the calling transaction wrote (`Up`) or deleted (`Down`):
+   * each up gets the checksum of its file as `applied`, replacing any left there, and each down
+   * loses its checksum, in the same transaction.
    */
-  appliedNow?: readonly string[]
+  changes?: readonly HistoryChange[]
+  /**
+   * The checksum of each migration of `changes`, where the caller read it before the migration
+   * ran; read now otherwise.
+   */
+  checksums?: ReadonlyMap<string, string>
 }
 
 /**
- * Makes the checksum table agree with the migration history (x402_migrations.kysely_migration):
- * records a checksum for every applied migration that lacks one, and removes the checksum of
- * every migration no longer applied. The runner calls it at the end of each run, under the
- * migration lock. A checksum is `applied` when the run that applied the migration records it,
- * and `backfill` otherwise (see {@link SyncChecksumOptions.appliedNow}). A migration whose
- * source file is not there (a deployment of dist/ alone) is left without a checksum, to be
- * recorded by a later call that has it. Costs two queries when there is nothing to record.
+ * Keeps the checksum table with the migration history (x402_migrations.kysely_migration). The
+ * runner calls it in the transaction that writes a migration's history row, before it commits
+ * (`changes`), and once before a run's first migration, without: where the history predates
+ * checksums, it creates the table and backfills it ({@link ensureChecksumTable}); it removes the
+ * checksum of every migration no longer recorded (one a version before this one left). It never
+ * fills in the missing checksum of a migration recorded where the table existed: migrate:check
+ * names it. A migration of `changes` whose source file is not there (a deployment of dist/
+ * alone) is recorded without one, and migrate:check names it too.
  *
  * @example
  * ```ts
- * await withMigrationLock(db, async () => {
- *   const results = await applySomeMigrations(db)
- *   await syncMigrationChecksums(db, { appliedNow: results.map((result) => result.migrationName) })
+ * await db.transaction().execute(async (trx) => {
+ *   await migrator(trx).migrateTo(name) // writes the history row
+ *   await syncMigrationChecksums(trx, { changes: [{ migrationName: name, direction: 'Up' }] })
  * })
  * ```
  */
@@ -312,13 +331,39 @@ export async function syncMigrationChecksums(
   db: Kysely<any>,
   options: SyncChecksumOptions = {},
 ): Promise<void> {
+  const changes = options.changes ?? []
   const { history, checksums } = await existingTables(db)
   if (!history) return
-  if (!checksums) await createChecksumTable(db)
-  const { appliedNow } = options
-  const originOf = (name: string): ChecksumOrigin =>
-    (appliedNow ? appliedNow.includes(name) : checksums) ? 'applied' : 'backfill'
-  await recordMissing(db, originOf, options)
+  await createWhereMissing(db, checksums, {
+    ...options,
+    recordedNow: changes.map(({ migrationName }) => migrationName),
+  })
+  const reverted = changes
+    .filter(({ direction }) => direction === 'Down')
+    .map(({ migrationName }) => migrationName)
+  const applied = await Promise.all(
+    changes
+      .filter(({ direction }) => direction === 'Up')
+      .map(async ({ migrationName: name }) => ({
+        name,
+        sha256:
+          options.checksums?.get(name) ??
+          (await migrationChecksum(name, options).catch(() => undefined)),
+      })),
+  )
+  // Every checksum of a migration not recorded, and any left for one applied now.
+  const replaced = [...reverted, ...applied.map(({ name }) => name)]
+  await sql`
+    DELETE FROM ${sql.raw(checksumTable())} c
+    WHERE NOT EXISTS (SELECT FROM ${sql.raw(historyTable())} m WHERE m.name = c.name)
+    ${replaced.length > 0 ? sql`OR c.name IN (${sql.join(replaced)})` : sql``}
+  `.execute(db)
+  await insertChecksums(
+    db,
+    applied.flatMap(({ name, sha256 }) =>
+      sha256 === undefined ? [] : [{ name, sha256, origin: 'applied' as const }],
+    ),
+  )
 }
 
 /**
@@ -354,9 +399,41 @@ export async function readMigrationChecksums(
   )
 }
 
-/** Creates the checksum table if missing; its schema, x402_migrations, must exist (Kysely's Migrator makes it). */
-export async function ensureChecksumTable(db: Kysely<any>): Promise<void> {
-  if (!(await existingTables(db)).checksums) await createChecksumTable(db)
+/** Options of {@link ensureChecksumTable}. */
+export interface EnsureChecksumTableOptions extends MigrationSourceOptions {
+  /** The migrations whose history row the calling transaction wrote: none of them is a backfill. */
+  recordedNow?: readonly string[]
+}
+
+/**
+ * Creates the checksum table if missing; its schema, x402_migrations, must exist (Kysely's
+ * Migrator makes it). Where it creates it, the database predates checksums: each migration its
+ * history recorded before (all but `recordedNow`) gets the checksum of its file now, as
+ * `backfill`. This is the one place a run decides `backfill` (see {@link ChecksumOrigin}).
+ */
+export async function ensureChecksumTable(
+  db: Kysely<any>,
+  options: EnsureChecksumTableOptions = {},
+): Promise<void> {
+  await createWhereMissing(db, (await existingTables(db)).checksums, options)
+}
+
+async function createWhereMissing(
+  db: Kysely<any>,
+  exists: boolean,
+  options: EnsureChecksumTableOptions,
+): Promise<void> {
+  if (exists) return
+  await createChecksumTable(db)
+  await recordMissing(db, () => 'backfill', options, options.recordedNow)
+}
+
+/**
+ * Whether the checksum table exists: where it does, every migration recorded since has its
+ * checksum, written with its history row, and one that has none is reported by name.
+ */
+export async function checksumTableExists(db: Kysely<any>): Promise<boolean> {
+  return (await existingTables(db)).checksums
 }
 
 async function createChecksumTable(db: Kysely<any>): Promise<void> {
@@ -366,7 +443,10 @@ async function createChecksumTable(db: Kysely<any>): Promise<void> {
 /**
  * Removes the checksums of migrations no longer applied and records one for each applied
  * migration that has none, with the origin `originOf` gives it, in three queries at most, the
- * first of which checks both tables as {@link syncMigrationChecksums} does. The table must exist. Returns the names it recorded.
+ * first of which checks both tables as {@link syncMigrationChecksums} does. The table must exist.
+ * Returns the names it recorded. `migrate:baseline` records them as `backfill` once it has
+ * compared the live schema with the migrations: what migrate:check tells to do for a migration
+ * recorded without a checksum. A run never calls it.
  */
 export async function recordMissingChecksums(
   db: Kysely<any>,
@@ -381,6 +461,7 @@ async function recordMissing(
   db: Kysely<any>,
   originOf: (name: string) => ChecksumOrigin,
   options: MigrationSourceOptions,
+  except: readonly string[] = [],
 ): Promise<string[]> {
   // One round trip: the DELETE's rows are not in the history, so the SELECT's join is unaffected.
   const { rows } = await sql<{ name: string }>`
@@ -392,7 +473,9 @@ async function recordMissing(
     WHERE NOT EXISTS (SELECT FROM ${sql.raw(checksumTable())} c WHERE c.name = m.name)
     ORDER BY m.name
   `.execute(db)
-  const lacking = rows.map((row) => row.name).filter((name) => name in migrations)
+  const lacking = rows
+    .map((row) => row.name)
+    .filter((name) => name in migrations && !except.includes(name))
   const found = await Promise.all(
     lacking.map(async (name) => ({
       name,

@@ -13,7 +13,7 @@ import {
 } from 'kysely/migration'
 
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
-import { syncMigrationChecksums } from './checksums.js'
+import { migrationChecksum, syncMigrationChecksums } from './checksums.js'
 import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import {
@@ -167,38 +167,28 @@ export async function runMigrations(
         // The migrations grant to the API roles: refused where a lesser login may take them.
         // After the stand-in, so that the roles exist: one made before it, by someone else, is seen.
         if (steps.length > 0) await sql.raw(API_ROLE_ADMINS_SQL).execute(db)
-        const recordChecksums = () => {
-          const appliedNow = results
-            .filter((result) => result.direction === 'Up')
-            .map((result) => result.migrationName)
-          return bookkeeping(db, settings, session, async (trx) => {
+        // Each migration's checksum commits with its history row (runBlock). Before the first:
+        // where the history predates checksums, the table is made, and backfilled (checksums.ts).
+        if (steps.length > 0) {
+          await bookkeeping(db, settings, session, async (trx) => {
             // It writes x402_migrations: checked and fenced as a migration's transaction is.
             await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
-            await syncMigrationChecksums(trx, { appliedNow })
+            await syncMigrationChecksums(trx)
           })
         }
-        try {
-          for (const block of contiguousBlocks(steps)) {
-            results.push(
-              ...(await runBlockWithRetries(
-                db,
-                block,
-                migrations,
-                settings,
-                results,
-                session,
-                interrupted,
-              )),
-            )
-          }
-        } catch (error) {
-          // What committed before the failure keeps the checksum of the file that ran. Where
-          // that cannot be written too (the lock or the connection is gone), the next run
-          // records it, and the failure that stopped this run is the one to report.
-          if (results.length > 0) await recordChecksums().catch(() => {})
-          throw error
+        for (const block of contiguousBlocks(steps)) {
+          results.push(
+            ...(await runBlockWithRetries(
+              db,
+              block,
+              migrations,
+              settings,
+              results,
+              session,
+              interrupted,
+            )),
+          )
         }
-        if (steps.length > 0) await recordChecksums()
         return results
       },
       settings,
@@ -541,6 +531,8 @@ async function runBlock(
   rollbackBegun?: boolean
 }> {
   const blockTarget = targetOf(block, migrations)
+  // The checksum of each file to apply, read before it runs: written with its history row.
+  const checksums = await upChecksums(block)
   const watch = watchBlockers(db)
   if (block[0]!.transactional) {
     let resultSet: MigrationResultSet = {}
@@ -609,6 +601,8 @@ async function runBlock(
           }
           // Kysely's Migrator returns its error instead of throwing: throw it to roll back.
           if (resultSet.error !== undefined) throw resultSet.error
+          // Each migration's checksum, written or deleted with its history row.
+          await syncMigrationChecksums(trx, { changes: successes(resultSet), checksums })
           // The block's last write is its history: it commits only while the run holds the lock.
           await session.assertLockHeld()
           committing = true
@@ -669,6 +663,19 @@ async function runBlock(
           }
         })
       }
+      // The migration's checksum, written or deleted in the transaction of its history row, which
+      // the migration's end opened (confirmingLock), fenced as the runner's transactions are.
+      if (resultSet.error === undefined) {
+        try {
+          await sql.raw(lesserTriggersSql({ lock: true })).execute(connection)
+          await syncMigrationChecksums(connection, { changes: successes(resultSet), checksums })
+        } catch (error) {
+          resultSet = {
+            error,
+            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
+          }
+        }
+      }
       // The history's write, in the transaction the migration's end opened (confirmingLock):
       // confirmed last, right before its COMMIT.
       if (resultSet.error === undefined) {
@@ -717,6 +724,22 @@ async function runBlock(
   if (!down || ran.resultSet.error === undefined || ran.backups || since === undefined) return ran
   traces ??= await rollbackTraces(db, name, since).catch(() => undefined)
   return { ...ran, ...traces }
+}
+
+/**
+ * The checksum of the source file of each up of `block`; a file that cannot be read (a
+ * deployment of dist/ alone) has none, and its migration is recorded without one, which
+ * migrate:check names.
+ */
+async function upChecksums(block: readonly Step[]): Promise<Map<string, string>> {
+  const found = await Promise.all(
+    block
+      .filter((step) => step.direction === 'Up')
+      .map(
+        async ({ name }) => [name, await migrationChecksum(name).catch(() => undefined)] as const,
+      ),
+  )
+  return new Map(found.filter((entry): entry is [string, string] => entry[1] !== undefined))
 }
 
 /** What a failed down outside a transaction left: see rollbackBackups and rollbackMarked. */

@@ -396,7 +396,7 @@ async function recordAsApplied(
           INSERT INTO ${sql.raw(MIGRATION_HISTORY_TABLE)} (name, "timestamp")
           VALUES (${name}, ${new Date().toISOString()})
         `.execute(trx)
-        await ensureChecksumTable(trx)
+        await ensureChecksumTable(trx, { recordedNow: [name] })
         await insertChecksums(trx, [{ name, sha256, origin: 'baseline' }])
         // The history commits only while this run holds the migration lock.
         await session.assertLockHeld()
