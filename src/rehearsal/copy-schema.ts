@@ -131,6 +131,43 @@ export function pgDumpInvocation(from: string): {
  * ```
  */
 export async function copySchema(from: string, to: string): Promise<void> {
+  const script = await dumpSchema(from)
+  const client = new pg.Client(serverClientConfig(to))
+  // A Ctrl-C drops the scratch database WITH (FORCE) meanwhile: its session's end must not crash the process.
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    await restoreSchema(script, client)
+  } finally {
+    await endClient(client)
+  }
+}
+
+/**
+ * Runs `script`, a schema read by {@link dumpSchema}, on `client`'s session (a scratch
+ * database's, whose Supabase pieces are in place).
+ *
+ * @example
+ * ```ts
+ * await restoreSchema(await dumpSchema(targetUrl), scratchClient)
+ * ```
+ */
+export async function restoreSchema(script: string, client: pg.ClientBase): Promise<void> {
+  // One simple-protocol query: the dump is many statements.
+  await client.query(script)
+}
+
+/**
+ * The schema (no rows) of the database at `from`, as SQL: pg_dump --schema-only's, which must be
+ * on the PATH and at least as new as the server, of schemas public and x402_migrations only,
+ * without owners or grants, and without psql's meta-commands. pg_dump only reads `from`.
+ *
+ * @example
+ * ```ts
+ * const script = await dumpSchema(process.env.DATABASE_URL!)
+ * ```
+ */
+export async function dumpSchema(from: string): Promise<string> {
   let dump: string
   const { args, env, timeoutMs } = pgDumpInvocation(from)
   try {
@@ -173,22 +210,14 @@ export async function copySchema(from: string, to: string): Promise<void> {
         "pg_dump is at least as new as the server (pg_dump --version), or leave out --copy-schema to rehearse on the schema the module's migrations build.",
     )
   }
-  const script = dump
-    .split('\n')
-    // psql's meta-commands (\restrict of recent pg_dump) are not SQL.
-    .filter((line) => !line.startsWith('\\'))
-    .map((line) => line.replace(/^CREATE SCHEMA (\S+);$/, 'CREATE SCHEMA IF NOT EXISTS $1;'))
-    .join('\n')
-  const client = new pg.Client(serverClientConfig(to))
-  // A Ctrl-C drops the scratch database WITH (FORCE) meanwhile: its session's end must not crash the process.
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    // One simple-protocol query: the dump is many statements.
-    await client.query(script)
-  } finally {
-    await endClient(client)
-  }
+  return (
+    dump
+      .split('\n')
+      // psql's meta-commands (\restrict of recent pg_dump) are not SQL.
+      .filter((line) => !line.startsWith('\\'))
+      .map((line) => line.replace(/^CREATE SCHEMA (\S+);$/, 'CREATE SCHEMA IF NOT EXISTS $1;'))
+      .join('\n')
+  )
 }
 
 /** host:port of the server at `connectionString`, for a message. */

@@ -2,6 +2,7 @@ import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely'
 import type { Migration } from 'kysely/migration'
 import pg from 'pg'
 
+import { endClient } from '../connection/end-client.js'
 import { IN_MEMORY, openPglite } from '../connection/open-pglite.js'
 import { serverClientConfig } from '../connection/server-client-config.js'
 import { withoutKyselyMigrationLock } from '../connection/without-kysely-migration-lock.js'
@@ -11,7 +12,7 @@ import { type MigrationConfig, migrationProvider, runsInTransaction } from '../m
 import { migratedTemplate } from '../migrated-dumps/migrated-template.js'
 import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
-import { copySchema } from './copy-schema.js'
+import { dumpSchema, restoreSchema } from './copy-schema.js'
 import { readExistingTables } from './existing-tables.js'
 import { LockSampler } from './lock-sampler.js'
 import type { MigrationRehearsal } from './measured-statement.js'
@@ -87,19 +88,23 @@ export async function rehearse(
   steps: readonly RehearsalStep[],
   options: RehearsalOptions,
 ): Promise<Rehearsal> {
+  let schemaScript: string | undefined
+  if (options.copySchemaFrom !== undefined) {
+    if (options.server === undefined)
+      throw new Error(
+        'A schema can be copied only onto a PostgreSQL scratch database: give the server to create it on.',
+      )
+    // Read before the scratch database is made: it is restored on a session opened beforehand.
+    schemaScript = await dumpSchema(options.copySchemaFrom)
+  }
   const scratch = await openScratchDatabase(
     options.server,
     options.copySchemaFrom === undefined ? options.startingPoint : null,
+    schemaScript,
   )
   try {
     const { db, recorder } = scratch
-    if (options.copySchemaFrom !== undefined) {
-      if (!scratch.connectionString)
-        throw new Error(
-          'A schema can be copied only onto a PostgreSQL scratch database: give the server to create it on.',
-        )
-      await copySchema(options.copySchemaFrom, scratch.connectionString)
-    } else {
+    if (options.copySchemaFrom === undefined) {
       await migrateTo(db, options.startingPoint)
       await ensureSupabaseStandIn(db)
     }
@@ -188,6 +193,13 @@ async function runScript(db: Kysely<any>, script: string): Promise<void> {
   })
 }
 
+/**
+ * The sessions of a rehearsal's pool on a server, all opened before the role is made NOLOGIN:
+ * as many as the migrator uses at once (its lock session, the probe or a migration's session),
+ * and one more.
+ */
+const POOL_SESSIONS = 3
+
 interface ScratchDatabase {
   kind: ScratchKind
   connectionString?: string
@@ -198,11 +210,19 @@ interface ScratchDatabase {
 
 /**
  * An embedded scratch database starts from the template at `startingPoint` (migrating it there
- * again would cost seconds of CPU and a second helping of memory); a server one is created empty.
+ * again would cost seconds of CPU and a second helping of memory); a server one is created empty,
+ * or with `schemaScript` (a schema read by dumpSchema) restored by its role.
+ *
+ * On a server, every session the rehearsal opens as the scratch role is open before that role
+ * runs anything the target wrote: the sampler's, the pool's (a fixed number, opened at once and
+ * kept), and the session that restores the schema. Then the role is made NOLOGIN (review revs
+ * S1): a password that the target's code gives it opens no session on the rehearsal server. A
+ * session of the pool that the server ends is not replaced: the rehearsal fails.
  */
 async function openScratchDatabase(
   server: string | undefined,
   startingPoint: string | null,
+  schemaScript?: string,
 ): Promise<ScratchDatabase> {
   if (server === undefined) {
     const recorder = new StatementRecorder('pglite')
@@ -216,23 +236,46 @@ async function openScratchDatabase(
   }
   const scratch = await createServerScratch(server)
   const dropScratch = () => scratch.drop()
-  let sampler: LockSampler
-  try {
-    await prepareForOwner(scratch)
-    sampler = await LockSampler.open(scratch.connectionString)
-  } catch (error) {
-    await dropScratch()
-    throw error
-  }
-  const recorder = new StatementRecorder('postgres', sampler)
+  let sampler: LockSampler | undefined
+  // Its sessions, all opened now and kept (no idle timeout): the role cannot open another later.
   const pool = new pg.Pool({
     ...serverClientConfig(scratch.connectionString),
     application_name: 'x402-jobs-db rehearsal',
+    max: POOL_SESSIONS,
+    idleTimeoutMillis: 0,
   })
   pool.on('error', () => {})
   // A Ctrl-C drops the scratch database WITH (FORCE), which ends a session in the middle of a
   // statement: its client's error must not crash the process before the drop is done.
   pool.on('connect', (client) => client.on('error', () => {}))
+  try {
+    await prepareForOwner(scratch)
+    sampler = await LockSampler.open(scratch.connectionString)
+    const sessions = await Promise.allSettled(
+      Array.from({ length: POOL_SESSIONS }, () => pool.connect()),
+    )
+    for (const session of sessions) if (session.status === 'fulfilled') session.value.release()
+    const failed = sessions.find((session) => session.status === 'rejected')
+    if (failed) throw failed.reason
+    const restoring =
+      schemaScript === undefined
+        ? undefined
+        : new pg.Client(serverClientConfig(scratch.connectionString))
+    restoring?.on('error', () => {})
+    try {
+      await restoring?.connect()
+      await scratch.refuseLogins()
+      if (restoring) await restoreSchema(schemaScript!, restoring)
+    } finally {
+      if (restoring) await endClient(restoring)
+    }
+  } catch (error) {
+    await pool.end().catch(() => {})
+    await sampler?.close().catch(() => {})
+    await dropScratch()
+    throw error
+  }
+  const recorder = new StatementRecorder('postgres', sampler)
   const db = new Kysely<any>({
     dialect: withoutKyselyMigrationLock(
       withStatementProbes(new PostgresDialect({ pool }), recorder),
@@ -246,7 +289,7 @@ async function openScratchDatabase(
     async destroy() {
       try {
         await db.destroy()
-        await sampler.close()
+        await sampler!.close()
       } finally {
         await dropScratch()
       }

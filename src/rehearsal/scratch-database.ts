@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 import pg from 'pg'
 
@@ -52,13 +53,24 @@ export interface ServerScratch {
   name: string
   /**
    * The scratch database as its owner: a role made for this rehearsal, with no attribute (no
-   * superuser, no CREATEROLE, no CREATEDB, no BYPASSRLS), that logs in with a random password.
-   * Everything the rehearsal runs there runs as this role.
+   * superuser, no CREATEROLE, no CREATEDB, no BYPASSRLS), that logs in with a random password
+   * until {@link ServerScratch.refuseLogins}. Everything the rehearsal runs there runs as this role.
    */
   connectionString: string
   /** The scratch database as the server's own user: only for what must exist before the role's code runs. */
   adminConnectionString: string
-  /** Drops the database (its sessions too) and its role, and stops watching for signals. */
+  /**
+   * Makes the role NOLOGIN, once the rehearsal has opened every session it opens as the role:
+   * the sessions open stay, and no other can be opened, whatever password the code the role runs
+   * gives it (any role may change its own password; only a role with CREATEROLE may give back
+   * LOGIN). Review revs S1.
+   */
+  refuseLogins(): Promise<void>
+  /**
+   * Makes the role NOLOGIN and ends its sessions on every database of the server, then drops
+   * the database and the role, and stops watching for signals. A role that cannot be dropped is
+   * left NOLOGIN, and the error says how to remove it.
+   */
   drop(): Promise<void>
 }
 
@@ -93,8 +105,11 @@ export async function createServerScratch(server: string): Promise<ServerScratch
       .then(() =>
         name
           ? withClient(server, async (client) => {
+              // Before the database goes: a role that can no longer log in, with no session
+              // left anywhere on the server, whatever the code it ran did meanwhile.
+              const role = await shutOutRole(client, name!)
               await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-              await client.query(`DROP ROLE IF EXISTS ${name}`)
+              if (role) await dropRole(client, name!)
             })
           : undefined,
       )
@@ -148,6 +163,9 @@ export async function createServerScratch(server: string): Promise<ServerScratch
     name: name!,
     connectionString: owner.toString(),
     adminConnectionString: admin.toString(),
+    async refuseLogins() {
+      await withClient(server, (client) => client.query(`ALTER ROLE ${name} NOLOGIN`))
+    },
     async drop() {
       try {
         await dropNow()
@@ -198,7 +216,10 @@ export async function sweepScratchDatabases(
     for (const { rolname, now } of roles) {
       const created = NAME.exec(rolname)?.[1]
       if (created === undefined || Number(now) - Number(created) < olderThanSeconds) continue
-      await client.query(`DROP ROLE ${rolname}`).catch(() => {})
+      // NOLOGIN at once, even where it cannot be dropped yet: a session that code it ran opened
+      // (review revs S1) is ended, and no other can be opened.
+      await shutOutRole(client, rolname).catch(() => {})
+      await dropRole(client, rolname).catch(() => {})
     }
     return swept
   })
@@ -235,6 +256,66 @@ export async function connectAdmin(connectionString: string): Promise<pg.Client>
 
 /** SQLSTATE undefined_object: a server that knows no such setting. */
 const UNDEFINED_SETTING = '42704'
+
+/** How long {@link shutOutRole} waits for the sessions it ended to be gone. */
+const SESSIONS_GONE_MS = 10_000
+
+/**
+ * Makes the scratch role `name` NOLOGIN (a role without CREATEROLE cannot give it back) and ends
+ * every session of it on the server, on every database, waiting until they are gone (their
+ * temporary tables with them). Only that role's sessions. Returns false where there is no such
+ * role.
+ */
+async function shutOutRole(client: pg.Client, name: string): Promise<boolean> {
+  const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])
+  if (!rowCount) return false
+  await client.query(`ALTER ROLE ${name} NOLOGIN`)
+  const deadline = performance.now() + SESSIONS_GONE_MS
+  for (;;) {
+    const { rows } = await client.query<{ pid: number }>(
+      'SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+      [name],
+    )
+    if (rows.length === 0 || performance.now() > deadline) return true
+    await sleep(50)
+  }
+}
+
+/**
+ * Drops the scratch role `name` (NOLOGIN, without sessions: see {@link shutOutRole}); where
+ * objects of its own hold it in the server's own database, drops those first (DROP OWNED). A
+ * role that still cannot be dropped stays NOLOGIN, and the error says so, and how to remove it.
+ */
+async function dropRole(client: pg.Client, name: string): Promise<void> {
+  try {
+    await client.query(`DROP ROLE IF EXISTS ${name}`)
+    return
+  } catch {
+    // Objects of its own or privileges granted to it (review revs S1): below.
+  }
+  try {
+    await client.query(`DROP OWNED BY ${name}`)
+    await client.query(`DROP ROLE IF EXISTS ${name}`)
+  } catch (error) {
+    const { rows } = await client
+      .query<{ datname: string }>(
+        `SELECT DISTINCT d.datname FROM pg_catalog.pg_shdepend s JOIN pg_catalog.pg_database d ON d.oid = s.dbid
+          WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
+            AND s.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1) ORDER BY 1`,
+        [name],
+      )
+      .catch(() => ({ rows: [] }))
+    const where =
+      rows.length > 0 ? rows.map((row) => row.datname).join(', ') : 'each database that holds some'
+    throw new Error(
+      `The scratch role ${name} could not be dropped (${error instanceof Error ? error.message : String(error)}). ` +
+        'It remains on the rehearsal server, NOLOGIN: it cannot log in, and none of its sessions is left. ' +
+        `Remove it as a superuser of that server: DROP OWNED BY ${name}; in ${where}, then DROP ROLE ${name};. ` +
+        'A later rehearsal retries after an hour.',
+      { cause: error },
+    )
+  }
+}
 
 /** Runs `use` with a session of the server's user on `connectionString` (see connectAdmin). */
 async function withClient<T>(
