@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest'
 
 import { exportMigrationSql, migrateTo } from '../src/tooling.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
-import { createResource, createUser } from './support/fixtures.js'
+import { createModel, createResource, createUser } from './support/fixtures.js'
+import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
 import { withScriptFile } from './support/exported-script.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
@@ -273,6 +274,64 @@ describe.skipIf(skipReason)(
           await sql.raw(`DROP SCHEMA ${role} CASCADE`).execute(db)
           await sql.raw(`DROP ROLE ${role}`).execute(db)
         }
+      })
+    })
+  },
+)
+
+// Review revs S2: a trusted PL/pgSQL trigger function whose body calls a lesser login's function
+// by name ran it as the reader during 005's exported down (the login made itself a superuser).
+describe.skipIf(skipReason)(
+  'the exported down script of 005 with a trusted trigger whose body calls a lesser login’s function',
+  () => {
+    it('refuses before it deletes, naming the function and its owner, and never calls it', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateTo(db, MIGRATION_005)
+        await createResource(db, {
+          resource_type: 'openrouter_instant',
+          openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+          openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+        })
+        await withLesserRole(
+          db,
+          'x402_test_opaque',
+          async (role) => {
+            await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
+            await sql
+              .raw(
+                `CREATE FUNCTION public.zz_audit() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN OLD; END $f$;
+                 CREATE TRIGGER zz_audit AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_audit()`,
+              )
+              .execute(db)
+            await db.transaction().execute(async (trx) => {
+              await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+              await sql
+                .raw(
+                  `CREATE FUNCTION ${role}.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$`,
+                )
+                .execute(trx)
+              await sql.raw(`GRANT USAGE ON SCHEMA ${role} TO PUBLIC`).execute(trx)
+            })
+            const script = optedIn(await exportMigrationSql(MIGRATION_005, 'down'))
+            // As a reader runs it, with psql -f (it holds psql's own commands).
+            const output = await withScriptFile(script, (file) => {
+              const run = spawnSync('psql', ['-X', '-q', '-d', serverUrl(location), '-f', file], {
+                encoding: 'utf8',
+              })
+              if (run.error) throw run.error
+              return run.stderr
+            })
+            expect(output).toContain(`whose body names ${role}.helper(), owned by ${role}`)
+            expect(await isSuperuser(db, role)).toBe(false)
+            const { rows } = await sql<{ n: number }>`
+              SELECT count(*)::int AS n FROM x402_resources WHERE resource_type = 'openrouter_instant'`.execute(
+              db,
+            )
+            expect(rows).toEqual([{ n: 1 }])
+            await sql.raw('DROP TRIGGER zz_audit ON public.x402_resources').execute(db)
+          },
+          { login: true },
+        )
       })
     })
   },

@@ -19,7 +19,7 @@ import {
   migrateUp,
   rotateOpenRouterKeys,
 } from '../src/tooling.js'
-import { createModel, createUser } from './support/fixtures.js'
+import { createModel, createResource, createUser } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { ALL_MIGRATIONS, MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
@@ -873,3 +873,140 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
     })
   })
 })
+
+// Review revs S2: a PL/pgSQL body is opaque to pg_depend. A trusted trigger function that calls a
+// lesser login's function by name ran it with the runner's power during 005's down (the login made
+// itself a superuser). The check follows the names such bodies hold, and what a SQL-standard body
+// (BEGIN ATOMIC) depends on, from function to function.
+describe.skipIf(skipReason)(
+  'a trusted trigger function whose body names a lesser login’s function',
+  () => {
+    /**
+     * 005 applied, a row 005's down deletes, and a trigger on x402_resources (AFTER DELETE) whose
+     * function, owned by the runner, has `body` (PL/pgSQL statements) after `setUp` ran; then
+     * `role.helper()`, which `role` writes after the trigger was made and which escalates.
+     */
+    async function plant(db: Kysely<any>, role: string, body: string, setUp = ''): Promise<void> {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await createResource(db, {
+        resource_type: 'openrouter_instant',
+        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+      })
+      await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
+      await db.transaction().execute(async (trx) => {
+        await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+        await sql
+          .raw(
+            `CREATE FUNCTION ${role}.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN END $f$`,
+          )
+          .execute(trx)
+        await sql.raw(`GRANT USAGE ON SCHEMA ${role} TO PUBLIC`).execute(trx)
+      })
+      if (setUp) await sql.raw(setUp).execute(db)
+      await sql
+        .raw(
+          `CREATE FUNCTION public.zz_audit() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${body} RETURN OLD; END $f$;
+         CREATE TRIGGER zz_audit AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_audit()`,
+        )
+        .execute(db)
+      await db.transaction().execute(async (trx) => {
+        await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+        await sql
+          .raw(
+            `CREATE OR REPLACE FUNCTION ${role}.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$`,
+          )
+          .execute(trx)
+      })
+    }
+
+    it.each([
+      ['calls it', (role: string) => [`PERFORM ${role}.helper();`, '']],
+      [
+        'calls it quoted and in capitals',
+        (role: string) => [
+          `PERFORM "${role}"."helper"(); PERFORM ${role.toUpperCase()}.HELPER();`,
+          '',
+        ],
+      ],
+      [
+        'calls a trusted PL/pgSQL function that calls it',
+        (role: string) => [
+          'PERFORM public.zz_middle();',
+          `CREATE FUNCTION public.zz_middle() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); END $f$`,
+        ],
+      ],
+      [
+        'calls a trusted SQL function (no BEGIN ATOMIC) that calls it',
+        (role: string) => [
+          'PERFORM public.zz_middle();',
+          `CREATE FUNCTION public.zz_middle() RETURNS void LANGUAGE sql AS $f$ SELECT ${role}.helper() $f$`,
+        ],
+      ],
+      [
+        'calls a trusted BEGIN ATOMIC function that calls it',
+        (role: string) => [
+          'PERFORM public.zz_middle();',
+          `CREATE FUNCTION public.zz_middle() RETURNS void LANGUAGE sql BEGIN ATOMIC SELECT ${role}.helper(); END`,
+        ],
+      ],
+    ])(
+      'whose body %s: 005’s down refuses, naming it and its owner, and never calls it',
+      async (_case, planted) => {
+        await withTestDatabase('postgres', async ({ db }) => {
+          await withLoginRole(db, async (role) => {
+            const [body, setUp] = planted(role)
+            await plant(db, role, body!, setUp)
+            const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+              (e: unknown) => e,
+            )
+            expect(String((error as Error).message)).toContain(
+              `whose body names ${role}.helper(), owned by ${role}`,
+            )
+            expect(String((error as Error).message)).toContain(
+              'trigger zz_audit on public.x402_resources',
+            )
+            expect(await isSuperuser(db, role)).toBe(false)
+            expect(await applied(db)).toContain(MIGRATION_005)
+          })
+        })
+      },
+    )
+
+    it('whose body calls only trusted functions: 005’s down runs, and a Supabase-shaped auth.uid() (its login’s) is not refused', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          // As on Supabase: auth and its functions belong to the login GoTrue uses (as a policy's
+          // auth.uid(), a trigger body's is the platform's, as the stand-in takes it).
+          await ensureSupabaseStandIn(db)
+          await sql.raw(`ALTER SCHEMA auth OWNER TO ${role}`).execute(db)
+          await sql.raw(`ALTER TABLE auth.users OWNER TO ${role}`).execute(db)
+          await sql
+            .raw(
+              `DO $$ DECLARE f regprocedure; BEGIN
+               FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'auth'::regnamespace LOOP
+                 EXECUTE format('ALTER FUNCTION %s OWNER TO ${role}', f);
+               END LOOP; END $$`,
+            )
+            .execute(db)
+          await migrateTo(db, MIGRATION_005, { env: {} })
+          await createResource(db, {
+            resource_type: 'openrouter_instant',
+            openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+            openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+          })
+          await sql
+            .raw(
+              `CREATE FUNCTION public.zz_trusted() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN NULL; END $f$;
+             CREATE FUNCTION public.zz_audit() RETURNS trigger LANGUAGE plpgsql AS $f$
+               BEGIN PERFORM public.zz_trusted(); PERFORM auth.uid(); PERFORM now(); RETURN OLD; END $f$;
+             CREATE TRIGGER zz_audit AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_audit()`,
+            )
+            .execute(db)
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+        })
+      })
+    })
+  },
+)

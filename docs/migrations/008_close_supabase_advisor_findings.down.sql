@@ -540,6 +540,77 @@ BEGIN
         SELECT ty.typsubscript::oid, format(' (the subscripting of type %s)', ty.oid::regtype)
           FROM pg_type ty WHERE n.kind = 'SUBSCRIPTINGREF' AND ty.oid = substring(n.node FROM ':refcontainertype ([0-9]+)')::oid
       ) AS call
+  ),
+  reached_functions(what, fn) AS (
+            SELECT format('%s on %s', attached.what, attached.tbl::regclass), CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END
+              FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+             WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+            UNION
+            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn FROM when_calls c
+            UNION
+            SELECT format('event trigger %I', e.evtname), e.evtfoid FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            UNION
+            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn
+              FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
+             CROSS JOIN LATERAL (
+               SELECT CASE dc.refclassid
+              WHEN 'pg_proc'::regclass THEN dc.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = dc.refobjid)
+            END AS fn FROM (SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
+            FROM pg_constraint k
+           CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d
+                                WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid OFFSET 0) AS d
+           WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', d.refclassid, d.refobjid FROM pg_depend d
+           WHERE ty.typdefaultbin IS NOT NULL AND d.classid = 'pg_type'::regclass AND d.objid = ty.oid
+             AND NOT (d.refclassid = 'pg_type'::regclass AND d.refobjid = ty.typbasetype)) AS dc WHERE ty.typtype = 'd'
+               UNION ALL
+               SELECT c.castfunc FROM pg_cast c
+                WHERE ty.oid IN (c.castsource, c.casttarget) AND c.oid >= 16384
+                  AND (ty.oid >= 16384 OR greatest(c.castsource, c.casttarget) < 16384)
+               UNION ALL
+               SELECT f.fn FROM pg_operator o CROSS JOIN LATERAL (VALUES (o.oprcode::oid), (o.oprrest::oid), (o.oprjoin::oid)) AS f(fn)
+                WHERE ty.oid IN (o.oprleft, o.oprright) AND o.oid >= 16384
+                  AND (ty.oid >= 16384 OR greatest(o.oprleft, o.oprright) < 16384)
+             ) AS reached
+  ),
+  -- Supabase's auth: schema auth with auth.users, both of one owner (see bodyCallsSql).
+  platform_auth AS (
+            SELECT n.oid AS nsp, n.nspowner AS owner FROM pg_namespace n
+              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'users' AND c.relkind IN ('r', 'p')
+             WHERE n.nspname = 'auth' AND c.relowner = n.nspowner
+  ),
+  opaque_languages AS (
+            SELECT l.oid FROM pg_language l WHERE l.lanname NOT IN ('internal', 'c')
+  ),
+  body_calls(what, caller, fn) AS (
+            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn FROM reached_functions r WHERE r.fn >= 16384
+            UNION
+            SELECT w.what, p.oid, called.fn
+              FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
+             CROSS JOIN LATERAL (
+               SELECT q.oid AS fn FROM pg_proc q
+                WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
+                  AND q.oid >= 16384
+                  AND strpos(lower(p.prosrc), lower(q.proname)) > 0
+                  AND p.prosrc ~* ('(?<![[:alnum:]_$])' || regexp_replace(q.proname, '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g')
+                                   || '(?![[:alnum:]_$])')
+               UNION ALL
+               SELECT CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END FROM pg_depend d
+                WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                  AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+             ) AS called
+             WHERE called.fn >= 16384 AND called.fn <> p.oid
+               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
+               AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+                                WHERE q.oid = called.fn)
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false) INTO found, when_code, rls_code
@@ -709,6 +780,11 @@ BEGIN
     UNION ALL
     SELECT 2, format('trigger %I on %s has a WHEN condition the check could not read', u.tgname, u.tbl::regclass), true
       FROM when_unread u
+    UNION ALL
+    SELECT 2, format('%s reaches %s, whose body names %s, owned by %s', w.what, w.caller::regprocedure,
+                     q.oid::regprocedure, pg_get_userbyid(q.proowner)), false
+      FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
+     WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)
   ) AS problems) AS listed;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(

@@ -17,7 +17,7 @@
  * a default operator class, a domain there over a lesser login's code), so the walk tells
  * PostgreSQL's objects apart by oid, never by schema.
  */
-const FIRST_NORMAL_OBJECT_ID = 16384
+export const FIRST_NORMAL_OBJECT_ID = 16384
 
 /**
  * A condition on `p` (a pg_proc row) and `tree` (a stored expression, as text) that holds where
@@ -138,7 +138,7 @@ export function columnTypeUses(relations: string): string {
  * statistics are often stale, a new database has template1's), quadratic in the types: 12 s at
  * 600 tables with a domain and an enum each (review revk K2).
  */
-function domainCode(ty: string): string {
+export function domainCode(ty: string): string {
   return `SELECT format('constraint %I', k.conname) AS part, d.refclassid, d.refobjid
             FROM pg_constraint k
            CROSS JOIN LATERAL (SELECT d.refclassid, d.refobjid FROM pg_depend d

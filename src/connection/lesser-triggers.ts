@@ -25,6 +25,8 @@ import {
   calledFunction,
   columnTypeUses,
   dependedCode,
+  domainCode,
+  FIRST_NORMAL_OBJECT_ID,
   functionTypes,
   textRunnerRuns,
 } from './column-type-code.js'
@@ -185,6 +187,103 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
     UNION ALL
     SELECT 2, format('trigger %I on %s has a WHEN condition the check could not read', u.tgname, u.tbl::regclass), true
       FROM when_unread u`
+
+/**
+ * Common table expressions of the check (after `attached`, COLUMN_TYPE_CODE_SQL and
+ * {@link WHEN_CONDITIONS_SQL}) that follow what a reached function's body calls (review revs
+ * S2). pg_depend records what a SQL-standard body (`BEGIN ATOMIC`) calls, but nothing of an
+ * opaque body (PL/pgSQL, SQL without BEGIN ATOMIC, any language but internal and C, whose
+ * `prosrc` is a symbol): a trusted trigger function whose body ran `PERFORM its_schema.helper()`
+ * ran that lesser login's function with the writer's power. So each function outside
+ * PostgreSQL's own that the check reaches is taken to call every function (outside PostgreSQL's
+ * own) whose name its opaque body holds as a whole word, whatever the case, quoted or not, and
+ * qualified or not (over-counting, never under), and each one its BEGIN ATOMIC body depends on;
+ * from function to function, through trusted ones. What dynamic SQL (EXECUTE of a built string)
+ * calls cannot be followed: a documented limit. Supabase's auth functions, those of schema auth
+ * owned by the owner of auth and of auth.users (its supabase_auth_admin login on Supabase), are
+ * not followed: a body's auth.uid() is taken as the platform's, as the stand-in and a policy's
+ * auth.uid() take it (the check refuses them where a trigger, a constraint or an expression calls
+ * them itself, as before).
+ * - reached_functions(what, fn): the functions the writes run, with what reaches them: the
+ *   attached code's (pg_depend, an operator's by its function), the WHEN conditions', the enabled
+ *   event triggers', those of the types the columns reach (a domain's constraints and default,
+ *   the casts and operators that the type walk names), and with `schemas` those schemas' own;
+ * - body_calls(what, caller, fn): each function so reached from `what`, and the function whose
+ *   body names it (NULL for the first).
+ */
+function bodyCallsSql(schemas: string | undefined): string {
+  return `  reached_functions(what, fn) AS (
+            SELECT format('%s on %s', attached.what, attached.tbl::regclass), ${calledFunction('d')}
+              FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
+             WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+            UNION
+            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn FROM when_calls c
+            UNION
+            SELECT format('event trigger %I', e.evtname), e.evtfoid FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            UNION
+            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn
+              FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
+             CROSS JOIN LATERAL (
+               SELECT ${calledFunction('dc')} AS fn FROM (${domainCode('ty')}) AS dc WHERE ty.typtype = 'd'
+               UNION ALL
+               SELECT c.castfunc FROM pg_cast c
+                WHERE ty.oid IN (c.castsource, c.casttarget) AND c.oid >= ${FIRST_NORMAL_OBJECT_ID}
+                  AND (ty.oid >= ${FIRST_NORMAL_OBJECT_ID} OR greatest(c.castsource, c.casttarget) < ${FIRST_NORMAL_OBJECT_ID})
+               UNION ALL
+               SELECT f.fn FROM pg_operator o CROSS JOIN LATERAL (VALUES (o.oprcode::oid), (o.oprrest::oid), (o.oprjoin::oid)) AS f(fn)
+                WHERE ty.oid IN (o.oprleft, o.oprright) AND o.oid >= ${FIRST_NORMAL_OBJECT_ID}
+                  AND (ty.oid >= ${FIRST_NORMAL_OBJECT_ID} OR greatest(o.oprleft, o.oprright) < ${FIRST_NORMAL_OBJECT_ID})
+             ) AS reached${
+               schemas
+                 ? `
+            UNION
+            SELECT format('function %s', p.oid::regprocedure), p.oid
+              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ANY (${schemas})`
+                 : ''
+             }
+  ),
+  -- Supabase's auth: schema auth with auth.users, both of one owner (see bodyCallsSql).
+  platform_auth AS (
+            SELECT n.oid AS nsp, n.nspowner AS owner FROM pg_namespace n
+              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'users' AND c.relkind IN ('r', 'p')
+             WHERE n.nspname = 'auth' AND c.relowner = n.nspowner
+  ),
+  opaque_languages AS (
+            SELECT l.oid FROM pg_language l WHERE l.lanname NOT IN ('internal', 'c')
+  ),
+  body_calls(what, caller, fn) AS (
+            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
+            UNION
+            SELECT w.what, p.oid, called.fn
+              FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
+             CROSS JOIN LATERAL (
+               SELECT q.oid AS fn FROM pg_proc q
+                WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
+                  AND q.oid >= ${FIRST_NORMAL_OBJECT_ID}
+                  AND strpos(lower(p.prosrc), lower(q.proname)) > 0
+                  AND p.prosrc ~* ('(?<![[:alnum:]_$])' || regexp_replace(q.proname, '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g')
+                                   || '(?![[:alnum:]_$])')
+               UNION ALL
+               SELECT ${calledFunction('d')} FROM pg_depend d
+                WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                  AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+             ) AS called
+             WHERE called.fn >= ${FIRST_NORMAL_OBJECT_ID} AND called.fn <> p.oid
+               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
+               AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+                                WHERE q.oid = called.fn)
+  )`
+}
+
+/**
+ * The problems (rows of the check's `problems`) that {@link bodyCallsSql} finds: a function of a
+ * lesser role that a reached function's body names, with what reaches it.
+ */
+const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
+    SELECT 2, format('%s reaches %s, whose body names %s, owned by %s', w.what, w.caller::regprocedure,
+                     q.oid::regprocedure, pg_get_userbyid(q.proowner)), false
+      FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
+     WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)`
 
 /**
  * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
@@ -375,7 +474,8 @@ BEGIN
              CROSS JOIN LATERAL (${functionTypes('p')}) AS ft
   ),
   ${COLUMN_TYPE_CODE_SQL},
-${WHEN_CONDITIONS_SQL}
+${WHEN_CONDITIONS_SQL},
+${bodyCallsSql(schemas)}
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false) INTO found, when_code, rls_code
     FROM (SELECT DISTINCT * FROM (
@@ -489,6 +589,7 @@ ${WHEN_CONDITIONS_SQL}
      WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = '${BACKUP_SCHEMA}')
        AND has_database_privilege(g.oid, current_database(), 'CREATE')
 ${WHEN_PROBLEMS_SQL}
+${BODY_CALLS_PROBLEMS_SQL}
   ) AS problems) AS listed;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = pg_catalog.format(
