@@ -950,6 +950,18 @@ describe.skipIf(skipReason)(
           `CREATE FUNCTION public.zz_middle() RETURNS void LANGUAGE sql BEGIN ATOMIC SELECT ${role}.helper(); END`,
         ],
       ],
+      [
+        'calls a trusted function whose own search_path names its schema, which calls it unqualified',
+        (role: string) => [
+          'PERFORM public.zz_middle();',
+          `CREATE FUNCTION public.zz_middle() RETURNS void LANGUAGE plpgsql SET search_path = "${role}", pg_temp
+             AS $f$ BEGIN PERFORM Helper(); END $f$`,
+        ],
+      ],
+      [
+        'calls it qualified with spaces around the dot',
+        (role: string) => [`PERFORM ${role} . "helper" ();`, ''],
+      ],
     ])(
       'whose body %s: 005’s down refuses, naming it and its owner, and never calls it',
       async (_case, planted) => {
@@ -972,6 +984,49 @@ describe.skipIf(skipReason)(
         })
       },
     )
+
+    // Review revs S2 refined: Supabase's supabase_storage_admin login owns storage.search(),
+    // storage.extension(), storage.filename() …, outside the search path; a body that holds those
+    // words (a comment, a string, a column) calls none of them.
+    it('whose body holds the names of a lesser login’s functions outside its search path, and calls none: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.extension() RETURNS text LANGUAGE sql AS $f$ SELECT 'x' $f$;
+            CREATE FUNCTION ${role}.search(text) RETURNS text LANGUAGE sql AS $f$ SELECT $1 $f$;
+            ALTER FUNCTION ${role}.extension() OWNER TO ${role};
+            ALTER FUNCTION ${role}.search(text) OWNER TO ${role}`
+          await plant(
+            db,
+            role,
+            `-- the extension's search, and no helper: nothing of ${role}'s is called
+             RAISE DEBUG 'extension % search % helper() %', 1, 2, '${role}';`,
+            setUp,
+          )
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
+    it('whose body calls unqualified a lesser login’s function of a schema on the session’s search path (public): 005’s down refuses, and never calls it', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          // Its owner may replace it at any moment (it needs no CREATE on public to do so).
+          const setUp = `CREATE FUNCTION public.zz_lesser_helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+            ALTER FUNCTION public.zz_lesser_helper() OWNER TO ${role}`
+          await plant(db, role, 'PERFORM zz_lesser_helper();', setUp)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(String((error as Error).message)).toContain(
+            `whose body names public.zz_lesser_helper(), owned by ${role}`,
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).toContain(MIGRATION_005)
+        })
+      })
+    })
 
     it('whose body calls only trusted functions: 005’s down runs, and a Supabase-shaped auth.uid() (its login’s) is not refused', async () => {
       await withTestDatabase('postgres', async ({ db }) => {

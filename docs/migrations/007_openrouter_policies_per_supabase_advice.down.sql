@@ -166,6 +166,8 @@ $api_roles$;
 DO $lesser$
 DECLARE
   schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
+  -- The path code runs with where it sets none (bodyCallsSql), before the check sets its own.
+  session_path pg_catalog.name[] := pg_catalog.current_schemas(true);
   tables pg_catalog.oid[];
   found pg_catalog.text;
   when_code pg_catalog.bool;
@@ -587,18 +589,38 @@ BEGIN
   opaque_languages AS (
             SELECT l.oid FROM pg_language l WHERE l.lanname NOT IN ('internal', 'c')
   ),
-  body_calls(what, caller, fn) AS (
-            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn FROM reached_functions r WHERE r.fn >= 16384
+  -- Each function's own SET search_path: its names unquoted (an unquoted one folded, and as written).
+  function_paths(fn, path) AS (
+            SELECT p.oid, array_agg(DISTINCT nsp.name) || 'pg_catalog'::name
+              FROM pg_proc p CROSS JOIN LATERAL unnest(p.proconfig) AS c(setting)
+             CROSS JOIN LATERAL regexp_matches(substr(c.setting, 13), '[[:space:]]*("([^"]|"")*"|[^,"]*)(,|$)', 'g') AS t(m)
+             CROSS JOIN LATERAL (SELECT CASE WHEN left(t.m[1], 1) = '"' THEN ARRAY[replace(substr(t.m[1], 2, length(t.m[1]) - 2), '""', '"')]
+                                             ELSE ARRAY[lower(regexp_replace(t.m[1], '[[:space:]]+$', '')), regexp_replace(t.m[1], '[[:space:]]+$', '')]
+                                        END AS names) AS tok
+             CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names)
+                                            THEN tok.names || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
+                                            ELSE tok.names::name[] END) AS nsp(name)
+             WHERE left(c.setting, 12) = 'search_path='
+             GROUP BY p.oid
+  ),
+  body_calls(what, caller, fn, path) AS (
+            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn,
+                   coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
+                            session_path || ARRAY['public', 'extensions']::name[])
+              FROM reached_functions r WHERE r.fn >= 16384
             UNION
-            SELECT w.what, p.oid, called.fn
+            SELECT w.what, p.oid, called.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn), w.path)
               FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
              CROSS JOIN LATERAL (
-               SELECT q.oid AS fn FROM pg_proc q
+               SELECT q.oid AS fn FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
                 WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
                   AND q.oid >= 16384
                   AND strpos(lower(p.prosrc), lower(q.proname)) > 0
-                  AND p.prosrc ~* ('(?<![[:alnum:]_$])' || regexp_replace(q.proname, '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g')
-                                   || '(?![[:alnum:]_$])')
+                  AND ((qn.nspname = ANY (w.path)
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                       OR (strpos(lower(p.prosrc), lower(qn.nspname)) > 0
+                           AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(qn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?[[:space:]]*[.][[:space:]]*"?'
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid

@@ -30,6 +30,7 @@ import {
   functionTypes,
   textRunnerRuns,
 } from './column-type-code.js'
+import { REQUEST_PATH_SCHEMAS } from '../supabase/request-context.js'
 import { MIGRATION_TABLE_SCHEMA } from './module-schemas.js'
 import {
   CATALOG_CHECK_BEGIN,
@@ -195,21 +196,31 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * opaque body (PL/pgSQL, SQL without BEGIN ATOMIC, any language but internal and C, whose
  * `prosrc` is a symbol): a trusted trigger function whose body ran `PERFORM its_schema.helper()`
  * ran that lesser login's function with the writer's power. So each function outside
- * PostgreSQL's own that the check reaches is taken to call every function (outside PostgreSQL's
- * own) whose name its opaque body holds as a whole word, whatever the case, quoted or not, and
- * qualified or not (over-counting, never under), and each one its BEGIN ATOMIC body depends on;
- * from function to function, through trusted ones. What dynamic SQL (EXECUTE of a built string)
- * calls cannot be followed: a documented limit. Supabase's auth functions, those of schema auth
- * owned by the owner of auth and of auth.users (its supabase_auth_admin login on Supabase), are
- * not followed: a body's auth.uid() is taken as the platform's, as the stand-in and a policy's
- * auth.uid() take it (the check refuses them where a trigger, a constraint or an expression calls
- * them itself, as before).
+ * PostgreSQL's own that the check reaches is taken to call each function (outside PostgreSQL's
+ * own) that its opaque body could resolve to, and each one its BEGIN ATOMIC body depends on; from
+ * function to function, through trusted ones. A body could resolve to (the one rule, any case,
+ * each part quoted or not; over-counting, never under):
+ * - a function `name` of schema `schema` where it holds `schema.name` (whitespace around the dot
+ *   allowed);
+ * - a function of a schema on the search path it runs with where it holds its name as a whole
+ *   word: its own `SET search_path` (pg_proc.proconfig; "$user" taken as its owner, the current
+ *   and the session's user) where it has one, else its caller's, else the session's at the check
+ *   (`current_schemas(true)`) with the schemas a request runs with (REQUEST_PATH_SCHEMAS:
+ *   measureAccess and the key rotation write as requests); pg_catalog always.
+ * So Supabase's storage.search() or storage.extension() (its supabase_storage_admin login's) is
+ * not taken as called by a body that holds the word `search` (review revs S2 refined).
+ * What dynamic SQL (EXECUTE of a built string) calls cannot be followed: a documented limit.
+ * Supabase's auth functions, those of schema auth owned by the owner of auth and of auth.users
+ * (its supabase_auth_admin login on Supabase), are not followed: a body's auth.uid() is taken as
+ * the platform's, as the stand-in and a policy's auth.uid() take it (the check refuses them where
+ * a trigger, a constraint or an expression calls them itself, as before).
  * - reached_functions(what, fn): the functions the writes run, with what reaches them: the
  *   attached code's (pg_depend, an operator's by its function), the WHEN conditions', the enabled
  *   event triggers', those of the types the columns reach (a domain's constraints and default,
  *   the casts and operators that the type walk names), and with `schemas` those schemas' own;
- * - body_calls(what, caller, fn): each function so reached from `what`, and the function whose
- *   body names it (NULL for the first).
+ * - function_paths(fn, path): the schemas of each function's own `SET search_path`;
+ * - body_calls(what, caller, fn, path): each function so reached from `what`, the function whose
+ *   body names it (NULL for the first), and the search path it runs with.
  */
 function bodyCallsSql(schemas: string | undefined): string {
   return `  reached_functions(what, fn) AS (
@@ -251,18 +262,38 @@ function bodyCallsSql(schemas: string | undefined): string {
   opaque_languages AS (
             SELECT l.oid FROM pg_language l WHERE l.lanname NOT IN ('internal', 'c')
   ),
-  body_calls(what, caller, fn) AS (
-            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
+  -- Each function's own SET search_path: its names unquoted (an unquoted one folded, and as written).
+  function_paths(fn, path) AS (
+            SELECT p.oid, array_agg(DISTINCT nsp.name) || 'pg_catalog'::name
+              FROM pg_proc p CROSS JOIN LATERAL unnest(p.proconfig) AS c(setting)
+             CROSS JOIN LATERAL regexp_matches(substr(c.setting, 13), '[[:space:]]*("([^"]|"")*"|[^,"]*)(,|$)', 'g') AS t(m)
+             CROSS JOIN LATERAL (SELECT CASE WHEN left(t.m[1], 1) = '"' THEN ARRAY[replace(substr(t.m[1], 2, length(t.m[1]) - 2), '""', '"')]
+                                             ELSE ARRAY[lower(regexp_replace(t.m[1], '[[:space:]]+$', '')), regexp_replace(t.m[1], '[[:space:]]+$', '')]
+                                        END AS names) AS tok
+             CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names)
+                                            THEN tok.names || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
+                                            ELSE tok.names::name[] END) AS nsp(name)
+             WHERE left(c.setting, 12) = 'search_path='
+             GROUP BY p.oid
+  ),
+  body_calls(what, caller, fn, path) AS (
+            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn,
+                   coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
+                            session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[])
+              FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
             UNION
-            SELECT w.what, p.oid, called.fn
+            SELECT w.what, p.oid, called.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn), w.path)
               FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
              CROSS JOIN LATERAL (
-               SELECT q.oid AS fn FROM pg_proc q
+               SELECT q.oid AS fn FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
                 WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
                   AND q.oid >= ${FIRST_NORMAL_OBJECT_ID}
                   AND strpos(lower(p.prosrc), lower(q.proname)) > 0
-                  AND p.prosrc ~* ('(?<![[:alnum:]_$])' || regexp_replace(q.proname, '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g')
-                                   || '(?![[:alnum:]_$])')
+                  AND ((qn.nspname = ANY (w.path)
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || ${nameRegex('q.proname')} || '"?(?![[:alnum:]_$])'))
+                       OR (strpos(lower(p.prosrc), lower(qn.nspname)) > 0
+                           AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || ${nameRegex('qn.nspname')} || '"?[[:space:]]*[.][[:space:]]*"?'
+                                            || ${nameRegex('q.proname')} || '"?(?![[:alnum:]_$])')))
                UNION ALL
                SELECT ${calledFunction('d')} FROM pg_depend d
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
@@ -273,6 +304,14 @@ function bodyCallsSql(schemas: string | undefined): string {
                AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
                                 WHERE q.oid = called.fn)
   )`
+}
+
+/**
+ * SQL: a regular expression (for `~*`) that matches the name `expr` as SQL writes it, quoted
+ * (with its quotes doubled) or not; the quotes around it are the caller's.
+ */
+function nameRegex(expr: string): string {
+  return `regexp_replace(replace(${expr}, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g')`
 }
 
 /**
@@ -342,6 +381,8 @@ export function lesserTriggersSql(options: {
   return `DO $lesser$
 DECLARE
   schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
+  -- The path code runs with where it sets none (bodyCallsSql), before the check sets its own.
+  session_path pg_catalog.name[] := pg_catalog.current_schemas(true);
   tables pg_catalog.oid[];
   found pg_catalog.text;
   when_code pg_catalog.bool;

@@ -79,6 +79,13 @@ export async function asRequester<T>(
 }
 
 /**
+ * The schemas of the search_path a request runs with ({@link enterRequest}): the exposed schema,
+ * then extensions, as PostgREST on Supabase (pg_temp comes last, and holds no function a name
+ * without its schema finds). The lesser-code check counts them on the path of the code it follows.
+ */
+export const REQUEST_PATH_SCHEMAS = ['public', 'extensions'] as const
+
+/**
  * What PostgREST does to turn an open transaction into `requester`'s request, in one statement
  * as PostgREST sends it: the search_path (`public, extensions`, then `pg_temp`), `request.jwt.claims` and the role (`SET
  * LOCAL ROLE`), all transaction-local. For code that must prepare the transaction as the database user first and
@@ -120,7 +127,7 @@ export async function enterRequest(
   // "$user" would name a schema called after the requester's role (service_role), which a login
   // that once had CREATE on the database could have made (rev-f1 F1).
   const settings = [
-    sql`set_config('search_path', 'public, extensions, pg_temp', true)`,
+    sql`set_config('search_path', ${`${REQUEST_PATH_SCHEMAS.join(', ')}, pg_temp`}, true)`,
     sql`set_config('request.jwt.claims', ${claims}, true)`,
     sql`set_config('request.jwt.claim', '', true)`,
     ...LEGACY_CLAIMS.map((claim) => sql`set_config(${`request.jwt.claim.${claim}`}, '', true)`),
