@@ -232,6 +232,49 @@ describe.skipIf(!canStartClusters)(
       await scratch.drop()
     })
 
+    // Review revt F3: the role owns its database, and may mark it a template, which DROP DATABASE
+    // refuses: the target's copied schema stayed on the server, for anyone with CREATEDB to clone.
+    it('drop() and the sweep drop a scratch database its own role marked a template', async () => {
+      const scratch = await createServerScratch(server.connectionString)
+      await query(scratch.connectionString, `ALTER DATABASE ${scratch.name} IS_TEMPLATE true`)
+      await scratch.drop()
+      const left = () =>
+        query(
+          server.connectionString,
+          `SELECT datname FROM pg_database WHERE datname = '${scratch.name}'
+           UNION ALL SELECT rolname FROM pg_roles WHERE rolname = '${scratch.name}'`,
+        )
+      expect(await left()).toEqual([])
+
+      const leftover = await createServerScratch(server.connectionString)
+      await query(leftover.connectionString, `ALTER DATABASE ${leftover.name} IS_TEMPLATE true`)
+      // As a rehearsal killed before its drop leaves it.
+      expect(await sweepScratchDatabases(server.connectionString, 0)).toContain(leftover.name)
+      await leftover.drop()
+    })
+
+    // Review revt F6: a new database lets PUBLIC connect and make temporary tables: any login of
+    // the rehearsal server could read the copied schema's code there and call it.
+    it('lets no other login of the server connect to the scratch database', async () => {
+      const scratch = await createServerScratch(server.connectionString)
+      try {
+        const outsider = `outsider_${randomBytes(3).toString('hex')}`
+        await query(server.connectionString, `CREATE ROLE ${outsider} LOGIN PASSWORD '${password}'`)
+        try {
+          const client = new pg.Client({
+            connectionString: on(server, scratch.name, outsider, password),
+          })
+          client.on('error', () => {})
+          await expect(client.connect()).rejects.toThrow(/permission denied for database/)
+          await client.end().catch(() => {})
+        } finally {
+          await query(server.connectionString, `DROP ROLE ${outsider}`)
+        }
+      } finally {
+        await scratch.drop()
+      }
+    })
+
     it('a role that cannot be dropped is left NOLOGIN, and drop() says so and how to remove it', async () => {
       const scratch = await createServerScratch(server.connectionString)
       const other = `other_${randomBytes(3).toString('hex')}`

@@ -108,7 +108,7 @@ export async function createServerScratch(server: string): Promise<ServerScratch
               // Before the database goes: a role that can no longer log in, with no session
               // left anywhere on the server, whatever the code it ran did meanwhile.
               const role = await shutOutRole(client, name!)
-              await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+              await dropDatabase(client, name!, { force: true })
               if (role) await dropRole(client, name!)
             })
           : undefined,
@@ -145,6 +145,9 @@ export async function createServerScratch(server: string): Promise<ServerScratch
       // superuser's session connects (review revq Q2).
       await client.query(`CREATE DATABASE ${name} OWNER ${name} TEMPLATE template0`)
       await client.query(`COMMENT ON DATABASE ${name} IS ${client.escapeLiteral(comment)}`)
+      // A new database lets every login of the server connect and make temporary tables: no
+      // other login is to read or call the copied schema's code there (review revt F6).
+      await client.query(`REVOKE ALL ON DATABASE ${name} FROM PUBLIC`)
     })
     await creating
   } catch (error) {
@@ -202,7 +205,7 @@ export async function sweepScratchDatabases(
       const created = NAME.exec(datname)?.[1]
       if (created === undefined || Number(now) - Number(created) < olderThanSeconds) continue
       try {
-        await client.query(`DROP DATABASE ${datname}`)
+        await dropDatabase(client, datname, { force: false })
         swept.push(datname)
       } catch {
         // Connected to meanwhile, or not ours to drop: left as it is.
@@ -256,6 +259,25 @@ export async function connectAdmin(connectionString: string): Promise<pg.Client>
 
 /** SQLSTATE undefined_object: a server that knows no such setting. */
 const UNDEFINED_SETTING = '42704'
+
+/**
+ * Drops the scratch database `name` (with its sessions where `force`), once it is no template:
+ * its role owns it and may have marked it one (ALTER DATABASE … IS_TEMPLATE), which DROP
+ * DATABASE refuses, leaving the copied schema on the server for anyone with CREATEDB to clone
+ * (review revt F3).
+ */
+async function dropDatabase(
+  client: pg.Client,
+  name: string,
+  { force }: { force: boolean },
+): Promise<void> {
+  const { rowCount } = await client.query(
+    'SELECT FROM pg_catalog.pg_database WHERE datname = $1 AND datistemplate',
+    [name],
+  )
+  if (rowCount) await client.query(`ALTER DATABASE ${name} IS_TEMPLATE false`)
+  await client.query(`DROP DATABASE IF EXISTS ${name}${force ? ' WITH (FORCE)' : ''}`)
+}
 
 /** How long {@link shutOutRole} waits for the sessions it ended to be gone. */
 const SESSIONS_GONE_MS = 10_000
