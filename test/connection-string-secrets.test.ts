@@ -344,6 +344,9 @@ const SECRET_SHAPES: [string, string][] = [
     'Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.S3cretSignature',
     'eyJhbGciOi',
   ],
+  // Review revt F7: lower case and digits alone, and a UUID.
+  ['a1b2c3d4e5f6g7h8x9', 'a1b2c3d4'],
+  ['3f2a9c1e-7b4d-4e2a-9c1e-7b4d4e2a9c1e', '3f2a9c1e'],
 ]
 
 describe('PGLITE_DATA_DIR holding a secret of a shape no refusal knows', () => {

@@ -106,7 +106,8 @@ export function shownShortOnTerminal(text: string): string {
  * shownShortOnTerminal} shows it where it plainly looks like a path, else {@link HIDDEN_FOLDER}.
  * Plainly a path: every '/'-separated part made only of letters, digits, space and `._~+-`, with
  * no run of 20 or more letters and digits (a key, a hash, a JWT) and none of 8 or more that mixes
- * lower case, upper case and digits (a key's random part between `_` or `-`). An allowlist: a
+ * letters and digits (a key's random part between `_` or `-`, a UUID's: review revt F7; a plain
+ * word such as `Documents` passes, `postgres15` does not). An allowlist: a
  * denylist of secret shapes kept missing some (review revq Q3), and PGLITE_DATA_DIR is where a key
  * or a connection string put in the wrong variable lands.
  *
@@ -130,7 +131,7 @@ export function isPlainFolder(path: string): boolean {
         /^[\p{L}\p{M}\p{N} ._~+-]*$/u.test(part) &&
         !/[\p{L}\p{M}\p{N}]{20}/u.test(part) &&
         !(part.match(/[A-Za-z0-9]{8,}/g) ?? []).some(
-          (run) => /[a-z]/.test(run) && /[A-Z]/.test(run) && /[0-9]/.test(run),
+          (run) => /[A-Za-z]/.test(run) && /[0-9]/.test(run),
         ),
     )
 }
