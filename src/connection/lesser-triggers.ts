@@ -30,7 +30,7 @@ import {
   functionTypes,
   textRunnerRuns,
 } from './column-type-code.js'
-import { REQUEST_PATH_SCHEMAS } from '../supabase/request-context.js'
+import { REQUEST_PATH_SCHEMAS } from './request-path-schemas.js'
 import { MIGRATION_TABLE_SCHEMA } from './module-schemas.js'
 import {
   CATALOG_CHECK_BEGIN,

@@ -2,6 +2,7 @@ import { type Kysely, sql, type Transaction } from 'kysely'
 
 import { QueryError } from '../connection/query-error.js'
 import { SQLSTATE } from '../connection/sql-state.js'
+import { REQUEST_PATH_SCHEMAS } from '../connection/request-path-schemas.js'
 import type { DB } from '../types/database.js'
 import { assertUserId } from './user-id.js'
 
@@ -77,13 +78,6 @@ export async function asRequester<T>(
     return query(trx)
   })
 }
-
-/**
- * The schemas of the search_path a request runs with ({@link enterRequest}): the exposed schema,
- * then extensions, as PostgREST on Supabase (pg_temp comes last, and holds no function a name
- * without its schema finds). The lesser-code check counts them on the path of the code it follows.
- */
-export const REQUEST_PATH_SCHEMAS = ['public', 'extensions'] as const
 
 /**
  * What PostgREST does to turn an open transaction into `requester`'s request, in one statement
