@@ -25,6 +25,7 @@ export {
   MigrationError,
   TransactionPoolerError,
   UnknownMigrationsError,
+  UnverifiedDownError,
 } from './migrator/migration-error.js'
 export { DataLossRefusal } from './migrator/down-guard.js'
 export { MigrationLockTimeoutError } from './migrator/lock.js'

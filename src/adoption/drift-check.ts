@@ -3,14 +3,17 @@ import { type Kysely, sql } from 'kysely'
 import { shownOnTerminal } from '../connection/shown-argument.js'
 import { migrationNames } from '../migrations/index.js'
 import {
+  type ChecksumVerdict,
+  checksumVerdict,
   type MigrationSourceOptions,
-  migrationChecksum,
   migrationSourcePath,
   earlierText,
   readMigrationChecksums,
   checksumTableExists,
-  type RecordedChecksum,
+  UNVERIFIED_CHECKSUMS,
 } from '../migrator/checksums.js'
+
+export type { ChecksumVerdict } from '../migrator/checksums.js'
 import {
   hasMigrationHistory,
   historyDisagreements,
@@ -34,34 +37,6 @@ export interface DriftCheckOptions extends MigrationSourceOptions {
    * adoption-decisions.json): one that the file no longer declares is drift again.
    */
   decisions?: readonly AdoptionDecision[]
-}
-
-/**
- * The checksum verdict on one applied migration:
- * - `ok`: the file is as it was when it was applied (or adopted);
- * - `backfilled`: the file matches a checksum recorded after the migration was applied, when
- *   checksums did not exist yet; an edit made before that cannot be seen;
- * - `unrecorded`: no checksum yet, on a database that has no checksum table (migrated by a version
- *   of the module without checksums); the next run that applies or reverts a migration records
- *   it as `backfill`, and so does `migrate:baseline -- <the newest applied migration>` at once;
- * - `missing`: no checksum, where the database keeps the table: a run writes each checksum with
- *   its history row, so the text that ran is unknown (a run of an earlier version killed or
- *   stopped between the two, or one without the source file). It is drift, named; no run fills
- *   it in. `migrate:baseline -- <the newest applied migration>` records it (`backfill`) once it
- *   has compared the live schema with what the migrations produce;
- * - `corrected`: the database applied an earlier text of the migration, corrected in place
- *   before any release (EARLIER_TEXTS in migrator/checksums.ts); the schema check still applies;
- * - `edited`: the file differs from the one applied: a released migration was changed;
- * - `unreadable`: the source file cannot be read, so the migration cannot be verified.
- */
-export interface ChecksumVerdict {
-  name: string
-  status: 'ok' | 'backfilled' | 'unrecorded' | 'missing' | 'corrected' | 'edited' | 'unreadable'
-  recorded?: RecordedChecksum
-  /** The checksum of the file now, when it could be read. */
-  current?: string
-  /** Why the file could not be read. */
-  problem?: string
 }
 
 /** What {@link checkDrift} found. */
@@ -169,12 +144,12 @@ export async function checkDrift(
   const checksums = await Promise.all(
     applied
       .filter((name) => known.includes(name))
-      .map((name) => verdict(name, read.recorded.get(name), read.checksumsKept, options)),
+      .map((name) => checksumVerdict(name, read.recorded.get(name), read.checksumsKept, options)),
   )
   const ok =
     history.length === 0 &&
     schema?.conflict.length === 0 &&
-    checksums.every(({ status }) => !FAILING_CHECKSUMS.includes(status))
+    checksums.every(({ status }) => !UNVERIFIED_CHECKSUMS.includes(status))
   const pending = known.filter((name) => !applied.includes(name))
   return {
     migrationName,
@@ -201,29 +176,6 @@ async function appSchemaNames(db: Kysely<any>): Promise<string[]> {
     WHERE ${sql.raw(APP_SCHEMAS_CONDITION('n'))} ORDER BY n.oid::regnamespace::text COLLATE "C"
   `.execute(db)
   return rows.map(({ name }) => name)
-}
-
-/** The checksum verdicts that make the check fail. */
-const FAILING_CHECKSUMS: readonly ChecksumVerdict['status'][] = ['edited', 'missing', 'unreadable']
-
-async function verdict(
-  name: string,
-  recorded: RecordedChecksum | undefined,
-  checksumsKept: boolean,
-  options: MigrationSourceOptions,
-): Promise<ChecksumVerdict> {
-  let current: string
-  try {
-    current = await migrationChecksum(name, options)
-  } catch (error) {
-    return { name, status: 'unreadable', recorded, problem: (error as Error).message }
-  }
-  if (!recorded) return { name, status: checksumsKept ? 'missing' : 'unrecorded', current }
-  if (recorded.sha256 !== current) {
-    const status = earlierText(name, recorded.sha256) ? 'corrected' : 'edited'
-    return { name, status, recorded, current }
-  }
-  return { name, status: recorded.origin === 'backfill' ? 'backfilled' : 'ok', recorded, current }
 }
 
 /**

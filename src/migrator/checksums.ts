@@ -210,6 +210,77 @@ export function earlierText(name: string, sha256: string): string | undefined {
   return EARLIER_TEXTS[name]?.[sha256]
 }
 
+/**
+ * The checksum verdict on one applied migration:
+ * - `ok`: the file is as it was when it was applied (or adopted);
+ * - `backfilled`: the file matches a checksum recorded after the migration was applied, when
+ *   checksums did not exist yet; an edit made before that cannot be seen;
+ * - `unrecorded`: no checksum yet, on a database that has no checksum table (migrated by a version
+ *   of the module without checksums); the next run that applies or reverts a migration records
+ *   it as `backfill`, and so does `migrate:baseline -- <the newest applied migration>` at once;
+ * - `missing`: no checksum, where the database keeps the table: a run writes each checksum with
+ *   its history row, so the text that ran is unknown (a run of an earlier version killed or
+ *   stopped between the two, or one without the source file). It is drift, named; no run fills
+ *   it in. `migrate:baseline -- <the newest applied migration>` records it (`backfill`) once it
+ *   has compared the live schema with what the migrations produce;
+ * - `corrected`: the database applied an earlier text of the migration, corrected in place
+ *   before any release (EARLIER_TEXTS); the schema check still applies;
+ * - `edited`: the file differs from the one applied: a released migration was changed;
+ * - `unreadable`: the source file cannot be read, so the migration cannot be verified.
+ *
+ * One rule for `migrate:check` (adoption/drift-check.ts) and for the runner, which refuses to
+ * revert a migration whose verdict is one of {@link UNVERIFIED_CHECKSUMS} (review revt F4).
+ */
+export interface ChecksumVerdict {
+  name: string
+  status: 'ok' | 'backfilled' | 'unrecorded' | 'missing' | 'corrected' | 'edited' | 'unreadable'
+  recorded?: RecordedChecksum
+  /** The checksum of the file now, when it could be read. */
+  current?: string
+  /** Why the file could not be read. */
+  problem?: string
+}
+
+/**
+ * The verdicts that leave a migration unverified: `migrate:check` fails on them, and the runner
+ * refuses to run the down of such a migration, since it may not undo the text that ran.
+ */
+export const UNVERIFIED_CHECKSUMS: readonly ChecksumVerdict['status'][] = [
+  'edited',
+  'missing',
+  'unreadable',
+]
+
+/**
+ * The verdict on applied migration `name`, from its recorded checksum (if any), whether the
+ * database keeps the checksum table, and its source file now.
+ *
+ * @example
+ * ```ts
+ * const recorded = await readMigrationChecksums(db)
+ * await checksumVerdict(name, recorded.get(name), await checksumTableExists(db)) // { status: 'ok', … }
+ * ```
+ */
+export async function checksumVerdict(
+  name: string,
+  recorded: RecordedChecksum | undefined,
+  checksumsKept: boolean,
+  options: MigrationSourceOptions = {},
+): Promise<ChecksumVerdict> {
+  let current: string
+  try {
+    current = await migrationChecksum(name, options)
+  } catch (error) {
+    return { name, status: 'unreadable', recorded, problem: (error as Error).message }
+  }
+  if (!recorded) return { name, status: checksumsKept ? 'missing' : 'unrecorded', current }
+  if (recorded.sha256 !== current) {
+    const status = earlierText(name, recorded.sha256) ? 'corrected' : 'edited'
+    return { name, status, recorded, current }
+  }
+  return { name, status: recorded.origin === 'backfill' ? 'backfilled' : 'ok', recorded, current }
+}
+
 /** Where the migration sources are read from. */
 export interface MigrationSourceOptions {
   /**

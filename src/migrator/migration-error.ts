@@ -3,6 +3,7 @@ import type { MigrationResult, MigrationResultSet } from 'kysely/migration'
 import { QueryError } from '../connection/query-error.js'
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 import { cannotReachDatabase, isUnreachable } from '../connection/unreachable.js'
+import type { ChecksumVerdict } from './checksums.js'
 
 /** What failed: a run of migrations, or reading the history for `migrate:list`. */
 export type MigrationActivity = 'run' | 'status'
@@ -372,4 +373,48 @@ export class UnknownMigrationsError extends Error {
         'points at the right database.',
     )
   }
+}
+
+/**
+ * Thrown, before anything changes, when a migration that the run would revert is not verified
+ * against the text that was applied: its verdict (checksums.ts, `checksumVerdict`) is one of
+ * UNVERIFIED_CHECKSUMS. Its down, from the file as it is now, may not undo what ran, and would
+ * delete the record of the difference with its history row (review revt F4). An earlier text of
+ * a corrected migration (`corrected`) is not refused.
+ */
+export class UnverifiedDownError extends Error {
+  override readonly name = 'UnverifiedDownError'
+  readonly code = 'UNVERIFIED_DOWN'
+  /** The migrations refused, newest first, as the run would have reverted them. */
+  readonly migrationNames: string[]
+
+  constructor(
+    readonly verdicts: readonly ChecksumVerdict[],
+    newestApplied: string,
+  ) {
+    const names = verdicts.map(({ name }) => name)
+    super(
+      `Refused to revert ${names.join(', ')}: ${names.length === 1 ? 'its down' : 'their downs'} may not undo ` +
+        `what was applied. Nothing was changed. ${verdicts.map((verdict) => unverifiedDown(verdict, newestApplied)).join(' ')}`,
+    )
+    this.migrationNames = names
+  }
+}
+
+function unverifiedDown(verdict: ChecksumVerdict, newestApplied: string): string {
+  const { name, status, recorded, current, problem } = verdict
+  const file = `src/migrations/${name}.ts`
+  if (status === 'edited')
+    return (
+      `${name}: the file ${file} (sha256 ${current}) differs from the text that was applied (sha256 ${recorded!.sha256}, ` +
+      `recorded as ${recorded!.origin} at ${recorded!.recordedAt.toISOString()}). Restore the file as it was when applied, from ` +
+      `version control (git log -p -- ${file}), and run again; a change to an applied migration goes into a new migration.`
+    )
+  if (status === 'missing')
+    return (
+      `${name}: no checksum was recorded when it was applied, so the text that ran is unknown. Run ` +
+      '`npm run migrate:check`, and once the schema matches, record the checksum with ' +
+      `\`npm run migrate:baseline -- ${newestApplied}\`; then run again.`
+    )
+  return `${name}: its down cannot be checked against the text that was applied: ${problem}`
 }

@@ -13,7 +13,14 @@ import {
 } from 'kysely/migration'
 
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
-import { migrationChecksum, syncMigrationChecksums } from './checksums.js'
+import {
+  checksumTableExists,
+  checksumVerdict,
+  migrationChecksum,
+  readMigrationChecksums,
+  syncMigrationChecksums,
+  UNVERIFIED_CHECKSUMS,
+} from './checksums.js'
 import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import {
@@ -32,6 +39,7 @@ import {
   UnknownMigrationsError,
   MigrationError,
   TransactionPoolerError,
+  UnverifiedDownError,
 } from './migration-error.js'
 import { rollbackBackups, rollbackMarked, rollbackStart } from './rollback-backups.js'
 import { rollbackMarks, withResumableDowns } from './resumable-down.js'
@@ -149,6 +157,9 @@ export async function runMigrations(
         ) {
           throw new InterruptedRollbackError(interrupted)
         }
+        // A down runs its file as it is now: refused, before anything changes (the stale marks
+        // below included), where that may not be the text that was applied (review revt F4).
+        await refuseUnverifiedDowns(db, settings, session, steps, newest)
         // A mark left by an attempt stopped before its first step committed shows no rollback
         // under way: under the lock, it goes, and start-up's one statement answers at once again.
         if (stale.length > 0) {
@@ -199,7 +210,8 @@ export async function runMigrations(
       error instanceof TransactionPoolerError ||
       error instanceof InterruptedRollbackError ||
       error instanceof HistoryMovedError ||
-      error instanceof UnknownMigrationsError
+      error instanceof UnknownMigrationsError ||
+      error instanceof UnverifiedDownError
     )
       throw error
     // A failure outside any migration (the lock, the checksums, a commit): say what was done.
@@ -365,6 +377,34 @@ class LockConfirmation implements KyselyPlugin {
     if (this.eachStatement) await this.session.assertLockHeld()
     return args.result
   }
+}
+
+/**
+ * Refuses, with {@link UnverifiedDownError}, where a migration that `steps` revert is not verified
+ * against the text that was applied: the one rule of `migrate:check` (checksums.ts,
+ * `checksumVerdict`), whose `edited`, `missing` and `unreadable` leave it unverified. Its down,
+ * from the file as it is now, may not undo what ran, and the down would delete the record of the
+ * difference with its history row. An earlier text of a corrected migration (`corrected`) and a
+ * database that predates checksums (`unrecorded`) go ahead.
+ */
+async function refuseUnverifiedDowns(
+  db: Kysely<any>,
+  settings: MigrationSettings,
+  session: MigrationSession,
+  steps: readonly Step[],
+  newest: string | undefined,
+): Promise<void> {
+  const reverted = steps.filter((step) => step.direction === 'Down').map((step) => step.name)
+  if (reverted.length === 0) return
+  const { recorded, kept } = await bookkeeping(db, settings, session, async (trx) => ({
+    recorded: await readMigrationChecksums(trx),
+    kept: await checksumTableExists(trx),
+  }))
+  const verdicts = await Promise.all(
+    reverted.map((name) => checksumVerdict(name, recorded.get(name), kept)),
+  )
+  const unverified = verdicts.filter(({ status }) => UNVERIFIED_CHECKSUMS.includes(status))
+  if (unverified.length > 0) throw new UnverifiedDownError(unverified, newest!)
 }
 
 function oneStep(target: MigrationTarget): target is { kind: 'up' | 'down' | 'redo' } {
