@@ -862,6 +862,12 @@ BEGIN
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind = 'f'));
   END IF;
+  -- What the transaction changed in the catalogs of foreign access so far, for the check.
+  PERFORM set_config('x402.down_watch_foreign', ((SELECT pg_catalog.jsonb_object_agg(c::pg_catalog.text, pg_catalog.jsonb_build_array(
+          pg_catalog.pg_stat_get_xact_tuples_inserted(c), pg_catalog.pg_stat_get_xact_tuples_updated(c),
+          pg_catalog.pg_stat_get_xact_tuples_deleted(c)))
+   FROM pg_catalog.unnest(ARRAY['pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',
+                                'pg_catalog.pg_foreign_table', 'pg_catalog.pg_user_mapping']::pg_catalog.regclass[]) AS c))::text, true);
   FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -1059,6 +1065,8 @@ DECLARE
   unmade text;
   unkept text[] := '{}';
   unreported text[];
+  noted_foreign jsonb := coalesce(nullif(current_setting('x402.down_watch_foreign', true), ''), '{}')::jsonb;
+  foreign_changed text;
 BEGIN
   IF NOT pg_catalog.current_setting('track_counts')::pg_catalog.bool THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
@@ -1183,6 +1191,26 @@ BEGIN
     END IF;
   END LOOP;
   IF cardinality(unkept) > 0 THEN unreported := coalesce(unreported, '{}') || unkept; END IF;
+  -- Foreign servers, tables or user mappings changed since the watch: a read-only foreign table
+  -- made writable and back, or one made and dropped, around a delete through it that no counter
+  -- of this server sees. Rolled back here, postgres_fdw's remote transaction rolls back with it.
+  SELECT string_agg(format('%s: %s', n.key, concat_ws(', ', CASE WHEN d.ins > 0 THEN d.ins || ' row(s) added' END,
+           CASE WHEN d.upd > 0 THEN d.upd || ' row(s) changed' END, CASE WHEN d.del > 0 THEN d.del || ' row(s) removed' END)),
+           '; ' ORDER BY n.key)
+    INTO foreign_changed
+    FROM jsonb_each((SELECT pg_catalog.jsonb_object_agg(c::pg_catalog.text, pg_catalog.jsonb_build_array(
+              pg_catalog.pg_stat_get_xact_tuples_inserted(c), pg_catalog.pg_stat_get_xact_tuples_updated(c),
+              pg_catalog.pg_stat_get_xact_tuples_deleted(c)))
+       FROM pg_catalog.unnest(ARRAY['pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',
+                                    'pg_catalog.pg_foreign_table', 'pg_catalog.pg_user_mapping']::pg_catalog.regclass[]) AS c)) AS n(key, value)
+    CROSS JOIN LATERAL (SELECT (n.value ->> 0)::bigint - coalesce((noted_foreign -> n.key ->> 0)::bigint, 0) AS ins,
+                               (n.value ->> 1)::bigint - coalesce((noted_foreign -> n.key ->> 1)::bigint, 0) AS upd,
+                               (n.value ->> 2)::bigint - coalesce((noted_foreign -> n.key ->> 2)::bigint, 0) AS del) AS d
+   WHERE d.ins > 0 OR d.upd > 0 OR d.del > 0;
+  IF foreign_changed IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE = format(
+      'Rolling back 002_add_claude_integration changed foreign servers, foreign tables or user mappings while it ran, through a trigger, a rule or an event trigger (%s): rows on another server can be deleted through them, where no counter of this one sees it. Nothing was changed (it was rolled back). postgres_fdw''s transaction on the other server rolled back with it. Changing foreign servers, foreign tables or user mappings during a down is refused: keep 002_add_claude_integration, or roll back once nothing changes them with the down (find the trigger or event trigger that does).', foreign_changed);
+  END IF;
   IF cardinality(unreported) > 0 THEN
     RAISE EXCEPTION USING ERRCODE = '5X402', MESSAGE =
       'Rolling back 002_add_claude_integration deleted, changed or dropped data it did not report or back up, through a trigger, a rule or its own statements: ' ||

@@ -1014,6 +1014,11 @@ DECLARE
   noted jsonb := '{}';
   holding oid[] := '{}';
 BEGIN
+  -- The catalogs of foreign access, as this transaction found them, for refuseUnreported.
+  PERFORM set_config('x402.watch_005_foreign', (SELECT jsonb_object_agg(c::text, jsonb_build_array(pg_stat_get_xact_tuples_inserted(c),
+              pg_stat_get_xact_tuples_updated(c), pg_stat_get_xact_tuples_deleted(c)))
+     FROM unnest(ARRAY['pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',
+                       'pg_catalog.pg_foreign_table', 'pg_catalog.pg_user_mapping']::regclass[]) AS c)::text, true);
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
@@ -1411,6 +1416,8 @@ DECLARE
   enums jsonb := coalesce(nullif(current_setting('x402.present_enums_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
+  noted_foreign jsonb := coalesce(nullif(current_setting('x402.watch_005_foreign', true), ''), '{}')::jsonb;
+  foreign_changed text;
   unreported text;
 BEGIN
   -- A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
@@ -1470,6 +1477,23 @@ BEGIN
       CASE WHEN split_part(lo_now, ':', 3)::bigint > split_part(lo, ':', 3)::bigint OR split_part(lo_now, ':', 4)::bigint > split_part(lo, ':', 4)::bigint
              THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
                          split_part(lo_now, ':', 3)::bigint - split_part(lo, ':', 3)::bigint, split_part(lo_now, ':', 4)::bigint - split_part(lo, ':', 4)::bigint) END), ''));
+  END IF;
+  -- Foreign servers, tables or user mappings changed since notePresence: rows on another server
+  -- could have gone through them, unseen. Rolled back here, postgres_fdw's remote transaction too.
+  SELECT string_agg(format('%s: %s', n.key, concat_ws(', ', CASE WHEN d.ins > 0 THEN d.ins || ' row(s) added' END,
+           CASE WHEN d.upd > 0 THEN d.upd || ' row(s) changed' END, CASE WHEN d.del > 0 THEN d.del || ' row(s) removed' END)),
+           '; ' ORDER BY n.key)
+    INTO foreign_changed
+    FROM jsonb_each((SELECT jsonb_object_agg(c::text, jsonb_build_array(pg_stat_get_xact_tuples_inserted(c),
+              pg_stat_get_xact_tuples_updated(c), pg_stat_get_xact_tuples_deleted(c)))
+     FROM unnest(ARRAY['pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',
+                       'pg_catalog.pg_foreign_table', 'pg_catalog.pg_user_mapping']::regclass[]) AS c)) AS n(key, value)
+    CROSS JOIN LATERAL (SELECT (n.value ->> 0)::bigint - coalesce((noted_foreign -> n.key ->> 0)::bigint, 0) AS ins,
+                               (n.value ->> 1)::bigint - coalesce((noted_foreign -> n.key ->> 1)::bigint, 0) AS upd,
+                               (n.value ->> 2)::bigint - coalesce((noted_foreign -> n.key ->> 2)::bigint, 0) AS del) AS d
+   WHERE d.ins > 0 OR d.upd > 0 OR d.del > 0;
+  IF foreign_changed IS NOT NULL THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration changed foreign servers, foreign tables or user mappings while it ran, through a trigger, a rule or an event trigger (%): rows on another server can be deleted through them, where no counter of this one sees it. %. postgres_fdw''s transaction on the other server rolled back with it. Changing foreign servers, foreign tables or user mappings during a down is refused: keep 005, or roll back once nothing changes them with the down (find the trigger or event trigger that does).', foreign_changed, 'Nothing was changed (it was rolled back)';
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, 'Nothing was changed (it was rolled back)';
@@ -2373,6 +2397,11 @@ DECLARE
   noted jsonb := '{}';
   holding oid[] := '{}';
 BEGIN
+  -- The catalogs of foreign access, as this transaction found them, for refuseUnreported.
+  PERFORM set_config('x402.watch_005_foreign', (SELECT jsonb_object_agg(c::text, jsonb_build_array(pg_stat_get_xact_tuples_inserted(c),
+              pg_stat_get_xact_tuples_updated(c), pg_stat_get_xact_tuples_deleted(c)))
+     FROM unnest(ARRAY['pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',
+                       'pg_catalog.pg_foreign_table', 'pg_catalog.pg_user_mapping']::regclass[]) AS c)::text, true);
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
@@ -2445,6 +2474,8 @@ DECLARE
   enums jsonb := coalesce(nullif(current_setting('x402.present_enums_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
+  noted_foreign jsonb := coalesce(nullif(current_setting('x402.watch_005_foreign', true), ''), '{}')::jsonb;
+  foreign_changed text;
   unreported text;
 BEGIN
   -- A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
@@ -2504,6 +2535,23 @@ BEGIN
       CASE WHEN split_part(lo_now, ':', 3)::bigint > split_part(lo, ':', 3)::bigint OR split_part(lo_now, ':', 4)::bigint > split_part(lo, ':', 4)::bigint
              THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
                          split_part(lo_now, ':', 3)::bigint - split_part(lo, ':', 3)::bigint, split_part(lo_now, ':', 4)::bigint - split_part(lo, ':', 4)::bigint) END), ''));
+  END IF;
+  -- Foreign servers, tables or user mappings changed since notePresence: rows on another server
+  -- could have gone through them, unseen. Rolled back here, postgres_fdw's remote transaction too.
+  SELECT string_agg(format('%s: %s', n.key, concat_ws(', ', CASE WHEN d.ins > 0 THEN d.ins || ' row(s) added' END,
+           CASE WHEN d.upd > 0 THEN d.upd || ' row(s) changed' END, CASE WHEN d.del > 0 THEN d.del || ' row(s) removed' END)),
+           '; ' ORDER BY n.key)
+    INTO foreign_changed
+    FROM jsonb_each((SELECT jsonb_object_agg(c::text, jsonb_build_array(pg_stat_get_xact_tuples_inserted(c),
+              pg_stat_get_xact_tuples_updated(c), pg_stat_get_xact_tuples_deleted(c)))
+     FROM unnest(ARRAY['pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',
+                       'pg_catalog.pg_foreign_table', 'pg_catalog.pg_user_mapping']::regclass[]) AS c)) AS n(key, value)
+    CROSS JOIN LATERAL (SELECT (n.value ->> 0)::bigint - coalesce((noted_foreign -> n.key ->> 0)::bigint, 0) AS ins,
+                               (n.value ->> 1)::bigint - coalesce((noted_foreign -> n.key ->> 1)::bigint, 0) AS upd,
+                               (n.value ->> 2)::bigint - coalesce((noted_foreign -> n.key ->> 2)::bigint, 0) AS del) AS d
+   WHERE d.ins > 0 OR d.upd > 0 OR d.del > 0;
+  IF foreign_changed IS NOT NULL THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration changed foreign servers, foreign tables or user mappings while it ran, through a trigger, a rule or an event trigger (%): rows on another server can be deleted through them, where no counter of this one sees it. %. postgres_fdw''s transaction on the other server rolled back with it. Changing foreign servers, foreign tables or user mappings during a down is refused: keep 005, or roll back once nothing changes them with the down (find the trigger or event trigger that does).', foreign_changed, 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';
@@ -3396,6 +3444,11 @@ DECLARE
   noted jsonb := '{}';
   holding oid[] := '{}';
 BEGIN
+  -- The catalogs of foreign access, as this transaction found them, for refuseUnreported.
+  PERFORM set_config('x402.watch_005_foreign', (SELECT jsonb_object_agg(c::text, jsonb_build_array(pg_stat_get_xact_tuples_inserted(c),
+              pg_stat_get_xact_tuples_updated(c), pg_stat_get_xact_tuples_deleted(c)))
+     FROM unnest(ARRAY['pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',
+                       'pg_catalog.pg_foreign_table', 'pg_catalog.pg_user_mapping']::regclass[]) AS c)::text, true);
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
@@ -3776,6 +3829,8 @@ DECLARE
   enums jsonb := coalesce(nullif(current_setting('x402.present_enums_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
+  noted_foreign jsonb := coalesce(nullif(current_setting('x402.watch_005_foreign', true), ''), '{}')::jsonb;
+  foreign_changed text;
   unreported text;
 BEGIN
   -- A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
@@ -3835,6 +3890,23 @@ BEGIN
       CASE WHEN split_part(lo_now, ':', 3)::bigint > split_part(lo, ':', 3)::bigint OR split_part(lo_now, ':', 4)::bigint > split_part(lo, ':', 4)::bigint
              THEN format('large objects: content deleted or overwritten (%s page(s) deleted, %s changed)',
                          split_part(lo_now, ':', 3)::bigint - split_part(lo, ':', 3)::bigint, split_part(lo_now, ':', 4)::bigint - split_part(lo, ':', 4)::bigint) END), ''));
+  END IF;
+  -- Foreign servers, tables or user mappings changed since notePresence: rows on another server
+  -- could have gone through them, unseen. Rolled back here, postgres_fdw's remote transaction too.
+  SELECT string_agg(format('%s: %s', n.key, concat_ws(', ', CASE WHEN d.ins > 0 THEN d.ins || ' row(s) added' END,
+           CASE WHEN d.upd > 0 THEN d.upd || ' row(s) changed' END, CASE WHEN d.del > 0 THEN d.del || ' row(s) removed' END)),
+           '; ' ORDER BY n.key)
+    INTO foreign_changed
+    FROM jsonb_each((SELECT jsonb_object_agg(c::text, jsonb_build_array(pg_stat_get_xact_tuples_inserted(c),
+              pg_stat_get_xact_tuples_updated(c), pg_stat_get_xact_tuples_deleted(c)))
+     FROM unnest(ARRAY['pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',
+                       'pg_catalog.pg_foreign_table', 'pg_catalog.pg_user_mapping']::regclass[]) AS c)) AS n(key, value)
+    CROSS JOIN LATERAL (SELECT (n.value ->> 0)::bigint - coalesce((noted_foreign -> n.key ->> 0)::bigint, 0) AS ins,
+                               (n.value ->> 1)::bigint - coalesce((noted_foreign -> n.key ->> 1)::bigint, 0) AS upd,
+                               (n.value ->> 2)::bigint - coalesce((noted_foreign -> n.key ->> 2)::bigint, 0) AS del) AS d
+   WHERE d.ins > 0 OR d.upd > 0 OR d.del > 0;
+  IF foreign_changed IS NOT NULL THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration changed foreign servers, foreign tables or user mappings while it ran, through a trigger, a rule or an event trigger (%): rows on another server can be deleted through them, where no counter of this one sees it. %. postgres_fdw''s transaction on the other server rolled back with it. Changing foreign servers, foreign tables or user mappings during a down is refused: keep 005, or roll back once nothing changes them with the down (find the trigger or event trigger that does).', foreign_changed, 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, 'This step was rolled back: the backups are as the earlier steps left them, and nothing that holds data was dropped';

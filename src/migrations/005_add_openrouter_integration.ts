@@ -582,6 +582,19 @@ function largeObjectChanges(before: string, after: string): string {
 }
 
 /**
+ * The rows of the catalogs that define foreign access that the session inserted, updated and
+ * deleted so far, as jsonb keyed by catalog: `[inserted, updated, deleted]` (down-guard.ts's
+ * FOREIGN_CATALOGS). Code that the down fires can make a read-only foreign table writable and
+ * back, or make one and drop it, around a delete through it that no counter of this server sees.
+ * The counts hold what the session has not reported from earlier transactions: only a change
+ * from a value noted in the same transaction tells.
+ */
+const FOREIGN_CATALOGS = `(SELECT jsonb_object_agg(c::text, jsonb_build_array(pg_stat_get_xact_tuples_inserted(c),
+              pg_stat_get_xact_tuples_updated(c), pg_stat_get_xact_tuples_deleted(c)))
+     FROM unnest(ARRAY['pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',
+                       'pg_catalog.pg_foreign_table', 'pg_catalog.pg_user_mapping']::regclass[]) AS c)`
+
+/**
  * A recursive CTE `used(tbl, typ)`: each table of `holding` (an oid[] variable) with each type
  * whose values it keeps, through its columns: directly, as an array's elements, through a
  * domain, within a composite type, or as the bounds of a range or multirange (nested as deep as
@@ -651,6 +664,8 @@ DECLARE
   noted jsonb := '{}';
   holding oid[] := '{}';
 BEGIN
+  -- The catalogs of foreign access, as this transaction found them, for refuseUnreported.
+  PERFORM set_config('x402.watch_005_foreign', ${sql.raw(FOREIGN_CATALOGS)}::text, true);
   FOR t IN SELECT c.oid, format('%I.%I', ns.nspname, c.relname) AS name,
                   has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable
              FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
@@ -678,7 +693,8 @@ $presence$
  * a rule, an event trigger of the statements that follow it), and, last, each backup this
  * rollback made so far, in this transaction or an earlier one, must be a permanent ordinary table
  * with no rule and hold the rows moved into it (their count and digest, which keepOrRefuse noted). Otherwise it all rolls back, named, the
- * message saying what `undone` says.
+ * message saying what `undone` says. Foreign servers, tables or user mappings changed since
+ * notePresence ({@link FOREIGN_CATALOGS}) roll it back too: a delete through them is unseen.
  */
 async function refuseUnreported(db: Kysely<any>, undone: string): Promise<void> {
   await sql`
@@ -696,6 +712,8 @@ DECLARE
   enums jsonb := coalesce(nullif(current_setting('x402.present_enums_005', true), ''), '{}')::jsonb;
   lo text := coalesce(current_setting('x402.watch_005_lo', true), '');
   lo_now text;
+  noted_foreign jsonb := coalesce(nullif(current_setting('x402.watch_005_foreign', true), ''), '{}')::jsonb;
+  foreign_changed text;
   unreported text;
 BEGIN
   -- A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
@@ -746,6 +764,20 @@ BEGIN
   lo_now := ${sql.raw(LARGE_OBJECTS)};
   IF lo <> '' AND lo_now <> lo THEN
     unreported := concat_ws('; ', nullif(unreported, ''), nullif(${sql.raw(largeObjectChanges('lo', 'lo_now'))}, ''));
+  END IF;
+  -- Foreign servers, tables or user mappings changed since notePresence: rows on another server
+  -- could have gone through them, unseen. Rolled back here, postgres_fdw's remote transaction too.
+  SELECT string_agg(format('%s: %s', n.key, concat_ws(', ', CASE WHEN d.ins > 0 THEN d.ins || ' row(s) added' END,
+           CASE WHEN d.upd > 0 THEN d.upd || ' row(s) changed' END, CASE WHEN d.del > 0 THEN d.del || ' row(s) removed' END)),
+           '; ' ORDER BY n.key)
+    INTO foreign_changed
+    FROM jsonb_each(${sql.raw(FOREIGN_CATALOGS)}) AS n(key, value)
+    CROSS JOIN LATERAL (SELECT (n.value ->> 0)::bigint - coalesce((noted_foreign -> n.key ->> 0)::bigint, 0) AS ins,
+                               (n.value ->> 1)::bigint - coalesce((noted_foreign -> n.key ->> 1)::bigint, 0) AS upd,
+                               (n.value ->> 2)::bigint - coalesce((noted_foreign -> n.key ->> 2)::bigint, 0) AS del) AS d
+   WHERE d.ins > 0 OR d.upd > 0 OR d.del > 0;
+  IF foreign_changed IS NOT NULL THEN
+    RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration changed foreign servers, foreign tables or user mappings while it ran, through a trigger, a rule or an event trigger (%): rows on another server can be deleted through them, where no counter of this one sees it. %. postgres_fdw''s transaction on the other server rolled back with it. Changing foreign servers, foreign tables or user mappings during a down is refused: keep 005, or roll back once nothing changes them with the down (find the trigger or event trigger that does).', foreign_changed, ${sql.lit(undone)};
   END IF;
   IF unreported <> '' THEN
     RAISE EXCEPTION 'Rolling back 005_add_openrouter_integration deleted, changed, truncated, rewrote or dropped rows it did not report or back up, through a trigger or rule: %. %. Keep 005, or roll back once nothing deletes or changes rows of other tables with the rows of 005.', unreported, ${sql.lit(undone)};

@@ -134,6 +134,10 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'its down committed its first steps where tables inherit from x402_resources (a view on a ' +
       "child's column) or x402_resources is a typed table, and its last step then failed for " +
       'good; it now refuses first, naming them',
+    fc4a42bda92710e9369b0d730ba6b83b9c903eca0117395c6dc964b2fc1db005:
+      'its down now also rolls back where foreign data wrappers, servers, tables or user mappings ' +
+      'were changed while it ran (a trigger that made a read-only foreign table writable, or made ' +
+      'one, and deleted rows on another server through it)',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':

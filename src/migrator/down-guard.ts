@@ -597,6 +597,27 @@ const COUNTABLE = [
 ].join('\n')
 
 /**
+ * SQL, an expression: the rows of the catalogs that define foreign access (pg_foreign_data_wrapper,
+ * pg_foreign_server, pg_foreign_table, pg_user_mapping) that the session inserted, updated and
+ * deleted so far, as jsonb keyed by catalog: `[inserted, updated, deleted]`. The server counts
+ * them as for any table; the counts hold what the session has not reported yet from its earlier
+ * transactions too, so only a change from a value noted in the same transaction tells. Code that
+ * a down fires can make a read-only foreign table writable and back, or make one over an
+ * existing server and user mapping and drop it, around a delete through it (review revt F2): the
+ * check of the foreign tables that exist ({@link COUNTABLE}) sees neither.
+ */
+const FOREIGN_CATALOGS = [
+  '(SELECT pg_catalog.jsonb_object_agg(c::pg_catalog.text, pg_catalog.jsonb_build_array(',
+  '          pg_catalog.pg_stat_get_xact_tuples_inserted(c), pg_catalog.pg_stat_get_xact_tuples_updated(c),',
+  '          pg_catalog.pg_stat_get_xact_tuples_deleted(c)))',
+  "   FROM pg_catalog.unnest(ARRAY['pg_catalog.pg_foreign_data_wrapper', 'pg_catalog.pg_foreign_server',",
+  "                                'pg_catalog.pg_foreign_table', 'pg_catalog.pg_user_mapping']::pg_catalog.regclass[]) AS c)",
+].join('\n')
+
+/** The setting in which {@link DOWN_WATCH_SQL} notes {@link FOREIGN_CATALOGS} for the check. */
+const NOTED_FOREIGN = 'x402.down_watch_foreign'
+
+/**
  * {@link COUNTABLE} as a statement of its own: in the exported script of a down that runs
  * outside a transaction (005's, whose own checks count with the same counters), after the
  * search_path check, as {@link DOWN_WATCH_SQL} is in a transactional one's.
@@ -622,6 +643,8 @@ export const DOWN_WATCH_SQL = [
   "  recorded jsonb := '[]';",
   'BEGIN',
   COUNTABLE,
+  '  -- What the transaction changed in the catalogs of foreign access so far, for the check.',
+  `  PERFORM set_config(${literal(NOTED_FOREIGN)}, (${FOREIGN_CATALOGS})::text, true);`,
   "  FOR t IN SELECT c.oid, c.relfilenode, format('%I.%I', n.nspname, c.relname) AS name,",
   "                  has_table_privilege(c.oid, 'SELECT') AND NOT row_security_active(c.oid) AS readable",
   '             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace',
@@ -669,14 +692,25 @@ export const DOWN_WATCH_SQL = [
  * backup that a guard made in the transaction (`x402.backups_held`) must still be a permanent
  * ordinary table with no rule, and hold what was copied into it, counted and digested as it was
  * copied: one dropped, made UNLOGGED, turned into a view, given a rule, emptied (TRUNCATE of a
- * table made in the same transaction counts no row) or changed rolls it all back too.
+ * table made in the same transaction counts no row) or changed rolls it all back too. Before that,
+ * a change since the watch to foreign data wrappers, servers, tables or user mappings
+ * ({@link FOREIGN_CATALOGS}) rolls it back, whatever it was, its message saying `undone` of
+ * what was undone (by default, that nothing was changed).
  */
 export function downCheckSql(
   name: string,
   outcome = `Nothing was changed (it was rolled back). Keep ${name}, or roll back once nothing deletes, ` +
     'truncates or rewrites those tables with the down.',
-  options: { historyUpdated?: number } = {},
+  options: { historyUpdated?: number; undone?: string } = {},
 ): string {
+  const undone = options.undone ?? 'Nothing was changed (it was rolled back).'
+  const foreignMessage = literal(
+    `Rolling back ${name} changed foreign servers, foreign tables or user mappings while it ran, through a ` +
+      'trigger, a rule or an event trigger (%s): rows on another server can be deleted through them, where no ' +
+      `counter of this one sees it. ${undone} postgres_fdw's transaction on the other server rolled back with ` +
+      'it. Changing foreign servers, foreign tables or user mappings during a down is refused: keep ' +
+      `${name}, or roll back once nothing changes them with the down (find the trigger or event trigger that does).`,
+  )
   const message = [
     literal(
       `Rolling back ${name} deleted, changed or dropped data it did not report or back up, through a trigger, a rule or its own statements: `,
@@ -703,6 +737,8 @@ export function downCheckSql(
     '  unmade text;',
     "  unkept text[] := '{}';",
     '  unreported text[];',
+    `  noted_foreign jsonb := coalesce(nullif(current_setting(${literal(NOTED_FOREIGN)}, true), ''), '{}')::jsonb;`,
+    '  foreign_changed text;',
     'BEGIN',
     COUNTABLE,
     // A deferred trigger would fire at COMMIT, after this check: fired now, what it does is counted.
@@ -785,6 +821,21 @@ export function downCheckSql(
     '  -- of the down can empty or drop a new table, and TRUNCATE of one counts no row).',
     ...unkeptBackupLines('held'),
     "  IF cardinality(unkept) > 0 THEN unreported := coalesce(unreported, '{}') || unkept; END IF;",
+    '  -- Foreign servers, tables or user mappings changed since the watch: a read-only foreign table',
+    '  -- made writable and back, or one made and dropped, around a delete through it that no counter',
+    "  -- of this server sees. Rolled back here, postgres_fdw's remote transaction rolls back with it.",
+    "  SELECT string_agg(format('%s: %s', n.key, concat_ws(', ', CASE WHEN d.ins > 0 THEN d.ins || ' row(s) added' END,",
+    "           CASE WHEN d.upd > 0 THEN d.upd || ' row(s) changed' END, CASE WHEN d.del > 0 THEN d.del || ' row(s) removed' END)),",
+    "           '; ' ORDER BY n.key)",
+    '    INTO foreign_changed',
+    `    FROM jsonb_each(${FOREIGN_CATALOGS.replaceAll('\n', '\n    ')}) AS n(key, value)`,
+    '    CROSS JOIN LATERAL (SELECT (n.value ->> 0)::bigint - coalesce((noted_foreign -> n.key ->> 0)::bigint, 0) AS ins,',
+    '                               (n.value ->> 1)::bigint - coalesce((noted_foreign -> n.key ->> 1)::bigint, 0) AS upd,',
+    '                               (n.value ->> 2)::bigint - coalesce((noted_foreign -> n.key ->> 2)::bigint, 0) AS del) AS d',
+    '   WHERE d.ins > 0 OR d.upd > 0 OR d.del > 0;',
+    '  IF foreign_changed IS NOT NULL THEN',
+    `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE = format(\n      ${foreignMessage}, foreign_changed);`,
+    '  END IF;',
     '  IF cardinality(unreported) > 0 THEN',
     `    RAISE EXCEPTION USING ERRCODE = '${REFUSED}', MESSAGE =\n      ${message};`,
     '  END IF;',
@@ -917,7 +968,7 @@ export async function checkDown(
   trx: Kysely<any>,
   name: string,
   outcome?: string,
-  options?: { historyUpdated?: number },
+  options?: { historyUpdated?: number; undone?: string },
 ): Promise<void> {
   await refusing(trx, downCheckSql(name, outcome, options))
 }

@@ -691,11 +691,14 @@ async function runBlock(
       const made =
         down && resultSet.error === undefined ? await rollbackBackups(connection, name, since!) : []
       if (resultSet.error === undefined && down) {
+        const undone =
+          `The deletion of its record in the history was rolled back: ${name} stays recorded as applied, with the steps ` +
+          'of its down done.'
         await checkDown(
           connection,
           name,
-          `The deletion of its record in the history was rolled back: ${name} stays recorded as applied, with the steps ` +
-            'of its down done. Roll back again once nothing deletes, truncates or rewrites those tables with that record.',
+          `${undone} Roll back again once nothing deletes, truncates or rewrites those tables with that record.`,
+          { undone },
         ).catch((error: unknown) => {
           resultSet = {
             error,
