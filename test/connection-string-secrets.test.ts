@@ -347,6 +347,11 @@ const SECRET_SHAPES: [string, string][] = [
   // Review revt F7: lower case and digits alone, and a UUID.
   ['a1b2c3d4e5f6g7h8x9', 'a1b2c3d4'],
   ['3f2a9c1e-7b4d-4e2a-9c1e-7b4d4e2a9c1e', '3f2a9c1e'],
+  // Review revu R5: a short password, a long number, letters of another script with digits.
+  ['hunter2', 'hunter2'],
+  ['Sp3c1al.S3cr3t', 'Sp3c1al'],
+  ['4111111111111111111', '41111111'],
+  ['пароль12345', 'пароль'],
 ]
 
 describe('PGLITE_DATA_DIR holding a secret of a shape no refusal knows', () => {

@@ -105,9 +105,10 @@ export function shownShortOnTerminal(text: string): string {
  * of the folder and of its lock, a file system error that quotes it): as {@link
  * shownShortOnTerminal} shows it where it plainly looks like a path, else {@link HIDDEN_FOLDER}.
  * Plainly a path: every '/'-separated part made only of letters, digits, space and `._~+-`, with
- * no run of 20 or more letters and digits (a key, a hash, a JWT) and none of 8 or more that mixes
- * letters and digits (a key's random part between `_` or `-`, a UUID's: review revt F7; a plain
- * word such as `Documents` passes, `postgres15` does not). An allowlist: a
+ * no run of 20 or more letters and digits (a key, a hash, a JWT), none of 12 digits, and none of
+ * 7 or more that mixes letters and digits (a key's random part between `_` or `-`, a UUID's, a
+ * password such as `hunter2`: reviews revt F7, revu R5; a plain word such as `Documents` passes,
+ * `postgres15` does not, mkdtemp's 6 characters do). An allowlist: a
  * denylist of secret shapes kept missing some (review revq Q3), and PGLITE_DATA_DIR is where a key
  * or a connection string put in the wrong variable lands.
  *
@@ -130,8 +131,9 @@ export function isPlainFolder(path: string): boolean {
       (part) =>
         /^[\p{L}\p{M}\p{N} ._~+-]*$/u.test(part) &&
         !/[\p{L}\p{M}\p{N}]{20}/u.test(part) &&
-        !(part.match(/[A-Za-z0-9]{8,}/g) ?? []).some(
-          (run) => /[A-Za-z]/.test(run) && /[0-9]/.test(run),
+        !/\p{N}{12}/u.test(part) &&
+        !(part.match(/[\p{L}\p{M}\p{N}]{7,}/gu) ?? []).some(
+          (run) => /\p{L}/u.test(run) && /\p{N}/u.test(run),
         ),
     )
 }
