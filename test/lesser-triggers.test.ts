@@ -962,6 +962,26 @@ describe.skipIf(skipReason)(
         'calls it qualified with spaces around the dot',
         (role: string) => [`PERFORM ${role} . "helper" ();`, ''],
       ],
+      // Review revu R3: a body may change its own path as it runs; its bare names are then taken
+      // to resolve in every schema.
+      [
+        'sets its own search_path (SET LOCAL) to its schema and calls it unqualified',
+        (role: string) => [`SET LOCAL search_path = ${role}, public; PERFORM helper();`, ''],
+      ],
+      [
+        'sets its own search_path (set_config) to its schema and calls it unqualified',
+        (role: string) => [
+          `PERFORM set_config('Search_Path', '${role}, public', true); PERFORM helper();`,
+          '',
+        ],
+      ],
+      [
+        'sets its search_path (SET LOCAL) to its schema and calls a trusted function that calls it unqualified',
+        (role: string) => [
+          `SET LOCAL search_path = ${role}, public; PERFORM public.zz_middle();`,
+          `CREATE FUNCTION public.zz_middle() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); END $f$`,
+        ],
+      ],
     ])(
       'whose body %s: 005’s down refuses, naming it and its owner, and never calls it',
       async (_case, planted) => {

@@ -599,14 +599,20 @@ BEGIN
                             session_path || ARRAY['public', 'extensions']::name[])
               FROM reached_functions r WHERE r.fn >= 16384
             UNION
-            SELECT w.what, p.oid, called.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn), w.path)
+            SELECT w.what, p.oid, called.fn,
+                   coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn),
+                            CASE WHEN sets_path.anywhere THEN (SELECT array_agg(n.nspname) FROM pg_namespace n) ELSE w.path END)
               FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
+             -- A body that changes its path as it runs (SET LOCAL search_path, set_config('search_path', …)):
+             -- its bare names, and those of what it calls without a path of its own, resolve in any schema
+             -- (review revu R3).
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND strpos(lower(p.prosrc), 'search_path') > 0 AS anywhere) AS sets_path
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
                 WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
                   AND q.oid >= 16384
                   AND strpos(lower(p.prosrc), lower(q.proname)) > 0
-                  AND ((qn.nspname = ANY (w.path)
+                  AND (((sets_path.anywhere OR qn.nspname = ANY (w.path))
                         AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
                        OR (strpos(lower(p.prosrc), lower(qn.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(qn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?[[:space:]]*[.][[:space:]]*"?'

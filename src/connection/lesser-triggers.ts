@@ -206,7 +206,10 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   word: its own `SET search_path` (pg_proc.proconfig; "$user" taken as its owner, the current
  *   and the session's user) where it has one, else its caller's, else the session's at the check
  *   (`current_schemas(true)`) with the schemas a request runs with (REQUEST_PATH_SCHEMAS:
- *   measureAccess and the key rotation write as requests); pg_catalog always.
+ *   measureAccess and the key rotation write as requests); pg_catalog always. A body that holds
+ *   `search_path` (any case: a `SET LOCAL search_path`, a `set_config('search_path', …)` may
+ *   change its path as it runs) runs with every schema on it, and so does what it calls without
+ *   a `SET search_path` of its own (review revu R3).
  * So Supabase's storage.search() or storage.extension() (its supabase_storage_admin login's) is
  * not taken as called by a body that holds the word `search` (review revs S2 refined).
  * What dynamic SQL (EXECUTE of a built string) calls cannot be followed: a documented limit.
@@ -282,14 +285,20 @@ function bodyCallsSql(schemas: string | undefined): string {
                             session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[])
               FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
             UNION
-            SELECT w.what, p.oid, called.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn), w.path)
+            SELECT w.what, p.oid, called.fn,
+                   coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn),
+                            CASE WHEN sets_path.anywhere THEN (SELECT array_agg(n.nspname) FROM pg_namespace n) ELSE w.path END)
               FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
+             -- A body that changes its path as it runs (SET LOCAL search_path, set_config('search_path', …)):
+             -- its bare names, and those of what it calls without a path of its own, resolve in any schema
+             -- (review revu R3).
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND strpos(lower(p.prosrc), 'search_path') > 0 AS anywhere) AS sets_path
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
                 WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
                   AND q.oid >= ${FIRST_NORMAL_OBJECT_ID}
                   AND strpos(lower(p.prosrc), lower(q.proname)) > 0
-                  AND ((qn.nspname = ANY (w.path)
+                  AND (((sets_path.anywhere OR qn.nspname = ANY (w.path))
                         AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || ${nameRegex('q.proname')} || '"?(?![[:alnum:]_$])'))
                        OR (strpos(lower(p.prosrc), lower(qn.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || ${nameRegex('qn.nspname')} || '"?[[:space:]]*[.][[:space:]]*"?'
