@@ -281,6 +281,67 @@ describe.skipIf(skipReason)(
 
 // Review revs S2: a trusted PL/pgSQL trigger function whose body calls a lesser login's function
 // by name ran it as the reader during 005's exported down (the login made itself a superuser).
+// Review revu R1: a trusted trigger function whose body writes a lesser login's table fired that
+// table's trigger, the login's function, as the reader.
+describe.skipIf(skipReason)(
+  'the exported down script of 005 with a trusted trigger whose body writes a lesser login’s table',
+  () => {
+    it('refuses before it deletes, naming the table, and never fires its trigger', async () => {
+      await withTestDatabase('postgres', async ({ db, location }) => {
+        await migrateTo(db, MIGRATION_005)
+        await createResource(db, {
+          resource_type: 'openrouter_instant',
+          openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+          openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+        })
+        await withLesserRole(
+          db,
+          'x402_test_writes',
+          async (role) => {
+            await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
+            await db.transaction().execute(async (trx) => {
+              await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+              await sql
+                .raw(
+                  `CREATE TABLE ${role}.audit (id text);
+                   CREATE FUNCTION ${role}.evil() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN NEW; END $f$;
+                   CREATE TRIGGER zz_evil BEFORE INSERT ON ${role}.audit FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+                   GRANT USAGE ON SCHEMA ${role} TO PUBLIC;
+                   GRANT INSERT ON ${role}.audit TO PUBLIC`,
+                )
+                .execute(trx)
+            })
+            await sql
+              .raw(
+                `CREATE FUNCTION public.zz_audit() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN INSERT INTO ${role}.audit VALUES (OLD.id::text); RETURN OLD; END $f$;
+                 CREATE TRIGGER zz_audit AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_audit()`,
+              )
+              .execute(db)
+            const script = optedIn(await exportMigrationSql(MIGRATION_005, 'down'))
+            const output = await withScriptFile(script, (file) => {
+              const run = spawnSync('psql', ['-X', '-q', '-d', serverUrl(location), '-f', file], {
+                encoding: 'utf8',
+              })
+              if (run.error) throw run.error
+              return run.stderr
+            })
+            expect(output).toContain(`table ${role}.audit is owned by ${role}`)
+            expect(await isSuperuser(db, role)).toBe(false)
+            const { rows } = await sql<{ n: number }>`
+              SELECT count(*)::int AS n FROM x402_resources WHERE resource_type = 'openrouter_instant'`.execute(
+              db,
+            )
+            expect(rows).toEqual([{ n: 1 }])
+            await sql.raw('DROP TRIGGER zz_audit ON public.x402_resources').execute(db)
+            await sql.raw(`DROP SCHEMA ${role} CASCADE`).execute(db)
+          },
+          { login: true },
+        )
+      })
+    })
+  },
+)
+
 describe.skipIf(skipReason)(
   'the exported down script of 005 with a trusted trigger whose body calls a lesser login’s function',
   () => {

@@ -1048,6 +1048,89 @@ describe.skipIf(skipReason)(
       })
     })
 
+    // Review revu R1: writing a table fires its triggers (and rules) with the writer's power; a
+    // table a reached body writes is covered as the app's tables are.
+    it.each([
+      [
+        'writes a lesser login’s table (qualified, outside the path), whose trigger calls its function',
+        (role: string) => [
+          `INSERT INTO ${role}.audit VALUES (OLD.id::text);`,
+          `CREATE TABLE ${role}.audit (id text);
+           ALTER TABLE ${role}.audit OWNER TO ${role};
+           CREATE TRIGGER zz_evil BEFORE INSERT ON ${role}.audit FOR EACH ROW EXECUTE FUNCTION ${role}.zz_evil()`,
+          `${role}.audit`,
+        ],
+      ],
+      [
+        'writes a trusted table outside the path (quoted, with spaces), whose trigger calls a lesser login’s function',
+        (role: string) => [
+          `INSERT   INTO "zz_elsewhere" . "Audit" VALUES (OLD.id::text);`,
+          `CREATE SCHEMA zz_elsewhere;
+           CREATE TABLE zz_elsewhere."Audit" (id text);
+           CREATE TRIGGER zz_evil BEFORE INSERT ON zz_elsewhere."Audit" FOR EACH ROW EXECUTE FUNCTION ${role}.zz_evil()`,
+          `zz_elsewhere."Audit"`,
+        ],
+      ],
+      [
+        'writes a trusted table outside the path whose trusted trigger writes a lesser login’s table',
+        (role: string) => [
+          `INSERT INTO zz_elsewhere.hop VALUES (OLD.id::text);`,
+          `CREATE TABLE ${role}.audit (id text);
+           ALTER TABLE ${role}.audit OWNER TO ${role};
+           CREATE TRIGGER zz_evil BEFORE INSERT ON ${role}.audit FOR EACH ROW EXECUTE FUNCTION ${role}.zz_evil();
+           CREATE SCHEMA zz_elsewhere;
+           CREATE TABLE zz_elsewhere.hop (id text);
+           CREATE FUNCTION zz_elsewhere.hop() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN UPDATE ${role}.audit SET id = NEW.id; RETURN NEW; END $f$;
+           CREATE TRIGGER zz_hop AFTER INSERT ON zz_elsewhere.hop FOR EACH ROW EXECUTE FUNCTION zz_elsewhere.hop()`,
+          `${role}.audit`,
+        ],
+      ],
+      [
+        'sets its search_path and deletes unqualified from a lesser login’s table',
+        (role: string) => [
+          `SET LOCAL search_path = ${role}, public; DELETE FROM audit;`,
+          `CREATE TABLE ${role}.audit (id text);
+           ALTER TABLE ${role}.audit OWNER TO ${role};
+           CREATE TRIGGER zz_evil BEFORE DELETE ON ${role}.audit FOR EACH STATEMENT EXECUTE FUNCTION ${role}.zz_evil()`,
+          `${role}.audit`,
+        ],
+      ],
+    ])('whose body %s: 005’s down refuses, and never runs it', async (_case, planted) => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const [body, tables, named] = planted(role)
+          const setUp = `CREATE FUNCTION ${role}.zz_evil() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN NULL; END $f$;
+            ALTER FUNCTION ${role}.zz_evil() OWNER TO ${role};
+            ${tables}`
+          await plant(db, role, body!, setUp)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(String((error as Error).message)).toContain(named!)
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).toContain(MIGRATION_005)
+        })
+      })
+    })
+
+    it('whose body writes a trusted table outside the path, whose trigger is trusted: 005’s down runs, and writes it', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE SCHEMA zz_elsewhere;
+            CREATE TABLE zz_elsewhere.audit (id text, note text);
+            CREATE FUNCTION zz_elsewhere.note() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN NEW.note := 'noted'; RETURN NEW; END $f$;
+            CREATE TRIGGER zz_note BEFORE INSERT ON zz_elsewhere.audit FOR EACH ROW EXECUTE FUNCTION zz_elsewhere.note()`
+          await plant(db, role, 'INSERT INTO zz_elsewhere.audit VALUES (OLD.id::text);', setUp)
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          const { rows } = await sql<{ note: string }>`SELECT note FROM zz_elsewhere.audit`.execute(
+            db,
+          )
+          expect(rows.map((r) => r.note)).toEqual(['noted'])
+        })
+      })
+    })
+
     it('whose body calls only trusted functions: 005’s down runs, and a Supabase-shaped auth.uid() (its login’s) is not refused', async () => {
       await withTestDatabase('postgres', async ({ db }) => {
         await withLoginRole(db, async (role) => {

@@ -159,6 +159,9 @@ DECLARE
   -- The path code runs with where it sets none (bodyCallsSql), before the check sets its own.
   session_path pg_catalog.name[] := pg_catalog.current_schemas(true);
   tables pg_catalog.oid[];
+  -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
+  written pg_catalog.oid[] := '{}';
+  more pg_catalog.oid[];
   found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
@@ -174,7 +177,10 @@ BEGIN
   -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
   -- catalog rows: where the server has JIT, compiling it would take longer than running it.
   PERFORM pg_catalog.set_config('jit', 'off', true);
+  LOOP
   WITH RECURSIVE scope(oid) AS (
+    SELECT w.oid FROM unnest(written) AS w(oid)
+    UNION
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
        -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
@@ -629,9 +635,33 @@ BEGIN
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
                AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
                                 WHERE q.oid = called.fn)
+  ),
+  -- The relations a trusted reached body writes (review revu R1): named after INSERT INTO, UPDATE,
+  -- DELETE FROM, MERGE INTO or TRUNCATE [TABLE] [ONLY], as its functions are (the same rule); each
+  -- relation a BEGIN ATOMIC body depends on.
+  body_writes(oid) AS (
+            SELECT c.oid FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
+             CROSS JOIN LATERAL (SELECT strpos(lower(p.prosrc), 'search_path') > 0 AS anywhere) AS sets_path
+              JOIN pg_class c ON c.relkind IN ('r', 'p', 'f', 'v') AND c.oid >= 16384
+                             AND strpos(lower(p.prosrc), lower(c.relname)) > 0
+              JOIN pg_namespace cn ON cn.oid = c.relnamespace
+             WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
+               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
+               AND (((sets_path.anywhere OR cn.nspname = ANY (w.path))
+                     AND p.prosrc ~* ('(?<![[:alnum:]_$])(insert[[:space:]]+into|update|delete[[:space:]]+from|merge[[:space:]]+into|truncate([[:space:]]+table)?)([[:space:]]+only)?[[:space:]]+' || '"?' || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                    OR (strpos(lower(p.prosrc), lower(cn.nspname)) > 0
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])(insert[[:space:]]+into|update|delete[[:space:]]+from|merge[[:space:]]+into|truncate([[:space:]]+table)?)([[:space:]]+only)?[[:space:]]+' || '"?' || regexp_replace(replace(cn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?[[:space:]]*[.][[:space:]]*"?'
+                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+            UNION
+            SELECT d.refobjid FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
+              JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_class'::regclass
+              JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'f', 'v')
+             WHERE p.prosqlbody IS NOT NULL AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
-         coalesce(bool_or(listed.ordinal = 0), false) INTO found, when_code, rls_code
+         coalesce(bool_or(listed.ordinal = 0), false),
+         (SELECT array_agg(DISTINCT b.oid) FROM body_writes b WHERE NOT b.oid = ANY (coalesce(tables, '{}')))
+    INTO found, when_code, rls_code, more
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -804,6 +834,10 @@ BEGIN
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
      WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)
   ) AS problems) AS listed;
+  -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
+  EXIT WHEN found IS NOT NULL OR more IS NULL;
+  written := written || more;
+  END LOOP;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '

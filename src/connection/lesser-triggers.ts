@@ -212,6 +212,11 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   a `SET search_path` of its own (review revu R3).
  * So Supabase's storage.search() or storage.extension() (its supabase_storage_admin login's) is
  * not taken as called by a body that holds the word `search` (review revs S2 refined).
+ * A relation such a body writes (named after INSERT INTO, UPDATE, DELETE FROM, MERGE INTO or
+ * TRUNCATE [TABLE] [ONLY], by the same rule; any a BEGIN ATOMIC body depends on) fires its
+ * triggers and rules with the writer's power: body_writes lists them, and the check runs again
+ * with them in its scope (with what their keys' actions and rules reach), until no body writes
+ * a relation outside it (review revu R1).
  * What dynamic SQL (EXECUTE of a built string) calls cannot be followed: a documented limit.
  * Supabase's auth functions, those of schema auth owned by the owner of auth and of auth.users
  * (its supabase_auth_admin login on Supabase), are not followed: a body's auth.uid() is taken as
@@ -223,7 +228,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   the casts and operators that the type walk names), and with `schemas` those schemas' own;
  * - function_paths(fn, path): the schemas of each function's own `SET search_path`;
  * - body_calls(what, caller, fn, path): each function so reached from `what`, the function whose
- *   body names it (NULL for the first), and the search path it runs with.
+ *   body names it (NULL for the first), and the search path it runs with;
+ * - body_writes(oid): the relations outside the scope that a trusted function of body_calls writes.
  */
 function bodyCallsSql(schemas: string | undefined): string {
   return `  reached_functions(what, fn) AS (
@@ -312,8 +318,33 @@ function bodyCallsSql(schemas: string | undefined): string {
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
                AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
                                 WHERE q.oid = called.fn)
+  ),
+  -- The relations a trusted reached body writes (review revu R1): named after INSERT INTO, UPDATE,
+  -- DELETE FROM, MERGE INTO or TRUNCATE [TABLE] [ONLY], as its functions are (the same rule); each
+  -- relation a BEGIN ATOMIC body depends on.
+  body_writes(oid) AS (
+            SELECT c.oid FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
+             CROSS JOIN LATERAL (SELECT strpos(lower(p.prosrc), 'search_path') > 0 AS anywhere) AS sets_path
+              JOIN pg_class c ON c.relkind IN ('r', 'p', 'f', 'v') AND c.oid >= ${FIRST_NORMAL_OBJECT_ID}
+                             AND strpos(lower(p.prosrc), lower(c.relname)) > 0
+              JOIN pg_namespace cn ON cn.oid = c.relnamespace
+             WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
+               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
+               AND (((sets_path.anywhere OR cn.nspname = ANY (w.path))
+                     AND p.prosrc ~* (${WRITE_REGEX} || '"?' || ${nameRegex('c.relname')} || '"?(?![[:alnum:]_$])'))
+                    OR (strpos(lower(p.prosrc), lower(cn.nspname)) > 0
+                        AND p.prosrc ~* (${WRITE_REGEX} || '"?' || ${nameRegex('cn.nspname')} || '"?[[:space:]]*[.][[:space:]]*"?'
+                                         || ${nameRegex('c.relname')} || '"?(?![[:alnum:]_$])')))
+            UNION
+            SELECT d.refobjid FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
+              JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_class'::regclass
+              JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'f', 'v')
+             WHERE p.prosqlbody IS NOT NULL AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
   )`
 }
+
+/** SQL: a regular expression's start (for `~*`) that matches a statement's words before the relation it writes. */
+const WRITE_REGEX = `'(?<![[:alnum:]_$])(insert[[:space:]]+into|update|delete[[:space:]]+from|merge[[:space:]]+into|truncate([[:space:]]+table)?)([[:space:]]+only)?[[:space:]]+'`
 
 /**
  * SQL: a regular expression (for `~*`) that matches the name `expr` as SQL writes it, quoted
@@ -393,6 +424,9 @@ DECLARE
   -- The path code runs with where it sets none (bodyCallsSql), before the check sets its own.
   session_path pg_catalog.name[] := pg_catalog.current_schemas(true);
   tables pg_catalog.oid[];
+  -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
+  written pg_catalog.oid[] := '{}';
+  more pg_catalog.oid[];
   found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
@@ -403,7 +437,10 @@ BEGIN
   -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
   -- catalog rows: where the server has JIT, compiling it would take longer than running it.
   PERFORM pg_catalog.set_config('jit', 'off', true);
+  LOOP
   WITH RECURSIVE scope(oid) AS (
+    SELECT w.oid FROM unnest(written) AS w(oid)
+    UNION
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p')
        -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
@@ -527,7 +564,9 @@ BEGIN
 ${WHEN_CONDITIONS_SQL},
 ${bodyCallsSql(schemas)}
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
-         coalesce(bool_or(listed.ordinal = 0), false) INTO found, when_code, rls_code
+         coalesce(bool_or(listed.ordinal = 0), false),
+         (SELECT array_agg(DISTINCT b.oid) FROM body_writes b WHERE NOT b.oid = ANY (coalesce(tables, '{}')))
+    INTO found, when_code, rls_code, more
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -641,6 +680,10 @@ ${bodyCallsSql(schemas)}
 ${WHEN_PROBLEMS_SQL}
 ${BODY_CALLS_PROBLEMS_SQL}
   ) AS problems) AS listed;
+  -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
+  EXIT WHEN found IS NOT NULL OR more IS NULL;
+  written := written || more;
+  END LOOP;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = pg_catalog.format(
       '${options.doing ?? "Writing the app''s tables or the module''s bookkeeping"} in this session of role %s would let roles that cannot act as %s run their code '
