@@ -4,7 +4,7 @@ import { delimiter, join } from 'node:path'
 
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { copySchema, pgDumpInvocation } from '../src/rehearsal/copy-schema.js'
+import { dumpSchema, pgDumpInvocation } from '../src/rehearsal/copy-schema.js'
 
 // --copy-schema runs pg_dump: its arguments are visible to every user of the machine (ps).
 const postgres = process.env.TEST_DATABASE_URL ? describe : describe.skip
@@ -79,7 +79,7 @@ describe('pg_dump is given the connection as the driver reads it', () => {
   })
 })
 
-postgres('copySchema when pg_dump is there but fails', () => {
+postgres('dumpSchema when pg_dump is there but fails', () => {
   it('does not advise installing the client tools', async () => {
     const failing = mkdtempSync(join(tmpdir(), 'failing-pg-dump-'))
     writeFileSync(
@@ -90,7 +90,7 @@ postgres('copySchema when pg_dump is there but fails', () => {
     const path = process.env.PATH
     process.env.PATH = `${failing}${delimiter}${path}`
     try {
-      const copying = copySchema(process.env.TEST_DATABASE_URL!, process.env.TEST_DATABASE_URL!)
+      const copying = dumpSchema(process.env.TEST_DATABASE_URL!)
       await expect(copying).rejects.toThrow(/server closed the connection/)
       await expect(copying).rejects.not.toThrow(/Install PostgreSQL's client tools/)
     } finally {
@@ -104,9 +104,9 @@ postgres('copySchema when pg_dump is there but fails', () => {
     const path = process.env.PATH
     process.env.PATH = empty
     try {
-      await expect(
-        copySchema(process.env.TEST_DATABASE_URL!, process.env.TEST_DATABASE_URL!),
-      ).rejects.toThrow(/pg_dump was not found.*Install PostgreSQL's client tools/)
+      await expect(dumpSchema(process.env.TEST_DATABASE_URL!)).rejects.toThrow(
+        /pg_dump was not found.*Install PostgreSQL's client tools/,
+      )
     } finally {
       process.env.PATH = path
       rmSync(empty, { recursive: true, force: true })
@@ -114,7 +114,7 @@ postgres('copySchema when pg_dump is there but fails', () => {
   })
 })
 
-postgres('copySchema runs pg_dump without the password in argv', () => {
+postgres('dumpSchema runs pg_dump without the password in argv', () => {
   it('hands pg_dump the password through its environment', async () => {
     // A stand-in pg_dump that records what it was given and dumps nothing.
     const record = join(bin, 'record')
@@ -129,7 +129,7 @@ postgres('copySchema runs pg_dump without the password in argv', () => {
       const target = new URL(process.env.TEST_DATABASE_URL!)
       target.username = target.username || 'postgres'
       target.password = 'not-in-argv'
-      await copySchema(target.toString(), process.env.TEST_DATABASE_URL!)
+      await dumpSchema(target.toString())
     } finally {
       process.env.PATH = path
     }

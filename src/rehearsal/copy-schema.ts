@@ -1,9 +1,8 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 
-import pg from 'pg'
+import type pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
-import { endClient } from '../connection/end-client.js'
 import { shownShortOnTerminal } from '../connection/shown-argument.js'
 
 import {
@@ -116,30 +115,6 @@ export function pgDumpInvocation(from: string): {
     args: ['--schema-only', '--no-owner', '--no-privileges', ...schemas, `--dbname=${conninfo}`],
     env,
     timeoutMs: Number(serverClientConfig(from).query_timeout ?? QUERY_TIMEOUT_MS),
-  }
-}
-
-/**
- * Copies the schema (no rows) of the database at `from` into the database at `to` with pg_dump
- * --schema-only, which must be on the PATH and at least as new as the server. Only schemas
- * public and x402_migrations are copied, without owners or grants; `to` must already have the
- * Supabase pieces they refer to (the stand-in). pg_dump only reads `from`.
- *
- * @example
- * ```ts
- * await copySchema(process.env.DATABASE_URL!, scratchUrl)
- * ```
- */
-export async function copySchema(from: string, to: string): Promise<void> {
-  const script = await dumpSchema(from)
-  const client = new pg.Client(serverClientConfig(to))
-  // A Ctrl-C drops the scratch database WITH (FORCE) meanwhile: its session's end must not crash the process.
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    await restoreSchema(script, client)
-  } finally {
-    await endClient(client)
   }
 }
 

@@ -43,7 +43,7 @@ export interface RehearsalOptions {
   /** The last migration applied before the steps (null: none). */
   startingPoint: string | null
   /**
-   * Copy the schema of this database (read only, with pg_dump; see {@link copySchema}) instead of
+   * Copy the schema of this database (read only, with pg_dump; see {@link dumpSchema}) instead of
    * building it with the module's migrations up to `startingPoint`. PostgreSQL only, and the
    * scratch database must be on a server (`server`). The copy is made, owned and run by the
    * scratch database's unprivileged role, never by the server's user.
