@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
+import { createDb } from '../src/connection/create-db.js'
 import { type DB, MigrationError, migrateTo, migrateToLatest } from '../src/tooling.js'
 import { migrationNames } from '../src/migrations/index.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
@@ -252,13 +253,22 @@ postgres('a deadlock with an app transaction on postgres', () => {
   // model (the foreign key holds the catalog) and then stores a key waits for 006 while 006 waits
   // for it: PostgreSQL cancels one of the two. A transactional migration is rolled back whole, so
   // it is tried again, as after lock_timeout, and the app's transaction goes through.
+  // PostgreSQL checks for a deadlock once, deadlock_timeout after a session starts to wait, and
+  // cancels the session whose check finds the cycle. The migration waits first; at the default
+  // 1 s its check could come before the writer (slowed by a loaded machine) waits, and the
+  // writer's would then find the cycle. So the migration checks after 5 s, and the writer never
+  // does (its statements end at 10 s): the test shows the runner's retry, not who wins a race.
   it('is tried again once the deadlock is broken, and both go through', async () => {
     await withTestDatabase('postgres', async ({ db, location }) => {
       const connectionString = serverUrl(location)
       await migrateTo(db, '005_add_openrouter_integration')
       const writer = await session(connectionString)
       const observer = await session(connectionString)
+      const migrationUrl = new URL(connectionString)
+      migrationUrl.searchParams.set('options', '-c deadlock_timeout=5s')
+      const migrationDb = createDb({ connectionString: migrationUrl.toString() })
       try {
+        await writer.query(`SET deadlock_timeout = '60s'`)
         const { rows: users } = await writer.query<{ id: string }>(
           `INSERT INTO auth.users (id) VALUES (gen_random_uuid()) RETURNING id`,
         )
@@ -272,7 +282,7 @@ postgres('a deadlock with an app transaction on postgres', () => {
           [models[0]!.id],
         )
         const lines: string[] = []
-        const migrating = migrateTo(db, '006_rename_to_production_names', {
+        const migrating = migrateTo(migrationDb, '006_rename_to_production_names', {
           env: {},
           lockTimeoutMs: 60_000,
           retryDelayMs: 10,
@@ -296,6 +306,7 @@ postgres('a deadlock with an app transaction on postgres', () => {
       } finally {
         await writer.end()
         await observer.end()
+        await migrationDb.destroy()
       }
     })
   })
