@@ -878,6 +878,11 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
 // lesser login's function by name ran it with the runner's power during 005's down (the login made
 // itself a superuser). The check follows the names such bodies hold, and what a SQL-standard body
 // (BEGIN ATOMIC) depends on, from function to function.
+/** A table of `role`'s whose trigger (any write) calls `role`.zz_evil(). */
+const LESSER_AUDIT = (role: string) => `CREATE TABLE ${role}.audit (id text);
+  ALTER TABLE ${role}.audit OWNER TO ${role};
+  CREATE TRIGGER zz_evil BEFORE INSERT OR UPDATE OR DELETE ON ${role}.audit FOR EACH STATEMENT EXECUTE FUNCTION ${role}.zz_evil()`
+
 describe.skipIf(skipReason)(
   'a trusted trigger function whose body names a lesser login’s function',
   () => {
@@ -972,6 +977,21 @@ describe.skipIf(skipReason)(
         'sets its own search_path (set_config) to its schema and calls it unqualified',
         (role: string) => [
           `PERFORM set_config('Search_Path', '${role}, public', true); PERFORM helper();`,
+          '',
+        ],
+      ],
+      // Review revv V3: the setting's name spelled so that no plain string holds it.
+      [
+        'sets its search_path through set_config with an escaped name, and calls it unqualified',
+        (role: string) => [
+          `PERFORM set_config(E'search\\137path', '${role}, public', true); PERFORM helper();`,
+          '',
+        ],
+      ],
+      [
+        'sets its search_path through set_config with a name built by ||, and calls it unqualified',
+        (role: string) => [
+          `PERFORM set_config('search_' || 'path', '${role}, public', true); PERFORM helper();`,
           '',
         ],
       ],
@@ -1085,6 +1105,52 @@ describe.skipIf(skipReason)(
           `${role}.audit`,
         ],
       ],
+      // Review revv V1: comments are space between a statement's words and around the dot.
+      [
+        'writes a lesser login’s table with a block comment between INSERT and INTO',
+        (role: string) => [
+          `INSERT /* audit */ INTO ${role}.audit VALUES (OLD.id::text);`,
+          LESSER_AUDIT(role),
+          `${role}.audit`,
+        ],
+      ],
+      [
+        'writes a lesser login’s table with a line comment between DELETE and FROM',
+        (role: string) => [
+          `DELETE -- all\n FROM ${role}.audit;`,
+          LESSER_AUDIT(role),
+          `${role}.audit`,
+        ],
+      ],
+      [
+        'writes a lesser login’s table with comments around the dot',
+        (role: string) => [
+          `UPDATE ${role}/* x */./* y */audit SET id = OLD.id::text;`,
+          LESSER_AUDIT(role),
+          `${role}.audit`,
+        ],
+      ],
+      [
+        'writes a lesser login’s table named with its database (three parts)',
+        (role: string) => [
+          `DELETE FROM "zz_database_name".${role}.audit;`,
+          LESSER_AUDIT(role),
+          `${role}.audit`,
+        ],
+      ],
+      [
+        'writes a table named with a U& identifier, which the check cannot read',
+        (role: string) => [`DELETE FROM ${role}.U&"\\0061udit";`, LESSER_AUDIT(role), 'U&'],
+      ],
+      [
+        'calls a trusted BEGIN ATOMIC function that writes a lesser login’s table',
+        (role: string) => [
+          `PERFORM public.zz_write();`,
+          `${LESSER_AUDIT(role)};
+           CREATE FUNCTION public.zz_write() RETURNS void LANGUAGE sql BEGIN ATOMIC INSERT INTO ${role}.audit VALUES ('x'); END`,
+          `${role}.audit`,
+        ],
+      ],
       [
         'sets its search_path and deletes unqualified from a lesser login’s table',
         (role: string) => [
@@ -1098,7 +1164,11 @@ describe.skipIf(skipReason)(
     ])('whose body %s: 005’s down refuses, and never runs it', async (_case, planted) => {
       await withTestDatabase('postgres', async ({ db }) => {
         await withLoginRole(db, async (role) => {
-          const [body, tables, named] = planted(role)
+          const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(
+            db,
+          )
+          const [plantedBody, tables, named] = planted(role)
+          const body = plantedBody!.replace('zz_database_name', rows[0]!.name)
           const setUp = `CREATE FUNCTION ${role}.zz_evil() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN NULL; END $f$;
             ALTER FUNCTION ${role}.zz_evil() OWNER TO ${role};
             ${tables}`
@@ -1127,6 +1197,64 @@ describe.skipIf(skipReason)(
             db,
           )
           expect(rows.map((r) => r.note)).toEqual(['noted'])
+        })
+      })
+    })
+
+    // Review revv V2: a SET LOCAL lasts to the end of the transaction, so one trigger's path is
+    // the path of every body that runs after it.
+    it('whose body sets the transaction’s search_path to a lesser login’s schema, before another trusted trigger calls a bare name: 005’s down refuses, and never calls it', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+            CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`
+          await plant(db, role, `SET LOCAL search_path = ${role}, public;`, setUp)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(String((error as Error).message)).toContain(
+            `trigger zz_later on public.x402_resources reaches public.zz_later(), whose body names ${role}.helper(), owned by ${role}`,
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).toContain(MIGRATION_005)
+        })
+      })
+    })
+
+    // Review revv V4: a BEGIN ATOMIC body depends on what it reads as on what it writes; only
+    // what it writes runs that table's triggers.
+    it('whose body calls a trusted BEGIN ATOMIC function that only reads a lesser login’s table: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.zz_evil() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN NULL; END $f$;
+            ALTER FUNCTION ${role}.zz_evil() OWNER TO ${role};
+            ${LESSER_AUDIT(role)};
+            CREATE FUNCTION public.zz_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM ${role}.audit; END`
+          await plant(db, role, 'PERFORM public.zz_count();', setUp)
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
+    // Review revv V5: the message says which function writes the table that brought the code in,
+    // and does not have the user take a table that is not theirs (a platform's).
+    it('whose body deletes from a platform login’s table with a trigger of its own: the refusal names the function that writes it, and advises leaving the table’s owner', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.zz_evil() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN NULL; END $f$;
+            ALTER FUNCTION ${role}.zz_evil() OWNER TO ${role};
+            ${LESSER_AUDIT(role)}`
+          await plant(db, role, `DELETE FROM ${role}.audit WHERE id = OLD.id::text;`, setUp)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          const message = String((error as Error).message)
+          expect(message).toContain(`${role}.audit (written by public.zz_audit())`)
+          expect(message).toContain('leave its owner as it is')
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).toContain(MIGRATION_005)
         })
       })
     })

@@ -172,6 +172,13 @@ DECLARE
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
   more pg_catalog.oid[];
+  -- Each, with the function that brought it in, for the message.
+  written_by pg_catalog.text;
+  more_by pg_catalog.text;
+  -- Whether a reached body may change the transaction's search path: then every body's bare
+  -- names resolve in any schema (bodyCallsSql).
+  anywhere pg_catalog.bool := false;
+  sets pg_catalog.bool;
   found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
@@ -609,69 +616,111 @@ BEGIN
              WHERE left(c.setting, 12) = 'search_path='
              GROUP BY p.oid
   ),
-  body_calls(what, caller, fn, path) AS (
+  all_schemas(path) AS (SELECT array_agg(n.nspname) FROM pg_namespace n),
+  body_calls(what, caller, fn, path, how) AS (
             SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn,
                    coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
-                            session_path || ARRAY['public', 'extensions']::name[])
+                            CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
+                                 ELSE session_path || ARRAY['public', 'extensions']::name[] END),
+                   NULL::text COLLATE "C"
               FROM reached_functions r WHERE r.fn >= 16384
             UNION
             SELECT w.what, p.oid, called.fn,
                    coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn),
-                            CASE WHEN sets_path.anywhere THEN (SELECT array_agg(n.nspname) FROM pg_namespace n) ELSE w.path END)
+                            CASE WHEN sets_path.anywhere THEN (SELECT a.path FROM all_schemas a) ELSE w.path END),
+                   called.how
               FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
-             -- A body that changes its path as it runs (SET LOCAL search_path, set_config('search_path', …)):
-             -- its bare names, and those of what it calls without a path of its own, resolve in any schema
-             -- (review revu R3).
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND strpos(lower(p.prosrc), 'search_path') > 0 AS anywhere) AS sets_path
+             -- A body that changes its path as it runs (SET LOCAL search_path, set_config(…)): its bare
+             -- names, and those of what it calls without a path of its own, resolve in any schema
+             -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('search_path|set_config|(?<![[:alnum:]_$])set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$])')) AS anywhere) AS sets_path
+             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src) AS b
              CROSS JOIN LATERAL (
-               SELECT q.oid AS fn FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
+               SELECT q.oid AS fn, 'names' COLLATE "C" AS how FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
                 WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
                   AND q.oid >= 16384
                   AND strpos(lower(p.prosrc), lower(q.proname)) > 0
                   AND (((sets_path.anywhere OR qn.nspname = ANY (w.path))
                         AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
                        OR (strpos(lower(p.prosrc), lower(qn.nspname)) > 0
-                           AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(qn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?[[:space:]]*[.][[:space:]]*"?'
+                           AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(qn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                             || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
               WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
-            END FROM pg_depend d
+            END, 'names' FROM pg_depend d
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+               UNION ALL
+               -- The triggers of a relation it writes, outside the scope, are followed in the same
+               -- pass, so that a chain of them costs one pass, not one per link (review revv V6);
+               -- the rest of such a relation's code is checked on the next, with it in scope.
+               SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
+                 FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
+                 JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                WHERE p.prolang IN (SELECT oid FROM opaque_languages) AND NOT c.oid = ANY (coalesce(tables, '{}'))
+                  AND c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
+                  AND strpos(lower(b.src), lower(c.relname)) > 0
+                  AND (((sets_path.anywhere OR cn.nspname = ANY (w.path))
+                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                       || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                       OR (strpos(lower(b.src), lower(cn.nspname)) > 0
+                           AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                          || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(cn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                                          || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
              ) AS called
              WHERE called.fn >= 16384 AND called.fn <> p.oid
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
                AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
                                 WHERE q.oid = called.fn)
   ),
-  -- The relations a trusted reached body writes (review revu R1): named after INSERT INTO, UPDATE,
-  -- DELETE FROM, MERGE INTO or TRUNCATE [TABLE] [ONLY], as its functions are (the same rule); each
-  -- relation a BEGIN ATOMIC body depends on.
-  body_writes(oid) AS (
-            SELECT c.oid FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
-             CROSS JOIN LATERAL (SELECT strpos(lower(p.prosrc), 'search_path') > 0 AS anywhere) AS sets_path
-              JOIN pg_class c ON c.relkind IN ('r', 'p', 'f', 'v') AND c.oid >= 16384
-                             AND strpos(lower(p.prosrc), lower(c.relname)) > 0
-              JOIN pg_namespace cn ON cn.oid = c.relnamespace
-             WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
-               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
-               AND (((sets_path.anywhere OR cn.nspname = ANY (w.path))
-                     AND p.prosrc ~* ('(?<![[:alnum:]_$])(insert[[:space:]]+into|update|delete[[:space:]]+from|merge[[:space:]]+into|truncate([[:space:]]+table)?)([[:space:]]+only)?[[:space:]]+' || '"?' || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
-                    OR (strpos(lower(p.prosrc), lower(cn.nspname)) > 0
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])(insert[[:space:]]+into|update|delete[[:space:]]+from|merge[[:space:]]+into|truncate([[:space:]]+table)?)([[:space:]]+only)?[[:space:]]+' || '"?' || regexp_replace(replace(cn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?[[:space:]]*[.][[:space:]]*"?'
-                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
-            UNION
-            SELECT d.refobjid FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
-              JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_class'::regclass
-              JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'f', 'v')
-             WHERE p.prosqlbody IS NOT NULL AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
+  -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
+  -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
+  reached_bodies AS MATERIALIZED (
+            SELECT b.fn, b.src, (b.src ~* ('search_path|set_config|(?<![[:alnum:]_$])set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$])')) AS sets_path, b.src ~* 'u&"' AS unicode_names
+              FROM (SELECT p.oid AS fn, CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src
+                      FROM pg_proc p
+                     WHERE p.oid IN (SELECT w.fn FROM body_calls w) AND p.prolang IN (SELECT oid FROM opaque_languages)
+                       AND p.proowner NOT IN (SELECT oid FROM lesser_roles)) AS b
+  ),
+  -- The relations a trusted reached body writes (review revu R1), or reads where it is a view
+  -- (its query runs as the reader): named after INSERT INTO, UPDATE, DELETE FROM, MERGE INTO,
+  -- COPY, REFRESH MATERIALIZED VIEW or TRUNCATE [TABLE] [ONLY] (any of a TRUNCATE's list), as its
+  -- functions are (the same rule; comments count as space, and a database's name may come before
+  -- the schema's: review revv V1); a view wherever it is named. A BEGIN ATOMIC body is read as
+  -- printed: what it only reads runs nothing of its owner's (review revv V4).
+  body_writes(oid, fn) AS (
+            SELECT c.oid, b.fn
+              FROM (SELECT DISTINCT w.fn, w.path FROM body_calls w) AS w JOIN reached_bodies b ON b.fn = w.fn
+             CROSS JOIN pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
+                  AND strpos(lower(b.src), lower(c.relname)) > 0
+                  AND (((b.sets_path OR cn.nspname = ANY (w.path))
+                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                       || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                       OR (strpos(lower(b.src), lower(cn.nspname)) > 0
+                           AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                          || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(cn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                                          || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),
-         (SELECT array_agg(DISTINCT b.oid) FROM body_writes b WHERE NOT b.oid = ANY (coalesce(tables, '{}')))
-    INTO found, when_code, rls_code, more
+         (SELECT array_agg(DISTINCT b.oid) FROM body_writes b WHERE NOT b.oid = ANY (coalesce(tables, '{}'))),
+         (SELECT string_agg(DISTINCT format('%s (%s by %s)', b.oid::regclass,
+                                            CASE (SELECT c.relkind FROM pg_class c WHERE c.oid = b.oid) WHEN 'v' THEN 'named' ELSE 'written' END,
+                                            b.fn::regprocedure), ', ')
+            FROM body_writes b WHERE NOT b.oid = ANY (coalesce(tables, '{}'))),
+         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
+    INTO found, when_code, rls_code, more, more_by, sets
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -839,14 +888,22 @@ BEGIN
     SELECT 2, format('trigger %I on %s has a WHEN condition the check could not read', u.tgname, u.tbl::regclass), true
       FROM when_unread u
     UNION ALL
-    SELECT 2, format('%s reaches %s, whose body names %s, owned by %s', w.what, w.caller::regprocedure,
+    SELECT 2, format('%s reaches %s, whose body %s %s, owned by %s', w.what, w.caller::regprocedure, w.how,
                      q.oid::regprocedure, pg_get_userbyid(q.proowner)), false
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
      WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A U&"…" identifier may spell any name with escapes: what it writes or calls cannot be read (review revv V1).
+    SELECT 2, format('%s reaches %s, whose body spells a name as U&"…", which the check cannot read', w.what,
+                     w.fn::regprocedure), false
+      FROM body_calls w JOIN reached_bodies b ON b.fn = w.fn
+     WHERE b.unicode_names
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
-  EXIT WHEN found IS NOT NULL OR more IS NULL;
-  written := written || more;
+  EXIT WHEN found IS NOT NULL OR (more IS NULL AND (anywhere OR NOT sets));
+  anywhere := anywhere OR sets;
+  written := written || coalesce(more, '{}');
+  written_by := concat_ws(', ', written_by, more_by);
   END LOOP;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
@@ -866,7 +923,11 @@ BEGIN
       CASE WHEN rls_code THEN ' Row level security would run policies, and what they read, with the power of the role '
         'that writes, and hide rows from the write. Run the command as a role that bypasses row level security '
         '(BYPASSRLS), as Supabase''s postgres and service_role do; a rule on these tables must not read a table with row '
-        'level security through a view, whose owner''s row level security then applies.' ELSE '' END,
+        'level security through a view, whose owner''s row level security then applies.' ELSE '' END ||
+      CASE WHEN concat_ws(', ', written_by, more_by) <> '' THEN ' Code that the writes run writes tables besides: '
+        || concat_ws(', ', written_by, more_by) || '. Where such a table and its code are not yours (a platform''s, such as Supabase''s storage), '
+        'leave its owner as it is: have the owner of the function that writes it take that write out (the app can '
+        'make it through the platform''s API).' ELSE '' END,
       session_user);
   END IF;
   -- Put back only where nothing was found: the message is made with pg_catalog first on the path,

@@ -200,23 +200,28 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * own) that its opaque body could resolve to, and each one its BEGIN ATOMIC body depends on; from
  * function to function, through trusted ones. A body could resolve to (the one rule, any case,
  * each part quoted or not; over-counting, never under):
- * - a function `name` of schema `schema` where it holds `schema.name` (whitespace around the dot
- *   allowed);
+ * - a function `name` of schema `schema` where it holds `schema.name` (space and comments around
+ *   the dot allowed, and a database's name before it);
  * - a function of a schema on the search path it runs with where it holds its name as a whole
  *   word: its own `SET search_path` (pg_proc.proconfig; "$user" taken as its owner, the current
  *   and the session's user) where it has one, else its caller's, else the session's at the check
  *   (`current_schemas(true)`) with the schemas a request runs with (REQUEST_PATH_SCHEMAS:
- *   measureAccess and the key rotation write as requests); pg_catalog always. A body that holds
- *   `search_path` (any case: a `SET LOCAL search_path`, a `set_config('search_path', …)` may
- *   change its path as it runs) runs with every schema on it, and so does what it calls without
- *   a `SET search_path` of its own (review revu R3).
+ *   measureAccess and the key rotation write as requests); pg_catalog always. A body that may
+ *   change the path as it runs (it names `search_path` or `set_config`, whose argument may be
+ *   spelled any way, or holds SET SCHEMA: setsPath) runs with every schema on it, and so does
+ *   what it calls without a `SET search_path` of its own (review revu R3); and since a SET LOCAL
+ *   outlasts the function, where any reached body does, the check runs again with every body's
+ *   bare names resolving in any schema (`anywhere`, review revv V2, V3).
  * So Supabase's storage.search() or storage.extension() (its supabase_storage_admin login's) is
  * not taken as called by a body that holds the word `search` (review revs S2 refined).
- * A relation such a body writes (named after INSERT INTO, UPDATE, DELETE FROM, MERGE INTO or
- * TRUNCATE [TABLE] [ONLY], by the same rule; any a BEGIN ATOMIC body depends on) fires its
- * triggers and rules with the writer's power: body_writes lists them, and the check runs again
- * with them in its scope (with what their keys' actions and rules reach), until no body writes
- * a relation outside it (review revu R1).
+ * A relation such a body writes (writesSql: named after INSERT INTO, UPDATE, DELETE FROM, MERGE
+ * INTO, COPY, REFRESH MATERIALIZED VIEW or TRUNCATE, by the same rule, comments counting as space;
+ * a BEGIN ATOMIC body read as PostgreSQL prints it, so that what it only reads does not count;
+ * a view wherever it is named, as its query runs as the reader) fires its triggers and rules with
+ * the writer's power. Its triggers are followed in the same walk (a chain of them costs no pass
+ * per link: review revv V6); body_writes lists such relations, and the check runs again with them
+ * in its scope (with what their keys' actions and rules reach), until no body writes a relation
+ * outside it (review revu R1). A body that spells a name as U&"…" cannot be read: refused.
  * What dynamic SQL (EXECUTE of a built string) calls cannot be followed: a documented limit.
  * Supabase's auth functions, those of schema auth owned by the owner of auth and of auth.users
  * (its supabase_auth_admin login on Supabase), are not followed: a body's auth.uid() is taken as
@@ -227,9 +232,11 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   event triggers', those of the types the columns reach (a domain's constraints and default,
  *   the casts and operators that the type walk names), and with `schemas` those schemas' own;
  * - function_paths(fn, path): the schemas of each function's own `SET search_path`;
- * - body_calls(what, caller, fn, path): each function so reached from `what`, the function whose
- *   body names it (NULL for the first), and the search path it runs with;
- * - body_writes(oid): the relations outside the scope that a trusted function of body_calls writes.
+ * - body_calls(what, caller, fn, path, how): each function so reached from `what`, the function
+ *   whose body reaches it (NULL for the first), the search path it runs with, and how (`names`, or
+ *   `writes T, whose trigger … calls`);
+ * - reached_bodies(fn, src, sets_path, unicode_names): each trusted reached body once, as text;
+ * - body_writes(oid, fn): the relations that a trusted function of body_calls writes.
  */
 function bodyCallsSql(schemas: string | undefined): string {
   return `  reached_functions(what, fn) AS (
@@ -285,66 +292,128 @@ function bodyCallsSql(schemas: string | undefined): string {
              WHERE left(c.setting, 12) = 'search_path='
              GROUP BY p.oid
   ),
-  body_calls(what, caller, fn, path) AS (
+  all_schemas(path) AS (SELECT array_agg(n.nspname) FROM pg_namespace n),
+  body_calls(what, caller, fn, path, how) AS (
             SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn,
                    coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
-                            session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[])
+                            CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
+                                 ELSE session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[] END),
+                   NULL::text COLLATE "C"
               FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
             UNION
             SELECT w.what, p.oid, called.fn,
                    coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn),
-                            CASE WHEN sets_path.anywhere THEN (SELECT array_agg(n.nspname) FROM pg_namespace n) ELSE w.path END)
+                            CASE WHEN sets_path.anywhere THEN (SELECT a.path FROM all_schemas a) ELSE w.path END),
+                   called.how
               FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
-             -- A body that changes its path as it runs (SET LOCAL search_path, set_config('search_path', …)):
-             -- its bare names, and those of what it calls without a path of its own, resolve in any schema
-             -- (review revu R3).
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND strpos(lower(p.prosrc), 'search_path') > 0 AS anywhere) AS sets_path
+             -- A body that changes its path as it runs (SET LOCAL search_path, set_config(…)): its bare
+             -- names, and those of what it calls without a path of its own, resolve in any schema
+             -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ${setsPath('p.prosrc')} AS anywhere) AS sets_path
+             CROSS JOIN LATERAL (SELECT ${BODY_TEXT} AS src) AS b
              CROSS JOIN LATERAL (
-               SELECT q.oid AS fn FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
+               SELECT q.oid AS fn, 'names' COLLATE "C" AS how FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
                 WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
                   AND q.oid >= ${FIRST_NORMAL_OBJECT_ID}
                   AND strpos(lower(p.prosrc), lower(q.proname)) > 0
                   AND (((sets_path.anywhere OR qn.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || ${nameRegex('q.proname')} || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* (${NAME_START} || ${nameRegex('q.proname')} || ${NAME_END}))
                        OR (strpos(lower(p.prosrc), lower(qn.nspname)) > 0
-                           AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || ${nameRegex('qn.nspname')} || '"?[[:space:]]*[.][[:space:]]*"?'
-                                            || ${nameRegex('q.proname')} || '"?(?![[:alnum:]_$])')))
+                           AND p.prosrc ~* (${NAME_START} || ${nameRegex('qn.nspname')} || ${DOT}
+                                            || ${nameRegex('q.proname')} || ${NAME_END})))
                UNION ALL
-               SELECT ${calledFunction('d')} FROM pg_depend d
+               SELECT ${calledFunction('d')}, 'names' FROM pg_depend d
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+               UNION ALL
+               -- The triggers of a relation it writes, outside the scope, are followed in the same
+               -- pass, so that a chain of them costs one pass, not one per link (review revv V6);
+               -- the rest of such a relation's code is checked on the next, with it in scope.
+               SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
+                 FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
+                 JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                WHERE p.prolang IN (SELECT oid FROM opaque_languages) AND NOT c.oid = ANY (coalesce(tables, '{}'))
+                  AND ${writesSql('b.src', 'w.path', 'sets_path.anywhere')}
              ) AS called
              WHERE called.fn >= ${FIRST_NORMAL_OBJECT_ID} AND called.fn <> p.oid
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
                AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
                                 WHERE q.oid = called.fn)
   ),
-  -- The relations a trusted reached body writes (review revu R1): named after INSERT INTO, UPDATE,
-  -- DELETE FROM, MERGE INTO or TRUNCATE [TABLE] [ONLY], as its functions are (the same rule); each
-  -- relation a BEGIN ATOMIC body depends on.
-  body_writes(oid) AS (
-            SELECT c.oid FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
-             CROSS JOIN LATERAL (SELECT strpos(lower(p.prosrc), 'search_path') > 0 AS anywhere) AS sets_path
-              JOIN pg_class c ON c.relkind IN ('r', 'p', 'f', 'v') AND c.oid >= ${FIRST_NORMAL_OBJECT_ID}
-                             AND strpos(lower(p.prosrc), lower(c.relname)) > 0
-              JOIN pg_namespace cn ON cn.oid = c.relnamespace
-             WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
-               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
-               AND (((sets_path.anywhere OR cn.nspname = ANY (w.path))
-                     AND p.prosrc ~* (${WRITE_REGEX} || '"?' || ${nameRegex('c.relname')} || '"?(?![[:alnum:]_$])'))
-                    OR (strpos(lower(p.prosrc), lower(cn.nspname)) > 0
-                        AND p.prosrc ~* (${WRITE_REGEX} || '"?' || ${nameRegex('cn.nspname')} || '"?[[:space:]]*[.][[:space:]]*"?'
-                                         || ${nameRegex('c.relname')} || '"?(?![[:alnum:]_$])')))
-            UNION
-            SELECT d.refobjid FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
-              JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_class'::regclass
-              JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'f', 'v')
-             WHERE p.prosqlbody IS NOT NULL AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
+  -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
+  -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
+  reached_bodies AS MATERIALIZED (
+            SELECT b.fn, b.src, ${setsPath('b.src')} AS sets_path, b.src ~* 'u&"' AS unicode_names
+              FROM (SELECT p.oid AS fn, ${BODY_TEXT} AS src
+                      FROM pg_proc p
+                     WHERE p.oid IN (SELECT w.fn FROM body_calls w) AND p.prolang IN (SELECT oid FROM opaque_languages)
+                       AND p.proowner NOT IN (SELECT oid FROM lesser_roles)) AS b
+  ),
+  -- The relations a trusted reached body writes (review revu R1), or reads where it is a view
+  -- (its query runs as the reader): named after INSERT INTO, UPDATE, DELETE FROM, MERGE INTO,
+  -- COPY, REFRESH MATERIALIZED VIEW or TRUNCATE [TABLE] [ONLY] (any of a TRUNCATE's list), as its
+  -- functions are (the same rule; comments count as space, and a database's name may come before
+  -- the schema's: review revv V1); a view wherever it is named. A BEGIN ATOMIC body is read as
+  -- printed: what it only reads runs nothing of its owner's (review revv V4).
+  body_writes(oid, fn) AS (
+            SELECT c.oid, b.fn
+              FROM (SELECT DISTINCT w.fn, w.path FROM body_calls w) AS w JOIN reached_bodies b ON b.fn = w.fn
+             CROSS JOIN pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
+             WHERE ${writesSql('b.src', 'w.path', 'b.sets_path')}
   )`
 }
 
-/** SQL: a regular expression's start (for `~*`) that matches a statement's words before the relation it writes. */
-const WRITE_REGEX = `'(?<![[:alnum:]_$])(insert[[:space:]]+into|update|delete[[:space:]]+from|merge[[:space:]]+into|truncate([[:space:]]+table)?)([[:space:]]+only)?[[:space:]]+'`
+/** SQL: a function `p`'s body as text: an opaque body's source; a BEGIN ATOMIC body as printed. */
+const BODY_TEXT = `CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END`
+
+/**
+ * SQL: whether the body text `src`, run with the search path `path` (or with any, where
+ * `anywhere`), writes relation `c` (of schema `cn`), or names it where it is a view (see body_writes).
+ * The one rule of what a body writes, for both its uses.
+ */
+function writesSql(src: string, path: string, anywhere: string): string {
+  return `c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= ${FIRST_NORMAL_OBJECT_ID}
+                  AND strpos(lower(${src}), lower(c.relname)) > 0
+                  AND (((${anywhere} OR cn.nspname = ANY (${path}))
+                        AND ${src} ~* (CASE WHEN c.relkind = 'v' THEN ${NAME_START} ELSE ${WRITE_REGEX} END
+                                       || ${nameRegex('c.relname')} || ${NAME_END}))
+                       OR (strpos(lower(${src}), lower(cn.nspname)) > 0
+                           AND ${src} ~* (CASE WHEN c.relkind = 'v' THEN ${NAME_START} ELSE ${WRITE_REGEX} END
+                                          || ${DATABASE_PART} || ${nameRegex('cn.nspname')} || ${DOT}
+                                          || ${nameRegex('c.relname')} || ${NAME_END})))`
+}
+
+/** SQL: a regular expression (for `~*`) of what SQL takes as space: white space, and comments. */
+const SPACE = `('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')`
+
+/** SQL: the regular expression of a dot between two parts of a name, with space around it. */
+const DOT = `('"?' || ${SPACE} || '*[.]' || ${SPACE} || '*"?')`
+
+/** SQL: the regular expression of where a name starts: after no letter, and maybe a quote. */
+const NAME_START = `'(?<![[:alnum:]_$])"?'`
+
+/** SQL: the regular expression of where a name ends: its quote, and no letter after it. */
+const NAME_END = `'"?(?![[:alnum:]_$])'`
+
+/** SQL: the regular expression of a database's name before a schema's (a three-part name), or none. */
+const DATABASE_PART = `('(("([^"]|"")*"|[[:alnum:]_$]+)' || ${SPACE} || '*[.]' || ${SPACE} || '*)?"?')`
+
+/**
+ * SQL: a regular expression's start (for `~*`) that matches a statement's words before the
+ * relation it writes, and the name's opening quote; in a TRUNCATE, any of its list.
+ */
+const WRITE_REGEX = `('(?<![[:alnum:]_$])(insert' || ${SPACE} || '+into|update|delete' || ${SPACE} || '+from|merge' || ${SPACE}
+  || '+into|copy|refresh' || ${SPACE} || '+materialized' || ${SPACE} || '+view(' || ${SPACE} || '+concurrently)?|truncate('
+  || ${SPACE} || '+table)?(' || ${SPACE} || '+[^;]*,)?)(' || ${SPACE} || '+only)?(' || ${SPACE} || '+"?|")')`
+
+/**
+ * SQL: whether the body text `src` may change the search path it runs with (and that of what
+ * runs after it in the transaction): it names search_path or set_config (whose argument may be
+ * spelled any way: review revv V3), or holds SET [LOCAL|SESSION] SCHEMA.
+ */
+function setsPath(src: string): string {
+  return `(${src} ~* ('search_path|set_config|(?<![[:alnum:]_$])set(' || ${SPACE} || '+(local|session))?' || ${SPACE} || '+schema(?![[:alnum:]_$])'))`
+}
 
 /**
  * SQL: a regular expression (for `~*`) that matches the name `expr` as SQL writes it, quoted
@@ -359,10 +428,16 @@ function nameRegex(expr: string): string {
  * lesser role that a reached function's body names, with what reaches it.
  */
 const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
-    SELECT 2, format('%s reaches %s, whose body names %s, owned by %s', w.what, w.caller::regprocedure,
+    SELECT 2, format('%s reaches %s, whose body %s %s, owned by %s', w.what, w.caller::regprocedure, w.how,
                      q.oid::regprocedure, pg_get_userbyid(q.proowner)), false
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
-     WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)`
+     WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A U&"…" identifier may spell any name with escapes: what it writes or calls cannot be read (review revv V1).
+    SELECT 2, format('%s reaches %s, whose body spells a name as U&"…", which the check cannot read', w.what,
+                     w.fn::regprocedure), false
+      FROM body_calls w JOIN reached_bodies b ON b.fn = w.fn
+     WHERE b.unicode_names`
 
 /**
  * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
@@ -427,6 +502,13 @@ DECLARE
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
   more pg_catalog.oid[];
+  -- Each, with the function that brought it in, for the message.
+  written_by pg_catalog.text;
+  more_by pg_catalog.text;
+  -- Whether a reached body may change the transaction's search path: then every body's bare
+  -- names resolve in any schema (bodyCallsSql).
+  anywhere pg_catalog.bool := false;
+  sets pg_catalog.bool;
   found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
@@ -565,8 +647,13 @@ ${WHEN_CONDITIONS_SQL},
 ${bodyCallsSql(schemas)}
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),
-         (SELECT array_agg(DISTINCT b.oid) FROM body_writes b WHERE NOT b.oid = ANY (coalesce(tables, '{}')))
-    INTO found, when_code, rls_code, more
+         (SELECT array_agg(DISTINCT b.oid) FROM body_writes b WHERE NOT b.oid = ANY (coalesce(tables, '{}'))),
+         (SELECT string_agg(DISTINCT format('%s (%s by %s)', b.oid::regclass,
+                                            CASE (SELECT c.relkind FROM pg_class c WHERE c.oid = b.oid) WHEN 'v' THEN 'named' ELSE 'written' END,
+                                            b.fn::regprocedure), ', ')
+            FROM body_writes b WHERE NOT b.oid = ANY (coalesce(tables, '{}'))),
+         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
+    INTO found, when_code, rls_code, more, more_by, sets
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -681,8 +768,10 @@ ${WHEN_PROBLEMS_SQL}
 ${BODY_CALLS_PROBLEMS_SQL}
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
-  EXIT WHEN found IS NOT NULL OR more IS NULL;
-  written := written || more;
+  EXIT WHEN found IS NOT NULL OR (more IS NULL AND (anywhere OR NOT sets));
+  anywhere := anywhere OR sets;
+  written := written || coalesce(more, '{}');
+  written_by := concat_ws(', ', written_by, more_by);
   END LOOP;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = pg_catalog.format(
@@ -702,7 +791,11 @@ ${BODY_CALLS_PROBLEMS_SQL}
       CASE WHEN rls_code THEN ' Row level security would run policies, and what they read, with the power of the role '
         'that writes, and hide rows from the write. Run the command as a role that bypasses row level security '
         '(BYPASSRLS), as Supabase''s postgres and service_role do; a rule on these tables must not read a table with row '
-        'level security through a view, whose owner''s row level security then applies.' ELSE '' END,
+        'level security through a view, whose owner''s row level security then applies.' ELSE '' END ||
+      CASE WHEN concat_ws(', ', written_by, more_by) <> '' THEN ' Code that the writes run writes tables besides: '
+        || concat_ws(', ', written_by, more_by) || '. Where such a table and its code are not yours (a platform''s, such as Supabase''s storage), '
+        'leave its owner as it is: have the owner of the function that writes it take that write out (the app can '
+        'make it through the platform''s API).' ELSE '' END,
       session_user);
   END IF;
   -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
