@@ -158,6 +158,13 @@ async function ensureBuilt() {
       pathToFileURL(join(dist, 'migrator', 'migration-manifest.js')).href
     )
     await writeMigrationManifest()
+    // The manifest read the files after tsc did: an edit in between would give the built code
+    // another text's checksums (review revt F1). Left unstamped, the next start builds again.
+    if (contentKey(sourceFiles()) !== stamp.contents) {
+      throw new Error(
+        'src/ changed while dist/ was being built: run the command again to build it from the files as they are now.',
+      )
+    }
     writeFileSync(stampFile, JSON.stringify(stamp))
   } finally {
     rmSync(lockDir, { recursive: true, force: true })

@@ -43,6 +43,7 @@ import {
 } from './migration-error.js'
 import { rollbackBackups, rollbackMarked, rollbackStart } from './rollback-backups.js'
 import { rollbackMarks, withResumableDowns } from './resumable-down.js'
+import { readMigrationManifest } from './up-to-date-at-once.js'
 import { checkDown, DOWN_WATCH_SQL, guardDown } from './down-guard.js'
 import {
   assertRunnerDialect,
@@ -572,7 +573,7 @@ async function runBlock(
 }> {
   const blockTarget = targetOf(block, migrations)
   // The checksum of each file to apply, read before it runs: written with its history row.
-  const checksums = await upChecksums(block)
+  const checksums = await builtChecksums(block)
   const watch = watchBlockers(db)
   if (block[0]!.transactional) {
     let resultSet: MigrationResultSet = {}
@@ -770,19 +771,43 @@ async function runBlock(
 }
 
 /**
- * The checksum of the source file of each up of `block`; a file that cannot be read (a
- * deployment of dist/ alone) has none, and its migration is recorded without one, which
- * migrate:check names.
+ * The checksum of the text of each up of `block` that runs, recorded with its history row.
+ * Where the code runs from dist/, that is the checksum the build took of each file (dist/'s
+ * manifest), and a step whose file differs from it now (edited after the build, while the run
+ * waited for its lock: review revt F1) stops the block before it starts: what would run is not
+ * the file. From src/ (tsx, the tests), the file's. A file that cannot be read (a deployment of
+ * dist/ alone) is taken as built.
  */
-async function upChecksums(block: readonly Step[]): Promise<Map<string, string>> {
-  const found = await Promise.all(
-    block
-      .filter((step) => step.direction === 'Up')
-      .map(
-        async ({ name }) => [name, await migrationChecksum(name).catch(() => undefined)] as const,
-      ),
+async function builtChecksums(block: readonly Step[]): Promise<Map<string, string>> {
+  const built = new Map(
+    readMigrationManifest()?.migrations.map(({ name, sha256 }) => [name, sha256]),
   )
-  return new Map(found.filter((entry): entry is [string, string] => entry[1] !== undefined))
+  const files = await Promise.all(
+    block.map(
+      async ({ name }) => [name, await migrationChecksum(name).catch(() => undefined)] as const,
+    ),
+  )
+  const changed = files.filter(
+    ([name, sha256]) => sha256 !== undefined && built.has(name) && built.get(name) !== sha256,
+  )
+  if (changed.length > 0) {
+    const named = changed.map(([name]) => `src/migrations/${name}.ts`).join(', ')
+    throw new Error(
+      `${named} changed since dist/ was built, when this process started: what would run is the text that was built, ` +
+        'not the file, and its checksum would be recorded for a text that never ran. Nothing of it was run. ' +
+        'Run the command again: it builds dist/ from the file as it is now.',
+    )
+  }
+  const checksums = new Map<string, string>()
+  for (const [name, sha256] of files) {
+    const recorded = built.get(name) ?? sha256
+    if (
+      recorded !== undefined &&
+      block.some((step) => step.name === name && step.direction === 'Up')
+    )
+      checksums.set(name, recorded)
+  }
+  return checksums
 }
 
 /** What a failed down outside a transaction left: see rollbackBackups and rollbackMarked. */

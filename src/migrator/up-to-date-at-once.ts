@@ -27,6 +27,25 @@ export interface MigrationManifest {
 /** The manifest's file: migration-manifest.json in dist/ (beside the folder of this module). */
 export const MIGRATION_MANIFEST_URL = new URL('../migration-manifest.json', import.meta.url)
 
+/**
+ * The manifest the build wrote beside the running code, or undefined where there is none (the
+ * code runs from src/, through tsx or vitest) or it cannot be read.
+ *
+ * @example
+ * ```ts
+ * const built = readMigrationManifest()?.migrations.find(({ name }) => name === '005_add_openrouter_integration')
+ * ```
+ */
+export function readMigrationManifest(
+  manifestUrl: URL = MIGRATION_MANIFEST_URL,
+): MigrationManifest | undefined {
+  try {
+    return JSON.parse(readFileSync(manifestUrl, 'utf8')) as MigrationManifest
+  } catch {
+    return undefined
+  }
+}
+
 // The history read as historyReadSql reads it (see there why it cannot run anyone's code), with
 // the checksum table, checked the same way, in the same one statement. No row where either is
 // not to be trusted: the full run then says why.
@@ -52,12 +71,8 @@ export async function upToDateAtOnce(
   connectionString: string,
   manifestUrl: URL = MIGRATION_MANIFEST_URL,
 ): Promise<boolean> {
-  let manifest: MigrationManifest
-  try {
-    manifest = JSON.parse(readFileSync(manifestUrl, 'utf8')) as MigrationManifest
-  } catch {
-    return false
-  }
+  const manifest = readMigrationManifest(manifestUrl)
+  if (!manifest) return false
   const expected = new Map(manifest.migrations.map(({ name, sha256 }) => [name, sha256]))
   const client = new pg.Client(serverClientConfig(connectionString))
   // An error after the answer (the server closing the socket) must not end the process.
