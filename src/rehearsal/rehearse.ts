@@ -238,8 +238,14 @@ async function openScratchDatabase(
   const dropScratch = () => scratch.drop()
   let sampler: LockSampler | undefined
   // Its sessions, all opened now and kept (no idle timeout): the role cannot open another later.
+  // The target's code runs there: the server ends a statement or an idle transaction after the
+  // client's bound, where the client alone would give up on the answer and leave it running
+  // (review revt F5).
+  const config = serverClientConfig(scratch.connectionString)
   const pool = new pg.Pool({
-    ...serverClientConfig(scratch.connectionString),
+    ...config,
+    statement_timeout: Number(config.query_timeout),
+    idle_in_transaction_session_timeout: Number(config.query_timeout),
     application_name: 'x402-jobs-db rehearsal',
     max: POOL_SESSIONS,
     idleTimeoutMillis: 0,
