@@ -1049,6 +1049,27 @@ describe.skipIf(skipReason)(
       })
     })
 
+    // Supabase apps set their own settings (set_config('request.jwt.claims', …)): a setting named
+    // in a plain string is not the search path, and widens nothing.
+    it('whose body sets a setting of its own with set_config, and holds the names of a lesser login’s functions outside its search path: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.extension() RETURNS text LANGUAGE sql AS $f$ SELECT 'x' $f$;
+            ALTER FUNCTION ${role}.extension() OWNER TO ${role}`
+          await plant(
+            db,
+            role,
+            `PERFORM pg_catalog.set_config('app.deleted_by', 'extension cleanup', true);
+             PERFORM set_config ( 'request.jwt.claims', '{}', true );`,
+            setUp,
+          )
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
     it('whose body calls unqualified a lesser login’s function of a schema on the session’s search path (public): 005’s down refuses, and never calls it', async () => {
       await withTestDatabase('postgres', async ({ db }) => {
         await withLoginRole(db, async (role) => {
