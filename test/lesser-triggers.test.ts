@@ -1070,6 +1070,36 @@ describe.skipIf(skipReason)(
       })
     })
 
+    // Supabase's event trigger functions (extensions.grant_pg_net_access()) set functions'
+    // search_path with ALTER FUNCTION: DDL, which changes no session's path.
+    it('beside an event trigger function that sets a function’s search_path (ALTER FUNCTION … SET), whose body holds the name of a lesser login’s function outside the path: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.search(text) RETURNS text LANGUAGE sql AS $f$ SELECT $1 $f$;
+            ALTER FUNCTION ${role}.search(text) OWNER TO ${role};
+            CREATE FUNCTION public.zz_nothing() RETURNS void LANGUAGE sql AS $f$ SELECT $f$;
+            CREATE FUNCTION public.zz_grant_access() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+              BEGIN
+                IF false THEN
+                  ALTER FUNCTION public.zz_nothing() SECURITY DEFINER;
+                  ALTER FUNCTION public.zz_nothing() SET search_path = public;
+                  ALTER FUNCTION public.zz_nothing() SET SCHEMA public;
+                END IF;
+              END $f$;
+            CREATE EVENT TRIGGER zz_issue_access ON ddl_command_end WHEN TAG IN ('CREATE EXTENSION')
+              EXECUTE FUNCTION public.zz_grant_access()`
+          await plant(db, role, `-- keeps the search index in step\n RAISE DEBUG 'deleted';`, setUp)
+          try {
+            await migrateDown(db, { allowDataLoss: true, env: {} })
+          } finally {
+            await sql.raw('DROP EVENT TRIGGER zz_issue_access').execute(db)
+          }
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
     it('whose body calls unqualified a lesser login’s function of a schema on the session’s search path (public): 005’s down refuses, and never calls it', async () => {
       await withTestDatabase('postgres', async ({ db }) => {
         await withLoginRole(db, async (role) => {

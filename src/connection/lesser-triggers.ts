@@ -207,8 +207,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   and the session's user) where it has one, else its caller's, else the session's at the check
  *   (`current_schemas(true)`) with the schemas a request runs with (REQUEST_PATH_SCHEMAS:
  *   measureAccess and the key rotation write as requests); pg_catalog always. A body that may
- *   change the path as it runs (it names `search_path`, calls `set_config` with anything but a
- *   plain string, or holds SET SCHEMA: setsPath) runs with every schema on it, and so does
+ *   change the path as it runs (SET search_path, RESET, set_config of it or of anything but a
+ *   plain string: setsPath) runs with every schema on it, and so does
  *   what it calls without a `SET search_path` of its own (review revu R3); and since a SET LOCAL
  *   outlasts the function, where any reached body does, the check runs again with every body's
  *   bare names resolving in any schema (`anywhere`, review revv V2, V3).
@@ -408,13 +408,18 @@ const WRITE_REGEX = `('(?<![[:alnum:]_$])(insert' || ${SPACE} || '+into|update|d
 
 /**
  * SQL: whether the body text `src` may change the search path it runs with (and that of what
- * runs after it in the transaction): it names search_path, holds SET [LOCAL|SESSION] SCHEMA, or
- * calls set_config with a first argument that is not a plain string (`E'search\137path'`,
- * `'search_' || 'path'`, a variable: review revv V3). A plain string that is not search_path is
- * a setting of the app's own (Supabase's `request.jwt.claims`), and changes no path.
+ * runs after it in the transaction): a statement (at the body's start, after `;`, BEGIN, THEN,
+ * ELSE, LOOP or DO, or at a string's start, as EXECUTE runs it) SET [LOCAL|SESSION]
+ * search_path or SCHEMA, or RESET search_path or ALL; or set_config of 'search_path', or of a
+ * first argument that is not a plain string (`E'search\137path'`, `'search_' || 'path'`, a
+ * variable: review revv V3). A plain string that is not search_path is a setting of the app's
+ * own (Supabase's `request.jwt.claims`); ALTER FUNCTION … SET search_path and ALTER … SET SCHEMA
+ * (Supabase's event trigger functions hold them) change no session's path.
  */
 function setsPath(src: string): string {
-  return `(${src} ~* ('search_path|(?<![[:alnum:]_$])set(' || ${SPACE} || '+(local|session))?' || ${SPACE} || '+schema(?![[:alnum:]_$])')
+  return `(${src} ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*(set(' || ${SPACE} || '+(local|session))?'
+                     || ${SPACE} || '+(search_path|schema)|reset' || ${SPACE} || '+(search_path|all))(?![[:alnum:]_$])')
+           OR ${src} ~* ('set_config' || ${SPACE} || '*[(]' || ${SPACE} || '*''search_path''')
            OR regexp_replace(${src}, 'set_config' || ${SPACE} || '*[(]' || ${SPACE} || '*''[^''' || repeat(chr(92), 2) || ']*''' || ${SPACE} || '*,', '', 'gi')
               ~* 'set_config')`
 }
