@@ -1156,6 +1156,28 @@ describe.skipIf(skipReason)(
           `${role}.audit`,
         ],
       ],
+      // Review revw B1: an INSERT computes the columns' defaults with the writer's power.
+      [
+        'inserts into an app table (in public) whose column default calls a lesser login’s function',
+        (role: string) => [
+          `INSERT INTO public.zz_audit_log (id) VALUES (OLD.id::text);`,
+          `CREATE FUNCTION ${role}.actor() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 'x'; END $f$;
+           ALTER FUNCTION ${role}.actor() OWNER TO ${role};
+           CREATE TABLE public.zz_audit_log (id text, actor text DEFAULT ${role}.actor())`,
+          `default of column actor on public.zz_audit_log calls ${role}.actor(), owned by ${role}`,
+        ],
+      ],
+      [
+        'inserts into a table outside the path whose column default calls a lesser login’s function',
+        (role: string) => [
+          `INSERT INTO zz_elsewhere.log (id) VALUES (OLD.id::text);`,
+          `CREATE FUNCTION ${role}.actor() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 'x'; END $f$;
+           ALTER FUNCTION ${role}.actor() OWNER TO ${role};
+           CREATE SCHEMA zz_elsewhere;
+           CREATE TABLE zz_elsewhere.log (id text, actor text DEFAULT ${role}.actor())`,
+          `default of column actor on zz_elsewhere.log calls ${role}.actor(), owned by ${role}`,
+        ],
+      ],
       // Review revv V1: comments are space between a statement's words and around the dot.
       [
         'writes a lesser login’s table with a block comment between INSERT and INTO',

@@ -259,6 +259,12 @@ BEGIN
             SELECT 'partition key', pt.partrelid, 'pg_class'::regclass, pt.partrelid, pt.partexprs::text, NULL
               FROM pg_partitioned_table pt
              WHERE pt.partrelid IN (SELECT a.relid FROM unnest(tables) AS t CROSS JOIN LATERAL pg_partition_ancestors(t) AS a)
+            UNION ALL
+            -- A reached body that inserts computes the written table's defaults with the writer's
+            -- power (review revw B1); the module's own writes insert into no app table.
+            SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
+              FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE ad.adrelid = ANY (written) AND a.attgenerated = ''
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -712,11 +718,11 @@ BEGIN
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),
-         (SELECT array_agg(DISTINCT b.oid) FROM body_writes b WHERE NOT b.oid = ANY (coalesce(tables, '{}'))),
+         (SELECT array_agg(DISTINCT b.oid) FROM body_writes b WHERE NOT b.oid = ANY (written)),
          (SELECT string_agg(DISTINCT format('%s (%s by %s)', b.oid::regclass,
                                             CASE (SELECT c.relkind FROM pg_class c WHERE c.oid = b.oid) WHEN 'v' THEN 'named' ELSE 'written' END,
                                             b.fn::regprocedure), ', ')
-            FROM body_writes b WHERE NOT b.oid = ANY (coalesce(tables, '{}'))),
+            FROM body_writes b WHERE NOT b.oid = ANY (written)),
          coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
     INTO found, when_code, rls_code, more, more_by, sets
     FROM (SELECT DISTINCT * FROM (
@@ -748,9 +754,9 @@ BEGIN
     UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
     -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
-    -- by name is in pg_depend, an operator's by its function. Not defaults, but with schemas
-    -- (the migrations insert into no app table; Supabase's often call auth.uid()), nor policies
-    -- (refused above where they would run).
+    -- by name is in pg_depend, an operator's by its function. Defaults only with schemas and
+    -- of the tables reached bodies write (the migrations insert into no app table; Supabase's
+    -- often call auth.uid()); not policies (refused above where they would run).
     SELECT 2, format('%s on %s calls %s', attached.what, attached.tbl::regclass, code.what), false
       FROM attached
       JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
@@ -922,7 +928,7 @@ BEGIN
         'that writes, and hide rows from the write. Run the command as a role that bypasses row level security '
         '(BYPASSRLS), as Supabase''s postgres and service_role do; a rule on these tables must not read a table with row '
         'level security through a view, whose owner''s row level security then applies.' ELSE '' END ||
-      CASE WHEN concat_ws(', ', written_by, more_by) <> '' THEN ' Code that the writes run writes tables besides: '
+      CASE WHEN concat_ws(', ', written_by, more_by) <> '' THEN ' Code that the writes run also writes: '
         || concat_ws(', ', written_by, more_by) || '. Where such a table and its code are not yours (a platform''s, such as Supabase''s storage), '
         'leave its owner as it is: have the owner of the function that writes it take that write out (the app can '
         'make it through the platform''s API).' ELSE '' END,
