@@ -623,37 +623,56 @@ BEGIN
              GROUP BY p.oid
   ),
   all_schemas(path) AS (SELECT array_agg(n.nspname) FROM pg_namespace n),
-  body_calls(what, caller, fn, path, how) AS (
-            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn,
-                   coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
+  -- The names a body could name, lower case, each once: a body's words are joined to them, where
+  -- a search of each body for each name took a pass over the catalog per body (review revw, cost);
+  -- odd names (other characters than a to z, digits, _ and $) are searched for in the text.
+  named_functions AS MATERIALIZED (
+            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_$]' AS odd
+              FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace WHERE q.oid >= 16384
+  ),
+  named_relations AS MATERIALIZED (
+            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_$]' AS odd
+              FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
+  ),
+  -- Each function reached, with the path it runs with, walked once (what reaches it is joined
+  -- after, from body_edges: review revw, cost).
+  body_nodes(fn, path) AS (
+            SELECT DISTINCT r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
                             CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
-                                 ELSE session_path || ARRAY['public', 'extensions']::name[] END),
-                   NULL::text COLLATE "C"
+                                 ELSE session_path || ARRAY['public', 'extensions']::name[] END)
               FROM reached_functions r WHERE r.fn >= 16384
             UNION
-            SELECT w.what, p.oid, called.fn,
+            SELECT called.fn, called.path FROM body_nodes w CROSS JOIN LATERAL (SELECT called.fn,
                    coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn),
-                            CASE WHEN sets_path.anywhere THEN (SELECT a.path FROM all_schemas a) ELSE w.path END),
+                            CASE WHEN sets_path.anywhere THEN (SELECT a.path FROM all_schemas a) ELSE w.path END) AS path,
                    called.how
-              FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
+              FROM pg_proc p
              -- A body that changes its path as it runs (SET LOCAL search_path, set_config(…)): its bare
              -- names, and those of what it calls without a path of its own, resolve in any schema
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
+             -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
+             -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
            OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere) AS sets_path
-             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src) AS b
+              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+                 FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
+                              lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
+                       OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (
-               SELECT q.oid AS fn, 'names' COLLATE "C" AS how FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
-                WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
-                  AND q.oid >= 16384
-                  AND strpos(lower(p.prosrc), lower(q.proname)) > 0
-                  AND (((sets_path.anywhere OR qn.nspname = ANY (w.path))
+               SELECT q.oid AS fn, 'names' COLLATE "C" AS how
+                 FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
+                       UNION ALL
+                       SELECT q.* FROM named_functions q WHERE q.odd AND strpos(b.lsrc, q.lname) > 0
+                       OFFSET 0) AS q
+                WHERE p.prosqlbody IS NULL
+                  AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
                         AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
-                       OR (strpos(lower(p.prosrc), lower(qn.nspname)) > 0
-                           AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(qn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                       OR (strpos(b.lsrc, lower(q.nspname)) > 0
+                           AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                             || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
                UNION ALL
                SELECT CASE d.refclassid
@@ -663,44 +682,122 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
-               -- The triggers of a relation it writes, outside the scope, are followed in the same
-               -- pass, so that a chain of them costs one pass, not one per link (review revv V6);
-               -- the rest of such a relation's code is checked on the next, with it in scope.
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
-                 FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
+                 FROM (SELECT c.oid
+                 FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
+                       UNION ALL
+                       SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
+                       OFFSET 0) AS c
+                WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                   OR (strpos(b.lsrc, lower(c.nspname)) > 0
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                        || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE p.prolang IN (SELECT oid FROM opaque_languages) AND NOT c.oid = ANY (coalesce(tables, '{}'))
-                  AND c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
-                  AND strpos(lower(b.src), lower(c.relname)) > 0
-                  AND (((sets_path.anywhere OR cn.nspname = ANY (w.path))
-                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
-  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                       || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
-                       OR (strpos(lower(b.src), lower(cn.nspname)) > 0
-                           AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
-  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                          || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(cn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                          || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
-             WHERE called.fn >= 16384 AND called.fn <> p.oid
+             WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
+               AND called.fn >= 16384 AND called.fn <> p.oid
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
                AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
-                                WHERE q.oid = called.fn)
+                                WHERE q.oid = called.fn)) AS called
+  ),
+  body_edges(caller, caller_path, fn, path, how) AS MATERIALIZED (
+            SELECT w.fn, w.path, called.fn, called.path, called.how
+              FROM body_nodes w CROSS JOIN LATERAL (SELECT called.fn,
+                   coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn),
+                            CASE WHEN sets_path.anywhere THEN (SELECT a.path FROM all_schemas a) ELSE w.path END) AS path,
+                   called.how
+              FROM pg_proc p
+             -- A body that changes its path as it runs (SET LOCAL search_path, set_config(…)): its bare
+             -- names, and those of what it calls without a path of its own, resolve in any schema
+             -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
+             -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
+             -- pushed down into the scan of every candidate name.
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
+           OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+                 FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
+                              lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
+                       OFFSET 0) AS t) AS b
+             CROSS JOIN LATERAL (
+               SELECT q.oid AS fn, 'names' COLLATE "C" AS how
+                 FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
+                       UNION ALL
+                       SELECT q.* FROM named_functions q WHERE q.odd AND strpos(b.lsrc, q.lname) > 0
+                       OFFSET 0) AS q
+                WHERE p.prosqlbody IS NULL
+                  AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                       OR (strpos(b.lsrc, lower(q.nspname)) > 0
+                           AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+               UNION ALL
+               SELECT CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END, 'names' FROM pg_depend d
+                WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                  AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+               UNION ALL
+               SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
+                 FROM (SELECT c.oid
+                 FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
+                       UNION ALL
+                       SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
+                       OFFSET 0) AS c
+                WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                   OR (strpos(b.lsrc, lower(c.nspname)) > 0
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                        || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                 JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
+             ) AS called
+             WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
+               AND called.fn >= 16384 AND called.fn <> p.oid
+               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
+               AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+                                WHERE q.oid = called.fn)) AS called
+  ),
+  body_calls(what, caller, fn, path, how) AS (
+            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
+                            CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
+                                 ELSE session_path || ARRAY['public', 'extensions']::name[] END), NULL::text COLLATE "C"
+              FROM reached_functions r WHERE r.fn >= 16384
+            UNION
+            SELECT w.what, e.caller, e.fn, e.path, e.how
+              FROM body_calls w JOIN body_edges e ON e.caller = w.fn AND e.caller_path = w.path
   ),
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT b.fn, b.src, (b.src ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR b.src ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
            OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* 'set_config') AS sets_path, b.src ~* 'u&"' AS unicode_names
-              FROM (SELECT p.oid AS fn, CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src
-                      FROM pg_proc p
-                     WHERE p.oid IN (SELECT w.fn FROM body_calls w) AND p.prolang IN (SELECT oid FROM opaque_languages)
-                       AND p.proowner NOT IN (SELECT oid FROM lesser_roles)) AS b
+              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+                 FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
+                              lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
+                       OFFSET 0) AS t) AS b
+             WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
+               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
   ),
   -- The relations a trusted reached body writes (review revu R1), or reads where it is a view
   -- (its query runs as the reader): named after INSERT INTO, UPDATE, DELETE FROM, MERGE INTO,
@@ -710,21 +807,23 @@ BEGIN
   -- printed: what it only reads runs nothing of its owner's (review revv V4).
   body_writes(oid, fn) AS (
             SELECT c.oid, b.fn
-              FROM (SELECT DISTINCT w.fn, w.path FROM body_calls w) AS w JOIN reached_bodies b ON b.fn = w.fn
-             CROSS JOIN pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
-             WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
-                  AND strpos(lower(b.src), lower(c.relname)) > 0
-                  AND (((b.sets_path OR cn.nspname = ANY (w.path))
-                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
+             CROSS JOIN LATERAL (SELECT c.oid
+                 FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
+                       UNION ALL
+                       SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
+                       OFFSET 0) AS c
+                WHERE ((b.sets_path OR c.nspname = ANY (w.path))
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                       || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
-                       OR (strpos(lower(b.src), lower(cn.nspname)) > 0
-                           AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                   OR (strpos(b.lsrc, lower(c.nspname)) > 0
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                          || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(cn.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                          || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                        || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),

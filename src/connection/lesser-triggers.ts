@@ -214,7 +214,7 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   bare names resolving in any schema (`anywhere`, review revv V2, V3).
  * So Supabase's storage.search() or storage.extension() (its supabase_storage_admin login's) is
  * not taken as called by a body that holds the word `search` (review revs S2 refined).
- * A relation such a body writes (writesSql: named after INSERT INTO, UPDATE, DELETE FROM, MERGE
+ * A relation such a body writes (writtenSql: named after INSERT INTO, UPDATE, DELETE FROM, MERGE
  * INTO, COPY, REFRESH MATERIALIZED VIEW or TRUNCATE, by the same rule, comments counting as space;
  * a BEGIN ATOMIC body read as PostgreSQL prints it, so that what it only reads does not count;
  * a view wherever it is named, as its query runs as the reader) fires its triggers and rules with
@@ -293,61 +293,48 @@ function bodyCallsSql(schemas: string | undefined): string {
              GROUP BY p.oid
   ),
   all_schemas(path) AS (SELECT array_agg(n.nspname) FROM pg_namespace n),
-  body_calls(what, caller, fn, path, how) AS (
-            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn,
-                   coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
+  -- The names a body could name, lower case, each once: a body's words are joined to them, where
+  -- a search of each body for each name took a pass over the catalog per body (review revw, cost);
+  -- odd names (other characters than a to z, digits, _ and $) are searched for in the text.
+  named_functions AS MATERIALIZED (
+            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_$]' AS odd
+              FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace WHERE q.oid >= ${FIRST_NORMAL_OBJECT_ID}
+  ),
+  named_relations AS MATERIALIZED (
+            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_$]' AS odd
+              FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= ${FIRST_NORMAL_OBJECT_ID}
+  ),
+  -- Each function reached, with the path it runs with, walked once (what reaches it is joined
+  -- after, from body_edges: review revw, cost).
+  body_nodes(fn, path) AS (
+            SELECT DISTINCT r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
                             CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
-                                 ELSE session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[] END),
-                   NULL::text COLLATE "C"
+                                 ELSE session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[] END)
               FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
             UNION
-            SELECT w.what, p.oid, called.fn,
-                   coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn),
-                            CASE WHEN sets_path.anywhere THEN (SELECT a.path FROM all_schemas a) ELSE w.path END),
-                   called.how
-              FROM body_calls w JOIN pg_proc p ON p.oid = w.fn
-             -- A body that changes its path as it runs (SET LOCAL search_path, set_config(…)): its bare
-             -- names, and those of what it calls without a path of its own, resolve in any schema
-             -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ${setsPath('p.prosrc')} AS anywhere) AS sets_path
-             CROSS JOIN LATERAL (SELECT ${BODY_TEXT} AS src) AS b
-             CROSS JOIN LATERAL (
-               SELECT q.oid AS fn, 'names' COLLATE "C" AS how FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace
-                WHERE p.prosqlbody IS NULL AND p.prolang IN (SELECT oid FROM opaque_languages)
-                  AND q.oid >= ${FIRST_NORMAL_OBJECT_ID}
-                  AND strpos(lower(p.prosrc), lower(q.proname)) > 0
-                  AND (((sets_path.anywhere OR qn.nspname = ANY (w.path))
-                        AND p.prosrc ~* (${NAME_START} || ${nameRegex('q.proname')} || ${NAME_END}))
-                       OR (strpos(lower(p.prosrc), lower(qn.nspname)) > 0
-                           AND p.prosrc ~* (${NAME_START} || ${nameRegex('qn.nspname')} || ${DOT}
-                                            || ${nameRegex('q.proname')} || ${NAME_END})))
-               UNION ALL
-               SELECT ${calledFunction('d')}, 'names' FROM pg_depend d
-                WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                  AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
-               UNION ALL
-               -- The triggers of a relation it writes, outside the scope, are followed in the same
-               -- pass, so that a chain of them costs one pass, not one per link (review revv V6);
-               -- the rest of such a relation's code is checked on the next, with it in scope.
-               SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
-                 FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
-                 JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE p.prolang IN (SELECT oid FROM opaque_languages) AND NOT c.oid = ANY (coalesce(tables, '{}'))
-                  AND ${writesSql('b.src', 'w.path', 'sets_path.anywhere')}
-             ) AS called
-             WHERE called.fn >= ${FIRST_NORMAL_OBJECT_ID} AND called.fn <> p.oid
-               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
-               AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
-                                WHERE q.oid = called.fn)
+            SELECT called.fn, called.path FROM body_nodes w CROSS JOIN LATERAL (${calleesSql('w')}) AS called
+  ),
+  body_edges(caller, caller_path, fn, path, how) AS MATERIALIZED (
+            SELECT w.fn, w.path, called.fn, called.path, called.how
+              FROM body_nodes w CROSS JOIN LATERAL (${calleesSql('w')}) AS called
+  ),
+  body_calls(what, caller, fn, path, how) AS (
+            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
+                            CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
+                                 ELSE session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[] END), NULL::text COLLATE "C"
+              FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
+            UNION
+            SELECT w.what, e.caller, e.fn, e.path, e.how
+              FROM body_calls w JOIN body_edges e ON e.caller = w.fn AND e.caller_path = w.path
   ),
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT b.fn, b.src, ${setsPath('b.src')} AS sets_path, b.src ~* 'u&"' AS unicode_names
-              FROM (SELECT p.oid AS fn, ${BODY_TEXT} AS src
-                      FROM pg_proc p
-                     WHERE p.oid IN (SELECT w.fn FROM body_calls w) AND p.prolang IN (SELECT oid FROM opaque_languages)
-                       AND p.proowner NOT IN (SELECT oid FROM lesser_roles)) AS b
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, ${setsPath('b.src')} AS sets_path, b.src ~* 'u&"' AS unicode_names
+              FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
+             WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
+               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
   ),
   -- The relations a trusted reached body writes (review revu R1), or reads where it is a view
   -- (its query runs as the reader): named after INSERT INTO, UPDATE, DELETE FROM, MERGE INTO,
@@ -357,30 +344,91 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- printed: what it only reads runs nothing of its owner's (review revv V4).
   body_writes(oid, fn) AS (
             SELECT c.oid, b.fn
-              FROM (SELECT DISTINCT w.fn, w.path FROM body_calls w) AS w JOIN reached_bodies b ON b.fn = w.fn
-             CROSS JOIN pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
-             WHERE ${writesSql('b.src', 'w.path', 'b.sets_path')}
+              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
+             CROSS JOIN LATERAL (${writtenSql('b', 'w.path', 'b.sets_path')}) AS c
   )`
 }
 
-/** SQL: a function `p`'s body as text: an opaque body's source; a BEGIN ATOMIC body as printed. */
-const BODY_TEXT = `CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END`
+/**
+ * SQL (a subquery, LATERAL to a row `node` of body_nodes: fn, path): each function the body of
+ * `node.fn` reaches, with the path it runs with and how (see bodyCallsSql): the functions its
+ * opaque body names, those its BEGIN ATOMIC body depends on, and the triggers of the relations
+ * it writes outside the scope (followed in the same walk, so that a chain of them costs no pass
+ * per link: review revv V6; the rest of such a relation's code is checked on the next pass, with
+ * it in scope). None from a body of a lesser role (refused itself), nor Supabase's auth functions.
+ */
+function calleesSql(node: string): string {
+  return `SELECT called.fn,
+                   coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn),
+                            CASE WHEN sets_path.anywhere THEN (SELECT a.path FROM all_schemas a) ELSE ${node}.path END) AS path,
+                   called.how
+              FROM pg_proc p
+             -- A body that changes its path as it runs (SET LOCAL search_path, set_config(…)): its bare
+             -- names, and those of what it calls without a path of its own, resolve in any schema
+             -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
+             -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
+             -- pushed down into the scan of every candidate name.
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ${setsPath('p.prosrc')} AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
+             CROSS JOIN LATERAL (
+               SELECT q.oid AS fn, 'names' COLLATE "C" AS how
+                 FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
+                       UNION ALL
+                       SELECT q.* FROM named_functions q WHERE q.odd AND strpos(b.lsrc, q.lname) > 0
+                       OFFSET 0) AS q
+                WHERE p.prosqlbody IS NULL
+                  AND (((sets_path.anywhere OR q.nspname = ANY (${node}.path))
+                        AND p.prosrc ~* (${NAME_START} || ${nameRegex('q.proname')} || ${NAME_END}))
+                       OR (strpos(b.lsrc, lower(q.nspname)) > 0
+                           AND p.prosrc ~* (${NAME_START} || ${nameRegex('q.nspname')} || ${DOT}
+                                            || ${nameRegex('q.proname')} || ${NAME_END})))
+               UNION ALL
+               SELECT ${calledFunction('d')}, 'names' FROM pg_depend d
+                WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                  AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
+               UNION ALL
+               SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
+                 FROM (${writtenSql('b', `${node}.path`, 'sets_path.anywhere')}) AS c
+                 JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
+             ) AS called
+             WHERE p.oid = ${node}.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
+               AND called.fn >= ${FIRST_NORMAL_OBJECT_ID} AND called.fn <> p.oid
+               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
+               AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+                                WHERE q.oid = called.fn)`
+}
 
 /**
- * SQL: whether the body text `src`, run with the search path `path` (or with any, where
- * `anywhere`), writes relation `c` (of schema `cn`), or names it where it is a view (see body_writes).
- * The one rule of what a body writes, for both its uses.
+ * SQL (a subquery, LATERAL to a pg_proc row `p`): its body as text (an opaque body's source; a
+ * BEGIN ATOMIC body as PostgreSQL prints it), in lower case, and its words in lower case, each
+ * once; computed once per row (OFFSET 0 keeps the planner from computing them per use).
  */
-function writesSql(src: string, path: string, anywhere: string): string {
-  return `c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= ${FIRST_NORMAL_OBJECT_ID}
-                  AND strpos(lower(${src}), lower(c.relname)) > 0
-                  AND (((${anywhere} OR cn.nspname = ANY (${path}))
-                        AND ${src} ~* (CASE WHEN c.relkind = 'v' THEN ${NAME_START} ELSE ${WRITE_REGEX} END
-                                       || ${nameRegex('c.relname')} || ${NAME_END}))
-                       OR (strpos(lower(${src}), lower(cn.nspname)) > 0
-                           AND ${src} ~* (CASE WHEN c.relkind = 'v' THEN ${NAME_START} ELSE ${WRITE_REGEX} END
-                                          || ${DATABASE_PART} || ${nameRegex('cn.nspname')} || ${DOT}
-                                          || ${nameRegex('c.relname')} || ${NAME_END})))`
+function bodyWordsSql(p: string): string {
+  return `SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+                 FROM (SELECT CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END AS src,
+                              lower(CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END) AS lsrc
+                       OFFSET 0) AS t`
+}
+
+/**
+ * SQL (a subquery, LATERAL to `b`, a row of {@link bodyWordsSql}): the relations (named_relations)
+ * that the body text writes, run with the search path `path` (or with any, where `anywhere`), or
+ * names where it is a view (see body_writes). The one rule of what a body writes, for both its uses.
+ */
+function writtenSql(b: string, path: string, anywhere: string): string {
+  return `SELECT c.oid
+                 FROM (SELECT c.* FROM unnest(${b}.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
+                       UNION ALL
+                       SELECT c.* FROM named_relations c WHERE c.odd AND strpos(${b}.lsrc, c.lname) > 0
+                       OFFSET 0) AS c
+                WHERE ((${anywhere} OR c.nspname = ANY (${path}))
+                       AND ${b}.src ~* (CASE WHEN c.relkind = 'v' THEN ${NAME_START} ELSE ${WRITE_REGEX} END
+                                        || ${nameRegex('c.relname')} || ${NAME_END}))
+                   OR (strpos(${b}.lsrc, lower(c.nspname)) > 0
+                       AND ${b}.src ~* (CASE WHEN c.relkind = 'v' THEN ${NAME_START} ELSE ${WRITE_REGEX} END
+                                        || ${DATABASE_PART} || ${nameRegex('c.nspname')} || ${DOT}
+                                        || ${nameRegex('c.relname')} || ${NAME_END}))`
 }
 
 /** SQL: a regular expression (for `~*`) of what SQL takes as space: white space, and comments. */
