@@ -1288,6 +1288,10 @@ describe.skipIf(skipReason)(
           expect(String((error as Error).message)).toContain(
             `trigger zz_later on public.x402_resources reaches public.zz_later(), whose body names ${role}.helper(), owned by ${role}`,
           )
+          // Review revw O1: the message says which body widened the names.
+          expect(String((error as Error).message)).toContain(
+            'in any schema, since public.zz_audit() may change the search path as it runs',
+          )
           expect(await isSuperuser(db, role)).toBe(false)
           expect(await applied(db)).toContain(MIGRATION_005)
         })
@@ -1326,6 +1330,8 @@ describe.skipIf(skipReason)(
           const message = String((error as Error).message)
           expect(message).toContain(`${role}.audit (written by public.zz_audit())`)
           expect(message).toContain('leave its owner as it is')
+          // Review revw O1: never advise taking a platform's code.
+          expect(message).toContain("never a platform's")
           expect(await isSuperuser(db, role)).toBe(false)
           expect(await applied(db)).toContain(MIGRATION_005)
         })

@@ -180,6 +180,8 @@ DECLARE
   -- names resolve in any schema (bodyCallsSql).
   anywhere pg_catalog.bool := false;
   sets pg_catalog.bool;
+  -- The bodies that may change the path, for the message.
+  path_by pg_catalog.text;
   found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
@@ -833,8 +835,9 @@ BEGIN
                                             CASE (SELECT c.relkind FROM pg_class c WHERE c.oid = b.oid) WHEN 'v' THEN 'named' ELSE 'written' END,
                                             b.fn::regprocedure), ', ')
             FROM body_writes b WHERE NOT b.oid = ANY (written)),
-         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
-    INTO found, when_code, rls_code, more, more_by, sets
+         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false),
+         (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
+    INTO found, when_code, rls_code, more, more_by, sets, path_by
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -1023,7 +1026,8 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
       'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
-      'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
+      'Find out who made each; where it is your own (never a platform''s: the objects of Supabase''s auth, storage, '
+      'realtime, supabase_functions and extensions keep their owners), give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
       'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
       'a role that should not have it, and the right to create objects in the module''s schemas x402_backup and '
       'x402_migrations from every role that cannot act as you (the REVOKE CREATE ON SCHEMA named with each); or run '
@@ -1041,7 +1045,10 @@ BEGIN
       CASE WHEN concat_ws(', ', written_by, more_by) <> '' THEN ' Code that the writes run also writes: '
         || concat_ws(', ', written_by, more_by) || '. Where such a table and its code are not yours (a platform''s, such as Supabase''s storage), '
         'leave its owner as it is: have the owner of the function that writes it take that write out (the app can '
-        'make it through the platform''s API).' ELSE '' END,
+        'make it through the platform''s API).' ELSE '' END ||
+      CASE WHEN anywhere AND path_by IS NOT NULL THEN ' Bare names were matched in any schema, since ' || path_by
+        || ' may change the search path as it runs (SET search_path, set_config), and the path then stays for the '
+        'rest of the transaction: give such a function a SET search_path of its own instead.' ELSE '' END,
       session_user);
   END IF;
   -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
@@ -1917,6 +1924,8 @@ DECLARE
   -- names resolve in any schema (bodyCallsSql).
   anywhere pg_catalog.bool := false;
   sets pg_catalog.bool;
+  -- The bodies that may change the path, for the message.
+  path_by pg_catalog.text;
   found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
@@ -2570,8 +2579,9 @@ BEGIN
                                             CASE (SELECT c.relkind FROM pg_class c WHERE c.oid = b.oid) WHEN 'v' THEN 'named' ELSE 'written' END,
                                             b.fn::regprocedure), ', ')
             FROM body_writes b WHERE NOT b.oid = ANY (written)),
-         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
-    INTO found, when_code, rls_code, more, more_by, sets
+         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false),
+         (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
+    INTO found, when_code, rls_code, more, more_by, sets, path_by
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -2760,7 +2770,8 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
       'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
-      'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
+      'Find out who made each; where it is your own (never a platform''s: the objects of Supabase''s auth, storage, '
+      'realtime, supabase_functions and extensions keep their owners), give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
       'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
       'a role that should not have it, and the right to create objects in the module''s schemas x402_backup and '
       'x402_migrations from every role that cannot act as you (the REVOKE CREATE ON SCHEMA named with each); or run '
@@ -2778,7 +2789,10 @@ BEGIN
       CASE WHEN concat_ws(', ', written_by, more_by) <> '' THEN ' Code that the writes run also writes: '
         || concat_ws(', ', written_by, more_by) || '. Where such a table and its code are not yours (a platform''s, such as Supabase''s storage), '
         'leave its owner as it is: have the owner of the function that writes it take that write out (the app can '
-        'make it through the platform''s API).' ELSE '' END,
+        'make it through the platform''s API).' ELSE '' END ||
+      CASE WHEN anywhere AND path_by IS NOT NULL THEN ' Bare names were matched in any schema, since ' || path_by
+        || ' may change the search path as it runs (SET search_path, set_config), and the path then stays for the '
+        'rest of the transaction: give such a function a SET search_path of its own instead.' ELSE '' END,
       session_user);
   END IF;
   -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
@@ -3187,6 +3201,8 @@ DECLARE
   -- names resolve in any schema (bodyCallsSql).
   anywhere pg_catalog.bool := false;
   sets pg_catalog.bool;
+  -- The bodies that may change the path, for the message.
+  path_by pg_catalog.text;
   found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
@@ -3840,8 +3856,9 @@ BEGIN
                                             CASE (SELECT c.relkind FROM pg_class c WHERE c.oid = b.oid) WHEN 'v' THEN 'named' ELSE 'written' END,
                                             b.fn::regprocedure), ', ')
             FROM body_writes b WHERE NOT b.oid = ANY (written)),
-         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
-    INTO found, when_code, rls_code, more, more_by, sets
+         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false),
+         (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
+    INTO found, when_code, rls_code, more, more_by, sets, path_by
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -4030,7 +4047,8 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
       'with its power, drop the backups a down makes, or add tables where the module reads its own: %s. Nothing was changed.%s '
-      'Find out who made each; where it is your own, give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
+      'Find out who made each; where it is your own (never a platform''s: the objects of Supabase''s auth, storage, '
+      'realtime, supabase_functions and extensions keep their owners), give it to a role that can act as %s (ALTER FUNCTION, ALTER TABLE '
       'or ALTER SCHEMA … OWNER TO); revoke the right to create schemas in the database (REVOKE CREATE ON DATABASE) from '
       'a role that should not have it, and the right to create objects in the module''s schemas x402_backup and '
       'x402_migrations from every role that cannot act as you (the REVOKE CREATE ON SCHEMA named with each); or run '
@@ -4048,7 +4066,10 @@ BEGIN
       CASE WHEN concat_ws(', ', written_by, more_by) <> '' THEN ' Code that the writes run also writes: '
         || concat_ws(', ', written_by, more_by) || '. Where such a table and its code are not yours (a platform''s, such as Supabase''s storage), '
         'leave its owner as it is: have the owner of the function that writes it take that write out (the app can '
-        'make it through the platform''s API).' ELSE '' END,
+        'make it through the platform''s API).' ELSE '' END ||
+      CASE WHEN anywhere AND path_by IS NOT NULL THEN ' Bare names were matched in any schema, since ' || path_by
+        || ' may change the search path as it runs (SET search_path, set_config), and the path then stays for the '
+        'rest of the transaction: give such a function a SET search_path of its own instead.' ELSE '' END,
       session_user);
   END IF;
   -- Put back only where nothing was found: the message is made with pg_catalog first on the path,
