@@ -883,6 +883,74 @@ const LESSER_AUDIT = (role: string) => `CREATE TABLE ${role}.audit (id text);
   ALTER TABLE ${role}.audit OWNER TO ${role};
   CREATE TRIGGER zz_evil BEFORE INSERT OR UPDATE OR DELETE ON ${role}.audit FOR EACH STATEMENT EXECUTE FUNCTION ${role}.zz_evil()`
 
+// Review revw O2: Supabase's Database Webhooks are triggers that call
+// supabase_functions.http_request(), which its supabase_functions_admin login owns, in a schema
+// the platform's superuser owns, SECURITY DEFINER with a search_path of its own: it runs as its
+// owner, not with the writer's power, and refusing it refused every down of a project with one.
+describe.skipIf(skipReason)('a Supabase Database Webhook on a table a down writes', () => {
+  /** Supabase's webhook function as the platform makes it, owned by `role`; `definer` as there. */
+  async function webhook(db: Kysely<any>, role: string, schemaOwner: string, definer: boolean) {
+    await migrateTo(db, MIGRATION_005, { env: {} })
+    await createResource(db, {
+      resource_type: 'openrouter_instant',
+      openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+      openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+    })
+    await sql
+      .raw(
+        `CREATE SCHEMA supabase_functions AUTHORIZATION ${schemaOwner};
+         GRANT ALL ON SCHEMA supabase_functions TO ${role};
+         CREATE TABLE supabase_functions.hooks (id bigserial PRIMARY KEY, hook_name text, ran_as text);
+         ALTER TABLE supabase_functions.hooks OWNER TO ${role};
+         CREATE FUNCTION supabase_functions.http_request() RETURNS trigger LANGUAGE plpgsql
+           ${definer ? 'SECURITY DEFINER SET search_path = supabase_functions' : ''} AS $f$
+           BEGIN
+             ${escalate(role)}
+             INSERT INTO supabase_functions.hooks (hook_name, ran_as) VALUES (TG_NAME, current_user);
+             RETURN OLD;
+           END $f$;
+         ALTER FUNCTION supabase_functions.http_request() OWNER TO ${role};
+         CREATE TRIGGER zz_webhook AFTER DELETE ON public.x402_resources
+           FOR EACH ROW EXECUTE FUNCTION supabase_functions.http_request('https://example.test/hook', 'POST', '{}', '{}', '1000')`,
+      )
+      .execute(db)
+  }
+
+  it('as Supabase makes it: 005’s down runs, and the webhook runs as its owner', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        await webhook(db, role, 'CURRENT_USER', true)
+        await migrateDown(db, { allowDataLoss: true, env: {} })
+        expect(await applied(db)).not.toContain(MIGRATION_005)
+        const { rows } = await sql<{
+          ran_as: string
+        }>`SELECT DISTINCT ran_as FROM supabase_functions.hooks`.execute(db)
+        expect(rows).toEqual([{ ran_as: role }])
+        expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
+
+  it.each([
+    ['not SECURITY DEFINER', true, false],
+    ['in a schema the login owns', false, true],
+  ])('%s: 005’s down refuses, and never calls it', async (_case, superuserSchema, definer) => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        await webhook(db, role, superuserSchema ? 'CURRENT_USER' : role, definer)
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (e: unknown) => e,
+        )
+        expect(String((error as Error).message)).toContain(
+          `calls supabase_functions.http_request(), owned by ${role}`,
+        )
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(await applied(db)).toContain(MIGRATION_005)
+      })
+    })
+  })
+})
+
 describe.skipIf(skipReason)(
   'a trusted trigger function whose body names a lesser login’s function',
   () => {

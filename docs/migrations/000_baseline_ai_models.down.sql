@@ -607,6 +607,18 @@ BEGIN
               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'users' AND c.relkind IN ('r', 'p')
              WHERE n.nspname = 'auth' AND c.relowner = n.nspowner
   ),
+  -- Supabase's Database Webhooks: triggers calling supabase_functions.http_request(), of the
+  -- login that owns supabase_functions.hooks, in a schema a superuser owns (no lesser login can
+  -- make one), SECURITY DEFINER with a search_path of its own: it runs as its owner, not with
+  -- the writer's power, and is the platform's, as auth's functions are (review revw O2).
+  platform_webhooks(fn) AS (
+            SELECT p.oid FROM pg_proc p
+              JOIN pg_namespace n ON n.oid = p.pronamespace
+              JOIN pg_roles o ON o.oid = n.nspowner AND o.rolsuper
+              JOIN pg_class h ON h.relnamespace = n.oid AND h.relname = 'hooks' AND h.relkind = 'r' AND h.relowner = p.proowner
+             WHERE n.nspname = 'supabase_functions' AND p.proname = 'http_request' AND p.prosecdef
+               AND EXISTS (SELECT FROM unnest(p.proconfig) AS c(setting) WHERE left(c.setting, 12) = 'search_path=')
+  ),
   opaque_languages AS (
             SELECT l.oid FROM pg_language l WHERE l.lanname NOT IN ('internal', 'c')
   ),
@@ -903,6 +915,7 @@ BEGIN
          JOIN pg_operator o ON o.oid = ao.amopopr
          JOIN pg_proc p ON p.oid = o.oprcode
         WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
+     WHERE NOT (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (SELECT w.fn FROM platform_webhooks w))
     UNION ALL
     -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
     -- second form) or a type named as text (pg_input_is_valid runs its input function and a
