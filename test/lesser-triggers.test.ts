@@ -1048,6 +1048,14 @@ describe.skipIf(skipReason)(
           '',
         ],
       ],
+      // Review revx V3: the schema-per-tenant pattern, a SET built with format() and run by EXECUTE.
+      [
+        'sets its search_path through EXECUTE format() of a dollar-quoted string, and calls it unqualified',
+        (role: string) => [
+          `EXECUTE format($q$SET LOCAL search_path TO %I, public$q$, '${role}'); PERFORM helper();`,
+          '',
+        ],
+      ],
       // Review revv V3: the setting's name spelled so that no plain string holds it.
       [
         'sets its search_path through set_config with an escaped name, and calls it unqualified',
@@ -1246,6 +1254,41 @@ describe.skipIf(skipReason)(
           `default of column actor on zz_elsewhere.log calls ${role}.actor(), owned by ${role}`,
         ],
       ],
+      // Review revx V1, V2: an INSERT through a view, or a rule's, fills the table's defaults.
+      [
+        'inserts through a view into a table whose column default calls a lesser login’s function',
+        (role: string) => [
+          `INSERT INTO zz_elsewhere.recent (id) VALUES (OLD.id::text);`,
+          `CREATE FUNCTION ${role}.actor() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 'x'; END $f$;
+           ALTER FUNCTION ${role}.actor() OWNER TO ${role};
+           CREATE SCHEMA zz_elsewhere;
+           CREATE TABLE zz_elsewhere.events (id text, actor text DEFAULT ${role}.actor());
+           CREATE VIEW zz_elsewhere.recent AS SELECT id FROM zz_elsewhere.events`,
+          `default of column actor on zz_elsewhere.events calls ${role}.actor(), owned by ${role}`,
+        ],
+      ],
+      [
+        'inserts into a table whose rule inserts into one whose column default calls a lesser login’s function',
+        (role: string) => [
+          `INSERT INTO zz_elsewhere.events (id) VALUES (OLD.id::text);`,
+          `CREATE FUNCTION ${role}.actor() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 'x'; END $f$;
+           ALTER FUNCTION ${role}.actor() OWNER TO ${role};
+           CREATE SCHEMA zz_elsewhere;
+           CREATE TABLE zz_elsewhere.events (id text);
+           CREATE TABLE zz_elsewhere.events_log (id text, actor text DEFAULT ${role}.actor());
+           CREATE RULE log AS ON INSERT TO zz_elsewhere.events DO ALSO INSERT INTO zz_elsewhere.events_log (id) VALUES (NEW.id)`,
+          `default of column actor on zz_elsewhere.events_log calls ${role}.actor(), owned by ${role}`,
+        ],
+      ],
+      // Review revx V4: EXECUTE of a dollar-quoted string is a statement of its own.
+      [
+        'deletes from a lesser login’s table through EXECUTE of a dollar-quoted string',
+        (role: string) => [
+          `EXECUTE $q$DELETE FROM ${role}.audit$q$;`,
+          LESSER_AUDIT(role),
+          `${role}.audit`,
+        ],
+      ],
       // Review revv V1: comments are space between a statement's words and around the dot.
       [
         'writes a lesser login’s table with a block comment between INSERT and INTO',
@@ -1362,6 +1405,84 @@ describe.skipIf(skipReason)(
           )
           expect(await isSuperuser(db, role)).toBe(false)
           expect(await applied(db)).toContain(MIGRATION_005)
+        })
+      })
+    })
+
+    // Review revx V5: a trigger runs with the path of the function whose write fires it.
+    it('whose body calls a trusted function with its own search_path (a lesser login’s schema first) that writes an app table, whose trusted trigger calls a bare name: 005’s down refuses, and never calls it', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE TABLE public.zz_log (id text);
+            CREATE FUNCTION public.zz_log_note() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN NEW; END $f$;
+            CREATE TRIGGER zz_log_note AFTER INSERT ON public.zz_log FOR EACH ROW EXECUTE FUNCTION public.zz_log_note();
+            CREATE FUNCTION public.zz_write_log(id text) RETURNS void LANGUAGE plpgsql SET search_path = ${role}, public
+              AS $f$ BEGIN INSERT INTO public.zz_log VALUES (id); END $f$`
+          await plant(db, role, 'PERFORM public.zz_write_log(OLD.id::text);', setUp)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(String((error as Error).message)).toContain(
+            `whose body names ${role}.helper(), owned by ${role}`,
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).toContain(MIGRATION_005)
+        })
+      })
+    })
+
+    // Review revx R1: a BEGIN ATOMIC body prints a setting's name as 'app.tenant'::text.
+    it('beside a BEGIN ATOMIC function that sets an app setting, whose body holds the name of a lesser login’s function outside the path: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.search(text) RETURNS text LANGUAGE sql AS $f$ SELECT $1 $f$;
+            ALTER FUNCTION ${role}.search(text) OWNER TO ${role};
+            CREATE FUNCTION public.zz_tenant(t text) RETURNS text LANGUAGE sql
+              BEGIN ATOMIC SELECT set_config('app.tenant', t, true); END`
+          await plant(
+            db,
+            role,
+            `PERFORM public.zz_tenant('a'); -- keeps the search index in step\n`,
+            setUp,
+          )
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
+    // A Supabase audit table's created_by DEFAULT auth.uid(): the platform's, as a body's is.
+    it('whose body inserts into an app table whose column default calls a Supabase-shaped auth.uid() (its login’s): 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          await ensureSupabaseStandIn(db)
+          await sql.raw(`ALTER SCHEMA auth OWNER TO ${role}`).execute(db)
+          await sql.raw(`ALTER TABLE auth.users OWNER TO ${role}`).execute(db)
+          await sql
+            .raw(
+              `DO $$ DECLARE f regprocedure; BEGIN
+               FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'auth'::regnamespace LOOP
+                 EXECUTE format('ALTER FUNCTION %s OWNER TO ${role}', f);
+               END LOOP; END $$`,
+            )
+            .execute(db)
+          await migrateTo(db, MIGRATION_005, { env: {} })
+          await createResource(db, {
+            resource_type: 'openrouter_instant',
+            openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+            openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+          })
+          await sql
+            .raw(
+              `CREATE TABLE public.zz_audit_log (id text, created_by uuid DEFAULT auth.uid());
+               CREATE FUNCTION public.zz_audit() RETURNS trigger LANGUAGE plpgsql AS $f$
+                 BEGIN INSERT INTO public.zz_audit_log (id) VALUES (OLD.id::text); RETURN OLD; END $f$;
+               CREATE TRIGGER zz_audit AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_audit()`,
+            )
+            .execute(db)
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
         })
       })
     })

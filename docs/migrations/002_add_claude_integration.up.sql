@@ -161,6 +161,8 @@ DECLARE
   tables pg_catalog.oid[];
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
+  -- Those, and what inserting into them inserts into (below).
+  inserted pg_catalog.oid[];
   more pg_catalog.oid[];
   -- Each, with the function that brought it in, for the message.
   written_by pg_catalog.text;
@@ -213,6 +215,21 @@ BEGIN
     ) AS reached(parent, oid) ON reached.parent = s.oid
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
+  -- What an insert into a written relation inserts into: the relation, the tables its rules
+  -- write and its view reads (an auto-updatable view inserts into its table), its partitions;
+  -- their defaults are computed with the writer's power (review revw B1, revx V1, V2).
+  WITH RECURSIVE reach(oid) AS (
+    SELECT w.oid FROM unnest(written) AS w(oid)
+    UNION
+    SELECT n.oid FROM reach r CROSS JOIN LATERAL (
+      SELECT d.refobjid AS oid FROM pg_rewrite rw
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+       WHERE rw.ev_class = r.oid
+      UNION ALL
+      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = r.oid
+    ) AS n
+  )
+  SELECT array_agg(oid) INTO inserted FROM reach;
   IF tables IS NOT NULL THEN
     EXECUTE (SELECT 'LOCK TABLE ' || string_agg(t::regclass::text, ', ' ORDER BY t) || ' IN ROW EXCLUSIVE MODE'
                FROM unnest(tables) AS t
@@ -266,7 +283,7 @@ BEGIN
             -- power (review revw B1); the module's own writes insert into no app table.
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-             WHERE ad.adrelid = ANY (written) AND a.attgenerated = ''
+             WHERE ad.adrelid = ANY (inserted) AND a.attgenerated = ''
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -629,13 +646,13 @@ BEGIN
   all_schemas(path) AS (SELECT array_agg(n.nspname) FROM pg_namespace n),
   -- The names a body could name, lower case, each once: a body's words are joined to them, where
   -- a search of each body for each name took a pass over the catalog per body (review revw, cost);
-  -- odd names (other characters than a to z, digits, _ and $) are searched for in the text.
+  -- odd names (other characters than a to z, digits and _: a $ may glue a name to a dollar quote) are searched for in the text.
   named_functions AS MATERIALIZED (
-            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_$]' AS odd
+            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_]' AS odd
               FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace WHERE q.oid >= 16384
   ),
   named_relations AS MATERIALIZED (
-            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_$]' AS odd
+            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_]' AS odd
               FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
   ),
@@ -657,12 +674,12 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -674,10 +691,10 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -686,6 +703,7 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -693,18 +711,17 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -724,12 +741,12 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -741,10 +758,10 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -753,6 +770,7 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -760,18 +778,17 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -791,12 +808,12 @@ BEGIN
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR b.src ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS sets_path, b.src ~* 'u&"' AS unicode_names
-              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS sets_path, b.src ~* 'u&"' AS unicode_names
+              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -818,16 +835,16 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((b.sets_path OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),
@@ -906,6 +923,14 @@ BEGIN
          JOIN pg_proc p ON p.oid = o.oprcode
         WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
      WHERE NOT (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (SELECT w.fn FROM platform_webhooks w))
+       -- A default a reached body's insert computes is taken as such a body's call: Supabase's
+       -- auth.uid() (created_by DEFAULT auth.uid()) is the platform's (see bodyCallsSql).
+       AND NOT (attached.classid = 'pg_attrdef'::regclass AND EXISTS (
+             SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+              WHERE q.oid = CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END))
     UNION ALL
     -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
     -- second form) or a type named as text (pg_input_is_valid runs its input function and a

@@ -162,6 +162,8 @@ DECLARE
   tables pg_catalog.oid[];
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
+  -- Those, and what inserting into them inserts into (below).
+  inserted pg_catalog.oid[];
   more pg_catalog.oid[];
   -- Each, with the function that brought it in, for the message.
   written_by pg_catalog.text;
@@ -214,6 +216,21 @@ BEGIN
     ) AS reached(parent, oid) ON reached.parent = s.oid
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
+  -- What an insert into a written relation inserts into: the relation, the tables its rules
+  -- write and its view reads (an auto-updatable view inserts into its table), its partitions;
+  -- their defaults are computed with the writer's power (review revw B1, revx V1, V2).
+  WITH RECURSIVE reach(oid) AS (
+    SELECT w.oid FROM unnest(written) AS w(oid)
+    UNION
+    SELECT n.oid FROM reach r CROSS JOIN LATERAL (
+      SELECT d.refobjid AS oid FROM pg_rewrite rw
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+       WHERE rw.ev_class = r.oid
+      UNION ALL
+      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = r.oid
+    ) AS n
+  )
+  SELECT array_agg(oid) INTO inserted FROM reach;
   
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
@@ -262,7 +279,7 @@ BEGIN
             -- power (review revw B1); the module's own writes insert into no app table.
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-             WHERE ad.adrelid = ANY (written) AND a.attgenerated = ''
+             WHERE ad.adrelid = ANY (inserted) AND a.attgenerated = ''
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -625,13 +642,13 @@ BEGIN
   all_schemas(path) AS (SELECT array_agg(n.nspname) FROM pg_namespace n),
   -- The names a body could name, lower case, each once: a body's words are joined to them, where
   -- a search of each body for each name took a pass over the catalog per body (review revw, cost);
-  -- odd names (other characters than a to z, digits, _ and $) are searched for in the text.
+  -- odd names (other characters than a to z, digits and _: a $ may glue a name to a dollar quote) are searched for in the text.
   named_functions AS MATERIALIZED (
-            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_$]' AS odd
+            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_]' AS odd
               FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace WHERE q.oid >= 16384
   ),
   named_relations AS MATERIALIZED (
-            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_$]' AS odd
+            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_]' AS odd
               FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
   ),
@@ -653,12 +670,12 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -670,10 +687,10 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -682,6 +699,7 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -689,18 +707,17 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -720,12 +737,12 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -737,10 +754,10 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -749,6 +766,7 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -756,18 +774,17 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -787,12 +804,12 @@ BEGIN
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR b.src ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS sets_path, b.src ~* 'u&"' AS unicode_names
-              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS sets_path, b.src ~* 'u&"' AS unicode_names
+              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -814,16 +831,16 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((b.sets_path OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),
@@ -902,6 +919,14 @@ BEGIN
          JOIN pg_proc p ON p.oid = o.oprcode
         WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
      WHERE NOT (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (SELECT w.fn FROM platform_webhooks w))
+       -- A default a reached body's insert computes is taken as such a body's call: Supabase's
+       -- auth.uid() (created_by DEFAULT auth.uid()) is the platform's (see bodyCallsSql).
+       AND NOT (attached.classid = 'pg_attrdef'::regclass AND EXISTS (
+             SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+              WHERE q.oid = CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END))
     UNION ALL
     -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
     -- second form) or a type named as text (pg_input_is_valid runs its input function and a
@@ -1211,6 +1236,8 @@ DECLARE
   tables pg_catalog.oid[];
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
+  -- Those, and what inserting into them inserts into (below).
+  inserted pg_catalog.oid[];
   more pg_catalog.oid[];
   -- Each, with the function that brought it in, for the message.
   written_by pg_catalog.text;
@@ -1263,6 +1290,21 @@ BEGIN
     ) AS reached(parent, oid) ON reached.parent = s.oid
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
+  -- What an insert into a written relation inserts into: the relation, the tables its rules
+  -- write and its view reads (an auto-updatable view inserts into its table), its partitions;
+  -- their defaults are computed with the writer's power (review revw B1, revx V1, V2).
+  WITH RECURSIVE reach(oid) AS (
+    SELECT w.oid FROM unnest(written) AS w(oid)
+    UNION
+    SELECT n.oid FROM reach r CROSS JOIN LATERAL (
+      SELECT d.refobjid AS oid FROM pg_rewrite rw
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+       WHERE rw.ev_class = r.oid
+      UNION ALL
+      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = r.oid
+    ) AS n
+  )
+  SELECT array_agg(oid) INTO inserted FROM reach;
   IF tables IS NOT NULL THEN
     EXECUTE (SELECT 'LOCK TABLE ' || string_agg(t::regclass::text, ', ' ORDER BY t) || ' IN ROW EXCLUSIVE MODE'
                FROM unnest(tables) AS t
@@ -1316,7 +1358,7 @@ BEGIN
             -- power (review revw B1); the module's own writes insert into no app table.
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-             WHERE ad.adrelid = ANY (written) AND a.attgenerated = ''
+             WHERE ad.adrelid = ANY (inserted) AND a.attgenerated = ''
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -1679,13 +1721,13 @@ BEGIN
   all_schemas(path) AS (SELECT array_agg(n.nspname) FROM pg_namespace n),
   -- The names a body could name, lower case, each once: a body's words are joined to them, where
   -- a search of each body for each name took a pass over the catalog per body (review revw, cost);
-  -- odd names (other characters than a to z, digits, _ and $) are searched for in the text.
+  -- odd names (other characters than a to z, digits and _: a $ may glue a name to a dollar quote) are searched for in the text.
   named_functions AS MATERIALIZED (
-            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_$]' AS odd
+            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_]' AS odd
               FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace WHERE q.oid >= 16384
   ),
   named_relations AS MATERIALIZED (
-            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_$]' AS odd
+            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_]' AS odd
               FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
   ),
@@ -1707,12 +1749,12 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -1724,10 +1766,10 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -1736,6 +1778,7 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -1743,18 +1786,17 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -1774,12 +1816,12 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -1791,10 +1833,10 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -1803,6 +1845,7 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -1810,18 +1853,17 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -1841,12 +1883,12 @@ BEGIN
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR b.src ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS sets_path, b.src ~* 'u&"' AS unicode_names
-              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS sets_path, b.src ~* 'u&"' AS unicode_names
+              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -1868,16 +1910,16 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((b.sets_path OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),
@@ -1956,6 +1998,14 @@ BEGIN
          JOIN pg_proc p ON p.oid = o.oprcode
         WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
      WHERE NOT (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (SELECT w.fn FROM platform_webhooks w))
+       -- A default a reached body's insert computes is taken as such a body's call: Supabase's
+       -- auth.uid() (created_by DEFAULT auth.uid()) is the platform's (see bodyCallsSql).
+       AND NOT (attached.classid = 'pg_attrdef'::regclass AND EXISTS (
+             SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+              WHERE q.oid = CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END))
     UNION ALL
     -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
     -- second form) or a type named as text (pg_input_is_valid runs its input function and a
@@ -2322,6 +2372,8 @@ DECLARE
   tables pg_catalog.oid[];
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
+  -- Those, and what inserting into them inserts into (below).
+  inserted pg_catalog.oid[];
   more pg_catalog.oid[];
   -- Each, with the function that brought it in, for the message.
   written_by pg_catalog.text;
@@ -2374,6 +2426,21 @@ BEGIN
     ) AS reached(parent, oid) ON reached.parent = s.oid
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
+  -- What an insert into a written relation inserts into: the relation, the tables its rules
+  -- write and its view reads (an auto-updatable view inserts into its table), its partitions;
+  -- their defaults are computed with the writer's power (review revw B1, revx V1, V2).
+  WITH RECURSIVE reach(oid) AS (
+    SELECT w.oid FROM unnest(written) AS w(oid)
+    UNION
+    SELECT n.oid FROM reach r CROSS JOIN LATERAL (
+      SELECT d.refobjid AS oid FROM pg_rewrite rw
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+       WHERE rw.ev_class = r.oid
+      UNION ALL
+      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = r.oid
+    ) AS n
+  )
+  SELECT array_agg(oid) INTO inserted FROM reach;
   IF tables IS NOT NULL THEN
     EXECUTE (SELECT 'LOCK TABLE ' || string_agg(t::regclass::text, ', ' ORDER BY t) || ' IN ROW EXCLUSIVE MODE'
                FROM unnest(tables) AS t
@@ -2427,7 +2494,7 @@ BEGIN
             -- power (review revw B1); the module's own writes insert into no app table.
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-             WHERE ad.adrelid = ANY (written) AND a.attgenerated = ''
+             WHERE ad.adrelid = ANY (inserted) AND a.attgenerated = ''
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -2790,13 +2857,13 @@ BEGIN
   all_schemas(path) AS (SELECT array_agg(n.nspname) FROM pg_namespace n),
   -- The names a body could name, lower case, each once: a body's words are joined to them, where
   -- a search of each body for each name took a pass over the catalog per body (review revw, cost);
-  -- odd names (other characters than a to z, digits, _ and $) are searched for in the text.
+  -- odd names (other characters than a to z, digits and _: a $ may glue a name to a dollar quote) are searched for in the text.
   named_functions AS MATERIALIZED (
-            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_$]' AS odd
+            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_]' AS odd
               FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace WHERE q.oid >= 16384
   ),
   named_relations AS MATERIALIZED (
-            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_$]' AS odd
+            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_]' AS odd
               FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
   ),
@@ -2818,12 +2885,12 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -2835,10 +2902,10 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -2847,6 +2914,7 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -2854,18 +2922,17 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -2885,12 +2952,12 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -2902,10 +2969,10 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -2914,6 +2981,7 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -2921,18 +2989,17 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -2952,12 +3019,12 @@ BEGIN
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR b.src ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS sets_path, b.src ~* 'u&"' AS unicode_names
-              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS sets_path, b.src ~* 'u&"' AS unicode_names
+              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -2979,16 +3046,16 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((b.sets_path OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),
@@ -3067,6 +3134,14 @@ BEGIN
          JOIN pg_proc p ON p.oid = o.oprcode
         WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
      WHERE NOT (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (SELECT w.fn FROM platform_webhooks w))
+       -- A default a reached body's insert computes is taken as such a body's call: Supabase's
+       -- auth.uid() (created_by DEFAULT auth.uid()) is the platform's (see bodyCallsSql).
+       AND NOT (attached.classid = 'pg_attrdef'::regclass AND EXISTS (
+             SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+              WHERE q.oid = CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END))
     UNION ALL
     -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
     -- second form) or a type named as text (pg_input_is_valid runs its input function and a
@@ -3374,6 +3449,8 @@ DECLARE
   tables pg_catalog.oid[];
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
+  -- Those, and what inserting into them inserts into (below).
+  inserted pg_catalog.oid[];
   more pg_catalog.oid[];
   -- Each, with the function that brought it in, for the message.
   written_by pg_catalog.text;
@@ -3426,6 +3503,21 @@ BEGIN
     ) AS reached(parent, oid) ON reached.parent = s.oid
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
+  -- What an insert into a written relation inserts into: the relation, the tables its rules
+  -- write and its view reads (an auto-updatable view inserts into its table), its partitions;
+  -- their defaults are computed with the writer's power (review revw B1, revx V1, V2).
+  WITH RECURSIVE reach(oid) AS (
+    SELECT w.oid FROM unnest(written) AS w(oid)
+    UNION
+    SELECT n.oid FROM reach r CROSS JOIN LATERAL (
+      SELECT d.refobjid AS oid FROM pg_rewrite rw
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+       WHERE rw.ev_class = r.oid
+      UNION ALL
+      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = r.oid
+    ) AS n
+  )
+  SELECT array_agg(oid) INTO inserted FROM reach;
   
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
@@ -3474,7 +3566,7 @@ BEGIN
             -- power (review revw B1); the module's own writes insert into no app table.
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-             WHERE ad.adrelid = ANY (written) AND a.attgenerated = ''
+             WHERE ad.adrelid = ANY (inserted) AND a.attgenerated = ''
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -3837,13 +3929,13 @@ BEGIN
   all_schemas(path) AS (SELECT array_agg(n.nspname) FROM pg_namespace n),
   -- The names a body could name, lower case, each once: a body's words are joined to them, where
   -- a search of each body for each name took a pass over the catalog per body (review revw, cost);
-  -- odd names (other characters than a to z, digits, _ and $) are searched for in the text.
+  -- odd names (other characters than a to z, digits and _: a $ may glue a name to a dollar quote) are searched for in the text.
   named_functions AS MATERIALIZED (
-            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_$]' AS odd
+            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_]' AS odd
               FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace WHERE q.oid >= 16384
   ),
   named_relations AS MATERIALIZED (
-            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_$]' AS odd
+            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_]' AS odd
               FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
   ),
@@ -3865,12 +3957,12 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -3882,10 +3974,10 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -3894,6 +3986,7 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -3901,18 +3994,17 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -3932,12 +4024,12 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -3949,10 +4041,10 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])')))
+                                            || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -3961,6 +4053,7 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -3968,18 +4061,17 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -3999,12 +4091,12 @@ BEGIN
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
            OR b.src ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* 'set_config') AS sets_path, b.src ~* 'u&"' AS unicode_names
-              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS sets_path, b.src ~* 'u&"' AS unicode_names
+              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
                        OFFSET 0) AS t) AS b
@@ -4026,16 +4118,16 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((b.sets_path OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('(?<![[:alnum:]_$])(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
-                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_$])'))) AS c
+                                        || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),
@@ -4114,6 +4206,14 @@ BEGIN
          JOIN pg_proc p ON p.oid = o.oprcode
         WHERE d.refclassid = 'pg_opclass'::regclass AND oc.oid = d.refobjid AND p.proowner IN (SELECT oid FROM lesser_roles)) AS code
      WHERE NOT (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (SELECT w.fn FROM platform_webhooks w))
+       -- A default a reached body's insert computes is taken as such a body's call: Supabase's
+       -- auth.uid() (created_by DEFAULT auth.uid()) is the platform's (see bodyCallsSql).
+       AND NOT (attached.classid = 'pg_attrdef'::regclass AND EXISTS (
+             SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+              WHERE q.oid = CASE d.refclassid
+              WHEN 'pg_proc'::regclass THEN d.refobjid
+              WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
+            END))
     UNION ALL
     -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
     -- second form) or a type named as text (pg_input_is_valid runs its input function and a

@@ -307,13 +307,13 @@ function bodyCallsSql(schemas: string | undefined): string {
   all_schemas(path) AS (SELECT array_agg(n.nspname) FROM pg_namespace n),
   -- The names a body could name, lower case, each once: a body's words are joined to them, where
   -- a search of each body for each name took a pass over the catalog per body (review revw, cost);
-  -- odd names (other characters than a to z, digits, _ and $) are searched for in the text.
+  -- odd names (other characters than a to z, digits and _: a $ may glue a name to a dollar quote) are searched for in the text.
   named_functions AS MATERIALIZED (
-            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_$]' AS odd
+            SELECT q.oid, q.proname, lower(q.proname) AS lname, qn.nspname, lower(q.proname) ~ '[^a-z0-9_]' AS odd
               FROM pg_proc q JOIN pg_namespace qn ON qn.oid = q.pronamespace WHERE q.oid >= ${FIRST_NORMAL_OBJECT_ID}
   ),
   named_relations AS MATERIALIZED (
-            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_$]' AS odd
+            SELECT c.oid, c.relname, c.relkind, lower(c.relname) AS lname, cn.nspname, lower(c.relname) ~ '[^a-z0-9_]' AS odd
               FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= ${FIRST_NORMAL_OBJECT_ID}
   ),
@@ -399,10 +399,10 @@ function calleesSql(node: string): string {
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
+               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
                SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
                  FROM (${writtenSql('b', `${node}.path`, 'sets_path.anywhere')}) AS c
                  JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
-                WHERE NOT c.oid = ANY (coalesce(tables, '{}'))
              ) AS called
              WHERE p.oid = ${node}.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= ${FIRST_NORMAL_OBJECT_ID} AND called.fn <> p.oid
@@ -417,7 +417,7 @@ function calleesSql(node: string): string {
  * once; computed once per row (OFFSET 0 keeps the planner from computing them per use).
  */
 function bodyWordsSql(p: string): string {
-  return `SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_$]+') AS w WHERE w <> '') AS words
+  return `SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END AS src,
                               lower(CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END) AS lsrc
                        OFFSET 0) AS t`
@@ -452,8 +452,11 @@ const DOT = `('"?' || ${SPACE} || '*[.]' || ${SPACE} || '*"?')`
 /** SQL: the regular expression of where a name starts: after no letter, and maybe a quote. */
 const NAME_START = `'(?<![[:alnum:]_$])"?'`
 
-/** SQL: the regular expression of where a name ends: its quote, and no letter after it. */
-const NAME_END = `'"?(?![[:alnum:]_$])'`
+/**
+ * SQL: the regular expression of where a name ends: its quote, and no letter after it (a `$` may
+ * follow: the end of a dollar-quoted string that EXECUTE runs, review revx V4).
+ */
+const NAME_END = `'"?(?![[:alnum:]_])'`
 
 /** SQL: the regular expression of a database's name before a schema's (a three-part name), or none. */
 const DATABASE_PART = `('(("([^"]|"")*"|[[:alnum:]_$]+)' || ${SPACE} || '*[.]' || ${SPACE} || '*)?"?')`
@@ -462,26 +465,28 @@ const DATABASE_PART = `('(("([^"]|"")*"|[[:alnum:]_$]+)' || ${SPACE} || '*[.]' |
  * SQL: a regular expression's start (for `~*`) that matches a statement's words before the
  * relation it writes, and the name's opening quote; in a TRUNCATE, any of its list.
  */
-const WRITE_REGEX = `('(?<![[:alnum:]_$])(insert' || ${SPACE} || '+into|update|delete' || ${SPACE} || '+from|merge' || ${SPACE}
+const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+into|update|delete' || ${SPACE} || '+from|merge' || ${SPACE}
   || '+into|copy|refresh' || ${SPACE} || '+materialized' || ${SPACE} || '+view(' || ${SPACE} || '+concurrently)?|truncate('
   || ${SPACE} || '+table)?(' || ${SPACE} || '+[^;]*,)?)(' || ${SPACE} || '+only)?(' || ${SPACE} || '+"?|")')`
 
 /**
  * SQL: whether the body text `src` may change the search path it runs with (and that of what
  * runs after it in the transaction): a statement (at the body's start, after `;`, BEGIN, THEN,
- * ELSE, LOOP or DO, or at a string's start, as EXECUTE runs it) SET [LOCAL|SESSION]
+ * ELSE, LOOP or DO, or at a string's start, quoted or dollar-quoted, as EXECUTE runs it: review
+ * revx V3) SET [LOCAL|SESSION]
  * search_path or SCHEMA, or RESET search_path or ALL; or set_config of 'search_path', or of a
- * first argument that is not a plain string (`E'search\137path'`, `'search_' || 'path'`, a
+ * first argument that is not a plain string (one cast to text, as a BEGIN ATOMIC body prints it,
+ * is: review revx R1) (`E'search\137path'`, `'search_' || 'path'`, a
  * variable: review revv V3). A plain string that is not search_path is a setting of the app's
  * own (Supabase's `request.jwt.claims`); ALTER FUNCTION … SET search_path and ALTER … SET SCHEMA
  * (Supabase's event trigger functions hold them) change no session's path.
  */
 function setsPath(src: string): string {
-  return `(${src} ~* ('(^|[;'']|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*(set(' || ${SPACE} || '+(local|session))?'
+  return `(${src} ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*(set(' || ${SPACE} || '+(local|session))?'
                      || ${SPACE} || '+(search_path|schema)|reset' || ${SPACE} || '+(search_path|all))(?![[:alnum:]_$])')
            OR ${src} ~* ('set_config' || ${SPACE} || '*[(]' || ${SPACE} || '*''search_path''')
-           OR regexp_replace(${src}, 'set_config' || ${SPACE} || '*[(]' || ${SPACE} || '*''[^''' || repeat(chr(92), 2) || ']*''' || ${SPACE} || '*,', '', 'gi')
-              ~* 'set_config')`
+           OR regexp_replace(${src}, 'set_config' || ${SPACE} || '*[(]' || ${SPACE} || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ${SPACE} || '*,', '', 'gi')
+              ~* ('set_config' || ${SPACE} || '*[(]'))`
 }
 
 /**
@@ -570,6 +575,8 @@ DECLARE
   tables pg_catalog.oid[];
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
+  -- Those, and what inserting into them inserts into (below).
+  inserted pg_catalog.oid[];
   more pg_catalog.oid[];
   -- Each, with the function that brought it in, for the message.
   written_by pg_catalog.text;
@@ -631,6 +638,21 @@ BEGIN
     ) AS reached(parent, oid) ON reached.parent = s.oid
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
+  -- What an insert into a written relation inserts into: the relation, the tables its rules
+  -- write and its view reads (an auto-updatable view inserts into its table), its partitions;
+  -- their defaults are computed with the writer's power (review revw B1, revx V1, V2).
+  WITH RECURSIVE reach(oid) AS (
+    SELECT w.oid FROM unnest(written) AS w(oid)
+    UNION
+    SELECT n.oid FROM reach r CROSS JOIN LATERAL (
+      SELECT d.refobjid AS oid FROM pg_rewrite rw
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+       WHERE rw.ev_class = r.oid
+      UNION ALL
+      SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = r.oid
+    ) AS n
+  )
+  SELECT array_agg(oid) INTO inserted FROM reach;
   ${
     options.lock
       ? `IF tables IS NOT NULL THEN
@@ -699,7 +721,7 @@ BEGIN
             -- power (review revw B1); the module's own writes insert into no app table.
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-             WHERE ad.adrelid = ANY (written) AND a.attgenerated = ''`
+             WHERE ad.adrelid = ANY (inserted) AND a.attgenerated = ''`
              }
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
@@ -778,7 +800,16 @@ ${bodyCallsSql(schemas)}
       -- The types it names, and those its functions return and take, are walked with the
       -- columns' (typed_uses).
       CROSS JOIN LATERAL (${dependedCode('d', "NOT c.oid = ANY (coalesce(attached.referenced, '{}'))")}) AS code
-     WHERE NOT (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (SELECT w.fn FROM platform_webhooks w))
+     WHERE NOT (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (SELECT w.fn FROM platform_webhooks w))${
+       schemas
+         ? ''
+         : `
+       -- A default a reached body's insert computes is taken as such a body's call: Supabase's
+       -- auth.uid() (created_by DEFAULT auth.uid()) is the platform's (see bodyCallsSql).
+       AND NOT (attached.classid = 'pg_attrdef'::regclass AND EXISTS (
+             SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+              WHERE q.oid = ${calledFunction('d')}))`
+     }
     UNION ALL
     -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
     -- second form) or a type named as text (pg_input_is_valid runs its input function and a
