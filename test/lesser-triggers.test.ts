@@ -931,6 +931,28 @@ describe.skipIf(skipReason)('a Supabase Database Webhook on a table a down write
     })
   })
 
+  // Review revy R1: the webhook is the platform's wherever the walk reaches it.
+  it('on a table a trusted trigger body writes: 005’s down runs', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        await webhook(db, role, 'CURRENT_USER', true)
+        await sql
+          .raw(
+            `CREATE TABLE public.zz_notifications (id text);
+             CREATE TRIGGER zz_webhook AFTER INSERT ON public.zz_notifications
+               FOR EACH ROW EXECUTE FUNCTION supabase_functions.http_request('https://example.test/hook', 'POST', '{}', '{}', '1000');
+             CREATE FUNCTION public.zz_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
+               BEGIN INSERT INTO public.zz_notifications VALUES (OLD.id::text); RETURN OLD; END $f$;
+             CREATE TRIGGER zz_notify AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_notify()`,
+          )
+          .execute(db)
+        await migrateDown(db, { allowDataLoss: true, env: {} })
+        expect(await applied(db)).not.toContain(MIGRATION_005)
+        expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
+
   it.each([
     ['not SECURITY DEFINER', true, false],
     ['in a schema the login owns', false, true],
@@ -1055,6 +1077,18 @@ describe.skipIf(skipReason)(
           `EXECUTE format($q$SET LOCAL search_path TO %I, public$q$, '${role}'); PERFORM helper();`,
           '',
         ],
+      ],
+      // Review revy Y3, Y4: quoted names.
+      [
+        'sets its search_path through a quoted "set_config", and calls it unqualified',
+        (role: string) => [
+          `PERFORM pg_catalog."set_config"('search_path', '${role}, public', true); PERFORM helper();`,
+          '',
+        ],
+      ],
+      [
+        'sets its search_path with SET LOCAL "search_path", and calls it unqualified',
+        (role: string) => [`SET LOCAL "search_path" = ${role}, public; PERFORM helper();`, ''],
       ],
       // Review revv V3: the setting's name spelled so that no plain string holds it.
       [
@@ -1278,6 +1312,21 @@ describe.skipIf(skipReason)(
            CREATE TABLE zz_elsewhere.events_log (id text, actor text DEFAULT ${role}.actor());
            CREATE RULE log AS ON INSERT TO zz_elsewhere.events DO ALSO INSERT INTO zz_elsewhere.events_log (id) VALUES (NEW.id)`,
           `default of column actor on zz_elsewhere.events_log calls ${role}.actor(), owned by ${role}`,
+        ],
+      ],
+      // Review revy Y2: ON DELETE SET DEFAULT computes the referencing column's default.
+      [
+        'deletes from a table whose rows another references ON DELETE SET DEFAULT, with a default of a lesser login’s function',
+        (role: string) => [
+          `DELETE FROM zz_elsewhere.owners;`,
+          `CREATE FUNCTION ${role}.fallback() RETURNS int LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 0; END $f$;
+           ALTER FUNCTION ${role}.fallback() OWNER TO ${role};
+           CREATE SCHEMA zz_elsewhere;
+           CREATE TABLE zz_elsewhere.owners (id int PRIMARY KEY);
+           INSERT INTO zz_elsewhere.owners VALUES (0), (1);
+           CREATE TABLE zz_elsewhere.items (owner int DEFAULT ${role}.fallback() REFERENCES zz_elsewhere.owners ON DELETE SET DEFAULT);
+           INSERT INTO zz_elsewhere.items VALUES (1)`,
+          `default of column owner on zz_elsewhere.items calls ${role}.fallback(), owned by ${role}`,
         ],
       ],
       // Review revx V4: EXECUTE of a dollar-quoted string is a statement of its own.

@@ -284,6 +284,13 @@ BEGIN
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
              WHERE ad.adrelid = ANY (inserted) AND a.attgenerated = ''
+            UNION ALL
+            -- ON DELETE/UPDATE SET DEFAULT computes the referencing columns' defaults (review revy Y2).
+            SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
+              FROM pg_constraint k
+              JOIN pg_attrdef ad ON ad.adrelid = k.conrelid AND ad.adnum = ANY (k.conkey)
+              JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE k.contype = 'f' AND 'd' IN (k.confdeltype, k.confupdtype) AND k.conrelid = ANY (tables)
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
   -- names (a CHECK's cast to a domain runs that domain's CHECKs, and what its base type reaches).
@@ -675,10 +682,10 @@ BEGIN
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
-           OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR p.prosrc ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
+           OR regexp_replace(p.prosrc, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
@@ -727,7 +734,9 @@ BEGIN
                AND called.fn >= 16384 AND called.fn <> p.oid
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
                AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
-                                WHERE q.oid = called.fn)) AS called
+                                WHERE q.oid = called.fn)
+               -- The platform's webhook, wherever the walk reaches it (review revy R1).
+               AND called.fn NOT IN (SELECT w.fn FROM platform_webhooks w)) AS called
   ),
   body_edges(caller, caller_path, fn, path, how) AS MATERIALIZED (
             SELECT w.fn, w.path, called.fn, called.path, called.how
@@ -742,10 +751,10 @@ BEGIN
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
-           OR p.prosrc ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR p.prosrc ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
+           OR regexp_replace(p.prosrc, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
@@ -794,7 +803,9 @@ BEGIN
                AND called.fn >= 16384 AND called.fn <> p.oid
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
                AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
-                                WHERE q.oid = called.fn)) AS called
+                                WHERE q.oid = called.fn)
+               -- The platform's webhook, wherever the walk reaches it (review revy R1).
+               AND called.fn NOT IN (SELECT w.fn FROM platform_webhooks w)) AS called
   ),
   body_calls(what, caller, fn, path, how) AS (
             SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
@@ -809,10 +820,10 @@ BEGIN
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
             SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(search_path|all))(?![[:alnum:]_$])')
-           OR b.src ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(b.src, 'set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS sets_path, b.src ~* 'u&"' AS unicode_names
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
+           OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS sets_path, b.src ~* 'u&"' AS unicode_names
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
                               lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc

@@ -408,7 +408,9 @@ function calleesSql(node: string): string {
                AND called.fn >= ${FIRST_NORMAL_OBJECT_ID} AND called.fn <> p.oid
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
                AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
-                                WHERE q.oid = called.fn)`
+                                WHERE q.oid = called.fn)
+               -- The platform's webhook, wherever the walk reaches it (review revy R1).
+               AND called.fn NOT IN (SELECT w.fn FROM platform_webhooks w)`
 }
 
 /**
@@ -474,7 +476,8 @@ const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+in
  * runs after it in the transaction): a statement (at the body's start, after `;`, BEGIN, THEN,
  * ELSE, LOOP or DO, or at a string's start, quoted or dollar-quoted, as EXECUTE runs it: review
  * revx V3) SET [LOCAL|SESSION]
- * search_path or SCHEMA, or RESET search_path or ALL; or set_config of 'search_path', or of a
+ * search_path or SCHEMA, or RESET search_path or ALL (each quoted or not: review revy Y4); or
+ * set_config (quoted or not: revy Y3) of 'search_path', or of a
  * first argument that is not a plain string (one cast to text, as a BEGIN ATOMIC body prints it,
  * is: review revx R1) (`E'search\137path'`, `'search_' || 'path'`, a
  * variable: review revv V3). A plain string that is not search_path is a setting of the app's
@@ -483,10 +486,10 @@ const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+in
  */
 function setsPath(src: string): string {
   return `(${src} ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*(set(' || ${SPACE} || '+(local|session))?'
-                     || ${SPACE} || '+(search_path|schema)|reset' || ${SPACE} || '+(search_path|all))(?![[:alnum:]_$])')
-           OR ${src} ~* ('set_config' || ${SPACE} || '*[(]' || ${SPACE} || '*''search_path''')
-           OR regexp_replace(${src}, 'set_config' || ${SPACE} || '*[(]' || ${SPACE} || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ${SPACE} || '*,', '', 'gi')
-              ~* ('set_config' || ${SPACE} || '*[(]'))`
+                     || ${SPACE} || '+"?(search_path|schema)|reset' || ${SPACE} || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''search_path''')
+           OR regexp_replace(${src}, 'set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ${SPACE} || '*,', '', 'gi')
+              ~* ('set_config"?' || ${SPACE} || '*[(]'))`
 }
 
 /**
@@ -721,7 +724,14 @@ BEGIN
             -- power (review revw B1); the module's own writes insert into no app table.
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-             WHERE ad.adrelid = ANY (inserted) AND a.attgenerated = ''`
+             WHERE ad.adrelid = ANY (inserted) AND a.attgenerated = ''
+            UNION ALL
+            -- ON DELETE/UPDATE SET DEFAULT computes the referencing columns' defaults (review revy Y2).
+            SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
+              FROM pg_constraint k
+              JOIN pg_attrdef ad ON ad.adrelid = k.conrelid AND ad.adnum = ANY (k.conkey)
+              JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE k.contype = 'f' AND 'd' IN (k.confdeltype, k.confupdtype) AND k.conrelid = ANY (tables)`
              }
   ),
   -- The types the module's writes make values of: its columns', and those the attached code
