@@ -714,6 +714,49 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
     })
   })
 
+  // Review revy Y1: a rule on a table the module writes inserts into another, filling its defaults.
+  it('a rule on the keys table inserting into a table whose column default calls a lesser login’s function: keys:rotate refuses, and never calls it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        await migrateToLatest(db, { env: {} })
+        const old = new IntegrationCipher({
+          current: 'the-old-secret-0123456789abcdef-01234',
+          previous: [],
+        })
+        const cipher = new IntegrationCipher({
+          current: 'the-secret-0123456789abcdef-0123456789',
+          previous: ['the-old-secret-0123456789abcdef-01234'],
+        })
+        const userId = await createUser(db)
+        await db
+          .insertInto('x402_user_openrouter_integrations')
+          .values({ user_id: userId, encrypted_api_key: old.encrypt('sk-or-v1-test', userId) })
+          .execute()
+        await sql
+          .raw(
+            `CREATE SCHEMA ${role} AUTHORIZATION ${role};
+             GRANT USAGE ON SCHEMA ${role} TO PUBLIC;
+             CREATE FUNCTION ${role}.actor() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN RESET ROLE; ${escalate(role)} RETURN 'x'; END $f$;
+             ALTER FUNCTION ${role}.actor() OWNER TO ${role};
+             CREATE SCHEMA zz_elsewhere;
+             CREATE TABLE zz_elsewhere.key_history (user_id uuid, actor text DEFAULT ${role}.actor());
+             GRANT USAGE ON SCHEMA zz_elsewhere TO PUBLIC;
+             GRANT INSERT ON zz_elsewhere.key_history TO PUBLIC;
+             CREATE RULE zz_log AS ON UPDATE TO public.x402_user_openrouter_integrations
+               DO ALSO INSERT INTO zz_elsewhere.key_history (user_id) VALUES (NEW.user_id)`,
+          )
+          .execute(db)
+        const error = await rotateOpenRouterKeys(db, { cipher, keyId: cipher.currentKeyId }).catch(
+          (e: unknown) => e,
+        )
+        expect(String((error as Error).message)).toContain(
+          `default of column actor on zz_elsewhere.key_history calls ${role}.actor(), owned by ${role}`,
+        )
+        expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
+
   it('a foreign key to a table a lesser login owns (Supabase’s auth.users, its supabase_auth_admin login’s): runs and keys:rotate go on, and that login’s trigger on a written table is still refused', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await withLoginRole(db, async (role) => {

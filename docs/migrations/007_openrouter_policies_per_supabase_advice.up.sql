@@ -221,6 +221,12 @@ BEGIN
   WITH RECURSIVE reach(oid) AS (
     SELECT w.oid FROM unnest(written) AS w(oid)
     UNION
+    -- And what the rules of the tables in scope write (the module's own writes fire them: review revy Y1).
+    SELECT d.refobjid FROM unnest(tables) AS t(oid)
+      JOIN pg_rewrite rw ON rw.ev_class = t.oid AND rw.rulename <> '_RETURN'
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+     WHERE d.refobjid <> t.oid
+    UNION
     SELECT n.oid FROM reach r CROSS JOIN LATERAL (
       SELECT d.refobjid AS oid FROM pg_rewrite rw
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
