@@ -761,17 +761,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
     await withTestDatabase('postgres', async ({ db }) => {
       await withLoginRole(db, async (role) => {
         // As on Supabase: schema auth, auth.users and its functions belong to the login GoTrue uses.
-        await ensureSupabaseStandIn(db)
-        await sql.raw(`ALTER SCHEMA auth OWNER TO ${role}`).execute(db)
-        await sql.raw(`ALTER TABLE auth.users OWNER TO ${role}`).execute(db)
-        await sql
-          .raw(
-            `DO $$ DECLARE f regprocedure; BEGIN
-               FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'auth'::regnamespace LOOP
-                 EXECUTE format('ALTER FUNCTION %s OWNER TO ${role}', f);
-               END LOOP; END $$`,
-          )
-          .execute(db)
+        await giveAuthTo(db, role)
         // A foreign key runs no code of the referenced table's owner: nothing to refuse.
         await migrateToLatest(db, { env: {} })
         expect(await applied(db)).toEqual([...ALL_MIGRATIONS].sort())
@@ -921,6 +911,24 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
 // lesser login's function by name ran it with the runner's power during 005's down (the login made
 // itself a superuser). The check follows the names such bodies hold, and what a SQL-standard body
 // (BEGIN ATOMIC) depends on, from function to function.
+/**
+ * As on Supabase: the stand-in's schema auth, auth.users and auth's functions belong to `role`,
+ * a login that cannot act as the runner (Supabase's supabase_auth_admin).
+ */
+async function giveAuthTo(db: Kysely<any>, role: string): Promise<void> {
+  await ensureSupabaseStandIn(db)
+  await sql.raw(`ALTER SCHEMA auth OWNER TO ${role}`).execute(db)
+  await sql.raw(`ALTER TABLE auth.users OWNER TO ${role}`).execute(db)
+  await sql
+    .raw(
+      `DO $$ DECLARE f regprocedure; BEGIN
+         FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'auth'::regnamespace LOOP
+           EXECUTE format('ALTER FUNCTION %s OWNER TO ${role}', f);
+         END LOOP; END $$`,
+    )
+    .execute(db)
+}
+
 /** A table of `role`'s whose trigger (any write) calls `role`.zz_evil(). */
 const LESSER_AUDIT = (role: string) => `CREATE TABLE ${role}.audit (id text);
   ALTER TABLE ${role}.audit OWNER TO ${role};
@@ -1548,17 +1556,7 @@ describe.skipIf(skipReason)(
     it('whose body inserts into an app table whose column default calls a Supabase-shaped auth.uid() (its login’s): 005’s down runs', async () => {
       await withTestDatabase('postgres', async ({ db }) => {
         await withLoginRole(db, async (role) => {
-          await ensureSupabaseStandIn(db)
-          await sql.raw(`ALTER SCHEMA auth OWNER TO ${role}`).execute(db)
-          await sql.raw(`ALTER TABLE auth.users OWNER TO ${role}`).execute(db)
-          await sql
-            .raw(
-              `DO $$ DECLARE f regprocedure; BEGIN
-               FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'auth'::regnamespace LOOP
-                 EXECUTE format('ALTER FUNCTION %s OWNER TO ${role}', f);
-               END LOOP; END $$`,
-            )
-            .execute(db)
+          await giveAuthTo(db, role)
           await migrateTo(db, MIGRATION_005, { env: {} })
           await createResource(db, {
             resource_type: 'openrouter_instant',
@@ -1624,17 +1622,7 @@ describe.skipIf(skipReason)(
         await withLoginRole(db, async (role) => {
           // As on Supabase: auth and its functions belong to the login GoTrue uses (as a policy's
           // auth.uid(), a trigger body's is the platform's, as the stand-in takes it).
-          await ensureSupabaseStandIn(db)
-          await sql.raw(`ALTER SCHEMA auth OWNER TO ${role}`).execute(db)
-          await sql.raw(`ALTER TABLE auth.users OWNER TO ${role}`).execute(db)
-          await sql
-            .raw(
-              `DO $$ DECLARE f regprocedure; BEGIN
-               FOR f IN SELECT oid FROM pg_proc WHERE pronamespace = 'auth'::regnamespace LOOP
-                 EXECUTE format('ALTER FUNCTION %s OWNER TO ${role}', f);
-               END LOOP; END $$`,
-            )
-            .execute(db)
+          await giveAuthTo(db, role)
           await migrateTo(db, MIGRATION_005, { env: {} })
           await createResource(db, {
             resource_type: 'openrouter_instant',
