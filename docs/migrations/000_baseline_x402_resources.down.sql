@@ -703,8 +703,9 @@ BEGIN
            OR regexp_replace(p.prosrc, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
-                 FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
-                              lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
+                 FROM (SELECT b.src, lower(b.src) AS lsrc
+                         FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src
+                               OFFSET 0) AS b
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn, 'names' COLLATE "C" AS how
@@ -772,8 +773,9 @@ BEGIN
            OR regexp_replace(p.prosrc, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
-                 FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
-                              lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
+                 FROM (SELECT b.src, lower(b.src) AS lsrc
+                         FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src
+                               OFFSET 0) AS b
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn, 'names' COLLATE "C" AS how
@@ -841,8 +843,9 @@ BEGIN
            OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS sets_path, b.src ~* 'u&"' AS unicode_names
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
-                 FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src,
-                              lower(CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END) AS lsrc
+                 FROM (SELECT b.src, lower(b.src) AS lsrc
+                         FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src
+                               OFFSET 0) AS b
                        OFFSET 0) AS t) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)

@@ -420,8 +420,9 @@ function calleesSql(node: string): string {
  */
 function bodyWordsSql(p: string): string {
   return `SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
-                 FROM (SELECT CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END AS src,
-                              lower(CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END) AS lsrc
+                 FROM (SELECT b.src, lower(b.src) AS lsrc
+                         FROM (SELECT CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END AS src
+                               OFFSET 0) AS b
                        OFFSET 0) AS t`
 }
 

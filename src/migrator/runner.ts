@@ -572,7 +572,7 @@ async function runBlock(
   rollbackBegun?: boolean
 }> {
   const blockTarget = targetOf(block, migrations)
-  // The checksum of each file to apply, read before it runs: written with its history row.
+  // The checksum of the text of each up that runs, read before it runs: written with its history row.
   const checksums = await builtChecksums(block)
   const watch = watchBlockers(db)
   if (block[0]!.transactional) {
@@ -798,16 +798,13 @@ async function builtChecksums(block: readonly Step[]): Promise<Map<string, strin
         'Run the command again: it builds dist/ from the file as it is now.',
     )
   }
-  const checksums = new Map<string, string>()
-  for (const [name, sha256] of files) {
-    const recorded = built.get(name) ?? sha256
-    if (
-      recorded !== undefined &&
-      block.some((step) => step.name === name && step.direction === 'Up')
-    )
-      checksums.set(name, recorded)
-  }
-  return checksums
+  // files follows block, step for step.
+  return new Map(
+    files.flatMap(([name, sha256], index) => {
+      const recorded = built.get(name) ?? sha256
+      return block[index]!.direction === 'Up' && recorded !== undefined ? [[name, recorded]] : []
+    }),
+  )
 }
 
 /** What a failed down outside a transaction left: see rollbackBackups and rollbackMarked. */
