@@ -757,6 +757,37 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
     })
   })
 
+  // Review revz Z3: a rule's INSERT into its own table fills that table's defaults too.
+  it('a rule on a table 006 updates inserting into that same table, whose column default calls a lesser login’s function: migrate:latest refuses, and never calls it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        await migrateTo(db, MIGRATION_005, { env: {} })
+        const model = await createModel(db, undefined, 'ai_models')
+        await sql`UPDATE ai_models SET pricing = '{"prompt": "0.1"}' WHERE id = ${model}`.execute(
+          db,
+        )
+        await sql
+          .raw(
+            `CREATE SCHEMA ${role} AUTHORIZATION ${role};
+             GRANT USAGE ON SCHEMA ${role} TO PUBLIC;
+             CREATE FUNCTION ${role}.actor() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 'x'; END $f$;
+             ALTER FUNCTION ${role}.actor() OWNER TO ${role};
+             ALTER TABLE public.ai_models ADD COLUMN zz_actor text, ALTER COLUMN zz_actor SET DEFAULT ${role}.actor();
+             CREATE RULE zz_previous AS ON UPDATE TO public.ai_models DO ALSO
+               INSERT INTO public.ai_models (openrouter_id, display_name, provider)
+               VALUES (OLD.openrouter_id || '#previous', OLD.display_name, OLD.provider)`,
+          )
+          .execute(db)
+        const error = await migrateToLatest(db, { env: {} }).catch((e: unknown) => e)
+        expect(String((error as Error).message)).toContain(
+          `default of column zz_actor on public.ai_models calls ${role}.actor(), owned by ${role}`,
+        )
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(await applied(db)).not.toContain(MIGRATION_006)
+      })
+    })
+  })
+
   it('a foreign key to a table a lesser login owns (Supabase’s auth.users, its supabase_auth_admin login’s): runs and keys:rotate go on, and that login’s trigger on a written table is still refused', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
       await withLoginRole(db, async (role) => {
@@ -915,10 +946,14 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
  * As on Supabase: the stand-in's schema auth, auth.users and auth's functions belong to `role`,
  * a login that cannot act as the runner (Supabase's supabase_auth_admin).
  */
-async function giveAuthTo(db: Kysely<any>, role: string): Promise<void> {
+// As hosted Supabase has them (review revz Z4): schema auth stays a superuser's (supabase_admin),
+// auth.users and auth's functions are the login's (supabase_auth_admin); `schemaToo` gives the
+// login the schema as well, as no Supabase does.
+async function giveAuthTo(db: Kysely<any>, role: string, schemaToo = false): Promise<void> {
   await ensureSupabaseStandIn(db)
-  await sql.raw(`ALTER SCHEMA auth OWNER TO ${role}`).execute(db)
+  if (schemaToo) await sql.raw(`ALTER SCHEMA auth OWNER TO ${role}`).execute(db)
   await sql.raw(`ALTER TABLE auth.users OWNER TO ${role}`).execute(db)
+  await sql.raw(`GRANT ALL ON SCHEMA auth TO ${role}`).execute(db)
   await sql
     .raw(
       `DO $$ DECLARE f regprocedure; BEGIN
@@ -1141,6 +1176,18 @@ describe.skipIf(skipReason)(
         'sets its search_path with SET LOCAL "search_path", and calls it unqualified',
         (role: string) => [`SET LOCAL "search_path" = ${role}, public; PERFORM helper();`, ''],
       ],
+      // Review revz Z5: a name after an escape of an E'' string that EXECUTE runs.
+      [
+        'calls it qualified after a tab escape in an E string that EXECUTE runs',
+        (role: string) => [`EXECUTE E'SELECT\\t${role}.helper()';`, ''],
+      ],
+      [
+        'sets its search_path and calls it unqualified after a newline escape in an E string that EXECUTE runs',
+        (role: string) => [
+          `SET LOCAL search_path = ${role}, public; EXECUTE E'SELECT\\nhelper()';`,
+          '',
+        ],
+      ],
       // Review revv V3: the setting's name spelled so that no plain string holds it.
       [
         'sets its search_path through set_config with an escaped name, and calls it unqualified',
@@ -1339,6 +1386,18 @@ describe.skipIf(skipReason)(
           `default of column actor on zz_elsewhere.log calls ${role}.actor(), owned by ${role}`,
         ],
       ],
+      // Review revz Z5: an escape of an E'' string before the statement EXECUTE runs.
+      [
+        'inserts, through EXECUTE of an E string with a newline escape, into a table whose column default calls a lesser login’s function',
+        (role: string) => [
+          `EXECUTE E'\\nINSERT INTO zz_elsewhere.log (id) VALUES (''x'')';`,
+          `CREATE FUNCTION ${role}.actor() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 'x'; END $f$;
+           ALTER FUNCTION ${role}.actor() OWNER TO ${role};
+           CREATE SCHEMA zz_elsewhere;
+           CREATE TABLE zz_elsewhere.log (id text, actor text DEFAULT ${role}.actor())`,
+          `default of column actor on zz_elsewhere.log calls ${role}.actor(), owned by ${role}`,
+        ],
+      ],
       // Review revx V1, V2: an INSERT through a view, or a rule's, fills the table's defaults.
       [
         'inserts through a view into a table whose column default calls a lesser login’s function',
@@ -1487,27 +1546,43 @@ describe.skipIf(skipReason)(
 
     // Review revv V2: a SET LOCAL lasts to the end of the transaction, so one trigger's path is
     // the path of every body that runs after it.
-    it('whose body sets the transaction’s search_path to a lesser login’s schema, before another trusted trigger calls a bare name: 005’s down refuses, and never calls it', async () => {
-      await withTestDatabase('postgres', async ({ db }) => {
-        await withLoginRole(db, async (role) => {
-          const setUp = `CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+    it.each([
+      ['with SET LOCAL', (role: string) => `SET LOCAL search_path = ${role}, public;`],
+      // Review revz Z2: the session's path through pg_settings (its rule calls set_config), and a
+      // SET after an escape of an E'' string that EXECUTE runs.
+      [
+        'through pg_settings',
+        (role: string) =>
+          `UPDATE pg_settings SET setting = '${role}, public' WHERE name = 'search_path';`,
+      ],
+      [
+        'with SET LOCAL after a newline escape in an E string that EXECUTE runs',
+        (role: string) => `EXECUTE E'\\nSET LOCAL search_path = ${role}, public';`,
+      ],
+    ])(
+      'whose body sets the search_path %s to a lesser login’s schema, before another trusted trigger calls a bare name: 005’s down refuses, and never calls it',
+      async (_case, sets) => {
+        await withTestDatabase('postgres', async ({ db }) => {
+          await withLoginRole(db, async (role) => {
+            const setUp = `CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
             CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`
-          await plant(db, role, `SET LOCAL search_path = ${role}, public;`, setUp)
-          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
-            (e: unknown) => e,
-          )
-          expect(String((error as Error).message)).toContain(
-            `trigger zz_later on public.x402_resources reaches public.zz_later(), whose body names ${role}.helper(), owned by ${role}`,
-          )
-          // Review revw O1: the message says which body widened the names.
-          expect(String((error as Error).message)).toContain(
-            'in any schema, since public.zz_audit() may change the search path as it runs',
-          )
-          expect(await isSuperuser(db, role)).toBe(false)
-          expect(await applied(db)).toContain(MIGRATION_005)
+            await plant(db, role, sets(role), setUp)
+            const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+              (e: unknown) => e,
+            )
+            expect(String((error as Error).message)).toContain(
+              `trigger zz_later on public.x402_resources reaches public.zz_later(), whose body names ${role}.helper(), owned by ${role}`,
+            )
+            // Review revw O1: the message says which body widened the names.
+            expect(String((error as Error).message)).toContain(
+              'in any schema, since public.zz_audit() may change the search path as it runs',
+            )
+            expect(await isSuperuser(db, role)).toBe(false)
+            expect(await applied(db)).toContain(MIGRATION_005)
+          })
         })
-      })
-    })
+      },
+    )
 
     // Review revx V5: a trigger runs with the path of the function whose write fires it.
     it('whose body calls a trusted function with its own search_path (a lesser login’s schema first) that writes an app table, whose trusted trigger calls a bare name: 005’s down refuses, and never calls it', async () => {
@@ -1530,6 +1605,54 @@ describe.skipIf(skipReason)(
         })
       })
     })
+
+    // Review revz Z1: what a write fires beyond the table it names (a partition's triggers, a
+    // cascade's, a rule's target's) runs with the writer's path too.
+    it.each([
+      [
+        'into a partitioned table, whose partition’s trusted trigger',
+        `CREATE TABLE public.zz_log (id text) PARTITION BY LIST (id);
+         CREATE TABLE public.zz_log_rest PARTITION OF public.zz_log DEFAULT;
+         CREATE TRIGGER zz_log_note AFTER INSERT ON public.zz_log_rest FOR EACH ROW EXECUTE FUNCTION public.zz_log_note()`,
+        'INSERT INTO public.zz_log VALUES (id);',
+      ],
+      [
+        'deleting from a table whose rows another references ON DELETE CASCADE, whose trusted trigger',
+        `CREATE TABLE public.zz_log (id text PRIMARY KEY);
+         CREATE TABLE public.zz_log_child (id text REFERENCES public.zz_log ON DELETE CASCADE);
+         CREATE TRIGGER zz_log_note AFTER DELETE ON public.zz_log_child FOR EACH ROW EXECUTE FUNCTION public.zz_log_note()`,
+        'DELETE FROM public.zz_log WHERE zz_log.id = zz_write_log.id;',
+      ],
+      [
+        'into a table whose rule inserts into another, whose trusted trigger',
+        `CREATE TABLE public.zz_log (id text);
+         CREATE TABLE public.zz_log_copy (id text);
+         CREATE RULE zz_copy AS ON INSERT TO public.zz_log DO ALSO INSERT INTO public.zz_log_copy VALUES (NEW.id);
+         CREATE TRIGGER zz_log_note AFTER INSERT ON public.zz_log_copy FOR EACH ROW EXECUTE FUNCTION public.zz_log_note()`,
+        'INSERT INTO public.zz_log VALUES (id);',
+      ],
+    ])(
+      'whose body calls a trusted function with its own search_path (a lesser login’s schema first) that writes %s calls a bare name: 005’s down refuses, and never calls it',
+      async (_case, tables, write) => {
+        await withTestDatabase('postgres', async ({ db }) => {
+          await withLoginRole(db, async (role) => {
+            const setUp = `CREATE FUNCTION public.zz_log_note() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN NULL; END $f$;
+              ${tables};
+              CREATE FUNCTION public.zz_write_log(id text) RETURNS void LANGUAGE plpgsql SET search_path = ${role}, public
+                AS $f$ BEGIN ${write} END $f$`
+            await plant(db, role, 'PERFORM public.zz_write_log(OLD.id::text);', setUp)
+            const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+              (e: unknown) => e,
+            )
+            expect(String((error as Error).message)).toContain(
+              `whose body names ${role}.helper(), owned by ${role}`,
+            )
+            expect(await isSuperuser(db, role)).toBe(false)
+            expect(await applied(db)).toContain(MIGRATION_005)
+          })
+        })
+      },
+    )
 
     // Review revx R1: a BEGIN ATOMIC body prints a setting's name as 'app.tenant'::text.
     it('beside a BEGIN ATOMIC function that sets an app setting, whose body holds the name of a lesser login’s function outside the path: 005’s down runs', async () => {
@@ -1612,6 +1735,36 @@ describe.skipIf(skipReason)(
           // Review revw O1: never advise taking a platform's code.
           expect(message).toContain("never a platform's")
           expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).toContain(MIGRATION_005)
+        })
+      })
+    })
+
+    // Review revz Z4: the platform's auth is in a schema a superuser owns (Supabase's
+    // supabase_admin); one a lesser login made itself is its code.
+    it('whose body calls auth.uid() of a schema auth that a lesser login made (the schema and auth.users its own): 005’s down refuses, and never calls it', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          await giveAuthTo(db, role, true)
+          await migrateTo(db, MIGRATION_005, { env: {} })
+          await createResource(db, {
+            resource_type: 'openrouter_instant',
+            openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+            openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+          })
+          await sql
+            .raw(
+              `CREATE FUNCTION public.zz_audit() RETURNS trigger LANGUAGE plpgsql AS $f$
+               BEGIN PERFORM auth.uid(); RETURN OLD; END $f$;
+             CREATE TRIGGER zz_audit AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_audit()`,
+            )
+            .execute(db)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(String((error as Error).message)).toContain(
+            `whose body names auth.uid(), owned by ${role}`,
+          )
           expect(await applied(db)).toContain(MIGRATION_005)
         })
       })

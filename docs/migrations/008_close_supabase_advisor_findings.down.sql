@@ -231,11 +231,11 @@ BEGIN
   WITH RECURSIVE reach(oid) AS (
     SELECT w.oid FROM unnest(written) AS w(oid)
     UNION
-    -- And what the rules of the tables in scope write (the module's own writes fire them: review revy Y1).
+    -- And what the rules of the tables in scope write (the module's own writes fire them: review
+    -- revy Y1), their own table too (a rule may insert into it: review revz Z3).
     SELECT d.refobjid FROM unnest(tables) AS t(oid)
       JOIN pg_rewrite rw ON rw.ev_class = t.oid AND rw.rulename <> '_RETURN'
       JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
-     WHERE d.refobjid <> t.oid
     UNION
     SELECT n.oid FROM reach r CROSS JOIN LATERAL (
       SELECT d.refobjid AS oid FROM pg_rewrite rw
@@ -631,16 +631,19 @@ BEGIN
                   AND (ty.oid >= 16384 OR greatest(o.oprleft, o.oprright) < 16384)
              ) AS reached
   ),
-  -- Supabase's auth: schema auth with auth.users, both of one owner (see bodyCallsSql).
+  -- Supabase's auth: schema auth, which a superuser owns (supabase_admin: no lesser login can
+  -- make one), and the owner of auth.users (supabase_auth_admin), whose functions auth's are
+  -- (see bodyCallsSql; review revz Z4).
   platform_auth AS (
-            SELECT n.oid AS nsp, n.nspowner AS owner FROM pg_namespace n
+            SELECT n.oid AS nsp, c.relowner AS owner FROM pg_namespace n
+              JOIN pg_roles o ON o.oid = n.nspowner AND o.rolsuper
               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'users' AND c.relkind IN ('r', 'p')
-             WHERE n.nspname = 'auth' AND c.relowner = n.nspowner
+             WHERE n.nspname = 'auth'
   ),
   -- Supabase's Database Webhooks: triggers calling supabase_functions.http_request(), of the
   -- login that owns supabase_functions.hooks, in a schema a superuser owns (no lesser login can
-  -- make one), SECURITY DEFINER with a search_path of its own: it runs as its owner, not with
-  -- the writer's power, and is the platform's, as auth's functions are (review revw O2).
+  -- make one), SECURITY DEFINER with a search_path of its own: the platform's, as auth's
+  -- functions are (review revw O2), which is trust in that login (review revz Z6).
   platform_webhooks(fn) AS (
             SELECT p.oid FROM pg_proc p
               JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -679,6 +682,22 @@ BEGIN
               FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
   ),
+  -- What a write of a relation also writes (firedRelationsSql), for the triggers that a reached
+  -- body's write fires beyond the relation it names.
+  fired_edges(parent, oid) AS MATERIALIZED (
+      SELECT k.confrelid, k.conrelid FROM pg_constraint k
+       WHERE k.contype = 'f'
+         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+      UNION ALL
+      SELECT i.inhparent, i.inhrelid FROM pg_inherits i
+      UNION ALL
+      -- A rule's action writes other tables, and runs their triggers with the writer's power; it
+      -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
+      -- policies run with the writer's power too.
+      SELECT r.ev_class, d.refobjid FROM pg_rewrite r
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
+  ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
   -- after, from body_edges: review revw, cost).
   body_nodes(fn, path) AS (
@@ -697,16 +716,26 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR p.prosrc ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
-                 FROM (SELECT b.src, lower(b.src) AS lsrc
-                         FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src
-                               OFFSET 0) AS b
+             CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
+                 FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-f]{1,2}|u[0-9a-f]{4}([0-9a-f]{4})?)'), ' ', 'gi') ELSE b.raw END AS src
+                                 FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
+                                       OFFSET 0) AS b
+                               OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
+           OR b.raw ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
+           OR b.src ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn, 'names' COLLATE "C" AS how
                  FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
@@ -715,9 +744,9 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
+                        AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
-                           AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                           AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                             || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
@@ -727,8 +756,12 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
-               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
-               SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
+               -- In scope or not: a trigger runs with the path of the function whose write fires it
+               -- (review revx V5), also one of what the write reaches beyond the relation it names: a
+               -- partition, a cascade's table, a rule's (review revz Z1).
+               SELECT t.tgfoid, CASE WHEN t.tgrelid = c.oid THEN format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname)
+                                     ELSE format('writes %s, which writes %s, whose trigger %I calls', c.oid::regclass, t.tgrelid::regclass, t.tgname)
+                                END COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
                        UNION ALL
@@ -745,7 +778,10 @@ BEGIN
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
-                 JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                CROSS JOIN LATERAL (WITH RECURSIVE fired(oid) AS (
+                                      SELECT c.oid UNION SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid)
+                                    SELECT fired.oid FROM fired) AS fired
+                 JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -767,16 +803,26 @@ BEGIN
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prosrc ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR p.prosrc ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           OR regexp_replace(p.prosrc, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS anywhere OFFSET 0) AS sets_path
-             CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
-                 FROM (SELECT b.src, lower(b.src) AS lsrc
-                         FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src
-                               OFFSET 0) AS b
+             CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
+                 FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-f]{1,2}|u[0-9a-f]{4}([0-9a-f]{4})?)'), ' ', 'gi') ELSE b.raw END AS src
+                                 FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
+                                       OFFSET 0) AS b
+                               OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
+           OR b.raw ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
+           OR b.src ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn, 'names' COLLATE "C" AS how
                  FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
@@ -785,9 +831,9 @@ BEGIN
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
-                        AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
+                        AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
-                           AND p.prosrc ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                           AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                             || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
@@ -797,8 +843,12 @@ BEGIN
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
-               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
-               SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
+               -- In scope or not: a trigger runs with the path of the function whose write fires it
+               -- (review revx V5), also one of what the write reaches beyond the relation it names: a
+               -- partition, a cascade's table, a rule's (review revz Z1).
+               SELECT t.tgfoid, CASE WHEN t.tgrelid = c.oid THEN format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname)
+                                     ELSE format('writes %s, which writes %s, whose trigger %I calls', c.oid::regclass, t.tgrelid::regclass, t.tgname)
+                                END COLLATE "C"
                  FROM (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
                        UNION ALL
@@ -815,7 +865,10 @@ BEGIN
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
-                 JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                CROSS JOIN LATERAL (WITH RECURSIVE fired(oid) AS (
+                                      SELECT c.oid UNION SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid)
+                                    SELECT fired.oid FROM fired) AS fired
+                 JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -837,15 +890,25 @@ BEGIN
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
+           OR b.raw ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
            OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
+           OR b.src ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
            OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS sets_path, b.src ~* 'u&"' AS unicode_names
-              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
-                 FROM (SELECT b.src, lower(b.src) AS lsrc
-                         FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS src
-                               OFFSET 0) AS b
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS sets_path, b.src ~* 'u&"' AS unicode_names
+              FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
+                 FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-f]{1,2}|u[0-9a-f]{4}([0-9a-f]{4})?)'), ' ', 'gi') ELSE b.raw END AS src
+                                 FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
+                                       OFFSET 0) AS b
+                               OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)

@@ -269,16 +269,19 @@ function bodyCallsSql(schemas: string | undefined): string {
                  : ''
              }
   ),
-  -- Supabase's auth: schema auth with auth.users, both of one owner (see bodyCallsSql).
+  -- Supabase's auth: schema auth, which a superuser owns (supabase_admin: no lesser login can
+  -- make one), and the owner of auth.users (supabase_auth_admin), whose functions auth's are
+  -- (see bodyCallsSql; review revz Z4).
   platform_auth AS (
-            SELECT n.oid AS nsp, n.nspowner AS owner FROM pg_namespace n
+            SELECT n.oid AS nsp, c.relowner AS owner FROM pg_namespace n
+              JOIN pg_roles o ON o.oid = n.nspowner AND o.rolsuper
               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'users' AND c.relkind IN ('r', 'p')
-             WHERE n.nspname = 'auth' AND c.relowner = n.nspowner
+             WHERE n.nspname = 'auth'
   ),
   -- Supabase's Database Webhooks: triggers calling supabase_functions.http_request(), of the
   -- login that owns supabase_functions.hooks, in a schema a superuser owns (no lesser login can
-  -- make one), SECURITY DEFINER with a search_path of its own: it runs as its owner, not with
-  -- the writer's power, and is the platform's, as auth's functions are (review revw O2).
+  -- make one), SECURITY DEFINER with a search_path of its own: the platform's, as auth's
+  -- functions are (review revw O2), which is trust in that login (review revz Z6).
   platform_webhooks(fn) AS (
             SELECT p.oid FROM pg_proc p
               JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -317,6 +320,10 @@ function bodyCallsSql(schemas: string | undefined): string {
               FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= ${FIRST_NORMAL_OBJECT_ID}
   ),
+  -- What a write of a relation also writes (firedRelationsSql), for the triggers that a reached
+  -- body's write fires beyond the relation it names.
+  fired_edges(parent, oid) AS MATERIALIZED (${firedRelationsSql(schemas)}
+  ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
   -- after, from body_edges: review revw, cost).
   body_nodes(fn, path) AS (
@@ -343,7 +350,7 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, ${setsPath('b.src')} AS sets_path, b.src ~* 'u&"' AS unicode_names
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS sets_path, b.src ~* 'u&"' AS unicode_names
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
@@ -359,6 +366,36 @@ function bodyCallsSql(schemas: string | undefined): string {
               FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (${writtenSql('b', 'w.path', 'b.sets_path')}) AS c
   )`
+}
+
+/**
+ * SQL (a query of rows parent, oid): what a write of the relation `parent` also writes, and
+ * whose triggers, rules and defaults it then runs: the tables whose foreign keys' actions it
+ * reaches, its inheritance children and partitions, what its rules write or read, and a view's
+ * relations. One rule for the check's scope and for what a reached body's write fires (review
+ * revz Z1).
+ */
+function firedRelationsSql(schemas: string | undefined): string {
+  return `
+      SELECT k.confrelid, k.conrelid FROM pg_constraint k
+       WHERE k.contype = 'f'${
+         schemas
+           ? `
+         -- Every key, whatever its action: measureAccess empties a table with TRUNCATE … CASCADE,
+         -- which empties each table whose key references it and fires its TRUNCATE triggers
+         -- (review revj J5).`
+           : `
+         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))`
+       }
+      UNION ALL
+      SELECT i.inhparent, i.inhrelid FROM pg_inherits i
+      UNION ALL
+      -- A rule's action writes other tables, and runs their triggers with the writer's power; it
+      -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
+      -- policies run with the writer's power too.
+      SELECT r.ev_class, d.refobjid FROM pg_rewrite r
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')`
 }
 
 /**
@@ -380,8 +417,8 @@ function calleesSql(node: string): string {
              -- (review revu R3); those of every other body too, on the next pass (anywhere: review revv V2).
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ${setsPath('p.prosrc')} AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn, 'names' COLLATE "C" AS how
                  FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
@@ -390,19 +427,26 @@ function calleesSql(node: string): string {
                        OFFSET 0) AS q
                 WHERE p.prosqlbody IS NULL
                   AND (((sets_path.anywhere OR q.nspname = ANY (${node}.path))
-                        AND p.prosrc ~* (${NAME_START} || ${nameRegex('q.proname')} || ${NAME_END}))
+                        AND b.src ~* (${NAME_START} || ${nameRegex('q.proname')} || ${NAME_END}))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
-                           AND p.prosrc ~* (${NAME_START} || ${nameRegex('q.nspname')} || ${DOT}
+                           AND b.src ~* (${NAME_START} || ${nameRegex('q.nspname')} || ${DOT}
                                             || ${nameRegex('q.proname')} || ${NAME_END})))
                UNION ALL
                SELECT ${calledFunction('d')}, 'names' FROM pg_depend d
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                   AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
                UNION ALL
-               -- In scope or not: a trigger runs with the path of the function whose write fires it (review revx V5).
-               SELECT t.tgfoid, format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname) COLLATE "C"
+               -- In scope or not: a trigger runs with the path of the function whose write fires it
+               -- (review revx V5), also one of what the write reaches beyond the relation it names: a
+               -- partition, a cascade's table, a rule's (review revz Z1).
+               SELECT t.tgfoid, CASE WHEN t.tgrelid = c.oid THEN format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname)
+                                     ELSE format('writes %s, which writes %s, whose trigger %I calls', c.oid::regclass, t.tgrelid::regclass, t.tgname)
+                                END COLLATE "C"
                  FROM (${writtenSql('b', `${node}.path`, 'sets_path.anywhere')}) AS c
-                 JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                CROSS JOIN LATERAL (WITH RECURSIVE fired(oid) AS (
+                                      SELECT c.oid UNION SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid)
+                                    SELECT fired.oid FROM fired) AS fired
+                 JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
              ) AS called
              WHERE p.oid = ${node}.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= ${FIRST_NORMAL_OBJECT_ID} AND called.fn <> p.oid
@@ -414,15 +458,18 @@ function calleesSql(node: string): string {
 }
 
 /**
- * SQL (a subquery, LATERAL to a pg_proc row `p`): its body as text (an opaque body's source; a
- * BEGIN ATOMIC body as PostgreSQL prints it), in lower case, and its words in lower case, each
- * once; computed once per row (OFFSET 0 keeps the planner from computing them per use).
+ * SQL (a subquery, LATERAL to a pg_proc row `p`): its body as text (`raw`: an opaque body's
+ * source; a BEGIN ATOMIC body as PostgreSQL prints it), that text with each backslash escape read
+ * as space (`src`: {@link ESCAPE}), in lower case, and its words in lower case, each once;
+ * computed once per row (OFFSET 0 keeps the planner from computing them per use).
  */
 function bodyWordsSql(p: string): string {
-  return `SELECT t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
-                 FROM (SELECT b.src, lower(b.src) AS lsrc
-                         FROM (SELECT CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END AS src
-                               OFFSET 0) AS b
+  return `SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
+                 FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN regexp_replace(b.raw, ${ESCAPE}, ' ', 'gi') ELSE b.raw END AS src
+                                 FROM (SELECT CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END AS raw
+                                       OFFSET 0) AS b
+                               OFFSET 0) AS e
                        OFFSET 0) AS t`
 }
 
@@ -445,6 +492,14 @@ function writtenSql(b: string, path: string, anywhere: string): string {
                                         || ${DATABASE_PART} || ${nameRegex('c.nspname')} || ${DOT}
                                         || ${nameRegex('c.relname')} || ${NAME_END}))`
 }
+
+/**
+ * SQL: a regular expression (for `~*`) of a backslash escape of an `E'…'` string (`\n`, `\t`,
+ * `\012`, `\x0a`, `\u000a`): in a string that EXECUTE runs, it may stand where space does
+ * (review revz Z2, Z5). bodyWordsSql reads each as space, once per body, where a pattern of it
+ * in every regular expression doubled the check's time; a letter it spells is not read.
+ */
+const ESCAPE = `(repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-f]{1,2}|u[0-9a-f]{4}([0-9a-f]{4})?)')`
 
 /** SQL: a regular expression (for `~*`) of what SQL takes as space: white space, and comments. */
 const SPACE = `('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')`
@@ -481,7 +536,8 @@ const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+in
  * set_config (quoted or not: revy Y3) of 'search_path', or of a
  * first argument that is not a plain string (one cast to text, as a BEGIN ATOMIC body prints it,
  * is: review revx R1) (`E'search\137path'`, `'search_' || 'path'`, a
- * variable: review revv V3). A plain string that is not search_path is a setting of the app's
+ * variable: review revv V3); or any mention of pg_settings, whose UPDATE calls set_config (review
+ * revz Z2). A plain string that is not search_path is a setting of the app's
  * own (Supabase's `request.jwt.claims`); ALTER FUNCTION … SET search_path and ALTER … SET SCHEMA
  * (Supabase's event trigger functions hold them) change no session's path.
  */
@@ -489,6 +545,8 @@ function setsPath(src: string): string {
   return `(${src} ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*(set(' || ${SPACE} || '+(local|session))?'
                      || ${SPACE} || '+"?(search_path|schema)|reset' || ${SPACE} || '+"?(search_path|all))"?(?![[:alnum:]_$])')
            OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''search_path''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
+           OR ${src} ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
            OR regexp_replace(${src}, 'set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ${SPACE} || '*,', '', 'gi')
               ~* ('set_config"?' || ${SPACE} || '*[(]'))`
 }
@@ -619,26 +677,7 @@ BEGIN
     UNION
     -- Joined, not a LATERAL per table: pg_constraint has no index on confrelid, and a scan of it
     -- per table in scope made the check quadratic in the tables (review revk K2).
-    SELECT reached.oid FROM scope s JOIN (
-      SELECT k.confrelid, k.conrelid FROM pg_constraint k
-       WHERE k.contype = 'f'${
-         schemas
-           ? `
-         -- Every key, whatever its action: measureAccess empties a table with TRUNCATE … CASCADE,
-         -- which empties each table whose key references it and fires its TRUNCATE triggers
-         -- (review revj J5).`
-           : `
-         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))`
-       }
-      UNION ALL
-      SELECT i.inhparent, i.inhrelid FROM pg_inherits i
-      UNION ALL
-      -- A rule's action writes other tables, and runs their triggers with the writer's power; it
-      -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
-      -- policies run with the writer's power too.
-      SELECT r.ev_class, d.refobjid FROM pg_rewrite r
-        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
+    SELECT reached.oid FROM scope s JOIN (${firedRelationsSql(schemas)}
     ) AS reached(parent, oid) ON reached.parent = s.oid
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
@@ -648,11 +687,11 @@ BEGIN
   WITH RECURSIVE reach(oid) AS (
     SELECT w.oid FROM unnest(written) AS w(oid)
     UNION
-    -- And what the rules of the tables in scope write (the module's own writes fire them: review revy Y1).
+    -- And what the rules of the tables in scope write (the module's own writes fire them: review
+    -- revy Y1), their own table too (a rule may insert into it: review revz Z3).
     SELECT d.refobjid FROM unnest(tables) AS t(oid)
       JOIN pg_rewrite rw ON rw.ev_class = t.oid AND rw.rulename <> '_RETURN'
       JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
-     WHERE d.refobjid <> t.oid
     UNION
     SELECT n.oid FROM reach r CROSS JOIN LATERAL (
       SELECT d.refobjid AS oid FROM pg_rewrite rw
