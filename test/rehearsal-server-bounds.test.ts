@@ -1,9 +1,11 @@
 import { sql } from 'kysely'
+import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
 import { migrateTo, rehearse } from '../src/tooling.js'
 import { BEFORE_005, MIGRATION_005 } from './support/migration-names.js'
 import { pgDumpSkipReason } from './support/pg-dump.js'
+import { stallingProxy } from './support/stalling-proxy.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // A rehearsal with --copy-schema runs the target's code (its triggers fire on the seed rows and
@@ -43,5 +45,42 @@ postgres("the target's code in a rehearsal", () => {
       expect(message).not.toMatch(/statement_timeout=0 /)
       expect(message).not.toMatch(/idle_in_transaction_session_timeout=0$/m)
     })
+  })
+})
+
+// Review revq N1: a rehearsal server that logs in and then stops answering. The scratch role was
+// made before the stall; the error must say that it stays, and who removes it.
+postgres('a rehearsal server that stops answering while the scratch role is made', () => {
+  it('fails within its query_timeout, naming the scratch role it leaves and what removes it', async () => {
+    const server = new URL(process.env.TEST_DATABASE_URL!)
+    const proxy = await stallingProxy(server, 'CREATE ROLE', 'all')
+    const through = new URL(proxy.url(server))
+    through.searchParams.set('query_timeout', '1000')
+    let left: string | undefined
+    try {
+      const error = await rehearse([{ migration: MIGRATION_005 }], {
+        server: through.toString(),
+        startingPoint: BEFORE_005,
+        rows: {},
+      }).catch((caught: unknown) => caught)
+      const message = String((error as Error).message)
+      left = /x402_rehearsal_\d+_\d+_[0-9a-f]+/.exec(message)?.[0]
+      expect(message).toContain('did not answer')
+      expect(left).toBeDefined()
+      expect(message).toContain('the next rehearsal on that server removes')
+    } finally {
+      await proxy.close()
+      const leftovers = left ? [left] : []
+      const client = new pg.Client({ connectionString: server.toString() })
+      await client.connect()
+      try {
+        for (const name of leftovers) {
+          await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+          await client.query(`DROP ROLE IF EXISTS ${name}`)
+        }
+      } finally {
+        await client.end()
+      }
+    }
   })
 })

@@ -5,7 +5,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 
 import { endClient } from '../connection/end-client.js'
-import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
+import {
+  explainTimeout,
+  QUERY_TIMEOUT_MS,
+  serverClientConfig,
+} from '../connection/server-client-config.js'
 import { checkConnectionString } from '../connection/connection-string.js'
 import { errorCode, unlessRefused } from '../connection/sql-state.js'
 
@@ -18,6 +22,21 @@ const NAME = /^x402_rehearsal_(\d{9,12})_\d+_[0-9a-f]+$/
  * the bound only spares one that is just being created or dropped.
  */
 export const SWEEP_AFTER_SECONDS = 3600
+
+/**
+ * The bound on each answer while removing a scratch database and its role, in ms, whatever the
+ * URL's query_timeout: its statements are small, and a server that has just failed to answer
+ * must not hold the command for a second full query_timeout (review revq N1).
+ */
+const CLEANUP_TIMEOUT_MS = 30_000
+
+/** `server` with its query_timeout at most {@link CLEANUP_TIMEOUT_MS}. */
+function cleanupUrl(server: string): string {
+  const url = new URL(server)
+  const own = Number(url.searchParams.get('query_timeout') ?? QUERY_TIMEOUT_MS)
+  url.searchParams.set('query_timeout', String(Math.min(own, CLEANUP_TIMEOUT_MS)))
+  return url.toString()
+}
 
 const EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const
 
@@ -104,7 +123,7 @@ export async function createServerScratch(server: string): Promise<ServerScratch
       .catch(() => {})
       .then(() =>
         name
-          ? withClient(server, async (client) => {
+          ? withClient(cleanupUrl(server), async (client) => {
               // Before the database goes: a role that can no longer log in, with no session
               // left anywhere on the server, whatever the code it ran did meanwhile.
               const role = await shutOutRole(client, name!)
@@ -151,8 +170,17 @@ export async function createServerScratch(server: string): Promise<ServerScratch
     })
     await creating
   } catch (error) {
-    await dropNow().catch(() => {})
+    const left = await dropNow().then(
+      () => undefined,
+      (cause: unknown) => cause,
+    )
     stopWatching()
+    if (left !== undefined && name && error instanceof Error) {
+      error.message +=
+        ` The scratch role ${name} (and its database, if it was made) could not be removed: ` +
+        `${(left instanceof Error ? left.message : String(left)).replace(/\.$/, '')}. It stays on the rehearsal server, with a password only this process knew; ` +
+        'the next rehearsal on that server removes it once it is an hour old and unused.'
+    }
     throw error
   }
   const admin = new URL(server)
