@@ -1188,6 +1188,25 @@ describe.skipIf(skipReason)(
           '',
         ],
       ],
+      // Review revr R3: any other backslash of an E'' string stands for the character after it.
+      [
+        'calls it qualified with an escaped dot in an E string that EXECUTE runs',
+        (role: string) => [`EXECUTE E'SELECT ${role}\\.helper()';`, ''],
+      ],
+      [
+        'sets its search_path after an escaped space in an E string that EXECUTE runs, and calls it unqualified',
+        (role: string) => [
+          `EXECUTE E'\\ SET LOCAL search_path = ${role}, public'; PERFORM helper();`,
+          '',
+        ],
+      ],
+      [
+        'sets its search_path with an escaped letter in an E string that EXECUTE runs, and calls it unqualified',
+        (role: string) => [
+          `EXECUTE E'SET LOCAL \\search_path = ${role}, public'; PERFORM helper();`,
+          '',
+        ],
+      ],
       // Review revv V3: the setting's name spelled so that no plain string holds it.
       [
         'sets its search_path through set_config with an escaped name, and calls it unqualified',
@@ -1364,6 +1383,23 @@ describe.skipIf(skipReason)(
           `${role}.audit`,
         ],
       ],
+      // TRUNCATE … CASCADE empties every table whose key references the one named, whatever
+      // its action, and fires their TRUNCATE triggers.
+      [
+        'truncates with CASCADE a trusted table outside the path that a lesser login’s table references, whose TRUNCATE trigger calls its function',
+        (role: string) => [
+          `TRUNCATE zz_elsewhere.hop CASCADE;`,
+          `CREATE SCHEMA zz_elsewhere;
+           CREATE TABLE zz_elsewhere.hop (id text PRIMARY KEY);
+           GRANT USAGE ON SCHEMA zz_elsewhere TO ${role};
+           GRANT REFERENCES ON zz_elsewhere.hop TO ${role};
+           CREATE TABLE ${role}.audit (id text REFERENCES zz_elsewhere.hop);
+           ALTER TABLE ${role}.audit OWNER TO ${role};
+           CREATE TRIGGER zz_evil AFTER TRUNCATE ON ${role}.audit FOR EACH STATEMENT EXECUTE FUNCTION ${role}.zz_evil()`,
+          // Refused before the down runs, not by the data-loss guard after it, which rolls back.
+          `which writes ${role}.audit, whose trigger zz_evil calls ${role}.zz_evil(), owned by ${role}`,
+        ],
+      ],
       // Review revw B1: an INSERT computes the columns' defaults with the writer's power.
       [
         'inserts into an app table (in public) whose column default calls a lesser login’s function',
@@ -1446,6 +1482,15 @@ describe.skipIf(skipReason)(
           `EXECUTE $q$DELETE FROM ${role}.audit$q$;`,
           LESSER_AUDIT(role),
           `${role}.audit`,
+        ],
+      ],
+      // Review revr R3: a U&'' string may spell any statement, with an escape of its own choosing.
+      [
+        'sets its search_path through EXECUTE of a U& string with UESCAPE, which the check cannot read',
+        (role: string) => [
+          `EXECUTE U&'!0009SET LOCAL search_path = ${role}, public' UESCAPE '!'; PERFORM helper();`,
+          '',
+          'U&',
         ],
       ],
       // Review revv V1: comments are space between a statement's words and around the dot.
@@ -1631,6 +1676,26 @@ describe.skipIf(skipReason)(
          CREATE TRIGGER zz_log_note AFTER INSERT ON public.zz_log_copy FOR EACH ROW EXECUTE FUNCTION public.zz_log_note()`,
         'INSERT INTO public.zz_log VALUES (id);',
       ],
+      // Review revr R1: the written table's own code (a default, a CHECK) runs with that path too.
+      [
+        'into a table whose column default calls a trusted function, which',
+        `CREATE FUNCTION public.zz_stamp() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN 'x'; END $f$;
+         CREATE TABLE public.zz_log (id text, stamp text DEFAULT public.zz_stamp())`,
+        'INSERT INTO public.zz_log (id) VALUES (id);',
+      ],
+      [
+        'into a table whose CHECK calls a trusted function, which',
+        `CREATE FUNCTION public.zz_ok(text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN true; END $f$;
+         CREATE TABLE public.zz_log (id text CHECK (public.zz_ok(id)))`,
+        'INSERT INTO public.zz_log (id) VALUES (id);',
+      ],
+      [
+        'truncating with CASCADE a table another references (with no action), whose trusted TRUNCATE trigger',
+        `CREATE TABLE public.zz_log (id text PRIMARY KEY);
+         CREATE TABLE public.zz_log_child (id text REFERENCES public.zz_log);
+         CREATE TRIGGER zz_log_note AFTER TRUNCATE ON public.zz_log_child FOR EACH STATEMENT EXECUTE FUNCTION public.zz_log_note()`,
+        'TRUNCATE public.zz_log CASCADE;',
+      ],
     ])(
       'whose body calls a trusted function with its own search_path (a lesser login’s schema first) that writes %s calls a bare name: 005’s down refuses, and never calls it',
       async (_case, tables, write) => {
@@ -1666,6 +1731,26 @@ describe.skipIf(skipReason)(
             db,
             role,
             `PERFORM public.zz_tenant('a'); -- keeps the search index in step\n`,
+            setUp,
+          )
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
+    // Review revr R6: pgsodium's event trigger function reads pg_settings; only an UPDATE of it
+    // sets the path.
+    it('whose body reads pg_settings, and holds the name of a lesser login’s function outside the path: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.search(text) RETURNS text LANGUAGE sql AS $f$ SELECT $1 $f$;
+            ALTER FUNCTION ${role}.search(text) OWNER TO ${role}`
+          await plant(
+            db,
+            role,
+            `PERFORM setting FROM pg_catalog.pg_settings WHERE name = 'search_path'; -- keeps the search index in step\n`,
             setUp,
           )
           await migrateDown(db, { allowDataLoss: true, env: {} })

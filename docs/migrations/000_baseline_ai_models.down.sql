@@ -177,6 +177,10 @@ DECLARE
   -- Each, with the function that brought it in, for the message.
   written_by pg_catalog.text;
   more_by pg_catalog.text;
+  -- Each relation a reached body writes, with the path that body runs with ([oid, [schemas]]):
+  -- its own code runs with that path too (bodyCallsSql's reached_seeds).
+  write_paths pg_catalog.jsonb := '[]';
+  more_paths pg_catalog.jsonb;
   -- Whether a reached body may change the transaction's search path: then every body's bare
   -- names resolve in any schema (bodyCallsSql).
   anywhere pg_catalog.bool := false;
@@ -594,19 +598,19 @@ BEGIN
           FROM pg_type ty WHERE n.kind = 'SUBSCRIPTINGREF' AND ty.oid = substring(n.node FROM ':refcontainertype ([0-9]+)')::oid
       ) AS call
   ),
-  reached_functions(what, fn) AS (
+  reached_functions(what, fn, tbl) AS (
             SELECT format('%s on %s', attached.what, attached.tbl::regclass), CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
               WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
-            END
+            END, attached.tbl
               FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
              WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
             UNION
-            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn FROM when_calls c
+            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl FROM when_calls c
             UNION
-            SELECT format('event trigger %I', e.evtname), e.evtfoid FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
             UNION
-            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn
+            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL
               FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
              CROSS JOIN LATERAL (
                SELECT CASE dc.refclassid
@@ -687,7 +691,6 @@ BEGIN
   fired_edges(parent, oid) AS MATERIALIZED (
       SELECT k.confrelid, k.conrelid FROM pg_constraint k
        WHERE k.contype = 'f'
-         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
       UNION ALL
       SELECT i.inhparent, i.inhrelid FROM pg_inherits i
       UNION ALL
@@ -698,13 +701,25 @@ BEGIN
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
         JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
   ),
-  -- Each function reached, with the path it runs with, walked once (what reaches it is joined
-  -- after, from body_edges: review revw, cost).
-  body_nodes(fn, path) AS (
-            SELECT DISTINCT r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
+  -- Where the walk starts: each function reached, with the path it runs with: its own, else the
+  -- session's; and, for the code of a table a reached body writes (its defaults, CHECKs, rules…),
+  -- that body's (write_paths: review revr R1).
+  reached_seeds(what, fn, path) AS (
+            SELECT r.what, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
                             CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
                                  ELSE session_path || ARRAY['public', 'extensions']::name[] END)
               FROM reached_functions r WHERE r.fn >= 16384
+            UNION
+            SELECT r.what, r.fn, wp.path
+              FROM reached_functions r
+              JOIN (SELECT (e.value ->> 0)::oid AS tbl, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
+                      FROM jsonb_array_elements(write_paths) AS e) AS wp ON wp.tbl = r.tbl
+             WHERE r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
+  ),
+  -- Each function reached, with the path it runs with, walked once (what reaches it is joined
+  -- after, from body_edges: review revw, cost).
+  body_nodes(fn, path) AS (
+            SELECT DISTINCT r.fn, r.path FROM reached_seeds r
             UNION
             SELECT called.fn, called.path FROM body_nodes w CROSS JOIN LATERAL (SELECT called.fn,
                    coalesce((SELECT f.path FROM function_paths f WHERE f.fn = called.fn),
@@ -718,7 +733,7 @@ BEGIN
              -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-f]{1,2}|u[0-9a-f]{4}([0-9a-f]{4})?)'), ' ', 'gi') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-9a-fA-F]{4}|[+][0-9a-fA-F]{6})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
@@ -726,14 +741,16 @@ BEGIN
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
-           OR b.raw ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
+           -- (pgsodium's event trigger function reads it: review revr R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
            OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
-           OR b.src ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
+           -- (pgsodium's event trigger function reads it: review revr R6).
+           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
@@ -805,7 +822,7 @@ BEGIN
              -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-f]{1,2}|u[0-9a-f]{4}([0-9a-f]{4})?)'), ' ', 'gi') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-9a-fA-F]{4}|[+][0-9a-fA-F]{6})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
@@ -813,14 +830,16 @@ BEGIN
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
-           OR b.raw ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
+           -- (pgsodium's event trigger function reads it: review revr R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
            OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
-           OR b.src ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
+           -- (pgsodium's event trigger function reads it: review revr R6).
+           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
@@ -879,10 +898,7 @@ BEGIN
                AND called.fn NOT IN (SELECT w.fn FROM platform_webhooks w)) AS called
   ),
   body_calls(what, caller, fn, path, how) AS (
-            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
-                            CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
-                                 ELSE session_path || ARRAY['public', 'extensions']::name[] END), NULL::text COLLATE "C"
-              FROM reached_functions r WHERE r.fn >= 16384
+            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn, r.path, NULL::text COLLATE "C" FROM reached_seeds r
             UNION
             SELECT w.what, e.caller, e.fn, e.path, e.how
               FROM body_calls w JOIN body_edges e ON e.caller = w.fn AND e.caller_path = w.path
@@ -893,19 +909,21 @@ BEGIN
             SELECT p.oid AS fn, b.src, b.lsrc, b.words, ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
-           OR b.raw ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
+           -- (pgsodium's event trigger function reads it: review revr R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
                      || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
            OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
-           OR b.src ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
+           -- (pgsodium's event trigger function reads it: review revr R6).
+           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS sets_path, b.src ~* 'u&"' AS unicode_names
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-f]{1,2}|u[0-9a-f]{4}([0-9a-f]{4})?)'), ' ', 'gi') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-9a-fA-F]{4}|[+][0-9a-fA-F]{6})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
@@ -919,8 +937,8 @@ BEGIN
   -- functions are (the same rule; comments count as space, and a database's name may come before
   -- the schema's: review revv V1); a view wherever it is named. A BEGIN ATOMIC body is read as
   -- printed: what it only reads runs nothing of its owner's (review revv V4).
-  body_writes(oid, fn) AS (
-            SELECT c.oid, b.fn
+  body_writes(oid, fn, path) AS (
+            SELECT c.oid, b.fn, w.path
               FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -946,9 +964,11 @@ BEGIN
                                             CASE (SELECT c.relkind FROM pg_class c WHERE c.oid = b.oid) WHEN 'v' THEN 'named' ELSE 'written' END,
                                             b.fn::regprocedure), ', ')
             FROM body_writes b WHERE NOT b.oid = ANY (written)),
+         (SELECT jsonb_agg(DISTINCT jsonb_build_array(b.oid, to_jsonb(b.path))) FROM body_writes b
+           WHERE NOT write_paths @> jsonb_build_array(jsonb_build_array(b.oid, to_jsonb(b.path)))),
          coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false),
          (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
-    INTO found, when_code, rls_code, more, more_by, sets, path_by
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -1130,16 +1150,18 @@ BEGIN
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
      WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    -- A U&"…" identifier may spell any name with escapes: what it writes or calls cannot be read (review revv V1).
-    SELECT 2, format('%s reaches %s, whose body spells a name as U&"…", which the check cannot read', w.what,
+    -- A U&"…" identifier or U&'…' string may spell any name or statement with escapes (of its
+    -- own choosing, UESCAPE): what it writes or calls cannot be read (reviews revv V1, revr R3).
+    SELECT 2, format('%s reaches %s, whose body spells a name or string as U&…, which the check cannot read', w.what,
                      w.fn::regprocedure), false
       FROM body_calls w JOIN reached_bodies b ON b.fn = w.fn
      WHERE b.unicode_names
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
-  EXIT WHEN found IS NOT NULL OR (more IS NULL AND (anywhere OR NOT sets));
+  EXIT WHEN found IS NOT NULL OR (more IS NULL AND more_paths IS NULL AND (anywhere OR NOT sets));
   anywhere := anywhere OR sets;
   written := written || coalesce(more, '{}');
+  write_paths := write_paths || coalesce(more_paths, '[]');
   written_by := concat_ws(', ', written_by, more_by);
   END LOOP;
   IF found IS NOT NULL THEN

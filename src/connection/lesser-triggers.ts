@@ -223,11 +223,12 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * in its scope (with what their keys' actions and rules reach), until no body writes a relation
  * outside it (review revu R1). A body that spells a name as U&"…" cannot be read: refused.
  * What dynamic SQL (EXECUTE of a built string) calls cannot be followed: a documented limit.
- * Supabase's auth functions, those of schema auth owned by the owner of auth and of auth.users
- * (its supabase_auth_admin login on Supabase), are not followed: a body's auth.uid() is taken as
+ * Supabase's auth functions, those of the owner of auth.users (its supabase_auth_admin login) in
+ * a schema auth that a superuser owns (platform_auth), are not followed: a body's auth.uid() is taken as
  * the platform's, as the stand-in and a policy's auth.uid() take it (the check refuses them where
  * a trigger, a constraint or an expression calls them itself, as before).
- * - reached_functions(what, fn): the functions the writes run, with what reaches them: the
+ * - reached_functions(what, fn, tbl): the functions the writes run, with what reaches them (and
+ *   the table whose code it is, where it is one's): the
  *   attached code's (pg_depend, an operator's by its function), the WHEN conditions', the enabled
  *   event triggers', those of the types the columns reach (a domain's constraints and default,
  *   the casts and operators that the type walk names), and with `schemas` those schemas' own;
@@ -239,16 +240,16 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * - body_writes(oid, fn): the relations that a trusted function of body_calls writes.
  */
 function bodyCallsSql(schemas: string | undefined): string {
-  return `  reached_functions(what, fn) AS (
-            SELECT format('%s on %s', attached.what, attached.tbl::regclass), ${calledFunction('d')}
+  return `  reached_functions(what, fn, tbl) AS (
+            SELECT format('%s on %s', attached.what, attached.tbl::regclass), ${calledFunction('d')}, attached.tbl
               FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
              WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
             UNION
-            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn FROM when_calls c
+            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl FROM when_calls c
             UNION
-            SELECT format('event trigger %I', e.evtname), e.evtfoid FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
             UNION
-            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn
+            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL
               FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
              CROSS JOIN LATERAL (
                SELECT ${calledFunction('dc')} AS fn FROM (${domainCode('ty')}) AS dc WHERE ty.typtype = 'd'
@@ -264,7 +265,7 @@ function bodyCallsSql(schemas: string | undefined): string {
                schemas
                  ? `
             UNION
-            SELECT format('function %s', p.oid::regprocedure), p.oid
+            SELECT format('function %s', p.oid::regprocedure), p.oid, NULL
               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ANY (${schemas})`
                  : ''
              }
@@ -322,15 +323,27 @@ function bodyCallsSql(schemas: string | undefined): string {
   ),
   -- What a write of a relation also writes (firedRelationsSql), for the triggers that a reached
   -- body's write fires beyond the relation it names.
-  fired_edges(parent, oid) AS MATERIALIZED (${firedRelationsSql(schemas)}
+  fired_edges(parent, oid) AS MATERIALIZED (${firedRelationsSql(true)}
+  ),
+  -- Where the walk starts: each function reached, with the path it runs with: its own, else the
+  -- session's; and, for the code of a table a reached body writes (its defaults, CHECKs, rules…),
+  -- that body's (write_paths: review revr R1).
+  reached_seeds(what, fn, path) AS (
+            SELECT r.what, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
+                            CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
+                                 ELSE session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[] END)
+              FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
+            UNION
+            SELECT r.what, r.fn, wp.path
+              FROM reached_functions r
+              JOIN (SELECT (e.value ->> 0)::oid AS tbl, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
+                      FROM jsonb_array_elements(write_paths) AS e) AS wp ON wp.tbl = r.tbl
+             WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
   ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
   -- after, from body_edges: review revw, cost).
   body_nodes(fn, path) AS (
-            SELECT DISTINCT r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
-                            CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
-                                 ELSE session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[] END)
-              FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
+            SELECT DISTINCT r.fn, r.path FROM reached_seeds r
             UNION
             SELECT called.fn, called.path FROM body_nodes w CROSS JOIN LATERAL (${calleesSql('w')}) AS called
   ),
@@ -339,10 +352,7 @@ function bodyCallsSql(schemas: string | undefined): string {
               FROM body_nodes w CROSS JOIN LATERAL (${calleesSql('w')}) AS called
   ),
   body_calls(what, caller, fn, path, how) AS (
-            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
-                            CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
-                                 ELSE session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[] END), NULL::text COLLATE "C"
-              FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
+            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn, r.path, NULL::text COLLATE "C" FROM reached_seeds r
             UNION
             SELECT w.what, e.caller, e.fn, e.path, e.how
               FROM body_calls w JOIN body_edges e ON e.caller = w.fn AND e.caller_path = w.path
@@ -350,7 +360,7 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS sets_path, b.src ~* 'u&"' AS unicode_names
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
@@ -361,8 +371,8 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- functions are (the same rule; comments count as space, and a database's name may come before
   -- the schema's: review revv V1); a view wherever it is named. A BEGIN ATOMIC body is read as
   -- printed: what it only reads runs nothing of its owner's (review revv V4).
-  body_writes(oid, fn) AS (
-            SELECT c.oid, b.fn
+  body_writes(oid, fn, path) AS (
+            SELECT c.oid, b.fn, w.path
               FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (${writtenSql('b', 'w.path', 'b.sets_path')}) AS c
   )`
@@ -373,17 +383,16 @@ function bodyCallsSql(schemas: string | undefined): string {
  * whose triggers, rules and defaults it then runs: the tables whose foreign keys' actions it
  * reaches, its inheritance children and partitions, what its rules write or read, and a view's
  * relations. One rule for the check's scope and for what a reached body's write fires (review
- * revz Z1).
+ * revz Z1). With `everyKey`, the tables of every key that references it, whatever its action:
+ * TRUNCATE … CASCADE empties them and fires their TRUNCATE triggers (measureAccess does so:
+ * review revj J5; a reached body may: review revr R2).
  */
-function firedRelationsSql(schemas: string | undefined): string {
+function firedRelationsSql(everyKey: boolean): string {
   return `
       SELECT k.confrelid, k.conrelid FROM pg_constraint k
        WHERE k.contype = 'f'${
-         schemas
-           ? `
-         -- Every key, whatever its action: measureAccess empties a table with TRUNCATE … CASCADE,
-         -- which empties each table whose key references it and fires its TRUNCATE triggers
-         -- (review revj J5).`
+         everyKey
+           ? ''
            : `
          AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))`
        }
@@ -459,14 +468,14 @@ function calleesSql(node: string): string {
 
 /**
  * SQL (a subquery, LATERAL to a pg_proc row `p`): its body as text (`raw`: an opaque body's
- * source; a BEGIN ATOMIC body as PostgreSQL prints it), that text with each backslash escape read
- * as space (`src`: {@link ESCAPE}), in lower case, and its words in lower case, each once;
+ * source; a BEGIN ATOMIC body as PostgreSQL prints it), that text with its backslash escapes
+ * read (`src`: see {@link ESCAPE}), in lower case, and its words in lower case, each once;
  * computed once per row (OFFSET 0 keeps the planner from computing them per use).
  */
 function bodyWordsSql(p: string): string {
   return `SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN regexp_replace(b.raw, ${ESCAPE}, ' ', 'gi') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, ${ESCAPE}, ' ', 'g'), chr(92), '') ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
@@ -494,12 +503,13 @@ function writtenSql(b: string, path: string, anywhere: string): string {
 }
 
 /**
- * SQL: a regular expression (for `~*`) of a backslash escape of an `E'…'` string (`\n`, `\t`,
- * `\012`, `\x0a`, `\u000a`): in a string that EXECUTE runs, it may stand where space does
- * (review revz Z2, Z5). bodyWordsSql reads each as space, once per body, where a pattern of it
- * in every regular expression doubled the check's time; a letter it spells is not read.
+ * SQL: a regular expression of a backslash escape of an `E'…'` string that stands for a code
+ * (`\n`, `\t`, `\012`, `\x0a`, `\u000a`): in a string that EXECUTE runs, it may stand where
+ * space does (review revz Z2, Z5). bodyWordsSql reads each as space, and any other backslash as
+ * nothing (`\S` is S, `\.` a dot: review revr R3), once per body, where a pattern of them in
+ * every regular expression doubled the check's time; a letter spelled by a code is not read.
  */
-const ESCAPE = `(repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-f]{1,2}|u[0-9a-f]{4}([0-9a-f]{4})?)')`
+const ESCAPE = `(repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-9a-fA-F]{4}|[+][0-9a-fA-F]{6})')`
 
 /** SQL: a regular expression (for `~*`) of what SQL takes as space: white space, and comments. */
 const SPACE = `('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')`
@@ -536,8 +546,8 @@ const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+in
  * set_config (quoted or not: revy Y3) of 'search_path', or of a
  * first argument that is not a plain string (one cast to text, as a BEGIN ATOMIC body prints it,
  * is: review revx R1) (`E'search\137path'`, `'search_' || 'path'`, a
- * variable: review revv V3); or any mention of pg_settings, whose UPDATE calls set_config (review
- * revz Z2). A plain string that is not search_path is a setting of the app's
+ * variable: review revv V3); or an UPDATE of pg_settings, which calls set_config (review revz
+ * Z2). A plain string that is not search_path is a setting of the app's
  * own (Supabase's `request.jwt.claims`); ALTER FUNCTION … SET search_path and ALTER … SET SCHEMA
  * (Supabase's event trigger functions hold them) change no session's path.
  */
@@ -545,8 +555,9 @@ function setsPath(src: string): string {
   return `(${src} ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*(set(' || ${SPACE} || '+(local|session))?'
                      || ${SPACE} || '+"?(search_path|schema)|reset' || ${SPACE} || '+"?(search_path|all))"?(?![[:alnum:]_$])')
            OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2).
-           OR ${src} ~* '(?<![[:alnum:]_$])"?pg_settings(?![[:alnum:]_$])'
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
+           -- (pgsodium's event trigger function reads it: review revr R6).
+           OR ${src} ~* ('(?<![[:alnum:]_$])update' || ${SPACE} || '+("?pg_catalog' || ${DOT} || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(${src}, 'set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ${SPACE} || '*,', '', 'gi')
               ~* ('set_config"?' || ${SPACE} || '*[(]'))`
 }
@@ -569,8 +580,9 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
      WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    -- A U&"…" identifier may spell any name with escapes: what it writes or calls cannot be read (review revv V1).
-    SELECT 2, format('%s reaches %s, whose body spells a name as U&"…", which the check cannot read', w.what,
+    -- A U&"…" identifier or U&'…' string may spell any name or statement with escapes (of its
+    -- own choosing, UESCAPE): what it writes or calls cannot be read (reviews revv V1, revr R3).
+    SELECT 2, format('%s reaches %s, whose body spells a name or string as U&…, which the check cannot read', w.what,
                      w.fn::regprocedure), false
       FROM body_calls w JOIN reached_bodies b ON b.fn = w.fn
      WHERE b.unicode_names`
@@ -643,6 +655,10 @@ DECLARE
   -- Each, with the function that brought it in, for the message.
   written_by pg_catalog.text;
   more_by pg_catalog.text;
+  -- Each relation a reached body writes, with the path that body runs with ([oid, [schemas]]):
+  -- its own code runs with that path too (bodyCallsSql's reached_seeds).
+  write_paths pg_catalog.jsonb := '[]';
+  more_paths pg_catalog.jsonb;
   -- Whether a reached body may change the transaction's search path: then every body's bare
   -- names resolve in any schema (bodyCallsSql).
   anywhere pg_catalog.bool := false;
@@ -677,7 +693,7 @@ BEGIN
     UNION
     -- Joined, not a LATERAL per table: pg_constraint has no index on confrelid, and a scan of it
     -- per table in scope made the check quadratic in the tables (review revk K2).
-    SELECT reached.oid FROM scope s JOIN (${firedRelationsSql(schemas)}
+    SELECT reached.oid FROM scope s JOIN (${firedRelationsSql(Boolean(schemas))}
     ) AS reached(parent, oid) ON reached.parent = s.oid
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
@@ -807,9 +823,11 @@ ${bodyCallsSql(schemas)}
                                             CASE (SELECT c.relkind FROM pg_class c WHERE c.oid = b.oid) WHEN 'v' THEN 'named' ELSE 'written' END,
                                             b.fn::regprocedure), ', ')
             FROM body_writes b WHERE NOT b.oid = ANY (written)),
+         (SELECT jsonb_agg(DISTINCT jsonb_build_array(b.oid, to_jsonb(b.path))) FROM body_writes b
+           WHERE NOT write_paths @> jsonb_build_array(jsonb_build_array(b.oid, to_jsonb(b.path)))),
          coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false),
          (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
-    INTO found, when_code, rls_code, more, more_by, sets, path_by
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -934,9 +952,10 @@ ${WHEN_PROBLEMS_SQL}
 ${BODY_CALLS_PROBLEMS_SQL}
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
-  EXIT WHEN found IS NOT NULL OR (more IS NULL AND (anywhere OR NOT sets));
+  EXIT WHEN found IS NOT NULL OR (more IS NULL AND more_paths IS NULL AND (anywhere OR NOT sets));
   anywhere := anywhere OR sets;
   written := written || coalesce(more, '{}');
+  write_paths := write_paths || coalesce(more_paths, '[]');
   written_by := concat_ws(', ', written_by, more_by);
   END LOOP;
   IF found IS NOT NULL THEN
