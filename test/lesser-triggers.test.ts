@@ -1855,6 +1855,28 @@ describe.skipIf(skipReason)(
       })
     })
 
+    // Review revr R4: auth.uid()'s body calls current_setting() unqualified, with its caller's path.
+    it('whose body calls a trusted function whose own search_path puts a lesser login’s schema before pg_catalog, which calls a Supabase-shaped auth.uid(): 005’s down refuses, and never calls the login’s current_setting()', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          await giveAuthTo(db, role)
+          const setUp = `CREATE FUNCTION ${role}.current_setting(text, boolean) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$;
+            ALTER FUNCTION ${role}.current_setting(text, boolean) OWNER TO ${role};
+            CREATE FUNCTION public.zz_who() RETURNS uuid LANGUAGE plpgsql SET search_path = ${role}, pg_catalog, public
+              AS $f$ BEGIN RETURN auth.uid(); END $f$`
+          await plant(db, role, 'PERFORM public.zz_who();', setUp)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(String((error as Error).message)).toContain(
+            `whose body names ${role}.current_setting(text,boolean), owned by ${role}`,
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).toContain(MIGRATION_005)
+        })
+      })
+    })
+
     it('whose body calls only trusted functions: 005’s down runs, and a Supabase-shaped auth.uid() (its login’s) is not refused', async () => {
       await withTestDatabase('postgres', async ({ db }) => {
         await withLoginRole(db, async (role) => {

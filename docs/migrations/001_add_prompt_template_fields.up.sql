@@ -634,6 +634,11 @@ BEGIN
               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'users' AND c.relkind IN ('r', 'p')
              WHERE n.nspname = 'auth'
   ),
+  -- Auth's functions: not refused for their owner, and walked as trusted bodies are, with their
+  -- caller's path (auth.uid() calls current_setting() unqualified: review revr R4).
+  platform_auth_functions(fn) AS (
+            SELECT q.oid FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+  ),
   -- Supabase's Database Webhooks: triggers calling supabase_functions.http_request(), of the
   -- login that owns supabase_functions.hooks, in a schema a superuser owns (no lesser login can
   -- make one), SECURITY DEFINER with a search_path of its own: the platform's, as auth's
@@ -792,9 +797,7 @@ BEGIN
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
-               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
-               AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
-                                WHERE q.oid = called.fn)
+               AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
                -- The platform's webhook, wherever the walk reaches it (review revy R1).
                AND called.fn NOT IN (SELECT w.fn FROM platform_webhooks w)) AS called
   ),
@@ -881,9 +884,7 @@ BEGIN
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
-               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
-               AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
-                                WHERE q.oid = called.fn)
+               AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
                -- The platform's webhook, wherever the walk reaches it (review revy R1).
                AND called.fn NOT IN (SELECT w.fn FROM platform_webhooks w)) AS called
   ),
@@ -919,7 +920,7 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
-               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
+               AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
   ),
   -- The relations a trusted reached body writes (review revu R1), or reads where it is a view
   -- (its query runs as the reader): named after INSERT INTO, UPDATE, DELETE FROM, MERGE INTO,
@@ -1029,8 +1030,7 @@ BEGIN
        -- A default a reached body's insert computes is taken as such a body's call: Supabase's
        -- auth.uid() (created_by DEFAULT auth.uid()) is the platform's (see bodyCallsSql).
        AND NOT (attached.classid = 'pg_attrdef'::regclass AND EXISTS (
-             SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
-              WHERE q.oid = CASE d.refclassid
+             SELECT FROM platform_auth_functions a WHERE a.fn = CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
               WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
             END))
@@ -1139,6 +1139,7 @@ BEGIN
                      q.oid::regprocedure, pg_get_userbyid(q.proowner)), false
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
      WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)
+       AND q.oid NOT IN (SELECT a.fn FROM platform_auth_functions a)
     UNION ALL
     -- A U&"…" identifier or U&'…' string may spell any name or statement with escapes (of its
     -- own choosing, UESCAPE): what it writes or calls cannot be read (reviews revv V1, revr R3).

@@ -224,7 +224,7 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * outside it (review revu R1). A body that spells a name as U&"…" cannot be read: refused.
  * What dynamic SQL (EXECUTE of a built string) calls cannot be followed: a documented limit.
  * Supabase's auth functions, those of the owner of auth.users (its supabase_auth_admin login) in
- * a schema auth that a superuser owns (platform_auth), are not followed: a body's auth.uid() is taken as
+ * a schema auth that a superuser owns (platform_auth), are not refused for their owner: a body's auth.uid() is taken as
  * the platform's, as the stand-in and a policy's auth.uid() take it (the check refuses them where
  * a trigger, a constraint or an expression calls them itself, as before).
  * - reached_functions(what, fn, tbl): the functions the writes run, with what reaches them (and
@@ -278,6 +278,11 @@ function bodyCallsSql(schemas: string | undefined): string {
               JOIN pg_roles o ON o.oid = n.nspowner AND o.rolsuper
               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'users' AND c.relkind IN ('r', 'p')
              WHERE n.nspname = 'auth'
+  ),
+  -- Auth's functions: not refused for their owner, and walked as trusted bodies are, with their
+  -- caller's path (auth.uid() calls current_setting() unqualified: review revr R4).
+  platform_auth_functions(fn) AS (
+            SELECT q.oid FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
   ),
   -- Supabase's Database Webhooks: triggers calling supabase_functions.http_request(), of the
   -- login that owns supabase_functions.hooks, in a schema a superuser owns (no lesser login can
@@ -363,7 +368,7 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT p.oid AS fn, b.src, b.lsrc, b.words, (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
-               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
+               AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
   ),
   -- The relations a trusted reached body writes (review revu R1), or reads where it is a view
   -- (its query runs as the reader): named after INSERT INTO, UPDATE, DELETE FROM, MERGE INTO,
@@ -459,9 +464,7 @@ function calleesSql(node: string): string {
              ) AS called
              WHERE p.oid = ${node}.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= ${FIRST_NORMAL_OBJECT_ID} AND called.fn <> p.oid
-               AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
-               AND NOT EXISTS (SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
-                                WHERE q.oid = called.fn)
+               AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
                -- The platform's webhook, wherever the walk reaches it (review revy R1).
                AND called.fn NOT IN (SELECT w.fn FROM platform_webhooks w)`
 }
@@ -579,6 +582,7 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
                      q.oid::regprocedure, pg_get_userbyid(q.proowner)), false
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
      WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)
+       AND q.oid NOT IN (SELECT a.fn FROM platform_auth_functions a)
     UNION ALL
     -- A U&"…" identifier or U&'…' string may spell any name or statement with escapes (of its
     -- own choosing, UESCAPE): what it writes or calls cannot be read (reviews revv V1, revr R3).
@@ -881,8 +885,7 @@ ${bodyCallsSql(schemas)}
        -- A default a reached body's insert computes is taken as such a body's call: Supabase's
        -- auth.uid() (created_by DEFAULT auth.uid()) is the platform's (see bodyCallsSql).
        AND NOT (attached.classid = 'pg_attrdef'::regclass AND EXISTS (
-             SELECT FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
-              WHERE q.oid = ${calledFunction('d')}))`
+             SELECT FROM platform_auth_functions a WHERE a.fn = ${calledFunction('d')}))`
      }
     UNION ALL
     -- pg_catalog's functions that run SQL given as text (query_to_xml, ts_stat, ts_rewrite's
