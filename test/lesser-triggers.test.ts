@@ -1400,6 +1400,20 @@ describe.skipIf(skipReason)(
           `which writes ${role}.audit, whose trigger zz_evil calls ${role}.zz_evil(), owned by ${role}`,
         ],
       ],
+      // Review revp P4: that table joins the check's scope (its owner, its triggers' WHEN).
+      [
+        'truncates with CASCADE a trusted table outside the path that a lesser login’s table references, whose TRUNCATE trigger’s WHEN calls its function',
+        (role: string) => [
+          `TRUNCATE zz_elsewhere.hop CASCADE;`,
+          `CREATE SCHEMA zz_elsewhere;
+           CREATE TABLE zz_elsewhere.hop (id text PRIMARY KEY);
+           GRANT USAGE ON SCHEMA zz_elsewhere TO ${role};
+           GRANT REFERENCES ON zz_elsewhere.hop TO ${role};
+           CREATE TABLE ${role}.audit (id text REFERENCES zz_elsewhere.hop);
+           ALTER TABLE ${role}.audit OWNER TO ${role}`,
+          `table ${role}.audit is owned by ${role}`,
+        ],
+      ],
       // Review revw B1: an INSERT computes the columns' defaults with the writer's power.
       [
         'inserts into an app table (in public) whose column default calls a lesser login’s function',
@@ -1432,6 +1446,15 @@ describe.skipIf(skipReason)(
            CREATE SCHEMA zz_elsewhere;
            CREATE TABLE zz_elsewhere.log (id text, actor text DEFAULT ${role}.actor())`,
           `default of column actor on zz_elsewhere.log calls ${role}.actor(), owned by ${role}`,
+        ],
+      ],
+      // Review revp P8: an octal code followed by a letter (\011delete).
+      [
+        'deletes, through EXECUTE of an E string that starts with an octal tab code, from a lesser login’s table',
+        (role: string) => [
+          `EXECUTE E'\\011delete from ${role}.audit';`,
+          LESSER_AUDIT(role),
+          `${role}.audit`,
         ],
       ],
       // Review revx V1, V2: an INSERT through a view, or a rule's, fills the table's defaults.
@@ -1589,6 +1612,26 @@ describe.skipIf(skipReason)(
       })
     })
 
+    // Review revp P6: a key with no action fires nothing of its table, but for TRUNCATE … CASCADE.
+    it('whose body updates a trusted table outside the path that a lesser login’s table references with no action: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.zz_evil() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN NULL; END $f$;
+            ALTER FUNCTION ${role}.zz_evil() OWNER TO ${role};
+            CREATE SCHEMA zz_elsewhere;
+            CREATE TABLE zz_elsewhere.hop (id text PRIMARY KEY, seen int DEFAULT 0);
+            GRANT USAGE ON SCHEMA zz_elsewhere TO ${role};
+            GRANT REFERENCES ON zz_elsewhere.hop TO ${role};
+            ${LESSER_AUDIT(role)};
+            ALTER TABLE ${role}.audit ADD FOREIGN KEY (id) REFERENCES zz_elsewhere.hop`
+          await plant(db, role, 'UPDATE zz_elsewhere.hop SET seen = seen + 1;', setUp)
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
     // Review revv V2: a SET LOCAL lasts to the end of the transaction, so one trigger's path is
     // the path of every body that runs after it.
     it.each([
@@ -1621,6 +1664,45 @@ describe.skipIf(skipReason)(
             // Review revw O1: the message says which body widened the names.
             expect(String((error as Error).message)).toContain(
               'in any schema, since public.zz_audit() may change the search path as it runs',
+            )
+            expect(await isSuperuser(db, role)).toBe(false)
+            expect(await applied(db)).toContain(MIGRATION_005)
+          })
+        })
+      },
+    )
+
+    // Review revp P7: the path set through a view of pg_settings, or by a column's default.
+    it.each([
+      [
+        'updates a view of pg_settings',
+        (role: string) => [
+          `UPDATE public.zz_settings SET setting = '${role}, public' WHERE name = 'search_path';`,
+          'CREATE VIEW public.zz_settings AS SELECT name, setting FROM pg_catalog.pg_settings',
+        ],
+      ],
+      [
+        'inserts into a table whose column default calls set_config',
+        (role: string) => [
+          'INSERT INTO public.zz_cfg (id) VALUES (OLD.id::text);',
+          `CREATE TABLE public.zz_cfg (id text, note text DEFAULT pg_catalog.set_config('search_path', '${role}, public', true))`,
+        ],
+      ],
+    ])(
+      'whose body %s, setting the search_path to a lesser login’s schema, before another trusted trigger calls a bare name: 005’s down refuses, and never calls it',
+      async (_case, planted) => {
+        await withTestDatabase('postgres', async ({ db }) => {
+          await withLoginRole(db, async (role) => {
+            const [body, tables] = planted(role)
+            const setUp = `${tables};
+              CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+              CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`
+            await plant(db, role, body!, setUp)
+            const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+              (e: unknown) => e,
+            )
+            expect(String((error as Error).message)).toContain(
+              `whose body names ${role}.helper(), owned by ${role}`,
             )
             expect(await isSuperuser(db, role)).toBe(false)
             expect(await applied(db)).toContain(MIGRATION_005)
@@ -1688,6 +1770,44 @@ describe.skipIf(skipReason)(
         `CREATE FUNCTION public.zz_ok(text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN true; END $f$;
          CREATE TABLE public.zz_log (id text CHECK (public.zz_ok(id)))`,
         'INSERT INTO public.zz_log (id) VALUES (id);',
+      ],
+      // Review revp P2, P5: the code of what the write reaches beyond the relation it names.
+      [
+        'into a partitioned table whose partition has a CHECK calling a trusted function, which',
+        `CREATE FUNCTION public.zz_ok(text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN true; END $f$;
+         CREATE TABLE public.zz_log (id text) PARTITION BY LIST (id);
+         CREATE TABLE public.zz_log_rest PARTITION OF public.zz_log (CHECK (public.zz_ok(id))) DEFAULT`,
+        'INSERT INTO public.zz_log VALUES (id);',
+      ],
+      [
+        'into a table whose rule inserts into one with a CHECK calling a trusted function, which',
+        `CREATE FUNCTION public.zz_ok(text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN true; END $f$;
+         CREATE TABLE public.zz_log (id text);
+         CREATE TABLE public.zz_log_copy (id text CHECK (public.zz_ok(id)));
+         CREATE RULE zz_copy AS ON INSERT TO public.zz_log DO ALSO INSERT INTO public.zz_log_copy VALUES (NEW.id)`,
+        'INSERT INTO public.zz_log VALUES (id);',
+      ],
+      [
+        'through a view into a table with a CHECK calling a trusted function, which',
+        `CREATE FUNCTION public.zz_ok(text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN true; END $f$;
+         CREATE TABLE public.zz_log (id text CHECK (public.zz_ok(id)));
+         CREATE VIEW public.zz_recent AS SELECT id FROM public.zz_log`,
+        'INSERT INTO public.zz_recent VALUES (id);',
+      ],
+      [
+        'into a partition directly, of a table partitioned by a trusted function, which',
+        `CREATE FUNCTION public.zz_key(text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $f$ BEGIN PERFORM helper(); RETURN $1; END $f$;
+         CREATE TABLE public.zz_log (id text) PARTITION BY LIST (public.zz_key(id));
+         CREATE TABLE public.zz_log_rest PARTITION OF public.zz_log DEFAULT`,
+        'INSERT INTO public.zz_log_rest VALUES (id);',
+      ],
+      // Review revp P1: a column's type's code (a domain's CHECK) runs with the writer's path too.
+      [
+        'into a table whose column’s domain has a CHECK calling a trusted function, which',
+        `CREATE FUNCTION public.zz_ok(text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN true; END $f$;
+         CREATE DOMAIN public.zz_note AS text CHECK (public.zz_ok(VALUE));
+         CREATE TABLE public.zz_log (id public.zz_note)`,
+        'INSERT INTO public.zz_log VALUES (id);',
       ],
       [
         'truncating with CASCADE a table another references (with no action), whose trusted TRUNCATE trigger',

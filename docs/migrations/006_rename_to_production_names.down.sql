@@ -214,19 +214,18 @@ BEGIN
     -- Joined, not a LATERAL per table: pg_constraint has no index on confrelid, and a scan of it
     -- per table in scope made the check quadratic in the tables (review revk K2).
     SELECT reached.oid FROM scope s JOIN (
-      SELECT k.confrelid, k.conrelid FROM pg_constraint k
-       WHERE k.contype = 'f'
-         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+      SELECT k.confrelid, k.conrelid, NOT (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+        FROM pg_constraint k WHERE k.contype = 'f'
       UNION ALL
-      SELECT i.inhparent, i.inhrelid FROM pg_inherits i
+      SELECT i.inhparent, i.inhrelid, false FROM pg_inherits i
       UNION ALL
       -- A rule's action writes other tables, and runs their triggers with the writer's power; it
       -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
       -- policies run with the writer's power too.
-      SELECT r.ev_class, d.refobjid FROM pg_rewrite r
+      SELECT r.ev_class, d.refobjid, false FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
         JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
-    ) AS reached(parent, oid) ON reached.parent = s.oid
+    ) AS reached(parent, oid, truncate_only) ON reached.parent = s.oid AND NOT reached.truncate_only
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
   -- What an insert into a written relation inserts into: the relation, the tables its rules
@@ -598,19 +597,19 @@ BEGIN
           FROM pg_type ty WHERE n.kind = 'SUBSCRIPTINGREF' AND ty.oid = substring(n.node FROM ':refcontainertype ([0-9]+)')::oid
       ) AS call
   ),
-  reached_functions(what, fn, tbl) AS (
+  reached_functions(what, fn, tbl, typed) AS (
             SELECT format('%s on %s', attached.what, attached.tbl::regclass), CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
               WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
-            END, attached.tbl
+            END, attached.tbl, false
               FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
              WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
             UNION
-            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl FROM when_calls c
+            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl, false FROM when_calls c
             UNION
-            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
             UNION
-            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL
+            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL, true
               FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
              CROSS JOIN LATERAL (
                SELECT CASE dc.refclassid
@@ -693,22 +692,23 @@ BEGIN
   ),
   -- What a write of a relation also writes (firedRelationsSql), for the triggers that a reached
   -- body's write fires beyond the relation it names.
-  fired_edges(parent, oid) AS MATERIALIZED (
-      SELECT k.confrelid, k.conrelid FROM pg_constraint k
-       WHERE k.contype = 'f'
+  fired_edges(parent, oid, truncate_only) AS MATERIALIZED (
+      SELECT k.confrelid, k.conrelid, NOT (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+        FROM pg_constraint k WHERE k.contype = 'f'
       UNION ALL
-      SELECT i.inhparent, i.inhrelid FROM pg_inherits i
+      SELECT i.inhparent, i.inhrelid, false FROM pg_inherits i
       UNION ALL
       -- A rule's action writes other tables, and runs their triggers with the writer's power; it
       -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
       -- policies run with the writer's power too.
-      SELECT r.ev_class, d.refobjid FROM pg_rewrite r
+      SELECT r.ev_class, d.refobjid, false FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
         JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
   ),
   -- Where the walk starts: each function reached, with the path it runs with: its own, else the
-  -- session's; and, for the code of a table a reached body writes (its defaults, CHECKs, rules…),
-  -- that body's (write_paths: review revr R1).
+  -- session's; and, for the code of a table a reached body writes (its defaults, CHECKs, rules…,
+  -- its partitioned ancestors' keys), that body's (write_paths: reviews revr R1, revp P5); for
+  -- the code of the columns' types, which keeps no table, every such body's (revp P1).
   reached_seeds(what, fn, path) AS (
             SELECT r.what, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
                             CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
@@ -718,7 +718,8 @@ BEGIN
             SELECT r.what, r.fn, wp.path
               FROM reached_functions r
               JOIN (SELECT (e.value ->> 0)::oid AS tbl, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
-                      FROM jsonb_array_elements(write_paths) AS e) AS wp ON wp.tbl = r.tbl
+                      FROM jsonb_array_elements(write_paths) AS e) AS wp
+                ON wp.tbl = r.tbl OR r.typed OR r.tbl IN (SELECT a.relid FROM pg_partition_ancestors(wp.tbl) AS a)
              WHERE r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
   ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
@@ -738,7 +739,7 @@ BEGIN
              -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-9a-fA-F]{4}|[+][0-9a-fA-F]{6})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
@@ -801,8 +802,9 @@ BEGIN
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                 CROSS JOIN LATERAL (WITH RECURSIVE fired(oid) AS (
-                                      SELECT c.oid UNION SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid)
-                                    SELECT fired.oid FROM fired) AS fired
+            SELECT c.oid UNION
+            SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid AND (NOT e.truncate_only OR strpos(b.lsrc, 'truncate') > 0))
+          SELECT fired.oid FROM fired) AS fired
                  JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
@@ -825,7 +827,7 @@ BEGIN
              -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-9a-fA-F]{4}|[+][0-9a-fA-F]{6})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
@@ -888,8 +890,9 @@ BEGIN
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                 CROSS JOIN LATERAL (WITH RECURSIVE fired(oid) AS (
-                                      SELECT c.oid UNION SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid)
-                                    SELECT fired.oid FROM fired) AS fired
+            SELECT c.oid UNION
+            SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid AND (NOT e.truncate_only OR strpos(b.lsrc, 'truncate') > 0))
+          SELECT fired.oid FROM fired) AS fired
                  JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
@@ -924,7 +927,7 @@ BEGIN
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-9a-fA-F]{4}|[+][0-9a-fA-F]{6})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
@@ -939,7 +942,7 @@ BEGIN
   -- the schema's: review revv V1); a view wherever it is named. A BEGIN ATOMIC body is read as
   -- printed: what it only reads runs nothing of its owner's (review revv V4).
   body_writes(oid, fn, path) AS (
-            SELECT c.oid, b.fn, w.path
+            SELECT fired.oid, b.fn, w.path
               FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (SELECT c.oid
                  FROM (SELECT c.* FROM unnest(b.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
@@ -957,6 +960,12 @@ BEGIN
   || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
+             -- What the write reaches too: its code runs with the writer's path, and joins the
+             -- scope (a TRUNCATE … CASCADE's tables: review revp P2, P4).
+             CROSS JOIN LATERAL (WITH RECURSIVE fired(oid) AS (
+            SELECT c.oid UNION
+            SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid AND (NOT e.truncate_only OR strpos(b.lsrc, 'truncate') > 0))
+          SELECT fired.oid FROM fired) AS fired
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),
@@ -967,7 +976,12 @@ BEGIN
             FROM body_writes b WHERE NOT b.oid = ANY (written)),
          (SELECT jsonb_agg(DISTINCT jsonb_build_array(b.oid, to_jsonb(b.path))) FROM body_writes b
            WHERE NOT write_paths @> jsonb_build_array(jsonb_build_array(b.oid, to_jsonb(b.path)))),
-         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false),
+         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
+           -- An UPDATE through a view of pg_settings is a set_config (review revp P7).
+           OR EXISTS (SELECT FROM body_writes b WHERE b.oid = 'pg_catalog.pg_settings'::pg_catalog.regclass)
+           -- So is an expression of the written tables' code that calls set_config (a default).
+           OR EXISTS (SELECT FROM attached a
+                       WHERE a.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')),
          (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
     INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
     FROM (SELECT DISTINCT * FROM (

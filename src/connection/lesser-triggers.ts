@@ -227,8 +227,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * a schema auth that a superuser owns (platform_auth), are not refused for their owner: a body's auth.uid() is taken as
  * the platform's, as the stand-in and a policy's auth.uid() take it (the check refuses them where
  * a trigger, a constraint or an expression calls them itself, as before).
- * - reached_functions(what, fn, tbl): the functions the writes run, with what reaches them (and
- *   the table whose code it is, where it is one's): the
+ * - reached_functions(what, fn, tbl, typed): the functions the writes run, with what reaches
+ *   them (and the table whose code it is, where it is one's; `typed` where a column's type's): the
  *   attached code's (pg_depend, an operator's by its function), the WHEN conditions', the enabled
  *   event triggers', those of the types the columns reach (a domain's constraints and default,
  *   the casts and operators that the type walk names), and with `schemas` those schemas' own;
@@ -240,16 +240,16 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * - body_writes(oid, fn): the relations that a trusted function of body_calls writes.
  */
 function bodyCallsSql(schemas: string | undefined): string {
-  return `  reached_functions(what, fn, tbl) AS (
-            SELECT format('%s on %s', attached.what, attached.tbl::regclass), ${calledFunction('d')}, attached.tbl
+  return `  reached_functions(what, fn, tbl, typed) AS (
+            SELECT format('%s on %s', attached.what, attached.tbl::regclass), ${calledFunction('d')}, attached.tbl, false
               FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
              WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
             UNION
-            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl FROM when_calls c
+            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl, false FROM when_calls c
             UNION
-            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
             UNION
-            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL
+            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL, true
               FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
              CROSS JOIN LATERAL (
                SELECT ${calledFunction('dc')} AS fn FROM (${domainCode('ty')}) AS dc WHERE ty.typtype = 'd'
@@ -265,7 +265,7 @@ function bodyCallsSql(schemas: string | undefined): string {
                schemas
                  ? `
             UNION
-            SELECT format('function %s', p.oid::regprocedure), p.oid, NULL
+            SELECT format('function %s', p.oid::regprocedure), p.oid, NULL, false
               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ANY (${schemas})`
                  : ''
              }
@@ -328,11 +328,12 @@ function bodyCallsSql(schemas: string | undefined): string {
   ),
   -- What a write of a relation also writes (firedRelationsSql), for the triggers that a reached
   -- body's write fires beyond the relation it names.
-  fired_edges(parent, oid) AS MATERIALIZED (${firedRelationsSql(true)}
+  fired_edges(parent, oid, truncate_only) AS MATERIALIZED (${firedRelationsSql()}
   ),
   -- Where the walk starts: each function reached, with the path it runs with: its own, else the
-  -- session's; and, for the code of a table a reached body writes (its defaults, CHECKs, rules…),
-  -- that body's (write_paths: review revr R1).
+  -- session's; and, for the code of a table a reached body writes (its defaults, CHECKs, rules…,
+  -- its partitioned ancestors' keys), that body's (write_paths: reviews revr R1, revp P5); for
+  -- the code of the columns' types, which keeps no table, every such body's (revp P1).
   reached_seeds(what, fn, path) AS (
             SELECT r.what, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
                             CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
@@ -342,7 +343,8 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT r.what, r.fn, wp.path
               FROM reached_functions r
               JOIN (SELECT (e.value ->> 0)::oid AS tbl, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
-                      FROM jsonb_array_elements(write_paths) AS e) AS wp ON wp.tbl = r.tbl
+                      FROM jsonb_array_elements(write_paths) AS e) AS wp
+                ON wp.tbl = r.tbl OR r.typed OR r.tbl IN (SELECT a.relid FROM pg_partition_ancestors(wp.tbl) AS a)
              WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
   ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
@@ -377,39 +379,48 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- the schema's: review revv V1); a view wherever it is named. A BEGIN ATOMIC body is read as
   -- printed: what it only reads runs nothing of its owner's (review revv V4).
   body_writes(oid, fn, path) AS (
-            SELECT c.oid, b.fn, w.path
+            SELECT fired.oid, b.fn, w.path
               FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (${writtenSql('b', 'w.path', 'b.sets_path')}) AS c
+             -- What the write reaches too: its code runs with the writer's path, and joins the
+             -- scope (a TRUNCATE … CASCADE's tables: review revp P2, P4).
+             CROSS JOIN LATERAL (${firedClosureSql('c.oid', 'b')}) AS fired
   )`
 }
 
 /**
- * SQL (a query of rows parent, oid): what a write of the relation `parent` also writes, and
- * whose triggers, rules and defaults it then runs: the tables whose foreign keys' actions it
- * reaches, its inheritance children and partitions, what its rules write or read, and a view's
- * relations. One rule for the check's scope and for what a reached body's write fires (review
- * revz Z1). With `everyKey`, the tables of every key that references it, whatever its action:
- * TRUNCATE … CASCADE empties them and fires their TRUNCATE triggers (measureAccess does so:
- * review revj J5; a reached body may: review revr R2).
+ * SQL (a query of rows parent, oid, truncate_only): what a write of the relation `parent` also
+ * writes, and whose triggers, rules and defaults it then runs: the tables whose foreign keys'
+ * actions it reaches, its inheritance children and partitions, what its rules write or read, and
+ * a view's relations; and, `truncate_only`, the tables of the keys without an action, which only
+ * TRUNCATE … CASCADE empties (and fires their TRUNCATE triggers). One rule for the check's scope
+ * and for what a reached body's write reaches (reviews revz Z1, revr R2, revp P6).
  */
-function firedRelationsSql(everyKey: boolean): string {
+function firedRelationsSql(): string {
   return `
-      SELECT k.confrelid, k.conrelid FROM pg_constraint k
-       WHERE k.contype = 'f'${
-         everyKey
-           ? ''
-           : `
-         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))`
-       }
+      SELECT k.confrelid, k.conrelid, NOT (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+        FROM pg_constraint k WHERE k.contype = 'f'
       UNION ALL
-      SELECT i.inhparent, i.inhrelid FROM pg_inherits i
+      SELECT i.inhparent, i.inhrelid, false FROM pg_inherits i
       UNION ALL
       -- A rule's action writes other tables, and runs their triggers with the writer's power; it
       -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
       -- policies run with the writer's power too.
-      SELECT r.ev_class, d.refobjid FROM pg_rewrite r
+      SELECT r.ev_class, d.refobjid, false FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
         JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')`
+}
+
+/**
+ * SQL (a subquery of rows oid, LATERAL to the relation `rel` that the body row `b` writes): `rel`
+ * and what writing it reaches (fired_edges), keys without an action only where the body may
+ * TRUNCATE.
+ */
+function firedClosureSql(rel: string, b: string): string {
+  return `WITH RECURSIVE fired(oid) AS (
+            SELECT ${rel} UNION
+            SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid AND (NOT e.truncate_only OR strpos(${b}.lsrc, 'truncate') > 0))
+          SELECT fired.oid FROM fired`
 }
 
 /**
@@ -457,9 +468,7 @@ function calleesSql(node: string): string {
                                      ELSE format('writes %s, which writes %s, whose trigger %I calls', c.oid::regclass, t.tgrelid::regclass, t.tgname)
                                 END COLLATE "C"
                  FROM (${writtenSql('b', `${node}.path`, 'sets_path.anywhere')}) AS c
-                CROSS JOIN LATERAL (WITH RECURSIVE fired(oid) AS (
-                                      SELECT c.oid UNION SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid)
-                                    SELECT fired.oid FROM fired) AS fired
+                CROSS JOIN LATERAL (${firedClosureSql('c.oid', 'b')}) AS fired
                  JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
              ) AS called
              WHERE p.oid = ${node}.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
@@ -512,7 +521,7 @@ function writtenSql(b: string, path: string, anywhere: string): string {
  * nothing (`\S` is S, `\.` a dot: review revr R3), once per body, where a pattern of them in
  * every regular expression doubled the check's time; a letter spelled by a code is not read.
  */
-const ESCAPE = `(repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-9a-fA-F]{4}|[+][0-9a-fA-F]{6})')`
+const ESCAPE = `(repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})')`
 
 /** SQL: a regular expression (for `~*`) of what SQL takes as space: white space, and comments. */
 const SPACE = `('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')`
@@ -697,8 +706,11 @@ BEGIN
     UNION
     -- Joined, not a LATERAL per table: pg_constraint has no index on confrelid, and a scan of it
     -- per table in scope made the check quadratic in the tables (review revk K2).
-    SELECT reached.oid FROM scope s JOIN (${firedRelationsSql(Boolean(schemas))}
-    ) AS reached(parent, oid) ON reached.parent = s.oid
+    SELECT reached.oid FROM scope s JOIN (${firedRelationsSql()}
+    ) AS reached(parent, oid, truncate_only) ON reached.parent = s.oid${
+      // measureAccess empties a table with TRUNCATE … CASCADE (review revj J5).
+      schemas ? '' : ' AND NOT reached.truncate_only'
+    }
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
   -- What an insert into a written relation inserts into: the relation, the tables its rules
@@ -829,7 +841,12 @@ ${bodyCallsSql(schemas)}
             FROM body_writes b WHERE NOT b.oid = ANY (written)),
          (SELECT jsonb_agg(DISTINCT jsonb_build_array(b.oid, to_jsonb(b.path))) FROM body_writes b
            WHERE NOT write_paths @> jsonb_build_array(jsonb_build_array(b.oid, to_jsonb(b.path)))),
-         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false),
+         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
+           -- An UPDATE through a view of pg_settings is a set_config (review revp P7).
+           OR EXISTS (SELECT FROM body_writes b WHERE b.oid = 'pg_catalog.pg_settings'::pg_catalog.regclass)
+           -- So is an expression of the written tables' code that calls set_config (a default).
+           OR EXISTS (SELECT FROM attached a
+                       WHERE a.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\\M')),
          (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
     INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
     FROM (SELECT DISTINCT * FROM (
