@@ -965,6 +965,14 @@ async function giveAuthTo(db: Kysely<any>, role: string, schemaToo = false): Pro
 }
 
 /** A table of `role`'s whose trigger (any write) calls `role`.zz_evil(). */
+/** zz_elsewhere.log, whose column default calls `role`'s function, which escalates. */
+const LESSER_DEFAULT_LOG = (
+  role: string,
+) => `CREATE FUNCTION ${role}.actor() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 'x'; END $f$;
+  ALTER FUNCTION ${role}.actor() OWNER TO ${role};
+  CREATE SCHEMA zz_elsewhere;
+  CREATE TABLE zz_elsewhere.log (id text, actor text DEFAULT ${role}.actor())`
+
 const LESSER_AUDIT = (role: string) => `CREATE TABLE ${role}.audit (id text);
   ALTER TABLE ${role}.audit OWNER TO ${role};
   CREATE TRIGGER zz_evil BEFORE INSERT OR UPDATE OR DELETE ON ${role}.audit FOR EACH STATEMENT EXECUTE FUNCTION ${role}.zz_evil()`
@@ -1429,10 +1437,7 @@ describe.skipIf(skipReason)(
         'inserts into a table outside the path whose column default calls a lesser login’s function',
         (role: string) => [
           `INSERT INTO zz_elsewhere.log (id) VALUES (OLD.id::text);`,
-          `CREATE FUNCTION ${role}.actor() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 'x'; END $f$;
-           ALTER FUNCTION ${role}.actor() OWNER TO ${role};
-           CREATE SCHEMA zz_elsewhere;
-           CREATE TABLE zz_elsewhere.log (id text, actor text DEFAULT ${role}.actor())`,
+          LESSER_DEFAULT_LOG(role),
           `default of column actor on zz_elsewhere.log calls ${role}.actor(), owned by ${role}`,
         ],
       ],
@@ -1441,10 +1446,7 @@ describe.skipIf(skipReason)(
         'inserts, through EXECUTE of an E string with a newline escape, into a table whose column default calls a lesser login’s function',
         (role: string) => [
           `EXECUTE E'\\nINSERT INTO zz_elsewhere.log (id) VALUES (''x'')';`,
-          `CREATE FUNCTION ${role}.actor() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 'x'; END $f$;
-           ALTER FUNCTION ${role}.actor() OWNER TO ${role};
-           CREATE SCHEMA zz_elsewhere;
-           CREATE TABLE zz_elsewhere.log (id text, actor text DEFAULT ${role}.actor())`,
+          LESSER_DEFAULT_LOG(role),
           `default of column actor on zz_elsewhere.log calls ${role}.actor(), owned by ${role}`,
         ],
       ],
