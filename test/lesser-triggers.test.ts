@@ -1335,6 +1335,45 @@ describe.skipIf(skipReason)(
       })
     })
 
+    // Review revo O9: a hub table that many tables reference ON DELETE CASCADE, each with a
+    // trusted trigger writing the hub, so that every trigger reaches every other's function (the
+    // check's cost grew with the cube of their number). Every trigger that reaches the one
+    // function naming the lesser login's helper() is named with it, once; no other is.
+    it('whose body writes a hub table that 8 tables reference ON DELETE CASCADE, each with a trusted trigger writing the hub, one of which calls the lesser login’s function: 005’s down refuses, naming each trigger that reaches it once', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const children = [1, 2, 3, 4, 5, 6, 7, 8]
+          const setUp = [
+            'CREATE TABLE public.zz_hub (id text PRIMARY KEY, n int)',
+            ...children.flatMap((i) => [
+              `CREATE TABLE public.zz_child_${i} (id text REFERENCES public.zz_hub ON DELETE CASCADE)`,
+              `CREATE FUNCTION public.zz_child_${i}() RETURNS trigger LANGUAGE plpgsql AS $f$
+                 BEGIN UPDATE public.zz_hub SET n = n + 1 WHERE id = OLD.id; ${i === 5 ? `PERFORM ${role}.helper();` : ''} RETURN NULL; END $f$`,
+              `CREATE TRIGGER zz_child_${i} AFTER DELETE ON public.zz_child_${i} FOR EACH ROW EXECUTE FUNCTION public.zz_child_${i}()`,
+            ]),
+            // Writes nothing: reaches no child's function.
+            'CREATE TABLE public.zz_lone (id text)',
+            'CREATE FUNCTION public.zz_lone() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$',
+            'CREATE TRIGGER zz_lone AFTER DELETE ON public.zz_lone FOR EACH ROW EXECUTE FUNCTION public.zz_lone()',
+          ].join(';\n')
+          await plant(db, role, 'DELETE FROM public.zz_hub WHERE id = OLD.id::text;', setUp)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          const message = String((error as Error).message)
+          const named = `reaches public.zz_child_5(), whose body names ${role}.helper(), owned by ${role}`
+          for (const i of children) {
+            expect(message).toContain(`trigger zz_child_${i} on public.zz_child_${i} ${named}`)
+          }
+          expect(message).toContain(`trigger zz_audit on public.x402_resources ${named}`)
+          expect(message.split(named).length - 1).toBe(children.length + 1)
+          expect(message).not.toContain('zz_lone')
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).toContain(MIGRATION_005)
+        })
+      })
+    })
+
     it('whose body calls unqualified a lesser login’s function of a schema on the session’s search path (public): 005’s down refuses, and never calls it', async () => {
       await withTestDatabase('postgres', async ({ db }) => {
         await withLoginRole(db, async (role) => {

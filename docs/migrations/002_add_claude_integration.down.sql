@@ -705,6 +705,16 @@ BEGIN
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
         JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
   ),
+  -- Each relation a reached body writes (write_paths) with that body's path, and each of its
+  -- partitioned ancestors (whose keys' code runs too) with it: expanded once, where a join on
+  -- "the relation or one of its ancestors" could not hash and called pg_partition_ancestors once
+  -- per reached function and relation (review revo O9).
+  written_paths(tbl, path) AS MATERIALIZED (
+            SELECT DISTINCT a.tbl, wp.path
+              FROM (SELECT (e.value ->> 0)::oid AS tbl, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
+                      FROM jsonb_array_elements(write_paths) AS e) AS wp
+             CROSS JOIN LATERAL (SELECT wp.tbl UNION SELECT x.relid::oid FROM pg_partition_ancestors(wp.tbl) AS x) AS a(tbl)
+  ),
   -- Where the walk starts: each function reached, with the path it runs with: its own, else the
   -- session's; and, for the code of a table a reached body writes (its defaults, CHECKs, rules…,
   -- its partitioned ancestors' keys), that body's (write_paths: reviews revr R1, revp P5); for
@@ -716,11 +726,12 @@ BEGIN
               FROM reached_functions r WHERE r.fn >= 16384
             UNION
             SELECT r.what, r.fn, wp.path
-              FROM reached_functions r
-              JOIN (SELECT (e.value ->> 0)::oid AS tbl, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
-                      FROM jsonb_array_elements(write_paths) AS e) AS wp
-                ON wp.tbl = r.tbl OR r.typed OR r.tbl IN (SELECT a.relid FROM pg_partition_ancestors(wp.tbl) AS a)
+              FROM reached_functions r JOIN written_paths wp ON wp.tbl = r.tbl
              WHERE r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
+            UNION
+            SELECT r.what, r.fn, wp.path
+              FROM reached_functions r CROSS JOIN (SELECT DISTINCT w.path FROM written_paths w) AS wp
+             WHERE r.typed AND r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
   ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
   -- after, from body_edges: review revw, cost).
@@ -901,12 +912,6 @@ BEGIN
                -- The platform's webhook, wherever the walk reaches it (review revy R1).
                AND called.fn NOT IN (SELECT w.fn FROM platform_webhooks w)) AS called
   ),
-  body_calls(what, caller, fn, path, how) AS (
-            SELECT DISTINCT r.what COLLATE "C", NULL::oid, r.fn, r.path, NULL::text COLLATE "C" FROM reached_seeds r
-            UNION
-            SELECT w.what, e.caller, e.fn, e.path, e.how
-              FROM body_calls w JOIN body_edges e ON e.caller = w.fn AND e.caller_path = w.path
-  ),
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
@@ -966,6 +971,34 @@ BEGIN
             SELECT c.oid UNION
             SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid AND (NOT e.truncate_only OR strpos(b.lsrc, 'truncate') > 0))
           SELECT fired.oid FROM fired) AS fired
+  ),
+  -- What is refused of the walk, found first (review revo O9: carrying each starting `what`
+  -- through every edge made (whats × edges) rows, the cube of a hub's tables that each fire every
+  -- other's trigger): a lesser login's function that a trusted body reaches (calleesSql follows no
+  -- other body), with how; and a trusted body that spells a name as U&… (`unicode`: caller and
+  -- fn are that body, how NULL).
+  body_problems(caller, caller_path, fn, how, unicode) AS (
+            SELECT e.caller, e.caller_path, e.fn, e.how, false
+              FROM body_edges e JOIN pg_proc q ON q.oid = e.fn
+             WHERE q.proowner IN (SELECT oid FROM lesser_roles)
+               AND q.oid NOT IN (SELECT a.fn FROM platform_auth_functions a)
+            UNION
+            SELECT w.fn, w.path, w.fn, NULL::text COLLATE "C", true
+              FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+             WHERE b.unicode_names
+  ),
+  -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
+  -- each once per problem (caller, how, fn, unicode: what its message names).
+  problem_reach(node, node_path, caller, fn, how, unicode) AS (
+            SELECT p.caller, p.caller_path, p.caller, p.fn, p.how, p.unicode FROM body_problems p
+            UNION
+            SELECT e.caller, e.caller_path, r.caller, r.fn, r.how, r.unicode
+              FROM problem_reach r JOIN body_edges e ON e.fn = r.node AND e.path = r.node_path
+  ),
+  -- Each problem with each `what` whose seed reaches it: one row per (what, caller, how, fn).
+  body_calls(what, caller, fn, how, unicode) AS (
+            SELECT DISTINCT s.what, r.caller, r.fn, r.how, r.unicode
+              FROM problem_reach r JOIN reached_seeds s ON s.fn = r.node AND s.path = r.node_path
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
          coalesce(bool_or(listed.ordinal = 0), false),
@@ -1162,15 +1195,14 @@ BEGIN
     SELECT 2, format('%s reaches %s, whose body %s %s, owned by %s', w.what, w.caller::regprocedure, w.how,
                      q.oid::regprocedure, pg_get_userbyid(q.proowner)), false
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
-     WHERE w.caller IS NOT NULL AND q.proowner IN (SELECT oid FROM lesser_roles)
-       AND q.oid NOT IN (SELECT a.fn FROM platform_auth_functions a)
+     WHERE NOT w.unicode
     UNION ALL
     -- A U&"…" identifier or U&'…' string may spell any name or statement with escapes (of its
     -- own choosing, UESCAPE): what it writes or calls cannot be read (reviews revv V1, revr R3).
     SELECT 2, format('%s reaches %s, whose body spells a name or string as U&…, which the check cannot read', w.what,
                      w.fn::regprocedure), false
-      FROM body_calls w JOIN reached_bodies b ON b.fn = w.fn
-     WHERE b.unicode_names
+      FROM body_calls w
+     WHERE w.unicode
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL OR (more IS NULL AND more_paths IS NULL AND (anywhere OR NOT sets));
