@@ -1335,6 +1335,35 @@ describe.skipIf(skipReason)(
       })
     })
 
+    // Review revo O1: DDL that a reached trusted body runs with its own SET search_path fires the
+    // event triggers with that path, so an event trigger function without a path of its own
+    // resolves its bare names there too (here the lesser login's helper() before public's).
+    it('whose body calls a trusted function with its own search_path (a lesser login’s schema first) that creates a temporary table, firing a trusted event trigger function that calls a bare name: 005’s down refuses, and never calls it', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION public.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN END $f$;
+            CREATE FUNCTION public.zz_scratch() RETURNS void LANGUAGE plpgsql SET search_path = ${role}, pg_catalog, public
+              AS $f$ BEGIN CREATE TEMP TABLE IF NOT EXISTS zz_scratch (id text); END $f$;
+            CREATE FUNCTION public.zz_note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); END $f$;
+            CREATE EVENT TRIGGER zz_note_ddl ON ddl_command_end EXECUTE FUNCTION public.zz_note_ddl()`
+          try {
+            await plant(db, role, 'PERFORM public.zz_scratch();', setUp)
+            const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+              (e: unknown) => e,
+            )
+            // First: where the check lets the down run, the event trigger made the login a superuser.
+            expect(await isSuperuser(db, role)).toBe(false)
+            expect(String((error as Error).message)).toContain(
+              `event trigger zz_note_ddl reaches public.zz_note_ddl(), whose body names ${role}.helper(), owned by ${role}`,
+            )
+            expect(await applied(db)).toContain(MIGRATION_005)
+          } finally {
+            await sql.raw('DROP EVENT TRIGGER IF EXISTS zz_note_ddl').execute(db)
+          }
+        })
+      })
+    })
+
     // Review revo O9: a hub table that many tables reference ON DELETE CASCADE, each with a
     // trusted trigger writing the hub, so that every trigger reaches every other's function (the
     // check's cost grew with the cube of their number). Every trigger that reaches the one

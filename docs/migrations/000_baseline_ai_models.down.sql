@@ -597,19 +597,19 @@ BEGIN
           FROM pg_type ty WHERE n.kind = 'SUBSCRIPTINGREF' AND ty.oid = substring(n.node FROM ':refcontainertype ([0-9]+)')::oid
       ) AS call
   ),
-  reached_functions(what, fn, tbl, typed) AS (
+  reached_functions(what, fn, tbl, typed, event) AS (
             SELECT format('%s on %s', attached.what, attached.tbl::regclass), CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
               WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
-            END, attached.tbl, false
+            END, attached.tbl, false, false
               FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
              WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
             UNION
-            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl, false FROM when_calls c
+            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl, false, false FROM when_calls c
             UNION
-            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false, true FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
             UNION
-            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL, true
+            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL, true, false
               FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
              CROSS JOIN LATERAL (
                SELECT CASE dc.refclassid
@@ -718,7 +718,9 @@ BEGIN
   -- Where the walk starts: each function reached, with the path it runs with: its own, else the
   -- session's; and, for the code of a table a reached body writes (its defaults, CHECKs, rules…,
   -- its partitioned ancestors' keys), that body's (write_paths: reviews revr R1, revp P5); for
-  -- the code of the columns' types, which keeps no table, every such body's (revp P1).
+  -- the code of the columns' types, which keeps no table, every such body's (revp P1); for an
+  -- event trigger's, also every function's own path: DDL that a reached body runs (CREATE TEMP
+  -- TABLE) fires the event triggers with the path that body runs with (review revo O1).
   reached_seeds(what, fn, path) AS (
             SELECT r.what, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
                             CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
@@ -732,6 +734,13 @@ BEGIN
             SELECT r.what, r.fn, wp.path
               FROM reached_functions r CROSS JOIN (SELECT DISTINCT w.path FROM written_paths w) AS wp
              WHERE r.typed AND r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
+            UNION
+            -- Every path a body runs DDL with is the session's (the first branch; every schema
+            -- where `anywhere`) or a function's own, handed down to what it calls and writes
+            -- (written_paths hold only such): so with each of those.
+            SELECT r.what, r.fn, fp.path
+              FROM reached_functions r CROSS JOIN (SELECT DISTINCT f.path FROM function_paths f) AS fp
+             WHERE r.event AND r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
   ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
   -- after, from body_edges: review revw, cost).

@@ -206,7 +206,10 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   word: its own `SET search_path` (pg_proc.proconfig; "$user" taken as its owner, the current
  *   and the session's user) where it has one, else its caller's, else the session's at the check
  *   (`current_schemas(true)`) with the schemas a request runs with (REQUEST_PATH_SCHEMAS:
- *   measureAccess and the key rotation write as requests); pg_catalog always. A body that may
+ *   measureAccess and the key rotation write as requests); pg_catalog always. An event trigger's
+ *   function without a path of its own runs with the path of the DDL that fires it, which a
+ *   reached body may run with its own `SET search_path` (a CREATE TEMP TABLE): so with the
+ *   session's and with each function's own (review revo O1). A body that may
  *   change the path as it runs (SET search_path, RESET, set_config of it or of anything but a
  *   plain string: setsPath) runs with every schema on it, and so does
  *   what it calls without a `SET search_path` of its own (review revu R3); and since a SET LOCAL
@@ -227,8 +230,9 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * a schema auth that a superuser owns (platform_auth), are not refused for their owner: a body's auth.uid() is taken as
  * the platform's, as the stand-in and a policy's auth.uid() take it (the check refuses them where
  * a trigger, a constraint or an expression calls them itself, as before).
- * - reached_functions(what, fn, tbl, typed): the functions the writes run, with what reaches
- *   them (and the table whose code it is, where it is one's; `typed` where a column's type's): the
+ * - reached_functions(what, fn, tbl, typed, event): the functions the writes run, with what
+ *   reaches them (and the table whose code it is, where it is one's; `typed` where a column's
+ *   type's; `event` where an event trigger's): the
  *   attached code's (pg_depend, an operator's by its function), the WHEN conditions', the enabled
  *   event triggers', those of the types the columns reach (a domain's constraints and default,
  *   the casts and operators that the type walk names), and with `schemas` those schemas' own;
@@ -250,16 +254,16 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   a hub's tables that each fire every other's trigger (review revo O9).
  */
 function bodyCallsSql(schemas: string | undefined): string {
-  return `  reached_functions(what, fn, tbl, typed) AS (
-            SELECT format('%s on %s', attached.what, attached.tbl::regclass), ${calledFunction('d')}, attached.tbl, false
+  return `  reached_functions(what, fn, tbl, typed, event) AS (
+            SELECT format('%s on %s', attached.what, attached.tbl::regclass), ${calledFunction('d')}, attached.tbl, false, false
               FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
              WHERE d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass)
             UNION
-            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl, false FROM when_calls c
+            SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl, false, false FROM when_calls c
             UNION
-            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false, true FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
             UNION
-            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL, true
+            SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL, true, false
               FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
              CROSS JOIN LATERAL (
                SELECT ${calledFunction('dc')} AS fn FROM (${domainCode('ty')}) AS dc WHERE ty.typtype = 'd'
@@ -275,7 +279,7 @@ function bodyCallsSql(schemas: string | undefined): string {
                schemas
                  ? `
             UNION
-            SELECT format('function %s', p.oid::regprocedure), p.oid, NULL, false
+            SELECT format('function %s', p.oid::regprocedure), p.oid, NULL, false, false
               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ANY (${schemas})`
                  : ''
              }
@@ -353,7 +357,9 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- Where the walk starts: each function reached, with the path it runs with: its own, else the
   -- session's; and, for the code of a table a reached body writes (its defaults, CHECKs, rules…,
   -- its partitioned ancestors' keys), that body's (write_paths: reviews revr R1, revp P5); for
-  -- the code of the columns' types, which keeps no table, every such body's (revp P1).
+  -- the code of the columns' types, which keeps no table, every such body's (revp P1); for an
+  -- event trigger's, also every function's own path: DDL that a reached body runs (CREATE TEMP
+  -- TABLE) fires the event triggers with the path that body runs with (review revo O1).
   reached_seeds(what, fn, path) AS (
             SELECT r.what, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
                             CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
@@ -367,6 +373,13 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT r.what, r.fn, wp.path
               FROM reached_functions r CROSS JOIN (SELECT DISTINCT w.path FROM written_paths w) AS wp
              WHERE r.typed AND r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
+            UNION
+            -- Every path a body runs DDL with is the session's (the first branch; every schema
+            -- where \`anywhere\`) or a function's own, handed down to what it calls and writes
+            -- (written_paths hold only such): so with each of those.
+            SELECT r.what, r.fn, fp.path
+              FROM reached_functions r CROSS JOIN (SELECT DISTINCT f.path FROM function_paths f) AS fp
+             WHERE r.event AND r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
   ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
   -- after, from body_edges: review revw, cost).
