@@ -9,11 +9,17 @@
  * triggers writing into 4 chains of --chain tables off the path, through PL/pgSQL bodies that
  * the check reads (review revv V6, revw: 7.6 s at chains of 10 before the walk was made once).
  *
- *   npm run bench -- wide-schema [--tables 600] [--chain 10] [--runs 7]
+ * A fourth has review revo O9's hub shape (hubOf): a table that --hub tables reference ON DELETE
+ * CASCADE, each with a PL/pgSQL trigger that writes it, and a function owned by a lesser login
+ * (108 s at a hub of 90 before the check walked back from its problems).
  *
- * Three scratch databases, with tables/2 and tables tables, and tables with the chain; the check is
- * run --runs times in each, in turn, as postgres, on a fresh catalog (statistics as the new
- * database has them). It prints the medians, then one `BENCH_JSON {...}` line.
+ *   npm run bench -- wide-schema [--tables 600] [--chain 10] [--hub 90] [--runs 7]
+ *
+ * Four scratch databases, with tables/2 and tables tables, tables with the chain, and the hub; the
+ * check is run --runs times in each, in turn, as postgres, on a fresh catalog (statistics as the
+ * new database has them). The hub's lesser login is a role of the run, on the server while all
+ * four are measured, and dropped at the end with the databases. It prints the medians, then one
+ * `BENCH_JSON {...}` line.
  */
 import { loadavg } from 'node:os'
 
@@ -78,24 +84,55 @@ function auditOf(links: number): string {
   return out.join(';\n')
 }
 
+/**
+ * Review revo O9's hub shape: a table `hub` that `count` tables reference ON DELETE CASCADE,
+ * each with a PL/pgSQL trigger (postgres's, so trusted) that writes `hub`, and a function in a
+ * schema of `login` that nothing calls. Each body writes the hub, whose cascading keys bring
+ * every child's trigger into the walk; once a lesser login existed (only then does the check
+ * read what bodies call), it carried each starting trigger through that walk: the cube of
+ * `count`, 13 s at 60 and 108 s at 90.
+ */
+function hubOf(count: number, login: string): string {
+  const out = [
+    'CREATE TABLE public.hub (id int PRIMARY KEY, n int)',
+    `CREATE SCHEMA hub_lesser AUTHORIZATION ${login}`,
+    "CREATE FUNCTION hub_lesser.helper() RETURNS void LANGUAGE sql AS 'SELECT 1'",
+    `ALTER FUNCTION hub_lesser.helper() OWNER TO ${login}`,
+  ]
+  for (let i = 1; i <= count; i++)
+    out.push(
+      `CREATE TABLE public.child_${i} (id int PRIMARY KEY, hub_id int REFERENCES public.hub (id) ON DELETE CASCADE)`,
+      `CREATE FUNCTION public.child_${i}_fn() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN UPDATE hub SET n = n + 1 WHERE id = 0; RETURN NULL; END $f$`,
+      `CREATE TRIGGER child_${i}_trg AFTER INSERT OR UPDATE OR DELETE ON public.child_${i} FOR EACH ROW EXECUTE FUNCTION public.child_${i}_fn()`,
+    )
+  return out.join(';\n')
+}
+
 async function main(): Promise<void> {
-  const { tables, chain, runs } = wholeNumberOptions('wide-schema', {
+  const { tables, chain, hub, runs } = wholeNumberOptions('wide-schema', {
     tables: 600,
     chain: 10,
+    hub: 90,
     runs: 7,
   })
   const check = lesserTriggersSql({ lock: false })
   const loadBefore = loadavg()
   await withScratchDatabases('wide-schema', async (scratch) => {
     const sizes = [Math.ceil(tables / 2), tables]
-    const databases = [...sizes.map((size) => `t${size}`), `t${tables}_chain${chain}`]
+    const chainName = `t${tables}_chain${chain}`
+    const hubName = `hub${hub}`
+    const login = await scratch.createLogin('lesser')
+    const schemas = new Map<string, () => string[]>([
+      ...sizes.map((size) => [`t${size}`, () => [schemaOf(size)]] as const),
+      [chainName, () => [schemaOf(tables), auditOf(chain)]],
+      [hubName, () => [hubOf(hub, login)]],
+    ])
+    const databases = [...schemas.keys()]
     const urls = new Map<string, string>()
-    for (const name of databases) {
+    for (const [name, statements] of schemas) {
       const url = await scratch.create(name)
-      const size = Number(/^t([0-9]+)/.exec(name)![1])
       await withClient(url, async (client) => {
-        await client.query(schemaOf(size))
-        if (name.includes('chain')) await client.query(auditOf(chain))
+        for (const sql of statements()) await client.query(sql)
       })
       urls.set(name, url)
     }
@@ -115,7 +152,8 @@ async function main(): Promise<void> {
       databases.map((name) => [name, roundTo(median(samples.get(name)!), 3)]),
     )
     const seconds = Object.fromEntries(sizes.map((size) => [size, byName[`t${size}`]!]))
-    const chained = byName[databases[2]!]!
+    const chained = byName[chainName]!
+    const hubbed = byName[hubName]!
     printTable(
       ['tables (each: an enum, a domain, a cascading key)', 'median s'],
       [
@@ -124,13 +162,18 @@ async function main(): Promise<void> {
           `${tables}, and 44 audit triggers into 4 chains of ${chain} off the path`,
           chained.toFixed(3),
         ],
+        [
+          `a hub and ${hub} tables cascading into it, each trigger writing it; a lesser login's function`,
+          hubbed.toFixed(3),
+        ],
       ],
     )
     const growth = roundTo(seconds[tables]! / seconds[sizes[0]!]!, 2)
     console.log(
       `\nTwice the tables took ${growth} times as long; at ${tables} tables ${seconds[tables]} s, ` +
         `${seconds[tables]! <= TARGET_SECONDS ? 'within' : 'over'} the target of ${TARGET_SECONDS} s; ` +
-        `with the audit triggers and chains of ${chain}, ${chained} s (${chained <= TARGET_SECONDS ? 'within' : 'over'} it).`,
+        `with the audit triggers and chains of ${chain}, ${chained} s (${chained <= TARGET_SECONDS ? 'within' : 'over'} it); ` +
+        `the hub of ${hub}, ${hubbed} s (${hubbed <= TARGET_SECONDS ? 'within' : 'over'} it).`,
     )
     printBenchJson({
       bench: 'wide-schema',
@@ -143,6 +186,8 @@ async function main(): Promise<void> {
       chain,
       medianSeconds: seconds,
       chainMedianSeconds: chained,
+      hub,
+      hubMedianSeconds: hubbed,
       growth,
       targetSeconds: TARGET_SECONDS,
     })

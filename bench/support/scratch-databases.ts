@@ -12,6 +12,12 @@ export interface ScratchDatabases {
    * (a label given to an earlier `create`), and returns its connection string.
    */
   create(label: string, options?: { template?: string }): Promise<string>
+  /**
+   * Creates the login role `label` of this run (no password, no attribute but LOGIN) and
+   * returns its name. A role is the server's, not a database's, so dropping the databases
+   * would leave it behind: it is dropped after them, once nothing of theirs is its.
+   */
+  createLogin(label: string): Promise<string>
 }
 
 /**
@@ -28,16 +34,18 @@ export function benchServerUrl(): string {
 }
 
 /**
- * Runs `use` with databases of its own, named `x402_bench_<bench>_<random>_<label>`, and drops
- * them all when it ends: on success, on failure, and on Ctrl-C or SIGTERM (then the process
- * exits with 130 or 143). Dropping uses WITH (FORCE), which also ends the sessions still open
- * on them, a child process's included.
+ * Runs `use` with databases (and login roles) of its own, named
+ * `x402_bench_<bench>_<random>_<label>`, and drops them all when it ends: on success, on
+ * failure, and on Ctrl-C or SIGTERM (then the process exits with 130 or 143). Dropping uses
+ * WITH (FORCE), which also ends the sessions still open on them, a child process's included;
+ * the roles go last, even if a database could not be dropped.
  *
  * @example
  * ```ts
  * await withScratchDatabases('lock-stall', async (scratch) => {
  *   const before = await scratch.create('before')
  *   const copy = await scratch.create('copy', { template: 'before' })
+ *   const login = await scratch.createLogin('lesser')
  * })
  * ```
  */
@@ -48,11 +56,16 @@ export async function withScratchDatabases<T>(
   const serverUrl = benchServerUrl()
   const prefix = `x402_bench_${bench.replace(/\W/g, '_')}_${randomBytes(3).toString('hex')}`
   const created: string[] = []
+  const logins: string[] = []
   let dropping: Promise<void> | undefined
   const dropAll = () => {
     dropping ??= withClient(serverUrl, async (client) => {
-      for (const name of created.reverse())
-        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      try {
+        for (const name of created.reverse())
+          await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      } finally {
+        for (const name of logins.reverse()) await client.query(`DROP ROLE IF EXISTS ${name}`)
+      }
     })
     return dropping
   }
@@ -75,6 +88,12 @@ export async function withScratchDatabases<T>(
       const url = new URL(serverUrl)
       url.pathname = `/${name}`
       return url.toString()
+    },
+    async createLogin(label) {
+      const name = `${prefix}_${label}`
+      logins.push(name)
+      await withClient(serverUrl, (client) => client.query(`CREATE ROLE ${name} LOGIN`))
+      return name
     },
   }
   try {
