@@ -1649,14 +1649,35 @@ describe.skipIf(skipReason)(
         'with SET LOCAL after a newline escape in an E string that EXECUTE runs',
         (role: string) => `EXECUTE E'\\nSET LOCAL search_path = ${role}, public';`,
       ],
+      // Review revo O2: UPDATE ONLY, and a three-part name.
+      [
+        'through UPDATE ONLY pg_settings',
+        (role: string) =>
+          `UPDATE ONLY pg_settings SET setting = '${role}, public' WHERE name = 'search_path';`,
+      ],
+      [
+        'through pg_settings named with the database',
+        (role: string, database: string) =>
+          `UPDATE "${database}".pg_catalog.pg_settings SET setting = '${role}, public' WHERE name = 'search_path';`,
+      ],
+      // Review revo O8: "$user" on the session's path is the role set, whose schema the body's
+      // bare names then reach (and a function of that role's may RESET ROLE).
+      ['through SET LOCAL ROLE', (role: string) => `SET LOCAL ROLE ${role};`],
+      [
+        'through set_config of role',
+        (role: string) => `PERFORM set_config('role', '${role}', true);`,
+      ],
     ])(
       'whose body sets the search_path %s to a lesser login’s schema, before another trusted trigger calls a bare name: 005’s down refuses, and never calls it',
-      async (_case, sets) => {
+      async (_case, sets: (role: string, database: string) => string) => {
         await withTestDatabase('postgres', async ({ db }) => {
           await withLoginRole(db, async (role) => {
             const setUp = `CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
             CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`
-            await plant(db, role, sets(role), setUp)
+            const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(
+              db,
+            )
+            await plant(db, role, sets(role, rows[0]!.name), setUp)
             const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
               (e: unknown) => e,
             )
@@ -1688,6 +1709,23 @@ describe.skipIf(skipReason)(
         (role: string) => [
           'INSERT INTO public.zz_cfg (id) VALUES (OLD.id::text);',
           `CREATE TABLE public.zz_cfg (id text, note text DEFAULT pg_catalog.set_config('search_path', '${role}, public', true))`,
+        ],
+      ],
+      // Review revo O3: a domain's CHECK or default, as a column default.
+      [
+        'inserts into a table whose column’s domain CHECK calls set_config',
+        (role: string) => [
+          'INSERT INTO public.zz_cfg (id) VALUES (OLD.id::text);',
+          `CREATE DOMAIN public.zz_cfgd AS text CHECK (pg_catalog.set_config('search_path', '${role}, public', true) IS NOT NULL);
+           CREATE TABLE public.zz_cfg (id public.zz_cfgd)`,
+        ],
+      ],
+      [
+        'inserts into a table whose column’s domain default calls set_config',
+        (role: string) => [
+          'INSERT INTO public.zz_cfg (id) VALUES (OLD.id::text);',
+          `CREATE DOMAIN public.zz_cfgd AS text DEFAULT pg_catalog.set_config('search_path', '${role}, public', true);
+           CREATE TABLE public.zz_cfg (id text, note public.zz_cfgd)`,
         ],
       ],
     ])(

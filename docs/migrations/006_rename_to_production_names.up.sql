@@ -735,18 +735,22 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema|role|authorization)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(only(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema|role|authorization)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(only(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
@@ -823,18 +827,22 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema|role|authorization)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(only(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema|role|authorization)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(only(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
@@ -901,18 +909,22 @@ BEGIN
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
             SELECT p.oid AS fn, b.src, b.lsrc, b.words, ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema|role|authorization)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(only(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema|role|authorization)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(only(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
@@ -969,9 +981,14 @@ BEGIN
          coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
            -- An UPDATE through a view of pg_settings is a set_config (review revp P7).
            OR EXISTS (SELECT FROM body_writes b WHERE b.oid = 'pg_catalog.pg_settings'::pg_catalog.regclass)
-           -- So is an expression of the written tables' code that calls set_config (a default).
-           OR EXISTS (SELECT FROM attached a
-                       WHERE a.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')),
+           -- So is an expression of the written tables' code that calls set_config (a default), or
+           -- of their columns' domains (a CHECK, a default: review revo O3).
+           OR EXISTS (SELECT FROM attached a WHERE a.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))
+           OR EXISTS (SELECT FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
+                       CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
+                       WHERE ty.typtype = 'd' AND de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')),
          (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
     INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
     FROM (SELECT DISTINCT * FROM (

@@ -26,6 +26,7 @@ import {
   columnTypeUses,
   dependedCode,
   domainCode,
+  domainExpressions,
   FIRST_NORMAL_OBJECT_ID,
   functionTypes,
   textRunnerRuns,
@@ -549,13 +550,17 @@ const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+in
   || '+into|copy|refresh' || ${SPACE} || '+materialized' || ${SPACE} || '+view(' || ${SPACE} || '+concurrently)?|truncate('
   || ${SPACE} || '+table)?(' || ${SPACE} || '+[^;]*,)?)(' || ${SPACE} || '+only)?(' || ${SPACE} || '+"?|")')`
 
+/** SQL: a regular expression of a stored expression's call of set_config (a node's `:funcid`). */
+const SET_CONFIG_CALL = `(':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\\M')`
+
 /**
  * SQL: whether the body text `src` may change the search path it runs with (and that of what
  * runs after it in the transaction): a statement (at the body's start, after `;`, BEGIN, THEN,
  * ELSE, LOOP or DO, or at a string's start, quoted or dollar-quoted, as EXECUTE runs it: review
  * revx V3) SET [LOCAL|SESSION]
- * search_path or SCHEMA, or RESET search_path or ALL (each quoted or not: review revy Y4); or
- * set_config (quoted or not: revy Y3) of 'search_path', or of a
+ * search_path or SCHEMA, or RESET search_path or ALL (each quoted or not: review revy Y4), or
+ * SET ROLE or SESSION AUTHORIZATION ("$user" on the path is then that role: review revo O8); or
+ * set_config (quoted or not: revy Y3) of 'search_path' (or 'role'), or of a
  * first argument that is not a plain string (one cast to text, as a BEGIN ATOMIC body prints it,
  * is: review revx R1) (`E'search\137path'`, `'search_' || 'path'`, a
  * variable: review revv V3); or an UPDATE of pg_settings, which calls set_config (review revz
@@ -565,11 +570,13 @@ const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+in
  */
 function setsPath(src: string): string {
   return `(${src} ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*(set(' || ${SPACE} || '+(local|session))?'
-                     || ${SPACE} || '+"?(search_path|schema)|reset' || ${SPACE} || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR ${src} ~* ('(?<![[:alnum:]_$])update' || ${SPACE} || '+("?pg_catalog' || ${DOT} || ')?"?pg_settings(?![[:alnum:]_$])')
+                     || ${SPACE} || '+"?(search_path|schema|role|authorization)|reset' || ${SPACE} || '+"?(search_path|all))"?(?![[:alnum:]_$])')
+           OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR ${src} ~* ('(?<![[:alnum:]_$])update' || ${SPACE} || '+(only(' || ${SPACE} || '|[(])*)?(' || ${DATABASE_PART}
+                         || 'pg_catalog' || ${DOT} || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(${src}, 'set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ${SPACE} || '*,', '', 'gi')
               ~* ('set_config"?' || ${SPACE} || '*[(]'))`
 }
@@ -844,9 +851,12 @@ ${bodyCallsSql(schemas)}
          coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
            -- An UPDATE through a view of pg_settings is a set_config (review revp P7).
            OR EXISTS (SELECT FROM body_writes b WHERE b.oid = 'pg_catalog.pg_settings'::pg_catalog.regclass)
-           -- So is an expression of the written tables' code that calls set_config (a default).
-           OR EXISTS (SELECT FROM attached a
-                       WHERE a.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\\M')),
+           -- So is an expression of the written tables' code that calls set_config (a default), or
+           -- of their columns' domains (a CHECK, a default: review revo O3).
+           OR EXISTS (SELECT FROM attached a WHERE a.tree ~ ${SET_CONFIG_CALL})
+           OR EXISTS (SELECT FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
+                       CROSS JOIN LATERAL (${domainExpressions('ty')}) AS de
+                       WHERE ty.typtype = 'd' AND de.tree ~ ${SET_CONFIG_CALL}),
          (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
     INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
     FROM (SELECT DISTINCT * FROM (
