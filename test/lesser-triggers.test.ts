@@ -1284,6 +1284,48 @@ describe.skipIf(skipReason)(
       })
     })
 
+    // Review rev-paths F7: a comment is a whole comment; "set role" in it sets nothing.
+    it('whose body holds a comment that starts with “set role”, and holds the names of a lesser login’s functions outside its search path: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.extension() RETURNS text LANGUAGE sql AS $f$ SELECT 'x' $f$;
+            ALTER FUNCTION ${role}.extension() OWNER TO ${role}`
+          await plant(
+            db,
+            role,
+            `IF OLD.id IS NULL THEN
+               -- set role to default, set search_path later (extension cleanup)
+               NULL;
+             END IF;`,
+            setUp,
+          )
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
+    // Review rev-paths F5: a function's own SET role makes "$user" that role, as a body's does.
+    it('beside a trusted trigger with its own SET role of a lesser login, that calls a bare name: 005’s down refuses, and never calls it', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+            ALTER FUNCTION public.zz_later() SET role = ${role};
+            CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`
+          await plant(db, role, 'NULL;', setUp)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(String((error as Error).message)).toContain(
+            `trigger zz_later on public.x402_resources reaches public.zz_later(), whose body names ${role}.helper(), owned by ${role}`,
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).toContain(MIGRATION_005)
+        })
+      })
+    })
+
     // Supabase apps set their own settings (set_config('request.jwt.claims', …)): a setting named
     // in a plain string is not the search path, and widens nothing.
     it('whose body sets a setting of its own with set_config, and holds the names of a lesser login’s functions outside its search path: 005’s down runs', async () => {
@@ -1717,14 +1759,67 @@ describe.skipIf(skipReason)(
         'with SET LOCAL after a newline escape in an E string that EXECUTE runs',
         (role: string) => `EXECUTE E'\\nSET LOCAL search_path = ${role}, public';`,
       ],
+      // Review revo O2: UPDATE ONLY, and a three-part name.
+      [
+        'through UPDATE ONLY pg_settings',
+        (role: string) =>
+          `UPDATE ONLY pg_settings SET setting = '${role}, public' WHERE name = 'search_path';`,
+      ],
+      [
+        'through pg_settings named with the database',
+        (role: string, database: string) =>
+          `UPDATE "${database}".pg_catalog.pg_settings SET setting = '${role}, public' WHERE name = 'search_path';`,
+      ],
+      // Review revo O8: "$user" on the session's path is the role set, whose schema the body's
+      // bare names then reach (and a function of that role's may RESET ROLE).
+      ['through SET LOCAL ROLE', (role: string) => `SET LOCAL ROLE ${role};`],
+      // Review rev-paths F1, F4, F2, F3: two words before AUTHORIZATION, a quoted name with no
+      // space before it, a SET built by format() or ||, a name spelled by an E string's code.
+      [
+        'through SET LOCAL SESSION AUTHORIZATION',
+        (role: string) => `SET LOCAL SESSION AUTHORIZATION ${role};`,
+      ],
+      [
+        'with SET LOCAL and no space before a quoted name',
+        (role: string) => `SET LOCAL"search_path" = ${role}, public;`,
+      ],
+      [
+        'through UPDATE with no space before a quoted pg_settings',
+        (role: string) =>
+          `UPDATE"pg_settings" SET setting = '${role}, public' WHERE name = 'search_path';`,
+      ],
+      [
+        'with SET LOCAL built by format()',
+        (role: string) => `EXECUTE format('SET LOCAL %I TO %s', 'search_path', '${role}, public');`,
+      ],
+      [
+        'with SET LOCAL built by ||',
+        (role: string) => `EXECUTE 'SET' || ' LOCAL search_path = ${role}, public';`,
+      ],
+      [
+        'with SET LOCAL whose name an octal code spells in an E string',
+        (role: string) => `EXECUTE E'SET LOCAL search\\137path = ${role}, public';`,
+      ],
+      [
+        'through UPDATE of pg_settings whose name a hex code spells in an E string',
+        (role: string) =>
+          `EXECUTE E'UPDATE pg\\x5fsettings SET setting = ''${role}, public'' WHERE name = ''search_path''';`,
+      ],
+      [
+        'through set_config of role',
+        (role: string) => `PERFORM set_config('role', '${role}', true);`,
+      ],
     ])(
       'whose body sets the search_path %s to a lesser login’s schema, before another trusted trigger calls a bare name: 005’s down refuses, and never calls it',
-      async (_case, sets) => {
+      async (_case, sets: (role: string, database: string) => string) => {
         await withTestDatabase('postgres', async ({ db }) => {
           await withLoginRole(db, async (role) => {
             const setUp = `CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
             CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`
-            await plant(db, role, sets(role), setUp)
+            const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(
+              db,
+            )
+            await plant(db, role, sets(role, rows[0]!.name), setUp)
             const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
               (e: unknown) => e,
             )
@@ -1756,6 +1851,23 @@ describe.skipIf(skipReason)(
         (role: string) => [
           'INSERT INTO public.zz_cfg (id) VALUES (OLD.id::text);',
           `CREATE TABLE public.zz_cfg (id text, note text DEFAULT pg_catalog.set_config('search_path', '${role}, public', true))`,
+        ],
+      ],
+      // Review revo O3: a domain's CHECK or default, as a column default.
+      [
+        'inserts into a table whose column’s domain CHECK calls set_config',
+        (role: string) => [
+          'INSERT INTO public.zz_cfg (id) VALUES (OLD.id::text);',
+          `CREATE DOMAIN public.zz_cfgd AS text CHECK (pg_catalog.set_config('search_path', '${role}, public', true) IS NOT NULL);
+           CREATE TABLE public.zz_cfg (id public.zz_cfgd)`,
+        ],
+      ],
+      [
+        'inserts into a table whose column’s domain default calls set_config',
+        (role: string) => [
+          'INSERT INTO public.zz_cfg (id) VALUES (OLD.id::text);',
+          `CREATE DOMAIN public.zz_cfgd AS text DEFAULT pg_catalog.set_config('search_path', '${role}, public', true);
+           CREATE TABLE public.zz_cfg (id text, note public.zz_cfgd)`,
         ],
       ],
     ])(

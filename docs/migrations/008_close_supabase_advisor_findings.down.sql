@@ -671,8 +671,11 @@ BEGIN
              CROSS JOIN LATERAL (SELECT CASE WHEN left(t.m[1], 1) = '"' THEN ARRAY[replace(substr(t.m[1], 2, length(t.m[1]) - 2), '""', '"')]
                                              ELSE ARRAY[lower(regexp_replace(t.m[1], '[[:space:]]+$', '')), regexp_replace(t.m[1], '[[:space:]]+$', '')]
                                         END AS names) AS tok
+             -- "$user": the owner, the current and the session's user, and a role it sets itself (review rev-paths F5).
              CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names)
                                             THEN tok.names || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
+                                                 || ARRAY(SELECT substr(r.setting, strpos(r.setting, '=') + 1) FROM unnest(p.proconfig) AS r(setting)
+                                                           WHERE r.setting ~* '^(role|session_authorization)=')::name[]
                                             ELSE tok.names::name[] END) AS nsp(name)
              WHERE left(c.setting, 12) = 'search_path='
              GROUP BY p.oid
@@ -759,26 +762,49 @@ BEGIN
              -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
+                                          WHEN x.m[2] IS NULL THEN x.m[3]
+                                          WHEN c.code BETWEEN 1 AND 127 THEN chr(c.code) ELSE ' ' END, '' ORDER BY x.o), '')
+                   FROM regexp_matches(b.raw, '([^' || repeat(chr(92), 2) || ']+)|' || repeat(chr(92), 2)
+                                       || '(b|f|n|r|t|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})|' || repeat(chr(92), 2) || '(.?)', 'g')
+                        WITH ORDINALITY AS x(m, o)
+                  CROSS JOIN LATERAL (
+                    SELECT CASE WHEN x.m[2] IS NULL THEN NULL
+                                WHEN x.m[2] = 'b' THEN 8 WHEN x.m[2] = 'f' THEN 12 WHEN x.m[2] = 'n' THEN 10
+                                WHEN x.m[2] = 'r' THEN 13 WHEN x.m[2] = 't' THEN 9
+                                WHEN x.m[2] ~ '^[0-7]' THEN (SELECT sum(substr(x.m[2], i, 1)::int * (8 ^ (length(x.m[2]) - i))::int)
+                                                              FROM generate_series(1, length(x.m[2])) AS i)::int
+                                ELSE ('x' || lpad(substr(x.m[2], 2), 8, '0'))::bit(32)::int END AS code
+                  ) AS c) ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
-           OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
-           OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ((b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
+                     || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
+           -- A SET whose name is built as it runs (format('SET LOCAL %I …'), 'SET' || …: review
+           -- rev-paths F2), as set_config of a name not written out is (below).
+           OR b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)')
+           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])update(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+|(?="))(only(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
+                     || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
+           -- A SET whose name is built as it runs (format('SET LOCAL %I …'), 'SET' || …: review
+           -- rev-paths F2), as set_config of a name not written out is (below).
+           OR b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)')
+           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.src ~* ('(?<![[:alnum:]_$])update(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+|(?="))(only(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+           OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn, 'names' COLLATE "C" AS how
                  FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
@@ -789,7 +815,7 @@ BEGIN
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
                         AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
-                           AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                           AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                             || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
@@ -811,15 +837,15 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
-  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
-  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                        || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                 CROSS JOIN LATERAL (WITH RECURSIVE fired(oid) AS (
             SELECT c.oid UNION
@@ -847,26 +873,49 @@ BEGIN
              -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
+                                          WHEN x.m[2] IS NULL THEN x.m[3]
+                                          WHEN c.code BETWEEN 1 AND 127 THEN chr(c.code) ELSE ' ' END, '' ORDER BY x.o), '')
+                   FROM regexp_matches(b.raw, '([^' || repeat(chr(92), 2) || ']+)|' || repeat(chr(92), 2)
+                                       || '(b|f|n|r|t|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})|' || repeat(chr(92), 2) || '(.?)', 'g')
+                        WITH ORDINALITY AS x(m, o)
+                  CROSS JOIN LATERAL (
+                    SELECT CASE WHEN x.m[2] IS NULL THEN NULL
+                                WHEN x.m[2] = 'b' THEN 8 WHEN x.m[2] = 'f' THEN 12 WHEN x.m[2] = 'n' THEN 10
+                                WHEN x.m[2] = 'r' THEN 13 WHEN x.m[2] = 't' THEN 9
+                                WHEN x.m[2] ~ '^[0-7]' THEN (SELECT sum(substr(x.m[2], i, 1)::int * (8 ^ (length(x.m[2]) - i))::int)
+                                                              FROM generate_series(1, length(x.m[2])) AS i)::int
+                                ELSE ('x' || lpad(substr(x.m[2], 2), 8, '0'))::bit(32)::int END AS code
+                  ) AS c) ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
-           OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
-           OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ((b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
+                     || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
+           -- A SET whose name is built as it runs (format('SET LOCAL %I …'), 'SET' || …: review
+           -- rev-paths F2), as set_config of a name not written out is (below).
+           OR b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)')
+           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])update(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+|(?="))(only(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
+                     || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
+           -- A SET whose name is built as it runs (format('SET LOCAL %I …'), 'SET' || …: review
+           -- rev-paths F2), as set_config of a name not written out is (below).
+           OR b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)')
+           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.src ~* ('(?<![[:alnum:]_$])update(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+|(?="))(only(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+           OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn, 'names' COLLATE "C" AS how
                  FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
@@ -877,7 +926,7 @@ BEGIN
                   AND (((sets_path.anywhere OR q.nspname = ANY (w.path))
                         AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
-                           AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                           AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                             || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')))
                UNION ALL
                SELECT CASE d.refclassid
@@ -899,15 +948,15 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
-  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
-  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                        || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
                 CROSS JOIN LATERAL (WITH RECURSIVE fired(oid) AS (
             SELECT c.oid UNION
@@ -924,30 +973,60 @@ BEGIN
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, ((b.raw ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.raw ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
-           OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(set(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))?'
-                     || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|schema)|reset' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR b.src ~* ('(?<![[:alnum:]_$])update' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+("?pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
-           OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, ((b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
+                     || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
+           -- A SET whose name is built as it runs (format('SET LOCAL %I …'), 'SET' || …: review
+           -- rev-paths F2), as set_config of a name not written out is (below).
+           OR b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)')
+           OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])update(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+|(?="))(only(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR (b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
+                     || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
+           -- A SET whose name is built as it runs (format('SET LOCAL %I …'), 'SET' || …: review
+           -- rev-paths F2), as set_config of a name not written out is (below).
+           OR b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)')
+           OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR b.src ~* ('(?<![[:alnum:]_$])update(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+|(?="))(only(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
+                         || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
+           OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, (repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})'), ' ', 'g'), chr(92), '') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
+                                          WHEN x.m[2] IS NULL THEN x.m[3]
+                                          WHEN c.code BETWEEN 1 AND 127 THEN chr(c.code) ELSE ' ' END, '' ORDER BY x.o), '')
+                   FROM regexp_matches(b.raw, '([^' || repeat(chr(92), 2) || ']+)|' || repeat(chr(92), 2)
+                                       || '(b|f|n|r|t|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})|' || repeat(chr(92), 2) || '(.?)', 'g')
+                        WITH ORDINALITY AS x(m, o)
+                  CROSS JOIN LATERAL (
+                    SELECT CASE WHEN x.m[2] IS NULL THEN NULL
+                                WHEN x.m[2] = 'b' THEN 8 WHEN x.m[2] = 'f' THEN 12 WHEN x.m[2] = 'n' THEN 10
+                                WHEN x.m[2] = 'r' THEN 13 WHEN x.m[2] = 't' THEN 9
+                                WHEN x.m[2] ~ '^[0-7]' THEN (SELECT sum(substr(x.m[2], i, 1)::int * (8 ^ (length(x.m[2]) - i))::int)
+                                                              FROM generate_series(1, length(x.m[2])) AS i)::int
+                                ELSE ('x' || lpad(substr(x.m[2], 2), 8, '0'))::bit(32)::int END AS code
+                  ) AS c) ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN p.prosqlbody IS NULL THEN p.prosrc ELSE pg_get_function_sqlbody(p.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
+  ),
+  -- A reached function with its own SET role (or session_authorization) runs as that role, and
+  -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET
+  -- ROLE does (review rev-paths F5).
+  role_setters(fn) AS (
+            SELECT DISTINCT w.fn FROM body_nodes w JOIN pg_proc p ON p.oid = w.fn
+             WHERE EXISTS (SELECT FROM unnest(p.proconfig) AS c(setting) WHERE c.setting ~* '^(role|session_authorization)=')
   ),
   -- The relations a trusted reached body writes (review revu R1), or reads where it is a view
   -- (its query runs as the reader): named after INSERT INTO, UPDATE, DELETE FROM, MERGE INTO,
@@ -964,15 +1043,15 @@ BEGIN
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((b.sets_path OR c.nspname = ANY (w.path))
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
-  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
-                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
-  || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
-                                        || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                       AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
+                                        || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
              -- What the write reaches too: its code runs with the writer's path, and joins the
              -- scope (a TRUNCATE … CASCADE's tables: review revp P2, P4).
@@ -1018,13 +1097,19 @@ BEGIN
             FROM body_writes b WHERE NOT b.oid = ANY (written)),
          (SELECT jsonb_agg(DISTINCT jsonb_build_array(b.oid, to_jsonb(b.path))) FROM body_writes b
            WHERE NOT write_paths @> jsonb_build_array(jsonb_build_array(b.oid, to_jsonb(b.path)))),
-         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
+         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false) OR EXISTS (SELECT FROM role_setters)
            -- An UPDATE through a view of pg_settings is a set_config (review revp P7).
            OR EXISTS (SELECT FROM body_writes b WHERE b.oid = 'pg_catalog.pg_settings'::pg_catalog.regclass)
-           -- So is an expression of the written tables' code that calls set_config (a default).
-           OR EXISTS (SELECT FROM attached a
-                       WHERE a.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')),
-         (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
+           -- So is an expression of the written tables' code that calls set_config (a default), or
+           -- of their columns' domains (a CHECK, a default: review revo O3).
+           OR EXISTS (SELECT FROM attached a WHERE a.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))
+           OR EXISTS (SELECT FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
+                       CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
+                       WHERE ty.typtype = 'd' AND de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')),
+         (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
+            FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s)
     INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'

@@ -151,7 +151,7 @@ export function domainCode(ty: string): string {
 }
 
 /** Rows `(part, tree)`: the expressions of domain `ty`'s constraints and default, as stored. */
-function domainExpressions(ty: string): string {
+export function domainExpressions(ty: string): string {
   return `SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ${ty}.oid
           UNION ALL
           SELECT 'default', ${ty}.typdefaultbin::text WHERE ${ty}.typdefaultbin IS NOT NULL`

@@ -26,6 +26,7 @@ import {
   columnTypeUses,
   dependedCode,
   domainCode,
+  domainExpressions,
   FIRST_NORMAL_OBJECT_ID,
   functionTypes,
   textRunnerRuns,
@@ -321,8 +322,11 @@ function bodyCallsSql(schemas: string | undefined): string {
              CROSS JOIN LATERAL (SELECT CASE WHEN left(t.m[1], 1) = '"' THEN ARRAY[replace(substr(t.m[1], 2, length(t.m[1]) - 2), '""', '"')]
                                              ELSE ARRAY[lower(regexp_replace(t.m[1], '[[:space:]]+$', '')), regexp_replace(t.m[1], '[[:space:]]+$', '')]
                                         END AS names) AS tok
+             -- "$user": the owner, the current and the session's user, and a role it sets itself (review rev-paths F5).
              CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names)
                                             THEN tok.names || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
+                                                 || ARRAY(SELECT substr(r.setting, strpos(r.setting, '=') + 1) FROM unnest(p.proconfig) AS r(setting)
+                                                           WHERE r.setting ~* '^(role|session_authorization)=')::name[]
                                             ELSE tok.names::name[] END) AS nsp(name)
              WHERE left(c.setting, 12) = 'search_path='
              GROUP BY p.oid
@@ -399,6 +403,13 @@ function bodyCallsSql(schemas: string | undefined): string {
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
+  ),
+  -- A reached function with its own SET role (or session_authorization) runs as that role, and
+  -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET
+  -- ROLE does (review rev-paths F5).
+  role_setters(fn) AS (
+            SELECT DISTINCT w.fn FROM body_nodes w JOIN pg_proc p ON p.oid = w.fn
+             WHERE EXISTS (SELECT FROM unnest(p.proconfig) AS c(setting) WHERE c.setting ~* '^(role|session_authorization)=')
   ),
   -- The relations a trusted reached body writes (review revu R1), or reads where it is a view
   -- (its query runs as the reader): named after INSERT INTO, UPDATE, DELETE FROM, MERGE INTO,
@@ -537,13 +548,13 @@ function calleesSql(node: string): string {
 /**
  * SQL (a subquery, LATERAL to a pg_proc row `p`): its body as text (`raw`: an opaque body's
  * source; a BEGIN ATOMIC body as PostgreSQL prints it), that text with its backslash escapes
- * read (`src`: see {@link ESCAPE}), in lower case, and its words in lower case, each once;
+ * read (`src`: see {@link escapesReadSql}), in lower case, and its words in lower case, each once;
  * computed once per row (OFFSET 0 keeps the planner from computing them per use).
  */
 function bodyWordsSql(p: string): string {
   return `SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
-                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN replace(regexp_replace(b.raw, ${ESCAPE}, ' ', 'g'), chr(92), '') ELSE b.raw END AS src
+                         FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (${escapesReadSql('b.raw')}) ELSE b.raw END AS src
                                  FROM (SELECT CASE WHEN ${p}.prosqlbody IS NULL THEN ${p}.prosrc ELSE pg_get_function_sqlbody(${p}.oid) END AS raw
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
@@ -571,16 +582,34 @@ function writtenSql(b: string, path: string, anywhere: string): string {
 }
 
 /**
- * SQL: a regular expression of a backslash escape of an `E'…'` string that stands for a code
- * (`\n`, `\t`, `\012`, `\x0a`, `\u000a`): in a string that EXECUTE runs, it may stand where
- * space does (review revz Z2, Z5). bodyWordsSql reads each as space, and any other backslash as
- * nothing (`\S` is S, `\.` a dot: review revr R3), once per body, where a pattern of them in
- * every regular expression doubled the check's time; a letter spelled by a code is not read.
+ * SQL (a scalar subquery): the text `raw` with its backslash escapes read as an `E'…'` string
+ * reads them: a code (`\n`, `\t`, `\012`, `\x0a`, `\u000a`) as the character it stands for where
+ * that is ASCII (`search\137path` is `search_path`, `\n` a newline that ends a `--` comment:
+ * reviews revz Z2, Z5, rev-paths F3), else as space; any other backslash as the character after
+ * it (`\S` is S, `\.` a dot: review revr R3). Read once per body, where a pattern of escapes in
+ * every regular expression doubled the check's time. A character beyond ASCII that a code
+ * spells is not read (a name of such letters so spelled: revp P3).
  */
-const ESCAPE = `(repeat(chr(92), 2) || '([bfnrt]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})')`
+function escapesReadSql(raw: string): string {
+  const backslash = 'repeat(chr(92), 2)'
+  return `SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
+                                          WHEN x.m[2] IS NULL THEN x.m[3]
+                                          WHEN c.code BETWEEN 1 AND 127 THEN chr(c.code) ELSE ' ' END, '' ORDER BY x.o), '')
+                   FROM regexp_matches(${raw}, '([^' || ${backslash} || ']+)|' || ${backslash}
+                                       || '(b|f|n|r|t|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})|' || ${backslash} || '(.?)', 'g')
+                        WITH ORDINALITY AS x(m, o)
+                  CROSS JOIN LATERAL (
+                    SELECT CASE WHEN x.m[2] IS NULL THEN NULL
+                                WHEN x.m[2] = 'b' THEN 8 WHEN x.m[2] = 'f' THEN 12 WHEN x.m[2] = 'n' THEN 10
+                                WHEN x.m[2] = 'r' THEN 13 WHEN x.m[2] = 't' THEN 9
+                                WHEN x.m[2] ~ '^[0-7]' THEN (SELECT sum(substr(x.m[2], i, 1)::int * (8 ^ (length(x.m[2]) - i))::int)
+                                                              FROM generate_series(1, length(x.m[2])) AS i)::int
+                                ELSE ('x' || lpad(substr(x.m[2], 2), 8, '0'))::bit(32)::int END AS code
+                  ) AS c`
+}
 
 /** SQL: a regular expression (for `~*`) of what SQL takes as space: white space, and comments. */
-const SPACE = `('([[:space:]]|--[^' || chr(10) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/)')`
+const SPACE = `('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')`
 
 /** SQL: the regular expression of a dot between two parts of a name, with space around it. */
 const DOT = `('"?' || ${SPACE} || '*[.]' || ${SPACE} || '*"?')`
@@ -606,12 +635,23 @@ const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+in
   || ${SPACE} || '+table)?(' || ${SPACE} || '+[^;]*,)?)(' || ${SPACE} || '+only)?(' || ${SPACE} || '+"?|")')`
 
 /**
+ * SQL: a regular expression (for `~*`) of where a statement starts, then space: the body's start,
+ * `;`, BEGIN, THEN, ELSE, LOOP or DO, or a string's start, quoted or dollar-quoted, as EXECUTE
+ * runs it (review revx V3).
+ */
+const STATEMENT_START = `('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*')`
+
+/** SQL: a regular expression of a stored expression's call of set_config (a node's `:funcid`). */
+const SET_CONFIG_CALL = `(':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\\M')`
+
+/**
  * SQL: whether the body text `src` may change the search path it runs with (and that of what
  * runs after it in the transaction): a statement (at the body's start, after `;`, BEGIN, THEN,
  * ELSE, LOOP or DO, or at a string's start, quoted or dollar-quoted, as EXECUTE runs it: review
  * revx V3) SET [LOCAL|SESSION]
- * search_path or SCHEMA, or RESET search_path or ALL (each quoted or not: review revy Y4); or
- * set_config (quoted or not: revy Y3) of 'search_path', or of a
+ * search_path or SCHEMA, or RESET search_path or ALL (each quoted or not: review revy Y4), or
+ * SET ROLE or SESSION AUTHORIZATION ("$user" on the path is then that role: review revo O8); or
+ * set_config (quoted or not: revy Y3) of 'search_path' (or 'role'), or of a
  * first argument that is not a plain string (one cast to text, as a BEGIN ATOMIC body prints it,
  * is: review revx R1) (`E'search\137path'`, `'search_' || 'path'`, a
  * variable: review revv V3); or an UPDATE of pg_settings, which calls set_config (review revz
@@ -620,12 +660,17 @@ const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+in
  * (Supabase's event trigger functions hold them) change no session's path.
  */
 function setsPath(src: string): string {
-  return `(${src} ~* ('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*(set(' || ${SPACE} || '+(local|session))?'
-                     || ${SPACE} || '+"?(search_path|schema)|reset' || ${SPACE} || '+"?(search_path|all))"?(?![[:alnum:]_$])')
-           OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''search_path''')
-           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2); a read is not
-           -- (pgsodium's event trigger function reads it: review revr R6).
-           OR ${src} ~* ('(?<![[:alnum:]_$])update' || ${SPACE} || '+("?pg_catalog' || ${DOT} || ')?"?pg_settings(?![[:alnum:]_$])')
+  return `(${src} ~* (${STATEMENT_START} || '(set(' || ${SPACE} || '+(local|session))*(' || ${SPACE} || '+"?|")(search_path|schema|role|authorization)|reset('
+                     || ${SPACE} || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
+           -- A SET whose name is built as it runs (format('SET LOCAL %I …'), 'SET' || …: review
+           -- rev-paths F2), as set_config of a name not written out is (below).
+           OR ${src} ~* (${STATEMENT_START} || 'set(' || ${SPACE} || '+(local|session))*' || ${SPACE} || '*"?([%''$]|$)')
+           OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''(search_path|role|session_authorization)''')
+           -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
+           -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
+           -- function reads it: review revr R6).
+           OR ${src} ~* ('(?<![[:alnum:]_$])update(' || ${SPACE} || '+|(?="))(only(' || ${SPACE} || '|[(])*)?(' || ${DATABASE_PART}
+                         || 'pg_catalog' || ${DOT} || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(${src}, 'set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ${SPACE} || '*,', '', 'gi')
               ~* ('set_config"?' || ${SPACE} || '*[(]'))`
 }
@@ -896,13 +941,17 @@ ${bodyCallsSql(schemas)}
             FROM body_writes b WHERE NOT b.oid = ANY (written)),
          (SELECT jsonb_agg(DISTINCT jsonb_build_array(b.oid, to_jsonb(b.path))) FROM body_writes b
            WHERE NOT write_paths @> jsonb_build_array(jsonb_build_array(b.oid, to_jsonb(b.path)))),
-         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false)
+         coalesce((SELECT bool_or(r.sets_path) FROM reached_bodies r), false) OR EXISTS (SELECT FROM role_setters)
            -- An UPDATE through a view of pg_settings is a set_config (review revp P7).
            OR EXISTS (SELECT FROM body_writes b WHERE b.oid = 'pg_catalog.pg_settings'::pg_catalog.regclass)
-           -- So is an expression of the written tables' code that calls set_config (a default).
-           OR EXISTS (SELECT FROM attached a
-                       WHERE a.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\\M')),
-         (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
+           -- So is an expression of the written tables' code that calls set_config (a default), or
+           -- of their columns' domains (a CHECK, a default: review revo O3).
+           OR EXISTS (SELECT FROM attached a WHERE a.tree ~ ${SET_CONFIG_CALL})
+           OR EXISTS (SELECT FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
+                       CROSS JOIN LATERAL (${domainExpressions('ty')}) AS de
+                       WHERE ty.typtype = 'd' AND de.tree ~ ${SET_CONFIG_CALL}),
+         (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
+            FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s)
     INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
