@@ -5,6 +5,15 @@ import type pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
 import { lesserTriggersSql } from '../src/connection/lesser-triggers.js'
+import {
+  baselineMigrations,
+  createDb,
+  IntegrationCipher,
+  migrateToLatest,
+  rotateOpenRouterKeys,
+} from '../src/tooling.js'
+import { createUser } from './support/fixtures.js'
+import { ALL_MIGRATIONS } from './support/migration-names.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { withSessions } from './support/server-sessions.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
@@ -282,6 +291,42 @@ describe.skipIf(skipReason)('the fence of the lesser-trigger check (review revo)
           ).toBe('done')
         }
       })
+    })
+  })
+
+  // What the module runs with the fenced check runs at READ COMMITTED whatever the database's
+  // default, so that the check's refusal at other levels refuses none of it.
+  it('a database whose default isolation is REPEATABLE READ: a run, keys:rotate and migrate:baseline are not refused', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(db)
+      await sql
+        .raw(
+          `ALTER DATABASE "${rows[0]!.name}" SET default_transaction_isolation = 'repeatable read'`,
+        )
+        .execute(db)
+      const repeatable = createDb({ connectionString: serverUrl(location) })
+      try {
+        const level = await sql<{
+          level: string
+        }>`SELECT current_setting('transaction_isolation') AS level`
+        expect((await level.execute(repeatable)).rows[0]!.level).toBe('repeatable read')
+        await migrateToLatest(repeatable, { env: {} })
+        const cipher = new IntegrationCipher({
+          current: 'the-secret-0123456789abcdef-0123456789',
+          previous: [],
+        })
+        const userId = await createUser(repeatable)
+        await repeatable
+          .insertInto('x402_user_openrouter_integrations')
+          .values({ user_id: userId, encrypted_api_key: cipher.encrypt('sk-or-v1-test', userId) })
+          .execute()
+        expect(
+          await rotateOpenRouterKeys(repeatable, { cipher, keyId: cipher.currentKeyId }),
+        ).toMatchObject({ scanned: 1, complete: true })
+        await baselineMigrations(repeatable, ALL_MIGRATIONS.at(-1)!)
+      } finally {
+        await repeatable.destroy()
+      }
     })
   })
 })
