@@ -693,6 +693,9 @@ DECLARE
   -- The bodies that may change the path, for the message.
   path_by pg_catalog.text;
   found pg_catalog.text;
+  -- What SEARCH_PATH_CREATE_PROBLEMS_SQL finds (review revo O7): added to what was found once the
+  -- walk is done, so that it does not stop the walk before what it reaches is named.
+  path_found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
   -- With lock: the views of the scope locked so far, and the views and foreign tables in scope
@@ -883,8 +886,9 @@ ${bodyCallsSql(schemas)}
            -- So is an expression of the written tables' code that calls set_config (a default).
            OR EXISTS (SELECT FROM attached a
                        WHERE a.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\\M')),
-         (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path)
-    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
+         (SELECT string_agg(DISTINCT r.fn::regprocedure::text, ', ') FROM reached_bodies r WHERE r.sets_path),
+         (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (${SEARCH_PATH_CREATE_PROBLEMS_SQL}) AS p)
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -1004,7 +1008,7 @@ ${bodyCallsSql(schemas)}
       FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
      WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = '${BACKUP_SCHEMA}')
        AND has_database_privilege(g.oid, current_database(), 'CREATE')
-${SEARCH_PATH_CREATE_PROBLEMS_SQL}${options.lock ? UNLOCKED_PROBLEMS_SQL : ''}
+${options.lock ? UNLOCKED_PROBLEMS_SQL : ''}
 ${WHEN_PROBLEMS_SQL}
 ${BODY_CALLS_PROBLEMS_SQL}
   ) AS problems) AS listed;
@@ -1015,6 +1019,9 @@ ${BODY_CALLS_PROBLEMS_SQL}
   write_paths := write_paths || coalesce(more_paths, '[]');
   written_by := concat_ws(', ', written_by, more_by);
   END LOOP;
+  IF path_found IS NOT NULL THEN
+    found := concat_ws('; ', found, path_found);
+  END IF;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = pg_catalog.format(
       '${options.doing ?? "Writing the app''s tables or the module''s bookkeeping"} in this session of role %s would let roles that cannot act as %s run their code '
@@ -1053,7 +1060,7 @@ $lesser$`
 }
 
 /**
- * The problems (rows of the check's `problems`) of a schema on the search path of a reached
+ * A query of the problems (rows of `problem`) of a schema on the search path of a reached
  * trusted body (bodyCallsSql's body_nodes: its own SET search_path, else its caller's or the
  * session's with the request's; every schema where `anywhere`), pg_catalog aside, where a lesser
  * login may create objects: owned by such a role, or with CREATE granted to one (or to PUBLIC).
@@ -1062,23 +1069,25 @@ $lesser$`
  * would answer the body's call, or fire its triggers, with the writer's power (review revo O7).
  * A BEGIN ATOMIC body is left out: its names were resolved when it was made. Named with the
  * login, the schema, the body, and what to do, as the module's own schemas are (ordinal 4).
+ * Not a row of `problems`: a pass that found one would end the walk before the bodies it reaches
+ * next are named; the check adds them to what it found once the walk is done.
  */
-const SEARCH_PATH_CREATE_PROBLEMS_SQL = `    UNION ALL
-    SELECT DISTINCT 4, format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
+const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
+    SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
-                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname), false
+                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
       FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
       JOIN reached_bodies b ON b.fn = w.fn
       JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
-    UNION ALL
-    SELECT DISTINCT 4, format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
+    UNION
+    SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
                               CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
                                    WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
                               b.fn::regprocedure, n.nspname,
-                              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+                              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
       FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
       JOIN reached_bodies b ON b.fn = w.fn
       JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
