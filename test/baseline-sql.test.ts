@@ -52,9 +52,11 @@ describe('the exported baseline script', () => {
     )
     const statements = script
       .split('\n')
-      .filter((line) => /^(BEGIN;|COMMIT;|DO |CREATE |INSERT |COMMENT )/.test(line))
+      .filter((line) =>
+        /^(BEGIN ISOLATION LEVEL READ COMMITTED;|COMMIT;|DO |CREATE |INSERT |COMMENT )/.test(line),
+      )
     expect(statements.map((line) => line.split(' ').slice(0, 2).join(' '))).toEqual([
-      'BEGIN;',
+      'BEGIN ISOLATION',
       // The runner's checks, in its order: shadowed catalog, the migration lock, then the
       // trigger check migrate:baseline asks, fenced until COMMIT (lesser-triggers.ts).
       'DO $shadowed$',
@@ -79,12 +81,10 @@ describe('the exported baseline script', () => {
   })
 
   it('bounds its idle time and its waits as the migration scripts do, and takes the migration lock through pg_catalog, after the shadowed-catalog check', () => {
-    const opening = script.slice(script.indexOf('BEGIN;'), script.indexOf('DO $lesser$'))
-    const statements = opening
-      .split('\n')
-      .filter((line) => /^(BEGIN|SET|SELECT|DO) /.test(line) || line === 'BEGIN;')
+    const opening = script.slice(script.indexOf('BEGIN '), script.indexOf('DO $lesser$'))
+    const statements = opening.split('\n').filter((line) => /^(BEGIN|SET|SELECT|DO) /.test(line))
     expect(statements).toEqual([
-      'BEGIN;',
+      'BEGIN ISOLATION LEVEL READ COMMITTED;',
       "SET LOCAL idle_in_transaction_session_timeout = '5000ms';",
       "SET LOCAL lock_timeout = '2000ms';",
       "SET LOCAL statement_timeout = '60000ms';",
@@ -105,6 +105,11 @@ describe('the exported baseline script', () => {
     for (const [file, text] of scripts) {
       const first = text.indexOf('DO $shadowed$')
       expect(first, file).toBeGreaterThan(0)
+      // Each transaction at READ COMMITTED, whatever the defaults: the fenced check reads the
+      // catalog after its lock, and refuses at any other level (review revo O5).
+      expect(text, file).not.toMatch(
+        /^(BEGIN|START TRANSACTION)(;| (?!ISOLATION LEVEL READ COMMITTED;$))/im,
+      )
       // Comments, blank lines, BEGIN, psql's switch and SET statements: no function is called.
       const before = text
         .slice(0, first)
@@ -112,7 +117,7 @@ describe('the exported baseline script', () => {
         .filter((line) => line.trim() !== '' && !line.startsWith('--'))
       for (const line of before)
         expect(line, file).toMatch(
-          /^(BEGIN;|\\set ON_ERROR_STOP on|SET (LOCAL )?[a-z0-9_.]+ = '[^'();]*';|SET (LOCAL )?[a-z0-9_.]+ = (on|off);)$/,
+          /^(BEGIN ISOLATION LEVEL READ COMMITTED;|\\set ON_ERROR_STOP on|SET (LOCAL )?[a-z0-9_.]+ = '[^'();]*';|SET (LOCAL )?[a-z0-9_.]+ = (on|off);)$/,
         )
     }
   })

@@ -133,7 +133,7 @@ describe.skipIf(skipReason)('an exported migration script and code of a lesser r
       [MIGRATION_005, 'down'],
     ] as const) {
       const script = await exportMigrationSql(name, direction)
-      const transactions = script.split(/^BEGIN;\n\n/m).slice(1)
+      const transactions = script.split(/^BEGIN ISOLATION LEVEL READ COMMITTED;\n\n/m).slice(1)
       expect(transactions.length, `${name} ${direction}`).toBeGreaterThan(0)
       for (const transaction of transactions) {
         // Only settings of the transaction come before the checks: nothing that reads or writes.
@@ -151,7 +151,7 @@ describe.skipIf(skipReason)('an exported migration script and code of a lesser r
       }
       // Outside a transaction: the statements after COMMIT (or before the first BEGIN) that are
       // not settings come after the unlocked check.
-      const outside = script.split(/^BEGIN;\n[\s\S]*?^COMMIT;\n/m)
+      const outside = script.split(/^BEGIN ISOLATION LEVEL READ COMMITTED;\n[\s\S]*?^COMMIT;\n/m)
       for (const part of outside) {
         const statements = part
           .split(/;\n\n/)

@@ -5,6 +5,8 @@
 -- Run by hand, it is not recorded in x402_migrations.kysely_migration.
 -- Each of its transactions first runs the checks the runner runs (so does what it runs outside one): it
 -- refuses (SQLSTATE 42501) where roles that cannot act as you could have their code run with your power.
+-- Each transaction begins at READ COMMITTED, as the runner's do, whatever the database's default (the check
+-- of its tables reads the catalog after locking them, and refuses at any other level).
 -- Each transaction sets the runner's idle_in_transaction_session_timeout right after BEGIN: a client that
 -- stalls inside one loses it, and its locks (docs/sql-editor.md says what a script bounds).
 
@@ -21,7 +23,7 @@ SET lock_timeout = '2000ms';
 
 SET statement_timeout = '60000ms';
 
-BEGIN;
+BEGIN ISOLATION LEVEL READ COMMITTED;
 
 SET LOCAL idle_in_transaction_session_timeout = '5000ms';
 
@@ -189,8 +191,16 @@ DECLARE
   -- The bodies that may change the path, for the message.
   path_by pg_catalog.text;
   found pg_catalog.text;
+  -- What SEARCH_PATH_CREATE_PROBLEMS_SQL finds (review revo O7): added to what was found once the
+  -- walk is done, so that it does not stop the walk before what it reaches is named.
+  path_found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
+  -- With lock: the views of the scope locked so far, and the views and foreign tables in scope
+  -- that are not (review revo O6).
+  locked pg_catalog.oid[] := '{}';
+  unlocked pg_catalog.oid[] := '{}';
+  view_oid pg_catalog.oid;
   saved_jit pg_catalog.text := pg_catalog.current_setting('jit');
   saved pg_catalog.text := pg_catalog.current_setting('search_path');
   -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
@@ -200,6 +210,14 @@ BEGIN
   PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Writing the app''s tables or the module''s bookkeeping in this session of role %s runs at %s: the check that '
+      'the writes run no code of roles that cannot act as %s reads the catalog with the transaction''s snapshot, which may be '
+      'older than its lock on the tables, so a trigger added while it waited would not be seen. Nothing was changed. Run it '
+      'in a transaction at READ COMMITTED (BEGIN ISOLATION LEVEL READ COMMITTED), as the runner and the exported scripts do.',
+      session_user, pg_catalog.upper(pg_catalog.current_setting('transaction_isolation')), session_user);
+  END IF;
   -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
   -- catalog rows: where the server has JIT, compiling it would take longer than running it.
   PERFORM pg_catalog.set_config('jit', 'off', true);
@@ -255,6 +273,23 @@ BEGIN
                FROM unnest(tables) AS t
               WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE')
                 AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t) IN ('r', 'p'));
+    -- A view a reached body writes fires its INSTEAD OF triggers: locked too, each on its own
+    -- (review revo O6). LOCK TABLE on a view takes ROW EXCLUSIVE on it (CREATE TRIGGER … INSTEAD
+    -- OF takes SHARE ROW EXCLUSIVE: they conflict) and on its relations, checked as the view's
+    -- owner: where the session or that owner may not, the view stays unlocked (and is refused
+    -- below where a lesser login may add a trigger to it).
+    FOR view_oid IN SELECT t FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
+                     WHERE c.relkind = 'v' AND NOT t = ANY (locked) ORDER BY t LOOP
+      BEGIN
+        EXECUTE 'LOCK TABLE ' || view_oid::regclass::text || ' IN ROW EXCLUSIVE MODE';
+        locked := locked || view_oid;
+      EXCEPTION WHEN insufficient_privilege THEN NULL;
+      END;
+    END LOOP;
+    -- A foreign table cannot be locked (PostgreSQL 15 to 17), yet takes triggers; a materialized
+    -- view takes none.
+    SELECT coalesce(array_agg(t), '{}') INTO unlocked FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
+     WHERE c.relkind IN ('v', 'f') AND NOT t = ANY (locked);
   END IF;
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
@@ -1110,8 +1145,32 @@ BEGIN
           SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
                        WHERE ty.typtype = 'd' AND de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')),
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
-            FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s)
-    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
+            FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
+         (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
+    SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
+                              'that can act as you, or give the function a SET search_path without it)', n.nspname,
+                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
+      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
+      JOIN reached_bodies b ON b.fn = w.fn
+      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
+     WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION
+    SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
+                              'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
+                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              b.fn::regprocedure, n.nspname,
+                              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
+      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
+      JOIN reached_bodies b ON b.fn = w.fn
+      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner) AS p)
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -1245,6 +1304,18 @@ BEGIN
       FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
      WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup')
        AND has_database_privilege(g.oid, current_database(), 'CREATE')
+
+    UNION ALL
+    SELECT DISTINCT 1, format('%s %s cannot be locked against a new trigger, and %s may add one%s (REVOKE TRIGGER ON %s FROM %s)',
+                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, r.rolname,
+                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              c.oid::regclass, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_class c
+     CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE c.oid = ANY (unlocked) AND a.privilege_type = 'TRIGGER' AND a.grantee <> c.relowner
     UNION ALL
     SELECT 2, format('trigger %I on %s calls %s in its WHEN condition%s, which is %s, not immutable', c.tgname,
                      c.tbl::regclass, p.oid::regprocedure, c.via, CASE p.provolatile WHEN 's' THEN 'stable' ELSE 'volatile' END),
@@ -1306,6 +1377,9 @@ BEGIN
   write_paths := write_paths || coalesce(more_paths, '[]');
   written_by := concat_ws(', ', written_by, more_by);
   END LOOP;
+  IF path_found IS NOT NULL THEN
+    found := concat_ws('; ', found, path_found);
+  END IF;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
@@ -2049,7 +2123,7 @@ COMMIT;
 
 SET statement_timeout = 0;
 
-BEGIN;
+BEGIN ISOLATION LEVEL READ COMMITTED;
 
 SET LOCAL idle_in_transaction_session_timeout = '5000ms';
 
@@ -2217,8 +2291,16 @@ DECLARE
   -- The bodies that may change the path, for the message.
   path_by pg_catalog.text;
   found pg_catalog.text;
+  -- What SEARCH_PATH_CREATE_PROBLEMS_SQL finds (review revo O7): added to what was found once the
+  -- walk is done, so that it does not stop the walk before what it reaches is named.
+  path_found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
+  -- With lock: the views of the scope locked so far, and the views and foreign tables in scope
+  -- that are not (review revo O6).
+  locked pg_catalog.oid[] := '{}';
+  unlocked pg_catalog.oid[] := '{}';
+  view_oid pg_catalog.oid;
   saved_jit pg_catalog.text := pg_catalog.current_setting('jit');
   saved pg_catalog.text := pg_catalog.current_setting('search_path');
   -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
@@ -2228,6 +2310,14 @@ BEGIN
   PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Writing the app''s tables or the module''s bookkeeping in this session of role %s runs at %s: the check that '
+      'the writes run no code of roles that cannot act as %s reads the catalog with the transaction''s snapshot, which may be '
+      'older than its lock on the tables, so a trigger added while it waited would not be seen. Nothing was changed. Run it '
+      'in a transaction at READ COMMITTED (BEGIN ISOLATION LEVEL READ COMMITTED), as the runner and the exported scripts do.',
+      session_user, pg_catalog.upper(pg_catalog.current_setting('transaction_isolation')), session_user);
+  END IF;
   -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
   -- catalog rows: where the server has JIT, compiling it would take longer than running it.
   PERFORM pg_catalog.set_config('jit', 'off', true);
@@ -2283,6 +2373,23 @@ BEGIN
                FROM unnest(tables) AS t
               WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE')
                 AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t) IN ('r', 'p'));
+    -- A view a reached body writes fires its INSTEAD OF triggers: locked too, each on its own
+    -- (review revo O6). LOCK TABLE on a view takes ROW EXCLUSIVE on it (CREATE TRIGGER … INSTEAD
+    -- OF takes SHARE ROW EXCLUSIVE: they conflict) and on its relations, checked as the view's
+    -- owner: where the session or that owner may not, the view stays unlocked (and is refused
+    -- below where a lesser login may add a trigger to it).
+    FOR view_oid IN SELECT t FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
+                     WHERE c.relkind = 'v' AND NOT t = ANY (locked) ORDER BY t LOOP
+      BEGIN
+        EXECUTE 'LOCK TABLE ' || view_oid::regclass::text || ' IN ROW EXCLUSIVE MODE';
+        locked := locked || view_oid;
+      EXCEPTION WHEN insufficient_privilege THEN NULL;
+      END;
+    END LOOP;
+    -- A foreign table cannot be locked (PostgreSQL 15 to 17), yet takes triggers; a materialized
+    -- view takes none.
+    SELECT coalesce(array_agg(t), '{}') INTO unlocked FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
+     WHERE c.relkind IN ('v', 'f') AND NOT t = ANY (locked);
   END IF;
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
@@ -3138,8 +3245,32 @@ BEGIN
           SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
                        WHERE ty.typtype = 'd' AND de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')),
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
-            FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s)
-    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
+            FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
+         (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
+    SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
+                              'that can act as you, or give the function a SET search_path without it)', n.nspname,
+                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
+      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
+      JOIN reached_bodies b ON b.fn = w.fn
+      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
+     WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION
+    SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
+                              'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
+                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              b.fn::regprocedure, n.nspname,
+                              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
+      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
+      JOIN reached_bodies b ON b.fn = w.fn
+      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner) AS p)
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -3273,6 +3404,18 @@ BEGIN
       FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
      WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup')
        AND has_database_privilege(g.oid, current_database(), 'CREATE')
+
+    UNION ALL
+    SELECT DISTINCT 1, format('%s %s cannot be locked against a new trigger, and %s may add one%s (REVOKE TRIGGER ON %s FROM %s)',
+                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, r.rolname,
+                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              c.oid::regclass, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_class c
+     CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE c.oid = ANY (unlocked) AND a.privilege_type = 'TRIGGER' AND a.grantee <> c.relowner
     UNION ALL
     SELECT 2, format('trigger %I on %s calls %s in its WHEN condition%s, which is %s, not immutable', c.tgname,
                      c.tbl::regclass, p.oid::regprocedure, c.via, CASE p.provolatile WHEN 's' THEN 'stable' ELSE 'volatile' END),
@@ -3334,6 +3477,9 @@ BEGIN
   write_paths := write_paths || coalesce(more_paths, '[]');
   written_by := concat_ws(', ', written_by, more_by);
   END LOOP;
+  IF path_found IS NOT NULL THEN
+    found := concat_ws('; ', found, path_found);
+  END IF;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '
@@ -3610,7 +3756,7 @@ $unreported$;
 
 COMMIT;
 
-BEGIN;
+BEGIN ISOLATION LEVEL READ COMMITTED;
 
 SET LOCAL idle_in_transaction_session_timeout = '5000ms';
 
@@ -3778,8 +3924,16 @@ DECLARE
   -- The bodies that may change the path, for the message.
   path_by pg_catalog.text;
   found pg_catalog.text;
+  -- What SEARCH_PATH_CREATE_PROBLEMS_SQL finds (review revo O7): added to what was found once the
+  -- walk is done, so that it does not stop the walk before what it reaches is named.
+  path_found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
+  -- With lock: the views of the scope locked so far, and the views and foreign tables in scope
+  -- that are not (review revo O6).
+  locked pg_catalog.oid[] := '{}';
+  unlocked pg_catalog.oid[] := '{}';
+  view_oid pg_catalog.oid;
   saved_jit pg_catalog.text := pg_catalog.current_setting('jit');
   saved pg_catalog.text := pg_catalog.current_setting('search_path');
   -- pg_database_owner (owner of public since PostgreSQL 15) stands for the database's owner.
@@ -3789,6 +3943,14 @@ BEGIN
   PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   SELECT r.oid INTO db_owner_role FROM pg_roles r WHERE r.rolname = 'pg_database_owner';
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
+      'Writing the app''s tables or the module''s bookkeeping in this session of role %s runs at %s: the check that '
+      'the writes run no code of roles that cannot act as %s reads the catalog with the transaction''s snapshot, which may be '
+      'older than its lock on the tables, so a trigger added while it waited would not be seen. Nothing was changed. Run it '
+      'in a transaction at READ COMMITTED (BEGIN ISOLATION LEVEL READ COMMITTED), as the runner and the exported scripts do.',
+      session_user, pg_catalog.upper(pg_catalog.current_setting('transaction_isolation')), session_user);
+  END IF;
   -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
   -- catalog rows: where the server has JIT, compiling it would take longer than running it.
   PERFORM pg_catalog.set_config('jit', 'off', true);
@@ -3844,6 +4006,23 @@ BEGIN
                FROM unnest(tables) AS t
               WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE')
                 AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t) IN ('r', 'p'));
+    -- A view a reached body writes fires its INSTEAD OF triggers: locked too, each on its own
+    -- (review revo O6). LOCK TABLE on a view takes ROW EXCLUSIVE on it (CREATE TRIGGER … INSTEAD
+    -- OF takes SHARE ROW EXCLUSIVE: they conflict) and on its relations, checked as the view's
+    -- owner: where the session or that owner may not, the view stays unlocked (and is refused
+    -- below where a lesser login may add a trigger to it).
+    FOR view_oid IN SELECT t FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
+                     WHERE c.relkind = 'v' AND NOT t = ANY (locked) ORDER BY t LOOP
+      BEGIN
+        EXECUTE 'LOCK TABLE ' || view_oid::regclass::text || ' IN ROW EXCLUSIVE MODE';
+        locked := locked || view_oid;
+      EXCEPTION WHEN insufficient_privilege THEN NULL;
+      END;
+    END LOOP;
+    -- A foreign table cannot be locked (PostgreSQL 15 to 17), yet takes triggers; a materialized
+    -- view takes none.
+    SELECT coalesce(array_agg(t), '{}') INTO unlocked FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
+     WHERE c.relkind IN ('v', 'f') AND NOT t = ANY (locked);
   END IF;
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
@@ -4699,8 +4878,32 @@ BEGIN
           SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
                        WHERE ty.typtype = 'd' AND de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')),
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
-            FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s)
-    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
+            FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
+         (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
+    SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
+                              'that can act as you, or give the function a SET search_path without it)', n.nspname,
+                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
+      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
+      JOIN reached_bodies b ON b.fn = w.fn
+      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
+     WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION
+    SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
+                              'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
+                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              b.fn::regprocedure, n.nspname,
+                              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
+      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
+      JOIN reached_bodies b ON b.fn = w.fn
+      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner) AS p)
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -4834,6 +5037,18 @@ BEGIN
       FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
      WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup')
        AND has_database_privilege(g.oid, current_database(), 'CREATE')
+
+    UNION ALL
+    SELECT DISTINCT 1, format('%s %s cannot be locked against a new trigger, and %s may add one%s (REVOKE TRIGGER ON %s FROM %s)',
+                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, r.rolname,
+                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              c.oid::regclass, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_class c
+     CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE c.oid = ANY (unlocked) AND a.privilege_type = 'TRIGGER' AND a.grantee <> c.relowner
     UNION ALL
     SELECT 2, format('trigger %I on %s calls %s in its WHEN condition%s, which is %s, not immutable', c.tgname,
                      c.tbl::regclass, p.oid::regprocedure, c.via, CASE p.provolatile WHEN 's' THEN 'stable' ELSE 'volatile' END),
@@ -4895,6 +5110,9 @@ BEGIN
   write_paths := write_paths || coalesce(more_paths, '[]');
   written_by := concat_ws(', ', written_by, more_by);
   END LOOP;
+  IF path_found IS NOT NULL THEN
+    found := concat_ws('; ', found, path_found);
+  END IF;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
       'Writing the app''s tables or the module''s bookkeeping in this session of role %s would let roles that cannot act as %s run their code '

@@ -32,7 +32,12 @@ import {
   acceptedDifferenceTableStatements,
 } from './accepted-differences.js'
 import { type AdoptionDecision, readAdoptionDecisions } from './adoption-decisions.js'
-import { migrationLockSql, privilegeChecks, scriptTimeouts } from '../migrator/script-checks.js'
+import {
+  migrationLockSql,
+  privilegeChecks,
+  SCRIPT_BEGIN,
+  scriptTimeouts,
+} from '../migrator/script-checks.js'
 import {
   productionObjectTableStatements,
   recordProductionObjectsStatements,
@@ -88,7 +93,8 @@ export async function exportBaselineSql(
     `-- It first compares the live schema with what the migrations up to ${migrationName} produce (embedded below),`,
     '-- and checks the recorded history; on a conflict it stops with an error listing the differences, and records nothing.',
     '-- Equivalent differences and what production has more or stricter are listed in a NOTICE; the latter are recorded.',
-    'BEGIN;',
+    '-- At READ COMMITTED whatever the defaults: the check of the tables it writes reads the catalog after locking them.',
+    `${SCRIPT_BEGIN};`,
     '',
     "-- The runner's bounds on an idle transaction, on a wait for a lock and on a statement, as the migration scripts set",
     '-- them: where a migration run holds the migration lock, the script gives up (lock_not_available) and records',

@@ -16,7 +16,15 @@
  * `lock`, the check first takes ROW EXCLUSIVE on the same tables, in the transaction that then
  * writes them. CREATE TRIGGER needs SHARE ROW EXCLUSIVE, which conflicts, so no trigger can be
  * added between the check and the transaction's end; ROW EXCLUSIVE is what a write takes anyway,
- * and blocks no reader or writer.
+ * and blocks no reader or writer. The views in scope are locked too (an INSTEAD OF trigger is
+ * added under SHARE ROW EXCLUSIVE as well; LOCK on a view also locks its relations); a foreign
+ * table cannot be locked, nor a view whose owner may not lock its relations: one of those on
+ * which a lesser login holds TRIGGER is refused (review revo O6). The fence holds only where the
+ * check reads the catalog after its lock: at READ COMMITTED, each statement's snapshot is taken
+ * after it, at REPEATABLE READ the transaction's may be older, so the fenced check refuses to run
+ * but at READ COMMITTED (review revo O5). No lock stops a CREATE in a schema: a schema on the
+ * search path of a body the writes reach, where a lesser login may create (a function or a table
+ * made there later would answer the body's bare names), is refused (review revo O7).
  */
 
 import {
@@ -734,9 +742,15 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
  * the key's action (TRUNCATE … CASCADE empties it), and the check also refuses a function there,
  * or one that a policy or a column default on a covered relation calls, owned by such a role:
  * what measureAccess reads, writes (leaving out the columns with defaults) and calls.
- * With `lock`, it first locks those tables in ROW EXCLUSIVE mode (see above): run it inside the
- * transaction that writes them. It reads the catalog with pg_catalog first on the search_path,
- * and puts the path back before it ends.
+ * - a schema, pg_catalog aside, on the search path a reached trusted body runs with (bodyCallsSql's
+ *   body_nodes; every schema where a body may change the path), owned by such a role, or where a
+ *   lesser login may create objects: what it makes there after the check would answer the body's
+ *   bare names (review revo O7).
+ * With `lock`, it first locks those tables, and the views in scope, in ROW EXCLUSIVE mode (see
+ * above): run it inside the transaction that writes them, at READ COMMITTED (it refuses at any
+ * other isolation level: review revo O5); and it refuses a view or a foreign table in scope that
+ * it could not lock, on which a lesser login holds TRIGGER (review revo O6). It reads the catalog
+ * with pg_catalog first on the search_path, and puts the path back before it ends.
  *
  * @example
  * ```ts
@@ -779,12 +793,20 @@ DECLARE
   -- The bodies that may change the path, for the message.
   path_by pg_catalog.text;
   found pg_catalog.text;
+  -- What SEARCH_PATH_CREATE_PROBLEMS_SQL finds (review revo O7): added to what was found once the
+  -- walk is done, so that it does not stop the walk before what it reaches is named.
+  path_found pg_catalog.text;
   when_code pg_catalog.bool;
   rls_code pg_catalog.bool;
+  -- With lock: the views of the scope locked so far, and the views and foreign tables in scope
+  -- that are not (review revo O6).
+  locked pg_catalog.oid[] := '{}';
+  unlocked pg_catalog.oid[] := '{}';
+  view_oid pg_catalog.oid;
   saved_jit pg_catalog.text := pg_catalog.current_setting('jit');
   ${CATALOG_CHECK_DECLARE}
 BEGIN
-  ${CATALOG_CHECK_BEGIN}
+  ${CATALOG_CHECK_BEGIN}${options.lock ? isolationRefusalSql(options.doing) : ''}
   -- The reading of WHEN conditions is estimated far above jit_above_cost, though it reads a few
   -- catalog rows: where the server has JIT, compiling it would take longer than running it.
   PERFORM pg_catalog.set_config('jit', 'off', true);
@@ -841,6 +863,23 @@ BEGIN
                FROM unnest(tables) AS t
               WHERE has_table_privilege(t, 'INSERT, UPDATE, DELETE, TRUNCATE')
                 AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t) IN ('r', 'p'));
+    -- A view a reached body writes fires its INSTEAD OF triggers: locked too, each on its own
+    -- (review revo O6). LOCK TABLE on a view takes ROW EXCLUSIVE on it (CREATE TRIGGER … INSTEAD
+    -- OF takes SHARE ROW EXCLUSIVE: they conflict) and on its relations, checked as the view's
+    -- owner: where the session or that owner may not, the view stays unlocked (and is refused
+    -- below where a lesser login may add a trigger to it).
+    FOR view_oid IN SELECT t FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
+                     WHERE c.relkind = 'v' AND NOT t = ANY (locked) ORDER BY t LOOP
+      BEGIN
+        EXECUTE 'LOCK TABLE ' || view_oid::regclass::text || ' IN ROW EXCLUSIVE MODE';
+        locked := locked || view_oid;
+      EXCEPTION WHEN insufficient_privilege THEN NULL;
+      END;
+    END LOOP;
+    -- A foreign table cannot be locked (PostgreSQL 15 to 17), yet takes triggers; a materialized
+    -- view takes none.
+    SELECT coalesce(array_agg(t), '{}') INTO unlocked FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
+     WHERE c.relkind IN ('v', 'f') AND NOT t = ANY (locked);
   END IF;`
       : ''
   }
@@ -951,8 +990,9 @@ ${bodyCallsSql(schemas)}
                        CROSS JOIN LATERAL (${domainExpressions('ty')}) AS de
                        WHERE ty.typtype = 'd' AND de.tree ~ ${SET_CONFIG_CALL}),
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
-            FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s)
-    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by
+            FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
+         (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (${SEARCH_PATH_CREATE_PROBLEMS_SQL}) AS p)
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -1072,6 +1112,7 @@ ${bodyCallsSql(schemas)}
       FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
      WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = '${BACKUP_SCHEMA}')
        AND has_database_privilege(g.oid, current_database(), 'CREATE')
+${options.lock ? UNLOCKED_PROBLEMS_SQL : ''}
 ${WHEN_PROBLEMS_SQL}
 ${BODY_CALLS_PROBLEMS_SQL}
   ) AS problems) AS listed;
@@ -1082,6 +1123,9 @@ ${BODY_CALLS_PROBLEMS_SQL}
   write_paths := write_paths || coalesce(more_paths, '[]');
   written_by := concat_ws(', ', written_by, more_by);
   END LOOP;
+  IF path_found IS NOT NULL THEN
+    found := concat_ws('; ', found, path_found);
+  END IF;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = pg_catalog.format(
       '${options.doing ?? "Writing the app''s tables or the module''s bookkeeping"} in this session of role %s would let roles that cannot act as %s run their code '
@@ -1117,6 +1161,84 @@ ${BODY_CALLS_PROBLEMS_SQL}
   PERFORM pg_catalog.set_config('jit', saved_jit, true);
 END
 $lesser$`
+}
+
+/**
+ * A query of the problems (rows of `problem`) of a schema on the search path of a reached
+ * trusted body (bodyCallsSql's body_nodes: its own SET search_path, else its caller's or the
+ * session's with the request's; every schema where `anywhere`), pg_catalog aside, where a lesser
+ * login may create objects: owned by such a role, or with CREATE granted to one (or to PUBLIC).
+ * No lock stops a CREATE in a schema: a function or a table made there after the check, named as
+ * the body names a trusted one elsewhere on its path (`helper()`, a table it writes unqualified),
+ * would answer the body's call, or fire its triggers, with the writer's power (review revo O7).
+ * A BEGIN ATOMIC body is left out: its names were resolved when it was made. Named with the
+ * login, the schema, the body, and what to do, as the module's own schemas are (ordinal 4).
+ * Not a row of `problems`: a pass that found one would end the walk before the bodies it reaches
+ * next are named; the check adds them to what it found once the walk is done.
+ */
+const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
+    SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
+                              'that can act as you, or give the function a SET search_path without it)', n.nspname,
+                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
+      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
+      JOIN reached_bodies b ON b.fn = w.fn
+      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
+     WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION
+    SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
+                              'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
+                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              b.fn::regprocedure, n.nspname,
+                              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
+      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
+      JOIN reached_bodies b ON b.fn = w.fn
+      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
+     CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner`
+
+/**
+ * With `lock`, the problems of a view or a foreign table in scope that the check could not lock
+ * (`unlocked`: a foreign table cannot be, a view where the session or the view's owner may not)
+ * on which a lesser login holds the TRIGGER privilege: it could add a trigger (INSTEAD OF, on a
+ * view) after the check, which the write would fire (review revo O6). One owned by such a role is
+ * refused as any relation in scope is (ordinal 1).
+ */
+const UNLOCKED_PROBLEMS_SQL = `
+    UNION ALL
+    SELECT DISTINCT 1, format('%s %s cannot be locked against a new trigger, and %s may add one%s (REVOKE TRIGGER ON %s FROM %s)',
+                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, r.rolname,
+                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
+                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              c.oid::regclass, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+      FROM pg_class c
+     CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS a
+      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE c.oid = ANY (unlocked) AND a.privilege_type = 'TRIGGER' AND a.grantee <> c.relowner`
+
+/**
+ * With `lock`, the start of the check's block: a refusal where the transaction is not at READ
+ * COMMITTED. At REPEATABLE READ or SERIALIZABLE every statement reads the catalog with the
+ * transaction's snapshot, which may be older than the check's LOCK: a trigger committed while
+ * the LOCK waited would not be seen, and the write would fire it (review revo O5). The runner's
+ * transactions, and the exported scripts' (BEGIN ISOLATION LEVEL READ COMMITTED), run at READ
+ * COMMITTED, where each statement takes a snapshot after the lock.
+ */
+function isolationRefusalSql(doing: string | undefined): string {
+  return `
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION USING ERRCODE = '${LESSER_TRIGGERS_STATE}', MESSAGE = pg_catalog.format(
+      '${doing ?? "Writing the app''s tables or the module''s bookkeeping"} in this session of role %s runs at %s: the check that '
+      'the writes run no code of roles that cannot act as %s reads the catalog with the transaction''s snapshot, which may be '
+      'older than its lock on the tables, so a trigger added while it waited would not be seen. Nothing was changed. Run it '
+      'in a transaction at READ COMMITTED (BEGIN ISOLATION LEVEL READ COMMITTED), as the runner and the exported scripts do.',
+      session_user, pg_catalog.upper(pg_catalog.current_setting('transaction_isolation')), session_user);
+  END IF;`
 }
 
 /**

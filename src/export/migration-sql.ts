@@ -16,7 +16,7 @@ import { migrationSettings } from '../migrator/settings.js'
 import { MIGRATION_HISTORY_TABLE } from '../migrator/history.js'
 import { migrationBefore, resolveMigrationName } from '../migrator/migration-names.js'
 import { migrateTo } from '../migrator/migrator.js'
-import { privilegeChecks, scriptIdleTimeout } from '../migrator/script-checks.js'
+import { privilegeChecks, SCRIPT_BEGIN, scriptIdleTimeout } from '../migrator/script-checks.js'
 import { API_ROLE_ADMINS_SQL } from '../supabase/api-role-admins.js'
 import { ensureSupabaseStandIn } from '../supabase/stand-in.js'
 import { describeStatement } from '../rehearsal/format-rehearsal.js'
@@ -269,6 +269,8 @@ function renderScript(
     `-- Run by hand, it is not recorded in ${MIGRATION_HISTORY_TABLE}.`,
     '-- Each of its transactions first runs the checks the runner runs (so does what it runs outside one): it',
     '-- refuses (SQLSTATE 42501) where roles that cannot act as you could have their code run with your power.',
+    "-- Each transaction begins at READ COMMITTED, as the runner's do, whatever the database's default (the check",
+    '-- of its tables reads the catalog after locking them, and refuses at any other level).',
     "-- Each transaction sets the runner's idle_in_transaction_session_timeout right after BEGIN: a client that",
     '-- stalls inside one loses it, and its locks (docs/sql-editor.md says what a script bounds).',
     ...profileNote,
@@ -338,8 +340,10 @@ function withChecks(body: ScriptStatement[], guards: Guards, transactional: bool
     if (statement.kind === 'begin') {
       // The blocks of a script that runs outside a transaction run outside one, first.
       if (!transactional && !beforeDone && guards.before.length > 0) check()
-      // The runner's idle bound, first: a client that stalls inside loses the transaction.
-      out.push(statement.text, `${scriptIdleTimeout()};`)
+      // At READ COMMITTED, as the runner's, whatever the defaults: the fenced check refuses at
+      // any other level (review revo O5). Then the runner's idle bound: a client that stalls
+      // inside loses the transaction.
+      out.push(`${SCRIPT_BEGIN};`, `${scriptIdleTimeout()};`)
       inTransaction = true
       checked = false
       return

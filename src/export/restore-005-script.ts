@@ -10,7 +10,12 @@ import {
   CATALOG_CHECK_DECLARE,
 } from '../connection/shadowed-catalog.js'
 import { STAMP_LENGTH } from '../migrator/down-guard.js'
-import { migrationLockSql, privilegeChecks, scriptTimeouts } from '../migrator/script-checks.js'
+import {
+  migrationLockSql,
+  privilegeChecks,
+  SCRIPT_BEGIN,
+  scriptTimeouts,
+} from '../migrator/script-checks.js'
 
 /** Where `npm run docs:migrations` keeps the script, in docs/migrations/. */
 export const RESTORE_005_FILE = '005_add_openrouter_integration.restore.sql'
@@ -182,7 +187,8 @@ export function restoreScriptOf005(): string {
     '-- (npm run migrate:up, or migrate:latest), then edit the one marked line and run this with psql -f or in',
     '-- the Supabase SQL Editor. It is one transaction: where any part fails, nothing of it stays.',
     '-- It refuses (SQLSTATE 42501) where roles that cannot act as you could have their code run with your power.',
-    'BEGIN;',
+    // At READ COMMITTED whatever the defaults: the fenced check refuses at any other level (review revo O5).
+    `${SCRIPT_BEGIN};`,
     ...[...scriptTimeouts(), ...privilegeChecks(true, [migrationLockSql])].map(
       (statement) => `${statement};`,
     ),

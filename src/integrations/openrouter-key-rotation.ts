@@ -11,7 +11,7 @@ import {
   DEFAULT_LOCK_TIMEOUT_MS,
   DEFAULT_RETRY_DELAY_MS,
 } from '../migrator/settings.js'
-import { asService } from '../supabase/request-context.js'
+import { asService, enterRequest } from '../supabase/request-context.js'
 import type { DB } from '../types/database.js'
 import {
   describeStoredKey,
@@ -170,9 +170,15 @@ async function rotateBatchWithRetries(
 ): Promise<BatchOutcome> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await asService(db, (trx) =>
-        rotateBatch(trx, cipher, after, batchSize, locking.timeoutMs),
-      )
+      // As asService, at READ COMMITTED whatever the database's default: the fenced check of
+      // the batch's table refuses at any other level (review revo O5).
+      return await db
+        .transaction()
+        .setIsolationLevel('read committed')
+        .execute(async (trx) => {
+          await enterRequest(trx, { role: 'service_role' })
+          return rotateBatch(trx, cipher, after, batchSize, locking.timeoutMs)
+        })
     } catch (error) {
       if (errorCode(error) !== SQLSTATE.lockNotAvailable) throw error
       if (attempt >= locking.attempts) {

@@ -22,6 +22,14 @@ export function privilegeChecks(inTransaction: boolean, between: string[] = []):
 }
 
 /**
+ * How each transaction of an exported script begins: at READ COMMITTED whatever the database's
+ * or the role's default, as the runner's transactions run. The lesser-trigger check with its lock
+ * refuses at any other level: at REPEATABLE READ it would read the catalog with a snapshot older
+ * than its lock, and miss a trigger committed while the lock waited (review revo O5).
+ */
+export const SCRIPT_BEGIN = 'BEGIN ISOLATION LEVEL READ COMMITTED'
+
+/**
  * The idle bound that each transaction of a script sets first, right after BEGIN: the runner's
  * idle_in_transaction_session_timeout (MIGRATION_IDLE_TIMEOUT_MS's default, as setSessionBounds
  * sets it on every session of a run), so that a client that stops sending in the middle of a
