@@ -19,9 +19,8 @@ import { clearStaleMarks } from '../migrator/resumable-down.js'
 import { checkBookkeepingWrites } from '../migrator/write-checks.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
-  holdWriterLock,
+  inWriterTransaction,
   type MigrationSession,
-  setSessionBounds,
   withMigrationLock,
 } from '../migrator/lock.js'
 import { MigrationLockLostError } from '../migrator/migration-error.js'
@@ -136,46 +135,38 @@ export async function baselineMigrations(
     if (diff.conflict.length > 0) throw new BaselineRefusedError(migrationName, [], diff)
 
     const recorded = upTo.filter((known) => !alreadyRecorded.includes(known))
-    // READ COMMITTED whatever the database's default, as a run's: the fenced check refuses at any
-    // other level (review revo O5).
-    await db
-      .transaction()
-      .setIsolationLevel('read committed')
-      .execute(async (trx) => {
-        // Bounded and fenced as a run's transactions are (holdWriterLock).
-        await setSessionBounds(trx, { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS }, 'transaction')
-        await holdWriterLock(trx, 'transaction')
-        // What a run asks before it writes, fenced as in its transactions: this one writes the
-        // history and the rest of the bookkeeping in x402_migrations, also where all is recorded.
-        await checkBookkeepingWrites(trx, { lock: true })
-        // A mark left by a rollback stopped before its first step committed (no rollback under
-        // way, see interruptedRollback) goes before anything is recorded on top of it.
-        if (alreadyRecorded.length > 0)
-          await clearStaleMarks(trx, await readMigrationHistory(trx, { times: false }))
-        if (recorded.length > 0) {
-          const { error } = await recordingMigrator(trx).migrateTo(migrationName)
-          if (error !== undefined) throw error
-        }
-        await ensureChecksumTable(trx, { sourceDir: options.sourceDir, recordedNow: recorded })
-        await insertChecksums(
-          trx,
-          checksums.filter((entry) => recorded.includes(entry.name)),
-        )
-        // Those recorded before (by a module without checksums) get theirs now.
-        await recordMissingChecksums(trx, () => 'backfill', options)
-        await recordAcceptedDifferences(trx, diff.accepted, migrationName)
-        // Last: it pins the search_path for its snapshot.
-        await recordProductionObjects(trx, reference.createdBy, migrationName)
-        // The history commits only while this run holds the migration lock.
-        await session.assertLockHeld().catch((error: unknown) => {
-          throw error instanceof MigrationLockLostError
-            ? new Error(
-                `${error.reason} Nothing was recorded. Run migrate:baseline -- ${migrationName} again.`,
-                { cause: error },
-              )
-            : error
-        })
+    await inWriterTransaction(db, { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS }, async (trx) => {
+      // What a run asks before it writes, fenced as in its transactions: this one writes the
+      // history and the rest of the bookkeeping in x402_migrations, also where all is recorded.
+      await checkBookkeepingWrites(trx, { lock: true })
+      // A mark left by a rollback stopped before its first step committed (no rollback under
+      // way, see interruptedRollback) goes before anything is recorded on top of it.
+      if (alreadyRecorded.length > 0)
+        await clearStaleMarks(trx, await readMigrationHistory(trx, { times: false }))
+      if (recorded.length > 0) {
+        const { error } = await recordingMigrator(trx).migrateTo(migrationName)
+        if (error !== undefined) throw error
+      }
+      await ensureChecksumTable(trx, { sourceDir: options.sourceDir, recordedNow: recorded })
+      await insertChecksums(
+        trx,
+        checksums.filter((entry) => recorded.includes(entry.name)),
+      )
+      // Those recorded before (by a module without checksums) get theirs now.
+      await recordMissingChecksums(trx, () => 'backfill', options)
+      await recordAcceptedDifferences(trx, diff.accepted, migrationName)
+      // Last: it pins the search_path for its snapshot.
+      await recordProductionObjects(trx, reference.createdBy, migrationName)
+      // The history commits only while this run holds the migration lock.
+      await session.assertLockHeld().catch((error: unknown) => {
+        throw error instanceof MigrationLockLostError
+          ? new Error(
+              `${error.reason} Nothing was recorded. Run migrate:baseline -- ${migrationName} again.`,
+              { cause: error },
+            )
+          : error
       })
+    })
     return { migrationName, recorded, alreadyRecorded, diff }
   }
   return withMigrationLock(db, adopt, {

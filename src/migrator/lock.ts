@@ -450,6 +450,35 @@ export async function setSessionBounds(
   }
 }
 
+/**
+ * Runs `work` in a transaction as the module's writes run: at READ COMMITTED whatever the
+ * database's default (the fenced lesser-code check refuses at any other level, where its snapshot
+ * could be older than its lock: review revo O5; each migration was written for it), bounded
+ * ({@link setSessionBounds}) and fenced ({@link holdWriterLock}).
+ *
+ * @example
+ * ```ts
+ * await inWriterTransaction(db, { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS }, async (trx) => {
+ *   await checkBookkeepingWrites(trx, { lock: true })
+ *   // … writes, then session.assertLockHeld()
+ * })
+ * ```
+ */
+export function inWriterTransaction<T>(
+  db: Kysely<any>,
+  bounds: SessionBounds,
+  work: (trx: Kysely<any>) => Promise<T>,
+): Promise<T> {
+  return db
+    .transaction()
+    .setIsolationLevel('read committed')
+    .execute(async (trx) => {
+      await setSessionBounds(trx, bounds, 'transaction')
+      await holdWriterLock(trx, 'transaction')
+      return work(trx)
+    })
+}
+
 /** What a run keeps being told while another session holds the lock's key. */
 const WAIT_FOR_THE_RUN =
   'Another instance or a deploy step is migrating this database: let it finish and start again, ' +

@@ -49,6 +49,7 @@ import {
   assertRunnerDialect,
   DEFAULT_IDLE_TIMEOUT_MS,
   holdWriterLock,
+  inWriterTransaction,
   type MigrationSession,
   releaseWriterLock,
   setSessionBounds,
@@ -263,16 +264,11 @@ function bookkeeping<T>(
   session: MigrationSession,
   work: (trx: Kysely<any>) => Promise<T>,
 ): Promise<T> {
-  return db
-    .transaction()
-    .setIsolationLevel('read committed')
-    .execute(async (trx) => {
-      await setSessionBounds(trx, settings, 'transaction')
-      await holdWriterLock(trx, 'transaction')
-      const result = await work(trx)
-      await session.assertLockHeld()
-      return result
-    })
+  return inWriterTransaction(db, settings, async (trx) => {
+    const result = await work(trx)
+    await session.assertLockHeld()
+    return result
+  })
 }
 
 /**
@@ -581,73 +577,61 @@ async function runBlock(
     let committing = false
     const backups: string[] = []
     try {
-      // READ COMMITTED whatever the database's default (each migration was written for it).
-      await db
-        .transaction()
-        .setIsolationLevel('read committed')
-        .execute(async (trx) => {
-          await setSessionBounds(trx, settings, 'transaction')
-          await holdWriterLock(trx, 'transaction')
-          await setDataLossOptIn(trx, settings, 'transaction')
-          await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
-          const pid = await watch.follow(trx)
-          if (block[0]!.direction === 'Up') {
-            resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
-              blockTarget,
-            )
-          } else {
-            // One down at a time, each rehearsed first: it refuses (or backs up) before it changes anything.
-            const prepared = await kyselyMigrator(
-              trx,
-              settings,
-              session,
-              false,
-              pid,
-            ).getMigrations()
-            for (const step of block) {
-              const migration = prepared.find((m) => m.name === step.name)!.migration
-              const failed = (error: unknown) => {
-                resultSet = {
-                  error,
-                  results: [
-                    ...done,
-                    { migrationName: step.name, direction: 'Down', status: 'Error' },
-                  ],
-                }
-                return error
+      await inWriterTransaction(db, settings, async (trx) => {
+        await setDataLossOptIn(trx, settings, 'transaction')
+        await sql.raw(lesserTriggersSql({ lock: true })).execute(trx)
+        const pid = await watch.follow(trx)
+        if (block[0]!.direction === 'Up') {
+          resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
+            blockTarget,
+          )
+        } else {
+          // One down at a time, each rehearsed first: it refuses (or backs up) before it changes anything.
+          const prepared = await kyselyMigrator(trx, settings, session, false, pid).getMigrations()
+          for (const step of block) {
+            const migration = prepared.find((m) => m.name === step.name)!.migration
+            const failed = (error: unknown) => {
+              resultSet = {
+                error,
+                results: [
+                  ...done,
+                  { migrationName: step.name, direction: 'Down', status: 'Error' },
+                ],
               }
-              try {
-                backups.push(
-                  ...(await guardDown(trx, step.name, migration, {
-                    allowDataLoss: settings.allowDataLoss,
-                  })),
-                )
-              } catch (error) {
-                throw failed(error)
-              }
-              resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
-                targetOf([step], migrations),
-              )
-              if (resultSet.error !== undefined) {
-                resultSet = { ...resultSet, results: [...done, ...(resultSet.results ?? [])] }
-                break
-              }
-              // What the rehearsal did not foresee rolls the whole transaction back.
-              await checkDown(trx, step.name).catch((error: unknown) => {
-                throw failed(error)
-              })
-              done.push(...successes(resultSet))
+              return error
             }
-            if (resultSet.error === undefined) resultSet = { results: done }
+            try {
+              backups.push(
+                ...(await guardDown(trx, step.name, migration, {
+                  allowDataLoss: settings.allowDataLoss,
+                })),
+              )
+            } catch (error) {
+              throw failed(error)
+            }
+            resultSet = await kyselyMigrator(trx, settings, session, false, pid).migrateTo(
+              targetOf([step], migrations),
+            )
+            if (resultSet.error !== undefined) {
+              resultSet = { ...resultSet, results: [...done, ...(resultSet.results ?? [])] }
+              break
+            }
+            // What the rehearsal did not foresee rolls the whole transaction back.
+            await checkDown(trx, step.name).catch((error: unknown) => {
+              throw failed(error)
+            })
+            done.push(...successes(resultSet))
           }
-          // Kysely's Migrator returns its error instead of throwing: throw it to roll back.
-          if (resultSet.error !== undefined) throw resultSet.error
-          // Each migration's checksum, written or deleted with its history row.
-          await syncMigrationChecksums(trx, { changes: successes(resultSet), checksums })
-          // The block's last write is its history: it commits only while the run holds the lock.
-          await session.assertLockHeld()
-          committing = true
-        })
+          if (resultSet.error === undefined) resultSet = { results: done }
+        }
+        // Kysely's Migrator returns its error instead of throwing: throw it to roll back.
+        if (resultSet.error !== undefined) throw resultSet.error
+        // Each migration's checksum, written or deleted with its history row.
+        await syncMigrationChecksums(trx, { changes: successes(resultSet), checksums })
+        // The block's last write is its history: it commits only while the run holds the lock.
+        await session.assertLockHeld()
+        committing = true
+      })
       if (backups.length > 0) reportBackups(settings, backups)
     } catch (error) {
       // A COMMIT whose answer did not come: only the server knows whether it committed. (One

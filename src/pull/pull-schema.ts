@@ -19,8 +19,7 @@ import {
 } from '../migrator/history.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
-  holdWriterLock,
-  setSessionBounds,
+  inWriterTransaction,
   withMigrationLock,
 } from '../migrator/lock.js'
 import { registeredMigrations, rollbackMarks } from '../migrator/resumable-down.js'
@@ -380,32 +379,24 @@ async function recordAsApplied(
   await withMigrationLock(
     db,
     async (session) => {
-      // READ COMMITTED whatever the database's default, as a run's: the fenced check refuses at
-      // any other level (review revo O5).
-      return db
-        .transaction()
-        .setIsolationLevel('read committed')
-        .execute(async (trx) => {
-          // Bounded and fenced as a run's transactions are (holdWriterLock).
-          await setSessionBounds(trx, { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS }, 'transaction')
-          await holdWriterLock(trx, 'transaction')
-          // Asked as a run asks it, before the file is written: a refusal leaves nothing behind.
-          await checkBookkeepingWrites(trx, { lock: true })
-          await clearRevertingMarks(
-            trx,
-            await refuseUnlessUnchanged(trx, compared, migrationNames.at(-1)!),
-          )
-          write()
-          const sha256 = await migrationChecksum(name)
-          await sql`
+      return inWriterTransaction(db, { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS }, async (trx) => {
+        // Asked as a run asks it, before the file is written: a refusal leaves nothing behind.
+        await checkBookkeepingWrites(trx, { lock: true })
+        await clearRevertingMarks(
+          trx,
+          await refuseUnlessUnchanged(trx, compared, migrationNames.at(-1)!),
+        )
+        write()
+        const sha256 = await migrationChecksum(name)
+        await sql`
           INSERT INTO ${sql.raw(MIGRATION_HISTORY_TABLE)} (name, "timestamp")
           VALUES (${name}, ${new Date().toISOString()})
         `.execute(trx)
-          await ensureChecksumTable(trx, { recordedNow: [name] })
-          await insertChecksums(trx, [{ name, sha256, origin: 'baseline' }])
-          // The history commits only while this run holds the migration lock.
-          await session.assertLockHeld()
-        })
+        await ensureChecksumTable(trx, { recordedNow: [name] })
+        await insertChecksums(trx, [{ name, sha256, origin: 'baseline' }])
+        // The history commits only while this run holds the migration lock.
+        await session.assertLockHeld()
+      })
     },
     { lockWaitMs: options.lockWaitMs, log: options.log, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS },
   )
