@@ -1025,6 +1025,26 @@ describe.skipIf(skipReason)('a Supabase Database Webhook on a table a down write
     })
   })
 
+  // Review rev-final F2: an event trigger's function without a path of its own (PostgREST's
+  // pgrst_ddl_watch) is walked with the paths of the trusted bodies a run reaches, not with every
+  // function's own: the webhook's (supabase_functions, where its login may create) is not one.
+  it('beside an event trigger whose function has no search_path of its own: 005’s down runs', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        await webhook(db, role, 'CURRENT_USER', true)
+        await sql
+          .raw(
+            `CREATE FUNCTION public.zz_ddl_watch() RETURNS event_trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM 1; END $f$;
+             CREATE EVENT TRIGGER zz_ddl_watch ON ddl_command_end EXECUTE FUNCTION public.zz_ddl_watch()`,
+          )
+          .execute(db)
+        await migrateDown(db, { allowDataLoss: true, env: {} })
+        expect(await applied(db)).not.toContain(MIGRATION_005)
+        expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
+
   // Review revy R1: the webhook is the platform's wherever the walk reaches it.
   it('on a table a trusted trigger body writes: 005’s down runs', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
@@ -1275,6 +1295,27 @@ describe.skipIf(skipReason)(
             role,
             `-- the extension's search, and no helper: nothing of ${role}'s is called
              RAISE DEBUG 'extension % search % helper() %', 1, 2, '${role}';`,
+            setUp,
+          )
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
+    // Review rev-final F7: an UPDATE built as it runs, whose ' SET ' is a string of its own, sets
+    // nothing (taken as a SET, it made every schema a lesser login may create in a refusal).
+    it("whose body builds an UPDATE with a ' SET ' string, and holds the names of a lesser login’s functions outside its search path: 005’s down runs", async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.extension() RETURNS text LANGUAGE sql AS $f$ SELECT 'x' $f$;
+            ALTER FUNCTION ${role}.extension() OWNER TO ${role};
+            CREATE TABLE public.zz_notes (note text)`
+          await plant(
+            db,
+            role,
+            `EXECUTE 'UPDATE public.zz_notes' || ' SET ' || quote_ident('note') || ' = ''extension'' WHERE false';`,
             setUp,
           )
           await migrateDown(db, { allowDataLoss: true, env: {} })
@@ -1773,6 +1814,11 @@ describe.skipIf(skipReason)(
       // Review revo O8: "$user" on the session's path is the role set, whose schema the body's
       // bare names then reach (and a function of that role's may RESET ROLE).
       ['through SET LOCAL ROLE', (role: string) => `SET LOCAL ROLE ${role};`],
+      // Review rev-final F4: a carriage return ends a -- comment too.
+      [
+        'with SET LOCAL after a comment ended by a carriage return',
+        (role: string) => `NULL; -- note\rSET LOCAL search_path = ${role}, public;`,
+      ],
       // Review rev-paths F1, F4, F2, F3: two words before AUTHORIZATION, a quoted name with no
       // space before it, a SET built by format() or ||, a name spelled by an E string's code.
       [

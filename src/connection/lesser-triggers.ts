@@ -218,7 +218,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   measureAccess and the key rotation write as requests); pg_catalog always. An event trigger's
  *   function without a path of its own runs with the path of the DDL that fires it, which a
  *   reached body may run with its own `SET search_path` (a CREATE TEMP TABLE): so with the
- *   session's and with each function's own (review revo O1). A body that may
+ *   session's and, on the next pass, with each path a trusted reached body runs with (review revo
+ *   O1; not every function's own, reached or not: review rev-final F2). A body that may
  *   change the path as it runs (SET search_path, RESET, set_config of it or of anything but a
  *   plain string: setsPath) runs with every schema on it, and so does
  *   what it calls without a `SET search_path` of its own (review revu R3); and since a SET LOCAL
@@ -373,9 +374,7 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- event trigger's, also every function's own path: DDL that a reached body runs (CREATE TEMP
   -- TABLE) fires the event triggers with the path that body runs with (review revo O1).
   reached_seeds(what, fn, path) AS (
-            SELECT r.what, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn),
-                            CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
-                                 ELSE session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[] END)
+            SELECT r.what, r.fn, coalesce((SELECT f.path FROM function_paths f WHERE f.fn = r.fn), ${SESSION_SEED_PATH})
               FROM reached_functions r WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID}
             UNION
             SELECT r.what, r.fn, wp.path
@@ -386,11 +385,10 @@ function bodyCallsSql(schemas: string | undefined): string {
               FROM reached_functions r CROSS JOIN (SELECT DISTINCT w.path FROM written_paths w) AS wp
              WHERE r.typed AND r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
             UNION
-            -- Every path a body runs DDL with is the session's (the first branch; every schema
-            -- where \`anywhere\`) or a function's own, handed down to what it calls and writes
-            -- (written_paths hold only such): so with each of those.
-            SELECT r.what, r.fn, fp.path
-              FROM reached_functions r CROSS JOIN (SELECT DISTINCT f.path FROM function_paths f) AS fp
+            -- A path a trusted reached body runs DDL with (the last pass's: ddl_paths), not every
+            -- function's own, reached or not (review rev-final F2: the platform's webhook's).
+            SELECT r.what, r.fn, ARRAY(SELECT jsonb_array_elements_text(e.value))::name[]
+              FROM reached_functions r CROSS JOIN jsonb_array_elements(ddl_paths) AS e
              WHERE r.event AND r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
   ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
@@ -462,6 +460,14 @@ function bodyCallsSql(schemas: string | undefined): string {
               FROM problem_reach r JOIN reached_seeds s ON s.fn = r.node AND s.path = r.node_path
   )`
 }
+
+/**
+ * SQL (in the check's WITH, as `anywhere` stands): the path code runs with where it sets none:
+ * every schema where a reached body may change the path, else the session's with the schemas a
+ * request runs with.
+ */
+const SESSION_SEED_PATH = `(CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
+                                 ELSE session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[] END)`
 
 /**
  * SQL (a query of rows parent, oid, truncate_only): what a write of the relation `parent` also
@@ -617,7 +623,7 @@ function escapesReadSql(raw: string): string {
 }
 
 /** SQL: a regular expression (for `~*`) of what SQL takes as space: white space, and comments. */
-const SPACE = `('([[:space:]]|--[^' || chr(10) || ']*(' || chr(10) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')`
+const SPACE = `('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')`
 
 /** SQL: the regular expression of a dot between two parts of a name, with space around it. */
 const DOT = `('"?' || ${SPACE} || '*[.]' || ${SPACE} || '*"?')`
@@ -670,9 +676,12 @@ const SET_CONFIG_CALL = `(':funcid ' || 'pg_catalog.set_config(text,text,boolean
 function setsPath(src: string): string {
   return `(${src} ~* (${STATEMENT_START} || '(set(' || ${SPACE} || '+(local|session))*(' || ${SPACE} || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ${SPACE} || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
-           -- A SET whose name is built as it runs (format('SET LOCAL %I …'), 'SET' || …: review
-           -- rev-paths F2), as set_config of a name not written out is (below).
-           OR ${src} ~* (${STATEMENT_START} || 'set(' || ${SPACE} || '+(local|session))*' || ${SPACE} || '*"?([%''$]|$)')
+           -- A SET whose name is built as it runs (format('SET LOCAL %I …'), format('SET %s …'),
+           -- 'SET' || …: review rev-paths F2), as set_config of a name not written out is (below);
+           -- not a ' SET ' string of its own, which an UPDATE built as it runs holds (review
+           -- rev-final F7).
+           OR ${src} ~* (${STATEMENT_START} || 'set((' || ${SPACE} || '+(local|session))+' || ${SPACE} || '*"?([%''$]|$)|' || ${SPACE} || '*"?%)')
+           OR ${src} ~* ('''set' || ${SPACE} || '*''')
            OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
            -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
@@ -786,6 +795,10 @@ DECLARE
   -- its own code runs with that path too (bodyCallsSql's reached_seeds).
   write_paths pg_catalog.jsonb := '[]';
   more_paths pg_catalog.jsonb;
+  -- The paths trusted reached bodies run with ([[schemas], …]), where an event trigger is reached:
+  -- DDL such a body runs fires the event triggers with its path (bodyCallsSql's reached_seeds).
+  ddl_paths pg_catalog.jsonb := '[]';
+  more_ddl_paths pg_catalog.jsonb;
   -- Whether a reached body may change the transaction's search path: then every body's bare
   -- names resolve in any schema (bodyCallsSql).
   anywhere pg_catalog.bool := false;
@@ -991,8 +1004,11 @@ ${bodyCallsSql(schemas)}
                        WHERE ty.typtype = 'd' AND de.tree ~ ${SET_CONFIG_CALL}),
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
-         (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (${SEARCH_PATH_CREATE_PROBLEMS_SQL}) AS p)
-    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found
+         (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (${SEARCH_PATH_CREATE_PROBLEMS_SQL}) AS p),
+         (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+           WHERE EXISTS (SELECT FROM reached_functions r WHERE r.event)
+             AND w.path IS DISTINCT FROM ${SESSION_SEED_PATH} AND NOT ddl_paths @> jsonb_build_array(to_jsonb(w.path)))
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -1117,8 +1133,9 @@ ${WHEN_PROBLEMS_SQL}
 ${BODY_CALLS_PROBLEMS_SQL}
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
-  EXIT WHEN found IS NOT NULL OR (more IS NULL AND more_paths IS NULL AND (anywhere OR NOT sets));
+  EXIT WHEN found IS NOT NULL OR (more IS NULL AND more_paths IS NULL AND more_ddl_paths IS NULL AND (anywhere OR NOT sets));
   anywhere := anywhere OR sets;
+  ddl_paths := ddl_paths || coalesce(more_ddl_paths, '[]');
   written := written || coalesce(more, '{}');
   write_paths := write_paths || coalesce(more_paths, '[]');
   written_by := concat_ws(', ', written_by, more_by);
