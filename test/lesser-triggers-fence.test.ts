@@ -176,6 +176,51 @@ describe.skipIf(skipReason)('the fence of the lesser-trigger check (review revo)
     })
   })
 
+  // review rev-final F6: what a rule writes, or what a view a body writes reads, joined the scope
+  // only where it was a table or a view: a foreign table so reached was never read, its triggers
+  // were never checked, and the refusal above never saw it.
+  it('a foreign table reached through a rule or a view, on which a lesser login has TRIGGER: refused', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await sql.raw(`CREATE SCHEMA x402_test_fence`).execute(db)
+      await sql.raw(`CREATE FOREIGN DATA WRAPPER x402_test_fdw`).execute(db)
+      await sql.raw(`CREATE SERVER x402_test_server FOREIGN DATA WRAPPER x402_test_fdw`).execute(db)
+      await sql
+        .raw(`CREATE FOREIGN TABLE x402_test_fence.remote (x integer) SERVER x402_test_server`)
+        .execute(db)
+      await sql.raw(`CREATE TABLE x402_test_fence.log (x integer)`).execute(db)
+      await sql
+        .raw(
+          `CREATE RULE copy AS ON INSERT TO x402_test_fence.log DO ALSO INSERT INTO x402_test_fence.remote VALUES (NEW.x)`,
+        )
+        .execute(db)
+      await sql
+        .raw(`CREATE VIEW x402_test_fence.remote_view AS SELECT x FROM x402_test_fence.remote`)
+        .execute(db)
+      await jobsWithTrigger(
+        db,
+        'INSERT INTO x402_test_fence.log VALUES (1);',
+        'SET search_path = pg_catalog',
+      )
+      await withLoginRole(db, async (role) => {
+        const check = () => outcome(db.transaction().execute((trx) => sql.raw(CHECK).execute(trx)))
+        expect(await check()).toBe('done')
+        await sql.raw(`GRANT TRIGGER ON x402_test_fence.remote TO ${role}`).execute(db)
+        const refused = `foreign table x402_test_fence.remote cannot be locked against a new trigger, and ${role} may add one`
+        expect(await check()).toContain(refused)
+        // Through an auto-updatable view over it.
+        await sql.raw(`DROP RULE copy ON x402_test_fence.log`).execute(db)
+        expect(await check()).toBe('done')
+        await sql
+          .raw(
+            `CREATE OR REPLACE FUNCTION public.x402_test_audit() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog
+               AS $f$ BEGIN INSERT INTO x402_test_fence.remote_view VALUES (1); RETURN NULL; END $f$`,
+          )
+          .execute(db)
+        expect(await check()).toContain(refused)
+      })
+    })
+  })
+
   // O7: no lock stops a CREATE in a schema. A trusted body that calls helper() unqualified, with
   // a schema on its path where a lesser login may create, ran that login's helper() made after
   // the check.
@@ -238,6 +283,58 @@ describe.skipIf(skipReason)('the fence of the lesser-trigger check (review revo)
         )
         await sql.raw(`REVOKE CREATE ON SCHEMA x402_test_fence_shared FROM ${role}`).execute(db)
         expect(await check('x402_test_fence_shared, public')).toBe('done')
+      })
+    })
+  })
+
+  // review rev-final F1: a schema named on a reached body's own path that does not exist yet was
+  // skipped; a lesser login that may create schemas in the database made it, and its helper(),
+  // after the check.
+  it('a missing schema on a reached body’s path, where a lesser login may create schemas: refused', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      // Where x402_backup is missing, a login's database CREATE is refused anyway (ordinal 4).
+      await sql.raw(`CREATE SCHEMA x402_backup`).execute(db)
+      await sql
+        .raw(`CREATE FUNCTION public.x402_test_helper() RETURNS void LANGUAGE sql AS 'SELECT'`)
+        .execute(db)
+      await jobsWithTrigger(
+        db,
+        'PERFORM x402_test_helper();',
+        'SET search_path = x402_test_ghost, public',
+      )
+      const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(db)
+      const database = rows[0]!.name
+      await withLoginRole(db, async (role) => {
+        const check = () => outcome(db.transaction().execute((trx) => sql.raw(CHECK).execute(trx)))
+        expect(await check()).toBe('done')
+        await sql.raw(`GRANT CREATE ON DATABASE "${database}" TO ${role}`).execute(db)
+        try {
+          await withSessions(serverUrl(location), async (session) => {
+            const writer = await session('x402-test-writer')
+            const attacker = await session('x402-test-attacker')
+            await attacker.query(`SET ROLE ${role}`)
+            await writer.query('BEGIN')
+            const checked = await outcome(writer.query(CHECK))
+            if (checked === 'done') {
+              // What the unfixed check let through: the schema and the login's function, made now.
+              await attacker.query(`CREATE SCHEMA x402_test_ghost`)
+              await attacker.query(
+                `CREATE FUNCTION x402_test_ghost.x402_test_helper() RETURNS void LANGUAGE plpgsql
+                   AS $f$ BEGIN ${escalate(role)} END $f$`,
+              )
+              await writer.query('UPDATE public.x402_test_jobs SET id = id')
+              await writer.query('COMMIT')
+            } else await writer.query('ROLLBACK')
+            expect(await isSuperuser(db, role)).toBe(false)
+            expect(checked).toContain(
+              `${role} may create schema x402_test_ghost, on the search path public.x402_test_audit() runs with, ` +
+                `which does not exist (REVOKE CREATE ON DATABASE ${database} FROM ${role}, or give the function a SET search_path without it)`,
+            )
+          })
+        } finally {
+          await sql.raw(`DROP SCHEMA IF EXISTS x402_test_ghost CASCADE`).execute(db)
+          await sql.raw(`REVOKE CREATE ON DATABASE "${database}" FROM ${role}`).execute(db)
+        }
       })
     })
   })

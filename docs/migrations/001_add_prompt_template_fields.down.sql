@@ -243,10 +243,12 @@ BEGIN
       UNION ALL
       -- A rule's action writes other tables, and runs their triggers with the writer's power; it
       -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
-      -- policies run with the writer's power too.
+      -- policies run with the writer's power too. A foreign table so written or read too: it takes
+      -- triggers, and cannot be locked against a new one (review rev-final F6: left out, it was
+      -- never in scope, its triggers never read, and a lesser TRIGGER holder on it never refused).
       SELECT r.ev_class, d.refobjid, false FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v', 'f')
     ) AS reached(parent, oid, truncate_only) ON reached.parent = s.oid AND NOT reached.truncate_only
   )
   SELECT array_agg(oid ORDER BY oid) INTO tables FROM scope;
@@ -742,10 +744,12 @@ BEGIN
       UNION ALL
       -- A rule's action writes other tables, and runs their triggers with the writer's power; it
       -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
-      -- policies run with the writer's power too.
+      -- policies run with the writer's power too. A foreign table so written or read too: it takes
+      -- triggers, and cannot be locked against a new one (review rev-final F6: left out, it was
+      -- never in scope, its triggers never read, and a lesser TRIGGER holder on it never refused).
       SELECT r.ev_class, d.refobjid, false FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v', 'f')
   ),
   -- Each relation a reached body writes (write_paths) with that body's path, and each of its
   -- partitioned ancestors (whose keys' code runs too) with it: expanded once, where a join on
@@ -1188,7 +1192,21 @@ BEGIN
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
       JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
       JOIN pg_roles r ON r.oid = g.login
-     WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner) AS p),
+     WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+    UNION
+    -- A name on such a path with no schema behind it (a "$user" as expanded too): a lesser login
+    -- that may create schemas in the database makes it, and the function the body calls, after
+    -- the check (review rev-final F1).
+    SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
+                              'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
+                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
+      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
+      JOIN reached_bodies b ON b.fn = w.fn
+      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = w.name)) AS p),
          (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
            WHERE EXISTS (SELECT FROM reached_functions r WHERE r.event)
              AND w.path IS DISTINCT FROM (CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)

@@ -486,10 +486,12 @@ function firedRelationsSql(): string {
       UNION ALL
       -- A rule's action writes other tables, and runs their triggers with the writer's power; it
       -- reads what it names, and a view it reads (its _RETURN rule) reads its own relations, whose
-      -- policies run with the writer's power too.
+      -- policies run with the writer's power too. A foreign table so written or read too: it takes
+      -- triggers, and cannot be locked against a new one (review rev-final F6: left out, it was
+      -- never in scope, its triggers never read, and a lesser TRIGGER holder on it never refused).
       SELECT r.ev_class, d.refobjid, false FROM pg_rewrite r
         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
-        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v')`
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v', 'f')`
 }
 
 /**
@@ -1190,6 +1192,8 @@ $lesser$`
  * would answer the body's call, or fire its triggers, with the writer's power (review revo O7).
  * A BEGIN ATOMIC body is left out: its names were resolved when it was made. Named with the
  * login, the schema, the body, and what to do, as the module's own schemas are (ordinal 4).
+ * A name on such a path with no schema behind it, where a lesser login may create schemas in the
+ * database, likewise (review rev-final F1).
  * Not a row of `problems`: a pass that found one would end the walk before the bodies it reaches
  * next are named; the check adds them to what it found once the walk is done.
  */
@@ -1216,7 +1220,21 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
       JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
       JOIN pg_roles r ON r.oid = g.login
-     WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner`
+     WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+    UNION
+    -- A name on such a path with no schema behind it (a "$user" as expanded too): a lesser login
+    -- that may create schemas in the database makes it, and the function the body calls, after
+    -- the check (review rev-final F1).
+    SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
+                              'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
+                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
+      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
+      JOIN reached_bodies b ON b.fn = w.fn
+      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = w.name)`
 
 /**
  * With `lock`, the problems of a view or a foreign table in scope that the check could not lock
