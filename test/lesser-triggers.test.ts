@@ -1304,49 +1304,6 @@ describe.skipIf(skipReason)(
       })
     })
 
-    // Review rev-final F7: an UPDATE built as it runs, whose ' SET ' is a string of its own, sets
-    // nothing (taken as a SET, it made every schema a lesser login may create in a refusal).
-    it("whose body builds an UPDATE with a ' SET ' string, and holds the names of a lesser login’s functions outside its search path: 005’s down runs", async () => {
-      await withTestDatabase('postgres', async ({ db }) => {
-        await withLoginRole(db, async (role) => {
-          const setUp = `CREATE FUNCTION ${role}.extension() RETURNS text LANGUAGE sql AS $f$ SELECT 'x' $f$;
-            ALTER FUNCTION ${role}.extension() OWNER TO ${role};
-            CREATE TABLE public.zz_notes (note text)`
-          await plant(
-            db,
-            role,
-            `EXECUTE 'UPDATE public.zz_notes' || ' SET ' || quote_ident('note') || ' = ''extension'' WHERE false';`,
-            setUp,
-          )
-          await migrateDown(db, { allowDataLoss: true, env: {} })
-          expect(await applied(db)).not.toContain(MIGRATION_005)
-          expect(await isSuperuser(db, role)).toBe(false)
-        })
-      })
-    })
-
-    // Review rev-paths F7: a comment is a whole comment; "set role" in it sets nothing.
-    it('whose body holds a comment that starts with “set role”, and holds the names of a lesser login’s functions outside its search path: 005’s down runs', async () => {
-      await withTestDatabase('postgres', async ({ db }) => {
-        await withLoginRole(db, async (role) => {
-          const setUp = `CREATE FUNCTION ${role}.extension() RETURNS text LANGUAGE sql AS $f$ SELECT 'x' $f$;
-            ALTER FUNCTION ${role}.extension() OWNER TO ${role}`
-          await plant(
-            db,
-            role,
-            `IF OLD.id IS NULL THEN
-               -- set role to default, set search_path later (extension cleanup)
-               NULL;
-             END IF;`,
-            setUp,
-          )
-          await migrateDown(db, { allowDataLoss: true, env: {} })
-          expect(await applied(db)).not.toContain(MIGRATION_005)
-          expect(await isSuperuser(db, role)).toBe(false)
-        })
-      })
-    })
-
     // Review rev-paths F5: a function's own SET role makes "$user" that role, as a body's does.
     it('beside a trusted trigger with its own SET role of a lesser login, that calls a bare name: 005’s down refuses, and never calls it', async () => {
       await withTestDatabase('postgres', async ({ db }) => {
@@ -1367,26 +1324,46 @@ describe.skipIf(skipReason)(
       })
     })
 
-    // Supabase apps set their own settings (set_config('request.jwt.claims', …)): a setting named
-    // in a plain string is not the search path, and widens nothing.
-    it('whose body sets a setting of its own with set_config, and holds the names of a lesser login’s functions outside its search path: 005’s down runs', async () => {
-      await withTestDatabase('postgres', async ({ db }) => {
-        await withLoginRole(db, async (role) => {
-          const setUp = `CREATE FUNCTION ${role}.extension() RETURNS text LANGUAGE sql AS $f$ SELECT 'x' $f$;
-            ALTER FUNCTION ${role}.extension() OWNER TO ${role}`
-          await plant(
-            db,
-            role,
-            `PERFORM pg_catalog.set_config('app.deleted_by', 'extension cleanup', true);
-             PERFORM set_config ( 'request.jwt.claims', '{}', true );`,
-            setUp,
-          )
-          await migrateDown(db, { allowDataLoss: true, env: {} })
-          expect(await applied(db)).not.toContain(MIGRATION_005)
-          expect(await isSuperuser(db, role)).toBe(false)
+    // Bodies that change no path, beside a lesser login's function whose name they hold outside
+    // the path (extension()): none widens the names.
+    it.each([
+      // Supabase apps set their own settings (set_config('request.jwt.claims', …)): a setting
+      // named in a plain string is not the search path.
+      [
+        'sets a setting of its own with set_config',
+        `PERFORM pg_catalog.set_config('app.deleted_by', 'extension cleanup', true);
+         PERFORM set_config ( 'request.jwt.claims', '{}', true );`,
+      ],
+      // Review rev-paths F7: a comment is a whole comment; "set role" in it sets nothing.
+      [
+        'holds a comment that starts with “set role”',
+        `IF OLD.id IS NULL THEN
+           -- set role to default, set search_path later (extension cleanup)
+           NULL;
+         END IF;`,
+      ],
+      // Review rev-final F7: an UPDATE built as it runs, whose ' SET ' is a string of its own
+      // (taken as a SET, it made every schema a lesser login may create in a refusal).
+      [
+        "builds an UPDATE with a ' SET ' string",
+        `EXECUTE 'UPDATE public.zz_notes' || ' SET ' || quote_ident('note') || ' = ''extension'' WHERE false';`,
+      ],
+    ])(
+      'whose body %s, and holds the names of a lesser login’s functions outside its search path: 005’s down runs',
+      async (_case, body) => {
+        await withTestDatabase('postgres', async ({ db }) => {
+          await withLoginRole(db, async (role) => {
+            const setUp = `CREATE FUNCTION ${role}.extension() RETURNS text LANGUAGE sql AS $f$ SELECT 'x' $f$;
+              ALTER FUNCTION ${role}.extension() OWNER TO ${role};
+              CREATE TABLE public.zz_notes (note text)`
+            await plant(db, role, body, setUp)
+            await migrateDown(db, { allowDataLoss: true, env: {} })
+            expect(await applied(db)).not.toContain(MIGRATION_005)
+            expect(await isSuperuser(db, role)).toBe(false)
+          })
         })
-      })
-    })
+      },
+    )
 
     // Supabase's event trigger functions (extensions.grant_pg_net_access()) set functions'
     // search_path with ALTER FUNCTION: DDL, which changes no session's path.
