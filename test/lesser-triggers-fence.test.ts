@@ -339,6 +339,58 @@ describe.skipIf(skipReason)('the fence of the lesser-trigger check (review revo)
     })
   })
 
+  // Review rev-last N1, N2: a path of the empty name alone (SET search_path = '', the advisor's
+  // fix and the module's own triggers'), or with pg_temp (the session's own), names no schema a
+  // login could make.
+  it.each(["''", 'public', 'public, pg_temp'])(
+    'a reached body with SET search_path = %s, where a lesser login may create schemas: not refused',
+    async (path) => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await sql.raw(`CREATE SCHEMA x402_backup`).execute(db)
+        await jobsWithTrigger(db, 'NULL;', `SET search_path = ${path}`)
+        const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(db)
+        await withLoginRole(db, async (role) => {
+          await sql.raw(`GRANT CREATE ON DATABASE "${rows[0]!.name}" TO ${role}`).execute(db)
+          try {
+            const check = () =>
+              outcome(db.transaction().execute((trx) => sql.raw(CHECK).execute(trx)))
+            expect(await check()).toBe('done')
+          } finally {
+            await sql.raw(`REVOKE CREATE ON DATABASE "${rows[0]!.name}" FROM ${role}`).execute(db)
+          }
+        })
+      })
+    },
+  )
+
+  // Review rev-last N3: a body that sets its path as it runs may set it to a schema not made yet,
+  // which a lesser login that may create schemas makes after the check.
+  it('a reached body that sets its search_path as it runs, where a lesser login may create schemas: refused', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await sql.raw(`CREATE SCHEMA x402_backup`).execute(db)
+      await sql
+        .raw(`CREATE FUNCTION public.x402_test_helper() RETURNS void LANGUAGE sql AS 'SELECT'`)
+        .execute(db)
+      await jobsWithTrigger(
+        db,
+        'SET LOCAL search_path = x402_test_ghost, public; PERFORM x402_test_helper();',
+      )
+      const { rows } = await sql<{ name: string }>`SELECT current_database() AS name`.execute(db)
+      await withLoginRole(db, async (role) => {
+        const check = () => outcome(db.transaction().execute((trx) => sql.raw(CHECK).execute(trx)))
+        expect(await check()).toBe('done')
+        await sql.raw(`GRANT CREATE ON DATABASE "${rows[0]!.name}" TO ${role}`).execute(db)
+        try {
+          expect(await check()).toContain(
+            `${role} may create schemas in the database, and public.x402_test_audit() may change the search path as it runs`,
+          )
+        } finally {
+          await sql.raw(`REVOKE CREATE ON DATABASE "${rows[0]!.name}" FROM ${role}`).execute(db)
+        }
+      })
+    })
+  })
+
   // O5: at REPEATABLE READ the check read the catalog with the transaction's snapshot, taken
   // before its LOCK waited: a trigger committed meanwhile was not seen, and the write fired it.
   it('at REPEATABLE READ or SERIALIZABLE the fenced check refuses: a trigger committed while it waited is not missed', async () => {

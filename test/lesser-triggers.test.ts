@@ -1791,6 +1791,19 @@ describe.skipIf(skipReason)(
       // Review revo O8: "$user" on the session's path is the role set, whose schema the body's
       // bare names then reach (and a function of that role's may RESET ROLE).
       ['through SET LOCAL ROLE', (role: string) => `SET LOCAL ROLE ${role};`],
+      // Review rev-last N5: a SET string joined to the rest of the statement.
+      [
+        "with ' SET ' joined to the path's name",
+        (role: string) => `EXECUTE ' SET ' || 'search_path = ${role}, public';`,
+      ],
+      [
+        "with ' SET' joined to ' LOCAL …'",
+        (role: string) => `EXECUTE ' SET' || ' LOCAL search_path = ${role}, public';`,
+      ],
+      [
+        'with a dollar-quoted SET joined to the rest',
+        (role: string) => `EXECUTE $x$SET$x$ || ' search_path = ${role}, public';`,
+      ],
       // Review rev-final F4: a carriage return ends a -- comment too.
       [
         'with SET LOCAL after a comment ended by a carriage return',

@@ -829,6 +829,10 @@ BEGIN
            -- rev-final F7).
            OR b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set((' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))+' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)|' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?%)')
            OR b.raw ~* ('''set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''')
+           -- A SET string joined to the rest of the statement (' SET ' || 'search_path …',
+           -- $x$SET$x$ || …: review rev-last N5), not to a column's name (quote_ident(…)).
+           OR b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[|][|]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                         || '*[eE]?(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(local|session|"?(search_path|schema|role|authorization))(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
            -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
@@ -844,6 +848,10 @@ BEGIN
            -- rev-final F7).
            OR b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set((' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))+' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)|' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?%)')
            OR b.src ~* ('''set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''')
+           -- A SET string joined to the rest of the statement (' SET ' || 'search_path …',
+           -- $x$SET$x$ || …: review rev-last N5), not to a column's name (quote_ident(…)).
+           OR b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[|][|]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                         || '*[eE]?(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(local|session|"?(search_path|schema|role|authorization))(?![[:alnum:]_$])')
            OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
            -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
@@ -946,6 +954,10 @@ BEGIN
            -- rev-final F7).
            OR b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set((' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))+' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)|' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?%)')
            OR b.raw ~* ('''set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''')
+           -- A SET string joined to the rest of the statement (' SET ' || 'search_path …',
+           -- $x$SET$x$ || …: review rev-last N5), not to a column's name (quote_ident(…)).
+           OR b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[|][|]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                         || '*[eE]?(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(local|session|"?(search_path|schema|role|authorization))(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
            -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
@@ -961,6 +973,10 @@ BEGIN
            -- rev-final F7).
            OR b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set((' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))+' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)|' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?%)')
            OR b.src ~* ('''set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''')
+           -- A SET string joined to the rest of the statement (' SET ' || 'search_path …',
+           -- $x$SET$x$ || …: review rev-last N5), not to a column's name (quote_ident(…)).
+           OR b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[|][|]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                         || '*[eE]?(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(local|session|"?(search_path|schema|role|authorization))(?![[:alnum:]_$])')
            OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
            -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
@@ -1034,6 +1050,10 @@ BEGIN
            -- rev-final F7).
            OR b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set((' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))+' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)|' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?%)')
            OR b.raw ~* ('''set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''')
+           -- A SET string joined to the rest of the statement (' SET ' || 'search_path …',
+           -- $x$SET$x$ || …: review rev-last N5), not to a column's name (quote_ident(…)).
+           OR b.raw ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[|][|]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                         || '*[eE]?(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(local|session|"?(search_path|schema|role|authorization))(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
            -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
@@ -1049,6 +1069,10 @@ BEGIN
            -- rev-final F7).
            OR b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set((' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))+' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?([%''$]|$)|' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?%)')
            OR b.src ~* ('''set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''')
+           -- A SET string joined to the rest of the statement (' SET ' || 'search_path …',
+           -- $x$SET$x$ || …: review rev-last N5), not to a column's name (quote_ident(…)).
+           OR b.src ~* (('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'set' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[|][|]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+                         || '*[eE]?(''|[$][^$]*[$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(local|session|"?(search_path|schema|role|authorization))(?![[:alnum:]_$])')
            OR b.src ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
            -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
@@ -1206,7 +1230,20 @@ BEGIN
       JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
       JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
       JOIN pg_roles r ON r.oid = g.login
-     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = w.name)) AS p),
+     -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
+     -- session's own (N2).
+     WHERE w.name NOT IN ('', 'pg_temp') AND NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = w.name)
+    UNION
+    -- A body that may change the path as it runs (where `anywhere`) may set it to a schema not made
+    -- yet, which such a login makes after the check (review rev-last N3).
+    SELECT DISTINCT format('%s may create schemas in the database%s, and %s may change the search path as it runs, to one '
+                              'not made yet (REVOKE CREATE ON DATABASE %I FROM %s, or give the function a SET search_path '
+                              'of its own instead)', r.rolname, CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
+      FROM reached_bodies b
+      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE anywhere AND b.sets_path) AS p),
          (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
            WHERE EXISTS (SELECT FROM reached_functions r WHERE r.event)
              AND w.path IS DISTINCT FROM (CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)

@@ -684,6 +684,10 @@ function setsPath(src: string): string {
            -- rev-final F7).
            OR ${src} ~* (${STATEMENT_START} || 'set((' || ${SPACE} || '+(local|session))+' || ${SPACE} || '*"?([%''$]|$)|' || ${SPACE} || '*"?%)')
            OR ${src} ~* ('''set' || ${SPACE} || '*''')
+           -- A SET string joined to the rest of the statement (' SET ' || 'search_path …',
+           -- $x$SET$x$ || …: review rev-last N5), not to a column's name (quote_ident(…)).
+           OR ${src} ~* (${STATEMENT_START} || 'set' || ${SPACE} || '*(''|[$][^$]*[$])' || ${SPACE} || '*[|][|]' || ${SPACE}
+                         || '*[eE]?(''|[$][^$]*[$])' || ${SPACE} || '*(local|session|"?(search_path|schema|role|authorization))(?![[:alnum:]_$])')
            OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
            -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
@@ -1234,7 +1238,20 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
       JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
       JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
       JOIN pg_roles r ON r.oid = g.login
-     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = w.name)`
+     -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
+     -- session's own (N2).
+     WHERE w.name NOT IN ('', 'pg_temp') AND NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = w.name)
+    UNION
+    -- A body that may change the path as it runs (where \`anywhere\`) may set it to a schema not made
+    -- yet, which such a login makes after the check (review rev-last N3).
+    SELECT DISTINCT format('%s may create schemas in the database%s, and %s may change the search path as it runs, to one '
+                              'not made yet (REVOKE CREATE ON DATABASE %I FROM %s, or give the function a SET search_path '
+                              'of its own instead)', r.rolname, CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
+                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
+      FROM reached_bodies b
+      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
+      JOIN pg_roles r ON r.oid = g.login
+     WHERE anywhere AND b.sets_path`
 
 /**
  * With `lock`, the problems of a view or a foreign table in scope that the check could not lock
