@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
 import { splitSqlStatements } from '../src/rehearsal/split-sql.js'
+import { SCRIPT_BEGIN } from '../src/migrator/script-checks.js'
 import { exportMigrationSql } from '../src/tooling.js'
 
 // migrate:sql --down printed no lock comments, and did not say so.
@@ -19,7 +20,8 @@ describe.each(servers)(
       // the export's, not the migration's: no lock comment.
       const statements = splitSqlStatements(plain).filter(
         (statement) =>
-          !/^(BEGIN|COMMIT)$/.test(statement) &&
+          statement !== SCRIPT_BEGIN &&
+          statement !== 'COMMIT' &&
           !/^DO \$(guard|watch|check|shadowed|api_roles|lesser)\$/m.test(statement) &&
           !/^SET LOCAL (standard_conforming_strings|idle_in_transaction_session_timeout|x402\.)/m.test(
             statement,
