@@ -57,6 +57,16 @@ async function jobsWithTrigger(db: Kysely<any>, body: string, settings = ''): Pr
     .execute(db)
 }
 
+/** Schema x402_test_fence with x402_test_fence.remote, a foreign table (of a wrapper with no handler). */
+async function foreignTable(db: Kysely<any>): Promise<void> {
+  await sql.raw(`CREATE SCHEMA x402_test_fence`).execute(db)
+  await sql.raw(`CREATE FOREIGN DATA WRAPPER x402_test_fdw`).execute(db)
+  await sql.raw(`CREATE SERVER x402_test_server FOREIGN DATA WRAPPER x402_test_fdw`).execute(db)
+  await sql
+    .raw(`CREATE FOREIGN TABLE x402_test_fence.remote (x integer) SERVER x402_test_server`)
+    .execute(db)
+}
+
 /** A session of `role`'s own (SET ROLE, as Supabase's authenticator does), with a temporary trigger function. */
 async function attackerOf(
   session: (name: string) => Promise<pg.Client>,
@@ -152,12 +162,7 @@ describe.skipIf(skipReason)('the fence of the lesser-trigger check (review revo)
   // foreign tables"), and takes triggers: where a lesser login may add one, refused.
   it('a foreign table a reached body writes, on which a lesser login has TRIGGER: refused', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
-      await sql.raw(`CREATE SCHEMA x402_test_fence`).execute(db)
-      await sql.raw(`CREATE FOREIGN DATA WRAPPER x402_test_fdw`).execute(db)
-      await sql.raw(`CREATE SERVER x402_test_server FOREIGN DATA WRAPPER x402_test_fdw`).execute(db)
-      await sql
-        .raw(`CREATE FOREIGN TABLE x402_test_fence.remote (x integer) SERVER x402_test_server`)
-        .execute(db)
+      await foreignTable(db)
       await jobsWithTrigger(
         db,
         'INSERT INTO x402_test_fence.remote VALUES (1);',
@@ -181,12 +186,7 @@ describe.skipIf(skipReason)('the fence of the lesser-trigger check (review revo)
   // were never checked, and the refusal above never saw it.
   it('a foreign table reached through a rule or a view, on which a lesser login has TRIGGER: refused', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
-      await sql.raw(`CREATE SCHEMA x402_test_fence`).execute(db)
-      await sql.raw(`CREATE FOREIGN DATA WRAPPER x402_test_fdw`).execute(db)
-      await sql.raw(`CREATE SERVER x402_test_server FOREIGN DATA WRAPPER x402_test_fdw`).execute(db)
-      await sql
-        .raw(`CREATE FOREIGN TABLE x402_test_fence.remote (x integer) SERVER x402_test_server`)
-        .execute(db)
+      await foreignTable(db)
       await sql.raw(`CREATE TABLE x402_test_fence.log (x integer)`).execute(db)
       await sql
         .raw(
