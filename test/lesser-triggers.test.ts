@@ -1045,6 +1045,49 @@ describe.skipIf(skipReason)('a Supabase Database Webhook on a table a down write
     })
   })
 
+  // Supabase Realtime's broadcast from a trigger: realtime.send() (the platform's) runs
+  // `EXECUTE format('SET LOCAL realtime.topic TO %L', topic)`, a setting of its own and not the
+  // path, beside a schema a lesser login may create in (the webhook's): not refused.
+  it('beside a Realtime broadcast trigger (realtime.send sets realtime.topic): 005’s down runs', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        await webhook(db, role, 'CURRENT_USER', true)
+        await sql
+          .raw(
+            `CREATE SCHEMA realtime;
+             CREATE TABLE realtime.messages (topic text, event text, payload jsonb, private boolean, extension text);
+             CREATE FUNCTION realtime.send(payload jsonb, event text, topic text, private boolean DEFAULT true)
+               RETURNS void LANGUAGE plpgsql AS $f$
+               BEGIN
+                 BEGIN
+                   -- the topic, for the policies of realtime.messages
+                   EXECUTE format('SET LOCAL realtime.topic TO %L', topic);
+                   INSERT INTO realtime.messages (payload, event, topic, private, extension)
+                     VALUES (payload, event, topic, private, 'broadcast');
+                 EXCEPTION WHEN OTHERS THEN
+                   RAISE WARNING 'broadcast not sent: %', SQLERRM;
+                 END;
+               END $f$;
+             CREATE FUNCTION public.zz_broadcast() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
+               BEGIN
+                 PERFORM realtime.send(jsonb_build_object('old', to_jsonb(OLD)), TG_OP, 'resources:' || OLD.id::text, true);
+                 RETURN NULL;
+               END $f$;
+             CREATE TRIGGER zz_broadcast AFTER DELETE ON public.x402_resources
+               FOR EACH ROW EXECUTE FUNCTION public.zz_broadcast()`,
+          )
+          .execute(db)
+        await migrateDown(db, { allowDataLoss: true, env: {} })
+        expect(await applied(db)).not.toContain(MIGRATION_005)
+        const { rows } = await sql<{
+          n: number
+        }>`SELECT count(*)::int AS n FROM realtime.messages`.execute(db)
+        expect(rows[0]?.n).toBeGreaterThan(0)
+        expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
+
   // Review revy R1: the webhook is the platform's wherever the walk reaches it.
   it('on a table a trusted trigger body writes: 005’s down runs', async () => {
     await withTestDatabase('postgres', async ({ db }) => {
