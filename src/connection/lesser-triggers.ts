@@ -234,7 +234,10 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * the writer's power. Its triggers are followed in the same walk (a chain of them costs no pass
  * per link: review revv V6); body_writes lists such relations, and the check runs again with them
  * in its scope (with what their keys' actions and rules reach), until no body writes a relation
- * outside it (review revu R1). A body that spells a name as U&"…" cannot be read: refused.
+ * outside it (review revu R1). A body that spells a name as U&"…" cannot be read: refused; so is
+ * an opaque body that holds a block comment inside another, as a regular expression reads them
+ * (NESTED_COMMENT), since PostgreSQL ends a comment at its matching end, the check's regular
+ * expressions at the first (review rev-final F5).
  * What dynamic SQL (EXECUTE of a built string) calls cannot be followed: a documented limit.
  * Supabase's auth functions, those of the owner of auth.users (its supabase_auth_admin login) in
  * a schema auth that a superuser owns (platform_auth), are not refused for their owner: a body's auth.uid() is taken as
@@ -254,11 +257,13 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * - body_nodes(fn, path): each function so reached, with the search path it runs with, walked
  *   once; body_edges(caller, caller_path, fn, path, how): what each one's body reaches, and how
  *   (`names`, or `writes T, whose trigger … calls`);
- * - reached_bodies(fn, src, sets_path, unicode_names): each trusted reached body once, as text;
+ * - reached_bodies(fn, src, sets_path, unicode_names, nested_comments): each trusted reached body
+ *   once, as text;
  * - body_writes(oid, fn, path): the relations that a trusted body of body_nodes writes;
- * - body_calls(what, caller, fn, how, unicode): what is refused, with each `what` that reaches
+ * - body_calls(what, caller, fn, how, unread): what is refused, with each `what` that reaches
  *   it: a lesser login's function `fn` that the trusted body `caller` reaches, and how; or
- *   (`unicode`) a trusted body `fn` that spells a name as U&…. Such problems are found first
+ *   (`unread`) a trusted body `fn` that the check cannot read, and why (`how`: `U&` where it
+ *   spells a name as U&…, `nested comment` where it holds NESTED_COMMENT). Such problems are found first
  *   (body_problems), then walked back over body_edges to the seeds that reach them
  *   (problem_reach): carrying each `what` through the walk cost (whats × edges) rows, the cube of
  *   a hub's tables that each fire every other's trigger (review revo O9).
@@ -405,7 +410,9 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names,
+                   -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
+                   p.prosqlbody IS NULL AND (b.raw ~ ${NESTED_COMMENT} OR b.src ~ ${NESTED_COMMENT}) AS nested_comments
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
@@ -434,29 +441,33 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- What is refused of the walk, found first (review revo O9: carrying each starting \`what\`
   -- through every edge made (whats × edges) rows, the cube of a hub's tables that each fire every
   -- other's trigger): a lesser login's function that a trusted body reaches (calleesSql follows no
-  -- other body), with how; and a trusted body that spells a name as U&… (\`unicode\`: caller and
-  -- fn are that body, how NULL).
-  body_problems(caller, caller_path, fn, how, unicode) AS (
+  -- other body), with how; and a trusted body that the check cannot read (\`unread\`: caller and
+  -- fn are that body, how why: U&… or a nested comment).
+  body_problems(caller, caller_path, fn, how, unread) AS (
             SELECT e.caller, e.caller_path, e.fn, e.how, false
               FROM body_edges e JOIN pg_proc q ON q.oid = e.fn
              WHERE q.proowner IN (SELECT oid FROM lesser_roles)
                AND q.oid NOT IN (SELECT a.fn FROM platform_auth_functions a)
             UNION
-            SELECT w.fn, w.path, w.fn, NULL::text COLLATE "C", true
+            SELECT w.fn, w.path, w.fn, 'U&' COLLATE "C", true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              WHERE b.unicode_names
+            UNION
+            SELECT w.fn, w.path, w.fn, 'nested comment' COLLATE "C", true
+              FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+             WHERE b.nested_comments
   ),
   -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
-  -- each once per problem (caller, how, fn, unicode: what its message names).
-  problem_reach(node, node_path, caller, fn, how, unicode) AS (
-            SELECT p.caller, p.caller_path, p.caller, p.fn, p.how, p.unicode FROM body_problems p
+  -- each once per problem (caller, how, fn, unread: what its message names).
+  problem_reach(node, node_path, caller, fn, how, unread) AS (
+            SELECT p.caller, p.caller_path, p.caller, p.fn, p.how, p.unread FROM body_problems p
             UNION
-            SELECT e.caller, e.caller_path, r.caller, r.fn, r.how, r.unicode
+            SELECT e.caller, e.caller_path, r.caller, r.fn, r.how, r.unread
               FROM problem_reach r JOIN body_edges e ON e.fn = r.node AND e.path = r.node_path
   ),
   -- Each problem with each \`what\` whose seed reaches it: one row per (what, caller, how, fn).
-  body_calls(what, caller, fn, how, unicode) AS (
-            SELECT DISTINCT s.what, r.caller, r.fn, r.how, r.unicode
+  body_calls(what, caller, fn, how, unread) AS (
+            SELECT DISTINCT s.what, r.caller, r.fn, r.how, r.unread
               FROM problem_reach r JOIN reached_seeds s ON s.fn = r.node AND s.path = r.node_path
   )`
 }
@@ -627,6 +638,15 @@ function escapesReadSql(raw: string): string {
 /** SQL: a regular expression (for `~*`) of what SQL takes as space: white space, and comments. */
 const SPACE = `('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')`
 
+/**
+ * SQL: a regular expression (for `~`) of a block comment inside another, as {@link SPACE} reads
+ * comments: a slash-star, then no star-slash, then a slash-star. PostgreSQL's comments nest, and
+ * end at the matching star-slash; SPACE's end at the first: such a body is refused, unread (review
+ * rev-final F5). Over-counting: a slash-star in a string or a `--` comment, or in a star-slash-star
+ * after a comment, followed by a slash-star before any star-slash.
+ */
+const NESTED_COMMENT = `'/[*]([^*]|[*]+[^*/])*/[*]'`
+
 /** SQL: the regular expression of a dot between two parts of a name, with space around it. */
 const DOT = `('"?' || ${SPACE} || '*[.]' || ${SPACE} || '*"?')`
 
@@ -714,14 +734,24 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
     SELECT 2, format('%s reaches %s, whose body %s %s, owned by %s', w.what, w.caller::regprocedure, w.how,
                      q.oid::regprocedure, pg_get_userbyid(q.proowner)), false
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
-     WHERE NOT w.unicode
+     WHERE NOT w.unread
     UNION ALL
     -- A U&"…" identifier or U&'…' string may spell any name or statement with escapes (of its
     -- own choosing, UESCAPE): what it writes or calls cannot be read (reviews revv V1, revr R3).
     SELECT 2, format('%s reaches %s, whose body spells a name or string as U&…, which the check cannot read', w.what,
                      w.fn::regprocedure), false
       FROM body_calls w
-     WHERE w.unicode`
+     WHERE w.unread AND w.how = 'U&'
+    UNION ALL
+    -- PostgreSQL's block comments nest; the check's, read by regular expressions, end at the first
+    -- */, so what follows it inside the comment would be read as code, and the code after the
+    -- comment as its end (review rev-final F5).
+    SELECT 2, format('%s reaches %s, whose body holds a block comment inside another (/* … /* … */ … */, one comment to '
+                     'PostgreSQL), or a /* in a string or a -- comment before another /*: the check cannot read nested '
+                     'comments (write the function''s comments without nesting, and such a string as ''/'' || ''*'')',
+                     w.what, w.fn::regprocedure), false
+      FROM body_calls w
+     WHERE w.unread AND w.how = 'nested comment'`
 
 /**
  * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
