@@ -1811,6 +1811,25 @@ describe.skipIf(skipReason)(
       })
     })
 
+    // Review rev-last N4: a BEGIN ATOMIC body runs no DDL, so the path it runs with fires no event
+    // trigger.
+    it('whose body calls a trusted BEGIN ATOMIC function with its own search_path, where a lesser login may create, beside an event trigger whose function has no path of its own: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE SCHEMA zz_open;
+            GRANT USAGE, CREATE ON SCHEMA zz_open TO ${role};
+            CREATE FUNCTION public.zz_atomic() RETURNS int LANGUAGE sql SET search_path = zz_open, pg_catalog
+              BEGIN ATOMIC SELECT 1; END;
+            CREATE FUNCTION public.zz_ddl_watch() RETURNS event_trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM 1; END $f$;
+            CREATE EVENT TRIGGER zz_ddl_watch ON ddl_command_end EXECUTE FUNCTION public.zz_ddl_watch()`
+          await plant(db, role, 'PERFORM public.zz_atomic();', setUp)
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
     // Review revp P6: a key with no action fires nothing of its table, but for TRUNCATE … CASCADE.
     it('whose body updates a trusted table outside the path that a lesser login’s table references with no action: 005’s down runs', async () => {
       await withTestDatabase('postgres', async ({ db }) => {

@@ -771,7 +771,8 @@ BEGIN
              WHERE r.typed AND r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
             UNION
             -- A path a trusted reached body runs DDL with (the last pass's: ddl_paths), not every
-            -- function's own, reached or not (review rev-final F2: the platform's webhook's).
+            -- function's own, reached or not (review rev-final F2: the platform's webhook's), nor a
+            -- BEGIN ATOMIC body's, which runs none (review rev-last N4).
             SELECT r.what, r.fn, ARRAY(SELECT jsonb_array_elements_text(e.value))::name[]
               FROM reached_functions r CROSS JOIN jsonb_array_elements(ddl_paths) AS e
              WHERE r.event AND r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
@@ -1240,7 +1241,9 @@ BEGIN
       JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
       JOIN pg_roles r ON r.oid = g.login
      WHERE anywhere AND b.sets_path) AS p),
+         -- Not a BEGIN ATOMIC body's: it runs no DDL (review rev-last N4).
          (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+            JOIN pg_proc q ON q.oid = w.fn AND q.prosqlbody IS NULL
            WHERE EXISTS (SELECT FROM reached_functions r WHERE r.event)
              AND w.path IS DISTINCT FROM (CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
                                  ELSE session_path || ARRAY['public', 'extensions']::name[] END) AND NOT ddl_paths @> jsonb_build_array(to_jsonb(w.path)))

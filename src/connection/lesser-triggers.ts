@@ -219,7 +219,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   function without a path of its own runs with the path of the DDL that fires it, which a
  *   reached body may run with its own `SET search_path` (a CREATE TEMP TABLE): so with the
  *   session's and, on the next pass, with each path a trusted reached body runs with (review revo
- *   O1; not every function's own, reached or not: review rev-final F2). A body that may
+ *   O1; not every function's own, reached or not: review rev-final F2; not a BEGIN ATOMIC body's,
+ *   which runs no DDL: rev-last N4). A body that may
  *   change the path as it runs (SET search_path, RESET, set_config of it or of anything but a
  *   plain string: setsPath) runs with every schema on it, and so does
  *   what it calls without a `SET search_path` of its own (review revu R3); and since a SET LOCAL
@@ -391,7 +392,8 @@ function bodyCallsSql(schemas: string | undefined): string {
              WHERE r.typed AND r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
             UNION
             -- A path a trusted reached body runs DDL with (the last pass's: ddl_paths), not every
-            -- function's own, reached or not (review rev-final F2: the platform's webhook's).
+            -- function's own, reached or not (review rev-final F2: the platform's webhook's), nor a
+            -- BEGIN ATOMIC body's, which runs none (review rev-last N4).
             SELECT r.what, r.fn, ARRAY(SELECT jsonb_array_elements_text(e.value))::name[]
               FROM reached_functions r CROSS JOIN jsonb_array_elements(ddl_paths) AS e
              WHERE r.event AND r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
@@ -1041,7 +1043,9 @@ ${bodyCallsSql(schemas)}
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (${SEARCH_PATH_CREATE_PROBLEMS_SQL}) AS p),
+         -- Not a BEGIN ATOMIC body's: it runs no DDL (review rev-last N4).
          (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+            JOIN pg_proc q ON q.oid = w.fn AND q.prosqlbody IS NULL
            WHERE EXISTS (SELECT FROM reached_functions r WHERE r.event)
              AND w.path IS DISTINCT FROM ${SESSION_SEED_PATH} AND NOT ddl_paths @> jsonb_build_array(to_jsonb(w.path)))
     INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths
