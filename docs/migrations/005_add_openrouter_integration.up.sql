@@ -1162,12 +1162,15 @@ BEGIN
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
+    -- Each name on the path of each trusted opaque reached body, once.
+    WITH path_names(fn, name) AS (
+      SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
+       WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
+    )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
-                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
     UNION
@@ -1175,11 +1178,9 @@ BEGIN
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
                               CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
                                    WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, n.nspname,
+                              w.fn::regprocedure, n.nspname,
                               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
       JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
@@ -1192,10 +1193,8 @@ BEGIN
     SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
                               'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, current_database(), quote_ident(g.rolname))
+      FROM path_names w
       JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
       JOIN pg_roles r ON r.oid = g.login
      -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
@@ -2647,12 +2646,15 @@ BEGIN
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
+    -- Each name on the path of each trusted opaque reached body, once.
+    WITH path_names(fn, name) AS (
+      SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
+       WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
+    )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
-                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
     UNION
@@ -2660,11 +2662,9 @@ BEGIN
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
                               CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
                                    WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, n.nspname,
+                              w.fn::regprocedure, n.nspname,
                               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
       JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
@@ -2677,10 +2677,8 @@ BEGIN
     SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
                               'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, current_database(), quote_ident(g.rolname))
+      FROM path_names w
       JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
       JOIN pg_roles r ON r.oid = g.login
      -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
@@ -4200,12 +4198,15 @@ BEGIN
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
+    -- Each name on the path of each trusted opaque reached body, once.
+    WITH path_names(fn, name) AS (
+      SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
+       WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
+    )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
-                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
     UNION
@@ -4213,11 +4214,9 @@ BEGIN
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
                               CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
                                    WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, n.nspname,
+                              w.fn::regprocedure, n.nspname,
                               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
       JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
@@ -4230,10 +4229,8 @@ BEGIN
     SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
                               'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, current_database(), quote_ident(g.rolname))
+      FROM path_names w
       JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
       JOIN pg_roles r ON r.oid = g.login
      -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
@@ -5664,12 +5661,15 @@ BEGIN
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
+    -- Each name on the path of each trusted opaque reached body, once.
+    WITH path_names(fn, name) AS (
+      SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
+       WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
+    )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
-                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
     UNION
@@ -5677,11 +5677,9 @@ BEGIN
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
                               CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
                                    WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, n.nspname,
+                              w.fn::regprocedure, n.nspname,
                               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
       JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
@@ -5694,10 +5692,8 @@ BEGIN
     SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
                               'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, current_database(), quote_ident(g.rolname))
+      FROM path_names w
       JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
       JOIN pg_roles r ON r.oid = g.login
      -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
