@@ -1714,6 +1714,48 @@ describe.skipIf(skipReason)(
           `${role}.audit`,
         ],
       ],
+      // Review rev-final F5: PostgreSQL's block comments nest, where a regular expression's
+      // comment ends at the first */: a body that holds one inside another is refused, unread.
+      [
+        'sets its search_path with a nested block comment after SET LOCAL, and calls it unqualified',
+        (role: string) => [
+          `SET LOCAL /* x /* y */ z */ search_path = ${role}, public; PERFORM helper();`,
+          '',
+          'a block comment inside another',
+        ],
+      ],
+      [
+        'writes a lesser login’s table with a nested block comment between INSERT and INTO',
+        (role: string) => [
+          `INSERT /* /* */ */ INTO ${role}.audit VALUES (OLD.id::text);`,
+          LESSER_AUDIT(role),
+          'a block comment inside another',
+        ],
+      ],
+      [
+        'writes a lesser login’s table with a nested block comment before the dot',
+        (role: string) => [
+          `DELETE FROM ${role} /* /* */ */ . audit;`,
+          LESSER_AUDIT(role),
+          'a block comment inside another',
+        ],
+      ],
+      [
+        'calls it qualified with a nested block comment before the dot',
+        (role: string) => [
+          `PERFORM ${role} /* /* */ */ . helper();`,
+          '',
+          'a block comment inside another',
+        ],
+      ],
+      [
+        'calls it qualified with a nested block comment, spelled with an octal code, in an E string that EXECUTE runs',
+        (role: string) => [
+          `EXECUTE E'SELECT ${role} /* \\057* */ */ . helper()';`,
+          '',
+          'a block comment inside another',
+        ],
+      ],
       [
         'writes a lesser login’s table named with its database (three parts)',
         (role: string) => [
@@ -1781,6 +1823,52 @@ describe.skipIf(skipReason)(
             db,
           )
           expect(rows.map((r) => r.note)).toEqual(['noted'])
+        })
+      })
+    })
+
+    // Review rev-final F5: comments one after another, -- comments and a '/*' string hold no
+    // nested comment.
+    it('whose body holds block comments one after another, -- comments and a string /*: 005’s down runs, and writes', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE SCHEMA zz_elsewhere;
+            CREATE TABLE zz_elsewhere.audit (id text, note text)`
+          await plant(
+            db,
+            role,
+            `/* one */ INSERT /* two */ INTO zz_elsewhere.audit /**/ VALUES (OLD.id::text, '*/'); /*** three ***/
+             -- four /* five */ six
+             -- seven */
+             INSERT INTO zz_elsewhere.audit VALUES ('x', '/*');`,
+            setUp,
+          )
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          const { rows } = await sql<{
+            note: string
+          }>`SELECT note FROM zz_elsewhere.audit ORDER BY note COLLATE "C"`.execute(db)
+          expect(rows.map((r) => r.note)).toEqual(['*/', '/*'])
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
+    // Review rev-last N4: a BEGIN ATOMIC body runs no DDL, so the path it runs with fires no event
+    // trigger.
+    it('whose body calls a trusted BEGIN ATOMIC function with its own search_path, where a lesser login may create, beside an event trigger whose function has no path of its own: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE SCHEMA zz_open;
+            GRANT USAGE, CREATE ON SCHEMA zz_open TO ${role};
+            CREATE FUNCTION public.zz_atomic() RETURNS int LANGUAGE sql SET search_path = zz_open, pg_catalog
+              BEGIN ATOMIC SELECT 1; END;
+            CREATE FUNCTION public.zz_ddl_watch() RETURNS event_trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM 1; END $f$;
+            CREATE EVENT TRIGGER zz_ddl_watch ON ddl_command_end EXECUTE FUNCTION public.zz_ddl_watch()`
+          await plant(db, role, 'PERFORM public.zz_atomic();', setUp)
+          await migrateDown(db, { allowDataLoss: true, env: {} })
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
         })
       })
     })

@@ -771,7 +771,8 @@ BEGIN
              WHERE r.typed AND r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
             UNION
             -- A path a trusted reached body runs DDL with (the last pass's: ddl_paths), not every
-            -- function's own, reached or not (review rev-final F2: the platform's webhook's).
+            -- function's own, reached or not (review rev-final F2: the platform's webhook's), nor a
+            -- BEGIN ATOMIC body's, which runs none (review rev-last N4).
             SELECT r.what, r.fn, ARRAY(SELECT jsonb_array_elements_text(e.value))::name[]
               FROM reached_functions r CROSS JOIN jsonb_array_elements(ddl_paths) AS e
              WHERE r.event AND r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
@@ -1070,7 +1071,9 @@ BEGIN
            OR b.src ~* ('(?<![[:alnum:]_$])update(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+|(?="))(only(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
                          || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.src, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]'))) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names,
+                   -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
+                   p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
                          FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
@@ -1136,29 +1139,33 @@ BEGIN
   -- What is refused of the walk, found first (review revo O9: carrying each starting `what`
   -- through every edge made (whats × edges) rows, the cube of a hub's tables that each fire every
   -- other's trigger): a lesser login's function that a trusted body reaches (calleesSql follows no
-  -- other body), with how; and a trusted body that spells a name as U&… (`unicode`: caller and
-  -- fn are that body, how NULL).
-  body_problems(caller, caller_path, fn, how, unicode) AS (
+  -- other body), with how; and a trusted body that the check cannot read (`unread`: caller and
+  -- fn are that body, how why: U&… or a nested comment).
+  body_problems(caller, caller_path, fn, how, unread) AS (
             SELECT e.caller, e.caller_path, e.fn, e.how, false
               FROM body_edges e JOIN pg_proc q ON q.oid = e.fn
              WHERE q.proowner IN (SELECT oid FROM lesser_roles)
                AND q.oid NOT IN (SELECT a.fn FROM platform_auth_functions a)
             UNION
-            SELECT w.fn, w.path, w.fn, NULL::text COLLATE "C", true
+            SELECT w.fn, w.path, w.fn, 'U&' COLLATE "C", true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              WHERE b.unicode_names
+            UNION
+            SELECT w.fn, w.path, w.fn, 'nested comment' COLLATE "C", true
+              FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+             WHERE b.nested_comments
   ),
   -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
-  -- each once per problem (caller, how, fn, unicode: what its message names).
-  problem_reach(node, node_path, caller, fn, how, unicode) AS (
-            SELECT p.caller, p.caller_path, p.caller, p.fn, p.how, p.unicode FROM body_problems p
+  -- each once per problem (caller, how, fn, unread: what its message names).
+  problem_reach(node, node_path, caller, fn, how, unread) AS (
+            SELECT p.caller, p.caller_path, p.caller, p.fn, p.how, p.unread FROM body_problems p
             UNION
-            SELECT e.caller, e.caller_path, r.caller, r.fn, r.how, r.unicode
+            SELECT e.caller, e.caller_path, r.caller, r.fn, r.how, r.unread
               FROM problem_reach r JOIN body_edges e ON e.fn = r.node AND e.path = r.node_path
   ),
   -- Each problem with each `what` whose seed reaches it: one row per (what, caller, how, fn).
-  body_calls(what, caller, fn, how, unicode) AS (
-            SELECT DISTINCT s.what, r.caller, r.fn, r.how, r.unicode
+  body_calls(what, caller, fn, how, unread) AS (
+            SELECT DISTINCT s.what, r.caller, r.fn, r.how, r.unread
               FROM problem_reach r JOIN reached_seeds s ON s.fn = r.node AND s.path = r.node_path
   )
   SELECT string_agg(problem, '; ' ORDER BY ordinal, problem), coalesce(bool_or(listed.in_when), false),
@@ -1184,12 +1191,15 @@ BEGIN
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
+    -- Each name on the path of each trusted opaque reached body, once.
+    WITH path_names(fn, name) AS (
+      SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
+       WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
+    )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
-                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
     UNION
@@ -1197,11 +1207,9 @@ BEGIN
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
                               CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
                                    WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, n.nspname,
+                              w.fn::regprocedure, n.nspname,
                               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
       JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
@@ -1214,10 +1222,8 @@ BEGIN
     SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
                               'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, current_database(), quote_ident(g.rolname))
+      FROM path_names w
       JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
       JOIN pg_roles r ON r.oid = g.login
      -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
@@ -1234,7 +1240,9 @@ BEGIN
       JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
       JOIN pg_roles r ON r.oid = g.login
      WHERE anywhere AND b.sets_path) AS p),
+         -- Not a BEGIN ATOMIC body's: it runs no DDL (review rev-last N4).
          (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+            JOIN pg_proc q ON q.oid = w.fn AND q.prosqlbody IS NULL
            WHERE EXISTS (SELECT FROM reached_functions r WHERE r.event)
              AND w.path IS DISTINCT FROM (CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
                                  ELSE session_path || ARRAY['public', 'extensions']::name[] END) AND NOT ddl_paths @> jsonb_build_array(to_jsonb(w.path)))
@@ -1429,14 +1437,24 @@ BEGIN
     SELECT 2, format('%s reaches %s, whose body %s %s, owned by %s', w.what, w.caller::regprocedure, w.how,
                      q.oid::regprocedure, pg_get_userbyid(q.proowner)), false
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
-     WHERE NOT w.unicode
+     WHERE NOT w.unread
     UNION ALL
     -- A U&"…" identifier or U&'…' string may spell any name or statement with escapes (of its
     -- own choosing, UESCAPE): what it writes or calls cannot be read (reviews revv V1, revr R3).
     SELECT 2, format('%s reaches %s, whose body spells a name or string as U&…, which the check cannot read', w.what,
                      w.fn::regprocedure), false
       FROM body_calls w
-     WHERE w.unicode
+     WHERE w.unread AND w.how = 'U&'
+    UNION ALL
+    -- PostgreSQL's block comments nest; the check's, read by regular expressions, end at the first
+    -- */, so what follows it inside the comment would be read as code, and the code after the
+    -- comment as its end (review rev-final F5).
+    SELECT 2, format('%s reaches %s, whose body holds a block comment inside another (/* … /* … */ … */, one comment to '
+                     'PostgreSQL), or a /* in a string or a -- comment before another /*: the check cannot read nested '
+                     'comments (write the function''s comments without nesting, and such a string as ''/'' || ''*'')',
+                     w.what, w.fn::regprocedure), false
+      FROM body_calls w
+     WHERE w.unread AND w.how = 'nested comment'
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL OR (more IS NULL AND more_paths IS NULL AND more_ddl_paths IS NULL AND (anywhere OR NOT sets));

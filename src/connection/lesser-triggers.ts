@@ -219,7 +219,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   function without a path of its own runs with the path of the DDL that fires it, which a
  *   reached body may run with its own `SET search_path` (a CREATE TEMP TABLE): so with the
  *   session's and, on the next pass, with each path a trusted reached body runs with (review revo
- *   O1; not every function's own, reached or not: review rev-final F2). A body that may
+ *   O1; not every function's own, reached or not: review rev-final F2; not a BEGIN ATOMIC body's,
+ *   which runs no DDL: rev-last N4). A body that may
  *   change the path as it runs (SET search_path, RESET, set_config of it or of anything but a
  *   plain string: setsPath) runs with every schema on it, and so does
  *   what it calls without a `SET search_path` of its own (review revu R3); and since a SET LOCAL
@@ -234,7 +235,10 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * the writer's power. Its triggers are followed in the same walk (a chain of them costs no pass
  * per link: review revv V6); body_writes lists such relations, and the check runs again with them
  * in its scope (with what their keys' actions and rules reach), until no body writes a relation
- * outside it (review revu R1). A body that spells a name as U&"…" cannot be read: refused.
+ * outside it (review revu R1). A body that spells a name as U&"…" cannot be read: refused; so is
+ * an opaque body that holds a block comment inside another, as a regular expression reads them
+ * (NESTED_COMMENT), since PostgreSQL ends a comment at its matching end, the check's regular
+ * expressions at the first (review rev-final F5).
  * What dynamic SQL (EXECUTE of a built string) calls cannot be followed: a documented limit.
  * Supabase's auth functions, those of the owner of auth.users (its supabase_auth_admin login) in
  * a schema auth that a superuser owns (platform_auth), are not refused for their owner: a body's auth.uid() is taken as
@@ -254,11 +258,13 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * - body_nodes(fn, path): each function so reached, with the search path it runs with, walked
  *   once; body_edges(caller, caller_path, fn, path, how): what each one's body reaches, and how
  *   (`names`, or `writes T, whose trigger … calls`);
- * - reached_bodies(fn, src, sets_path, unicode_names): each trusted reached body once, as text;
+ * - reached_bodies(fn, src, sets_path, unicode_names, nested_comments): each trusted reached body
+ *   once, as text;
  * - body_writes(oid, fn, path): the relations that a trusted body of body_nodes writes;
- * - body_calls(what, caller, fn, how, unicode): what is refused, with each `what` that reaches
+ * - body_calls(what, caller, fn, how, unread): what is refused, with each `what` that reaches
  *   it: a lesser login's function `fn` that the trusted body `caller` reaches, and how; or
- *   (`unicode`) a trusted body `fn` that spells a name as U&…. Such problems are found first
+ *   (`unread`) a trusted body `fn` that the check cannot read, and why (`how`: `U&` where it
+ *   spells a name as U&…, `nested comment` where it holds NESTED_COMMENT). Such problems are found first
  *   (body_problems), then walked back over body_edges to the seeds that reach them
  *   (problem_reach): carrying each `what` through the walk cost (whats × edges) rows, the cube of
  *   a hub's tables that each fire every other's trigger (review revo O9).
@@ -386,7 +392,8 @@ function bodyCallsSql(schemas: string | undefined): string {
              WHERE r.typed AND r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
             UNION
             -- A path a trusted reached body runs DDL with (the last pass's: ddl_paths), not every
-            -- function's own, reached or not (review rev-final F2: the platform's webhook's).
+            -- function's own, reached or not (review rev-final F2: the platform's webhook's), nor a
+            -- BEGIN ATOMIC body's, which runs none (review rev-last N4).
             SELECT r.what, r.fn, ARRAY(SELECT jsonb_array_elements_text(e.value))::name[]
               FROM reached_functions r CROSS JOIN jsonb_array_elements(ddl_paths) AS e
              WHERE r.event AND r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
@@ -405,7 +412,9 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names,
+                   -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
+                   p.prosqlbody IS NULL AND (b.raw ~ ${NESTED_COMMENT} OR b.src ~ ${NESTED_COMMENT}) AS nested_comments
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
@@ -434,29 +443,33 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- What is refused of the walk, found first (review revo O9: carrying each starting \`what\`
   -- through every edge made (whats × edges) rows, the cube of a hub's tables that each fire every
   -- other's trigger): a lesser login's function that a trusted body reaches (calleesSql follows no
-  -- other body), with how; and a trusted body that spells a name as U&… (\`unicode\`: caller and
-  -- fn are that body, how NULL).
-  body_problems(caller, caller_path, fn, how, unicode) AS (
+  -- other body), with how; and a trusted body that the check cannot read (\`unread\`: caller and
+  -- fn are that body, how why: U&… or a nested comment).
+  body_problems(caller, caller_path, fn, how, unread) AS (
             SELECT e.caller, e.caller_path, e.fn, e.how, false
               FROM body_edges e JOIN pg_proc q ON q.oid = e.fn
              WHERE q.proowner IN (SELECT oid FROM lesser_roles)
                AND q.oid NOT IN (SELECT a.fn FROM platform_auth_functions a)
             UNION
-            SELECT w.fn, w.path, w.fn, NULL::text COLLATE "C", true
+            SELECT w.fn, w.path, w.fn, 'U&' COLLATE "C", true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              WHERE b.unicode_names
+            UNION
+            SELECT w.fn, w.path, w.fn, 'nested comment' COLLATE "C", true
+              FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+             WHERE b.nested_comments
   ),
   -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
-  -- each once per problem (caller, how, fn, unicode: what its message names).
-  problem_reach(node, node_path, caller, fn, how, unicode) AS (
-            SELECT p.caller, p.caller_path, p.caller, p.fn, p.how, p.unicode FROM body_problems p
+  -- each once per problem (caller, how, fn, unread: what its message names).
+  problem_reach(node, node_path, caller, fn, how, unread) AS (
+            SELECT p.caller, p.caller_path, p.caller, p.fn, p.how, p.unread FROM body_problems p
             UNION
-            SELECT e.caller, e.caller_path, r.caller, r.fn, r.how, r.unicode
+            SELECT e.caller, e.caller_path, r.caller, r.fn, r.how, r.unread
               FROM problem_reach r JOIN body_edges e ON e.fn = r.node AND e.path = r.node_path
   ),
   -- Each problem with each \`what\` whose seed reaches it: one row per (what, caller, how, fn).
-  body_calls(what, caller, fn, how, unicode) AS (
-            SELECT DISTINCT s.what, r.caller, r.fn, r.how, r.unicode
+  body_calls(what, caller, fn, how, unread) AS (
+            SELECT DISTINCT s.what, r.caller, r.fn, r.how, r.unread
               FROM problem_reach r JOIN reached_seeds s ON s.fn = r.node AND s.path = r.node_path
   )`
 }
@@ -627,6 +640,15 @@ function escapesReadSql(raw: string): string {
 /** SQL: a regular expression (for `~*`) of what SQL takes as space: white space, and comments. */
 const SPACE = `('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')`
 
+/**
+ * SQL: a regular expression (for `~`) of a block comment inside another, as {@link SPACE} reads
+ * comments: a slash-star, then no star-slash, then a slash-star. PostgreSQL's comments nest, and
+ * end at the matching star-slash; SPACE's end at the first: such a body is refused, unread (review
+ * rev-final F5). Over-counting: a slash-star in a string or a `--` comment, or in a star-slash-star
+ * after a comment, followed by a slash-star before any star-slash.
+ */
+const NESTED_COMMENT = `'/[*]([^*]|[*]+[^*/])*/[*]'`
+
 /** SQL: the regular expression of a dot between two parts of a name, with space around it. */
 const DOT = `('"?' || ${SPACE} || '*[.]' || ${SPACE} || '*"?')`
 
@@ -714,14 +736,24 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
     SELECT 2, format('%s reaches %s, whose body %s %s, owned by %s', w.what, w.caller::regprocedure, w.how,
                      q.oid::regprocedure, pg_get_userbyid(q.proowner)), false
       FROM body_calls w JOIN pg_proc q ON q.oid = w.fn
-     WHERE NOT w.unicode
+     WHERE NOT w.unread
     UNION ALL
     -- A U&"…" identifier or U&'…' string may spell any name or statement with escapes (of its
     -- own choosing, UESCAPE): what it writes or calls cannot be read (reviews revv V1, revr R3).
     SELECT 2, format('%s reaches %s, whose body spells a name or string as U&…, which the check cannot read', w.what,
                      w.fn::regprocedure), false
       FROM body_calls w
-     WHERE w.unicode`
+     WHERE w.unread AND w.how = 'U&'
+    UNION ALL
+    -- PostgreSQL's block comments nest; the check's, read by regular expressions, end at the first
+    -- */, so what follows it inside the comment would be read as code, and the code after the
+    -- comment as its end (review rev-final F5).
+    SELECT 2, format('%s reaches %s, whose body holds a block comment inside another (/* … /* … */ … */, one comment to '
+                     'PostgreSQL), or a /* in a string or a -- comment before another /*: the check cannot read nested '
+                     'comments (write the function''s comments without nesting, and such a string as ''/'' || ''*'')',
+                     w.what, w.fn::regprocedure), false
+      FROM body_calls w
+     WHERE w.unread AND w.how = 'nested comment'`
 
 /**
  * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
@@ -1011,7 +1043,9 @@ ${bodyCallsSql(schemas)}
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (${SEARCH_PATH_CREATE_PROBLEMS_SQL}) AS p),
+         -- Not a BEGIN ATOMIC body's: it runs no DDL (review rev-last N4).
          (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+            JOIN pg_proc q ON q.oid = w.fn AND q.prosqlbody IS NULL
            WHERE EXISTS (SELECT FROM reached_functions r WHERE r.event)
              AND w.path IS DISTINCT FROM ${SESSION_SEED_PATH} AND NOT ddl_paths @> jsonb_build_array(to_jsonb(w.path)))
     INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths
@@ -1202,12 +1236,15 @@ $lesser$`
  * next are named; the check adds them to what it found once the walk is done.
  */
 const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
+    -- Each name on the path of each trusted opaque reached body, once.
+    WITH path_names(fn, name) AS (
+      SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
+       WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
+    )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
-                              b.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, pg_get_userbyid(n.nspowner), n.nspname) AS problem
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
     UNION
@@ -1215,11 +1252,9 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
                               CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
                                    WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, n.nspname,
+                              w.fn::regprocedure, n.nspname,
                               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+      FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
       JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
@@ -1232,10 +1267,8 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
     SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
                               'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
                               CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
-      FROM (SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)) AS w
-      JOIN reached_bodies b ON b.fn = w.fn
-      JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL
+                              w.fn::regprocedure, current_database(), quote_ident(g.rolname))
+      FROM path_names w
       JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
       JOIN pg_roles r ON r.oid = g.login
      -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
