@@ -1385,12 +1385,6 @@ describe.skipIf(skipReason)(
            NULL;
          END IF;`,
       ],
-      // Review rev-final F7: an UPDATE built as it runs, whose ' SET ' is a string of its own
-      // (taken as a SET, it made every schema a lesser login may create in a refusal).
-      [
-        "builds an UPDATE with a ' SET ' string",
-        `EXECUTE 'UPDATE public.zz_notes' || ' SET ' || quote_ident('note') || ' = ''extension'' WHERE false';`,
-      ],
     ])(
       'whose body %s, and holds the names of a lesser login’s functions outside its search path: 005’s down runs',
       async (_case, body) => {
@@ -1407,6 +1401,38 @@ describe.skipIf(skipReason)(
         })
       },
     )
+
+    // Review rev-final F7: an UPDATE built as it runs, whose ' SET ' is a string of its own. It ran
+    // once no rule read a SET in that string; but a body that EXECUTEs a string it builds may
+    // change the path whatever the string spells (review rev-final F3), so it is taken to, and
+    // its bare names (the lesser login's extension(), in a schema it owns) resolve anywhere: the
+    // refusal says so, and what to do (a SET search_path of the function's own).
+    it("whose body builds an UPDATE with a ' SET ' string and EXECUTEs it, and holds the name of a lesser login’s function outside its search path: 005’s down refuses, saying the body may change the path", async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.extension() RETURNS text LANGUAGE sql AS $f$ SELECT 'x' $f$;
+            ALTER FUNCTION ${role}.extension() OWNER TO ${role};
+            CREATE TABLE public.zz_notes (note text)`
+          await plant(
+            db,
+            role,
+            `EXECUTE 'UPDATE public.zz_notes' || ' SET ' || quote_ident('note') || ' = ''extension'' WHERE false';`,
+            setUp,
+          )
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(String((error as Error).message)).toContain(
+            `whose body names ${role}.extension(), owned by ${role}`,
+          )
+          // The message says why a name in a string counted (its own bare names, on the first pass).
+          expect(String((error as Error).message)).toContain(
+            'in any schema, since public.zz_audit() may change the search path as it runs (SET search_path, set_config, EXECUTE)',
+          )
+          expect(await applied(db)).toContain(MIGRATION_005)
+        })
+      })
+    })
 
     // Supabase's event trigger functions (extensions.grant_pg_net_access()) set functions'
     // search_path with ALTER FUNCTION: DDL, which changes no session's path.
@@ -1434,6 +1460,84 @@ describe.skipIf(skipReason)(
           }
           expect(await applied(db)).not.toContain(MIGRATION_005)
           expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
+    // Supabase's event trigger functions (extensions.grant_pg_graphql_access() and its kin) hold
+    // EXECUTE as a privilege (GRANT/REVOKE EXECUTE ON …), in a comment ("executes"), in a trigger's
+    // EXECUTE FUNCTION, and the body of a function they make: none of these runs dynamic SQL, so
+    // none of them may change the path (a body that runs EXECUTE as a statement may).
+    it('beside an event trigger function shaped as Supabase’s, that grants and revokes EXECUTE and makes functions and triggers, whose body holds the name of a lesser login’s function outside the path: 005’s down runs', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION ${role}.search(text) RETURNS text LANGUAGE sql AS $f$ SELECT $1 $f$;
+            ALTER FUNCTION ${role}.search(text) OWNER TO ${role};
+            CREATE FUNCTION public.zz_nothing() RETURNS void LANGUAGE sql AS $f$ SELECT $f$;
+            CREATE TABLE public.zz_notes (note text);
+            CREATE FUNCTION public.zz_grant_access() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+              DECLARE
+                cmd record;
+              BEGIN
+                -- This hook executes when the search extension is made, and opens its functions.
+                FOR cmd IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+                  IF cmd.object_identity = 'zz_search' THEN
+                    grant usage on schema public to postgres;
+                    grant execute on all functions in schema public to postgres;
+                    GRANT EXECUTE ON FUNCTION public.zz_nothing() TO postgres;
+                    REVOKE EXECUTE ON FUNCTION public.zz_nothing() FROM PUBLIC;
+                    ALTER function public.zz_nothing() SECURITY DEFINER;
+                    ALTER function public.zz_nothing() SET search_path = public;
+                    create or replace function public.zz_placeholder() returns text language plpgsql as $$
+                      begin
+                        -- executes until the search extension is there
+                        return 'search is not installed';
+                      end;
+                    $$;
+                    CREATE TRIGGER zz_noted AFTER INSERT ON public.zz_notes
+                      FOR EACH ROW EXECUTE FUNCTION public.zz_placeholder();
+                    CREATE EVENT TRIGGER zz_later_access ON ddl_command_end WHEN TAG IN ('CREATE FUNCTION')
+                      EXECUTE PROCEDURE public.zz_placeholder();
+                  END IF;
+                END LOOP;
+              END $f$;
+            CREATE EVENT TRIGGER zz_issue_access ON ddl_command_end WHEN TAG IN ('CREATE EXTENSION')
+              EXECUTE FUNCTION public.zz_grant_access()`
+          await plant(db, role, `-- keeps the search index in step\n RAISE DEBUG 'deleted';`, setUp)
+          try {
+            await migrateDown(db, { allowDataLoss: true, env: {} })
+          } finally {
+            await sql.raw('DROP EVENT TRIGGER zz_issue_access').execute(db)
+          }
+          expect(await applied(db)).not.toContain(MIGRATION_005)
+          expect(await isSuperuser(db, role)).toBe(false)
+        })
+      })
+    })
+
+    // A body in a language other than SQL and PL/pgSQL is not read: it may run any SQL it builds,
+    // a SET of the path among it, so it is taken to change the path. (Here a language of
+    // PL/pgSQL's own handler under another name; its body sets nothing.)
+    it('beside a trusted trigger function in another language, before another trusted trigger calls a bare name: 005’s down refuses, and never calls it', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE LANGUAGE zz_other HANDLER plpgsql_call_handler;
+            CREATE FUNCTION public.zz_other() RETURNS trigger LANGUAGE zz_other AS $f$ BEGIN RETURN OLD; END $f$;
+            CREATE TRIGGER zz_other AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_other();
+            CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+            CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`
+          await plant(db, role, 'NULL;', setUp)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(String((error as Error).message)).toContain(
+            `trigger zz_later on public.x402_resources reaches public.zz_later(), whose body names ${role}.helper(), owned by ${role}`,
+          )
+          expect(String((error as Error).message)).toContain(
+            'in any schema, since public.zz_other() may change the search path as it runs',
+          )
+          expect(await isSuperuser(db, role)).toBe(false)
+          expect(await applied(db)).toContain(MIGRATION_005)
         })
       })
     })
@@ -1975,6 +2079,34 @@ describe.skipIf(skipReason)(
       [
         'through set_config of role',
         (role: string) => `PERFORM set_config('role', '${role}', true);`,
+      ],
+      // Dynamic SQL, spelled so that no rule of a SET in a string read it: the setting's name in
+      // a variable, and split between two strings (review rev-final F3). A body that EXECUTEs may
+      // change the path, however it builds the statement.
+      [
+        "with ' SET ' joined to a variable that holds the path's name",
+        (role: string) =>
+          `DECLARE v text := 'search' || '_path'; BEGIN EXECUTE ' SET ' || v || ' TO ${role}, public'; END;`,
+      ],
+      [
+        'with SET LOCAL whose name is split between two strings',
+        (role: string) => `EXECUTE 'SET LOCAL search_' || 'path = ${role}, public';`,
+      ],
+      [
+        'through set_config built as a string that FOR … IN EXECUTE runs',
+        (role: string) =>
+          `DECLARE r record; BEGIN FOR r IN EXECUTE 'SELECT set_' || 'config(''search_path'', ''${role}, public'', true)' LOOP END LOOP; END;`,
+      ],
+      [
+        'through set_config built as a string that OPEN … FOR EXECUTE runs',
+        (role: string) =>
+          `DECLARE c refcursor; r record; BEGIN OPEN c FOR EXECUTE 'SELECT set_' || 'config(''search_path'', ''${role}, public'', true)'; FETCH c INTO r; CLOSE c; END;`,
+      ],
+      // The same through pg_catalog's functions that run SQL given as text.
+      [
+        'through set_config built as a string that query_to_xml runs',
+        (role: string) =>
+          `PERFORM query_to_xml('SELECT set_' || 'config(''search_path'', ''${role}, public'', true)', false, false, '');`,
       ],
     ])(
       'whose body sets the search_path %s to a lesser login’s schema, before another trusted trigger calls a bare name: 005’s down refuses, and never calls it',

@@ -221,8 +221,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   session's and, on the next pass, with each path a trusted reached body runs with (review revo
  *   O1; not every function's own, reached or not: review rev-final F2; not a BEGIN ATOMIC body's,
  *   which runs no DDL: rev-last N4). A body that may
- *   change the path as it runs (SET search_path, RESET, set_config of it or of anything but a
- *   plain string: setsPath) runs with every schema on it, and so does
+ *   change the path as it runs (a SET or set_config of it, or SQL it builds as it runs: setsPath)
+ *   runs with every schema on it, and so does
  *   what it calls without a `SET search_path` of its own (review revu R3); and since a SET LOCAL
  *   outlasts the function, where any reached body does, the check runs again with every body's
  *   bare names resolving in any schema (`anywhere`, review revv V2, V3).
@@ -239,7 +239,8 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * an opaque body that holds a block comment inside another, as a regular expression reads them
  * (NESTED_COMMENT), since PostgreSQL ends a comment at its matching end, the check's regular
  * expressions at the first (review rev-final F5).
- * What dynamic SQL (EXECUTE of a built string) calls cannot be followed: a documented limit.
+ * What dynamic SQL (EXECUTE of a built string) calls cannot be followed, but for the names it
+ * holds: a documented limit (it is taken to change the path: setsPath).
  * Supabase's auth functions, those of the owner of auth.users (its supabase_auth_admin login) in
  * a schema auth that a superuser owns (platform_auth), are not refused for their owner: a body's auth.uid() is taken as
  * the platform's, as the stand-in and a policy's auth.uid() take it (the check refuses them where
@@ -412,7 +413,7 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names,
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words, ${setsPath('p', 'b.raw')} AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ ${NESTED_COMMENT} OR b.src ~ ${NESTED_COMMENT}) AS nested_comments
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
@@ -539,7 +540,7 @@ function calleesSql(node: string): string {
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (${setsPath('b.raw')} OR ${setsPath('b.src')}) AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ${setsPath('p', 'b.raw')} AS anywhere OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn, 'names' COLLATE "C" AS how
                  FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
@@ -674,42 +675,42 @@ const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+in
 
 /**
  * SQL: a regular expression (for `~*`) of where a statement starts, then space: the body's start,
- * `;`, BEGIN, THEN, ELSE, LOOP or DO, or a string's start, quoted or dollar-quoted, as EXECUTE
- * runs it (review revx V3).
+ * `;`, BEGIN, THEN, ELSE, LOOP or DO.
  */
-const STATEMENT_START = `('(^|[;''$]|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*')`
+const STATEMENT_START = `('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*')`
 
 /** SQL: a regular expression of a stored expression's call of set_config (a node's `:funcid`). */
 const SET_CONFIG_CALL = `(':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\\M')`
 
 /**
- * SQL: whether the body text `src` may change the search path it runs with (and that of what
- * runs after it in the transaction): a statement (at the body's start, after `;`, BEGIN, THEN,
- * ELSE, LOOP or DO, or at a string's start, quoted or dollar-quoted, as EXECUTE runs it: review
- * revx V3) SET [LOCAL|SESSION]
- * search_path or SCHEMA, or RESET search_path or ALL (each quoted or not: review revy Y4), or
- * SET ROLE or SESSION AUTHORIZATION ("$user" on the path is then that role: review revo O8); or
- * set_config (quoted or not: revy Y3) of 'search_path' (or 'role'), or of a
- * first argument that is not a plain string (one cast to text, as a BEGIN ATOMIC body prints it,
- * is: review revx R1) (`E'search\137path'`, `'search_' || 'path'`, a
- * variable: review revv V3); or an UPDATE of pg_settings, which calls set_config (review revz
- * Z2). A plain string that is not search_path is a setting of the app's
- * own (Supabase's `request.jwt.claims`); ALTER FUNCTION … SET search_path and ALTER … SET SCHEMA
- * (Supabase's event trigger functions hold them) change no session's path.
+ * SQL: whether the body of the pg_proc row `p`, as text `src`, may change the search path it runs
+ * with (and that of what runs after it in the transaction). It may where it:
+ * - runs SQL it builds as it runs, which may be any SET, however spelled (a rule for each
+ *   spelling of a SET in a string missed the next: reviews revx V3, rev-paths F2, rev-last N5,
+ *   rev-final F3): a PL/pgSQL EXECUTE at a statement's start or after RETURN QUERY, FOR … IN or
+ *   OPEN … FOR (not GRANT or REVOKE EXECUTE, a trigger's EXECUTE FUNCTION, nor "executes"); a
+ *   call of pg_catalog's query_to_xml…, ts_stat or ts_rewrite, which run SQL given as text; or
+ *   is in a language other than SQL and PL/pgSQL, whose body is not read;
+ * - holds a statement (at its start, after `;`, BEGIN, THEN, ELSE, LOOP or DO) SET
+ *   [LOCAL|SESSION] search_path or SCHEMA, or RESET search_path or ALL (each quoted or not:
+ *   review revy Y4), or SET ROLE or SESSION AUTHORIZATION ("$user" on the path is then that role:
+ *   review revo O8);
+ * - calls set_config (quoted or not: revy Y3) of 'search_path' (or 'role'), or of a first
+ *   argument that is not a plain string (one cast to text, as a BEGIN ATOMIC body prints it, is:
+ *   review revx R1) (`E'search\137path'`, `'search_' || 'path'`, a variable: review revv V3);
+ * - UPDATEs pg_settings, which calls set_config (review revz Z2).
+ * A SQL body cannot EXECUTE: it may do the last three. A SET in a string runs only where EXECUTE
+ * (or a text runner) runs it, so strings are not read for one, nor a body's backslash escapes
+ * (which only an E'…' string reads). A plain string that is not search_path is a setting of the
+ * app's own (Supabase's `request.jwt.claims`); ALTER FUNCTION … SET search_path and ALTER … SET
+ * SCHEMA (Supabase's event trigger functions hold them) change no session's path.
  */
-function setsPath(src: string): string {
-  return `(${src} ~* (${STATEMENT_START} || '(set(' || ${SPACE} || '+(local|session))*(' || ${SPACE} || '+"?|")(search_path|schema|role|authorization)|reset('
+function setsPath(p: string, src: string): string {
+  return `(${p}.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
+           OR ${src} ~* ('(' || ${STATEMENT_START} || '|(?<![[:alnum:]_$])(query|in|for)' || ${SPACE} || '+)execute(?![[:alnum:]_$])')
+           OR ${src} ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
+           OR ${src} ~* (${STATEMENT_START} || '(set(' || ${SPACE} || '+(local|session))*(' || ${SPACE} || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ${SPACE} || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
-           -- A SET whose name is built as it runs (format('SET LOCAL %I …'), format('SET %s …'),
-           -- 'SET' || …: review rev-paths F2), as set_config of a name not written out is (below);
-           -- not a ' SET ' string of its own, which an UPDATE built as it runs holds (review
-           -- rev-final F7).
-           OR ${src} ~* (${STATEMENT_START} || 'set((' || ${SPACE} || '+(local|session))+' || ${SPACE} || '*"?([%''$]|$)|' || ${SPACE} || '*"?%)')
-           OR ${src} ~* ('''set' || ${SPACE} || '*''')
-           -- A SET string joined to the rest of the statement (' SET ' || 'search_path …',
-           -- $x$SET$x$ || …: review rev-last N5), not to a column's name (quote_ident(…)).
-           OR ${src} ~* (${STATEMENT_START} || 'set' || ${SPACE} || '*(''|[$][^$]*[$])' || ${SPACE} || '*[|][|]' || ${SPACE}
-                         || '*[eE]?(''|[$][^$]*[$])' || ${SPACE} || '*(local|session|"?(search_path|schema|role|authorization))(?![[:alnum:]_$])')
            OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
            -- a database's name too (review revo O2); a read is not (pgsodium's event trigger
@@ -1207,8 +1208,8 @@ ${BODY_CALLS_PROBLEMS_SQL}
         || concat_ws(', ', written_by, more_by) || '. Where such a table and its code are not yours (a platform''s, such as Supabase''s storage), '
         'leave its owner as it is: have the owner of the function that writes it take that write out (the app can '
         'make it through the platform''s API).' ELSE '' END ||
-      CASE WHEN anywhere AND path_by IS NOT NULL THEN ' Bare names were matched in any schema, since ' || path_by
-        || ' may change the search path as it runs (SET search_path, set_config), and the path then stays for the '
+      CASE WHEN path_by IS NOT NULL THEN ' Bare names were matched in any schema, since ' || path_by
+        || ' may change the search path as it runs (SET search_path, set_config, EXECUTE), and the path then stays for the '
         'rest of the transaction: give such a function a SET search_path of its own instead.' ELSE '' END,
       session_user);
   END IF;
