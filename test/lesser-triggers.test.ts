@@ -2102,6 +2102,18 @@ describe.skipIf(skipReason)(
         (role: string) =>
           `DECLARE c refcursor; r record; BEGIN OPEN c FOR EXECUTE 'SELECT set_' || 'config(''search_path'', ''${role}, public'', true)'; FETCH c INTO r; CLOSE c; END;`,
       ],
+      // An EXECUTE of a setting of the app's own (realtime.send's) is not taken as setting the
+      // path, but only where the statement is that SET alone.
+      [
+        'in a string joined to a setting of its own that EXECUTE runs',
+        (role: string) =>
+          `EXECUTE 'SET LOCAL app.topic TO x' || '; SET LOCAL search_' || 'path = ${role}, public';`,
+      ],
+      [
+        'in a string joined to a format() of a setting of its own that EXECUTE runs',
+        (role: string) =>
+          `EXECUTE format('SET LOCAL app.topic TO %L', 'x') || '; SET LOCAL search_' || 'path = ${role}, public';`,
+      ],
       // The same through pg_catalog's functions that run SQL given as text.
       [
         'through set_config built as a string that query_to_xml runs',

@@ -824,7 +824,12 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR b.raw ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+  || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
+  -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
+  -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
+  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
+              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
@@ -923,7 +928,12 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR b.raw ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+  || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
+  -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
+  -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
+  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
+              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
@@ -993,7 +1003,12 @@ BEGIN
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
             SELECT p.oid AS fn, b.src, b.lsrc, b.words, (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR b.raw ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+  || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
+  -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
+  -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
+  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
+              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
@@ -2944,7 +2959,12 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR b.raw ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+  || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
+  -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
+  -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
+  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
+              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
@@ -3043,7 +3063,12 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR b.raw ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+  || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
+  -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
+  -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
+  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
+              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
@@ -3113,7 +3138,12 @@ BEGIN
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
             SELECT p.oid AS fn, b.src, b.lsrc, b.words, (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR b.raw ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+  || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
+  -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
+  -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
+  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
+              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
@@ -4597,7 +4627,12 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR b.raw ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+  || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
+  -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
+  -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
+  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
+              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
@@ -4696,7 +4731,12 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR b.raw ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+  || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
+  -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
+  -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
+  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
+              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
@@ -4766,7 +4806,12 @@ BEGIN
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
             SELECT p.oid AS fn, b.src, b.lsrc, b.words, (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR b.raw ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
+           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+  || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
+  -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
+  -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
+  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
+              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')

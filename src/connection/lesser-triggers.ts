@@ -683,12 +683,26 @@ const STATEMENT_START = `('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' ||
 const SET_CONFIG_CALL = `(':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\\M')`
 
 /**
+ * SQL: a regular expression (for `~*`) of an EXECUTE whose statement is written out, and is a SET
+ * [LOCAL] of a setting of the app's own (a dotted name, as every custom setting has; the path's,
+ * the role's and the other built-in settings have none) to a constant, or to a value that
+ * format() quotes as a literal (`%L`): Supabase Realtime's realtime.send() runs
+ * `EXECUTE format('SET LOCAL realtime.topic TO %L', topic)`. It sets nothing a name resolves by.
+ */
+const CUSTOM_SETTING_EXECUTE = `('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+  || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
+  -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
+  -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
+  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;')`
+
+/**
  * SQL: whether the body of the pg_proc row `p`, as text `src`, may change the search path it runs
  * with (and that of what runs after it in the transaction). It may where it:
  * - runs SQL it builds as it runs, which may be any SET, however spelled (a rule for each
  *   spelling of a SET in a string missed the next: reviews revx V3, rev-paths F2, rev-last N5,
  *   rev-final F3): a PL/pgSQL EXECUTE at a statement's start or after RETURN QUERY, FOR … IN or
- *   OPEN … FOR (not GRANT or REVOKE EXECUTE, a trigger's EXECUTE FUNCTION, nor "executes"); a
+ *   OPEN … FOR (not GRANT or REVOKE EXECUTE, a trigger's EXECUTE FUNCTION, nor "executes"), but
+ *   one of a setting of the app's own written out ({@link CUSTOM_SETTING_EXECUTE}); a
  *   call of pg_catalog's query_to_xml…, ts_stat or ts_rewrite, which run SQL given as text; or
  *   is in a language other than SQL and PL/pgSQL, whose body is not read;
  * - holds a statement (at its start, after `;`, BEGIN, THEN, ELSE, LOOP or DO) SET
@@ -707,7 +721,8 @@ const SET_CONFIG_CALL = `(':funcid ' || 'pg_catalog.set_config(text,text,boolean
  */
 function setsPath(p: string, src: string): string {
   return `(${p}.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR ${src} ~* ('(' || ${STATEMENT_START} || '|(?<![[:alnum:]_$])(query|in|for)' || ${SPACE} || '+)execute(?![[:alnum:]_$])')
+           OR regexp_replace(${src}, ${CUSTOM_SETTING_EXECUTE}, ' ', 'gi')
+              ~* ('(' || ${STATEMENT_START} || '|(?<![[:alnum:]_$])(query|in|for)' || ${SPACE} || '+)execute(?![[:alnum:]_$])')
            OR ${src} ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
            OR ${src} ~* (${STATEMENT_START} || '(set(' || ${SPACE} || '+(local|session))*(' || ${SPACE} || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ${SPACE} || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
