@@ -106,8 +106,8 @@ postgres('migrate:plan interrupted', () => {
   )
 
   it.each([
-    ['SIGINT', 'while its server runs', 'server.log'],
-    ['SIGKILL', 'while its server runs', 'server.log'],
+    ['SIGINT', 'while its server runs', 'data/postmaster.pid'],
+    ['SIGKILL', 'while its server runs', 'data/postmaster.pid'],
     ['SIGKILL', 'during initdb', 'initdb.log'],
   ] as const)(
     'stops the scratch cluster it started and removes its folder on %s %s',

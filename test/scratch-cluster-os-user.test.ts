@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import {
   cpSync,
   existsSync,
@@ -8,6 +8,7 @@ import {
   readlinkSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
@@ -197,6 +198,51 @@ describe.skipIf(!canStartClusters)(
         }
       } finally {
         await cluster.stop()
+      }
+    })
+  },
+)
+
+// Review rev (this session) F1: the cluster's folder is `nobody`'s, and so is every process of
+// the other daemons that share that user. One that put `server.log` there as a link to a file
+// only root may read made the server's log redirect fail, and 60 s later root read the link's
+// target (the last lines of /root's file) into the command's error; a FIFO so linked held root's
+// read for ever. Root must never open a path in that folder.
+describe.skipIf(skipped !== '')(
+  `a scratch cluster started by root, beside another nobody process${skipped}`,
+  () => {
+    it('never reads what that process links into its folder', async () => {
+      const secret = mkdtempSync(join('/root', 'x402-test-secret-'))
+      writeFileSync(join(secret, 'file'), 'x402-test-root-only-line\n', { mode: 0o600 })
+      const planter = spawn(
+        'runuser',
+        [
+          '-u',
+          'nobody',
+          '--',
+          '/bin/sh',
+          '-c',
+          `while :; do for d in /tmp/x402-rehearsal-* ${tmpdir()}/x402-rehearsal-*; do
+           [ -O "$d" ] && [ ! -e "$d/server.log" ] && [ ! -L "$d/server.log" ] && ln -s "$1" "$d/server.log"
+         done; sleep 0.02; done`,
+          'x402-test-planter',
+          join(secret, 'file'),
+        ],
+        { stdio: 'ignore' },
+      )
+      try {
+        const started = await startScratchCluster().then(
+          async (cluster) => {
+            await cluster.stop()
+            return 'started'
+          },
+          (error: Error) => error.message,
+        )
+        expect(started).not.toContain('x402-test-root-only-line')
+        expect(started).toBe('started')
+      } finally {
+        planter.kill('SIGKILL')
+        rmSync(secret, { recursive: true, force: true })
       }
     })
   },

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import {
   accessSync,
@@ -8,7 +8,6 @@ import {
   existsSync,
   mkdtempSync,
   readdirSync,
-  readFileSync,
   realpathSync,
   rmSync,
   writeFileSync,
@@ -61,10 +60,13 @@ const WATCHDOG = [
   'fi',
   'rm -f "$5"',
   // This process may be gone by now: the shell writes nothing more to its pipe (a job's "Quit"
-  // would end the shell with SIGPIPE before it removed the folder).
-  'exec 2>/dev/null',
-  '"$1/postgres" -D "$2" -k "$3" -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off 2>"$4/server.log" &',
+  // would end the shell with SIGPIPE before it removed the folder). The server's log goes to
+  // that pipe (postgres ignores SIGPIPE), never to a file in the folder: root must not open a
+  // path there, where any process of the cluster's user may put a link (review rev F1).
+  'exec 3>&2 2>/dev/null',
+  '"$1/postgres" -D "$2" -k "$3" -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off 2>&3 3>&- &',
   'server=$!',
+  'exec 3>&-',
   'read -r _ || true',
   // A background job starts with SIGQUIT ignored until postgres sets its handler: a signal sent
   // that early is lost, so it is sent again until postgres has gone (its pid file with it), and
@@ -115,8 +117,7 @@ export async function startScratchCluster(
       await exited
       clearTimeout(timer)
     }
-    rmSync(folder, { recursive: true, force: true })
-    if (socket !== folder) rmSync(socket, { recursive: true, force: true })
+    for (const made of new Set([folder, socket])) removeFolder(made, user)
   }
   try {
     let bin = binaries.bin
@@ -158,7 +159,7 @@ export async function startScratchCluster(
     const url = new URL('postgresql://postgres@localhost/postgres')
     url.password = password
     url.searchParams.set('host', socket)
-    await waitUntilAccepting(url.toString(), server, folder, () => stderr)
+    await waitUntilAccepting(url.toString(), server, () => stderr)
     // initdb removed it before the server started; gone whatever happened.
     rmSync(passwordFile, { force: true })
     return { connectionString: url.toString(), major: binaries.major, stop }
@@ -173,21 +174,12 @@ export async function startScratchCluster(
 async function waitUntilAccepting(
   connectionString: string,
   server: ChildProcess,
-  folder: string,
   stderr: () => string,
 ): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS
   for (;;) {
     if (server.exitCode !== null || server.signalCode !== null) {
-      throw new Error(
-        `initdb or postgres exited: ${
-          stderr()
-            .trim()
-            .replace(/\s*\n\s*/g, ' ') ||
-          readLog(folder) ||
-          'no log'
-        }`,
-      )
+      throw new Error(`initdb or postgres exited: ${lastLines(stderr()) || 'no log'}`)
     }
     const client = new pg.Client(serverClientConfig(connectionString))
     client.on('error', () => {})
@@ -199,19 +191,34 @@ async function waitUntilAccepting(
       await endClient(client)
       if (Date.now() > deadline)
         throw new Error(
-          `it accepted no connection within ${START_TIMEOUT_MS / 1000} s: ${readLog(folder) || String(error)}`,
+          `it accepted no connection within ${START_TIMEOUT_MS / 1000} s: ${lastLines(stderr()) || String(error)}`,
         )
       await sleep(50)
     }
   }
 }
 
-function readLog(folder: string): string {
-  try {
-    return readFileSync(join(folder, 'server.log'), 'utf8').trim().split('\n').slice(-3).join(' ')
-  } catch {
-    return ''
+/** The last three lines of the server's output, on one line. */
+function lastLines(output: string): string {
+  return output.trim().split('\n').slice(-3).join(' ').replace(/\s+/g, ' ')
+}
+
+/**
+ * Removes a folder of the cluster's. Where the cluster runs as `user`, as that user: the folder is
+ * theirs, and a process of theirs could swap a folder in it for a link while root walked it
+ * (root's walk would then delete what the link reaches); they can delete only what is theirs.
+ */
+function removeFolder(folder: string, user: { uid: number; gid: number } | undefined): void {
+  if (!user) {
+    rmSync(folder, { recursive: true, force: true })
+    return
   }
+  spawnSync('rm', ['-rf', '--', folder], {
+    ...user,
+    cwd: '/',
+    stdio: 'ignore',
+    timeout: STOP_TIMEOUT_MS,
+  })
 }
 
 function killGroup(server: ChildProcess): void {
