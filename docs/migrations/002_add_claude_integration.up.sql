@@ -181,6 +181,10 @@ DECLARE
   -- names resolve in any schema (bodyCallsSql).
   anywhere pg_catalog.bool := false;
   sets pg_catalog.bool;
+  -- The types trusted reached bodies name ([type, function, [schemas]]), walked as the columns'
+  -- types are from the next pass on (bodyCallsSql's body_types), until none is new.
+  body_typed pg_catalog.jsonb := '[]';
+  more_typed pg_catalog.jsonb;
   -- The bodies that may change the path, for the message.
   path_by pg_catalog.text;
   found pg_catalog.text;
@@ -290,6 +294,11 @@ BEGIN
       FROM pg_roles l, pg_roles g
      WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
        AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- The types trusted reached bodies named on the passes so far, with each body and its path.
+  body_typed_uses(typ, fn, path) AS (
+            SELECT (u.value ->> 0)::oid, (u.value ->> 1)::oid, ARRAY(SELECT jsonb_array_elements_text(u.value -> 2))::name[]
+              FROM jsonb_array_elements(body_typed) AS u
+  ),
   -- The triggers the module's writes to those tables fire: enabled, and not a constraint's own.
   covered_triggers AS (
             SELECT t.* FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
@@ -365,6 +374,19 @@ BEGIN
           UNION ALL
           SELECT a.typ, CASE WHEN a.mode IN ('o', 't') THEN 'gives' ELSE 'takes' END
             FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargmodes) AS a(typ, mode)) AS ft
+            UNION
+            -- A type a trusted reached body names (bodyCallsSql's body_types): a cast to it, a
+            -- variable of it, runs what a column of it runs. A relation's row type is its
+            -- columns' types: naming a relation to read it runs nothing of its owner's (review
+            -- revv V4), so that owner is not refused for it.
+            SELECT format('the body of %s names type', u.fn::regprocedure), u.typ FROM body_typed_uses u
+             WHERE NOT EXISTS (SELECT FROM pg_type ty JOIN pg_class c ON c.oid = ty.typrelid AND c.relkind <> 'c' WHERE ty.oid = u.typ)
+            UNION
+            SELECT format('the body of %s names type %s, whose attribute %I is of type', u.fn::regprocedure,
+                          format_type(u.typ, NULL), a.attname), a.atttypid
+              FROM body_typed_uses u JOIN pg_type ty ON ty.oid = u.typ
+              JOIN pg_class c ON c.oid = ty.typrelid AND c.relkind <> 'c'
+              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   ),
   column_types(subject, top, parent, how, typ) AS (
     -- One collation for both terms (a name's is "C", and the words are made of names).
@@ -724,6 +746,10 @@ BEGIN
               FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= 16384
   ),
+  named_types AS MATERIALIZED (
+            SELECT t.oid, t.typname, lower(t.typname) AS lname, tn.nspname, lower(t.typname) ~ '[^a-z0-9_]' AS odd
+              FROM pg_type t JOIN pg_namespace tn ON tn.oid = t.typnamespace WHERE t.oid >= 16384
+  ),
   -- What a write of a relation also writes (firedRelationsSql), for the triggers that a reached
   -- body's write fires beyond the relation it names.
   fired_edges(parent, oid, truncate_only) AS MATERIALIZED (
@@ -767,7 +793,8 @@ BEGIN
              WHERE r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
             UNION
             SELECT r.what, r.fn, wp.path
-              FROM reached_functions r CROSS JOIN (SELECT DISTINCT w.path FROM written_paths w) AS wp
+              FROM reached_functions r
+             CROSS JOIN (SELECT w.path FROM written_paths w UNION SELECT u.path FROM body_typed_uses u) AS wp
              WHERE r.typed AND r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
             UNION
             -- A path a trusted reached body runs DDL with (the last pass's: ddl_paths), not every
@@ -988,10 +1015,27 @@ BEGIN
                -- The platform's webhook, wherever the walk reaches it (review revy R1).
                AND called.fn NOT IN (SELECT w.fn FROM platform_webhooks w)) AS called
   ),
+  -- Bodies that may change the path through code their text does not spell (review rev-paths
+  -- F6): one that calls an alias of set_config (a function, LANGUAGE internal or C, whose symbol
+  -- is set_config_by_name: a superuser's), and one that names a type (body_typed_uses, of the
+  -- last pass) whose walk reaches a domain whose CHECK or default calls set_config.
+  hidden_path_setters(fn) AS (
+            SELECT e.caller FROM body_edges e JOIN pg_proc q ON q.oid = e.fn
+             WHERE (q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+            UNION
+            SELECT u.fn FROM body_typed_uses u
+              JOIN column_types t ON t.top = u.typ
+              JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+             CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
+          UNION ALL
+          SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
+             WHERE de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')
+  ),
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words,
+                   ((p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
            OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
   || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
@@ -1008,7 +1052,8 @@ BEGIN
            OR b.raw ~* ('(?<![[:alnum:]_$])update(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+|(?="))(only(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '|[(])*)?(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?')
                          || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?"?pg_settings(?![[:alnum:]_$])')
            OR regexp_replace(b.raw, 'set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''[^''' || repeat(chr(92), 2) || ']*''(::text)?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*,', '', 'gi')
-              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names,
+              ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR p.oid IN (SELECT h.fn FROM hidden_path_setters h)) AS sets_path,
+                   b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
@@ -1033,6 +1078,23 @@ BEGIN
                        OFFSET 0) AS t) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
+  ),
+  -- The types a trusted reached body names (namedTypesSql), with the path it runs with: a cast
+  -- to a domain, a variable of one, runs its CHECKs and default with the writer's power. Walked
+  -- as a column's type is, on the next pass (body_typed_uses).
+  body_types(typ, fn, path) AS (
+            SELECT DISTINCT t.oid, b.fn, w.path
+              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
+             CROSS JOIN LATERAL (SELECT q.oid
+                 FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_types q ON q.lname = ws.w
+                       UNION ALL
+                       SELECT q.* FROM named_types q WHERE q.odd AND strpos(b.lsrc, q.lname) > 0
+                       OFFSET 0) AS q
+                WHERE ((b.sets_path OR q.nspname = ANY (w.path))
+                       AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.typname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
+                   OR (strpos(b.lsrc, lower(q.nspname)) > 0
+                       AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
+                                        || regexp_replace(replace(q.typname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS t
   ),
   -- A reached function with its own SET role (or session_authorization) runs as that role, and
   -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET
@@ -1124,7 +1186,9 @@ BEGIN
                        CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
           UNION ALL
           SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
-                       WHERE ty.typtype = 'd' AND de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')),
+                       WHERE ty.typtype = 'd' AND de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))
+           -- And a reached alias of set_config, whatever calls it (review rev-paths F6).
+           OR EXISTS (SELECT FROM body_nodes w JOIN pg_proc q ON q.oid = w.fn WHERE (q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))),
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
@@ -1182,8 +1246,17 @@ BEGIN
             JOIN pg_proc q ON q.oid = w.fn AND q.prosqlbody IS NULL
            WHERE EXISTS (SELECT FROM reached_functions r WHERE r.event)
              AND w.path IS DISTINCT FROM (CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
-                                 ELSE session_path || ARRAY['public', 'extensions']::name[] END) AND NOT ddl_paths @> jsonb_build_array(to_jsonb(w.path)))
-    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths
+                                 ELSE session_path || ARRAY['public', 'extensions']::name[] END) AND NOT ddl_paths @> jsonb_build_array(to_jsonb(w.path))),
+         -- A type a body names is new unless walked already (named before with that path; a
+         -- column's or a table's in scope, with what it reaches seeded with that body's path).
+         (SELECT jsonb_agg(DISTINCT jsonb_build_array(t.typ, t.fn, to_jsonb(t.path))) FROM body_types t
+           WHERE NOT EXISTS (SELECT FROM body_typed_uses u WHERE u.typ = t.typ AND u.path = t.path)
+             AND NOT ((EXISTS (SELECT FROM column_types c WHERE c.typ = t.typ)
+                       OR EXISTS (SELECT FROM pg_type ty WHERE ty.oid = t.typ AND ty.typrelid = ANY (tables)))
+                      AND (t.path = (CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
+                                 ELSE session_path || ARRAY['public', 'extensions']::name[] END) OR EXISTS (SELECT FROM written_paths w WHERE w.path = t.path)
+                           OR EXISTS (SELECT FROM body_typed_uses u WHERE u.path = t.path))))
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths, more_typed
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -1394,9 +1467,11 @@ BEGIN
      WHERE w.unread AND w.how = 'nested comment'
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
-  EXIT WHEN found IS NOT NULL OR (more IS NULL AND more_paths IS NULL AND more_ddl_paths IS NULL AND (anywhere OR NOT sets));
+  EXIT WHEN found IS NOT NULL
+    OR (more IS NULL AND more_paths IS NULL AND more_ddl_paths IS NULL AND more_typed IS NULL AND (anywhere OR NOT sets));
   anywhere := anywhere OR sets;
   ddl_paths := ddl_paths || coalesce(more_ddl_paths, '[]');
+  body_typed := body_typed || coalesce(more_typed, '[]');
   written := written || coalesce(more, '{}');
   write_paths := write_paths || coalesce(more_paths, '[]');
   written_by := concat_ws(', ', written_by, more_by);

@@ -221,8 +221,9 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  *   session's and, on the next pass, with each path a trusted reached body runs with (review revo
  *   O1; not every function's own, reached or not: review rev-final F2; not a BEGIN ATOMIC body's,
  *   which runs no DDL: rev-last N4). A body that may
- *   change the path as it runs (a SET or set_config of it, or SQL it builds as it runs: setsPath)
- *   runs with every schema on it, and so does
+ *   change the path as it runs (a SET or set_config of it, or SQL it builds as it runs: setsPath;
+ *   a call of an alias of set_config, or a type it names whose domain's CHECK or default calls
+ *   set_config: hidden_path_setters, review rev-paths F6) runs with every schema on it, and so does
  *   what it calls without a `SET search_path` of its own (review revu R3); and since a SET LOCAL
  *   outlasts the function, where any reached body does, the check runs again with every body's
  *   bare names resolving in any schema (`anywhere`, review revv V2, V3).
@@ -235,7 +236,10 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * the writer's power. Its triggers are followed in the same walk (a chain of them costs no pass
  * per link: review revv V6); body_writes lists such relations, and the check runs again with them
  * in its scope (with what their keys' actions and rules reach), until no body writes a relation
- * outside it (review revu R1). A body that spells a name as U&"…" cannot be read: refused; so is
+ * outside it (review revu R1). A type such a body names (namedTypesSql, by the same rule; a cast
+ * to a domain, a variable of one, runs its CHECKs and default with the writer's power) is walked
+ * as a column's type is (COLUMN_TYPE_CODE_SQL), on the next pass (body_types; review rev-paths
+ * F6). A body that spells a name as U&"…" cannot be read: refused; so is
  * an opaque body that holds a block comment inside another, as a regular expression reads them
  * (NESTED_COMMENT), since PostgreSQL ends a comment at its matching end, the check's regular
  * expressions at the first (review rev-final F5).
@@ -262,6 +266,7 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * - reached_bodies(fn, src, sets_path, unicode_names, nested_comments): each trusted reached body
  *   once, as text;
  * - body_writes(oid, fn, path): the relations that a trusted body of body_nodes writes;
+ * - body_types(typ, fn, path): the types that a trusted body of body_nodes names;
  * - body_calls(what, caller, fn, how, unread): what is refused, with each `what` that reaches
  *   it: a lesser login's function `fn` that the trusted body `caller` reaches, and how; or
  *   (`unread`) a trusted body `fn` that the check cannot read, and why (`how`: `U&` where it
@@ -360,6 +365,10 @@ function bodyCallsSql(schemas: string | undefined): string {
               FROM pg_class c JOIN pg_namespace cn ON cn.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.oid >= ${FIRST_NORMAL_OBJECT_ID}
   ),
+  named_types AS MATERIALIZED (
+            SELECT t.oid, t.typname, lower(t.typname) AS lname, tn.nspname, lower(t.typname) ~ '[^a-z0-9_]' AS odd
+              FROM pg_type t JOIN pg_namespace tn ON tn.oid = t.typnamespace WHERE t.oid >= ${FIRST_NORMAL_OBJECT_ID}
+  ),
   -- What a write of a relation also writes (firedRelationsSql), for the triggers that a reached
   -- body's write fires beyond the relation it names.
   fired_edges(parent, oid, truncate_only) AS MATERIALIZED (${firedRelationsSql()}
@@ -389,7 +398,8 @@ function bodyCallsSql(schemas: string | undefined): string {
              WHERE r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
             UNION
             SELECT r.what, r.fn, wp.path
-              FROM reached_functions r CROSS JOIN (SELECT DISTINCT w.path FROM written_paths w) AS wp
+              FROM reached_functions r
+             CROSS JOIN (SELECT w.path FROM written_paths w UNION SELECT u.path FROM body_typed_uses u) AS wp
              WHERE r.typed AND r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
             UNION
             -- A path a trusted reached body runs DDL with (the last pass's: ddl_paths), not every
@@ -410,15 +420,39 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT w.fn, w.path, called.fn, called.path, called.how
               FROM body_nodes w CROSS JOIN LATERAL (${calleesSql('w')}) AS called
   ),
+  -- Bodies that may change the path through code their text does not spell (review rev-paths
+  -- F6): one that calls an alias of set_config (a function, LANGUAGE internal or C, whose symbol
+  -- is set_config_by_name: a superuser's), and one that names a type (body_typed_uses, of the
+  -- last pass) whose walk reaches a domain whose CHECK or default calls set_config.
+  hidden_path_setters(fn) AS (
+            SELECT e.caller FROM body_edges e JOIN pg_proc q ON q.oid = e.fn
+             WHERE ${SET_CONFIG_ALIAS('q')}
+            UNION
+            SELECT u.fn FROM body_typed_uses u
+              JOIN column_types t ON t.top = u.typ
+              JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
+             CROSS JOIN LATERAL (${domainExpressions('ty')}) AS de
+             WHERE de.tree ~ ${SET_CONFIG_CALL}
+  ),
   -- Each trusted reached body once, as text: an opaque body's source; a BEGIN ATOMIC body as
   -- PostgreSQL prints it, each relation qualified (the check's path is pg_catalog's alone).
   reached_bodies AS MATERIALIZED (
-            SELECT p.oid AS fn, b.src, b.lsrc, b.words, ${setsPath('p', 'b.raw')} AS sets_path, b.raw ~* 'u&[''"]' AS unicode_names,
+            SELECT p.oid AS fn, b.src, b.lsrc, b.words,
+                   (${setsPath('p', 'b.raw')} OR p.oid IN (SELECT h.fn FROM hidden_path_setters h)) AS sets_path,
+                   b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ ${NESTED_COMMENT} OR b.src ~ ${NESTED_COMMENT}) AS nested_comments
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
+  ),
+  -- The types a trusted reached body names (namedTypesSql), with the path it runs with: a cast
+  -- to a domain, a variable of one, runs its CHECKs and default with the writer's power. Walked
+  -- as a column's type is, on the next pass (body_typed_uses).
+  body_types(typ, fn, path) AS (
+            SELECT DISTINCT t.oid, b.fn, w.path
+              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
+             CROSS JOIN LATERAL (${namedTypesSql('b', 'w.path', 'b.sets_path')}) AS t
   ),
   -- A reached function with its own SET role (or session_authorization) runs as that role, and
   -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET
@@ -612,6 +646,25 @@ function writtenSql(b: string, path: string, anywhere: string): string {
 }
 
 /**
+ * SQL (a subquery, LATERAL to `b`, a row of {@link bodyWordsSql}): the types (named_types) that
+ * the body text could name, run with the search path `path` (or with any, where `anywhere`): by
+ * the one rule of names (see bodyCallsSql), wherever they stand (a cast, a declaration, a
+ * function's name that is also a type's counts: over, never under).
+ */
+function namedTypesSql(b: string, path: string, anywhere: string): string {
+  return `SELECT q.oid
+                 FROM (SELECT q.* FROM unnest(${b}.words) AS ws(w) JOIN named_types q ON q.lname = ws.w
+                       UNION ALL
+                       SELECT q.* FROM named_types q WHERE q.odd AND strpos(${b}.lsrc, q.lname) > 0
+                       OFFSET 0) AS q
+                WHERE ((${anywhere} OR q.nspname = ANY (${path}))
+                       AND ${b}.src ~* (${NAME_START} || ${nameRegex('q.typname')} || ${NAME_END}))
+                   OR (strpos(${b}.lsrc, lower(q.nspname)) > 0
+                       AND ${b}.src ~* (${NAME_START} || ${nameRegex('q.nspname')} || ${DOT}
+                                        || ${nameRegex('q.typname')} || ${NAME_END}))`
+}
+
+/**
  * SQL (a scalar subquery): the text `raw` with its backslash escapes read as an `E'…'` string
  * reads them: a code (`\n`, `\t`, `\012`, `\x0a`, `\u000a`) as the character it stands for where
  * that is ASCII (`search\137path` is `search_path`, `\n` a newline that ends a `--` comment:
@@ -694,6 +747,15 @@ const CUSTOM_SETTING_EXECUTE = `('(?<![[:alnum:]_$])execute[[:space:]]+(format[[
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;')`
+
+/**
+ * SQL: a condition on a pg_proc row `q` that holds where it is set_config under another name:
+ * LANGUAGE internal or C with symbol set_config_by_name, as pg_catalog's own (only a superuser
+ * makes such a function; a body that calls it changes the path as set_config does: review
+ * rev-paths F6).
+ */
+const SET_CONFIG_ALIAS = (q: string): string =>
+  `(${q}.prosrc = 'set_config_by_name' AND ${q}.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))`
 
 /**
  * SQL: whether the body of the pg_proc row `p`, as text `src`, may change the search path it runs
@@ -790,7 +852,8 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
  * - an enabled trigger on such a table whose WHEN condition calls anything but immutable
  *   functions of roles no lesser login role can act as, or holds an expression it cannot vouch for
  *   ({@link WHEN_CONDITIONS_SQL}): whoever has the TRIGGER privilege wrote it;
- * - a column of such a table, or a type that code attached to it names (a CHECK's cast), that
+ * - a column of such a table, or a type that code attached to it names (a CHECK's cast) or a
+ *   trusted body it reaches names (`'x'::d`, `DECLARE v d`), that
  *   reaches a type of such a role, or a domain whose constraints call code of such a role:
  *   through domains' base types, arrays' element types, ranges' subtypes and composites'
  *   attributes (COLUMN_TYPE_CODE_SQL, which the repair plan's counts share);
@@ -857,6 +920,10 @@ DECLARE
   -- names resolve in any schema (bodyCallsSql).
   anywhere pg_catalog.bool := false;
   sets pg_catalog.bool;
+  -- The types trusted reached bodies name ([type, function, [schemas]]), walked as the columns'
+  -- types are from the next pass on (bodyCallsSql's body_types), until none is new.
+  body_typed pg_catalog.jsonb := '[]';
+  more_typed pg_catalog.jsonb;
   -- The bodies that may change the path, for the message.
   path_by pg_catalog.text;
   found pg_catalog.text;
@@ -951,6 +1018,11 @@ BEGIN
       : ''
   }
   WITH RECURSIVE lesser_roles AS (${LESSER_LOGIN_ROLES_SQL}),
+  -- The types trusted reached bodies named on the passes so far, with each body and its path.
+  body_typed_uses(typ, fn, path) AS (
+            SELECT (u.value ->> 0)::oid, (u.value ->> 1)::oid, ARRAY(SELECT jsonb_array_elements_text(u.value -> 2))::name[]
+              FROM jsonb_array_elements(body_typed) AS u
+  ),
   -- The triggers the module's writes to those tables fire: enabled, and not a constraint's own.
   covered_triggers AS (
             SELECT t.* FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
@@ -1034,6 +1106,19 @@ BEGIN
               FROM attached JOIN pg_depend d ON d.classid = attached.classid AND d.objid = attached.objid
               JOIN pg_proc p ON p.oid = ${calledFunction('d')}
              CROSS JOIN LATERAL (${functionTypes('p')}) AS ft
+            UNION
+            -- A type a trusted reached body names (bodyCallsSql's body_types): a cast to it, a
+            -- variable of it, runs what a column of it runs. A relation's row type is its
+            -- columns' types: naming a relation to read it runs nothing of its owner's (review
+            -- revv V4), so that owner is not refused for it.
+            SELECT format('the body of %s names type', u.fn::regprocedure), u.typ FROM body_typed_uses u
+             WHERE NOT EXISTS (SELECT FROM pg_type ty JOIN pg_class c ON c.oid = ty.typrelid AND c.relkind <> 'c' WHERE ty.oid = u.typ)
+            UNION
+            SELECT format('the body of %s names type %s, whose attribute %I is of type', u.fn::regprocedure,
+                          format_type(u.typ, NULL), a.attname), a.atttypid
+              FROM body_typed_uses u JOIN pg_type ty ON ty.oid = u.typ
+              JOIN pg_class c ON c.oid = ty.typrelid AND c.relkind <> 'c'
+              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   ),
   ${COLUMN_TYPE_CODE_SQL},
 ${WHEN_CONDITIONS_SQL},
@@ -1055,7 +1140,9 @@ ${bodyCallsSql(schemas)}
            OR EXISTS (SELECT FROM attached a WHERE a.tree ~ ${SET_CONFIG_CALL})
            OR EXISTS (SELECT FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
                        CROSS JOIN LATERAL (${domainExpressions('ty')}) AS de
-                       WHERE ty.typtype = 'd' AND de.tree ~ ${SET_CONFIG_CALL}),
+                       WHERE ty.typtype = 'd' AND de.tree ~ ${SET_CONFIG_CALL})
+           -- And a reached alias of set_config, whatever calls it (review rev-paths F6).
+           OR EXISTS (SELECT FROM body_nodes w JOIN pg_proc q ON q.oid = w.fn WHERE ${SET_CONFIG_ALIAS('q')}),
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (${SEARCH_PATH_CREATE_PROBLEMS_SQL}) AS p),
@@ -1063,8 +1150,16 @@ ${bodyCallsSql(schemas)}
          (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
             JOIN pg_proc q ON q.oid = w.fn AND q.prosqlbody IS NULL
            WHERE EXISTS (SELECT FROM reached_functions r WHERE r.event)
-             AND w.path IS DISTINCT FROM ${SESSION_SEED_PATH} AND NOT ddl_paths @> jsonb_build_array(to_jsonb(w.path)))
-    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths
+             AND w.path IS DISTINCT FROM ${SESSION_SEED_PATH} AND NOT ddl_paths @> jsonb_build_array(to_jsonb(w.path))),
+         -- A type a body names is new unless walked already (named before with that path; a
+         -- column's or a table's in scope, with what it reaches seeded with that body's path).
+         (SELECT jsonb_agg(DISTINCT jsonb_build_array(t.typ, t.fn, to_jsonb(t.path))) FROM body_types t
+           WHERE NOT EXISTS (SELECT FROM body_typed_uses u WHERE u.typ = t.typ AND u.path = t.path)
+             AND NOT ((EXISTS (SELECT FROM column_types c WHERE c.typ = t.typ)
+                       OR EXISTS (SELECT FROM pg_type ty WHERE ty.oid = t.typ AND ty.typrelid = ANY (tables)))
+                      AND (t.path = ${SESSION_SEED_PATH} OR EXISTS (SELECT FROM written_paths w WHERE w.path = t.path)
+                           OR EXISTS (SELECT FROM body_typed_uses u WHERE u.path = t.path))))
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths, more_typed
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -1189,9 +1284,11 @@ ${WHEN_PROBLEMS_SQL}
 ${BODY_CALLS_PROBLEMS_SQL}
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
-  EXIT WHEN found IS NOT NULL OR (more IS NULL AND more_paths IS NULL AND more_ddl_paths IS NULL AND (anywhere OR NOT sets));
+  EXIT WHEN found IS NOT NULL
+    OR (more IS NULL AND more_paths IS NULL AND more_ddl_paths IS NULL AND more_typed IS NULL AND (anywhere OR NOT sets));
   anywhere := anywhere OR sets;
   ddl_paths := ddl_paths || coalesce(more_ddl_paths, '[]');
+  body_typed := body_typed || coalesce(more_typed, '[]');
   written := written || coalesce(more, '{}');
   write_paths := write_paths || coalesce(more_paths, '[]');
   written_by := concat_ws(', ', written_by, more_by);
