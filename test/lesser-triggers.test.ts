@@ -2114,12 +2114,6 @@ describe.skipIf(skipReason)(
         (role: string) =>
           `EXECUTE format('SET LOCAL app.topic TO %L', 'x') || '; SET LOCAL search_' || 'path = ${role}, public';`,
       ],
-      // The same through pg_catalog's functions that run SQL given as text.
-      [
-        'through set_config built as a string that query_to_xml runs',
-        (role: string) =>
-          `PERFORM query_to_xml('SELECT set_' || 'config(''search_path'', ''${role}, public'', true)', false, false, '');`,
-      ],
     ])(
       'whose body sets the search_path %s to a lesser login’s schema, before another trusted trigger calls a bare name: 005’s down refuses, and never calls it',
       async (_case, sets: (role: string, database: string) => string) => {

@@ -840,14 +840,14 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+           OR regexp_count(b.raw, ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^[:space:]]+)?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*([eE]?''|[$])'), 1, 'i') > regexp_count(b.raw, (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
   || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
-  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
-              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
-           OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
-           OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
+  || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
@@ -944,14 +944,14 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND (p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+           OR regexp_count(b.raw, ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^[:space:]]+)?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*([eE]?''|[$])'), 1, 'i') > regexp_count(b.raw, (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
   || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
-  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
-              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
-           OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
-           OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
+  || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
@@ -1036,14 +1036,14 @@ BEGIN
   reached_bodies AS MATERIALIZED (
             SELECT p.oid AS fn, b.src, b.lsrc, b.words,
                    ((p.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR regexp_replace(b.raw, ('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+           OR regexp_count(b.raw, ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^[:space:]]+)?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*([eE]?''|[$])'), 1, 'i') > regexp_count(b.raw, (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
   || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
-  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;'), ' ', 'gi')
-              ~* ('(' || ('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])')
-           OR b.raw ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
-           OR b.raw ~* (('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
+  || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
            -- An UPDATE of pg_settings is a set_config (its rule's: review revz Z2), through ONLY and
@@ -1055,7 +1055,8 @@ BEGIN
               ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]')) OR p.oid IN (SELECT h.fn FROM hidden_path_setters h)) AS sets_path,
                    b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
-                   p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments
+                   p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments,
+                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
                          FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
@@ -1153,6 +1154,10 @@ BEGIN
             SELECT w.fn, w.path, w.fn, 'nested comment' COLLATE "C", true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              WHERE b.nested_comments
+            UNION
+            SELECT w.fn, w.path, w.fn, 'text runner' COLLATE "C", true
+              FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+             WHERE b.runs_text
   ),
   -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
   -- each once per problem (caller, how, fn, unread: what its message names).
@@ -1196,6 +1201,15 @@ BEGIN
     WITH path_names(fn, name) AS (
       SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
        WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
+      UNION
+      -- A body's ALTER FUNCTION … SET search_path gives that function (one the check may have read
+      -- already) the path it names: those schemas count as on a reached body's path (review rev2
+      -- F4; Supabase's grant_pg_net_access() gives net.http_get() search_path net).
+      SELECT DISTINCT b.fn, btrim(v.name, ' "''' || chr(9) || chr(10) || chr(13))
+        FROM reached_bodies b
+       CROSS JOIN LATERAL regexp_matches(b.src, ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(function|procedure|routine)(?![[:alnum:]_$])[^;]*?(?<![[:alnum:]_$])set'
+  || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?search_path"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(?:=|to(?![[:alnum:]_$]))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*([^;]*)'), 'gi') AS m
+       CROSS JOIN LATERAL unnest(string_to_array(m[array_upper(m, 1)], ',')) AS v(name)
     )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
@@ -1465,6 +1479,13 @@ BEGIN
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'nested comment'
+    UNION ALL
+    -- TEXT_RUNNER_CALL: what such a call runs is not in the body's text (review rev2 F5, F6).
+    SELECT 2, format('%s reaches %s, whose body calls a function that runs SQL given as text or reads every view of a '
+                     'schema (…_to_xml, ts_stat, ts_rewrite, crosstab, connectby, xpath_table, dblink…): the check cannot '
+                     'read what it runs (run that SQL from the body itself, written out)', w.what, w.fn::regprocedure), false
+      FROM body_calls w
+     WHERE w.unread AND w.how = 'text runner'
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL

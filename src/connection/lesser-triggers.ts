@@ -441,7 +441,8 @@ function bodyCallsSql(schemas: string | undefined): string {
                    (${setsPath('p', 'b.raw')} OR p.oid IN (SELECT h.fn FROM hidden_path_setters h)) AS sets_path,
                    b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
-                   p.prosqlbody IS NULL AND (b.raw ~ ${NESTED_COMMENT} OR b.src ~ ${NESTED_COMMENT}) AS nested_comments
+                   p.prosqlbody IS NULL AND (b.raw ~ ${NESTED_COMMENT} OR b.src ~ ${NESTED_COMMENT}) AS nested_comments,
+                   b.raw ~* ${TEXT_RUNNER_CALL} AS runs_text
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
@@ -493,6 +494,10 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT w.fn, w.path, w.fn, 'nested comment' COLLATE "C", true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              WHERE b.nested_comments
+            UNION
+            SELECT w.fn, w.path, w.fn, 'text runner' COLLATE "C", true
+              FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
+             WHERE b.runs_text
   ),
   -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
   -- each once per problem (caller, how, fn, unread: what its message names).
@@ -730,7 +735,7 @@ const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+in
  * SQL: a regular expression (for `~*`) of where a statement starts, then space: the body's start,
  * `;`, BEGIN, THEN, ELSE, LOOP or DO.
  */
-const STATEMENT_START = `('(^|;|(?<![[:alnum:]_$])(begin|then|else|loop|do))' || ${SPACE} || '*')`
+const STATEMENT_START = `('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ${SPACE} || '*')`
 
 /** SQL: a regular expression of a stored expression's call of set_config (a node's `:funcid`). */
 const SET_CONFIG_CALL = `(':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\\M')`
@@ -742,11 +747,31 @@ const SET_CONFIG_CALL = `(':funcid ' || 'pg_catalog.set_config(text,text,boolean
  * format() quotes as a literal (`%L`): Supabase Realtime's realtime.send() runs
  * `EXECUTE format('SET LOCAL realtime.topic TO %L', topic)`. It sets nothing a name resolves by.
  */
-const CUSTOM_SETTING_EXECUTE = `('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+const CUSTOM_SETTING_EXECUTE = `(${STATEMENT_START} || 'execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
   || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
-  || '([[:space:]]*,[^;''()]*[)])?[[:space:]]*;')`
+  || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)')`
+
+/**
+ * SQL: a regular expression (for `~*`) of a PL/pgSQL statement that runs SQL it is given as text:
+ * EXECUTE at a statement's start or after RETURN QUERY, FOR … IN or OPEN … FOR, and DO (review
+ * rev2 F3: PL/pgSQL code in a string, no EXECUTE). Each {@link CUSTOM_SETTING_EXECUTE} is one of
+ * these, matched from the same place: a body runs more such statements than it runs exempt ones
+ * where it counts more (one taken away from the text could take with it the `;` that made the
+ * next a statement: review rev2 F1).
+ */
+const DYNAMIC_STATEMENT = `('(' || ${STATEMENT_START} || '|(?<![[:alnum:]_$])(query|in|for)' || ${SPACE} || '+)execute(?![[:alnum:]_$])|'
+  || ${STATEMENT_START} || 'do(' || ${SPACE} || '+language' || ${SPACE} || '+[^[:space:]]+)?' || ${SPACE} || '*([eE]?''|[$])')`
+
+/**
+ * SQL: a regular expression (for `~*`) of a call of a function that runs SQL given as text, or
+ * reads relations it is not named (every view of a schema or a database, whose queries run as
+ * the reader: review rev2 F5): pg_catalog's …_to_xml…, ts_stat and ts_rewrite; tablefunc's
+ * crosstab and connectby, xml2's xpath_table, dblink's (review rev2 F6). What they run cannot be
+ * read: a trusted body that calls one is refused.
+ */
+const TEXT_RUNNER_CALL = `'(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'`
 
 /**
  * SQL: a condition on a pg_proc row `q` that holds where it is set_config under another name:
@@ -758,14 +783,20 @@ const SET_CONFIG_ALIAS = (q: string): string =>
   `(${q}.prosrc = 'set_config_by_name' AND ${q}.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))`
 
 /**
+ * SQL: a regular expression (for `regexp_matches`) of an ALTER FUNCTION, PROCEDURE or ROUTINE …
+ * SET search_path = (or TO) a list, the list its last group.
+ */
+const ALTERED_PATH = `('(?<![[:alnum:]_$])alter' || ${SPACE} || '+(function|procedure|routine)(?![[:alnum:]_$])[^;]*?(?<![[:alnum:]_$])set'
+  || ${SPACE} || '+"?search_path"?' || ${SPACE} || '*(?:=|to(?![[:alnum:]_$]))' || ${SPACE} || '*([^;]*)')`
+
+/**
  * SQL: whether the body of the pg_proc row `p`, as text `src`, may change the search path it runs
  * with (and that of what runs after it in the transaction). It may where it:
  * - runs SQL it builds as it runs, which may be any SET, however spelled (a rule for each
  *   spelling of a SET in a string missed the next: reviews revx V3, rev-paths F2, rev-last N5,
- *   rev-final F3): a PL/pgSQL EXECUTE at a statement's start or after RETURN QUERY, FOR … IN or
- *   OPEN … FOR (not GRANT or REVOKE EXECUTE, a trigger's EXECUTE FUNCTION, nor "executes"), but
- *   one of a setting of the app's own written out ({@link CUSTOM_SETTING_EXECUTE}); a
- *   call of pg_catalog's query_to_xml…, ts_stat or ts_rewrite, which run SQL given as text; or
+ *   rev-final F3): a PL/pgSQL EXECUTE or DO ({@link DYNAMIC_STATEMENT}; not GRANT or REVOKE
+ *   EXECUTE, a trigger's EXECUTE FUNCTION, nor "executes"), but one of a setting of the app's
+ *   own written out ({@link CUSTOM_SETTING_EXECUTE}); a call of a {@link TEXT_RUNNER_CALL}; or
  *   is in a language other than SQL and PL/pgSQL, whose body is not read;
  * - holds a statement (at its start, after `;`, BEGIN, THEN, ELSE, LOOP or DO) SET
  *   [LOCAL|SESSION] search_path or SCHEMA, or RESET search_path or ALL (each quoted or not:
@@ -783,9 +814,8 @@ const SET_CONFIG_ALIAS = (q: string): string =>
  */
 function setsPath(p: string, src: string): string {
   return `(${p}.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR regexp_replace(${src}, ${CUSTOM_SETTING_EXECUTE}, ' ', 'gi')
-              ~* ('(' || ${STATEMENT_START} || '|(?<![[:alnum:]_$])(query|in|for)' || ${SPACE} || '+)execute(?![[:alnum:]_$])')
-           OR ${src} ~* '(?<![[:alnum:]_$])(query_to_xml|ts_stat|ts_rewrite)'
+           OR regexp_count(${src}, ${DYNAMIC_STATEMENT}, 1, 'i') > regexp_count(${src}, ${CUSTOM_SETTING_EXECUTE}, 1, 'i')
+           OR ${src} ~* ${TEXT_RUNNER_CALL}
            OR ${src} ~* (${STATEMENT_START} || '(set(' || ${SPACE} || '+(local|session))*(' || ${SPACE} || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ${SPACE} || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''(search_path|role|session_authorization)''')
@@ -831,7 +861,14 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
                      'comments (write the function''s comments without nesting, and such a string as ''/'' || ''*'')',
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
-     WHERE w.unread AND w.how = 'nested comment'`
+     WHERE w.unread AND w.how = 'nested comment'
+    UNION ALL
+    -- TEXT_RUNNER_CALL: what such a call runs is not in the body's text (review rev2 F5, F6).
+    SELECT 2, format('%s reaches %s, whose body calls a function that runs SQL given as text or reads every view of a '
+                     'schema (…_to_xml, ts_stat, ts_rewrite, crosstab, connectby, xpath_table, dblink…): the check cannot '
+                     'read what it runs (run that SQL from the body itself, written out)', w.what, w.fn::regprocedure), false
+      FROM body_calls w
+     WHERE w.unread AND w.how = 'text runner'`
 
 /**
  * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
@@ -1353,6 +1390,14 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
     WITH path_names(fn, name) AS (
       SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
        WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
+      UNION
+      -- A body's ALTER FUNCTION … SET search_path gives that function (one the check may have read
+      -- already) the path it names: those schemas count as on a reached body's path (review rev2
+      -- F4; Supabase's grant_pg_net_access() gives net.http_get() search_path net).
+      SELECT DISTINCT b.fn, btrim(v.name, ' "''' || chr(9) || chr(10) || chr(13))
+        FROM reached_bodies b
+       CROSS JOIN LATERAL regexp_matches(b.src, ${ALTERED_PATH}, 'gi') AS m
+       CROSS JOIN LATERAL unnest(string_to_array(m[array_upper(m, 1)], ',')) AS v(name)
     )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
