@@ -184,4 +184,26 @@ describe.skipIf(skipReason)('a trusted trigger function whose body names a type'
       })
     })
   })
+
+  // A domain named as built text (pg_input_is_valid, PostgreSQL 16 on) runs its CHECK: no name to
+  // match in the body, so such a call is refused, as a call that runs SQL given as text is.
+  it('which calls pg_input_is_valid with a lesser login’s domain named as built text: 005’s down refuses, and never runs it', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      const { rows } = await sql<{
+        found: boolean
+      }>`SELECT to_regproc('pg_catalog.pg_input_is_valid') IS NOT NULL AS found`.execute(db)
+      if (!rows[0]!.found) return
+      await withLoginRole(db, async (role) => {
+        await plant(db, role, `PERFORM pg_input_is_valid('x', '${role}' || '.' || 'd');`)
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (e: unknown) => e,
+        )
+        expect(String((error as Error).message)).toContain(
+          'reaches public.zz_audit(), whose body calls a function that runs SQL given as text',
+        )
+        expect(await isSuperuser(db, role)).toBe(false)
+        expect(await applied(db)).toContain(MIGRATION_005)
+      })
+    })
+  })
 })

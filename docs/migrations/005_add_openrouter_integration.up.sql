@@ -817,7 +817,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -921,7 +921,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -1013,7 +1013,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -1027,7 +1027,7 @@ BEGIN
                    b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments,
-                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text
+                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
                          FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
@@ -1442,7 +1442,8 @@ BEGIN
     UNION ALL
     -- TEXT_RUNNER_CALL: what such a call runs is not in the body's text (review rev2 F5, F6).
     SELECT 2, format('%s reaches %s, whose body calls a function that runs SQL given as text or reads every view of a '
-                     'schema (…_to_xml, ts_stat, ts_rewrite, crosstab, connectby, xpath_table, dblink…): the check cannot '
+                     'schema, or the code of a type named as text (…_to_xml, ts_stat, ts_rewrite, pg_input_is_valid, crosstab, connectby, '
+                     'xpath_table, dblink…): the check cannot '
                      'read what it runs (run that SQL from the body itself, written out)', w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'text runner'
@@ -2334,7 +2335,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -2438,7 +2439,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -2530,7 +2531,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -2544,7 +2545,7 @@ BEGIN
                    b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments,
-                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text
+                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
                          FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
@@ -2970,7 +2971,8 @@ BEGIN
     UNION ALL
     -- TEXT_RUNNER_CALL: what such a call runs is not in the body's text (review rev2 F5, F6).
     SELECT 2, format('%s reaches %s, whose body calls a function that runs SQL given as text or reads every view of a '
-                     'schema (…_to_xml, ts_stat, ts_rewrite, crosstab, connectby, xpath_table, dblink…): the check cannot '
+                     'schema, or the code of a type named as text (…_to_xml, ts_stat, ts_rewrite, pg_input_is_valid, crosstab, connectby, '
+                     'xpath_table, dblink…): the check cannot '
                      'read what it runs (run that SQL from the body itself, written out)', w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'text runner'
@@ -3919,7 +3921,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -4023,7 +4025,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -4115,7 +4117,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -4129,7 +4131,7 @@ BEGIN
                    b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments,
-                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text
+                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
                          FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
@@ -4555,7 +4557,8 @@ BEGIN
     UNION ALL
     -- TEXT_RUNNER_CALL: what such a call runs is not in the body's text (review rev2 F5, F6).
     SELECT 2, format('%s reaches %s, whose body calls a function that runs SQL given as text or reads every view of a '
-                     'schema (…_to_xml, ts_stat, ts_rewrite, crosstab, connectby, xpath_table, dblink…): the check cannot '
+                     'schema, or the code of a type named as text (…_to_xml, ts_stat, ts_rewrite, pg_input_is_valid, crosstab, connectby, '
+                     'xpath_table, dblink…): the check cannot '
                      'read what it runs (run that SQL from the body itself, written out)', w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'text runner'
@@ -5415,7 +5418,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -5519,7 +5522,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -5611,7 +5614,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 1, 'i')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -5625,7 +5628,7 @@ BEGIN
                    b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments,
-                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text
+                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
                          FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
@@ -6040,7 +6043,8 @@ BEGIN
     UNION ALL
     -- TEXT_RUNNER_CALL: what such a call runs is not in the body's text (review rev2 F5, F6).
     SELECT 2, format('%s reaches %s, whose body calls a function that runs SQL given as text or reads every view of a '
-                     'schema (…_to_xml, ts_stat, ts_rewrite, crosstab, connectby, xpath_table, dblink…): the check cannot '
+                     'schema, or the code of a type named as text (…_to_xml, ts_stat, ts_rewrite, pg_input_is_valid, crosstab, connectby, '
+                     'xpath_table, dblink…): the check cannot '
                      'read what it runs (run that SQL from the body itself, written out)', w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'text runner'

@@ -767,11 +767,13 @@ const DYNAMIC_STATEMENT = `('(' || ${STATEMENT_START} || '|(?<![[:alnum:]_$])(qu
 /**
  * SQL: a regular expression (for `~*`) of a call of a function that runs SQL given as text, or
  * reads relations it is not named (every view of a schema or a database, whose queries run as
- * the reader: review rev2 F5): pg_catalog's …_to_xml…, ts_stat and ts_rewrite; tablefunc's
+ * the reader: review rev2 F5), or the code of a type named as text: pg_catalog's …_to_xml…,
+ * ts_stat, ts_rewrite, pg_input_is_valid and pg_input_error_info (callsTextRunner's, for stored
+ * expressions; a domain's name built as text is no name to match in a body); tablefunc's
  * crosstab and connectby, xml2's xpath_table, dblink's (review rev2 F6). What they run cannot be
  * read: a trusted body that calls one is refused.
  */
-const TEXT_RUNNER_CALL = `'(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'`
+const TEXT_RUNNER_CALL = `'(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'`
 
 /**
  * SQL: a condition on a pg_proc row `q` that holds where it is set_config under another name:
@@ -865,7 +867,8 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
     UNION ALL
     -- TEXT_RUNNER_CALL: what such a call runs is not in the body's text (review rev2 F5, F6).
     SELECT 2, format('%s reaches %s, whose body calls a function that runs SQL given as text or reads every view of a '
-                     'schema (…_to_xml, ts_stat, ts_rewrite, crosstab, connectby, xpath_table, dblink…): the check cannot '
+                     'schema, or the code of a type named as text (…_to_xml, ts_stat, ts_rewrite, pg_input_is_valid, crosstab, connectby, '
+                     'xpath_table, dblink…): the check cannot '
                      'read what it runs (run that SQL from the body itself, written out)', w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'text runner'`
