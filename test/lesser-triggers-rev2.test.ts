@@ -119,6 +119,24 @@ describe.skipIf(skipReason)('rev2: a path set where setsPath does not look', () 
         `PERFORM * FROM public.crosstab('SELECT ''r''::text, ''c''::text, set_' || 'config(''search_path'', ''${role}, public'', true)') AS t(r text, c text);`,
       'CREATE EXTENSION tablefunc SCHEMA public',
     ],
+    // Review rev3 (of ea49fe5) R1: a comment after the ; that starts a real EXECUTE, holding an
+    // exempt one, which the EXECUTE's own match took in: counted, the two balanced.
+    [
+      'with an EXECUTE after a /* */ comment that holds an exempt EXECUTE',
+      (role: string) =>
+        `PERFORM 1; /* ;execute 'set app.x to y'; */ EXECUTE 'SET LOCAL search_' || 'path = ${role}, public';`,
+    ],
+    [
+      'with an EXECUTE after a -- comment that holds an exempt EXECUTE',
+      (role: string) =>
+        `PERFORM 1; -- ;execute 'set app.x to y';\n EXECUTE 'SET LOCAL search_' || 'path = ${role}, public';`,
+    ],
+    // R2: DO's language quoted, with no space before it.
+    [
+      'with SET LOCAL inside DO LANGUAGE"plpgsql" of an E string',
+      (role: string) =>
+        `DO LANGUAGE"plpgsql" E'BEGIN SET LOCAL search\\137path = ${role}, public; END';`,
+    ],
     // pg_catalog's query_to_xml runs SQL given as text too: such a body is refused, unread.
     [
       'with set_config inside the SQL that query_to_xml runs',

@@ -20,6 +20,15 @@
 export const FIRST_NORMAL_OBJECT_ID = 16384
 
 /**
+ * A regular expression of the names of pg_catalog's functions that run SQL given as text
+ * (query_to_xml's kind, ts_stat, ts_rewrite's second form) or the code of a type named as text
+ * (pg_input_is_valid, pg_input_error_info): pg_depend records nothing of what they run, nor a
+ * body's text. The one list, for stored expressions ({@link callsTextRunner}) and for bodies.
+ */
+export const TEXT_RUNNER_NAMES =
+  '[a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info'
+
+/**
  * A condition on `p` (a pg_proc row) and `tree` (a stored expression, as text) that holds where
  * the expression calls one of pg_catalog's functions that run SQL given as text (query_to_xml's
  * kind, ts_stat, ts_rewrite's second form) or the code of a type named as text
@@ -32,8 +41,7 @@ export const FIRST_NORMAL_OBJECT_ID = 16384
  */
 export function callsTextRunner(p: string, tree: string): string {
   return `${p}.pronamespace = 'pg_catalog'::regnamespace
-       AND (${p}.proname ~ '_to_xml' OR ${p}.proname IN ('ts_stat', 'pg_input_is_valid', 'pg_input_error_info')
-            OR (${p}.proname = 'ts_rewrite' AND ${p}.pronargs = 2))
+       AND ${p}.proname ~ '^(${TEXT_RUNNER_NAMES})$' AND (${p}.proname <> 'ts_rewrite' OR ${p}.pronargs = 2)
        AND ${tree} ~ (':funcid ' || ${p}.oid || '\\M')`
 }
 

@@ -37,6 +37,7 @@ import {
   domainExpressions,
   FIRST_NORMAL_OBJECT_ID,
   functionTypes,
+  TEXT_RUNNER_NAMES,
   textRunnerRuns,
 } from './column-type-code.js'
 import { REQUEST_PATH_SCHEMAS } from './request-path-schemas.js'
@@ -747,7 +748,7 @@ const SET_CONFIG_CALL = `(':funcid ' || 'pg_catalog.set_config(text,text,boolean
  * format() quotes as a literal (`%L`): Supabase Realtime's realtime.send() runs
  * `EXECUTE format('SET LOCAL realtime.topic TO %L', topic)`. It sets nothing a name resolves by.
  */
-const CUSTOM_SETTING_EXECUTE = `(${STATEMENT_START} || 'execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
+const CUSTOM_SETTING_EXECUTE = `('(?<![[:alnum:]_$])execute[[:space:]]+(format[[:space:]]*[(][[:space:]]*)?''[[:space:]]*set[[:space:]]+(local[[:space:]]+)?'
   || '[a-z_][a-z0-9_$]*([.][a-z_][a-z0-9_$]*)+[[:space:]]*(to|=)[[:space:]]*(%L|[a-z0-9_.-]+)[[:space:]]*'''
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
@@ -755,25 +756,25 @@ const CUSTOM_SETTING_EXECUTE = `(${STATEMENT_START} || 'execute[[:space:]]+(form
 
 /**
  * SQL: a regular expression (for `~*`) of a PL/pgSQL statement that runs SQL it is given as text:
- * EXECUTE at a statement's start or after RETURN QUERY, FOR … IN or OPEN … FOR, and DO (review
- * rev2 F3: PL/pgSQL code in a string, no EXECUTE). Each {@link CUSTOM_SETTING_EXECUTE} is one of
- * these, matched from the same place: a body runs more such statements than it runs exempt ones
- * where it counts more (one taken away from the text could take with it the `;` that made the
- * next a statement: review rev2 F1).
+ * EXECUTE at a statement's start or after RETURN QUERY, FOR … IN or OPEN … FOR, and DO, however
+ * it goes on (review rev2 F3, rev3 R2: PL/pgSQL code in a string, no EXECUTE). It is matched
+ * after each {@link CUSTOM_SETTING_EXECUTE} is read as `perform null`: the statement's own
+ * words, never the `;` around it (cutting that out made the next EXECUTE no statement's start:
+ * review rev2 F1), and not by counting the two (an EXECUTE's match takes in the comment before
+ * it, and an exempt one in it: rev3 R1).
  */
 const DYNAMIC_STATEMENT = `('(' || ${STATEMENT_START} || '|(?<![[:alnum:]_$])(query|in|for)' || ${SPACE} || '+)execute(?![[:alnum:]_$])|'
-  || ${STATEMENT_START} || 'do(' || ${SPACE} || '+language' || ${SPACE} || '+[^[:space:]]+)?' || ${SPACE} || '*([eE]?''|[$])')`
+  || ${STATEMENT_START} || 'do(?![[:alnum:]_$])')`
 
 /**
  * SQL: a regular expression (for `~*`) of a call of a function that runs SQL given as text, or
  * reads relations it is not named (every view of a schema or a database, whose queries run as
- * the reader: review rev2 F5), or the code of a type named as text: pg_catalog's …_to_xml…,
- * ts_stat, ts_rewrite, pg_input_is_valid and pg_input_error_info (callsTextRunner's, for stored
- * expressions; a domain's name built as text is no name to match in a body); tablefunc's
+ * the reader: review rev2 F5), or the code of a type named as text: pg_catalog's
+ * ({@link TEXT_RUNNER_NAMES}; a domain's name built as text is no name to match); tablefunc's
  * crosstab and connectby, xml2's xpath_table, dblink's (review rev2 F6). What they run cannot be
  * read: a trusted body that calls one is refused.
  */
-const TEXT_RUNNER_CALL = `'(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'`
+const TEXT_RUNNER_CALL = `'(?<![[:alnum:]_$])(${TEXT_RUNNER_NAMES}|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'`
 
 /**
  * SQL: a condition on a pg_proc row `q` that holds where it is set_config under another name:
@@ -816,7 +817,7 @@ const ALTERED_PATH = `('(?<![[:alnum:]_$])alter' || ${SPACE} || '+(function|proc
  */
 function setsPath(p: string, src: string): string {
   return `(${p}.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
-           OR regexp_count(${src}, ${DYNAMIC_STATEMENT}, 1, 'i') > regexp_count(${src}, ${CUSTOM_SETTING_EXECUTE}, 1, 'i')
+           OR regexp_replace(${src}, ${CUSTOM_SETTING_EXECUTE}, 'perform null', 'gi') ~* ${DYNAMIC_STATEMENT}
            OR ${src} ~* ${TEXT_RUNNER_CALL}
            OR ${src} ~* (${STATEMENT_START} || '(set(' || ${SPACE} || '+(local|session))*(' || ${SPACE} || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ${SPACE} || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
