@@ -143,6 +143,14 @@ describe.skipIf(skipReason)('rev2: a path set where setsPath does not look', () 
       (role: string) =>
         `PERFORM query_to_xml('SELECT set_' || 'config(''search_path'', ''${role}, public'', true)', false, false, '');`,
     ],
+    // Review rev3 R8b: an alias (LANGUAGE internal, which only a superuser makes) of query_to_xml
+    // under another name, found by its symbol as set_config's aliases are.
+    [
+      'with set_config inside the SQL that an internal alias of query_to_xml runs',
+      (role: string) =>
+        `PERFORM public.zz_rows('SELECT set_' || 'config(''search_path'', ''${role}, public'', true)', false, false, '');`,
+      `CREATE FUNCTION public.zz_rows(text, boolean, boolean, text) RETURNS xml LANGUAGE internal STABLE STRICT AS 'query_to_xml'`,
+    ],
     // The same through database_to_xml's kin that reads a view the body never names is below.
   ])(
     'a trusted body that sets the path %s, before another trusted trigger calls a bare name: 005’s down refuses',

@@ -499,6 +499,15 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT w.fn, w.path, w.fn, 'text runner' COLLATE "C", true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              WHERE b.runs_text
+            UNION
+            -- An alias of pg_catalog's (internal or C, of the same symbol, which only a superuser
+            -- makes) under another name: found by its symbol, as set_config's (review rev3 R8b).
+            SELECT e.caller, e.caller_path, e.caller, 'text runner' COLLATE "C", true
+              FROM body_edges e JOIN pg_proc q ON q.oid = e.fn
+             WHERE q.pronamespace <> 'pg_catalog'::regnamespace
+               AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+               AND q.prosrc IN (SELECT r.prosrc FROM pg_proc r WHERE r.pronamespace = 'pg_catalog'::regnamespace
+                                   AND r.prolang = q.prolang AND r.proname ~ '^(${TEXT_RUNNER_NAMES})$')
   ),
   -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
   -- each once per problem (caller, how, fn, unread: what its message names).
