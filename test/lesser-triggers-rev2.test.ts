@@ -137,6 +137,27 @@ describe.skipIf(skipReason)('rev2: a path set where setsPath does not look', () 
       (role: string) =>
         `DO LANGUAGE"plpgsql" E'BEGIN SET LOCAL search\\137path = ${role}, public; END';`,
     ],
+    // Review rev3 R3: ALTER FUNCTION … SET search_path's schemas compared as written.
+    [
+      'with ALTER FUNCTION … SET search_path = the schema in capitals',
+      (role: string) =>
+        `ALTER FUNCTION public.zz_later() SET search_path = ${role.toUpperCase()}, public;`,
+    ],
+    [
+      "with ALTER FUNCTION … SET search_path = E'schema'",
+      (role: string) => `ALTER FUNCTION public.zz_later() SET search_path = E'${role}', public;`,
+    ],
+    [
+      'with ALTER ROUTINE … SET search_path TO the schema and a -- comment in the list',
+      (role: string) =>
+        `ALTER ROUTINE public.zz_later() SET search_path TO ${role} -- x\n, public;`,
+    ],
+    // R6: "$user" on the session's path names no schema at the check; the body renames the
+    // login's schema to the runner's name.
+    [
+      'by renaming the lesser login’s schema to the runner’s name',
+      (role: string) => `ALTER SCHEMA ${role} RENAME TO postgres;`,
+    ],
     // pg_catalog's query_to_xml runs SQL given as text too: such a body is refused, unread.
     [
       'with set_config inside the SQL that query_to_xml runs',

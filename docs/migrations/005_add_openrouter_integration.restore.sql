@@ -786,6 +786,9 @@ BEGIN
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           -- A schema renamed may become one the path names ("$user" as the runner's name: review
+           -- rev3 R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$])[^;]*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -890,6 +893,9 @@ BEGIN
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           -- A schema renamed may become one the path names ("$user" as the runner's name: review
+           -- rev3 R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$])[^;]*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -982,6 +988,9 @@ BEGIN
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           -- A schema renamed may become one the path names ("$user" as the runner's name: review
+           -- rev3 R6).
+           OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$])[^;]*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -1153,11 +1162,16 @@ BEGIN
       -- A body's ALTER FUNCTION … SET search_path gives that function (one the check may have read
       -- already) the path it names: those schemas count as on a reached body's path (review rev2
       -- F4; Supabase's grant_pg_net_access() gives net.http_get() search_path net).
-      SELECT DISTINCT b.fn, btrim(v.name, ' "''' || chr(9) || chr(10) || chr(13))
+      -- Each name as PostgreSQL reads it (review rev3 R3): comments out of the list; quoted, as
+      -- written; a string's (E'…' too), as written; else folded to lower case.
+      SELECT DISTINCT b.fn, CASE WHEN v.name ~ '^"' THEN replace(btrim(v.name, '"'), '""', '"')
+                                 WHEN v.name ~* '^e?''' THEN btrim(regexp_replace(v.name, '^[eE]', ''), '''')
+                                 ELSE lower(v.name) END
         FROM reached_bodies b
        CROSS JOIN LATERAL regexp_matches(b.src, ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(function|procedure|routine)(?![[:alnum:]_$])[^;]*?(?<![[:alnum:]_$])set'
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?search_path"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(?:=|to(?![[:alnum:]_$]))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*([^;]*)'), 'gi') AS m
-       CROSS JOIN LATERAL unnest(string_to_array(m[array_upper(m, 1)], ',')) AS v(name)
+       CROSS JOIN LATERAL unnest(string_to_array(regexp_replace(m[array_upper(m, 1)], '--[^' || chr(10) || chr(13) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/', ' ', 'g'), ',')) AS s(piece)
+       CROSS JOIN LATERAL (SELECT btrim(s.piece, ' ' || chr(9) || chr(10) || chr(13)) AS name) AS v
     )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,

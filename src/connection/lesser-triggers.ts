@@ -817,8 +817,9 @@ const ALTERED_PATH = `('(?<![[:alnum:]_$])alter' || ${SPACE} || '+(function|proc
  * - calls set_config (quoted or not: revy Y3) of 'search_path' (or 'role'), or of a first
  *   argument that is not a plain string (one cast to text, as a BEGIN ATOMIC body prints it, is:
  *   review revx R1) (`E'search\137path'`, `'search_' || 'path'`, a variable: review revv V3);
- * - UPDATEs pg_settings, which calls set_config (review revz Z2).
- * A SQL body cannot EXECUTE: it may do the last three. A SET in a string runs only where EXECUTE
+ * - UPDATEs pg_settings, which calls set_config (review revz Z2);
+ * - renames a schema (ALTER SCHEMA … RENAME), which may then be one the path names (review rev3 R6).
+ * A SQL body cannot EXECUTE: it may do the rest. A SET in a string runs only where EXECUTE
  * (or a text runner) runs it, so strings are not read for one, nor a body's backslash escapes
  * (which only an E'…' string reads). A plain string that is not search_path is a setting of the
  * app's own (Supabase's `request.jwt.claims`); ALTER FUNCTION … SET search_path and ALTER … SET
@@ -828,6 +829,9 @@ function setsPath(p: string, src: string): string {
   return `(${p}.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
            OR regexp_replace(${src}, ${CUSTOM_SETTING_EXECUTE}, 'perform null', 'gi') ~* ${DYNAMIC_STATEMENT}
            OR ${src} ~* ${TEXT_RUNNER_CALL}
+           -- A schema renamed may become one the path names ("$user" as the runner's name: review
+           -- rev3 R6).
+           OR ${src} ~* ('(?<![[:alnum:]_$])alter' || ${SPACE} || '+schema(?![[:alnum:]_$])[^;]*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
            OR ${src} ~* (${STATEMENT_START} || '(set(' || ${SPACE} || '+(local|session))*(' || ${SPACE} || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ${SPACE} || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''(search_path|role|session_authorization)''')
@@ -1407,10 +1411,15 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
       -- A body's ALTER FUNCTION … SET search_path gives that function (one the check may have read
       -- already) the path it names: those schemas count as on a reached body's path (review rev2
       -- F4; Supabase's grant_pg_net_access() gives net.http_get() search_path net).
-      SELECT DISTINCT b.fn, btrim(v.name, ' "''' || chr(9) || chr(10) || chr(13))
+      -- Each name as PostgreSQL reads it (review rev3 R3): comments out of the list; quoted, as
+      -- written; a string's (E'…' too), as written; else folded to lower case.
+      SELECT DISTINCT b.fn, CASE WHEN v.name ~ '^"' THEN replace(btrim(v.name, '"'), '""', '"')
+                                 WHEN v.name ~* '^e?''' THEN btrim(regexp_replace(v.name, '^[eE]', ''), '''')
+                                 ELSE lower(v.name) END
         FROM reached_bodies b
        CROSS JOIN LATERAL regexp_matches(b.src, ${ALTERED_PATH}, 'gi') AS m
-       CROSS JOIN LATERAL unnest(string_to_array(m[array_upper(m, 1)], ',')) AS v(name)
+       CROSS JOIN LATERAL unnest(string_to_array(regexp_replace(m[array_upper(m, 1)], '--[^' || chr(10) || chr(13) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/', ' ', 'g'), ',')) AS s(piece)
+       CROSS JOIN LATERAL (SELECT btrim(s.piece, ' ' || chr(9) || chr(10) || chr(13)) AS name) AS v
     )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
