@@ -195,6 +195,30 @@ describe.skipIf(skipReason)('rev2: a path set where setsPath does not look', () 
     },
   )
 
+  // Review rev3 R5: the function altered is not read again with its new path; a lesser login's
+  // function already in a schema of that path (one a superuser owns) answers its bare name.
+  it('a trusted body that gives the next trigger’s function a path whose schema holds a lesser login’s helper(): 005’s down refuses', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        const setUp = `CREATE SCHEMA zz_safe; CREATE SCHEMA zz_other;
+          CREATE FUNCTION zz_other.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+          ALTER FUNCTION zz_other.helper() OWNER TO ${role};
+          CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql SET search_path = zz_safe AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+          CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`
+        await plant(db, role, 'ALTER FUNCTION public.zz_later() SET search_path = zz_other;', setUp)
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (e: unknown) => e,
+        )
+        const outcome = {
+          superuser: await isSuperuser(db, role),
+          refused: error instanceof Error,
+          applied005: (await applied(db)).includes(MIGRATION_005),
+        }
+        expect(outcome).toEqual({ superuser: false, refused: true, applied005: true })
+      })
+    })
+  })
+
   // F5: database_to_xml (and schema_to_xml, table_to_xml) run SELECT * FROM every view the
   // session may read; a view's functions run as the reader. Not in setsPath's list (query_to_xml,
   // ts_stat, ts_rewrite), and the body names no view.

@@ -1186,8 +1186,8 @@ BEGIN
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
     -- Each name on the path of each trusted opaque reached body, once.
-    WITH path_names(fn, name) AS (
-      SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
+    WITH path_names(fn, name, altered) AS (
+      SELECT DISTINCT w.fn, s.name, false FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
        WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
       UNION
       -- A body's ALTER FUNCTION … SET search_path gives that function (one the check may have read
@@ -1197,7 +1197,7 @@ BEGIN
       -- written; a string's (E'…' too), as written; else folded to lower case.
       SELECT DISTINCT b.fn, CASE WHEN v.name ~ '^"' THEN replace(btrim(v.name, '"'), '""', '"')
                                  WHEN v.name ~* '^e?''' THEN btrim(regexp_replace(v.name, '^[eE]', ''), '''')
-                                 ELSE lower(v.name) END
+                                 ELSE lower(v.name) END, true
         FROM reached_bodies b
        CROSS JOIN LATERAL regexp_matches(b.src, ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(function|procedure|routine)(?![[:alnum:]_$])[^;]*?(?<![[:alnum:]_$])set'
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?search_path"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(?:=|to(?![[:alnum:]_$]))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*([^;]*)'), 'gi') AS m
@@ -1210,6 +1210,17 @@ BEGIN
       FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION
+    -- The function so altered is not walked again with that path: a lesser login's function in
+    -- one of its schemas, whose name a reached body holds, may answer it (review rev3 R5).
+    SELECT DISTINCT format('%s gives a function the search path schema %I, where %s, owned by %s, answers a name a body '
+                              'the writes reach holds (take that ALTER FUNCTION out of the body, or the function out of '
+                              'schema %I)', w.fn::regprocedure, n.nspname, q.oid::regprocedure, pg_get_userbyid(q.proowner),
+                              n.nspname)
+      FROM path_names w
+      JOIN pg_namespace n ON n.nspname = w.name
+      JOIN pg_proc q ON q.pronamespace = n.oid AND q.proowner IN (SELECT oid FROM lesser_roles)
+     WHERE w.altered AND EXISTS (SELECT FROM reached_bodies r WHERE lower(q.proname) = ANY (r.words))
     UNION
     SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
@@ -2725,8 +2736,8 @@ BEGIN
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
     -- Each name on the path of each trusted opaque reached body, once.
-    WITH path_names(fn, name) AS (
-      SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
+    WITH path_names(fn, name, altered) AS (
+      SELECT DISTINCT w.fn, s.name, false FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
        WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
       UNION
       -- A body's ALTER FUNCTION … SET search_path gives that function (one the check may have read
@@ -2736,7 +2747,7 @@ BEGIN
       -- written; a string's (E'…' too), as written; else folded to lower case.
       SELECT DISTINCT b.fn, CASE WHEN v.name ~ '^"' THEN replace(btrim(v.name, '"'), '""', '"')
                                  WHEN v.name ~* '^e?''' THEN btrim(regexp_replace(v.name, '^[eE]', ''), '''')
-                                 ELSE lower(v.name) END
+                                 ELSE lower(v.name) END, true
         FROM reached_bodies b
        CROSS JOIN LATERAL regexp_matches(b.src, ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(function|procedure|routine)(?![[:alnum:]_$])[^;]*?(?<![[:alnum:]_$])set'
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?search_path"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(?:=|to(?![[:alnum:]_$]))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*([^;]*)'), 'gi') AS m
@@ -2749,6 +2760,17 @@ BEGIN
       FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION
+    -- The function so altered is not walked again with that path: a lesser login's function in
+    -- one of its schemas, whose name a reached body holds, may answer it (review rev3 R5).
+    SELECT DISTINCT format('%s gives a function the search path schema %I, where %s, owned by %s, answers a name a body '
+                              'the writes reach holds (take that ALTER FUNCTION out of the body, or the function out of '
+                              'schema %I)', w.fn::regprocedure, n.nspname, q.oid::regprocedure, pg_get_userbyid(q.proowner),
+                              n.nspname)
+      FROM path_names w
+      JOIN pg_namespace n ON n.nspname = w.name
+      JOIN pg_proc q ON q.pronamespace = n.oid AND q.proowner IN (SELECT oid FROM lesser_roles)
+     WHERE w.altered AND EXISTS (SELECT FROM reached_bodies r WHERE lower(q.proname) = ANY (r.words))
     UNION
     SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
@@ -4332,8 +4354,8 @@ BEGIN
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
     -- Each name on the path of each trusted opaque reached body, once.
-    WITH path_names(fn, name) AS (
-      SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
+    WITH path_names(fn, name, altered) AS (
+      SELECT DISTINCT w.fn, s.name, false FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
        WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
       UNION
       -- A body's ALTER FUNCTION … SET search_path gives that function (one the check may have read
@@ -4343,7 +4365,7 @@ BEGIN
       -- written; a string's (E'…' too), as written; else folded to lower case.
       SELECT DISTINCT b.fn, CASE WHEN v.name ~ '^"' THEN replace(btrim(v.name, '"'), '""', '"')
                                  WHEN v.name ~* '^e?''' THEN btrim(regexp_replace(v.name, '^[eE]', ''), '''')
-                                 ELSE lower(v.name) END
+                                 ELSE lower(v.name) END, true
         FROM reached_bodies b
        CROSS JOIN LATERAL regexp_matches(b.src, ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(function|procedure|routine)(?![[:alnum:]_$])[^;]*?(?<![[:alnum:]_$])set'
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?search_path"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(?:=|to(?![[:alnum:]_$]))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*([^;]*)'), 'gi') AS m
@@ -4356,6 +4378,17 @@ BEGIN
       FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION
+    -- The function so altered is not walked again with that path: a lesser login's function in
+    -- one of its schemas, whose name a reached body holds, may answer it (review rev3 R5).
+    SELECT DISTINCT format('%s gives a function the search path schema %I, where %s, owned by %s, answers a name a body '
+                              'the writes reach holds (take that ALTER FUNCTION out of the body, or the function out of '
+                              'schema %I)', w.fn::regprocedure, n.nspname, q.oid::regprocedure, pg_get_userbyid(q.proowner),
+                              n.nspname)
+      FROM path_names w
+      JOIN pg_namespace n ON n.nspname = w.name
+      JOIN pg_proc q ON q.pronamespace = n.oid AND q.proowner IN (SELECT oid FROM lesser_roles)
+     WHERE w.altered AND EXISTS (SELECT FROM reached_bodies r WHERE lower(q.proname) = ANY (r.words))
     UNION
     SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
@@ -5850,8 +5883,8 @@ BEGIN
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
     -- Each name on the path of each trusted opaque reached body, once.
-    WITH path_names(fn, name) AS (
-      SELECT DISTINCT w.fn, s.name FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
+    WITH path_names(fn, name, altered) AS (
+      SELECT DISTINCT w.fn, s.name, false FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
        WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
       UNION
       -- A body's ALTER FUNCTION … SET search_path gives that function (one the check may have read
@@ -5861,7 +5894,7 @@ BEGIN
       -- written; a string's (E'…' too), as written; else folded to lower case.
       SELECT DISTINCT b.fn, CASE WHEN v.name ~ '^"' THEN replace(btrim(v.name, '"'), '""', '"')
                                  WHEN v.name ~* '^e?''' THEN btrim(regexp_replace(v.name, '^[eE]', ''), '''')
-                                 ELSE lower(v.name) END
+                                 ELSE lower(v.name) END, true
         FROM reached_bodies b
        CROSS JOIN LATERAL regexp_matches(b.src, ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(function|procedure|routine)(?![[:alnum:]_$])[^;]*?(?<![[:alnum:]_$])set'
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?search_path"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(?:=|to(?![[:alnum:]_$]))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*([^;]*)'), 'gi') AS m
@@ -5874,6 +5907,17 @@ BEGIN
       FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+    UNION
+    -- The function so altered is not walked again with that path: a lesser login's function in
+    -- one of its schemas, whose name a reached body holds, may answer it (review rev3 R5).
+    SELECT DISTINCT format('%s gives a function the search path schema %I, where %s, owned by %s, answers a name a body '
+                              'the writes reach holds (take that ALTER FUNCTION out of the body, or the function out of '
+                              'schema %I)', w.fn::regprocedure, n.nspname, q.oid::regprocedure, pg_get_userbyid(q.proowner),
+                              n.nspname)
+      FROM path_names w
+      JOIN pg_namespace n ON n.nspname = w.name
+      JOIN pg_proc q ON q.pronamespace = n.oid AND q.proowner IN (SELECT oid FROM lesser_roles)
+     WHERE w.altered AND EXISTS (SELECT FROM reached_bodies r WHERE lower(q.proname) = ANY (r.words))
     UNION
     SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
