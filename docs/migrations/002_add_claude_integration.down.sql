@@ -1165,17 +1165,12 @@ BEGIN
              WHERE q.proowner IN (SELECT oid FROM lesser_roles)
                AND q.oid NOT IN (SELECT a.fn FROM platform_auth_functions a)
             UNION
-            SELECT w.fn, w.path, w.fn, 'U&' COLLATE "C", true
+            -- Each reason a body cannot be read, its `how`.
+            SELECT w.fn, w.path, w.fn, u.how, true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
-             WHERE b.unicode_names
-            UNION
-            SELECT w.fn, w.path, w.fn, 'nested comment' COLLATE "C", true
-              FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
-             WHERE b.nested_comments
-            UNION
-            SELECT w.fn, w.path, w.fn, 'text runner' COLLATE "C", true
-              FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
-             WHERE b.runs_text
+             CROSS JOIN LATERAL (VALUES ('U&' COLLATE "C", b.unicode_names), ('nested comment', b.nested_comments),
+                                        ('text runner', b.runs_text)) AS u(how, found)
+             WHERE u.found
             UNION
             -- An alias of pg_catalog's (internal or C, of the same symbol, which only a superuser
             -- makes) under another name: found by its symbol, as set_config's (review rev3 R8b).

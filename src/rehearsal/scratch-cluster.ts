@@ -179,7 +179,13 @@ async function waitUntilAccepting(
   const deadline = Date.now() + START_TIMEOUT_MS
   for (;;) {
     if (server.exitCode !== null || server.signalCode !== null) {
-      throw new Error(`initdb or postgres exited: ${lastLines(stderr()) || 'no log'}`)
+      throw new Error(
+        `initdb or postgres exited: ${
+          stderr()
+            .trim()
+            .replace(/\s*\n\s*/g, ' ') || 'no log'
+        }`,
+      )
     }
     const client = new pg.Client(serverClientConfig(connectionString))
     client.on('error', () => {})
