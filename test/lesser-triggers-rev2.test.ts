@@ -172,6 +172,34 @@ describe.skipIf(skipReason)('rev2: a path set where setsPath does not look', () 
         `PERFORM public.zz_rows('SELECT set_' || 'config(''search_path'', ''${role}, public'', true)', false, false, '');`,
       `CREATE FUNCTION public.zz_rows(text, boolean, boolean, text) RETURNS xml LANGUAGE internal STABLE STRICT AS 'query_to_xml'`,
     ],
+    // Review rev4 (of 9f087b2): ALTER FUNCTION's list as a dollar-quoted string, and a ; in a
+    // comment inside the statement (the rules read to the first ;).
+    [
+      'with ALTER FUNCTION … SET search_path = a dollar-quoted string',
+      (role: string) => `ALTER FUNCTION public.zz_later() SET search_path = $q$${role}$q$, public;`,
+    ],
+    [
+      'with ALTER FUNCTION … SET search_path after a /* ; */ comment',
+      (role: string) =>
+        `ALTER FUNCTION public.zz_later() /* ; */ SET search_path = ${role}, public;`,
+    ],
+    [
+      'by renaming the lesser login’s schema after a /* ; */ comment',
+      (role: string) => `ALTER SCHEMA ${role} /* ; */ RENAME TO postgres;`,
+    ],
+    // A function made with a path of its own (CREATE … SET search_path), as ALTER gives one.
+    [
+      'by making the next trigger’s function again with SET search_path = the schema',
+      (role: string) =>
+        `CREATE OR REPLACE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $g$ BEGIN PERFORM helper(); RETURN OLD; END; $g$ SET search_path = ${role}, public;`,
+    ],
+    // rev4: the function made again names the login's helper in two pieces of a string (joined
+    // by a line break, as SQL joins them): no whole word to read.
+    [
+      'by making the next trigger’s function again from a string in two pieces',
+      (role: string) =>
+        `CREATE OR REPLACE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN PERFORM ${role}.hel'\n'per(); RETURN OLD; END';`,
+    ],
     // The same through database_to_xml's kin that reads a view the body never names is below.
   ])(
     'a trusted body that sets the path %s, before another trusted trigger calls a bare name: 005’s down refuses',
@@ -218,6 +246,41 @@ describe.skipIf(skipReason)('rev2: a path set where setsPath does not look', () 
       })
     })
   })
+
+  // Review rev4: the next trigger's function has a path of its own without the helper's schema;
+  // the body takes it away, and the function runs with the session's, where a lesser login's
+  // helper() in public answers.
+  it.each([
+    ['RESET search_path', 'RESET search_path'],
+    ['RESET ALL', 'RESET ALL'],
+    ['SET search_path TO DEFAULT', 'SET search_path TO DEFAULT'],
+    ['SET search_path FROM CURRENT', 'SET search_path FROM CURRENT'],
+  ])(
+    'a trusted body whose ALTER FUNCTION … %s gives the next trigger’s function the session’s path: 005’s down refuses',
+    async (_case, action) => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await withLoginRole(db, async (role) => {
+          const setUp = `CREATE FUNCTION public.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+            ALTER FUNCTION public.helper() OWNER TO ${role};
+            CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+            CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`
+          await plant(db, role, `ALTER FUNCTION public.zz_later() ${action};`, setUp)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect(String(error)).toContain(
+            'public.zz_audit(), whose body makes or changes a function in a form the check cannot read',
+          )
+          const outcome = {
+            superuser: await isSuperuser(db, role),
+            refused: error instanceof Error,
+            applied005: (await applied(db)).includes(MIGRATION_005),
+          }
+          expect(outcome).toEqual({ superuser: false, refused: true, applied005: true })
+        })
+      })
+    },
+  )
 
   // F5: database_to_xml (and schema_to_xml, table_to_xml) run SELECT * FROM every view the
   // session may read; a view's functions run as the reader. Not in setsPath's list (query_to_xml,

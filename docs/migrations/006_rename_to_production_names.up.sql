@@ -847,8 +847,8 @@ BEGIN
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
-           -- rev3 R6).
-           OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$])[^;]*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
+           -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
+           OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$]).*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -954,8 +954,8 @@ BEGIN
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
-           -- rev3 R6).
-           OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$])[^;]*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
+           -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
+           OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$]).*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -1049,8 +1049,8 @@ BEGIN
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
-           -- rev3 R6).
-           OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$])[^;]*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
+           -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
+           OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$]).*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
            OR b.raw ~* (('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '(set(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(local|session))*(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR b.raw ~* ('set_config"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[(]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*''(search_path|role|session_authorization)''')
@@ -1064,7 +1064,8 @@ BEGIN
                    b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments,
-                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text
+                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text,
+                   d.ddl, EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE NOT (s.stmt ~* ('^(?:alter[[:space:]]+(?:function|procedure|routine)[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}[[:space:]]*(?:[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)])?(?:[[:space:]]*(?:(?:(?:external[[:space:]]+)?security[[:space:]]+(?:definer|invoker)|(?:not[[:space:]]+)?leakproof|immutable|stable|volatile|strict|called[[:space:]]+on[[:space:]]+null[[:space:]]+input|returns[[:space:]]+null[[:space:]]+on[[:space:]]+null[[:space:]]+input|parallel[[:space:]]+(?:unsafe|restricted|safe)|(?:cost|rows)[[:space:]]+[0-9.]+|set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*))|set[[:space:]]+schema[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)))+(?:[[:space:]]+restrict)?|create[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure)[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}[[:space:]]*[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)](?:[[:space:]]*(?:returns[[:space:]]+(?:setof[[:space:]]+)?(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}(?:[[:space:]]+(?:precision|varying|with|without|time|zone))*(?:[[:space:]]*[(][0-9, ]*[)])?(?:[[:space:]]*[[][0-9]*[]])*|returns[[:space:]]+table[[:space:]]*[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)]|language[[:space:]]+"?(?:sql|plpgsql)"?(?![[:alnum:]_$])|as[[:space:]]*[$][$]|window|(?:(?:external[[:space:]]+)?security[[:space:]]+(?:definer|invoker)|(?:not[[:space:]]+)?leakproof|immutable|stable|volatile|strict|called[[:space:]]+on[[:space:]]+null[[:space:]]+input|returns[[:space:]]+null[[:space:]]+on[[:space:]]+null[[:space:]]+input|parallel[[:space:]]+(?:unsafe|restricted|safe)|(?:cost|rows)[[:space:]]+[0-9.]+|set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*))))+)[[:space:]]*$'))) AS code_unread
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
                          FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
@@ -1085,6 +1086,16 @@ BEGIN
                                        OFFSET 0) AS b
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
+             -- A BEGIN ATOMIC body runs no DDL.
+             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN (CASE WHEN b.words && ARRAY['function', 'procedure', 'routine']::text[] THEN ARRAY(
+             WITH RECURSIVE texts(t) AS (
+               SELECT b.raw
+               UNION ALL
+               SELECT m[2] FROM texts CROSS JOIN LATERAL regexp_matches(texts.t, ('(?:(?<![^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || '])[$]([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$](.*?)[$]' || chr(92) || '1[$]){1,1}?'), 'g') AS m
+             )
+             SELECT s[1] FROM texts CROSS JOIN LATERAL regexp_matches(regexp_replace(texts.t, ('(?:("(?:[^"]|"")*?")(?!")|(?<![^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || '])[eE]('')(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?''(?!'')|('')(?:[^'']|'''')*?''(?!'')|(?<![^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || '])([$])([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$].*?[$]' || chr(92) || '5[$]|--[^' || chr(10) || chr(13) || ']*?(?=[' || chr(10) || chr(13) || ']|$)|/[*].*?[*]/){1,1}?'), (' ' || chr(92) || '1' || chr(92) || '2' || chr(92) || '2' || chr(92) || '3' || chr(92) || '3' || chr(92) || '4' || chr(92) || '4 '), 'g'), ('(?<![[:alnum:]_$])((?:alter|create)[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure|routine)(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS s)
+           ELSE '{}' END) ELSE '{}' END AS ddl
+                                 OFFSET 0) AS d
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
   ),
@@ -1159,7 +1170,7 @@ BEGIN
             SELECT w.fn, w.path, w.fn, u.how, true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (VALUES ('U&' COLLATE "C", b.unicode_names), ('nested comment', b.nested_comments),
-                                        ('text runner', b.runs_text)) AS u(how, found)
+                                        ('text runner', b.runs_text), ('code', b.code_unread)) AS u(how, found)
              WHERE u.found
             UNION
             -- An alias of pg_catalog's (internal or C, of the same symbol, which only a superuser
@@ -1223,19 +1234,15 @@ BEGIN
       SELECT DISTINCT w.fn, s.name, false FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
        WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
       UNION
-      -- A body's ALTER FUNCTION … SET search_path gives that function (one the check may have read
-      -- already) the path it names: those schemas count as on a reached body's path (review rev2
-      -- F4; Supabase's grant_pg_net_access() gives net.http_get() search_path net).
-      -- Each name as PostgreSQL reads it (review rev3 R3): comments out of the list; quoted, as
-      -- written; a string's (E'…' too), as written; else folded to lower case.
-      SELECT DISTINCT b.fn, CASE WHEN v.name ~ '^"' THEN replace(btrim(v.name, '"'), '""', '"')
-                                 WHEN v.name ~* '^e?''' THEN btrim(regexp_replace(v.name, '^[eE]', ''), '''')
-                                 ELSE lower(v.name) END, true
-        FROM reached_bodies b
-       CROSS JOIN LATERAL regexp_matches(b.src, ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+(function|procedure|routine)(?![[:alnum:]_$])[^;]*?(?<![[:alnum:]_$])set'
-  || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?search_path"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(?:=|to(?![[:alnum:]_$]))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*([^;]*)'), 'gi') AS m
-       CROSS JOIN LATERAL unnest(string_to_array(regexp_replace(m[array_upper(m, 1)], '--[^' || chr(10) || chr(13) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/', ' ', 'g'), ',')) AS s(piece)
-       CROSS JOIN LATERAL (SELECT btrim(s.piece, ' ' || chr(9) || chr(10) || chr(13)) AS name) AS v
+      -- A body's ALTER FUNCTION … SET search_path (or CREATE FUNCTION … SET) gives that function
+      -- (one the check may have read already) the path it names: those schemas count as on a
+      -- reached body's path (review rev2 F4; Supabase's grant_pg_net_access() gives net.http_get()
+      -- search_path net). Each name as PostgreSQL reads it (review rev3 R3; code-ddl.ts).
+      SELECT DISTINCT b.fn, v.name, true
+        FROM reached_bodies b CROSS JOIN LATERAL unnest(b.ddl) AS d(stmt)
+       CROSS JOIN LATERAL (SELECT CASE WHEN n[1] ~ '^"' THEN replace(substr(n[1], 2, length(n[1]) - 2), '""', '"') ELSE lower(n[1]) END AS name
+            FROM regexp_matches(d.stmt, ('set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*)'), 'gi') AS l
+           CROSS JOIN LATERAL regexp_matches(l[1], ('((?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))'), 'g') AS n) AS v
     )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,
@@ -1523,6 +1530,16 @@ BEGIN
                      'read what it runs (run that SQL from the body itself, written out)', w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'text runner'
+    UNION ALL
+    -- DDL that makes or changes code as the body runs, in a form the check does not read
+    -- (code-ddl.ts, review rev4): the code it makes, or the path it gives, is not what was read.
+    SELECT 2, format('%s reaches %s, whose body makes or changes a function in a form the check cannot read (it reads '
+                     'CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, and ALTER FUNCTION … SECURITY DEFINER, SET '
+                     'search_path = schema names, SET SCHEMA; not a body given as a string, RESET, TO DEFAULT, FROM '
+                     'CURRENT, OWNER TO, RENAME): write it in one of those forms, or run that DDL outside the trigger',
+                     w.what, w.fn::regprocedure), false
+      FROM body_calls w
+     WHERE w.unread AND w.how = 'code'
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL

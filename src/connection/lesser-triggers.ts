@@ -40,6 +40,7 @@ import {
   TEXT_RUNNER_NAMES,
   textRunnerRuns,
 } from './column-type-code.js'
+import { codeStatementReadSql, codeStatementsSql, searchPathListSql } from './code-ddl.js'
 import { REQUEST_PATH_SCHEMAS } from './request-path-schemas.js'
 import { MIGRATION_TABLE_SCHEMA } from './module-schemas.js'
 import {
@@ -443,8 +444,12 @@ function bodyCallsSql(schemas: string | undefined): string {
                    b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ ${NESTED_COMMENT} OR b.src ~ ${NESTED_COMMENT}) AS nested_comments,
-                   b.raw ~* ${TEXT_RUNNER_CALL} AS runs_text
+                   b.raw ~* ${TEXT_RUNNER_CALL} AS runs_text,
+                   d.ddl, EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE NOT ${codeStatementReadSql('s.stmt')}) AS code_unread
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
+             -- A BEGIN ATOMIC body runs no DDL.
+             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN ${codeStatementsSql('b.raw', 'b.words')} ELSE '{}' END AS ddl
+                                 OFFSET 0) AS d
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND (p.proowner NOT IN (SELECT oid FROM lesser_roles) OR p.oid IN (SELECT a.fn FROM platform_auth_functions a))
   ),
@@ -492,7 +497,7 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT w.fn, w.path, w.fn, u.how, true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (VALUES ('U&' COLLATE "C", b.unicode_names), ('nested comment', b.nested_comments),
-                                        ('text runner', b.runs_text)) AS u(how, found)
+                                        ('text runner', b.runs_text), ('code', b.code_unread)) AS u(how, found)
              WHERE u.found
             UNION
             -- An alias of pg_catalog's (internal or C, of the same symbol, which only a superuser
@@ -800,13 +805,6 @@ const TEXT_RUNNER_ALIASES = `SELECT q.oid FROM pg_proc q
                                                                 AND r.proname ~ '^(${TEXT_RUNNER_NAMES})$')`
 
 /**
- * SQL: a regular expression (for `regexp_matches`) of an ALTER FUNCTION, PROCEDURE or ROUTINE …
- * SET search_path = (or TO) a list, the list its last group.
- */
-const ALTERED_PATH = `('(?<![[:alnum:]_$])alter' || ${SPACE} || '+(function|procedure|routine)(?![[:alnum:]_$])[^;]*?(?<![[:alnum:]_$])set'
-  || ${SPACE} || '+"?search_path"?' || ${SPACE} || '*(?:=|to(?![[:alnum:]_$]))' || ${SPACE} || '*([^;]*)')`
-
-/**
  * SQL: whether the body of the pg_proc row `p`, as text `src`, may change the search path it runs
  * with (and that of what runs after it in the transaction). It may where it:
  * - runs SQL it builds as it runs, which may be any SET, however spelled (a rule for each
@@ -828,15 +826,16 @@ const ALTERED_PATH = `('(?<![[:alnum:]_$])alter' || ${SPACE} || '+(function|proc
  * (or a text runner) runs it, so strings are not read for one, nor a body's backslash escapes
  * (which only an E'…' string reads). A plain string that is not search_path is a setting of the
  * app's own (Supabase's `request.jwt.claims`); ALTER FUNCTION … SET search_path and ALTER … SET
- * SCHEMA (Supabase's event trigger functions hold them) change no session's path.
+ * SCHEMA (Supabase's event trigger functions hold them) change no session's path: a function so
+ * given a path is read by code-ddl.ts (its schemas counted, other forms refused unread).
  */
 function setsPath(p: string, src: string): string {
   return `(${p}.prolang NOT IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
            OR regexp_replace(${src}, ${CUSTOM_SETTING_EXECUTE}, 'perform null', 'gi') ~* ${DYNAMIC_STATEMENT}
            OR ${src} ~* ${TEXT_RUNNER_CALL}
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
-           -- rev3 R6).
-           OR ${src} ~* ('(?<![[:alnum:]_$])alter' || ${SPACE} || '+schema(?![[:alnum:]_$])[^;]*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
+           -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
+           OR ${src} ~* ('(?<![[:alnum:]_$])alter' || ${SPACE} || '+schema(?![[:alnum:]_$]).*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
            OR ${src} ~* (${STATEMENT_START} || '(set(' || ${SPACE} || '+(local|session))*(' || ${SPACE} || '+"?|")(search_path|schema|role|authorization)|reset('
                      || ${SPACE} || '+"?|")(search_path|all))"?(?![[:alnum:]_$])')
            OR ${src} ~* ('set_config"?' || ${SPACE} || '*[(]' || ${SPACE} || '*''(search_path|role|session_authorization)''')
@@ -890,7 +889,17 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
                      'xpath_table, dblink…): the check cannot '
                      'read what it runs (run that SQL from the body itself, written out)', w.what, w.fn::regprocedure), false
       FROM body_calls w
-     WHERE w.unread AND w.how = 'text runner'`
+     WHERE w.unread AND w.how = 'text runner'
+    UNION ALL
+    -- DDL that makes or changes code as the body runs, in a form the check does not read
+    -- (code-ddl.ts, review rev4): the code it makes, or the path it gives, is not what was read.
+    SELECT 2, format('%s reaches %s, whose body makes or changes a function in a form the check cannot read (it reads '
+                     'CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, and ALTER FUNCTION … SECURITY DEFINER, SET '
+                     'search_path = schema names, SET SCHEMA; not a body given as a string, RESET, TO DEFAULT, FROM '
+                     'CURRENT, OWNER TO, RENAME): write it in one of those forms, or run that DDL outside the trigger',
+                     w.what, w.fn::regprocedure), false
+      FROM body_calls w
+     WHERE w.unread AND w.how = 'code'`
 
 /**
  * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
@@ -1413,18 +1422,13 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
       SELECT DISTINCT w.fn, s.name, false FROM body_nodes w CROSS JOIN LATERAL unnest(w.path) AS s(name)
        WHERE w.fn IN (SELECT b.fn FROM reached_bodies b JOIN pg_proc q ON q.oid = b.fn AND q.prosqlbody IS NULL)
       UNION
-      -- A body's ALTER FUNCTION … SET search_path gives that function (one the check may have read
-      -- already) the path it names: those schemas count as on a reached body's path (review rev2
-      -- F4; Supabase's grant_pg_net_access() gives net.http_get() search_path net).
-      -- Each name as PostgreSQL reads it (review rev3 R3): comments out of the list; quoted, as
-      -- written; a string's (E'…' too), as written; else folded to lower case.
-      SELECT DISTINCT b.fn, CASE WHEN v.name ~ '^"' THEN replace(btrim(v.name, '"'), '""', '"')
-                                 WHEN v.name ~* '^e?''' THEN btrim(regexp_replace(v.name, '^[eE]', ''), '''')
-                                 ELSE lower(v.name) END, true
-        FROM reached_bodies b
-       CROSS JOIN LATERAL regexp_matches(b.src, ${ALTERED_PATH}, 'gi') AS m
-       CROSS JOIN LATERAL unnest(string_to_array(regexp_replace(m[array_upper(m, 1)], '--[^' || chr(10) || chr(13) || ']*|/[*]([^*]|[*]+[^*/])*[*]+/', ' ', 'g'), ',')) AS s(piece)
-       CROSS JOIN LATERAL (SELECT btrim(s.piece, ' ' || chr(9) || chr(10) || chr(13)) AS name) AS v
+      -- A body's ALTER FUNCTION … SET search_path (or CREATE FUNCTION … SET) gives that function
+      -- (one the check may have read already) the path it names: those schemas count as on a
+      -- reached body's path (review rev2 F4; Supabase's grant_pg_net_access() gives net.http_get()
+      -- search_path net). Each name as PostgreSQL reads it (review rev3 R3; code-ddl.ts).
+      SELECT DISTINCT b.fn, v.name, true
+        FROM reached_bodies b CROSS JOIN LATERAL unnest(b.ddl) AS d(stmt)
+       CROSS JOIN LATERAL (${searchPathListSql('d.stmt')}) AS v
     )
     SELECT DISTINCT format('schema %I, on the search path %s runs with, is owned by %s (ALTER SCHEMA %I OWNER TO a role '
                               'that can act as you, or give the function a SET search_path without it)', n.nspname,

@@ -1,0 +1,133 @@
+/*
+ * DDL in a trusted body that makes or changes code: CREATE [OR REPLACE] FUNCTION or PROCEDURE,
+ * ALTER FUNCTION, PROCEDURE or ROUTINE. The check reads a body before it runs; such a statement
+ * changes, as it runs, code the check has read (or not), which the same write may run next with
+ * the writer's power: a function made again from a string in pieces (no whole name to read), a
+ * path taken away (RESET, TO DEFAULT, FROM CURRENT) or given as a string (review rev4). Each such
+ * statement is read as PostgreSQL's lexer reads it (comments out, strings and quoted names
+ * whole), and only the forms below are taken as read; any other is refused, unread:
+ * - CREATE [OR REPLACE] FUNCTION|PROCEDURE name(args) with RETURNS, LANGUAGE sql or plpgsql, the
+ *   body as one dollar-quoted string (its text is then read as the body's own, every name and
+ *   statement in it), the attributes below, and SET search_path = names;
+ * - ALTER FUNCTION|PROCEDURE|ROUTINE name[(args)] with SECURITY DEFINER or INVOKER, LEAKPROOF,
+ *   volatility, STRICT, PARALLEL, COST, ROWS, SET SCHEMA name, or SET search_path = names (the
+ *   schemas the check then counts as on a reached path: searchPathListSql).
+ * Supabase's event trigger functions hold only such forms (grant_pg_net_access's ALTER function
+ * net.http_get(…) SECURITY DEFINER and SET search_path = net; grant_pg_graphql_access's create or
+ * replace function graphql_public.graphql(…) … language sql as $$ … $$).
+ */
+
+/**
+ * A SQL expression of the text `s`: string constants, with chr() for a backslash and each control
+ * character, so that it reads the same whatever standard_conforming_strings is, and holds no
+ * character that a script's reader could mistake.
+ */
+function sqlText(s: string): string {
+  const special = /([\u0000-\u001f\u007f\\])/
+  const parts = s
+    .split(special)
+    .filter((part) => part !== '')
+    .map((part) =>
+      special.test(part) && part.length === 1
+        ? `chr(${part.charCodeAt(0)})`
+        : `'${part.replaceAll("'", "''")}'`,
+    )
+  return `(${parts.join(' || ')})`
+}
+
+/**
+ * A regular expression's bracket of a character that may stand in a name: a letter, a digit, `_`,
+ * `$`, or any beyond ASCII (as PostgreSQL's lexer takes them); the bracket lists the rest of ASCII.
+ */
+const NAME_CHAR = '[^\u0001-#%-/:-@[-^`{-\u007f]'
+
+/** A dollar quote's tag: a name that starts with no digit and holds no `$`, or none. */
+const TAG = '[^\u0001-@[-^`{-\u007f][^\u0001-/:-@[-^`{-\u007f]*?|'
+
+/**
+ * One token that the lexer reads whole, where it starts (leftmost first, and the shortest, by the
+ * non-greedy `{1,1}?` around the alternatives: a regular expression of alternatives is otherwise
+ * the longest, and two dollar-quoted strings one): a quoted name (group 1), an E'…' string (2, its
+ * quote), a '…' string (3), a dollar-quoted string (4, its `$`; 5 its tag), a `--` comment, a
+ * block comment (nested ones are refused before: lesser-triggers.ts's NESTED_COMMENT).
+ */
+const TOKEN =
+  '(?:("(?:[^"]|"")*?")(?!")' +
+  `|(?<!${NAME_CHAR})[eE](')(?:[^'\\\\]|\\\\.|'')*?'(?!')` +
+  "|(')(?:[^']|'')*?'(?!')" +
+  `|(?<!${NAME_CHAR})([$])(${TAG})[$].*?[$]\\5[$]` +
+  '|--[^\n\r]*?(?=[\n\r]|$)' +
+  '|/[*].*?[*]/){1,1}?'
+
+/**
+ * SQL (an expression): the text `text` as the statements read it: each comment as a space, each
+ * string as `''` and each dollar-quoted one as `$$` (their text out), quoted names as written.
+ */
+function shapeSql(text: string): string {
+  return `regexp_replace(${text}, ${sqlText(TOKEN)}, ${sqlText(' \\1\\2\\2\\3\\3\\4\\4 ')}, 'g')`
+}
+
+/** A dollar-quoted string anywhere (in a comment or a string too: read, over, never under), its text group 2. */
+const DOLLAR_STRING = `(?:(?<!${NAME_CHAR})[$](${TAG})[$](.*?)[$]\\1[$]){1,1}?`
+
+const S = '[[:space:]]'
+const NAME = '(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)'
+const QUALIFIED = `${NAME}(?:${S}*[.]${S}*${NAME}){0,2}`
+/** Arguments' list: names, types (one level of parentheses), defaults; no `;`. */
+const ARGUMENTS = `(?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*`
+/** A schema on a path: a name, quoted or not; not DEFAULT, no string. */
+const PATH_SCHEMA = `(?!default(?![[:alnum:]_$]))${NAME}`
+const PATH_SET = `set${S}+"?search_path"?${S}*(?:=|to(?![[:alnum:]_$]))${S}*(${PATH_SCHEMA}(?:${S}*,${S}*${PATH_SCHEMA})*)`
+const ATTRIBUTE =
+  `(?:(?:external${S}+)?security${S}+(?:definer|invoker)|(?:not${S}+)?leakproof|immutable|stable|volatile|strict` +
+  `|called${S}+on${S}+null${S}+input|returns${S}+null${S}+on${S}+null${S}+input|parallel${S}+(?:unsafe|restricted|safe)` +
+  `|(?:cost|rows)${S}+[0-9.]+|${PATH_SET})`
+const TYPE = `${QUALIFIED}(?:${S}+(?:precision|varying|with|without|time|zone))*(?:${S}*[(][0-9, ]*[)])?(?:${S}*[[][0-9]*[]])*`
+const CREATE_CLAUSE = `(?:returns${S}+(?:setof${S}+)?${TYPE}|returns${S}+table${S}*[(]${ARGUMENTS}[)]|language${S}+"?(?:sql|plpgsql)"?(?![[:alnum:]_$])|as${S}*[$][$]|window|${ATTRIBUTE})`
+
+/** The forms of {@link CODE_STATEMENT} taken as read (for `~*`): see the file's comment. */
+const READ_FORM =
+  `^(?:alter${S}+(?:function|procedure|routine)${S}+${QUALIFIED}${S}*(?:[(]${ARGUMENTS}[)])?` +
+  `(?:${S}*(?:${ATTRIBUTE}|set${S}+schema${S}+${NAME}))+(?:${S}+restrict)?` +
+  `|create${S}+(?:or${S}+replace${S}+)?(?:function|procedure)${S}+${QUALIFIED}${S}*[(]${ARGUMENTS}[)]` +
+  `(?:${S}*${CREATE_CLAUSE})+)${S}*$`
+
+/** A statement that makes or changes code, from its first word to its `;` (quoted names whole). */
+const CODE_STATEMENT = `(?<![[:alnum:]_$])((?:alter|create)${S}+(?:or${S}+replace${S}+)?(?:function|procedure|routine)(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)`
+
+/**
+ * SQL (a scalar subquery): the statements that make or change code (CREATE FUNCTION, ALTER
+ * FUNCTION, …) of the body text `raw`, and of each dollar-quoted string in it (the body of a
+ * function it makes, read as code), each as {@link shapeSql} reads it; none where the body holds
+ * none of the words function, procedure and routine (`words`, its words).
+ *
+ * @example
+ * ```ts
+ * `SELECT ${codeStatementsSql('b.raw', 'b.words')} AS ddl FROM …`
+ * ```
+ */
+export function codeStatementsSql(raw: string, words: string): string {
+  return `(CASE WHEN ${words} && ARRAY['function', 'procedure', 'routine']::text[] THEN ARRAY(
+             WITH RECURSIVE texts(t) AS (
+               SELECT ${raw}
+               UNION ALL
+               SELECT m[2] FROM texts CROSS JOIN LATERAL regexp_matches(texts.t, ${sqlText(DOLLAR_STRING)}, 'g') AS m
+             )
+             SELECT s[1] FROM texts CROSS JOIN LATERAL regexp_matches(${shapeSql('texts.t')}, ${sqlText(CODE_STATEMENT)}, 'gi') AS s)
+           ELSE '{}' END)`
+}
+
+/** SQL: whether the statement `stmt` (of {@link codeStatementsSql}) is of a form read. */
+export function codeStatementReadSql(stmt: string): string {
+  return `(${stmt} ~* ${sqlText(READ_FORM)})`
+}
+
+/**
+ * SQL (a subquery, LATERAL to `stmt`, one of {@link codeStatementsSql}): each schema that its SET
+ * search_path names (`name`), as PostgreSQL reads it: quoted, as written; else in lower case.
+ */
+export function searchPathListSql(stmt: string): string {
+  return `SELECT CASE WHEN n[1] ~ '^"' THEN replace(substr(n[1], 2, length(n[1]) - 2), '""', '"') ELSE lower(n[1]) END AS name
+            FROM regexp_matches(${stmt}, ${sqlText(PATH_SET)}, 'gi') AS l
+           CROSS JOIN LATERAL regexp_matches(l[1], ${sqlText(`(${NAME})`)}, 'g') AS n`
+}
