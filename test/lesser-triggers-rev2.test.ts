@@ -282,6 +282,32 @@ describe.skipIf(skipReason)('rev2: a path set where setsPath does not look', () 
     },
   )
 
+  // Review rev3 R9c: contrib dblink's dblink_exec() in a CHECK of a table a trusted body writes
+  // runs SQL given as text on a new connection, as the superuser the connection string names: a
+  // text runner that is no function of pg_catalog's.
+  it('a trusted body that writes a table whose CHECK calls dblink_exec(): 005’s down refuses, naming the text runner', async () => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      if (!(await hasExtension(db, 'dblink'))) return
+      await withLoginRole(db, async (role) => {
+        const setUp = `CREATE EXTENSION dblink SCHEMA public;
+          CREATE TABLE public.zz_log (id int CHECK (public.dblink_exec(
+            format('host=%s port=%s dbname=%s user=%s', host(inet_server_addr()), inet_server_port(), current_database(), current_user),
+            'DO $d$ BEGIN PERFORM ${role}.hel' || 'per(); END $d$') IS NOT NULL))`
+        await plant(db, role, 'INSERT INTO public.zz_log VALUES (1);', setUp)
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (e: unknown) => e,
+        )
+        expect(String(error)).toContain('which runs SQL given as text')
+        const outcome = {
+          superuser: await isSuperuser(db, role),
+          refused: error instanceof Error,
+          applied005: (await applied(db)).includes(MIGRATION_005),
+        }
+        expect(outcome).toEqual({ superuser: false, refused: true, applied005: true })
+      })
+    })
+  })
+
   // F5: database_to_xml (and schema_to_xml, table_to_xml) run SELECT * FROM every view the
   // session may read; a view's functions run as the reader. Not in setsPath's list (query_to_xml,
   // ts_stat, ts_rewrite), and the body names no view.

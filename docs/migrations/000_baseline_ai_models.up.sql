@@ -601,14 +601,18 @@ BEGIN
     SELECT format('%s %s, whose %s calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, de.part,
-                  p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
+                  p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' AND p.pronamespace = 'pg_catalog'::regnamespace THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
       FROM column_types t
       JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
      CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
           UNION ALL
           SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
-      JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
-       AND p.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info)$' AND (p.proname <> 'ts_rewrite' OR p.pronargs = 2)
+      JOIN pg_proc p ON ((p.pronamespace = 'pg_catalog'::regnamespace
+         AND p.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info)$' AND (p.proname <> 'ts_rewrite' OR p.pronargs = 2))
+        -- A C function of contrib's that runs SQL given as text, by its symbol (dblink_exec in a
+        -- CHECK: review rev3 R9c), whatever its name or schema.
+        OR (p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
+            AND p.prosrc ~ '^(dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)$'))
        AND de.tree ~ (':funcid ' || p.oid || '\M')
   ),
   when_peel AS (
@@ -845,7 +849,7 @@ BEGIN
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
            OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$]).*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
@@ -952,7 +956,7 @@ BEGIN
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
            OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$]).*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
@@ -1047,7 +1051,7 @@ BEGIN
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
            OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$]).*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
@@ -1064,7 +1068,7 @@ BEGIN
                    b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments,
-                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])' AS runs_text,
+                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])' AS runs_text,
                    d.ddl, EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE NOT (s.stmt ~* ('^(?:alter[[:space:]]+(?:function|procedure|routine)[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}[[:space:]]*(?:[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)])?(?:[[:space:]]*(?:(?:(?:external[[:space:]]+)?security[[:space:]]+(?:definer|invoker)|(?:not[[:space:]]+)?leakproof|immutable|stable|volatile|strict|called[[:space:]]+on[[:space:]]+null[[:space:]]+input|returns[[:space:]]+null[[:space:]]+on[[:space:]]+null[[:space:]]+input|parallel[[:space:]]+(?:unsafe|restricted|safe)|(?:cost|rows)[[:space:]]+[0-9.]+|set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*))|set[[:space:]]+schema[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)))+(?:[[:space:]]+restrict)?|create[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure)[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}[[:space:]]*[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)](?:[[:space:]]*(?:returns[[:space:]]+(?:setof[[:space:]]+)?(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}(?:[[:space:]]+(?:precision|varying|with|without|time|zone))*(?:[[:space:]]*[(][0-9, ]*[)])?(?:[[:space:]]*[[][0-9]*[]])*|returns[[:space:]]+table[[:space:]]*[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)]|language[[:space:]]+"?(?:sql|plpgsql)"?(?![[:alnum:]_$])|as[[:space:]]*[$][$]|window|(?:(?:external[[:space:]]+)?security[[:space:]]+(?:definer|invoker)|(?:not[[:space:]]+)?leakproof|immutable|stable|volatile|strict|called[[:space:]]+on[[:space:]]+null[[:space:]]+input|returns[[:space:]]+null[[:space:]]+on[[:space:]]+null[[:space:]]+input|parallel[[:space:]]+(?:unsafe|restricted|safe)|(?:cost|rows)[[:space:]]+[0-9.]+|set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*))))+)[[:space:]]*$'))) AS code_unread
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
@@ -1395,9 +1399,13 @@ BEGIN
     -- domain's CHECK): what they run, pg_depend cannot follow (nor does it record pg_catalog's own
     -- objects), so they are found in the expression.
     SELECT 2, format('%s on %s calls %s, which runs %s', attached.what, attached.tbl::regclass,
-                     p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END), false
-      FROM attached JOIN pg_proc p ON p.pronamespace = 'pg_catalog'::regnamespace
-       AND p.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info)$' AND (p.proname <> 'ts_rewrite' OR p.pronargs = 2)
+                     p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' AND p.pronamespace = 'pg_catalog'::regnamespace THEN 'the code of a type named as text' ELSE 'SQL given as text' END), false
+      FROM attached JOIN pg_proc p ON ((p.pronamespace = 'pg_catalog'::regnamespace
+         AND p.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info)$' AND (p.proname <> 'ts_rewrite' OR p.pronargs = 2))
+        -- A C function of contrib's that runs SQL given as text, by its symbol (dblink_exec in a
+        -- CHECK: review rev3 R9c), whatever its name or schema.
+        OR (p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
+            AND p.prosrc ~ '^(dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)$'))
        AND attached.tree ~ (':funcid ' || p.oid || '\M')
     UNION ALL
     -- Trigger functions that run SQL built from the trigger's arguments, which whoever made the

@@ -29,6 +29,12 @@ export const TEXT_RUNNER_NAMES =
   '[a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info'
 
 /**
+ * A regular expression's alternatives: the C symbols of contrib's functions that run SQL given as
+ * text: dblink's, tablefunc's crosstab and connectby, xml2's xpath_table.
+ */
+export const CONTRIB_TEXT_RUNNER_SYMBOLS = 'dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table'
+
+/**
  * A condition on `p` (a pg_proc row) and `tree` (a stored expression, as text) that holds where
  * the expression calls one of pg_catalog's functions that run SQL given as text (query_to_xml's
  * kind, ts_stat, ts_rewrite's second form) or the code of a type named as text
@@ -40,14 +46,18 @@ export const TEXT_RUNNER_NAMES =
  * ```
  */
 export function callsTextRunner(p: string, tree: string): string {
-  return `${p}.pronamespace = 'pg_catalog'::regnamespace
-       AND ${p}.proname ~ '^(${TEXT_RUNNER_NAMES})$' AND (${p}.proname <> 'ts_rewrite' OR ${p}.pronargs = 2)
+  return `((${p}.pronamespace = 'pg_catalog'::regnamespace
+         AND ${p}.proname ~ '^(${TEXT_RUNNER_NAMES})$' AND (${p}.proname <> 'ts_rewrite' OR ${p}.pronargs = 2))
+        -- A C function of contrib's that runs SQL given as text, by its symbol (dblink_exec in a
+        -- CHECK: review rev3 R9c), whatever its name or schema.
+        OR (${p}.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
+            AND ${p}.prosrc ~ '^(${CONTRIB_TEXT_RUNNER_SYMBOLS})$'))
        AND ${tree} ~ (':funcid ' || ${p}.oid || '\\M')`
 }
 
 /** What {@link callsTextRunner} says a function `p` runs. */
 export function textRunnerRuns(p: string): string {
-  return `CASE WHEN ${p}.proname LIKE 'pg_input%' THEN 'the code of a type named as text' ELSE 'SQL given as text' END`
+  return `CASE WHEN ${p}.proname LIKE 'pg_input%' AND ${p}.pronamespace = 'pg_catalog'::regnamespace THEN 'the code of a type named as text' ELSE 'SQL given as text' END`
 }
 
 /**

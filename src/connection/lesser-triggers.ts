@@ -30,6 +30,7 @@
 import {
   callsTextRunner,
   COLUMN_TYPE_CODE_SQL,
+  CONTRIB_TEXT_RUNNER_SYMBOLS,
   calledFunction,
   columnTypeUses,
   dependedCode,
@@ -782,7 +783,7 @@ const DYNAMIC_STATEMENT = `('(' || ${STATEMENT_START} || '|(?<![[:alnum:]_$])(qu
  * crosstab and connectby, xml2's xpath_table, dblink's (review rev2 F6). What they run cannot be
  * read: a trusted body that calls one is refused.
  */
-const TEXT_RUNNER_CALL = `'(?<![[:alnum:]_$])(${TEXT_RUNNER_NAMES}|crosstab[0-9]*|connectby|xpath_table|dblink[a-z_]*)(?![[:alnum:]_$])'`
+const TEXT_RUNNER_CALL = `'(?<![[:alnum:]_$])(${TEXT_RUNNER_NAMES}|${CONTRIB_TEXT_RUNNER_SYMBOLS})(?![[:alnum:]_$])'`
 
 /**
  * SQL: a condition on a pg_proc row `q` that holds where it is set_config under another name:
