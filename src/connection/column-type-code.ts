@@ -32,7 +32,8 @@ export const TEXT_RUNNER_NAMES =
  * A regular expression's alternatives: the C symbols of contrib's functions that run SQL given as
  * text: dblink's, tablefunc's crosstab and connectby, xml2's xpath_table.
  */
-export const CONTRIB_TEXT_RUNNER_SYMBOLS = 'dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table'
+export const CONTRIB_TEXT_RUNNER_SYMBOLS =
+  'dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table'
 
 /**
  * A condition on `p` (a pg_proc row) and `tree` (a stored expression, as text) that holds where
