@@ -269,7 +269,7 @@ describe.skipIf(skipReason)('rev2: a path set where setsPath does not look', () 
             (e: unknown) => e,
           )
           expect(String(error)).toContain(
-            'public.zz_audit(), whose body makes or changes a function in a form the check cannot read',
+            'public.zz_audit(), whose body makes or changes a function, or alters a table, a trigger or an extension, in a form',
           )
           const outcome = {
             superuser: await isSuperuser(db, role),

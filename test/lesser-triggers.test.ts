@@ -1473,7 +1473,7 @@ describe.skipIf(skipReason)(
         await withLoginRole(db, async (role) => {
           const setUp = `CREATE FUNCTION ${role}.search(text) RETURNS text LANGUAGE sql AS $f$ SELECT $1 $f$;
             ALTER FUNCTION ${role}.search(text) OWNER TO ${role};
-            CREATE FUNCTION public.zz_nothing() RETURNS void LANGUAGE sql AS $f$ SELECT $f$;
+            CREATE FUNCTION public.zz_nothing(url text, params jsonb) RETURNS void LANGUAGE sql AS $f$ SELECT $f$;
             CREATE TABLE public.zz_notes (note text);
             CREATE FUNCTION public.zz_grant_access() RETURNS event_trigger LANGUAGE plpgsql AS $f$
               DECLARE
@@ -1484,15 +1484,26 @@ describe.skipIf(skipReason)(
                   IF cmd.object_identity = 'zz_search' THEN
                     grant usage on schema public to postgres;
                     grant execute on all functions in schema public to postgres;
-                    GRANT EXECUTE ON FUNCTION public.zz_nothing() TO postgres;
-                    REVOKE EXECUTE ON FUNCTION public.zz_nothing() FROM PUBLIC;
-                    ALTER function public.zz_nothing() SECURITY DEFINER;
-                    ALTER function public.zz_nothing() SET search_path = public;
+                    GRANT EXECUTE ON FUNCTION public.zz_nothing(text, jsonb) TO postgres;
+                    REVOKE EXECUTE ON FUNCTION public.zz_nothing(text, jsonb) FROM PUBLIC;
+                    ALTER function public.zz_nothing(url text, params jsonb) SECURITY DEFINER;
+                    ALTER function public.zz_nothing(url text, params jsonb) SET search_path = public;
                     create or replace function public.zz_placeholder() returns text language plpgsql as $$
+                      declare
+                        server_version float;
                       begin
                         -- executes until the search extension is there
                         return 'search is not installed';
                       end;
+                    $$;
+                    create or replace function public.zz_search(
+                        "queryText" text default null,
+                        options jsonb default null
+                    )
+                        returns jsonb
+                        language sql
+                    as $$
+                        select options;
                     $$;
                     CREATE TRIGGER zz_noted AFTER INSERT ON public.zz_notes
                       FOR EACH ROW EXECUTE FUNCTION public.zz_placeholder();

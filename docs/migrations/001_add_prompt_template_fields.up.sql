@@ -601,14 +601,14 @@ BEGIN
     SELECT format('%s %s, whose %s calls %s, which runs %s', t.subject, format_type(t.top, NULL) || CASE WHEN t.parent IS NULL THEN ''
                                          WHEN t.parent = t.top THEN ', ' || t.how
                                          ELSE format(', which reaches %s, %s', format_type(t.parent, NULL), t.how) END, de.part,
-                  p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' AND p.pronamespace = 'pg_catalog'::regnamespace THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
+                  p.oid::regprocedure, CASE WHEN p.proname ~ '^(pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$' AND p.pronamespace = 'pg_catalog'::regnamespace THEN 'the code of a type named as text' ELSE 'SQL given as text' END)
       FROM column_types t
       JOIN pg_type ty ON ty.oid = t.typ AND ty.typtype = 'd'
      CROSS JOIN LATERAL (SELECT format('constraint %I', k.conname) AS part, k.conbin::text AS tree FROM pg_constraint k WHERE k.contypid = ty.oid
           UNION ALL
           SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
       JOIN pg_proc p ON ((p.pronamespace = 'pg_catalog'::regnamespace
-         AND p.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info)$' AND (p.proname <> 'ts_rewrite' OR p.pronargs = 2))
+         AND p.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$' AND (p.proname <> 'ts_rewrite' OR p.pronargs = 2))
         -- A C function of contrib's that runs SQL given as text, by its symbol (dblink_exec in a
         -- CHECK: review rev3 R9c), whatever its name or schema.
         OR (p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
@@ -849,7 +849,7 @@ BEGIN
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
            OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$]).*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
@@ -956,7 +956,7 @@ BEGIN
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
            OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$]).*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
@@ -1051,7 +1051,7 @@ BEGIN
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
   || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
-           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
+           OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
            OR b.raw ~* ('(?<![[:alnum:]_$])alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+schema(?![[:alnum:]_$]).*(?<![[:alnum:]_$])rename(?![[:alnum:]_$])')
@@ -1068,8 +1068,14 @@ BEGIN
                    b.raw ~* 'u&[''"]' AS unicode_names,
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments,
-                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])' AS runs_text,
-                   d.ddl, EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE NOT (s.stmt ~* ('^(?:alter[[:space:]]+(?:function|procedure|routine)[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}[[:space:]]*(?:[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)])?(?:[[:space:]]*(?:(?:(?:external[[:space:]]+)?security[[:space:]]+(?:definer|invoker)|(?:not[[:space:]]+)?leakproof|immutable|stable|volatile|strict|called[[:space:]]+on[[:space:]]+null[[:space:]]+input|returns[[:space:]]+null[[:space:]]+on[[:space:]]+null[[:space:]]+input|parallel[[:space:]]+(?:unsafe|restricted|safe)|(?:cost|rows)[[:space:]]+[0-9.]+|set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*))|set[[:space:]]+schema[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)))+(?:[[:space:]]+restrict)?|create[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure)[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}[[:space:]]*[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)](?:[[:space:]]*(?:returns[[:space:]]+(?:setof[[:space:]]+)?(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}(?:[[:space:]]+(?:precision|varying|with|without|time|zone))*(?:[[:space:]]*[(][0-9, ]*[)])?(?:[[:space:]]*[[][0-9]*[]])*|returns[[:space:]]+table[[:space:]]*[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)]|language[[:space:]]+"?(?:sql|plpgsql)"?(?![[:alnum:]_$])|as[[:space:]]*[$][$]|window|(?:(?:external[[:space:]]+)?security[[:space:]]+(?:definer|invoker)|(?:not[[:space:]]+)?leakproof|immutable|stable|volatile|strict|called[[:space:]]+on[[:space:]]+null[[:space:]]+input|returns[[:space:]]+null[[:space:]]+on[[:space:]]+null[[:space:]]+input|parallel[[:space:]]+(?:unsafe|restricted|safe)|(?:cost|rows)[[:space:]]+[0-9.]+|set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*))))+)[[:space:]]*$'))) AS code_unread
+                   b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])' AS runs_text,
+                   d.ddl, EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE NOT (s.stmt ~* ('^(?:alter[[:space:]]+(?:function|procedure|routine)[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}[[:space:]]*(?:[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)])?(?:[[:space:]]*(?:(?:(?:external[[:space:]]+)?security[[:space:]]+(?:definer|invoker)|(?:not[[:space:]]+)?leakproof|immutable|stable|volatile|strict|called[[:space:]]+on[[:space:]]+null[[:space:]]+input|returns[[:space:]]+null[[:space:]]+on[[:space:]]+null[[:space:]]+input|parallel[[:space:]]+(?:unsafe|restricted|safe)|(?:cost|rows)[[:space:]]+[0-9.]+|set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*))|set[[:space:]]+schema[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)))+(?:[[:space:]]+restrict)?|create[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure)[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}[[:space:]]*[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)](?:[[:space:]]*(?:returns[[:space:]]+(?:setof[[:space:]]+)?(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}(?:[[:space:]]+(?:precision|varying|with|without|time|zone))*(?:[[:space:]]*[(][0-9, ]*[)])?(?:[[:space:]]*[[][0-9]*[]])*|returns[[:space:]]+table[[:space:]]*[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)]|language[[:space:]]+"?(?:sql|plpgsql)"?(?![[:alnum:]_$])|as[[:space:]]*[$][$]|window|(?:(?:external[[:space:]]+)?security[[:space:]]+(?:definer|invoker)|(?:not[[:space:]]+)?leakproof|immutable|stable|volatile|strict|called[[:space:]]+on[[:space:]]+null[[:space:]]+input|returns[[:space:]]+null[[:space:]]+on[[:space:]]+null[[:space:]]+input|parallel[[:space:]]+(?:unsafe|restricted|safe)|(?:cost|rows)[[:space:]]+[0-9.]+|set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*))))+)[[:space:]]*$'))) AS code_unread,
+                   -- The check reads strings as PostgreSQL does with standard_conforming_strings on:
+                   -- off (the function's own SET, a body's, the session's), '' || ' is one string,
+                   -- and what the check read as code between is not (review rev5 T1).
+                   (EXISTS (SELECT FROM unnest(p.proconfig) AS c(setting) WHERE c.setting ~* '^(standard_conforming_strings|backslash_quote)=')
+                    OR b.words && ARRAY['standard_conforming_strings', 'backslash_quote']::text[]
+                    OR current_setting('standard_conforming_strings') = 'off') AS strings_off
               FROM pg_proc p CROSS JOIN LATERAL (SELECT t.raw, t.src, t.lsrc, ARRAY(SELECT DISTINCT w FROM regexp_split_to_table(t.lsrc, '[^a-z0-9_]+') AS w WHERE w <> '') AS words
                  FROM (SELECT e.raw, e.src, lower(e.src) AS lsrc
                          FROM (SELECT b.raw, CASE WHEN strpos(b.raw, chr(92)) > 0 THEN (SELECT coalesce(string_agg(CASE WHEN x.m[1] IS NOT NULL THEN x.m[1]
@@ -1091,13 +1097,13 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              -- A BEGIN ATOMIC body runs no DDL.
-             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN (CASE WHEN b.words && ARRAY['function', 'procedure', 'routine']::text[] THEN ARRAY(
+             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN (CASE WHEN b.words && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension']::text[] THEN ARRAY(
              WITH RECURSIVE texts(t) AS (
                SELECT b.raw
                UNION ALL
-               SELECT m[2] FROM texts CROSS JOIN LATERAL regexp_matches(texts.t, ('(?:(?<![^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || '])[$]([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$](.*?)[$]' || chr(92) || '1[$]){1,1}?'), 'g') AS m
+               SELECT m[2] FROM texts CROSS JOIN LATERAL regexp_matches(texts.t, ('(?:(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[$]([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$](.*?)[$]' || chr(92) || '1[$]){1,1}?'), 'g') AS m
              )
-             SELECT s[1] FROM texts CROSS JOIN LATERAL regexp_matches(regexp_replace(texts.t, ('(?:("(?:[^"]|"")*?")(?!")|(?<![^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || '])[eE]('')(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?''(?!'')|('')(?:[^'']|'''')*?''(?!'')|(?<![^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || '])([$])([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$].*?[$]' || chr(92) || '5[$]|--[^' || chr(10) || chr(13) || ']*?(?=[' || chr(10) || chr(13) || ']|$)|/[*].*?[*]/){1,1}?'), (' ' || chr(92) || '1' || chr(92) || '2' || chr(92) || '2' || chr(92) || '3' || chr(92) || '3' || chr(92) || '4' || chr(92) || '4 '), 'g'), ('(?<![[:alnum:]_$])((?:alter|create)[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure|routine)(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS s)
+             SELECT s[1] FROM texts CROSS JOIN LATERAL regexp_matches(regexp_replace(texts.t, ('(?:("(?:[^"]|"")*?")(?!")|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[eE]('')(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?''(?:[ ' || chr(9) || chr(12) || ']*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*''(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?'')*?(?!'')(?![ ' || chr(9) || chr(12) || ']*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*'')|('')(?:[^'']|'''')*?''(?!'')|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)([$])([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$].*?[$]' || chr(92) || '5[$]|--[^' || chr(10) || chr(13) || ']*?(?=[' || chr(10) || chr(13) || ']|$)|/[*].*?[*]/){1,1}?'), (' ' || chr(92) || '1' || chr(92) || '2' || chr(92) || '2' || chr(92) || '3' || chr(92) || '3' || chr(92) || '4' || chr(92) || '4 '), 'g'), ('(?<![[:alnum:]_$])((?:(?:alter|create)[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure|routine)|alter[[:space:]]+(?:(?:foreign[[:space:]]+)?table|(?:event[[:space:]]+)?trigger|extension))(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS s)
            ELSE '{}' END) ELSE '{}' END AS ddl
                                  OFFSET 0) AS d
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
@@ -1174,7 +1180,8 @@ BEGIN
             SELECT w.fn, w.path, w.fn, u.how, true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (VALUES ('U&' COLLATE "C", b.unicode_names), ('nested comment', b.nested_comments),
-                                        ('text runner', b.runs_text), ('code', b.code_unread)) AS u(how, found)
+                                        ('text runner', b.runs_text), ('code', b.code_unread),
+                                        ('strings', b.strings_off)) AS u(how, found)
              WHERE u.found
             UNION
             -- An alias of pg_catalog's (internal or C, of the same symbol, which only a superuser
@@ -1188,12 +1195,12 @@ BEGIN
                                AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
                                AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM pg_proc r
                                                               WHERE r.pronamespace = 'pg_catalog'::regnamespace
-                                                                AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info)$')) AND e.fn IN (SELECT q.oid FROM pg_proc q
+                                                                AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$')) AND e.fn IN (SELECT q.oid FROM pg_proc q
                              WHERE q.pronamespace <> 'pg_catalog'::regnamespace
                                AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
                                AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM pg_proc r
                                                               WHERE r.pronamespace = 'pg_catalog'::regnamespace
-                                                                AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info)$'))
+                                                                AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$'))
   ),
   -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
   -- each once per problem (caller, how, fn, unread: what its message names).
@@ -1257,14 +1264,21 @@ BEGIN
     UNION
     -- The function so altered is not walked again with that path: a lesser login's function in
     -- one of its schemas, whose name a reached body holds, may answer it (review rev3 R5).
+    -- A relation or a type of such a login there likewise (a table its bare name then writes, with
+    -- that login's triggers: review rev5 P1).
     SELECT DISTINCT format('%s gives a function the search path schema %I, where %s, owned by %s, answers a name a body '
-                              'the writes reach holds (take that ALTER FUNCTION out of the body, or the function out of '
-                              'schema %I)', w.fn::regprocedure, n.nspname, q.oid::regprocedure, pg_get_userbyid(q.proowner),
+                              'the writes reach holds (take that ALTER FUNCTION out of the body, or %s out of '
+                              'schema %I)', w.fn::regprocedure, n.nspname, o.what, pg_get_userbyid(o.owner), o.what,
                               n.nspname)
       FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name
-      JOIN pg_proc q ON q.pronamespace = n.oid AND q.proowner IN (SELECT oid FROM lesser_roles)
-     WHERE w.altered AND EXISTS (SELECT FROM reached_bodies r WHERE lower(q.proname) = ANY (r.words))
+     CROSS JOIN LATERAL (SELECT q.oid::regprocedure::text, q.proowner, q.proname FROM pg_proc q WHERE q.pronamespace = n.oid
+                         UNION ALL
+                         SELECT c.oid::regclass::text, c.relowner, c.relname FROM pg_class c WHERE c.relnamespace = n.oid
+                         UNION ALL
+                         SELECT t.oid::regtype::text, t.typowner, t.typname FROM pg_type t WHERE t.typnamespace = n.oid) AS o(what, owner, name)
+     WHERE w.altered AND o.owner IN (SELECT oid FROM lesser_roles)
+       AND EXISTS (SELECT FROM reached_bodies r WHERE lower(o.name) = ANY (r.words))
     UNION
     SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
@@ -1399,9 +1413,9 @@ BEGIN
     -- domain's CHECK): what they run, pg_depend cannot follow (nor does it record pg_catalog's own
     -- objects), so they are found in the expression.
     SELECT 2, format('%s on %s calls %s, which runs %s', attached.what, attached.tbl::regclass,
-                     p.oid::regprocedure, CASE WHEN p.proname LIKE 'pg_input%' AND p.pronamespace = 'pg_catalog'::regnamespace THEN 'the code of a type named as text' ELSE 'SQL given as text' END), false
+                     p.oid::regprocedure, CASE WHEN p.proname ~ '^(pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$' AND p.pronamespace = 'pg_catalog'::regnamespace THEN 'the code of a type named as text' ELSE 'SQL given as text' END), false
       FROM attached JOIN pg_proc p ON ((p.pronamespace = 'pg_catalog'::regnamespace
-         AND p.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info)$' AND (p.proname <> 'ts_rewrite' OR p.pronargs = 2))
+         AND p.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$' AND (p.proname <> 'ts_rewrite' OR p.pronargs = 2))
         -- A C function of contrib's that runs SQL given as text, by its symbol (dblink_exec in a
         -- CHECK: review rev3 R9c), whatever its name or schema.
         OR (p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
@@ -1427,6 +1441,23 @@ BEGIN
       FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
      WHERE e.evtenabled <> 'D'
        AND p.proowner IN (SELECT oid FROM lesser_roles)
+    UNION ALL
+    -- A cast or an operator between types no such role owns (built-in ones: circle, text), whose
+    -- function such a role owns: a body runs it by an expression that names neither (review
+    -- rev5 O1, O2). Those of such a role's own types are walked where a column or a body's type
+    -- reaches them.
+    SELECT 3, format('%s calls %s, owned by %s: any code may run it without naming it (drop it, or give the function '
+                     'to a role that can act as you)', o.what, p.oid::regprocedure, pg_get_userbyid(p.proowner)), false
+      FROM (SELECT format('cast (%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), c.castfunc,
+                   ARRAY[c.castsource, c.casttarget]
+              FROM pg_cast c WHERE c.oid >= 16384 AND c.castfunc <> 0
+            UNION ALL
+            SELECT format('operator %s', o.oid::regoperator), f.fn, ARRAY[o.oprleft, o.oprright]
+              FROM pg_operator o CROSS JOIN LATERAL (VALUES (o.oprcode::oid), (o.oprrest::oid), (o.oprjoin::oid)) AS f(fn)
+             WHERE o.oid >= 16384 AND f.fn <> 0) AS o(what, fn, types)
+      JOIN pg_proc p ON p.oid = o.fn
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+       AND NOT EXISTS (SELECT FROM pg_type t WHERE t.oid = ANY (o.types) AND t.typowner IN (SELECT oid FROM lesser_roles))
     UNION ALL
     -- The module's own schemas: where the downs keep what they take out (its owner may drop every
     -- backup), and its bookkeeping.
@@ -1541,13 +1572,20 @@ BEGIN
     UNION ALL
     -- DDL that makes or changes code as the body runs, in a form the check does not read
     -- (code-ddl.ts, review rev4): the code it makes, or the path it gives, is not what was read.
-    SELECT 2, format('%s reaches %s, whose body makes or changes a function in a form the check cannot read (it reads '
-                     'CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, and ALTER FUNCTION … SECURITY DEFINER, SET '
-                     'search_path = schema names, SET SCHEMA; not a body given as a string, RESET, TO DEFAULT, FROM '
-                     'CURRENT, OWNER TO, RENAME): write it in one of those forms, or run that DDL outside the trigger',
+    SELECT 2, format('%s reaches %s, whose body makes or changes a function, or alters a table, a trigger or an extension, '
+                     'in a form the check cannot read (it reads CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, '
+                     'and ALTER FUNCTION … SECURITY DEFINER, SET search_path = schema names, SET SCHEMA; not a body '
+                     'given as a string, RESET, TO DEFAULT, FROM CURRENT, OWNER TO, RENAME, nor any ALTER TABLE, '
+                     'TRIGGER or EXTENSION): write it in one of those forms, or run that DDL outside the trigger',
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'code'
+    UNION ALL
+    SELECT 2, format('%s reaches %s, whose body is read with standard_conforming_strings off, or sets it: the check reads '
+                     'strings as PostgreSQL does with it on (take that setting out of the function and its body)',
+                     w.what, w.fn::regprocedure), false
+      FROM body_calls w
+     WHERE w.unread AND w.how = 'strings'
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL

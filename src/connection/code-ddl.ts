@@ -1,6 +1,6 @@
 /*
  * DDL in a trusted body that makes or changes code: CREATE [OR REPLACE] FUNCTION or PROCEDURE,
- * ALTER FUNCTION, PROCEDURE or ROUTINE. The check reads a body before it runs; such a statement
+ * ALTER FUNCTION, PROCEDURE or ROUTINE; ALTER TABLE, TRIGGER, EVENT TRIGGER, EXTENSION. The check reads a body before it runs; such a statement
  * changes, as it runs, code the check has read (or not), which the same write may run next with
  * the writer's power: a function made again from a string in pieces (no whole name to read), a
  * path taken away (RESET, TO DEFAULT, FROM CURRENT) or given as a string (review rev4). Each such
@@ -11,7 +11,8 @@
  *   statement in it), the attributes below, and SET search_path = names;
  * - ALTER FUNCTION|PROCEDURE|ROUTINE name[(args)] with SECURITY DEFINER or INVOKER, LEAKPROOF,
  *   volatility, STRICT, PARALLEL, COST, ROWS, SET SCHEMA name, or SET search_path = names (the
- *   schemas the check then counts as on a reached path: searchPathListSql).
+ *   schemas the check then counts as on a reached path: searchPathListSql);
+ * - no ALTER TABLE, FOREIGN TABLE, TRIGGER, EVENT TRIGGER or EXTENSION.
  * Supabase's event trigger functions hold only such forms (grant_pg_net_access's ALTER function
  * net.http_get(…) SECURITY DEFINER and SET search_path = net; grant_pg_graphql_access's create or
  * replace function graphql_public.graphql(…) … language sql as $$ … $$).
@@ -36,13 +37,30 @@ function sqlText(s: string): string {
 }
 
 /**
- * A regular expression's bracket of a character that may stand in a name: a letter, a digit, `_`,
- * `$`, or any beyond ASCII (as PostgreSQL's lexer takes them); the bracket lists the rest of ASCII.
+ * A regular expression's bracket of a character that may start a name: a letter, `_`, or any
+ * beyond ASCII (as PostgreSQL's lexer takes them); the bracket lists the rest of ASCII.
  */
+const NAME_START = '[^\u0001-@[-^`{-\u007f]'
+
+/** The same of a character that may go on with a name: those, a digit, `$`. */
 const NAME_CHAR = '[^\u0001-#%-/:-@[-^`{-\u007f]'
 
+/**
+ * A look-behind: what follows is no part of a name (an `E` before a quote, a `$` that opens a
+ * quote). Not a lone `$` or a number before it: `$E'…'` is a `$` and an E string, `1$a$…$a$` a
+ * number and a dollar-quoted string (review rev5 T2, T3).
+ */
+const OUTSIDE_NAME = `(?<!${NAME_START}${NAME_CHAR}*)`
+
 /** A dollar quote's tag: a name that starts with no digit and holds no `$`, or none. */
-const TAG = '[^\u0001-@[-^`{-\u007f][^\u0001-/:-@[-^`{-\u007f]*?|'
+const TAG = `${NAME_START}[^\u0001-/:-@[-^\`{-\u007f]*?|`
+
+/**
+ * White space with a line break, and `--` comments each ended by one: what joins two pieces of a
+ * string into one (an E string's next piece is read with its escapes: review rev5 T4).
+ */
+const STRING_JOIN = '[ \t\f]*[\n\r](?:[[:space:]]|--[^\n\r]*[\n\r])*'
+const E_PIECE = "'(?:[^'\\\\]|\\\\.|'')*?'"
 
 /**
  * One token that the lexer reads whole, where it starts (leftmost first, and the shortest, by the
@@ -53,9 +71,9 @@ const TAG = '[^\u0001-@[-^`{-\u007f][^\u0001-/:-@[-^`{-\u007f]*?|'
  */
 const TOKEN =
   '(?:("(?:[^"]|"")*?")(?!")' +
-  `|(?<!${NAME_CHAR})[eE](')(?:[^'\\\\]|\\\\.|'')*?'(?!')` +
+  `|${OUTSIDE_NAME}[eE](')${E_PIECE.slice(1)}(?:${STRING_JOIN}${E_PIECE})*?(?!')(?!${STRING_JOIN}')` +
   "|(')(?:[^']|'')*?'(?!')" +
-  `|(?<!${NAME_CHAR})([$])(${TAG})[$].*?[$]\\5[$]` +
+  `|${OUTSIDE_NAME}([$])(${TAG})[$].*?[$]\\5[$]` +
   '|--[^\n\r]*?(?=[\n\r]|$)' +
   '|/[*].*?[*]/){1,1}?'
 
@@ -68,7 +86,7 @@ function shapeSql(text: string): string {
 }
 
 /** A dollar-quoted string anywhere (in a comment or a string too: read, over, never under), its text group 2. */
-const DOLLAR_STRING = `(?:(?<!${NAME_CHAR})[$](${TAG})[$](.*?)[$]\\1[$]){1,1}?`
+const DOLLAR_STRING = `(?:${OUTSIDE_NAME}[$](${TAG})[$](.*?)[$]\\1[$]){1,1}?`
 
 const S = '[[:space:]]'
 const NAME = '(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)'
@@ -92,8 +110,15 @@ const READ_FORM =
   `|create${S}+(?:or${S}+replace${S}+)?(?:function|procedure)${S}+${QUALIFIED}${S}*[(]${ARGUMENTS}[)]` +
   `(?:${S}*${CREATE_CLAUSE})+)${S}*$`
 
-/** A statement that makes or changes code, from its first word to its `;` (quoted names whole). */
-const CODE_STATEMENT = `(?<![[:alnum:]_$])((?:alter|create)${S}+(?:or${S}+replace${S}+)?(?:function|procedure|routine)(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)`
+/**
+ * A statement that makes or changes code, from its first word to its `;` (quoted names whole):
+ * of a function (read in the forms of {@link READ_FORM}); of a table, a trigger, an event trigger
+ * or an extension (none read: ENABLE of a disabled trigger, INHERIT, ATTACH PARTITION, SET SCHEMA
+ * bring code in that the check did not read as the write's: review rev5 D1–D4).
+ */
+const CODE_STATEMENT =
+  `(?<![[:alnum:]_$])((?:(?:alter|create)${S}+(?:or${S}+replace${S}+)?(?:function|procedure|routine)` +
+  `|alter${S}+(?:(?:foreign${S}+)?table|(?:event${S}+)?trigger|extension))(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)`
 
 /**
  * SQL (a scalar subquery): the statements that make or change code (CREATE FUNCTION, ALTER
@@ -107,7 +132,7 @@ const CODE_STATEMENT = `(?<![[:alnum:]_$])((?:alter|create)${S}+(?:or${S}+replac
  * ```
  */
 export function codeStatementsSql(raw: string, words: string): string {
-  return `(CASE WHEN ${words} && ARRAY['function', 'procedure', 'routine']::text[] THEN ARRAY(
+  return `(CASE WHEN ${words} && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension']::text[] THEN ARRAY(
              WITH RECURSIVE texts(t) AS (
                SELECT ${raw}
                UNION ALL

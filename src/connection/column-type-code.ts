@@ -19,14 +19,19 @@
  */
 export const FIRST_NORMAL_OBJECT_ID = 16384
 
+/** The part of {@link TEXT_RUNNER_NAMES} that runs the code of a type named as text. */
+const TYPE_INPUT_NAMES = 'pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in'
+
 /**
  * A regular expression of the names of pg_catalog's functions that run SQL given as text
  * (query_to_xml's kind, ts_stat, ts_rewrite's second form) or the code of a type named as text
- * (pg_input_is_valid, pg_input_error_info): pg_depend records nothing of what they run, nor a
- * body's text. The one list, for stored expressions ({@link callsTextRunner}) and for bodies.
+ * (pg_input_is_valid, pg_input_error_info; the input functions that take the type's oid:
+ * domain_in, record_in, array_in, range_in, multirange_in, review rev5 Y1): pg_depend records
+ * nothing of what they run, nor a body's text. The one list, for stored expressions
+ * ({@link callsTextRunner}) and for bodies.
  */
 export const TEXT_RUNNER_NAMES =
-  '[a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_is_valid|pg_input_error_info'
+  '[a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|' + TYPE_INPUT_NAMES
 
 /**
  * A regular expression's alternatives: the C symbols of contrib's functions that run SQL given as
@@ -58,7 +63,7 @@ export function callsTextRunner(p: string, tree: string): string {
 
 /** What {@link callsTextRunner} says a function `p` runs. */
 export function textRunnerRuns(p: string): string {
-  return `CASE WHEN ${p}.proname LIKE 'pg_input%' AND ${p}.pronamespace = 'pg_catalog'::regnamespace THEN 'the code of a type named as text' ELSE 'SQL given as text' END`
+  return `CASE WHEN ${p}.proname ~ '^(${TYPE_INPUT_NAMES})$' AND ${p}.pronamespace = 'pg_catalog'::regnamespace THEN 'the code of a type named as text' ELSE 'SQL given as text' END`
 }
 
 /**

@@ -446,7 +446,13 @@ function bodyCallsSql(schemas: string | undefined): string {
                    -- Not a BEGIN ATOMIC body: PostgreSQL prints it without its comments.
                    p.prosqlbody IS NULL AND (b.raw ~ ${NESTED_COMMENT} OR b.src ~ ${NESTED_COMMENT}) AS nested_comments,
                    b.raw ~* ${TEXT_RUNNER_CALL} AS runs_text,
-                   d.ddl, EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE NOT ${codeStatementReadSql('s.stmt')}) AS code_unread
+                   d.ddl, EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE NOT ${codeStatementReadSql('s.stmt')}) AS code_unread,
+                   -- The check reads strings as PostgreSQL does with standard_conforming_strings on:
+                   -- off (the function's own SET, a body's, the session's), '\' || ' is one string,
+                   -- and what the check read as code between is not (review rev5 T1).
+                   (EXISTS (SELECT FROM unnest(p.proconfig) AS c(setting) WHERE c.setting ~* '^(standard_conforming_strings|backslash_quote)=')
+                    OR b.words && ARRAY['standard_conforming_strings', 'backslash_quote']::text[]
+                    OR current_setting('standard_conforming_strings') = 'off') AS strings_off
               FROM pg_proc p CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
              -- A BEGIN ATOMIC body runs no DDL.
              CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN ${codeStatementsSql('b.raw', 'b.words')} ELSE '{}' END AS ddl
@@ -498,7 +504,8 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT w.fn, w.path, w.fn, u.how, true
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (VALUES ('U&' COLLATE "C", b.unicode_names), ('nested comment', b.nested_comments),
-                                        ('text runner', b.runs_text), ('code', b.code_unread)) AS u(how, found)
+                                        ('text runner', b.runs_text), ('code', b.code_unread),
+                                        ('strings', b.strings_off)) AS u(how, found)
              WHERE u.found
             UNION
             -- An alias of pg_catalog's (internal or C, of the same symbol, which only a superuser
@@ -894,13 +901,20 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
     UNION ALL
     -- DDL that makes or changes code as the body runs, in a form the check does not read
     -- (code-ddl.ts, review rev4): the code it makes, or the path it gives, is not what was read.
-    SELECT 2, format('%s reaches %s, whose body makes or changes a function in a form the check cannot read (it reads '
-                     'CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, and ALTER FUNCTION … SECURITY DEFINER, SET '
-                     'search_path = schema names, SET SCHEMA; not a body given as a string, RESET, TO DEFAULT, FROM '
-                     'CURRENT, OWNER TO, RENAME): write it in one of those forms, or run that DDL outside the trigger',
+    SELECT 2, format('%s reaches %s, whose body makes or changes a function, or alters a table, a trigger or an extension, '
+                     'in a form the check cannot read (it reads CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, '
+                     'and ALTER FUNCTION … SECURITY DEFINER, SET search_path = schema names, SET SCHEMA; not a body '
+                     'given as a string, RESET, TO DEFAULT, FROM CURRENT, OWNER TO, RENAME, nor any ALTER TABLE, '
+                     'TRIGGER or EXTENSION): write it in one of those forms, or run that DDL outside the trigger',
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
-     WHERE w.unread AND w.how = 'code'`
+     WHERE w.unread AND w.how = 'code'
+    UNION ALL
+    SELECT 2, format('%s reaches %s, whose body is read with standard_conforming_strings off, or sets it: the check reads '
+                     'strings as PostgreSQL does with it on (take that setting out of the function and its body)',
+                     w.what, w.fn::regprocedure), false
+      FROM body_calls w
+     WHERE w.unread AND w.how = 'strings'`
 
 /**
  * One `DO` block that raises {@link LESSER_TRIGGERS_STATE}, naming each cause, where writing
@@ -1321,6 +1335,23 @@ ${bodyCallsSql(schemas)}
      WHERE e.evtenabled <> 'D'
        AND p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
+    -- A cast or an operator between types no such role owns (built-in ones: circle, text), whose
+    -- function such a role owns: a body runs it by an expression that names neither (review
+    -- rev5 O1, O2). Those of such a role's own types are walked where a column or a body's type
+    -- reaches them.
+    SELECT 3, format('%s calls %s, owned by %s: any code may run it without naming it (drop it, or give the function '
+                     'to a role that can act as you)', o.what, p.oid::regprocedure, pg_get_userbyid(p.proowner)), false
+      FROM (SELECT format('cast (%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), c.castfunc,
+                   ARRAY[c.castsource, c.casttarget]
+              FROM pg_cast c WHERE c.oid >= ${FIRST_NORMAL_OBJECT_ID} AND c.castfunc <> 0
+            UNION ALL
+            SELECT format('operator %s', o.oid::regoperator), f.fn, ARRAY[o.oprleft, o.oprright]
+              FROM pg_operator o CROSS JOIN LATERAL (VALUES (o.oprcode::oid), (o.oprrest::oid), (o.oprjoin::oid)) AS f(fn)
+             WHERE o.oid >= ${FIRST_NORMAL_OBJECT_ID} AND f.fn <> 0) AS o(what, fn, types)
+      JOIN pg_proc p ON p.oid = o.fn
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+       AND NOT EXISTS (SELECT FROM pg_type t WHERE t.oid = ANY (o.types) AND t.typowner IN (SELECT oid FROM lesser_roles))
+    UNION ALL
     -- The module's own schemas: where the downs keep what they take out (its owner may drop every
     -- backup), and its bookkeeping.
     SELECT 4, format('schema %I is owned by %s', n.nspname, pg_get_userbyid(n.nspowner)), false
@@ -1440,14 +1471,21 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
     UNION
     -- The function so altered is not walked again with that path: a lesser login's function in
     -- one of its schemas, whose name a reached body holds, may answer it (review rev3 R5).
+    -- A relation or a type of such a login there likewise (a table its bare name then writes, with
+    -- that login's triggers: review rev5 P1).
     SELECT DISTINCT format('%s gives a function the search path schema %I, where %s, owned by %s, answers a name a body '
-                              'the writes reach holds (take that ALTER FUNCTION out of the body, or the function out of '
-                              'schema %I)', w.fn::regprocedure, n.nspname, q.oid::regprocedure, pg_get_userbyid(q.proowner),
+                              'the writes reach holds (take that ALTER FUNCTION out of the body, or %s out of '
+                              'schema %I)', w.fn::regprocedure, n.nspname, o.what, pg_get_userbyid(o.owner), o.what,
                               n.nspname)
       FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name
-      JOIN pg_proc q ON q.pronamespace = n.oid AND q.proowner IN (SELECT oid FROM lesser_roles)
-     WHERE w.altered AND EXISTS (SELECT FROM reached_bodies r WHERE lower(q.proname) = ANY (r.words))
+     CROSS JOIN LATERAL (SELECT q.oid::regprocedure::text, q.proowner, q.proname FROM pg_proc q WHERE q.pronamespace = n.oid
+                         UNION ALL
+                         SELECT c.oid::regclass::text, c.relowner, c.relname FROM pg_class c WHERE c.relnamespace = n.oid
+                         UNION ALL
+                         SELECT t.oid::regtype::text, t.typowner, t.typname FROM pg_type t WHERE t.typnamespace = n.oid) AS o(what, owner, name)
+     WHERE w.altered AND o.owner IN (SELECT oid FROM lesser_roles)
+       AND EXISTS (SELECT FROM reached_bodies r WHERE lower(o.name) = ANY (r.words))
     UNION
     SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
                               'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,

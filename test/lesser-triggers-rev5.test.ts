@@ -1,0 +1,432 @@
+import { type Kysely, sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+
+import { migrateDown, migrateTo } from '../src/tooling.js'
+import { createModel, createResource } from './support/fixtures.js'
+import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
+import { MIGRATION_005 } from './support/migration-names.js'
+import { withTestDatabase } from './support/test-database.js'
+
+// Review rev5 (of 05ddde8): a trusted body (the runner's) planted as an AFTER DELETE trigger on
+// public.x402_resources, such that 005's down runs code a lesser login can change. Harness as
+// rev2's, with two additions: `after` (SQL run once the body is planted) and `noCheck` (the body
+// made with check_function_bodies off, as pg_dump's output makes every function).
+
+const skipReason = process.env.TEST_DATABASE_URL
+  ? undefined
+  : 'TEST_DATABASE_URL is not set, and a lesser role needs a server'
+
+const withLoginRole = (db: Kysely<any>, use: (role: string) => Promise<void>) =>
+  withLesserRole(db, 'rev5_lesser', use, { login: true })
+
+async function applied(db: Kysely<any>): Promise<string[]> {
+  const { rows } = await sql<{
+    name: string
+  }>`SELECT name FROM x402_migrations.kysely_migration ORDER BY name`.execute(db)
+  return rows.map((row) => row.name)
+}
+
+interface Options {
+  setUp?: string
+  after?: string
+  noCheck?: boolean
+  cleanUp?: string
+}
+
+async function plant(db: Kysely<any>, role: string, body: string, o: Options): Promise<void> {
+  await migrateTo(db, MIGRATION_005, { env: {} })
+  await createResource(db, {
+    resource_type: 'openrouter_instant',
+    openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+    openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+  })
+  await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
+  await db.transaction().execute(async (trx) => {
+    await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+    await sql
+      .raw(`CREATE FUNCTION ${role}.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN END $f$`)
+      .execute(trx)
+    await sql.raw(`GRANT USAGE ON SCHEMA ${role} TO PUBLIC`).execute(trx)
+  })
+  if (o.setUp) await sql.raw(o.setUp).execute(db)
+  await sql
+    .raw(
+      `${o.noCheck ? 'SET check_function_bodies = off;' : ''}
+       CREATE FUNCTION public.zz_audit() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${body} RETURN OLD; END $f$;
+       ${o.noCheck ? 'RESET check_function_bodies;' : ''}
+       CREATE TRIGGER zz_audit AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_audit()`,
+    )
+    .execute(db)
+  if (o.after) await sql.raw(o.after).execute(db)
+  await db.transaction().execute(async (trx) => {
+    await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
+    await sql
+      .raw(
+        `CREATE OR REPLACE FUNCTION ${role}.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$`,
+      )
+      .execute(trx)
+  })
+}
+
+const LATER = `CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+  CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`
+
+/** A trigger function of the lesser login's, in its schema, that escalates. */
+const evilTrigger = (role: string) => `
+  CREATE FUNCTION ${role}.evil() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN NULL; END $f$;
+  ALTER FUNCTION ${role}.evil() OWNER TO ${role}`
+
+type Case = [string, (role: string) => string, (role: string) => Options]
+
+const cases: Case[] = [
+  // Control: the ALTER FUNCTION … SET search_path to the login's schema, plainly: refused.
+  [
+    'control: ALTER FUNCTION … SET search_path = the schema, plainly',
+    (role) => `ALTER FUNCTION public.zz_later() SET search_path = ${role}, public;`,
+    () => ({ setUp: LATER }),
+  ],
+  // T1: standard_conforming_strings off (a function's own SET, which the check does not read):
+  // PostgreSQL reads '\' || ' as one string, the check (scs on) as two; the ALTER between
+  // is code to PostgreSQL, inside a string to code-ddl.ts. Valid SQL both ways.
+  [
+    'T1: ALTER FUNCTION … SET search_path hidden by a backslash, in a function whose own SET turns standard_conforming_strings off',
+    (role) =>
+      `PERFORM '\\' || '; ALTER FUNCTION public.zz_later() SET search_path = ${role}, public; -- ';\n`,
+    () => ({
+      setUp: LATER,
+      after: 'ALTER FUNCTION public.zz_audit() SET standard_conforming_strings = off',
+    }),
+  ],
+  [
+    'T1b: ALTER FUNCTION … RESET search_path hidden by a backslash (scs off)',
+    () => `PERFORM '\\' || '; ALTER FUNCTION public.zz_later() RESET search_path; -- ';\n`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+            ALTER FUNCTION public.helper() OWNER TO ${role};
+            CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+            CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`,
+      after: 'ALTER FUNCTION public.zz_audit() SET standard_conforming_strings = off',
+    }),
+  ],
+  // T4: default settings, valid SQL. An E'…' string continued on the next line ('…' after a
+  // newline) is one string to PostgreSQL, read with E's escapes; the check reads the second part
+  // as a standard string, where \' is a backslash and a closing quote … so '\'' is, to it, a
+  // string still open. PostgreSQL closes it; the ALTER after it is code.
+  [
+    "T4: ALTER FUNCTION … SET search_path after E'a' continued by '\\'' on the next line (default settings)",
+    (role) =>
+      `PERFORM E'a'\n'\\''; ALTER FUNCTION public.zz_later() SET search_path = ${role}, public; -- ';\n`,
+    () => ({ setUp: LATER }),
+  ],
+  [
+    'T4b: ALTER FUNCTION … RESET search_path (a form refused unread) after an E string continued (default settings)',
+    () => `PERFORM E'a'\n'\\''; ALTER FUNCTION public.zz_later() RESET search_path; -- ';\n`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+            ALTER FUNCTION public.helper() OWNER TO ${role};
+            CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+            CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`,
+    }),
+  ],
+  // T2: a lone $ before E'…': PostgreSQL reads $ (a character) and an E string; the check's
+  // look-behind takes the $ as part of a name, and reads a standard string. The statement is
+  // never run (IF false), and plpgsql checks no SQL syntax where check_function_bodies is off.
+  [
+    "T2: ALTER FUNCTION … SET search_path hidden after $E'\\'' (check_function_bodies off)",
+    (role) =>
+      `IF false THEN PERFORM $E'\\''; END IF; ALTER FUNCTION public.zz_later() SET search_path = ${role}, public; -- '\n`,
+    () => ({ setUp: LATER, noCheck: true }),
+  ],
+  // T3: a digit before a dollar quote: PostgreSQL reads 1 and $a$…$a$; the check's look-behind
+  // takes the $ as part of a name, and reads the ' inside as a string's start.
+  [
+    "T3: ALTER FUNCTION … SET search_path hidden after 1$a$'$a$ (check_function_bodies off)",
+    (role) =>
+      `IF false THEN PERFORM 1$a$'$a$; END IF; ALTER FUNCTION public.zz_later() SET search_path = ${role}, public; -- '\n`,
+    () => ({ setUp: LATER, noCheck: true }),
+  ],
+  // C1: a function made by the body (a form code-ddl.ts reads) is read with the maker's path,
+  // but runs with its caller's: the maker has a SET search_path of its own without public, the
+  // function it makes again is the next trigger's, which runs with the session's, where a
+  // lesser login's helper() in public answers.
+  [
+    'C1: CREATE OR REPLACE of the next trigger’s function, read with the maker’s own path, run with the session’s',
+    () =>
+      `CREATE OR REPLACE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $g$ BEGIN PERFORM helper(); RETURN OLD; END $g$;`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+            ALTER FUNCTION public.helper() OWNER TO ${role};
+            CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN OLD; END $f$;
+            CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`,
+      after: 'ALTER FUNCTION public.zz_audit() SET search_path = pg_catalog',
+    }),
+  ],
+  // P1: ALTER FUNCTION … SET search_path = a schema a superuser owns (read: its schemas counted)
+  // where a lesser login owns a table, not a function: the rule of review rev3 R5 looks for
+  // functions there whose names a body holds, not relations (nor types, operators) that the
+  // altered function's bare names then find.
+  [
+    'P1: ALTER FUNCTION … SET search_path = a superuser’s schema holding the login’s table, which the next trigger inserts into by a bare name',
+    () => `ALTER FUNCTION public.zz_later() SET search_path = zz_other, public;`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_other; GRANT USAGE ON SCHEMA zz_other TO PUBLIC;
+            CREATE TABLE zz_other.zz_t (x int); ${evilTrigger(role)};
+            CREATE TRIGGER zz_evil BEFORE INSERT ON zz_other.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+            ALTER TABLE zz_other.zz_t OWNER TO ${role};
+            CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN INSERT INTO zz_t VALUES (1); RETURN OLD; END $f$;
+            CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`,
+    }),
+  ],
+  // U1: ALTER FUNCTION … SET search_path = "$user": searchPathListSql takes the name as written
+  // ($user), where PostgreSQL reads the current user's name: a schema of the runner's name that
+  // the login owns.
+  [
+    'U1: ALTER FUNCTION … SET search_path = "$user", where a schema of the runner’s name is the login’s',
+    () => `ALTER FUNCTION public.zz_later() SET search_path = "$user";`,
+    (role) => ({
+      setUp: `CREATE SCHEMA postgres AUTHORIZATION ${role};
+            CREATE FUNCTION postgres.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+            ALTER FUNCTION postgres.helper() OWNER TO ${role};
+            CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+            CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`,
+      after: 'ALTER FUNCTION public.zz_audit() SET search_path = pg_catalog',
+    }),
+  ],
+  // D1: a disabled trigger (the check reads enabled ones) whose function the login owns, enabled
+  // by the body before it writes that table.
+  [
+    'D1: ALTER TABLE … ENABLE TRIGGER of a disabled trigger calling the login’s function, then an INSERT',
+    () => `ALTER TABLE public.zz_t ENABLE TRIGGER zz_evil; INSERT INTO public.zz_t VALUES (1);`,
+    (role) => ({
+      setUp: `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
+        CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`,
+    }),
+  ],
+  [
+    'D1b: ALTER TABLE … ENABLE ALWAYS TRIGGER of a disabled trigger, then an INSERT',
+    () =>
+      `ALTER TABLE public.zz_t ENABLE ALWAYS TRIGGER zz_evil; INSERT INTO public.zz_t VALUES (1);`,
+    (role) => ({
+      setUp: `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
+        CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`,
+    }),
+  ],
+  // D2: a disabled event trigger whose function the login owns, enabled by the body; the next
+  // DDL fires it (the body's own, or the down's).
+  [
+    'D2: ALTER EVENT TRIGGER … ENABLE of the login’s event trigger function, then DDL',
+    () => `ALTER EVENT TRIGGER zz_evt ENABLE; CREATE TEMP TABLE zz_tmp (x int);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.evt() RETURNS event_trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+        ALTER FUNCTION ${role}.evt() OWNER TO ${role};
+        CREATE EVENT TRIGGER zz_evt ON ddl_command_end EXECUTE FUNCTION ${role}.evt();
+        ALTER EVENT TRIGGER zz_evt DISABLE`,
+      cleanUp: 'DROP EVENT TRIGGER IF EXISTS zz_evt',
+    }),
+  ],
+  // D3: the login's table made a child of a table in scope; a DELETE of the parent deletes its
+  // rows and fires its triggers with the writer's power.
+  [
+    'D3: ALTER TABLE the login’s table INHERIT a public table, then DELETE FROM the parent',
+    (role) => `ALTER TABLE ${role}.zz_c INHERIT public.zz_p; DELETE FROM public.zz_p;`,
+    (role) => ({
+      setUp: `CREATE TABLE public.zz_p (x int); CREATE TABLE ${role}.zz_c (x int); ${evilTrigger(role)};
+        CREATE TRIGGER zz_evil BEFORE DELETE ON ${role}.zz_c FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        INSERT INTO ${role}.zz_c VALUES (1);
+        ALTER TABLE ${role}.zz_c OWNER TO ${role}`,
+    }),
+  ],
+  [
+    'D3b: ALTER TABLE … ATTACH PARTITION the login’s table, then INSERT INTO the parent',
+    (role) =>
+      `ALTER TABLE public.zz_p ATTACH PARTITION ${role}.zz_c FOR VALUES IN (1); INSERT INTO public.zz_p VALUES (1);`,
+    (role) => ({
+      setUp: `CREATE TABLE public.zz_p (x int) PARTITION BY LIST (x); CREATE TABLE ${role}.zz_c (x int); ${evilTrigger(role)};
+        CREATE TRIGGER zz_evil BEFORE INSERT ON ${role}.zz_c FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        ALTER TABLE ${role}.zz_c OWNER TO ${role}`,
+    }),
+  ],
+  // D4: the login's table, with its trigger, moved into public (SET SCHEMA), where the body's
+  // bare INSERT INTO then finds it.
+  [
+    'D4: ALTER TABLE the login’s table SET SCHEMA public, then INSERT INTO its bare name',
+    (role) => `ALTER TABLE ${role}.zz_t SET SCHEMA public; INSERT INTO zz_t VALUES (1);`,
+    (role) => ({
+      setUp: `CREATE TABLE ${role}.zz_t (x int); ${evilTrigger(role)};
+        CREATE TRIGGER zz_evil BEFORE INSERT ON ${role}.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        ALTER TABLE ${role}.zz_t OWNER TO ${role}`,
+    }),
+  ],
+  // O1: an operator (resolved by the path and the operands' types, named by no word) on
+  // built-in types that no column in scope has, whose function the login owns.
+  [
+    'O1: an operator on circle whose function the login owns',
+    () => `PERFORM '<(0,0),1>'::circle === '<(0,0),1>'::circle;`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.opf(circle, circle) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN true; END $f$;
+        ALTER FUNCTION ${role}.opf(circle, circle) OWNER TO ${role};
+        CREATE OPERATOR public.=== (LEFTARG = circle, RIGHTARG = circle, FUNCTION = ${role}.opf)`,
+    }),
+  ],
+  [
+    'O2: a cast between built-in types whose function the login owns',
+    () => `PERFORM '<(0,0),1>'::circle::macaddr8;`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.castf(circle) RETURNS macaddr8 LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN '08:00:2b:01:02:03:04:05'; END $f$;
+        ALTER FUNCTION ${role}.castf(circle) OWNER TO ${role};
+        CREATE CAST (circle AS macaddr8) WITH FUNCTION ${role}.castf(circle)`,
+    }),
+  ],
+  // Y1: domain_in runs a domain's CHECKs for a type given by oid (pg_input_is_valid's kind).
+  [
+    'Y1: domain_in of the login’s domain, its name built as text',
+    (role) =>
+      `PERFORM pg_catalog.domain_in('1'::cstring, pg_catalog.to_regtype('${role}.zz_' || 'd'), -1);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.chk(int) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN true; END $f$;
+        ALTER FUNCTION ${role}.chk(int) OWNER TO ${role};
+        CREATE DOMAIN ${role}.zz_d AS int CHECK (${role}.chk(VALUE));
+        ALTER DOMAIN ${role}.zz_d OWNER TO ${role}`,
+    }),
+  ],
+]
+
+describe.skipIf(skipReason)('rev5: a trusted body that runs a lesser login’s code unread', () => {
+  it.each(cases)('%s: 005’s down refuses', async (_case, body, options) => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        const o = options(role)
+        try {
+          await plant(db, role, body(role), o)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          const outcome = {
+            superuser: await isSuperuser(db, role),
+            refused: error instanceof Error,
+            applied005: (await applied(db)).includes(MIGRATION_005),
+          }
+          if (process.env.REV5_DEBUG)
+            console.log('OUTCOME', _case, JSON.stringify(outcome), String(error).slice(0, 400))
+          expect(outcome).toEqual({ superuser: false, refused: true, applied005: true })
+        } finally {
+          if (o.cleanUp) await sql.raw(o.cleanUp).execute(db)
+        }
+      })
+    })
+  })
+})
+
+// Over-refusal: bodies shaped as Supabase's event trigger functions (own words, own schemas),
+// behind enabled event triggers on CREATE EXTENSION (read by the check, not run by the down),
+// and the same statements run by the planted trigger itself. They must not be refused.
+const NET = `CREATE SCHEMA zz_net;
+  CREATE FUNCTION zz_net.http_get(url text, params jsonb DEFAULT '{}'::jsonb, headers jsonb DEFAULT '{}'::jsonb,
+                                  timeout_milliseconds integer DEFAULT 2000) RETURNS bigint LANGUAGE sql AS $f$ SELECT 1::bigint $f$`
+const NET_BODY = `
+    GRANT USAGE ON SCHEMA zz_net TO postgres;
+    ALTER function zz_net.http_get(url text, params jsonb, headers jsonb, timeout_milliseconds integer) SECURITY DEFINER;
+    ALTER function zz_net.http_get(url text, params jsonb, headers jsonb, timeout_milliseconds integer) SET search_path = zz_net;
+    REVOKE ALL ON FUNCTION zz_net.http_get(url text, params jsonb, headers jsonb, timeout_milliseconds integer) FROM PUBLIC;`
+const GRAPHQL = `CREATE SCHEMA zz_graphql; CREATE SCHEMA zz_graphql_public;
+  CREATE FUNCTION zz_graphql.resolve(query text, variables jsonb, "operationName" text, extensions jsonb) RETURNS jsonb
+    LANGUAGE sql AS $f$ SELECT '{}'::jsonb $f$`
+const GRAPHQL_BODY = `
+    create or replace function zz_graphql_public.graphql(
+        "operationName" text default null,
+        query text default null,
+        variables jsonb default null,
+        extensions jsonb default null
+    )
+        returns jsonb
+        language sql
+    as $$
+        select zz_graphql.resolve(
+            query := query,
+            variables := coalesce(variables, '{}'),
+            "operationName" := "operationName",
+            extensions := extensions
+        );
+    $$;
+    grant usage on schema zz_graphql_public to postgres;`
+const PLACEHOLDER_BODY = `
+    create or replace function zz_graphql_public.graphql(
+        "operationName" text default null,
+        query text default null,
+        variables jsonb default null,
+        extensions jsonb default null
+    )
+        returns jsonb
+        language plpgsql
+    as $$
+        DECLARE
+            server_version float;
+        BEGIN
+            server_version = (SELECT (SPLIT_PART((select version()), ' ', 2))::float);
+            IF server_version >= 14 THEN
+                RETURN jsonb_build_object('errors', jsonb_build_array(jsonb_build_object('message', 'the extension is not on')));
+            ELSE
+                RETURN jsonb_build_object('errors', jsonb_build_array(jsonb_build_object('message', 'needs PostgreSQL 14')));
+            END IF;
+        END;
+    $$;`
+
+const eventTrigger = (name: string, body: string) => `
+  CREATE FUNCTION public.${name}() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+  BEGIN
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() AS ev JOIN pg_extension AS ext ON ev.objid = ext.oid
+                WHERE ext.extname = 'zz_none') THEN ${body}
+    END IF;
+  END $f$;
+  CREATE EVENT TRIGGER ${name} ON ddl_command_end WHEN TAG IN ('CREATE EXTENSION') EXECUTE FUNCTION public.${name}()`
+
+type Plain = [string, string, string, string?]
+const plain: Plain[] = [
+  [
+    'net access, as an event trigger function',
+    `${NET}; ${eventTrigger('zz_net_access', NET_BODY)}`,
+    'NULL;',
+    'DROP EVENT TRIGGER zz_net_access',
+  ],
+  [
+    'graphql access, as an event trigger function',
+    `${GRAPHQL}; ${eventTrigger('zz_graphql_access', GRAPHQL_BODY)}`,
+    'NULL;',
+    'DROP EVENT TRIGGER zz_graphql_access',
+  ],
+  [
+    'graphql placeholder, as an event trigger function',
+    `${GRAPHQL}; ${eventTrigger('zz_graphql_placeholder', PLACEHOLDER_BODY)}`,
+    'NULL;',
+    'DROP EVENT TRIGGER zz_graphql_placeholder',
+  ],
+  ['net access, run by the trigger', NET, NET_BODY],
+  ['graphql access, run by the trigger', GRAPHQL, GRAPHQL_BODY],
+  ['graphql placeholder, run by the trigger', GRAPHQL, PLACEHOLDER_BODY],
+]
+
+describe.skipIf(skipReason)('rev5: Supabase-shaped DDL of code is not refused', () => {
+  it.each(plain)('%s: 005’s down runs', async (_case, setUp, body, cleanUp) => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        try {
+          await plant(db, role, body, { setUp })
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          if (process.env.REV5_DEBUG) console.log('OUTCOME', _case, String(error).slice(0, 600))
+          const outcome = {
+            superuser: await isSuperuser(db, role),
+            refused: error instanceof Error,
+            applied005: (await applied(db)).includes(MIGRATION_005),
+          }
+          expect(outcome).toEqual({ superuser: false, refused: false, applied005: false })
+        } finally {
+          if (cleanUp) await sql.raw(cleanUp).execute(db)
+        }
+      })
+    })
+  })
+})
