@@ -142,6 +142,31 @@ export function codeStatementsSql(raw: string, words: string): string {
            ELSE '{}' END)`
 }
 
+/**
+ * SQL (a scalar subquery): where the body text `raw` makes a function (CREATE FUNCTION or
+ * PROCEDURE), the words of the code (strings and comments out) in its dollar-quoted strings, the
+ * bodies it makes; else none. Such a body runs with its callers' path, not its maker's: its names
+ * are taken as resolving in any schema (review rev5 C1).
+ *
+ * @example
+ * ```ts
+ * `SELECT … FROM unnest(${madeWordsSql('b.raw', 'b.words')}) AS w(word)`
+ * ```
+ */
+export function madeWordsSql(raw: string, words: string): string {
+  return `(CASE WHEN ${words} && ARRAY['function', 'procedure']::text[]
+                 AND ${shapeSql(raw)} ~* ${sqlText(`(?<![[:alnum:]_$])create${S}+(?:or${S}+replace${S}+)?(?:function|procedure)(?![[:alnum:]_$])`)}
+           THEN ARRAY(
+             WITH RECURSIVE texts(t) AS (
+               SELECT m[2] FROM regexp_matches(${raw}, ${sqlText(DOLLAR_STRING)}, 'g') AS m
+               UNION ALL
+               SELECT m[2] FROM texts CROSS JOIN LATERAL regexp_matches(texts.t, ${sqlText(DOLLAR_STRING)}, 'g') AS m
+             )
+             SELECT DISTINCT w FROM texts CROSS JOIN LATERAL regexp_split_to_table(lower(${shapeSql('texts.t')}), '[^a-z0-9_]+') AS w
+              WHERE w <> '')
+           ELSE '{}' END)`
+}
+
 /** SQL: whether the statement `stmt` (of {@link codeStatementsSql}) is of a form read. */
 export function codeStatementReadSql(stmt: string): string {
   return `(${stmt} ~* ${sqlText(READ_FORM)})`

@@ -30,8 +30,7 @@ const TYPE_INPUT_NAMES = 'pg_input_[a-z_]*|domain_in|record_in|array_in|range_in
  * nothing of what they run, nor a body's text. The one list, for stored expressions
  * ({@link callsTextRunner}) and for bodies.
  */
-export const TEXT_RUNNER_NAMES =
-  '[a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|' + TYPE_INPUT_NAMES
+export const TEXT_RUNNER_NAMES = '[a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|' + TYPE_INPUT_NAMES
 
 /**
  * A regular expression's alternatives: the C symbols of contrib's functions that run SQL given as

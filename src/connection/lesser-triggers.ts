@@ -41,7 +41,12 @@ import {
   TEXT_RUNNER_NAMES,
   textRunnerRuns,
 } from './column-type-code.js'
-import { codeStatementReadSql, codeStatementsSql, searchPathListSql } from './code-ddl.js'
+import {
+  codeStatementReadSql,
+  codeStatementsSql,
+  madeWordsSql,
+  searchPathListSql,
+} from './code-ddl.js'
 import { REQUEST_PATH_SCHEMAS } from './request-path-schemas.js'
 import { MIGRATION_TABLE_SCHEMA } from './module-schemas.js'
 import {
@@ -596,7 +601,9 @@ function calleesSql(node: string): string {
              -- OFFSET 0 (here and below): computed once per body, before the names are matched, not
              -- pushed down into the scan of every candidate name.
              CROSS JOIN LATERAL (${bodyWordsSql('p')}) AS b
-             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ${setsPath('p', 'b.raw')} AS anywhere OFFSET 0) AS sets_path
+             CROSS JOIN LATERAL (SELECT p.prosqlbody IS NULL AND ${setsPath('p', 'b.raw')} AS anywhere,
+                                        CASE WHEN p.prosqlbody IS NULL THEN ${madeWordsSql('b.raw', 'b.words')} ELSE '{}' END AS made_words
+                                 OFFSET 0) AS sets_path
              CROSS JOIN LATERAL (
                SELECT q.oid AS fn, 'names' COLLATE "C" AS how
                  FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
@@ -609,6 +616,11 @@ function calleesSql(node: string): string {
                        OR (strpos(b.lsrc, lower(q.nspname)) > 0
                            AND b.src ~* (${NAME_START} || ${nameRegex('q.nspname')} || ${DOT}
                                             || ${nameRegex('q.proname')} || ${NAME_END})))
+               UNION ALL
+               -- The names of a function the body makes, which runs with its callers' path: in any
+               -- schema (code-ddl.ts, review rev5 C1).
+               SELECT q.oid, 'names' FROM unnest(sets_path.made_words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
+                WHERE b.src ~* (${NAME_START} || ${nameRegex('q.proname')} || ${NAME_END})
                UNION ALL
                SELECT ${calledFunction('d')}, 'names' FROM pg_depend d
                 WHERE p.prosqlbody IS NOT NULL AND d.classid = 'pg_proc'::regclass AND d.objid = p.oid
