@@ -116,11 +116,12 @@ postgres('dumpSchema when pg_dump is there but fails', () => {
 
 postgres('dumpSchema runs pg_dump without the password in argv', () => {
   it('hands pg_dump the password through its environment', async () => {
-    // A stand-in pg_dump that records what it was given and dumps nothing.
+    // A stand-in pg_dump that records what it was given and dumps nothing (an empty --file).
     const record = join(bin, 'record')
     writeFileSync(
       join(bin, 'pg_dump'),
-      `#!/bin/sh\necho "args: $*" > ${record}\necho "password: $PGPASSWORD" >> ${record}\n`,
+      `#!/bin/sh\necho "args: $*" > ${record}\necho "password: $PGPASSWORD" >> ${record}\n` +
+        'for a in "$@"; do case "$a" in --file=*) : > "${a#--file=}";; esac; done\n',
     )
     chmodSync(join(bin, 'pg_dump'), 0o755)
     const path = process.env.PATH

@@ -1,5 +1,7 @@
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
+import { spawn } from 'node:child_process'
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 import type pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
@@ -10,8 +12,6 @@ import {
   QUERY_TIMEOUT_MS,
   serverClientConfig,
 } from '../connection/server-client-config.js'
-
-const run = promisify(execFile)
 
 /** The schemas copied: the app's tables, and the migration history's. Supabase's own come from the stand-in. */
 const COPIED_SCHEMAS = ['public', 'x402_migrations']
@@ -145,15 +145,19 @@ export async function restoreSchema(script: string, client: pg.ClientBase): Prom
 export async function dumpSchema(from: string): Promise<string> {
   let dump: string
   const { args, env, timeoutMs } = pgDumpInvocation(from)
+  // pg_dump holds its tables' locks until it ends, in a transaction no server setting bounds. It
+  // runs in a process group of its own (detached), so that stopping this process's group (Ctrl-Z)
+  // does not stop it with its locks held, and writes a file, not a pipe that a stopped reader
+  // would leave full: it finishes, whatever becomes of this process (review revk K2).
+  const folder = await mkdtemp(join(tmpdir(), 'x402-schema-dump-'))
+  const file = join(folder, 'schema.sql')
   try {
-    ;({ stdout: dump } = await run('pg_dump', args, {
+    await runDetached([...args, `--lock-wait-timeout=${timeoutMs}`, `--file=${file}`], {
       env,
-      maxBuffer: 64 * 1024 * 1024,
-      timeout: timeoutMs,
-      // SIGTERM makes pg_dump send a cancel request to the server, over a new connection that
-      // can wait as long as the stalled one; pg_dump only reads, so nothing is left half done.
-      killSignal: 'SIGKILL',
-    }))
+      timeoutMs,
+      stderrFile: join(folder, 'stderr'),
+    })
+    dump = await readFile(file, 'utf8')
   } catch (error) {
     const failed = error as { stderr?: string; killed?: boolean; signal?: string | null }
     const reason = failed.stderr?.trim() || (error instanceof Error ? error.message : String(error))
@@ -184,6 +188,8 @@ export async function dumpSchema(from: string): Promise<string> {
       `Copying the target's schema with pg_dump failed (${reason}). Check the connection string's host, user and database, and that ` +
         "pg_dump is at least as new as the server (pg_dump --version), or leave out --copy-schema to rehearse on the schema the module's migrations build.",
     )
+  } finally {
+    await rm(folder, { recursive: true, force: true })
   }
   return (
     dump
@@ -193,6 +199,50 @@ export async function dumpSchema(from: string): Promise<string> {
       .map((line) => line.replace(/^CREATE SCHEMA (\S+);$/, 'CREATE SCHEMA IF NOT EXISTS $1;'))
       .join('\n')
   )
+}
+
+/**
+ * Runs pg_dump with `args` in a process group of its own, its stderr to `stderrFile` (no pipe
+ * to this process); rejects as execFile does (`stderr`, `killed`, `signal`, `code`), and after
+ * `timeoutMs` kills it. SIGKILL, not SIGTERM: SIGTERM makes pg_dump send a cancel request over a
+ * new connection that can wait as long as the stalled one; pg_dump only reads, so nothing is left
+ * half done.
+ */
+async function runDetached(
+  args: string[],
+  options: { env: NodeJS.ProcessEnv; timeoutMs: number; stderrFile: string },
+): Promise<void> {
+  const stderr = await open(options.stderrFile, 'w', 0o600)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('pg_dump', args, {
+        env: options.env,
+        detached: true,
+        stdio: ['ignore', 'ignore', stderr.fd],
+      })
+      let killed = false
+      const timer = setTimeout(() => {
+        killed = true
+        child.kill('SIGKILL')
+      }, options.timeoutMs)
+      const failed = (error: Error, more: object) =>
+        readFile(options.stderrFile, 'utf8').then(
+          (text) => reject(Object.assign(error, { stderr: text.slice(0, 65536), killed }, more)),
+          () => reject(Object.assign(error, { killed }, more)),
+        )
+      child.on('error', (error) => {
+        clearTimeout(timer)
+        void failed(error, {})
+      })
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer)
+        if (code === 0) resolve()
+        else void failed(new Error(`pg_dump exited with ${code ?? signal}`), { signal })
+      })
+    })
+  } finally {
+    await stderr.close()
+  }
 }
 
 /** host:port of the server at `connectionString`, for a message. */
