@@ -56,10 +56,11 @@ const OUTSIDE_NAME = `(?<!${NAME_START}${NAME_CHAR}*)`
 const TAG = `${NAME_START}[^\u0001-/:-@[-^\`{-\u007f]*?|`
 
 /**
- * White space with a line break, and `--` comments each ended by one: what joins two pieces of a
- * string into one (an E string's next piece is read with its escapes: review rev5 T4).
+ * White space with a line break, and `--` comments (one before the line break too): what joins
+ * two pieces of a string into one, as the lexer's whitespace_with_newline (an E string's next
+ * piece is read with its escapes: review rev5 T4, rev6 T4c; `\v` is space from PostgreSQL 16: T4v).
  */
-const STRING_JOIN = '[ \t\f]*[\n\r](?:[[:space:]]|--[^\n\r]*[\n\r])*'
+const STRING_JOIN = '(?:[ \t\f\v]|--[^\n\r]*)*[\n\r](?:[[:space:]]|--[^\n\r]*[\n\r])*'
 const E_PIECE = "'(?:[^'\\\\]|\\\\.|'')*?'"
 
 /**
