@@ -27,6 +27,8 @@ async function applied(db: Kysely<any>): Promise<string[]> {
 }
 
 interface Options {
+  /** What the refusal says, where a case checks it. */
+  expects?: string
   /** The server version (server_version_num) from which the case applies. */
   fromVersion?: number
   setUp?: string
@@ -143,6 +145,42 @@ const cases: Case[] = [
     (role) =>
       `PERFORM E'a'\v\n'\\''; ALTER FUNCTION public.zz_later() SET search_path = ${role}, public; -- ';\n`,
     () => ({ setUp: LATER, fromVersion: 160000 }),
+  ],
+  // Review rev6 A1: an aggregate (a superuser's) whose transition function the login owns.
+  [
+    'A1: a trusted aggregate whose transition function the login owns',
+    () => `PERFORM public.zz_agg(v.x) FROM (VALUES (1)) AS v(x);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.sf(int, int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 0; END $f$;
+        ALTER FUNCTION ${role}.sf(int, int) OWNER TO ${role};
+        CREATE AGGREGATE public.zz_agg(int) (SFUNC = ${role}.sf, STYPE = int)`,
+      expects: `aggregate public.zz_agg(integer) calls ${role}.sf(integer,integer), owned by ${role}`,
+    }),
+  ],
+  // rev6 OP3: the login's operator on its own type, called as OPERATOR(schema.===) with a NULL.
+  [
+    'OP3: OPERATOR(login_schema.===) on the login’s own type, given NULL',
+    (role) => `PERFORM 1 OPERATOR(${role}.===) NULL;`,
+    (role) => ({
+      setUp: `CREATE TYPE ${role}.t AS (x int); ALTER TYPE ${role}.t OWNER TO ${role};
+        CREATE FUNCTION ${role}.opf(int, ${role}.t) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN true; END $f$;
+        ALTER FUNCTION ${role}.opf(int, ${role}.t) OWNER TO ${role};
+        CREATE OPERATOR ${role}.=== (LEFTARG = int, RIGHTARG = ${role}.t, FUNCTION = ${role}.opf);
+        ALTER OPERATOR ${role}.=== (int, ${role}.t) OWNER TO ${role}`,
+      expects: `calls ${role}.opf(integer,${role}.t), owned by ${role}`,
+    }),
+  ],
+  // rev6 DEF1: a trusted function whose argument's DEFAULT calls the login's function, called
+  // without that argument.
+  [
+    'DEF1: a trusted function whose argument default calls the login’s function, called without it',
+    () => `PERFORM public.zz_def();`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.evi() RETURNS int LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN 1; END $f$;
+        ALTER FUNCTION ${role}.evi() OWNER TO ${role};
+        CREATE FUNCTION public.zz_def(x int DEFAULT ${role}.evi()) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN RETURN x; END $f$`,
+      expects: `whose body has an argument default that calls ${role}.evi(), owned by ${role}`,
+    }),
   ],
   // T2: a lone $ before E'…': PostgreSQL reads $ (a character) and an E string; the check's
   // look-behind takes the $ as part of a name, and reads a standard string. The statement is
@@ -330,6 +368,7 @@ describe.skipIf(skipReason)('rev5: a trusted body that runs a lesser login’s c
           }
           if (process.env.REV5_DEBUG)
             console.log('OUTCOME', _case, JSON.stringify(outcome), String(error).slice(0, 400))
+          if (o.expects) expect(String(error)).toContain(o.expects)
           expect(outcome).toEqual({ superuser: false, refused: true, applied005: true })
         } finally {
           if (o.cleanUp) await sql.raw(o.cleanUp).execute(db)

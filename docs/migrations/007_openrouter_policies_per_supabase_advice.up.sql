@@ -893,6 +893,10 @@ BEGIN
                SELECT q.oid, 'names' FROM unnest(sets_path.made_words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
                 WHERE b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')
                UNION ALL
+               -- What an argument's default calls runs when a caller leaves that argument out
+               -- (review rev6 DEF1).
+               SELECT m[1]::oid, 'has an argument default that calls' FROM regexp_matches(p.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+               UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
               WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o WHERE o.oid = d.refobjid)
@@ -1016,6 +1020,10 @@ BEGIN
                -- schema (code-ddl.ts, review rev5 C1).
                SELECT q.oid, 'names' FROM unnest(sets_path.made_words) AS ws(w) JOIN named_functions q ON q.lname = ws.w
                 WHERE b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.proname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')
+               UNION ALL
+               -- What an argument's default calls runs when a caller leaves that argument out
+               -- (review rev6 DEF1).
+               SELECT m[1]::oid, 'has an argument default that calls' FROM regexp_matches(p.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
                UNION ALL
                SELECT CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -1476,22 +1484,26 @@ BEGIN
      WHERE e.evtenabled <> 'D'
        AND p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    -- A cast or an operator between types no such role owns (built-in ones: circle, text), whose
-    -- function such a role owns: a body runs it by an expression that names neither (review
-    -- rev5 O1, O2). Those of such a role's own types are walked where a column or a body's type
-    -- reaches them.
+    -- A cast, an operator or an aggregate whose function such a role owns: a body runs it by an
+    -- expression that names no function (a cast between built-in types, OPERATOR(s.===) on a
+    -- NULL, an aggregate's transition), wherever it is (review rev5 O1, O2; rev6 OP3, A1).
     SELECT 3, format('%s calls %s, owned by %s: any code may run it without naming it (drop it, or give the function '
                      'to a role that can act as you)', o.what, p.oid::regprocedure, pg_get_userbyid(p.proowner)), false
-      FROM (SELECT format('cast (%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), c.castfunc,
-                   ARRAY[c.castsource, c.casttarget]
+      FROM (SELECT format('cast (%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), c.castfunc
               FROM pg_cast c WHERE c.oid >= 16384 AND c.castfunc <> 0
             UNION ALL
-            SELECT format('operator %s', o.oid::regoperator), f.fn, ARRAY[o.oprleft, o.oprright]
+            SELECT format('operator %s', o.oid::regoperator), f.fn
               FROM pg_operator o CROSS JOIN LATERAL (VALUES (o.oprcode::oid), (o.oprrest::oid), (o.oprjoin::oid)) AS f(fn)
-             WHERE o.oid >= 16384 AND f.fn <> 0) AS o(what, fn, types)
+             WHERE o.oid >= 16384 AND f.fn <> 0
+            UNION ALL
+            SELECT format('aggregate %s', a.aggfnoid::regprocedure), f.fn
+              FROM pg_aggregate a
+             CROSS JOIN LATERAL (VALUES (a.aggtransfn::oid), (a.aggfinalfn::oid), (a.aggcombinefn::oid), (a.aggserialfn::oid),
+                                        (a.aggdeserialfn::oid), (a.aggmtransfn::oid), (a.aggminvtransfn::oid),
+                                        (a.aggmfinalfn::oid)) AS f(fn)
+             WHERE a.aggfnoid >= 16384 AND f.fn <> 0) AS o(what, fn)
       JOIN pg_proc p ON p.oid = o.fn
      WHERE p.proowner IN (SELECT oid FROM lesser_roles)
-       AND NOT EXISTS (SELECT FROM pg_type t WHERE t.oid = ANY (o.types) AND t.typowner IN (SELECT oid FROM lesser_roles))
     UNION ALL
     -- The module's own schemas: where the downs keep what they take out (its owner may drop every
     -- backup), and its bookkeeping.
