@@ -12,7 +12,8 @@
  * - ALTER FUNCTION|PROCEDURE|ROUTINE name[(args)] with SECURITY DEFINER or INVOKER, LEAKPROOF,
  *   volatility, STRICT, PARALLEL, COST, ROWS, SET SCHEMA name, or SET search_path = names (the
  *   schemas the check then counts as on a reached path: searchPathListSql);
- * - no ALTER TABLE, FOREIGN TABLE, TRIGGER, EVENT TRIGGER or EXTENSION.
+ * - ALTER TABLE without ENABLE, INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, REPLICA, FORCE; no
+ *   ALTER FOREIGN TABLE, TRIGGER, EVENT TRIGGER or EXTENSION.
  * Supabase's event trigger functions hold only such forms (grant_pg_net_access's ALTER function
  * net.http_get(…) SECURITY DEFINER and SET search_path = net; grant_pg_graphql_access's create or
  * replace function graphql_public.graphql(…) … language sql as $$ … $$).
@@ -109,7 +110,12 @@ const READ_FORM =
   `^(?:alter${S}+(?:function|procedure|routine)${S}+${QUALIFIED}${S}*(?:[(]${ARGUMENTS}[)])?` +
   `(?:${S}*(?:${ATTRIBUTE}|set${S}+schema${S}+${NAME}))+(?:${S}+restrict)?` +
   `|create${S}+(?:or${S}+replace${S}+)?(?:function|procedure)${S}+${QUALIFIED}${S}*[(]${ARGUMENTS}[)]` +
-  `(?:${S}*${CREATE_CLAUSE})+)${S}*$`
+  `(?:${S}*${CREATE_CLAUSE})+` +
+  // An ALTER TABLE that brings in no code: not ENABLE (a disabled trigger, rule, row security),
+  // INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, REPLICA, FORCE (review rev5 D1–D4); a column
+  // dropped or retyped is down-guard's to refuse.
+  `|alter${S}+table(?!.*(?<![[:alnum:]_$])(?:enable|inherit|attach|schema|owner|rename|replica|force)(?![[:alnum:]_$])).*` +
+  `)${S}*$`
 
 /**
  * A statement that makes or changes code, from its first word to its `;` (quoted names whole):

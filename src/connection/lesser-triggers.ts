@@ -1351,13 +1351,18 @@ ${bodyCallsSql(schemas)}
      WHERE e.evtenabled <> 'D'
        AND p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
-    -- A cast, an operator or an aggregate whose function such a role owns: a body runs it by an
-    -- expression that names no function (a cast between built-in types, OPERATOR(s.===) on a
-    -- NULL, an aggregate's transition), wherever it is (review rev5 O1, O2; rev6 OP3, A1).
+    -- A cast between types no such role owns, an operator or an aggregate, whose function such a
+    -- role owns: a body runs it by an expression that names no function (a cast between built-in
+    -- types, OPERATOR(s.===) on a NULL, an aggregate's transition), wherever it is (review rev5
+    -- O1, O2; rev6 OP3, A1).
     SELECT 3, format('%s calls %s, owned by %s: any code may run it without naming it (drop it, or give the function '
                      'to a role that can act as you)', o.what, p.oid::regprocedure, pg_get_userbyid(p.proowner)), false
       FROM (SELECT format('cast (%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), c.castfunc
               FROM pg_cast c WHERE c.oid >= ${FIRST_NORMAL_OBJECT_ID} AND c.castfunc <> 0
+               -- One of a lesser login's own types is walked where a column or a body reaches it
+               -- (down-guard's and the restore's refusals name it so).
+               AND NOT EXISTS (SELECT FROM pg_type t WHERE t.oid IN (c.castsource, c.casttarget)
+                                                      AND t.typowner IN (SELECT oid FROM lesser_roles))
             UNION ALL
             SELECT format('operator %s', o.oid::regoperator), f.fn
               FROM pg_operator o CROSS JOIN LATERAL (VALUES (o.oprcode::oid), (o.oprrest::oid), (o.oprjoin::oid)) AS f(fn)
