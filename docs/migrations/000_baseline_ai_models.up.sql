@@ -1626,8 +1626,9 @@ BEGIN
     SELECT 2, format('%s reaches %s, whose body makes or changes a function, or alters a table, a trigger or an extension, '
                      'in a form the check cannot read (it reads CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, '
                      'and ALTER FUNCTION … SECURITY DEFINER, SET search_path = schema names, SET SCHEMA; not a body '
-                     'given as a string, RESET, TO DEFAULT, FROM CURRENT, OWNER TO, RENAME, nor any ALTER TABLE, '
-                     'TRIGGER or EXTENSION): write it in one of those forms, or run that DDL outside the trigger',
+                     'given as a string, RESET, TO DEFAULT, FROM CURRENT, OWNER TO, RENAME, nor ALTER TABLE … ENABLE, '
+                     'INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, nor ALTER TRIGGER or EXTENSION): write it in one of '
+                     'those forms, or run that DDL outside the trigger',
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'code'
