@@ -333,6 +333,59 @@ const cases: Case[] = [
         CREATE CAST (circle AS macaddr8) WITH FUNCTION ${role}.castf(circle)`,
     }),
   ],
+  // Review rev6 (of 41ee435). OP4, CAST4, A2: an operator, a cast or an aggregate whose function
+  // is trusted (a superuser's) and calls the login's: run by an expression that names neither.
+  [
+    'OP4: an operator on circle whose trusted function calls the login’s',
+    () => `PERFORM '<(0,0),1>'::circle === '<(0,0),1>'::circle;`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.opf(circle, circle) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN true; END $f$;
+        CREATE OPERATOR public.=== (LEFTARG = circle, RIGHTARG = circle, FUNCTION = public.opf)`,
+      expects: 'operator',
+    }),
+  ],
+  [
+    'CAST4: a cast between built-in types whose trusted function calls the login’s',
+    () => `PERFORM '<(0,0),1>'::circle::macaddr8;`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.castf(circle) RETURNS macaddr8 LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN '08:00:2b:01:02:03:04:05'; END $f$;
+        CREATE CAST (circle AS macaddr8) WITH FUNCTION public.castf(circle)`,
+      expects: 'cast',
+    }),
+  ],
+  [
+    'A2: an aggregate whose trusted transition function calls the login’s',
+    () => `PERFORM public.zz_agg(v) FROM (VALUES (1)) AS t(v);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.aggf(int, int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $2; END $f$;
+        CREATE AGGREGATE public.zz_agg(int) (SFUNC = public.aggf, STYPE = int)`,
+      expects: 'aggregate',
+    }),
+  ],
+  // DOM1, DOM2: a trusted function taking or returning the login's domain, whose CHECK calls the
+  // login's function: the call coerces its argument, the return its result, to the domain.
+  [
+    'DOM1: a trusted function whose argument is the login’s domain',
+    () => `PERFORM public.takes(1);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.chk(int) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN true; END $f$;
+        ALTER FUNCTION ${role}.chk(int) OWNER TO ${role};
+        CREATE DOMAIN ${role}.zz_d AS int CHECK (${role}.chk(VALUE));
+        ALTER DOMAIN ${role}.zz_d OWNER TO ${role};
+        CREATE FUNCTION public.takes(x ${role}.zz_d) RETURNS void LANGUAGE plpgsql AS $f$ BEGIN END $f$`,
+    }),
+  ],
+  [
+    'DOM2: a trusted function whose result is the login’s domain',
+    () => `PERFORM public.gives();`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.chk(int) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN true; END $f$;
+        ALTER FUNCTION ${role}.chk(int) OWNER TO ${role};
+        CREATE DOMAIN ${role}.zz_d AS int CHECK (${role}.chk(VALUE));
+        ALTER DOMAIN ${role}.zz_d OWNER TO ${role};
+        CREATE FUNCTION public.gives() RETURNS ${role}.zz_d LANGUAGE plpgsql AS $f$ BEGIN RETURN 1; END $f$`,
+    }),
+  ],
   // Y1: domain_in runs a domain's CHECKs for a type given by oid (pg_input_is_valid's kind).
   [
     'Y1: domain_in of the login’s domain, its name built as text',
@@ -367,7 +420,12 @@ describe.skipIf(skipReason)('rev5: a trusted body that runs a lesser login’s c
             applied005: (await applied(db)).includes(MIGRATION_005),
           }
           if (process.env.REV5_DEBUG)
-            console.log('OUTCOME', _case, JSON.stringify(outcome), String(error).slice(0, 400))
+            console.log(
+              'OUTCOME',
+              _case,
+              JSON.stringify(outcome),
+              String(error).slice(0, Number(process.env.REV5_DEBUG) || 400),
+            )
           if (o.expects) expect(String(error)).toContain(o.expects)
           expect(outcome).toEqual({ superuser: false, refused: true, applied005: true })
         } finally {

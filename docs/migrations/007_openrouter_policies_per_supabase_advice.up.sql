@@ -653,6 +653,25 @@ BEGIN
           FROM pg_type ty WHERE n.kind = 'SUBSCRIPTINGREF' AND ty.oid = substring(n.node FROM ':refcontainertype ([0-9]+)')::oid
       ) AS call
   ),
+  -- The functions that an expression runs without naming them, made after initdb: a cast's, an
+  -- operator's (and its estimators'), an aggregate's; of_lesser_type where a cast's type is a
+  -- lesser login's own.
+  implicit_functions(what, fn, of_lesser_type) AS (
+            SELECT format('cast (%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), c.castfunc,
+                   EXISTS (SELECT FROM pg_type t WHERE t.oid IN (c.castsource, c.casttarget) AND t.typowner IN (SELECT oid FROM lesser_roles))
+              FROM pg_cast c WHERE c.oid >= 16384 AND c.castfunc <> 0
+            UNION ALL
+            SELECT format('operator %s', o.oid::regoperator), f.fn, false
+              FROM pg_operator o CROSS JOIN LATERAL (VALUES (o.oprcode::oid), (o.oprrest::oid), (o.oprjoin::oid)) AS f(fn)
+             WHERE o.oid >= 16384 AND f.fn <> 0
+            UNION ALL
+            SELECT format('aggregate %s', a.aggfnoid::regprocedure), f.fn, false
+              FROM pg_aggregate a
+             CROSS JOIN LATERAL (VALUES (a.aggtransfn::oid), (a.aggfinalfn::oid), (a.aggcombinefn::oid), (a.aggserialfn::oid),
+                                        (a.aggdeserialfn::oid), (a.aggmtransfn::oid), (a.aggminvtransfn::oid),
+                                        (a.aggmfinalfn::oid)) AS f(fn)
+             WHERE a.aggfnoid >= 16384 AND f.fn <> 0
+  ),
   reached_functions(what, fn, tbl, typed, event) AS (
             SELECT format('%s on %s', attached.what, attached.tbl::regclass), CASE d.refclassid
               WHEN 'pg_proc'::regclass THEN d.refobjid
@@ -664,6 +683,11 @@ BEGIN
             SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl, false, false FROM when_calls c
             UNION
             SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false, true FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            UNION
+            -- Such a function with a body, trusted (a lesser login's is refused wherever it is): any
+            -- body may run it, and so what it calls (review rev6 OP4, CAST4, A2).
+            SELECT i.what, i.fn, NULL, false, false FROM implicit_functions i JOIN pg_proc p ON p.oid = i.fn
+             WHERE p.prolang IN (SELECT oid FROM opaque_languages) AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
             UNION
             SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL, true, false
               FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
@@ -1167,6 +1191,13 @@ BEGIN
                    OR (strpos(b.lsrc, lower(q.nspname)) > 0
                        AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(q.typname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS t
+            UNION
+            -- A reached function's arguments and result: a call coerces them to their types, a
+            -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
+            SELECT DISTINCT t.typ, w.fn, w.path
+              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
+             CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
+             WHERE t.typ >= 16384
   ),
   -- A reached function with its own SET role (or session_authorization) runs as that role, and
   -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET
@@ -1495,25 +1526,10 @@ BEGIN
     -- O1, O2; rev6 OP3, A1).
     SELECT 3, format('%s calls %s, owned by %s: any code may run it without naming it (drop it, or give the function '
                      'to a role that can act as you)', o.what, p.oid::regprocedure, pg_get_userbyid(p.proowner)), false
-      FROM (SELECT format('cast (%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), c.castfunc
-              FROM pg_cast c WHERE c.oid >= 16384 AND c.castfunc <> 0
-               -- One of a lesser login's own types is walked where a column or a body reaches it
-               -- (down-guard's and the restore's refusals name it so).
-               AND NOT EXISTS (SELECT FROM pg_type t WHERE t.oid IN (c.castsource, c.casttarget)
-                                                      AND t.typowner IN (SELECT oid FROM lesser_roles))
-            UNION ALL
-            SELECT format('operator %s', o.oid::regoperator), f.fn
-              FROM pg_operator o CROSS JOIN LATERAL (VALUES (o.oprcode::oid), (o.oprrest::oid), (o.oprjoin::oid)) AS f(fn)
-             WHERE o.oid >= 16384 AND f.fn <> 0
-            UNION ALL
-            SELECT format('aggregate %s', a.aggfnoid::regprocedure), f.fn
-              FROM pg_aggregate a
-             CROSS JOIN LATERAL (VALUES (a.aggtransfn::oid), (a.aggfinalfn::oid), (a.aggcombinefn::oid), (a.aggserialfn::oid),
-                                        (a.aggdeserialfn::oid), (a.aggmtransfn::oid), (a.aggminvtransfn::oid),
-                                        (a.aggmfinalfn::oid)) AS f(fn)
-             WHERE a.aggfnoid >= 16384 AND f.fn <> 0) AS o(what, fn)
-      JOIN pg_proc p ON p.oid = o.fn
-     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
+      FROM implicit_functions o JOIN pg_proc p ON p.oid = o.fn
+     -- One of a lesser login's own types is walked where a column or a body reaches it
+     -- (down-guard's and the restore's refusals name it so).
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles) AND NOT o.of_lesser_type
     UNION ALL
     -- The module's own schemas: where the downs keep what they take out (its owner may drop every
     -- backup), and its bookkeeping.
