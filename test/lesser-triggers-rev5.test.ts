@@ -386,6 +386,57 @@ const cases: Case[] = [
         CREATE FUNCTION public.gives() RETURNS ${role}.zz_d LANGUAGE plpgsql AS $f$ BEGIN RETURN 1; END $f$`,
     }),
   ],
+  // P1b, P1c: ALTER FUNCTION … SET search_path = a superuser's schema whose trusted function (or
+  // table with a trigger) calls the login's: the altered function, fired next, finds it by its bare
+  // name with the new path.
+  [
+    'P1b: ALTER FUNCTION … SET search_path = a schema whose trusted helper() calls the login’s',
+    () => `ALTER FUNCTION public.zz_later() SET search_path = zz_s, public;`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s;
+        CREATE FUNCTION zz_s.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); END $f$;
+        ${LATER}`,
+      expects: 'zz_s.helper()',
+    }),
+  ],
+  [
+    'P1c: ALTER FUNCTION … SET search_path = a schema whose trusted table’s trigger calls the login’s',
+    () => `ALTER FUNCTION public.zz_later() SET search_path = zz_s, public;`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_t (x int);
+        CREATE FUNCTION zz_s.trig() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN NEW; END $f$;
+        CREATE TRIGGER zz_trig BEFORE INSERT ON zz_s.zz_t FOR EACH ROW EXECUTE FUNCTION zz_s.trig();
+        CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN INSERT INTO zz_t VALUES (1); RETURN OLD; END $f$;
+        CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`,
+      expects: 'zz_s.trig()',
+    }),
+  ],
+  // C2, C3: a function the body makes, with SET search_path = a superuser's schema, whose code
+  // names a trusted domain there (its CHECK calls the login's) or writes a trusted table there
+  // (its trigger calls the login's) by a bare name.
+  [
+    'C2: a made function whose code casts to a trusted domain, found by its own path, whose CHECK calls the login’s',
+    () =>
+      `CREATE FUNCTION public.zz_made() RETURNS void LANGUAGE plpgsql SET search_path = zz_s AS $m$ BEGIN PERFORM 1::zz_d; END $m$; PERFORM public.zz_made();`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s;
+        CREATE FUNCTION ${role}.chk(int) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN true; END $f$;
+        ALTER FUNCTION ${role}.chk(int) OWNER TO ${role};
+        CREATE DOMAIN zz_s.zz_d AS int CHECK (${role}.chk(VALUE))`,
+      expects: 'zz_s.zz_d',
+    }),
+  ],
+  [
+    'C3: a made function whose code writes a trusted table, found by its own path, whose trigger calls the login’s',
+    () =>
+      `CREATE FUNCTION public.zz_made() RETURNS void LANGUAGE plpgsql SET search_path = zz_s AS $m$ BEGIN INSERT INTO zz_t VALUES (1); END $m$; PERFORM public.zz_made();`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_t (x int);
+        CREATE FUNCTION zz_s.trig() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN NEW; END $f$;
+        CREATE TRIGGER zz_trig BEFORE INSERT ON zz_s.zz_t FOR EACH ROW EXECUTE FUNCTION zz_s.trig()`,
+      expects: 'zz_s.trig()',
+    }),
+  ],
   // Y1: domain_in runs a domain's CHECKs for a type given by oid (pg_input_is_valid's kind).
   [
     'Y1: domain_in of the login’s domain, its name built as text',

@@ -177,6 +177,10 @@ DECLARE
   -- DDL such a body runs fires the event triggers with its path (bodyCallsSql's reached_seeds).
   ddl_paths pg_catalog.jsonb := '[]';
   more_ddl_paths pg_catalog.jsonb;
+  -- The functions trusted reached bodies give a search path, by name, with that path ([name,
+  -- [schemas]], …): walked with it from the next pass on (bodyCallsSql's reached_seeds).
+  altered_paths pg_catalog.jsonb := '[]';
+  more_altered pg_catalog.jsonb;
   -- Whether a reached body may change the transaction's search path: then every body's bare
   -- names resolve in any schema (bodyCallsSql).
   anywhere pg_catalog.bool := false;
@@ -830,6 +834,16 @@ BEGIN
             SELECT r.what, r.fn, ARRAY(SELECT jsonb_array_elements_text(e.value))::name[]
               FROM reached_functions r CROSS JOIN jsonb_array_elements(ddl_paths) AS e
              WHERE r.event AND r.fn >= 16384 AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
+            UNION
+            -- A function a trusted reached body gives a search path (ALTER FUNCTION … SET
+            -- search_path: the last passes' altered_paths), with that path: what it reaches with it
+            -- is walked too (review rev6 P1b, P1c). Every function of that name, in any schema.
+            SELECT format('%s, given the search path %s by a body the writes reach', p.oid::regprocedure,
+                          array_to_string(a.path, ', ')), p.oid, a.path
+              FROM (SELECT e.value ->> 0 AS name, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
+                      FROM jsonb_array_elements(altered_paths) AS e) AS a
+              JOIN pg_proc p ON p.proname = a.name
+             WHERE p.oid >= 16384
   ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
   -- after, from body_edges: review revw, cost).
@@ -939,7 +953,7 @@ BEGIN
                        UNION ALL
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
-                WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
+                WHERE (((sets_path.anywhere OR cardinality(sets_path.made_words) > 0) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
@@ -1067,7 +1081,7 @@ BEGIN
                        UNION ALL
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
-                WHERE ((sets_path.anywhere OR c.nspname = ANY (w.path))
+                WHERE (((sets_path.anywhere OR cardinality(sets_path.made_words) > 0) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
@@ -1136,6 +1150,10 @@ BEGIN
                    p.prosqlbody IS NULL AND (b.raw ~ '/[*]([^*]|[*]+[^*/])*/[*]' OR b.src ~ '/[*]([^*]|[*]+[^*/])*/[*]') AS nested_comments,
                    b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])' AS runs_text,
                    d.ddl, EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE NOT (s.stmt ~* ('^(?:alter[[:space:]]+(?:function|procedure|routine)[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}[[:space:]]*(?:[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)])?(?:[[:space:]]*(?:(?:(?:external[[:space:]]+)?security[[:space:]]+(?:definer|invoker)|(?:not[[:space:]]+)?leakproof|immutable|stable|volatile|strict|called[[:space:]]+on[[:space:]]+null[[:space:]]+input|returns[[:space:]]+null[[:space:]]+on[[:space:]]+null[[:space:]]+input|parallel[[:space:]]+(?:unsafe|restricted|safe)|(?:cost|rows)[[:space:]]+[0-9.]+|set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*))|set[[:space:]]+schema[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)))+(?:[[:space:]]+restrict)?|create[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure)[[:space:]]+(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}[[:space:]]*[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)](?:[[:space:]]*(?:returns[[:space:]]+(?:setof[[:space:]]+)?(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*[.][[:space:]]*(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)){0,2}(?:[[:space:]]+(?:precision|varying|with|without|time|zone))*(?:[[:space:]]*[(][0-9, ]*[)])?(?:[[:space:]]*[[][0-9]*[]])*|returns[[:space:]]+table[[:space:]]*[(](?:[^()"]|"(?:[^"]|"")*"|[(][^()]*[)])*[)]|language[[:space:]]+"?(?:sql|plpgsql)"?(?![[:alnum:]_$])|as[[:space:]]*[$][$]|window|(?:(?:external[[:space:]]+)?security[[:space:]]+(?:definer|invoker)|(?:not[[:space:]]+)?leakproof|immutable|stable|volatile|strict|called[[:space:]]+on[[:space:]]+null[[:space:]]+input|returns[[:space:]]+null[[:space:]]+on[[:space:]]+null[[:space:]]+input|parallel[[:space:]]+(?:unsafe|restricted|safe)|(?:cost|rows)[[:space:]]+[0-9.]+|set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*))))+|alter[[:space:]]+table(?!.*(?<![[:alnum:]_$])(?:enable|inherit|attach|schema|owner|rename|replica|force)(?![[:alnum:]_$])).*)[[:space:]]*$'))) AS code_unread,
+                   -- A function it makes runs with its callers' path, or its own SET: the types and
+                   -- tables its code names are taken as in any schema, as its calls are (C1; review
+                   -- rev6 C2, C3).
+                   EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE s.stmt ~* '^create') AS makes_code,
                    -- The check reads strings as PostgreSQL does with standard_conforming_strings on:
                    -- off (the function's own SET, a body's, the session's), '' || ' is one string,
                    -- and what the check read as code between is not (review rev5 T1).
@@ -1186,7 +1204,7 @@ BEGIN
                        UNION ALL
                        SELECT q.* FROM named_types q WHERE q.odd AND strpos(b.lsrc, q.lname) > 0
                        OFFSET 0) AS q
-                WHERE ((b.sets_path OR q.nspname = ANY (w.path))
+                WHERE (((b.sets_path OR b.makes_code) OR q.nspname = ANY (w.path))
                        AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.typname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(q.nspname)) > 0
                        AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
@@ -1220,7 +1238,7 @@ BEGIN
                        UNION ALL
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(b.lsrc, c.lname) > 0
                        OFFSET 0) AS c
-                WHERE ((b.sets_path OR c.nspname = ANY (w.path))
+                WHERE (((b.sets_path OR b.makes_code) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
   || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
@@ -1409,8 +1427,17 @@ BEGIN
                        OR EXISTS (SELECT FROM pg_type ty WHERE ty.oid = t.typ AND ty.typrelid = ANY (tables)))
                       AND (t.path = (CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
                                  ELSE session_path || ARRAY['public', 'extensions']::name[] END) OR EXISTS (SELECT FROM written_paths w WHERE w.path = t.path)
-                           OR EXISTS (SELECT FROM body_typed_uses u WHERE u.path = t.path))))
-    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths, more_typed
+                           OR EXISTS (SELECT FROM body_typed_uses u WHERE u.path = t.path)))),
+         -- A function a body gives a search path, new unless walked with it already.
+         (SELECT jsonb_agg(DISTINCT jsonb_build_array(a.name, to_jsonb(a.path)))
+            FROM (SELECT (CASE WHEN (regexp_match(d.stmt, ('^alter[[:space:]]+(?:function|procedure|routine)[[:space:]]+(?:(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)[[:space:]]*[.][[:space:]]*){0,2}((?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))(?=[[:space:]]*[(]|[[:space:]]|$).*set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*)'), 'i'))[1] ~ '^"' THEN replace(substr((regexp_match(d.stmt, ('^alter[[:space:]]+(?:function|procedure|routine)[[:space:]]+(?:(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)[[:space:]]*[.][[:space:]]*){0,2}((?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))(?=[[:space:]]*[(]|[[:space:]]|$).*set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*)'), 'i'))[1], 2, length((regexp_match(d.stmt, ('^alter[[:space:]]+(?:function|procedure|routine)[[:space:]]+(?:(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)[[:space:]]*[.][[:space:]]*){0,2}((?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))(?=[[:space:]]*[(]|[[:space:]]|$).*set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*)'), 'i'))[1]) - 2), '""', '"') ELSE lower((regexp_match(d.stmt, ('^alter[[:space:]]+(?:function|procedure|routine)[[:space:]]+(?:(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)[[:space:]]*[.][[:space:]]*){0,2}((?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))(?=[[:space:]]*[(]|[[:space:]]|$).*set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*)'), 'i'))[1]) END) AS name,
+                         ARRAY(SELECT v.name FROM (SELECT CASE WHEN n[1] ~ '^"' THEN replace(substr(n[1], 2, length(n[1]) - 2), '""', '"') ELSE lower(n[1]) END AS name
+            FROM regexp_matches(d.stmt, ('set[[:space:]]+"?search_path"?[[:space:]]*(?:=|to(?![[:alnum:]_$]))[[:space:]]*((?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*)(?:[[:space:]]*,[[:space:]]*(?!default(?![[:alnum:]_$]))(?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))*)'), 'gi') AS l
+           CROSS JOIN LATERAL regexp_matches(l[1], ('((?:"(?:[^"]|"")*"|[[:alpha:]_][[:alnum:]_$]*))'), 'g') AS n) AS v)::name[] || 'pg_catalog'::name AS path
+                    FROM reached_bodies b CROSS JOIN LATERAL unnest(b.ddl) AS d(stmt)) AS a
+           WHERE a.name IS NOT NULL AND NOT altered_paths @> jsonb_build_array(jsonb_build_array(a.name, to_jsonb(a.path))))
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths, more_typed,
+         more_altered
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -1662,8 +1689,10 @@ BEGIN
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL
-    OR (more IS NULL AND more_paths IS NULL AND more_ddl_paths IS NULL AND more_typed IS NULL AND (anywhere OR NOT sets));
+    OR (more IS NULL AND more_paths IS NULL AND more_ddl_paths IS NULL AND more_typed IS NULL AND more_altered IS NULL
+        AND (anywhere OR NOT sets));
   anywhere := anywhere OR sets;
+  altered_paths := altered_paths || coalesce(more_altered, '[]');
   ddl_paths := ddl_paths || coalesce(more_ddl_paths, '[]');
   body_typed := body_typed || coalesce(more_typed, '[]');
   written := written || coalesce(more, '{}');

@@ -188,3 +188,18 @@ export function searchPathListSql(stmt: string): string {
             FROM regexp_matches(${stmt}, ${sqlText(PATH_SET)}, 'gi') AS l
            CROSS JOIN LATERAL regexp_matches(l[1], ${sqlText(`(${NAME})`)}, 'g') AS n`
 }
+
+/**
+ * SQL (an expression, LATERAL to `stmt`, one of {@link codeStatementsSql}): the name, without its
+ * schema, of the function that an ALTER FUNCTION, PROCEDURE or ROUTINE gives a search path, as
+ * PostgreSQL reads it (quoted, as written; else in lower case); NULL for any other statement.
+ *
+ * @example
+ * ```ts
+ * `SELECT ${alteredFunctionSql('d.stmt')} AS name FROM unnest(b.ddl) AS d(stmt)`
+ * ```
+ */
+export function alteredFunctionSql(stmt: string): string {
+  const name = `(regexp_match(${stmt}, ${sqlText(`^alter${S}+(?:function|procedure|routine)${S}+(?:${NAME}${S}*[.]${S}*){0,2}(${NAME})(?=${S}*[(]|${S}|$).*${PATH_SET}`)}, 'i'))[1]`
+  return `(CASE WHEN ${name} ~ '^"' THEN replace(substr(${name}, 2, length(${name}) - 2), '""', '"') ELSE lower(${name}) END)`
+}

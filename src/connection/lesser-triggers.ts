@@ -42,6 +42,7 @@ import {
   textRunnerRuns,
 } from './column-type-code.js'
 import {
+  alteredFunctionSql,
   codeStatementReadSql,
   codeStatementsSql,
   madeWordsSql,
@@ -440,6 +441,16 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT r.what, r.fn, ARRAY(SELECT jsonb_array_elements_text(e.value))::name[]
               FROM reached_functions r CROSS JOIN jsonb_array_elements(ddl_paths) AS e
              WHERE r.event AND r.fn >= ${FIRST_NORMAL_OBJECT_ID} AND NOT EXISTS (SELECT FROM function_paths f WHERE f.fn = r.fn)
+            UNION
+            -- A function a trusted reached body gives a search path (ALTER FUNCTION … SET
+            -- search_path: the last passes' altered_paths), with that path: what it reaches with it
+            -- is walked too (review rev6 P1b, P1c). Every function of that name, in any schema.
+            SELECT format('%s, given the search path %s by a body the writes reach', p.oid::regprocedure,
+                          array_to_string(a.path, ', ')), p.oid, a.path
+              FROM (SELECT e.value ->> 0 AS name, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
+                      FROM jsonb_array_elements(altered_paths) AS e) AS a
+              JOIN pg_proc p ON p.proname = a.name
+             WHERE p.oid >= ${FIRST_NORMAL_OBJECT_ID}
   ),
   -- Each function reached, with the path it runs with, walked once (what reaches it is joined
   -- after, from body_edges: review revw, cost).
@@ -476,6 +487,10 @@ function bodyCallsSql(schemas: string | undefined): string {
                    p.prosqlbody IS NULL AND (b.raw ~ ${NESTED_COMMENT} OR b.src ~ ${NESTED_COMMENT}) AS nested_comments,
                    b.raw ~* ${TEXT_RUNNER_CALL} AS runs_text,
                    d.ddl, EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE NOT ${codeStatementReadSql('s.stmt')}) AS code_unread,
+                   -- A function it makes runs with its callers' path, or its own SET: the types and
+                   -- tables its code names are taken as in any schema, as its calls are (C1; review
+                   -- rev6 C2, C3).
+                   EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE s.stmt ~* '^create') AS makes_code,
                    -- The check reads strings as PostgreSQL does with standard_conforming_strings on:
                    -- off (the function's own SET, a body's, the session's), '\' || ' is one string,
                    -- and what the check read as code between is not (review rev5 T1).
@@ -495,7 +510,7 @@ function bodyCallsSql(schemas: string | undefined): string {
   body_types(typ, fn, path) AS (
             SELECT DISTINCT t.oid, b.fn, w.path
               FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
-             CROSS JOIN LATERAL (${namedTypesSql('b', 'w.path', 'b.sets_path')}) AS t
+             CROSS JOIN LATERAL (${namedTypesSql('b', 'w.path', '(b.sets_path OR b.makes_code)')}) AS t
             UNION
             -- A reached function's arguments and result: a call coerces them to their types, a
             -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
@@ -520,7 +535,7 @@ function bodyCallsSql(schemas: string | undefined): string {
   body_writes(oid, fn, path) AS (
             SELECT fired.oid, b.fn, w.path
               FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
-             CROSS JOIN LATERAL (${writtenSql('b', 'w.path', 'b.sets_path')}) AS c
+             CROSS JOIN LATERAL (${writtenSql('b', 'w.path', '(b.sets_path OR b.makes_code)')}) AS c
              -- What the write reaches too: its code runs with the writer's path, and joins the
              -- scope (a TRUNCATE … CASCADE's tables: review revp P2, P4).
              CROSS JOIN LATERAL (${firedClosureSql('c.oid', 'b')}) AS fired
@@ -667,7 +682,7 @@ function calleesSql(node: string): string {
                SELECT t.tgfoid, CASE WHEN t.tgrelid = c.oid THEN format('writes %s, whose trigger %I calls', c.oid::regclass, t.tgname)
                                      ELSE format('writes %s, which writes %s, whose trigger %I calls', c.oid::regclass, t.tgrelid::regclass, t.tgname)
                                 END COLLATE "C"
-                 FROM (${writtenSql('b', `${node}.path`, 'sets_path.anywhere')}) AS c
+                 FROM (${writtenSql('b', `${node}.path`, '(sets_path.anywhere OR cardinality(sets_path.made_words) > 0)')}) AS c
                 CROSS JOIN LATERAL (${firedClosureSql('c.oid', 'b')}) AS fired
                  JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
              ) AS called
@@ -1047,6 +1062,10 @@ DECLARE
   -- DDL such a body runs fires the event triggers with its path (bodyCallsSql's reached_seeds).
   ddl_paths pg_catalog.jsonb := '[]';
   more_ddl_paths pg_catalog.jsonb;
+  -- The functions trusted reached bodies give a search path, by name, with that path ([name,
+  -- [schemas]], …): walked with it from the next pass on (bodyCallsSql's reached_seeds).
+  altered_paths pg_catalog.jsonb := '[]';
+  more_altered pg_catalog.jsonb;
   -- Whether a reached body may change the transaction's search path: then every body's bare
   -- names resolve in any schema (bodyCallsSql).
   anywhere pg_catalog.bool := false;
@@ -1289,8 +1308,15 @@ ${bodyCallsSql(schemas)}
              AND NOT ((EXISTS (SELECT FROM column_types c WHERE c.typ = t.typ)
                        OR EXISTS (SELECT FROM pg_type ty WHERE ty.oid = t.typ AND ty.typrelid = ANY (tables)))
                       AND (t.path = ${SESSION_SEED_PATH} OR EXISTS (SELECT FROM written_paths w WHERE w.path = t.path)
-                           OR EXISTS (SELECT FROM body_typed_uses u WHERE u.path = t.path))))
-    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths, more_typed
+                           OR EXISTS (SELECT FROM body_typed_uses u WHERE u.path = t.path)))),
+         -- A function a body gives a search path, new unless walked with it already.
+         (SELECT jsonb_agg(DISTINCT jsonb_build_array(a.name, to_jsonb(a.path)))
+            FROM (SELECT ${alteredFunctionSql('d.stmt')} AS name,
+                         ARRAY(SELECT v.name FROM (${searchPathListSql('d.stmt')}) AS v)::name[] || 'pg_catalog'::name AS path
+                    FROM reached_bodies b CROSS JOIN LATERAL unnest(b.ddl) AS d(stmt)) AS a
+           WHERE a.name IS NOT NULL AND NOT altered_paths @> jsonb_build_array(jsonb_build_array(a.name, to_jsonb(a.path))))
+    INTO found, when_code, rls_code, more, more_by, more_paths, sets, path_by, path_found, more_ddl_paths, more_typed,
+         more_altered
     FROM (SELECT DISTINCT * FROM (
     SELECT 1 AS ordinal, format('%s %s is owned by %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                                   WHEN 'f' THEN 'foreign table' ELSE 'table' END, c.oid::regclass, pg_get_userbyid(c.relowner)) AS problem,
@@ -1427,8 +1453,10 @@ ${BODY_CALLS_PROBLEMS_SQL}
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL
-    OR (more IS NULL AND more_paths IS NULL AND more_ddl_paths IS NULL AND more_typed IS NULL AND (anywhere OR NOT sets));
+    OR (more IS NULL AND more_paths IS NULL AND more_ddl_paths IS NULL AND more_typed IS NULL AND more_altered IS NULL
+        AND (anywhere OR NOT sets));
   anywhere := anywhere OR sets;
+  altered_paths := altered_paths || coalesce(more_altered, '[]');
   ddl_paths := ddl_paths || coalesce(more_ddl_paths, '[]');
   body_typed := body_typed || coalesce(more_typed, '[]');
   written := written || coalesce(more, '{}');
