@@ -437,6 +437,117 @@ const cases: Case[] = [
       expects: 'zz_s.trig()',
     }),
   ],
+  // Review rev7 (of e09b97a).
+  // R7-1: an operator class (a superuser's) whose support function is a trusted body that calls
+  // the login's: a hash index on a table the body inserts into calls it per row. Its pg_depend
+  // names the operator class; only a lesser owner of its functions is refused, a trusted one is
+  // never walked.
+  [
+    'OPC1: a hash index whose trusted operator class function calls the login’s, on a table the body inserts into',
+    () => `INSERT INTO public.zz_t VALUES (1);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.zz_hashf(int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $1; END $f$;
+        CREATE OPERATOR CLASS public.zz_hash_ops FOR TYPE int USING hash AS OPERATOR 1 =, FUNCTION 1 public.zz_hashf(int);
+        CREATE TABLE public.zz_t (x int);
+        CREATE INDEX zz_t_x ON public.zz_t USING hash (x public.zz_hash_ops)`,
+    }),
+  ],
+  [
+    'OPC2: a btree index whose trusted comparison function calls the login’s',
+    () => `INSERT INTO public.zz_t VALUES (1);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.zz_cmp(int, int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN btint4cmp($1, $2); END $f$;
+        CREATE OPERATOR CLASS public.zz_bt_ops FOR TYPE int USING btree AS
+          OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 public.zz_cmp(int, int);
+        CREATE TABLE public.zz_t (x int); INSERT INTO public.zz_t VALUES (0);
+        CREATE INDEX zz_t_x ON public.zz_t (x public.zz_bt_ops)`,
+    }),
+  ],
+  // R7-2: a range type (a superuser's) whose subtype operator class's comparison is such a body:
+  // every value of the range made compares its bounds with it.
+  [
+    'RNG1: a trusted range type whose subtype operator class compares with a trusted body that calls the login’s',
+    () => `PERFORM public.zz_r(1, 2);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.zz_cmp(int, int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN btint4cmp($1, $2); END $f$;
+        CREATE OPERATOR CLASS public.zz_bt_ops FOR TYPE int USING btree AS
+          OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 public.zz_cmp(int, int);
+        CREATE TYPE public.zz_r AS RANGE (SUBTYPE = int, SUBTYPE_OPCLASS = public.zz_bt_ops)`,
+    }),
+  ],
+  // R7-3: extended statistics (a superuser's) on an expression that calls the login's function:
+  // ANALYZE evaluates it as the table's owner. Not attached code: never read.
+  [
+    'ST1: ANALYZE of a table with extended statistics on an expression calling the login’s function',
+    () => `ANALYZE public.zz_t;`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.sx(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $1; END $f$;
+        ALTER FUNCTION ${role}.sx(int) OWNER TO ${role};
+        CREATE TABLE public.zz_t (x int); INSERT INTO public.zz_t SELECT generate_series(1, 10);
+        CREATE STATISTICS public.zz_st ON (${role}.sx(x)), x FROM public.zz_t`,
+    }),
+  ],
+  // R7-4: a base type (a superuser's) whose typmod input function is a trusted body that calls
+  // the login's: a cast to the type with a modifier runs it.
+  [
+    'TM1: a trusted type whose typmod_in is a trusted body that calls the login’s',
+    () => `PERFORM '1'::public.zz_ty(5);`,
+    (role) => ({
+      setUp: `CREATE TYPE public.zz_ty;
+        CREATE FUNCTION public.zz_ty_in(cstring) RETURNS public.zz_ty LANGUAGE internal IMMUTABLE STRICT AS 'int4in';
+        CREATE FUNCTION public.zz_ty_out(public.zz_ty) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'int4out';
+        CREATE FUNCTION public.zz_ty_tm(cstring[]) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 1; END $f$;
+        CREATE TYPE public.zz_ty (INPUT = public.zz_ty_in, OUTPUT = public.zz_ty_out, TYPMOD_IN = public.zz_ty_tm, LIKE = int4)`,
+    }),
+  ],
+  // R7-5: ALTER FUNCTION … SET search_path = "$user" of a SECURITY DEFINER function of another
+  // superuser: at run time "$user" is that owner, whose name is a schema the login owns.
+  [
+    'U2: ALTER FUNCTION … SET search_path = "$user" of another superuser’s SECURITY DEFINER function',
+    () => `ALTER FUNCTION public.zz_later() SET search_path = "$user";`,
+    (role) => ({
+      setUp: `CREATE ROLE zz_admin SUPERUSER NOLOGIN;
+        CREATE SCHEMA zz_admin AUTHORIZATION ${role};
+        CREATE FUNCTION zz_admin.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+        ALTER FUNCTION zz_admin.helper() OWNER TO ${role};
+        CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+        ALTER FUNCTION public.zz_later() OWNER TO zz_admin;
+        CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`,
+      cleanUp: `REASSIGN OWNED BY zz_admin TO postgres; DROP OWNED BY zz_admin; DROP ROLE zz_admin`,
+    }),
+  ],
+  [
+    'X2: an UPDATE of pg_proc.proconfig gives the next trigger’s function a path',
+    () =>
+      `UPDATE pg_catalog.pg_proc SET proconfig = ARRAY['search_path=zz_s, pg_catalog'] WHERE oid = 'public.zz_later()'::pg_catalog.regprocedure;`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s;
+        CREATE FUNCTION zz_s.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); END $f$;
+        CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
+        CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`,
+      after: 'ALTER FUNCTION public.zz_audit() SET search_path = pg_catalog',
+    }),
+  ],
+  [
+    'X3: an UPDATE of pg_trigger enables a disabled trigger that calls the login’s function, then an INSERT',
+    () =>
+      `UPDATE pg_catalog.pg_trigger SET tgenabled = 'O' WHERE tgname = 'zz_evil'; ALTER TABLE public.zz_t ADD COLUMN y int; INSERT INTO public.zz_t VALUES (1);`,
+    (role) => ({
+      setUp: `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
+        CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`,
+    }),
+  ],
+  [
+    'GIST1: a trusted range type whose trusted subtype_diff calls the login’s, in a GiST index the body fills',
+    () =>
+      `INSERT INTO public.zz_t SELECT public.zz_r(i, i + 1) FROM generate_series(1, 2000) AS i;`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.zz_diff(int, int) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $1 - $2; END $f$;
+        CREATE TYPE public.zz_r AS RANGE (SUBTYPE = int, SUBTYPE_DIFF = public.zz_diff);
+        CREATE TABLE public.zz_t (r public.zz_r); CREATE INDEX ON public.zz_t USING gist (r)`,
+    }),
+  ],
   // Y1: domain_in runs a domain's CHECKs for a type given by oid (pg_input_is_valid's kind).
   [
     'Y1: domain_in of the login’s domain, its name built as text',

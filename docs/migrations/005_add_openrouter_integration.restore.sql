@@ -234,6 +234,33 @@ BEGIN
     SELECT coalesce(array_agg(t), '{}') INTO unlocked FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
      WHERE c.relkind IN ('v', 'f') AND NOT t = ANY (locked);
   END IF;
+  -- No login that cannot act as the session's user: no one else can have made, or can change, the
+  -- code the writes run, and nothing is read but row level security, which is not about them (a
+  -- laptop's server, the embedded database). Asked after the locks, as the rest: a login made
+  -- after it is made by a role trusted already.
+  EXIT WHEN NOT EXISTS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')) AND NOT EXISTS (
+    -- Row level security that applies to the role that writes (FORCE ROW LEVEL SECURITY on a
+    -- table it owns, RLS on another's, without BYPASSRLS): every policy of the table would run
+    -- with its power, and whatever their expressions read (views, other tables and their
+    -- policies), and would hide rows from the write. Supabase's postgres and service_role bypass it.
+    SELECT 0, format('row level security applies to %s on %s', current_user, c.oid::regclass), false
+      FROM pg_class c
+     WHERE c.oid = ANY (tables) AND row_security_active(c.oid)
+    UNION ALL
+    -- A view (in scope only as what a rule reads) that is not security_invoker applies the row
+    -- level security of its tables as its owner, and runs their policies as the writer, where
+    -- row_security_active of the writer says nothing: such a table is refused, whoever owns it.
+    SELECT 0, format('a rule reads %s through view %s, which applies its row level security as the view''s owner %s',
+                     t.oid::regclass, v.oid::regclass, pg_get_userbyid(v.relowner)), false
+      FROM pg_class v
+      JOIN pg_rewrite r ON r.ev_class = v.oid AND r.rulename = '_RETURN'
+      JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+      JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') AND t.relrowsecurity
+     WHERE v.oid = ANY (tables) AND v.relkind = 'v'
+);
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
      WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
@@ -597,9 +624,11 @@ BEGIN
           FROM pg_type ty WHERE n.kind = 'SUBSCRIPTINGREF' AND ty.oid = substring(n.node FROM ':refcontainertype ([0-9]+)')::oid
       ) AS call
   ),
-  -- The functions that an expression runs without naming them, made after initdb: a cast's, an
-  -- operator's (and its estimators'), an aggregate's; of_lesser_type where a cast's type is a
-  -- lesser login's own.
+  -- The functions that the server runs without a name in the code, made after initdb: a cast's,
+  -- an operator's (and its estimators'), an aggregate's, an operator class's or family's (an
+  -- index, a range's bounds: review rev7 OPC1, OPC2, RNG1), a range type's, a type's input,
+  -- output and modifier functions (GIST1, TM1), and those an expression of extended statistics
+  -- calls (ANALYZE: ST1); of_lesser_type where the type is a lesser login's own (walked as a type).
   implicit_functions(what, fn, of_lesser_type) AS (
             SELECT format('cast (%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), c.castfunc,
                    EXISTS (SELECT FROM pg_type t WHERE t.oid IN (c.castsource, c.casttarget) AND t.typowner IN (SELECT oid FROM lesser_roles))
@@ -615,6 +644,23 @@ BEGIN
                                         (a.aggdeserialfn::oid), (a.aggmtransfn::oid), (a.aggminvtransfn::oid),
                                         (a.aggmfinalfn::oid)) AS f(fn)
              WHERE a.aggfnoid >= 16384 AND f.fn <> 0
+            UNION ALL
+            SELECT format('operator family %s', f.opfname), a.amproc, false
+              FROM pg_amproc a JOIN pg_opfamily f ON f.oid = a.amprocfamily
+             WHERE a.amprocfamily >= 16384
+            UNION ALL
+            SELECT format('type %s', format_type(ty.oid, NULL)), f.fn, ty.typowner IN (SELECT oid FROM lesser_roles)
+              FROM pg_type ty
+             CROSS JOIN LATERAL (VALUES (ty.typinput::oid), (ty.typoutput::oid), (ty.typreceive::oid), (ty.typsend::oid),
+                                        (ty.typmodin::oid), (ty.typmodout::oid), (ty.typanalyze::oid), (ty.typsubscript::oid),
+                                        ((SELECT r.rngcanonical::oid FROM pg_range r WHERE r.rngtypid = ty.oid)),
+                                        ((SELECT r.rngsubdiff::oid FROM pg_range r WHERE r.rngtypid = ty.oid))) AS f(fn)
+             WHERE ty.oid >= 16384 AND f.fn <> 0
+            UNION ALL
+            SELECT format('statistics %I.%I', (SELECT n.nspname FROM pg_namespace n WHERE n.oid = x.stxnamespace), x.stxname),
+                   d.refobjid, false
+              FROM pg_statistic_ext x JOIN pg_depend d ON d.classid = 'pg_statistic_ext'::regclass AND d.objid = x.oid
+             WHERE d.refclassid = 'pg_proc'::regclass
   ),
   reached_functions(what, fn, tbl, typed, event) AS (
             SELECT format('%s on %s', attached.what, attached.tbl::regclass), CASE d.refclassid
@@ -778,8 +824,12 @@ BEGIN
             -- A function a trusted reached body gives a search path (ALTER FUNCTION … SET
             -- search_path: the last passes' altered_paths), with that path: what it reaches with it
             -- is walked too (review rev6 P1b, P1c). Every function of that name, in any schema.
+            -- "$user" as function_paths reads it: the owner (a SECURITY DEFINER function runs as it),
+            -- the current and the session's user (review rev7 U2).
             SELECT format('%s, given the search path %s by a body the writes reach', p.oid::regprocedure,
-                          array_to_string(a.path, ', ')), p.oid, a.path
+                          array_to_string(a.path, ', ')), p.oid,
+                   CASE WHEN '$user' = ANY (a.path) THEN a.path || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
+                        ELSE a.path END
               FROM (SELECT e.value ->> 0 AS name, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
                       FROM jsonb_array_elements(altered_paths) AS e) AS a
               JOIN pg_proc p ON p.proname = a.name
@@ -1094,6 +1144,15 @@ BEGIN
                    -- tables its code names are taken as in any schema, as its calls are (C1; review
                    -- rev6 C2, C3).
                    EXISTS (SELECT FROM unnest(d.ddl) AS s(stmt) WHERE s.stmt ~* '^create') AS makes_code,
+                   -- A write of a catalog table changes code as DDL does, in no form the check reads:
+                   -- a function's path, a trigger enabled (review rev7 X2, X3). pg_settings is a
+                   -- set_config (setsPath).
+                   EXISTS (SELECT FROM pg_class c
+                            WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND c.relname::text = ANY (b.words)
+                              AND b.src ~* (('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') || '(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?'
+                                            || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')) AS writes_catalog,
                    -- The check reads strings as PostgreSQL does with standard_conforming_strings on:
                    -- off (the function's own SET, a body's, the session's), '' || ' is one string,
                    -- and what the check read as code between is not (review rev5 T1).
@@ -1212,7 +1271,7 @@ BEGIN
               FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (VALUES ('U&' COLLATE "C", b.unicode_names), ('nested comment', b.nested_comments),
                                         ('text runner', b.runs_text), ('code', b.code_unread),
-                                        ('strings', b.strings_off)) AS u(how, found)
+                                        ('strings', b.strings_off), ('catalog', b.writes_catalog)) AS u(how, found)
              WHERE u.found
             UNION
             -- An alias of pg_catalog's (internal or C, of the same symbol, which only a superuser
@@ -1386,6 +1445,7 @@ BEGIN
      WHERE c.oid = ANY (tables)
        AND c.relowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
+
     -- Row level security that applies to the role that writes (FORCE ROW LEVEL SECURITY on a
     -- table it owns, RLS on another's, without BYPASSRLS): every policy of the table would run
     -- with its power, and whatever their expressions read (views, other tables and their
@@ -1404,6 +1464,7 @@ BEGIN
       JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
       JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') AND t.relrowsecurity
      WHERE v.oid = ANY (tables) AND v.relkind = 'v'
+
     UNION ALL
     -- What the module's writes run of the code attached to a table: a trigger (its function and
     -- its WHEN condition), a constraint, an index's expressions, a rule. Each function they call
@@ -1626,6 +1687,12 @@ BEGIN
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'strings'
+    UNION ALL
+    SELECT 2, format('%s reaches %s, whose body writes a table of pg_catalog: it changes code (a function''s settings, a '
+                     'trigger''s state) in a way the check cannot read (use ALTER FUNCTION or ALTER TABLE instead)',
+                     w.what, w.fn::regprocedure), false
+      FROM body_calls w
+     WHERE w.unread AND w.how = 'catalog'
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL
