@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
+import { pgDumpSkipReason } from './support/pg-dump.js'
 import { withTestDatabase } from './support/test-database.js'
 
 // Review revk K2: `migrate:plan -- --copy-schema` stopped (Ctrl-Z stops its process group) while
@@ -27,9 +28,12 @@ async function eventually(check: () => Promise<boolean>, ms: number): Promise<bo
 }
 
 postgres('a stopped --copy-schema', () => {
-  it('leaves no pg_dump transaction open on the target', async () => {
+  it('leaves no pg_dump transaction open on the target', async (context) => {
     await withTestDatabase('postgres', async ({ location }) => {
       const url = (location as { connectionString: string }).connectionString
+      // CI's PostgreSQL 17 pass, where the machine's pg_dump is 15: it refuses the server.
+      const reason = await pgDumpSkipReason(url)
+      if (reason) return context.skip(reason)
       const blocker = new pg.Client({ connectionString: url })
       const watcher = new pg.Client({ connectionString: url })
       await blocker.connect()

@@ -34,6 +34,8 @@ interface Options {
   setUp?: string
   after?: string
   noCheck?: boolean
+  /** SQL run after the login's last step. */
+  final?: string
   cleanUp?: string
 }
 
@@ -70,6 +72,7 @@ async function plant(db: Kysely<any>, role: string, body: string, o: Options): P
       )
       .execute(trx)
   })
+  if (o.final) await sql.raw(o.final).execute(db)
 }
 
 const LATER = `CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN PERFORM helper(); RETURN OLD; END $f$;
@@ -548,6 +551,76 @@ const cases: Case[] = [
         CREATE TABLE public.zz_t (r public.zz_r); CREATE INDEX ON public.zz_t USING gist (r)`,
     }),
   ],
+  // rev8 R8-3: a trusted in_range support function added to a built-in operator family
+  // (integer_ops, oid < 16384): implicit_functions keeps only families made after initdb, so
+  // the function is never walked; a window frame RANGE with a numeric offset over int4 calls it.
+  [
+    'OPF1: a trusted in_range function added to built-in family integer_ops calls the login’s',
+    () =>
+      `PERFORM count(*) OVER (ORDER BY x RANGE BETWEEN 1.5 PRECEDING AND CURRENT ROW) FROM (VALUES (1), (2)) AS v(x);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.zz_inrange(int4, int4, numeric, bool, bool) RETURNS bool LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN true; END $f$;
+        ALTER OPERATOR FAMILY integer_ops USING btree ADD FUNCTION 3 (int4, numeric) public.zz_inrange(int4, int4, numeric, bool, bool)`,
+      cleanUp: 'ALTER OPERATOR FAMILY integer_ops USING btree DROP FUNCTION 3 (int4, numeric)',
+    }),
+  ],
+  // rev8 R8-4: a trusted typmod_in given to built-in type int4 (ALTER TYPE … SET): implicit_functions
+  // keeps only types made after initdb.
+  [
+    'TM2: ALTER TYPE int4 SET (TYPMOD_IN = a trusted body that calls the login’s)',
+    () => `PERFORM '1'::int4(5);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.zz_tm(cstring[]) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 1; END $f$;
+        ALTER TYPE int4 SET (TYPMOD_IN = public.zz_tm)`,
+      cleanUp: 'ALTER TYPE int4 SET (TYPMOD_IN = NONE)',
+    }),
+  ],
+  // rev8 R8-5: "$user" in a path a body gives a SECURITY INVOKER function, called from a SECURITY
+  // DEFINER function of another superuser: at run time "$user" is the caller's owner, not the
+  // altered function's owner, the current or the session's user (rev7's U2 expansion).
+  [
+    'U3: ALTER FUNCTION … SET search_path = "$user" of an invoker function a SECURITY DEFINER function of another superuser calls',
+    () => `ALTER FUNCTION public.zz_inner() SET search_path = "$user";`,
+    (role) => ({
+      setUp: `CREATE ROLE zz_admin SUPERUSER NOLOGIN;
+        CREATE SCHEMA zz_admin AUTHORIZATION ${role};
+        CREATE FUNCTION zz_admin.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+        ALTER FUNCTION zz_admin.helper() OWNER TO ${role};
+        CREATE FUNCTION public.zz_inner() RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog AS $f$ BEGIN PERFORM helper(); END $f$;
+        CREATE FUNCTION public.zz_later() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$ BEGIN PERFORM public.zz_inner(); RETURN OLD; END $f$;
+        ALTER FUNCTION public.zz_later() OWNER TO zz_admin;
+        CREATE TRIGGER zz_later AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_later()`,
+      cleanUp: `REASSIGN OWNED BY zz_admin TO postgres; DROP OWNED BY zz_admin; DROP ROLE zz_admin`,
+    }),
+  ],
+  // Review rev8 R8-6, R8-7: a disabled trigger of the login's, enabled by dynamic SQL whose words
+  // are split: read like an enabled one.
+  [
+    'X3b: EXECUTE of an UPDATE of pg_trig||ger enables a disabled trigger of the login’s, then an INSERT',
+    () =>
+      `EXECUTE 'UPDATE pg_catalog.pg_trig' || 'ger SET tgenabled = ''O'' WHERE tgname = ''zz_evil'''; ALTER TABLE public.zz_t ADD COLUMN y int; INSERT INTO public.zz_t VALUES (1);`,
+    (role) => ({
+      setUp: `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
+        CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`,
+      // The login's schema given to a superuser (its functions stay the login's): with EXECUTE
+      // every schema is on the path, and a lesser login's schema would be refused for that alone.
+      final: `ALTER SCHEMA ${role} OWNER TO postgres`,
+    }),
+  ],
+  [
+    'D1c: EXECUTE of ALTER TABLE … ENA||BLE TRIGGER of a disabled trigger of the login’s, then an INSERT',
+    () =>
+      `EXECUTE 'ALTER TABLE public.zz_t ENA' || 'BLE TRIGGER zz_evil'; INSERT INTO public.zz_t VALUES (1);`,
+    (role) => ({
+      setUp: `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
+        CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`,
+      // The login's schema given to a superuser (its functions stay the login's): with EXECUTE
+      // every schema is on the path, and a lesser login's schema would be refused for that alone.
+      final: `ALTER SCHEMA ${role} OWNER TO postgres`,
+    }),
+  ],
   // Y1: domain_in runs a domain's CHECKs for a type given by oid (pg_input_is_valid's kind).
   [
     'Y1: domain_in of the login’s domain, its name built as text',
@@ -661,7 +734,10 @@ const eventTrigger = (name: string, body: string) => `
   END $f$;
   CREATE EVENT TRIGGER ${name} ON ddl_command_end WHEN TAG IN ('CREATE EXTENSION') EXECUTE FUNCTION public.${name}()`
 
-type Plain = [string, string, string, string?]
+/** The login made the owner of auth.users, as supabase_auth_admin is (schema auth a superuser's). */
+const AUTH = (role: string) =>
+  `ALTER TABLE auth.users OWNER TO ${role}; GRANT ALL ON SCHEMA auth TO ${role}`
+type Plain = [string, string | ((role: string) => string), string, string?]
 const plain: Plain[] = [
   [
     'net access, as an event trigger function',
@@ -684,6 +760,24 @@ const plain: Plain[] = [
   ['net access, run by the trigger', NET, NET_BODY],
   ['graphql access, run by the trigger', GRAPHQL, GRAPHQL_BODY],
   ['graphql placeholder, run by the trigger', GRAPHQL, PLACEHOLDER_BODY],
+  // Review rev8 OR-1, OR-2: auth's functions and types, the owner of auth.users's (walked as
+  // trusted, as auth.uid() is): an argument or a result of auth's type is not refused.
+  [
+    'an auth function whose argument is a domain of auth, both the auth.users owner’s',
+    (role) => `${AUTH(role)};
+      CREATE DOMAIN auth.zz_email AS text CHECK (VALUE ~ '@'); ALTER DOMAIN auth.zz_email OWNER TO ${role};
+      CREATE FUNCTION auth.zz_email_ok(e auth.zz_email) RETURNS bool LANGUAGE sql STABLE AS 'SELECT true';
+      ALTER FUNCTION auth.zz_email_ok(auth.zz_email) OWNER TO ${role}`,
+    `PERFORM auth.zz_email_ok('a@b');`,
+  ],
+  [
+    'an auth function returning an enum of auth (aal_level-like), both the auth.users owner’s',
+    (role) => `${AUTH(role)};
+      CREATE TYPE auth.zz_aal AS ENUM ('aal1', 'aal2'); ALTER TYPE auth.zz_aal OWNER TO ${role};
+      CREATE FUNCTION auth.zz_aal_of() RETURNS auth.zz_aal LANGUAGE sql STABLE AS $q$SELECT 'aal1'::auth.zz_aal$q$;
+      ALTER FUNCTION auth.zz_aal_of() OWNER TO ${role}`,
+    `PERFORM auth.zz_aal_of();`,
+  ],
 ]
 
 describe.skipIf(skipReason)('rev5: Supabase-shaped DDL of code is not refused', () => {
@@ -691,11 +785,18 @@ describe.skipIf(skipReason)('rev5: Supabase-shaped DDL of code is not refused', 
     await withTestDatabase('postgres', async ({ db }) => {
       await withLoginRole(db, async (role) => {
         try {
-          await plant(db, role, body, { setUp })
+          await plant(db, role, body, {
+            setUp: typeof setUp === 'function' ? setUp(role) : setUp,
+          })
           const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
             (e: unknown) => e,
           )
-          if (process.env.REV5_DEBUG) console.log('OUTCOME', _case, String(error).slice(0, 600))
+          if (process.env.REV5_DEBUG)
+            console.log(
+              'OUTCOME',
+              _case,
+              String(error).slice(0, Number(process.env.REV5_DEBUG) || 600),
+            )
           const outcome = {
             superuser: await isSuperuser(db, role),
             refused: error instanceof Error,

@@ -330,9 +330,10 @@ BEGIN
             SELECT (u.value ->> 0)::oid, (u.value ->> 1)::oid, ARRAY(SELECT jsonb_array_elements_text(u.value -> 2))::name[]
               FROM jsonb_array_elements(body_typed) AS u
   ),
-  -- The triggers the module's writes to those tables fire: enabled, and not a constraint's own.
+  -- The triggers the module's writes to those tables may fire: not a constraint's own.
   covered_triggers AS (
-            SELECT t.* FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+            -- Disabled ones too: dynamic SQL the check cannot read may enable one (review rev8 R8-6, R8-7).
+            SELECT t.* FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal
   ),
   -- The code attached to those tables that the module's writes run (see below), with its
   -- expression as PostgreSQL stores it.
@@ -696,7 +697,7 @@ BEGIN
             UNION ALL
             SELECT format('operator %s', o.oid::regoperator), f.fn, false
               FROM pg_operator o CROSS JOIN LATERAL (VALUES (o.oprcode::oid), (o.oprrest::oid), (o.oprjoin::oid)) AS f(fn)
-             WHERE o.oid >= 16384 AND f.fn <> 0
+             WHERE (o.oid >= 16384 OR f.fn >= 16384) AND f.fn <> 0
             UNION ALL
             SELECT format('aggregate %s', a.aggfnoid::regprocedure), f.fn, false
               FROM pg_aggregate a
@@ -707,7 +708,8 @@ BEGIN
             UNION ALL
             SELECT format('operator family %s', f.opfname), a.amproc, false
               FROM pg_amproc a JOIN pg_opfamily f ON f.oid = a.amprocfamily
-             WHERE a.amprocfamily >= 16384
+             -- A function added to a built-in family too (review rev8 OPF1).
+             WHERE a.amprocfamily >= 16384 OR a.amproc >= 16384
             UNION ALL
             SELECT format('type %s', format_type(ty.oid, NULL)), f.fn, ty.typowner IN (SELECT oid FROM lesser_roles)
               FROM pg_type ty
@@ -715,7 +717,8 @@ BEGIN
                                         (ty.typmodin::oid), (ty.typmodout::oid), (ty.typanalyze::oid), (ty.typsubscript::oid),
                                         ((SELECT r.rngcanonical::oid FROM pg_range r WHERE r.rngtypid = ty.oid)),
                                         ((SELECT r.rngsubdiff::oid FROM pg_range r WHERE r.rngtypid = ty.oid))) AS f(fn)
-             WHERE ty.oid >= 16384 AND f.fn <> 0
+             -- A function given to a built-in type too (ALTER TYPE … SET: review rev8 TM2).
+             WHERE (ty.oid >= 16384 OR f.fn >= 16384) AND f.fn <> 0
             UNION ALL
             SELECT format('statistics %I.%I', (SELECT n.nspname FROM pg_namespace n WHERE n.oid = x.stxnamespace), x.stxname),
                    d.refobjid, false
@@ -732,7 +735,7 @@ BEGIN
             UNION
             SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl, false, false FROM when_calls c
             UNION
-            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false, true FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false, true FROM pg_event_trigger e
             UNION
             -- Such a function with a body, trusted (a lesser login's is refused wherever it is): any
             -- body may run it, and so what it calls (review rev6 OP4, CAST4, A2).
@@ -777,6 +780,11 @@ BEGIN
   -- caller's path (auth.uid() calls current_setting() unqualified: review revr R4).
   platform_auth_functions(fn) AS (
             SELECT q.oid FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+  ),
+  -- Auth's types (aal_level, factor_type…): not walked where auth's own functions name them, take
+  -- or return them (review rev8 OR-1, OR-2).
+  platform_auth_types(typ) AS (
+            SELECT t.oid FROM pg_type t JOIN platform_auth a ON a.nsp = t.typnamespace AND a.owner = t.typowner
   ),
   -- Supabase's Database Webhooks: triggers calling supabase_functions.http_request(), of the
   -- login that owns supabase_functions.hooks, in a schema a superuser owns (no lesser login can
@@ -884,11 +892,11 @@ BEGIN
             -- A function a trusted reached body gives a search path (ALTER FUNCTION … SET
             -- search_path: the last passes' altered_paths), with that path: what it reaches with it
             -- is walked too (review rev6 P1b, P1c). Every function of that name, in any schema.
-            -- "$user" as function_paths reads it: the owner (a SECURITY DEFINER function runs as it),
-            -- the current and the session's user (review rev7 U2).
+            -- "$user": whoever runs it, the owner of any SECURITY DEFINER function that may call it
+            -- too: every role's name (reviews rev7 U2, rev8 U3).
             SELECT format('%s, given the search path %s by a body the writes reach', p.oid::regprocedure,
                           array_to_string(a.path, ', ')), p.oid,
-                   CASE WHEN '$user' = ANY (a.path) THEN a.path || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
+                   CASE WHEN '$user' = ANY (a.path) THEN a.path || ARRAY(SELECT r.rolname FROM pg_roles r)::name[]
                         ELSE a.path END
               FROM (SELECT e.value ->> 0 AS name, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
                       FROM jsonb_array_elements(altered_paths) AS e) AS a
@@ -1018,7 +1026,7 @@ BEGIN
             SELECT c.oid UNION
             SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid AND (NOT e.truncate_only OR strpos(b.lsrc, 'truncate') > 0))
           SELECT fired.oid FROM fired) AS fired
-                 JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                 JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -1146,7 +1154,7 @@ BEGIN
             SELECT c.oid UNION
             SELECT e.oid FROM fired f JOIN fired_edges e ON e.parent = f.oid AND (NOT e.truncate_only OR strpos(b.lsrc, 'truncate') > 0))
           SELECT fired.oid FROM fired) AS fired
-                 JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                 JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal
              ) AS called
              WHERE p.oid = w.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= 16384 AND called.fn <> p.oid
@@ -1268,6 +1276,7 @@ BEGIN
                    OR (strpos(b.lsrc, lower(q.nspname)) > 0
                        AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(q.typname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS t
+             WHERE NOT (b.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.oid IN (SELECT a.typ FROM platform_auth_types a))
             UNION
             -- A reached function's arguments and result: a call coerces them to their types, a
             -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
@@ -1275,6 +1284,7 @@ BEGIN
               FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
              CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
              WHERE t.typ >= 16384
+               AND NOT (w.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.typ IN (SELECT a.typ FROM platform_auth_types a))
   ),
   -- A reached function with its own SET role (or session_authorization) runs as that role, and
   -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET
@@ -1605,8 +1615,8 @@ BEGIN
     SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner)),
            false
       FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
-     WHERE e.evtenabled <> 'D'
-       AND p.proowner IN (SELECT oid FROM lesser_roles)
+     -- Disabled ones too (review rev8 R8-6, R8-7).
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- A cast between types no such role owns, an operator or an aggregate, whose function such a
     -- role owns: a body runs it by an expression that names no function (a cast between built-in

@@ -297,7 +297,7 @@ function bodyCallsSql(schemas: string | undefined): string {
             UNION ALL
             SELECT format('operator %s', o.oid::regoperator), f.fn, false
               FROM pg_operator o CROSS JOIN LATERAL (VALUES (o.oprcode::oid), (o.oprrest::oid), (o.oprjoin::oid)) AS f(fn)
-             WHERE o.oid >= ${FIRST_NORMAL_OBJECT_ID} AND f.fn <> 0
+             WHERE (o.oid >= ${FIRST_NORMAL_OBJECT_ID} OR f.fn >= ${FIRST_NORMAL_OBJECT_ID}) AND f.fn <> 0
             UNION ALL
             SELECT format('aggregate %s', a.aggfnoid::regprocedure), f.fn, false
               FROM pg_aggregate a
@@ -308,7 +308,8 @@ function bodyCallsSql(schemas: string | undefined): string {
             UNION ALL
             SELECT format('operator family %s', f.opfname), a.amproc, false
               FROM pg_amproc a JOIN pg_opfamily f ON f.oid = a.amprocfamily
-             WHERE a.amprocfamily >= ${FIRST_NORMAL_OBJECT_ID}
+             -- A function added to a built-in family too (review rev8 OPF1).
+             WHERE a.amprocfamily >= ${FIRST_NORMAL_OBJECT_ID} OR a.amproc >= ${FIRST_NORMAL_OBJECT_ID}
             UNION ALL
             SELECT format('type %s', format_type(ty.oid, NULL)), f.fn, ty.typowner IN (SELECT oid FROM lesser_roles)
               FROM pg_type ty
@@ -316,7 +317,8 @@ function bodyCallsSql(schemas: string | undefined): string {
                                         (ty.typmodin::oid), (ty.typmodout::oid), (ty.typanalyze::oid), (ty.typsubscript::oid),
                                         ((SELECT r.rngcanonical::oid FROM pg_range r WHERE r.rngtypid = ty.oid)),
                                         ((SELECT r.rngsubdiff::oid FROM pg_range r WHERE r.rngtypid = ty.oid))) AS f(fn)
-             WHERE ty.oid >= ${FIRST_NORMAL_OBJECT_ID} AND f.fn <> 0
+             -- A function given to a built-in type too (ALTER TYPE … SET: review rev8 TM2).
+             WHERE (ty.oid >= ${FIRST_NORMAL_OBJECT_ID} OR f.fn >= ${FIRST_NORMAL_OBJECT_ID}) AND f.fn <> 0
             UNION ALL
             SELECT format('statistics %I.%I', (SELECT n.nspname FROM pg_namespace n WHERE n.oid = x.stxnamespace), x.stxname),
                    d.refobjid, false
@@ -330,7 +332,7 @@ function bodyCallsSql(schemas: string | undefined): string {
             UNION
             SELECT format('trigger %I on %s', c.tgname, c.tbl::regclass), c.fn, c.tbl, false, false FROM when_calls c
             UNION
-            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false, true FROM pg_event_trigger e WHERE e.evtenabled <> 'D'
+            SELECT format('event trigger %I', e.evtname), e.evtfoid, NULL, false, true FROM pg_event_trigger e
             UNION
             -- Such a function with a body, trusted (a lesser login's is refused wherever it is): any
             -- body may run it, and so what it calls (review rev6 OP4, CAST4, A2).
@@ -371,6 +373,11 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- caller's path (auth.uid() calls current_setting() unqualified: review revr R4).
   platform_auth_functions(fn) AS (
             SELECT q.oid FROM pg_proc q JOIN platform_auth a ON a.nsp = q.pronamespace AND a.owner = q.proowner
+  ),
+  -- Auth's types (aal_level, factor_type…): not walked where auth's own functions name them, take
+  -- or return them (review rev8 OR-1, OR-2).
+  platform_auth_types(typ) AS (
+            SELECT t.oid FROM pg_type t JOIN platform_auth a ON a.nsp = t.typnamespace AND a.owner = t.typowner
   ),
   -- Supabase's Database Webhooks: triggers calling supabase_functions.http_request(), of the
   -- login that owns supabase_functions.hooks, in a schema a superuser owns (no lesser login can
@@ -464,11 +471,11 @@ function bodyCallsSql(schemas: string | undefined): string {
             -- A function a trusted reached body gives a search path (ALTER FUNCTION … SET
             -- search_path: the last passes' altered_paths), with that path: what it reaches with it
             -- is walked too (review rev6 P1b, P1c). Every function of that name, in any schema.
-            -- "$user" as function_paths reads it: the owner (a SECURITY DEFINER function runs as it),
-            -- the current and the session's user (review rev7 U2).
+            -- "$user": whoever runs it, the owner of any SECURITY DEFINER function that may call it
+            -- too: every role's name (reviews rev7 U2, rev8 U3).
             SELECT format('%s, given the search path %s by a body the writes reach', p.oid::regprocedure,
                           array_to_string(a.path, ', ')), p.oid,
-                   CASE WHEN '$user' = ANY (a.path) THEN a.path || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
+                   CASE WHEN '$user' = ANY (a.path) THEN a.path || ARRAY(SELECT r.rolname FROM pg_roles r)::name[]
                         ELSE a.path END
               FROM (SELECT e.value ->> 0 AS name, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
                       FROM jsonb_array_elements(altered_paths) AS e) AS a
@@ -541,6 +548,7 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT DISTINCT t.oid, b.fn, w.path
               FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
              CROSS JOIN LATERAL (${namedTypesSql('b', 'w.path', '(b.sets_path OR b.makes_code)')}) AS t
+             WHERE NOT (b.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.oid IN (SELECT a.typ FROM platform_auth_types a))
             UNION
             -- A reached function's arguments and result: a call coerces them to their types, a
             -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
@@ -548,6 +556,7 @@ function bodyCallsSql(schemas: string | undefined): string {
               FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
              CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
              WHERE t.typ >= ${FIRST_NORMAL_OBJECT_ID}
+               AND NOT (w.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.typ IN (SELECT a.typ FROM platform_auth_types a))
   ),
   -- A reached function with its own SET role (or session_authorization) runs as that role, and
   -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET
@@ -714,7 +723,7 @@ function calleesSql(node: string): string {
                                 END COLLATE "C"
                  FROM (${writtenSql('b', `${node}.path`, '(sets_path.anywhere OR cardinality(sets_path.made_words) > 0)')}) AS c
                 CROSS JOIN LATERAL (${firedClosureSql('c.oid', 'b')}) AS fired
-                 JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                 JOIN pg_trigger t ON t.tgrelid = fired.oid AND NOT t.tgisinternal
              ) AS called
              WHERE p.oid = ${node}.fn AND p.prolang IN (SELECT oid FROM opaque_languages)
                AND called.fn >= ${FIRST_NORMAL_OBJECT_ID} AND called.fn <> p.oid
@@ -1057,7 +1066,7 @@ function rowSecurityProblemsSql(schemas: string | undefined): string {
  * foreign keys' actions and their rules' actions reach, would run code of a role that a lesser login role can act as
  * (LESSER_LOGIN_ROLES_SQL):
  * - such a table owned by such a role;
- * - a function such a role owns (one in its pg_temp schema included) that an enabled trigger on
+ * - a function such a role owns (one in its pg_temp schema included) that a trigger (disabled too) on
  *   such a table calls, or its WHEN condition, a constraint, an index's expression or a rule
  *   (not a foreign key's referenced table or its index: the key's check reads them as their
  *   owner, and runs no code of theirs);
@@ -1065,7 +1074,7 @@ function rowSecurityProblemsSql(schemas: string | undefined): string {
  *   SECURITY on its own, RLS on another's, without BYPASSRLS): the policies would run with its
  *   power, and what they read; and any table with row level security that a rule reads
  *   through a view (which applies the policies as its owner, and runs them as the writer);
- * - an enabled trigger on such a table whose WHEN condition calls anything but immutable
+ * - a trigger (disabled too) on such a table whose WHEN condition calls anything but immutable
  *   functions of roles no lesser login role can act as, or holds an expression it cannot vouch for
  *   ({@link WHEN_CONDITIONS_SQL}): whoever has the TRIGGER privilege wrote it;
  * - a column of such a table, or a type that code attached to it names (a CHECK's cast) or a
@@ -1073,7 +1082,7 @@ function rowSecurityProblemsSql(schemas: string | undefined): string {
  *   reaches a type of such a role, or a domain whose constraints call code of such a role:
  *   through domains' base types, arrays' element types, ranges' subtypes and composites'
  *   attributes (COLUMN_TYPE_CODE_SQL, which the repair plan's counts share);
- * - an enabled event trigger whose function such a role owns;
+ * - an event trigger (disabled too) whose function such a role owns;
  * - schema x402_backup owned by such a role, or, where it does not exist yet, a lesser login
  *   role that may create it (it could, in the middle of a run): its owner may drop the backups;
  * - a lesser login role that may create objects in x402_backup or x402_migrations (or own
@@ -1248,9 +1257,10 @@ BEGIN
             SELECT (u.value ->> 0)::oid, (u.value ->> 1)::oid, ARRAY(SELECT jsonb_array_elements_text(u.value -> 2))::name[]
               FROM jsonb_array_elements(body_typed) AS u
   ),
-  -- The triggers the module's writes to those tables fire: enabled, and not a constraint's own.
+  -- The triggers the module's writes to those tables may fire: not a constraint's own.
   covered_triggers AS (
-            SELECT t.* FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+            -- Disabled ones too: dynamic SQL the check cannot read may enable one (review rev8 R8-6, R8-7).
+            SELECT t.* FROM pg_trigger t WHERE t.tgrelid = ANY (tables) AND NOT t.tgisinternal
   ),
   -- The code attached to those tables that the module's writes run (see below), with its
   -- expression as PostgreSQL stores it.
@@ -1458,8 +1468,8 @@ ${rowSecurityProblemsSql(schemas)}
     SELECT 3, format('event trigger %I calls %s, owned by %s', e.evtname, e.evtfoid::regprocedure, pg_get_userbyid(p.proowner)),
            false
       FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
-     WHERE e.evtenabled <> 'D'
-       AND p.proowner IN (SELECT oid FROM lesser_roles)
+     -- Disabled ones too (review rev8 R8-6, R8-7).
+     WHERE p.proowner IN (SELECT oid FROM lesser_roles)
     UNION ALL
     -- A cast between types no such role owns, an operator or an aggregate, whose function such a
     -- role owns: a body runs it by an expression that names no function (a cast between built-in
