@@ -83,6 +83,20 @@ const evilTrigger = (role: string) => `
   CREATE FUNCTION ${role}.evil() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN NULL; END $f$;
   ALTER FUNCTION ${role}.evil() OWNER TO ${role}`
 
+/** A table with the login's trigger on it, disabled (the D1 and X3 cases enable it). */
+const disabledEvilTrigger = (
+  role: string,
+) => `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
+  CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+  ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`
+
+/** A btree operator class whose comparison, a superuser's, calls the login's helper(). */
+const trustedBtreeOps = (
+  role: string,
+) => `CREATE FUNCTION public.zz_cmp(int, int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN btint4cmp($1, $2); END $f$;
+  CREATE OPERATOR CLASS public.zz_bt_ops FOR TYPE int USING btree AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 public.zz_cmp(int, int)`
+
 type Case = [string, (role: string) => string, (role: string) => Options]
 
 const cases: Case[] = [
@@ -249,15 +263,13 @@ const cases: Case[] = [
       after: 'ALTER FUNCTION public.zz_audit() SET search_path = pg_catalog',
     }),
   ],
-  // D1: a disabled trigger (the check reads enabled ones) whose function the login owns, enabled
-  // by the body before it writes that table.
+  // D1: a disabled trigger (the check read only enabled ones until rev8) whose function the login
+  // owns, enabled by the body before it writes that table.
   [
     'D1: ALTER TABLE … ENABLE TRIGGER of a disabled trigger calling the login’s function, then an INSERT',
     () => `ALTER TABLE public.zz_t ENABLE TRIGGER zz_evil; INSERT INTO public.zz_t VALUES (1);`,
     (role) => ({
-      setUp: `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
-        CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
-        ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`,
+      setUp: disabledEvilTrigger(role),
     }),
   ],
   [
@@ -265,9 +277,7 @@ const cases: Case[] = [
     () =>
       `ALTER TABLE public.zz_t ENABLE ALWAYS TRIGGER zz_evil; INSERT INTO public.zz_t VALUES (1);`,
     (role) => ({
-      setUp: `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
-        CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
-        ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`,
+      setUp: disabledEvilTrigger(role),
     }),
   ],
   // D2: a disabled event trigger whose function the login owns, enabled by the body; the next
@@ -459,9 +469,7 @@ const cases: Case[] = [
     'OPC2: a btree index whose trusted comparison function calls the login’s',
     () => `INSERT INTO public.zz_t VALUES (1);`,
     (role) => ({
-      setUp: `CREATE FUNCTION public.zz_cmp(int, int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN btint4cmp($1, $2); END $f$;
-        CREATE OPERATOR CLASS public.zz_bt_ops FOR TYPE int USING btree AS
-          OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 public.zz_cmp(int, int);
+      setUp: `${trustedBtreeOps(role)};
         CREATE TABLE public.zz_t (x int); INSERT INTO public.zz_t VALUES (0);
         CREATE INDEX zz_t_x ON public.zz_t (x public.zz_bt_ops)`,
     }),
@@ -472,9 +480,7 @@ const cases: Case[] = [
     'RNG1: a trusted range type whose subtype operator class compares with a trusted body that calls the login’s',
     () => `PERFORM public.zz_r(1, 2);`,
     (role) => ({
-      setUp: `CREATE FUNCTION public.zz_cmp(int, int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN btint4cmp($1, $2); END $f$;
-        CREATE OPERATOR CLASS public.zz_bt_ops FOR TYPE int USING btree AS
-          OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 public.zz_cmp(int, int);
+      setUp: `${trustedBtreeOps(role)};
         CREATE TYPE public.zz_r AS RANGE (SUBTYPE = int, SUBTYPE_OPCLASS = public.zz_bt_ops)`,
     }),
   ],
@@ -536,9 +542,7 @@ const cases: Case[] = [
     () =>
       `UPDATE pg_catalog.pg_trigger SET tgenabled = 'O' WHERE tgname = 'zz_evil'; ALTER TABLE public.zz_t ADD COLUMN y int; INSERT INTO public.zz_t VALUES (1);`,
     (role) => ({
-      setUp: `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
-        CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
-        ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`,
+      setUp: disabledEvilTrigger(role),
     }),
   ],
   [
@@ -600,9 +604,7 @@ const cases: Case[] = [
     () =>
       `EXECUTE 'UPDATE pg_catalog.pg_trig' || 'ger SET tgenabled = ''O'' WHERE tgname = ''zz_evil'''; ALTER TABLE public.zz_t ADD COLUMN y int; INSERT INTO public.zz_t VALUES (1);`,
     (role) => ({
-      setUp: `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
-        CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
-        ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`,
+      setUp: disabledEvilTrigger(role),
       // The login's schema given to a superuser (its functions stay the login's): with EXECUTE
       // every schema is on the path, and a lesser login's schema would be refused for that alone.
       final: `ALTER SCHEMA ${role} OWNER TO postgres`,
@@ -613,9 +615,7 @@ const cases: Case[] = [
     () =>
       `EXECUTE 'ALTER TABLE public.zz_t ENA' || 'BLE TRIGGER zz_evil'; INSERT INTO public.zz_t VALUES (1);`,
     (role) => ({
-      setUp: `CREATE TABLE public.zz_t (x int); ${evilTrigger(role)};
-        CREATE TRIGGER zz_evil AFTER INSERT ON public.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
-        ALTER TABLE public.zz_t DISABLE TRIGGER zz_evil`,
+      setUp: disabledEvilTrigger(role),
       // The login's schema given to a superuser (its functions stay the login's): with EXECUTE
       // every schema is on the path, and a lesser login's schema would be refused for that alone.
       final: `ALTER SCHEMA ${role} OWNER TO postgres`,

@@ -1275,9 +1275,10 @@ BEGIN
   -- to a domain, a variable of one, runs its CHECKs and default with the writer's power. Walked
   -- as a column's type is, on the next pass (body_typed_uses).
   body_types(typ, fn, path) AS (
-            SELECT DISTINCT t.oid, b.fn, w.path
-              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
-             CROSS JOIN LATERAL (SELECT q.oid
+            SELECT u.typ, u.fn, u.path FROM (
+              SELECT t.oid AS typ, b.fn, w.path
+                FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
+               CROSS JOIN LATERAL (SELECT q.oid
                  FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_types q ON q.lname = ws.w
                        UNION ALL
                        SELECT q.* FROM named_types q WHERE q.odd AND strpos(b.lsrc, q.lname) > 0
@@ -1287,15 +1288,15 @@ BEGIN
                    OR (strpos(b.lsrc, lower(q.nspname)) > 0
                        AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(q.typname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS t
-             WHERE NOT (b.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.oid IN (SELECT a.typ FROM platform_auth_types a))
-            UNION
-            -- A reached function's arguments and result: a call coerces them to their types, a
-            -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
-            SELECT DISTINCT t.typ, w.fn, w.path
-              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
-             CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
-             WHERE t.typ >= 16384
-               AND NOT (w.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.typ IN (SELECT a.typ FROM platform_auth_types a))
+              UNION
+              -- A reached function's arguments and result: a call coerces them to their types, a
+              -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
+              SELECT t.typ, w.fn, w.path
+                FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
+               CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
+               WHERE t.typ >= 16384
+            ) AS u
+             WHERE NOT (u.fn IN (SELECT a.fn FROM platform_auth_functions a) AND u.typ IN (SELECT a.typ FROM platform_auth_types a))
   ),
   -- A reached function with its own SET role (or session_authorization) runs as that role, and
   -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET
@@ -3785,9 +3786,10 @@ BEGIN
   -- to a domain, a variable of one, runs its CHECKs and default with the writer's power. Walked
   -- as a column's type is, on the next pass (body_typed_uses).
   body_types(typ, fn, path) AS (
-            SELECT DISTINCT t.oid, b.fn, w.path
-              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
-             CROSS JOIN LATERAL (SELECT q.oid
+            SELECT u.typ, u.fn, u.path FROM (
+              SELECT t.oid AS typ, b.fn, w.path
+                FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
+               CROSS JOIN LATERAL (SELECT q.oid
                  FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_types q ON q.lname = ws.w
                        UNION ALL
                        SELECT q.* FROM named_types q WHERE q.odd AND strpos(b.lsrc, q.lname) > 0
@@ -3797,15 +3799,15 @@ BEGIN
                    OR (strpos(b.lsrc, lower(q.nspname)) > 0
                        AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(q.typname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS t
-             WHERE NOT (b.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.oid IN (SELECT a.typ FROM platform_auth_types a))
-            UNION
-            -- A reached function's arguments and result: a call coerces them to their types, a
-            -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
-            SELECT DISTINCT t.typ, w.fn, w.path
-              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
-             CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
-             WHERE t.typ >= 16384
-               AND NOT (w.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.typ IN (SELECT a.typ FROM platform_auth_types a))
+              UNION
+              -- A reached function's arguments and result: a call coerces them to their types, a
+              -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
+              SELECT t.typ, w.fn, w.path
+                FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
+               CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
+               WHERE t.typ >= 16384
+            ) AS u
+             WHERE NOT (u.fn IN (SELECT a.fn FROM platform_auth_functions a) AND u.typ IN (SELECT a.typ FROM platform_auth_types a))
   ),
   -- A reached function with its own SET role (or session_authorization) runs as that role, and
   -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET
@@ -5828,9 +5830,10 @@ BEGIN
   -- to a domain, a variable of one, runs its CHECKs and default with the writer's power. Walked
   -- as a column's type is, on the next pass (body_typed_uses).
   body_types(typ, fn, path) AS (
-            SELECT DISTINCT t.oid, b.fn, w.path
-              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
-             CROSS JOIN LATERAL (SELECT q.oid
+            SELECT u.typ, u.fn, u.path FROM (
+              SELECT t.oid AS typ, b.fn, w.path
+                FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
+               CROSS JOIN LATERAL (SELECT q.oid
                  FROM (SELECT q.* FROM unnest(b.words) AS ws(w) JOIN named_types q ON q.lname = ws.w
                        UNION ALL
                        SELECT q.* FROM named_types q WHERE q.odd AND strpos(b.lsrc, q.lname) > 0
@@ -5840,15 +5843,15 @@ BEGIN
                    OR (strpos(b.lsrc, lower(q.nspname)) > 0
                        AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(q.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(q.typname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS t
-             WHERE NOT (b.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.oid IN (SELECT a.typ FROM platform_auth_types a))
-            UNION
-            -- A reached function's arguments and result: a call coerces them to their types, a
-            -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
-            SELECT DISTINCT t.typ, w.fn, w.path
-              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
-             CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
-             WHERE t.typ >= 16384
-               AND NOT (w.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.typ IN (SELECT a.typ FROM platform_auth_types a))
+              UNION
+              -- A reached function's arguments and result: a call coerces them to their types, a
+              -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
+              SELECT t.typ, w.fn, w.path
+                FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
+               CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
+               WHERE t.typ >= 16384
+            ) AS u
+             WHERE NOT (u.fn IN (SELECT a.fn FROM platform_auth_functions a) AND u.typ IN (SELECT a.typ FROM platform_auth_types a))
   ),
   -- A reached function with its own SET role (or session_authorization) runs as that role, and
   -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET

@@ -545,18 +545,19 @@ function bodyCallsSql(schemas: string | undefined): string {
   -- to a domain, a variable of one, runs its CHECKs and default with the writer's power. Walked
   -- as a column's type is, on the next pass (body_typed_uses).
   body_types(typ, fn, path) AS (
-            SELECT DISTINCT t.oid, b.fn, w.path
-              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
-             CROSS JOIN LATERAL (${namedTypesSql('b', 'w.path', '(b.sets_path OR b.makes_code)')}) AS t
-             WHERE NOT (b.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.oid IN (SELECT a.typ FROM platform_auth_types a))
-            UNION
-            -- A reached function's arguments and result: a call coerces them to their types, a
-            -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
-            SELECT DISTINCT t.typ, w.fn, w.path
-              FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
-             CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
-             WHERE t.typ >= ${FIRST_NORMAL_OBJECT_ID}
-               AND NOT (w.fn IN (SELECT a.fn FROM platform_auth_functions a) AND t.typ IN (SELECT a.typ FROM platform_auth_types a))
+            SELECT u.typ, u.fn, u.path FROM (
+              SELECT t.oid AS typ, b.fn, w.path
+                FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN reached_bodies b ON b.fn = w.fn
+               CROSS JOIN LATERAL (${namedTypesSql('b', 'w.path', '(b.sets_path OR b.makes_code)')}) AS t
+              UNION
+              -- A reached function's arguments and result: a call coerces them to their types, a
+              -- domain's CHECKs run (review rev6 DOM1, DOM2). Built-in types carry no code.
+              SELECT t.typ, w.fn, w.path
+                FROM (SELECT DISTINCT w.fn, w.path FROM body_nodes w) AS w JOIN pg_proc p ON p.oid = w.fn
+               CROSS JOIN LATERAL unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]) || p.prorettype) AS t(typ)
+               WHERE t.typ >= ${FIRST_NORMAL_OBJECT_ID}
+            ) AS u
+             WHERE NOT (u.fn IN (SELECT a.fn FROM platform_auth_functions a) AND u.typ IN (SELECT a.typ FROM platform_auth_types a))
   ),
   -- A reached function with its own SET role (or session_authorization) runs as that role, and
   -- "$user" on the path of what it calls is that role's: it may change the path as a body's SET
