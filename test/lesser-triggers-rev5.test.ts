@@ -1,11 +1,12 @@
 import { type Kysely, sql } from 'kysely'
+import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
 import { migrateDown, migrateTo } from '../src/tooling.js'
 import { createModel, createResource } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_005 } from './support/migration-names.js'
-import { withTestDatabase } from './support/test-database.js'
+import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // Review rev5 (of 05ddde8): a trusted body (the runner's) planted as an AFTER DELETE trigger on
 // public.x402_resources, such that 005's down runs code a lesser login can change. Harness as
@@ -633,6 +634,218 @@ const cases: Case[] = [
         ALTER DOMAIN ${role}.zz_d OWNER TO ${role}`,
     }),
   ],
+  // Review rev9 R9-1, R9-2: a trusted SECURITY DEFINER function of another superuser runs with
+  // "$user" as its owner's name, a schema the login owns: through the session's path (it has
+  // none of its own), or through a callee's own SET search_path = "$user".
+  [
+    'R9-1: a SECURITY DEFINER function of another superuser, with no path of its own, names helper() bare',
+    () => `PERFORM public.zz_sd();`,
+    (role) => ({
+      setUp: `CREATE ROLE ${role}_su SUPERUSER NOLOGIN;
+        CREATE SCHEMA ${role}_su AUTHORIZATION ${role};
+        CREATE FUNCTION ${role}_su.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+        ALTER FUNCTION ${role}_su.helper() OWNER TO ${role};
+        CREATE FUNCTION public.zz_sd() RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $f$ BEGIN PERFORM helper(); END $f$;
+        ALTER FUNCTION public.zz_sd() OWNER TO ${role}_su`,
+      cleanUp: `REASSIGN OWNED BY ${role}_su TO postgres; DROP OWNED BY ${role}_su; DROP ROLE ${role}_su`,
+    }),
+  ],
+  [
+    'R9-2: a callee’s own SET search_path = "$user", called by a SECURITY DEFINER function of another superuser',
+    () => `PERFORM public.zz_sd();`,
+    (role) => ({
+      setUp: `CREATE ROLE ${role}_su SUPERUSER NOLOGIN;
+        CREATE SCHEMA ${role}_su AUTHORIZATION ${role};
+        CREATE FUNCTION ${role}_su.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$;
+        ALTER FUNCTION ${role}_su.helper() OWNER TO ${role};
+        CREATE FUNCTION public.zz_f() RETURNS void LANGUAGE plpgsql SET search_path = "$user", pg_catalog AS $f$ BEGIN PERFORM helper(); END $f$;
+        CREATE FUNCTION public.zz_sd() RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$ BEGIN PERFORM public.zz_f(); END $f$;
+        ALTER FUNCTION public.zz_sd() OWNER TO ${role}_su`,
+      cleanUp: `REASSIGN OWNED BY ${role}_su TO postgres; DROP OWNED BY ${role}_su; DROP ROLE ${role}_su`,
+    }),
+  ],
+  // Review rev9 R9-3 (PostgreSQL 16 on): a member of the session's user WITH INHERIT TRUE, SET
+  // FALSE owns what that user owns, but cannot become it: a superuser's power is not inherited.
+  [
+    'R9-3: a login granted the session’s user WITH INHERIT TRUE, SET FALSE replaces the trusted trigger function',
+    () => `NULL;`,
+    (role) => ({
+      fromVersion: 160000,
+      final: `GRANT postgres TO ${role} WITH INHERIT TRUE, SET FALSE;
+        SET ROLE ${role};
+        CREATE OR REPLACE FUNCTION public.zz_audit() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} RETURN OLD; END $f$;
+        RESET ROLE`,
+      cleanUp: `REVOKE postgres FROM ${role}`,
+    }),
+  ],
+  // Review rev10 (of 760af61).
+  // R10-7: what a body names qualified in a schema the login owns, or may create in, it may drop
+  // and make again (or overload, or make a table of) after the check: refused at the check.
+  [
+    'S1: a superuser’s function in the login’s schema, named qualified',
+    (role) => `PERFORM ${role}.zz_tf();`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.zz_tf() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN NULL; END $f$`,
+      expects: `schema ${role}, whose objects public.zz_audit() names, is owned by ${role}`,
+    }),
+  ],
+  [
+    'S1b: a superuser’s schema off the path where the login may create, its function named qualified',
+    () => `PERFORM zz_s2.f(1);`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s2; GRANT USAGE, CREATE ON SCHEMA zz_s2 TO ${role};
+        CREATE FUNCTION zz_s2.f(bigint) RETURNS void LANGUAGE plpgsql AS $f$ BEGIN NULL; END $f$`,
+      expects: `schema zz_s2, whose objects public.zz_audit() names, ${role} may create objects in it`,
+      cleanUp: 'DROP SCHEMA IF EXISTS zz_s2 CASCADE',
+    }),
+  ],
+  [
+    'S5: a table the body writes, missing at the check, in a schema where the login may create',
+    () =>
+      `BEGIN INSERT INTO zz_s2.zz_log VALUES (1); EXCEPTION WHEN undefined_table THEN NULL; END;`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s2; GRANT USAGE, CREATE ON SCHEMA zz_s2 TO ${role}`,
+      cleanUp: 'DROP SCHEMA IF EXISTS zz_s2 CASCADE',
+    }),
+  ],
+  // R10-1: path set by a trusted function's argument default (set_config), then a bare name.
+  [
+    'SP1: a trusted function whose argument default is set_config(search_path, login schema), then a bare helper()',
+    () => `PERFORM public.zz_def(); PERFORM helper();`,
+    (role) => ({
+      setUp: `CREATE FUNCTION public.zz_def(p text DEFAULT pg_catalog.set_config('search_path', '${role}, public', true)) RETURNS text LANGUAGE sql AS $f$ SELECT p $f$`,
+    }),
+  ],
+  [
+    'SP5: a trusted procedure whose argument default sets the path, CALLed, then a bare helper()',
+    () => `CALL public.zz_proc(); PERFORM helper();`,
+    (role) => ({
+      setUp: `CREATE PROCEDURE public.zz_proc(p text DEFAULT pg_catalog.set_config('search_path', '${role}, public', false)) LANGUAGE plpgsql AS $f$ BEGIN NULL; END $f$`,
+    }),
+  ],
+  // R10-2: an aggregate whose transition function is pg_catalog.set_config.
+  [
+    'SP2: a trusted aggregate whose SFUNC is set_config, then a bare helper()',
+    (role) => `PERFORM public.zz_agg('${role}, public', true); PERFORM helper();`,
+    () => ({
+      setUp: `CREATE AGGREGATE public.zz_agg(text, boolean) (SFUNC = pg_catalog.set_config, STYPE = text, INITCOND = 'search_path')`,
+    }),
+  ],
+  // R10-3: a text runner behind an aggregate or an operator.
+  [
+    'TR1: a trusted aggregate whose SFUNC is ts_rewrite (a text runner), given SQL naming the login’s function in pieces',
+    (role) =>
+      `PERFORM public.zz_rw(v.q) FROM (VALUES ('SELECT ${role}.zz_h' || 'q()::tsquery, ''b''::tsquery')) AS v(q);`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.zz_hq() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 'a'; END $f$;
+        ALTER FUNCTION ${role}.zz_hq() OWNER TO ${role};
+        CREATE AGGREGATE public.zz_rw(text) (SFUNC = pg_catalog.ts_rewrite, STYPE = tsquery, INITCOND = 'a')`,
+    }),
+  ],
+  [
+    'TR2: a trusted operator whose function is ts_rewrite (a text runner), given SQL naming the login’s function in pieces',
+    (role) =>
+      `PERFORM 'a'::tsquery OPERATOR(public.###) ('SELECT ${role}.zz_h' || 'q()::tsquery, ''b''::tsquery');`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.zz_hq() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 'a'; END $f$;
+        ALTER FUNCTION ${role}.zz_hq() OWNER TO ${role};
+        CREATE OPERATOR public.### (LEFTARG = tsquery, RIGHTARG = text, FUNCTION = pg_catalog.ts_rewrite)`,
+    }),
+  ],
+  // R10-4: DDL/maintenance of a table outside the scope runs its CHECK / index expressions as a superuser.
+  [
+    'V1s: ALTER TABLE … VALIDATE CONSTRAINT on a table in a superuser’s schema off the path, CHECK calls the login’s helper',
+    () => `ALTER TABLE zz_s.zz_t VALIDATE CONSTRAINT zz_c;`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_t (x int); INSERT INTO zz_s.zz_t VALUES (1);
+        CREATE FUNCTION zz_s.zz_chk(int) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN true; END $f$;
+        ALTER TABLE zz_s.zz_t ADD CONSTRAINT zz_c CHECK (zz_s.zz_chk(x)) NOT VALID`,
+      cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
+    }),
+  ],
+  [
+    'I1s: ANALYZE of a table in a superuser’s schema off the path, expression index calls the login’s helper',
+    () => `ANALYZE zz_s.zz_t;`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_t (x int); INSERT INTO zz_s.zz_t VALUES (1);
+        CREATE FUNCTION zz_s.zz_idx(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $1; END $f$;
+        CREATE INDEX zz_t_idx ON zz_s.zz_t (zz_s.zz_idx(x))`,
+      cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
+    }),
+  ],
+  [
+    'I2s: REINDEX TABLE of a table in a superuser’s schema off the path',
+    () => `REINDEX TABLE zz_s.zz_t;`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_t (x int); INSERT INTO zz_s.zz_t VALUES (1);
+        CREATE FUNCTION zz_s.zz_idx(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $1; END $f$;
+        CREATE INDEX zz_t_idx ON zz_s.zz_t (zz_s.zz_idx(x))`,
+      cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
+    }),
+  ],
+  // R10-5: names holding a double quote or a backslash are never candidates.
+  [
+    'Q1: the login’s function whose name holds a double quote, called qualified',
+    (role) => `PERFORM ${role}."zz""q"();`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}."zz""q"() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); END $f$;
+        ALTER FUNCTION ${role}."zz""q"() OWNER TO ${role}`,
+    }),
+  ],
+  [
+    'Q2: the login’s function whose name holds a backslash, called qualified',
+    (role) => `PERFORM ${role}."zz\\q"();`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}."zz\\q"() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); END $f$;
+        ALTER FUNCTION ${role}."zz\\q"() OWNER TO ${role}`,
+    }),
+  ],
+  [
+    'Q3: the login’s table (name with a double quote) with its trigger, written qualified',
+    (role) => `INSERT INTO ${role}."t""x" VALUES (1);`,
+    (role) => ({
+      setUp: `${evilTrigger(role)}; CREATE TABLE ${role}."t""x" (x int);
+        CREATE TRIGGER zz_evil AFTER INSERT ON ${role}."t""x" FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        ALTER TABLE ${role}."t""x" OWNER TO ${role}`,
+    }),
+  ],
+  [
+    'Q4: a schema of the login’s whose name holds a double quote; its function called qualified',
+    () => `PERFORM "zz""s".hx();`,
+    (role) => ({
+      setUp: `CREATE SCHEMA "zz""s" AUTHORIZATION ${role};
+        CREATE FUNCTION "zz""s".hx() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); END $f$;
+        ALTER FUNCTION "zz""s".hx() OWNER TO ${role}`,
+      cleanUp: 'DROP SCHEMA IF EXISTS "zz""s" CASCADE',
+    }),
+  ],
+  [
+    'Q6: the login’s domain (name with a double quote) whose CHECK calls helper, cast to',
+    (role) => `PERFORM 1::${role}."d""x";`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.chk(int) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN true; END $f$;
+        ALTER FUNCTION ${role}.chk(int) OWNER TO ${role};
+        CREATE DOMAIN ${role}."d""x" AS int CHECK (${role}.chk(VALUE)); ALTER DOMAIN ${role}."d""x" OWNER TO ${role}`,
+    }),
+  ],
+  // R10-6: identifiers longer than 63 bytes, which PostgreSQL truncates.
+  [
+    'Q5: the login’s function with a 63-character name, called by a longer name that PostgreSQL truncates',
+    (role) => `PERFORM ${role}.zz_${'a'.repeat(66)}();`,
+    (role) => ({
+      setUp: `CREATE FUNCTION ${role}.zz_${'a'.repeat(60)}() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); END $f$;
+        ALTER FUNCTION ${role}.zz_${'a'.repeat(60)}() OWNER TO ${role}`,
+    }),
+  ],
+  [
+    'Q5b: the login’s table (63-character name) with its trigger, written by a longer name PostgreSQL truncates',
+    (role) => `INSERT INTO ${role}.zz_${'t'.repeat(66)} VALUES (1);`,
+    (role) => ({
+      setUp: `${evilTrigger(role)}; CREATE TABLE ${role}.zz_${'t'.repeat(60)} (x int);
+        CREATE TRIGGER zz_evil AFTER INSERT ON ${role}.zz_${'t'.repeat(60)} FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        ALTER TABLE ${role}.zz_${'t'.repeat(60)} OWNER TO ${role}`,
+    }),
+  ],
 ]
 
 describe.skipIf(skipReason)('rev5: a trusted body that runs a lesser login’s code unread', () => {
@@ -737,25 +950,25 @@ const eventTrigger = (name: string, body: string) => `
 /** The login made the owner of auth.users, as supabase_auth_admin is (schema auth a superuser's). */
 const AUTH = (role: string) =>
   `ALTER TABLE auth.users OWNER TO ${role}; GRANT ALL ON SCHEMA auth TO ${role}`
-type Plain = [string, string | ((role: string) => string), string, string?]
+type Plain = [string, string | ((role: string) => string), string, ((role: string) => string)?]
 const plain: Plain[] = [
   [
     'net access, as an event trigger function',
     `${NET}; ${eventTrigger('zz_net_access', NET_BODY)}`,
     'NULL;',
-    'DROP EVENT TRIGGER zz_net_access',
+    () => 'DROP EVENT TRIGGER zz_net_access',
   ],
   [
     'graphql access, as an event trigger function',
     `${GRAPHQL}; ${eventTrigger('zz_graphql_access', GRAPHQL_BODY)}`,
     'NULL;',
-    'DROP EVENT TRIGGER zz_graphql_access',
+    () => 'DROP EVENT TRIGGER zz_graphql_access',
   ],
   [
     'graphql placeholder, as an event trigger function',
     `${GRAPHQL}; ${eventTrigger('zz_graphql_placeholder', PLACEHOLDER_BODY)}`,
     'NULL;',
-    'DROP EVENT TRIGGER zz_graphql_placeholder',
+    () => 'DROP EVENT TRIGGER zz_graphql_placeholder',
   ],
   ['net access, run by the trigger', NET, NET_BODY],
   ['graphql access, run by the trigger', GRAPHQL, GRAPHQL_BODY],
@@ -778,7 +991,95 @@ const plain: Plain[] = [
       ALTER FUNCTION auth.zz_aal_of() OWNER TO ${role}`,
     `PERFORM auth.zz_aal_of();`,
   ],
+  // Review rev9 R9-1's rule, not more: "$user" as a trusted SECURITY DEFINER function's owner
+  // names no schema, and no login may create one; the login's own schema is not its name.
+  [
+    'a SECURITY DEFINER function of another superuser, with no path of its own, names a trusted helper bare',
+    (role) => `CREATE ROLE ${role}_su SUPERUSER NOLOGIN;
+      CREATE FUNCTION public.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN END $f$;
+      CREATE FUNCTION public.zz_sd() RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $f$ BEGIN PERFORM helper(); END $f$;
+      ALTER FUNCTION public.zz_sd() OWNER TO ${role}_su`,
+    `PERFORM public.zz_sd();`,
+    (role) =>
+      `REASSIGN OWNED BY ${role}_su TO postgres; DROP OWNED BY ${role}_su; DROP ROLE ${role}_su`,
+  ],
+  // Review rev10's over-refusals: DO NOTHING and a comment's "then do" are no DO statement.
+  [
+    'P6: MERGE … WHEN NOT MATCHED THEN DO NOTHING',
+    `CREATE TABLE public.zz_counts (id int PRIMARY KEY, n int)`,
+    `MERGE INTO public.zz_counts c USING (SELECT 1 AS id) s ON c.id = s.id WHEN MATCHED THEN UPDATE SET n = c.n - 1 WHEN NOT MATCHED THEN DO NOTHING;`,
+  ],
+  [
+    'P7: a comment that says “then do”',
+    '',
+    `-- when the resource had no model, then do nothing more
+     NULL;`,
+  ],
 ]
+
+// Review rev8 R8-1: a NOLOGIN role is trusted (no one can log in to change its code), but one made
+// NOLOGIN while a session of it stays open can still change its code.
+describe.skipIf(skipReason)('rev8: a login made NOLOGIN with a session still open', () => {
+  it('005’s down refuses to run its code', async () => {
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await withLoginRole(db, async (role) => {
+        await plant(db, role, `PERFORM ${role}.helper();`, {})
+        const url = new URL(serverUrl(location))
+        url.username = role
+        const session = new pg.Client({ connectionString: url.toString() })
+        await session.connect()
+        try {
+          await sql.raw(`ALTER ROLE ${role} NOLOGIN`).execute(db)
+          const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+            (e: unknown) => e,
+          )
+          expect({
+            superuser: await isSuperuser(db, role),
+            refused: error instanceof Error,
+            applied005: (await applied(db)).includes(MIGRATION_005),
+          }).toEqual({ superuser: false, refused: true, applied005: true })
+          expect(String(error)).toContain(`${role}.helper()`)
+        } finally {
+          await session.end()
+        }
+      })
+    })
+  })
+})
+
+// Review rev8 R8-2: CREATE granted to PUBLIC on a schema a reached body's path names was asked
+// only where a lesser login existed at the check; a login made while the down runs may use it.
+describe.skipIf(skipReason)(
+  'rev8: CREATE granted to PUBLIC on a schema a trusted body’s path names',
+  () => {
+    it('005’s down refuses, a lesser login or none', async () => {
+      await withTestDatabase('postgres', async ({ db }) => {
+        await migrateTo(db, MIGRATION_005, { env: {} })
+        await createResource(db, {
+          resource_type: 'openrouter_instant',
+          openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+          openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+        })
+        await sql
+          .raw(
+            `CREATE SCHEMA zz_open; GRANT USAGE, CREATE ON SCHEMA zz_open TO PUBLIC;
+           CREATE FUNCTION public.zz_helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN END $f$;
+           CREATE FUNCTION public.zz_audit() RETURNS trigger LANGUAGE plpgsql SET search_path = zz_open, public
+             AS $f$ BEGIN PERFORM zz_helper(); RETURN OLD; END $f$;
+           CREATE TRIGGER zz_audit AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_audit()`,
+          )
+          .execute(db)
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (e: unknown) => e,
+        )
+        expect(String(error)).toContain(
+          'any login (one made after this check too) may create objects in schema zz_open (granted to PUBLIC), on the search path public.zz_audit() runs with (REVOKE CREATE ON SCHEMA zz_open FROM PUBLIC',
+        )
+        expect(await applied(db)).toContain(MIGRATION_005)
+      })
+    })
+  },
+)
 
 describe.skipIf(skipReason)('rev5: Supabase-shaped DDL of code is not refused', () => {
   it.each(plain)('%s: 005’s down runs', async (_case, setUp, body, cleanUp) => {
@@ -804,7 +1105,7 @@ describe.skipIf(skipReason)('rev5: Supabase-shaped DDL of code is not refused', 
           }
           expect(outcome).toEqual({ superuser: false, refused: false, applied005: false })
         } finally {
-          if (cleanUp) await sql.raw(cleanUp).execute(db)
+          if (cleanUp) await sql.raw(cleanUp(role)).execute(db)
         }
       })
     })

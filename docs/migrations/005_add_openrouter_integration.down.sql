@@ -44,7 +44,9 @@ BEGIN
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
        AND pg_has_role(l.oid, g.oid, 'MEMBER'))
   SELECT string_agg(DISTINCT problem, '; ' ORDER BY problem) INTO found FROM (
     SELECT format('schema %I comes before pg_catalog', s) AS problem
@@ -56,7 +58,9 @@ BEGIN
                        ELSE pg_get_userbyid(n.nspowner)::text END)
       FROM pg_namespace n
      WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
-       AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'USAGE')
+       AND NOT (pg_catalog.pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'SET') ELSE true END)
     UNION ALL
     SELECT format('%s may create objects in schema %I%s', r.rolname, n.nspname,
                      CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
@@ -97,7 +101,9 @@ BEGIN
              WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
            ) AS s
      WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
-       AND NOT pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'USAGE')
+       AND NOT (pg_catalog.pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'SET') ELSE true END)
   ) AS problems;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
@@ -130,7 +136,9 @@ BEGIN
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
        AND pg_has_role(l.oid, g.oid, 'MEMBER')),
   -- ADMIN OPTION on an API role, or on a role that is a member of one: granting that role to
   -- itself gives the login the API role too.
@@ -171,6 +179,11 @@ DECLARE
   schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
   -- The path code runs with where it sets none (bodyCallsSql), before the check sets its own.
   session_path pg_catalog.name[] := pg_catalog.current_schemas(true);
+  -- Whether the session's path names "$user" (quoted or not), which current_schemas leaves out
+  -- where no schema has the current user's name.
+  session_path_user pg_catalog.bool := pg_catalog.current_setting('search_path') ~* '(^|,)[[:space:]]*"?[$]user"?[[:space:]]*(,|$)';
+  -- The names "$user" on a path may stand for: see below.
+  run_as pg_catalog.name[];
   tables pg_catalog.oid[];
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
@@ -305,14 +318,25 @@ BEGIN
     SELECT coalesce(array_agg(t), '{}') INTO unlocked FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
      WHERE c.relkind IN ('v', 'f') AND NOT t = ANY (locked);
   END IF;
-  -- No login that cannot act as the session's user: no one else can have made, or can change, the
-  -- code the writes run, and nothing is read but row level security, which is not about them (a
-  -- laptop's server, the embedded database). Asked after the locks, as the rest: a login made
-  -- after it is made by a role trusted already.
+  -- No login that cannot act as the session's user, and no right granted to PUBLIC that one made
+  -- later could use: no one else can have made, or can change, the code the writes run, and
+  -- nothing is read but row level security, which is not about them (a laptop's server, the
+  -- embedded database). Asked after the locks, as the rest: a login made after it is made by a
+  -- role trusted already.
   EXIT WHEN NOT EXISTS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
-       AND pg_has_role(l.oid, g.oid, 'MEMBER')) AND NOT EXISTS (
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')) AND NOT EXISTS (SELECT FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) AS a
+                WHERE a.grantee = 0 AND a.privilege_type = 'CREATE'
+               UNION ALL
+               SELECT FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+                WHERE a.grantee = 0 AND a.privilege_type = 'TRIGGER'
+               UNION ALL
+               SELECT WHERE EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE'))
+            AND NOT EXISTS (
     -- Row level security that applies to the role that writes (FORCE ROW LEVEL SECURITY on a
     -- table it owns, RLS on another's, without BYPASSRLS): every policy of the table would run
     -- with its power, and whatever their expressions read (views, other tables and their
@@ -332,10 +356,45 @@ BEGIN
       JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') AND t.relrowsecurity
      WHERE v.oid = ANY (tables) AND v.relkind = 'v'
 );
+  -- "$user" on a path is the role code runs as: the session's or the current user, a role a
+  -- function sets itself (SET role), or the owner of a function the check trusts, which its body
+  -- and what it calls run as where it is SECURITY DEFINER (or a body makes it so): the one rule
+  -- of "$user", for a function's own path, a path a body gives one, and the session's (reviews
+  -- rev-paths F5, rev7 U2, rev8 U3, rev9 R9-1, R9-2). Not a lesser login's: its code is refused
+  -- wherever the walk reaches it.
+  IF run_as IS NULL THEN
+    WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
+       AND pg_has_role(l.oid, g.oid, 'MEMBER'))
+    SELECT array_agg(DISTINCT u.name) INTO run_as
+      FROM (SELECT session_user::name
+            UNION ALL SELECT current_user
+            UNION ALL SELECT DISTINCT r.rolname FROM pg_roles r
+                       WHERE r.oid IN (SELECT p.proowner FROM pg_proc p) AND r.oid NOT IN (SELECT oid FROM lesser_roles)
+            UNION ALL SELECT substr(c.setting, strpos(c.setting, '=') + 1)::name
+                        FROM pg_proc p CROSS JOIN LATERAL unnest(p.proconfig) AS c(setting)
+                       WHERE c.setting ~* '^(role|session_authorization)=') AS u(name);
+    IF session_path_user THEN
+      session_path := session_path || run_as;
+    END IF;
+  END IF;
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
        AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- Who may use a right granted to a role (grantee): a lesser login, as that role (rolname, and
+  -- login, its name); or, granted to PUBLIC (0), any login, one made after the check too (review
+  -- rev8 R8-2).
+  lesser_grantees(grantee, rolname, login) AS (
+            SELECT g.oid, g.rolname::text, r.rolname::text FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
+            UNION ALL
+            SELECT 0::oid, 'PUBLIC', 'any login (one made after this check too)'
+  ),
   -- The types trusted reached bodies named on the passes so far, with each body and its path.
   body_typed_uses(typ, fn, path) AS (
             SELECT (u.value ->> 0)::oid, (u.value ->> 1)::oid, ARRAY(SELECT jsonb_array_elements_text(u.value -> 2))::name[]
@@ -820,11 +879,8 @@ BEGIN
              CROSS JOIN LATERAL (SELECT CASE WHEN left(t.m[1], 1) = '"' THEN ARRAY[replace(substr(t.m[1], 2, length(t.m[1]) - 2), '""', '"')]
                                              ELSE ARRAY[lower(regexp_replace(t.m[1], '[[:space:]]+$', '')), regexp_replace(t.m[1], '[[:space:]]+$', '')]
                                         END AS names) AS tok
-             -- "$user": the owner, the current and the session's user, and a role it sets itself (review rev-paths F5).
-             CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names)
-                                            THEN tok.names || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
-                                                 || ARRAY(SELECT substr(r.setting, strpos(r.setting, '=') + 1) FROM unnest(p.proconfig) AS r(setting)
-                                                           WHERE r.setting ~* '^(role|session_authorization)=')::name[]
+             -- "$user": whoever the function may run as (run_as).
+             CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names) THEN tok.names || run_as
                                             ELSE tok.names::name[] END) AS nsp(name)
              WHERE left(c.setting, 12) = 'search_path='
              GROUP BY p.oid
@@ -903,12 +959,10 @@ BEGIN
             -- A function a trusted reached body gives a search path (ALTER FUNCTION … SET
             -- search_path: the last passes' altered_paths), with that path: what it reaches with it
             -- is walked too (review rev6 P1b, P1c). Every function of that name, in any schema.
-            -- "$user": whoever runs it, the owner of any SECURITY DEFINER function that may call it
-            -- too: every role's name (reviews rev7 U2, rev8 U3).
+            -- "$user": whoever it may run as (run_as; reviews rev7 U2, rev8 U3).
             SELECT format('%s, given the search path %s by a body the writes reach', p.oid::regprocedure,
                           array_to_string(a.path, ', ')), p.oid,
-                   CASE WHEN '$user' = ANY (a.path) THEN a.path || ARRAY(SELECT r.rolname FROM pg_roles r)::name[]
-                        ELSE a.path END
+                   CASE WHEN '$user' = ANY (a.path) THEN a.path || run_as ELSE a.path END
               FROM (SELECT e.value ->> 0 AS name, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
                       FROM jsonb_array_elements(altered_paths) AS e) AS a
               JOIN pg_proc p ON p.proname = a.name
@@ -955,7 +1009,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
-  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?([$]|[eu]?&?'')')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
@@ -1024,12 +1078,14 @@ BEGIN
                        OFFSET 0) AS c
                 WHERE (((sets_path.anywhere OR cardinality(sets_path.made_words) > 0) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
@@ -1083,7 +1139,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
-  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?([$]|[eu]?&?'')')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
@@ -1152,12 +1208,14 @@ BEGIN
                        OFFSET 0) AS c
                 WHERE (((sets_path.anywhere OR cardinality(sets_path.made_words) > 0) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
@@ -1179,7 +1237,8 @@ BEGIN
   -- last pass) whose walk reaches a domain whose CHECK or default calls set_config.
   hidden_path_setters(fn) AS (
             SELECT e.caller FROM body_edges e JOIN pg_proc q ON q.oid = e.fn
-             WHERE (q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+             WHERE ((q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR q.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))
             UNION
             SELECT u.fn FROM body_typed_uses u
               JOIN column_types t ON t.top = u.typ
@@ -1199,7 +1258,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
-  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?([$]|[eu]?&?'')')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
@@ -1229,7 +1288,8 @@ BEGIN
                    EXISTS (SELECT FROM pg_class c
                             WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND c.relname::text = ANY (b.words)
                               AND b.src ~* (('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') || '(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?'
                                             || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')) AS writes_catalog,
                    -- The check reads strings as PostgreSQL does with standard_conforming_strings on:
@@ -1259,13 +1319,18 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              -- A BEGIN ATOMIC body runs no DDL.
-             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN (CASE WHEN b.words && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension']::text[] THEN ARRAY(
+             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN (CASE WHEN b.words && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension',
+                                     'analyze', 'analyse', 'vacuum', 'cluster', 'reindex']::text[] THEN ARRAY(
              WITH RECURSIVE texts(t) AS (
                SELECT b.raw
                UNION ALL
                SELECT m[2] FROM texts CROSS JOIN LATERAL regexp_matches(texts.t, ('(?:(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[$]([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$](.*?)[$]' || chr(92) || '1[$]){1,1}?'), 'g') AS m
              )
-             SELECT s[1] FROM texts CROSS JOIN LATERAL regexp_matches(regexp_replace(texts.t, ('(?:("(?:[^"]|"")*?")(?!")|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[eE]('')(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?''(?:(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*''(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?'')*?(?!'')(?!(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*'')|('')(?:[^'']|'''')*?''(?!'')|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)([$])([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$].*?[$]' || chr(92) || '5[$]|--[^' || chr(10) || chr(13) || ']*?(?=[' || chr(10) || chr(13) || ']|$)|/[*].*?[*]/){1,1}?'), (' ' || chr(92) || '1' || chr(92) || '2' || chr(92) || '2' || chr(92) || '3' || chr(92) || '3' || chr(92) || '4' || chr(92) || '4 '), 'g'), ('(?<![[:alnum:]_$])((?:(?:alter|create)[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure|routine)|alter[[:space:]]+(?:(?:foreign[[:space:]]+)?table|(?:event[[:space:]]+)?trigger|extension))(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS s)
+             SELECT s[1] FROM texts
+              CROSS JOIN LATERAL (SELECT regexp_replace(texts.t, ('(?:("(?:[^"]|"")*?")(?!")|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[eE]('')(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?''(?:(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*''(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?'')*?(?!'')(?!(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*'')|('')(?:[^'']|'''')*?''(?!'')|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)([$])([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$].*?[$]' || chr(92) || '5[$]|--[^' || chr(10) || chr(13) || ']*?(?=[' || chr(10) || chr(13) || ']|$)|/[*].*?[*]/){1,1}?'), (' ' || chr(92) || '1' || chr(92) || '2' || chr(92) || '2' || chr(92) || '3' || chr(92) || '3' || chr(92) || '4' || chr(92) || '4 '), 'g') AS shaped OFFSET 0) AS x
+              CROSS JOIN LATERAL (SELECT r FROM regexp_matches(x.shaped, ('(?<![[:alnum:]_$])((?:(?:alter|create)[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure|routine)|alter[[:space:]]+(?:(?:foreign[[:space:]]+)?table|(?:event[[:space:]]+)?trigger|extension))(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS r
+                                  UNION ALL
+                                  SELECT r FROM regexp_matches(x.shaped, ('(?:^|;|(?<![[:alnum:]_$])(?:begin|then|else|loop))[[:space:]]*((?:analy[sz]e|vacuum|cluster|reindex)(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS r) AS m(s))
            ELSE '{}' END) ELSE '{}' END AS ddl
                                  OFFSET 0) AS d
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
@@ -1321,12 +1386,14 @@ BEGIN
                        OFFSET 0) AS c
                 WHERE (((b.sets_path OR b.makes_code) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
@@ -1364,15 +1431,21 @@ BEGIN
              -- check's time on the bench's hub).
              WHERE EXISTS (SELECT q.oid FROM pg_proc q
                              WHERE q.pronamespace <> 'pg_catalog'::regnamespace
-                               AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
-                               AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM pg_proc r
-                                                              WHERE r.pronamespace = 'pg_catalog'::regnamespace
-                                                                AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$')) AND e.fn IN (SELECT q.oid FROM pg_proc q
+                               AND ((q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+                                     AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))
+                                    -- Or one whose argument default calls one (review rev10 R10-1).
+                                    OR EXISTS (SELECT FROM regexp_matches(q.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+                                                WHERE m[1]::oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r)))) AND e.fn IN (SELECT q.oid FROM pg_proc q
                              WHERE q.pronamespace <> 'pg_catalog'::regnamespace
-                               AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
-                               AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM pg_proc r
-                                                              WHERE r.pronamespace = 'pg_catalog'::regnamespace
-                                                                AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$'))
+                               AND ((q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+                                     AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))
+                                    -- Or one whose argument default calls one (review rev10 R10-1).
+                                    OR EXISTS (SELECT FROM regexp_matches(q.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+                                                WHERE m[1]::oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))))
   ),
   -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
   -- each once per problem (caller, how, fn, unread: what its message names).
@@ -1408,7 +1481,8 @@ BEGIN
           SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
                        WHERE ty.typtype = 'd' AND de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))
            -- And a reached alias of set_config, whatever calls it (review rev-paths F6).
-           OR EXISTS (SELECT FROM body_nodes w JOIN pg_proc q ON q.oid = w.fn WHERE (q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))),
+           OR EXISTS (SELECT FROM body_nodes w JOIN pg_proc q ON q.oid = w.fn WHERE ((q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR q.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))),
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
@@ -1457,29 +1531,44 @@ BEGIN
      WHERE EXISTS (SELECT FROM path_names x WHERE x.altered) AND w.altered
        AND EXISTS (SELECT FROM reached_bodies r WHERE lower(o.name) = ANY (r.words))
     UNION
+    SELECT DISTINCT format('schema %I, whose objects %s names, %s (%s, or have the function name none there)', n.nspname,
+                              b.fn::regprocedure, l.who, l.todo)
+      FROM pg_namespace n
+     CROSS JOIN LATERAL (SELECT format('is owned by %s', pg_get_userbyid(n.nspowner)), format('ALTER SCHEMA %I OWNER TO a role that can act as you', n.nspname)
+                          WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+                         UNION ALL
+                         SELECT format('%s may create objects in it%s', h.login, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END),
+                                format('REVOKE CREATE ON SCHEMA %I FROM %s', n.nspname, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
+                           FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+                           JOIN lesser_grantees h ON h.grantee = a.grantee
+                          WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+                            -- Supabase's auth, its owner's to change (see platform_auth).
+                            AND NOT (n.oid, a.grantee) IN (SELECT pa.nsp, pa.owner FROM platform_auth pa)) AS l(who, todo)
+      JOIN reached_bodies b ON strpos(b.lsrc, lower(n.nspname)) > 0
+                           AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(n.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?'))
+     -- Not a BEGIN ATOMIC body: what it names was bound when it was made, and cannot be dropped.
+     WHERE n.nspname <> 'pg_catalog' AND b.fn IN (SELECT q.oid FROM pg_proc q WHERE q.prosqlbody IS NULL)
+    UNION
     SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
-                              'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
-                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              w.fn::regprocedure, n.nspname,
-                              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
+                              'FROM %s, or give the function a SET search_path without it)', h.login, n.nspname,
+                              CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, w.fn::regprocedure, n.nspname, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
       FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION
     -- A name on such a path with no schema behind it (a "$user" as expanded too): a lesser login
     -- that may create schemas in the database makes it, and the function the body calls, after
     -- the check (review rev-final F1).
     SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
-                              'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
-                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              w.fn::regprocedure, current_database(), quote_ident(g.rolname))
+                              'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', h.login, w.name,
+                              CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, w.fn::regprocedure, current_database(), CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
       FROM path_names w
-      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON CASE WHEN h.grantee = 0 THEN EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE')
+                ELSE has_database_privilege(h.grantee, current_database(), 'CREATE') AND NOT EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE') END
      -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
      -- session's own (N2).
      WHERE w.name NOT IN ('', 'pg_temp') AND NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = w.name)
@@ -1488,11 +1577,12 @@ BEGIN
     -- yet, which such a login makes after the check (review rev-last N3).
     SELECT DISTINCT format('%s may create schemas in the database%s, and %s may change the search path as it runs, to one '
                               'not made yet (REVOKE CREATE ON DATABASE %I FROM %s, or give the function a SET search_path '
-                              'of its own instead)', r.rolname, CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
+                              'of its own instead)', h.login, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, b.fn::regprocedure, current_database(), CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
       FROM reached_bodies b
-      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON CASE WHEN h.grantee = 0 THEN EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE')
+                ELSE has_database_privilege(h.grantee, current_database(), 'CREATE') AND NOT EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE') END
      WHERE anywhere AND b.sets_path) AS p),
          -- Not a BEGIN ATOMIC body's: it runs no DDL (review rev-last N4).
          (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
@@ -1652,33 +1742,29 @@ BEGIN
     -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
     -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
     -- itself the right again, so refusing it here closes that time. Named with who holds the right.
-    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
-                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', h.login,
+                              n.nspname, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, n.nspname, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false
       FROM pg_namespace n
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE n.nspname IN ('x402_backup', 'x402_migrations')
        AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION ALL
-    SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
-                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
-      FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
-     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup')
-       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+    SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups (REVOKE CREATE '
+                              'ON DATABASE %I FROM %s)', h.login, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, current_database(), CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false
+      FROM lesser_grantees h
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup') AND CASE WHEN h.grantee = 0 THEN EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE')
+                ELSE has_database_privilege(h.grantee, current_database(), 'CREATE') AND NOT EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE') END
 
     UNION ALL
     SELECT DISTINCT 1, format('%s %s cannot be locked against a new trigger, and %s may add one%s (REVOKE TRIGGER ON %s FROM %s)',
-                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, r.rolname,
-                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              c.oid::regclass, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, h.login,
+                              CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, c.oid::regclass, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false
       FROM pg_class c
      CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE c.oid = ANY (unlocked) AND a.privilege_type = 'TRIGGER' AND a.grantee <> c.relowner
     UNION ALL
     SELECT 2, format('trigger %I on %s calls %s in its WHEN condition%s, which is %s, not immutable', c.tgname,
@@ -1758,7 +1844,8 @@ BEGIN
                      'in a form the check cannot read (it reads CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, '
                      'and ALTER FUNCTION … SECURITY DEFINER, SET search_path = schema names, SET SCHEMA; not a body '
                      'given as a string, RESET, TO DEFAULT, FROM CURRENT, OWNER TO, RENAME, nor ALTER TABLE … ENABLE, '
-                     'INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, nor ALTER TRIGGER or EXTENSION): write it in one of '
+                     'INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, nor ALTER TRIGGER or EXTENSION), or runs ANALYZE, '
+                     'VACUUM, CLUSTER or REINDEX (which run the code of the tables they work on): write it in one of '
                      'those forms, or run that DDL outside the trigger',
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
@@ -1775,6 +1862,50 @@ BEGIN
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'catalog'
+
+    UNION ALL
+    -- An aggregate or an operator over set_config or a text runner: a body runs it without naming
+    -- a function, and may so change the path, or run SQL given as text, unread (review rev10 R10-2,
+    -- R10-3).
+    SELECT DISTINCT 2, format('%s calls %s, which %s: a body the writes reach may run it without naming a function, and the '
+                              'check cannot read what follows (drop it, or give it a function that does neither)', i.what,
+                              f.oid::regprocedure, CASE WHEN ((f.prosrc = 'set_config_by_name' AND f.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR f.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')) THEN 'may change the search path'
+                                                        ELSE 'runs SQL given as text' END), false
+      FROM implicit_functions i JOIN pg_proc f ON f.oid = i.fn
+     WHERE (((f.prosrc = 'set_config_by_name' AND f.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR f.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')) OR f.oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r) OR f.oid IN (SELECT q.oid FROM pg_proc q
+                             WHERE q.pronamespace <> 'pg_catalog'::regnamespace
+                               AND ((q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+                                     AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))
+                                    -- Or one whose argument default calls one (review rev10 R10-1).
+                                    OR EXISTS (SELECT FROM regexp_matches(q.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+                                                WHERE m[1]::oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r)))))
+       -- Not a type's own input function (record_in, array_in): it is given that type.
+       AND i.what NOT LIKE 'type %' AND EXISTS (SELECT FROM reached_bodies)
+    UNION ALL
+    -- A name the check cannot match in a body's text: one holding a double quote (which a body
+    -- doubles) or a backslash (escapesReadSql reads it away), or 63 bytes long (PostgreSQL cuts a
+    -- longer name in a body to it): a function's, or a relation's, a type's or a schema's of a
+    -- lesser login or in its schema (review rev10 R10-5, R10-6).
+    SELECT DISTINCT 2, format('%s has a name the check cannot match in a body''s text: it holds a double quote or a '
+                              'backslash, or is 63 bytes long, to which PostgreSQL cuts a longer name (rename it)', o.what), false
+      FROM (SELECT format('function %s', q.oid::regprocedure), q.proname FROM pg_proc q WHERE q.oid >= 16384
+            UNION ALL
+            SELECT format('relation %s', c.oid::regclass), c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND (c.relowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles))
+            UNION ALL
+            SELECT format('type %s', t.oid::regtype), t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE t.typrelid = 0 AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
+               AND (t.typowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles))
+            UNION ALL
+            SELECT format('schema %I', n.nspname), n.nspname FROM pg_namespace n WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+           ) AS o(what, name)
+     WHERE (strpos(o.name, '"') > 0 OR strpos(o.name, chr(92)) > 0 OR octet_length(o.name) = 63)
+       AND EXISTS (SELECT FROM reached_bodies)
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL
@@ -2555,7 +2686,9 @@ BEGIN
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
        AND pg_has_role(l.oid, g.oid, 'MEMBER'))
   SELECT string_agg(DISTINCT problem, '; ' ORDER BY problem) INTO found FROM (
     SELECT format('schema %I comes before pg_catalog', s) AS problem
@@ -2567,7 +2700,9 @@ BEGIN
                        ELSE pg_get_userbyid(n.nspowner)::text END)
       FROM pg_namespace n
      WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
-       AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'USAGE')
+       AND NOT (pg_catalog.pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'SET') ELSE true END)
     UNION ALL
     SELECT format('%s may create objects in schema %I%s', r.rolname, n.nspname,
                      CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
@@ -2608,7 +2743,9 @@ BEGIN
              WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
            ) AS s
      WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
-       AND NOT pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'USAGE')
+       AND NOT (pg_catalog.pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'SET') ELSE true END)
   ) AS problems;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
@@ -2641,7 +2778,9 @@ BEGIN
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
        AND pg_has_role(l.oid, g.oid, 'MEMBER')),
   -- ADMIN OPTION on an API role, or on a role that is a member of one: granting that role to
   -- itself gives the login the API role too.
@@ -2682,6 +2821,11 @@ DECLARE
   schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
   -- The path code runs with where it sets none (bodyCallsSql), before the check sets its own.
   session_path pg_catalog.name[] := pg_catalog.current_schemas(true);
+  -- Whether the session's path names "$user" (quoted or not), which current_schemas leaves out
+  -- where no schema has the current user's name.
+  session_path_user pg_catalog.bool := pg_catalog.current_setting('search_path') ~* '(^|,)[[:space:]]*"?[$]user"?[[:space:]]*(,|$)';
+  -- The names "$user" on a path may stand for: see below.
+  run_as pg_catalog.name[];
   tables pg_catalog.oid[];
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
@@ -2816,14 +2960,25 @@ BEGIN
     SELECT coalesce(array_agg(t), '{}') INTO unlocked FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
      WHERE c.relkind IN ('v', 'f') AND NOT t = ANY (locked);
   END IF;
-  -- No login that cannot act as the session's user: no one else can have made, or can change, the
-  -- code the writes run, and nothing is read but row level security, which is not about them (a
-  -- laptop's server, the embedded database). Asked after the locks, as the rest: a login made
-  -- after it is made by a role trusted already.
+  -- No login that cannot act as the session's user, and no right granted to PUBLIC that one made
+  -- later could use: no one else can have made, or can change, the code the writes run, and
+  -- nothing is read but row level security, which is not about them (a laptop's server, the
+  -- embedded database). Asked after the locks, as the rest: a login made after it is made by a
+  -- role trusted already.
   EXIT WHEN NOT EXISTS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
-       AND pg_has_role(l.oid, g.oid, 'MEMBER')) AND NOT EXISTS (
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')) AND NOT EXISTS (SELECT FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) AS a
+                WHERE a.grantee = 0 AND a.privilege_type = 'CREATE'
+               UNION ALL
+               SELECT FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+                WHERE a.grantee = 0 AND a.privilege_type = 'TRIGGER'
+               UNION ALL
+               SELECT WHERE EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE'))
+            AND NOT EXISTS (
     -- Row level security that applies to the role that writes (FORCE ROW LEVEL SECURITY on a
     -- table it owns, RLS on another's, without BYPASSRLS): every policy of the table would run
     -- with its power, and whatever their expressions read (views, other tables and their
@@ -2843,10 +2998,45 @@ BEGIN
       JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') AND t.relrowsecurity
      WHERE v.oid = ANY (tables) AND v.relkind = 'v'
 );
+  -- "$user" on a path is the role code runs as: the session's or the current user, a role a
+  -- function sets itself (SET role), or the owner of a function the check trusts, which its body
+  -- and what it calls run as where it is SECURITY DEFINER (or a body makes it so): the one rule
+  -- of "$user", for a function's own path, a path a body gives one, and the session's (reviews
+  -- rev-paths F5, rev7 U2, rev8 U3, rev9 R9-1, R9-2). Not a lesser login's: its code is refused
+  -- wherever the walk reaches it.
+  IF run_as IS NULL THEN
+    WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
+       AND pg_has_role(l.oid, g.oid, 'MEMBER'))
+    SELECT array_agg(DISTINCT u.name) INTO run_as
+      FROM (SELECT session_user::name
+            UNION ALL SELECT current_user
+            UNION ALL SELECT DISTINCT r.rolname FROM pg_roles r
+                       WHERE r.oid IN (SELECT p.proowner FROM pg_proc p) AND r.oid NOT IN (SELECT oid FROM lesser_roles)
+            UNION ALL SELECT substr(c.setting, strpos(c.setting, '=') + 1)::name
+                        FROM pg_proc p CROSS JOIN LATERAL unnest(p.proconfig) AS c(setting)
+                       WHERE c.setting ~* '^(role|session_authorization)=') AS u(name);
+    IF session_path_user THEN
+      session_path := session_path || run_as;
+    END IF;
+  END IF;
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
        AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- Who may use a right granted to a role (grantee): a lesser login, as that role (rolname, and
+  -- login, its name); or, granted to PUBLIC (0), any login, one made after the check too (review
+  -- rev8 R8-2).
+  lesser_grantees(grantee, rolname, login) AS (
+            SELECT g.oid, g.rolname::text, r.rolname::text FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
+            UNION ALL
+            SELECT 0::oid, 'PUBLIC', 'any login (one made after this check too)'
+  ),
   -- The types trusted reached bodies named on the passes so far, with each body and its path.
   body_typed_uses(typ, fn, path) AS (
             SELECT (u.value ->> 0)::oid, (u.value ->> 1)::oid, ARRAY(SELECT jsonb_array_elements_text(u.value -> 2))::name[]
@@ -3331,11 +3521,8 @@ BEGIN
              CROSS JOIN LATERAL (SELECT CASE WHEN left(t.m[1], 1) = '"' THEN ARRAY[replace(substr(t.m[1], 2, length(t.m[1]) - 2), '""', '"')]
                                              ELSE ARRAY[lower(regexp_replace(t.m[1], '[[:space:]]+$', '')), regexp_replace(t.m[1], '[[:space:]]+$', '')]
                                         END AS names) AS tok
-             -- "$user": the owner, the current and the session's user, and a role it sets itself (review rev-paths F5).
-             CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names)
-                                            THEN tok.names || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
-                                                 || ARRAY(SELECT substr(r.setting, strpos(r.setting, '=') + 1) FROM unnest(p.proconfig) AS r(setting)
-                                                           WHERE r.setting ~* '^(role|session_authorization)=')::name[]
+             -- "$user": whoever the function may run as (run_as).
+             CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names) THEN tok.names || run_as
                                             ELSE tok.names::name[] END) AS nsp(name)
              WHERE left(c.setting, 12) = 'search_path='
              GROUP BY p.oid
@@ -3414,12 +3601,10 @@ BEGIN
             -- A function a trusted reached body gives a search path (ALTER FUNCTION … SET
             -- search_path: the last passes' altered_paths), with that path: what it reaches with it
             -- is walked too (review rev6 P1b, P1c). Every function of that name, in any schema.
-            -- "$user": whoever runs it, the owner of any SECURITY DEFINER function that may call it
-            -- too: every role's name (reviews rev7 U2, rev8 U3).
+            -- "$user": whoever it may run as (run_as; reviews rev7 U2, rev8 U3).
             SELECT format('%s, given the search path %s by a body the writes reach', p.oid::regprocedure,
                           array_to_string(a.path, ', ')), p.oid,
-                   CASE WHEN '$user' = ANY (a.path) THEN a.path || ARRAY(SELECT r.rolname FROM pg_roles r)::name[]
-                        ELSE a.path END
+                   CASE WHEN '$user' = ANY (a.path) THEN a.path || run_as ELSE a.path END
               FROM (SELECT e.value ->> 0 AS name, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
                       FROM jsonb_array_elements(altered_paths) AS e) AS a
               JOIN pg_proc p ON p.proname = a.name
@@ -3466,7 +3651,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
-  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?([$]|[eu]?&?'')')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
@@ -3535,12 +3720,14 @@ BEGIN
                        OFFSET 0) AS c
                 WHERE (((sets_path.anywhere OR cardinality(sets_path.made_words) > 0) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
@@ -3594,7 +3781,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
-  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?([$]|[eu]?&?'')')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
@@ -3663,12 +3850,14 @@ BEGIN
                        OFFSET 0) AS c
                 WHERE (((sets_path.anywhere OR cardinality(sets_path.made_words) > 0) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
@@ -3690,7 +3879,8 @@ BEGIN
   -- last pass) whose walk reaches a domain whose CHECK or default calls set_config.
   hidden_path_setters(fn) AS (
             SELECT e.caller FROM body_edges e JOIN pg_proc q ON q.oid = e.fn
-             WHERE (q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+             WHERE ((q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR q.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))
             UNION
             SELECT u.fn FROM body_typed_uses u
               JOIN column_types t ON t.top = u.typ
@@ -3710,7 +3900,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
-  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?([$]|[eu]?&?'')')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
@@ -3740,7 +3930,8 @@ BEGIN
                    EXISTS (SELECT FROM pg_class c
                             WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND c.relname::text = ANY (b.words)
                               AND b.src ~* (('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') || '(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?'
                                             || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')) AS writes_catalog,
                    -- The check reads strings as PostgreSQL does with standard_conforming_strings on:
@@ -3770,13 +3961,18 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              -- A BEGIN ATOMIC body runs no DDL.
-             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN (CASE WHEN b.words && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension']::text[] THEN ARRAY(
+             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN (CASE WHEN b.words && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension',
+                                     'analyze', 'analyse', 'vacuum', 'cluster', 'reindex']::text[] THEN ARRAY(
              WITH RECURSIVE texts(t) AS (
                SELECT b.raw
                UNION ALL
                SELECT m[2] FROM texts CROSS JOIN LATERAL regexp_matches(texts.t, ('(?:(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[$]([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$](.*?)[$]' || chr(92) || '1[$]){1,1}?'), 'g') AS m
              )
-             SELECT s[1] FROM texts CROSS JOIN LATERAL regexp_matches(regexp_replace(texts.t, ('(?:("(?:[^"]|"")*?")(?!")|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[eE]('')(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?''(?:(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*''(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?'')*?(?!'')(?!(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*'')|('')(?:[^'']|'''')*?''(?!'')|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)([$])([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$].*?[$]' || chr(92) || '5[$]|--[^' || chr(10) || chr(13) || ']*?(?=[' || chr(10) || chr(13) || ']|$)|/[*].*?[*]/){1,1}?'), (' ' || chr(92) || '1' || chr(92) || '2' || chr(92) || '2' || chr(92) || '3' || chr(92) || '3' || chr(92) || '4' || chr(92) || '4 '), 'g'), ('(?<![[:alnum:]_$])((?:(?:alter|create)[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure|routine)|alter[[:space:]]+(?:(?:foreign[[:space:]]+)?table|(?:event[[:space:]]+)?trigger|extension))(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS s)
+             SELECT s[1] FROM texts
+              CROSS JOIN LATERAL (SELECT regexp_replace(texts.t, ('(?:("(?:[^"]|"")*?")(?!")|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[eE]('')(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?''(?:(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*''(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?'')*?(?!'')(?!(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*'')|('')(?:[^'']|'''')*?''(?!'')|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)([$])([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$].*?[$]' || chr(92) || '5[$]|--[^' || chr(10) || chr(13) || ']*?(?=[' || chr(10) || chr(13) || ']|$)|/[*].*?[*]/){1,1}?'), (' ' || chr(92) || '1' || chr(92) || '2' || chr(92) || '2' || chr(92) || '3' || chr(92) || '3' || chr(92) || '4' || chr(92) || '4 '), 'g') AS shaped OFFSET 0) AS x
+              CROSS JOIN LATERAL (SELECT r FROM regexp_matches(x.shaped, ('(?<![[:alnum:]_$])((?:(?:alter|create)[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure|routine)|alter[[:space:]]+(?:(?:foreign[[:space:]]+)?table|(?:event[[:space:]]+)?trigger|extension))(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS r
+                                  UNION ALL
+                                  SELECT r FROM regexp_matches(x.shaped, ('(?:^|;|(?<![[:alnum:]_$])(?:begin|then|else|loop))[[:space:]]*((?:analy[sz]e|vacuum|cluster|reindex)(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS r) AS m(s))
            ELSE '{}' END) ELSE '{}' END AS ddl
                                  OFFSET 0) AS d
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
@@ -3832,12 +4028,14 @@ BEGIN
                        OFFSET 0) AS c
                 WHERE (((b.sets_path OR b.makes_code) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
@@ -3875,15 +4073,21 @@ BEGIN
              -- check's time on the bench's hub).
              WHERE EXISTS (SELECT q.oid FROM pg_proc q
                              WHERE q.pronamespace <> 'pg_catalog'::regnamespace
-                               AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
-                               AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM pg_proc r
-                                                              WHERE r.pronamespace = 'pg_catalog'::regnamespace
-                                                                AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$')) AND e.fn IN (SELECT q.oid FROM pg_proc q
+                               AND ((q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+                                     AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))
+                                    -- Or one whose argument default calls one (review rev10 R10-1).
+                                    OR EXISTS (SELECT FROM regexp_matches(q.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+                                                WHERE m[1]::oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r)))) AND e.fn IN (SELECT q.oid FROM pg_proc q
                              WHERE q.pronamespace <> 'pg_catalog'::regnamespace
-                               AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
-                               AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM pg_proc r
-                                                              WHERE r.pronamespace = 'pg_catalog'::regnamespace
-                                                                AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$'))
+                               AND ((q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+                                     AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))
+                                    -- Or one whose argument default calls one (review rev10 R10-1).
+                                    OR EXISTS (SELECT FROM regexp_matches(q.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+                                                WHERE m[1]::oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))))
   ),
   -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
   -- each once per problem (caller, how, fn, unread: what its message names).
@@ -3919,7 +4123,8 @@ BEGIN
           SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
                        WHERE ty.typtype = 'd' AND de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))
            -- And a reached alias of set_config, whatever calls it (review rev-paths F6).
-           OR EXISTS (SELECT FROM body_nodes w JOIN pg_proc q ON q.oid = w.fn WHERE (q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))),
+           OR EXISTS (SELECT FROM body_nodes w JOIN pg_proc q ON q.oid = w.fn WHERE ((q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR q.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))),
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
@@ -3968,29 +4173,44 @@ BEGIN
      WHERE EXISTS (SELECT FROM path_names x WHERE x.altered) AND w.altered
        AND EXISTS (SELECT FROM reached_bodies r WHERE lower(o.name) = ANY (r.words))
     UNION
+    SELECT DISTINCT format('schema %I, whose objects %s names, %s (%s, or have the function name none there)', n.nspname,
+                              b.fn::regprocedure, l.who, l.todo)
+      FROM pg_namespace n
+     CROSS JOIN LATERAL (SELECT format('is owned by %s', pg_get_userbyid(n.nspowner)), format('ALTER SCHEMA %I OWNER TO a role that can act as you', n.nspname)
+                          WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+                         UNION ALL
+                         SELECT format('%s may create objects in it%s', h.login, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END),
+                                format('REVOKE CREATE ON SCHEMA %I FROM %s', n.nspname, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
+                           FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+                           JOIN lesser_grantees h ON h.grantee = a.grantee
+                          WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+                            -- Supabase's auth, its owner's to change (see platform_auth).
+                            AND NOT (n.oid, a.grantee) IN (SELECT pa.nsp, pa.owner FROM platform_auth pa)) AS l(who, todo)
+      JOIN reached_bodies b ON strpos(b.lsrc, lower(n.nspname)) > 0
+                           AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(n.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?'))
+     -- Not a BEGIN ATOMIC body: what it names was bound when it was made, and cannot be dropped.
+     WHERE n.nspname <> 'pg_catalog' AND b.fn IN (SELECT q.oid FROM pg_proc q WHERE q.prosqlbody IS NULL)
+    UNION
     SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
-                              'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
-                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              w.fn::regprocedure, n.nspname,
-                              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
+                              'FROM %s, or give the function a SET search_path without it)', h.login, n.nspname,
+                              CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, w.fn::regprocedure, n.nspname, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
       FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION
     -- A name on such a path with no schema behind it (a "$user" as expanded too): a lesser login
     -- that may create schemas in the database makes it, and the function the body calls, after
     -- the check (review rev-final F1).
     SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
-                              'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
-                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              w.fn::regprocedure, current_database(), quote_ident(g.rolname))
+                              'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', h.login, w.name,
+                              CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, w.fn::regprocedure, current_database(), CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
       FROM path_names w
-      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON CASE WHEN h.grantee = 0 THEN EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE')
+                ELSE has_database_privilege(h.grantee, current_database(), 'CREATE') AND NOT EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE') END
      -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
      -- session's own (N2).
      WHERE w.name NOT IN ('', 'pg_temp') AND NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = w.name)
@@ -3999,11 +4219,12 @@ BEGIN
     -- yet, which such a login makes after the check (review rev-last N3).
     SELECT DISTINCT format('%s may create schemas in the database%s, and %s may change the search path as it runs, to one '
                               'not made yet (REVOKE CREATE ON DATABASE %I FROM %s, or give the function a SET search_path '
-                              'of its own instead)', r.rolname, CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
+                              'of its own instead)', h.login, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, b.fn::regprocedure, current_database(), CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
       FROM reached_bodies b
-      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON CASE WHEN h.grantee = 0 THEN EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE')
+                ELSE has_database_privilege(h.grantee, current_database(), 'CREATE') AND NOT EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE') END
      WHERE anywhere AND b.sets_path) AS p),
          -- Not a BEGIN ATOMIC body's: it runs no DDL (review rev-last N4).
          (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
@@ -4163,33 +4384,29 @@ BEGIN
     -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
     -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
     -- itself the right again, so refusing it here closes that time. Named with who holds the right.
-    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
-                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', h.login,
+                              n.nspname, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, n.nspname, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false
       FROM pg_namespace n
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE n.nspname IN ('x402_backup', 'x402_migrations')
        AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION ALL
-    SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
-                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
-      FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
-     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup')
-       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+    SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups (REVOKE CREATE '
+                              'ON DATABASE %I FROM %s)', h.login, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, current_database(), CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false
+      FROM lesser_grantees h
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup') AND CASE WHEN h.grantee = 0 THEN EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE')
+                ELSE has_database_privilege(h.grantee, current_database(), 'CREATE') AND NOT EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE') END
 
     UNION ALL
     SELECT DISTINCT 1, format('%s %s cannot be locked against a new trigger, and %s may add one%s (REVOKE TRIGGER ON %s FROM %s)',
-                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, r.rolname,
-                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              c.oid::regclass, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, h.login,
+                              CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, c.oid::regclass, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false
       FROM pg_class c
      CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE c.oid = ANY (unlocked) AND a.privilege_type = 'TRIGGER' AND a.grantee <> c.relowner
     UNION ALL
     SELECT 2, format('trigger %I on %s calls %s in its WHEN condition%s, which is %s, not immutable', c.tgname,
@@ -4269,7 +4486,8 @@ BEGIN
                      'in a form the check cannot read (it reads CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, '
                      'and ALTER FUNCTION … SECURITY DEFINER, SET search_path = schema names, SET SCHEMA; not a body '
                      'given as a string, RESET, TO DEFAULT, FROM CURRENT, OWNER TO, RENAME, nor ALTER TABLE … ENABLE, '
-                     'INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, nor ALTER TRIGGER or EXTENSION): write it in one of '
+                     'INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, nor ALTER TRIGGER or EXTENSION), or runs ANALYZE, '
+                     'VACUUM, CLUSTER or REINDEX (which run the code of the tables they work on): write it in one of '
                      'those forms, or run that DDL outside the trigger',
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
@@ -4286,6 +4504,50 @@ BEGIN
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'catalog'
+
+    UNION ALL
+    -- An aggregate or an operator over set_config or a text runner: a body runs it without naming
+    -- a function, and may so change the path, or run SQL given as text, unread (review rev10 R10-2,
+    -- R10-3).
+    SELECT DISTINCT 2, format('%s calls %s, which %s: a body the writes reach may run it without naming a function, and the '
+                              'check cannot read what follows (drop it, or give it a function that does neither)', i.what,
+                              f.oid::regprocedure, CASE WHEN ((f.prosrc = 'set_config_by_name' AND f.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR f.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')) THEN 'may change the search path'
+                                                        ELSE 'runs SQL given as text' END), false
+      FROM implicit_functions i JOIN pg_proc f ON f.oid = i.fn
+     WHERE (((f.prosrc = 'set_config_by_name' AND f.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR f.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')) OR f.oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r) OR f.oid IN (SELECT q.oid FROM pg_proc q
+                             WHERE q.pronamespace <> 'pg_catalog'::regnamespace
+                               AND ((q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+                                     AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))
+                                    -- Or one whose argument default calls one (review rev10 R10-1).
+                                    OR EXISTS (SELECT FROM regexp_matches(q.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+                                                WHERE m[1]::oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r)))))
+       -- Not a type's own input function (record_in, array_in): it is given that type.
+       AND i.what NOT LIKE 'type %' AND EXISTS (SELECT FROM reached_bodies)
+    UNION ALL
+    -- A name the check cannot match in a body's text: one holding a double quote (which a body
+    -- doubles) or a backslash (escapesReadSql reads it away), or 63 bytes long (PostgreSQL cuts a
+    -- longer name in a body to it): a function's, or a relation's, a type's or a schema's of a
+    -- lesser login or in its schema (review rev10 R10-5, R10-6).
+    SELECT DISTINCT 2, format('%s has a name the check cannot match in a body''s text: it holds a double quote or a '
+                              'backslash, or is 63 bytes long, to which PostgreSQL cuts a longer name (rename it)', o.what), false
+      FROM (SELECT format('function %s', q.oid::regprocedure), q.proname FROM pg_proc q WHERE q.oid >= 16384
+            UNION ALL
+            SELECT format('relation %s', c.oid::regclass), c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND (c.relowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles))
+            UNION ALL
+            SELECT format('type %s', t.oid::regtype), t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE t.typrelid = 0 AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
+               AND (t.typowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles))
+            UNION ALL
+            SELECT format('schema %I', n.nspname), n.nspname FROM pg_namespace n WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+           ) AS o(what, name)
+     WHERE (strpos(o.name, '"') > 0 OR strpos(o.name, chr(92)) > 0 OR octet_length(o.name) = 63)
+       AND EXISTS (SELECT FROM reached_bodies)
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL
@@ -4599,7 +4861,9 @@ BEGIN
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
        AND pg_has_role(l.oid, g.oid, 'MEMBER'))
   SELECT string_agg(DISTINCT problem, '; ' ORDER BY problem) INTO found FROM (
     SELECT format('schema %I comes before pg_catalog', s) AS problem
@@ -4611,7 +4875,9 @@ BEGIN
                        ELSE pg_get_userbyid(n.nspowner)::text END)
       FROM pg_namespace n
      WHERE n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog'
-       AND NOT pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'USAGE')
+       AND NOT (pg_catalog.pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(CASE n.nspowner WHEN db_owner_role THEN db_owner ELSE n.nspowner END, session_user, 'SET') ELSE true END)
     UNION ALL
     SELECT format('%s may create objects in schema %I%s', r.rolname, n.nspname,
                      CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END)
@@ -4652,7 +4918,9 @@ BEGIN
              WHERE EXISTS (SELECT FROM pg_operator c WHERE c.oprnamespace = 'pg_catalog'::regnamespace AND c.oprname = o.oprname)
            ) AS s
      WHERE s.nsp = ANY (schemas) AND s.nsp <> 'pg_catalog'
-       AND NOT pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'USAGE')
+       AND NOT (pg_catalog.pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(CASE s.owner WHEN db_owner_role THEN db_owner ELSE s.owner END, session_user, 'SET') ELSE true END)
   ) AS problems;
   IF found IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(
@@ -4685,7 +4953,9 @@ BEGIN
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();
   WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
        AND pg_has_role(l.oid, g.oid, 'MEMBER')),
   -- ADMIN OPTION on an API role, or on a role that is a member of one: granting that role to
   -- itself gives the login the API role too.
@@ -4726,6 +4996,11 @@ DECLARE
   schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
   -- The path code runs with where it sets none (bodyCallsSql), before the check sets its own.
   session_path pg_catalog.name[] := pg_catalog.current_schemas(true);
+  -- Whether the session's path names "$user" (quoted or not), which current_schemas leaves out
+  -- where no schema has the current user's name.
+  session_path_user pg_catalog.bool := pg_catalog.current_setting('search_path') ~* '(^|,)[[:space:]]*"?[$]user"?[[:space:]]*(,|$)';
+  -- The names "$user" on a path may stand for: see below.
+  run_as pg_catalog.name[];
   tables pg_catalog.oid[];
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
@@ -4860,14 +5135,25 @@ BEGIN
     SELECT coalesce(array_agg(t), '{}') INTO unlocked FROM unnest(tables) AS t JOIN pg_class c ON c.oid = t
      WHERE c.relkind IN ('v', 'f') AND NOT t = ANY (locked);
   END IF;
-  -- No login that cannot act as the session's user: no one else can have made, or can change, the
-  -- code the writes run, and nothing is read but row level security, which is not about them (a
-  -- laptop's server, the embedded database). Asked after the locks, as the rest: a login made
-  -- after it is made by a role trusted already.
+  -- No login that cannot act as the session's user, and no right granted to PUBLIC that one made
+  -- later could use: no one else can have made, or can change, the code the writes run, and
+  -- nothing is read but row level security, which is not about them (a laptop's server, the
+  -- embedded database). Asked after the locks, as the rest: a login made after it is made by a
+  -- role trusted already.
   EXIT WHEN NOT EXISTS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
-       AND pg_has_role(l.oid, g.oid, 'MEMBER')) AND NOT EXISTS (
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
+       AND pg_has_role(l.oid, g.oid, 'MEMBER')) AND NOT EXISTS (SELECT FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) AS a
+                WHERE a.grantee = 0 AND a.privilege_type = 'CREATE'
+               UNION ALL
+               SELECT FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+                WHERE a.grantee = 0 AND a.privilege_type = 'TRIGGER'
+               UNION ALL
+               SELECT WHERE EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE'))
+            AND NOT EXISTS (
     -- Row level security that applies to the role that writes (FORCE ROW LEVEL SECURITY on a
     -- table it owns, RLS on another's, without BYPASSRLS): every policy of the table would run
     -- with its power, and whatever their expressions read (views, other tables and their
@@ -4887,10 +5173,45 @@ BEGIN
       JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p') AND t.relrowsecurity
      WHERE v.oid = ANY (tables) AND v.relkind = 'v'
 );
+  -- "$user" on a path is the role code runs as: the session's or the current user, a role a
+  -- function sets itself (SET role), or the owner of a function the check trusts, which its body
+  -- and what it calls run as where it is SECURITY DEFINER (or a body makes it so): the one rule
+  -- of "$user", for a function's own path, a path a body gives one, and the session's (reviews
+  -- rev-paths F5, rev7 U2, rev8 U3, rev9 R9-1, R9-2). Not a lesser login's: its code is refused
+  -- wherever the walk reaches it.
+  IF run_as IS NULL THEN
+    WITH lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
+      FROM pg_roles l, pg_roles g
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
+       AND pg_has_role(l.oid, g.oid, 'MEMBER'))
+    SELECT array_agg(DISTINCT u.name) INTO run_as
+      FROM (SELECT session_user::name
+            UNION ALL SELECT current_user
+            UNION ALL SELECT DISTINCT r.rolname FROM pg_roles r
+                       WHERE r.oid IN (SELECT p.proowner FROM pg_proc p) AND r.oid NOT IN (SELECT oid FROM lesser_roles)
+            UNION ALL SELECT substr(c.setting, strpos(c.setting, '=') + 1)::name
+                        FROM pg_proc p CROSS JOIN LATERAL unnest(p.proconfig) AS c(setting)
+                       WHERE c.setting ~* '^(role|session_authorization)=') AS u(name);
+    IF session_path_user THEN
+      session_path := session_path || run_as;
+    END IF;
+  END IF;
   WITH RECURSIVE lesser_roles AS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(l.oid, session_user, 'SET') ELSE true END)
        AND pg_has_role(l.oid, g.oid, 'MEMBER')),
+  -- Who may use a right granted to a role (grantee): a lesser login, as that role (rolname, and
+  -- login, its name); or, granted to PUBLIC (0), any login, one made after the check too (review
+  -- rev8 R8-2).
+  lesser_grantees(grantee, rolname, login) AS (
+            SELECT g.oid, g.rolname::text, r.rolname::text FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
+            UNION ALL
+            SELECT 0::oid, 'PUBLIC', 'any login (one made after this check too)'
+  ),
   -- The types trusted reached bodies named on the passes so far, with each body and its path.
   body_typed_uses(typ, fn, path) AS (
             SELECT (u.value ->> 0)::oid, (u.value ->> 1)::oid, ARRAY(SELECT jsonb_array_elements_text(u.value -> 2))::name[]
@@ -5375,11 +5696,8 @@ BEGIN
              CROSS JOIN LATERAL (SELECT CASE WHEN left(t.m[1], 1) = '"' THEN ARRAY[replace(substr(t.m[1], 2, length(t.m[1]) - 2), '""', '"')]
                                              ELSE ARRAY[lower(regexp_replace(t.m[1], '[[:space:]]+$', '')), regexp_replace(t.m[1], '[[:space:]]+$', '')]
                                         END AS names) AS tok
-             -- "$user": the owner, the current and the session's user, and a role it sets itself (review rev-paths F5).
-             CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names)
-                                            THEN tok.names || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
-                                                 || ARRAY(SELECT substr(r.setting, strpos(r.setting, '=') + 1) FROM unnest(p.proconfig) AS r(setting)
-                                                           WHERE r.setting ~* '^(role|session_authorization)=')::name[]
+             -- "$user": whoever the function may run as (run_as).
+             CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names) THEN tok.names || run_as
                                             ELSE tok.names::name[] END) AS nsp(name)
              WHERE left(c.setting, 12) = 'search_path='
              GROUP BY p.oid
@@ -5458,12 +5776,10 @@ BEGIN
             -- A function a trusted reached body gives a search path (ALTER FUNCTION … SET
             -- search_path: the last passes' altered_paths), with that path: what it reaches with it
             -- is walked too (review rev6 P1b, P1c). Every function of that name, in any schema.
-            -- "$user": whoever runs it, the owner of any SECURITY DEFINER function that may call it
-            -- too: every role's name (reviews rev7 U2, rev8 U3).
+            -- "$user": whoever it may run as (run_as; reviews rev7 U2, rev8 U3).
             SELECT format('%s, given the search path %s by a body the writes reach', p.oid::regprocedure,
                           array_to_string(a.path, ', ')), p.oid,
-                   CASE WHEN '$user' = ANY (a.path) THEN a.path || ARRAY(SELECT r.rolname FROM pg_roles r)::name[]
-                        ELSE a.path END
+                   CASE WHEN '$user' = ANY (a.path) THEN a.path || run_as ELSE a.path END
               FROM (SELECT e.value ->> 0 AS name, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
                       FROM jsonb_array_elements(altered_paths) AS e) AS a
               JOIN pg_proc p ON p.proname = a.name
@@ -5510,7 +5826,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
-  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?([$]|[eu]?&?'')')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
@@ -5579,12 +5895,14 @@ BEGIN
                        OFFSET 0) AS c
                 WHERE (((sets_path.anywhere OR cardinality(sets_path.made_words) > 0) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
@@ -5638,7 +5956,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
-  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?([$]|[eu]?&?'')')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
@@ -5707,12 +6025,14 @@ BEGIN
                        OFFSET 0) AS c
                 WHERE (((sets_path.anywhere OR cardinality(sets_path.made_words) > 0) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
@@ -5734,7 +6054,8 @@ BEGIN
   -- last pass) whose walk reaches a domain whose CHECK or default calls set_config.
   hidden_path_setters(fn) AS (
             SELECT e.caller FROM body_edges e JOIN pg_proc q ON q.oid = e.fn
-             WHERE (q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+             WHERE ((q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR q.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))
             UNION
             SELECT u.fn FROM body_typed_uses u
               JOIN column_types t ON t.top = u.typ
@@ -5754,7 +6075,7 @@ BEGIN
   -- The statement is that SET alone: what follows the string is the end of the EXECUTE (in
   -- format(), after its arguments, plain ones: no string, call or ;), never more SQL joined to it.
   || '([[:space:]]*,[^;''()]*[)])?(?=[[:space:]]*;)'), 'perform null', 'gi') ~* ('(' || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || '|(?<![[:alnum:]_$])(query|in|for)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+)execute(?![[:alnum:]_$])|'
-  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])')
+  || ('(^|;|(?<![[:alnum:]_])(begin|then|else|loop|do))' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*') || 'do(?![[:alnum:]_$])' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*(language' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?([$]|[eu]?&?'')')
            OR b.raw ~* '(?<![[:alnum:]_$])([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in|dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)(?![[:alnum:]_$])'
            -- A schema renamed may become one the path names ("$user" as the runner's name: review
            -- rev3 R6); read to the end of the body, not to a ; that a comment may hold (review rev4).
@@ -5784,7 +6105,8 @@ BEGIN
                    EXISTS (SELECT FROM pg_class c
                             WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND c.relname::text = ANY (b.words)
                               AND b.src ~* (('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') || '(' || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || 'pg_catalog' || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?') || ')?'
                                             || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])')) AS writes_catalog,
                    -- The check reads strings as PostgreSQL does with standard_conforming_strings on:
@@ -5814,13 +6136,18 @@ BEGIN
                                OFFSET 0) AS e
                        OFFSET 0) AS t) AS b
              -- A BEGIN ATOMIC body runs no DDL.
-             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN (CASE WHEN b.words && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension']::text[] THEN ARRAY(
+             CROSS JOIN LATERAL (SELECT CASE WHEN p.prosqlbody IS NULL THEN (CASE WHEN b.words && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension',
+                                     'analyze', 'analyse', 'vacuum', 'cluster', 'reindex']::text[] THEN ARRAY(
              WITH RECURSIVE texts(t) AS (
                SELECT b.raw
                UNION ALL
                SELECT m[2] FROM texts CROSS JOIN LATERAL regexp_matches(texts.t, ('(?:(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[$]([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$](.*?)[$]' || chr(92) || '1[$]){1,1}?'), 'g') AS m
              )
-             SELECT s[1] FROM texts CROSS JOIN LATERAL regexp_matches(regexp_replace(texts.t, ('(?:("(?:[^"]|"")*?")(?!")|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[eE]('')(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?''(?:(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*''(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?'')*?(?!'')(?!(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*'')|('')(?:[^'']|'''')*?''(?!'')|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)([$])([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$].*?[$]' || chr(92) || '5[$]|--[^' || chr(10) || chr(13) || ']*?(?=[' || chr(10) || chr(13) || ']|$)|/[*].*?[*]/){1,1}?'), (' ' || chr(92) || '1' || chr(92) || '2' || chr(92) || '2' || chr(92) || '3' || chr(92) || '3' || chr(92) || '4' || chr(92) || '4 '), 'g'), ('(?<![[:alnum:]_$])((?:(?:alter|create)[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure|routine)|alter[[:space:]]+(?:(?:foreign[[:space:]]+)?table|(?:event[[:space:]]+)?trigger|extension))(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS s)
+             SELECT s[1] FROM texts
+              CROSS JOIN LATERAL (SELECT regexp_replace(texts.t, ('(?:("(?:[^"]|"")*?")(?!")|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)[eE]('')(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?''(?:(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*''(?:[^''' || chr(92) || chr(92) || ']|' || chr(92) || chr(92) || '.|'''')*?'')*?(?!'')(?!(?:[ ' || chr(9) || chr(12) || chr(11) || ']|--[^' || chr(10) || chr(13) || ']*)*[' || chr(10) || chr(13) || '](?:[[:space:]]|--[^' || chr(10) || chr(13) || ']*[' || chr(10) || chr(13) || '])*'')|('')(?:[^'']|'''')*?''(?!'')|(?<![^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-#%-/:-@[-^`{-' || chr(127) || ']*)([$])([^' || chr(1) || '-@[-^`{-' || chr(127) || '][^' || chr(1) || '-/:-@[-^`{-' || chr(127) || ']*?|)[$].*?[$]' || chr(92) || '5[$]|--[^' || chr(10) || chr(13) || ']*?(?=[' || chr(10) || chr(13) || ']|$)|/[*].*?[*]/){1,1}?'), (' ' || chr(92) || '1' || chr(92) || '2' || chr(92) || '2' || chr(92) || '3' || chr(92) || '3' || chr(92) || '4' || chr(92) || '4 '), 'g') AS shaped OFFSET 0) AS x
+              CROSS JOIN LATERAL (SELECT r FROM regexp_matches(x.shaped, ('(?<![[:alnum:]_$])((?:(?:alter|create)[[:space:]]+(?:or[[:space:]]+replace[[:space:]]+)?(?:function|procedure|routine)|alter[[:space:]]+(?:(?:foreign[[:space:]]+)?table|(?:event[[:space:]]+)?trigger|extension))(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS r
+                                  UNION ALL
+                                  SELECT r FROM regexp_matches(x.shaped, ('(?:^|;|(?<![[:alnum:]_$])(?:begin|then|else|loop))[[:space:]]*((?:analy[sz]e|vacuum|cluster|reindex)(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)'), 'gi') AS r) AS m(s))
            ELSE '{}' END) ELSE '{}' END AS ddl
                                  OFFSET 0) AS d
              WHERE p.oid IN (SELECT w.fn FROM body_nodes w) AND p.prolang IN (SELECT oid FROM opaque_languages)
@@ -5876,12 +6203,14 @@ BEGIN
                        OFFSET 0) AS c
                 WHERE (((b.sets_path OR b.makes_code) OR c.nspname = ANY (w.path))
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))
                    OR (strpos(b.lsrc, lower(c.nspname)) > 0
                        AND b.src ~* (CASE WHEN c.relkind = 'v' THEN '(?<![[:alnum:]_$])"?' ELSE ('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+into|update|delete' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+from|merge' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
-  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+materialized' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+view(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+concurrently)?|alter' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)')
+  || '+table(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+if' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+exists)?|truncate('
   || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+table)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+[^;]*,)?)(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+only)?(' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '+"?|")') END
                                         || ('(("([^"]|"")*"|[[:alnum:]_$]+)' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*)?"?') || regexp_replace(replace(c.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?')
                                         || regexp_replace(replace(c.relname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || '"?(?![[:alnum:]_])'))) AS c
@@ -5919,15 +6248,21 @@ BEGIN
              -- check's time on the bench's hub).
              WHERE EXISTS (SELECT q.oid FROM pg_proc q
                              WHERE q.pronamespace <> 'pg_catalog'::regnamespace
-                               AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
-                               AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM pg_proc r
-                                                              WHERE r.pronamespace = 'pg_catalog'::regnamespace
-                                                                AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$')) AND e.fn IN (SELECT q.oid FROM pg_proc q
+                               AND ((q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+                                     AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))
+                                    -- Or one whose argument default calls one (review rev10 R10-1).
+                                    OR EXISTS (SELECT FROM regexp_matches(q.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+                                                WHERE m[1]::oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r)))) AND e.fn IN (SELECT q.oid FROM pg_proc q
                              WHERE q.pronamespace <> 'pg_catalog'::regnamespace
-                               AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
-                               AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM pg_proc r
-                                                              WHERE r.pronamespace = 'pg_catalog'::regnamespace
-                                                                AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$'))
+                               AND ((q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+                                     AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))
+                                    -- Or one whose argument default calls one (review rev10 R10-1).
+                                    OR EXISTS (SELECT FROM regexp_matches(q.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+                                                WHERE m[1]::oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))))
   ),
   -- Back from each problem's body (with its path) over body_edges to every node that reaches it,
   -- each once per problem (caller, how, fn, unread: what its message names).
@@ -5963,7 +6298,8 @@ BEGIN
           SELECT 'default', ty.typdefaultbin::text WHERE ty.typdefaultbin IS NOT NULL) AS de
                        WHERE ty.typtype = 'd' AND de.tree ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))
            -- And a reached alias of set_config, whatever calls it (review rev-paths F6).
-           OR EXISTS (SELECT FROM body_nodes w JOIN pg_proc q ON q.oid = w.fn WHERE (q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))),
+           OR EXISTS (SELECT FROM body_nodes w JOIN pg_proc q ON q.oid = w.fn WHERE ((q.prosrc = 'set_config_by_name' AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR q.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M'))),
          (SELECT string_agg(DISTINCT s.fn::regprocedure::text, ', ')
             FROM (SELECT r.fn FROM reached_bodies r WHERE r.sets_path UNION SELECT f.fn FROM role_setters f) AS s),
          (SELECT string_agg(p.problem, '; ' ORDER BY p.problem) FROM (
@@ -6012,29 +6348,44 @@ BEGIN
      WHERE EXISTS (SELECT FROM path_names x WHERE x.altered) AND w.altered
        AND EXISTS (SELECT FROM reached_bodies r WHERE lower(o.name) = ANY (r.words))
     UNION
+    SELECT DISTINCT format('schema %I, whose objects %s names, %s (%s, or have the function name none there)', n.nspname,
+                              b.fn::regprocedure, l.who, l.todo)
+      FROM pg_namespace n
+     CROSS JOIN LATERAL (SELECT format('is owned by %s', pg_get_userbyid(n.nspowner)), format('ALTER SCHEMA %I OWNER TO a role that can act as you', n.nspname)
+                          WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+                         UNION ALL
+                         SELECT format('%s may create objects in it%s', h.login, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END),
+                                format('REVOKE CREATE ON SCHEMA %I FROM %s', n.nspname, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
+                           FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+                           JOIN lesser_grantees h ON h.grantee = a.grantee
+                          WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+                            -- Supabase's auth, its owner's to change (see platform_auth).
+                            AND NOT (n.oid, a.grantee) IN (SELECT pa.nsp, pa.owner FROM platform_auth pa)) AS l(who, todo)
+      JOIN reached_bodies b ON strpos(b.lsrc, lower(n.nspname)) > 0
+                           AND b.src ~* ('(?<![[:alnum:]_$])"?' || regexp_replace(replace(n.nspname, '"', '""'), '([^[:alnum:]_])', repeat(chr(92), 3) || '1', 'g') || ('"?' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*[.]' || ('([[:space:]]|--[^' || chr(10) || chr(13) || ']*(' || chr(10) || '|' || chr(13) || '|$)|/[*]([^*]|[*]+[^*/])*[*]+/)') || '*"?'))
+     -- Not a BEGIN ATOMIC body: what it names was bound when it was made, and cannot be dropped.
+     WHERE n.nspname <> 'pg_catalog' AND b.fn IN (SELECT q.oid FROM pg_proc q WHERE q.prosqlbody IS NULL)
+    UNION
     SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
-                              'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
-                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              w.fn::regprocedure, n.nspname,
-                              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
+                              'FROM %s, or give the function a SET search_path without it)', h.login, n.nspname,
+                              CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, w.fn::regprocedure, n.nspname, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
       FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION
     -- A name on such a path with no schema behind it (a "$user" as expanded too): a lesser login
     -- that may create schemas in the database makes it, and the function the body calls, after
     -- the check (review rev-final F1).
     SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
-                              'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
-                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              w.fn::regprocedure, current_database(), quote_ident(g.rolname))
+                              'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', h.login, w.name,
+                              CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, w.fn::regprocedure, current_database(), CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
       FROM path_names w
-      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON CASE WHEN h.grantee = 0 THEN EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE')
+                ELSE has_database_privilege(h.grantee, current_database(), 'CREATE') AND NOT EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE') END
      -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
      -- session's own (N2).
      WHERE w.name NOT IN ('', 'pg_temp') AND NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = w.name)
@@ -6043,11 +6394,12 @@ BEGIN
     -- yet, which such a login makes after the check (review rev-last N3).
     SELECT DISTINCT format('%s may create schemas in the database%s, and %s may change the search path as it runs, to one '
                               'not made yet (REVOKE CREATE ON DATABASE %I FROM %s, or give the function a SET search_path '
-                              'of its own instead)', r.rolname, CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
+                              'of its own instead)', h.login, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, b.fn::regprocedure, current_database(), CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END)
       FROM reached_bodies b
-      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON CASE WHEN h.grantee = 0 THEN EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE')
+                ELSE has_database_privilege(h.grantee, current_database(), 'CREATE') AND NOT EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE') END
      WHERE anywhere AND b.sets_path) AS p),
          -- Not a BEGIN ATOMIC body's: it runs no DDL (review rev-last N4).
          (SELECT jsonb_agg(DISTINCT to_jsonb(w.path)) FROM body_nodes w JOIN reached_bodies b ON b.fn = w.fn
@@ -6207,33 +6559,29 @@ BEGIN
     -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
     -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
     -- itself the right again, so refusing it here closes that time. Named with who holds the right.
-    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
-                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', h.login,
+                              n.nspname, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, n.nspname, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false
       FROM pg_namespace n
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE n.nspname IN ('x402_backup', 'x402_migrations')
        AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION ALL
-    SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups', r.rolname,
-                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
-      FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
-     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup')
-       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+    SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups (REVOKE CREATE '
+                              'ON DATABASE %I FROM %s)', h.login, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, current_database(), CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false
+      FROM lesser_grantees h
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = 'x402_backup') AND CASE WHEN h.grantee = 0 THEN EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE')
+                ELSE has_database_privilege(h.grantee, current_database(), 'CREATE') AND NOT EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE') END
 
     UNION ALL
     SELECT DISTINCT 1, format('%s %s cannot be locked against a new trigger, and %s may add one%s (REVOKE TRIGGER ON %s FROM %s)',
-                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, r.rolname,
-                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              c.oid::regclass, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, h.login,
+                              CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, c.oid::regclass, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false
       FROM pg_class c
      CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE c.oid = ANY (unlocked) AND a.privilege_type = 'TRIGGER' AND a.grantee <> c.relowner
     UNION ALL
     SELECT 2, format('trigger %I on %s calls %s in its WHEN condition%s, which is %s, not immutable', c.tgname,
@@ -6313,7 +6661,8 @@ BEGIN
                      'in a form the check cannot read (it reads CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, '
                      'and ALTER FUNCTION … SECURITY DEFINER, SET search_path = schema names, SET SCHEMA; not a body '
                      'given as a string, RESET, TO DEFAULT, FROM CURRENT, OWNER TO, RENAME, nor ALTER TABLE … ENABLE, '
-                     'INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, nor ALTER TRIGGER or EXTENSION): write it in one of '
+                     'INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, nor ALTER TRIGGER or EXTENSION), or runs ANALYZE, '
+                     'VACUUM, CLUSTER or REINDEX (which run the code of the tables they work on): write it in one of '
                      'those forms, or run that DDL outside the trigger',
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
@@ -6330,6 +6679,50 @@ BEGIN
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
      WHERE w.unread AND w.how = 'catalog'
+
+    UNION ALL
+    -- An aggregate or an operator over set_config or a text runner: a body runs it without naming
+    -- a function, and may so change the path, or run SQL given as text, unread (review rev10 R10-2,
+    -- R10-3).
+    SELECT DISTINCT 2, format('%s calls %s, which %s: a body the writes reach may run it without naming a function, and the '
+                              'check cannot read what follows (drop it, or give it a function that does neither)', i.what,
+                              f.oid::regprocedure, CASE WHEN ((f.prosrc = 'set_config_by_name' AND f.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR f.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')) THEN 'may change the search path'
+                                                        ELSE 'runs SQL given as text' END), false
+      FROM implicit_functions i JOIN pg_proc f ON f.oid = i.fn
+     WHERE (((f.prosrc = 'set_config_by_name' AND f.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR f.proargdefaults::text ~ (':funcid ' || 'pg_catalog.set_config(text,text,boolean)'::pg_catalog.regprocedure::pg_catalog.oid || '\M')) OR f.oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r) OR f.oid IN (SELECT q.oid FROM pg_proc q
+                             WHERE q.pronamespace <> 'pg_catalog'::regnamespace
+                               AND ((q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+                                     AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r))
+                                    -- Or one whose argument default calls one (review rev10 R10-1).
+                                    OR EXISTS (SELECT FROM regexp_matches(q.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+                                                WHERE m[1]::oid IN (SELECT r.oid FROM (SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^([a-z_]*_to_xml[a-z_]*|ts_stat|ts_rewrite|pg_input_[a-z_]*|domain_in|record_in|array_in|range_in|multirange_in)$') AS r)))))
+       -- Not a type's own input function (record_in, array_in): it is given that type.
+       AND i.what NOT LIKE 'type %' AND EXISTS (SELECT FROM reached_bodies)
+    UNION ALL
+    -- A name the check cannot match in a body's text: one holding a double quote (which a body
+    -- doubles) or a backslash (escapesReadSql reads it away), or 63 bytes long (PostgreSQL cuts a
+    -- longer name in a body to it): a function's, or a relation's, a type's or a schema's of a
+    -- lesser login or in its schema (review rev10 R10-5, R10-6).
+    SELECT DISTINCT 2, format('%s has a name the check cannot match in a body''s text: it holds a double quote or a '
+                              'backslash, or is 63 bytes long, to which PostgreSQL cuts a longer name (rename it)', o.what), false
+      FROM (SELECT format('function %s', q.oid::regprocedure), q.proname FROM pg_proc q WHERE q.oid >= 16384
+            UNION ALL
+            SELECT format('relation %s', c.oid::regclass), c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND (c.relowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles))
+            UNION ALL
+            SELECT format('type %s', t.oid::regtype), t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE t.typrelid = 0 AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
+               AND (t.typowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles))
+            UNION ALL
+            SELECT format('schema %I', n.nspname), n.nspname FROM pg_namespace n WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+           ) AS o(what, name)
+     WHERE (strpos(o.name, '"') > 0 OR strpos(o.name, chr(92)) > 0 OR octet_length(o.name) = 63)
+       AND EXISTS (SELECT FROM reached_bodies)
   ) AS problems) AS listed;
   -- What the tables written by reached bodies run is checked as the rest: again, with them in scope.
   EXIT WHEN found IS NOT NULL

@@ -13,7 +13,8 @@
  *   volatility, STRICT, PARALLEL, COST, ROWS, SET SCHEMA name, or SET search_path = names (the
  *   schemas the check then counts as on a reached path: searchPathListSql);
  * - ALTER TABLE without ENABLE, INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, REPLICA, FORCE; no
- *   ALTER FOREIGN TABLE, TRIGGER, EVENT TRIGGER or EXTENSION.
+ *   ALTER FOREIGN TABLE, TRIGGER, EVENT TRIGGER or EXTENSION; no ANALYZE, VACUUM, CLUSTER or
+ *   REINDEX (they run code of tables the check does not follow).
  * Supabase's event trigger functions hold only such forms (grant_pg_net_access's ALTER function
  * net.http_get(…) SECURITY DEFINER and SET search_path = net; grant_pg_graphql_access's create or
  * replace function graphql_public.graphql(…) … language sql as $$ … $$).
@@ -128,8 +129,18 @@ const CODE_STATEMENT =
   `|alter${S}+(?:(?:foreign${S}+)?table|(?:event${S}+)?trigger|extension))(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)`
 
 /**
+ * ANALYZE, VACUUM, CLUSTER or REINDEX at a statement's start, to its `;`: they run the index
+ * expressions, statistics and constraints of the tables they work on, as those tables' owners,
+ * and of every table where they name none, or an index, a schema or the database (review rev10
+ * R10-4). None is a form read.
+ */
+const MAINTENANCE_STATEMENT =
+  `(?:^|;|(?<![[:alnum:]_$])(?:begin|then|else|loop))${S}*` +
+  `((?:analy[sz]e|vacuum|cluster|reindex)(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)`
+
+/**
  * SQL (a scalar subquery): the statements that make or change code (CREATE FUNCTION, ALTER
- * FUNCTION, …) of the body text `raw`, and of each dollar-quoted string in it (the body of a
+ * FUNCTION, …), or run a table's ({@link MAINTENANCE_STATEMENT}), of the body text `raw`, and of each dollar-quoted string in it (the body of a
  * function it makes, read as code), each as {@link shapeSql} reads it; none where the body holds
  * none of the words function, procedure and routine (`words`, its words).
  *
@@ -139,13 +150,18 @@ const CODE_STATEMENT =
  * ```
  */
 export function codeStatementsSql(raw: string, words: string): string {
-  return `(CASE WHEN ${words} && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension']::text[] THEN ARRAY(
+  return `(CASE WHEN ${words} && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension',
+                                     'analyze', 'analyse', 'vacuum', 'cluster', 'reindex']::text[] THEN ARRAY(
              WITH RECURSIVE texts(t) AS (
                SELECT ${raw}
                UNION ALL
                SELECT m[2] FROM texts CROSS JOIN LATERAL regexp_matches(texts.t, ${sqlText(DOLLAR_STRING)}, 'g') AS m
              )
-             SELECT s[1] FROM texts CROSS JOIN LATERAL regexp_matches(${shapeSql('texts.t')}, ${sqlText(CODE_STATEMENT)}, 'gi') AS s)
+             SELECT s[1] FROM texts
+              CROSS JOIN LATERAL (SELECT ${shapeSql('texts.t')} AS shaped OFFSET 0) AS x
+              CROSS JOIN LATERAL (SELECT r FROM regexp_matches(x.shaped, ${sqlText(CODE_STATEMENT)}, 'gi') AS r
+                                  UNION ALL
+                                  SELECT r FROM regexp_matches(x.shaped, ${sqlText(MAINTENANCE_STATEMENT)}, 'gi') AS r) AS m(s))
            ELSE '{}' END)`
 }
 

@@ -221,10 +221,12 @@ const WHEN_PROBLEMS_SQL = `    UNION ALL
  * - a function `name` of schema `schema` where it holds `schema.name` (space and comments around
  *   the dot allowed, and a database's name before it);
  * - a function of a schema on the search path it runs with where it holds its name as a whole
- *   word: its own `SET search_path` (pg_proc.proconfig; "$user" taken as its owner, the current
- *   and the session's user) where it has one, else its caller's, else the session's at the check
- *   (`current_schemas(true)`) with the schemas a request runs with (REQUEST_PATH_SCHEMAS:
- *   measureAccess and the key rotation write as requests); pg_catalog always. An event trigger's
+ *   word: its own `SET search_path` (pg_proc.proconfig) where it has one, else its caller's,
+ *   else the session's at the check (`current_schemas(true)`) with the schemas a request runs
+ *   with (REQUEST_PATH_SCHEMAS:
+ *   measureAccess and the key rotation write as requests); "$user" on any of them taken as each
+ *   role the code may run as (`run_as`: the session's and the current user, a role a function
+ *   sets, a trusted function's owner: review rev9 R9-1, R9-2); pg_catalog always. An event trigger's
  *   function without a path of its own runs with the path of the DDL that fires it, which a
  *   reached body may run with its own `SET search_path` (a CREATE TEMP TABLE): so with the
  *   session's and, on the next pass, with each path a trusted reached body runs with (review revo
@@ -402,11 +404,8 @@ function bodyCallsSql(schemas: string | undefined): string {
              CROSS JOIN LATERAL (SELECT CASE WHEN left(t.m[1], 1) = '"' THEN ARRAY[replace(substr(t.m[1], 2, length(t.m[1]) - 2), '""', '"')]
                                              ELSE ARRAY[lower(regexp_replace(t.m[1], '[[:space:]]+$', '')), regexp_replace(t.m[1], '[[:space:]]+$', '')]
                                         END AS names) AS tok
-             -- "$user": the owner, the current and the session's user, and a role it sets itself (review rev-paths F5).
-             CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names)
-                                            THEN tok.names || ARRAY[pg_get_userbyid(p.proowner), current_user, session_user]::name[]
-                                                 || ARRAY(SELECT substr(r.setting, strpos(r.setting, '=') + 1) FROM unnest(p.proconfig) AS r(setting)
-                                                           WHERE r.setting ~* '^(role|session_authorization)=')::name[]
+             -- "$user": whoever the function may run as (run_as).
+             CROSS JOIN LATERAL unnest(CASE WHEN '$user' = ANY (tok.names) THEN tok.names || run_as
                                             ELSE tok.names::name[] END) AS nsp(name)
              WHERE left(c.setting, 12) = 'search_path='
              GROUP BY p.oid
@@ -471,12 +470,10 @@ function bodyCallsSql(schemas: string | undefined): string {
             -- A function a trusted reached body gives a search path (ALTER FUNCTION … SET
             -- search_path: the last passes' altered_paths), with that path: what it reaches with it
             -- is walked too (review rev6 P1b, P1c). Every function of that name, in any schema.
-            -- "$user": whoever runs it, the owner of any SECURITY DEFINER function that may call it
-            -- too: every role's name (reviews rev7 U2, rev8 U3).
+            -- "$user": whoever it may run as (run_as; reviews rev7 U2, rev8 U3).
             SELECT format('%s, given the search path %s by a body the writes reach', p.oid::regprocedure,
                           array_to_string(a.path, ', ')), p.oid,
-                   CASE WHEN '$user' = ANY (a.path) THEN a.path || ARRAY(SELECT r.rolname FROM pg_roles r)::name[]
-                        ELSE a.path END
+                   CASE WHEN '$user' = ANY (a.path) THEN a.path || run_as ELSE a.path END
               FROM (SELECT e.value ->> 0 AS name, ARRAY(SELECT jsonb_array_elements_text(e.value -> 1))::name[] AS path
                       FROM jsonb_array_elements(altered_paths) AS e) AS a
               JOIN pg_proc p ON p.proname = a.name
@@ -627,6 +624,44 @@ function bodyCallsSql(schemas: string | undefined): string {
  * every schema where a reached body may change the path, else the session's with the schemas a
  * request runs with.
  */
+/** How lesser_grantees names PUBLIC's logins. */
+const PUBLIC_LOGIN = `'any login (one made after this check too)'`
+
+/**
+ * SQL: what follows a lesser_grantees row `h`'s login in a message: the right granted to PUBLIC,
+ * or the role it holds it as.
+ */
+const grantedAs = (h: string) =>
+  `CASE WHEN ${h}.grantee = 0 THEN ' (granted to PUBLIC)' WHEN ${h}.rolname <> ${h}.login THEN format(' (as %s)', ${h}.rolname) ELSE '' END`
+
+/** SQL: whom a message's REVOKE names for a lesser_grantees row `h`. */
+const revokeFrom = (h: string) =>
+  `CASE WHEN ${h}.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(${h}.rolname) END`
+
+/** SQL: whether PUBLIC may create schemas in the current database. */
+const PUBLIC_CREATES_SCHEMAS = `EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
+                   WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE')`
+
+/**
+ * SQL: whether the lesser_grantees row `h` may create schemas in the current database: PUBLIC
+ * where it is granted so, a lesser login's role where it is granted otherwise (not twice).
+ */
+const createsSchemas = (h: string) => `CASE WHEN ${h}.grantee = 0 THEN ${PUBLIC_CREATES_SCHEMAS}
+                ELSE has_database_privilege(${h}.grantee, current_database(), 'CREATE') AND NOT ${PUBLIC_CREATES_SCHEMAS} END`
+
+/**
+ * SQL (rows, for EXISTS): rights granted to PUBLIC that any login, one made later too, could
+ * use to put code where a write runs it: CREATE on a schema or the database, TRIGGER on a
+ * relation. Where there is none and no lesser login, the check reads nothing more (review rev8 R8-2).
+ */
+const PUBLIC_GRANTS_SQL = `SELECT FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) AS a
+                WHERE a.grantee = 0 AND a.privilege_type = 'CREATE'
+               UNION ALL
+               SELECT FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+                WHERE a.grantee = 0 AND a.privilege_type = 'TRIGGER'
+               UNION ALL
+               SELECT WHERE ${PUBLIC_CREATES_SCHEMAS}`
+
 const SESSION_SEED_PATH = `(CASE WHEN anywhere THEN (SELECT a.path FROM all_schemas a)
                                  ELSE session_path || ARRAY[${REQUEST_PATH_SCHEMAS.map((name) => `'${name}'`).join(', ')}]::name[] END)`
 
@@ -844,10 +879,13 @@ const DATABASE_PART = `('(("([^"]|"")*"|[[:alnum:]_$]+)' || ${SPACE} || '*[.]' |
 
 /**
  * SQL: a regular expression's start (for `~*`) that matches a statement's words before the
- * relation it writes, and the name's opening quote; in a TRUNCATE, any of its list.
+ * relation it writes, and the name's opening quote; in a TRUNCATE, any of its list. ALTER TABLE
+ * too: it runs the table's code (VALIDATE CONSTRAINT its CHECKs, a rewrite its defaults: review
+ * rev10 R10-4).
  */
 const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+into|update|delete' || ${SPACE} || '+from|merge' || ${SPACE}
-  || '+into|copy|refresh' || ${SPACE} || '+materialized' || ${SPACE} || '+view(' || ${SPACE} || '+concurrently)?|truncate('
+  || '+into|copy|refresh' || ${SPACE} || '+materialized' || ${SPACE} || '+view(' || ${SPACE} || '+concurrently)?|alter' || ${SPACE}
+  || '+table(' || ${SPACE} || '+if' || ${SPACE} || '+exists)?|truncate('
   || ${SPACE} || '+table)?(' || ${SPACE} || '+[^;]*,)?)(' || ${SPACE} || '+only)?(' || ${SPACE} || '+"?|")')`
 
 /**
@@ -874,15 +912,16 @@ const CUSTOM_SETTING_EXECUTE = `('(?<![[:alnum:]_$])execute[[:space:]]+(format[[
 
 /**
  * SQL: a regular expression (for `~*`) of a PL/pgSQL statement that runs SQL it is given as text:
- * EXECUTE at a statement's start or after RETURN QUERY, FOR … IN or OPEN … FOR, and DO, however
- * it goes on (review rev2 F3, rev3 R2: PL/pgSQL code in a string, no EXECUTE). It is matched
+ * EXECUTE at a statement's start or after RETURN QUERY, FOR … IN or OPEN … FOR, and DO with its
+ * code, a string however quoted (review rev2 F3, rev3 R2: PL/pgSQL code in a string, no EXECUTE;
+ * not MERGE's DO NOTHING, nor a comment's "then do": review rev10 P6, P7). It is matched
  * after each {@link CUSTOM_SETTING_EXECUTE} is read as `perform null`: the statement's own
  * words, never the `;` around it (cutting that out made the next EXECUTE no statement's start:
  * review rev2 F1), and not by counting the two (an EXECUTE's match takes in the comment before
  * it, and an exempt one in it: rev3 R1).
  */
 const DYNAMIC_STATEMENT = `('(' || ${STATEMENT_START} || '|(?<![[:alnum:]_$])(query|in|for)' || ${SPACE} || '+)execute(?![[:alnum:]_$])|'
-  || ${STATEMENT_START} || 'do(?![[:alnum:]_$])')`
+  || ${STATEMENT_START} || 'do(?![[:alnum:]_$])' || ${SPACE} || '*(language' || ${SPACE} || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ${SPACE} || '*)?([$]|[eu]?&?'')')`
 
 /**
  * SQL: a regular expression (for `~*`) of a call of a function that runs SQL given as text, or
@@ -901,18 +940,25 @@ const TEXT_RUNNER_CALL = `'(?<![[:alnum:]_$])(${TEXT_RUNNER_NAMES}|${CONTRIB_TEX
  * rev-paths F6).
  */
 const SET_CONFIG_ALIAS = (q: string): string =>
-  `(${q}.prosrc = 'set_config_by_name' AND ${q}.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))`
+  `((${q}.prosrc = 'set_config_by_name' AND ${q}.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c')))
+    OR ${q}.proargdefaults::text ~ ${SET_CONFIG_CALL})`
+
+/** SQL (a FROM item): pg_catalog's text runners ({@link TEXT_RUNNER_NAMES}). */
+const PG_CATALOG_TEXT_RUNNERS = `(SELECT r.oid, r.prolang, r.prosrc FROM pg_proc r
+                                  WHERE r.pronamespace = 'pg_catalog'::regnamespace AND r.proname ~ '^(${TEXT_RUNNER_NAMES})$')`
 
 /**
  * SQL (a subquery): the functions outside pg_catalog that are one of its text runners under
- * another name (internal or C, of the same symbol, which only a superuser makes).
+ * another name (internal or C, of the same symbol, which only a superuser makes), or that call
+ * one in an argument's default, which runs where a caller leaves that argument out.
  */
 const TEXT_RUNNER_ALIASES = `SELECT q.oid FROM pg_proc q
                              WHERE q.pronamespace <> 'pg_catalog'::regnamespace
-                               AND q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
-                               AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM pg_proc r
-                                                              WHERE r.pronamespace = 'pg_catalog'::regnamespace
-                                                                AND r.proname ~ '^(${TEXT_RUNNER_NAMES})$')`
+                               AND ((q.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('internal', 'c'))
+                                     AND (q.prolang, q.prosrc) IN (SELECT r.prolang, r.prosrc FROM ${PG_CATALOG_TEXT_RUNNERS} AS r))
+                                    -- Or one whose argument default calls one (review rev10 R10-1).
+                                    OR EXISTS (SELECT FROM regexp_matches(q.proargdefaults::text, ':(?:funcid|opfuncid) ([0-9]+)', 'g') AS m
+                                                WHERE m[1]::oid IN (SELECT r.oid FROM ${PG_CATALOG_TEXT_RUNNERS} AS r)))`
 
 /**
  * SQL: whether the body of the pg_proc row `p`, as text `src`, may change the search path it runs
@@ -1007,7 +1053,8 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
                      'in a form the check cannot read (it reads CREATE FUNCTION … LANGUAGE sql or plpgsql AS $$…$$, '
                      'and ALTER FUNCTION … SECURITY DEFINER, SET search_path = schema names, SET SCHEMA; not a body '
                      'given as a string, RESET, TO DEFAULT, FROM CURRENT, OWNER TO, RENAME, nor ALTER TABLE … ENABLE, '
-                     'INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, nor ALTER TRIGGER or EXTENSION): write it in one of '
+                     'INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, nor ALTER TRIGGER or EXTENSION), or runs ANALYZE, '
+                     'VACUUM, CLUSTER or REINDEX (which run the code of the tables they work on): write it in one of '
                      'those forms, or run that DDL outside the trigger',
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
@@ -1023,7 +1070,40 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
                      'trigger''s state) in a way the check cannot read (use ALTER FUNCTION or ALTER TABLE instead)',
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
-     WHERE w.unread AND w.how = 'catalog'`
+     WHERE w.unread AND w.how = 'catalog'
+
+    UNION ALL
+    -- An aggregate or an operator over set_config or a text runner: a body runs it without naming
+    -- a function, and may so change the path, or run SQL given as text, unread (review rev10 R10-2,
+    -- R10-3).
+    SELECT DISTINCT 2, format('%s calls %s, which %s: a body the writes reach may run it without naming a function, and the '
+                              'check cannot read what follows (drop it, or give it a function that does neither)', i.what,
+                              f.oid::regprocedure, CASE WHEN ${SET_CONFIG_ALIAS('f')} THEN 'may change the search path'
+                                                        ELSE 'runs SQL given as text' END), false
+      FROM implicit_functions i JOIN pg_proc f ON f.oid = i.fn
+     WHERE (${SET_CONFIG_ALIAS('f')} OR f.oid IN (SELECT r.oid FROM ${PG_CATALOG_TEXT_RUNNERS} AS r) OR f.oid IN (${TEXT_RUNNER_ALIASES}))
+       -- Not a type's own input function (record_in, array_in): it is given that type.
+       AND i.what NOT LIKE 'type %' AND EXISTS (SELECT FROM reached_bodies)
+    UNION ALL
+    -- A name the check cannot match in a body's text: one holding a double quote (which a body
+    -- doubles) or a backslash (escapesReadSql reads it away), or 63 bytes long (PostgreSQL cuts a
+    -- longer name in a body to it): a function's, or a relation's, a type's or a schema's of a
+    -- lesser login or in its schema (review rev10 R10-5, R10-6).
+    SELECT DISTINCT 2, format('%s has a name the check cannot match in a body''s text: it holds a double quote or a '
+                              'backslash, or is 63 bytes long, to which PostgreSQL cuts a longer name (rename it)', o.what), false
+      FROM (SELECT format('function %s', q.oid::regprocedure), q.proname FROM pg_proc q WHERE q.oid >= ${FIRST_NORMAL_OBJECT_ID}
+            UNION ALL
+            SELECT format('relation %s', c.oid::regclass), c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND (c.relowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles))
+            UNION ALL
+            SELECT format('type %s', t.oid::regtype), t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE t.typrelid = 0 AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
+               AND (t.typowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles))
+            UNION ALL
+            SELECT format('schema %I', n.nspname), n.nspname FROM pg_namespace n WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+           ) AS o(what, name)
+     WHERE (strpos(o.name, '"') > 0 OR strpos(o.name, chr(92)) > 0 OR octet_length(o.name) = 63)
+       AND EXISTS (SELECT FROM reached_bodies)`
 
 /**
  * SQL (rows of the check's `problems`, ordinal 0, for `tables` in scope): row level security that
@@ -1125,6 +1205,11 @@ DECLARE
   schemas pg_catalog.name[] := pg_catalog.current_schemas(false);
   -- The path code runs with where it sets none (bodyCallsSql), before the check sets its own.
   session_path pg_catalog.name[] := pg_catalog.current_schemas(true);
+  -- Whether the session's path names "$user" (quoted or not), which current_schemas leaves out
+  -- where no schema has the current user's name.
+  session_path_user pg_catalog.bool := pg_catalog.current_setting('search_path') ~* '(^|,)[[:space:]]*"?[$]user"?[[:space:]]*(,|$)';
+  -- The names "$user" on a path may stand for: see below.
+  run_as pg_catalog.name[];
   tables pg_catalog.oid[];
   -- The relations reached bodies write (bodyCallsSql's body_writes), added to the scope until none is new.
   written pg_catalog.oid[] := '{}';
@@ -1247,12 +1332,42 @@ BEGIN
   END IF;`
       : ''
   }
-  -- No login that cannot act as the session's user: no one else can have made, or can change, the
-  -- code the writes run, and nothing is read but row level security, which is not about them (a
-  -- laptop's server, the embedded database). Asked after the locks, as the rest: a login made
-  -- after it is made by a role trusted already.
-  EXIT WHEN NOT EXISTS (${LESSER_LOGIN_ROLES_SQL}) AND NOT EXISTS (${rowSecurityProblemsSql(schemas)});
+  -- No login that cannot act as the session's user, and no right granted to PUBLIC that one made
+  -- later could use: no one else can have made, or can change, the code the writes run, and
+  -- nothing is read but row level security, which is not about them (a laptop's server, the
+  -- embedded database). Asked after the locks, as the rest: a login made after it is made by a
+  -- role trusted already.
+  EXIT WHEN NOT EXISTS (${LESSER_LOGIN_ROLES_SQL}) AND NOT EXISTS (${PUBLIC_GRANTS_SQL})
+            AND NOT EXISTS (${rowSecurityProblemsSql(schemas)});
+  -- "$user" on a path is the role code runs as: the session's or the current user, a role a
+  -- function sets itself (SET role), or the owner of a function the check trusts, which its body
+  -- and what it calls run as where it is SECURITY DEFINER (or a body makes it so): the one rule
+  -- of "$user", for a function's own path, a path a body gives one, and the session's (reviews
+  -- rev-paths F5, rev7 U2, rev8 U3, rev9 R9-1, R9-2). Not a lesser login's: its code is refused
+  -- wherever the walk reaches it.
+  IF run_as IS NULL THEN
+    WITH lesser_roles AS (${LESSER_LOGIN_ROLES_SQL})
+    SELECT array_agg(DISTINCT u.name) INTO run_as
+      FROM (SELECT session_user::name
+            UNION ALL SELECT current_user
+            UNION ALL SELECT DISTINCT r.rolname FROM pg_roles r
+                       WHERE r.oid IN (SELECT p.proowner FROM pg_proc p) AND r.oid NOT IN (SELECT oid FROM lesser_roles)
+            UNION ALL SELECT substr(c.setting, strpos(c.setting, '=') + 1)::name
+                        FROM pg_proc p CROSS JOIN LATERAL unnest(p.proconfig) AS c(setting)
+                       WHERE c.setting ~* '^(role|session_authorization)=') AS u(name);
+    IF session_path_user THEN
+      session_path := session_path || run_as;
+    END IF;
+  END IF;
   WITH RECURSIVE lesser_roles AS (${LESSER_LOGIN_ROLES_SQL}),
+  -- Who may use a right granted to a role (grantee): a lesser login, as that role (rolname, and
+  -- login, its name); or, granted to PUBLIC (0), any login, one made after the check too (review
+  -- rev8 R8-2).
+  lesser_grantees(grantee, rolname, login) AS (
+            SELECT g.oid, g.rolname::text, r.rolname::text FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
+            UNION ALL
+            SELECT 0::oid, 'PUBLIC', ${PUBLIC_LOGIN}
+  ),
   -- The types trusted reached bodies named on the passes so far, with each body and its path.
   body_typed_uses(typ, fn, path) AS (
             SELECT (u.value ->> 0)::oid, (u.value ->> 1)::oid, ARRAY(SELECT jsonb_array_elements_text(u.value -> 2))::name[]
@@ -1494,22 +1609,18 @@ ${rowSecurityProblemsSql(schemas)}
     -- the statement that reads the schema: the restore of 005's backups read such a "backup", and
     -- its column's cast ran with the session's power (review revf F3). Such a login cannot grant
     -- itself the right again, so refusing it here closes that time. Named with who holds the right.
-    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', r.rolname,
-                              n.nspname, CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                              WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              n.nspname, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+    SELECT DISTINCT 4, format('%s may create objects in schema %I%s (REVOKE CREATE ON SCHEMA %I FROM %s)', h.login,
+                              n.nspname, ${grantedAs('h')}, n.nspname, ${revokeFrom('h')}), false
       FROM pg_namespace n
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE n.nspname IN ('${BACKUP_SCHEMA}', '${MIGRATION_TABLE_SCHEMA}')
        AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION ALL
-    SELECT DISTINCT 4, format('%s may create schema ${BACKUP_SCHEMA}%s, where the downs would put their backups', r.rolname,
-                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END), false
-      FROM lesser_roles g JOIN pg_roles r ON r.oid = g.login
-     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = '${BACKUP_SCHEMA}')
-       AND has_database_privilege(g.oid, current_database(), 'CREATE')
+    SELECT DISTINCT 4, format('%s may create schema ${BACKUP_SCHEMA}%s, where the downs would put their backups (REVOKE CREATE '
+                              'ON DATABASE %I FROM %s)', h.login, ${grantedAs('h')}, current_database(), ${revokeFrom('h')}), false
+      FROM lesser_grantees h
+     WHERE NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = '${BACKUP_SCHEMA}') AND ${createsSchemas('h')}
 ${options.lock ? UNLOCKED_PROBLEMS_SQL : ''}
 ${WHEN_PROBLEMS_SQL}
 ${BODY_CALLS_PROBLEMS_SQL}
@@ -1577,7 +1688,9 @@ $lesser$`
  * A BEGIN ATOMIC body is left out: its names were resolved when it was made. Named with the
  * login, the schema, the body, and what to do, as the module's own schemas are (ordinal 4).
  * A name on such a path with no schema behind it, where a lesser login may create schemas in the
- * database, likewise (review rev-final F1).
+ * database, likewise (review rev-final F1). And a schema such a body names before a dot (a
+ * qualified name) that such a login owns or may create in: it may drop and make again, or add
+ * an overload or a table to, what the body names there, after the check (review rev10 R10-7).
  * Not a row of `problems`: a pass that found one would end the walk before the bodies it reaches
  * next are named; the check adds them to what it found once the walk is done.
  */
@@ -1625,29 +1738,41 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
      WHERE EXISTS (SELECT FROM path_names x WHERE x.altered) AND w.altered
        AND EXISTS (SELECT FROM reached_bodies r WHERE lower(o.name) = ANY (r.words))
     UNION
+    SELECT DISTINCT format('schema %I, whose objects %s names, %s (%s, or have the function name none there)', n.nspname,
+                              b.fn::regprocedure, l.who, l.todo)
+      FROM pg_namespace n
+     CROSS JOIN LATERAL (SELECT format('is owned by %s', pg_get_userbyid(n.nspowner)), format('ALTER SCHEMA %I OWNER TO a role that can act as you', n.nspname)
+                          WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+                         UNION ALL
+                         SELECT format('%s may create objects in it%s', h.login, ${grantedAs('h')}),
+                                format('REVOKE CREATE ON SCHEMA %I FROM %s', n.nspname, ${revokeFrom('h')})
+                           FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
+                           JOIN lesser_grantees h ON h.grantee = a.grantee
+                          WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+                            -- Supabase's auth, its owner's to change (see platform_auth).
+                            AND NOT (n.oid, a.grantee) IN (SELECT pa.nsp, pa.owner FROM platform_auth pa)) AS l(who, todo)
+      JOIN reached_bodies b ON strpos(b.lsrc, lower(n.nspname)) > 0
+                           AND b.src ~* (${NAME_START} || ${nameRegex('n.nspname')} || ${DOT})
+     -- Not a BEGIN ATOMIC body: what it names was bound when it was made, and cannot be dropped.
+     WHERE n.nspname <> 'pg_catalog' AND b.fn IN (SELECT q.oid FROM pg_proc q WHERE q.prosqlbody IS NULL)
+    UNION
     SELECT DISTINCT format('%s may create objects in schema %I%s, on the search path %s runs with (REVOKE CREATE ON SCHEMA %I '
-                              'FROM %s, or give the function a SET search_path without it)', r.rolname, n.nspname,
-                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              w.fn::regprocedure, n.nspname,
-                              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END)
+                              'FROM %s, or give the function a SET search_path without it)', h.login, n.nspname,
+                              ${grantedAs('h')}, w.fn::regprocedure, n.nspname, ${revokeFrom('h')})
       FROM path_names w
       JOIN pg_namespace n ON n.nspname = w.name AND n.nspname <> 'pg_catalog'
      CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
     UNION
     -- A name on such a path with no schema behind it (a "$user" as expanded too): a lesser login
     -- that may create schemas in the database makes it, and the function the body calls, after
     -- the check (review rev-final F1).
     SELECT DISTINCT format('%s may create schema %I%s, on the search path %s runs with, which does not exist (REVOKE CREATE '
-                              'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', r.rolname, w.name,
-                              CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              w.fn::regprocedure, current_database(), quote_ident(g.rolname))
+                              'ON DATABASE %I FROM %s, or give the function a SET search_path without it)', h.login, w.name,
+                              ${grantedAs('h')}, w.fn::regprocedure, current_database(), ${revokeFrom('h')})
       FROM path_names w
-      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON ${createsSchemas('h')}
      -- Not the empty name (a path of '' alone names none: review rev-last N1) nor pg_temp, the
      -- session's own (N2).
      WHERE w.name NOT IN ('', 'pg_temp') AND NOT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = w.name)
@@ -1656,11 +1781,9 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
     -- yet, which such a login makes after the check (review rev-last N3).
     SELECT DISTINCT format('%s may create schemas in the database%s, and %s may change the search path as it runs, to one '
                               'not made yet (REVOKE CREATE ON DATABASE %I FROM %s, or give the function a SET search_path '
-                              'of its own instead)', r.rolname, CASE WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              b.fn::regprocedure, current_database(), quote_ident(g.rolname))
+                              'of its own instead)', h.login, ${grantedAs('h')}, b.fn::regprocedure, current_database(), ${revokeFrom('h')})
       FROM reached_bodies b
-      JOIN lesser_roles g ON has_database_privilege(g.oid, current_database(), 'CREATE')
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON ${createsSchemas('h')}
      WHERE anywhere AND b.sets_path`
 
 /**
@@ -1673,14 +1796,11 @@ const SEARCH_PATH_CREATE_PROBLEMS_SQL = `
 const UNLOCKED_PROBLEMS_SQL = `
     UNION ALL
     SELECT DISTINCT 1, format('%s %s cannot be locked against a new trigger, and %s may add one%s (REVOKE TRIGGER ON %s FROM %s)',
-                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, r.rolname,
-                              CASE WHEN a.grantee = 0 THEN ' (granted to PUBLIC)'
-                                   WHEN g.oid <> r.oid THEN format(' (as %s)', g.rolname) ELSE '' END,
-                              c.oid::regclass, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END), false
+                              CASE c.relkind WHEN 'v' THEN 'view' ELSE 'foreign table' END, c.oid::regclass, h.login,
+                              ${grantedAs('h')}, c.oid::regclass, ${revokeFrom('h')}), false
       FROM pg_class c
      CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS a
-      JOIN lesser_roles g ON a.grantee IN (g.oid, 0)
-      JOIN pg_roles r ON r.oid = g.login
+      JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE c.oid = ANY (unlocked) AND a.privilege_type = 'TRIGGER' AND a.grantee <> c.relowner`
 
 /**

@@ -25,13 +25,35 @@ export const CATALOG_CHECK_BEGIN = `PERFORM pg_catalog.set_config('search_path',
   SELECT d.datdba INTO db_owner FROM pg_database d WHERE d.datname = current_database();`
 
 /**
+ * SQL: whether the role `role` can act as the role `target` (each an expression): it has the
+ * target's privileges (a superuser, the target itself, or a member that inherits them) and, from
+ * PostgreSQL 16 on, may become it (SET ROLE). A member granted WITH INHERIT TRUE, SET FALSE owns
+ * what the target owns, but none of its attributes: a superuser's power is never inherited, so
+ * its code would run with more power than its author had (review rev9 R9-3). The one rule of
+ * "can act as", wherever the module asks it.
+ *
+ * @example
+ * ```ts
+ * sql.raw(`SELECT ${canActAs('c.relowner', 'current_user')} FROM pg_catalog.pg_class c`)
+ * ```
+ */
+export function canActAs(role: string, target: string): string {
+  return `(pg_catalog.pg_has_role(${role}, ${target}, 'USAGE')
+          AND CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 160000
+                   THEN pg_catalog.pg_has_role(${role}, ${target}, 'SET') ELSE true END)`
+}
+
+/**
  * A condition, in such a `DO` block, that holds where the role `owner` (an expression) can
- * already act as the session's user: a superuser, that user, or a role it is a member of. Its
- * code then gains nothing by running in this session. The session's user, not the current one:
- * code run under SET ROLE (keys:rotate writes as service_role) may RESET ROLE.
+ * already act as the session's user ({@link canActAs}). Its code then gains nothing by running
+ * in this session. The session's user, not the current one: code run under SET ROLE
+ * (keys:rotate writes as service_role) may RESET ROLE.
  */
 export function actsAsSessionUser(owner: string): string {
-  return `pg_has_role(CASE ${owner} WHEN db_owner_role THEN db_owner ELSE ${owner} END, session_user, 'USAGE')`
+  return canActAs(
+    `CASE ${owner} WHEN db_owner_role THEN db_owner ELSE ${owner} END`,
+    'session_user',
+  )
 }
 
 /**
@@ -39,10 +61,12 @@ export function actsAsSessionUser(owner: string): string {
  * role that cannot act as the current user (`login`), with each role it may become (`oid`,
  * `rolname`): itself, and every role it is a member of, by inheritance or by SET ROLE
  * (NOINHERIT, as Supabase's authenticator): what such a login may do, it may do as any of them.
+ * A login is a role that may log in, or one with a session open: made NOLOGIN after it logged
+ * in, it keeps that session (review rev8 R8-1).
  */
 export const LESSER_LOGIN_ROLES_SQL = `SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
-     WHERE l.rolcanlogin AND l.oid <> db_owner_role AND NOT pg_has_role(l.oid, session_user, 'USAGE')
+     WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT ${canActAs('l.oid', 'session_user')}
        AND pg_has_role(l.oid, g.oid, 'MEMBER')`
 
 /** SQLSTATE of the refusal: insufficient_privilege, the class of what it protects. */
@@ -50,9 +74,9 @@ export const SHADOWED_CATALOG_STATE = '42501'
 
 /**
  * One `DO` block that raises {@link SHADOWED_CATALOG_STATE}, naming each cause, where the
- * session's search_path lets a role that cannot act as the current user (so `pg_has_role` with
- * USAGE is false: not a superuser, not the user itself, not a role that is a member of it) put
- * its code in place of PostgreSQL's:
+ * session's search_path lets a role that cannot act as the current user ({@link canActAs}: not a
+ * superuser, not the user itself, not a member that may become it) put its code in place of
+ * PostgreSQL's:
  * - a schema that comes before pg_catalog (a database or role default can put one there): its
  *   relations, types, functions and operators would all win;
  * - a schema of the path owned by such a role, or in which such a login role may create objects

@@ -4,6 +4,7 @@
  */
 
 import { MIGRATION_TABLE_SCHEMA } from '../connection/module-schemas.js'
+import { canActAs } from '../connection/shadowed-catalog.js'
 
 export { MIGRATION_TABLE_SCHEMA }
 
@@ -50,7 +51,7 @@ export const CHECKSUM_COLUMNS = [
  * bookkeeping in x402_migrations asks it in the same statement, and reads nothing when it is
  * not NULL (see ARCHITECTURE.md, "Rules that hold everywhere"). It asks for:
  * - a plain table (relkind 'r'): a view runs its definition, a foreign table its server's;
- * - a table and a schema whose owners can already act as the reader (pg_has_role … 'USAGE'):
+ * - a table and a schema whose owners can already act as the reader (canActAs):
  *   an owner can attach code that runs as whoever reads or writes the table (a policy, a
  *   trigger, a default, a column's type and its casts), and that gains it nothing only where it
  *   has the reader's privileges already. This one check covers all of them, present and future;
@@ -78,8 +79,7 @@ export function bookkeepingProblemSql(
         WHEN c.relkind OPERATOR(pg_catalog.=) 'f' THEN 'foreign table'
         WHEN c.relkind OPERATOR(pg_catalog.=) 'p' THEN 'partitioned table'
         ELSE 'relation of kind ' OPERATOR(pg_catalog.||) c.relkind::pg_catalog.text END)
-    WHEN NOT (pg_catalog.pg_has_role(c.relowner, current_user, 'USAGE')
-              AND pg_catalog.pg_has_role(n.nspowner, current_user, 'USAGE')) THEN pg_catalog.format(
+    WHEN NOT (${canActAs('c.relowner', 'current_user')} AND ${canActAs('n.nspowner', 'current_user')}) THEN pg_catalog.format(
       '%s is owned by %s, and the schema %s by %s, which cannot act as role %s that reads it: code an owner attaches to the table (a policy, a trigger, a column''s type) would run as %s. Nothing was read from it. Run this command as a role the owners can act as, or, once you have checked the table, give it and its schema to a role that can act as %s (ALTER TABLE … OWNER TO, ALTER SCHEMA … OWNER TO)',
       ${text(table)}, pg_catalog.pg_get_userbyid(c.relowner), n.nspname, pg_catalog.pg_get_userbyid(n.nspowner),
       current_user, current_user, current_user)
@@ -110,7 +110,7 @@ export function bookkeepingProblemSql(
  * bookkeepingProblemSql why.
  */
 export function trustedTableSql(table: string): string {
-  return `(SELECT c.relkind OPERATOR(pg_catalog.=) 'r' AND pg_catalog.pg_has_role(c.relowner, current_user, 'USAGE')
+  return `(SELECT c.relkind OPERATOR(pg_catalog.=) 'r' AND ${canActAs('c.relowner', 'current_user')}
     FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('${table}'))`
 }
 

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 import { type Kysely, PGliteAdapter, sql } from 'kysely'
 
+import { canActAs } from '../connection/shadowed-catalog.js'
 import { hasKyselyMigrationLockDisabled } from '../connection/without-kysely-migration-lock.js'
 import { MigrationLockLostError } from './migration-error.js'
 
@@ -503,7 +504,7 @@ async function lockHolder(db: Kysely<any>): Promise<{ holder: string; advice: st
     lesser: boolean
   }>`
     SELECT a.pid, a.application_name, a.state, a.usename AS login,
-           session_user AS run_user, NOT pg_catalog.pg_has_role(a.usesysid, session_user, 'USAGE') AS lesser,
+           session_user AS run_user, NOT ${sql.raw(canActAs('a.usesysid', 'session_user'))} AS lesser,
            l.objid OPERATOR(pg_catalog.=) ${sql.lit(MIGRATION_WRITER_KEY)}::pg_catalog.oid AS writer,
            pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-)
              COALESCE(a.xact_start, a.backend_start))::pg_catalog.text AS running_for

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 
+import { canActAs } from '../connection/shadowed-catalog.js'
 import { pinCatalogReads } from '../schema/snapshot.js'
 
 /**
@@ -358,11 +359,13 @@ async function readExtensionSchemas(db: Kysely<any>): Promise<Record<string, str
  * lesser role (actsAsSessionUser in src/connection/shadowed-catalog.ts), as a plain query:
  * pg_database_owner stands for the database's owner.
  */
-const lesserOwnerCondition = (owner: string) => `NOT pg_catalog.pg_has_role(
-  CASE WHEN ${owner} = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = 'pg_database_owner')
+const lesserOwnerCondition = (owner: string) =>
+  `NOT ${canActAs(
+    `CASE WHEN ${owner} = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = 'pg_database_owner')
        THEN (SELECT d.datdba FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
-       ELSE ${owner} END,
-  session_user, 'USAGE')`
+       ELSE ${owner} END`,
+    'session_user',
+  )}`
 
 async function readLesserOwners(db: Kysely<any>, schema: string): Promise<Record<string, string>> {
   const namespace = namespaceOf(schema)
