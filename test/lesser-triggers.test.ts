@@ -331,6 +331,73 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
     })
   })
 
+  it('a trusted trigger that writes through dblink: 005’s down refuses where no lesser login exists too, and nothing is deleted', async () => {
+    // Review N10-8: dblink's connection commits on its own, where the down's count of what it
+    // deleted cannot see it; with no lesser login the check had read no body.
+    await withTestDatabase('postgres', async ({ db, location }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await createResource(db, {
+        resource_type: 'openrouter_instant',
+        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+      })
+      const url = new URL(serverUrl(location))
+      const target = `host=${url.hostname} port=${url.port || 5432} dbname=${url.pathname.slice(1)} user=${decodeURIComponent(url.username)}`
+      await sql
+        .raw(
+          `CREATE EXTENSION dblink;
+           CREATE TABLE public.zz_precious (id int); INSERT INTO public.zz_precious SELECT generate_series(1, 50);
+           CREATE FUNCTION public.zz_wipe() RETURNS trigger LANGUAGE plpgsql AS $f$
+           BEGIN PERFORM dblink_exec('${target}', 'DELETE FROM public.zz_precious'); RETURN OLD; END $f$;
+           CREATE TRIGGER zz_wipe AFTER DELETE ON public.x402_resources FOR EACH ROW EXECUTE FUNCTION public.zz_wipe()`,
+        )
+        .execute(db)
+      const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch((e: unknown) => e)
+      expect(String(error)).toContain(
+        'public.zz_wipe(), whose body calls a function that runs SQL given as text',
+      )
+      expect(await applied(db)).toContain(MIGRATION_005)
+      const { rows } = await sql<{
+        n: number
+      }>`SELECT count(*)::int AS n FROM public.zz_precious`.execute(db)
+      expect(rows[0]!.n).toBe(50)
+    })
+  })
+
+  it('a lesser login, or PUBLIC, that may change a table of x402_migrations or x402_backup: a run refuses; the REVOKE it advises lets it go on', async () => {
+    // Review N10-3: a down restores from its record (008's prior_state_008): one that a login
+    // granted UPDATE on it (a default privilege) had changed switched row level security off.
+    await withTestDatabase('postgres', async ({ db }) => {
+      await migrateTo(db, MIGRATION_005, { env: {} })
+      await withLoginRole(db, async (role) => {
+        const grants: [string, string, string][] = [
+          [`GRANT UPDATE ON x402_migrations.kysely_migration TO ${role}`, role, 'UPDATE'],
+          [`GRANT UPDATE (name) ON x402_migrations.kysely_migration TO ${role}`, role, 'UPDATE'],
+          ['GRANT DELETE ON x402_migrations.kysely_migration TO PUBLIC', 'PUBLIC', 'DELETE'],
+        ]
+        for (const [grant, grantee, privilege] of grants) {
+          await sql.raw(grant).execute(db)
+          const error = await migrateTo(db, MIGRATION_006, { env: {} }).catch((e: unknown) => e)
+          expect((error as { code?: string }).code).toBe('42501')
+          expect(String((error as Error).message)).toContain(
+            `may change table x402_migrations.kysely_migration (${privilege}`,
+          )
+          expect(String((error as Error).message)).toContain(
+            `(REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON x402_migrations.kysely_migration FROM ${grantee})`,
+          )
+          expect(await applied(db)).not.toContain(MIGRATION_006)
+          await sql
+            .raw(
+              `REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON x402_migrations.kysely_migration FROM ${grantee}`,
+            )
+            .execute(db)
+        }
+        await migrateTo(db, MIGRATION_006, { env: {} })
+        expect(await applied(db)).toContain(MIGRATION_006)
+      })
+    })
+  })
+
   it('a lesser login that may create objects in x402_backup or x402_migrations: a run refuses; the REVOKE it advises lets it go on', async () => {
     // Review revf F3: such a login may add a table there at any moment, between a check and the
     // statement that reads the schema (the restore of 005's backups read it as a backup).

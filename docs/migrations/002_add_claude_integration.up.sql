@@ -312,6 +312,9 @@ BEGIN
   -- nothing is read but row level security, which is not about them (a laptop's server, the
   -- embedded database). Asked after the locks, as the rest: a login made after it is made by a
   -- role trusted already.
+  -- Nor where a function that runs SQL through a connection of its own exists (dblink's): what
+  -- it changes commits apart, unseen by a down's count of what it deleted, so a trusted body that
+  -- calls one is refused whoever could have made it (review N10-8).
   EXIT WHEN NOT EXISTS (SELECT l.oid AS login, g.oid, g.rolname
       FROM pg_roles l, pg_roles g
      WHERE (l.rolcanlogin OR l.oid IN (SELECT a.usesysid FROM pg_stat_activity a)) AND l.oid <> db_owner_role AND NOT (pg_catalog.pg_has_role(l.oid, session_user, 'USAGE')
@@ -325,6 +328,8 @@ BEGIN
                UNION ALL
                SELECT WHERE EXISTS (SELECT FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) AS a
                    WHERE d.datname = current_database() AND a.grantee = 0 AND a.privilege_type = 'CREATE'))
+            AND NOT EXISTS (SELECT FROM pg_proc q WHERE q.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
+                                                   AND q.prosrc ~ '^(dblink[a-z_]*|crosstab[a-z_0-9]*|connectby[a-z_]*|xpath_table)$')
             AND NOT EXISTS (
     -- Row level security that applies to the role that writes (FORCE ROW LEVEL SECURITY on a
     -- table it owns, RLS on another's, without BYPASSRLS): every policy of the table would run
@@ -1738,6 +1743,21 @@ BEGIN
       JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE n.nspname IN ('x402_backup', 'x402_migrations')
        AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+    UNION ALL
+    -- A login that may change a table there changes what a down restores (its record, the
+    -- backups) or what the history says was done (review N10-3), a column's grant too.
+    SELECT DISTINCT 4, format('%s may change table %s (%s%s) (REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON %s FROM %s)', h.login,
+                              c.oid::regclass, string_agg(DISTINCT a.privilege_type, ', '), CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END,
+                              c.oid::regclass, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     CROSS JOIN LATERAL (SELECT x.grantee, x.privilege_type FROM aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS x
+                         UNION ALL
+                         SELECT x.grantee, x.privilege_type FROM pg_attribute t CROSS JOIN LATERAL aclexplode(t.attacl) AS x
+                          WHERE t.attrelid = c.oid AND t.attacl IS NOT NULL) AS a
+      JOIN lesser_grantees h ON h.grantee = a.grantee
+     WHERE n.nspname IN ('x402_backup', 'x402_migrations') AND c.relkind IN ('r', 'p')
+       AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE') AND a.grantee <> c.relowner
+     GROUP BY c.oid, h.grantee, h.rolname, h.login
     UNION ALL
     SELECT DISTINCT 4, format('%s may create schema x402_backup%s, where the downs would put their backups (REVOKE CREATE '
                               'ON DATABASE %I FROM %s)', h.login, CASE WHEN h.grantee = 0 THEN ' (granted to PUBLIC)' WHEN h.rolname <> h.login THEN format(' (as %s)', h.rolname) ELSE '' END, current_database(), CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(h.rolname) END), false

@@ -1337,7 +1337,12 @@ BEGIN
   -- nothing is read but row level security, which is not about them (a laptop's server, the
   -- embedded database). Asked after the locks, as the rest: a login made after it is made by a
   -- role trusted already.
+  -- Nor where a function that runs SQL through a connection of its own exists (dblink's): what
+  -- it changes commits apart, unseen by a down's count of what it deleted, so a trusted body that
+  -- calls one is refused whoever could have made it (review N10-8).
   EXIT WHEN NOT EXISTS (${LESSER_LOGIN_ROLES_SQL}) AND NOT EXISTS (${PUBLIC_GRANTS_SQL})
+            AND NOT EXISTS (SELECT FROM pg_proc q WHERE q.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
+                                                   AND q.prosrc ~ '^(${CONTRIB_TEXT_RUNNER_SYMBOLS})$')
             AND NOT EXISTS (${rowSecurityProblemsSql(schemas)});
   -- "$user" on a path is the role code runs as: the session's or the current user, a role a
   -- function sets itself (SET role), or the owner of a function the check trusts, which its body
@@ -1616,6 +1621,21 @@ ${rowSecurityProblemsSql(schemas)}
       JOIN lesser_grantees h ON h.grantee = a.grantee
      WHERE n.nspname IN ('${BACKUP_SCHEMA}', '${MIGRATION_TABLE_SCHEMA}')
        AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+    UNION ALL
+    -- A login that may change a table there changes what a down restores (its record, the
+    -- backups) or what the history says was done (review N10-3), a column's grant too.
+    SELECT DISTINCT 4, format('%s may change table %s (%s%s) (REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON %s FROM %s)', h.login,
+                              c.oid::regclass, string_agg(DISTINCT a.privilege_type, ', '), ${grantedAs('h')},
+                              c.oid::regclass, ${revokeFrom('h')}), false
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     CROSS JOIN LATERAL (SELECT x.grantee, x.privilege_type FROM aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) AS x
+                         UNION ALL
+                         SELECT x.grantee, x.privilege_type FROM pg_attribute t CROSS JOIN LATERAL aclexplode(t.attacl) AS x
+                          WHERE t.attrelid = c.oid AND t.attacl IS NOT NULL) AS a
+      JOIN lesser_grantees h ON h.grantee = a.grantee
+     WHERE n.nspname IN ('${BACKUP_SCHEMA}', '${MIGRATION_TABLE_SCHEMA}') AND c.relkind IN ('r', 'p')
+       AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE') AND a.grantee <> c.relowner
+     GROUP BY c.oid, h.grantee, h.rolname, h.login
     UNION ALL
     SELECT DISTINCT 4, format('%s may create schema ${BACKUP_SCHEMA}%s, where the downs would put their backups (REVOKE CREATE '
                               'ON DATABASE %I FROM %s)', h.login, ${grantedAs('h')}, current_database(), ${revokeFrom('h')}), false
