@@ -111,7 +111,7 @@ describe('x402-db', () => {
       const listed = await x402db(['migrate', 'list'], {
         ...inherited,
         XDG_CACHE_HOME: cache,
-        DATABASE_URL: '',
+        DATABASE_URL: undefined,
         PGLITE_DATA_DIR: 'memory://',
       })
       expect(listed.stderr).not.toMatch(/compile/i)
@@ -303,6 +303,15 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
       })
       expect(refused.code).not.toBe(0)
       expect(refused.stderr).toContain('MIGRATION_LOCK_TIMEOUT_MS')
+    })
+
+    // Review N10-4: a blank MIGRATION_DATABASE_URL was read as unset, and the no-op answered
+    // for DATABASE_URL's database.
+    it('leaves a blank MIGRATION_DATABASE_URL to the runner, which refuses it', async () => {
+      const refused = await x402db(['migrate', 'latest'], { ...env, MIGRATION_DATABASE_URL: ' ' })
+      expect(refused.code).toBe(2)
+      expect(refused.stderr).toContain('MIGRATION_DATABASE_URL is set but blank')
+      expect(refused.stderr).not.toContain('Already up to date')
     })
 
     async function readChecksum(): Promise<string> {

@@ -305,7 +305,6 @@ describe('PGLITE_DATA_DIR holding a URL or a key', () => {
     const made = join(fileURLToPath(new URL('..', import.meta.url)), value.split('/')[0]!)
     try {
       const { code, stdout, stderr } = await cli(['list'], {
-        DATABASE_URL: '',
         PGLITE_DATA_DIR: value,
       })
       expect(code).toBe(2)
@@ -374,7 +373,6 @@ describe('PGLITE_DATA_DIR holding a secret of a shape no refusal knows', () => {
     'is not shown by a command, nor in the file system error that quotes it: %s',
     async (value, secret) => {
       const { stdout, stderr } = await cli(['latest'], {
-        DATABASE_URL: '',
         PGLITE_DATA_DIR: join(notAFolder, value),
       })
       expect(`${stdout}\n${stderr}`).not.toContain(secret)
@@ -389,7 +387,6 @@ describe('PGLITE_DATA_DIR holding a secret of a shape no refusal knows', () => {
     mkdirSync(dataDir)
     chmodSync(dataDir, 0o777)
     const { code, stdout, stderr } = await cli(['latest'], {
-      DATABASE_URL: '',
       PGLITE_DATA_DIR: dataDir,
     })
     expect(code).not.toBe(0)
@@ -404,7 +401,6 @@ describe('PGLITE_DATA_DIR holding a secret of a shape no refusal knows', () => {
     mkdirSync(dataDir, { mode: 0o700 })
     symlinkSync('/dev/null', join(dataDir, 'x402-db.lock'))
     const { code, stdout, stderr } = await cli(['latest'], {
-      DATABASE_URL: '',
       PGLITE_DATA_DIR: dataDir,
     })
     expect(code).not.toBe(0)
@@ -416,7 +412,7 @@ describe('PGLITE_DATA_DIR holding a secret of a shape no refusal knows', () => {
     const [value, secret] = SECRET_SHAPES[3]!
     const { code, stdout, stderr } = await cli(
       [],
-      { DATABASE_URL: '', PGLITE_DATA_DIR: join(base, 'absent', value) },
+      { PGLITE_DATA_DIR: join(base, 'absent', value) },
       'src/cli/advise.ts',
     )
     expect(code).not.toBe(0)
@@ -437,7 +433,7 @@ describe('PGLITE_DATA_DIR holding a secret of a shape no refusal knows', () => {
 
   it('a plain folder (a mkdtemp one, one with a space) is still shown by a command', async () => {
     for (const dataDir of [join(notAFolder, 'db'), join(notAFolder, 'x402 test', 'db')]) {
-      const { stderr } = await cli(['latest'], { DATABASE_URL: '', PGLITE_DATA_DIR: dataDir })
+      const { stderr } = await cli(['latest'], { PGLITE_DATA_DIR: dataDir })
       expect(stderr).toContain(`Database: embedded PGlite at ${dataDir}\n`)
       expect(stderr).toContain(`mkdir '${dataDir}'`)
     }

@@ -121,7 +121,7 @@ postgres('migrate:plan interrupted', () => {
           env: {
             ...process.env,
             DATABASE_URL: target!.connectionString,
-            REHEARSAL_DATABASE_URL: '',
+            REHEARSAL_DATABASE_URL: undefined,
             TMPDIR: folder,
           },
           stdio: 'ignore',

@@ -170,7 +170,8 @@ async function noOpAtOnce(env: NodeJS.ProcessEnv): Promise<number | undefined> {
   let target
   try {
     target = resolveDatabaseTarget({
-      connectionString: env.MIGRATION_DATABASE_URL?.trim() || undefined,
+      // Blank, it is refused (by the full run, with its reason): not taken as unset.
+      connectionString: env.MIGRATION_DATABASE_URL,
       env,
     })
   } catch {

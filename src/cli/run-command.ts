@@ -27,7 +27,7 @@ import { resolve } from 'node:path'
 
 import type { Kysely } from 'kysely'
 
-import { checkConnectionString, ConnectionStringError } from '../connection/connection-string.js'
+import { ConnectionStringError, givenConnectionString } from '../connection/connection-string.js'
 import { SettingError } from '../connection/setting-error.js'
 import type { CreateDbOptions } from '../connection/create-db.js'
 import {
@@ -205,7 +205,8 @@ function withinName(text: string, word: string): boolean {
 
 /**
  * The connection string in the first of the environment variables `names` that is set, checked
- * (see checkConnectionString) before anything connects with it, or undefined when none is set.
+ * (see givenConnectionString: one set but blank is refused) before anything connects with it, or
+ * undefined when none is set.
  *
  * @example
  * ```ts
@@ -217,10 +218,8 @@ export function serverFromEnv(
   env: NodeJS.ProcessEnv = process.env,
 ): string | undefined {
   for (const name of names) {
-    const value = env[name]?.trim()
-    if (!value) continue
-    checkConnectionString(value, name)
-    return value
+    const value = givenConnectionString(env[name], name)
+    if (value !== undefined) return value
   }
   return undefined
 }

@@ -209,6 +209,44 @@ export function checkConnectionString(connectionString: string, source: string):
   }
 }
 
+/** What the option of createDb and resolveDatabaseTarget is called in a message. */
+export const GIVEN_CONNECTION_STRING = 'the connection string given'
+
+/**
+ * A connection string a user gave in `source` (an environment variable such as DATABASE_URL, or
+ * {@link GIVEN_CONNECTION_STRING}), trimmed and checked (see {@link checkConnectionString}), or
+ * undefined where it is unset. One set but blank is refused, not taken as unset: a CI job whose
+ * secret is missing gets `DATABASE_URL=`, and without it would migrate the embedded database (or
+ * rehearse on another server) and pass (review N10-4).
+ *
+ * @example
+ * ```ts
+ * const server = givenConnectionString(process.env.REHEARSAL_DATABASE_URL, 'REHEARSAL_DATABASE_URL')
+ * ```
+ */
+export function givenConnectionString(
+  value: string | undefined,
+  source: string,
+): string | undefined {
+  if (value === undefined) return undefined
+  const connectionString = value.trim()
+  if (!connectionString) {
+    const unset =
+      source === 'DATABASE_URL'
+        ? 'unset DATABASE_URL to use the embedded database'
+        : source === GIVEN_CONNECTION_STRING
+          ? 'leave connectionString out to use DATABASE_URL, or the embedded database'
+          : `unset ${source} to go without it (--help says what the command uses then)`
+    throw new ConnectionStringError(
+      `${source.charAt(0).toUpperCase()}${source.slice(1)} is set but blank: expected a PostgreSQL URL, ` +
+        'postgres://user:password@host:5432/database. A blank value is not taken as unset, so that a missing ' +
+        `secret does not switch the command to another database. Set it to the server's connection string, or ${unset}.`,
+    )
+  }
+  checkConnectionString(connectionString, source)
+  return connectionString
+}
+
 /** The sslmode values node-postgres knows; it would take any other as verify-full, unsaid. */
 const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify']
 

@@ -5,7 +5,11 @@
  */
 import { parse as parseConnectionString } from 'pg-connection-string'
 
-import { checkConnectionString, ConnectionStringError } from './connection-string.js'
+import {
+  ConnectionStringError,
+  GIVEN_CONNECTION_STRING,
+  givenConnectionString,
+} from './connection-string.js'
 import { shownFolder, shownShortOnTerminal } from './shown-argument.js'
 
 /** The options that decide the target: those of createDb's options that name a database. */
@@ -45,14 +49,11 @@ export function resolveDatabaseTarget(options: TargetOptions = {}): DatabaseTarg
   // databases (codegen, SQL export) must never land on the configured server.
   if (options.dataDir !== undefined) return { kind: 'pglite', dataDir: options.dataDir }
   const env = options.env ?? process.env
-  const connectionString = (options.connectionString ?? env.DATABASE_URL)?.trim()
-  if (connectionString) {
-    checkConnectionString(
-      connectionString,
-      options.connectionString === undefined ? 'DATABASE_URL' : 'the connection string given',
-    )
-    return { kind: 'postgres', connectionString }
-  }
+  const connectionString =
+    options.connectionString === undefined
+      ? givenConnectionString(env.DATABASE_URL, 'DATABASE_URL')
+      : givenConnectionString(options.connectionString, GIVEN_CONNECTION_STRING)
+  if (connectionString !== undefined) return { kind: 'postgres', connectionString }
   const dataDir = env.PGLITE_DATA_DIR || DEFAULT_PGLITE_DATA_DIR
   checkDataDirName(dataDir)
   return { kind: 'pglite', dataDir }

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { MigrationResult } from 'kysely/migration'
 
-import { checkConnectionString } from '../connection/connection-string.js'
+import { givenConnectionString } from '../connection/connection-string.js'
 import { createDb } from '../connection/create-db.js'
 import { booleanSetting, type MigrateOptions } from './settings.js'
 import { migrateToLatest, pendingMigrationNames } from './migrator.js'
@@ -59,9 +59,8 @@ export async function migrateOnStartup(
   }
   if ((await pendingMigrationNames(db)).length === 0) return { skipped: false, applied: [] }
 
-  const migrationUrl = env.MIGRATION_DATABASE_URL?.trim()
   // Checked under its own name: a refusal says which variable to fix.
-  if (migrationUrl) checkConnectionString(migrationUrl, 'MIGRATION_DATABASE_URL')
+  const migrationUrl = givenConnectionString(env.MIGRATION_DATABASE_URL, 'MIGRATION_DATABASE_URL')
   const migrationDb = migrationUrl ? createDb({ connectionString: migrationUrl }) : db
   try {
     const applied = await migrateToLatest(migrationDb, { ...options, env, log })
