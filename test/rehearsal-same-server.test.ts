@@ -4,6 +4,7 @@ import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 
 import { withRehearsalServer } from '../src/rehearsal/rehearsal-server.js'
+import { findPostgresBinaries, startScratchCluster } from '../src/rehearsal/scratch-cluster.js'
 import { createDb } from '../src/tooling.js'
 import { killRunningScripts, startScript } from './support/script-process.js'
 
@@ -13,6 +14,7 @@ import { killRunningScripts, startScript } from './support/script-process.js'
 // another because its host is spelled otherwise.
 
 const testServer = process.env.TEST_DATABASE_URL
+const canStartClusters = findPostgresBinaries().length > 0
 
 describe.skipIf(!testServer)(
   'a rehearsal server named by another address of the target’s server',
@@ -131,6 +133,37 @@ describe.skipIf(!testServer)('a rehearsal server that is the app’s own server'
        UNION ALL SELECT datname FROM pg_database WHERE datname LIKE 'x402\\_rehearsal\\_%\\_${run.child.pid}\\_%'`,
       )
       expect(created).toEqual([])
+    },
+  )
+
+  // Review N10-6: migrate:plan compared the server for rehearsals only with its target's, and
+  // created its login role and the Supabase roles on the app's server (DATABASE_URL's) where the
+  // target is another (MIGRATION_DATABASE_URL's). The target here is a cluster of the test's own.
+  it.skipIf(!canStartClusters)(
+    'migrate:plan refuses with DATABASE_URL and REHEARSAL_DATABASE_URL on one server, its target on another, and creates no role there',
+    async () => {
+      const target = await startScratchCluster()
+      try {
+        const run = startScript('src/cli/migrate-plan.ts', ['--max-rows=50'], {
+          MIGRATION_DATABASE_URL: target.connectionString,
+          DATABASE_URL: app,
+          REHEARSAL_DATABASE_URL: testServer,
+        })
+        const { code, stderr } = await run.exited
+        expect({ code, stderr }).toEqual({
+          code: 1,
+          stderr: expect.stringMatching(
+            /REHEARSAL_DATABASE_URL names DATABASE_URL's server, the app's/,
+          ),
+        })
+        const created = await query<{ name: string }>(
+          `SELECT rolname AS name FROM pg_roles WHERE rolname LIKE 'x402\\_rehearsal\\_%\\_${run.child.pid}\\_%'
+       UNION ALL SELECT datname FROM pg_database WHERE datname LIKE 'x402\\_rehearsal\\_%\\_${run.child.pid}\\_%'`,
+        )
+        expect(created).toEqual([])
+      } finally {
+        await target.stop()
+      }
     },
   )
 })

@@ -5,11 +5,11 @@
  * already exist (and for how long), whether it rewrites or scans them, whether it runs in a
  * transaction and under which lock_timeout. The target (MIGRATION_DATABASE_URL, else
  * DATABASE_URL, else the embedded database) is only read, and nothing is created on its server:
- * a PostgreSQL target is rehearsed on REHEARSAL_DATABASE_URL's server (never the target's), else
- * on a scratch cluster started from this machine's PostgreSQL binaries; an embedded one on an
- * in-memory PGlite. Its schema is built by the module's migrations up to the target's last
- * recorded one, or, with --copy-schema, copied from the target with pg_dump (which must be
- * installed), and then owned and run by an unprivileged role.
+ * a PostgreSQL target is rehearsed on REHEARSAL_DATABASE_URL's server (never the target's, nor
+ * DATABASE_URL's, the app's), else on a scratch cluster started from this machine's PostgreSQL
+ * binaries; an embedded one on an in-memory PGlite. Its schema is built by the module's
+ * migrations up to the target's last recorded one, or, with --copy-schema, copied from the
+ * target with pg_dump (which must be installed), and then owned and run by an unprivileged role.
  */
 import { existsSync } from 'node:fs'
 
@@ -42,7 +42,7 @@ const spec = {
   },
   notes: [
     'Database (only read): MIGRATION_DATABASE_URL, else DATABASE_URL, else the embedded database in PGLITE_DATA_DIR (default .data/pglite).',
-    "Rehearsed on REHEARSAL_DATABASE_URL's server (a superuser's; never the target's), else on a scratch cluster started from this machine's",
+    "Rehearsed on REHEARSAL_DATABASE_URL's server (a superuser's; never the target's nor DATABASE_URL's), else on a scratch cluster started from this machine's",
     "PostgreSQL binaries (initdb, postgres), or for the embedded database on an in-memory PGlite. Nothing is created on the target's server.",
   ],
 } as const satisfies CommandSpec

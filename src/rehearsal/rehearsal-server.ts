@@ -11,8 +11,10 @@ import { connectAdmin } from './scratch-database.js'
 
 /**
  * Runs `work` with a PostgreSQL server to rehearse the migrations of the target `db` on, never
- * the target's own: `named`, a server named for rehearsals (REHEARSAL_DATABASE_URL), refused
- * where it is the target's server; else a scratch cluster started for this rehearsal from the
+ * the target's own nor the app's: `named`, a server named for rehearsals (REHEARSAL_DATABASE_URL),
+ * refused where it is the target's server, or the server of an app's database that `env` names
+ * (see refuseAppServer: the target may be MIGRATION_DATABASE_URL's, the app DATABASE_URL's
+ * elsewhere); else a scratch cluster started for this rehearsal from the
  * PostgreSQL binaries on this machine, of the target's major version where there are several
  * (see startScratchCluster), and stopped after it. A rehearsal creates a role and a database on
  * its server, and the Supabase roles where they are missing: none of that may land on the
@@ -27,14 +29,19 @@ export async function withRehearsalServer<T>(
   db: Kysely<any>,
   named: string | undefined,
   work: (server: string) => Promise<T>,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<T> {
   if (named !== undefined) {
     checkConnectionString(named, 'REHEARSAL_DATABASE_URL')
+    const otherwise = "a scratch cluster started from this machine's PostgreSQL binaries"
     await refuseSameServer((text) => sql.raw<{ id: string }>(text).execute(db), named, {
       variable: 'REHEARSAL_DATABASE_URL',
       whose: "the target's own server",
-      otherwise: "a scratch cluster started from this machine's PostgreSQL binaries",
+      otherwise,
     })
+    // The target is not always the app's database: MIGRATION_DATABASE_URL may name another
+    // server than DATABASE_URL's, and a rehearsal's roles must land on neither (review N10-6).
+    await refuseAppServer(named, 'REHEARSAL_DATABASE_URL', otherwise, env)
     return work(named)
   }
   const { rows } = await sql<{
@@ -51,9 +58,10 @@ export async function withRehearsalServer<T>(
 /**
  * Refuses `named` (the rehearsal server in the environment variable `variable`, already checked)
  * where it is the server of an app's database that the environment names: MIGRATION_DATABASE_URL
- * or DATABASE_URL, as withRehearsalServer refuses the target's. For the commands that rehearse
- * with no target of their own (migrate:sql, lint:locks): a rehearsal creates a login role and a
- * database on its server, which must not be the app's. Where neither is set, nothing to compare.
+ * or DATABASE_URL, as withRehearsalServer refuses the target's (and, through here, the app's).
+ * For every command that rehearses (migrate:sql, lint:locks, migrate:plan): a rehearsal creates a
+ * login role and a database on its server, which must not be the app's. Where neither is set,
+ * nothing to compare.
  * `otherwise` says where the command rehearses without `variable`, for the message.
  *
  * @example
