@@ -118,3 +118,22 @@ describe('a message about an argument', () => {
     })
   })
 })
+
+// Review N10-2: another session's statement, which a lock wait names, is shown by its first
+// keyword alone (see test/lock-profile.test.ts and test/slow-step.test.ts for the messages).
+describe("another session's statement", () => {
+  it.each([
+    [`select '${KEY}' as key`, 'SELECT … (the rest not shown)'],
+    ['BEGIN;', 'BEGIN'],
+    [
+      '  /* app: sk-or-v1-x */ -- why\n (update x402_resources set name = 1)',
+      'UPDATE … (the rest not shown)',
+    ],
+    [`${KEY}`, '(a statement, not shown)'],
+    ['\x1b[2J select 1', '(a statement, not shown)'],
+    ['', '(a statement, not shown)'],
+  ])('%j is shown as %s', async (query, shown) => {
+    const { shownStatement } = await import('../src/connection/shown-argument.js')
+    expect(shownStatement(query)).toBe(shown)
+  })
+})

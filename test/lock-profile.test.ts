@@ -16,6 +16,8 @@ import { serverUrl, withTestDatabase } from './support/test-database.js'
 // queued behind it (pg_stat_activity), and then writes. PGlite has one connection, so none of
 // this can happen there.
 
+/** A key as the app's query may quote it: never shown in a lock wait's message. */
+const BLOCKER_KEY = `sk-or-v1-${'0123456789abcdef'.repeat(4)}`
 /** What a run from a database at 002 applies: 005 and everything after it. */
 const FROM_005 = migrationNames.filter((name) => name >= '005_add_openrouter_integration')
 const postgres = process.env.TEST_DATABASE_URL ? describe : describe.skip
@@ -166,12 +168,43 @@ postgres('the lock profile of 005 on postgres', () => {
       expect(applied.map((result) => result.migrationName)).toEqual(FROM_005)
       expect(lines).toHaveLength(1)
       expect(lines[0]).toMatch(
-        /^\[db\] 005_add_openrouter_integration hit lock_timeout \(attempt 1 of 3; blocked by pid \d+ \(idle in transaction, transaction open for [\d:]+: BEGIN; SELECT count\(\*\) FROM x402_resources\)\); trying again in 50 ms$/,
+        /^\[db\] 005_add_openrouter_integration hit lock_timeout \(attempt 1 of 3; blocked by pid \d+ \(idle in transaction, transaction open for [\d:]+: BEGIN … \(the rest not shown\)\)\); trying again in 50 ms$/,
       )
     })
   })
 
-  it('fails after the last attempt with the blocking pid and its query, and records nothing', async () => {
+  // Review N10-2: the blocking session's query was quoted whole (its first 200 characters): it
+  // is the app's, not the operator's input, and may hold a key and terminal escape codes.
+  it("names the blocker's statement by its first keyword only, never its text", async () => {
+    await withSessionsBefore005(async (db, { holder }) => {
+      const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+      await holder.query('BEGIN')
+      await holder.query(`SELECT count(*) FROM x402_resources WHERE '${BLOCKER_KEY}' <> '\x1b[2J'`)
+      const lines: string[] = []
+      // Long enough for the watch's samples (every 100 ms) to see the blocker in each attempt.
+      const error = await migrateToLatest(db, {
+        env: {},
+        lockTimeoutMs: 500,
+        lockAttempts: 2,
+        retryDelayMs: 10,
+        log: (line) => lines.push(line),
+      }).catch((caught: unknown) => caught)
+      await holder.query('ROLLBACK')
+
+      expect(error).toBeInstanceOf(MigrationError)
+      expect((error as Error).message).toMatch(
+        new RegExp(
+          `blocked by pid ${rows[0]!.pid} \\(idle in transaction, transaction open for [\\d:]+: SELECT … \\(the rest not shown\\)\\)`,
+        ),
+      )
+      for (const text of [(error as Error).message, ...lines]) {
+        expect(text).not.toContain('sk-or-v1')
+        expect(text).not.toContain('\x1b')
+      }
+    })
+  })
+
+  it("fails after the last attempt with the blocking pid and its statement's keyword, and records nothing", async () => {
     await withSessionsBefore005(async (db, { holder }) => {
       const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
       await holder.query('BEGIN; SELECT count(*) FROM x402_resources')
@@ -192,7 +225,7 @@ postgres('the lock profile of 005 on postgres', () => {
       expect((error as Error).message).toContain(
         `It could not get its lock within lock_timeout in 2 attempt(s), blocked by pid ${rows[0]!.pid} (idle in transaction`,
       )
-      expect((error as Error).message).toContain('SELECT count(*) FROM x402_resources')
+      expect((error as Error).message).toContain(': BEGIN … (the rest not shown))')
       const history = await holder.query(
         `SELECT name FROM x402_migrations.kysely_migration WHERE name LIKE '005%'`,
       )

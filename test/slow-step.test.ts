@@ -20,8 +20,11 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('a slow migration step (PostgreS
     await database?.destroy()
   })
 
-  /** A new database at 007, and a session on it that holds ACCESS SHARE on x402_resources, which 008 locks ACCESS EXCLUSIVE. */
-  async function blockedAt007() {
+  /**
+   * A new database at 007, and a session on it that holds ACCESS SHARE on x402_resources, which
+   * 008 locks ACCESS EXCLUSIVE, and that ran `lastQuery` last.
+   */
+  async function blockedAt007(lastQuery?: string) {
     database = await createTestDatabase('postgres')
     await migrateTo(database.db, MIGRATION_007)
     const connectionString = (database.location as { connectionString: string }).connectionString
@@ -30,6 +33,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('a slow migration step (PostgreS
     await holder.query('BEGIN')
     await holder.query('LOCK TABLE x402_resources IN ACCESS SHARE MODE')
     const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    if (lastQuery !== undefined) await holder.query(lastQuery)
     const env = {
       DATABASE_URL: connectionString,
       MIGRATION_LOCK_TIMEOUT_MS: '120000',
@@ -89,11 +93,43 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('a slow migration step (PostgreS
     expect(line).toContain(
       `waits for AccessExclusiveLock on x402_resources, held by pid ${blocked.holderPid} (idle in transaction, transaction open for `,
     )
+    expect(line).toContain(': SELECT … (the rest not shown))')
     const result = await run.exited
     expect(result.code, result.stderr).toBe(0)
     // Once the lock came, the step ended, and so did the display.
     expect(result.stderr.trim().split('\n').at(-1)).toMatch(
       new RegExp(`^applied  ${MIGRATION_008} in \\d+\\.\\d s$`),
     )
+  })
+
+  // Review N10-2: the blocking session's query was quoted (its first 60 characters): it is the
+  // app's, not the operator's input, and may hold a key and terminal escape codes.
+  it("names the holder's statement by its first keyword only, never its text", async () => {
+    const key = `sk-or-v1-${'0123456789abcdef'.repeat(4)}`
+    const blocked = await blockedAt007(
+      `SELECT '${key}' AS key, '\x1b]0;pwned\x07\x1b[2J' AS screen`,
+    )
+    const run = startScript('src/cli/migrate.ts', ['up'], {
+      ...blocked.env,
+      X402_DB_PROGRESS: 'always',
+    })
+    try {
+      await blocked.migrationWaits()
+      await run.lineOn(
+        'stderr',
+        new RegExp(`^\\[db\\] ${MIGRATION_008} \\(up\\) running for \\d+ s: `),
+      )
+    } finally {
+      await blocked.release()
+    }
+    const result = await run.exited
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stderr).toContain(
+      `held by pid ${blocked.holderPid} (idle in transaction, transaction open for `,
+    )
+    expect(result.stderr).toContain(': SELECT … (the rest not shown))')
+    expect(result.stderr).not.toContain('sk-or-v1')
+    expect(result.stderr).not.toContain('\x1b')
+    expect(result.stderr).not.toContain('\x07')
   })
 })

@@ -1,13 +1,15 @@
 /**
  * What a person at a terminal sees while a migration step takes long: which migration, the
  * statement its server process runs, the lock it waits for and who holds it (pg_locks,
- * pg_blocking_pids, pg_stat_activity), and for an index build how far it is
- * (pg_stat_progress_create_index). Read-only, from another connection of the pool, one bounded
- * sample at a time, and only while the step runs. Never on PGlite: its one connection is the
+ * pg_blocking_pids, pg_stat_activity: its pid, and its statement's first keyword alone, see
+ * shownStatement), and for an index build how far it is (pg_stat_progress_create_index).
+ * Read-only, from another connection of the pool, one bounded sample at a time, and only while
+ * the step runs. Never on PGlite: its one connection is the
  * migration's, and no other session can hold a lock there.
  */
 import { type Kysely, PGliteAdapter, sql } from 'kysely'
 
+import { shownStatement } from '../connection/shown-argument.js'
 import type { MigrationEvent } from '../migrator/settings.js'
 
 /** How long a step runs before it is shown; a short step stays quiet. */
@@ -99,7 +101,7 @@ export function watchSlowSteps(
 interface StepState {
   query: string | null
   waiting_for: string | null
-  blockers: string | null
+  blockers: Array<{ pid: number; state: string; xact_age: string; query: string }> | null
   index_progress: string | null
 }
 
@@ -113,9 +115,9 @@ async function describeStep(db: Kysely<any>, pid: number): Promise<string | unde
     SELECT left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 120) AS query,
            (SELECT format('%s on %s', l.mode, coalesce(l.relation::regclass::text, l.locktype))
             FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1) AS waiting_for,
-           (SELECT string_agg(format('pid %s (%s, transaction open for %s: %s)', b.pid, b.state,
-                                     date_trunc('second', now() - b.xact_start),
-                                     left(regexp_replace(b.query, '[[:space:]]+', ' ', 'g'), 60)), '; ')
+           (SELECT json_agg(json_build_object('pid', b.pid, 'state', b.state,
+                                              'xact_age', date_trunc('second', now() - b.xact_start)::text,
+                                              'query', left(b.query, 1000)))
             FROM unnest(pg_blocking_pids(a.pid)) AS x(pid) JOIN pg_stat_activity b ON b.pid = x.pid) AS blockers,
            (SELECT format('%s, %s', p.phase,
                           CASE WHEN p.blocks_total > 0 THEN format('%s%% of blocks', 100 * p.blocks_done / p.blocks_total)
@@ -132,10 +134,16 @@ async function describeStep(db: Kysely<any>, pid: number): Promise<string | unde
     const state = await Promise.race([sample, late])
     if (!state) return undefined
     const parts = [state.query ?? 'between statements']
-    if (state.waiting_for)
-      parts.push(
-        `waits for ${state.waiting_for}${state.blockers ? `, held by ${state.blockers}` : ''}`,
-      )
+    if (state.waiting_for) {
+      // Another session's statement is shown by its keyword alone (see shownStatement).
+      const blockers = (state.blockers ?? [])
+        .map(
+          (b) =>
+            `pid ${b.pid} (${b.state}, transaction open for ${b.xact_age}: ${shownStatement(b.query)})`,
+        )
+        .join('; ')
+      parts.push(`waits for ${state.waiting_for}${blockers ? `, held by ${blockers}` : ''}`)
+    }
     if (state.index_progress) parts.push(`index build: ${state.index_progress}`)
     return parts.join('; ')
   } finally {

@@ -81,6 +81,32 @@ export function shownOnTerminal(text: string): string {
   )
 }
 
+/**
+ * Another session's statement (pg_stat_activity's `query`: a session that blocks a migration) as
+ * a message shows it: its first keyword (`SELECT`, `BEGIN`), which says what kind of statement
+ * it is, where {@link mayShowArgument} would show that word, and never the rest. Its text is
+ * the app's or another user's, not the operator's input: it may quote a key (`select
+ * 'sk-or-v1-…'`) and hold terminal escape codes, which would reach the operator's terminal and
+ * the CI log (review N10-2). The pid beside it finds the whole text in pg_stat_activity.
+ *
+ * @example
+ * ```ts
+ * shownStatement("select 'sk-or-v1-…' AS key") // 'SELECT … (the rest not shown)'
+ * shownStatement('BEGIN') // 'BEGIN'
+ * ```
+ */
+export function shownStatement(query: string): string {
+  // Leading blanks, comments and parentheses are skipped, as the server's parser skips them; a
+  // word is a keyword only where a blank, a ";", a "(" or a comment ends it (`sk-or-v1-…` is none).
+  const found = /^(?:\s|\(|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([A-Za-z]+)(?=$|[\s;(]|--|\/\*)/.exec(
+    query,
+  )
+  const keyword = found?.[1]
+  if (keyword === undefined || !mayShowArgument(keyword)) return '(a statement, not shown)'
+  const rest = query.slice(found![0].length).replace(/^[\s;]*/, '')
+  return rest ? `${keyword.toUpperCase()} … (the rest not shown)` : keyword.toUpperCase()
+}
+
 /** The most characters of a name that {@link shownShortOnTerminal} keeps. */
 const SHOWN_NAME_LENGTH = 80
 

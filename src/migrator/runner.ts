@@ -23,6 +23,7 @@ import {
 } from './checksums.js'
 import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
+import { shownStatement } from '../connection/shown-argument.js'
 import {
   clearRevertingMarks,
   hasMigrationHistory,
@@ -851,7 +852,8 @@ interface BlockerWatch {
 
 /**
  * Watches, from another connection of the pool behind `db`, which sessions block the migration's
- * backend, so that a lock timeout can name the pid and the query in the way. After the timeout
+ * backend, so that a lock timeout can name the pid in the way and its statement's keyword (see
+ * shownStatement: its text is another session's, never shown). After the timeout
  * the wait is over and pg_blocking_pids() no longer tells. A sample that fails is skipped. Not
  * on PGlite, which has one connection only.
  */
@@ -871,7 +873,7 @@ function watchBlockers(db: Kysely<any>): BlockerWatch {
       const sample = async () => {
         const found = await sql<{ pid: number; state: string; xact_age: string; query: string }>`
           SELECT a.pid, a.state, date_trunc('second', now() - a.xact_start)::text AS xact_age,
-                 left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 200) AS query
+                 left(a.query, 1000) AS query
           FROM unnest(pg_blocking_pids(${pid})) AS b(pid) JOIN pg_stat_activity a ON a.pid = b.pid
         `
           .execute(db)
@@ -880,7 +882,7 @@ function watchBlockers(db: Kysely<any>): BlockerWatch {
           seen = found.rows
             .map(
               (row) =>
-                `pid ${row.pid} (${row.state}, transaction open for ${row.xact_age}: ${row.query})`,
+                `pid ${row.pid} (${row.state}, transaction open for ${row.xact_age}: ${shownStatement(row.query)})`,
             )
             .join(', ')
         }
