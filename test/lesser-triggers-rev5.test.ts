@@ -98,6 +98,14 @@ const trustedBtreeOps = (
   CREATE OPERATOR CLASS public.zz_bt_ops FOR TYPE int USING btree AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 public.zz_cmp(int, int)`
 
+/** A table in a superuser's schema off the path, whose index expression calls the login's helper. */
+const offPathIndexedTable = (role: string): Options => ({
+  setUp: `CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_t (x int); INSERT INTO zz_s.zz_t VALUES (1);
+    CREATE FUNCTION zz_s.zz_idx(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $1; END $f$;
+    CREATE INDEX zz_t_idx ON zz_s.zz_t (zz_s.zz_idx(x))`,
+  cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
+})
+
 type Case = [string, (role: string) => string, (role: string) => Options]
 
 const cases: Case[] = [
@@ -766,22 +774,12 @@ const cases: Case[] = [
   [
     'I1s: ANALYZE of a table in a superuser’s schema off the path, expression index calls the login’s helper',
     () => `ANALYZE zz_s.zz_t;`,
-    (role) => ({
-      setUp: `CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_t (x int); INSERT INTO zz_s.zz_t VALUES (1);
-        CREATE FUNCTION zz_s.zz_idx(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $1; END $f$;
-        CREATE INDEX zz_t_idx ON zz_s.zz_t (zz_s.zz_idx(x))`,
-      cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
-    }),
+    offPathIndexedTable,
   ],
   [
     'I2s: REINDEX TABLE of a table in a superuser’s schema off the path',
     () => `REINDEX TABLE zz_s.zz_t;`,
-    (role) => ({
-      setUp: `CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_t (x int); INSERT INTO zz_s.zz_t VALUES (1);
-        CREATE FUNCTION zz_s.zz_idx(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $1; END $f$;
-        CREATE INDEX zz_t_idx ON zz_s.zz_t (zz_s.zz_idx(x))`,
-      cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
-    }),
+    offPathIndexedTable,
   ],
   // R10-5: names holding a double quote or a backslash are never candidates.
   [
