@@ -686,6 +686,71 @@ const cases: Case[] = [
       cleanUp: `REVOKE postgres FROM ${role}`,
     }),
   ],
+  // Review rev11 (of a684736).
+  [
+    'R11 DO1: DO LANGUAGE given as a string constant, code by string continuation (EXECUTE split)',
+    (role) =>
+      `DO LANGUAGE 'plpgsql' 'BEGIN EX'\n'ECUTE ''SELECT ${role.slice(0, 3)}'' || ''${role.slice(3)}.helper()''; END';`,
+    () => ({}),
+  ],
+  [
+    'R11 DO5: DO LANGUAGE as a string constant with E-string code (escape for the E of EXECUTE)',
+    (role) =>
+      `DO LANGUAGE 'plpgsql' E'BEGIN \\x45XECUTE ''SELECT ${role.slice(0, 3)}'' || ''${role.slice(3)}.helper()''; END';`,
+    () => ({}),
+  ],
+  [
+    'R11 MV1: ALTER MATERIALIZED VIEW … SET ACCESS METHOD rewrites, rebuilding an expression index that calls the login’s helper',
+    () => `ALTER MATERIALIZED VIEW zz_s.zz_mv SET ACCESS METHOD zz_heap2;`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s; CREATE ACCESS METHOD zz_heap2 TYPE TABLE HANDLER heap_tableam_handler;
+        CREATE FUNCTION zz_s.zz_idx(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $1; END $f$;
+        CREATE MATERIALIZED VIEW zz_s.zz_mv AS SELECT 1 AS x;
+        CREATE INDEX zz_mv_idx ON zz_s.zz_mv (zz_s.zz_idx(x))`,
+      cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE; DROP ACCESS METHOD IF EXISTS zz_heap2',
+    }),
+  ],
+  [
+    'R11 PT1: CREATE TABLE … PARTITION OF scans the default partition, evaluating a partition key expression that calls the login’s helper',
+    () => `CREATE TABLE zz_s.zz_p1 PARTITION OF zz_s.zz_p FOR VALUES IN (5);`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_s;
+        CREATE FUNCTION zz_s.zz_k(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN $1; END $f$;
+        CREATE TABLE zz_s.zz_p (x int) PARTITION BY LIST (zz_s.zz_k(x));
+        CREATE TABLE zz_s.zz_pd PARTITION OF zz_s.zz_p DEFAULT; INSERT INTO zz_s.zz_p VALUES (1)`,
+      cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
+    }),
+  ],
+  [
+    'R11 CP1: COPY … TO PROGRAM runs psql, a session of its own, that calls the login’s helper (name in shell pieces)',
+    (role) => {
+      const u = new URL(process.env.TEST_DATABASE_URL!)
+      const c = `psql -h ${u.hostname} -p ${u.port} -U ${u.username}`
+      return `COPY (SELECT 1) TO PROGRAM 'x=${role.slice(0, 3)}; ${c} -Atc "select datname from pg_database" postgres | while read d; do ${c} -d "$d" -c "select \${x}${role.slice(3)}.helper()"; done; true';`
+    },
+    () => ({}),
+  ],
+  [
+    'R11 LS2: as LS1, the login having made zz_f(int) there (a better match) after the superuser’s',
+    () => `PERFORM zz_${'s'.repeat(66)}.zz_f(1);`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_${'s'.repeat(60)}; GRANT USAGE, CREATE ON SCHEMA zz_${'s'.repeat(60)} TO ${role};
+        CREATE FUNCTION zz_${'s'.repeat(60)}.zz_f(bigint) RETURNS void LANGUAGE plpgsql AS $f$ BEGIN NULL; END $f$`,
+      final: `SET ROLE ${role}; CREATE FUNCTION zz_${'s'.repeat(60)}.zz_f(int) RETURNS void LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); END $f$; RESET ROLE`,
+      cleanUp: `DROP SCHEMA IF EXISTS zz_${'s'.repeat(60)} CASCADE`,
+    }),
+  ],
+  [
+    'R11 LS3: the login’s table with its trigger, in a superuser’s 63-byte schema, written by a longer schema name PostgreSQL truncates',
+    () => `INSERT INTO zz_${'s'.repeat(66)}.zz_t VALUES (1);`,
+    (role) => ({
+      setUp: `CREATE SCHEMA zz_${'s'.repeat(60)}; GRANT USAGE ON SCHEMA zz_${'s'.repeat(60)} TO ${role}; ${evilTrigger(role)};
+        CREATE TABLE zz_${'s'.repeat(60)}.zz_t (x int);
+        CREATE TRIGGER zz_evil AFTER INSERT ON zz_${'s'.repeat(60)}.zz_t FOR EACH ROW EXECUTE FUNCTION ${role}.evil();
+        ALTER TABLE zz_${'s'.repeat(60)}.zz_t OWNER TO ${role}`,
+      cleanUp: `DROP SCHEMA IF EXISTS zz_${'s'.repeat(60)} CASCADE`,
+    }),
+  ],
   // Review rev10 (of 760af61).
   // R10-7: what a body names qualified in a schema the login owns, or may create in, it may drop
   // and make again (or overload, or make a table of) after the check: refused at the check.
@@ -1000,6 +1065,51 @@ const plain: Plain[] = [
     `PERFORM public.zz_sd();`,
     (role) =>
       `REASSIGN OWNED BY ${role}_su TO postgres; DROP OWNED BY ${role}_su; DROP ROLE ${role}_su`,
+  ],
+  // Review rev11's over-refusals: variables named as maintenance statements, a "then do $%" in a
+  // string, a trusted function whose name the check cannot match.
+  [
+    'R11 OR15: an unreached superuser function with a 63-byte name in an unrelated schema',
+    `CREATE SCHEMA zz_x; CREATE FUNCTION zz_x.zz_${'b'.repeat(60)}() RETURNS void LANGUAGE sql AS $q$ SELECT $q$`,
+    `NULL;`,
+    () => `DROP SCHEMA IF EXISTS zz_x CASCADE`,
+  ],
+  [
+    'R11 OR16: an unreached superuser function whose quoted name holds a double quote, in an unrelated schema',
+    `CREATE SCHEMA zz_x; CREATE FUNCTION zz_x."say ""hi""" () RETURNS void LANGUAGE sql AS $q$ SELECT $q$`,
+    `NULL;`,
+    () => `DROP SCHEMA IF EXISTS zz_x CASCADE`,
+  ],
+  [
+    'R11 OR13: a notice text that says “then do $…”',
+    '',
+    `RAISE NOTICE 'refund pending, then do $% refund', 5;`,
+  ],
+  [
+    'R11 OR14: a CASE that assigns a variable named cluster',
+    '',
+    `DECLARE cluster text; BEGIN CASE WHEN OLD.id IS NULL THEN cluster := 'a'; ELSE cluster := 'b'; END CASE; END;`,
+  ],
+  [
+    'R11 OR1: a variable named cluster assigned after THEN',
+    '',
+    `DECLARE cluster text; BEGIN IF OLD.id IS NOT NULL THEN cluster := 'eu'; ELSE cluster := 'us'; END IF; END;`,
+  ],
+  [
+    'R11 OR2: a variable named vacuum assigned after ELSE',
+    '',
+    `DECLARE vacuum boolean; BEGIN IF OLD.id IS NULL THEN NULL; ELSE vacuum := true; END IF; END;`,
+  ],
+  [
+    'R11 OR8: a variable named reindex assigned after LOOP',
+    '',
+    `DECLARE reindex int := 0; BEGIN FOR i IN 1..2 LOOP reindex := reindex + i; END LOOP; END;`,
+  ],
+  [
+    'R11 OR7: a trusted function with a 63-byte name (as an extension may make), called',
+    `CREATE FUNCTION public.zz_${'a'.repeat(60)}() RETURNS void LANGUAGE sql AS $q$ SELECT $q$`,
+    `PERFORM public.zz_${'a'.repeat(60)}();`,
+    () => `DROP FUNCTION IF EXISTS public.zz_${'a'.repeat(60)}()`,
   ],
   // Review rev10's over-refusals: DO NOTHING and a comment's "then do" are no DO statement.
   [

@@ -13,8 +13,8 @@
  *   volatility, STRICT, PARALLEL, COST, ROWS, SET SCHEMA name, or SET search_path = names (the
  *   schemas the check then counts as on a reached path: searchPathListSql);
  * - ALTER TABLE without ENABLE, INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, REPLICA, FORCE; no
- *   ALTER FOREIGN TABLE, TRIGGER, EVENT TRIGGER or EXTENSION; no ANALYZE, VACUUM, CLUSTER or
- *   REINDEX (they run code of tables the check does not follow).
+ *   ALTER FOREIGN TABLE, TRIGGER, EVENT TRIGGER or EXTENSION; no ANALYZE, VACUUM, CLUSTER,
+ *   REINDEX or COPY … PROGRAM (they run code the check does not follow).
  * Supabase's event trigger functions hold only such forms (grant_pg_net_access's ALTER function
  * net.http_get(…) SECURITY DEFINER and SET search_path = net; grant_pg_graphql_access's create or
  * replace function graphql_public.graphql(…) … language sql as $$ … $$).
@@ -132,11 +132,15 @@ const CODE_STATEMENT =
  * ANALYZE, VACUUM, CLUSTER or REINDEX at a statement's start, to its `;`: they run the index
  * expressions, statistics and constraints of the tables they work on, as those tables' owners,
  * and of every table where they name none, or an index, a schema or the database (review rev10
- * R10-4). None is a form read.
+ * R10-4); not a variable of that name given a value (review rev11 R11-8). And COPY … PROGRAM,
+ * which runs a shell command that may open a session of its own (review rev11 R11-4). None is a
+ * form read.
  */
 const MAINTENANCE_STATEMENT =
   `(?:^|;|(?<![[:alnum:]_$])(?:begin|then|else|loop))${S}*` +
-  `((?:analy[sz]e|vacuum|cluster|reindex)(?![[:alnum:]_$])(?:[^;"]|"(?:[^"]|"")*")*)`
+  `((?:(?:analy[sz]e|vacuum|cluster|reindex)(?![[:alnum:]_$])(?!${S}*(?::=|=|[.[]))` +
+  `|copy(?![[:alnum:]_$])(?=(?:[^;"]|"(?:[^"]|"")*")*?(?<![[:alnum:]_$])program(?![[:alnum:]_$])))` +
+  `(?:[^;"]|"(?:[^"]|"")*")*)`
 
 /**
  * SQL (a scalar subquery): the statements that make or change code (CREATE FUNCTION, ALTER
@@ -151,7 +155,7 @@ const MAINTENANCE_STATEMENT =
  */
 export function codeStatementsSql(raw: string, words: string): string {
   return `(CASE WHEN ${words} && ARRAY['function', 'procedure', 'routine', 'table', 'trigger', 'extension',
-                                     'analyze', 'analyse', 'vacuum', 'cluster', 'reindex']::text[] THEN ARRAY(
+                                     'analyze', 'analyse', 'vacuum', 'cluster', 'reindex', 'program']::text[] THEN ARRAY(
              WITH RECURSIVE texts(t) AS (
                SELECT ${raw}
                UNION ALL

@@ -341,6 +341,13 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT i.what, i.fn, NULL, false, false FROM implicit_functions i JOIN pg_proc p ON p.oid = i.fn
              WHERE p.prolang IN (SELECT oid FROM opaque_languages) AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
             UNION
+            -- A trusted function whose name the check cannot match in a body (a double quote, a
+            -- backslash, 63 bytes: see BODY_CALLS_PROBLEMS_SQL): walked, wherever it is (review rev11 R11-10).
+            SELECT format('function %s, whose name the check cannot match in a body', p.oid::regprocedure), p.oid, NULL, false, false
+              FROM pg_proc p
+             WHERE p.oid >= ${FIRST_NORMAL_OBJECT_ID} AND p.prolang IN (SELECT oid FROM opaque_languages)
+               AND (strpos(p.proname, '"') > 0 OR strpos(p.proname, chr(92)) > 0 OR octet_length(p.proname) = 63)
+            UNION
             SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL, true, false
               FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
              CROSS JOIN LATERAL (
@@ -880,12 +887,13 @@ const DATABASE_PART = `('(("([^"]|"")*"|[[:alnum:]_$]+)' || ${SPACE} || '*[.]' |
 /**
  * SQL: a regular expression's start (for `~*`) that matches a statement's words before the
  * relation it writes, and the name's opening quote; in a TRUNCATE, any of its list. ALTER TABLE
- * too: it runs the table's code (VALIDATE CONSTRAINT its CHECKs, a rewrite its defaults: review
- * rev10 R10-4).
+ * and MATERIALIZED VIEW too: they run the relation's code (VALIDATE CONSTRAINT its CHECKs, a
+ * rewrite its defaults and index expressions: reviews rev10 R10-4, rev11 R11-2); and CREATE TABLE
+ * … PARTITION OF, of the parent (its key expressions, its default partition's: R11-3).
  */
 const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+into|update|delete' || ${SPACE} || '+from|merge' || ${SPACE}
   || '+into|copy|refresh' || ${SPACE} || '+materialized' || ${SPACE} || '+view(' || ${SPACE} || '+concurrently)?|alter' || ${SPACE}
-  || '+table(' || ${SPACE} || '+if' || ${SPACE} || '+exists)?|truncate('
+  || '+(materialized' || ${SPACE} || '+view|table)(' || ${SPACE} || '+if' || ${SPACE} || '+exists)?|partition' || ${SPACE} || '+of|truncate('
   || ${SPACE} || '+table)?(' || ${SPACE} || '+[^;]*,)?)(' || ${SPACE} || '+only)?(' || ${SPACE} || '+"?|")')`
 
 /**
@@ -913,15 +921,17 @@ const CUSTOM_SETTING_EXECUTE = `('(?<![[:alnum:]_$])execute[[:space:]]+(format[[
 /**
  * SQL: a regular expression (for `~*`) of a PL/pgSQL statement that runs SQL it is given as text:
  * EXECUTE at a statement's start or after RETURN QUERY, FOR … IN or OPEN … FOR, and DO with its
- * code, a string however quoted (review rev2 F3, rev3 R2: PL/pgSQL code in a string, no EXECUTE;
- * not MERGE's DO NOTHING, nor a comment's "then do": review rev10 P6, P7). It is matched
+ * code, a string however quoted, its language a name or a string (review rev2 F3, rev3 R2:
+ * PL/pgSQL code in a string, no EXECUTE; rev11 R11-1; not MERGE's DO NOTHING, a comment's "then
+ * do", nor a string's "then do $%": review rev10 P6, P7, rev11 R11-9). It is matched
  * after each {@link CUSTOM_SETTING_EXECUTE} is read as `perform null`: the statement's own
  * words, never the `;` around it (cutting that out made the next EXECUTE no statement's start:
  * review rev2 F1), and not by counting the two (an EXECUTE's match takes in the comment before
  * it, and an exempt one in it: rev3 R1).
  */
 const DYNAMIC_STATEMENT = `('(' || ${STATEMENT_START} || '|(?<![[:alnum:]_$])(query|in|for)' || ${SPACE} || '+)execute(?![[:alnum:]_$])|'
-  || ${STATEMENT_START} || 'do(?![[:alnum:]_$])' || ${SPACE} || '*(language' || ${SPACE} || '*("([^"]|"")*"|[[:alnum:]_$]+)' || ${SPACE} || '*)?([$]|[eu]?&?'')')`
+  || ${STATEMENT_START} || 'do(?![[:alnum:]_$])' || ${SPACE} || '*(language' || ${SPACE} || '*("([^"]|"")*"|''([^'']|'''')*''|[[:alnum:]_$]+)'
+  || ${SPACE} || '*)?([$]([[:alpha:]_][[:alnum:]_]*)?[$]|[eu]?&?'')')`
 
 /**
  * SQL: a regular expression (for `~*`) of a call of a function that runs SQL given as text, or
@@ -1054,7 +1064,7 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
                      'and ALTER FUNCTION … SECURITY DEFINER, SET search_path = schema names, SET SCHEMA; not a body '
                      'given as a string, RESET, TO DEFAULT, FROM CURRENT, OWNER TO, RENAME, nor ALTER TABLE … ENABLE, '
                      'INHERIT, ATTACH, SET SCHEMA, OWNER, RENAME, nor ALTER TRIGGER or EXTENSION), or runs ANALYZE, '
-                     'VACUUM, CLUSTER or REINDEX (which run the code of the tables they work on): write it in one of '
+                     'VACUUM, CLUSTER, REINDEX (which run the code of the tables they work on) or COPY … PROGRAM: write it in one of '
                      'those forms, or run that DDL outside the trigger',
                      w.what, w.fn::regprocedure), false
       FROM body_calls w
@@ -1087,22 +1097,29 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
     UNION ALL
     -- A name the check cannot match in a body's text: one holding a double quote (which a body
     -- doubles) or a backslash (escapesReadSql reads it away), or 63 bytes long (PostgreSQL cuts a
-    -- longer name in a body to it): a function's, or a relation's, a type's or a schema's of a
-    -- lesser login or in its schema (review rev10 R10-5, R10-6).
+    -- longer name in a body to it): a function's, a relation's or a type's of a lesser login or in
+    -- its schema, or a schema's it owns or may create in (review rev10 R10-5, R10-6). A trusted
+    -- function so named is walked wherever it is instead (reached_functions: review rev11 R11-10).
     SELECT DISTINCT 2, format('%s has a name the check cannot match in a body''s text: it holds a double quote or a '
                               'backslash, or is 63 bytes long, to which PostgreSQL cuts a longer name (rename it)', o.what), false
-      FROM (SELECT format('function %s', q.oid::regprocedure), q.proname FROM pg_proc q WHERE q.oid >= ${FIRST_NORMAL_OBJECT_ID}
+      FROM (SELECT format('function %s', q.oid::regprocedure), ARRAY[q.proname, n.nspname] FROM pg_proc q JOIN pg_namespace n ON n.oid = q.pronamespace
+             WHERE q.proowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles)
             UNION ALL
-            SELECT format('relation %s', c.oid::regclass), c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            SELECT format('relation %s', c.oid::regclass), ARRAY[c.relname, n.nspname] FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND (c.relowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles))
             UNION ALL
-            SELECT format('type %s', t.oid::regtype), t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+            SELECT format('type %s', t.oid::regtype), ARRAY[t.typname, n.nspname] FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
              WHERE t.typrelid = 0 AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
                AND (t.typowner IN (SELECT oid FROM lesser_roles) OR n.nspowner IN (SELECT oid FROM lesser_roles))
             UNION ALL
-            SELECT format('schema %I', n.nspname), n.nspname FROM pg_namespace n WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
-           ) AS o(what, name)
-     WHERE (strpos(o.name, '"') > 0 OR strpos(o.name, chr(92)) > 0 OR octet_length(o.name) = 63)
+            -- A schema such a login owns, or may create in (review rev11 R11-6, R11-7).
+            SELECT format('schema %I', n.nspname), ARRAY[n.nspname] FROM pg_namespace n
+             WHERE n.nspowner IN (SELECT oid FROM lesser_roles)
+                OR EXISTS (SELECT FROM aclexplode(n.nspacl) AS a JOIN lesser_grantees h ON h.grantee = a.grantee
+                            WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner)
+           ) AS o(what, names)
+     CROSS JOIN LATERAL unnest(o.names) AS x(name)
+     WHERE (strpos(x.name, '"') > 0 OR strpos(x.name, chr(92)) > 0 OR octet_length(x.name) = 63)
        AND EXISTS (SELECT FROM reached_bodies)`
 
 /**
