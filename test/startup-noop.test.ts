@@ -31,7 +31,7 @@ describe.each(testTargets)('the no-op start-up on %s', (target) => {
       // anyone's code (checked first), whether a rollback was interrupted (the marker) and
       // whether the table still has the primary key that keeps each name to one row.
       expect(statements[0]).toMatch(
-        /^\s*SELECT m\.name, reverting_since IS NOT NULL AS reverting, EXISTS \(SELECT FROM pg_catalog\.pg_constraint[^]*AS keyed\s+FROM x402_migrations\.kysely_migration AS m TABLESAMPLE SYSTEM \(100\)[^]*WHERE \(SELECT c\.relkind OPERATOR\(pg_catalog\.=\) 'r' AND pg_catalog\.pg_has_role[^]*$/,
+        /^\s*SELECT m\.name, reverting_since IS NOT NULL AS reverting, EXISTS \(SELECT FROM pg_catalog\.pg_constraint[^]*AS keyed\s+FROM x402_migrations\.kysely_migration AS m TABLESAMPLE SYSTEM \(100\)[^]*WHERE \(SELECT c\.relkind OPERATOR\(pg_catalog\.=\) 'r' AND \(pg_catalog\.pg_has_role[^]*$/,
       )
       expect(statements[0]).not.toMatch(/to_jsonb|::text\b/)
     })
