@@ -346,7 +346,7 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT format('function %s, whose name the check cannot match in a body', p.oid::regprocedure), p.oid, NULL, false, false
               FROM pg_proc p
              WHERE p.oid >= ${FIRST_NORMAL_OBJECT_ID} AND p.prolang IN (SELECT oid FROM opaque_languages)
-               AND (strpos(p.proname, '"') > 0 OR strpos(p.proname, chr(92)) > 0 OR octet_length(p.proname) = 63)
+               AND ${unmatchableName('p.proname')}
             UNION
             SELECT format('type %s', format_type(ty.oid, NULL)), reached.fn, NULL, true, false
               FROM (SELECT DISTINCT t.typ FROM column_types t) AS t JOIN pg_type ty ON ty.oid = t.typ
@@ -631,6 +631,14 @@ function bodyCallsSql(schemas: string | undefined): string {
  * every schema where a reached body may change the path, else the session's with the schemas a
  * request runs with.
  */
+/**
+ * SQL: whether the name `name` is one the check cannot match in a body's text: it holds a double
+ * quote (which a body doubles) or a backslash (escapesReadSql reads it away), or is 63 bytes long,
+ * to which PostgreSQL cuts a longer name (reviews rev10 R10-5, R10-6, rev11 R11-10).
+ */
+const unmatchableName = (name: string) =>
+  `(strpos(${name}, '"') > 0 OR strpos(${name}, chr(92)) > 0 OR octet_length(${name}) = 63)`
+
 /** How lesser_grantees names PUBLIC's logins. */
 const PUBLIC_LOGIN = `'any login (one made after this check too)'`
 
@@ -1119,7 +1127,7 @@ const BODY_CALLS_PROBLEMS_SQL = `    UNION ALL
                             WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner)
            ) AS o(what, names)
      CROSS JOIN LATERAL unnest(o.names) AS x(name)
-     WHERE (strpos(x.name, '"') > 0 OR strpos(x.name, chr(92)) > 0 OR octet_length(x.name) = 63)
+     WHERE ${unmatchableName('x.name')}
        AND EXISTS (SELECT FROM reached_bodies)`
 
 /**
