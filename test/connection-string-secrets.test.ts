@@ -253,6 +253,37 @@ describe('a URL whose host is in the query string', () => {
     expect(timedOut.message).not.toContain('Hunter2Secret')
   })
 
+  // Review N10-1: a key or a password put where the database's name or the host goes was
+  // printed whole on every run's Database: line. A name is shown where it plainly is one
+  // (production's, a test's random one, a Supabase project's host), and hidden where it is
+  // shaped like a secret.
+  it.each([
+    [
+      'postgres://u@db.abcdefghijklmnopqrst.supabase.co:5432/x402_jobs_production',
+      'PostgreSQL at db.abcdefghijklmnopqrst.supabase.co:5432/x402_jobs_production',
+    ],
+    [
+      'postgres://u@127.0.0.1:5432/x402_test_0a1b2c3d4e5f',
+      'PostgreSQL at 127.0.0.1:5432/x402_test_0a1b2c3d4e5f',
+    ],
+    ['postgres://u@[::1]:6543/postgres', 'PostgreSQL at ::1:6543/postgres'],
+  ])('shows a plain database name and host: %s', async (url, shown) => {
+    const { describeDatabaseTarget } = await import('../src/connection/database-target.js')
+    expect(describeDatabaseTarget({ kind: 'postgres', connectionString: url })).toBe(shown)
+  })
+
+  it.each([
+    [`postgres://u@127.0.0.1/sk-or-v1-${'0f'.repeat(32)}`, `sk-or-v1-${'0f'.repeat(32)}`],
+    [`postgres://u@127.0.0.1/${'aZ9'.repeat(8)}`, 'aZ9aZ9aZ9'],
+    [`postgres:///db?host=sk-or-v1-${'ab12'.repeat(8)}`, 'sk-or-v1-'],
+    ['postgres://u@127.0.0.1/Sp3c!al', 'Sp3c!al'],
+  ])('hides a database name or a host shaped like a key: %s', async (url, secret) => {
+    const { describeDatabaseTarget } = await import('../src/connection/database-target.js')
+    const line = describeDatabaseTarget({ kind: 'postgres', connectionString: url })
+    expect(line).not.toContain(secret)
+    expect(line).toContain('not shown')
+  })
+
   it.each([
     ['postgres:///db?host=somehost&password=Hunter2Secret&connect_timeout=0', 'connect_timeout'],
     ['postgresql://user@/db?host=/var/run/postgresql&query_timeout=0', 'query_timeout'],

@@ -127,6 +127,34 @@ export function shownShortOnTerminal(text: string): string {
 }
 
 /**
+ * A database's name or a server's host, as a URL gave it, as every message shows it: as {@link
+ * shownShortOnTerminal} shows it where it plainly is a name, else {@link HIDDEN_NAME}, so that a
+ * key or a password put in the wrong part of a URL is not printed on each run's `Database:` line
+ * (review N10-1). Plainly a name: only letters, digits, space and `._~+:/-`, no key's prefix (`sk-`),
+ * no run of 20 or more letters and digits that mixes two of lower case, upper case and digits
+ * (a key, a JWT, a digest), and none of 40 or more. Looser than {@link isPlainFolder}: a
+ * Supabase project's host has a run of 20 lower-case letters, and a test's database a random
+ * hex part.
+ *
+ * @example
+ * ```ts
+ * shownName('x402_jobs_production') // 'x402_jobs_production'
+ * shownName('sk-or-v1-0f0f…') // HIDDEN_NAME
+ * ```
+ */
+export function shownName(name: string): string {
+  const runs = name.match(/[\p{L}\p{M}\p{N}]+/gu) ?? []
+  const plain =
+    /^[\p{L}\p{M}\p{N} ._~+:/-]*$/u.test(name) &&
+    !/(^|[^\p{L}\p{N}])(sk|pk|rk)[-_]/iu.test(name) &&
+    !runs.some((run) => run.length >= 40 || (run.length >= 20 && mixesCharacterClasses(run)))
+  return plain ? shownShortOnTerminal(name) : HIDDEN_NAME
+}
+
+/** What a message says in place of a name that {@link shownName} does not show. */
+export const HIDDEN_NAME = '(not shown: it looks like it may hold a key or a password)'
+
+/**
  * The embedded database's folder as every message shows it (the Database: line, the refusals
  * of the folder and of its lock, a file system error that quotes it): as {@link
  * shownShortOnTerminal} shows it where it plainly looks like a path, else {@link HIDDEN_FOLDER}.

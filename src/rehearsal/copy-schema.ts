@@ -5,6 +5,7 @@ import { join } from 'node:path'
 
 import type pg from 'pg'
 import { parse as parseConnectionString } from 'pg-connection-string'
+import { serverAddress } from '../connection/database-target.js'
 import { shownShortOnTerminal } from '../connection/shown-argument.js'
 
 import {
@@ -165,7 +166,7 @@ export async function dumpSchema(from: string): Promise<string> {
       'a server that stopped responding, or a proxy or network path that stopped forwarding'
     if (failed.killed && failed.signal === 'SIGKILL') {
       throw new Error(
-        `Copying the target's schema: pg_dump did not finish within ${timeoutMs} ms (query_timeout) reading ${serverOf(from)}, and was stopped ` +
+        `Copying the target's schema: pg_dump did not finish within ${timeoutMs} ms (query_timeout) reading ${serverAddress(from)}, and was stopped ` +
           `(${stopped}, or a lock on one of its tables that pg_dump waited for). Check that the server is up and answers; ` +
           'where the dump rightly takes longer, raise query_timeout in the URL (?query_timeout=<ms>).',
         { cause: error },
@@ -173,7 +174,7 @@ export async function dumpSchema(from: string): Promise<string> {
     }
     if (/timeout expired\s*$/.test(reason)) {
       throw new Error(
-        `Copying the target's schema: pg_dump could not connect to ${serverOf(from)} within ${CONNECT_TIMEOUT_MS} ms (${stopped}). ` +
+        `Copying the target's schema: pg_dump could not connect to ${serverAddress(from)} within ${CONNECT_TIMEOUT_MS} ms (${stopped}). ` +
           'Check the host and port of the URL, and that the server is up.',
         { cause: error },
       )
@@ -243,10 +244,4 @@ async function runDetached(
   } finally {
     await stderr.close()
   }
-}
-
-/** host:port of the server at `connectionString`, for a message. */
-function serverOf(connectionString: string): string {
-  const { host, port } = parseConnectionString(connectionString)
-  return `${host ?? 'localhost'}:${port ?? 5432}`
 }
