@@ -30,3 +30,32 @@ describe.each([
     expect(result.stderr + result.stdout).not.toContain(PASSWORD)
   })
 })
+
+// Review N10-5: node-postgres 8 reads sslmode prefer, require and verify-ca as verify-full, and
+// warns once that it will not later, advising uselibpqcompat=true&sslmode=require, which would
+// stop checking the server's certificate. The module reads them as verify-full itself (pg_dump
+// too, whose libpq would not check), so no such advice reaches its output.
+describe('a URL with sslmode require', () => {
+  it.each(['prefer', 'require', 'verify-ca'])(
+    'sslmode=%s: migrate:latest prints no advice to weaken it',
+    async (mode) => {
+      const result = await cli(['latest'], { DATABASE_URL: `${REFUSED}?sslmode=${mode}` })
+      expect(result.code).toBe(1)
+      expect(result.stderr + result.stdout).not.toMatch(/uselibpqcompat|SECURITY WARNING/)
+      expect(lines(result.stderr).at(-1)).toContain('Cannot reach the database')
+    },
+  )
+
+  it('is read as verify-full by pg_dump too', async () => {
+    const { pgDumpInvocation } = await import('../src/rehearsal/copy-schema.js')
+    const { givenConnectionString } = await import('../src/connection/connection-string.js')
+    const url = givenConnectionString(
+      `${REFUSED}?application_name=a&sslmode=require`,
+      'DATABASE_URL',
+    )!
+    expect(pgDumpInvocation(url).args.join(' ')).toContain("sslmode='verify-full'")
+    expect(givenConnectionString(`${REFUSED}?sslmode=disable`, 'DATABASE_URL')).toBe(
+      `${REFUSED}?sslmode=disable`,
+    )
+  })
+})

@@ -153,7 +153,7 @@ export function checkConnectionString(connectionString: string, source: string):
   try {
     // The driver's own parser: it reads the host, the password and the bounds from the query
     // string too (postgres:///db?host=…), and takes an empty host (postgresql://user@/db?host=/run).
-    parameters = parseConnectionString(connectionString) as Record<string, unknown>
+    parameters = parseConnectionString(strictSslMode(connectionString)) as Record<string, unknown>
   } catch (error) {
     const unreadable = unreadableFile(error, connectionString)
     if (unreadable) {
@@ -243,8 +243,43 @@ export function givenConnectionString(
         `secret does not switch the command to another database. Set it to the server's connection string, or ${unset}.`,
     )
   }
-  checkConnectionString(connectionString, source)
-  return connectionString
+  const strict = strictSslMode(connectionString)
+  checkConnectionString(strict, source)
+  return strict
+}
+
+/** The sslmode values that node-postgres 8 reads as verify-full, and libpq as weaker modes. */
+const VERIFY_FULL_ALIASES = ['prefer', 'require', 'verify-ca']
+
+/**
+ * `connectionString` with each sslmode of its query string that node-postgres 8 reads as
+ * verify-full (prefer, require, verify-ca) written as verify-full, where uselibpqcompat does
+ * not ask for libpq's meaning: what the module's connections did stays what they do, under a
+ * later node-postgres and in pg_dump too (whose libpq would not check the server's certificate
+ * for these), and node-postgres has no cause to print its warning, which advises
+ * `uselibpqcompat=true&sslmode=require`, a mode that checks no certificate (review N10-5).
+ *
+ * @example
+ * ```ts
+ * strictSslMode('postgres://db/app?sslmode=require') // 'postgres://db/app?sslmode=verify-full'
+ * ```
+ */
+export function strictSslMode(connectionString: string): string {
+  const query = connectionString.indexOf('?')
+  if (query < 0 || /[?&]uselibpqcompat=true(&|#|$)/.test(connectionString.slice(query)))
+    return connectionString
+  const rewritten = connectionString
+    .slice(query)
+    .replace(/([?&])sslmode=([^&#]*)/g, (whole, start: string, value: string) => {
+      let mode = value
+      try {
+        mode = decodeURIComponent(value)
+      } catch {
+        // Left as it is: checkConnectionString refuses what the driver cannot read.
+      }
+      return VERIFY_FULL_ALIASES.includes(mode) ? `${start}sslmode=verify-full` : whole
+    })
+  return connectionString.slice(0, query) + rewritten
 }
 
 /** The sslmode values node-postgres knows; it would take any other as verify-full, unsaid. */

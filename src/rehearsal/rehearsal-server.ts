@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 
-import { checkConnectionString } from '../connection/connection-string.js'
+import { checkConnectionString, givenConnectionString } from '../connection/connection-string.js'
 import { endClient } from '../connection/end-client.js'
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
 import { unlessRefused } from '../connection/sql-state.js'
@@ -76,9 +76,8 @@ export async function refuseAppServer(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<void> {
   for (const app of ['MIGRATION_DATABASE_URL', 'DATABASE_URL']) {
-    const url = env[app]?.trim()
-    if (!url) continue
-    checkConnectionString(url, app)
+    if (!env[app]?.trim()) continue
+    const url = givenConnectionString(env[app], app)!
     const client = new pg.Client(serverClientConfig(url))
     client.on('error', () => {})
     try {
