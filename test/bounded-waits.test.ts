@@ -42,6 +42,36 @@ describe('commands against a server that never answers', () => {
   )
 })
 
+// Review N10-7: migrate list and migrate:plan connected a second time after the first
+// connection got no answer, so they waited twice the documented bound. A command gives up on a
+// server at its first unanswered connection.
+describe('a command whose target never answers', () => {
+  it.each([
+    ['migrate list', ['list'], 'src/cli/migrate.ts'],
+    ['migrate:plan', [], 'src/cli/migrate-plan.ts'],
+  ])(
+    '%s connects once, and fails naming the unanswered connection',
+    async (_name, args, script) => {
+      const silent = await unansweringServer('silent')
+      try {
+        const { code, stderr } = await cli(
+          args,
+          { DATABASE_URL: silent.url, ...NO_PASSWORD },
+          script,
+        )
+        expect({ code, stderr }).toEqual({
+          code: 1,
+          stderr: expect.stringMatching(/did not answer within \d+ ms/),
+        })
+        expect(silent.connections()).toBe(1)
+      } finally {
+        await silent.close()
+      }
+    },
+    90_000,
+  )
+})
+
 describe('commands against a server that lets them in and then never answers', () => {
   let stalled: UnansweringServer
   beforeAll(async () => {

@@ -4,6 +4,8 @@ import net from 'node:net'
 export interface UnansweringServer {
   /** A PostgreSQL URL of this server, with the user `app` and no password. */
   url: string
+  /** How many connections it has accepted so far. */
+  connections(): number
   close(): Promise<void>
 }
 
@@ -26,7 +28,9 @@ export async function unansweringServer(
   mode: 'silent' | 'password' | 'after-login',
 ): Promise<UnansweringServer> {
   const sockets = new Set<net.Socket>()
+  let accepted = 0
   const server = net.createServer((socket) => {
+    accepted += 1
     sockets.add(socket)
     socket.on('error', () => {})
     socket.on('close', () => sockets.delete(socket))
@@ -61,6 +65,7 @@ export async function unansweringServer(
   const { port } = server.address() as net.AddressInfo
   return {
     url: `postgres://app@127.0.0.1:${port}/app`,
+    connections: () => accepted,
     async close() {
       for (const socket of sockets) socket.destroy()
       await new Promise((resolve) => server.close(resolve))
