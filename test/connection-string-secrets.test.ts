@@ -254,17 +254,26 @@ describe('a URL whose host is in the query string', () => {
   })
 
   // Review N10-1: a key or a password put where the database's name or the host goes was
-  // printed whole on every run's Database: line. A name is shown where it plainly is one
-  // (production's, a test's random one, a Supabase project's host), and hidden where it is
-  // shaped like a secret.
+  // printed whole on every run's Database: line. A database's name is shown where it plainly is
+  // a word (as a folder's is); a host, which clouds make of random ids, where it is not shaped
+  // like a key.
   it.each([
     [
       'postgres://u@db.abcdefghijklmnopqrst.supabase.co:5432/x402_jobs_production',
       'PostgreSQL at db.abcdefghijklmnopqrst.supabase.co:5432/x402_jobs_production',
     ],
     [
-      'postgres://u@127.0.0.1:5432/x402_test_0a1b2c3d4e5f',
-      'PostgreSQL at 127.0.0.1:5432/x402_test_0a1b2c3d4e5f',
+      'postgres://u@dpg-ch1ckj2ufr2oc6ae6fbg-a.oregon-postgres.render.com/pk_lookup',
+      'PostgreSQL at dpg-ch1ckj2ufr2oc6ae6fbg-a.oregon-postgres.render.com:5432/pk_lookup',
+    ],
+    [
+      'postgres://u@p.vbjrfujv5beutaoelw725gvi3i.db.postgresbridge.com/rk_reporting',
+      'PostgreSQL at p.vbjrfujv5beutaoelw725gvi3i.db.postgresbridge.com:5432/rk_reporting',
+    ],
+    ['postgres://u@sk-prod.example.com/app', 'PostgreSQL at sk-prod.example.com:5432/app'],
+    [
+      'postgres://u@127.0.0.1:5432/x402_test_qwertyuiopas',
+      'PostgreSQL at 127.0.0.1:5432/x402_test_qwertyuiopas',
     ],
     ['postgres://u@[::1]:6543/postgres', 'PostgreSQL at ::1:6543/postgres'],
   ])('shows a plain database name and host: %s', async (url, shown) => {
@@ -272,16 +281,56 @@ describe('a URL whose host is in the query string', () => {
     expect(describeDatabaseTarget({ kind: 'postgres', connectionString: url })).toBe(shown)
   })
 
+  const KEY = `sk-or-v1-${'0f'.repeat(32)}`
   it.each([
-    [`postgres://u@127.0.0.1/sk-or-v1-${'0f'.repeat(32)}`, `sk-or-v1-${'0f'.repeat(32)}`],
+    [`postgres://u@127.0.0.1/${KEY}`, KEY],
     [`postgres://u@127.0.0.1/${'aZ9'.repeat(8)}`, 'aZ9aZ9aZ9'],
     [`postgres:///db?host=sk-or-v1-${'ab12'.repeat(8)}`, 'sk-or-v1-'],
     ['postgres://u@127.0.0.1/Sp3c!al', 'Sp3c!al'],
+    ['postgres://u@127.0.0.1/hunter2', 'hunter2'],
+    ['postgres://u@127.0.0.1/Summer2024', 'Summer2024'],
+    ['postgres://u@127.0.0.1/0f1e2d3c4b5a6978', '0f1e2d3c4b5a6978'],
+    [
+      'postgres://u@127.0.0.1/3b241101-e2bb-4255-8caf-4136c566a962',
+      '3b241101-e2bb-4255-8caf-4136c566a962',
+    ],
+    [`postgres://u@eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.x/db`, 'eyJhbGciOiJIUzI1NiJ9'],
   ])('hides a database name or a host shaped like a key: %s', async (url, secret) => {
     const { describeDatabaseTarget } = await import('../src/connection/database-target.js')
     const line = describeDatabaseTarget({ kind: 'postgres', connectionString: url })
     expect(line).not.toContain(secret)
     expect(line).toContain('not shown')
+  })
+
+  // What the driver and the server say back names the host and the database too.
+  it.each([
+    [`getaddrinfo ENOTFOUND ${KEY}.invalid`, KEY],
+    [`getaddrinfo EAI_AGAIN ${KEY}.invalid`, KEY],
+    [`database "${KEY}" does not exist`, KEY],
+    ['database "Summer2024" does not exist', 'Summer2024'],
+    [
+      'no pg_hba.conf entry for host "10.0.0.1", user "u", database "hunter2", no encryption',
+      'hunter2',
+    ],
+  ])('hides them in the answer of the driver or the server too: %s', async (reason, secret) => {
+    const { cannotReachDatabase } = await import('../src/connection/unreachable.js')
+    const message = cannotReachDatabase(reason)
+    expect(message).not.toContain(secret)
+    expect(message).toContain('not shown')
+  })
+
+  it('hides them where the server asks for a password the URL does not have', async () => {
+    const { serverConnectionConfig } = await import('../src/connection/server-password.js')
+    const config = serverConnectionConfig(`postgresql://app@/app?host=/tmp/${KEY}`, {
+      PGPASSFILE: '/nonexistent/x402-pgpass',
+    })
+    const password = config.password as (parameters: object) => Promise<string>
+    const refusal = await password({ user: 'app', host: `/tmp/${KEY}`, port: 5432 }).then(
+      () => '',
+      (error: Error) => error.message,
+    )
+    expect(refusal).toContain('The password is missing')
+    expect(refusal).not.toContain(KEY)
   })
 
   it.each([

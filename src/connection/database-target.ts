@@ -10,7 +10,12 @@ import {
   GIVEN_CONNECTION_STRING,
   givenConnectionString,
 } from './connection-string.js'
-import { shownFolder, shownName, shownShortOnTerminal } from './shown-argument.js'
+import {
+  shownDatabaseName,
+  shownFolder,
+  shownHost,
+  shownShortOnTerminal,
+} from './shown-argument.js'
 
 /** The options that decide the target: those of createDb's options that name a database. */
 export interface TargetOptions {
@@ -106,7 +111,7 @@ export function describeDatabaseTarget(target: DatabaseTarget): string {
 function serverOf(connectionString: string): string {
   try {
     const { database } = parseConnectionString(connectionString)
-    return `${serverAddress(connectionString)}/${database ? shownName(database) : '(default database)'}`
+    return `${serverAddress(connectionString)}/${database ? shownDatabaseName(database) : '(default database)'}`
   } catch {
     return '(a connection string that cannot be parsed)'
   }
@@ -114,7 +119,7 @@ function serverOf(connectionString: string): string {
 
 /**
  * The host (or socket folder) and port of a connection string, as the driver reads them (from
- * the query string too), as a message shows them (see shownName); never a user or a
+ * the query string too), as a message shows them (see shownHost); never a user or a
  * password. Throws where the driver cannot parse it.
  *
  * @example
@@ -125,5 +130,5 @@ function serverOf(connectionString: string): string {
 export function serverAddress(connectionString: string): string {
   const { host, port } = parseConnectionString(connectionString)
   // Whoever wrote the URL chose them: shown as any name a message shows.
-  return `${shownName(host || 'localhost')}:${shownName(String(port || 5432))}`
+  return `${shownHost(host || 'localhost')}:${shownShortOnTerminal(String(port || 5432))}`
 }

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import type pg from 'pg'
 import { parseIntoClientConfig } from 'pg-connection-string'
 
-import { describeArgument } from './shown-argument.js'
+import { describeArgument, shownHost, shownShortOnTerminal } from './shown-argument.js'
 
 /** Called by node-postgres with the connection's parameters when the server asks for a password. */
 type PasswordLookup = (parameters?: {
@@ -40,7 +40,7 @@ function lookUpPassword(env: NodeJS.ProcessEnv): PasswordLookup {
     const fromFile = await passwordFromFile(parameters)
     if (fromFile !== undefined) return fromFile
     // The user part may hold a password where the user name was forgotten (postgres://secret@host).
-    const who = `user ${describeArgument(parameters.user ?? '?')} at ${parameters.host ?? '?'}:${parameters.port ?? '?'}`
+    const who = `user ${describeArgument(parameters.user ?? '?')} at ${shownHost(String(parameters.host ?? '?'))}:${shownShortOnTerminal(String(parameters.port ?? '?'))}`
     throw new Error(
       `The password is missing: the server asks ${who} for a password, and the connection string has none ` +
         '(nor PGPASSWORD, nor a matching line in ~/.pgpass). Put it in DATABASE_URL as postgres://user:password@host:port/database.',

@@ -127,31 +127,53 @@ export function shownShortOnTerminal(text: string): string {
 }
 
 /**
- * A database's name or a server's host, as a URL gave it, as every message shows it: as {@link
- * shownShortOnTerminal} shows it where it plainly is a name, else {@link HIDDEN_NAME}, so that a
- * key or a password put in the wrong part of a URL is not printed on each run's `Database:` line
- * (review N10-1). Plainly a name: only letters, digits, space and `._~+:/-`, no key's prefix (`sk-`),
- * no run of 20 or more letters and digits that mixes two of lower case, upper case and digits
- * (a key, a JWT, a digest), and none of 40 or more. Looser than {@link isPlainFolder}: a
- * Supabase project's host has a run of 20 lower-case letters, and a test's database a random
- * hex part.
+ * A key's shape wherever it stands in a name: a key's prefix (`sk-`, `pk_`, `rk-`) with 16 or
+ * more characters after it, or a JWT's first two parts.
+ */
+const KEY_SHAPE = /(^|[^\p{L}\p{N}])(sk|pk|rk)[-_][\w-]{16,}|(^|[^\p{L}\p{N}])eyJ[\w-]+\.[\w-]+/iu
+
+/**
+ * A server's host (or socket folder), as a URL gave it, as every message shows it: as {@link
+ * shownShortOnTerminal} shows it, or {@link HIDDEN_NAME} where it is shaped like a key (a key's
+ * prefix, a JWT, a run of 32 or more letters and digits that mixes two of lower case, upper
+ * case and digits), so that a key put in the host's place is not printed (review N10-1). Looser
+ * than {@link shownDatabaseName}: clouds make hosts of random ids (Supabase's 20 letters,
+ * Render's and Crunchy Bridge's letters and digits), which say where a run goes.
  *
  * @example
  * ```ts
- * shownName('x402_jobs_production') // 'x402_jobs_production'
- * shownName('sk-or-v1-0f0f…') // HIDDEN_NAME
+ * shownHost('db.abcdefghijklmnopqrst.supabase.co') // shown
+ * shownHost('sk-or-v1-0f0f…') // HIDDEN_NAME
  * ```
  */
-export function shownName(name: string): string {
-  const runs = name.match(/[\p{L}\p{M}\p{N}]+/gu) ?? []
-  const plain =
-    /^[\p{L}\p{M}\p{N} ._~+:/-]*$/u.test(name) &&
-    !/(^|[^\p{L}\p{N}])(sk|pk|rk)[-_]/iu.test(name) &&
-    !runs.some((run) => run.length >= 40 || (run.length >= 20 && mixesCharacterClasses(run)))
-  return plain ? shownShortOnTerminal(name) : HIDDEN_NAME
+export function shownHost(host: string): string {
+  const runs = host.match(/[\p{L}\p{M}\p{N}]+/gu) ?? []
+  const keyShaped =
+    KEY_SHAPE.test(host) || runs.some((run) => run.length >= 32 && mixesCharacterClasses(run))
+  return keyShaped ? HIDDEN_NAME : shownShortOnTerminal(host)
 }
 
-/** What a message says in place of a name that {@link shownName} does not show. */
+/**
+ * A database's name, as a URL or a server's answer gave it, as every message shows it: as {@link
+ * shownShortOnTerminal} shows it where it plainly is a name, by the rule of a folder's name
+ * ({@link isPlainFolder}: no run of 7 or more that mixes letters and digits, as `hunter2`, a
+ * UUID's or a hex secret's; none of 20) and with no key's shape, else {@link HIDDEN_NAME}: a
+ * password or a key put in the database's place is not printed (review N10-1). Production's
+ * `x402_jobs_production` is shown.
+ *
+ * @example
+ * ```ts
+ * shownDatabaseName('x402_jobs_production') // 'x402_jobs_production'
+ * shownDatabaseName('Summer2024') // HIDDEN_NAME
+ * ```
+ */
+export function shownDatabaseName(name: string): string {
+  return isPlainFolder(name) && !name.includes('/') && !KEY_SHAPE.test(name)
+    ? shownShortOnTerminal(name)
+    : HIDDEN_NAME
+}
+
+/** What a message says in place of a name that {@link shownHost} or {@link shownDatabaseName} does not show. */
 export const HIDDEN_NAME = '(not shown: it looks like it may hold a key or a password)'
 
 /**

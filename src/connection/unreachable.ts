@@ -3,7 +3,12 @@
  * the migration runner's errors (migrator/migration-error.ts) and the command line's one exit
  * path (cli/run-command.ts) for every other command.
  */
-import { describeArgument, mayShowArgument } from './shown-argument.js'
+import {
+  describeArgument,
+  mayShowArgument,
+  shownDatabaseName,
+  shownHost,
+} from './shown-argument.js'
 import { errorCode } from './sql-state.js'
 
 const UNREACHABLE_CODES = new Set([
@@ -56,15 +61,23 @@ export function cannotReachDatabase(reason: string, variable = 'DATABASE_URL'): 
  * The server's answer with the user it names (`role "…" does not exist`, `… for user "…"`) shown
  * as an argument is: the user part of a connection string may be a password where the user name
  * was forgotten (postgres://secret@host), and a server that asks for no password names it back.
+ * The database it names (`database "…" does not exist`, pg_hba's refusal) and the host the
+ * resolver could not find are shown as the Database: line shows them (review N10-1).
  */
 function withUserShown(reason: string): string {
-  return reason.replace(
-    /\b(role|user) "((?:[^"]|"")*)"/g,
-    (whole, kind: string, quoted: string) => {
+  return reason
+    .replace(/\b(role|user) "((?:[^"]|"")*)"/g, (whole, kind: string, quoted: string) => {
       const user = quoted.replaceAll('""', '"')
       return mayShowArgument(user) ? whole : `${kind} ${describeArgument(user)}`
-    },
-  )
+    })
+    .replace(
+      /\bdatabase "((?:[^"]|"")*)"/g,
+      (_whole, quoted: string) => `database "${shownDatabaseName(quoted.replaceAll('""', '"'))}"`,
+    )
+    .replace(
+      /\b(ENOTFOUND|EAI_AGAIN|EAI_FAIL|EAI_NODATA|EAI_NONAME) (\S+)/g,
+      (_whole, code: string, host: string) => `${code} ${shownHost(host)}`,
+    )
 }
 
 /**

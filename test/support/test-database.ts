@@ -153,7 +153,9 @@ export async function createTestDatabase(
   }
 
   const serverUrl = new URL(process.env.TEST_DATABASE_URL!)
-  const name = `x402_test_${randomBytes(6).toString('hex')}`
+  // Letters only: a run that mixes letters and digits is how a password looks, and the
+  // Database: line would not show the name (shownDatabaseName).
+  const name = `x402_test_${[...randomBytes(12)].map((byte) => String.fromCharCode(97 + (byte % 26))).join('')}`
   await withAdminClient(serverUrl, (client) => client.query(`CREATE DATABASE ${name}`))
   const databaseUrl = new URL(serverUrl)
   databaseUrl.pathname = `/${name}`
