@@ -16,12 +16,12 @@ import { checkDrift, driftSummary, formatDriftReport } from '../adoption/drift-c
 import { planRepair } from '../adoption/repair-plan.js'
 import { resolveDatabaseTarget } from '../connection/create-db.js'
 import { shownOnTerminal } from '../connection/shown-argument.js'
-import { reachedThrough } from '../connection/unreachable.js'
+import { isUnreachable, reachedThrough } from '../connection/unreachable.js'
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
 import { migrationNames } from '../migrations/index.js'
 import { hasMigrationHistory } from '../migrator/history.js'
-import { InterruptedRollbackError } from '../migrator/migration-error.js'
+import { InterruptedRollbackError, MigrationError } from '../migrator/migration-error.js'
 import {
   migrateDown,
   migrateRedo,
@@ -32,7 +32,11 @@ import {
   pendingMigrationNames,
   unfinishedRollback,
 } from '../migrator/migrator.js'
-import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
+import {
+  type MigrateOptions,
+  migrationDatabaseVariable,
+  migrationSettings,
+} from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
 import { closestName } from './closest-name.js'
 import type { CommandSpec } from './command-line.js'
@@ -51,9 +55,16 @@ import { watchSlowSteps } from './slow-step.js'
 export const commands: { [N in Name]: Command<N> } = {
   latest: async (db, { 'dry-run': dryRun, sql }) => {
     if (dryRun) return printDryRun(db, 'latest', sql)
-    if (await upToDate(db())) return void console.error('Already up to date: no pending migration.')
-    // Unreachable, it is taken as having one: migrateToLatest then says what is wrong.
-    const hadHistory = await hasMigrationHistory(db()).catch(() => true)
+    // A database that cannot be used is said with the variable that named it, as the run says it.
+    const variable = migrationDatabaseVariable(process.env)
+    if (await reachedThrough(variable, () => upToDate(db())))
+      return void console.error('Already up to date: no pending migration.')
+    // Where the question fails, it is taken as having one: migrateToLatest then says what is
+    // wrong. A database that cannot be used is said at once (a second connection would wait
+    // out the bound again: review N10-7's).
+    const hadHistory = await reachedThrough(variable, () =>
+      hasMigrationHistory(db()).catch(unlessUnreachable(true)),
+    )
     try {
       await report(
         db,
@@ -332,8 +343,21 @@ async function upToDate(db: Kysely<any>): Promise<boolean> {
   try {
     if ((await pendingMigrationNames(db)).length > 0) return false
     return !(await migrationStatus(db)).some((migration) => migration.unknown)
-  } catch {
-    return false
+  } catch (error) {
+    return unlessUnreachable(false)(error)
+  }
+}
+
+/**
+ * For a `.catch` of a question asked before the run: `answer` where it failed, unless the
+ * database cannot be used at all (isUnreachable), which is thrown as it is, for the command's
+ * one exit path to say.
+ */
+function unlessUnreachable<T>(answer: T): (error: unknown) => T {
+  return (error) => {
+    if (!isUnreachable(errorCode(error), String(error))) return answer
+    // The driver's own error: the caller words it with the variable that named the database.
+    throw error instanceof MigrationError && error.cause !== undefined ? error.cause : error
   }
 }
 

@@ -21,13 +21,19 @@ const UNREACHABLE_CODES = new Set([
   'ECONNRESET',
 ])
 
+/**
+ * SQLSTATEs a server answers a connection with that say the database cannot be used now: no
+ * such database, a server starting or stopping (cannot_connect_now), too many clients.
+ */
+const UNUSABLE = new Set(['3D000', '57P03', '53300'])
+
 /** How the sentence of {@link cannotReachDatabase} starts. */
 const CANNOT_REACH = 'Cannot reach the database: '
 
 /**
  * Whether a failure with `code` and `message` means that the database named by the connection
  * string cannot be used at all: the network, SQLSTATE classes 08 (connection) and 28
- * (authorization), or a missing database.
+ * (authorization), a missing database, a server starting up or with too many clients.
  *
  * @example
  * ```ts
@@ -35,7 +41,7 @@ const CANNOT_REACH = 'Cannot reach the database: '
  * ```
  */
 export function isUnreachable(code: string | undefined, message: string): boolean {
-  if (code && (UNREACHABLE_CODES.has(code) || /^(08|28)/.test(code) || code === '3D000'))
+  if (code && (UNREACHABLE_CODES.has(code) || /^(08|28)/.test(code) || UNUSABLE.has(code)))
     return true
   return /Connection terminated|timeout expired|did not answer within/i.test(message)
 }

@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
+import { isUnreachable } from '../connection/unreachable.js'
 import { migrationNames } from '../migrations/index.js'
 import { checkDown, DOWN_WATCH_SQL } from './down-guard.js'
 import {
@@ -104,9 +105,10 @@ export async function inspectMigrationHistory(
     ;({ rows } = db.isTransaction ? await inSavepoint(db, read) : await read())
   } catch (error) {
     if (errorCode(error) === SQLSTATE.undefinedTable) return { entries: [], problems: [] }
-    // A connection that failed or got no answer is said as it is: asking the check would wait
-    // for a second connection, twice the bound in all (review N10-7).
-    if (!isSqlState(errorCode(error))) throw error
+    // A connection that failed, got no answer or was refused (a server starting, too many
+    // clients) is said as it is: asking the check would wait for a second connection, twice
+    // the bound in all (review N10-7).
+    if (!isSqlState(errorCode(error)) || isUnreachable(errorCode(error), String(error))) throw error
     // A view is refused while the statement is parsed, and a column of another type can fail
     // it too: the check alone, which reads the catalog only, says what is wrong.
     const { rows: checked } = await sql<{ problem: string | null }>`SELECT ${sql.raw(

@@ -14,7 +14,8 @@ export interface UnansweringServer {
  * PostgreSQL's start-up: `'silent'` answers nothing at all (a server that hangs, a proxy in front
  * of a dead one); `'password'` asks for a cleartext password, as a server with password
  * authentication does, then waits for ever (PostgreSQL itself gives up after its
- * authentication_timeout, 60 s); `'after-login'` lets the client in (no password), then answers
+ * authentication_timeout, 60 s); `'starting-up'` refuses the start-up with SQLSTATE 57P03, as a
+ * server that is starting does (an answer with a SQLSTATE that is no statement's); `'after-login'` lets the client in (no password), then answers
  * no query (a server or proxy that stalls once connected).
  *
  * @example
@@ -25,7 +26,7 @@ export interface UnansweringServer {
  * ```
  */
 export async function unansweringServer(
-  mode: 'silent' | 'password' | 'after-login',
+  mode: 'silent' | 'password' | 'after-login' | 'starting-up',
 ): Promise<UnansweringServer> {
   const sockets = new Set<net.Socket>()
   let accepted = 0
@@ -37,6 +38,13 @@ export async function unansweringServer(
     if (mode === 'password') {
       // AuthenticationCleartextPassword: 'R', length 8, code 3.
       socket.once('data', () => socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3])))
+    }
+    if (mode === 'starting-up') {
+      const fields = Buffer.from('SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0')
+      const head = Buffer.alloc(5)
+      head[0] = 0x45
+      head.writeInt32BE(fields.length + 4, 1)
+      socket.once('data', () => socket.end(Buffer.concat([head, fields])))
     }
     if (mode === 'after-login') {
       // pg sends no SSLRequest without ssl in the URL: its first packet is the start-up one.
