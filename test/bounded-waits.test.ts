@@ -143,7 +143,10 @@ describe('migrate:plan --copy-schema against a target that stops answering pg_du
     const { args, env, timeoutMs } = pgDumpInvocation(
       'postgres://app@db.example/app?query_timeout=5000&connect_timeout=0&sslmode=require',
     )
-    expect(args.at(-1)).toBe("--dbname=host='db.example' user='app' dbname='app' sslmode='require'")
+    // sslmode=require is verify-full, as the module's own connections read it (strictSslMode).
+    expect(args.at(-1)).toBe(
+      "--dbname=host='db.example' user='app' dbname='app' sslmode='verify-full'",
+    )
     expect(env.PGCONNECT_TIMEOUT).toBe('10')
     expect(timeoutMs).toBe(5000)
   })

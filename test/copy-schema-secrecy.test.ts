@@ -16,7 +16,7 @@ describe('pg_dump is given no password in its arguments', () => {
     const inUrl = pgDumpInvocation('postgres://app:s%40cret@db.example:5432/app?sslmode=require')
     expect(inUrl.args.join(' ')).not.toMatch(/cret/)
     expect(inUrl.args.at(-1)).toBe(
-      "--dbname=host='db.example' port='5432' user='app' dbname='app' sslmode='require'",
+      "--dbname=host='db.example' port='5432' user='app' dbname='app' sslmode='verify-full'",
     )
     expect(inUrl.env.PGPASSWORD).toBe('s@cret')
     const inQuery = pgDumpInvocation('postgres://app@db.example/app?password=hunter2')
@@ -74,7 +74,7 @@ describe('pg_dump is given the connection as the driver reads it', () => {
       'postgres://app@db/app?sslmode=verify-full&target_session_attrs=read-write&secret_token=abc&fallback=x',
     )
     expect(invocation.args.at(-1)).toBe(
-      "--dbname=host='db' user='app' dbname='app' sslmode='verify-full' target_session_attrs='read-write'",
+      "--dbname=host='db' user='app' dbname='app' target_session_attrs='read-write' sslmode='verify-full'",
     )
   })
 })

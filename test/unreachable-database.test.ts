@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+
 import { describe, expect, it } from 'vitest'
 
 import { cli, lines } from './support/cli.js'
@@ -5,6 +8,8 @@ import { cli, lines } from './support/cli.js'
 // Every command that opens a server words an unreachable one as migrate:latest does: what
 // happened (the host and port, the reason), what to check, on one line, exit 1, and never the
 // password. No server is needed: port 1 refuses, and the .invalid domain never resolves.
+
+const execFileAsync = promisify(execFile)
 
 const PASSWORD = 'Sp3cretPassw0rd'
 const REFUSED = `postgres://postgres:${PASSWORD}@127.0.0.1:1/x`
@@ -45,6 +50,61 @@ describe('a URL with sslmode require', () => {
       expect(lines(result.stderr).at(-1)).toContain('Cannot reach the database')
     },
   )
+
+  // The hostile review of that fix: the rewrite took a "?" inside a value for the query's
+  // start, missed a percent-encoded name, a repeated uselibpqcompat and a fragment; pg_dump
+  // inherited PGSSLMODE=require, and took libpq's default for ?ssl=true.
+  it.each([
+    [`${REFUSED}?password=ab?sslmode=require`, `${REFUSED}?password=ab?sslmode=require`],
+    [
+      `${REFUSED}?application_name=x?sslmode=prefer`,
+      `${REFUSED}?application_name=x?sslmode=prefer`,
+    ],
+    [`${REFUSED}?ssl%6Dode=require`, `${REFUSED}?sslmode=verify-full`],
+    [
+      `${REFUSED}?uselibpqcompat=true&uselibpqcompat=false&sslmode=require`,
+      `${REFUSED}?uselibpqcompat=true&uselibpqcompat=false&sslmode=verify-full`,
+    ],
+    [
+      `${REFUSED}?sslmode=require#&uselibpqcompat=true`,
+      `${REFUSED}?sslmode=verify-full#&uselibpqcompat=true`,
+    ],
+    [
+      `${REFUSED}?sslmode=require&uselibpqcompat=tru%65`,
+      `${REFUSED}?sslmode=require&uselibpqcompat=tru%65`,
+    ],
+  ])('reads sslmode as the driver does: %s', async (url, strict) => {
+    const { strictSslMode } = await import('../src/connection/connection-string.js')
+    expect(strictSslMode(url)).toBe(strict)
+  })
+
+  it.each([
+    [`${REFUSED}`, { PGSSLMODE: 'require' }],
+    [`${REFUSED}?ssl=true`, {}],
+    [`${REFUSED}?ssl=1`, { PGSSLMODE: 'disable' }],
+  ])(
+    'gives pg_dump verify-full where node-postgres checks the certificate: %s %o',
+    async (url, env) => {
+      const { pgDumpInvocation } = await import('../src/rehearsal/copy-schema.js')
+      const saved = process.env.PGSSLMODE
+      Object.assign(process.env, env)
+      try {
+        expect(pgDumpInvocation(url).args.join(' ')).toContain("sslmode='verify-full'")
+      } finally {
+        if (saved === undefined) delete process.env.PGSSLMODE
+        else process.env.PGSSLMODE = saved
+      }
+    },
+  )
+
+  it('prints no warning where the module says which database a URL names', async () => {
+    const script =
+      "import { describeDatabaseTarget } from './src/connection/database-target.ts'; " +
+      `console.log(describeDatabaseTarget({ kind: 'postgres', connectionString: '${REFUSED}?sslmode=require' }))`
+    const { stdout, stderr } = await execFileAsync('npx', ['tsx', '-e', script])
+    expect(stdout).toContain('PostgreSQL at 127.0.0.1:1/x')
+    expect(stderr).not.toMatch(/uselibpqcompat|SECURITY WARNING/)
+  })
 
   it('is read as verify-full by pg_dump too', async () => {
     const { pgDumpInvocation } = await import('../src/rehearsal/copy-schema.js')

@@ -1,6 +1,6 @@
 import { type Stats, statSync } from 'node:fs'
 
-import { parse as parseConnectionString } from 'pg-connection-string'
+import { type ConnectionOptions, parse as parseConnectionString } from 'pg-connection-string'
 
 import { describeArgument } from './shown-argument.js'
 
@@ -153,7 +153,7 @@ export function checkConnectionString(connectionString: string, source: string):
   try {
     // The driver's own parser: it reads the host, the password and the bounds from the query
     // string too (postgres:///db?host=…), and takes an empty host (postgresql://user@/db?host=/run).
-    parameters = parseConnectionString(strictSslMode(connectionString)) as Record<string, unknown>
+    parameters = readConnectionString(connectionString) as Record<string, unknown>
   } catch (error) {
     const unreadable = unreadableFile(error, connectionString)
     if (unreadable) {
@@ -265,21 +265,49 @@ const VERIFY_FULL_ALIASES = ['prefer', 'require', 'verify-ca']
  * ```
  */
 export function strictSslMode(connectionString: string): string {
-  const query = connectionString.indexOf('?')
-  if (query < 0 || /[?&]uselibpqcompat=true(&|#|$)/.test(connectionString.slice(query)))
-    return connectionString
-  const rewritten = connectionString
-    .slice(query)
-    .replace(/([?&])sslmode=([^&#]*)/g, (whole, start: string, value: string) => {
-      let mode = value
-      try {
-        mode = decodeURIComponent(value)
-      } catch {
-        // Left as it is: checkConnectionString refuses what the driver cannot read.
-      }
-      return VERIFY_FULL_ALIASES.includes(mode) ? `${start}sslmode=verify-full` : whole
+  // As the driver's WHATWG URL reads it: the fragment is no part of the query, the query's
+  // parameters are split at "&" alone (a "?" in a value is the value's), and each name and
+  // value is percent-decoded, "+" a space; the last of a repeated parameter counts.
+  const hash = connectionString.indexOf('#')
+  const body = hash < 0 ? connectionString : connectionString.slice(0, hash)
+  const query = body.indexOf('?')
+  if (query < 0) return connectionString
+  const decoded = (text: string) => {
+    try {
+      return decodeURIComponent(text.replaceAll('+', ' '))
+    } catch {
+      return text
+    }
+  }
+  const pairs = body
+    .slice(query + 1)
+    .split('&')
+    .map((pair) => {
+      const equals = pair.indexOf('=')
+      return equals < 0
+        ? { pair, name: decoded(pair), value: '' }
+        : { pair, name: decoded(pair.slice(0, equals)), value: decoded(pair.slice(equals + 1)) }
     })
-  return connectionString.slice(0, query) + rewritten
+  if (pairs.filter(({ name }) => name === 'uselibpqcompat').at(-1)?.value === 'true')
+    return connectionString
+  const rewritten = pairs.map(({ pair, name, value }) =>
+    name === 'sslmode' && VERIFY_FULL_ALIASES.includes(value) ? 'sslmode=verify-full' : pair,
+  )
+  return body.slice(0, query + 1) + rewritten.join('&') + connectionString.slice(body.length)
+}
+
+/**
+ * The parameters of a connection string as node-postgres's own parser (pg-connection-string)
+ * reads them, after {@link strictSslMode}: every reading of a URL in the module goes through
+ * here, so that none prints the driver's warning or reads an sslmode the connections do not use.
+ *
+ * @example
+ * ```ts
+ * readConnectionString('postgres://db:5432/app?sslmode=require').sslmode // 'verify-full'
+ * ```
+ */
+export function readConnectionString(connectionString: string): ConnectionOptions {
+  return parseConnectionString(strictSslMode(connectionString))
 }
 
 /** The sslmode values node-postgres knows; it would take any other as verify-full, unsaid. */

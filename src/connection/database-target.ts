@@ -3,12 +3,12 @@
  * said without its password. Apart from create-db.ts so that a command line can name its target
  * without loading kysely.
  */
-import { parse as parseConnectionString } from 'pg-connection-string'
 
 import {
   ConnectionStringError,
   GIVEN_CONNECTION_STRING,
   givenConnectionString,
+  readConnectionString,
 } from './connection-string.js'
 import {
   shownDatabaseName,
@@ -110,7 +110,7 @@ export function describeDatabaseTarget(target: DatabaseTarget): string {
  */
 function serverOf(connectionString: string): string {
   try {
-    const { database } = parseConnectionString(connectionString)
+    const { database } = readConnectionString(connectionString)
     return `${serverAddress(connectionString)}/${database ? shownDatabaseName(database) : '(default database)'}`
   } catch {
     return '(a connection string that cannot be parsed)'
@@ -128,7 +128,7 @@ function serverOf(connectionString: string): string {
  * ```
  */
 export function serverAddress(connectionString: string): string {
-  const { host, port } = parseConnectionString(connectionString)
+  const { host, port } = readConnectionString(connectionString)
   // Whoever wrote the URL chose them: shown as any name a message shows.
   return `${shownHost(host || 'localhost')}:${shownShortOnTerminal(String(port || 5432))}`
 }

@@ -1,6 +1,6 @@
 import pg from 'pg'
-import { parse as parseConnectionString } from 'pg-connection-string'
 
+import { readConnectionString } from './connection-string.js'
 import { serverAddress } from './database-target.js'
 import { serverConnectionConfig } from './server-password.js'
 
@@ -90,7 +90,7 @@ export function explainTimeout(error: unknown, connectionString: string): unknow
   let server = 'the server'
   let queryTimeout: unknown
   try {
-    const parsed = parseConnectionString(connectionString)
+    const parsed = readConnectionString(connectionString)
     server = serverAddress(connectionString)
     queryTimeout = (parsed as { query_timeout?: unknown }).query_timeout
   } catch {

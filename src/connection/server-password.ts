@@ -3,6 +3,7 @@ import { createRequire } from 'node:module'
 import type pg from 'pg'
 import { parseIntoClientConfig } from 'pg-connection-string'
 
+import { strictSslMode } from './connection-string.js'
 import { describeArgument, shownHost, shownShortOnTerminal } from './shown-argument.js'
 
 /** Called by node-postgres with the connection's parameters when the server asks for a password. */
@@ -29,7 +30,7 @@ export function serverConnectionConfig(
   connectionString: string,
   env: NodeJS.ProcessEnv = process.env,
 ): pg.ClientConfig {
-  const config = parseIntoClientConfig(connectionString)
+  const config = parseIntoClientConfig(strictSslMode(connectionString))
   if (typeof config.password === 'string' && config.password !== '') return config
   return { ...config, password: lookUpPassword(env) }
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import type pg from 'pg'
-import { parse as parseConnectionString } from 'pg-connection-string'
+import { readConnectionString } from '../connection/connection-string.js'
 import { serverAddress } from '../connection/database-target.js'
 import { shownShortOnTerminal } from '../connection/shown-argument.js'
 
@@ -51,7 +51,7 @@ const FOR_PG_DUMP = new Set([
  * ```
  */
 export function pgDumpRefusal(from: string): string | undefined {
-  const parameters = parseConnectionString(from) as Record<string, unknown>
+  const parameters = readConnectionString(from) as Record<string, unknown>
   if (typeof parameters.sslpassword === 'string' && parameters.sslpassword !== '') {
     return (
       'The connection string has sslpassword (not shown), which --copy-schema cannot hand to pg_dump: libpq reads it from no ' +
@@ -90,13 +90,14 @@ export function pgDumpInvocation(from: string): {
 } {
   const refusal = pgDumpRefusal(from)
   if (refusal) throw new Error(refusal)
-  const parameters = parseConnectionString(from) as Record<string, unknown>
+  const parameters = readConnectionString(from) as Record<string, unknown>
   const keywords: Array<[string, unknown]> = [
     ['host', parameters.host],
     ['port', parameters.port],
     ['user', parameters.user],
     ['dbname', parameters.database],
-    ...Object.entries(parameters).filter(([name]) => FOR_PG_DUMP.has(name)),
+    ...Object.entries(parameters).filter(([name]) => FOR_PG_DUMP.has(name) && name !== 'sslmode'),
+    ['sslmode', pgDumpSslMode(parameters, process.env)],
   ]
   const conninfo = keywords
     .filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== '')
@@ -117,6 +118,35 @@ export function pgDumpInvocation(from: string): {
     env,
     timeoutMs: Number(serverClientConfig(from).query_timeout ?? QUERY_TIMEOUT_MS),
   }
+}
+
+/**
+ * The libpq sslmode that makes pg_dump check what the module's own connections check, as
+ * node-postgres reads the URL (after strictSslMode) and, where it names no TLS, PGSSLMODE: a
+ * certificate checked (verify-full) where node-postgres checks it (sslmode prefer, require,
+ * verify-ca, ?ssl=true, or PGSSLMODE one of those), TLS unchecked (require) for no-verify, none
+ * (disable) where the URL says none; where nothing names TLS, libpq's default. Said explicitly, so that pg_dump inherits no
+ * PGSSLMODE=require, which libpq takes as TLS without a check (review N10-5's hostile review).
+ */
+function pgDumpSslMode(
+  parameters: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  const mode = (tls: unknown): string =>
+    tls === false || tls === 'disable'
+      ? 'disable'
+      : tls === 'no-verify' ||
+          (typeof tls === 'object' &&
+            (tls as { rejectUnauthorized?: unknown }).rejectUnauthorized === false)
+        ? 'require'
+        : 'verify-full'
+  if (typeof parameters.sslmode === 'string') return mode(parameters.sslmode)
+  if (parameters.ssl !== undefined) return mode(parameters.ssl)
+  const fromEnv = env.PGSSLMODE
+  // Where nothing names TLS, libpq's own default (prefer) is left to pg_dump.
+  return fromEnv && ['prefer', 'require', 'verify-ca', 'no-verify'].includes(fromEnv)
+    ? mode(fromEnv)
+    : undefined
 }
 
 /**
