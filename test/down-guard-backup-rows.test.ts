@@ -8,7 +8,7 @@ import {
   migrateTo,
   migrationStatus,
 } from '../src/tooling.js'
-import { createModel, createResource, createUser } from './support/fixtures.js'
+import { createInstantResource, createUser } from './support/fixtures.js'
 import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 import { runScriptByStatement } from './support/exported-script.js'
@@ -339,11 +339,7 @@ describe.each(testTargets)(
       await sql`INSERT INTO user_openrouter_integrations (user_id, encrypted_api_key) VALUES (${user}, 'v2:k:n:c:t')`.execute(
         db,
       )
-      await createResource(db, {
-        resource_type: 'openrouter_instant',
-        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-      })
+      await createInstantResource(db)
     }
 
     const instant = "x402_resources WHERE resource_type = 'openrouter_instant'"

@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import { MigrationError, migrateDown, migrateTo, migrationStatus } from '../src/tooling.js'
-import { createModel, createResource } from './support/fixtures.js'
+import { createInstantResource } from './support/fixtures.js'
 import { MIGRATION_002, MIGRATION_005, MIGRATION_008 } from './support/migration-names.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
@@ -136,11 +136,7 @@ describe.each(testTargets)('an enum label renamed during a down on %s', (target)
     const { db } = database
     await moveTo(db, MIGRATION_005)
     await cleanUp(db)
-    await createResource(db, {
-      resource_type: 'openrouter_instant',
-      openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-      openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-    })
+    await createInstantResource(db)
     await accounts(db, 25)
     const before = await states(db)
     await hostile(db, 'public.account_state', RENAME)

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { exportMigrationSql } from '../src/export/migration-sql.js'
 import { MigrationError, migrateDown, migrateTo, migrationStatus } from '../src/tooling.js'
-import { createModel, createResource } from './support/fixtures.js'
+import { createInstantResource } from './support/fixtures.js'
 import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, testTargets, useTestDatabase } from './support/test-database.js'
 
@@ -90,11 +90,7 @@ describe.skipIf(!onServer)('a down beside a foreign table on postgres', () => {
 
   it("refuses 005's down through the runner, even with the opt-in, naming it; nothing is lost", async () => {
     const { db } = database
-    await createResource(db, {
-      resource_type: 'openrouter_instant',
-      openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-      openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-    })
+    await createInstantResource(db)
     const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
       (caught: unknown) => caught,
     )
@@ -225,11 +221,7 @@ describe.skipIf(!onServer)(
       )
       await migrateTo(db, migration, { allowDataLoss: true, env: {} })
       if (migration === MIGRATION_005) {
-        await createResource(db, {
-          resource_type: 'openrouter_instant',
-          openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-          openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-        })
+        await createInstantResource(db)
       }
     }
 

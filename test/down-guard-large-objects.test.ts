@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import { MigrationError, migrateDown, migrateTo, migrationStatus } from '../src/tooling.js'
-import { createModel, createResource } from './support/fixtures.js'
+import { createInstantResource } from './support/fixtures.js'
 import { MIGRATION_002, MIGRATION_005, MIGRATION_008 } from './support/migration-names.js'
 import { testTargets, useTestDatabase } from './support/test-database.js'
 
@@ -53,11 +53,7 @@ describe.each(testTargets)(
     it("rolls 005's down back where a trigger of the rows it moves removes large objects, with the opt-in", async () => {
       const { db } = database
       await migrateTo(db, MIGRATION_005)
-      await createResource(db, {
-        resource_type: 'openrouter_instant',
-        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-      })
+      await createInstantResource(db)
       await sql`SELECT lo_from_bytea(0, 'receipt')`.execute(db)
       await sql`
         CREATE FUNCTION hostile() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -166,11 +162,7 @@ describe.each(testTargets)(
       it("rolls 005's down back where a trigger of the rows it moves does it, with the opt-in", async () => {
         const { db } = database
         await moveTo(db, MIGRATION_005)
-        await createResource(db, {
-          resource_type: 'openrouter_instant',
-          openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-          openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-        })
+        await createInstantResource(db)
         await DOCUMENTS.execute(db)
         const before = await largeObjectContents(db)
         await sql

@@ -10,7 +10,7 @@ import {
   migrateTo,
   migrationStatus,
 } from '../src/tooling.js'
-import { createModel, createResource, createUser } from './support/fixtures.js'
+import { createInstantResource, createResource, createUser } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { cli, cliEnv } from './support/cli.js'
 import { testTargets, useTestDatabase, withTestDatabase } from './support/test-database.js'
@@ -183,11 +183,7 @@ describe.each(testTargets)(
 
     it('refuses, even with the opt-in, naming each referencing table, its action and count; nothing changes', async () => {
       const { db } = database
-      const instant = await createResource(db, {
-        resource_type: 'openrouter_instant',
-        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-      })
+      const instant = await createInstantResource(db)
       await sql`CREATE TABLE executions (id serial PRIMARY KEY, resource_id uuid REFERENCES x402_resources (id) ON DELETE CASCADE)`.execute(
         db,
       )
@@ -233,11 +229,7 @@ describe.each(testTargets)(
     it('refuses before counting, and never runs the cast function; nothing changes', async () => {
       const { db } = database
       // One the down deletes: the count compares only the keys of those.
-      const resource = await createResource(db, {
-        resource_type: 'openrouter_instant',
-        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-      })
+      const resource = await createInstantResource(db)
       await withLesserRole(
         db,
         'x402_test_refs',
@@ -296,11 +288,7 @@ describe.each(testTargets)(
 
     it('rolls back, even with the opt-in, naming the table whose rows went unreported; nothing changes', async () => {
       const { db } = database
-      const instant = await createResource(db, {
-        resource_type: 'openrouter_instant',
-        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-      })
+      const instant = await createInstantResource(db)
       // No foreign key: only the trigger links the two, which no catalog query of keys can see.
       await sql`CREATE TABLE resource_log (id serial PRIMARY KEY, resource_id uuid)`.execute(db)
       await sql`

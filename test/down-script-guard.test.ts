@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 
 import { exportMigrationSql, migrateTo } from '../src/tooling.js'
 import { snapshotPublicSchema } from '../src/schema/snapshot.js'
-import { createModel, createResource, createUser } from './support/fixtures.js'
+import { createInstantResource, createResource, createUser } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
 import { withScriptFile } from './support/exported-script.js'
@@ -289,11 +289,7 @@ describe.skipIf(skipReason)(
     it('refuses before it deletes, naming the table, and never fires its trigger', async () => {
       await withTestDatabase('postgres', async ({ db, location }) => {
         await migrateTo(db, MIGRATION_005)
-        await createResource(db, {
-          resource_type: 'openrouter_instant',
-          openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-          openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-        })
+        await createInstantResource(db)
         await withLesserRole(
           db,
           'x402_test_writes',
@@ -349,11 +345,7 @@ describe.skipIf(skipReason)(
     it('refuses before it deletes, naming the function and its owner, and never calls it', async () => {
       await withTestDatabase('postgres', async ({ db, location }) => {
         await migrateTo(db, MIGRATION_005)
-        await createResource(db, {
-          resource_type: 'openrouter_instant',
-          openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-          openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-        })
+        await createInstantResource(db)
         await withLesserRole(
           db,
           'x402_test_opaque',

@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 
 import { migrateDown, migrateTo } from '../src/tooling.js'
-import { createModel, createResource } from './support/fixtures.js'
+import { createInstantResource } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_005 } from './support/migration-names.js'
 import { withTestDatabase } from './support/test-database.js'
@@ -36,11 +36,7 @@ async function hasExtension(db: Kysely<any>, name: string): Promise<boolean> {
 /** As lesser-triggers.test.ts's plant(): 005, a row its down deletes, zz_audit with `body`. */
 async function plant(db: Kysely<any>, role: string, body: string, setUp = ''): Promise<void> {
   await migrateTo(db, MIGRATION_005, { env: {} })
-  await createResource(db, {
-    resource_type: 'openrouter_instant',
-    openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-    openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-  })
+  await createInstantResource(db)
   await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
   await db.transaction().execute(async (trx) => {
     await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)

@@ -3,7 +3,7 @@ import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
 import { migrateDown, migrateTo } from '../src/tooling.js'
-import { createModel, createResource } from './support/fixtures.js'
+import { createInstantResource } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
@@ -42,11 +42,7 @@ interface Options {
 
 async function plant(db: Kysely<any>, role: string, body: string, o: Options): Promise<void> {
   await migrateTo(db, MIGRATION_005, { env: {} })
-  await createResource(db, {
-    resource_type: 'openrouter_instant',
-    openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-    openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-  })
+  await createInstantResource(db)
   await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
   await db.transaction().execute(async (trx) => {
     await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
@@ -1163,11 +1159,7 @@ describe.skipIf(skipReason)(
     it('005’s down refuses, a lesser login or none', async () => {
       await withTestDatabase('postgres', async ({ db }) => {
         await migrateTo(db, MIGRATION_005, { env: {} })
-        await createResource(db, {
-          resource_type: 'openrouter_instant',
-          openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-          openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-        })
+        await createInstantResource(db)
         await sql
           .raw(
             `CREATE SCHEMA zz_open; GRANT USAGE, CREATE ON SCHEMA zz_open TO PUBLIC;

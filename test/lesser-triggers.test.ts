@@ -20,7 +20,7 @@ import {
   migrateUp,
   rotateOpenRouterKeys,
 } from '../src/tooling.js'
-import { createModel, createResource, createUser } from './support/fixtures.js'
+import { createInstantResource, createModel, createUser } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { ALL_MIGRATIONS, MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
@@ -346,11 +346,7 @@ describe.skipIf(skipReason)('code of a lesser role on the tables a run writes', 
     // deleted cannot see it; with no lesser login the check had read no body.
     await withTestDatabase('postgres', async ({ db, location }) => {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await createResource(db, {
-        resource_type: 'openrouter_instant',
-        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-      })
+      await createInstantResource(db)
       const url = new URL(serverUrl(location))
       const target = `host=${url.hostname} port=${url.port || 5432} dbname=${url.pathname.slice(1)} user=${decodeURIComponent(url.username)}`
       await sql
@@ -1096,11 +1092,7 @@ describe.skipIf(skipReason)('a Supabase Database Webhook on a table a down write
   /** Supabase's webhook function as the platform makes it, owned by `role`; `definer` as there. */
   async function webhook(db: Kysely<any>, role: string, schemaOwner: string, definer: boolean) {
     await migrateTo(db, MIGRATION_005, { env: {} })
-    await createResource(db, {
-      resource_type: 'openrouter_instant',
-      openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-      openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-    })
+    await createInstantResource(db)
     await sql
       .raw(
         `CREATE SCHEMA supabase_functions AUTHORIZATION ${schemaOwner};
@@ -1251,11 +1243,7 @@ describe.skipIf(skipReason)(
      */
     async function plant(db: Kysely<any>, role: string, body: string, setUp = ''): Promise<void> {
       await migrateTo(db, MIGRATION_005, { env: {} })
-      await createResource(db, {
-        resource_type: 'openrouter_instant',
-        openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-        openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-      })
+      await createInstantResource(db)
       await sql.raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`).execute(db)
       await db.transaction().execute(async (trx) => {
         await sql.raw(`SET LOCAL ROLE ${role}`).execute(trx)
@@ -2495,11 +2483,7 @@ describe.skipIf(skipReason)(
         await withLoginRole(db, async (role) => {
           await giveAuthTo(db, role)
           await migrateTo(db, MIGRATION_005, { env: {} })
-          await createResource(db, {
-            resource_type: 'openrouter_instant',
-            openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-            openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-          })
+          await createInstantResource(db)
           await sql
             .raw(
               `CREATE TABLE public.zz_audit_log (id text, created_by uuid DEFAULT auth.uid());
@@ -2561,11 +2545,7 @@ describe.skipIf(skipReason)(
         await withLoginRole(db, async (role) => {
           await giveAuthTo(db, role, true)
           await migrateTo(db, MIGRATION_005, { env: {} })
-          await createResource(db, {
-            resource_type: 'openrouter_instant',
-            openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-            openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-          })
+          await createInstantResource(db)
           await sql
             .raw(
               `CREATE FUNCTION public.zz_audit() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -2613,11 +2593,7 @@ describe.skipIf(skipReason)(
           // auth.uid(), a trigger body's is the platform's, as the stand-in takes it).
           await giveAuthTo(db, role)
           await migrateTo(db, MIGRATION_005, { env: {} })
-          await createResource(db, {
-            resource_type: 'openrouter_instant',
-            openrouter_model_id: await createModel(db, undefined, 'ai_models'),
-            openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
-          })
+          await createInstantResource(db)
           await sql
             .raw(
               `CREATE FUNCTION public.zz_trusted() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN NULL; END $f$;

@@ -64,3 +64,21 @@ export async function createResource(
     .executeTakeFirstOrThrow()
   return id
 }
+
+/**
+ * An `openrouter_instant` resource, with a model of its own in `ai_models`, on a database at
+ * 005 (before 006 renamed the tables): the row a down of 005 must keep or back up.
+ *
+ * @example
+ * ```ts
+ * await migrateTo(db, MIGRATION_005)
+ * const id = await createInstantResource(db)
+ * ```
+ */
+export async function createInstantResource(db: Kysely<DB>): Promise<string> {
+  return createResource(db, {
+    resource_type: 'openrouter_instant',
+    openrouter_model_id: await createModel(db, undefined, 'ai_models'),
+    openrouter_config: { modelId: 'openai/gpt-4o', systemPrompt: '', params: {} },
+  })
+}
