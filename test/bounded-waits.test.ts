@@ -49,21 +49,44 @@ describe('commands against a server that never answers', () => {
 // many clients) still made the history read ask again. A command gives up on a server at its
 // first connection that cannot be used.
 describe('a command whose target cannot be used', () => {
+  const run = { MIGRATION_LOCK_WAIT_MS: '5000' }
   it.each([
-    ['migrate list, silent', 'silent', ['list'], 'src/cli/migrate.ts'],
-    ['migrate:plan, silent', 'silent', [], 'src/cli/migrate-plan.ts'],
-    ['migrate latest, silent', 'silent', ['latest'], 'src/cli/migrate.ts'],
-    ['migrate list, starting up', 'starting-up', ['list'], 'src/cli/migrate.ts'],
-    ['migrate:plan, starting up', 'starting-up', [], 'src/cli/migrate-plan.ts'],
-    ['migrate latest, starting up', 'starting-up', ['latest'], 'src/cli/migrate.ts'],
+    ['migrate list, silent', 'silent', ['list'], 'src/cli/migrate.ts', run],
+    ['migrate:plan, silent', 'silent', [], 'src/cli/migrate-plan.ts', run],
+    ['migrate latest, silent', 'silent', ['latest'], 'src/cli/migrate.ts', run],
+    ['migrate list, starting up', 'starting-up', ['list'], 'src/cli/migrate.ts', run],
+    ['migrate:plan, starting up', 'starting-up', [], 'src/cli/migrate-plan.ts', run],
+    ['migrate latest, starting up', 'starting-up', ['latest'], 'src/cli/migrate.ts', run],
+    // The second hostile review: the start-up check of the command line (no MIGRATION_*
+    // setting) took a refusal for "not up to date", and the run connected again; a server with
+    // no TLS where the URL asks for it, four times.
+    [
+      'migrate latest at start-up check, starting up',
+      'starting-up',
+      ['latest'],
+      'src/cli/migrate.ts',
+      {},
+    ],
+    [
+      'migrate latest at start-up check, no TLS',
+      'no-tls',
+      ['latest'],
+      'src/cli/migrate.ts',
+      { tls: '1' },
+    ],
   ] as const)(
     '%s: connects once',
-    async (_name, mode, args, script) => {
+    async (_name, mode, args, script, env) => {
       const server = await unansweringServer(mode)
       try {
+        const url = 'tls' in env ? `${server.url}?sslmode=require` : server.url
         const { code, stderr } = await cli(
           [...args],
-          { DATABASE_URL: server.url, MIGRATION_LOCK_WAIT_MS: '5000', ...NO_PASSWORD },
+          {
+            DATABASE_URL: url,
+            ...('MIGRATION_LOCK_WAIT_MS' in env && env),
+            ...NO_PASSWORD,
+          },
           script,
         )
         expect({ code, stderr }).toEqual({

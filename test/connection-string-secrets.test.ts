@@ -312,6 +312,18 @@ describe('a URL whose host is in the query string', () => {
       'no pg_hba.conf entry for host "10.0.0.1", user "u", database "hunter2", no encryption',
       'hunter2',
     ],
+    // The second hostile review: the server does not double a quote inside a name, and a host
+    // may hold a space; a missing socket's folder is named whole.
+    [`database ""${KEY}" does not exist`, KEY],
+    [`database "x" ${KEY}" does not exist`, KEY],
+    ['role "x"Summer2024" does not exist', 'Summer2024'],
+    [
+      `no pg_hba.conf entry for host "10.0.0.1", user "u", database "x", database "${KEY}", no encryption`,
+      KEY,
+    ],
+    [`password authentication failed for user "x" ${KEY}"`, KEY],
+    [`getaddrinfo ENOTFOUND x ${KEY}`, KEY],
+    [`connect ENOENT /tmp/s/${KEY}/.s.PGSQL.5432`, KEY],
   ])('hides them in the answer of the driver or the server too: %s', async (reason, secret) => {
     const { cannotReachDatabase } = await import('../src/connection/unreachable.js')
     const message = cannotReachDatabase(reason)

@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 
 import { describe, expect, it } from 'vitest'
@@ -97,6 +100,35 @@ describe('a URL with sslmode require', () => {
     },
   )
 
+  // The second hostile review: under uselibpqcompat=true node-postgres checks no certificate
+  // for require, and pg_dump was told verify-full; and libpq's verify-full trusts only
+  // ~/.postgresql/root.crt where no sslrootcert is named, where node-postgres trusts Node's roots.
+  it('gives pg_dump the mode as given under uselibpqcompat=true', async () => {
+    const { pgDumpInvocation } = await import('../src/rehearsal/copy-schema.js')
+    const args = pgDumpInvocation(`${REFUSED}?uselibpqcompat=true&sslmode=require`).args.join(' ')
+    expect(args).toContain("sslmode='require'")
+    expect(args).not.toContain('sslrootcert')
+  })
+
+  it("gives pg_dump Node's roots where it checks a certificate and the URL names none", async () => {
+    const { pgDumpInvocation } = await import('../src/rehearsal/copy-schema.js')
+    const roots = '/tmp/x402-roots.pem'
+    expect(pgDumpInvocation(`${REFUSED}?sslmode=require`, roots).args.join(' ')).toContain(
+      `sslrootcert='${roots}'`,
+    )
+    // The driver reads the file while it parses the URL.
+    const folder = mkdtempSync(join(tmpdir(), 'x402-ca-'))
+    const ca = join(folder, 'ca.crt')
+    writeFileSync(ca, '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n')
+    const own = pgDumpInvocation(`${REFUSED}?sslmode=verify-full&sslrootcert=${ca}`, roots)
+    rmSync(folder, { recursive: true })
+    expect(own.args.join(' ')).toContain(`sslrootcert='${ca}'`)
+    expect(own.args.join(' ')).not.toContain(roots)
+    expect(pgDumpInvocation(`${REFUSED}?sslmode=disable`, roots).args.join(' ')).not.toContain(
+      'sslrootcert',
+    )
+  })
+
   it('prints no warning where the module says which database a URL names', async () => {
     const script =
       "import { describeDatabaseTarget } from './src/connection/database-target.ts'; " +
@@ -117,5 +149,20 @@ describe('a URL with sslmode require', () => {
     expect(givenConnectionString(`${REFUSED}?sslmode=disable`, 'DATABASE_URL')).toBe(
       `${REFUSED}?sslmode=disable`,
     )
+  })
+})
+
+// The second hostile review: a socket folder with no server in it is a database that cannot be
+// reached, said as the others are.
+describe('a URL whose socket folder has no server', () => {
+  it('is said to be unreachable, without the folder where it looks like a key', async () => {
+    const { unreachableMessage } = await import('../src/connection/unreachable.js')
+    const key = `sk-or-v1-${'0f'.repeat(32)}`
+    const error = Object.assign(new Error(`connect ENOENT /tmp/s/${key}/.s.PGSQL.5432`), {
+      code: 'ENOENT',
+    })
+    const message = unreachableMessage(error)
+    expect(message).toMatch(/^Cannot reach the database: connect ENOENT /)
+    expect(message).not.toContain(key)
   })
 })

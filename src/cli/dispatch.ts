@@ -179,13 +179,25 @@ async function noOpAtOnce(env: NodeJS.ProcessEnv): Promise<number | undefined> {
     return undefined
   }
   if (target.kind !== 'postgres') return undefined
-  const { upToDateAtOnce } = await import('../migrator/up-to-date-at-once.js')
+  const [{ upToDateAtOnce }, { unreachableMessage }, { migrationDatabaseVariable }] =
+    await Promise.all([
+      import('../migrator/up-to-date-at-once.js'),
+      import('../connection/unreachable.js'),
+      import('../migrator/settings.js'),
+    ])
+  let upToDate
   try {
-    if (!(await upToDateAtOnce(target.connectionString))) return undefined
+    upToDate = await upToDateAtOnce(target.connectionString)
   } catch (error) {
-    console.error(`migrate latest failed: ${(error as Error).message}`)
+    // Said as the full run says it: which database, and the variable that named it.
+    const variable = migrationDatabaseVariable(env)
+    console.error(`Database: ${describeDatabaseTarget(target)}`)
+    console.error(
+      `migrate latest failed: ${unreachableMessage(error, variable) ?? (error as Error).message}`,
+    )
     return 1
   }
+  if (!upToDate) return undefined
   console.error(`Database: ${describeDatabaseTarget(target)}`)
   console.error('Already up to date: no pending migration.')
   return 0

@@ -5,11 +5,22 @@
  */
 import {
   describeArgument,
+  HIDDEN_NAME,
   mayShowArgument,
   shownDatabaseName,
   shownHost,
 } from './shown-argument.js'
 import { errorCode } from './sql-state.js'
+
+/** Node's codes of a server certificate it could not verify. */
+const TLS_CERTIFICATE_CODES = [
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]
 
 const UNREACHABLE_CODES = new Set([
   'ECONNREFUSED',
@@ -19,6 +30,8 @@ const UNREACHABLE_CODES = new Set([
   'ENETUNREACH',
   'ETIMEDOUT',
   'ECONNRESET',
+  // The server's certificate, where the URL asks for TLS: not what the URL names.
+  ...TLS_CERTIFICATE_CODES,
 ])
 
 /**
@@ -43,7 +56,11 @@ const CANNOT_REACH = 'Cannot reach the database: '
 export function isUnreachable(code: string | undefined, message: string): boolean {
   if (code && (UNREACHABLE_CODES.has(code) || /^(08|28)/.test(code) || UNUSABLE.has(code)))
     return true
-  return /Connection terminated|timeout expired|did not answer within/i.test(message)
+  // A socket folder with no server in it; a server that has no TLS where the URL asks for it.
+  if (code === 'ENOENT' && /\bconnect ENOENT\b/.test(message)) return true
+  return /Connection terminated|timeout expired|did not answer within|does not support SSL connections/i.test(
+    message,
+  )
 }
 
 /**
@@ -59,31 +76,78 @@ export function isUnreachable(code: string | undefined, message: string): boolea
 export function cannotReachDatabase(reason: string, variable = 'DATABASE_URL'): string {
   const check = /\. Check /.test(reason)
     ? ''
-    : ` Check ${variable} (host, port, user, password, database name) and that the server is running.`
+    : CERTIFICATE_FAILURE.test(reason)
+      ? ` The server's certificate was checked, as sslmode prefer, require and verify-ca are read as verify-full: ` +
+        `name the certificate authority that signed it in ${variable} (?sslrootcert=/path/to/ca.crt; Supabase's is on the ` +
+        "dashboard's database settings page)."
+      : ` Check ${variable} (host, port, user, password, database name) and that the server is running.`
   return `${CANNOT_REACH}${withUserShown(reason).replace(/\.$/, '')}.${check}`
 }
 
+/** Node's messages of a server certificate it could not verify. */
+const CERTIFICATE_FAILURE =
+  /self[- ]signed certificate|unable to verify the first certificate|unable to get local issuer certificate|certificate has expired|does not match certificate's altnames/i
+
+/** The end of an answer as the module words it: a SQLSTATE it added, a full stop. */
+const TAIL = String.raw`(?<tail>(?: \(SQLSTATE [0-9A-Z]{5}\))?\.?)$`
+
+/** A user's name as a message shows it (the user part of a URL may hold a password). */
+const shownUser = (user: string) => (mayShowArgument(user) ? `"${user}"` : describeArgument(user))
+
 /**
- * The server's answer with the user it names (`role "…" does not exist`, `… for user "…"`) shown
- * as an argument is: the user part of a connection string may be a password where the user name
- * was forgotten (postgres://secret@host), and a server that asks for no password names it back.
- * The database it names (`database "…" does not exist`, pg_hba's refusal) and the host the
- * resolver could not find are shown as the Database: line shows them (review N10-1).
+ * The server's and the resolver's answers that name what the URL gave, each read whole, from the
+ * text before the first quote to the end: PostgreSQL does not double a quote inside a name, so
+ * a name is all between the answer's fixed words, however many quotes it holds.
+ */
+const NAMED_ANSWERS: ReadonlyArray<[RegExp, (g: Record<string, string>) => string]> = [
+  [
+    new RegExp(
+      String.raw`^(?<pre>[^"]*\bdatabase )"(?<name>.*)"(?<post> does not exist| is not currently accepting connections)${TAIL}`,
+      's',
+    ),
+    (g) => `${g.pre}"${shownDatabaseName(g.name!)}"${g.post}${g.tail}`,
+  ],
+  [
+    new RegExp(
+      String.raw`^(?<pre>[^"]*\b(?:role|for user|for role) )"(?<name>.*)"(?<post> does not exist| is not permitted to log in|)${TAIL}`,
+      's',
+    ),
+    (g) => `${g.pre}${shownUser(g.name!)}${g.post}${g.tail}`,
+  ],
+  [
+    new RegExp(String.raw`^(?<pre>[^"]*\bfor database )"(?<name>.*)"${TAIL}`, 's'),
+    (g) => `${g.pre}"${shownDatabaseName(g.name!)}"${g.tail}`,
+  ],
+  [
+    new RegExp(
+      String.raw`^(?<pre>[^"]* for host )"(?<host>[^"]*)", user "(?<user>.*)", database "(?<name>.*)", (?<post>[^"]*)${TAIL}`,
+      's',
+    ),
+    (g) =>
+      `${g.pre}"${shownHost(g.host!)}", user ${shownUser(g.user!)}, database "${shownDatabaseName(g.name!)}", ${g.post}${g.tail}`,
+  ],
+  [
+    /^(?<pre>(?:getaddrinfo|connect) [A-Z_]+ )(?<host>.*)$/s,
+    (g) => `${g.pre}${shownHost(g.host!)}`,
+  ],
+]
+
+/**
+ * The server's or the resolver's answer as a message shows it: the user it names (`role "…" does
+ * not exist`, `… for user "…"`) as an argument is shown (the user part of a URL may be a password
+ * where the user name was forgotten: postgres://secret@host), the database as the Database: line
+ * shows it, the host the resolver could not find or the socket folder with no server as a host
+ * is (review N10-1, and its hostile reviews: a quote or a space inside the name). An answer none
+ * of those reads, that still quotes something shaped like a key, is not shown at all.
  */
 function withUserShown(reason: string): string {
-  return reason
-    .replace(/\b(role|user) "((?:[^"]|"")*)"/g, (whole, kind: string, quoted: string) => {
-      const user = quoted.replaceAll('""', '"')
-      return mayShowArgument(user) ? whole : `${kind} ${describeArgument(user)}`
-    })
-    .replace(
-      /\bdatabase "((?:[^"]|"")*)"/g,
-      (_whole, quoted: string) => `database "${shownDatabaseName(quoted.replaceAll('""', '"'))}"`,
-    )
-    .replace(
-      /\b(ENOTFOUND|EAI_AGAIN|EAI_FAIL|EAI_NODATA|EAI_NONAME) (\S+)/g,
-      (_whole, code: string, host: string) => `${code} ${shownHost(host)}`,
-    )
+  for (const [pattern, shown] of NAMED_ANSWERS) {
+    const found = pattern.exec(reason)
+    if (found?.groups) return shown(found.groups)
+  }
+  return shownHost(reason) === HIDDEN_NAME
+    ? "(the server's answer is not shown: it may quote a key or a password)"
+    : reason
 }
 
 /**

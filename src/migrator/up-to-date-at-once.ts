@@ -12,6 +12,8 @@ import pg from 'pg'
 
 import { endClient } from '../connection/end-client.js'
 import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
+import { errorCode } from '../connection/sql-state.js'
+import { isUnreachable } from '../connection/unreachable.js'
 import {
   MIGRATION_CHECKSUM_TABLE,
   MIGRATION_HISTORY_TABLE,
@@ -59,8 +61,9 @@ const HISTORY_QUERY = `
 
 /**
  * True when the server database at `connectionString` (already checked) is up to date as
- * described above; false when the full run must decide. Throws only when the server did not
- * answer in time, so that the full run does not wait a second time.
+ * described above; false when the full run must decide. Throws where the server did not answer
+ * in time or the database cannot be used (isUnreachable), so that the full run does not connect
+ * a second time.
  *
  * @example
  * ```ts
@@ -86,6 +89,9 @@ export async function upToDateAtOnce(
     client.end().catch(() => {})
     const explained = explainTimeout(error, connectionString)
     if (explained !== error) throw explained
+    // A database that cannot be used (refused, starting, no TLS where the URL asks for it) is
+    // said now: the full run would only connect again to hear the same.
+    if (isUnreachable(errorCode(error), String(error))) throw error
     return false
   }
   await endClient(client)

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process'
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import tls from 'node:tls'
 
 import type pg from 'pg'
 import { readConnectionString } from '../connection/connection-string.js'
@@ -83,7 +85,10 @@ export function pgDumpRefusal(from: string): string | undefined {
  * pgDumpInvocation('postgres://app:secret@db:5432/app').env.PGPASSWORD // 'secret'
  * ```
  */
-export function pgDumpInvocation(from: string): {
+export function pgDumpInvocation(
+  from: string,
+  systemRoots?: string,
+): {
   args: string[]
   env: NodeJS.ProcessEnv
   timeoutMs: number
@@ -91,13 +96,19 @@ export function pgDumpInvocation(from: string): {
   const refusal = pgDumpRefusal(from)
   if (refusal) throw new Error(refusal)
   const parameters = readConnectionString(from) as Record<string, unknown>
+  const sslmode = pgDumpSslMode(parameters, process.env)
   const keywords: Array<[string, unknown]> = [
     ['host', parameters.host],
     ['port', parameters.port],
     ['user', parameters.user],
     ['dbname', parameters.database],
     ...Object.entries(parameters).filter(([name]) => FOR_PG_DUMP.has(name) && name !== 'sslmode'),
-    ['sslmode', pgDumpSslMode(parameters, process.env)],
+    ['sslmode', sslmode],
+    // libpq's verify-full trusts only ~/.postgresql/root.crt where the URL names no authority;
+    // node-postgres trusts Node's roots, which pg_dump is given (review N10-5's second review).
+    ...(sslmode === 'verify-full' && !parameters.sslrootcert && systemRoots
+      ? [['sslrootcert', systemRoots] as [string, string]]
+      : []),
   ]
   const conninfo = keywords
     .filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== '')
@@ -121,6 +132,21 @@ export function pgDumpInvocation(from: string): {
 }
 
 /**
+ * The certificate authorities node-postgres's connections trust, as one PEM text: Node's own
+ * roots, and the file NODE_EXTRA_CA_CERTS names, which Node adds to them.
+ */
+function nodeRootCertificates(): string {
+  let extra = ''
+  try {
+    if (process.env.NODE_EXTRA_CA_CERTS)
+      extra = readFileSync(process.env.NODE_EXTRA_CA_CERTS, 'utf8')
+  } catch {
+    // Node itself warns of a file it cannot read, and goes on without it.
+  }
+  return [...tls.rootCertificates, extra].join('\n')
+}
+
+/**
  * The libpq sslmode that makes pg_dump check what the module's own connections check, as
  * node-postgres reads the URL (after strictSslMode) and, where it names no TLS, PGSSLMODE: a
  * certificate checked (verify-full) where node-postgres checks it (sslmode prefer, require,
@@ -140,6 +166,9 @@ function pgDumpSslMode(
             (tls as { rejectUnauthorized?: unknown }).rejectUnauthorized === false)
         ? 'require'
         : 'verify-full'
+  // Under libpq's meaning, asked for by the URL, the mode is libpq's as given.
+  if (parameters.uselibpqcompat === 'true' && typeof parameters.sslmode === 'string')
+    return parameters.sslmode
   if (typeof parameters.sslmode === 'string') return mode(parameters.sslmode)
   if (parameters.ssl !== undefined) return mode(parameters.ssl)
   const fromEnv = env.PGSSLMODE
@@ -175,14 +204,19 @@ export async function restoreSchema(script: string, client: pg.ClientBase): Prom
  */
 export async function dumpSchema(from: string): Promise<string> {
   let dump: string
-  const { args, env, timeoutMs } = pgDumpInvocation(from)
+  // Refused before any file is written (sslpassword, a secret pg_dump's arguments would show).
+  const refusal = pgDumpRefusal(from)
+  if (refusal) throw new Error(refusal)
   // pg_dump holds its tables' locks until it ends, in a transaction no server setting bounds. It
   // runs in a process group of its own (detached), so that stopping this process's group (Ctrl-Z)
   // does not stop it with its locks held, and writes a file, not a pipe that a stopped reader
   // would leave full: it finishes, whatever becomes of this process (review revk K2).
   const folder = await mkdtemp(join(tmpdir(), 'x402-schema-dump-'))
   const file = join(folder, 'schema.sql')
+  const roots = join(folder, 'roots.pem')
+  const { args, env, timeoutMs } = pgDumpInvocation(from, roots)
   try {
+    await writeFile(roots, nodeRootCertificates(), { mode: 0o600 })
     await runDetached([...args, `--lock-wait-timeout=${timeoutMs}`, `--file=${file}`], {
       env,
       timeoutMs,

@@ -15,7 +15,8 @@ export interface UnansweringServer {
  * of a dead one); `'password'` asks for a cleartext password, as a server with password
  * authentication does, then waits for ever (PostgreSQL itself gives up after its
  * authentication_timeout, 60 s); `'starting-up'` refuses the start-up with SQLSTATE 57P03, as a
- * server that is starting does (an answer with a SQLSTATE that is no statement's); `'after-login'` lets the client in (no password), then answers
+ * server that is starting does (an answer with a SQLSTATE that is no statement's); `'no-tls'`
+ * answers a client's request for TLS with no, as a server without TLS does, then nothing; `'after-login'` lets the client in (no password), then answers
  * no query (a server or proxy that stalls once connected).
  *
  * @example
@@ -26,7 +27,7 @@ export interface UnansweringServer {
  * ```
  */
 export async function unansweringServer(
-  mode: 'silent' | 'password' | 'after-login' | 'starting-up',
+  mode: 'silent' | 'password' | 'after-login' | 'starting-up' | 'no-tls',
 ): Promise<UnansweringServer> {
   const sockets = new Set<net.Socket>()
   let accepted = 0
@@ -39,6 +40,7 @@ export async function unansweringServer(
       // AuthenticationCleartextPassword: 'R', length 8, code 3.
       socket.once('data', () => socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3])))
     }
+    if (mode === 'no-tls') socket.once('data', () => socket.write('N'))
     if (mode === 'starting-up') {
       const fields = Buffer.from('SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0')
       const head = Buffer.alloc(5)
