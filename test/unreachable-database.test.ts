@@ -166,3 +166,17 @@ describe('a URL whose socket folder has no server', () => {
     expect(message).not.toContain(key)
   })
 })
+
+// The second hostile review: sslmode=require on a server whose certificate Node cannot verify
+// failed with no word of why, once node-postgres's warning was no longer printed.
+describe('a server whose certificate cannot be verified', () => {
+  it.each(['self-signed certificate', 'unable to verify the first certificate'])(
+    '%s: says to name its authority, never a weaker mode',
+    async (reason) => {
+      const { cannotReachDatabase } = await import('../src/connection/unreachable.js')
+      const message = cannotReachDatabase(reason)
+      expect(message).toContain('sslrootcert=')
+      expect(message).not.toMatch(/uselibpqcompat|no-verify|sslmode=(require|prefer|disable)/)
+    },
+  )
+})

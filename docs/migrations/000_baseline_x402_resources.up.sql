@@ -753,7 +753,8 @@ BEGIN
   -- an operator's (and its estimators'), an aggregate's, an operator class's or family's (an
   -- index, a range's bounds: review rev7 OPC1, OPC2, RNG1), a range type's, a type's input,
   -- output and modifier functions (GIST1, TM1), and those an expression of extended statistics
-  -- calls (ANALYZE: ST1); of_lesser_type where the type is a lesser login's own (walked as a type).
+  -- calls (ANALYZE: ST1), an index's expressions or predicate, or an inheritance child's CHECK
+  -- (the planner's: rev12); of_lesser_type where the type is a lesser login's own (walked as a type).
   implicit_functions(what, fn, of_lesser_type) AS (
             SELECT format('cast (%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), c.castfunc,
                    EXISTS (SELECT FROM pg_type t WHERE t.oid IN (c.castsource, c.casttarget) AND t.typowner IN (SELECT oid FROM lesser_roles))
@@ -788,6 +789,19 @@ BEGIN
                    d.refobjid, false
               FROM pg_statistic_ext x JOIN pg_depend d ON d.classid = 'pg_statistic_ext'::regclass AND d.objid = x.oid
              WHERE d.refclassid = 'pg_proc'::regclass
+            UNION ALL
+            -- What the planner computes for any query on a table, a read too: its indexes'
+            -- expressions and predicates (their calls of constant arguments), and, for a query
+            -- with a WHERE on an inheritance parent, its children's CHECKs (constraint exclusion):
+            -- a body's read, or the down's watch, which reads every table (review rev12).
+            SELECT format('index %s', i.indexrelid::regclass), d.refobjid, false
+              FROM pg_index i JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+             WHERE d.refclassid = 'pg_proc'::regclass AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
+            UNION ALL
+            SELECT format('constraint %I on %s', c.conname, c.conrelid::regclass), d.refobjid, false
+              FROM pg_constraint c JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+             WHERE c.contype = 'c' AND d.refclassid = 'pg_proc'::regclass
+               AND c.conrelid IN (SELECT h.inhrelid FROM pg_inherits h)
   ),
   reached_functions(what, fn, tbl, typed, event) AS (
             SELECT format('%s on %s', attached.what, attached.tbl::regclass), CASE d.refclassid

@@ -138,6 +138,11 @@ export const EARLIER_TEXTS: Readonly<Record<string, Readonly<Record<string, stri
       'its down now also rolls back where foreign data wrappers, servers, tables or user mappings ' +
       'were changed while it ran (a trigger that made a read-only foreign table writable, or made ' +
       'one, and deleted rows on another server through it)',
+    a28b6583f663e65460c2b2a6ad9b9ab660e7174f3cdce9528b0b369d27525fa9:
+      'its down read every table to note which hold rows, and planning such a read runs the ' +
+      "functions an index's expressions or predicate call with constant arguments, with the " +
+      "session's power; it now counts a table whose index calls a function not built in as " +
+      'holding rows, unread',
   },
   '006_rename_to_production_names': {
     '33296b14bba4cc54b7868e875e6e62242bed27fdd7237af91a60a94d07021c00':
