@@ -105,6 +105,21 @@ const offPathIndexedTable = (role: string): Options => ({
 
 type Case = [string, (role: string) => string, (role: string) => Options]
 
+/** Review rev12's immutable function `imm()` in `schema`, which calls the login's helper(). */
+const immutableOf = (role: string, schema = role) =>
+  `CREATE FUNCTION ${schema}.imm() RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 1; END $f$;`
+
+/** `statements` run as the login, in a transaction of their own. */
+const asLogin = (role: string, statements: string) =>
+  `BEGIN; SET LOCAL ROLE ${role}; ${statements}; COMMIT`
+
+/** A superuser's table zz_s.zz_r off the path, with `then` (its index, a child) calling the login's imm(). */
+const offPathRead = (role: string, then: string): Options => ({
+  setUp: `${immutableOf(role)} ALTER FUNCTION ${role}.imm() OWNER TO ${role};
+    CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_r (x int); ${then}`,
+  cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
+})
+
 const cases: Case[] = [
   // Control: the ALTER FUNCTION … SET search_path to the login's schema, plainly: refused.
   [
@@ -914,44 +929,28 @@ const cases: Case[] = [
   [
     'PF1: a trusted body reads a table (off the path) whose partial index predicate calls the login’s immutable function',
     () => `PERFORM 1 FROM zz_s.zz_r WHERE x = 1;`,
-    (role) => ({
-      setUp: `CREATE FUNCTION ${role}.imm() RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 1; END $f$;
-        ALTER FUNCTION ${role}.imm() OWNER TO ${role};
-        CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_r (x int);
-        CREATE INDEX zz_r_idx ON zz_s.zz_r (x) WHERE x > ${role}.imm()`,
-      cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
-    }),
+    (role) => offPathRead(role, `CREATE INDEX zz_r_idx ON zz_s.zz_r (x) WHERE x > ${role}.imm()`),
   ],
   [
     'PF2: a trusted body reads a table (off the path) whose expression index calls the login’s immutable function with a constant',
     () => `PERFORM 1 FROM zz_s.zz_r WHERE x = 1;`,
-    (role) => ({
-      setUp: `CREATE FUNCTION ${role}.imm() RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 1; END $f$;
-        ALTER FUNCTION ${role}.imm() OWNER TO ${role};
-        CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_r (x int);
-        CREATE INDEX zz_r_idx ON zz_s.zz_r ((x + ${role}.imm()))`,
-      cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
-    }),
+    (role) => offPathRead(role, `CREATE INDEX zz_r_idx ON zz_s.zz_r ((x + ${role}.imm()))`),
   ],
   [
     'PF3: a trusted body reads a parent table (off the path) whose inheritance child’s CHECK calls the login’s immutable function',
-    () => `PERFORM 1 FROM zz_s.zz_p WHERE x = 1;`,
-    (role) => ({
-      setUp: `CREATE FUNCTION ${role}.imm() RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 1; END $f$;
-        ALTER FUNCTION ${role}.imm() OWNER TO ${role};
-        CREATE SCHEMA zz_s; CREATE TABLE zz_s.zz_p (x int);
-        CREATE TABLE zz_s.zz_c (CHECK (x > ${role}.imm())) INHERITS (zz_s.zz_p)`,
-      cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
-    }),
+    () => `PERFORM 1 FROM zz_s.zz_r WHERE x = 1;`,
+    (role) =>
+      offPathRead(role, `CREATE TABLE zz_s.zz_c (CHECK (x > ${role}.imm())) INHERITS (zz_s.zz_r)`),
   ],
   [
     'PF4: a trusted body reads the login’s table, to which the login adds an inheritance child whose CHECK calls its immutable function',
     () => `PERFORM 1 FROM zz_s.zz_r WHERE x = 1;`,
     (role) => ({
       setUp: `CREATE SCHEMA zz_s; GRANT USAGE ON SCHEMA zz_s TO ${role}; CREATE TABLE zz_s.zz_r (x int); ALTER TABLE zz_s.zz_r OWNER TO ${role}`,
-      final: `BEGIN; SET LOCAL ROLE ${role};
-        CREATE FUNCTION ${role}.imm() RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 1; END $f$;
-        CREATE TABLE ${role}.zz_c (CHECK (x > ${role}.imm())) INHERITS (zz_s.zz_r); COMMIT`,
+      final: asLogin(
+        role,
+        `${immutableOf(role)} CREATE TABLE ${role}.zz_c (CHECK (x > ${role}.imm())) INHERITS (zz_s.zz_r)`,
+      ),
       cleanUp: 'DROP SCHEMA IF EXISTS zz_s CASCADE',
     }),
   ],
@@ -959,20 +958,20 @@ const cases: Case[] = [
     'PF5: the login’s own table in its own schema, partial index predicate calling its immutable function (no trusted body)',
     () => `NULL;`,
     (role) => ({
-      final: `BEGIN; SET LOCAL ROLE ${role};
-        CREATE FUNCTION ${role}.imm() RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 1; END $f$;
-        CREATE TABLE ${role}.zz_r (x int);
-        CREATE INDEX zz_r_idx ON ${role}.zz_r (x) WHERE x > ${role}.imm(); COMMIT`,
+      final: asLogin(
+        role,
+        `${immutableOf(role)} CREATE TABLE ${role}.zz_r (x int); CREATE INDEX zz_r_idx ON ${role}.zz_r (x) WHERE x > ${role}.imm()`,
+      ),
     }),
   ],
   [
     'PF6: the login’s own table in its own schema, expression index calling its immutable function on a constant (no trusted body)',
     () => `NULL;`,
     (role) => ({
-      final: `BEGIN; SET LOCAL ROLE ${role};
-        CREATE FUNCTION ${role}.imm() RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 1; END $f$;
-        CREATE TABLE ${role}.zz_r (x int);
-        CREATE INDEX zz_r_idx ON ${role}.zz_r ((x + ${role}.imm())); COMMIT`,
+      final: asLogin(
+        role,
+        `${immutableOf(role)} CREATE TABLE ${role}.zz_r (x int); CREATE INDEX zz_r_idx ON ${role}.zz_r ((x + ${role}.imm()))`,
+      ),
     }),
   ],
   [
@@ -980,10 +979,11 @@ const cases: Case[] = [
     () => `PERFORM 1 FROM auth.users WHERE id::text = 'zz';`,
     (role) => ({
       setUp: `ALTER TABLE auth.users OWNER TO ${role}; GRANT ALL ON SCHEMA auth TO ${role}`,
-      final: `BEGIN; SET LOCAL ROLE ${role};
-        CREATE FUNCTION auth.zz_imm() RETURNS int IMMUTABLE LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN 1; END $f$;
-        CREATE TABLE auth.zz_users_shadow (CHECK (auth.zz_imm() > 0)) INHERITS (auth.users); COMMIT`,
-      cleanUp: 'DROP TABLE IF EXISTS auth.zz_users_shadow; DROP FUNCTION IF EXISTS auth.zz_imm()',
+      final: asLogin(
+        role,
+        `${immutableOf(role, 'auth')} CREATE TABLE auth.zz_users_shadow (CHECK (auth.imm() > 0)) INHERITS (auth.users)`,
+      ),
+      cleanUp: 'DROP TABLE IF EXISTS auth.zz_users_shadow; DROP FUNCTION IF EXISTS auth.imm()',
     }),
   ],
 ]

@@ -165,7 +165,7 @@ async function noOpAtOnce(env: NodeJS.ProcessEnv): Promise<number | undefined> {
     (name) => name.startsWith('MIGRATION_') && name !== 'MIGRATION_DATABASE_URL',
   )
   if (settings.some((name) => env[name]?.trim())) return undefined
-  const { describeDatabaseTarget, resolveDatabaseTarget } =
+  const { describeDatabaseTarget, migrationDatabaseVariable, resolveDatabaseTarget } =
     await import('../connection/database-target.js')
   let target
   try {
@@ -179,12 +179,10 @@ async function noOpAtOnce(env: NodeJS.ProcessEnv): Promise<number | undefined> {
     return undefined
   }
   if (target.kind !== 'postgres') return undefined
-  const [{ upToDateAtOnce }, { unreachableMessage }, { migrationDatabaseVariable }] =
-    await Promise.all([
-      import('../migrator/up-to-date-at-once.js'),
-      import('../connection/unreachable.js'),
-      import('../migrator/settings.js'),
-    ])
+  const [{ upToDateAtOnce }, { unreachableMessage }] = await Promise.all([
+    import('../migrator/up-to-date-at-once.js'),
+    import('../connection/unreachable.js'),
+  ])
   let upToDate
   try {
     upToDate = await upToDateAtOnce(target.connectionString)

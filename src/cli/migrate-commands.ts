@@ -15,6 +15,7 @@ import { formatDecisionEntries } from '../adoption/adoption-decisions.js'
 import { checkDrift, driftSummary, formatDriftReport } from '../adoption/drift-check.js'
 import { planRepair } from '../adoption/repair-plan.js'
 import { resolveDatabaseTarget } from '../connection/create-db.js'
+import { migrationDatabaseVariable } from '../connection/database-target.js'
 import { shownOnTerminal } from '../connection/shown-argument.js'
 import { isUnreachable, reachedThrough } from '../connection/unreachable.js'
 import { errorCode, SQLSTATE } from '../connection/sql-state.js'
@@ -32,11 +33,7 @@ import {
   pendingMigrationNames,
   unfinishedRollback,
 } from '../migrator/migrator.js'
-import {
-  type MigrateOptions,
-  migrationDatabaseVariable,
-  migrationSettings,
-} from '../migrator/settings.js'
+import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
 import { closestName } from './closest-name.js'
 import type { CommandSpec } from './command-line.js'

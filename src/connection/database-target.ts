@@ -132,3 +132,19 @@ export function serverAddress(connectionString: string): string {
   // Whoever wrote the URL chose them: shown as any name a message shows.
   return `${shownHost(host || 'localhost')}:${shownShortOnTerminal(String(port || 5432))}`
 }
+
+/** The variable that names the server of a migration run. */
+export type MigrationDatabaseVariable = 'MIGRATION_DATABASE_URL' | 'DATABASE_URL'
+
+/**
+ * The variable that names the server the migrations run on: MIGRATION_DATABASE_URL where it is
+ * set, as start-up and the command line read it, else DATABASE_URL.
+ *
+ * @example
+ * ```ts
+ * migrationDatabaseVariable({ MIGRATION_DATABASE_URL: 'postgres://db:5432/app' }) // 'MIGRATION_DATABASE_URL'
+ * ```
+ */
+export function migrationDatabaseVariable(env: NodeJS.ProcessEnv): MigrationDatabaseVariable {
+  return env.MIGRATION_DATABASE_URL?.trim() ? 'MIGRATION_DATABASE_URL' : 'DATABASE_URL'
+}

@@ -13,7 +13,8 @@ import { migrationProvider } from './provider.js'
 import { MIGRATION_TABLE_SCHEMA, readMigrationHistory, revertingSince } from './history.js'
 import { interruptedRollback, registeredMigrations, rollbackMarks } from './resumable-down.js'
 import { kyselyMigrator, type MigrationTarget, runMigrations } from './runner.js'
-import { type MigrateOptions, migrationDatabaseVariable, migrationSettings } from './settings.js'
+import { migrationDatabaseVariable } from '../connection/database-target.js'
+import { type MigrateOptions, migrationSettings } from './settings.js'
 
 /** One migration and when it was applied; `appliedAt` is undefined while it is pending. */
 export interface MigrationStatus {

@@ -1,3 +1,7 @@
+import {
+  type MigrationDatabaseVariable,
+  migrationDatabaseVariable,
+} from '../connection/database-target.js'
 import { SettingError } from '../connection/setting-error.js'
 import { describeArgument } from '../connection/shown-argument.js'
 import {
@@ -81,22 +85,6 @@ export type MigrationEvent =
  */
 export type MigrationSettings = Required<Omit<MigrateOptions, 'env'>> & {
   databaseVariable: MigrationDatabaseVariable
-}
-
-/** The variable that names the server of a migration run. */
-export type MigrationDatabaseVariable = 'MIGRATION_DATABASE_URL' | 'DATABASE_URL'
-
-/**
- * The variable that names the server the migrations run on: MIGRATION_DATABASE_URL where it is
- * set, as start-up and the command line read it, else DATABASE_URL.
- *
- * @example
- * ```ts
- * migrationDatabaseVariable({ MIGRATION_DATABASE_URL: 'postgres://db:5432/app' }) // 'MIGRATION_DATABASE_URL'
- * ```
- */
-export function migrationDatabaseVariable(env: NodeJS.ProcessEnv): MigrationDatabaseVariable {
-  return env.MIGRATION_DATABASE_URL?.trim() ? 'MIGRATION_DATABASE_URL' : 'DATABASE_URL'
 }
 
 /**
