@@ -81,7 +81,7 @@ export function cannotReachDatabase(reason: string, variable = 'DATABASE_URL'): 
         `name the certificate authority that signed it in ${variable} (?sslrootcert=/path/to/ca.crt; Supabase's is on the ` +
         "dashboard's database settings page)."
       : ` Check ${variable} (host, port, user, password, database name) and that the server is running.`
-  return `${CANNOT_REACH}${withUserShown(reason).replace(/\.$/, '')}.${check}`
+  return `${CANNOT_REACH}${shownAnswer(reason).replace(/\.$/, '')}.${check}`
 }
 
 /** Node's messages of a server certificate it could not verify. */
@@ -140,7 +140,7 @@ const NAMED_ANSWERS: ReadonlyArray<[RegExp, (g: Record<string, string>) => strin
  * is (review N10-1, and its hostile reviews: a quote or a space inside the name). An answer none
  * of those reads, that still quotes something shaped like a key, is not shown at all.
  */
-function withUserShown(reason: string): string {
+function shownAnswer(reason: string): string {
   for (const [pattern, shown] of NAMED_ANSWERS) {
     const found = pattern.exec(reason)
     if (found?.groups) return shown(found.groups)
