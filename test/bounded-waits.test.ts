@@ -29,7 +29,7 @@ describe('commands against a server that never answers', () => {
     ['migrate:sql', ['sql', '005'], 'src/cli/migrate.ts', 'REHEARSAL_DATABASE_URL'],
     ['migrate:latest', ['latest'], 'src/cli/migrate.ts', 'DATABASE_URL'],
   ])(
-    '%s fails with a message that names the unanswered connection',
+    '%s fails with a message that names the unanswered connection and its variable',
     async (_name, args, script, variable) => {
       const { code, stderr } = await cli(args, { [variable]: silent.url, ...NO_PASSWORD }, script)
       expect({ code, stderr }).toEqual({
@@ -37,6 +37,8 @@ describe('commands against a server that never answers', () => {
         stderr: expect.stringMatching(/did not answer within \d+ ms/),
       })
       expect(stderr).toContain(new URL(silent.url).host)
+      // What to check names the variable that gave the URL (the review of N10-7).
+      expect(stderr).toContain(`Check the host and port in ${variable}`)
     },
     90_000,
   )

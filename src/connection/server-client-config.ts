@@ -3,6 +3,7 @@ import pg from 'pg'
 import { readConnectionString } from './connection-string.js'
 import { serverAddress } from './database-target.js'
 import { serverConnectionConfig } from './server-password.js'
+import { CHECK_HOST_AND_PORT } from './unreachable.js'
 
 /** How long connecting to a server may take, in ms, before the attempt fails. */
 export const CONNECT_TIMEOUT_MS = 10_000
@@ -101,7 +102,7 @@ export function explainTimeout(error: unknown, connectionString: string): unknow
   return new Error(
     connecting
       ? `Could not connect to ${server}: it did not answer within ${CONNECT_TIMEOUT_MS} ms (${stopped}). ` +
-          'Check the host and port of the URL, and that the server is up.'
+          CHECK_HOST_AND_PORT
       : `The database at ${server} did not answer within ${Number(queryTimeout ?? QUERY_TIMEOUT_MS)} ms (query_timeout): ` +
           `${stopped}. The client gave up on that connection. Where a statement rightly runs longer, raise ` +
           'query_timeout in the URL (?query_timeout=<ms>).',

@@ -40,6 +40,12 @@ const UNREACHABLE_CODES = new Set([
  */
 const UNUSABLE = new Set(['3D000', '57P03', '53300'])
 
+/**
+ * What to check where a server did not answer the connection, as an error of the connection
+ * layer says it; {@link cannotReachDatabase} names the variable that gave the URL instead.
+ */
+export const CHECK_HOST_AND_PORT = 'Check the host and port of the URL, and that the server is up.'
+
 /** How the sentence of {@link cannotReachDatabase} starts. */
 const CANNOT_REACH = 'Cannot reach the database: '
 
@@ -81,7 +87,13 @@ export function cannotReachDatabase(reason: string, variable = 'DATABASE_URL'): 
         `name the certificate authority that signed it in ${variable} (?sslrootcert=/path/to/ca.crt; Supabase's is on the ` +
         "dashboard's database settings page)."
       : ` Check ${variable} (host, port, user, password, database name) and that the server is running.`
-  return `${CANNOT_REACH}${shownAnswer(reason).replace(/\.$/, '')}.${check}`
+  const answer = shownAnswer(reason)
+    .replace(
+      CHECK_HOST_AND_PORT,
+      `Check the host and port in ${variable}, and that the server is up.`,
+    )
+    .replace(/\.$/, '')
+  return `${CANNOT_REACH}${answer}.${check}`
 }
 
 /** Node's messages of a server certificate it could not verify. */

@@ -9,6 +9,7 @@ import type pg from 'pg'
 import { readConnectionString } from '../connection/connection-string.js'
 import { serverAddress } from '../connection/database-target.js'
 import { shownShortOnTerminal } from '../connection/shown-argument.js'
+import { CHECK_HOST_AND_PORT } from '../connection/unreachable.js'
 
 import {
   CONNECT_TIMEOUT_MS,
@@ -239,7 +240,7 @@ export async function dumpSchema(from: string): Promise<string> {
     if (/timeout expired\s*$/.test(reason)) {
       throw new Error(
         `Copying the target's schema: pg_dump could not connect to ${serverAddress(from)} within ${CONNECT_TIMEOUT_MS} ms (${stopped}). ` +
-          'Check the host and port of the URL, and that the server is up.',
+          CHECK_HOST_AND_PORT,
         { cause: error },
       )
     }
