@@ -3,10 +3,10 @@ import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
 import { DOWN_WATCH_SQL } from '../src/migrator/down-guard.js'
-import { migrateDown, migrateTo } from '../src/tooling.js'
+import { migrateDown, migrateTo, migrateToLatest } from '../src/tooling.js'
 import { createInstantResource } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
-import { MIGRATION_005 } from './support/migration-names.js'
+import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
 import { serverUrl, withTestDatabase } from './support/test-database.js'
 
 // Review rev5 (of 05ddde8): a trusted body (the runner's) planted as an AFTER DELETE trigger on
@@ -986,6 +986,38 @@ const cases: Case[] = [
       cleanUp: 'DROP TABLE IF EXISTS auth.zz_users_shadow; DROP FUNCTION IF EXISTS auth.imm()',
     }),
   ],
+  // Review rev13 (of f8f189d): CREATE TABLE … (LIKE t INCLUDING …) and INHERITS (t) copy t's
+  // defaults and CHECKs into the new table, which the body then inserts into: t's code runs
+  // with the writer's power, though the body writes no table the check knew of (L1 to L4).
+  [
+    'L1: CREATE TEMP TABLE … (LIKE t INCLUDING DEFAULTS), then an insert: t’s default calls the login’s function',
+    () =>
+      `CREATE TEMP TABLE zz_tmp (LIKE zz_s.zz_r INCLUDING DEFAULTS) ON COMMIT DROP; INSERT INTO zz_tmp DEFAULT VALUES;`,
+    (role) => offPathRead(role, `ALTER TABLE zz_s.zz_r ALTER COLUMN x SET DEFAULT ${role}.imm()`),
+  ],
+  [
+    'L2: CREATE TEMP TABLE … () INHERITS (t), then an insert: t’s default calls the login’s function',
+    () =>
+      `CREATE TEMP TABLE zz_tmp () INHERITS (zz_s.zz_r); INSERT INTO zz_tmp DEFAULT VALUES; DROP TABLE zz_tmp;`,
+    (role) => offPathRead(role, `ALTER TABLE zz_s.zz_r ALTER COLUMN x SET DEFAULT ${role}.imm()`),
+  ],
+  [
+    'L3: CREATE TEMP TABLE … (LIKE t INCLUDING CONSTRAINTS), then an insert: t’s CHECK calls the login’s function',
+    () =>
+      `CREATE TEMP TABLE zz_tmp (LIKE zz_s.zz_r INCLUDING CONSTRAINTS) ON COMMIT DROP; INSERT INTO zz_tmp VALUES (1);`,
+    (role) =>
+      offPathRead(role, `ALTER TABLE zz_s.zz_r ADD CONSTRAINT zz_c CHECK (x <= ${role}.imm())`),
+  ],
+  [
+    'L4: CREATE TEMP TABLE … (LIKE public.t INCLUDING ALL), a table of public’s, then an insert',
+    () =>
+      `CREATE TEMP TABLE zz_tmp (LIKE public.zz_src INCLUDING ALL) ON COMMIT DROP; INSERT INTO zz_tmp DEFAULT VALUES;`,
+    (role) => ({
+      setUp: `${immutableOf(role)} ALTER FUNCTION ${role}.imm() OWNER TO ${role};
+        CREATE TABLE public.zz_src (x int DEFAULT ${role}.imm())`,
+      cleanUp: 'DROP TABLE IF EXISTS public.zz_src',
+    }),
+  ],
 ]
 
 describe.skipIf(skipReason)('rev5: a trusted body that runs a lesser login’s code unread', () => {
@@ -1044,6 +1076,66 @@ describe.skipIf(skipReason)('rev12: the down’s watch of every table', () => {
         })
         await db.transaction().execute((trx) => sql.raw(DOWN_WATCH_SQL).execute(trx))
         expect(await isSuperuser(db, role)).toBe(false)
+      })
+    })
+  })
+})
+
+// Review rev13 (of f8f189d): code that the module's own statements run, with no trusted body
+// between: a default of a bookkeeping table its inserts leave out (B1; 006's and baseline's
+// tables alike), and a trusted function named as one of pg_catalog's, in public, that the
+// migrations' unqualified calls resolve to where its argument types fit better (S1, S2).
+const own: [string, string, (role: string) => string][] = [
+  [
+    'B1: the default of x402_migrations.migration_checksum.recorded_at calls the login’s function',
+    MIGRATION_002,
+    (role) =>
+      `${asLogin(role, `CREATE FUNCTION ${role}.stamp() RETURNS timestamptz LANGUAGE plpgsql AS $f$ BEGIN PERFORM ${role}.helper(); RETURN pg_catalog.now(); END $f$`)};
+       ALTER TABLE x402_migrations.migration_checksum ALTER COLUMN recorded_at SET DEFAULT ${role}.stamp()`,
+  ],
+  [
+    'S1: a superuser’s public.col_description(regclass, integer), which 005’s up calls unqualified, calls the login’s function',
+    MIGRATION_002,
+    (role) =>
+      `CREATE FUNCTION public.col_description(regclass, integer) RETURNS text LANGUAGE plpgsql
+         AS $f$ BEGIN PERFORM ${role}.helper(); RETURN pg_catalog.col_description($1, $2); END $f$`,
+  ],
+  [
+    'S2: a superuser’s public.obj_description(oid, text), which 006 to 008 call unqualified, calls the login’s function',
+    MIGRATION_005,
+    (role) =>
+      `CREATE FUNCTION public.obj_description(oid, text) RETURNS text LANGUAGE plpgsql
+         AS $f$ BEGIN PERFORM ${role}.helper(); RETURN pg_catalog.obj_description($1, $2::name); END $f$`,
+  ],
+]
+
+describe.skipIf(skipReason)('rev13: code the module’s own statements run', () => {
+  it.each(own)('%s: migrate:latest refuses', async (_case, from, setUp) => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        await migrateTo(db, from, { env: {} })
+        await sql
+          .raw(
+            `CREATE SCHEMA ${role} AUTHORIZATION ${role}; GRANT USAGE ON SCHEMA ${role} TO PUBLIC`,
+          )
+          .execute(db)
+        await sql
+          .raw(
+            asLogin(
+              role,
+              `CREATE FUNCTION ${role}.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$`,
+            ),
+          )
+          .execute(db)
+        await sql.raw(setUp(role)).execute(db)
+        const error = await migrateToLatest(db, { env: {} }).catch((e: unknown) => e)
+        if (process.env.REV5_DEBUG) console.log('OUTCOME', _case, String(error).slice(0, 400))
+        expect({ superuser: await isSuperuser(db, role), refused: error instanceof Error }).toEqual(
+          {
+            superuser: false,
+            refused: true,
+          },
+        )
       })
     })
   })

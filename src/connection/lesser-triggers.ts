@@ -355,6 +355,17 @@ function bodyCallsSql(schemas: string | undefined): string {
             SELECT i.what, i.fn, NULL, false, false FROM implicit_functions i JOIN pg_proc p ON p.oid = i.fn
              WHERE p.prolang IN (SELECT oid FROM opaque_languages) AND p.proowner NOT IN (SELECT oid FROM lesser_roles)
             UNION
+            -- A trusted function named as one of pg_catalog's, in a schema of the session's path or
+            -- in public (which the catalog reads pin): the module's own unqualified calls
+            -- (col_description, obj_description, format…) resolve to it where its argument types
+            -- fit better, pg_catalog first on the path or not (review rev13 S1, S2). A lesser
+            -- login's is refused before (SHADOWED_CATALOG_SQL).
+            SELECT format('function %s, named as one of pg_catalog''s on the search path', p.oid::regprocedure), p.oid, NULL, false, false
+              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE p.oid >= ${FIRST_NORMAL_OBJECT_ID} AND p.prolang IN (SELECT oid FROM opaque_languages)
+               AND (n.nspname = ANY (session_path) OR n.nspname = 'public') AND n.nspname <> 'pg_catalog'
+               AND EXISTS (SELECT FROM pg_proc c WHERE c.pronamespace = 'pg_catalog'::regnamespace AND c.proname = p.proname)
+            UNION
             -- A trusted function whose name the check cannot match in a body (a double quote, a
             -- backslash, 63 bytes: see BODY_CALLS_PROBLEMS_SQL): walked, wherever it is (review rev11 R11-10).
             SELECT format('function %s, whose name the check cannot match in a body', p.oid::regprocedure), p.oid, NULL, false, false
@@ -911,12 +922,15 @@ const DATABASE_PART = `('(("([^"]|"")*"|[[:alnum:]_$]+)' || ${SPACE} || '*[.]' |
  * relation it writes, and the name's opening quote; in a TRUNCATE, any of its list. ALTER TABLE
  * and MATERIALIZED VIEW too: they run the relation's code (VALIDATE CONSTRAINT its CHECKs, a
  * rewrite its defaults and index expressions: reviews rev10 R10-4, rev11 R11-2); and CREATE TABLE
- * … PARTITION OF, of the parent (its key expressions, its default partition's: R11-3).
+ * … PARTITION OF, of the parent (its key expressions, its default partition's: R11-3); and
+ * CREATE TABLE … (LIKE t …) or INHERITS (t, …), of t: the new table takes t's defaults and CHECKs,
+ * which the body's inserts into it run (review rev13 L1 to L4; a LIKE that compares counts too).
  */
 const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+into|update|delete' || ${SPACE} || '+from|merge' || ${SPACE}
   || '+into|copy|refresh' || ${SPACE} || '+materialized' || ${SPACE} || '+view(' || ${SPACE} || '+concurrently)?|alter' || ${SPACE}
-  || '+(materialized' || ${SPACE} || '+view|table)(' || ${SPACE} || '+if' || ${SPACE} || '+exists)?|partition' || ${SPACE} || '+of|truncate('
-  || ${SPACE} || '+table)?(' || ${SPACE} || '+[^;]*,)?)(' || ${SPACE} || '+only)?(' || ${SPACE} || '+"?|")')`
+  || '+(materialized' || ${SPACE} || '+view|table)(' || ${SPACE} || '+if' || ${SPACE} || '+exists)?|partition' || ${SPACE} || '+of|like|inherits' || ${SPACE}
+  || '*[(]([^;)]*,)?|truncate(' || ${SPACE} || '+table)?(' || ${SPACE} || '+[^;]*,)?)(' || ${SPACE} || '+only)?(' || ${SPACE}
+  || '+"?|"|(?<=[(,])"?)')`
 
 /**
  * SQL: a regular expression (for `~*`) of where a statement starts, then space: the body's start,
@@ -1472,10 +1486,14 @@ BEGIN
                  : `
             UNION ALL
             -- A reached body that inserts computes the written table's defaults with the writer's
-            -- power (review revw B1); the module's own writes insert into no app table.
+            -- power (review revw B1); the module's own writes insert into no app table, but into
+            -- its bookkeeping tables, leaving out the columns with defaults (review rev13 B1).
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
               FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-             WHERE ad.adrelid = ANY (inserted) AND a.attgenerated = ''
+             WHERE (ad.adrelid = ANY (inserted)
+                    OR ad.adrelid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                       WHERE n.nspname = '${MIGRATION_TABLE_SCHEMA}'))
+               AND a.attgenerated = ''
             UNION ALL
             -- ON DELETE/UPDATE SET DEFAULT computes the referencing columns' defaults (review revy Y2).
             SELECT format('default of column %I', a.attname), ad.adrelid, 'pg_attrdef'::regclass, ad.oid, ad.adbin::text, NULL
