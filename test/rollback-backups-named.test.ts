@@ -99,6 +99,38 @@ describe.each(testTargets)('a rollback of 005 stopped after its first step on %s
     )
   })
 
+  // Hostile review (of f8f189d, F1): the connection lost at the listing of the backups, after
+  // every step of the down ran and before the history's COMMIT, said "The migration run failed
+  // before any migration ran … Nothing was changed", with the keys table dropped.
+  it('lost at the listing of its backups, after its steps ran, says what stays done', async () => {
+    let armed = false
+    await withTestDatabase(
+      target,
+      async ({ db }) => {
+        await migrateTo(db, MIGRATION_005, { env: {} })
+        await storeKey(db)
+        armed = true
+        const error = await migrateDown(db, { allowDataLoss: true, env: {} }).catch(
+          (caught: unknown) => caught,
+        )
+        expect(armed).toBe(false)
+        expect(error).toBeInstanceOf(MigrationError)
+        const message = (error as Error).message
+        expect(message).not.toMatch(/before any migration ran|Nothing was changed/)
+        expect(message).toMatch(/005_add_openrouter_integration runs outside a transaction/)
+        expect(named(message)).toEqual(await backupsOf005(db))
+      },
+      {
+        onStatement(text) {
+          if (armed && text.includes("format('x402_backup.%I', c.relname)")) {
+            armed = false
+            throw new Error('the connection to the server was lost (test)')
+          }
+        },
+      },
+    )
+  })
+
   it('with its mark cleared by hand, the run that completes it still names them', async () => {
     const stop = stopAfterStepOne()
     await withTestDatabase(

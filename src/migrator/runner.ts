@@ -672,10 +672,23 @@ async function runBlock(
       resultSet = await kyselyMigrator(connection, settings, session, true, pid).migrateTo(
         blockTarget,
       )
+      // From here on the migration ran: a failure is its own (its steps stay done), never one
+      // before any ran (review of f8f189d, F1: a lost connection said "Nothing was changed").
+      const failAll = (error: unknown) => {
+        resultSet = {
+          error,
+          results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
+        }
+      }
       // Such a down makes its backups in its own steps, each committed at once: those of this
       // rollback, an earlier attempt's included, are named by the one rule of rollback-backups.ts.
       const made =
-        down && resultSet.error === undefined ? await rollbackBackups(connection, name, since!) : []
+        down && resultSet.error === undefined
+          ? await rollbackBackups(connection, name, since!).catch((error: unknown) => {
+              failAll(error)
+              return []
+            })
+          : []
       if (resultSet.error === undefined && down) {
         const undone =
           `The deletion of its record in the history was rolled back: ${name} stays recorded as applied, with the steps ` +
@@ -685,12 +698,7 @@ async function runBlock(
           name,
           `${undone} Roll back again once nothing deletes, truncates or rewrites those tables with that record.`,
           { undone },
-        ).catch((error: unknown) => {
-          resultSet = {
-            error,
-            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
-          }
-        })
+        ).catch(failAll)
       }
       // The migration's checksum, written or deleted in the transaction of its history row, which
       // the migration's end opened (confirmingLock), fenced as the runner's transactions are.
@@ -699,21 +707,13 @@ async function runBlock(
           await sql.raw(lesserTriggersSql({ lock: true })).execute(connection)
           await syncMigrationChecksums(connection, { changes: successes(resultSet), checksums })
         } catch (error) {
-          resultSet = {
-            error,
-            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
-          }
+          failAll(error)
         }
       }
       // The history's write, in the transaction the migration's end opened (confirmingLock):
       // confirmed last, right before its COMMIT.
       if (resultSet.error === undefined) {
-        await session.assertLockHeld().catch((error: unknown) => {
-          resultSet = {
-            error,
-            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
-          }
-        })
+        await session.assertLockHeld().catch(failAll)
       }
       if (resultSet.error === undefined) {
         try {
@@ -724,10 +724,7 @@ async function runBlock(
           // and the backups the down made are then where the data is. One that PostgreSQL
           // refused, with a SQLSTATE, was rolled back: the history is as before the migration.
           const ran = successes(resultSet)
-          resultSet = {
-            error,
-            results: (resultSet.results ?? []).map((result) => ({ ...result, status: 'Error' })),
-          }
+          failAll(error)
           if (!isSqlState(errorCode(error))) {
             uncommitted = ran.map((result) => result.migrationName)
             backups = made
