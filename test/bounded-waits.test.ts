@@ -1,10 +1,13 @@
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { pgDumpInvocation } from '../src/rehearsal/copy-schema.js'
 import { findPostgresBinaries } from '../src/rehearsal/scratch-cluster.js'
-import { cli } from './support/cli.js'
+import { migrateToLatest } from '../src/tooling.js'
+import { cli, cliEnv } from './support/cli.js'
 import { pgDumpSkipReason } from './support/pg-dump.js'
 import { stallingProxy } from './support/stalling-proxy.js'
+import { createTestDatabase, type TestDatabase } from './support/test-database.js'
 import { type UnansweringServer, unansweringServer } from './support/unanswering-server.js'
 
 // Every wait of a command is bounded by default, and a command that printed its error exits at
@@ -247,3 +250,46 @@ describe('commands whose server for rehearsals cannot be reached', () => {
     expect(stderr).not.toContain('Check DATABASE_URL')
   })
 })
+
+// Hostile review (of f8f189d, F1): a lock held on the history (an administrator's open
+// transaction) made migrate list and the no-op migrate latest, the app's start-up, wait for the
+// client's 300 s query bound, then blame the network. The history's read waits for a lock no
+// longer than lock_timeout, as the catalog's reads do, and says so.
+describe.skipIf(!process.env.TEST_DATABASE_URL)(
+  'a command whose history is locked by another session',
+  () => {
+    let database: TestDatabase
+    let holder: pg.Client
+    beforeAll(async () => {
+      database = await createTestDatabase('postgres', {}, 'latest')
+      await migrateToLatest(database.db)
+      holder = new pg.Client({
+        connectionString: (database.location as { connectionString: string }).connectionString,
+      })
+      await holder.connect()
+      await holder.query(
+        'BEGIN; LOCK TABLE x402_migrations.kysely_migration IN ACCESS EXCLUSIVE MODE',
+      )
+    })
+    afterAll(async () => {
+      await holder.end()
+      await database.destroy()
+    })
+
+    it.each([['list'], ['latest']])(
+      'migrate %s stops at the lock within lock_timeout, saying so',
+      async (command) => {
+        const { code, stderr } = await cli(
+          [command],
+          cliEnv(database.location),
+          'src/cli/migrate.ts',
+          45_000,
+        )
+        expect(stderr).not.toMatch(/killed the command/)
+        expect(code).toBe(1)
+        expect(stderr).toMatch(/lock timeout|lock_timeout/)
+      },
+      60_000,
+    )
+  },
+)

@@ -390,6 +390,18 @@ describe.each(testTargets)(
         appliedAt: null,
       })
     })
+
+    // Hostile review (of f8f189d, F4): the dry run printed the row's name raw, and said it would
+    // revert a migration that the run itself refuses.
+    it('migrate down --dry-run refuses the row as the run does, and escapes its name', async () => {
+      const dryRun = await cli(['down', '--dry-run'], env)
+      expect(dryRun.stdout + dryRun.stderr).not.toMatch(/[\x1b\u202e]/)
+      expect(dryRun.stdout).not.toMatch(/would revert/)
+      expect(dryRun.code).toBe(1)
+      expect(dryRun.stderr).toContain(
+        'The history records 999_evil\\x1b[2J\\u202e, which no migration file of this module has',
+      )
+    })
   },
 )
 

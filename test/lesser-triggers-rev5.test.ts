@@ -3,7 +3,7 @@ import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 
 import { DOWN_WATCH_SQL } from '../src/migrator/down-guard.js'
-import { migrateDown, migrateTo, migrateToLatest } from '../src/tooling.js'
+import { checkDrift, migrateDown, migrateTo, migrateToLatest } from '../src/tooling.js'
 import { createInstantResource } from './support/fixtures.js'
 import { escalate, isSuperuser, withLesserRole } from './support/lesser-role.js'
 import { MIGRATION_002, MIGRATION_005 } from './support/migration-names.js'
@@ -1017,6 +1017,39 @@ const cases: Case[] = [
         CREATE TABLE public.zz_src (x int DEFAULT ${role}.imm())`,
       cleanUp: 'DROP TABLE IF EXISTS public.zz_src',
     }),
+  ], // The review of those fixes: a list of parents (or of truncated tables) read up to a `)` or a
+  // `;`, which a quoted name or a comment before the parent holds (INH1, INH2, TRL1).
+  [
+    'INH1: INHERITS (a quoted parent holding a parenthesis, then t): t’s default calls the login’s function',
+    () =>
+      `CREATE TEMP TABLE zz_tmp () INHERITS (zz_s."a)b", zz_s.zz_r); INSERT INTO zz_tmp DEFAULT VALUES; DROP TABLE zz_tmp;`,
+    (role) =>
+      offPathRead(
+        role,
+        `CREATE TABLE zz_s."a)b" (y int); ALTER TABLE zz_s.zz_r ALTER COLUMN x SET DEFAULT ${role}.imm()`,
+      ),
+  ],
+  [
+    'INH2: INHERITS (a parent, a comment holding a parenthesis, then t): t’s default calls the login’s function',
+    () =>
+      `CREATE TEMP TABLE zz_tmp () INHERITS (zz_s.zz_q /* ) */, zz_s.zz_r); INSERT INTO zz_tmp DEFAULT VALUES; DROP TABLE zz_tmp;`,
+    (role) =>
+      offPathRead(
+        role,
+        `CREATE TABLE zz_s.zz_q (y int); ALTER TABLE zz_s.zz_r ALTER COLUMN x SET DEFAULT ${role}.imm()`,
+      ),
+  ],
+  [
+    'TRL1: TRUNCATE (a quoted table holding a semicolon, then t): t’s trigger is the login’s',
+    () => `TRUNCATE zz_s."a;b", zz_s.zz_r;`,
+    (role) => ({
+      ...offPathRead(
+        role,
+        `CREATE TABLE zz_s."a;b" (y int); ${evilTrigger(role)};
+        CREATE TRIGGER zz_evil AFTER TRUNCATE ON zz_s.zz_r FOR EACH STATEMENT EXECUTE FUNCTION ${role}.evil()`,
+      ),
+      expects: 'would let roles that cannot act as',
+    }),
   ],
 ]
 
@@ -1136,6 +1169,65 @@ describe.skipIf(skipReason)('rev13: code the module’s own statements run', () 
             refused: true,
           },
         )
+      })
+    })
+  })
+})
+
+// The review of rev13: the read commands (migrate:check, migrate:baseline --plan) run the catalog
+// reads with public on the path, and no walk of the code they run without a name: a trusted
+// function named as one of pg_catalog's there (R1), or a trusted cast between built-in types (R2),
+// ran the login's code with the session's power.
+const reads: [string, (role: string) => string][] = [
+  [
+    'R1: a superuser’s public.jsonb_build_object(text, boolean), which the snapshot calls unqualified, calls the login’s function',
+    (role) => `CREATE UNLOGGED TABLE public.zz_cache (x int);
+      CREATE FUNCTION public.jsonb_build_object(text, boolean) RETURNS jsonb LANGUAGE plpgsql
+        AS $f$ BEGIN PERFORM ${role}.helper(); RETURN pg_catalog.jsonb_build_object($1, $2); END $f$`,
+  ],
+  [
+    'R2: a superuser’s cast (regnamespace AS text), which the snapshot runs, calls the login’s function',
+    (role) => `CREATE FUNCTION public.zz_c(regnamespace) RETURNS text LANGUAGE plpgsql
+        AS $f$ BEGIN PERFORM ${role}.helper(); RETURN pg_catalog.regnamespaceout($1)::text; END $f$;
+      CREATE CAST (regnamespace AS text) WITH FUNCTION public.zz_c(regnamespace)`,
+  ],
+]
+
+describe.skipIf(skipReason)('rev13: code the module’s catalog reads run', () => {
+  it.each(reads)('%s: migrate:check refuses', async (_case, setUp) => {
+    await withTestDatabase('postgres', async ({ db }) => {
+      await withLoginRole(db, async (role) => {
+        await migrateToLatest(db, { env: {} })
+        await sql
+          .raw(
+            `CREATE SCHEMA ${role} AUTHORIZATION ${role}; GRANT USAGE ON SCHEMA ${role} TO PUBLIC`,
+          )
+          .execute(db)
+        await sql
+          .raw(
+            asLogin(
+              role,
+              `CREATE FUNCTION ${role}.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$`,
+            ),
+          )
+          .execute(db)
+        await sql.raw(setUp(role)).execute(db)
+        try {
+          const error = await checkDrift(db).then(
+            () => undefined,
+            (e: unknown) => e,
+          )
+          if (process.env.REV5_DEBUG) console.log('OUTCOME', _case, String(error).slice(0, 400))
+          expect({
+            superuser: await isSuperuser(db, role),
+            refused: error instanceof Error,
+          }).toEqual({
+            superuser: false,
+            refused: true,
+          })
+        } finally {
+          await sql.raw('DROP CAST IF EXISTS (regnamespace AS text)').execute(db)
+        }
       })
     })
   })

@@ -22,7 +22,11 @@ import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
 import { migrationNames } from '../migrations/index.js'
 import { hasMigrationHistory } from '../migrator/history.js'
-import { InterruptedRollbackError, MigrationError } from '../migrator/migration-error.js'
+import {
+  InterruptedRollbackError,
+  MigrationError,
+  UnknownMigrationsError,
+} from '../migrator/migration-error.js'
 import {
   migrateDown,
   migrateRedo,
@@ -418,6 +422,10 @@ async function printDryRun(
   const applied = status
     .filter((migration) => migration.appliedAt)
     .map((migration) => migration.name)
+  // As the run refuses a history row that no migration file has, before anything (review of
+  // f8f189d, F4: the dry run said it would revert one).
+  const unknown = status.filter((migration) => migration.unknown).map(({ name }) => name)
+  if (unknown.length > 0) throw new UnknownMigrationsError(unknown)
   const direction: MigrationDirection = kind === 'down' ? 'down' : 'up'
   const chosen =
     kind === 'latest' ? pending : kind === 'up' ? pending.slice(0, 1) : applied.slice(-1)
@@ -431,7 +439,7 @@ async function printDryRun(
     if (interrupted) throw new InterruptedRollbackError(interrupted)
   }
   for (const name of chosen) {
-    console.log(`would ${direction === 'up' ? 'apply ' : 'revert'} ${name}`)
+    console.log(`would ${direction === 'up' ? 'apply ' : 'revert'} ${shownOnTerminal(name)}`)
     if (withSql) process.stdout.write(`${await exportMigrationSql(name, direction)}\n`)
   }
   console.error(

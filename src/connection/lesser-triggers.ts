@@ -830,16 +830,21 @@ function bodyWordsSql(p: string): string {
  * names where it is a view (see body_writes). The one rule of what a body writes, for both its uses.
  */
 function writtenSql(b: string, path: string, anywhere: string): string {
+  // A view, whose triggers run where it is named; or any relation, in a body that holds a list
+  // of written ones: TRUNCATE's, and INHERITS' (its new table's inserts run each parent's
+  // defaults), whose names a quoted name or a comment holding `)` or `;` hid from a regular
+  // expression (the review of rev13: INH1, INH2, TRL1).
+  const namedIsWritten = `c.relkind = 'v' OR ${b}.words && '{inherits,truncate}'::pg_catalog.text[]`
   return `SELECT c.oid
                  FROM (SELECT c.* FROM unnest(${b}.words) AS ws(w) JOIN named_relations c ON c.lname = ws.w
                        UNION ALL
                        SELECT c.* FROM named_relations c WHERE c.odd AND strpos(${b}.lsrc, c.lname) > 0
                        OFFSET 0) AS c
                 WHERE ((${anywhere} OR c.nspname = ANY (${path}))
-                       AND ${b}.src ~* (CASE WHEN c.relkind = 'v' THEN ${NAME_START} ELSE ${WRITE_REGEX} END
+                       AND ${b}.src ~* (CASE WHEN ${namedIsWritten} THEN ${NAME_START} ELSE ${WRITE_REGEX} END
                                         || ${nameRegex('c.relname')} || ${NAME_END}))
                    OR (strpos(${b}.lsrc, lower(c.nspname)) > 0
-                       AND ${b}.src ~* (CASE WHEN c.relkind = 'v' THEN ${NAME_START} ELSE ${WRITE_REGEX} END
+                       AND ${b}.src ~* (CASE WHEN ${namedIsWritten} THEN ${NAME_START} ELSE ${WRITE_REGEX} END
                                         || ${DATABASE_PART} || ${nameRegex('c.nspname')} || ${DOT}
                                         || ${nameRegex('c.relname')} || ${NAME_END}))`
 }
@@ -923,14 +928,15 @@ const DATABASE_PART = `('(("([^"]|"")*"|[[:alnum:]_$]+)' || ${SPACE} || '*[.]' |
  * and MATERIALIZED VIEW too: they run the relation's code (VALIDATE CONSTRAINT its CHECKs, a
  * rewrite its defaults and index expressions: reviews rev10 R10-4, rev11 R11-2); and CREATE TABLE
  * … PARTITION OF, of the parent (its key expressions, its default partition's: R11-3); and
- * CREATE TABLE … (LIKE t …) or INHERITS (t, …), of t: the new table takes t's defaults and CHECKs,
- * which the body's inserts into it run (review rev13 L1 to L4; a LIKE that compares counts too).
+ * CREATE TABLE … (LIKE t …), of t: the new table takes t's defaults and CHECKs, which the body's
+ * inserts into it run (review rev13 L1 to L4; a LIKE that compares counts too). A list (TRUNCATE
+ * a, b; INHERITS (a, b)) is not read: in a body that holds either word, every relation it names
+ * counts as written (see writtenSql).
  */
 const WRITE_REGEX = `('((?<![[:alnum:]_$])|(?<=[$]))(insert' || ${SPACE} || '+into|update|delete' || ${SPACE} || '+from|merge' || ${SPACE}
   || '+into|copy|refresh' || ${SPACE} || '+materialized' || ${SPACE} || '+view(' || ${SPACE} || '+concurrently)?|alter' || ${SPACE}
-  || '+(materialized' || ${SPACE} || '+view|table)(' || ${SPACE} || '+if' || ${SPACE} || '+exists)?|partition' || ${SPACE} || '+of|like|inherits' || ${SPACE}
-  || '*[(]([^;)]*,)?|truncate(' || ${SPACE} || '+table)?(' || ${SPACE} || '+[^;]*,)?)(' || ${SPACE} || '+only)?(' || ${SPACE}
-  || '+"?|"|(?<=[(,])"?)')`
+  || '+(materialized' || ${SPACE} || '+view|table)(' || ${SPACE} || '+if' || ${SPACE} || '+exists)?|partition' || ${SPACE} || '+of|like|truncate('
+  || ${SPACE} || '+table)?)(' || ${SPACE} || '+only)?(' || ${SPACE} || '+"?|")')`
 
 /**
  * SQL: a regular expression (for `~*`) of where a statement starts, then space: the body's start,
@@ -1251,6 +1257,13 @@ export function lesserTriggersSql(options: {
   schemas?: readonly string[]
   /** What the refused session was about to do, opening the message (a fixed SQL string's text). */
   doing?: string
+  /**
+   * For a transaction that only reads the catalog (the snapshots of migrate:check, baseline,
+   * pull): no table starts the scope, as its reads fire no trigger and compute no default; what
+   * any query may run without a name (casts, operators, functions named as pg_catalog's on the
+   * path) is walked as for a write.
+   */
+  reads?: boolean
 }): string {
   const schemas = options.schemas && schemaArray(options.schemas)
   return `DO $lesser$
@@ -1317,7 +1330,7 @@ BEGIN
     SELECT w.oid FROM unnest(written) AS w(oid)
     UNION
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p')
+     WHERE ${options.reads ? 'false AND ' : ''}c.relkind IN ('r', 'p')
        -- public whatever the session's path: what names public.x402_resources writes it (review revd F1).
        AND ((n.nspname = ANY (schemas) AND n.nspname <> 'pg_catalog') OR n.nspname IN ('public', '${MIGRATION_TABLE_SCHEMA}', '${BACKUP_SCHEMA}'))${
          schemas

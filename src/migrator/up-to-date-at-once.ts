@@ -17,6 +17,7 @@ import { isUnreachable } from '../connection/unreachable.js'
 import {
   MIGRATION_CHECKSUM_TABLE,
   MIGRATION_HISTORY_TABLE,
+  READ_LOCK_TIMEOUT_SQL,
   REVERTING_COLUMN,
   trustedTableSql,
 } from './history-tables.js'
@@ -83,7 +84,11 @@ export async function upToDateAtOnce(
   let rows: { name: string; reverting: boolean; sha256: string | null }[]
   try {
     await client.connect()
-    rows = (await client.query(HISTORY_QUERY)).rows
+    // One simple query, one round trip: the bound on a lock, then the read.
+    const [, history] = (await client.query(
+      `${READ_LOCK_TIMEOUT_SQL}; ${HISTORY_QUERY}`,
+    )) as unknown as [pg.QueryResult, pg.QueryResult<(typeof rows)[number]>]
+    rows = history.rows
   } catch (error) {
     // Not awaited: a server that stopped answering may not answer the goodbye either.
     client.end().catch(() => {})

@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 
 import { canActAs } from '../connection/shadowed-catalog.js'
-import { pinCatalogReads } from '../schema/snapshot.js'
+import { catalogRead, pinCatalogReads } from '../schema/snapshot.js'
 
 /**
  * What DDL needs beyond the catalog snapshot (src/schema/snapshot.ts), which describes objects
@@ -123,7 +123,7 @@ export async function readPullCatalog(db: Kysely<any>, schema: string): Promise<
       lesserOwners: await readLesserOwners(trx, schema),
     }
   }
-  const parts = db.isTransaction ? await read(db) : await db.transaction().execute(read)
+  const parts = await catalogRead(db, read)
   return { schema, ...parts }
 }
 

@@ -1,7 +1,9 @@
 import { type Kysely, sql } from 'kysely'
 
 import { PINNED_SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
+import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
+import { READ_LOCK_TIMEOUT_MS } from '../migrator/history-tables.js'
 import { DEFAULT_IDLE_TIMEOUT_MS, setSessionBounds } from '../migrator/lock.js'
 
 /** The kinds of object a {@link SchemaSnapshot} describes, one record of each. */
@@ -65,14 +67,16 @@ export function snapshotPublicSchema(db: Kysely<any>): Promise<SchemaSnapshot> {
  */
 const CATALOG_READ_BOUNDS = {
   idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
-  lockTimeoutMs: 10_000,
+  lockTimeoutMs: READ_LOCK_TIMEOUT_MS,
   statementTimeoutMs: 60_000,
 }
 
 /**
  * Runs `read` in `db`'s transaction, or in a transaction of its own bounded by the server
- * ({@link CATALOG_READ_BOUNDS}): every catalog read of a schema's snapshot or comparison goes
- * through here. A caller's transaction keeps the bounds its caller set.
+ * ({@link CATALOG_READ_BOUNDS}) that first refuses where the reads would run a lesser login's
+ * code ({@link CATALOG_READS_CHECK_SQL}): every catalog read of a schema's snapshot, comparison
+ * or pull goes through here. A caller's transaction keeps the bounds and the checks its caller
+ * set.
  *
  * @example
  * ```ts
@@ -86,6 +90,7 @@ export function catalogRead<T>(
   if (db.isTransaction) return read(db)
   return db.transaction().execute(async (trx) => {
     await setSessionBounds(trx, CATALOG_READ_BOUNDS, 'transaction')
+    await sql.raw(CATALOG_READS_CHECK_SQL).execute(trx)
     return read(trx)
   })
 }
@@ -112,6 +117,19 @@ export async function pinCatalogReads(trx: Kysely<any>): Promise<void> {
   await sql.raw(`SELECT ${PINNED_CATALOG_READS}`).execute(trx)
   await sql.raw(PINNED_SHADOWED_CATALOG_SQL).execute(trx)
 }
+
+/**
+ * The walk of what the reads run without a name: a trusted function named as one of pg_catalog's
+ * in public or on the path, where its argument types fit better than pg_catalog's (the
+ * snapshot's jsonb_build_object), a trusted cast between built-in types (the reads'
+ * regnamespace::text, pinned or not), that reaches a lesser login's code (the review of rev13:
+ * R1, R2). Nothing that a check of a write would not refuse.
+ */
+const CATALOG_READS_CHECK_SQL = lesserTriggersSql({
+  lock: false,
+  reads: true,
+  doing: 'Reading the catalog',
+})
 
 /**
  * SQL: the settings of {@link pinCatalogReads}, for a script's own transaction, which runs
