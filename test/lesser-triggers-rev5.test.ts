@@ -1142,25 +1142,28 @@ const own: [string, string, (role: string) => string][] = [
   ],
 ]
 
+/** The login's schema and its helper(), which escalates from the start; then `setUp`. */
+async function plantEscalating(db: Kysely<any>, role: string, setUp: string): Promise<void> {
+  await sql
+    .raw(`CREATE SCHEMA ${role} AUTHORIZATION ${role}; GRANT USAGE ON SCHEMA ${role} TO PUBLIC`)
+    .execute(db)
+  await sql
+    .raw(
+      asLogin(
+        role,
+        `CREATE FUNCTION ${role}.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$`,
+      ),
+    )
+    .execute(db)
+  await sql.raw(setUp).execute(db)
+}
+
 describe.skipIf(skipReason)('rev13: code the module’s own statements run', () => {
   it.each(own)('%s: migrate:latest refuses', async (_case, from, setUp) => {
     await withTestDatabase('postgres', async ({ db }) => {
       await withLoginRole(db, async (role) => {
         await migrateTo(db, from, { env: {} })
-        await sql
-          .raw(
-            `CREATE SCHEMA ${role} AUTHORIZATION ${role}; GRANT USAGE ON SCHEMA ${role} TO PUBLIC`,
-          )
-          .execute(db)
-        await sql
-          .raw(
-            asLogin(
-              role,
-              `CREATE FUNCTION ${role}.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$`,
-            ),
-          )
-          .execute(db)
-        await sql.raw(setUp(role)).execute(db)
+        await plantEscalating(db, role, setUp(role))
         const error = await migrateToLatest(db, { env: {} }).catch((e: unknown) => e)
         if (process.env.REV5_DEBUG) console.log('OUTCOME', _case, String(error).slice(0, 400))
         expect({ superuser: await isSuperuser(db, role), refused: error instanceof Error }).toEqual(
@@ -1198,20 +1201,7 @@ describe.skipIf(skipReason)('rev13: code the module’s catalog reads run', () =
     await withTestDatabase('postgres', async ({ db }) => {
       await withLoginRole(db, async (role) => {
         await migrateToLatest(db, { env: {} })
-        await sql
-          .raw(
-            `CREATE SCHEMA ${role} AUTHORIZATION ${role}; GRANT USAGE ON SCHEMA ${role} TO PUBLIC`,
-          )
-          .execute(db)
-        await sql
-          .raw(
-            asLogin(
-              role,
-              `CREATE FUNCTION ${role}.helper() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN ${escalate(role)} END $f$`,
-            ),
-          )
-          .execute(db)
-        await sql.raw(setUp(role)).execute(db)
+        await plantEscalating(db, role, setUp(role))
         try {
           const error = await checkDrift(db).then(
             () => undefined,
