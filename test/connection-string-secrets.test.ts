@@ -144,6 +144,14 @@ describe('a bound in DATABASE_URL that would mean no bound', () => {
       expect(stderr).not.toMatch(/^Database:/m)
     })
   }
+  // Hostile review (of f8f189d, F8): a bound too long was refused with "give a longer bound".
+  it('is refused, too long, naming the range it must be in', async () => {
+    const url = 'postgres://postgres@127.0.0.1:5432/postgres?query_timeout=2147483648'
+    const { code, stderr } = await cli(['list'], { DATABASE_URL: url, PGLITE_DATA_DIR: '' })
+    expect(code).toBe(2)
+    expect(stderr).toContain('expected a whole number from 1 to 999999999')
+    expect(stderr).not.toContain('longer bound')
+  })
 })
 
 // The driver reads the files that sslcert, sslkey and sslrootcert name while it parses the URL:

@@ -202,8 +202,9 @@ export function checkConnectionString(connectionString: string, source: string):
     const value = parameters[name]
     if (value !== undefined && (typeof value !== 'string' || !/^[1-9]\d{0,8}$/.test(value))) {
       throw new ConnectionStringError(
-        `${name} in ${source} is ${describeArgument(String(value))}, expected a whole number of at least 1: every wait is bounded, ` +
-          `and 0 would mean no bound at all. Remove ${name} from the URL for the module's default, or give a longer bound.`,
+        `${name} in ${source} is ${describeArgument(String(value))}, expected a whole number from 1 to 999999999: ` +
+          `every wait is bounded, and 0 would mean no bound at all. Remove ${name} from the URL for the module's default, or give ` +
+          'a bound in that range.',
       )
     }
   }
