@@ -46,14 +46,37 @@ export function serverClientConfig(
 }
 
 /**
+ * A client of node-postgres for `config` ({@link serverClientConfig}, or a config made from it):
+ * the one every connection of the module to a server is, a pool's included, so that each is
+ * bounded alike (see ServerClient).
+ *
+ * @example
+ * ```ts
+ * const client = serverClient(serverClientConfig(url))
+ * await client.connect()
+ * ```
+ */
+export function serverClient(config: pg.ClientConfig): pg.Client {
+  return new ServerClient(config)
+}
+
+/**
  * node-postgres's client, ended as soon as a query gets no answer within query_timeout.
  * node-postgres reports the timeout but leaves the connection waiting for that answer: every
  * later query on it would queue behind, each until its own timeout, and a pool would hand it out
  * again. Ended, the pool drops it, and every later query fails at once with the same error.
  */
 class ServerClient extends pg.Client {
+  /** The bound on a new connection's first answer (see connect). */
+  readonly #firstAnswerMs: number
+
   constructor(config?: string | pg.ClientConfig) {
     super(config)
+    const queryTimeout = typeof config === 'object' ? config.query_timeout : undefined
+    this.#firstAnswerMs = Math.min(queryTimeout ?? QUERY_TIMEOUT_MS, CONNECT_TIMEOUT_MS)
+    // A connection ended for want of an answer (below) emits 'error' as its socket closes, before
+    // a pool has listened to it: the query in flight fails on its own.
+    this.on('error', () => {})
     const query = this.query.bind(this) as (...args: unknown[]) => unknown
     let unanswered: Error | undefined
     this.query = ((...args: unknown[]) => {
@@ -69,6 +92,38 @@ class ServerClient extends pg.Client {
       }
       return sent
     }) as pg.Client['query']
+  }
+
+  /**
+   * Connects, then asks the server one question, bounded as connecting is: a server or proxy that
+   * lets a client in and then answers nothing is found at once, not at query_timeout, which is
+   * long for the statements that rightly run long (review of f8f189d, F2). Said as a connection
+   * that timed out, or, where the URL's query_timeout is the shorter, as that bound.
+   */
+  override connect(): Promise<pg.Client>
+  override connect(callback: (error: Error | null, client?: pg.Client) => void): void
+  override connect(
+    callback?: (error: Error | null, client?: pg.Client) => void,
+  ): Promise<pg.Client> | void {
+    const ready = super.connect().then(async () => {
+      try {
+        // node-postgres reads query_timeout from a query's config too (not in its types).
+        const hello = { text: 'SELECT 1', query_timeout: this.#firstAnswerMs } as pg.QueryConfig
+        await this.query(hello)
+        return this as pg.Client
+      } catch (error) {
+        throw this.#firstAnswerMs === CONNECT_TIMEOUT_MS &&
+          error instanceof Error &&
+          error.message === 'Query read timeout'
+          ? new Error('timeout expired', { cause: error })
+          : error
+      }
+    })
+    if (!callback) return ready
+    ready.then(
+      (client) => callback(null, client),
+      (error: Error) => callback(error),
+    )
   }
 }
 

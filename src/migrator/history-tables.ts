@@ -18,20 +18,6 @@ export const MIGRATION_HISTORY_TABLE = `${MIGRATION_TABLE_SCHEMA}.kysely_migrati
  */
 export const REVERTING_COLUMN = 'reverting_since'
 
-/**
- * How long a read of the history or of the catalog waits for a lock another session holds (an
- * administrator's open transaction, a stuck ALTER), as the server's lock_timeout: it then fails
- * with SQLSTATE 55P03, saying so, rather than at the client's query bound (review of f8f189d, F1).
- */
-export const READ_LOCK_TIMEOUT_MS = 10_000
-
-/**
- * SQL: sets the {@link READ_LOCK_TIMEOUT_MS} bound for the rest of the transaction it runs in,
- * its statements that follow (a SELECT of its own, to run first in a transaction or in one simple
- * query with them).
- */
-export const READ_LOCK_TIMEOUT_SQL = `SELECT pg_catalog.set_config('lock_timeout', '${READ_LOCK_TIMEOUT_MS}ms', true)`
-
 /** The table that keeps a checksum of each applied migration, schema-qualified, for SQL text. */
 export const MIGRATION_CHECKSUM_TABLE = `${MIGRATION_TABLE_SCHEMA}.migration_checksum`
 

@@ -9,7 +9,6 @@ import {
   historyReadSql,
   MIGRATION_HISTORY_TABLE,
   MIGRATION_TABLE_SCHEMA,
-  READ_LOCK_TIMEOUT_SQL,
   REVERTING_COLUMN,
 } from './history-tables.js'
 
@@ -101,17 +100,9 @@ export async function inspectMigrationHistory(
     reverting: boolean
     keyed: boolean
   }>
-  const read = (on: Kysely<any>) =>
-    sql<(typeof rows)[number]>`${sql.raw(historyReadSql({ times }))}`.execute(on)
+  const read = () => sql<(typeof rows)[number]>`${sql.raw(historyReadSql({ times }))}`.execute(db)
   try {
-    // In a transaction of its own, a lock another session holds on the history is waited for
-    // no longer than READ_LOCK_TIMEOUT_MS; a caller's transaction keeps the bounds it set.
-    ;({ rows } = db.isTransaction
-      ? await inSavepoint(db, () => read(db))
-      : await db.transaction().execute(async (trx) => {
-          await sql.raw(READ_LOCK_TIMEOUT_SQL).execute(trx)
-          return read(trx)
-        }))
+    ;({ rows } = db.isTransaction ? await inSavepoint(db, read) : await read())
   } catch (error) {
     if (errorCode(error) === SQLSTATE.undefinedTable) return { entries: [], problems: [] }
     // A connection that failed, got no answer or was refused (a server starting, too many

@@ -11,13 +11,16 @@ import { readFileSync } from 'node:fs'
 import pg from 'pg'
 
 import { endClient } from '../connection/end-client.js'
-import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
+import {
+  explainTimeout,
+  serverClient,
+  serverClientConfig,
+} from '../connection/server-client-config.js'
 import { errorCode } from '../connection/sql-state.js'
 import { isUnreachable } from '../connection/unreachable.js'
 import {
   MIGRATION_CHECKSUM_TABLE,
   MIGRATION_HISTORY_TABLE,
-  READ_LOCK_TIMEOUT_SQL,
   REVERTING_COLUMN,
   trustedTableSql,
 } from './history-tables.js'
@@ -78,17 +81,13 @@ export async function upToDateAtOnce(
   const manifest = readMigrationManifest(manifestUrl)
   if (!manifest) return false
   const expected = new Map(manifest.migrations.map(({ name, sha256 }) => [name, sha256]))
-  const client = new pg.Client(serverClientConfig(connectionString))
+  const client = serverClient(serverClientConfig(connectionString))
   // An error after the answer (the server closing the socket) must not end the process.
   client.on('error', () => {})
   let rows: { name: string; reverting: boolean; sha256: string | null }[]
   try {
     await client.connect()
-    // One simple query, one round trip: the bound on a lock, then the read.
-    const [, history] = (await client.query(
-      `${READ_LOCK_TIMEOUT_SQL}; ${HISTORY_QUERY}`,
-    )) as unknown as [pg.QueryResult, pg.QueryResult<(typeof rows)[number]>]
-    rows = history.rows
+    rows = (await client.query(HISTORY_QUERY)).rows
   } catch (error) {
     // Not awaited: a server that stopped answering may not answer the goodbye either.
     client.end().catch(() => {})

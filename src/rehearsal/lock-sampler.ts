@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 
 import { endClient } from '../connection/end-client.js'
-import { serverClientConfig } from '../connection/server-client-config.js'
+import { serverClient, serverClientConfig } from '../connection/server-client-config.js'
 
 import { type LockMode, lockModeName } from './lock-modes.js'
 import type { ExistingTable } from './existing-tables.js'
@@ -47,7 +47,7 @@ export class LockSampler {
    * ```
    */
   static async open(connectionString: string): Promise<LockSampler> {
-    const client = new pg.Client({
+    const client = serverClient({
       ...serverClientConfig(connectionString),
       application_name: 'x402-jobs-db rehearsal sampler',
     })

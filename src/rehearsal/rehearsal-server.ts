@@ -3,7 +3,11 @@ import pg from 'pg'
 
 import { checkConnectionString, givenConnectionString } from '../connection/connection-string.js'
 import { endClient } from '../connection/end-client.js'
-import { explainTimeout, serverClientConfig } from '../connection/server-client-config.js'
+import {
+  explainTimeout,
+  serverClient,
+  serverClientConfig,
+} from '../connection/server-client-config.js'
 import { unlessRefused } from '../connection/sql-state.js'
 import { reachedThrough } from '../connection/unreachable.js'
 import { startScratchCluster } from './scratch-cluster.js'
@@ -78,7 +82,7 @@ export async function refuseAppServer(
   for (const app of ['MIGRATION_DATABASE_URL', 'DATABASE_URL']) {
     if (!env[app]?.trim()) continue
     const url = givenConnectionString(env[app], app)!
-    const client = new pg.Client(serverClientConfig(url))
+    const client = serverClient(serverClientConfig(url))
     client.on('error', () => {})
     try {
       await client.connect()

@@ -4,7 +4,7 @@ import pg from 'pg'
 
 import { endClient } from '../connection/end-client.js'
 import { IN_MEMORY, openPglite } from '../connection/open-pglite.js'
-import { serverClientConfig } from '../connection/server-client-config.js'
+import { serverClient, serverClientConfig } from '../connection/server-client-config.js'
 import { withoutKyselyMigrationLock } from '../connection/without-kysely-migration-lock.js'
 import { migrationNames } from '../migrations/index.js'
 import { migrateTo } from '../migrator/migrator.js'
@@ -266,7 +266,7 @@ async function openScratchDatabase(
     const restoring =
       schemaScript === undefined
         ? undefined
-        : new pg.Client(serverClientConfig(scratch.connectionString))
+        : serverClient(serverClientConfig(scratch.connectionString))
     restoring?.on('error', () => {})
     try {
       await restoring?.connect()

@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 
 import { endClient } from '../connection/end-client.js'
-import { serverClientConfig } from '../connection/server-client-config.js'
+import { serverClient, serverClientConfig } from '../connection/server-client-config.js'
 
 /** A PostgreSQL server the rehearsal started for itself, alone on a private socket. */
 export interface ScratchCluster {
@@ -187,7 +187,7 @@ async function waitUntilAccepting(
         }`,
       )
     }
-    const client = new pg.Client(serverClientConfig(connectionString))
+    const client = serverClient(serverClientConfig(connectionString))
     client.on('error', () => {})
     try {
       await client.connect()

@@ -8,6 +8,7 @@ import { endClient } from '../connection/end-client.js'
 import {
   explainTimeout,
   QUERY_TIMEOUT_MS,
+  serverClient,
   serverClientConfig,
 } from '../connection/server-client-config.js'
 import { checkConnectionString } from '../connection/connection-string.js'
@@ -271,7 +272,7 @@ export async function sweepScratchDatabases(
 export async function connectAdmin(connectionString: string): Promise<pg.Client> {
   const config = adminClientConfig(connectionString)
   const open = async (options: string) => {
-    const client = new pg.Client({ ...config, options })
+    const client = serverClient({ ...config, options })
     client.on('error', () => {})
     await client.connect()
     return client

@@ -3,7 +3,6 @@ import { type Kysely, sql } from 'kysely'
 import { PINNED_SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
-import { READ_LOCK_TIMEOUT_MS } from '../migrator/history-tables.js'
 import { DEFAULT_IDLE_TIMEOUT_MS, setSessionBounds } from '../migrator/lock.js'
 
 /** The kinds of object a {@link SchemaSnapshot} describes, one record of each. */
@@ -67,7 +66,7 @@ export function snapshotPublicSchema(db: Kysely<any>): Promise<SchemaSnapshot> {
  */
 const CATALOG_READ_BOUNDS = {
   idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
-  lockTimeoutMs: READ_LOCK_TIMEOUT_MS,
+  lockTimeoutMs: 10_000,
   statementTimeoutMs: 60_000,
 }
 
