@@ -4,7 +4,6 @@ import {
   fstatSync,
   linkSync,
   lstatSync,
-  mkdirSync,
   openSync,
   readFileSync,
   readlinkSync,
@@ -18,6 +17,7 @@ import { hostname } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
+import { makeFolder } from './make-folder.js'
 import { assertPrivateDataContents, assertPrivateDataFolder, userName } from './private-path.js'
 import { isPlainFolder, shownFolder, shownShortOnTerminal } from './shown-argument.js'
 import { errorCode } from './sql-state.js'
@@ -92,7 +92,17 @@ export function lockDataDir(dataDir: string): DataDirLock {
   // Made private, with every folder made for it, whatever the umask: the app's data (the users'
   // encrypted keys among it) is for the user the app runs as, as the template cache is. A folder
   // that exists already, made by the user, is left as it is.
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  try {
+    makeFolder(dataDir, 0o700)
+  } catch (error) {
+    const at = (error as { path?: string }).path ?? dataDir
+    throw new Error(
+      `The embedded database folder ${shownFolder(dataDir)} could not be made: creating ${shownFolder(at)} failed ` +
+        `with ${errorCode(error) ?? String(error)}, and nothing was written. Point PGLITE_DATA_DIR (or dataDir) at a ` +
+        'folder you may create, such as one under the project or your home.',
+      { cause: error },
+    )
+  }
   const folder = realpathSync(dataDir)
   // Before anything is written there or read from it: PostgreSQL's rule for a data directory
   // (PGlite's is the folder itself).

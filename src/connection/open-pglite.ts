@@ -1,9 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import type { PGlite } from '@electric-sql/pglite'
 
-import { type DataDirLock, lockDataDir } from './data-dir-lock.js'
+import { DatabaseNotOpenedError } from './database-not-opened-error.js'
+import { type DataDirLock, LOCK_FILE_NAME, lockDataDir } from './data-dir-lock.js'
+import { shownFolder, shownOnTerminal } from './shown-argument.js'
 import { PgliteMissingError } from './pglite-missing-error.js'
 import { IN_MEMORY } from './in-memory.js'
 import { pgliteVersion, readTemplate, writeTemplate } from './template-cache.js'
@@ -28,7 +30,12 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
   if (dataDir === IN_MEMORY)
     return new PGlite({ ...options, loadDataDir: await (template ?? emptyClusterTemplate)() })
 
-  const lock = lockDataDir(dataDir)
+  let lock: DataDirLock
+  try {
+    lock = lockDataDir(dataDir)
+  } catch (error) {
+    throw DatabaseNotOpenedError.of(error)
+  }
   // The folder by its real path, as the lock resolved it once: opened by the path it was given,
   // PGlite would follow a symlink in it anew at each file it opens, into another folder (which
   // another process may hold) once the link is moved; and a dataDir that is itself a symlink to
@@ -46,6 +53,7 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
         await recovering.close()
       }
     } else if (!existsSync(join(folder, 'PG_VERSION'))) {
+      assertNothingElseIn(folder)
       // Filled from the template by an instance of its own, closed at once, and then opened from
       // the folder: on a cluster it loaded from a dump, PGlite re-arms a timer (its 10 s
       // statistics timeout) for ever, which keeps a process that never calls destroy() alive;
@@ -67,6 +75,25 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
     lock()
     throw error
   }
+}
+
+/**
+ * Refuses to make a database in `folder` (claimed, without a cluster) where it holds anything but
+ * the lock's files: the cluster's files would be mixed with what is there (a home folder, a
+ * project named by mistake), as initdb refuses a non-empty data directory for. Nothing is
+ * written there.
+ */
+function assertNothingElseIn(folder: string): void {
+  const found = readdirSync(folder).filter((entry) => !entry.startsWith(LOCK_FILE_NAME))
+  if (found.length === 0) return
+  const shown = found.slice(0, 5).map(shownOnTerminal).join(', ')
+  throw new DatabaseNotOpenedError(
+    `The embedded database folder ${shownFolder(folder)} holds files and no database (it has no PG_VERSION): ` +
+      `${shown}${found.length > 5 ? ` and ${found.length - 5} more` : ''}. A new embedded database is made only in an ` +
+      'empty folder, so that its files are never mixed with others, and nothing was written there. Point ' +
+      'PGLITE_DATA_DIR (or dataDir) at a new or empty folder. If these entries are what an interrupted first start ' +
+      'left (PostgreSQL folders such as base, global, pg_wal), move them aside and run the command again.',
+  )
 }
 
 /**

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 
+import { DatabaseNotOpenedError } from './database-not-opened-error.js'
 import { errorCode } from './sql-state.js'
 
 /**
@@ -13,7 +14,7 @@ import { errorCode } from './sql-state.js'
  * import('@electric-sql/pglite').catch((error) => { throw PgliteMissingError.from(error) ?? error })
  * ```
  */
-export class PgliteMissingError extends Error {
+export class PgliteMissingError extends DatabaseNotOpenedError {
   constructor() {
     super(
       `PGlite (${PGLITE}) is not installed: the embedded database and the scratch databases of ` +

@@ -4,7 +4,6 @@ import {
   constants,
   fstatSync,
   linkSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -19,6 +18,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync } from 'node:zlib'
 
+import { makeFolder } from './make-folder.js'
 import { PgliteMissingError } from './pglite-missing-error.js'
 import { notPrivate } from './private-path.js'
 import { errorCode } from './sql-state.js'
@@ -267,7 +267,7 @@ export function writeCacheFile(
   const file = cacheFile(name, env)
   const partial = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.partial`
   try {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    makeFolder(dirname(file), 0o700)
     // 'wx' never writes through a file or a link someone else put at that name.
     writeFileSync(
       partial,
@@ -364,7 +364,7 @@ function readKey(file: string): Buffer | undefined {
 function makeKey(file: string): Buffer | undefined {
   const draft = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`
   try {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    makeFolder(dirname(file), 0o700)
     writeFileSync(draft, randomBytes(KEY_BYTES), { flag: 'wx', mode: 0o600 })
     try {
       linkSync(draft, file)

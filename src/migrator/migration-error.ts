@@ -1,5 +1,6 @@
 import type { MigrationResult, MigrationResultSet } from 'kysely/migration'
 
+import { DatabaseNotOpenedError } from '../connection/database-not-opened-error.js'
 import { QueryError } from '../connection/query-error.js'
 import { errorCode, isSqlState, SQLSTATE } from '../connection/sql-state.js'
 import { cannotReachDatabase, isUnreachable } from '../connection/unreachable.js'
@@ -129,6 +130,7 @@ interface ErrorFields {
   detail: string | undefined
   table?: string
   lockLost?: boolean
+  notOpened?: boolean
 }
 
 function errorFields(error: unknown): ErrorFields {
@@ -141,7 +143,8 @@ function errorFields(error: unknown): ErrorFields {
   if (error instanceof MigrationLockLostError)
     return { message: error.reason, code: undefined, detail: undefined, lockLost: true }
   if (error instanceof Error) {
-    return { message: error.message, code: errorCode(error), detail: undefined }
+    const notOpened = error instanceof DatabaseNotOpenedError
+    return { message: error.message, code: errorCode(error), detail: undefined, notOpened }
   }
   return { message: String(error), code: undefined, detail: undefined }
 }
@@ -184,6 +187,8 @@ function describe(
   }
   if (isUnreachable(fields.code, fields.message) && !failed && !context.appliedBefore?.length)
     return cannotReachDatabase(reason, context.variable)
+  // Its own message says what happened and what to do, and that nothing was read or written.
+  if (fields.notOpened) return `${message}.`
   if (context.activity === 'status') return `Could not read the migration history: ${reason}.`
   if (!failed && context.appliedBefore?.length) {
     return `The migration run failed after ${context.appliedBefore.join(', ')} ran, which stay done: ${reason}. Run the migrations again.`
