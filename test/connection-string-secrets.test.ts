@@ -535,7 +535,9 @@ describe('PGLITE_DATA_DIR holding a secret of a shape no refusal knows', () => {
     for (const dataDir of [join(notAFolder, 'db'), join(notAFolder, 'x402 test', 'db')]) {
       const { stderr } = await cli(['latest'], { PGLITE_DATA_DIR: dataDir })
       expect(stderr).toContain(`Database: embedded PGlite at ${dataDir}\n`)
-      expect(stderr).toContain(`mkdir '${dataDir}'`)
+      expect(stderr).toContain(
+        `folder ${dataDir} could not be made: creating ${dataDir} failed with ENOTDIR`,
+      )
     }
   })
 })

@@ -96,9 +96,10 @@ export function lockDataDir(dataDir: string): DataDirLock {
     makeFolder(dataDir, 0o700)
   } catch (error) {
     const at = (error as { path?: string }).path ?? dataDir
+    const code = errorCode(error) ?? String(error)
     throw new Error(
       `The embedded database folder ${shownFolder(dataDir)} could not be made: creating ${shownFolder(at)} failed ` +
-        `with ${errorCode(error) ?? String(error)}, and nothing was written. Point PGLITE_DATA_DIR (or dataDir) at a ` +
+        `with ${code}${code in MKDIR_FAILURES ? ` (${MKDIR_FAILURES[code]})` : ''}, and nothing was written. Point PGLITE_DATA_DIR (or dataDir) at a ` +
         'folder you may create, such as one under the project or your home.',
       { cause: error },
     )
@@ -184,6 +185,15 @@ export function lockDataDir(dataDir: string): DataDirLock {
   throw new Error(
     `Could not claim the embedded database at ${shownFolder(folder)}: its lock file ${shownLockFile(lockFile)} keeps reappearing.`,
   )
+}
+
+/** What the usual failures of making a folder mean, in words. */
+const MKDIR_FAILURES: Record<string, string> = {
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EACCES: 'this user may not write the folder above it',
+  EPERM: 'the file system does not allow it',
+  EROFS: 'the file system is read-only',
+  ENOENT: 'the file system makes no folder there, as under /proc',
 }
 
 /**
