@@ -45,10 +45,10 @@ describe('migration settings', () => {
       `MIGRATION_LOCK_ATTEMPTS is 0, ${range}`,
     )
     expect(() => migrationSettings({ lockAttempts: 0 })).toThrow(
-      `MIGRATION_LOCK_ATTEMPTS is 0, ${range}`,
+      `The option lockAttempts is 0, ${range}`,
     )
     expect(() => migrationSettings({ lockAttempts: -1 })).toThrow(
-      `MIGRATION_LOCK_ATTEMPTS is -1, ${range}`,
+      `The option lockAttempts is -1, ${range}`,
     )
   })
 
@@ -70,14 +70,41 @@ describe('migration settings', () => {
 
   it('refuses an explicit 0 option too', () => {
     expect(() => migrationSettings({ lockTimeoutMs: 0 })).toThrow(
-      'MIGRATION_LOCK_TIMEOUT_MS is 0, which would mean no bound at all',
+      'The option lockTimeoutMs is 0, which would mean no bound at all',
     )
   })
 
   it('refuses an explicit option out of range too', () => {
     expect(() => migrationSettings({ lockTimeoutMs: 3_000_000_000 })).toThrow(
-      'MIGRATION_LOCK_TIMEOUT_MS is 3000000000, outside what it accepts',
+      'The option lockTimeoutMs is 3000000000, outside what it accepts',
     )
+  })
+
+  // An option comes from the app's code, not from the environment: the refusal names the option,
+  // and shows no more of its value than of a variable's (review F8: a key passed by mistake was
+  // echoed whole, under the variable's name).
+  it('names an option by its own name, and shows a string value only as a variable is shown', () => {
+    const key = 'sk-or-v1-0123456789abcdef0123456789abcdef'
+    expect(() => migrationSettings({ lockTimeoutMs: key as never })).toThrow(
+      /^The option lockTimeoutMs is \(\d+ characters, not shown\), expected a whole number from 1 to 2147483647/,
+    )
+    try {
+      migrationSettings({ lockTimeoutMs: key as never })
+    } catch (error) {
+      expect((error as Error).message).not.toContain('sk-or-v1')
+      expect((error as Error).message).not.toContain('MIGRATION_LOCK_TIMEOUT_MS is')
+    }
+    expect(() => migrationSettings({ lockTimeoutMs: '500' as never })).toThrow(
+      'The option lockTimeoutMs is "500", expected a whole number from 1 to 2147483647',
+    )
+  })
+
+  // allowDataLoss: 'false' from untyped code is a truthy string: it must not allow data loss.
+  it('refuses an allowDataLoss option that is not a boolean', () => {
+    expect(() => migrationSettings({ allowDataLoss: 'false' as never })).toThrow(
+      'The option allowDataLoss is "false", expected true or false',
+    )
+    expect(migrationSettings({ allowDataLoss: false }).allowDataLoss).toBe(false)
   })
 
   it('accepts the largest value PostgreSQL takes', () => {

@@ -101,10 +101,9 @@ function once<T>(open: () => Promise<T>): () => Promise<T> {
 
 function createPool(connectionString: string, env: NodeJS.ProcessEnv): pg.Pool {
   const pool = new pg.Pool(serverClientConfig(connectionString, env))
-  // A connection that the server ended (a restart, pg_terminate_backend) emits 'error', which
-  // without a listener crashes the process. The query in flight fails on its own (as a
-  // QueryError), and the pool drops the connection: the next query gets a new one.
+  // An idle connection that the server ended (a restart, pg_terminate_backend) emits 'error' on
+  // the pool, which without a listener crashes the process; the pool drops it, and the next query
+  // gets a new one. (Each ServerClient listens to its own.)
   pool.on('error', () => {})
-  pool.on('connect', (client) => client.on('error', () => {}))
   return pool
 }

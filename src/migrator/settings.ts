@@ -98,8 +98,24 @@ export type MigrationSettings = Required<Omit<MigrateOptions, 'env'>> & {
  */
 export function migrationSettings(options: MigrateOptions = {}): MigrationSettings {
   const env = options.env ?? process.env
-  const setting = (key: keyof typeof LIMITS, name: string, fallback: number) =>
-    bounded(name, options[key] ?? count(env, name, fallback), fallback, LIMITS[key])
+  const setting = (key: keyof typeof LIMITS, name: string, fallback: number) => {
+    const given: unknown = options[key]
+    if (given === undefined) {
+      const advice = `Fix it or unset it for the default, ${fallback}.`
+      return bounded(name, count(env, name, fallback), LIMITS[key], advice)
+    }
+    // The app's code passed it: named as the option, and left out for the variable or the default.
+    const subject = `The option ${key}`
+    const advice = `Pass one in that range, or leave the option out for ${name} or the default, ${fallback}.`
+    if (typeof given !== 'number') {
+      const { min, max } = LIMITS[key]
+      const shown = typeof given === 'string' ? describeArgument(given) : `a ${typeof given}`
+      throw new SettingError(
+        `${subject} is ${shown}, expected a whole number from ${min} to ${max}. ${advice}`,
+      )
+    }
+    return bounded(subject, given, LIMITS[key], advice)
+  }
   return {
     lockWaitMs: setting('lockWaitMs', 'MIGRATION_LOCK_WAIT_MS', DEFAULT_LOCK_WAIT_MS),
     lockTimeoutMs: setting('lockTimeoutMs', 'MIGRATION_LOCK_TIMEOUT_MS', DEFAULT_LOCK_TIMEOUT_MS),
@@ -117,7 +133,7 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
     ),
     lockAttempts: setting('lockAttempts', 'MIGRATION_LOCK_ATTEMPTS', DEFAULT_LOCK_ATTEMPTS),
     retryDelayMs: setting('retryDelayMs', 'MIGRATION_RETRY_DELAY_MS', DEFAULT_RETRY_DELAY_MS),
-    allowDataLoss: options.allowDataLoss ?? booleanSetting(env, 'MIGRATION_ALLOW_DATA_LOSS', false),
+    allowDataLoss: allowDataLoss(options.allowDataLoss, env),
     log: options.log ?? ((line) => console.warn(line)),
     onMigration: options.onMigration ?? (() => {}),
     databaseVariable: migrationDatabaseVariable(env),
@@ -143,24 +159,39 @@ const LIMITS = {
   retryDelayMs: { min: 0, max: 600_000, zeroIsNoLimit: false },
 } as const
 
+/** `value` of `subject` (a variable, or an option) where it is in range; else its refusal, ending with `advice`. */
 function bounded(
-  name: string,
+  subject: string,
   value: number,
-  fallback: number,
   { min, max, zeroIsNoLimit }: { min: number; max: number; zeroIsNoLimit: boolean },
+  advice: string,
 ): number {
   if (value === 0 && zeroIsNoLimit) {
     throw new SettingError(
-      `${name} is 0, which would mean no bound at all: every wait of a migration run is bounded. ` +
-        `Set a whole number from ${min} to ${max}, or unset it for the default, ${fallback}.`,
+      `${subject} is 0, which would mean no bound at all: every wait of a migration run is bounded. ` +
+        `It accepts a whole number from ${min} to ${max}. ${advice}`,
     )
   }
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new SettingError(
-      `${name} is ${value}, outside what it accepts: a whole number from ${min} to ${max}. Fix it or unset it for the default, ${fallback}.`,
+      `${subject} is ${value}, outside what it accepts: a whole number from ${min} to ${max}. ${advice}`,
     )
   }
   return value
+}
+
+/**
+ * The allowDataLoss option where given (a boolean: the string 'false' from untyped code is
+ * truthy, and must not let a down drop data), else MIGRATION_ALLOW_DATA_LOSS.
+ */
+function allowDataLoss(given: unknown, env: NodeJS.ProcessEnv): boolean {
+  if (given === undefined) return booleanSetting(env, 'MIGRATION_ALLOW_DATA_LOSS', false)
+  if (typeof given === 'boolean') return given
+  const shown = typeof given === 'string' ? describeArgument(given) : `a ${typeof given}`
+  throw new SettingError(
+    `The option allowDataLoss is ${shown}, expected true or false. Pass a boolean, or leave the ` +
+      'option out for MIGRATION_ALLOW_DATA_LOSS or the default, false.',
+  )
 }
 
 function count(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

@@ -82,8 +82,6 @@ export async function upToDateAtOnce(
   if (!manifest) return false
   const expected = new Map(manifest.migrations.map(({ name, sha256 }) => [name, sha256]))
   const client = serverClient(serverClientConfig(connectionString))
-  // An error after the answer (the server closing the socket) must not end the process.
-  client.on('error', () => {})
   let rows: { name: string; reverting: boolean; sha256: string | null }[]
   try {
     await client.connect()

@@ -51,7 +51,6 @@ export class LockSampler {
       ...serverClientConfig(connectionString),
       application_name: 'x402-jobs-db rehearsal sampler',
     })
-    client.on('error', () => {})
     await client.connect()
     const sampler = new LockSampler(client)
     sampler.#pid = Number(

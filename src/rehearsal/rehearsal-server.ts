@@ -83,7 +83,6 @@ export async function refuseAppServer(
     if (!env[app]?.trim()) continue
     const url = givenConnectionString(env[app], app)!
     const client = serverClient(serverClientConfig(url))
-    client.on('error', () => {})
     try {
       await client.connect()
     } catch (error) {

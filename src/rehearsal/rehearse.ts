@@ -174,7 +174,6 @@ async function prepareForOwner(scratch: ServerScratch): Promise<void> {
   const pool = new pg.Pool({ ...adminClientConfig(scratch.adminConnectionString), max: 1 })
   // A Ctrl-C drops the database WITH (FORCE) meanwhile: its session's end must not crash the process.
   pool.on('error', () => {})
-  pool.on('connect', (client) => client.on('error', () => {}))
   const admin = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
   try {
     await admin.transaction().execute(async (trx) => {
@@ -250,10 +249,10 @@ async function openScratchDatabase(
     max: POOL_SESSIONS,
     idleTimeoutMillis: 0,
   })
-  pool.on('error', () => {})
   // A Ctrl-C drops the scratch database WITH (FORCE), which ends a session in the middle of a
-  // statement: its client's error must not crash the process before the drop is done.
-  pool.on('connect', (client) => client.on('error', () => {}))
+  // statement: its error must not crash the process before the drop is done (each ServerClient
+  // listens to its own).
+  pool.on('error', () => {})
   try {
     await prepareForOwner(scratch)
     sampler = await LockSampler.open(scratch.connectionString)
@@ -267,7 +266,6 @@ async function openScratchDatabase(
       schemaScript === undefined
         ? undefined
         : serverClient(serverClientConfig(scratch.connectionString))
-    restoring?.on('error', () => {})
     try {
       await restoring?.connect()
       await scratch.refuseLogins()

@@ -188,7 +188,6 @@ async function waitUntilAccepting(
       )
     }
     const client = serverClient(serverClientConfig(connectionString))
-    client.on('error', () => {})
     try {
       await client.connect()
       await endClient(client)

@@ -273,7 +273,6 @@ export async function connectAdmin(connectionString: string): Promise<pg.Client>
   const config = adminClientConfig(connectionString)
   const open = async (options: string) => {
     const client = serverClient({ ...config, options })
-    client.on('error', () => {})
     await client.connect()
     return client
   }
