@@ -536,7 +536,7 @@ describe('PGLITE_DATA_DIR holding a secret of a shape no refusal knows', () => {
       const { stderr } = await cli(['latest'], { PGLITE_DATA_DIR: dataDir })
       expect(stderr).toContain(`Database: embedded PGlite at ${dataDir}\n`)
       expect(stderr).toContain(
-        `folder ${dataDir} could not be made: creating ${dataDir} failed with ENOTDIR`,
+        `folder ${dataDir} could not be made: ${dataDir} failed with ENOTDIR`,
       )
     }
   })

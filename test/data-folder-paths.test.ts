@@ -5,14 +5,16 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 
 import { cli } from './support/cli.js'
+import { killRunningScripts, startScript } from './support/script-process.js'
 
 // The folders the module makes for itself (the embedded database's, the template cache's and its
 // key's) where the path given cannot be made: Node's recursive mkdir (20 and 22) loops for ever
@@ -22,6 +24,7 @@ import { cli } from './support/cli.js'
 
 const base = mkdtempSync(join(tmpdir(), 'x402-folder-paths-'))
 afterAll(() => rmSync(base, { recursive: true, force: true }))
+afterEach(killRunningScripts)
 
 // Under the tests' bound: a command that spins is killed, and the case fails with what it printed.
 const BOUND_MS = 60_000
@@ -81,5 +84,114 @@ describe('a PGLITE_DATA_DIR that holds files and no database', () => {
     const run = await cli(['latest'], { PGLITE_DATA_DIR: folder })
     expect(run.code, run.stderr).toBe(0)
     expect(existsSync(join(folder, 'PG_VERSION'))).toBe(true)
+  })
+})
+
+// Review of 2d48335 (helper-186): what the new rules still got wrong.
+describe('review of the folder rules', () => {
+  // R1: the template's PG_VERSION is among its last entries: a first start killed while it
+  // filled the folder left the cluster's folders and no PG_VERSION, refused ever after.
+  it('finishes a first start that was killed while it filled the folder', async () => {
+    const folder = join(base, 'killed-fill')
+    const run = startScript('src/cli/migrate.ts', ['latest'], { PGLITE_DATA_DIR: folder })
+    // Killed once the fill has begun and before it has ended.
+    for (let polls = 0; polls < 600_000; polls++) {
+      if (existsSync(join(folder, 'global')) || run.child.exitCode !== null) break
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await run.kill()
+    const left = readdirSync(folder)
+    expect(left).toContain('global')
+    expect(left).not.toContain('PG_VERSION')
+    const again = await cli(['latest'], { PGLITE_DATA_DIR: folder })
+    expect(again.code, again.stderr).toBe(0)
+    expect(existsSync(join(folder, 'PG_VERSION'))).toBe(true)
+  })
+
+  it("keeps what is not the cluster's in a folder whose fill was interrupted, and refuses it", async () => {
+    const folder = join(base, 'killed-fill-then-mine')
+    const run = startScript('src/cli/migrate.ts', ['latest'], { PGLITE_DATA_DIR: folder })
+    for (let polls = 0; polls < 600_000; polls++) {
+      if (existsSync(join(folder, 'global')) || run.child.exitCode !== null) break
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await run.kill()
+    writeFileSync(join(folder, 'notes.txt'), 'mine\n', { mode: 0o600 })
+    const again = await cli(['latest'], { PGLITE_DATA_DIR: folder })
+    expect(again.code).not.toBe(0)
+    expect(again.stderr).toContain('notes.txt')
+    expect(readFileSync(join(folder, 'notes.txt'), 'utf8')).toBe('mine\n')
+  })
+
+  // R1, the reviewer's second case: cut after PG_VERSION, the cluster is there but incomplete.
+  it('clears and fills again a marked fill that got as far as PG_VERSION', async () => {
+    const folder = join(base, 'cut-after-version')
+    mkdirSync(join(folder, 'base'), { recursive: true, mode: 0o700 })
+    writeFileSync(join(folder, 'PG_VERSION'), '17\n', { mode: 0o600 })
+    writeFileSync(join(folder, 'x402-db.filling'), '', { mode: 0o600 })
+    const run = await cli(['latest'], { PGLITE_DATA_DIR: folder })
+    expect(run.code, run.stderr).toBe(0)
+    expect(readdirSync(folder)).not.toContain('x402-db.filling')
+    expect(existsSync(join(folder, 'global'))).toBe(true)
+  })
+
+  // R2: a refusal whose text held "Connection terminated" or "timeout expired" (a file's or the
+  // folder's name) was printed as a server that cannot be reached.
+  it('says an embedded folder refusal as it is, whatever names it quotes', async () => {
+    const folder = join(base, 'timeout expired')
+    mkdirSync(folder, { mode: 0o700 })
+    writeFileSync(join(folder, 'Connection terminated.log'), '', { mode: 0o600 })
+    const run = await cli(['list'], { PGLITE_DATA_DIR: folder })
+    expect(run.code).not.toBe(0)
+    expect(run.stderr).toContain('holds files and no database')
+    expect(run.stderr).not.toContain('Cannot reach')
+    expect(run.stderr).not.toContain('DATABASE_URL')
+  })
+
+  // R3: a file (or FIFO, or device) at the folder's path was taken for the folder, and refused
+  // with advice to chmod it.
+  it("refuses a file at the folder's path as not a folder", async () => {
+    const file = join(base, 'a-file')
+    writeFileSync(file, 'hello\n', { mode: 0o644 })
+    const run = await cli(['list'], { PGLITE_DATA_DIR: file })
+    expect(run.code).not.toBe(0)
+    expect(run.stderr).toContain('is a file, not a folder')
+    expect(run.stderr).not.toContain('chmod')
+    expect(readFileSync(file, 'utf8')).toBe('hello\n')
+  })
+
+  // R4, R6: a dangling symbolic link and a loop gave Node's bare error.
+  it.each([
+    ['a symbolic link to nothing', 'dangling', join(base, 'nowhere', 'deeper')],
+    ['a symbolic link loop', 'loop', 'loop'],
+  ])('words %s in the path', async (_kind, name, target) => {
+    const link = join(base, name)
+    symlinkSync(target, link)
+    const run = await cli(['list'], { PGLITE_DATA_DIR: join(link, 'db') })
+    expect(run.code).not.toBe(0)
+    expect(run.stderr).toMatch(/The embedded database folder .* could not be made/)
+    expect(run.stderr).not.toContain('/proc')
+  })
+
+  // R5: levels made before a deeper one failed were left behind, after "nothing was written".
+  it('leaves no folder behind when a deeper level cannot be made', async () => {
+    const top = join(base, 'long')
+    const run = await cli(['list'], { PGLITE_DATA_DIR: join(top, 'a'.repeat(300), 'db') })
+    expect(run.code).not.toBe(0)
+    expect(run.stderr).toContain('nothing was written')
+    expect(existsSync(top)).toBe(false)
+  })
+
+  // R7: entry names were printed whole, a key-shaped one included.
+  it('shows no key-shaped or very long entry name in the refusal', async () => {
+    const folder = join(base, 'secret-names')
+    mkdirSync(folder, { mode: 0o700 })
+    const key = 'sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef'
+    writeFileSync(join(folder, key), '', { mode: 0o600 })
+    writeFileSync(join(folder, 'A'.repeat(250)), '', { mode: 0o600 })
+    const run = await cli(['list'], { PGLITE_DATA_DIR: folder })
+    expect(run.stderr).toContain('holds files and no database')
+    expect(run.stderr).not.toContain('sk-or-v1')
+    expect(run.stderr).not.toContain('A'.repeat(100))
   })
 })

@@ -1,6 +1,7 @@
 import {
   closeSync,
   constants,
+  existsSync,
   fstatSync,
   linkSync,
   lstatSync,
@@ -10,11 +11,12 @@ import {
   realpathSync,
   rmSync,
   statSync,
+  type Stats,
   writeFileSync,
 } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import { basename, dirname, join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
 import { makeFolder } from './make-folder.js'
@@ -92,22 +94,16 @@ export function lockDataDir(dataDir: string): DataDirLock {
   // Made private, with every folder made for it, whatever the umask: the app's data (the users'
   // encrypted keys among it) is for the user the app runs as, as the template cache is. A folder
   // that exists already, made by the user, is left as it is.
-  try {
-    makeFolder(dataDir, 0o700)
-  } catch (error) {
-    const at = (error as { path?: string }).path ?? dataDir
-    const code = errorCode(error) ?? String(error)
-    throw new Error(
-      `The embedded database folder ${shownFolder(dataDir)} could not be made: creating ${shownFolder(at)} failed ` +
-        `with ${code}${code in MKDIR_FAILURES ? ` (${MKDIR_FAILURES[code]})` : ''}, and nothing was written. Point PGLITE_DATA_DIR (or dataDir) at a ` +
-        'folder you may create, such as one under the project or your home.',
-      { cause: error },
-    )
-  }
-  const folder = realpathSync(dataDir)
+  const folder = madeFolder(dataDir)
   // Before anything is written there or read from it: PostgreSQL's rule for a data directory
   // (PGlite's is the folder itself).
   const folderStat = statSync(folder)
+  if (!folderStat.isDirectory()) {
+    throw new Error(
+      `The embedded database folder ${shownFolder(dataDir)} is ${kindOf(folderStat)}, not a folder, and was not opened; ` +
+        'nothing was written. Point PGLITE_DATA_DIR (or dataDir) at a folder, or at a path where one may be made.',
+    )
+  }
   assertPrivateDataFolder(folder, folderStat)
   const lockFile = join(folder, LOCK_FILE_NAME)
   const content = `${OWN_LOCK}${randomBytes(8).toString('hex')}\n`
@@ -187,13 +183,60 @@ export function lockDataDir(dataDir: string): DataDirLock {
   )
 }
 
-/** What the usual failures of making a folder mean, in words. */
+/**
+ * `dataDir` made where it is missing (makeFolder: private, one level at a time), by its real
+ * path; a refusal that names the level that failed, in words, where it cannot be made or
+ * resolved. What this call made is removed again before it throws.
+ */
+function madeFolder(dataDir: string): string {
+  try {
+    makeFolder(dataDir, 0o700)
+    return realpathSync(dataDir)
+  } catch (error) {
+    const at = (error as { path?: string }).path ?? dataDir
+    const code = errorCode(error) ?? String(error)
+    const why =
+      code === 'ENOENT' && hasLinkToNothing(at)
+        ? 'a part of the path is a symbolic link to nothing'
+        : MKDIR_FAILURES[code]
+    throw new Error(
+      `The embedded database folder ${shownFolder(dataDir)} could not be made: ${shownFolder(at)} failed ` +
+        `with ${code}${why ? ` (${why})` : ''}, and nothing was written. Point ` +
+        'PGLITE_DATA_DIR (or dataDir) at a folder you may create, such as one under the project or your home.',
+      { cause: error },
+    )
+  }
+}
+
+/** What the usual failures of making or resolving a folder mean, in words. */
 const MKDIR_FAILURES: Record<string, string> = {
   ENOTDIR: 'a part of the path is a file, not a folder',
   EACCES: 'this user may not write the folder above it',
   EPERM: 'the file system does not allow it',
   EROFS: 'the file system is read-only',
-  ENOENT: 'the file system makes no folder there, as under /proc',
+  ENOENT: 'the file system makes no folder there, as /proc does',
+  ELOOP: 'a symbolic link in the path leads back to itself',
+  ENAMETOOLONG: 'the path, or a part of it, is longer than the file system takes',
+}
+
+/** Whether a part of `path` (resolved) is a symbolic link whose target does not exist. */
+function hasLinkToNothing(path: string): boolean {
+  for (let level = resolve(path); dirname(level) !== level; level = dirname(level)) {
+    try {
+      if (lstatSync(level).isSymbolicLink() && !existsSync(level)) return true
+    } catch {
+      // Not there (a level below the link), or not to be looked at: the levels above tell.
+    }
+  }
+  return false
+}
+
+/** What `stat` is, in words, where it is not a folder. */
+function kindOf(stat: Stats): string {
+  if (stat.isFIFO()) return 'a FIFO'
+  if (stat.isSocket()) return 'a socket'
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device'
+  return 'a file'
 }
 
 /**

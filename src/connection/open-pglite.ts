@@ -1,11 +1,11 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import type { PGlite } from '@electric-sql/pglite'
 
 import { DatabaseNotOpenedError } from './database-not-opened-error.js'
 import { type DataDirLock, LOCK_FILE_NAME, lockDataDir } from './data-dir-lock.js'
-import { shownFolder, shownOnTerminal } from './shown-argument.js'
+import { shownEntry, shownFolder } from './shown-argument.js'
 import { PgliteMissingError } from './pglite-missing-error.js'
 import { IN_MEMORY } from './in-memory.js'
 import { pgliteVersion, readTemplate, writeTemplate } from './template-cache.js'
@@ -41,7 +41,9 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
   // another process may hold) once the link is moved; and a dataDir that is itself a symlink to
   // a folder would not open at all (PGlite's file system takes it for a file).
   const folder = lock.folder
+  const filling = join(folder, FILLING_MARK)
   try {
+    if (existsSync(filling)) clearInterruptedFill(folder)
     if (existsSync(join(folder, 'PG_VERSION')) && !shutDownCleanly(folder)) {
       // Left open by a process that ended without close(): on the recovery that follows, PGlite
       // re-arms the same timer for ever. Recovered by an instance of its own, closed at once
@@ -57,16 +59,20 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
       // Filled from the template by an instance of its own, closed at once, and then opened from
       // the folder: on a cluster it loaded from a dump, PGlite re-arms a timer (its 10 s
       // statistics timeout) for ever, which keeps a process that never calls destroy() alive;
-      // opened from its folder, it arms it once.
-      const filling = new PGlite(folder, {
+      // opened from its folder, it arms it once. Marked while it fills: a fill cut short (a
+      // kill, a crash) leaves part of a cluster, with or without PG_VERSION (among the dump's
+      // last entries), which the next opener clears and fills again.
+      writeFileSync(filling, '', { flag: 'wx', mode: 0o600 })
+      const filler = new PGlite(folder, {
         ...options,
         loadDataDir: await (template ?? emptyClusterTemplate)(),
       })
       try {
-        await filling.waitReady
+        await filler.waitReady
       } finally {
-        await filling.close()
+        await filler.close()
       }
+      rmSync(filling)
     }
     const pglite = new PGlite(folder, options)
     fenceWrites(pglite, lock)
@@ -78,15 +84,42 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
 }
 
 /**
+ * The mark of a fill under way (openPglite), in the data folder: made only in a folder that held
+ * nothing else (assertNothingElseIn), by the holder of its lock, and removed once the fill has
+ * closed. Where it is found, every entry of a cluster's there was made by that fill.
+ */
+const FILLING_MARK = 'x402-db.filling'
+
+/** The entries of a cluster's data directory, as a fill from the template makes them. */
+const CLUSTER_ENTRY =
+  /^(PG_VERSION|base|global|pg_[a-z_]+|pg_hba\.conf|pg_ident\.conf|postgresql(\.auto)?\.conf|postmaster\.(opts|pid))$/
+
+/**
+ * Removes what an interrupted fill of `folder` made (see FILLING_MARK), and the mark, so that
+ * the fill starts again. Where anything else is there too (put there since), nothing is removed,
+ * and the folder is refused (assertNothingElseIn), naming it.
+ */
+function clearInterruptedFill(folder: string): void {
+  const entries = readdirSync(folder).filter(
+    (entry) => !entry.startsWith(LOCK_FILE_NAME) && entry !== FILLING_MARK,
+  )
+  if (!entries.every((entry) => CLUSTER_ENTRY.test(entry))) return assertNothingElseIn(folder)
+  for (const entry of entries) rmSync(join(folder, entry), { recursive: true, force: true })
+  rmSync(join(folder, FILLING_MARK))
+}
+
+/**
  * Refuses to make a database in `folder` (claimed, without a cluster) where it holds anything but
  * the lock's files: the cluster's files would be mixed with what is there (a home folder, a
  * project named by mistake), as initdb refuses a non-empty data directory for. Nothing is
  * written there.
  */
 function assertNothingElseIn(folder: string): void {
-  const found = readdirSync(folder).filter((entry) => !entry.startsWith(LOCK_FILE_NAME))
+  const found = readdirSync(folder).filter(
+    (entry) => !entry.startsWith(LOCK_FILE_NAME) && entry !== FILLING_MARK,
+  )
   if (found.length === 0) return
-  const shown = found.slice(0, 5).map(shownOnTerminal).join(', ')
+  const shown = found.slice(0, 5).map(shownEntry).join(', ')
   throw new DatabaseNotOpenedError(
     `The embedded database folder ${shownFolder(folder)} holds files and no database (it has no PG_VERSION): ` +
       `${shown}${found.length > 5 ? ` and ${found.length - 5} more` : ''}. A new embedded database is made only in an ` +

@@ -1,12 +1,7 @@
 import { lstatSync, readdirSync, readFileSync, realpathSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
 
-import {
-  isPlainFolder,
-  shownFolder,
-  shownOnTerminal,
-  shownShortOnTerminal,
-} from './shown-argument.js'
+import { isPlainFolder, shownFolder, shownEntry, shownShortOnTerminal } from './shown-argument.js'
 import { errorCode } from './sql-state.js'
 
 /**
@@ -132,7 +127,7 @@ export function assertPrivateDataContents(
       // Gone meanwhile, or a name the listing could not spell: what cannot be looked at is refused.
       problem = `could not be looked at (${errorCode(error) ?? 'error'})`
     }
-    if (problem !== undefined) problems.push(`${shownOnTerminal(entry)} ${problem}`)
+    if (problem !== undefined) problems.push(`${shownEntry(entry)} ${problem}`)
   }
   if (problems.length === 0) return
   const shown = problems.slice(0, SHOWN_ENTRIES)

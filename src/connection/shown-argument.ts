@@ -217,3 +217,21 @@ export function isPlainFolder(path: string): boolean {
 /** What a message says in place of a folder that {@link shownFolder} does not show. */
 export const HIDDEN_FOLDER =
   "(not shown: the folder's name, from PGLITE_DATA_DIR or dataDir, looks like it may hold a key or a password)"
+
+/**
+ * The name of an entry in a folder, or its path inside it (a file of the embedded database's
+ * folder, as a refusal lists it): as {@link shownShortOnTerminal} shows it where it is plain by the rule of a folder's name
+ * ({@link isPlainFolder}), else said to be hidden. Whoever could write the folder chose it.
+ *
+ * @example
+ * ```ts
+ * shownEntry('notes.txt') // 'notes.txt'
+ * shownEntry('sk-or-v1-0f0f…') // '(a name not shown: it looks like it may hold a key)'
+ * ```
+ */
+export function shownEntry(name: string): string {
+  return isPlainFolder(name) ? shownShortOnTerminal(name) : HIDDEN_ENTRY
+}
+
+/** What a message says in place of an entry that {@link shownEntry} does not show. */
+const HIDDEN_ENTRY = '(a name not shown: it looks like it may hold a key)'

@@ -3,6 +3,7 @@
  * the migration runner's errors (migrator/migration-error.ts) and the command line's one exit
  * path (cli/run-command.ts) for every other command.
  */
+import { DatabaseNotOpenedError } from './database-not-opened-error.js'
 import {
   describeArgument,
   HIDDEN_NAME,
@@ -173,6 +174,8 @@ function shownAnswer(reason: string): string {
  */
 export function unreachableMessage(error: unknown, variable = 'DATABASE_URL'): string | undefined {
   if (!(error instanceof Error) || error.message.startsWith(CANNOT_REACH)) return undefined
+  // The embedded database's refusals are not the server's, whatever words they quote.
+  if (error instanceof DatabaseNotOpenedError) return undefined
   const code = errorCode(error)
   return isUnreachable(typeof code === 'string' ? code : undefined, error.message)
     ? cannotReachDatabase(error.message, variable)

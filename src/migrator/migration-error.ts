@@ -185,10 +185,11 @@ function describe(
       }`
     )
   }
+  // Its own message says what happened and what to do, and that nothing was read or written,
+  // whatever words it quotes (a file's name may read "timeout expired").
+  if (fields.notOpened) return `${message}.`
   if (isUnreachable(fields.code, fields.message) && !failed && !context.appliedBefore?.length)
     return cannotReachDatabase(reason, context.variable)
-  // Its own message says what happened and what to do, and that nothing was read or written.
-  if (fields.notOpened) return `${message}.`
   if (context.activity === 'status') return `Could not read the migration history: ${reason}.`
   if (!failed && context.appliedBefore?.length) {
     return `The migration run failed after ${context.appliedBefore.join(', ')} ran, which stay done: ${reason}. Run the migrations again.`
