@@ -29,6 +29,7 @@ export {
 } from './migrator/migration-error.js'
 export { DataLossRefusal } from './migrator/down-guard.js'
 export { MigrationLockTimeoutError } from './migrator/lock.js'
+export { HistoryLockedError } from './migrator/locked-history.js'
 export { asRequester, asService, asUser, type Requester } from './supabase/request-context.js'
 export { assertUserId, InvalidUserIdError } from './supabase/user-id.js'
 export {

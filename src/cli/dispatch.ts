@@ -157,8 +157,9 @@ function dryRunRefusal(
 
 /**
  * The no-op `migrate latest` on a server in one query: 0 when it is up to date, 1 when the
- * server did not answer in time, undefined when the full run must decide (the embedded database,
- * a MIGRATION_* setting that the run checks first, anything pending or in doubt).
+ * server did not answer in time or another session's lock on the history outlasted the lock
+ * timeout (HistoryLockedError says whose), undefined when the full run must decide (the embedded
+ * database, a MIGRATION_* setting that the run checks first, anything pending or in doubt).
  */
 async function noOpAtOnce(env: NodeJS.ProcessEnv): Promise<number | undefined> {
   const settings = Object.keys(env).filter(

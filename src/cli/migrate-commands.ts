@@ -22,6 +22,8 @@ import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { exportMigrationSql, type MigrationDirection } from '../export/migration-sql.js'
 import { migrationNames } from '../migrations/index.js'
 import { hasMigrationHistory } from '../migrator/history.js'
+import { boundedHistoryRead } from '../migrator/lock.js'
+import { HistoryLockedError } from '../migrator/locked-history.js'
 import {
   InterruptedRollbackError,
   MigrationError,
@@ -37,7 +39,7 @@ import {
   pendingMigrationNames,
   unfinishedRollback,
 } from '../migrator/migrator.js'
-import { type MigrateOptions, migrationSettings } from '../migrator/settings.js'
+import { lockTimeoutSetting, type MigrateOptions, migrationSettings } from '../migrator/settings.js'
 import { formatSchemaDiff } from '../schema/diff.js'
 import { closestName } from './closest-name.js'
 import type { CommandSpec } from './command-line.js'
@@ -253,9 +255,15 @@ export const commands: { [N in Name]: Command<N> } = {
       return 2
     }
     try {
-      const { lockWaitMs, log } = migrationSettings()
+      const { lockWaitMs, lockTimeoutMs, log } = migrationSettings()
       // log: the line that says the pull waits for another run's migration lock, as a run's.
-      const result = await pullSchema(db(), { name, lockWaitMs, log, busyTables: busyTables() })
+      const result = await pullSchema(db(), {
+        name,
+        lockWaitMs,
+        lockTimeoutMs,
+        log,
+        busyTables: busyTables(),
+      })
       for (const line of result.notPulled) console.error(`not pulled: ${shownOnTerminal(line)}`)
       if (!result.migrationName)
         return void console.error(
@@ -342,8 +350,12 @@ function busyTables(): string[] {
  */
 async function upToDate(db: Kysely<any>): Promise<boolean> {
   try {
-    if ((await pendingMigrationNames(db)).length > 0) return false
-    return !(await migrationStatus(db)).some((migration) => migration.unknown)
+    // Bounded by MIGRATION_LOCK_TIMEOUT_MS, as the answer at once is (up-to-date-at-once.ts): a
+    // lock on the history is said, not waited out (hostile review, F1).
+    return await boundedHistoryRead(db, lockTimeoutSetting(), async (trx) => {
+      if ((await pendingMigrationNames(trx)).length > 0) return false
+      return !(await migrationStatus(trx)).some((migration) => migration.unknown)
+    })
   } catch (error) {
     return unlessUnreachable(false)(error)
   }
@@ -351,11 +363,13 @@ async function upToDate(db: Kysely<any>): Promise<boolean> {
 
 /**
  * For a `.catch` of a question asked before the run: `answer` where it failed, unless the
- * database cannot be used at all (isUnreachable), which is thrown as it is, for the command's
- * one exit path to say.
+ * database cannot be used at all (isUnreachable) or another session locks the history
+ * (HistoryLockedError), which is thrown as it is, for the command's one exit path to say.
  */
 function unlessUnreachable<T>(answer: T): (error: unknown) => T {
   return (error) => {
+    // Another session's lock on the history: the run would wait for it again.
+    if (error instanceof HistoryLockedError) throw error
     if (!isUnreachable(errorCode(error), String(error))) return answer
     // The driver's own error: the caller words it with the variable that named the database.
     throw error instanceof MigrationError && error.cause !== undefined ? error.cause : error

@@ -4,7 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { type Kysely, PGliteAdapter, sql } from 'kysely'
 
 import { canActAs } from '../connection/shadowed-catalog.js'
+import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { hasKyselyMigrationLockDisabled } from '../connection/without-kysely-migration-lock.js'
+import {
+  HISTORY_LOCK_HOLDER_SQL,
+  type HistoryLockHolder,
+  HistoryLockedError,
+} from './locked-history.js'
 import { MigrationLockLostError } from './migration-error.js'
 
 /**
@@ -448,6 +454,68 @@ export async function setSessionBounds(
     // are long on purpose: bounded by the provider's statement bounds and the idle bounds above,
     // not by a transaction_timeout the database defaults to.
     if (version >= 170_000) await set('transaction_timeout', 0)
+  }
+}
+
+/**
+ * Runs `work` in a transaction of its own bounded by the server ({@link setSessionBounds}): a lock
+ * that another session holds on what it reads ends the statement with lock_timeout (55P03), and
+ * a stopped client loses the transaction and its locks. Set with set_config(…, true), so that
+ * nothing outlives the transaction on a connection that a transaction-mode pooler hands to
+ * others. In `db`'s transaction it runs there, with the bounds its caller set.
+ *
+ * @example
+ * ```ts
+ * const rows = await inBoundedTransaction(db, { idleTimeoutMs: 5_000, lockTimeoutMs: 2_000 }, read)
+ * ```
+ */
+export function inBoundedTransaction<T>(
+  db: Kysely<any>,
+  bounds: SessionBounds,
+  work: (trx: Kysely<any>) => Promise<T>,
+): Promise<T> {
+  if (db.isTransaction) return work(db)
+  return db.transaction().execute(async (trx) => {
+    await setSessionBounds(trx, bounds, 'transaction')
+    return work(trx)
+  })
+}
+
+/**
+ * Runs `read`, which reads the migration history (and what goes with it: the rollback's marks,
+ * the checksums), in a transaction bounded as {@link inBoundedTransaction} bounds it, with
+ * lock_timeout `lockTimeoutMs` (MIGRATION_LOCK_TIMEOUT_MS): another session's lock on the
+ * history (an administrator's LOCK TABLE left open, a stuck ALTER) ends it with a
+ * {@link HistoryLockedError} that names that session, instead of holding a command that only
+ * reads for the client's 5-minute bound on an answer, with nothing printed (hostile review, F1).
+ * In `db`'s transaction it runs there, bounded by its caller, and the caller words a failure:
+ * that transaction can ask nothing more. Start-up's one statement (pendingMigrationNames) does
+ * not come here: a bound would cost it statements.
+ *
+ * @example
+ * ```ts
+ * const history = await boundedHistoryRead(db, 2_000, (trx) => readMigrationHistory(trx))
+ * ```
+ */
+export async function boundedHistoryRead<T>(
+  db: Kysely<any>,
+  lockTimeoutMs: number,
+  read: (trx: Kysely<any>) => Promise<T>,
+): Promise<T> {
+  try {
+    return await inBoundedTransaction(
+      db,
+      { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS, lockTimeoutMs },
+      read,
+    )
+  } catch (error) {
+    if (db.isTransaction || errorCode(error) !== SQLSTATE.lockNotAvailable) throw error
+    // Asked once the read gave up, on a connection of the pool: the holder's pid, for the message.
+    const { rows } = await sql
+      .raw<HistoryLockHolder>(HISTORY_LOCK_HOLDER_SQL)
+      .execute(db)
+      .catch(() => ({ rows: [] as HistoryLockHolder[] }))
+    throw new HistoryLockedError(error, rows[0], lockTimeoutMs)
   }
 }
 

@@ -14,7 +14,9 @@ import { MIGRATION_TABLE_SCHEMA, readMigrationHistory, revertingSince } from './
 import { interruptedRollback, registeredMigrations, rollbackMarks } from './resumable-down.js'
 import { kyselyMigrator, type MigrationTarget, runMigrations } from './runner.js'
 import { migrationDatabaseVariable } from '../connection/database-target.js'
-import { type MigrateOptions, migrationSettings } from './settings.js'
+import { boundedHistoryRead } from './lock.js'
+import { HistoryLockedError } from './locked-history.js'
+import { lockTimeoutSetting, type MigrateOptions, migrationSettings } from './settings.js'
 
 /** One migration and when it was applied; `appliedAt` is undefined while it is pending. */
 export interface MigrationStatus {
@@ -174,7 +176,10 @@ export function migrateTo(
  * one whose rollback was interrupted (`reverting`, by the rule every reader follows:
  * rollbackMarks). With `env`, a server that cannot be reached is worded with the variable that
  * names the migrations' server there (see migrationDatabaseVariable); without it, with
- * DATABASE_URL.
+ * DATABASE_URL. It reads in a transaction of its own whose lock_timeout is `lockTimeoutMs`
+ * (MIGRATION_LOCK_TIMEOUT_MS): a lock that another session holds on the history ends it with a
+ * {@link HistoryLockedError} that names that session (boundedHistoryRead), not after the
+ * client's 5-minute bound.
  *
  * @example
  * ```ts
@@ -183,41 +188,48 @@ export function migrateTo(
  */
 export async function migrationStatus(
   db: Kysely<any>,
-  options: Pick<MigrateOptions, 'env'> = {},
+  options: Pick<MigrateOptions, 'env' | 'lockTimeoutMs'> = {},
 ): Promise<MigrationStatus[]> {
+  const lockTimeoutMs = lockTimeoutSetting(options)
   try {
-    const history = await readMigrationHistory(db)
-    const applied = new Map(history.map((entry) => [entry.name, entry.appliedAt]))
-    const { interrupted } = await rollbackMarks(db, history, registeredMigrations(history))
-    // Where the mark was cleared by hand and the schema shows the rollback, no time is known.
-    const since =
-      interrupted !== undefined && history.find((entry) => entry.name === interrupted)?.reverting
-        ? await revertingSince(db, interrupted)
-        : undefined
-    const rollback = (name: string) =>
-      name === interrupted
-        ? { reverting: true as const, ...(since && { revertingSince: since }) }
-        : {}
-    return [
-      ...migrationNames.map((name) => ({ name, appliedAt: applied.get(name), ...rollback(name) })),
-      ...history
-        .filter((entry) => !migrationNames.includes(entry.name))
-        .map((entry) => ({
-          name: entry.name,
-          appliedAt: entry.appliedAt,
-          unknown: true as const,
-          ...rollback(entry.name),
-        })),
-    ]
+    return await boundedHistoryRead(db, lockTimeoutMs, readStatus)
   } catch (error) {
     throw statusError(error, options)
   }
 }
 
+/** What {@link migrationStatus} reads, in its bounded transaction. */
+async function readStatus(db: Kysely<any>): Promise<MigrationStatus[]> {
+  const history = await readMigrationHistory(db)
+  const applied = new Map(history.map((entry) => [entry.name, entry.appliedAt]))
+  const { interrupted } = await rollbackMarks(db, history, registeredMigrations(history))
+  // Where the mark was cleared by hand and the schema shows the rollback, no time is known.
+  const since =
+    interrupted !== undefined && history.find((entry) => entry.name === interrupted)?.reverting
+      ? await revertingSince(db, interrupted)
+      : undefined
+  const rollback = (name: string) =>
+    name === interrupted
+      ? { reverting: true as const, ...(since && { revertingSince: since }) }
+      : {}
+  return [
+    ...migrationNames.map((name) => ({ name, appliedAt: applied.get(name), ...rollback(name) })),
+    ...history
+      .filter((entry) => !migrationNames.includes(entry.name))
+      .map((entry) => ({
+        name: entry.name,
+        appliedAt: entry.appliedAt,
+        unknown: true as const,
+        ...rollback(entry.name),
+      })),
+  ]
+}
+
 /**
  * The migration whose rollback began and did not finish (see interruptedRollback), as the
  * runner finds it before it refuses to apply anything on top of it; undefined where there is
- * none. For a dry run, which must say what the run would say.
+ * none. For a dry run, which must say what the run would say. Bounded as
+ * {@link migrationStatus} is.
  *
  * @example
  * ```ts
@@ -229,17 +241,24 @@ export async function unfinishedRollback(
   db: Kysely<any>,
   options: MigrateOptions = {},
 ): Promise<string | undefined> {
+  const settings = migrationSettings(options)
   try {
-    const history = await readMigrationHistory(db, { times: false })
-    const migrations = await kyselyMigrator(db, migrationSettings(options)).getMigrations()
-    return await interruptedRollback(db, history, migrations)
+    return await boundedHistoryRead(db, settings.lockTimeoutMs, async (trx) => {
+      const history = await readMigrationHistory(trx, { times: false })
+      const migrations = await kyselyMigrator(trx, settings).getMigrations()
+      return await interruptedRollback(trx, history, migrations)
+    })
   } catch (error) {
     throw statusError(error, options)
   }
 }
 
-/** A failure to read the migration state, named with the variable that chose the database. */
-function statusError(error: unknown, options: Pick<MigrateOptions, 'env'>): MigrationError {
+/**
+ * A failure to read the migration state, named with the variable that chose the database; a
+ * lock that another session held on the history says so itself.
+ */
+function statusError(error: unknown, options: Pick<MigrateOptions, 'env'>): Error {
+  if (error instanceof HistoryLockedError) return error
   const variable = options.env && migrationDatabaseVariable(options.env)
   return new MigrationError({ error }, { activity: 'status', variable })
 }

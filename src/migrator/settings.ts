@@ -9,9 +9,10 @@ import {
   DEFAULT_LOCK_WAIT_MS,
   DEFAULT_TCP_USER_TIMEOUT_MS,
 } from './lock.js'
+import { DEFAULT_LOCK_TIMEOUT_MS } from './locked-history.js'
 
-/** lock_timeout of a statement that must not queue the app's queries behind it, in ms. */
-export const DEFAULT_LOCK_TIMEOUT_MS = 2_000
+// Defined where the no-op `migrate latest` reads it before kysely is loaded.
+export { DEFAULT_LOCK_TIMEOUT_MS }
 /** How many times work that hit lock_timeout is tried in all. */
 export const DEFAULT_LOCK_ATTEMPTS = 5
 /** The wait before the first retry after a lock timeout, in ms; it doubles on each retry. */
@@ -118,7 +119,7 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
   }
   return {
     lockWaitMs: setting('lockWaitMs', 'MIGRATION_LOCK_WAIT_MS', DEFAULT_LOCK_WAIT_MS),
-    lockTimeoutMs: setting('lockTimeoutMs', 'MIGRATION_LOCK_TIMEOUT_MS', DEFAULT_LOCK_TIMEOUT_MS),
+    lockTimeoutMs: lockTimeoutSetting(options),
     statementTimeoutMs: setting('statementTimeoutMs', 'MIGRATION_STATEMENT_TIMEOUT_MS', 60_000),
     idleTimeoutMs: setting('idleTimeoutMs', 'MIGRATION_IDLE_TIMEOUT_MS', DEFAULT_IDLE_TIMEOUT_MS),
     tcpUserTimeoutMs: setting(
@@ -138,6 +139,25 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
     onMigration: options.onMigration ?? (() => {}),
     databaseVariable: migrationDatabaseVariable(env),
   }
+}
+
+/**
+ * {@link MigrateOptions.lockTimeoutMs} alone, from the environment where not given, checked as
+ * {@link migrationSettings} checks it: for a read of the history (migrationStatus), which needs
+ * no other setting and refuses none.
+ *
+ * @example
+ * ```ts
+ * lockTimeoutSetting({ env: { MIGRATION_LOCK_TIMEOUT_MS: '500' } }) // 500
+ * ```
+ */
+export function lockTimeoutSetting(
+  options: Pick<MigrateOptions, 'lockTimeoutMs' | 'env'> = {},
+): number {
+  const name = 'MIGRATION_LOCK_TIMEOUT_MS'
+  const given =
+    options.lockTimeoutMs ?? count(options.env ?? process.env, name, DEFAULT_LOCK_TIMEOUT_MS)
+  return bounded(name, given, DEFAULT_LOCK_TIMEOUT_MS, LIMITS.lockTimeoutMs)
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   serverClient,
   serverClientConfig,
 } from '../connection/server-client-config.js'
-import { errorCode } from '../connection/sql-state.js'
+import { errorCode, SQLSTATE } from '../connection/sql-state.js'
 import { isUnreachable } from '../connection/unreachable.js'
 import {
   MIGRATION_CHECKSUM_TABLE,
@@ -24,6 +24,12 @@ import {
   REVERTING_COLUMN,
   trustedTableSql,
 } from './history-tables.js'
+import {
+  DEFAULT_LOCK_TIMEOUT_MS,
+  HISTORY_LOCK_HOLDER_SQL,
+  type HistoryLockHolder,
+  HistoryLockedError,
+} from './locked-history.js'
 
 /** The manifest that the build writes (migration-manifest.ts): every registered migration, in order. */
 export interface MigrationManifest {
@@ -64,10 +70,23 @@ const HISTORY_QUERY = `
 `
 
 /**
+ * {@link HISTORY_QUERY} in a transaction of its own whose lock_timeout is `lockTimeoutMs`, sent
+ * as one string, one round trip: a lock that another session holds on the history ends it with
+ * 55P03 after that wait, not after the client's bound on an answer. SET LOCAL's bound ends with
+ * the transaction, so nothing is left on a connection that a transaction-mode pooler hands to
+ * others. The third result is the history's.
+ */
+function boundedHistoryQuery(lockTimeoutMs: number): string {
+  return `BEGIN; SET LOCAL lock_timeout = ${Math.trunc(lockTimeoutMs)}; ${HISTORY_QUERY}; COMMIT`
+}
+
+/**
  * True when the server database at `connectionString` (already checked) is up to date as
  * described above; false when the full run must decide. Throws where the server did not answer
  * in time or the database cannot be used (isUnreachable), so that the full run does not connect
- * a second time.
+ * a second time, and a {@link HistoryLockedError} where another session's lock on the history
+ * outlasted `lockTimeoutMs`: the command line answers here only where no MIGRATION_* setting is
+ * set, so MIGRATION_LOCK_TIMEOUT_MS is at its default.
  *
  * @example
  * ```ts
@@ -77,6 +96,7 @@ const HISTORY_QUERY = `
 export async function upToDateAtOnce(
   connectionString: string,
   manifestUrl: URL = MIGRATION_MANIFEST_URL,
+  lockTimeoutMs: number = DEFAULT_LOCK_TIMEOUT_MS,
 ): Promise<boolean> {
   const manifest = readMigrationManifest(manifestUrl)
   if (!manifest) return false
@@ -85,10 +105,17 @@ export async function upToDateAtOnce(
   let rows: { name: string; reverting: boolean; sha256: string | null }[]
   try {
     await client.connect()
-    rows = (await client.query(HISTORY_QUERY)).rows
+    const results = (await client.query(
+      boundedHistoryQuery(lockTimeoutMs),
+    )) as unknown as pg.QueryResult[]
+    rows = results[2]!.rows
   } catch (error) {
+    // Another session's lock on the history: who holds it is asked before the goodbye.
+    const locked = errorCode(error) === SQLSTATE.lockNotAvailable
+    const holder = locked ? await lockHolder(client) : undefined
     // Not awaited: a server that stopped answering may not answer the goodbye either.
     client.end().catch(() => {})
+    if (locked) throw new HistoryLockedError(error, holder, lockTimeoutMs)
     const explained = explainTimeout(error, connectionString)
     if (explained !== error) throw explained
     // A database that cannot be used (refused, starting, no TLS where the URL asks for it) is
@@ -104,4 +131,19 @@ export async function upToDateAtOnce(
       (row) => !row.reverting && row.sha256 !== null && expected.get(row.name) === row.sha256,
     )
   )
+}
+
+/**
+ * The session whose lock the history query gave up on (HISTORY_LOCK_HOLDER_SQL), asked on the
+ * same connection once its failed transaction is rolled back; undefined where it cannot be told.
+ */
+async function lockHolder(client: pg.Client): Promise<HistoryLockHolder | undefined> {
+  try {
+    const results = (await client.query(
+      `ROLLBACK; ${HISTORY_LOCK_HOLDER_SQL}`,
+    )) as unknown as pg.QueryResult<HistoryLockHolder>[]
+    return results[1]?.rows[0]
+  } catch {
+    return undefined
+  }
 }

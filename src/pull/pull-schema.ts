@@ -18,10 +18,12 @@ import {
   readMigrationHistory,
 } from '../migrator/history.js'
 import {
+  boundedHistoryRead,
   DEFAULT_IDLE_TIMEOUT_MS,
   inWriterTransaction,
   withMigrationLock,
 } from '../migrator/lock.js'
+import { DEFAULT_LOCK_TIMEOUT_MS } from '../migrator/locked-history.js'
 import { registeredMigrations, rollbackMarks } from '../migrator/resumable-down.js'
 import { checkBookkeepingWrites } from '../migrator/write-checks.js'
 import { buildSchemaReference } from '../schema/reference.js'
@@ -46,6 +48,11 @@ export interface PullOptions {
   name: string
   /** How long to wait for the migration lock, in ms. */
   lockWaitMs?: number
+  /**
+   * How long its first read of the history waits for another session's lock on it, in ms
+   * (MIGRATION_LOCK_TIMEOUT_MS; by default its default).
+   */
+  lockTimeoutMs?: number
   /** The tables whose lock is checked by lint:locks (lock-policy.json's busyTables). */
   busyTables?: readonly string[]
   /** Receives one line, naming the holder, when another run holds the migration lock and the pull starts to wait. */
@@ -98,7 +105,13 @@ export async function pullSchema(db: Kysely<any>, options: PullOptions): Promise
     )
   }
   const latest = migrationNames.at(-1)!
-  const compared = await refuseUnlessAtLatest(db, latest)
+  // A lock that another session holds on the history is said after a bounded wait
+  // (HistoryLockedError), not waited out (hostile review, F1).
+  const compared = await boundedHistoryRead(
+    db,
+    options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+    (trx) => refuseUnlessAtLatest(trx, latest),
+  )
   const indexPath = join(dirname(migrationSourcePath(latest)), 'index.ts')
   if (!existsSync(indexPath)) {
     throw new PullRefusedError(

@@ -3,7 +3,7 @@ import { type Kysely, sql } from 'kysely'
 import { PINNED_SHADOWED_CATALOG_SQL } from '../connection/shadowed-catalog.js'
 import { lesserTriggersSql } from '../connection/lesser-triggers.js'
 import { MIGRATION_TABLE_SCHEMA } from '../migrator/history.js'
-import { DEFAULT_IDLE_TIMEOUT_MS, setSessionBounds } from '../migrator/lock.js'
+import { DEFAULT_IDLE_TIMEOUT_MS, inBoundedTransaction } from '../migrator/lock.js'
 
 /** The kinds of object a {@link SchemaSnapshot} describes, one record of each. */
 export const SCHEMA_OBJECT_CATEGORIES = [
@@ -72,10 +72,10 @@ const CATALOG_READ_BOUNDS = {
 
 /**
  * Runs `read` in `db`'s transaction, or in a transaction of its own bounded by the server
- * ({@link CATALOG_READ_BOUNDS}) that first refuses where the reads would run a lesser login's
- * code ({@link CATALOG_READS_CHECK_SQL}): every catalog read of a schema's snapshot, comparison
- * or pull goes through here. A caller's transaction keeps the bounds and the checks its caller
- * set.
+ * ({@link CATALOG_READ_BOUNDS}, through inBoundedTransaction) that first refuses where the reads
+ * would run a lesser login's code ({@link CATALOG_READS_CHECK_SQL}): every catalog read of a
+ * schema's snapshot, comparison or pull goes through here. A caller's transaction keeps the
+ * bounds and the checks its caller set.
  *
  * @example
  * ```ts
@@ -87,8 +87,7 @@ export function catalogRead<T>(
   read: (trx: Kysely<any>) => Promise<T>,
 ): Promise<T> {
   if (db.isTransaction) return read(db)
-  return db.transaction().execute(async (trx) => {
-    await setSessionBounds(trx, CATALOG_READ_BOUNDS, 'transaction')
+  return inBoundedTransaction(db, CATALOG_READ_BOUNDS, async (trx) => {
     await sql.raw(CATALOG_READS_CHECK_SQL).execute(trx)
     return read(trx)
   })
