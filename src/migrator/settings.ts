@@ -99,24 +99,8 @@ export type MigrationSettings = Required<Omit<MigrateOptions, 'env'>> & {
  */
 export function migrationSettings(options: MigrateOptions = {}): MigrationSettings {
   const env = options.env ?? process.env
-  const setting = (key: keyof typeof LIMITS, name: string, fallback: number) => {
-    const given: unknown = options[key]
-    if (given === undefined) {
-      const advice = `Fix it or unset it for the default, ${fallback}.`
-      return bounded(name, count(env, name, fallback), LIMITS[key], advice)
-    }
-    // The app's code passed it: named as the option, and left out for the variable or the default.
-    const subject = `The option ${key}`
-    const advice = `Pass one in that range, or leave the option out for ${name} or the default, ${fallback}.`
-    if (typeof given !== 'number') {
-      const { min, max } = LIMITS[key]
-      const shown = typeof given === 'string' ? describeArgument(given) : `a ${typeof given}`
-      throw new SettingError(
-        `${subject} is ${shown}, expected a whole number from ${min} to ${max}. ${advice}`,
-      )
-    }
-    return bounded(subject, given, LIMITS[key], advice)
-  }
+  const setting = (key: keyof typeof LIMITS, name: string, fallback: number) =>
+    numberSetting(options, key, name, fallback)
   return {
     lockWaitMs: setting('lockWaitMs', 'MIGRATION_LOCK_WAIT_MS', DEFAULT_LOCK_WAIT_MS),
     lockTimeoutMs: lockTimeoutSetting(options),
@@ -154,10 +138,39 @@ export function migrationSettings(options: MigrateOptions = {}): MigrationSettin
 export function lockTimeoutSetting(
   options: Pick<MigrateOptions, 'lockTimeoutMs' | 'env'> = {},
 ): number {
-  const name = 'MIGRATION_LOCK_TIMEOUT_MS'
-  const given =
-    options.lockTimeoutMs ?? count(options.env ?? process.env, name, DEFAULT_LOCK_TIMEOUT_MS)
-  return bounded(name, given, DEFAULT_LOCK_TIMEOUT_MS, LIMITS.lockTimeoutMs)
+  return numberSetting(
+    options,
+    'lockTimeoutMs',
+    'MIGRATION_LOCK_TIMEOUT_MS',
+    DEFAULT_LOCK_TIMEOUT_MS,
+  )
+}
+
+/**
+ * The setting `key`: the option where the app's code passed one (named as the option in a
+ * refusal, and shown as a variable's value is), else the variable `name`, else `fallback`.
+ */
+function numberSetting(
+  options: Pick<MigrateOptions, keyof typeof LIMITS | 'env'>,
+  key: keyof typeof LIMITS,
+  name: string,
+  fallback: number,
+): number {
+  const given: unknown = options[key]
+  if (given === undefined) {
+    const advice = `Fix it or unset it for the default, ${fallback}.`
+    return bounded(name, count(options.env ?? process.env, name, fallback), LIMITS[key], advice)
+  }
+  const subject = `The option ${key}`
+  const advice = `Pass one in that range, or leave the option out for ${name} or the default, ${fallback}.`
+  if (typeof given !== 'number') {
+    const { min, max } = LIMITS[key]
+    const shown = typeof given === 'string' ? describeArgument(given) : `a ${typeof given}`
+    throw new SettingError(
+      `${subject} is ${shown}, expected a whole number from ${min} to ${max}. ${advice}`,
+    )
+  }
+  return bounded(subject, given, LIMITS[key], advice)
 }
 
 /**
