@@ -19,12 +19,16 @@ const skipReason = process.env.TEST_DATABASE_URL
 /** A lock timeout short enough that the test does not wait the default's 2 s each time. */
 const SHORT = { MIGRATION_LOCK_TIMEOUT_MS: '500' }
 
-/** A session of its own that holds ACCESS EXCLUSIVE on the history, in a transaction left open. */
-async function holdHistoryLock(url: string): Promise<{ pid: number; end(): Promise<void> }> {
-  const holder = new pg.Client({ connectionString: url })
+/** A session of its own that holds ACCESS EXCLUSIVE on `table`, in a transaction left open. */
+async function holdHistoryLock(
+  url: string,
+  table = 'x402_migrations.kysely_migration',
+  applicationName?: string,
+): Promise<{ pid: number; end(): Promise<void> }> {
+  const holder = new pg.Client({ connectionString: url, application_name: applicationName })
   await holder.connect()
   await holder.query('BEGIN')
-  await holder.query('LOCK TABLE x402_migrations.kysely_migration IN ACCESS EXCLUSIVE MODE')
+  await holder.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`)
   const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
   const release = setTimeout(() => void holder.query('ROLLBACK').catch(() => {}), 40_000)
   return {
@@ -121,5 +125,52 @@ describe.skipIf(bouncerSkip !== undefined)(
         await Promise.all(clients.map((client) => client.end().catch(() => {})))
       }
     }, 120_000)
+  },
+)
+
+// Review of F1's fix (helper-187).
+describe.skipIf(skipReason)('review of the bounded history reads', () => {
+  const database = useTestDatabase('postgres')
+
+  // F1-3: the holder named was any ACCESS EXCLUSIVE in the history's schema, by pid: an older
+  // lock on the migration lock's table, which no read touches, hid the session that held the
+  // checksums the read waited for.
+  it('names the session that holds what the read reads, not one on the migration lock table', async () => {
+    const url = serverUrl(database.location)
+    const unrelated = await holdHistoryLock(url, 'x402_migrations.kysely_migration_lock')
+    const blocker = await holdHistoryLock(
+      url,
+      'x402_migrations.migration_checksum',
+      'admin-console',
+    )
+    try {
+      const result = await cli(['latest'], cliEnv(database.location))
+      expectGaveUp(result, blocker.pid)
+      // A plain application name is shown, as a database's name is.
+      expect(result.stderr).toContain('admin-console')
+    } finally {
+      await blocker.end()
+      await unrelated.end()
+    }
+  }, 90_000)
+})
+
+// F1-2: through a pooler in statement mode, which allows no transaction, a command said the
+// database could not be reached and to check the URL's host and password.
+const statementSkip = skipReason ?? pgbouncerSkipReason()
+describe.skipIf(statementSkip !== undefined)(
+  `a command through PgBouncer in statement mode${statementSkip ? ` (skipped: ${statementSkip})` : ''}`,
+  () => {
+    const database = useTestDatabase('postgres')
+    const pooler = usePgBouncer({ poolSize: 4, poolMode: 'statement' })
+
+    it('says that the pooler allows no transaction, and what to use instead', async () => {
+      const pooled = pooler().url(new URL(serverUrl(database.location)).pathname.slice(1))
+      const { code, stderr } = await cli(['list'], { DATABASE_URL: pooled })
+      expect(code).toBe(1)
+      expect(stderr).toContain('statement mode')
+      expect(stderr).toMatch(/session or transaction pooler/)
+      expect(stderr).not.toContain('(host, port, user, password, database name)')
+    }, 90_000)
   },
 )

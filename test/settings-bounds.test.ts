@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 
 import { migrationSettings } from '../src/migrator/settings.js'
-import { createDb, migrateToLatest } from '../src/tooling.js'
+import { IN_MEMORY } from '../src/connection/in-memory.js'
+import { createDb, migrateOnStartup, migrateToLatest } from '../src/tooling.js'
 
 // Settings outside what PostgreSQL accepts are refused when they are read, before any
 // connection, with the range that would be accepted.
@@ -105,6 +106,39 @@ describe('migration settings', () => {
       'The option allowDataLoss is "false", expected true or false',
     )
     expect(migrationSettings({ allowDataLoss: false }).allowDataLoss).toBe(false)
+  })
+
+  // Review F1-1: with nothing pending, start-up returned before it read its options, so a wrong
+  // one passed every start until the deploy that shipped the next migration.
+  it('refuses a wrong option at start-up also when nothing is pending', async () => {
+    const db = createDb({ dataDir: IN_MEMORY })
+    try {
+      await migrateOnStartup(db, { log: () => {} })
+      await expect(
+        migrateOnStartup(db, { log: () => {}, lockTimeoutMs: '2000' as never }),
+      ).rejects.toThrow('The option lockTimeoutMs is "2000"')
+      await expect(
+        migrateOnStartup(db, { log: () => {}, allowDataLoss: 'false' as never }),
+      ).rejects.toThrow('The option allowDataLoss is "false"')
+    } finally {
+      await db.destroy()
+    }
+  }, 60_000)
+
+  // Review F1-7, F1-8: a variable of options.env that is not a string, and the words for a value's type.
+  it('refuses a variable of options.env that is not a string, naming it', () => {
+    expect(() => migrationSettings({ env: { MIGRATION_LOCK_TIMEOUT_MS: 2000 as never } })).toThrow(
+      'MIGRATION_LOCK_TIMEOUT_MS in options.env is a number, expected a string',
+    )
+    expect(() => migrationSettings({ env: { MIGRATION_ALLOW_DATA_LOSS: true as never } })).toThrow(
+      'MIGRATION_ALLOW_DATA_LOSS in options.env is a boolean, expected a string',
+    )
+    expect(() => migrationSettings({ lockTimeoutMs: null as never })).toThrow(
+      'The option lockTimeoutMs is null,',
+    )
+    expect(() => migrationSettings({ lockTimeoutMs: {} as never })).toThrow(
+      'The option lockTimeoutMs is an object,',
+    )
   })
 
   it('accepts the largest value PostgreSQL takes', () => {

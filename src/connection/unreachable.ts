@@ -83,11 +83,15 @@ export function isUnreachable(code: string | undefined, message: string): boolea
 export function cannotReachDatabase(reason: string, variable = 'DATABASE_URL'): string {
   const check = /\. Check /.test(reason)
     ? ''
-    : CERTIFICATE_FAILURE.test(reason)
-      ? ` The server's certificate was checked, as sslmode prefer, require and verify-ca are read as verify-full: ` +
-        `name the certificate authority that signed it in ${variable} (?sslrootcert=/path/to/ca.crt; Supabase's is on the ` +
-        "dashboard's database settings page)."
-      : ` Check ${variable} (host, port, user, password, database name) and that the server is running.`
+    : STATEMENT_POOLING.test(reason)
+      ? ` ${variable} reaches the server through a pooler in statement mode, which allows no transaction, and every ` +
+        `command of the module reads and writes in transactions: point ${variable} at a session or transaction pooler ` +
+        "(Supabase's port 5432 or 6543) or at the server itself."
+      : CERTIFICATE_FAILURE.test(reason)
+        ? ` The server's certificate was checked, as sslmode prefer, require and verify-ca are read as verify-full: ` +
+          `name the certificate authority that signed it in ${variable} (?sslrootcert=/path/to/ca.crt; Supabase's is on the ` +
+          "dashboard's database settings page)."
+        : ` Check ${variable} (host, port, user, password, database name) and that the server is running.`
   const answer = shownAnswer(reason)
     .replace(
       CHECK_HOST_AND_PORT,
@@ -96,6 +100,9 @@ export function cannotReachDatabase(reason: string, variable = 'DATABASE_URL'): 
     .replace(/\.$/, '')
   return `${CANNOT_REACH}${answer}.${check}`
 }
+
+/** PgBouncer's answer to a transaction in `pool_mode = statement`. */
+const STATEMENT_POOLING = /transaction blocks not allowed in statement pooling mode/
 
 /** Node's messages of a server certificate it could not verify. */
 const CERTIFICATE_FAILURE =

@@ -5,9 +5,16 @@
  * says it the same way as the commands that read it through kysely (boundedHistoryRead in
  * lock.ts).
  */
-import { describeArgument, shownShortOnTerminal } from '../connection/shown-argument.js'
+// Names another session chose (its application_name, a table's) are shown by the rule of a
+// database's name: plain ones whole, none that looks like a key.
+import { shownDatabaseName, shownShortOnTerminal } from '../connection/shown-argument.js'
 import { SQLSTATE } from '../connection/sql-state.js'
-import { MIGRATION_HISTORY_TABLE, MIGRATION_TABLE_SCHEMA } from './history-tables.js'
+import {
+  BOOKKEEPING_TABLES,
+  MIGRATION_CHECKSUM_TABLE,
+  MIGRATION_HISTORY_TABLE,
+  MIGRATION_TABLE_SCHEMA,
+} from './history-tables.js'
 
 /** lock_timeout of a statement that must not queue the app's queries behind it, in ms. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 2_000
@@ -15,8 +22,9 @@ export const DEFAULT_LOCK_TIMEOUT_MS = 2_000
 /**
  * SQL: the session that keeps a read of the history waiting, for the message, asked once the
  * read gave up: a reader's share lock waits only for ACCESS EXCLUSIVE (LOCK TABLE, most ALTER
- * TABLEs), held or queued ahead of it, on a table of the history's schema. The history's own
- * first, a holder before a session that waits in the queue. Catalog views only: it waits for no
+ * TABLEs), held or queued ahead of it, on a table of the history's schema that a read reads
+ * (not the migration lock's table, which none does: review of F1, F1-3). The history's own
+ * first, then the checksums', a holder before a session that waits in the queue. Catalog views only: it waits for no
  * lock itself. None where that session has let go since.
  */
 export const HISTORY_LOCK_HOLDER_SQL = `
@@ -34,7 +42,9 @@ export const HISTORY_LOCK_HOLDER_SQL = `
                                            WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
     AND c.relnamespace OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_namespace
                                                WHERE nspname OPERATOR(pg_catalog.=) '${MIGRATION_TABLE_SCHEMA}')
+    AND l.relation OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('${BOOKKEEPING_TABLES.lock.table}')
   ORDER BY l.relation OPERATOR(pg_catalog.=) pg_catalog.to_regclass('${MIGRATION_HISTORY_TABLE}') DESC,
+           l.relation OPERATOR(pg_catalog.=) pg_catalog.to_regclass('${MIGRATION_CHECKSUM_TABLE}') DESC,
            l.granted DESC, l.pid
   LIMIT 1
 `
@@ -73,9 +83,10 @@ export class HistoryLockedError extends Error {
   constructor(cause: unknown, holder: HistoryLockHolder | undefined, lockTimeoutMs: number) {
     const happened = holder
       ? `The migration history is locked by another session: pid ${holder.pid} (` +
-        `${holder.application_name ? describeArgument(holder.application_name) : 'no application name'}, ` +
-        `${holder.state ? shownShortOnTerminal(holder.state) : 'state not shown'}, for ${holder.running_for ?? 'a moment'}) ` +
-        `${holder.granted ? 'holds' : 'is queued for'} an ACCESS EXCLUSIVE lock on ${shownShortOnTerminal(holder.relation)}`
+        `${holder.application_name ? `"${shownDatabaseName(holder.application_name)}"` : 'no application name'}, ` +
+        `${holder.state ? shownShortOnTerminal(holder.state) : 'state not shown'}, ` +
+        `${holder.running_for ? `for ${holder.running_for}` : 'for a time not shown to this user'}) ` +
+        `${holder.granted ? 'holds' : 'is queued for'} an ACCESS EXCLUSIVE lock on ${shownDatabaseName(holder.relation)}`
       : 'The migration history was locked by another session, which had let go by the time this command looked for it'
     super(
       `${happened}. A read of the history waits at most for a migration ` +

@@ -3,7 +3,7 @@ import type { MigrationResult } from 'kysely/migration'
 
 import { givenConnectionString } from '../connection/connection-string.js'
 import { createDb } from '../connection/create-db.js'
-import { booleanSetting, type MigrateOptions } from './settings.js'
+import { booleanSetting, type MigrateOptions, migrationSettings } from './settings.js'
 import { migrateToLatest, pendingMigrationNames } from './migrator.js'
 
 /** Options of {@link migrateOnStartup}: those of a migration run, and where to log. */
@@ -57,6 +57,9 @@ export async function migrateOnStartup(
     log('[db] AUTO_MIGRATE=false: start-up migration skipped')
     return { skipped: true, applied: [] }
   }
+  // Checked at every start, also when nothing is pending: a wrong option must fail the first
+  // start, not the deploy that ships the next migration. No statement is sent for it.
+  migrationSettings({ ...options, env })
   if ((await pendingMigrationNames(db)).length === 0) return { skipped: false, applied: [] }
 
   // Checked under its own name: a refusal says which variable to fix.

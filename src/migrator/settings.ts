@@ -165,7 +165,7 @@ function numberSetting(
   const advice = `Pass one in that range, or leave the option out for ${name} or the default, ${fallback}.`
   if (typeof given !== 'number') {
     const { min, max } = LIMITS[key]
-    const shown = typeof given === 'string' ? describeArgument(given) : `a ${typeof given}`
+    const shown = typeof given === 'string' ? describeArgument(given) : typeWords(given)
     throw new SettingError(
       `${subject} is ${shown}, expected a whole number from ${min} to ${max}. ${advice}`,
     )
@@ -220,15 +220,36 @@ function bounded(
 function allowDataLoss(given: unknown, env: NodeJS.ProcessEnv): boolean {
   if (given === undefined) return booleanSetting(env, 'MIGRATION_ALLOW_DATA_LOSS', false)
   if (typeof given === 'boolean') return given
-  const shown = typeof given === 'string' ? describeArgument(given) : `a ${typeof given}`
+  const shown = typeof given === 'string' ? describeArgument(given) : typeWords(given)
   throw new SettingError(
     `The option allowDataLoss is ${shown}, expected true or false. Pass a boolean, or leave the ` +
       'option out for MIGRATION_ALLOW_DATA_LOSS or the default, false.',
   )
 }
 
+/**
+ * The variable `name` of `env`, a string or undefined: an `env` that code built (options.env)
+ * may hold anything, and is told so by the variable's name.
+ */
+function variable(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value: unknown = env[name]
+  if (value === undefined || typeof value === 'string') return value
+  throw new SettingError(
+    `${name} in options.env is ${typeWords(value)}, expected a string, as the environment holds: ` +
+      `pass it as a string (${name}: '…'), or the option of the same setting instead.`,
+  )
+}
+
+/** What `value` is, in words ("a number", "an object", "null"), for a refusal that does not show it. */
+function typeWords(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  const type = typeof value
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`
+}
+
 function count(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const value = env[name]?.trim()
+  const value = variable(env, name)?.trim()
   if (value === undefined || value === '') return fallback
   if (!/^\d+$/.test(value)) {
     throw new SettingError(
@@ -253,7 +274,7 @@ export function booleanSetting(
   whenUnset: boolean,
   hint?: string,
 ): boolean {
-  const value = env[name]?.trim().toLowerCase()
+  const value = variable(env, name)?.trim().toLowerCase()
   if (value === undefined || value === '') return whenUnset
   if (value === 'true') return true
   if (value === 'false') return false

@@ -40,9 +40,10 @@ export interface PgBouncerOptions {
   /**
    * pool_mode: `transaction` (the default, as Supabase's port 6543) hands a client a server
    * connection per transaction; `session` (as Supabase's session pooler) for the client's whole
-   * connection.
+   * connection; `statement` (which no module command can use: it allows no transaction) for a
+   * refusal's wording.
    */
-  poolMode?: 'transaction' | 'session'
+  poolMode?: 'transaction' | 'session' | 'statement'
   /**
    * server_round_robin = 1: an idle server connection is reused first in, first out, instead of
    * PgBouncer's default last in, first out. Code that tells a pooler by which server connection
@@ -173,7 +174,11 @@ function requiredTestDatabaseUrl(): string {
 
 async function launch(
   serverUrl: URL,
-  pool: { poolSize: number; poolMode: 'transaction' | 'session'; roundRobin: boolean },
+  pool: {
+    poolSize: number
+    poolMode: 'transaction' | 'session' | 'statement'
+    roundRobin: boolean
+  },
   port: number,
 ): Promise<PgBouncer> {
   const directory = mkdtempSync(join(tmpdir(), 'x402-pgbouncer-'))
