@@ -133,6 +133,34 @@ describe('review of the folder rules', () => {
     expect(run.code, run.stderr).toBe(0)
     expect(readdirSync(folder)).not.toContain('x402-db.filling')
     expect(existsSync(join(folder, 'global'))).toBe(true)
+    // Set aside, not deleted.
+    const aside = readdirSync(folder).filter((entry) => entry.startsWith('x402-db.interrupted-'))
+    expect(aside).toHaveLength(1)
+    expect(readdirSync(join(folder, aside[0]!)).sort()).toEqual(['PG_VERSION', 'base'])
+  })
+
+  // A mark put back over a database in use (by hand, by a restore) must not lose it.
+  it('sets a database in use aside whole where a mark was put back over it', async () => {
+    const folder = join(base, 'mark-over-data')
+    expect((await cli(['latest'], { PGLITE_DATA_DIR: folder })).code).toBe(0)
+    const before = readdirSync(join(folder, 'base')).sort()
+    writeFileSync(join(folder, 'x402-db.filling'), '', { mode: 0o600 })
+    const run = await cli(['latest'], { PGLITE_DATA_DIR: folder })
+    expect(run.code, run.stderr).toBe(0)
+    const aside = readdirSync(folder).filter((entry) => entry.startsWith('x402-db.interrupted-'))
+    expect(aside).toHaveLength(1)
+    expect(readdirSync(join(folder, aside[0]!, 'base')).sort()).toEqual(before)
+    expect(run.stderr).toContain(`moved to ${aside[0]} inside it`)
+  })
+
+  it('refuses a mark that is not an empty file, and changes nothing', async () => {
+    const folder = join(base, 'mark-not-file')
+    mkdirSync(join(folder, 'x402-db.filling'), { recursive: true, mode: 0o700 })
+    mkdirSync(join(folder, 'base'), { mode: 0o700 })
+    const run = await cli(['latest'], { PGLITE_DATA_DIR: folder })
+    expect(run.code).not.toBe(0)
+    expect(run.stderr).toContain('not the empty file this module makes')
+    expect(readdirSync(folder).sort()).toEqual(['base', 'x402-db.filling'])
   })
 
   // R2: a refusal whose text held "Connection terminated" or "timeout expired" (a file's or the

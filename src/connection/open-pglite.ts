@@ -1,10 +1,19 @@
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
+import { basename, join } from 'node:path'
 
 import type { PGlite } from '@electric-sql/pglite'
 
 import { DatabaseNotOpenedError } from './database-not-opened-error.js'
-import { type DataDirLock, LOCK_FILE_NAME, lockDataDir } from './data-dir-lock.js'
+import { type DataDirLock, lockDataDir } from './data-dir-lock.js'
 import { shownEntry, shownFolder } from './shown-argument.js'
 import { PgliteMissingError } from './pglite-missing-error.js'
 import { IN_MEMORY } from './in-memory.js'
@@ -43,7 +52,8 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
   const folder = lock.folder
   const filling = join(folder, FILLING_MARK)
   try {
-    if (existsSync(filling)) clearInterruptedFill(folder)
+    // By lstat: a mark that is a link (to nothing, even) is looked at, and refused.
+    if (readdirSync(folder).includes(FILLING_MARK)) setAsideInterruptedFill(folder)
     if (existsSync(join(folder, 'PG_VERSION')) && !shutDownCleanly(folder)) {
       // Left open by a process that ended without close(): on the recovery that follows, PGlite
       // re-arms the same timer for ever. Recovered by an instance of its own, closed at once
@@ -86,26 +96,55 @@ export async function openPglite(dataDir: string, template?: () => Promise<Blob>
 /**
  * The mark of a fill under way (openPglite), in the data folder: made only in a folder that held
  * nothing else (assertNothingElseIn), by the holder of its lock, and removed once the fill has
- * closed. Where it is found, every entry of a cluster's there was made by that fill.
+ * closed. Where it is found, what a cluster's entries are there was made by that fill, as far as
+ * the module knows: a mark put back by hand or by a restore could say so of a database in use.
  */
 const FILLING_MARK = 'x402-db.filling'
+
+/**
+ * What the module keeps in the data folder beside the cluster, which the empty-folder rule
+ * leaves out: its lock files (LOCK_FILE_NAME and those beside it), the fill's mark, and
+ * interrupted fills set aside.
+ */
+const MODULE_ENTRY = 'x402-db.'
 
 /** The entries of a cluster's data directory, as a fill from the template makes them. */
 const CLUSTER_ENTRY =
   /^(PG_VERSION|base|global|pg_[a-z_]+|pg_hba\.conf|pg_ident\.conf|postgresql(\.auto)?\.conf|postmaster\.(opts|pid))$/
 
 /**
- * Removes what an interrupted fill of `folder` made (see FILLING_MARK), and the mark, so that
- * the fill starts again. Where anything else is there too (put there since), nothing is removed,
- * and the folder is refused (assertNothingElseIn), naming it.
+ * Sets aside what an interrupted fill of `folder` made (see FILLING_MARK), in a folder of its own
+ * inside it (`x402-db.interrupted-<time>`), and removes the mark, so that the fill starts again.
+ * Moved, never deleted: where the mark lied (put back by hand, or by a restore over a database in
+ * use), the database is all there, to be moved back. Where anything else is there too (put there
+ * since), nothing is moved, and the folder is refused (assertNothingElseIn), naming it. A mark
+ * that is not an empty file is not the module's, and is refused.
  */
-function clearInterruptedFill(folder: string): void {
-  const entries = readdirSync(folder).filter(
-    (entry) => !entry.startsWith(LOCK_FILE_NAME) && entry !== FILLING_MARK,
-  )
+function setAsideInterruptedFill(folder: string): void {
+  const mark = join(folder, FILLING_MARK)
+  const stat = lstatSync(mark)
+  if (!stat.isFile() || stat.size !== 0) {
+    throw new DatabaseNotOpenedError(
+      `The embedded database folder ${shownFolder(folder)} holds ${FILLING_MARK}, which is not the empty file this ` +
+        'module makes there while it fills a new database; it was not opened, and nothing was changed. Check what ' +
+        'put it there, and move it out of the folder; then run the command again.',
+    )
+  }
+  const entries = readdirSync(folder).filter((entry) => !entry.startsWith(MODULE_ENTRY))
   if (!entries.every((entry) => CLUSTER_ENTRY.test(entry))) return assertNothingElseIn(folder)
-  for (const entry of entries) rmSync(join(folder, entry), { recursive: true, force: true })
-  rmSync(join(folder, FILLING_MARK))
+  const aside = join(
+    folder,
+    `${MODULE_ENTRY}interrupted-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+  )
+  mkdirSync(aside, { mode: 0o700 })
+  for (const entry of entries) renameSync(join(folder, entry), join(aside, entry))
+  rmSync(mark)
+  // Said, not silent: where the mark lied, the data is in the folder set aside.
+  console.warn(
+    `[db] The embedded database at ${shownFolder(folder)} was left half made by an interrupted first start: ` +
+      `what it wrote was moved to ${shownEntry(basename(aside))} inside it, and a new database is made. If that ` +
+      'folder held data, stop the app and move its entries back in place of the new ones.',
+  )
 }
 
 /**
@@ -115,9 +154,7 @@ function clearInterruptedFill(folder: string): void {
  * written there.
  */
 function assertNothingElseIn(folder: string): void {
-  const found = readdirSync(folder).filter(
-    (entry) => !entry.startsWith(LOCK_FILE_NAME) && entry !== FILLING_MARK,
-  )
+  const found = readdirSync(folder).filter((entry) => !entry.startsWith(MODULE_ENTRY))
   if (found.length === 0) return
   const shown = found.slice(0, 5).map(shownEntry).join(', ')
   throw new DatabaseNotOpenedError(
