@@ -163,6 +163,22 @@ describe('review of the folder rules', () => {
     expect(readdirSync(folder).sort()).toEqual(['base', 'x402-db.filling'])
   })
 
+  // Review of the mark, F3: beside another file, the mark was reported as "no PG_VERSION" with
+  // advice to move the database aside.
+  it('names the mark, and moves nothing, where it lies beside entries no fill makes', async () => {
+    const folder = join(base, 'mark-and-notes')
+    expect((await cli(['latest'], { PGLITE_DATA_DIR: folder })).code).toBe(0)
+    writeFileSync(join(folder, 'x402-db.filling'), '', { mode: 0o600 })
+    writeFileSync(join(folder, 'NOTES.txt'), 'notes\n', { mode: 0o600 })
+    const before = readdirSync(folder).sort()
+    const run = await cli(['list'], { PGLITE_DATA_DIR: folder })
+    expect(run.code).not.toBe(0)
+    expect(run.stderr).toContain('the mark of a first start that was interrupted')
+    expect(run.stderr).toContain('NOTES.txt')
+    expect(run.stderr).not.toContain('no PG_VERSION')
+    expect(readdirSync(folder).sort()).toEqual(before)
+  })
+
   // R2: a refusal whose text held "Connection terminated" or "timeout expired" (a file's or the
   // folder's name) was printed as a server that cannot be reached.
   it('says an embedded folder refusal as it is, whatever names it quotes', async () => {
@@ -201,13 +217,15 @@ describe('review of the folder rules', () => {
     expect(run.stderr).not.toContain('/proc')
   })
 
-  // R5: levels made before a deeper one failed were left behind, after "nothing was written".
-  it('leaves no folder behind when a deeper level cannot be made', async () => {
+  // R5: "nothing was written" where a level had been made. The levels stay (removing them
+  // races with another process making its folder there: review of the mark, F4), empty, and
+  // the message says so.
+  it('says that a level made above one that cannot be made stays, empty', async () => {
     const top = join(base, 'long')
     const run = await cli(['list'], { PGLITE_DATA_DIR: join(top, 'a'.repeat(300), 'db') })
     expect(run.code).not.toBe(0)
-    expect(run.stderr).toContain('nothing was written')
-    expect(existsSync(top)).toBe(false)
+    expect(run.stderr).toContain('no file was written (a folder made above it stays, empty)')
+    expect(readdirSync(top)).toEqual([])
   })
 
   // R7: entry names were printed whole, a key-shaped one included.

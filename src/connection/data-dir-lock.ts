@@ -186,7 +186,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
 /**
  * `dataDir` made where it is missing (makeFolder: private, one level at a time), by its real
  * path; a refusal that names the level that failed, in words, where it cannot be made or
- * resolved. What this call made is removed again before it throws.
+ * resolved.
  */
 function madeFolder(dataDir: string): string {
   try {
@@ -201,7 +201,7 @@ function madeFolder(dataDir: string): string {
         : MKDIR_FAILURES[code]
     throw new Error(
       `The embedded database folder ${shownFolder(dataDir)} could not be made: ${shownFolder(at)} failed ` +
-        `with ${code}${why ? ` (${why})` : ''}, and nothing was written. Point ` +
+        `with ${code}${why ? ` (${why})` : ''}; no file was written (a folder made above it stays, empty). Point ` +
         'PGLITE_DATA_DIR (or dataDir) at a folder you may create, such as one under the project or your home.',
       { cause: error },
     )

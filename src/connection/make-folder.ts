@@ -1,4 +1,4 @@
-import { chmodSync, lstatSync, mkdirSync, rmdirSync } from 'node:fs'
+import { chmodSync, lstatSync, mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 
 import { errorCode } from './sql-state.js'
@@ -8,9 +8,10 @@ import { errorCode } from './sql-state.js'
  * `mkdirSync(path, { recursive: true, mode })` does, but one level at a time, from the deepest
  * that exists: Node's recursive mkdir (libuv's, in Node 20 and 22) loops for ever where mkdir
  * answers ENOENT under a parent that exists, as every path under /proc does. Here such a level
- * throws mkdir's own error, which names it, after the levels this call made are removed again.
- * Each level made has exactly `mode`, whatever the umask. A level made meanwhile by another
- * process is taken as it is.
+ * throws mkdir's own error, which names it. The levels made above it stay, empty: removed, they
+ * could be the levels another process is making its own folder in at that moment. Each level
+ * made has exactly `mode`, whatever the umask. A level made meanwhile by another process is
+ * taken as it is.
  *
  * @example
  * ```ts
@@ -23,30 +24,16 @@ export function makeFolder(path: string, mode: number): void {
     missing.unshift(level)
     if (dirname(level) === level) break
   }
-  const made: string[] = []
-  try {
-    for (const level of missing) {
-      try {
-        mkdirSync(level, { mode })
-      } catch (error) {
-        if (errorCode(error) !== 'EEXIST') throw error
-        continue
-      }
-      made.push(level)
-      // Exactly `mode`, whatever the umask: a umask that took the owner's write bit (0277) would
-      // leave a level the next one cannot be made in.
-      chmodSync(level, mode)
+  for (const level of missing) {
+    try {
+      mkdirSync(level, { mode })
+    } catch (error) {
+      if (errorCode(error) !== 'EEXIST') throw error
+      continue
     }
-  } catch (error) {
-    // A path that cannot be made leaves nothing behind: the levels this call made, now empty.
-    for (const level of made.reverse()) {
-      try {
-        rmdirSync(level)
-      } catch {
-        // Not empty (another process wrote there meanwhile): it stays.
-      }
-    }
-    throw error
+    // Exactly `mode`, whatever the umask: a umask that took the owner's write bit (0277) would
+    // leave a level the next one cannot be made in.
+    chmodSync(level, mode)
   }
 }
 

@@ -117,8 +117,8 @@ const CLUSTER_ENTRY =
  * inside it (`x402-db.interrupted-<time>`), and removes the mark, so that the fill starts again.
  * Moved, never deleted: where the mark lied (put back by hand, or by a restore over a database in
  * use), the database is all there, to be moved back. Where anything else is there too (put there
- * since), nothing is moved, and the folder is refused (assertNothingElseIn), naming it. A mark
- * that is not an empty file is not the module's, and is refused.
+ * since), nothing is moved, and the folder is refused, naming it. A mark that is not an empty
+ * file is not the module's, and is refused.
  */
 function setAsideInterruptedFill(folder: string): void {
   const mark = join(folder, FILLING_MARK)
@@ -131,7 +131,16 @@ function setAsideInterruptedFill(folder: string): void {
     )
   }
   const entries = readdirSync(folder).filter((entry) => !entry.startsWith(MODULE_ENTRY))
-  if (!entries.every((entry) => CLUSTER_ENTRY.test(entry))) return assertNothingElseIn(folder)
+  const others = entries.filter((entry) => !CLUSTER_ENTRY.test(entry))
+  if (others.length > 0) {
+    throw new DatabaseNotOpenedError(
+      `The embedded database folder ${shownFolder(folder)} holds ${FILLING_MARK}, the mark of a first start that ` +
+        `was interrupted, beside entries no fill makes: ${others.slice(0, 5).map(shownEntry).join(', ')}` +
+        `${others.length > 5 ? ` and ${others.length - 5} more` : ''}. It was not opened, and nothing was changed. ` +
+        `If the folder holds a database in use, the mark is stale (put back by a restore, or by hand): move ` +
+        `${FILLING_MARK} out of the folder and run the command again. If not, move those entries out instead.`,
+    )
+  }
   const aside = join(
     folder,
     `${MODULE_ENTRY}interrupted-${new Date().toISOString().replace(/[:.]/g, '-')}`,
