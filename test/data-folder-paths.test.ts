@@ -87,19 +87,23 @@ describe('a PGLITE_DATA_DIR that holds files and no database', () => {
   })
 })
 
+/** Starts `migrate latest` on the new `folder` and kills it once the fill has begun, before it ends. */
+async function killWhileFilling(folder: string): Promise<void> {
+  const run = startScript('src/cli/migrate.ts', ['latest'], { PGLITE_DATA_DIR: folder })
+  for (let polls = 0; polls < 600_000; polls++) {
+    if (existsSync(join(folder, 'global')) || run.child.exitCode !== null) break
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  await run.kill()
+}
+
 // Review of 2d48335 (helper-186): what the new rules still got wrong.
 describe('review of the folder rules', () => {
   // R1: the template's PG_VERSION is among its last entries: a first start killed while it
   // filled the folder left the cluster's folders and no PG_VERSION, refused ever after.
   it('finishes a first start that was killed while it filled the folder', async () => {
     const folder = join(base, 'killed-fill')
-    const run = startScript('src/cli/migrate.ts', ['latest'], { PGLITE_DATA_DIR: folder })
-    // Killed once the fill has begun and before it has ended.
-    for (let polls = 0; polls < 600_000; polls++) {
-      if (existsSync(join(folder, 'global')) || run.child.exitCode !== null) break
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-    await run.kill()
+    await killWhileFilling(folder)
     const left = readdirSync(folder)
     expect(left).toContain('global')
     expect(left).not.toContain('PG_VERSION')
@@ -110,12 +114,7 @@ describe('review of the folder rules', () => {
 
   it("keeps what is not the cluster's in a folder whose fill was interrupted, and refuses it", async () => {
     const folder = join(base, 'killed-fill-then-mine')
-    const run = startScript('src/cli/migrate.ts', ['latest'], { PGLITE_DATA_DIR: folder })
-    for (let polls = 0; polls < 600_000; polls++) {
-      if (existsSync(join(folder, 'global')) || run.child.exitCode !== null) break
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-    await run.kill()
+    await killWhileFilling(folder)
     writeFileSync(join(folder, 'notes.txt'), 'mine\n', { mode: 0o600 })
     const again = await cli(['latest'], { PGLITE_DATA_DIR: folder })
     expect(again.code).not.toBe(0)
